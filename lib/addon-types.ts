@@ -1,0 +1,105 @@
+// What the native addon exports, stated exactly (the TypeScript side never reaches past this).
+export type DTypeName = 'f32' | 'bf16' | 'i32' | 'u8' | 'mxfp4';
+
+export interface NativeTensor {
+  readonly dtype: DTypeName;
+  readonly shape: number[];
+  readonly device: string;
+  readonly nbytes: number;
+  read(): ArrayBuffer;
+  readScales(): ArrayBuffer;
+  to(device: string): NativeTensor;
+  dispose(): void;
+}
+
+export interface NativeTensorConstructor {
+  new (
+    dtype: DTypeName,
+    shape: readonly number[],
+    device?: string,
+    data?: ArrayBufferView | ArrayBuffer,
+    scales?: ArrayBufferView | ArrayBuffer,
+  ): NativeTensor;
+}
+
+export interface NativeConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numExperts: number;
+  expertsPerToken: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  slidingWindow: number;
+  maxPositionEmbeddings: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  swigluLimit: number;
+  layerTypes: string[];
+  ropeScaling: {
+    factor: number;
+    originalMaxPositionEmbeddings: number;
+    betaFast: number;
+    betaSlow: number;
+    truncate: boolean;
+  } | null;
+}
+
+export interface NativeTensorRecord {
+  name: string;
+  file: number;
+  dtype: string;
+  shape: number[];
+  offset: number;
+  length: number;
+}
+
+export interface NativeModelSpec {
+  config: NativeConfig;
+  files: string[];
+  tensors: NativeTensorRecord[];
+  device: string;
+}
+
+export interface NativeModel {
+  info(): { backend: string; device: string; weightBytes: number };
+  dispose(): void;
+}
+
+export interface NativeModelConstructor {
+  load(spec: NativeModelSpec, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
+}
+
+export interface NativeSampleParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+}
+
+export interface NativeSession {
+  readonly length: number;
+  readonly maxContext: number;
+  forward(tokens: Int32Array, mode: 'all' | 'last'): Promise<Float32Array>;
+  forward(tokens: Int32Array, mode: 'none'): Promise<undefined>;
+  sample(params: NativeSampleParams, uniform: number): Promise<number>;
+  truncate(length: number): void;
+  dispose(): void;
+}
+
+export interface NativeSessionConstructor {
+  new (model: NativeModel, maxContext: number): NativeSession;
+}
+
+export interface Addon {
+  napiVersion: number;
+  Tensor: NativeTensorConstructor;
+  NativeModel: NativeModelConstructor;
+  NativeSession: NativeSessionConstructor;
+  cudaUnavailableReason(): string;
+  cudaDeviceCount(): number;
+  // Kernel ops for tests and microbenchmarks (typed in ops.ts).
+  ops: Record<string, any>;
+}

@@ -1,0 +1,13 @@
+// gpt-oss-node: the public API.
+export { loadModel, resolveDevice, GptOssModel } from './model.js';
+export type { LoadOptions, ModelInfo, DeviceRequest, SessionOptions } from './model.js';
+export { Session } from './session.js';
+export type { SampleOptions } from './session.js';
+export { Tensor, toBf16, fromBf16 } from './tensor.js';
+export type { DType, DeviceName } from './tensor.js';
+export { openCheckpoint } from './loader/index.js';
+export type { Checkpoint } from './loader/index.js';
+export { readConfig, parseConfig } from './loader/config.js';
+export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';
+export { readSafetensorsHeader } from './loader/safetensors.js';
+export { CheckpointError, ConfigError } from './errors.js';

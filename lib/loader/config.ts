@@ -1,0 +1,131 @@
+// config.json (Hugging Face GptOssConfig) -> a typed, checked ModelConfig.
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../errors.js';
+
+export interface RopeScaling {
+  type: 'yarn';
+  factor: number;
+  originalMaxPositionEmbeddings: number;
+  betaFast: number;
+  betaSlow: number;
+  /** transformers' `truncate`: floor/ceil the ramp ends (gpt-oss: false). */
+  truncate: boolean;
+}
+
+export type LayerType = 'sliding_attention' | 'full_attention';
+
+export interface ModelConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numExperts: number;
+  expertsPerToken: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  slidingWindow: number;
+  layerTypes: LayerType[];
+  ropeTheta: number;
+  ropeScaling: RopeScaling | null;
+  rmsNormEps: number;
+  swigluLimit: number;
+  maxPositionEmbeddings: number;
+  eosTokenIds: number[];
+}
+
+type Json = Record<string, unknown>;
+
+export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(file, 'expected a JSON object');
+  const j = json as Json;
+  const int = (key: string, min = 1, fallback?: number): number => {
+    const v = j[key] ?? fallback;
+    if (v === undefined || v === null) throw new ConfigError(file, 'missing required field', key);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+      throw new ConfigError(file, `must be an integer >= ${min}, got ${JSON.stringify(v)}`, key);
+    return v;
+  };
+  const num = (obj: Json, key: string, where: string, fallback?: number): number => {
+    const v = obj[key] ?? fallback;
+    if (v === undefined || v === null) throw new ConfigError(file, 'missing required field', where + key);
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(file, `must be a number, got ${JSON.stringify(v)}`, where + key);
+    return v;
+  };
+  if (j.model_type !== undefined && j.model_type !== 'gpt_oss')
+    throw new ConfigError(file, `model_type is ${JSON.stringify(j.model_type)}, this runtime loads gpt_oss`, 'model_type');
+
+  const numLayers = int('num_hidden_layers');
+  const numHeads = int('num_attention_heads');
+  const hiddenSize = int('hidden_size');
+  let layerTypes: LayerType[];
+  if (j.layer_types === undefined) {
+    // Older configs: even layers slide, odd layers attend fully (openai/gpt-oss model.py).
+    layerTypes = Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  } else {
+    const lt = j.layer_types;
+    if (!Array.isArray(lt) || lt.length !== numLayers || !lt.every((t) => t === 'sliding_attention' || t === 'full_attention'))
+      throw new ConfigError(file, `must list sliding_attention/full_attention for each of the ${numLayers} layers`, 'layer_types');
+    layerTypes = lt as LayerType[];
+  }
+
+  let ropeScaling: RopeScaling | null = null;
+  const rs = (j.rope_scaling ?? j.rope_parameters) as Json | undefined | null;
+  if (rs && typeof rs === 'object') {
+    const type = rs.rope_type ?? rs.type;
+    if (type !== 'yarn') throw new ConfigError(file, `rope_type ${JSON.stringify(type)} is not supported (gpt-oss uses yarn)`, 'rope_scaling');
+    ropeScaling = {
+      type: 'yarn',
+      factor: num(rs, 'factor', 'rope_scaling.'),
+      originalMaxPositionEmbeddings: num(rs, 'original_max_position_embeddings', 'rope_scaling.', j.initial_context_length as number | undefined),
+      betaFast: num(rs, 'beta_fast', 'rope_scaling.', 32),
+      betaSlow: num(rs, 'beta_slow', 'rope_scaling.', 1),
+      truncate: rs.truncate === undefined ? true : Boolean(rs.truncate),
+    };
+  }
+
+  const eos = j.eos_token_id;
+  const eosTokenIds = Array.isArray(eos) ? eos.filter((x): x is number => typeof x === 'number') : typeof eos === 'number' ? [eos] : [];
+  const config: ModelConfig = {
+    vocabSize: int('vocab_size'),
+    hiddenSize,
+    intermediateSize: int('intermediate_size'),
+    numLayers,
+    numExperts: int('num_local_experts'),
+    expertsPerToken: int('num_experts_per_tok', 1, j.experts_per_token as number | undefined),
+    numHeads,
+    numKvHeads: int('num_key_value_heads'),
+    headDim: int('head_dim', 2, Number.isInteger(hiddenSize / numHeads) ? hiddenSize / numHeads : undefined),
+    slidingWindow: int('sliding_window', 0),
+    layerTypes,
+    ropeTheta: num(j, 'rope_theta', '', (rs?.rope_theta as number | undefined)),
+    ropeScaling,
+    rmsNormEps: num(j, 'rms_norm_eps', ''),
+    swigluLimit: num(j, 'swiglu_limit', ''),
+    maxPositionEmbeddings: int('max_position_embeddings'),
+    eosTokenIds,
+  };
+  if (config.expertsPerToken > config.numExperts)
+    throw new ConfigError(file, `${config.expertsPerToken} exceeds num_local_experts ${config.numExperts}`, 'num_experts_per_tok');
+  if (config.numHeads % config.numKvHeads !== 0)
+    throw new ConfigError(file, `${config.numKvHeads} does not divide num_attention_heads ${config.numHeads}`, 'num_key_value_heads');
+  if (config.hiddenSize % 32 !== 0 || config.intermediateSize % 32 !== 0)
+    throw new ConfigError(file, 'hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)', 'hidden_size');
+  return config;
+}
+
+export function readConfig(path: string): ModelConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, `cannot read: ${(e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(path, `malformed JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(json, path);
+}

@@ -1,0 +1,115 @@
+// safetensors headers, parsed and checked here before anything is mapped: an 8-byte little-endian
+// header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__},
+// then the data; offsets are relative to the end of the header.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { CheckpointError } from '../errors.js';
+
+export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
+
+const DTYPE_BYTES: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+};
+
+// Headers of real checkpoints are a few hundred KB; anything this large is corrupt.
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Absolute byte offset of the data in the file. */
+  offset: number;
+  length: number;
+}
+
+export interface SafetensorsHeader {
+  path: string;
+  fileSize: number;
+  dataStart: number;
+  tensors: Map<string, SafetensorsEntry>;
+  metadata: Record<string, string>;
+}
+
+function readExactly(fd: number, length: number, position: number): Buffer {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, position + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+export function readSafetensorsHeader(path: string): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new CheckpointError(path, `cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const fileSize = fstatSync(fd).size;
+    if (fileSize < 8) throw new CheckpointError(path, `file is ${fileSize} bytes, shorter than the 8-byte header length: truncated`);
+    const n = readExactly(fd, 8, 0).readBigUInt64LE(0);
+    if (n > BigInt(fileSize - 8))
+      throw new CheckpointError(path, `header length ${n} runs past the end of the file (${fileSize} bytes)`);
+    if (n > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(path, `header length ${n} exceeds ${MAX_HEADER_BYTES} bytes`);
+    const headerLen = Number(n);
+    const text = readExactly(fd, headerLen, 8).toString('utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new CheckpointError(path, `malformed header JSON: ${(e as Error).message}`);
+    }
+    if (json === null || typeof json !== 'object' || Array.isArray(json))
+      throw new CheckpointError(path, 'malformed header: the JSON is not an object');
+    const dataStart = 8 + headerLen;
+    const dataSize = fileSize - dataStart;
+    const tensors = new Map<string, SafetensorsEntry>();
+    let metadata: Record<string, string> = {};
+    for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
+      if (name === '__metadata__') {
+        if (raw && typeof raw === 'object') metadata = raw as Record<string, string>;
+        continue;
+      }
+      tensors.set(name, checkEntry(path, name, raw, dataStart, dataSize));
+    }
+    // Tensors may not share bytes.
+    const sorted = [...tensors.values()].sort((a, b) => a.offset - b.offset);
+    for (let i = 1; i < sorted.length; i++) {
+      const prev = sorted[i - 1];
+      const cur = sorted[i];
+      if (cur.offset < prev.offset + prev.length)
+        throw new CheckpointError(path, `data overlaps tensor '${prev.name}' (bytes ${cur.offset - dataStart}.. vs ..${prev.offset + prev.length - dataStart})`, cur.name);
+    }
+    return { path, fileSize, dataStart, tensors, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function checkEntry(path: string, name: string, raw: unknown, dataStart: number, dataSize: number): SafetensorsEntry {
+  if (!raw || typeof raw !== 'object') throw new CheckpointError(path, 'header entry is not an object', name);
+  const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES))
+    throw new CheckpointError(path, `unknown dtype ${JSON.stringify(e.dtype)}`, name);
+  if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new CheckpointError(path, `shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`, name);
+  const off = e.data_offsets;
+  if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0])
+    throw new CheckpointError(path, `data_offsets ${JSON.stringify(off)} must be [begin, end] with 0 <= begin <= end`, name);
+  const [begin, end] = off as [number, number];
+  if (end > dataSize)
+    throw new CheckpointError(
+      path,
+      `data_offsets [${begin}, ${end}] run past the end of the data (${dataSize} bytes after the header): the file is truncated or the offsets are out of range`,
+      name,
+    );
+  const shape = e.shape as number[];
+  const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[e.dtype];
+  if (end - begin !== expected)
+    throw new CheckpointError(path, `data_offsets [${begin}, ${end}] hold ${end - begin} bytes, ${e.dtype}${JSON.stringify(shape)} needs ${expected}`, name);
+  return { name, dtype: e.dtype as SafetensorsDType, shape, offset: dataStart + begin, length: end - begin };
+}

@@ -1,0 +1,86 @@
+// A sequence decoded incrementally over a KV cache. Each call runs off the main thread.
+import type { NativeSession } from './addon-types.js';
+
+export interface SampleOptions {
+  /** 0 = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+}
+
+export class Session {
+  readonly #native: NativeSession;
+  readonly vocabSize: number;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /** @internal created by GptOssModel.createSession */
+  constructor(native: NativeSession, vocabSize: number) {
+    this.#native = native;
+    this.vocabSize = vocabSize;
+  }
+
+  /** Tokens held in the KV cache. */
+  get length(): number {
+    return this.#native.length;
+  }
+  get maxContext(): number {
+    return this.#native.maxContext;
+  }
+
+  // Calls on one session run in order, one at a time.
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(fn, fn);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Appends tokens; resolves to the logits of the last position ([vocabSize]). */
+  prefill(tokens: ArrayLike<number>): Promise<Float32Array> {
+    const ids = Int32Array.from(tokens);
+    return this.#serial(() => this.#native.forward(ids, 'last'));
+  }
+
+  /** Appends tokens; resolves to the logits of every new position ([n * vocabSize]). */
+  prefillAll(tokens: ArrayLike<number>): Promise<Float32Array> {
+    const ids = Int32Array.from(tokens);
+    return this.#serial(() => this.#native.forward(ids, 'all'));
+  }
+
+  /** Appends tokens without copying logits back (sample() still works on the last position). */
+  append(tokens: ArrayLike<number>): Promise<void> {
+    const ids = Int32Array.from(tokens);
+    return this.#serial(async () => {
+      await this.#native.forward(ids, 'none');
+    });
+  }
+
+  /** Appends one token; resolves to the next-token logits. */
+  step(token: number): Promise<Float32Array> {
+    return this.prefill([token]);
+  }
+
+  /** Draws the next token from the last logits on the model's device. `uniform` in [0, 1). */
+  sample(options: SampleOptions, uniform: number): Promise<number> {
+    const params = {
+      temperature: options.temperature ?? 0,
+      topK: options.topK ?? 0,
+      topP: options.topP ?? 1,
+      minP: options.minP ?? 0,
+    };
+    return this.#serial(() => this.#native.sample(params, uniform));
+  }
+
+  /** Forgets tokens past `length` (the cached prefix is kept). */
+  truncate(length: number): Promise<void> {
+    return this.#serial(async () => this.#native.truncate(length));
+  }
+
+  reset(): Promise<void> {
+    return this.truncate(0);
+  }
+
+  dispose(): Promise<void> {
+    return this.#serial(async () => this.#native.dispose());
+  }
+}

@@ -1,0 +1,51 @@
+#include "mapped_file.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+namespace gptoss {
+
+std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw runtime_error(path + ": cannot open (" + std::strerror(errno) + ")");
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw runtime_error(path + ": cannot stat (" + std::strerror(e) + ")");
+  }
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = path;
+  f->size_ = size_t(st.st_size);
+  if (f->size_ > 0) {
+    void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      ::close(fd);
+      throw runtime_error(path + ": cannot map " + std::to_string(f->size_) + " bytes (" + std::strerror(e) + ")");
+    }
+    f->data_ = static_cast<uint8_t*>(p);
+  }
+  ::close(fd);  // the mapping keeps the file referenced
+  return f;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) munmap(data_, size_);
+}
+
+void MappedFile::prefetch(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return;
+  size_t page = size_t(sysconf(_SC_PAGESIZE));
+  size_t start = offset / page * page;
+  size_t end = std::min(size_, offset + len);
+  madvise(data_ + start, end - start, MADV_WILLNEED);
+}
+
+}  // namespace gptoss

@@ -1,0 +1,31 @@
+// Read-only memory mapping of a checkpoint file. The mapping *is* the weights' memory on the CPU:
+// nothing is copied, pages come from the page cache on first touch.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace gptoss {
+
+class MappedFile {
+ public:
+  static std::shared_ptr<MappedFile> open(const std::string& path);  // throws Error naming the path
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  // Ask the kernel to read [offset, offset+len) ahead (MADV_WILLNEED); a hint, never fails.
+  void prefetch(size_t offset, size_t len) const;
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace gptoss

@@ -1,0 +1,106 @@
+// The small interface the gpt-oss forward pass is written against. One implementation per device
+// (cpu/backend_cpu.cpp, cuda/backend_cuda.cu); each is that backend's single dispatch point.
+//
+// Conventions shared by every backend:
+//  - Activations are f32, row-major, first dimension = tokens. Weights stay in checkpoint dtypes:
+//    bf16 [out, in] (torch Linear layout) or packed MXFP4 (never a dequantized copy).
+//  - Every tensor passed to an op lives on this backend's device(); host-side ints (k, window) are
+//    plain arguments. Positions/tokens are device tensors so a decode step can be replayed (CUDA graphs).
+//  - Ops check shapes/dtypes and throw gptoss::Error naming the argument: they are reachable from JS.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "../core/tensor.h"
+
+namespace gptoss {
+
+// One layer's experts as stored in the checkpoint (transformers' GptOssExperts, MXFP4 packed).
+struct MoeWeights {
+  Tensor gate_up;       // MXFP4 [E, 2*I, H]; rows interleaved: even = gate, odd = up
+  Tensor gate_up_bias;  // bf16 [E, 2*I]
+  Tensor down;          // MXFP4 [E, H, I]
+  Tensor down_bias;     // bf16 [E, H]
+};
+
+struct SwigluParams {
+  float limit = 7.0f;   // gate <= limit, -limit <= up <= limit (config swiglu_limit)
+  float alpha = 1.702f; // glu = gate * sigmoid(alpha * gate)
+};
+
+struct SampleParams {
+  float temperature = 0.f;  // 0 = greedy (argmax, lowest index on ties)
+  int top_k = 0;            // 0 = off
+  float top_p = 1.f;        // 1 = off
+  float min_p = 0.f;        // 0 = off
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual std::string describe() const = 0;  // e.g. "cpu: 2 threads, avx512" or "cuda:0 NVIDIA H200 (sm_90)"
+
+  // ---- memory ----
+  virtual Tensor empty(DType dtype, const Shape& shape) = 0;
+  // A device copy of a host tensor. The CPU backend returns the same tensor (zero copy: the
+  // file mapping is the memory).
+  virtual Tensor upload(const Tensor& host) = 0;
+  virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  // dtype of the KV cache this backend wants (f32 on CPU).
+  virtual DType kv_dtype() const { return DType::F32; }
+
+  // ---- ops ----
+  // out[n, H] = table[tokens[i], :]  (table bf16 [V, H]; token out of range -> RangeError on CPU)
+  virtual void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * weight, per row; computed in f32 (transformers GptOssRMSNorm).
+  virtual void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
+  // out[n, O] = x[n, I] @ W[O, I]^T (+ bias[O]). W bf16 or MXFP4 (one expert's [O, I]).
+  virtual void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) = 0;
+  // In place on x [n, heads, D]: halves rotation (x1*c - x2*s, x2*c + x1*s) with
+  // angle = positions[i] * inv_freq[j] (f32 product, as transformers), c = cos*scale, s = sin*scale.
+  virtual void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) = 0;
+  // k_cache[positions[i]] = k[i], v_cache likewise. Caches [ctx, kvHeads, D] in kv_dtype().
+  virtual void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
+                        Tensor& v_cache) = 0;
+  // Causal attention with a per-head sink logit. Query i (at positions[i]) sees cache rows j with
+  // j <= positions[i] and, if sliding_window > 0, positions[i] - j < sliding_window. GQA: query
+  // head h reads kv head h / (Hq / Hkv). softmax over [scores * softmax_scale, sink[h]], sink dropped.
+  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                         const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) = 0;
+  // Router: logits = x W^T + b (W bf16 [E, H]); top-k by logit (ties: lower index first);
+  // weights = softmax over the k selected logits. expert_idx i32 [n, k], expert_weight f32 [n, k].
+  virtual void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+                      Tensor& expert_weight) = 0;
+  // out[n, H] = sum_k expert_weight[n,k] * expert(expert_idx[n,k], x[n]), where
+  // expert(e, x) = down_e(swiglu(gate_up_e(x) + b_gu)) + b_d (biases included before weighting).
+  virtual void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+                   const SwigluParams& swiglu, Tensor& out) = 0;
+  // acc += x (same shape, f32).
+  virtual void add(Tensor& acc, const Tensor& x) = 0;
+  // MXFP4 [..., R, C] -> f32 or bf16 [..., R, C] (tests, tools; the model never calls it).
+  virtual void mxfp4_dequantize(const Tensor& packed, Tensor& out) = 0;
+  // One token id from logits f32 [V] (row 0 of a [1, V] tensor is fine). `uniform` in [0, 1) drives
+  // the draw so the host owns the seed; temperature 0 is argmax.
+  virtual int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) = 0;
+
+  // Decode-step capture hooks (CUDA graphs). The forward pass brackets a fixed-shape step with
+  // these; a backend without graphs runs `step` directly.
+  virtual void run_step(uint64_t /*shape_key*/, void* /*owner*/, const std::function<void()>& step) { step(); }
+  virtual void forget_steps(void* /*owner*/) {}
+};
+
+// The backend for a device. CPU always exists; CUDA throws a clear Error when the addon was built
+// without CUDA or no device/driver is present. Backends are process-wide singletons (shared by every
+// Node context and worker thread); they are thread-safe for calls on distinct tensors.
+std::shared_ptr<Backend> get_backend(const Device& device);
+// Why CUDA is unavailable ("" when it is available): for `auto` device selection.
+std::string cuda_unavailable_reason();
+int cuda_device_count();
+
+}  // namespace gptoss

@@ -1,0 +1,326 @@
+// gpt-oss forward pass, top-down, in the order of transformers' modeling_gpt_oss.py and
+// openai/gpt-oss gpt_oss/torch/model.py: embedding -> layers (attention block, MoE block) -> norm -> LM head.
+#include "gpt_oss.h"
+
+#include <cmath>
+#include <map>
+
+namespace gptoss {
+
+// ---------------------------------------------------------------------------------------------
+// YaRN (transformers modeling_rope_utils._compute_yarn_parameters, truncate=false as gpt-oss sets it)
+// ---------------------------------------------------------------------------------------------
+void yarn_inv_freq(const ModelConfig& c, std::vector<float>& inv_freq, float& scale) {
+  const int dim = c.head_dim;
+  const double base = c.rope_theta;
+  inv_freq.assign(dim / 2, 0.f);
+  if (!c.rope_yarn || c.rope_factor <= 1.0) {
+    for (int i = 0; i < dim / 2; ++i) inv_freq[i] = float(1.0 / std::pow(base, double(2 * i) / dim));
+    scale = 1.f;
+    return;
+  }
+  const double factor = c.rope_factor;
+  // Concentration: cos and sin are both multiplied by 0.1 ln(factor) + 1 (get_mscale).
+  scale = float(0.1 * std::log(factor) + 1.0);
+  auto correction_dim = [&](double rotations) {
+    return dim * std::log(c.rope_original_max_positions / (rotations * 2 * M_PI)) / (2 * std::log(base));
+  };
+  double low = correction_dim(c.rope_beta_fast), high = correction_dim(c.rope_beta_slow);
+  if (c.rope_truncate) {  // ggml/llama.cpp floor/ceil; gpt-oss's config says truncate: false
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, double(dim - 1));
+  if (low == high) high += 0.001;
+  for (int i = 0; i < dim / 2; ++i) {
+    // transformers computes pos_freqs in float32: base ** (arange(0, dim, 2) / dim)
+    float pos_freq = float(std::pow(base, double(float(2 * i) / float(dim))));
+    float extrapolation = 1.0f / pos_freq;
+    float interpolation = 1.0f / (float(factor) * pos_freq);
+    float ramp = std::min(1.0f, std::max(0.0f, float((i - low) / (high - low))));
+    float extrapolation_factor = 1.0f - ramp;
+    inv_freq[i] = interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binding checkpoint tensors (HF names) to the weights, with dtype and shape checks.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+struct Binder {
+  const std::vector<std::string>& files;
+  const std::vector<std::shared_ptr<MappedFile>>& maps;
+  std::map<std::string, const TensorRecord*> by_name;
+  Backend& backend;
+  const LoadProgress& progress;
+  uint64_t done = 0, total = 0;
+
+  std::string where(const std::string& name) const {
+    auto it = by_name.find(name);
+    std::string file = it != by_name.end() ? files[it->second->file] : (files.size() == 1 ? files[0] : "checkpoint");
+    return file + ": tensor '" + name + "'";
+  }
+
+  const TensorRecord& record(const std::string& name, const char* dtype, const Shape& shape) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw runtime_error((files.size() == 1 ? files[0] : std::string("checkpoint")) + ": tensor '" + name +
+                          "' is missing (expected " + dtype + shape_str(shape) + ")");
+    const TensorRecord& r = *it->second;
+    if (r.dtype != dtype)
+      throw type_error(where(name) + " has dtype " + r.dtype + ", expected " + dtype + shape_str(shape));
+    if (r.shape != shape)
+      throw range_error(where(name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(shape));
+    const MappedFile& f = *maps[r.file];
+    if (r.offset > f.size() || r.length > f.size() - r.offset)
+      throw range_error(where(name) + " data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
+                        ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
+    return r;
+  }
+
+  Tensor host_view(const TensorRecord& r, DType dtype, const Shape& shape) {
+    Tensor t;
+    t.dtype = dtype;
+    t.shape = shape;
+    t.data = const_cast<uint8_t*>(maps[r.file]->data() + r.offset);
+    t.storage = maps[r.file];  // the mapping lives as long as any view of it
+    if (t.nbytes() != r.length) throw range_error(where(r.name) + " holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
+    return t;
+  }
+
+  Tensor finish(Tensor host, uint64_t bytes) {
+    Tensor t = backend.upload(host);
+    done += bytes;
+    if (progress) progress(done, total);
+    return t;
+  }
+
+  Tensor bf16(const std::string& name, const Shape& shape) {
+    const TensorRecord& r = record(name, "BF16", shape);
+    return finish(host_view(r, DType::BF16, shape), r.length);
+  }
+
+  // `<prefix>_blocks` U8 [E, R, C/32, 16] + `<prefix>_scales` U8 [E, R, C/32] -> MXFP4 [E, R, C].
+  Tensor mxfp4(const std::string& prefix, int64_t experts, int64_t rows, int64_t cols) {
+    const int64_t groups = cols / kMxfp4BlockSize;
+    const TensorRecord& b = record(prefix + "_blocks", "U8", {experts, rows, groups, kMxfp4BlockBytes});
+    const TensorRecord& s = record(prefix + "_scales", "U8", {experts, rows, groups});
+    Tensor t;
+    t.dtype = DType::MXFP4;
+    t.shape = {experts, rows, cols};
+    t.data = const_cast<uint8_t*>(maps[b.file]->data() + b.offset);
+    t.scales = const_cast<uint8_t*>(maps[s.file]->data() + s.offset);
+    if (b.file == s.file) {
+      t.storage = maps[b.file];
+    } else {  // keep both shards mapped
+      auto keep = std::make_shared<std::pair<std::shared_ptr<MappedFile>, std::shared_ptr<MappedFile>>>(maps[b.file], maps[s.file]);
+      t.storage = std::shared_ptr<void>(keep, keep.get());
+    }
+    return finish(t, b.length + s.length);
+  }
+};
+
+}  // namespace
+
+std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
+                                   const std::vector<TensorRecord>& records, const Device& device,
+                                   const LoadProgress& progress) {
+  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
+      c.head_dim <= 0 || c.num_experts <= 0 || c.intermediate_size <= 0)
+    throw range_error("config: every size must be positive");
+  if (c.experts_per_token <= 0 || c.experts_per_token > c.num_experts)
+    throw range_error("config: experts_per_token " + std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
+                      std::to_string(c.num_experts) + "]");
+  if (c.num_heads % c.num_kv_heads != 0)
+    throw range_error("config: num_attention_heads must be a multiple of num_key_value_heads");
+  if (c.head_dim % 2 != 0) throw range_error("config: head_dim must be even (RoPE rotates two halves)");
+  if (c.hidden_size % kMxfp4BlockSize != 0 || c.intermediate_size % kMxfp4BlockSize != 0)
+    throw range_error("config: hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
+  if (int(c.layer_sliding.size()) != c.num_layers)
+    throw range_error("config: layer_types has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
+                      std::to_string(c.num_layers));
+
+  auto model = std::shared_ptr<Model>(new Model());
+  model->config_ = c;
+  model->backend_ = get_backend(device);
+  for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
+
+  Binder bind{files, model->files_, {}, *model->backend_, progress};
+  for (const TensorRecord& r : records) {
+    if (r.file < 0 || r.file >= int(files.size())) throw range_error("tensor '" + r.name + "': file index out of range");
+    bind.by_name[r.name] = &r;
+    bind.total += r.length;
+  }
+
+  const int64_t H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
+  const int64_t D = c.head_dim, Hq = c.num_heads, Hkv = c.num_kv_heads;
+  Weights& w = model->weights_;
+  w.embedding = bind.bf16("model.embed_tokens.weight", {V, H});
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    L.sliding = c.layer_sliding[l] != 0;
+    L.attn.norm = bind.bf16(p + "input_layernorm.weight", {H});
+    L.attn.q = bind.bf16(p + "self_attn.q_proj.weight", {Hq * D, H});
+    L.attn.q_bias = bind.bf16(p + "self_attn.q_proj.bias", {Hq * D});
+    L.attn.k = bind.bf16(p + "self_attn.k_proj.weight", {Hkv * D, H});
+    L.attn.k_bias = bind.bf16(p + "self_attn.k_proj.bias", {Hkv * D});
+    L.attn.v = bind.bf16(p + "self_attn.v_proj.weight", {Hkv * D, H});
+    L.attn.v_bias = bind.bf16(p + "self_attn.v_proj.bias", {Hkv * D});
+    L.attn.o = bind.bf16(p + "self_attn.o_proj.weight", {H, Hq * D});
+    L.attn.o_bias = bind.bf16(p + "self_attn.o_proj.bias", {H});
+    L.attn.sinks = bind.bf16(p + "self_attn.sinks", {Hq});
+    L.mlp.norm = bind.bf16(p + "post_attention_layernorm.weight", {H});
+    L.mlp.router = bind.bf16(p + "mlp.router.weight", {E, H});
+    L.mlp.router_bias = bind.bf16(p + "mlp.router.bias", {E});
+    L.mlp.experts.gate_up = bind.mxfp4(p + "mlp.experts.gate_up_proj", E, 2 * I, H);
+    L.mlp.experts.gate_up_bias = bind.bf16(p + "mlp.experts.gate_up_proj_bias", {E, 2 * I});
+    L.mlp.experts.down = bind.mxfp4(p + "mlp.experts.down_proj", E, H, I);
+    L.mlp.experts.down_bias = bind.bf16(p + "mlp.experts.down_proj_bias", {E, H});
+    w.layers.push_back(std::move(L));
+  }
+  w.norm = bind.bf16("model.norm.weight", {H});
+  w.lm_head = bind.bf16("lm_head.weight", {V, H});
+  model->weight_bytes_ = bind.done;
+
+  std::vector<float> inv_freq;
+  yarn_inv_freq(c, inv_freq, model->rope_scale_);
+  Tensor host = host_empty(DType::F32, {int64_t(inv_freq.size())});
+  std::copy(inv_freq.begin(), inv_freq.end(), host.ptr<float>());
+  model->rope_inv_freq_ = model->backend_->upload(host);
+  return model;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session: KV cache and the forward pass.
+// ---------------------------------------------------------------------------------------------
+Session::Session(std::shared_ptr<Model> model, int max_context) : model_(std::move(model)), max_context_(max_context) {
+  const ModelConfig& c = model_->config();
+  if (max_context < 1) throw range_error("session: maxContext must be at least 1, got " + std::to_string(max_context));
+  if (max_context > c.max_position_embeddings)
+    throw range_error("session: maxContext " + std::to_string(max_context) + " exceeds the model's max_position_embeddings " +
+                      std::to_string(c.max_position_embeddings));
+  Backend& be = model_->backend();
+  for (int l = 0; l < c.num_layers; ++l) {
+    k_cache_.push_back(be.empty(be.kv_dtype(), {max_context, c.num_kv_heads, c.head_dim}));
+    v_cache_.push_back(be.empty(be.kv_dtype(), {max_context, c.num_kv_heads, c.head_dim}));
+  }
+}
+
+Session::~Session() { model_->backend().forget_steps(this); }
+
+void Session::truncate(int length) {
+  if (length < 0 || length > length_)
+    throw range_error("session: cannot truncate to " + std::to_string(length) + " tokens, it holds " + std::to_string(length_));
+  length_ = length;
+  have_logits_ = false;
+}
+
+Session::Scratch& Session::scratch(int n, int logits_rows) {
+  Scratch& s = scratch_;
+  if (s.n == n && s.logits_rows == logits_rows) return s;
+  const ModelConfig& c = model_->config();
+  Backend& be = model_->backend();
+  be.forget_steps(this);  // captured steps refer to the old buffers
+  const int64_t H = c.hidden_size, qw = int64_t(c.num_heads) * c.head_dim, kvw = int64_t(c.num_kv_heads) * c.head_dim;
+  s.n = n;
+  s.logits_rows = logits_rows;
+  s.tokens = be.empty(DType::I32, {n});
+  s.positions = be.empty(DType::I32, {n});
+  s.x = be.empty(DType::F32, {n, H});
+  s.xn = be.empty(DType::F32, {n, H});
+  s.q = be.empty(DType::F32, {n, qw});
+  s.k = be.empty(DType::F32, {n, kvw});
+  s.v = be.empty(DType::F32, {n, kvw});
+  s.attn = be.empty(DType::F32, {n, qw});
+  s.block_out = be.empty(DType::F32, {n, H});
+  s.expert_idx = be.empty(DType::I32, {n, c.experts_per_token});
+  s.expert_weight = be.empty(DType::F32, {n, c.experts_per_token});
+  s.final_norm = be.empty(DType::F32, {std::max(logits_rows, 1), H});
+  s.logits = be.empty(DType::F32, {std::max(logits_rows, 1), c.vocab_size});
+  return s;
+}
+
+size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* logits) {
+  const ModelConfig& c = model_->config();
+  std::lock_guard<std::mutex> lock(model_->run_mutex());
+  if (n < 1) throw range_error("forward: at least one token is needed");
+  if (int64_t(length_) + n > max_context_)
+    throw range_error("forward: " + std::to_string(length_) + " cached + " + std::to_string(n) + " new tokens exceed maxContext " +
+                      std::to_string(max_context_));
+  for (int i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
+      throw range_error("forward: token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                        " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
+
+  Backend& be = model_->backend();
+  const int logits_rows = mode == LogitsMode::All ? n : 1;
+  Scratch& s = scratch(n, logits_rows);
+  std::vector<int32_t> positions(n);
+  for (int i = 0; i < n; ++i) positions[i] = length_ + i;
+  be.copy_from_host(s.tokens, tokens, sizeof(int32_t) * n);
+  be.copy_from_host(s.positions, positions.data(), sizeof(int32_t) * n);
+
+  // A fixed-shape step (decode: n = 1) is captured once and replayed by backends that can.
+  const uint64_t shape_key = (uint64_t(n) << 32) | uint64_t(logits_rows);
+  be.run_step(shape_key, this, [&] { run_layers(s, logits_rows); });
+  length_ += n;
+  have_logits_ = true;
+
+  if (mode == LogitsMode::None) return 0;
+  size_t count = size_t(logits_rows) * c.vocab_size;
+  be.copy_to_host(s.logits, logits, count * sizeof(float));
+  return count;
+}
+
+void Session::run_layers(Scratch& s, int logits_rows) {
+  const ModelConfig& c = model_->config();
+  const Weights& w = model_->weights();
+  Backend& be = model_->backend();
+  const int n = s.n;
+  const int64_t D = c.head_dim;
+  Tensor q3 = s.q.reshaped({n, c.num_heads, D});
+  Tensor k3 = s.k.reshaped({n, c.num_kv_heads, D});
+  Tensor v3 = s.v.reshaped({n, c.num_kv_heads, D});
+  Tensor attn3 = s.attn.reshaped({n, c.num_heads, D});
+  const float softmax_scale = 1.0f / std::sqrt(float(D));  // 1/8 for head_dim 64
+  const SwigluParams swiglu{c.swiglu_limit, 1.702f};
+
+  be.embedding(s.tokens, w.embedding, s.x);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = w.layers[l];
+    // Attention block: x += o_proj(attention(rope(q), rope(k), v, sinks))
+    be.rmsnorm(s.x, L.attn.norm, c.rms_norm_eps, s.xn);
+    be.linear(s.xn, L.attn.q, &L.attn.q_bias, s.q);
+    be.linear(s.xn, L.attn.k, &L.attn.k_bias, s.k);
+    be.linear(s.xn, L.attn.v, &L.attn.v_bias, s.v);
+    be.rope(q3, s.positions, model_->rope_inv_freq(), model_->rope_scale());
+    be.rope(k3, s.positions, model_->rope_inv_freq(), model_->rope_scale());
+    be.kv_store(k3, v3, s.positions, k_cache_[l], v_cache_[l]);
+    be.attention(q3, k_cache_[l], v_cache_[l], L.attn.sinks, s.positions, L.sliding ? c.sliding_window : 0, softmax_scale,
+                 attn3);
+    be.linear(s.attn, L.attn.o, &L.attn.o_bias, s.block_out);
+    be.add(s.x, s.block_out);
+    // MoE block: x += sum_k w_k * expert_k(norm(x)), experts chosen by the router's top-k
+    be.rmsnorm(s.x, L.mlp.norm, c.rms_norm_eps, s.xn);
+    be.router(s.xn, L.mlp.router, L.mlp.router_bias, c.experts_per_token, s.expert_idx, s.expert_weight);
+    be.moe(s.xn, s.expert_idx, s.expert_weight, L.mlp.experts, swiglu, s.block_out);
+    be.add(s.x, s.block_out);
+  }
+  // Final norm and the (untied) LM head, on every row or only the last.
+  Tensor rows = logits_rows == n ? s.x : s.x.rows(n - 1, 1);
+  be.rmsnorm(rows, w.norm, c.rms_norm_eps, s.final_norm);
+  be.linear(s.final_norm, w.lm_head, nullptr, s.logits);
+}
+
+int32_t Session::sample(const SampleParams& params, float uniform) {
+  if (!have_logits_) throw runtime_error("session: sample() needs a forward pass first");
+  std::lock_guard<std::mutex> lock(model_->run_mutex());
+  Backend& be = model_->backend();
+  Tensor last = scratch_.logits.rows(scratch_.logits_rows - 1, 1);
+  return be.sample(last, params, uniform);
+}
+
+}  // namespace gptoss

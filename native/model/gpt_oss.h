@@ -1,0 +1,128 @@
+// The gpt-oss model: weights bound to a backend, and sessions that run the forward pass over a KV cache.
+#pragma once
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "config.h"
+#include "core/mapped_file.h"
+
+namespace gptoss {
+
+// One tensor as a safetensors header describes it (already checked against its file by the loader).
+struct TensorRecord {
+  std::string name;
+  int file = 0;            // index into the checkpoint's files
+  std::string dtype;       // safetensors dtype: "BF16", "U8", "F32", ...
+  Shape shape;
+  uint64_t offset = 0;     // absolute byte offset of the data in the file
+  uint64_t length = 0;
+};
+
+struct AttentionWeights {
+  Tensor norm;                       // input_layernorm.weight bf16 [H]
+  Tensor q, k, v, o;                 // bf16 [out, in]
+  Tensor q_bias, k_bias, v_bias, o_bias;
+  Tensor sinks;                      // bf16 [Hq]
+};
+
+struct MlpWeights {
+  Tensor norm;                       // post_attention_layernorm.weight bf16 [H]
+  Tensor router, router_bias;        // bf16 [E, H], [E]
+  MoeWeights experts;
+};
+
+struct LayerWeights {
+  AttentionWeights attn;
+  MlpWeights mlp;
+  bool sliding = false;
+};
+
+struct Weights {
+  Tensor embedding;  // bf16 [V, H]
+  std::vector<LayerWeights> layers;
+  Tensor norm;       // bf16 [H]
+  Tensor lm_head;    // bf16 [V, H] (untied)
+};
+
+using LoadProgress = std::function<void(uint64_t bytes_done, uint64_t bytes_total)>;
+
+class Model {
+ public:
+  // Maps the files, binds every tensor the config implies (checking dtype and shape; errors name the
+  // file and tensor), and uploads to the backend's device (zero copy on the CPU).
+  static std::shared_ptr<Model> load(const ModelConfig& config, const std::vector<std::string>& files,
+                                     const std::vector<TensorRecord>& records, const Device& device,
+                                     const LoadProgress& progress);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() const { return *backend_; }
+  const Weights& weights() const { return weights_; }
+  uint64_t weight_bytes() const { return weight_bytes_; }
+
+  // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
+  std::mutex& run_mutex() { return run_mutex_; }
+
+  // YaRN inverse frequencies [head_dim/2] (on the device) and the cos/sin concentration factor.
+  const Tensor& rope_inv_freq() const { return rope_inv_freq_; }
+  float rope_scale() const { return rope_scale_; }
+
+ private:
+  ModelConfig config_;
+  std::shared_ptr<Backend> backend_;
+  std::vector<std::shared_ptr<MappedFile>> files_;
+  Weights weights_;
+  uint64_t weight_bytes_ = 0;
+  Tensor rope_inv_freq_;
+  float rope_scale_ = 1.f;
+  std::mutex run_mutex_;
+};
+
+// Host-side YaRN tables, as transformers' _compute_yarn_parameters (float64 here, stored as f32).
+void yarn_inv_freq(const ModelConfig& c, std::vector<float>& inv_freq, float& scale);
+
+enum class LogitsMode { All, Last, None };
+
+// A sequence with its KV cache. prefill/step append tokens at the end of what the cache holds.
+class Session {
+ public:
+  Session(std::shared_ptr<Model> model, int max_context);
+  ~Session();
+
+  // Runs tokens [n] at positions [length(), length()+n) and writes logits:
+  // All -> [n, V], Last -> [1, V], None -> nothing. Returns the number of floats written.
+  size_t forward(const int32_t* tokens, int n, LogitsMode mode, float* logits);
+  // Samples the next token from the last row of the logits of the most recent forward (device side).
+  int32_t sample(const SampleParams& params, float uniform);
+
+  int length() const { return length_; }
+  int max_context() const { return max_context_; }
+  void truncate(int length);  // forget tokens past `length` (reuse the cache prefix)
+  const Model& model() const { return *model_; }
+
+ private:
+  struct Scratch {
+    int n = 0;
+    int logits_rows = 0;
+    Tensor tokens, positions;               // i32 [n]
+    Tensor x, xn;                           // f32 [n, H] residual stream, normed
+    Tensor q, k, v, attn;                   // f32 [n, Hq*D], [n, Hkv*D], [n, Hkv*D], [n, Hq*D]
+    Tensor block_out;                       // f32 [n, H]
+    Tensor expert_idx, expert_weight;       // i32/f32 [n, k]
+    Tensor final_norm, logits;              // f32 [rows, H], [rows, V]
+  };
+  Scratch& scratch(int n, int logits_rows);
+  void run_layers(Scratch& s, int logits_rows);
+
+  std::shared_ptr<Model> model_;
+  int max_context_;
+  int length_ = 0;
+  std::vector<Tensor> k_cache_, v_cache_;  // per layer [max_context, Hkv, D]
+  Scratch scratch_;
+  bool have_logits_ = false;
+};
+
+}  // namespace gptoss

@@ -1,0 +1,25 @@
+// Module entry. The addon is context-aware: all per-environment state lives in AddonData, set as the
+// environment's instance data, so it loads in worker_threads and in several contexts at once.
+#include <napi.h>
+
+#include "common.h"
+#include "tensor.h"
+
+namespace gptoss::napi {
+
+AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+static Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<AddonData>(new AddonData());
+  register_tensor(env, exports);
+  register_ops(env, exports);
+  register_model(env, exports);
+  exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  return exports;
+}
+
+}  // namespace gptoss::napi
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return gptoss::napi::init(env, exports); }
+
+NODE_API_MODULE(gpt_oss_node, InitAddon)

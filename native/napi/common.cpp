@@ -1,0 +1,116 @@
+#include "common.h"
+
+#include <cmath>
+
+namespace gptoss::napi {
+
+Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
+  if (auto* g = dynamic_cast<const Error*>(&e)) {
+    switch (g->kind()) {
+      case Error::Kind::Type: return Napi::TypeError::New(env, g->what());
+      case Error::Kind::Range: return Napi::RangeError::New(env, g->what());
+      default: return Napi::Error::New(env, g->what());
+    }
+  }
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return Napi::Error::New(env, "gpt-oss-node: out of host memory");
+  return Napi::Error::New(env, std::string("gpt-oss-node: ") + e.what());
+}
+
+void rethrow_as_js(Napi::Env env, const std::exception& e) { throw to_js_error(env, e); }
+
+static std::string where(const char* fn, const char* name) {
+  return std::string(fn) + ": argument '" + name + "'";
+}
+
+static Napi::Value arg(const Napi::CallbackInfo& info, size_t i) {
+  return i < info.Length() ? info[i] : info.Env().Undefined();
+}
+
+double arg_number(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsNumber()) throw type_error(where(fn, name) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw range_error(where(fn, name) + " must be finite, got " + std::to_string(d));
+  return d;
+}
+
+int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name, int64_t lo, int64_t hi) {
+  double d = arg_number(info, i, fn, name);
+  if (d != std::floor(d)) throw type_error(where(fn, name) + " must be an integer, got " + std::to_string(d));
+  if (d < double(lo) || d > double(hi))
+    throw range_error(where(fn, name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                      std::to_string(int64_t(d)));
+  return int64_t(d);
+}
+
+bool arg_bool(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsBoolean()) throw type_error(where(fn, name) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsString()) throw type_error(where(fn, name) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value v = arg(info, i);
+  if (!v.IsObject()) throw type_error(where(fn, name) + " must be an object");
+  return v.As<Napi::Object>();
+}
+
+Shape to_shape(Napi::Env env, Napi::Value v, const std::string& what) {
+  if (!v.IsArray()) throw type_error(what + " must be an array of non-negative integers");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > 8) throw range_error(what + " has " + std::to_string(a.Length()) + " dimensions (at most 8)");
+  Shape s;
+  double total = 1;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value d = a.Get(i);
+    if (!d.IsNumber()) throw type_error(what + "[" + std::to_string(i) + "] must be a number");
+    double x = d.As<Napi::Number>().DoubleValue();
+    if (!(x >= 0) || x != std::floor(x) || x > double(1LL << 40))
+      throw range_error(what + "[" + std::to_string(i) + "] must be a non-negative integer, got " + std::to_string(x));
+    s.push_back(int64_t(x));
+    total *= x;
+  }
+  if (total > double(1LL << 40)) throw range_error(what + " " + shape_str(s) + " has too many elements");
+  return s;
+}
+
+Shape arg_shape(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  return to_shape(info.Env(), arg(info, i), where(fn, name));
+}
+
+Device parse_device(const std::string& s, const std::string& what) {
+  if (s == "cpu") return Device{DeviceKind::CPU, 0};
+  if (s == "cuda") return Device{DeviceKind::CUDA, 0};
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9) {
+    int idx = 0;
+    for (size_t i = 5; i < s.size(); ++i) {
+      if (s[i] < '0' || s[i] > '9') throw range_error(what + ": unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
+      idx = idx * 10 + (s[i] - '0');
+    }
+    return Device{DeviceKind::CUDA, idx};
+  }
+  throw range_error(what + ": unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
+}
+
+DType parse_dtype(const std::string& s, const std::string& what) {
+  if (s == "f32") return DType::F32;
+  if (s == "bf16") return DType::BF16;
+  if (s == "i32") return DType::I32;
+  if (s == "u8") return DType::U8;
+  if (s == "mxfp4") return DType::MXFP4;
+  throw range_error(what + ": unknown dtype '" + s + "' (expected f32, bf16, i32, u8 or mxfp4)");
+}
+
+Napi::Array shape_to_js(Napi::Env env, const Shape& s) {
+  Napi::Array a = Napi::Array::New(env, s.size());
+  for (size_t i = 0; i < s.size(); ++i) a.Set(uint32_t(i), Napi::Number::New(env, double(s[i])));
+  return a;
+}
+
+}  // namespace gptoss::napi

@@ -1,0 +1,375 @@
+// JS classes NativeModel and NativeSession. Loading and every forward pass run on libuv's thread
+// pool (N-API async work) and resolve a Promise: the event loop never waits for the model.
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+
+#include "common.h"
+#include "model/gpt_oss.h"
+#include "tensor.h"
+
+namespace gptoss::napi {
+
+namespace {
+
+// Runs `work` off the main thread; `done` builds the resolved value on the main thread.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<void()>;
+  using Done = std::function<Napi::Value(Napi::Env)>;
+  PromiseWorker(Napi::Env env, const char* name, Work work, Done done)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const Error& e) {
+      kind_ = e.kind();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      SetError("gpt-oss-node: out of host memory");
+    } catch (const std::exception& e) {
+      SetError(std::string("gpt-oss-node: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    try {
+      deferred_.Resolve(done_(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    } catch (const std::exception& e) {
+      deferred_.Reject(to_js_error(env, e).Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::Env env = Env();
+    deferred_.Reject(to_js_error(env, Error(kind_, e.Message())).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Done done_;
+  Error::Kind kind_ = Error::Kind::Generic;
+};
+
+int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || d < double(lo) || d > double(hi))
+    throw range_error(what + "." + key + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return int(d);
+}
+
+double get_num_field(Napi::Object o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw range_error(what + "." + key + " must be finite");
+  return d;
+}
+
+ModelConfig parse_config(Napi::Object o) {
+  const std::string w = "config";
+  ModelConfig c;
+  const int64_t big = 1 << 24;
+  c.vocab_size = get_int_field(o, "vocabSize", w, 1, big);
+  c.hidden_size = get_int_field(o, "hiddenSize", w, 1, big);
+  c.intermediate_size = get_int_field(o, "intermediateSize", w, 1, big);
+  c.num_layers = get_int_field(o, "numLayers", w, 1, 4096);
+  c.num_experts = get_int_field(o, "numExperts", w, 1, 4096);
+  c.experts_per_token = get_int_field(o, "expertsPerToken", w, 1, 4096);
+  c.num_heads = get_int_field(o, "numHeads", w, 1, 4096);
+  c.num_kv_heads = get_int_field(o, "numKvHeads", w, 1, 4096);
+  c.head_dim = get_int_field(o, "headDim", w, 2, 1024);
+  c.sliding_window = get_int_field(o, "slidingWindow", w, 0, big);
+  c.max_position_embeddings = get_int_field(o, "maxPositionEmbeddings", w, 1, 1 << 30);
+  c.rope_theta = get_num_field(o, "ropeTheta", w);
+  c.rms_norm_eps = float(get_num_field(o, "rmsNormEps", w));
+  c.swiglu_limit = float(get_num_field(o, "swigluLimit", w));
+  Napi::Value lt = o.Get("layerTypes");
+  if (!lt.IsArray()) throw type_error("config.layerTypes must be an array");
+  Napi::Array a = lt.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    std::string t = a.Get(i).ToString().Utf8Value();
+    if (t != "sliding_attention" && t != "full_attention")
+      throw range_error("config.layerTypes[" + std::to_string(i) + "] is '" + t + "', expected sliding_attention or full_attention");
+    c.layer_sliding.push_back(t == "sliding_attention");
+  }
+  Napi::Value rs = o.Get("ropeScaling");
+  if (rs.IsObject()) {
+    Napi::Object r = rs.As<Napi::Object>();
+    const std::string rw = "config.ropeScaling";
+    c.rope_yarn = true;
+    c.rope_factor = get_num_field(r, "factor", rw);
+    c.rope_original_max_positions = get_num_field(r, "originalMaxPositionEmbeddings", rw);
+    c.rope_beta_fast = get_num_field(r, "betaFast", rw);
+    c.rope_beta_slow = get_num_field(r, "betaSlow", rw);
+    c.rope_truncate = r.Get("truncate").ToBoolean().Value();
+  } else {
+    c.rope_yarn = false;
+  }
+  return c;
+}
+
+std::vector<TensorRecord> parse_records(Napi::Array a, size_t file_count) {
+  std::vector<TensorRecord> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsObject()) throw type_error("tensors[" + std::to_string(i) + "] must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    TensorRecord r;
+    r.name = o.Get("name").ToString().Utf8Value();
+    const std::string w = "tensor '" + r.name + "'";
+    r.file = get_int_field(o, "file", w, 0, int64_t(file_count) - 1);
+    r.dtype = o.Get("dtype").ToString().Utf8Value();
+    r.shape = to_shape(o.Env(), o.Get("shape"), w + ".shape");
+    r.offset = uint64_t(get_num_field(o, "offset", w));
+    r.length = uint64_t(get_num_field(o, "length", w));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+class SessionObject;
+
+class ModelObject : public Napi::ObjectWrap<ModelObject> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeModel",
+                       {StaticMethod<&ModelObject::load>("load"), InstanceMethod<&ModelObject::info>("info"),
+                        InstanceMethod<&ModelObject::dispose>("dispose")});
+  }
+  explicit ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelObject>(info) {}
+  std::shared_ptr<Model> model;
+
+  // NativeModel.load({ config, files, tensors, device }, onProgress?) -> Promise<NativeModel>
+  static Napi::Value load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      Napi::Object spec = arg_object(info, 0, "NativeModel.load", "spec");
+      ModelConfig config = parse_config(spec.Get("config").IsObject() ? spec.Get("config").As<Napi::Object>()
+                                                                       : throw type_error("NativeModel.load: spec.config must be an object"));
+      if (!spec.Get("files").IsArray()) throw type_error("NativeModel.load: spec.files must be an array of paths");
+      Napi::Array fa = spec.Get("files").As<Napi::Array>();
+      std::vector<std::string> files;
+      for (uint32_t i = 0; i < fa.Length(); ++i) files.push_back(fa.Get(i).ToString().Utf8Value());
+      if (files.empty()) throw range_error("NativeModel.load: spec.files is empty");
+      if (!spec.Get("tensors").IsArray()) throw type_error("NativeModel.load: spec.tensors must be an array");
+      std::vector<TensorRecord> records = parse_records(spec.Get("tensors").As<Napi::Array>(), files.size());
+      Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
+                                   "NativeModel.load: spec.device");
+
+      std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
+      if (info.Length() > 1 && info[1].IsFunction()) {
+        tsfn = std::shared_ptr<Napi::ThreadSafeFunction>(
+            new Napi::ThreadSafeFunction(Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "gpt-oss-load-progress", 0, 1)),
+            [](Napi::ThreadSafeFunction* f) { f->Release(); delete f; });
+      }
+      auto result = std::make_shared<std::shared_ptr<Model>>();
+      auto worker = new PromiseWorker(
+          env, "gpt-oss-load",
+          [=]() {
+            LoadProgress progress;
+            uint64_t last_reported = 0;
+            if (tsfn) {
+              progress = [tsfn, last_reported](uint64_t done, uint64_t total) mutable {
+                // Report every ~1% (and the end) so the JS side isn't flooded.
+                if (done != total && done - last_reported < total / 100) return;
+                last_reported = done;
+                tsfn->NonBlockingCall([done, total](Napi::Env env, Napi::Function cb) {
+                  cb.Call({Napi::Number::New(env, double(done)), Napi::Number::New(env, double(total))});
+                });
+              };
+            }
+            *result = Model::load(config, files, records, device, progress);
+          },
+          [result, tsfn](Napi::Env env) -> Napi::Value {
+            Napi::Object o = addon_data(env).model_class.New({});
+            ModelObject::Unwrap(o)->model = *result;
+            return o;
+          });
+      Napi::Promise p = worker->promise();
+      worker->Queue();
+      return p;
+    });
+  }
+
+  Model& get(const char* fn) {
+    if (!model) throw runtime_error(std::string(fn) + ": the model was disposed");
+    return *model;
+  }
+
+  Napi::Value info(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      Model& m = get("Model.info");
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("backend", m.backend().describe());
+      o.Set("device", m.backend().device().str());
+      o.Set("weightBytes", double(m.weight_bytes()));
+      return o;
+    });
+  }
+
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    model.reset();  // sessions keep their own reference until they are disposed too
+    return info.Env().Undefined();
+  }
+};
+
+class SessionObject : public Napi::ObjectWrap<SessionObject> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeSession",
+                       {InstanceMethod<&SessionObject::forward>("forward"), InstanceMethod<&SessionObject::sample>("sample"),
+                        InstanceMethod<&SessionObject::truncate>("truncate"), InstanceMethod<&SessionObject::dispose>("dispose"),
+                        InstanceAccessor<&SessionObject::length>("length"),
+                        InstanceAccessor<&SessionObject::max_context>("maxContext")});
+  }
+
+  // new NativeSession(model: NativeModel, maxContext: number)
+  explicit SessionObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionObject>(info) {
+    guarded(info.Env(), [&] {
+      Napi::Value m = info.Length() > 0 ? info[0] : info.Env().Undefined();
+      if (!m.IsObject() || !m.As<Napi::Object>().InstanceOf(addon_data(info.Env()).model_class.Value()))
+        throw type_error("new Session: argument 'model' must be a NativeModel");
+      ModelObject* mo = ModelObject::Unwrap(m.As<Napi::Object>());
+      if (!mo->model) throw runtime_error("new Session: the model was disposed");
+      int max_context = int(arg_int(info, 1, "new Session", "maxContext", 1, 1 << 30));
+      session = std::make_shared<Session>(mo->model, max_context);
+    });
+  }
+
+  std::shared_ptr<Session> session;
+  std::shared_ptr<std::atomic<int>> busy = std::make_shared<std::atomic<int>>(0);
+
+  Session& get(const char* fn) {
+    if (!session) throw runtime_error(std::string(fn) + ": the session was disposed");
+    return *session;
+  }
+  void not_busy(const char* fn) {
+    if (busy->load()) throw runtime_error(std::string(fn) + ": a forward pass of this session is still running; await it first");
+  }
+
+  // forward(tokens: Int32Array, mode: 'all' | 'last' | 'none') -> Promise<Float32Array | undefined>
+  Napi::Value forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      get("Session.forward");
+      not_busy("Session.forward");
+      if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+        throw type_error("Session.forward: argument 'tokens' must be an Int32Array");
+      auto arr = info[0].As<Napi::Int32Array>();
+      auto tokens = std::make_shared<std::vector<int32_t>>(arr.Data(), arr.Data() + arr.ElementLength());
+      std::string mode_s = info.Length() > 1 && !info[1].IsUndefined() ? arg_string(info, 1, "Session.forward", "mode") : "last";
+      LogitsMode mode;
+      if (mode_s == "all") mode = LogitsMode::All;
+      else if (mode_s == "last") mode = LogitsMode::Last;
+      else if (mode_s == "none") mode = LogitsMode::None;
+      else throw range_error("Session.forward: argument 'mode' must be 'all', 'last' or 'none', got '" + mode_s + "'");
+      if (tokens->empty()) throw range_error("Session.forward: argument 'tokens' is empty");
+      const size_t vocab = size_t(session->model().config().vocab_size);
+      size_t rows = mode == LogitsMode::All ? tokens->size() : (mode == LogitsMode::Last ? 1 : 0);
+      auto logits = std::make_shared<std::vector<float>>();
+      logits->reserve(rows * vocab);
+      std::shared_ptr<Session> s = session;
+      auto busy_flag = busy;
+      busy_flag->store(1);
+      auto worker = new PromiseWorker(
+          env, "gpt-oss-forward",
+          [s, tokens, logits, mode, rows, vocab, busy_flag]() {
+            struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
+            logits->resize(rows * vocab);
+            s->forward(tokens->data(), int(tokens->size()), mode, logits->data());
+          },
+          [logits, mode](Napi::Env env) -> Napi::Value {
+            if (mode == LogitsMode::None) return env.Undefined();
+            auto out = Napi::Float32Array::New(env, logits->size());
+            std::memcpy(out.Data(), logits->data(), logits->size() * sizeof(float));
+            return out;
+          });
+      Napi::Promise p = worker->promise();
+      worker->Queue();
+      return p;
+    });
+  }
+
+  // sample({ temperature, topK, topP, minP }, uniform) -> Promise<number>
+  Napi::Value sample(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      get("Session.sample");
+      not_busy("Session.sample");
+      Napi::Object o = arg_object(info, 0, "Session.sample", "params");
+      SampleParams p;
+      p.temperature = float(get_num_field(o, "temperature", "Session.sample params"));
+      p.top_k = get_int_field(o, "topK", "Session.sample params", 0, 1 << 30);
+      p.top_p = float(get_num_field(o, "topP", "Session.sample params"));
+      p.min_p = float(get_num_field(o, "minP", "Session.sample params"));
+      if (p.temperature < 0) throw range_error("Session.sample: temperature must be >= 0");
+      if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error("Session.sample: topP must be in (0, 1]");
+      if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error("Session.sample: minP must be in [0, 1]");
+      float u = float(arg_number(info, 1, "Session.sample", "uniform"));
+      if (!(u >= 0 && u < 1)) throw range_error("Session.sample: uniform must be in [0, 1)");
+      auto token = std::make_shared<int32_t>(0);
+      std::shared_ptr<Session> s = session;
+      auto busy_flag = busy;
+      busy_flag->store(1);
+      auto worker = new PromiseWorker(
+          env, "gpt-oss-sample",
+          [s, p, u, token, busy_flag]() {
+            struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
+            *token = s->sample(p, u);
+          },
+          [token](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *token); });
+      Napi::Promise pr = worker->promise();
+      worker->Queue();
+      return pr;
+    });
+  }
+
+  Napi::Value truncate(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      Session& s = get("Session.truncate");
+      not_busy("Session.truncate");
+      s.truncate(int(arg_int(info, 0, "Session.truncate", "length", 0, s.length())));
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value length(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), session ? session->length() : 0);
+  }
+  Napi::Value max_context(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), session ? session->max_context() : 0);
+  }
+
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    session.reset();  // a forward in flight holds its own reference and finishes first
+    return info.Env().Undefined();
+  }
+};
+
+}  // namespace
+
+void register_model(Napi::Env env, Napi::Object exports) {
+  Napi::Function model = ModelObject::define(env);
+  Napi::Function session = SessionObject::define(env);
+  addon_data(env).model_class = Napi::Persistent(model);
+  addon_data(env).session_class = Napi::Persistent(session);
+  exports.Set("NativeModel", model);
+  exports.Set("NativeSession", session);
+  exports.Set("cudaUnavailableReason", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), cuda_unavailable_reason()); });
+  }));
+  exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), cuda_device_count()); });
+  }));
+}
+
+}  // namespace gptoss::napi
