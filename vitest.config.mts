@@ -5,7 +5,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
-    // Native tests share one addon and the machine's 2 cores; files run in parallel forks.
+    // Native tests share the machine's cores; files run in separate forks.
     pool: 'forks',
+    // The JSON report is what .ci/run turns into its closing "N passed, N failed" line.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results.json' },
   },
 });
