@@ -1,0 +1,16 @@
+export * from './types.js';
+export {
+  renderConversation,
+  renderConversationText,
+  renderMessageTokens,
+  renderSystemContent,
+  renderDeveloperContent,
+  renderToolsSection,
+  jsonSchemaToTypeScript,
+  BROWSER_NAMESPACE,
+  PYTHON_NAMESPACE,
+  DEFAULT_MODEL_IDENTITY,
+  DEFAULT_KNOWLEDGE_CUTOFF,
+  DEFAULT_CHANNELS,
+} from './render.js';
+export { HarmonyStreamParser, createHarmonyParser, parseMessages, parseHeaderText } from './parse.js';
