@@ -1,0 +1,190 @@
+#include "thread_pool.h"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define GPTOSS_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define GPTOSS_PAUSE() asm volatile("yield")
+#else
+#define GPTOSS_PAUSE() ((void)0)
+#endif
+
+namespace gptoss {
+
+namespace {
+thread_local bool t_inside_job = false;  // nested parallel_for runs inline
+// How long an idle worker spins before sleeping: long enough to bridge the gap between two ops of
+// a decode step, short enough not to steal a core from other processes for long.
+constexpr auto kSpin = std::chrono::microseconds(200);
+}  // namespace
+
+int default_thread_count() {
+  if (const char* env = std::getenv("GPTOSS_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1) return std::min(n, 1024);
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n >= 1) return n;
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc ? int(hc) : 1;
+}
+
+struct ThreadPool::Impl {
+  int nthreads = 1;
+  std::vector<std::thread> workers;
+
+  // The current job. `claim` packs (generation << 32 | next chunk): a thread takes a chunk with a
+  // CAS that also checks the generation, so a late worker can never touch a finished job.
+  const std::function<void(int64_t, int64_t)>* fn = nullptr;
+  int64_t n = 0, chunk = 1, nchunks = 0;
+  std::atomic<uint64_t> claim{0};
+  std::atomic<int64_t> done{0};
+  std::atomic<uint32_t> generation{0};
+  std::atomic<bool> stop{false};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+
+  std::atomic<int> sleepers{0};
+  std::mutex sleep_mutex;
+  std::condition_variable wake;
+
+  std::mutex dispatch;  // one job at a time
+
+  void run_chunks(uint32_t gen) {
+    for (;;) {
+      uint64_t w = claim.load(std::memory_order_acquire);
+      if (uint32_t(w >> 32) != gen) return;
+      int64_t idx = int64_t(w & 0xffffffffu);
+      if (idx >= nchunks) return;
+      if (!claim.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
+      int64_t b = idx * chunk, e = std::min(n, b + chunk);
+      try {
+        (*fn)(b, e);
+      } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mutex);
+        if (!error) error = std::current_exception();
+      }
+      done.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void worker_loop() {
+    t_inside_job = true;
+    uint32_t seen = generation.load(std::memory_order_acquire);
+    for (;;) {
+      auto until = std::chrono::steady_clock::now() + kSpin;
+      int spins = 0;
+      while (generation.load(std::memory_order_acquire) == seen && !stop.load(std::memory_order_relaxed)) {
+        GPTOSS_PAUSE();
+        if (++spins == 256) {
+          spins = 0;
+          if (std::chrono::steady_clock::now() > until) {
+            std::unique_lock<std::mutex> lk(sleep_mutex);
+            sleepers.fetch_add(1, std::memory_order_seq_cst);
+            wake.wait(lk, [&] { return generation.load(std::memory_order_seq_cst) != seen || stop.load(); });
+            sleepers.fetch_sub(1, std::memory_order_seq_cst);
+            break;
+          }
+        }
+      }
+      if (stop.load()) return;
+      seen = generation.load(std::memory_order_acquire);
+      run_chunks(seen);
+    }
+  }
+
+  void start(int threads) {
+    nthreads = std::max(1, threads);
+    stop = false;
+    for (int i = 1; i < nthreads; ++i) workers.emplace_back([this] { worker_loop(); });
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> lk(sleep_mutex);
+      stop = true;
+    }
+    wake.notify_all();
+    for (auto& t : workers) t.join();
+    workers.clear();
+  }
+};
+
+ThreadPool::ThreadPool(int threads) : impl_(new Impl) { impl_->start(threads); }
+
+ThreadPool::~ThreadPool() {
+  impl_->shutdown();
+  delete impl_;
+}
+
+int ThreadPool::threads() const { return impl_->nthreads; }
+
+void ThreadPool::set_threads(int threads) {
+  std::lock_guard<std::mutex> lk(impl_->dispatch);
+  impl_->shutdown();
+  impl_->start(threads);
+}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  Impl& p = *impl_;
+  if (t_inside_job || p.nthreads == 1 || n <= grain) {
+    fn(0, n);
+    return;
+  }
+  std::unique_lock<std::mutex> lk(p.dispatch, std::try_to_lock);
+  if (!lk.owns_lock()) {  // another thread's job is running: do ours inline rather than queue
+    fn(0, n);
+    return;
+  }
+  // A few chunks per thread: dynamic balance without many CAS round trips.
+  int64_t max_chunks = int64_t(p.nthreads) * 4;
+  int64_t chunk = (n + max_chunks - 1) / max_chunks;
+  chunk = (chunk + grain - 1) / grain * grain;
+  p.fn = &fn;
+  p.n = n;
+  p.chunk = chunk;
+  p.nchunks = (n + chunk - 1) / chunk;
+  p.done.store(0, std::memory_order_relaxed);
+  p.error = nullptr;
+  uint32_t gen = p.generation.load(std::memory_order_relaxed) + 1;
+  p.claim.store(uint64_t(gen) << 32, std::memory_order_release);
+  p.generation.store(gen, std::memory_order_seq_cst);
+  if (p.sleepers.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard<std::mutex> sl(p.sleep_mutex);
+    p.wake.notify_all();
+  }
+  t_inside_job = true;
+  p.run_chunks(gen);
+  while (p.done.load(std::memory_order_acquire) < p.nchunks) GPTOSS_PAUSE();
+  t_inside_job = false;
+  if (p.error) {
+    std::exception_ptr e = p.error;
+    p.error = nullptr;
+    std::rethrow_exception(e);
+  }
+}
+
+ThreadPool& thread_pool() {
+  static ThreadPool pool(default_thread_count());
+  return pool;
+}
+
+}  // namespace gptoss

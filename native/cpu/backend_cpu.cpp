@@ -1,0 +1,113 @@
+#include "backend_cpu.h"
+
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "cpu_features.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace gptoss {
+
+namespace cpu {
+
+const Kernels& kernels_for(Isa isa) {
+  static const Kernels portable_set{portable::mxfp4_rows, portable::bf16_rows, portable::dot, portable::axpy};
+#if defined(GPTOSS_CPU_X86_KERNELS)
+  static const Kernels avx2_set{avx2::mxfp4_rows, avx2::bf16_rows, avx2::dot, avx2::axpy};
+  static const Kernels avx512_set{avx512::mxfp4_rows, avx512::bf16_rows, avx512::dot, avx512::axpy};
+  if (int(isa) > int(best_isa())) isa = best_isa();
+  switch (isa) {
+    case Isa::Avx512: return avx512_set;
+    case Isa::Avx2: return avx2_set;
+    case Isa::Scalar: break;
+  }
+#endif
+  (void)isa;
+  return portable_set;
+}
+
+const Kernels& kernels() { return kernels_for(current_isa()); }
+
+void expect_cpu(const Tensor& t, const char* what) {
+  if (t.device.kind != DeviceKind::CPU)
+    throw type_error(std::string(what) + ": expected a cpu tensor, got " + t.describe());
+}
+
+void expect_defined(const Tensor& t, const char* what) {
+  if (!t.data && t.numel() != 0) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
+  if (t.dtype == DType::MXFP4 && !t.scales && t.numel() != 0)
+    throw type_error(std::string(what) + ": mxfp4 tensor has no scales");
+}
+
+void expect_param(const Tensor& t, int64_t n, const char* what) {
+  if (t.dtype != DType::BF16 && t.dtype != DType::F32)
+    throw type_error(std::string(what) + ": expected dtype bf16 or f32, got " + t.describe());
+  if (t.numel() != n)
+    throw range_error(std::string(what) + ": expected " + std::to_string(n) + " elements, got " + t.describe());
+  if (!t.data && n) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
+}
+
+}  // namespace cpu
+
+std::string CpuBackend::describe() const {
+  return "cpu: " + std::to_string(thread_pool().threads()) + " threads, " + cpu::isa_name(cpu::current_isa());
+}
+
+Tensor CpuBackend::empty(DType dtype, const Shape& shape) { return host_empty(dtype, shape); }
+
+Tensor CpuBackend::upload(const Tensor& host) {
+  cpu::expect_cpu(host, "upload: tensor");
+  return host;
+}
+
+void CpuBackend::copy_from_host(Tensor& dst, const void* src, size_t bytes) {
+  cpu::expect_cpu(dst, "copy_from_host: dst");
+  if (bytes > dst.nbytes() + dst.scale_bytes())
+    throw range_error("copy_from_host: " + std::to_string(bytes) + " bytes do not fit " + dst.describe());
+  if (bytes) std::memcpy(dst.data, src, bytes);
+}
+
+void CpuBackend::copy_to_host(const Tensor& src, void* dst, size_t bytes) {
+  cpu::expect_cpu(src, "copy_to_host: src");
+  if (bytes > src.nbytes() + src.scale_bytes())
+    throw range_error("copy_to_host: " + std::to_string(bytes) + " bytes exceed " + src.describe());
+  if (bytes) std::memcpy(dst, src.data, bytes);
+}
+
+void CpuBackend::embedding(const Tensor& tokens, const Tensor& table, Tensor& out) { cpu::embedding(tokens, table, out); }
+void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) { cpu::rmsnorm(x, weight, eps, out); }
+void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  cpu::linear(x, weight, bias, out);
+}
+void CpuBackend::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) {
+  cpu::rope(x, positions, inv_freq, scale);
+}
+void CpuBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
+                          Tensor& v_cache) {
+  cpu::kv_store(k, v, positions, k_cache, v_cache);
+}
+void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                           const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
+  cpu::attention(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
+}
+void CpuBackend::router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+                        Tensor& expert_weight) {
+  cpu::router(x, weight, bias, k, expert_idx, expert_weight);
+}
+void CpuBackend::moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+                     const SwigluParams& swiglu, Tensor& out) {
+  cpu::moe(x, expert_idx, expert_weight, w, swiglu, out);
+}
+void CpuBackend::add(Tensor& acc, const Tensor& x) { cpu::add(acc, x); }
+void CpuBackend::mxfp4_dequantize(const Tensor& packed, Tensor& out) { cpu::mxfp4_dequantize(packed, out); }
+int32_t CpuBackend::sample(const Tensor& logits, const SampleParams& params, float uniform) {
+  return cpu::sample(logits, params, uniform);
+}
+
+std::shared_ptr<Backend> make_cpu_backend() {
+  static std::shared_ptr<Backend> backend = std::make_shared<CpuBackend>();
+  return backend;
+}
+
+}  // namespace gptoss

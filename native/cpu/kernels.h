@@ -1,0 +1,50 @@
+// Inner kernels shared by the CPU op files, one set per ISA level. The op files (mxfp4.cpp,
+// matmul.cpp, attention.cpp, ...) own argument checks, threading and the scalar references; the
+// ISA files (*_avx2.cpp, *_avx512.cpp, compiled with their own -m flags in cpu.cmake) own only these
+// loops. kernels() picks the set for current_isa(): the one place an ISA is chosen.
+#pragma once
+#include <cstdint>
+
+#include "cpu_features.h"
+
+namespace gptoss::cpu {
+
+struct Kernels {
+  // out[t*ld + r] = sum_c W[r, c] * x[t, c] for rows r in [r0, r1), tokens t in [0, n).
+  // W MXFP4: blocks [rows, cols/32, 16], scales [rows, cols/32]. `xp` is x with each 32-value block
+  // split as 16 even-index values then 16 odd-index values (permute_for_mxfp4), so the low nibbles
+  // of a block's 16 bytes meet the first half and the high nibbles the second, with no shuffle.
+  void (*mxfp4_rows)(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n,
+                     float* out, int64_t ld, int64_t r0, int64_t r1);
+  // Same for a bf16 [rows, cols] weight and plain x [n, cols].
+  void (*bf16_rows)(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
+                    int64_t r0, int64_t r1);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+};
+
+const Kernels& kernels();
+const Kernels& kernels_for(Isa isa);
+
+// x [n, cols] -> xp as described above (cols % 32 == 0).
+void permute_for_mxfp4(const float* x, int64_t n, int64_t cols, float* xp);
+// E8M0 byte -> 2^(s-127) as float (256 entries; transformers uses ldexp, 255 -> inf).
+const float* e8m0_table();
+
+#define GPTOSS_DECLARE_KERNELS(ns)                                                                          \
+  namespace ns {                                                                                            \
+  void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n,   \
+                  float* out, int64_t ld, int64_t r0, int64_t r1);                                          \
+  void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,        \
+                 int64_t r0, int64_t r1);                                                                   \
+  float dot(const float* a, const float* b, int64_t n);                                                     \
+  void axpy(float a, const float* x, float* y, int64_t n);                                                  \
+  }
+
+GPTOSS_DECLARE_KERNELS(portable)
+#if defined(GPTOSS_CPU_X86_KERNELS)
+GPTOSS_DECLARE_KERNELS(avx2)
+GPTOSS_DECLARE_KERNELS(avx512)
+#endif
+
+}  // namespace gptoss::cpu

@@ -1,0 +1,249 @@
+// Router (top-k + softmax over the selected logits) and the MXFP4 mixture of experts
+// (transformers GptOssTopKRouter / GptOssExperts). For n > 1 tokens are grouped by expert so each
+// selected expert's packed weights stream from memory once per call; all groups go through one
+// parallel_for per projection, so a decode step costs two dispatches however many experts it uses.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace gptoss::cpu {
+
+void linear_bf16(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);  // matmul.cpp
+namespace ref {
+float weight_at(const Tensor& w, int64_t r, int64_t c);  // matmul.cpp
+}
+
+void topk_softmax(const float* logits, int64_t n_experts, int k, int32_t* idx, float* weight) {
+  std::vector<int32_t> order(static_cast<size_t>(n_experts));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  const float m = logits[order[0]];
+  float sum = 0.f;
+  for (int j = 0; j < k; ++j) {
+    idx[j] = order[j];
+    weight[j] = std::exp(logits[order[j]] - m);
+    sum += weight[j];
+  }
+  for (int j = 0; j < k; ++j) weight[j] /= sum;
+}
+
+void swiglu_interleaved(const float* gate_up, int64_t inter, const SwigluParams& p, float* out) {
+  for (int64_t j = 0; j < inter; ++j) {
+    const float gate = std::min(gate_up[2 * j], p.limit);
+    const float up = std::min(std::max(gate_up[2 * j + 1], -p.limit), p.limit);
+    const float glu = gate / (1.0f + std::exp(-gate * p.alpha));
+    out[j] = (up + 1.0f) * glu;
+  }
+}
+
+// ---------------- router ----------------
+void check_router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
+                  const Tensor& expert_weight) {
+  expect_cpu(x, "router: x");
+  expect_cpu(weight, "router: weight");
+  expect_cpu(bias, "router: bias");
+  expect_cpu(expert_idx, "router: expertIdx");
+  expect_cpu(expert_weight, "router: expertWeight");
+  expect_dtype(x, DType::F32, "router: x");
+  expect_ndim(x, 2, "router: x");
+  expect_dtype(weight, DType::BF16, "router: weight");
+  expect_ndim(weight, 2, "router: weight");
+  if (weight.dim(1) != x.dim(1))
+    throw range_error("router: weight " + weight.describe() + " does not match x " + x.describe());
+  const int64_t e = weight.dim(0);
+  expect_param(bias, e, "router: bias");
+  if (k < 1 || k > e)
+    throw range_error("router: k must be in [1, " + std::to_string(e) + "], got " + std::to_string(k));
+  expect_dtype(expert_idx, DType::I32, "router: expertIdx");
+  expect_shape(expert_idx, {x.dim(0), k}, "router: expertIdx");
+  expect_dtype(expert_weight, DType::F32, "router: expertWeight");
+  expect_shape(expert_weight, {x.dim(0), k}, "router: expertWeight");
+}
+
+void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+            Tensor& expert_weight) {
+  check_router(x, weight, bias, k, expert_idx, expert_weight);
+  const int64_t n = x.dim(0), e = weight.dim(0);
+  Tensor logits = host_empty(DType::F32, {n, e});
+  linear_bf16(x, weight, &bias, logits);
+  for (int64_t t = 0; t < n; ++t)
+    topk_softmax(logits.ptr<float>() + t * e, e, k, expert_idx.ptr<int32_t>() + t * k,
+                 expert_weight.ptr<float>() + t * k);
+}
+
+// ---------------- moe ----------------
+void check_moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+               const Tensor& out) {
+  expect_cpu(x, "moe: x");
+  expect_cpu(expert_idx, "moe: expertIdx");
+  expect_cpu(expert_weight, "moe: expertWeight");
+  expect_cpu(w.gate_up, "moe: gateUp");
+  expect_cpu(w.gate_up_bias, "moe: gateUpBias");
+  expect_cpu(w.down, "moe: down");
+  expect_cpu(w.down_bias, "moe: downBias");
+  expect_cpu(out, "moe: out");
+  expect_dtype(x, DType::F32, "moe: x");
+  expect_ndim(x, 2, "moe: x");
+  const int64_t n = x.dim(0), h = x.dim(1);
+  expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
+  expect_ndim(w.gate_up, 3, "moe: gateUp");
+  expect_defined(w.gate_up, "moe: gateUp");
+  const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
+  if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
+    throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
+  if (h % kMxfp4BlockSize != 0 || (inter2 / 2) % kMxfp4BlockSize != 0)
+    throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got " + w.gate_up.describe());
+  expect_param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
+  expect_dtype(w.down, DType::MXFP4, "moe: down");
+  expect_defined(w.down, "moe: down");
+  expect_shape(w.down, {e, h, inter2 / 2}, "moe: down");
+  expect_param(w.down_bias, e * h, "moe: downBias");
+  expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
+  expect_ndim(expert_idx, 2, "moe: expertIdx");
+  if (expert_idx.dim(0) != n) throw range_error("moe: expertIdx must have " + std::to_string(n) + " rows, got " + expert_idx.describe());
+  expect_dtype(expert_weight, DType::F32, "moe: expertWeight");
+  expect_shape(expert_weight, expert_idx.shape, "moe: expertWeight");
+  expect_dtype(out, DType::F32, "moe: out");
+  expect_shape(out, x.shape, "moe: out");
+  if (out.data == x.data) throw range_error("moe: out must not alias x");
+  for (int64_t i = 0; i < expert_idx.numel(); ++i) {
+    int32_t id = expert_idx.ptr<int32_t>()[i];
+    if (id < 0 || id >= e)
+      throw range_error("moe: expert index " + std::to_string(id) + " at position " + std::to_string(i) +
+                        " is out of range for " + std::to_string(e) + " experts");
+  }
+}
+
+namespace {
+struct Group {
+  int32_t expert;
+  std::vector<int64_t> tokens;  // token of each row of this group
+  int64_t row0;                 // first row in the gathered buffers
+};
+
+// Runs rows [0, groups * rows_per_group) of one projection for every group in one parallel_for.
+void project_groups(const std::vector<Group>& groups, const Tensor& weight, const float* xin, int64_t cols,
+                    float* yout, int64_t rows) {
+  const Kernels& k = kernels();
+  const int64_t per_expert_blocks = rows * cols / kMxfp4BlockSize;
+  const auto* blocks = static_cast<const uint8_t*>(weight.data);
+  const auto* scales = static_cast<const uint8_t*>(weight.scales);
+  parallel_for(int64_t(groups.size()) * rows, [&](int64_t a, int64_t b) {
+    while (a < b) {
+      const int64_t g = a / rows, r0 = a % rows, r1 = std::min(rows, r0 + (b - a));
+      const Group& grp = groups[size_t(g)];
+      k.mxfp4_rows(blocks + grp.expert * per_expert_blocks * kMxfp4BlockBytes, scales + grp.expert * per_expert_blocks,
+                   cols, xin + grp.row0 * cols, int64_t(grp.tokens.size()), yout + grp.row0 * rows, rows, r0, r1);
+      a += r1 - r0;
+    }
+  }, 16);
+}
+}  // namespace
+
+void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+         const SwigluParams& swiglu, Tensor& out) {
+  check_moe(x, expert_idx, expert_weight, w, out);
+  const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
+  const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1), inter = inter2 / 2;
+  if (n == 0) return;
+  // Group (token, slot) pairs by expert; slot_row[t*topk+s] = the pair's row in the gathered buffers.
+  std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(e));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t s = 0; s < topk; ++s) by_expert[size_t(expert_idx.ptr<int32_t>()[t * topk + s])].push_back(t * topk + s);
+  std::vector<Group> groups;
+  std::vector<int64_t> slot_row(static_cast<size_t>(n * topk));
+  int64_t rows = 0;
+  for (int64_t ex = 0; ex < e; ++ex) {
+    if (by_expert[size_t(ex)].empty()) continue;
+    Group g{int32_t(ex), {}, rows};
+    for (int64_t pair : by_expert[size_t(ex)]) {
+      g.tokens.push_back(pair / topk);
+      slot_row[size_t(pair)] = rows++;
+    }
+    groups.push_back(std::move(g));
+  }
+  // Gather x (permuted for the MXFP4 kernel) per group row.
+  std::vector<float> xp(static_cast<size_t>(n * h)), xg(static_cast<size_t>(rows * h));
+  permute_for_mxfp4(x.ptr<float>(), n, h, xp.data());
+  for (const Group& g : groups)
+    for (size_t j = 0; j < g.tokens.size(); ++j)
+      std::copy_n(xp.data() + g.tokens[j] * h, h, xg.data() + (g.row0 + int64_t(j)) * h);
+  // gate_up -> + bias -> swiglu -> permuted activations for down.
+  std::vector<float> gu(static_cast<size_t>(rows * inter2)), act(static_cast<size_t>(rows * inter)), actp(static_cast<size_t>(rows * inter));
+  project_groups(groups, w.gate_up, xg.data(), h, gu.data(), inter2);
+  for (const Group& g : groups)
+    for (size_t j = 0; j < g.tokens.size(); ++j) {
+      float* row = gu.data() + (g.row0 + int64_t(j)) * inter2;
+      for (int64_t c = 0; c < inter2; ++c) row[c] += param_at(w.gate_up_bias, g.expert * inter2 + c);
+      swiglu_interleaved(row, inter, swiglu, act.data() + (g.row0 + int64_t(j)) * inter);
+    }
+  permute_for_mxfp4(act.data(), rows, inter, actp.data());
+  std::vector<float> y(static_cast<size_t>(rows * h));
+  project_groups(groups, w.down, actp.data(), inter, y.data(), h);
+  // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
+  std::vector<int32_t> row_expert(static_cast<size_t>(rows));
+  for (const Group& g : groups)
+    for (size_t j = 0; j < g.tokens.size(); ++j) row_expert[size_t(g.row0 + int64_t(j))] = g.expert;
+  parallel_for(n, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      float* o = out.ptr<float>() + t * h;
+      std::fill_n(o, h, 0.f);
+      for (int64_t s = 0; s < topk; ++s) {
+        const int64_t r = slot_row[size_t(t * topk + s)];
+        const float wt = expert_weight.ptr<float>()[t * topk + s];
+        const int64_t ex = row_expert[size_t(r)];
+        const float* yr = y.data() + r * h;
+        for (int64_t c = 0; c < h; ++c) o[c] += wt * (yr[c] + param_at(w.down_bias, ex * h + c));
+      }
+    }
+  });
+}
+
+namespace ref {
+void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+            Tensor& expert_weight) {
+  check_router(x, weight, bias, k, expert_idx, expert_weight);
+  const int64_t n = x.dim(0), e = weight.dim(0);
+  Tensor logits = host_empty(DType::F32, {n, e});
+  ref::linear(x, weight, &bias, logits);
+  for (int64_t t = 0; t < n; ++t)
+    topk_softmax(logits.ptr<float>() + t * e, e, k, expert_idx.ptr<int32_t>() + t * k,
+                 expert_weight.ptr<float>() + t * k);
+}
+
+void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+         const SwigluParams& swiglu, Tensor& out) {
+  check_moe(x, expert_idx, expert_weight, w, out);
+  const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
+  const int64_t inter2 = w.gate_up.dim(1), inter = inter2 / 2;
+  std::vector<float> gu(static_cast<size_t>(inter2)), act(static_cast<size_t>(inter));
+  for (int64_t t = 0; t < n; ++t) {
+    std::vector<double> acc(size_t(h), 0.0);
+    for (int64_t s = 0; s < topk; ++s) {
+      const int32_t ex = expert_idx.ptr<int32_t>()[t * topk + s];
+      const Tensor gate_up = w.gate_up.select(ex), down = w.down.select(ex);
+      for (int64_t r = 0; r < inter2; ++r) {
+        double a = param_at(w.gate_up_bias, ex * inter2 + r);
+        for (int64_t c = 0; c < h; ++c) a += double(weight_at(gate_up, r, c)) * x.ptr<float>()[t * h + c];
+        gu[size_t(r)] = float(a);
+      }
+      swiglu_interleaved(gu.data(), inter, swiglu, act.data());
+      for (int64_t r = 0; r < h; ++r) {
+        double a = param_at(w.down_bias, ex * h + r);
+        for (int64_t c = 0; c < inter; ++c) a += double(weight_at(down, r, c)) * act[size_t(c)];
+        acc[size_t(r)] += double(expert_weight.ptr<float>()[t * topk + s]) * a;
+      }
+    }
+    for (int64_t c = 0; c < h; ++c) out.ptr<float>()[t * h + c] = float(acc[size_t(c)]);
+  }
+}
+}  // namespace ref
+
+}  // namespace gptoss::cpu

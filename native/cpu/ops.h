@@ -1,0 +1,59 @@
+// The CPU ops (fast, multi-threaded, ISA-dispatched) and their scalar references (namespace ref,
+// the obvious loops with double accumulation, used by tests through ops.reference.*). Both check
+// their arguments the same way and throw gptoss::Error naming the argument. Semantics: model/backend.h.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+#include "model/backend.h"
+
+namespace gptoss::cpu {
+
+#define GPTOSS_CPU_OPS                                                                                        \
+  void embedding(const Tensor& tokens, const Tensor& table, Tensor& out);                                     \
+  void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out);                                 \
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);                        \
+  void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale);                         \
+  void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache, Tensor& v_cache); \
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,          \
+                 const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out);              \
+  void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,           \
+              Tensor& expert_weight);                                                                         \
+  void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,       \
+           const SwigluParams& swiglu, Tensor& out);                                                          \
+  void add(Tensor& acc, const Tensor& x);                                                                     \
+  void mxfp4_dequantize(const Tensor& packed, Tensor& out);                                                   \
+  int32_t sample(const Tensor& logits, const SampleParams& params, float uniform);
+
+GPTOSS_CPU_OPS
+namespace ref {
+GPTOSS_CPU_OPS
+}
+#undef GPTOSS_CPU_OPS
+
+// ---- shared argument checks (used by the fast ops and the references alike) ----
+void expect_cpu(const Tensor& t, const char* what);
+void expect_defined(const Tensor& t, const char* what);
+// A float vector parameter stored as bf16 or f32 (biases, norm weights, sinks): element i as float.
+inline float param_at(const Tensor& t, int64_t i) {
+  return t.dtype == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
+}
+void expect_param(const Tensor& t, int64_t n, const char* what);  // bf16/f32 with numel n
+void check_linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out);
+void check_router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
+                  const Tensor& expert_weight);
+void check_moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+               const Tensor& out);
+void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                     const Tensor& positions, int sliding_window, const Tensor& out);
+void check_sample(const Tensor& logits, const SampleParams& params, float uniform);
+
+// Top-k of a logit row (ties: lower index first) and the softmax over those k: shared by the fast
+// router and the reference so the discrete choice is defined in one place.
+void topk_softmax(const float* logits, int64_t n_experts, int k, int32_t* idx, float* weight);
+// transformers GptOssExperts: gate = min(gate, limit), up = clamp(up, -limit, limit),
+// out = (up + 1) * gate * sigmoid(alpha * gate). Inputs interleaved (even = gate, odd = up).
+void swiglu_interleaved(const float* gate_up, int64_t inter, const SwigluParams& p, float* out);
+
+}  // namespace gptoss::cpu
