@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// End-to-end benchmark: load time, resident memory, prefill and decode tokens/s on a model directory.
+//   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
+//                      [--label NAME] [--out bench/results]
+// Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
+// the token id copied back; the prompt before the decode steps is `--context` tokens long.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { loadModel } from '../dist/index.js';
+
+function parseArgs(argv) {
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results' };
+  const rest = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--device') args.device = argv[++i];
+    else if (a === '--prefill') args.prefill = argv[++i].split(',').filter(Boolean).map(Number);
+    else if (a === '--decode') args.decode = Number(argv[++i]);
+    else if (a === '--context') args.context = Number(argv[++i]);
+    else if (a === '--label') args.label = argv[++i];
+    else if (a === '--out') args.out = argv[++i];
+    else rest.push(a);
+  }
+  if (rest.length !== 1) {
+    console.error('usage: node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]');
+    process.exit(2);
+  }
+  args.model = rest[0];
+  return args;
+}
+
+// Resident memory split the way /proc reports it: anonymous (our copies) vs file-backed (the mapping).
+function memory() {
+  try {
+    const s = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k) => Number((s.match(new RegExp(`${k}:\\s+(\\d+)`)) || [0, 0])[1]) * 1024;
+    return { rss: kb('VmRSS'), rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+  } catch {
+    return { rss: process.memoryUsage().rss };
+  }
+}
+
+const tokensFor = (n, vocab, seed = 1) => Array.from({ length: n }, (_, i) => (i * 7919 + seed * 104729) % Math.min(vocab, 199998));
+const gib = (b) => (b / 2 ** 30).toFixed(2);
+
+const args = parseArgs(process.argv.slice(2));
+const t0 = performance.now();
+const model = await loadModel(args.model, { device: args.device });
+const loadMs = performance.now() - t0;
+const afterLoad = memory();
+const V = model.config.vocabSize;
+const result = {
+  date: new Date().toISOString(),
+  host: hostname(),
+  label: args.label,
+  model: args.model,
+  device: model.info.device,
+  backend: model.info.backend,
+  config: { layers: model.config.numLayers, experts: model.config.numExperts, hidden: model.config.hiddenSize, vocab: V },
+  bytesOnDisk: model.info.bytesOnDisk,
+  loadMs,
+  memoryAfterLoad: afterLoad,
+  prefill: [],
+  decode: null,
+};
+
+// First token after load (includes first-touch page faults of the mapping on the CPU).
+{
+  const s = model.createSession({ maxContext: 8 });
+  const t = performance.now();
+  await s.prefill(tokensFor(1, V));
+  result.firstTokenMs = performance.now() - t;
+  result.loadToFirstTokenMs = loadMs + result.firstTokenMs;
+  await s.dispose();
+}
+
+for (const n of args.prefill) {
+  const s = model.createSession({ maxContext: n + 1 });
+  await s.prefill(tokensFor(Math.min(n, 16), V, 2)); // warm-up
+  await s.reset();
+  const t = performance.now();
+  await s.append(tokensFor(n, V, 3));
+  const ms = performance.now() - t;
+  result.prefill.push({ tokens: n, ms, tokensPerSecond: (n * 1000) / ms });
+  await s.dispose();
+}
+
+if (args.decode > 0) {
+  const s = model.createSession({ maxContext: args.context + args.decode + 1 });
+  await s.append(tokensFor(args.context, V, 4));
+  let token = await s.sample({ temperature: 0 }, 0.5);
+  // Two warm-up steps (graph capture on CUDA), then the timed steps.
+  for (let i = 0; i < 2; i++) {
+    await s.append([token]);
+    token = await s.sample({ temperature: 0 }, 0.5);
+  }
+  const t = performance.now();
+  for (let i = 0; i < args.decode; i++) {
+    await s.append([token]);
+    token = await s.sample({ temperature: 0 }, 0.5);
+  }
+  const ms = performance.now() - t;
+  result.decode = { context: args.context, tokens: args.decode, ms, tokensPerSecond: (args.decode * 1000) / ms, msPerToken: ms / args.decode };
+  await s.dispose();
+}
+result.memoryEnd = memory();
+await model.dispose();
+
+console.log(`model ${args.model} on ${result.backend}`);
+console.log(`  load ${result.loadMs.toFixed(0)} ms, load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
+console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);
+for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(0)} ms)`);
+if (result.decode) console.log(`  decode at context ${result.decode.context}: ${result.decode.tokensPerSecond.toFixed(2)} tok/s (${result.decode.msPerToken.toFixed(1)} ms/token over ${result.decode.tokens})`);
+
+mkdirSync(args.out, { recursive: true });
+const file = join(args.out, `${result.date.slice(0, 10)}-${result.device.replace(':', '')}-${args.label || 'e2e'}.json`);
+writeFileSync(file, JSON.stringify(result, null, 2));
+console.log(`  wrote ${file}`);

@@ -1,0 +1,128 @@
+// Checkpoint loading: the real layout (single file and shards) and every kind of damage, each
+// reported with an error that names the file and the tensor or field, never a crash.
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointError, ConfigError, loadModel, openCheckpoint, resolveDevice } from '../lib/index.js';
+import { native } from '../lib/native.js';
+import { CORRUPT_KINDS, TINY, corruptCheckpoint, writeCheckpoint } from './helpers/checkpoint.js';
+import { fixtureDir, readF32, readJson, relL2 } from './helpers/fixtures.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gpt-oss-loader-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('openCheckpoint', () => {
+  it('lists every tensor of tiny-a with absolute offsets inside the file', () => {
+    const ck = openCheckpoint(fixtureDir('tiny-a'));
+    expect(ck.files).toHaveLength(1);
+    expect(ck.tensors).toHaveLength(3 + 4 * 19);
+    expect(ck.bytesOnDisk).toBe(7099272);
+    const q = ck.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')!;
+    expect(q).toMatchObject({ dtype: 'BF16', shape: [512, 256], length: 512 * 256 * 2 });
+    for (const t of ck.tensors) expect(t.offset + t.length).toBeLessThanOrEqual(ck.bytesOnDisk);
+  });
+
+  it('loads a sharded checkpoint to the same logits as the single file', async () => {
+    // The writer draws each tensor from its own seeded stream, so both hold the same weights.
+    const single = join(root, 'single');
+    const sharded = join(root, 'sharded');
+    await writeCheckpoint(single, TINY);
+    const res = await writeCheckpoint(sharded, TINY, { shards: 3 });
+    expect(res.files).toHaveLength(3);
+    expect(openCheckpoint(sharded).files).toHaveLength(3);
+    const tokens = readJson<number[]>('tiny-a', 'tokens.json');
+    const a = await loadModel(single, { device: 'cpu' });
+    const b = await loadModel(sharded, { device: 'cpu' });
+    const la = await a.forward(tokens);
+    const lb = await b.forward(tokens);
+    expect(Array.from(lb)).toEqual(Array.from(la));
+    // Not a degenerate model: logits vary, and differ from tiny-a's (other random weights).
+    expect(relL2(la, readF32('tiny-a', 'logits.f32'))).toBeGreaterThan(0.1);
+    await a.dispose();
+    await b.dispose();
+  });
+});
+
+describe('bad checkpoints fail with named errors', () => {
+  const cases: Record<string, { type: typeof Error; pattern: (r: { tensorName?: string; field?: string }) => RegExp }> = {
+    'missing-tensor': { type: Error, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}' is missing`) },
+    'wrong-dtype': { type: TypeError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}' has dtype F16, expected BF16`) },
+    'wrong-shape': { type: RangeError, pattern: (r) => new RegExp(`tensor '${esc(r.tensorName!)}' has shape \\[\\d+, \\d+\\], expected \\[\\d+, \\d+\\]`) },
+    'header-length-past-eof': { type: CheckpointError, pattern: () => /model\.safetensors: header length \d+ runs past the end of the file/ },
+    'malformed-header-json': { type: CheckpointError, pattern: () => /model\.safetensors: malformed header JSON/ },
+    'offsets-out-of-range': { type: CheckpointError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}': data_offsets .* run past the end`) },
+    'offsets-overlap': { type: CheckpointError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}': data overlaps tensor`) },
+    'truncated-file': { type: CheckpointError, pattern: () => /model\.safetensors: tensor '.*': data_offsets .* the file is truncated/ },
+    'config-missing-field': { type: ConfigError, pattern: (r) => new RegExp(`config\\.json: field '${esc(r.field ?? 'hidden_size')}': missing required field`) },
+  };
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  it('covers every kind of damage the generator makes', () => {
+    expect(Object.keys(cases).sort()).toEqual([...CORRUPT_KINDS].sort());
+  });
+
+  for (const kind of Object.keys(cases)) {
+    it(`${kind}`, async () => {
+      const dir = join(root, kind);
+      const r = await corruptCheckpoint(dir, kind as (typeof CORRUPT_KINDS)[number]);
+      const { type, pattern } = cases[kind];
+      let error: unknown;
+      try {
+        const m = await loadModel(dir, { device: 'cpu' });
+        await m.dispose();
+      } catch (e) {
+        error = e;
+      }
+      expect(error, r.description).toBeInstanceOf(type);
+      expect((error as Error).message).toMatch(pattern(r));
+      // The process and the addon keep working after the failure.
+      const ok = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+      expect((await ok.forward([1, 2])).length).toBe(2 * 1024);
+      await ok.dispose();
+    });
+  }
+
+  it('names the directory when there is no checkpoint in it', async () => {
+    const dir = join(root, 'empty');
+    await writeCheckpoint(dir, TINY);
+    rmSync(join(dir, 'model.safetensors'));
+    await expect(loadModel(dir, { device: 'cpu' })).rejects.toThrow(/no model\.safetensors or model\.safetensors\.index\.json/);
+    await expect(loadModel(join(root, 'does-not-exist'), { device: 'cpu' })).rejects.toThrow(/does-not-exist: not a directory/);
+  });
+
+  it('rejects a config whose layer_types does not match the layer count', async () => {
+    const dir = join(root, 'layer-types');
+    await writeCheckpoint(dir, TINY);
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    cfg.layer_types = ['sliding_attention'];
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    await expect(loadModel(dir, { device: 'cpu' })).rejects.toThrow(/config\.json: field 'layer_types'/);
+  });
+
+  it('rejects an index.json that lists a tensor its shard lacks', async () => {
+    const dir = join(root, 'bad-index');
+    const res = await writeCheckpoint(dir, TINY, { shards: 2 });
+    const index = JSON.parse(readFileSync(res.indexPath!, 'utf8'));
+    index.weight_map['model.layers.9.mlp.router.bias'] = Object.values(index.weight_map)[0];
+    writeFileSync(res.indexPath!, JSON.stringify(index));
+    await expect(loadModel(dir, { device: 'cpu' })).rejects.toThrow(/tensor 'model\.layers\.9\.mlp\.router\.bias': listed in model\.safetensors\.index\.json but absent/);
+  });
+});
+
+describe('device selection', () => {
+  it("'auto' falls back to the CPU with a stated reason when CUDA is unusable, and 'cuda' is then a clear error", async () => {
+    const reason = native.cudaUnavailableReason();
+    if (reason === '') {
+      expect(resolveDevice('auto').device).toBe('cuda:0');
+      return;
+    }
+    expect(resolveDevice('auto')).toEqual({ device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}` });
+    const m = await loadModel(fixtureDir('tiny-a'), { device: 'auto' });
+    expect(m.device).toBe('cpu');
+    expect(m.info.fallbackReason).toContain('CUDA unavailable');
+    await m.dispose();
+    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cuda' })).rejects.toThrow(/device 'cuda' requested but CUDA is unavailable/);
+    await expect(loadModel(fixtureDir('tiny-a'), { device: 'tpu' as 'cpu' })).rejects.toThrow(RangeError);
+  });
+});
