@@ -13,25 +13,36 @@ inline __m512 e2m1_table() {
   return _mm512_setr_ps(0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f);
 }
 
-// One row times one token: two accumulators hide the FMA latency of the per-block scale.
+// The block scale 2^(s-127) is applied by adding (s-127) to the exponent field of the table's
+// nonzero entries (an integer add, exact while 2 <= s <= 252), so a block costs two table lookups
+// and two FMAs; Zen 4 issues one 512-bit FMA a cycle, which made the multiply by the scale the
+// bottleneck (see bench/cpu-kernels.mjs). Other scales take the multiply path.
+inline __m512 scaled_table(__m512i lut_bits, uint8_t s, const float* e8m0) {
+  if (s >= 2 && s <= 252) {
+    const __m512i delta = _mm512_set1_epi32((int32_t(s) - 127) * (1 << 23));
+    return _mm512_castsi512_ps(_mm512_mask_add_epi32(lut_bits, __mmask16(0xfefe), lut_bits, delta));
+  }
+  return _mm512_mul_ps(_mm512_castsi512_ps(lut_bits), _mm512_set1_ps(e8m0[s]));
+}
+
+// One row times one token: four accumulators cover the FMA latency.
 inline float row_dot1(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, const float* e8m0) {
-  const __m512 lut = e2m1_table();
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  auto block = [&](int64_t g, __m512& acc) {
+  const __m512i lut = _mm512_castps_si512(e2m1_table());
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
+         acc3 = _mm512_setzero_ps();
+  auto block = [&](int64_t g, __m512& a, __m512& c) {
     const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * g)));
-    const __m512 lo = _mm512_permutexvar_ps(q, lut);
-    const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut);
-    __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(x + 32 * g));
-    t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 32 * g + 16), t);
-    acc = _mm512_fmadd_ps(t, _mm512_set1_ps(e8m0[s[g]]), acc);
+    const __m512 table = scaled_table(lut, s[g], e8m0);
+    a = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, table), _mm512_loadu_ps(x + 32 * g), a);
+    c = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table), _mm512_loadu_ps(x + 32 * g + 16), c);
   };
   int64_t g = 0;
   for (; g + 2 <= nblk; g += 2) {
-    block(g, acc0);
-    block(g + 1, acc1);
+    block(g, acc0, acc1);
+    block(g + 1, acc2, acc3);
   }
-  if (g < nblk) block(g, acc0);
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  if (g < nblk) block(g, acc0, acc1);
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
 }
 
 // One row times NT tokens: the block is decoded (and scaled) once and used NT times.
@@ -43,9 +54,9 @@ inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const flo
   for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
     const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * g)));
-    const __m512 sc = _mm512_set1_ps(e8m0[s[g]]);
-    const __m512 lo = _mm512_mul_ps(_mm512_permutexvar_ps(q, lut), sc);
-    const __m512 hi = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), lut), sc);
+    const __m512 table = scaled_table(_mm512_castps_si512(lut), s[g], e8m0);
+    const __m512 lo = _mm512_permutexvar_ps(q, table);
+    const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
     for (int j = 0; j < NT; ++j) {
       acc[j] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(x + j * cols + 32 * g), acc[j]);
       acc[j] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + j * cols + 32 * g + 16), acc[j]);

@@ -1,0 +1,96 @@
+// Typed wrappers over the native `ops`: one backend op per call, synchronous, on the tensors'
+// device. For tests and microbenchmarks; the model itself runs these in native code. Outputs are
+// preallocated tensors (`out`), as in native/model/backend.h, whose comments define each op.
+import { native } from './native.js';
+import type { Tensor } from './tensor.js';
+
+export type CpuIsa = 'scalar' | 'avx2' | 'avx512';
+
+export interface MoeWeights {
+  /** mxfp4 [E, 2*I, H]; rows interleaved: even = gate, odd = up */
+  gateUp: Tensor;
+  /** bf16 or f32 [E, 2*I] */
+  gateUpBias: Tensor;
+  /** mxfp4 [E, H, I] */
+  down: Tensor;
+  /** bf16 or f32 [E, H] */
+  downBias: Tensor;
+}
+
+export interface SwigluParams {
+  limit?: number; // default 7
+  alpha?: number; // default 1.702
+}
+
+export interface SampleParams {
+  temperature?: number; // 0 = argmax
+  topK?: number; // 0 = off
+  topP?: number; // 1 = off
+  minP?: number; // 0 = off
+}
+
+export interface KernelOps {
+  embedding(tokens: Tensor, table: Tensor, out: Tensor): void;
+  rmsnorm(x: Tensor, weight: Tensor, eps: number, out: Tensor): void;
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null, out: Tensor): void;
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, scale: number): void;
+  kvStore(k: Tensor, v: Tensor, positions: Tensor, kCache: Tensor, vCache: Tensor): void;
+  attention(q: Tensor, kCache: Tensor, vCache: Tensor, sinks: Tensor, positions: Tensor, slidingWindow: number,
+    softmaxScale: number, out: Tensor): void;
+  router(x: Tensor, weight: Tensor, bias: Tensor, k: number, expertIdx: Tensor, expertWeight: Tensor): void;
+  moe(x: Tensor, expertIdx: Tensor, expertWeight: Tensor, weights: MoeWeights, swiglu: SwigluParams | undefined,
+    out: Tensor): void;
+  add(acc: Tensor, x: Tensor): void;
+  mxfp4Dequantize(packed: Tensor, out: Tensor): void;
+  sample(logits: Tensor, params: SampleParams, uniform: number): number;
+}
+
+const h = (t: Tensor | null | undefined): unknown => (t == null ? t : t.handle);
+
+function wrap(n: any): KernelOps {
+  return {
+    embedding: (tokens, table, out) => n.embedding(h(tokens), h(table), h(out)),
+    rmsnorm: (x, weight, eps, out) => n.rmsnorm(h(x), h(weight), eps, h(out)),
+    linear: (x, weight, bias, out) => n.linear(h(x), h(weight), h(bias), h(out)),
+    rope: (x, positions, invFreq, scale) => n.rope(h(x), h(positions), h(invFreq), scale),
+    kvStore: (k, v, positions, kCache, vCache) => n.kvStore(h(k), h(v), h(positions), h(kCache), h(vCache)),
+    attention: (q, kCache, vCache, sinks, positions, slidingWindow, softmaxScale, out) =>
+      n.attention(h(q), h(kCache), h(vCache), h(sinks), h(positions), slidingWindow, softmaxScale, h(out)),
+    router: (x, weight, bias, k, expertIdx, expertWeight) =>
+      n.router(h(x), h(weight), h(bias), k, h(expertIdx), h(expertWeight)),
+    moe: (x, expertIdx, expertWeight, w, swiglu, out) =>
+      n.moe(h(x), h(expertIdx), h(expertWeight),
+        { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias) },
+        swiglu, h(out)),
+    add: (acc, x) => n.add(h(acc), h(x)),
+    mxfp4Dequantize: (packed, out) => n.mxfp4Dequantize(h(packed), h(out)),
+    sample: (logits, params, uniform) => n.sample(h(logits), params, uniform),
+  };
+}
+
+/** The backend ops, run on the tensors' device. */
+export const ops: KernelOps = wrap(native.ops);
+/** The scalar CPU references (plain loops, double accumulation) the fast kernels are tested against. */
+export const reference: KernelOps = wrap(native.ops.reference);
+
+export interface CpuInfo {
+  isa: CpuIsa;
+  bestIsa: CpuIsa;
+  threads: number;
+}
+
+export function cpuInfo(): CpuInfo {
+  return native.ops.cpuInfo();
+}
+/** Resize the CPU thread pool; returns the new size. */
+export function setThreads(threads: number): number {
+  return native.ops.setThreads(threads);
+}
+/** Force the CPU kernels' ISA level (clamped to what the CPU has); returns the level used. */
+export function setIsa(isa: CpuIsa): CpuIsa {
+  return native.ops.setIsa(isa);
+}
+/** This machine's read bandwidth in GB/s (all threads summing a buffer of `megabytes`). */
+export function readBandwidth(megabytes = 1024, repeats = 3): number {
+  return native.ops.readBandwidth(megabytes, repeats);
+}
