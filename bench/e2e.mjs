@@ -8,7 +8,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { loadModel } from '../dist/index.js';
+// dist/model.js, not the package index: this runs on hosts that carry no tokenizer data.
+import { loadModel } from '../dist/model.js';
 
 function parseArgs(argv) {
   const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results' };

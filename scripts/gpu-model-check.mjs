@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// Model-level checks on a CUDA device (run by scripts/gpu-check.sh on the GPU host):
+//  1. tiny-a on CUDA vs HF transformers' float32 logits: rel L2 < 1e-2, argmax equal wherever the
+//     fixture's top1-top2 margin exceeds twice our measured logit error there, and >= 97% overall;
+//  2. CUDA vs the CPU backend on the same weights;
+//  3. incremental decoding (prefill + steps, CUDA graph replays) equals the full forward;
+//  4. greedy continuation vs greedy.json up to the first step whose margin is below our error;
+//  5. optional: a checkpoint directory (the exact gpt-oss-20b shape) loads, prefills and generates.
+// Prints one line per check and a final "N passed, N failed" line; exit code 1 on any failure.
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { loadModel } from '../dist/model.js';
+
+const fixture = new URL('../test/fixtures/tiny-a/', import.meta.url).pathname;
+const json = (f) => JSON.parse(readFileSync(fixture + f, 'utf8'));
+const tokens = json('tokens.json');
+const greedy = json('greedy.json');
+const margins = json('margins.json');
+const refBuf = readFileSync(fixture + 'logits.f32');
+const reference = new Float32Array(refBuf.buffer, refBuf.byteOffset, refBuf.byteLength / 4);
+const V = 1024;
+const bigModel = process.argv[2];
+
+let passed = 0;
+let failed = 0;
+function check(name, ok, detail) {
+  if (ok) passed++;
+  else failed++;
+  console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}  ${detail}`);
+}
+const relL2 = (a, b) => {
+  let n = 0, d = 0;
+  for (let i = 0; i < b.length; i++) { n += (a[i] - b[i]) ** 2; d += b[i] ** 2; }
+  return Math.sqrt(n / d);
+};
+const argmax = (a, off, n) => { let b = 0; for (let i = 1; i < n; i++) if (a[off + i] > a[off + b]) b = i; return b; };
+const hasNaN = (a) => a.some((x) => Number.isNaN(x));
+
+const device = process.env.GPTOSS_CHECK_DEVICE ?? 'cuda';
+const gpu = await loadModel(fixture, { device });
+const cpu = await loadModel(fixture, { device: 'cpu' });
+console.log(`tiny-a on ${gpu.info.backend}`);
+
+const lg = await gpu.forward(tokens);
+const lc = await cpu.forward(tokens);
+const err = relL2(lg, reference);
+check('tiny-a logits vs transformers', err < 1e-2 && !hasNaN(lg), `rel L2 ${err.toExponential(3)} (CPU backend: ${relL2(lc, reference).toExponential(3)})`);
+let agree = 0, required = 0, requiredAgree = 0;
+const posErr = [];
+for (let t = 0; t < tokens.length; t++) {
+  let e = 0;
+  for (let i = 0; i < V; i++) e = Math.max(e, Math.abs(lg[t * V + i] - reference[t * V + i]));
+  posErr.push(e);
+  const same = argmax(lg, t * V, V) === argmax(reference, t * V, V);
+  agree += same;
+  if (margins.prompt_top1_top2_margin[t] > 2 * e) { required++; requiredAgree += same; }
+}
+check('tiny-a argmax where margin > 2x error', requiredAgree === required, `${requiredAgree}/${required} (max abs logit error ${Math.max(...posErr).toExponential(2)})`);
+check('tiny-a argmax overall >= 97%', agree / tokens.length >= 0.97, `${agree}/${tokens.length}`);
+check('CUDA vs CPU backend', relL2(lg, lc) < 1e-2, `rel L2 ${relL2(lg, lc).toExponential(3)}`);
+
+// Incremental decode vs full forward (decode steps replay the captured CUDA graph).
+{
+  const s = gpu.createSession({ maxContext: 128 });
+  const split = 29;
+  const rows = [await s.prefillAll(tokens.slice(0, split))];
+  for (const t of tokens.slice(split)) rows.push(await s.step(t));
+  const inc = new Float32Array(tokens.length * V);
+  let o = 0;
+  for (const r of rows) { inc.set(r, o); o += r.length; }
+  const e = relL2(inc, lg);
+  check('incremental decode == full forward', e < 1e-3, `rel L2 ${e.toExponential(3)}`);
+  // Greedy continuation, compared up to the first step whose margin is below our error.
+  await s.truncate(0);
+  let logits = await s.prefill(tokens);
+  const out = [];
+  for (let i = 0; i < greedy.length; i++) {
+    const next = await s.sample({ temperature: 0 }, 0.5);
+    out.push(next);
+    logits = await s.step(next);
+  }
+  const tol = 2 * Math.max(...posErr);
+  let comparable = greedy.length;
+  for (let i = 0; i < greedy.length; i++) if (margins.greedy_top1_top2_margin[i] < tol) { comparable = i; break; }
+  const same = out.slice(0, comparable).every((t, i) => t === greedy[i]);
+  check('greedy continuation (device sampling)', same, `${comparable} comparable steps; got ${out.join(',')}`);
+  await s.dispose();
+}
+await gpu.dispose();
+await cpu.dispose();
+
+if (bigModel) {
+  const t0 = performance.now();
+  const m = await loadModel(bigModel, { device });
+  const loadMs = performance.now() - t0;
+  const s = m.createSession({ maxContext: 1024 });
+  const prompt = Array.from({ length: 512 }, (_, i) => (i * 7919) % 199998);
+  const t1 = performance.now();
+  const logits = await s.prefill(prompt);
+  const prefillMs = performance.now() - t1;
+  const gen = [];
+  const t2 = performance.now();
+  let tok = await s.sample({ temperature: 0 }, 0.5);
+  for (let i = 0; i < 64; i++) {
+    gen.push(tok);
+    await s.append([tok]);
+    tok = await s.sample({ temperature: 0.8, topP: 0.95 }, (i * 0.6180339887) % 1);
+  }
+  const decodeMs = performance.now() - t2;
+  const valid = gen.every((t) => Number.isInteger(t) && t >= 0 && t < m.config.vocabSize);
+  check(`${bigModel} loads and generates`, valid && !hasNaN(logits),
+    `load ${(loadMs / 1000).toFixed(1)} s, prefill 512: ${(512000 / prefillMs).toFixed(0)} tok/s, decode: ${(64000 / decodeMs).toFixed(1)} tok/s, tokens ${gen.slice(0, 8).join(',')}...`);
+  await s.dispose();
+  await m.dispose();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
