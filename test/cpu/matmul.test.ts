@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ops, reference } from '../../lib/ops.js';
+import { Tensor } from '../../lib/tensor.js';
+import { availableIsas, f32, randint, randn, relL2, rng, withIsa } from './util.js';
+
+describe('bf16 linear', () => {
+  for (const isa of availableIsas()) {
+    it(`matches the reference under ${isa} (odd sizes, n = 1..9)`, () => {
+      const r = rng(`bf16-linear-${isa}`);
+      withIsa(isa, () => {
+        for (const n of [1, 2, 3, 4, 5, 9]) {
+          const rows = randint(r, 1, 90);
+          const cols = randint(r, 1, 300);
+          const w = Tensor.fromBf16(randn(r, rows * cols), [rows, cols]);
+          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
+          const bias = n % 2 ? Tensor.fromF32(randn(r, rows), [rows]) : null;
+          const got = Tensor.empty('f32', [n, rows]);
+          const want = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, w, bias, got);
+          reference.linear(x, w, bias, want);
+          expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+        }
+      });
+    });
+  }
+
+  it('computes a hand-checked value', () => {
+    const w = Tensor.fromBf16([1, 2, 3, -1, 0.5, 0.25], [2, 3]);
+    const x = Tensor.fromF32([1, 1, 2], [1, 3]);
+    const out = Tensor.empty('f32', [1, 2]);
+    ops.linear(x, w, Tensor.fromBf16([10, 20], [2]), out);
+    expect(Array.from(f32(out))).toEqual([19, 20]);
+  });
+
+  it('rejects bad arguments with errors naming them', () => {
+    const x = Tensor.fromF32(new Float32Array(6), [2, 3]);
+    const w = Tensor.fromBf16(new Float32Array(12), [4, 3]);
+    const out = Tensor.empty('f32', [2, 4]);
+    expect(() => ops.linear(Tensor.fromI32([1, 2, 3], [1, 3]), w, null, out)).toThrow(TypeError);
+    expect(() => ops.linear(Tensor.fromI32([1, 2, 3], [1, 3]), w, null, out)).toThrow(/linear: x/);
+    expect(() => ops.linear(x, Tensor.fromF32(new Float32Array(12), [4, 3]), null, out)).toThrow(/weight/);
+    expect(() => ops.linear(x, w, null, Tensor.empty('f32', [2, 5]))).toThrow(RangeError);
+    expect(() => ops.linear(x, w, Tensor.fromBf16([1], [1]), out)).toThrow(/bias/);
+    expect(() => ops.linear(x, {} as Tensor, null, out)).toThrow(TypeError);
+  });
+});
