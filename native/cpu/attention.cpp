@@ -25,6 +25,11 @@ float dot(const float* a, const float* b, int64_t n) {
 void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+float exp_sum(float* s, int64_t n, float m) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - m));
+  return sum;
+}
 }  // namespace portable
 
 // ---------------- kv_store ----------------
@@ -133,11 +138,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
         const float sink = param_at(sinks, h);
         float m = sink;
         for (int64_t j = 0; j < len; ++j) m = std::max(m, s[j]);
-        float denom = std::exp(sink - m);
-        for (int64_t j = 0; j < len; ++j) {
-          s[j] = std::exp(s[j] - m);
-          denom += s[j];
-        }
+        const float denom = std::exp(sink - m) + kern.exp_sum(s, len, m);
         float* o = out.ptr<float>() + (i * hq + h) * d;
         std::fill_n(o, d, 0.f);
         for (int64_t j = 0; j < len; ++j) kern.axpy(s[j], v_cache.ptr<float>() + ((lo + j) * hkv + kvh) * d, o, d);

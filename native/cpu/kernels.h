@@ -21,6 +21,9 @@ struct Kernels {
                     int64_t r0, int64_t r1);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
+  // s[i] = exp(s[i] - m) for i < n; returns the sum (softmax numerators). Vector exp: Cephes-style
+  // range reduction and degree-6 polynomial, ~2 ulp, exp(-inf) = 0.
+  float (*exp_sum)(float* s, int64_t n, float m);
 };
 
 const Kernels& kernels();
@@ -39,6 +42,7 @@ const float* e8m0_table();
                  int64_t r0, int64_t r1);                                                                   \
   float dot(const float* a, const float* b, int64_t n);                                                     \
   void axpy(float a, const float* x, float* y, int64_t n);                                                  \
+  float exp_sum(float* s, int64_t n, float m);                                                              \
   }
 
 GPTOSS_DECLARE_KERNELS(portable)

@@ -1,0 +1,143 @@
+// CPU kernel microbenchmarks at gpt-oss-20b shapes, reported as GB/s of weights (or KV cache) read,
+// next to this machine's read bandwidth measured in the same run (ops.readBandwidth: all threads
+// summing 1 GiB). Inputs rotate over several copies whose total exceeds the last-level cache, so
+// every call streams from DRAM as a real decode step does.
+//
+//   node bench/cpu-kernels.mjs [--isa scalar|avx2|avx512] [--threads N] [--quick]
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { measure } from 'mitata';
+
+const require = createRequire(import.meta.url);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const addon = process.env.GPT_OSS_NODE_BINARY ? require(process.env.GPT_OSS_NODE_BINARY) : require('node-gyp-build')(root);
+const { ops, Tensor } = addon;
+
+const args = process.argv.slice(2);
+const opt = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+if (opt('--isa')) ops.setIsa(opt('--isa'));
+if (opt('--threads')) ops.setThreads(Number(opt('--threads')));
+const quick = args.includes('--quick');
+const LLC = 64 << 20; // rotate over at least this many bytes of weights per case
+
+function randomBytes(n) {
+  const b = new Uint8Array(n);
+  let s = 0x9e3779b9;
+  for (let i = 0; i < n; i += 4) {
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    b[i] = s; b[i + 1] = s >>> 8; b[i + 2] = s >>> 16; b[i + 3] = s >>> 24;
+  }
+  return b;
+}
+function randomF32(n) {
+  const f = new Float32Array(n);
+  for (let i = 0; i < n; i++) f[i] = Math.sin(i * 12.9898) * 0.5;
+  return f;
+}
+// bf16 bits of small random values (exponent kept in range so sums stay finite).
+function randomBf16(n) {
+  const w = new Uint16Array(n);
+  const b = randomBytes(n * 2);
+  for (let i = 0; i < n; i++) w[i] = 0x3c00 | (b[2 * i] & 0x7f) | ((b[2 * i + 1] & 0x80) << 8);
+  return w;
+}
+const copiesFor = (bytes) => Math.max(2, Math.ceil(LLC / bytes));
+
+async function time(fn) {
+  const stats = await measure(fn, { min_cpu_time: (quick ? 0.3 : 1) * 1e9, min_samples: 5 });
+  return stats.avg / 1e9; // seconds per call
+}
+
+const results = [];
+async function report(name, bytesPerCall, fn) {
+  const sec = await time(fn);
+  const gbs = bytesPerCall / sec / 1e9;
+  results.push({ name, us: sec * 1e6, gbs });
+  console.log(`${name.padEnd(44)} ${(sec * 1e6).toFixed(1).padStart(10)} us  ${gbs.toFixed(1).padStart(6)} GB/s  ${((gbs / bandwidth) * 100).toFixed(0).padStart(4)}% of read bw`);
+}
+
+const info = ops.cpuInfo();
+const bandwidth = ops.readBandwidth(1024, 5);
+console.log(`cpu: isa ${info.isa} (best ${info.bestIsa}), ${info.threads} threads; read bandwidth ${bandwidth.toFixed(1)} GB/s (1 GiB sum, best of 5)`);
+
+// ---- MXFP4 expert matvec (gpt-oss-20b: hidden 2880, intermediate 2880) ----
+for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 2880], ['mxfp4 matvec down [2880, 2880]', 2880, 2880]]) {
+  const bytes = (rows * cols) / 2 + (rows * cols) / 32;
+  const n = copiesFor(bytes);
+  const ws = Array.from({ length: n }, () => new Tensor('mxfp4', [rows, cols], 'cpu', randomBytes((rows * cols) / 2), new Uint8Array((rows * cols) / 32).fill(121)));
+  const x = new Tensor('f32', [1, cols], 'cpu', randomF32(cols));
+  const out = new Tensor('f32', [1, rows], 'cpu');
+  let i = 0;
+  await report(name, bytes, () => ops.linear(x, ws[i++ % n], null, out));
+}
+
+// ---- MoE decode step: 4 experts of 32, gate_up + swiglu + down ----
+{
+  const E = 32, H = 2880, I = 2880;
+  const gateUp = new Tensor('mxfp4', [E, 2 * I, H], 'cpu', randomBytes(E * I * H), new Uint8Array((E * 2 * I * H) / 32).fill(121));
+  const down = new Tensor('mxfp4', [E, H, I], 'cpu', randomBytes((E * H * I) / 2), new Uint8Array((E * H * I) / 32).fill(120));
+  const w = { gateUp, gateUpBias: new Tensor('bf16', [E, 2 * I], 'cpu'), down, downBias: new Tensor('bf16', [E, H], 'cpu') };
+  const x = new Tensor('f32', [1, H], 'cpu', randomF32(H));
+  const wt = new Tensor('f32', [1, 4], 'cpu', new Float32Array([0.4, 0.3, 0.2, 0.1]));
+  const out = new Tensor('f32', [1, H], 'cpu');
+  const idx = Array.from({ length: 8 }, (_, j) => new Tensor('i32', [1, 4], 'cpu', Int32Array.from([0, 1, 2, 3], (k) => (j * 4 + k) % E)));
+  let i = 0;
+  const bytes = 4 * ((3 * H * I) / 2) * (1 + 1 / 16);
+  await report('moe decode (4 of 32 experts, 20b shapes)', bytes, () => ops.moe(x, idx[i++ % idx.length], wt, w, undefined, out));
+  // Prefill: 64 tokens, top-4 of 32 experts; weights read once per expert group.
+  const n = 64;
+  const xs = new Tensor('f32', [n, H], 'cpu', randomF32(n * H));
+  const ids = new Int32Array(n * 4);
+  for (let t = 0; t < n; t++) for (let k = 0; k < 4; k++) ids[t * 4 + k] = (t * 7 + k * 5) % E;
+  const idxN = new Tensor('i32', [n, 4], 'cpu', ids);
+  const wtN = new Tensor('f32', [n, 4], 'cpu', new Float32Array(n * 4).fill(0.25));
+  const outN = new Tensor('f32', [n, H], 'cpu');
+  const used = new Set(ids).size;
+  await report(`moe prefill 64 tokens (${used} experts touched)`, used * ((3 * H * I) / 2) * (1 + 1 / 16), () => ops.moe(xs, idxN, wtN, w, undefined, outN));
+}
+
+// ---- bf16 matvec ----
+for (const [name, rows, cols] of [['bf16 matvec qkv [6144, 2880]', 4096 + 1024 + 1024, 2880], ['bf16 matvec lm_head [201088, 2880]', 201088, 2880]]) {
+  const bytes = rows * cols * 2;
+  const n = Math.min(copiesFor(bytes), quick ? 2 : 8);
+  const ws = Array.from({ length: n }, () => new Tensor('bf16', [rows, cols], 'cpu', randomBf16(rows * cols)));
+  const x = new Tensor('f32', [1, cols], 'cpu', randomF32(cols));
+  const out = new Tensor('f32', [1, rows], 'cpu');
+  let i = 0;
+  await report(name, bytes, () => ops.linear(x, ws[i++ % n], null, out));
+  if (rows < 10000) {
+    const xs = new Tensor('f32', [32, cols], 'cpu', randomF32(32 * cols));
+    const outs = new Tensor('f32', [32, rows], 'cpu');
+    await report(name.replace('matvec', 'matmul n=32'), bytes, () => ops.linear(xs, ws[i++ % n], null, outs));
+  }
+}
+
+// ---- rmsnorm [1, 2880] and [128, 2880] ----
+for (const n of [1, 128]) {
+  const x = new Tensor('f32', [n, 2880], 'cpu', randomF32(n * 2880));
+  const w = new Tensor('bf16', [2880], 'cpu', randomBf16(2880));
+  const out = new Tensor('f32', [n, 2880], 'cpu');
+  await report(`rmsnorm [${n}, 2880]`, n * 2880 * 8, () => ops.rmsnorm(x, w, 1e-5, out));
+}
+
+// ---- attention decode: 64 query heads, 8 kv heads, head dim 64 ----
+for (const ctx of [1024, 4096]) {
+  const Hq = 64, Hkv = 8, D = 64;
+  const bytes = 2 * ctx * Hkv * D * 4;
+  const n = copiesFor(bytes);
+  const caches = Array.from({ length: n }, () => [new Tensor('f32', [ctx, Hkv, D], 'cpu', randomF32(ctx * Hkv * D)), new Tensor('f32', [ctx, Hkv, D], 'cpu', randomF32(ctx * Hkv * D))]);
+  const q = new Tensor('f32', [1, Hq, D], 'cpu', randomF32(Hq * D));
+  const sinks = new Tensor('bf16', [Hq], 'cpu');
+  const pos = new Tensor('i32', [1], 'cpu', Int32Array.from([ctx - 1]));
+  const out = new Tensor('f32', [1, Hq, D], 'cpu');
+  let i = 0;
+  await report(`attention decode ctx ${ctx} (64q/8kv x 64)`, bytes, () => {
+    const [k, v] = caches[i++ % n];
+    ops.attention(q, k, v, sinks, pos, 0, 0.125, out);
+  });
+}
+
+if (args.includes('--json')) console.log(JSON.stringify({ cpu: info, bandwidth, results }, null, 2));
