@@ -1,0 +1,71 @@
+// gpt-oss chat <model>: an interactive conversation over one KV cache (ChatSession).
+import type { Command } from 'commander';
+import { createInterface } from 'node:readline/promises';
+import { ChatSession } from '../chat.js';
+import { addSamplingOptions, generateOptions, loadWithProgress, type SamplingFlags } from './common.js';
+import { createHarmonyPrinter } from './generate.js';
+
+interface ChatFlags extends SamplingFlags {
+  instructions?: string;
+}
+
+const HELP = 'commands: /exit (or Ctrl-D) quits, /reset forgets the conversation, /help shows this';
+
+export function registerChat(program: Command): void {
+  const cmd = program
+    .command('chat')
+    .description('chat with the model interactively (/exit to quit)')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
+    .option('--instructions <text>', 'developer instructions (the "system prompt")');
+  addSamplingOptions(cmd).action(async (dir: string, flags: ChatFlags) => {
+    const model = await loadWithProgress(dir, flags.device);
+    const options = { ...generateOptions(flags), ...(flags.effort !== undefined ? { reasoningEffort: flags.effort } : {}) };
+    const newChat = (): ChatSession =>
+      new ChatSession(model, { ...(flags.instructions !== undefined ? { developer: { instructions: flags.instructions } } : {}), defaults: options });
+    let chat = newChat();
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: Boolean(process.stdin.isTTY) });
+    let turn: AbortController | null = null;
+    // Ctrl-C during a reply stops the reply; at the prompt it quits.
+    rl.on('SIGINT', () => {
+      if (turn) turn.abort();
+      else rl.close();
+    });
+    if (process.stdin.isTTY) process.stderr.write(`${HELP}\n`);
+    try {
+      for (;;) {
+        let line: string;
+        try {
+          line = await rl.question(process.stdin.isTTY ? '> ' : '');
+        } catch {
+          break; // closed (Ctrl-D / end of input)
+        }
+        const text = line.trim();
+        if (text === '') continue;
+        if (text === '/exit' || text === '/quit') break;
+        if (text === '/help') {
+          process.stderr.write(`${HELP}\n`);
+          continue;
+        }
+        if (text === '/reset') {
+          await chat.dispose();
+          chat = newChat();
+          continue;
+        }
+        turn = new AbortController();
+        const stream = chat.stream(text, { signal: turn.signal });
+        const printer = createHarmonyPrinter(Boolean(flags.reasoning));
+        for await (const e of stream) printer.print(e);
+        const result = await stream.result;
+        turn = null;
+        printer.endLine();
+        if (result.finishReason === 'error') process.stderr.write(`gpt-oss: ${result.error?.message ?? 'generation failed'}\n`);
+        else if (result.finishReason === 'abort') process.stderr.write('[stopped]\n');
+        else if (result.finishReason === 'tool-call') process.stderr.write('[the model called a tool; tools are not available in this chat]\n');
+      }
+    } finally {
+      rl.close();
+      await chat.dispose();
+      await model.dispose();
+    }
+  });
+}

@@ -1,0 +1,110 @@
+// What every command shares: loading a model with a progress bar, option parsing, one-line errors.
+import { InvalidArgumentError, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { loadModel, type DeviceRequest, type GptOssModel } from '../model.js';
+import type { GenerateOptions } from '../generate.js';
+import type { ReasoningEffort } from '../harmony/index.js';
+
+/** An error the user can act on, printed as one line without a stack. */
+export class UsageError extends Error {}
+
+/** `gpt-oss: <message>`, on one line (multi-line messages are joined). */
+export function formatError(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return `gpt-oss: ${message.trim().replace(/\s*\n\s*/g, ' ')}`;
+}
+
+/** Loads a checkpoint folder; a progress bar on stderr while the weights are bound, when stderr is a terminal. */
+export async function loadWithProgress(dir: string, device: DeviceRequest): Promise<GptOssModel> {
+  if (!process.stderr.isTTY) return loadModel(dir, { device });
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: 'loading {bar} {percentage}% | {done}/{all} MiB',
+      hideCursor: true,
+      clearOnComplete: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
+  let started = false;
+  try {
+    return await loadModel(dir, {
+      device,
+      onProgress: (done, total) => {
+        if (!started) {
+          bar.start(total, 0, { done: '0', all: mib(total) });
+          started = true;
+        }
+        bar.update(done, { done: mib(done), all: mib(total) });
+      },
+    });
+  } finally {
+    if (started) bar.stop();
+  }
+}
+
+export const DEVICES = /^(auto|cpu|cuda(:\d+)?)$/;
+
+export function parseDevice(value: string): DeviceRequest {
+  if (!DEVICES.test(value)) throw new InvalidArgumentError('expected auto, cpu, cuda or cuda:N.');
+  return value as DeviceRequest;
+}
+
+export function parseIntArg(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}.`);
+    return n;
+  };
+}
+
+export function parseNumberArg(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < min || n > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max}].`);
+    return n;
+  };
+}
+
+export function parseEffort(value: string): ReasoningEffort {
+  if (value !== 'low' && value !== 'medium' && value !== 'high') throw new InvalidArgumentError('expected low, medium or high.');
+  return value;
+}
+
+/** Options shared by `generate` and `chat`. */
+export function addSamplingOptions(cmd: Command): Command {
+  return cmd
+    .option('--max-tokens <n>', 'most tokens to generate per reply', parseIntArg(0))
+    .option('--temperature <t>', 'sampling temperature, 0 = greedy (default 1)', parseNumberArg(0, 100))
+    .option('--top-p <p>', 'nucleus sampling: keep the smallest set with this much probability', parseNumberArg(Number.MIN_VALUE, 1))
+    .option('--top-k <k>', 'keep only the k most likely tokens (0 = off)', parseIntArg(0))
+    .option('--min-p <p>', 'keep tokens with p >= min-p * p(most likely)', parseNumberArg(0, 1))
+    .option('--seed <s>', 'random seed (same seed, same output)', parseIntArg(Number.MIN_SAFE_INTEGER))
+    .option('--effort <level>', 'reasoning effort: low, medium or high', parseEffort)
+    .option('--reasoning', 'also show the analysis channel (on stderr)')
+    .option('--device <device>', 'auto, cpu, cuda or cuda:N', parseDevice, 'auto' as DeviceRequest);
+}
+
+export interface SamplingFlags {
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
+  seed?: number;
+  effort?: ReasoningEffort;
+  reasoning?: boolean;
+  device: DeviceRequest;
+}
+
+export function generateOptions(flags: SamplingFlags): GenerateOptions {
+  const o: GenerateOptions = {};
+  if (flags.maxTokens !== undefined) o.maxTokens = flags.maxTokens;
+  if (flags.temperature !== undefined) o.temperature = flags.temperature;
+  if (flags.topP !== undefined) o.topP = flags.topP;
+  if (flags.topK !== undefined) o.topK = flags.topK;
+  if (flags.minP !== undefined) o.minP = flags.minP;
+  if (flags.seed !== undefined) o.seed = flags.seed;
+  return o;
+}

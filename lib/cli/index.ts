@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// gpt-oss: the command line. One file per command; this one only wires them up and reports errors.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { formatError } from './common.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('gpt-oss')
+  .description('run OpenAI gpt-oss models from the command line')
+  .version(pkg.version)
+  .showHelpAfterError('(gpt-oss --help for usage)')
+  .configureOutput({ outputError: (str, write) => write(`gpt-oss: ${str.replace(/^error: /, '')}`) })
+  .exitOverride();
+
+try {
+  // Imported here so that a native addon that fails to load is reported as one line too.
+  const [{ registerInfo }, { registerGenerate }, { registerChat }] = await Promise.all([
+    import('./info.js'),
+    import('./generate.js'),
+    import('./chat.js'),
+  ]);
+  registerInfo(program);
+  registerGenerate(program);
+  registerChat(program);
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // commander already printed its message (help, version, or a usage error)
+    process.exitCode = e.exitCode;
+  } else {
+    process.stderr.write(`${formatError(e)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,390 @@
+// generate(): a prompt in, a stream of typed events and a final result out.
+//
+// The decode loop keeps logits on the device: the prompt goes in with Session.append (no logits
+// copied back), each token is drawn by Session.sample with a uniform from the seeded PRNG, and only
+// the token id crosses to the host. Every native call runs off the main thread, so the event loop
+// stays free while a model generates.
+import { GptOssModel } from './model.js';
+import type { Session } from './session.js';
+import { createRng, randomSeed, resolveSampleOptions, type Seed } from './sampling.js';
+import { tokenizer, SPECIAL_TOKENS } from './tokenizer.js';
+import { renderConversation, createHarmonyParser } from './harmony/index.js';
+import type { Conversation, HarmonyEvent, ParsedMessage, ReasoningEffort, RenderOptions } from './harmony/index.js';
+
+/** Token ids, plain text (encoded without special tokens), or a Harmony conversation. */
+export type GenerateInput = ArrayLike<number> | string | Conversation;
+
+export interface GenerateOptions {
+  /** Most tokens to generate, the stop token included (default 4096; 0 only fills the cache). */
+  maxTokens?: number;
+  /** 0 = greedy (argmax, lowest id on ties). Default 1, as OpenAI recommends for gpt-oss. */
+  temperature?: number;
+  /** Default 0 = off. */
+  topK?: number;
+  /** Default 1 = off. */
+  topP?: number;
+  /** Default 0 = off. */
+  minP?: number;
+  /** Same seed, same input, same options: same tokens (on one device). Default: a random seed (see result.seed). */
+  seed?: Seed;
+  /**
+   * Generation ends after one of these tokens (it is part of result.tokens; it is not fed back).
+   * Default, for Harmony (conversation input or `parse: true`): <|return|> 200002 and <|call|>
+   * 200012, plus the config's eos_token_id; not <|end|>, which ends an analysis message that the
+   * final answer follows. For raw tokens or text: those and also <|end|> 200007 and
+   * <|endoftext|> 199999, since raw completion has no turn structure to continue into.
+   */
+  stopTokens?: readonly number[];
+  /** Aborting ends generation before the next forward pass; finishReason 'abort'. */
+  signal?: AbortSignal;
+  /** Conversation input only: replaces the system message's reasoning effort. */
+  reasoningEffort?: ReasoningEffort;
+  /** Conversation input only: how it is rendered (it always ends with `<|start|>assistant`). */
+  render?: Pick<RenderOptions, 'dropAnalysis' | 'recipientPlacement'>;
+  /**
+   * Run in this session instead of a fresh one. The input is always the whole context: the
+   * longest prefix the session already holds (from earlier generate calls on it) is kept and only
+   * the rest is prefilled. The session is not disposed. A session that was fed by other means
+   * (prefill/append by hand) is reset first, since what it holds cannot be known.
+   */
+  session?: Session;
+  /** KV-cache capacity of the fresh session (default min(maxPositionEmbeddings, prompt + maxTokens)). */
+  maxContext?: number;
+  /** Parse the output as Harmony (default: true for conversation input, false otherwise). */
+  parse?: boolean;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort' | 'tool-call' | 'error';
+
+export interface ToolCall {
+  /** e.g. 'functions.get_weather' */
+  recipient: string;
+  /** The recipient without 'functions.' */
+  name: string;
+  /** Parsed JSON arguments (undefined when `error` is set). */
+  arguments: unknown;
+  raw: string;
+  channel?: string;
+  contentType?: string;
+  /** Why the arguments did not parse as JSON. */
+  error?: string;
+}
+
+export interface GenerationResult {
+  /** Generated token ids, the stop token included. */
+  tokens: number[];
+  /** The generated tokens decoded (special tokens as their text), the stop token left out. */
+  text: string;
+  /** Harmony mode: assistant text per channel (tool-call arguments are in toolCalls, not here). */
+  channels: { analysis: string; commentary: string; final: string; [channel: string]: string };
+  /** Harmony mode: the messages the model completed (or was cut in). */
+  messages: ParsedMessage[];
+  toolCalls: ToolCall[];
+  finishReason: FinishReason;
+  /** The stop token that ended generation (finishReason 'stop' or 'tool-call'). */
+  stopToken?: number;
+  /** finishReason 'error': what went wrong. */
+  error?: Error;
+  /** The seed actually used (pass it back to reproduce a run that had none). */
+  seed: Seed;
+  usage: {
+    promptTokens: number;
+    completionTokens: number;
+    /** Prompt tokens found already in the session's KV cache (not prefilled again). */
+    cachedPromptTokens: number;
+  };
+  timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number };
+}
+
+export type GenerationEvent =
+  | {
+      type: 'token';
+      id: number;
+      /** Position in the completion (0-based). */
+      index: number;
+      /** Text this token completed (UTF-8 across tokens is joined; special tokens as text). */
+      text: string;
+    }
+  | HarmonyEvent;
+
+/** An AsyncIterable of events (single consumer) with the final result. */
+export class GenerationStream implements AsyncIterable<GenerationEvent> {
+  /** Resolves when generation ends; never rejects (failures give finishReason 'error'). */
+  readonly result: Promise<GenerationResult>;
+  readonly #queue: GenerationEvent[] = [];
+  #wake: (() => void) | null = null;
+  #ended = false;
+  #iterating = false;
+  readonly #controller: AbortController;
+
+  /** @internal created by generate() */
+  constructor(controller: AbortController, run: (emit: (e: GenerationEvent) => void) => Promise<GenerationResult>) {
+    this.#controller = controller;
+    this.result = run((e) => {
+      this.#queue.push(e);
+      this.#notify();
+    }).finally(() => {
+      this.#ended = true;
+      this.#notify();
+    });
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  /** The final result (the same promise as `result`). */
+  done(): Promise<GenerationResult> {
+    return this.result;
+  }
+
+  /** Ends generation before the next forward pass (finishReason 'abort'). */
+  abort(reason?: unknown): void {
+    this.#controller.abort(reason);
+  }
+
+  /** Events in order, to one consumer. Leaving the loop early (break, throw) aborts generation. */
+  async *[Symbol.asyncIterator](): AsyncIterator<GenerationEvent> {
+    if (this.#iterating) throw new Error('GenerationStream: already being iterated (events go to one consumer)');
+    this.#iterating = true;
+    try {
+      for (;;) {
+        while (this.#queue.length > 0) yield this.#queue.shift()!;
+        if (this.#ended) return;
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+      }
+    } finally {
+      if (!this.#ended) this.abort();
+    }
+  }
+}
+
+// What each session holds, as far as generate() put it there; keyed weakly so sessions can be collected.
+const cachedTokens = new WeakMap<Session, number[]>();
+const busy = new WeakSet<Session>();
+
+/** @internal tokens in `session`'s KV cache as generate() left them (empty if unknown). */
+export function sessionTokens(session: Session): readonly number[] {
+  const t = cachedTokens.get(session);
+  return t && t.length === session.length ? t : [];
+}
+
+function isConversation(input: GenerateInput): input is Conversation {
+  return typeof input === 'object' && input !== null && !('length' in input) && Array.isArray((input as Conversation).messages);
+}
+
+function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+function promptTokens(model: GptOssModel, input: GenerateInput, options: GenerateOptions): number[] {
+  if (isConversation(input)) {
+    let conv = input;
+    if (options.reasoningEffort !== undefined) {
+      if (conv.system === false) throw new TypeError('generate: reasoningEffort needs a system message, but conversation.system is false');
+      conv = { ...conv, system: { ...conv.system, reasoningEffort: options.reasoningEffort } };
+    }
+    const { dropAnalysis, recipientPlacement } = options.render ?? {};
+    return renderConversation(conv, {
+      ...(dropAnalysis !== undefined ? { dropAnalysis } : {}),
+      ...(recipientPlacement !== undefined ? { recipientPlacement } : {}),
+    });
+  }
+  if (options.reasoningEffort !== undefined) throw new TypeError('generate: reasoningEffort applies to conversation input only');
+  if (typeof input === 'string') return tokenizer.encode(input);
+  if (typeof input !== 'object' || input === null || typeof input.length !== 'number')
+    throw new TypeError('generate: input must be token ids, a string or a conversation ({ messages: [...] })');
+  return Array.from(input);
+}
+
+function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInput): void {
+  const vocab = model.config.vocabSize;
+  const bad = ids.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+  if (bad < 0) return;
+  if (typeof input === 'object' && 'length' in input)
+    throw new RangeError(`generate: input[${bad}] = ${ids[bad]} is not a token id of this model (vocab ${vocab})`);
+  throw new RangeError(
+    `generate: the o200k_harmony encoding of the input has token ${ids[bad]}, outside this model's vocabulary of ${vocab} (text and conversations need vocab ${tokenizer.vocabSize}; pass token ids instead)`,
+  );
+}
+
+const PREFILL_CHUNK = 512; // abort is checked between chunks of a long prompt
+
+const now = (): number => performance.now();
+
+/** Starts generating; returns at once. Bad input or options throw here, before anything runs. */
+export function generate(model: GptOssModel, input: GenerateInput, options: GenerateOptions = {}): GenerationStream {
+  return startGeneration(model, input, options);
+}
+
+/** @internal generate() with a hook that runs on the result before it resolves (ChatSession). */
+export function startGeneration(
+  model: GptOssModel,
+  input: GenerateInput,
+  options: GenerateOptions,
+  beforeResolve?: (result: GenerationResult) => void,
+): GenerationStream {
+  const sample = resolveSampleOptions({ temperature: 1, ...options }, 'generate');
+  const prompt = promptTokens(model, input, options);
+  if (prompt.length === 0) throw new RangeError('generate: the prompt is empty');
+  checkIds(model, prompt, input);
+  const maxTokens = options.maxTokens ?? 4096;
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new RangeError(`generate: maxTokens must be an integer >= 0, got ${maxTokens}`);
+  const parse = options.parse ?? isConversation(input);
+  const special = SPECIAL_TOKENS;
+  const stops = new Set<number>(
+    options.stopTokens ??
+      [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
+  );
+  const seed = options.seed ?? randomSeed();
+  const rng = createRng(seed);
+  const own = options.session === undefined;
+  if (!own && busy.has(options.session!)) throw new Error('generate: the session is already generating');
+  const maxPositions = model.config.maxPositionEmbeddings;
+  if (prompt.length > maxPositions) throw new RangeError(`generate: prompt of ${prompt.length} tokens exceeds max_position_embeddings ${maxPositions}`);
+  const session = options.session ?? model.createSession({ maxContext: options.maxContext ?? Math.min(maxPositions, prompt.length + Math.max(1, maxTokens)) });
+  if (prompt.length > session.maxContext) {
+    if (own) void session.dispose();
+    throw new RangeError(`generate: prompt of ${prompt.length} tokens does not fit the session's context of ${session.maxContext}`);
+  }
+  busy.add(session);
+
+  const controller = new AbortController();
+  const outer = options.signal;
+  const onOuterAbort = (): void => controller.abort(outer?.reason);
+  if (outer?.aborted) controller.abort(outer.reason);
+  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  const signal = controller.signal;
+
+  return new GenerationStream(controller, async (emit) => {
+    const t0 = now();
+    let t1 = t0;
+    const tokens: number[] = [];
+    const messages: ParsedMessage[] = [];
+    const toolCalls: ToolCall[] = [];
+    const channels: GenerationResult['channels'] = { analysis: '', commentary: '', final: '' };
+    let text = '';
+    let finishReason: FinishReason = 'length';
+    let stopToken: number | undefined;
+    let error: Error | undefined;
+    let cachedPromptTokens = 0;
+
+    const parser = parse ? createHarmonyParser() : null;
+    const onHarmony = (events: HarmonyEvent[]): void => {
+      for (const e of events) {
+        if (e.type === 'text' && e.role === 'assistant' && e.channel !== undefined && e.recipient === undefined)
+          channels[e.channel] = (channels[e.channel] ?? '') + e.delta;
+        else if (e.type === 'message-end') {
+          const { type: _type, ...m } = e;
+          messages.push(m);
+        } else if (e.type === 'tool-call') {
+          const { type: _type, ...call } = e;
+          toolCalls.push(call);
+        } else if (e.type === 'tool-call-error') {
+          const { type: _type, ...call } = e;
+          toolCalls.push({ ...call, arguments: undefined });
+        }
+        emit(e);
+      }
+    };
+    if (parser) {
+      // Prime the parser with the open message header the prompt ends in (`<|start|>assistant`).
+      const start = prompt.lastIndexOf(special.start);
+      const tail = start < 0 ? [] : prompt.slice(start);
+      if (tail.every((t) => t === special.start || !tokenizer.isSpecial(t) || t === special.channel || t === special.constrain))
+        parser.pushAll(tail);
+    }
+    const decoder = tokenizer.createStreamDecoder();
+
+    try {
+      // Prompt: keep the longest cached prefix, prefill the rest. When the whole prompt is cached the
+      // last prompt token is run again: sample() reads the logits of the most recent forward.
+      const held = cachedTokens.get(session);
+      const known = held !== undefined && held.length === session.length ? held : [];
+      let keep = commonPrefix(known, prompt);
+      if (maxTokens > 0) keep = Math.min(keep, prompt.length - 1);
+      cachedPromptTokens = keep;
+      const inCache = known.slice(0, keep);
+      cachedTokens.set(session, inCache);
+      if (session.length !== keep) await session.truncate(keep);
+      for (let at = keep; at < prompt.length && !signal.aborted; at += PREFILL_CHUNK) {
+        const chunk = prompt.slice(at, at + PREFILL_CHUNK);
+        await session.append(chunk);
+        inCache.push(...chunk);
+      }
+      t1 = now();
+
+      for (;;) {
+        if (signal.aborted) {
+          finishReason = 'abort';
+          break;
+        }
+        if (tokens.length >= maxTokens || session.length >= session.maxContext) break; // 'length'
+        const id = await session.sample(sample, rng.nextUniform());
+        tokens.push(id);
+        const isStop = stops.has(id);
+        const piece = decoder.push(id);
+        if (!isStop) text += piece;
+        emit({ type: 'token', id, index: tokens.length - 1, text: piece });
+        if (parser) onHarmony(parser.push(id));
+        if (isStop) {
+          stopToken = id;
+          finishReason = id === special.call ? 'tool-call' : 'stop';
+          break;
+        }
+        // The last token is not fed back: nothing would read its logits.
+        if (tokens.length >= maxTokens || session.length >= session.maxContext || signal.aborted) continue;
+        await session.append([id]);
+        inCache.push(id);
+      }
+    } catch (e) {
+      finishReason = 'error';
+      error = e instanceof Error ? e : new Error(String(e));
+      cachedTokens.delete(session);
+      emit({ type: 'error', message: error.message, token: null });
+    }
+    const rest = decoder.flush();
+    if (stopToken === undefined) text += rest;
+    if (parser) onHarmony(parser.end()); // closes a message cut by length/abort (stop 'eos')
+    const t2 = now();
+
+    busy.delete(session);
+    outer?.removeEventListener('abort', onOuterAbort);
+    if (own) {
+      cachedTokens.delete(session);
+      await session.dispose().catch(() => undefined);
+    }
+    const decodeMs = t2 - t1;
+    const result: GenerationResult = {
+      tokens,
+      text,
+      channels,
+      messages,
+      toolCalls,
+      finishReason,
+      ...(stopToken !== undefined ? { stopToken } : {}),
+      ...(error ? { error } : {}),
+      seed,
+      usage: { promptTokens: prompt.length, completionTokens: tokens.length, cachedPromptTokens },
+      timings: { prefillMs: t1 - t0, decodeMs, tokensPerSecond: decodeMs > 0 ? (tokens.length * 1000) / decodeMs : 0 },
+    };
+    beforeResolve?.(result);
+    return result;
+  });
+}
+
+declare module './model.js' {
+  interface GptOssModel {
+    /** generate(this, input, options): see lib/generate.ts. */
+    generate(input: GenerateInput, options?: GenerateOptions): GenerationStream;
+  }
+}
+
+GptOssModel.prototype.generate = function (this: GptOssModel, input: GenerateInput, options?: GenerateOptions): GenerationStream {
+  return generate(this, input, options);
+};
