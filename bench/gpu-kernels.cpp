@@ -1,0 +1,233 @@
+// GPU kernel benchmark (built with -DGPTOSS_GPU_TESTS=ON as gptoss_gpu_bench; run by
+// scripts/gpu-check.sh). Times each op through the Backend interface with CUDA events on the
+// backend's stream: warm-up, then the median of many runs, inputs rotated over sets larger than
+// the 50 MB L2 where the op is memory-bound. Ceilings are measured in the same run: a large
+// device-to-device copy (bytes read + written) and, if libcublas is found (dlopen), a bf16 GEMM.
+//   gptoss_gpu_bench [--quick]
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "cuda/bench_hooks.h"
+#include "harness.h"
+
+using namespace gptoss;
+using namespace gptoss::gputest;
+
+namespace {
+
+std::shared_ptr<Backend> gpu;
+cudaStream_t stream;
+bool quick = false;
+
+#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
+
+// Median milliseconds of fn(i) over `reps` runs after `warm` warm-ups; i counts up (rotation).
+double time_ms(const std::function<void(int)>& fn, int reps = 30, int warm = 3) {
+  for (int i = 0; i < warm; ++i) fn(i);
+  gpu->synchronize();
+  std::vector<cudaEvent_t> ev(2 * reps);
+  for (auto& e : ev) CK(cudaEventCreate(&e));
+  for (int i = 0; i < reps; ++i) {
+    CK(cudaEventRecord(ev[2 * i], stream));
+    fn(warm + i);
+    CK(cudaEventRecord(ev[2 * i + 1], stream));
+  }
+  gpu->synchronize();
+  std::vector<float> ms(reps);
+  for (int i = 0; i < reps; ++i) CK(cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+  for (auto& e : ev) CK(cudaEventDestroy(e));
+  std::sort(ms.begin(), ms.end());
+  return ms[reps / 2];
+}
+
+struct Row {
+  std::string what, shape;
+  double ms, value;
+  std::string unit;
+  double ceiling;
+};
+std::vector<Row> rows;
+void add(const std::string& what, const std::string& shape, double ms, double value, const char* unit, double ceiling) {
+  rows.push_back({what, shape, ms, value, unit, ceiling});
+  std::printf("%-26s %-36s %9.3f ms %9.1f %-7s (%5.1f%% of %.0f)\n", what.c_str(), shape.c_str(), ms, value, unit,
+              ceiling > 0 ? 100 * value / ceiling : 0.0, ceiling);
+  std::fflush(stdout);
+}
+
+double copy_ceiling_gbs() {
+  const size_t bytes = size_t(2) << 30;
+  void *a, *b;
+  CK(cudaMalloc(&a, bytes));
+  CK(cudaMalloc(&b, bytes));
+  CK(cudaMemsetAsync(a, 1, bytes, stream));
+  double ms = time_ms([&](int) { CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice, stream)); }, 10, 2);
+  CK(cudaFree(a));
+  CK(cudaFree(b));
+  return 2.0 * bytes / (ms * 1e-3) / 1e9;
+}
+
+// bf16 GEMM ceiling through cuBLAS, if the GPU host has it (prototypes declared here: no headers needed).
+double cublas_ceiling_tflops() {
+  const char* names[] = {getenv("GPTOSS_CUBLAS"), "libcublas.so.13", "libcublas.so.12", "libcublas.so",
+                         "/usr/local/cuda/lib64/libcublas.so"};
+  void* lib = nullptr;
+  for (const char* n : names)
+    if (n && (lib = dlopen(n, RTLD_NOW | RTLD_LOCAL))) break;
+  if (!lib) return 0;
+  using Create = int (*)(void**);
+  using SetStream = int (*)(void*, cudaStream_t);
+  using GemmEx = int (*)(void*, int, int, int, int, int, const void*, const void*, int, int, const void*, int, int,
+                         const void*, void*, int, int, int, int);
+  auto create = reinterpret_cast<Create>(dlsym(lib, "cublasCreate_v2"));
+  auto set_stream = reinterpret_cast<SetStream>(dlsym(lib, "cublasSetStream_v2"));
+  auto gemm = reinterpret_cast<GemmEx>(dlsym(lib, "cublasGemmEx"));
+  if (!create || !set_stream || !gemm) return 0;
+  void* h = nullptr;
+  if (create(&h) != 0) return 0;
+  set_stream(h, stream);
+  const int n = 8192;
+  Rng r(7);
+  Tensor a = gpu->upload(rand_bf16(r, {n, n})), b = gpu->upload(rand_bf16(r, {n, n}));
+  Tensor c = gpu->empty(DType::BF16, {n, n});
+  const float one = 1.f, zero = 0.f;
+  const int kBF16 = 14, kCompute32F = 68, kDefault = -1;  // CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT
+  int st = 0;
+  double ms = time_ms([&](int) {
+    st |= gemm(h, 0, 0, n, n, n, &one, a.data, kBF16, n, b.data, kBF16, n, &zero, c.data, kBF16, n, kCompute32F, kDefault);
+  }, 10, 3);
+  if (st) return 0;
+  return 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) quick |= !std::strcmp(argv[i], "--quick");
+  std::string reason = cuda_unavailable_reason();
+  if (!reason.empty()) {
+    std::printf("gpu bench: CUDA unavailable: %s\n", reason.c_str());
+    return 2;
+  }
+  gpu = get_backend({DeviceKind::CUDA, 0});
+  stream = cuda_backend_stream(*gpu);
+  std::printf("gpu bench on %s%s\n", gpu->describe().c_str(), quick ? " (quick)" : "");
+  Rng r(1234);
+
+  const double bw = copy_ceiling_gbs();
+  std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
+  double mm = cublas_ceiling_tflops();
+  const bool mm_measured = mm > 0;
+  if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
+  std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
+  add("d2d copy (ceiling)", "2 GiB", 0, bw, "GB/s", bw);
+
+  const int H = 2880, I = 2880, E = 32, K = 4, V = 201088;
+  // ---- MXFP4 dequant: 32 experts' gate_up (283 MB packed) -> bf16 (1.06 GB) ----
+  {
+    Tensor p = gpu->upload(rand_mxfp4(r, {quick ? 4 : E, 2 * I, H}));
+    Tensor out = gpu->empty(DType::BF16, p.shape);
+    double ms = time_ms([&](int) { gpu->mxfp4_dequantize(p, out); }, 10);
+    double bytes = p.nbytes() + p.scale_bytes() + out.nbytes();
+    add("mxfp4 dequant -> bf16", shape_str(p.shape), ms, bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+  }
+  // ---- MoE weights of one 20b layer set; decode rotates expert choices ----
+  MoeWeights w;
+  w.gate_up = gpu->upload(rand_mxfp4(r, {E, 2 * I, H}, 119, 122));
+  w.gate_up_bias = gpu->upload(rand_bf16(r, {E, 2 * I}));
+  w.down = gpu->upload(rand_mxfp4(r, {E, H, I}, 117, 120));
+  w.down_bias = gpu->upload(rand_bf16(r, {E, H}));
+  const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
+  auto routing = [&](int n, int sets) {
+    std::vector<std::pair<Tensor, Tensor>> v;
+    for (int s = 0; s < sets; ++s) {
+      std::vector<int32_t> idx(size_t(n) * K);
+      std::vector<float> wt(size_t(n) * K, 0.25f);
+      for (int t = 0; t < n; ++t)
+        for (int j = 0; j < K; ++j) {
+          int e;
+          bool dup;
+          do {
+            e = r.below(E);
+            dup = false;
+            for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * K + q] == e;
+          } while (dup);
+          idx[size_t(t) * K + j] = e;
+        }
+      Tensor ht = host_empty(DType::F32, {n, K});
+      std::memcpy(ht.data, wt.data(), wt.size() * 4);
+      v.push_back({gpu->upload(i32_tensor(idx, {n, K})), gpu->upload(ht)});
+    }
+    return v;
+  };
+  SwigluParams sw;
+  {
+    auto sets = routing(1, 16);
+    Tensor x = gpu->upload(rand_f32(r, {1, H})), out = gpu->empty(DType::F32, {1, H});
+    double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); }, 50, 5);
+    add("moe decode (n=1, k=4)", "E32 H2880 I2880 mxfp4", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+  }
+  for (int n : {512, 2048, 8192}) {
+    if (quick && n > 512) break;
+    auto sets = routing(n, 2);
+    Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, H});
+    double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, out); }, 10, 2);
+    double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
+    add("moe grouped GEMM", "n" + std::to_string(n) + " k4 E32", ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+  }
+  // ---- bf16 GEMV (LM head, 1.16 GB) and GEMM ----
+  {
+    Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f));
+    for (int n : {1, 4}) {
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, V});
+      double ms = time_ms([&](int) { gpu->linear(x, lm, nullptr, out); }, 30);
+      add("bf16 gemv lm_head", "n" + std::to_string(n) + " [201088, 2880]", ms, double(lm.nbytes()) / (ms * 1e-3) / 1e9,
+          "GB/s", bw);
+    }
+    for (int n : {512, 4096}) {
+      if (quick && n > 512) break;
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, V});
+      double ms = time_ms([&](int) { gpu->linear(x, lm, nullptr, out); }, 5, 1);
+      add("bf16 gemm lm_head", "n" + std::to_string(n) + " [201088, 2880]", ms, 2.0 * n * V * H / (ms * 1e-3) / 1e12,
+          "TFLOP/s", mm);
+    }
+  }
+  // ---- attention: prefill (flash) and decode (split-KV), 64 q heads / 8 kv heads, D 64, bf16 KV ----
+  const int Hq = 64, Hkv = 8, D = 64;
+  Tensor sinks = gpu->upload(rand_bf16(r, {Hq}));
+  for (int L : {1024, 8192, 32768}) {
+    if (quick && L > 1024) break;
+    Tensor kc = gpu->upload(rand_bf16(r, {L, Hkv, D})), vc = gpu->upload(rand_bf16(r, {L, Hkv, D}));
+    std::vector<int32_t> pos(L);
+    for (int i = 0; i < L; ++i) pos[i] = i;
+    Tensor gpos = gpu->upload(i32_tensor(pos, {L}));
+    Tensor q = gpu->upload(rand_f32(r, {L, Hq, D})), out = gpu->empty(DType::F32, {L, Hq, D});
+    for (int win : {0, 128}) {
+      double ms = time_ms([&](int) { gpu->attention(q, kc, vc, sinks, gpos, win, 0.125f, out); }, L > 8192 ? 5 : 10, 1);
+      double pairs = win ? double(L) * std::min(L, win) : double(L) * (L + 1) / 2;
+      add(std::string("attn prefill flash") + (win ? " w128" : ""), "L" + std::to_string(L), ms,
+          4.0 * Hq * D * pairs / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+    }
+    // decode at the last position; rotate over 24 layers' caches when they fit in 4 GB
+    const int layers = std::max(1, std::min(24, int((size_t(4) << 30) / (2 * kc.nbytes()))));
+    std::vector<std::pair<Tensor, Tensor>> caches;
+    caches.push_back({kc, vc});
+    for (int l = 1; l < layers; ++l) caches.push_back({gpu->upload(rand_bf16(r, {L, Hkv, D})), gpu->upload(rand_bf16(r, {L, Hkv, D}))});
+    Tensor q1 = gpu->upload(rand_f32(r, {1, Hq, D})), o1 = gpu->empty(DType::F32, {1, Hq, D});
+    Tensor p1 = gpu->upload(i32_tensor({L - 1}, {1}));
+    double ms = time_ms([&](int i) { auto& c = caches[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 50, 5);
+    add("attn decode split-KV", "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
+        2.0 * kc.nbytes() / (ms * 1e-3) / 1e9, "GB/s", bw);
+  }
+
+  std::printf("\n| kernel | shape | median ms | achieved | ceiling | %% |\n|---|---|---|---|---|---|\n");
+  for (const Row& x : rows)
+    std::printf("| %s | %s | %.3f | %.1f %s | %.0f | %.0f%% |\n", x.what.c_str(), x.shape.c_str(), x.ms, x.value,
+                x.unit.c_str(), x.ceiling, x.ceiling > 0 ? 100 * x.value / x.ceiling : 0.0);
+  return 0;
+}

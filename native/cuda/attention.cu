@@ -1,0 +1,459 @@
+#include "attention.cuh"
+
+namespace gptoss::cuda {
+
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ float sink_logit(const AttentionArgs& a, int h) {
+  return a.sinks_bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(a.sinks)[h])
+                      : static_cast<const float*>(a.sinks)[h];
+}
+
+// Visible keys of a query at `pos`: [lo, pos] (window: pos - j < W), clipped to the cache.
+__device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
+
+// ---------------------------------------------------------------------------------------------
+// Flash prefill, D = 64. Block = 4 warps = 64 queries of one head; warp w owns rows 16w..16w+15.
+// S = Q K^T and O += P V by mma.m16n8k16 (bf16 in, f32 accumulate); the S accumulators are
+// re-packed as the A operand of P V without touching shared memory (FlashAttention-2 layout trick).
+// The running max starts at the sink logit with l = 1, which puts the sink in the denominator only.
+// ---------------------------------------------------------------------------------------------
+constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64, kFlashLds = kFlashD + 8;
+
+template <bool BF16>
+__global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  __shared__ __align__(16) uint16_t Ks[kFlashBK * kFlashLds];   // [key][d]
+  __shared__ __align__(16) uint16_t Vt[kFlashD * kFlashLds];    // [d][key] (transposed: B operand of P V)
+  __shared__ int pos_s[kFlashBQ];
+  __shared__ int range_s[2];
+  const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv);
+  const int q0 = blockIdx.x * kFlashBQ;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane >> 2, tq = lane & 3;
+
+  if (tid == 0) { range_s[0] = 0x7fffffff; range_s[1] = -1; }
+  __syncthreads();
+  if (tid < kFlashBQ) {
+    int i = q0 + tid;
+    int p = i < a.n ? a.positions[i] : -1;
+    if (p >= a.ctx) { atomicOr(a.err, kErrPositionRange); p = a.ctx - 1; }
+    pos_s[tid] = p;
+    if (p >= 0) { atomicMin(&range_s[0], key_lo(p, a.sliding_window)); atomicMax(&range_s[1], p); }
+  }
+  __syncthreads();
+  const int lo = range_s[0], hi = range_s[1];
+
+  // Q fragments of this warp's 16 rows, all of D (4 k-steps of 16).
+  const int r0 = warp * 16 + gq, r1 = r0 + 8;
+  const int qi0 = q0 + r0, qi1 = q0 + r1;
+  uint32_t qf[4][4];
+  {
+    const float* qrow0 = a.q + (int64_t(qi0) * a.Hq + h) * kFlashD;
+    const float* qrow1 = a.q + (int64_t(qi1) * a.Hq + h) * kFlashD;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+      float2 x00 = qi0 < a.n ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq) : make_float2(0, 0);
+      float2 x10 = qi1 < a.n ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq) : make_float2(0, 0);
+      float2 x01 = qi0 < a.n ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
+      float2 x11 = qi1 < a.n ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
+      qf[ks][0] = pack_bf16x2(x00.x, x00.y);
+      qf[ks][1] = pack_bf16x2(x10.x, x10.y);
+      qf[ks][2] = pack_bf16x2(x01.x, x01.y);
+      qf[ks][3] = pack_bf16x2(x11.x, x11.y);
+    }
+  }
+  const int p0 = pos_s[r0], p1 = pos_s[r1];
+  const int lo0 = key_lo(p0, a.sliding_window), lo1 = key_lo(p1, a.sliding_window);
+  const float scale2 = a.softmax_scale * kLog2e;
+  const float sink2 = sink_logit(a, h) * kLog2e;
+  float m0 = sink2, m1 = sink2, l0 = 1.f, l1 = 1.f;  // sink: exp2(sink2 - m) = 1 initially
+  float o[8][4];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+
+  const int row_elems = a.Hkv * kFlashD;
+  for (int kv0 = hi < 0 ? 0 : (lo / kFlashBK) * kFlashBK; kv0 <= hi; kv0 += kFlashBK) {
+    __syncthreads();  // previous tile fully consumed
+    // Load 64 keys x 64 dims of K (row-major) and V (transposed) as bf16.
+    for (int idx = tid; idx < kFlashBK * kFlashD / 8; idx += 128) {
+      const int key = idx / 8, d0 = (idx % 8) * 8;
+      const int j = kv0 + key;
+      uint32_t kw[4] = {0, 0, 0, 0}, vw[4] = {0, 0, 0, 0};
+      if (j <= hi) {
+        const int64_t off = int64_t(j) * row_elems + kvh * kFlashD + d0;
+        if (BF16) {
+          uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
+          uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
+          kw[0] = kv.x; kw[1] = kv.y; kw[2] = kv.z; kw[3] = kv.w;
+          vw[0] = vv.x; vw[1] = vv.y; vw[2] = vv.z; vw[3] = vv.w;
+        } else {
+          const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
+          const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
+          float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
+          kw[0] = pack_bf16x2(k0.x, k0.y); kw[1] = pack_bf16x2(k0.z, k0.w);
+          kw[2] = pack_bf16x2(k1.x, k1.y); kw[3] = pack_bf16x2(k1.z, k1.w);
+          vw[0] = pack_bf16x2(v0.x, v0.y); vw[1] = pack_bf16x2(v0.z, v0.w);
+          vw[2] = pack_bf16x2(v1.x, v1.y); vw[3] = pack_bf16x2(v1.z, v1.w);
+        }
+      }
+      *reinterpret_cast<uint4*>(&Ks[key * kFlashLds + d0]) = make_uint4(kw[0], kw[1], kw[2], kw[3]);
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        Vt[(d0 + 2 * q) * kFlashLds + key] = uint16_t(vw[q] & 0xffffu);
+        Vt[(d0 + 2 * q + 1) * kFlashLds + key] = uint16_t(vw[q] >> 16);
+      }
+    }
+    __syncthreads();
+
+    // S = Q K^T for 16 rows x 64 keys (8 n-tiles of 8 keys).
+    float s[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        const uint16_t* kb = Ks + (nt * 8 + gq) * kFlashLds + ks * 16 + 2 * tq;
+        uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kb), *reinterpret_cast<const uint32_t*>(kb + 8)};
+        mma_bf16_16816(s[nt], qf[ks], b);
+      }
+    }
+    // Mask, scale (log2 domain), online softmax. Rows r0 (c0, c1) and r1 (c2, c3).
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int j = kv0 + nt * 8 + 2 * tq + c;
+        float v0 = (j <= p0 && j >= lo0) ? s[nt][c] * scale2 : -INFINITY;
+        float v1 = (j <= p1 && j >= lo1) ? s[nt][2 + c] * scale2 : -INFINITY;
+        s[nt][c] = v0;
+        s[nt][2 + c] = v1;
+        mx0 = fmaxf(mx0, v0);
+        mx1 = fmaxf(mx1, v1);
+      }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);  // finite: m starts at the sink
+    const float al0 = exp2f(m0 - mn0), al1 = exp2f(m1 - mn1);
+    m0 = mn0;
+    m1 = mn1;
+    float rs0 = 0.f, rs1 = 0.f;
+    uint32_t pf[4][4];  // P as A fragments: k-step kk = keys 16kk..16kk+15
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      float e0 = exp2f(s[nt][0] - mn0), e1 = exp2f(s[nt][1] - mn0);
+      float e2 = exp2f(s[nt][2] - mn1), e3 = exp2f(s[nt][3] - mn1);
+      rs0 += e0 + e1;
+      rs1 += e2 + e3;
+      const int kk = nt / 2, hi8 = nt % 2;
+      pf[kk][hi8 * 2 + 0] = pack_bf16x2(e0, e1);
+      pf[kk][hi8 * 2 + 1] = pack_bf16x2(e2, e3);
+    }
+    rs0 += __shfl_xor_sync(0xffffffffu, rs0, 1);
+    rs0 += __shfl_xor_sync(0xffffffffu, rs0, 2);
+    rs1 += __shfl_xor_sync(0xffffffffu, rs1, 1);
+    rs1 += __shfl_xor_sync(0xffffffffu, rs1, 2);
+    l0 = l0 * al0 + rs0;
+    l1 = l1 * al1 + rs1;
+#pragma unroll
+    for (int dt = 0; dt < 8; ++dt) {
+      o[dt][0] *= al0; o[dt][1] *= al0;
+      o[dt][2] *= al1; o[dt][3] *= al1;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const uint16_t* vb = Vt + (dt * 8 + gq) * kFlashLds + kk * 16 + 2 * tq;
+        uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(vb), *reinterpret_cast<const uint32_t*>(vb + 8)};
+        mma_bf16_16816(o[dt], pf[kk], b);
+      }
+    }
+  }
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+#pragma unroll
+  for (int dt = 0; dt < 8; ++dt) {
+    const int d = dt * 8 + 2 * tq;
+    if (qi0 < a.n)
+      *reinterpret_cast<float2*>(a.out + (int64_t(qi0) * a.Hq + h) * kFlashD + d) =
+          make_float2(o[dt][0] * inv0, o[dt][1] * inv0);
+    if (qi1 < a.n)
+      *reinterpret_cast<float2*>(a.out + (int64_t(qi1) * a.Hq + h) * kFlashD + d) =
+          make_float2(o[dt][2] * inv1, o[dt][3] * inv1);
+  }
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split-KV decode. grid (splits, Hkv, n); block = 8 warps. The visible range [lo, pos] of the query
+// is cut into `splits` equal pieces on the device; this block scores its piece for all G = Hq/Hkv
+// query heads of its kv head (K row read once for G heads), keeps a running max/sum per head and
+// accumulates P V with warp w owning head w (lane: 2 dims). Partials: m, l, acc[D].
+// ---------------------------------------------------------------------------------------------
+constexpr int kDecodeChunk = 256;   // keys scored per pass (shared scores [G][256])
+constexpr int kDecodeMaxG = 16;
+constexpr int kDecodeMaxD = 128;
+
+template <bool BF16>
+__global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
+  __shared__ float qs[kDecodeMaxG * kDecodeMaxD];
+  __shared__ float sc[kDecodeMaxG * kDecodeChunk];
+  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+  const int G = a.Hq / a.Hkv, D = a.D;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
+  int pos = a.positions[t];
+  if (pos >= a.ctx || pos < 0) {
+    if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
+    pos = min(max(pos, 0), a.ctx - 1);
+  }
+  const int lo = key_lo(pos, a.sliding_window);
+  const int len = pos - lo + 1;
+  const int per = (len + splits - 1) / splits;
+  const int begin = lo + split * per, end = min(pos + 1, begin + per);
+  for (int i = tid; i < G * D; i += blockDim.x) qs[i] = a.q[(int64_t(t) * a.Hq + kvh * G) * D + i] * a.softmax_scale;
+  __syncthreads();
+
+  // per (head g = warp + nwarps*i, dims 2*lane..2*lane+1 and +64 for D = 128)
+  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
+  float acc[2][4] = {};
+  const int row_elems = a.Hkv * D;
+  for (int c0 = begin; c0 < end; c0 += kDecodeChunk) {
+    const int cn = min(kDecodeChunk, end - c0);
+    // scores: thread per key, G dots of length D
+    for (int kk = tid; kk < cn; kk += blockDim.x) {
+      const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
+      float dots[kDecodeMaxG];
+#pragma unroll
+      for (int g = 0; g < kDecodeMaxG; ++g) dots[g] = 0.f;
+      for (int d0 = 0; d0 < D; d0 += 8) {
+        float kv[8];
+        if (BF16) {
+          uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off + d0);
+          kv[0] = bf16_lo(v.x); kv[1] = bf16_hi(v.x); kv[2] = bf16_lo(v.y); kv[3] = bf16_hi(v.y);
+          kv[4] = bf16_lo(v.z); kv[5] = bf16_hi(v.z); kv[6] = bf16_lo(v.w); kv[7] = bf16_hi(v.w);
+        } else {
+          const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off + d0);
+          float4 x0 = p[0], x1 = p[1];
+          kv[0] = x0.x; kv[1] = x0.y; kv[2] = x0.z; kv[3] = x0.w; kv[4] = x1.x; kv[5] = x1.y; kv[6] = x1.z; kv[7] = x1.w;
+        }
+#pragma unroll
+        for (int g = 0; g < kDecodeMaxG; ++g) {
+          if (g >= G) break;
+          const float* qg = qs + g * D + d0;
+#pragma unroll
+          for (int i = 0; i < 8; ++i) dots[g] = fmaf(qg[i], kv[i], dots[g]);
+        }
+      }
+#pragma unroll
+      for (int g = 0; g < kDecodeMaxG; ++g)
+        if (g < G) sc[g * kDecodeChunk + kk] = dots[g];
+    }
+    __syncthreads();
+    // each warp: its heads; online softmax over this chunk, then P V
+#pragma unroll
+    for (int gi = 0; gi < 2; ++gi) {
+      const int g = warp + gi * nwarps;
+      if (g >= G) continue;
+      float* sg = sc + g * kDecodeChunk;
+      float mx = -INFINITY;
+      for (int kk = lane; kk < cn; kk += 32) mx = fmaxf(mx, sg[kk]);
+      mx = warp_max(mx);
+      const float mn = fmaxf(m_run[gi], mx);
+      const float alpha = m_run[gi] == -INFINITY ? 0.f : expf(m_run[gi] - mn);
+      float sum = 0.f;
+      for (int kk = lane; kk < cn; kk += 32) {
+        float e = expf(sg[kk] - mn);
+        sg[kk] = e;
+        sum += e;
+      }
+      sum = warp_sum(sum);
+      __syncwarp();
+      l_run[gi] = l_run[gi] * alpha + sum;
+      m_run[gi] = mn;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[gi][i] *= alpha;
+      for (int kk = 0; kk < cn; ++kk) {
+        const float p = sg[kk];
+        const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int d = 2 * lane + 64 * half;
+          if (d >= D) break;
+          float v0, v1;
+          if (BF16) {
+            uint32_t v = *reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(a.v_cache) + off + d);
+            v0 = bf16_lo(v); v1 = bf16_hi(v);
+          } else {
+            float2 v = *reinterpret_cast<const float2*>(static_cast<const float*>(a.v_cache) + off + d);
+            v0 = v.x; v1 = v.y;
+          }
+          acc[gi][2 * half] = fmaf(p, v0, acc[gi][2 * half]);
+          acc[gi][2 * half + 1] = fmaf(p, v1, acc[gi][2 * half + 1]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+  // partial layout: [n, Hq, splits, D + 2] = (m, l, acc...)
+#pragma unroll
+  for (int gi = 0; gi < 2; ++gi) {
+    const int g = warp + gi * nwarps;
+    if (g >= G) continue;
+    float* pp = partial + ((int64_t(t) * a.Hq + kvh * G + g) * splits + split) * (D + 2);
+    if (lane == 0) { pp[0] = m_run[gi]; pp[1] = l_run[gi]; }
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int d = 2 * lane + 64 * half;
+      if (d >= D) break;
+      pp[2 + d] = acc[gi][2 * half];
+      pp[2 + d + 1] = acc[gi][2 * half + 1];
+    }
+  }
+}
+
+// Combine the splits and the sink: M = max(m_s, sink), L = sum l_s e^(m_s - M) + e^(sink - M).
+__global__ void attention_combine_kernel(AttentionArgs a, int splits, const float* partial) {
+  const int th = blockIdx.x;  // t * Hq + h
+  const int h = th % a.Hq, D = a.D;
+  const float* pp = partial + int64_t(th) * splits * (D + 2);
+  const float sink = sink_logit(a, h);
+  float M = sink;
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, pp[s * (D + 2)]);
+  float L = expf(sink - M);
+  for (int s = 0; s < splits; ++s) {
+    float m = pp[s * (D + 2)];
+    if (m != -INFINITY) L += pp[s * (D + 2) + 1] * expf(m - M);
+  }
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int s = 0; s < splits; ++s) {
+      float m = pp[s * (D + 2)];
+      if (m != -INFINITY) o += pp[s * (D + 2) + 2 + d] * expf(m - M);
+    }
+    a.out[int64_t(th) * D + d] = o / L;
+  }
+}
+
+// Plain f32 attention for shapes the fast kernels do not take: one block per (token, head),
+// two passes over the visible keys (max, then sum and P V) with scores recomputed.
+template <bool BF16>
+__global__ void attention_naive_kernel(AttentionArgs a) {
+  const int t = blockIdx.x / a.Hq, h = blockIdx.x % a.Hq, kvh = h / (a.Hq / a.Hkv), D = a.D;
+  __shared__ float red[32];
+  __shared__ float bcast;
+  int pos = a.positions[t];
+  if (pos < 0 || pos >= a.ctx) {
+    if (threadIdx.x == 0) atomicOr(a.err, kErrPositionRange);
+    pos = min(max(pos, 0), a.ctx - 1);
+  }
+  const int lo = key_lo(pos, a.sliding_window);
+  const float* q = a.q + (int64_t(t) * a.Hq + h) * D;
+  auto kval = [&](const void* cache, int j, int d) {
+    int64_t off = (int64_t(j) * a.Hkv + kvh) * D + d;
+    return BF16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(cache)[off]) : static_cast<const float*>(cache)[off];
+  };
+  // pass 1: max
+  float mx = sink_logit(a, h);
+  for (int j = lo + threadIdx.x; j <= pos; j += blockDim.x) {
+    float s = 0.f;
+    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(a.k_cache, j, d), s);
+    mx = fmaxf(mx, s * a.softmax_scale);
+  }
+  mx = warp_max(mx);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float v = red[0];
+    for (int w = 1; w < int(blockDim.x / 32); ++w) v = fmaxf(v, red[w]);
+    bcast = v;
+  }
+  __syncthreads();
+  mx = bcast;
+  __syncthreads();
+  // pass 2: denominator (thread-parallel over keys)
+  float l = 0.f;
+  for (int j = lo + threadIdx.x; j <= pos; j += blockDim.x) {
+    float s = 0.f;
+    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(a.k_cache, j, d), s);
+    l += expf(s * a.softmax_scale - mx);
+  }
+  l = warp_sum(l);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = l;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float v = expf(sink_logit(a, h) - mx);
+    for (int w = 0; w < int(blockDim.x / 32); ++w) v += red[w];
+    bcast = v;
+  }
+  __syncthreads();
+  const float L = bcast;
+  // pass 3: thread per output dim
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.f;
+    for (int j = lo; j <= pos; ++j) {
+      float s = 0.f;
+      for (int e = 0; e < D; ++e) s = fmaf(q[e], kval(a.k_cache, j, e), s);
+      o = fmaf(expf(s * a.softmax_scale - mx), kval(a.v_cache, j, d), o);
+    }
+    a.out[(int64_t(t) * a.Hq + h) * D + d] = o / L;
+  }
+}
+
+}  // namespace
+
+AttentionPath attention_path(const AttentionArgs& a) {
+  const int G = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
+  if (a.n <= kAttnDecodeMaxTokens && G <= 2 * 8 && G <= kDecodeMaxG && a.D % 8 == 0 && a.D <= kDecodeMaxD)
+    return AttentionPath::Decode;
+  if (a.D == kFlashD) return AttentionPath::Flash;
+  return AttentionPath::Naive;
+}
+
+// Fixed by ctx (a shape), not by the position (device data), so a captured graph stays valid:
+// about 256 keys a split, at most 64 splits.
+int attention_decode_splits(const AttentionArgs& a) {
+  int s = ceil_div(a.ctx, 256);
+  return s < 1 ? 1 : (s > 64 ? 64 : s);
+}
+
+size_t attention_workspace_bytes(const AttentionArgs& a) {
+  if (attention_path(a) != AttentionPath::Decode) return 0;
+  return sizeof(float) * size_t(a.n) * a.Hq * attention_decode_splits(a) * (a.D + 2);
+}
+
+void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, gpuStream_t stream) {
+  if (a.n <= 0) return;
+  switch (path) {
+    case AttentionPath::Flash: {
+      dim3 grid(ceil_div(a.n, kFlashBQ), a.Hq);
+      if (a.cache_bf16) flash_attention_kernel<true><<<grid, 128, 0, stream>>>(a);
+      else flash_attention_kernel<false><<<grid, 128, 0, stream>>>(a);
+      GPTOSS_CUDA_LAUNCH("flash_attention_kernel");
+      return;
+    }
+    case AttentionPath::Decode: {
+      const int splits = attention_decode_splits(a);
+      float* partial = static_cast<float*>(workspace);
+      dim3 grid(splits, a.Hkv, a.n);
+      if (a.cache_bf16) attention_decode_kernel<true><<<grid, 256, 0, stream>>>(a, splits, partial);
+      else attention_decode_kernel<false><<<grid, 256, 0, stream>>>(a, splits, partial);
+      GPTOSS_CUDA_LAUNCH("attention_decode_kernel");
+      attention_combine_kernel<<<a.n * a.Hq, a.D < 128 ? a.D : 128, 0, stream>>>(a, splits, partial);
+      GPTOSS_CUDA_LAUNCH("attention_combine_kernel");
+      return;
+    }
+    case AttentionPath::Naive: {
+      if (a.cache_bf16) attention_naive_kernel<true><<<a.n * a.Hq, 128, 0, stream>>>(a);
+      else attention_naive_kernel<false><<<a.n * a.Hq, 128, 0, stream>>>(a);
+      GPTOSS_CUDA_LAUNCH("attention_naive_kernel");
+      return;
+    }
+  }
+}
+
+void launch_attention(const AttentionArgs& a, void* workspace, gpuStream_t stream) {
+  launch_attention_path(attention_path(a), a, workspace, stream);
+}
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,36 @@
+// Causal GQA attention with per-head sink logits and optional sliding window, reading the KV cache
+// (bf16 or f32, [ctx, kvHeads, D]). Positions are device data (CUDA-graph replay), so every kernel
+// derives its key range from them on the device.
+//  - prefill (n > kAttnDecodeMaxTokens, D = 64): flash attention, mma.sync bf16, 64 queries a block.
+//  - decode: split-KV over a fixed number of splits (from ctx, so a captured graph stays valid),
+//    all query heads of one kv head per block, then a combine kernel that adds the sink.
+//  - other D: a plain f32 kernel.
+#pragma once
+#include "common.cuh"
+
+namespace gptoss::cuda {
+
+struct AttentionArgs {
+  const float* q = nullptr;    // [n, Hq, D]
+  int n = 0, Hq = 0, Hkv = 0, D = 0, ctx = 0;
+  const void* k_cache = nullptr;
+  const void* v_cache = nullptr;
+  bool cache_bf16 = true;
+  const void* sinks = nullptr;  // [Hq]
+  bool sinks_bf16 = true;
+  const int32_t* positions = nullptr;  // [n]
+  int sliding_window = 0;
+  float softmax_scale = 0.125f;
+  float* out = nullptr;        // [n, Hq, D]
+  int* err = nullptr;
+};
+
+constexpr int kAttnDecodeMaxTokens = 4;
+enum class AttentionPath { Flash, Decode, Naive };
+AttentionPath attention_path(const AttentionArgs& a);
+int attention_decode_splits(const AttentionArgs& a);
+size_t attention_workspace_bytes(const AttentionArgs& a);
+void launch_attention(const AttentionArgs& a, void* workspace, gpuStream_t stream);
+void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, gpuStream_t stream);
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,740 @@
+// CudaBackend: the CUDA implementation of model/backend.h and the only place that decides which
+// kernel runs (the shape checks mirror cpu/; the per-shape kernel choice lives in each family's
+// *_path() function, called from here). Memory comes from a caching pool on the backend's one
+// stream; decode steps are captured as CUDA graphs keyed by (owner, shape_key).
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "attention.cuh"
+#include "backend_cuda.h"
+#include "matmul.cuh"
+#include "moe.cuh"
+#include "mxfp4.cuh"
+#include "norm_rope.cuh"
+#include "sample.cuh"
+
+namespace gptoss {
+
+namespace cuda {
+
+void throw_cuda_error(const char* call, gpuError_t err, const char* file, int line) {
+  const char* base = std::strrchr(file, '/');
+  throw runtime_error(std::string("CUDA error: ") + call + " failed: " + gpuGetErrorString(err) + " (" +
+                      (base ? base + 1 : file) + ":" + std::to_string(line) + ")");
+}
+
+namespace {
+
+bool env_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Caching device allocator. cudaMalloc/cudaFree are slow and cudaFree synchronizes the device, and
+// the forward pass allocates per call; freed blocks go back to a free list keyed by rounded size.
+// Reuse is safe without events because every kernel of this backend runs on its one stream.
+// While a graph is being captured, every block handed out is also recorded in that graph's
+// keep-alive list: a replay writes those addresses, so they must not return to the pool (and be
+// handed to someone else) before the graph is destroyed.
+// ---------------------------------------------------------------------------------------------
+class DevicePool : public std::enable_shared_from_this<DevicePool> {
+ public:
+  explicit DevicePool(int device) : device_(device) {}
+  ~DevicePool() { release_cached(); }
+
+  std::shared_ptr<void> alloc(size_t bytes) {
+    const size_t size = round(bytes);
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(size);
+      if (it != free_.end() && !it->second.empty()) {
+        p = it->second.back();
+        it->second.pop_back();
+        cached_bytes_ -= size;
+      }
+    }
+    if (!p) {
+      gpuError_t err = gpuMalloc(&p, size);
+      if (err != gpuSuccess && !capturing_) {
+        (void)gpuGetLastError();
+        release_cached();  // give cached blocks back to the driver and try once more
+        err = gpuMalloc(&p, size);
+      }
+      if (err != gpuSuccess) {
+        (void)gpuGetLastError();
+        throw runtime_error("CUDA out of memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
+                            std::to_string(device_) + " (" + gpuGetErrorString(err) + ")");
+      }
+    }
+    std::weak_ptr<DevicePool> weak = shared_from_this();
+    std::shared_ptr<void> block(p, [weak, size](void* q) {
+      if (auto pool = weak.lock()) pool->give_back(q, size);
+      else (void)gpuFree(q);
+    });
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capture_keep_) capture_keep_->push_back(block);
+    return block;
+  }
+
+  void begin_capture(std::vector<std::shared_ptr<void>>* keep) {
+    std::lock_guard<std::mutex> lock(mu_);
+    capture_keep_ = keep;
+    capturing_ = true;
+  }
+  void end_capture() {
+    std::lock_guard<std::mutex> lock(mu_);
+    capture_keep_ = nullptr;
+    capturing_ = false;
+  }
+
+  void release_cached() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return;
+    (void)cudaDeviceSynchronize();
+    for (auto& kv : free_)
+      for (void* p : kv.second) (void)gpuFree(p);
+    free_.clear();
+    cached_bytes_ = 0;
+  }
+
+ private:
+  static size_t round(size_t b) {
+    if (b == 0) b = 1;
+    if (b <= (size_t(1) << 20)) {  // powers of two up to 1 MiB (min 512 B)
+      size_t s = 512;
+      while (s < b) s <<= 1;
+      return s;
+    }
+    const size_t step = size_t(2) << 20;  // 2 MiB granules above
+    return (b + step - 1) / step * step;
+  }
+  void give_back(void* p, size_t size) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_[size].push_back(p);
+    cached_bytes_ += size;
+  }
+
+  int device_;
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_bytes_ = 0;
+  std::vector<std::shared_ptr<void>>* capture_keep_ = nullptr;
+  bool capturing_ = false;
+};
+
+const char* kv_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index) : index_(index) {
+    GPTOSS_CUDA_CHECK(gpuSetDevice(index_));
+    cudaDeviceProp prop{};
+    GPTOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, index_));
+    cc_ = arch_code(prop.major, prop.minor);
+    if (cc_ < GPTOSS_ARCH_MIN)
+      throw runtime_error("cuda:" + std::to_string(index_) + " (" + prop.name + ", sm_" + std::to_string(cc_ / 10) +
+                          ") is too old: gpt-oss-node needs compute capability 8.0 (Ampere) or newer");
+    name_ = prop.name;
+    sms_ = prop.multiProcessorCount;
+    mem_gib_ = double(prop.totalGlobalMem) / double(1ull << 30);
+    GPTOSS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    pool_ = std::make_shared<DevicePool>(index_);
+    err_block_ = pool_->alloc(sizeof(int) * 4);
+    err_ = static_cast<int*>(err_block_.get());
+    result_ = reinterpret_cast<int32_t*>(err_ + 1);
+    GPTOSS_CUDA_CHECK(gpuMemsetAsync(err_, 0, sizeof(int) * 4, stream_));
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
+    graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
+  }
+
+  ~CudaBackend() override {
+    (void)gpuSetDevice(index_);
+    for (auto& kv : graphs_) if (kv.second.exec) (void)cudaGraphExecDestroy(kv.second.exec);
+    graphs_.clear();
+    (void)gpuStreamSynchronize(stream_);
+    err_block_.reset();
+    pool_->release_cached();
+    (void)cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device{DeviceKind::CUDA, index_}; }
+  std::string describe() const override {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "cuda:%d %s (sm_%d, %s, %d SMs, %.0f GiB; kv %s, graphs %s)", index_,
+                  name_.c_str(), cc_ / 10, arch_name(cc_), sms_, mem_gib_, kv_name(kv_bf16_),
+                  graphs_enabled_ ? "on" : "off");
+    return buf;
+  }
+  DType kv_dtype() const override { return kv_bf16_ ? DType::BF16 : DType::F32; }
+
+  // ---- memory ----
+  Tensor empty(DType dtype, const Shape& shape) override {
+    set_device();
+    Tensor t;
+    t.dtype = dtype;
+    t.shape = shape;
+    t.device = device();
+    for (int64_t d : shape)
+      if (d < 0) throw range_error("empty: negative dimension in shape " + shape_str(shape));
+    const size_t bytes = t.nbytes() + t.scale_bytes();
+    t.storage = pool_->alloc(bytes);
+    t.data = t.storage.get();
+    if (dtype == DType::MXFP4) t.scales = static_cast<uint8_t*>(t.data) + t.nbytes();
+    return t;
+  }
+
+  Tensor upload(const Tensor& host) override {
+    if (host.device == device()) return host;
+    if (host.device.kind != DeviceKind::CPU) throw type_error("upload: expected a cpu tensor, got " + host.describe());
+    if (!host.data && host.numel() != 0) throw type_error("upload: tensor has no data (disposed?)");
+    not_capturing("upload");
+    Tensor t = empty(host.dtype, host.shape);
+    if (host.nbytes())
+      GPTOSS_CUDA_CHECK(gpuMemcpyAsync(t.data, host.data, host.nbytes(), gpuMemcpyHostToDevice, stream_));
+    if (host.scale_bytes()) {
+      if (!host.scales) throw type_error("upload: mxfp4 tensor has no scales: " + host.describe());
+      GPTOSS_CUDA_CHECK(gpuMemcpyAsync(t.scales, host.scales, host.scale_bytes(), gpuMemcpyHostToDevice, stream_));
+    }
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));  // the host memory may go away after return
+    return t;
+  }
+
+  void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
+    expect_here(dst, "copy_from_host: dst");
+    if (bytes > dst.nbytes() + dst.scale_bytes())
+      throw range_error("copy_from_host: " + std::to_string(bytes) + " bytes do not fit " + dst.describe());
+    not_capturing("copy_from_host");
+    if (!bytes) return;
+    set_device();
+    GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+  }
+
+  void copy_to_host(const Tensor& src, void* dst, size_t bytes) override {
+    expect_here(src, "copy_to_host: src");
+    if (bytes > src.nbytes() + src.scale_bytes())
+      throw range_error("copy_to_host: " + std::to_string(bytes) + " bytes exceed " + src.describe());
+    not_capturing("copy_to_host");
+    set_device();
+    if (bytes) GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    check_device_errors();
+  }
+
+  void synchronize() override {
+    set_device();
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    check_device_errors();
+  }
+
+  // ---- ops ----
+  void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) override {
+    expect_here(tokens, "embedding: tokens");
+    expect_here(table, "embedding: table");
+    expect_here(out, "embedding: out");
+    expect_dtype(tokens, DType::I32, "embedding: tokens");
+    expect_ndim(tokens, 1, "embedding: tokens");
+    if (table.dtype != DType::BF16 && table.dtype != DType::F32)
+      throw type_error("embedding: table must be bf16 or f32, got " + table.describe());
+    expect_ndim(table, 2, "embedding: table");
+    expect_dtype(out, DType::F32, "embedding: out");
+    expect_shape(out, {tokens.dim(0), table.dim(1)}, "embedding: out");
+    set_device();
+    launch_embedding(tokens.ptr<int32_t>(), int(tokens.dim(0)), table.data, table.dtype == DType::BF16,
+                     int(table.dim(0)), int(table.dim(1)), out.ptr<float>(), err_, stream_);
+  }
+
+  void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    expect_here(x, "rmsnorm: x");
+    expect_here(weight, "rmsnorm: weight");
+    expect_here(out, "rmsnorm: out");
+    expect_dtype(x, DType::F32, "rmsnorm: x");
+    if (x.ndim() < 1) throw range_error("rmsnorm: x must have at least one dimension, got " + x.describe());
+    expect_param(weight, x.dim(-1), "rmsnorm: weight");
+    expect_dtype(out, DType::F32, "rmsnorm: out");
+    expect_shape(out, x.shape, "rmsnorm: out");
+    const int64_t H = x.dim(-1);
+    set_device();
+    launch_rmsnorm(x.ptr<float>(), weight.data, weight.dtype == DType::BF16, int(H ? x.numel() / H : 0), int(H), eps,
+                   out.ptr<float>(), stream_);
+  }
+
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override {
+    expect_here(x, "linear: x");
+    expect_here(weight, "linear: weight");
+    expect_here(out, "linear: out");
+    expect_dtype(x, DType::F32, "linear: x");
+    expect_ndim(x, 2, "linear: x");
+    if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
+      throw type_error("linear: weight must be bf16 or mxfp4, got " + weight.describe());
+    expect_ndim(weight, 2, "linear: weight");
+    if (weight.dim(1) != x.dim(1))
+      throw range_error("linear: weight " + weight.describe() + " does not match x " + x.describe() +
+                        " (weight is [out, in])");
+    if (weight.dtype == DType::MXFP4 && weight.dim(1) % 32 != 0)
+      throw range_error("linear: mxfp4 weight needs in % 32 == 0, got " + weight.describe());
+    if (bias) {
+      expect_here(*bias, "linear: bias");
+      expect_param(*bias, weight.dim(0), "linear: bias");
+    }
+    expect_dtype(out, DType::F32, "linear: out");
+    expect_shape(out, {x.dim(0), weight.dim(0)}, "linear: out");
+    if (out.data == x.data) throw range_error("linear: out must not alias x");
+    set_device();
+    launch_linear(linear_args(x, weight, bias, out), stream_);
+  }
+
+  void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) override {
+    expect_here(x, "rope: x");
+    expect_here(positions, "rope: positions");
+    expect_here(inv_freq, "rope: invFreq");
+    expect_dtype(x, DType::F32, "rope: x");
+    expect_ndim(x, 3, "rope: x");
+    if (x.dim(2) % 2 != 0) throw range_error("rope: x head dim must be even, got " + x.describe());
+    expect_dtype(positions, DType::I32, "rope: positions");
+    expect_shape(positions, {x.dim(0)}, "rope: positions");
+    expect_dtype(inv_freq, DType::F32, "rope: invFreq");
+    expect_shape(inv_freq, {x.dim(2) / 2}, "rope: invFreq");
+    set_device();
+    launch_rope(x.ptr<float>(), positions.ptr<int32_t>(), inv_freq.ptr<float>(), int(x.dim(0)), int(x.dim(1)),
+                int(x.dim(2)), scale, stream_);
+  }
+
+  void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
+                Tensor& v_cache) override {
+    expect_here(k, "kvStore: k");
+    expect_here(v, "kvStore: v");
+    expect_here(positions, "kvStore: positions");
+    expect_here(k_cache, "kvStore: kCache");
+    expect_here(v_cache, "kvStore: vCache");
+    expect_dtype(k, DType::F32, "kvStore: k");
+    expect_dtype(v, DType::F32, "kvStore: v");
+    expect_ndim(k, 3, "kvStore: k");
+    expect_shape(v, k.shape, "kvStore: v");
+    expect_dtype(positions, DType::I32, "kvStore: positions");
+    expect_shape(positions, {k.dim(0)}, "kvStore: positions");
+    expect_cache(k_cache, "kvStore: kCache");
+    expect_ndim(k_cache, 3, "kvStore: kCache");
+    if (k_cache.dim(1) != k.dim(1) || k_cache.dim(2) != k.dim(2))
+      throw range_error("kvStore: kCache " + k_cache.describe() + " does not match k " + k.describe() +
+                        " (cache is [ctx, kvHeads, headDim])");
+    if (v_cache.dtype != k_cache.dtype) throw type_error("kvStore: vCache dtype differs from kCache: " + v_cache.describe());
+    expect_shape(v_cache, k_cache.shape, "kvStore: vCache");
+    set_device();
+    launch_kv_store(k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), int(k.dim(0)), int(k.dim(1)),
+                    int(k.dim(2)), k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)),
+                    err_, stream_);
+  }
+
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                 const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) override {
+    expect_here(q, "attention: q");
+    expect_here(k_cache, "attention: kCache");
+    expect_here(v_cache, "attention: vCache");
+    expect_here(sinks, "attention: sinks");
+    expect_here(positions, "attention: positions");
+    expect_here(out, "attention: out");
+    expect_dtype(q, DType::F32, "attention: q");
+    expect_ndim(q, 3, "attention: q");
+    expect_cache(k_cache, "attention: kCache");
+    if (v_cache.dtype != k_cache.dtype) throw type_error("attention: vCache dtype differs from kCache: " + v_cache.describe());
+    expect_ndim(k_cache, 3, "attention: kCache");
+    expect_shape(v_cache, k_cache.shape, "attention: vCache");
+    const int64_t hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2);
+    if (k_cache.dim(2) != d) throw range_error("attention: kCache head dim does not match q: " + k_cache.describe());
+    if (hkv == 0 || hq % hkv != 0)
+      throw range_error("attention: query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
+                        std::to_string(hkv) + ")");
+    if (d % 8 != 0) throw range_error("attention: head dim must be a multiple of 8 on cuda, got " + q.describe());
+    expect_param(sinks, hq, "attention: sinks");
+    expect_dtype(positions, DType::I32, "attention: positions");
+    expect_shape(positions, {q.dim(0)}, "attention: positions");
+    if (sliding_window < 0) throw range_error("attention: slidingWindow must be >= 0");
+    expect_dtype(out, DType::F32, "attention: out");
+    expect_shape(out, q.shape, "attention: out");
+    set_device();
+    AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
+    const size_t ws_bytes = attention_workspace_bytes(a);
+    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
+    launch_attention(a, ws.get(), stream_);
+  }
+
+  void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+              Tensor& expert_weight) override {
+    expect_here(x, "router: x");
+    expect_here(weight, "router: weight");
+    expect_here(bias, "router: bias");
+    expect_here(expert_idx, "router: expertIdx");
+    expect_here(expert_weight, "router: expertWeight");
+    expect_dtype(x, DType::F32, "router: x");
+    expect_ndim(x, 2, "router: x");
+    expect_dtype(weight, DType::BF16, "router: weight");
+    expect_ndim(weight, 2, "router: weight");
+    if (weight.dim(1) != x.dim(1)) throw range_error("router: weight " + weight.describe() + " does not match x " + x.describe());
+    const int64_t e = weight.dim(0);
+    expect_param(bias, e, "router: bias");
+    if (k < 1 || k > e || k > 32)
+      throw range_error("router: k must be in [1, " + std::to_string(std::min<int64_t>(e, 32)) + "], got " + std::to_string(k));
+    expect_dtype(expert_idx, DType::I32, "router: expertIdx");
+    expect_shape(expert_idx, {x.dim(0), k}, "router: expertIdx");
+    expect_dtype(expert_weight, DType::F32, "router: expertWeight");
+    expect_shape(expert_weight, {x.dim(0), k}, "router: expertWeight");
+    set_device();
+    RouterArgs a;
+    a.x = x.ptr<float>();
+    a.n = int(x.dim(0));
+    a.H = int(x.dim(1));
+    a.E = int(e);
+    a.k = k;
+    a.weight = weight.ptr<uint16_t>();
+    a.bias = bias.data;
+    a.bias_bf16 = bias.dtype == DType::BF16;
+    a.expert_idx = expert_idx.ptr<int32_t>();
+    a.expert_weight = expert_weight.ptr<float>();
+    launch_router(a, stream_);
+  }
+
+  void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+           const SwigluParams& swiglu, Tensor& out) override {
+    MoeArgs a = moe_args(x, expert_idx, expert_weight, w, swiglu, out);
+    set_device();
+    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a));
+    launch_moe(a, ws.get(), stream_);
+  }
+
+  void add(Tensor& acc, const Tensor& x) override {
+    expect_here(acc, "add: acc");
+    expect_here(x, "add: x");
+    expect_dtype(acc, DType::F32, "add: acc");
+    expect_dtype(x, DType::F32, "add: x");
+    expect_shape(x, acc.shape, "add: x");
+    set_device();
+    launch_add(acc.ptr<float>(), x.ptr<float>(), acc.numel(), stream_);
+  }
+
+  void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {
+    expect_here(packed, "mxfp4Dequantize: packed");
+    expect_here(out, "mxfp4Dequantize: out");
+    expect_dtype(packed, DType::MXFP4, "mxfp4Dequantize: packed");
+    if (packed.ndim() < 1 || packed.dim(-1) % 32 != 0)
+      throw range_error("mxfp4Dequantize: packed must have a last dimension that is a multiple of 32, got " +
+                        packed.describe());
+    if (out.dtype != DType::F32 && out.dtype != DType::BF16)
+      throw type_error("mxfp4Dequantize: out must be f32 or bf16, got " + out.describe());
+    expect_shape(out, packed.shape, "mxfp4Dequantize: out");
+    set_device();
+    launch_mxfp4_dequantize(static_cast<const uint8_t*>(packed.data), static_cast<const uint8_t*>(packed.scales),
+                            packed.numel() / 32, out.data, out.dtype == DType::BF16, stream_);
+  }
+
+  int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) override {
+    expect_here(logits, "sample: logits");
+    expect_dtype(logits, DType::F32, "sample: logits");
+    if (!(logits.ndim() == 1 || (logits.ndim() == 2 && logits.dim(0) >= 1)) || logits.dim(-1) < 1)
+      throw range_error("sample: logits must be [V] or [n, V] with V >= 1 (row 0 is used), got " + logits.describe());
+    if (!(params.temperature >= 0.f) || !std::isfinite(params.temperature))
+      throw range_error("sample: temperature must be a finite number >= 0");
+    if (params.top_k < 0) throw range_error("sample: topK must be >= 0");
+    if (!(params.top_p > 0.f && params.top_p <= 1.f)) throw range_error("sample: topP must be in (0, 1]");
+    if (!(params.min_p >= 0.f && params.min_p <= 1.f)) throw range_error("sample: minP must be in [0, 1]");
+    if (!(uniform >= 0.f && uniform < 1.f)) throw range_error("sample: uniform must be in [0, 1)");
+    not_capturing("sample");
+    set_device();
+    const int vocab = int(logits.dim(-1));
+    std::shared_ptr<void> ws =
+        params.temperature == 0.f ? nullptr : pool_->alloc(sample_workspace_bytes(vocab));
+    launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), result_, stream_);
+    int32_t token = 0;
+    GPTOSS_CUDA_CHECK(gpuMemcpyAsync(&token, result_, sizeof token, gpuMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    check_device_errors();
+    return token;
+  }
+
+  // ---- decode-step graphs ----
+  // First call for (owner, shape_key): capture `step` (nothing runs while capturing), instantiate,
+  // launch. Later calls: launch the graph; `step` is NOT called again, so everything it touches must
+  // be persistent device tensors whose contents (tokens, positions) change between replays.
+  // If capture fails (a host sync or copy inside the step) the key is marked and runs eagerly.
+  void run_step(uint64_t shape_key, void* owner, const std::function<void()>& step) override {
+    if (!graphs_enabled_) return step();
+    set_device();
+    std::unique_lock<std::mutex> lock(graph_mu_);
+    const auto key = std::make_pair(owner, shape_key);
+    auto it = graphs_.find(key);
+    if (it != graphs_.end()) {
+      if (!it->second.exec) {
+        lock.unlock();
+        return step();
+      }
+      GPTOSS_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
+      return;
+    }
+    GraphEntry& entry = graphs_[key];
+    pool_->begin_capture(&entry.keep);
+    GPTOSS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+    capturing_ = true;
+    try {
+      step();
+    } catch (...) {
+      cudaGraph_t g = nullptr;
+      (void)cudaStreamEndCapture(stream_, &g);
+      if (g) (void)cudaGraphDestroy(g);
+      capturing_ = false;
+      pool_->end_capture();
+      (void)gpuGetLastError();
+      graphs_.erase(key);
+      throw;
+    }
+    cudaGraph_t graph = nullptr;
+    gpuError_t err = cudaStreamEndCapture(stream_, &graph);
+    capturing_ = false;
+    pool_->end_capture();
+    if (err != gpuSuccess || !graph) {
+      (void)gpuGetLastError();
+      entry.keep.clear();
+      lock.unlock();
+      return step();  // entry.exec stays null: this key runs eagerly from now on
+    }
+    err = cudaGraphInstantiate(&entry.exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    if (err != gpuSuccess) {
+      (void)gpuGetLastError();
+      entry.exec = nullptr;
+      entry.keep.clear();
+      lock.unlock();
+      return step();
+    }
+    GPTOSS_CUDA_CHECK(cudaGraphLaunch(entry.exec, stream_));
+  }
+
+  void forget_steps(void* owner) override {
+    std::lock_guard<std::mutex> lock(graph_mu_);
+    set_device();
+    for (auto it = graphs_.begin(); it != graphs_.end();) {
+      if (it->first.first == owner) {
+        if (it->second.exec) (void)cudaGraphExecDestroy(it->second.exec);
+        it = graphs_.erase(it);  // keep-alive blocks return to the pool; later work is stream-ordered
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  gpuStream_t stream() const { return stream_; }
+
+  // ---- argument packing (after the checks above) ----
+  LinearArgs linear_args(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) const {
+    LinearArgs a;
+    a.x = x.ptr<float>();
+    a.n = int(x.dim(0));
+    a.K = int(x.dim(1));
+    a.N = int(weight.dim(0));
+    a.w = weight.data;
+    a.w_scales = weight.dtype == DType::MXFP4 ? static_cast<const uint8_t*>(weight.scales) : nullptr;
+    a.bias = bias ? bias->data : nullptr;
+    a.bias_kind = bias ? (bias->dtype == DType::BF16 ? kBiasBF16 : kBiasF32) : kBiasNone;
+    a.out = out.ptr<float>();
+    return a;
+  }
+  AttentionArgs attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                               const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) const {
+    AttentionArgs a;
+    a.q = q.ptr<float>();
+    a.n = int(q.dim(0));
+    a.Hq = int(q.dim(1));
+    a.D = int(q.dim(2));
+    a.Hkv = int(k_cache.dim(1));
+    a.ctx = int(k_cache.dim(0));
+    a.k_cache = k_cache.data;
+    a.v_cache = v_cache.data;
+    a.cache_bf16 = k_cache.dtype == DType::BF16;
+    a.sinks = sinks.data;
+    a.sinks_bf16 = sinks.dtype == DType::BF16;
+    a.positions = positions.ptr<int32_t>();
+    a.sliding_window = sliding_window;
+    a.softmax_scale = softmax_scale;
+    a.out = out.ptr<float>();
+    a.err = err_;
+    return a;
+  }
+  MoeArgs moe_args(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+                   const SwigluParams& swiglu, Tensor& out) const {
+    expect_here(x, "moe: x");
+    expect_here(expert_idx, "moe: expertIdx");
+    expect_here(expert_weight, "moe: expertWeight");
+    expect_here(w.gate_up, "moe: gateUp");
+    expect_here(w.gate_up_bias, "moe: gateUpBias");
+    expect_here(w.down, "moe: down");
+    expect_here(w.down_bias, "moe: downBias");
+    expect_here(out, "moe: out");
+    expect_dtype(x, DType::F32, "moe: x");
+    expect_ndim(x, 2, "moe: x");
+    const int64_t n = x.dim(0), h = x.dim(1);
+    expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
+    expect_ndim(w.gate_up, 3, "moe: gateUp");
+    const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
+    if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
+      throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
+    if (h % 32 != 0 || (inter2 / 2) % 32 != 0)
+      throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got " + w.gate_up.describe());
+    expect_param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
+    expect_dtype(w.down, DType::MXFP4, "moe: down");
+    expect_shape(w.down, {e, h, inter2 / 2}, "moe: down");
+    expect_param(w.down_bias, e * h, "moe: downBias");
+    expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
+    expect_ndim(expert_idx, 2, "moe: expertIdx");
+    if (expert_idx.dim(0) != n)
+      throw range_error("moe: expertIdx must have " + std::to_string(n) + " rows, got " + expert_idx.describe());
+    expect_dtype(expert_weight, DType::F32, "moe: expertWeight");
+    expect_shape(expert_weight, expert_idx.shape, "moe: expertWeight");
+    expect_dtype(out, DType::F32, "moe: out");
+    expect_shape(out, x.shape, "moe: out");
+    if (out.data == x.data) throw range_error("moe: out must not alias x");
+    MoeArgs a;
+    a.x = x.ptr<float>();
+    a.expert_idx = expert_idx.ptr<int32_t>();
+    a.expert_weight = expert_weight.ptr<float>();
+    a.n = int(n);
+    a.k = int(expert_idx.dim(1));
+    a.E = int(e);
+    a.H = int(h);
+    a.I = int(inter2 / 2);
+    a.gate_up = static_cast<const uint8_t*>(w.gate_up.data);
+    a.gate_up_scales = static_cast<const uint8_t*>(w.gate_up.scales);
+    a.gate_up_bias = w.gate_up_bias.data;
+    a.gate_up_bias_bf16 = w.gate_up_bias.dtype == DType::BF16;
+    a.down = static_cast<const uint8_t*>(w.down.data);
+    a.down_scales = static_cast<const uint8_t*>(w.down.scales);
+    a.down_bias = w.down_bias.data;
+    a.down_bias_bf16 = w.down_bias.dtype == DType::BF16;
+    a.limit = swiglu.limit;
+    a.alpha = swiglu.alpha;
+    a.out = out.ptr<float>();
+    a.err = err_;
+    return a;
+  }
+
+ private:
+  struct GraphEntry {
+    cudaGraphExec_t exec = nullptr;
+    std::vector<std::shared_ptr<void>> keep;  // blocks allocated while capturing
+  };
+
+  void set_device() const { GPTOSS_CUDA_CHECK(gpuSetDevice(index_)); }
+
+  void expect_here(const Tensor& t, const char* what) const {
+    if (t.device.kind != DeviceKind::CUDA || t.device.index != index_)
+      throw type_error(std::string(what) + ": expected a tensor on cuda:" + std::to_string(index_) + ", got " +
+                       t.describe());
+    if (!t.data && t.numel() != 0) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
+    if (t.dtype == DType::MXFP4 && !t.scales && t.numel() != 0)
+      throw type_error(std::string(what) + ": mxfp4 tensor has no scales");
+  }
+  static void expect_param(const Tensor& t, int64_t n, const char* what) {
+    if (t.dtype != DType::BF16 && t.dtype != DType::F32)
+      throw type_error(std::string(what) + ": expected dtype bf16 or f32, got " + t.describe());
+    if (t.numel() != n)
+      throw range_error(std::string(what) + ": expected " + std::to_string(n) + " elements, got " + t.describe());
+  }
+  static void expect_cache(const Tensor& t, const char* what) {
+    if (t.dtype != DType::BF16 && t.dtype != DType::F32)
+      throw type_error(std::string(what) + ": expected a bf16 or f32 cache (kv_dtype()), got " + t.describe());
+  }
+  void not_capturing(const char* what) const {
+    if (capturing_)
+      throw runtime_error(std::string(what) +
+                          " inside a captured decode step: host copies and syncs are not allowed in run_step()");
+  }
+  void check_device_errors() {
+    int flags = 0;
+    GPTOSS_CUDA_CHECK(cudaMemcpy(&flags, err_, sizeof flags, cudaMemcpyDeviceToHost));
+    if (!flags) return;
+    GPTOSS_CUDA_CHECK(cudaMemset(err_, 0, sizeof(int)));
+    std::string what;
+    if (flags & kErrTokenRange) what += "embedding: a token id is outside the vocabulary; ";
+    if (flags & kErrPositionRange) what += "kvStore/attention: a position is outside the KV cache; ";
+    if (flags & kErrExpertRange) what += "moe: an expert index is outside [0, experts); ";
+    throw range_error("cuda:" + std::to_string(index_) + ": " + what + "(detected on the device; the outputs of that op are invalid)");
+  }
+
+  int index_;
+  int cc_ = 0, sms_ = 0;
+  double mem_gib_ = 0;
+  std::string name_;
+  gpuStream_t stream_ = nullptr;
+  std::shared_ptr<DevicePool> pool_;
+  std::shared_ptr<void> err_block_;
+  int* err_ = nullptr;
+  int32_t* result_ = nullptr;
+  bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false;
+  std::mutex graph_mu_;
+  std::map<std::pair<void*, uint64_t>, GraphEntry> graphs_;
+};
+
+}  // namespace cuda
+
+std::string cuda_probe(int* device_count) {
+  if (device_count) *device_count = 0;
+  int n = 0;
+  gpuError_t err = gpuGetDeviceCount(&n);
+  if (err != gpuSuccess) {
+    (void)gpuGetLastError();
+    return std::string(gpuGetErrorString(err)) + " (cudaGetDeviceCount)";
+  }
+  if (n <= 0) return "no CUDA device";
+  int usable = 0;
+  std::string old;
+  for (int i = 0; i < n; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+      (void)gpuGetLastError();
+      continue;
+    }
+    if (cuda::arch_code(prop.major, prop.minor) >= GPTOSS_ARCH_MIN) ++usable;
+    else old += std::string(old.empty() ? "" : ", ") + prop.name + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
+  }
+  if (!usable) return "no CUDA device with compute capability 8.0 or newer (found " + old + ")";
+  if (device_count) *device_count = n;
+  return "";
+}
+
+std::shared_ptr<Backend> make_cuda_backend(int index) {
+  static std::mutex mu;
+  static std::map<int, std::shared_ptr<Backend>> backends;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = backends.find(index);
+  if (it != backends.end()) return it->second;
+  int count = 0;
+  std::string reason = cuda_probe(&count);
+  if (!reason.empty()) throw runtime_error("CUDA is not available: " + reason);
+  if (index < 0 || index >= count)
+    throw range_error("cuda:" + std::to_string(index) + " does not exist (" + std::to_string(count) + " CUDA device" +
+                      (count == 1 ? "" : "s") + ")");
+  auto be = std::make_shared<cuda::CudaBackend>(index);
+  backends[index] = be;
+  return be;
+}
+
+}  // namespace gptoss
+
+#include "bench_hooks.h"
+
+namespace gptoss {
+cudaStream_t cuda_backend_stream(Backend& backend) {
+  auto* be = dynamic_cast<cuda::CudaBackend*>(&backend);
+  if (!be) throw type_error("cuda_backend_stream: not the CUDA backend: " + backend.describe());
+  return be->stream();
+}
+}  // namespace gptoss

@@ -1,0 +1,108 @@
+// Shared device helpers (warp reductions, bf16/MXFP4 decoding, mma.sync) and the error macro.
+// Everything here is header-only and inlined; kernels live in their family's .cu file.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "arch.cuh"
+#include "core/error.h"
+
+namespace gptoss::cuda {
+
+// Every CUDA runtime error becomes a gptoss::Error naming the call (never abort: JS catches it).
+[[noreturn]] void throw_cuda_error(const char* call, gpuError_t err, const char* file, int line);
+
+#define GPTOSS_CUDA_CHECK(call)                                                          \
+  do {                                                                                   \
+    gpuError_t gptoss_err_ = (call);                                                     \
+    if (gptoss_err_ != gpuSuccess) ::gptoss::cuda::throw_cuda_error(#call, gptoss_err_, __FILE__, __LINE__); \
+  } while (0)
+// After every launch: configuration errors surface here, asynchronous faults at the next sync.
+#define GPTOSS_CUDA_LAUNCH(name) GPTOSS_CUDA_CHECK(gpuGetLastError())
+
+// Device-side error flags (one int per backend, checked at synchronize()/copy_to_host()).
+enum DeviceErrorBits : int {
+  kErrTokenRange = 1,     // embedding: token id outside [0, vocab)
+  kErrPositionRange = 2,  // kv_store / attention: position outside [0, ctx)
+  kErrExpertRange = 4,    // moe: expert index outside [0, E)
+};
+
+// Optional bias/parameter vectors come as bf16 (checkpoint) or f32.
+enum BiasKind : int { kBiasNone = 0, kBiasBF16 = 1, kBiasF32 = 2 };
+
+inline int ceil_div(int64_t a, int64_t b) { return int((a + b - 1) / b); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int m = kWarpSize / 2; m > 0; m >>= 1) v += gpu_shfl_xor(v, m);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int m = kWarpSize / 2; m > 0; m >>= 1) v = fmaxf(v, gpu_shfl_xor(v, m));
+  return v;
+}
+
+// bf16 <-> f32 on raw bits: widening is exact; narrowing rounds to nearest even (as torch).
+__device__ __forceinline__ float bf16_lo(uint32_t pair) { return __uint_as_float(pair << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t pair) { return __uint_as_float(pair & 0xffff0000u); }
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
+  gpu_bf162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (low half), .y = hi
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// E8M0 scale byte -> 2^(s-127) as f32 (transformers integrations/mxfp4.py uses ldexp; s = 0 is
+// the subnormal 2^-127, s = 255 gives inf like ldexp does).
+__device__ __forceinline__ float e8m0_to_f32(uint32_t s) {
+  return s == 0 ? __uint_as_float(0x00400000u) : __uint_as_float(s << 23);
+}
+
+// E2M1 byte LUT: byte b (two FP4 codes, value 2k in the low nibble) -> bf16x2 {low value, high value},
+// unscaled. bf16 holds every E2M1 value exactly; the E8M0 scale is applied afterwards (an exact
+// power-of-two multiply). One 32-bit shared load decodes two weights: see bench/RESULTS.md for why
+// (shared-memory bandwidth, not ALU, bounds the MXFP4 decode at 4+ TB/s).
+__device__ __forceinline__ uint32_t e2m1_bf16_bits(uint32_t code) {
+  // 0, 0.5, 1, 1.5, 2, 3, 4, 6 as bf16: 0x0000 0x3F00 0x3F80 0x3FC0 0x4000 0x4040 0x4080 0x40C0
+  uint32_t mag = code & 7u;
+  uint32_t bits = mag >= 2 ? 0x3F80u + ((mag - 2u) << 6) : (mag == 1 ? 0x3F00u : 0u);
+  return bits | ((code & 8u) << 12);
+}
+// Fill a 256-entry shared LUT; call with all threads of the block, then __syncthreads().
+__device__ __forceinline__ void fill_e2m1_lut(uint32_t* lut) {
+  for (int b = threadIdx.x; b < 256; b += blockDim.x)
+    lut[b] = e2m1_bf16_bits(b & 15u) | (e2m1_bf16_bits(b >> 4) << 16);
+}
+
+// Dot of 32 MXFP4 values (one 16-byte block, unscaled) with 32 f32 values x[0..31].
+__device__ __forceinline__ float mxfp4_block_dot(const uint4& blk, const float* x, const uint32_t* lut) {
+  const uint32_t w[4] = {blk.x, blk.y, blk.z, blk.w};
+  float acc = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#pragma unroll
+    for (int b = 0; b < 4; ++b) {
+      uint32_t pair = lut[(w[i] >> (8 * b)) & 0xffu];
+      acc = fmaf(bf16_lo(pair), x[8 * i + 2 * b], acc);
+      acc = fmaf(bf16_hi(pair), x[8 * i + 2 * b + 1], acc);
+    }
+  }
+  return acc;
+}
+
+#if defined(GPTOSS_HAVE_MMA_SYNC) || !defined(__CUDA_ARCH__)
+// D = A(16x16, row) * B(16x8, col) + D, bf16 in, f32 accumulate. Fragment layout (PTX ISA,
+// "mma.m16n8k16"): g = lane/4, t = lane%4; a0:(g,2t..2t+1) a1:(g+8,2t..) a2:(g,2t+8..) a3:(g+8,2t+8..);
+// b0:(k=2t..2t+1, n=g) b1:(k=2t+8.., n=g); c0,c1:(g, 2t..2t+1) c2,c3:(g+8, 2t..2t+1).
+__device__ __forceinline__ void mma_bf16_16816(float* c, const uint32_t* a, const uint32_t* b) {
+#if defined(__CUDA_ARCH__)
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+#endif
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,165 @@
+#include "gemm_tile.cuh"
+#include "matmul.cuh"
+
+namespace gptoss::cuda {
+
+namespace {
+
+__device__ __forceinline__ float bias_at(const void* bias, int kind, int col) {
+  if (kind == kBiasBF16) return bf16_bits_to_f32(static_cast<const uint16_t*>(bias)[col]);
+  if (kind == kBiasF32) return static_cast<const float*>(bias)[col];
+  return 0.f;
+}
+
+// One warp per output row (grid-stride), lanes stride over 16-byte chunks of the row: 8 bf16 or
+// one MXFP4 block (32 values). NT tokens share each weight load. Unrolled 4 deep so each lane keeps
+// several 16-byte loads in flight (Little's law: ~33 KB in flight per SM at 4.3 TB/s).
+template <int NT, bool MX>
+__global__ void __launch_bounds__(256) gemv_kernel(LinearArgs a) {
+  __shared__ uint32_t lut[256];
+  if (MX) {
+    fill_e2m1_lut(lut);
+    __syncthreads();
+  }
+  const int lane = threadIdx.x % kWarpSize;
+  const int warps_per_block = blockDim.x / kWarpSize;
+  const int K = a.K;
+  const int chunk_elems = MX ? 32 : 8;
+  const int nch = K / chunk_elems;
+  for (int row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize; row < a.N;
+       row += gridDim.x * warps_per_block) {
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = 0.f;
+    const uint4* wrow = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a.w) +
+                                                       int64_t(row) * nch * 16);
+#pragma unroll 4
+    for (int c = lane; c < nch; c += kWarpSize) {
+      const uint4 wv = __ldg(wrow + c);
+      if (MX) {
+        const float scale = e8m0_to_f32(a.w_scales[int64_t(row) * nch + c]);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (t >= a.n) break;
+          float xv[32];
+          const float4* xp = reinterpret_cast<const float4*>(a.x + int64_t(t) * K + c * 32);
+#pragma unroll
+          for (int i = 0; i < 8; ++i) {
+            float4 f = __ldg(xp + i);
+            xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
+          }
+          acc[t] = fmaf(scale, mxfp4_block_dot(wv, xv, lut), acc[t]);
+        }
+      } else {
+        const uint32_t w[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+          if (t >= a.n) break;
+          const float4* xp = reinterpret_cast<const float4*>(a.x + int64_t(t) * K + c * 8);
+          float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
+          float s = acc[t];
+          s = fmaf(bf16_lo(w[0]), x0.x, s); s = fmaf(bf16_hi(w[0]), x0.y, s);
+          s = fmaf(bf16_lo(w[1]), x0.z, s); s = fmaf(bf16_hi(w[1]), x0.w, s);
+          s = fmaf(bf16_lo(w[2]), x1.x, s); s = fmaf(bf16_hi(w[2]), x1.y, s);
+          s = fmaf(bf16_lo(w[3]), x1.z, s); s = fmaf(bf16_hi(w[3]), x1.w, s);
+          acc[t] = s;
+        }
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+      if (t >= a.n) break;
+      float s = warp_sum(acc[t]);
+      if (lane == 0) a.out[int64_t(t) * a.N + row] = s + bias_at(a.bias, a.bias_kind, row);
+    }
+  }
+}
+
+// Plain f32 reference-style kernel for shapes the fast paths do not take (K not a multiple of 8).
+__global__ void linear_naive_kernel(LinearArgs a) {
+  int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(a.n) * a.N) return;
+  int t = int(idx / a.N), o = int(idx % a.N);
+  const float* x = a.x + int64_t(t) * a.K;
+  float s = 0.f;
+  if (a.w_scales) {
+    const uint8_t* blocks = static_cast<const uint8_t*>(a.w) + int64_t(o) * (a.K / 2);
+    const uint8_t* sc = a.w_scales + int64_t(o) * (a.K / 32);
+    for (int k = 0; k < a.K; ++k) {
+      uint32_t byte = blocks[k / 2];
+      uint32_t code = (k & 1) ? byte >> 4 : byte & 15u;
+      s = fmaf(bf16_bits_to_f32(uint16_t(e2m1_bf16_bits(code))) * e8m0_to_f32(sc[k / 32]), x[k], s);
+    }
+  } else {
+    const uint16_t* w = static_cast<const uint16_t*>(a.w) + int64_t(o) * a.K;
+    for (int k = 0; k < a.K; ++k) s = fmaf(bf16_bits_to_f32(w[k]), x[k], s);
+  }
+  a.out[idx] = s + bias_at(a.bias, a.bias_kind, o);
+}
+
+template <int NT, bool MX>
+void gemv_launch(const LinearArgs& a, gpuStream_t stream) {
+  const int warps = 8;
+  int blocks = ceil_div(a.N, warps);
+  if (blocks > 132 * 16) blocks = 132 * 16;  // grid-stride beyond a few waves
+  gemv_kernel<NT, MX><<<blocks, warps * kWarpSize, 0, stream>>>(a);
+  GPTOSS_CUDA_LAUNCH("gemv_kernel");
+}
+
+}  // namespace
+
+LinearPath linear_path(const LinearArgs& a) {
+  const bool mx = a.w_scales != nullptr;
+  if (!mx && a.K % 8 != 0) return LinearPath::Naive;
+  if (mx && a.K % 32 != 0) return LinearPath::Naive;
+  return a.n <= kGemvMaxTokens ? LinearPath::Gemv : LinearPath::Gemm;
+}
+
+void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream) {
+  const bool mx = a.w_scales != nullptr;
+  for (int t0 = 0; t0 < a.n; t0 += kGemvMaxTokens) {
+    LinearArgs s = a;
+    s.n = a.n - t0 < kGemvMaxTokens ? a.n - t0 : kGemvMaxTokens;
+    s.x = a.x + int64_t(t0) * a.K;
+    s.out = a.out + int64_t(t0) * a.N;
+    if (s.n == 1) mx ? gemv_launch<1, true>(s, stream) : gemv_launch<1, false>(s, stream);
+    else if (s.n <= 2) mx ? gemv_launch<2, true>(s, stream) : gemv_launch<2, false>(s, stream);
+    else if (s.n <= 4) mx ? gemv_launch<4, true>(s, stream) : gemv_launch<4, false>(s, stream);
+    else mx ? gemv_launch<8, true>(s, stream) : gemv_launch<8, false>(s, stream);
+  }
+}
+
+void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream) {
+  GemmProblem p;
+  p.a = a.x;
+  p.w = a.w;
+  p.w_scales = a.w_scales;
+  p.bias = a.bias;
+  p.bias_kind = a.bias_kind;
+  p.N = a.N;
+  p.K = a.K;
+  p.M = a.n;
+  p.out = a.out;
+  p.ldo = a.N;
+  const int tiles = ceil_div(a.n, kGemmBM);
+  if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::Store>(p, tiles, stream);
+  else launch_gemm_tile<WeightFormat::BF16, float, Epilogue::Store>(p, tiles, stream);
+}
+
+void launch_linear_naive(const LinearArgs& a, gpuStream_t stream) {
+  int64_t total = int64_t(a.n) * a.N;
+  if (total == 0) return;
+  linear_naive_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(a);
+  GPTOSS_CUDA_LAUNCH("linear_naive_kernel");
+}
+
+void launch_linear(const LinearArgs& a, gpuStream_t stream) {
+  if (a.n <= 0 || a.N <= 0) return;
+  switch (linear_path(a)) {
+    case LinearPath::Gemv: return launch_linear_gemv(a, stream);
+    case LinearPath::Gemm: return launch_linear_gemm(a, stream);
+    case LinearPath::Naive: return launch_linear_naive(a, stream);
+  }
+}
+
+}  // namespace gptoss::cuda

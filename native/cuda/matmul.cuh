@@ -1,0 +1,29 @@
+// linear(): out[n, O] = x[n, I] @ W[O, I]^T (+ bias). W bf16 or MXFP4. Small n (decode) runs a
+// memory-bound GEMV that reads W once for up to 8 tokens; larger n the mma.sync GEMM tile.
+#pragma once
+#include "common.cuh"
+
+namespace gptoss::cuda {
+
+struct LinearArgs {
+  const float* x = nullptr;
+  int n = 0, K = 0, N = 0;
+  const void* w = nullptr;
+  const uint8_t* w_scales = nullptr;  // MXFP4 when non-null
+  const void* bias = nullptr;
+  int bias_kind = 0;                  // BiasKind (gemm_tile.cuh)
+  float* out = nullptr;
+};
+
+// Which path linear() takes for this shape (dispatch reports it in describe/bench).
+enum class LinearPath { Gemv, Gemm, Naive };
+LinearPath linear_path(const LinearArgs& a);
+void launch_linear(const LinearArgs& a, gpuStream_t stream);
+// Forced variants (bench / checks).
+void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream);
+void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream);
+void launch_linear_naive(const LinearArgs& a, gpuStream_t stream);
+
+constexpr int kGemvMaxTokens = 8;
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,410 @@
+#include "gemm_tile.cuh"
+#include "moe.cuh"
+
+namespace gptoss::cuda {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Router: one block per token. x in shared memory; warps stride over experts (bf16 rows, 16-byte
+// loads), exact f32 dots so the top-k choice matches the CPU reference except at true near-ties.
+// ---------------------------------------------------------------------------------------------
+__global__ void router_kernel(RouterArgs a) {
+  extern __shared__ float smem[];
+  float* xs = smem;            // [H]
+  float* logits = smem + a.H;  // [E]
+  const float* x = a.x + int64_t(blockIdx.x) * a.H;
+  for (int h = threadIdx.x; h < a.H; h += blockDim.x) xs[h] = x[h];
+  __syncthreads();
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize, nwarps = blockDim.x / kWarpSize;
+  for (int e = warp; e < a.E; e += nwarps) {
+    const uint16_t* w = a.weight + int64_t(e) * a.H;
+    float s = 0.f;
+    if (a.H % 8 == 0) {
+      for (int c = lane; c < a.H / 8; c += kWarpSize) {
+        uint4 v = __ldg(reinterpret_cast<const uint4*>(w) + c);
+        const float* xp = xs + c * 8;
+        s = fmaf(bf16_lo(v.x), xp[0], s); s = fmaf(bf16_hi(v.x), xp[1], s);
+        s = fmaf(bf16_lo(v.y), xp[2], s); s = fmaf(bf16_hi(v.y), xp[3], s);
+        s = fmaf(bf16_lo(v.z), xp[4], s); s = fmaf(bf16_hi(v.z), xp[5], s);
+        s = fmaf(bf16_lo(v.w), xp[6], s); s = fmaf(bf16_hi(v.w), xp[7], s);
+      }
+    } else {
+      for (int h = lane; h < a.H; h += kWarpSize) s = fmaf(bf16_bits_to_f32(w[h]), xs[h], s);
+    }
+    s = warp_sum(s);
+    if (lane == 0) {
+      float b = a.bias_bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(a.bias)[e])
+                            : static_cast<const float*>(a.bias)[e];
+      logits[e] = s + b;
+    }
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  // top-k by logit, ties to the lower expert index; selected in descending order (torch.topk).
+  float sel_val[32];
+  int sel_idx[32];
+  const int k = a.k < 32 ? a.k : 32;
+  for (int j = 0; j < k; ++j) {
+    float best = -INFINITY;
+    int best_e = 0x7fffffff;
+    for (int e = lane; e < a.E; e += kWarpSize) {
+      bool taken = false;
+      for (int q = 0; q < j; ++q) taken |= sel_idx[q] == e;
+      float v = logits[e];
+      if (!taken && (v > best || (v == best && e < best_e) || best_e == 0x7fffffff)) {
+        best = v;
+        best_e = e;
+      }
+    }
+#pragma unroll
+    for (int m = kWarpSize / 2; m > 0; m >>= 1) {
+      float ov = gpu_shfl_xor(best, m);
+      int oe = gpu_shfl_xor(best_e, m);
+      if (ov > best || (ov == best && oe < best_e)) {
+        best = ov;
+        best_e = oe;
+      }
+    }
+    sel_val[j] = best;
+    sel_idx[j] = best_e;
+  }
+  if (lane == 0) {
+    float denom = 0.f;
+    for (int j = 0; j < k; ++j) denom += expf(sel_val[j] - sel_val[0]);
+    for (int j = 0; j < k; ++j) {
+      a.expert_idx[int64_t(blockIdx.x) * a.k + j] = sel_idx[j];
+      a.expert_weight[int64_t(blockIdx.x) * a.k + j] = expf(sel_val[j] - sel_val[0]) / denom;
+    }
+  }
+}
+
+__device__ __forceinline__ float load_param(const void* p, bool bf16, int64_t i) {
+  return bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
+}
+
+__device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
+  gate = fminf(gate, limit);
+  up = fminf(fmaxf(up, -limit), limit);
+  return (up + 1.f) * (gate / (1.f + expf(-alpha * gate)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decode, stage 1: for each (token, routed expert) pair, act[pair, j] = swiglu(gate_up rows 2j, 2j+1).
+// A warp owns 2 output pairs = 4 weight rows; lanes stride over the 16-byte MX blocks, so each
+// x chunk read from shared memory feeds 4 rows. grid (ceil(I / 16), pairs), 8 warps.
+// ---------------------------------------------------------------------------------------------
+constexpr int kDecodeWarps = 8;
+constexpr int kGateUpPairsPerWarp = 2;
+
+__global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
+  extern __shared__ float xs[];  // [H]
+  __shared__ uint32_t lut[256];
+  const int pair = blockIdx.y;
+  const int t = pair / a.k;
+  const int e = a.expert_idx[pair];
+  fill_e2m1_lut(lut);
+  for (int h = threadIdx.x; h < a.H; h += blockDim.x) xs[h] = a.x[int64_t(t) * a.H + h];
+  __syncthreads();
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int j0 = (blockIdx.x * kDecodeWarps + warp) * kGateUpPairsPerWarp;  // first output pair
+  if (j0 >= a.I) return;
+  if (e < 0 || e >= a.E) {
+    if (lane == 0) {
+      atomicOr(a.err, kErrExpertRange);
+      for (int j = j0; j < j0 + kGateUpPairsPerWarp && j < a.I; ++j) act[int64_t(pair) * a.I + j] = 0.f;
+    }
+    return;
+  }
+  const int nch = a.H / 32;
+  const int64_t rows_total = 2 * int64_t(a.I);
+  const uint4* wb = reinterpret_cast<const uint4*>(a.gate_up) + (int64_t(e) * rows_total + 2 * j0) * nch;
+  const uint8_t* sb = a.gate_up_scales + (int64_t(e) * rows_total + 2 * j0) * nch;
+  constexpr int R = 2 * kGateUpPairsPerWarp;
+  const int rows = min(R, int(2 * (a.I - j0)));
+  float acc[R] = {};
+#pragma unroll 2
+  for (int c = lane; c < nch; c += kWarpSize) {
+    uint4 wv[R];
+    float sc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (r < rows) {
+        wv[r] = __ldg(wb + int64_t(r) * nch + c);
+        sc[r] = e8m0_to_f32(sb[int64_t(r) * nch + c]);
+      }
+    }
+    float xv[32];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      float4 f = reinterpret_cast<const float4*>(xs + c * 32)[i];
+      xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), acc[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
+  if (lane == 0) {
+    const int64_t b0 = int64_t(e) * rows_total + 2 * j0;
+    for (int q = 0; q < kGateUpPairsPerWarp && j0 + q < a.I; ++q) {
+      float gate = acc[2 * q] + load_param(a.gate_up_bias, a.gate_up_bias_bf16, b0 + 2 * q);
+      float up = acc[2 * q + 1] + load_param(a.gate_up_bias, a.gate_up_bias_bf16, b0 + 2 * q + 1);
+      act[int64_t(pair) * a.I + j0 + q] = swiglu(gate, up, a.limit, a.alpha);
+    }
+  }
+}
+
+// Decode, stage 2: out[t, row] = sum_j w[t,j] * (down_{e_j}[row] . act[t,j] + b_{e_j}[row]).
+// The k activation vectors of token t sit in shared memory; a warp owns 2 output rows, so the
+// weighted sum over experts is done in registers (no atomics, deterministic).
+constexpr int kDownRowsPerWarp = 2;
+
+__global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeArgs a, const float* act) {
+  extern __shared__ float acts[];  // [k, I]
+  __shared__ uint32_t lut[256];
+  const int t = blockIdx.y;
+  fill_e2m1_lut(lut);
+  for (int i = threadIdx.x; i < a.k * a.I; i += blockDim.x) acts[i] = act[int64_t(t) * a.k * a.I + i];
+  __syncthreads();
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int row0 = (blockIdx.x * kDecodeWarps + warp) * kDownRowsPerWarp;
+  if (row0 >= a.H) return;
+  const int rows = min(kDownRowsPerWarp, a.H - row0);
+  const int nch = a.I / 32;
+  float out[kDownRowsPerWarp] = {};
+  for (int j = 0; j < a.k; ++j) {
+    const int e = a.expert_idx[int64_t(t) * a.k + j];
+    if (e < 0 || e >= a.E) continue;  // flagged by stage 1
+    const float wgt = a.expert_weight[int64_t(t) * a.k + j];
+    const uint4* wb = reinterpret_cast<const uint4*>(a.down) + (int64_t(e) * a.H + row0) * nch;
+    const uint8_t* sb = a.down_scales + (int64_t(e) * a.H + row0) * nch;
+    const float* av = acts + j * a.I;
+    float acc[kDownRowsPerWarp] = {};
+#pragma unroll 2
+    for (int c = lane; c < nch; c += kWarpSize) {
+      uint4 wv[kDownRowsPerWarp];
+      float sc[kDownRowsPerWarp];
+#pragma unroll
+      for (int r = 0; r < kDownRowsPerWarp; ++r)
+        if (r < rows) {
+          wv[r] = __ldg(wb + int64_t(r) * nch + c);
+          sc[r] = e8m0_to_f32(sb[int64_t(r) * nch + c]);
+        }
+      float xv[32];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        float4 f = reinterpret_cast<const float4*>(av + c * 32)[i];
+        xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
+      }
+#pragma unroll
+      for (int r = 0; r < kDownRowsPerWarp; ++r)
+        if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < kDownRowsPerWarp; ++r) {
+      float s = warp_sum(acc[r]);
+      if (r < rows) out[r] += wgt * (s + load_param(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r));
+    }
+  }
+  if (lane == 0)
+    for (int r = 0; r < rows; ++r) a.out[int64_t(t) * a.H + row0 + r] = out[r];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefill (grouped): count -> scan -> scatter -> grouped GEMM (gate_up, SwiGLU epilogue, bf16 act)
+// -> grouped GEMM (down, bias) -> un-permute with routing weights.
+// ---------------------------------------------------------------------------------------------
+struct GroupedWs {
+  int32_t* counts;      // [E]
+  int32_t* cursor;      // [E]
+  int32_t* group_start; // [E+1]
+  int32_t* tile_start;  // [E+1]
+  int32_t* perm_token;  // [P] slot -> token
+  int32_t* pair_slot;   // [P] pair -> slot
+  gpu_bf16* act;        // [P, I]
+  float* y;             // [P, H]
+};
+
+size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+
+GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
+  const int64_t P = int64_t(a.n) * a.k;
+  uint8_t* p = static_cast<uint8_t*>(base);
+  size_t off = 0;
+  auto take = [&](size_t bytes) { uint8_t* r = p ? p + off : nullptr; off += align256(bytes); return r; };
+  GroupedWs w;
+  w.counts = reinterpret_cast<int32_t*>(take(4 * size_t(a.E)));
+  w.cursor = reinterpret_cast<int32_t*>(take(4 * size_t(a.E)));
+  w.group_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
+  w.tile_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
+  w.perm_token = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
+  w.pair_slot = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
+  w.act = reinterpret_cast<gpu_bf16*>(take(2 * size_t(P) * a.I));
+  w.y = reinterpret_cast<float*>(take(4 * size_t(P) * a.H));
+  if (total) *total = off;
+  return w;
+}
+
+__global__ void moe_count_kernel(const int32_t* expert_idx, int P, int E, int32_t* counts, int* err) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= P) return;
+  int e = expert_idx[i];
+  if (e < 0 || e >= E) {
+    atomicOr(err, kErrExpertRange);
+    return;
+  }
+  atomicAdd(counts + e, 1);
+}
+
+// Single block: exclusive scans of counts (slots) and of ceil(count / BM) (GEMM tiles).
+__global__ void moe_scan_kernel(const int32_t* counts, int E, int32_t* group_start, int32_t* tile_start,
+                                int32_t* cursor) {
+  if (threadIdx.x != 0) return;
+  int s = 0, t = 0;
+  for (int e = 0; e < E; ++e) {
+    group_start[e] = s;
+    tile_start[e] = t;
+    cursor[e] = 0;
+    s += counts[e];
+    t += (counts[e] + kGemmBM - 1) / kGemmBM;
+  }
+  group_start[E] = s;
+  tile_start[E] = t;
+}
+
+__global__ void moe_scatter_kernel(const int32_t* expert_idx, int P, int k, int E, const int32_t* group_start,
+                                   int32_t* cursor, int32_t* perm_token, int32_t* pair_slot) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= P) return;
+  int e = expert_idx[i];
+  if (e < 0 || e >= E) {
+    pair_slot[i] = -1;
+    return;
+  }
+  int slot = group_start[e] + atomicAdd(cursor + e, 1);
+  perm_token[slot] = i / k;
+  pair_slot[i] = slot;
+}
+
+// out[t, h] = sum_j w[t, j] * y[slot(t, j), h], in fixed j order (deterministic).
+__global__ void moe_unpermute_kernel(const float* y, const int32_t* pair_slot, const float* expert_weight, int n,
+                                     int k, int H, float* out) {
+  int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(n) * H) return;
+  int t = int(idx / H), h = int(idx % H);
+  float s = 0.f;
+  for (int j = 0; j < k; ++j) {
+    int slot = pair_slot[int64_t(t) * k + j];
+    if (slot >= 0) s = fmaf(expert_weight[int64_t(t) * k + j], y[int64_t(slot) * H + h], s);
+  }
+  out[idx] = s;
+}
+
+}  // namespace
+
+void launch_router(const RouterArgs& a, gpuStream_t stream) {
+  if (a.n <= 0) return;
+  size_t smem = sizeof(float) * (a.H + a.E);
+  if (smem > 48 * 1024)
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  router_kernel<<<a.n, 256, smem, stream>>>(a);
+  GPTOSS_CUDA_LAUNCH("router_kernel");
+}
+
+bool moe_uses_decode(const MoeArgs& a) { return int64_t(a.n) * a.k <= kMoeDecodeMaxPairs; }
+
+size_t moe_workspace_bytes(const MoeArgs& a, bool decode) {
+  if (decode) return sizeof(float) * size_t(a.n) * a.k * a.I;
+  size_t total = 0;
+  grouped_ws(a, nullptr, &total);
+  return total;
+}
+size_t moe_workspace_bytes(const MoeArgs& a) { return moe_workspace_bytes(a, moe_uses_decode(a)); }
+
+void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream) {
+  float* act = static_cast<float*>(workspace);
+  const int pairs = a.n * a.k;
+  size_t smem1 = sizeof(float) * a.H;
+  if (smem1 > 48 * 1024)
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_gate_up_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(smem1)));
+  dim3 g1(ceil_div(a.I, kDecodeWarps * kGateUpPairsPerWarp), pairs);
+  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, smem1, stream>>>(a, act);
+  GPTOSS_CUDA_LAUNCH("moe_decode_gate_up_kernel");
+  size_t smem2 = sizeof(float) * size_t(a.k) * a.I;
+  if (smem2 > 48 * 1024)
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_down_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          int(smem2)));
+  dim3 g2(ceil_div(a.H, kDecodeWarps * kDownRowsPerWarp), a.n);
+  moe_decode_down_kernel<<<g2, kDecodeWarps * 32, smem2, stream>>>(a, act);
+  GPTOSS_CUDA_LAUNCH("moe_decode_down_kernel");
+}
+
+void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
+  const int P = a.n * a.k;
+  GroupedWs w = grouped_ws(a, workspace, nullptr);
+  GPTOSS_CUDA_CHECK(gpuMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
+  moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
+  GPTOSS_CUDA_LAUNCH("moe_count_kernel");
+  moe_scan_kernel<<<1, 32, 0, stream>>>(w.counts, a.E, w.group_start, w.tile_start, w.cursor);
+  GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
+  moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
+                                                           w.perm_token, w.pair_slot);
+  GPTOSS_CUDA_LAUNCH("moe_scatter_kernel");
+  // Upper bound on M tiles without reading the counts back: sum ceil(c_e/BM) <= P/BM + E.
+  const int max_tiles = P / kGemmBM + a.E;
+
+  GemmProblem g1;
+  g1.a = a.x;
+  g1.a_rows = w.perm_token;
+  g1.w = a.gate_up;
+  g1.w_scales = a.gate_up_scales;
+  g1.w_group_bytes = int64_t(2) * a.I * a.H / 2;
+  g1.scale_group_bytes = int64_t(2) * a.I * a.H / 32;
+  g1.bias = a.gate_up_bias;
+  g1.bias_kind = a.gate_up_bias_bf16 ? kBiasBF16 : kBiasF32;
+  g1.bias_group_elems = 2 * int64_t(a.I);
+  g1.N = 2 * a.I;
+  g1.K = a.H;
+  g1.group_start = w.group_start;
+  g1.tile_start = w.tile_start;
+  g1.num_groups = a.E;
+  g1.out = w.act;
+  g1.ldo = a.I;
+  g1.swiglu_limit = a.limit;
+  g1.swiglu_alpha = a.alpha;
+  launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::SwiGLU>(g1, max_tiles, stream);
+
+  GemmProblem g2;
+  g2.a = w.act;
+  g2.w = a.down;
+  g2.w_scales = a.down_scales;
+  g2.w_group_bytes = int64_t(a.H) * a.I / 2;
+  g2.scale_group_bytes = int64_t(a.H) * a.I / 32;
+  g2.bias = a.down_bias;
+  g2.bias_kind = a.down_bias_bf16 ? kBiasBF16 : kBiasF32;
+  g2.bias_group_elems = a.H;
+  g2.N = a.H;
+  g2.K = a.I;
+  g2.group_start = w.group_start;
+  g2.tile_start = w.tile_start;
+  g2.num_groups = a.E;
+  g2.out = w.y;
+  g2.ldo = a.H;
+  launch_gemm_tile<WeightFormat::MXFP4, gpu_bf16, Epilogue::Store>(g2, max_tiles, stream);
+
+  int64_t total = int64_t(a.n) * a.H;
+  moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,
+                                                                          a.k, a.H, a.out);
+  GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
+}
+
+void launch_moe(const MoeArgs& a, void* workspace, gpuStream_t stream) {
+  if (a.n <= 0) return;
+  if (moe_uses_decode(a)) launch_moe_decode(a, workspace, stream);
+  else launch_moe_grouped(a, workspace, stream);
+}
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,48 @@
+// Router (top-k + softmax) and the MoE block: a decode path (few tokens: fused matvecs reading only
+// the routed experts' packed weights) and a prefill path (MegaBlocks-style: count, permute into
+// expert-contiguous slots, one grouped GEMM launch per projection, un-permute with routing weights).
+#pragma once
+#include "common.cuh"
+
+namespace gptoss::cuda {
+
+struct RouterArgs {
+  const float* x = nullptr;
+  int n = 0, H = 0, E = 0, k = 0;
+  const uint16_t* weight = nullptr;  // bf16 [E, H]
+  const void* bias = nullptr;
+  bool bias_bf16 = true;
+  int32_t* expert_idx = nullptr;     // [n, k]
+  float* expert_weight = nullptr;    // [n, k]
+};
+void launch_router(const RouterArgs& a, gpuStream_t stream);
+
+struct MoeArgs {
+  const float* x = nullptr;          // [n, H]
+  const int32_t* expert_idx = nullptr;
+  const float* expert_weight = nullptr;
+  int n = 0, k = 0, E = 0, H = 0, I = 0;
+  const uint8_t* gate_up = nullptr;  // MXFP4 blocks [E, 2I, H/32, 16]
+  const uint8_t* gate_up_scales = nullptr;
+  const void* gate_up_bias = nullptr;  // bf16 or f32 [E, 2I]
+  bool gate_up_bias_bf16 = true;
+  const uint8_t* down = nullptr;     // MXFP4 blocks [E, H, I/32, 16]
+  const uint8_t* down_scales = nullptr;
+  const void* down_bias = nullptr;     // bf16 or f32 [E, H]
+  bool down_bias_bf16 = true;
+  float limit = 7.f, alpha = 1.702f;
+  float* out = nullptr;              // [n, H]
+  int* err = nullptr;
+};
+
+// Decode path when n*k is at most this many (token, expert) pairs; grouped GEMM above.
+constexpr int kMoeDecodeMaxPairs = 16;
+bool moe_uses_decode(const MoeArgs& a);
+size_t moe_workspace_bytes(const MoeArgs& a);
+void launch_moe(const MoeArgs& a, void* workspace, gpuStream_t stream);
+// Forced paths (bench / checks); workspace sized for that path.
+size_t moe_workspace_bytes(const MoeArgs& a, bool decode);
+void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
+void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream);
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,148 @@
+#include "norm_rope.cuh"
+
+namespace gptoss::cuda {
+
+namespace {
+
+__global__ void embedding_kernel(const int32_t* tokens, const void* table, bool table_bf16, int vocab, int H, float* out,
+                                 int* err) {
+  const int i = blockIdx.x;
+  const int tok = tokens[i];
+  float* o = out + int64_t(i) * H;
+  if (tok < 0 || tok >= vocab) {  // reported at the next synchronize (no host sync in a step)
+    if (threadIdx.x == 0) atomicOr(err, kErrTokenRange);
+    for (int h = threadIdx.x; h < H; h += blockDim.x) o[h] = __uint_as_float(0x7fc00000u);
+    return;
+  }
+  if (table_bf16) {
+    const uint16_t* row = static_cast<const uint16_t*>(table) + int64_t(tok) * H;
+    for (int h = threadIdx.x; h < H; h += blockDim.x) o[h] = bf16_bits_to_f32(row[h]);
+  } else {
+    const float* row = static_cast<const float*>(table) + int64_t(tok) * H;
+    for (int h = threadIdx.x; h < H; h += blockDim.x) o[h] = row[h];
+  }
+}
+
+// One block per row; f32 throughout (transformers GptOssRMSNorm upcasts to f32).
+__global__ void rmsnorm_kernel(const float* x, const void* weight, bool weight_bf16, int H, float eps,
+                               float* out) {
+  __shared__ float partial[32];
+  const float* xr = x + int64_t(blockIdx.x) * H;
+  float ss = 0.f;
+  for (int h = threadIdx.x; h < H; h += blockDim.x) ss = fmaf(xr[h], xr[h], ss);
+  ss = warp_sum(ss);
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  if (lane == 0) partial[warp] = ss;
+  __syncthreads();
+  if (warp == 0) {
+    float v = lane < int(blockDim.x / kWarpSize) ? partial[lane] : 0.f;
+    v = warp_sum(v);
+    if (lane == 0) partial[0] = v;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(partial[0] / float(H) + eps);
+  float* o = out + int64_t(blockIdx.x) * H;
+  for (int h = threadIdx.x; h < H; h += blockDim.x) {
+    float w = weight_bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(weight)[h])
+                          : static_cast<const float*>(weight)[h];
+    o[h] = xr[h] * inv * w;
+  }
+}
+
+__global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D,
+                            float scale) {
+  const int half = D / 2;
+  int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(n) * heads * half) return;
+  const int j = int(idx % half);
+  const int64_t th = idx / half;  // token * heads + head
+  const int t = int(th / heads);
+  const float angle = float(positions[t]) * inv_freq[j];  // f32 product, as transformers
+  float s, c;
+  sincosf(angle, &s, &c);
+  c *= scale;
+  s *= scale;
+  float* row = x + th * D;
+  const float x1 = row[j], x2 = row[j + half];
+  row[j] = x1 * c - x2 * s;
+  row[j + half] = x2 * c + x1 * s;
+}
+
+__global__ void add_kernel(float* acc, const float* x, int64_t count) {
+  int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  const int64_t n4 = count / 4;
+  if (i < n4) {
+    float4 a = reinterpret_cast<float4*>(acc)[i];
+    const float4 b = reinterpret_cast<const float4*>(x)[i];
+    a.x += b.x; a.y += b.y; a.z += b.z; a.w += b.w;
+    reinterpret_cast<float4*>(acc)[i] = a;
+  }
+  if (i < count - n4 * 4) acc[n4 * 4 + i] += x[n4 * 4 + i];
+}
+
+template <bool BF16>
+__global__ void kv_store_kernel(const float* k, const float* v, const int32_t* positions, int n, int row_elems,
+                                void* k_cache, void* v_cache, int ctx, int* err) {
+  int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(n) * row_elems) return;
+  const int t = int(idx / row_elems), e = int(idx % row_elems);
+  const int pos = positions[t];
+  if (pos < 0 || pos >= ctx) {
+    if (e == 0) atomicOr(err, kErrPositionRange);
+    return;
+  }
+  const int64_t dst = int64_t(pos) * row_elems + e;
+  if (BF16) {
+    static_cast<gpu_bf16*>(k_cache)[dst] = __float2bfloat16_rn(k[idx]);
+    static_cast<gpu_bf16*>(v_cache)[dst] = __float2bfloat16_rn(v[idx]);
+  } else {
+    static_cast<float*>(k_cache)[dst] = k[idx];
+    static_cast<float*>(v_cache)[dst] = v[idx];
+  }
+}
+
+}  // namespace
+
+void launch_embedding(const int32_t* tokens, int n, const void* table, bool table_bf16, int vocab, int H, float* out,
+                      int* err, gpuStream_t stream) {
+  if (n <= 0) return;
+  embedding_kernel<<<n, 256, 0, stream>>>(tokens, table, table_bf16, vocab, H, out, err);
+  GPTOSS_CUDA_LAUNCH("embedding_kernel");
+}
+
+void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n, int H, float eps, float* out,
+                    gpuStream_t stream) {
+  if (n <= 0) return;
+  rmsnorm_kernel<<<n, 256, 0, stream>>>(x, weight, weight_bf16, H, eps, out);
+  GPTOSS_CUDA_LAUNCH("rmsnorm_kernel");
+}
+
+void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
+                 gpuStream_t stream) {
+  int64_t total = int64_t(n) * heads * (D / 2);
+  if (total <= 0) return;
+  rope_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(x, positions, inv_freq, n, heads, D, scale);
+  GPTOSS_CUDA_LAUNCH("rope_kernel");
+}
+
+void launch_add(float* acc, const float* x, int64_t count, gpuStream_t stream) {
+  if (count <= 0) return;
+  int64_t threads = count / 4 + 4;
+  add_kernel<<<unsigned(ceil_div(threads, 256)), 256, 0, stream>>>(acc, x, count);
+  GPTOSS_CUDA_LAUNCH("add_kernel");
+}
+
+void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
+                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, gpuStream_t stream) {
+  const int row = kv_heads * D;
+  int64_t total = int64_t(n) * row;
+  if (total <= 0) return;
+  unsigned blocks = unsigned(ceil_div(total, 256));
+  if (cache_bf16)
+    kv_store_kernel<true><<<blocks, 256, 0, stream>>>(k, v, positions, n, row, k_cache, v_cache, ctx, err);
+  else
+    kv_store_kernel<false><<<blocks, 256, 0, stream>>>(k, v, positions, n, row, k_cache, v_cache, ctx, err);
+  GPTOSS_CUDA_LAUNCH("kv_store_kernel");
+}
+
+}  // namespace gptoss::cuda

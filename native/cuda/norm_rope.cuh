@@ -1,0 +1,20 @@
+// Small elementwise / per-row ops: embedding, rmsnorm, rope, add, kv_store.
+#pragma once
+#include "common.cuh"
+
+namespace gptoss::cuda {
+
+// table: bf16 when table_bf16, else f32.
+void launch_embedding(const int32_t* tokens, int n, const void* table, bool table_bf16, int vocab, int H, float* out,
+                      int* err, gpuStream_t stream);
+// weight: bf16 when weight_bf16, else f32.
+void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n, int H, float eps, float* out,
+                    gpuStream_t stream);
+void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
+                 gpuStream_t stream);
+void launch_add(float* acc, const float* x, int64_t count, gpuStream_t stream);
+// Caches [ctx, kvHeads, D], bf16 when cache_bf16 else f32.
+void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
+                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, gpuStream_t stream);
+
+}  // namespace gptoss::cuda

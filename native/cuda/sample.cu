@@ -1,0 +1,224 @@
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+#include <cub/device/device_radix_sort.cuh>
+
+#include "sample.cuh"
+
+namespace gptoss::cuda {
+
+namespace {
+
+constexpr int kThreads = 1024;
+
+struct ArgBest {
+  float v;
+  int i;
+};
+struct ArgBestOp {
+  __device__ ArgBest operator()(const ArgBest& a, const ArgBest& b) const {
+    // first maximum wins (cpu/sample.cpp argmax: strict > while scanning up)
+    if (b.i < 0) return a;
+    if (a.i < 0) return b;
+    if (b.v > a.v || (b.v == a.v && b.i < a.i)) return b;
+    return a;
+  }
+};
+
+__device__ ArgBest block_argmax(const float* l, int v) {
+  using Reduce = cub::BlockReduce<ArgBest, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  __shared__ ArgBest result;
+  ArgBest best{-INFINITY, -1};
+  for (int i = threadIdx.x; i < v; i += kThreads) {
+    float x = l[i];
+    if (best.i < 0 || x > best.v) best = ArgBest{x, i};
+  }
+  ArgBest r = Reduce(tmp).Reduce(best, ArgBestOp());
+  if (threadIdx.x == 0) result = r;
+  __syncthreads();
+  return result;
+}
+
+__global__ void __launch_bounds__(kThreads) argmax_kernel(const float* l, int v, int32_t* result) {
+  ArgBest b = block_argmax(l, v);
+  if (threadIdx.x == 0) *result = b.i;
+}
+
+// p_i = exp((l_i - max) / T), and the identity index list the sort carries along.
+__global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
+                                                         int32_t* idx) {
+  ArgBest b = block_argmax(l, v);
+  for (int i = threadIdx.x; i < v; i += kThreads) {
+    p[i] = expf((l[i] - b.v) / temperature);
+    idx[i] = i;
+  }
+}
+
+using Scan = cub::BlockScan<double, kThreads>;
+
+// Sum of a contiguous segment per thread; returns the thread's exclusive prefix, and the total.
+__device__ double segment_scan(double mine, double* total, typename Scan::TempStorage& tmp) {
+  double excl;
+  double agg;
+  Scan(tmp).ExclusiveSum(mine, excl, agg);
+  *total = agg;
+  return excl;
+}
+
+// Single block: decides the pivot (sorted p / idx given, or min-p only without a sort) and draws.
+__global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const float* sorted_p, const int32_t* sorted_i,
+                                                        int v, int top_k, float top_p, float min_p, bool sorted,
+                                                        float uniform, int32_t* result) {
+  __shared__ typename Scan::TempStorage tmp;
+  __shared__ float pv_value;
+  __shared__ int pv_index;
+  __shared__ int found, last_kept;
+  const int t = threadIdx.x;
+  if (sorted) {
+    const int K = (top_k > 0 && top_k < v) ? top_k : v;
+    int len = K;
+    // contiguous segments of the ranked prefix [0, K)
+    const int seg = (K + kThreads - 1) / kThreads;
+    const int b0 = min(K, t * seg), b1 = min(K, b0 + seg);
+    if (top_p < 1.f) {
+      double mine = 0;
+      for (int j = b0; j < b1; ++j) mine += double(sorted_p[j]);
+      double mass;
+      double excl = segment_scan(mine, &mass, tmp);
+      if (t == 0) found = K;
+      __syncthreads();
+      const double target = double(top_p) * mass;
+      double cum = excl;
+      for (int j = b0; j < b1; ++j) {
+        cum += double(sorted_p[j]);
+        if (cum >= target) {
+          atomicMin(&found, j);
+          break;
+        }
+      }
+      __syncthreads();
+      len = min(len, found + 1);
+      __syncthreads();
+    }
+    if (min_p > 0.f) {
+      const float thr = min_p * sorted_p[0];
+      if (t == 0) found = len;
+      __syncthreads();
+      for (int j = 1 + t; j < len; j += kThreads)
+        if (sorted_p[j] < thr) atomicMin(&found, j);
+      __syncthreads();
+      len = found;
+    }
+    if (t == 0) {
+      pv_value = sorted_p[len - 1];
+      pv_index = sorted_i[len - 1];
+    }
+  } else if (t == 0) {
+    // min-p only (or nothing): kept = p >= min_p (p_max = 1); pivot value just below everything kept
+    pv_value = min_p;
+    pv_index = min_p > 0.f ? -2 : v;  // sentinel: decided by `keep` below
+  }
+  __syncthreads();
+  const float pvv = pv_value;
+  const int pvi = pv_index;
+  auto keep = [&](int i) {
+    const float x = p[i];
+    if (!sorted) return x >= pvv;
+    return x > pvv || (x == pvv && i <= pvi);
+  };
+  // draw in index order
+  const int seg = (v + kThreads - 1) / kThreads;
+  const int b0 = min(v, t * seg), b1 = min(v, b0 + seg);
+  double mine = 0;
+  int my_last = -1;
+  for (int i = b0; i < b1; ++i)
+    if (keep(i)) {
+      mine += double(p[i]);
+      my_last = i;
+    }
+  double total;
+  __syncthreads();
+  double excl = segment_scan(mine, &total, tmp);
+  if (t == 0) {
+    found = 0x7fffffff;
+    last_kept = -1;
+  }
+  __syncthreads();
+  atomicMax(&last_kept, my_last);
+  const double target = double(uniform) * total;
+  double cum = excl;
+  if (cum + mine > target) {
+    for (int i = b0; i < b1; ++i)
+      if (keep(i)) {
+        cum += double(p[i]);
+        if (cum > target) {
+          atomicMin(&found, i);
+          break;
+        }
+      }
+  }
+  __syncthreads();
+  if (t == 0) *result = found != 0x7fffffff ? found : last_kept;
+}
+
+struct SampleWs {
+  float* p;
+  float* sorted_p;
+  int32_t* idx;
+  int32_t* sorted_i;
+  void* cub_tmp;
+  size_t cub_bytes;
+};
+
+size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+
+SampleWs sample_ws(int vocab, void* base, size_t* total) {
+  size_t cub_bytes = 0;
+  cub::DeviceRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),
+                                            static_cast<float*>(nullptr), static_cast<const int32_t*>(nullptr),
+                                            static_cast<int32_t*>(nullptr), vocab);
+  uint8_t* b = static_cast<uint8_t*>(base);
+  size_t off = 0;
+  auto take = [&](size_t bytes) { uint8_t* r = b ? b + off : nullptr; off += align256(bytes); return r; };
+  SampleWs w;
+  w.p = reinterpret_cast<float*>(take(4 * size_t(vocab)));
+  w.sorted_p = reinterpret_cast<float*>(take(4 * size_t(vocab)));
+  w.idx = reinterpret_cast<int32_t*>(take(4 * size_t(vocab)));
+  w.sorted_i = reinterpret_cast<int32_t*>(take(4 * size_t(vocab)));
+  w.cub_tmp = take(cub_bytes);
+  w.cub_bytes = cub_bytes;
+  if (total) *total = off;
+  return w;
+}
+
+}  // namespace
+
+size_t sample_workspace_bytes(int vocab) {
+  size_t total = 0;
+  sample_ws(vocab, nullptr, &total);
+  return total;
+}
+
+void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
+                   int32_t* result, gpuStream_t stream) {
+  if (params.temperature == 0.f) {
+    argmax_kernel<<<1, kThreads, 0, stream>>>(logits, vocab, result);
+    GPTOSS_CUDA_LAUNCH("argmax_kernel");
+    return;
+  }
+  SampleWs w = sample_ws(vocab, workspace, nullptr);
+  probs_kernel<<<1, kThreads, 0, stream>>>(logits, vocab, params.temperature, w.p, w.idx);
+  GPTOSS_CUDA_LAUNCH("probs_kernel");
+  const bool use_k = params.top_k > 0 && params.top_k < vocab;
+  const bool sorted = use_k || params.top_p < 1.f;
+  if (sorted) {
+    // Stable radix sort: equal p keep ascending index order, i.e. the (p desc, index asc) ranking.
+    GPTOSS_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(w.cub_tmp, w.cub_bytes, w.p, w.sorted_p, w.idx,
+                                                                w.sorted_i, vocab, 0, 32, stream));
+  }
+  draw_kernel<<<1, kThreads, 0, stream>>>(w.p, w.sorted_p, w.sorted_i, vocab, params.top_k, params.top_p,
+                                          params.min_p, sorted, uniform, result);
+  GPTOSS_CUDA_LAUNCH("draw_kernel");
+}
+
+}  // namespace gptoss::cuda

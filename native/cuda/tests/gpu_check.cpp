@@ -1,0 +1,414 @@
+// Native GPU check: every Backend op on the CUDA backend against the CPU backend (its scalar-exact
+// reference), on fresh random data each run (the seed is printed; --seed N repeats a run).
+// For each case: relative L2 error ||cuda - cpu|| / ||cpu||, NaN count, and unwritten outputs (the
+// CUDA output is poisoned with 0xFF bytes before the op; any element still 0xFFFFFFFF was never
+// written). Exit status 1 if any case fails its tolerance.
+//   gptoss_gpu_check [--quick] [--seed N]     (--quick: small shapes, for compute-sanitizer)
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+using namespace gptoss;
+using namespace gptoss::gputest;
+
+namespace {
+
+std::shared_ptr<Backend> cpu, gpu;
+int failures = 0, cases = 0;
+bool quick = false;
+
+Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
+Tensor to_host(const Tensor& d) {
+  Tensor h = host_empty(d.dtype, d.shape);
+  gpu->copy_to_host(d, h.data, d.nbytes());
+  return h;
+}
+Tensor poisoned(DType dt, const Shape& s) {
+  Tensor t = gpu->empty(dt, s);
+  std::vector<uint8_t> ff(t.nbytes(), 0xFF);
+  gpu->copy_from_host(t, ff.data(), ff.size());
+  return t;
+}
+float as_f32(const Tensor& t, int64_t i) {
+  return t.dtype == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
+}
+
+struct Stats {
+  double rel = 0;
+  int64_t nan = 0, unwritten = 0;
+};
+// got: a host copy of the CUDA result (f32 or bf16); want: the CPU result.
+Stats compare(const Tensor& got, const Tensor& want, int64_t first = 0, int64_t count = -1) {
+  Stats s;
+  if (count < 0) count = want.numel();
+  double num = 0, den = 0;
+  for (int64_t i = first; i < first + count; ++i) {
+    float g = as_f32(got, i), w = as_f32(want, i);
+    if (got.dtype == DType::F32) {
+      uint32_t bits;
+      std::memcpy(&bits, &got.ptr<float>()[i], 4);
+      if (bits == 0xFFFFFFFFu) { ++s.unwritten; continue; }
+    } else if (got.ptr<uint16_t>()[i] == 0xFFFF) { ++s.unwritten; continue; }
+    if (std::isnan(g)) { ++s.nan; continue; }
+    num += (double(g) - w) * (double(g) - w);
+    den += double(w) * w;
+  }
+  s.rel = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  return s;
+}
+
+void report(const std::string& op, const std::string& shape, const Stats& s, double tol, const std::string& note = "") {
+  ++cases;
+  bool ok = s.nan == 0 && s.unwritten == 0 && s.rel <= tol;
+  if (!ok) ++failures;
+  std::printf("%-5s %-18s %-44s rel_l2 %.3e (tol %.0e)  nan %lld  unwritten %lld  %s\n", ok ? "PASS" : "FAIL",
+              op.c_str(), shape.c_str(), s.rel, tol, (long long)s.nan, (long long)s.unwritten, note.c_str());
+  std::fflush(stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+void check_dequant(Rng& r, const Shape& shape) {
+  Tensor h = rand_mxfp4(r, shape, 100, 140);
+  Tensor d = to_gpu(h);
+  for (DType dt : {DType::F32, DType::BF16}) {
+    Tensor want = host_empty(dt, shape);
+    cpu->mxfp4_dequantize(h, want);
+    Tensor got = poisoned(dt, shape);
+    gpu->mxfp4_dequantize(d, got);
+    report("mxfp4_dequant", shape_str(shape) + "->" + dtype_name(dt), compare(to_host(got), want), 0.0);
+  }
+}
+
+void check_embedding(Rng& r, int vocab, int H, int n) {
+  Tensor table = rand_bf16(r, {vocab, H});
+  std::vector<int32_t> ids(n);
+  for (auto& t : ids) t = r.below(vocab);
+  ids[0] = vocab - 1;
+  Tensor tok = i32_tensor(ids, {n});
+  Tensor want = host_empty(DType::F32, {n, H});
+  cpu->embedding(tok, table, want);
+  Tensor got = poisoned(DType::F32, {n, H});
+  gpu->embedding(to_gpu(tok), to_gpu(table), got);
+  report("embedding", "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
+}
+
+void check_embedding_range() {
+  Tensor table = to_gpu(host_empty(DType::BF16, {4, 8}));
+  Tensor tok = to_gpu(i32_tensor({1, 7}, {2}));
+  Tensor out = gpu->empty(DType::F32, {2, 8});
+  bool threw = false;
+  try {
+    gpu->embedding(tok, table, out);
+    gpu->synchronize();
+  } catch (const Error& e) {
+    threw = e.kind() == Error::Kind::Range;
+    std::printf("      (embedding out of range -> %s)\n", e.what());
+  }
+  ++cases;
+  if (!threw) ++failures;
+  std::printf("%-5s %-18s %-44s device range error surfaces as RangeError at synchronize\n", threw ? "PASS" : "FAIL",
+              "embedding_range", "token 7 of vocab 4");
+}
+
+void check_rmsnorm(Rng& r, int n, int H) {
+  Tensor x = rand_f32(r, {n, H}, 3.f), w = rand_bf16(r, {H});
+  Tensor want = host_empty(DType::F32, {n, H});
+  cpu->rmsnorm(x, w, 1e-5f, want);
+  Tensor got = poisoned(DType::F32, {n, H});
+  gpu->rmsnorm(to_gpu(x), to_gpu(w), 1e-5f, got);
+  report("rmsnorm", shape_str({n, H}), compare(to_host(got), want), 1e-5);
+}
+
+void check_linear(Rng& r, int n, int K, int N, bool mx, bool bias, double tol, const char* path) {
+  Tensor x = rand_f32(r, {n, K});
+  Tensor w = mx ? rand_mxfp4(r, {N, K}) : rand_bf16(r, {N, K}, 0.05f);
+  Tensor b = rand_bf16(r, {N});
+  Tensor want = host_empty(DType::F32, {n, N});
+  cpu->linear(x, w, bias ? &b : nullptr, want);
+  Tensor got = poisoned(DType::F32, {n, N});
+  Tensor bd = to_gpu(b);
+  gpu->linear(to_gpu(x), to_gpu(w), bias ? &bd : nullptr, got);
+  report(std::string("linear_") + (mx ? "mxfp4" : "bf16"), shape_str({n, K}) + "x" + shape_str({N, K}) + (bias ? "+b" : ""),
+         compare(to_host(got), want), tol, path);
+}
+
+void check_rope(Rng& r, int n, int heads, int D) {
+  Tensor x = rand_f32(r, {n, heads, D});
+  std::vector<int32_t> pos(n);
+  for (auto& p : pos) p = r.below(131072);
+  Tensor positions = i32_tensor(pos, {n});
+  Tensor inv = host_empty(DType::F32, {D / 2});
+  for (int j = 0; j < D / 2; ++j) inv.ptr<float>()[j] = std::pow(150000.f, -2.f * j / D);
+  Tensor want = host_empty(DType::F32, {n, heads, D});
+  std::memcpy(want.data, x.data, x.nbytes());
+  cpu->rope(want, positions, inv, 1.3465736f);
+  Tensor got = to_gpu(x);
+  gpu->rope(got, to_gpu(positions), to_gpu(inv), 1.3465736f);
+  report("rope", shape_str({n, heads, D}) + " pos<131072", compare(to_host(got), want), 1e-5);
+}
+
+void check_add(Rng& r, int n, int H) {
+  Tensor a = rand_f32(r, {n, H}), b = rand_f32(r, {n, H});
+  Tensor got = to_gpu(a);
+  cpu->add(a, b);
+  gpu->add(got, to_gpu(b));
+  report("add", shape_str({n, H}), compare(to_host(got), a), 0.0);
+}
+
+// KV cache filled for rows [0, ctx) with random K/V through each backend's kv_store (cpu f32, cuda
+// kv_dtype()), then queries at the given positions.
+void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window, const std::vector<int32_t>& pos,
+                     DType gpu_kv, double tol) {
+  Tensor k = rand_f32(r, {ctx, Hkv, D}), v = rand_f32(r, {ctx, Hkv, D});
+  std::vector<int32_t> all(ctx);
+  for (int i = 0; i < ctx; ++i) all[i] = i;
+  Tensor allpos = i32_tensor(all, {ctx});
+  Tensor kc = cpu->empty(DType::F32, {ctx, Hkv, D}), vc = cpu->empty(DType::F32, {ctx, Hkv, D});
+  cpu->kv_store(k, v, allpos, kc, vc);
+  Tensor gkc = poisoned(gpu_kv, {ctx, Hkv, D}), gvc = poisoned(gpu_kv, {ctx, Hkv, D});
+  gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(allpos), gkc, gvc);
+  if (n == ctx) {
+    report("kv_store", shape_str({ctx, Hkv, D}) + " " + dtype_name(gpu_kv), compare(to_host(gkc), kc),
+           gpu_kv == DType::BF16 ? 4e-3 : 0.0);
+  }
+  Tensor q = rand_f32(r, {n, Hq, D}), sinks = rand_bf16(r, {Hq});
+  Tensor positions = i32_tensor(pos, {n});
+  const float scale = 1.f / std::sqrt(float(D));
+  Tensor want = host_empty(DType::F32, {n, Hq, D});
+  cpu->attention(q, kc, vc, sinks, positions, window, scale, want);
+  Tensor got = poisoned(DType::F32, {n, Hq, D});
+  gpu->attention(to_gpu(q), gkc, gvc, to_gpu(sinks), to_gpu(positions), window, scale, got);
+  const char* path = n <= 4 ? "decode split-KV" : (D == 64 ? "flash mma.sync" : "naive f32");
+  report("attention", "n" + std::to_string(n) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
+                          std::to_string(D) + " ctx" + std::to_string(ctx) + " win" + std::to_string(window) + " kv " +
+                          dtype_name(gpu_kv),
+         compare(to_host(got), want), tol, path);
+}
+
+std::vector<int32_t> iota_pos(int n, int start) {
+  std::vector<int32_t> p(n);
+  for (int i = 0; i < n; ++i) p[i] = start + i;
+  return p;
+}
+
+void check_router(Rng& r, int n, int H, int E, int k) {
+  Tensor x = rand_f32(r, {n, H}), w = rand_bf16(r, {E, H}, 0.05f), b = rand_bf16(r, {E}, 0.1f);
+  Tensor wi = host_empty(DType::I32, {n, k}), ww = host_empty(DType::F32, {n, k});
+  cpu->router(x, w, b, k, wi, ww);
+  Tensor gi = poisoned(DType::I32, {n, k}), gw = poisoned(DType::F32, {n, k});
+  gpu->router(to_gpu(x), to_gpu(w), to_gpu(b), k, gi, gw);
+  Tensor hi = to_host(gi);
+  int64_t mismatch = 0;
+  for (int64_t i = 0; i < n * k; ++i) mismatch += hi.ptr<int32_t>()[i] != wi.ptr<int32_t>()[i];
+  Stats s = compare(to_host(gw), ww);
+  // exact f32 dots in another order: an index may differ only at a true near-tie
+  if (mismatch * 200 > n * k) s.rel = 1;
+  report("router", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k), s, 1e-5,
+         "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
+}
+
+struct MoeSet {
+  MoeWeights cw, gw;
+  int E, H, I;
+};
+MoeSet make_moe(Rng& r, int E, int H, int I) {
+  MoeSet m;
+  m.E = E; m.H = H; m.I = I;
+  m.cw.gate_up = rand_mxfp4(r, {E, 2 * I, H}, 119, 122);
+  m.cw.gate_up_bias = rand_bf16(r, {E, 2 * I}, 0.5f);
+  m.cw.down = rand_mxfp4(r, {E, H, I}, 117, 120);
+  m.cw.down_bias = rand_bf16(r, {E, H}, 0.5f);
+  m.gw.gate_up = to_gpu(m.cw.gate_up);
+  m.gw.gate_up_bias = to_gpu(m.cw.gate_up_bias);
+  m.gw.down = to_gpu(m.cw.down);
+  m.gw.down_bias = to_gpu(m.cw.down_bias);
+  return m;
+}
+
+void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol) {
+  Tensor x = rand_f32(r, {n, m.H});
+  std::vector<int32_t> idx(size_t(n) * k);
+  Tensor w = host_empty(DType::F32, {n, k});
+  for (int t = 0; t < n; ++t) {
+    float sum = 0;
+    for (int j = 0; j < k; ++j) {
+      int e;
+      bool dup;
+      do {
+        e = r.below(m.E);
+        dup = false;
+        for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
+      } while (dup);
+      idx[size_t(t) * k + j] = e;
+      float v = 0.1f + r.uniform();
+      w.ptr<float>()[t * k + j] = v;
+      sum += v;
+    }
+    for (int j = 0; j < k; ++j) w.ptr<float>()[t * k + j] /= sum;
+  }
+  Tensor ei = i32_tensor(idx, {n, k});
+  SwigluParams sw;
+  Tensor want = host_empty(DType::F32, {n, m.H});
+  cpu->moe(x, ei, w, m.cw, sw, want);
+  Tensor got = poisoned(DType::F32, {n, m.H});
+  gpu->moe(to_gpu(x), to_gpu(ei), to_gpu(w), m.gw, sw, got);
+  report("moe", "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
+                    std::to_string(m.H) + " I" + std::to_string(m.I),
+         compare(to_host(got), want), tol, n * k <= 16 ? "decode fused" : "grouped mma.sync");
+}
+
+void check_sample(Rng& r, int V) {
+  Tensor l = rand_f32(r, {V}, 2.f);
+  Tensor gl = to_gpu(l);
+  struct P { float t; int k; float p; float mp; };
+  const P ps[] = {{0, 0, 1, 0}, {1, 0, 1, 0}, {0.7f, 40, 1, 0}, {1, 0, 0.9f, 0}, {0.8f, 50, 0.95f, 0.05f},
+                  {1.2f, 0, 1, 0.1f}, {1, 1, 1, 0}, {0.5f, 0, 0.5f, 0}};
+  int total = 0, same = 0;
+  for (const P& p : ps) {
+    SampleParams sp;
+    sp.temperature = p.t; sp.top_k = p.k; sp.top_p = p.p; sp.min_p = p.mp;
+    for (int i = 0; i < 6; ++i) {
+      float u = r.uniform();
+      int32_t a = cpu->sample(l, sp, u), b = gpu->sample(gl, sp, u);
+      ++total;
+      same += a == b;
+    }
+  }
+  Stats s;
+  s.rel = double(total - same) / total;
+  // exp() in another library may move a probability by an ulp: allow one miss in 48 draws
+  report("sample", "V" + std::to_string(V) + " 8 settings x 6 draws", s, 1.0 / 40,
+         std::to_string(same) + "/" + std::to_string(total) + " identical tokens");
+}
+
+// run_step: capture a small step (rmsnorm -> rope -> linear -> add, positions from a device tensor),
+// replay it with new contents, compare with the same ops run eagerly.
+void check_graph(Rng& r) {
+  const int n = 1, H = 256, heads = 4, D = 64;
+  Tensor x = gpu->empty(DType::F32, {n, H}), xn = gpu->empty(DType::F32, {n, H}), y = gpu->empty(DType::F32, {n, H});
+  Tensor pos = gpu->empty(DType::I32, {n});
+  Tensor w = to_gpu(rand_bf16(r, {H, H}, 0.05f)), nw = to_gpu(rand_bf16(r, {H}));
+  Tensor inv = host_empty(DType::F32, {D / 2});
+  for (int j = 0; j < D / 2; ++j) inv.ptr<float>()[j] = std::pow(10000.f, -2.f * j / D);
+  Tensor ginv = to_gpu(inv);
+  auto step = [&] {
+    gpu->rmsnorm(x, nw, 1e-5f, xn);
+    Tensor v = xn.reshaped({n, heads, D});
+    gpu->rope(v, pos, ginv, 1.f);
+    gpu->linear(xn, w, nullptr, y);
+    gpu->add(y, x);
+  };
+  double worst = 0;
+  int key_owner = 0;
+  for (int it = 0; it < 4; ++it) {
+    Tensor hx = rand_f32(r, {n, H});
+    int32_t p = r.below(4096);
+    gpu->copy_from_host(x, hx.data, hx.nbytes());
+    gpu->copy_from_host(pos, &p, 4);
+    gpu->run_step(42, &key_owner, step);  // it 0 captures, then replays
+    Tensor got = to_host(y);
+    gpu->copy_from_host(x, hx.data, hx.nbytes());
+    step();  // eager
+    Tensor want = to_host(y);
+    worst = std::max(worst, compare(got, want).rel);
+  }
+  gpu->forget_steps(&key_owner);
+  Stats s;
+  s.rel = worst;
+  report("run_step(graph)", "rmsnorm+rope+linear+add, 4 replays", s, 0.0, "replay == eager, bit-exact");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t seed = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+  }
+  std::string reason = cuda_unavailable_reason();
+  if (!reason.empty()) {
+    std::printf("gpu_check: CUDA unavailable: %s\n", reason.c_str());
+    return 2;
+  }
+  cpu = get_backend({DeviceKind::CPU, 0});
+  gpu = get_backend({DeviceKind::CUDA, 0});
+  std::printf("gpu_check seed %llu%s\n  cpu:  %s\n  cuda: %s\n", (unsigned long long)seed, quick ? " (quick)" : "",
+              cpu->describe().c_str(), gpu->describe().c_str());
+  Rng r(seed);
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    // MXFP4 dequant: exact
+    check_dequant(r, {3, 7, 96});
+    if (!quick) check_dequant(r, {4, 5760, 2880});
+    // embedding (+ device range error)
+    check_embedding(r, 1000, 72, 5);
+    if (!quick) check_embedding(r, 201088, 2880, 64);
+    check_embedding_range();
+    check_rmsnorm(r, 5, 100);
+    check_rmsnorm(r, quick ? 7 : 300, 2880);
+    check_add(r, 3, 33);
+    check_add(r, quick ? 7 : 300, 2880);
+    check_rope(r, 5, 3, 16);
+    check_rope(r, quick ? 9 : 77, 64, 64);
+    // linear: GEMV (n <= 8, f32 exact-ish), GEMM (mma.sync bf16), naive (odd K)
+    check_linear(r, 3, 40, 17, false, true, 1e-5, "gemv");
+    check_linear(r, 33, 40, 17, false, true, 2e-2, "gemm");
+    check_linear(r, 5, 30, 7, false, true, 1e-5, "naive");
+    check_linear(r, 2, 64, 33, true, true, 1e-5, "gemv mxfp4");
+    check_linear(r, 40, 64, 33, true, false, 2e-2, "gemm mxfp4");
+    check_linear(r, 1, 2880, 5120, false, true, 1e-5, "gemv qkv");
+    check_linear(r, 8, 2880, 5120, false, true, 1e-5, "gemv qkv");
+    check_linear(r, quick ? 20 : 77, 2880, quick ? 640 : 5120, false, true, 2e-2, "gemm qkv");
+    if (!quick) {
+      check_linear(r, 1, 2880, 201088, false, false, 1e-5, "gemv lm_head");
+      check_linear(r, 4, 2880, 201088, false, false, 1e-5, "gemv lm_head");
+      check_linear(r, 512, 4096, 2880, false, true, 2e-2, "gemm o_proj");
+      check_linear(r, 1, 2880, 5760, true, true, 1e-5, "gemv mxfp4 expert");
+      check_linear(r, 300, 2880, 5760, true, true, 2e-2, "gemm mxfp4 expert");
+    }
+    // attention (cpu cache f32; cuda cache bf16 = kv_dtype(), and f32)
+    check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), DType::BF16, 1.5e-2);   // tiny-a prefill
+    check_attention(r, 48, 8, 2, 64, 48, 0, iota_pos(48, 0), DType::F32, 1.5e-2);
+    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, DType::F32, 1e-5);                  // tiny-a decode
+    check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, DType::BF16, 1e-2);
+    check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), DType::F32, 1e-5);     // odd D -> naive
+    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, DType::BF16, 1e-2);
+    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 128, {quick ? 299 : 5000}, DType::F32, 1e-5);
+    check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), DType::BF16, 1.5e-2);
+    if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), DType::BF16, 1.5e-2);
+    // router and moe
+    check_router(r, 7, 96, 5, 2);
+    check_router(r, quick ? 16 : 256, 2880, 32, 4);
+    {
+      MoeSet small = make_moe(r, 5, 64, 96);
+      check_moe(r, small, 3, 2, 1e-5);
+      check_moe(r, small, 40, 2, 2e-2);
+    }
+    if (!quick) {
+      MoeSet real = make_moe(r, 32, 2880, 2880);
+      check_moe(r, real, 1, 4, 1e-5);
+      check_moe(r, real, 4, 4, 1e-5);
+      check_moe(r, real, 77, 4, 2e-2);
+      check_moe(r, real, 512, 4, 2e-2);
+    } else {
+      MoeSet mid = make_moe(r, 8, 256, 256);
+      check_moe(r, mid, 2, 4, 1e-5);
+      check_moe(r, mid, 48, 2, 2e-2);
+    }
+    check_sample(r, quick ? 1024 : 201088);
+    check_graph(r);
+  } catch (const std::exception& e) {
+    std::printf("FAIL  exception: %s\n", e.what());
+    ++failures;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("gpu_check: %d cases, %d failed, %.1f s, seed %llu\n", cases, failures, secs, (unsigned long long)seed);
+  return failures ? 1 : 0;
+}
