@@ -64,6 +64,9 @@ if [[ -z "${SKIP_NODE:-}" && -f "$BUILD/gpt_oss_node.node" && -f dist/model.js ]
   step "node model check: tiny-a on CUDA"
   node scripts/gpu-model-check.mjs 2>&1 | tee "$OUT/model-check.log"
   STATUS[model_tiny]="$(grep -E 'passed' "$OUT/model-check.log" | tail -1)"
+  step "node model check: tiny-a on CUDA with an f32 KV cache (GPTOSS_CUDA_KV_F32=1)"
+  GPTOSS_CUDA_KV_F32=1 node scripts/gpu-model-check.mjs 2>&1 | tee "$OUT/model-check-kvf32.log"
+  STATUS[model_tiny_kvf32]="$(grep -E 'passed' "$OUT/model-check-kvf32.log" | tail -1)"
   if [[ -z "${SKIP_20B:-}" && -f scripts/make-checkpoint.mjs ]]; then
     step "node model check: 20b-shape random checkpoint (4 layers)"
     node scripts/make-checkpoint.mjs /tmp/ck20b --preset 20b --layers 4 --quiet > "$OUT/model-20b.log" 2>&1 &&
@@ -77,7 +80,7 @@ fi
 echo
 echo "=== summary ($(head -2 "$OUT/gpu.txt" | tail -1 | cut -d, -f1)) ==="
 printf '%-12s %s\n' "step" "result"
-for k in build check memcheck racecheck bench model_tiny model_20b node; do
+for k in build check memcheck racecheck bench model_tiny model_tiny_kvf32 model_20b node; do
   [[ -n "${STATUS[$k]:-}" ]] && printf '%-12s %s\n' "$k" "${STATUS[$k]}"
 done
 if [[ -f "$OUT/check.log" ]]; then

@@ -19,14 +19,18 @@ __device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ?
 // S = Q K^T and O += P V by mma.m16n8k16 (bf16 in, f32 accumulate); the S accumulators are
 // re-packed as the A operand of P V without touching shared memory (FlashAttention-2 layout trick).
 // The running max starts at the sink logit with l = 1, which puts the sink in the denominator only.
+// Precision: Q and P are split into bf16 hi + lo and both are multiplied (2 MMAs each); a bf16 cache
+// is exact in bf16, an f32 cache is split too (K_lo, V_lo: one more MMA each). The result tracks f32
+// attention over the cache contents to ~1e-5 instead of ~3e-3 (gpu_check).
 // ---------------------------------------------------------------------------------------------
 constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64, kFlashLds = kFlashD + 8;
 
 template <bool BF16>
 __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-  __shared__ __align__(16) uint16_t Ks[kFlashBK * kFlashLds];   // [key][d]
-  __shared__ __align__(16) uint16_t Vt[kFlashD * kFlashLds];    // [d][key] (transposed: B operand of P V)
+  constexpr int kKvParts = BF16 ? 1 : 2;
+  __shared__ __align__(16) uint16_t Ks[kKvParts][kFlashBK * kFlashLds];   // [key][d]
+  __shared__ __align__(16) uint16_t Vt[kKvParts][kFlashD * kFlashLds];    // [d][key] (transposed: B operand of P V)
   __shared__ int pos_s[kFlashBQ];
   __shared__ int range_s[2];
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv);
@@ -48,7 +52,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
   // Q fragments of this warp's 16 rows, all of D (4 k-steps of 16).
   const int r0 = warp * 16 + gq, r1 = r0 + 8;
   const int qi0 = q0 + r0, qi1 = q0 + r1;
-  uint32_t qf[4][4];
+  uint32_t qf[4][4], ql[4][4];  // hi and lo bf16 parts of Q
   {
     const float* qrow0 = a.q + (int64_t(qi0) * a.Hq + h) * kFlashD;
     const float* qrow1 = a.q + (int64_t(qi1) * a.Hq + h) * kFlashD;
@@ -58,10 +62,12 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       float2 x10 = qi1 < a.n ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq) : make_float2(0, 0);
       float2 x01 = qi0 < a.n ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
       float2 x11 = qi1 < a.n ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
-      qf[ks][0] = pack_bf16x2(x00.x, x00.y);
-      qf[ks][1] = pack_bf16x2(x10.x, x10.y);
-      qf[ks][2] = pack_bf16x2(x01.x, x01.y);
-      qf[ks][3] = pack_bf16x2(x11.x, x11.y);
+      const float2 xs[4] = {x00, x10, x01, x11};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        qf[ks][i] = pack_bf16x2(xs[i].x, xs[i].y);
+        ql[ks][i] = pack_bf16x2(xs[i].x - bf16_lo(qf[ks][i]), xs[i].y - bf16_hi(qf[ks][i]));
+      }
     }
   }
   const int p0 = pos_s[r0], p1 = pos_s[r1];
@@ -81,6 +87,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       const int key = idx / 8, d0 = (idx % 8) * 8;
       const int j = kv0 + key;
       uint32_t kw[4] = {0, 0, 0, 0}, vw[4] = {0, 0, 0, 0};
+      uint32_t kl[4] = {0, 0, 0, 0}, vl[4] = {0, 0, 0, 0};  // lo parts (f32 cache only)
       if (j <= hi) {
         const int64_t off = int64_t(j) * row_elems + kvh * kFlashD + d0;
         if (BF16) {
@@ -92,17 +99,30 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
           const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
           const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
           float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
-          kw[0] = pack_bf16x2(k0.x, k0.y); kw[1] = pack_bf16x2(k0.z, k0.w);
-          kw[2] = pack_bf16x2(k1.x, k1.y); kw[3] = pack_bf16x2(k1.z, k1.w);
-          vw[0] = pack_bf16x2(v0.x, v0.y); vw[1] = pack_bf16x2(v0.z, v0.w);
-          vw[2] = pack_bf16x2(v1.x, v1.y); vw[3] = pack_bf16x2(v1.z, v1.w);
+          const float kf[8] = {k0.x, k0.y, k0.z, k0.w, k1.x, k1.y, k1.z, k1.w};
+          const float vf[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            kw[q] = pack_bf16x2(kf[2 * q], kf[2 * q + 1]);
+            kl[q] = pack_bf16x2(kf[2 * q] - bf16_lo(kw[q]), kf[2 * q + 1] - bf16_hi(kw[q]));
+            vw[q] = pack_bf16x2(vf[2 * q], vf[2 * q + 1]);
+            vl[q] = pack_bf16x2(vf[2 * q] - bf16_lo(vw[q]), vf[2 * q + 1] - bf16_hi(vw[q]));
+          }
         }
       }
-      *reinterpret_cast<uint4*>(&Ks[key * kFlashLds + d0]) = make_uint4(kw[0], kw[1], kw[2], kw[3]);
+      *reinterpret_cast<uint4*>(&Ks[0][key * kFlashLds + d0]) = make_uint4(kw[0], kw[1], kw[2], kw[3]);
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
-        Vt[(d0 + 2 * q) * kFlashLds + key] = uint16_t(vw[q] & 0xffffu);
-        Vt[(d0 + 2 * q + 1) * kFlashLds + key] = uint16_t(vw[q] >> 16);
+        Vt[0][(d0 + 2 * q) * kFlashLds + key] = uint16_t(vw[q] & 0xffffu);
+        Vt[0][(d0 + 2 * q + 1) * kFlashLds + key] = uint16_t(vw[q] >> 16);
+      }
+      if (!BF16) {
+        *reinterpret_cast<uint4*>(&Ks[kKvParts - 1][key * kFlashLds + d0]) = make_uint4(kl[0], kl[1], kl[2], kl[3]);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          Vt[kKvParts - 1][(d0 + 2 * q) * kFlashLds + key] = uint16_t(vl[q] & 0xffffu);
+          Vt[kKvParts - 1][(d0 + 2 * q + 1) * kFlashLds + key] = uint16_t(vl[q] >> 16);
+        }
       }
     }
     __syncthreads();
@@ -114,9 +134,15 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
 #pragma unroll
       for (int ks = 0; ks < 4; ++ks) {
-        const uint16_t* kb = Ks + (nt * 8 + gq) * kFlashLds + ks * 16 + 2 * tq;
+        const uint16_t* kb = Ks[0] + (nt * 8 + gq) * kFlashLds + ks * 16 + 2 * tq;
         uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kb), *reinterpret_cast<const uint32_t*>(kb + 8)};
         mma_bf16_16816(s[nt], qf[ks], b);
+        mma_bf16_16816(s[nt], ql[ks], b);
+        if (!BF16) {
+          const uint16_t* kbl = Ks[kKvParts - 1] + (nt * 8 + gq) * kFlashLds + ks * 16 + 2 * tq;
+          uint32_t bl[2] = {*reinterpret_cast<const uint32_t*>(kbl), *reinterpret_cast<const uint32_t*>(kbl + 8)};
+          mma_bf16_16816(s[nt], qf[ks], bl);
+        }
       }
     }
     // Mask, scale (log2 domain), online softmax. Rows r0 (c0, c1) and r1 (c2, c3).
@@ -142,7 +168,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
     m0 = mn0;
     m1 = mn1;
     float rs0 = 0.f, rs1 = 0.f;
-    uint32_t pf[4][4];  // P as A fragments: k-step kk = keys 16kk..16kk+15
+    uint32_t pf[4][4], pl[4][4];  // P (hi, lo) as A fragments: k-step kk = keys 16kk..16kk+15
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
       float e0 = exp2f(s[nt][0] - mn0), e1 = exp2f(s[nt][1] - mn0);
@@ -150,8 +176,11 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       rs0 += e0 + e1;
       rs1 += e2 + e3;
       const int kk = nt / 2, hi8 = nt % 2;
-      pf[kk][hi8 * 2 + 0] = pack_bf16x2(e0, e1);
-      pf[kk][hi8 * 2 + 1] = pack_bf16x2(e2, e3);
+      const uint32_t h0 = pack_bf16x2(e0, e1), h1 = pack_bf16x2(e2, e3);
+      pf[kk][hi8 * 2 + 0] = h0;
+      pf[kk][hi8 * 2 + 1] = h1;
+      pl[kk][hi8 * 2 + 0] = pack_bf16x2(e0 - bf16_lo(h0), e1 - bf16_hi(h0));
+      pl[kk][hi8 * 2 + 1] = pack_bf16x2(e2 - bf16_lo(h1), e3 - bf16_hi(h1));
     }
     rs0 += __shfl_xor_sync(0xffffffffu, rs0, 1);
     rs0 += __shfl_xor_sync(0xffffffffu, rs0, 2);
@@ -165,9 +194,15 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       o[dt][2] *= al1; o[dt][3] *= al1;
 #pragma unroll
       for (int kk = 0; kk < 4; ++kk) {
-        const uint16_t* vb = Vt + (dt * 8 + gq) * kFlashLds + kk * 16 + 2 * tq;
+        const uint16_t* vb = Vt[0] + (dt * 8 + gq) * kFlashLds + kk * 16 + 2 * tq;
         uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(vb), *reinterpret_cast<const uint32_t*>(vb + 8)};
         mma_bf16_16816(o[dt], pf[kk], b);
+        mma_bf16_16816(o[dt], pl[kk], b);
+        if (!BF16) {
+          const uint16_t* vbl = Vt[kKvParts - 1] + (dt * 8 + gq) * kFlashLds + kk * 16 + 2 * tq;
+          uint32_t bl[2] = {*reinterpret_cast<const uint32_t*>(vbl), *reinterpret_cast<const uint32_t*>(vbl + 8)};
+          mma_bf16_16816(o[dt], pf[kk], bl);
+        }
       }
     }
   }
@@ -226,6 +261,7 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
       float dots[kDecodeMaxG];
 #pragma unroll
       for (int g = 0; g < kDecodeMaxG; ++g) dots[g] = 0.f;
+#pragma unroll 2
       for (int d0 = 0; d0 < D; d0 += 8) {
         float kv[8];
         if (BF16) {
@@ -273,6 +309,7 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
       m_run[gi] = mn;
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[gi][i] *= alpha;
+#pragma unroll 4
       for (int kk = 0; kk < cn; ++kk) {
         const float p = sg[kk];
         const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
@@ -411,10 +448,10 @@ AttentionPath attention_path(const AttentionArgs& a) {
 }
 
 // Fixed by ctx (a shape), not by the position (device data), so a captured graph stays valid:
-// about 256 keys a split, at most 64 splits.
+// about 64 keys a split, at most 128 splits (x kv heads = up to 1024 blocks in flight).
 int attention_decode_splits(const AttentionArgs& a) {
-  int s = ceil_div(a.ctx, 256);
-  return s < 1 ? 1 : (s > 64 ? 64 : s);
+  int s = ceil_div(a.ctx, 64);
+  return s < 1 ? 1 : (s > 128 ? 128 : s);
 }
 
 size_t attention_workspace_bytes(const AttentionArgs& a) {

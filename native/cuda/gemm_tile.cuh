@@ -5,6 +5,10 @@
 //  - W: bf16 [N, K] (torch Linear layout) or MXFP4 (blocks [N, K/32, 16] + E8M0 scales [N, K/32]),
 //    dequantized into shared memory inside the main loop: BK = 32 is exactly one MX block per row.
 //  - mma.sync m16n8k16 bf16 -> f32 (sm_80+; portable path, wgmma would be sm_90a only).
+//  - f32 activations are split into bf16 hi + lo (x = hi + lo to ~2^-17 relative) and both halves
+//    are multiplied: the weights are exact in bf16 (bf16 checkpoint values, E2M1 x power of two), so
+//    the product is f32-accurate at twice the tensor-core work. Plain bf16 activations moved the
+//    tiny-a logits by 4e-2 relative (gate 1e-2; bench/RESULTS.md).
 // Tile 128x128x32, 8 warps of 64x32, double-buffered shared memory staged through registers.
 #pragma once
 #include "common.cuh"
@@ -28,7 +32,7 @@ struct GemmProblem {
   const int32_t* group_start = nullptr;  // [G+1] slot offsets (device)
   const int32_t* tile_start = nullptr;   // [G+1] prefix of ceil(rows_g / kGemmBM) (device)
   int num_groups = 1;
-  void* out = nullptr;              // f32 [M, ldo] (Store) or bf16 [M, ldo = N/2] (SwiGLU)
+  void* out = nullptr;              // f32 [M, ldo] (Store) or f32 [M, ldo = N/2] (SwiGLU)
   int ldo = 0;
   float swiglu_limit = 7.f, swiglu_alpha = 1.702f;
 };
@@ -48,8 +52,10 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   constexpr int BM = kGemmBM, BN = kGemmBN, BK = kGemmBK, LDS = kGemmLds;
   constexpr bool kAF32 = sizeof(AT) == 4;
-  __shared__ __align__(16) uint16_t As[2][BM * LDS];
-  __shared__ __align__(16) uint16_t Bs[2][BN * LDS];
+  constexpr int kParts = kAF32 ? 2 : 1;  // hi (+ lo) bf16 parts of A
+  extern __shared__ __align__(16) uint8_t gemm_smem[];
+  uint16_t(*As)[kParts][BM * LDS] = reinterpret_cast<uint16_t(*)[kParts][BM * LDS]>(gemm_smem);  // [2][parts]
+  uint16_t(*Bs)[BN * LDS] = reinterpret_cast<uint16_t(*)[BN * LDS]>(gemm_smem + 2 * kParts * BM * LDS * 2);
   __shared__ uint32_t lut[256];
   __shared__ int rows_src[BM];
 
@@ -134,12 +140,19 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
       int idx = tid + i * kGemmThreads;
       if (kAF32) {
         int row = idx / 8, kc = (idx % 8) * 4;
-        uint2 v = make_uint2(pack_bf16x2(__uint_as_float(ra[i].x), __uint_as_float(ra[i].y)),
-                             pack_bf16x2(__uint_as_float(ra[i].z), __uint_as_float(ra[i].w)));
-        *reinterpret_cast<uint2*>(&As[buf][row * LDS + kc]) = v;
+        const float f[4] = {__uint_as_float(ra[i].x), __uint_as_float(ra[i].y), __uint_as_float(ra[i].z),
+                            __uint_as_float(ra[i].w)};
+        uint32_t hi[2], lo[2];
+#pragma unroll
+        for (int q = 0; q < 2; ++q) {
+          hi[q] = pack_bf16x2(f[2 * q], f[2 * q + 1]);
+          lo[q] = pack_bf16x2(f[2 * q] - bf16_lo(hi[q]), f[2 * q + 1] - bf16_hi(hi[q]));
+        }
+        *reinterpret_cast<uint2*>(&As[buf][0][row * LDS + kc]) = make_uint2(hi[0], hi[1]);
+        *reinterpret_cast<uint2*>(&As[buf][kParts - 1][row * LDS + kc]) = make_uint2(lo[0], lo[1]);
       } else {
         int row = idx / 4, kc = (idx % 4) * 8;
-        *reinterpret_cast<uint4*>(&As[buf][row * LDS + kc]) = ra[i];
+        *reinterpret_cast<uint4*>(&As[buf][0][row * LDS + kc]) = ra[i];
       }
     }
     if (WF == WeightFormat::BF16) {
@@ -184,19 +197,10 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
   int buf = 0;
   for (int kt = 0; kt < nk; ++kt) {
     if (kt + 1 < nk) load_global(kt + 1);
-    const uint16_t* as = As[buf];
     const uint16_t* bs = Bs[buf];
 #pragma unroll
     for (int ks = 0; ks < BK / 16; ++ks) {
-      uint32_t af[4][4], bfr[4][2];
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt) {
-        const uint16_t* base = as + (wm * 64 + mt * 16 + gq) * LDS + ks * 16 + 2 * tq;
-        af[mt][0] = *reinterpret_cast<const uint32_t*>(base);
-        af[mt][1] = *reinterpret_cast<const uint32_t*>(base + 8 * LDS);
-        af[mt][2] = *reinterpret_cast<const uint32_t*>(base + 8);
-        af[mt][3] = *reinterpret_cast<const uint32_t*>(base + 8 * LDS + 8);
-      }
+      uint32_t bfr[4][2];
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
         const uint16_t* base = bs + (wn * 32 + nt * 8 + gq) * LDS + ks * 16 + 2 * tq;
@@ -204,9 +208,22 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
         bfr[nt][1] = *reinterpret_cast<const uint32_t*>(base + 8);
       }
 #pragma unroll
-      for (int mt = 0; mt < 4; ++mt)
+      for (int part = 0; part < kParts; ++part) {
+        const uint16_t* as = As[buf][part];
+        uint32_t af[4][4];
 #pragma unroll
-        for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt]);
+        for (int mt = 0; mt < 4; ++mt) {
+          const uint16_t* base = as + (wm * 64 + mt * 16 + gq) * LDS + ks * 16 + 2 * tq;
+          af[mt][0] = *reinterpret_cast<const uint32_t*>(base);
+          af[mt][1] = *reinterpret_cast<const uint32_t*>(base + 8 * LDS);
+          af[mt][2] = *reinterpret_cast<const uint32_t*>(base + 8);
+          af[mt][3] = *reinterpret_cast<const uint32_t*>(base + 8 * LDS + 8);
+        }
+#pragma unroll
+        for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt]);
+      }
     }
     if (kt + 1 < nk) store_smem(buf ^ 1);
     __syncthreads();
@@ -231,7 +248,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
           gate = fminf(gate, p.swiglu_limit);
           up = fminf(fmaxf(up, -p.swiglu_limit), p.swiglu_limit);
           float glu = gate / (1.f + expf(-p.swiglu_alpha * gate));
-          static_cast<gpu_bf16*>(p.out)[int64_t(r) * p.ldo + col / 2] = __float2bfloat16_rn((up + 1.f) * glu);
+          static_cast<float*>(p.out)[int64_t(r) * p.ldo + col / 2] = (up + 1.f) * glu;
         } else {
           float* o = static_cast<float*>(p.out) + int64_t(r) * p.ldo;
           if (col < p.N) o[col] = v0 + load_bias(p, g, col);
@@ -247,8 +264,15 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
 template <WeightFormat WF, typename AT, Epilogue EPI>
 void launch_gemm_tile(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
   if (max_tiles <= 0 || p.N <= 0) return;
+  constexpr int kParts = sizeof(AT) == 4 ? 2 : 1;
+  constexpr int smem = (2 * kParts * kGemmBM + 2 * kGemmBN) * kGemmLds * 2;  // 61440 B for f32 A
+  static bool attr_set = false;  // per instantiation; idempotent, so a benign race
+  if (smem > 48 * 1024 && !attr_set) {
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, AT, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    attr_set = true;
+  }
   dim3 grid(ceil_div(p.N, kGemmBN), max_tiles);
-  gemm_tile_kernel<WF, AT, EPI><<<grid, kGemmThreads, 0, stream>>>(p);
+  gemm_tile_kernel<WF, AT, EPI><<<grid, kGemmThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemm_tile_kernel");
 }
 

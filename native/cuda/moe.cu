@@ -91,20 +91,27 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 
 // ---------------------------------------------------------------------------------------------
 // Decode, stage 1: for each (token, routed expert) pair, act[pair, j] = swiglu(gate_up rows 2j, 2j+1).
-// A warp owns 2 output pairs = 4 weight rows; lanes stride over the 16-byte MX blocks, so each
-// x chunk read from shared memory feeds 4 rows. grid (ceil(I / 16), pairs), 8 warps.
+// A warp owns 2 output pairs = 4 weight rows; lanes stride over the 16-byte MX blocks, so each x
+// chunk (read straight from global/L1: no shared-memory staging, so the weight loads start at once)
+// feeds 4 rows. grid (ceil(I / 16), pairs), 8 warps.
 // ---------------------------------------------------------------------------------------------
 constexpr int kDecodeWarps = 8;
 constexpr int kGateUpPairsPerWarp = 2;
 
+__device__ __forceinline__ void load_x32(const float* p, float* xv) {
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    float4 f = __ldg(reinterpret_cast<const float4*>(p) + i);
+    xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
+  }
+}
+
 __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
-  extern __shared__ float xs[];  // [H]
   __shared__ uint32_t lut[256];
   const int pair = blockIdx.y;
   const int t = pair / a.k;
   const int e = a.expert_idx[pair];
   fill_e2m1_lut(lut);
-  for (int h = threadIdx.x; h < a.H; h += blockDim.x) xs[h] = a.x[int64_t(t) * a.H + h];
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int j0 = (blockIdx.x * kDecodeWarps + warp) * kGateUpPairsPerWarp;  // first output pair
@@ -116,6 +123,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(M
     }
     return;
   }
+  const float* x = a.x + int64_t(t) * a.H;
   const int nch = a.H / 32;
   const int64_t rows_total = 2 * int64_t(a.I);
   const uint4* wb = reinterpret_cast<const uint4*>(a.gate_up) + (int64_t(e) * rows_total + 2 * j0) * nch;
@@ -135,11 +143,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(M
       }
     }
     float xv[32];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      float4 f = reinterpret_cast<const float4*>(xs + c * 32)[i];
-      xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
-    }
+    load_x32(x + c * 32, xv);
 #pragma unroll
     for (int r = 0; r < R; ++r)
       if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), acc[r]);
@@ -157,16 +161,15 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(M
 }
 
 // Decode, stage 2: out[t, row] = sum_j w[t,j] * (down_{e_j}[row] . act[t,j] + b_{e_j}[row]).
-// The k activation vectors of token t sit in shared memory; a warp owns 2 output rows, so the
-// weighted sum over experts is done in registers (no atomics, deterministic).
+// A warp owns 2 output rows and walks the k experts inside the chunk loop, so 2k independent
+// 16-byte loads are in flight per lane; the routing weight is folded into each block's scale, so
+// the weighted sum over experts stays in registers (no atomics, deterministic).
 constexpr int kDownRowsPerWarp = 2;
 
 __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeArgs a, const float* act) {
-  extern __shared__ float acts[];  // [k, I]
   __shared__ uint32_t lut[256];
   const int t = blockIdx.y;
   fill_e2m1_lut(lut);
-  for (int i = threadIdx.x; i < a.k * a.I; i += blockDim.x) acts[i] = act[int64_t(t) * a.k * a.I + i];
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int row0 = (blockIdx.x * kDecodeWarps + warp) * kDownRowsPerWarp;
@@ -174,46 +177,48 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeA
   const int rows = min(kDownRowsPerWarp, a.H - row0);
   const int nch = a.I / 32;
   float out[kDownRowsPerWarp] = {};
-  for (int j = 0; j < a.k; ++j) {
-    const int e = a.expert_idx[int64_t(t) * a.k + j];
-    if (e < 0 || e >= a.E) continue;  // flagged by stage 1
-    const float wgt = a.expert_weight[int64_t(t) * a.k + j];
-    const uint4* wb = reinterpret_cast<const uint4*>(a.down) + (int64_t(e) * a.H + row0) * nch;
-    const uint8_t* sb = a.down_scales + (int64_t(e) * a.H + row0) * nch;
-    const float* av = acts + j * a.I;
-    float acc[kDownRowsPerWarp] = {};
 #pragma unroll 2
-    for (int c = lane; c < nch; c += kWarpSize) {
+  for (int c = lane; c < nch; c += kWarpSize) {
+#pragma unroll 4
+    for (int j = 0; j < a.k; ++j) {
+      const int e = a.expert_idx[int64_t(t) * a.k + j];
+      if (e < 0 || e >= a.E) continue;  // flagged by stage 1
+      const float wgt = a.expert_weight[int64_t(t) * a.k + j];
+      const uint4* wb = reinterpret_cast<const uint4*>(a.down) + (int64_t(e) * a.H + row0) * nch;
+      const uint8_t* sb = a.down_scales + (int64_t(e) * a.H + row0) * nch;
       uint4 wv[kDownRowsPerWarp];
       float sc[kDownRowsPerWarp];
 #pragma unroll
       for (int r = 0; r < kDownRowsPerWarp; ++r)
         if (r < rows) {
           wv[r] = __ldg(wb + int64_t(r) * nch + c);
-          sc[r] = e8m0_to_f32(sb[int64_t(r) * nch + c]);
+          sc[r] = wgt * e8m0_to_f32(sb[int64_t(r) * nch + c]);
         }
       float xv[32];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) {
-        float4 f = reinterpret_cast<const float4*>(av + c * 32)[i];
-        xv[4 * i] = f.x; xv[4 * i + 1] = f.y; xv[4 * i + 2] = f.z; xv[4 * i + 3] = f.w;
-      }
+      load_x32(act + (int64_t(t) * a.k + j) * a.I + c * 32, xv);
 #pragma unroll
       for (int r = 0; r < kDownRowsPerWarp; ++r)
-        if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), acc[r]);
-    }
-#pragma unroll
-    for (int r = 0; r < kDownRowsPerWarp; ++r) {
-      float s = warp_sum(acc[r]);
-      if (r < rows) out[r] += wgt * (s + load_param(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r));
+        if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), out[r]);
     }
   }
-  if (lane == 0)
-    for (int r = 0; r < rows; ++r) a.out[int64_t(t) * a.H + row0 + r] = out[r];
+#pragma unroll
+  for (int r = 0; r < kDownRowsPerWarp; ++r) out[r] = warp_sum(out[r]);
+  if (lane == 0) {
+    for (int r = 0; r < rows; ++r) {
+      float bias = 0.f;
+      for (int j = 0; j < a.k; ++j) {
+        const int e = a.expert_idx[int64_t(t) * a.k + j];
+        if (e < 0 || e >= a.E) continue;
+        bias += a.expert_weight[int64_t(t) * a.k + j] *
+                load_param(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r);
+      }
+      a.out[int64_t(t) * a.H + row0 + r] = out[r] + bias;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Prefill (grouped): count -> scan -> scatter -> grouped GEMM (gate_up, SwiGLU epilogue, bf16 act)
+// Prefill (grouped): count -> scan -> scatter -> grouped GEMM (gate_up, SwiGLU epilogue, f32 act)
 // -> grouped GEMM (down, bias) -> un-permute with routing weights.
 // ---------------------------------------------------------------------------------------------
 struct GroupedWs {
@@ -223,7 +228,7 @@ struct GroupedWs {
   int32_t* tile_start;  // [E+1]
   int32_t* perm_token;  // [P] slot -> token
   int32_t* pair_slot;   // [P] pair -> slot
-  gpu_bf16* act;        // [P, I]
+  float* act;           // [P, I] (f32: the down GEMM splits it into bf16 hi + lo)
   float* y;             // [P, H]
 };
 
@@ -241,7 +246,7 @@ GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
   w.tile_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
   w.perm_token = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
   w.pair_slot = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
-  w.act = reinterpret_cast<gpu_bf16*>(take(2 * size_t(P) * a.I));
+  w.act = reinterpret_cast<float*>(take(4 * size_t(P) * a.I));
   w.y = reinterpret_cast<float*>(take(4 * size_t(P) * a.H));
   if (total) *total = off;
   return w;
@@ -326,19 +331,11 @@ size_t moe_workspace_bytes(const MoeArgs& a) { return moe_workspace_bytes(a, moe
 void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   float* act = static_cast<float*>(workspace);
   const int pairs = a.n * a.k;
-  size_t smem1 = sizeof(float) * a.H;
-  if (smem1 > 48 * 1024)
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_gate_up_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem1)));
   dim3 g1(ceil_div(a.I, kDecodeWarps * kGateUpPairsPerWarp), pairs);
-  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, smem1, stream>>>(a, act);
+  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, 0, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_gate_up_kernel");
-  size_t smem2 = sizeof(float) * size_t(a.k) * a.I;
-  if (smem2 > 48 * 1024)
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_down_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(smem2)));
   dim3 g2(ceil_div(a.H, kDecodeWarps * kDownRowsPerWarp), a.n);
-  moe_decode_down_kernel<<<g2, kDecodeWarps * 32, smem2, stream>>>(a, act);
+  moe_decode_down_kernel<<<g2, kDecodeWarps * 32, 0, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_down_kernel");
 }
 
@@ -393,7 +390,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   g2.num_groups = a.E;
   g2.out = w.y;
   g2.ldo = a.H;
-  launch_gemm_tile<WeightFormat::MXFP4, gpu_bf16, Epilogue::Store>(g2, max_tiles, stream);
+  launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::Store>(g2, max_tiles, stream);
 
   int64_t total = int64_t(a.n) * a.H;
   moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,
