@@ -62,17 +62,22 @@ fi
 if [[ -z "${SKIP_NODE:-}" && -f "$BUILD/gpt_oss_node.node" && -f dist/model.js ]] && command -v node > /dev/null; then
   export GPT_OSS_NODE_BINARY="$PWD/$BUILD/gpt_oss_node.node"
   step "node model check: tiny-a on CUDA"
-  node scripts/gpu-model-check.mjs 2>&1 | tee "$OUT/model-check.log"
-  STATUS[model_tiny]="$(grep -E 'passed' "$OUT/model-check.log" | tail -1)"
+  node scripts/gpu-model-check.mjs 2>&1 | tee /tmp/model-tiny.log
+  STATUS[model_tiny]="$(grep -E 'passed' /tmp/model-tiny.log | tail -1)"
   step "node model check: tiny-a on CUDA with an f32 KV cache (GPTOSS_CUDA_KV_F32=1)"
-  GPTOSS_CUDA_KV_F32=1 node scripts/gpu-model-check.mjs 2>&1 | tee "$OUT/model-check-kvf32.log"
-  STATUS[model_tiny_kvf32]="$(grep -E 'passed' "$OUT/model-check-kvf32.log" | tail -1)"
+  GPTOSS_CUDA_KV_F32=1 node scripts/gpu-model-check.mjs 2>&1 | tee /tmp/model-tiny-kvf32.log
+  STATUS[model_tiny_kvf32]="$(grep -E 'passed' /tmp/model-tiny-kvf32.log | tail -1)"
   if [[ -z "${SKIP_20B:-}" && -f scripts/make-checkpoint.mjs ]]; then
     step "node model check: 20b-shape random checkpoint (4 layers)"
-    node scripts/make-checkpoint.mjs /tmp/ck20b --preset 20b --layers 4 --quiet > "$OUT/model-20b.log" 2>&1 &&
-      node scripts/gpu-model-check.mjs /tmp/ck20b 2>&1 | tee -a "$OUT/model-20b.log"
-    STATUS[model_20b]="$(grep -E 'passed' "$OUT/model-20b.log" | tail -1)"
+    t1=$(date +%s)
+    node scripts/make-checkpoint.mjs /tmp/ck20b --preset 20b --layers 4 --quiet > /tmp/model-20b.log 2>&1 &&
+      echo "(checkpoint written in $(( $(date +%s) - t1 )) s)" | tee -a /tmp/model-20b.log &&
+      timeout "${MODEL_TIMEOUT:-300}" node scripts/gpu-model-check.mjs /tmp/ck20b 2>&1 | tee -a /tmp/model-20b.log
+    STATUS[model_20b]="$(grep -E 'passed' /tmp/model-20b.log | tail -1)"
   fi
+  for f in /tmp/model-tiny.log /tmp/model-tiny-kvf32.log /tmp/model-20b.log; do
+    [[ -f $f ]] && { echo "### $f"; cat "$f"; } >> "$OUT/model-check.log"
+  done
 else
   STATUS[node]="skipped (no node / dist / addon)"
 fi
