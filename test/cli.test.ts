@@ -134,7 +134,16 @@ describe('gpt-oss CLI', () => {
 
   it('chat reads turns from stdin until /exit', async () => {
     const r = await run(['chat', model, '--max-tokens', '4', '--temperature', '0', '--device', 'cpu'], 'Hello\nHow are you?\n/exit\nnot read\n');
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
+    expect(r.stdout.length).toBeGreaterThan(0); // a random model's replies, shown as plain text
+  });
+
+  it('generate (chat format) prints the reply and exits 0', async () => {
+    const r = await run(['generate', model, '-p', 'Hi', '--max-tokens', '4', '--temperature', '0', '--effort', 'low']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.endsWith('\n')).toBe(true);
+    expect(r.stdout.length).toBeGreaterThan(1);
   });
 
   it('a bad path: exit code != 0 and one line naming the path', async () => {

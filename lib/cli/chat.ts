@@ -57,7 +57,7 @@ export function registerChat(program: Command): void {
         for await (const e of stream) printer.print(e);
         const result = await stream.result;
         turn = null;
-        printer.endLine();
+        printer.finish(result);
         if (result.finishReason === 'error') process.stderr.write(`gpt-oss: ${result.error?.message ?? 'generation failed'}\n`);
         else if (result.finishReason === 'abort') process.stderr.write('[stopped]\n');
         else if (result.finishReason === 'tool-call') process.stderr.write('[the model called a tool; tools are not available in this chat]\n');

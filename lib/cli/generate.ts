@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { generate, type GenerationEvent, type GenerationResult } from '../generate.js';
 import type { Conversation } from '../harmony/index.js';
+import { tokenizer } from '../tokenizer.js';
 import { addSamplingOptions, generateOptions, loadWithProgress, UsageError, type SamplingFlags } from './common.js';
 
 interface GenerateFlags extends SamplingFlags {
@@ -25,10 +26,13 @@ export function resultJson(r: GenerationResult): Record<string, unknown> {
 
 /**
  * Writes the user-visible part of a Harmony event stream: the final channel to stdout; with
- * `reasoning`, the analysis and commentary channels to stderr. Returns whether stdout's last
- * character was a newline (so the caller can end the line).
+ * `reasoning`, the analysis and commentary channels and tool calls to stderr.
  */
-export function createHarmonyPrinter(reasoning: boolean): { print(e: GenerationEvent): void; endLine(): void } {
+export function createHarmonyPrinter(reasoning: boolean): {
+  print(e: GenerationEvent): void;
+  /** Ends stdout's line; output that never formed a Harmony message is printed as plain text. */
+  finish(result: GenerationResult): void;
+} {
   let outAtLineStart = true;
   let errChannel: string | undefined;
   return {
@@ -49,7 +53,13 @@ export function createHarmonyPrinter(reasoning: boolean): { print(e: GenerationE
         process.stderr.write(`[tool call ${e.recipient} ${e.raw}]\n`);
       }
     },
-    endLine() {
+    finish(result) {
+      if (result.messages.length === 0 && result.tokens.length > 0) {
+        // e.g. a model that does not speak Harmony (or a random one): show what it said
+        const plain = tokenizer.decode(result.tokens.filter((t) => t !== result.stopToken && !tokenizer.isSpecial(t)));
+        process.stdout.write(plain);
+        outAtLineStart = plain === '' || plain.endsWith('\n');
+      }
       if (!outAtLineStart) process.stdout.write('\n');
       outAtLineStart = true;
     },
@@ -95,7 +105,7 @@ export function registerGenerate(program: Command): void {
       if (flags.json) process.stdout.write(`${JSON.stringify(resultJson(result))}\n`);
       else {
         if (flags.raw) process.stdout.write('\n');
-        else printer.endLine();
+        else printer.finish(result);
         if (flags.reasoning) {
           const t = result.timings;
           process.stderr.write(
