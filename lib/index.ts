@@ -18,3 +18,7 @@ export { ChatSession } from './chat.js';
 export type { ChatSessionOptions, ChatTurnOptions } from './chat.js';
 export { Xoshiro128, createRng, randomSeed, sampleFromLogits, samplingDistribution, resolveSampleOptions } from './sampling.js';
 export type { Seed } from './sampling.js';
+export { tokenizer, createStreamDecoder, SPECIAL_TOKENS, VOCAB_SIZE } from './tokenizer.js';
+export type { Tokenizer, EncodeOptions, StreamDecoder, SpecialTokenName } from './tokenizer.js';
+export * from './harmony/index.js';
+export * as kernels from './ops.js';
