@@ -59,6 +59,15 @@ if [[ -z "${SKIP_BENCH:-}" && -x "$BUILD/gptoss_gpu_bench" ]]; then
   STATUS[bench]="rc $?"
 fi
 
+if [[ -n "${NCU:-}" && -x "$BUILD/gptoss_gpu_bench" ]] && command -v ncu > /dev/null; then
+  step "ncu: decode kernels (${NCU_KERNELS:-moe_decode|attention_decode|gemv})"
+  timeout 180 ncu --clock-control none --kernel-name "regex:${NCU_KERNELS:-moe_decode|attention_decode|gemv}" \
+    --launch-skip 20 --launch-count 6 --section SpeedOfLight --section LaunchStats --section Occupancy \
+    --section MemoryWorkloadAnalysis "$BUILD/gptoss_gpu_bench" --quick > "$OUT/ncu.log" 2>&1
+  STATUS[ncu]="rc $? (ncu.log)"
+  grep -E "^  [a-z_]+.*\(|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per" "$OUT/ncu.log" | head -60
+fi
+
 if [[ -z "${SKIP_NODE:-}" && -f "$BUILD/gpt_oss_node.node" && -f dist/model.js ]] && command -v node > /dev/null; then
   export GPT_OSS_NODE_BINARY="$PWD/$BUILD/gpt_oss_node.node"
   step "node model check: tiny-a on CUDA"
@@ -85,7 +94,7 @@ fi
 echo
 echo "=== summary ($(head -2 "$OUT/gpu.txt" | tail -1 | cut -d, -f1)) ==="
 printf '%-12s %s\n' "step" "result"
-for k in build check memcheck racecheck bench model_tiny model_tiny_kvf32 model_20b node; do
+for k in build check memcheck racecheck bench ncu model_tiny model_tiny_kvf32 model_20b node; do
   [[ -n "${STATUS[$k]:-}" ]] && printf '%-12s %s\n' "$k" "${STATUS[$k]}"
 done
 if [[ -f "$OUT/check.log" ]]; then

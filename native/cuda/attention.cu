@@ -221,21 +221,23 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Split-KV decode. grid (splits, Hkv, n); block = 8 warps. The visible range [lo, pos] of the query
-// is cut into `splits` equal pieces on the device; this block scores its piece for all G = Hq/Hkv
-// query heads of its kv head (K row read once for G heads), keeps a running max/sum per head and
-// accumulates P V with warp w owning head w (lane: 2 dims). Partials: m, l, acc[D].
+// Split-KV decode (D = 64). grid (splits, Hkv, n); block = 8 warps. The visible range [lo, pos] of
+// the query is cut into `splits` equal pieces on the device; this block scores its piece for all
+// G = Hq/Hkv query heads of its kv head. Scores: one thread per (key, head) with that head's q in
+// registers (so q costs no shared-memory traffic; the 256/G threads of one key share its K row
+// through L1), 8 independent 16-byte K loads in flight. Then per head (warp w owns heads w, w+8) a
+// running max/sum and P V with lanes over dims. Partials: m, l, acc[D].
 // ---------------------------------------------------------------------------------------------
 constexpr int kDecodeChunk = 256;   // keys scored per pass (shared scores [G][256])
 constexpr int kDecodeMaxG = 16;
-constexpr int kDecodeMaxD = 128;
+constexpr int kDecodeD = 64;
 
 template <bool BF16>
 __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
-  __shared__ float qs[kDecodeMaxG * kDecodeMaxD];
+  constexpr int D = kDecodeD;
   __shared__ float sc[kDecodeMaxG * kDecodeChunk];
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
-  const int G = a.Hq / a.Hkv, D = a.D;
+  const int G = a.Hq / a.Hkv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
   int pos = a.positions[t];
   if (pos >= a.ctx || pos < 0) {
@@ -246,47 +248,62 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
   const int len = pos - lo + 1;
   const int per = (len + splits - 1) / splits;
   const int begin = lo + split * per, end = min(pos + 1, begin + per);
-  for (int i = tid; i < G * D; i += blockDim.x) qs[i] = a.q[(int64_t(t) * a.Hq + kvh * G) * D + i] * a.softmax_scale;
-  __syncthreads();
 
-  // per (head g = warp + nwarps*i, dims 2*lane..2*lane+1 and +64 for D = 128)
+  const int kpp = blockDim.x / G;  // keys scored per pass
+  const int my_g = tid % G, my_k = tid / G;
+  const bool scorer = my_k < kpp;
+  float qreg[D];
+  {
+    const float4* qp = reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
+#pragma unroll
+    for (int i = 0; i < D / 4; ++i) {
+      float4 v = __ldg(qp + i);
+      qreg[4 * i] = v.x * a.softmax_scale; qreg[4 * i + 1] = v.y * a.softmax_scale;
+      qreg[4 * i + 2] = v.z * a.softmax_scale; qreg[4 * i + 3] = v.w * a.softmax_scale;
+    }
+  }
+
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
-  float acc[2][4] = {};
+  float acc[2][2] = {};
   const int row_elems = a.Hkv * D;
   for (int c0 = begin; c0 < end; c0 += kDecodeChunk) {
     const int cn = min(kDecodeChunk, end - c0);
-    // scores: thread per key, G dots of length D
-    for (int kk = tid; kk < cn; kk += blockDim.x) {
-      const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
-      float dots[kDecodeMaxG];
-#pragma unroll
-      for (int g = 0; g < kDecodeMaxG; ++g) dots[g] = 0.f;
-#pragma unroll 2
-      for (int d0 = 0; d0 < D; d0 += 8) {
-        float kv[8];
+    if (scorer) {
+      for (int kk = my_k; kk < cn; kk += kpp) {
+        const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
+        float dot = 0.f;
         if (BF16) {
-          uint4 v = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off + d0);
-          kv[0] = bf16_lo(v.x); kv[1] = bf16_hi(v.x); kv[2] = bf16_lo(v.y); kv[3] = bf16_hi(v.y);
-          kv[4] = bf16_lo(v.z); kv[5] = bf16_hi(v.z); kv[6] = bf16_lo(v.w); kv[7] = bf16_hi(v.w);
+          const uint4* kp = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
+          uint4 kv[D / 8];
+#pragma unroll
+          for (int i = 0; i < D / 8; ++i) kv[i] = __ldg(kp + i);
+#pragma unroll
+          for (int i = 0; i < D / 8; ++i) {
+            const uint32_t w[4] = {kv[i].x, kv[i].y, kv[i].z, kv[i].w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+              dot = fmaf(qreg[8 * i + 2 * j], bf16_lo(w[j]), dot);
+              dot = fmaf(qreg[8 * i + 2 * j + 1], bf16_hi(w[j]), dot);
+            }
+          }
         } else {
-          const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off + d0);
-          float4 x0 = p[0], x1 = p[1];
-          kv[0] = x0.x; kv[1] = x0.y; kv[2] = x0.z; kv[3] = x0.w; kv[4] = x1.x; kv[5] = x1.y; kv[6] = x1.z; kv[7] = x1.w;
-        }
+          const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
+          float4 kv[D / 4];
 #pragma unroll
-        for (int g = 0; g < kDecodeMaxG; ++g) {
-          if (g >= G) break;
-          const float* qg = qs + g * D + d0;
+          for (int i = 0; i < D / 4; ++i) kv[i] = __ldg(kp + i);
 #pragma unroll
-          for (int i = 0; i < 8; ++i) dots[g] = fmaf(qg[i], kv[i], dots[g]);
+          for (int i = 0; i < D / 4; ++i) {
+            dot = fmaf(qreg[4 * i], kv[i].x, dot);
+            dot = fmaf(qreg[4 * i + 1], kv[i].y, dot);
+            dot = fmaf(qreg[4 * i + 2], kv[i].z, dot);
+            dot = fmaf(qreg[4 * i + 3], kv[i].w, dot);
+          }
         }
+        sc[my_g * kDecodeChunk + kk] = dot;
       }
-#pragma unroll
-      for (int g = 0; g < kDecodeMaxG; ++g)
-        if (g < G) sc[g * kDecodeChunk + kk] = dots[g];
     }
     __syncthreads();
-    // each warp: its heads; online softmax over this chunk, then P V
+    // each warp: its heads; online softmax over this chunk, then P V (lane: dims 2*lane, 2*lane+1)
 #pragma unroll
     for (int gi = 0; gi < 2; ++gi) {
       const int g = warp + gi * nwarps;
@@ -307,27 +324,23 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
       __syncwarp();
       l_run[gi] = l_run[gi] * alpha + sum;
       m_run[gi] = mn;
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[gi][i] *= alpha;
-#pragma unroll 4
+      acc[gi][0] *= alpha;
+      acc[gi][1] *= alpha;
+      const int d = 2 * lane;
+#pragma unroll 8
       for (int kk = 0; kk < cn; ++kk) {
         const float p = sg[kk];
-        const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int d = 2 * lane + 64 * half;
-          if (d >= D) break;
-          float v0, v1;
-          if (BF16) {
-            uint32_t v = *reinterpret_cast<const uint32_t*>(static_cast<const uint16_t*>(a.v_cache) + off + d);
-            v0 = bf16_lo(v); v1 = bf16_hi(v);
-          } else {
-            float2 v = *reinterpret_cast<const float2*>(static_cast<const float*>(a.v_cache) + off + d);
-            v0 = v.x; v1 = v.y;
-          }
-          acc[gi][2 * half] = fmaf(p, v0, acc[gi][2 * half]);
-          acc[gi][2 * half + 1] = fmaf(p, v1, acc[gi][2 * half + 1]);
+        const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D + d;
+        float v0, v1;
+        if (BF16) {
+          uint32_t v = __ldg(reinterpret_cast<const unsigned int*>(static_cast<const uint16_t*>(a.v_cache) + off));
+          v0 = bf16_lo(v); v1 = bf16_hi(v);
+        } else {
+          float2 v = __ldg(reinterpret_cast<const float2*>(static_cast<const float*>(a.v_cache) + off));
+          v0 = v.x; v1 = v.y;
         }
+        acc[gi][0] = fmaf(p, v0, acc[gi][0]);
+        acc[gi][1] = fmaf(p, v1, acc[gi][1]);
       }
     }
     __syncthreads();
@@ -339,13 +352,8 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
     if (g >= G) continue;
     float* pp = partial + ((int64_t(t) * a.Hq + kvh * G + g) * splits + split) * (D + 2);
     if (lane == 0) { pp[0] = m_run[gi]; pp[1] = l_run[gi]; }
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int d = 2 * lane + 64 * half;
-      if (d >= D) break;
-      pp[2 + d] = acc[gi][2 * half];
-      pp[2 + d + 1] = acc[gi][2 * half + 1];
-    }
+    pp[2 + 2 * lane] = acc[gi][0];
+    pp[2 + 2 * lane + 1] = acc[gi][1];
   }
 }
 
@@ -441,8 +449,7 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
 
 AttentionPath attention_path(const AttentionArgs& a) {
   const int G = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  if (a.n <= kAttnDecodeMaxTokens && G <= 2 * 8 && G <= kDecodeMaxG && a.D % 8 == 0 && a.D <= kDecodeMaxD)
-    return AttentionPath::Decode;
+  if (a.n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && a.D == kDecodeD) return AttentionPath::Decode;
   if (a.D == kFlashD) return AttentionPath::Flash;
   return AttentionPath::Naive;
 }
