@@ -12,23 +12,31 @@
 namespace gptoss::cpu {
 
 namespace portable {
-float dot(const float* a, const float* b, int64_t n) {
-  float part[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) part[j] += a[i + j] * b[i + j];
-  float s = 0.f;
-  for (; i < n; ++i) s += a[i] * b[i];
-  for (int j = 0; j < 8; ++j) s += part[j];
-  return s;
-}
-void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-float exp_sum(float* s, int64_t n, float m) {
-  float sum = 0.f;
-  for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - m));
-  return sum;
+// The same contract as the ISA kernels, as two plain passes over the keys per head.
+void attention_chunk(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len, float* m,
+                     float* l, float* o) {
+  const int64_t dp = (d + 7) / 8 * 8;
+  std::vector<float> s(static_cast<size_t>(len));
+  for (int g = 0; g < 8; ++g) {
+    float mx = m[g];
+    for (int64_t j = 0; j < len; ++j) {
+      float acc = 0.f;
+      for (int64_t c = 0; c < d; ++c) acc += qt[8 * c + g] * k[j * ld + c];
+      s[size_t(j)] = acc;
+      mx = std::max(mx, acc);
+    }
+    float* og = o + g * dp;
+    const float corr = m[g] == -INFINITY ? 0.f : std::exp(m[g] - mx);
+    for (int64_t c = 0; c < d; ++c) og[c] *= corr;
+    float sum = l[g] * corr;
+    for (int64_t j = 0; j < len; ++j) {
+      const float p = std::exp(s[size_t(j)] - mx);
+      sum += p;
+      for (int64_t c = 0; c < d; ++c) og[c] += p * v[j * ld + c];
+    }
+    m[g] = mx;
+    l[g] = sum;
+  }
 }
 }  // namespace portable
 
@@ -114,37 +122,90 @@ static inline int64_t first_visible(int64_t pos, int sliding_window) {
   return sliding_window > 0 ? std::max<int64_t>(0, pos - sliding_window + 1) : 0;
 }
 
+// Work item = (query token, tile of <= 8 query heads per kv head, chunk of visible keys), covering
+// every kv head: the 16-key steps walk whole cache rows ([kvHeads, D] contiguous) so reads stream,
+// and a tile's heads share every K/V row load (attention_chunk). Decode has one token, so the keys
+// are split into chunks until every thread has several items (split-K); each (item, kv head)
+// leaves (m, l, o) and a merge folds the chunks and the sink together.
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
   check_attention(q, k_cache, v_cache, sinks, positions, sliding_window, out);
   const int64_t n = q.dim(0), hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2), group = hq / hkv;
+  if (n == 0 || d == 0) return;
+  const int64_t tiles = (group + 7) / 8, dp = (d + 7) / 8 * 8;
+  const int32_t* pos = positions.ptr<int32_t>();
+  int64_t max_len = 0;
+  for (int64_t i = 0; i < n; ++i) max_len = std::max(max_len, pos[i] - first_visible(pos[i], sliding_window) + 1);
+  // At least ~16 items per thread for dynamic balance, and no chunk under 128 keys.
+  const int64_t pairs = n * tiles, want = 16 * int64_t(thread_pool().threads());
+  const int64_t chunks = std::max<int64_t>(1, std::min((want + pairs - 1) / pairs, (max_len + 127) / 128));
+  const int64_t slot = 16 + 8 * dp;  // m[8], l[8], o[8][dp] per (item, kv head)
+  // Slot of (token i, kv head, tile, chunk): the merge reads a (token, head)'s chunks in a row.
+  auto slot_of = [&](int64_t i, int64_t kvh, int64_t tile, int64_t chunk) {
+    return ((((i * hkv + kvh) * tiles + tile) * chunks) + chunk) * slot;
+  };
+  Tensor part = host_empty(DType::F32, {n * hkv * tiles * chunks * slot});  // 64-byte aligned; slot % 8 == 0
   const Kernels& kern = kernels();
-  // One work item = (query token, kv head): the group's query heads share each K/V row load.
-  parallel_for(n * hkv, [&](int64_t w0, int64_t w1) {
-    std::vector<float> scores;
+  const float* kc = k_cache.ptr<float>();
+  const float* vc = v_cache.ptr<float>();
+  const int64_t ld = hkv * d;
+  constexpr int64_t kStep = 16;  // keys per kv-head sweep (a multiple of both ISAs' block)
+  parallel_for(pairs * chunks, [&](int64_t w0, int64_t w1) {
+    Tensor qt_buf = host_empty(DType::F32, {hkv * d * 8});  // qt per kv head, [d][8] each
+    float* qt = qt_buf.ptr<float>();
     for (int64_t w = w0; w < w1; ++w) {
-      const int64_t i = w / hkv, kvh = w % hkv;
-      const int64_t pos = positions.ptr<int32_t>()[i];
-      const int64_t lo = first_visible(pos, sliding_window), len = pos - lo + 1;
-      scores.resize(size_t(len * group));
-      for (int64_t j = 0; j < len; ++j) {
-        const float* kr = k_cache.ptr<float>() + ((lo + j) * hkv + kvh) * d;
-        for (int64_t g = 0; g < group; ++g)
-          scores[g * len + j] = kern.dot(q.ptr<float>() + (i * hq + kvh * group + g) * d, kr, d) * softmax_scale;
+      const int64_t chunk = w % chunks, tile = (w / chunks) % tiles, i = w / (chunks * tiles);
+      const int64_t lo = first_visible(pos[i], sliding_window), len = pos[i] - lo + 1;
+      const int64_t per = (len + chunks - 1) / chunks;
+      const int64_t c0 = std::min(len, chunk * per), c1 = std::min(len, c0 + per);
+      const int64_t nh = std::min<int64_t>(8, group - tile * 8);
+      for (int64_t kvh = 0; kvh < hkv; ++kvh) {
+        float* sl = part.ptr<float>() + slot_of(i, kvh, tile, chunk);
+        std::fill_n(sl, 8, -INFINITY);
+        std::fill_n(sl + 8, 8 + 8 * dp, 0.f);
+        const float* qh = q.ptr<float>() + (i * hq + kvh * group + tile * 8) * d;
+        float* qtk = qt + kvh * d * 8;
+        for (int64_t c = 0; c < d; ++c)
+          for (int64_t g = 0; g < 8; ++g) qtk[8 * c + g] = g < nh ? qh[g * d + c] * softmax_scale : 0.f;
       }
-      for (int64_t g = 0; g < group; ++g) {
-        const int64_t h = kvh * group + g;
-        float* s = scores.data() + g * len;
-        const float sink = param_at(sinks, h);
-        float m = sink;
-        for (int64_t j = 0; j < len; ++j) m = std::max(m, s[j]);
-        const float denom = std::exp(sink - m) + kern.exp_sum(s, len, m);
-        float* o = out.ptr<float>() + (i * hq + h) * d;
-        std::fill_n(o, d, 0.f);
-        for (int64_t j = 0; j < len; ++j) kern.axpy(s[j], v_cache.ptr<float>() + ((lo + j) * hkv + kvh) * d, o, d);
-        const float inv = 1.0f / denom;
-        for (int64_t c = 0; c < d; ++c) o[c] *= inv;
+      for (int64_t j = c0; j < c1; j += kStep) {
+        const int64_t nk = std::min(kStep, c1 - j);
+        const int64_t row0 = (lo + j) * ld;
+        // The step after next, K and V rows (contiguous): the kv-head sweeps read each row in
+        // d-sized pieces, an order the hardware prefetchers follow poorly.
+        if (j + 3 * kStep <= c1)
+          for (int64_t b = 0; b < kStep * ld; b += 16) {
+            __builtin_prefetch(kc + row0 + 2 * kStep * ld + b, 0, 3);
+            __builtin_prefetch(vc + row0 + 2 * kStep * ld + b, 0, 3);
+          }
+        for (int64_t kvh = 0; kvh < hkv; ++kvh) {
+          float* sl = part.ptr<float>() + slot_of(i, kvh, tile, chunk);
+          kern.attention_chunk(qt + kvh * d * 8, d, kc + row0 + kvh * d, vc + row0 + kvh * d, ld, nk, sl, sl + 8,
+                               sl + 16);
+        }
       }
+    }
+  });
+  // Merge: softmax over [chunk scores..., sink] = sum_c o_c e^(m_c - M) / (e^(sink - M) + sum_c l_c e^(m_c - M)).
+  parallel_for(n * hq, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t i = r / hq, h = r % hq, kvh = h / group, tile = (h % group) / 8, g = (h % group) % 8;
+      const float* first = part.ptr<float>() + slot_of(i, kvh, tile, 0);
+      const float sink = param_at(sinks, h);
+      float mx = sink;
+      for (int64_t c = 0; c < chunks; ++c) mx = std::max(mx, first[c * slot + g]);
+      float denom = std::exp(sink - mx);
+      float* o = out.ptr<float>() + r * d;
+      std::fill_n(o, d, 0.f);
+      for (int64_t c = 0; c < chunks; ++c) {
+        const float* sl = first + c * slot;
+        if (sl[8 + g] == 0.f) continue;  // empty chunk
+        const float f = std::exp(sl[g] - mx);
+        denom += sl[8 + g] * f;
+        for (int64_t e = 0; e < d; ++e) o[e] += f * sl[16 + g * dp + e];
+      }
+      const float inv = 1.0f / denom;
+      for (int64_t e = 0; e < d; ++e) o[e] *= inv;
     }
   });
 }

@@ -12,10 +12,10 @@ namespace gptoss {
 namespace cpu {
 
 const Kernels& kernels_for(Isa isa) {
-  static const Kernels portable_set{portable::mxfp4_rows, portable::bf16_rows, portable::dot, portable::axpy, portable::exp_sum};
+  static const Kernels portable_set{portable::mxfp4_rows, portable::bf16_rows, portable::attention_chunk};
 #if defined(GPTOSS_CPU_X86_KERNELS)
-  static const Kernels avx2_set{avx2::mxfp4_rows, avx2::bf16_rows, avx2::dot, avx2::axpy, avx2::exp_sum};
-  static const Kernels avx512_set{avx512::mxfp4_rows, avx512::bf16_rows, avx512::dot, avx512::axpy, avx512::exp_sum};
+  static const Kernels avx2_set{avx2::mxfp4_rows, avx2::bf16_rows, avx2::attention_chunk};
+  static const Kernels avx512_set{avx512::mxfp4_rows, avx512::bf16_rows, avx512::attention_chunk};
   if (int(isa) > int(best_isa())) isa = best_isa();
   switch (isa) {
     case Isa::Avx512: return avx512_set;

@@ -19,11 +19,13 @@ struct Kernels {
   // Same for a bf16 [rows, cols] weight and plain x [n, cols].
   void (*bf16_rows)(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
                     int64_t r0, int64_t r1);
-  float (*dot)(const float* a, const float* b, int64_t n);
-  void (*axpy)(float a, const float* x, float* y, int64_t n);  // y += a * x
-  // s[i] = exp(s[i] - m) for i < n; returns the sum (softmax numerators). Vector exp: Cephes-style
-  // range reduction and degree-6 polynomial, ~2 ulp, exp(-inf) = 0.
-  float (*exp_sum)(float* s, int64_t n, float m);
+  // Attention of up to 8 query heads sharing one kv head over `len` more keys (rows k + j*ld,
+  // v + j*ld), online softmax without the sink: qt [d][8] is the heads transposed and pre-scaled
+  // (unused heads zero, 32-byte aligned); updates the running max m[8], denominator l[8] and the
+  // unnormalized o [8][round_up(d, 8)] (32-byte aligned; start from m = -inf, l = 0, o = 0).
+  // attention.cpp splits keys into chunks and merges them with the sink.
+  void (*attention_chunk)(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,
+                          float* m, float* l, float* o);
 };
 
 const Kernels& kernels();
@@ -40,9 +42,8 @@ const float* e8m0_table();
                   float* out, int64_t ld, int64_t r0, int64_t r1);                                          \
   void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,        \
                  int64_t r0, int64_t r1);                                                                   \
-  float dot(const float* a, const float* b, int64_t n);                                                     \
-  void axpy(float a, const float* x, float* y, int64_t n);                                                  \
-  float exp_sum(float* s, int64_t n, float m);                                                              \
+  void attention_chunk(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,    \
+                       float* m, float* l, float* o);                                                       \
   }
 
 GPTOSS_DECLARE_KERNELS(portable)

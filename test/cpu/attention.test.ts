@@ -37,6 +37,29 @@ describe('attention with sinks', () => {
     });
   }
 
+  for (const isa of availableIsas()) {
+    it(`decode over a long cache matches the reference under ${isa} (split-K chunks, GQA group > 8)`, () => {
+      const r = rng(`attention-long-${isa}`);
+      withIsa(isa, () => {
+        // ctx > 256 splits one token's keys into chunks; group 10 needs two head tiles of <= 8.
+        for (const [hkv, group, d, window] of [[2, 10, 64, 0], [8, 8, 64, 300], [1, 3, 37, 0]]) {
+          const hq = hkv * group;
+          const ctx = randint(r, 600, 1100);
+          const kc = Tensor.fromF32(randn(r, ctx * hkv * d), [ctx, hkv, d]);
+          const vc = Tensor.fromF32(randn(r, ctx * hkv * d), [ctx, hkv, d]);
+          const pos = Tensor.fromI32([ctx - 1 - randint(r, 0, 20)], [1]);
+          const q = Tensor.fromF32(randn(r, hq * d), [1, hq, d]);
+          const sinks = Tensor.fromBf16(randn(r, hq), [hq]);
+          const a = Tensor.empty('f32', [1, hq, d]);
+          const b = Tensor.empty('f32', [1, hq, d]);
+          ops.attention(q, kc, vc, sinks, pos, window, 1 / Math.sqrt(d), a);
+          reference.attention(q, kc, vc, sinks, pos, window, 1 / Math.sqrt(d), b);
+          expect(relL2(f32(a), f32(b))).toBeLessThan(1e-5);
+        }
+      });
+    });
+  }
+
   it('one key and a sink: out = v * e^s / (e^s + e^sink)', () => {
     const kc = Tensor.fromF32([1, 0], [1, 1, 2]);
     const vc = Tensor.fromF32([2, 4], [1, 1, 2]);
