@@ -96,7 +96,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 // feeds 4 rows. grid (ceil(I / 16), pairs), 8 warps.
 // ---------------------------------------------------------------------------------------------
 constexpr int kDecodeWarps = 8;
-constexpr int kGateUpPairsPerWarp = 2;
+constexpr int kGateUpPairsPerWarp = 4;
 
 __device__ __forceinline__ void load_x32(const float* p, float* xv) {
 #pragma unroll
@@ -107,13 +107,14 @@ __device__ __forceinline__ void load_x32(const float* p, float* xv) {
 }
 
 __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
-  __shared__ uint32_t lut[256];
+  extern __shared__ uint32_t lane_lut[];  // kLaneLutWords
   const int pair = blockIdx.y;
   const int t = pair / a.k;
   const int e = a.expert_idx[pair];
-  fill_e2m1_lut(lut);
+  fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const uint32_t* lut = lane_lut + lane;
   const int j0 = (blockIdx.x * kDecodeWarps + warp) * kGateUpPairsPerWarp;  // first output pair
   if (j0 >= a.I) return;
   if (e < 0 || e >= a.E) {
@@ -146,7 +147,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(M
     load_x32(x + c * 32, xv);
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), acc[r]);
+      if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot<32>(wv[r], xv, lut), acc[r]);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
@@ -167,11 +168,12 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(M
 constexpr int kDownRowsPerWarp = 2;
 
 __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeArgs a, const float* act) {
-  __shared__ uint32_t lut[256];
+  extern __shared__ uint32_t lane_lut[];  // kLaneLutWords
   const int t = blockIdx.y;
-  fill_e2m1_lut(lut);
+  fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const uint32_t* lut = lane_lut + lane;
   const int row0 = (blockIdx.x * kDecodeWarps + warp) * kDownRowsPerWarp;
   if (row0 >= a.H) return;
   const int rows = min(kDownRowsPerWarp, a.H - row0);
@@ -198,7 +200,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeA
       load_x32(act + (int64_t(t) * a.k + j) * a.I + c * 32, xv);
 #pragma unroll
       for (int r = 0; r < kDownRowsPerWarp; ++r)
-        if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot(wv[r], xv, lut), out[r]);
+        if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot<32>(wv[r], xv, lut), out[r]);
     }
   }
 #pragma unroll
@@ -331,11 +333,12 @@ size_t moe_workspace_bytes(const MoeArgs& a) { return moe_workspace_bytes(a, moe
 void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   float* act = static_cast<float*>(workspace);
   const int pairs = a.n * a.k;
+  constexpr int lut_bytes = kLaneLutWords * 4;
   dim3 g1(ceil_div(a.I, kDecodeWarps * kGateUpPairsPerWarp), pairs);
-  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, 0, stream>>>(a, act);
+  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, lut_bytes, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kDecodeWarps * kDownRowsPerWarp), a.n);
-  moe_decode_down_kernel<<<g2, kDecodeWarps * 32, 0, stream>>>(a, act);
+  moe_decode_down_kernel<<<g2, kDecodeWarps * 32, lut_bytes, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_down_kernel");
 }
 
