@@ -89,7 +89,7 @@ for (const n of args.prefill) {
 }
 
 if (args.decode > 0) {
-  const s = model.createSession({ maxContext: args.context + args.decode + 1 });
+  const s = model.createSession({ maxContext: args.context + args.decode + 4 });
   await s.append(tokensFor(args.context, V, 4));
   let token = await s.sample({ temperature: 0 }, 0.5);
   // Two warm-up steps (graph capture on CUDA), then the timed steps.

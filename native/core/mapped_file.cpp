@@ -1,6 +1,9 @@
 #include "mapped_file.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <thread>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -46,6 +49,30 @@ void MappedFile::prefetch(size_t offset, size_t len) const {
   size_t start = offset / page * page;
   size_t end = std::min(size_, offset + len);
   madvise(data_ + start, end - start, MADV_WILLNEED);
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+
+void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file) {
+  const char* env = std::getenv("GPTOSS_POPULATE");
+  if (!file || !file->data_ || (env && env[0] == '0')) return;
+  std::weak_ptr<MappedFile> weak = file;
+  std::thread([weak] {
+    const size_t chunk = size_t(64) << 20;  // 64 MiB: a dispose stops the walk within one chunk
+    bool use_madvise = true;
+    for (size_t off = 0;; off += chunk) {
+      std::shared_ptr<MappedFile> f = weak.lock();
+      if (!f || off >= f->size_) return;
+      size_t len = std::min(chunk, f->size_ - off);
+      if (use_madvise && madvise(f->data_ + off, len, MADV_POPULATE_READ) == 0) continue;
+      use_madvise = false;  // older kernel: touch one byte a page
+      volatile uint8_t sink = 0;
+      const size_t page = size_t(sysconf(_SC_PAGESIZE));
+      for (size_t p = 0; p < len; p += page) sink = sink + f->data_[off + p];
+    }
+  }).detach();
 }
 
 }  // namespace gptoss

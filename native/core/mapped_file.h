@@ -20,6 +20,10 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Ask the kernel to read [offset, offset+len) ahead (MADV_WILLNEED); a hint, never fails.
   void prefetch(size_t offset, size_t len) const;
+  // Maps every page of the file into this process on a background thread (MADV_POPULATE_READ,
+  // Linux 5.14+; else one read per page). Without it, decode steps pay a page fault the first time
+  // they touch each expert. Stops early once the last reference to the mapping is gone.
+  static void populate_in_background(const std::shared_ptr<MappedFile>& file);
 
  private:
   MappedFile() = default;

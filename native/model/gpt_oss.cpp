@@ -184,6 +184,9 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   w.norm = bind.bf16("model.norm.weight", {H});
   w.lm_head = bind.bf16("lm_head.weight", {V, H});
   model->weight_bytes_ = bind.done;
+  // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
+  if (device.kind == DeviceKind::CPU)
+    for (const auto& f : model->files_) MappedFile::populate_in_background(f);
 
   std::vector<float> inv_freq;
   yarn_inv_freq(c, inv_freq, model->rope_scale_);
