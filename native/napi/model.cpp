@@ -28,26 +28,36 @@ class PromiseWorker : public Napi::AsyncWorker {
       work_();
     } catch (const Error& e) {
       kind_ = e.kind();
-      SetError(e.what());
+      error_ = e.what();
     } catch (const std::bad_alloc&) {
-      SetError("gpt-oss-node: out of host memory");
+      error_ = "gpt-oss-node: out of host memory";
     } catch (const std::exception& e) {
-      SetError(std::string("gpt-oss-node: ") + e.what());
+      error_ = std::string("gpt-oss-node: ") + e.what();
     }
   }
-  void OnOK() override {
-    Napi::Env env = Env();
-    try {
-      deferred_.Resolve(done_(env));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    } catch (const std::exception& e) {
-      deferred_.Reject(to_js_error(env, e).Value());
+  // Replaces AsyncWorker's completion so that nothing can throw out of it: when the environment is
+  // being torn down (a worker_thread terminated mid-forward) creating handles or settling the
+  // promise fails, and an exception escaping here would abort the whole process.
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (status != napi_cancelled) {
+      try {
+        Napi::HandleScope scope(env);
+        if (error_.empty()) {
+          try {
+            deferred_.Resolve(done_(env));
+          } catch (const Napi::Error& e) {
+            deferred_.Reject(e.Value());
+          } catch (const std::exception& e) {
+            deferred_.Reject(to_js_error(env, e).Value());
+          }
+        } else {
+          deferred_.Reject(to_js_error(env, Error(kind_, error_)).Value());
+        }
+      } catch (...) {
+        // The environment is gone: nobody is waiting for this promise any more.
+      }
     }
-  }
-  void OnError(const Napi::Error& e) override {
-    Napi::Env env = Env();
-    deferred_.Reject(to_js_error(env, Error(kind_, e.Message())).Value());
+    delete this;
   }
 
  private:
@@ -55,6 +65,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Work work_;
   Done done_;
   Error::Kind kind_ = Error::Kind::Generic;
+  std::string error_;
 };
 
 int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi) {
