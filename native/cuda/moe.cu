@@ -96,7 +96,7 @@ __device__ __forceinline__ float swiglu(float gate, float up, float limit, float
 // feeds 4 rows. grid (ceil(I / 16), pairs), 8 warps.
 // ---------------------------------------------------------------------------------------------
 constexpr int kDecodeWarps = 8;
-constexpr int kGateUpPairsPerWarp = 4;
+constexpr int kGateUpPairsPerWarp = 2;
 
 __device__ __forceinline__ void load_x32(const float* p, float* xv) {
 #pragma unroll
@@ -106,7 +106,8 @@ __device__ __forceinline__ void load_x32(const float* p, float* xv) {
   }
 }
 
-__global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
+// (256, 3): at most 85 registers so three 33 KB blocks fit an SM (156 registers gave one: ncu 12.5%).
+__global__ void __launch_bounds__(kDecodeWarps * 32, 3) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
   extern __shared__ uint32_t lane_lut[];  // kLaneLutWords
   const int pair = blockIdx.y;
   const int t = pair / a.k;
@@ -162,60 +163,65 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_gate_up_kernel(M
 }
 
 // Decode, stage 2: out[t, row] = sum_j w[t,j] * (down_{e_j}[row] . act[t,j] + b_{e_j}[row]).
-// A warp owns 2 output rows and walks the k experts inside the chunk loop, so 2k independent
-// 16-byte loads are in flight per lane; the routing weight is folded into each block's scale, so
-// the weighted sum over experts stays in registers (no atomics, deterministic).
-constexpr int kDownRowsPerWarp = 2;
+// A block owns 4 output rows; its 256 threads stride over the (expert j, MX block c) items of the
+// reduction (k * I/32 of them), so a single token still launches H/4 = 720 blocks (the first
+// version, a warp per 2 rows, launched 180 blocks: 0.45 waves, 17% occupancy in ncu). The routing
+// weight is folded into each block's scale; warp sums + a shared-memory sum finish the rows, in a
+// fixed order (deterministic, no atomics).
+constexpr int kDownRowsPerBlock = 4;
 
 __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeArgs a, const float* act) {
   extern __shared__ uint32_t lane_lut[];  // kLaneLutWords
+  __shared__ float red[kDecodeWarps][kDownRowsPerBlock];
   const int t = blockIdx.y;
   fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const uint32_t* lut = lane_lut + lane;
-  const int row0 = (blockIdx.x * kDecodeWarps + warp) * kDownRowsPerWarp;
-  if (row0 >= a.H) return;
-  const int rows = min(kDownRowsPerWarp, a.H - row0);
+  constexpr int R = kDownRowsPerBlock;
+  const int row0 = blockIdx.x * R;
+  const int rows = min(R, a.H - row0);
   const int nch = a.I / 32;
-  float out[kDownRowsPerWarp] = {};
+  const int items = a.k * nch;
+  float out[R] = {};
 #pragma unroll 2
-  for (int c = lane; c < nch; c += kWarpSize) {
-#pragma unroll 4
-    for (int j = 0; j < a.k; ++j) {
-      const int e = a.expert_idx[int64_t(t) * a.k + j];
-      if (e < 0 || e >= a.E) continue;  // flagged by stage 1
-      const float wgt = a.expert_weight[int64_t(t) * a.k + j];
-      const uint4* wb = reinterpret_cast<const uint4*>(a.down) + (int64_t(e) * a.H + row0) * nch;
-      const uint8_t* sb = a.down_scales + (int64_t(e) * a.H + row0) * nch;
-      uint4 wv[kDownRowsPerWarp];
-      float sc[kDownRowsPerWarp];
+  for (int it = threadIdx.x; it < items; it += blockDim.x) {
+    const int j = it / nch, c = it - j * nch;
+    const int e = a.expert_idx[int64_t(t) * a.k + j];
+    if (e < 0 || e >= a.E) continue;  // flagged by stage 1
+    const float wgt = a.expert_weight[int64_t(t) * a.k + j];
+    const uint4* wb = reinterpret_cast<const uint4*>(a.down) + (int64_t(e) * a.H + row0) * nch;
+    const uint8_t* sb = a.down_scales + (int64_t(e) * a.H + row0) * nch;
+    uint4 wv[R];
+    float sc[R];
 #pragma unroll
-      for (int r = 0; r < kDownRowsPerWarp; ++r)
-        if (r < rows) {
-          wv[r] = __ldg(wb + int64_t(r) * nch + c);
-          sc[r] = wgt * e8m0_to_f32(sb[int64_t(r) * nch + c]);
-        }
-      float xv[32];
-      load_x32(act + (int64_t(t) * a.k + j) * a.I + c * 32, xv);
+    for (int r = 0; r < R; ++r)
+      if (r < rows) {
+        wv[r] = __ldg(wb + int64_t(r) * nch + c);
+        sc[r] = wgt * e8m0_to_f32(sb[int64_t(r) * nch + c]);
+      }
+    float xv[32];
+    load_x32(act + (int64_t(t) * a.k + j) * a.I + c * 32, xv);
 #pragma unroll
-      for (int r = 0; r < kDownRowsPerWarp; ++r)
-        if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot<32>(wv[r], xv, lut), out[r]);
-    }
+    for (int r = 0; r < R; ++r)
+      if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot<32>(wv[r], xv, lut), out[r]);
   }
 #pragma unroll
-  for (int r = 0; r < kDownRowsPerWarp; ++r) out[r] = warp_sum(out[r]);
-  if (lane == 0) {
-    for (int r = 0; r < rows; ++r) {
-      float bias = 0.f;
-      for (int j = 0; j < a.k; ++j) {
-        const int e = a.expert_idx[int64_t(t) * a.k + j];
-        if (e < 0 || e >= a.E) continue;
-        bias += a.expert_weight[int64_t(t) * a.k + j] *
-                load_param(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r);
-      }
-      a.out[int64_t(t) * a.H + row0 + r] = out[r] + bias;
+  for (int r = 0; r < R; ++r) {
+    float v = warp_sum(out[r]);
+    if (lane == 0) red[warp][r] = v;
+  }
+  __syncthreads();
+  if (threadIdx.x < rows) {
+    const int r = threadIdx.x;
+    float s = 0.f;
+    for (int w = 0; w < kDecodeWarps; ++w) s += red[w][r];
+    for (int j = 0; j < a.k; ++j) {
+      const int e = a.expert_idx[int64_t(t) * a.k + j];
+      if (e < 0 || e >= a.E) continue;
+      s += a.expert_weight[int64_t(t) * a.k + j] * load_param(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r);
     }
+    a.out[int64_t(t) * a.H + row0 + r] = s;
   }
 }
 
@@ -334,10 +340,16 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   float* act = static_cast<float*>(workspace);
   const int pairs = a.n * a.k;
   constexpr int lut_bytes = kLaneLutWords * 4;
+  static bool carveout_set = false;  // let the driver give shared memory to 3+ blocks per SM
+  if (!carveout_set) {
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_gate_up_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_down_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    carveout_set = true;
+  }
   dim3 g1(ceil_div(a.I, kDecodeWarps * kGateUpPairsPerWarp), pairs);
   moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, lut_bytes, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_gate_up_kernel");
-  dim3 g2(ceil_div(a.H, kDecodeWarps * kDownRowsPerWarp), a.n);
+  dim3 g2(ceil_div(a.H, kDownRowsPerBlock), a.n);
   moe_decode_down_kernel<<<g2, kDecodeWarps * 32, lut_bytes, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_down_kernel");
 }
