@@ -461,8 +461,8 @@ int attention_decode_splits(const AttentionArgs& a) {
   return s < 1 ? 1 : (s > 128 ? 128 : s);
 }
 
-size_t attention_workspace_bytes(const AttentionArgs& a) {
-  if (attention_path(a) != AttentionPath::Decode) return 0;
+size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
+  if (path != AttentionPath::Decode) return 0;
   return sizeof(float) * size_t(a.n) * a.Hq * attention_decode_splits(a) * (a.D + 2);
 }
 
@@ -494,10 +494,6 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       return;
     }
   }
-}
-
-void launch_attention(const AttentionArgs& a, void* workspace, gpuStream_t stream) {
-  launch_attention_path(attention_path(a), a, workspace, stream);
 }
 
 }  // namespace gptoss::cuda

@@ -27,10 +27,10 @@ struct AttentionArgs {
 
 constexpr int kAttnDecodeMaxTokens = 4;
 enum class AttentionPath { Flash, Decode, Naive };
+// Which kernel can take this shape (backend_cuda.cu decides and launches that path).
 AttentionPath attention_path(const AttentionArgs& a);
 int attention_decode_splits(const AttentionArgs& a);
-size_t attention_workspace_bytes(const AttentionArgs& a);
-void launch_attention(const AttentionArgs& a, void* workspace, gpuStream_t stream);
+size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, gpuStream_t stream);
 
 }  // namespace gptoss::cuda

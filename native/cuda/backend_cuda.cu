@@ -198,6 +198,7 @@ class CudaBackend final : public Backend {
     if (host.device == device()) return host;
     if (host.device.kind != DeviceKind::CPU) throw type_error("upload: expected a cpu tensor, got " + host.describe());
     if (!host.data && host.numel() != 0) throw type_error("upload: tensor has no data (disposed?)");
+    OpScope op(this);
     not_capturing("upload");
     Tensor t = empty(host.dtype, host.shape);
     if (host.nbytes())
@@ -214,9 +215,9 @@ class CudaBackend final : public Backend {
     expect_here(dst, "copy_from_host: dst");
     if (bytes > dst.nbytes() + dst.scale_bytes())
       throw range_error("copy_from_host: " + std::to_string(bytes) + " bytes do not fit " + dst.describe());
+    OpScope op(this);
     not_capturing("copy_from_host");
     if (!bytes) return;
-    set_device();
     GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
     GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
   }
@@ -225,15 +226,15 @@ class CudaBackend final : public Backend {
     expect_here(src, "copy_to_host: src");
     if (bytes > src.nbytes() + src.scale_bytes())
       throw range_error("copy_to_host: " + std::to_string(bytes) + " bytes exceed " + src.describe());
+    OpScope op(this);
     not_capturing("copy_to_host");
-    set_device();
     if (bytes) GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
     GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
     check_device_errors();
   }
 
   void synchronize() override {
-    set_device();
+    OpScope op(this);
     GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
     check_device_errors();
   }
@@ -250,7 +251,7 @@ class CudaBackend final : public Backend {
     expect_ndim(table, 2, "embedding: table");
     expect_dtype(out, DType::F32, "embedding: out");
     expect_shape(out, {tokens.dim(0), table.dim(1)}, "embedding: out");
-    set_device();
+    OpScope op(this);
     launch_embedding(tokens.ptr<int32_t>(), int(tokens.dim(0)), table.data, table.dtype == DType::BF16,
                      int(table.dim(0)), int(table.dim(1)), out.ptr<float>(), err_, stream_);
   }
@@ -265,7 +266,7 @@ class CudaBackend final : public Backend {
     expect_dtype(out, DType::F32, "rmsnorm: out");
     expect_shape(out, x.shape, "rmsnorm: out");
     const int64_t H = x.dim(-1);
-    set_device();
+    OpScope op(this);
     launch_rmsnorm(x.ptr<float>(), weight.data, weight.dtype == DType::BF16, int(H ? x.numel() / H : 0), int(H), eps,
                    out.ptr<float>(), stream_);
   }
@@ -291,8 +292,14 @@ class CudaBackend final : public Backend {
     expect_dtype(out, DType::F32, "linear: out");
     expect_shape(out, {x.dim(0), weight.dim(0)}, "linear: out");
     if (out.data == x.data) throw range_error("linear: out must not alias x");
-    set_device();
-    launch_linear(linear_args(x, weight, bias, out), stream_);
+    OpScope op(this);
+    const LinearArgs a = linear_args(x, weight, bias, out);
+    if (a.n == 0 || a.N == 0) return;
+    switch (linear_path(a)) {  // GEMV reads W once per 8 tokens; above that the mma.sync tile
+      case LinearPath::Gemv: return launch_linear_gemv(a, stream_);
+      case LinearPath::Gemm: return launch_linear_gemm(a, stream_);
+      case LinearPath::Naive: return launch_linear_naive(a, stream_);
+    }
   }
 
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) override {
@@ -306,7 +313,7 @@ class CudaBackend final : public Backend {
     expect_shape(positions, {x.dim(0)}, "rope: positions");
     expect_dtype(inv_freq, DType::F32, "rope: invFreq");
     expect_shape(inv_freq, {x.dim(2) / 2}, "rope: invFreq");
-    set_device();
+    OpScope op(this);
     launch_rope(x.ptr<float>(), positions.ptr<int32_t>(), inv_freq.ptr<float>(), int(x.dim(0)), int(x.dim(1)),
                 int(x.dim(2)), scale, stream_);
   }
@@ -331,7 +338,7 @@ class CudaBackend final : public Backend {
                         " (cache is [ctx, kvHeads, headDim])");
     if (v_cache.dtype != k_cache.dtype) throw type_error("kvStore: vCache dtype differs from kCache: " + v_cache.describe());
     expect_shape(v_cache, k_cache.shape, "kvStore: vCache");
-    set_device();
+    OpScope op(this);
     launch_kv_store(k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), int(k.dim(0)), int(k.dim(1)),
                     int(k.dim(2)), k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)),
                     err_, stream_);
@@ -363,11 +370,13 @@ class CudaBackend final : public Backend {
     if (sliding_window < 0) throw range_error("attention: slidingWindow must be >= 0");
     expect_dtype(out, DType::F32, "attention: out");
     expect_shape(out, q.shape, "attention: out");
-    set_device();
-    AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
-    const size_t ws_bytes = attention_workspace_bytes(a);
+    OpScope op(this);
+    const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
+    // n <= 4 and D = 64: split-KV decode; D = 64: flash (mma.sync); other head dims: plain f32.
+    const AttentionPath path = attention_path(a);
+    const size_t ws_bytes = attention_workspace_bytes(path, a);
     std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
-    launch_attention(a, ws.get(), stream_);
+    launch_attention_path(path, a, ws.get(), stream_);
   }
 
   void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
@@ -390,7 +399,7 @@ class CudaBackend final : public Backend {
     expect_shape(expert_idx, {x.dim(0), k}, "router: expertIdx");
     expect_dtype(expert_weight, DType::F32, "router: expertWeight");
     expect_shape(expert_weight, {x.dim(0), k}, "router: expertWeight");
-    set_device();
+    OpScope op(this);
     RouterArgs a;
     a.x = x.ptr<float>();
     a.n = int(x.dim(0));
@@ -407,10 +416,14 @@ class CudaBackend final : public Backend {
 
   void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
            const SwigluParams& swiglu, Tensor& out) override {
-    MoeArgs a = moe_args(x, expert_idx, expert_weight, w, swiglu, out);
-    set_device();
-    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a));
-    launch_moe(a, ws.get(), stream_);
+    const MoeArgs a = moe_args(x, expert_idx, expert_weight, w, swiglu, out);
+    OpScope op(this);
+    if (a.n == 0) return;
+    // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
+    const bool decode = moe_uses_decode(a);
+    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
+    if (decode) launch_moe_decode(a, ws.get(), stream_);
+    else launch_moe_grouped(a, ws.get(), stream_);
   }
 
   void add(Tensor& acc, const Tensor& x) override {
@@ -419,7 +432,7 @@ class CudaBackend final : public Backend {
     expect_dtype(acc, DType::F32, "add: acc");
     expect_dtype(x, DType::F32, "add: x");
     expect_shape(x, acc.shape, "add: x");
-    set_device();
+    OpScope op(this);
     launch_add(acc.ptr<float>(), x.ptr<float>(), acc.numel(), stream_);
   }
 
@@ -433,7 +446,7 @@ class CudaBackend final : public Backend {
     if (out.dtype != DType::F32 && out.dtype != DType::BF16)
       throw type_error("mxfp4Dequantize: out must be f32 or bf16, got " + out.describe());
     expect_shape(out, packed.shape, "mxfp4Dequantize: out");
-    set_device();
+    OpScope op(this);
     launch_mxfp4_dequantize(static_cast<const uint8_t*>(packed.data), static_cast<const uint8_t*>(packed.scales),
                             packed.numel() / 32, out.data, out.dtype == DType::BF16, stream_);
   }
@@ -449,8 +462,8 @@ class CudaBackend final : public Backend {
     if (!(params.top_p > 0.f && params.top_p <= 1.f)) throw range_error("sample: topP must be in (0, 1]");
     if (!(params.min_p >= 0.f && params.min_p <= 1.f)) throw range_error("sample: minP must be in [0, 1]");
     if (!(uniform >= 0.f && uniform < 1.f)) throw range_error("sample: uniform must be in [0, 1)");
+    OpScope op(this);
     not_capturing("sample");
-    set_device();
     const int vocab = int(logits.dim(-1));
     std::shared_ptr<void> ws =
         params.temperature == 0.f ? nullptr : pool_->alloc(sample_workspace_bytes(vocab));
@@ -482,6 +495,7 @@ class CudaBackend final : public Backend {
       return;
     }
     GraphEntry& entry = graphs_[key];
+    std::lock_guard<std::recursive_mutex> ops_lock(op_mu_);  // no other thread's op inside the capture
     pool_->begin_capture(&entry.keep);
     GPTOSS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
     capturing_ = true;
@@ -634,6 +648,14 @@ class CudaBackend final : public Backend {
 
   void set_device() const { GPTOSS_CUDA_CHECK(gpuSetDevice(index_)); }
 
+  // Every op holds op_mu_ while it enqueues: run_step holds it for the whole capture, so another
+  // thread's op cannot land inside a graph being captured on the shared stream (recursive: the
+  // step's own ops run on the capturing thread).
+  struct OpScope {
+    explicit OpScope(const CudaBackend* be) : lock(be->op_mu_) { be->set_device(); }
+    std::lock_guard<std::recursive_mutex> lock;
+  };
+
   void expect_here(const Tensor& t, const char* what) const {
     if (t.device.kind != DeviceKind::CUDA || t.device.index != index_)
       throw type_error(std::string(what) + ": expected a tensor on cuda:" + std::to_string(index_) + ", got " +
@@ -680,6 +702,7 @@ class CudaBackend final : public Backend {
   int32_t* result_ = nullptr;
   bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false;
   std::mutex graph_mu_;
+  mutable std::recursive_mutex op_mu_;
   std::map<std::pair<void*, uint64_t>, GraphEntry> graphs_;
 };
 

@@ -153,13 +153,4 @@ void launch_linear_naive(const LinearArgs& a, gpuStream_t stream) {
   GPTOSS_CUDA_LAUNCH("linear_naive_kernel");
 }
 
-void launch_linear(const LinearArgs& a, gpuStream_t stream) {
-  if (a.n <= 0 || a.N <= 0) return;
-  switch (linear_path(a)) {
-    case LinearPath::Gemv: return launch_linear_gemv(a, stream);
-    case LinearPath::Gemm: return launch_linear_gemm(a, stream);
-    case LinearPath::Naive: return launch_linear_naive(a, stream);
-  }
-}
-
 }  // namespace gptoss::cuda

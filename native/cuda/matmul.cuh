@@ -15,11 +15,10 @@ struct LinearArgs {
   float* out = nullptr;
 };
 
-// Which path linear() takes for this shape (dispatch reports it in describe/bench).
+// Which kernels can take this shape: Gemv for n <= kGemvMaxTokens, Gemm above, Naive when the
+// row length does not allow 16-byte loads. backend_cuda.cu decides and calls one launcher.
 enum class LinearPath { Gemv, Gemm, Naive };
 LinearPath linear_path(const LinearArgs& a);
-void launch_linear(const LinearArgs& a, gpuStream_t stream);
-// Forced variants (bench / checks).
 void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream);
 void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream);
 void launch_linear_naive(const LinearArgs& a, gpuStream_t stream);

@@ -334,7 +334,6 @@ size_t moe_workspace_bytes(const MoeArgs& a, bool decode) {
   grouped_ws(a, nullptr, &total);
   return total;
 }
-size_t moe_workspace_bytes(const MoeArgs& a) { return moe_workspace_bytes(a, moe_uses_decode(a)); }
 
 void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   float* act = static_cast<float*>(workspace);
@@ -411,12 +410,6 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,
                                                                           a.k, a.H, a.out);
   GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
-}
-
-void launch_moe(const MoeArgs& a, void* workspace, gpuStream_t stream) {
-  if (a.n <= 0) return;
-  if (moe_uses_decode(a)) launch_moe_decode(a, workspace, stream);
-  else launch_moe_grouped(a, workspace, stream);
 }
 
 }  // namespace gptoss::cuda

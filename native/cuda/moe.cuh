@@ -38,9 +38,7 @@ struct MoeArgs {
 // Decode path when n*k is at most this many (token, expert) pairs; grouped GEMM above.
 constexpr int kMoeDecodeMaxPairs = 16;
 bool moe_uses_decode(const MoeArgs& a);
-size_t moe_workspace_bytes(const MoeArgs& a);
-void launch_moe(const MoeArgs& a, void* workspace, gpuStream_t stream);
-// Forced paths (bench / checks); workspace sized for that path.
+// Workspace of the decode or the grouped path (backend_cuda.cu picks the path).
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode);
 void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
 void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream);
