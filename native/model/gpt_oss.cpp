@@ -272,7 +272,10 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
   length_ += n;
   have_logits_ = true;
 
-  if (mode == LogitsMode::None) return 0;
+  if (mode == LogitsMode::None) {
+    be.synchronize();  // the pass is done (and its errors known) when forward returns
+    return 0;
+  }
   size_t count = size_t(logits_rows) * c.vocab_size;
   be.copy_to_host(s.logits, logits, count * sizeof(float));
   return count;
