@@ -94,13 +94,11 @@ if (args.decode > 0) {
   let token = await s.sample({ temperature: 0 }, 0.5);
   // Two warm-up steps (graph capture on CUDA), then the timed steps.
   for (let i = 0; i < 2; i++) {
-    await s.append([token]);
-    token = await s.sample({ temperature: 0 }, 0.5);
+    token = await s.stepSample(token, { temperature: 0 }, 0.5);
   }
   const t = performance.now();
   for (let i = 0; i < args.decode; i++) {
-    await s.append([token]);
-    token = await s.sample({ temperature: 0 }, 0.5);
+    token = await s.stepSample(token, { temperature: 0 }, 0.5);
   }
   const ms = performance.now() - t;
   result.decode = { context: args.context, tokens: args.decode, ms, tokensPerSecond: (args.decode * 1000) / ms, msPerToken: ms / args.decode };

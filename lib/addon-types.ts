@@ -85,6 +85,7 @@ export interface NativeSession {
   forward(tokens: Int32Array, mode: 'all' | 'last'): Promise<Float32Array>;
   forward(tokens: Int32Array, mode: 'none'): Promise<undefined>;
   sample(params: NativeSampleParams, uniform: number): Promise<number>;
+  step(token: number, params: NativeSampleParams, uniform: number): Promise<number>;
   truncate(length: number): void;
   dispose(): void;
 }

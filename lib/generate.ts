@@ -319,13 +319,24 @@ export function startGeneration(
       }
       t1 = now();
 
+      // Each step appends the previous token and samples the next in one native call, so only the
+      // token id crosses to the host. The last sampled token is never fed back: nothing reads its logits.
+      let last: number | null = null;
       for (;;) {
         if (signal.aborted) {
           finishReason = 'abort';
           break;
         }
-        if (tokens.length >= maxTokens || session.length >= session.maxContext) break; // 'length'
-        const id = await session.sample(sample, rng.nextUniform());
+        if (tokens.length >= maxTokens) break; // 'length'
+        let id: number;
+        if (last === null) {
+          if (session.length >= session.maxContext) break;
+          id = await session.sample(sample, rng.nextUniform());
+        } else {
+          if (session.length + 1 >= session.maxContext) break;
+          id = await session.stepSample(last, sample, rng.nextUniform());
+          inCache.push(last);
+        }
         tokens.push(id);
         const isStop = stops.has(id);
         const piece = decoder.push(id);
@@ -337,10 +348,7 @@ export function startGeneration(
           finishReason = id === special.call ? 'tool-call' : 'stop';
           break;
         }
-        // The last token is not fed back: nothing would read its logits.
-        if (tokens.length >= maxTokens || session.length >= session.maxContext || signal.aborted) continue;
-        await session.append([id]);
-        inCache.push(id);
+        last = id;
       }
     } catch (e) {
       finishReason = 'error';

@@ -9,6 +9,15 @@ export interface SampleOptions {
   minP?: number;
 }
 
+function sampleParams(options: SampleOptions) {
+  return {
+    temperature: options.temperature ?? 0,
+    topK: options.topK ?? 0,
+    topP: options.topP ?? 1,
+    minP: options.minP ?? 0,
+  };
+}
+
 export class Session {
   readonly #native: NativeSession;
   readonly vocabSize: number;
@@ -62,13 +71,17 @@ export class Session {
 
   /** Draws the next token from the last logits on the model's device. `uniform` in [0, 1). */
   sample(options: SampleOptions, uniform: number): Promise<number> {
-    const params = {
-      temperature: options.temperature ?? 0,
-      topK: options.topK ?? 0,
-      topP: options.topP ?? 1,
-      minP: options.minP ?? 0,
-    };
+    const params = sampleParams(options);
     return this.#serial(() => this.#native.sample(params, uniform));
+  }
+
+  /**
+   * Decode step: appends `token` and draws the next token from its logits on the device; only the
+   * id comes back (one native call a token).
+   */
+  stepSample(token: number, options: SampleOptions, uniform: number): Promise<number> {
+    const params = sampleParams(options);
+    return this.#serial(() => this.#native.step(token, params, uniform));
   }
 
   /** Forgets tokens past `length` (the cached prefix is kept). */

@@ -262,6 +262,10 @@ class ScriptedSession {
     if (t === undefined) throw new Error('script exhausted');
     return t;
   }
+  async stepSample(token: number): Promise<number> {
+    await this.append([token]);
+    return this.sample();
+  }
   async dispose(): Promise<void> {
     this.disposed = true;
   }

@@ -77,6 +77,18 @@ describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
     await session.dispose();
   });
 
+  it('decodes with stepSample (append + device sampling in one call) to the same greedy tokens', async () => {
+    const session = model.createSession({ maxContext: 128 });
+    await session.append(tokens);
+    const out = [await session.sample({ temperature: 0 }, 0.5)];
+    while (out.length < greedy.length) out.push(await session.stepSample(out[out.length - 1], { temperature: 0 }, 0.5));
+    expect(out).toEqual(greedy);
+    expect(session.length).toBe(tokens.length + greedy.length - 1);
+    await expect(session.stepSample(1024, { temperature: 0 }, 0.5)).rejects.toThrow(/token 1024 at index 0 is outside the vocabulary/);
+    expect(session.length).toBe(tokens.length + greedy.length - 1);
+    await session.dispose();
+  });
+
   it('truncates the cache and recomputes the same logits', async () => {
     const session = model.createSession({ maxContext: 64 });
     await session.prefill(tokens.slice(0, 40));

@@ -246,9 +246,11 @@ Session::Scratch& Session::scratch(int n, int logits_rows) {
   return s;
 }
 
-size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* logits) {
+// Checks the tokens, copies them in and queues the pass; the logits stay on the device. The caller
+// holds the run mutex and advances length_ only once the results are back (a failed pass, even one
+// reported late by an asynchronous device, leaves the session as it was).
+Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
   const ModelConfig& c = model_->config();
-  std::lock_guard<std::mutex> lock(model_->run_mutex());
   if (n < 1) throw range_error("forward: at least one token is needed");
   if (int64_t(length_) + n > max_context_)
     throw range_error("forward: " + std::to_string(length_) + " cached + " + std::to_string(n) + " new tokens exceed maxContext " +
@@ -259,7 +261,7 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
                         " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
 
   Backend& be = model_->backend();
-  const int logits_rows = mode == LogitsMode::All ? n : 1;
+  have_logits_ = false;
   Scratch& s = scratch(n, logits_rows);
   std::vector<int32_t> positions(n);
   for (int i = 0; i < n; ++i) positions[i] = length_ + i;
@@ -269,16 +271,34 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
   // A fixed-shape step (decode: n = 1) is captured once and replayed by backends that can.
   const uint64_t shape_key = (uint64_t(n) << 32) | uint64_t(logits_rows);
   be.run_step(shape_key, this, [&] { run_layers(s, logits_rows); });
-  length_ += n;
-  have_logits_ = true;
+  return s;
+}
 
+size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* logits) {
+  std::lock_guard<std::mutex> lock(model_->run_mutex());
+  Backend& be = model_->backend();
+  const int logits_rows = mode == LogitsMode::All ? n : 1;
+  Scratch& s = enqueue(tokens, n, logits_rows);
+  size_t count = 0;
   if (mode == LogitsMode::None) {
     be.synchronize();  // the pass is done (and its errors known) when forward returns
-    return 0;
+  } else {
+    count = size_t(logits_rows) * model_->config().vocab_size;
+    be.copy_to_host(s.logits, logits, count * sizeof(float));
   }
-  size_t count = size_t(logits_rows) * c.vocab_size;
-  be.copy_to_host(s.logits, logits, count * sizeof(float));
+  length_ += n;
+  have_logits_ = true;
   return count;
+}
+
+int32_t Session::step(int32_t token, const SampleParams& params, float uniform) {
+  std::lock_guard<std::mutex> lock(model_->run_mutex());
+  Scratch& s = enqueue(&token, 1, 1);
+  // Only the sampled id crosses to the host: one round trip per decoded token.
+  int32_t next = model_->backend().sample(s.logits, params, uniform);
+  length_ += 1;
+  have_logits_ = true;
+  return next;
 }
 
 void Session::run_layers(Scratch& s, int logits_rows) {

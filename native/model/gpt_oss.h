@@ -97,6 +97,8 @@ class Session {
   size_t forward(const int32_t* tokens, int n, LogitsMode mode, float* logits);
   // Samples the next token from the last row of the logits of the most recent forward (device side).
   int32_t sample(const SampleParams& params, float uniform);
+  // Decode step: appends `token` and samples the next one from its logits, without copying logits.
+  int32_t step(int32_t token, const SampleParams& params, float uniform);
 
   int length() const { return length_; }
   int max_context() const { return max_context_; }
@@ -115,6 +117,7 @@ class Session {
     Tensor final_norm, logits;              // f32 [rows, H], [rows, V]
   };
   Scratch& scratch(int n, int logits_rows);
+  Scratch& enqueue(const int32_t* tokens, int n, int logits_rows);
   void run_layers(Scratch& s, int logits_rows);
 
   std::shared_ptr<Model> model_;

@@ -238,6 +238,7 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeSession",
                        {InstanceMethod<&SessionObject::forward>("forward"), InstanceMethod<&SessionObject::sample>("sample"),
+                        InstanceMethod<&SessionObject::step>("step"),
                         InstanceMethod<&SessionObject::truncate>("truncate"), InstanceMethod<&SessionObject::dispose>("dispose"),
                         InstanceAccessor<&SessionObject::length>("length"),
                         InstanceAccessor<&SessionObject::max_context>("maxContext")});
@@ -310,37 +311,61 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     });
   }
 
+  // The sampling arguments shared by sample() and step(): (params, uniform) at argument index i.
+  static void sample_args(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p, float& u) {
+    Napi::Object o = arg_object(info, i, fn, "params");
+    const std::string w = std::string(fn) + " params";
+    p.temperature = float(get_num_field(o, "temperature", w));
+    p.top_k = get_int_field(o, "topK", w, 0, 1 << 30);
+    p.top_p = float(get_num_field(o, "topP", w));
+    p.min_p = float(get_num_field(o, "minP", w));
+    if (p.temperature < 0) throw range_error(std::string(fn) + ": temperature must be >= 0");
+    if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error(std::string(fn) + ": topP must be in (0, 1]");
+    if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error(std::string(fn) + ": minP must be in [0, 1]");
+    u = float(arg_number(info, i + 1, fn, "uniform"));
+    if (!(u >= 0 && u < 1)) throw range_error(std::string(fn) + ": uniform must be in [0, 1)");
+  }
+
+  // Runs `work` (returning a token id) off the main thread with the session marked busy.
+  Napi::Value token_promise(Napi::Env env, const char* name, std::function<int32_t(Session&)> work) {
+    auto token = std::make_shared<int32_t>(0);
+    std::shared_ptr<Session> s = session;
+    auto busy_flag = busy;
+    busy_flag->store(1);
+    auto worker = new PromiseWorker(
+        env, name,
+        [s, work, token, busy_flag]() {
+          struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
+          *token = work(*s);
+        },
+        [token](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *token); });
+    Napi::Promise pr = worker->promise();
+    worker->Queue();
+    return pr;
+  }
+
   // sample({ temperature, topK, topP, minP }, uniform) -> Promise<number>
   Napi::Value sample(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return guarded(env, [&]() -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value {
       get("Session.sample");
       not_busy("Session.sample");
-      Napi::Object o = arg_object(info, 0, "Session.sample", "params");
       SampleParams p;
-      p.temperature = float(get_num_field(o, "temperature", "Session.sample params"));
-      p.top_k = get_int_field(o, "topK", "Session.sample params", 0, 1 << 30);
-      p.top_p = float(get_num_field(o, "topP", "Session.sample params"));
-      p.min_p = float(get_num_field(o, "minP", "Session.sample params"));
-      if (p.temperature < 0) throw range_error("Session.sample: temperature must be >= 0");
-      if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error("Session.sample: topP must be in (0, 1]");
-      if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error("Session.sample: minP must be in [0, 1]");
-      float u = float(arg_number(info, 1, "Session.sample", "uniform"));
-      if (!(u >= 0 && u < 1)) throw range_error("Session.sample: uniform must be in [0, 1)");
-      auto token = std::make_shared<int32_t>(0);
-      std::shared_ptr<Session> s = session;
-      auto busy_flag = busy;
-      busy_flag->store(1);
-      auto worker = new PromiseWorker(
-          env, "gpt-oss-sample",
-          [s, p, u, token, busy_flag]() {
-            struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
-            *token = s->sample(p, u);
-          },
-          [token](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *token); });
-      Napi::Promise pr = worker->promise();
-      worker->Queue();
-      return pr;
+      float u;
+      sample_args(info, 0, "Session.sample", p, u);
+      return token_promise(info.Env(), "gpt-oss-sample", [p, u](Session& s) { return s.sample(p, u); });
+    });
+  }
+
+  // step(token, { temperature, topK, topP, minP }, uniform) -> Promise<number>: append + sample.
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      get("Session.step");
+      not_busy("Session.step");
+      int32_t token = int32_t(arg_int(info, 0, "Session.step", "token", 0, INT32_MAX));
+      SampleParams p;
+      float u;
+      sample_args(info, 1, "Session.step", p, u);
+      return token_promise(info.Env(), "gpt-oss-step", [token, p, u](Session& s) { return s.step(token, p, u); });
     });
   }
 
