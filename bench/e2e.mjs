@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 // dist/model.js, not the package index: this runs on hosts that carry no tokenizer data.
 import { loadModel } from '../dist/model.js';
+import { readBandwidth } from '../dist/ops.js';
 
 function parseArgs(argv) {
   const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results' };
@@ -105,6 +106,17 @@ if (args.decode > 0) {
   await s.dispose();
 }
 result.memoryEnd = memory();
+if (result.device === 'cpu') {
+  // The CPU roofline: every active weight byte read once per decoded token, at the read bandwidth
+  // measured now (same load on the machine as the decode above).
+  const c = model.config;
+  const mxfp4Row = (cols) => cols / 2 + cols / 32;
+  const expertBytes = c.expertsPerToken * c.numLayers * (2 * c.intermediateSize * mxfp4Row(c.hiddenSize) + c.hiddenSize * mxfp4Row(c.intermediateSize));
+  const attnBytes = c.numLayers * 2 * (c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 2);
+  const bytesPerToken = expertBytes + attnBytes + c.vocabSize * c.hiddenSize * 2;
+  const gbps = readBandwidth(1024, 3);
+  result.roofline = { bytesPerToken, readBandwidthGBs: gbps, tokensPerSecond: (gbps * 1e9) / bytesPerToken };
+}
 await model.dispose();
 
 console.log(`model ${args.model} on ${result.backend}`);
@@ -113,6 +125,10 @@ console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLo
 for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(0)} ms)`);
 if (result.decode) console.log(`  decode at context ${result.decode.context}: ${result.decode.tokensPerSecond.toFixed(2)} tok/s (${result.decode.msPerToken.toFixed(1)} ms/token over ${result.decode.tokens})`);
 
+if (result.roofline && result.decode) {
+  const r = result.roofline;
+  console.log(`  roofline: ${(r.bytesPerToken / 1e9).toFixed(2)} GB/token at ${r.readBandwidthGBs.toFixed(1)} GB/s read = ${r.tokensPerSecond.toFixed(2)} tok/s; decode at ${((100 * result.decode.tokensPerSecond) / r.tokensPerSecond).toFixed(0)}% of it`);
+}
 mkdirSync(args.out, { recursive: true });
 const file = join(args.out, `${result.date.slice(0, 10)}-${result.device.replace(':', '')}-${args.label || 'e2e'}.json`);
 writeFileSync(file, JSON.stringify(result, null, 2));
