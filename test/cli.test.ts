@@ -6,28 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TINY, GPT_OSS_20B, GPT_OSS_120B, configJson, writeCheckpoint, corruptCheckpoint } from './helpers/checkpoint.js';
+import { GPT_OSS_20B, GPT_OSS_120B, configJson, writeCheckpoint, corruptCheckpoint, FULL_VOCAB_TINY } from './helpers/checkpoint.js';
 import { parseConfig } from '../lib/loader/config.js';
 import { parameterCounts } from '../lib/cli/info.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/index.js');
 
-// A random model with the whole o200k_harmony vocabulary and a tiny body (as in generate.test.ts).
-const FULL_VOCAB = {
-  ...TINY,
-  vocabSize: 201088,
-  hiddenSize: 64,
-  intermediateSize: 64,
-  numLayers: 2,
-  numExperts: 4,
-  expertsPerToken: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 32,
-  slidingWindow: 16,
-  seed: 7,
-};
+const FULL_VOCAB = FULL_VOCAB_TINY;
 
 interface Run {
   code: number | null;

@@ -9,7 +9,7 @@ import { loadModel, generate, ChatSession, createRng, sampleFromLogits, type Gpt
 import { renderConversation, renderMessageTokens, type Conversation, type Message } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S } from '../lib/tokenizer.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
-import { TINY, writeCheckpoint } from './helpers/checkpoint.js';
+import { writeCheckpoint, FULL_VOCAB_TINY } from './helpers/checkpoint.js';
 
 const prompt = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
@@ -161,21 +161,7 @@ describe('generate on tiny-a (CPU)', () => {
   });
 });
 
-// A random model with the whole o200k_harmony vocabulary and a tiny body (text and Harmony input).
-const FULL_VOCAB = {
-  ...TINY,
-  vocabSize: 201088,
-  hiddenSize: 64,
-  intermediateSize: 64,
-  numLayers: 2,
-  numExperts: 4,
-  expertsPerToken: 2,
-  numHeads: 2,
-  numKvHeads: 1,
-  headDim: 32,
-  slidingWindow: 16,
-  seed: 7,
-};
+const FULL_VOCAB = FULL_VOCAB_TINY;
 
 describe('generate and ChatSession on a random full-vocabulary model (CPU)', () => {
   let dir: string;

@@ -49,6 +49,23 @@ export type {
 
 export type CheckpointSpec = WriterCheckpointSpec;
 
+/** A random model with the whole o200k_harmony vocabulary (201088) and a tiny body: Harmony text and
+ *  conversations run through it in tests (generate, chat, CLI). */
+export const FULL_VOCAB_TINY: CheckpointSpec = {
+  ...TINY,
+  vocabSize: 201088,
+  hiddenSize: 64,
+  intermediateSize: 64,
+  numLayers: 2,
+  numExperts: 4,
+  expertsPerToken: 2,
+  numHeads: 2,
+  numKvHeads: 1,
+  headDim: 32,
+  slidingWindow: 16,
+  seed: 7,
+};
+
 // ---------------------------------------------------------------------------------------------
 // A small safetensors header reader/writer for the helpers (tests should use their own reader)
 // ---------------------------------------------------------------------------------------------
