@@ -1,4 +1,6 @@
 // What the native addon exports, stated exactly (the TypeScript side never reaches past this).
+import type { ModelConfig } from './loader/config.js';
+
 export type DTypeName = 'f32' | 'bf16' | 'i32' | 'u8' | 'mxfp4';
 
 export interface NativeTensor {
@@ -22,30 +24,8 @@ export interface NativeTensorConstructor {
   ): NativeTensor;
 }
 
-export interface NativeConfig {
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numExperts: number;
-  expertsPerToken: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  slidingWindow: number;
-  maxPositionEmbeddings: number;
-  ropeTheta: number;
-  rmsNormEps: number;
-  swigluLimit: number;
-  layerTypes: string[];
-  ropeScaling: {
-    factor: number;
-    originalMaxPositionEmbeddings: number;
-    betaFast: number;
-    betaSlow: number;
-    truncate: boolean;
-  } | null;
-}
+// The model hyper-parameters the native side reads (by these names) from the parsed config.json.
+export type NativeConfig = Omit<ModelConfig, 'eosTokenIds'>;
 
 export interface NativeTensorRecord {
   name: string;

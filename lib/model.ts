@@ -95,27 +95,9 @@ export class GptOssModel {
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<GptOssModel> {
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   const checkpoint = openCheckpoint(dir);
-  const c = checkpoint.config;
   const nativeModel = await native.NativeModel.load(
     {
-      config: {
-        vocabSize: c.vocabSize,
-        hiddenSize: c.hiddenSize,
-        intermediateSize: c.intermediateSize,
-        numLayers: c.numLayers,
-        numExperts: c.numExperts,
-        expertsPerToken: c.expertsPerToken,
-        numHeads: c.numHeads,
-        numKvHeads: c.numKvHeads,
-        headDim: c.headDim,
-        slidingWindow: c.slidingWindow,
-        maxPositionEmbeddings: c.maxPositionEmbeddings,
-        ropeTheta: c.ropeTheta,
-        rmsNormEps: c.rmsNormEps,
-        swigluLimit: c.swigluLimit,
-        layerTypes: c.layerTypes,
-        ropeScaling: c.ropeScaling,
-      },
+      config: checkpoint.config,
       files: checkpoint.files,
       tensors: checkpoint.tensors,
       device,

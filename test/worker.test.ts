@@ -13,9 +13,8 @@ const reference = readF32('tiny-a', 'logits.f32');
 
 function checkpointSpec() {
   const ck = openCheckpoint(fixtureDir('tiny-a'));
-  const c = ck.config;
   return {
-    config: { ...c, ropeScaling: c.ropeScaling },
+    config: ck.config,
     files: ck.files,
     tensors: ck.tensors,
     device: 'cpu',
