@@ -6,6 +6,7 @@
 #include "cpu_features.h"
 #include "kernels.h"
 #include "ops.h"
+#include "profile.h"
 
 namespace gptoss {
 
@@ -75,33 +76,43 @@ void CpuBackend::copy_to_host(const Tensor& src, void* dst, size_t bytes) {
   if (bytes) std::memcpy(dst, src.data, bytes);
 }
 
-void CpuBackend::embedding(const Tensor& tokens, const Tensor& table, Tensor& out) { cpu::embedding(tokens, table, out); }
-void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) { cpu::rmsnorm(x, weight, eps, out); }
+void CpuBackend::embedding(const Tensor& tokens, const Tensor& table, Tensor& out) { cpu::ProfileScope ps("embedding"); cpu::embedding(tokens, table, out); }
+void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) { cpu::ProfileScope ps("rmsnorm"); cpu::rmsnorm(x, weight, eps, out); }
 void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  cpu::ProfileScope ps("linear", cpu::profile_shape_key(x, weight));
   cpu::linear(x, weight, bias, out);
 }
 void CpuBackend::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) {
+  cpu::ProfileScope ps("rope");
   cpu::rope(x, positions, inv_freq, scale);
 }
 void CpuBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                           Tensor& v_cache) {
+  cpu::ProfileScope ps("kv_store");
   cpu::kv_store(k, v, positions, k_cache, v_cache);
 }
 void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                            const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
+  cpu::ProfileScope ps("attention", q.dim(0) == 1 ? "n=1" : "n>1");
   cpu::attention(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
 }
 void CpuBackend::router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
                         Tensor& expert_weight) {
+  cpu::ProfileScope ps("router");
   cpu::router(x, weight, bias, k, expert_idx, expert_weight);
 }
 void CpuBackend::moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
                      const SwigluParams& swiglu, Tensor& out) {
+  cpu::ProfileScope ps("moe", x.dim(0) == 1 ? "n=1" : "n>1");
   cpu::moe(x, expert_idx, expert_weight, w, swiglu, out);
 }
-void CpuBackend::add(Tensor& acc, const Tensor& x) { cpu::add(acc, x); }
+void CpuBackend::add(Tensor& acc, const Tensor& x) {
+  cpu::ProfileScope ps("add");
+  cpu::add(acc, x);
+}
 void CpuBackend::mxfp4_dequantize(const Tensor& packed, Tensor& out) { cpu::mxfp4_dequantize(packed, out); }
 int32_t CpuBackend::sample(const Tensor& logits, const SampleParams& params, float uniform) {
+  cpu::ProfileScope ps("sample");
   return cpu::sample(logits, params, uniform);
 }
 

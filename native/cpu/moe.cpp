@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "kernels.h"
 #include "ops.h"
+#include "profile.h"
 
 namespace gptoss::cpu {
 
@@ -128,25 +129,16 @@ struct Group {
   int64_t row0;                 // first row in the gathered buffers
 };
 
-// Runs rows [0, groups * rows_per_group) of one projection for every group in one parallel_for.
-void project_groups(const std::vector<Group>& groups, const Tensor& weight, const float* xin, int64_t cols,
-                    float* yout, int64_t rows) {
-  const Kernels& k = kernels();
-  const int64_t per_expert_blocks = rows * cols / kMxfp4BlockSize;
-  const auto* blocks = static_cast<const uint8_t*>(weight.data);
-  const auto* scales = static_cast<const uint8_t*>(weight.scales);
-  parallel_for(int64_t(groups.size()) * rows, [&](int64_t a, int64_t b) {
-    while (a < b) {
-      const int64_t g = a / rows, r0 = a % rows, r1 = std::min(rows, r0 + (b - a));
-      const Group& grp = groups[size_t(g)];
-      k.mxfp4_rows(blocks + grp.expert * per_expert_blocks * kMxfp4BlockBytes, scales + grp.expert * per_expert_blocks,
-                   cols, xin + grp.row0 * cols, int64_t(grp.tokens.size()), yout + grp.row0 * rows, rows, r0, r1);
-      a += r1 - r0;
-    }
-  }, 16);
-}
+// Position of column c of an activation row in the kernels' permuted layout (permute_for_mxfp4:
+// each 32-column block as its 16 even columns, then its 16 odd ones).
+inline int64_t permuted_col(int64_t c) { return (c & ~int64_t(31)) + ((c & 1) << 4) + ((c & 31) >> 1); }
 }  // namespace
 
+// Two dispatches per call, whatever n: (1) gate_up rows of every group, each chunk finishing its
+// rows with bias + swiglu and writing the activations straight into the permuted layout the down
+// kernel reads; (2) down, split over output columns (hidden rows), each chunk running every group
+// for its rows and then the bias + weighted sum over the slots for those columns, so no stage runs
+// on one thread (bench/RESULTS.md: the serial swiglu + sum cost ~0.1-0.2 ms a decode layer).
 void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
          const SwigluParams& swiglu, Tensor& out) {
   check_moe(x, expert_idx, expert_weight, w, out);
@@ -159,6 +151,7 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     for (int64_t s = 0; s < topk; ++s) by_expert[size_t(expert_idx.ptr<int32_t>()[t * topk + s])].push_back(t * topk + s);
   std::vector<Group> groups;
   std::vector<int64_t> slot_row(static_cast<size_t>(n * topk));
+  std::vector<int32_t> row_expert;
   int64_t rows = 0;
   for (int64_t ex = 0; ex < e; ++ex) {
     if (by_expert[size_t(ex)].empty()) continue;
@@ -166,6 +159,7 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     for (int64_t pair : by_expert[size_t(ex)]) {
       g.tokens.push_back(pair / topk);
       slot_row[size_t(pair)] = rows++;
+      row_expert.push_back(int32_t(ex));
     }
     groups.push_back(std::move(g));
   }
@@ -175,35 +169,58 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   for (const Group& g : groups)
     for (size_t j = 0; j < g.tokens.size(); ++j)
       std::copy_n(xp.data() + g.tokens[j] * h, h, xg.data() + (g.row0 + int64_t(j)) * h);
-  // gate_up -> + bias -> swiglu -> permuted activations for down.
-  std::vector<float> gu(static_cast<size_t>(rows * inter2)), act(static_cast<size_t>(rows * inter)), actp(static_cast<size_t>(rows * inter));
-  project_groups(groups, w.gate_up, xg.data(), h, gu.data(), inter2);
-  for (const Group& g : groups)
-    for (size_t j = 0; j < g.tokens.size(); ++j) {
-      float* row = gu.data() + (g.row0 + int64_t(j)) * inter2;
-      for (int64_t c = 0; c < inter2; ++c) row[c] += param_at(w.gate_up_bias, g.expert * inter2 + c);
-      swiglu_interleaved(row, inter, swiglu, act.data() + (g.row0 + int64_t(j)) * inter);
-    }
-  permute_for_mxfp4(act.data(), rows, inter, actp.data());
+
+  const Kernels& k = kernels();
+  const int64_t gu_blocks = inter2 * h / kMxfp4BlockSize, down_blocks = h * inter / kMxfp4BlockSize;
+  const auto* gu_packed = static_cast<const uint8_t*>(w.gate_up.data);
+  const auto* gu_scales = static_cast<const uint8_t*>(w.gate_up.scales);
+  const auto* down_packed = static_cast<const uint8_t*>(w.down.data);
+  const auto* down_scales = static_cast<const uint8_t*>(w.down.scales);
+  std::vector<float> gu(static_cast<size_t>(rows * inter2)), actp(static_cast<size_t>(rows * inter));
+  {
+    ProfileScope ps("moe.gate_up+swiglu");
+    parallel_for(int64_t(groups.size()) * inter2, [&](int64_t a, int64_t b) {
+      while (a < b) {
+        // Chunks are multiples of 16 rows and inter2 is even, so r0 and r1 are even: a chunk holds
+        // whole (gate, up) pairs.
+        const int64_t gi = a / inter2, r0 = a % inter2, r1 = std::min(inter2, r0 + (b - a));
+        const Group& grp = groups[size_t(gi)];
+        const int64_t nt = int64_t(grp.tokens.size());
+        k.mxfp4_rows(gu_packed + grp.expert * gu_blocks * kMxfp4BlockBytes, gu_scales + grp.expert * gu_blocks, h,
+                     xg.data() + grp.row0 * h, nt, gu.data() + grp.row0 * inter2, inter2, r0, r1);
+        for (int64_t j = 0; j < nt; ++j) {
+          float* row = gu.data() + (grp.row0 + j) * inter2;
+          for (int64_t c = r0; c < r1; ++c) row[c] += param_at(w.gate_up_bias, grp.expert * inter2 + c);
+          float act[16];
+          for (int64_t c = r0; c < r1; c += 32) {  // up to 16 pairs at a time
+            const int64_t pairs = std::min<int64_t>(16, (r1 - c) / 2);
+            swiglu_interleaved(row + c, pairs, swiglu, act);
+            for (int64_t i = 0; i < pairs; ++i) actp[size_t((grp.row0 + j) * inter + permuted_col(c / 2 + i))] = act[i];
+          }
+        }
+        a += r1 - r0;
+      }
+    }, 16);
+  }
+  ProfileScope ps("moe.down+sum");
   std::vector<float> y(static_cast<size_t>(rows * h));
-  project_groups(groups, w.down, actp.data(), inter, y.data(), h);
-  // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
-  std::vector<int32_t> row_expert(static_cast<size_t>(rows));
-  for (const Group& g : groups)
-    for (size_t j = 0; j < g.tokens.size(); ++j) row_expert[size_t(g.row0 + int64_t(j))] = g.expert;
-  parallel_for(n, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
+  parallel_for(h, [&](int64_t r0, int64_t r1) {
+    for (const Group& grp : groups)
+      k.mxfp4_rows(down_packed + grp.expert * down_blocks * kMxfp4BlockBytes, down_scales + grp.expert * down_blocks, inter,
+                   actp.data() + grp.row0 * inter, int64_t(grp.tokens.size()), y.data() + grp.row0 * h, h, r0, r1);
+    // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
+    for (int64_t t = 0; t < n; ++t) {
       float* o = out.ptr<float>() + t * h;
-      std::fill_n(o, h, 0.f);
+      for (int64_t c = r0; c < r1; ++c) o[c] = 0.f;
       for (int64_t s = 0; s < topk; ++s) {
         const int64_t r = slot_row[size_t(t * topk + s)];
         const float wt = expert_weight.ptr<float>()[t * topk + s];
         const int64_t ex = row_expert[size_t(r)];
         const float* yr = y.data() + r * h;
-        for (int64_t c = 0; c < h; ++c) o[c] += wt * (yr[c] + param_at(w.down_bias, ex * h + c));
+        for (int64_t c = r0; c < r1; ++c) o[c] += wt * (yr[c] + param_at(w.down_bias, ex * h + c));
       }
     }
-  });
+  }, 16);
 }
 
 namespace ref {

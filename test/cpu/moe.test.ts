@@ -17,7 +17,7 @@ describe('router and moe', () => {
     it(`match the references under ${isa} (decode and grouped prefill)`, () => {
       const r = rng(`moe-${isa}`);
       withIsa(isa, () => {
-        for (const n of [1, 3, randint(r, 5, 20)]) {
+        for (const n of [1, 3, randint(r, 5, 20), 61]) {
           const e = randint(r, 2, 9);
           const k = randint(r, 1, Math.min(e, 4) + 1);
           const h = 32 * randint(r, 1, 4);
