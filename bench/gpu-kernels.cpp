@@ -3,7 +3,7 @@
 // backend's stream: warm-up, then the median of many runs, inputs rotated over sets larger than
 // the 50 MB L2 where the op is memory-bound. Ceilings are measured in the same run: a large
 // device-to-device copy (bytes read + written) and, if libcublas is found (dlopen), a bf16 GEMM.
-//   gptoss_gpu_bench [--quick]
+//   gptoss_gpu_bench [--quick] [--decode]   (--decode: copy ceiling + the decode-step kernels only)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -24,6 +24,7 @@ namespace {
 std::shared_ptr<Backend> gpu;
 cudaStream_t stream;
 bool quick = false;
+bool decode_only = false;
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
 
@@ -120,7 +121,10 @@ double cublas_ceiling_tflops() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) quick |= !std::strcmp(argv[i], "--quick");
+  for (int i = 1; i < argc; ++i) {
+    quick |= !std::strcmp(argv[i], "--quick");
+    decode_only |= !std::strcmp(argv[i], "--decode");
+  }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
     std::printf("gpu bench: CUDA unavailable: %s\n", reason.c_str());
@@ -133,7 +137,7 @@ int main(int argc, char** argv) {
 
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
-  double mm = cublas_ceiling_tflops();
+  double mm = decode_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
@@ -141,7 +145,7 @@ int main(int argc, char** argv) {
 
   const int H = 2880, I = 2880, E = 32, K = 4, V = 201088;
   // ---- MXFP4 dequant: 32 experts' gate_up (283 MB packed) -> bf16 (1.06 GB) ----
-  {
+  if (!decode_only) {
     Tensor p = gpu->upload(rand_mxfp4(r, {quick ? 4 : E, 2 * I, H}));
     Tensor out = gpu->empty(DType::BF16, p.shape);
     double ms = time_ms([&](int) { gpu->mxfp4_dequantize(p, out); }, 10);
@@ -181,13 +185,18 @@ int main(int argc, char** argv) {
   {
     auto sets = routing(1, 16);
     Tensor x = gpu->upload(rand_f32(r, {1, H})), out = gpu->empty(DType::F32, {1, H});
-    double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); }, 50, 5);
-    add("moe decode (n=1, k=4) eager", "E32 H2880 I2880 mxfp4", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-    ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); });
-    add("moe decode (n=1, k=4) graph", "E32 H2880 I2880 mxfp4", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+    // every decode kernel variant (GPTOSS_CUDA_MOE_DECODE is read at each call); the default last
+    for (const char* variant : {"simt", "mma-prmt", "mma"}) {
+      setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
+      double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); }, 50, 5);
+      add(std::string("moe decode ") + variant + " eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); });
+      add(std::string("moe decode ") + variant + " graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+    }
+    unsetenv("GPTOSS_CUDA_MOE_DECODE");
   }
   for (int n : {512, 2048, 8192}) {
-    if (quick && n > 512) break;
+    if ((quick && n > 512) || decode_only) break;
     auto sets = routing(n, 2);
     Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, H});
     double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, out); }, 10, 2);
@@ -204,7 +213,7 @@ int main(int argc, char** argv) {
           "GB/s", bw);
     }
     for (int n : {512, 4096}) {
-      if (quick && n > 512) break;
+      if ((quick && n > 512) || decode_only) break;
       Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, V});
       double ms = time_ms([&](int) { gpu->linear(x, lm, nullptr, out); }, 5, 1);
       add("bf16 gemm lm_head", "n" + std::to_string(n) + " [201088, 2880]", ms, 2.0 * n * V * H / (ms * 1e-3) / 1e12,
@@ -215,13 +224,14 @@ int main(int argc, char** argv) {
   const int Hq = 64, Hkv = 8, D = 64;
   Tensor sinks = gpu->upload(rand_bf16(r, {Hq}));
   for (int L : {1024, 8192, 32768}) {
-    if (quick && L > 1024) break;
+    if ((quick && L > 1024) || (decode_only && L > 8192)) break;
     Tensor kc = gpu->upload(rand_bf16(r, {L, Hkv, D})), vc = gpu->upload(rand_bf16(r, {L, Hkv, D}));
     std::vector<int32_t> pos(L);
     for (int i = 0; i < L; ++i) pos[i] = i;
     Tensor gpos = gpu->upload(i32_tensor(pos, {L}));
     Tensor q = gpu->upload(rand_f32(r, {L, Hq, D})), out = gpu->empty(DType::F32, {L, Hq, D});
     for (int win : {0, 128}) {
+      if (decode_only) break;
       double ms = time_ms([&](int) { gpu->attention(q, kc, vc, sinks, gpos, win, 0.125f, out); }, L > 8192 ? 5 : 10, 1);
       double pairs = win ? double(L) * std::min(L, win) : double(L) * (L + 1) / 2;
       add(std::string("attn prefill flash") + (win ? " w128" : ""), "L" + std::to_string(L), ms,

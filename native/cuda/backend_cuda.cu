@@ -2,6 +2,7 @@
 // kernel runs (the shape checks mirror cpu/; the per-shape kernel choice lives in each family's
 // *_path() function, called from here). Memory comes from a caching pool on the backend's one
 // stream; decode steps are captured as CUDA graphs keyed by (owner, shape_key).
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -45,7 +46,7 @@ bool env_flag(const char* name, bool fallback) {
 // ---------------------------------------------------------------------------------------------
 class DevicePool : public std::enable_shared_from_this<DevicePool> {
  public:
-  explicit DevicePool(int device) : device_(device) {}
+  explicit DevicePool(int device) : device_(device), log_(env_flag("GPTOSS_CUDA_MEMLOG", false)) {}
   ~DevicePool() { release_cached(); }
 
   std::shared_ptr<void> alloc(size_t bytes) {
@@ -67,6 +68,7 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
         release_cached();  // give cached blocks back to the driver and try once more
         err = gpuMalloc(&p, size);
       }
+      if (err == gpuSuccess) note_malloc(size, bytes);
       if (err != gpuSuccess) {
         (void)gpuGetLastError();
         throw runtime_error("CUDA out of memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
@@ -99,7 +101,10 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
     if (free_.empty()) return;
     (void)cudaDeviceSynchronize();
     for (auto& kv : free_)
-      for (void* p : kv.second) (void)gpuFree(p);
+      for (void* p : kv.second) {
+        (void)gpuFree(p);
+        malloced_bytes_ -= kv.first;
+      }
     free_.clear();
     cached_bytes_ = 0;
   }
@@ -115,6 +120,18 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
     const size_t step = size_t(2) << 20;  // 2 MiB granules above
     return (b + step - 1) / step * step;
   }
+  // GPTOSS_CUDA_MEMLOG=1: one stderr line each time the pool's cudaMalloc total grows by 256 MiB
+  // (pool total, cached part, the request, and the device's used memory from cudaMemGetInfo).
+  void note_malloc(size_t size, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    malloced_bytes_ += size;
+    if (!log_ || malloced_bytes_ < logged_bytes_ + (size_t(256) << 20)) return;
+    logged_bytes_ = malloced_bytes_;
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    std::fprintf(stderr, "[gptoss cuda pool] cudaMalloc total %.2f GiB (cached free %.2f GiB), request %zu B; device used %.2f GiB\n",
+                 malloced_bytes_ / 1073741824.0, cached_bytes_ / 1073741824.0, bytes, (total_b - free_b) / 1073741824.0);
+  }
   void give_back(void* p, size_t size) {
     std::lock_guard<std::mutex> lock(mu_);
     free_[size].push_back(p);
@@ -125,6 +142,8 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
+  size_t malloced_bytes_ = 0, logged_bytes_ = 0;
+  bool log_ = false;
   std::vector<std::shared_ptr<void>>* capture_keep_ = nullptr;
   bool capturing_ = false;
 };
@@ -422,8 +441,12 @@ class CudaBackend final : public Backend {
     // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
     const bool decode = moe_uses_decode(a);
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
-    if (decode) launch_moe_decode(a, ws.get(), stream_);
-    else launch_moe_grouped(a, ws.get(), stream_);
+    if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
+    switch (moe_decode_kind(a)) {
+      case MoeDecodeKind::Mma: return launch_moe_decode_mma(a, false, ws.get(), stream_);
+      case MoeDecodeKind::MmaPrmt: return launch_moe_decode_mma(a, true, ws.get(), stream_);
+      case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
+    }
   }
 
   void add(Tensor& acc, const Tensor& x) override {
@@ -481,7 +504,11 @@ class CudaBackend final : public Backend {
   // be persistent device tensors whose contents (tokens, positions) change between replays.
   // If capture fails (a host sync or copy inside the step) the key is marked and runs eagerly.
   void run_step(uint64_t shape_key, void* owner, const std::function<void()>& step) override {
-    if (!graphs_enabled_) return step();
+    // Only decode-sized steps (shape_key = tokens << 32 | logits rows, gpt_oss.cpp): a prefill
+    // graph saves nothing against milliseconds of work, and it kept every per-layer workspace of
+    // its capture alive (blocks allocated while capturing stay with the graph): 24 x 377 MB of MoE
+    // workspace for a 4096-token prefill, which is where the 20b e2e run's 23 GB peak came from.
+    if (!graphs_enabled_ || (shape_key >> 32) > uint64_t(kGraphMaxTokens)) return step();
     set_device();
     std::unique_lock<std::mutex> lock(graph_mu_);
     const auto key = std::make_pair(owner, shape_key);
@@ -547,6 +574,7 @@ class CudaBackend final : public Backend {
   }
 
   gpuStream_t stream() const { return stream_; }
+  static constexpr int kGraphMaxTokens = 8;
 
   // ---- argument packing (after the checks above) ----
   LinearArgs linear_args(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) const {

@@ -41,6 +41,12 @@ bool moe_uses_decode(const MoeArgs& a);
 // Workspace of the decode or the grouped path (backend_cuda.cu picks the path).
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode);
 void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
+// Decode kernels: tensor-core GEMVs (moe_decode_mma.cu; Mma = bit-placed E2M1, MmaPrmt = prmt
+// tables) or the SIMT LUT kernels above. GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|simt overrides;
+// shapes whose B fragments do not fit shared memory take Simt. Same workspace as launch_moe_decode.
+enum class MoeDecodeKind { Mma, MmaPrmt, Simt };
+MoeDecodeKind moe_decode_kind(const MoeArgs& a);
+void launch_moe_decode_mma(const MoeArgs& a, bool prmt, void* workspace, gpuStream_t stream);
 void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream);
 
 }  // namespace gptoss::cuda

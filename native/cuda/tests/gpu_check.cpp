@@ -4,6 +4,7 @@
 // CUDA output is poisoned with 0xFF bytes before the op; any element still 0xFFFFFFFF was never
 // written). Exit status 1 if any case fails its tolerance.
 //   gptoss_gpu_check [--quick] [--seed N]     (--quick: small shapes, for compute-sanitizer)
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,7 @@ namespace {
 std::shared_ptr<Backend> cpu, gpu;
 int failures = 0, cases = 0;
 bool quick = false;
+bool only_moe = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -256,11 +258,28 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol) {
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
-  Tensor got = poisoned(DType::F32, {n, m.H});
-  gpu->moe(to_gpu(x), to_gpu(ei), to_gpu(w), m.gw, sw, got);
-  report("moe", "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
-                    std::to_string(m.H) + " I" + std::to_string(m.I),
-         compare(to_host(got), want), tol, n * k <= 16 ? "decode fused" : "grouped mma.sync");
+  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
+                            std::to_string(m.H) + " I" + std::to_string(m.I);
+  Tensor gx = to_gpu(x), gei = to_gpu(ei), gwt = to_gpu(w);
+  if (n * k > 16) {
+    Tensor got = poisoned(DType::F32, {n, m.H});
+    gpu->moe(gx, gei, gwt, m.gw, sw, got);
+    report("moe", shape, compare(to_host(got), want), tol, "grouped mma.sync");
+    return;
+  }
+  // Decode: every kernel variant (GPTOSS_CUDA_MOE_DECODE, read at each call). The tensor-core
+  // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
+  const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
+  const std::string keep = saved ? saved : "";
+  for (const char* variant : {"mma", "mma-prmt", "simt"}) {
+    setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
+    Tensor got = poisoned(DType::F32, {n, m.H});
+    gpu->moe(gx, gei, gwt, m.gw, sw, got);
+    report("moe", shape, compare(to_host(got), want), std::strcmp(variant, "simt") ? std::max(tol, 1e-4) : tol,
+           std::string("decode ") + variant);
+  }
+  if (saved) setenv("GPTOSS_CUDA_MOE_DECODE", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_MOE_DECODE");
 }
 
 void check_sample(Rng& r, int V) {
@@ -331,6 +350,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+    else if (!std::strcmp(argv[i], "--only-moe")) only_moe = true;  // the MoE cases alone (sanitizer runs)
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -344,6 +364,7 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
+    if (!only_moe) {
     // MXFP4 dequant: exact
     check_dequant(r, {3, 7, 96});
     if (!quick) check_dequant(r, {4, 5760, 2880});
@@ -387,10 +408,14 @@ int main(int argc, char** argv) {
     // router and moe
     check_router(r, 7, 96, 5, 2);
     check_router(r, quick ? 16 : 256, 2880, 32, 4);
+    }
     {
       MoeSet small = make_moe(r, 5, 64, 96);
       check_moe(r, small, 3, 2, 1e-5);
       check_moe(r, small, 40, 2, 1e-4);
+      MoeSet odd = make_moe(r, 6, 544, 320);  // 17 and 10 MX blocks a row: partial cp.async stages
+      check_moe(r, odd, 2, 3, 1e-5);
+      check_moe(r, odd, 1, 6, 1e-5);           // k > 4: a down warp takes two experts
     }
     if (!quick) {
       MoeSet real = make_moe(r, 32, 2880, 2880);
@@ -403,8 +428,10 @@ int main(int argc, char** argv) {
       check_moe(r, mid, 2, 4, 1e-5);
       check_moe(r, mid, 48, 2, 1e-4);
     }
-    check_sample(r, quick ? 1024 : 201088);
-    check_graph(r);
+    if (!only_moe) {
+      check_sample(r, quick ? 1024 : 201088);
+      check_graph(r);
+    }
   } catch (const std::exception& e) {
     std::printf("FAIL  exception: %s\n", e.what());
     ++failures;
