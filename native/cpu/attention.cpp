@@ -41,32 +41,20 @@ void attention_chunk(const float* qt, int64_t d, const float* k, const float* v,
 }  // namespace portable
 
 // ---------------- kv_store ----------------
-static void check_kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
-                           const Tensor& v_cache) {
-  expect_cpu(k, "kvStore: k");
-  expect_cpu(v, "kvStore: v");
-  expect_cpu(positions, "kvStore: positions");
-  expect_cpu(k_cache, "kvStore: kCache");
-  expect_cpu(v_cache, "kvStore: vCache");
-  expect_dtype(k, DType::F32, "kvStore: k");
-  expect_dtype(v, DType::F32, "kvStore: v");
-  expect_ndim(k, 3, "kvStore: k");
-  expect_shape(v, k.shape, "kvStore: v");
-  expect_dtype(positions, DType::I32, "kvStore: positions");
-  expect_shape(positions, {k.dim(0)}, "kvStore: positions");
-  expect_dtype(k_cache, DType::F32, "kvStore: kCache");
-  expect_dtype(v_cache, DType::F32, "kvStore: vCache");
-  expect_ndim(k_cache, 3, "kvStore: kCache");
-  if (k_cache.dim(1) != k.dim(1) || k_cache.dim(2) != k.dim(2))
-    throw range_error("kvStore: kCache " + k_cache.describe() + " does not match k " + k.describe() +
-                      " (expected [ctx, " + std::to_string(k.dim(1)) + ", " + std::to_string(k.dim(2)) + "])");
-  expect_shape(v_cache, k_cache.shape, "kvStore: vCache");
-  for (int64_t i = 0; i < k.dim(0); ++i) {
+// Positions are read from host memory: a CPU-only check (CUDA flags them on the device).
+static void check_positions(const Tensor& positions, const Tensor& k_cache, const char* op) {
+  for (int64_t i = 0; i < positions.numel(); ++i) {
     int32_t p = positions.ptr<int32_t>()[i];
     if (p < 0 || p >= k_cache.dim(0))
-      throw range_error("kvStore: position " + std::to_string(p) + " at index " + std::to_string(i) +
+      throw range_error(std::string(op) + ": position " + std::to_string(p) + " at index " + std::to_string(i) +
                         " is outside the cache of " + std::to_string(k_cache.dim(0)) + " rows");
   }
+}
+
+static void check_kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
+                           const Tensor& v_cache) {
+  checks::kv_store(k, v, positions, k_cache, v_cache, kCpuDevice, {DType::F32});
+  check_positions(positions, k_cache, "kvStore");
 }
 
 static void kv_store_impl(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
@@ -85,37 +73,10 @@ void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor&
 }
 
 // ---------------- attention ----------------
-void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
-                     const Tensor& positions, int sliding_window, const Tensor& out) {
-  expect_cpu(q, "attention: q");
-  expect_cpu(k_cache, "attention: kCache");
-  expect_cpu(v_cache, "attention: vCache");
-  expect_cpu(sinks, "attention: sinks");
-  expect_cpu(positions, "attention: positions");
-  expect_cpu(out, "attention: out");
-  expect_dtype(q, DType::F32, "attention: q");
-  expect_ndim(q, 3, "attention: q");
-  expect_dtype(k_cache, DType::F32, "attention: kCache");
-  expect_dtype(v_cache, DType::F32, "attention: vCache");
-  expect_ndim(k_cache, 3, "attention: kCache");
-  expect_shape(v_cache, k_cache.shape, "attention: vCache");
-  const int64_t hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2);
-  if (k_cache.dim(2) != d) throw range_error("attention: kCache head dim does not match q: " + k_cache.describe());
-  if (hkv == 0 || hq % hkv != 0)
-    throw range_error("attention: query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
-                      std::to_string(hkv) + ")");
-  expect_param(sinks, hq, "attention: sinks");
-  expect_dtype(positions, DType::I32, "attention: positions");
-  expect_shape(positions, {q.dim(0)}, "attention: positions");
-  if (sliding_window < 0) throw range_error("attention: slidingWindow must be >= 0");
-  expect_dtype(out, DType::F32, "attention: out");
-  expect_shape(out, q.shape, "attention: out");
-  for (int64_t i = 0; i < q.dim(0); ++i) {
-    int32_t p = positions.ptr<int32_t>()[i];
-    if (p < 0 || p >= k_cache.dim(0))
-      throw range_error("attention: position " + std::to_string(p) + " at index " + std::to_string(i) +
-                        " is outside the cache of " + std::to_string(k_cache.dim(0)) + " rows");
-  }
+static void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                            const Tensor& positions, int sliding_window, const Tensor& out) {
+  checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, kCpuDevice, {DType::F32});
+  check_positions(positions, k_cache, "attention");
 }
 
 static inline int64_t first_visible(int64_t pos, int sliding_window) {

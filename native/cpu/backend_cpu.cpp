@@ -30,25 +30,6 @@ const Kernels& kernels_for(Isa isa) {
 
 const Kernels& kernels() { return kernels_for(current_isa()); }
 
-void expect_cpu(const Tensor& t, const char* what) {
-  if (t.device.kind != DeviceKind::CPU)
-    throw type_error(std::string(what) + ": expected a cpu tensor, got " + t.describe());
-}
-
-void expect_defined(const Tensor& t, const char* what) {
-  if (!t.data && t.numel() != 0) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
-  if (t.dtype == DType::MXFP4 && !t.scales && t.numel() != 0)
-    throw type_error(std::string(what) + ": mxfp4 tensor has no scales");
-}
-
-void expect_param(const Tensor& t, int64_t n, const char* what) {
-  if (t.dtype != DType::BF16 && t.dtype != DType::F32)
-    throw type_error(std::string(what) + ": expected dtype bf16 or f32, got " + t.describe());
-  if (t.numel() != n)
-    throw range_error(std::string(what) + ": expected " + std::to_string(n) + " elements, got " + t.describe());
-  if (!t.data && n) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
-}
-
 }  // namespace cpu
 
 std::string CpuBackend::describe() const {
@@ -58,21 +39,17 @@ std::string CpuBackend::describe() const {
 Tensor CpuBackend::empty(DType dtype, const Shape& shape) { return host_empty(dtype, shape); }
 
 Tensor CpuBackend::upload(const Tensor& host) {
-  cpu::expect_cpu(host, "upload: tensor");
+  checks::placed(host, device(), "upload: tensor");
   return host;
 }
 
 void CpuBackend::copy_from_host(Tensor& dst, const void* src, size_t bytes) {
-  cpu::expect_cpu(dst, "copy_from_host: dst");
-  if (bytes > dst.nbytes() + dst.scale_bytes())
-    throw range_error("copy_from_host: " + std::to_string(bytes) + " bytes do not fit " + dst.describe());
+  checks::copy_from_host(dst, bytes, device());
   if (bytes) std::memcpy(dst.data, src, bytes);
 }
 
 void CpuBackend::copy_to_host(const Tensor& src, void* dst, size_t bytes) {
-  cpu::expect_cpu(src, "copy_to_host: src");
-  if (bytes > src.nbytes() + src.scale_bytes())
-    throw range_error("copy_to_host: " + std::to_string(bytes) + " bytes exceed " + src.describe());
+  checks::copy_to_host(src, bytes, device());
   if (bytes) std::memcpy(dst, src.data, bytes);
 }
 

@@ -34,31 +34,6 @@ void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float
 }
 }  // namespace portable
 
-void check_linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out) {
-  expect_cpu(x, "linear: x");
-  expect_cpu(weight, "linear: weight");
-  expect_cpu(out, "linear: out");
-  expect_dtype(x, DType::F32, "linear: x");
-  expect_ndim(x, 2, "linear: x");
-  expect_defined(x, "linear: x");
-  expect_defined(weight, "linear: weight");
-  if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
-    throw type_error("linear: weight must be bf16 or mxfp4, got " + weight.describe());
-  expect_ndim(weight, 2, "linear: weight");
-  if (weight.dim(1) != x.dim(1))
-    throw range_error("linear: weight " + weight.describe() + " does not match x " + x.describe() +
-                      " (expected weight [out, " + std::to_string(x.dim(1)) + "])");
-  if (weight.dtype == DType::MXFP4 && weight.dim(1) % kMxfp4BlockSize != 0)
-    throw range_error("linear: mxfp4 weight needs in % 32 == 0, got " + weight.describe());
-  if (bias) {
-    expect_cpu(*bias, "linear: bias");
-    expect_param(*bias, weight.dim(0), "linear: bias");
-  }
-  expect_dtype(out, DType::F32, "linear: out");
-  expect_shape(out, {x.dim(0), weight.dim(0)}, "linear: out");
-  if (out.data == x.data) throw range_error("linear: out must not alias x");
-}
-
 void linear_bf16(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
   const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
   const Kernels& k = kernels();
@@ -76,7 +51,7 @@ void linear_bf16(const Tensor& x, const Tensor& weight, const Tensor* bias, Tens
 }
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
-  check_linear(x, weight, bias, out);
+  checks::linear(x, weight, bias, out, kCpuDevice);
   if (x.dim(0) == 0 || weight.dim(0) == 0) return;
   if (weight.dtype == DType::MXFP4)
     linear_mxfp4(x, weight, bias, out);
@@ -96,7 +71,7 @@ float weight_at(const Tensor& w, int64_t r, int64_t c) {
 }
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
-  check_linear(x, weight, bias, out);
+  checks::linear(x, weight, bias, out, kCpuDevice);
   const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t r = 0; r < o; ++r) {

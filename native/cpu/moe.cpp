@@ -45,32 +45,9 @@ void swiglu_interleaved(const float* gate_up, int64_t inter, const SwigluParams&
 }
 
 // ---------------- router ----------------
-void check_router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
-                  const Tensor& expert_weight) {
-  expect_cpu(x, "router: x");
-  expect_cpu(weight, "router: weight");
-  expect_cpu(bias, "router: bias");
-  expect_cpu(expert_idx, "router: expertIdx");
-  expect_cpu(expert_weight, "router: expertWeight");
-  expect_dtype(x, DType::F32, "router: x");
-  expect_ndim(x, 2, "router: x");
-  expect_dtype(weight, DType::BF16, "router: weight");
-  expect_ndim(weight, 2, "router: weight");
-  if (weight.dim(1) != x.dim(1))
-    throw range_error("router: weight " + weight.describe() + " does not match x " + x.describe());
-  const int64_t e = weight.dim(0);
-  expect_param(bias, e, "router: bias");
-  if (k < 1 || k > e)
-    throw range_error("router: k must be in [1, " + std::to_string(e) + "], got " + std::to_string(k));
-  expect_dtype(expert_idx, DType::I32, "router: expertIdx");
-  expect_shape(expert_idx, {x.dim(0), k}, "router: expertIdx");
-  expect_dtype(expert_weight, DType::F32, "router: expertWeight");
-  expect_shape(expert_weight, {x.dim(0), k}, "router: expertWeight");
-}
-
 void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
             Tensor& expert_weight) {
-  check_router(x, weight, bias, k, expert_idx, expert_weight);
+  checks::router(x, weight, bias, k, expert_idx, expert_weight, kCpuDevice);
   const int64_t n = x.dim(0), e = weight.dim(0);
   Tensor logits = host_empty(DType::F32, {n, e});
   linear_bf16(x, weight, &bias, logits);
@@ -80,40 +57,11 @@ void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Te
 }
 
 // ---------------- moe ----------------
-void check_moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
-               const Tensor& out) {
-  expect_cpu(x, "moe: x");
-  expect_cpu(expert_idx, "moe: expertIdx");
-  expect_cpu(expert_weight, "moe: expertWeight");
-  expect_cpu(w.gate_up, "moe: gateUp");
-  expect_cpu(w.gate_up_bias, "moe: gateUpBias");
-  expect_cpu(w.down, "moe: down");
-  expect_cpu(w.down_bias, "moe: downBias");
-  expect_cpu(out, "moe: out");
-  expect_dtype(x, DType::F32, "moe: x");
-  expect_ndim(x, 2, "moe: x");
-  const int64_t n = x.dim(0), h = x.dim(1);
-  expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
-  expect_ndim(w.gate_up, 3, "moe: gateUp");
-  expect_defined(w.gate_up, "moe: gateUp");
-  const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
-  if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
-    throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
-  if (h % kMxfp4BlockSize != 0 || (inter2 / 2) % kMxfp4BlockSize != 0)
-    throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got " + w.gate_up.describe());
-  expect_param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
-  expect_dtype(w.down, DType::MXFP4, "moe: down");
-  expect_defined(w.down, "moe: down");
-  expect_shape(w.down, {e, h, inter2 / 2}, "moe: down");
-  expect_param(w.down_bias, e * h, "moe: downBias");
-  expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
-  expect_ndim(expert_idx, 2, "moe: expertIdx");
-  if (expert_idx.dim(0) != n) throw range_error("moe: expertIdx must have " + std::to_string(n) + " rows, got " + expert_idx.describe());
-  expect_dtype(expert_weight, DType::F32, "moe: expertWeight");
-  expect_shape(expert_weight, expert_idx.shape, "moe: expertWeight");
-  expect_dtype(out, DType::F32, "moe: out");
-  expect_shape(out, x.shape, "moe: out");
-  if (out.data == x.data) throw range_error("moe: out must not alias x");
+// Expert ids are read from host memory: a CPU-only check (CUDA flags them on the device).
+static void check_moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+                      const Tensor& out) {
+  checks::moe(x, expert_idx, expert_weight, w, out, kCpuDevice);
+  const int64_t e = w.gate_up.dim(0);
   for (int64_t i = 0; i < expert_idx.numel(); ++i) {
     int32_t id = expert_idx.ptr<int32_t>()[i];
     if (id < 0 || id >= e)
@@ -226,7 +174,7 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
 namespace ref {
 void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
             Tensor& expert_weight) {
-  check_router(x, weight, bias, k, expert_idx, expert_weight);
+  checks::router(x, weight, bias, k, expert_idx, expert_weight, kCpuDevice);
   const int64_t n = x.dim(0), e = weight.dim(0);
   Tensor logits = host_empty(DType::F32, {n, e});
   ref::linear(x, weight, &bias, logits);

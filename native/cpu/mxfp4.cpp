@@ -79,19 +79,6 @@ void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Ten
 }
 
 // ---- dequantize ----
-static void check_dequantize(const Tensor& packed, const Tensor& out) {
-  expect_cpu(packed, "mxfp4Dequantize: packed");
-  expect_cpu(out, "mxfp4Dequantize: out");
-  expect_dtype(packed, DType::MXFP4, "mxfp4Dequantize: packed");
-  expect_defined(packed, "mxfp4Dequantize: packed");
-  if (packed.ndim() < 1 || packed.dim(-1) % kMxfp4BlockSize != 0)
-    throw range_error("mxfp4Dequantize: packed must have a last dimension that is a multiple of 32, got " +
-                      packed.describe());
-  if (out.dtype != DType::F32 && out.dtype != DType::BF16)
-    throw type_error("mxfp4Dequantize: out must be f32 or bf16, got " + out.describe());
-  expect_shape(out, packed.shape, "mxfp4Dequantize: out");
-}
-
 static inline void store(Tensor& out, int64_t i, float v) {
   if (out.dtype == DType::F32)
     out.ptr<float>()[i] = v;
@@ -100,7 +87,7 @@ static inline void store(Tensor& out, int64_t i, float v) {
 }
 
 void mxfp4_dequantize(const Tensor& packed, Tensor& out) {
-  check_dequantize(packed, out);
+  checks::mxfp4_dequantize(packed, out, kCpuDevice);
   const int64_t nblk = packed.numel() / kMxfp4BlockSize;
   const auto* blocks = static_cast<const uint8_t*>(packed.data);
   const auto* scales = static_cast<const uint8_t*>(packed.scales);
@@ -121,7 +108,7 @@ void mxfp4_dequantize(const Tensor& packed, Tensor& out) {
 
 namespace ref {
 void mxfp4_dequantize(const Tensor& packed, Tensor& out) {
-  check_dequantize(packed, out);
+  checks::mxfp4_dequantize(packed, out, kCpuDevice);
   const auto* blocks = static_cast<const uint8_t*>(packed.data);
   const auto* scales = static_cast<const uint8_t*>(packed.scales);
   for (int64_t i = 0; i < packed.numel(); ++i) {

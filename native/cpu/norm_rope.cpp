@@ -8,17 +8,9 @@
 namespace gptoss::cpu {
 
 // ---------------- embedding ----------------
+// Token ids are read from host memory: a CPU-only check (CUDA flags them on the device).
 static void check_embedding(const Tensor& tokens, const Tensor& table, const Tensor& out) {
-  expect_cpu(tokens, "embedding: tokens");
-  expect_cpu(table, "embedding: table");
-  expect_cpu(out, "embedding: out");
-  expect_dtype(tokens, DType::I32, "embedding: tokens");
-  expect_ndim(tokens, 1, "embedding: tokens");
-  if (table.dtype != DType::BF16 && table.dtype != DType::F32)
-    throw type_error("embedding: table must be bf16 or f32, got " + table.describe());
-  expect_ndim(table, 2, "embedding: table");
-  expect_dtype(out, DType::F32, "embedding: out");
-  expect_shape(out, {tokens.dim(0), table.dim(1)}, "embedding: out");
+  checks::embedding(tokens, table, out, kCpuDevice);
   const int32_t* ids = tokens.ptr<int32_t>();
   for (int64_t i = 0; i < tokens.dim(0); ++i)
     if (ids[i] < 0 || ids[i] >= table.dim(0))
@@ -47,19 +39,8 @@ void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) {
 }
 
 // ---------------- rmsnorm ----------------
-static void check_rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& out) {
-  expect_cpu(x, "rmsnorm: x");
-  expect_cpu(weight, "rmsnorm: weight");
-  expect_cpu(out, "rmsnorm: out");
-  expect_dtype(x, DType::F32, "rmsnorm: x");
-  if (x.ndim() < 1) throw range_error("rmsnorm: x must have at least one dimension, got " + x.describe());
-  expect_param(weight, x.dim(-1), "rmsnorm: weight");
-  expect_dtype(out, DType::F32, "rmsnorm: out");
-  expect_shape(out, x.shape, "rmsnorm: out");
-}
-
 void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  check_rmsnorm(x, weight, out);
+  checks::rmsnorm(x, weight, out, kCpuDevice);
   const int64_t h = x.dim(-1), rows = h ? x.numel() / h : 0;
   std::vector<float> w(static_cast<size_t>(h));
   for (int64_t c = 0; c < h; ++c) w[c] = param_at(weight, c);
@@ -81,19 +62,6 @@ void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
 }
 
 // ---------------- rope ----------------
-static void check_rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
-  expect_cpu(x, "rope: x");
-  expect_cpu(positions, "rope: positions");
-  expect_cpu(inv_freq, "rope: invFreq");
-  expect_dtype(x, DType::F32, "rope: x");
-  expect_ndim(x, 3, "rope: x");
-  if (x.dim(2) % 2 != 0) throw range_error("rope: x head dim must be even, got " + x.describe());
-  expect_dtype(positions, DType::I32, "rope: positions");
-  expect_shape(positions, {x.dim(0)}, "rope: positions");
-  expect_dtype(inv_freq, DType::F32, "rope: invFreq");
-  expect_shape(inv_freq, {x.dim(2) / 2}, "rope: invFreq");
-}
-
 // transformers: freqs = inv_freq * position in f32, cos/sin in f32, times attention_scaling.
 static void rope_rows(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale, int64_t i0,
                       int64_t i1) {
@@ -118,21 +86,13 @@ static void rope_rows(Tensor& x, const Tensor& positions, const Tensor& inv_freq
 }
 
 void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) {
-  check_rope(x, positions, inv_freq);
+  checks::rope(x, positions, inv_freq, kCpuDevice);
   parallel_for(x.dim(0), [&](int64_t a, int64_t b) { rope_rows(x, positions, inv_freq, scale, a, b); });
 }
 
 // ---------------- add ----------------
-static void check_add(const Tensor& acc, const Tensor& x) {
-  expect_cpu(acc, "add: acc");
-  expect_cpu(x, "add: x");
-  expect_dtype(acc, DType::F32, "add: acc");
-  expect_dtype(x, DType::F32, "add: x");
-  expect_shape(x, acc.shape, "add: x");
-}
-
 void add(Tensor& acc, const Tensor& x) {
-  check_add(acc, x);
+  checks::add(acc, x, kCpuDevice);
   float* a = acc.ptr<float>();
   const float* b = x.ptr<float>();
   parallel_for(acc.numel(), [&](int64_t i0, int64_t i1) {
@@ -148,7 +108,7 @@ void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) {
 }
 
 void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
-  check_rmsnorm(x, weight, out);
+  checks::rmsnorm(x, weight, out, kCpuDevice);
   const int64_t h = x.dim(-1), rows = h ? x.numel() / h : 0;
   for (int64_t r = 0; r < rows; ++r) {
     double ss = 0;
@@ -160,7 +120,7 @@ void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) {
 }
 
 void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) {
-  check_rope(x, positions, inv_freq);
+  checks::rope(x, positions, inv_freq, kCpuDevice);
   const int64_t n = x.dim(0), heads = x.dim(1), d = x.dim(2), half = d / 2;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t h = 0; h < heads; ++h)
@@ -175,7 +135,7 @@ void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scal
 }
 
 void add(Tensor& acc, const Tensor& x) {
-  check_add(acc, x);
+  checks::add(acc, x, kCpuDevice);
   for (int64_t i = 0; i < acc.numel(); ++i) acc.ptr<float>()[i] += x.ptr<float>()[i];
 }
 }  // namespace ref

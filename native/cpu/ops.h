@@ -1,12 +1,13 @@
 // The CPU ops (fast, multi-threaded, ISA-dispatched) and their scalar references (namespace ref,
 // the obvious loops with double accumulation, used by tests through ops.reference.*). Both check
-// their arguments the same way and throw gptoss::Error naming the argument. Semantics: model/backend.h.
+// their arguments the same way (model/op_checks.h) and throw gptoss::Error naming the argument. Semantics: model/backend.h.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "core/tensor.h"
 #include "model/backend.h"
+#include "model/op_checks.h"
 
 namespace gptoss::cpu {
 
@@ -32,22 +33,13 @@ GPTOSS_CPU_OPS
 }
 #undef GPTOSS_CPU_OPS
 
-// ---- shared argument checks (used by the fast ops and the references alike) ----
-void expect_cpu(const Tensor& t, const char* what);
-void expect_defined(const Tensor& t, const char* what);
+// The device the CPU ops check their tensors against (model/op_checks.h holds the checks; each op
+// adds only its value checks that read host memory: token ids, positions, expert ids).
+inline const Device kCpuDevice{DeviceKind::CPU, 0};
 // A float vector parameter stored as bf16 or f32 (biases, norm weights, sinks): element i as float.
 inline float param_at(const Tensor& t, int64_t i) {
   return t.dtype == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
 }
-void expect_param(const Tensor& t, int64_t n, const char* what);  // bf16/f32 with numel n
-void check_linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out);
-void check_router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
-                  const Tensor& expert_weight);
-void check_moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
-               const Tensor& out);
-void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
-                     const Tensor& positions, int sliding_window, const Tensor& out);
-void check_sample(const Tensor& logits, const SampleParams& params, float uniform);
 
 // Top-k of a logit row (ties: lower index first) and the softmax over those k: shared by the fast
 // router and the reference so the discrete choice is defined in one place.

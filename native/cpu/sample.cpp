@@ -17,19 +17,6 @@
 
 namespace gptoss::cpu {
 
-void check_sample(const Tensor& logits, const SampleParams& p, float uniform) {
-  expect_cpu(logits, "sample: logits");
-  expect_dtype(logits, DType::F32, "sample: logits");
-  if (!(logits.ndim() == 1 || (logits.ndim() == 2 && logits.dim(0) >= 1)) || logits.dim(-1) < 1)
-    throw range_error("sample: logits must be [V] or [n, V] with V >= 1 (row 0 is used), got " + logits.describe());
-  if (!(p.temperature >= 0.f) || !std::isfinite(p.temperature))
-    throw range_error("sample: temperature must be a finite number >= 0");
-  if (p.top_k < 0) throw range_error("sample: topK must be >= 0");
-  if (!(p.top_p > 0.f && p.top_p <= 1.f)) throw range_error("sample: topP must be in (0, 1]");
-  if (!(p.min_p >= 0.f && p.min_p <= 1.f)) throw range_error("sample: minP must be in [0, 1]");
-  if (!(uniform >= 0.f && uniform < 1.f)) throw range_error("sample: uniform must be in [0, 1)");
-}
-
 namespace {
 int32_t argmax(const float* l, int64_t v) {
   int64_t best = 0;
@@ -107,7 +94,7 @@ double mass_of(const std::vector<float>& p, const std::vector<int64_t>* top_k_se
 }  // namespace
 
 int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) {
-  check_sample(logits, params, uniform);
+  checks::sample(logits, params, uniform, kCpuDevice);
   const int64_t v = logits.dim(-1);
   const float* l = logits.ptr<float>();
   if (params.temperature == 0.f) return argmax(l, v);
@@ -148,7 +135,7 @@ int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) 
 
 namespace ref {
 int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) {
-  check_sample(logits, params, uniform);
+  checks::sample(logits, params, uniform, kCpuDevice);
   const int64_t v = logits.dim(-1);
   const float* l = logits.ptr<float>();
   if (params.temperature == 0.f) return argmax(l, v);

@@ -1,7 +1,9 @@
 // CudaBackend: the CUDA implementation of model/backend.h and the only place that decides which
-// kernel runs (the shape checks mirror cpu/; the per-shape kernel choice lives in each family's
-// *_path() function, called from here). Memory comes from a caching pool on the backend's one
-// stream; decode steps are captured as CUDA graphs keyed by (owner, shape_key).
+// kernel runs (the per-shape kernel choice lives in each family's *_path() function, called from
+// here). Argument checks are model/op_checks.h, shared with cpu/; only CUDA's own kernel limits are
+// added here, and value errors (token ids, positions, expert ids) are flagged on the device. Memory
+// comes from a caching pool on the backend's one stream; decode steps are captured as CUDA graphs
+// keyed by (owner, shape_key).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include "mxfp4.cuh"
 #include "norm_rope.cuh"
 #include "sample.cuh"
+#include "model/op_checks.h"
 
 namespace gptoss {
 
@@ -231,9 +234,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
-    expect_here(dst, "copy_from_host: dst");
-    if (bytes > dst.nbytes() + dst.scale_bytes())
-      throw range_error("copy_from_host: " + std::to_string(bytes) + " bytes do not fit " + dst.describe());
+    checks::copy_from_host(dst, bytes, device());
     OpScope op(this);
     not_capturing("copy_from_host");
     if (!bytes) return;
@@ -242,9 +243,7 @@ class CudaBackend final : public Backend {
   }
 
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override {
-    expect_here(src, "copy_to_host: src");
-    if (bytes > src.nbytes() + src.scale_bytes())
-      throw range_error("copy_to_host: " + std::to_string(bytes) + " bytes exceed " + src.describe());
+    checks::copy_to_host(src, bytes, device());
     OpScope op(this);
     not_capturing("copy_to_host");
     if (bytes) GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
@@ -260,30 +259,14 @@ class CudaBackend final : public Backend {
 
   // ---- ops ----
   void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) override {
-    expect_here(tokens, "embedding: tokens");
-    expect_here(table, "embedding: table");
-    expect_here(out, "embedding: out");
-    expect_dtype(tokens, DType::I32, "embedding: tokens");
-    expect_ndim(tokens, 1, "embedding: tokens");
-    if (table.dtype != DType::BF16 && table.dtype != DType::F32)
-      throw type_error("embedding: table must be bf16 or f32, got " + table.describe());
-    expect_ndim(table, 2, "embedding: table");
-    expect_dtype(out, DType::F32, "embedding: out");
-    expect_shape(out, {tokens.dim(0), table.dim(1)}, "embedding: out");
+    checks::embedding(tokens, table, out, device());
     OpScope op(this);
     launch_embedding(tokens.ptr<int32_t>(), int(tokens.dim(0)), table.data, table.dtype == DType::BF16,
                      int(table.dim(0)), int(table.dim(1)), out.ptr<float>(), err_, stream_);
   }
 
   void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
-    expect_here(x, "rmsnorm: x");
-    expect_here(weight, "rmsnorm: weight");
-    expect_here(out, "rmsnorm: out");
-    expect_dtype(x, DType::F32, "rmsnorm: x");
-    if (x.ndim() < 1) throw range_error("rmsnorm: x must have at least one dimension, got " + x.describe());
-    expect_param(weight, x.dim(-1), "rmsnorm: weight");
-    expect_dtype(out, DType::F32, "rmsnorm: out");
-    expect_shape(out, x.shape, "rmsnorm: out");
+    checks::rmsnorm(x, weight, out, device());
     const int64_t H = x.dim(-1);
     OpScope op(this);
     launch_rmsnorm(x.ptr<float>(), weight.data, weight.dtype == DType::BF16, int(H ? x.numel() / H : 0), int(H), eps,
@@ -291,26 +274,7 @@ class CudaBackend final : public Backend {
   }
 
   void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override {
-    expect_here(x, "linear: x");
-    expect_here(weight, "linear: weight");
-    expect_here(out, "linear: out");
-    expect_dtype(x, DType::F32, "linear: x");
-    expect_ndim(x, 2, "linear: x");
-    if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
-      throw type_error("linear: weight must be bf16 or mxfp4, got " + weight.describe());
-    expect_ndim(weight, 2, "linear: weight");
-    if (weight.dim(1) != x.dim(1))
-      throw range_error("linear: weight " + weight.describe() + " does not match x " + x.describe() +
-                        " (weight is [out, in])");
-    if (weight.dtype == DType::MXFP4 && weight.dim(1) % 32 != 0)
-      throw range_error("linear: mxfp4 weight needs in % 32 == 0, got " + weight.describe());
-    if (bias) {
-      expect_here(*bias, "linear: bias");
-      expect_param(*bias, weight.dim(0), "linear: bias");
-    }
-    expect_dtype(out, DType::F32, "linear: out");
-    expect_shape(out, {x.dim(0), weight.dim(0)}, "linear: out");
-    if (out.data == x.data) throw range_error("linear: out must not alias x");
+    checks::linear(x, weight, bias, out, device());
     OpScope op(this);
     const LinearArgs a = linear_args(x, weight, bias, out);
     if (a.n == 0 || a.N == 0) return;
@@ -322,16 +286,7 @@ class CudaBackend final : public Backend {
   }
 
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) override {
-    expect_here(x, "rope: x");
-    expect_here(positions, "rope: positions");
-    expect_here(inv_freq, "rope: invFreq");
-    expect_dtype(x, DType::F32, "rope: x");
-    expect_ndim(x, 3, "rope: x");
-    if (x.dim(2) % 2 != 0) throw range_error("rope: x head dim must be even, got " + x.describe());
-    expect_dtype(positions, DType::I32, "rope: positions");
-    expect_shape(positions, {x.dim(0)}, "rope: positions");
-    expect_dtype(inv_freq, DType::F32, "rope: invFreq");
-    expect_shape(inv_freq, {x.dim(2) / 2}, "rope: invFreq");
+    checks::rope(x, positions, inv_freq, device());
     OpScope op(this);
     launch_rope(x.ptr<float>(), positions.ptr<int32_t>(), inv_freq.ptr<float>(), int(x.dim(0)), int(x.dim(1)),
                 int(x.dim(2)), scale, stream_);
@@ -339,24 +294,8 @@ class CudaBackend final : public Backend {
 
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                 Tensor& v_cache) override {
-    expect_here(k, "kvStore: k");
-    expect_here(v, "kvStore: v");
-    expect_here(positions, "kvStore: positions");
-    expect_here(k_cache, "kvStore: kCache");
-    expect_here(v_cache, "kvStore: vCache");
-    expect_dtype(k, DType::F32, "kvStore: k");
-    expect_dtype(v, DType::F32, "kvStore: v");
-    expect_ndim(k, 3, "kvStore: k");
-    expect_shape(v, k.shape, "kvStore: v");
-    expect_dtype(positions, DType::I32, "kvStore: positions");
-    expect_shape(positions, {k.dim(0)}, "kvStore: positions");
-    expect_cache(k_cache, "kvStore: kCache");
-    expect_ndim(k_cache, 3, "kvStore: kCache");
-    if (k_cache.dim(1) != k.dim(1) || k_cache.dim(2) != k.dim(2))
-      throw range_error("kvStore: kCache " + k_cache.describe() + " does not match k " + k.describe() +
-                        " (cache is [ctx, kvHeads, headDim])");
-    if (v_cache.dtype != k_cache.dtype) throw type_error("kvStore: vCache dtype differs from kCache: " + v_cache.describe());
-    expect_shape(v_cache, k_cache.shape, "kvStore: vCache");
+    // The kernels read and write either cache dtype; kv_dtype() (GPTOSS_CUDA_KV_F32) picks the model's.
+    checks::kv_store(k, v, positions, k_cache, v_cache, device(), {DType::BF16, DType::F32});
     OpScope op(this);
     launch_kv_store(k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), int(k.dim(0)), int(k.dim(1)),
                     int(k.dim(2)), k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)),
@@ -365,30 +304,8 @@ class CudaBackend final : public Backend {
 
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                  const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) override {
-    expect_here(q, "attention: q");
-    expect_here(k_cache, "attention: kCache");
-    expect_here(v_cache, "attention: vCache");
-    expect_here(sinks, "attention: sinks");
-    expect_here(positions, "attention: positions");
-    expect_here(out, "attention: out");
-    expect_dtype(q, DType::F32, "attention: q");
-    expect_ndim(q, 3, "attention: q");
-    expect_cache(k_cache, "attention: kCache");
-    if (v_cache.dtype != k_cache.dtype) throw type_error("attention: vCache dtype differs from kCache: " + v_cache.describe());
-    expect_ndim(k_cache, 3, "attention: kCache");
-    expect_shape(v_cache, k_cache.shape, "attention: vCache");
-    const int64_t hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2);
-    if (k_cache.dim(2) != d) throw range_error("attention: kCache head dim does not match q: " + k_cache.describe());
-    if (hkv == 0 || hq % hkv != 0)
-      throw range_error("attention: query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
-                        std::to_string(hkv) + ")");
-    if (d % 8 != 0) throw range_error("attention: head dim must be a multiple of 8 on cuda, got " + q.describe());
-    expect_param(sinks, hq, "attention: sinks");
-    expect_dtype(positions, DType::I32, "attention: positions");
-    expect_shape(positions, {q.dim(0)}, "attention: positions");
-    if (sliding_window < 0) throw range_error("attention: slidingWindow must be >= 0");
-    expect_dtype(out, DType::F32, "attention: out");
-    expect_shape(out, q.shape, "attention: out");
+    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {DType::BF16, DType::F32});
+    if (q.dim(2) % 8 != 0) throw range_error("attention: head dim must be a multiple of 8 on cuda, got " + q.describe());
     OpScope op(this);
     const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
     // n <= 4 and D = 64: split-KV decode; D = 64: flash (mma.sync); other head dims: plain f32.
@@ -400,24 +317,8 @@ class CudaBackend final : public Backend {
 
   void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
               Tensor& expert_weight) override {
-    expect_here(x, "router: x");
-    expect_here(weight, "router: weight");
-    expect_here(bias, "router: bias");
-    expect_here(expert_idx, "router: expertIdx");
-    expect_here(expert_weight, "router: expertWeight");
-    expect_dtype(x, DType::F32, "router: x");
-    expect_ndim(x, 2, "router: x");
-    expect_dtype(weight, DType::BF16, "router: weight");
-    expect_ndim(weight, 2, "router: weight");
-    if (weight.dim(1) != x.dim(1)) throw range_error("router: weight " + weight.describe() + " does not match x " + x.describe());
+    checks::router(x, weight, bias, k, expert_idx, expert_weight, device(), kRouterMaxK);
     const int64_t e = weight.dim(0);
-    expect_param(bias, e, "router: bias");
-    if (k < 1 || k > e || k > 32)
-      throw range_error("router: k must be in [1, " + std::to_string(std::min<int64_t>(e, 32)) + "], got " + std::to_string(k));
-    expect_dtype(expert_idx, DType::I32, "router: expertIdx");
-    expect_shape(expert_idx, {x.dim(0), k}, "router: expertIdx");
-    expect_dtype(expert_weight, DType::F32, "router: expertWeight");
-    expect_shape(expert_weight, {x.dim(0), k}, "router: expertWeight");
     OpScope op(this);
     RouterArgs a;
     a.x = x.ptr<float>();
@@ -450,41 +351,20 @@ class CudaBackend final : public Backend {
   }
 
   void add(Tensor& acc, const Tensor& x) override {
-    expect_here(acc, "add: acc");
-    expect_here(x, "add: x");
-    expect_dtype(acc, DType::F32, "add: acc");
-    expect_dtype(x, DType::F32, "add: x");
-    expect_shape(x, acc.shape, "add: x");
+    checks::add(acc, x, device());
     OpScope op(this);
     launch_add(acc.ptr<float>(), x.ptr<float>(), acc.numel(), stream_);
   }
 
   void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {
-    expect_here(packed, "mxfp4Dequantize: packed");
-    expect_here(out, "mxfp4Dequantize: out");
-    expect_dtype(packed, DType::MXFP4, "mxfp4Dequantize: packed");
-    if (packed.ndim() < 1 || packed.dim(-1) % 32 != 0)
-      throw range_error("mxfp4Dequantize: packed must have a last dimension that is a multiple of 32, got " +
-                        packed.describe());
-    if (out.dtype != DType::F32 && out.dtype != DType::BF16)
-      throw type_error("mxfp4Dequantize: out must be f32 or bf16, got " + out.describe());
-    expect_shape(out, packed.shape, "mxfp4Dequantize: out");
+    checks::mxfp4_dequantize(packed, out, device());
     OpScope op(this);
     launch_mxfp4_dequantize(static_cast<const uint8_t*>(packed.data), static_cast<const uint8_t*>(packed.scales),
                             packed.numel() / 32, out.data, out.dtype == DType::BF16, stream_);
   }
 
   int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) override {
-    expect_here(logits, "sample: logits");
-    expect_dtype(logits, DType::F32, "sample: logits");
-    if (!(logits.ndim() == 1 || (logits.ndim() == 2 && logits.dim(0) >= 1)) || logits.dim(-1) < 1)
-      throw range_error("sample: logits must be [V] or [n, V] with V >= 1 (row 0 is used), got " + logits.describe());
-    if (!(params.temperature >= 0.f) || !std::isfinite(params.temperature))
-      throw range_error("sample: temperature must be a finite number >= 0");
-    if (params.top_k < 0) throw range_error("sample: topK must be >= 0");
-    if (!(params.top_p > 0.f && params.top_p <= 1.f)) throw range_error("sample: topP must be in (0, 1]");
-    if (!(params.min_p >= 0.f && params.min_p <= 1.f)) throw range_error("sample: minP must be in [0, 1]");
-    if (!(uniform >= 0.f && uniform < 1.f)) throw range_error("sample: uniform must be in [0, 1)");
+    checks::sample(logits, params, uniform, device());
     OpScope op(this);
     not_capturing("sample");
     const int vocab = int(logits.dim(-1));
@@ -575,6 +455,7 @@ class CudaBackend final : public Backend {
 
   gpuStream_t stream() const { return stream_; }
   static constexpr int kGraphMaxTokens = 8;
+  static constexpr int kRouterMaxK = 32;  // router_kernel keeps at most 32 selected experts (moe.cu)
 
   // ---- argument packing (after the checks above) ----
   LinearArgs linear_args(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) const {
@@ -613,37 +494,8 @@ class CudaBackend final : public Backend {
   }
   MoeArgs moe_args(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
                    const SwigluParams& swiglu, Tensor& out) const {
-    expect_here(x, "moe: x");
-    expect_here(expert_idx, "moe: expertIdx");
-    expect_here(expert_weight, "moe: expertWeight");
-    expect_here(w.gate_up, "moe: gateUp");
-    expect_here(w.gate_up_bias, "moe: gateUpBias");
-    expect_here(w.down, "moe: down");
-    expect_here(w.down_bias, "moe: downBias");
-    expect_here(out, "moe: out");
-    expect_dtype(x, DType::F32, "moe: x");
-    expect_ndim(x, 2, "moe: x");
-    const int64_t n = x.dim(0), h = x.dim(1);
-    expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
-    expect_ndim(w.gate_up, 3, "moe: gateUp");
-    const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
-    if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
-      throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
-    if (h % 32 != 0 || (inter2 / 2) % 32 != 0)
-      throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got " + w.gate_up.describe());
-    expect_param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
-    expect_dtype(w.down, DType::MXFP4, "moe: down");
-    expect_shape(w.down, {e, h, inter2 / 2}, "moe: down");
-    expect_param(w.down_bias, e * h, "moe: downBias");
-    expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
-    expect_ndim(expert_idx, 2, "moe: expertIdx");
-    if (expert_idx.dim(0) != n)
-      throw range_error("moe: expertIdx must have " + std::to_string(n) + " rows, got " + expert_idx.describe());
-    expect_dtype(expert_weight, DType::F32, "moe: expertWeight");
-    expect_shape(expert_weight, expert_idx.shape, "moe: expertWeight");
-    expect_dtype(out, DType::F32, "moe: out");
-    expect_shape(out, x.shape, "moe: out");
-    if (out.data == x.data) throw range_error("moe: out must not alias x");
+    checks::moe(x, expert_idx, expert_weight, w, out, device());
+    const int64_t n = x.dim(0), h = x.dim(1), e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
     MoeArgs a;
     a.x = x.ptr<float>();
     a.expert_idx = expert_idx.ptr<int32_t>();
@@ -684,24 +536,6 @@ class CudaBackend final : public Backend {
     std::lock_guard<std::recursive_mutex> lock;
   };
 
-  void expect_here(const Tensor& t, const char* what) const {
-    if (t.device.kind != DeviceKind::CUDA || t.device.index != index_)
-      throw type_error(std::string(what) + ": expected a tensor on cuda:" + std::to_string(index_) + ", got " +
-                       t.describe());
-    if (!t.data && t.numel() != 0) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
-    if (t.dtype == DType::MXFP4 && !t.scales && t.numel() != 0)
-      throw type_error(std::string(what) + ": mxfp4 tensor has no scales");
-  }
-  static void expect_param(const Tensor& t, int64_t n, const char* what) {
-    if (t.dtype != DType::BF16 && t.dtype != DType::F32)
-      throw type_error(std::string(what) + ": expected dtype bf16 or f32, got " + t.describe());
-    if (t.numel() != n)
-      throw range_error(std::string(what) + ": expected " + std::to_string(n) + " elements, got " + t.describe());
-  }
-  static void expect_cache(const Tensor& t, const char* what) {
-    if (t.dtype != DType::BF16 && t.dtype != DType::F32)
-      throw type_error(std::string(what) + ": expected a bf16 or f32 cache (kv_dtype()), got " + t.describe());
-  }
   void not_capturing(const char* what) const {
     if (capturing_)
       throw runtime_error(std::string(what) +

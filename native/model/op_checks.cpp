@@ -1,0 +1,261 @@
+#include "op_checks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace gptoss::checks {
+
+namespace {
+
+// t's dtype is one of `dtypes`; the message lists them ("expected dtype bf16 or f32, got ...").
+void expect_dtype_in(const Tensor& t, std::initializer_list<DType> dtypes, const char* what) {
+  if (std::find(dtypes.begin(), dtypes.end(), t.dtype) != dtypes.end()) return;
+  std::string names;
+  for (DType d : dtypes) names += (names.empty() ? "" : " or ") + std::string(dtype_name(d));
+  throw type_error(std::string(what) + ": expected dtype " + names + ", got " + t.describe());
+}
+
+// A KV cache pair: kCache in the backend's cache dtypes, vCache the same dtype and shape, [ctx, kvHeads, D].
+void cache_pair(const Tensor& k_cache, const Tensor& v_cache, std::initializer_list<DType> cache_dtypes,
+                const char* k_what, const char* v_what) {
+  expect_dtype_in(k_cache, cache_dtypes, k_what);
+  expect_dtype(v_cache, k_cache.dtype, v_what);
+  expect_ndim(k_cache, 3, k_what);
+}
+
+}  // namespace
+
+void placed(const Tensor& t, const Device& device, const char* what) {
+  if (device.kind == DeviceKind::CPU) {
+    if (t.device.kind != DeviceKind::CPU)
+      throw type_error(std::string(what) + ": expected a cpu tensor, got " + t.describe());
+  } else if (t.device != device) {
+    throw type_error(std::string(what) + ": expected a tensor on " + device.str() + ", got " + t.describe());
+  }
+}
+
+void on_device(const Tensor& t, const Device& device, const char* what) {
+  placed(t, device, what);
+  if (!t.data && t.numel() != 0) throw type_error(std::string(what) + ": tensor has no data (disposed?)");
+  if (t.dtype == DType::MXFP4 && !t.scales && t.numel() != 0)
+    throw type_error(std::string(what) + ": mxfp4 tensor has no scales");
+}
+
+void param(const Tensor& t, int64_t n, const char* what) {
+  expect_dtype_in(t, {DType::BF16, DType::F32}, what);
+  if (t.numel() != n)
+    throw range_error(std::string(what) + ": expected " + std::to_string(n) + " elements, got " + t.describe());
+}
+
+void copy_from_host(const Tensor& dst, size_t bytes, const Device& device) {
+  on_device(dst, device, "copy_from_host: dst");
+  if (bytes > dst.nbytes() + dst.scale_bytes())
+    throw range_error("copy_from_host: " + std::to_string(bytes) + " bytes do not fit " + dst.describe());
+}
+
+void copy_to_host(const Tensor& src, size_t bytes, const Device& device) {
+  on_device(src, device, "copy_to_host: src");
+  if (bytes > src.nbytes() + src.scale_bytes())
+    throw range_error("copy_to_host: " + std::to_string(bytes) + " bytes exceed " + src.describe());
+}
+
+void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, const Device& device) {
+  on_device(tokens, device, "embedding: tokens");
+  on_device(table, device, "embedding: table");
+  on_device(out, device, "embedding: out");
+  expect_dtype(tokens, DType::I32, "embedding: tokens");
+  expect_ndim(tokens, 1, "embedding: tokens");
+  if (table.dtype != DType::BF16 && table.dtype != DType::F32)
+    throw type_error("embedding: table must be bf16 or f32, got " + table.describe());
+  expect_ndim(table, 2, "embedding: table");
+  expect_dtype(out, DType::F32, "embedding: out");
+  expect_shape(out, {tokens.dim(0), table.dim(1)}, "embedding: out");
+}
+
+void rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& out, const Device& device) {
+  on_device(x, device, "rmsnorm: x");
+  on_device(weight, device, "rmsnorm: weight");
+  on_device(out, device, "rmsnorm: out");
+  expect_dtype(x, DType::F32, "rmsnorm: x");
+  if (x.ndim() < 1) throw range_error("rmsnorm: x must have at least one dimension, got " + x.describe());
+  param(weight, x.dim(-1), "rmsnorm: weight");
+  expect_dtype(out, DType::F32, "rmsnorm: out");
+  expect_shape(out, x.shape, "rmsnorm: out");
+}
+
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out, const Device& device) {
+  on_device(x, device, "linear: x");
+  on_device(weight, device, "linear: weight");
+  on_device(out, device, "linear: out");
+  expect_dtype(x, DType::F32, "linear: x");
+  expect_ndim(x, 2, "linear: x");
+  if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
+    throw type_error("linear: weight must be bf16 or mxfp4, got " + weight.describe());
+  expect_ndim(weight, 2, "linear: weight");
+  if (weight.dim(1) != x.dim(1))
+    throw range_error("linear: weight " + weight.describe() + " does not match x " + x.describe() +
+                      " (expected weight [out, " + std::to_string(x.dim(1)) + "])");
+  if (weight.dtype == DType::MXFP4 && weight.dim(1) % kMxfp4BlockSize != 0)
+    throw range_error("linear: mxfp4 weight needs in % 32 == 0, got " + weight.describe());
+  if (bias) {
+    on_device(*bias, device, "linear: bias");
+    param(*bias, weight.dim(0), "linear: bias");
+  }
+  expect_dtype(out, DType::F32, "linear: out");
+  expect_shape(out, {x.dim(0), weight.dim(0)}, "linear: out");
+  if (out.data == x.data) throw range_error("linear: out must not alias x");
+}
+
+void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const Device& device) {
+  on_device(x, device, "rope: x");
+  on_device(positions, device, "rope: positions");
+  on_device(inv_freq, device, "rope: invFreq");
+  expect_dtype(x, DType::F32, "rope: x");
+  expect_ndim(x, 3, "rope: x");
+  if (x.dim(2) % 2 != 0) throw range_error("rope: x head dim must be even, got " + x.describe());
+  expect_dtype(positions, DType::I32, "rope: positions");
+  expect_shape(positions, {x.dim(0)}, "rope: positions");
+  expect_dtype(inv_freq, DType::F32, "rope: invFreq");
+  expect_shape(inv_freq, {x.dim(2) / 2}, "rope: invFreq");
+}
+
+void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
+              const Tensor& v_cache, const Device& device, std::initializer_list<DType> cache_dtypes) {
+  on_device(k, device, "kvStore: k");
+  on_device(v, device, "kvStore: v");
+  on_device(positions, device, "kvStore: positions");
+  on_device(k_cache, device, "kvStore: kCache");
+  on_device(v_cache, device, "kvStore: vCache");
+  expect_dtype(k, DType::F32, "kvStore: k");
+  expect_dtype(v, DType::F32, "kvStore: v");
+  expect_ndim(k, 3, "kvStore: k");
+  expect_shape(v, k.shape, "kvStore: v");
+  expect_dtype(positions, DType::I32, "kvStore: positions");
+  expect_shape(positions, {k.dim(0)}, "kvStore: positions");
+  cache_pair(k_cache, v_cache, cache_dtypes, "kvStore: kCache", "kvStore: vCache");
+  if (k_cache.dim(1) != k.dim(1) || k_cache.dim(2) != k.dim(2))
+    throw range_error("kvStore: kCache " + k_cache.describe() + " does not match k " + k.describe() +
+                      " (expected [ctx, " + std::to_string(k.dim(1)) + ", " + std::to_string(k.dim(2)) + "])");
+  expect_shape(v_cache, k_cache.shape, "kvStore: vCache");
+}
+
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+               const Tensor& positions, int sliding_window, const Tensor& out, const Device& device,
+               std::initializer_list<DType> cache_dtypes) {
+  on_device(q, device, "attention: q");
+  on_device(k_cache, device, "attention: kCache");
+  on_device(v_cache, device, "attention: vCache");
+  on_device(sinks, device, "attention: sinks");
+  on_device(positions, device, "attention: positions");
+  on_device(out, device, "attention: out");
+  expect_dtype(q, DType::F32, "attention: q");
+  expect_ndim(q, 3, "attention: q");
+  cache_pair(k_cache, v_cache, cache_dtypes, "attention: kCache", "attention: vCache");
+  expect_shape(v_cache, k_cache.shape, "attention: vCache");
+  const int64_t hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2);
+  if (k_cache.dim(2) != d) throw range_error("attention: kCache head dim does not match q: " + k_cache.describe());
+  if (hkv == 0 || hq % hkv != 0)
+    throw range_error("attention: query heads (" + std::to_string(hq) + ") must be a multiple of kv heads (" +
+                      std::to_string(hkv) + ")");
+  param(sinks, hq, "attention: sinks");
+  expect_dtype(positions, DType::I32, "attention: positions");
+  expect_shape(positions, {q.dim(0)}, "attention: positions");
+  if (sliding_window < 0) throw range_error("attention: slidingWindow must be >= 0");
+  expect_dtype(out, DType::F32, "attention: out");
+  expect_shape(out, q.shape, "attention: out");
+}
+
+void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
+            const Tensor& expert_weight, const Device& device, int max_k) {
+  on_device(x, device, "router: x");
+  on_device(weight, device, "router: weight");
+  on_device(bias, device, "router: bias");
+  on_device(expert_idx, device, "router: expertIdx");
+  on_device(expert_weight, device, "router: expertWeight");
+  expect_dtype(x, DType::F32, "router: x");
+  expect_ndim(x, 2, "router: x");
+  expect_dtype(weight, DType::BF16, "router: weight");
+  expect_ndim(weight, 2, "router: weight");
+  if (weight.dim(1) != x.dim(1))
+    throw range_error("router: weight " + weight.describe() + " does not match x " + x.describe());
+  const int64_t e = weight.dim(0);
+  param(bias, e, "router: bias");
+  const int64_t k_max = std::min<int64_t>(e, max_k);
+  if (k < 1 || k > k_max)
+    throw range_error("router: k must be in [1, " + std::to_string(k_max) + "], got " + std::to_string(k));
+  expect_dtype(expert_idx, DType::I32, "router: expertIdx");
+  expect_shape(expert_idx, {x.dim(0), k}, "router: expertIdx");
+  expect_dtype(expert_weight, DType::F32, "router: expertWeight");
+  expect_shape(expert_weight, {x.dim(0), k}, "router: expertWeight");
+}
+
+void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+         const Tensor& out, const Device& device) {
+  on_device(x, device, "moe: x");
+  on_device(expert_idx, device, "moe: expertIdx");
+  on_device(expert_weight, device, "moe: expertWeight");
+  on_device(w.gate_up, device, "moe: gateUp");
+  on_device(w.gate_up_bias, device, "moe: gateUpBias");
+  on_device(w.down, device, "moe: down");
+  on_device(w.down_bias, device, "moe: downBias");
+  on_device(out, device, "moe: out");
+  expect_dtype(x, DType::F32, "moe: x");
+  expect_ndim(x, 2, "moe: x");
+  const int64_t n = x.dim(0), h = x.dim(1);
+  expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
+  expect_ndim(w.gate_up, 3, "moe: gateUp");
+  const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
+  if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
+    throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
+  if (h % kMxfp4BlockSize != 0 || (inter2 / 2) % kMxfp4BlockSize != 0)
+    throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got " + w.gate_up.describe());
+  param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
+  expect_dtype(w.down, DType::MXFP4, "moe: down");
+  expect_shape(w.down, {e, h, inter2 / 2}, "moe: down");
+  param(w.down_bias, e * h, "moe: downBias");
+  expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
+  expect_ndim(expert_idx, 2, "moe: expertIdx");
+  if (expert_idx.dim(0) != n)
+    throw range_error("moe: expertIdx must have " + std::to_string(n) + " rows, got " + expert_idx.describe());
+  expect_dtype(expert_weight, DType::F32, "moe: expertWeight");
+  expect_shape(expert_weight, expert_idx.shape, "moe: expertWeight");
+  expect_dtype(out, DType::F32, "moe: out");
+  expect_shape(out, x.shape, "moe: out");
+  if (out.data == x.data) throw range_error("moe: out must not alias x");
+}
+
+void add(const Tensor& acc, const Tensor& x, const Device& device) {
+  on_device(acc, device, "add: acc");
+  on_device(x, device, "add: x");
+  expect_dtype(acc, DType::F32, "add: acc");
+  expect_dtype(x, DType::F32, "add: x");
+  expect_shape(x, acc.shape, "add: x");
+}
+
+void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device) {
+  on_device(packed, device, "mxfp4Dequantize: packed");
+  on_device(out, device, "mxfp4Dequantize: out");
+  expect_dtype(packed, DType::MXFP4, "mxfp4Dequantize: packed");
+  if (packed.ndim() < 1 || packed.dim(-1) % kMxfp4BlockSize != 0)
+    throw range_error("mxfp4Dequantize: packed must have a last dimension that is a multiple of 32, got " +
+                      packed.describe());
+  if (out.dtype != DType::F32 && out.dtype != DType::BF16)
+    throw type_error("mxfp4Dequantize: out must be f32 or bf16, got " + out.describe());
+  expect_shape(out, packed.shape, "mxfp4Dequantize: out");
+}
+
+void sample(const Tensor& logits, const SampleParams& p, float uniform, const Device& device) {
+  on_device(logits, device, "sample: logits");
+  expect_dtype(logits, DType::F32, "sample: logits");
+  if (!(logits.ndim() == 1 || (logits.ndim() == 2 && logits.dim(0) >= 1)) || logits.dim(-1) < 1)
+    throw range_error("sample: logits must be [V] or [n, V] with V >= 1 (row 0 is used), got " + logits.describe());
+  if (!(p.temperature >= 0.f) || !std::isfinite(p.temperature))
+    throw range_error("sample: temperature must be a finite number >= 0");
+  if (p.top_k < 0) throw range_error("sample: topK must be >= 0");
+  if (!(p.top_p > 0.f && p.top_p <= 1.f)) throw range_error("sample: topP must be in (0, 1]");
+  if (!(p.min_p >= 0.f && p.min_p <= 1.f)) throw range_error("sample: minP must be in [0, 1]");
+  if (!(uniform >= 0.f && uniform < 1.f)) throw range_error("sample: uniform must be in [0, 1)");
+}
+
+}  // namespace gptoss::checks

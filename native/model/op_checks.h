@@ -1,0 +1,46 @@
+// The argument checks of every backend op (model/backend.h), written once: device placement,
+// dtypes, ranks, shape agreement, scalar ranges. Both backends call these before any work; each
+// keeps only what it alone can check (the CPU's value checks that read host memory: token ids,
+// positions, expert ids; CUDA's kernel limits and device-side guards). Errors are gptoss::Error
+// (type_error / range_error) naming the op and argument as JS spells it ("kvStore: kCache").
+#pragma once
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+
+#include "../core/tensor.h"
+#include "backend.h"
+
+namespace gptoss::checks {
+
+// t lives on `device` (for the CPU: any cpu tensor).
+void placed(const Tensor& t, const Device& device, const char* what);
+// placed(), and t has its data (and, for MXFP4, its scales): a disposed tensor stops here.
+void on_device(const Tensor& t, const Device& device, const char* what);
+// A float vector parameter (bias, norm weight, sinks): bf16 or f32 with n elements.
+void param(const Tensor& t, int64_t n, const char* what);
+
+void copy_from_host(const Tensor& dst, size_t bytes, const Device& device);
+void copy_to_host(const Tensor& src, size_t bytes, const Device& device);
+
+void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, const Device& device);
+void rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& out, const Device& device);
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out, const Device& device);
+void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const Device& device);
+// cache_dtypes: the KV cache dtypes the backend's kernels read and write (its kv_dtype() among them).
+void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
+              const Tensor& v_cache, const Device& device, std::initializer_list<DType> cache_dtypes);
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+               const Tensor& positions, int sliding_window, const Tensor& out, const Device& device,
+               std::initializer_list<DType> cache_dtypes);
+// max_k: the backend's own bound on k, if any (k must be in [1, min(experts, max_k)]).
+void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
+            const Tensor& expert_weight, const Device& device, int max_k = INT_MAX);
+void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+         const Tensor& out, const Device& device);
+void add(const Tensor& acc, const Tensor& x, const Device& device);
+void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device);
+void sample(const Tensor& logits, const SampleParams& params, float uniform, const Device& device);
+
+}  // namespace gptoss::checks
