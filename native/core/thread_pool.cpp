@@ -183,7 +183,9 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 }
 
 ThreadPool& thread_pool() {
-  static ThreadPool pool(default_thread_count());
+  // Never destroyed: at process exit a libuv thread may still be inside parallel_for (a forward pass
+  // abandoned by an abort), and a static destructor would free the pool under it. The OS reclaims it.
+  static ThreadPool& pool = *new ThreadPool(default_thread_count());
   return pool;
 }
 

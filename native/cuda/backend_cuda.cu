@@ -596,8 +596,10 @@ std::string cuda_probe(int* device_count) {
 }
 
 std::shared_ptr<Backend> make_cuda_backend(int index) {
-  static std::mutex mu;
-  static std::map<int, std::shared_ptr<Backend>> backends;
+  // Never destroyed: at process exit a libuv thread may still be running a forward pass on a backend,
+  // and cudart tears itself down in its own atexit handler; a static destructor here could race both.
+  static std::mutex& mu = *new std::mutex;
+  static std::map<int, std::shared_ptr<Backend>>& backends = *new std::map<int, std::shared_ptr<Backend>>;
   std::lock_guard<std::mutex> lock(mu);
   auto it = backends.find(index);
   if (it != backends.end()) return it->second;
