@@ -178,6 +178,7 @@ class CudaBackend final : public Backend {
     GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
     kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
     graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
+    fuse_ = env_flag("GPTOSS_CUDA_FUSE", true);
   }
 
   ~CudaBackend() override {
@@ -193,9 +194,9 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device{DeviceKind::CUDA, index_}; }
   std::string describe() const override {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "cuda:%d %s (sm_%d, %s, %d SMs, %.0f GiB; kv %s, graphs %s)", index_,
+    std::snprintf(buf, sizeof buf, "cuda:%d %s (sm_%d, %s, %d SMs, %.0f GiB; kv %s, graphs %s, fused ops %s)", index_,
                   name_.c_str(), cc_ / 10, arch_name(cc_), sms_, mem_gib_, kv_name(kv_bf16_),
-                  graphs_enabled_ ? "on" : "off");
+                  graphs_enabled_ ? "on" : "off", fuse_ ? "on" : "off");
     return buf;
   }
   DType kv_dtype() const override { return kv_bf16_ ? DType::BF16 : DType::F32; }
@@ -354,6 +355,43 @@ class CudaBackend final : public Backend {
     checks::add(acc, x, device());
     OpScope op(this);
     launch_add(acc.ptr<float>(), x.ptr<float>(), acc.numel(), stream_);
+  }
+
+  // ---- fused ops (model/backend.h): one launch each where the kernel takes the shape ----
+  // GPTOSS_CUDA_FUSE=0 runs the default compositions instead (same results; for A/B timing).
+  void add_rmsnorm(Tensor& x, const Tensor& residual, const Tensor& weight, float eps, Tensor& normed) override {
+    if (!fuse_) return Backend::add_rmsnorm(x, residual, weight, eps, normed);
+    checks::add_rmsnorm(x, residual, weight, normed, device());
+    const int64_t H = x.dim(-1);
+    OpScope op(this);
+    launch_add_rmsnorm(x.ptr<float>(), residual.ptr<float>(), weight.data, weight.dtype == DType::BF16,
+                       int(H ? x.numel() / H : 0), int(H), eps, normed.ptr<float>(), stream_);
+  }
+
+  void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+           const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
+    if (!fuse_) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+    checks::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v, device());
+    OpScope op(this);
+    const LinearArgs parts[3] = {linear_args(xn, wq, &bq, q), linear_args(xn, wk, &bk, k), linear_args(xn, wv, &bv, v)};
+    // One GEMV over the three row ranges when each would take the GEMV path with one weight format
+    // (decode); prefill runs the three GEMM tiles, whose launches are not what a token waits on.
+    bool one_gemv = parts[0].n > 0;
+    for (const LinearArgs& a : parts)
+      one_gemv = one_gemv && a.N > 0 && linear_path(a) == LinearPath::Gemv &&
+                 (a.w_scales != nullptr) == (parts[0].w_scales != nullptr);
+    if (!one_gemv) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+    launch_linear_gemv_parts(parts, 3, stream_);
+  }
+
+  void rope_kv_store(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                     float scale, Tensor& k_cache, Tensor& v_cache) override {
+    if (!fuse_) return Backend::rope_kv_store(q, k, v, positions, inv_freq, scale, k_cache, v_cache);
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    OpScope op(this);
+    launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(),
+                         inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
+                         k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
   }
 
   void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {
@@ -563,6 +601,7 @@ class CudaBackend final : public Backend {
   int* err_ = nullptr;
   int32_t* result_ = nullptr;
   bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false;
+  bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
   std::mutex graph_mu_;
   mutable std::recursive_mutex op_mu_;
   std::map<std::pair<void*, uint64_t>, GraphEntry> graphs_;

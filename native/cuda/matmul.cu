@@ -11,11 +11,33 @@ __device__ __forceinline__ float bias_at(const void* bias, int kind, int col) {
   return 0.f;
 }
 
+// Up to kGemvMaxParts weight matrices that share x, n and K (qkv: q, k and v), walked as one
+// row range: rows [0, N0) are part 0, [N0, N0 + N1) part 1, ... A plain linear is one part.
+struct GemvParts {
+  LinearArgs part[kGemvMaxParts];
+  int count = 0, rows = 0;
+};
+
+// Part i by value, selected with constant indices (a dynamic index into the kernel's parameter
+// struct would copy it to local memory).
+__device__ __forceinline__ LinearArgs gemv_part(const GemvParts& p, int row, int& local_row) {
+  local_row = row;
+  if (p.count > 1 && local_row >= p.part[0].N) {
+    local_row -= p.part[0].N;
+    if (p.count > 2 && local_row >= p.part[1].N) {
+      local_row -= p.part[1].N;
+      return p.part[2];
+    }
+    return p.part[1];
+  }
+  return p.part[0];
+}
+
 // One warp per output row (grid-stride), lanes stride over 16-byte chunks of the row: 8 bf16 or
 // one MXFP4 block (32 values). NT tokens share each weight load. Unrolled 4 deep so each lane keeps
 // several 16-byte loads in flight (Little's law: ~33 KB in flight per SM at 4.3 TB/s).
 template <int NT, bool MX>
-__global__ void __launch_bounds__(256) gemv_kernel(LinearArgs a) {
+__global__ void __launch_bounds__(256) gemv_kernel(GemvParts parts) {
   __shared__ uint32_t lut[256];
   if (MX) {
     fill_e2m1_lut(lut);
@@ -23,11 +45,13 @@ __global__ void __launch_bounds__(256) gemv_kernel(LinearArgs a) {
   }
   const int lane = threadIdx.x % kWarpSize;
   const int warps_per_block = blockDim.x / kWarpSize;
-  const int K = a.K;
+  const int K = parts.part[0].K;
   const int chunk_elems = MX ? 32 : 8;
   const int nch = K / chunk_elems;
-  for (int row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize; row < a.N;
-       row += gridDim.x * warps_per_block) {
+  for (int global_row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize; global_row < parts.rows;
+       global_row += gridDim.x * warps_per_block) {
+    int row;
+    const LinearArgs a = gemv_part(parts, global_row, row);
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.f;
@@ -98,11 +122,11 @@ __global__ void linear_naive_kernel(LinearArgs a) {
 }
 
 template <int NT, bool MX>
-void gemv_launch(const LinearArgs& a, gpuStream_t stream) {
+void gemv_launch(const GemvParts& p, gpuStream_t stream) {
   const int warps = 8;
-  int blocks = ceil_div(a.N, warps);
+  int blocks = ceil_div(p.rows, warps);
   if (blocks > 132 * 16) blocks = 132 * 16;  // grid-stride beyond a few waves
-  gemv_kernel<NT, MX><<<blocks, warps * kWarpSize, 0, stream>>>(a);
+  gemv_kernel<NT, MX><<<blocks, warps * kWarpSize, 0, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemv_kernel");
 }
 
@@ -115,19 +139,30 @@ LinearPath linear_path(const LinearArgs& a) {
   return a.n <= kGemvMaxTokens ? LinearPath::Gemv : LinearPath::Gemm;
 }
 
-void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream) {
+void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream) {
+  if (count < 1 || count > kGemvMaxParts) throw range_error("gemv: 1 to 3 weight parts, got " + std::to_string(count));
+  const LinearArgs& a = parts[0];
   const bool mx = a.w_scales != nullptr;
   for (int t0 = 0; t0 < a.n; t0 += kGemvMaxTokens) {
-    LinearArgs s = a;
-    s.n = a.n - t0 < kGemvMaxTokens ? a.n - t0 : kGemvMaxTokens;
-    s.x = a.x + int64_t(t0) * a.K;
-    s.out = a.out + int64_t(t0) * a.N;
-    if (s.n == 1) mx ? gemv_launch<1, true>(s, stream) : gemv_launch<1, false>(s, stream);
-    else if (s.n <= 2) mx ? gemv_launch<2, true>(s, stream) : gemv_launch<2, false>(s, stream);
-    else if (s.n <= 4) mx ? gemv_launch<4, true>(s, stream) : gemv_launch<4, false>(s, stream);
-    else mx ? gemv_launch<8, true>(s, stream) : gemv_launch<8, false>(s, stream);
+    GemvParts p;
+    p.count = count;
+    for (int i = 0; i < count; ++i) {
+      LinearArgs s = parts[i];
+      s.n = a.n - t0 < kGemvMaxTokens ? a.n - t0 : kGemvMaxTokens;
+      s.x = a.x + int64_t(t0) * a.K;
+      s.out = parts[i].out + int64_t(t0) * parts[i].N;
+      p.part[i] = s;
+      p.rows += s.N;
+    }
+    const int n = p.part[0].n;
+    if (n == 1) mx ? gemv_launch<1, true>(p, stream) : gemv_launch<1, false>(p, stream);
+    else if (n <= 2) mx ? gemv_launch<2, true>(p, stream) : gemv_launch<2, false>(p, stream);
+    else if (n <= 4) mx ? gemv_launch<4, true>(p, stream) : gemv_launch<4, false>(p, stream);
+    else mx ? gemv_launch<8, true>(p, stream) : gemv_launch<8, false>(p, stream);
   }
 }
+
+void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream) { launch_linear_gemv_parts(&a, 1, stream); }
 
 void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream) {
   GemmProblem p;

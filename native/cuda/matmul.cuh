@@ -20,9 +20,13 @@ struct LinearArgs {
 enum class LinearPath { Gemv, Gemm, Naive };
 LinearPath linear_path(const LinearArgs& a);
 void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream);
+// Several linears of one x (same n, K, weight format; every part on the Gemv path) as one GEMV
+// launch over their concatenated rows: qkv() in a decode step. At most kGemvMaxParts parts.
+void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream);
 void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream);
 void launch_linear_naive(const LinearArgs& a, gpuStream_t stream);
 
 constexpr int kGemvMaxTokens = 8;
+constexpr int kGemvMaxParts = 3;
 
 }  // namespace gptoss::cuda

@@ -23,13 +23,23 @@ __global__ void embedding_kernel(const int32_t* tokens, const void* table, bool 
   }
 }
 
-// One block per row; f32 throughout (transformers GptOssRMSNorm upcasts to f32).
-__global__ void rmsnorm_kernel(const float* x, const void* weight, bool weight_bf16, int H, float eps,
-                               float* out) {
+// One block per row; f32 throughout (transformers GptOssRMSNorm upcasts to f32). kAdd (add_rmsnorm):
+// x += residual first, in the same loop that sums the squares; each thread rereads only the
+// elements it wrote, so the result is bit-identical to add_kernel then the plain norm.
+template <bool kAdd>
+__global__ void rmsnorm_kernel(float* x, const float* residual, const void* weight, bool weight_bf16, int H,
+                               float eps, float* out) {
   __shared__ float partial[32];
-  const float* xr = x + int64_t(blockIdx.x) * H;
+  float* xr = x + int64_t(blockIdx.x) * H;
   float ss = 0.f;
-  for (int h = threadIdx.x; h < H; h += blockDim.x) ss = fmaf(xr[h], xr[h], ss);
+  for (int h = threadIdx.x; h < H; h += blockDim.x) {
+    float v = xr[h];
+    if (kAdd) {
+      v += residual[int64_t(blockIdx.x) * H + h];
+      xr[h] = v;
+    }
+    ss = fmaf(v, v, ss);
+  }
   ss = warp_sum(ss);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   if (lane == 0) partial[warp] = ss;
@@ -49,6 +59,25 @@ __global__ void rmsnorm_kernel(const float* x, const void* weight, bool weight_b
   }
 }
 
+// Rotates the pair (j, j + D/2) of one head row in place: rope_kernel and rope_kv_store_kernel.
+__device__ __forceinline__ void rope_pair(float* row, int j, int half, int position, const float* inv_freq,
+                                          float scale) {
+  const float angle = float(position) * inv_freq[j];  // f32 product, as transformers
+  float s, c;
+  sincosf(angle, &s, &c);
+  c *= scale;
+  s *= scale;
+  const float x1 = row[j], x2 = row[j + half];
+  row[j] = x1 * c - x2 * s;
+  row[j + half] = x2 * c + x1 * s;
+}
+
+template <bool BF16>
+__device__ __forceinline__ void store_cache(void* cache, int64_t i, float v) {
+  if (BF16) static_cast<gpu_bf16*>(cache)[i] = __float2bfloat16_rn(v);
+  else static_cast<float*>(cache)[i] = v;
+}
+
 __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D,
                             float scale) {
   const int half = D / 2;
@@ -57,15 +86,49 @@ __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv
   const int j = int(idx % half);
   const int64_t th = idx / half;  // token * heads + head
   const int t = int(th / heads);
-  const float angle = float(positions[t]) * inv_freq[j];  // f32 product, as transformers
-  float s, c;
-  sincosf(angle, &s, &c);
-  c *= scale;
-  s *= scale;
-  float* row = x + th * D;
-  const float x1 = row[j], x2 = row[j + half];
-  row[j] = x1 * c - x2 * s;
-  row[j + half] = x2 * c + x1 * s;
+  rope_pair(x + th * D, j, half, positions[t], inv_freq, scale);
+}
+
+// rope_kv_store: one thread per (token, head of q | k | v, pair j). q and k heads rotate in place
+// (rope_pair, as rope_kernel); k and v heads then write their two elements to the caches at the
+// token's position (as kv_store_kernel, with the same range flag).
+template <bool BF16>
+__global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
+                                     const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale,
+                                     void* k_cache, void* v_cache, int ctx, int* err) {
+  const int half = D / 2;
+  const int heads = q_heads + 2 * kv_heads;
+  int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (idx >= int64_t(n) * heads * half) return;
+  const int j = int(idx % half);
+  const int head = int((idx / half) % heads);
+  const int t = int(idx / (int64_t(half) * heads));
+  const int pos = positions[t];
+  if (head < q_heads) {
+    rope_pair(q + (int64_t(t) * q_heads + head) * D, j, half, pos, inv_freq, scale);
+    return;
+  }
+  const bool is_k = head < q_heads + kv_heads;
+  const int h = is_k ? head - q_heads : head - q_heads - kv_heads;
+  const int64_t src = (int64_t(t) * kv_heads + h) * D;
+  float x1, x2;
+  if (is_k) {
+    float* row = k + src;
+    rope_pair(row, j, half, pos, inv_freq, scale);
+    x1 = row[j];
+    x2 = row[j + half];
+  } else {
+    x1 = v[src + j];
+    x2 = v[src + j + half];
+  }
+  if (pos < 0 || pos >= ctx) {  // reported at the next synchronize, as kv_store_kernel
+    if (j == 0) atomicOr(err, kErrPositionRange);
+    return;
+  }
+  void* cache = is_k ? k_cache : v_cache;
+  const int64_t dst = (int64_t(pos) * kv_heads + h) * D;
+  store_cache<BF16>(cache, dst + j, x1);
+  store_cache<BF16>(cache, dst + j + half, x2);
 }
 
 __global__ void add_kernel(float* acc, const float* x, int64_t count) {
@@ -92,13 +155,8 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
     return;
   }
   const int64_t dst = int64_t(pos) * row_elems + e;
-  if (BF16) {
-    static_cast<gpu_bf16*>(k_cache)[dst] = __float2bfloat16_rn(k[idx]);
-    static_cast<gpu_bf16*>(v_cache)[dst] = __float2bfloat16_rn(v[idx]);
-  } else {
-    static_cast<float*>(k_cache)[dst] = k[idx];
-    static_cast<float*>(v_cache)[dst] = v[idx];
-  }
+  store_cache<BF16>(k_cache, dst, k[idx]);
+  store_cache<BF16>(v_cache, dst, v[idx]);
 }
 
 }  // namespace
@@ -113,8 +171,15 @@ void launch_embedding(const int32_t* tokens, int n, const void* table, bool tabl
 void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n, int H, float eps, float* out,
                     gpuStream_t stream) {
   if (n <= 0) return;
-  rmsnorm_kernel<<<n, 256, 0, stream>>>(x, weight, weight_bf16, H, eps, out);
+  rmsnorm_kernel<false><<<n, 256, 0, stream>>>(const_cast<float*>(x), nullptr, weight, weight_bf16, H, eps, out);
   GPTOSS_CUDA_LAUNCH("rmsnorm_kernel");
+}
+
+void launch_add_rmsnorm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
+                        float* normed, gpuStream_t stream) {
+  if (n <= 0) return;
+  rmsnorm_kernel<true><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, normed);
+  GPTOSS_CUDA_LAUNCH("rmsnorm_kernel<add>");
 }
 
 void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
@@ -143,6 +208,21 @@ void launch_kv_store(const float* k, const float* v, const int32_t* positions, i
   else
     kv_store_kernel<false><<<blocks, 256, 0, stream>>>(k, v, positions, n, row, k_cache, v_cache, ctx, err);
   GPTOSS_CUDA_LAUNCH("kv_store_kernel");
+}
+
+void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const float* inv_freq, int n,
+                          int q_heads, int kv_heads, int D, float scale, void* k_cache, void* v_cache, bool cache_bf16,
+                          int ctx, int* err, gpuStream_t stream) {
+  const int64_t total = int64_t(n) * (q_heads + 2 * kv_heads) * (D / 2);
+  if (total <= 0) return;
+  const unsigned blocks = unsigned(ceil_div(total, 256));
+  if (cache_bf16)
+    rope_kv_store_kernel<true><<<blocks, 256, 0, stream>>>(q, k, v, positions, inv_freq, n, q_heads, kv_heads, D, scale,
+                                                           k_cache, v_cache, ctx, err);
+  else
+    rope_kv_store_kernel<false><<<blocks, 256, 0, stream>>>(q, k, v, positions, inv_freq, n, q_heads, kv_heads, D, scale,
+                                                            k_cache, v_cache, ctx, err);
+  GPTOSS_CUDA_LAUNCH("rope_kv_store_kernel");
 }
 
 }  // namespace gptoss::cuda

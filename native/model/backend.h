@@ -83,6 +83,34 @@ class Backend {
                    const SwigluParams& swiglu, Tensor& out) = 0;
   // acc += x (same shape, f32).
   virtual void add(Tensor& acc, const Tensor& x) = 0;
+
+  // ---- fused ops: each is the composition written in its default body, in one step ----
+  // A backend overrides one to save launches (CUDA: one kernel each in a decode step); the default
+  // runs the ops above, so the CPU backend keeps them as the reference and results stay comparable.
+  // Argument checks: model/op_checks.h (add_rmsnorm, qkv, rope_kv_store).
+
+  // The residual add that closes a block, and the norm that opens the next one:
+  // x += residual; normed = rmsnorm(x, weight, eps).
+  virtual void add_rmsnorm(Tensor& x, const Tensor& residual, const Tensor& weight, float eps, Tensor& normed) {
+    add(x, residual);
+    rmsnorm(x, weight, eps, normed);
+  }
+  // The attention block's three projections of one normed input: q = xn Wq^T + bq, k, v likewise.
+  virtual void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk,
+                   const Tensor& wv, const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) {
+    linear(xn, wq, &bq, q);
+    linear(xn, wk, &bk, k);
+    linear(xn, wv, &bv, v);
+  }
+  // RoPE on q [n, Hq, D] and k [n, Hkv, D] (in place, as rope()), then the cache write of the
+  // rotated k and of v at `positions` (as kv_store()).
+  virtual void rope_kv_store(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                             float scale, Tensor& k_cache, Tensor& v_cache) {
+    rope(q, positions, inv_freq, scale);
+    rope(k, positions, inv_freq, scale);
+    kv_store(k, v, positions, k_cache, v_cache);
+  }
+
   // MXFP4 [..., R, C] -> f32 or bf16 [..., R, C] (tests, tools; the model never calls it).
   virtual void mxfp4_dequantize(const Tensor& packed, Tensor& out) = 0;
   // One token id from logits f32 [V] (row 0 of a [1, V] tensor is fine). `uniform` in [0, 1) drives

@@ -233,6 +233,27 @@ void add(const Tensor& acc, const Tensor& x, const Device& device) {
   expect_shape(x, acc.shape, "add: x");
 }
 
+void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& normed,
+                 const Device& device) {
+  add(x, residual, device);
+  rmsnorm(x, weight, normed, device);
+}
+
+void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+         const Tensor& bv, const Tensor& q, const Tensor& k, const Tensor& v, const Device& device) {
+  linear(xn, wq, &bq, q, device);
+  linear(xn, wk, &bk, k, device);
+  linear(xn, wv, &bv, v, device);
+}
+
+void rope_kv_store(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                   const Tensor& k_cache, const Tensor& v_cache, const Device& device,
+                   std::initializer_list<DType> cache_dtypes) {
+  rope(q, positions, inv_freq, device);
+  rope(k, positions, inv_freq, device);
+  kv_store(k, v, positions, k_cache, v_cache, device, cache_dtypes);
+}
+
 void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device) {
   on_device(packed, device, "mxfp4Dequantize: packed");
   on_device(out, device, "mxfp4Dequantize: out");

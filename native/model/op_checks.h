@@ -40,6 +40,15 @@ void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, co
 void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
          const Tensor& out, const Device& device);
 void add(const Tensor& acc, const Tensor& x, const Device& device);
+// The fused ops (backend.h): the checks of the ops each one composes, in the same order, so a
+// fused call throws exactly what its default composition would.
+void add_rmsnorm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& normed,
+                 const Device& device);
+void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+         const Tensor& bv, const Tensor& q, const Tensor& k, const Tensor& v, const Device& device);
+void rope_kv_store(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                   const Tensor& k_cache, const Tensor& v_cache, const Device& device,
+                   std::initializer_list<DType> cache_dtypes);
 void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device);
 void sample(const Tensor& logits, const SampleParams& params, float uniform, const Device& device);
 
