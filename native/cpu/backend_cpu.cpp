@@ -17,12 +17,16 @@ const Kernels& kernels_for(Isa isa) {
 #if defined(GPTOSS_CPU_X86_KERNELS)
   static const Kernels avx2_set{avx2::mxfp4_rows, avx2::bf16_rows, avx2::attention_chunk};
   static const Kernels avx512_set{avx512::mxfp4_rows, avx512::bf16_rows, avx512::attention_chunk};
-  if (int(isa) > int(best_isa())) isa = best_isa();
-  switch (isa) {
+  switch (clamp_isa(isa)) {
     case Isa::Avx512: return avx512_set;
     case Isa::Avx2: return avx2_set;
-    case Isa::Scalar: break;
+    case Isa::Scalar: case Isa::Neon: break;
   }
+#endif
+#if defined(__aarch64__)
+  // attention_simd.h is written in x86 ymm intrinsics: neon keeps the portable attention chunk.
+  static const Kernels neon_set{neon::mxfp4_rows, neon::bf16_rows, portable::attention_chunk};
+  if (clamp_isa(isa) == Isa::Neon) return neon_set;
 #endif
   (void)isa;
   return portable_set;

@@ -1,6 +1,9 @@
 # CPU backend build settings (included by CMakeLists.txt). The base files are portable C++; only the
 # *_avx2.cpp / *_avx512.cpp files get ISA flags, and cpu_features.cpp picks among them at run time,
-# so one binary runs on any x86-64 and uses AVX-512 where the CPU has it.
+# so one binary runs on any x86-64 and uses AVX-512 where the CPU has it. *_neon.cpp are the arm64
+# kernels: Advanced SIMD is baseline on AArch64, so they need no flags (and their bodies are
+# #if defined(__aarch64__), so a stray compile elsewhere is empty).
+file(GLOB GPTOSS_CPU_NEON_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_neon.cpp)
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   file(GLOB GPTOSS_CPU_AVX2_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx2.cpp)
   file(GLOB GPTOSS_CPU_AVX512_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx512.cpp)
@@ -8,9 +11,16 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   set_source_files_properties(${GPTOSS_CPU_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS
     "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-Wno-uninitialized;-Wno-maybe-uninitialized")
   target_compile_definitions(gptoss_core PUBLIC GPTOSS_CPU_X86_KERNELS)
+  if(GPTOSS_CPU_NEON_SOURCES)
+    set_source_files_properties(${GPTOSS_CPU_NEON_SOURCES} PROPERTIES HEADER_FILE_ONLY ON)
+  endif()
 else()
-  # arm64 and others: the portable kernels only (ISA TUs are excluded; NEON comes from -O3 vectorization).
+  # arm64 and others: the x86 ISA TUs are excluded. arm64 adds the NEON kernels (scripts/check-arm64.sh
+  # cross-compiles this set); other targets run the portable kernels only.
   file(GLOB GPTOSS_CPU_ISA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/*_avx512.cpp)
+  if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64|ARM64")
+    list(APPEND GPTOSS_CPU_ISA_SOURCES ${GPTOSS_CPU_NEON_SOURCES})
+  endif()
   if(GPTOSS_CPU_ISA_SOURCES)
     set_source_files_properties(${GPTOSS_CPU_ISA_SOURCES} PROPERTIES HEADER_FILE_ONLY ON)
   endif()

@@ -12,6 +12,7 @@ const char* isa_name(Isa isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
+    case Isa::Neon: return "neon";
   }
   return "?";
 }
@@ -20,7 +21,8 @@ Isa parse_isa(const std::string& s) {
   if (s == "scalar") return Isa::Scalar;
   if (s == "avx2") return Isa::Avx2;
   if (s == "avx512") return Isa::Avx512;
-  throw range_error("unknown CPU ISA '" + s + "' (expected scalar, avx2 or avx512)");
+  if (s == "neon") return Isa::Neon;
+  throw range_error("unknown CPU ISA '" + s + "' (expected scalar, avx2, avx512 or neon)");
 }
 
 Isa best_isa() {
@@ -35,9 +37,20 @@ Isa best_isa() {
     return Isa::Scalar;
   }();
   return best;
+#elif defined(__aarch64__)
+  return Isa::Neon;
 #else
   return Isa::Scalar;
 #endif
+}
+
+Isa clamp_isa(Isa isa) {
+  const Isa best = best_isa();
+  if (isa == Isa::Scalar || isa == best) return isa;
+  const bool x86 = isa == Isa::Avx2 || isa == Isa::Avx512;
+  const bool best_x86 = best == Isa::Avx2 || best == Isa::Avx512;
+  if (x86 && best_x86) return int(isa) < int(best) ? isa : best;
+  return best;
 }
 
 namespace {
@@ -45,8 +58,7 @@ Isa initial_isa() {
   Isa best = best_isa();
   if (const char* env = std::getenv("GPTOSS_CPU_ISA")) {
     try {
-      Isa want = parse_isa(env);
-      return int(want) < int(best) ? want : best;
+      return clamp_isa(parse_isa(env));
     } catch (const Error&) {
       // An unknown value falls back to detection rather than failing every op.
     }
@@ -62,8 +74,7 @@ std::atomic<int>& isa_slot() {
 Isa current_isa() { return Isa(isa_slot().load(std::memory_order_relaxed)); }
 
 Isa set_cpu_isa(Isa isa) {
-  Isa best = best_isa();
-  Isa used = int(isa) < int(best) ? isa : best;
+  Isa used = clamp_isa(isa);
   isa_slot().store(int(used));
   return used;
 }

@@ -1,7 +1,8 @@
 // Inner kernels shared by the CPU op files, one set per ISA level. The op files (mxfp4.cpp,
 // matmul.cpp, attention.cpp, ...) own argument checks, threading and the scalar references; the
-// ISA files (*_avx2.cpp, *_avx512.cpp, compiled with their own -m flags in cpu.cmake) own only these
-// loops. kernels() picks the set for current_isa(): the one place an ISA is chosen.
+// ISA files (*_avx2.cpp, *_avx512.cpp, compiled with their own -m flags in cpu.cmake; *_neon.cpp on
+// arm64, where Advanced SIMD is baseline) own only these loops. kernels() picks the set for
+// current_isa(): the one place an ISA is chosen.
 #pragma once
 #include <cstdint>
 
@@ -50,6 +51,9 @@ GPTOSS_DECLARE_KERNELS(portable)
 #if defined(GPTOSS_CPU_X86_KERNELS)
 GPTOSS_DECLARE_KERNELS(avx2)
 GPTOSS_DECLARE_KERNELS(avx512)
+#endif
+#if defined(__aarch64__)
+GPTOSS_DECLARE_KERNELS(neon)  // attention_chunk is not defined: the neon set uses the portable one
 #endif
 
 }  // namespace gptoss::cpu

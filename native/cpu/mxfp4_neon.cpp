@@ -1,0 +1,78 @@
+// NEON MXFP4 row kernel for arm64 (Advanced SIMD is baseline on AArch64: no flags, no run-time
+// check). A block's 16 bytes split into low and high nibbles; tbl (vqtbl1q) maps each 4-bit E2M1
+// code straight to its value times 2 as int8 (0, 1, 2, 3, 4, 6, 8, 12 and the negatives), which
+// widens exactly to f32 and takes half the E8M0 scale: w = code2x * 2^(s-128), exact like the
+// scalar e2m1 * 2^(s-127). The same shape as mxfp4_avx2.cpp: decode once per block, up to 4
+// tokens share it.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "kernels.h"
+
+namespace gptoss::cpu::neon {
+
+namespace {
+struct Decoded {
+  float32x4_t w[8];  // values 0-15 (low nibbles of bytes 0-15), then 16-31 (high nibbles), 4 a register
+};
+
+inline void widen_scaled(int8x16_t q, float half_scale, float32x4_t* w) {
+  const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_high_s8(q);
+  w[0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), half_scale);
+  w[1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), half_scale);
+  w[2] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), half_scale);
+  w[3] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), half_scale);
+}
+
+inline Decoded decode(const uint8_t* b, float half_scale) {
+  // E2M1 code -> 2 x value (core/dtype.h e2m1_to_f32): bit 3 is the sign, -0 becomes 0 (same sum).
+  static const int8_t kTwice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+  const int8x16_t table = vld1q_s8(kTwice);
+  const uint8x16_t bytes = vld1q_u8(b);
+  Decoded d;
+  widen_scaled(vqtbl1q_s8(table, vandq_u8(bytes, vdupq_n_u8(15))), half_scale, d.w);
+  widen_scaled(vqtbl1q_s8(table, vshrq_n_u8(bytes, 4)), half_scale, d.w + 4);
+  return d;
+}
+
+template <int NT>
+inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols,
+                     const float* e8m0, float* res) {
+  float32x4_t acc[NT][2];
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = vdupq_n_f32(0.f);
+  for (int64_t g = 0; g < nblk; ++g) {
+    const Decoded d = decode(b + 16 * g, 0.5f * e8m0[s[g]]);  // 2^(s-127) / 2 is exact (s = 0: 2^-128, subnormal)
+    for (int j = 0; j < NT; ++j) {
+      const float* xg = x + j * cols + 32 * g;
+#pragma GCC unroll 8
+      for (int q = 0; q < 8; ++q) acc[j][q & 1] = vfmaq_f32(acc[j][q & 1], d.w[q], vld1q_f32(xg + 4 * q));
+    }
+  }
+  for (int j = 0; j < NT; ++j) res[j] = vaddvq_f32(vaddq_f32(acc[j][0], acc[j][1]));
+}
+}  // namespace
+
+void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
+                int64_t ld, int64_t r0, int64_t r1) {
+  const int64_t nblk = cols / 32;
+  const float* e8m0 = e8m0_table();
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* b = blocks + r * nblk * 16;
+    const uint8_t* s = scales + r * nblk;
+    for (int64_t t = 0; t < n; t += 4) {
+      float res[4];
+      const float* x = xp + t * cols;
+      const int64_t nt = n - t < 4 ? n - t : 4;
+      switch (nt) {
+        case 1: row_dotn<1>(b, s, nblk, x, cols, e8m0, res); break;
+        case 2: row_dotn<2>(b, s, nblk, x, cols, e8m0, res); break;
+        case 3: row_dotn<3>(b, s, nblk, x, cols, e8m0, res); break;
+        default: row_dotn<4>(b, s, nblk, x, cols, e8m0, res); break;
+      }
+      for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
+    }
+  }
+}
+
+}  // namespace gptoss::cpu::neon
+#endif  // __aarch64__
