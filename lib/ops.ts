@@ -4,7 +4,7 @@
 import { native } from './native.js';
 import type { Tensor } from './tensor.js';
 
-export type CpuIsa = 'scalar' | 'avx2' | 'avx512';
+export type CpuIsa = 'scalar' | 'avx2' | 'avx512' | 'neon';
 
 export interface MoeWeights {
   /** mxfp4 [E, 2*I, H]; rows interleaved: even = gate, odd = up */

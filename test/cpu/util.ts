@@ -55,8 +55,8 @@ export function relL2(got: ArrayLike<number>, want: ArrayLike<number>): number {
 
 /** The ISA levels available here, lowest first; run `fn` under each (restores the best). */
 export function availableIsas(): CpuIsa[] {
-  // arm64 builds have scalar and neon (a string list: lib/ops.ts's CpuIsa does not name 'neon' yet).
-  const all = (process.arch === 'arm64' ? ['scalar', 'neon'] : ['scalar', 'avx2', 'avx512']) as CpuIsa[];
+  // arm64 builds have scalar and neon; x86-64 builds scalar, avx2 and avx512.
+  const all: CpuIsa[] = process.arch === 'arm64' ? ['scalar', 'neon'] : ['scalar', 'avx2', 'avx512'];
   return all.slice(0, all.indexOf(cpuInfo().bestIsa) + 1);
 }
 
