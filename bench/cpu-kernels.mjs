@@ -97,6 +97,26 @@ for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 28
   const outN = new Tensor('f32', [n, H], 'cpu');
   const used = new Set(ids).size;
   await report(`moe prefill 64 tokens (${used} experts touched)`, used * ((3 * H * I) / 2) * (1 + 1 / 16), () => ops.moe(xs, idxN, wtN, w, undefined, outN));
+  // Prefill as a model routes it: random top-4 per token, so at 32 tokens each expert gets ~4 tokens
+  // (1 to ~9), at 128 ~16. Reported as model FLOP/s (2 * tokens * 4 experts * 3 * H * I) against the
+  // ~225 GFLOP/s f32 FMA peak of 2 Zen 4 cores (bench/RESULTS.md, CPU kernels).
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  for (const m of [32, 128]) {
+    const xm = new Tensor('f32', [m, H], 'cpu', randomF32(m * H));
+    const idm = new Int32Array(m * 4);
+    for (let t = 0; t < m; t++) {
+      const order = Array.from({ length: E }, (_, e) => e).sort(() => rnd() - 0.5);
+      idm.set(order.slice(0, 4), t * 4);
+    }
+    const idxM = new Tensor('i32', [m, 4], 'cpu', idm);
+    const wtM = new Tensor('f32', [m, 4], 'cpu', new Float32Array(m * 4).fill(0.25));
+    const outM = new Tensor('f32', [m, H], 'cpu');
+    const sec = await time(() => ops.moe(xm, idxM, wtM, w, undefined, outM));
+    const gflops = (2 * m * 4 * 3 * H * I) / sec / 1e9;
+    results.push({ name: `moe prefill ${m} tokens, random top-4`, us: sec * 1e6, gflops });
+    console.log(`${`moe prefill ${m} tokens, random top-4`.padEnd(44)} ${(sec * 1e6).toFixed(1).padStart(10)} us  ${gflops.toFixed(0).padStart(6)} GFLOP/s (f32 FMA peak ~225 on 2 Zen 4 cores)`);
+  }
 }
 
 // ---- bf16 matvec ----

@@ -4,6 +4,7 @@
 // for the high nibble: two table lookups in a register per 32 weights, no masking.
 #include <immintrin.h>
 
+#include "core/dtype.h"
 #include "kernels.h"
 
 namespace gptoss::cpu::avx512 {
@@ -26,7 +27,8 @@ inline __m512 scaled_table(__m512i lut_bits, uint8_t s, const float* e8m0) {
 }
 
 // (s - 127) << 23 for every E8M0 byte: the exponent-field delta, fetched with one broadcast load
-// (no general-register to vector transfer on the per-block path).
+// (no general-register to vector transfer on the per-block path). Used by the decode matvec, where
+// the load ports are the tighter resource: a 4-byte broadcast instead of the 64-byte table below.
 const int32_t* exponent_delta_table() {
   static const auto* table = [] {
     static int32_t t[256];
@@ -41,6 +43,23 @@ inline __m512 scaled_table_fast(__m512i lut_bits, uint8_t s, const int32_t* delt
     return _mm512_castsi512_ps(_mm512_mask_add_epi32(lut_bits, __mmask16(0xfefe), lut_bits, _mm512_set1_epi32(delta[s])));
   return _mm512_mul_ps(_mm512_castsi512_ps(lut_bits), _mm512_set1_ps(e8m0[s]));
 }
+
+// The 16 E2M1 values times 2^(s-127) for every E8M0 byte s (16 KB; the few scales a model uses
+// stay in L1): a block's scaled table is one 64-byte load, with no exponent arithmetic or range
+// branch on the per-block path. Used by the prefill tile, where it took 4 x 4 tiles from 60 to 73
+// GFLOP/s a core (bench/RESULTS.md, CPU kernels, third pass). Each entry is the product the reference computes (exact: E2M1 x
+// 2^k, subnormal for s < 2 and inf/NaN for s = 255 as ldexp gives).
+const float* scaled_e2m1_tables() {
+  static const float* tables = [] {
+    alignas(64) static float t[256 * 16];
+    const float* e8m0 = e8m0_table();
+    for (int s = 0; s < 256; ++s)
+      for (int c = 0; c < 16; ++c) t[s * 16 + c] = e2m1_to_f32(uint8_t(c)) * e8m0[s];
+    return t;
+  }();
+  return tables;
+}
+inline __m512 scaled_table_at(const float* tables, uint8_t s) { return _mm512_load_ps(tables + 16 * int(s)); }
 
 // Four rows times one token (decode): each x block is loaded once for the four rows, which halves
 // the load-port traffic per weight block (two 64-byte x loads shared instead of repeated).
@@ -98,17 +117,22 @@ inline float row_dot1(const uint8_t* b, const uint8_t* s, int64_t nblk, const fl
 template <int R, int T>
 inline void tile(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols,
                  const float* e8m0, float* out, int64_t ld) {
-  const __m512i lut = _mm512_castps_si512(e2m1_table());
-  const int32_t* delta = exponent_delta_table();
+  const float* tables = scaled_e2m1_tables();
   const int64_t rb = nblk * 16;
   __m512 acc[R][T];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
+    // As in rows_dot4: R interleaved row streams, each fetched kPrefetch bytes ahead.
+    if ((g & 3) == 0)
+      for (int i = 0; i < R; ++i) {
+        const int64_t off = 16 * g + kPrefetch;
+        _mm_prefetch(reinterpret_cast<const char*>(off < rb ? b + i * rb + off : b + (R + i) * rb + off - rb), _MM_HINT_T0);
+      }
     __m512 lo[R], hi[R];
     for (int i = 0; i < R; ++i) {
       const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i * rb + 16 * g)));
-      const __m512 table = scaled_table_fast(lut, s[i * nblk + g], delta, e8m0);
+      const __m512 table = scaled_table_at(tables, s[i * nblk + g]);
       lo[i] = _mm512_permutexvar_ps(q, table);
       hi[i] = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
     }
@@ -131,6 +155,7 @@ inline void tile_tokens(const uint8_t* b, const uint8_t* s, int64_t nblk, const 
     default: tile<R, 4>(b, s, nblk, x, cols, e8m0, out, ld); break;
   }
 }
+
 }  // namespace
 
 void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
