@@ -3,6 +3,8 @@
 
 #include "core/dtype.h"
 #include "kernels.h"
+#include "row_blocks.h"
+#include "simd_avx2.h"
 
 namespace gptoss::cpu::avx2 {
 
@@ -10,12 +12,6 @@ namespace {
 inline __m256 widen(const uint16_t* p) {
   return _mm256_castsi256_ps(
       _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
-}
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 template <int NT>
@@ -40,21 +36,9 @@ inline void row_dotn(const uint16_t* w, const float* x, int64_t cols, float* res
 
 void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
                int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* row = w + r * cols;
-    for (int64_t t = 0; t < n; t += 4) {
-      float res[4];
-      const float* xt = x + t * cols;
-      const int64_t nt = n - t < 4 ? n - t : 4;
-      switch (nt) {
-        case 1: row_dotn<1>(row, xt, cols, res); break;
-        case 2: row_dotn<2>(row, xt, cols, res); break;
-        case 3: row_dotn<3>(row, xt, cols, res); break;
-        default: row_dotn<4>(row, xt, cols, res); break;
-      }
-      for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
-    }
-  }
+  for_rows_by_token_blocks(r0, r1, n, cols, x, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
+    row_dotn<decltype(nt)::value>(w + r * cols, xt, cols, res);
+  });
 }
 
 }  // namespace gptoss::cpu::avx2

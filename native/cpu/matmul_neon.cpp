@@ -5,6 +5,7 @@
 
 #include "core/dtype.h"
 #include "kernels.h"
+#include "row_blocks.h"
 
 namespace gptoss::cpu::neon {
 
@@ -36,21 +37,9 @@ inline void row_dotn(const uint16_t* w, const float* x, int64_t cols, float* res
 
 void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
                int64_t r1) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* row = w + r * cols;
-    for (int64_t t = 0; t < n; t += 4) {
-      float res[4];
-      const float* xt = x + t * cols;
-      const int64_t nt = n - t < 4 ? n - t : 4;
-      switch (nt) {
-        case 1: row_dotn<1>(row, xt, cols, res); break;
-        case 2: row_dotn<2>(row, xt, cols, res); break;
-        case 3: row_dotn<3>(row, xt, cols, res); break;
-        default: row_dotn<4>(row, xt, cols, res); break;
-      }
-      for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
-    }
-  }
+  for_rows_by_token_blocks(r0, r1, n, cols, x, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
+    row_dotn<decltype(nt)::value>(w + r * cols, xt, cols, res);
+  });
 }
 
 }  // namespace gptoss::cpu::neon

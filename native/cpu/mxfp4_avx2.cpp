@@ -4,6 +4,8 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "row_blocks.h"
+#include "simd_avx2.h"
 
 namespace gptoss::cpu::avx2 {
 
@@ -30,12 +32,6 @@ inline Decoded decode(const uint8_t* b, float scale) {
   return d;
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <int NT>
 inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols,
@@ -60,22 +56,9 @@ void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, cons
                 int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* e8m0 = e8m0_table();
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* b = blocks + r * nblk * 16;
-    const uint8_t* s = scales + r * nblk;
-    for (int64_t t = 0; t < n; t += 4) {
-      float res[4];
-      const float* x = xp + t * cols;
-      const int64_t nt = n - t < 4 ? n - t : 4;
-      switch (nt) {
-        case 1: row_dotn<1>(b, s, nblk, x, cols, e8m0, res); break;
-        case 2: row_dotn<2>(b, s, nblk, x, cols, e8m0, res); break;
-        case 3: row_dotn<3>(b, s, nblk, x, cols, e8m0, res); break;
-        default: row_dotn<4>(b, s, nblk, x, cols, e8m0, res); break;
-      }
-      for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
-    }
-  }
+  for_rows_by_token_blocks(r0, r1, n, cols, xp, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
+    row_dotn<decltype(nt)::value>(blocks + r * nblk * 16, scales + r * nblk, nblk, xt, cols, e8m0, res);
+  });
 }
 
 }  // namespace gptoss::cpu::avx2
