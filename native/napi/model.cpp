@@ -288,16 +288,11 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
       const size_t vocab = size_t(session->model().config().vocab_size);
       size_t rows = mode == LogitsMode::All ? tokens->size() : (mode == LogitsMode::Last ? 1 : 0);
       auto logits = std::make_shared<std::vector<float>>();
-      logits->reserve(rows * vocab);
-      std::shared_ptr<Session> s = session;
-      auto busy_flag = busy;
-      busy_flag->store(1);
-      auto worker = new PromiseWorker(
+      return run_busy(
           env, "gpt-oss-forward",
-          [s, tokens, logits, mode, rows, vocab, busy_flag]() {
-            struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
+          [tokens, logits, mode, rows, vocab](Session& s) {
             logits->resize(rows * vocab);
-            s->forward(tokens->data(), int(tokens->size()), mode, logits->data());
+            s.forward(tokens->data(), int(tokens->size()), mode, logits->data());
           },
           [logits, mode](Napi::Env env) -> Napi::Value {
             if (mode == LogitsMode::None) return env.Undefined();
@@ -305,9 +300,6 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
             std::memcpy(out.Data(), logits->data(), logits->size() * sizeof(float));
             return out;
           });
-      Napi::Promise p = worker->promise();
-      worker->Queue();
-      return p;
     });
   }
 
@@ -326,22 +318,30 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     if (!(u >= 0 && u < 1)) throw range_error(std::string(fn) + ": uniform must be in [0, 1)");
   }
 
-  // Runs `work` (returning a token id) off the main thread with the session marked busy.
-  Napi::Value token_promise(Napi::Env env, const char* name, std::function<int32_t(Session&)> work) {
-    auto token = std::make_shared<int32_t>(0);
+  // Runs work(session) off the main thread with the session marked busy until it is done; `done`
+  // builds the promise's value on the main thread. Every async session call goes through here.
+  Napi::Value run_busy(Napi::Env env, const char* name, std::function<void(Session&)> work, PromiseWorker::Done done) {
     std::shared_ptr<Session> s = session;
     auto busy_flag = busy;
-    busy_flag->store(1);
     auto worker = new PromiseWorker(
         env, name,
-        [s, work, token, busy_flag]() {
+        [s, work, busy_flag]() {
           struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
-          *token = work(*s);
+          work(*s);
         },
-        [token](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *token); });
-    Napi::Promise pr = worker->promise();
+        std::move(done));
+    busy_flag->store(1);
+    Napi::Promise p = worker->promise();
     worker->Queue();
-    return pr;
+    return p;
+  }
+
+  // run_busy for the calls that resolve to a token id.
+  Napi::Value token_promise(Napi::Env env, const char* name, std::function<int32_t(Session&)> work) {
+    auto token = std::make_shared<int32_t>(0);
+    return run_busy(
+        env, name, [work, token](Session& s) { *token = work(s); },
+        [token](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *token); });
   }
 
   // sample({ temperature, topK, topP, minP }, uniform) -> Promise<number>
