@@ -1,5 +1,6 @@
 // A sequence decoded incrementally over a KV cache. Each call runs off the main thread.
 import type { NativeSession } from './addon-types.js';
+import { resolveSampleOptions } from './sampling.js';
 
 export interface SampleOptions {
   /** 0 = greedy. */
@@ -7,15 +8,6 @@ export interface SampleOptions {
   topK?: number;
   topP?: number;
   minP?: number;
-}
-
-function sampleParams(options: SampleOptions) {
-  return {
-    temperature: options.temperature ?? 0,
-    topK: options.topK ?? 0,
-    topP: options.topP ?? 1,
-    minP: options.minP ?? 0,
-  };
 }
 
 export class Session {
@@ -71,8 +63,7 @@ export class Session {
 
   /** Draws the next token from the last logits on the model's device. `uniform` in [0, 1). */
   sample(options: SampleOptions, uniform: number): Promise<number> {
-    const params = sampleParams(options);
-    return this.#serial(() => this.#native.sample(params, uniform));
+    return this.#serial(async () => this.#native.sample(resolveSampleOptions(options, 'Session.sample'), uniform));
   }
 
   /**
@@ -80,8 +71,7 @@ export class Session {
    * id comes back (one native call a token).
    */
   stepSample(token: number, options: SampleOptions, uniform: number): Promise<number> {
-    const params = sampleParams(options);
-    return this.#serial(() => this.#native.step(token, params, uniform));
+    return this.#serial(async () => this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform));
   }
 
   /** Forgets tokens past `length` (the cached prefix is kept). */
