@@ -1,5 +1,8 @@
 #include "attention.cuh"
 
+#include <algorithm>
+#include <type_traits>
+
 namespace gptoss::cuda {
 
 namespace {
@@ -221,21 +224,40 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Split-KV decode (D = 64). grid (splits, Hkv, n); block = 8 warps. The visible range [lo, pos] of
-// the query is cut into `splits` equal pieces on the device; this block scores its piece for all
-// G = Hq/Hkv query heads of its kv head. Scores: one thread per (key, head) with that head's q in
-// registers (so q costs no shared-memory traffic; the 256/G threads of one key share its K row
-// through L1), 8 independent 16-byte K loads in flight. Then per head (warp w owns heads w, w+8) a
-// running max/sum and P V with lanes over dims. Partials: m, l, acc[D].
+// Split-KV decode (D = 64). grid (splits, Hkv, n); block = 8 warps; the visible range [lo, pos] of
+// the query is cut into `splits` equal pieces on the device and this block takes one piece for all
+// G = Hq/Hkv query heads of its kv head, 64 keys a tile:
+//  1. the whole K and V tile goes to shared memory with every load issued at once (16-byte loads,
+//     2-4 a thread: one memory round trip a tile, where the first version walked V key by key);
+//  2. scores: one thread per (key, head), q in registers, K rows read from padded shared rows;
+//  3. per head (warp w: heads w, w + 8) an online softmax, then P V with lanes over dims;
+//  4. partials (m, l, acc[D]) to the workspace; the last block of the (token, kv head) to finish
+//     merges the splits with the sink (one launch: the separate combine kernel walked the splits
+//     serially per thread, 8 us at 512 keys and 32 us at 4096 under ncu).
 // ---------------------------------------------------------------------------------------------
-constexpr int kDecodeChunk = 256;   // keys scored per pass (shared scores [G][256])
+constexpr int kDecodeTile = 64;     // keys a tile
 constexpr int kDecodeMaxG = 16;
 constexpr int kDecodeD = 64;
+constexpr int kDecodeMaxSplits = 128;
+
+template <bool BF16>
+struct DecodeSmem {
+  using T = typename std::conditional<BF16, uint16_t, float>::type;
+  static constexpr int kPad = 16 / int(sizeof(T));             // one 16-byte chunk of padding a K row
+  static constexpr int kKRow = kDecodeD + kPad;                // elements a K row (conflict-free uint4 reads)
+  static constexpr int kChunksRow = kDecodeD * int(sizeof(T)) / 16;
+  T k[kDecodeTile * kKRow];
+  T v[kDecodeTile * kDecodeD];
+  float sc[kDecodeMaxG * kDecodeTile];
+  float wts[kDecodeMaxG * kDecodeMaxSplits];
+};
 
 template <bool BF16>
 __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
-  constexpr int D = kDecodeD;
-  __shared__ float sc[kDecodeMaxG * kDecodeChunk];
+  constexpr int D = kDecodeD, TK = kDecodeTile;
+  using S = DecodeSmem<BF16>;
+  using T = typename S::T;
+  __shared__ __align__(16) S sm;
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const int G = a.Hq / a.Hkv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
@@ -251,7 +273,6 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
 
   const int kpp = blockDim.x / G;  // keys scored per pass
   const int my_g = tid % G, my_k = tid / G;
-  const bool scorer = my_k < kpp;
   float qreg[D];
   {
     const float4* qp = reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
@@ -265,21 +286,45 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
 
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   float acc[2][2] = {};
-  const int row_elems = a.Hkv * D;
-  for (int c0 = begin; c0 < end; c0 += kDecodeChunk) {
-    const int cn = min(kDecodeChunk, end - c0);
-    if (scorer) {
-      for (int kk = my_k; kk < cn; kk += kpp) {
-        const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D;
-        float dot = 0.f;
-        if (BF16) {
-          const uint4* kp = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
-          uint4 kv[D / 8];
+  const int64_t row_elems = int64_t(a.Hkv) * D;
+  const T* kc = static_cast<const T*>(a.k_cache);
+  const T* vc = static_cast<const T*>(a.v_cache);
+  constexpr int kChunks = TK * S::kChunksRow;  // 16-byte chunks in a K (or V) tile
+  constexpr int kPerThread = kChunks / 256;    // 2 (bf16) or 4 (f32)
+  for (int c0 = begin; c0 < end; c0 += TK) {
+    const int cn = min(TK, end - c0);
+    {  // 1. K and V tile -> shared, all loads in flight before the first store
+      uint4 kr[kPerThread], vr[kPerThread];
 #pragma unroll
-          for (int i = 0; i < D / 8; ++i) kv[i] = __ldg(kp + i);
+      for (int u = 0; u < kPerThread; ++u) {
+        const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
+        if (key < cn) {
+          const int64_t off = int64_t(c0 + key) * row_elems + int64_t(kvh) * D;
+          kr[u] = __ldg(reinterpret_cast<const uint4*>(kc + off) + ch);
+          vr[u] = __ldg(reinterpret_cast<const uint4*>(vc + off) + ch);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kPerThread; ++u) {
+        const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
+        if (key < cn) {
+          reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
+          reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
+        }
+      }
+    }
+    __syncthreads();
+    // 2. scores
+    for (int kk = my_k; kk < TK && my_k < kpp; kk += kpp) {
+      float dot = -INFINITY;
+      if (kk < cn) {
+        dot = 0.f;
+        const uint4* kp = reinterpret_cast<const uint4*>(sm.k + kk * S::kKRow);
+        if (BF16) {
 #pragma unroll
           for (int i = 0; i < D / 8; ++i) {
-            const uint32_t w[4] = {kv[i].x, kv[i].y, kv[i].z, kv[i].w};
+            const uint4 kv = kp[i];
+            const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
               dot = fmaf(qreg[8 * i + 2 * j], bf16_lo(w[j]), dot);
@@ -287,65 +332,58 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
             }
           }
         } else {
-          const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
-          float4 kv[D / 4];
-#pragma unroll
-          for (int i = 0; i < D / 4; ++i) kv[i] = __ldg(kp + i);
 #pragma unroll
           for (int i = 0; i < D / 4; ++i) {
-            dot = fmaf(qreg[4 * i], kv[i].x, dot);
-            dot = fmaf(qreg[4 * i + 1], kv[i].y, dot);
-            dot = fmaf(qreg[4 * i + 2], kv[i].z, dot);
-            dot = fmaf(qreg[4 * i + 3], kv[i].w, dot);
+            const uint4 kv = kp[i];
+            dot = fmaf(qreg[4 * i], __uint_as_float(kv.x), dot);
+            dot = fmaf(qreg[4 * i + 1], __uint_as_float(kv.y), dot);
+            dot = fmaf(qreg[4 * i + 2], __uint_as_float(kv.z), dot);
+            dot = fmaf(qreg[4 * i + 3], __uint_as_float(kv.w), dot);
           }
         }
-        sc[my_g * kDecodeChunk + kk] = dot;
       }
+      sm.sc[my_g * TK + kk] = dot;
     }
     __syncthreads();
-    // each warp: its heads; online softmax over this chunk, then P V (lane: dims 2*lane, 2*lane+1)
+    // 3. online softmax and P V, per head
 #pragma unroll
     for (int gi = 0; gi < 2; ++gi) {
       const int g = warp + gi * nwarps;
       if (g >= G) continue;
-      float* sg = sc + g * kDecodeChunk;
-      float mx = -INFINITY;
-      for (int kk = lane; kk < cn; kk += 32) mx = fmaxf(mx, sg[kk]);
-      mx = warp_max(mx);
+      float* sg = sm.sc + g * TK;
+      const float s0 = sg[lane], s1 = sg[lane + 32];
+      const float mx = warp_max(fmaxf(s0, s1));
       const float mn = fmaxf(m_run[gi], mx);
       const float alpha = m_run[gi] == -INFINITY ? 0.f : expf(m_run[gi] - mn);
-      float sum = 0.f;
-      for (int kk = lane; kk < cn; kk += 32) {
-        float e = expf(sg[kk] - mn);
-        sg[kk] = e;
-        sum += e;
-      }
-      sum = warp_sum(sum);
+      const float e0 = s0 == -INFINITY ? 0.f : expf(s0 - mn), e1 = s1 == -INFINITY ? 0.f : expf(s1 - mn);
+      sg[lane] = e0;
+      sg[lane + 32] = e1;
+      const float sum = warp_sum(e0 + e1);
       __syncwarp();
       l_run[gi] = l_run[gi] * alpha + sum;
       m_run[gi] = mn;
-      acc[gi][0] *= alpha;
-      acc[gi][1] *= alpha;
+      float o0 = acc[gi][0] * alpha, o1 = acc[gi][1] * alpha;
       const int d = 2 * lane;
 #pragma unroll 8
       for (int kk = 0; kk < cn; ++kk) {
         const float p = sg[kk];
-        const int64_t off = int64_t(c0 + kk) * row_elems + kvh * D + d;
         float v0, v1;
         if (BF16) {
-          uint32_t v = __ldg(reinterpret_cast<const unsigned int*>(static_cast<const uint16_t*>(a.v_cache) + off));
+          const uint32_t v = *reinterpret_cast<const uint32_t*>(sm.v + kk * D + d);
           v0 = bf16_lo(v); v1 = bf16_hi(v);
         } else {
-          float2 v = __ldg(reinterpret_cast<const float2*>(static_cast<const float*>(a.v_cache) + off));
+          const float2 v = *reinterpret_cast<const float2*>(reinterpret_cast<const float*>(sm.v) + kk * D + d);
           v0 = v.x; v1 = v.y;
         }
-        acc[gi][0] = fmaf(p, v0, acc[gi][0]);
-        acc[gi][1] = fmaf(p, v1, acc[gi][1]);
+        o0 = fmaf(p, v0, o0);
+        o1 = fmaf(p, v1, o1);
       }
+      acc[gi][0] = o0;
+      acc[gi][1] = o1;
     }
     __syncthreads();
   }
-  // partial layout: [n, Hq, splits, D + 2] = (m, l, acc...)
+  // 4. partials [n, Hq, splits, D + 2] = (m, l, acc...), then the last block merges
 #pragma unroll
   for (int gi = 0; gi < 2; ++gi) {
     const int g = warp + gi * nwarps;
@@ -355,33 +393,45 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
     pp[2 + 2 * lane] = acc[gi][0];
     pp[2 + 2 * lane + 1] = acc[gi][1];
   }
-}
-
-// Combine the splits and the sink: M = max(m_s, sink), L = sum l_s e^(m_s - M) + e^(sink - M).
-__global__ void attention_combine_kernel(AttentionArgs a, int splits, const float* partial) {
-  const int th = blockIdx.x;  // t * Hq + h
-  const int h = th % a.Hq, D = a.D;
-  const float* pp = partial + int64_t(th) * splits * (D + 2);
-  const float sink = sink_logit(a, h);
-  float M = sink;
-  for (int s = 0; s < splits; ++s) M = fmaxf(M, pp[s * (D + 2)]);
-  float L = expf(sink - M);
-  for (int s = 0; s < splits; ++s) {
-    float m = pp[s * (D + 2)];
-    if (m != -INFINITY) L += pp[s * (D + 2) + 1] * expf(m - M);
-  }
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float o = 0.f;
-    for (int s = 0; s < splits; ++s) {
-      float m = pp[s * (D + 2)];
-      if (m != -INFINITY) o += pp[s * (D + 2) + 2 + d] * expf(m - M);
+  if (!last_block_arrives(a.counters + kCountersAttention + t * a.Hkv + kvh, splits)) return;
+  // M = max(m_s, sink), L = sum l_s e^(m_s - M) + e^(sink - M), out = sum acc_s e^(m_s - M) / L
+#pragma unroll
+  for (int gi = 0; gi < 2; ++gi) {
+    const int g = warp + gi * nwarps;
+    if (g >= G) continue;
+    const int h = kvh * G + g;
+    const float* pp = partial + (int64_t(t) * a.Hq + h) * splits * (D + 2);
+    float* w = sm.wts + g * kDecodeMaxSplits;
+    const float sink = sink_logit(a, h);
+    float M = sink;
+    for (int sp = lane; sp < splits; sp += 32) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
+    M = warp_max(M);
+    float L = 0.f;
+    for (int sp = lane; sp < splits; sp += 32) {
+      const float m = __ldcg(pp + sp * (D + 2));
+      const float ws = m == -INFINITY ? 0.f : expf(m - M);
+      w[sp] = ws;
+      L += ws == 0.f ? 0.f : __ldcg(pp + sp * (D + 2) + 1) * ws;
     }
-    a.out[int64_t(th) * D + d] = o / L;
+    L = warp_sum(L) + expf(sink - M);
+    __syncwarp();
+    float o0 = 0.f, o1 = 0.f;
+    const int d = 2 * lane;
+#pragma unroll 8
+    for (int sp = 0; sp < splits; ++sp) {
+      const float ws = w[sp];
+      const float2 v = __ldcg(reinterpret_cast<const float2*>(pp + sp * (D + 2) + 2 + d));
+      o0 = fmaf(ws, v.x, o0);
+      o1 = fmaf(ws, v.y, o1);
+    }
+    *reinterpret_cast<float2*>(a.out + (int64_t(t) * a.Hq + h) * D + d) = make_float2(o0 / L, o1 / L);
   }
 }
 
+// ---------------------------------------------------------------------------------------------
 // Plain f32 attention for shapes the fast kernels do not take: one block per (token, head),
 // two passes over the visible keys (max, then sum and P V) with scores recomputed.
+// ---------------------------------------------------------------------------------------------
 template <bool BF16>
 __global__ void attention_naive_kernel(AttentionArgs a) {
   const int t = blockIdx.x / a.Hq, h = blockIdx.x % a.Hq, kvh = h / (a.Hq / a.Hkv), D = a.D;
@@ -449,16 +499,18 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
 
 AttentionPath attention_path(const AttentionArgs& a) {
   const int G = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  if (a.n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && a.D == kDecodeD) return AttentionPath::Decode;
+  if (a.n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && a.D == kDecodeD && a.n * a.Hkv <= 2048)
+    return AttentionPath::Decode;
   if (a.D == kFlashD) return AttentionPath::Flash;
   return AttentionPath::Naive;
 }
 
-// Fixed by ctx (a shape), not by the position (device data), so a captured graph stays valid:
-// about 64 keys a split, at most 128 splits (x kv heads = up to 1024 blocks in flight).
+// Fixed by the shape (ctx, window), not by the position (device data), so a captured graph stays
+// valid: about 64 keys a split over the most keys a query can see, at most 128 splits.
 int attention_decode_splits(const AttentionArgs& a) {
-  int s = ceil_div(a.ctx, 64);
-  return s < 1 ? 1 : (s > 128 ? 128 : s);
+  const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
+  int s = ceil_div(span, kDecodeTile);
+  return s < 1 ? 1 : (s > kDecodeMaxSplits ? kDecodeMaxSplits : s);
 }
 
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
@@ -483,8 +535,6 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       if (a.cache_bf16) attention_decode_kernel<true><<<grid, 256, 0, stream>>>(a, splits, partial);
       else attention_decode_kernel<false><<<grid, 256, 0, stream>>>(a, splits, partial);
       GPTOSS_CUDA_LAUNCH("attention_decode_kernel");
-      attention_combine_kernel<<<a.n * a.Hq, a.D < 128 ? a.D : 128, 0, stream>>>(a, splits, partial);
-      GPTOSS_CUDA_LAUNCH("attention_combine_kernel");
       return;
     }
     case AttentionPath::Naive: {

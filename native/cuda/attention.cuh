@@ -2,8 +2,9 @@
 // (bf16 or f32, [ctx, kvHeads, D]). Positions are device data (CUDA-graph replay), so every kernel
 // derives its key range from them on the device.
 //  - prefill (n > kAttnDecodeMaxTokens, D = 64): flash attention, mma.sync bf16, 64 queries a block.
-//  - decode: split-KV over a fixed number of splits (from ctx, so a captured graph stays valid),
-//    all query heads of one kv head per block, then a combine kernel that adds the sink.
+//  - decode: split-KV over a fixed number of splits (from ctx and the window, so a captured graph
+//    stays valid), all query heads of one kv head per block; the last block of a (token, kv head)
+//    merges the splits and the sink.
 //  - other D: a plain f32 kernel.
 #pragma once
 #include "common.cuh"
@@ -23,6 +24,7 @@ struct AttentionArgs {
   float softmax_scale = 0.125f;
   float* out = nullptr;        // [n, Hq, D]
   int* err = nullptr;
+  int* counters = nullptr;     // the backend's last-block counters (decode path)
 };
 
 constexpr int kAttnDecodeMaxTokens = 4;

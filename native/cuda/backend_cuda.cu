@@ -175,6 +175,9 @@ class CudaBackend final : public Backend {
     err_ = static_cast<int*>(err_block_.get());
     result_ = reinterpret_cast<int32_t*>(err_ + 1);
     GPTOSS_CUDA_CHECK(gpuMemsetAsync(err_, 0, sizeof(int) * 4, stream_));
+    counters_block_ = pool_->alloc(sizeof(int) * kCountersTotal);  // last-block counters (common.cuh)
+    counters_ = static_cast<int*>(counters_block_.get());
+    GPTOSS_CUDA_CHECK(gpuMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
     GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
     kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
     graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
@@ -187,6 +190,7 @@ class CudaBackend final : public Backend {
     graphs_.clear();
     (void)gpuStreamSynchronize(stream_);
     err_block_.reset();
+    counters_block_.reset();
     pool_->release_cached();
     (void)cudaStreamDestroy(stream_);
   }
@@ -332,7 +336,9 @@ class CudaBackend final : public Backend {
     a.bias_bf16 = bias.dtype == DType::BF16;
     a.expert_idx = expert_idx.ptr<int32_t>();
     a.expert_weight = expert_weight.ptr<float>();
-    launch_router(a, stream_);
+    const size_t ws_bytes = router_workspace_bytes(a);
+    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
+    launch_router(a, ws.get(), counters_, stream_);
   }
 
   void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
@@ -406,9 +412,8 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     not_capturing("sample");
     const int vocab = int(logits.dim(-1));
-    std::shared_ptr<void> ws =
-        params.temperature == 0.f ? nullptr : pool_->alloc(sample_workspace_bytes(vocab));
-    launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), result_, stream_);
+    std::shared_ptr<void> ws = pool_->alloc(sample_workspace_bytes(vocab, params));
+    launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), counters_, result_, stream_);
     int32_t token = 0;
     GPTOSS_CUDA_CHECK(gpuMemcpyAsync(&token, result_, sizeof token, gpuMemcpyDeviceToHost, stream_));
     GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
@@ -528,6 +533,7 @@ class CudaBackend final : public Backend {
     a.softmax_scale = softmax_scale;
     a.out = out.ptr<float>();
     a.err = err_;
+    a.counters = counters_;
     return a;
   }
   MoeArgs moe_args(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
@@ -599,6 +605,8 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DevicePool> pool_;
   std::shared_ptr<void> err_block_;
   int* err_ = nullptr;
+  std::shared_ptr<void> counters_block_;
+  int* counters_ = nullptr;  // kCountersTotal ints, zero between launches
   int32_t* result_ = nullptr;
   bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false;
   bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)

@@ -27,6 +27,32 @@ enum DeviceErrorBits : int {
   kErrExpertRange = 4,    // moe: expert index outside [0, E)
 };
 
+// Grid-wide counters for the "last block finishes" pattern (one launch instead of a second
+// reduction kernel): the backend owns kCountersTotal ints, zeroed once; each kernel family uses its
+// own range, indexed by what its blocks reduce over (a token, a (token, kv head) pair).
+enum CounterRange : int {
+  kCountersRouter = 0,       // [64]: router top-k, one per token (multi-block path: n <= 64)
+  kCountersAttention = 64,   // [2048]: split-KV decode, one per (token, kv head)
+  kCountersArgmax = 2112,    // [1]: greedy sampling over the vocabulary
+  kCountersTotal = 4096,
+};
+
+// Every block calls this once, after writing its partial results. Exactly one block (the last to
+// arrive) gets true; it sees the other blocks' writes and has reset the counter to 0 for the next
+// launch (a graph replay reuses it). No block may skip the call (early returns would strand it).
+__device__ __forceinline__ bool last_block_arrives(int* counter, int blocks) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == blocks - 1;
+    if (last) atomicExch(counter, 0);
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
 // Optional bias/parameter vectors come as bf16 (checkpoint) or f32.
 enum BiasKind : int { kBiasNone = 0, kBiasBF16 = 1, kBiasF32 = 2 };
 

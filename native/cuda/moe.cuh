@@ -15,7 +15,11 @@ struct RouterArgs {
   int32_t* expert_idx = nullptr;     // [n, k]
   float* expert_weight = nullptr;    // [n, k]
 };
-void launch_router(const RouterArgs& a, gpuStream_t stream);
+// Few tokens: one warp per expert over many blocks, the last block of a token selects (needs
+// router_workspace_bytes and the backend's counters); many tokens: one block per token.
+bool router_uses_split(const RouterArgs& a);
+size_t router_workspace_bytes(const RouterArgs& a);
+void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStream_t stream);
 
 struct MoeArgs {
   const float* x = nullptr;          // [n, H]

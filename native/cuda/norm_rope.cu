@@ -59,6 +59,83 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const void* weig
   }
 }
 
+// The same norm for rows of at most 4 x 1024 float4s (H % 4 == 0): every load of the row (x,
+// residual, weight) is issued before the first reduction, and the row stays in registers for the
+// scaling pass. The per-element loop above serialised one DRAM/L2 round trip per iteration (the
+// stores to x may alias the residual, so loads could not be hoisted): 11-12 us for one 2880-wide
+// row under ncu. Summation order is fixed by (H, blockDim), so add_rmsnorm stays bit-identical to
+// add then rmsnorm.
+template <bool kAdd, int kPer>
+__global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float* residual, const void* weight,
+                                                          bool weight_bf16, int H, float eps, float* out) {
+  __shared__ float partial[32];
+  const int H4 = H / 4;
+  float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * H);
+  const float4* rr = reinterpret_cast<const float4*>(residual + int64_t(blockIdx.x) * H);
+  float4 v[kPer], w[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      v[j] = xr[i];
+      if (kAdd) {
+        const float4 r = rr[i];
+        v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
+      }
+      if (weight_bf16) {
+        const uint2 b = __ldg(reinterpret_cast<const uint2*>(weight) + i);
+        w[j] = make_float4(bf16_lo(b.x), bf16_hi(b.x), bf16_lo(b.y), bf16_hi(b.y));
+      } else {
+        w[j] = __ldg(reinterpret_cast<const float4*>(weight) + i);
+      }
+    }
+  }
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      if (kAdd) xr[i] = v[j];
+      ss = fmaf(v[j].x, v[j].x, ss);
+      ss = fmaf(v[j].y, v[j].y, ss);
+      ss = fmaf(v[j].z, v[j].z, ss);
+      ss = fmaf(v[j].w, v[j].w, ss);
+    }
+  }
+  ss = warp_sum(ss);
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  if (lane == 0) partial[warp] = ss;
+  __syncthreads();
+  if (warp == 0) {
+    float t = lane < int(blockDim.x / kWarpSize) ? partial[lane] : 0.f;
+    t = warp_sum(t);
+    if (lane == 0) partial[0] = t;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(partial[0] / float(H) + eps);
+  float4* o = reinterpret_cast<float4*>(out + int64_t(blockIdx.x) * H);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) o[i] = make_float4(v[j].x * inv * w[j].x, v[j].y * inv * w[j].y, v[j].z * inv * w[j].z, v[j].w * inv * w[j].w);
+  }
+}
+
+template <bool kAdd>
+void launch_norm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
+                 float* out, gpuStream_t stream) {
+  const int H4 = H / 4;
+  const bool aligned = ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(residual) |
+                         reinterpret_cast<uintptr_t>(out)) & 15) == 0 &&
+                       (reinterpret_cast<uintptr_t>(weight) & (weight_bf16 ? 7 : 15)) == 0;
+  const bool vec = H % 4 == 0 && aligned;
+  if (vec && H4 <= 256) rmsnorm_vec_kernel<kAdd, 1><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+  else if (vec && H4 <= 512) rmsnorm_vec_kernel<kAdd, 2><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+  else if (vec && H4 <= 768) rmsnorm_vec_kernel<kAdd, 3><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+  else if (vec && H4 <= 1024) rmsnorm_vec_kernel<kAdd, 4><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+  else rmsnorm_kernel<kAdd><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+}
+
 // Rotates the pair (j, j + D/2) of one head row in place: rope_kernel and rope_kv_store_kernel.
 __device__ __forceinline__ void rope_pair(float* row, int j, int half, int position, const float* inv_freq,
                                           float scale) {
@@ -171,14 +248,14 @@ void launch_embedding(const int32_t* tokens, int n, const void* table, bool tabl
 void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n, int H, float eps, float* out,
                     gpuStream_t stream) {
   if (n <= 0) return;
-  rmsnorm_kernel<false><<<n, 256, 0, stream>>>(const_cast<float*>(x), nullptr, weight, weight_bf16, H, eps, out);
+  launch_norm<false>(const_cast<float*>(x), nullptr, weight, weight_bf16, n, H, eps, out, stream);
   GPTOSS_CUDA_LAUNCH("rmsnorm_kernel");
 }
 
 void launch_add_rmsnorm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
                         float* normed, gpuStream_t stream) {
   if (n <= 0) return;
-  rmsnorm_kernel<true><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, normed);
+  launch_norm<true>(x, residual, weight, weight_bf16, n, H, eps, normed, stream);
   GPTOSS_CUDA_LAUNCH("rmsnorm_kernel<add>");
 }
 

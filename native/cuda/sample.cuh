@@ -7,9 +7,10 @@
 
 namespace gptoss::cuda {
 
-size_t sample_workspace_bytes(int vocab);
-// Writes the chosen token id to *result (device). No host sync.
+size_t sample_workspace_bytes(int vocab, const SampleParams& params);
+// Writes the chosen token id to *result (device). No host sync. `counters`: the backend's
+// last-block counters (common.cuh).
 void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
-                   int32_t* result, gpuStream_t stream);
+                   int* counters, int32_t* result, gpuStream_t stream);
 
 }  // namespace gptoss::cuda
