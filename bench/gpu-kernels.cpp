@@ -203,6 +203,29 @@ int main(int argc, char** argv) {
     double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
     add("moe grouped GEMM", "n" + std::to_string(n) + " k4 E32", ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
   }
+  // ---- the attention block's decode GEMVs: q/k/v (one fused launch) and o, 24 layers' weights ----
+  {
+    const int Hq = 64, Hkv = 8, D = 64, layers = 24;
+    struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+    std::vector<Attn> ls;
+    for (int l = 0; l < layers; ++l)
+      ls.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
+                    gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
+                    gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
+                    gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+    Tensor x = gpu->upload(rand_f32(r, {1, H})), xo = gpu->upload(rand_f32(r, {1, Hq * D}));
+    Tensor q = gpu->empty(DType::F32, {1, Hq * D}), k = gpu->empty(DType::F32, {1, Hkv * D}),
+           v = gpu->empty(DType::F32, {1, Hkv * D}), o = gpu->empty(DType::F32, {1, H});
+    const double qkv_bytes = double(ls[0].q.nbytes() + ls[0].k.nbytes() + ls[0].v.nbytes());
+    double ms = time_graph_ms([&](int i) {
+      const Attn& a = ls[i % layers];
+      gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+    }, layers);
+    add("bf16 gemv qkv graph", "n1 [5120, 2880] (24 layers)", ms, qkv_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+    ms = time_graph_ms([&](int i) { const Attn& a = ls[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
+    add("bf16 gemv o_proj graph", "n1 [2880, 4096] (24 layers)", ms, double(ls[0].o.nbytes()) / (ms * 1e-3) / 1e9,
+        "GB/s", bw);
+  }
   // ---- bf16 GEMV (LM head, 1.16 GB) and GEMM ----
   {
     Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f));

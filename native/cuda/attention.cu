@@ -228,7 +228,8 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 // the query is cut into `splits` equal pieces on the device and this block takes one piece for all
 // G = Hq/Hkv query heads of its kv head, 64 keys a tile:
 //  1. the whole K and V tile goes to shared memory with every load issued at once (16-byte loads,
-//     2-4 a thread: one memory round trip a tile, where the first version walked V key by key);
+//     2-4 a thread: one memory round trip a tile, where the first version walked V key by key),
+//     and the next tile of the split loads into registers while this one is scored;
 //  2. scores: one thread per (key, head), q in registers, K rows read from padded shared rows;
 //  3. per head (warp w: heads w, w + 8) an online softmax, then P V with lanes over dims;
 //  4. partials (m, l, acc[D]) to the workspace; the last block of the (token, kv head) to finish
@@ -238,7 +239,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 constexpr int kDecodeTile = 64;     // keys a tile
 constexpr int kDecodeMaxG = 16;
 constexpr int kDecodeD = 64;
-constexpr int kDecodeMaxSplits = 128;
+constexpr int kDecodeMaxSplits = 32;  // x 8 kv heads: 256 blocks, ~2 a SM; longer ranges loop over tiles
 
 template <bool BF16>
 struct DecodeSmem {
@@ -291,29 +292,33 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
   const T* vc = static_cast<const T*>(a.v_cache);
   constexpr int kChunks = TK * S::kChunksRow;  // 16-byte chunks in a K (or V) tile
   constexpr int kPerThread = kChunks / 256;    // 2 (bf16) or 4 (f32)
+  // 1. K and V tiles through registers: tile i + 1 is loaded while tile i is scored
+  uint4 kr[kPerThread], vr[kPerThread];
+  auto load_tile = [&](int c0) {
+    const int cn = min(TK, end - c0);
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
+      if (key < cn) {
+        const int64_t off = int64_t(c0 + key) * row_elems + int64_t(kvh) * D;
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(kc + off) + ch);
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(vc + off) + ch);
+      }
+    }
+  };
+  if (begin < end) load_tile(begin);
   for (int c0 = begin; c0 < end; c0 += TK) {
     const int cn = min(TK, end - c0);
-    {  // 1. K and V tile -> shared, all loads in flight before the first store
-      uint4 kr[kPerThread], vr[kPerThread];
 #pragma unroll
-      for (int u = 0; u < kPerThread; ++u) {
-        const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
-        if (key < cn) {
-          const int64_t off = int64_t(c0 + key) * row_elems + int64_t(kvh) * D;
-          kr[u] = __ldg(reinterpret_cast<const uint4*>(kc + off) + ch);
-          vr[u] = __ldg(reinterpret_cast<const uint4*>(vc + off) + ch);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kPerThread; ++u) {
-        const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
-        if (key < cn) {
-          reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
-          reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
-        }
+    for (int u = 0; u < kPerThread; ++u) {
+      const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
+      if (key < cn) {
+        reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
+        reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
       }
     }
     __syncthreads();
+    if (c0 + TK < end) load_tile(c0 + TK);
     // 2. scores
     for (int kk = my_k; kk < TK && my_k < kpp; kk += kpp) {
       float dot = -INFINITY;
@@ -506,7 +511,8 @@ AttentionPath attention_path(const AttentionArgs& a) {
 }
 
 // Fixed by the shape (ctx, window), not by the position (device data), so a captured graph stays
-// valid: about 64 keys a split over the most keys a query can see, at most 128 splits.
+// valid: one 64-key tile a split over the most keys a query can see, at most kDecodeMaxSplits
+// splits (longer ranges: several tiles a split, the next one loading while the current is scored).
 int attention_decode_splits(const AttentionArgs& a) {
   const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
   int s = ceil_div(span, kDecodeTile);

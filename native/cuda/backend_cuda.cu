@@ -561,6 +561,7 @@ class CudaBackend final : public Backend {
     a.alpha = swiglu.alpha;
     a.out = out.ptr<float>();
     a.err = err_;
+    a.counters = counters_;
     return a;
   }
 

@@ -34,7 +34,9 @@ enum CounterRange : int {
   kCountersRouter = 0,       // [64]: router top-k, one per token (multi-block path: n <= 64)
   kCountersAttention = 64,   // [2048]: split-KV decode, one per (token, kv head)
   kCountersArgmax = 2112,    // [1]: greedy sampling over the vocabulary
-  kCountersTotal = 4096,
+  kCountersMoe = 4096,       // [4096]: decode MoE down, one per (token, 16-row tile)
+  kCountersMoeSize = 4096,
+  kCountersTotal = 8192,
 };
 
 // Every block calls this once, after writing its partial results. Exactly one block (the last to

@@ -404,7 +404,7 @@ void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStrea
 bool moe_uses_decode(const MoeArgs& a) { return int64_t(a.n) * a.k <= kMoeDecodeMaxPairs; }
 
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode) {
-  if (decode) return sizeof(float) * size_t(a.n) * a.k * a.I;
+  if (decode) return sizeof(float) * size_t(a.n) * a.k * (a.I + a.H);  // act [pairs, I], part [pairs, H]
   size_t total = 0;
   grouped_ws(a, nullptr, &total);
   return total;

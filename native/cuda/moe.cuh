@@ -37,6 +37,7 @@ struct MoeArgs {
   float limit = 7.f, alpha = 1.702f;
   float* out = nullptr;              // [n, H]
   int* err = nullptr;
+  int* counters = nullptr;           // the backend's last-block counters (decode path)
 };
 
 // Decode path when n*k is at most this many (token, expert) pairs; grouped GEMM above.

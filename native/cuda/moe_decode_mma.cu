@@ -1,23 +1,27 @@
 // Decode MoE on the tensor cores: the routed experts' MXFP4 rows as the A operand of mma.sync
 // m16n8k16 (bf16 in, f32 accumulate), the token's activation as B. Two launches per step:
-//   1. gate_up + bias + SwiGLU -> act [pairs, I]   (grid: 64-row groups x (token, expert) pairs)
-//   2. down + bias, weighted sum over the k experts -> out [n, H]   (grid: 16-row tiles x tokens)
-// Why (bench/RESULTS.md, GPU section): the SIMT kernels decoded E2M1 through a 32 KB per-lane shared
-// LUT that each block filled; L1 traffic for the fill matched the weight reads and the kernel ran at
-// 18% of copy bandwidth. Here nothing is looked up:
-//  - Each warp owns a 16-row tile (the MMA's M) of one expert and streams its rows through a
-//    3-stage cp.async ring in shared memory (15 MX blocks a stage; 240-byte rows keep ldmatrix
-//    conflict-free). ldmatrix.x2 hands lane (g, t) exactly word t of rows g and g + 8 of an MX block:
-//    the A fragment layout, so no shuffles.
+//   1. gate_up + bias + SwiGLU -> act [pairs, I]   (grid: 16-row tiles x (token, expert) pairs)
+//   2. down + bias, times the routing weight -> part [pairs, H]; the last of a token's k pairs to
+//      finish a row tile sums them in expert order -> out [n, H]   (grid: 16-row tiles x pairs)
+// Work split (bench/RESULTS.md, GPU section): a CTA owns one 16-row tile (the MMA's M) of one
+// expert; its warps split K into slices of at most 32 MX blocks, and each warp issues its whole
+// slice (16 rows x <= 512 bytes, cp.async into shared memory) plus its scales and B fragments at
+// once, waits once, then runs the MMAs; the warps' partial sums meet in shared memory. The first
+// version streamed 90 blocks per warp through a 3-stage ring with 4 warps a CTA: ncu showed 2.4
+// (gate_up) and 1.4 (down) active warps per scheduler, 56% / 38% issue-slot use, DRAM 16-28%.
+// No table is looked up:
+//  - ldmatrix.x2 hands lane (g, t) exactly word t of rows g and g + 8 of an MX block: the A
+//    fragment layout, so no shuffles (shared rows padded to an odd count of 16-byte chunks keep
+//    ldmatrix conflict-free).
 //  - E2M1 -> bf16 by bit placement (kSub, the default): sign -> bit 15, the 3 magnitude bits -> bits
-//    8..6. The result is the E2M1 value times 2^-126 exactly (±0.5 lands on a bf16 subnormal), 2
-//    weights per 4 integer ops, no table. The activation is pre-scaled by 2^64 and the 2^62 left over
-//    folds into the E8M0 scale (2^(s-65), exact for scales up to 2^65; larger ones saturate to inf).
-//    The alternative (kSub = false, GPTOSS_CUDA_MOE_DECODE=mma-prmt) builds normal bf16 values with
-//    prmt byte tables (~2.3 ops a weight) in case a part flushes bf16 subnormals in the MMA.
+//    8..6. The result is the E2M1 value times 2^-126 exactly (±0.5 lands on a bf16 subnormal), no
+//    table. The activation is pre-scaled by 2^64 and the 2^62 left over folds into the E8M0 scale
+//    (2^(s-65), exact for scales up to 2^65; larger ones saturate to inf). The alternative
+//    (kSub = false, GPTOSS_CUDA_MOE_DECODE=mma-prmt) builds normal bf16 values with prmt byte
+//    tables (~2.3 ops a weight) in case a part flushes bf16 subnormals in the MMA.
 //  - The f32 activation is split into bf16 hi + lo (x = hi + lo to ~2^-17): B column 0 is hi,
 //    column 1 lo, so one MMA gives both products and the row result is c0 + c1 (f32-accurate, as the
-//    prefill GEMM tile). B fragments are built once per CTA in shared memory in fragment order.
+//    prefill GEMM tile).
 //  - Per MX block and row: c = A_blk x B_blk (two k16 MMAs), acc += scale * (c0 + c1).
 #include "moe.cuh"
 
@@ -28,18 +32,26 @@ namespace gptoss::cuda {
 
 namespace {
 
-constexpr int kMW = 4;                              // warps per CTA
-constexpr int kTileRows = 16;                       // rows per warp tile (MMA M)
-constexpr int kKC = 15;                             // MX blocks per stage: 240-byte smem rows
-constexpr int kStages = 3;
-constexpr int kStageBytes = kTileRows * kKC * 16;   // 3840
-constexpr int kRowsPerCta1 = kMW * kTileRows;       // gate_up rows per CTA
+constexpr int kTileRows = 16;   // rows a CTA (MMA M)
+constexpr int kSliceMax = 32;   // MX blocks a warp issues at once (16 rows x 512 bytes)
+constexpr int kMaxWarps = 8;    // K slices a CTA: rows of at most 256 MX blocks (8192 values)
 
 __host__ __device__ inline int round16(int b) { return (b + 15) / 16 * 16; }
-__host__ __device__ inline int warp_smem_bytes(int nch) { return kStages * kStageBytes + round16(kTileRows * nch); }
-__host__ __device__ inline int frag_bytes(int nch) { return nch * 2 * 4 * 16; }  // [nch][hi, lo][t][4 words]
-int gate_up_smem(const MoeArgs& a) { return frag_bytes(a.H / 32) + kMW * warp_smem_bytes(a.H / 32); }
-int down_smem(const MoeArgs& a) { return a.k * frag_bytes(a.I / 32) + kMW * warp_smem_bytes(a.I / 32); }
+struct SliceShape {
+  int slices, per;  // warps a CTA, MX blocks a warp (the last may have fewer)
+};
+__host__ __device__ inline SliceShape slice_shape(int nch) {
+  const int s = (nch + kSliceMax - 1) / kSliceMax;
+  return {s, (nch + s - 1) / s};
+}
+__host__ __device__ inline int row_stride(int per) { return (per | 1) * 16; }  // odd 16-byte chunks a row
+__host__ __device__ inline int warp_bytes(int per) {
+  return kTileRows * row_stride(per) + round16(kTileRows * per) + per * 128;  // rows, scales, B fragments
+}
+int cta_smem(int nch) {
+  const SliceShape sh = slice_shape(nch);
+  return sh.slices * warp_bytes(sh.per);
+}
 constexpr int kMaxSmem = 200 * 1024;
 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
@@ -111,33 +123,64 @@ __device__ __forceinline__ float block_scale(uint32_t s) {
   return __uint_as_float(max(s << 23, 0x00400000u));                                // 2^(s-127); s=0: 2^-127
 }
 
-// B fragments of `rows` activation rows (row r at x0 + r * x_stride, nch * 32 f32 each) into
-// frag[r][nch][hi/lo][t][4 words], with the whole CTA. Word i of lane t holds values
-// 8t + pair_first(i), 8t + pair_second(i) of the block. Loads are batched U deep (L2 round trips,
-// not the conversion, are the cost: the first version paid one round trip per item).
+// One warp's share of a 16-row tile: rows [row0, row0 + 16) of w (MXFP4 blocks [rows_total, nch, 16],
+// scales [rows_total, nch]) times x, over the MX blocks [b0, b0 + nb) (nb <= per). Everything the
+// slice needs is requested before anything is waited for: the weight rows by cp.async, the scale
+// bytes and the activation (f32, converted to the B fragments [nb][hi, lo][t][4 words]) by plain
+// loads. Leaves sum_b scale * (W_blk . x_blk) for rows g and g + 8 in lanes t = 0 (acc0, acc1).
 template <bool kSub>
-__device__ __forceinline__ void build_frags(const float* x0, int64_t x_stride, int rows, int nch, uint4* frag) {
-  constexpr int U = 4;
-  const float pre = kSub ? 0x1p64f : 1.f;
-  const int per_row = nch * 4, total = rows * per_row;
-  for (int base = threadIdx.x; base < total; base += U * blockDim.x) {
-    float4 f[U][2];
+__device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
+                                           int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
+                                           int lane, float& acc0, float& acc1) {
+  const int stride = row_stride(per);
+  uint8_t* rows = wsm;
+  uint8_t* sc = wsm + kTileRows * stride;
+  uint4* frag = reinterpret_cast<uint4*>(sc + round16(kTileRows * per));
+  // 1. weight rows (16 x nb x 16 bytes), all in flight
+  for (int c = lane; c < kTileRows * nb; c += kWarpSize) {
+    const int r = c / nb, blk = c - r * nb;
+    const int row = min(row0 + r, rows_total - 1);
+    cp_async16(rows + r * stride + blk * 16, w + (int64_t(row) * nch + b0 + blk) * 16);
+  }
+  cp_async_commit();
+  // 2. scale bytes (16 x nb) and the activation slice (nb x 32 f32), loads first, stores after
+  constexpr int kScalePer = kTileRows * kSliceMax / kWarpSize;  // 16
+  uint32_t sv[kScalePer];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int it = base + u * blockDim.x;
-      if (it < total) {
-        const int r = it / per_row, rest = it - r * per_row;
-        const float4* p = reinterpret_cast<const float4*>(x0 + r * x_stride + (rest >> 2) * 32 + 8 * (rest & 3));
-        f[u][0] = __ldg(p);
-        f[u][1] = __ldg(p + 1);
-      }
+  for (int u = 0; u < kScalePer; ++u) {
+    const int i = lane + u * kWarpSize;
+    if (i < kTileRows * nb) {
+      const int r = i / nb, blk = i - r * nb;
+      const int row = min(row0 + r, rows_total - 1);
+      sv[u] = __ldg(s + int64_t(row) * nch + b0 + blk);
     }
+  }
+  constexpr int kXPer = kSliceMax * 4 / kWarpSize;  // 4 items (block, quad) a lane
+  float4 xv[kXPer][2];
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int it = base + u * blockDim.x;
-      if (it >= total) break;
-      const float v[8] = {f[u][0].x * pre, f[u][0].y * pre, f[u][0].z * pre, f[u][0].w * pre,
-                          f[u][1].x * pre, f[u][1].y * pre, f[u][1].z * pre, f[u][1].w * pre};
+  for (int u = 0; u < kXPer; ++u) {
+    const int it = lane + u * kWarpSize;
+    if (it < nb * 4) {
+      const float4* p = reinterpret_cast<const float4*>(x + (b0 + (it >> 2)) * 32 + 8 * (it & 3));
+      xv[u][0] = __ldg(p);
+      xv[u][1] = __ldg(p + 1);
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < kScalePer; ++u) {
+    const int i = lane + u * kWarpSize;
+    if (i < kTileRows * nb) {
+      const int r = i / nb, blk = i - r * nb;
+      sc[r * per + blk] = uint8_t(sv[u]);
+    }
+  }
+  const float pre = kSub ? 0x1p64f : 1.f;
+#pragma unroll
+  for (int u = 0; u < kXPer; ++u) {
+    const int it = lane + u * kWarpSize;
+    if (it < nb * 4) {
+      const float v[8] = {xv[u][0].x * pre, xv[u][0].y * pre, xv[u][0].z * pre, xv[u][0].w * pre,
+                          xv[u][1].x * pre, xv[u][1].y * pre, xv[u][1].z * pre, xv[u][1].w * pre};
       uint32_t hi[4], lo[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -145,94 +188,40 @@ __device__ __forceinline__ void build_frags(const float* x0, int64_t x_stride, i
         hi[i] = pack_bf16x2(va, vb);
         lo[i] = pack_bf16x2(va - bf16_lo(hi[i]), vb - bf16_hi(hi[i]));
       }
-      const int r = it / per_row, rest = it - r * per_row;
-      uint4* fr = frag + int64_t(r) * nch * 8 + (rest >> 2) * 8 + (rest & 3);
+      uint4* fr = frag + (it >> 2) * 8 + (it & 3);
       fr[0] = make_uint4(hi[0], hi[1], hi[2], hi[3]);
       fr[4] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
     }
   }
+  cp_async_wait<0>();
+  __syncwarp();
+  // 3. the MMAs
+  const int g = lane >> 2, t = lane & 3;
+  const uint8_t* arow = rows + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
+  const uint8_t* sc0 = sc + g * per;
+  const uint8_t* sc1 = sc + (g + 8) * per;
+  const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
+  float a0 = 0.f, a1 = 0.f;
+#pragma unroll 4
+  for (int blk = 0; blk < nb; ++blk) {
+    uint32_t w0, w1;
+    ldsm_x2(w0, w1, arow + blk * 16);
+    const uint4 xf = fr[blk * 8];
+    uint32_t p0[4], p1[4];
+    decode_word<kSub>(w0, p0);
+    decode_word<kSub>(w1, p1);
+    float c[4];
+    const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
+    mma_first(c, m0, xf.x, xf.y);
+    const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
+    const uint32_t bb[2] = {xf.z, xf.w};
+    mma_bf16_16816(c, m1, bb);
+    a0 = fmaf(block_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
+    a1 = fmaf(block_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
+  }
+  acc0 = a0;
+  acc1 = a1;
 }
-
-// One warp's 16-row tile of one expert: rows [row0, row0 + 16) of w (MXFP4 blocks [rows_total, nch, 16],
-// scales [rows_total, nch]). start() queues the scales and the first stages (call it before the CTA
-// builds B fragments, so the weight reads are already in flight); run() streams the rest and leaves
-// sum_b scale * (W_blk . x_blk) for rows g and g + 8 in lanes t = 0 (acc0, acc1).
-struct TileGemv {
-  const uint8_t* w;
-  const uint8_t* s;
-  int rows_total, row0, nch, nst;
-  uint8_t* ring;
-  uint8_t* sc;
-  int lane;
-
-  __device__ __forceinline__ void issue(int st) const {
-    if (st < nst) {
-      uint8_t* dst = ring + (st % kStages) * kStageBytes;
-      const int b0 = st * kKC;
-      for (int c = lane; c < kTileRows * kKC; c += kWarpSize) {
-        const int r = c / kKC, blk = c - r * kKC;
-        if (b0 + blk < nch) {
-          const int row = min(row0 + r, rows_total - 1);
-          cp_async16(dst + c * 16, w + (int64_t(row) * nch + b0 + blk) * 16);
-        }
-      }
-    }
-    cp_async_commit();
-  }
-
-  __device__ __forceinline__ void start() const {
-    const int rows_valid = min(kTileRows, rows_total - row0);
-    const int bytes = rows_valid * nch;
-    const uint8_t* src = s + int64_t(row0) * nch;
-    if (((reinterpret_cast<uintptr_t>(src) | uintptr_t(bytes)) & 3) == 0) {
-      for (int i = lane * 4; i < bytes; i += kWarpSize * 4) cp_async4(sc + i, src + i);
-    } else {
-      for (int i = lane; i < bytes; i += kWarpSize) sc[i] = src[i];
-    }
-#pragma unroll
-    for (int st = 0; st < kStages - 1; ++st) issue(st);  // the scales ride in group 0
-  }
-
-  template <bool kSub>
-  __device__ __forceinline__ void run(const uint4* frag, float& acc0, float& acc1) const {
-    const int g = lane >> 2, t = lane & 3;
-    const uint8_t* arow = ring + (lane & 15) * (kKC * 16);  // ldmatrix.x2: lanes 0-15 give rows 0-15
-    const uint8_t* sc0 = sc + g * nch;
-    const uint8_t* sc1 = sc + (g + 8) * nch;
-    const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
-    acc0 = 0.f;
-    acc1 = 0.f;
-    for (int st = 0; st < nst; ++st) {
-      issue(st + kStages - 1);
-      cp_async_wait<kStages - 1>();
-      __syncwarp();
-      const uint8_t* buf = arow + (st % kStages) * kStageBytes;
-      const int b0 = st * kKC;
-      const int kc = min(kKC, nch - b0);
-#pragma unroll 3
-      for (int blk = 0; blk < kc; ++blk) {
-        uint32_t w0, w1;
-        ldsm_x2(w0, w1, buf + blk * 16);
-        const int b = b0 + blk;
-        const uint4 xf = fr[b * 8];
-        uint32_t p0[4], p1[4];
-        decode_word<kSub>(w0, p0);
-        decode_word<kSub>(w1, p1);
-        float c[4];
-        const uint32_t a0[4] = {p0[0], p1[0], p0[1], p1[1]};
-        mma_first(c, a0, xf.x, xf.y);
-        const uint32_t a1[4] = {p0[2], p1[2], p0[3], p1[3]};
-        const uint32_t bb[2] = {xf.z, xf.w};
-        mma_bf16_16816(c, a1, bb);
-        acc0 = fmaf(block_scale<kSub>(sc0[b]), c[0] + c[1], acc0);
-        acc1 = fmaf(block_scale<kSub>(sc1[b]), c[2] + c[3], acc1);
-      }
-      __syncwarp();
-    }
-    cp_async_wait<0>();
-    __syncwarp();
-  }
-};
 #endif  // GPTOSS_HAVE_MMA_SYNC
 
 __device__ __forceinline__ float param_at(const void* p, bool bf16, int64_t i) {
@@ -244,139 +233,117 @@ __device__ __forceinline__ float swiglu_act(float gate, float up, float limit, f
   return (up + 1.f) * (gate / (1.f + expf(-alpha * gate)));
 }
 
-// Stage 1. grid (ceil(2I / 64), pairs), 4 warps; warp w owns rows [64 bx + 16 w, +16) of expert e(pair).
+// The tile's 16 row sums over the CTA's K slices, in slice order (deterministic): lanes t = 0 of
+// every warp hold rows g, g + 8 of their slice. Returns row `threadIdx.x` (< 16) of the tile.
+__device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slices, float (*red)[kTileRows]) {
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  if ((lane & 3) == 0) {
+    red[warp][lane >> 2] = acc0;
+    red[warp][(lane >> 2) + 8] = acc1;
+  }
+  __syncthreads();
+  float v = 0.f;
+  if (threadIdx.x < kTileRows)
+    for (int w = 0; w < slices; ++w) v += red[w][threadIdx.x];
+  return v;
+}
+
+// Stage 1. grid (ceil(2I / 16), pairs), one warp per K slice of H.
 template <bool kSub>
-__global__ void __launch_bounds__(kMW * 32) moe_mma_gate_up_kernel(MoeArgs a, float* act) {
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs a, float* act) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[kMaxWarps][kTileRows];
+  __shared__ float rowv[kTileRows];
   const int pair = blockIdx.y, tok = pair / a.k;
   const int e = a.expert_idx[pair];
   const int rows_total = 2 * a.I, nch = a.H / 32;
+  const int row0 = blockIdx.x * kTileRows;
   if (e < 0 || e >= a.E) {  // flagged; this pair contributes zeros
     if (threadIdx.x == 0) atomicOr(a.err, kErrExpertRange);
-    const int j = blockIdx.x * (kRowsPerCta1 / 2) + threadIdx.x;
-    if (threadIdx.x < kRowsPerCta1 / 2 && j < a.I) act[int64_t(pair) * a.I + j] = 0.f;
+    const int j = row0 / 2 + threadIdx.x;
+    if (threadIdx.x < kTileRows / 2 && j < a.I) act[int64_t(pair) * a.I + j] = 0.f;
     return;
   }
-  uint4* frag = reinterpret_cast<uint4*>(smem);
+  const SliceShape sh = slice_shape(nch);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  uint8_t* wsm = smem + frag_bytes(nch) + warp * warp_smem_bytes(nch);
-  TileGemv tg;
-  tg.w = a.gate_up + int64_t(e) * rows_total * nch * 16;
-  tg.s = a.gate_up_scales + int64_t(e) * rows_total * nch;
-  tg.rows_total = rows_total;
-  tg.row0 = blockIdx.x * kRowsPerCta1 + warp * kTileRows;
-  tg.nch = nch;
-  tg.nst = (nch + kKC - 1) / kKC;
-  tg.ring = wsm;
-  tg.sc = wsm + kStages * kStageBytes;
-  tg.lane = lane;
-  const bool active = tg.row0 < rows_total;
-  if (active) tg.start();
-  build_frags<kSub>(a.x + int64_t(tok) * a.H, 0, 1, nch, frag);
-  __syncthreads();
-  if (!active) return;
-  float acc0, acc1;
-  tg.run<kSub>(frag, acc0, acc1);
-  const int g = lane >> 2, t = lane & 3;
-  const int r0 = tg.row0 + g, r1 = r0 + 8;
-  const int64_t bias0 = int64_t(e) * rows_total;
-  float v0 = acc0 + (r0 < rows_total ? param_at(a.gate_up_bias, a.gate_up_bias_bf16, bias0 + r0) : 0.f);
-  float v1 = acc1 + (r1 < rows_total ? param_at(a.gate_up_bias, a.gate_up_bias_bf16, bias0 + r1) : 0.f);
-  const float u0 = __shfl_down_sync(0xffffffffu, v0, 4);  // odd row (up) of the pair, from lane g + 1
-  const float u1 = __shfl_down_sync(0xffffffffu, v1, 4);
-  if (t == 0 && (g & 1) == 0) {
-    float* o = act + int64_t(pair) * a.I;
-    if (r0 < rows_total) o[r0 / 2] = swiglu_act(v0, u0, a.limit, a.alpha);
-    if (r1 < rows_total) o[r1 / 2] = swiglu_act(v1, u1, a.limit, a.alpha);
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  float acc0 = 0.f, acc1 = 0.f;
+  if (nb > 0)
+    slice_gemv<kSub>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
+                     a.x + int64_t(tok) * a.H, nch, rows_total, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per),
+                     lane, acc0, acc1);
+  const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
+  if (threadIdx.x < kTileRows) {
+    const int r = row0 + threadIdx.x;
+    rowv[threadIdx.x] = v + (r < rows_total ? param_at(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + r) : 0.f);
   }
+  __syncthreads();
+  // rows 2j (gate) and 2j + 1 (up) are interleaved
+  const int j = row0 / 2 + threadIdx.x;
+  if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
+    act[int64_t(pair) * a.I + j] = swiglu_act(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
 #endif
 }
 
-// Stage 2. grid (ceil(H / 16), n), 4 warps; warp w handles experts j = w, w + 4, ... of token
-// blockIdx.y for output rows [16 bx, +16); the warps' weighted partials are summed in a fixed order.
+// Stage 2. grid (ceil(H / 16), pairs), one warp per K slice of I. Each CTA writes its expert's
+// weighted rows (bias included) to part; the last of the token's k CTAs for this row tile sums
+// them in expert order.
 template <bool kSub>
-__global__ void __launch_bounds__(kMW * 32) moe_mma_down_kernel(MoeArgs a, const float* act) {
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a, const float* act, float* part) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float red[kMW][kTileRows];
-  const int tok = blockIdx.y, nch = a.I / 32;
+  __shared__ float red[kMaxWarps][kTileRows];
+  const int pair = blockIdx.y, tok = pair / a.k;
+  const int e = a.expert_idx[pair];
+  const bool valid = e >= 0 && e < a.E;  // gate_up flagged a bad index; the pair adds zeros
+  const int nch = a.I / 32;
+  const int row0 = blockIdx.x * kTileRows;
+  const SliceShape sh = slice_shape(nch);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int g = lane >> 2, t = lane & 3;
-  uint4* frag = reinterpret_cast<uint4*>(smem);  // [k][nch * 8]
-  uint8_t* wsm = smem + a.k * frag_bytes(nch) + warp * warp_smem_bytes(nch);
-  TileGemv tg;
-  tg.rows_total = a.H;
-  tg.row0 = blockIdx.x * kTileRows;
-  tg.nch = nch;
-  tg.nst = (nch + kKC - 1) / kKC;
-  tg.ring = wsm;
-  tg.sc = wsm + kStages * kStageBytes;
-  tg.lane = lane;
-  auto expert_of = [&](int j) { return a.expert_idx[int64_t(tok) * a.k + j]; };
-  auto bind = [&](int e) {
-    tg.w = a.down + int64_t(e) * a.H * nch * 16;
-    tg.s = a.down_scales + int64_t(e) * a.H * nch;
-  };
-  // first valid expert of this warp: its stages go in flight before the fragments are built
-  int j = warp;
-  while (j < a.k && (expert_of(j) < 0 || expert_of(j) >= a.E)) j += kMW;
-  if (j < a.k) {
-    bind(expert_of(j));
-    tg.start();
-  }
-  build_frags<kSub>(act + int64_t(tok) * a.k * a.I, a.I, a.k, nch, frag);
-  __syncthreads();
-  float part0 = 0.f, part1 = 0.f;
-  const int r0 = tg.row0 + g, r1 = r0 + 8;
-  while (j < a.k) {
-    const int e = expert_of(j);
-    float acc0, acc1;
-    tg.run<kSub>(frag + j * nch * 8, acc0, acc1);
-    const float wt = a.expert_weight[int64_t(tok) * a.k + j];
-    const int64_t b0 = int64_t(e) * a.H;
-    if (r0 < a.H) part0 = fmaf(wt, acc0 + param_at(a.down_bias, a.down_bias_bf16, b0 + r0), part0);
-    if (r1 < a.H) part1 = fmaf(wt, acc1 + param_at(a.down_bias, a.down_bias_bf16, b0 + r1), part1);
-    j += kMW;
-    while (j < a.k && (expert_of(j) < 0 || expert_of(j) >= a.E)) j += kMW;
-    if (j < a.k) {
-      bind(expert_of(j));
-      tg.start();
-    }
-  }
-  if (t == 0) {
-    red[warp][g] = part0;
-    red[warp][g + 8] = part1;
-  }
-  __syncthreads();
-  if (threadIdx.x < kTileRows && tg.row0 + int(threadIdx.x) < a.H) {
-    float s = 0.f;
-#pragma unroll
-    for (int w = 0; w < kMW; ++w) s += red[w][threadIdx.x];
-    a.out[int64_t(tok) * a.H + tg.row0 + threadIdx.x] = s;
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  float acc0 = 0.f, acc1 = 0.f;
+  if (valid && nb > 0)
+    slice_gemv<kSub>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
+                     act + int64_t(pair) * a.I, nch, a.H, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per), lane,
+                     acc0, acc1);
+  const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
+  const int r = row0 + int(threadIdx.x);
+  if (threadIdx.x < kTileRows && r < a.H)
+    part[int64_t(pair) * a.H + r] =
+        valid ? a.expert_weight[pair] * (v + param_at(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + r)) : 0.f;
+  if (!last_block_arrives(a.counters + kCountersMoe + tok * int(gridDim.x) + blockIdx.x, a.k)) return;
+  if (threadIdx.x < kTileRows && r < a.H) {
+    float sum = 0.f;
+    for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + r);
+    a.out[int64_t(tok) * a.H + r] = sum;
   }
 #endif
 }
 
+// Opt in to more than 48 KB where needed, and ask for the largest shared-memory carveout (the
+// driver otherwise may pick a smaller split than the 5-6 CTAs a SM these kernels are sized for).
 template <typename K>
 void allow_smem(K kernel, int bytes, int& have) {
+  if (have == 0) GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
   if (bytes > 48 * 1024 && bytes > have) {
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     have = bytes;
   }
+  if (have == 0) have = 1;
 }
 
 template <bool kSub>
-void launch_variant(const MoeArgs& a, float* act, gpuStream_t stream) {
+void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
   static int have1 = 0, have2 = 0;
-  const int s1 = gate_up_smem(a), s2 = down_smem(a);
+  const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
   allow_smem(moe_mma_gate_up_kernel<kSub>, s1, have1);
   allow_smem(moe_mma_down_kernel<kSub>, s2, have2);
-  dim3 g1(ceil_div(2 * a.I, kRowsPerCta1), a.n * a.k);
-  moe_mma_gate_up_kernel<kSub><<<g1, kMW * 32, s1, stream>>>(a, act);
+  dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
+  moe_mma_gate_up_kernel<kSub><<<g1, slice_shape(a.H / 32).slices * 32, s1, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
-  dim3 g2(ceil_div(a.H, kTileRows), a.n);
-  moe_mma_down_kernel<kSub><<<g2, kMW * 32, s2, stream>>>(a, act);
+  dim3 g2(ceil_div(a.H, kTileRows), a.n * a.k);
+  moe_mma_down_kernel<kSub><<<g2, slice_shape(a.I / 32).slices * 32, s2, stream>>>(a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
@@ -385,15 +352,19 @@ void launch_variant(const MoeArgs& a, float* act, gpuStream_t stream) {
 MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   if (v && !std::strcmp(v, "simt")) return MoeDecodeKind::Simt;
-  if (gate_up_smem(a) > kMaxSmem || down_smem(a) > kMaxSmem) return MoeDecodeKind::Simt;
+  const int nh = a.H / 32, ni = a.I / 32;
+  if (slice_shape(nh).slices > kMaxWarps || slice_shape(ni).slices > kMaxWarps) return MoeDecodeKind::Simt;
+  if (cta_smem(nh) > kMaxSmem || cta_smem(ni) > kMaxSmem) return MoeDecodeKind::Simt;
+  if (int64_t(a.n) * ceil_div(a.H, kTileRows) > kCountersMoeSize) return MoeDecodeKind::Simt;  // last-block counters
   if (v && !std::strcmp(v, "mma-prmt")) return MoeDecodeKind::MmaPrmt;
   return MoeDecodeKind::Mma;
 }
 
 void launch_moe_decode_mma(const MoeArgs& a, bool prmt, void* workspace, gpuStream_t stream) {
   float* act = static_cast<float*>(workspace);
-  if (prmt) launch_variant<false>(a, act, stream);
-  else launch_variant<true>(a, act, stream);
+  float* part = act + int64_t(a.n) * a.k * a.I;
+  if (prmt) launch_variant<false>(a, act, part, stream);
+  else launch_variant<true>(a, act, part, stream);
 }
 
 }  // namespace gptoss::cuda

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Local side of a GPU run: exports the committed tree (HEAD) and its compiled TypeScript into .gpu/src,
+# so the device machine builds exactly a commit even while the working tree has edits in progress
+# (the device tool copies the working tree as it is). On the GPU host: `cd .gpu/src && bash scripts/...`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .gpu/src /tmp/gpu-export-wt
+git worktree add -f --detach /tmp/gpu-export-wt HEAD -q
+mkdir -p .gpu/src
+git -C /tmp/gpu-export-wt archive HEAD | tar -x -C .gpu/src
+ln -s "$PWD/node_modules" /tmp/gpu-export-wt/node_modules
+(cd /tmp/gpu-export-wt && npx tsc -p tsconfig.json && cp -r dist "$OLDPWD/.gpu/src/dist")
+git worktree remove --force /tmp/gpu-export-wt
+mkdir -p .gpu/src/node_modules
+cp -r node_modules/node-api-headers node_modules/node-addon-api .gpu/src/node_modules/
+git rev-parse HEAD > .gpu/src/COMMIT
+echo "exported $(cat .gpu/src/COMMIT) to .gpu/src ($(du -sh .gpu/src | cut -f1))"
