@@ -323,7 +323,7 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
     for (int kk = my_k; kk < TK && my_k < kpp; kk += kpp) {
       float dot = -INFINITY;
       if (kk < cn) {
-        dot = 0.f;
+        float d0 = 0.f, d1 = 0.f;  // two chains: half the FMA latency
         const uint4* kp = reinterpret_cast<const uint4*>(sm.k + kk * S::kKRow);
         if (BF16) {
 #pragma unroll
@@ -332,20 +332,21 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
             const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
-              dot = fmaf(qreg[8 * i + 2 * j], bf16_lo(w[j]), dot);
-              dot = fmaf(qreg[8 * i + 2 * j + 1], bf16_hi(w[j]), dot);
+              d0 = fmaf(qreg[8 * i + 2 * j], bf16_lo(w[j]), d0);
+              d1 = fmaf(qreg[8 * i + 2 * j + 1], bf16_hi(w[j]), d1);
             }
           }
         } else {
 #pragma unroll
           for (int i = 0; i < D / 4; ++i) {
             const uint4 kv = kp[i];
-            dot = fmaf(qreg[4 * i], __uint_as_float(kv.x), dot);
-            dot = fmaf(qreg[4 * i + 1], __uint_as_float(kv.y), dot);
-            dot = fmaf(qreg[4 * i + 2], __uint_as_float(kv.z), dot);
-            dot = fmaf(qreg[4 * i + 3], __uint_as_float(kv.w), dot);
+            d0 = fmaf(qreg[4 * i], __uint_as_float(kv.x), d0);
+            d1 = fmaf(qreg[4 * i + 1], __uint_as_float(kv.y), d1);
+            d0 = fmaf(qreg[4 * i + 2], __uint_as_float(kv.z), d0);
+            d1 = fmaf(qreg[4 * i + 3], __uint_as_float(kv.w), d1);
           }
         }
+        dot = d0 + d1;
       }
       sm.sc[my_g * TK + kk] = dot;
     }
@@ -367,7 +368,7 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
       __syncwarp();
       l_run[gi] = l_run[gi] * alpha + sum;
       m_run[gi] = mn;
-      float o0 = acc[gi][0] * alpha, o1 = acc[gi][1] * alpha;
+      float o[2][2] = {{acc[gi][0] * alpha, acc[gi][1] * alpha}, {0.f, 0.f}};  // even / odd keys
       const int d = 2 * lane;
 #pragma unroll 8
       for (int kk = 0; kk < cn; ++kk) {
@@ -380,15 +381,31 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
           const float2 v = *reinterpret_cast<const float2*>(reinterpret_cast<const float*>(sm.v) + kk * D + d);
           v0 = v.x; v1 = v.y;
         }
-        o0 = fmaf(p, v0, o0);
-        o1 = fmaf(p, v1, o1);
+        o[kk & 1][0] = fmaf(p, v0, o[kk & 1][0]);
+        o[kk & 1][1] = fmaf(p, v1, o[kk & 1][1]);
       }
-      acc[gi][0] = o0;
-      acc[gi][1] = o1;
+      acc[gi][0] = o[0][0] + o[1][0];
+      acc[gi][1] = o[0][1] + o[1][1];
     }
     __syncthreads();
   }
-  // 4. partials [n, Hq, splits, D + 2] = (m, l, acc...), then the last block merges
+  // 4. one split (a sliding window's keys): finish here, sink included
+  if (splits == 1) {
+#pragma unroll
+    for (int gi = 0; gi < 2; ++gi) {
+      const int g = warp + gi * nwarps;
+      if (g >= G) continue;
+      const int h = kvh * G + g;
+      const float sink = sink_logit(a, h);
+      const float M = fmaxf(m_run[gi], sink);
+      const float w = m_run[gi] == -INFINITY ? 0.f : expf(m_run[gi] - M);
+      const float L = l_run[gi] * w + expf(sink - M);
+      *reinterpret_cast<float2*>(a.out + (int64_t(t) * a.Hq + h) * D + 2 * lane) =
+          make_float2(acc[gi][0] * w / L, acc[gi][1] * w / L);
+    }
+    return;
+  }
+  // 5. partials [n, Hq, splits, D + 2] = (m, l, acc...), then the last block merges
 #pragma unroll
   for (int gi = 0; gi < 2; ++gi) {
     const int g = warp + gi * nwarps;
@@ -513,8 +530,10 @@ AttentionPath attention_path(const AttentionArgs& a) {
 // Fixed by the shape (ctx, window), not by the position (device data), so a captured graph stays
 // valid: one 64-key tile a split over the most keys a query can see, at most kDecodeMaxSplits
 // splits (longer ranges: several tiles a split, the next one loading while the current is scored).
+// A window of at most 4 tiles (gpt-oss: 128 keys) is one split: no partials, no merge.
 int attention_decode_splits(const AttentionArgs& a) {
   const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
+  if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return 1;
   int s = ceil_div(span, kDecodeTile);
   return s < 1 ? 1 : (s > kDecodeMaxSplits ? kDecodeMaxSplits : s);
 }

@@ -175,10 +175,14 @@ class CudaBackend final : public Backend {
     err_ = static_cast<int*>(err_block_.get());
     result_ = reinterpret_cast<int32_t*>(err_ + 1);
     GPTOSS_CUDA_CHECK(gpuMemsetAsync(err_, 0, sizeof(int) * 4, stream_));
+    if (cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault) != cudaSuccess) {
+      (void)cudaGetLastError();  // no pinned memory: small copies wait like large ones
+      staging_ = nullptr;
+    }
     counters_block_ = pool_->alloc(sizeof(int) * kCountersTotal);  // last-block counters (common.cuh)
     counters_ = static_cast<int*>(counters_block_.get());
     GPTOSS_CUDA_CHECK(gpuMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    sync_stream();
     kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
     graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
     fuse_ = env_flag("GPTOSS_CUDA_FUSE", true);
@@ -191,6 +195,7 @@ class CudaBackend final : public Backend {
     (void)gpuStreamSynchronize(stream_);
     err_block_.reset();
     counters_block_.reset();
+    if (staging_) (void)cudaFreeHost(staging_);
     pool_->release_cached();
     (void)cudaStreamDestroy(stream_);
   }
@@ -234,17 +239,28 @@ class CudaBackend final : public Backend {
       if (!host.scales) throw type_error("upload: mxfp4 tensor has no scales: " + host.describe());
       GPTOSS_CUDA_CHECK(gpuMemcpyAsync(t.scales, host.scales, host.scale_bytes(), gpuMemcpyHostToDevice, stream_));
     }
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));  // the host memory may go away after return
+    sync_stream();  // the host memory may go away after return
     return t;
   }
 
+  // Small copies (a decode step's token and position) go through pinned staging memory and do not
+  // wait: the caller's buffer is copied into the staging area at once, and the area is reused only
+  // after the stream has been synchronized (sync_stream). Large ones copy and wait.
   void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
     checks::copy_from_host(dst, bytes, device());
     OpScope op(this);
     not_capturing("copy_from_host");
     if (!bytes) return;
+    if (staging_ && bytes <= kStagingBytes / 4) {
+      if (staging_used_ + bytes > kStagingBytes) sync_stream();
+      uint8_t* slot = staging_ + staging_used_;
+      std::memcpy(slot, src, bytes);
+      staging_used_ += (bytes + 255) / 256 * 256;
+      GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst.data, slot, bytes, gpuMemcpyHostToDevice, stream_));
+      return;
+    }
     GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    sync_stream();
   }
 
   void copy_to_host(const Tensor& src, void* dst, size_t bytes) override {
@@ -252,13 +268,13 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     not_capturing("copy_to_host");
     if (bytes) GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    sync_stream();
     check_device_errors();
   }
 
   void synchronize() override {
     OpScope op(this);
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    sync_stream();
     check_device_errors();
   }
 
@@ -416,7 +432,7 @@ class CudaBackend final : public Backend {
     launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), counters_, result_, stream_);
     int32_t token = 0;
     GPTOSS_CUDA_CHECK(gpuMemcpyAsync(&token, result_, sizeof token, gpuMemcpyDeviceToHost, stream_));
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    sync_stream();
     check_device_errors();
     return token;
   }
@@ -606,6 +622,13 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DevicePool> pool_;
   std::shared_ptr<void> err_block_;
   int* err_ = nullptr;
+  static constexpr size_t kStagingBytes = 256 * 1024;
+  uint8_t* staging_ = nullptr;  // pinned; [0, staging_used_) may still be read by queued copies
+  size_t staging_used_ = 0;
+  void sync_stream() {
+    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    staging_used_ = 0;
+  }
   std::shared_ptr<void> counters_block_;
   int* counters_ = nullptr;  // kCountersTotal ints, zero between launches
   int32_t* result_ = nullptr;

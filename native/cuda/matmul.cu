@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include "gemm_tile.cuh"
 #include "matmul.cuh"
 
@@ -108,34 +110,42 @@ template <int kRowChunks>
 __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts) {
   extern __shared__ float4 xs4[];  // [2][K / 8]: first and second halves of each 8-value chunk
   const int K = parts.part[0].K, nch = K / 8;
-  const float4* x4 = reinterpret_cast<const float4*>(parts.part[0].x);  // every part reads the same x
-  for (int i = threadIdx.x; i < K / 4; i += blockDim.x) xs4[(i & 1) * nch + (i >> 1)] = __ldg(x4 + i);
-  __syncthreads();
   const int lane = threadIdx.x % kWarpSize, warps_per_block = blockDim.x / kWarpSize;
-  for (int global_row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize; global_row < parts.rows;
-       global_row += gridDim.x * warps_per_block) {
+  const int stride = gridDim.x * warps_per_block;
+  int global_row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize;
+  uint4 wv[kRowChunks];
+  auto load_row = [&](int grow) {
     int row;
-    const LinearArgs a = gemv_part(parts, global_row, row);
+    const LinearArgs a = gemv_part(parts, grow, row);
     const uint4* wrow = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.w) + int64_t(row) * K);
-    uint4 wv[kRowChunks];
 #pragma unroll
     for (int j = 0; j < kRowChunks; ++j) {
       const int c = lane + j * kWarpSize;
       if (c < nch) wv[j] = __ldg(wrow + c);
     }
-    float s0 = 0.f, s1 = 0.f;
+  };
+  // The first row's weights are requested before x is staged: the two latencies overlap.
+  if (global_row < parts.rows) load_row(global_row);
+  const float4* x4 = reinterpret_cast<const float4*>(parts.part[0].x);  // every part reads the same x
+  for (int i = threadIdx.x; i < K / 4; i += blockDim.x) xs4[(i & 1) * nch + (i >> 1)] = __ldg(x4 + i);
+  __syncthreads();
+  for (; global_row < parts.rows; global_row += stride) {
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
 #pragma unroll
     for (int j = 0; j < kRowChunks; ++j) {
       const int c = lane + j * kWarpSize;
       if (c < nch) {
         const float4 x0 = xs4[c], x1 = xs4[nch + c];  // consecutive lanes, consecutive 16 bytes
         s0 = fmaf(bf16_lo(wv[j].x), x0.x, s0); s1 = fmaf(bf16_hi(wv[j].x), x0.y, s1);
-        s0 = fmaf(bf16_lo(wv[j].y), x0.z, s0); s1 = fmaf(bf16_hi(wv[j].y), x0.w, s1);
+        s2 = fmaf(bf16_lo(wv[j].y), x0.z, s2); s3 = fmaf(bf16_hi(wv[j].y), x0.w, s3);
         s0 = fmaf(bf16_lo(wv[j].z), x1.x, s0); s1 = fmaf(bf16_hi(wv[j].z), x1.y, s1);
-        s0 = fmaf(bf16_lo(wv[j].w), x1.z, s0); s1 = fmaf(bf16_hi(wv[j].w), x1.w, s1);
+        s2 = fmaf(bf16_lo(wv[j].w), x1.z, s2); s3 = fmaf(bf16_hi(wv[j].w), x1.w, s3);
       }
     }
-    const float s = warp_sum(s0 + s1);
+    int row;
+    const LinearArgs a = gemv_part(parts, global_row, row);
+    if (global_row + stride < parts.rows) load_row(global_row + stride);  // next row in flight
+    const float s = warp_sum((s0 + s1) + (s2 + s3));
     if (lane == 0) a.out[row] = s + bias_at(a.bias, a.bias_kind, row);
   }
 }
@@ -143,11 +153,20 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts) {
 template <int kRowChunks>
 void gemv1_launch(const GemvParts& p, gpuStream_t stream) {
   const int warps = 8;
-  int blocks = ceil_div(p.rows, warps);
-  if (blocks > 132 * 8) blocks = 132 * 8;  // grid-stride: x is staged once per block
   const int smem = p.part[0].K * int(sizeof(float));
   if (smem > 48 * 1024)
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemv1_bf16_kernel<kRowChunks>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  // No more blocks than fit at once (grid-stride over rows): x is staged once per block.
+  static int resident = 0;  // per instantiation: blocks a SM x SMs
+  if (!resident) {
+    int per_sm = 0, dev = 0, sms = 0;
+    GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv1_bf16_kernel<kRowChunks>, warps * kWarpSize, smem));
+    GPTOSS_CUDA_CHECK(cudaGetDevice(&dev));
+    GPTOSS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    resident = std::max(1, per_sm) * std::max(1, sms);
+  }
+  int blocks = ceil_div(p.rows, warps);
+  if (blocks > resident) blocks = resident;
   gemv1_bf16_kernel<kRowChunks><<<blocks, warps * kWarpSize, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemv1_bf16_kernel");
 }

@@ -136,24 +136,21 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   uint8_t* rows = wsm;
   uint8_t* sc = wsm + kTileRows * stride;
   uint4* frag = reinterpret_cast<uint4*>(sc + round16(kTileRows * per));
-  // 1. weight rows (16 x nb x 16 bytes), all in flight
-  for (int c = lane; c < kTileRows * nb; c += kWarpSize) {
-    const int r = c / nb, blk = c - r * nb;
+  // 1. weight rows (16 x nb x 16 bytes), all in flight; lane = MX block of the slice (nb <= 32),
+  //    so no index needs a division by the runtime slice width
+  const bool has_blk = lane < nb;
+#pragma unroll
+  for (int r = 0; r < kTileRows; ++r) {
     const int row = min(row0 + r, rows_total - 1);
-    cp_async16(rows + r * stride + blk * 16, w + (int64_t(row) * nch + b0 + blk) * 16);
+    if (has_blk) cp_async16(rows + r * stride + lane * 16, w + (int64_t(row) * nch + b0 + lane) * 16);
   }
   cp_async_commit();
   // 2. scale bytes (16 x nb) and the activation slice (nb x 32 f32), loads first, stores after
-  constexpr int kScalePer = kTileRows * kSliceMax / kWarpSize;  // 16
-  uint32_t sv[kScalePer];
+  uint32_t sv[kTileRows];
 #pragma unroll
-  for (int u = 0; u < kScalePer; ++u) {
-    const int i = lane + u * kWarpSize;
-    if (i < kTileRows * nb) {
-      const int r = i / nb, blk = i - r * nb;
-      const int row = min(row0 + r, rows_total - 1);
-      sv[u] = __ldg(s + int64_t(row) * nch + b0 + blk);
-    }
+  for (int r = 0; r < kTileRows; ++r) {
+    const int row = min(row0 + r, rows_total - 1);
+    if (has_blk) sv[r] = __ldg(s + int64_t(row) * nch + b0 + lane);
   }
   constexpr int kXPer = kSliceMax * 4 / kWarpSize;  // 4 items (block, quad) a lane
   float4 xv[kXPer][2];
@@ -167,13 +164,8 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
     }
   }
 #pragma unroll
-  for (int u = 0; u < kScalePer; ++u) {
-    const int i = lane + u * kWarpSize;
-    if (i < kTileRows * nb) {
-      const int r = i / nb, blk = i - r * nb;
-      sc[r * per + blk] = uint8_t(sv[u]);
-    }
-  }
+  for (int r = 0; r < kTileRows; ++r)
+    if (has_blk) sc[r * per + lane] = uint8_t(sv[r]);
   const float pre = kSub ? 0x1p64f : 1.f;
 #pragma unroll
   for (int u = 0; u < kXPer; ++u) {

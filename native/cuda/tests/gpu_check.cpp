@@ -548,6 +548,8 @@ int main(int argc, char** argv) {
     check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), DType::F32, 1e-5);     // odd D -> naive
     check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, DType::BF16, 1e-2);
     check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 128, {quick ? 299 : 5000}, DType::F32, 1e-5);
+    check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, DType::BF16, 1e-2);               // empty splits
+    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, DType::F32, 1e-5);      // window over splits
     check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), DType::BF16, 1.5e-2);
     if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), DType::BF16, 1.5e-2);
     if (!quick) check_attention(r, 300, 64, 8, 64, 1024, 0, iota_pos(300, 700), DType::F32, 1e-4);
