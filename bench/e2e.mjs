@@ -1,19 +1,24 @@
 #!/usr/bin/env node
-// End-to-end benchmark: load time, resident memory, prefill and decode tokens/s on a model directory.
+// End-to-end benchmark: load time, resident memory, prefill and decode tokens/s on a model directory,
+// or on synthetic weights of a preset shape (random, generated in memory: for shapes whose checkpoint
+// does not fit the host, e.g. gpt-oss-120b; their speed is the real model's, their output is noise).
 //   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
 //                      [--label NAME] [--out bench/results]
+//   node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]
 // Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
-// the token id copied back; the prompt before the decode steps is `--context` tokens long.
+// the token id copied back; the prompt before the decode steps is `--context` tokens long. Generating
+// synthetic weights is timed on its own (generateMs), not as load time.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 // dist/model.js, not the package index: this runs on hosts that carry no tokenizer data.
 import { loadModel } from '../dist/model.js';
+import { createSyntheticModel } from '../dist/synthetic.js';
 import { readBandwidth } from '../dist/ops.js';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results' };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -23,13 +28,20 @@ function parseArgs(argv) {
     else if (a === '--context') args.context = Number(argv[++i]);
     else if (a === '--label') args.label = argv[++i];
     else if (a === '--out') args.out = argv[++i];
+    else if (a === '--synthetic') args.synthetic = argv[++i];
+    else if (a === '--seed') args.seed = Number(argv[++i]);
+    else if (a === '--layers') args.layers = Number(argv[++i]);
     else rest.push(a);
   }
-  if (rest.length !== 1) {
-    console.error('usage: node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]');
+  const synthetic = args.synthetic !== null;
+  if (rest.length !== (synthetic ? 0 : 1) || (!synthetic && (args.seed !== undefined || args.layers !== undefined))) {
+    console.error(
+      'usage: node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512] [--label NAME] [--out DIR]\n' +
+        '       node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]',
+    );
     process.exit(2);
   }
-  args.model = rest[0];
+  args.model = synthetic ? `synthetic:${args.synthetic}` : rest[0];
   return args;
 }
 
@@ -49,8 +61,11 @@ const gib = (b) => (b / 2 ** 30).toFixed(2);
 
 const args = parseArgs(process.argv.slice(2));
 const t0 = performance.now();
-const model = await loadModel(args.model, { device: args.device });
-const loadMs = performance.now() - t0;
+const model = args.synthetic
+  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers })
+  : await loadModel(args.model, { device: args.device });
+const setupMs = performance.now() - t0;
+const isSynthetic = model.info.source === 'synthetic';
 const afterLoad = memory();
 const V = model.config.vocabSize;
 const result = {
@@ -58,11 +73,17 @@ const result = {
   host: hostname(),
   label: args.label,
   model: args.model,
+  // 'checkpoint': weights read from the model dir; 'synthetic': random weights generated in memory
+  source: model.info.source,
+  ...(isSynthetic ? { synthetic: { preset: args.synthetic, seed: model.info.seed, layers: model.config.numLayers } } : {}),
   device: model.info.device,
   backend: model.info.backend,
   config: { layers: model.config.numLayers, experts: model.config.numExperts, hidden: model.config.hiddenSize, vocab: V },
   bytesOnDisk: model.info.bytesOnDisk,
-  loadMs,
+  weightBytes: model.info.weightBytes,
+  // Load time is a checkpoint's; generating synthetic weights is not loading them (generateMs).
+  loadMs: isSynthetic ? null : setupMs,
+  ...(isSynthetic ? { generateMs: setupMs } : {}),
   memoryAfterLoad: afterLoad,
   prefill: [],
   decode: null,
@@ -74,7 +95,7 @@ const result = {
   const t = performance.now();
   await s.prefill(tokensFor(1, V));
   result.firstTokenMs = performance.now() - t;
-  result.loadToFirstTokenMs = loadMs + result.firstTokenMs;
+  result.loadToFirstTokenMs = isSynthetic ? null : setupMs + result.firstTokenMs;
   await s.dispose();
 }
 
@@ -119,8 +140,13 @@ if (result.device === 'cpu') {
 }
 await model.dispose();
 
-console.log(`model ${args.model} on ${result.backend}`);
-console.log(`  load ${result.loadMs.toFixed(0)} ms, load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
+if (isSynthetic) {
+  console.log(`model synthetic ${args.synthetic} (random weights, seed ${model.info.seed}, ${model.config.numLayers} layers) on ${result.backend}`);
+  console.log(`  generated ${gib(result.weightBytes)} GiB of weights in ${result.generateMs.toFixed(0)} ms (not load time), first token ${result.firstTokenMs.toFixed(0)} ms`);
+} else {
+  console.log(`model ${args.model} on ${result.backend}`);
+  console.log(`  load ${result.loadMs.toFixed(0)} ms, load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
+}
 console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);
 for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(0)} ms)`);
 if (result.decode) console.log(`  decode at context ${result.decode.context}: ${result.decode.tokensPerSecond.toFixed(2)} tok/s (${result.decode.msPerToken.toFixed(1)} ms/token over ${result.decode.tokens})`);
@@ -130,6 +156,6 @@ if (result.roofline && result.decode) {
   console.log(`  roofline: ${(r.bytesPerToken / 1e9).toFixed(2)} GB/token at ${r.readBandwidthGBs.toFixed(1)} GB/s read = ${r.tokensPerSecond.toFixed(2)} tok/s; decode at ${((100 * result.decode.tokensPerSecond) / r.tokensPerSecond).toFixed(0)}% of it`);
 }
 mkdirSync(args.out, { recursive: true });
-const file = join(args.out, `${result.date.slice(0, 10)}-${result.device.replace(':', '')}-${args.label || 'e2e'}.json`);
+const file = join(args.out, `${result.date.slice(0, 10)}-${result.device.replace(':', '')}-${args.label || (isSynthetic ? `synthetic-${args.synthetic}` : 'e2e')}.json`);
 writeFileSync(file, JSON.stringify(result, null, 2));
 console.log(`  wrote ${file}`);

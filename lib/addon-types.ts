@@ -43,6 +43,13 @@ export interface NativeModelSpec {
   device: string;
 }
 
+export interface NativeSyntheticSpec {
+  config: NativeConfig;
+  /** integer in [0, 2^53): the checkpoint writer's seed */
+  seed: number;
+  device: string;
+}
+
 export interface NativeModel {
   info(): { backend: string; device: string; weightBytes: number };
   dispose(): void;
@@ -50,6 +57,10 @@ export interface NativeModel {
 
 export interface NativeModelConstructor {
   load(spec: NativeModelSpec, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
+  /** Random weights generated in memory: the tensors scripts/checkpoint-writer.mjs writes for this config and seed. */
+  synthetic(spec: NativeSyntheticSpec, onProgress?: (done: number, total: number) => void): Promise<NativeModel>;
+  /** One synthetic tensor's bytes by its checkpoint name, generated in pieces of chunkWords stream words (tests). */
+  syntheticTensor(spec: Omit<NativeSyntheticSpec, 'device'>, name: string, chunkWords: number): ArrayBuffer;
 }
 
 export interface NativeSampleParams {

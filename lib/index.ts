@@ -1,6 +1,8 @@
 // gpt-oss-node: the public API.
 export { loadModel, resolveDevice, GptOssModel } from './model.js';
 export type { LoadOptions, ModelInfo, DeviceRequest, SessionOptions } from './model.js';
+export { createSyntheticModel, syntheticConfig, SYNTHETIC_PRESETS, SYNTHETIC_PRESET_SEEDS } from './synthetic.js';
+export type { SyntheticShape, SyntheticPreset, SyntheticOptions } from './synthetic.js';
 export { Session } from './session.js';
 export type { SampleOptions } from './session.js';
 export { Tensor, toBf16, fromBf16 } from './tensor.js';

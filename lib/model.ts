@@ -1,7 +1,7 @@
 // loadModel: open and check a checkpoint, bind it on a device, run it.
 import { native } from './native.js';
 import type { NativeModel } from './addon-types.js';
-import { openCheckpoint, type Checkpoint } from './loader/index.js';
+import { openCheckpoint } from './loader/index.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
 
@@ -14,25 +14,44 @@ export interface LoadOptions {
 }
 
 export interface ModelInfo {
+  /**
+   * Where the weights came from: 'checkpoint' (loadModel: read from files) or 'synthetic'
+   * (createSyntheticModel: random weights generated in memory, for benchmarks; they mean nothing).
+   */
+  source: 'checkpoint' | 'synthetic';
   device: string;
   backend: string;
   /** Why `auto` did not pick CUDA (absent when it did, or when a device was named). */
   fallbackReason?: string;
+  /** Size of the checkpoint's files (0 for synthetic weights). */
   bytesOnDisk: number;
   weightBytes: number;
+  /** The checkpoint's safetensors files (none for synthetic weights). */
   files: string[];
+  /** Synthetic weights only: the seed of the generator. */
+  seed?: number;
+  /** Synthetic weights only: the preset shape, when one was named. */
+  preset?: string;
 }
 
-/** Which device `request` means on this machine; `cuda` where none is usable is an error. */
-export function resolveDevice(request: DeviceRequest = 'auto'): { device: string; fallbackReason?: string } {
+/** @internal What a GptOssModel was made from (loadModel: a checkpoint; createSyntheticModel: a generator). */
+export type ModelOrigin =
+  | { source: 'checkpoint'; config: ModelConfig; files: string[]; bytesOnDisk: number }
+  | { source: 'synthetic'; config: ModelConfig; seed: number; preset?: string };
+
+/**
+ * Which device `request` means on this machine; `cuda` where none is usable is an error. `fn` names
+ * the caller in error messages.
+ */
+export function resolveDevice(request: DeviceRequest = 'auto', fn = 'loadModel'): { device: string; fallbackReason?: string } {
   if (request === 'cpu') return { device: 'cpu' };
   const reason = native.cudaUnavailableReason();
   if (request === 'auto') return reason ? { device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}` } : { device: 'cuda:0' };
-  if (!/^cuda(:\d+)?$/.test(request)) throw new RangeError(`loadModel: unknown device '${request}' (expected auto, cpu, cuda or cuda:N)`);
-  if (reason) throw new Error(`loadModel: device '${request}' requested but CUDA is unavailable: ${reason}`);
+  if (!/^cuda(:\d+)?$/.test(request)) throw new RangeError(`${fn}: unknown device '${request}' (expected auto, cpu, cuda or cuda:N)`);
+  if (reason) throw new Error(`${fn}: device '${request}' requested but CUDA is unavailable: ${reason}`);
   const index = request === 'cuda' ? 0 : Number(request.slice(5));
   const count = native.cudaDeviceCount();
-  if (index >= count) throw new RangeError(`loadModel: device '${request}' does not exist (${count} CUDA device(s))`);
+  if (index >= count) throw new RangeError(`${fn}: device '${request}' does not exist (${count} CUDA device(s))`);
   return { device: `cuda:${index}` };
 }
 
@@ -46,19 +65,33 @@ export class GptOssModel {
   readonly info: ModelInfo;
   #native: NativeModel | null;
 
-  /** @internal use loadModel */
-  constructor(nativeModel: NativeModel, checkpoint: Checkpoint, fallbackReason?: string) {
+  /** @internal use loadModel or createSyntheticModel */
+  constructor(nativeModel: NativeModel, origin: ModelOrigin, fallbackReason?: string) {
     this.#native = nativeModel;
-    this.config = checkpoint.config;
+    this.config = origin.config;
     const i = nativeModel.info();
-    this.info = {
-      device: i.device,
-      backend: i.backend,
-      ...(fallbackReason ? { fallbackReason } : {}),
-      bytesOnDisk: checkpoint.bytesOnDisk,
-      weightBytes: i.weightBytes,
-      files: checkpoint.files,
-    };
+    this.info =
+      origin.source === 'checkpoint'
+        ? {
+            source: 'checkpoint',
+            device: i.device,
+            backend: i.backend,
+            ...(fallbackReason ? { fallbackReason } : {}),
+            bytesOnDisk: origin.bytesOnDisk,
+            weightBytes: i.weightBytes,
+            files: origin.files,
+          }
+        : {
+            source: 'synthetic',
+            device: i.device,
+            backend: i.backend,
+            ...(fallbackReason ? { fallbackReason } : {}),
+            bytesOnDisk: 0,
+            weightBytes: i.weightBytes,
+            files: [],
+            seed: origin.seed,
+            ...(origin.preset !== undefined ? { preset: origin.preset } : {}),
+          };
   }
 
   get device(): string {
@@ -104,5 +137,5 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     },
     options.onProgress,
   );
-  return new GptOssModel(nativeModel, checkpoint, fallbackReason);
+  return new GptOssModel(nativeModel, { source: 'checkpoint', config: checkpoint.config, files: checkpoint.files, bytesOnDisk: checkpoint.bytesOnDisk }, fallbackReason);
 }

@@ -2,6 +2,7 @@
 // crashes the process (a crash kills this test file's worker and fails the run).
 import { describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../lib/loader/index.js';
+import { syntheticConfig } from '../lib/synthetic.js';
 import { native } from '../lib/native.js';
 import { fixtureDir } from './helpers/fixtures.js';
 
@@ -117,6 +118,43 @@ describe('N-API entry points under garbage arguments', () => {
     }
     for (let trial = 0; trial < 50; trial++) {
       callSafely(() => new A.NativeSession(garbage(rand, [...scalars, A.Tensor]) as never, garbage(rand, scalars) as number));
+    }
+  });
+
+  it('NativeModel.synthetic and NativeModel.syntheticTensor reject garbage specs and arguments', async () => {
+    const config = syntheticConfig('tiny');
+    const specs: unknown[] = [
+      undefined,
+      null,
+      5,
+      {},
+      { config: {}, seed: 1 },
+      { config, seed: -1 },
+      { config, seed: 1.5 },
+      { config, seed: '3' },
+      { config, seed: NaN },
+      { config, seed: 2 ** 53 },
+      { config, seed: 10n },
+      { config, seed: 1, device: 'tpu' },
+      { config, seed: 1, device: 'cuda:99' },
+      { config: { ...config, hiddenSize: 100 }, seed: 1, device: 'cpu' },
+      { config: { ...config, numKvHeads: 3 }, seed: 1, device: 'cpu' },
+      { config: { ...config, layerTypes: ['sliding_attention'] }, seed: 1, device: 'cpu' },
+    ];
+    for (const spec of specs) {
+      let err: unknown;
+      try {
+        await A.NativeModel.synthetic(spec as never, garbage(prng(3), scalars) as never);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(spec, (_k, v) => (typeof v === 'bigint' ? String(v) : v))).toBeInstanceOf(Error);
+    }
+    const rand = prng(17);
+    const names = ['model.norm.weight', 'model.layers.0.mlp.experts.gate_up_proj', 'x', '', 5, undefined];
+    for (let trial = 0; trial < 60; trial++) {
+      const spec = garbage(rand, [...specs.slice(0, 8), { config, seed: 1 }]);
+      callSafely(() => A.NativeModel.syntheticTensor(spec as never, garbage(rand, names) as string, garbage(rand, [0, -1, 16, 1.5, 'x', undefined]) as number));
     }
   });
 

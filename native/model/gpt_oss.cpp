@@ -124,9 +124,48 @@ struct Binder {
 
 }  // namespace
 
-std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
-                                   const std::vector<TensorRecord>& records, const Device& device,
-                                   const LoadProgress& progress) {
+uint64_t WeightSlot::bytes() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return dtype == DType::MXFP4 ? dtype_bytes(DType::MXFP4, n) + uint64_t(n / kMxfp4BlockSize) : dtype_bytes(dtype, n);
+}
+
+std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
+  const int64_t D = c.head_dim, Hq = c.num_heads, Hkv = c.num_kv_heads;
+  w.layers.assign(c.num_layers, LayerWeights());
+  std::vector<WeightSlot> out;
+  auto bf16 = [&](std::string name, Shape shape, Tensor& t) { out.push_back({DType::BF16, std::move(name), std::move(shape), &t}); };
+  auto mxfp4 = [&](std::string prefix, Shape shape, Tensor& t) { out.push_back({DType::MXFP4, std::move(prefix), std::move(shape), &t}); };
+  bf16("model.embed_tokens.weight", {V, H}, w.embedding);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights& L = w.layers[l];
+    L.sliding = c.layer_sliding[l] != 0;
+    bf16(p + "input_layernorm.weight", {H}, L.attn.norm);
+    bf16(p + "self_attn.q_proj.weight", {Hq * D, H}, L.attn.q);
+    bf16(p + "self_attn.q_proj.bias", {Hq * D}, L.attn.q_bias);
+    bf16(p + "self_attn.k_proj.weight", {Hkv * D, H}, L.attn.k);
+    bf16(p + "self_attn.k_proj.bias", {Hkv * D}, L.attn.k_bias);
+    bf16(p + "self_attn.v_proj.weight", {Hkv * D, H}, L.attn.v);
+    bf16(p + "self_attn.v_proj.bias", {Hkv * D}, L.attn.v_bias);
+    bf16(p + "self_attn.o_proj.weight", {H, Hq * D}, L.attn.o);
+    bf16(p + "self_attn.o_proj.bias", {H}, L.attn.o_bias);
+    bf16(p + "self_attn.sinks", {Hq}, L.attn.sinks);
+    bf16(p + "post_attention_layernorm.weight", {H}, L.mlp.norm);
+    bf16(p + "mlp.router.weight", {E, H}, L.mlp.router);
+    bf16(p + "mlp.router.bias", {E}, L.mlp.router_bias);
+    mxfp4(p + "mlp.experts.gate_up_proj", {E, 2 * I, H}, L.mlp.experts.gate_up);
+    bf16(p + "mlp.experts.gate_up_proj_bias", {E, 2 * I}, L.mlp.experts.gate_up_bias);
+    mxfp4(p + "mlp.experts.down_proj", {E, H, I}, L.mlp.experts.down);
+    bf16(p + "mlp.experts.down_proj_bias", {E, H}, L.mlp.experts.down_bias);
+  }
+  bf16("model.norm.weight", {H}, w.norm);
+  bf16("lm_head.weight", {V, H}, w.lm_head);
+  return out;
+}
+
+void check_config(const ModelConfig& c) {
   if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
       c.head_dim <= 0 || c.num_experts <= 0 || c.intermediate_size <= 0)
     throw range_error("config: every size must be positive");
@@ -141,7 +180,20 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   if (int(c.layer_sliding.size()) != c.num_layers)
     throw range_error("config: layer_types has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
                       std::to_string(c.num_layers));
+}
 
+void Model::init_rope() {
+  std::vector<float> inv_freq;
+  yarn_inv_freq(config_, inv_freq, rope_scale_);
+  Tensor host = host_empty(DType::F32, {int64_t(inv_freq.size())});
+  std::copy(inv_freq.begin(), inv_freq.end(), host.ptr<float>());
+  rope_inv_freq_ = backend_->upload(host);
+}
+
+std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
+                                   const std::vector<TensorRecord>& records, const Device& device,
+                                   const LoadProgress& progress) {
+  check_config(c);
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
@@ -154,45 +206,15 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     bind.total += r.length;
   }
 
-  const int64_t H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
-  const int64_t D = c.head_dim, Hq = c.num_heads, Hkv = c.num_kv_heads;
-  Weights& w = model->weights_;
-  w.embedding = bind.bf16("model.embed_tokens.weight", {V, H});
-  for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    LayerWeights L;
-    L.sliding = c.layer_sliding[l] != 0;
-    L.attn.norm = bind.bf16(p + "input_layernorm.weight", {H});
-    L.attn.q = bind.bf16(p + "self_attn.q_proj.weight", {Hq * D, H});
-    L.attn.q_bias = bind.bf16(p + "self_attn.q_proj.bias", {Hq * D});
-    L.attn.k = bind.bf16(p + "self_attn.k_proj.weight", {Hkv * D, H});
-    L.attn.k_bias = bind.bf16(p + "self_attn.k_proj.bias", {Hkv * D});
-    L.attn.v = bind.bf16(p + "self_attn.v_proj.weight", {Hkv * D, H});
-    L.attn.v_bias = bind.bf16(p + "self_attn.v_proj.bias", {Hkv * D});
-    L.attn.o = bind.bf16(p + "self_attn.o_proj.weight", {H, Hq * D});
-    L.attn.o_bias = bind.bf16(p + "self_attn.o_proj.bias", {H});
-    L.attn.sinks = bind.bf16(p + "self_attn.sinks", {Hq});
-    L.mlp.norm = bind.bf16(p + "post_attention_layernorm.weight", {H});
-    L.mlp.router = bind.bf16(p + "mlp.router.weight", {E, H});
-    L.mlp.router_bias = bind.bf16(p + "mlp.router.bias", {E});
-    L.mlp.experts.gate_up = bind.mxfp4(p + "mlp.experts.gate_up_proj", E, 2 * I, H);
-    L.mlp.experts.gate_up_bias = bind.bf16(p + "mlp.experts.gate_up_proj_bias", {E, 2 * I});
-    L.mlp.experts.down = bind.mxfp4(p + "mlp.experts.down_proj", E, H, I);
-    L.mlp.experts.down_bias = bind.bf16(p + "mlp.experts.down_proj_bias", {E, H});
-    w.layers.push_back(std::move(L));
-  }
-  w.norm = bind.bf16("model.norm.weight", {H});
-  w.lm_head = bind.bf16("lm_head.weight", {V, H});
+  for (const WeightSlot& slot : weight_slots(c, model->weights_))
+    *slot.target = slot.dtype == DType::MXFP4 ? bind.mxfp4(slot.name, slot.shape[0], slot.shape[1], slot.shape[2])
+                                              : bind.bf16(slot.name, slot.shape);
   model->weight_bytes_ = bind.done;
   // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
   if (device.kind == DeviceKind::CPU)
     for (const auto& f : model->files_) MappedFile::populate_in_background(f);
 
-  std::vector<float> inv_freq;
-  yarn_inv_freq(c, inv_freq, model->rope_scale_);
-  Tensor host = host_empty(DType::F32, {int64_t(inv_freq.size())});
-  std::copy(inv_freq.begin(), inv_freq.end(), host.ptr<float>());
-  model->rope_inv_freq_ = model->backend_->upload(host);
+  model->init_rope();
   return model;
 }
 

@@ -48,6 +48,27 @@ struct Weights {
   Tensor lm_head;    // bf16 [V, H] (untied)
 };
 
+// One weight the config implies, under its Hugging Face name. BF16: the tensor `name` of `shape`.
+// MXFP4: `name`_blocks U8 [E, R, C/32, 16] + `name`_scales U8 [E, R, C/32], bound as one MXFP4
+// tensor of `shape` [E, R, C].
+struct WeightSlot {
+  DType dtype = DType::BF16;  // BF16 or MXFP4
+  std::string name;
+  Shape shape;
+  Tensor* target = nullptr;   // where the bound tensor goes in Weights
+
+  // Bytes in the checkpoint (MXFP4: blocks + scales).
+  uint64_t bytes() const;
+};
+
+// Every weight of the model in checkpoint (state_dict) order: embedding, layers 0..L-1, final norm,
+// LM head. Sizes w.layers (and sets each layer's attention kind) first. The one place the tensor names
+// and shapes are spelled: Model::load binds each slot from the checkpoint, Model::synthetic generates it.
+std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w);
+
+// Throws RangeError unless the config describes a model the forward pass can run ("config: ...").
+void check_config(const ModelConfig& c);
+
 using LoadProgress = std::function<void(uint64_t bytes_done, uint64_t bytes_total)>;
 
 class Model {
@@ -57,6 +78,12 @@ class Model {
   static std::shared_ptr<Model> load(const ModelConfig& config, const std::vector<std::string>& files,
                                      const std::vector<TensorRecord>& records, const Device& device,
                                      const LoadProgress& progress);
+
+  // Random weights generated in memory (native/model/synthetic.cpp): exactly the tensors
+  // scripts/checkpoint-writer.mjs writes for the same config and seed, never read from disk. For
+  // benchmarking model shapes whose checkpoint is not at hand; progress counts bytes bound on the device.
+  static std::shared_ptr<Model> synthetic(const ModelConfig& config, uint64_t seed, const Device& device,
+                                          const LoadProgress& progress);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return *backend_; }
@@ -71,6 +98,8 @@ class Model {
   float rope_scale() const { return rope_scale_; }
 
  private:
+  void init_rope();  // rope_inv_freq_ and rope_scale_ from config_, on the backend's device
+
   ModelConfig config_;
   std::shared_ptr<Backend> backend_;
   std::vector<std::shared_ptr<MappedFile>> files_;

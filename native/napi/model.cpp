@@ -3,10 +3,13 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "common.h"
 #include "model/gpt_oss.h"
+#include "model/synthetic.h"
 #include "tensor.h"
 
 namespace gptoss::napi {
@@ -147,13 +150,53 @@ std::vector<TensorRecord> parse_records(Napi::Array a, size_t file_count) {
   return out;
 }
 
+ModelConfig config_arg(Napi::Object spec, const char* fn) {
+  Napi::Value v = spec.Get("config");
+  if (!v.IsObject()) throw type_error(std::string(fn) + ": spec.config must be an object");
+  return parse_config(v.As<Napi::Object>());
+}
+
+// A seed as the checkpoint writer takes it (JS stringifies it): an integer in [0, 2^53).
+uint64_t seed_arg(Napi::Object spec, const char* fn) {
+  Napi::Value v = spec.Get("seed");
+  if (!v.IsNumber()) throw type_error(std::string(fn) + ": spec.seed must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 9007199254740991.0) || d != std::floor(d))
+    throw range_error(std::string(fn) + ": spec.seed must be an integer in [0, 2^53), got " + v.ToString().Utf8Value());
+  return uint64_t(d);
+}
+
+// The optional progress callback (argument 1) as a thread-safe function; null when absent.
+std::shared_ptr<Napi::ThreadSafeFunction> progress_tsfn(const Napi::CallbackInfo& info, const char* name) {
+  if (info.Length() < 2 || !info[1].IsFunction()) return nullptr;
+  return std::shared_ptr<Napi::ThreadSafeFunction>(
+      new Napi::ThreadSafeFunction(Napi::ThreadSafeFunction::New(info.Env(), info[1].As<Napi::Function>(), name, 0, 1)),
+      [](Napi::ThreadSafeFunction* f) { f->Release(); delete f; });
+}
+
+// Bytes done of total, every ~1% and at the end, to the JS callback. The model code calls it from one
+// thread at a time.
+LoadProgress progress_reporter(std::shared_ptr<Napi::ThreadSafeFunction> tsfn) {
+  if (!tsfn) return LoadProgress();
+  uint64_t last_reported = 0;
+  return [tsfn, last_reported](uint64_t done, uint64_t total) mutable {
+    // Report every ~1% (and the end) so the JS side isn't flooded.
+    if (done != total && done - last_reported < total / 100) return;
+    last_reported = done;
+    tsfn->NonBlockingCall([done, total](Napi::Env env, Napi::Function cb) {
+      cb.Call({Napi::Number::New(env, double(done)), Napi::Number::New(env, double(total))});
+    });
+  };
+}
+
 class SessionObject;
 
 class ModelObject : public Napi::ObjectWrap<ModelObject> {
  public:
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeModel",
-                       {StaticMethod<&ModelObject::load>("load"), InstanceMethod<&ModelObject::info>("info"),
+                       {StaticMethod<&ModelObject::load>("load"), StaticMethod<&ModelObject::synthetic>("synthetic"),
+                        StaticMethod<&ModelObject::synthetic_tensor_data>("syntheticTensor"), InstanceMethod<&ModelObject::info>("info"),
                         InstanceMethod<&ModelObject::dispose>("dispose")});
   }
   explicit ModelObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelObject>(info) {}
@@ -164,8 +207,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       Napi::Object spec = arg_object(info, 0, "NativeModel.load", "spec");
-      ModelConfig config = parse_config(spec.Get("config").IsObject() ? spec.Get("config").As<Napi::Object>()
-                                                                       : throw type_error("NativeModel.load: spec.config must be an object"));
+      ModelConfig config = config_arg(spec, "NativeModel.load");
       if (!spec.Get("files").IsArray()) throw type_error("NativeModel.load: spec.files must be an array of paths");
       Napi::Array fa = spec.Get("files").As<Napi::Array>();
       std::vector<std::string> files;
@@ -175,40 +217,62 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       std::vector<TensorRecord> records = parse_records(spec.Get("tensors").As<Napi::Array>(), files.size());
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.load: spec.device");
-
-      std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
-      if (info.Length() > 1 && info[1].IsFunction()) {
-        tsfn = std::shared_ptr<Napi::ThreadSafeFunction>(
-            new Napi::ThreadSafeFunction(Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "gpt-oss-load-progress", 0, 1)),
-            [](Napi::ThreadSafeFunction* f) { f->Release(); delete f; });
-      }
-      auto result = std::make_shared<std::shared_ptr<Model>>();
-      auto worker = new PromiseWorker(
-          env, "gpt-oss-load",
-          [=]() {
-            LoadProgress progress;
-            uint64_t last_reported = 0;
-            if (tsfn) {
-              progress = [tsfn, last_reported](uint64_t done, uint64_t total) mutable {
-                // Report every ~1% (and the end) so the JS side isn't flooded.
-                if (done != total && done - last_reported < total / 100) return;
-                last_reported = done;
-                tsfn->NonBlockingCall([done, total](Napi::Env env, Napi::Function cb) {
-                  cb.Call({Napi::Number::New(env, double(done)), Napi::Number::New(env, double(total))});
-                });
-              };
-            }
-            *result = Model::load(config, files, records, device, progress);
-          },
-          [result, tsfn](Napi::Env env) -> Napi::Value {
-            Napi::Object o = addon_data(env).model_class.New({});
-            ModelObject::Unwrap(o)->model = *result;
-            return o;
-          });
-      Napi::Promise p = worker->promise();
-      worker->Queue();
-      return p;
+      return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
+                           [config, files, records, device](const LoadProgress& progress) {
+                             return Model::load(config, files, records, device, progress);
+                           });
     });
+  }
+
+  // NativeModel.synthetic({ config, seed, device }, onProgress?) -> Promise<NativeModel>: random weights
+  // generated in memory, the bytes scripts/checkpoint-writer.mjs writes for the same config and seed.
+  static Napi::Value synthetic(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      Napi::Object spec = arg_object(info, 0, "NativeModel.synthetic", "spec");
+      ModelConfig config = config_arg(spec, "NativeModel.synthetic");
+      uint64_t seed = seed_arg(spec, "NativeModel.synthetic");
+      Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
+                                   "NativeModel.synthetic: spec.device");
+      return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
+                           [config, seed, device](const LoadProgress& progress) {
+                             return Model::synthetic(config, seed, device, progress);
+                           });
+    });
+  }
+
+  // NativeModel.syntheticTensor({ config, seed }, name, chunkWords) -> ArrayBuffer: one synthetic tensor's
+  // bytes, generated in pieces of chunkWords stream words (tests compare them with the writer's).
+  static Napi::Value synthetic_tensor_data(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      const char* fn = "NativeModel.syntheticTensor";
+      Napi::Object spec = arg_object(info, 0, fn, "spec");
+      ModelConfig config = config_arg(spec, fn);
+      uint64_t seed = seed_arg(spec, fn);
+      std::string name = arg_string(info, 1, fn, "name");
+      uint64_t chunk = uint64_t(arg_int(info, 2, fn, "chunkWords", 1, int64_t(1) << 40));
+      std::vector<uint8_t> bytes = synthetic_tensor(config, seed, name, chunk);
+      Napi::ArrayBuffer out = Napi::ArrayBuffer::New(env, bytes.size());
+      if (!bytes.empty()) std::memcpy(out.Data(), bytes.data(), bytes.size());
+      return out;
+    });
+  }
+
+  // Runs make(progress) on libuv's thread pool; the promise resolves to a NativeModel holding the result.
+  static Napi::Value model_promise(Napi::Env env, const char* name, std::shared_ptr<Napi::ThreadSafeFunction> tsfn,
+                                   std::function<std::shared_ptr<Model>(const LoadProgress&)> make) {
+    auto result = std::make_shared<std::shared_ptr<Model>>();
+    auto worker = new PromiseWorker(
+        env, name, [=]() { *result = make(progress_reporter(tsfn)); },
+        [result, tsfn](Napi::Env env) -> Napi::Value {
+          Napi::Object o = addon_data(env).model_class.New({});
+          ModelObject::Unwrap(o)->model = *result;
+          return o;
+        });
+    Napi::Promise p = worker->promise();
+    worker->Queue();
+    return p;
   }
 
   Model& get(const char* fn) {
