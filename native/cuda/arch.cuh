@@ -17,6 +17,9 @@
 #error "gpt-oss-node CUDA kernels need sm_80 or newer (bf16 mma.sync)"
 #endif
 #define GPTOSS_HAVE_MMA_SYNC 1   // mma.sync.aligned.m16n8k16 bf16 -> f32 (sm_80+)
+#if __CUDA_ARCH__ >= GPTOSS_ARCH_HOPPER
+#define GPTOSS_HAVE_PDL 1        // griddepcontrol (programmatic dependent launch, sm_90+)
+#endif
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define GPTOSS_HAVE_WGMMA 1      // sm_90a only (wgmma.*; TOOLCHAIN.md §2); not used yet
 #endif

@@ -262,6 +262,8 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const int G = a.Hq / a.Hkv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
+  pdl_wait();
+  pdl_launch_dependents();
   int pos = a.positions[t];
   if (pos >= a.ctx || pos < 0) {
     if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
@@ -557,8 +559,8 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       const int splits = attention_decode_splits(a);
       float* partial = static_cast<float*>(workspace);
       dim3 grid(splits, a.Hkv, a.n);
-      if (a.cache_bf16) attention_decode_kernel<true><<<grid, 256, 0, stream>>>(a, splits, partial);
-      else attention_decode_kernel<false><<<grid, 256, 0, stream>>>(a, splits, partial);
+      launch_k(a.cache_bf16 ? attention_decode_kernel<true> : attention_decode_kernel<false>, grid, 256, 0, stream, a,
+               splits, partial);
       GPTOSS_CUDA_LAUNCH("attention_decode_kernel");
       return;
     }

@@ -186,6 +186,7 @@ class CudaBackend final : public Backend {
     kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
     graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
     fuse_ = env_flag("GPTOSS_CUDA_FUSE", true);
+    pdl_ = cc_ >= GPTOSS_ARCH_HOPPER && env_flag("GPTOSS_CUDA_PDL", true);
   }
 
   ~CudaBackend() override {
@@ -203,9 +204,9 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device{DeviceKind::CUDA, index_}; }
   std::string describe() const override {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "cuda:%d %s (sm_%d, %s, %d SMs, %.0f GiB; kv %s, graphs %s, fused ops %s)", index_,
+    std::snprintf(buf, sizeof buf, "cuda:%d %s (sm_%d, %s, %d SMs, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)", index_,
                   name_.c_str(), cc_ / 10, arch_name(cc_), sms_, mem_gib_, kv_name(kv_bf16_),
-                  graphs_enabled_ ? "on" : "off", fuse_ ? "on" : "off");
+                  graphs_enabled_ ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
     return buf;
   }
   DType kv_dtype() const override { return kv_bf16_ ? DType::BF16 : DType::F32; }
@@ -592,9 +593,16 @@ class CudaBackend final : public Backend {
   // Every op holds op_mu_ while it enqueues: run_step holds it for the whole capture, so another
   // thread's op cannot land inside a graph being captured on the shared stream (recursive: the
   // step's own ops run on the capturing thread).
+  // Held while an op enqueues: the op lock, the device, and whether its kernels may use
+  // programmatic dependent launch (t_pdl, common.cuh; restored for nested ops).
   struct OpScope {
-    explicit OpScope(const CudaBackend* be) : lock(be->op_mu_) { be->set_device(); }
+    explicit OpScope(const CudaBackend* be) : lock(be->op_mu_), saved_pdl(t_pdl) {
+      be->set_device();
+      t_pdl = be->pdl_;
+    }
+    ~OpScope() { t_pdl = saved_pdl; }
     std::lock_guard<std::recursive_mutex> lock;
+    bool saved_pdl;
   };
 
   void not_capturing(const char* what) const {
@@ -632,7 +640,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<void> counters_block_;
   int* counters_ = nullptr;  // kCountersTotal ints, zero between launches
   int32_t* result_ = nullptr;
-  bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false;
+  bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false, pdl_ = false;
   bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
   std::mutex graph_mu_;
   mutable std::recursive_mutex op_mu_;

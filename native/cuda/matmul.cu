@@ -124,8 +124,11 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts) {
       if (c < nch) wv[j] = __ldg(wrow + c);
     }
   };
-  // The first row's weights are requested before x is staged: the two latencies overlap.
+  // The first row's weights are requested before x is staged (and before the previous kernel has
+  // finished, under programmatic dependent launch): the latencies overlap.
   if (global_row < parts.rows) load_row(global_row);
+  pdl_wait();
+  pdl_launch_dependents();
   const float4* x4 = reinterpret_cast<const float4*>(parts.part[0].x);  // every part reads the same x
   for (int i = threadIdx.x; i < K / 4; i += blockDim.x) xs4[(i & 1) * nch + (i >> 1)] = __ldg(x4 + i);
   __syncthreads();
@@ -167,7 +170,7 @@ void gemv1_launch(const GemvParts& p, gpuStream_t stream) {
   }
   int blocks = ceil_div(p.rows, warps);
   if (blocks > resident) blocks = resident;
-  gemv1_bf16_kernel<kRowChunks><<<blocks, warps * kWarpSize, smem, stream>>>(p);
+  launch_k(gemv1_bf16_kernel<kRowChunks>, blocks, warps * kWarpSize, smem, stream, p);
   GPTOSS_CUDA_LAUNCH("gemv1_bf16_kernel");
 }
 

@@ -124,6 +124,8 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32) router_split_kernel(Ro
   extern __shared__ __align__(16) float smem[];
   float* xs = smem;  // [H], then reused for the token's E logits by the last block
   const int t = blockIdx.y;
+  pdl_wait();
+  pdl_launch_dependents();
   stage_row(a.x + int64_t(t) * a.H, a.H, xs);
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
@@ -389,8 +391,8 @@ void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStrea
     if (smem > 48 * 1024)
       GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(router_split_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     dim3 grid(ceil_div(a.E, kRouterSplitWarps), a.n);
-    router_split_kernel<<<grid, kRouterSplitWarps * 32, smem, stream>>>(a, static_cast<float*>(workspace),
-                                                                      counters + kCountersRouter);
+    launch_k(router_split_kernel, grid, kRouterSplitWarps * 32, smem, stream, a, static_cast<float*>(workspace),
+             counters + kCountersRouter);
     GPTOSS_CUDA_LAUNCH("router_split_kernel");
     return;
   }

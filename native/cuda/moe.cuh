@@ -38,6 +38,7 @@ struct MoeArgs {
   float* out = nullptr;              // [n, H]
   int* err = nullptr;
   int* counters = nullptr;           // the backend's last-block counters (decode path)
+  int slice_blocks = 32;             // decode MMA kernels: MX blocks a warp (set by the launcher)
 };
 
 // Decode path when n*k is at most this many (token, expert) pairs; grouped GEMM above.

@@ -40,16 +40,25 @@ __host__ __device__ inline int round16(int b) { return (b + 15) / 16 * 16; }
 struct SliceShape {
   int slices, per;  // warps a CTA, MX blocks a warp (the last may have fewer)
 };
-__host__ __device__ inline SliceShape slice_shape(int nch) {
-  const int s = (nch + kSliceMax - 1) / kSliceMax;
+// target: MX blocks a warp at most (<= kSliceMax; GPTOSS_CUDA_MOE_SLICE, default kSliceMax).
+__host__ __device__ inline SliceShape slice_shape(int nch, int target) {
+  const int s = (nch + target - 1) / target;
   return {s, (nch + s - 1) / s};
+}
+int slice_target() {
+  static const int t = [] {
+    const char* v = std::getenv("GPTOSS_CUDA_MOE_SLICE");
+    const int n = v ? std::atoi(v) : 0;
+    return n >= 4 && n <= kSliceMax ? n : kSliceMax;
+  }();
+  return t;
 }
 __host__ __device__ inline int row_stride(int per) { return (per | 1) * 16; }  // odd 16-byte chunks a row
 __host__ __device__ inline int warp_bytes(int per) {
   return kTileRows * row_stride(per) + round16(kTileRows * per) + per * 128;  // rows, scales, B fragments
 }
 int cta_smem(int nch) {
-  const SliceShape sh = slice_shape(nch);
+  const SliceShape sh = slice_shape(nch, slice_target());
   return sh.slices * warp_bytes(sh.per);
 }
 constexpr int kMaxSmem = 200 * 1024;
@@ -128,10 +137,12 @@ __device__ __forceinline__ float block_scale(uint32_t s) {
 // slice needs is requested before anything is waited for: the weight rows by cp.async, the scale
 // bytes and the activation (f32, converted to the B fragments [nb][hi, lo][t][4 words]) by plain
 // loads. Leaves sum_b scale * (W_blk . x_blk) for rows g and g + 8 in lanes t = 0 (acc0, acc1).
+// wait_mid: the weight and scale requests go out first, then pdl_wait() (the activation is the
+// previous kernel's output; the weights are not), then the activation loads.
 template <bool kSub>
 __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
                                            int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
-                                           int lane, float& acc0, float& acc1) {
+                                           int lane, bool wait_mid, float& acc0, float& acc1) {
   const int stride = row_stride(per);
   uint8_t* rows = wsm;
   uint8_t* sc = wsm + kTileRows * stride;
@@ -151,6 +162,10 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   for (int r = 0; r < kTileRows; ++r) {
     const int row = min(row0 + r, rows_total - 1);
     if (has_blk) sv[r] = __ldg(s + int64_t(row) * nch + b0 + lane);
+  }
+  if (wait_mid) {
+    pdl_wait();
+    pdl_launch_dependents();
   }
   constexpr int kXPer = kSliceMax * 4 / kWarpSize;  // 4 items (block, quad) a lane
   float4 xv[kXPer][2];
@@ -247,6 +262,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ float red[kMaxWarps][kTileRows];
   __shared__ float rowv[kTileRows];
+  pdl_wait();  // the expert index is the router's output: nothing to prefetch
+  pdl_launch_dependents();
   const int pair = blockIdx.y, tok = pair / a.k;
   const int e = a.expert_idx[pair];
   const int rows_total = 2 * a.I, nch = a.H / 32;
@@ -257,14 +274,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
     if (threadIdx.x < kTileRows / 2 && j < a.I) act[int64_t(pair) * a.I + j] = 0.f;
     return;
   }
-  const SliceShape sh = slice_shape(nch);
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
   float acc0 = 0.f, acc1 = 0.f;
   if (nb > 0)
     slice_gemv<kSub>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
                      a.x + int64_t(tok) * a.H, nch, rows_total, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per),
-                     lane, acc0, acc1);
+                     lane, false, acc0, acc1);
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
   if (threadIdx.x < kTileRows) {
     const int r = row0 + threadIdx.x;
@@ -291,14 +308,19 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const bool valid = e >= 0 && e < a.E;  // gate_up flagged a bad index; the pair adds zeros
   const int nch = a.I / 32;
   const int row0 = blockIdx.x * kTileRows;
-  const SliceShape sh = slice_shape(nch);
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  // The routing (two kernels back) is final here; gate_up's act is not until pdl_wait (in the slice).
   float acc0 = 0.f, acc1 = 0.f;
-  if (valid && nb > 0)
+  if (valid && nb > 0) {
     slice_gemv<kSub>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
                      act + int64_t(pair) * a.I, nch, a.H, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per), lane,
-                     acc0, acc1);
+                     true, acc0, acc1);
+  } else {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
   const int r = row0 + int(threadIdx.x);
   if (threadIdx.x < kTileRows && r < a.H)
@@ -332,10 +354,10 @@ void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t strea
   allow_smem(moe_mma_gate_up_kernel<kSub>, s1, have1);
   allow_smem(moe_mma_down_kernel<kSub>, s2, have2);
   dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
-  moe_mma_gate_up_kernel<kSub><<<g1, slice_shape(a.H / 32).slices * 32, s1, stream>>>(a, act);
+  launch_k(moe_mma_gate_up_kernel<kSub>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kTileRows), a.n * a.k);
-  moe_mma_down_kernel<kSub><<<g2, slice_shape(a.I / 32).slices * 32, s2, stream>>>(a, act, part);
+  launch_k(moe_mma_down_kernel<kSub>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
@@ -345,14 +367,17 @@ MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   if (v && !std::strcmp(v, "simt")) return MoeDecodeKind::Simt;
   const int nh = a.H / 32, ni = a.I / 32;
-  if (slice_shape(nh).slices > kMaxWarps || slice_shape(ni).slices > kMaxWarps) return MoeDecodeKind::Simt;
+  if (slice_shape(nh, slice_target()).slices > kMaxWarps || slice_shape(ni, slice_target()).slices > kMaxWarps)
+    return MoeDecodeKind::Simt;
   if (cta_smem(nh) > kMaxSmem || cta_smem(ni) > kMaxSmem) return MoeDecodeKind::Simt;
   if (int64_t(a.n) * ceil_div(a.H, kTileRows) > kCountersMoeSize) return MoeDecodeKind::Simt;  // last-block counters
   if (v && !std::strcmp(v, "mma-prmt")) return MoeDecodeKind::MmaPrmt;
   return MoeDecodeKind::Mma;
 }
 
-void launch_moe_decode_mma(const MoeArgs& a, bool prmt, void* workspace, gpuStream_t stream) {
+void launch_moe_decode_mma(const MoeArgs& args, bool prmt, void* workspace, gpuStream_t stream) {
+  MoeArgs a = args;
+  a.slice_blocks = slice_target();
   float* act = static_cast<float*>(workspace);
   float* part = act + int64_t(a.n) * a.k * a.I;
   if (prmt) launch_variant<false>(a, act, part, stream);

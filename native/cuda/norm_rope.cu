@@ -6,6 +6,8 @@ namespace {
 
 __global__ void embedding_kernel(const int32_t* tokens, const void* table, bool table_bf16, int vocab, int H, float* out,
                                  int* err) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int i = blockIdx.x;
   const int tok = tokens[i];
   float* o = out + int64_t(i) * H;
@@ -74,6 +76,20 @@ __global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float*
   const float4* rr = reinterpret_cast<const float4*>(residual + int64_t(blockIdx.x) * H);
   float4 v[kPer], w[kPer];
 #pragma unroll
+  for (int j = 0; j < kPer; ++j) {  // the weight is constant: read before the wait
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      if (weight_bf16) {
+        const uint2 b = __ldg(reinterpret_cast<const uint2*>(weight) + i);
+        w[j] = make_float4(bf16_lo(b.x), bf16_hi(b.x), bf16_lo(b.y), bf16_hi(b.y));
+      } else {
+        w[j] = __ldg(reinterpret_cast<const float4*>(weight) + i);
+      }
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
+#pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
     if (i < H4) {
@@ -81,12 +97,6 @@ __global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float*
       if (kAdd) {
         const float4 r = rr[i];
         v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
-      }
-      if (weight_bf16) {
-        const uint2 b = __ldg(reinterpret_cast<const uint2*>(weight) + i);
-        w[j] = make_float4(bf16_lo(b.x), bf16_hi(b.x), bf16_lo(b.y), bf16_hi(b.y));
-      } else {
-        w[j] = __ldg(reinterpret_cast<const float4*>(weight) + i);
       }
     }
   }
@@ -129,10 +139,10 @@ void launch_norm(float* x, const float* residual, const void* weight, bool weigh
                          reinterpret_cast<uintptr_t>(out)) & 15) == 0 &&
                        (reinterpret_cast<uintptr_t>(weight) & (weight_bf16 ? 7 : 15)) == 0;
   const bool vec = H % 4 == 0 && aligned;
-  if (vec && H4 <= 256) rmsnorm_vec_kernel<kAdd, 1><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
-  else if (vec && H4 <= 512) rmsnorm_vec_kernel<kAdd, 2><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
-  else if (vec && H4 <= 768) rmsnorm_vec_kernel<kAdd, 3><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
-  else if (vec && H4 <= 1024) rmsnorm_vec_kernel<kAdd, 4><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+  if (vec && H4 <= 256) launch_k(rmsnorm_vec_kernel<kAdd, 1>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
+  else if (vec && H4 <= 512) launch_k(rmsnorm_vec_kernel<kAdd, 2>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
+  else if (vec && H4 <= 768) launch_k(rmsnorm_vec_kernel<kAdd, 3>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
+  else if (vec && H4 <= 1024) launch_k(rmsnorm_vec_kernel<kAdd, 4>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
   else rmsnorm_kernel<kAdd><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
 }
 
@@ -173,6 +183,8 @@ template <bool BF16>
 __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
                                      const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale,
                                      void* k_cache, void* v_cache, int ctx, int* err) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int half = D / 2;
   const int heads = q_heads + 2 * kv_heads;
   int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -209,6 +221,8 @@ __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const i
 }
 
 __global__ void add_kernel(float* acc, const float* x, int64_t count) {
+  pdl_wait();
+  pdl_launch_dependents();
   int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t n4 = count / 4;
   if (i < n4) {
@@ -241,7 +255,7 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
 void launch_embedding(const int32_t* tokens, int n, const void* table, bool table_bf16, int vocab, int H, float* out,
                       int* err, gpuStream_t stream) {
   if (n <= 0) return;
-  embedding_kernel<<<n, 256, 0, stream>>>(tokens, table, table_bf16, vocab, H, out, err);
+  launch_k(embedding_kernel, n, 256, 0, stream, tokens, table, table_bf16, vocab, H, out, err);
   GPTOSS_CUDA_LAUNCH("embedding_kernel");
 }
 
@@ -270,7 +284,7 @@ void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int 
 void launch_add(float* acc, const float* x, int64_t count, gpuStream_t stream) {
   if (count <= 0) return;
   int64_t threads = count / 4 + 4;
-  add_kernel<<<unsigned(ceil_div(threads, 256)), 256, 0, stream>>>(acc, x, count);
+  launch_k(add_kernel, unsigned(ceil_div(threads, 256)), 256, 0, stream, acc, x, count);
   GPTOSS_CUDA_LAUNCH("add_kernel");
 }
 
@@ -293,12 +307,8 @@ void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* pos
   const int64_t total = int64_t(n) * (q_heads + 2 * kv_heads) * (D / 2);
   if (total <= 0) return;
   const unsigned blocks = unsigned(ceil_div(total, 256));
-  if (cache_bf16)
-    rope_kv_store_kernel<true><<<blocks, 256, 0, stream>>>(q, k, v, positions, inv_freq, n, q_heads, kv_heads, D, scale,
-                                                           k_cache, v_cache, ctx, err);
-  else
-    rope_kv_store_kernel<false><<<blocks, 256, 0, stream>>>(q, k, v, positions, inv_freq, n, q_heads, kv_heads, D, scale,
-                                                            k_cache, v_cache, ctx, err);
+  launch_k(cache_bf16 ? rope_kv_store_kernel<true> : rope_kv_store_kernel<false>, blocks, 256, 0, stream, q, k, v,
+           positions, inv_freq, n, q_heads, kv_heads, D, scale, k_cache, v_cache, ctx, err);
   GPTOSS_CUDA_LAUNCH("rope_kv_store_kernel");
 }
 

@@ -55,6 +55,8 @@ __global__ void __launch_bounds__(kArgmaxSliceThreads) argmax_split_kernel(const
                                                                            int* counter, int32_t* result) {
   using Reduce = cub::BlockReduce<ArgBest, kArgmaxSliceThreads>;
   __shared__ typename Reduce::TempStorage tmp;
+  pdl_wait();
+  pdl_launch_dependents();
   const int per_block = (v + gridDim.x - 1) / gridDim.x;
   const int lo = blockIdx.x * per_block, hi = min(v, lo + per_block);
   ArgBest best{-INFINITY, -1};
@@ -234,8 +236,8 @@ size_t sample_workspace_bytes(int vocab, const SampleParams& params) {
 void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
                    int* counters, int32_t* result, gpuStream_t stream) {
   if (params.temperature == 0.f) {
-    argmax_split_kernel<<<argmax_blocks(vocab), kArgmaxSliceThreads, 0, stream>>>(
-        logits, vocab, static_cast<ArgBest*>(workspace), counters + kCountersArgmax, result);
+    launch_k(argmax_split_kernel, argmax_blocks(vocab), kArgmaxSliceThreads, 0, stream, logits, vocab,
+             static_cast<ArgBest*>(workspace), counters + kCountersArgmax, result);
     GPTOSS_CUDA_LAUNCH("argmax_split_kernel");
     return;
   }
