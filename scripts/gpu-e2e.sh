@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# End-to-end benchmark on the GPU host: builds the addon (sm_90a), writes a random checkpoint with
-# the exact gpt-oss-20b shape (13.76 GB, the real loader reads it), then runs bench/e2e.mjs on it:
-# load time, prefill 512 and 2048, decode at context 512 and 4096. Logs and JSON under $OUT.
-#   carry: .gpu (node.xz), dist, node_modules/node-api-headers, node_modules/node-addon-api
-#   env: GPTOSS_CUDA_ARCHS (default 90a-real), LAYERS (default: the preset's 24)
+# End-to-end benchmark on the GPU host: builds the addon (sm_90a), then runs bench/e2e.mjs for each
+# model of MODELS (default "checkpoint-20b synthetic-120b"):
+#   checkpoint-20b   writes a random checkpoint with the exact gpt-oss-20b shape (13.76 GB), drops the
+#                    page cache, and runs on it through the real loader (load time measured);
+#   synthetic-20b, synthetic-120b
+#                    random weights generated in memory at the preset's exact shape (the 120b
+#                    checkpoint, ~65 GB, does not fit the host's disk).
+# Each model: prefill 512 and 2048 with decode at context 512, decode at context 4096, and a run at
+# context 8192 (the 8k-token KV cache memory figure). Peak device memory is sampled with nvidia-smi
+# every 100 ms for each run on its own. Logs and JSON under $OUT.
+#   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
+#   env: GPTOSS_CUDA_ARCHS (default 90a-real), LAYERS (checkpoint-20b only), MODELS, DECODE (128)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -19,19 +26,33 @@ cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA_ARCHS="
   ninja -C "$BUILD" gpt_oss_node >> "$OUT/e2e-build.log" 2>&1 || { tail -30 "$OUT/e2e-build.log"; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 export GPT_OSS_NODE_BINARY="$PWD/$BUILD/gpt_oss_node.node"
+DECODE="${DECODE:-128}"
 
-CK=/tmp/gpt-oss-20b-random
-t0=$(date +%s)
-node scripts/make-checkpoint.mjs "$CK" --preset 20b ${LAYERS:+--layers $LAYERS} --quiet 2>&1 | tee "$OUT/e2e-checkpoint.log"
-echo "checkpoint: $(( $(date +%s) - t0 )) s"
-sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+# run <label> <model args...> -- <e2e args...>: one bench run with its own peak-memory sampler
+run() {
+  local label="$1"; shift
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/mem-$label.log" 2>/dev/null &
+  local smi=$!
+  node bench/e2e.mjs "$@" --device cuda --label "$label" --out "$OUT" 2>&1 | tee -a "$OUT/e2e.log" |
+    grep -E "generat|load|prefill|decode at"
+  kill $smi 2>/dev/null; wait $smi 2>/dev/null
+  echo "  peak device memory ($label): $(sort -n "$OUT/mem-$label.log" | tail -1) MiB" | tee -a "$OUT/e2e.log"
+}
 
-# Peak device memory over the runs, sampled every 100 ms.
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$OUT/e2e-memory.log" 2>/dev/null &
-SMI=$!
-for ctx in 512 4096; do
-  prefill=""; [[ $ctx == 512 ]] && prefill="512,2048"
-  node bench/e2e.mjs "$CK" --device cuda --prefill "${prefill:-}" --decode 128 --context "$ctx" --label "20b-ctx$ctx" --out "$OUT" 2>&1 | tee -a "$OUT/e2e.log"
+for m in ${MODELS:-checkpoint-20b synthetic-120b}; do
+  echo "== $m"
+  case "$m" in
+    checkpoint-20b)
+      CK=/tmp/gpt-oss-20b-random
+      t0=$(date +%s)
+      [[ -f "$CK/config.json" ]] || node scripts/make-checkpoint.mjs "$CK" --preset 20b ${LAYERS:+--layers $LAYERS} --quiet > "$OUT/e2e-checkpoint.log" 2>&1
+      echo "checkpoint: $(( $(date +%s) - t0 )) s"
+      sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
+      src=("$CK") ;;
+    synthetic-*) src=(--synthetic "${m#synthetic-}") ;;
+    *) echo "unknown model $m"; continue ;;
+  esac
+  run "$m-ctx512" "${src[@]}" --prefill 512,2048 --decode "$DECODE" --context 512
+  run "$m-ctx4096" "${src[@]}" --prefill "" --decode "$DECODE" --context 4096
+  run "$m-ctx8192" "${src[@]}" --prefill "" --decode 32 --context 8192
 done
-kill $SMI 2>/dev/null
-echo "peak device memory: $(sort -n "$OUT/e2e-memory.log" | tail -1) MiB" | tee -a "$OUT/e2e.log"

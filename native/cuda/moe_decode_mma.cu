@@ -149,13 +149,22 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   uint4* frag = reinterpret_cast<uint4*>(sc + round16(kTileRows * per));
   // 1. weight rows (16 x nb x 16 bytes), all in flight; lane = MX block of the slice (nb <= 32),
   //    so no index needs a division by the runtime slice width
+  //    Three cp.async groups by block thirds (each lane's copies sit in the group of its block), so
+  //    the MMAs on the first third start while the rest is still arriving.
   const bool has_blk = lane < nb;
+  const int h1 = nb / 3, h2 = (2 * nb) / 3;
+  const int my_part = lane < h1 ? 0 : (lane < h2 ? 1 : 2);
 #pragma unroll
-  for (int r = 0; r < kTileRows; ++r) {
-    const int row = min(row0 + r, rows_total - 1);
-    if (has_blk) cp_async16(rows + r * stride + lane * 16, w + (int64_t(row) * nch + b0 + lane) * 16);
+  for (int part = 0; part < 3; ++part) {
+    if (part == my_part) {
+#pragma unroll
+      for (int r = 0; r < kTileRows; ++r) {
+        const int row = min(row0 + r, rows_total - 1);
+        if (has_blk) cp_async16(rows + r * stride + lane * 16, w + (int64_t(row) * nch + b0 + lane) * 16);
+      }
+    }
+    cp_async_commit();
   }
-  cp_async_commit();
   // 2. scale bytes (16 x nb) and the activation slice (nb x 32 f32), loads first, stores after
   uint32_t sv[kTileRows];
 #pragma unroll
@@ -200,32 +209,41 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
       fr[4] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
     }
   }
-  cp_async_wait<0>();
-  __syncwarp();
-  // 3. the MMAs
+  // 3. the MMAs, a third at a time as the copies land
   const int g = lane >> 2, t = lane & 3;
   const uint8_t* arow = rows + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
   const uint8_t* sc0 = sc + g * per;
   const uint8_t* sc1 = sc + (g + 8) * per;
   const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
   float a0 = 0.f, a1 = 0.f;
+  auto blocks = [&](int lo, int hi) {
 #pragma unroll 4
-  for (int blk = 0; blk < nb; ++blk) {
-    uint32_t w0, w1;
-    ldsm_x2(w0, w1, arow + blk * 16);
-    const uint4 xf = fr[blk * 8];
-    uint32_t p0[4], p1[4];
-    decode_word<kSub>(w0, p0);
-    decode_word<kSub>(w1, p1);
-    float c[4];
-    const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
-    mma_first(c, m0, xf.x, xf.y);
-    const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
-    const uint32_t bb[2] = {xf.z, xf.w};
-    mma_bf16_16816(c, m1, bb);
-    a0 = fmaf(block_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
-    a1 = fmaf(block_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
-  }
+    for (int blk = lo; blk < hi; ++blk) {
+      uint32_t w0, w1;
+      ldsm_x2(w0, w1, arow + blk * 16);
+      const uint4 xf = fr[blk * 8];
+      uint32_t p0[4], p1[4];
+      decode_word<kSub>(w0, p0);
+      decode_word<kSub>(w1, p1);
+      float c[4];
+      const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
+      mma_first(c, m0, xf.x, xf.y);
+      const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
+      const uint32_t bb[2] = {xf.z, xf.w};
+      mma_bf16_16816(c, m1, bb);
+      a0 = fmaf(block_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
+      a1 = fmaf(block_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
+    }
+  };
+  cp_async_wait<2>();
+  __syncwarp();
+  blocks(0, h1);
+  cp_async_wait<1>();
+  __syncwarp();
+  blocks(h1, h2);
+  cp_async_wait<0>();
+  __syncwarp();
+  blocks(h2, nb);
   acc0 = a0;
   acc1 = a1;
 }
@@ -277,16 +295,16 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   const SliceShape sh = slice_shape(nch, a.slice_blocks);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  const int rb = row0 + int(threadIdx.x);  // this thread's bias row (threads < 16), read early
+  const float bias = threadIdx.x < kTileRows && rb < rows_total
+                         ? param_at(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + rb) : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (nb > 0)
     slice_gemv<kSub>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
                      a.x + int64_t(tok) * a.H, nch, rows_total, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per),
                      lane, false, acc0, acc1);
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
-  if (threadIdx.x < kTileRows) {
-    const int r = row0 + threadIdx.x;
-    rowv[threadIdx.x] = v + (r < rows_total ? param_at(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + r) : 0.f);
-  }
+  if (threadIdx.x < kTileRows) rowv[threadIdx.x] = v + bias;
   __syncthreads();
   // rows 2j (gate) and 2j + 1 (up) are interleaved
   const int j = row0 / 2 + threadIdx.x;
@@ -312,6 +330,10 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
   // The routing (two kernels back) is final here; gate_up's act is not until pdl_wait (in the slice).
+  const int rb = row0 + int(threadIdx.x);  // this thread's bias row and routing weight, read early
+  const bool bias_row = valid && threadIdx.x < kTileRows && rb < a.H;
+  const float bias = bias_row ? param_at(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + rb) : 0.f;
+  const float route_w = bias_row ? a.expert_weight[pair] : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (valid && nb > 0) {
     slice_gemv<kSub>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
@@ -323,9 +345,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   }
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
   const int r = row0 + int(threadIdx.x);
-  if (threadIdx.x < kTileRows && r < a.H)
-    part[int64_t(pair) * a.H + r] =
-        valid ? a.expert_weight[pair] * (v + param_at(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + r)) : 0.f;
+  if (threadIdx.x < kTileRows && r < a.H) part[int64_t(pair) * a.H + r] = valid ? route_w * (v + bias) : 0.f;
   if (!last_block_arrives(a.counters + kCountersMoe + tok * int(gridDim.x) + blockIdx.x, a.k)) return;
   if (threadIdx.x < kTileRows && r < a.H) {
     float sum = 0.f;
