@@ -84,9 +84,10 @@ struct ThreadPool::Impl {
     }
   }
 
-  void worker_loop() {
+  // `seen`: the generation when the worker was created. Read there, not here: a job posted before
+  // this thread got to run (the first parallel_for right after the pool was made) must not be missed.
+  void worker_loop(uint32_t seen) {
     t_inside_job = true;
-    uint32_t seen = generation.load(std::memory_order_acquire);
     for (;;) {
       auto until = std::chrono::steady_clock::now() + kSpin;
       int spins = 0;
@@ -112,7 +113,8 @@ struct ThreadPool::Impl {
   void start(int threads) {
     nthreads = std::max(1, threads);
     stop = false;
-    for (int i = 1; i < nthreads; ++i) workers.emplace_back([this] { worker_loop(); });
+    const uint32_t gen = generation.load(std::memory_order_acquire);
+    for (int i = 1; i < nthreads; ++i) workers.emplace_back([this, gen] { worker_loop(gen); });
   }
 
   void shutdown() {
