@@ -340,19 +340,8 @@ class CudaBackend final : public Backend {
   void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
               Tensor& expert_weight) override {
     checks::router(x, weight, bias, k, expert_idx, expert_weight, device(), kRouterMaxK);
-    const int64_t e = weight.dim(0);
     OpScope op(this);
-    RouterArgs a;
-    a.x = x.ptr<float>();
-    a.n = int(x.dim(0));
-    a.H = int(x.dim(1));
-    a.E = int(e);
-    a.k = k;
-    a.weight = weight.ptr<uint16_t>();
-    a.bias = bias.data;
-    a.bias_bf16 = bias.dtype == DType::BF16;
-    a.expert_idx = expert_idx.ptr<int32_t>();
-    a.expert_weight = expert_weight.ptr<float>();
+    const RouterArgs a = router_args(x, weight, bias, k, expert_idx, expert_weight);
     const size_t ws_bytes = router_workspace_bytes(a);
     std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
     launch_router(a, ws.get(), counters_, stream_);
@@ -389,6 +378,23 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     launch_add_rmsnorm(x.ptr<float>(), residual.ptr<float>(), weight.data, weight.dtype == DType::BF16,
                        int(H ? x.numel() / H : 0), int(H), eps, normed.ptr<float>(), stream_);
+  }
+
+  void add_rmsnorm_router(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps, Tensor& normed,
+                          const Tensor& router_weight, const Tensor& router_bias, int k, Tensor& expert_idx,
+                          Tensor& expert_weight) override {
+    checks::add_rmsnorm(x, residual, norm_weight, normed, device());
+    checks::router(normed, router_weight, router_bias, k, expert_idx, expert_weight, device(), kRouterMaxK);
+    OpScope op(this);
+    const RouterArgs a = router_args(normed, router_weight, router_bias, k, expert_idx, expert_weight);
+    const bool w_bf16 = norm_weight.dtype == DType::BF16;
+    if (!fuse_ || x.dim(-1) != a.H ||
+        !add_rmsnorm_router_fusable(a, x.data, residual.data, normed.data, norm_weight.data, w_bf16))
+      return Backend::add_rmsnorm_router(x, residual, norm_weight, eps, normed, router_weight, router_bias, k,
+                                         expert_idx, expert_weight);
+    std::shared_ptr<void> ws = pool_->alloc(router_workspace_bytes(a));
+    launch_add_rmsnorm_router(a, x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, eps,
+                              normed.ptr<float>(), ws.get(), counters_, stream_);
   }
 
   void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
@@ -551,6 +557,21 @@ class CudaBackend final : public Backend {
     a.out = out.ptr<float>();
     a.err = err_;
     a.counters = counters_;
+    return a;
+  }
+  RouterArgs router_args(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+                         Tensor& expert_weight) const {
+    RouterArgs a;
+    a.x = x.ptr<float>();
+    a.n = int(x.dim(0));
+    a.H = int(x.dim(1));
+    a.E = int(weight.dim(0));
+    a.k = k;
+    a.weight = weight.ptr<uint16_t>();
+    a.bias = bias.data;
+    a.bias_bf16 = bias.dtype == DType::BF16;
+    a.expert_idx = expert_idx.ptr<int32_t>();
+    a.expert_weight = expert_weight.ptr<float>();
     return a;
   }
   MoeArgs moe_args(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,

@@ -114,6 +114,36 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Sum of squares of one row held as kPer float4s a thread (element i = threadIdx.x + j * blockDim.x
+// of the row's float4s, i < H4), over the block: one fixed order, so every kernel that norms a row
+// through this gets bit-identical results (rmsnorm, add_rmsnorm, add_rmsnorm + router). `partial`:
+// 32 floats of shared memory. Ends with the block synchronized.
+template <int kPer>
+__device__ __forceinline__ float block_sum_squares(const float4 (&v)[kPer], int H4, float* partial) {
+  float ss = 0.f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      ss = fmaf(v[j].x, v[j].x, ss);
+      ss = fmaf(v[j].y, v[j].y, ss);
+      ss = fmaf(v[j].z, v[j].z, ss);
+      ss = fmaf(v[j].w, v[j].w, ss);
+    }
+  }
+  for (int m = kWarpSize / 2; m > 0; m >>= 1) ss += gpu_shfl_xor(ss, m);
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  if (lane == 0) partial[warp] = ss;
+  __syncthreads();
+  if (warp == 0) {
+    float t = lane < int(blockDim.x / kWarpSize) ? partial[lane] : 0.f;
+    for (int m = kWarpSize / 2; m > 0; m >>= 1) t += gpu_shfl_xor(t, m);
+    if (lane == 0) partial[0] = t;
+  }
+  __syncthreads();
+  return partial[0];
+}
+
 // bf16 <-> f32 on raw bits: widening is exact; narrowing rounds to nearest even (as torch).
 __device__ __forceinline__ float bf16_lo(uint32_t pair) { return __uint_as_float(pair << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t pair) { return __uint_as_float(pair & 0xffff0000u); }

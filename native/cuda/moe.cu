@@ -140,6 +140,75 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32) router_split_kernel(Ro
   if (warp == 0) router_select(a, xs, t);
 }
 
+// add_rmsnorm + router for few tokens, one launch (grid and last-block selection as
+// router_split_kernel). Every block forms v = x + residual and the normed row in shared memory with
+// the same arithmetic as rmsnorm_vec_kernel<add> (block_sum_squares, 256 threads), so results are
+// bit-identical to the two ops; the last block of a token, once every block has read x, writes
+// x = v and normed (the MoE's input), then selects.
+template <int kPer>
+__global__ void __launch_bounds__(kRouterSplitWarps * 32)
+    router_norm_split_kernel(RouterArgs a, float* x, const float* residual, const void* norm_weight,
+                             bool norm_weight_bf16, float eps, float* normed, float* logits_ws, int* counters) {
+  extern __shared__ __align__(16) float smem[];
+  __shared__ float partial[32];
+  float* xs = smem;           // [H] normed row
+  float* lg = smem + a.H;     // [E] the token's logits (last block)
+  const int t = blockIdx.y, H4 = a.H / 4;
+  float4 v[kPer], w[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {  // the norm weight is constant: read before the wait
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      if (norm_weight_bf16) {
+        const uint2 b = __ldg(reinterpret_cast<const uint2*>(norm_weight) + i);
+        w[j] = make_float4(bf16_lo(b.x), bf16_hi(b.x), bf16_lo(b.y), bf16_hi(b.y));
+      } else {
+        w[j] = __ldg(reinterpret_cast<const float4*>(norm_weight) + i);
+      }
+    }
+  }
+  pdl_wait();
+  pdl_launch_dependents();
+  const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * a.H);
+  const float4* rr = reinterpret_cast<const float4*>(residual + int64_t(t) * a.H);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      v[j] = xr[i];
+      const float4 r = rr[i];
+      v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
+    }
+  }
+  const float inv = rsqrtf(block_sum_squares<kPer>(v, H4, partial) / float(a.H) + eps);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4)
+      reinterpret_cast<float4*>(xs)[i] =
+          make_float4(v[j].x * inv * w[j].x, v[j].y * inv * w[j].y, v[j].z * inv * w[j].z, v[j].w * inv * w[j].w);
+  }
+  __syncthreads();
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int e = blockIdx.x * kRouterSplitWarps + warp;
+  if (e < a.E) {
+    const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
+    if (lane == 0) logits_ws[int64_t(t) * a.E + e] = s + router_bias(a, e);
+  }
+  if (!last_block_arrives(counters + t, gridDim.x)) return;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      reinterpret_cast<float4*>(x + int64_t(t) * a.H)[i] = v[j];
+      reinterpret_cast<float4*>(normed + int64_t(t) * a.H)[i] = reinterpret_cast<const float4*>(xs)[i];
+    }
+  }
+  for (int i = threadIdx.x; i < a.E; i += blockDim.x) lg[i] = __ldcg(logits_ws + int64_t(t) * a.E + i);
+  __syncthreads();
+  if (warp == 0) router_select(a, lg, t);
+}
+
 __device__ __forceinline__ float load_param(const void* p, bool bf16, int64_t i) {
   return bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
 }
@@ -382,6 +451,33 @@ bool router_uses_split(const RouterArgs& a) { return a.n <= kRouterSplitMaxToken
 
 size_t router_workspace_bytes(const RouterArgs& a) {
   return router_uses_split(a) ? sizeof(float) * size_t(a.n) * a.E : 0;
+}
+
+bool add_rmsnorm_router_fusable(const RouterArgs& a, const void* x, const void* residual, const void* normed,
+                                const void* norm_weight, bool norm_weight_bf16) {
+  const bool aligned = ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(residual) |
+                         reinterpret_cast<uintptr_t>(normed)) & 15) == 0 &&
+                       (reinterpret_cast<uintptr_t>(norm_weight) & (norm_weight_bf16 ? 7 : 15)) == 0;
+  return router_uses_split(a) && aligned && a.H % 4 == 0 && a.H / 4 <= 4 * kRouterSplitWarps * 32;
+}
+
+void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* residual, const void* norm_weight,
+                               bool norm_weight_bf16, float eps, float* normed, void* workspace, int* counters,
+                               gpuStream_t stream) {
+  const int H4 = a.H / 4, threads = kRouterSplitWarps * 32;
+  const size_t smem = sizeof(float) * (a.H + a.E);
+  dim3 grid(ceil_div(a.E, kRouterSplitWarps), a.n);
+  auto go = [&](auto kernel) {
+    if (smem > 48 * 1024)
+      GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    launch_k(kernel, grid, threads, smem, stream, a, x, residual, norm_weight, norm_weight_bf16, eps, normed,
+             static_cast<float*>(workspace), counters + kCountersRouter);
+  };
+  if (H4 <= threads) go(router_norm_split_kernel<1>);
+  else if (H4 <= 2 * threads) go(router_norm_split_kernel<2>);
+  else if (H4 <= 3 * threads) go(router_norm_split_kernel<3>);
+  else go(router_norm_split_kernel<4>);
+  GPTOSS_CUDA_LAUNCH("router_norm_split_kernel");
 }
 
 void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStream_t stream) {

@@ -20,6 +20,13 @@ struct RouterArgs {
 bool router_uses_split(const RouterArgs& a);
 size_t router_workspace_bytes(const RouterArgs& a);
 void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStream_t stream);
+// add_rmsnorm then the router in one launch (few tokens; router_workspace_bytes of workspace):
+// x += residual, normed = rmsnorm(x) * norm_weight (bit-identical to launch_add_rmsnorm), a.x unused.
+bool add_rmsnorm_router_fusable(const RouterArgs& a, const void* x, const void* residual, const void* normed,
+                                const void* norm_weight, bool norm_weight_bf16);
+void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* residual, const void* norm_weight,
+                               bool norm_weight_bf16, float eps, float* normed, void* workspace, int* counters,
+                               gpuStream_t stream);
 
 struct MoeArgs {
   const float* x = nullptr;          // [n, H]

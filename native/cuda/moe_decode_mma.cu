@@ -126,6 +126,20 @@ __device__ __forceinline__ int pair_first(int i) { return kSub ? i : 2 * i; }
 template <bool kSub>
 __device__ __forceinline__ int pair_second(int i) { return kSub ? i + 4 : 2 * i + 1; }
 
+// Scale bytes as the MMA loop keeps them in shared memory. kSub: min(s, 193) + 62, so the loop's
+// scale is one shift (2^(s-65), the kSub domain; s > 193 saturates to inf as block_scale does);
+// otherwise the E8M0 byte itself.
+template <bool kSub>
+__device__ __forceinline__ uint8_t stored_scale_byte(uint32_t s) {
+  return kSub ? uint8_t(min(s, 193u) + 62u) : uint8_t(s);
+}
+template <bool kSub>
+__device__ __forceinline__ float block_scale(uint32_t s);
+template <bool kSub>
+__device__ __forceinline__ float stored_scale(uint32_t b) {
+  return kSub ? __uint_as_float(b << 23) : block_scale<false>(b);
+}
+
 template <bool kSub>
 __device__ __forceinline__ float block_scale(uint32_t s) {
   if (kSub) return __uint_as_float(min(s * 0x00800000u + (62u << 23), 0x7F800000u));  // 2^(s-127) * 2^62
@@ -149,22 +163,13 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   uint4* frag = reinterpret_cast<uint4*>(sc + round16(kTileRows * per));
   // 1. weight rows (16 x nb x 16 bytes), all in flight; lane = MX block of the slice (nb <= 32),
   //    so no index needs a division by the runtime slice width
-  //    Three cp.async groups by block thirds (each lane's copies sit in the group of its block), so
-  //    the MMAs on the first third start while the rest is still arriving.
   const bool has_blk = lane < nb;
-  const int h1 = nb / 3, h2 = (2 * nb) / 3;
-  const int my_part = lane < h1 ? 0 : (lane < h2 ? 1 : 2);
 #pragma unroll
-  for (int part = 0; part < 3; ++part) {
-    if (part == my_part) {
-#pragma unroll
-      for (int r = 0; r < kTileRows; ++r) {
-        const int row = min(row0 + r, rows_total - 1);
-        if (has_blk) cp_async16(rows + r * stride + lane * 16, w + (int64_t(row) * nch + b0 + lane) * 16);
-      }
-    }
-    cp_async_commit();
+  for (int r = 0; r < kTileRows; ++r) {
+    const int row = min(row0 + r, rows_total - 1);
+    if (has_blk) cp_async16(rows + r * stride + lane * 16, w + (int64_t(row) * nch + b0 + lane) * 16);
   }
+  cp_async_commit();
   // 2. scale bytes (16 x nb) and the activation slice (nb x 32 f32), loads first, stores after
   uint32_t sv[kTileRows];
 #pragma unroll
@@ -189,7 +194,7 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   }
 #pragma unroll
   for (int r = 0; r < kTileRows; ++r)
-    if (has_blk) sc[r * per + lane] = uint8_t(sv[r]);
+    if (has_blk) sc[r * per + lane] = stored_scale_byte<kSub>(sv[r]);
   const float pre = kSub ? 0x1p64f : 1.f;
 #pragma unroll
   for (int u = 0; u < kXPer; ++u) {
@@ -209,41 +214,32 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
       fr[4] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
     }
   }
-  // 3. the MMAs, a third at a time as the copies land
+  cp_async_wait<0>();
+  __syncwarp();
+  // 3. the MMAs
   const int g = lane >> 2, t = lane & 3;
   const uint8_t* arow = rows + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
   const uint8_t* sc0 = sc + g * per;
   const uint8_t* sc1 = sc + (g + 8) * per;
   const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
   float a0 = 0.f, a1 = 0.f;
-  auto blocks = [&](int lo, int hi) {
 #pragma unroll 4
-    for (int blk = lo; blk < hi; ++blk) {
-      uint32_t w0, w1;
-      ldsm_x2(w0, w1, arow + blk * 16);
-      const uint4 xf = fr[blk * 8];
-      uint32_t p0[4], p1[4];
-      decode_word<kSub>(w0, p0);
-      decode_word<kSub>(w1, p1);
-      float c[4];
-      const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
-      mma_first(c, m0, xf.x, xf.y);
-      const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
-      const uint32_t bb[2] = {xf.z, xf.w};
-      mma_bf16_16816(c, m1, bb);
-      a0 = fmaf(block_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
-      a1 = fmaf(block_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
-    }
-  };
-  cp_async_wait<2>();
-  __syncwarp();
-  blocks(0, h1);
-  cp_async_wait<1>();
-  __syncwarp();
-  blocks(h1, h2);
-  cp_async_wait<0>();
-  __syncwarp();
-  blocks(h2, nb);
+  for (int blk = 0; blk < nb; ++blk) {
+    uint32_t w0, w1;
+    ldsm_x2(w0, w1, arow + blk * 16);
+    const uint4 xf = fr[blk * 8];
+    uint32_t p0[4], p1[4];
+    decode_word<kSub>(w0, p0);
+    decode_word<kSub>(w1, p1);
+    float c[4];
+    const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
+    mma_first(c, m0, xf.x, xf.y);
+    const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
+    const uint32_t bb[2] = {xf.z, xf.w};
+    mma_bf16_16816(c, m1, bb);
+    a0 = fmaf(stored_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
+    a1 = fmaf(stored_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
+  }
   acc0 = a0;
   acc1 = a1;
 }

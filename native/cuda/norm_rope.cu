@@ -100,29 +100,14 @@ __global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float*
       }
     }
   }
-  float ss = 0.f;
+  if (kAdd) {
 #pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) {
-      if (kAdd) xr[i] = v[j];
-      ss = fmaf(v[j].x, v[j].x, ss);
-      ss = fmaf(v[j].y, v[j].y, ss);
-      ss = fmaf(v[j].z, v[j].z, ss);
-      ss = fmaf(v[j].w, v[j].w, ss);
+    for (int j = 0; j < kPer; ++j) {
+      const int i = threadIdx.x + j * blockDim.x;
+      if (i < H4) xr[i] = v[j];
     }
   }
-  ss = warp_sum(ss);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  if (lane == 0) partial[warp] = ss;
-  __syncthreads();
-  if (warp == 0) {
-    float t = lane < int(blockDim.x / kWarpSize) ? partial[lane] : 0.f;
-    t = warp_sum(t);
-    if (lane == 0) partial[0] = t;
-  }
-  __syncthreads();
-  const float inv = rsqrtf(partial[0] / float(H) + eps);
+  const float inv = rsqrtf(block_sum_squares<kPer>(v, H4, partial) / float(H) + eps);
   float4* o = reinterpret_cast<float4*>(out + int64_t(blockIdx.x) * H);
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {

@@ -87,13 +87,22 @@ class Backend {
   // ---- fused ops: each is the composition written in its default body, in one step ----
   // A backend overrides one to save launches (CUDA: one kernel each in a decode step); the default
   // runs the ops above, so the CPU backend keeps them as the reference and results stay comparable.
-  // Argument checks: model/op_checks.h (add_rmsnorm, qkv, rope_kv_store).
+  // Argument checks: model/op_checks.h (add_rmsnorm, qkv, rope_kv_store; add_rmsnorm_router is
+  // add_rmsnorm's and router's).
 
   // The residual add that closes a block, and the norm that opens the next one:
   // x += residual; normed = rmsnorm(x, weight, eps).
   virtual void add_rmsnorm(Tensor& x, const Tensor& residual, const Tensor& weight, float eps, Tensor& normed) {
     add(x, residual);
     rmsnorm(x, weight, eps, normed);
+  }
+  // The attention block's closing residual add, the MoE block's norm, and its router:
+  // add_rmsnorm(x, residual, norm_weight, eps, normed), then router(normed, ...).
+  virtual void add_rmsnorm_router(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps,
+                                  Tensor& normed, const Tensor& router_weight, const Tensor& router_bias, int k,
+                                  Tensor& expert_idx, Tensor& expert_weight) {
+    add_rmsnorm(x, residual, norm_weight, eps, normed);
+    router(normed, router_weight, router_bias, k, expert_idx, expert_weight);
   }
   // The attention block's three projections of one normed input: q = xn Wq^T + bq, k, v likewise.
   virtual void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk,

@@ -348,9 +348,10 @@ void Session::run_layers(Scratch& s, int logits_rows) {
     be.attention(q3, k_cache_[l], v_cache_[l], L.attn.sinks, s.positions, L.sliding ? c.sliding_window : 0, softmax_scale,
                  attn3);
     be.linear(s.attn, L.attn.o, &L.attn.o_bias, s.block_out);
-    be.add_rmsnorm(s.x, s.block_out, L.mlp.norm, c.rms_norm_eps, s.xn);
-    // MoE block: x += sum_k w_k * expert_k(xn), experts chosen by the router's top-k
-    be.router(s.xn, L.mlp.router, L.mlp.router_bias, c.experts_per_token, s.expert_idx, s.expert_weight);
+    // MoE block: x += sum_k w_k * expert_k(xn), experts chosen by the router's top-k (the router
+    // runs fused with the residual add and the norm before it)
+    be.add_rmsnorm_router(s.x, s.block_out, L.mlp.norm, c.rms_norm_eps, s.xn, L.mlp.router, L.mlp.router_bias,
+                          c.experts_per_token, s.expert_idx, s.expert_weight);
     be.moe(s.xn, s.expert_idx, s.expert_weight, L.mlp.experts, swiglu, s.block_out);
     if (l + 1 < c.num_layers) be.add_rmsnorm(s.x, s.block_out, w.layers[l + 1].attn.norm, c.rms_norm_eps, s.xn);
     else be.add(s.x, s.block_out);

@@ -337,6 +337,36 @@ void check_add_rmsnorm(Rng& r, int n, int H) {
   report("add_rmsnorm", shape_str({n, H}) + " x += residual", compare(to_host(gx), x), 0.0);
 }
 
+// add_rmsnorm + router (the fused MoE-block opening): normed, x and the routing against the CPU's
+// composition, and bit-exact against CUDA's own two ops.
+void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k) {
+  Tensor x = rand_f32(r, {n, H}, 2.f), res = rand_f32(r, {n, H}, 2.f), nw = rand_bf16(r, {H});
+  Tensor w = rand_bf16(r, {E, H}, 0.05f), b = rand_bf16(r, {E}, 0.1f);
+  Tensor gx = to_gpu(x), gx2 = to_gpu(x), gres = to_gpu(res), gnw = to_gpu(nw), gw = to_gpu(w), gb = to_gpu(b);
+  Tensor want = host_empty(DType::F32, {n, H}), wi = host_empty(DType::I32, {n, k}), ww = host_empty(DType::F32, {n, k});
+  cpu->add_rmsnorm_router(x, res, nw, 1e-5f, want, w, b, k, wi, ww);  // x becomes x + res
+  Tensor got = poisoned(DType::F32, {n, H}), gi = poisoned(DType::I32, {n, k}), gwt = poisoned(DType::F32, {n, k});
+  Tensor un = poisoned(DType::F32, {n, H}), ui = poisoned(DType::I32, {n, k}), uw = poisoned(DType::F32, {n, k});
+  gpu->add_rmsnorm_router(gx, gres, gnw, 1e-5f, got, gw, gb, k, gi, gwt);
+  gpu->Backend::add_rmsnorm_router(gx2, gres, gnw, 1e-5f, un, gw, gb, k, ui, uw);
+  const std::string shape = shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k);
+  Tensor hgot = to_host(got), hi = to_host(gi), hw = to_host(gwt);
+  report("add_rmsnorm_router", shape + " normed", compare(hgot, want), 1e-5, vs_unfused(compare(hgot, to_host(un)).rel));
+  report("add_rmsnorm_router", shape + " x += residual", compare(to_host(gx), x), 0.0);
+  int64_t mismatch = 0, vs_unfused_idx = 0;
+  Tensor hui = to_host(ui);
+  for (int64_t i = 0; i < int64_t(n) * k; ++i) {
+    mismatch += hi.ptr<int32_t>()[i] != wi.ptr<int32_t>()[i];
+    vs_unfused_idx += hi.ptr<int32_t>()[i] != hui.ptr<int32_t>()[i];
+  }
+  Stats s = compare(hw, ww);
+  if (mismatch * 200 > int64_t(n) * k) s.rel = 1;  // an index may differ only at a true near-tie
+  const double wrel = compare(hw, to_host(uw)).rel;
+  if (vs_unfused_idx || wrel != 0) s.rel = 1;  // the fused kernel must equal CUDA's two ops exactly
+  report("add_rmsnorm_router", shape + " routing", s, 1e-5,
+         "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k) + ", " + vs_unfused(wrel));
+}
+
 void check_qkv(Rng& r, int n, int K, int Nq, int Nkv, double tol, const char* path) {
   Tensor x = rand_f32(r, {n, K});
   Tensor wq = rand_bf16(r, {Nq, K}, 0.05f), wk = rand_bf16(r, {Nkv, K}, 0.05f), wv = rand_bf16(r, {Nkv, K}, 0.05f);
@@ -583,6 +613,10 @@ int main(int argc, char** argv) {
       check_add_rmsnorm(r, 3, 100);
       check_add_rmsnorm(r, 1, 2880);
       check_add_rmsnorm(r, quick ? 9 : 300, 2880);
+      check_add_rmsnorm_router(r, 1, 2880, 32, 4);     // gpt-oss-20b decode
+      check_add_rmsnorm_router(r, 3, 2880, 128, 4);    // 120b, a few tokens
+      check_add_rmsnorm_router(r, 2, 1000, 20, 3);     // H/4 not a multiple of the block
+      check_add_rmsnorm_router(r, 100, 2880, 32, 4);   // prefill: the two ops
       check_qkv(r, 1, 2880, 4096, 512, 1e-5, "one gemv");
       check_qkv(r, 5, 64, 40, 24, 1e-5, "one gemv");
       check_qkv(r, 8, 2880, 4096, 512, 1e-5, "one gemv");
