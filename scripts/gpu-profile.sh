@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Where a decode step's time goes, on the GPU host: builds the addon (sm_90a), writes a random
-# checkpoint of the gpt-oss-20b shape cut to LAYERS layers (default 4), runs bench/e2e.mjs on it with
-# graphs on and off, then Nsight Compute over a few decode steps with every node of the captured
-# graph profiled on its own (`--graph-profiling node`): one duration per kernel. The sum of those
+# Where a decode step's time goes, on the GPU host: builds the addon (sm_90a), then on synthetic
+# weights of the gpt-oss-20b shape cut to LAYERS layers (default 4; generated in memory, no
+# checkpoint) runs bench/e2e.mjs with graphs on and off, and Nsight Compute over a few decode steps
+# with every node of the captured graph profiled on its own (`--graph-profiling node`): one duration
+# per kernel (ncu flushes the caches before each, so small kernels read cold). The sum of those
 # against the measured step time is the part of a step that is launch gaps and host work.
-# Logs, the e2e JSON and ncu CSVs go to $OUT.
-#   carry: .gpu (node.xz, optional dist/), node_modules/node-api-headers, node_modules/node-addon-api
+# Logs, the e2e JSON and ncu CSVs go to $OUT (and $OUT/profile.tgz).
+#   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
 #   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,7 @@ if [[ -f .gpu/node.xz ]] && ! command -v node > /dev/null; then
   xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
 fi
 [[ -d .gpu/dist && ! -f dist/model.js ]] && cp -r .gpu/dist dist
-git log -1 --format='commit %H %s' 2>/dev/null | tee "$OUT/profile-commit.txt"
+{ cat COMMIT 2>/dev/null || git log -1 --format="commit %H %s"; } | tee "$OUT/profile-commit.txt"
 t0=$(date +%s)
 cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA_ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}" \
   "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" > "$OUT/profile-build.log" 2>&1 &&
@@ -25,22 +26,20 @@ echo "build: $(( $(date +%s) - t0 )) s"
 export GPT_OSS_NODE_BINARY="$PWD/$BUILD/gpt_oss_node.node"
 
 LAYERS="${LAYERS:-4}"
-CK="/tmp/gpt-oss-20b-${LAYERS}layer"
-t0=$(date +%s)
-[[ -f "$CK/config.json" ]] || node scripts/make-checkpoint.mjs "$CK" --preset 20b --layers "$LAYERS" --quiet > /dev/null
-echo "checkpoint ($LAYERS layers): $(( $(date +%s) - t0 )) s"
+SRC=(--synthetic 20b --layers "$LAYERS")
 
 for ctx in ${CTXS:-512 4096}; do
-  node bench/e2e.mjs "$CK" --device cuda --prefill "" --decode 128 --context "$ctx" --label "${LAYERS}l-ctx$ctx" --out "$OUT" 2>&1 | tail -4 | tee -a "$OUT/profile-e2e.log"
-  GPTOSS_CUDA_GRAPHS=0 node bench/e2e.mjs "$CK" --device cuda --prefill "" --decode 64 --context "$ctx" --label "${LAYERS}l-ctx$ctx-nographs" --out "$OUT" 2>&1 | tail -2 | tee -a "$OUT/profile-e2e.log"
+  node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 128 --context "$ctx" --label "${LAYERS}l-ctx$ctx" --out "$OUT" 2>&1 | tail -4 | tee -a "$OUT/profile-e2e.log"
+  GPTOSS_CUDA_GRAPHS=0 node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 64 --context "$ctx" --label "${LAYERS}l-ctx$ctx-nographs" --out "$OUT" 2>&1 | tail -2 | tee -a "$OUT/profile-e2e.log"
 done
 
 if [[ -z "${SKIP_NCU:-}" ]] && command -v ncu > /dev/null; then
   for ctx in ${CTXS:-512 4096}; do
     # 3 decode steps after the context prefill; every kernel of the run, one duration each.
     timeout 240 ncu --clock-control none --graph-profiling node --metrics gpu__time_duration.sum --csv --page raw \
-      node bench/e2e.mjs "$CK" --device cuda --prefill "" --decode 3 --context "$ctx" --label ncu --out /tmp \
+      node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 3 --context "$ctx" --label ncu --out /tmp \
       > "$OUT/ncu-decode-ctx$ctx.csv" 2> "$OUT/ncu-decode-ctx$ctx.err"
     echo "ncu ctx $ctx: rc $?, $(wc -l < "$OUT/ncu-decode-ctx$ctx.csv") lines"
   done
 fi
+(cd "$OUT" && tar czf profile.tgz ncu-*.csv *.json profile-*.log 2>/dev/null)
