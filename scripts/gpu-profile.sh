@@ -42,4 +42,6 @@ if [[ -z "${SKIP_NCU:-}" ]] && command -v ncu > /dev/null; then
     echo "ncu ctx $ctx: rc $?, $(wc -l < "$OUT/ncu-decode-ctx$ctx.csv") lines"
   done
 fi
-(cd "$OUT" && tar czf profile.tgz ncu-*.csv *.json profile-*.log 2>/dev/null)
+command -v python3 > /dev/null && ls "$OUT"/ncu-decode-ctx*.csv > /dev/null 2>&1 &&
+  python3 scripts/ncu-step.py "$OUT"/ncu-decode-ctx*.csv > "$OUT/ncu-step.txt" && grep total "$OUT/ncu-step.txt"
+(cd "$OUT" && tar czf profile.tgz ncu-step.txt ncu-*.csv *.json profile-*.log 2>/dev/null)
