@@ -4,91 +4,40 @@
 //
 // The weights are byte for byte those scripts/checkpoint-writer.mjs writes for the same shape and seed
 // (native/model/synthetic.cpp), so a synthetic model and `loadModel` of a written checkpoint compute
-// the same logits. The presets are the writer's (tiny, 20b, 120b), with its default seeds.
+// the same logits. The presets are the writer's objects (tiny, 20b, 120b), with its default seeds.
 import { native } from './native.js';
 import { parseConfig, type ModelConfig } from './loader/config.js';
 import { GptOssModel, resolveDevice, type DeviceRequest } from './model.js';
+// The presets and the shape type are the writer's: one definition of each (the writer is plain JS so
+// that it runs without TypeScript; it ships with the package under scripts/).
+import { configJson, PRESETS, type CheckpointSpec } from '../scripts/checkpoint-writer.mjs';
 
-/** A model shape, in the checkpoint writer's terms (its CheckpointSpec without the seed). */
-export interface SyntheticShape {
-  vocabSize: number;
-  hiddenSize: number;
-  /** per expert */
-  intermediateSize: number;
-  numLayers: number;
-  numExperts: number;
-  expertsPerToken: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  /** window of the sliding layers (the even ones) */
-  slidingWindow: number;
-  /** default 150000 */
-  ropeTheta?: number;
-  /** YaRN; default factor 32, originalMaxPositionEmbeddings 4096, betaFast 32, betaSlow 1, truncate false */
-  rope?: Partial<{ factor: number; originalMaxPositionEmbeddings: number; betaFast: number; betaSlow: number; truncate: boolean }>;
-  /** default 1e-5 */
-  rmsNormEps?: number;
-  /** default 7 */
-  swigluLimit?: number;
-  /** default 131072 */
-  maxPositionEmbeddings?: number;
-  /** default 4096 */
-  initialContextLength?: number;
-  eosTokenId?: number | null;
-}
+/**
+ * A model shape, in the checkpoint writer's terms (its CheckpointSpec without the seed; fields and
+ * defaults documented in scripts/checkpoint-writer.d.mts). The fields that only shape a config.json
+ * file (token ids, torch dtype, ...) are accepted and ignored.
+ */
+export type SyntheticShape = Omit<CheckpointSpec, 'seed'>;
 
 export type SyntheticPreset = 'tiny' | '20b' | '120b';
 
-const COMMON = {
-  ropeTheta: 150000,
-  rope: { factor: 32, originalMaxPositionEmbeddings: 4096, betaFast: 32, betaSlow: 1, truncate: false },
-  rmsNormEps: 1e-5,
-  swigluLimit: 7,
-  maxPositionEmbeddings: 131072,
-  initialContextLength: 4096,
-} as const;
-
-const GPT_OSS_20B: SyntheticShape = {
-  ...COMMON,
-  vocabSize: 201088,
-  hiddenSize: 2880,
-  intermediateSize: 2880,
-  numLayers: 24,
-  numExperts: 32,
-  expertsPerToken: 4,
-  numHeads: 64,
-  numKvHeads: 8,
-  headDim: 64,
-  slidingWindow: 128,
-  eosTokenId: 200002,
-};
-
 /**
- * The checkpoint writer's presets: `tiny` (test/fixtures/tiny-a's shape), `20b` and `120b` (the
- * openai/gpt-oss-20b and -120b shapes: 24 layers x 32 experts, 36 layers x 128 experts).
+ * The checkpoint writer's presets, the writer's own objects: `tiny` (test/fixtures/tiny-a's shape),
+ * `20b` and `120b` (the openai/gpt-oss-20b and -120b shapes: 24 layers x 32 experts, 36 layers x 128
+ * experts).
  */
 export const SYNTHETIC_PRESETS: Readonly<Record<SyntheticPreset, Readonly<SyntheticShape>>> = Object.freeze({
-  tiny: Object.freeze({
-    ...COMMON,
-    vocabSize: 1024,
-    hiddenSize: 256,
-    intermediateSize: 256,
-    numLayers: 4,
-    numExperts: 8,
-    expertsPerToken: 2,
-    numHeads: 8,
-    numKvHeads: 2,
-    headDim: 64,
-    slidingWindow: 16,
-    eosTokenId: null,
-  }),
-  '20b': Object.freeze(GPT_OSS_20B),
-  '120b': Object.freeze({ ...GPT_OSS_20B, numLayers: 36, numExperts: 128 }),
+  tiny: PRESETS.tiny,
+  '20b': PRESETS['20b'],
+  '120b': PRESETS['120b'],
 });
 
 /** The writer's default seed of each preset (a custom shape's default seed is 0, as the writer's). */
-export const SYNTHETIC_PRESET_SEEDS: Readonly<Record<SyntheticPreset, number>> = Object.freeze({ tiny: 20251101, '20b': 20, '120b': 120 });
+export const SYNTHETIC_PRESET_SEEDS: Readonly<Record<SyntheticPreset, number>> = Object.freeze({
+  tiny: Number(PRESETS.tiny.seed),
+  '20b': Number(PRESETS['20b'].seed),
+  '120b': Number(PRESETS['120b'].seed),
+});
 
 export interface SyntheticOptions {
   /** default 'auto' (CUDA when usable, else the CPU) */
@@ -146,36 +95,8 @@ export function syntheticConfig(shape: SyntheticPreset | SyntheticShape, options
       throw new RangeError(`${FN}: option 'layers' must be an integer in [1, ${s.numLayers}], got ${l}`);
     numLayers = l;
   }
-  const rope = { ...COMMON.rope, ...(s.rope ?? {}) };
-  const json = {
-    model_type: 'gpt_oss',
-    vocab_size: s.vocabSize,
-    hidden_size: s.hiddenSize,
-    intermediate_size: s.intermediateSize,
-    num_hidden_layers: numLayers,
-    num_local_experts: s.numExperts,
-    num_experts_per_tok: s.expertsPerToken,
-    experts_per_token: s.expertsPerToken,
-    num_attention_heads: s.numHeads,
-    num_key_value_heads: s.numKvHeads,
-    head_dim: s.headDim,
-    sliding_window: s.slidingWindow,
-    layer_types: Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention')),
-    rope_theta: s.ropeTheta ?? COMMON.ropeTheta,
-    rope_scaling: {
-      rope_type: 'yarn',
-      factor: rope.factor,
-      original_max_position_embeddings: rope.originalMaxPositionEmbeddings,
-      beta_fast: rope.betaFast,
-      beta_slow: rope.betaSlow,
-      truncate: rope.truncate,
-    },
-    initial_context_length: s.initialContextLength ?? COMMON.initialContextLength,
-    rms_norm_eps: s.rmsNormEps ?? COMMON.rmsNormEps,
-    swiglu_limit: s.swigluLimit ?? COMMON.swigluLimit,
-    max_position_embeddings: s.maxPositionEmbeddings ?? COMMON.maxPositionEmbeddings,
-    eos_token_id: s.eosTokenId ?? null,
-  };
+  // The config.json the writer would write for this shape, read as a loaded checkpoint's is.
+  const json: unknown = JSON.parse(configJson({ ...s, numLayers, seed: 0 }));
   return parseConfig(json, `synthetic ${typeof shape === 'string' ? shape : 'shape'}`);
 }
 

@@ -16,16 +16,8 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
 mkdir -p "$OUT"
 BUILD="${BUILD_DIR:-build-gpu}"
-if [[ -f .gpu/node.xz ]] && ! command -v node > /dev/null; then
-  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
-fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-t0=$(date +%s)
-cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA_ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}" \
-  "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" > "$OUT/e2e-build.log" 2>&1 &&
-  ninja -C "$BUILD" gpt_oss_node >> "$OUT/e2e-build.log" 2>&1 || { tail -30 "$OUT/e2e-build.log"; exit 1; }
-echo "build: $(( $(date +%s) - t0 )) s"
-export GPT_OSS_NODE_BINARY="$PWD/$BUILD/gpt_oss_node.node"
+source scripts/gpu-addon.sh e2e
 DECODE="${DECODE:-128}"
 
 # run <label> <model args...> -- <e2e args...>: one bench run with its own peak-memory sampler

@@ -114,6 +114,25 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// A bf16 or f32 row of H4 float4s as kPer float4s a thread (element i = threadIdx.x + j * blockDim.x),
+// read through the read-only path: norm weights.
+template <int kPer>
+__device__ __forceinline__ void load_row4(const void* row, bool bf16, int H4, float4 (&out)[kPer]) {
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      if (bf16) {
+        const uint2 b = __ldg(reinterpret_cast<const uint2*>(row) + i);
+        out[j] = make_float4(__uint_as_float(b.x << 16), __uint_as_float(b.x & 0xffff0000u),
+                             __uint_as_float(b.y << 16), __uint_as_float(b.y & 0xffff0000u));
+      } else {
+        out[j] = __ldg(reinterpret_cast<const float4*>(row) + i);
+      }
+    }
+  }
+}
+
 // Sum of squares of one row held as kPer float4s a thread (element i = threadIdx.x + j * blockDim.x
 // of the row's float4s, i < H4), over the block: one fixed order, so every kernel that norms a row
 // through this gets bit-identical results (rmsnorm, add_rmsnorm, add_rmsnorm + router). `partial`:

@@ -120,6 +120,25 @@ __global__ void router_kernel(RouterArgs a) {
 constexpr int kRouterSplitWarps = 8;  // experts a block (one warp each)
 constexpr int kRouterSplitMaxTokens = 64;
 
+// Split path, every block: its experts' logits (one warp each) from the staged row xs -> logits_ws;
+// returns whether this block is the token's last to finish (it then selects: router_split_select).
+__device__ __forceinline__ bool router_split_logits(const RouterArgs& a, const float* xs, float* logits_ws,
+                                                    int* counters, int t) {
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int e = blockIdx.x * kRouterSplitWarps + warp;
+  if (e < a.E) {
+    const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
+    if (lane == 0) logits_ws[int64_t(t) * a.E + e] = s + router_bias(a, e);
+  }
+  return last_block_arrives(counters + t, gridDim.x);
+}
+// Split path, the last block: the token's E logits into shared `lg`, then top-k and softmax.
+__device__ __forceinline__ void router_split_select(const RouterArgs& a, const float* logits_ws, float* lg, int t) {
+  for (int i = threadIdx.x; i < a.E; i += blockDim.x) lg[i] = __ldcg(logits_ws + int64_t(t) * a.E + i);
+  __syncthreads();
+  if (threadIdx.x < kWarpSize) router_select(a, lg, t);
+}
+
 __global__ void __launch_bounds__(kRouterSplitWarps * 32) router_split_kernel(RouterArgs a, float* logits_ws, int* counters) {
   extern __shared__ __align__(16) float smem[];
   float* xs = smem;  // [H], then reused for the token's E logits by the last block
@@ -128,16 +147,8 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32) router_split_kernel(Ro
   pdl_launch_dependents();
   stage_row(a.x + int64_t(t) * a.H, a.H, xs);
   __syncthreads();
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int e = blockIdx.x * kRouterSplitWarps + warp;
-  if (e < a.E) {
-    const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
-    if (lane == 0) logits_ws[int64_t(t) * a.E + e] = s + router_bias(a, e);
-  }
-  if (!last_block_arrives(counters + t, gridDim.x)) return;
-  for (int i = threadIdx.x; i < a.E; i += blockDim.x) xs[i] = __ldcg(logits_ws + int64_t(t) * a.E + i);
-  __syncthreads();
-  if (warp == 0) router_select(a, xs, t);
+  if (!router_split_logits(a, xs, logits_ws, counters, t)) return;
+  router_split_select(a, logits_ws, xs, t);
 }
 
 // add_rmsnorm + router for few tokens, one launch (grid and last-block selection as
@@ -155,18 +166,7 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
   float* lg = smem + a.H;     // [E] the token's logits (last block)
   const int t = blockIdx.y, H4 = a.H / 4;
   float4 v[kPer], w[kPer];
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {  // the norm weight is constant: read before the wait
-    const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) {
-      if (norm_weight_bf16) {
-        const uint2 b = __ldg(reinterpret_cast<const uint2*>(norm_weight) + i);
-        w[j] = make_float4(bf16_lo(b.x), bf16_hi(b.x), bf16_lo(b.y), bf16_hi(b.y));
-      } else {
-        w[j] = __ldg(reinterpret_cast<const float4*>(norm_weight) + i);
-      }
-    }
-  }
+  load_row4<kPer>(norm_weight, norm_weight_bf16, H4, w);  // constant: read before the wait
   pdl_wait();
   pdl_launch_dependents();
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * a.H);
@@ -189,13 +189,7 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
           make_float4(v[j].x * inv * w[j].x, v[j].y * inv * w[j].y, v[j].z * inv * w[j].z, v[j].w * inv * w[j].w);
   }
   __syncthreads();
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int e = blockIdx.x * kRouterSplitWarps + warp;
-  if (e < a.E) {
-    const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
-    if (lane == 0) logits_ws[int64_t(t) * a.E + e] = s + router_bias(a, e);
-  }
-  if (!last_block_arrives(counters + t, gridDim.x)) return;
+  if (!router_split_logits(a, xs, logits_ws, counters, t)) return;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
@@ -204,9 +198,7 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
       reinterpret_cast<float4*>(normed + int64_t(t) * a.H)[i] = reinterpret_cast<const float4*>(xs)[i];
     }
   }
-  for (int i = threadIdx.x; i < a.E; i += blockDim.x) lg[i] = __ldcg(logits_ws + int64_t(t) * a.E + i);
-  __syncthreads();
-  if (warp == 0) router_select(a, lg, t);
+  router_split_select(a, logits_ws, lg, t);
 }
 
 __device__ __forceinline__ float load_param(const void* p, bool bf16, int64_t i) {

@@ -75,18 +75,7 @@ __global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float*
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * H);
   const float4* rr = reinterpret_cast<const float4*>(residual + int64_t(blockIdx.x) * H);
   float4 v[kPer], w[kPer];
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {  // the weight is constant: read before the wait
-    const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) {
-      if (weight_bf16) {
-        const uint2 b = __ldg(reinterpret_cast<const uint2*>(weight) + i);
-        w[j] = make_float4(bf16_lo(b.x), bf16_hi(b.x), bf16_lo(b.y), bf16_hi(b.y));
-      } else {
-        w[j] = __ldg(reinterpret_cast<const float4*>(weight) + i);
-      }
-    }
-  }
+  load_row4<kPer>(weight, weight_bf16, H4, w);  // the weight is constant: read before the wait
   pdl_wait();
   pdl_launch_dependents();
 #pragma unroll

@@ -1,0 +1,14 @@
+# Sourced by the GPU-host scripts (gpu-e2e.sh, gpu-profile.sh) from the repository root: puts the
+# carried Node on the PATH, builds the addon for GPTOSS_CUDA_ARCHS (default 90a-real) into $BUILD,
+# logs to $OUT/$1-build.log, and exports GPT_OSS_NODE_BINARY. Needs OUT and BUILD set.
+if [[ -f .gpu/node.xz ]] && ! command -v node > /dev/null; then
+  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
+fi
+[[ -d .gpu/dist && ! -f dist/model.js ]] && cp -r .gpu/dist dist
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
+gpu_addon_t0=$(date +%s)
+cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA_ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}" \
+  "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" > "$OUT/$1-build.log" 2>&1 &&
+  ninja -C "$BUILD" gpt_oss_node >> "$OUT/$1-build.log" 2>&1 || { tail -30 "$OUT/$1-build.log"; exit 1; }
+echo "build: $(( $(date +%s) - gpu_addon_t0 )) s"
+export GPT_OSS_NODE_BINARY="$BUILD/gpt_oss_node.node"
