@@ -356,9 +356,11 @@ class CudaBackend final : public Backend {
     const bool decode = moe_uses_decode(a);
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
     if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
-    switch (moe_decode_kind(a)) {
-      case MoeDecodeKind::Mma: return launch_moe_decode_mma(a, false, ws.get(), stream_);
-      case MoeDecodeKind::MmaPrmt: return launch_moe_decode_mma(a, true, ws.get(), stream_);
+    const MoeDecodeKind kind = moe_decode_kind(a);
+    switch (kind) {
+      case MoeDecodeKind::Mma:
+      case MoeDecodeKind::MmaPrmt:
+      case MoeDecodeKind::MmaPipe: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
       case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
     }
   }

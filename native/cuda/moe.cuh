@@ -57,9 +57,11 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
 // Decode kernels: tensor-core GEMVs (moe_decode_mma.cu; Mma = bit-placed E2M1, MmaPrmt = prmt
 // tables) or the SIMT LUT kernels above. GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|simt overrides;
 // shapes whose B fragments do not fit shared memory take Simt. Same workspace as launch_moe_decode.
-enum class MoeDecodeKind { Mma, MmaPrmt, Simt };
+// MmaPipe (GPTOSS_CUDA_MOE_DECODE=mma-pipe): the same kernels as Mma with each CTA walking several
+// tiles of one pair, the next tile's rows loading during this one's MMAs.
+enum class MoeDecodeKind { Mma, MmaPrmt, MmaPipe, Simt };
 MoeDecodeKind moe_decode_kind(const MoeArgs& a);
-void launch_moe_decode_mma(const MoeArgs& a, bool prmt, void* workspace, gpuStream_t stream);
+void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, gpuStream_t stream);
 void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream);
 
 }  // namespace gptoss::cuda

@@ -147,59 +147,65 @@ __device__ __forceinline__ float block_scale(uint32_t s) {
 }
 
 // One warp's share of a 16-row tile: rows [row0, row0 + 16) of w (MXFP4 blocks [rows_total, nch, 16],
-// scales [rows_total, nch]) times x, over the MX blocks [b0, b0 + nb) (nb <= per). Everything the
-// slice needs is requested before anything is waited for: the weight rows by cp.async, the scale
-// bytes and the activation (f32, converted to the B fragments [nb][hi, lo][t][4 words]) by plain
-// loads. Leaves sum_b scale * (W_blk . x_blk) for rows g and g + 8 in lanes t = 0 (acc0, acc1).
-// wait_mid: the weight and scale requests go out first, then pdl_wait() (the activation is the
-// previous kernel's output; the weights are not), then the activation loads.
-template <bool kSub>
-__device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
-                                           int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
-                                           int lane, bool wait_mid, float& acc0, float& acc1) {
-  const int stride = row_stride(per);
-  uint8_t* rows = wsm;
-  uint8_t* sc = wsm + kTileRows * stride;
-  uint4* frag = reinterpret_cast<uint4*>(sc + round16(kTileRows * per));
-  // 1. weight rows (16 x nb x 16 bytes), all in flight; lane = MX block of the slice (nb <= 32),
-  //    so no index needs a division by the runtime slice width
-  const bool has_blk = lane < nb;
+// scales [rows_total, nch]) times x, over the MX blocks [b0, b0 + nb) of its K slice (nb <= per <= 32).
+// The steps, which slice_gemv runs in order and the pipelined kernels interleave across tiles:
+//   issue_rows    the weight rows by cp.async (lane = MX block of the slice: no index divides by the
+//                 runtime slice width), one commit group;
+//   load_scales / store_scales   the 16 x nb scale bytes through registers;
+//   build_frags   the activation slice (nb x 32 f32) as B fragments [nb][hi, lo][t][4 words];
+//   tile_mma      after the rows have landed: sum_b scale * (W_blk . x_blk) for rows g and g + 8 in
+//                 lanes t = 0 (acc0, acc1).
+// Shared memory of one warp: rows [16][row_stride], scales [16][per] (round16), then fragments.
+struct SliceRef {
+  int nch, rows_total, b0, nb, per, lane;
+  __device__ __forceinline__ int stride() const { return row_stride(per); }
+};
+__device__ __forceinline__ int rows_bytes(int per) { return kTileRows * row_stride(per) + round16(kTileRows * per); }
+
+__device__ __forceinline__ void issue_rows(const SliceRef& r, const uint8_t* w, int row0, uint8_t* rows) {
+  if (r.lane < r.nb) {
 #pragma unroll
-  for (int r = 0; r < kTileRows; ++r) {
-    const int row = min(row0 + r, rows_total - 1);
-    if (has_blk) cp_async16(rows + r * stride + lane * 16, w + (int64_t(row) * nch + b0 + lane) * 16);
+    for (int i = 0; i < kTileRows; ++i) {
+      const int row = min(row0 + i, r.rows_total - 1);
+      cp_async16(rows + i * r.stride() + r.lane * 16, w + (int64_t(row) * r.nch + r.b0 + r.lane) * 16);
+    }
   }
   cp_async_commit();
-  // 2. scale bytes (16 x nb) and the activation slice (nb x 32 f32), loads first, stores after
-  uint32_t sv[kTileRows];
+}
+
+__device__ __forceinline__ void load_scales(const SliceRef& r, const uint8_t* s, int row0, uint32_t (&sv)[kTileRows]) {
 #pragma unroll
-  for (int r = 0; r < kTileRows; ++r) {
-    const int row = min(row0 + r, rows_total - 1);
-    if (has_blk) sv[r] = __ldg(s + int64_t(row) * nch + b0 + lane);
+  for (int i = 0; i < kTileRows; ++i) {
+    const int row = min(row0 + i, r.rows_total - 1);
+    if (r.lane < r.nb) sv[i] = __ldg(s + int64_t(row) * r.nch + r.b0 + r.lane);
   }
-  if (wait_mid) {
-    pdl_wait();
-    pdl_launch_dependents();
-  }
+}
+
+template <bool kSub>
+__device__ __forceinline__ void store_scales(const SliceRef& r, const uint32_t (&sv)[kTileRows], uint8_t* sc) {
+#pragma unroll
+  for (int i = 0; i < kTileRows; ++i)
+    if (r.lane < r.nb) sc[i * r.per + r.lane] = stored_scale_byte<kSub>(sv[i]);
+}
+
+template <bool kSub>
+__device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, uint4* frag) {
   constexpr int kXPer = kSliceMax * 4 / kWarpSize;  // 4 items (block, quad) a lane
   float4 xv[kXPer][2];
 #pragma unroll
   for (int u = 0; u < kXPer; ++u) {
-    const int it = lane + u * kWarpSize;
-    if (it < nb * 4) {
-      const float4* p = reinterpret_cast<const float4*>(x + (b0 + (it >> 2)) * 32 + 8 * (it & 3));
+    const int it = r.lane + u * kWarpSize;
+    if (it < r.nb * 4) {
+      const float4* p = reinterpret_cast<const float4*>(x + (r.b0 + (it >> 2)) * 32 + 8 * (it & 3));
       xv[u][0] = __ldg(p);
       xv[u][1] = __ldg(p + 1);
     }
   }
-#pragma unroll
-  for (int r = 0; r < kTileRows; ++r)
-    if (has_blk) sc[r * per + lane] = stored_scale_byte<kSub>(sv[r]);
   const float pre = kSub ? 0x1p64f : 1.f;
 #pragma unroll
   for (int u = 0; u < kXPer; ++u) {
-    const int it = lane + u * kWarpSize;
-    if (it < nb * 4) {
+    const int it = r.lane + u * kWarpSize;
+    if (it < r.nb * 4) {
       const float v[8] = {xv[u][0].x * pre, xv[u][0].y * pre, xv[u][0].z * pre, xv[u][0].w * pre,
                           xv[u][1].x * pre, xv[u][1].y * pre, xv[u][1].z * pre, xv[u][1].w * pre};
       uint32_t hi[4], lo[4];
@@ -214,17 +220,19 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
       fr[4] = make_uint4(lo[0], lo[1], lo[2], lo[3]);
     }
   }
-  cp_async_wait<0>();
-  __syncwarp();
-  // 3. the MMAs
-  const int g = lane >> 2, t = lane & 3;
-  const uint8_t* arow = rows + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
-  const uint8_t* sc0 = sc + g * per;
-  const uint8_t* sc1 = sc + (g + 8) * per;
+}
+
+template <bool kSub>
+__device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows, const uint8_t* sc, const uint4* frag,
+                                         float& acc0, float& acc1) {
+  const int g = r.lane >> 2, t = r.lane & 3;
+  const uint8_t* arow = rows + (r.lane & 15) * r.stride();  // ldmatrix.x2: lanes 0-15 give rows 0-15
+  const uint8_t* sc0 = sc + g * r.per;
+  const uint8_t* sc1 = sc + (g + 8) * r.per;
   const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
   float a0 = 0.f, a1 = 0.f;
 #pragma unroll 4
-  for (int blk = 0; blk < nb; ++blk) {
+  for (int blk = 0; blk < r.nb; ++blk) {
     uint32_t w0, w1;
     ldsm_x2(w0, w1, arow + blk * 16);
     const uint4 xf = fr[blk * 8];
@@ -242,6 +250,31 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   }
   acc0 = a0;
   acc1 = a1;
+}
+
+// The whole slice for one tile, every request out before anything is waited for. wait_mid: the
+// weight and scale requests go out first, then pdl_wait() (the activation is the previous kernel's
+// output; the weights are not), then the activation loads.
+template <bool kSub>
+__device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
+                                           int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
+                                           int lane, bool wait_mid, float& acc0, float& acc1) {
+  const SliceRef r{nch, rows_total, b0, nb, per, lane};
+  uint8_t* rows = wsm;
+  uint8_t* sc = wsm + kTileRows * r.stride();
+  uint4* frag = reinterpret_cast<uint4*>(wsm + rows_bytes(per));
+  issue_rows(r, w, row0, rows);
+  uint32_t sv[kTileRows];
+  load_scales(r, s, row0, sv);
+  if (wait_mid) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+  build_frags<kSub>(r, x, frag);
+  store_scales<kSub>(r, sv, sc);
+  cp_async_wait<0>();
+  __syncwarp();
+  tile_mma<kSub>(r, rows, sc, frag, acc0, acc1);
 }
 #endif  // GPTOSS_HAVE_MMA_SYNC
 
@@ -351,6 +384,110 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
 #endif
 }
 
+// ---------------------------------------------------------------------------------------------
+// Pipelined variant (GPTOSS_CUDA_MOE_DECODE=mma-pipe; compiled, not yet run on a GPU): a CTA keeps
+// one (token, expert) pair and walks several of its 16-row tiles, each warp with two row buffers:
+// the next tile's rows are in flight while the current one is multiplied, and the activation's B
+// fragments are built once per CTA instead of once per tile. Stage 1 (kDown = false) writes act,
+// stage 2 part + the last-CTA expert sum, as the kernels above. grid (CTAs a pair, pairs).
+// ---------------------------------------------------------------------------------------------
+__host__ __device__ inline int pipe_warp_bytes(int per) {
+  return 2 * (kTileRows * row_stride(per) + round16(kTileRows * per)) + per * 128;
+}
+int pipe_cta_smem(int nch, int target) {
+  const SliceShape sh = slice_shape(nch, target);
+  return sh.slices * pipe_warp_bytes(sh.per);
+}
+
+template <bool kSub, bool kDown>
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_pipe_kernel(MoeArgs a, float* act, float* part) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[kMaxWarps][kTileRows];
+  __shared__ float rowv[kTileRows];
+  const int pair = blockIdx.y, tok = pair / a.k;
+  const int rows_total = kDown ? a.H : 2 * a.I, nch = (kDown ? a.I : a.H) / 32;
+  const int tiles = (rows_total + kTileRows - 1) / kTileRows;
+  // gate_up: the expert index is the previous kernel's (the router's) output; down: two back.
+  if (!kDown) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+  const int e = a.expert_idx[pair];
+  const bool valid = e >= 0 && e < a.E;
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const SliceRef r{nch, rows_total, warp * sh.per, min(sh.per, nch - warp * sh.per), sh.per, lane};
+  const bool work = valid && r.nb > 0;
+  uint8_t* wsm = smem + warp * pipe_warp_bytes(sh.per);
+  const int rb = rows_bytes(sh.per);
+  auto buf = [&](int i) { return wsm + (i & 1) * rb; };  // the two row buffers
+  uint4* frag = reinterpret_cast<uint4*>(wsm + 2 * rb);
+  const uint8_t* w = kDown ? a.down + int64_t(valid ? e : 0) * a.H * nch * 16
+                           : a.gate_up + int64_t(valid ? e : 0) * rows_total * nch * 16;
+  const uint8_t* s = kDown ? a.down_scales + int64_t(valid ? e : 0) * a.H * nch
+                           : a.gate_up_scales + int64_t(valid ? e : 0) * rows_total * nch;
+  const void* bias_p = kDown ? a.down_bias : a.gate_up_bias;
+  const bool bias_bf16 = kDown ? a.down_bias_bf16 : a.gate_up_bias_bf16;
+  const float route_w = kDown && valid ? a.expert_weight[pair] : 0.f;
+  if (!valid && threadIdx.x == 0 && !kDown) atomicOr(a.err, kErrExpertRange);
+
+  int tile = blockIdx.x;
+  uint32_t sv[kTileRows];
+  float bias = 0.f;
+  auto prefetch = [&](int tl) {  // rows by cp.async, scales and bias into registers
+    if (work) {
+      issue_rows(r, w, tl * kTileRows, buf((tl - int(blockIdx.x)) / int(gridDim.x)));
+      load_scales(r, s, tl * kTileRows, sv);
+    } else {
+      cp_async_commit();  // keep the group count uniform
+    }
+    const int rr = tl * kTileRows + int(threadIdx.x);
+    bias = valid && threadIdx.x < kTileRows && rr < rows_total
+               ? param_at(bias_p, bias_bf16, int64_t(e) * rows_total + rr) : 0.f;
+  };
+  if (tile < tiles) prefetch(tile);
+  if (kDown) {
+    pdl_wait();  // act is gate_up's output
+    pdl_launch_dependents();
+  }
+  if (work) build_frags<kSub>(r, kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, frag);
+  for (int i = 0; tile < tiles; ++i, tile += gridDim.x) {
+    uint8_t* cur = buf(i);
+    uint8_t* sc = cur + kTileRows * r.stride();
+    if (work) store_scales<kSub>(r, sv, sc);
+    const float bias_cur = bias;
+    const bool more = tile + int(gridDim.x) < tiles;
+    if (more) prefetch(tile + gridDim.x);  // into the other buffer; sv and bias now the next tile's
+    if (more) cp_async_wait<1>();
+    else cp_async_wait<0>();
+    __syncwarp();
+    float acc0 = 0.f, acc1 = 0.f;
+    if (work) tile_mma<kSub>(r, cur, sc, frag, acc0, acc1);
+    const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
+    const int row0 = tile * kTileRows, rrow = row0 + int(threadIdx.x);
+    if (!kDown) {
+      if (threadIdx.x < kTileRows) rowv[threadIdx.x] = v + bias_cur;
+      __syncthreads();
+      const int j = row0 / 2 + int(threadIdx.x);  // rows 2j (gate) and 2j + 1 (up) are interleaved
+      if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
+        act[int64_t(pair) * a.I + j] =
+            valid ? swiglu_act(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha) : 0.f;
+    } else {
+      if (threadIdx.x < kTileRows && rrow < a.H) part[int64_t(pair) * a.H + rrow] = valid ? route_w * (v + bias_cur) : 0.f;
+      if (last_block_arrives(a.counters + kCountersMoe + tok * tiles + tile, a.k) && threadIdx.x < kTileRows &&
+          rrow < a.H) {
+        float sum = 0.f;
+        for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rrow);
+        a.out[int64_t(tok) * a.H + rrow] = sum;
+      }
+    }
+    __syncthreads();  // red / rowv are rewritten by the next tile
+  }
+  cp_async_wait<0>();
+#endif
+}
+
 // Opt in to more than 48 KB where needed, and ask for the largest shared-memory carveout (the
 // driver otherwise may pick a smaller split than the 5-6 CTAs a SM these kernels are sized for).
 template <typename K>
@@ -379,6 +516,40 @@ void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t strea
 
 }  // namespace
 
+// CTAs a (token, expert) pair for the pipelined kernel: as many as fit on the device at once,
+// spread so that every CTA walks the same number of tiles.
+template <typename K>
+int pipe_ctas_per_pair(K kernel, int threads, int smem, int tiles, int pairs) {
+  static int sms = 0;
+  if (!sms) {
+    int dev = 0;
+    GPTOSS_CUDA_CHECK(cudaGetDevice(&dev));
+    GPTOSS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  }
+  int per_sm = 0;
+  GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  const int resident = std::max(1, per_sm * sms);
+  const int tiles_per_cta = std::max(1, ceil_div(int64_t(tiles) * pairs, resident));
+  return ceil_div(tiles, tiles_per_cta);
+}
+
+template <bool kSub>
+void launch_pipe(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
+  static int have1 = 0, have2 = 0;
+  const int nh = a.H / 32, ni = a.I / 32, pairs = a.n * a.k;
+  const int s1 = pipe_cta_smem(nh, a.slice_blocks), s2 = pipe_cta_smem(ni, a.slice_blocks);
+  const int t1 = slice_shape(nh, a.slice_blocks).slices * 32, t2 = slice_shape(ni, a.slice_blocks).slices * 32;
+  allow_smem(moe_mma_pipe_kernel<kSub, false>, s1, have1);
+  allow_smem(moe_mma_pipe_kernel<kSub, true>, s2, have2);
+  const int tiles1 = ceil_div(2 * a.I, kTileRows), tiles2 = ceil_div(a.H, kTileRows);
+  dim3 g1(pipe_ctas_per_pair(moe_mma_pipe_kernel<kSub, false>, t1, s1, tiles1, pairs), pairs);
+  launch_k(moe_mma_pipe_kernel<kSub, false>, g1, t1, s1, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_mma_pipe_kernel<gate_up>");
+  dim3 g2(pipe_ctas_per_pair(moe_mma_pipe_kernel<kSub, true>, t2, s2, tiles2, pairs), pairs);
+  launch_k(moe_mma_pipe_kernel<kSub, true>, g2, t2, s2, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_mma_pipe_kernel<down>");
+}
+
 MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   if (v && !std::strcmp(v, "simt")) return MoeDecodeKind::Simt;
@@ -388,15 +559,20 @@ MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   if (cta_smem(nh) > kMaxSmem || cta_smem(ni) > kMaxSmem) return MoeDecodeKind::Simt;
   if (int64_t(a.n) * ceil_div(a.H, kTileRows) > kCountersMoeSize) return MoeDecodeKind::Simt;  // last-block counters
   if (v && !std::strcmp(v, "mma-prmt")) return MoeDecodeKind::MmaPrmt;
+  if (v && !std::strcmp(v, "mma-pipe")) {
+    const int t = slice_target();
+    if (pipe_cta_smem(nh, t) <= kMaxSmem && pipe_cta_smem(ni, t) <= kMaxSmem) return MoeDecodeKind::MmaPipe;
+  }
   return MoeDecodeKind::Mma;
 }
 
-void launch_moe_decode_mma(const MoeArgs& args, bool prmt, void* workspace, gpuStream_t stream) {
+void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, gpuStream_t stream) {
   MoeArgs a = args;
   a.slice_blocks = slice_target();
   float* act = static_cast<float*>(workspace);
   float* part = act + int64_t(a.n) * a.k * a.I;
-  if (prmt) launch_variant<false>(a, act, part, stream);
+  if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
+  else if (kind == MoeDecodeKind::MmaPipe) launch_pipe<true>(a, act, part, stream);
   else launch_variant<true>(a, act, part, stream);
 }
 
