@@ -48,3 +48,6 @@ for m in ${MODELS:-checkpoint-20b synthetic-120b}; do
   run "$m-ctx4096" "${src[@]}" --prefill "" --decode "$DECODE" --context 4096
   run "$m-ctx8192" "${src[@]}" --prefill "" --decode 32 --context 8192
 done
+# One table (and bench/results-style JSON) over the runs above and any kernel bench log in $OUT.
+cp COMMIT "$OUT/COMMIT" 2>/dev/null || git rev-parse HEAD > "$OUT/COMMIT" 2>/dev/null || true
+node bench/summary.mjs "$OUT"
