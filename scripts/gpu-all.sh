@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Everything a GPU session checks and measures, in one device call (device time is scarce): the
+# native check and the tiny-a model checks (gpu-check.sh), the decode-kernel bench, end to end on the
+# 20b checkpoint and synthetic 120b (gpu-e2e.sh, ending with bench/summary.mjs), then compute-sanitizer
+# memcheck and racecheck on the reduced check. Everything lands in $OUT, packed as $OUT/all.tgz (the
+# device tool returns a limited number of files).
+#   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
+#     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
+#   env: SKIP_E2E=1, SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-$PWD/gpu-logs}"
+mkdir -p "$OUT"
+cat COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null
+
+SKIP_SANITIZER=1 SKIP_BENCH=1 SKIP_20B=1 OUT="$OUT" bash scripts/gpu-check.sh > "$OUT/check-all.log" 2>&1
+grep -E "^(build|check|model)" "$OUT/check-all.log"
+grep -E "FAIL" "$OUT/check.log" | head -20
+
+if [[ -x build-gpu/gptoss_gpu_bench ]]; then
+  build-gpu/gptoss_gpu_bench ${BENCH_ARGS:---decode} > "$OUT/bench.log" 2>&1
+  grep "^|" "$OUT/bench.log"
+fi
+
+[[ -z "${SKIP_E2E:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-e2e.sh 2>&1 | grep -vE "^\s*$" | tail -40
+
+if [[ -z "${SKIP_SANITIZER:-}" && -x build-gpu/gptoss_gpu_check ]] && command -v compute-sanitizer > /dev/null; then
+  for tool in memcheck racecheck; do
+    timeout "${SANITIZER_TIMEOUT:-120}" compute-sanitizer --tool "$tool" --print-limit 10 build-gpu/gptoss_gpu_check --quick > "$OUT/$tool.log" 2>&1
+    echo "$tool rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool.log" | tail -1)"
+  done
+fi
+(cd "$OUT" && tar czf all.tgz --exclude=all.tgz . 2>/dev/null)
