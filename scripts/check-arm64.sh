@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Cross-compiles the native core, CPU backend and model (not napi/, not CUDA) for arm64 with
-# -Wall -Wextra, as CMake would there: the x86 *_avx2.cpp / *_avx512.cpp files are left out
-# (cpu.cmake excludes them off x86) and *_neon.cpp are in. Exits non-zero when a file fails.
+# Cross-compiles the native core, CPU backend, model and, when node_modules holds node-api-headers
+# and node-addon-api, the N-API layer for arm64 with -Wall -Wextra, as CMake would there (not CUDA):
+# the x86 *_avx2.cpp / *_avx512.cpp files are left out (cpu.cmake excludes them off x86) and
+# *_neon.cpp are in; then links the addon (gpt_oss_node.node, a shared object whose N-API symbols
+# the host Node resolves at load). Exits non-zero when a file fails to compile or the link fails.
 # With qemu-aarch64-static present (apt-get install qemu-user-static) it also links a static parity
 # check of the NEON kernels against the portable ones and the double references and runs it under
 # qemu; CHECK_ARM64_RUN=0 skips that step, CHECK_ARM64_RUN=1 makes a missing qemu an error.
@@ -31,7 +33,10 @@ fi
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/check-arm64.XXXXXX")
 trap 'rm -rf "$OUT"' EXIT
-FLAGS=(-std=c++17 -O2 -Wall -Wextra -Wno-unused-parameter -Inative)  # CMakeLists.txt's warning set
+FLAGS=(-std=c++17 -O2 -fPIC -Wall -Wextra -Wno-unused-parameter -Inative)  # CMakeLists.txt's warning set
+NAPI_INC=(node_modules/node-api-headers/include node_modules/node-addon-api)
+napi=0
+[ -d "${NAPI_INC[0]}" ] && [ -d "${NAPI_INC[1]}" ] && napi=1
 start=$(date +%s.%N)
 
 files=()
@@ -39,12 +44,22 @@ for f in native/core/*.cpp native/cpu/*.cpp native/model/*.cpp; do
   case "$f" in *_avx2.cpp | *_avx512.cpp) continue ;; esac
   files+=("$f")
 done
+[ "$napi" = 1 ] && files+=(native/napi/*.cpp)
+# per-file flags as CMakeLists.txt sets them
+flags_for() {
+  case "$1" in
+    native/model/synthetic.cpp) echo -ffp-contract=off ;;  # bytes identical to the JS writer's
+    native/napi/*) echo -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS \
+      "-I${NAPI_INC[0]}" "-I${NAPI_INC[1]}" ;;
+  esac
+}
 
 # One compiler process per file, as many at once as there are CPUs; each leaves a .log and a .rc.
 jobs=$(nproc 2>/dev/null || echo 4)
 for f in "${files[@]}"; do
   o="$OUT/$(echo "$f" | tr / _).o"
-  ( rc=0; "$CXX" "${FLAGS[@]}" -c "$f" -o "$o" >"$o.log" 2>&1 || rc=$?; echo $rc >"$o.rc" ) &
+  # shellcheck disable=SC2046  # flags_for prints separate words
+  ( rc=0; "$CXX" "${FLAGS[@]}" $(flags_for "$f") -c "$f" -o "$o" >"$o.log" 2>&1 || rc=$?; echo $rc >"$o.rc" ) &
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
 done
 wait
@@ -61,6 +76,19 @@ summary="check-arm64: $(( ${#files[@]} - ${#failed[@]} ))/${#files[@]} files com
 if [ ${#failed[@]} -gt 0 ]; then
   echo "$summary: ${failed[*]}" >&2
   exit 1
+fi
+if [ "$napi" = 1 ]; then
+  objs=()
+  for f in "${files[@]}"; do objs+=("$OUT/$(echo "$f" | tr / _).o"); done
+  if ! "$CXX" -shared -pthread -o "$OUT/gpt_oss_node.node" "${objs[@]}" >"$OUT/link.log" 2>&1; then
+    cat "$OUT/link.log" >&2
+    echo "$summary; linking the arm64 addon failed" >&2
+    exit 1
+  fi
+  undefined=$(aarch64-linux-gnu-nm -D --undefined-only "$OUT/gpt_oss_node.node" 2>/dev/null | grep -c ' napi_' || true)
+  summary="$summary; addon linked ($(du -k "$OUT/gpt_oss_node.node" | cut -f1) KiB, $undefined N-API imports)"
+else
+  summary="$summary; N-API layer skipped (no node_modules/node-api-headers: run npm ci first)"
 fi
 
 # ---- optional: run the NEON kernels under qemu-user against the portable ones ----

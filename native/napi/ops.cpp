@@ -25,7 +25,7 @@ Tensor& tensor_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, con
 struct DeviceCheck {
   const char* fn;
   bool have = false;
-  Device device;
+  Device device{};
   void operator()(const Tensor& t, const char* name) {
     if (!have) {
       device = t.device;
