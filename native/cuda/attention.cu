@@ -10,8 +10,7 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ float sink_logit(const AttentionArgs& a, int h) {
-  return a.sinks_bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(a.sinks)[h])
-                      : static_cast<const float*>(a.sinks)[h];
+  return param_f32(a.sinks, a.sinks_bf16, h);
 }
 
 // Visible keys of a query at `pos`: [lo, pos] (window: pos - j < W), clipped to the cache.

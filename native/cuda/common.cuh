@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "arch.cuh"
@@ -133,6 +134,26 @@ __device__ __forceinline__ void load_row4(const void* row, bool bf16, int H4, fl
   }
 }
 
+// The row-in-registers norm kernels (rmsnorm_vec_kernel, router_norm_split_kernel): kRow4Threads
+// threads hold a row of H/4 float4s, kPer = 1..4 of them each. row4_ok: whether the pointers and H
+// allow it (16-byte rows; the weight 8-byte aligned as bf16, 16 as f32). with_row4_per calls
+// f(std::integral_constant<int, kPer>) with the smallest kPer that covers H.
+constexpr int kRow4Threads = 256;
+inline bool row4_ok(const void* x, const void* residual, const void* out, const void* weight, bool weight_bf16, int H) {
+  const bool aligned = ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(residual) |
+                         reinterpret_cast<uintptr_t>(out)) & 15) == 0 &&
+                       (reinterpret_cast<uintptr_t>(weight) & (weight_bf16 ? 7 : 15)) == 0;
+  return aligned && H % 4 == 0 && H / 4 <= 4 * kRow4Threads;
+}
+template <typename F>
+void with_row4_per(int H, F&& f) {
+  const int H4 = H / 4;
+  if (H4 <= kRow4Threads) f(std::integral_constant<int, 1>{});
+  else if (H4 <= 2 * kRow4Threads) f(std::integral_constant<int, 2>{});
+  else if (H4 <= 3 * kRow4Threads) f(std::integral_constant<int, 3>{});
+  else f(std::integral_constant<int, 4>{});
+}
+
 // Sum of squares of one row held as kPer float4s a thread (element i = threadIdx.x + j * blockDim.x
 // of the row's float4s, i < H4), over the block: one fixed order, so every kernel that norms a row
 // through this gets bit-identical results (rmsnorm, add_rmsnorm, add_rmsnorm + router). `partial`:
@@ -170,6 +191,26 @@ __device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   gpu_bf162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (low half), .y = hi
   return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Element i of a parameter vector stored as bf16 (checkpoint) or f32.
+__device__ __forceinline__ float param_f32(const void* p, bool bf16, int64_t i) {
+  return bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
+}
+
+// A bias of BiasKind kind (none, bf16 or f32) at index i.
+__device__ __forceinline__ float bias_at(const void* bias, int kind, int64_t i) {
+  if (kind == kBiasBF16) return bf16_bits_to_f32(static_cast<const uint16_t*>(bias)[i]);
+  if (kind == kBiasF32) return static_cast<const float*>(bias)[i];
+  return 0.f;
+}
+
+// gpt-oss's clamped SwiGLU of one (gate, up) pair: (up + 1) * gate * sigmoid(alpha * gate), gate <= limit,
+// |up| <= limit. Every MoE kernel (decode, grouped GEMM epilogue) uses this one.
+__device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
+  gate = fminf(gate, limit);
+  up = fminf(fmaxf(up, -limit), limit);
+  return (up + 1.f) * (gate / (1.f + expf(-alpha * gate)));
 }
 
 // E8M0 scale byte -> 2^(s-127) as f32 (transformers integrations/mxfp4.py uses ldexp; s = 0 is

@@ -6,10 +6,7 @@ namespace gptoss::cuda {
 namespace {
 
 __device__ __forceinline__ float load_bias(const GemmProblem& p, int g, int col) {
-  if (p.bias_kind == kBiasBF16)
-    return bf16_bits_to_f32(static_cast<const uint16_t*>(p.bias)[g * p.bias_group_elems + col]);
-  if (p.bias_kind == kBiasF32) return static_cast<const float*>(p.bias)[g * p.bias_group_elems + col];
-  return 0.f;
+  return bias_at(p.bias, p.bias_kind, g * p.bias_group_elems + col);
 }
 
 template <WeightFormat WF, typename AT, Epilogue EPI>
@@ -209,11 +206,8 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
         if (EPI == Epilogue::SwiGLU) {
           if (col >= p.N) continue;  // N is even: col < N implies col + 1 < N
           // gate = even column, up = odd column (transformers GptOssExperts, rows interleaved)
-          float gate = v0 + load_bias(p, g, col), up = v1 + load_bias(p, g, col + 1);
-          gate = fminf(gate, p.swiglu_limit);
-          up = fminf(fmaxf(up, -p.swiglu_limit), p.swiglu_limit);
-          float glu = gate / (1.f + expf(-p.swiglu_alpha * gate));
-          static_cast<float*>(p.out)[int64_t(r) * p.ldo + col / 2] = (up + 1.f) * glu;
+          static_cast<float*>(p.out)[int64_t(r) * p.ldo + col / 2] =
+              swiglu(v0 + load_bias(p, g, col), v1 + load_bias(p, g, col + 1), p.swiglu_limit, p.swiglu_alpha);
         } else {
           float* o = static_cast<float*>(p.out) + int64_t(r) * p.ldo;
           if (col < p.N) o[col] = v0 + load_bias(p, g, col);

@@ -7,12 +7,6 @@ namespace gptoss::cuda {
 
 namespace {
 
-__device__ __forceinline__ float bias_at(const void* bias, int kind, int col) {
-  if (kind == kBiasBF16) return bf16_bits_to_f32(static_cast<const uint16_t*>(bias)[col]);
-  if (kind == kBiasF32) return static_cast<const float*>(bias)[col];
-  return 0.f;
-}
-
 // Up to kGemvMaxParts weight matrices that share x, n and K (qkv: q, k and v), walked as one
 // row range: rows [0, N0) are part 0, [N0, N0 + N1) part 1, ... A plain linear is one part.
 struct GemvParts {

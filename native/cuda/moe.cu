@@ -49,7 +49,7 @@ __device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, 
 }
 
 __device__ __forceinline__ float router_bias(const RouterArgs& a, int e) {
-  return a.bias_bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(a.bias)[e]) : static_cast<const float*>(a.bias)[e];
+  return param_f32(a.bias, a.bias_bf16, e);
 }
 
 __device__ __forceinline__ void stage_row(const float* x, int H, float* xs) {
@@ -201,16 +201,6 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
   router_split_select(a, logits_ws, lg, t);
 }
 
-__device__ __forceinline__ float load_param(const void* p, bool bf16, int64_t i) {
-  return bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
-}
-
-__device__ __forceinline__ float swiglu(float gate, float up, float limit, float alpha) {
-  gate = fminf(gate, limit);
-  up = fminf(fmaxf(up, -limit), limit);
-  return (up + 1.f) * (gate / (1.f + expf(-alpha * gate)));
-}
-
 // ---------------------------------------------------------------------------------------------
 // Decode, stage 1: for each (token, routed expert) pair, act[pair, j] = swiglu(gate_up rows 2j, 2j+1).
 // A warp owns 2 output pairs = 4 weight rows; lanes stride over the 16-byte MX blocks, so each x
@@ -277,8 +267,8 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 3) moe_decode_gate_up_kerne
   if (lane == 0) {
     const int64_t b0 = int64_t(e) * rows_total + 2 * j0;
     for (int q = 0; q < kGateUpPairsPerWarp && j0 + q < a.I; ++q) {
-      float gate = acc[2 * q] + load_param(a.gate_up_bias, a.gate_up_bias_bf16, b0 + 2 * q);
-      float up = acc[2 * q + 1] + load_param(a.gate_up_bias, a.gate_up_bias_bf16, b0 + 2 * q + 1);
+      float gate = acc[2 * q] + param_f32(a.gate_up_bias, a.gate_up_bias_bf16, b0 + 2 * q);
+      float up = acc[2 * q + 1] + param_f32(a.gate_up_bias, a.gate_up_bias_bf16, b0 + 2 * q + 1);
       act[int64_t(pair) * a.I + j0 + q] = swiglu(gate, up, a.limit, a.alpha);
     }
   }
@@ -341,7 +331,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeA
     for (int j = 0; j < a.k; ++j) {
       const int e = a.expert_idx[int64_t(t) * a.k + j];
       if (e < 0 || e >= a.E) continue;
-      s += a.expert_weight[int64_t(t) * a.k + j] * load_param(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r);
+      s += a.expert_weight[int64_t(t) * a.k + j] * param_f32(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + row0 + r);
     }
     a.out[int64_t(t) * a.H + row0 + r] = s;
   }
@@ -447,16 +437,14 @@ size_t router_workspace_bytes(const RouterArgs& a) {
 
 bool add_rmsnorm_router_fusable(const RouterArgs& a, const void* x, const void* residual, const void* normed,
                                 const void* norm_weight, bool norm_weight_bf16) {
-  const bool aligned = ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(residual) |
-                         reinterpret_cast<uintptr_t>(normed)) & 15) == 0 &&
-                       (reinterpret_cast<uintptr_t>(norm_weight) & (norm_weight_bf16 ? 7 : 15)) == 0;
-  return router_uses_split(a) && aligned && a.H % 4 == 0 && a.H / 4 <= 4 * kRouterSplitWarps * 32;
+  return router_uses_split(a) && row4_ok(x, residual, normed, norm_weight, norm_weight_bf16, a.H);
 }
 
 void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* residual, const void* norm_weight,
                                bool norm_weight_bf16, float eps, float* normed, void* workspace, int* counters,
                                gpuStream_t stream) {
-  const int H4 = a.H / 4, threads = kRouterSplitWarps * 32;
+  const int threads = kRouterSplitWarps * 32;
+  static_assert(kRouterSplitWarps * 32 == kRow4Threads, "the norm prologue holds the row as rmsnorm_vec_kernel does");
   const size_t smem = sizeof(float) * (a.H + a.E);
   dim3 grid(ceil_div(a.E, kRouterSplitWarps), a.n);
   auto go = [&](auto kernel) {
@@ -465,10 +453,7 @@ void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* resid
     launch_k(kernel, grid, threads, smem, stream, a, x, residual, norm_weight, norm_weight_bf16, eps, normed,
              static_cast<float*>(workspace), counters + kCountersRouter);
   };
-  if (H4 <= threads) go(router_norm_split_kernel<1>);
-  else if (H4 <= 2 * threads) go(router_norm_split_kernel<2>);
-  else if (H4 <= 3 * threads) go(router_norm_split_kernel<3>);
-  else go(router_norm_split_kernel<4>);
+  with_row4_per(a.H, [&](auto per) { go(router_norm_split_kernel<decltype(per)::value>); });
   GPTOSS_CUDA_LAUNCH("router_norm_split_kernel");
 }
 

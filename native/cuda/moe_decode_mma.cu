@@ -68,9 +68,6 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(_
 __device__ __forceinline__ void cp_async16(void* s, const void* g) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(s)), "l"(g) : "memory");
 }
-__device__ __forceinline__ void cp_async4(void* s, const void* g) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(s)), "l"(g) : "memory");
-}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -278,15 +275,6 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
 }
 #endif  // GPTOSS_HAVE_MMA_SYNC
 
-__device__ __forceinline__ float param_at(const void* p, bool bf16, int64_t i) {
-  return bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];
-}
-__device__ __forceinline__ float swiglu_act(float gate, float up, float limit, float alpha) {
-  gate = fminf(gate, limit);
-  up = fminf(fmaxf(up, -limit), limit);
-  return (up + 1.f) * (gate / (1.f + expf(-alpha * gate)));
-}
-
 // The tile's 16 row sums over the CTA's K slices, in slice order (deterministic): lanes t = 0 of
 // every warp hold rows g, g + 8 of their slice. Returns row `threadIdx.x` (< 16) of the tile.
 __device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slices, float (*red)[kTileRows]) {
@@ -326,7 +314,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
   const int rb = row0 + int(threadIdx.x);  // this thread's bias row (threads < 16), read early
   const float bias = threadIdx.x < kTileRows && rb < rows_total
-                         ? param_at(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + rb) : 0.f;
+                         ? param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + rb) : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (nb > 0)
     slice_gemv<kSub>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
@@ -338,7 +326,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   // rows 2j (gate) and 2j + 1 (up) are interleaved
   const int j = row0 / 2 + threadIdx.x;
   if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
-    act[int64_t(pair) * a.I + j] = swiglu_act(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
+    act[int64_t(pair) * a.I + j] = swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
 #endif
 }
 
@@ -361,7 +349,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   // The routing (two kernels back) is final here; gate_up's act is not until pdl_wait (in the slice).
   const int rb = row0 + int(threadIdx.x);  // this thread's bias row and routing weight, read early
   const bool bias_row = valid && threadIdx.x < kTileRows && rb < a.H;
-  const float bias = bias_row ? param_at(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + rb) : 0.f;
+  const float bias = bias_row ? param_f32(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + rb) : 0.f;
   const float route_w = bias_row ? a.expert_weight[pair] : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (valid && nb > 0) {
@@ -444,7 +432,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_pipe_kernel(MoeArgs a,
     }
     const int rr = tl * kTileRows + int(threadIdx.x);
     bias = valid && threadIdx.x < kTileRows && rr < rows_total
-               ? param_at(bias_p, bias_bf16, int64_t(e) * rows_total + rr) : 0.f;
+               ? param_f32(bias_p, bias_bf16, int64_t(e) * rows_total + rr) : 0.f;
   };
   if (tile < tiles) prefetch(tile);
   if (kDown) {
@@ -472,7 +460,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_pipe_kernel(MoeArgs a,
       const int j = row0 / 2 + int(threadIdx.x);  // rows 2j (gate) and 2j + 1 (up) are interleaved
       if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
         act[int64_t(pair) * a.I + j] =
-            valid ? swiglu_act(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha) : 0.f;
+            valid ? swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha) : 0.f;
     } else {
       if (threadIdx.x < kTileRows && rrow < a.H) part[int64_t(pair) * a.H + rrow] = valid ? route_w * (v + bias_cur) : 0.f;
       if (last_block_arrives(a.counters + kCountersMoe + tok * tiles + tile, a.k) && threadIdx.x < kTileRows &&

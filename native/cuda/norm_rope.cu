@@ -55,9 +55,7 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const void* weig
   const float inv = rsqrtf(partial[0] / float(H) + eps);
   float* o = out + int64_t(blockIdx.x) * H;
   for (int h = threadIdx.x; h < H; h += blockDim.x) {
-    float w = weight_bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(weight)[h])
-                          : static_cast<const float*>(weight)[h];
-    o[h] = xr[h] * inv * w;
+    o[h] = xr[h] * inv * param_f32(weight, weight_bf16, h);
   }
 }
 
@@ -68,7 +66,7 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const void* weig
 // row under ncu. Summation order is fixed by (H, blockDim), so add_rmsnorm stays bit-identical to
 // add then rmsnorm.
 template <bool kAdd, int kPer>
-__global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float* residual, const void* weight,
+__global__ void __launch_bounds__(kRow4Threads) rmsnorm_vec_kernel(float* x, const float* residual, const void* weight,
                                                           bool weight_bf16, int H, float eps, float* out) {
   __shared__ float partial[32];
   const int H4 = H / 4;
@@ -108,16 +106,14 @@ __global__ void __launch_bounds__(256) rmsnorm_vec_kernel(float* x, const float*
 template <bool kAdd>
 void launch_norm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
                  float* out, gpuStream_t stream) {
-  const int H4 = H / 4;
-  const bool aligned = ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(residual) |
-                         reinterpret_cast<uintptr_t>(out)) & 15) == 0 &&
-                       (reinterpret_cast<uintptr_t>(weight) & (weight_bf16 ? 7 : 15)) == 0;
-  const bool vec = H % 4 == 0 && aligned;
-  if (vec && H4 <= 256) launch_k(rmsnorm_vec_kernel<kAdd, 1>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
-  else if (vec && H4 <= 512) launch_k(rmsnorm_vec_kernel<kAdd, 2>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
-  else if (vec && H4 <= 768) launch_k(rmsnorm_vec_kernel<kAdd, 3>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
-  else if (vec && H4 <= 1024) launch_k(rmsnorm_vec_kernel<kAdd, 4>, n, 256, 0, stream, x, residual, weight, weight_bf16, H, eps, out);
-  else rmsnorm_kernel<kAdd><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+  if (!row4_ok(x, residual, out, weight, weight_bf16, H)) {
+    rmsnorm_kernel<kAdd><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+    return;
+  }
+  with_row4_per(H, [&](auto per) {
+    launch_k(rmsnorm_vec_kernel<kAdd, decltype(per)::value>, n, kRow4Threads, 0, stream, x, residual, weight,
+             weight_bf16, H, eps, out);
+  });
 }
 
 // Rotates the pair (j, j + D/2) of one head row in place: rope_kernel and rope_kv_store_kernel.
