@@ -113,7 +113,8 @@ export declare class Xoshiro128 {
   fillU32(out: Uint32Array, start?: number, end?: number): void;
 }
 export declare function inverseNormalCdf(p: number): number;
-export declare const NORMAL_TABLE: Float32Array;
+/** 65536 standard-normal quantiles at (i + 0.5) / 65536, built on first call. */
+export declare function normalTable16(): Float32Array;
 
 export declare const TINY: Readonly<CheckpointSpec>;
 export declare const GPT_OSS_20B: Readonly<CheckpointSpec>;

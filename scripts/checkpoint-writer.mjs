@@ -94,7 +94,7 @@ export class Xoshiro128 {
   }
   /** Standard normal (table based: 16 bits per sample, two samples per 32-bit draw are NOT mixed here). */
   nextNormal() {
-    return NORMAL_TABLE[this.nextU32() >>> 16];
+    return normalTable16()[this.nextU32() >>> 16];
   }
   /** Fill a Uint32Array (hot loop, state kept in locals). */
   fillU32(out, start = 0, end = out.length) {
@@ -138,12 +138,19 @@ export function inverseNormalCdf(p) {
   return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
 }
 
-/** 65536 standard-normal quantiles at (i + 0.5) / 65536: a 16-bit draw indexes one sample. */
-export const NORMAL_TABLE = (() => {
-  const t = new Float32Array(65536);
-  for (let i = 0; i < 65536; i++) t[i] = inverseNormalCdf((i + 0.5) / 65536);
-  return t;
-})();
+/**
+ * 65536 standard-normal quantiles at (i + 0.5) / 65536: a 16-bit draw indexes one sample. Built on
+ * first use (a few ms), not at import: lib/synthetic.ts imports this module for its presets, so every
+ * program that imports the package would pay for it.
+ */
+let normalTable = null;
+export function normalTable16() {
+  if (!normalTable) {
+    normalTable = new Float32Array(65536);
+    for (let i = 0; i < 65536; i++) normalTable[i] = inverseNormalCdf((i + 0.5) / 65536);
+  }
+  return normalTable;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Specs and presets
@@ -502,6 +509,7 @@ function makeFiller(t, seed) {
     const mean = init.mean;
     const std = init.std;
     let f32 = new Float32Array(0);
+    const table = normalTable16();
     return (buf, n) => {
       const count = n >>> 1; // bf16 elements
       const nw = Math.ceil(count / 2);
@@ -510,7 +518,7 @@ function makeFiller(t, seed) {
       for (let i = 0; i < count; i++) {
         const r = w[i >>> 1];
         const idx = i & 1 ? r >>> 16 : r & 0xffff;
-        f32[i] = mean + std * NORMAL_TABLE[idx];
+        f32[i] = mean + std * table[idx];
       }
       const bits = new Uint32Array(f32.buffer, 0, count);
       const out16 = new Uint16Array(buf.buffer, buf.byteOffset, count);

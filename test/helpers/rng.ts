@@ -2,7 +2,7 @@
 // The implementation lives in scripts/checkpoint-writer.mjs (plain JS, also used by the
 // make-checkpoint CLI at run time); this module re-exports it with types.
 
-export { Xoshiro128, SplitMix32, seedState, fnv1a32, inverseNormalCdf, NORMAL_TABLE } from '../../scripts/checkpoint-writer.mjs';
+export { Xoshiro128, SplitMix32, seedState, fnv1a32, inverseNormalCdf, normalTable16 } from '../../scripts/checkpoint-writer.mjs';
 import { Xoshiro128 } from '../../scripts/checkpoint-writer.mjs';
 
 /** A generator for (seed, stream): independent streams of one seed, e.g. one per test case. */
