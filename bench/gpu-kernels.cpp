@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
   w.down = gpu->upload(rand_mxfp4(r, {E, H, I}, 117, 120));
   w.down_bias = gpu->upload(rand_bf16(r, {E, H}));
   const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
-  auto routing = [&](int n, int sets) {
+  auto routing = [&](int n, int sets, int experts) {
     std::vector<std::pair<Tensor, Tensor>> v;
     for (int s = 0; s < sets; ++s) {
       std::vector<int32_t> idx(size_t(n) * K);
@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
           int e;
           bool dup;
           do {
-            e = r.below(E);
+            e = r.below(experts);
             dup = false;
             for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * K + q] == e;
           } while (dup);
@@ -183,7 +183,7 @@ int main(int argc, char** argv) {
   };
   SwigluParams sw;
   {
-    auto sets = routing(1, 16);
+    auto sets = routing(1, 16, E);
     Tensor x = gpu->upload(rand_f32(r, {1, H})), out = gpu->empty(DType::F32, {1, H});
     // every decode kernel variant (GPTOSS_CUDA_MOE_DECODE is read at each call); the default last
     for (const char* variant : {"simt", "mma-prmt", "mma-pipe", "mma"}) {
@@ -197,11 +197,26 @@ int main(int argc, char** argv) {
   }
   for (int n : {512, 2048, 8192}) {
     if ((quick && n > 512) || decode_only) break;
-    auto sets = routing(n, 2);
+    auto sets = routing(n, 2, E);
     Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, H});
     double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, out); }, 10, 2);
     double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
     add("moe grouped GEMM", "n" + std::to_string(n) + " k4 E32", ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+  }
+  // gpt-oss-120b's expert count: 128 experts, so 512 tokens give 16 rows an expert
+  if (!decode_only && !quick) {
+    MoeWeights w128;
+    w128.gate_up = gpu->upload(rand_mxfp4(r, {128, 2 * I, H}, 119, 122));
+    w128.gate_up_bias = gpu->upload(rand_bf16(r, {128, 2 * I}));
+    w128.down = gpu->upload(rand_mxfp4(r, {128, H, I}, 117, 120));
+    w128.down_bias = gpu->upload(rand_bf16(r, {128, H}));
+    for (int n : {512, 2048}) {
+      auto sets = routing(n, 2, 128);
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, H});
+      double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w128, sw, out); }, 10, 2);
+      double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
+      add("moe grouped GEMM", "n" + std::to_string(n) + " k4 E128", ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+    }
   }
   // ---- the attention block's decode GEMVs: q/k/v (one fused launch) and o, 24 layers' weights ----
   {
@@ -225,6 +240,16 @@ int main(int argc, char** argv) {
     ms = time_graph_ms([&](int i) { const Attn& a = ls[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
     add("bf16 gemv o_proj graph", "n1 [2880, 4096] (24 layers)", ms, double(ls[0].o.nbytes()) / (ms * 1e-3) / 1e9,
         "GB/s", bw);
+    // the same projections for a 2048-token prefill (the GEMM tile)
+    if (!decode_only) {
+      const int n = quick ? 256 : 2048;
+      Tensor xp = gpu->upload(rand_f32(r, {n, H})), xpo = gpu->upload(rand_f32(r, {n, Hq * D}));
+      Tensor qp = gpu->empty(DType::F32, {n, Hq * D}), op = gpu->empty(DType::F32, {n, H});
+      ms = time_ms([&](int i) { const Attn& a = ls[i % layers]; gpu->linear(xp, a.q, &a.bq, qp); }, 24, 2);
+      add("bf16 GEMM q_proj", "n" + std::to_string(n) + " [4096, 2880]", ms, 2.0 * n * Hq * D * H / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+      ms = time_ms([&](int i) { const Attn& a = ls[i % layers]; gpu->linear(xpo, a.o, &a.bo, op); }, 24, 2);
+      add("bf16 GEMM o_proj", "n" + std::to_string(n) + " [2880, 4096]", ms, 2.0 * n * Hq * D * H / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+    }
   }
   // ---- bf16 GEMV (LM head, 1.16 GB) and GEMM ----
   {

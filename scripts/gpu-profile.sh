@@ -7,7 +7,7 @@
 # against the measured step time is the part of a step that is launch gaps and host work.
 # Logs, the e2e JSON and ncu CSVs go to $OUT (and $OUT/profile.tgz).
 #   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
-#   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1
+#   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1, PREFILL=N (ncu over an N-token prefill, by kernel name)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -33,6 +33,14 @@ if [[ -z "${SKIP_NCU:-}" ]] && command -v ncu > /dev/null; then
     echo "ncu ctx $ctx: rc $?, $(wc -l < "$OUT/ncu-decode-ctx$ctx.csv") lines"
   done
 fi
+# PREFILL=N: the same cut prefilling N tokens, every kernel by name (where prefill time goes).
+if [[ -n "${PREFILL:-}" ]] && command -v ncu > /dev/null; then
+  timeout 240 ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw \
+    node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "$PREFILL" --decode 1 --context "$PREFILL" --label ncu --out /tmp \
+    > "$OUT/ncu-prefill.csv" 2> "$OUT/ncu-prefill.err"
+  echo "ncu prefill $PREFILL: rc $?"
+  python3 scripts/ncu-step.py --by-name "$OUT/ncu-prefill.csv" > "$OUT/ncu-prefill.txt" && head -25 "$OUT/ncu-prefill.txt"
+fi
 command -v python3 > /dev/null && ls "$OUT"/ncu-decode-ctx*.csv > /dev/null 2>&1 &&
   python3 scripts/ncu-step.py "$OUT"/ncu-decode-ctx*.csv > "$OUT/ncu-step.txt" && grep total "$OUT/ncu-step.txt"
-(cd "$OUT" && tar czf profile.tgz ncu-step.txt ncu-*.csv *.json profile-*.log 2>/dev/null)
+(cd "$OUT" && tar czf profile.tgz ncu-*.txt ncu-*.csv *.json profile-*.log 2>/dev/null)

@@ -4,6 +4,7 @@
 ncu --csv --page raw --metrics gpu__time_duration.sum (every node of the captured graph on its own);
 a decode step is the span between two greedy-sampling kernels. Prints one line per kernel (us, grid,
 block, name) and the sum.   usage: python3 scripts/ncu-step.py ncu-decode-ctx512.csv [...]
+With --by-name: every kernel of the whole run summed by name, largest first (a prefill profile).
 """
 import csv
 import io
@@ -21,8 +22,20 @@ def rows(path):
     return [(r[name], float(r[dur].replace(",", "")) * scale, r[grid], r[block]) for r in table[2:]]
 
 
-for path in sys.argv[1:]:
+by_name = "--by-name" in sys.argv
+for path in [a for a in sys.argv[1:] if a != "--by-name"]:
     data = rows(path)
+    if by_name:
+        total = {}
+        for k, us, _, _ in data:
+            n = k.split("(")[0][:90]
+            c, t = total.get(n, (0, 0.0))
+            total[n] = (c + 1, t + us)
+        print(f"{path}: {len(data)} kernels, by name")
+        for n, (c, t) in sorted(total.items(), key=lambda kv: -kv[1][1]):
+            print(f"{t:11.1f} us  {c:5d} calls  {n}")
+        print(f"{sum(t for _, t in total.values()):11.1f} us  total")
+        continue
     marks = [i for i, (k, *_) in enumerate(data) if "argmax" in k or "sample" in k]
     if len(marks) < 2:
         sys.exit(f"{path}: fewer than two sampling kernels, no complete step")

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "attention.cuh"
+#include "gemm_tile.cuh"
 #include "backend_cuda.h"
 #include "matmul.cuh"
 #include "moe.cuh"
@@ -302,7 +303,10 @@ class CudaBackend final : public Backend {
     if (a.n == 0 || a.N == 0) return;
     switch (linear_path(a)) {  // GEMV reads W once per 8 tokens; above that the mma.sync tile
       case LinearPath::Gemv: return launch_linear_gemv(a, stream_);
-      case LinearPath::Gemm: return launch_linear_gemm(a, stream_);
+      case LinearPath::Gemm: {
+        std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(a));
+        return launch_linear_gemm(a, ws.get(), stream_);
+      }
       case LinearPath::Naive: return launch_linear_naive(a, stream_);
     }
   }
@@ -355,7 +359,12 @@ class CudaBackend final : public Backend {
     // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
     const bool decode = moe_uses_decode(a);
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
-    if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
+    if (!decode) {
+      if (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks)
+        throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
+                          " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
+      return launch_moe_grouped(a, ws.get(), stream_);
+    }
     const MoeDecodeKind kind = moe_decode_kind(a);
     switch (kind) {
       case MoeDecodeKind::Mma:

@@ -265,6 +265,62 @@ __device__ __forceinline__ float mxfp4_block_dot(const uint4& blk, const float* 
   return acc;
 }
 
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+// Shared-memory staging of the tensor-core kernels (sm_80+): cp.async (16 bytes, L2 only; src_bytes
+// < 16 zero-fills the rest), its groups, and ldmatrix.
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void cp_async16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_async16_zfill(void* s, const void* g, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void ldsm_x2(uint32_t& r0, uint32_t& r1, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
+               : "=r"(r0), "=r"(r1)
+               : "r"(smem_addr(p))
+               : "memory");
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p))
+               : "memory");
+}
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t r;
+  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+  return r;
+}
+// One 32-bit word of MXFP4 codes (byte b holds values 2b, 2b + 1) -> 4 bf16x2 pairs (2b, 2b + 1),
+// exact unscaled E2M1 values built from prmt byte tables (no lookup in memory, ~2.3 ops a weight).
+__device__ __forceinline__ void e2m1_word_to_bf16(uint32_t w, uint32_t p[4]) {
+  // bf16 of 0, .5, 1, 1.5, 2, 3, 4, 6: high bytes 00 3F 3F 3F 40 40 40 40, low bytes 00 00 80 C0 00 40 80 C0
+  const uint32_t m = w & 0x77777777u, sg = (w >> 3) & 0x11111111u;
+  const uint32_t hl = prmt(0x3F3F3F00u, 0x40404040u, m) | prmt(0x00008000u, 0u, sg);
+  const uint32_t ll = prmt(0xC0800000u, 0xC0804000u, m);
+  const uint32_t hh = prmt(0x3F3F3F00u, 0x40404040u, m >> 16) | prmt(0x00008000u, 0u, sg >> 16);
+  const uint32_t lh = prmt(0xC0800000u, 0xC0804000u, m >> 16);
+  p[0] = prmt(ll, hl, 0x5140u);
+  p[1] = prmt(ll, hl, 0x7362u);
+  p[2] = prmt(lh, hh, 0x5140u);
+  p[3] = prmt(lh, hh, 0x7362u);
+}
+// a * b rounded once to bf16 (fma with a -0 addend, subnormals kept): with b a power of two this is
+// the exact E2M1 x E8M0 product wherever bf16 holds it.
+__device__ __forceinline__ uint32_t bf16x2_mul(uint32_t a, uint32_t b) {
+  uint32_t r;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(0x80008000u));
+  return r;
+}
+#endif
+
 #if defined(GPTOSS_HAVE_MMA_SYNC) || !defined(__CUDA_ARCH__)
 // D = A(16x16, row) * B(16x8, col) + D, bf16 in, f32 accumulate. Fragment layout (PTX ISA,
 // "mma.m16n8k16"): g = lane/4, t = lane%4; a0:(g,2t..2t+1) a1:(g+8,2t..) a2:(g,2t+8..) a3:(g+8,2t+8..);

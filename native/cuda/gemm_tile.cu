@@ -1,28 +1,58 @@
-// The GEMM tile kernel and its launcher; the only translation unit that compiles them.
+// The GEMM tile kernel, its launcher and the activation split; the only translation unit that
+// compiles them. Layout and reasons: gemm_tile.cuh.
+//
+// One block: BM rows (tokens) x 128 columns (output features) of one group. Shared memory:
+//   kGemmStages x stage { A hi [BM][40], A lo [BM][40] bf16; W: bf16 [128][40] or packed MXFP4 [128][16] }
+//   MXFP4 only: the decoded W tile [2][128][40] bf16 and the block's scales [128][K/32].
+// K step kt (BK = 32): wait until stage kt (bf16) or kt + 1 (MXFP4) has landed, one __syncthreads,
+// issue stage kt + S - 1 into the slot step kt - 1 used, MXFP4: decode stage kt + 1's W into the
+// other bf16 buffer (each thread 16 values: prmt byte tables, then one bf16x2 multiply by the scale),
+// then 2 x (hi, lo) x MT x 4 MMAs a warp from ldmatrix fragments. One barrier a step: every buffer
+// written in step kt was last read before that step's barrier.
 #include "gemm_tile.cuh"
 
 namespace gptoss::cuda {
 
 namespace {
 
+constexpr int kBdecBytes = kGemmBN * kGemmLds * 2;  // one decoded bf16 W tile
+static_assert(kGemmThreads == 2 * kGemmBN, "the MXFP4 decode gives each thread half a row");
+
+template <WeightFormat WF, int MT>
+constexpr int a_half_bytes() { return 32 * MT * kGemmLds * 2; }
+template <WeightFormat WF, int MT>
+constexpr int stage_bytes() {
+  return 2 * a_half_bytes<WF, MT>() + (WF == WeightFormat::BF16 ? kGemmBN * kGemmLds * 2 : kGemmBN * 16);
+}
+template <WeightFormat WF, int MT>
+int smem_bytes(int kblocks) {
+  int b = kGemmStages * stage_bytes<WF, MT>();
+  if (WF == WeightFormat::MXFP4) b += 2 * kBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16;
+  return b;
+}
+
 __device__ __forceinline__ float load_bias(const GemmProblem& p, int g, int col) {
   return bias_at(p.bias, p.bias_kind, g * p.bias_group_elems + col);
 }
 
-template <WeightFormat WF, typename AT, Epilogue EPI>
+// bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over.
+__device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
+  const uint32_t h = pack_bf16x2(v, 0.f) & 0xffffu;
+  hi = uint16_t(h);
+  lo = uint16_t(pack_bf16x2(v - bf16_lo(h), 0.f) & 0xffffu);
+}
+
+template <WeightFormat WF, Epilogue EPI, int MT>
 __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-  constexpr int BM = kGemmBM, BN = kGemmBN, BK = kGemmBK, LDS = kGemmLds;
-  constexpr bool kAF32 = sizeof(AT) == 4;
-  constexpr int kParts = kAF32 ? 2 : 1;  // hi (+ lo) bf16 parts of A
-  extern __shared__ __align__(16) uint8_t gemm_smem[];
-  uint16_t(*As)[kParts][BM * LDS] = reinterpret_cast<uint16_t(*)[kParts][BM * LDS]>(gemm_smem);  // [2][parts]
-  uint16_t(*Bs)[BN * LDS] = reinterpret_cast<uint16_t(*)[BN * LDS]>(gemm_smem + 2 * kParts * BM * LDS * 2);
-  __shared__ uint32_t lut[256];
+  constexpr int BM = 32 * MT, BN = kGemmBN, BK = kGemmBK, LDS = kGemmLds, S = kGemmStages;
+  constexpr bool kMx = WF == WeightFormat::MXFP4;
+  constexpr int kAHalf = a_half_bytes<WF, MT>(), kStage = stage_bytes<WF, MT>();
+  extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int rows_src[BM];
 
   const int tid = threadIdx.x;
-  // ---- which group and which 128 rows of it this block owns ----
+  // ---- which group and which BM rows of it this block owns ----
   int tile = blockIdx.y, g = 0, row0, row_end;
   if (p.group_start) {
     if (tile >= p.tile_start[p.num_groups]) return;
@@ -44,170 +74,142 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
     int r = row0 + i;
     rows_src[i] = r < row_end ? (p.a_rows ? p.a_rows[r] : r) : -1;
   }
-  if (WF == WeightFormat::MXFP4) fill_e2m1_lut(lut);
   __syncthreads();
 
-  const int K = p.K;
+  const int K = p.K, KB = K / BK, nk = (K + BK - 1) / BK;
   const uint8_t* wbase = static_cast<const uint8_t*>(p.w) + g * p.w_group_bytes;
-  const uint8_t* sbase = p.w_scales ? p.w_scales + g * p.scale_group_bytes : nullptr;
+  uint8_t* bdec = smem + S * kStage;       // MXFP4: [2][BN * LDS] bf16
+  uint8_t* scales = bdec + 2 * kBdecBytes;  // MXFP4: [BN][KB]
 
-  // ---- staging registers ----
-  constexpr int kAChunks = kAF32 ? (BM * BK / 4) / kGemmThreads : (BM * BK / 8) / kGemmThreads;  // 4 or 2
-  uint4 ra[kAChunks];
-  uint4 rb[2];
-  uint32_t rscale = 0;
-
-  auto load_global = [&](int kt) {
-    const int k0 = kt * BK;
+  // ---- stage kt: A halves (gathered rows) and the W tile, all by cp.async; one commit group ----
+  auto issue = [&](int kt) {
+    if (kt < nk) {
+      uint8_t* st = smem + (kt % S) * kStage;
+      const int k0 = kt * BK;
 #pragma unroll
-    for (int i = 0; i < kAChunks; ++i) {
-      int idx = tid + i * kGemmThreads;
-      int row = kAF32 ? idx / 8 : idx / 4;
-      int kc = kAF32 ? (idx % 8) * 4 : (idx % 4) * 8;
-      int src = rows_src[row];
-      if (src >= 0 && k0 + kc < K) {
-        const AT* ap = static_cast<const AT*>(p.a) + int64_t(src) * K + k0 + kc;
-        ra[i] = __ldg(reinterpret_cast<const uint4*>(ap));
-      } else {
-        ra[i] = make_uint4(0, 0, 0, 0);
+      for (int c = tid; c < BM * 8; c += kGemmThreads) {
+        const int part = c / (BM * 4), rem = c % (BM * 4), row = rem >> 2, ch = rem & 3;
+        const int src = rows_src[row], k = k0 + ch * 8;
+        const bool ok = src >= 0 && k < K;
+        const uint16_t* base = part ? p.a_lo : p.a_hi;
+        cp_async16_zfill(st + part * kAHalf + (row * LDS + ch * 8) * 2, base + (ok ? int64_t(src) * K + k : 0), ok);
+      }
+      uint8_t* bs = st + 2 * kAHalf;
+      if (!kMx) {
+#pragma unroll
+        for (int c = tid; c < BN * 4; c += kGemmThreads) {
+          const int row = c >> 2, ch = c & 3, k = k0 + ch * 8;
+          const bool ok = n0 + row < p.N && k < K;
+          cp_async16_zfill(bs + (row * LDS + ch * 8) * 2, wbase + (ok ? (int64_t(n0 + row) * K + k) * 2 : 0), ok);
+        }
+      } else if (tid < BN) {
+        const bool ok = n0 + tid < p.N;
+        cp_async16_zfill(bs + tid * 16, wbase + (ok ? (int64_t(n0 + tid) * KB + kt) * 16 : 0), ok);
       }
     }
-    if (WF == WeightFormat::BF16) {
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        int idx = tid + i * kGemmThreads;
-        int row = idx / 4, kc = (idx % 4) * 8;
-        if (n0 + row < p.N && k0 + kc < K)
-          rb[i] = __ldg(reinterpret_cast<const uint4*>(wbase + (int64_t(n0 + row) * K + k0 + kc) * 2));
-        else
-          rb[i] = make_uint4(0, 0, 0, 0);
-      }
-    } else {
-      int row = tid / 2, half = tid % 2;
-      if (n0 + row < p.N) {
-        const int64_t blk = int64_t(n0 + row) * (K / 32) + kt;
-        uint2 v = __ldg(reinterpret_cast<const uint2*>(wbase + blk * 16 + half * 8));
-        rb[0] = make_uint4(v.x, v.y, 0, 0);
-        rscale = sbase[blk];
-      } else {
-        rb[0] = make_uint4(0, 0, 0, 0);
-        rscale = 0;
-      }
-    }
+    cp_async_commit();
   };
 
-  auto store_smem = [&](int buf) {
+  // ---- MXFP4: stage j's packed W -> decoded bf16 buffer j & 1 (thread: row tid / 2, 16 values) ----
+  auto decode = [&](int j) {
+    const uint8_t* bs = smem + (j % S) * kStage + 2 * kAHalf;
+    const int row = tid >> 1, half = tid & 1;
+    const uint2 w = *reinterpret_cast<const uint2*>(bs + row * 16 + half * 8);
+    const uint32_t s = scales[row * KB + j];
+    const uint32_t sc = s ? s << 7 : 0x0040u;  // 2^(s-127) as bf16 bits (s = 0: the subnormal 2^-127; 255: inf)
+    const uint32_t sc2 = sc | (sc << 16);
+    uint32_t o[8];
+    e2m1_word_to_bf16(w.x, o);
+    e2m1_word_to_bf16(w.y, o + 4);
 #pragma unroll
-    for (int i = 0; i < kAChunks; ++i) {
-      int idx = tid + i * kGemmThreads;
-      if (kAF32) {
-        int row = idx / 8, kc = (idx % 8) * 4;
-        const float f[4] = {__uint_as_float(ra[i].x), __uint_as_float(ra[i].y), __uint_as_float(ra[i].z),
-                            __uint_as_float(ra[i].w)};
-        uint32_t hi[2], lo[2];
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          hi[q] = pack_bf16x2(f[2 * q], f[2 * q + 1]);
-          lo[q] = pack_bf16x2(f[2 * q] - bf16_lo(hi[q]), f[2 * q + 1] - bf16_hi(hi[q]));
-        }
-        *reinterpret_cast<uint2*>(&As[buf][0][row * LDS + kc]) = make_uint2(hi[0], hi[1]);
-        *reinterpret_cast<uint2*>(&As[buf][kParts - 1][row * LDS + kc]) = make_uint2(lo[0], lo[1]);
-      } else {
-        int row = idx / 4, kc = (idx % 4) * 8;
-        *reinterpret_cast<uint4*>(&As[buf][0][row * LDS + kc]) = ra[i];
-      }
-    }
-    if (WF == WeightFormat::BF16) {
-#pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        int idx = tid + i * kGemmThreads;
-        int row = idx / 4, kc = (idx % 4) * 8;
-        *reinterpret_cast<uint4*>(&Bs[buf][row * LDS + kc]) = rb[i];
-      }
-    } else {
-      int row = tid / 2, half = tid % 2;
-      const float scale = e8m0_to_f32(rscale);
-      uint32_t o[8];
-      const uint32_t words[2] = {rb[0].x, rb[0].y};
-#pragma unroll
-      for (int wi = 0; wi < 2; ++wi)
-#pragma unroll
-        for (int b = 0; b < 4; ++b) {
-          uint32_t pair = lut[(words[wi] >> (8 * b)) & 0xffu];
-          o[wi * 4 + b] = pack_bf16x2(bf16_lo(pair) * scale, bf16_hi(pair) * scale);  // exact: power of 2
-        }
-      uint4* dst = reinterpret_cast<uint4*>(&Bs[buf][row * LDS + half * 16]);
-      dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
-      dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
-    }
+    for (int i = 0; i < 8; ++i) o[i] = bf16x2_mul(o[i], sc2);
+    uint4* dst = reinterpret_cast<uint4*>(bdec + (j & 1) * kBdecBytes + (row * LDS + half * 16) * 2);
+    dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
+    dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
   };
 
-  const int warp = tid / 32, lane = tid % 32, gq = lane >> 2, tq = lane & 3;
-  const int wm = warp / 4, wn = warp % 4;  // warp tile: rows wm*64.., cols wn*32..
-  float acc[4][4][4];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int s = 0; s < S - 1; ++s) issue(s);
+
+  if (kMx) {
+    // The block's scales, rows n0 .. n0 + 127 (contiguous in memory); rows past N read as 2^0
+    // (their weights are zero-filled).
+    const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
+    const int cnt = min(BN, p.N - n0) * KB;
+    if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
+      for (int i = tid; i < BN * KB / 4; i += kGemmThreads)
+        reinterpret_cast<uint32_t*>(scales)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
+    } else {
+      for (int i = tid; i < BN * KB; i += kGemmThreads) scales[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
+    }
+    cp_async_wait<S - 2>();
+    __syncthreads();
+    decode(0);
+  }
+
+  const int warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
+  const int wm = warp >> 2, wn = warp & 3;  // warp tile: rows wm * 16 * MT.., columns wn * 32..
+  const int a_off = (wm * 16 * MT + (lane & 15)) * LDS + (lane >> 4) * 8;          // ldmatrix rows of A
+  const int b_off = (wn * 32 + ((lane >> 4) << 3) + (lane & 7)) * LDS + ((lane >> 3) & 1) * 8;  // and of W
+  float acc[MT][4][4];
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.f;
 
-  const int nk = (K + BK - 1) / BK;
-  load_global(0);
-  store_smem(0);
-  __syncthreads();
-  int buf = 0;
   for (int kt = 0; kt < nk; ++kt) {
-    if (kt + 1 < nk) load_global(kt + 1);
-    const uint16_t* bs = Bs[buf];
+    if (kMx) cp_async_wait<S - 3>(); else cp_async_wait<S - 2>();
+    __syncthreads();
+    issue(kt + S - 1);
+    if (kMx && kt + 1 < nk) decode(kt + 1);
+    const uint8_t* st = smem + (kt % S) * kStage;
+    const uint16_t* bt = reinterpret_cast<const uint16_t*>(kMx ? bdec + (kt & 1) * kBdecBytes : st + 2 * kAHalf);
 #pragma unroll
     for (int ks = 0; ks < BK / 16; ++ks) {
       uint32_t bfr[4][2];
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        const uint16_t* base = bs + (wn * 32 + nt * 8 + gq) * LDS + ks * 16 + 2 * tq;
-        bfr[nt][0] = *reinterpret_cast<const uint32_t*>(base);
-        bfr[nt][1] = *reinterpret_cast<const uint32_t*>(base + 8);
+      for (int np = 0; np < 2; ++np) {
+        uint32_t r[4];
+        ldsm_x4(r, bt + b_off + np * 16 * LDS + ks * 16);
+        bfr[2 * np][0] = r[0];
+        bfr[2 * np][1] = r[1];
+        bfr[2 * np + 1][0] = r[2];
+        bfr[2 * np + 1][1] = r[3];
       }
 #pragma unroll
-      for (int part = 0; part < kParts; ++part) {
-        const uint16_t* as = As[buf][part];
-        uint32_t af[4][4];
+      for (int part = 0; part < 2; ++part) {
+        const uint16_t* at = reinterpret_cast<const uint16_t*>(st + part * kAHalf);
 #pragma unroll
-        for (int mt = 0; mt < 4; ++mt) {
-          const uint16_t* base = as + (wm * 64 + mt * 16 + gq) * LDS + ks * 16 + 2 * tq;
-          af[mt][0] = *reinterpret_cast<const uint32_t*>(base);
-          af[mt][1] = *reinterpret_cast<const uint32_t*>(base + 8 * LDS);
-          af[mt][2] = *reinterpret_cast<const uint32_t*>(base + 8);
-          af[mt][3] = *reinterpret_cast<const uint32_t*>(base + 8 * LDS + 8);
+        for (int mt = 0; mt < MT; ++mt) {
+          uint32_t af[4];
+          ldsm_x4(af, at + a_off + mt * 16 * LDS + ks * 16);
+#pragma unroll
+          for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], af, bfr[nt]);
         }
-#pragma unroll
-        for (int mt = 0; mt < 4; ++mt)
-#pragma unroll
-          for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], af[mt], bfr[nt]);
       }
     }
-    if (kt + 1 < nk) store_smem(buf ^ 1);
-    __syncthreads();
-    buf ^= 1;
   }
+  cp_async_wait<0>();  // only empty groups can be left; keep the ring drained before exit anyway
 
-  // ---- epilogue: bias (+ clamped SwiGLU on interleaved gate/up columns) ----
+  // ---- epilogue: bias (+ clamped SwiGLU on interleaved gate/up columns, written split) ----
 #pragma unroll
-  for (int mt = 0; mt < 4; ++mt)
+  for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int r = row0 + wm * 64 + mt * 16 + gq + half * 8;
+      const int r = row0 + wm * 16 * MT + mt * 16 + gq + half * 8;
       if (r >= row_end) continue;
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
         const int col = n0 + wn * 32 + nt * 8 + 2 * tq;
-        float v0 = acc[mt][nt][half * 2], v1 = acc[mt][nt][half * 2 + 1];
+        const float v0 = acc[mt][nt][half * 2], v1 = acc[mt][nt][half * 2 + 1];
         if (EPI == Epilogue::SwiGLU) {
           if (col >= p.N) continue;  // N is even: col < N implies col + 1 < N
           // gate = even column, up = odd column (transformers GptOssExperts, rows interleaved)
-          static_cast<float*>(p.out)[int64_t(r) * p.ldo + col / 2] =
-              swiglu(v0 + load_bias(p, g, col), v1 + load_bias(p, g, col + 1), p.swiglu_limit, p.swiglu_alpha);
+          const float y = swiglu(v0 + load_bias(p, g, col), v1 + load_bias(p, g, col + 1), p.swiglu_limit, p.swiglu_alpha);
+          const int64_t o = int64_t(r) * p.ldo + col / 2;
+          split_one(y, static_cast<uint16_t*>(p.out)[o], p.out_lo[o]);
         } else {
           float* o = static_cast<float*>(p.out) + int64_t(r) * p.ldo;
           if (col < p.N) o[col] = v0 + load_bias(p, g, col);
@@ -218,25 +220,56 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
 #endif
 }
 
-}  // namespace
-
-template <WeightFormat WF, typename AT, Epilogue EPI>
-void launch_gemm_tile(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
-  if (max_tiles <= 0 || p.N <= 0) return;
-  constexpr int kParts = sizeof(AT) == 4 ? 2 : 1;
-  constexpr int smem = (2 * kParts * kGemmBM + 2 * kGemmBN) * kGemmLds * 2;  // 61440 B for f32 A
-  static bool attr_set = false;  // one per instantiation (this file only); idempotent, so a benign race
-  if (smem > 48 * 1024 && !attr_set) {
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, AT, EPI>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    attr_set = true;
+template <WeightFormat WF, Epilogue EPI, int MT>
+void launch_mt(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
+  const int smem = smem_bytes<WF, MT>(WF == WeightFormat::MXFP4 ? p.K / kGemmBK : 0);
+  static int attr_bytes = 0;  // one per instance: the largest size set so far (idempotent, a benign race)
+  if (smem > 48 * 1024 && smem > attr_bytes) {
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    attr_bytes = smem;
   }
   dim3 grid(ceil_div(p.N, kGemmBN), max_tiles);
-  gemm_tile_kernel<WF, AT, EPI><<<grid, kGemmThreads, smem, stream>>>(p);
+  gemm_tile_kernel<WF, EPI, MT><<<grid, kGemmThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemm_tile_kernel");
 }
 
-template void launch_gemm_tile<WeightFormat::BF16, float, Epilogue::Store>(const GemmProblem&, int, gpuStream_t);
-template void launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::Store>(const GemmProblem&, int, gpuStream_t);
-template void launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::SwiGLU>(const GemmProblem&, int, gpuStream_t);
+// hi = rn(x), lo = rn(x - hi), 4 values a thread (16-byte loads when x is aligned).
+__global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, uint16_t* lo) {
+  const int64_t i = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 4;
+  if (i >= count) return;
+  if (i + 4 <= count && (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(hi) & 7) == 0 &&
+      (reinterpret_cast<uintptr_t>(lo) & 7) == 0) {
+    const float4 v = *reinterpret_cast<const float4*>(x + i);
+    const uint32_t h0 = pack_bf16x2(v.x, v.y), h1 = pack_bf16x2(v.z, v.w);
+    const uint32_t l0 = pack_bf16x2(v.x - bf16_lo(h0), v.y - bf16_hi(h0));
+    const uint32_t l1 = pack_bf16x2(v.z - bf16_lo(h1), v.w - bf16_hi(h1));
+    *reinterpret_cast<uint2*>(hi + i) = make_uint2(h0, h1);
+    *reinterpret_cast<uint2*>(lo + i) = make_uint2(l0, l1);
+  } else {
+    for (int64_t j = i; j < i + 4 && j < count; ++j) split_one(x[j], hi[j], lo[j]);
+  }
+}
+
+}  // namespace
+
+int gemm_tile_rows(int64_t rows_per_group) { return rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32; }
+
+template <WeightFormat WF, Epilogue EPI>
+void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, gpuStream_t stream) {
+  if (max_tiles <= 0 || p.N <= 0) return;
+  if (bm == 128) launch_mt<WF, EPI, 4>(p, max_tiles, stream);
+  else if (bm == 64) launch_mt<WF, EPI, 2>(p, max_tiles, stream);
+  else launch_mt<WF, EPI, 1>(p, max_tiles, stream);
+}
+
+template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, gpuStream_t);
+template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, gpuStream_t);
+template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, gpuStream_t);
+
+void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, gpuStream_t stream) {
+  if (count <= 0) return;
+  split_bf16_kernel<<<unsigned(ceil_div((count + 3) / 4, 256)), 256, 0, stream>>>(x, count, hi, lo);
+  GPTOSS_CUDA_LAUNCH("split_bf16_kernel");
+}
 
 }  // namespace gptoss::cuda

@@ -205,7 +205,8 @@ LinearPath linear_path(const LinearArgs& a) {
   const bool mx = a.w_scales != nullptr;
   if (!mx && a.K % 8 != 0) return LinearPath::Naive;
   if (mx && a.K % 32 != 0) return LinearPath::Naive;
-  return a.n <= kGemvMaxTokens ? LinearPath::Gemv : LinearPath::Gemm;
+  if (a.n <= kGemvMaxTokens) return LinearPath::Gemv;
+  return mx && a.K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
 
 void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream) {
@@ -238,9 +239,15 @@ void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t st
 
 void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream) { launch_linear_gemv_parts(&a, 1, stream); }
 
-void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream) {
+size_t linear_gemm_workspace_bytes(const LinearArgs& a) { return 4 * size_t(a.n) * a.K; }
+
+void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream) {
+  uint16_t* hi = static_cast<uint16_t*>(workspace);
+  uint16_t* lo = hi + int64_t(a.n) * a.K;
+  launch_split_bf16(a.x, int64_t(a.n) * a.K, hi, lo, stream);
   GemmProblem p;
-  p.a = a.x;
+  p.a_hi = hi;
+  p.a_lo = lo;
   p.w = a.w;
   p.w_scales = a.w_scales;
   p.bias = a.bias;
@@ -250,9 +257,10 @@ void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream) {
   p.M = a.n;
   p.out = a.out;
   p.ldo = a.N;
-  const int tiles = ceil_div(a.n, kGemmBM);
-  if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::Store>(p, tiles, stream);
-  else launch_gemm_tile<WeightFormat::BF16, float, Epilogue::Store>(p, tiles, stream);
+  const int bm = gemm_tile_rows(a.n);
+  const int tiles = ceil_div(a.n, bm);
+  if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(p, bm, tiles, stream);
+  else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, tiles, stream);
 }
 
 void launch_linear_naive(const LinearArgs& a, gpuStream_t stream) {

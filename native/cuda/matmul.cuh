@@ -23,7 +23,8 @@ void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream);
 // Several linears of one x (same n, K, weight format; every part on the Gemv path) as one GEMV
 // launch over their concatenated rows: qkv() in a decode step. At most kGemvMaxParts parts.
 void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream);
-void launch_linear_gemm(const LinearArgs& a, gpuStream_t stream);
+size_t linear_gemm_workspace_bytes(const LinearArgs& a);  // the bf16 halves of x
+void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream);
 void launch_linear_naive(const LinearArgs& a, gpuStream_t stream);
 
 constexpr int kGemvMaxTokens = 8;

@@ -348,7 +348,10 @@ struct GroupedWs {
   int32_t* tile_start;  // [E+1]
   int32_t* perm_token;  // [P] slot -> token
   int32_t* pair_slot;   // [P] pair -> slot
-  float* act;           // [P, I] (f32: the down GEMM splits it into bf16 hi + lo)
+  uint16_t* x_hi;       // [n, H] bf16 halves of x (the gate_up GEMM's A)
+  uint16_t* x_lo;
+  uint16_t* act_hi;     // [P, I] bf16 halves of the SwiGLU output (the down GEMM's A)
+  uint16_t* act_lo;
   float* y;             // [P, H]
 };
 
@@ -366,7 +369,10 @@ GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
   w.tile_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
   w.perm_token = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
   w.pair_slot = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
-  w.act = reinterpret_cast<float*>(take(4 * size_t(P) * a.I));
+  w.x_hi = reinterpret_cast<uint16_t*>(take(2 * size_t(a.n) * a.H));
+  w.x_lo = reinterpret_cast<uint16_t*>(take(2 * size_t(a.n) * a.H));
+  w.act_hi = reinterpret_cast<uint16_t*>(take(2 * size_t(P) * a.I));
+  w.act_lo = reinterpret_cast<uint16_t*>(take(2 * size_t(P) * a.I));
   w.y = reinterpret_cast<float*>(take(4 * size_t(P) * a.H));
   if (total) *total = off;
   return w;
@@ -384,7 +390,7 @@ __global__ void moe_count_kernel(const int32_t* expert_idx, int P, int E, int32_
 }
 
 // Single block: exclusive scans of counts (slots) and of ceil(count / BM) (GEMM tiles).
-__global__ void moe_scan_kernel(const int32_t* counts, int E, int32_t* group_start, int32_t* tile_start,
+__global__ void moe_scan_kernel(const int32_t* counts, int E, int bm, int32_t* group_start, int32_t* tile_start,
                                 int32_t* cursor) {
   if (threadIdx.x != 0) return;
   int s = 0, t = 0;
@@ -393,7 +399,7 @@ __global__ void moe_scan_kernel(const int32_t* counts, int E, int32_t* group_sta
     tile_start[e] = t;
     cursor[e] = 0;
     s += counts[e];
-    t += (counts[e] + kGemmBM - 1) / kGemmBM;
+    t += (counts[e] + bm - 1) / bm;
   }
   group_start[E] = s;
   tile_start[E] = t;
@@ -509,16 +515,21 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   GPTOSS_CUDA_CHECK(gpuMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
   moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
-  moe_scan_kernel<<<1, 32, 0, stream>>>(w.counts, a.E, w.group_start, w.tile_start, w.cursor);
+  // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
+  // 120b at 512 (16 an expert), so a tile is not mostly padding.
+  const int bm = gemm_tile_rows(P / a.E);
+  moe_scan_kernel<<<1, 32, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
                                                            w.perm_token, w.pair_slot);
   GPTOSS_CUDA_LAUNCH("moe_scatter_kernel");
   // Upper bound on M tiles without reading the counts back: sum ceil(c_e/BM) <= P/BM + E.
-  const int max_tiles = P / kGemmBM + a.E;
+  const int max_tiles = P / bm + a.E;
+  launch_split_bf16(a.x, int64_t(a.n) * a.H, w.x_hi, w.x_lo, stream);
 
   GemmProblem g1;
-  g1.a = a.x;
+  g1.a_hi = w.x_hi;
+  g1.a_lo = w.x_lo;
   g1.a_rows = w.perm_token;
   g1.w = a.gate_up;
   g1.w_scales = a.gate_up_scales;
@@ -532,14 +543,16 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   g1.group_start = w.group_start;
   g1.tile_start = w.tile_start;
   g1.num_groups = a.E;
-  g1.out = w.act;
+  g1.out = w.act_hi;
+  g1.out_lo = w.act_lo;
   g1.ldo = a.I;
   g1.swiglu_limit = a.limit;
   g1.swiglu_alpha = a.alpha;
-  launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::SwiGLU>(g1, max_tiles, stream);
+  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(g1, bm, max_tiles, stream);
 
   GemmProblem g2;
-  g2.a = w.act;
+  g2.a_hi = w.act_hi;
+  g2.a_lo = w.act_lo;
   g2.w = a.down;
   g2.w_scales = a.down_scales;
   g2.w_group_bytes = int64_t(a.H) * a.I / 2;
@@ -554,7 +567,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   g2.num_groups = a.E;
   g2.out = w.y;
   g2.ldo = a.H;
-  launch_gemm_tile<WeightFormat::MXFP4, float, Epilogue::Store>(g2, max_tiles, stream);
+  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(g2, bm, max_tiles, stream);
 
   int64_t total = int64_t(a.n) * a.H;
   moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,

@@ -64,26 +64,6 @@ int cta_smem(int nch) {
 constexpr int kMaxSmem = 200 * 1024;
 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void cp_async16(void* s, const void* g) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(s)), "l"(g) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void ldsm_x2(uint32_t& r0, uint32_t& r1, const void* p) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n"
-               : "=r"(r0), "=r"(r1)
-               : "r"(smem_addr(p))
-               : "memory");
-}
-__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
-  uint32_t r;
-  asm("prmt.b32 %0, %1, %2, %3;\n" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
-  return r;
-}
 // D = A(16x16) B(16x8) with C = 0.
 __device__ __forceinline__ void mma_first(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -105,16 +85,7 @@ __device__ __forceinline__ void decode_word(uint32_t w, uint32_t p[4]) {
     p[2] = (s2 & 0x01C001C0u) + (s2 & 0x02000200u) * 64u;
     p[3] = (s3 & 0x01C001C0u) + (s3 & 0x02000200u) * 64u;
   } else {
-    // bf16 of 0, .5, 1, 1.5, 2, 3, 4, 6: high bytes 00 3F 3F 3F 40 40 40 40, low bytes 00 00 80 C0 00 40 80 C0
-    const uint32_t m = w & 0x77777777u, sg = (w >> 3) & 0x11111111u;
-    const uint32_t hl = prmt(0x3F3F3F00u, 0x40404040u, m) | prmt(0x00008000u, 0u, sg);
-    const uint32_t ll = prmt(0xC0800000u, 0xC0804000u, m);
-    const uint32_t hh = prmt(0x3F3F3F00u, 0x40404040u, m >> 16) | prmt(0x00008000u, 0u, sg >> 16);
-    const uint32_t lh = prmt(0xC0800000u, 0xC0804000u, m >> 16);
-    p[0] = prmt(ll, hl, 0x5140u);
-    p[1] = prmt(ll, hl, 0x7362u);
-    p[2] = prmt(lh, hh, 0x5140u);
-    p[3] = prmt(lh, hh, 0x7362u);
+    e2m1_word_to_bf16(w, p);
   }
 }
 // Which two of the word's 8 values pair i holds (must match decode_word).
