@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode)
+#   env: SKIP_E2E=1, SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -18,7 +18,7 @@ grep -E "^(build|check|model)" "$OUT/check-all.log"
 grep -E "FAIL" "$OUT/check.log" | head -20
 
 if [[ -x build-gpu/gptoss_gpu_bench ]]; then
-  build-gpu/gptoss_gpu_bench ${BENCH_ARGS:---decode} > "$OUT/bench.log" 2>&1
+  build-gpu/gptoss_gpu_bench ${BENCH_ARGS---decode} > "$OUT/bench.log" 2>&1
   grep "^|" "$OUT/bench.log"
 fi
 

@@ -2,7 +2,7 @@
 // compiles them. Layout and reasons: gemm_tile.cuh.
 //
 // One block: BM rows (tokens) x 128 columns (output features) of one group. Shared memory:
-//   kGemmStages x stage { A hi [BM][40], A lo [BM][40] bf16; W: bf16 [128][40] or packed MXFP4 [128][16] }
+//   stages<WF>() x stage { A hi [BM][40], A lo [BM][40] bf16; W: bf16 [128][40] or packed MXFP4 [128][16] }
 //   MXFP4 only: the decoded W tile [2][128][40] bf16 and the block's scales [128][K/32].
 // K step kt (BK = 32): wait until stage kt (bf16) or kt + 1 (MXFP4) has landed, one __syncthreads,
 // issue stage kt + S - 1 into the slot step kt - 1 used, MXFP4: decode stage kt + 1's W into the
@@ -18,6 +18,10 @@ namespace {
 constexpr int kBdecBytes = kGemmBN * kGemmLds * 2;  // one decoded bf16 W tile
 static_assert(kGemmThreads == 2 * kGemmBN, "the MXFP4 decode gives each thread half a row");
 
+// Ring depth: an MXFP4 step is decoded one step ahead of its MMAs, so it needs one more stage in
+// flight for the same lookahead; a bf16 stage is 1.4x the bytes.
+template <WeightFormat WF>
+constexpr int stages() { return WF == WeightFormat::MXFP4 ? 6 : 5; }
 template <WeightFormat WF, int MT>
 constexpr int a_half_bytes() { return 32 * MT * kGemmLds * 2; }
 template <WeightFormat WF, int MT>
@@ -26,7 +30,7 @@ constexpr int stage_bytes() {
 }
 template <WeightFormat WF, int MT>
 int smem_bytes(int kblocks) {
-  int b = kGemmStages * stage_bytes<WF, MT>();
+  int b = stages<WF>() * stage_bytes<WF, MT>();
   if (WF == WeightFormat::MXFP4) b += 2 * kBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16;
   return b;
 }
@@ -45,7 +49,7 @@ __device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
 template <WeightFormat WF, Epilogue EPI, int MT>
 __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-  constexpr int BM = 32 * MT, BN = kGemmBN, BK = kGemmBK, LDS = kGemmLds, S = kGemmStages;
+  constexpr int BM = 32 * MT, BN = kGemmBN, BK = kGemmBK, LDS = kGemmLds, S = stages<WF>();
   constexpr bool kMx = WF == WeightFormat::MXFP4;
   constexpr int kAHalf = a_half_bytes<WF, MT>(), kStage = stage_bytes<WF, MT>();
   extern __shared__ __align__(16) uint8_t smem[];
@@ -82,17 +86,29 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
   uint8_t* scales = bdec + 2 * kBdecBytes;  // MXFP4: [BN][KB]
 
   // ---- stage kt: A halves (gathered rows) and the W tile, all by cp.async; one commit group ----
+  // A thread's A chunks are the same rows and 16-byte columns at every step: their sources are
+  // resolved once (row gather, bounds) and only advance by k0.
+  constexpr int kAChunks = BM * 8 / kGemmThreads;  // 4, 2, 1
+  const uint16_t* a_src[kAChunks];
+  int a_dst[kAChunks];
+  bool a_ok[kAChunks];
+#pragma unroll
+  for (int i = 0; i < kAChunks; ++i) {
+    const int c = tid + i * kGemmThreads;
+    const int part = c / (BM * 4), rem = c % (BM * 4), row = rem >> 2, ch = rem & 3;
+    const int src = rows_src[row];
+    a_ok[i] = src >= 0;
+    a_src[i] = (part ? p.a_lo : p.a_hi) + (src >= 0 ? int64_t(src) * K : 0) + ch * 8;
+    a_dst[i] = part * kAHalf + (row * LDS + ch * 8) * 2;
+  }
   auto issue = [&](int kt) {
     if (kt < nk) {
       uint8_t* st = smem + (kt % S) * kStage;
       const int k0 = kt * BK;
 #pragma unroll
-      for (int c = tid; c < BM * 8; c += kGemmThreads) {
-        const int part = c / (BM * 4), rem = c % (BM * 4), row = rem >> 2, ch = rem & 3;
-        const int src = rows_src[row], k = k0 + ch * 8;
-        const bool ok = src >= 0 && k < K;
-        const uint16_t* base = part ? p.a_lo : p.a_hi;
-        cp_async16_zfill(st + part * kAHalf + (row * LDS + ch * 8) * 2, base + (ok ? int64_t(src) * K + k : 0), ok);
+      for (int i = 0; i < kAChunks; ++i) {
+        const bool ok = a_ok[i] && k0 + (a_dst[i] >> 1) % LDS < K;
+        cp_async16_zfill(st + a_dst[i], ok ? a_src[i] + k0 : p.a_hi, ok);
       }
       uint8_t* bs = st + 2 * kAHalf;
       if (!kMx) {
@@ -160,7 +176,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
       for (int c = 0; c < 4; ++c) acc[i][j][c] = 0.f;
 
   for (int kt = 0; kt < nk; ++kt) {
-    if (kMx) cp_async_wait<S - 3>(); else cp_async_wait<S - 2>();
+    if (kMx) cp_async_wait<S - 3>(); else cp_async_wait<S - 2>();  // step kt + 1 (MXFP4) or kt landed
     __syncthreads();
     issue(kt + S - 1);
     if (kMx && kt + 1 < nk) decode(kt + 1);
@@ -191,7 +207,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
       }
     }
   }
-  cp_async_wait<0>();  // only empty groups can be left; keep the ring drained before exit anyway
+  cp_async_wait<0>();  // only empty groups are left; drained before exit anyway
 
   // ---- epilogue: bias (+ clamped SwiGLU on interleaved gate/up columns, written split) ----
 #pragma unroll
