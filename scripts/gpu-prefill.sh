@@ -5,7 +5,8 @@
 # the full section set (--set full, text) for the first NCU_DETAILS launches of the GEMM tile.
 # Logs under $OUT (packed as $OUT/prefill.tgz).
 #   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
-#   env: MODELS ("20b"), LAYERS (2), NCU_DETAILS (6; 0 skips), NCU_KERNEL (regex, gemm_tile_kernel)
+#   env: MODELS ("20b"), LAYERS (2), NCU_DETAILS (6; 0 skips), NCU_KERNEL (regex, gemm_tile_kernel),
+#        NCU_SKIP (12: the warm-up prefill's launches of the 2-layer cut; then layer 0: q, k, v, o, gate_up, down)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -24,7 +25,7 @@ if command -v ncu > /dev/null; then
     > "$OUT/ncu-prefill.csv" 2> "$OUT/ncu-prefill.err"
   python3 scripts/ncu-step.py --by-name "$OUT/ncu-prefill.csv" > "$OUT/ncu-prefill.txt" && head -16 "$OUT/ncu-prefill.txt"
   if [[ "${NCU_DETAILS:-6}" != 0 ]]; then
-    timeout 300 ncu --set full -k "regex:${NCU_KERNEL:-gemm_tile_kernel}" --launch-count "${NCU_DETAILS:-6}" \
+    timeout 300 ncu --set full -k "regex:${NCU_KERNEL:-gemm_tile_kernel}" --launch-skip "${NCU_SKIP:-12}" --launch-count "${NCU_DETAILS:-6}" \
       node bench/e2e.mjs "${SRC[@]}" > "$OUT/ncu-details.txt" 2>&1
     echo "ncu details: rc $?, $(wc -l < "$OUT/ncu-details.txt") lines"
   fi
