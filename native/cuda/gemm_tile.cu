@@ -2,8 +2,9 @@
 // compiles them. Layout and reasons: gemm_tile.cuh.
 //
 // One block: BM rows (tokens) x 128 columns (output features) of one group. Shared memory:
-//   stages<WF>() x stage { A hi [BM][40], A lo [BM][40] bf16; W: bf16 [128][40] or packed MXFP4 [128][16] }
-//   MXFP4 only: the decoded W tile [2][128][40] bf16 and the block's scales [128][K/32].
+//   4 x stage { A hi [BM][32], A lo [BM][32] bf16; W: bf16 [128][32] or packed MXFP4 [128][16 bytes] }
+//   MXFP4 only: the decoded W tile [2][128][32] bf16 and the block's scales [128][K/32]
+//   (bf16 rows XOR-swizzled by 16-byte chunk, see swz). At most ~100 KB: two blocks an SM.
 // K step kt (BK = 32): wait until stage kt (bf16) or kt + 1 (MXFP4) has landed, one __syncthreads,
 // issue stage kt + S - 1 into the slot step kt - 1 used, MXFP4: decode stage kt + 1's W into the
 // other bf16 buffer (each thread 16 values: prmt byte tables, then one bf16x2 multiply by the scale),
@@ -15,22 +16,28 @@ namespace gptoss::cuda {
 
 namespace {
 
-constexpr int kBdecBytes = kGemmBN * kGemmLds * 2;  // one decoded bf16 W tile
+// Shared tiles are rows of BK = 32 bf16 (64 bytes, four 16-byte chunks) without padding; chunk c of
+// row r sits at chunk c ^ ((r >> 1) & 3), so the 8 rows an ldmatrix phase reads (same logical chunk)
+// land in 8 distinct 16-byte bank groups, and a 16-row MMA tile keeps one pattern (per-lane offsets
+// are fixed). No padding is what lets two blocks share an SM (bench/RESULTS.md: one block of 8
+// warps left the schedulers with 0.36 eligible warps).
+__host__ __device__ constexpr int swz(int row, int chunk) { return row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4); }
+constexpr int kRowBytes = kGemmBK * 2;
+constexpr int kBdecBytes = kGemmBN * kRowBytes;  // one decoded bf16 W tile
 static_assert(kGemmThreads == 2 * kGemmBN, "the MXFP4 decode gives each thread half a row");
 
-// Ring depth: an MXFP4 step is decoded one step ahead of its MMAs, so it needs one more stage in
-// flight for the same lookahead; a bf16 stage is 1.4x the bytes.
-template <WeightFormat WF>
-constexpr int stages() { return WF == WeightFormat::MXFP4 ? 6 : 5; }
+// Ring depth: 4 stages (an MXFP4 step is decoded one step ahead of its MMAs); with two blocks an SM
+// the other block covers what the shorter lookahead leaves.
+constexpr int kStages = 4;
 template <WeightFormat WF, int MT>
-constexpr int a_half_bytes() { return 32 * MT * kGemmLds * 2; }
+constexpr int a_half_bytes() { return 32 * MT * kRowBytes; }
 template <WeightFormat WF, int MT>
 constexpr int stage_bytes() {
-  return 2 * a_half_bytes<WF, MT>() + (WF == WeightFormat::BF16 ? kGemmBN * kGemmLds * 2 : kGemmBN * 16);
+  return 2 * a_half_bytes<WF, MT>() + (WF == WeightFormat::BF16 ? kGemmBN * kRowBytes : kGemmBN * 16);
 }
 template <WeightFormat WF, int MT>
 int smem_bytes(int kblocks) {
-  int b = stages<WF>() * stage_bytes<WF, MT>();
+  int b = kStages * stage_bytes<WF, MT>();
   if (WF == WeightFormat::MXFP4) b += 2 * kBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16;
   return b;
 }
@@ -47,9 +54,9 @@ __device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
 }
 
 template <WeightFormat WF, Epilogue EPI, int MT>
-__global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) {
+__global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-  constexpr int BM = 32 * MT, BN = kGemmBN, BK = kGemmBK, LDS = kGemmLds, S = stages<WF>();
+  constexpr int BM = 32 * MT, BN = kGemmBN, BK = kGemmBK, S = kStages;
   constexpr bool kMx = WF == WeightFormat::MXFP4;
   constexpr int kAHalf = a_half_bytes<WF, MT>(), kStage = stage_bytes<WF, MT>();
   extern __shared__ __align__(16) uint8_t smem[];
@@ -82,7 +89,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
 
   const int K = p.K, KB = K / BK, nk = (K + BK - 1) / BK;
   const uint8_t* wbase = static_cast<const uint8_t*>(p.w) + g * p.w_group_bytes;
-  uint8_t* bdec = smem + S * kStage;       // MXFP4: [2][BN * LDS] bf16
+  uint8_t* bdec = smem + S * kStage;       // MXFP4: [2][BN rows] bf16
   uint8_t* scales = bdec + 2 * kBdecBytes;  // MXFP4: [BN][KB]
 
   // ---- stage kt: A halves (gathered rows) and the W tile, all by cp.async; one commit group ----
@@ -90,7 +97,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
   // resolved once (row gather, bounds) and only advance by k0.
   constexpr int kAChunks = BM * 8 / kGemmThreads;  // 4, 2, 1
   const uint16_t* a_src[kAChunks];
-  int a_dst[kAChunks];
+  int a_dst[kAChunks], a_k[kAChunks];
   bool a_ok[kAChunks];
 #pragma unroll
   for (int i = 0; i < kAChunks; ++i) {
@@ -99,7 +106,8 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
     const int src = rows_src[row];
     a_ok[i] = src >= 0;
     a_src[i] = (part ? p.a_lo : p.a_hi) + (src >= 0 ? int64_t(src) * K : 0) + ch * 8;
-    a_dst[i] = part * kAHalf + (row * LDS + ch * 8) * 2;
+    a_dst[i] = part * kAHalf + swz(row, ch);
+    a_k[i] = ch * 8;
   }
   auto issue = [&](int kt) {
     if (kt < nk) {
@@ -107,7 +115,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
       const int k0 = kt * BK;
 #pragma unroll
       for (int i = 0; i < kAChunks; ++i) {
-        const bool ok = a_ok[i] && k0 + (a_dst[i] >> 1) % LDS < K;
+        const bool ok = a_ok[i] && k0 + a_k[i] < K;
         cp_async16_zfill(st + a_dst[i], ok ? a_src[i] + k0 : p.a_hi, ok);
       }
       uint8_t* bs = st + 2 * kAHalf;
@@ -116,7 +124,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
         for (int c = tid; c < BN * 4; c += kGemmThreads) {
           const int row = c >> 2, ch = c & 3, k = k0 + ch * 8;
           const bool ok = n0 + row < p.N && k < K;
-          cp_async16_zfill(bs + (row * LDS + ch * 8) * 2, wbase + (ok ? (int64_t(n0 + row) * K + k) * 2 : 0), ok);
+          cp_async16_zfill(bs + swz(row, ch), wbase + (ok ? (int64_t(n0 + row) * K + k) * 2 : 0), ok);
         }
       } else if (tid < BN) {
         const bool ok = n0 + tid < p.N;
@@ -139,9 +147,9 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
     e2m1_word_to_bf16(w.y, o + 4);
 #pragma unroll
     for (int i = 0; i < 8; ++i) o[i] = bf16x2_mul(o[i], sc2);
-    uint4* dst = reinterpret_cast<uint4*>(bdec + (j & 1) * kBdecBytes + (row * LDS + half * 16) * 2);
-    dst[0] = make_uint4(o[0], o[1], o[2], o[3]);
-    dst[1] = make_uint4(o[4], o[5], o[6], o[7]);
+    uint8_t* dst = bdec + (j & 1) * kBdecBytes;
+    *reinterpret_cast<uint4*>(dst + swz(row, 2 * half)) = make_uint4(o[0], o[1], o[2], o[3]);
+    *reinterpret_cast<uint4*>(dst + swz(row, 2 * half + 1)) = make_uint4(o[4], o[5], o[6], o[7]);
   };
 
 #pragma unroll
@@ -165,8 +173,14 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
 
   const int warp = tid >> 5, lane = tid & 31, gq = lane >> 2, tq = lane & 3;
   const int wm = warp >> 2, wn = warp & 3;  // warp tile: rows wm * 16 * MT.., columns wn * 32..
-  const int a_off = (wm * 16 * MT + (lane & 15)) * LDS + (lane >> 4) * 8;          // ldmatrix rows of A
-  const int b_off = (wn * 32 + ((lane >> 4) << 3) + (lane & 7)) * LDS + ((lane >> 3) & 1) * 8;  // and of W
+  // ldmatrix lane addresses (bytes) for k16 step ks: A rows wm * 16 * MT + (lane & 15) (+ 16 mt),
+  // chunk 2 ks + lane / 16; W rows wn * 32 + 8 (lane / 16) + lane % 8 (+ 16 np), chunk 2 ks + (lane / 8) % 2.
+  int a_off[2], b_off[2];
+#pragma unroll
+  for (int ks = 0; ks < 2; ++ks) {
+    a_off[ks] = swz(wm * 16 * MT + (lane & 15), 2 * ks + (lane >> 4));
+    b_off[ks] = swz(wn * 32 + ((lane >> 4) << 3) + (lane & 7), 2 * ks + ((lane >> 3) & 1));
+  }
   float acc[MT][4][4];
 #pragma unroll
   for (int i = 0; i < MT; ++i)
@@ -181,14 +195,14 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
     issue(kt + S - 1);
     if (kMx && kt + 1 < nk) decode(kt + 1);
     const uint8_t* st = smem + (kt % S) * kStage;
-    const uint16_t* bt = reinterpret_cast<const uint16_t*>(kMx ? bdec + (kt & 1) * kBdecBytes : st + 2 * kAHalf);
+    const uint8_t* bt = kMx ? bdec + (kt & 1) * kBdecBytes : st + 2 * kAHalf;
 #pragma unroll
     for (int ks = 0; ks < BK / 16; ++ks) {
       uint32_t bfr[4][2];
 #pragma unroll
       for (int np = 0; np < 2; ++np) {
         uint32_t r[4];
-        ldsm_x4(r, bt + b_off + np * 16 * LDS + ks * 16);
+        ldsm_x4(r, bt + b_off[ks] + np * 16 * kRowBytes);
         bfr[2 * np][0] = r[0];
         bfr[2 * np][1] = r[1];
         bfr[2 * np + 1][0] = r[2];
@@ -196,11 +210,11 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_tile_kernel(GemmProblem p) 
       }
 #pragma unroll
       for (int part = 0; part < 2; ++part) {
-        const uint16_t* at = reinterpret_cast<const uint16_t*>(st + part * kAHalf);
+        const uint8_t* at = st + part * kAHalf;
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) {
           uint32_t af[4];
-          ldsm_x4(af, at + a_off + mt * 16 * LDS + ks * 16);
+          ldsm_x4(af, at + a_off[ks] + mt * 16 * kRowBytes);
 #pragma unroll
           for (int nt = 0; nt < 4; ++nt) mma_bf16_16816(acc[mt][nt], af, bfr[nt]);
         }
@@ -242,6 +256,7 @@ void launch_mt(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
   static int attr_bytes = 0;  // one per instance: the largest size set so far (idempotent, a benign race)
   if (smem > 48 * 1024 && smem > attr_bytes) {
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes = smem;
   }
   dim3 grid(ceil_div(p.N, kGemmBN), max_tiles);

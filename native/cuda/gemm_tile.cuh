@@ -10,7 +10,7 @@
 //    MXFP4 stays packed through the copy (a quarter of the bf16 bytes); BK = 32 is one MX block a
 //    row, decoded once per block into a bf16 tile the warps share.
 //  - mma.sync m16n8k16 bf16 -> f32 (sm_80+; the portable path, wgmma would be sm_90a only), fragments
-//    by ldmatrix, a 5 (bf16) or 6 (MXFP4) stage cp.async ring (no register staging).
+//    by ldmatrix from XOR-swizzled tiles, a 4-stage cp.async ring (no register staging), two blocks an SM.
 // Tile BM x 128 x 32 with BM = 32 * MT (MT = 1, 2, 4: 16-row MMA tiles a warp), 8 warps as 2 (M) x 4 (N).
 #pragma once
 #include "common.cuh"
@@ -44,7 +44,6 @@ struct GemmProblem {
 };
 
 constexpr int kGemmBN = 128, kGemmBK = 32, kGemmThreads = 256;
-constexpr int kGemmLds = kGemmBK + 8;  // bf16 a shared row: 80 bytes, so ldmatrix's 8 rows hit 8 distinct 16-byte slots
 constexpr int kGemmMaxKBlocks = 256;   // MXFP4: the block's scales [128, K/32] live in shared memory (K <= 8192)
 
 // Rows of an M tile for a problem whose groups hold about `rows_per_group` rows: 128, 64 or 32.
