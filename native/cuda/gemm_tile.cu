@@ -254,7 +254,7 @@ template <WeightFormat WF, Epilogue EPI, int MT>
 void launch_mt(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
   const int smem = smem_bytes<WF, MT>(WF == WeightFormat::MXFP4 ? p.K / kGemmBK : 0);
   static int attr_bytes = 0;  // one per instance: the largest size set so far (idempotent, a benign race)
-  if (smem > 48 * 1024 && smem > attr_bytes) {
+  if (smem > attr_bytes) {  // always opted in: static + dynamic shared memory above 48 KB needs it too
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes = smem;
