@@ -415,13 +415,16 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     const LinearArgs parts[3] = {linear_args(xn, wq, &bq, q), linear_args(xn, wk, &bk, k), linear_args(xn, wv, &bv, v)};
     // One GEMV over the three row ranges when each would take the GEMV path with one weight format
-    // (decode); prefill runs the three GEMM tiles, whose launches are not what a token waits on.
+    // (decode); prefill: one GEMM launch over the three column ranges (k and v alone are 4 column
+    // tiles each, too few blocks to fill the GPU), A split once.
     bool one_gemv = parts[0].n > 0;
     for (const LinearArgs& a : parts)
       one_gemv = one_gemv && a.N > 0 && linear_path(a) == LinearPath::Gemv &&
                  (a.w_scales != nullptr) == (parts[0].w_scales != nullptr);
-    if (!one_gemv) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
-    launch_linear_gemv_parts(parts, 3, stream_);
+    if (one_gemv) return launch_linear_gemv_parts(parts, 3, stream_);
+    if (!linear_gemm_parts_ok(parts, 3)) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+    std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(parts[0]));
+    launch_linear_gemm_parts(parts, 3, ws.get(), stream_);
   }
 
   void rope_kv_store(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,

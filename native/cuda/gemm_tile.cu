@@ -42,9 +42,6 @@ int smem_bytes(int kblocks) {
   return b;
 }
 
-__device__ __forceinline__ float load_bias(const GemmProblem& p, int g, int col) {
-  return bias_at(p.bias, p.bias_kind, g * p.bias_group_elems + col);
-}
 
 // bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over.
 __device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
@@ -80,7 +77,19 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
     row_end = p.M;
     if (row0 >= row_end) return;
   }
-  const int n0 = blockIdx.x * BN;
+  // ---- which column part (q, k, v) and which 128 columns of it ----
+  int bx = blockIdx.x, N = p.N, ldo = p.ldo;
+  const void* wptr = p.w;
+  const void* bias = p.bias;
+  void* out = p.out;
+  if (p.num_parts > 1) {
+    const int t0 = (p.N + BN - 1) / BN, t1 = (p.extra[0].N + BN - 1) / BN;
+    const GemmPart* e = nullptr;
+    if (bx >= t0 + t1) e = &p.extra[1], bx -= t0 + t1;
+    else if (bx >= t0) e = &p.extra[0], bx -= t0;
+    if (e) N = e->N, ldo = e->ldo, wptr = e->w, bias = e->bias, out = e->out;
+  }
+  const int n0 = bx * BN;
   for (int i = tid; i < BM; i += kGemmThreads) {
     int r = row0 + i;
     rows_src[i] = r < row_end ? (p.a_rows ? p.a_rows[r] : r) : -1;
@@ -88,7 +97,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
   __syncthreads();
 
   const int K = p.K, KB = K / BK, nk = (K + BK - 1) / BK;
-  const uint8_t* wbase = static_cast<const uint8_t*>(p.w) + g * p.w_group_bytes;
+  const uint8_t* wbase = static_cast<const uint8_t*>(wptr) + g * p.w_group_bytes;
   uint8_t* bdec = smem + S * kStage;       // MXFP4: [2][BN rows] bf16
   uint8_t* scales = bdec + 2 * kBdecBytes;  // MXFP4: [BN][KB]
 
@@ -123,11 +132,11 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
 #pragma unroll
         for (int c = tid; c < BN * 4; c += kGemmThreads) {
           const int row = c >> 2, ch = c & 3, k = k0 + ch * 8;
-          const bool ok = n0 + row < p.N && k < K;
+          const bool ok = n0 + row < N && k < K;
           cp_async16_zfill(bs + swz(row, ch), wbase + (ok ? (int64_t(n0 + row) * K + k) * 2 : 0), ok);
         }
       } else if (tid < BN) {
-        const bool ok = n0 + tid < p.N;
+        const bool ok = n0 + tid < N;
         cp_async16_zfill(bs + tid * 16, wbase + (ok ? (int64_t(n0 + tid) * KB + kt) * 16 : 0), ok);
       }
     }
@@ -159,7 +168,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
     // The block's scales, rows n0 .. n0 + 127 (contiguous in memory); rows past N read as 2^0
     // (their weights are zero-filled).
     const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
-    const int cnt = min(BN, p.N - n0) * KB;
+    const int cnt = min(BN, N - n0) * KB;
     if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
       for (int i = tid; i < BN * KB / 4; i += kGemmThreads)
         reinterpret_cast<uint32_t*>(scales)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
@@ -224,26 +233,64 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
   cp_async_wait<0>();  // only empty groups are left; drained before exit anyway
 
   // ---- epilogue: bias (+ clamped SwiGLU on interleaved gate/up columns, written split) ----
+  const int64_t bias0 = g * p.bias_group_elems;
 #pragma unroll
   for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const int r = row0 + wm * 16 * MT + mt * 16 + gq + half * 8;
-      if (r >= row_end) continue;
+      const bool row_ok = r < row_end;  // the same for the 4 lanes of a quad
+      if (EPI == Epilogue::SwiGLU) {
+        // gate = even column, up = odd column (transformers GptOssExperts, rows interleaved). Lane tq
+        // holds output column wn*16 + 4 nt + tq (of this block's 64) for nt = 0..3; a 4x4 transpose in
+        // the quad gives lane tq the 4 consecutive outputs 4 tq .. 4 tq + 3, stored as 8 bytes a half
+        // (a quad writes 32 contiguous bytes instead of 2-byte scatters).
+        float y[4];
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
-        const int col = n0 + wn * 32 + nt * 8 + 2 * tq;
-        const float v0 = acc[mt][nt][half * 2], v1 = acc[mt][nt][half * 2 + 1];
-        if (EPI == Epilogue::SwiGLU) {
-          if (col >= p.N) continue;  // N is even: col < N implies col + 1 < N
-          // gate = even column, up = odd column (transformers GptOssExperts, rows interleaved)
-          const float y = swiglu(v0 + load_bias(p, g, col), v1 + load_bias(p, g, col + 1), p.swiglu_limit, p.swiglu_alpha);
-          const int64_t o = int64_t(r) * p.ldo + col / 2;
-          split_one(y, static_cast<uint16_t*>(p.out)[o], p.out_lo[o]);
+        for (int nt = 0; nt < 4; ++nt) {
+          const int col = n0 + wn * 32 + nt * 8 + 2 * tq;
+          y[nt] = col < N ? swiglu(acc[mt][nt][half * 2] + bias_at(bias, p.bias_kind, bias0 + col),
+                                   acc[mt][nt][half * 2 + 1] + bias_at(bias, p.bias_kind, bias0 + col + 1),
+                                   p.swiglu_limit, p.swiglu_alpha)
+                          : 0.f;
+        }
+        float t[4];
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {  // lane tq sends y[(tq + s) & 3] to lane (tq + s) & 3 of its quad
+          const int to = (tq + s) & 3, from = (tq - s) & 3;
+          const float send = to == 0 ? y[0] : to == 1 ? y[1] : to == 2 ? y[2] : y[3];
+          const float got = __shfl_sync(0xffffffffu, send, (lane & ~3) | from);
+          if (from == 0) t[0] = got; else if (from == 1) t[1] = got; else if (from == 2) t[2] = got; else t[3] = got;
+        }
+        if (!row_ok) continue;
+        const int col0 = n0 + wn * 32 + tq * 8;  // gate column of output t[0]
+        const int64_t o = int64_t(r) * ldo + col0 / 2;
+        uint16_t h[4], l[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) split_one(t[j], h[j], l[j]);
+        uint16_t* oh = static_cast<uint16_t*>(out);
+        if (col0 + 6 < N && (o & 3) == 0) {
+          *reinterpret_cast<uint2*>(oh + o) = make_uint2(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16);
+          *reinterpret_cast<uint2*>(p.out_lo + o) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
         } else {
-          float* o = static_cast<float*>(p.out) + int64_t(r) * p.ldo;
-          if (col < p.N) o[col] = v0 + load_bias(p, g, col);
-          if (col + 1 < p.N) o[col + 1] = v1 + load_bias(p, g, col + 1);
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (col0 + 2 * j < N) oh[o + j] = h[j], p.out_lo[o + j] = l[j];
+        }
+      } else {
+        if (!row_ok) continue;
+        float* o = static_cast<float*>(out) + int64_t(r) * ldo;
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt) {
+          const int col = n0 + wn * 32 + nt * 8 + 2 * tq;
+          const float v0 = acc[mt][nt][half * 2] + (col < N ? bias_at(bias, p.bias_kind, bias0 + col) : 0.f);
+          const float v1 = acc[mt][nt][half * 2 + 1] + (col + 1 < N ? bias_at(bias, p.bias_kind, bias0 + col + 1) : 0.f);
+          if (col + 1 < N && ((reinterpret_cast<uintptr_t>(o + col) & 7) == 0)) {
+            *reinterpret_cast<float2*>(o + col) = make_float2(v0, v1);
+          } else {
+            if (col < N) o[col] = v0;
+            if (col + 1 < N) o[col + 1] = v1;
+          }
         }
       }
     }
@@ -259,7 +306,9 @@ void launch_mt(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes = smem;
   }
-  dim3 grid(ceil_div(p.N, kGemmBN), max_tiles);
+  int col_tiles = ceil_div(p.N, kGemmBN);
+  for (int i = 1; i < p.num_parts; ++i) col_tiles += ceil_div(p.extra[i - 1].N, kGemmBN);
+  dim3 grid(col_tiles, max_tiles);
   gemm_tile_kernel<WF, EPI, MT><<<grid, kGemmThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemm_tile_kernel");
 }

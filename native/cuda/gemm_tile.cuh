@@ -22,6 +22,16 @@ enum class WeightFormat { BF16, MXFP4 };
 // written split (bf16 hi at out, lo at out_lo, [M, ldo = N/2]) as the next GEMM's A.
 enum class Epilogue { Store, SwiGLU };
 
+// Further weights multiplied with the same A in the same launch (linear only, bf16, the bias kind
+// of part 0): q, k and v of one layer. Their column tiles follow part 0's along grid.x.
+constexpr int kGemmMaxParts = 3;
+struct GemmPart {
+  const void* w = nullptr;
+  const void* bias = nullptr;
+  float* out = nullptr;
+  int N = 0, ldo = 0;
+};
+
 struct GemmProblem {
   const uint16_t* a_hi = nullptr;   // bf16 [*, K] high half of A
   const uint16_t* a_lo = nullptr;   // bf16 [*, K] low half
@@ -41,6 +51,8 @@ struct GemmProblem {
   uint16_t* out_lo = nullptr;       // SwiGLU only
   int ldo = 0;
   float swiglu_limit = 7.f, swiglu_alpha = 1.702f;
+  int num_parts = 1;                // part 0 is w, bias, N, out, ldo above
+  GemmPart extra[kGemmMaxParts - 1];
 };
 
 constexpr int kGemmBN = 128, kGemmBK = 32, kGemmThreads = 256;

@@ -241,7 +241,20 @@ void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream) { launch_linear
 
 size_t linear_gemm_workspace_bytes(const LinearArgs& a) { return 4 * size_t(a.n) * a.K; }
 
-void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream) {
+bool linear_gemm_parts_ok(const LinearArgs* parts, int count) {
+  if (count < 1 || count > kGemmMaxParts) return false;
+  for (int i = 0; i < count; ++i) {
+    const LinearArgs& a = parts[i];
+    if (linear_path(a) != LinearPath::Gemm || a.N <= 0) return false;
+    if (i > 0 && (a.w_scales || parts[0].w_scales || a.x != parts[0].x || a.n != parts[0].n || a.K != parts[0].K ||
+                  a.bias_kind != parts[0].bias_kind))
+      return false;
+  }
+  return true;
+}
+
+void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, gpuStream_t stream) {
+  const LinearArgs& a = parts[0];
   uint16_t* hi = static_cast<uint16_t*>(workspace);
   uint16_t* lo = hi + int64_t(a.n) * a.K;
   launch_split_bf16(a.x, int64_t(a.n) * a.K, hi, lo, stream);
@@ -257,10 +270,16 @@ void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream
   p.M = a.n;
   p.out = a.out;
   p.ldo = a.N;
+  p.num_parts = count;
+  for (int i = 1; i < count; ++i) p.extra[i - 1] = {parts[i].w, parts[i].bias, parts[i].out, parts[i].N, parts[i].N};
   const int bm = gemm_tile_rows(a.n);
   const int tiles = ceil_div(a.n, bm);
   if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(p, bm, tiles, stream);
   else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, tiles, stream);
+}
+
+void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream) {
+  launch_linear_gemm_parts(&a, 1, workspace, stream);
 }
 
 void launch_linear_naive(const LinearArgs& a, gpuStream_t stream) {

@@ -25,6 +25,10 @@ void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream);
 void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream);
 size_t linear_gemm_workspace_bytes(const LinearArgs& a);  // the bf16 halves of x
 void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream);
+// Several weights times the same x in one GEMM launch (q, k, v of a prefill): all on the Gemm path,
+// bf16, one x, one bias kind (linear_gemm_parts_ok). Workspace: linear_gemm_workspace_bytes(parts[0]).
+bool linear_gemm_parts_ok(const LinearArgs* parts, int count);
+void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, gpuStream_t stream);
 void launch_linear_naive(const LinearArgs& a, gpuStream_t stream);
 
 constexpr int kGemvMaxTokens = 8;

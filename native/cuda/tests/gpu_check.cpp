@@ -621,7 +621,8 @@ int main(int argc, char** argv) {
       check_qkv(r, 1, 2880, 4096, 512, 1e-5, "one gemv");
       check_qkv(r, 5, 64, 40, 24, 1e-5, "one gemv");
       check_qkv(r, 8, 2880, 4096, 512, 1e-5, "one gemv");
-      check_qkv(r, quick ? 20 : 77, 2880, quick ? 640 : 4096, quick ? 128 : 512, 1e-4, "three gemm");
+      check_qkv(r, quick ? 20 : 77, 2880, quick ? 640 : 4096, quick ? 128 : 512, 1e-4, "one gemm, 3 parts");
+      check_qkv(r, 40, 64, 200, 72, 1e-4, "one gemm, 3 parts, partial column tiles");
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::BF16);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::F32);
       check_rope_kv_store(r, 5, 6, 3, 16, 40, DType::F32);
