@@ -82,12 +82,15 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
   const void* wptr = p.w;
   const void* bias = p.bias;
   void* out = p.out;
-  if (p.num_parts > 1) {
+  if (p.num_parts > 1) {  // fields read by name: a pointer into the parameters would put them in local memory
     const int t0 = (p.N + BN - 1) / BN, t1 = (p.extra[0].N + BN - 1) / BN;
-    const GemmPart* e = nullptr;
-    if (bx >= t0 + t1) e = &p.extra[1], bx -= t0 + t1;
-    else if (bx >= t0) e = &p.extra[0], bx -= t0;
-    if (e) N = e->N, ldo = e->ldo, wptr = e->w, bias = e->bias, out = e->out;
+    if (bx >= t0 + t1) {
+      bx -= t0 + t1;
+      N = p.extra[1].N, ldo = p.extra[1].ldo, wptr = p.extra[1].w, bias = p.extra[1].bias, out = p.extra[1].out;
+    } else if (bx >= t0) {
+      bx -= t0;
+      N = p.extra[0].N, ldo = p.extra[0].ldo, wptr = p.extra[0].w, bias = p.extra[0].bias, out = p.extra[0].out;
+    }
   }
   const int n0 = bx * BN;
   for (int i = tid; i < BM; i += kGemmThreads) {
