@@ -40,6 +40,11 @@ if [[ -x "$BUILD/gptoss_gpu_check" ]]; then
   timeout "${CHECK_TIMEOUT:-300}" "$BUILD/gptoss_gpu_check" 2>&1 | tee "$OUT/check.log"
   rc=$?
   STATUS[check]="$(grep -E '^gpu_check: [0-9]+ cases' "$OUT/check.log" | tail -1) (rc $rc)"
+  # The GEMM tile choices of a 99 KB-a-block part (sm_86/89/120: no 128-row MXFP4 tile), on this GPU.
+  step "native check, tile choices of sm_86/89/120"
+  GPTOSS_CUDA_SMEM_LIMIT=101376 timeout "${CHECK_TIMEOUT:-300}" "$BUILD/gptoss_gpu_check" > "$OUT/check-smem99.log" 2>&1
+  rc=$?
+  STATUS[check_smem99]="$(grep -E '^gpu_check: [0-9]+ cases' "$OUT/check-smem99.log" | tail -1) (rc $rc)"
 
   if [[ -z "${SKIP_SANITIZER:-}" ]] && command -v compute-sanitizer > /dev/null; then
     for tool in memcheck racecheck; do
@@ -94,7 +99,7 @@ fi
 echo
 echo "=== summary ($(head -2 "$OUT/gpu.txt" | tail -1 | cut -d, -f1)) ==="
 printf '%-12s %s\n' "step" "result"
-for k in build check memcheck racecheck bench ncu model_tiny model_tiny_kvf32 model_20b node; do
+for k in build check check_smem99 memcheck racecheck bench ncu model_tiny model_tiny_kvf32 model_20b node; do
   [[ -n "${STATUS[$k]:-}" ]] && printf '%-12s %s\n' "$k" "${STATUS[$k]}"
 done
 if [[ -f "$OUT/check.log" ]]; then

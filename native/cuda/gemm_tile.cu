@@ -12,6 +12,9 @@
 // written in step kt was last read before that step's barrier.
 #include "gemm_tile.cuh"
 
+#include <algorithm>
+#include <cstdlib>
+
 namespace gptoss::cuda {
 
 namespace {
@@ -335,7 +338,38 @@ __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, u
 
 }  // namespace
 
-int gemm_tile_rows(int64_t rows_per_group) { return rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32; }
+namespace {
+// The current device's opt-in shared memory a block (227 KB on sm_90/100, 163 KB on sm_80, 99 KB on
+// sm_86/89/120), once per device. GPTOSS_CUDA_SMEM_LIMIT (bytes) lowers it, so a big part can run
+// the tile choices of a smaller one (gpu_check does, for sm_86/89/120's 101376).
+int device_smem_optin() {
+  int dev = 0;
+  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
+  static int cache[64] = {};
+  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
+  int v = 0;
+  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, gpuDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (const char* e = std::getenv("GPTOSS_CUDA_SMEM_LIMIT")) {
+    const int lim = std::atoi(e);
+    if (lim > 0) v = std::min(v, lim);
+  }
+  if (dev >= 0 && dev < 64) cache[dev] = v;
+  return v;
+}
+template <WeightFormat WF>
+int tile_smem(int bm, int kblocks) {
+  const int stat = bm * 4;  // rows_src
+  return stat + (bm == 128 ? smem_bytes<WF, 4>(kblocks) : bm == 64 ? smem_bytes<WF, 2>(kblocks) : smem_bytes<WF, 1>(kblocks));
+}
+}  // namespace
+
+int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K) {
+  int bm = rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32;
+  const int limit = device_smem_optin(), kb = mxfp4 ? K / kGemmBK : 0;
+  // The 128-row MXFP4 tile needs ~102 KB (K = 2880): more than sm_86/89/120 give a block.
+  while (bm > 32 && (mxfp4 ? tile_smem<WeightFormat::MXFP4>(bm, kb) : tile_smem<WeightFormat::BF16>(bm, kb)) > limit) bm /= 2;
+  return bm;  // the 32-row tile needs at most ~73 KB (K <= 8192): every sm_80+ part
+}
 
 template <WeightFormat WF, Epilogue EPI>
 void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, gpuStream_t stream) {

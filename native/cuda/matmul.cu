@@ -272,7 +272,7 @@ void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspac
   p.ldo = a.N;
   p.num_parts = count;
   for (int i = 1; i < count; ++i) p.extra[i - 1] = {parts[i].w, parts[i].bias, parts[i].out, parts[i].N, parts[i].N};
-  const int bm = gemm_tile_rows(a.n);
+  const int bm = gemm_tile_rows(a.n, a.w_scales != nullptr, a.K);
   const int tiles = ceil_div(a.n, bm);
   if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(p, bm, tiles, stream);
   else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, tiles, stream);

@@ -517,7 +517,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
   // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
   // 120b at 512 (16 an expert), so a tile is not mostly padding.
-  const int bm = gemm_tile_rows(P / a.E);
+  const int bm = gemm_tile_rows(P / a.E, true, std::max(a.H, a.I));
   moe_scan_kernel<<<1, 32, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
