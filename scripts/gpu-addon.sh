@@ -1,6 +1,12 @@
-# Sourced by the GPU-host scripts (gpu-e2e.sh, gpu-profile.sh) from the repository root: puts the
-# carried Node on the PATH, builds the addon for GPTOSS_CUDA_ARCHS (default 90a-real) into $BUILD,
-# logs to $OUT/$1-build.log, and exports GPT_OSS_NODE_BINARY. Needs OUT and BUILD set.
+# Sourced by the GPU-host scripts (gpu-e2e.sh, gpu-profile.sh, gpu-prefill.sh) from the repository
+# root, with $1 a log prefix: sets OUT (default ./gpu-logs, created) and BUILD (BUILD_DIR, default
+# build-gpu), records the commit in $OUT/$1-commit.txt, puts the carried Node on the PATH, builds the
+# addon for GPTOSS_CUDA_ARCHS (default 90a-real) into $BUILD, logs to $OUT/$1-build.log, and exports
+# GPT_OSS_NODE_BINARY.
+OUT="${OUT:-$PWD/gpu-logs}"
+mkdir -p "$OUT"
+BUILD="${BUILD_DIR:-build-gpu}"
+{ cat COMMIT 2>/dev/null || git log -1 --format="commit %H %s"; } | tee "$OUT/$1-commit.txt"
 if [[ -f .gpu/node.xz ]] && ! command -v node > /dev/null; then
   xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
 fi

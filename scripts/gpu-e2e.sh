@@ -13,11 +13,8 @@
 #   env: GPTOSS_CUDA_ARCHS (default 90a-real), LAYERS (checkpoint-20b only), MODELS, DECODE (128)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$PWD/gpu-logs}"
-mkdir -p "$OUT"
-BUILD="${BUILD_DIR:-build-gpu}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 source scripts/gpu-addon.sh e2e
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 DECODE="${DECODE:-128}"
 
 # run <label> <model args...> -- <e2e args...>: one bench run with its own peak-memory sampler

@@ -9,10 +9,6 @@
 #        NCU_SKIP (12: the warm-up prefill's launches of the 2-layer cut; then layer 0: q, k, v, o, gate_up, down)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$PWD/gpu-logs}"
-mkdir -p "$OUT"
-BUILD="${BUILD_DIR:-build-gpu}"
-{ cat COMMIT 2>/dev/null || git log -1 --format="commit %H %s"; } | tee "$OUT/prefill-commit.txt"
 source scripts/gpu-addon.sh prefill
 
 for m in ${MODELS:-20b}; do

@@ -10,10 +10,6 @@
 #   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1, PREFILL=N (ncu over an N-token prefill, by kernel name)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$PWD/gpu-logs}"
-mkdir -p "$OUT"
-BUILD="${BUILD_DIR:-build-gpu}"
-{ cat COMMIT 2>/dev/null || git log -1 --format="commit %H %s"; } | tee "$OUT/profile-commit.txt"
 source scripts/gpu-addon.sh profile
 
 LAYERS="${LAYERS:-4}"
