@@ -15,22 +15,8 @@ namespace {
 //    a workspace, the last block of a token selects (one launch). A single block per token read the
 //    whole [E, H] matrix from one SM: 20 us for the 20b's 184 KB under ncu.
 // ---------------------------------------------------------------------------------------------
-// Dot of one expert's weight row with T staged rows xs[t * H ..] (T tokens share each weight load;
-// every token's sum runs in the same order as with T = 1). Warp-wide; sums land in s[] of every lane.
-template <int T = 1>
-__device__ __forceinline__ void router_dot(const uint16_t* w, const float* xs, int H, int lane, float (&s)[T]) {
-#pragma unroll
-  for (int t = 0; t < T; ++t) s[t] = 0.f;
-  auto fma8 = [&](const uint4& v, int h) {
-#pragma unroll
-    for (int t = 0; t < T; ++t) {
-      const float* xp = xs + t * H + h;
-      s[t] = fmaf(bf16_lo(v.x), xp[0], s[t]); s[t] = fmaf(bf16_hi(v.x), xp[1], s[t]);
-      s[t] = fmaf(bf16_lo(v.y), xp[2], s[t]); s[t] = fmaf(bf16_hi(v.y), xp[3], s[t]);
-      s[t] = fmaf(bf16_lo(v.z), xp[4], s[t]); s[t] = fmaf(bf16_hi(v.z), xp[5], s[t]);
-      s[t] = fmaf(bf16_lo(v.w), xp[6], s[t]); s[t] = fmaf(bf16_hi(v.w), xp[7], s[t]);
-    }
-  };
+__device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, int H, int lane) {
+  float s = 0.f;
   if (H % 8 == 0) {
     const uint4* wp = reinterpret_cast<const uint4*>(w);
     const int chunks = H / 8;
@@ -40,23 +26,26 @@ __device__ __forceinline__ void router_dot(const uint16_t* w, const float* xs, i
 #pragma unroll
       for (int u = 0; u < 4; ++u) v[u] = __ldg(wp + c + u * kWarpSize);
 #pragma unroll
-      for (int u = 0; u < 4; ++u) fma8(v[u], (c + u * kWarpSize) * 8);
+      for (int u = 0; u < 4; ++u) {
+        const float* xp = xs + (c + u * kWarpSize) * 8;
+        s = fmaf(bf16_lo(v[u].x), xp[0], s); s = fmaf(bf16_hi(v[u].x), xp[1], s);
+        s = fmaf(bf16_lo(v[u].y), xp[2], s); s = fmaf(bf16_hi(v[u].y), xp[3], s);
+        s = fmaf(bf16_lo(v[u].z), xp[4], s); s = fmaf(bf16_hi(v[u].z), xp[5], s);
+        s = fmaf(bf16_lo(v[u].w), xp[6], s); s = fmaf(bf16_hi(v[u].w), xp[7], s);
+      }
     }
-    for (; c < chunks; c += kWarpSize) fma8(__ldg(wp + c), c * 8);
+    for (; c < chunks; c += kWarpSize) {
+      const uint4 v = __ldg(wp + c);
+      const float* xp = xs + c * 8;
+      s = fmaf(bf16_lo(v.x), xp[0], s); s = fmaf(bf16_hi(v.x), xp[1], s);
+      s = fmaf(bf16_lo(v.y), xp[2], s); s = fmaf(bf16_hi(v.y), xp[3], s);
+      s = fmaf(bf16_lo(v.z), xp[4], s); s = fmaf(bf16_hi(v.z), xp[5], s);
+      s = fmaf(bf16_lo(v.w), xp[6], s); s = fmaf(bf16_hi(v.w), xp[7], s);
+    }
   } else {
-    for (int h = lane; h < H; h += kWarpSize) {
-      const float wv = bf16_bits_to_f32(w[h]);
-#pragma unroll
-      for (int t = 0; t < T; ++t) s[t] = fmaf(wv, xs[t * H + h], s[t]);
-    }
+    for (int h = lane; h < H; h += kWarpSize) s = fmaf(bf16_bits_to_f32(w[h]), xs[h], s);
   }
-#pragma unroll
-  for (int t = 0; t < T; ++t) s[t] = warp_sum(s[t]);
-}
-__device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, int H, int lane) {
-  float s[1];
-  router_dot<1>(w, xs, H, lane, s);
-  return s[0];
+  return warp_sum(s);
 }
 
 __device__ __forceinline__ float router_bias(const RouterArgs& a, int e) {
@@ -113,31 +102,20 @@ __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
   }
 }
 
-// T tokens a block (T = 4 for long prefills: the [E, H] weights are read once for four tokens, not
-// once a token; ncu had the one-token block at 94 us for 2048 tokens of the 20b).
-template <int T>
 __global__ void router_kernel(RouterArgs a) {
   extern __shared__ __align__(16) float smem[];
-  float* xs = smem;                // [T][H]
-  float* logits = smem + T * a.H;  // [T][E]
-  const int t0 = blockIdx.x * T, nt = min(T, a.n - t0);
-  for (int t = 0; t < T; ++t) {
-    if (t < nt) stage_row(a.x + int64_t(t0 + t) * a.H, a.H, xs + t * a.H);
-    else for (int h = threadIdx.x; h < a.H; h += blockDim.x) xs[t * a.H + h] = 0.f;
-  }
+  float* xs = smem;            // [H]
+  float* logits = smem + a.H;  // [E]
+  stage_row(a.x + int64_t(blockIdx.x) * a.H, a.H, xs);
   __syncthreads();
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize, nwarps = blockDim.x / kWarpSize;
   for (int e = warp; e < a.E; e += nwarps) {
-    float s[T];
-    router_dot<T>(a.weight + int64_t(e) * a.H, xs, a.H, lane, s);
-    if (lane == 0)
-#pragma unroll
-      for (int t = 0; t < T; ++t) logits[t * a.E + e] = s[t] + router_bias(a, e);
+    const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
+    if (lane == 0) logits[e] = s + router_bias(a, e);
   }
   __syncthreads();
-  if (warp < nt) router_select(a, logits + warp * a.E, t0 + warp);
+  if (warp == 0) router_select(a, logits, blockIdx.x);
 }
-constexpr int kRouterBlockTokensMin = 512;  // from this many tokens, 4 a block (still >= 128 blocks)
 
 constexpr int kRouterSplitWarps = 8;  // experts a block (one warp each)
 constexpr int kRouterSplitMaxTokens = 64;
@@ -497,14 +475,10 @@ void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStrea
     GPTOSS_CUDA_LAUNCH("router_split_kernel");
     return;
   }
-  auto go = [&](auto kernel, int tokens) {
-    const size_t smem = sizeof(float) * size_t(tokens) * (a.H + a.E);
-    if (smem > 48 * 1024)
-      GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    kernel<<<ceil_div(a.n, tokens), 256, smem, stream>>>(a);
-  };
-  if (a.n >= kRouterBlockTokensMin && 4 * sizeof(float) * size_t(a.H + a.E) <= 96 * 1024) go(router_kernel<4>, 4);
-  else go(router_kernel<1>, 1);
+  size_t smem = sizeof(float) * (a.H + a.E);
+  if (smem > 48 * 1024)
+    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  router_kernel<<<a.n, 256, smem, stream>>>(a);
   GPTOSS_CUDA_LAUNCH("router_kernel");
 }
 
