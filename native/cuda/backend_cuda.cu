@@ -358,13 +358,11 @@ class CudaBackend final : public Backend {
     if (a.n == 0) return;
     // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
     const bool decode = moe_uses_decode(a);
+    if (!decode && (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks))
+      throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
+                        " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
-    if (!decode) {
-      if (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks)
-        throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
-                          " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
-      return launch_moe_grouped(a, ws.get(), stream_);
-    }
+    if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
     const MoeDecodeKind kind = moe_decode_kind(a);
     switch (kind) {
       case MoeDecodeKind::Mma:

@@ -32,19 +32,16 @@ static_assert(kGemmThreads == 2 * kGemmBN, "the MXFP4 decode gives each thread h
 // Ring depth: 4 stages (an MXFP4 step is decoded one step ahead of its MMAs); with two blocks an SM
 // the other block covers what the shorter lookahead leaves.
 constexpr int kStages = 4;
-template <WeightFormat WF, int MT>
-constexpr int a_half_bytes() { return 32 * MT * kRowBytes; }
-template <WeightFormat WF, int MT>
-constexpr int stage_bytes() {
-  return 2 * a_half_bytes<WF, MT>() + (WF == WeightFormat::BF16 ? kGemmBN * kRowBytes : kGemmBN * 16);
-}
-template <WeightFormat WF, int MT>
-int smem_bytes(int kblocks) {
-  int b = kStages * stage_bytes<WF, MT>();
-  if (WF == WeightFormat::MXFP4) b += 2 * kBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16;
+// Shared memory of a tile with `bm` rows (32 * MT): one A half of a stage, a stage, and the block's
+// whole dynamic size (MXFP4 adds the decoded W buffers and the scales [128][kblocks]); the kernel reads
+// them as constants, the launcher and gemm_tile_rows at run time.
+constexpr int a_half_bytes(int bm) { return bm * kRowBytes; }
+constexpr int stage_bytes(bool mx, int bm) { return 2 * a_half_bytes(bm) + (mx ? kGemmBN * 16 : kGemmBN * kRowBytes); }
+int smem_bytes(bool mx, int bm, int kblocks) {
+  int b = kStages * stage_bytes(mx, bm);
+  if (mx) b += 2 * kBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16;
   return b;
 }
-
 
 // bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over.
 __device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
@@ -58,7 +55,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   constexpr int BM = 32 * MT, BN = kGemmBN, BK = kGemmBK, S = kStages;
   constexpr bool kMx = WF == WeightFormat::MXFP4;
-  constexpr int kAHalf = a_half_bytes<WF, MT>(), kStage = stage_bytes<WF, MT>();
+  constexpr int kAHalf = a_half_bytes(BM), kStage = stage_bytes(kMx, BM);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int rows_src[BM];
 
@@ -305,7 +302,8 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
 
 template <WeightFormat WF, Epilogue EPI, int MT>
 void launch_mt(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
-  const int smem = smem_bytes<WF, MT>(WF == WeightFormat::MXFP4 ? p.K / kGemmBK : 0);
+  constexpr bool kMx = WF == WeightFormat::MXFP4;
+  const int smem = smem_bytes(kMx, 32 * MT, kMx ? p.K / kGemmBK : 0);
   static int attr_bytes = 0;  // one per instance: the largest size set so far (idempotent, a benign race)
   if (smem > attr_bytes) {  // always opted in: static + dynamic shared memory above 48 KB needs it too
     GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -336,9 +334,7 @@ __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, u
   }
 }
 
-}  // namespace
 
-namespace {
 // The current device's opt-in shared memory a block (227 KB on sm_90/100, 163 KB on sm_80, 99 KB on
 // sm_86/89/120), once per device. GPTOSS_CUDA_SMEM_LIMIT (bytes) lowers it, so a big part can run
 // the tile choices of a smaller one (gpu_check does, for sm_86/89/120's 101376).
@@ -356,18 +352,13 @@ int device_smem_optin() {
   if (dev >= 0 && dev < 64) cache[dev] = v;
   return v;
 }
-template <WeightFormat WF>
-int tile_smem(int bm, int kblocks) {
-  const int stat = bm * 4;  // rows_src
-  return stat + (bm == 128 ? smem_bytes<WF, 4>(kblocks) : bm == 64 ? smem_bytes<WF, 2>(kblocks) : smem_bytes<WF, 1>(kblocks));
-}
 }  // namespace
 
 int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K) {
   int bm = rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32;
   const int limit = device_smem_optin(), kb = mxfp4 ? K / kGemmBK : 0;
   // The 128-row MXFP4 tile needs ~102 KB (K = 2880): more than sm_86/89/120 give a block.
-  while (bm > 32 && (mxfp4 ? tile_smem<WeightFormat::MXFP4>(bm, kb) : tile_smem<WeightFormat::BF16>(bm, kb)) > limit) bm /= 2;
+  while (bm > 32 && bm * int(sizeof(int)) + smem_bytes(mxfp4, bm, kb) > limit) bm /= 2;  // + the static rows_src
   return bm;  // the 32-row tile needs at most ~73 KB (K <= 8192): every sm_80+ part
 }
 

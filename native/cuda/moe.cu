@@ -378,6 +378,28 @@ GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
   return w;
 }
 
+// One of the two grouped GEMMs: experts' MXFP4 weights [E, N, K] (their strides follow from N and K),
+// bias [E, N], one group of rows per expert (w's scan), A given as its bf16 halves.
+GemmProblem expert_gemm(const MoeArgs& a, const GroupedWs& w, const uint16_t* a_hi, const uint16_t* a_lo,
+                        const void* weights, const uint8_t* scales, const void* bias, bool bias_bf16, int N, int K) {
+  GemmProblem g;
+  g.a_hi = a_hi;
+  g.a_lo = a_lo;
+  g.w = weights;
+  g.w_scales = scales;
+  g.w_group_bytes = int64_t(N) * K / 2;
+  g.scale_group_bytes = int64_t(N) * K / 32;
+  g.bias = bias;
+  g.bias_kind = bias_bf16 ? kBiasBF16 : kBiasF32;
+  g.bias_group_elems = N;
+  g.N = N;
+  g.K = K;
+  g.group_start = w.group_start;
+  g.tile_start = w.tile_start;
+  g.num_groups = a.E;
+  return g;
+}
+
 __global__ void moe_count_kernel(const int32_t* expert_idx, int P, int E, int32_t* counts, int* err) {
   int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= P) return;
@@ -527,22 +549,9 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   const int max_tiles = P / bm + a.E;
   launch_split_bf16(a.x, int64_t(a.n) * a.H, w.x_hi, w.x_lo, stream);
 
-  GemmProblem g1;
-  g1.a_hi = w.x_hi;
-  g1.a_lo = w.x_lo;
+  GemmProblem g1 = expert_gemm(a, w, w.x_hi, w.x_lo, a.gate_up, a.gate_up_scales, a.gate_up_bias, a.gate_up_bias_bf16,
+                                2 * a.I, a.H);
   g1.a_rows = w.perm_token;
-  g1.w = a.gate_up;
-  g1.w_scales = a.gate_up_scales;
-  g1.w_group_bytes = int64_t(2) * a.I * a.H / 2;
-  g1.scale_group_bytes = int64_t(2) * a.I * a.H / 32;
-  g1.bias = a.gate_up_bias;
-  g1.bias_kind = a.gate_up_bias_bf16 ? kBiasBF16 : kBiasF32;
-  g1.bias_group_elems = 2 * int64_t(a.I);
-  g1.N = 2 * a.I;
-  g1.K = a.H;
-  g1.group_start = w.group_start;
-  g1.tile_start = w.tile_start;
-  g1.num_groups = a.E;
   g1.out = w.act_hi;
   g1.out_lo = w.act_lo;
   g1.ldo = a.I;
@@ -550,21 +559,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
   g1.swiglu_alpha = a.alpha;
   launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(g1, bm, max_tiles, stream);
 
-  GemmProblem g2;
-  g2.a_hi = w.act_hi;
-  g2.a_lo = w.act_lo;
-  g2.w = a.down;
-  g2.w_scales = a.down_scales;
-  g2.w_group_bytes = int64_t(a.H) * a.I / 2;
-  g2.scale_group_bytes = int64_t(a.H) * a.I / 32;
-  g2.bias = a.down_bias;
-  g2.bias_kind = a.down_bias_bf16 ? kBiasBF16 : kBiasF32;
-  g2.bias_group_elems = a.H;
-  g2.N = a.H;
-  g2.K = a.I;
-  g2.group_start = w.group_start;
-  g2.tile_start = w.tile_start;
-  g2.num_groups = a.E;
+  GemmProblem g2 = expert_gemm(a, w, w.act_hi, w.act_lo, a.down, a.down_scales, a.down_bias, a.down_bias_bf16, a.H, a.I);
   g2.out = w.y;
   g2.ldo = a.H;
   launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(g2, bm, max_tiles, stream);

@@ -586,7 +586,7 @@ int main(int argc, char** argv) {
     // router and moe
     check_router(r, 7, 96, 5, 2);
     check_router(r, quick ? 16 : 256, 2880, 32, 4);
-    check_router(r, 1027, 2880, 32, 4);  // 4 tokens a block, the last block with 3
+    check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
     check_router(r, 513, 2880, 128, 4);  // the 120b's experts
     }
     {
