@@ -107,8 +107,8 @@ export interface RenderOptions {
 
 export type StopKind = 'end' | 'return' | 'call';
 
-/** A message as recovered by the parser. */
-export interface ParsedMessage {
+/** The header of a parsed message: everything before `<|message|>`. */
+export interface MessageHeader {
   role: Role;
   /** Tool author name (role 'tool'), e.g. 'functions.get_weather', or `role:name`'s name. */
   name?: string;
@@ -118,18 +118,13 @@ export interface ParsedMessage {
   contentType?: string;
   /** Whether the content type was marked with `<|constrain|>`. */
   constrained?: boolean;
+}
+
+/** A message as recovered by the parser. */
+export interface ParsedMessage extends MessageHeader {
   content: string;
   /** How the message ended; 'eos' if the stream ended inside it, 'interrupted' if cut by `<|start|>`. */
   stop: StopKind | 'eos' | 'interrupted';
-}
-
-export interface MessageHeader {
-  role: Role;
-  name?: string;
-  channel?: string;
-  recipient?: string;
-  contentType?: string;
-  constrained?: boolean;
 }
 
 export type HarmonyEvent =
