@@ -7,7 +7,9 @@
 # against the measured step time is the part of a step that is launch gaps and host work.
 # Logs, the e2e JSON and ncu CSVs go to $OUT (and $OUT/profile.tgz).
 #   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
-#   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1, PREFILL=N (ncu over an N-token prefill, by kernel name)
+#   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1, PREFILL=N (ncu over an N-token prefill, by kernel name),
+#        NCU_WARM=1 (no cache flush between kernels: the durations a graph replay sees),
+#        MOE_DETAIL=1 (ncu's full set on the decode MoE kernels, and their SASS from cuobjdump)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-addon.sh profile
@@ -23,11 +25,18 @@ done
 if [[ -z "${SKIP_NCU:-}" ]] && command -v ncu > /dev/null; then
   for ctx in ${CTXS:-512 4096}; do
     # 3 decode steps after the context prefill; every kernel of the run, one duration each.
-    timeout 240 ncu --clock-control none --graph-profiling node --metrics gpu__time_duration.sum --csv --page raw \
+    timeout 240 ncu --clock-control none ${NCU_WARM:+--cache-control none} --graph-profiling node --metrics gpu__time_duration.sum --csv --page raw \
       node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 3 --context "$ctx" --label ncu --out /tmp \
       > "$OUT/ncu-decode-ctx$ctx.csv" 2> "$OUT/ncu-decode-ctx$ctx.err"
     echo "ncu ctx $ctx: rc $?, $(wc -l < "$OUT/ncu-decode-ctx$ctx.csv") lines"
   done
+fi
+if [[ -n "${MOE_DETAIL:-}" ]] && command -v ncu > /dev/null; then
+  timeout 240 ncu --clock-control none --cache-control none --graph-profiling node -k regex:moe_mma --launch-skip 8 \
+    --launch-count 2 --set full node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 3 --context 512 \
+    --label ncu --out /tmp > "$OUT/ncu-moe-detail.txt" 2>&1
+  echo "ncu moe detail: rc $?"
+  command -v cuobjdump > /dev/null && cuobjdump -sass -fun regex:moe_mma "$GPT_OSS_NODE_BINARY" > "$OUT/ncu-moe-sass.txt" 2>&1
 fi
 # PREFILL=N: the same cut prefilling N tokens, every kernel by name (where prefill time goes).
 if [[ -n "${PREFILL:-}" ]] && command -v ncu > /dev/null; then
