@@ -36,7 +36,8 @@ if [[ -n "${MOE_DETAIL:-}" ]] && command -v ncu > /dev/null; then
     --launch-count 2 --set full node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 3 --context 512 \
     --label ncu --out /tmp > "$OUT/ncu-moe-detail.txt" 2>&1
   echo "ncu moe detail: rc $?"
-  command -v cuobjdump > /dev/null && cuobjdump -sass -fun regex:moe_mma "$GPT_OSS_NODE_BINARY" > "$OUT/ncu-moe-sass.txt" 2>&1
+  command -v cuobjdump > /dev/null && cuobjdump -sass "$GPT_OSS_NODE_BINARY" 2>&1 |
+    awk '/Function : /{p = /moe_mma/} p' > "$OUT/ncu-moe-sass.txt"
 fi
 # PREFILL=N: the same cut prefilling N tokens, every kernel by name (where prefill time goes).
 if [[ -n "${PREFILL:-}" ]] && command -v ncu > /dev/null; then
