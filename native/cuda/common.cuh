@@ -1,7 +1,9 @@
 // Shared device helpers (warp reductions, bf16/MXFP4 decoding, mma.sync) and the error macro.
 // Everything here is header-only and inlined; kernels live in their family's .cu file.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -55,6 +57,35 @@ __device__ __forceinline__ bool last_block_arrives(int* counter, int blocks) {
   __syncthreads();
   if (last) __threadfence();
   return last;
+}
+
+// The current device's opt-in shared memory a block (227 KB on sm_90/100, 163 KB on sm_80, 99 KB on
+// sm_86/89/120), once per device. GPTOSS_CUDA_SMEM_LIMIT (bytes) lowers it, so a big part can run
+// the tile choices of a smaller one (gpu_check does, for sm_86/89/120's 101376).
+inline int device_smem_optin() {
+  int dev = 0;
+  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
+  static int cache[64] = {};
+  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
+  int v = 0;
+  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, gpuDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  if (const char* e = std::getenv("GPTOSS_CUDA_SMEM_LIMIT")) {
+    const int lim = std::atoi(e);
+    if (lim > 0) v = std::min(v, lim);
+  }
+  if (dev >= 0 && dev < 64) cache[dev] = v;
+  return v;
+}
+// The current device's SM count, once per device.
+inline int device_sm_count() {
+  int dev = 0;
+  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
+  static int cache[64] = {};
+  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
+  int v = 0;
+  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, gpuDevAttrMultiProcessorCount, dev));
+  if (dev >= 0 && dev < 64) cache[dev] = v;
+  return v;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,6 +306,10 @@ __device__ __forceinline__ void cp_async16(void* s, const void* g) {
 __device__ __forceinline__ void cp_async16_zfill(void* s, const void* g, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
                : "memory");
+}
+// The first n (1..16) bytes from g, the rest of the 16 zero-filled: reads nothing past g + n.
+__device__ __forceinline__ void cp_async16_n(void* s, const void* g, int n) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(n) : "memory");
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>

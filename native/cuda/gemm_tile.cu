@@ -335,23 +335,6 @@ __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, u
 }
 
 
-// The current device's opt-in shared memory a block (227 KB on sm_90/100, 163 KB on sm_80, 99 KB on
-// sm_86/89/120), once per device. GPTOSS_CUDA_SMEM_LIMIT (bytes) lowers it, so a big part can run
-// the tile choices of a smaller one (gpu_check does, for sm_86/89/120's 101376).
-int device_smem_optin() {
-  int dev = 0;
-  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
-  static int cache[64] = {};
-  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
-  int v = 0;
-  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, gpuDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (const char* e = std::getenv("GPTOSS_CUDA_SMEM_LIMIT")) {
-    const int lim = std::atoi(e);
-    if (lim > 0) v = std::min(v, lim);
-  }
-  if (dev >= 0 && dev < 64) cache[dev] = v;
-  return v;
-}
 }  // namespace
 
 int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K) {

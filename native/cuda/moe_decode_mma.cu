@@ -116,7 +116,7 @@ __device__ __forceinline__ float block_scale(uint32_t s) {
 
 // One warp's share of a 16-row tile: rows [row0, row0 + 16) of w (MXFP4 blocks [rows_total, nch, 16],
 // scales [rows_total, nch]) times x, over the MX blocks [b0, b0 + nb) of its K slice (nb <= per <= 32).
-// The steps, which slice_gemv runs in order and the pipelined kernels interleave across tiles:
+// The steps, which slice_gemv runs in order (the streaming kernel has its own issue step):
 //   issue_rows    the weight rows by cp.async (lane = MX block of the slice: no index divides by the
 //                 runtime slice width), one commit group;
 //   load_scales / store_scales   the 16 x nb scale bytes through registers;
@@ -190,13 +190,13 @@ __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, u
   }
 }
 
-template <bool kSub>
-__device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows, const uint8_t* sc, const uint4* frag,
-                                         float& acc0, float& acc1) {
+// sc0, sc1: the scale bytes of rows g and g + 8 of the slice (MX block blk at [blk]); kRaw: E8M0
+// bytes as in the checkpoint (else as stored_scale_byte wrote them).
+template <bool kSub, bool kRaw>
+__device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows, const uint8_t* sc0, const uint8_t* sc1,
+                                         const uint4* frag, float& acc0, float& acc1) {
   const int g = r.lane >> 2, t = r.lane & 3;
   const uint8_t* arow = rows + (r.lane & 15) * r.stride();  // ldmatrix.x2: lanes 0-15 give rows 0-15
-  const uint8_t* sc0 = sc + g * r.per;
-  const uint8_t* sc1 = sc + (g + 8) * r.per;
   const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
   float a0 = 0.f, a1 = 0.f;
 #pragma unroll 4
@@ -213,8 +213,8 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
     const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
     const uint32_t bb[2] = {xf.z, xf.w};
     mma_bf16_16816(c, m1, bb);
-    a0 = fmaf(stored_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
-    a1 = fmaf(stored_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
+    a0 = fmaf(kRaw ? block_scale<kSub>(sc0[blk]) : stored_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
+    a1 = fmaf(kRaw ? block_scale<kSub>(sc1[blk]) : stored_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
   }
   acc0 = a0;
   acc1 = a1;
@@ -242,7 +242,8 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   store_scales<kSub>(r, sv, sc);
   cp_async_wait<0>();
   __syncwarp();
-  tile_mma<kSub>(r, rows, sc, frag, acc0, acc1);
+  const int g = lane >> 2;
+  tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag, acc0, acc1);
 }
 #endif  // GPTOSS_HAVE_MMA_SYNC
 
@@ -344,104 +345,157 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pipelined variant (GPTOSS_CUDA_MOE_DECODE=mma-pipe; compiled, not yet run on a GPU): a CTA keeps
-// one (token, expert) pair and walks several of its 16-row tiles, each warp with two row buffers:
-// the next tile's rows are in flight while the current one is multiplied, and the activation's B
-// fragments are built once per CTA instead of once per tile. Stage 1 (kDown = false) writes act,
-// stage 2 part + the last-CTA expert sum, as the kernels above. grid (CTAs a pair, pairs).
+// Streaming variant (GPTOSS_CUDA_MOE_DECODE=mma-stream). ncu on the kernels above (20b, one token,
+// bench/RESULTS.md): ~2,360 instructions a warp of which ~1,000 are per-CTA setup (row addresses,
+// scales, the activation's B fragments) for 30 MX blocks of work, and every CTA loads, waits, then
+// computes, so the SMs alternate between the two. Here a few CTAs a SM each walk a contiguous range
+// of (pair, 16-row tile) units; the CTA's 8 warps split K (a slice of <= 16 MX blocks each), and each
+// warp streams its slice of successive tiles through a private kStreamStages-deep cp.async ring
+// (no CTA barrier on the load side), building its B fragments once per token (gate_up) or pair
+// (down). The scales come with the rows: each row's bytes of the slice as a 32-byte window (two
+// aligned 16-byte chunks, only the bytes of the row read). Per unit the warps' partial sums meet in
+// shared memory (double-buffered, one __syncthreads) and warp 0 runs the epilogue of the kernels
+// above: SwiGLU -> act, or the weighted row -> part with the last of the token's k units summing.
 // ---------------------------------------------------------------------------------------------
-__host__ __device__ inline int pipe_warp_bytes(int per) {
-  return 2 * (kTileRows * row_stride(per) + round16(kTileRows * per)) + per * 128;
+constexpr int kStreamWarps = 8;
+constexpr int kStreamStages = 3;
+constexpr int kStreamPerMax = 16;  // MX blocks a warp slice: K of at most 128 blocks
+constexpr int kScaleWin = 32;      // bytes of a row's scale window
+
+__host__ __device__ inline int stream_per(int nch) { return (nch + kStreamWarps - 1) / kStreamWarps; }
+__host__ __device__ inline int stream_stage_bytes(int per) { return kTileRows * (row_stride(per) + kScaleWin); }
+__host__ __device__ inline int stream_warp_bytes(int per) { return kStreamStages * stream_stage_bytes(per) + per * 128; }
+int stream_cta_smem(int nch) { return kStreamWarps * stream_warp_bytes(stream_per(nch)); }
+
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+// One unit's loads for one warp: the 16 rows' MX blocks [b0, b0 + nb) (lane & 15 = block, lane >> 4 =
+// row parity) and each row's scale window (lane = 2 x row + half). One commit group, empty when the
+// unit is past the CTA's range or its expert index is invalid.
+__device__ __forceinline__ void stream_issue(const uint8_t* w, const uint8_t* s, int nch, int rows_total, int row0,
+                                             int b0, int nb, int per, uint8_t* st, int lane) {
+  const int blk = lane & 15;
+  if (blk < nb) {
+#pragma unroll
+    for (int i = 0; i < kTileRows / 2; ++i) {
+      const int rr = 2 * i + (lane >> 4), row = min(row0 + rr, rows_total - 1);
+      cp_async16(st + rr * row_stride(per) + blk * 16, w + (int64_t(row) * nch + b0 + blk) * 16);
+    }
+  }
+  const int rr = lane >> 1, h = lane & 1, row = min(row0 + rr, rows_total - 1);
+  const uint8_t* p = s + int64_t(row) * nch + b0;                       // the row's first scale byte
+  const uint8_t* c = p - (reinterpret_cast<uintptr_t>(p) & 15) + 16 * h;  // this lane's aligned chunk
+  const int64_t bytes = p + nb - c;                                      // of the row's bytes, from c on
+  if (bytes > 0) cp_async16_n(st + kTileRows * row_stride(per) + rr * kScaleWin + 16 * h, c, int(min(bytes, int64_t(16))));
+  cp_async_commit();
 }
-int pipe_cta_smem(int nch, int target) {
-  const SliceShape sh = slice_shape(nch, target);
-  return sh.slices * pipe_warp_bytes(sh.per);
-}
+#endif  // GPTOSS_HAVE_MMA_SYNC
 
 template <bool kSub, bool kDown>
-__global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_pipe_kernel(MoeArgs a, float* act, float* part) {
+__global__ void __launch_bounds__(kStreamWarps * 32, 2) moe_mma_stream_kernel(MoeArgs a, float* act, float* part) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float red[kMaxWarps][kTileRows];
-  __shared__ float rowv[kTileRows];
-  const int pair = blockIdx.y, tok = pair / a.k;
+  __shared__ float red[2][kStreamWarps][kTileRows];
   const int rows_total = kDown ? a.H : 2 * a.I, nch = (kDown ? a.I : a.H) / 32;
-  const int tiles = (rows_total + kTileRows - 1) / kTileRows;
-  // gate_up: the expert index is the previous kernel's (the router's) output; down: two back.
+  const int tiles = (rows_total + kTileRows - 1) / kTileRows, units = a.n * a.k * tiles;
+  const int u0 = int(int64_t(units) * blockIdx.x / gridDim.x), u1 = int(int64_t(units) * (blockIdx.x + 1) / gridDim.x);
+  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int per = stream_per(nch);  // the largest slice
+  const int b0 = warp * nch / kStreamWarps, nb = (warp + 1) * nch / kStreamWarps - b0;  // balanced; may be 0
+  const SliceRef r{nch, rows_total, b0, nb, per, lane};
+  uint8_t* wsm = smem + warp * stream_warp_bytes(per);
+  uint4* frag = reinterpret_cast<uint4*>(wsm + kStreamStages * stream_stage_bytes(per));
+  const int64_t wexp = int64_t(rows_total) * nch;  // MX blocks (and scale bytes) an expert
+  const uint8_t* wbase = kDown ? a.down : a.gate_up;
+  const uint8_t* sbase = kDown ? a.down_scales : a.gate_up_scales;
+  auto stage = [&](int u) { return wsm + ((u - u0) % kStreamStages) * stream_stage_bytes(per); };
+  auto issue = [&](int u) {
+    const int pair = u / tiles, e = u < u1 ? a.expert_idx[pair] : -1;
+    if (u < u1 && nb > 0 && e >= 0 && e < a.E)
+      stream_issue(wbase + e * wexp * 16, sbase + e * wexp, nch, rows_total, (u - pair * tiles) * kTileRows, b0, nb,
+                   per, stage(u), lane);
+    else
+      cp_async_commit();  // keep one group a unit
+  };
+  // gate_up: the expert indices are the previous kernel's (the router's) output. down: they are two
+  // launches back, so its first stages load before the wait; act is gate_up's output.
   if (!kDown) {
     pdl_wait();
     pdl_launch_dependents();
   }
-  const int e = a.expert_idx[pair];
-  const bool valid = e >= 0 && e < a.E;
-  const SliceShape sh = slice_shape(nch, a.slice_blocks);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const SliceRef r{nch, rows_total, warp * sh.per, min(sh.per, nch - warp * sh.per), sh.per, lane};
-  const bool work = valid && r.nb > 0;
-  uint8_t* wsm = smem + warp * pipe_warp_bytes(sh.per);
-  const int rb = rows_bytes(sh.per);
-  auto buf = [&](int i) { return wsm + (i & 1) * rb; };  // the two row buffers
-  uint4* frag = reinterpret_cast<uint4*>(wsm + 2 * rb);
-  const uint8_t* w = kDown ? a.down + int64_t(valid ? e : 0) * a.H * nch * 16
-                           : a.gate_up + int64_t(valid ? e : 0) * rows_total * nch * 16;
-  const uint8_t* s = kDown ? a.down_scales + int64_t(valid ? e : 0) * a.H * nch
-                           : a.gate_up_scales + int64_t(valid ? e : 0) * rows_total * nch;
-  const void* bias_p = kDown ? a.down_bias : a.gate_up_bias;
-  const bool bias_bf16 = kDown ? a.down_bias_bf16 : a.gate_up_bias_bf16;
-  const float route_w = kDown && valid ? a.expert_weight[pair] : 0.f;
-  if (!valid && threadIdx.x == 0 && !kDown) atomicOr(a.err, kErrExpertRange);
-
-  int tile = blockIdx.x;
-  uint32_t sv[kTileRows];
-  float bias = 0.f;
-  auto prefetch = [&](int tl) {  // rows by cp.async, scales and bias into registers
-    if (work) {
-      issue_rows(r, w, tl * kTileRows, buf((tl - int(blockIdx.x)) / int(gridDim.x)));
-      load_scales(r, s, tl * kTileRows, sv);
-    } else {
-      cp_async_commit();  // keep the group count uniform
-    }
-    const int rr = tl * kTileRows + int(threadIdx.x);
-    bias = valid && threadIdx.x < kTileRows && rr < rows_total
-               ? param_f32(bias_p, bias_bf16, int64_t(e) * rows_total + rr) : 0.f;
-  };
-  if (tile < tiles) prefetch(tile);
+#pragma unroll
+  for (int i = 0; i < kStreamStages - 1; ++i) issue(u0 + i);
   if (kDown) {
-    pdl_wait();  // act is gate_up's output
+    pdl_wait();
     pdl_launch_dependents();
   }
-  if (work) build_frags<kSub>(r, kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, frag);
-  for (int i = 0; tile < tiles; ++i, tile += gridDim.x) {
-    uint8_t* cur = buf(i);
-    uint8_t* sc = cur + kTileRows * r.stride();
-    if (work) store_scales<kSub>(r, sv, sc);
-    const float bias_cur = bias;
-    const bool more = tile + int(gridDim.x) < tiles;
-    if (more) prefetch(tile + gridDim.x);  // into the other buffer; sv and bias now the next tile's
-    if (more) cp_async_wait<1>();
-    else cp_async_wait<0>();
+  int frag_key = -1;
+  for (int u = u0; u < u1; ++u) {
+    __syncwarp();  // every lane is done with the slot issue() refills (unit u - 1's)
+    issue(u + kStreamStages - 1);
+    cp_async_wait<kStreamStages - 1>();
     __syncwarp();
+    const int pair = u / tiles, tile = u - pair * tiles, tok = pair / a.k, row0 = tile * kTileRows;
+    const int e = a.expert_idx[pair];
+    const bool valid = e >= 0 && e < a.E;
+    // warp 0's epilogue operands, read before the MMAs
+    const int rr = row0 + lane;
+    const bool erow = warp == 0 && lane < kTileRows && rr < rows_total && valid;
+    const float bias = erow ? param_f32(kDown ? a.down_bias : a.gate_up_bias, kDown ? a.down_bias_bf16 : a.gate_up_bias_bf16,
+                                        int64_t(e) * rows_total + rr)
+                            : 0.f;
+    const float route_w = kDown && erow ? a.expert_weight[pair] : 0.f;
     float acc0 = 0.f, acc1 = 0.f;
-    if (work) tile_mma<kSub>(r, cur, sc, frag, acc0, acc1);
-    const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
-    const int row0 = tile * kTileRows, rrow = row0 + int(threadIdx.x);
+    if (valid && nb > 0) {
+      const int key = kDown ? pair : tok;
+      if (key != frag_key) {
+        build_frags<kSub>(r, kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, frag);
+        __syncwarp();
+        frag_key = key;
+      }
+      const uint8_t* st = stage(u);
+      const uint8_t* win = st + kTileRows * row_stride(per);
+      const uint8_t* srow = sbase + e * wexp + int64_t(row0) * nch + b0;  // scale byte of row row0, block b0
+      const int g = lane >> 2;
+      const int g0 = min(g, rows_total - 1 - row0), g1 = min(g + 8, rows_total - 1 - row0);  // as stream_issue clamps
+      const uint8_t* sc0 = win + g * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(g0) * nch) & 15);
+      const uint8_t* sc1 = win + (g + 8) * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(g1) * nch) & 15);
+      tile_mma<kSub, true>(r, st, sc0, sc1, frag, acc0, acc1);
+    }
+    if ((lane & 3) == 0) {
+      red[u & 1][warp][lane >> 2] = acc0;
+      red[u & 1][warp][(lane >> 2) + 8] = acc1;
+    }
+    __syncthreads();  // red[u & 1] is rewritten at u + 2, after the next unit's barrier
+    if (warp != 0) continue;
+    float v = bias;
+    if (lane < kTileRows)
+      for (int w = 0; w < kStreamWarps; ++w) v += red[u & 1][w][lane];  // warp order: deterministic
     if (!kDown) {
-      if (threadIdx.x < kTileRows) rowv[threadIdx.x] = v + bias_cur;
-      __syncthreads();
-      const int j = row0 / 2 + int(threadIdx.x);  // rows 2j (gate) and 2j + 1 (up) are interleaved
-      if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
-        act[int64_t(pair) * a.I + j] =
-            valid ? swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha) : 0.f;
+      // rows 2j (gate) and 2j + 1 (up) are interleaved: lane 2j takes its neighbour's row
+      const float up = __shfl_down_sync(0xffffffffu, v, 1);
+      const int j = row0 / 2 + lane / 2;
+      if (lane < kTileRows && !(lane & 1) && 2 * j + 1 < rows_total)
+        act[int64_t(pair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
+      if (!valid && lane == 0) atomicOr(a.err, kErrExpertRange);
     } else {
-      if (threadIdx.x < kTileRows && rrow < a.H) part[int64_t(pair) * a.H + rrow] = valid ? route_w * (v + bias_cur) : 0.f;
-      if (last_block_arrives(a.counters + kCountersMoe + tok * tiles + tile, a.k) && threadIdx.x < kTileRows &&
-          rrow < a.H) {
-        float sum = 0.f;
-        for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rrow);
-        a.out[int64_t(tok) * a.H + rrow] = sum;
+      if (lane < kTileRows && rr < a.H) part[int64_t(pair) * a.H + rr] = valid ? route_w * v : 0.f;
+      __threadfence();
+      __syncwarp();
+      int last = 0;
+      if (lane == 0) {
+        int* cnt = a.counters + kCountersMoe + tok * tiles + tile;
+        last = atomicAdd(cnt, 1) == a.k - 1;
+        if (last) atomicExch(cnt, 0);
+      }
+      if (__shfl_sync(0xffffffffu, last, 0)) {
+        __threadfence();
+        if (lane < kTileRows && rr < a.H) {
+          float sum = 0.f;
+          for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rr);
+          a.out[int64_t(tok) * a.H + rr] = sum;
+        }
       }
     }
-    __syncthreads();  // red / rowv are rewritten by the next tile
   }
   cp_async_wait<0>();
 #endif
@@ -475,38 +529,29 @@ void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t strea
 
 }  // namespace
 
-// CTAs a (token, expert) pair for the pipelined kernel: as many as fit on the device at once,
-// spread so that every CTA walks the same number of tiles.
-template <typename K>
-int pipe_ctas_per_pair(K kernel, int threads, int smem, int tiles, int pairs) {
-  static int sms = 0;
-  if (!sms) {
-    int dev = 0;
-    GPTOSS_CUDA_CHECK(cudaGetDevice(&dev));
-    GPTOSS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  }
-  int per_sm = 0;
-  GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  const int resident = std::max(1, per_sm * sms);
-  const int tiles_per_cta = std::max(1, ceil_div(int64_t(tiles) * pairs, resident));
-  return ceil_div(tiles, tiles_per_cta);
+// CTAs a SM for the streaming kernels (GPTOSS_CUDA_MOE_STREAM_CTAS, 1 or 2; default 2): two keep
+// twice the loads in flight; one leaves room for the down kernel's CTAs to start (PDL) and prefetch
+// while gate_up finishes.
+int stream_ctas_per_sm() {
+  static const int c = [] {
+    const char* v = std::getenv("GPTOSS_CUDA_MOE_STREAM_CTAS");
+    return v && std::atoi(v) == 1 ? 1 : 2;
+  }();
+  return c;
 }
 
 template <bool kSub>
-void launch_pipe(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
+void launch_stream(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
   static int have1 = 0, have2 = 0;
-  const int nh = a.H / 32, ni = a.I / 32, pairs = a.n * a.k;
-  const int s1 = pipe_cta_smem(nh, a.slice_blocks), s2 = pipe_cta_smem(ni, a.slice_blocks);
-  const int t1 = slice_shape(nh, a.slice_blocks).slices * 32, t2 = slice_shape(ni, a.slice_blocks).slices * 32;
-  allow_smem(moe_mma_pipe_kernel<kSub, false>, s1, have1);
-  allow_smem(moe_mma_pipe_kernel<kSub, true>, s2, have2);
-  const int tiles1 = ceil_div(2 * a.I, kTileRows), tiles2 = ceil_div(a.H, kTileRows);
-  dim3 g1(pipe_ctas_per_pair(moe_mma_pipe_kernel<kSub, false>, t1, s1, tiles1, pairs), pairs);
-  launch_k(moe_mma_pipe_kernel<kSub, false>, g1, t1, s1, stream, a, act, part);
-  GPTOSS_CUDA_LAUNCH("moe_mma_pipe_kernel<gate_up>");
-  dim3 g2(pipe_ctas_per_pair(moe_mma_pipe_kernel<kSub, true>, t2, s2, tiles2, pairs), pairs);
-  launch_k(moe_mma_pipe_kernel<kSub, true>, g2, t2, s2, stream, a, act, part);
-  GPTOSS_CUDA_LAUNCH("moe_mma_pipe_kernel<down>");
+  const int s1 = stream_cta_smem(a.H / 32), s2 = stream_cta_smem(a.I / 32), pairs = a.n * a.k;
+  allow_smem(moe_mma_stream_kernel<kSub, false>, s1, have1);
+  allow_smem(moe_mma_stream_kernel<kSub, true>, s2, have2);
+  const int ctas = stream_ctas_per_sm() * device_sm_count();
+  const int units1 = pairs * ceil_div(2 * a.I, kTileRows), units2 = pairs * ceil_div(a.H, kTileRows);
+  launch_k(moe_mma_stream_kernel<kSub, false>, dim3(std::min(units1, ctas)), kStreamWarps * 32, s1, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_mma_stream_kernel<gate_up>");
+  launch_k(moe_mma_stream_kernel<kSub, true>, dim3(std::min(units2, ctas)), kStreamWarps * 32, s2, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_mma_stream_kernel<down>");
 }
 
 MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
@@ -518,10 +563,9 @@ MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   if (cta_smem(nh) > kMaxSmem || cta_smem(ni) > kMaxSmem) return MoeDecodeKind::Simt;
   if (int64_t(a.n) * ceil_div(a.H, kTileRows) > kCountersMoeSize) return MoeDecodeKind::Simt;  // last-block counters
   if (v && !std::strcmp(v, "mma-prmt")) return MoeDecodeKind::MmaPrmt;
-  if (v && !std::strcmp(v, "mma-pipe")) {
-    const int t = slice_target();
-    if (pipe_cta_smem(nh, t) <= kMaxSmem && pipe_cta_smem(ni, t) <= kMaxSmem) return MoeDecodeKind::MmaPipe;
-  }
+  if (v && !std::strcmp(v, "mma-stream") && stream_per(nh) <= kStreamPerMax && stream_per(ni) <= kStreamPerMax &&
+      std::max(stream_cta_smem(nh), stream_cta_smem(ni)) <= device_smem_optin())
+    return MoeDecodeKind::MmaStream;
   return MoeDecodeKind::Mma;
 }
 
@@ -531,7 +575,7 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
   float* act = static_cast<float*>(workspace);
   float* part = act + int64_t(a.n) * a.k * a.I;
   if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
-  else if (kind == MoeDecodeKind::MmaPipe) launch_pipe<true>(a, act, part, stream);
+  else if (kind == MoeDecodeKind::MmaStream) launch_stream<true>(a, act, part, stream);
   else launch_variant<true>(a, act, part, stream);
 }
 
