@@ -17,6 +17,9 @@
 #error "gpt-oss-node CUDA kernels need sm_80 or newer (bf16 mma.sync)"
 #endif
 #define GPTOSS_HAVE_MMA_SYNC 1   // mma.sync.aligned.m16n8k16 bf16 -> f32 (sm_80+)
+#if __CUDA_ARCH__ >= GPTOSS_ARCH_ADA
+#define GPTOSS_HAVE_FP8_MMA 1    // mma.sync m16n8k32 e4m3 and cvt to/from e4m3x2 (sm_89+)
+#endif
 #if __CUDA_ARCH__ >= GPTOSS_ARCH_HOPPER
 #define GPTOSS_HAVE_PDL 1        // griddepcontrol (programmatic dependent launch, sm_90+)
 #endif

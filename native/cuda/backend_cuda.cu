@@ -367,7 +367,7 @@ class CudaBackend final : public Backend {
     switch (kind) {
       case MoeDecodeKind::Mma:
       case MoeDecodeKind::MmaPrmt:
-      case MoeDecodeKind::MmaStream: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
+      case MoeDecodeKind::MmaFp8: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
       case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
     }
   }

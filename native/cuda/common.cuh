@@ -88,6 +88,20 @@ inline int device_sm_count() {
   return v;
 }
 
+// The current device's compute capability as arch_code() (e.g. 900), once per device.
+inline int device_arch_code() {
+  int dev = 0;
+  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
+  static int cache[64] = {};
+  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
+  int major = 0, minor = 0;
+  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&major, gpuDevAttrComputeCapabilityMajor, dev));
+  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&minor, gpuDevAttrComputeCapabilityMinor, dev));
+  const int v = arch_code(major, minor);
+  if (dev >= 0 && dev < 64) cache[dev] = v;
+  return v;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Programmatic dependent launch (sm_90+). Decode-step kernels are launched with launch_k(), which
 // sets the programmatic-serialization attribute when the backend enables it for the calling

@@ -116,7 +116,7 @@ __device__ __forceinline__ float block_scale(uint32_t s) {
 
 // One warp's share of a 16-row tile: rows [row0, row0 + 16) of w (MXFP4 blocks [rows_total, nch, 16],
 // scales [rows_total, nch]) times x, over the MX blocks [b0, b0 + nb) of its K slice (nb <= per <= 32).
-// The steps, which slice_gemv runs in order (the streaming kernel has its own issue step):
+// The steps, which slice_gemv runs in order:
 //   issue_rows    the weight rows by cp.async (lane = MX block of the slice: no index divides by the
 //                 runtime slice width), one commit group;
 //   load_scales / store_scales   the 16 x nb scale bytes through registers;
@@ -345,76 +345,185 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Streaming variant (GPTOSS_CUDA_MOE_DECODE=mma-stream). ncu on the kernels above (20b, one token,
-// bench/RESULTS.md): ~2,360 instructions a warp of which ~1,000 are per-CTA setup (row addresses,
-// scales, the activation's B fragments) for 30 MX blocks of work, and every CTA loads, waits, then
-// computes, so the SMs alternate between the two. Here a few CTAs a SM each walk a contiguous range
-// of (pair, 16-row tile) units; the CTA's 8 warps split K (a slice of <= 16 MX blocks each), and each
-// warp streams its slice of successive tiles through a private kStreamStages-deep cp.async ring
-// (no CTA barrier on the load side), building its B fragments once per token (gate_up) or pair
-// (down). The scales come with the rows: each row's bytes of the slice as a 32-byte window (two
-// aligned 16-byte chunks, only the bytes of the row read). Per unit the warps' partial sums meet in
-// shared memory (double-buffered, one __syncthreads) and warp 0 runs the epilogue of the kernels
-// above: SwiGLU -> act, or the weighted row -> part with the last of the token's k units summing.
+// FP8 streaming variant (sm_89+; the default there, GPTOSS_CUDA_MOE_DECODE=mma-fp8). ncu on the
+// kernels above (20b, one token, bench/RESULTS.md) shows them bound by instruction issue, not by
+// DRAM: ~78 instructions a warp per MX block, ~46 of them in tile_mma (30 of those decode E2M1 to
+// bf16: 4 ops per bf16x2). This variant does the same GEMV with mma.sync m16n8k32 on e4m3:
+//  - E2M1 -> e4m3 by bit placement: sign -> bit 7, the 3 magnitude bits -> bits 4..2 gives the value
+//    times 2^-6 exactly (E2M1's subnormal 0.5 lands on e4m3's subnormal 2^-7); 7 ops a word of 8
+//    values, against 15 for bf16, and one MMA a block (K = 32) instead of two.
+//  - The activation goes in as 4 e4m3 limbs, B columns 0-3: x * 2^(7-e) (e = the exponent of
+//    max|x| over the vector, so that max lands in [128, 256)) = l0 + l1/16 + l2/256 + l3/4096, each
+//    limb the e4m3 rounding of what is left times 16^c. Each limb adds ~4 bits; the sum is within
+//    ~2^-16 of x (relative to the vector's max, ~2^-29 once the residual leaves e4m3's normal range),
+//    close to the bf16 hi + lo split of the other kernels (~2^-17). Lanes t = 0 hold columns 0, 1,
+//    lanes t = 1 columns 2, 3 (scaled by 1/256 when the two meet); columns 4-7 repeat 0-3, unused.
+//  - K is permuted within a block: lane (g, t)'s ldmatrix word t (values 8t..8t+7) gives a0 = the
+//    low nibbles (values 8t + 2j at k = 4t + j) and a2 = the high ones (8t + 2j + 1 at k = 16 + 4t + j);
+//    the B fragments hold x in the same order.
+// Work split: a few CTAs a SM each walk a contiguous range of (pair, 16-row tile) units; the CTA's 8
+// warps split K (<= 16 MX blocks each, balanced), and each warp streams its slice of successive
+// tiles through a private kFp8Stages-deep cp.async ring (no CTA barrier on the load side), building
+// its B fragments once per token (gate_up) or pair (down). The scales come with the rows: each row's
+// bytes of the slice as a 32-byte window (two aligned 16-byte chunks, only the row's bytes read). Per
+// unit the warps' partial sums meet in shared memory (double-buffered, one __syncthreads) and warp 0
+// runs the epilogue of the kernels above: SwiGLU -> act, or the weighted row -> part with the last of
+// the token's k units summing in expert order.
 // ---------------------------------------------------------------------------------------------
-constexpr int kStreamWarps = 8;
-constexpr int kStreamStages = 3;
-constexpr int kStreamPerMax = 16;  // MX blocks a warp slice: K of at most 128 blocks
-constexpr int kScaleWin = 32;      // bytes of a row's scale window
+constexpr int kFp8Warps = 8;
+constexpr int kFp8PerMax = 16;  // MX blocks a warp slice: K of at most 128 blocks (4096 values)
+constexpr int kScaleWin = 32;   // bytes of a row's scale window
 
-__host__ __device__ inline int stream_per(int nch) { return (nch + kStreamWarps - 1) / kStreamWarps; }
-__host__ __device__ inline int stream_stage_bytes(int per) { return kTileRows * (row_stride(per) + kScaleWin); }
-__host__ __device__ inline int stream_warp_bytes(int per) { return kStreamStages * stream_stage_bytes(per) + per * 128; }
-int stream_cta_smem(int nch) { return kStreamWarps * stream_warp_bytes(stream_per(nch)); }
+__host__ __device__ inline int fp8_per(int nch) { return (nch + kFp8Warps - 1) / kFp8Warps; }
+__host__ __device__ inline int fp8_stage_bytes(int per) { return kTileRows * (row_stride(per) + kScaleWin); }
+__host__ __device__ inline int fp8_warp_bytes(int per, int stages) { return stages * fp8_stage_bytes(per) + per * 128; }
+int fp8_cta_smem(int nch, int stages) { return kFp8Warps * fp8_warp_bytes(fp8_per(nch), stages); }
 
-#if defined(GPTOSS_HAVE_MMA_SYNC)
+#if defined(GPTOSS_HAVE_FP8_MMA)
+// D = A(16x32 e4m3) B(32x8 e4m3), f32, C = 0.
+__device__ __forceinline__ void mma_e4m3_first(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%10,%10,%10};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "f"(0.f));
+}
+// The 4 low (high) nibbles of a word's bytes as 4 e4m3 bytes, value x 2^-6 (see above).
+__device__ __forceinline__ uint32_t e2m1_lo_e4m3(uint32_t w) { return ((w << 2) & 0x1C1C1C1Cu) | ((w << 4) & 0x80808080u); }
+__device__ __forceinline__ uint32_t e2m1_hi_e4m3(uint32_t w) { return ((w >> 2) & 0x1C1C1C1Cu) | (w & 0x80808080u); }
+// Four floats -> four e4m3 bytes (round to nearest, saturating), a in byte 0; and back.
+__device__ __forceinline__ uint32_t e4m3x4(float a, float b, float c, float d) {
+  uint16_t lo, hi;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(lo) : "f"(b), "f"(a));
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;\n" : "=h"(hi) : "f"(d), "f"(c));
+  return uint32_t(lo) | (uint32_t(hi) << 16);
+}
+__device__ __forceinline__ void e4m3x2_to_f32(uint16_t v, float& lo, float& hi) {
+  asm("{\n .reg .b32 h;\n .reg .f16 a, b;\n cvt.rn.f16x2.e4m3x2 h, %2;\n mov.b32 {a, b}, h;\n"
+      " cvt.f32.f16 %0, a;\n cvt.f32.f16 %1, b;\n}\n"
+      : "=f"(lo), "=f"(hi)
+      : "h"(v));
+}
+__device__ __forceinline__ void e4m3x4_to_f32(uint32_t v, float* f) {
+  e4m3x2_to_f32(uint16_t(v), f[0], f[1]);
+  e4m3x2_to_f32(uint16_t(v >> 16), f[2], f[3]);
+}
+
+// The warp's B fragments for x (nch x 32 floats) over MX blocks [b0, b0 + nb): frag[blk][limb c][quad
+// q] = (even values of quad q, odd values) as e4m3 limb c. Returns e (x was scaled by 2^(7-e)).
+__device__ __forceinline__ int fp8_build_frags(const float* x, int nch, int b0, int nb, uint2* frag, int lane) {
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  float m = 0.f;
+  for (int i = lane; i < nch * 8; i += kWarpSize) {
+    const float4 v = __ldg(x4 + i);
+    m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+  // floor(log2 max) for a normal max; a zero (or subnormal) vector takes e = -100: x * 2^107 is < 2^-19
+  const int e = max(int((__float_as_uint(m) >> 23) & 0xFF) - 127, -100);
+  const float sc = __uint_as_float(uint32_t(127 + 7 - min(e, 127)) << 23);  // 2^(7-e), e <= 127
+  for (int it = lane; it < nb * 4; it += kWarpSize) {
+    const int blk = it >> 2, q = it & 3;
+    const float4* p = x4 + (b0 + blk) * 8 + 2 * q;
+    const float4 v0 = __ldg(p), v1 = __ldg(p + 1);
+    float r[8] = {v0.x * sc, v0.y * sc, v0.z * sc, v0.w * sc, v1.x * sc, v1.y * sc, v1.z * sc, v1.w * sc};
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const uint32_t ev = e4m3x4(r[0], r[2], r[4], r[6]), od = e4m3x4(r[1], r[3], r[5], r[7]);
+      frag[blk * 16 + c * 4 + q] = make_uint2(ev, od);
+      float be[4], bo[4];
+      e4m3x4_to_f32(ev, be);
+      e4m3x4_to_f32(od, bo);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        r[2 * j] = (r[2 * j] - be[j]) * 16.f;  // exact: the limb is r rounded
+        r[2 * j + 1] = (r[2 * j + 1] - bo[j]) * 16.f;
+      }
+    }
+  }
+  return e;
+}
+
 // One unit's loads for one warp: the 16 rows' MX blocks [b0, b0 + nb) (lane & 15 = block, lane >> 4 =
-// row parity) and each row's scale window (lane = 2 x row + half). One commit group, empty when the
-// unit is past the CTA's range or its expert index is invalid.
-__device__ __forceinline__ void stream_issue(const uint8_t* w, const uint8_t* s, int nch, int rows_total, int row0,
-                                             int b0, int nb, int per, uint8_t* st, int lane) {
+// row parity) and each row's scale window (lane = 2 x row + half); w, s point at the tile's first row
+// and the slice's first block. One commit group.
+__device__ __forceinline__ void fp8_issue(const uint8_t* w, const uint8_t* s, int nch, int rows_left, int nb, int per,
+                                          uint8_t* st, int lane) {
   const int blk = lane & 15;
   if (blk < nb) {
 #pragma unroll
     for (int i = 0; i < kTileRows / 2; ++i) {
-      const int rr = 2 * i + (lane >> 4), row = min(row0 + rr, rows_total - 1);
-      cp_async16(st + rr * row_stride(per) + blk * 16, w + (int64_t(row) * nch + b0 + blk) * 16);
+      const int rr = 2 * i + (lane >> 4);
+      cp_async16(st + rr * row_stride(per) + blk * 16, w + (int64_t(min(rr, rows_left - 1)) * nch + blk) * 16);
     }
   }
-  const int rr = lane >> 1, h = lane & 1, row = min(row0 + rr, rows_total - 1);
-  const uint8_t* p = s + int64_t(row) * nch + b0;                       // the row's first scale byte
+  const int rr = lane >> 1, h = lane & 1;
+  const uint8_t* p = s + int64_t(min(rr, rows_left - 1)) * nch;        // the row's first scale byte
   const uint8_t* c = p - (reinterpret_cast<uintptr_t>(p) & 15) + 16 * h;  // this lane's aligned chunk
   const int64_t bytes = p + nb - c;                                      // of the row's bytes, from c on
-  if (bytes > 0) cp_async16_n(st + kTileRows * row_stride(per) + rr * kScaleWin + 16 * h, c, int(min(bytes, int64_t(16))));
+  if (bytes > 0)
+    cp_async16_n(st + kTileRows * row_stride(per) + rr * kScaleWin + 16 * h, c, int(min(bytes, int64_t(16))));
   cp_async_commit();
 }
-#endif  // GPTOSS_HAVE_MMA_SYNC
 
-template <bool kSub, bool kDown>
-__global__ void __launch_bounds__(kStreamWarps * 32, 2) moe_mma_stream_kernel(MoeArgs a, float* act, float* part) {
-#if defined(GPTOSS_HAVE_MMA_SYNC)
+// sum over the slice's blocks of 2^(s-127) * (W_blk . x_blk), x as fp8_build_frags left it, for rows g
+// (acc0) and g + 8 (acc1) in lanes t = 0 (limbs 0, 1) and t = 1 (limbs 2, 3; scaled by 256).
+__device__ __forceinline__ void fp8_tile_mma(const uint8_t* rows, int stride, const uint8_t* sc0, const uint8_t* sc1,
+                                             const uint2* frag, int nb, int lane, float& acc0, float& acc1) {
+  const uint8_t* arow = rows + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
+  const uint2* fr = frag + ((lane >> 2) & 3) * 4 + (lane & 3);  // column g & 3, quad t
+  float a0 = 0.f, a1 = 0.f;
+#pragma unroll 4
+  for (int blk = 0; blk < nb; ++blk) {
+    uint32_t w0, w1;
+    ldsm_x2(w0, w1, arow + blk * 16);
+    const uint2 xf = fr[blk * 16];
+    const uint32_t a[4] = {e2m1_lo_e4m3(w0), e2m1_lo_e4m3(w1), e2m1_hi_e4m3(w0), e2m1_hi_e4m3(w1)};
+    float c[4];
+    mma_e4m3_first(c, a, xf.x, xf.y);
+    a0 = fmaf(__uint_as_float(max(uint32_t(sc0[blk]) << 23, 0x00400000u)), fmaf(c[1], 0.0625f, c[0]), a0);
+    a1 = fmaf(__uint_as_float(max(uint32_t(sc1[blk]) << 23, 0x00400000u)), fmaf(c[3], 0.0625f, c[2]), a1);
+  }
+  acc0 = a0;
+  acc1 = a1;
+}
+#endif  // GPTOSS_HAVE_FP8_MMA
+
+// kStages: 3, or 2 where 3 do not fit the device's shared memory (sm_86/89/120: 99 KB a block).
+template <bool kDown, int kStages>
+__global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeArgs a, float* act, float* part) {
+#if defined(GPTOSS_HAVE_FP8_MMA)
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ float red[2][kStreamWarps][kTileRows];
+  __shared__ float red[2][kFp8Warps][kTileRows];
   const int rows_total = kDown ? a.H : 2 * a.I, nch = (kDown ? a.I : a.H) / 32;
   const int tiles = (rows_total + kTileRows - 1) / kTileRows, units = a.n * a.k * tiles;
   const int u0 = int(int64_t(units) * blockIdx.x / gridDim.x), u1 = int(int64_t(units) * (blockIdx.x + 1) / gridDim.x);
   const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int per = stream_per(nch);  // the largest slice
-  const int b0 = warp * nch / kStreamWarps, nb = (warp + 1) * nch / kStreamWarps - b0;  // balanced; may be 0
-  const SliceRef r{nch, rows_total, b0, nb, per, lane};
-  uint8_t* wsm = smem + warp * stream_warp_bytes(per);
-  uint4* frag = reinterpret_cast<uint4*>(wsm + kStreamStages * stream_stage_bytes(per));
+  const int per = fp8_per(nch), stride = row_stride(per);
+  const int b0 = warp * nch / kFp8Warps, nb = (warp + 1) * nch / kFp8Warps - b0;  // balanced; may be 0
+  uint8_t* wsm = smem + warp * fp8_warp_bytes(per, kStages);
+  uint2* frag = reinterpret_cast<uint2*>(wsm + kStages * fp8_stage_bytes(per));
   const int64_t wexp = int64_t(rows_total) * nch;  // MX blocks (and scale bytes) an expert
   const uint8_t* wbase = kDown ? a.down : a.gate_up;
   const uint8_t* sbase = kDown ? a.down_scales : a.gate_up_scales;
-  auto stage = [&](int u) { return wsm + ((u - u0) % kStreamStages) * stream_stage_bytes(per); };
+  // The unit issue() loads next: (pair, tile) walked without divisions.
+  int ipair = u0 / tiles, itile = u0 - ipair * tiles, islot = 0;
   auto issue = [&](int u) {
-    const int pair = u / tiles, e = u < u1 ? a.expert_idx[pair] : -1;
-    if (u < u1 && nb > 0 && e >= 0 && e < a.E)
-      stream_issue(wbase + e * wexp * 16, sbase + e * wexp, nch, rows_total, (u - pair * tiles) * kTileRows, b0, nb,
-                   per, stage(u), lane);
-    else
+    if (u < u1) {
+      const int e = a.expert_idx[ipair];
+      if (nb > 0 && e >= 0 && e < a.E) {
+        const int64_t first = e * wexp + int64_t(itile) * kTileRows * nch + b0;  // row 0 of the tile, block b0
+        fp8_issue(wbase + first * 16, sbase + first, nch, rows_total - itile * kTileRows, nb, per,
+                  wsm + islot * fp8_stage_bytes(per), lane);
+      } else {
+        cp_async_commit();
+      }
+      if (++itile == tiles) itile = 0, ++ipair;
+    } else {
       cp_async_commit();  // keep one group a unit
+    }
+    islot = islot + 1 == kStages ? 0 : islot + 1;
   };
   // gate_up: the expert indices are the previous kernel's (the router's) output. down: they are two
   // launches back, so its first stages load before the wait; act is gate_up's output.
@@ -423,18 +532,19 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) moe_mma_stream_kernel(Mo
     pdl_launch_dependents();
   }
 #pragma unroll
-  for (int i = 0; i < kStreamStages - 1; ++i) issue(u0 + i);
+  for (int i = 0; i < kStages - 1; ++i) issue(u0 + i);
   if (kDown) {
     pdl_wait();
     pdl_launch_dependents();
   }
-  int frag_key = -1;
+  int pair = u0 / tiles, tile = u0 - pair * tiles, slot = 0, frag_key = -1, xe = 0;
   for (int u = u0; u < u1; ++u) {
     __syncwarp();  // every lane is done with the slot issue() refills (unit u - 1's)
-    issue(u + kStreamStages - 1);
-    cp_async_wait<kStreamStages - 1>();
+    issue(u + kStages - 1);
+    cp_async_wait<kStages - 1>();
     __syncwarp();
-    const int pair = u / tiles, tile = u - pair * tiles, tok = pair / a.k, row0 = tile * kTileRows;
+    const int upair = pair, utile = tile;  // this unit (pair, tile move on before the epilogue)
+    const int tok = pair / a.k, row0 = tile * kTileRows;
     const int e = a.expert_idx[pair];
     const bool valid = e >= 0 && e < a.E;
     // warp 0's epilogue operands, read before the MMAs
@@ -448,42 +558,49 @@ __global__ void __launch_bounds__(kStreamWarps * 32, 2) moe_mma_stream_kernel(Mo
     if (valid && nb > 0) {
       const int key = kDown ? pair : tok;
       if (key != frag_key) {
-        build_frags<kSub>(r, kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, frag);
+        xe = fp8_build_frags(kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, nch, b0, nb, frag, lane);
         __syncwarp();
         frag_key = key;
       }
-      const uint8_t* st = stage(u);
-      const uint8_t* win = st + kTileRows * row_stride(per);
+      const uint8_t* st = wsm + slot * fp8_stage_bytes(per);
+      const uint8_t* win = st + kTileRows * stride;
       const uint8_t* srow = sbase + e * wexp + int64_t(row0) * nch + b0;  // scale byte of row row0, block b0
-      const int g = lane >> 2;
-      const int g0 = min(g, rows_total - 1 - row0), g1 = min(g + 8, rows_total - 1 - row0);  // as stream_issue clamps
-      const uint8_t* sc0 = win + g * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(g0) * nch) & 15);
-      const uint8_t* sc1 = win + (g + 8) * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(g1) * nch) & 15);
-      tile_mma<kSub, true>(r, st, sc0, sc1, frag, acc0, acc1);
+      const int g = lane >> 2, last = rows_total - 1 - row0;
+      const uint8_t* sc0 = win + g * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(min(g, last)) * nch) & 15);
+      const uint8_t* sc1 = win + (g + 8) * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(min(g + 8, last)) * nch) & 15);
+      fp8_tile_mma(st, stride, sc0, sc1, frag, nb, lane, acc0, acc1);
+      // limbs 2, 3 (lanes t = 1) meet limbs 0, 1 (t = 0); then undo 2^(7-e) and E2M1's 2^-6
+      acc0 += __shfl_down_sync(0xffffffffu, acc0, 1) * 0x1p-8f;
+      acc1 += __shfl_down_sync(0xffffffffu, acc1, 1) * 0x1p-8f;
+      const float undo = __uint_as_float(uint32_t(127 + min(xe, 127) - 1) << 23);  // 2^(e-1), e >= -100
+      acc0 *= undo;
+      acc1 *= undo;
     }
     if ((lane & 3) == 0) {
       red[u & 1][warp][lane >> 2] = acc0;
       red[u & 1][warp][(lane >> 2) + 8] = acc1;
     }
+    if (++slot == kStages) slot = 0;
+    if (++tile == tiles) tile = 0, ++pair;
     __syncthreads();  // red[u & 1] is rewritten at u + 2, after the next unit's barrier
     if (warp != 0) continue;
     float v = bias;
     if (lane < kTileRows)
-      for (int w = 0; w < kStreamWarps; ++w) v += red[u & 1][w][lane];  // warp order: deterministic
+      for (int w = 0; w < kFp8Warps; ++w) v += red[u & 1][w][lane];  // warp order: deterministic
     if (!kDown) {
       // rows 2j (gate) and 2j + 1 (up) are interleaved: lane 2j takes its neighbour's row
       const float up = __shfl_down_sync(0xffffffffu, v, 1);
       const int j = row0 / 2 + lane / 2;
       if (lane < kTileRows && !(lane & 1) && 2 * j + 1 < rows_total)
-        act[int64_t(pair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
+        act[int64_t(upair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
       if (!valid && lane == 0) atomicOr(a.err, kErrExpertRange);
     } else {
-      if (lane < kTileRows && rr < a.H) part[int64_t(pair) * a.H + rr] = valid ? route_w * v : 0.f;
+      if (lane < kTileRows && rr < a.H) part[int64_t(upair) * a.H + rr] = valid ? route_w * v : 0.f;
       __threadfence();
       __syncwarp();
       int last = 0;
       if (lane == 0) {
-        int* cnt = a.counters + kCountersMoe + tok * tiles + tile;
+        int* cnt = a.counters + kCountersMoe + tok * tiles + utile;
         last = atomicAdd(cnt, 1) == a.k - 1;
         if (last) atomicExch(cnt, 0);
       }
@@ -529,44 +646,50 @@ void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t strea
 
 }  // namespace
 
-// CTAs a SM for the streaming kernels (GPTOSS_CUDA_MOE_STREAM_CTAS, 1 or 2; default 2): two keep
-// twice the loads in flight; one leaves room for the down kernel's CTAs to start (PDL) and prefetch
-// while gate_up finishes.
-int stream_ctas_per_sm() {
+// CTAs a SM for the FP8 kernels (GPTOSS_CUDA_MOE_FP8_CTAS, 1 or 2; default 2, where they fit).
+int fp8_ctas_per_sm() {
   static const int c = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_STREAM_CTAS");
+    const char* v = std::getenv("GPTOSS_CUDA_MOE_FP8_CTAS");
     return v && std::atoi(v) == 1 ? 1 : 2;
   }();
   return c;
 }
+// Stages of the FP8 kernels' rings on this device: 3, else 2, else 0 (does not fit).
+int fp8_stages(const MoeArgs& a) {
+  const int nh = a.H / 32, ni = a.I / 32;
+  if (fp8_per(nh) > kFp8PerMax || fp8_per(ni) > kFp8PerMax) return 0;
+  const int limit = device_smem_optin();
+  for (int st : {3, 2})
+    if (std::max(fp8_cta_smem(nh, st), fp8_cta_smem(ni, st)) <= limit) return st;
+  return 0;
+}
 
-template <bool kSub>
-void launch_stream(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
+template <int kStages>
+void launch_fp8(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
   static int have1 = 0, have2 = 0;
-  const int s1 = stream_cta_smem(a.H / 32), s2 = stream_cta_smem(a.I / 32), pairs = a.n * a.k;
-  allow_smem(moe_mma_stream_kernel<kSub, false>, s1, have1);
-  allow_smem(moe_mma_stream_kernel<kSub, true>, s2, have2);
-  const int ctas = stream_ctas_per_sm() * device_sm_count();
+  const int s1 = fp8_cta_smem(a.H / 32, kStages), s2 = fp8_cta_smem(a.I / 32, kStages), pairs = a.n * a.k;
+  allow_smem(moe_fp8_stream_kernel<false, kStages>, s1, have1);
+  allow_smem(moe_fp8_stream_kernel<true, kStages>, s2, have2);
+  const int ctas = fp8_ctas_per_sm() * device_sm_count();
   const int units1 = pairs * ceil_div(2 * a.I, kTileRows), units2 = pairs * ceil_div(a.H, kTileRows);
-  launch_k(moe_mma_stream_kernel<kSub, false>, dim3(std::min(units1, ctas)), kStreamWarps * 32, s1, stream, a, act, part);
-  GPTOSS_CUDA_LAUNCH("moe_mma_stream_kernel<gate_up>");
-  launch_k(moe_mma_stream_kernel<kSub, true>, dim3(std::min(units2, ctas)), kStreamWarps * 32, s2, stream, a, act, part);
-  GPTOSS_CUDA_LAUNCH("moe_mma_stream_kernel<down>");
+  launch_k(moe_fp8_stream_kernel<false, kStages>, dim3(std::min(units1, ctas)), kFp8Warps * 32, s1, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<gate_up>");
+  launch_k(moe_fp8_stream_kernel<true, kStages>, dim3(std::min(units2, ctas)), kFp8Warps * 32, s2, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<down>");
 }
 
 MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   if (v && !std::strcmp(v, "simt")) return MoeDecodeKind::Simt;
-  const int nh = a.H / 32, ni = a.I / 32;
-  if (slice_shape(nh, slice_target()).slices > kMaxWarps || slice_shape(ni, slice_target()).slices > kMaxWarps)
-    return MoeDecodeKind::Simt;
-  if (cta_smem(nh) > kMaxSmem || cta_smem(ni) > kMaxSmem) return MoeDecodeKind::Simt;
   if (int64_t(a.n) * ceil_div(a.H, kTileRows) > kCountersMoeSize) return MoeDecodeKind::Simt;  // last-block counters
-  if (v && !std::strcmp(v, "mma-prmt")) return MoeDecodeKind::MmaPrmt;
-  if (v && !std::strcmp(v, "mma-stream") && stream_per(nh) <= kStreamPerMax && stream_per(ni) <= kStreamPerMax &&
-      std::max(stream_cta_smem(nh), stream_cta_smem(ni)) <= device_smem_optin())
-    return MoeDecodeKind::MmaStream;
-  return MoeDecodeKind::Mma;
+  const int nh = a.H / 32, ni = a.I / 32;
+  const bool mma_fits = slice_shape(nh, slice_target()).slices <= kMaxWarps &&
+                        slice_shape(ni, slice_target()).slices <= kMaxWarps && cta_smem(nh) <= kMaxSmem &&
+                        cta_smem(ni) <= kMaxSmem;
+  if (v && !std::strcmp(v, "mma-prmt") && mma_fits) return MoeDecodeKind::MmaPrmt;
+  if (v && !std::strcmp(v, "mma") && mma_fits) return MoeDecodeKind::Mma;
+  if (device_arch_code() >= GPTOSS_ARCH_ADA && fp8_stages(a) > 0) return MoeDecodeKind::MmaFp8;  // e4m3 mma.sync
+  return mma_fits ? MoeDecodeKind::Mma : MoeDecodeKind::Simt;
 }
 
 void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, gpuStream_t stream) {
@@ -575,7 +698,7 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
   float* act = static_cast<float*>(workspace);
   float* part = act + int64_t(a.n) * a.k * a.I;
   if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
-  else if (kind == MoeDecodeKind::MmaStream) launch_stream<true>(a, act, part, stream);
+  else if (kind == MoeDecodeKind::MmaFp8) fp8_stages(a) == 3 ? launch_fp8<3>(a, act, part, stream) : launch_fp8<2>(a, act, part, stream);
   else launch_variant<true>(a, act, part, stream);
 }
 

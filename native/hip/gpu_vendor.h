@@ -29,6 +29,8 @@ using gpuGraphExec_t = hipGraphExec_t;
 #define gpuDeviceGetAttribute hipDeviceGetAttribute
 #define gpuDevAttrMaxSharedMemoryPerBlockOptin hipDeviceAttributeSharedMemPerBlockOptin
 #define gpuDevAttrMultiProcessorCount hipDeviceAttributeMultiprocessorCount
+#define gpuDevAttrComputeCapabilityMajor hipDeviceAttributeComputeCapabilityMajor
+#define gpuDevAttrComputeCapabilityMinor hipDeviceAttributeComputeCapabilityMinor
 // AMD CDNA wavefronts are 64 lanes. Kernels that use mma.sync fragments assume 32 and are
 // compiled only for CUDA (arch.cuh: GPTOSS_HAVE_MMA_SYNC); the SIMT kernels read kWarpSize.
 constexpr int kWarpSize = 64;
@@ -63,6 +65,8 @@ using gpuGraphExec_t = cudaGraphExec_t;
 #define gpuDeviceGetAttribute cudaDeviceGetAttribute
 #define gpuDevAttrMaxSharedMemoryPerBlockOptin cudaDevAttrMaxSharedMemoryPerBlockOptin
 #define gpuDevAttrMultiProcessorCount cudaDevAttrMultiProcessorCount
+#define gpuDevAttrComputeCapabilityMajor cudaDevAttrComputeCapabilityMajor
+#define gpuDevAttrComputeCapabilityMinor cudaDevAttrComputeCapabilityMinor
 // NVIDIA warps are 32 lanes (all archs we build: sm_80..sm_120).
 constexpr int kWarpSize = 32;
 #define GPTOSS_FULL_MASK 0xffffffffu

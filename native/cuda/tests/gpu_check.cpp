@@ -271,7 +271,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol) {
   // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
   const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   const std::string keep = saved ? saved : "";
-  for (const char* variant : {"mma", "mma-prmt", "mma-stream", "simt"}) {
+  for (const char* variant : {"mma", "mma-prmt", "mma-fp8", "simt"}) {
     setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
