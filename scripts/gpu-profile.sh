@@ -32,12 +32,12 @@ if [[ -z "${SKIP_NCU:-}" ]] && command -v ncu > /dev/null; then
   done
 fi
 if [[ -n "${MOE_DETAIL:-}" ]] && command -v ncu > /dev/null; then
-  timeout 240 ncu --clock-control none --cache-control none --graph-profiling node -k regex:moe_mma --launch-skip 8 \
+  timeout 240 ncu --clock-control none --cache-control none --graph-profiling node -k regex:"moe_(mma|fp8)" --launch-skip 8 \
     --launch-count 2 --set full node bench/e2e.mjs "${SRC[@]}" --device cuda --prefill "" --decode 3 --context 512 \
     --label ncu --out /tmp > "$OUT/ncu-moe-detail.txt" 2>&1
   echo "ncu moe detail: rc $?"
   command -v cuobjdump > /dev/null && cuobjdump -sass "$GPT_OSS_NODE_BINARY" 2>&1 |
-    awk '/Function : /{p = /moe_mma/} p' > "$OUT/ncu-moe-sass.txt"
+    awk '/Function : /{p = /moe_(mma|fp8)/} p' > "$OUT/ncu-moe-sass.txt"
 fi
 # PREFILL=N: the same cut prefilling N tokens, every kernel by name (where prefill time goes).
 if [[ -n "${PREFILL:-}" ]] && command -v ncu > /dev/null; then
