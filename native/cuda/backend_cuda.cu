@@ -406,6 +406,22 @@ class CudaBackend final : public Backend {
                               normed.ptr<float>(), ws.get(), counters_, stream_);
   }
 
+  void add_rmsnorm_qkv(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps, Tensor& normed,
+                       const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+                       const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
+    checks::add_rmsnorm(x, residual, norm_weight, normed, device());
+    checks::qkv(normed, wq, bq, wk, bk, wv, bv, q, k, v, device());
+    OpScope op(this);
+    const LinearArgs parts[3] = {linear_args(normed, wq, &bq, q), linear_args(normed, wk, &bk, k),
+                                 linear_args(normed, wv, &bv, v)};
+    const bool w_bf16 = norm_weight.dtype == DType::BF16;
+    if (!fuse_ || !add_rmsnorm_gemv_fusable(parts, 3, x.ptr<float>(), residual.ptr<float>(), normed.ptr<float>(),
+                                            norm_weight.data, w_bf16))
+      return Backend::add_rmsnorm_qkv(x, residual, norm_weight, eps, normed, wq, bq, wk, bk, wv, bv, q, k, v);
+    launch_add_rmsnorm_gemv(parts, 3, x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, eps,
+                            normed.ptr<float>(), counters_, stream_);
+  }
+
   void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
            const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
     if (!fuse_) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);

@@ -38,6 +38,7 @@ enum CounterRange : int {
   kCountersRouter = 0,       // [64]: router top-k, one per token (multi-block path: n <= 64)
   kCountersAttention = 64,   // [2048]: split-KV decode, one per (token, kv head)
   kCountersArgmax = 2112,    // [1]: greedy sampling over the vocabulary
+  kCountersNormGemv = 2113,  // [1]: add_rmsnorm + GEMV (one token), the block that writes x and normed
   kCountersMoe = 4096,       // [4096]: decode MoE down, one per (token, 16-row tile)
   kCountersMoeSize = 4096,
   kCountersTotal = 8192,

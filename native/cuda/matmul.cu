@@ -13,6 +13,16 @@ struct GemvParts {
   LinearArgs part[kGemvMaxParts];
   int count = 0, rows = 0;
 };
+// The norm prologue of gemv1_bf16_kernel<., kNormPer > 0>: x [K] += residual, normed = rmsnorm(x).
+struct GemvNorm {
+  float* x = nullptr;
+  const float* residual = nullptr;
+  const void* weight = nullptr;
+  bool weight_bf16 = true;
+  float eps = 0.f;
+  float* normed = nullptr;
+  int* counter = nullptr;
+};
 
 // Part i by value, selected with constant indices (a dynamic index into the kernel's parameter
 // struct would copy it to local memory).
@@ -100,8 +110,11 @@ __global__ void __launch_bounds__(256) gemv_kernel(GemvParts parts) {
 // FMA (one memory round trip a row). gemv_kernel keeps 4 loads in flight a lane and rereads x from
 // L1 per chunk; it ran the 20b's q/k/v (5120 x 2880) and o (2880 x 4096) GEMVs at ~50% and the LM
 // head at 73% of copy bandwidth.
-template <int kRowChunks>
-__global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts) {
+// kNormPer > 0: the x every part reads is rmsnorm(x + residual) (GemvNorm), formed by every block in
+// registers with rmsnorm_vec_kernel<add>'s arithmetic (256 threads, kNormPer float4s a thread:
+// bit-identical to that kernel); the last block to finish writes x += residual and normed.
+template <int kRowChunks, int kNormPer>
+__global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts, GemvNorm nrm) {
   extern __shared__ float4 xs4[];  // [2][K / 8]: first and second halves of each 8-value chunk
   const int K = parts.part[0].K, nch = K / 8;
   const int lane = threadIdx.x % kWarpSize, warps_per_block = blockDim.x / kWarpSize;
@@ -121,10 +134,36 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts) {
   // The first row's weights are requested before x is staged (and before the previous kernel has
   // finished, under programmatic dependent launch): the latencies overlap.
   if (global_row < parts.rows) load_row(global_row);
+  constexpr int kP = kNormPer > 0 ? kNormPer : 1;
+  float4 v[kP], nw[kP];
+  if (kNormPer > 0) load_row4<kP>(nrm.weight, nrm.weight_bf16, K / 4, nw);  // constant: before the wait
   pdl_wait();
   pdl_launch_dependents();
-  const float4* x4 = reinterpret_cast<const float4*>(parts.part[0].x);  // every part reads the same x
-  for (int i = threadIdx.x; i < K / 4; i += blockDim.x) xs4[(i & 1) * nch + (i >> 1)] = __ldg(x4 + i);
+  if (kNormPer == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(parts.part[0].x);  // every part reads the same x
+    for (int i = threadIdx.x; i < K / 4; i += blockDim.x) xs4[(i & 1) * nch + (i >> 1)] = __ldg(x4 + i);
+  } else {
+    __shared__ float partial[32];
+    const float4* xr = reinterpret_cast<const float4*>(nrm.x);
+    const float4* rr = reinterpret_cast<const float4*>(nrm.residual);
+#pragma unroll
+    for (int j = 0; j < kP; ++j) {
+      const int i = threadIdx.x + j * blockDim.x;
+      if (i < K / 4) {
+        v[j] = xr[i];
+        const float4 r = rr[i];
+        v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
+      }
+    }
+    const float inv = rsqrtf(block_sum_squares<kP>(v, K / 4, partial) / float(K) + nrm.eps);
+#pragma unroll
+    for (int j = 0; j < kP; ++j) {
+      const int i = threadIdx.x + j * blockDim.x;
+      if (i < K / 4)
+        xs4[(i & 1) * nch + (i >> 1)] = make_float4(v[j].x * inv * nw[j].x, v[j].y * inv * nw[j].y,
+                                                    v[j].z * inv * nw[j].z, v[j].w * inv * nw[j].w);
+    }
+  }
   __syncthreads();
   for (; global_row < parts.rows; global_row += stride) {
     float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
@@ -145,26 +184,35 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts) {
     const float s = warp_sum((s0 + s1) + (s2 + s3));
     if (lane == 0) a.out[row] = s + bias_at(a.bias, a.bias_kind, row);
   }
+  // Every block has read x: the last one writes x + residual and the normed row.
+  if (kNormPer > 0 && last_block_arrives(nrm.counter, gridDim.x)) {
+#pragma unroll
+    for (int j = 0; j < kP; ++j) {
+      const int i = threadIdx.x + j * blockDim.x;
+      if (i < K / 4) {
+        reinterpret_cast<float4*>(nrm.x)[i] = v[j];
+        reinterpret_cast<float4*>(nrm.normed)[i] = xs4[(i & 1) * nch + (i >> 1)];
+      }
+    }
+  }
 }
 
-template <int kRowChunks>
-void gemv1_launch(const GemvParts& p, gpuStream_t stream) {
+template <int kRowChunks, int kNormPer = 0>
+void gemv1_launch(const GemvParts& p, gpuStream_t stream, const GemvNorm& nrm = {}) {
   const int warps = 8;
   const int smem = p.part[0].K * int(sizeof(float));
-  if (smem > 48 * 1024)
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemv1_bf16_kernel<kRowChunks>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  auto kernel = gemv1_bf16_kernel<kRowChunks, kNormPer>;
+  if (smem > 48 * 1024) GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   // No more blocks than fit at once (grid-stride over rows): x is staged once per block.
   static int resident = 0;  // per instantiation: blocks a SM x SMs
   if (!resident) {
-    int per_sm = 0, dev = 0, sms = 0;
-    GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv1_bf16_kernel<kRowChunks>, warps * kWarpSize, smem));
-    GPTOSS_CUDA_CHECK(cudaGetDevice(&dev));
-    GPTOSS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    resident = std::max(1, per_sm) * std::max(1, sms);
+    int per_sm = 0;
+    GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
+    resident = std::max(1, per_sm) * device_sm_count();
   }
   int blocks = ceil_div(p.rows, warps);
   if (blocks > resident) blocks = resident;
-  launch_k(gemv1_bf16_kernel<kRowChunks>, blocks, warps * kWarpSize, smem, stream, p);
+  launch_k(kernel, blocks, warps * kWarpSize, smem, stream, p, nrm);
   GPTOSS_CUDA_LAUNCH("gemv1_bf16_kernel");
 }
 
@@ -207,6 +255,39 @@ LinearPath linear_path(const LinearArgs& a) {
   if (mx && a.K % 32 != 0) return LinearPath::Naive;
   if (a.n <= kGemvMaxTokens) return LinearPath::Gemv;
   return mx && a.K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
+}
+
+// The parts as one GemvParts for n = 1 (no token chunking): the single-token fused paths.
+static GemvParts gemv_parts_one(const LinearArgs* parts, int count) {
+  GemvParts p;
+  p.count = count;
+  for (int i = 0; i < count; ++i) {
+    p.part[i] = parts[i];
+    p.rows += parts[i].N;
+  }
+  return p;
+}
+
+bool add_rmsnorm_gemv_fusable(const LinearArgs* parts, int count, const float* x, const float* residual,
+                              const float* normed, const void* norm_weight, bool norm_weight_bf16) {
+  if (count < 1 || count > kGemvMaxParts) return false;
+  const LinearArgs& a = parts[0];
+  bool ok = a.n == 1 && a.K % 8 == 0 && a.x == normed &&
+            row4_ok(x, residual, normed, norm_weight, norm_weight_bf16, a.K);
+  for (int i = 0; i < count; ++i)
+    ok = ok && parts[i].x == a.x && parts[i].n == 1 && parts[i].K == a.K && parts[i].N > 0 && !parts[i].w_scales;
+  return ok;
+}
+
+void launch_add_rmsnorm_gemv(const LinearArgs* parts, int count, float* x, const float* residual, const void* norm_weight,
+                             bool norm_weight_bf16, float eps, float* normed, int* counters, gpuStream_t stream) {
+  const GemvParts p = gemv_parts_one(parts, count);
+  const GemvNorm nrm{x, residual, norm_weight, norm_weight_bf16, eps, normed, counters + kCountersNormGemv};
+  // kPer float4s of the row a thread cover K <= 1024 kPer, so 4 kPer chunks a lane cover the row too
+  with_row4_per(parts[0].K, [&](auto per) {
+    constexpr int kPer = decltype(per)::value;
+    gemv1_launch<4 * kPer, kPer>(p, stream, nrm);
+  });
 }
 
 void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream) {

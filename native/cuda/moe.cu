@@ -48,6 +48,36 @@ __device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, 
   return warp_sum(s);
 }
 
+// The same dot with the row in registers, loaded ahead (router_norm_split_kernel loads it before
+// its PDL wait): lane chunks c = lane + 32 j, summed in the same order as router_dot (bit-identical).
+// H % 8 == 0 and H / 8 <= 32 kChunks.
+template <int kChunks>
+__device__ __forceinline__ void router_row_load(const uint16_t* w, int H, int lane, uint4 (&wv)[kChunks]) {
+  const uint4* wp = reinterpret_cast<const uint4*>(w);
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int c = lane + j * kWarpSize;
+    if (c < H / 8) wv[j] = __ldg(wp + c);
+  }
+}
+template <int kChunks>
+__device__ __forceinline__ float router_row_dot(const uint4 (&wv)[kChunks], const float* xs, int H, int lane) {
+  float s = 0.f;
+#pragma unroll
+  for (int j = 0; j < kChunks; ++j) {
+    const int c = lane + j * kWarpSize;
+    if (c < H / 8) {
+      const uint4 v = wv[j];
+      const float* xp = xs + c * 8;
+      s = fmaf(bf16_lo(v.x), xp[0], s); s = fmaf(bf16_hi(v.x), xp[1], s);
+      s = fmaf(bf16_lo(v.y), xp[2], s); s = fmaf(bf16_hi(v.y), xp[3], s);
+      s = fmaf(bf16_lo(v.z), xp[4], s); s = fmaf(bf16_hi(v.z), xp[5], s);
+      s = fmaf(bf16_lo(v.w), xp[6], s); s = fmaf(bf16_hi(v.w), xp[7], s);
+    }
+  }
+  return warp_sum(s);
+}
+
 __device__ __forceinline__ float router_bias(const RouterArgs& a, int e) {
   return param_f32(a.bias, a.bias_bf16, e);
 }
@@ -120,17 +150,21 @@ __global__ void router_kernel(RouterArgs a) {
 constexpr int kRouterSplitWarps = 8;  // experts a block (one warp each)
 constexpr int kRouterSplitMaxTokens = 64;
 
-// Split path, every block: its experts' logits (one warp each) from the staged row xs -> logits_ws;
-// returns whether this block is the token's last to finish (it then selects: router_split_select).
+// Split path, every block: its experts' logits (one warp each) -> logits_ws; returns whether this
+// block is the token's last to finish (it then selects: router_split_select). `logit` is the warp's
+// expert's (lane 0's value counts).
+__device__ __forceinline__ bool router_split_arrive(const RouterArgs& a, float logit, float* logits_ws, int* counters,
+                                                    int t) {
+  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / kWarpSize;
+  if (e < a.E && threadIdx.x % kWarpSize == 0) logits_ws[int64_t(t) * a.E + e] = logit;
+  return last_block_arrives(counters + t, gridDim.x);
+}
+// ... with the logits from the staged row xs.
 __device__ __forceinline__ bool router_split_logits(const RouterArgs& a, const float* xs, float* logits_ws,
                                                     int* counters, int t) {
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
-  const int e = blockIdx.x * kRouterSplitWarps + warp;
-  if (e < a.E) {
-    const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
-    if (lane == 0) logits_ws[int64_t(t) * a.E + e] = s + router_bias(a, e);
-  }
-  return last_block_arrives(counters + t, gridDim.x);
+  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / kWarpSize;
+  const float s = e < a.E ? router_dot(a.weight + int64_t(e) * a.H, xs, a.H, threadIdx.x % kWarpSize) + router_bias(a, e) : 0.f;
+  return router_split_arrive(a, s, logits_ws, counters, t);
 }
 // Split path, the last block: the token's E logits into shared `lg`, then top-k and softmax.
 __device__ __forceinline__ void router_split_select(const RouterArgs& a, const float* logits_ws, float* lg, int t) {
@@ -167,6 +201,13 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
   const int t = blockIdx.y, H4 = a.H / 4;
   float4 v[kPer], w[kPer];
   load_row4<kPer>(norm_weight, norm_weight_bf16, H4, w);  // constant: read before the wait
+  // the warp's router row and bias too (H / 8 <= 4 kPer x 32 chunks, as H / 4 <= 256 kPer)
+  const int lane = threadIdx.x % kWarpSize, e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / kWarpSize;
+  constexpr int kChunks = kPer <= 3 ? 4 * kPer : 1;  // H <= 3072 (kPer 4 would spill)
+  const bool row_regs = kPer <= 3 && a.H % 8 == 0;
+  uint4 wv[kChunks];
+  if (e < a.E && row_regs) router_row_load(a.weight + int64_t(e) * a.H, a.H, lane, wv);
+  const float bias = e < a.E ? router_bias(a, e) : 0.f;
   pdl_wait();
   pdl_launch_dependents();
   const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * a.H);
@@ -189,7 +230,10 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
           make_float4(v[j].x * inv * w[j].x, v[j].y * inv * w[j].y, v[j].z * inv * w[j].z, v[j].w * inv * w[j].w);
   }
   __syncthreads();
-  if (!router_split_logits(a, xs, logits_ws, counters, t)) return;
+  float logit = 0.f;
+  if (e < a.E)
+    logit = (row_regs ? router_row_dot(wv, xs, a.H, lane) : router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane)) + bias;
+  if (!router_split_arrive(a, logit, logits_ws, counters, t)) return;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = threadIdx.x + j * blockDim.x;

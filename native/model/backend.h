@@ -88,7 +88,7 @@ class Backend {
   // A backend overrides one to save launches (CUDA: one kernel each in a decode step); the default
   // runs the ops above, so the CPU backend keeps them as the reference and results stay comparable.
   // Argument checks: model/op_checks.h (add_rmsnorm, qkv, rope_kv_store; add_rmsnorm_router is
-  // add_rmsnorm's and router's).
+  // add_rmsnorm's and router's, add_rmsnorm_qkv add_rmsnorm's and qkv's).
 
   // The residual add that closes a block, and the norm that opens the next one:
   // x += residual; normed = rmsnorm(x, weight, eps).
@@ -103,6 +103,14 @@ class Backend {
                                   Tensor& expert_idx, Tensor& expert_weight) {
     add_rmsnorm(x, residual, norm_weight, eps, normed);
     router(normed, router_weight, router_bias, k, expert_idx, expert_weight);
+  }
+  // The MoE block's closing residual add, the next attention block's norm, and its projections:
+  // add_rmsnorm(x, residual, norm_weight, eps, normed), then qkv(normed, ...).
+  virtual void add_rmsnorm_qkv(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps, Tensor& normed,
+                               const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+                               const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) {
+    add_rmsnorm(x, residual, norm_weight, eps, normed);
+    qkv(normed, wq, bq, wk, bk, wv, bv, q, k, v);
   }
   // The attention block's three projections of one normed input: q = xn Wq^T + bq, k, v likewise.
   virtual void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk,

@@ -336,14 +336,20 @@ void Session::run_layers(Scratch& s, int logits_rows) {
   const float softmax_scale = 1.0f / std::sqrt(float(D));  // 1/8 for head_dim 64
   const SwigluParams swiglu{c.swiglu_limit, 1.702f};
 
-  // Each block ends with a residual add; it is fused with the norm that opens the next block
-  // (add_rmsnorm), so x += block_out is written where that norm is.
+  // Each block ends with a residual add; it is fused with the norm that opens the next block (and
+  // with what that norm feeds), so x += block_out is written where that norm is.
   be.embedding(s.tokens, w.embedding, s.x);
-  be.rmsnorm(s.x, w.layers[0].attn.norm, c.rms_norm_eps, s.xn);
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
-    // Attention block: x += o_proj(attention(rope(q), rope(k), v, sinks)), on xn = norm(x)
-    be.qkv(s.xn, L.attn.q, L.attn.q_bias, L.attn.k, L.attn.k_bias, L.attn.v, L.attn.v_bias, s.q, s.k, s.v);
+    // Attention block: x += o_proj(attention(rope(q), rope(k), v, sinks)), on xn = norm(x); from
+    // layer 1 on, the previous MoE block's x += block_out comes first
+    if (l == 0) {
+      be.rmsnorm(s.x, L.attn.norm, c.rms_norm_eps, s.xn);
+      be.qkv(s.xn, L.attn.q, L.attn.q_bias, L.attn.k, L.attn.k_bias, L.attn.v, L.attn.v_bias, s.q, s.k, s.v);
+    } else {
+      be.add_rmsnorm_qkv(s.x, s.block_out, L.attn.norm, c.rms_norm_eps, s.xn, L.attn.q, L.attn.q_bias, L.attn.k,
+                         L.attn.k_bias, L.attn.v, L.attn.v_bias, s.q, s.k, s.v);
+    }
     be.rope_kv_store(q3, k3, v3, s.positions, model_->rope_inv_freq(), model_->rope_scale(), k_cache_[l], v_cache_[l]);
     be.attention(q3, k_cache_[l], v_cache_[l], L.attn.sinks, s.positions, L.sliding ? c.sliding_window : 0, softmax_scale,
                  attn3);
@@ -353,9 +359,8 @@ void Session::run_layers(Scratch& s, int logits_rows) {
     be.add_rmsnorm_router(s.x, s.block_out, L.mlp.norm, c.rms_norm_eps, s.xn, L.mlp.router, L.mlp.router_bias,
                           c.experts_per_token, s.expert_idx, s.expert_weight);
     be.moe(s.xn, s.expert_idx, s.expert_weight, L.mlp.experts, swiglu, s.block_out);
-    if (l + 1 < c.num_layers) be.add_rmsnorm(s.x, s.block_out, w.layers[l + 1].attn.norm, c.rms_norm_eps, s.xn);
-    else be.add(s.x, s.block_out);
   }
+  be.add(s.x, s.block_out);
   // Final norm and the (untied) LM head, on every row or only the last.
   Tensor rows = logits_rows == n ? s.x : s.x.rows(n - 1, 1);
   be.rmsnorm(rows, w.norm, c.rms_norm_eps, s.final_norm);
