@@ -113,8 +113,10 @@ __global__ void __launch_bounds__(256) gemv_kernel(GemvParts parts) {
 // kNormPer > 0: the x every part reads is rmsnorm(x + residual) (GemvNorm), formed by every block in
 // registers with rmsnorm_vec_kernel<add>'s arithmetic (256 threads, kNormPer float4s a thread:
 // bit-identical to that kernel); the last block to finish writes x += residual and normed.
+// Up to 12 chunks a lane, 3 blocks a SM (<= 85 registers): the q/k/v GEMV of the 20b and 120b.
 template <int kRowChunks, int kNormPer>
-__global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts, GemvNorm nrm) {
+__global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kernel(GemvParts parts,
+                                                                                                   GemvNorm nrm) {
   extern __shared__ float4 xs4[];  // [2][K / 8]: first and second halves of each 8-value chunk
   const int K = parts.part[0].K, nch = K / 8;
   const int lane = threadIdx.x % kWarpSize, warps_per_block = blockDim.x / kWarpSize;
@@ -135,7 +137,7 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts, GemvNo
   // finished, under programmatic dependent launch): the latencies overlap.
   if (global_row < parts.rows) load_row(global_row);
   constexpr int kP = kNormPer > 0 ? kNormPer : 1;
-  float4 v[kP], nw[kP];
+  float4 nw[kP];
   if (kNormPer > 0) load_row4<kP>(nrm.weight, nrm.weight_bf16, K / 4, nw);  // constant: before the wait
   pdl_wait();
   pdl_launch_dependents();
@@ -144,6 +146,7 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts, GemvNo
     for (int i = threadIdx.x; i < K / 4; i += blockDim.x) xs4[(i & 1) * nch + (i >> 1)] = __ldg(x4 + i);
   } else {
     __shared__ float partial[32];
+    float4 v[kP];
     const float4* xr = reinterpret_cast<const float4*>(nrm.x);
     const float4* rr = reinterpret_cast<const float4*>(nrm.residual);
 #pragma unroll
@@ -184,15 +187,15 @@ __global__ void __launch_bounds__(256) gemv1_bf16_kernel(GemvParts parts, GemvNo
     const float s = warp_sum((s0 + s1) + (s2 + s3));
     if (lane == 0) a.out[row] = s + bias_at(a.bias, a.bias_kind, row);
   }
-  // Every block has read x: the last one writes x + residual and the normed row.
+  // Every block has read x: the last one writes x + residual (formed again: the prologue's registers
+  // are not kept across the row loop, which would cost a block a SM) and the normed row.
   if (kNormPer > 0 && last_block_arrives(nrm.counter, gridDim.x)) {
-#pragma unroll
-    for (int j = 0; j < kP; ++j) {
-      const int i = threadIdx.x + j * blockDim.x;
-      if (i < K / 4) {
-        reinterpret_cast<float4*>(nrm.x)[i] = v[j];
-        reinterpret_cast<float4*>(nrm.normed)[i] = xs4[(i & 1) * nch + (i >> 1)];
-      }
+    for (int i = threadIdx.x; i < K / 4; i += blockDim.x) {
+      float4 x = reinterpret_cast<const float4*>(nrm.x)[i];
+      const float4 r = reinterpret_cast<const float4*>(nrm.residual)[i];
+      x.x += r.x; x.y += r.y; x.z += r.z; x.w += r.w;
+      reinterpret_cast<float4*>(nrm.x)[i] = x;
+      reinterpret_cast<float4*>(nrm.normed)[i] = xs4[(i & 1) * nch + (i >> 1)];
     }
   }
 }

@@ -57,7 +57,8 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
 // Decode kernels: tensor-core GEMVs (moe_decode_mma.cu; Mma = bit-placed E2M1, MmaPrmt = prmt
 // tables) or the SIMT LUT kernels above. GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|simt overrides;
 // shapes whose B fragments do not fit shared memory take Simt. Same workspace as launch_moe_decode.
-// MmaFp8 (the default on sm_89+; GPTOSS_CUDA_MOE_DECODE=mma picks Mma there): e4m3 mma.sync with the
+// MmaFp8 (the default on sm_89 and sm_12x, GPTOSS_CUDA_MOE_DECODE=mma-fp8 on other sm_89+ parts; =mma
+// picks Mma everywhere): e4m3 mma.sync with the
 // activation as 4 e4m3 limbs, a few CTAs a SM each streaming a range of (pair, tile) units through
 // per-warp cp.async rings (moe_decode_mma.cu says why).
 enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt };

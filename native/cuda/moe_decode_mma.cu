@@ -345,7 +345,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
 }
 
 // ---------------------------------------------------------------------------------------------
-// FP8 streaming variant (sm_89+; the default there, GPTOSS_CUDA_MOE_DECODE=mma-fp8). ncu on the
+// FP8 streaming variant (sm_89+: the default on sm_89 and sm_12x, GPTOSS_CUDA_MOE_DECODE=mma-fp8
+// elsewhere; fp8_mma_native() says why). ncu on the
 // kernels above (20b, one token, bench/RESULTS.md) shows them bound by instruction issue, not by
 // DRAM: ~78 instructions a warp per MX block, ~46 of them in tile_mma (30 of those decode E2M1 to
 // bf16: 4 ops per bf16x2). This variant does the same GEMV with mma.sync m16n8k32 on e4m3:
@@ -678,6 +679,15 @@ void launch_fp8(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
   GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<down>");
 }
 
+// Whether this device runs e4m3 mma.sync on its tensor cores: Ada (sm_89) and Blackwell's sm_12x. On
+// Hopper ptxas lowers it to f16 HMMAs plus a conversion of every operand (F2FP.F16.E4M3.UNPACK_B in
+// the SASS), and the H200 measured the FP8 kernels slower than Mma (bench/RESULTS.md); sm_100 is
+// not known here. Elsewhere the FP8 kernels run on request (GPTOSS_CUDA_MOE_DECODE=mma-fp8).
+bool fp8_mma_native() {
+  const int arch = device_arch_code();
+  return (arch >= GPTOSS_ARCH_ADA && arch < GPTOSS_ARCH_HOPPER) || arch >= GPTOSS_ARCH_BLACKWELL_RTX;
+}
+
 MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   if (v && !std::strcmp(v, "simt")) return MoeDecodeKind::Simt;
@@ -688,7 +698,8 @@ MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
                         cta_smem(ni) <= kMaxSmem;
   if (v && !std::strcmp(v, "mma-prmt") && mma_fits) return MoeDecodeKind::MmaPrmt;
   if (v && !std::strcmp(v, "mma") && mma_fits) return MoeDecodeKind::Mma;
-  if (device_arch_code() >= GPTOSS_ARCH_ADA && fp8_stages(a) > 0) return MoeDecodeKind::MmaFp8;  // e4m3 mma.sync
+  if ((v && !std::strcmp(v, "mma-fp8") || fp8_mma_native()) && device_arch_code() >= GPTOSS_ARCH_ADA && fp8_stages(a) > 0)
+    return MoeDecodeKind::MmaFp8;
   return mma_fits ? MoeDecodeKind::Mma : MoeDecodeKind::Simt;
 }
 
