@@ -77,6 +77,7 @@ export interface NativeSession {
   forward(tokens: Int32Array, mode: 'none'): Promise<undefined>;
   sample(params: NativeSampleParams, uniform: number): Promise<number>;
   step(token: number, params: NativeSampleParams, uniform: number): Promise<number>;
+  stepMany(token: number, params: NativeSampleParams, uniforms: Float64Array, stops?: Int32Array): Promise<Int32Array>;
   truncate(length: number): void;
   dispose(): void;
 }

@@ -214,6 +214,11 @@ function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInp
 }
 
 const PREFILL_CHUNK = 512; // abort is checked between chunks of a long prompt
+// Decode steps a native call (Session.stepSampleMany: queued back to back on the device, only the ids
+// come back). The tokens of a chunk are emitted when it returns, one event-loop turn apart; an abort
+// seen in between keeps the tokens emitted so far (the session is cut back to match).
+const DECODE_CHUNK = 16;
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const now = (): number => performance.now();
 
@@ -319,24 +324,11 @@ export function startGeneration(
       }
       t1 = now();
 
-      // Each step appends the previous token and samples the next in one native call, so only the
-      // token id crosses to the host. The last sampled token is never fed back: nothing reads its logits.
+      // The first id is drawn from the prompt's logits; after that each step appends the previous id
+      // and draws the next, DECODE_CHUNK steps a native call. The last drawn id is never fed back:
+      // nothing reads its logits.
       let last: number | null = null;
-      for (;;) {
-        if (signal.aborted) {
-          finishReason = 'abort';
-          break;
-        }
-        if (tokens.length >= maxTokens) break; // 'length'
-        let id: number;
-        if (last === null) {
-          if (session.length >= session.maxContext) break;
-          id = await session.sample(sample, rng.nextUniform());
-        } else {
-          if (session.length + 1 >= session.maxContext) break;
-          id = await session.stepSample(last, sample, rng.nextUniform());
-          inCache.push(last);
-        }
+      const accept = (id: number): boolean => {
         tokens.push(id);
         const isStop = stops.has(id);
         const piece = decoder.push(id);
@@ -346,9 +338,44 @@ export function startGeneration(
         if (isStop) {
           stopToken = id;
           finishReason = id === special.call ? 'tool-call' : 'stop';
-          break;
+          return true;
         }
         last = id;
+        return false;
+      };
+      const stopIds = [...stops];
+      for (;;) {
+        if (signal.aborted) {
+          finishReason = 'abort';
+          break;
+        }
+        if (tokens.length >= maxTokens) break; // 'length'
+        if (last === null) {
+          if (session.length >= session.maxContext) break;
+          if (accept(await session.sample(sample, rng.nextUniform()))) break;
+          continue;
+        }
+        // a step needs the position after it free, as before (length + 1 < maxContext)
+        const count = Math.min(DECODE_CHUNK, maxTokens - tokens.length, session.maxContext - 1 - session.length);
+        if (count <= 0) break;
+        const input: number = last;
+        const uniforms = Array.from({ length: count }, () => rng.nextUniform());
+        const ids = await session.stepSampleMany(input, sample, uniforms, stopIds);
+        inCache.push(input, ...ids.subarray(0, ids.length - 1)); // appended: the input, then each id but the last
+        let stopped = false;
+        for (let j = 0; j < ids.length && !stopped; j++) {
+          stopped = accept(ids[j]);
+          if (stopped || j + 1 === ids.length) break;
+          await nextTurn(); // the consumer sees this token (and may abort) before the next is emitted
+          if (signal.aborted) {
+            // aborted while the chunk ran: report nothing past this id, and drop what was appended after it
+            const extra = ids.length - 1 - j;
+            inCache.length -= extra;
+            await session.truncate(session.length - extra);
+            break;
+          }
+        }
+        if (stopped) break;
       }
     } catch (e) {
       finishReason = 'error';

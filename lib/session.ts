@@ -74,6 +74,26 @@ export class Session {
     return this.#serial(async () => this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform));
   }
 
+  /**
+   * `uniforms.length` decode steps in one native call, as that many stepSample() calls: step i appends
+   * its input (`token`, then each drawn id) and draws the next id with `uniforms[i]`. It stops after a
+   * drawn id in `stopIds` (that id is the last in the result and is not appended). Each step is queued
+   * on the device before the previous id is read back, so the ids never wait on the host between
+   * steps. When it stops early there are no logits left for sample() (append or step first).
+   */
+  stepSampleMany(
+    token: number,
+    options: SampleOptions,
+    uniforms: ArrayLike<number>,
+    stopIds: ArrayLike<number> = [],
+  ): Promise<Int32Array> {
+    const u = Float64Array.from(uniforms);
+    const stops = Int32Array.from(stopIds);
+    return this.#serial(async () =>
+      this.#native.stepMany(token, resolveSampleOptions(options, 'Session.stepSampleMany'), u, stops),
+    );
+  }
+
   /** Forgets tokens past `length` (the cached prefix is kept). */
   truncate(length: number): Promise<void> {
     return this.#serial(async () => this.#native.truncate(length));

@@ -84,6 +84,27 @@ check('CUDA vs CPU backend', relL2(lg, lc) < 1e-2, `rel L2 ${relL2(lg, lc).toExp
   for (let i = 0; i < greedy.length; i++) if (margins.greedy_top1_top2_margin[i] < tol) { comparable = i; break; }
   const same = out.slice(0, comparable).every((t, i) => t === greedy[i]);
   check('greedy continuation (device sampling)', same, `${comparable} comparable steps; got ${out.join(',')}`);
+  // The pipelined decode (ids fed back on the device, steps queued ahead) draws what one step a call
+  // draws, greedy and sampled, and stops after a stop id with the same cache length.
+  for (const opts of [{ temperature: 0 }, { temperature: 1, topK: 50 }]) {
+    const uniforms = Array.from({ length: 24 }, (_, i) => ((i * 0.61803398875) % 1 + 0.013) % 1);
+    await s.truncate(0);
+    await s.append(tokens);
+    const one = [];
+    for (const u of uniforms) one.push(await s.stepSample(one.length ? one[one.length - 1] : greedy[0], opts, u));
+    const lenOne = s.length;
+    await s.truncate(0);
+    await s.append(tokens);
+    const many = Array.from(await s.stepSampleMany(greedy[0], opts, uniforms));
+    const stopAt = 9;
+    await s.truncate(0);
+    await s.append(tokens);
+    const cut = Array.from(await s.stepSampleMany(greedy[0], opts, uniforms, [one[stopAt]]));
+    const firstStop = one.indexOf(one[stopAt]);
+    const ok = many.join() === one.join() && s.length === tokens.length + cut.length && cut.join() === one.slice(0, firstStop + 1).join() &&
+      lenOne === tokens.length + uniforms.length;
+    check(`stepSampleMany == stepSample (T=${opts.temperature})`, ok, `${many.length} steps, stop after ${cut.length}`);
+  }
   await s.dispose();
 }
 await gpu.dispose();

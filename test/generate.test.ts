@@ -252,6 +252,16 @@ class ScriptedSession {
     await this.append([token]);
     return this.sample();
   }
+  // As the native call: uniforms.length stepSample()s, stopping after a drawn id in stopIds.
+  async stepSampleMany(token: number, _o: unknown, uniforms: ArrayLike<number>, stopIds: ArrayLike<number> = []): Promise<Int32Array> {
+    const out: number[] = [];
+    for (let i = 0; i < uniforms.length; i++) {
+      const id = await this.stepSample(i === 0 ? token : out[i - 1]);
+      out.push(id);
+      if (Array.from(stopIds).includes(id)) break;
+    }
+    return Int32Array.from(out);
+  }
   async dispose(): Promise<void> {
     this.disposed = true;
   }

@@ -89,6 +89,65 @@ describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
     await session.dispose();
   });
 
+  it('decodes with stepSampleMany (steps queued back to back) to the same tokens as stepSample, stops, and keeps the length', async () => {
+    const session = model.createSession({ maxContext: 128 });
+    await session.append(tokens);
+    const first = await session.sample({ temperature: 0 }, 0.5);
+    expect(first).toBe(greedy[0]);
+    const ids = await session.stepSampleMany(first, { temperature: 0 }, new Array(greedy.length - 1).fill(0.5));
+    expect([first, ...ids]).toEqual(greedy);
+    expect(session.length).toBe(tokens.length + greedy.length - 1);
+    // a stop id ends the call after it is drawn; it is not appended
+    await session.truncate(tokens.length);
+    const stop = greedy[4];
+    const cut = greedy.indexOf(stop, 1);
+    const partial = await session.stepSampleMany(first, { temperature: 0 }, new Array(10).fill(0.5), [stop]);
+    expect(Array.from(partial)).toEqual(greedy.slice(1, cut + 1));
+    expect(session.length).toBe(tokens.length + partial.length);
+    await expect(session.sample({ temperature: 0 }, 0.5)).rejects.toThrow(/needs a forward pass first/);
+    // the session goes on from there as if stepped one by one
+    const more = await session.stepSampleMany(stop, { temperature: 0 }, [0.5, 0.5]);
+    const check = model.createSession({ maxContext: 128 });
+    await check.append([...tokens, ...greedy.slice(0, cut)]);
+    const seq = [await check.stepSample(stop, { temperature: 0 }, 0.5)];
+    seq.push(await check.stepSample(seq[0], { temperature: 0 }, 0.5));
+    expect(Array.from(more)).toEqual(seq);
+    await check.dispose();
+    await session.dispose();
+  });
+
+  it('samples with stepSampleMany exactly as with stepSample for the same uniforms (temperature 1, top-k 50)', async () => {
+    const opts = { temperature: 1, topK: 50 };
+    const uniforms = Array.from({ length: 12 }, (_, i) => ((i * 0.61803398875) % 1 + 0.013) % 1);
+    const a = model.createSession({ maxContext: 128 });
+    await a.append(tokens);
+    const many = await a.stepSampleMany(greedy[0], opts, uniforms);
+    const b = model.createSession({ maxContext: 128 });
+    await b.append(tokens);
+    const one: number[] = [];
+    for (const u of uniforms) one.push(await b.stepSample(one.length ? one[one.length - 1] : greedy[0], opts, u));
+    expect(Array.from(many)).toEqual(one);
+    expect(a.length).toBe(b.length);
+    await a.dispose();
+    await b.dispose();
+  });
+
+  it('rejects bad stepSampleMany arguments with clear errors and keeps the session usable', async () => {
+    const session = model.createSession({ maxContext: 40 });
+    await session.append(tokens.slice(0, 30));
+    await expect(session.stepSampleMany(1, { temperature: 0 }, [])).rejects.toThrow(/'uniforms' is empty/);
+    await expect(session.stepSampleMany(1, { temperature: 0 }, [0.5, 1])).rejects.toThrow(/uniforms\[1\] must be in \[0, 1\)/);
+    await expect(session.stepSampleMany(1, { temperature: 0 }, new Array(11).fill(0.5))).rejects.toThrow(
+      /30 cached \+ 11 steps exceed maxContext 40/,
+    );
+    await expect(session.stepSampleMany(5000, { temperature: 0 }, [0.5])).rejects.toThrow(/token 5000 at index 0 is outside the vocabulary/);
+    expect(session.length).toBe(30);
+    const ids = await session.stepSampleMany(tokens[30], { temperature: 0 }, new Array(10).fill(0.5));
+    expect(ids.length).toBe(10);
+    expect(session.length).toBe(40);
+    await session.dispose();
+  });
+
   it('truncates the cache and recomputes the same logits', async () => {
     const session = model.createSession({ maxContext: 64 });
     await session.prefill(tokens.slice(0, 40));

@@ -198,6 +198,10 @@ class CudaBackend final : public Backend {
     err_block_.reset();
     counters_block_.reset();
     if (staging_) (void)cudaFreeHost(staging_);
+    if (reads_) {
+      for (cudaEvent_t e : read_events_) (void)cudaEventDestroy(e);
+      (void)cudaFreeHost(reads_);
+    }
     pool_->release_cached();
     (void)cudaStreamDestroy(stream_);
   }
@@ -472,6 +476,47 @@ class CudaBackend final : public Backend {
     return token;
   }
 
+  void sample_into(const Tensor& logits, const SampleParams& params, float uniform, Tensor& token) override {
+    checks::sample(logits, params, uniform, device());
+    if (token.device != device() || token.dtype != DType::I32 || token.numel() < 1)
+      throw type_error("sample_into: token must be an i32 tensor of at least 1 element on " + device().str() + ", got " +
+                       token.describe());
+    OpScope op(this);
+    not_capturing("sample_into");
+    const int vocab = int(logits.dim(-1));
+    std::shared_ptr<void> ws = pool_->alloc(sample_workspace_bytes(vocab, params));
+    launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), counters_, token.ptr<int32_t>(), stream_);
+  }
+
+  uint64_t queue_token_read(const Tensor& token) override {
+    if (token.device != device() || token.dtype != DType::I32 || token.numel() < 1)
+      throw type_error("queue_token_read: token must be an i32 tensor on " + device().str() + ", got " + token.describe());
+    OpScope op(this);
+    not_capturing("queue_token_read");
+    if (!reads_) {
+      if (cudaHostAlloc(reinterpret_cast<void**>(&reads_), sizeof(int32_t) * kReads, cudaHostAllocDefault) != cudaSuccess) {
+        (void)cudaGetLastError();
+        reads_ = nullptr;
+        return Backend::queue_token_read(token);  // no pinned memory: read now
+      }
+      for (cudaEvent_t& e : read_events_) GPTOSS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+    const uint64_t ticket = next_read_++;
+    const int slot = int(ticket % kReads);
+    GPTOSS_CUDA_CHECK(gpuMemcpyAsync(reads_ + slot, token.data, sizeof(int32_t), gpuMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(cudaEventRecord(read_events_[slot], stream_));
+    return ticket | kTicketQueued;
+  }
+
+  int32_t read_token(uint64_t ticket) override {
+    if (!(ticket & kTicketQueued)) return Backend::read_token(ticket);
+    OpScope op(this);
+    const int slot = int((ticket & ~kTicketQueued) % kReads);
+    GPTOSS_CUDA_CHECK(cudaEventSynchronize(read_events_[slot]));
+    check_device_errors();
+    return reads_[slot];
+  }
+
   // ---- decode-step graphs ----
   // First call for (owner, shape_key): capture `step` (nothing runs while capturing), instantiate,
   // launch. Later calls: launch the graph; `step` is NOT called again, so everything it touches must
@@ -689,6 +734,12 @@ class CudaBackend final : public Backend {
   std::shared_ptr<void> counters_block_;
   int* counters_ = nullptr;  // kCountersTotal ints, zero between launches
   int32_t* result_ = nullptr;
+  // queue_token_read: pinned slots and their copies' events (allocated on first use), tickets in order
+  static constexpr int kReads = 64;
+  static constexpr uint64_t kTicketQueued = 1ull << 63;
+  int32_t* reads_ = nullptr;
+  cudaEvent_t read_events_[kReads] = {};
+  uint64_t next_read_ = 0;
   bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false, pdl_ = false;
   bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
   std::mutex graph_mu_;

@@ -134,6 +134,22 @@ class Backend {
   // the draw so the host owns the seed; temperature 0 is argmax.
   virtual int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) = 0;
 
+  // ---- pipelined decode (Session::step_many): the next step is queued before this one's token is read ----
+  // As sample(), but the id goes to `token` (I32 [1] on this device), nothing comes back yet.
+  virtual void sample_into(const Tensor& logits, const SampleParams& params, float uniform, Tensor& token) {
+    const int32_t t = sample(logits, params, uniform);
+    copy_from_host(token, &t, sizeof t);
+  }
+  // Queues a copy of token[0] to the host and returns a ticket; read_token(ticket) waits for that copy
+  // and returns the id (device errors surface there). A ticket is read once, within the next 64 queued.
+  // Default: the copy happens now and the ticket is the id.
+  virtual uint64_t queue_token_read(const Tensor& token) {
+    int32_t t = 0;
+    copy_to_host(token, &t, sizeof t);
+    return uint64_t(uint32_t(t));
+  }
+  virtual int32_t read_token(uint64_t ticket) { return int32_t(uint32_t(ticket)); }
+
   // Decode-step capture hooks (CUDA graphs). The forward pass brackets a fixed-shape step with
   // these; a backend without graphs runs `step` directly.
   virtual void run_step(uint64_t /*shape_key*/, void* /*owner*/, const std::function<void()>& step) { step(); }

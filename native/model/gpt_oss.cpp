@@ -2,6 +2,7 @@
 // openai/gpt-oss gpt_oss/torch/model.py: embedding -> layers (attention block, MoE block) -> norm -> LM head.
 #include "gpt_oss.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -277,7 +278,7 @@ Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows
   if (int64_t(length_) + n > max_context_)
     throw range_error("forward: " + std::to_string(length_) + " cached + " + std::to_string(n) + " new tokens exceed maxContext " +
                       std::to_string(max_context_));
-  for (int i = 0; i < n; ++i)
+  for (int i = 0; tokens && i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
       throw range_error("forward: token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                         " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
@@ -287,7 +288,7 @@ Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows
   Scratch& s = scratch(n, logits_rows);
   std::vector<int32_t> positions(n);
   for (int i = 0; i < n; ++i) positions[i] = length_ + i;
-  be.copy_from_host(s.tokens, tokens, sizeof(int32_t) * n);
+  if (tokens) be.copy_from_host(s.tokens, tokens, sizeof(int32_t) * n);
   be.copy_from_host(s.positions, positions.data(), sizeof(int32_t) * n);
 
   // A fixed-shape step (decode: n = 1) is captured once and replayed by backends that can.
@@ -321,6 +322,51 @@ int32_t Session::step(int32_t token, const SampleParams& params, float uniform) 
   length_ += 1;
   have_logits_ = true;
   return next;
+}
+
+std::vector<int32_t> Session::step_many(int32_t token, int count, const SampleParams& params, const float* uniforms,
+                                        const std::vector<int32_t>& stops) {
+  std::lock_guard<std::mutex> lock(model_->run_mutex());
+  if (count < 1) throw range_error("step_many: count must be at least 1, got " + std::to_string(count));
+  if (int64_t(length_) + count > max_context_)
+    throw range_error("step_many: " + std::to_string(length_) + " cached + " + std::to_string(count) +
+                      " new tokens exceed maxContext " + std::to_string(max_context_));
+  Backend& be = model_->backend();
+  const int start = length_;
+  std::vector<int32_t> out;
+  out.reserve(size_t(count));
+  // Step i: token i goes in (from the host for i = 0, else from the previous draw, on the device), its
+  // draw goes to s.tokens, where step i + 1 reads it, and a copy of it to the host.
+  auto queue_step = [&](int i) {
+    Scratch& s = enqueue(i == 0 ? &token : nullptr, 1, 1);
+    be.sample_into(s.logits, params, uniforms[i], s.tokens);
+    return be.queue_token_read(s.tokens);
+  };
+  try {
+    uint64_t ticket = queue_step(0);
+    for (int i = 0; i < count; ++i) {
+      length_ = start + i + 1;  // tokens 0..i are in (step i + 1 goes at this position)
+      const uint64_t next = i + 1 < count ? queue_step(i + 1) : 0;
+      const int32_t id = be.read_token(ticket);
+      out.push_back(id);
+      ticket = next;
+      if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
+        if (i + 1 < count) {
+          be.synchronize();  // the step queued past the stop is done before its cache rows are reused
+          have_logits_ = false;
+        } else {
+          have_logits_ = true;
+        }
+        return out;
+      }
+    }
+    have_logits_ = true;
+  } catch (...) {
+    length_ = start + int(out.size());  // the steps whose ids came back stay appended
+    have_logits_ = false;
+    throw;
+  }
+  return out;
 }
 
 void Session::run_layers(Scratch& s, int logits_rows) {

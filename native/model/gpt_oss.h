@@ -128,6 +128,13 @@ class Session {
   int32_t sample(const SampleParams& params, float uniform);
   // Decode step: appends `token` and samples the next one from its logits, without copying logits.
   int32_t step(int32_t token, const SampleParams& params, float uniform);
+  // count decode steps as count step() calls (step i appends token i and draws token i + 1 with
+  // uniforms[i]; token 0 is `token`), stopping after a drawn id in stops. Step i + 1 is queued before
+  // token i + 1 is read back: the ids stay on the device between steps. Returns the drawn ids (at most
+  // count; the last is the stop id when one was drawn). When it stops early the step queued past the
+  // stop is undone (length() counts the appended tokens only) and there are no logits to sample().
+  std::vector<int32_t> step_many(int32_t token, int count, const SampleParams& params, const float* uniforms,
+                                 const std::vector<int32_t>& stops);
 
   int length() const { return length_; }
   int max_context() const { return max_context_; }
@@ -146,7 +153,7 @@ class Session {
     Tensor final_norm, logits;              // f32 [rows, H], [rows, V]
   };
   Scratch& scratch(int n, int logits_rows);
-  Scratch& enqueue(const int32_t* tokens, int n, int logits_rows);
+  Scratch& enqueue(const int32_t* tokens, int n, int logits_rows);  // tokens null: s.tokens holds them
   void run_layers(Scratch& s, int logits_rows);
 
   std::shared_ptr<Model> model_;

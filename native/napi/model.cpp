@@ -303,6 +303,7 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     return DefineClass(env, "NativeSession",
                        {InstanceMethod<&SessionObject::forward>("forward"), InstanceMethod<&SessionObject::sample>("sample"),
                         InstanceMethod<&SessionObject::step>("step"),
+                        InstanceMethod<&SessionObject::step_many>("stepMany"),
                         InstanceMethod<&SessionObject::truncate>("truncate"), InstanceMethod<&SessionObject::dispose>("dispose"),
                         InstanceAccessor<&SessionObject::length>("length"),
                         InstanceAccessor<&SessionObject::max_context>("maxContext")});
@@ -367,8 +368,8 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     });
   }
 
-  // The sampling arguments shared by sample() and step(): (params, uniform) at argument index i.
-  static void sample_args(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p, float& u) {
+  // The sampling options object at argument index i (sample(), step(), stepMany()).
+  static void sample_params(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p) {
     Napi::Object o = arg_object(info, i, fn, "params");
     const std::string w = std::string(fn) + " params";
     p.temperature = float(get_num_field(o, "temperature", w));
@@ -378,6 +379,10 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     if (p.temperature < 0) throw range_error(std::string(fn) + ": temperature must be >= 0");
     if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error(std::string(fn) + ": topP must be in (0, 1]");
     if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error(std::string(fn) + ": minP must be in [0, 1]");
+  }
+  // (params, uniform) at argument index i: sample() and step().
+  static void sample_args(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p, float& u) {
+    sample_params(info, i, fn, p);
     u = float(arg_number(info, i + 1, fn, "uniform"));
     if (!(u >= 0 && u < 1)) throw range_error(std::string(fn) + ": uniform must be in [0, 1)");
   }
@@ -430,6 +435,52 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
       float u;
       sample_args(info, 1, "Session.step", p, u);
       return token_promise(info.Env(), "gpt-oss-step", [token, p, u](Session& s) { return s.step(token, p, u); });
+    });
+  }
+
+  // stepMany(token, { temperature, topK, topP, minP }, uniforms: Float64Array, stops: Int32Array)
+  //   -> Promise<Int32Array>: uniforms.length step() calls in one native call, stopping after a drawn
+  //   id in stops (Session::step_many; the ids stay on the device between steps).
+  Napi::Value step_many(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      Session& sess = get("Session.stepMany");
+      not_busy("Session.stepMany");
+      const char* fn = "Session.stepMany";
+      const int32_t token = int32_t(arg_int(info, 0, fn, "token", 0, INT32_MAX));
+      SampleParams p;
+      sample_params(info, 1, fn, p);
+      if (info.Length() < 3 || !info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+        throw type_error("Session.stepMany: argument 'uniforms' must be a Float64Array");
+      auto ua = info[2].As<Napi::Float64Array>();
+      if (ua.ElementLength() < 1) throw range_error("Session.stepMany: argument 'uniforms' is empty (one a step)");
+      if (int64_t(sess.length()) + int64_t(ua.ElementLength()) > sess.max_context())
+        throw range_error("Session.stepMany: " + std::to_string(sess.length()) + " cached + " +
+                          std::to_string(ua.ElementLength()) + " steps exceed maxContext " + std::to_string(sess.max_context()));
+      auto uniforms = std::make_shared<std::vector<float>>(ua.ElementLength());
+      for (size_t i = 0; i < ua.ElementLength(); ++i) {
+        const double u = ua[i];
+        if (!(u >= 0 && u < 1)) throw range_error("Session.stepMany: uniforms[" + std::to_string(i) + "] must be in [0, 1)");
+        (*uniforms)[i] = float(u);
+      }
+      auto stops = std::make_shared<std::vector<int32_t>>();
+      if (info.Length() > 3 && !info[3].IsUndefined()) {
+        if (!info[3].IsTypedArray() || info[3].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+          throw type_error("Session.stepMany: argument 'stops' must be an Int32Array");
+        auto sa = info[3].As<Napi::Int32Array>();
+        stops->assign(sa.Data(), sa.Data() + sa.ElementLength());
+      }
+      auto out = std::make_shared<std::vector<int32_t>>();
+      return run_busy(
+          env, "gpt-oss-step-many",
+          [token, p, uniforms, stops, out](Session& s) {
+            *out = s.step_many(token, int(uniforms->size()), p, uniforms->data(), *stops);
+          },
+          [out](Napi::Env env) -> Napi::Value {
+            auto arr = Napi::Int32Array::New(env, out->size());
+            std::copy(out->begin(), out->end(), arr.Data());
+            return arr;
+          });
     });
   }
 
