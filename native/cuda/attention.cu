@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 constexpr int kDecodeTile = 64;     // keys a tile
 constexpr int kDecodeMaxG = 16;
 constexpr int kDecodeD = 64;
-constexpr int kDecodeMaxSplits = 32;  // x 8 kv heads: 256 blocks, ~2 a SM; longer ranges loop over tiles
+constexpr int kDecodeMaxSplits = 64;  // x 8 kv heads: 512 blocks, ~4 a SM; longer ranges loop over tiles
 
 template <bool BF16>
 struct DecodeSmem {
@@ -261,8 +261,10 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const int G = a.Hq / a.Hkv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
-  pdl_wait();
-  pdl_launch_dependents();
+  // The positions are the step's input (copied before its first kernel) and the cache rows before
+  // the step's first position were written by earlier steps: the first tile loads before the PDL
+  // wait, and only rows from `fresh` on (this step's keys, the previous kernel's output) are read
+  // again after it.
   int pos = a.positions[t];
   if (pos >= a.ctx || pos < 0) {
     if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
@@ -272,19 +274,11 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
   const int len = pos - lo + 1;
   const int per = (len + splits - 1) / splits;
   const int begin = lo + split * per, end = min(pos + 1, begin + per);
+  int fresh = pos;
+  for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
 
   const int kpp = blockDim.x / G;  // keys scored per pass
   const int my_g = tid % G, my_k = tid / G;
-  float qreg[D];
-  {
-    const float4* qp = reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
-#pragma unroll
-    for (int i = 0; i < D / 4; ++i) {
-      float4 v = __ldg(qp + i);
-      qreg[4 * i] = v.x * a.softmax_scale; qreg[4 * i + 1] = v.y * a.softmax_scale;
-      qreg[4 * i + 2] = v.z * a.softmax_scale; qreg[4 * i + 3] = v.w * a.softmax_scale;
-    }
-  }
 
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   float acc[2][2] = {};
@@ -308,6 +302,30 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
     }
   };
   if (begin < end) load_tile(begin);
+  pdl_wait();
+  pdl_launch_dependents();
+  if (begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
+    const int cn = min(TK, end - begin);
+#pragma unroll
+    for (int u = 0; u < kPerThread; ++u) {
+      const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
+      if (key < cn && begin + key >= fresh) {
+        const int64_t off = int64_t(begin + key) * row_elems + int64_t(kvh) * D;
+        kr[u] = __ldcg(reinterpret_cast<const uint4*>(kc + off) + ch);
+        vr[u] = __ldcg(reinterpret_cast<const uint4*>(vc + off) + ch);
+      }
+    }
+  }
+  float qreg[D];  // q is the previous kernel's output
+  {
+    const float4* qp = reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
+#pragma unroll
+    for (int i = 0; i < D / 4; ++i) {
+      float4 v = __ldg(qp + i);
+      qreg[4 * i] = v.x * a.softmax_scale; qreg[4 * i + 1] = v.y * a.softmax_scale;
+      qreg[4 * i + 2] = v.z * a.softmax_scale; qreg[4 * i + 3] = v.w * a.softmax_scale;
+    }
+  }
   for (int c0 = begin; c0 < end; c0 += TK) {
     const int cn = min(TK, end - c0);
 #pragma unroll
@@ -531,10 +549,11 @@ AttentionPath attention_path(const AttentionArgs& a) {
 // Fixed by the shape (ctx, window), not by the position (device data), so a captured graph stays
 // valid: one 64-key tile a split over the most keys a query can see, at most kDecodeMaxSplits
 // splits (longer ranges: several tiles a split, the next one loading while the current is scored).
-// A window of at most 4 tiles (gpt-oss: 128 keys) is one split: no partials, no merge.
+// A window of at most 4 tiles (gpt-oss: 128 keys) takes at most 2 splits (one tile each for
+// gpt-oss): 16 blocks instead of 8, each half as long, for one merge.
 int attention_decode_splits(const AttentionArgs& a) {
   const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
-  if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return 1;
+  if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(2, ceil_div(span, kDecodeTile));
   int s = ceil_div(span, kDecodeTile);
   return s < 1 ? 1 : (s > kDecodeMaxSplits ? kDecodeMaxSplits : s);
 }
