@@ -60,47 +60,47 @@ __device__ __forceinline__ bool last_block_arrives(int* counter, int blocks) {
   return last;
 }
 
+// query(dev) for the current device, once per device (values are nonzero; up to 64 devices cached).
+template <typename F>
+inline int per_device(int (&cache)[64], F&& query) {
+  int dev = 0;
+  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
+  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
+  const int v = query(dev);
+  if (dev >= 0 && dev < 64) cache[dev] = v;
+  return v;
+}
+inline int device_attribute(int dev, decltype(gpuDevAttrMultiProcessorCount) attr) {
+  int v = 0;
+  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, attr, dev));
+  return v;
+}
 // The current device's opt-in shared memory a block (227 KB on sm_90/100, 163 KB on sm_80, 99 KB on
-// sm_86/89/120), once per device. GPTOSS_CUDA_SMEM_LIMIT (bytes) lowers it, so a big part can run
-// the tile choices of a smaller one (gpu_check does, for sm_86/89/120's 101376).
+// sm_86/89/120). GPTOSS_CUDA_SMEM_LIMIT (bytes) lowers it, so a big part can run the tile choices of
+// a smaller one (gpu_check does, for sm_86/89/120's 101376).
 inline int device_smem_optin() {
-  int dev = 0;
-  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
   static int cache[64] = {};
-  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
-  int v = 0;
-  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, gpuDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  if (const char* e = std::getenv("GPTOSS_CUDA_SMEM_LIMIT")) {
-    const int lim = std::atoi(e);
-    if (lim > 0) v = std::min(v, lim);
-  }
-  if (dev >= 0 && dev < 64) cache[dev] = v;
-  return v;
+  return per_device(cache, [](int dev) {
+    int v = device_attribute(dev, gpuDevAttrMaxSharedMemoryPerBlockOptin);
+    if (const char* e = std::getenv("GPTOSS_CUDA_SMEM_LIMIT")) {
+      const int lim = std::atoi(e);
+      if (lim > 0) v = std::min(v, lim);
+    }
+    return v;
+  });
 }
-// The current device's SM count, once per device.
+// The current device's SM count.
 inline int device_sm_count() {
-  int dev = 0;
-  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
   static int cache[64] = {};
-  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
-  int v = 0;
-  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, gpuDevAttrMultiProcessorCount, dev));
-  if (dev >= 0 && dev < 64) cache[dev] = v;
-  return v;
+  return per_device(cache, [](int dev) { return device_attribute(dev, gpuDevAttrMultiProcessorCount); });
 }
-
-// The current device's compute capability as arch_code() (e.g. 900), once per device.
+// The current device's compute capability as arch_code() (e.g. 900).
 inline int device_arch_code() {
-  int dev = 0;
-  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
   static int cache[64] = {};
-  if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
-  int major = 0, minor = 0;
-  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&major, gpuDevAttrComputeCapabilityMajor, dev));
-  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&minor, gpuDevAttrComputeCapabilityMinor, dev));
-  const int v = arch_code(major, minor);
-  if (dev >= 0 && dev < 64) cache[dev] = v;
-  return v;
+  return per_device(cache, [](int dev) {
+    return arch_code(device_attribute(dev, gpuDevAttrComputeCapabilityMajor),
+                     device_attribute(dev, gpuDevAttrComputeCapabilityMinor));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
