@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 constexpr int kDecodeTile = 64;     // keys a tile
 constexpr int kDecodeMaxG = 16;
 constexpr int kDecodeD = 64;
-constexpr int kDecodeMaxSplits = 64;  // x 8 kv heads: 512 blocks, ~4 a SM; longer ranges loop over tiles
+constexpr int kDecodeMaxSplits = 64;  // shared-memory bound of the merge weights; GPTOSS_CUDA_ATTN_SPLITS caps it (32)
 
 template <bool BF16>
 struct DecodeSmem {
@@ -272,7 +272,7 @@ __global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, 
   }
   const int lo = key_lo(pos, a.sliding_window);
   const int len = pos - lo + 1;
-  const int per = (len + splits - 1) / splits;
+  const int per = (len + splits * TK - 1) / (splits * TK) * TK;  // whole tiles a split; the last splits may be empty
   const int begin = lo + split * per, end = min(pos + 1, begin + per);
   int fresh = pos;
   for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
@@ -549,13 +549,23 @@ AttentionPath attention_path(const AttentionArgs& a) {
 // Fixed by the shape (ctx, window), not by the position (device data), so a captured graph stays
 // valid: one 64-key tile a split over the most keys a query can see, at most kDecodeMaxSplits
 // splits (longer ranges: several tiles a split, the next one loading while the current is scored).
-// A window of at most 4 tiles (gpt-oss: 128 keys) takes at most 2 splits (one tile each for
-// gpt-oss): 16 blocks instead of 8, each half as long, for one merge.
+// A window of at most 4 tiles (gpt-oss: 128 keys) is one split: no partials, no merge
+// (GPTOSS_CUDA_ATTN_WINDOW_SPLITS=2 gives it two). GPTOSS_CUDA_ATTN_SPLITS (1..64, default 32) caps
+// the splits; a split always takes whole 64-key tiles.
 int attention_decode_splits(const AttentionArgs& a) {
+  static const int max_splits = [] {
+    const char* v = std::getenv("GPTOSS_CUDA_ATTN_SPLITS");
+    const int n = v ? std::atoi(v) : 0;
+    return n >= 1 && n <= kDecodeMaxSplits ? n : 32;
+  }();
+  static const int window_splits = [] {
+    const char* v = std::getenv("GPTOSS_CUDA_ATTN_WINDOW_SPLITS");
+    return v && std::atoi(v) == 2 ? 2 : 1;
+  }();
   const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
-  if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(2, ceil_div(span, kDecodeTile));
+  if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(window_splits, ceil_div(span, kDecodeTile));
   int s = ceil_div(span, kDecodeTile);
-  return s < 1 ? 1 : (s > kDecodeMaxSplits ? kDecodeMaxSplits : s);
+  return s < 1 ? 1 : (s > max_splits ? max_splits : s);
 }
 
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
