@@ -252,27 +252,12 @@ struct DecodeSmem {
   float wts[kDecodeMaxG * kDecodeMaxSplits];
 };
 
-// f32 -> a KV cache element (bf16 bits, rounded to nearest even as kv_store, or f32).
 template <bool BF16>
-__device__ __forceinline__ typename std::conditional<BF16, uint16_t, float>::type cache_elem(float v) {
-  if constexpr (BF16) return __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  else return v;
-}
-
-// kRope (rope_kv_attention, one token): RoPE and the cache write of this step's key and value happen
-// here (AttentionArgs), bit-identical to rope_kv_store then attention: every block rotates its q
-// heads in registers with (cos, sin) computed once a block; the block whose split holds the token's
-// position rotates k, writes k back and k, v to the caches, and puts that row into its tile from
-// shared memory; q goes back rotated once nothing reads it unrotated (the merging block, or the only
-// block of its kv head).
-template <bool BF16, bool kRope>
-__global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
+__global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile;
   using S = DecodeSmem<BF16>;
   using T = typename S::T;
   __shared__ __align__(16) S sm;
-  __shared__ float rcs[kRope ? D / 2 : 1], rsn[kRope ? D / 2 : 1];
-  __shared__ __align__(16) T newk[kRope ? D : 1], newv[kRope ? D : 1];
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const int G = a.Hq / a.Hkv;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
@@ -281,8 +266,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   // wait, and only rows from `fresh` on (this step's keys, the previous kernel's output) are read
   // again after it.
   int pos = a.positions[t];
-  const bool pos_ok = pos >= 0 && pos < a.ctx;
-  if (!pos_ok) {
+  if (pos >= a.ctx || pos < 0) {
     if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
     pos = min(max(pos, 0), a.ctx - 1);
   }
@@ -320,32 +304,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   if (begin < end) load_tile(begin);
   pdl_wait();
   pdl_launch_dependents();
-  const bool own_new = kRope && begin <= pos && pos < end;  // this block's range holds the new key
-  if (kRope) {
-    if (tid < D / 2) rope_cos_sin(pos, a.inv_freq[tid], a.rope_scale, rcs[tid], rsn[tid]);
-    if (own_new && tid < D / 2) {
-      float* kr0 = a.k_new + (int64_t(t) * a.Hkv + kvh) * D;
-      const float* vr0 = a.v_new + (int64_t(t) * a.Hkv + kvh) * D;
-      float x1 = kr0[tid], x2 = kr0[tid + D / 2];
-      float c, s;
-      rope_cos_sin(pos, a.inv_freq[tid], a.rope_scale, c, s);
-      rope_rotate(x1, x2, c, s);
-      kr0[tid] = x1;
-      kr0[tid + D / 2] = x2;
-      newk[tid] = cache_elem<BF16>(x1);
-      newk[tid + D / 2] = cache_elem<BF16>(x2);
-      newv[tid] = cache_elem<BF16>(vr0[tid]);
-      newv[tid + D / 2] = cache_elem<BF16>(vr0[tid + D / 2]);
-      if (pos_ok) {
-        const int64_t off = int64_t(pos) * row_elems + int64_t(kvh) * D;
-        const_cast<T*>(kc)[off + tid] = newk[tid];
-        const_cast<T*>(kc)[off + tid + D / 2] = newk[tid + D / 2];
-        const_cast<T*>(vc)[off + tid] = newv[tid];
-        const_cast<T*>(vc)[off + tid + D / 2] = newv[tid + D / 2];
-      }
-    }
-    __syncthreads();
-  } else if (begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
+  if (begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
     const int cn = min(TK, end - begin);
 #pragma unroll
     for (int u = 0; u < kPerThread; ++u) {
@@ -363,14 +322,9 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
 #pragma unroll
     for (int i = 0; i < D / 4; ++i) {
       float4 v = __ldg(qp + i);
-      qreg[4 * i] = v.x; qreg[4 * i + 1] = v.y; qreg[4 * i + 2] = v.z; qreg[4 * i + 3] = v.w;
+      qreg[4 * i] = v.x * a.softmax_scale; qreg[4 * i + 1] = v.y * a.softmax_scale;
+      qreg[4 * i + 2] = v.z * a.softmax_scale; qreg[4 * i + 3] = v.w * a.softmax_scale;
     }
-    if (kRope) {
-#pragma unroll
-      for (int j = 0; j < D / 2; ++j) rope_rotate(qreg[j], qreg[j + D / 2], rcs[j], rsn[j]);
-    }
-#pragma unroll
-    for (int i = 0; i < D; ++i) qreg[i] *= a.softmax_scale;
   }
   for (int c0 = begin; c0 < end; c0 += TK) {
     const int cn = min(TK, end - c0);
@@ -378,9 +332,8 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     for (int u = 0; u < kPerThread; ++u) {
       const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
       if (key < cn) {
-        const bool mine = kRope && c0 + key == pos;  // this step's row, rotated above
-        reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = mine ? reinterpret_cast<const uint4*>(newk)[ch] : kr[u];
-        reinterpret_cast<uint4*>(sm.v + key * D)[ch] = mine ? reinterpret_cast<const uint4*>(newv)[ch] : vr[u];
+        reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
+        reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
       }
     }
     __syncthreads();
@@ -455,23 +408,8 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     }
     __syncthreads();
   }
-  // rotated q back to memory (rope_kv_attention's q is rotated in place), once no block reads it
-  auto write_q = [&] {
-    for (int i = tid; i < G * (D / 2); i += blockDim.x) {
-      const int g = i / (D / 2), j = i % (D / 2);
-      float* qr = a.q_rot + (int64_t(t) * a.Hq + kvh * G + g) * D;
-      float x1 = qr[j], x2 = qr[j + D / 2];
-      rope_rotate(x1, x2, rcs[j], rsn[j]);
-      qr[j] = x1;
-      qr[j + D / 2] = x2;
-    }
-  };
   // 4. one split (a sliding window's keys): finish here, sink included
   if (splits == 1) {
-    if (kRope) {
-      __syncthreads();  // every thread has read its q row
-      write_q();
-    }
 #pragma unroll
     for (int gi = 0; gi < 2; ++gi) {
       const int g = warp + gi * nwarps;
@@ -529,7 +467,6 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     }
     *reinterpret_cast<float2*>(a.out + (int64_t(t) * a.Hq + h) * D + d) = make_float2(o0 / L, o1 / L);
   }
-  if (kRope) write_q();  // every block of this kv head has arrived: none reads q any more
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -650,9 +587,8 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       const int splits = attention_decode_splits(a);
       float* partial = static_cast<float*>(workspace);
       dim3 grid(splits, a.Hkv, a.n);
-      auto kernel = a.k_new ? (a.cache_bf16 ? attention_decode_kernel<true, true> : attention_decode_kernel<false, true>)
-                            : (a.cache_bf16 ? attention_decode_kernel<true, false> : attention_decode_kernel<false, false>);
-      launch_k(kernel, grid, 256, 0, stream, a, splits, partial);
+      launch_k(a.cache_bf16 ? attention_decode_kernel<true> : attention_decode_kernel<false>, grid, 256, 0, stream, a,
+               splits, partial);
       GPTOSS_CUDA_LAUNCH("attention_decode_kernel");
       return;
     }

@@ -25,14 +25,6 @@ struct AttentionArgs {
   float* out = nullptr;        // [n, Hq, D]
   int* err = nullptr;
   int* counters = nullptr;     // the backend's last-block counters (decode path)
-  // rope_kv_attention (decode, one token): q and k_new come in unrotated; the kernel rotates q (and
-  // writes it back to q_rot, which is q), rotates k_new in place and writes it and v_new to the caches
-  // at the token's position. Null k_new: plain attention over caches that already hold the step.
-  float* k_new = nullptr;      // [1, Hkv, D]
-  const float* v_new = nullptr;
-  float* q_rot = nullptr;
-  const float* inv_freq = nullptr;  // [D / 2]
-  float rope_scale = 1.f;
 };
 
 constexpr int kAttnDecodeMaxTokens = 4;

@@ -455,27 +455,6 @@ class CudaBackend final : public Backend {
                          k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
   }
 
-  void rope_kv_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
-                         float rope_scale, Tensor& k_cache, Tensor& v_cache, const Tensor& sinks, int sliding_window,
-                         float softmax_scale, Tensor& out) override {
-    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
-    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {DType::BF16, DType::F32});
-    AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
-    // one launch for a one-token step on the split-KV kernel; otherwise the two ops
-    if (!fuse_ || a.n != 1 || attention_path(a) != AttentionPath::Decode || inv_freq.numel() != a.D / 2)
-      return Backend::rope_kv_attention(q, k, v, positions, inv_freq, rope_scale, k_cache, v_cache, sinks,
-                                        sliding_window, softmax_scale, out);
-    OpScope op(this);
-    a.k_new = k.ptr<float>();
-    a.v_new = v.ptr<float>();
-    a.q_rot = q.ptr<float>();
-    a.inv_freq = inv_freq.ptr<float>();
-    a.rope_scale = rope_scale;
-    const size_t ws_bytes = attention_workspace_bytes(AttentionPath::Decode, a);
-    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
-    launch_attention_path(AttentionPath::Decode, a, ws.get(), stream_);
-  }
-
   void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {
     checks::mxfp4_dequantize(packed, out, device());
     OpScope op(this);

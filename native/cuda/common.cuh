@@ -230,20 +230,6 @@ __device__ __forceinline__ float block_sum_squares(const float4 (&v)[kPer], int 
   return partial[0];
 }
 
-// RoPE, the arithmetic every rope kernel shares: (cos, sin) of pair j at `position` (f32 angle
-// product, as transformers) times the YaRN scale, and the rotation of the pair (x1, x2).
-__device__ __forceinline__ void rope_cos_sin(int position, float inv_freq_j, float scale, float& c, float& s) {
-  const float angle = float(position) * inv_freq_j;
-  sincosf(angle, &s, &c);
-  c *= scale;
-  s *= scale;
-}
-__device__ __forceinline__ void rope_rotate(float& x1, float& x2, float c, float s) {
-  const float a = x1, b = x2;
-  x1 = a * c - b * s;
-  x2 = b * c + a * s;
-}
-
 // bf16 <-> f32 on raw bits: widening is exact; narrowing rounds to nearest even (as torch).
 __device__ __forceinline__ float bf16_lo(uint32_t pair) { return __uint_as_float(pair << 16); }
 __device__ __forceinline__ float bf16_hi(uint32_t pair) { return __uint_as_float(pair & 0xffff0000u); }

@@ -119,9 +119,14 @@ void launch_norm(float* x, const float* residual, const void* weight, bool weigh
 // Rotates the pair (j, j + D/2) of one head row in place: rope_kernel and rope_kv_store_kernel.
 __device__ __forceinline__ void rope_pair(float* row, int j, int half, int position, const float* inv_freq,
                                           float scale) {
-  float c, s;
-  rope_cos_sin(position, inv_freq[j], scale, c, s);
-  rope_rotate(row[j], row[j + half], c, s);
+  const float angle = float(position) * inv_freq[j];  // f32 product, as transformers
+  float s, c;
+  sincosf(angle, &s, &c);
+  c *= scale;
+  s *= scale;
+  const float x1 = row[j], x2 = row[j + half];
+  row[j] = x1 * c - x2 * s;
+  row[j + half] = x2 * c + x1 * s;
 }
 
 template <bool BF16>

@@ -88,8 +88,7 @@ class Backend {
   // A backend overrides one to save launches (CUDA: one kernel each in a decode step); the default
   // runs the ops above, so the CPU backend keeps them as the reference and results stay comparable.
   // Argument checks: model/op_checks.h (add_rmsnorm, qkv, rope_kv_store; add_rmsnorm_router is
-  // add_rmsnorm's and router's, add_rmsnorm_qkv add_rmsnorm's and qkv's, rope_kv_attention
-  // rope_kv_store's and attention's).
+  // add_rmsnorm's and router's, add_rmsnorm_qkv add_rmsnorm's and qkv's).
 
   // The residual add that closes a block, and the norm that opens the next one:
   // x += residual; normed = rmsnorm(x, weight, eps).
@@ -127,15 +126,6 @@ class Backend {
     rope(q, positions, inv_freq, scale);
     rope(k, positions, inv_freq, scale);
     kv_store(k, v, positions, k_cache, v_cache);
-  }
-
-  // The attention block between the projections: rope_kv_store(q, k, v, positions, inv_freq, scale,
-  // k_cache, v_cache), then attention(q, k_cache, v_cache, sinks, positions, window, softmax_scale, out).
-  virtual void rope_kv_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions,
-                                 const Tensor& inv_freq, float rope_scale, Tensor& k_cache, Tensor& v_cache,
-                                 const Tensor& sinks, int sliding_window, float softmax_scale, Tensor& out) {
-    rope_kv_store(q, k, v, positions, inv_freq, rope_scale, k_cache, v_cache);
-    attention(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
   }
 
   // MXFP4 [..., R, C] -> f32 or bf16 [..., R, C] (tests, tools; the model never calls it).

@@ -396,8 +396,9 @@ void Session::run_layers(Scratch& s, int logits_rows) {
       be.add_rmsnorm_qkv(s.x, s.block_out, L.attn.norm, c.rms_norm_eps, s.xn, L.attn.q, L.attn.q_bias, L.attn.k,
                          L.attn.k_bias, L.attn.v, L.attn.v_bias, s.q, s.k, s.v);
     }
-    be.rope_kv_attention(q3, k3, v3, s.positions, model_->rope_inv_freq(), model_->rope_scale(), k_cache_[l],
-                         v_cache_[l], L.attn.sinks, L.sliding ? c.sliding_window : 0, softmax_scale, attn3);
+    be.rope_kv_store(q3, k3, v3, s.positions, model_->rope_inv_freq(), model_->rope_scale(), k_cache_[l], v_cache_[l]);
+    be.attention(q3, k_cache_[l], v_cache_[l], L.attn.sinks, s.positions, L.sliding ? c.sliding_window : 0, softmax_scale,
+                 attn3);
     be.linear(s.attn, L.attn.o, &L.attn.o_bias, s.block_out);
     // MoE block: x += sum_k w_k * expert_k(xn), experts chosen by the router's top-k (the router
     // runs fused with the residual add and the norm before it)

@@ -454,41 +454,6 @@ void check_rope_kv_store(Rng& r, int n, int Hq, int Hkv, int D, int ctx, DType g
          worst({compare(hkc, cache_rows(kc, pos)), compare(hvc, cache_rows(vc, pos))}), gpu_kv == DType::BF16 ? 4e-3 : 1e-5);
 }
 
-// rope_kv_attention (one token): the fused kernel bit-exact against CUDA's own two ops (q, k, the
-// caches' row at pos, out), and against the CPU's composition where the cache is f32.
-void check_rope_kv_attention(Rng& r, int ctx, int pos, int window, DType gpu_kv) {
-  const int Hq = 64, Hkv = 8, D = 64;
-  Tensor q = rand_f32(r, {1, Hq, D}), k = rand_f32(r, {1, Hkv, D}), v = rand_f32(r, {1, Hkv, D});
-  Tensor sinks = rand_bf16(r, {Hq});
-  Tensor cache_k = gpu_kv == DType::BF16 ? rand_bf16(r, {ctx, Hkv, D}) : rand_f32(r, {ctx, Hkv, D});
-  Tensor cache_v = gpu_kv == DType::BF16 ? rand_bf16(r, {ctx, Hkv, D}) : rand_f32(r, {ctx, Hkv, D});
-  Tensor positions = i32_tensor({pos}, {1});
-  Tensor inv = host_empty(DType::F32, {D / 2});
-  for (int j = 0; j < D / 2; ++j) inv.ptr<float>()[j] = std::pow(150000.f, -2.f * j / D);
-  const float scale = 1.3465736f, sm = 0.125f;
-  Tensor gpos = to_gpu(positions), ginv = to_gpu(inv), gs = to_gpu(sinks), gv = to_gpu(v);
-  Tensor gq = to_gpu(q), gk = to_gpu(k), gkc = to_gpu(cache_k), gvc = to_gpu(cache_v), got = poisoned(DType::F32, {1, Hq, D});
-  Tensor uq = to_gpu(q), uk = to_gpu(k), ukc = to_gpu(cache_k), uvc = to_gpu(cache_v), un = poisoned(DType::F32, {1, Hq, D});
-  gpu->rope_kv_attention(gq, gk, gv, gpos, ginv, scale, gkc, gvc, gs, window, sm, got);
-  gpu->Backend::rope_kv_attention(uq, uk, gv, gpos, ginv, scale, ukc, uvc, gs, window, sm, un);
-  const std::vector<int32_t> at = {pos};
-  Tensor hq = to_host(gq), hk = to_host(gk), hout = to_host(got), hkc = cache_rows(to_host(gkc), at),
-         hvc = cache_rows(to_host(gvc), at);
-  const double unfused = worst({compare(hq, to_host(uq)), compare(hk, to_host(uk)), compare(hout, to_host(un)),
-                                compare(hkc, cache_rows(to_host(ukc), at)), compare(hvc, cache_rows(to_host(uvc), at))}).rel;
-  Stats s = worst({compare(hout, to_host(un)), compare(hq, to_host(uq))});
-  std::string note = vs_unfused(unfused);
-  if (gpu_kv == DType::F32) {  // the CPU's composition on the same f32 cache
-    Tensor want = host_empty(DType::F32, {1, Hq, D});
-    cpu->rope_kv_attention(q, k, v, positions, inv, scale, cache_k, cache_v, sinks, window, sm, want);
-    s = worst({compare(hout, want), compare(hq, q), compare(hk, k), compare(hkc, cache_rows(cache_k, at))});
-    note += ", vs cpu";
-  }
-  if (unfused != 0) s.rel = 1;  // the fused kernel must equal CUDA's two ops exactly
-  const std::string shape = "ctx" + std::to_string(ctx) + " pos" + std::to_string(pos) + " window" + std::to_string(window);
-  report("rope_kv_attention", shape + " " + dtype_name(gpu_kv), s, 1e-5, note);
-}
-
 // Launch cost inside a graph: 24 layers' worth of the attention block's prologue, captured once
 // fused (add_rmsnorm_qkv, rope_kv_store: 2 launches a layer) and once as the default compositions
 // on CUDA (8 launches), 20b shapes, decode (n = 1). Weights are the same 29 MB for every layer (L2
@@ -690,11 +655,6 @@ int main(int argc, char** argv) {
       check_add_rmsnorm_qkv(r, 1, 1000, 40, 24, "one launch, H/4 not a multiple of the block");
       check_add_rmsnorm_qkv(r, 1, 4096, 96, 32, "one launch, 4 float4s a thread");
       check_add_rmsnorm_qkv(r, 3, 2880, 256, 64, "the two ops");
-      check_rope_kv_attention(r, 300, 299, 0, DType::BF16);   // 5 splits, the key in the last
-      check_rope_kv_attention(r, 300, 200, 128, DType::BF16); // sliding window: one split
-      check_rope_kv_attention(r, 300, 17, 0, DType::F32);     // vs the CPU
-      check_rope_kv_attention(r, 4100, 4000, 0, DType::BF16); // 32 splits of two tiles
-      check_rope_kv_attention(r, 4100, 3000, 128, DType::F32);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::BF16);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::F32);
       check_rope_kv_store(r, 5, 6, 3, 16, 40, DType::F32);
