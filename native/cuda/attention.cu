@@ -253,7 +253,7 @@ struct DecodeSmem {
 };
 
 template <bool BF16>
-__global__ void __launch_bounds__(256) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
+__global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile;
   using S = DecodeSmem<BF16>;
   using T = typename S::T;
