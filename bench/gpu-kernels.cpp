@@ -185,7 +185,7 @@ int main(int argc, char** argv) {
   {
     auto sets = routing(1, 16, E);
     Tensor x = gpu->upload(rand_f32(r, {1, H})), out = gpu->empty(DType::F32, {1, H});
-    // every decode kernel variant (GPTOSS_CUDA_MOE_DECODE is read at each call); the default last
+    // every decode kernel variant (GPTOSS_CUDA_MOE_DECODE is read at each call; the default is mma on sm_90)
     for (const char* variant : {"simt", "mma-prmt", "mma", "mma-fp8"}) {
       setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
       double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); }, 50, 5);
