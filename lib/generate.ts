@@ -214,9 +214,10 @@ function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInp
 }
 
 const PREFILL_CHUNK = 512; // abort is checked between chunks of a long prompt
-// Decode steps a native call (Session.stepSampleMany: queued back to back on the device, only the ids
-// come back). The tokens of a chunk are emitted when it returns, one event-loop turn apart; an abort
-// seen in between keeps the tokens emitted so far (the session is cut back to match).
+// Decode steps a native call on a GPU (Session.stepSampleMany: queued back to back on the device, only
+// the ids come back). The tokens of a chunk are emitted when it returns, one event-loop turn apart; an
+// abort seen in between keeps the tokens emitted so far (the session is cut back to match). On the CPU
+// a step is synchronous anyway, so one a call keeps abort and streaming per token.
 const DECODE_CHUNK = 16;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -356,7 +357,8 @@ export function startGeneration(
           continue;
         }
         // a step needs the position after it free, as before (length + 1 < maxContext)
-        const count = Math.min(DECODE_CHUNK, maxTokens - tokens.length, session.maxContext - 1 - session.length);
+        const chunk = model.device === 'cpu' ? 1 : DECODE_CHUNK;
+        const count = Math.min(chunk, maxTokens - tokens.length, session.maxContext - 1 - session.length);
         if (count <= 0) break;
         const input: number = last;
         const uniforms = Array.from({ length: count }, () => rng.nextUniform());

@@ -296,6 +296,32 @@ const ANSWER = [
 const TOOL_CALL = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: 'json', content: '{"city":"Paris"}' });
 const AFTER_TOOL = reply({ role: 'assistant', channel: 'final', content: 'It is 20 C.' }, S.return);
 
+describe('decode chunks (scripted model: 16 steps a native call off the CPU)', () => {
+  it('an abort inside a chunk keeps the tokens emitted so far and cuts the session back to them', async () => {
+    const script = Array.from({ length: 40 }, (_, i) => 1000 + i);
+    const { model, sessions } = scriptedModel([...script]);
+    const prompt = enc('Hello there');
+    const controller = new AbortController();
+    const stream = generate(model, prompt, { maxTokens: 40, stopTokens: [], signal: controller.signal });
+    let seen = 0;
+    for await (const e of stream) if (e.type === 'token' && ++seen === 5) controller.abort();
+    const r = await stream.result;
+    expect(r.finishReason).toBe('abort');
+    expect(r.tokens).toEqual(script.slice(0, 5)); // one from sample(), four of the first chunk's 16
+    expect(sessions[0].tokens).toEqual([...prompt, ...script.slice(0, 4)]); // every token but the last was fed
+  });
+
+  it('a stop id inside a chunk ends generation there', async () => {
+    const script = Array.from({ length: 40 }, (_, i) => 2000 + i);
+    const { model, sessions } = scriptedModel([...script]);
+    const prompt = enc('Hi');
+    const r = await generate(model, prompt, { maxTokens: 40, stopTokens: [2009] }).result;
+    expect(r.finishReason).toBe('stop');
+    expect(r.tokens).toEqual(script.slice(0, 10));
+    expect(sessions[0].tokens).toEqual([...prompt, ...script.slice(0, 9)]);
+  });
+});
+
 describe('Harmony output (scripted model)', () => {
   it('splits channels, emits parser events, stops on <|return|>', async () => {
     const { model, sessions } = scriptedModel([...ANSWER]);
