@@ -553,15 +553,8 @@ AttentionPath attention_path(const AttentionArgs& a) {
 // (GPTOSS_CUDA_ATTN_WINDOW_SPLITS=2 gives it two). GPTOSS_CUDA_ATTN_SPLITS (1..64, default 32) caps
 // the splits; a split always takes whole 64-key tiles.
 int attention_decode_splits(const AttentionArgs& a) {
-  static const int max_splits = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_ATTN_SPLITS");
-    const int n = v ? std::atoi(v) : 0;
-    return n >= 1 && n <= kDecodeMaxSplits ? n : 32;
-  }();
-  static const int window_splits = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_ATTN_WINDOW_SPLITS");
-    return v && std::atoi(v) == 2 ? 2 : 1;
-  }();
+  static const int max_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
+  static const int window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
   const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
   if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(window_splits, ceil_div(span, kDecodeTile));
   int s = ceil_div(span, kDecodeTile);

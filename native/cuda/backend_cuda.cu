@@ -478,9 +478,7 @@ class CudaBackend final : public Backend {
 
   void sample_into(const Tensor& logits, const SampleParams& params, float uniform, Tensor& token) override {
     checks::sample(logits, params, uniform, device());
-    if (token.device != device() || token.dtype != DType::I32 || token.numel() < 1)
-      throw type_error("sample_into: token must be an i32 tensor of at least 1 element on " + device().str() + ", got " +
-                       token.describe());
+    checks::token_slot(token, device(), "sampleInto: token");
     OpScope op(this);
     not_capturing("sample_into");
     const int vocab = int(logits.dim(-1));
@@ -489,8 +487,7 @@ class CudaBackend final : public Backend {
   }
 
   uint64_t queue_token_read(const Tensor& token) override {
-    if (token.device != device() || token.dtype != DType::I32 || token.numel() < 1)
-      throw type_error("queue_token_read: token must be an i32 tensor on " + device().str() + ", got " + token.describe());
+    checks::token_slot(token, device(), "queueTokenRead: token");
     OpScope op(this);
     not_capturing("queue_token_read");
     if (!reads_) {

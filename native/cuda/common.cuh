@@ -2,6 +2,7 @@
 // Everything here is header-only and inlined; kernels live in their family's .cu file.
 #pragma once
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -60,6 +61,13 @@ __device__ __forceinline__ bool last_block_arrives(int* counter, int blocks) {
   return last;
 }
 
+// An integer tuning knob from the environment: its value when set within [lo, hi], else fallback.
+inline int env_int(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  const int n = v ? std::atoi(v) : 0;
+  return v && n >= lo && n <= hi ? n : fallback;
+}
+
 // query(dev) for the current device, once per device (values are nonzero; up to 64 devices cached).
 template <typename F>
 inline int per_device(int (&cache)[64], F&& query) {
@@ -81,12 +89,9 @@ inline int device_attribute(int dev, decltype(gpuDevAttrMultiProcessorCount) att
 inline int device_smem_optin() {
   static int cache[64] = {};
   return per_device(cache, [](int dev) {
-    int v = device_attribute(dev, gpuDevAttrMaxSharedMemoryPerBlockOptin);
-    if (const char* e = std::getenv("GPTOSS_CUDA_SMEM_LIMIT")) {
-      const int lim = std::atoi(e);
-      if (lim > 0) v = std::min(v, lim);
-    }
-    return v;
+    const int v = device_attribute(dev, gpuDevAttrMaxSharedMemoryPerBlockOptin);
+    const int lim = env_int("GPTOSS_CUDA_SMEM_LIMIT", 0, 1, INT_MAX);
+    return lim > 0 ? std::min(v, lim) : v;
   });
 }
 // The current device's SM count.
@@ -228,6 +233,31 @@ __device__ __forceinline__ float block_sum_squares(const float4 (&v)[kPer], int 
   }
   __syncthreads();
   return partial[0];
+}
+// The rest of the row-in-registers norm those kernels share (same layout as block_sum_squares):
+// v = x (+ residual when kAdd), 1 / rms(v) with eps, and a normed float4 v * inv * w.
+template <int kPer, bool kAdd>
+__device__ __forceinline__ void row4_load(const float* x, const float* residual, int H4, float4 (&v)[kPer]) {
+  const float4* xr = reinterpret_cast<const float4*>(x);
+  const float4* rr = reinterpret_cast<const float4*>(residual);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i < H4) {
+      v[j] = xr[i];
+      if (kAdd) {
+        const float4 r = rr[i];
+        v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
+      }
+    }
+  }
+}
+template <int kPer>
+__device__ __forceinline__ float row4_inv_rms(const float4 (&v)[kPer], int H, float eps, float* partial) {
+  return rsqrtf(block_sum_squares<kPer>(v, H / 4, partial) / float(H) + eps);
+}
+__device__ __forceinline__ float4 row4_normed(float4 v, float inv, float4 w) {
+  return make_float4(v.x * inv * w.x, v.y * inv * w.y, v.z * inv * w.z, v.w * inv * w.w);
 }
 
 // bf16 <-> f32 on raw bits: widening is exact; narrowing rounds to nearest even (as torch).

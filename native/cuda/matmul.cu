@@ -147,24 +147,12 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
   } else {
     __shared__ float partial[32];
     float4 v[kP];
-    const float4* xr = reinterpret_cast<const float4*>(nrm.x);
-    const float4* rr = reinterpret_cast<const float4*>(nrm.residual);
+    row4_load<kP, true>(nrm.x, nrm.residual, K / 4, v);
+    const float inv = row4_inv_rms<kP>(v, K, nrm.eps, partial);
 #pragma unroll
     for (int j = 0; j < kP; ++j) {
       const int i = threadIdx.x + j * blockDim.x;
-      if (i < K / 4) {
-        v[j] = xr[i];
-        const float4 r = rr[i];
-        v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
-      }
-    }
-    const float inv = rsqrtf(block_sum_squares<kP>(v, K / 4, partial) / float(K) + nrm.eps);
-#pragma unroll
-    for (int j = 0; j < kP; ++j) {
-      const int i = threadIdx.x + j * blockDim.x;
-      if (i < K / 4)
-        xs4[(i & 1) * nch + (i >> 1)] = make_float4(v[j].x * inv * nw[j].x, v[j].y * inv * nw[j].y,
-                                                    v[j].z * inv * nw[j].z, v[j].w * inv * nw[j].w);
+      if (i < K / 4) xs4[(i & 1) * nch + (i >> 1)] = row4_normed(v[j], inv, nw[j]);
     }
   }
   __syncthreads();
@@ -260,13 +248,19 @@ LinearPath linear_path(const LinearArgs& a) {
   return mx && a.K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
 
-// The parts as one GemvParts for n = 1 (no token chunking): the single-token fused paths.
-static GemvParts gemv_parts_one(const LinearArgs* parts, int count) {
+// The parts' tokens [t0, t0 + kGemvMaxTokens) as one GemvParts (the GEMV kernels take at most that
+// many tokens a launch).
+static GemvParts gemv_parts_chunk(const LinearArgs* parts, int count, int t0) {
   GemvParts p;
   p.count = count;
+  const LinearArgs& a = parts[0];
   for (int i = 0; i < count; ++i) {
-    p.part[i] = parts[i];
-    p.rows += parts[i].N;
+    LinearArgs s = parts[i];
+    s.n = a.n - t0 < kGemvMaxTokens ? a.n - t0 : kGemvMaxTokens;
+    s.x = a.x + int64_t(t0) * a.K;
+    s.out = parts[i].out + int64_t(t0) * parts[i].N;
+    p.part[i] = s;
+    p.rows += s.N;
   }
   return p;
 }
@@ -284,7 +278,7 @@ bool add_rmsnorm_gemv_fusable(const LinearArgs* parts, int count, const float* x
 
 void launch_add_rmsnorm_gemv(const LinearArgs* parts, int count, float* x, const float* residual, const void* norm_weight,
                              bool norm_weight_bf16, float eps, float* normed, int* counters, gpuStream_t stream) {
-  const GemvParts p = gemv_parts_one(parts, count);
+  const GemvParts p = gemv_parts_chunk(parts, count, 0);  // one token
   const GemvNorm nrm{x, residual, norm_weight, norm_weight_bf16, eps, normed, counters + kCountersNormGemv};
   // kPer float4s of the row a thread cover K <= 1024 kPer, so 4 kPer chunks a lane cover the row too
   with_row4_per(parts[0].K, [&](auto per) {
@@ -298,16 +292,7 @@ void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t st
   const LinearArgs& a = parts[0];
   const bool mx = a.w_scales != nullptr;
   for (int t0 = 0; t0 < a.n; t0 += kGemvMaxTokens) {
-    GemvParts p;
-    p.count = count;
-    for (int i = 0; i < count; ++i) {
-      LinearArgs s = parts[i];
-      s.n = a.n - t0 < kGemvMaxTokens ? a.n - t0 : kGemvMaxTokens;
-      s.x = a.x + int64_t(t0) * a.K;
-      s.out = parts[i].out + int64_t(t0) * parts[i].N;
-      p.part[i] = s;
-      p.rows += s.N;
-    }
+    const GemvParts p = gemv_parts_chunk(parts, count, t0);
     const int n = p.part[0].n;
     const int lane_chunks = ceil_div(a.K / 8, kWarpSize);
     const bool x_aligned = (reinterpret_cast<uintptr_t>(p.part[0].x) & 15) == 0;

@@ -15,6 +15,15 @@ namespace {
 //    a workspace, the last block of a token selects (one launch). A single block per token read the
 //    whole [E, H] matrix from one SM: 20 us for the 20b's 184 KB under ncu.
 // ---------------------------------------------------------------------------------------------
+// s + the dot of 8 bf16 weights (one 16-byte chunk) with xp[0..8), in order.
+__device__ __forceinline__ float router_chunk_dot(const uint4 v, const float* xp, float s) {
+  s = fmaf(bf16_lo(v.x), xp[0], s); s = fmaf(bf16_hi(v.x), xp[1], s);
+  s = fmaf(bf16_lo(v.y), xp[2], s); s = fmaf(bf16_hi(v.y), xp[3], s);
+  s = fmaf(bf16_lo(v.z), xp[4], s); s = fmaf(bf16_hi(v.z), xp[5], s);
+  s = fmaf(bf16_lo(v.w), xp[6], s); s = fmaf(bf16_hi(v.w), xp[7], s);
+  return s;
+}
+
 __device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, int H, int lane) {
   float s = 0.f;
   if (H % 8 == 0) {
@@ -26,22 +35,9 @@ __device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, 
 #pragma unroll
       for (int u = 0; u < 4; ++u) v[u] = __ldg(wp + c + u * kWarpSize);
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const float* xp = xs + (c + u * kWarpSize) * 8;
-        s = fmaf(bf16_lo(v[u].x), xp[0], s); s = fmaf(bf16_hi(v[u].x), xp[1], s);
-        s = fmaf(bf16_lo(v[u].y), xp[2], s); s = fmaf(bf16_hi(v[u].y), xp[3], s);
-        s = fmaf(bf16_lo(v[u].z), xp[4], s); s = fmaf(bf16_hi(v[u].z), xp[5], s);
-        s = fmaf(bf16_lo(v[u].w), xp[6], s); s = fmaf(bf16_hi(v[u].w), xp[7], s);
-      }
+      for (int u = 0; u < 4; ++u) s = router_chunk_dot(v[u], xs + (c + u * kWarpSize) * 8, s);
     }
-    for (; c < chunks; c += kWarpSize) {
-      const uint4 v = __ldg(wp + c);
-      const float* xp = xs + c * 8;
-      s = fmaf(bf16_lo(v.x), xp[0], s); s = fmaf(bf16_hi(v.x), xp[1], s);
-      s = fmaf(bf16_lo(v.y), xp[2], s); s = fmaf(bf16_hi(v.y), xp[3], s);
-      s = fmaf(bf16_lo(v.z), xp[4], s); s = fmaf(bf16_hi(v.z), xp[5], s);
-      s = fmaf(bf16_lo(v.w), xp[6], s); s = fmaf(bf16_hi(v.w), xp[7], s);
-    }
+    for (; c < chunks; c += kWarpSize) s = router_chunk_dot(__ldg(wp + c), xs + c * 8, s);
   } else {
     for (int h = lane; h < H; h += kWarpSize) s = fmaf(bf16_bits_to_f32(w[h]), xs[h], s);
   }
@@ -66,14 +62,7 @@ __device__ __forceinline__ float router_row_dot(const uint4 (&wv)[kChunks], cons
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
     const int c = lane + j * kWarpSize;
-    if (c < H / 8) {
-      const uint4 v = wv[j];
-      const float* xp = xs + c * 8;
-      s = fmaf(bf16_lo(v.x), xp[0], s); s = fmaf(bf16_hi(v.x), xp[1], s);
-      s = fmaf(bf16_lo(v.y), xp[2], s); s = fmaf(bf16_hi(v.y), xp[3], s);
-      s = fmaf(bf16_lo(v.z), xp[4], s); s = fmaf(bf16_hi(v.z), xp[5], s);
-      s = fmaf(bf16_lo(v.w), xp[6], s); s = fmaf(bf16_hi(v.w), xp[7], s);
-    }
+    if (c < H / 8) s = router_chunk_dot(wv[j], xs + c * 8, s);
   }
   return warp_sum(s);
 }
@@ -210,24 +199,12 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
   const float bias = e < a.E ? router_bias(a, e) : 0.f;
   pdl_wait();
   pdl_launch_dependents();
-  const float4* xr = reinterpret_cast<const float4*>(x + int64_t(t) * a.H);
-  const float4* rr = reinterpret_cast<const float4*>(residual + int64_t(t) * a.H);
+  row4_load<kPer, true>(x + int64_t(t) * a.H, residual + int64_t(t) * a.H, H4, v);
+  const float inv = row4_inv_rms<kPer>(v, a.H, eps, partial);
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) {
-      v[j] = xr[i];
-      const float4 r = rr[i];
-      v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
-    }
-  }
-  const float inv = rsqrtf(block_sum_squares<kPer>(v, H4, partial) / float(a.H) + eps);
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4)
-      reinterpret_cast<float4*>(xs)[i] =
-          make_float4(v[j].x * inv * w[j].x, v[j].y * inv * w[j].y, v[j].z * inv * w[j].z, v[j].w * inv * w[j].w);
+    if (i < H4) reinterpret_cast<float4*>(xs)[i] = row4_normed(v[j], inv, w[j]);
   }
   __syncthreads();
   float logit = 0.f;

@@ -46,11 +46,7 @@ __host__ __device__ inline SliceShape slice_shape(int nch, int target) {
   return {s, (nch + s - 1) / s};
 }
 int slice_target() {
-  static const int t = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_SLICE");
-    const int n = v ? std::atoi(v) : 0;
-    return n >= 4 && n <= kSliceMax ? n : kSliceMax;
-  }();
+  static const int t = env_int("GPTOSS_CUDA_MOE_SLICE", kSliceMax, 4, kSliceMax);
   return t;
 }
 __host__ __device__ inline int row_stride(int per) { return (per | 1) * 16; }  // odd 16-byte chunks a row
@@ -649,10 +645,7 @@ void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t strea
 
 // CTAs a SM for the FP8 kernels (GPTOSS_CUDA_MOE_FP8_CTAS, 1 or 2; default 2, where they fit).
 int fp8_ctas_per_sm() {
-  static const int c = [] {
-    const char* v = std::getenv("GPTOSS_CUDA_MOE_FP8_CTAS");
-    return v && std::atoi(v) == 1 ? 1 : 2;
-  }();
+  static const int c = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   return c;
 }
 // Stages of the FP8 kernels' rings on this device: 3, else 2, else 0 (does not fit).

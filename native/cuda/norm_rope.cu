@@ -71,22 +71,11 @@ __global__ void __launch_bounds__(kRow4Threads) rmsnorm_vec_kernel(float* x, con
   __shared__ float partial[32];
   const int H4 = H / 4;
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * H);
-  const float4* rr = reinterpret_cast<const float4*>(residual + int64_t(blockIdx.x) * H);
   float4 v[kPer], w[kPer];
   load_row4<kPer>(weight, weight_bf16, H4, w);  // the weight is constant: read before the wait
   pdl_wait();
   pdl_launch_dependents();
-#pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) {
-      v[j] = xr[i];
-      if (kAdd) {
-        const float4 r = rr[i];
-        v[j].x += r.x; v[j].y += r.y; v[j].z += r.z; v[j].w += r.w;
-      }
-    }
-  }
+  row4_load<kPer, kAdd>(x + int64_t(blockIdx.x) * H, kAdd ? residual + int64_t(blockIdx.x) * H : nullptr, H4, v);
   if (kAdd) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
@@ -94,12 +83,12 @@ __global__ void __launch_bounds__(kRow4Threads) rmsnorm_vec_kernel(float* x, con
       if (i < H4) xr[i] = v[j];
     }
   }
-  const float inv = rsqrtf(block_sum_squares<kPer>(v, H4, partial) / float(H) + eps);
+  const float inv = row4_inv_rms<kPer>(v, H, eps, partial);
   float4* o = reinterpret_cast<float4*>(out + int64_t(blockIdx.x) * H);
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) o[i] = make_float4(v[j].x * inv * w[j].x, v[j].y * inv * w[j].y, v[j].z * inv * w[j].z, v[j].w * inv * w[j].w);
+    if (i < H4) o[i] = row4_normed(v[j], inv, w[j]);
   }
 }
 

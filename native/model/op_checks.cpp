@@ -279,4 +279,10 @@ void sample(const Tensor& logits, const SampleParams& p, float uniform, const De
   if (!(uniform >= 0.f && uniform < 1.f)) throw range_error("sample: uniform must be in [0, 1)");
 }
 
+void token_slot(const Tensor& token, const Device& device, const char* what) {
+  on_device(token, device, what);
+  expect_dtype(token, DType::I32, what);
+  if (token.numel() < 1) throw range_error(std::string(what) + " must hold at least 1 element, got " + token.describe());
+}
+
 }  // namespace gptoss::checks

@@ -51,5 +51,8 @@ void rope_kv_store(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                    std::initializer_list<DType> cache_dtypes);
 void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device);
 void sample(const Tensor& logits, const SampleParams& params, float uniform, const Device& device);
+// The pipelined decode's token slot (sample_into's output, queue_token_read's input): i32, >= 1
+// element, on `device`. what: the op ("sampleInto: token").
+void token_slot(const Tensor& token, const Device& device, const char* what);
 
 }  // namespace gptoss::checks
