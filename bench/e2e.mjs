@@ -3,7 +3,8 @@
 // or on synthetic weights of a preset shape (random, generated in memory: for shapes whose checkpoint
 // does not fit the host, e.g. gpt-oss-120b; their speed is the real model's, their output is noise).
 //   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
-//                      [--per-token] [--label NAME] [--out bench/results]
+//                      [--per-token] [--dense-weights q8] [--label NAME] [--out bench/results]
+// <model-dir> may be a GGUF file. --dense-weights q8: attention and LM head quantized to Q8_0 at load.
 //   node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]
 // Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
 // the token id copied back, 16 steps a native call as generate() runs them (--per-token: one call a
@@ -19,7 +20,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { readBandwidth } from '../dist/ops.js';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, denseWeights: 'as-stored' };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -27,6 +28,7 @@ function parseArgs(argv) {
     else if (a === '--prefill') args.prefill = argv[++i].split(',').filter(Boolean).map(Number);
     else if (a === '--decode') args.decode = Number(argv[++i]);
     else if (a === '--per-token') args.perToken = true;
+    else if (a === '--dense-weights') args.denseWeights = argv[++i];
     else if (a === '--context') args.context = Number(argv[++i]);
     else if (a === '--label') args.label = argv[++i];
     else if (a === '--out') args.out = argv[++i];
@@ -65,7 +67,7 @@ const args = parseArgs(process.argv.slice(2));
 const t0 = performance.now();
 const model = args.synthetic
   ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers })
-  : await loadModel(args.model, { device: args.device });
+  : await loadModel(args.model, { device: args.device, denseWeights: args.denseWeights });
 const setupMs = performance.now() - t0;
 const isSynthetic = model.info.source === 'synthetic';
 const afterLoad = memory();
@@ -83,6 +85,11 @@ const result = {
   config: { layers: model.config.numLayers, experts: model.config.numExperts, hidden: model.config.hiddenSize, vocab: V },
   bytesOnDisk: model.info.bytesOnDisk,
   weightBytes: model.info.weightBytes,
+  format: model.info.format,
+  denseWeights: args.denseWeights,
+  groups: model.info.groups,
+  conversions: model.info.conversions,
+  convertSeconds: model.info.convertSeconds,
   // Load time is a checkpoint's; generating synthetic weights is not loading them (generateMs).
   loadMs: isSynthetic ? null : setupMs,
   ...(isSynthetic ? { generateMs: setupMs } : {}),

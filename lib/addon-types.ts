@@ -1,7 +1,7 @@
 // What the native addon exports, stated exactly (the TypeScript side never reaches past this).
 import type { ModelConfig } from './loader/config.js';
 
-export type DTypeName = 'f32' | 'bf16' | 'i32' | 'u8' | 'mxfp4';
+export type DTypeName = 'f32' | 'bf16' | 'f16' | 'i32' | 'u8' | 'mxfp4' | 'mxfp4-ggml' | 'q8_0';
 
 export interface NativeTensor {
   readonly dtype: DTypeName;
@@ -41,6 +41,23 @@ export interface NativeModelSpec {
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
+  /** 'safetensors' (Hugging Face names and dtypes, default) or 'gguf' (llama.cpp names, ggml types). */
+  format?: 'safetensors' | 'gguf';
+  /** 'q8': quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load. */
+  denseWeights?: 'as-stored' | 'q8';
+}
+
+/** One tensor group as loaded (native/model LoadGroup). */
+export interface NativeLoadGroup {
+  group: string;
+  /** dtypes as stored in the file, '+'-joined */
+  fileDtype: string;
+  /** dtypes the model runs from */
+  dtype: string;
+  fileBytes: number;
+  memoryBytes: number;
+  /** of memoryBytes, those written at load (quantized or widened copies) */
+  convertedBytes: number;
 }
 
 export interface NativeSyntheticSpec {
@@ -51,7 +68,14 @@ export interface NativeSyntheticSpec {
 }
 
 export interface NativeModel {
-  info(): { backend: string; device: string; weightBytes: number };
+  info(): {
+    backend: string;
+    device: string;
+    weightBytes: number;
+    groups: NativeLoadGroup[];
+    conversions: string[];
+    convertSeconds: number;
+  };
   dispose(): void;
 }
 

@@ -12,6 +12,9 @@ export type { Checkpoint } from './loader/index.js';
 export { readConfig, parseConfig } from './loader/config.js';
 export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';
 export { readSafetensorsHeader } from './loader/safetensors.js';
+export { readGguf, ggufConfig, isGgufFile } from './loader/gguf.js';
+export type { GgufFile, GgufTensor, GgufValue } from './loader/gguf.js';
+export type { GgufSummary } from './loader/index.js';
 export { CheckpointError, ConfigError } from './errors.js';
 import './generate.js'; // attaches GptOssModel.prototype.generate
 export { generate, GenerationStream } from './generate.js';

@@ -1,7 +1,7 @@
 // loadModel: open and check a checkpoint, bind it on a device, run it.
 import { native } from './native.js';
-import type { NativeModel } from './addon-types.js';
-import { openCheckpoint } from './loader/index.js';
+import type { NativeLoadGroup, NativeModel } from './addon-types.js';
+import { openCheckpoint, type GgufSummary } from './loader/index.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
 
@@ -9,6 +9,12 @@ export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
 export interface LoadOptions {
   device?: DeviceRequest;
+  /**
+   * Dense weights (attention projections, LM head): 'as-stored' (default) runs them in the file's
+   * dtype; 'q8' quantizes bf16/f16/f32 ones to Q8_0 at load (int8 with an f16 scale per 32 values:
+   * fewer bytes a decode step reads, a small loss of fidelity; CPU only for now).
+   */
+  denseWeights?: 'as-stored' | 'q8';
   /** Called as weights are bound/uploaded: bytes done of total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -26,8 +32,24 @@ export interface ModelInfo {
   /** Size of the checkpoint's files (0 for synthetic weights). */
   bytesOnDisk: number;
   weightBytes: number;
-  /** The checkpoint's safetensors files (none for synthetic weights). */
+  /** The checkpoint's files: safetensors shards or the GGUF file (none for synthetic weights). */
   files: string[];
+  /** 'safetensors' or 'gguf' (loadModel), 'synthetic' (createSyntheticModel). */
+  format: 'safetensors' | 'gguf' | 'synthetic';
+  /**
+   * Per tensor group (embedding, attention, router, experts, norms, lmHead): dtypes in the file and
+   * as run, bytes in the file and in memory, and bytes converted at load. Weights the model runs
+   * from the file mapping cost no memory beyond the page cache (RSS grows as pages are touched).
+   */
+  groups: NativeLoadGroup[];
+  /** What was converted at load, one line each ("lmHead: bf16 -> q8_0 (denseWeights q8)"); empty when nothing was. */
+  conversions: string[];
+  /** Seconds spent converting at load (part of loadSeconds). */
+  convertSeconds: number;
+  /** Seconds loadModel took, parsing headers to the bound model. */
+  loadSeconds: number;
+  /** GGUF files: version, architecture, tensor types, chat template and tokenizer metadata. */
+  gguf?: GgufSummary;
   /** Synthetic weights only: the seed of the generator. */
   seed?: number;
   /** Synthetic weights only: the preset shape, when one was named. */
@@ -36,7 +58,7 @@ export interface ModelInfo {
 
 /** @internal What a GptOssModel was made from (loadModel: a checkpoint; createSyntheticModel: a generator). */
 export type ModelOrigin =
-  | { source: 'checkpoint'; config: ModelConfig; files: string[]; bytesOnDisk: number }
+  | { source: 'checkpoint'; config: ModelConfig; files: string[]; bytesOnDisk: number; format: 'safetensors' | 'gguf'; loadSeconds: number; gguf?: GgufSummary }
   | { source: 'synthetic'; config: ModelConfig; seed: number; preset?: string };
 
 /**
@@ -80,6 +102,12 @@ export class GptOssModel {
             bytesOnDisk: origin.bytesOnDisk,
             weightBytes: i.weightBytes,
             files: origin.files,
+            format: origin.format,
+            groups: i.groups,
+            conversions: i.conversions,
+            convertSeconds: i.convertSeconds,
+            loadSeconds: origin.loadSeconds,
+            ...(origin.gguf ? { gguf: origin.gguf } : {}),
           }
         : {
             source: 'synthetic',
@@ -89,6 +117,11 @@ export class GptOssModel {
             bytesOnDisk: 0,
             weightBytes: i.weightBytes,
             files: [],
+            format: 'synthetic',
+            groups: i.groups,
+            conversions: i.conversions,
+            convertSeconds: i.convertSeconds,
+            loadSeconds: 0,
             seed: origin.seed,
             ...(origin.preset !== undefined ? { preset: origin.preset } : {}),
           };
@@ -125,8 +158,16 @@ export class GptOssModel {
   }
 }
 
+/**
+ * Loads a checkpoint: a Hugging Face directory (config.json + safetensors) or a GGUF file (a path to
+ * the .gguf, an Ollama blob, or a directory holding one .gguf).
+ */
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<GptOssModel> {
+  const t0 = performance.now();
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
+  const denseWeights = options.denseWeights ?? 'as-stored';
+  if (denseWeights !== 'as-stored' && denseWeights !== 'q8')
+    throw new RangeError(`loadModel: options.denseWeights must be 'as-stored' or 'q8', got ${JSON.stringify(denseWeights)}`);
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
     {
@@ -134,8 +175,22 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       files: checkpoint.files,
       tensors: checkpoint.tensors,
       device,
+      format: checkpoint.format,
+      denseWeights,
     },
     options.onProgress,
   );
-  return new GptOssModel(nativeModel, { source: 'checkpoint', config: checkpoint.config, files: checkpoint.files, bytesOnDisk: checkpoint.bytesOnDisk }, fallbackReason);
+  return new GptOssModel(
+    nativeModel,
+    {
+      source: 'checkpoint',
+      config: checkpoint.config,
+      files: checkpoint.files,
+      bytesOnDisk: checkpoint.bytesOnDisk,
+      format: checkpoint.format,
+      loadSeconds: (performance.now() - t0) / 1000,
+      ...(checkpoint.gguf ? { gguf: checkpoint.gguf } : {}),
+    },
+    fallbackReason,
+  );
 }

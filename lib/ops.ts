@@ -6,16 +6,32 @@ import type { Tensor } from './tensor.js';
 
 export type CpuIsa = 'scalar' | 'avx2' | 'avx512' | 'neon';
 
-export interface MoeWeights {
+/** A layer's experts, Hugging Face form: gate and up interleaved in one tensor. */
+export interface MoeWeightsHf {
   /** mxfp4 [E, 2*I, H]; rows interleaved: even = gate, odd = up */
   gateUp: Tensor;
   /** bf16 or f32 [E, 2*I] */
   gateUpBias: Tensor;
-  /** mxfp4 [E, H, I] */
+  /** mxfp4 [E, H, I] (or mxfp4-ggml on the CPU) */
   down: Tensor;
   /** bf16 or f32 [E, H] */
   downBias: Tensor;
 }
+
+/** GGUF form (CPU): gate and up apart, in ggml's MXFP4 blocks (gate row j = interleaved row 2j). */
+export interface MoeWeightsGguf {
+  /** mxfp4-ggml [E, I, H] */
+  gate: Tensor;
+  /** bf16 or f32 [E, I] */
+  gateBias: Tensor;
+  up: Tensor;
+  upBias: Tensor;
+  /** mxfp4-ggml [E, H, I] */
+  down: Tensor;
+  downBias: Tensor;
+}
+
+export type MoeWeights = MoeWeightsHf | MoeWeightsGguf;
 
 export interface SwigluParams {
   limit?: number; // default 7
@@ -60,7 +76,9 @@ function wrap(n: any): KernelOps {
       n.router(h(x), h(weight), h(bias), k, h(expertIdx), h(expertWeight)),
     moe: (x, expertIdx, expertWeight, w, swiglu, out) =>
       n.moe(h(x), h(expertIdx), h(expertWeight),
-        { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias) },
+        'gate' in w
+          ? { gate: h(w.gate), gateBias: h(w.gateBias), up: h(w.up), upBias: h(w.upBias), down: h(w.down), downBias: h(w.downBias) }
+          : { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias) },
         swiglu, h(out)),
     add: (acc, x) => n.add(h(acc), h(x)),
     mxfp4Dequantize: (packed, out) => n.mxfp4Dequantize(h(packed), h(out)),
@@ -87,6 +105,11 @@ export function setThreads(threads: number): number {
   return native.ops.setThreads(threads);
 }
 /** Force the CPU kernels' ISA level (clamped to what the CPU has); returns the level used. */
+/** bf16/f16/f32 -> Q8_0 (CPU), the quantizer behind loadModel's denseWeights: 'q8'. */
+export function quantizeQ8(src: Tensor, out: Tensor): void {
+  native.ops.quantizeQ8(src.handle, out.handle);
+}
+
 export function setIsa(isa: CpuIsa): CpuIsa {
   return native.ops.setIsa(isa);
 }

@@ -7,7 +7,8 @@ export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
 
 type HostArray = Float32Array | Int32Array | Uint16Array | Uint8Array;
 
-const ELEMENT_BYTES: Record<Exclude<DType, 'mxfp4'>, number> = { f32: 4, bf16: 2, i32: 4, u8: 1 };
+type BlockDType = 'mxfp4' | 'mxfp4-ggml' | 'q8_0';
+const ELEMENT_BYTES: Record<Exclude<DType, BlockDType>, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
 
 /** bf16 bits (round to nearest even) from float32 values, as torch's .to(torch.bfloat16). */
 export function toBf16(values: ArrayLike<number>): Uint16Array {
@@ -74,6 +75,15 @@ export class Tensor {
     return new Tensor(new native.Tensor('mxfp4', shape, device, blocks, scales));
   }
 
+  /**
+   * A tensor of ggml's block formats from their bytes: 'q8_0' (34-byte blocks: f16 scale, 32 int8)
+   * or 'mxfp4-ggml' (17-byte blocks: E8M0 scale, 16 bytes of values j and j + 16), [..., cols/32 blocks]
+   * a row; or raw 'f16' bits (Uint16Array).
+   */
+  static fromBlocks(dtype: 'q8_0' | 'mxfp4-ggml' | 'f16', data: Uint8Array | Uint16Array, shape: readonly number[], device: DeviceName = 'cpu'): Tensor {
+    return new Tensor(new native.Tensor(dtype, shape, device, data));
+  }
+
   get dtype(): DType {
     return this.handle.dtype;
   }
@@ -96,7 +106,7 @@ export class Tensor {
     switch (this.dtype) {
       case 'f32': return new Float32Array(buf);
       case 'i32': return new Int32Array(buf);
-      case 'bf16': return new Uint16Array(buf);
+      case 'bf16': case 'f16': return new Uint16Array(buf);
       default: return new Uint8Array(buf);
     }
   }
@@ -121,7 +131,7 @@ export class Tensor {
     this.handle.dispose();
   }
 
-  static elementBytes(dtype: Exclude<DType, 'mxfp4'>): number {
+  static elementBytes(dtype: Exclude<DType, BlockDType>): number {
     return ELEMENT_BYTES[dtype];
   }
 }

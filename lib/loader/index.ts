@@ -1,25 +1,87 @@
-// A checkpoint directory: config.json plus model.safetensors, or model.safetensors.index.json and
-// its shards. Everything is checked here at the file level; native/model binds the tensors the
-// config implies (dtype, shape) and maps the files.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+// A checkpoint: a directory with config.json plus model.safetensors, or model.safetensors.index.json
+// and its shards; or a GGUF file (a path to it, an Ollama blob without extension, or a directory
+// holding one .gguf and no safetensors). Everything is checked here at the file level; native/model
+// binds the tensors the config implies (dtype, shape) and maps the files.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import type { NativeTensorRecord } from '../addon-types.js';
 import { readConfig, type ModelConfig } from './config.js';
 import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors.js';
+import { ggufConfig, ggufRecordDtype, isGgufFile, readGguf, type GgufFile, type GgufValue } from './gguf.js';
+
+/** What a GGUF file says about itself beyond the model's shape (model.info.gguf). */
+export interface GgufSummary {
+  version: number;
+  architecture: string;
+  /** general.name, when present. */
+  name?: string;
+  /** general.file_type (llama_ftype: 38 = MXFP4 MoE, 7 = Q8_0, 1 = F16 ...). */
+  fileType?: number;
+  /** tensor count by ggml type, e.g. { F32: 289, Q8_0: 98, MXFP4: 72 } */
+  tensorTypes: Record<string, number>;
+  /** tokenizer.chat_template (the Harmony template as a Jinja string), when present. */
+  chatTemplate?: string;
+  /** tokenizer.ggml.model and the vocabulary size it lists (the runtime uses its own o200k_harmony tokenizer). */
+  tokenizerModel?: string;
+  tokenizerVocab?: number;
+}
 
 export interface Checkpoint {
   dir: string;
+  format: 'safetensors' | 'gguf';
   config: ModelConfig;
   files: string[];
   headers: SafetensorsHeader[];
   tensors: NativeTensorRecord[];
   bytesOnDisk: number;
+  gguf?: GgufSummary;
+}
+
+function ggufSummary(g: GgufFile): GgufSummary {
+  const str = (k: string) => (typeof g.metadata.get(k) === 'string' ? (g.metadata.get(k) as string) : undefined);
+  const tensorTypes: Record<string, number> = {};
+  for (const t of g.tensors.values()) tensorTypes[t.type] = (tensorTypes[t.type] ?? 0) + 1;
+  const tokens = g.metadata.get('tokenizer.ggml.tokens') as GgufValue | undefined;
+  const fileType = g.metadata.get('general.file_type');
+  return {
+    version: g.version,
+    architecture: String(g.metadata.get('general.architecture')),
+    ...(str('general.name') !== undefined ? { name: str('general.name') } : {}),
+    ...(typeof fileType === 'number' ? { fileType } : {}),
+    tensorTypes,
+    ...(str('tokenizer.chat_template') !== undefined ? { chatTemplate: str('tokenizer.chat_template') } : {}),
+    ...(str('tokenizer.ggml.model') !== undefined ? { tokenizerModel: str('tokenizer.ggml.model') } : {}),
+    ...(tokens && typeof tokens === 'object' && 'length' in tokens ? { tokenizerVocab: tokens.length } : {}),
+  };
+}
+
+function openGguf(path: string): Checkpoint {
+  const g = readGguf(path);
+  const config = ggufConfig(g);
+  const tensors: NativeTensorRecord[] = [...g.tensors.values()].map((t) => ({
+    name: t.name,
+    file: 0,
+    dtype: ggufRecordDtype(t),
+    shape: t.shape,
+    offset: t.offset,
+    length: t.length,
+  }));
+  return { dir: path, format: 'gguf', config, files: [path], headers: [], tensors, bytesOnDisk: g.fileSize, gguf: ggufSummary(g) };
 }
 
 export function openCheckpoint(dirArg: string): Checkpoint {
   const dir = resolve(dirArg);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(dir, 'not a directory');
+  if (!existsSync(dir)) throw new CheckpointError(dir, 'not a directory or a GGUF file: no such path');
+  if (!statSync(dir).isDirectory()) {
+    if (isGgufFile(dir)) return openGguf(dir);
+    throw new CheckpointError(dir, 'not a directory or a GGUF file (expected a checkpoint directory with config.json, or a .gguf file)');
+  }
+  if (!existsSync(join(dir, 'config.json')) && !existsSync(join(dir, 'model.safetensors')) && !existsSync(join(dir, 'model.safetensors.index.json'))) {
+    const ggufs = readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf'));
+    if (ggufs.length === 1) return openGguf(join(dir, ggufs[0]));
+    if (ggufs.length > 1) throw new CheckpointError(dir, `holds ${ggufs.length} .gguf files (${ggufs.join(', ')}): name one`);
+  }
   const config = readConfig(join(dir, 'config.json'));
 
   const single = join(dir, 'model.safetensors');
@@ -63,5 +125,5 @@ export function openCheckpoint(dirArg: string): Checkpoint {
     for (const [name, shard] of Object.entries(weightMap))
       if (!seen.has(name)) throw new CheckpointError(join(dir, shard), 'listed in model.safetensors.index.json but absent from the shard', name);
 
-  return { dir, config, files, headers, tensors, bytesOnDisk: headers.reduce((a, h) => a + h.fileSize, 0) };
+  return { dir, format: 'safetensors', config, files, headers, tensors, bytesOnDisk: headers.reduce((a, h) => a + h.fileSize, 0) };
 }

@@ -17,6 +17,13 @@ struct Kernels {
   // of a block's 16 bytes meet the first half and the high nibbles the second, with no shuffle.
   void (*mxfp4_rows)(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n,
                      float* out, int64_t ld, int64_t r0, int64_t r1);
+  // Same for MXFP4 in ggml's 17-byte blocks (core/dtype.h) and plain x: a block's low nibbles are
+  // values 0-15 and its high nibbles values 16-31, the order permute_for_mxfp4 makes for HF blocks.
+  void (*mxfp4_ggml_rows)(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
+                          int64_t r0, int64_t r1);
+  // Same for Q8_0 [rows, cols/32 blocks of 34 bytes] and plain x.
+  void (*q8_0_rows)(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
+                    int64_t r0, int64_t r1);
   // Same for a bf16 [rows, cols] weight and plain x [n, cols].
   void (*bf16_rows)(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
                     int64_t r0, int64_t r1);
@@ -28,6 +35,12 @@ struct Kernels {
   void (*attention_chunk)(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,
                           float* m, float* l, float* o);
 };
+
+// f32 and f16 weights (GGUF routers, F32/F16 files): portable loops only (the compiler vectorizes
+// them); gpt-oss stores its large matrices in bf16, Q8_0 or MXFP4.
+void f32_rows(const float* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
+void f16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+              int64_t r1);
 
 const Kernels& kernels();
 const Kernels& kernels_for(Isa isa);
@@ -41,6 +54,10 @@ const float* e8m0_table();
   namespace ns {                                                                                            \
   void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n,   \
                   float* out, int64_t ld, int64_t r0, int64_t r1);                                          \
+  void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out,          \
+                       int64_t ld, int64_t r0, int64_t r1);                                                 \
+  void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,    \
+                 int64_t r0, int64_t r1);                                                                   \
   void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,        \
                  int64_t r0, int64_t r1);                                                                   \
   void attention_chunk(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,    \

@@ -12,7 +12,34 @@
 
 namespace gptoss::cpu {
 
-void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);  // mxfp4.cpp
+void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);       // mxfp4.cpp
+void linear_mxfp4_ggml(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);  // mxfp4.cpp
+void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);        // q8.cpp
+
+void f32_rows(const float* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < n; ++t) {
+      const float* row = w + r * cols;
+      const float* xt = x + t * cols;
+      float part[8] = {};
+      int64_t c = 0;
+      for (; c + 8 <= cols; c += 8)
+        for (int j = 0; j < 8; ++j) part[j] += row[c + j] * xt[c + j];
+      float acc = 0.f;
+      for (; c < cols; ++c) acc += row[c] * xt[c];
+      for (int j = 0; j < 8; ++j) acc += part[j];
+      out[t * ld + r] = acc;
+    }
+}
+
+void f16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+              int64_t r1) {
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t c = 0; c < cols; ++c) row[size_t(c)] = f16_to_f32(w[r * cols + c]);
+    f32_rows(row.data(), cols, x, n, out + r, ld, 0, 1);
+  }
+}
 
 namespace portable {
 void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
@@ -34,15 +61,20 @@ void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float
 }
 }  // namespace portable
 
+// bf16, f16 or f32 weights: one row driver, the dtype's row kernel.
 void linear_bf16(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
   const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
   const Kernels& k = kernels();
-  const auto* w = weight.ptr<uint16_t>();
   const float* xs = x.ptr<float>();
   float* y = out.ptr<float>();
   parallel_for(
       o, [&](int64_t r0, int64_t r1) {
-        k.bf16_rows(w, in, xs, n, y, o, r0, r1);
+        if (weight.dtype == DType::F32)
+          f32_rows(weight.ptr<float>(), in, xs, n, y, o, r0, r1);
+        else if (weight.dtype == DType::F16)
+          f16_rows(weight.ptr<uint16_t>(), in, xs, n, y, o, r0, r1);
+        else
+          k.bf16_rows(weight.ptr<uint16_t>(), in, xs, n, y, o, r0, r1);
         if (bias)
           for (int64_t t = 0; t < n; ++t)
             for (int64_t r = r0; r < r1; ++r) y[t * o + r] += param_at(*bias, r);
@@ -53,18 +85,35 @@ void linear_bf16(const Tensor& x, const Tensor& weight, const Tensor* bias, Tens
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
   checks::linear(x, weight, bias, out, kCpuDevice);
   if (x.dim(0) == 0 || weight.dim(0) == 0) return;
-  if (weight.dtype == DType::MXFP4)
-    linear_mxfp4(x, weight, bias, out);
-  else
-    linear_bf16(x, weight, bias, out);
+  switch (weight.dtype) {
+    case DType::MXFP4: linear_mxfp4(x, weight, bias, out); break;
+    case DType::MXFP4_GGML: linear_mxfp4_ggml(x, weight, bias, out); break;
+    case DType::Q8_0: linear_q8_0(x, weight, bias, out); break;
+    default: linear_bf16(x, weight, bias, out); break;
+  }
 }
 
 namespace ref {
-// Element (r, c) of a bf16 or MXFP4 matrix, straight from the storage layout.
+// Element (r, c) of a weight matrix in any of its storage dtypes, straight from the layout.
 float weight_at(const Tensor& w, int64_t r, int64_t c) {
   const int64_t cols = w.dim(-1);
-  if (w.dtype == DType::BF16) return bf16_to_f32(w.ptr<uint16_t>()[r * cols + c]);
   const int64_t i = r * cols + c;
+  switch (w.dtype) {
+    case DType::BF16: return bf16_to_f32(w.ptr<uint16_t>()[i]);
+    case DType::F16: return f16_to_f32(w.ptr<uint16_t>()[i]);
+    case DType::F32: return w.ptr<float>()[i];
+    case DType::Q8_0: {
+      const uint8_t* b = static_cast<const uint8_t*>(w.data) + (i / kQ8BlockSize) * kQ8BlockBytes;
+      return f16_to_f32(uint16_t(b[0] | (b[1] << 8))) * float(int8_t(b[2 + i % kQ8BlockSize]));
+    }
+    case DType::MXFP4_GGML: {
+      const uint8_t* b = static_cast<const uint8_t*>(w.data) + (i / kMxfp4BlockSize) * kMxfp4GgmlBlockBytes;
+      const int j = int(i % kMxfp4BlockSize);
+      const uint8_t code = j < 16 ? (b[1 + j] & 15) : (b[1 + j - 16] >> 4);
+      return e2m1_to_f32(code) * std::ldexp(1.0f, int(b[0]) - 127);
+    }
+    default: break;
+  }
   uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
   uint8_t code = (i % 2 == 0) ? (byte & 15) : (byte >> 4);
   return e2m1_to_f32(code) * std::ldexp(1.0f, int(static_cast<const uint8_t*>(w.scales)[i / 32]) - 127);

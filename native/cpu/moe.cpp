@@ -50,7 +50,7 @@ void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Te
   checks::router(x, weight, bias, k, expert_idx, expert_weight, kCpuDevice);
   const int64_t n = x.dim(0), e = weight.dim(0);
   Tensor logits = host_empty(DType::F32, {n, e});
-  linear_bf16(x, weight, &bias, logits);
+  linear_bf16(x, weight, &bias, logits);  // bf16 or f32 router weight
   for (int64_t t = 0; t < n; ++t)
     topk_softmax(logits.ptr<float>() + t * e, e, k, expert_idx.ptr<int32_t>() + t * k,
                  expert_weight.ptr<float>() + t * k);
@@ -61,7 +61,7 @@ void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Te
 static void check_moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
                       const Tensor& out) {
   checks::moe(x, expert_idx, expert_weight, w, out, kCpuDevice);
-  const int64_t e = w.gate_up.dim(0);
+  const int64_t e = w.experts();
   for (int64_t i = 0; i < expert_idx.numel(); ++i) {
     int32_t id = expert_idx.ptr<int32_t>()[i];
     if (id < 0 || id >= e)
@@ -78,8 +78,21 @@ struct Group {
 };
 
 // Position of column c of an activation row in the kernels' permuted layout (permute_for_mxfp4:
-// each 32-column block as its 16 even columns, then its 16 odd ones).
+// each 32-column block as its 16 even columns, then its 16 odd ones). ggml blocks read plain rows.
 inline int64_t permuted_col(int64_t c) { return (c & ~int64_t(31)) + ((c & 1) << 4) + ((c & 31) >> 1); }
+
+// One expert's rows [r0, r1) of a packed [E, R, C] weight times nt activation rows (HF blocks: x
+// permuted; ggml blocks: plain), into out[t * ld + r - r0].
+void expert_rows(const Kernels& k, const Tensor& w, int64_t expert, int64_t cols, const float* x, int64_t nt,
+                 float* out, int64_t ld, int64_t r0, int64_t r1) {
+  const int64_t rows = w.dim(1), nblk = cols / kMxfp4BlockSize;
+  const int64_t first = (expert * rows + r0) * nblk;  // first block
+  if (w.dtype == DType::MXFP4_GGML)
+    k.mxfp4_ggml_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4GgmlBlockBytes, cols, x, nt, out, ld, 0, r1 - r0);
+  else
+    k.mxfp4_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4BlockBytes,
+                 static_cast<const uint8_t*>(w.scales) + first, cols, x, nt, out, ld, 0, r1 - r0);
+}
 }  // namespace
 
 // Two dispatches per call, whatever n: (1) gate_up rows of every group, each chunk finishing its
@@ -91,8 +104,10 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
          const SwigluParams& swiglu, Tensor& out) {
   check_moe(x, expert_idx, expert_weight, w, out);
   const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
-  const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1), inter = inter2 / 2;
+  const int64_t e = w.experts(), inter = w.intermediate(), inter2 = 2 * inter;
   if (n == 0) return;
+  // HF blocks read activations permuted (permute_for_mxfp4), ggml blocks read them as they are.
+  const bool split = w.split(), down_permuted = w.down.dtype == DType::MXFP4;
   // Group (token, slot) pairs by expert; slot_row[t*topk+s] = the pair's row in the gathered buffers.
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(e));
   for (int64_t t = 0; t < n; ++t)
@@ -111,39 +126,61 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     }
     groups.push_back(std::move(g));
   }
-  // Gather x (permuted for the MXFP4 kernel) per group row.
-  std::vector<float> xp(static_cast<size_t>(n * h)), xg(static_cast<size_t>(rows * h));
-  permute_for_mxfp4(x.ptr<float>(), n, h, xp.data());
+  // Gather x (permuted for HF blocks) per group row.
+  std::vector<float> xp, xg(static_cast<size_t>(rows * h));
+  const float* xsrc = x.ptr<float>();
+  if (!split) {
+    xp.resize(static_cast<size_t>(n * h));
+    permute_for_mxfp4(x.ptr<float>(), n, h, xp.data());
+    xsrc = xp.data();
+  }
   for (const Group& g : groups)
     for (size_t j = 0; j < g.tokens.size(); ++j)
-      std::copy_n(xp.data() + g.tokens[j] * h, h, xg.data() + (g.row0 + int64_t(j)) * h);
+      std::copy_n(xsrc + g.tokens[j] * h, h, xg.data() + (g.row0 + int64_t(j)) * h);
 
   const Kernels& k = kernels();
-  const int64_t gu_blocks = inter2 * h / kMxfp4BlockSize, down_blocks = h * inter / kMxfp4BlockSize;
-  const auto* gu_packed = static_cast<const uint8_t*>(w.gate_up.data);
-  const auto* gu_scales = static_cast<const uint8_t*>(w.gate_up.scales);
-  const auto* down_packed = static_cast<const uint8_t*>(w.down.data);
-  const auto* down_scales = static_cast<const uint8_t*>(w.down.scales);
   std::vector<float> gu(static_cast<size_t>(rows * inter2)), actp(static_cast<size_t>(rows * inter));
   {
     ProfileScope ps("moe.gate_up+swiglu");
     parallel_for(int64_t(groups.size()) * inter2, [&](int64_t a, int64_t b) {
+      std::vector<float> halves;  // split form: this chunk's gate rows, then its up rows
       while (a < b) {
         // Chunks are multiples of 16 rows and inter2 is even, so r0 and r1 are even: a chunk holds
         // whole (gate, up) pairs.
         const int64_t gi = a / inter2, r0 = a % inter2, r1 = std::min(inter2, r0 + (b - a));
         const Group& grp = groups[size_t(gi)];
         const int64_t nt = int64_t(grp.tokens.size());
-        k.mxfp4_rows(gu_packed + grp.expert * gu_blocks * kMxfp4BlockBytes, gu_scales + grp.expert * gu_blocks, h,
-                     xg.data() + grp.row0 * h, nt, gu.data() + grp.row0 * inter2, inter2, r0, r1);
+        const float* xrows = xg.data() + grp.row0 * h;
+        if (split) {
+          // gate row j and up row j are the interleaved rows 2j and 2j + 1 (llama.cpp's split).
+          const int64_t j0 = r0 / 2, j1 = r1 / 2, m = j1 - j0;
+          halves.resize(size_t(2 * nt * m));
+          expert_rows(k, w.gate, grp.expert, h, xrows, nt, halves.data(), m, j0, j1);
+          expert_rows(k, w.up, grp.expert, h, xrows, nt, halves.data() + nt * m, m, j0, j1);
+          for (int64_t t = 0; t < nt; ++t) {
+            float* row = gu.data() + (grp.row0 + t) * inter2;
+            for (int64_t j = 0; j < m; ++j) {
+              row[2 * (j0 + j)] = halves[size_t(t * m + j)] + param_at(w.gate_bias, grp.expert * inter + j0 + j);
+              row[2 * (j0 + j) + 1] = halves[size_t((nt + t) * m + j)] + param_at(w.up_bias, grp.expert * inter + j0 + j);
+            }
+          }
+        } else {
+          expert_rows(k, w.gate_up, grp.expert, h, xrows, nt, gu.data() + grp.row0 * inter2 + r0, inter2, r0, r1);
+          for (int64_t t = 0; t < nt; ++t) {
+            float* row = gu.data() + (grp.row0 + t) * inter2;
+            for (int64_t c = r0; c < r1; ++c) row[c] += param_at(w.gate_up_bias, grp.expert * inter2 + c);
+          }
+        }
         for (int64_t j = 0; j < nt; ++j) {
-          float* row = gu.data() + (grp.row0 + j) * inter2;
-          for (int64_t c = r0; c < r1; ++c) row[c] += param_at(w.gate_up_bias, grp.expert * inter2 + c);
+          const float* row = gu.data() + (grp.row0 + j) * inter2;
           float act[16];
           for (int64_t c = r0; c < r1; c += 32) {  // up to 16 pairs at a time
             const int64_t pairs = std::min<int64_t>(16, (r1 - c) / 2);
             swiglu_interleaved(row + c, pairs, swiglu, act);
-            for (int64_t i = 0; i < pairs; ++i) actp[size_t((grp.row0 + j) * inter + permuted_col(c / 2 + i))] = act[i];
+            for (int64_t i = 0; i < pairs; ++i) {
+              const int64_t col = c / 2 + i;
+              actp[size_t((grp.row0 + j) * inter + (down_permuted ? permuted_col(col) : col))] = act[i];
+            }
           }
         }
         a += r1 - r0;
@@ -154,8 +191,8 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   std::vector<float> y(static_cast<size_t>(rows * h));
   parallel_for(h, [&](int64_t r0, int64_t r1) {
     for (const Group& grp : groups)
-      k.mxfp4_rows(down_packed + grp.expert * down_blocks * kMxfp4BlockBytes, down_scales + grp.expert * down_blocks, inter,
-                   actp.data() + grp.row0 * inter, int64_t(grp.tokens.size()), y.data() + grp.row0 * h, h, r0, r1);
+      expert_rows(k, w.down, grp.expert, inter, actp.data() + grp.row0 * inter, int64_t(grp.tokens.size()),
+                  y.data() + grp.row0 * h + r0, h, r0, r1);
     // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
     for (int64_t t = 0; t < n; ++t) {
       float* o = out.ptr<float>() + t * h;
@@ -187,16 +224,20 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
          const SwigluParams& swiglu, Tensor& out) {
   check_moe(x, expert_idx, expert_weight, w, out);
   const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
-  const int64_t inter2 = w.gate_up.dim(1), inter = inter2 / 2;
+  const int64_t inter = w.intermediate(), inter2 = 2 * inter;
   std::vector<float> gu(static_cast<size_t>(inter2)), act(static_cast<size_t>(inter));
   for (int64_t t = 0; t < n; ++t) {
     std::vector<double> acc(size_t(h), 0.0);
     for (int64_t s = 0; s < topk; ++s) {
       const int32_t ex = expert_idx.ptr<int32_t>()[t * topk + s];
-      const Tensor gate_up = w.gate_up.select(ex), down = w.down.select(ex);
+      const Tensor down = w.down.select(ex);
       for (int64_t r = 0; r < inter2; ++r) {
-        double a = param_at(w.gate_up_bias, ex * inter2 + r);
-        for (int64_t c = 0; c < h; ++c) a += double(weight_at(gate_up, r, c)) * x.ptr<float>()[t * h + c];
+        // Row r of the interleaved gate_up; the GGUF form holds it as gate (even r) or up (odd r) row r / 2.
+        const Tensor rows = w.split() ? (r % 2 == 0 ? w.gate : w.up).select(ex) : w.gate_up.select(ex);
+        const int64_t wr = w.split() ? r / 2 : r;
+        double a = w.split() ? param_at(r % 2 == 0 ? w.gate_bias : w.up_bias, ex * inter + r / 2)
+                             : param_at(w.gate_up_bias, ex * inter2 + r);
+        for (int64_t c = 0; c < h; ++c) a += double(weight_at(rows, wr, c)) * x.ptr<float>()[t * h + c];
         gu[size_t(r)] = float(a);
       }
       swiglu_interleaved(gu.data(), inter, swiglu, act.data());

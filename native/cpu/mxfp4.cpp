@@ -57,6 +57,29 @@ void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, cons
     }
   }
 }
+
+void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+                     int64_t r1) {
+  const int64_t nblk = cols / kMxfp4BlockSize;
+  const float* e8m0 = e8m0_table();
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = blocks + r * nblk * kMxfp4GgmlBlockBytes;
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * cols;
+      float acc = 0.f;
+      for (int64_t g = 0; g < nblk; ++g) {
+        const uint8_t* b = row + g * kMxfp4GgmlBlockBytes;  // scale byte, then 16 code bytes
+        float part[16] = {};
+        for (int k = 0; k < 16; ++k)
+          part[k] = e2m1_to_f32(b[1 + k] & 15) * xt[g * 32 + k] + e2m1_to_f32(b[1 + k] >> 4) * xt[g * 32 + 16 + k];
+        float sum = 0.f;
+        for (int k = 0; k < 16; ++k) sum += part[k];
+        acc += sum * e8m0[b[0]];
+      }
+      out[t * ld + r] = acc;
+    }
+  }
+}
 }  // namespace portable
 
 // ---- MXFP4 linear: out[n, O] = x[n, I] W[O, I]^T (+ bias) with W packed ----
@@ -71,6 +94,23 @@ void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Ten
   parallel_for(
       o, [&](int64_t r0, int64_t r1) {
         k.mxfp4_rows(blocks, scales, in, xp.data(), n, y, o, r0, r1);
+        if (bias)
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = r0; r < r1; ++r) y[t * o + r] += param_at(*bias, r);
+      },
+      16);
+}
+
+// ggml blocks: the activations go in as they are (a block's low nibbles are its first 16 values).
+void linear_mxfp4_ggml(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
+  const Kernels& k = kernels();
+  const auto* blocks = static_cast<const uint8_t*>(weight.data);
+  const float* xs = x.ptr<float>();
+  float* y = out.ptr<float>();
+  parallel_for(
+      o, [&](int64_t r0, int64_t r1) {
+        k.mxfp4_ggml_rows(blocks, in, xs, n, y, o, r0, r1);
         if (bias)
           for (int64_t t = 0; t < n; ++t)
             for (int64_t r = r0; r < r1; ++r) y[t * o + r] += param_at(*bias, r);

@@ -3,6 +3,7 @@
 // and xor-ed in.
 #include <immintrin.h>
 
+#include "core/dtype.h"
 #include "kernels.h"
 #include "row_blocks.h"
 #include "simd_avx2.h"
@@ -33,13 +34,14 @@ inline Decoded decode(const uint8_t* b, float scale) {
 }
 
 
-template <int NT>
+// QS / SS: bytes between consecutive blocks' codes / scale bytes (HF 16 / 1, ggml 17 / 17: see mxfp4_avx512.cpp).
+template <int QS, int SS, int NT>
 inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols,
                      const float* e8m0, float* res) {
   __m256 acc[NT][2];
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
-    const Decoded d = decode(b + 16 * g, e8m0[s[g]]);
+    const Decoded d = decode(b + QS * g, e8m0[s[g * SS]]);
     for (int j = 0; j < NT; ++j) {
       const float* xg = x + j * cols + 32 * g;
       acc[j][0] = _mm256_fmadd_ps(d.w[0], _mm256_loadu_ps(xg), acc[j][0]);
@@ -57,7 +59,18 @@ void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, cons
   const int64_t nblk = cols / 32;
   const float* e8m0 = e8m0_table();
   for_rows_by_token_blocks(r0, r1, n, cols, xp, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
-    row_dotn<decltype(nt)::value>(blocks + r * nblk * 16, scales + r * nblk, nblk, xt, cols, e8m0, res);
+    row_dotn<16, 1, decltype(nt)::value>(blocks + r * nblk * 16, scales + r * nblk, nblk, xt, cols, e8m0, res);
+  });
+}
+
+void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+                     int64_t r1) {
+  constexpr int kB = kMxfp4GgmlBlockBytes;
+  const int64_t nblk = cols / 32;
+  const float* e8m0 = e8m0_table();
+  for_rows_by_token_blocks(r0, r1, n, cols, x, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
+    const uint8_t* row = blocks + r * nblk * kB;
+    row_dotn<kB, kB, decltype(nt)::value>(row + 1, row, nblk, xt, cols, e8m0, res);
   });
 }
 

@@ -64,11 +64,12 @@ inline __m512 scaled_table_at(const float* tables, uint8_t s) { return _mm512_lo
 // Four rows times one token (decode): each x block is loaded once for the four rows, which halves
 // the load-port traffic per weight block (two 64-byte x loads shared instead of repeated).
 constexpr int64_t kPrefetch = 2048;  // bytes; 1024: 20 GB/s, 2048-4096: 23-24 GB/s (bench/RESULTS.md)
+template <int QS, int SS>
 inline void rows_dot4(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, const float* e8m0,
                       float* res) {
   const __m512i lut = _mm512_castps_si512(e2m1_table());
   const int32_t* delta = exponent_delta_table();
-  const int64_t rb = nblk * 16;  // bytes per row
+  const int64_t rb = nblk * QS;  // bytes per row
   __m512 acc[4][2];
   for (int r = 0; r < 4; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
@@ -76,14 +77,14 @@ inline void rows_dot4(const uint8_t* b, const uint8_t* s, int64_t nblk, const fl
     // kPrefetch bytes ahead, running on into the next four rows (which follow contiguously).
     if ((g & 3) == 0)
       for (int r = 0; r < 4; ++r) {
-        const int64_t off = 16 * g + kPrefetch;
+        const int64_t off = QS * g + kPrefetch;
         _mm_prefetch(reinterpret_cast<const char*>(off < rb ? b + r * rb + off : b + (4 + r) * rb + off - rb), _MM_HINT_T0);
       }
     const __m512 x0 = _mm512_loadu_ps(x + 32 * g), x1 = _mm512_loadu_ps(x + 32 * g + 16);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
-      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + r * rb + 16 * g)));
-      const __m512 table = scaled_table_fast(lut, s[r * nblk + g], delta, e8m0);
+      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + r * rb + QS * g)));
+      const __m512 table = scaled_table_fast(lut, s[(r * nblk + g) * SS], delta, e8m0);
       acc[r][0] = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, table), x0, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table), x1, acc[r][1]);
     }
@@ -92,13 +93,14 @@ inline void rows_dot4(const uint8_t* b, const uint8_t* s, int64_t nblk, const fl
 }
 
 // One row times one token: four accumulators cover the FMA latency.
+template <int QS, int SS>
 inline float row_dot1(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, const float* e8m0) {
   const __m512i lut = _mm512_castps_si512(e2m1_table());
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
          acc3 = _mm512_setzero_ps();
   auto block = [&](int64_t g, __m512& a, __m512& c) {
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * g)));
-    const __m512 table = scaled_table(lut, s[g], e8m0);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + QS * g)));
+    const __m512 table = scaled_table(lut, s[g * SS], e8m0);
     a = _mm512_fmadd_ps(_mm512_permutexvar_ps(q, table), _mm512_loadu_ps(x + 32 * g), a);
     c = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table), _mm512_loadu_ps(x + 32 * g + 16), c);
   };
@@ -114,11 +116,11 @@ inline float row_dot1(const uint8_t* b, const uint8_t* s, int64_t nblk, const fl
 // R rows times T tokens (prefill, grouped MoE): each block is decoded once per row and used T
 // times, each activation load R times; 2*R*T FMAs against R decodes and 2*T loads per block, so
 // the loop is FMA-bound (R = 4, T = 4: 16 accumulators + 8 decoded vectors + 2 activations).
-template <int R, int T>
+template <int QS, int SS, int R, int T>
 inline void tile(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols,
                  const float* e8m0, float* out, int64_t ld) {
   const float* tables = scaled_e2m1_tables();
-  const int64_t rb = nblk * 16;
+  const int64_t rb = nblk * QS;
   __m512 acc[R][T];
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -126,13 +128,13 @@ inline void tile(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* 
     // As in rows_dot4: R interleaved row streams, each fetched kPrefetch bytes ahead.
     if ((g & 3) == 0)
       for (int i = 0; i < R; ++i) {
-        const int64_t off = 16 * g + kPrefetch;
+        const int64_t off = QS * g + kPrefetch;
         _mm_prefetch(reinterpret_cast<const char*>(off < rb ? b + i * rb + off : b + (R + i) * rb + off - rb), _MM_HINT_T0);
       }
     __m512 lo[R], hi[R];
     for (int i = 0; i < R; ++i) {
-      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i * rb + 16 * g)));
-      const __m512 table = scaled_table_at(tables, s[i * nblk + g]);
+      const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i * rb + QS * g)));
+      const __m512 table = scaled_table_at(tables, s[(i * nblk + g) * SS]);
       lo[i] = _mm512_permutexvar_ps(q, table);
       hi[i] = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
     }
@@ -145,27 +147,29 @@ inline void tile(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* 
     for (int j = 0; j < T; ++j) out[j * ld + i] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-template <int R>
+template <int QS, int SS, int R>
 inline void tile_tokens(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols, int64_t nt,
                         const float* e8m0, float* out, int64_t ld) {
   switch (nt) {
-    case 1: tile<R, 1>(b, s, nblk, x, cols, e8m0, out, ld); break;
-    case 2: tile<R, 2>(b, s, nblk, x, cols, e8m0, out, ld); break;
-    case 3: tile<R, 3>(b, s, nblk, x, cols, e8m0, out, ld); break;
-    default: tile<R, 4>(b, s, nblk, x, cols, e8m0, out, ld); break;
+    case 1: tile<QS, SS, R, 1>(b, s, nblk, x, cols, e8m0, out, ld); break;
+    case 2: tile<QS, SS, R, 2>(b, s, nblk, x, cols, e8m0, out, ld); break;
+    case 3: tile<QS, SS, R, 3>(b, s, nblk, x, cols, e8m0, out, ld); break;
+    default: tile<QS, SS, R, 4>(b, s, nblk, x, cols, e8m0, out, ld); break;
   }
 }
 
-}  // namespace
-
-void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
-                int64_t ld, int64_t r0, int64_t r1) {
+// QS: bytes from one block's 16 code bytes to the next's; SS: the same for the scale bytes. The
+// Hugging Face layout keeps codes and scales in two arrays (QS 16, SS 1); ggml's MXFP4 block is the
+// scale byte then the 16 code bytes (QS = SS = 17), read through q = base + 1, s = base.
+template <int QS, int SS>
+void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
+              int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* e8m0 = e8m0_table();
   if (n == 1) {
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) rows_dot4(blocks + r * nblk * 16, scales + r * nblk, nblk, xp, e8m0, out + r);
-    for (; r < r1; ++r) out[r] = row_dot1(blocks + r * nblk * 16, scales + r * nblk, nblk, xp, e8m0);
+    for (; r + 4 <= r1; r += 4) rows_dot4<QS, SS>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp, e8m0, out + r);
+    for (; r < r1; ++r) out[r] = row_dot1<QS, SS>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp, e8m0);
     return;
   }
   // Tokens in blocks whose activations stay in L2 (48 x 2880 f32 = 553 KB of 1 MB).
@@ -176,13 +180,25 @@ void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, cons
     int64_t r = r0;
     for (; r + kRows <= r1; r += kRows)
       for (int64_t t = tb; t < te; t += kTokens)
-        tile_tokens<kRows>(blocks + r * nblk * 16, scales + r * nblk, nblk, xp + t * cols, cols, te - t, e8m0,
-                           out + t * ld + r, ld);
+        tile_tokens<QS, SS, kRows>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp + t * cols, cols, te - t,
+                                   e8m0, out + t * ld + r, ld);
     for (; r < r1; ++r)
       for (int64_t t = tb; t < te; t += kTokens)
-        tile_tokens<1>(blocks + r * nblk * 16, scales + r * nblk, nblk, xp + t * cols, cols, te - t, e8m0,
-                       out + t * ld + r, ld);
+        tile_tokens<QS, SS, 1>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp + t * cols, cols, te - t, e8m0,
+                               out + t * ld + r, ld);
   }
+}
+
+}  // namespace
+
+void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
+                int64_t ld, int64_t r0, int64_t r1) {
+  rows_any<16, 1>(blocks, scales, cols, xp, n, out, ld, r0, r1);
+}
+
+void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+                     int64_t r1) {
+  rows_any<kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, x, n, out, ld, r0, r1);
 }
 
 }  // namespace gptoss::cpu::avx512

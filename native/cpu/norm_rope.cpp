@@ -26,6 +26,16 @@ static void embed_rows(const Tensor& tokens, const Tensor& table, Tensor& out, i
     if (table.dtype == DType::BF16) {
       const uint16_t* src = table.ptr<uint16_t>() + id * h;
       for (int64_t c = 0; c < h; ++c) dst[c] = bf16_to_f32(src[c]);
+    } else if (table.dtype == DType::F16) {
+      const uint16_t* src = table.ptr<uint16_t>() + id * h;
+      for (int64_t c = 0; c < h; ++c) dst[c] = f16_to_f32(src[c]);
+    } else if (table.dtype == DType::Q8_0) {  // GGUF: value = d * q per 32 (core/dtype.h)
+      const uint8_t* row = static_cast<const uint8_t*>(table.data) + id * (h / kQ8BlockSize) * kQ8BlockBytes;
+      for (int64_t g = 0; g < h / kQ8BlockSize; ++g) {
+        const uint8_t* b = row + g * kQ8BlockBytes;
+        const float d = f16_to_f32(uint16_t(b[0] | (b[1] << 8)));
+        for (int k = 0; k < kQ8BlockSize; ++k) dst[g * kQ8BlockSize + k] = d * float(int8_t(b[2 + k]));
+      }
     } else {
       const float* src = table.ptr<float>() + id * h;
       for (int64_t c = 0; c < h; ++c) dst[c] = src[c];

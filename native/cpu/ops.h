@@ -33,6 +33,10 @@ GPTOSS_CPU_OPS
 }
 #undef GPTOSS_CPU_OPS
 
+// src (bf16, f16 or f32, last dim % 32 == 0) -> Q8_0 of the same shape (q8.cpp): ggml's rule, d = amax/127
+// as f16, q = round(v / d). The model's load-time conversion (denseWeights: 'q8'), on the thread pool.
+void quantize_q8_0(const Tensor& src, Tensor& out);
+
 // The device the CPU ops check their tensors against (model/op_checks.h holds the checks; each op
 // adds only its value checks that read host memory: token ids, positions, expert ids).
 inline const Device kCpuDevice{DeviceKind::CPU, 0};

@@ -17,12 +17,23 @@
 
 namespace gptoss {
 
-// One layer's experts as stored in the checkpoint (transformers' GptOssExperts, MXFP4 packed).
+// One layer's experts as stored in the checkpoint (transformers' GptOssExperts, MXFP4 packed), in
+// one of two forms:
+//  - Hugging Face: gate_up MXFP4 [E, 2*I, H], rows interleaved (even = gate, odd = up), and its bias.
+//  - GGUF (llama.cpp's conversion splits gate_up by rows ::2 / 1::2): gate and up MXFP4_GGML
+//    [E, I, H] with their biases; gate_up is then undefined. CPU only (op_checks.h: moe).
+// down is MXFP4 [E, H, I] (HF) or MXFP4_GGML (GGUF). Biases bf16 or f32.
 struct MoeWeights {
   Tensor gate_up;       // MXFP4 [E, 2*I, H]; rows interleaved: even = gate, odd = up
-  Tensor gate_up_bias;  // bf16 [E, 2*I]
-  Tensor down;          // MXFP4 [E, H, I]
-  Tensor down_bias;     // bf16 [E, H]
+  Tensor gate_up_bias;  // [E, 2*I]
+  Tensor down;          // [E, H, I]
+  Tensor down_bias;     // [E, H]
+  Tensor gate, up;      // GGUF form: MXFP4_GGML [E, I, H] each
+  Tensor gate_bias, up_bias;  // GGUF form: [E, I] each
+
+  bool split() const { return !gate_up.defined() && gate.defined(); }
+  int64_t experts() const { return split() ? gate.dim(0) : gate_up.dim(0); }
+  int64_t intermediate() const { return split() ? gate.dim(1) : gate_up.dim(1) / 2; }
 };
 
 struct SwigluParams {

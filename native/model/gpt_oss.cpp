@@ -3,8 +3,11 @@
 #include "gpt_oss.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
+
+#include "cpu/ops.h"
 
 namespace gptoss {
 
@@ -50,12 +53,46 @@ void yarn_inv_freq(const ModelConfig& c, std::vector<float>& inv_freq, float& sc
 // ---------------------------------------------------------------------------------------------
 namespace {
 
+// A record's dtype string (lib/loader: safetensors dtypes; GGUF types as ggml names them, MXFP4 as
+// MXFP4_GGML) -> the DType it binds as, or false when none.
+bool parse_storage_dtype(const std::string& s, DType& out) {
+  if (s == "BF16") out = DType::BF16;
+  else if (s == "F32") out = DType::F32;
+  else if (s == "F16") out = DType::F16;
+  else if (s == "Q8_0") out = DType::Q8_0;
+  else if (s == "MXFP4_GGML") out = DType::MXFP4_GGML;
+  else return false;
+  return true;
+}
+
+const char* role_accepts(WeightRole role) {
+  switch (role) {
+    case WeightRole::Param: return "BF16, F32 or F16";
+    case WeightRole::Matrix: case WeightRole::Embedding: return "BF16, F32, F16 or Q8_0";
+    case WeightRole::Router: return "BF16, F32 or F16";
+    case WeightRole::Experts: return "MXFP4";
+  }
+  return "?";
+}
+
+bool role_takes(WeightRole role, DType d) {
+  switch (role) {
+    case WeightRole::Param: case WeightRole::Router: return d == DType::BF16 || d == DType::F32 || d == DType::F16;
+    case WeightRole::Matrix: case WeightRole::Embedding:
+      return d == DType::BF16 || d == DType::F32 || d == DType::F16 || d == DType::Q8_0;
+    case WeightRole::Experts: return d == DType::MXFP4_GGML;
+  }
+  return false;
+}
+
 struct Binder {
   const std::vector<std::string>& files;
   const std::vector<std::shared_ptr<MappedFile>>& maps;
   std::map<std::string, const TensorRecord*> by_name;
   Backend& backend;
   const LoadProgress& progress;
+  const LoadOptions& options;
+  LoadReport& report;
   uint64_t done = 0, total = 0;
 
   std::string where(const std::string& name) const {
@@ -64,20 +101,28 @@ struct Binder {
     return file + ": tensor '" + name + "'";
   }
 
-  const TensorRecord& record(const std::string& name, const char* dtype, const Shape& shape) {
+  const TensorRecord& find(const std::string& name, const std::string& expected) const {
     auto it = by_name.find(name);
     if (it == by_name.end())
       throw runtime_error((files.size() == 1 ? files[0] : std::string("checkpoint")) + ": tensor '" + name +
-                          "' is missing (expected " + dtype + shape_str(shape) + ")");
-    const TensorRecord& r = *it->second;
+                          "' is missing (expected " + expected + ")");
+    return *it->second;
+  }
+
+  void check_extent(const TensorRecord& r) const {
+    const MappedFile& f = *maps[r.file];
+    if (r.offset > f.size() || r.length > f.size() - r.offset)
+      throw range_error(where(r.name) + " data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
+                        ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
+  }
+
+  const TensorRecord& record(const std::string& name, const char* dtype, const Shape& shape) {
+    const TensorRecord& r = find(name, dtype + shape_str(shape));
     if (r.dtype != dtype)
       throw type_error(where(name) + " has dtype " + r.dtype + ", expected " + dtype + shape_str(shape));
     if (r.shape != shape)
       throw range_error(where(name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(shape));
-    const MappedFile& f = *maps[r.file];
-    if (r.offset > f.size() || r.length > f.size() - r.offset)
-      throw range_error(where(name) + " data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
-                        ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
+    check_extent(r);
     return r;
   }
 
@@ -91,6 +136,36 @@ struct Binder {
     return t;
   }
 
+  // Adds a bound tensor to its group in the load report.
+  void note(const WeightSlot& slot, DType file_dtype, const Tensor& t, uint64_t file_bytes, bool converted) {
+    LoadGroup* g = nullptr;
+    for (LoadGroup& x : report.groups)
+      if (x.group == slot.group) g = &x;
+    if (!g) {
+      LoadGroup fresh;
+      fresh.group = slot.group;
+      report.groups.push_back(fresh);
+      g = &report.groups.back();
+    }
+    auto add = [](std::string& list, const char* name) {
+      const std::string n = name;
+      size_t pos = 0;
+      while (pos <= list.size()) {
+        size_t end = list.find('+', pos);
+        if (end == std::string::npos) end = list.size();
+        if (list.compare(pos, end - pos, n) == 0) return;
+        pos = end + 1;
+      }
+      list += (list.empty() ? "" : "+") + n;
+    };
+    add(g->file_dtypes, dtype_name(file_dtype));
+    add(g->memory_dtypes, dtype_name(t.dtype));
+    g->file_bytes += file_bytes;
+    const uint64_t mem = t.nbytes() + t.scale_bytes();
+    g->memory_bytes += mem;
+    if (converted) g->converted_bytes += mem;
+  }
+
   Tensor finish(Tensor host, uint64_t bytes) {
     Tensor t = backend.upload(host);
     done += bytes;
@@ -98,13 +173,63 @@ struct Binder {
     return t;
   }
 
-  Tensor bf16(const std::string& name, const Shape& shape) {
-    const TensorRecord& r = record(name, "BF16", shape);
-    return finish(host_view(r, DType::BF16, shape), r.length);
+  // A Hugging Face BF16 tensor, optionally quantized to Q8_0 (denseWeights: 'q8').
+  Tensor bf16(const WeightSlot& slot) {
+    const TensorRecord& r = record(slot.name, "BF16", slot.shape);
+    Tensor t = host_view(r, DType::BF16, slot.shape);
+    const bool q8 = options.dense_q8 && slot.role == WeightRole::Matrix;
+    if (q8) t = convert(slot, t, DType::Q8_0);
+    note(slot, DType::BF16, t, r.length, q8);
+    return finish(t, r.length);
+  }
+
+  // A GGUF tensor of any dtype the slot's role takes, read in place; f16 vectors widen to f32 and,
+  // with denseWeights: 'q8', bf16/f16/f32 matrices quantize to Q8_0 (both into heap memory).
+  Tensor gguf(const WeightSlot& slot) {
+    const TensorRecord& r = find(slot.name, std::string(role_accepts(slot.role)) + shape_str(slot.shape));
+    DType d;
+    if (!parse_storage_dtype(r.dtype, d) || !role_takes(slot.role, d))
+      throw type_error(where(r.name) + " has type " + r.dtype + ", which this runtime does not read for this tensor (expected " +
+                       role_accepts(slot.role) + ")");
+    if (r.shape != slot.shape)
+      throw range_error(where(r.name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(slot.shape));
+    if ((d == DType::Q8_0 || d == DType::MXFP4_GGML) && slot.shape.back() % 32 != 0)
+      throw range_error(where(r.name) + ": " + r.dtype + " rows must hold whole 32-value blocks, got " + shape_str(slot.shape));
+    check_extent(r);
+    Tensor t = host_view(r, d, slot.shape);
+    bool converted = false;
+    if (d == DType::F16 && (slot.role == WeightRole::Param || slot.role == WeightRole::Router)) {
+      t = convert(slot, t, DType::F32);
+      converted = true;
+    } else if (options.dense_q8 && slot.role == WeightRole::Matrix && d != DType::Q8_0) {
+      t = convert(slot, t, DType::Q8_0);
+      converted = true;
+    }
+    note(slot, d, t, r.length, converted);
+    return finish(t, r.length);
+  }
+
+  // src (mapped) -> a heap tensor of `to`, timed into the report.
+  Tensor convert(const WeightSlot& slot, const Tensor& src, DType to) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor out = host_empty(to, src.shape);
+    if (to == DType::Q8_0) {
+      cpu::quantize_q8_0(src, out);
+    } else {  // f16 -> f32
+      for (int64_t i = 0; i < src.numel(); ++i) out.ptr<float>()[i] = f16_to_f32(src.ptr<uint16_t>()[i]);
+    }
+    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string line = std::string(slot.group) + ": " + dtype_name(src.dtype) + " -> " + dtype_name(to) +
+                             (to == DType::Q8_0 ? " (denseWeights q8)" : " (f16 vectors run as f32)");
+    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+      report.conversions.push_back(line);
+    return out;
   }
 
   // `<prefix>_blocks` U8 [E, R, C/32, 16] + `<prefix>_scales` U8 [E, R, C/32] -> MXFP4 [E, R, C].
-  Tensor mxfp4(const std::string& prefix, int64_t experts, int64_t rows, int64_t cols) {
+  Tensor mxfp4(const WeightSlot& slot) {
+    const std::string& prefix = slot.name;
+    const int64_t experts = slot.shape[0], rows = slot.shape[1], cols = slot.shape[2];
     const int64_t groups = cols / kMxfp4BlockSize;
     const TensorRecord& b = record(prefix + "_blocks", "U8", {experts, rows, groups, kMxfp4BlockBytes});
     const TensorRecord& s = record(prefix + "_scales", "U8", {experts, rows, groups});
@@ -119,6 +244,7 @@ struct Binder {
       auto keep = std::make_shared<std::pair<std::shared_ptr<MappedFile>, std::shared_ptr<MappedFile>>>(maps[b.file], maps[s.file]);
       t.storage = std::shared_ptr<void>(keep, keep.get());
     }
+    note(slot, DType::MXFP4, t, b.length + s.length, false);
     return finish(t, b.length + s.length);
   }
 };
@@ -131,38 +257,50 @@ uint64_t WeightSlot::bytes() const {
   return dtype == DType::MXFP4 ? dtype_bytes(DType::MXFP4, n) + uint64_t(n / kMxfp4BlockSize) : dtype_bytes(dtype, n);
 }
 
-std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w) {
+std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w, WeightFormat format) {
   const int64_t H = c.hidden_size, I = c.intermediate_size, E = c.num_experts, V = c.vocab_size;
   const int64_t D = c.head_dim, Hq = c.num_heads, Hkv = c.num_kv_heads;
+  const bool gguf = format == WeightFormat::Gguf;
   w.layers.assign(c.num_layers, LayerWeights());
   std::vector<WeightSlot> out;
-  auto bf16 = [&](std::string name, Shape shape, Tensor& t) { out.push_back({DType::BF16, std::move(name), std::move(shape), &t}); };
-  auto mxfp4 = [&](std::string prefix, Shape shape, Tensor& t) { out.push_back({DType::MXFP4, std::move(prefix), std::move(shape), &t}); };
-  bf16("model.embed_tokens.weight", {V, H}, w.embedding);
+  // hf: the Hugging Face name; gg: llama.cpp's (llama-arch.cpp, LLM_ARCH_OPENAI_MOE).
+  auto slot = [&](WeightRole role, const char* group, const std::string& hf, const std::string& gg, Shape shape, Tensor& t) {
+    out.push_back({role == WeightRole::Experts ? DType::MXFP4 : DType::BF16, gguf ? gg : hf, std::move(shape), &t, role, group});
+  };
+  slot(WeightRole::Embedding, "embedding", "model.embed_tokens.weight", "token_embd.weight", {V, H}, w.embedding);
   for (int l = 0; l < c.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const std::string p = "model.layers." + std::to_string(l) + ".", b = "blk." + std::to_string(l) + ".";
     LayerWeights& L = w.layers[l];
     L.sliding = c.layer_sliding[l] != 0;
-    bf16(p + "input_layernorm.weight", {H}, L.attn.norm);
-    bf16(p + "self_attn.q_proj.weight", {Hq * D, H}, L.attn.q);
-    bf16(p + "self_attn.q_proj.bias", {Hq * D}, L.attn.q_bias);
-    bf16(p + "self_attn.k_proj.weight", {Hkv * D, H}, L.attn.k);
-    bf16(p + "self_attn.k_proj.bias", {Hkv * D}, L.attn.k_bias);
-    bf16(p + "self_attn.v_proj.weight", {Hkv * D, H}, L.attn.v);
-    bf16(p + "self_attn.v_proj.bias", {Hkv * D}, L.attn.v_bias);
-    bf16(p + "self_attn.o_proj.weight", {H, Hq * D}, L.attn.o);
-    bf16(p + "self_attn.o_proj.bias", {H}, L.attn.o_bias);
-    bf16(p + "self_attn.sinks", {Hq}, L.attn.sinks);
-    bf16(p + "post_attention_layernorm.weight", {H}, L.mlp.norm);
-    bf16(p + "mlp.router.weight", {E, H}, L.mlp.router);
-    bf16(p + "mlp.router.bias", {E}, L.mlp.router_bias);
-    mxfp4(p + "mlp.experts.gate_up_proj", {E, 2 * I, H}, L.mlp.experts.gate_up);
-    bf16(p + "mlp.experts.gate_up_proj_bias", {E, 2 * I}, L.mlp.experts.gate_up_bias);
-    mxfp4(p + "mlp.experts.down_proj", {E, H, I}, L.mlp.experts.down);
-    bf16(p + "mlp.experts.down_proj_bias", {E, H}, L.mlp.experts.down_bias);
+    using R = WeightRole;
+    slot(R::Param, "norms", p + "input_layernorm.weight", b + "attn_norm.weight", {H}, L.attn.norm);
+    slot(R::Matrix, "attention", p + "self_attn.q_proj.weight", b + "attn_q.weight", {Hq * D, H}, L.attn.q);
+    slot(R::Param, "attention", p + "self_attn.q_proj.bias", b + "attn_q.bias", {Hq * D}, L.attn.q_bias);
+    slot(R::Matrix, "attention", p + "self_attn.k_proj.weight", b + "attn_k.weight", {Hkv * D, H}, L.attn.k);
+    slot(R::Param, "attention", p + "self_attn.k_proj.bias", b + "attn_k.bias", {Hkv * D}, L.attn.k_bias);
+    slot(R::Matrix, "attention", p + "self_attn.v_proj.weight", b + "attn_v.weight", {Hkv * D, H}, L.attn.v);
+    slot(R::Param, "attention", p + "self_attn.v_proj.bias", b + "attn_v.bias", {Hkv * D}, L.attn.v_bias);
+    slot(R::Matrix, "attention", p + "self_attn.o_proj.weight", b + "attn_output.weight", {H, Hq * D}, L.attn.o);
+    slot(R::Param, "attention", p + "self_attn.o_proj.bias", b + "attn_output.bias", {H}, L.attn.o_bias);
+    slot(R::Param, "attention", p + "self_attn.sinks", b + "attn_sinks.weight", {Hq}, L.attn.sinks);
+    slot(R::Param, "norms", p + "post_attention_layernorm.weight", b + "post_attention_norm.weight", {H}, L.mlp.norm);
+    slot(R::Router, "router", p + "mlp.router.weight", b + "ffn_gate_inp.weight", {E, H}, L.mlp.router);
+    slot(R::Param, "router", p + "mlp.router.bias", b + "ffn_gate_inp.bias", {E}, L.mlp.router_bias);
+    MoeWeights& X = L.mlp.experts;
+    if (gguf) {  // llama.cpp splits gate_up by rows: gate = rows 0::2, up = rows 1::2 (convert_hf_to_gguf.py)
+      slot(R::Experts, "experts", "", b + "ffn_gate_exps.weight", {E, I, H}, X.gate);
+      slot(R::Param, "experts", "", b + "ffn_gate_exps.bias", {E, I}, X.gate_bias);
+      slot(R::Experts, "experts", "", b + "ffn_up_exps.weight", {E, I, H}, X.up);
+      slot(R::Param, "experts", "", b + "ffn_up_exps.bias", {E, I}, X.up_bias);
+    } else {
+      slot(R::Experts, "experts", p + "mlp.experts.gate_up_proj", "", {E, 2 * I, H}, X.gate_up);
+      slot(R::Param, "experts", p + "mlp.experts.gate_up_proj_bias", "", {E, 2 * I}, X.gate_up_bias);
+    }
+    slot(R::Experts, "experts", p + "mlp.experts.down_proj", b + "ffn_down_exps.weight", {E, H, I}, X.down);
+    slot(R::Param, "experts", p + "mlp.experts.down_proj_bias", b + "ffn_down_exps.bias", {E, H}, X.down_bias);
   }
-  bf16("model.norm.weight", {H}, w.norm);
-  bf16("lm_head.weight", {V, H}, w.lm_head);
+  slot(WeightRole::Param, "norms", "model.norm.weight", "output_norm.weight", {H}, w.norm);
+  slot(WeightRole::Matrix, "lmHead", "lm_head.weight", "output.weight", {V, H}, w.lm_head);
   return out;
 }
 
@@ -193,23 +331,28 @@ void Model::init_rope() {
 
 std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
                                    const std::vector<TensorRecord>& records, const Device& device,
-                                   const LoadProgress& progress) {
+                                   const LoadProgress& progress, const LoadOptions& options) {
   check_config(c);
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  Binder bind{files, model->files_, {}, *model->backend_, progress};
+  if (device.kind != DeviceKind::CPU && (options.format == WeightFormat::Gguf || options.dense_q8))
+    throw type_error(std::string(options.format == WeightFormat::Gguf ? "GGUF files" : "denseWeights: 'q8'") +
+                     " are not supported on " + device.str() + " yet (the CUDA kernels read bf16 and Hugging Face MXFP4 " +
+                     "blocks only); load with device: 'cpu'");
+  Binder bind{files, model->files_, {}, *model->backend_, progress, options, model->load_report_};
   for (const TensorRecord& r : records) {
     if (r.file < 0 || r.file >= int(files.size())) throw range_error("tensor '" + r.name + "': file index out of range");
     bind.by_name[r.name] = &r;
     bind.total += r.length;
   }
 
-  for (const WeightSlot& slot : weight_slots(c, model->weights_))
-    *slot.target = slot.dtype == DType::MXFP4 ? bind.mxfp4(slot.name, slot.shape[0], slot.shape[1], slot.shape[2])
-                                              : bind.bf16(slot.name, slot.shape);
+  for (const WeightSlot& slot : weight_slots(c, model->weights_, options.format))
+    *slot.target = options.format == WeightFormat::Gguf ? bind.gguf(slot)
+                   : slot.dtype == DType::MXFP4         ? bind.mxfp4(slot)
+                                                        : bind.bf16(slot);
   model->weight_bytes_ = bind.done;
   // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
   if (device.kind == DeviceKind::CPU)

@@ -48,23 +48,61 @@ struct Weights {
   Tensor lm_head;    // bf16 [V, H] (untied)
 };
 
-// One weight the config implies, under its Hugging Face name. BF16: the tensor `name` of `shape`.
-// MXFP4: `name`_blocks U8 [E, R, C/32, 16] + `name`_scales U8 [E, R, C/32], bound as one MXFP4
-// tensor of `shape` [E, R, C].
+// The file formats a model loads from (lib/loader): Hugging Face safetensors, or a GGUF file
+// (llama.cpp's gpt-oss conversion: ggml names, gate/up experts split, ggml block types).
+enum class WeightFormat : uint8_t { HuggingFace, Gguf };
+
+// What a weight is for: decides which storage dtypes bind to it (WeightSlot::accepts).
+enum class WeightRole : uint8_t {
+  Param,      // vectors: norms, biases, sinks (bf16 or f32; f16 is widened to f32 at load)
+  Matrix,     // attention projections and the LM head: bf16, f32, f16, Q8_0
+  Embedding,  // bf16, f32, f16, Q8_0
+  Router,     // bf16 or f32 (f16 widened to f32)
+  Experts,    // MXFP4 (HF blocks + scales) or MXFP4_GGML (GGUF)
+};
+
+// One weight the config implies, under its name in the file's format. Hugging Face BF16: the tensor
+// `name` of `shape`; MXFP4: `name`_blocks U8 [E, R, C/32, 16] + `name`_scales U8 [E, R, C/32], bound as
+// one MXFP4 tensor of `shape` [E, R, C]. GGUF: the tensor `name` of `shape` (outermost dimension first,
+// ggml's order reversed by the loader) in any dtype the role accepts.
 struct WeightSlot {
-  DType dtype = DType::BF16;  // BF16 or MXFP4
+  DType dtype = DType::BF16;  // the Hugging Face checkpoint's dtype: BF16 or MXFP4
   std::string name;
   Shape shape;
   Tensor* target = nullptr;   // where the bound tensor goes in Weights
+  WeightRole role = WeightRole::Param;
+  const char* group = "";     // model.info's tensor group: embedding, attention, router, experts, norms, lmHead
 
-  // Bytes in the checkpoint (MXFP4: blocks + scales).
+  // Bytes in the Hugging Face checkpoint (MXFP4: blocks + scales).
   uint64_t bytes() const;
 };
 
 // Every weight of the model in checkpoint (state_dict) order: embedding, layers 0..L-1, final norm,
 // LM head. Sizes w.layers (and sets each layer's attention kind) first. The one place the tensor names
 // and shapes are spelled: Model::load binds each slot from the checkpoint, Model::synthetic generates it.
-std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w);
+std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w, WeightFormat format = WeightFormat::HuggingFace);
+
+struct LoadOptions {
+  WeightFormat format = WeightFormat::HuggingFace;
+  // Quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load (CPU).
+  bool dense_q8 = false;
+};
+
+// What Model::load bound, per tensor group (model.info): the dtypes as stored and as run, bytes in the
+// file and in memory, and what was converted at load.
+struct LoadGroup {
+  std::string group;
+  std::string file_dtypes;    // e.g. "q8_0" or "bf16+f32"
+  std::string memory_dtypes;
+  uint64_t file_bytes = 0;
+  uint64_t memory_bytes = 0;  // bytes of the tensors the model runs from (mapped or converted)
+  uint64_t converted_bytes = 0;  // of memory_bytes, those written at load (heap, not the mapping)
+};
+struct LoadReport {
+  std::vector<LoadGroup> groups;
+  double convert_seconds = 0;  // time spent converting (quantizing, widening) at load
+  std::vector<std::string> conversions;  // one line each: "lmHead: bf16 -> q8_0 (denseWeights q8)"
+};
 
 // Throws RangeError unless the config describes a model the forward pass can run ("config: ...").
 void check_config(const ModelConfig& c);
@@ -77,7 +115,7 @@ class Model {
   // file and tensor), and uploads to the backend's device (zero copy on the CPU).
   static std::shared_ptr<Model> load(const ModelConfig& config, const std::vector<std::string>& files,
                                      const std::vector<TensorRecord>& records, const Device& device,
-                                     const LoadProgress& progress);
+                                     const LoadProgress& progress, const LoadOptions& options = {});
 
   // Random weights generated in memory (native/model/synthetic.cpp): exactly the tensors
   // scripts/checkpoint-writer.mjs writes for the same config and seed, never read from disk. For
@@ -89,6 +127,7 @@ class Model {
   Backend& backend() const { return *backend_; }
   const Weights& weights() const { return weights_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
+  const LoadReport& load_report() const { return load_report_; }
 
   // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
   std::mutex& run_mutex() { return run_mutex_; }
@@ -105,6 +144,7 @@ class Model {
   std::vector<std::shared_ptr<MappedFile>> files_;
   Weights weights_;
   uint64_t weight_bytes_ = 0;
+  LoadReport load_report_;
   Tensor rope_inv_freq_;
   float rope_scale_ = 1.f;
   std::mutex run_mutex_;

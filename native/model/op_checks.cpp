@@ -66,7 +66,9 @@ void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, con
   on_device(out, device, "embedding: out");
   expect_dtype(tokens, DType::I32, "embedding: tokens");
   expect_ndim(tokens, 1, "embedding: tokens");
-  if (table.dtype != DType::BF16 && table.dtype != DType::F32)
+  if (device.kind == DeviceKind::CPU)
+    expect_dtype_in(table, {DType::BF16, DType::F32, DType::F16, DType::Q8_0}, "embedding: table");
+  else if (table.dtype != DType::BF16 && table.dtype != DType::F32)
     throw type_error("embedding: table must be bf16 or f32, got " + table.describe());
   expect_ndim(table, 2, "embedding: table");
   expect_dtype(out, DType::F32, "embedding: out");
@@ -90,13 +92,17 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Ten
   on_device(out, device, "linear: out");
   expect_dtype(x, DType::F32, "linear: x");
   expect_ndim(x, 2, "linear: x");
-  if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
+  // The CPU also reads the GGUF storage types in place; other backends take bf16 and MXFP4 only.
+  if (device.kind == DeviceKind::CPU)
+    expect_dtype_in(weight, {DType::BF16, DType::MXFP4, DType::Q8_0, DType::MXFP4_GGML, DType::F32, DType::F16}, "linear: weight");
+  else if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
     throw type_error("linear: weight must be bf16 or mxfp4, got " + weight.describe());
   expect_ndim(weight, 2, "linear: weight");
   if (weight.dim(1) != x.dim(1))
     throw range_error("linear: weight " + weight.describe() + " does not match x " + x.describe() +
                       " (expected weight [out, " + std::to_string(x.dim(1)) + "])");
-  if (weight.dtype == DType::MXFP4 && weight.dim(1) % kMxfp4BlockSize != 0)
+  if ((weight.dtype == DType::MXFP4 || weight.dtype == DType::MXFP4_GGML || weight.dtype == DType::Q8_0) &&
+      weight.dim(1) % kMxfp4BlockSize != 0)
     throw range_error("linear: mxfp4 weight needs in % 32 == 0, got " + weight.describe());
   if (bias) {
     on_device(*bias, device, "linear: bias");
@@ -175,7 +181,10 @@ void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, co
   on_device(expert_weight, device, "router: expertWeight");
   expect_dtype(x, DType::F32, "router: x");
   expect_ndim(x, 2, "router: x");
-  expect_dtype(weight, DType::BF16, "router: weight");
+  if (device.kind == DeviceKind::CPU)
+    expect_dtype_in(weight, {DType::BF16, DType::F32}, "router: weight");  // GGUF keeps the router in f32
+  else
+    expect_dtype(weight, DType::BF16, "router: weight");
   expect_ndim(weight, 2, "router: weight");
   if (weight.dim(1) != x.dim(1))
     throw range_error("router: weight " + weight.describe() + " does not match x " + x.describe());
@@ -195,24 +204,50 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   on_device(x, device, "moe: x");
   on_device(expert_idx, device, "moe: expertIdx");
   on_device(expert_weight, device, "moe: expertWeight");
-  on_device(w.gate_up, device, "moe: gateUp");
-  on_device(w.gate_up_bias, device, "moe: gateUpBias");
+  const bool cpu = device.kind == DeviceKind::CPU;
+  if (w.split()) {
+    if (!cpu) throw type_error("moe: separate gate and up experts (GGUF) are not supported on " + device.str() + " yet");
+    on_device(w.gate, device, "moe: gate");
+    on_device(w.up, device, "moe: up");
+    on_device(w.gate_bias, device, "moe: gateBias");
+    on_device(w.up_bias, device, "moe: upBias");
+  } else {
+    on_device(w.gate_up, device, "moe: gateUp");
+    on_device(w.gate_up_bias, device, "moe: gateUpBias");
+  }
   on_device(w.down, device, "moe: down");
   on_device(w.down_bias, device, "moe: downBias");
   on_device(out, device, "moe: out");
   expect_dtype(x, DType::F32, "moe: x");
   expect_ndim(x, 2, "moe: x");
   const int64_t n = x.dim(0), h = x.dim(1);
-  expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
-  expect_ndim(w.gate_up, 3, "moe: gateUp");
-  const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
-  if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
-    throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
-  if (h % kMxfp4BlockSize != 0 || (inter2 / 2) % kMxfp4BlockSize != 0)
-    throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got " + w.gate_up.describe());
-  param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
-  expect_dtype(w.down, DType::MXFP4, "moe: down");
-  expect_shape(w.down, {e, h, inter2 / 2}, "moe: down");
+  int64_t e, inter;
+  if (w.split()) {
+    expect_dtype(w.gate, DType::MXFP4_GGML, "moe: gate");
+    expect_ndim(w.gate, 3, "moe: gate");
+    e = w.gate.dim(0);
+    inter = w.gate.dim(1);
+    if (w.gate.dim(2) != h) throw range_error("moe: gate must be [E, I, " + std::to_string(h) + "], got " + w.gate.describe());
+    expect_dtype(w.up, DType::MXFP4_GGML, "moe: up");
+    expect_shape(w.up, w.gate.shape, "moe: up");
+    param(w.gate_bias, e * inter, "moe: gateBias");
+    param(w.up_bias, e * inter, "moe: upBias");
+  } else {
+    expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
+    expect_ndim(w.gate_up, 3, "moe: gateUp");
+    e = w.gate_up.dim(0);
+    const int64_t inter2 = w.gate_up.dim(1);
+    if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
+      throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
+    inter = inter2 / 2;
+    param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
+  }
+  if (h % kMxfp4BlockSize != 0 || inter % kMxfp4BlockSize != 0)
+    throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got hidden " + std::to_string(h) +
+                      ", intermediate " + std::to_string(inter));
+  if (w.down.dtype != DType::MXFP4 && !(cpu && w.down.dtype == DType::MXFP4_GGML))
+    throw type_error(std::string("moe: down: expected dtype mxfp4") + (cpu ? " or mxfp4-ggml" : "") + ", got " + w.down.describe());
+  expect_shape(w.down, {e, h, inter}, "moe: down");
   param(w.down_bias, e * h, "moe: downBias");
   expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
   expect_ndim(expert_idx, 2, "moe: expertIdx");

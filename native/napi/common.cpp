@@ -104,7 +104,10 @@ DType parse_dtype(const std::string& s, const std::string& what) {
   if (s == "i32") return DType::I32;
   if (s == "u8") return DType::U8;
   if (s == "mxfp4") return DType::MXFP4;
-  throw range_error(what + ": unknown dtype '" + s + "' (expected f32, bf16, i32, u8 or mxfp4)");
+  if (s == "mxfp4-ggml") return DType::MXFP4_GGML;
+  if (s == "q8_0") return DType::Q8_0;
+  if (s == "f16") return DType::F16;
+  throw range_error(what + ": unknown dtype '" + s + "' (expected f32, bf16, f16, i32, u8, mxfp4, mxfp4-ggml or q8_0)");
 }
 
 Napi::Array shape_to_js(Napi::Env env, const Shape& s) {

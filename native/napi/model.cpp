@@ -217,9 +217,18 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       std::vector<TensorRecord> records = parse_records(spec.Get("tensors").As<Napi::Array>(), files.size());
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.load: spec.device");
+      LoadOptions options;
+      const std::string format = spec.Get("format").IsString() ? spec.Get("format").ToString().Utf8Value() : "safetensors";
+      if (format == "gguf") options.format = WeightFormat::Gguf;
+      else if (format != "safetensors")
+        throw range_error("NativeModel.load: spec.format must be 'safetensors' or 'gguf', got '" + format + "'");
+      const std::string dense = spec.Get("denseWeights").IsString() ? spec.Get("denseWeights").ToString().Utf8Value() : "as-stored";
+      if (dense == "q8") options.dense_q8 = true;
+      else if (dense != "as-stored")
+        throw range_error("NativeModel.load: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
       return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
-                           [config, files, records, device](const LoadProgress& progress) {
-                             return Model::load(config, files, records, device, progress);
+                           [config, files, records, device, options](const LoadProgress& progress) {
+                             return Model::load(config, files, records, device, progress, options);
                            });
     });
   }
@@ -287,6 +296,24 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       o.Set("backend", m.backend().describe());
       o.Set("device", m.backend().device().str());
       o.Set("weightBytes", double(m.weight_bytes()));
+      const LoadReport& r = m.load_report();
+      Napi::Array groups = Napi::Array::New(info.Env(), r.groups.size());
+      for (size_t i = 0; i < r.groups.size(); ++i) {
+        const LoadGroup& g = r.groups[i];
+        Napi::Object go = Napi::Object::New(info.Env());
+        go.Set("group", g.group);
+        go.Set("fileDtype", g.file_dtypes);
+        go.Set("dtype", g.memory_dtypes);
+        go.Set("fileBytes", double(g.file_bytes));
+        go.Set("memoryBytes", double(g.memory_bytes));
+        go.Set("convertedBytes", double(g.converted_bytes));
+        groups.Set(uint32_t(i), go);
+      }
+      o.Set("groups", groups);
+      Napi::Array conv = Napi::Array::New(info.Env(), r.conversions.size());
+      for (size_t i = 0; i < r.conversions.size(); ++i) conv.Set(uint32_t(i), r.conversions[i]);
+      o.Set("conversions", conv);
+      o.Set("convertSeconds", r.convert_seconds);
       return o;
     });
   }

@@ -175,8 +175,20 @@ Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
     Tensor& idx = tensor_arg(info, 1, fn, "expertIdx");
     Tensor& wt = tensor_arg(info, 2, fn, "expertWeight");
     Napi::Object wo = arg_object(info, 3, fn, "weights");
-    MoeWeights w{tensor_prop(wo, "gateUp", fn), tensor_prop(wo, "gateUpBias", fn), tensor_prop(wo, "down", fn),
-                 tensor_prop(wo, "downBias", fn)};
+    // Hugging Face form {gateUp, gateUpBias, down, downBias}, or GGUF's {gate, gateBias, up, upBias, down, downBias}.
+    const bool split = wo.Has("gate");
+    MoeWeights w;
+    if (split) {
+      w.gate = tensor_prop(wo, "gate", fn);
+      w.gate_bias = tensor_prop(wo, "gateBias", fn);
+      w.up = tensor_prop(wo, "up", fn);
+      w.up_bias = tensor_prop(wo, "upBias", fn);
+    } else {
+      w.gate_up = tensor_prop(wo, "gateUp", fn);
+      w.gate_up_bias = tensor_prop(wo, "gateUpBias", fn);
+    }
+    w.down = tensor_prop(wo, "down", fn);
+    w.down_bias = tensor_prop(wo, "downBias", fn);
     SwigluParams sw;
     if (info.Length() > 4 && info[4].IsObject()) {
       Napi::Object so = info[4].As<Napi::Object>();
@@ -187,8 +199,11 @@ Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
     }
     Tensor& out = tensor_arg(info, 5, fn, "out");
     DeviceCheck dc{fn};
-    dc(x, "x"), dc(idx, "expertIdx"), dc(wt, "expertWeight"), dc(w.gate_up, "gateUp"),
-        dc(w.gate_up_bias, "gateUpBias"), dc(w.down, "down"), dc(w.down_bias, "downBias"), dc(out, "out");
+    dc(x, "x"), dc(idx, "expertIdx"), dc(wt, "expertWeight"), dc(w.down, "down"), dc(w.down_bias, "downBias"), dc(out, "out");
+    if (split)
+      dc(w.gate, "gate"), dc(w.gate_bias, "gateBias"), dc(w.up, "up"), dc(w.up_bias, "upBias");
+    else
+      dc(w.gate_up, "gateUp"), dc(w.gate_up_bias, "gateUpBias");
     if (ref) cpu::ref::moe(x, idx, wt, w, sw, out);
     else get_backend(dc.device)->moe(x, idx, wt, w, sw, out);
     return info.Env().Undefined();
@@ -217,6 +232,19 @@ Napi::Value op_dequantize(const Napi::CallbackInfo& info, bool ref) {
     dc(packed, "packed"), dc(out, "out");
     if (ref) cpu::ref::mxfp4_dequantize(packed, out);
     else get_backend(dc.device)->mxfp4_dequantize(packed, out);
+    return info.Env().Undefined();
+  });
+}
+
+// ops.quantizeQ8(src, out): bf16/f16/f32 -> Q8_0 as loadModel's denseWeights: 'q8' does it (CPU).
+Napi::Value op_quantize_q8(const Napi::CallbackInfo& info) {
+  const char* fn = "ops.quantizeQ8";
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor& src = tensor_arg(info, 0, fn, "src");
+    Tensor& out = tensor_arg(info, 1, fn, "out");
+    checks::placed(src, Device{}, "quantizeQ8: src");
+    checks::placed(out, Device{}, "quantizeQ8: out");
+    cpu::quantize_q8_0(src, out);
     return info.Env().Undefined();
   });
 }
@@ -338,6 +366,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   ops.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));
   ops.Set("setThreads", Napi::Function::New(env, set_threads, "setThreads"));
   ops.Set("setIsa", Napi::Function::New(env, set_isa, "setIsa"));
+  ops.Set("quantizeQ8", Napi::Function::New(env, op_quantize_q8, "quantizeQ8"));
   ops.Set("readBandwidth", Napi::Function::New(env, read_bandwidth, "readBandwidth"));
   exports.Set("ops", ops);
 }

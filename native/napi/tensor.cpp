@@ -71,8 +71,10 @@ TensorObject::TensorObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
     Shape shape = arg_shape(info, 1, fn, "shape");
     Device device = parse_device(info.Length() > 2 && !info[2].IsUndefined() ? arg_string(info, 2, fn, "device") : "cpu",
                                  "new Tensor");
-    if (dtype == DType::MXFP4 && (shape.empty() || shape.back() % kMxfp4BlockSize != 0))
-      throw range_error("new Tensor: mxfp4 shape " + shape_str(shape) + " must end in a multiple of 32 (values per block)");
+    if ((dtype == DType::MXFP4 || dtype == DType::MXFP4_GGML || dtype == DType::Q8_0) &&
+        (shape.empty() || shape.back() % kMxfp4BlockSize != 0))
+      throw range_error(std::string("new Tensor: ") + dtype_name(dtype) + " shape " + shape_str(shape) +
+                        " must end in a multiple of 32 (values per block)");
     Tensor host = host_empty(dtype, shape);
     bool have_data = info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull();
     if (have_data) {

@@ -1,0 +1,93 @@
+// Q8_0 weights (ggml's 8-bit block format: per 32 values an f16 scale d and 32 int8 q, value = d * q;
+// core/dtype.h): the packed matvec/matmul that reads them in place, the quantizer behind
+// loadModel(dir, { denseWeights: 'q8' }), and dequantization for tests. GGUF files keep attention,
+// embedding and LM head in this format; the ISA kernels live in q8_avx2.cpp / q8_avx512.cpp.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/thread_pool.h"
+#include "kernels.h"
+#include "ops.h"
+
+namespace gptoss::cpu {
+
+namespace portable {
+void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+               int64_t r1) {
+  const int64_t nblk = cols / kQ8BlockSize;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = blocks + r * nblk * kQ8BlockBytes;
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * cols;
+      float acc = 0.f;
+      for (int64_t g = 0; g < nblk; ++g) {
+        const uint8_t* b = row + g * kQ8BlockBytes;
+        uint16_t d;
+        std::memcpy(&d, b, 2);
+        const auto* q = reinterpret_cast<const int8_t*>(b + 2);
+        float part[16] = {};  // 16 lanes: the compiler vectorizes this on any target
+        for (int k = 0; k < 16; ++k) part[k] = float(q[k]) * xt[g * 32 + k] + float(q[16 + k]) * xt[g * 32 + 16 + k];
+        float sum = 0.f;
+        for (int k = 0; k < 16; ++k) sum += part[k];
+        acc += sum * f16_to_f32(d);
+      }
+      out[t * ld + r] = acc;
+    }
+  }
+}
+}  // namespace portable
+
+void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
+  const Kernels& k = kernels();
+  const auto* w = static_cast<const uint8_t*>(weight.data);
+  const float* xs = x.ptr<float>();
+  float* y = out.ptr<float>();
+  parallel_for(
+      o, [&](int64_t r0, int64_t r1) {
+        k.q8_0_rows(w, in, xs, n, y, o, r0, r1);
+        if (bias)
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = r0; r < r1; ++r) y[t * o + r] += param_at(*bias, r);
+      },
+      16);
+}
+
+// One block: d = max|v| / 127 rounded to f16, q = round(v / d) clamped to [-127, 127] (ggml's
+// quantize_row_q8_0 rule: the f32 reciprocal of the unrounded d, round half away from zero).
+static void quantize_block_q8_0(const float* v, uint8_t* out) {
+  float amax = 0.f;
+  for (int k = 0; k < kQ8BlockSize; ++k) amax = std::max(amax, std::fabs(v[k]));
+  const float d = amax / 127.f;
+  const float inv = d != 0.f ? 1.f / d : 0.f;
+  const uint16_t dh = f32_to_f16(d);
+  std::memcpy(out, &dh, 2);
+  auto* q = reinterpret_cast<int8_t*>(out + 2);
+  for (int k = 0; k < kQ8BlockSize; ++k) q[k] = int8_t(std::max(-127.f, std::min(127.f, std::round(v[k] * inv))));
+}
+
+void quantize_q8_0(const Tensor& src, Tensor& out) {
+  if (src.dtype != DType::BF16 && src.dtype != DType::F32 && src.dtype != DType::F16)
+    throw type_error("quantizeQ8: src must be bf16, f16 or f32, got " + src.describe());
+  if (src.ndim() < 1 || src.dim(-1) % kQ8BlockSize != 0)
+    throw range_error("quantizeQ8: the last dimension must be a multiple of 32, got " + src.describe());
+  expect_dtype(out, DType::Q8_0, "quantizeQ8: out");
+  expect_shape(out, src.shape, "quantizeQ8: out");
+  const int64_t nblk = src.numel() / kQ8BlockSize;
+  auto* dst = static_cast<uint8_t*>(out.data);
+  parallel_for(nblk, [&](int64_t g0, int64_t g1) {
+    float v[kQ8BlockSize];
+    for (int64_t g = g0; g < g1; ++g) {
+      for (int k = 0; k < kQ8BlockSize; ++k) {
+        const int64_t i = g * kQ8BlockSize + k;
+        v[k] = src.dtype == DType::F32    ? src.ptr<float>()[i]
+               : src.dtype == DType::BF16 ? bf16_to_f32(src.ptr<uint16_t>()[i])
+                                          : f16_to_f32(src.ptr<uint16_t>()[i]);
+      }
+      quantize_block_q8_0(v, dst + g * kQ8BlockBytes);
+    }
+  }, 1024);
+}
+
+}  // namespace gptoss::cpu

@@ -1,0 +1,50 @@
+// AVX2 Q8_0 row kernel (compiled with -mavx2 -mfma -mf16c): a block's 32 int8 widen to four vectors
+// of 8 f32 (exact), four FMAs against the activations, one FMA for the f16 scale; 1-4 tokens share
+// each decoded block (row_blocks.h).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/dtype.h"
+#include "kernels.h"
+#include "row_blocks.h"
+#include "simd_avx2.h"
+
+namespace gptoss::cpu::avx2 {
+
+namespace {
+template <int NT>
+inline void row_dotn(const uint8_t* b, int64_t nblk, const float* x, int64_t cols, float* res) {
+  __m256 acc[NT][2];
+  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < nblk; ++g) {
+    const uint8_t* blk = b + kQ8BlockBytes * g;
+    uint16_t dh;
+    std::memcpy(&dh, blk, 2);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+    const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18));
+    __m256 w[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))),
+                   _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))};
+    for (int j = 0; j < NT; ++j) {
+      const float* xg = x + j * cols + 32 * g;
+      __m256 p0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(xg));
+      __m256 p1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(xg + 8));
+      p0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xg + 16), p0);
+      p1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xg + 24), p1);
+      acc[j][g & 1] = _mm256_fmadd_ps(_mm256_add_ps(p0, p1), d, acc[j][g & 1]);
+    }
+  }
+  for (int j = 0; j < NT; ++j) res[j] = hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
+}
+}  // namespace
+
+void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+               int64_t r1) {
+  const int64_t nblk = cols / kQ8BlockSize;
+  for_rows_by_token_blocks(r0, r1, n, cols, x, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
+    row_dotn<decltype(nt)::value>(blocks + r * nblk * kQ8BlockBytes, nblk, xt, cols, res);
+  });
+}
+
+}  // namespace gptoss::cpu::avx2

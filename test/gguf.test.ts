@@ -1,0 +1,237 @@
+// GGUF files: the same weights as a Hugging Face checkpoint, converted by this project's writer
+// (scripts/gguf-writer.mjs, llama.cpp's layout), load to the same model; every kind of damage is a
+// named error.
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointError, loadModel, openCheckpoint, readGguf, type GptOssModel } from '../lib/index.js';
+import { writeGgufFromCheckpoint } from '../scripts/gguf-writer.mjs';
+import { argmaxRows, fixtureDir, readJson, relL2 } from './helpers/fixtures.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gpt-oss-gguf-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const tokens = readJson<number[]>('tiny-a', 'tokens.json');
+const greedy = readJson<number[]>('tiny-a', 'greedy.json');
+const V = 1024;
+const TEMPLATE = '{# harmony #}{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}';
+
+async function greedyRun(model: GptOssModel, n: number): Promise<number[]> {
+  const session = model.createSession({ maxContext: 128 });
+  let logits = await session.prefill(tokens);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = argmaxRows(logits, V)[0];
+    out.push(next);
+    logits = await session.step(next);
+  }
+  await session.dispose();
+  return out;
+}
+
+describe('GGUF: the same weights as the safetensors checkpoint', () => {
+  const bf16Path = join(root, 'tiny-a-bf16.gguf');
+  const q8Path = join(root, 'tiny-a-q8.gguf');
+  let hf: GptOssModel;
+  let hfLogits: Float32Array;
+  beforeAll(async () => {
+    await writeGgufFromCheckpoint(fixtureDir('tiny-a'), bf16Path, { dense: 'BF16', chatTemplate: TEMPLATE });
+    // denseWeights: 'q8' keeps the embedding in bf16 (a decode step reads one row of it).
+    await writeGgufFromCheckpoint(fixtureDir('tiny-a'), q8Path, { dense: 'Q8_0', embedding: 'BF16' });
+    hf = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    hfLogits = await hf.forward(tokens);
+  });
+  afterAll(async () => {
+    await hf.dispose();
+  });
+
+  it('parses the header, metadata and tensor table into the config config.json gives', () => {
+    const g = readGguf(bf16Path);
+    expect(g.version).toBe(3);
+    expect(g.metadata.get('general.architecture')).toBe('gpt-oss');
+    // ggml dims are innermost first; shapes here are outermost first, as in safetensors.
+    expect(g.tensors.get('blk.0.attn_q.weight')).toMatchObject({ dims: [256, 512], shape: [512, 256], type: 'BF16' });
+    expect(g.tensors.get('blk.0.ffn_gate_exps.weight')).toMatchObject({ dims: [256, 256, 8], shape: [8, 256, 256], type: 'MXFP4' });
+    const ck = openCheckpoint(bf16Path);
+    expect(ck.format).toBe('gguf');
+    const { eosTokenIds: _a, rmsNormEps: epsG, ...fromGguf } = ck.config;
+    const { eosTokenIds: _b, rmsNormEps: epsH, ...fromJson } = hf.config;
+    expect(fromGguf).toEqual(fromJson);
+    expect(Math.fround(epsG)).toBe(Math.fround(epsH)); // GGUF stores it as f32
+    expect(ck.gguf).toMatchObject({ version: 3, architecture: 'gpt-oss', chatTemplate: TEMPLATE, tensorTypes: { BF16: 18, F32: 49, MXFP4: 12 } });
+  });
+
+  it('maps the tensors in place (no copy) and says what it loaded', async () => {
+    const m = await loadModel(q8Path, { device: 'cpu' });
+    expect(m.info.format).toBe('gguf');
+    expect(m.info.conversions).toEqual([]);
+    const group = (name: string) => m.info.groups.find((g) => g.group === name)!;
+    expect(group('experts')).toMatchObject({ fileDtype: 'mxfp4-ggml+f32', dtype: 'mxfp4-ggml+f32', convertedBytes: 0 });
+    expect(group('attention')).toMatchObject({ fileDtype: 'q8_0+f32', dtype: 'q8_0+f32', convertedBytes: 0 });
+    expect(group('embedding').dtype).toBe('bf16');
+    expect(group('router').dtype).toBe('f32');
+    for (const g of m.info.groups) expect(g.memoryBytes).toBe(g.fileBytes);
+    await m.dispose();
+  });
+
+  it('bf16 dense tensors: logits equal the safetensors form to f32 rounding, greedy continuation equal to transformers\'', async () => {
+    const m = await loadModel(bf16Path, { device: 'cpu' });
+    const logits = await m.forward(tokens);
+    const err = relL2(logits, hfLogits);
+    console.log(`tiny-a GGUF (bf16 dense, ggml MXFP4 experts) vs safetensors: rel L2 ${err.toExponential(3)}`);
+    // Same values; only the order of a block's 32 products differs (ggml's nibble order).
+    expect(err).toBeLessThan(1e-5);
+    expect(argmaxRows(logits, V)).toEqual(argmaxRows(hfLogits, V));
+    expect(await greedyRun(m, greedy.length)).toEqual(greedy);
+    await m.dispose();
+  });
+
+  it('Q8_0 dense tensors equal the safetensors form quantized at load (denseWeights q8)', async () => {
+    const gguf = await loadModel(q8Path, { device: 'cpu' });
+    const q8 = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', denseWeights: 'q8' });
+    expect(q8.info.conversions).toEqual(['attention: bf16 -> q8_0 (denseWeights q8)', 'lmHead: bf16 -> q8_0 (denseWeights q8)']);
+    expect(q8.info.groups.find((g) => g.group === 'lmHead')).toMatchObject({ fileDtype: 'bf16', dtype: 'q8_0', convertedBytes: (1024 * 256 * 34) / 32 });
+    const a = await gguf.forward(tokens);
+    const b = await q8.forward(tokens);
+    expect(relL2(a, b)).toBeLessThan(1e-5);
+    const fidelity = relL2(b, hfLogits);
+    console.log(`tiny-a q8 dense vs bf16: rel L2 ${fidelity.toExponential(3)}`);
+    expect(fidelity).toBeLessThan(0.5); // tiny-a's random weights amplify errors: see bench/RESULTS.md (q8 fidelity)
+    expect(await greedyRun(gguf, 8)).toEqual(await greedyRun(q8, 8));
+    await gguf.dispose();
+    await q8.dispose();
+  });
+
+  it('finds the one .gguf in a directory, and files without the extension (Ollama blobs)', async () => {
+    const dir = join(root, 'dir-with-gguf');
+    mkdirSync(dir);
+    copyFileSync(bf16Path, join(dir, 'model.gguf'));
+    expect(openCheckpoint(dir).files).toEqual([join(dir, 'model.gguf')]);
+    const blob = join(root, 'sha256-0123abcd');
+    copyFileSync(bf16Path, blob);
+    expect(openCheckpoint(blob).format).toBe('gguf');
+  });
+
+  it('f32 and f16 dense tensors load too', async () => {
+    for (const dense of ['F32', 'F16'] as const) {
+      const p = join(root, `tiny-a-${dense}.gguf`);
+      await writeGgufFromCheckpoint(fixtureDir('tiny-a'), p, { dense, router: 'BF16', vectors: 'BF16' });
+      const m = await loadModel(p, { device: 'cpu' });
+      const err = relL2(await m.forward(tokens), hfLogits);
+      expect(err).toBeLessThan(dense === 'F32' ? 1e-5 : 1e-2); // f32 holds bf16 exactly; f16 rounds small values
+      await m.dispose();
+    }
+  });
+
+  it('is refused on CUDA with a clear error (CPU only for now)', async () => {
+    // resolveDevice refuses before the loader when no CUDA device exists; with one, the loader does.
+    await expect(loadModel(bf16Path, { device: 'cuda' })).rejects.toThrow(/CUDA|cuda/);
+  });
+});
+
+describe('damaged GGUF files fail with named errors', () => {
+  const good = join(root, 'good.gguf');
+  beforeAll(async () => {
+    await writeGgufFromCheckpoint(fixtureDir('tiny-a'), good, { dense: 'Q8_0' });
+  });
+  const copy = (name: string): string => {
+    const p = join(root, name);
+    copyFileSync(good, p);
+    return p;
+  };
+  /** The byte position of a tensor's info record (its name string's length prefix). */
+  const infoAt = (p: string, name: string): number => {
+    const buf = readFileSync(p);
+    const key = Buffer.concat([Buffer.from([name.length, 0, 0, 0, 0, 0, 0, 0]), Buffer.from(name)]);
+    const at = buf.indexOf(key);
+    expect(at).toBeGreaterThan(0);
+    return at + key.length; // n_dims follows
+  };
+  const patch = (p: string, pos: number, bytes: Buffer) => {
+    const fd = openSync(p, 'r+');
+    writeSync(fd, bytes, 0, bytes.length, pos);
+    closeSync(fd);
+  };
+
+  it('a truncated file', async () => {
+    const p = copy('truncated.gguf');
+    truncateSync(p, Math.floor(readFileSync(p).length / 2));
+    const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/truncated\.gguf: tensor '.*': data .* runs past the end of the data .* truncated/);
+  });
+
+  it('a file cut inside its header', async () => {
+    const p = copy('cut-header.gguf');
+    truncateSync(p, 200);
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/cut-header\.gguf: .*(past the end|ended early|cannot fit)/);
+  });
+
+  it('a tensor of a type the runtime does not read names the tensor and the type', async () => {
+    const p = copy('bad-type.gguf');
+    const name = 'blk.1.attn_k.weight';
+    const at = infoAt(p, name);
+    // n_dims (2), dims (2 x u64), then the type: Q8_0 (8) -> Q4_0 (2), same block of 32 (the size check passes).
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(2);
+    patch(p, at + 4 + 16, b);
+    const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.message).toMatch(/bad-type\.gguf: tensor 'blk\.1\.attn_k\.weight' has type Q4_0, which this runtime does not read/);
+    // An unknown ggml type id is caught by the parser.
+    b.writeUInt32LE(77);
+    patch(p, at + 4 + 16, b);
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/tensor 'blk\.1\.attn_k\.weight': unknown ggml type 77/);
+  });
+
+  it('an offset past the end', async () => {
+    const p = copy('bad-offset.gguf');
+    const at = infoAt(p, 'output.weight');
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(1n << 40n);
+    patch(p, at + 4 + 16 + 4, b);
+    const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/bad-offset\.gguf: tensor 'output\.weight': data \[\d+, \d+\) .* runs past the end/);
+  });
+
+  it('a misaligned offset', async () => {
+    const p = copy('misaligned.gguf');
+    const at = infoAt(p, 'output.weight');
+    const off = readFileSync(p).readBigUInt64LE(at + 4 + 16 + 4);
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(off + 2n);
+    patch(p, at + 4 + 16 + 4, b);
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/tensor 'output\.weight': data offset \d+ is not a multiple of the alignment 32/);
+  });
+
+  it('a missing tensor', async () => {
+    const p = copy('missing.gguf');
+    const at = infoAt(p, 'blk.2.attn_sinks.weight');
+    patch(p, at - 'weight'.length, Buffer.from('weighX'));
+    const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(Error);
+    expect(e.message).toMatch(/missing\.gguf: tensor 'blk\.2\.attn_sinks\.weight' is missing/);
+  });
+
+  it('a tensor of the wrong shape', async () => {
+    const p = copy('shape.gguf');
+    const at = infoAt(p, 'blk.0.attn_v.weight');
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(64n); // rows 128 -> 64 (the data still fits)
+    patch(p, at + 4 + 8, b);
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/tensor 'blk\.0\.attn_v\.weight' has shape \[64, 256\], expected \[128, 256\]/);
+  });
+
+  it('not a GGUF file, another architecture, a bad version', async () => {
+    const p = copy('magic.gguf');
+    patch(p, 0, Buffer.from('GGUX'));
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/magic\.gguf: not a directory or a GGUF file/);
+    const v = copy('version.gguf');
+    patch(v, 4, Buffer.from([9, 0, 0, 0]));
+    await expect(loadModel(v, { device: 'cpu' })).rejects.toThrow(/version\.gguf: GGUF version 9 is not supported/);
+    const a = join(root, 'llama.gguf');
+    await writeGgufFromCheckpoint(fixtureDir('tiny-a'), a, { architecture: 'llama' });
+    await expect(loadModel(a, { device: 'cpu' })).rejects.toThrow(/llama\.gguf: general\.architecture is "llama", this runtime loads gpt-oss/);
+  });
+});
