@@ -142,6 +142,13 @@ int main() {
     std::vector<float> x(maxn * cols), xp(maxn * cols);
     for (auto& v : x) v = uni(rng);
     permute_for_mxfp4(x.data(), maxn, cols, xp.data());
+    // The same weights in ggml's 17-byte blocks (GGUF): scale, then byte j = value j | value j + 16 << 4.
+    std::vector<uint8_t> ggml(rows * nblk * 17);
+    for (int64_t g = 0; g < rows * nblk; ++g) {
+      ggml[g * 17] = scales[g];
+      auto code = [&](int v) { uint8_t b = blocks[g * 16 + v / 2]; return uint8_t(v % 2 ? b >> 4 : b & 15); };
+      for (int j = 0; j < 16; ++j) ggml[g * 17 + 1 + j] = uint8_t(code(j) | (code(j + 16) << 4));
+    }
     auto w4 = [&](int64_t r, int64_t c) {
       uint8_t byte = blocks[(r * nblk + c / 32) * 16 + (c % 32) / 2];
       return double(e2m1_to_f32(c % 2 ? byte >> 4 : byte & 15)) * std::ldexp(1.0, scales[r * nblk + c / 32] - 127);
@@ -152,6 +159,8 @@ int main() {
       portable::mxfp4_rows(blocks.data(), scales.data(), cols, xp.data(), n, b.data(), rows, 0, rows);
       neon::bf16_rows(w16.data(), cols, x.data(), n, c.data(), rows, 0, rows);
       portable::bf16_rows(w16.data(), cols, x.data(), n, d.data(), rows, 0, rows);
+      std::vector<float> gg(n * rows);
+      neon::mxfp4_ggml_rows(ggml.data(), cols, x.data(), n, gg.data(), rows, 0, rows);
       for (int64_t t = 0; t < n; ++t)
         for (int64_t r = 0; r < rows; ++r) {
           double ref4 = 0, mag4 = 0, ref16 = 0, mag16 = 0;
@@ -165,6 +174,7 @@ int main() {
           const double tol4 = 4e-7 * std::sqrt(double(cols)) * mag4, tol16 = 4e-7 * std::sqrt(double(cols)) * mag16;
           expect(std::fabs(a[i] - ref4) <= tol4, "mxfp4 neon vs reference", a[i], ref4);
           expect(std::fabs(a[i] - b[i]) <= tol4, "mxfp4 neon vs portable", a[i], b[i]);
+          expect(std::fabs(gg[i] - ref4) <= tol4, "mxfp4 ggml blocks neon vs reference", gg[i], ref4);
           expect(std::fabs(c[i] - ref16) <= tol16, "bf16 neon vs reference", c[i], ref16);
           expect(std::fabs(c[i] - d[i]) <= tol16, "bf16 neon vs portable", c[i], d[i]);
         }
