@@ -14,6 +14,11 @@ export class Session {
   readonly #native: NativeSession;
   readonly vocabSize: number;
   #queue: Promise<unknown> = Promise.resolve();
+  // The ids in the KV cache, in order: the session is the one owner of its token history (prefix
+  // reuse reads it). null once a native call failed midway and what the cache holds is unknown.
+  #tokens: number[] | null = [];
+  /** @internal set by generate() while it runs on this session (one generation at a time). */
+  generating = false;
 
   /** @internal created by GptOssModel.createSession */
   constructor(native: NativeSession, vocabSize: number) {
@@ -29,6 +34,25 @@ export class Session {
     return this.#native.maxContext;
   }
 
+  /** The token ids in the KV cache (position order); empty when unknown (after a failed call). */
+  get tokens(): readonly number[] {
+    const t = this.#tokens;
+    return t !== null && t.length === this.#native.length ? t : [];
+  }
+
+  // Records `ids` as appended once `call` succeeds; a failed call leaves the history unknown.
+  async #fed<T>(ids: ArrayLike<number>, call: Promise<T>): Promise<T> {
+    try {
+      const r = await call;
+      const t = this.#tokens;
+      if (t !== null) for (let i = 0; i < ids.length; i++) t.push(ids[i]!);
+      return r;
+    } catch (e) {
+      this.#tokens = null;
+      throw e;
+    }
+  }
+
   // Calls on one session run in order, one at a time.
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
@@ -39,20 +63,20 @@ export class Session {
   /** Appends tokens; resolves to the logits of the last position ([vocabSize]). */
   prefill(tokens: ArrayLike<number>): Promise<Float32Array> {
     const ids = Int32Array.from(tokens);
-    return this.#serial(() => this.#native.forward(ids, 'last'));
+    return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'last')));
   }
 
   /** Appends tokens; resolves to the logits of every new position ([n * vocabSize]). */
   prefillAll(tokens: ArrayLike<number>): Promise<Float32Array> {
     const ids = Int32Array.from(tokens);
-    return this.#serial(() => this.#native.forward(ids, 'all'));
+    return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'all')));
   }
 
   /** Appends tokens without copying logits back (sample() still works on the last position). */
   append(tokens: ArrayLike<number>): Promise<void> {
     const ids = Int32Array.from(tokens);
     return this.#serial(async () => {
-      await this.#native.forward(ids, 'none');
+      await this.#fed(ids, this.#native.forward(ids, 'none'));
     });
   }
 
@@ -71,7 +95,8 @@ export class Session {
    * id comes back (one native call a token).
    */
   stepSample(token: number, options: SampleOptions, uniform: number): Promise<number> {
-    return this.#serial(async () => this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform));
+    const params = resolveSampleOptions(options, 'Session.stepSample');
+    return this.#serial(() => this.#fed([token], this.#native.step(token, params, uniform)));
   }
 
   /**
@@ -89,14 +114,22 @@ export class Session {
   ): Promise<Int32Array> {
     const u = Float64Array.from(uniforms);
     const stops = Int32Array.from(stopIds);
-    return this.#serial(async () =>
-      this.#native.stepMany(token, resolveSampleOptions(options, 'Session.stepSampleMany'), u, stops),
-    );
+    const params = resolveSampleOptions(options, 'Session.stepSampleMany');
+    return this.#serial(async () => {
+      const ids = await this.#fed([], this.#native.stepMany(token, params, u, stops));
+      // appended: the input, then each drawn id but the last
+      this.#tokens?.push(token, ...ids.subarray(0, ids.length - 1));
+      return ids;
+    });
   }
 
   /** Forgets tokens past `length` (the cached prefix is kept). */
   truncate(length: number): Promise<void> {
-    return this.#serial(async () => this.#native.truncate(length));
+    return this.#serial(async () => {
+      this.#native.truncate(length);
+      if (length === 0) this.#tokens = [];
+      else if (this.#tokens !== null && length < this.#tokens.length) this.#tokens.length = length;
+    });
   }
 
   reset(): Promise<void> {
