@@ -6,6 +6,7 @@
 // stays free while a model generates.
 import type { GptOssModel } from './model.js';
 import type { Session } from './session.js';
+import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
 import { tokenizer, SPECIAL_TOKENS } from './tokenizer.js';
@@ -194,7 +195,7 @@ function promptTokens(model: GptOssModel, input: GenerateInput, options: Generat
   if (typeof input === 'string') return tokenizer.encode(input);
   if (typeof input !== 'object' || input === null || typeof input.length !== 'number')
     throw new TypeError('generate: input must be token ids, a string or a conversation ({ messages: [...] })');
-  return Array.from(input);
+  return Array.from(toTokenIds(input, model.config.vocabSize, 'generate', 'input'));
 }
 
 function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInput): void {
@@ -231,6 +232,16 @@ export interface PreparedGeneration {
 
 /** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
 export function prepareGeneration(model: GptOssModel, input: GenerateInput, options: GenerateOptions, fn = 'generate'): PreparedGeneration {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`${fn}: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal))
+    throw new TypeError(`${fn}: options.signal must be an AbortSignal`);
+  if (options.session !== undefined) {
+    const s = options.session as Partial<Session> | null;
+    if (s === null || typeof s !== 'object' || typeof s.stepSampleMany !== 'function' || typeof s.append !== 'function')
+      throw new TypeError(`${fn}: options.session must be a Session (model.createSession())`);
+    if (s.disposed === true) throw new Error(`${fn}: options.session was disposed`);
+  }
   const sample = resolveSampleOptions({ temperature: 1, ...options }, fn);
   const prompt = promptTokens(model, input, options);
   if (prompt.length === 0) throw new RangeError(`${fn}: the prompt is empty`);
@@ -240,7 +251,7 @@ export function prepareGeneration(model: GptOssModel, input: GenerateInput, opti
   const parse = options.parse ?? isConversation(input);
   const special = SPECIAL_TOKENS;
   const stops = new Set<number>(
-    options.stopTokens ??
+    (options.stopTokens !== undefined ? toTokenIds(options.stopTokens, model.config.vocabSize, fn, 'stopTokens') : null) ??
       [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
   );
   const seed = options.seed ?? randomSeed();
