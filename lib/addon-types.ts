@@ -45,6 +45,8 @@ export interface NativeModelSpec {
   format?: 'safetensors' | 'gguf';
   /** 'q8': quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load. */
   denseWeights?: 'as-stored' | 'q8';
+  /** Experts stored dense (fine-tuned bf16 checkpoints): 'mxfp4' quantizes at load, 'bf16' runs them as stored. */
+  experts?: 'mxfp4' | 'bf16';
 }
 
 /** One tensor group as loaded (native/model LoadGroup). */

@@ -19,6 +19,14 @@ export interface LoadOptions {
    * fewer bytes a decode step reads, a small loss of fidelity; CPU only for now).
    */
   denseWeights?: 'as-stored' | 'q8';
+  /**
+   * Experts of a fine-tuned checkpoint saved in bf16 (transformers' Mxfp4Config(dequantize=True):
+   * `mlp.experts.gate_up_proj` [E, H, 2I], `down_proj` [E, I, H]): 'mxfp4' (default) quantizes them to
+   * MXFP4 at load (the official checkpoint's speed and memory; model.info says how long it took),
+   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU only for now). Checkpoints with
+   * MXFP4 experts ignore it.
+   */
+  experts?: 'mxfp4' | 'bf16';
   /** Called as weights are bound/uploaded: bytes done of total. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -204,6 +212,9 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const denseWeights = options.denseWeights ?? 'as-stored';
   if (denseWeights !== 'as-stored' && denseWeights !== 'q8')
     throw new RangeError(`loadModel: options.denseWeights must be 'as-stored' or 'q8', got ${JSON.stringify(denseWeights)}`);
+  const experts = options.experts ?? 'mxfp4';
+  if (experts !== 'mxfp4' && experts !== 'bf16')
+    throw new RangeError(`loadModel: options.experts must be 'mxfp4' or 'bf16', got ${JSON.stringify(experts)}`);
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
     {
@@ -213,6 +224,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       device,
       format: checkpoint.format,
       denseWeights,
+      experts,
     },
     options.onProgress,
   );

@@ -110,6 +110,14 @@ export function quantizeQ8(src: Tensor, out: Tensor): void {
   native.ops.quantizeQ8(src.handle, out.handle);
 }
 
+/**
+ * Experts in transformers' dequantized layout (src bf16/f16/f32 [E, C, R], out = x @ src[e]) -> MXFP4
+ * [E, R, C] (CPU), the quantizer behind loadModel's experts: 'mxfp4'.
+ */
+export function quantizeMxfp4(src: Tensor, out: Tensor): void {
+  native.ops.quantizeMxfp4(src.handle, out.handle);
+}
+
 export function setIsa(isa: CpuIsa): CpuIsa {
   return native.ops.setIsa(isa);
 }

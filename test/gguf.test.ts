@@ -2,6 +2,7 @@
 // (scripts/gguf-writer.mjs, llama.cpp's layout), load to the same model; every kind of damage is a
 // named error.
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,6 +101,19 @@ describe('GGUF: the same weights as the safetensors checkpoint', () => {
     expect(await greedyRun(gguf, 8)).toEqual(await greedyRun(q8, 8));
     await gguf.dispose();
     await q8.dispose();
+  });
+
+  it('gpt-oss info says what it loaded (format, groups, conversions, GGUF metadata)', () => {
+    const cli = join(__dirname, '..', 'dist', 'cli', 'index.js');
+    const text = execFileSync(process.execPath, [cli, 'info', bf16Path, '--device', 'cpu'], { encoding: 'utf8' });
+    expect(text).toMatch(/format: gguf \(GGUF v3, 18 BF16, 49 F32, 12 MXFP4, chat template in metadata\)/);
+    expect(text).toMatch(/experts: mxfp4-ggml\+f32: .* \/ .*/);
+    expect(text).toContain('converted at load: nothing (weights read in place from the file mapping)');
+    const q8 = JSON.parse(execFileSync(process.execPath, [cli, 'info', fixtureDir('tiny-a'), '--device', 'cpu', '--dense-weights', 'q8', '--json'], { encoding: 'utf8' }));
+    expect(q8.format).toBe('safetensors');
+    expect(q8.conversions).toHaveLength(2);
+    expect(q8.weightBytes).toBe(q8.groups.reduce((a: number, g: { memoryBytes: number }) => a + g.memoryBytes, 0));
+    expect(q8.weightBytes).toBeLessThan(q8.bytesOnDisk);
   });
 
   it('finds the one .gguf in a directory, and files without the extension (Ollama blobs)', async () => {

@@ -18,7 +18,7 @@ export function registerChat(program: Command): void {
     .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
     .option('--instructions <text>', 'developer instructions (the "system prompt")');
   addSamplingOptions(cmd).action(async (dir: string, flags: ChatFlags) => {
-    const model = await loadWithProgress(dir, flags.device);
+    const model = await loadWithProgress(dir, flags.device, flags.denseWeights);
     const options = { ...generateOptions(flags), ...(flags.effort !== undefined ? { reasoningEffort: flags.effort } : {}) };
     const newChat = (): ChatSession =>
       new ChatSession(model, { ...(flags.instructions !== undefined ? { developer: { instructions: flags.instructions } } : {}), defaults: options });

@@ -1,7 +1,9 @@
 // What every command shares: loading a model with a progress bar, option parsing, one-line errors.
 import { InvalidArgumentError, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadModel, type DeviceRequest, type GptOssModel } from '../model.js';
+import { loadModel, type DeviceRequest, type GptOssModel, type LoadOptions } from '../model.js';
+
+type DenseWeights = NonNullable<LoadOptions['denseWeights']>;
 import type { GenerateOptions } from '../generate.js';
 import type { ReasoningEffort } from '../harmony/index.js';
 
@@ -15,8 +17,8 @@ export function formatError(e: unknown): string {
 }
 
 /** Loads a checkpoint folder; a progress bar on stderr while the weights are bound, when stderr is a terminal. */
-export async function loadWithProgress(dir: string, device: DeviceRequest): Promise<GptOssModel> {
-  if (!process.stderr.isTTY) return loadModel(dir, { device });
+export async function loadWithProgress(dir: string, device: DeviceRequest, denseWeights: DenseWeights = 'as-stored'): Promise<GptOssModel> {
+  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights });
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -31,6 +33,7 @@ export async function loadWithProgress(dir: string, device: DeviceRequest): Prom
   try {
     return await loadModel(dir, {
       device,
+      denseWeights,
       onProgress: (done, total) => {
         if (!started) {
           bar.start(total, 0, { done: '0', all: mib(total) });
@@ -83,10 +86,17 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--seed <s>', 'random seed (same seed, same output)', parseIntArg(Number.MIN_SAFE_INTEGER))
     .option('--effort <level>', 'reasoning effort: low, medium or high', parseEffort)
     .option('--reasoning', 'also show the analysis channel (on stderr)')
-    .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto' as DeviceRequest);
+    .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto' as DeviceRequest)
+    .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored' as DenseWeights);
+}
+
+export function parseDenseWeights(v: string): DenseWeights {
+  if (v !== 'as-stored' && v !== 'q8') throw new InvalidArgumentError(`expected as-stored or q8, got '${v}'`);
+  return v;
 }
 
 export interface SamplingFlags {
+  denseWeights?: DenseWeights;
   maxTokens?: number;
   temperature?: number;
   topP?: number;

@@ -1,7 +1,7 @@
 // gpt-oss info <model>: config, parameter counts, sizes, backend.
 import type { Command } from 'commander';
 import type { ModelConfig } from '../loader/config.js';
-import { loadWithProgress, parseDevice, type SamplingFlags } from './common.js';
+import { loadWithProgress, parseDenseWeights, parseDevice, type SamplingFlags } from './common.js';
 
 export interface ParameterCounts {
   embedding: number;
@@ -64,15 +64,19 @@ export function registerInfo(program: Command): void {
   program
     .command('info')
     .description('show a checkpoint: config, parameter counts, bytes on disk and in memory, device')
-    .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors) or GGUF file')
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto')
+    .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored')
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, flags: Pick<SamplingFlags, 'device'> & { json?: boolean }) => {
-      const model = await loadWithProgress(dir, flags.device);
+    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights'> & { json?: boolean }) => {
+      const model = await loadWithProgress(dir, flags.device, flags.denseWeights);
       try {
         const params = parameterCounts(model.config);
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ model: dir, config: model.config, parameters: params, ...model.info })}\n`);
+          const { gguf, ...info } = model.info;
+          // The chat template is long: --json gives its length; the text is in model.info.gguf.chatTemplate.
+          const ggufOut = gguf ? { ...gguf, chatTemplate: gguf.chatTemplate === undefined ? undefined : `${gguf.chatTemplate.length} characters` } : undefined;
+          process.stdout.write(`${JSON.stringify({ model: dir, config: model.config, parameters: params, ...info, ...(ggufOut ? { gguf: ggufOut } : {}) })}\n`);
           return;
         }
         const c = model.config;
@@ -90,8 +94,17 @@ export function registerInfo(program: Command): void {
           `  rms_norm_eps: ${c.rmsNormEps}, swiglu_limit: ${c.swigluLimit}`,
           `parameters: ${human(params.total)} total (${params.total}), ${human(params.activePerToken)} active per token (${params.activePerToken})`,
           `  embedding ${human(params.embedding)}, unembedding ${human(params.unembedding)}, attention ${human(params.attention)}, router ${human(params.router)}, experts ${human(params.experts)}`,
+          `format: ${model.info.format}${model.info.gguf ? ` (GGUF v${model.info.gguf.version}, ${Object.entries(model.info.gguf.tensorTypes).map(([t, n]) => `${n} ${t}`).join(', ')}${model.info.gguf.chatTemplate !== undefined ? ', chat template in metadata' : ''})` : ''}`,
           `bytes on disk: ${bytes(model.info.bytesOnDisk)} in ${model.info.files.length} file(s)`,
           `bytes in memory: ${bytes(model.info.weightBytes)}`,
+          `tensor groups (file dtype -> run as: bytes in file / in memory, converted at load):`,
+          ...model.info.groups.map(
+            (g) => `  ${g.group}: ${g.fileDtype}${g.dtype !== g.fileDtype ? ` -> ${g.dtype}` : ''}: ${bytes(g.fileBytes)} / ${bytes(g.memoryBytes)}${g.convertedBytes ? `, ${bytes(g.convertedBytes)} converted` : ''}`,
+          ),
+          model.info.conversions.length
+            ? `converted at load (${model.info.convertSeconds.toFixed(2)} s): ${model.info.conversions.join('; ')}`
+            : 'converted at load: nothing (weights read in place from the file mapping)',
+          `load time: ${model.info.loadSeconds.toFixed(2)} s`,
           `backend: ${model.info.backend}, device: ${model.info.device}${model.info.fallbackReason ? ` (${model.info.fallbackReason})` : ''}`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);

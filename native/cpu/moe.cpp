@@ -85,9 +85,24 @@ inline int64_t permuted_col(int64_t c) { return (c & ~int64_t(31)) + ((c & 1) <<
 // permuted; ggml blocks: plain), into out[t * ld + r - r0].
 void expert_rows(const Kernels& k, const Tensor& w, int64_t expert, int64_t cols, const float* x, int64_t nt,
                  float* out, int64_t ld, int64_t r0, int64_t r1) {
-  const int64_t rows = w.dim(1), nblk = cols / kMxfp4BlockSize;
+  const int64_t rows = w.dtype == DType::BF16 ? w.dim(2) : w.dim(1), nblk = cols / kMxfp4BlockSize;
   const int64_t first = (expert * rows + r0) * nblk;  // first block
-  if (w.dtype == DType::MXFP4_GGML)
+  if (w.dtype == DType::BF16) {
+    // transformers' bf16 layout [E, C, R] (out = x @ W[e]): each input column's row of outputs is
+    // contiguous, so the loop runs over inputs and accumulates a slice of outputs (the compiler
+    // vectorizes the inner loop); exact f32 products as the other kernels.
+    const uint16_t* base = static_cast<const uint16_t*>(w.data) + expert * cols * rows;
+    std::vector<float> acc(size_t(r1 - r0));
+    for (int64_t t = 0; t < nt; ++t) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int64_t c = 0; c < cols; ++c) {
+        const float xv = x[t * cols + c];
+        const uint16_t* wr = base + c * rows + r0;
+        for (int64_t r = 0; r < r1 - r0; ++r) acc[size_t(r)] += xv * bf16_to_f32(wr[r]);
+      }
+      std::copy(acc.begin(), acc.end(), out + t * ld);
+    }
+  } else if (w.dtype == DType::MXFP4_GGML)
     k.mxfp4_ggml_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4GgmlBlockBytes, cols, x, nt, out, ld, 0, r1 - r0);
   else
     k.mxfp4_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4BlockBytes,
@@ -107,7 +122,8 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   const int64_t e = w.experts(), inter = w.intermediate(), inter2 = 2 * inter;
   if (n == 0) return;
   // HF blocks read activations permuted (permute_for_mxfp4), ggml blocks read them as they are.
-  const bool split = w.split(), down_permuted = w.down.dtype == DType::MXFP4;
+  const bool split = w.split(), gu_permuted = !split && w.gate_up.dtype == DType::MXFP4;
+  const bool down_permuted = w.down.dtype == DType::MXFP4;
   // Group (token, slot) pairs by expert; slot_row[t*topk+s] = the pair's row in the gathered buffers.
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(e));
   for (int64_t t = 0; t < n; ++t)
@@ -129,7 +145,7 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   // Gather x (permuted for HF blocks) per group row.
   std::vector<float> xp, xg(static_cast<size_t>(rows * h));
   const float* xsrc = x.ptr<float>();
-  if (!split) {
+  if (gu_permuted) {
     xp.resize(static_cast<size_t>(n * h));
     permute_for_mxfp4(x.ptr<float>(), n, h, xp.data());
     xsrc = xp.data();
@@ -233,17 +249,21 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
       const Tensor down = w.down.select(ex);
       for (int64_t r = 0; r < inter2; ++r) {
         // Row r of the interleaved gate_up; the GGUF form holds it as gate (even r) or up (odd r) row r / 2.
+        // bf16 experts (transformers' layout) hold it as column r of [H, 2*I].
         const Tensor rows = w.split() ? (r % 2 == 0 ? w.gate : w.up).select(ex) : w.gate_up.select(ex);
         const int64_t wr = w.split() ? r / 2 : r;
+        const bool transposed = rows.dtype == DType::BF16;
         double a = w.split() ? param_at(r % 2 == 0 ? w.gate_bias : w.up_bias, ex * inter + r / 2)
                              : param_at(w.gate_up_bias, ex * inter2 + r);
-        for (int64_t c = 0; c < h; ++c) a += double(weight_at(rows, wr, c)) * x.ptr<float>()[t * h + c];
+        for (int64_t c = 0; c < h; ++c)
+          a += double(transposed ? weight_at(rows, c, wr) : weight_at(rows, wr, c)) * x.ptr<float>()[t * h + c];
         gu[size_t(r)] = float(a);
       }
       swiglu_interleaved(gu.data(), inter, swiglu, act.data());
       for (int64_t r = 0; r < h; ++r) {
         double a = param_at(w.down_bias, ex * h + r);
-        for (int64_t c = 0; c < inter; ++c) a += double(weight_at(down, r, c)) * act[size_t(c)];
+        for (int64_t c = 0; c < inter; ++c)
+          a += double(down.dtype == DType::BF16 ? weight_at(down, c, r) : weight_at(down, r, c)) * act[size_t(c)];
         acc[size_t(r)] += double(expert_weight.ptr<float>()[t * topk + s]) * a;
       }
     }

@@ -118,6 +118,92 @@ void linear_mxfp4_ggml(const Tensor& x, const Tensor& weight, const Tensor* bias
       16);
 }
 
+// ---- quantize (bf16 experts of a fine-tuned checkpoint -> MXFP4 at load) ----
+// E2M1 code of v (|v| <= 6 after scaling), round to nearest, ties to the even code (codes 0-7 are
+// 0, 0.5, 1, 1.5, 2, 3, 4, 6; bit 3 the sign).
+static inline uint8_t e2m1_code(float v) {
+  const float a = std::fabs(v);
+  uint8_t c = a <= 0.25f ? 0 : a < 0.75f ? 1 : a <= 1.25f ? 2 : a < 1.75f ? 3 : a <= 2.5f ? 4 : a < 3.5f ? 5 : a <= 5.f ? 6 : 7;
+  return uint8_t(c | (std::signbit(v) && c ? 8 : 0));
+}
+
+static inline float e2m1_value(uint8_t code) { return e2m1_to_f32(code); }
+
+// One block of 32 values with scale 2^e: codes into `codes` (HF order: value 2k low nibble, 2k + 1
+// high), returns the squared error.
+static float encode_block_mxfp4(const float* v, int e, uint8_t* codes) {
+  const float inv = std::ldexp(1.f, -e), scale = std::ldexp(1.f, e);
+  float err = 0.f;
+  for (int k = 0; k < 16; ++k) {
+    const uint8_t lo = e2m1_code(std::max(-6.f, std::min(6.f, v[2 * k] * inv)));
+    const uint8_t hi = e2m1_code(std::max(-6.f, std::min(6.f, v[2 * k + 1] * inv)));
+    const float d0 = v[2 * k] - e2m1_value(lo) * scale, d1 = v[2 * k + 1] - e2m1_value(hi) * scale;
+    err += d0 * d0 + d1 * d1;
+    codes[k] = uint8_t(lo | (hi << 4));
+  }
+  return err;
+}
+
+// One block of 32 values -> its E8M0 scale byte and 16 code bytes. Two candidate scales: the OCP MX
+// rule's 2^(floor(log2 max|v|) - 2) (values above 6 saturate) and the round-up 2^ceil(log2(max|v| / 6))
+// that triton_kernels' downcast_to_mxfp uses (nothing saturates, small values lose a step); the one
+// with the smaller squared error is kept. Blocks that came from MXFP4 come back exactly either way.
+static void quantize_block_mxfp4(const float* v, uint8_t* codes, uint8_t* scale) {
+  float amax = 0.f;
+  for (int k = 0; k < kMxfp4BlockSize; ++k) amax = std::max(amax, std::fabs(v[k]));
+  if (!(amax > 0.f) || !std::isfinite(amax)) {  // zeros (or non-finite input: zeros as well)
+    *scale = 127;
+    std::fill(codes, codes + 16, uint8_t(0));
+    return;
+  }
+  int exp;
+  const float m = std::frexp(amax, &exp);  // amax = m 2^exp, m in [0.5, 1): floor(log2 amax) = exp - 1
+  const int e_floor = std::max(-127, std::min(127, exp - 1 - 2));
+  int e_up = e_floor;
+  while (e_up < 127 && amax > 6.f * std::ldexp(1.f, e_up)) ++e_up;  // at most one step above e_floor
+  (void)m;
+  uint8_t a[16], b[16];
+  const float err_floor = encode_block_mxfp4(v, e_floor, a);
+  const float err_up = e_up == e_floor ? err_floor : encode_block_mxfp4(v, e_up, b);
+  const bool up = err_up < err_floor;
+  std::copy(up ? b : a, (up ? b : a) + 16, codes);
+  *scale = uint8_t((up ? e_up : e_floor) + 127);
+}
+
+void quantize_mxfp4_transposed(const Tensor& src, Tensor& out) {
+  if (src.dtype != DType::BF16 && src.dtype != DType::F32 && src.dtype != DType::F16)
+    throw type_error("quantizeMxfp4: src must be bf16, f16 or f32, got " + src.describe());
+  expect_ndim(src, 3, "quantizeMxfp4: src");
+  expect_dtype(out, DType::MXFP4, "quantizeMxfp4: out");
+  const int64_t e = src.dim(0), cols = src.dim(1), rows = src.dim(2);
+  expect_shape(out, {e, rows, cols}, "quantizeMxfp4: out");
+  if (cols % kMxfp4BlockSize != 0) throw range_error("quantizeMxfp4: src [E, C, R] needs C % 32 == 0, got " + src.describe());
+  const int64_t nblk = cols / kMxfp4BlockSize;
+  auto at = [&](int64_t i) {
+    return src.dtype == DType::F32    ? src.ptr<float>()[i]
+           : src.dtype == DType::BF16 ? bf16_to_f32(src.ptr<uint16_t>()[i])
+                                      : f16_to_f32(src.ptr<uint16_t>()[i]);
+  };
+  auto* codes = static_cast<uint8_t*>(out.data);
+  auto* scales = static_cast<uint8_t*>(out.scales);
+  // One task = one expert's 32 source rows (a block of output columns) for every output row: reads
+  // whole source rows, writes one block per output row.
+  parallel_for(e * nblk, [&](int64_t a, int64_t b) {
+    std::vector<float> tile(size_t(kMxfp4BlockSize * rows));
+    for (int64_t task = a; task < b; ++task) {
+      const int64_t ex = task / nblk, g = task % nblk;
+      for (int64_t k = 0; k < kMxfp4BlockSize; ++k) {
+        const int64_t base = (ex * cols + g * kMxfp4BlockSize + k) * rows;
+        for (int64_t r = 0; r < rows; ++r) tile[size_t(r * kMxfp4BlockSize + k)] = at(base + r);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t blk = (ex * rows + r) * nblk + g;
+        quantize_block_mxfp4(tile.data() + r * kMxfp4BlockSize, codes + blk * kMxfp4BlockBytes, scales + blk);
+      }
+    }
+  }, 1);
+}
+
 // ---- dequantize ----
 static inline void store(Tensor& out, int64_t i, float v) {
   if (out.dtype == DType::F32)

@@ -37,6 +37,11 @@ GPTOSS_CPU_OPS
 // as f16, q = round(v / d). The model's load-time conversion (denseWeights: 'q8'), on the thread pool.
 void quantize_q8_0(const Tensor& src, Tensor& out);
 
+// Experts as transformers stores them dequantized (src [E, C, R]: out = x @ src[e], bf16/f16/f32) ->
+// MXFP4 [E, R, C] in the Hugging Face block layout (mxfp4.cpp): per 32 values the better (smaller squared
+// error) of the OCP floor scale and the round-up scale, codes rounded to nearest even. loadModel's experts: 'mxfp4'.
+void quantize_mxfp4_transposed(const Tensor& src, Tensor& out);
+
 // The device the CPU ops check their tensors against (model/op_checks.h holds the checks; each op
 // adds only its value checks that read host memory: token ids, positions, expert ids).
 inline const Device kCpuDevice{DeviceKind::CPU, 0};

@@ -23,6 +23,9 @@ namespace gptoss {
 //  - GGUF (llama.cpp's conversion splits gate_up by rows ::2 / 1::2): gate and up MXFP4_GGML
 //    [E, I, H] with their biases; gate_up is then undefined. CPU only (op_checks.h: moe).
 // down is MXFP4 [E, H, I] (HF) or MXFP4_GGML (GGUF). Biases bf16 or f32.
+// A fine-tuned checkpoint saved by transformers in bf16 (Mxfp4Config(dequantize=True)) run as stored
+// (loadModel's experts: 'bf16', CPU only): gate_up BF16 [E, H, 2*I] and down BF16 [E, I, H], the
+// transpose of the blocks' [out, in] (out = x @ W[e]), gate/up still interleaved.
 struct MoeWeights {
   Tensor gate_up;       // MXFP4 [E, 2*I, H]; rows interleaved: even = gate, odd = up
   Tensor gate_up_bias;  // [E, 2*I]
@@ -33,7 +36,9 @@ struct MoeWeights {
 
   bool split() const { return !gate_up.defined() && gate.defined(); }
   int64_t experts() const { return split() ? gate.dim(0) : gate_up.dim(0); }
-  int64_t intermediate() const { return split() ? gate.dim(1) : gate_up.dim(1) / 2; }
+  int64_t intermediate() const {
+    return split() ? gate.dim(1) : gate_up.dtype == DType::BF16 ? gate_up.dim(2) / 2 : gate_up.dim(1) / 2;
+  }
 };
 
 struct SwigluParams {

@@ -226,9 +226,41 @@ struct Binder {
     return out;
   }
 
+  // Experts saved dense by transformers (Mxfp4Config(dequantize=True), then save_pretrained):
+  // `<prefix>` [E, C, R] (the transpose of the blocks' [E, R, C]), bf16/f16/f32. Quantized to MXFP4
+  // [E, R, C] at load, or (experts: 'bf16') run as stored.
+  Tensor dense_experts(const WeightSlot& slot, const TensorRecord& r) {
+    const Shape stored{slot.shape[0], slot.shape[2], slot.shape[1]};
+    DType d;
+    if (!parse_storage_dtype(r.dtype, d) || (d != DType::BF16 && d != DType::F32 && d != DType::F16))
+      throw type_error(where(r.name) + " has dtype " + r.dtype + ", expected BF16, F16 or F32 " + shape_str(stored) +
+                       " (or MXFP4 " + slot.name + "_blocks/_scales)");
+    if (r.shape != stored)
+      throw range_error(where(r.name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(stored) +
+                        " (transformers' layout: the transpose of [experts, out, in])");
+    check_extent(r);
+    Tensor t = host_view(r, d, stored);
+    if (options.experts_bf16) {
+      if (d != DType::BF16)
+        throw type_error(where(r.name) + " is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");
+      note(slot, d, t, r.length, false);
+      return finish(t, r.length);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    Tensor q = host_empty(DType::MXFP4, slot.shape);
+    cpu::quantize_mxfp4_transposed(t, q);
+    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string line = std::string(slot.group) + ": " + dtype_name(d) + " -> mxfp4 (experts mxfp4)";
+    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+      report.conversions.push_back(line);
+    note(slot, d, q, r.length, true);
+    return finish(q, r.length);
+  }
+
   // `<prefix>_blocks` U8 [E, R, C/32, 16] + `<prefix>_scales` U8 [E, R, C/32] -> MXFP4 [E, R, C].
   Tensor mxfp4(const WeightSlot& slot) {
     const std::string& prefix = slot.name;
+    if (!by_name.count(prefix + "_blocks") && by_name.count(prefix)) return dense_experts(slot, *by_name.at(prefix));
     const int64_t experts = slot.shape[0], rows = slot.shape[1], cols = slot.shape[2];
     const int64_t groups = cols / kMxfp4BlockSize;
     const TensorRecord& b = record(prefix + "_blocks", "U8", {experts, rows, groups, kMxfp4BlockBytes});
@@ -338,9 +370,11 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->backend_ = get_backend(device);
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  if (device.kind != DeviceKind::CPU && (options.format == WeightFormat::Gguf || options.dense_q8))
-    throw type_error(std::string(options.format == WeightFormat::Gguf ? "GGUF files" : "denseWeights: 'q8'") +
-                     " are not supported on " + device.str() + " yet (the CUDA kernels read bf16 and Hugging Face MXFP4 " +
+  if (device.kind != DeviceKind::CPU && (options.format == WeightFormat::Gguf || options.dense_q8 || options.experts_bf16))
+    throw type_error(std::string(options.format == WeightFormat::Gguf ? "GGUF files are"
+                                 : options.dense_q8                   ? "denseWeights: 'q8' is"
+                                                                      : "experts: 'bf16' is") +
+                     " not supported on " + device.str() + " yet (the GPU kernels read bf16 and Hugging Face MXFP4 " +
                      "blocks only); load with device: 'cpu'");
   Binder bind{files, model->files_, {}, *model->backend_, progress, options, model->load_report_};
   for (const TensorRecord& r : records) {
@@ -353,7 +387,9 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     *slot.target = options.format == WeightFormat::Gguf ? bind.gguf(slot)
                    : slot.dtype == DType::MXFP4         ? bind.mxfp4(slot)
                                                         : bind.bf16(slot);
-  model->weight_bytes_ = bind.done;
+  // Bytes the model runs from: the mapped tensors plus those converted at load.
+  model->weight_bytes_ = 0;
+  for (const LoadGroup& g : model->load_report_.groups) model->weight_bytes_ += g.memory_bytes;
   // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
   if (device.kind == DeviceKind::CPU)
     for (const auto& f : model->files_) MappedFile::populate_in_background(f);

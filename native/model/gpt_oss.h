@@ -86,6 +86,9 @@ struct LoadOptions {
   WeightFormat format = WeightFormat::HuggingFace;
   // Quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load (CPU).
   bool dense_q8 = false;
+  // Experts stored dense (a fine-tuned checkpoint saved in bf16): false = quantize to MXFP4 at load,
+  // true = run the bf16 weights as stored (CPU).
+  bool experts_bf16 = false;
 };
 
 // What Model::load bound, per tensor group (model.info): the dtypes as stored and as run, bytes in the

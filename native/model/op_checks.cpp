@@ -232,8 +232,17 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     expect_shape(w.up, w.gate.shape, "moe: up");
     param(w.gate_bias, e * inter, "moe: gateBias");
     param(w.up_bias, e * inter, "moe: upBias");
+  } else if (cpu && w.gate_up.dtype == DType::BF16) {  // transformers' bf16 layout [E, H, 2*I]
+    expect_ndim(w.gate_up, 3, "moe: gateUp");
+    e = w.gate_up.dim(0);
+    const int64_t inter2 = w.gate_up.dim(2);
+    if (w.gate_up.dim(1) != h || inter2 % 2 != 0)
+      throw range_error("moe: bf16 gateUp must be [E, " + std::to_string(h) + ", 2*I], got " + w.gate_up.describe());
+    inter = inter2 / 2;
+    param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
   } else {
-    expect_dtype(w.gate_up, DType::MXFP4, "moe: gateUp");
+    if (w.gate_up.dtype != DType::MXFP4)
+      throw type_error(std::string("moe: gateUp: expected dtype mxfp4") + (cpu ? " or bf16" : "") + ", got " + w.gate_up.describe());
     expect_ndim(w.gate_up, 3, "moe: gateUp");
     e = w.gate_up.dim(0);
     const int64_t inter2 = w.gate_up.dim(1);
@@ -245,9 +254,13 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   if (h % kMxfp4BlockSize != 0 || inter % kMxfp4BlockSize != 0)
     throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got hidden " + std::to_string(h) +
                       ", intermediate " + std::to_string(inter));
-  if (w.down.dtype != DType::MXFP4 && !(cpu && w.down.dtype == DType::MXFP4_GGML))
-    throw type_error(std::string("moe: down: expected dtype mxfp4") + (cpu ? " or mxfp4-ggml" : "") + ", got " + w.down.describe());
-  expect_shape(w.down, {e, h, inter}, "moe: down");
+  if (cpu && w.down.dtype == DType::BF16) {
+    expect_shape(w.down, {e, inter, h}, "moe: down (bf16, [E, I, H])");
+  } else {
+    if (w.down.dtype != DType::MXFP4 && !(cpu && w.down.dtype == DType::MXFP4_GGML))
+      throw type_error(std::string("moe: down: expected dtype mxfp4") + (cpu ? ", mxfp4-ggml or bf16" : "") + ", got " + w.down.describe());
+    expect_shape(w.down, {e, h, inter}, "moe: down");
+  }
   param(w.down_bias, e * h, "moe: downBias");
   expect_dtype(expert_idx, DType::I32, "moe: expertIdx");
   expect_ndim(expert_idx, 2, "moe: expertIdx");

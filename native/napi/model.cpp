@@ -227,6 +227,10 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       if (dense == "q8") options.dense_q8 = true;
       else if (dense != "as-stored")
         throw range_error("NativeModel.load: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
+      const std::string experts = spec.Get("experts").IsString() ? spec.Get("experts").ToString().Utf8Value() : "mxfp4";
+      if (experts == "bf16") options.experts_bf16 = true;
+      else if (experts != "mxfp4")
+        throw range_error("NativeModel.load: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
       return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
                            [config, files, records, device, options](const LoadProgress& progress) {
                              return Model::load(config, files, records, device, progress, options);

@@ -249,6 +249,20 @@ Napi::Value op_quantize_q8(const Napi::CallbackInfo& info) {
   });
 }
 
+// ops.quantizeMxfp4(src [E, C, R], out MXFP4 [E, R, C]): transformers' dequantized expert layout ->
+// Hugging Face MXFP4 blocks, as loadModel's experts: 'mxfp4' does it (CPU).
+Napi::Value op_quantize_mxfp4(const Napi::CallbackInfo& info) {
+  const char* fn = "ops.quantizeMxfp4";
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor& src = tensor_arg(info, 0, fn, "src");
+    Tensor& out = tensor_arg(info, 1, fn, "out");
+    checks::placed(src, Device{}, "quantizeMxfp4: src");
+    checks::placed(out, Device{}, "quantizeMxfp4: out");
+    cpu::quantize_mxfp4_transposed(src, out);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value op_sample(const Napi::CallbackInfo& info, bool ref) {
   const char* fn = ref ? "ops.reference.sample" : "ops.sample";
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -368,6 +382,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   ops.Set("setThreads", Napi::Function::New(env, set_threads, "setThreads"));
   ops.Set("setIsa", Napi::Function::New(env, set_isa, "setIsa"));
   ops.Set("quantizeQ8", Napi::Function::New(env, op_quantize_q8, "quantizeQ8"));
+  ops.Set("quantizeMxfp4", Napi::Function::New(env, op_quantize_mxfp4, "quantizeMxfp4"));
   ops.Set("readBandwidth", Napi::Function::New(env, read_bandwidth, "readBandwidth"));
   exports.Set("ops", ops);
 }

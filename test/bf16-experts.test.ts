@@ -1,0 +1,169 @@
+// Fine-tuned checkpoints saved in bf16 (transformers' Mxfp4Config(dequantize=True) layout:
+// mlp.experts.gate_up_proj [E, H, 2I], down_proj [E, I, H]): quantized to MXFP4 at load (default) or
+// run as stored. The stand-in fixture is tiny-a dequantized by scripts/dequantize-checkpoint.mjs.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, type GptOssModel } from '../lib/index.js';
+import { ops, quantizeMxfp4, reference } from '../lib/ops.js';
+import { Tensor, fromBf16 } from '../lib/tensor.js';
+import { dequantizeCheckpoint } from '../scripts/dequantize-checkpoint.mjs';
+import { argmaxRows, fixtureDir, readF32, readJson, relL2 } from './helpers/fixtures.js';
+import { randn, rng } from './cpu/util.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gpt-oss-bf16-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const tokens = readJson<number[]>('tiny-a', 'tokens.json');
+const greedy = readJson<number[]>('tiny-a', 'greedy.json');
+const V = 1024;
+
+async function greedyRun(model: GptOssModel, n: number): Promise<number[]> {
+  const session = model.createSession({ maxContext: 128 });
+  let logits = await session.prefill(tokens);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = argmaxRows(logits, V)[0];
+    out.push(next);
+    logits = await session.step(next);
+  }
+  await session.dispose();
+  return out;
+}
+
+describe('MXFP4 quantizer for dense experts', () => {
+  it('returns MXFP4-grid values exactly and stays within the format\'s error elsewhere', () => {
+    const r = rng('quantize-mxfp4');
+    const E = 2, C = 64, R = 24;
+    // Values on the grid: codes times a power of two per (expert, row, block of 32 inputs).
+    const grid = new Float32Array(E * C * R);
+    const codes = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
+    for (let e = 0; e < E; e++)
+      for (let row = 0; row < R; row++)
+        for (let g = 0; g < C / 32; g++) {
+          const scale = 2 ** (Math.floor(r() * 10) - 8);
+          for (let k = 0; k < 32; k++)
+            grid[(e * C + g * 32 + k) * R + row] = (r() < 0.5 ? -1 : 1) * codes[Math.floor(r() * 8)] * scale;
+        }
+    const src = Tensor.fromBf16(grid, [E, C, R]);
+    const q = Tensor.empty('mxfp4', [E, R, C]);
+    quantizeMxfp4(src, q);
+    const back = Tensor.empty('f32', [E, R, C]);
+    ops.mxfp4Dequantize(q, back);
+    const b = back.read() as Float32Array;
+    for (let e = 0; e < E; e++)
+      for (let row = 0; row < R; row++)
+        for (let c = 0; c < C; c++) expect(b[(e * R + row) * C + c] + 0).toBe(grid[(e * C + c) * R + row] + 0); // -0 comes back as 0
+
+    const normal = randn(r, E * C * R, 0.02);
+    const q2 = Tensor.empty('mxfp4', [E, R, C]);
+    quantizeMxfp4(Tensor.fromBf16(normal, [E, C, R]), q2);
+    ops.mxfp4Dequantize(q2, back);
+    const want = fromBf16(Tensor.fromBf16(normal, [E, C, R]).read() as Uint16Array);
+    const b2 = back.read() as Float32Array, wt = new Float32Array(b2.length);
+    for (let e = 0; e < E; e++) for (let row = 0; row < R; row++) for (let c = 0; c < C; c++) wt[(e * R + row) * C + c] = want[(e * C + c) * R + row];
+    const err = relL2(b2, wt);
+    console.log(`MXFP4 quantization of N(0, 0.02) bf16 weights: rel L2 ${err.toExponential(3)}`);
+    expect(err).toBeGreaterThan(0.05); // 4-bit values: a real loss, not a copy
+    expect(err).toBeLessThan(0.2);
+  });
+
+  it('bf16 experts as stored: moe matches the reference (decode and grouped prefill)', () => {
+    const r = rng('moe-bf16-experts');
+    const E = 4, H = 64, I = 96, k = 2;
+    const gateUp = Tensor.fromBf16(randn(r, E * H * 2 * I, 0.05), [E, H, 2 * I]);
+    const down = Tensor.fromBf16(randn(r, E * I * H, 0.05), [E, I, H]);
+    const w = { gateUp, gateUpBias: Tensor.fromF32(randn(r, E * 2 * I, 0.1), [E, 2 * I]), down, downBias: Tensor.fromF32(randn(r, E * H, 0.1), [E, H]) };
+    for (const n of [1, 5, 19]) {
+      const x = Tensor.fromF32(randn(r, n * H), [n, H]);
+      const idx = Tensor.fromI32(Array.from({ length: n * k }, (_, i) => (i * 3 + (i >> 1)) % E), [n, k]);
+      const wt = Tensor.fromF32(Array.from({ length: n * k }, () => 0.5), [n, k]);
+      const a = Tensor.empty('f32', [n, H]), b = Tensor.empty('f32', [n, H]);
+      ops.moe(x, idx, wt, w, undefined, a);
+      reference.moe(x, idx, wt, w, undefined, b);
+      expect(relL2(a.read() as Float32Array, b.read() as Float32Array)).toBeLessThan(1e-5);
+    }
+    expect(() => ops.moe(Tensor.empty('f32', [1, H]), Tensor.fromI32([0, 1], [1, 2]), Tensor.fromF32([0.5, 0.5], [1, 2]),
+      { ...w, down: Tensor.fromBf16(new Float32Array(E * H * I), [E, H, I]) }, undefined, Tensor.empty('f32', [1, H]))).toThrow(/moe: down/);
+  });
+});
+
+describe('a bf16 fine-tuned checkpoint (tiny-a dequantized)', () => {
+  const exact = join(root, 'tiny-a-bf16');
+  const moved = join(root, 'tiny-a-bf16-perturbed');
+  let mxfp4: GptOssModel;
+  let base: Float32Array;
+  beforeAll(async () => {
+    await dequantizeCheckpoint(fixtureDir('tiny-a'), exact);
+    await dequantizeCheckpoint(fixtureDir('tiny-a'), moved, { perturb: 0.05 });
+    mxfp4 = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    base = await mxfp4.forward(tokens);
+  });
+  afterAll(async () => {
+    await mxfp4.dispose();
+  });
+
+  it('quantizes the experts to MXFP4 at load by default, and says so', async () => {
+    const m = await loadModel(exact, { device: 'cpu' });
+    expect(m.info.conversions).toEqual(['experts: bf16 -> mxfp4 (experts mxfp4)']);
+    const g = m.info.groups.find((x) => x.group === 'experts')!;
+    expect(g.dtype).toBe('mxfp4+bf16');
+    expect(g.convertedBytes).toBeGreaterThan(0);
+    expect(g.memoryBytes).toBeLessThan(g.fileBytes / 3);
+    // MXFP4 values dequantized to bf16 quantize back to the same values.
+    const logits = await m.forward(tokens);
+    expect(relL2(logits, base)).toBeLessThan(1e-6);
+    expect(await greedyRun(m, greedy.length)).toEqual(greedy);
+    await m.dispose();
+  });
+
+  it('runs the bf16 experts as stored with experts: \'bf16\'', async () => {
+    const m = await loadModel(exact, { device: 'cpu', experts: 'bf16' });
+    expect(m.info.conversions).toEqual([]);
+    expect(m.info.groups.find((x) => x.group === 'experts')!.dtype).toBe('bf16');
+    const logits = await m.forward(tokens);
+    expect(relL2(logits, base)).toBeLessThan(1e-5);
+    expect(await greedyRun(m, greedy.length)).toEqual(greedy);
+    await m.dispose();
+  });
+
+  it('off-grid bf16 experts: quantized at load vs run as stored', async () => {
+    const asStored = await loadModel(moved, { device: 'cpu', experts: 'bf16' });
+    const quantized = await loadModel(moved, { device: 'cpu' });
+    const a = await asStored.forward(tokens);
+    const b = await quantized.forward(tokens);
+    const err = relL2(b, a);
+    const am = argmaxRows(a, V), bm = argmaxRows(b, V);
+    const agree = am.filter((x, i) => x === bm[i]).length / am.length;
+    console.log(`tiny-a perturbed bf16 experts, MXFP4 at load vs bf16: logits rel L2 ${err.toExponential(3)}, argmax agreement ${(agree * 100).toFixed(1)}% of ${am.length}`);
+    expect(err).toBeGreaterThan(0); // it did quantize
+    // tiny-a's random weights amplify any change (q8 dense alone keeps ~96%); the issue's >= 97% target
+    // is against transformers' own bf16 logits (scripts/make-bf16-fixture.py on a torch host).
+    expect(agree).toBeGreaterThanOrEqual(0.75);
+    await asStored.dispose();
+    await quantized.dispose();
+  });
+
+  it('names the tensor when the layout or dtype is wrong', async () => {
+    await expect(loadModel(exact, { device: 'cpu', experts: 'fp8' as 'bf16' })).rejects.toThrow(/options\.experts must be 'mxfp4' or 'bf16'/);
+  });
+});
+
+// Written by transformers itself (scripts/make-bf16-fixture.py on a host with torch); absent until then.
+const TRANSFORMERS_FIXTURE = existsSync(join(fixtureDir('tiny-a-bf16'), 'logits.f32'));
+describe.skipIf(!TRANSFORMERS_FIXTURE)('tiny-a-bf16: saved by transformers in bf16, against its own logits', () => {
+  it('quantized at load: argmax equal to transformers\' bf16 logits at >= 97% of positions; as stored: within 1e-3', async () => {
+    const ref = readF32('tiny-a-bf16', 'logits.f32');
+    const fxTokens = readJson<number[]>('tiny-a-bf16', 'tokens.json');
+    for (const experts of ['mxfp4', 'bf16'] as const) {
+      const m = await loadModel(fixtureDir('tiny-a-bf16'), { device: 'cpu', experts });
+      const logits = await m.forward(fxTokens);
+      const a = argmaxRows(logits, V), b = argmaxRows(ref, V);
+      const agree = a.filter((x, i) => x === b[i]).length / a.length;
+      console.log(`tiny-a-bf16 (${experts}) vs transformers: rel L2 ${relL2(logits, ref).toExponential(3)}, argmax ${(agree * 100).toFixed(1)}%`);
+      if (experts === 'mxfp4') expect(agree).toBeGreaterThanOrEqual(0.97);
+      else expect(relL2(logits, ref)).toBeLessThan(1e-3);
+      await m.dispose();
+    }
+  });
+});
