@@ -38,6 +38,8 @@ export interface NativeTensorRecord {
 
 export interface NativeModelSpec {
   config: NativeConfig;
+  /** The config.json the config came from (ConfigErrors from the native side name it). */
+  configFile?: string;
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
@@ -93,6 +95,8 @@ export interface Addon {
   NativeSession: NativeSessionConstructor;
   cudaUnavailableReason(): string;
   cudaDeviceCount(): number;
+  /** The classes native checkpoint/config errors are constructed as (called once, by lib/native.ts). */
+  setErrorClasses(classes: { CheckpointError: Function; ConfigError: Function }): void;
   // Kernel ops for tests and microbenchmarks (typed in ops.ts).
   ops: Record<string, any>;
 }
