@@ -13,6 +13,9 @@ export { readConfig, parseConfig } from './loader/config.js';
 export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';
 export { readSafetensorsHeader } from './loader/safetensors.js';
 export { CheckpointError, ConfigError } from './errors.js';
+export { AddonLoadError, PREBUILT_PLATFORMS } from './native.js';
+export { pull, resolveHfModel, hubCacheDir, HubError } from './hub.js';
+export type { PullOptions, PullResult, HubErrorCode } from './hub.js';
 import './generate.js'; // attaches GptOssModel.prototype.generate
 export { generate, GenerationStream } from './generate.js';
 export type { GenerateInput, GenerateOptions, GenerationEvent, GenerationResult, FinishReason, ToolCall } from './generate.js';
