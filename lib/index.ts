@@ -12,7 +12,7 @@ export type { Checkpoint } from './loader/index.js';
 export { readConfig, parseConfig } from './loader/config.js';
 export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';
 export { readSafetensorsHeader } from './loader/safetensors.js';
-export { CheckpointError, ConfigError } from './errors.js';
+export { CheckpointError, ConfigError, DeviceUnavailableError } from './errors.js';
 export { AddonLoadError, PREBUILT_PLATFORMS } from './native.js';
 export { pull, resolveHfModel, hubCacheDir, HubError } from './hub.js';
 export type { PullOptions, PullResult, HubErrorCode } from './hub.js';
