@@ -16,9 +16,14 @@ export { CheckpointError, ConfigError, DeviceUnavailableError } from './errors.j
 export { AddonLoadError, PREBUILT_PLATFORMS } from './native.js';
 export { pull, resolveHfModel, hubCacheDir, HubError } from './hub.js';
 export type { PullOptions, PullResult, HubErrorCode } from './hub.js';
-import './generate.js'; // attaches GptOssModel.prototype.generate
 export { generate, GenerationStream } from './generate.js';
 export type { GenerateInput, GenerateOptions, GenerationEvent, GenerationResult, FinishReason, ToolCall } from './generate.js';
+export { Engine } from './engine/scheduler.js';
+export type { EngineOptions, EngineRequestOptions, EngineStats } from './engine/scheduler.js';
+export type { StepBackend, BatchItem } from './engine/backend.js';
+export { SessionBackend } from './engine/session-backend.js';
+export type { SessionBackendOptions } from './engine/session-backend.js';
+export { QueueFullError, EngineClosedError, ContextLengthError } from './engine/errors.js';
 export { ChatSession } from './chat.js';
 export type { ChatSessionOptions, ChatTurnOptions } from './chat.js';
 export { Xoshiro128, createRng, randomSeed, sampleFromLogits, samplingDistribution, resolveSampleOptions } from './sampling.js';

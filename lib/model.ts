@@ -5,6 +5,8 @@ import { openCheckpoint } from './loader/index.js';
 import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
+import { Engine, type EngineOptions } from './engine/scheduler.js';
+import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
 import { DeviceUnavailableError } from './errors.js';
 import { toTokenIds } from './token-ids.js';
 
@@ -127,6 +129,20 @@ export class GptOssModel {
     if (typeof maxContext !== 'number' || !Number.isSafeInteger(maxContext) || maxContext < 1)
       throw new RangeError(`createSession: options.maxContext must be an integer >= 1, got ${String(maxContext)}`);
     return new Session(new native.NativeSession(this.#get('createSession'), maxContext), this.config.vocabSize);
+  }
+
+  /** generate(this, input, options): see lib/generate.ts. */
+  generate(input: GenerateInput, options?: GenerateOptions): GenerationStream {
+    return generate(this, input, options);
+  }
+
+  /**
+   * A continuous-batching engine on this model (lib/engine/scheduler.ts): engine.generate() takes
+   * generate()'s input and options and returns the same GenerationStream; requests run together.
+   */
+  createEngine(options: EngineOptions = {}): Engine {
+    this.#get('createEngine');
+    return new Engine(this, options);
   }
 
   /** Logits of every position, [tokens.length * vocabSize], from a fresh KV cache. */
