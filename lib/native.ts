@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Addon } from './addon-types.js';
+import { CheckpointError, ConfigError } from './errors.js';
 
 const require = createRequire(import.meta.url);
 // lib/*.ts (tests) and dist/*.js (the package) both sit one level below the package root.
@@ -71,7 +72,13 @@ let loaded: Addon | undefined;
 
 /** The addon, loaded at the first call (throws AddonLoadError when no binary loads). */
 export function loadNative(): Addon {
-  return (loaded ??= loadAddon());
+  if (!loaded) {
+    const addon = loadAddon();
+    // Native errors about a checkpoint or a config are these classes, whichever side found the problem.
+    addon.setErrorClasses({ CheckpointError, ConfigError });
+    loaded = addon;
+  }
+  return loaded;
 }
 
 /** The addon's exports, loaded at first property access. */
