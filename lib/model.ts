@@ -4,6 +4,7 @@ import type { NativeModel } from './addon-types.js';
 import { openCheckpoint } from './loader/index.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
+import { NativeBatchBackend, type BatchBackendOptions } from './engine/native-backend.js';
 
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -106,6 +107,18 @@ export class GptOssModel {
   createSession(options: SessionOptions = {}): Session {
     const maxContext = options.maxContext ?? Math.min(4096, this.config.maxPositionEmbeddings);
     return new Session(new native.NativeSession(this.#get('createSession'), maxContext), this.config.vocabSize);
+  }
+
+  /**
+   * The batched step over a paged KV cache (lib/engine/backend.ts's StepBackend): many sequences,
+   * one forward pass a step. CPU models only for now; on a CUDA model it throws (never a silent
+   * fallback).
+   */
+  createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
+    const nativeModel = this.#get('createBatchBackend');
+    if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
+    const { kvBlocks, blockSize = 16, maxSequences = 64 } = options;
+    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences }));
   }
 
   /** Logits of every position, [tokens.length * vocabSize], from a fresh KV cache. */
