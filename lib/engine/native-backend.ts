@@ -66,7 +66,16 @@ export class NativeBatchBackend implements StepBackend {
     return this.#get('length').length(seq);
   }
 
+  /** Bad items reject (TypeError / RangeError naming the item) with nothing reserved or appended. */
   step(items: BatchItem[]): Promise<Int32Array> {
+    try {
+      return this.#step(items);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #step(items: BatchItem[]): Promise<Int32Array> {
     const native = this.#get('step');
     if (!Array.isArray(items)) throw new TypeError('NativeBatchBackend.step: items must be an array');
     // Sampling options get their defaults here; the native side checks everything else and names the item.

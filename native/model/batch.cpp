@@ -90,10 +90,11 @@ void Batch::reserve(const std::vector<StepItem>& items) {
   for (const StepItem& it : items) sequences_[it.seq].busy = true;
 }
 
-void Batch::finish(const std::vector<StepItem>& items, bool ok) {
+void Batch::settle(const std::vector<StepItem>& items, bool ok) {
+  std::lock_guard<std::mutex> lock(mutex_);
   for (const StepItem& it : items) {
     auto s = sequences_.find(it.seq);
-    if (s == sequences_.end()) continue;
+    if (s == sequences_.end() || !s->second.busy) continue;
     if (ok) s->second.tokens.insert(s->second.tokens.end(), it.tokens.begin(), it.tokens.end());
     s->second.busy = false;
     if (s->second.closed) {
@@ -101,11 +102,6 @@ void Batch::finish(const std::vector<StepItem>& items, bool ok) {
       sequences_.erase(s);
     }
   }
-}
-
-void Batch::release(const std::vector<StepItem>& items) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  finish(items, false);
 }
 
 std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
@@ -142,7 +138,7 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
   }
 
   std::vector<int32_t> out(items.size(), -1);
-  try {
+  {
     std::lock_guard<std::mutex> run_lock(model_->run_mutex());
     Backend& be = model_->backend();
     const int n = int(tokens.size()), rows = int(logit_rows.size());
@@ -164,13 +160,7 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
         ++r;
       }
     be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    finish(items, false);
-    throw;
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  finish(items, true);
   return out;
 }
 

@@ -55,18 +55,17 @@ class Batch {
   // Tokens a sequence holds (RangeError when it is not open).
   int length(int seq) const;
 
-  // Checks the items (open sequences, each at most once, tokens in the vocabulary and within the
-  // sequence's capacity; errors name the item) and marks their sequences busy. The caller then runs
-  // the step with run(), which releases them, or release() if it never runs.
+  // A step in three calls. reserve() checks the items (open sequences, each at most once, tokens in
+  // the vocabulary and within the sequence's capacity; errors name the item) and marks their
+  // sequences busy. run() is the forward pass (any thread): the drawn id per item, -1 where it does
+  // not sample. settle() ends the step where its caller wants its effects seen (N-API: on the main
+  // thread, as the promise settles): when ok, each sequence holds its new tokens (otherwise none
+  // does); the sequences are no longer busy, and those closed meanwhile give their blocks back.
   void reserve(const std::vector<StepItem>& items);
-  // One forward over every item (after reserve). Returns the drawn id per item, -1 where it does not
-  // sample. On success each sequence holds its new tokens; on failure none does (nothing appended).
   std::vector<int32_t> run(const std::vector<StepItem>& items);
-  void release(const std::vector<StepItem>& items);
+  void settle(const std::vector<StepItem>& items, bool ok);
 
  private:
-  void finish(const std::vector<StepItem>& items, bool ok);  // under mutex_: busy off, closed ones freed
-
   std::shared_ptr<Model> model_;
   KvPool pool_;
   int max_sequences_;

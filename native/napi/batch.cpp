@@ -122,11 +122,14 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
             std::copy(out->begin(), out->end(), r.Data());
             return r;
           });
+      // The step's effects (tokens appended, busy cleared, blocks of sequences closed meanwhile
+      // returned) are seen on the main thread when its promise settles, not before.
+      worker->on_settle([b, items](bool ok) { b->settle(*items, ok); });
       Napi::Promise p = worker->promise();
       try {
         worker->Queue();
       } catch (...) {
-        b->release(*items);
+        b->settle(*items, false);
         throw;
       }
       return p;

@@ -19,6 +19,9 @@ class PromiseWorker : public Napi::AsyncWorker {
   PromiseWorker(Napi::Env env, const char* name, Work work, Done done)
       : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
   Napi::Promise promise() { return deferred_.Promise(); }
+  // Runs on the main thread when the work is over (ok: it did not throw), before the promise settles;
+  // also when the environment is being torn down. Must not throw.
+  void on_settle(std::function<void(bool ok)> settle) { settle_ = std::move(settle); }
 
  protected:
   void Execute() override {
@@ -37,6 +40,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   // being torn down (a worker_thread terminated mid-forward) creating handles or settling the
   // promise fails, and an exception escaping here would abort the whole process.
   void OnWorkComplete(Napi::Env env, napi_status status) override {
+    if (settle_) settle_(status != napi_cancelled && error_.empty());
     if (status != napi_cancelled) {
       try {
         Napi::HandleScope scope(env);
@@ -62,6 +66,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Work work_;
   Done done_;
+  std::function<void(bool)> settle_;
   Error::Kind kind_ = Error::Kind::Generic;
   std::string error_;
 };
