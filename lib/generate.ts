@@ -6,6 +6,7 @@
 // stays free while a model generates.
 import { GptOssModel } from './model.js';
 import type { Session } from './session.js';
+import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed } from './sampling.js';
 import { tokenizer, SPECIAL_TOKENS } from './tokenizer.js';
 import { renderConversation, createHarmonyParser } from './harmony/index.js';
@@ -199,7 +200,7 @@ function promptTokens(model: GptOssModel, input: GenerateInput, options: Generat
   if (typeof input === 'string') return tokenizer.encode(input);
   if (typeof input !== 'object' || input === null || typeof input.length !== 'number')
     throw new TypeError('generate: input must be token ids, a string or a conversation ({ messages: [...] })');
-  return Array.from(input);
+  return Array.from(toTokenIds(input, model.config.vocabSize, 'generate', 'input'));
 }
 
 function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInput): void {
@@ -235,6 +236,16 @@ export function startGeneration(
   options: GenerateOptions,
   beforeResolve?: (result: GenerationResult) => void,
 ): GenerationStream {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`generate: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal))
+    throw new TypeError('generate: options.signal must be an AbortSignal');
+  if (options.session !== undefined) {
+    const s = options.session as Partial<Session> | null;
+    if (s === null || typeof s !== 'object' || typeof s.stepSampleMany !== 'function' || typeof s.append !== 'function')
+      throw new TypeError('generate: options.session must be a Session (model.createSession())');
+    if (s.disposed === true) throw new Error('generate: options.session was disposed');
+  }
   const sample = resolveSampleOptions({ temperature: 1, ...options }, 'generate');
   const prompt = promptTokens(model, input, options);
   if (prompt.length === 0) throw new RangeError('generate: the prompt is empty');
@@ -244,7 +255,7 @@ export function startGeneration(
   const parse = options.parse ?? isConversation(input);
   const special = SPECIAL_TOKENS;
   const stops = new Set<number>(
-    options.stopTokens ??
+    (options.stopTokens !== undefined ? toTokenIds(options.stopTokens, model.config.vocabSize, 'generate', 'stopTokens') : null) ??
       [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
   );
   const seed = options.seed ?? randomSeed();

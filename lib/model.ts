@@ -5,6 +5,7 @@ import { openCheckpoint } from './loader/index.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
 import { NativeBatchBackend, type BatchBackendOptions } from './engine/native-backend.js';
+import { toTokenIds } from './token-ids.js';
 
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
 
@@ -105,7 +106,11 @@ export class GptOssModel {
   }
 
   createSession(options: SessionOptions = {}): Session {
+    if (options === null || typeof options !== 'object')
+      throw new TypeError(`createSession: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
     const maxContext = options.maxContext ?? Math.min(4096, this.config.maxPositionEmbeddings);
+    if (typeof maxContext !== 'number' || !Number.isSafeInteger(maxContext) || maxContext < 1)
+      throw new RangeError(`createSession: options.maxContext must be an integer >= 1, got ${String(maxContext)}`);
     return new Session(new native.NativeSession(this.#get('createSession'), maxContext), this.config.vocabSize);
   }
 
@@ -123,10 +128,15 @@ export class GptOssModel {
 
   /** Logits of every position, [tokens.length * vocabSize], from a fresh KV cache. */
   async forward(tokens: ArrayLike<number>): Promise<Float32Array> {
-    if (tokens.length === 0) throw new RangeError('forward: tokens is empty');
-    const session = this.createSession({ maxContext: Math.max(1, tokens.length) });
+    const ids = toTokenIds(tokens, this.config.vocabSize, 'forward');
+    if (ids.length === 0) throw new RangeError("forward: argument 'tokens' is empty");
+    this.#get('forward');
+    const maxContext = ids.length;
+    if (maxContext > this.config.maxPositionEmbeddings)
+      throw new RangeError(`forward: ${maxContext} tokens exceed max_position_embeddings ${this.config.maxPositionEmbeddings}`);
+    const session = this.createSession({ maxContext });
     try {
-      return await session.prefillAll(tokens);
+      return await session.prefillAll(ids);
     } finally {
       await session.dispose();
     }

@@ -38,6 +38,16 @@ struct SampleParams {
   float min_p = 0.f;        // 0 = off
 };
 
+// A logit row the sampler cannot draw from (every backend, any temperature): a NaN or +Infinity
+// anywhere, or no logit above -Infinity. The samplers return (the CUDA one writes where the id
+// goes) a negative code instead of an id; checks::sampled_token() turns it into the RangeError that
+// names the position. lib/sampling.ts sampleFromLogits applies the same rule.
+constexpr int32_t kSampleNoFiniteLogit = -1;
+constexpr int32_t sample_bad_logit_code(int64_t index) { return int32_t(-2 - index); }
+namespace checks {
+int32_t sampled_token(int32_t code, const char* fn);  // op_checks.cpp
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -162,7 +172,8 @@ class Backend {
   // ---- pipelined decode (Session::step_many): the next step is queued before this one's token is read ----
   // As sample(), but the id goes to `token` (I32 [1] on this device), nothing comes back yet.
   virtual void sample_into(const Tensor& logits, const SampleParams& params, float uniform, Tensor& token) {
-    const int32_t t = sample(logits, params, uniform);
+    // a row with no distribution fails here, before the next step could read the code as a token
+    const int32_t t = checks::sampled_token(sample(logits, params, uniform), "sample");
     copy_from_host(token, &t, sizeof t);
   }
   // Queues a copy of token[0] to the host and returns a ticket; read_token(ticket) waits for that copy

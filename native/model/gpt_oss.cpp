@@ -325,7 +325,7 @@ int32_t Session::step(int32_t token, const SampleParams& params, float uniform) 
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   Activations& s = enqueue(&token, 1, 1);
   // Only the sampled id crosses to the host: one round trip per decoded token.
-  int32_t next = model_->backend().sample(s.logits, params, uniform);
+  int32_t next = checks::sampled_token(model_->backend().sample(s.logits, params, uniform), "step");
   length_ += 1;
   have_logits_ = true;
   return next;
@@ -354,7 +354,14 @@ std::vector<int32_t> Session::step_many(int32_t token, int count, const SamplePa
     for (int i = 0; i < count; ++i) {
       length_ = start + i + 1;  // tokens 0..i are in (step i + 1 goes at this position)
       const uint64_t next = i + 1 < count ? queue_step(i + 1) : 0;
-      const int32_t id = be.read_token(ticket);
+      const int32_t code = be.read_token(ticket);
+      if (code < 0) {
+        // A row with no distribution: the step queued behind it embeds the code as a token, which a
+        // device flags; wait for it and drop that flag so the error reported is the sampler's.
+        try { be.synchronize(); } catch (const Error&) {}
+        checks::sampled_token(code, "stepMany");
+      }
+      const int32_t id = code;
       out.push_back(id);
       ticket = next;
       if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
@@ -447,7 +454,7 @@ int32_t Session::sample(const SampleParams& params, float uniform) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   Backend& be = model_->backend();
   Tensor last = scratch_.logits.rows(scratch_.logits_rows - 1, 1);
-  return be.sample(last, params, uniform);
+  return checks::sampled_token(be.sample(last, params, uniform), "sample");
 }
 
 }  // namespace gptoss
