@@ -112,6 +112,21 @@ export interface NativeBatchConstructor {
   new (model: NativeModel, options: { maxSequences: number; kvBlocks: number; blockSize: number }): NativeBatch;
 }
 
+export interface HipBuildInfo {
+  /** The HIP plugin (gpt_oss_hip.so) was built with this addon. */
+  built: boolean;
+  pluginPath: string;
+  /** The libamdhip64 that loaded ('' when none did). */
+  runtime: string;
+  /** hipRuntimeGetVersion: major * 1e7 + minor * 1e5 + patch. */
+  runtimeVersion: number;
+  pluginLoaded: boolean;
+  /** The plugin's offload archs, e.g. ['gfx942', 'gfx90a']. */
+  archs: string[];
+  /** Why the runtime or the plugin did not load ('' when both did). */
+  error: string;
+}
+
 export interface Addon {
   napiVersion: number;
   Tensor: NativeTensorConstructor;
@@ -120,6 +135,10 @@ export interface Addon {
   NativeBatch: NativeBatchConstructor;
   cudaUnavailableReason(): string;
   cudaDeviceCount(): number;
+  hipUnavailableReason(): string;
+  hipDeviceCount(): number;
+  /** What this build carries for HIP (native/hip/hip_loader.h): loads the runtime and plugin, no device. */
+  hipBuildInfo(): HipBuildInfo;
   // Kernel ops for tests and microbenchmarks (typed in ops.ts).
   ops: Record<string, any>;
 }

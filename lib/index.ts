@@ -12,7 +12,7 @@ export type { Checkpoint } from './loader/index.js';
 export { readConfig, parseConfig } from './loader/config.js';
 export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';
 export { readSafetensorsHeader } from './loader/safetensors.js';
-export { CheckpointError, ConfigError } from './errors.js';
+export { CheckpointError, ConfigError, DeviceUnavailableError } from './errors.js';
 import './generate.js'; // attaches GptOssModel.prototype.generate
 export { generate, GenerationStream } from './generate.js';
 export type { GenerateInput, GenerateOptions, GenerationEvent, GenerationResult, FinishReason, ToolCall } from './generate.js';

@@ -5,9 +5,10 @@ import { openCheckpoint } from './loader/index.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
 import { NativeBatchBackend, type BatchBackendOptions } from './engine/native-backend.js';
+import { DeviceUnavailableError } from './errors.js';
 import { toTokenIds } from './token-ids.js';
 
-export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
 
 export interface LoadOptions {
   device?: DeviceRequest;
@@ -42,19 +43,28 @@ export type ModelOrigin =
   | { source: 'synthetic'; config: ModelConfig; seed: number; preset?: string };
 
 /**
- * Which device `request` means on this machine; `cuda` where none is usable is an error. `fn` names
- * the caller in error messages.
+ * Which device `request` means on this machine. `auto` takes the first usable of CUDA, HIP, CPU and
+ * says in `fallbackReason` why each GPU backend was passed over; a named GPU backend that cannot run
+ * here is a DeviceUnavailableError carrying the native reason. `fn` names the caller in errors.
  */
 export function resolveDevice(request: DeviceRequest = 'auto', fn = 'loadModel'): { device: string; fallbackReason?: string } {
   if (request === 'cpu') return { device: 'cpu' };
-  const reason = native.cudaUnavailableReason();
-  if (request === 'auto') return reason ? { device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}` } : { device: 'cuda:0' };
-  if (!/^cuda(:\d+)?$/.test(request)) throw new RangeError(`${fn}: unknown device '${request}' (expected auto, cpu, cuda or cuda:N)`);
-  if (reason) throw new Error(`${fn}: device '${request}' requested but CUDA is unavailable: ${reason}`);
-  const index = request === 'cuda' ? 0 : Number(request.slice(5));
-  const count = native.cudaDeviceCount();
-  if (index >= count) throw new RangeError(`${fn}: device '${request}' does not exist (${count} CUDA device(s))`);
-  return { device: `cuda:${index}` };
+  if (request === 'auto') {
+    const cudaReason = native.cudaUnavailableReason();
+    if (!cudaReason) return { device: 'cuda:0' };
+    const hipReason = native.hipUnavailableReason();
+    if (!hipReason) return { device: 'hip:0' };
+    return { device: 'cpu', fallbackReason: `CUDA unavailable: ${cudaReason}; HIP unavailable: ${hipReason}` };
+  }
+  const m = /^(cuda|hip)(?::(\d+))?$/.exec(request);
+  if (!m) throw new RangeError(`${fn}: unknown device '${request}' (expected auto, cpu, cuda, cuda:N, hip or hip:N)`);
+  const backend = m[1] as 'cuda' | 'hip';
+  const reason = backend === 'cuda' ? native.cudaUnavailableReason() : native.hipUnavailableReason();
+  if (reason) throw new DeviceUnavailableError(fn, request, backend, reason);
+  const index = m[2] === undefined ? 0 : Number(m[2]);
+  const count = backend === 'cuda' ? native.cudaDeviceCount() : native.hipDeviceCount();
+  if (index >= count) throw new RangeError(`${fn}: device '${request}' does not exist (${count} ${backend.toUpperCase()} device(s))`);
+  return { device: `${backend}:${index}` };
 }
 
 export interface SessionOptions {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointError, ConfigError, loadModel, openCheckpoint, resolveDevice } from '../lib/index.js';
+import { CheckpointError, ConfigError, DeviceUnavailableError, loadModel, openCheckpoint, resolveDevice } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { CORRUPT_KINDS, TINY, corruptCheckpoint, writeCheckpoint } from './helpers/checkpoint.js';
 import { fixtureDir, readF32, readJson, relL2 } from './helpers/fixtures.js';
@@ -117,12 +117,20 @@ describe('device selection', () => {
       expect(resolveDevice('auto').device).toBe('cuda:0');
       return;
     }
-    expect(resolveDevice('auto')).toEqual({ device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}` });
+    const hipReason = native.hipUnavailableReason();
+    if (hipReason === '') {
+      expect(resolveDevice('auto').device).toBe('hip:0');
+      return;
+    }
+    expect(resolveDevice('auto')).toEqual({ device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}; HIP unavailable: ${hipReason}` });
     const m = await loadModel(fixtureDir('tiny-a'), { device: 'auto' });
     expect(m.device).toBe('cpu');
     expect(m.info.fallbackReason).toContain('CUDA unavailable');
     await m.dispose();
-    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cuda' })).rejects.toThrow(/device 'cuda' requested but CUDA is unavailable/);
+    const err = await loadModel(fixtureDir('tiny-a'), { device: 'cuda' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeviceUnavailableError);
+    expect((err as DeviceUnavailableError).message).toMatch(/device 'cuda' requested but CUDA is unavailable/);
+    expect((err as DeviceUnavailableError).reason).toBe(reason);
     await expect(loadModel(fixtureDir('tiny-a'), { device: 'tpu' as 'cpu' })).rejects.toThrow(RangeError);
   });
 });

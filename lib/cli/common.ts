@@ -44,10 +44,10 @@ export async function loadWithProgress(dir: string, device: DeviceRequest): Prom
   }
 }
 
-export const DEVICES = /^(auto|cpu|cuda(:\d+)?)$/;
+export const DEVICES = /^(auto|cpu|(cuda|hip)(:\d+)?)$/;
 
 export function parseDevice(value: string): DeviceRequest {
-  if (!DEVICES.test(value)) throw new InvalidArgumentError('expected auto, cpu, cuda or cuda:N.');
+  if (!DEVICES.test(value)) throw new InvalidArgumentError('expected auto, cpu, cuda, cuda:N, hip or hip:N.');
   return value as DeviceRequest;
 }
 
@@ -83,7 +83,7 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--seed <s>', 'random seed (same seed, same output)', parseIntArg(Number.MIN_SAFE_INTEGER))
     .option('--effort <level>', 'reasoning effort: low, medium or high', parseEffort)
     .option('--reasoning', 'also show the analysis channel (on stderr)')
-    .option('--device <device>', 'auto, cpu, cuda or cuda:N', parseDevice, 'auto' as DeviceRequest);
+    .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto' as DeviceRequest);
 }
 
 export interface SamplingFlags {

@@ -1,5 +1,6 @@
 // Device -> backend. CPU always exists; CUDA only when this build has it (GPTOSS_HAVE_CUDA, set by
-// native/cuda/cuda.cmake) and cuda_probe finds a usable device and driver.
+// native/cuda/cuda.cmake) and cuda_probe finds a usable device and driver; HIP when hip_loader finds
+// the ROCm runtime, this build's HIP plugin and an AMD GPU the plugin has code for.
 #include "backend.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "op_checks.h"
 
 #include "cpu/backend_cpu.h"
+#include "hip/hip_loader.h"
 #ifdef GPTOSS_HAVE_CUDA
 #include "cuda/backend_cuda.h"
 #endif
@@ -32,6 +34,7 @@ void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
 
 std::shared_ptr<Backend> get_backend(const Device& device) {
   if (device.kind == DeviceKind::CPU) return make_cpu_backend();
+  if (device.kind == DeviceKind::HIP) return make_hip_backend(device.index);
 #ifdef GPTOSS_HAVE_CUDA
   return make_cuda_backend(device.index);
 #else
@@ -56,6 +59,16 @@ int cuda_device_count() {
 #else
   return 0;
 #endif
+}
+
+std::string hip_unavailable_reason() {
+  int count = 0;
+  return hip_probe(&count);
+}
+
+int hip_device_count() {
+  int count = 0;
+  return hip_probe(&count).empty() ? count : 0;
 }
 
 }  // namespace gptoss

@@ -192,12 +192,15 @@ class Backend {
   virtual void forget_steps(void* /*owner*/) {}
 };
 
-// The backend for a device. CPU always exists; CUDA throws a clear Error when the addon was built
-// without CUDA or no device/driver is present. Backends are process-wide singletons (shared by every
+// The backend for a device. CPU always exists; CUDA and HIP throw a clear Error naming the reason
+// when the addon was built without them or no device/driver/runtime is present. Backends are process-wide singletons (shared by every
 // Node context and worker thread); they are thread-safe for calls on distinct tensors.
 std::shared_ptr<Backend> get_backend(const Device& device);
 // Why CUDA is unavailable ("" when it is available): for `auto` device selection.
 std::string cuda_unavailable_reason();
 int cuda_device_count();
+// The same for HIP (AMD GPUs through ROCm; native/hip/hip_loader.h loads the runtime and plugin).
+std::string hip_unavailable_reason();
+int hip_device_count();
 
 }  // namespace gptoss

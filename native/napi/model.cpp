@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "common.h"
+#include "hip/hip_loader.h"
 #include "model/gpt_oss.h"
 #include "model/synthetic.h"
 #include "promise_worker.h"
@@ -445,6 +446,32 @@ void register_model(Napi::Env env, Napi::Object exports) {
   }));
   exports.Set("cudaDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
     return guarded(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), cuda_device_count()); });
+  }));
+  exports.Set("hipUnavailableReason", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), hip_unavailable_reason()); });
+  }));
+  exports.Set("hipDeviceCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), hip_device_count()); });
+  }));
+  exports.Set("hipBuildInfo", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      const HipBuildInfo b = hip_build_info();
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("built", b.built);
+      o.Set("pluginPath", b.plugin_path);
+      o.Set("runtime", b.runtime);
+      o.Set("runtimeVersion", b.runtime_version);
+      o.Set("pluginLoaded", b.plugin_loaded);
+      Napi::Array archs = Napi::Array::New(info.Env());
+      for (size_t start = 0, i = 0; start < b.archs.size(); start = b.archs.find(',', start) + 1) {
+        const size_t end = b.archs.find(',', start);
+        archs.Set(uint32_t(i++), b.archs.substr(start, end == std::string::npos ? std::string::npos : end - start));
+        if (end == std::string::npos) break;
+      }
+      o.Set("archs", archs);
+      o.Set("error", b.error);
+      return o;
+    });
   }));
 }
 
