@@ -13,9 +13,14 @@ export { readConfig, parseConfig } from './loader/config.js';
 export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';
 export { readSafetensorsHeader } from './loader/safetensors.js';
 export { CheckpointError, ConfigError, DeviceUnavailableError } from './errors.js';
-import './generate.js'; // attaches GptOssModel.prototype.generate
 export { generate, GenerationStream } from './generate.js';
 export type { GenerateInput, GenerateOptions, GenerationEvent, GenerationResult, FinishReason, ToolCall } from './generate.js';
+export { Engine } from './engine/scheduler.js';
+export type { EngineOptions, EngineRequestOptions, EngineStats } from './engine/scheduler.js';
+export type { StepBackend, BatchItem } from './engine/backend.js';
+export { SessionBackend } from './engine/session-backend.js';
+export type { SessionBackendOptions } from './engine/session-backend.js';
+export { QueueFullError, EngineClosedError, ContextLengthError } from './engine/errors.js';
 export { ChatSession } from './chat.js';
 export type { ChatSessionOptions, ChatTurnOptions } from './chat.js';
 export { Xoshiro128, createRng, randomSeed, sampleFromLogits, samplingDistribution, resolveSampleOptions } from './sampling.js';

@@ -5,6 +5,8 @@ import { openCheckpoint } from './loader/index.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
 import { NativeBatchBackend, type BatchBackendOptions } from './engine/native-backend.js';
+import { Engine, type EngineOptions } from './engine/scheduler.js';
+import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
 import { DeviceUnavailableError } from './errors.js';
 import { toTokenIds } from './token-ids.js';
 
@@ -134,6 +136,20 @@ export class GptOssModel {
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
     const { kvBlocks, blockSize = 16, maxSequences = 64 } = options;
     return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences }));
+  }
+
+  /** generate(this, input, options): see lib/generate.ts. */
+  generate(input: GenerateInput, options?: GenerateOptions): GenerationStream {
+    return generate(this, input, options);
+  }
+
+  /**
+   * A continuous-batching engine on this model (lib/engine/scheduler.ts): engine.generate() takes
+   * generate()'s input and options and returns the same GenerationStream; requests run together.
+   */
+  createEngine(options: EngineOptions = {}): Engine {
+    this.#get('createEngine');
+    return new Engine(this, options);
   }
 
   /** Logits of every position, [tokens.length * vocabSize], from a fresh KV cache. */

@@ -16,6 +16,11 @@ export class Session {
   readonly vocabSize: number;
   #queue: Promise<unknown> = Promise.resolve();
   #disposed = false;
+  // The ids in the KV cache, in order: the session is the one owner of its token history (prefix
+  // reuse reads it). null once a native call failed midway and what the cache holds is unknown.
+  #tokens: number[] | null = [];
+  /** @internal set by generate() while it runs on this session (one generation at a time). */
+  generating = false;
 
   /** @internal created by GptOssModel.createSession */
   constructor(native: NativeSession, vocabSize: number) {
@@ -29,6 +34,25 @@ export class Session {
   }
   get maxContext(): number {
     return this.#native.maxContext;
+  }
+
+  /** The token ids in the KV cache (position order); empty when unknown (after a failed call). */
+  get tokens(): readonly number[] {
+    const t = this.#tokens;
+    return t !== null && !this.#disposed && t.length === this.#native.length ? t : [];
+  }
+
+  // Records `ids` as appended once `call` succeeds; a failed call leaves the history unknown.
+  async #fed<T>(ids: ArrayLike<number>, call: Promise<T>): Promise<T> {
+    try {
+      const r = await call;
+      const t = this.#tokens;
+      if (t !== null) for (let i = 0; i < ids.length; i++) t.push(ids[i]!);
+      return r;
+    } catch (e) {
+      this.#tokens = null;
+      throw e;
+    }
   }
 
   /** True once dispose() was called: every later call rejects. */
@@ -52,7 +76,7 @@ export class Session {
   prefill(tokens: ArrayLike<number>): Promise<Float32Array> {
     return this.#guard(() => {
       const ids = this.#ids(tokens, 'Session.prefill');
-      return this.#serial(() => this.#native.forward(ids, 'last'));
+      return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'last')));
     });
   }
 
@@ -60,7 +84,7 @@ export class Session {
   prefillAll(tokens: ArrayLike<number>): Promise<Float32Array> {
     return this.#guard(() => {
       const ids = this.#ids(tokens, 'Session.prefillAll');
-      return this.#serial(() => this.#native.forward(ids, 'all'));
+      return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'all')));
     });
   }
 
@@ -69,7 +93,7 @@ export class Session {
     return this.#guard(() => {
       const ids = this.#ids(tokens, 'Session.append');
       return this.#serial(async () => {
-        await this.#native.forward(ids, 'none');
+        await this.#fed(ids, this.#native.forward(ids, 'none'));
       });
     });
   }
@@ -79,7 +103,7 @@ export class Session {
     return this.#guard(() => {
       this.#live('Session.step');
       const ids = Int32Array.of(checkTokenId(token, this.vocabSize, 'Session.step', "argument 'token'"));
-      return this.#serial(() => this.#native.forward(ids, 'last'));
+      return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'last')));
     });
   }
 
@@ -97,7 +121,7 @@ export class Session {
     return this.#guard(() => {
       this.#live('Session.stepSample');
       checkTokenId(token, this.vocabSize, 'Session.stepSample', "argument 'token'");
-      return this.#serial(async () => this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform));
+      return this.#serial(() => this.#fed([token], this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform)));
     });
   }
 
@@ -120,14 +144,23 @@ export class Session {
       checkTokenId(token, this.vocabSize, fn, "argument 'token'");
       const stops = toTokenIds(stopIds, this.vocabSize, fn, 'stopIds');
       const u = Float64Array.from(uniforms);
-      return this.#serial(async () => this.#native.stepMany(token, resolveSampleOptions(options, fn), u, stops));
+      return this.#serial(async () => {
+        const ids = await this.#fed([], this.#native.stepMany(token, resolveSampleOptions(options, fn), u, stops));
+        // appended: the input, then each drawn id but the last
+        this.#tokens?.push(token, ...ids.subarray(0, ids.length - 1));
+        return ids;
+      });
     });
   }
 
   /** Forgets tokens past `length` (the cached prefix is kept). */
   truncate(length: number): Promise<void> {
     if (this.#disposed) return Promise.reject(new Error('Session.truncate: the session was disposed'));
-    return this.#serial(async () => this.#native.truncate(length));
+    return this.#serial(async () => {
+      this.#native.truncate(length);
+      if (length === 0) this.#tokens = [];
+      else if (this.#tokens !== null && length < this.#tokens.length) this.#tokens.length = length;
+    });
   }
 
   reset(): Promise<void> {
