@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <functional>
+#include <memory>
 #include <new>
 #include <string>
 
@@ -28,23 +29,22 @@ class PromiseWorker : public Napi::AsyncWorker {
     try {
       work_();
     } catch (const Error& e) {
-      kind_ = e.kind();
-      error_ = e.what();
+      error_ = std::make_unique<Error>(e);
     } catch (const std::bad_alloc&) {
-      error_ = "gpt-oss-node: out of host memory";
+      error_ = std::make_unique<Error>(runtime_error("gpt-oss-node: out of host memory"));
     } catch (const std::exception& e) {
-      error_ = std::string("gpt-oss-node: ") + e.what();
+      error_ = std::make_unique<Error>(runtime_error(std::string("gpt-oss-node: ") + e.what()));
     }
   }
   // Replaces AsyncWorker's completion so that nothing can throw out of it: when the environment is
   // being torn down (a worker_thread terminated mid-forward) creating handles or settling the
   // promise fails, and an exception escaping here would abort the whole process.
   void OnWorkComplete(Napi::Env env, napi_status status) override {
-    if (settle_) settle_(status != napi_cancelled && error_.empty());
+    if (settle_) settle_(status != napi_cancelled && !error_);
     if (status != napi_cancelled) {
       try {
         Napi::HandleScope scope(env);
-        if (error_.empty()) {
+        if (!error_) {
           try {
             deferred_.Resolve(done_(env));
           } catch (const Napi::Error& e) {
@@ -53,7 +53,7 @@ class PromiseWorker : public Napi::AsyncWorker {
             deferred_.Reject(to_js_error(env, e).Value());
           }
         } else {
-          deferred_.Reject(to_js_error(env, Error(kind_, error_)).Value());
+          deferred_.Reject(to_js_error(env, *error_).Value());
         }
       } catch (...) {
         // The environment is gone: nobody is waiting for this promise any more.
@@ -67,8 +67,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Work work_;
   Done done_;
   std::function<void(bool)> settle_;
-  Error::Kind kind_ = Error::Kind::Generic;
-  std::string error_;
+  std::unique_ptr<Error> error_;  // set by Execute on failure
 };
 
 }  // namespace gptoss::napi
