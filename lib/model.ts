@@ -2,8 +2,10 @@
 import { native } from './native.js';
 import type { NativeLoadGroup, NativeModel } from './addon-types.js';
 import { openCheckpoint, type GgufSummary } from './loader/index.js';
+import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
+import { NativeBatchBackend, type BatchBackendOptions } from './engine/native-backend.js';
 import { Engine, type EngineOptions } from './engine/scheduler.js';
 import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
 import { DeviceUnavailableError } from './errors.js';
@@ -27,8 +29,13 @@ export interface LoadOptions {
    * MXFP4 experts ignore it.
    */
   experts?: 'mxfp4' | 'bf16';
-  /** Called as weights are bound/uploaded: bytes done of total. */
+  /**
+   * Called as the load advances: bytes done of total. On the CPU these are the checkpoint files read
+   * into memory (page-in, when they fit in 3/4 of RAM); on a GPU the weight bytes uploaded.
+   */
   onProgress?: (done: number, total: number) => void;
+  /** `hf:` models: called as the files download (bytes done of total, cached files included). */
+  onDownloadProgress?: (done: number, total: number) => void;
 }
 
 export interface ModelInfo {
@@ -58,7 +65,7 @@ export interface ModelInfo {
   conversions: string[];
   /** Seconds spent converting at load (part of loadSeconds). */
   convertSeconds: number;
-  /** Seconds loadModel took, parsing headers to the bound model. */
+  /** Seconds loadModel took, parsing headers to the bound model (0 for synthetic weights). */
   loadSeconds: number;
   /** GGUF files: version, architecture, tensor types, chat template and tokenizer metadata. */
   gguf?: GgufSummary;
@@ -166,6 +173,18 @@ export class GptOssModel {
     return new Session(new native.NativeSession(this.#get('createSession'), maxContext), this.config.vocabSize);
   }
 
+  /**
+   * The batched step over a paged KV cache (lib/engine/backend.ts's StepBackend): many sequences,
+   * one forward pass a step. CPU models only for now; on a CUDA model it throws (never a silent
+   * fallback).
+   */
+  createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
+    const nativeModel = this.#get('createBatchBackend');
+    if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
+    const { kvBlocks, blockSize = 16, maxSequences = 64 } = options;
+    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences }));
+  }
+
   /** generate(this, input, options): see lib/generate.ts. */
   generate(input: GenerateInput, options?: GenerateOptions): GenerationStream {
     return generate(this, input, options);
@@ -203,22 +222,33 @@ export class GptOssModel {
 }
 
 /**
- * Loads a checkpoint: a Hugging Face directory (config.json + safetensors) or a GGUF file (a path to
- * the .gguf, an Ollama blob, or a directory holding one .gguf).
+ * Loads a checkpoint folder, a GGUF file (a .gguf path, an Ollama blob, or a folder holding one .gguf),
+ * or `hf:org/name[@revision]`: a Hugging Face repository, downloaded into the hub cache first when it
+ * is not there (lib/hub.ts; HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT honoured).
  */
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<GptOssModel> {
   const t0 = performance.now();
-  const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
+  if (typeof dir !== 'string' || dir === '')
+    throw new TypeError(`loadModel: argument 'dir' must be a non-empty path to a checkpoint directory, got ${dir === '' ? "''" : dir === null ? 'null' : typeof dir}`);
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`loadModel: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
+    throw new TypeError('loadModel: options.onProgress must be a function');
+  if (options.device !== undefined && typeof options.device !== 'string')
+    throw new TypeError(`loadModel: options.device must be a string (auto, cpu, cuda or cuda:N), got ${typeof options.device}`);
   const denseWeights = options.denseWeights ?? 'as-stored';
   if (denseWeights !== 'as-stored' && denseWeights !== 'q8')
     throw new RangeError(`loadModel: options.denseWeights must be 'as-stored' or 'q8', got ${JSON.stringify(denseWeights)}`);
   const experts = options.experts ?? 'mxfp4';
   if (experts !== 'mxfp4' && experts !== 'bf16')
     throw new RangeError(`loadModel: options.experts must be 'mxfp4' or 'bf16', got ${JSON.stringify(experts)}`);
+  const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
+  if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,
+      configFile: checkpoint.configFile,
       files: checkpoint.files,
       tensors: checkpoint.tensors,
       device,

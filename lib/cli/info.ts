@@ -64,7 +64,7 @@ export function registerInfo(program: Command): void {
   program
     .command('info')
     .description('show a checkpoint: config, parameter counts, bytes on disk and in memory, device')
-    .argument('<model>', 'checkpoint folder (config.json + *.safetensors) or GGUF file')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors), GGUF file, or hf:org/name[@revision] (downloaded into the hub cache)')
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto')
     .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored')
     .option('--json', 'print one JSON object')

@@ -3,13 +3,36 @@
 // the ROCm runtime, this build's HIP plugin and an AMD GPU the plugin has code for.
 #include "backend.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "op_checks.h"
+
 #include "cpu/backend_cpu.h"
 #include "hip/hip_loader.h"
 #ifdef GPTOSS_HAVE_CUDA
+#include <dlfcn.h>
+
 #include "cuda/backend_cuda.h"
 #endif
 
 namespace gptoss {
+
+void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  checks::gather_rows(x, rows, out, device());
+  const int64_t n = x.dim(0), c = x.dim(1), r = rows.dim(0);
+  std::vector<float> xs(static_cast<size_t>(n * c)), os(static_cast<size_t>(r * c));
+  std::vector<int32_t> idx(static_cast<size_t>(r));
+  copy_to_host(x, xs.data(), xs.size() * sizeof(float));
+  copy_to_host(rows, idx.data(), idx.size() * sizeof(int32_t));
+  for (int64_t i = 0; i < r; ++i) {
+    if (idx[size_t(i)] < 0 || idx[size_t(i)] >= n)
+      throw range_error("gatherRows: rows[" + std::to_string(i) + "] = " + std::to_string(idx[size_t(i)]) +
+                        " is outside x's " + std::to_string(n) + " rows");
+    std::copy_n(xs.data() + idx[size_t(i)] * c, c, os.data() + i * c);
+  }
+  copy_from_host(out, os.data(), os.size() * sizeof(float));
+}
 
 std::shared_ptr<Backend> get_backend(const Device& device) {
   if (device.kind == DeviceKind::CPU) return make_cpu_backend();
@@ -25,7 +48,17 @@ std::shared_ptr<Backend> get_backend(const Device& device) {
 std::string cuda_unavailable_reason() {
 #ifdef GPTOSS_HAVE_CUDA
   int count = 0;
-  return cuda_probe(&count);
+  std::string reason = cuda_probe(&count);
+  // The static runtime says "CUDA driver version is insufficient" both when the driver is too old
+  // and when there is none at all (it dlopens libcuda.so.1 and finds nothing): tell them apart.
+  if (reason.find("driver version is insufficient") != std::string::npos) {
+    if (void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+      dlclose(h);
+      return "the NVIDIA driver is too old for this build's CUDA runtime (" + reason + "); update the driver";
+    }
+    return "no NVIDIA driver was found (libcuda.so.1 is not installed)";
+  }
+  return reason;
 #else
   return "this build of gpt-oss-node has no CUDA backend (compiled without nvcc)";
 #endif

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <unistd.h>
 
 #include "cpu/ops.h"
 
@@ -95,33 +97,35 @@ struct Binder {
   LoadReport& report;
   uint64_t done = 0, total = 0;
 
-  std::string where(const std::string& name) const {
+  // The file a tensor is in; a missing one is reported against the checkpoint's directory when it
+  // has several shards.
+  std::string file_of(const std::string& name) const {
     auto it = by_name.find(name);
-    std::string file = it != by_name.end() ? files[it->second->file] : (files.size() == 1 ? files[0] : "checkpoint");
-    return file + ": tensor '" + name + "'";
+    if (it != by_name.end()) return files[it->second->file];
+    if (files.size() == 1) return files[0];
+    const size_t slash = files[0].rfind('/');
+    return slash == std::string::npos ? std::string(".") : files[0].substr(0, slash);
   }
 
   const TensorRecord& find(const std::string& name, const std::string& expected) const {
     auto it = by_name.find(name);
-    if (it == by_name.end())
-      throw runtime_error((files.size() == 1 ? files[0] : std::string("checkpoint")) + ": tensor '" + name +
-                          "' is missing (expected " + expected + ")");
+    if (it == by_name.end()) throw checkpoint_error(file_of(name), name, "is missing (expected " + expected + ")");
     return *it->second;
   }
 
   void check_extent(const TensorRecord& r) const {
     const MappedFile& f = *maps[r.file];
     if (r.offset > f.size() || r.length > f.size() - r.offset)
-      throw range_error(where(r.name) + " data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
-                        ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
+      throw checkpoint_error(file_of(r.name), r.name,
+                             "data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
+                                 ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
   }
 
   const TensorRecord& record(const std::string& name, const char* dtype, const Shape& shape) {
     const TensorRecord& r = find(name, dtype + shape_str(shape));
-    if (r.dtype != dtype)
-      throw type_error(where(name) + " has dtype " + r.dtype + ", expected " + dtype + shape_str(shape));
+    if (r.dtype != dtype) throw checkpoint_error(file_of(name), name, "has dtype " + r.dtype + ", expected " + dtype + shape_str(shape));
     if (r.shape != shape)
-      throw range_error(where(name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(shape));
+      throw checkpoint_error(file_of(name), name, "has shape " + shape_str(r.shape) + ", expected " + dtype + shape_str(shape));
     check_extent(r);
     return r;
   }
@@ -132,7 +136,8 @@ struct Binder {
     t.shape = shape;
     t.data = const_cast<uint8_t*>(maps[r.file]->data() + r.offset);
     t.storage = maps[r.file];  // the mapping lives as long as any view of it
-    if (t.nbytes() != r.length) throw range_error(where(r.name) + " holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
+    if (t.nbytes() != r.length)
+      throw checkpoint_error(file_of(r.name), r.name, "holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
     return t;
   }
 
@@ -189,12 +194,12 @@ struct Binder {
     const TensorRecord& r = find(slot.name, std::string(role_accepts(slot.role)) + shape_str(slot.shape));
     DType d;
     if (!parse_storage_dtype(r.dtype, d) || !role_takes(slot.role, d))
-      throw type_error(where(r.name) + " has type " + r.dtype + ", which this runtime does not read for this tensor (expected " +
-                       role_accepts(slot.role) + ")");
+      throw checkpoint_error(file_of(r.name), r.name, "has type " + r.dtype + ", which this runtime does not read for this tensor (expected " +
+                             role_accepts(slot.role) + ")");
     if (r.shape != slot.shape)
-      throw range_error(where(r.name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(slot.shape));
+      throw checkpoint_error(file_of(r.name), r.name, "has shape " + shape_str(r.shape) + ", expected " + shape_str(slot.shape));
     if ((d == DType::Q8_0 || d == DType::MXFP4_GGML) && slot.shape.back() % 32 != 0)
-      throw range_error(where(r.name) + ": " + r.dtype + " rows must hold whole 32-value blocks, got " + shape_str(slot.shape));
+      throw checkpoint_error(file_of(r.name), r.name, r.dtype + " rows must hold whole 32-value blocks, got " + shape_str(slot.shape));
     check_extent(r);
     Tensor t = host_view(r, d, slot.shape);
     bool converted = false;
@@ -233,16 +238,16 @@ struct Binder {
     const Shape stored{slot.shape[0], slot.shape[2], slot.shape[1]};
     DType d;
     if (!parse_storage_dtype(r.dtype, d) || (d != DType::BF16 && d != DType::F32 && d != DType::F16))
-      throw type_error(where(r.name) + " has dtype " + r.dtype + ", expected BF16, F16 or F32 " + shape_str(stored) +
-                       " (or MXFP4 " + slot.name + "_blocks/_scales)");
+      throw checkpoint_error(file_of(r.name), r.name, "has dtype " + r.dtype + ", expected BF16, F16 or F32 " + shape_str(stored) +
+                                                          " (or MXFP4 " + slot.name + "_blocks/_scales)");
     if (r.shape != stored)
-      throw range_error(where(r.name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(stored) +
-                        " (transformers' layout: the transpose of [experts, out, in])");
+      throw checkpoint_error(file_of(r.name), r.name, "has shape " + shape_str(r.shape) + ", expected " + shape_str(stored) +
+                                                          " (transformers' layout: the transpose of [experts, out, in])");
     check_extent(r);
     Tensor t = host_view(r, d, stored);
     if (options.experts_bf16) {
       if (d != DType::BF16)
-        throw type_error(where(r.name) + " is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");
+        throw checkpoint_error(file_of(r.name), r.name, "is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");
       note(slot, d, t, r.length, false);
       return finish(t, r.length);
     }
@@ -336,21 +341,42 @@ std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w, WeightFor
   return out;
 }
 
+// The same rules as lib/loader/config.ts parseConfig (which runs first), as ConfigErrors naming the
+// config.json field: a config built by hand gets the same answer.
 void check_config(const ModelConfig& c) {
-  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
-      c.head_dim <= 0 || c.num_experts <= 0 || c.intermediate_size <= 0)
-    throw range_error("config: every size must be positive");
+  const std::string& f = c.source;
+  auto positive = [&](int v, const char* field) {
+    if (v <= 0) throw config_error(f, field, "must be positive, got " + std::to_string(v));
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_layers, "num_hidden_layers");
+  positive(c.num_experts, "num_local_experts");
+  positive(c.num_heads, "num_attention_heads");
+  positive(c.num_kv_heads, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
   if (c.experts_per_token <= 0 || c.experts_per_token > c.num_experts)
-    throw range_error("config: experts_per_token " + std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
-                      std::to_string(c.num_experts) + "]");
+    throw config_error(f, "num_experts_per_tok", std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
+                                                     std::to_string(c.num_experts) + "]");
   if (c.num_heads % c.num_kv_heads != 0)
-    throw range_error("config: num_attention_heads must be a multiple of num_key_value_heads");
-  if (c.head_dim % 2 != 0) throw range_error("config: head_dim must be even (RoPE rotates two halves)");
+    throw config_error(f, "num_key_value_heads", std::to_string(c.num_kv_heads) + " does not divide num_attention_heads " +
+                                                     std::to_string(c.num_heads));
+  if (c.head_dim % 2 != 0) throw config_error(f, "head_dim", "must be even (RoPE rotates two halves), got " + std::to_string(c.head_dim));
   if (c.hidden_size % kMxfp4BlockSize != 0 || c.intermediate_size % kMxfp4BlockSize != 0)
-    throw range_error("config: hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
+    throw config_error(f, "hidden_size", "hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
   if (int(c.layer_sliding.size()) != c.num_layers)
-    throw range_error("config: layer_types has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
-                      std::to_string(c.num_layers));
+    throw config_error(f, "layer_types", "has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
+                                             std::to_string(c.num_layers));
+  bool sliding = false;
+  for (uint8_t s : c.layer_sliding) sliding = sliding || s;
+  if (sliding && c.sliding_window < 1)
+    throw config_error(f, "sliding_window", "must be >= 1: layer_types has sliding_attention layers (0 would attend to nothing)");
+  if (!(c.rope_theta > 0)) throw config_error(f, "rope_theta", "must be > 0 (the RoPE base), got " + std::to_string(c.rope_theta));
+  if (!(c.rms_norm_eps >= 0)) throw config_error(f, "rms_norm_eps", "must be >= 0, got " + std::to_string(c.rms_norm_eps));
+  if (!(c.swiglu_limit > 0)) throw config_error(f, "swiglu_limit", "must be > 0, got " + std::to_string(c.swiglu_limit));
+  if (c.rope_yarn && !(c.rope_factor >= 1))
+    throw config_error(f, "rope_scaling.factor", "must be >= 1 (the context extension), got " + std::to_string(c.rope_factor));
 }
 
 void Model::init_rope() {
@@ -376,9 +402,22 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
                                                                       : "experts: 'bf16' is") +
                      " not supported on " + device.str() + " yet (the GPU kernels read bf16 and Hugging Face MXFP4 " +
                      "blocks only); load with device: 'cpu'");
-  Binder bind{files, model->files_, {}, *model->backend_, progress, options, model->load_report_};
+  // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
+  // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
+  // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).
+  // On a GPU the upload reads the pages, and progress counts the bytes bound.
+  const bool cpu = device.kind == DeviceKind::CPU;
+  uint64_t file_bytes = 0;
+  for (const auto& f : model->files_) file_bytes += f->size();
+  const char* populate_env = std::getenv("GPTOSS_POPULATE");
+  const bool populate = !(populate_env && populate_env[0] == '0');
+  const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+  const bool page_in_now = cpu && populate && file_bytes <= ram / 4 * 3;
+  static const LoadProgress no_progress;
+  Binder bind{files, model->files_, {}, *model->backend_, page_in_now ? no_progress : progress, options,
+              model->load_report_};
   for (const TensorRecord& r : records) {
-    if (r.file < 0 || r.file >= int(files.size())) throw range_error("tensor '" + r.name + "': file index out of range");
+    if (r.file < 0 || r.file >= int(files.size())) throw range_error("load: tensor '" + r.name + "': file index out of range");
     bind.by_name[r.name] = &r;
     bind.total += r.length;
   }
@@ -390,9 +429,19 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   // Bytes the model runs from: the mapped tensors plus those converted at load.
   model->weight_bytes_ = 0;
   for (const LoadGroup& g : model->load_report_.groups) model->weight_bytes_ += g.memory_bytes;
-  // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
-  if (device.kind == DeviceKind::CPU)
+  if (page_in_now) {
+    const size_t chunk = size_t(64) << 20;
+    uint64_t done = 0;
+    if (progress) progress(0, file_bytes);
+    for (const auto& f : model->files_)
+      for (size_t off = 0; off < f->size(); off += chunk) {
+        f->populate(off, chunk);
+        done += std::min<uint64_t>(chunk, f->size() - off);
+        if (progress) progress(done, file_bytes);
+      }
+  } else if (cpu) {
     for (const auto& f : model->files_) MappedFile::populate_in_background(f);
+  }
 
   model->init_rope();
   return model;
@@ -423,35 +472,41 @@ void Session::truncate(int length) {
   have_logits_ = false;
 }
 
-Session::Scratch& Session::scratch(int n, int logits_rows) {
-  Scratch& s = scratch_;
-  if (s.n == n && s.logits_rows == logits_rows) return s;
-  const ModelConfig& c = model_->config();
-  Backend& be = model_->backend();
-  be.forget_steps(this);  // captured steps refer to the old buffers
+bool Activations::resize(Backend& be, const ModelConfig& c, int n_, int logits_rows_, bool gathered_) {
+  if (n == n_ && logits_rows == logits_rows_ && gathered == gathered_) return false;
   const int64_t H = c.hidden_size, qw = int64_t(c.num_heads) * c.head_dim, kvw = int64_t(c.num_kv_heads) * c.head_dim;
-  s.n = n;
-  s.logits_rows = logits_rows;
-  s.tokens = be.empty(DType::I32, {n});
-  s.positions = be.empty(DType::I32, {n});
-  s.x = be.empty(DType::F32, {n, H});
-  s.xn = be.empty(DType::F32, {n, H});
-  s.q = be.empty(DType::F32, {n, qw});
-  s.k = be.empty(DType::F32, {n, kvw});
-  s.v = be.empty(DType::F32, {n, kvw});
-  s.attn = be.empty(DType::F32, {n, qw});
-  s.block_out = be.empty(DType::F32, {n, H});
-  s.expert_idx = be.empty(DType::I32, {n, c.experts_per_token});
-  s.expert_weight = be.empty(DType::F32, {n, c.experts_per_token});
-  s.final_norm = be.empty(DType::F32, {std::max(logits_rows, 1), H});
-  s.logits = be.empty(DType::F32, {std::max(logits_rows, 1), c.vocab_size});
-  return s;
+  const int64_t rows = std::max(logits_rows_, 1);
+  n = n_;
+  logits_rows = logits_rows_;
+  gathered = gathered_;
+  tokens = be.empty(DType::I32, {n});
+  positions = be.empty(DType::I32, {n});
+  x = be.empty(DType::F32, {n, H});
+  xn = be.empty(DType::F32, {n, H});
+  q = be.empty(DType::F32, {n, qw});
+  k = be.empty(DType::F32, {n, kvw});
+  v = be.empty(DType::F32, {n, kvw});
+  attn = be.empty(DType::F32, {n, qw});
+  block_out = be.empty(DType::F32, {n, H});
+  expert_idx = be.empty(DType::I32, {n, c.experts_per_token});
+  expert_weight = be.empty(DType::F32, {n, c.experts_per_token});
+  logit_index = gathered ? be.empty(DType::I32, {rows}) : Tensor();
+  picked = gathered ? be.empty(DType::F32, {rows, H}) : Tensor();
+  final_norm = be.empty(DType::F32, {rows, H});
+  logits = be.empty(DType::F32, {rows, c.vocab_size});
+  return true;
+}
+
+Activations& Session::scratch(int n, int logits_rows) {
+  // Captured steps refer to the old buffers.
+  if (scratch_.resize(model_->backend(), model_->config(), n, logits_rows, false)) model_->backend().forget_steps(this);
+  return scratch_;
 }
 
 // Checks the tokens, copies them in and queues the pass; the logits stay on the device. The caller
 // holds the run mutex and advances length_ only once the results are back (a failed pass, even one
 // reported late by an asynchronous device, leaves the session as it was).
-Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
+Activations& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
   const ModelConfig& c = model_->config();
   if (n < 1) throw range_error("forward: at least one token is needed");
   if (int64_t(length_) + n > max_context_)
@@ -464,7 +519,7 @@ Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows
 
   Backend& be = model_->backend();
   have_logits_ = false;
-  Scratch& s = scratch(n, logits_rows);
+  Activations& s = scratch(n, logits_rows);
   std::vector<int32_t> positions(n);
   for (int i = 0; i < n; ++i) positions[i] = length_ + i;
   if (tokens) be.copy_from_host(s.tokens, tokens, sizeof(int32_t) * n);
@@ -472,7 +527,8 @@ Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows
 
   // A fixed-shape step (decode: n = 1) is captured once and replayed by backends that can.
   const uint64_t shape_key = (uint64_t(n) << 32) | uint64_t(logits_rows);
-  be.run_step(shape_key, this, [&] { run_layers(s, logits_rows); });
+  KvView kv{&k_cache_, &v_cache_};
+  be.run_step(shape_key, this, [&] { model_->forward(s, kv); });
   return s;
 }
 
@@ -480,7 +536,7 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   Backend& be = model_->backend();
   const int logits_rows = mode == LogitsMode::All ? n : 1;
-  Scratch& s = enqueue(tokens, n, logits_rows);
+  Activations& s = enqueue(tokens, n, logits_rows);
   size_t count = 0;
   if (mode == LogitsMode::None) {
     be.synchronize();  // the pass is done (and its errors known) when forward returns
@@ -495,7 +551,7 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
 
 int32_t Session::step(int32_t token, const SampleParams& params, float uniform) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
-  Scratch& s = enqueue(&token, 1, 1);
+  Activations& s = enqueue(&token, 1, 1);
   // Only the sampled id crosses to the host: one round trip per decoded token.
   int32_t next = checks::sampled_token(model_->backend().sample(s.logits, params, uniform), "step");
   length_ += 1;
@@ -517,7 +573,7 @@ std::vector<int32_t> Session::step_many(int32_t token, int count, const SamplePa
   // Step i: token i goes in (from the host for i = 0, else from the previous draw, on the device), its
   // draw goes to s.tokens, where step i + 1 reads it, and a copy of it to the host.
   auto queue_step = [&](int i) {
-    Scratch& s = enqueue(i == 0 ? &token : nullptr, 1, 1);
+    Activations& s = enqueue(i == 0 ? &token : nullptr, 1, 1);
     be.sample_into(s.logits, params, uniforms[i], s.tokens);
     return be.queue_token_read(s.tokens);
   };
@@ -555,10 +611,13 @@ std::vector<int32_t> Session::step_many(int32_t token, int count, const SamplePa
   return out;
 }
 
-void Session::run_layers(Scratch& s, int logits_rows) {
-  const ModelConfig& c = model_->config();
-  const Weights& w = model_->weights();
-  Backend& be = model_->backend();
+// ---------------------------------------------------------------------------------------------
+// The forward pass (one sequence in a session, or many in a batch: the same code).
+// ---------------------------------------------------------------------------------------------
+void Model::forward(Activations& s, const KvView& kv) {
+  const ModelConfig& c = config_;
+  const Weights& w = weights_;
+  Backend& be = *backend_;
   const int n = s.n;
   const int64_t D = c.head_dim;
   Tensor q3 = s.q.reshaped({n, c.num_heads, D});
@@ -573,6 +632,9 @@ void Session::run_layers(Scratch& s, int logits_rows) {
   be.embedding(s.tokens, w.embedding, s.x);
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
+    Tensor& k_cache = (*kv.k)[l];
+    Tensor& v_cache = (*kv.v)[l];
+    const int window = L.sliding ? c.sliding_window : 0;
     // Attention block: x += o_proj(attention(rope(q), rope(k), v, sinks)), on xn = norm(x); from
     // layer 1 on, the previous MoE block's x += block_out comes first
     if (l == 0) {
@@ -582,19 +644,35 @@ void Session::run_layers(Scratch& s, int logits_rows) {
       be.add_rmsnorm_qkv(s.x, s.block_out, L.attn.norm, c.rms_norm_eps, s.xn, L.attn.q, L.attn.q_bias, L.attn.k,
                          L.attn.k_bias, L.attn.v, L.attn.v_bias, s.q, s.k, s.v);
     }
-    be.rope_kv_store(q3, k3, v3, s.positions, model_->rope_inv_freq(), model_->rope_scale(), k_cache_[l], v_cache_[l]);
-    be.attention(q3, k_cache_[l], v_cache_[l], L.attn.sinks, s.positions, L.sliding ? c.sliding_window : 0, softmax_scale,
-                 attn3);
+    // Each token's keys and values go to its row of the cache, and each query reads its own
+    // sequence's rows: in a batch every sequence attends only to itself.
+    if (kv.paged()) {
+      be.rope_kv_store_slots(q3, k3, v3, s.positions, *kv.slots, rope_inv_freq_, rope_scale_, k_cache, v_cache);
+      be.paged_attention(q3, k_cache, v_cache, L.attn.sinks, s.positions, *kv.seq_of_token, *kv.block_tables,
+                         kv.block_size, window, softmax_scale, attn3);
+    } else {
+      be.rope_kv_store(q3, k3, v3, s.positions, rope_inv_freq_, rope_scale_, k_cache, v_cache);
+      be.attention(q3, k_cache, v_cache, L.attn.sinks, s.positions, window, softmax_scale, attn3);
+    }
     be.linear(s.attn, L.attn.o, &L.attn.o_bias, s.block_out);
     // MoE block: x += sum_k w_k * expert_k(xn), experts chosen by the router's top-k (the router
-    // runs fused with the residual add and the norm before it)
+    // runs fused with the residual add and the norm before it). Over a batch the experts run
+    // grouped: each routed expert's weights are read once for all the tokens that chose it.
     be.add_rmsnorm_router(s.x, s.block_out, L.mlp.norm, c.rms_norm_eps, s.xn, L.mlp.router, L.mlp.router_bias,
                           c.experts_per_token, s.expert_idx, s.expert_weight);
     be.moe(s.xn, s.expert_idx, s.expert_weight, L.mlp.experts, swiglu, s.block_out);
   }
   be.add(s.x, s.block_out);
-  // Final norm and the (untied) LM head, on every row or only the last.
-  Tensor rows = logits_rows == n ? s.x : s.x.rows(n - 1, 1);
+  // Final norm and the (untied) LM head, on the rows that need logits only: every row, the last,
+  // or (a batch) the last row of each sequence that samples.
+  if (s.logits_rows == 0) return;
+  Tensor rows;
+  if (s.gathered) {
+    be.gather_rows(s.x, s.logit_index, s.picked);
+    rows = s.picked;
+  } else {
+    rows = s.logits_rows == n ? s.x : s.x.rows(n - s.logits_rows, s.logits_rows);
+  }
   be.rmsnorm(rows, w.norm, c.rms_norm_eps, s.final_norm);
   be.linear(s.final_norm, w.lm_head, nullptr, s.logits);
 }

@@ -11,121 +11,68 @@
 #include "hip/hip_loader.h"
 #include "model/gpt_oss.h"
 #include "model/synthetic.h"
+#include "promise_worker.h"
 #include "tensor.h"
 
 namespace gptoss::napi {
 
 namespace {
 
-// Runs `work` off the main thread; `done` builds the resolved value on the main thread.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  using Work = std::function<void()>;
-  using Done = std::function<Napi::Value(Napi::Env)>;
-  PromiseWorker(Napi::Env env, const char* name, Work work, Done done)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    try {
-      work_();
-    } catch (const Error& e) {
-      kind_ = e.kind();
-      error_ = e.what();
-    } catch (const std::bad_alloc&) {
-      error_ = "gpt-oss-node: out of host memory";
-    } catch (const std::exception& e) {
-      error_ = std::string("gpt-oss-node: ") + e.what();
-    }
-  }
-  // Replaces AsyncWorker's completion so that nothing can throw out of it: when the environment is
-  // being torn down (a worker_thread terminated mid-forward) creating handles or settling the
-  // promise fails, and an exception escaping here would abort the whole process.
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    if (status != napi_cancelled) {
-      try {
-        Napi::HandleScope scope(env);
-        if (error_.empty()) {
-          try {
-            deferred_.Resolve(done_(env));
-          } catch (const Napi::Error& e) {
-            deferred_.Reject(e.Value());
-          } catch (const std::exception& e) {
-            deferred_.Reject(to_js_error(env, e).Value());
-          }
-        } else {
-          deferred_.Reject(to_js_error(env, Error(kind_, error_)).Value());
-        }
-      } catch (...) {
-        // The environment is gone: nobody is waiting for this promise any more.
-      }
-    }
-    delete this;
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  Done done_;
-  Error::Kind kind_ = Error::Kind::Generic;
-  std::string error_;
-};
-
-int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != std::floor(d) || d < double(lo) || d > double(hi))
-    throw range_error(what + "." + key + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return int(d);
-}
-
-double get_num_field(Napi::Object o, const char* key, const std::string& what) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) throw range_error(what + "." + key + " must be finite");
-  return d;
-}
-
-ModelConfig parse_config(Napi::Object o) {
-  const std::string w = "config";
+// The parsed config (lib/loader/config.ts ModelConfig, camelCase keys). Its errors are ConfigErrors
+// naming `source` and the config.json field (snake_case), as the TypeScript parser's are; that parser
+// checks the same bounds first, so these fire only for a config built by hand.
+ModelConfig parse_config(Napi::Object o, const std::string& source) {
   ModelConfig c;
+  c.source = source;
+  auto integer = [&](Napi::Object from, const char* key, const char* field, int64_t lo, int64_t hi) {
+    Napi::Value v = from.Get(key);
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!(d == std::floor(d) && d >= double(lo) && d <= double(hi)))
+      throw config_error(source, field, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                            "], got " + v.ToString().Utf8Value());
+    return int(d);
+  };
+  auto number = [&](Napi::Object from, const char* key, const char* field) {
+    Napi::Value v = from.Get(key);
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d)) throw config_error(source, field, "must be a finite number, got " + v.ToString().Utf8Value());
+    return d;
+  };
   const int64_t big = 1 << 24;
-  c.vocab_size = get_int_field(o, "vocabSize", w, 1, big);
-  c.hidden_size = get_int_field(o, "hiddenSize", w, 1, big);
-  c.intermediate_size = get_int_field(o, "intermediateSize", w, 1, big);
-  c.num_layers = get_int_field(o, "numLayers", w, 1, 4096);
-  c.num_experts = get_int_field(o, "numExperts", w, 1, 4096);
-  c.experts_per_token = get_int_field(o, "expertsPerToken", w, 1, 4096);
-  c.num_heads = get_int_field(o, "numHeads", w, 1, 4096);
-  c.num_kv_heads = get_int_field(o, "numKvHeads", w, 1, 4096);
-  c.head_dim = get_int_field(o, "headDim", w, 2, 1024);
-  c.sliding_window = get_int_field(o, "slidingWindow", w, 0, big);
-  c.max_position_embeddings = get_int_field(o, "maxPositionEmbeddings", w, 1, 1 << 30);
-  c.rope_theta = get_num_field(o, "ropeTheta", w);
-  c.rms_norm_eps = float(get_num_field(o, "rmsNormEps", w));
-  c.swiglu_limit = float(get_num_field(o, "swigluLimit", w));
+  c.vocab_size = integer(o, "vocabSize", "vocab_size", 1, big);
+  c.hidden_size = integer(o, "hiddenSize", "hidden_size", 1, big);
+  c.intermediate_size = integer(o, "intermediateSize", "intermediate_size", 1, big);
+  c.num_layers = integer(o, "numLayers", "num_hidden_layers", 1, 4096);
+  c.num_experts = integer(o, "numExperts", "num_local_experts", 1, 4096);
+  c.experts_per_token = integer(o, "expertsPerToken", "num_experts_per_tok", 1, 4096);
+  c.num_heads = integer(o, "numHeads", "num_attention_heads", 1, 4096);
+  c.num_kv_heads = integer(o, "numKvHeads", "num_key_value_heads", 1, 4096);
+  c.head_dim = integer(o, "headDim", "head_dim", 2, 1024);
+  c.sliding_window = integer(o, "slidingWindow", "sliding_window", 0, big);
+  c.max_position_embeddings = integer(o, "maxPositionEmbeddings", "max_position_embeddings", 1, 1 << 30);
+  c.rope_theta = number(o, "ropeTheta", "rope_theta");
+  c.rms_norm_eps = float(number(o, "rmsNormEps", "rms_norm_eps"));
+  c.swiglu_limit = float(number(o, "swigluLimit", "swiglu_limit"));
   Napi::Value lt = o.Get("layerTypes");
-  if (!lt.IsArray()) throw type_error("config.layerTypes must be an array");
+  if (!lt.IsArray()) throw config_error(source, "layer_types", "must be an array");
   Napi::Array a = lt.As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); ++i) {
     std::string t = a.Get(i).ToString().Utf8Value();
     if (t != "sliding_attention" && t != "full_attention")
-      throw range_error("config.layerTypes[" + std::to_string(i) + "] is '" + t + "', expected sliding_attention or full_attention");
+      throw config_error(source, "layer_types", "entry " + std::to_string(i) + " is '" + t + "', expected sliding_attention or full_attention");
     c.layer_sliding.push_back(t == "sliding_attention");
   }
   Napi::Value rs = o.Get("ropeScaling");
   if (rs.IsObject()) {
     Napi::Object r = rs.As<Napi::Object>();
-    const std::string rw = "config.ropeScaling";
     c.rope_yarn = true;
-    c.rope_factor = get_num_field(r, "factor", rw);
-    c.rope_original_max_positions = get_num_field(r, "originalMaxPositionEmbeddings", rw);
-    c.rope_beta_fast = get_num_field(r, "betaFast", rw);
-    c.rope_beta_slow = get_num_field(r, "betaSlow", rw);
+    c.rope_factor = number(r, "factor", "rope_scaling.factor");
+    c.rope_original_max_positions = number(r, "originalMaxPositionEmbeddings", "rope_scaling.original_max_position_embeddings");
+    c.rope_beta_fast = number(r, "betaFast", "rope_scaling.beta_fast");
+    c.rope_beta_slow = number(r, "betaSlow", "rope_scaling.beta_slow");
     c.rope_truncate = r.Get("truncate").ToBoolean().Value();
+  } else if (!rs.IsNull() && !rs.IsUndefined()) {
+    throw config_error(source, "rope_scaling", "must be an object or null");
   } else {
     c.rope_yarn = false;
   }
@@ -154,7 +101,8 @@ std::vector<TensorRecord> parse_records(Napi::Array a, size_t file_count) {
 ModelConfig config_arg(Napi::Object spec, const char* fn) {
   Napi::Value v = spec.Get("config");
   if (!v.IsObject()) throw type_error(std::string(fn) + ": spec.config must be an object");
-  return parse_config(v.As<Napi::Object>());
+  Napi::Value file = spec.Get("configFile");
+  return parse_config(v.As<Napi::Object>(), file.IsString() ? file.As<Napi::String>().Utf8Value() : std::string("config"));
 }
 
 // A seed as the checkpoint writer takes it (JS stringifies it): an integer in [0, 2^53).
@@ -344,13 +292,9 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
   // new NativeSession(model: NativeModel, maxContext: number)
   explicit SessionObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionObject>(info) {
     guarded(info.Env(), [&] {
-      Napi::Value m = info.Length() > 0 ? info[0] : info.Env().Undefined();
-      if (!m.IsObject() || !m.As<Napi::Object>().InstanceOf(addon_data(info.Env()).model_class.Value()))
-        throw type_error("new Session: argument 'model' must be a NativeModel");
-      ModelObject* mo = ModelObject::Unwrap(m.As<Napi::Object>());
-      if (!mo->model) throw runtime_error("new Session: the model was disposed");
+      std::shared_ptr<Model> model = model_arg(info, 0, "new Session", "model");
       int max_context = int(arg_int(info, 1, "new Session", "maxContext", 1, 1 << 30));
-      session = std::make_shared<Session>(mo->model, max_context);
+      session = std::make_shared<Session>(model, max_context);
     });
   }
 
@@ -400,17 +344,8 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     });
   }
 
-  // The sampling options object at argument index i (sample(), step(), stepMany()).
   static void sample_params(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p) {
-    Napi::Object o = arg_object(info, i, fn, "params");
-    const std::string w = std::string(fn) + " params";
-    p.temperature = float(get_num_field(o, "temperature", w));
-    p.top_k = get_int_field(o, "topK", w, 0, 1 << 30);
-    p.top_p = float(get_num_field(o, "topP", w));
-    p.min_p = float(get_num_field(o, "minP", w));
-    if (p.temperature < 0) throw range_error(std::string(fn) + ": temperature must be >= 0");
-    if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error(std::string(fn) + ": topP must be in (0, 1]");
-    if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error(std::string(fn) + ": minP must be in [0, 1]");
+    p = sample_params_arg(arg_object(info, i, fn, "params"), fn);
   }
   // (params, uniform) at argument index i: sample() and step().
   static void sample_args(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p, float& u) {
@@ -539,6 +474,15 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
 };
 
 }  // namespace
+
+std::shared_ptr<Model> model_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value m = info.Length() > i ? info[i] : info.Env().Undefined();
+  if (!m.IsObject() || !m.As<Napi::Object>().InstanceOf(addon_data(info.Env()).model_class.Value()))
+    throw type_error(std::string(fn) + ": argument '" + name + "' must be a NativeModel");
+  ModelObject* mo = ModelObject::Unwrap(m.As<Napi::Object>());
+  if (!mo->model) throw runtime_error(std::string(fn) + ": the model was disposed");
+  return mo->model;
+}
 
 void register_model(Napi::Env env, Napi::Object exports) {
   Napi::Function model = ModelObject::define(env);

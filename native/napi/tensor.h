@@ -3,7 +3,13 @@
 #pragma once
 #include <napi.h>
 
+#include <memory>
+
 #include "core/tensor.h"
+
+namespace gptoss {
+class Model;
+}
 
 namespace gptoss::napi {
 
@@ -34,6 +40,10 @@ struct AddonData {
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference model_class;
   Napi::FunctionReference session_class;
+  // lib/errors.ts CheckpointError(file, message, tensor?) and ConfigError(file, message, field?),
+  // set by setErrorClasses() when lib/native.ts loads the addon (per environment, as every class here).
+  Napi::FunctionReference checkpoint_error;
+  Napi::FunctionReference config_error;
 };
 AddonData& addon_data(Napi::Env env);
 
@@ -41,5 +51,9 @@ AddonData& addon_data(Napi::Env env);
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
+void register_batch(Napi::Env env, Napi::Object exports);
+
+// The live model behind a NativeModel argument (model.cpp); TypeError naming fn/name otherwise.
+std::shared_ptr<Model> model_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 
 }  // namespace gptoss::napi
