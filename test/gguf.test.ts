@@ -190,8 +190,8 @@ describe('damaged GGUF files fail with named errors', () => {
     b.writeUInt32LE(2);
     patch(p, at + 4 + 16, b);
     const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
-    expect(e).toBeInstanceOf(TypeError);
-    expect(e.message).toMatch(/bad-type\.gguf: tensor 'blk\.1\.attn_k\.weight' has type Q4_0, which this runtime does not read/);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/bad-type\.gguf: tensor 'blk\.1\.attn_k\.weight': has type Q4_0, which this runtime does not read/);
     // An unknown ggml type id is caught by the parser.
     b.writeUInt32LE(77);
     patch(p, at + 4 + 16, b);
@@ -224,8 +224,8 @@ describe('damaged GGUF files fail with named errors', () => {
     const at = infoAt(p, 'blk.2.attn_sinks.weight');
     patch(p, at - 'weight'.length, Buffer.from('weighX'));
     const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
-    expect(e).toBeInstanceOf(Error);
-    expect(e.message).toMatch(/missing\.gguf: tensor 'blk\.2\.attn_sinks\.weight' is missing/);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/missing\.gguf: tensor 'blk\.2\.attn_sinks\.weight': is missing/);
   });
 
   it('a tensor of the wrong shape', async () => {
@@ -234,13 +234,13 @@ describe('damaged GGUF files fail with named errors', () => {
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(64n); // rows 128 -> 64 (the data still fits)
     patch(p, at + 4 + 8, b);
-    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/tensor 'blk\.0\.attn_v\.weight' has shape \[64, 256\], expected \[128, 256\]/);
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/tensor 'blk\.0\.attn_v\.weight': has shape \[64, 256\], expected \[128, 256\]/);
   });
 
   it('not a GGUF file, another architecture, a bad version', async () => {
     const p = copy('magic.gguf');
     patch(p, 0, Buffer.from('GGUX'));
-    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/magic\.gguf: not a directory or a GGUF file/);
+    await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/magic\.gguf: is a file, not a checkpoint directory .* or a GGUF file/);
     const v = copy('version.gguf');
     patch(v, 4, Buffer.from([9, 0, 0, 0]));
     await expect(loadModel(v, { device: 'cpu' })).rejects.toThrow(/version\.gguf: GGUF version 9 is not supported/);
