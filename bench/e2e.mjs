@@ -151,11 +151,19 @@ result.memoryEnd = memory();
 if (result.device === 'cpu') {
   // The CPU roofline: every active weight byte read once per decoded token, at the read bandwidth
   // measured now (same load on the machine as the decode above).
+  // Bytes as the model holds them (model.info.groups: bf16, Q8_0, MXFP4 ...): the routed share of the
+  // experts, one embedding row, everything else whole.
   const c = model.config;
-  const mxfp4Row = (cols) => cols / 2 + cols / 32;
-  const expertBytes = c.expertsPerToken * c.numLayers * (2 * c.intermediateSize * mxfp4Row(c.hiddenSize) + c.hiddenSize * mxfp4Row(c.intermediateSize));
-  const attnBytes = c.numLayers * 2 * (c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 2);
-  const bytesPerToken = expertBytes + attnBytes + c.vocabSize * c.hiddenSize * 2;
+  let bytesPerToken = 0;
+  for (const g of model.info.groups)
+    bytesPerToken += g.group === 'experts' ? (g.memoryBytes * c.expertsPerToken) / c.numExperts
+      : g.group === 'embedding' ? g.memoryBytes / c.vocabSize : g.memoryBytes;
+  if (!model.info.groups.length) {  // synthetic weights: the checkpoint's dtypes
+    const mxfp4Row = (cols) => cols / 2 + cols / 32;
+    const expertBytes = c.expertsPerToken * c.numLayers * (2 * c.intermediateSize * mxfp4Row(c.hiddenSize) + c.hiddenSize * mxfp4Row(c.intermediateSize));
+    const attnBytes = c.numLayers * 2 * (c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 2);
+    bytesPerToken = expertBytes + attnBytes + c.vocabSize * c.hiddenSize * 2;
+  }
   const gbps = readBandwidth(1024, 3);
   result.roofline = { bytesPerToken, readBandwidthGBs: gbps, tokensPerSecond: (gbps * 1e9) / bytesPerToken };
 }
