@@ -31,6 +31,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = size_t(st.st_size);
+  f->mtime_ns_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (f->size_ > 0) {
     void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
@@ -40,12 +41,23 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     }
     f->data_ = static_cast<uint8_t*>(p);
   }
-  ::close(fd);  // the mapping keeps the file referenced
+  f->fd_ = fd;
   return f;
 }
 
 MappedFile::~MappedFile() {
   if (data_) munmap(data_, size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string MappedFile::changed() const {
+  struct stat st;
+  if (fd_ < 0 || fstat(fd_, &st) != 0) return "";
+  const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (size_t(st.st_size) < size_)
+    return "was truncated after it was loaded (" + std::to_string(size_) + " -> " + std::to_string(st.st_size) + " bytes)";
+  if (size_t(st.st_size) != size_ || mtime != mtime_ns_) return "was written after it was loaded";
+  return "";
 }
 
 void MappedFile::prefetch(size_t offset, size_t len) const {
@@ -71,8 +83,16 @@ void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file)
       std::shared_ptr<MappedFile> f = weak.lock();
       if (!f || off >= f->size_) return;
       size_t len = std::min(chunk, f->size_ - off);
-      if (use_madvise && madvise(f->data_ + off, len, MADV_POPULATE_READ) == 0) continue;
-      use_madvise = false;  // older kernel: touch one byte a page
+      if (use_madvise) {
+        if (madvise(f->data_ + off, len, MADV_POPULATE_READ) == 0) continue;
+        // EFAULT: a page would have raised SIGBUS (the file was truncated): stop, touch nothing.
+        if (errno != EINVAL) return;
+        use_madvise = false;  // EINVAL: a kernel older than 5.14, touch one byte a page instead
+      }
+      // Only pages the file still covers (a truncation between this check and the touch remains a
+      // window on kernels without MADV_POPULATE_READ).
+      struct stat st;
+      if (fstat(f->fd_, &st) != 0 || size_t(st.st_size) < f->size_) return;
       volatile uint8_t sink = 0;
       const size_t page = size_t(sysconf(_SC_PAGESIZE));
       for (size_t p = 0; p < len; p += page) sink = sink + f->data_[off + p];
