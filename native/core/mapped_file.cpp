@@ -72,30 +72,33 @@ void MappedFile::prefetch(size_t offset, size_t len) const {
 #define MADV_POPULATE_READ 22
 #endif
 
+bool MappedFile::populate(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return true;
+  len = std::min(len, size_ - offset);
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t start = offset / page * page;
+  if (madvise(data_ + start, offset + len - start, MADV_POPULATE_READ) == 0) return true;
+  // EFAULT: a page would have raised SIGBUS (the file was truncated): touch nothing.
+  if (errno != EINVAL) return false;
+  // EINVAL: a kernel older than 5.14: touch one byte a page, only while the file still covers the
+  // mapping (a truncation between this check and the touch remains a window on such kernels).
+  struct stat st;
+  if (fd_ >= 0 && (fstat(fd_, &st) != 0 || size_t(st.st_size) < size_)) return false;
+  volatile uint8_t sink = 0;
+  for (size_t p = start; p < offset + len; p += page) sink = sink + data_[p];
+  return true;
+}
+
 void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file) {
   const char* env = std::getenv("GPTOSS_POPULATE");
   if (!file || !file->data_ || (env && env[0] == '0')) return;
   std::weak_ptr<MappedFile> weak = file;
   std::thread([weak] {
     const size_t chunk = size_t(64) << 20;  // 64 MiB: a dispose stops the walk within one chunk
-    bool use_madvise = true;
     for (size_t off = 0;; off += chunk) {
       std::shared_ptr<MappedFile> f = weak.lock();
       if (!f || off >= f->size_) return;
-      size_t len = std::min(chunk, f->size_ - off);
-      if (use_madvise) {
-        if (madvise(f->data_ + off, len, MADV_POPULATE_READ) == 0) continue;
-        // EFAULT: a page would have raised SIGBUS (the file was truncated): stop, touch nothing.
-        if (errno != EINVAL) return;
-        use_madvise = false;  // EINVAL: a kernel older than 5.14, touch one byte a page instead
-      }
-      // Only pages the file still covers (a truncation between this check and the touch remains a
-      // window on kernels without MADV_POPULATE_READ).
-      struct stat st;
-      if (fstat(f->fd_, &st) != 0 || size_t(st.st_size) < f->size_) return;
-      volatile uint8_t sink = 0;
-      const size_t page = size_t(sysconf(_SC_PAGESIZE));
-      for (size_t p = 0; p < len; p += page) sink = sink + f->data_[off + p];
+      if (!f->populate(off, chunk)) return;  // the file was truncated: touch nothing past its end
     }
   }).detach();
 }

@@ -25,6 +25,9 @@ class MappedFile {
   // they touch each expert. Stops early once the last reference to the mapping is gone, and when
   // the file no longer covers the mapping (a truncated file: the thread never touches such a page).
   static void populate_in_background(const std::shared_ptr<MappedFile>& file);
+  // Maps [offset, offset+len) into this process now (the same page-in, on the calling thread).
+  // false: the file no longer covers the mapping (truncated); nothing past its end was touched.
+  bool populate(size_t offset, size_t len) const;
 
   // How the file differs from when it was mapped (shorter, or written since: its mtime or size
   // moved), in words; "" when it is unchanged. Reading a page past a truncated end raises SIGBUS,
