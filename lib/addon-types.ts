@@ -41,6 +41,7 @@ export interface NativeModelSpec {
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
+  activations?: 'f32' | 'q8';
 }
 
 export interface NativeSyntheticSpec {
@@ -48,10 +49,11 @@ export interface NativeSyntheticSpec {
   /** integer in [0, 2^53): the checkpoint writer's seed */
   seed: number;
   device: string;
+  activations?: 'f32' | 'q8';
 }
 
 export interface NativeModel {
-  info(): { backend: string; device: string; weightBytes: number };
+  info(): { backend: string; device: string; weightBytes: number; activations: 'f32' | 'q8' };
   dispose(): void;
 }
 

@@ -9,6 +9,14 @@
 
 namespace gptoss {
 
+const char* expert_activations_name(ExpertActivations a) { return a == ExpertActivations::Q8 ? "q8" : "f32"; }
+
+ExpertActivations parse_expert_activations(const std::string& s, const std::string& what) {
+  if (s == "f32") return ExpertActivations::F32;
+  if (s == "q8") return ExpertActivations::Q8;
+  throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
+}
+
 std::shared_ptr<Backend> get_backend(const Device& device) {
   if (device.kind == DeviceKind::CPU) return make_cpu_backend();
 #ifdef GPTOSS_HAVE_CUDA
