@@ -38,6 +38,8 @@ export interface NativeTensorRecord {
 
 export interface NativeModelSpec {
   config: NativeConfig;
+  /** The config.json the config came from (ConfigErrors from the native side name it). */
+  configFile?: string;
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
@@ -88,6 +90,21 @@ export interface NativeSessionConstructor {
   new (model: NativeModel, maxContext: number): NativeSession;
 }
 
+export interface HipBuildInfo {
+  /** The HIP plugin (gpt_oss_hip.so) was built with this addon. */
+  built: boolean;
+  pluginPath: string;
+  /** The libamdhip64 that loaded ('' when none did). */
+  runtime: string;
+  /** hipRuntimeGetVersion: major * 1e7 + minor * 1e5 + patch. */
+  runtimeVersion: number;
+  pluginLoaded: boolean;
+  /** The plugin's offload archs, e.g. ['gfx942', 'gfx90a']. */
+  archs: string[];
+  /** Why the runtime or the plugin did not load ('' when both did). */
+  error: string;
+}
+
 export interface Addon {
   napiVersion: number;
   Tensor: NativeTensorConstructor;
@@ -95,6 +112,12 @@ export interface Addon {
   NativeSession: NativeSessionConstructor;
   cudaUnavailableReason(): string;
   cudaDeviceCount(): number;
+  /** The classes native checkpoint/config errors are constructed as (called once, by lib/native.ts). */
+  setErrorClasses(classes: { CheckpointError: Function; ConfigError: Function }): void;
+  hipUnavailableReason(): string;
+  hipDeviceCount(): number;
+  /** What this build carries for HIP (native/hip/hip_loader.h): loads the runtime and plugin, no device. */
+  hipBuildInfo(): HipBuildInfo;
   // Kernel ops for tests and microbenchmarks (typed in ops.ts).
   ops: Record<string, any>;
 }

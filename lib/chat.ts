@@ -7,7 +7,7 @@
 // model produced in a non-canonical tokenisation is re-encoded; the cache simply diverges there.
 import type { GptOssModel } from './model.js';
 import type { Session } from './session.js';
-import { startGeneration, sessionTokens, type GenerateOptions, type GenerationResult, type GenerationStream } from './generate.js';
+import { startGeneration, type GenerateOptions, type GenerationResult, type GenerationStream } from './generate.js';
 import type { DeveloperOptions, DropAnalysisMode, Message, ParsedMessage, SystemOptions } from './harmony/index.js';
 import { tokenizer } from './tokenizer.js';
 
@@ -64,7 +64,7 @@ export class ChatSession {
 
   /** Tokens in the KV cache now (the rendered conversation up to the last generated token). */
   get cachedTokens(): readonly number[] {
-    return sessionTokens(this.#session);
+    return this.#session.tokens;
   }
 
   /** Sends a user message (or messages) and streams the reply; history is updated before `result` resolves. */

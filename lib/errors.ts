@@ -10,6 +10,24 @@ export class CheckpointError extends Error {
   }
 }
 
+/**
+ * A GPU backend that was asked for by name ('cuda', 'cuda:N', 'hip', 'hip:N') cannot run here:
+ * `reason` is the native side's explanation (no build support, no runtime/driver, no device, no code
+ * for the device). `device: 'auto'` never throws it: it falls back and reports the reasons instead.
+ */
+export class DeviceUnavailableError extends Error {
+  readonly device: string;
+  readonly backend: 'cuda' | 'hip';
+  readonly reason: string;
+  constructor(fn: string, device: string, backend: 'cuda' | 'hip', reason: string) {
+    super(`${fn}: device '${device}' requested but ${backend === 'cuda' ? 'CUDA' : 'HIP'} is unavailable: ${reason}`);
+    this.name = 'DeviceUnavailableError';
+    this.device = device;
+    this.backend = backend;
+    this.reason = reason;
+  }
+}
+
 export class ConfigError extends Error {
   readonly file: string;
   readonly field?: string;

@@ -4,9 +4,11 @@
 // copied back), each token is drawn by Session.sample with a uniform from the seeded PRNG, and only
 // the token id crosses to the host. Every native call runs off the main thread, so the event loop
 // stays free while a model generates.
-import { GptOssModel } from './model.js';
+import type { GptOssModel } from './model.js';
 import type { Session } from './session.js';
-import { createRng, randomSeed, resolveSampleOptions, type Seed } from './sampling.js';
+import { toTokenIds } from './token-ids.js';
+import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
+import type { SampleOptions } from './session.js';
 import { tokenizer, SPECIAL_TOKENS } from './tokenizer.js';
 import { renderConversation, createHarmonyParser } from './harmony/index.js';
 import type { Conversation, HarmonyEvent, ParsedMessage, ReasoningEffort, RenderOptions } from './harmony/index.js';
@@ -44,8 +46,8 @@ export interface GenerateOptions {
   /**
    * Run in this session instead of a fresh one. The input is always the whole context: the
    * longest prefix the session already holds (from earlier generate calls on it) is kept and only
-   * the rest is prefilled. The session is not disposed. A session that was fed by other means
-   * (prefill/append by hand) is reset first, since what it holds cannot be known.
+   * the rest is prefilled (the session records every token fed to it, by generate() or by hand).
+   * The session is not disposed.
    */
   session?: Session;
   /** KV-cache capacity of the fresh session (default min(maxPositionEmbeddings, prompt + maxTokens)). */
@@ -54,7 +56,11 @@ export interface GenerateOptions {
   parse?: boolean;
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort' | 'tool-call' | 'error';
+/**
+ * 'length': maxTokens were generated. 'context': the KV cache (the session's or the request's
+ * maxContext) is full; the conversation must shrink before it can go on (ChatSession's contextPolicy).
+ */
+export type FinishReason = 'stop' | 'length' | 'context' | 'abort' | 'tool-call' | 'error';
 
 export interface ToolCall {
   /** e.g. 'functions.get_weather' */
@@ -161,16 +167,6 @@ export class GenerationStream implements AsyncIterable<GenerationEvent> {
   }
 }
 
-// What each session holds, as far as generate() put it there; keyed weakly so sessions can be collected.
-const cachedTokens = new WeakMap<Session, number[]>();
-const busy = new WeakSet<Session>();
-
-/** @internal tokens in `session`'s KV cache as generate() left them (empty if unknown). */
-export function sessionTokens(session: Session): readonly number[] {
-  const t = cachedTokens.get(session);
-  return t && t.length === session.length ? t : [];
-}
-
 function isConversation(input: GenerateInput): input is Conversation {
   return typeof input === 'object' && input !== null && !('length' in input) && Array.isArray((input as Conversation).messages);
 }
@@ -199,7 +195,7 @@ function promptTokens(model: GptOssModel, input: GenerateInput, options: Generat
   if (typeof input === 'string') return tokenizer.encode(input);
   if (typeof input !== 'object' || input === null || typeof input.length !== 'number')
     throw new TypeError('generate: input must be token ids, a string or a conversation ({ messages: [...] })');
-  return Array.from(input);
+  return Array.from(toTokenIds(input, model.config.vocabSize, 'generate', 'input'));
 }
 
 function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInput): void {
@@ -223,6 +219,153 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 
 const now = (): number => performance.now();
 
+/** @internal A request checked and resolved: what generate() and the engine both start from. */
+export interface PreparedGeneration {
+  prompt: number[];
+  sample: Required<SampleOptions>;
+  maxTokens: number;
+  parse: boolean;
+  stops: Set<number>;
+  seed: Seed;
+  rng: Xoshiro128;
+}
+
+/** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
+export function prepareGeneration(model: GptOssModel, input: GenerateInput, options: GenerateOptions, fn = 'generate'): PreparedGeneration {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`${fn}: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal))
+    throw new TypeError(`${fn}: options.signal must be an AbortSignal`);
+  if (options.session !== undefined) {
+    const s = options.session as Partial<Session> | null;
+    if (s === null || typeof s !== 'object' || typeof s.stepSampleMany !== 'function' || typeof s.append !== 'function')
+      throw new TypeError(`${fn}: options.session must be a Session (model.createSession())`);
+    if (s.disposed === true) throw new Error(`${fn}: options.session was disposed`);
+  }
+  const sample = resolveSampleOptions({ temperature: 1, ...options }, fn);
+  const prompt = promptTokens(model, input, options);
+  if (prompt.length === 0) throw new RangeError(`${fn}: the prompt is empty`);
+  checkIds(model, prompt, input);
+  const maxTokens = options.maxTokens ?? 4096;
+  if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new RangeError(`${fn}: maxTokens must be an integer >= 0, got ${maxTokens}`);
+  const parse = options.parse ?? isConversation(input);
+  const special = SPECIAL_TOKENS;
+  const stops = new Set<number>(
+    (options.stopTokens !== undefined ? toTokenIds(options.stopTokens, model.config.vocabSize, fn, 'stopTokens') : null) ??
+      [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
+  );
+  const seed = options.seed ?? randomSeed();
+  const maxPositions = model.config.maxPositionEmbeddings;
+  if (prompt.length > maxPositions) throw new RangeError(`${fn}: prompt of ${prompt.length} tokens exceeds max_position_embeddings ${maxPositions}`);
+  return { prompt, sample, maxTokens, parse, stops, seed, rng: createRng(seed) };
+}
+
+/**
+ * @internal The output side of one generation: takes drawn ids one at a time, emits the token and
+ * Harmony events, and builds the result. generate() and the engine feed it the same way.
+ */
+export class GenerationOutput {
+  readonly tokens: number[] = [];
+  readonly #prepared: PreparedGeneration;
+  readonly #emit: (e: GenerationEvent) => void;
+  readonly #messages: ParsedMessage[] = [];
+  readonly #toolCalls: ToolCall[] = [];
+  readonly #channels: GenerationResult['channels'] = { analysis: '', commentary: '', final: '' };
+  readonly #parser: ReturnType<typeof createHarmonyParser> | null;
+  readonly #decoder = tokenizer.createStreamDecoder();
+  #text = '';
+  finishReason: FinishReason = 'length';
+  stopToken: number | undefined;
+  error: Error | undefined;
+  #ended = false;
+
+  constructor(prepared: PreparedGeneration, emit: (e: GenerationEvent) => void) {
+    this.#prepared = prepared;
+    this.#emit = emit;
+    this.#parser = prepared.parse ? createHarmonyParser() : null;
+    if (this.#parser) {
+      // Prime the parser with the open message header the prompt ends in (`<|start|>assistant`).
+      const special = SPECIAL_TOKENS;
+      const prompt = prepared.prompt;
+      const start = prompt.lastIndexOf(special.start);
+      const tail = start < 0 ? [] : prompt.slice(start);
+      if (tail.every((t) => t === special.start || !tokenizer.isSpecial(t) || t === special.channel || t === special.constrain))
+        this.#parser.pushAll(tail);
+    }
+  }
+
+  #onHarmony(events: HarmonyEvent[]): void {
+    for (const e of events) {
+      if (e.type === 'text' && e.role === 'assistant' && e.channel !== undefined && e.recipient === undefined)
+        this.#channels[e.channel] = (this.#channels[e.channel] ?? '') + e.delta;
+      else if (e.type === 'message-end') {
+        const { type: _type, ...m } = e;
+        this.#messages.push(m);
+      } else if (e.type === 'tool-call') {
+        const { type: _type, ...call } = e;
+        this.#toolCalls.push(call);
+      } else if (e.type === 'tool-call-error') {
+        const { type: _type, ...call } = e;
+        this.#toolCalls.push({ ...call, arguments: undefined });
+      }
+      this.#emit(e);
+    }
+  }
+
+  /** Takes a drawn id; true when it was a stop token (generation ends; finishReason set). */
+  accept(id: number): boolean {
+    this.tokens.push(id);
+    const isStop = this.#prepared.stops.has(id);
+    const piece = this.#decoder.push(id);
+    if (!isStop) this.#text += piece;
+    this.#emit({ type: 'token', id, index: this.tokens.length - 1, text: piece });
+    if (this.#parser) this.#onHarmony(this.#parser.push(id));
+    if (isStop) {
+      this.stopToken = id;
+      this.finishReason = id === SPECIAL_TOKENS.call ? 'tool-call' : 'stop';
+    }
+    return isStop;
+  }
+
+  /** Generation failed: finishReason 'error' and an error event. */
+  fail(e: unknown): void {
+    this.finishReason = 'error';
+    this.error = e instanceof Error ? e : new Error(String(e));
+    this.#emit({ type: 'error', message: this.error.message, token: null });
+  }
+
+  /** Flushes the decoder and the parser (a message cut by length/abort closes with stop 'eos') and builds the result. */
+  finish(usage: GenerationResult['usage'], timings: { t0: number; t1: number; t2: number }): GenerationResult {
+    if (this.#ended) throw new Error('GenerationOutput.finish: called twice');
+    this.#ended = true;
+    const rest = this.#decoder.flush();
+    if (this.stopToken === undefined) this.#text += rest;
+    if (this.#parser) this.#onHarmony(this.#parser.end());
+    const decodeMs = timings.t2 - timings.t1;
+    return {
+      tokens: this.tokens,
+      text: this.#text,
+      channels: this.#channels,
+      messages: this.#messages,
+      toolCalls: this.#toolCalls,
+      finishReason: this.finishReason,
+      ...(this.stopToken !== undefined ? { stopToken: this.stopToken } : {}),
+      ...(this.error ? { error: this.error } : {}),
+      seed: this.#prepared.seed,
+      usage,
+      timings: { prefillMs: timings.t1 - timings.t0, decodeMs, tokensPerSecond: decodeMs > 0 ? (this.tokens.length * 1000) / decodeMs : 0 },
+    };
+  }
+}
+
+/** @internal Links an outer AbortSignal to a fresh controller; returns the unlink. */
+export function linkAbort(controller: AbortController, outer: AbortSignal | undefined): () => void {
+  const onOuterAbort = (): void => controller.abort(outer?.reason);
+  if (outer?.aborted) controller.abort(outer.reason);
+  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  return () => outer?.removeEventListener('abort', onOuterAbort);
+}
+
 /** Starts generating; returns at once. Bad input or options throw here, before anything runs. */
 export function generate(model: GptOssModel, input: GenerateInput, options: GenerateOptions = {}): GenerationStream {
   return startGeneration(model, input, options);
@@ -235,94 +378,37 @@ export function startGeneration(
   options: GenerateOptions,
   beforeResolve?: (result: GenerationResult) => void,
 ): GenerationStream {
-  const sample = resolveSampleOptions({ temperature: 1, ...options }, 'generate');
-  const prompt = promptTokens(model, input, options);
-  if (prompt.length === 0) throw new RangeError('generate: the prompt is empty');
-  checkIds(model, prompt, input);
-  const maxTokens = options.maxTokens ?? 4096;
-  if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new RangeError(`generate: maxTokens must be an integer >= 0, got ${maxTokens}`);
-  const parse = options.parse ?? isConversation(input);
-  const special = SPECIAL_TOKENS;
-  const stops = new Set<number>(
-    options.stopTokens ??
-      [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
-  );
-  const seed = options.seed ?? randomSeed();
-  const rng = createRng(seed);
+  const prepared = prepareGeneration(model, input, options);
+  const { prompt, sample, maxTokens, stops, rng } = prepared;
   const own = options.session === undefined;
-  if (!own && busy.has(options.session!)) throw new Error('generate: the session is already generating');
+  if (!own && options.session!.generating) throw new Error('generate: the session is already generating');
   const maxPositions = model.config.maxPositionEmbeddings;
-  if (prompt.length > maxPositions) throw new RangeError(`generate: prompt of ${prompt.length} tokens exceeds max_position_embeddings ${maxPositions}`);
   const session = options.session ?? model.createSession({ maxContext: options.maxContext ?? Math.min(maxPositions, prompt.length + Math.max(1, maxTokens)) });
   if (prompt.length > session.maxContext) {
     if (own) void session.dispose();
     throw new RangeError(`generate: prompt of ${prompt.length} tokens does not fit the session's context of ${session.maxContext}`);
   }
-  busy.add(session);
+  session.generating = true;
 
   const controller = new AbortController();
-  const outer = options.signal;
-  const onOuterAbort = (): void => controller.abort(outer?.reason);
-  if (outer?.aborted) controller.abort(outer.reason);
-  else outer?.addEventListener('abort', onOuterAbort, { once: true });
+  const unlink = linkAbort(controller, options.signal);
   const signal = controller.signal;
 
   return new GenerationStream(controller, async (emit) => {
     const t0 = now();
     let t1 = t0;
-    const tokens: number[] = [];
-    const messages: ParsedMessage[] = [];
-    const toolCalls: ToolCall[] = [];
-    const channels: GenerationResult['channels'] = { analysis: '', commentary: '', final: '' };
-    let text = '';
-    let finishReason: FinishReason = 'length';
-    let stopToken: number | undefined;
-    let error: Error | undefined;
+    const out = new GenerationOutput(prepared, emit);
+    const tokens = out.tokens;
     let cachedPromptTokens = 0;
 
-    const parser = parse ? createHarmonyParser() : null;
-    const onHarmony = (events: HarmonyEvent[]): void => {
-      for (const e of events) {
-        if (e.type === 'text' && e.role === 'assistant' && e.channel !== undefined && e.recipient === undefined)
-          channels[e.channel] = (channels[e.channel] ?? '') + e.delta;
-        else if (e.type === 'message-end') {
-          const { type: _type, ...m } = e;
-          messages.push(m);
-        } else if (e.type === 'tool-call') {
-          const { type: _type, ...call } = e;
-          toolCalls.push(call);
-        } else if (e.type === 'tool-call-error') {
-          const { type: _type, ...call } = e;
-          toolCalls.push({ ...call, arguments: undefined });
-        }
-        emit(e);
-      }
-    };
-    if (parser) {
-      // Prime the parser with the open message header the prompt ends in (`<|start|>assistant`).
-      const start = prompt.lastIndexOf(special.start);
-      const tail = start < 0 ? [] : prompt.slice(start);
-      if (tail.every((t) => t === special.start || !tokenizer.isSpecial(t) || t === special.channel || t === special.constrain))
-        parser.pushAll(tail);
-    }
-    const decoder = tokenizer.createStreamDecoder();
-
     try {
-      // Prompt: keep the longest cached prefix, prefill the rest. When the whole prompt is cached the
-      // last prompt token is run again: sample() reads the logits of the most recent forward.
-      const held = cachedTokens.get(session);
-      const known = held !== undefined && held.length === session.length ? held : [];
-      let keep = commonPrefix(known, prompt);
+      // Prompt: keep the longest prefix the session holds, prefill the rest. When the whole prompt is
+      // cached the last prompt token is run again: sample() reads the logits of the most recent forward.
+      let keep = commonPrefix(session.tokens, prompt);
       if (maxTokens > 0) keep = Math.min(keep, prompt.length - 1);
       cachedPromptTokens = keep;
-      const inCache = known.slice(0, keep);
-      cachedTokens.set(session, inCache);
       if (session.length !== keep) await session.truncate(keep);
-      for (let at = keep; at < prompt.length && !signal.aborted; at += PREFILL_CHUNK) {
-        const chunk = prompt.slice(at, at + PREFILL_CHUNK);
-        await session.append(chunk);
-        inCache.push(...chunk);
-      }
+      for (let at = keep; at < prompt.length && !signal.aborted; at += PREFILL_CHUNK) await session.append(prompt.slice(at, at + PREFILL_CHUNK));
       t1 = now();
 
       // The first id is drawn from the prompt's logits; after that each step appends the previous id
@@ -330,98 +416,58 @@ export function startGeneration(
       // nothing reads its logits.
       let last: number | null = null;
       const accept = (id: number): boolean => {
-        tokens.push(id);
-        const isStop = stops.has(id);
-        const piece = decoder.push(id);
-        if (!isStop) text += piece;
-        emit({ type: 'token', id, index: tokens.length - 1, text: piece });
-        if (parser) onHarmony(parser.push(id));
-        if (isStop) {
-          stopToken = id;
-          finishReason = id === special.call ? 'tool-call' : 'stop';
-          return true;
-        }
+        if (out.accept(id)) return true;
         last = id;
         return false;
       };
       const stopIds = [...stops];
       for (;;) {
         if (signal.aborted) {
-          finishReason = 'abort';
+          out.finishReason = 'abort';
           break;
         }
         if (tokens.length >= maxTokens) break; // 'length'
         if (last === null) {
-          if (session.length >= session.maxContext) break;
+          if (session.length >= session.maxContext) {
+            out.finishReason = 'context';
+            break;
+          }
           if (accept(await session.sample(sample, rng.nextUniform()))) break;
           continue;
         }
         // a step needs the position after it free, as before (length + 1 < maxContext)
         const chunk = model.device === 'cpu' ? 1 : DECODE_CHUNK;
-        const count = Math.min(chunk, maxTokens - tokens.length, session.maxContext - 1 - session.length);
-        if (count <= 0) break;
+        const room = session.maxContext - 1 - session.length;
+        if (room <= 0) {
+          out.finishReason = 'context';
+          break;
+        }
+        const count = Math.min(chunk, maxTokens - tokens.length, room);
         const input: number = last;
         const uniforms = Array.from({ length: count }, () => rng.nextUniform());
         const ids = await session.stepSampleMany(input, sample, uniforms, stopIds);
-        inCache.push(input, ...ids.subarray(0, ids.length - 1)); // appended: the input, then each id but the last
         let stopped = false;
         for (let j = 0; j < ids.length && !stopped; j++) {
-          stopped = accept(ids[j]);
+          stopped = accept(ids[j]!);
           if (stopped || j + 1 === ids.length) break;
           await nextTurn(); // the consumer sees this token (and may abort) before the next is emitted
           if (signal.aborted) {
             // aborted while the chunk ran: report nothing past this id, and drop what was appended after it
-            const extra = ids.length - 1 - j;
-            inCache.length -= extra;
-            await session.truncate(session.length - extra);
+            await session.truncate(session.length - (ids.length - 1 - j));
             break;
           }
         }
         if (stopped) break;
       }
     } catch (e) {
-      finishReason = 'error';
-      error = e instanceof Error ? e : new Error(String(e));
-      cachedTokens.delete(session);
-      emit({ type: 'error', message: error.message, token: null });
+      out.fail(e);
     }
-    const rest = decoder.flush();
-    if (stopToken === undefined) text += rest;
-    if (parser) onHarmony(parser.end()); // closes a message cut by length/abort (stop 'eos')
     const t2 = now();
-
-    busy.delete(session);
-    outer?.removeEventListener('abort', onOuterAbort);
-    if (own) {
-      cachedTokens.delete(session);
-      await session.dispose().catch(() => undefined);
-    }
-    const decodeMs = t2 - t1;
-    const result: GenerationResult = {
-      tokens,
-      text,
-      channels,
-      messages,
-      toolCalls,
-      finishReason,
-      ...(stopToken !== undefined ? { stopToken } : {}),
-      ...(error ? { error } : {}),
-      seed,
-      usage: { promptTokens: prompt.length, completionTokens: tokens.length, cachedPromptTokens },
-      timings: { prefillMs: t1 - t0, decodeMs, tokensPerSecond: decodeMs > 0 ? (tokens.length * 1000) / decodeMs : 0 },
-    };
+    session.generating = false;
+    unlink();
+    if (own) await session.dispose().catch(() => undefined);
+    const result = out.finish({ promptTokens: prompt.length, completionTokens: tokens.length, cachedPromptTokens }, { t0, t1, t2 });
     beforeResolve?.(result);
     return result;
   });
 }
-
-declare module './model.js' {
-  interface GptOssModel {
-    /** generate(this, input, options): see lib/generate.ts. */
-    generate(input: GenerateInput, options?: GenerateOptions): GenerationStream;
-  }
-}
-
-GptOssModel.prototype.generate = function (this: GptOssModel, input: GenerateInput, options?: GenerateOptions): GenerationStream {
-  return generate(this, input, options);
-};

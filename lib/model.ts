@@ -2,8 +2,13 @@
 import { native } from './native.js';
 import type { NativeModel } from './addon-types.js';
 import { openCheckpoint } from './loader/index.js';
+import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
+import { Engine, type EngineOptions } from './engine/scheduler.js';
+import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
+import { DeviceUnavailableError } from './errors.js';
+import { toTokenIds } from './token-ids.js';
 import type { ExpertActivations } from './ops.js';
 
 /**
@@ -20,7 +25,7 @@ export function resolveActivations(request: unknown, device: string, fn = 'loadM
   return value;
 }
 
-export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
 
 export interface LoadOptions {
   device?: DeviceRequest;
@@ -31,8 +36,13 @@ export interface LoadOptions {
    * error). Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
    */
   activations?: ExpertActivations;
-  /** Called as weights are bound/uploaded: bytes done of total. */
+  /**
+   * Called as the load advances: bytes done of total. On the CPU these are the checkpoint files read
+   * into memory (page-in, when they fit in 3/4 of RAM); on a GPU the weight bytes uploaded.
+   */
   onProgress?: (done: number, total: number) => void;
+  /** `hf:` models: called as the files download (bytes done of total, cached files included). */
+  onDownloadProgress?: (done: number, total: number) => void;
 }
 
 export interface ModelInfo {
@@ -64,19 +74,28 @@ export type ModelOrigin =
   | { source: 'synthetic'; config: ModelConfig; seed: number; preset?: string };
 
 /**
- * Which device `request` means on this machine; `cuda` where none is usable is an error. `fn` names
- * the caller in error messages.
+ * Which device `request` means on this machine. `auto` takes the first usable of CUDA, HIP, CPU and
+ * says in `fallbackReason` why each GPU backend was passed over; a named GPU backend that cannot run
+ * here is a DeviceUnavailableError carrying the native reason. `fn` names the caller in errors.
  */
 export function resolveDevice(request: DeviceRequest = 'auto', fn = 'loadModel'): { device: string; fallbackReason?: string } {
   if (request === 'cpu') return { device: 'cpu' };
-  const reason = native.cudaUnavailableReason();
-  if (request === 'auto') return reason ? { device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}` } : { device: 'cuda:0' };
-  if (!/^cuda(:\d+)?$/.test(request)) throw new RangeError(`${fn}: unknown device '${request}' (expected auto, cpu, cuda or cuda:N)`);
-  if (reason) throw new Error(`${fn}: device '${request}' requested but CUDA is unavailable: ${reason}`);
-  const index = request === 'cuda' ? 0 : Number(request.slice(5));
-  const count = native.cudaDeviceCount();
-  if (index >= count) throw new RangeError(`${fn}: device '${request}' does not exist (${count} CUDA device(s))`);
-  return { device: `cuda:${index}` };
+  if (request === 'auto') {
+    const cudaReason = native.cudaUnavailableReason();
+    if (!cudaReason) return { device: 'cuda:0' };
+    const hipReason = native.hipUnavailableReason();
+    if (!hipReason) return { device: 'hip:0' };
+    return { device: 'cpu', fallbackReason: `CUDA unavailable: ${cudaReason}; HIP unavailable: ${hipReason}` };
+  }
+  const m = /^(cuda|hip)(?::(\d+))?$/.exec(request);
+  if (!m) throw new RangeError(`${fn}: unknown device '${request}' (expected auto, cpu, cuda, cuda:N, hip or hip:N)`);
+  const backend = m[1] as 'cuda' | 'hip';
+  const reason = backend === 'cuda' ? native.cudaUnavailableReason() : native.hipUnavailableReason();
+  if (reason) throw new DeviceUnavailableError(fn, request, backend, reason);
+  const index = m[2] === undefined ? 0 : Number(m[2]);
+  const count = backend === 'cuda' ? native.cudaDeviceCount() : native.hipDeviceCount();
+  if (index >= count) throw new RangeError(`${fn}: device '${request}' does not exist (${count} ${backend.toUpperCase()} device(s))`);
+  return { device: `${backend}:${index}` };
 }
 
 export interface SessionOptions {
@@ -130,16 +149,39 @@ export class GptOssModel {
   }
 
   createSession(options: SessionOptions = {}): Session {
+    if (options === null || typeof options !== 'object')
+      throw new TypeError(`createSession: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
     const maxContext = options.maxContext ?? Math.min(4096, this.config.maxPositionEmbeddings);
+    if (typeof maxContext !== 'number' || !Number.isSafeInteger(maxContext) || maxContext < 1)
+      throw new RangeError(`createSession: options.maxContext must be an integer >= 1, got ${String(maxContext)}`);
     return new Session(new native.NativeSession(this.#get('createSession'), maxContext), this.config.vocabSize);
+  }
+
+  /** generate(this, input, options): see lib/generate.ts. */
+  generate(input: GenerateInput, options?: GenerateOptions): GenerationStream {
+    return generate(this, input, options);
+  }
+
+  /**
+   * A continuous-batching engine on this model (lib/engine/scheduler.ts): engine.generate() takes
+   * generate()'s input and options and returns the same GenerationStream; requests run together.
+   */
+  createEngine(options: EngineOptions = {}): Engine {
+    this.#get('createEngine');
+    return new Engine(this, options);
   }
 
   /** Logits of every position, [tokens.length * vocabSize], from a fresh KV cache. */
   async forward(tokens: ArrayLike<number>): Promise<Float32Array> {
-    if (tokens.length === 0) throw new RangeError('forward: tokens is empty');
-    const session = this.createSession({ maxContext: Math.max(1, tokens.length) });
+    const ids = toTokenIds(tokens, this.config.vocabSize, 'forward');
+    if (ids.length === 0) throw new RangeError("forward: argument 'tokens' is empty");
+    this.#get('forward');
+    const maxContext = ids.length;
+    if (maxContext > this.config.maxPositionEmbeddings)
+      throw new RangeError(`forward: ${maxContext} tokens exceed max_position_embeddings ${this.config.maxPositionEmbeddings}`);
+    const session = this.createSession({ maxContext });
     try {
-      return await session.prefillAll(tokens);
+      return await session.prefillAll(ids);
     } finally {
       await session.dispose();
     }
@@ -151,13 +193,27 @@ export class GptOssModel {
   }
 }
 
+/**
+ * Loads a checkpoint folder, or `hf:org/name[@revision]`: a Hugging Face repository, downloaded into
+ * the hub cache first when it is not there (lib/hub.ts; HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT honoured).
+ */
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<GptOssModel> {
+  if (typeof dir !== 'string' || dir === '')
+    throw new TypeError(`loadModel: argument 'dir' must be a non-empty path to a checkpoint directory, got ${dir === '' ? "''" : dir === null ? 'null' : typeof dir}`);
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`loadModel: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
+    throw new TypeError('loadModel: options.onProgress must be a function');
+  if (options.device !== undefined && typeof options.device !== 'string')
+    throw new TypeError(`loadModel: options.device must be a string (auto, cpu, cuda or cuda:N), got ${typeof options.device}`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   const activations = resolveActivations(options.activations, device);
+  if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,
+      configFile: checkpoint.configFile,
       files: checkpoint.files,
       tensors: checkpoint.tensors,
       device,

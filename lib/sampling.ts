@@ -95,6 +95,7 @@ export function randomSeed(): number {
 // ---------------------------------------------------------------------------------------------
 // The sampling rule (the same as native/cpu/sample.cpp, step for step, in float32 where it is):
 //
+//  0. a row with a NaN or +Infinity, or every logit -Infinity: RangeError naming the position.
 //  1. temperature 0: argmax, the lowest index on ties. Nothing else applies.
 //  2. p_i = exp((l_i - max l) / T) in float32 (unnormalised softmax; p_max = 1).
 //  3. Rank tokens by p descending, ties by lower index.
@@ -122,6 +123,8 @@ interface ResolvedSampleOptions {
 
 /** Fills defaults (temperature 0, topK 0 = off, topP 1, minP 0) and checks ranges as the device does. */
 export function resolveSampleOptions(options: SampleOptions = {}, where = 'sample'): ResolvedSampleOptions {
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`${where}: the sampling options must be an object, got ${options === null ? 'null' : typeof options}`);
   const temperature = options.temperature ?? 0;
   const topK = options.topK ?? 0;
   const topP = options.topP ?? 1;
@@ -131,7 +134,23 @@ export function resolveSampleOptions(options: SampleOptions = {}, where = 'sampl
   if (!Number.isSafeInteger(topK) || topK < 0) throw new RangeError(`${where}: topK must be an integer >= 0, got ${topK}`);
   if (typeof topP !== 'number' || !(topP > 0 && topP <= 1)) throw new RangeError(`${where}: topP must be in (0, 1], got ${topP}`);
   if (typeof minP !== 'number' || !(minP >= 0 && minP <= 1)) throw new RangeError(`${where}: minP must be in [0, 1], got ${minP}`);
-  return { temperature, topK, topP, minP };
+  // topK >= vocabulary keeps every token, as 0 does: any larger value means the same, so it is
+  // capped to what the native side takes as an int32.
+  return { temperature, topK: Math.min(topK, 2 ** 30), topP, minP };
+}
+
+/**
+ * The row rule every backend applies (native/model/backend.h): a NaN or +Infinity anywhere, or no
+ * logit above -Infinity, leaves no distribution to draw from: a RangeError naming the position.
+ */
+function checkLogitRow(logits: ArrayLike<number>, where: string): void {
+  let finite = false;
+  for (let i = 0; i < logits.length; i++) {
+    const x = f32(logits[i]!);
+    if (Number.isNaN(x) || x === Infinity) throw new RangeError(`${where}: logits[${i}] is NaN or +Infinity, there is no distribution to draw from`);
+    if (x !== -Infinity) finite = true;
+  }
+  if (!finite) throw new RangeError(`${where}: every logit is -Infinity, there is no token to draw`);
 }
 
 function argmax(logits: ArrayLike<number>): number {
@@ -196,6 +215,7 @@ export function sampleFromLogits(logits: ArrayLike<number>, options: SampleOptio
   if (logits.length < 1) throw new RangeError('sampleFromLogits: logits is empty');
   const u = f32(uniform);
   if (!(u >= 0 && u < 1)) throw new RangeError(`sampleFromLogits: uniform must be in [0, 1) (as float32), got ${uniform}`);
+  checkLogitRow(logits, 'sampleFromLogits');
   if (o.temperature === 0) return argmax(logits);
   const { p, ranked } = keptTokens(logits, o);
   const byIndex = ranked.slice().sort((a, b) => a - b);
@@ -217,6 +237,7 @@ export function sampleFromLogits(logits: ArrayLike<number>, options: SampleOptio
 export function samplingDistribution(logits: ArrayLike<number>, options: SampleOptions = {}): Map<number, number> {
   const o = resolveSampleOptions(options, 'samplingDistribution');
   if (logits.length < 1) throw new RangeError('samplingDistribution: logits is empty');
+  checkLogitRow(logits, 'samplingDistribution');
   if (o.temperature === 0) return new Map([[argmax(logits), 1]]);
   const { p, ranked } = keptTokens(logits, o);
   let total = 0;

@@ -1,6 +1,7 @@
 // A sequence decoded incrementally over a KV cache. Each call runs off the main thread.
 import type { NativeSession } from './addon-types.js';
 import { resolveSampleOptions } from './sampling.js';
+import { checkTokenId, toTokenIds } from './token-ids.js';
 
 export interface SampleOptions {
   /** 0 = greedy. */
@@ -14,6 +15,12 @@ export class Session {
   readonly #native: NativeSession;
   readonly vocabSize: number;
   #queue: Promise<unknown> = Promise.resolve();
+  #disposed = false;
+  // The ids in the KV cache, in order: the session is the one owner of its token history (prefix
+  // reuse reads it). null once a native call failed midway and what the cache holds is unknown.
+  #tokens: number[] | null = [];
+  /** @internal set by generate() while it runs on this session (one generation at a time). */
+  generating = false;
 
   /** @internal created by GptOssModel.createSession */
   constructor(native: NativeSession, vocabSize: number) {
@@ -29,7 +36,36 @@ export class Session {
     return this.#native.maxContext;
   }
 
-  // Calls on one session run in order, one at a time.
+  /** The token ids in the KV cache (position order); empty when unknown (after a failed call). */
+  get tokens(): readonly number[] {
+    const t = this.#tokens;
+    return t !== null && !this.#disposed && t.length === this.#native.length ? t : [];
+  }
+
+  // Records `ids` as appended once `call` succeeds; a failed call leaves the history unknown.
+  async #fed<T>(ids: ArrayLike<number>, call: Promise<T>): Promise<T> {
+    try {
+      const r = await call;
+      const t = this.#tokens;
+      if (t !== null) for (let i = 0; i < ids.length; i++) t.push(ids[i]!);
+      return r;
+    } catch (e) {
+      this.#tokens = null;
+      throw e;
+    }
+  }
+
+  /** True once dispose() was called: every later call rejects. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  #live(fn: string): void {
+    if (this.#disposed) throw new Error(`${fn}: the session was disposed`);
+  }
+
+  // Calls on one session run in order, one at a time. Argument errors reject the returned promise
+  // (they are thrown before anything is queued).
   #serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
     this.#queue = run.catch(() => undefined);
@@ -38,31 +74,42 @@ export class Session {
 
   /** Appends tokens; resolves to the logits of the last position ([vocabSize]). */
   prefill(tokens: ArrayLike<number>): Promise<Float32Array> {
-    const ids = Int32Array.from(tokens);
-    return this.#serial(() => this.#native.forward(ids, 'last'));
+    return this.#guard(() => {
+      const ids = this.#ids(tokens, 'Session.prefill');
+      return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'last')));
+    });
   }
 
   /** Appends tokens; resolves to the logits of every new position ([n * vocabSize]). */
   prefillAll(tokens: ArrayLike<number>): Promise<Float32Array> {
-    const ids = Int32Array.from(tokens);
-    return this.#serial(() => this.#native.forward(ids, 'all'));
+    return this.#guard(() => {
+      const ids = this.#ids(tokens, 'Session.prefillAll');
+      return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'all')));
+    });
   }
 
   /** Appends tokens without copying logits back (sample() still works on the last position). */
   append(tokens: ArrayLike<number>): Promise<void> {
-    const ids = Int32Array.from(tokens);
-    return this.#serial(async () => {
-      await this.#native.forward(ids, 'none');
+    return this.#guard(() => {
+      const ids = this.#ids(tokens, 'Session.append');
+      return this.#serial(async () => {
+        await this.#fed(ids, this.#native.forward(ids, 'none'));
+      });
     });
   }
 
   /** Appends one token; resolves to the next-token logits. */
   step(token: number): Promise<Float32Array> {
-    return this.prefill([token]);
+    return this.#guard(() => {
+      this.#live('Session.step');
+      const ids = Int32Array.of(checkTokenId(token, this.vocabSize, 'Session.step', "argument 'token'"));
+      return this.#serial(() => this.#fed(ids, this.#native.forward(ids, 'last')));
+    });
   }
 
   /** Draws the next token from the last logits on the model's device. `uniform` in [0, 1). */
   sample(options: SampleOptions, uniform: number): Promise<number> {
+    if (this.#disposed) return Promise.reject(new Error('Session.sample: the session was disposed'));
     return this.#serial(async () => this.#native.sample(resolveSampleOptions(options, 'Session.sample'), uniform));
   }
 
@@ -71,7 +118,11 @@ export class Session {
    * id comes back (one native call a token).
    */
   stepSample(token: number, options: SampleOptions, uniform: number): Promise<number> {
-    return this.#serial(async () => this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform));
+    return this.#guard(() => {
+      this.#live('Session.stepSample');
+      checkTokenId(token, this.vocabSize, 'Session.stepSample', "argument 'token'");
+      return this.#serial(() => this.#fed([token], this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform)));
+    });
   }
 
   /**
@@ -87,16 +138,29 @@ export class Session {
     uniforms: ArrayLike<number>,
     stopIds: ArrayLike<number> = [],
   ): Promise<Int32Array> {
-    const u = Float64Array.from(uniforms);
-    const stops = Int32Array.from(stopIds);
-    return this.#serial(async () =>
-      this.#native.stepMany(token, resolveSampleOptions(options, 'Session.stepSampleMany'), u, stops),
-    );
+    return this.#guard(() => {
+      const fn = 'Session.stepSampleMany';
+      this.#live(fn);
+      checkTokenId(token, this.vocabSize, fn, "argument 'token'");
+      const stops = toTokenIds(stopIds, this.vocabSize, fn, 'stopIds');
+      const u = Float64Array.from(uniforms);
+      return this.#serial(async () => {
+        const ids = await this.#fed([], this.#native.stepMany(token, resolveSampleOptions(options, fn), u, stops));
+        // appended: the input, then each drawn id but the last
+        this.#tokens?.push(token, ...ids.subarray(0, ids.length - 1));
+        return ids;
+      });
+    });
   }
 
   /** Forgets tokens past `length` (the cached prefix is kept). */
   truncate(length: number): Promise<void> {
-    return this.#serial(async () => this.#native.truncate(length));
+    if (this.#disposed) return Promise.reject(new Error('Session.truncate: the session was disposed'));
+    return this.#serial(async () => {
+      this.#native.truncate(length);
+      if (length === 0) this.#tokens = [];
+      else if (this.#tokens !== null && length < this.#tokens.length) this.#tokens.length = length;
+    });
   }
 
   reset(): Promise<void> {
@@ -104,6 +168,21 @@ export class Session {
   }
 
   dispose(): Promise<void> {
+    this.#disposed = true;
     return this.#serial(async () => this.#native.dispose());
+  }
+
+  // Bad arguments reject the promise (as the native side's checks do) rather than throw synchronously.
+  #guard<T>(body: () => Promise<T>): Promise<T> {
+    try {
+      return body();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #ids(tokens: ArrayLike<number>, fn: string): Int32Array {
+    this.#live(fn);
+    return toTokenIds(tokens, this.vocabSize, fn);
   }
 }

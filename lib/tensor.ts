@@ -3,7 +3,7 @@ import { native } from './native.js';
 import type { DTypeName, NativeTensor } from './addon-types.js';
 
 export type DType = DTypeName;
-export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}`;
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
 
 type HostArray = Float32Array | Int32Array | Uint16Array | Uint8Array;
 

@@ -1,10 +1,10 @@
 // Checkpoint loading: the real layout (single file and shards) and every kind of damage, each
 // reported with an error that names the file and the tensor or field, never a crash.
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointError, ConfigError, loadModel, openCheckpoint, resolveDevice } from '../lib/index.js';
+import { CheckpointError, ConfigError, DeviceUnavailableError, loadModel, openCheckpoint, resolveDevice } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { CORRUPT_KINDS, TINY, corruptCheckpoint, writeCheckpoint } from './helpers/checkpoint.js';
 import { fixtureDir, readF32, readJson, relL2 } from './helpers/fixtures.js';
@@ -46,9 +46,9 @@ describe('openCheckpoint', () => {
 
 describe('bad checkpoints fail with named errors', () => {
   const cases: Record<string, { type: typeof Error; pattern: (r: { tensorName?: string; field?: string }) => RegExp }> = {
-    'missing-tensor': { type: Error, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}' is missing`) },
-    'wrong-dtype': { type: TypeError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}' has dtype F16, expected BF16`) },
-    'wrong-shape': { type: RangeError, pattern: (r) => new RegExp(`tensor '${esc(r.tensorName!)}' has shape \\[\\d+, \\d+\\], expected \\[\\d+, \\d+\\]`) },
+    'missing-tensor': { type: CheckpointError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}': is missing`) },
+    'wrong-dtype': { type: CheckpointError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}': has dtype F16, expected BF16`) },
+    'wrong-shape': { type: CheckpointError, pattern: (r) => new RegExp(`tensor '${esc(r.tensorName!)}': has shape \\[\\d+, \\d+\\], expected BF16\\[\\d+, \\d+\\]`) },
     'header-length-past-eof': { type: CheckpointError, pattern: () => /model\.safetensors: header length \d+ runs past the end of the file/ },
     'malformed-header-json': { type: CheckpointError, pattern: () => /model\.safetensors: malformed header JSON/ },
     'offsets-out-of-range': { type: CheckpointError, pattern: (r) => new RegExp(`model\\.safetensors: tensor '${esc(r.tensorName!)}': data_offsets .* run past the end`) },
@@ -87,8 +87,8 @@ describe('bad checkpoints fail with named errors', () => {
     const dir = join(root, 'empty');
     await writeCheckpoint(dir, TINY);
     rmSync(join(dir, 'model.safetensors'));
-    await expect(loadModel(dir, { device: 'cpu' })).rejects.toThrow(/no model\.safetensors or model\.safetensors\.index\.json/);
-    await expect(loadModel(join(root, 'does-not-exist'), { device: 'cpu' })).rejects.toThrow(/does-not-exist: not a directory/);
+    await expect(loadModel(dir, { device: 'cpu' })).rejects.toThrow(/has no model\.safetensors or model\.safetensors\.index\.json/);
+    await expect(loadModel(join(root, 'does-not-exist'), { device: 'cpu' })).rejects.toThrow(/does-not-exist: not found$/);
   });
 
   it('rejects a config whose layer_types does not match the layer count', async () => {
@@ -117,12 +117,51 @@ describe('device selection', () => {
       expect(resolveDevice('auto').device).toBe('cuda:0');
       return;
     }
-    expect(resolveDevice('auto')).toEqual({ device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}` });
+    const hipReason = native.hipUnavailableReason();
+    if (hipReason === '') {
+      expect(resolveDevice('auto').device).toBe('hip:0');
+      return;
+    }
+    expect(resolveDevice('auto')).toEqual({ device: 'cpu', fallbackReason: `CUDA unavailable: ${reason}; HIP unavailable: ${hipReason}` });
     const m = await loadModel(fixtureDir('tiny-a'), { device: 'auto' });
     expect(m.device).toBe('cpu');
     expect(m.info.fallbackReason).toContain('CUDA unavailable');
     await m.dispose();
-    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cuda' })).rejects.toThrow(/device 'cuda' requested but CUDA is unavailable/);
+    const err = await loadModel(fixtureDir('tiny-a'), { device: 'cuda' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DeviceUnavailableError);
+    expect((err as DeviceUnavailableError).message).toMatch(/device 'cuda' requested but CUDA is unavailable/);
+    expect((err as DeviceUnavailableError).reason).toBe(reason);
     await expect(loadModel(fixtureDir('tiny-a'), { device: 'tpu' as 'cpu' })).rejects.toThrow(RangeError);
+  });
+});
+
+describe('the reason CUDA is unavailable', () => {
+  it('says that no NVIDIA driver was found on a machine without one (CUDA builds)', () => {
+    const reason = native.cudaUnavailableReason();
+    if (reason === '' || reason.includes('no CUDA backend')) {
+      // a GPU machine, or a CPU-only build: the driver probe did not run
+      expect(reason === '' || /compiled without nvcc/.test(reason)).toBe(true);
+      return;
+    }
+    if (!existsSync('/dev/nvidiactl') && !existsSync('/proc/driver/nvidia/version')) {
+      expect(reason).toMatch(/no NVIDIA driver was found/);
+      expect(reason).not.toMatch(/insufficient/);
+    }
+  });
+});
+
+describe('load progress', () => {
+  it('counts the page-in of the files on the CPU, from 0 to the bytes on disk', async () => {
+    const seen: [number, number][] = [];
+    const m = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', onProgress: (d, t) => seen.push([d, t]) });
+    // progress arrives through a thread-safe function: let the last calls land
+    await new Promise((r) => setTimeout(r, 50));
+    // file bytes (the page-in), not the tensors' bytes (what binding a mapping counted before)
+    expect(m.info.bytesOnDisk).not.toBe(m.info.weightBytes);
+    expect(seen.length).toBeGreaterThanOrEqual(1);
+    for (const [, t] of seen) expect(t).toBe(m.info.bytesOnDisk);
+    for (let i = 1; i < seen.length; i++) expect(seen[i][0]).toBeGreaterThanOrEqual(seen[i - 1][0]);
+    expect(seen.at(-1)![0]).toBe(m.info.bytesOnDisk);
+    await m.dispose();
   });
 });

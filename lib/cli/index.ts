@@ -15,15 +15,18 @@ const program = new Command()
   .exitOverride();
 
 try {
-  // Imported here so that a native addon that fails to load is reported as one line too.
-  const [{ registerInfo }, { registerGenerate }, { registerChat }] = await Promise.all([
+  // The native addon loads lazily (lib/native.ts), at the first command that runs a model: --help,
+  // --version and pull work without it, and a binary that fails to load is reported as one line.
+  const [{ registerInfo }, { registerGenerate }, { registerChat }, { registerPull }] = await Promise.all([
     import('./info.js'),
     import('./generate.js'),
     import('./chat.js'),
+    import('./pull.js'),
   ]);
   registerInfo(program);
   registerGenerate(program);
   registerChat(program);
+  registerPull(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {

@@ -11,14 +11,18 @@
 
 namespace gptoss {
 
-enum class DeviceKind : uint8_t { CPU = 0, CUDA = 1 };
+// HIP: an AMD GPU through ROCm (native/hip/: the CUDA kernels compiled as HIP, loaded as a plugin).
+enum class DeviceKind : uint8_t { CPU = 0, CUDA = 1, HIP = 2 };
 
 struct Device {
   DeviceKind kind = DeviceKind::CPU;
   int index = 0;
   bool operator==(const Device& o) const { return kind == o.kind && index == o.index; }
   bool operator!=(const Device& o) const { return !(*this == o); }
-  std::string str() const { return kind == DeviceKind::CPU ? "cpu" : "cuda:" + std::to_string(index); }
+  std::string str() const {
+    if (kind == DeviceKind::CPU) return "cpu";
+    return (kind == DeviceKind::HIP ? "hip:" : "cuda:") + std::to_string(index);
+  }
 };
 
 using Shape = std::vector<int64_t>;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "model/op_checks.h"
 #include "ops.h"
 
 namespace gptoss::cpu {
@@ -97,6 +98,7 @@ int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) 
   checks::sample(logits, params, uniform, kCpuDevice);
   const int64_t v = logits.dim(-1);
   const float* l = logits.ptr<float>();
+  if (const int32_t bad = checks::logit_row_code(l, v)) return bad;  // backend.h: no distribution
   if (params.temperature == 0.f) return argmax(l, v);
   std::vector<float> p = probabilities(l, v, params.temperature);
   const auto cmp = [&](int64_t a, int64_t b) { return ranks_before(p, a, b); };
@@ -138,6 +140,7 @@ int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) 
   checks::sample(logits, params, uniform, kCpuDevice);
   const int64_t v = logits.dim(-1);
   const float* l = logits.ptr<float>();
+  if (const int32_t bad = checks::logit_row_code(l, v)) return bad;  // backend.h: no distribution
   if (params.temperature == 0.f) return argmax(l, v);
   std::vector<float> p = probabilities(l, v, params.temperature);
   std::vector<int64_t> order(static_cast<size_t>(v));

@@ -10,29 +10,38 @@ namespace {
 
 constexpr int kThreads = 1024;
 
+// bad: the lowest index holding NaN or +Infinity (kNoBad: none), for the row rule of
+// model/backend.h (kSampleNoFiniteLogit, sample_bad_logit_code): such a row yields a negative code.
+constexpr int kNoBad = 0x7fffffff;
 struct ArgBest {
   float v;
   int i;
+  int bad;
 };
 struct ArgBestOp {
   __device__ ArgBest operator()(const ArgBest& a, const ArgBest& b) const {
     // first maximum wins (cpu/sample.cpp argmax: strict > while scanning up)
-    if (b.i < 0) return a;
-    if (a.i < 0) return b;
-    if (b.v > a.v || (b.v == a.v && b.i < a.i)) return b;
-    return a;
+    ArgBest r = b.i < 0 ? a : (a.i < 0 ? b : ((b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a));
+    r.bad = min(a.bad, b.bad);
+    return r;
   }
 };
+__device__ inline void scan_logit(ArgBest& best, float x, int i) {
+  if (best.i < 0 || x > best.v) best = ArgBest{x, i, best.bad};
+  if (best.bad == kNoBad && (isnan(x) || x == INFINITY)) best.bad = i;  // i rises: the first is the lowest
+}
+// The id, or the row's code (model/backend.h) when it has no distribution.
+__device__ inline int32_t row_code(const ArgBest& r) {
+  if (r.bad != kNoBad) return -2 - r.bad;
+  return r.v == -INFINITY ? -1 : 0;
+}
 
 __device__ ArgBest block_argmax(const float* l, int v) {
   using Reduce = cub::BlockReduce<ArgBest, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   __shared__ ArgBest result;
-  ArgBest best{-INFINITY, -1};
-  for (int i = threadIdx.x; i < v; i += kThreads) {
-    float x = l[i];
-    if (best.i < 0 || x > best.v) best = ArgBest{x, i};
-  }
+  ArgBest best{-INFINITY, -1, kNoBad};
+  for (int i = threadIdx.x; i < v; i += kThreads) scan_logit(best, l[i], i);
   ArgBest r = Reduce(tmp).Reduce(best, ArgBestOp());
   if (threadIdx.x == 0) result = r;
   __syncthreads();
@@ -59,28 +68,26 @@ __global__ void __launch_bounds__(kArgmaxSliceThreads) argmax_split_kernel(const
   pdl_launch_dependents();
   const int per_block = (v + gridDim.x - 1) / gridDim.x;
   const int lo = blockIdx.x * per_block, hi = min(v, lo + per_block);
-  ArgBest best{-INFINITY, -1};
-  for (int i = lo + threadIdx.x; i < hi; i += kArgmaxSliceThreads) {
-    const float x = l[i];
-    if (best.i < 0 || x > best.v) best = ArgBest{x, i};
-  }
+  ArgBest best{-INFINITY, -1, kNoBad};
+  for (int i = lo + threadIdx.x; i < hi; i += kArgmaxSliceThreads) scan_logit(best, l[i], i);
   ArgBest r = Reduce(tmp).Reduce(best, ArgBestOp());
   if (threadIdx.x == 0) partial[blockIdx.x] = r;
   if (!last_block_arrives(counter, gridDim.x)) return;
   __syncthreads();  // tmp is reused
-  ArgBest mine{-INFINITY, -1};
+  ArgBest mine{-INFINITY, -1, kNoBad};
   for (int b = threadIdx.x; b < int(gridDim.x); b += kArgmaxSliceThreads) {
-    const ArgBest p{__ldcg(&partial[b].v), __ldcg(&partial[b].i)};
+    const ArgBest p{__ldcg(&partial[b].v), __ldcg(&partial[b].i), __ldcg(&partial[b].bad)};
     mine = ArgBestOp()(mine, p);
   }
   r = Reduce(tmp).Reduce(mine, ArgBestOp());
-  if (threadIdx.x == 0) *result = r.i;
+  if (threadIdx.x == 0) *result = row_code(r) < 0 ? row_code(r) : r.i;
 }
 
 // p_i = exp((l_i - max) / T), and the identity index list the sort carries along.
 __global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
-                                                         int32_t* idx) {
+                                                         int32_t* idx, int32_t* code) {
   ArgBest b = block_argmax(l, v);
+  if (threadIdx.x == 0) *code = row_code(b);  // draw_kernel returns it in place of an id
   for (int i = threadIdx.x; i < v; i += kThreads) {
     p[i] = expf((l[i] - b.v) / temperature);
     idx[i] = i;
@@ -101,7 +108,7 @@ __device__ double segment_scan(double mine, double* total, typename Scan::TempSt
 // Single block: decides the pivot (sorted p / idx given, or min-p only without a sort) and draws.
 __global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const float* sorted_p, const int32_t* sorted_i,
                                                         int v, int top_k, float top_p, float min_p, bool sorted,
-                                                        float uniform, int32_t* result) {
+                                                        float uniform, const int32_t* code, int32_t* result) {
   __shared__ typename Scan::TempStorage tmp;
   __shared__ float pv_value;
   __shared__ int pv_index;
@@ -191,7 +198,7 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const fl
       }
   }
   __syncthreads();
-  if (t == 0) *result = found != 0x7fffffff ? found : last_kept;
+  if (t == 0) *result = *code < 0 ? *code : (found != 0x7fffffff ? found : last_kept);
 }
 
 struct SampleWs {
@@ -199,6 +206,7 @@ struct SampleWs {
   float* sorted_p;
   int32_t* idx;
   int32_t* sorted_i;
+  int32_t* code;  // probs_kernel -> draw_kernel: the row's code (0: fine)
   void* cub_tmp;
   size_t cub_bytes;
 };
@@ -218,6 +226,7 @@ SampleWs sample_ws(int vocab, void* base, size_t* total) {
   w.sorted_p = reinterpret_cast<float*>(take(4 * size_t(vocab)));
   w.idx = reinterpret_cast<int32_t*>(take(4 * size_t(vocab)));
   w.sorted_i = reinterpret_cast<int32_t*>(take(4 * size_t(vocab)));
+  w.code = reinterpret_cast<int32_t*>(take(sizeof(int32_t)));
   w.cub_tmp = take(cub_bytes);
   w.cub_bytes = cub_bytes;
   if (total) *total = off;
@@ -242,7 +251,7 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
     return;
   }
   SampleWs w = sample_ws(vocab, workspace, nullptr);
-  probs_kernel<<<1, kThreads, 0, stream>>>(logits, vocab, params.temperature, w.p, w.idx);
+  probs_kernel<<<1, kThreads, 0, stream>>>(logits, vocab, params.temperature, w.p, w.idx, w.code);
   GPTOSS_CUDA_LAUNCH("probs_kernel");
   const bool use_k = params.top_k > 0 && params.top_k < vocab;
   const bool sorted = use_k || params.top_p < 1.f;
@@ -252,7 +261,7 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
                                                                 w.sorted_i, vocab, 0, 32, stream));
   }
   draw_kernel<<<1, kThreads, 0, stream>>>(w.p, w.sorted_p, w.sorted_i, vocab, params.top_k, params.top_p,
-                                          params.min_p, sorted, uniform, result);
+                                          params.min_p, sorted, uniform, w.code, result);
   GPTOSS_CUDA_LAUNCH("draw_kernel");
 }
 

@@ -1,9 +1,13 @@
 // Device -> backend. CPU always exists; CUDA only when this build has it (GPTOSS_HAVE_CUDA, set by
-// native/cuda/cuda.cmake) and cuda_probe finds a usable device and driver.
+// native/cuda/cuda.cmake) and cuda_probe finds a usable device and driver; HIP when hip_loader finds
+// the ROCm runtime, this build's HIP plugin and an AMD GPU the plugin has code for.
 #include "backend.h"
 
 #include "cpu/backend_cpu.h"
+#include "hip/hip_loader.h"
 #ifdef GPTOSS_HAVE_CUDA
+#include <dlfcn.h>
+
 #include "cuda/backend_cuda.h"
 #endif
 
@@ -19,6 +23,7 @@ ExpertActivations parse_expert_activations(const std::string& s, const std::stri
 
 std::shared_ptr<Backend> get_backend(const Device& device) {
   if (device.kind == DeviceKind::CPU) return make_cpu_backend();
+  if (device.kind == DeviceKind::HIP) return make_hip_backend(device.index);
 #ifdef GPTOSS_HAVE_CUDA
   return make_cuda_backend(device.index);
 #else
@@ -30,7 +35,17 @@ std::shared_ptr<Backend> get_backend(const Device& device) {
 std::string cuda_unavailable_reason() {
 #ifdef GPTOSS_HAVE_CUDA
   int count = 0;
-  return cuda_probe(&count);
+  std::string reason = cuda_probe(&count);
+  // The static runtime says "CUDA driver version is insufficient" both when the driver is too old
+  // and when there is none at all (it dlopens libcuda.so.1 and finds nothing): tell them apart.
+  if (reason.find("driver version is insufficient") != std::string::npos) {
+    if (void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+      dlclose(h);
+      return "the NVIDIA driver is too old for this build's CUDA runtime (" + reason + "); update the driver";
+    }
+    return "no NVIDIA driver was found (libcuda.so.1 is not installed)";
+  }
+  return reason;
 #else
   return "this build of gpt-oss-node has no CUDA backend (compiled without nvcc)";
 #endif
@@ -43,6 +58,16 @@ int cuda_device_count() {
 #else
   return 0;
 #endif
+}
+
+std::string hip_unavailable_reason() {
+  int count = 0;
+  return hip_probe(&count);
+}
+
+int hip_device_count() {
+  int count = 0;
+  return hip_probe(&count).empty() ? count : 0;
 }
 
 }  // namespace gptoss

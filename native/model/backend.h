@@ -47,6 +47,16 @@ struct SampleParams {
   float min_p = 0.f;        // 0 = off
 };
 
+// A logit row the sampler cannot draw from (every backend, any temperature): a NaN or +Infinity
+// anywhere, or no logit above -Infinity. The samplers return (the CUDA one writes where the id
+// goes) a negative code instead of an id; checks::sampled_token() turns it into the RangeError that
+// names the position. lib/sampling.ts sampleFromLogits applies the same rule.
+constexpr int32_t kSampleNoFiniteLogit = -1;
+constexpr int32_t sample_bad_logit_code(int64_t index) { return int32_t(-2 - index); }
+namespace checks {
+int32_t sampled_token(int32_t code, const char* fn);  // op_checks.cpp
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -147,7 +157,8 @@ class Backend {
   // ---- pipelined decode (Session::step_many): the next step is queued before this one's token is read ----
   // As sample(), but the id goes to `token` (I32 [1] on this device), nothing comes back yet.
   virtual void sample_into(const Tensor& logits, const SampleParams& params, float uniform, Tensor& token) {
-    const int32_t t = sample(logits, params, uniform);
+    // a row with no distribution fails here, before the next step could read the code as a token
+    const int32_t t = checks::sampled_token(sample(logits, params, uniform), "sample");
     copy_from_host(token, &t, sizeof t);
   }
   // Queues a copy of token[0] to the host and returns a ticket; read_token(ticket) waits for that copy
@@ -166,12 +177,15 @@ class Backend {
   virtual void forget_steps(void* /*owner*/) {}
 };
 
-// The backend for a device. CPU always exists; CUDA throws a clear Error when the addon was built
-// without CUDA or no device/driver is present. Backends are process-wide singletons (shared by every
+// The backend for a device. CPU always exists; CUDA and HIP throw a clear Error naming the reason
+// when the addon was built without them or no device/driver/runtime is present. Backends are process-wide singletons (shared by every
 // Node context and worker thread); they are thread-safe for calls on distinct tensors.
 std::shared_ptr<Backend> get_backend(const Device& device);
 // Why CUDA is unavailable ("" when it is available): for `auto` device selection.
 std::string cuda_unavailable_reason();
 int cuda_device_count();
+// The same for HIP (AMD GPUs through ROCm; native/hip/hip_loader.h loads the runtime and plugin).
+std::string hip_unavailable_reason();
+int hip_device_count();
 
 }  // namespace gptoss

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <unistd.h>
 
 namespace gptoss {
 
@@ -58,26 +60,29 @@ struct Binder {
   const LoadProgress& progress;
   uint64_t done = 0, total = 0;
 
-  std::string where(const std::string& name) const {
+  // The file a tensor is in; a missing one is reported against the checkpoint's directory when it
+  // has several shards.
+  std::string file_of(const std::string& name) const {
     auto it = by_name.find(name);
-    std::string file = it != by_name.end() ? files[it->second->file] : (files.size() == 1 ? files[0] : "checkpoint");
-    return file + ": tensor '" + name + "'";
+    if (it != by_name.end()) return files[it->second->file];
+    if (files.size() == 1) return files[0];
+    const size_t slash = files[0].rfind('/');
+    return slash == std::string::npos ? std::string(".") : files[0].substr(0, slash);
   }
 
   const TensorRecord& record(const std::string& name, const char* dtype, const Shape& shape) {
     auto it = by_name.find(name);
-    if (it == by_name.end())
-      throw runtime_error((files.size() == 1 ? files[0] : std::string("checkpoint")) + ": tensor '" + name +
-                          "' is missing (expected " + dtype + shape_str(shape) + ")");
+    const std::string expected = std::string(dtype) + shape_str(shape);
+    if (it == by_name.end()) throw checkpoint_error(file_of(name), name, "is missing (expected " + expected + ")");
     const TensorRecord& r = *it->second;
-    if (r.dtype != dtype)
-      throw type_error(where(name) + " has dtype " + r.dtype + ", expected " + dtype + shape_str(shape));
+    if (r.dtype != dtype) throw checkpoint_error(file_of(name), name, "has dtype " + r.dtype + ", expected " + expected);
     if (r.shape != shape)
-      throw range_error(where(name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(shape));
+      throw checkpoint_error(file_of(name), name, "has shape " + shape_str(r.shape) + ", expected " + expected);
     const MappedFile& f = *maps[r.file];
     if (r.offset > f.size() || r.length > f.size() - r.offset)
-      throw range_error(where(name) + " data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
-                        ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
+      throw checkpoint_error(file_of(name), name,
+                             "data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
+                                 ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
     return r;
   }
 
@@ -87,7 +92,8 @@ struct Binder {
     t.shape = shape;
     t.data = const_cast<uint8_t*>(maps[r.file]->data() + r.offset);
     t.storage = maps[r.file];  // the mapping lives as long as any view of it
-    if (t.nbytes() != r.length) throw range_error(where(r.name) + " holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
+    if (t.nbytes() != r.length)
+      throw checkpoint_error(file_of(r.name), r.name, "holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
     return t;
   }
 
@@ -166,21 +172,42 @@ std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w) {
   return out;
 }
 
+// The same rules as lib/loader/config.ts parseConfig (which runs first), as ConfigErrors naming the
+// config.json field: a config built by hand gets the same answer.
 void check_config(const ModelConfig& c) {
-  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
-      c.head_dim <= 0 || c.num_experts <= 0 || c.intermediate_size <= 0)
-    throw range_error("config: every size must be positive");
+  const std::string& f = c.source;
+  auto positive = [&](int v, const char* field) {
+    if (v <= 0) throw config_error(f, field, "must be positive, got " + std::to_string(v));
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_layers, "num_hidden_layers");
+  positive(c.num_experts, "num_local_experts");
+  positive(c.num_heads, "num_attention_heads");
+  positive(c.num_kv_heads, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
   if (c.experts_per_token <= 0 || c.experts_per_token > c.num_experts)
-    throw range_error("config: experts_per_token " + std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
-                      std::to_string(c.num_experts) + "]");
+    throw config_error(f, "num_experts_per_tok", std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
+                                                     std::to_string(c.num_experts) + "]");
   if (c.num_heads % c.num_kv_heads != 0)
-    throw range_error("config: num_attention_heads must be a multiple of num_key_value_heads");
-  if (c.head_dim % 2 != 0) throw range_error("config: head_dim must be even (RoPE rotates two halves)");
+    throw config_error(f, "num_key_value_heads", std::to_string(c.num_kv_heads) + " does not divide num_attention_heads " +
+                                                     std::to_string(c.num_heads));
+  if (c.head_dim % 2 != 0) throw config_error(f, "head_dim", "must be even (RoPE rotates two halves), got " + std::to_string(c.head_dim));
   if (c.hidden_size % kMxfp4BlockSize != 0 || c.intermediate_size % kMxfp4BlockSize != 0)
-    throw range_error("config: hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
+    throw config_error(f, "hidden_size", "hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
   if (int(c.layer_sliding.size()) != c.num_layers)
-    throw range_error("config: layer_types has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
-                      std::to_string(c.num_layers));
+    throw config_error(f, "layer_types", "has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
+                                             std::to_string(c.num_layers));
+  bool sliding = false;
+  for (uint8_t s : c.layer_sliding) sliding = sliding || s;
+  if (sliding && c.sliding_window < 1)
+    throw config_error(f, "sliding_window", "must be >= 1: layer_types has sliding_attention layers (0 would attend to nothing)");
+  if (!(c.rope_theta > 0)) throw config_error(f, "rope_theta", "must be > 0 (the RoPE base), got " + std::to_string(c.rope_theta));
+  if (!(c.rms_norm_eps >= 0)) throw config_error(f, "rms_norm_eps", "must be >= 0, got " + std::to_string(c.rms_norm_eps));
+  if (!(c.swiglu_limit > 0)) throw config_error(f, "swiglu_limit", "must be > 0, got " + std::to_string(c.swiglu_limit));
+  if (c.rope_yarn && !(c.rope_factor >= 1))
+    throw config_error(f, "rope_scaling.factor", "must be >= 1 (the context extension), got " + std::to_string(c.rope_factor));
 }
 
 void Model::init_rope() {
@@ -208,9 +235,21 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->backend_ = get_backend(device);
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  Binder bind{files, model->files_, {}, *model->backend_, progress};
+  // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
+  // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
+  // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).
+  // On a GPU the upload reads the pages, and progress counts the bytes bound.
+  const bool cpu = device.kind == DeviceKind::CPU;
+  uint64_t file_bytes = 0;
+  for (const auto& f : model->files_) file_bytes += f->size();
+  const char* populate_env = std::getenv("GPTOSS_POPULATE");
+  const bool populate = !(populate_env && populate_env[0] == '0');
+  const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+  const bool page_in_now = cpu && populate && file_bytes <= ram / 4 * 3;
+  static const LoadProgress no_progress;
+  Binder bind{files, model->files_, {}, *model->backend_, page_in_now ? no_progress : progress};
   for (const TensorRecord& r : records) {
-    if (r.file < 0 || r.file >= int(files.size())) throw range_error("tensor '" + r.name + "': file index out of range");
+    if (r.file < 0 || r.file >= int(files.size())) throw range_error("load: tensor '" + r.name + "': file index out of range");
     bind.by_name[r.name] = &r;
     bind.total += r.length;
   }
@@ -219,9 +258,19 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     *slot.target = slot.dtype == DType::MXFP4 ? bind.mxfp4(slot.name, slot.shape[0], slot.shape[1], slot.shape[2])
                                               : bind.bf16(slot.name, slot.shape);
   model->weight_bytes_ = bind.done;
-  // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
-  if (device.kind == DeviceKind::CPU)
+  if (page_in_now) {
+    const size_t chunk = size_t(64) << 20;
+    uint64_t done = 0;
+    if (progress) progress(0, file_bytes);
+    for (const auto& f : model->files_)
+      for (size_t off = 0; off < f->size(); off += chunk) {
+        f->populate(off, chunk);
+        done += std::min<uint64_t>(chunk, f->size() - off);
+        if (progress) progress(done, file_bytes);
+      }
+  } else if (cpu) {
     for (const auto& f : model->files_) MappedFile::populate_in_background(f);
+  }
 
   model->init_rope();
   return model;
@@ -326,7 +375,7 @@ int32_t Session::step(int32_t token, const SampleParams& params, float uniform) 
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   Scratch& s = enqueue(&token, 1, 1);
   // Only the sampled id crosses to the host: one round trip per decoded token.
-  int32_t next = model_->backend().sample(s.logits, params, uniform);
+  int32_t next = checks::sampled_token(model_->backend().sample(s.logits, params, uniform), "step");
   length_ += 1;
   have_logits_ = true;
   return next;
@@ -355,7 +404,14 @@ std::vector<int32_t> Session::step_many(int32_t token, int count, const SamplePa
     for (int i = 0; i < count; ++i) {
       length_ = start + i + 1;  // tokens 0..i are in (step i + 1 goes at this position)
       const uint64_t next = i + 1 < count ? queue_step(i + 1) : 0;
-      const int32_t id = be.read_token(ticket);
+      const int32_t code = be.read_token(ticket);
+      if (code < 0) {
+        // A row with no distribution: the step queued behind it embeds the code as a token, which a
+        // device flags; wait for it and drop that flag so the error reported is the sampler's.
+        try { be.synchronize(); } catch (const Error&) {}
+        checks::sampled_token(code, "stepMany");
+      }
+      const int32_t id = code;
       out.push_back(id);
       ticket = next;
       if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
@@ -426,7 +482,7 @@ int32_t Session::sample(const SampleParams& params, float uniform) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   Backend& be = model_->backend();
   Tensor last = scratch_.logits.rows(scratch_.logits_rows - 1, 1);
-  return be.sample(last, params, uniform);
+  return checks::sampled_token(be.sample(last, params, uniform), "sample");
 }
 
 }  // namespace gptoss

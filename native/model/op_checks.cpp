@@ -266,6 +266,24 @@ void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& dev
   expect_shape(out, packed.shape, "mxfp4Dequantize: out");
 }
 
+int32_t logit_row_code(const float* l, int64_t v) {
+  bool finite = false;
+  for (int64_t i = 0; i < v; ++i) {
+    const float x = l[i];
+    if (std::isnan(x) || x == INFINITY) return sample_bad_logit_code(i);
+    finite = finite || x != -INFINITY;
+  }
+  return finite ? 0 : kSampleNoFiniteLogit;
+}
+
+int32_t sampled_token(int32_t code, const char* fn) {
+  if (code >= 0) return code;
+  if (code == kSampleNoFiniteLogit)
+    throw range_error(std::string(fn) + ": every logit is -Infinity, there is no token to draw");
+  throw range_error(std::string(fn) + ": logits[" + std::to_string(-2 - int64_t(code)) +
+                    "] is NaN or +Infinity, there is no distribution to draw from");
+}
+
 void sample(const Tensor& logits, const SampleParams& p, float uniform, const Device& device) {
   on_device(logits, device, "sample: logits");
   expect_dtype(logits, DType::F32, "sample: logits");

@@ -51,6 +51,11 @@ void rope_kv_store(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                    std::initializer_list<DType> cache_dtypes);
 void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device);
 void sample(const Tensor& logits, const SampleParams& params, float uniform, const Device& device);
+// What a sampler returned: the id, or the RangeError its code stands for (backend.h
+// kSampleNoFiniteLogit / sample_bad_logit_code), naming the logit's position and what it holds.
+int32_t sampled_token(int32_t code, const char* fn);
+// The CPU samplers' row check (a scan of the row): the code for the first bad logit, or 0.
+int32_t logit_row_code(const float* logits, int64_t v);
 // The pipelined decode's token slot (sample_into's output, queue_token_read's input): i32, >= 1
 // element, on `device`. what: the op ("sampleInto: token").
 void token_slot(const Tensor& token, const Device& device, const char* what);

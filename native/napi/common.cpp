@@ -1,14 +1,27 @@
 #include "common.h"
 
 #include <cmath>
+#include <utility>
+
+#include "tensor.h"
 
 namespace gptoss::napi {
 
+// The one mapping from a native error to the JS error the user catches.
 Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
   if (auto* g = dynamic_cast<const Error*>(&e)) {
     switch (g->kind()) {
       case Error::Kind::Type: return Napi::TypeError::New(env, g->what());
       case Error::Kind::Range: return Napi::RangeError::New(env, g->what());
+      case Error::Kind::Checkpoint:
+      case Error::Kind::Config: {
+        AddonData& d = addon_data(env);
+        Napi::FunctionReference& cls = g->kind() == Error::Kind::Checkpoint ? d.checkpoint_error : d.config_error;
+        if (cls.IsEmpty()) return Napi::Error::New(env, g->what());  // the addon used without lib/
+        Napi::Value subject = g->subject().empty() ? env.Undefined() : Napi::String::New(env, g->subject());
+        Napi::Object err = cls.New({Napi::String::New(env, g->file()), Napi::String::New(env, g->detail()), subject});
+        return Napi::Error(env, err);
+      }
       default: return Napi::Error::New(env, g->what());
     }
   }
@@ -85,17 +98,20 @@ Shape arg_shape(const Napi::CallbackInfo& info, size_t i, const char* fn, const 
 }
 
 Device parse_device(const std::string& s, const std::string& what) {
+  const std::string expected = " (expected cpu, cuda, cuda:N, hip or hip:N)";
   if (s == "cpu") return Device{DeviceKind::CPU, 0};
-  if (s == "cuda") return Device{DeviceKind::CUDA, 0};
-  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9) {
+  for (const auto& [name, kind] : {std::pair<std::string, DeviceKind>{"cuda", DeviceKind::CUDA}, {"hip", DeviceKind::HIP}}) {
+    if (s == name) return Device{kind, 0};
+    const size_t n = name.size() + 1;  // "cuda:" / "hip:"
+    if (s.rfind(name + ":", 0) != 0 || s.size() == n || s.size() > n + 3) continue;
     int idx = 0;
-    for (size_t i = 5; i < s.size(); ++i) {
-      if (s[i] < '0' || s[i] > '9') throw range_error(what + ": unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
+    for (size_t i = n; i < s.size(); ++i) {
+      if (s[i] < '0' || s[i] > '9') throw range_error(what + ": unknown device '" + s + "'" + expected);
       idx = idx * 10 + (s[i] - '0');
     }
-    return Device{DeviceKind::CUDA, idx};
+    return Device{kind, idx};
   }
-  throw range_error(what + ": unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
+  throw range_error(what + ": unknown device '" + s + "'" + expected);
 }
 
 DType parse_dtype(const std::string& s, const std::string& what) {

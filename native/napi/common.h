@@ -35,7 +35,7 @@ std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* fn,
 Napi::Object arg_object(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 Shape arg_shape(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 Shape to_shape(Napi::Env env, Napi::Value v, const std::string& what);
-Device parse_device(const std::string& s, const std::string& what);  // "cpu", "cuda", "cuda:N"
+Device parse_device(const std::string& s, const std::string& what);  // "cpu", "cuda", "cuda:N", "hip", "hip:N"
 DType parse_dtype(const std::string& s, const std::string& what);    // "f32", "bf16", "i32", "u8", "mxfp4"
 Napi::Array shape_to_js(Napi::Env env, const Shape& s);
 

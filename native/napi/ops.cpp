@@ -244,7 +244,8 @@ Napi::Value op_sample(const Napi::CallbackInfo& info, bool ref) {
       throw type_error(std::string(fn) + ": argument 'params' must be an object");
     }
     float uniform = float(arg_number(info, 2, fn, "uniform"));
-    int32_t id = ref ? cpu::ref::sample(logits, p, uniform) : get_backend(logits.device)->sample(logits, p, uniform);
+    int32_t id = checks::sampled_token(
+        ref ? cpu::ref::sample(logits, p, uniform) : get_backend(logits.device)->sample(logits, p, uniform), fn);
     return Napi::Number::New(info.Env(), id);
   });
 }

@@ -1,0 +1,43 @@
+// The contract between the scheduler (lib/engine/scheduler.ts) and whatever runs the forward passes:
+// a pool of KV blocks, sequences that hold some of them, and one batched step at a time.
+//
+// Two implementations: SessionBackend (session-backend.ts: one native Session per sequence, items
+// run one after another; the reference for equivalence tests) and the native batched step with a
+// paged KV cache (native-backend.ts, written by the serve-native helper). /work/notes/ENGINE.md is
+// where the contract was agreed; change both sides in one commit if it changes.
+import type { SampleOptions } from '../session.js';
+
+/** One sequence's share of a batched step. */
+export interface BatchItem {
+  /** Handle from StepBackend.open(). */
+  seq: number;
+  /** Appended this step: a prefill chunk (>= 1 token) or the one decode token. */
+  tokens: Int32Array;
+  /** Draw the next id from the logits of this item's last position; null for a non-final prefill chunk. */
+  sample: { options: SampleOptions; uniform: number } | null;
+}
+
+export interface StepBackend {
+  /** Tokens per KV block. */
+  readonly blockSize: number;
+  readonly totalBlocks: number;
+  freeBlocks(): number;
+  /**
+   * A sequence with KV room for maxTokens tokens, its ceil(maxTokens/blockSize) blocks taken from the
+   * pool now (never half-admitted); null when the pool cannot hold it (nothing taken).
+   */
+  open(maxTokens: number): number | null;
+  /** Ends a sequence; its blocks return to the pool. Idempotent; valid after a failed step. */
+  close(seq: number): void;
+  /**
+   * One forward over all items (a sequence at most once a step). Resolves to the drawn id per item
+   * (-1 where sample is null). Runs off the main thread.
+   */
+  step(items: BatchItem[]): Promise<Int32Array>;
+  dispose(): Promise<void>;
+}
+
+/** Blocks a sequence of `maxTokens` tokens holds. */
+export function blocksFor(maxTokens: number, blockSize: number): number {
+  return Math.ceil(maxTokens / blockSize);
+}

@@ -1,0 +1,346 @@
+// The engine: continuous batching over a StepBackend.
+//
+// Requests join and leave between steps. Each step carries one decode token for every running
+// sequence that has started decoding, and fills what is left of the token budget (maxBatchTokens)
+// with chunks of prompts still being prefilled, so a long prompt is spread over several steps and
+// never stalls the streams already running (chunked prefill). A request is admitted only when the
+// backend can give it KV room for its whole context at once (open() takes every block or none); until
+// then it waits in a bounded FIFO queue, and beyond that bound it is refused (QueueFullError).
+//
+// Each sequence's state has one owner, its Sequence record below: the prompt and the ids fed to the
+// KV cache (token history), how much of it the cache holds (position), its phase (busy state), its
+// backend handle (the KV blocks), the sampler state and the output. Each request gets the same
+// GenerationStream that generate() returns, fed by the same GenerationOutput, and draws its uniforms
+// from the same seeded PRNG in the same order, so a seed gives the same tokens as generate().
+import type { GptOssModel } from '../model.js';
+import {
+  GenerationOutput,
+  GenerationStream,
+  linkAbort,
+  prepareGeneration,
+  type FinishReason,
+  type GenerateInput,
+  type GenerateOptions,
+  type GenerationResult,
+  type PreparedGeneration,
+} from '../generate.js';
+import { blocksFor, type BatchItem, type StepBackend } from './backend.js';
+import { SessionBackend } from './session-backend.js';
+import { ContextLengthError, EngineClosedError, QueueFullError } from './errors.js';
+
+export interface EngineOptions {
+  /** Sequences decoding at once (default 8). */
+  maxSequences?: number;
+  /** Tokens in one step: decode tokens plus prefill chunks (default 512; at least maxSequences). */
+  maxBatchTokens?: number;
+  /** Tokens per KV block (default 16). */
+  blockSize?: number;
+  /** KV blocks in the pool (default: maxSequences full contexts, maxSequences * ceil(maxContext / blockSize)). */
+  kvBlocks?: number;
+  /** Most tokens one sequence may hold, prompt and output (default min(4096, max_position_embeddings)). */
+  maxContext?: number;
+  /** Requests that may wait for admission; more are refused with QueueFullError (default 256). */
+  maxQueue?: number;
+  /**
+   * What runs the steps: 'session' (SessionBackend: a native Session per sequence, one after
+   * another) or a StepBackend of your own. Default 'session'.
+   */
+  backend?: 'session' | StepBackend;
+}
+
+/** generate()'s options, less the session (the engine owns the KV cache). */
+export type EngineRequestOptions = Omit<GenerateOptions, 'session'>;
+
+export interface EngineStats {
+  /** Sequences holding KV blocks (prefilling or decoding). */
+  running: number;
+  /** Requests waiting for admission. */
+  waiting: number;
+  freeBlocks: number;
+  totalBlocks: number;
+  /** Steps run since the engine started. */
+  steps: number;
+  /** Requests finished since the engine started. */
+  finished: number;
+}
+
+type Phase = 'waiting' | 'prefill' | 'decode' | 'done';
+
+/** One request's sequence: the single owner of its state (see the file comment). */
+class Sequence {
+  phase: Phase = 'waiting';
+  /** Backend handle once admitted. */
+  seq = -1;
+  /** Tokens the KV cache may hold. */
+  readonly capacity: number;
+  /** Ids fed to the KV cache so far, in order (the prompt, then each drawn id that was fed back). */
+  readonly history: number[] = [];
+  /** The last drawn id, fed at the next decode step. */
+  last = -1;
+  t0 = 0;
+  t1 = 0;
+  readonly output: GenerationOutput;
+  readonly prepared: PreparedGeneration;
+  readonly signal: AbortSignal;
+  readonly #resolve: (r: GenerationResult) => void;
+  readonly #unlink: () => void;
+
+  constructor(
+    prepared: PreparedGeneration,
+    capacity: number,
+    signal: AbortSignal,
+    unlink: () => void,
+    output: GenerationOutput,
+    resolve: (r: GenerationResult) => void,
+  ) {
+    this.prepared = prepared;
+    this.capacity = capacity;
+    this.signal = signal;
+    this.#unlink = unlink;
+    this.output = output;
+    this.#resolve = resolve;
+  }
+
+  /** Tokens in the KV cache. */
+  get position(): number {
+    return this.history.length;
+  }
+
+  /** Prompt tokens not yet prefilled. */
+  get pendingPrompt(): number {
+    return this.prepared.prompt.length - Math.min(this.position, this.prepared.prompt.length);
+  }
+
+  finish(reason: FinishReason | null): void {
+    if (this.phase === 'done') return;
+    this.phase = 'done';
+    if (reason !== null) this.output.finishReason = reason;
+    this.#unlink();
+    const t2 = performance.now();
+    const t1 = this.t1 || t2;
+    const t0 = this.t0 || t1;
+    this.#resolve(
+      this.output.finish({ promptTokens: this.prepared.prompt.length, completionTokens: this.output.tokens.length, cachedPromptTokens: 0 }, { t0, t1, t2 }),
+    );
+  }
+}
+
+function positiveInt(value: number | undefined, fallback: number, name: string): number {
+  const v = value ?? fallback;
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`createEngine: ${name} must be an integer >= 1, got ${value}`);
+  return v;
+}
+
+export class Engine {
+  readonly maxSequences: number;
+  readonly maxBatchTokens: number;
+  /** Most tokens one sequence may hold (prompt and output). */
+  readonly maxContext: number;
+  readonly maxQueue: number;
+  readonly backend: StepBackend;
+  readonly #model: GptOssModel;
+  readonly #waiting: Sequence[] = [];
+  readonly #running: Sequence[] = [];
+  #looping: Promise<void> | null = null;
+  #closed = false;
+  #abortEverything = false;
+  #steps = 0;
+  #finished = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  /** @internal use model.createEngine() */
+  constructor(model: GptOssModel, options: EngineOptions = {}) {
+    this.#model = model;
+    this.maxSequences = positiveInt(options.maxSequences, 8, 'maxSequences');
+    this.maxBatchTokens = positiveInt(options.maxBatchTokens, 512, 'maxBatchTokens');
+    if (this.maxBatchTokens < this.maxSequences)
+      throw new RangeError(`createEngine: maxBatchTokens (${this.maxBatchTokens}) must be at least maxSequences (${this.maxSequences}): every running sequence decodes one token a step`);
+    this.maxQueue = options.maxQueue ?? 256;
+    if (!Number.isSafeInteger(this.maxQueue) || this.maxQueue < 0) throw new RangeError(`createEngine: maxQueue must be an integer >= 0, got ${options.maxQueue}`);
+    const maxPositions = model.config.maxPositionEmbeddings;
+    const maxContext = positiveInt(options.maxContext, Math.min(4096, maxPositions), 'maxContext');
+    if (maxContext > maxPositions) throw new RangeError(`createEngine: maxContext ${maxContext} exceeds max_position_embeddings ${maxPositions}`);
+    if (options.backend === undefined || options.backend === 'session') {
+      const blockSize = positiveInt(options.blockSize, 16, 'blockSize');
+      const kvBlocks = positiveInt(options.kvBlocks, this.maxSequences * blocksFor(maxContext, blockSize), 'kvBlocks');
+      this.backend = new SessionBackend(model, { kvBlocks, blockSize });
+    } else if (typeof options.backend === 'object' && options.backend !== null && typeof options.backend.step === 'function') {
+      this.backend = options.backend;
+    } else throw new TypeError(`createEngine: backend must be 'session' or a StepBackend, got ${String(options.backend)}`);
+    // one sequence can hold at most the whole pool
+    this.maxContext = Math.min(maxContext, this.backend.totalBlocks * this.backend.blockSize);
+  }
+
+  get model(): GptOssModel {
+    return this.#model;
+  }
+
+  stats(): EngineStats {
+    return {
+      running: this.#running.length,
+      waiting: this.#waiting.length,
+      freeBlocks: this.backend.freeBlocks(),
+      totalBlocks: this.backend.totalBlocks,
+      steps: this.#steps,
+      finished: this.#finished,
+    };
+  }
+
+  /** Whether close() was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Queues a request; returns its stream at once. Throws, before anything is queued, on bad input
+   * or options, ContextLengthError when the prompt cannot fit one sequence's context,
+   * QueueFullError when maxQueue requests already wait, EngineClosedError after close().
+   * The KV room is min(maxContext option or engine maxContext, prompt + maxTokens); a sequence
+   * that fills it ends with finishReason 'context'.
+   */
+  generate(input: GenerateInput, options: EngineRequestOptions = {}): GenerationStream {
+    if (this.#closed) throw new EngineClosedError();
+    if ((options as GenerateOptions).session !== undefined) throw new TypeError('engine.generate: options.session is not taken (the engine owns the KV cache)');
+    const prepared = prepareGeneration(this.#model, input, options, 'engine.generate');
+    const { prompt, maxTokens } = prepared;
+    if (options.maxContext !== undefined && (!Number.isSafeInteger(options.maxContext) || options.maxContext < 1))
+      throw new RangeError(`engine.generate: maxContext must be an integer >= 1, got ${options.maxContext}`);
+    const limit = Math.min(this.maxContext, options.maxContext ?? Infinity);
+    // a sampled token needs the prompt plus one position (as generate(): length < maxContext)
+    if (prompt.length + (maxTokens > 0 ? 1 : 0) > limit) throw new ContextLengthError(prompt.length, maxTokens, limit);
+    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
+    const capacity = Math.min(limit, prompt.length + Math.max(1, maxTokens));
+
+    const controller = new AbortController();
+    const unlink = linkAbort(controller, options.signal);
+    let sequence!: Sequence;
+    const stream = new GenerationStream(
+      controller,
+      (emit) =>
+        new Promise<GenerationResult>((resolve) => {
+          sequence = new Sequence(prepared, capacity, controller.signal, unlink, new GenerationOutput(prepared, emit), resolve);
+        }),
+    );
+    sequence.t0 = performance.now();
+    this.#waiting.push(sequence);
+    controller.signal.addEventListener('abort', () => this.#kick(), { once: true });
+    this.#kick();
+    return stream;
+  }
+
+  /** Resolves when nothing is running or waiting. */
+  idle(): Promise<void> {
+    if (this.#running.length === 0 && this.#waiting.length === 0 && this.#looping === null) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops taking requests, lets those running and waiting finish for up to `deadlineMs` (default
+   * 10 s), then aborts the rest (finishReason 'abort') and releases the backend.
+   */
+  async close(deadlineMs = 10_000): Promise<void> {
+    this.#closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadlineMs)));
+    await Promise.race([this.idle(), deadline]);
+    clearTimeout(timer);
+    // the loop ends them between steps (never under a step in flight)
+    this.#abortEverything = true;
+    this.#kick();
+    await this.idle();
+    await this.backend.dispose();
+  }
+
+  #kick(): void {
+    if (this.#looping) return;
+    this.#looping = this.#loop().finally(() => {
+      this.#looping = null;
+      if (this.#waiting.length > 0 || this.#running.length > 0) this.#kick();
+      else for (const wake of this.#idleWaiters.splice(0)) wake();
+    });
+  }
+
+  #end(s: Sequence, reason: FinishReason | null): void {
+    if (s.seq >= 0) this.backend.close(s.seq);
+    const r = this.#running.indexOf(s);
+    if (r >= 0) this.#running.splice(r, 1);
+    const w = this.#waiting.indexOf(s);
+    if (w >= 0) this.#waiting.splice(w, 1);
+    if (s.phase !== 'done') this.#finished++;
+    s.finish(reason);
+  }
+
+  async #loop(): Promise<void> {
+    for (;;) {
+      // leave: aborted requests, waiting or running
+      for (const s of [...this.#waiting, ...this.#running]) if (s.signal.aborted || this.#abortEverything) this.#end(s, 'abort');
+      // join: FIFO, while a sequence slot and the KV room for the head's whole context are free
+      while (this.#waiting.length > 0 && this.#running.length < this.maxSequences) {
+        const s = this.#waiting[0]!;
+        const seq = this.backend.open(s.capacity);
+        if (seq === null) break;
+        this.#waiting.shift();
+        s.seq = seq;
+        s.phase = 'prefill';
+        this.#running.push(s);
+      }
+      const items = this.#plan();
+      if (items.length === 0) return;
+      await this.#step(items);
+      // let I/O (new requests, aborts, consumers) run between steps
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** One step's items: every decoding sequence's token, then prefill chunks up to the token budget. */
+  #plan(): { s: Sequence; item: BatchItem }[] {
+    const out: { s: Sequence; item: BatchItem }[] = [];
+    let budget = this.maxBatchTokens;
+    for (const s of this.#running) {
+      if (s.phase !== 'decode') continue;
+      out.push({ s, item: { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform: s.prepared.rng.nextUniform() } } });
+      budget--;
+    }
+    for (const s of this.#running) {
+      if (s.phase !== 'prefill' || budget <= 0) continue;
+      const n = Math.min(s.pendingPrompt, budget);
+      const at = s.position;
+      const final = at + n === s.prepared.prompt.length;
+      const sample = final && s.prepared.maxTokens > 0 ? { options: s.prepared.sample, uniform: s.prepared.rng.nextUniform() } : null;
+      out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample } });
+      budget -= n;
+    }
+    return out;
+  }
+
+  async #step(work: { s: Sequence; item: BatchItem }[]): Promise<void> {
+    let ids: Int32Array;
+    try {
+      ids = await this.backend.step(work.map((w) => w.item));
+      this.#steps++;
+    } catch (e) {
+      for (const { s } of work) {
+        s.output.fail(e);
+        this.#end(s, null);
+      }
+      return;
+    }
+    for (const [i, { s, item }] of work.entries()) {
+      if (s.phase === 'done') continue; // closed during the step (engine close)
+      for (const t of item.tokens) s.history.push(t);
+      if (item.sample === null) {
+        if (s.pendingPrompt === 0) this.#end(s, 'length'); // maxTokens 0: only the prompt
+        continue;
+      }
+      if (s.t1 === 0) s.t1 = performance.now();
+      const id = ids[i]!;
+      if (s.output.accept(id)) this.#end(s, null);
+      else if (s.output.tokens.length >= s.prepared.maxTokens) this.#end(s, 'length');
+      else if (s.position + 1 >= s.capacity) this.#end(s, 'context'); // a decode step needs position + 1 < capacity, as generate()
+      else {
+        s.phase = 'decode';
+        s.last = id;
+      }
+    }
+  }
+}

@@ -1,0 +1,114 @@
+# HIP backend: native/cuda/*.cu compiled a second time by clang's HIP mode for AMD GPUs (the vendor
+# header maps the CUDA names), linked into the plugin gpt_oss_hip.so next to the .node. The plugin
+# has NO NEEDED entry on libamdhip64: hip_loader.cpp dlopens the machine's runtime with RTLD_GLOBAL
+# first, so the one .node works with or without ROCm (hip_plugin.h explains the choice).
+#
+# Toolchain (TOOLCHAIN.md section 5): Debian's clang-19 + lld-19 + clang-tools-19 (the offload
+# bundler) + libamdhip64-dev (HIP 5.2 headers) + rocm-device-libs, with a generated device-library
+# overlay for gfx942 (scripts/hip-devlibs.sh). hipcc is not used: Debian's is clang-15 and rejects gfx942.
+# CMake's HIP language is not used either: it needs ROCm's hip-lang CMake package, which Debian lacks.
+#
+# GPTOSS_HIP: AUTO builds the plugin when the toolchain is found and says why not otherwise; ON makes
+# a missing toolchain or a failed compile an error (CI); OFF (the default until native/cuda compiles
+# as HIP: the vendor header of issue 13 item 1) skips it.
+set(GPTOSS_HIP "OFF" CACHE STRING "Build the HIP plugin for AMD GPUs: AUTO, ON or OFF")
+set_property(CACHE GPTOSS_HIP PROPERTY STRINGS AUTO ON OFF)
+# The environment variable wins (npm ci cannot pass -D options): CI sets GPTOSS_HIP=ON.
+if(NOT "$ENV{GPTOSS_HIP}" STREQUAL "")
+  set(GPTOSS_HIP "$ENV{GPTOSS_HIP}" CACHE STRING "Build the HIP plugin for AMD GPUs: AUTO, ON or OFF" FORCE)
+endif()
+# gfx942: MI300A/X (CDNA3, the target); gfx90a: MI200 (CDNA2). gfx950 (MI350) needs clang 20+.
+set(GPTOSS_HIP_ARCHS "gfx942;gfx90a" CACHE STRING "AMD GPU archs of the HIP plugin (clang --offload-arch values)")
+set(GPTOSS_HIP_CLANG "" CACHE FILEPATH "clang++ for the HIP plugin (default: clang++-19)")
+
+set(_hip_why "")
+if(GPTOSS_HIP STREQUAL "OFF")
+  return()
+endif()
+
+if(NOT GPTOSS_HIP_CLANG)
+  find_program(_hip_clang NAMES clang++-19)
+  if(_hip_clang)
+    set(GPTOSS_HIP_CLANG "${_hip_clang}" CACHE FILEPATH "" FORCE)
+  endif()
+endif()
+find_path(GPTOSS_HIP_INCLUDE hip/hip_runtime.h PATHS /opt/rocm/include /usr/include NO_DEFAULT_PATH)
+if(NOT GPTOSS_HIP_CLANG)
+  set(_hip_why "clang++-19 not found (apt-get install clang-19 lld-19 clang-tools-19)")
+elseif(NOT GPTOSS_HIP_INCLUDE)
+  set(_hip_why "the HIP headers (hip/hip_runtime.h) not found (apt-get install libamdhip64-dev)")
+else()
+  # clang runs the offload bundler from its own bin directory (clang-tools-19 installs it there).
+  get_filename_component(_hip_clang_real "${GPTOSS_HIP_CLANG}" REALPATH)
+  get_filename_component(_hip_clang_bin "${_hip_clang_real}" DIRECTORY)
+  if(NOT EXISTS "${_hip_clang_bin}/clang-offload-bundler")
+    set(_hip_why "${_hip_clang_bin}/clang-offload-bundler not found (apt-get install clang-tools-19)")
+  endif()
+endif()
+if(NOT _hip_why)
+  set(GPTOSS_HIP_DEVLIBS "${CMAKE_BINARY_DIR}/hip-devlibs")
+  string(REPLACE "++" "" _hip_clang_c "${_hip_clang_real}")  # clang-19 for the bitcode assembly
+  execute_process(COMMAND bash "${CMAKE_SOURCE_DIR}/scripts/hip-devlibs.sh" "${GPTOSS_HIP_DEVLIBS}" "${_hip_clang_c}" ${GPTOSS_HIP_ARCHS}
+                  RESULT_VARIABLE _hip_rc OUTPUT_QUIET ERROR_VARIABLE _hip_err)
+  if(NOT _hip_rc EQUAL 0)
+    set(_hip_why "scripts/hip-devlibs.sh failed: ${_hip_err}")
+  endif()
+endif()
+if(_hip_why)
+  if(GPTOSS_HIP STREQUAL "ON")
+    message(FATAL_ERROR "gpt-oss-node: GPTOSS_HIP=ON but ${_hip_why}")
+  endif()
+  message(STATUS "gpt-oss-node: HIP plugin not built: ${_hip_why}")
+  return()
+endif()
+message(STATUS "gpt-oss-node: HIP plugin for ${GPTOSS_HIP_ARCHS} with ${GPTOSS_HIP_CLANG}")
+
+# The build id both sides of the plugin boundary carry: a hash of the headers whose types cross it.
+set(_hip_abi_headers native/hip/hip_plugin.h native/model/backend.h native/core/tensor.h native/core/error.h native/core/dtype.h)
+set(_hip_abi "")
+foreach(_h IN LISTS _hip_abi_headers)
+  file(READ "${CMAKE_SOURCE_DIR}/${_h}" _txt)
+  string(APPEND _hip_abi "${_txt}")
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${CMAKE_SOURCE_DIR}/${_h}")
+endforeach()
+string(APPEND _hip_abi "${CMAKE_CXX_COMPILER_ID}${CMAKE_CXX_COMPILER_VERSION}")
+string(MD5 GPTOSS_HIP_BUILD_ID "${_hip_abi}")
+string(SUBSTRING "${GPTOSS_HIP_BUILD_ID}" 0 16 GPTOSS_HIP_BUILD_ID)
+
+string(REPLACE ";" "," _hip_archs_str "${GPTOSS_HIP_ARCHS}")
+get_filename_component(_hip_rocm "${GPTOSS_HIP_INCLUDE}" DIRECTORY)
+set(_hip_flags -x hip -std=c++17 -O3 -fPIC -fvisibility=hidden --rocm-path=${_hip_rocm}
+    --rocm-device-lib-path=${GPTOSS_HIP_DEVLIBS} -I${CMAKE_SOURCE_DIR}/native
+    -DGPTOSS_HIP_BUILD_ID="${GPTOSS_HIP_BUILD_ID}" -DGPTOSS_HIP_ARCHS="${_hip_archs_str}" -Wall -Wno-unused-parameter -Wno-unused-result)
+foreach(_arch IN LISTS GPTOSS_HIP_ARCHS)
+  list(APPEND _hip_flags --offload-arch=${_arch})
+endforeach()
+
+# One object per source: host code + a fat binary with a code object per arch (.hip_fatbin).
+file(GLOB GPTOSS_HIP_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/native/cuda/*.cu ${CMAKE_SOURCE_DIR}/native/hip/*.hip)
+set(GPTOSS_HIP_OBJECTS "")
+foreach(_src IN LISTS GPTOSS_HIP_SOURCES)
+  get_filename_component(_name "${_src}" NAME)
+  set(_obj "${CMAKE_BINARY_DIR}/hip/${_name}.o")
+  add_custom_command(OUTPUT "${_obj}"
+    COMMAND ${CMAKE_COMMAND} -E make_directory "${CMAKE_BINARY_DIR}/hip"
+    COMMAND "${GPTOSS_HIP_CLANG}" ${_hip_flags} -MD -MF "${_obj}.d" -c "${_src}" -o "${_obj}"
+    DEPENDS "${_src}" DEPFILE "${_obj}.d"
+    COMMENT "HIP ${_name} (${GPTOSS_HIP_ARCHS})" VERBATIM)
+  list(APPEND GPTOSS_HIP_OBJECTS "${_obj}")
+endforeach()
+
+# The plugin: the HIP objects plus the host-only pieces of core/ and model/ the backend calls
+# (tensor helpers, the shared argument checks), compiled here again so the plugin needs nothing
+# from the .node. Only gptoss_hip_plugin() is exported.
+add_library(gpt_oss_hip SHARED ${GPTOSS_HIP_OBJECTS}
+            ${CMAKE_SOURCE_DIR}/native/core/tensor.cpp ${CMAKE_SOURCE_DIR}/native/model/op_checks.cpp)
+set_source_files_properties(${GPTOSS_HIP_OBJECTS} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
+set_target_properties(gpt_oss_hip PROPERTIES PREFIX "" SUFFIX ".so" CXX_VISIBILITY_PRESET hidden)
+target_include_directories(gpt_oss_hip PRIVATE ${CMAKE_SOURCE_DIR}/native)
+target_link_options(gpt_oss_hip PRIVATE "-Wl,--version-script=${CMAKE_SOURCE_DIR}/native/hip/hip_plugin.map")
+set_property(TARGET gpt_oss_hip APPEND PROPERTY LINK_DEPENDS "${CMAKE_SOURCE_DIR}/native/hip/hip_plugin.map")
+
+set_property(SOURCE ${CMAKE_SOURCE_DIR}/native/hip/hip_loader.cpp APPEND PROPERTY COMPILE_DEFINITIONS
+             GPTOSS_HIP_BUILT GPTOSS_HIP_BUILD_ID="${GPTOSS_HIP_BUILD_ID}")
+set(GPTOSS_HIP_PLUGIN_TARGET gpt_oss_hip)
