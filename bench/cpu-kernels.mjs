@@ -14,7 +14,8 @@
 // figure least disturbed by other processes). The MoE cases run with f32 (exact) and q8 activations.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { measure } from 'mitata';
+// One harness for every kernel benchmark: lib/bench.ts's measure (benchmark.js), as `gpt-oss bench` uses.
+import { measure } from '../dist/bench.js';
 
 const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -75,8 +76,8 @@ async function time(fn) {
     }
     return { avg: sum / 5, min: best };
   }
-  const stats = await measure(fn, { min_cpu_time: (quick ? 0.3 : 1) * 1e9, min_samples: 5 });
-  return { avg: stats.avg / 1e9, min: stats.min / 1e9 }; // seconds per call
+  const t = measure(fn, { quick }); // benchmark.js: mean and fastest sample, seconds per call
+  return { avg: t.seconds, min: t.minSeconds };
 }
 
 const results = [];
