@@ -43,6 +43,7 @@ export interface NativeModelSpec {
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
+  activations?: 'f32' | 'q8';
   /** 'safetensors' (Hugging Face names and dtypes, default) or 'gguf' (llama.cpp names, ggml types). */
   format?: 'safetensors' | 'gguf';
   /** 'q8': quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load. */
@@ -69,6 +70,7 @@ export interface NativeSyntheticSpec {
   /** integer in [0, 2^53): the checkpoint writer's seed */
   seed: number;
   device: string;
+  activations?: 'f32' | 'q8';
 }
 
 export interface NativeModel {
@@ -76,6 +78,7 @@ export interface NativeModel {
     backend: string;
     device: string;
     weightBytes: number;
+    activations: 'f32' | 'q8';
     groups: NativeLoadGroup[];
     conversions: string[];
     convertSeconds: number;

@@ -4,7 +4,8 @@
 import { native } from './native.js';
 import type { Tensor } from './tensor.js';
 
-export type CpuIsa = 'scalar' | 'avx2' | 'avx512' | 'neon';
+/** CPU kernel levels: the *vnni levels differ from the one below only in the q8 MXFP4 kernel (vpdpbusd). */
+export type CpuIsa = 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'neon';
 
 /** A layer's experts, Hugging Face form: gate and up interleaved in one tensor. */
 export interface MoeWeightsHf {
@@ -16,6 +17,11 @@ export interface MoeWeightsHf {
   down: Tensor;
   /** bf16 or f32 [E, H] */
   downBias: Tensor;
+  /**
+   * What the CPU expert kernels multiply the weights with: 'f32' (default, exact) or 'q8' (activations
+   * rounded to int8 per 32-block; LoadOptions.activations). CUDA and ops.reference use f32 always.
+   */
+  activations?: ExpertActivations;
 }
 
 /** GGUF form (CPU): gate and up apart, in ggml's MXFP4 blocks (gate row j = interleaved row 2j). */
@@ -32,6 +38,7 @@ export interface MoeWeightsGguf {
 }
 
 export type MoeWeights = MoeWeightsHf | MoeWeightsGguf;
+export type ExpertActivations = 'f32' | 'q8';
 
 export interface SwigluParams {
   limit?: number; // default 7
@@ -86,7 +93,8 @@ function wrap(opTable: () => any): KernelOps {
       n().moe(h(x), h(expertIdx), h(expertWeight),
         'gate' in w
           ? { gate: h(w.gate), gateBias: h(w.gateBias), up: h(w.up), upBias: h(w.upBias), down: h(w.down), downBias: h(w.downBias) }
-          : { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias) },
+          : { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias),
+              ...(w.activations !== undefined ? { activations: w.activations } : {}) },
         swiglu, h(out)),
     add: (acc, x) => n().add(h(acc), h(x)),
     mxfp4Dequantize: (packed, out) => n().mxfp4Dequantize(h(packed), h(out)),
@@ -102,6 +110,8 @@ export const reference: KernelOps = wrap(() => native.ops.reference);
 export interface CpuInfo {
   isa: CpuIsa;
   bestIsa: CpuIsa;
+  /** Every level this machine and build can run, lowest first (tests run each against scalar). */
+  isas: CpuIsa[];
   threads: number;
 }
 

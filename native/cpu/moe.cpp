@@ -77,20 +77,42 @@ struct Group {
   int64_t row0;                 // first row in the gathered buffers
 };
 
-// Position of column c of an activation row in the kernels' permuted layout (permute_for_mxfp4:
-// each 32-column block as its 16 even columns, then its 16 odd ones). ggml blocks read plain rows.
-inline int64_t permuted_col(int64_t c) { return (c & ~int64_t(31)) + ((c & 1) << 4) + ((c & 31) >> 1); }
+// Activations as the MXFP4 kernels read them: f32 in the set's mxfp4_pos order, or (q8) int8 blocks
+// in its mxfp4_q8_pos order with one f32 scale a block.
+struct Activations {
+  bool q8;
+  int64_t cols;
+  std::vector<float> f;   // f32: [rows, cols]
+  std::vector<int8_t> q;  // q8: [rows, cols]
+  std::vector<float> d;   // q8: [rows, cols / 32]
+  Activations(bool q8_, int64_t rows, int64_t cols_) : q8(q8_), cols(cols_) {
+    if (q8) {
+      q.resize(size_t(rows * cols));
+      d.resize(size_t(rows * cols / kMxfp4BlockSize));
+    } else {
+      f.resize(size_t(rows * cols));
+    }
+  }
+  // out[t*ld + r] for rows r in [r0, r1) of one expert's W, tokens = rows [row0, row0 + n) here.
+  void rows(const Kernels& k, const uint8_t* blocks, const uint8_t* scales, int64_t row0, int64_t n, float* out,
+            int64_t ld, int64_t r0, int64_t r1) const {
+    if (q8)
+      k.mxfp4_rows_q8(blocks, scales, cols, q.data() + row0 * cols, d.data() + row0 * (cols / kMxfp4BlockSize), n,
+                      out, ld, r0, r1);
+    else
+      k.mxfp4_rows(blocks, scales, cols, f.data() + row0 * cols, n, out, ld, r0, r1);
+  }
+};
 
-// One expert's rows [r0, r1) of a packed [E, R, C] weight times nt activation rows (HF blocks: x
-// permuted; ggml blocks: plain), into out[t * ld + r - r0].
-void expert_rows(const Kernels& k, const Tensor& w, int64_t expert, int64_t cols, const float* x, int64_t nt,
-                 float* out, int64_t ld, int64_t r0, int64_t r1) {
-  const int64_t rows = w.dtype == DType::BF16 ? w.dim(2) : w.dim(1), nblk = cols / kMxfp4BlockSize;
-  const int64_t first = (expert * rows + r0) * nblk;  // first block
+// One expert's rows [r0, r1) of a weight in any expert form, times f32 activations in the order that
+// form reads (Hugging Face MXFP4: mxfp4_pos; ggml blocks: mxfp4_ggml_order; bf16: as they are), into
+// out[t * ld + r - r0].
+void expert_rows_f32(const Kernels& k, const Tensor& w, int64_t expert, int64_t cols, const float* x, int64_t nt,
+                     float* out, int64_t ld, int64_t r0, int64_t r1) {
   if (w.dtype == DType::BF16) {
-    // transformers' bf16 layout [E, C, R] (out = x @ W[e]): each input column's row of outputs is
-    // contiguous, so the loop runs over inputs and accumulates a slice of outputs (the compiler
-    // vectorizes the inner loop); exact f32 products as the other kernels.
+    // transformers' bf16 layout [E, C, R] (out = x @ W[e]): each input's row of outputs is contiguous,
+    // so the loop runs over inputs and accumulates a slice of outputs (the compiler vectorizes it).
+    const int64_t rows = w.dim(2);
     const uint16_t* base = static_cast<const uint16_t*>(w.data) + expert * cols * rows;
     std::vector<float> acc(size_t(r1 - r0));
     for (int64_t t = 0; t < nt; ++t) {
@@ -102,28 +124,44 @@ void expert_rows(const Kernels& k, const Tensor& w, int64_t expert, int64_t cols
       }
       std::copy(acc.begin(), acc.end(), out + t * ld);
     }
-  } else if (w.dtype == DType::MXFP4_GGML)
+    return;
+  }
+  const int64_t rows = w.dim(1), nblk = cols / kMxfp4BlockSize;
+  const int64_t first = (expert * rows + r0) * nblk;  // first block
+  if (w.dtype == DType::MXFP4_GGML)
     k.mxfp4_ggml_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4GgmlBlockBytes, cols, x, nt, out, ld, 0, r1 - r0);
   else
     k.mxfp4_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4BlockBytes,
                  static_cast<const uint8_t*>(w.scales) + first, cols, x, nt, out, ld, 0, r1 - r0);
 }
+
+// The order of one block of activations for a weight form (identity for bf16).
+void order_for(const Kernels& k, const Tensor& w, bool q8, uint8_t* pos) {
+  if (w.dtype == DType::MXFP4_GGML)
+    mxfp4_ggml_order(k.mxfp4_pos, pos);
+  else if (w.dtype == DType::MXFP4)
+    std::copy_n(q8 ? k.mxfp4_q8_pos : k.mxfp4_pos, 32, pos);
+  else
+    for (int c = 0; c < 32; ++c) pos[c] = uint8_t(c);
+}
 }  // namespace
 
-// Two dispatches per call, whatever n: (1) gate_up rows of every group, each chunk finishing its
-// rows with bias + swiglu and writing the activations straight into the permuted layout the down
-// kernel reads; (2) down, split over output columns (hidden rows), each chunk running every group
-// for its rows and then the bias + weighted sum over the slots for those columns, so no stage runs
-// on one thread (bench/RESULTS.md: the serial swiglu + sum cost ~0.1-0.2 ms a decode layer).
+// Two dispatches per call, whatever n (three with q8 and more than one group row: the down
+// projection's activations are quantized in between): (1) gate_up rows of every group, each chunk
+// finishing its rows with bias + swiglu and writing the activations straight into the layout the
+// down kernel reads; (2) down, split over output columns (hidden rows), each chunk running every
+// group for its rows and then the bias + weighted sum over the slots for those columns, so no stage
+// runs on one thread (bench/RESULTS.md: the serial swiglu + sum cost ~0.1-0.2 ms a decode layer).
 void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
          const SwigluParams& swiglu, Tensor& out) {
   check_moe(x, expert_idx, expert_weight, w, out);
   const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
   const int64_t e = w.experts(), inter = w.intermediate(), inter2 = 2 * inter;
   if (n == 0) return;
-  // HF blocks read activations permuted (permute_for_mxfp4), ggml blocks read them as they are.
-  const bool split = w.split(), gu_permuted = !split && w.gate_up.dtype == DType::MXFP4;
-  const bool down_permuted = w.down.dtype == DType::MXFP4;
+  // q8 activations: the Hugging Face MXFP4 form only; GGUF's split experts and bf16 experts take f32.
+  const bool split = w.split();
+  const bool q8 = w.activations == ExpertActivations::Q8 && !split && w.gate_up.dtype == DType::MXFP4 &&
+                  w.down.dtype == DType::MXFP4;
   // Group (token, slot) pairs by expert; slot_row[t*topk+s] = the pair's row in the gathered buffers.
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(e));
   for (int64_t t = 0; t < n; ++t)
@@ -142,19 +180,36 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     }
     groups.push_back(std::move(g));
   }
-  // Gather x (permuted for HF blocks) per group row.
-  std::vector<float> xp, xg(static_cast<size_t>(rows * h));
-  const float* xsrc = x.ptr<float>();
-  if (gu_permuted) {
-    xp.resize(static_cast<size_t>(n * h));
-    permute_for_mxfp4(x.ptr<float>(), n, h, xp.data());
-    xsrc = xp.data();
-  }
-  for (const Group& g : groups)
-    for (size_t j = 0; j < g.tokens.size(); ++j)
-      std::copy_n(xsrc + g.tokens[j] * h, h, xg.data() + (g.row0 + int64_t(j)) * h);
-
   const Kernels& k = kernels();
+  // The order each projection's kernel reads its activations in (per weight form).
+  uint8_t pos[32], down_pos[32];
+  order_for(k, split ? w.gate : w.gate_up, q8, pos);
+  order_for(k, w.down, q8, down_pos);
+  const int64_t hb = h / kMxfp4BlockSize, ib = inter / kMxfp4BlockSize;
+  // x in the kernels' order (quantized once per token for q8), gathered per group row.
+  std::vector<float> xp(static_cast<size_t>(n * h));
+  permute_for_mxfp4(x.ptr<float>(), n, h, pos, xp.data());
+  Activations xg(q8, rows, h);
+  if (q8) {
+    Activations xt(true, n, h);
+    quantize_q8(xp.data(), n, h, xt.q.data(), xt.d.data());
+    for (const Group& g : groups)
+      for (size_t j = 0; j < g.tokens.size(); ++j) {
+        std::copy_n(xt.q.data() + g.tokens[j] * h, h, xg.q.data() + (g.row0 + int64_t(j)) * h);
+        std::copy_n(xt.d.data() + g.tokens[j] * hb, hb, xg.d.data() + (g.row0 + int64_t(j)) * hb);
+      }
+  } else {
+    for (const Group& g : groups)
+      for (size_t j = 0; j < g.tokens.size(); ++j)
+        std::copy_n(xp.data() + g.tokens[j] * h, h, xg.f.data() + (g.row0 + int64_t(j)) * h);
+  }
+
+  const int64_t gu_blocks = inter2 * h / kMxfp4BlockSize, down_blocks = h * inter / kMxfp4BlockSize;
+  const auto* gu_packed = static_cast<const uint8_t*>(w.gate_up.data);
+  const auto* gu_scales = static_cast<const uint8_t*>(w.gate_up.scales);
+  const auto* down_packed = static_cast<const uint8_t*>(w.down.data);
+  const auto* down_scales = static_cast<const uint8_t*>(w.down.scales);
+  // The swiglu output in the kernels' f32 order; quantized into `act` before down for q8.
   std::vector<float> gu(static_cast<size_t>(rows * inter2)), actp(static_cast<size_t>(rows * inter));
   {
     ProfileScope ps("moe.gate_up+swiglu");
@@ -166,13 +221,13 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
         const int64_t gi = a / inter2, r0 = a % inter2, r1 = std::min(inter2, r0 + (b - a));
         const Group& grp = groups[size_t(gi)];
         const int64_t nt = int64_t(grp.tokens.size());
-        const float* xrows = xg.data() + grp.row0 * h;
         if (split) {
           // gate row j and up row j are the interleaved rows 2j and 2j + 1 (llama.cpp's split).
           const int64_t j0 = r0 / 2, j1 = r1 / 2, m = j1 - j0;
           halves.resize(size_t(2 * nt * m));
-          expert_rows(k, w.gate, grp.expert, h, xrows, nt, halves.data(), m, j0, j1);
-          expert_rows(k, w.up, grp.expert, h, xrows, nt, halves.data() + nt * m, m, j0, j1);
+          const float* xrows = xg.f.data() + grp.row0 * h;
+          expert_rows_f32(k, w.gate, grp.expert, h, xrows, nt, halves.data(), m, j0, j1);
+          expert_rows_f32(k, w.up, grp.expert, h, xrows, nt, halves.data() + nt * m, m, j0, j1);
           for (int64_t t = 0; t < nt; ++t) {
             float* row = gu.data() + (grp.row0 + t) * inter2;
             for (int64_t j = 0; j < m; ++j) {
@@ -181,21 +236,26 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
             }
           }
         } else {
-          expert_rows(k, w.gate_up, grp.expert, h, xrows, nt, gu.data() + grp.row0 * inter2 + r0, inter2, r0, r1);
-          for (int64_t t = 0; t < nt; ++t) {
-            float* row = gu.data() + (grp.row0 + t) * inter2;
+          if (w.gate_up.dtype == DType::MXFP4)
+            xg.rows(k, gu_packed + grp.expert * gu_blocks * kMxfp4BlockBytes, gu_scales + grp.expert * gu_blocks,
+                    grp.row0, nt, gu.data() + grp.row0 * inter2, inter2, r0, r1);
+          else
+            expert_rows_f32(k, w.gate_up, grp.expert, h, xg.f.data() + grp.row0 * h, nt,
+                            gu.data() + grp.row0 * inter2 + r0, inter2, r0, r1);
+          for (int64_t j = 0; j < nt; ++j) {
+            float* row = gu.data() + (grp.row0 + j) * inter2;
             for (int64_t c = r0; c < r1; ++c) row[c] += param_at(w.gate_up_bias, grp.expert * inter2 + c);
           }
         }
         for (int64_t j = 0; j < nt; ++j) {
-          const float* row = gu.data() + (grp.row0 + j) * inter2;
+          float* row = gu.data() + (grp.row0 + j) * inter2;
           float act[16];
           for (int64_t c = r0; c < r1; c += 32) {  // up to 16 pairs at a time
             const int64_t pairs = std::min<int64_t>(16, (r1 - c) / 2);
             swiglu_interleaved(row + c, pairs, swiglu, act);
             for (int64_t i = 0; i < pairs; ++i) {
               const int64_t col = c / 2 + i;
-              actp[size_t((grp.row0 + j) * inter + (down_permuted ? permuted_col(col) : col))] = act[i];
+              actp[size_t((grp.row0 + j) * inter + (col & ~int64_t(31)) + down_pos[col & 31])] = act[i];
             }
           }
         }
@@ -203,12 +263,24 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
       }
     }, 16);
   }
+  Activations act(q8, q8 ? rows : 0, inter);
+  if (q8) {
+    parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      quantize_q8(actp.data() + r0 * inter, r1 - r0, inter, act.q.data() + r0 * inter, act.d.data() + r0 * ib);
+    }, 8);
+  } else {
+    act.f = std::move(actp);
+  }
   ProfileScope ps("moe.down+sum");
   std::vector<float> y(static_cast<size_t>(rows * h));
   parallel_for(h, [&](int64_t r0, int64_t r1) {
     for (const Group& grp : groups)
-      expert_rows(k, w.down, grp.expert, inter, actp.data() + grp.row0 * inter, int64_t(grp.tokens.size()),
-                  y.data() + grp.row0 * h + r0, h, r0, r1);
+      if (w.down.dtype == DType::MXFP4)
+        act.rows(k, down_packed + grp.expert * down_blocks * kMxfp4BlockBytes, down_scales + grp.expert * down_blocks,
+                 grp.row0, int64_t(grp.tokens.size()), y.data() + grp.row0 * h, h, r0, r1);
+      else
+        expert_rows_f32(k, w.down, grp.expert, inter, act.f.data() + grp.row0 * inter, int64_t(grp.tokens.size()),
+                        y.data() + grp.row0 * h + r0, h, r0, r1);
     // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
     for (int64_t t = 0; t < n; ++t) {
       float* o = out.ptr<float>() + t * h;
@@ -248,8 +320,8 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
       const int32_t ex = expert_idx.ptr<int32_t>()[t * topk + s];
       const Tensor down = w.down.select(ex);
       for (int64_t r = 0; r < inter2; ++r) {
-        // Row r of the interleaved gate_up; the GGUF form holds it as gate (even r) or up (odd r) row r / 2.
-        // bf16 experts (transformers' layout) hold it as column r of [H, 2*I].
+        // Row r of the interleaved gate_up; the GGUF form holds it as gate (even r) or up (odd r) row
+        // r / 2; bf16 experts (transformers' layout) as column r of [H, 2*I].
         const Tensor rows = w.split() ? (r % 2 == 0 ? w.gate : w.up).select(ex) : w.gate_up.select(ex);
         const int64_t wr = w.split() ? r / 2 : r;
         const bool transposed = rows.dtype == DType::BF16;

@@ -164,8 +164,16 @@ class Model {
   uint64_t weight_bytes() const { return weight_bytes_; }
   const LoadReport& load_report() const { return load_report_; }
 
+  // What the expert kernels multiply the MXFP4 weights with (backend.h ExpertActivations); set once,
+  // before the first forward pass. Q8 is a CPU mode: on another device it throws RangeError.
+  void set_expert_activations(ExpertActivations a);
+  ExpertActivations expert_activations() const { return expert_activations_; }
+
   // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
   std::mutex& run_mutex() { return run_mutex_; }
+  // Throws a CheckpointError when a file the weights are read from (CPU) changed on disk since the
+  // load; called before each forward pass, under the run mutex.
+  void check_files() const;
 
   // YaRN inverse frequencies [head_dim/2] (on the device) and the cos/sin concentration factor.
   const Tensor& rope_inv_freq() const { return rope_inv_freq_; }
@@ -184,6 +192,7 @@ class Model {
   Weights weights_;
   uint64_t weight_bytes_ = 0;
   LoadReport load_report_;
+  ExpertActivations expert_activations_ = ExpertActivations::F32;
   Tensor rope_inv_freq_;
   float rope_scale_ = 1.f;
   std::mutex run_mutex_;
