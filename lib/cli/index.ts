@@ -16,14 +16,16 @@ const program = new Command()
 
 try {
   // Imported here so that a native addon that fails to load is reported as one line too.
-  const [{ registerInfo }, { registerGenerate }, { registerChat }] = await Promise.all([
+  const [{ registerInfo }, { registerGenerate }, { registerChat }, { registerServe }] = await Promise.all([
     import('./info.js'),
     import('./generate.js'),
     import('./chat.js'),
+    import('./serve.js'),
   ]);
   registerInfo(program);
   registerGenerate(program);
   registerChat(program);
+  registerServe(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {

@@ -208,7 +208,9 @@ export class Engine {
     const limit = Math.min(this.maxContext, options.maxContext ?? Infinity);
     // a sampled token needs the prompt plus one position (as generate(): length < maxContext)
     if (prompt.length + (maxTokens > 0 ? 1 : 0) > limit) throw new ContextLengthError(prompt.length, maxTokens, limit);
-    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
+    // it would wait (every sequence slot taken or others ahead of it) and the queue is full
+    const mustWait = this.#running.length + this.#waiting.length >= this.maxSequences;
+    if (mustWait && this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
     const capacity = Math.min(limit, prompt.length + Math.max(1, maxTokens));
 
     const controller = new AbortController();
