@@ -3,14 +3,11 @@
 // the Harmony plumbing needs known output (tool calls).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { loadModel, generate, type GptOssModel } from '../../lib/index.js';
+import { createSyntheticModel, generate, type GptOssModel } from '../../lib/index.js';
 import { renderConversation, renderMessageTokens, type Message } from '../../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S } from '../../lib/tokenizer.js';
 import { createServer, type OpenAIServer } from '../../lib/server/app.js';
-import { writeCheckpoint, FULL_VOCAB_TINY } from '../helpers/checkpoint.js';
+import { FULL_VOCAB_TINY } from '../helpers/checkpoint.js';
 import { ScriptedBackend } from '../helpers/scripted-backend.js';
 
 const WEATHER = {
@@ -35,7 +32,6 @@ async function sse(res: Response): Promise<string[]> {
 }
 
 describe('OpenAI server (openai client, 127.0.0.1)', () => {
-  let dir: string;
   let model: GptOssModel;
   let server: OpenAIServer;
   let client: OpenAI;
@@ -45,9 +41,7 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
   let backend: ScriptedBackend;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'gpt-oss-serve-'));
-    await writeCheckpoint(dir, FULL_VOCAB_TINY);
-    model = await loadModel(dir, { device: 'cpu' });
+    model = await createSyntheticModel(FULL_VOCAB_TINY, { device: 'cpu' });
     server = createServer(model.createEngine({ maxSequences: 4, maxBatchTokens: 64, maxContext: 1024, maxQueue: 512 }), { modelName: 'tiny', bodyLimit: 64 * 1024 });
     url = (await server.listen(0)).url;
     client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
@@ -63,7 +57,6 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     await server?.close(1000);
     await scripted?.close(1000);
     await model?.dispose();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   const messages: OpenAI.ChatCompletionMessageParam[] = [
