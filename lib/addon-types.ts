@@ -38,6 +38,8 @@ export interface NativeTensorRecord {
 
 export interface NativeModelSpec {
   config: NativeConfig;
+  /** The config.json the config came from (ConfigErrors from the native side name it). */
+  configFile?: string;
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
@@ -108,6 +110,8 @@ export interface Addon {
   NativeSession: NativeSessionConstructor;
   cudaUnavailableReason(): string;
   cudaDeviceCount(): number;
+  /** The classes native checkpoint/config errors are constructed as (called once, by lib/native.ts). */
+  setErrorClasses(classes: { CheckpointError: Function; ConfigError: Function }): void;
   hipUnavailableReason(): string;
   hipDeviceCount(): number;
   /** What this build carries for HIP (native/hip/hip_loader.h): loads the runtime and plugin, no device. */

@@ -162,11 +162,20 @@ export class GptOssModel {
 }
 
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<GptOssModel> {
+  if (typeof dir !== 'string' || dir === '')
+    throw new TypeError(`loadModel: argument 'dir' must be a non-empty path to a checkpoint directory, got ${dir === '' ? "''" : dir === null ? 'null' : typeof dir}`);
+  if (options === null || typeof options !== 'object')
+    throw new TypeError(`loadModel: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
+    throw new TypeError('loadModel: options.onProgress must be a function');
+  if (options.device !== undefined && typeof options.device !== 'string')
+    throw new TypeError(`loadModel: options.device must be a string (auto, cpu, cuda or cuda:N), got ${typeof options.device}`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,
+      configFile: checkpoint.configFile,
       files: checkpoint.files,
       tensors: checkpoint.tensors,
       device,

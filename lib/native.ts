@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Addon } from './addon-types.js';
+import { CheckpointError, ConfigError } from './errors.js';
 
 const require = createRequire(import.meta.url);
 // lib/*.ts (tests) and dist/*.js (the package) both sit one level below the package root.
@@ -33,3 +34,5 @@ function loadAddon(): Addon {
 }
 
 export const native: Addon = loadAddon();
+// Native errors about a checkpoint or a config are these classes, whichever side found the problem.
+native.setErrorClasses({ CheckpointError, ConfigError });

@@ -1,8 +1,9 @@
 // safetensors headers, parsed and checked here before anything is mapped: an 8-byte little-endian
 // header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__},
 // then the data; offsets are relative to the end of the header.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { CheckpointError } from '../errors.js';
+import { openRegularFile, readExactly } from './files.js';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
 
@@ -30,26 +31,9 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
 }
 
-function readExactly(fd: number, length: number, position: number): Buffer {
-  const buf = Buffer.alloc(length);
-  let got = 0;
-  while (got < length) {
-    const n = readSync(fd, buf, got, length - got, position + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
-
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  let fd: number;
+  const { fd, size: fileSize } = openRegularFile(path, (file, message) => new CheckpointError(file, message));
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new CheckpointError(path, `cannot open: ${(e as Error).message}`);
-  }
-  try {
-    const fileSize = fstatSync(fd).size;
     if (fileSize < 8) throw new CheckpointError(path, `file is ${fileSize} bytes, shorter than the 8-byte header length: truncated`);
     const n = readExactly(fd, 8, 0).readBigUInt64LE(0);
     if (n > BigInt(fileSize - 8))
@@ -76,8 +60,8 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
       }
       tensors.set(name, checkEntry(path, name, raw, dataStart, dataSize));
     }
-    // Tensors may not share bytes.
-    const sorted = [...tensors.values()].sort((a, b) => a.offset - b.offset);
+    // Tensors may not share bytes (an empty tensor owns none, wherever its offsets point).
+    const sorted = [...tensors.values()].filter((t) => t.length > 0).sort((a, b) => a.offset - b.offset);
     for (let i = 1; i < sorted.length; i++) {
       const prev = sorted[i - 1];
       const cur = sorted[i];
@@ -97,6 +81,7 @@ function checkEntry(path: string, name: string, raw: unknown, dataStart: number,
     throw new CheckpointError(path, `unknown dtype ${JSON.stringify(e.dtype)}`, name);
   if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
     throw new CheckpointError(path, `shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`, name);
+  if (e.shape.length > 8) throw new CheckpointError(path, `shape ${JSON.stringify(e.shape)} has ${e.shape.length} dimensions (at most 8)`, name);
   const off = e.data_offsets;
   if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0])
     throw new CheckpointError(path, `data_offsets ${JSON.stringify(off)} must be [begin, end] with 0 <= begin <= end`, name);

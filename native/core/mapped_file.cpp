@@ -15,13 +15,18 @@
 namespace gptoss {
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw runtime_error(path + ": cannot open (" + std::strerror(errno) + ")");
+  // O_NONBLOCK: a FIFO put in the file's place must not block a thread-pool thread forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw checkpoint_error(path, "", std::string(errno == ENOENT ? "not found" : "cannot open") + " (" + std::strerror(errno) + ")");
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int e = errno;
     ::close(fd);
-    throw runtime_error(path + ": cannot stat (" + std::strerror(e) + ")");
+    throw checkpoint_error(path, "", std::string("cannot stat (") + std::strerror(e) + ")");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw checkpoint_error(path, "", "is not a regular file");
   }
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
@@ -31,7 +36,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);
-      throw runtime_error(path + ": cannot map " + std::to_string(f->size_) + " bytes (" + std::strerror(e) + ")");
+      throw checkpoint_error(path, "", "cannot map " + std::to_string(f->size_) + " bytes (" + std::strerror(e) + ")");
     }
     f->data_ = static_cast<uint8_t*>(p);
   }

@@ -2,11 +2,13 @@
 // validates the JSON; napi/model.cpp copies the fields here).
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace gptoss {
 
 struct ModelConfig {
+  std::string source = "config";  // the config.json it came from: ConfigErrors name it
   int vocab_size = 0;
   int hidden_size = 0;
   int intermediate_size = 0;   // per expert

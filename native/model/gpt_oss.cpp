@@ -58,26 +58,29 @@ struct Binder {
   const LoadProgress& progress;
   uint64_t done = 0, total = 0;
 
-  std::string where(const std::string& name) const {
+  // The file a tensor is in; a missing one is reported against the checkpoint's directory when it
+  // has several shards.
+  std::string file_of(const std::string& name) const {
     auto it = by_name.find(name);
-    std::string file = it != by_name.end() ? files[it->second->file] : (files.size() == 1 ? files[0] : "checkpoint");
-    return file + ": tensor '" + name + "'";
+    if (it != by_name.end()) return files[it->second->file];
+    if (files.size() == 1) return files[0];
+    const size_t slash = files[0].rfind('/');
+    return slash == std::string::npos ? std::string(".") : files[0].substr(0, slash);
   }
 
   const TensorRecord& record(const std::string& name, const char* dtype, const Shape& shape) {
     auto it = by_name.find(name);
-    if (it == by_name.end())
-      throw runtime_error((files.size() == 1 ? files[0] : std::string("checkpoint")) + ": tensor '" + name +
-                          "' is missing (expected " + dtype + shape_str(shape) + ")");
+    const std::string expected = std::string(dtype) + shape_str(shape);
+    if (it == by_name.end()) throw checkpoint_error(file_of(name), name, "is missing (expected " + expected + ")");
     const TensorRecord& r = *it->second;
-    if (r.dtype != dtype)
-      throw type_error(where(name) + " has dtype " + r.dtype + ", expected " + dtype + shape_str(shape));
+    if (r.dtype != dtype) throw checkpoint_error(file_of(name), name, "has dtype " + r.dtype + ", expected " + expected);
     if (r.shape != shape)
-      throw range_error(where(name) + " has shape " + shape_str(r.shape) + ", expected " + shape_str(shape));
+      throw checkpoint_error(file_of(name), name, "has shape " + shape_str(r.shape) + ", expected " + expected);
     const MappedFile& f = *maps[r.file];
     if (r.offset > f.size() || r.length > f.size() - r.offset)
-      throw range_error(where(name) + " data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
-                        ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
+      throw checkpoint_error(file_of(name), name,
+                             "data [" + std::to_string(r.offset) + ", " + std::to_string(r.offset + r.length) +
+                                 ") lies past the end of the file (" + std::to_string(f.size()) + " bytes)");
     return r;
   }
 
@@ -87,7 +90,8 @@ struct Binder {
     t.shape = shape;
     t.data = const_cast<uint8_t*>(maps[r.file]->data() + r.offset);
     t.storage = maps[r.file];  // the mapping lives as long as any view of it
-    if (t.nbytes() != r.length) throw range_error(where(r.name) + " holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
+    if (t.nbytes() != r.length)
+      throw checkpoint_error(file_of(r.name), r.name, "holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
     return t;
   }
 
@@ -166,21 +170,42 @@ std::vector<WeightSlot> weight_slots(const ModelConfig& c, Weights& w) {
   return out;
 }
 
+// The same rules as lib/loader/config.ts parseConfig (which runs first), as ConfigErrors naming the
+// config.json field: a config built by hand gets the same answer.
 void check_config(const ModelConfig& c) {
-  if (c.hidden_size <= 0 || c.num_layers <= 0 || c.vocab_size <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
-      c.head_dim <= 0 || c.num_experts <= 0 || c.intermediate_size <= 0)
-    throw range_error("config: every size must be positive");
+  const std::string& f = c.source;
+  auto positive = [&](int v, const char* field) {
+    if (v <= 0) throw config_error(f, field, "must be positive, got " + std::to_string(v));
+  };
+  positive(c.vocab_size, "vocab_size");
+  positive(c.hidden_size, "hidden_size");
+  positive(c.intermediate_size, "intermediate_size");
+  positive(c.num_layers, "num_hidden_layers");
+  positive(c.num_experts, "num_local_experts");
+  positive(c.num_heads, "num_attention_heads");
+  positive(c.num_kv_heads, "num_key_value_heads");
+  positive(c.head_dim, "head_dim");
   if (c.experts_per_token <= 0 || c.experts_per_token > c.num_experts)
-    throw range_error("config: experts_per_token " + std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
-                      std::to_string(c.num_experts) + "]");
+    throw config_error(f, "num_experts_per_tok", std::to_string(c.experts_per_token) + " must be in [1, num_local_experts " +
+                                                     std::to_string(c.num_experts) + "]");
   if (c.num_heads % c.num_kv_heads != 0)
-    throw range_error("config: num_attention_heads must be a multiple of num_key_value_heads");
-  if (c.head_dim % 2 != 0) throw range_error("config: head_dim must be even (RoPE rotates two halves)");
+    throw config_error(f, "num_key_value_heads", std::to_string(c.num_kv_heads) + " does not divide num_attention_heads " +
+                                                     std::to_string(c.num_heads));
+  if (c.head_dim % 2 != 0) throw config_error(f, "head_dim", "must be even (RoPE rotates two halves), got " + std::to_string(c.head_dim));
   if (c.hidden_size % kMxfp4BlockSize != 0 || c.intermediate_size % kMxfp4BlockSize != 0)
-    throw range_error("config: hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
+    throw config_error(f, "hidden_size", "hidden_size and intermediate_size must be multiples of 32 (MXFP4 blocks)");
   if (int(c.layer_sliding.size()) != c.num_layers)
-    throw range_error("config: layer_types has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
-                      std::to_string(c.num_layers));
+    throw config_error(f, "layer_types", "has " + std::to_string(c.layer_sliding.size()) + " entries, num_hidden_layers is " +
+                                             std::to_string(c.num_layers));
+  bool sliding = false;
+  for (uint8_t s : c.layer_sliding) sliding = sliding || s;
+  if (sliding && c.sliding_window < 1)
+    throw config_error(f, "sliding_window", "must be >= 1: layer_types has sliding_attention layers (0 would attend to nothing)");
+  if (!(c.rope_theta > 0)) throw config_error(f, "rope_theta", "must be > 0 (the RoPE base), got " + std::to_string(c.rope_theta));
+  if (!(c.rms_norm_eps >= 0)) throw config_error(f, "rms_norm_eps", "must be >= 0, got " + std::to_string(c.rms_norm_eps));
+  if (!(c.swiglu_limit > 0)) throw config_error(f, "swiglu_limit", "must be > 0, got " + std::to_string(c.swiglu_limit));
+  if (c.rope_yarn && !(c.rope_factor >= 1))
+    throw config_error(f, "rope_scaling.factor", "must be >= 1 (the context extension), got " + std::to_string(c.rope_factor));
 }
 
 void Model::init_rope() {
@@ -202,7 +227,7 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
 
   Binder bind{files, model->files_, {}, *model->backend_, progress};
   for (const TensorRecord& r : records) {
-    if (r.file < 0 || r.file >= int(files.size())) throw range_error("tensor '" + r.name + "': file index out of range");
+    if (r.file < 0 || r.file >= int(files.size())) throw range_error("load: tensor '" + r.name + "': file index out of range");
     bind.by_name[r.name] = &r;
     bind.total += r.length;
   }

@@ -15,6 +15,19 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_ops(env, exports);
   register_model(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  // setErrorClasses({ CheckpointError, ConfigError }): the classes native errors of those kinds are
+  // constructed as (better-sqlite3 hands its SqliteError over the same way).
+  exports.Set("setErrorClasses", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      Napi::Object o = arg_object(info, 0, "setErrorClasses", "classes");
+      for (const char* key : {"CheckpointError", "ConfigError"})
+        if (!o.Get(key).IsFunction()) throw type_error(std::string("setErrorClasses: classes.") + key + " must be a class");
+      AddonData& d = addon_data(info.Env());
+      d.checkpoint_error = Napi::Persistent(o.Get("CheckpointError").As<Napi::Function>());
+      d.config_error = Napi::Persistent(o.Get("ConfigError").As<Napi::Function>());
+      return info.Env().Undefined();
+    });
+  }));
   return exports;
 }
 

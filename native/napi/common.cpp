@@ -3,13 +3,25 @@
 #include <cmath>
 #include <utility>
 
+#include "tensor.h"
+
 namespace gptoss::napi {
 
+// The one mapping from a native error to the JS error the user catches.
 Napi::Error to_js_error(Napi::Env env, const std::exception& e) {
   if (auto* g = dynamic_cast<const Error*>(&e)) {
     switch (g->kind()) {
       case Error::Kind::Type: return Napi::TypeError::New(env, g->what());
       case Error::Kind::Range: return Napi::RangeError::New(env, g->what());
+      case Error::Kind::Checkpoint:
+      case Error::Kind::Config: {
+        AddonData& d = addon_data(env);
+        Napi::FunctionReference& cls = g->kind() == Error::Kind::Checkpoint ? d.checkpoint_error : d.config_error;
+        if (cls.IsEmpty()) return Napi::Error::New(env, g->what());  // the addon used without lib/
+        Napi::Value subject = g->subject().empty() ? env.Undefined() : Napi::String::New(env, g->subject());
+        Napi::Object err = cls.New({Napi::String::New(env, g->file()), Napi::String::New(env, g->detail()), subject});
+        return Napi::Error(env, err);
+      }
       default: return Napi::Error::New(env, g->what());
     }
   }

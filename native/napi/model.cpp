@@ -31,12 +31,11 @@ class PromiseWorker : public Napi::AsyncWorker {
     try {
       work_();
     } catch (const Error& e) {
-      kind_ = e.kind();
-      error_ = e.what();
+      error_ = std::make_unique<Error>(e);
     } catch (const std::bad_alloc&) {
-      error_ = "gpt-oss-node: out of host memory";
+      error_ = std::make_unique<Error>(runtime_error("gpt-oss-node: out of host memory"));
     } catch (const std::exception& e) {
-      error_ = std::string("gpt-oss-node: ") + e.what();
+      error_ = std::make_unique<Error>(runtime_error(std::string("gpt-oss-node: ") + e.what()));
     }
   }
   // Replaces AsyncWorker's completion so that nothing can throw out of it: when the environment is
@@ -46,7 +45,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     if (status != napi_cancelled) {
       try {
         Napi::HandleScope scope(env);
-        if (error_.empty()) {
+        if (!error_) {
           try {
             deferred_.Resolve(done_(env));
           } catch (const Napi::Error& e) {
@@ -55,7 +54,7 @@ class PromiseWorker : public Napi::AsyncWorker {
             deferred_.Reject(to_js_error(env, e).Value());
           }
         } else {
-          deferred_.Reject(to_js_error(env, Error(kind_, error_)).Value());
+          deferred_.Reject(to_js_error(env, *error_).Value());
         }
       } catch (...) {
         // The environment is gone: nobody is waiting for this promise any more.
@@ -68,8 +67,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Work work_;
   Done done_;
-  Error::Kind kind_ = Error::Kind::Generic;
-  std::string error_;
+  std::unique_ptr<Error> error_;  // set by Execute on failure
 };
 
 int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi) {
@@ -89,43 +87,61 @@ double get_num_field(Napi::Object o, const char* key, const std::string& what) {
   return d;
 }
 
-ModelConfig parse_config(Napi::Object o) {
-  const std::string w = "config";
+// The parsed config (lib/loader/config.ts ModelConfig, camelCase keys). Its errors are ConfigErrors
+// naming `source` and the config.json field (snake_case), as the TypeScript parser's are; that parser
+// checks the same bounds first, so these fire only for a config built by hand.
+ModelConfig parse_config(Napi::Object o, const std::string& source) {
   ModelConfig c;
+  c.source = source;
+  auto integer = [&](Napi::Object from, const char* key, const char* field, int64_t lo, int64_t hi) {
+    Napi::Value v = from.Get(key);
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!(d == std::floor(d) && d >= double(lo) && d <= double(hi)))
+      throw config_error(source, field, "must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                            "], got " + v.ToString().Utf8Value());
+    return int(d);
+  };
+  auto number = [&](Napi::Object from, const char* key, const char* field) {
+    Napi::Value v = from.Get(key);
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d)) throw config_error(source, field, "must be a finite number, got " + v.ToString().Utf8Value());
+    return d;
+  };
   const int64_t big = 1 << 24;
-  c.vocab_size = get_int_field(o, "vocabSize", w, 1, big);
-  c.hidden_size = get_int_field(o, "hiddenSize", w, 1, big);
-  c.intermediate_size = get_int_field(o, "intermediateSize", w, 1, big);
-  c.num_layers = get_int_field(o, "numLayers", w, 1, 4096);
-  c.num_experts = get_int_field(o, "numExperts", w, 1, 4096);
-  c.experts_per_token = get_int_field(o, "expertsPerToken", w, 1, 4096);
-  c.num_heads = get_int_field(o, "numHeads", w, 1, 4096);
-  c.num_kv_heads = get_int_field(o, "numKvHeads", w, 1, 4096);
-  c.head_dim = get_int_field(o, "headDim", w, 2, 1024);
-  c.sliding_window = get_int_field(o, "slidingWindow", w, 0, big);
-  c.max_position_embeddings = get_int_field(o, "maxPositionEmbeddings", w, 1, 1 << 30);
-  c.rope_theta = get_num_field(o, "ropeTheta", w);
-  c.rms_norm_eps = float(get_num_field(o, "rmsNormEps", w));
-  c.swiglu_limit = float(get_num_field(o, "swigluLimit", w));
+  c.vocab_size = integer(o, "vocabSize", "vocab_size", 1, big);
+  c.hidden_size = integer(o, "hiddenSize", "hidden_size", 1, big);
+  c.intermediate_size = integer(o, "intermediateSize", "intermediate_size", 1, big);
+  c.num_layers = integer(o, "numLayers", "num_hidden_layers", 1, 4096);
+  c.num_experts = integer(o, "numExperts", "num_local_experts", 1, 4096);
+  c.experts_per_token = integer(o, "expertsPerToken", "num_experts_per_tok", 1, 4096);
+  c.num_heads = integer(o, "numHeads", "num_attention_heads", 1, 4096);
+  c.num_kv_heads = integer(o, "numKvHeads", "num_key_value_heads", 1, 4096);
+  c.head_dim = integer(o, "headDim", "head_dim", 2, 1024);
+  c.sliding_window = integer(o, "slidingWindow", "sliding_window", 0, big);
+  c.max_position_embeddings = integer(o, "maxPositionEmbeddings", "max_position_embeddings", 1, 1 << 30);
+  c.rope_theta = number(o, "ropeTheta", "rope_theta");
+  c.rms_norm_eps = float(number(o, "rmsNormEps", "rms_norm_eps"));
+  c.swiglu_limit = float(number(o, "swigluLimit", "swiglu_limit"));
   Napi::Value lt = o.Get("layerTypes");
-  if (!lt.IsArray()) throw type_error("config.layerTypes must be an array");
+  if (!lt.IsArray()) throw config_error(source, "layer_types", "must be an array");
   Napi::Array a = lt.As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); ++i) {
     std::string t = a.Get(i).ToString().Utf8Value();
     if (t != "sliding_attention" && t != "full_attention")
-      throw range_error("config.layerTypes[" + std::to_string(i) + "] is '" + t + "', expected sliding_attention or full_attention");
+      throw config_error(source, "layer_types", "entry " + std::to_string(i) + " is '" + t + "', expected sliding_attention or full_attention");
     c.layer_sliding.push_back(t == "sliding_attention");
   }
   Napi::Value rs = o.Get("ropeScaling");
   if (rs.IsObject()) {
     Napi::Object r = rs.As<Napi::Object>();
-    const std::string rw = "config.ropeScaling";
     c.rope_yarn = true;
-    c.rope_factor = get_num_field(r, "factor", rw);
-    c.rope_original_max_positions = get_num_field(r, "originalMaxPositionEmbeddings", rw);
-    c.rope_beta_fast = get_num_field(r, "betaFast", rw);
-    c.rope_beta_slow = get_num_field(r, "betaSlow", rw);
+    c.rope_factor = number(r, "factor", "rope_scaling.factor");
+    c.rope_original_max_positions = number(r, "originalMaxPositionEmbeddings", "rope_scaling.original_max_position_embeddings");
+    c.rope_beta_fast = number(r, "betaFast", "rope_scaling.beta_fast");
+    c.rope_beta_slow = number(r, "betaSlow", "rope_scaling.beta_slow");
     c.rope_truncate = r.Get("truncate").ToBoolean().Value();
+  } else if (!rs.IsNull() && !rs.IsUndefined()) {
+    throw config_error(source, "rope_scaling", "must be an object or null");
   } else {
     c.rope_yarn = false;
   }
@@ -154,7 +170,8 @@ std::vector<TensorRecord> parse_records(Napi::Array a, size_t file_count) {
 ModelConfig config_arg(Napi::Object spec, const char* fn) {
   Napi::Value v = spec.Get("config");
   if (!v.IsObject()) throw type_error(std::string(fn) + ": spec.config must be an object");
-  return parse_config(v.As<Napi::Object>());
+  Napi::Value file = spec.Get("configFile");
+  return parse_config(v.As<Napi::Object>(), file.IsString() ? file.As<Napi::String>().Utf8Value() : std::string("config"));
 }
 
 // A seed as the checkpoint writer takes it (JS stringifies it): an integer in [0, 2^53).

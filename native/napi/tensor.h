@@ -34,6 +34,10 @@ struct AddonData {
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference model_class;
   Napi::FunctionReference session_class;
+  // lib/errors.ts CheckpointError(file, message, tensor?) and ConfigError(file, message, field?),
+  // set by setErrorClasses() when lib/native.ts loads the addon (per environment, as every class here).
+  Napi::FunctionReference checkpoint_error;
+  Napi::FunctionReference config_error;
 };
 AddonData& addon_data(Napi::Env env);
 
