@@ -2,6 +2,7 @@
 import { native } from './native.js';
 import type { NativeModel } from './addon-types.js';
 import { openCheckpoint } from './loader/index.js';
+import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
 import { Engine, type EngineOptions } from './engine/scheduler.js';
@@ -13,8 +14,13 @@ export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' |
 
 export interface LoadOptions {
   device?: DeviceRequest;
-  /** Called as weights are bound/uploaded: bytes done of total. */
+  /**
+   * Called as the load advances: bytes done of total. On the CPU these are the checkpoint files read
+   * into memory (page-in, when they fit in 3/4 of RAM); on a GPU the weight bytes uploaded.
+   */
   onProgress?: (done: number, total: number) => void;
+  /** `hf:` models: called as the files download (bytes done of total, cached files included). */
+  onDownloadProgress?: (done: number, total: number) => void;
 }
 
 export interface ModelInfo {
@@ -161,6 +167,10 @@ export class GptOssModel {
   }
 }
 
+/**
+ * Loads a checkpoint folder, or `hf:org/name[@revision]`: a Hugging Face repository, downloaded into
+ * the hub cache first when it is not there (lib/hub.ts; HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT honoured).
+ */
 export async function loadModel(dir: string, options: LoadOptions = {}): Promise<GptOssModel> {
   if (typeof dir !== 'string' || dir === '')
     throw new TypeError(`loadModel: argument 'dir' must be a non-empty path to a checkpoint directory, got ${dir === '' ? "''" : dir === null ? 'null' : typeof dir}`);
@@ -171,6 +181,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (options.device !== undefined && typeof options.device !== 'string')
     throw new TypeError(`loadModel: options.device must be a string (auto, cpu, cuda or cuda:N), got ${typeof options.device}`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
+  if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
     {

@@ -47,31 +47,33 @@ export interface KernelOps {
 
 const h = (t: Tensor | null | undefined): unknown => (t == null ? t : t.handle);
 
-function wrap(n: any): KernelOps {
+// `n` fetches the native op table at each call, so importing this module does not load the addon.
+function wrap(opTable: () => any): KernelOps {
+  const n = (): any => opTable();
   return {
-    embedding: (tokens, table, out) => n.embedding(h(tokens), h(table), h(out)),
-    rmsnorm: (x, weight, eps, out) => n.rmsnorm(h(x), h(weight), eps, h(out)),
-    linear: (x, weight, bias, out) => n.linear(h(x), h(weight), h(bias), h(out)),
-    rope: (x, positions, invFreq, scale) => n.rope(h(x), h(positions), h(invFreq), scale),
-    kvStore: (k, v, positions, kCache, vCache) => n.kvStore(h(k), h(v), h(positions), h(kCache), h(vCache)),
+    embedding: (tokens, table, out) => n().embedding(h(tokens), h(table), h(out)),
+    rmsnorm: (x, weight, eps, out) => n().rmsnorm(h(x), h(weight), eps, h(out)),
+    linear: (x, weight, bias, out) => n().linear(h(x), h(weight), h(bias), h(out)),
+    rope: (x, positions, invFreq, scale) => n().rope(h(x), h(positions), h(invFreq), scale),
+    kvStore: (k, v, positions, kCache, vCache) => n().kvStore(h(k), h(v), h(positions), h(kCache), h(vCache)),
     attention: (q, kCache, vCache, sinks, positions, slidingWindow, softmaxScale, out) =>
-      n.attention(h(q), h(kCache), h(vCache), h(sinks), h(positions), slidingWindow, softmaxScale, h(out)),
+      n().attention(h(q), h(kCache), h(vCache), h(sinks), h(positions), slidingWindow, softmaxScale, h(out)),
     router: (x, weight, bias, k, expertIdx, expertWeight) =>
-      n.router(h(x), h(weight), h(bias), k, h(expertIdx), h(expertWeight)),
+      n().router(h(x), h(weight), h(bias), k, h(expertIdx), h(expertWeight)),
     moe: (x, expertIdx, expertWeight, w, swiglu, out) =>
-      n.moe(h(x), h(expertIdx), h(expertWeight),
+      n().moe(h(x), h(expertIdx), h(expertWeight),
         { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias) },
         swiglu, h(out)),
-    add: (acc, x) => n.add(h(acc), h(x)),
-    mxfp4Dequantize: (packed, out) => n.mxfp4Dequantize(h(packed), h(out)),
-    sample: (logits, params, uniform) => n.sample(h(logits), params, uniform),
+    add: (acc, x) => n().add(h(acc), h(x)),
+    mxfp4Dequantize: (packed, out) => n().mxfp4Dequantize(h(packed), h(out)),
+    sample: (logits, params, uniform) => n().sample(h(logits), params, uniform),
   };
 }
 
 /** The backend ops, run on the tensors' device. */
-export const ops: KernelOps = wrap(native.ops);
+export const ops: KernelOps = wrap(() => native.ops);
 /** The scalar CPU references (plain loops, double accumulation) the fast kernels are tested against. */
-export const reference: KernelOps = wrap(native.ops.reference);
+export const reference: KernelOps = wrap(() => native.ops.reference);
 
 export interface CpuInfo {
   isa: CpuIsa;

@@ -1,6 +1,6 @@
 // Checkpoint loading: the real layout (single file and shards) and every kind of damage, each
 // reported with an error that names the file and the tensor or field, never a crash.
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,5 +132,36 @@ describe('device selection', () => {
     expect((err as DeviceUnavailableError).message).toMatch(/device 'cuda' requested but CUDA is unavailable/);
     expect((err as DeviceUnavailableError).reason).toBe(reason);
     await expect(loadModel(fixtureDir('tiny-a'), { device: 'tpu' as 'cpu' })).rejects.toThrow(RangeError);
+  });
+});
+
+describe('the reason CUDA is unavailable', () => {
+  it('says that no NVIDIA driver was found on a machine without one (CUDA builds)', () => {
+    const reason = native.cudaUnavailableReason();
+    if (reason === '' || reason.includes('no CUDA backend')) {
+      // a GPU machine, or a CPU-only build: the driver probe did not run
+      expect(reason === '' || /compiled without nvcc/.test(reason)).toBe(true);
+      return;
+    }
+    if (!existsSync('/dev/nvidiactl') && !existsSync('/proc/driver/nvidia/version')) {
+      expect(reason).toMatch(/no NVIDIA driver was found/);
+      expect(reason).not.toMatch(/insufficient/);
+    }
+  });
+});
+
+describe('load progress', () => {
+  it('counts the page-in of the files on the CPU, from 0 to the bytes on disk', async () => {
+    const seen: [number, number][] = [];
+    const m = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', onProgress: (d, t) => seen.push([d, t]) });
+    // progress arrives through a thread-safe function: let the last calls land
+    await new Promise((r) => setTimeout(r, 50));
+    // file bytes (the page-in), not the tensors' bytes (what binding a mapping counted before)
+    expect(m.info.bytesOnDisk).not.toBe(m.info.weightBytes);
+    expect(seen.length).toBeGreaterThanOrEqual(1);
+    for (const [, t] of seen) expect(t).toBe(m.info.bytesOnDisk);
+    for (let i = 1; i < seen.length; i++) expect(seen[i][0]).toBeGreaterThanOrEqual(seen[i - 1][0]);
+    expect(seen.at(-1)![0]).toBe(m.info.bytesOnDisk);
+    await m.dispose();
   });
 });

@@ -15,7 +15,7 @@ export function registerChat(program: Command): void {
   const cmd = program
     .command('chat')
     .description('chat with the model interactively (/exit to quit)')
-    .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors), or hf:org/name[@revision] (downloaded into the hub cache)')
     .option('--instructions <text>', 'developer instructions (the "system prompt")');
   addSamplingOptions(cmd).action(async (dir: string, flags: ChatFlags) => {
     const model = await loadWithProgress(dir, flags.device);

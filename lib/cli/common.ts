@@ -14,13 +14,16 @@ export function formatError(e: unknown): string {
   return `gpt-oss: ${message.trim().replace(/\s*\n\s*/g, ' ')}`;
 }
 
-/** Loads a checkpoint folder; a progress bar on stderr while the weights are bound, when stderr is a terminal. */
+/**
+ * Loads a checkpoint folder; when stderr is a terminal, a progress bar of what takes the time: the
+ * page-in of the files on the CPU, the upload on a GPU (native Model::load counts those bytes).
+ */
 export async function loadWithProgress(dir: string, device: DeviceRequest): Promise<GptOssModel> {
   if (!process.stderr.isTTY) return loadModel(dir, { device });
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
-      format: 'loading {bar} {percentage}% | {done}/{all} MiB',
+      format: 'loading {bar} {percentage}% | {done}/{all} MiB | {rate} MiB/s',
       hideCursor: true,
       clearOnComplete: true,
     },
@@ -28,15 +31,17 @@ export async function loadWithProgress(dir: string, device: DeviceRequest): Prom
   );
   const mib = (b: number): string => (b / 2 ** 20).toFixed(0);
   let started = false;
+  const t0 = performance.now();
+  const rate = (b: number): string => (b / 2 ** 20 / Math.max(1e-3, (performance.now() - t0) / 1000)).toFixed(0);
   try {
     return await loadModel(dir, {
       device,
       onProgress: (done, total) => {
         if (!started) {
-          bar.start(total, 0, { done: '0', all: mib(total) });
+          bar.start(total, 0, { done: '0', all: mib(total), rate: '0' });
           started = true;
         }
-        bar.update(done, { done: mib(done), all: mib(total) });
+        bar.update(done, { done: mib(done), all: mib(total), rate: rate(done) });
       },
     });
   } finally {

@@ -70,7 +70,7 @@ export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
     .description('generate one reply to a prompt (Harmony chat format unless --raw), streamed to stdout')
-    .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors), or hf:org/name[@revision] (downloaded into the hub cache)')
     .option('-p, --prompt <text>', 'the user message (default: read stdin)')
     .option('--instructions <text>', 'developer instructions (the "system prompt")')
     .option('--json', 'print one JSON event per line, then the result')

@@ -15,16 +15,19 @@ const program = new Command()
   .exitOverride();
 
 try {
-  // Imported here so that a native addon that fails to load is reported as one line too.
-  const [{ registerInfo }, { registerGenerate }, { registerChat }, { registerServe }] = await Promise.all([
+  // The native addon loads lazily (lib/native.ts), at the first command that runs a model: --help,
+  // --version and pull work without it, and a binary that fails to load is reported as one line.
+  const [{ registerInfo }, { registerGenerate }, { registerChat }, { registerPull }, { registerServe }] = await Promise.all([
     import('./info.js'),
     import('./generate.js'),
     import('./chat.js'),
+    import('./pull.js'),
     import('./serve.js'),
   ]);
   registerInfo(program);
   registerGenerate(program);
   registerChat(program);
+  registerPull(program);
   registerServe(program);
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -64,7 +64,7 @@ export function registerInfo(program: Command): void {
   program
     .command('info')
     .description('show a checkpoint: config, parameter counts, bytes on disk and in memory, device')
-    .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors), or hf:org/name[@revision] (downloaded into the hub cache)')
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto')
     .option('--json', 'print one JSON object')
     .action(async (dir: string, flags: Pick<SamplingFlags, 'device'> & { json?: boolean }) => {

@@ -60,22 +60,26 @@ void MappedFile::prefetch(size_t offset, size_t len) const {
 #define MADV_POPULATE_READ 22
 #endif
 
+void MappedFile::populate(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return;
+  len = std::min(len, size_ - offset);
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t start = offset / page * page;
+  if (madvise(data_ + start, offset + len - start, MADV_POPULATE_READ) == 0) return;
+  volatile uint8_t sink = 0;  // older kernel (< 5.14): touch one byte a page
+  for (size_t p = start; p < offset + len; p += page) sink = sink + data_[p];
+}
+
 void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file) {
   const char* env = std::getenv("GPTOSS_POPULATE");
   if (!file || !file->data_ || (env && env[0] == '0')) return;
   std::weak_ptr<MappedFile> weak = file;
   std::thread([weak] {
     const size_t chunk = size_t(64) << 20;  // 64 MiB: a dispose stops the walk within one chunk
-    bool use_madvise = true;
     for (size_t off = 0;; off += chunk) {
       std::shared_ptr<MappedFile> f = weak.lock();
       if (!f || off >= f->size_) return;
-      size_t len = std::min(chunk, f->size_ - off);
-      if (use_madvise && madvise(f->data_ + off, len, MADV_POPULATE_READ) == 0) continue;
-      use_madvise = false;  // older kernel: touch one byte a page
-      volatile uint8_t sink = 0;
-      const size_t page = size_t(sysconf(_SC_PAGESIZE));
-      for (size_t p = 0; p < len; p += page) sink = sink + f->data_[off + p];
+      f->populate(off, chunk);
     }
   }).detach();
 }

@@ -24,6 +24,8 @@ class MappedFile {
   // Linux 5.14+; else one read per page). Without it, decode steps pay a page fault the first time
   // they touch each expert. Stops early once the last reference to the mapping is gone.
   static void populate_in_background(const std::shared_ptr<MappedFile>& file);
+  // Maps [offset, offset+len) into this process now (the same page-in, on the calling thread).
+  void populate(size_t offset, size_t len) const;
 
  private:
   MappedFile() = default;

@@ -746,13 +746,34 @@ class CudaBackend final : public Backend {
 
 }  // namespace cuda
 
+namespace {
+// Why cudaGetDeviceCount failed, in the user's terms. cudart answers cudaErrorInsufficientDriver
+// ("CUDA driver version is insufficient for CUDA runtime version") both when libcuda.so.1 is missing
+// and when it is too old; cudaDriverGetVersion tells them apart: it reports 0 when no driver is
+// installed (CUDA runtime API reference, cudaDriverGetVersion).
+std::string probe_failure(cudaError_t err) {
+  int driver = 0, runtime = 0;
+  (void)cudaDriverGetVersion(&driver);
+  (void)cudaRuntimeGetVersion(&runtime);
+  (void)cudaGetLastError();
+  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+  if (err == cudaErrorInsufficientDriver && driver == 0)
+    return "no NVIDIA driver was found (libcuda.so.1 could not be loaded)";
+  if (err == cudaErrorInsufficientDriver)
+    return "the NVIDIA driver supports CUDA " + version(driver) + " but this build needs CUDA " + version(runtime) +
+           ": update the driver";
+  if (err == cudaErrorNoDevice) return "no CUDA device (the NVIDIA driver is installed but sees no GPU)";
+  return std::string(cudaGetErrorString(err)) + " (cudaGetDeviceCount)";
+}
+}  // namespace
+
 std::string cuda_probe(int* device_count) {
   if (device_count) *device_count = 0;
   int n = 0;
   gpuError_t err = gpuGetDeviceCount(&n);
   if (err != gpuSuccess) {
     (void)gpuGetLastError();
-    return std::string(gpuGetErrorString(err)) + " (cudaGetDeviceCount)";
+    return probe_failure(err);
   }
   if (n <= 0) return "no CUDA device";
   int usable = 0;

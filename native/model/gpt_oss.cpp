@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
+#include <unistd.h>
 
 namespace gptoss {
 
@@ -225,7 +227,19 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->backend_ = get_backend(device);
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  Binder bind{files, model->files_, {}, *model->backend_, progress};
+  // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
+  // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
+  // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).
+  // On a GPU the upload reads the pages, and progress counts the bytes bound.
+  const bool cpu = device.kind == DeviceKind::CPU;
+  uint64_t file_bytes = 0;
+  for (const auto& f : model->files_) file_bytes += f->size();
+  const char* populate_env = std::getenv("GPTOSS_POPULATE");
+  const bool populate = !(populate_env && populate_env[0] == '0');
+  const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
+  const bool page_in_now = cpu && populate && file_bytes <= ram / 4 * 3;
+  static const LoadProgress no_progress;
+  Binder bind{files, model->files_, {}, *model->backend_, page_in_now ? no_progress : progress};
   for (const TensorRecord& r : records) {
     if (r.file < 0 || r.file >= int(files.size())) throw range_error("load: tensor '" + r.name + "': file index out of range");
     bind.by_name[r.name] = &r;
@@ -236,9 +250,19 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     *slot.target = slot.dtype == DType::MXFP4 ? bind.mxfp4(slot.name, slot.shape[0], slot.shape[1], slot.shape[2])
                                               : bind.bf16(slot.name, slot.shape);
   model->weight_bytes_ = bind.done;
-  // On the CPU the mapping is the weights' memory: fault it in behind the first tokens.
-  if (device.kind == DeviceKind::CPU)
+  if (page_in_now) {
+    const size_t chunk = size_t(64) << 20;
+    uint64_t done = 0;
+    if (progress) progress(0, file_bytes);
+    for (const auto& f : model->files_)
+      for (size_t off = 0; off < f->size(); off += chunk) {
+        f->populate(off, chunk);
+        done += std::min<uint64_t>(chunk, f->size() - off);
+        if (progress) progress(done, file_bytes);
+      }
+  } else if (cpu) {
     for (const auto& f : model->files_) MappedFile::populate_in_background(f);
+  }
 
   model->init_rope();
   return model;

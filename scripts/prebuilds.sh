@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Builds the binaries the npm package ships, with prebuildify through the cmake-js shim
+# (scripts/cmake-js-as-node-gyp.sh), into prebuilds/ (node-gyp-build loads them; not committed to git):
+#   prebuilds/linux-x64/gpt-oss-node.glibc.node    CPU kernels (AVX-512 / AVX2 / scalar, chosen at run
+#       time) + CUDA: SASS for every arch of native/cuda/cuda.cmake and the compute PTX, static cudart,
+#       no link-time dependency on the driver (libcuda.so.1 is dlopened by cudart at the first call);
+#   prebuilds/linux-arm64/gpt-oss-node.glibc.node  CPU kernels (NEON), cross-compiled.
+#
+#   bash scripts/prebuilds.sh [x64] [arm64]      (default: both)
+# Needs nvcc for x64 (PREBUILD_CUDA=OFF builds a CPU-only x64 binary, for trying the packaging without
+# CUDA: never publish that) and g++-aarch64-linux-gnu for arm64. prebuildify moves the binary out of
+# build/Release; the next `npx cmake-js compile` relinks it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(x64 arm64)
+
+# The release arch list is cuda.cmake's default (one place), passed explicitly so that a build/ tree
+# configured for a quick single-arch build still produces the full binary.
+PREBUILD_CUDA_ARCHS=$(sed -n 's/^set(GPTOSS_CUDA_ARCHS "\([^"]*\)".*/\1/p' native/cuda/cuda.cmake)
+export PREBUILD_CUDA_ARCHS PREBUILD_CUDA=${PREBUILD_CUDA:-ON}
+prebuildify=(npx prebuildify --napi --strip --tag-libc --node-gyp ./scripts/cmake-js-as-node-gyp.sh)
+
+for t in "${targets[@]}"; do
+  start=$(date +%s)
+  case "$t" in
+    x64)
+      if [ "$PREBUILD_CUDA" != OFF ] && ! command -v nvcc > /dev/null && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+        echo "prebuilds: nvcc not found; the linux-x64 prebuild carries the CUDA backend (PREBUILD_CUDA=OFF to build it CPU-only)" >&2
+        exit 1
+      fi
+      "${prebuildify[@]}" --arch x64
+      bin=prebuilds/linux-x64/gpt-oss-node.glibc.node
+      # The shipped x64 binary must load on machines without an NVIDIA driver.
+      if readelf -d "$bin" | grep -q 'NEEDED.*libcuda'; then
+        echo "prebuilds: $bin links libcuda (it must only dlopen it)" >&2
+        exit 1
+      fi
+      ;;
+    arm64)
+      command -v aarch64-linux-gnu-g++ > /dev/null ||
+        { echo "prebuilds: aarch64-linux-gnu-g++ not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 1; }
+      "${prebuildify[@]}" --arch arm64 --strip-bin aarch64-linux-gnu-strip
+      bin=prebuilds/linux-arm64/gpt-oss-node.glibc.node
+      ;;
+    *) echo "prebuilds: unknown target '$t' (x64 or arm64)" >&2; exit 1 ;;
+  esac
+  echo "prebuilds: $bin $(stat -c %s "$bin") bytes ($(file -b "$bin" | cut -d, -f1,2)), $(($(date +%s) - start)) s"
+done
