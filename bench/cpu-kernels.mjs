@@ -6,7 +6,8 @@
 //   node bench/cpu-kernels.mjs [--isa scalar|avx2|avx512] [--threads N] [--quick]
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { measure } from 'mitata';
+// One harness for every kernel benchmark: lib/bench.ts's measure (benchmark.js), as `gpt-oss bench` uses.
+import { measure } from '../dist/bench.js';
 
 const require = createRequire(import.meta.url);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -47,8 +48,7 @@ function randomBf16(n) {
 const copiesFor = (bytes) => Math.max(2, Math.ceil(LLC / bytes));
 
 async function time(fn) {
-  const stats = await measure(fn, { min_cpu_time: (quick ? 0.3 : 1) * 1e9, min_samples: 5 });
-  return stats.avg / 1e9; // seconds per call
+  return measure(fn, { quick }).seconds; // benchmark.js mean, seconds per call
 }
 
 const results = [];

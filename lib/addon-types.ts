@@ -88,6 +88,32 @@ export interface NativeSessionConstructor {
   new (model: NativeModel, maxContext: number): NativeSession;
 }
 
+/** One sequence's share of a NativeBatch step (options already resolved: sampling.ts). */
+export interface NativeBatchItem {
+  seq: number;
+  tokens: Int32Array;
+  sample: { options: NativeSampleParams; uniform: number } | null;
+}
+
+/** model/batch.h: sequences over a paged KV cache, advanced together one batched forward a step. */
+export interface NativeBatch {
+  readonly blockSize: number;
+  readonly totalBlocks: number;
+  readonly openSequences: number;
+  freeBlocks(): number;
+  /** null when the pool or maxSequences cannot take it now; RangeError when it could never fit. */
+  open(maxTokens: number): number | null;
+  close(seq: number): void;
+  /** Tokens the sequence holds. */
+  length(seq: number): number;
+  step(items: NativeBatchItem[]): Promise<Int32Array>;
+  dispose(): void;
+}
+
+export interface NativeBatchConstructor {
+  new (model: NativeModel, options: { maxSequences: number; kvBlocks: number; blockSize: number }): NativeBatch;
+}
+
 export interface HipBuildInfo {
   /** The HIP plugin (gpt_oss_hip.so) was built with this addon. */
   built: boolean;
@@ -108,6 +134,7 @@ export interface Addon {
   Tensor: NativeTensorConstructor;
   NativeModel: NativeModelConstructor;
   NativeSession: NativeSessionConstructor;
+  NativeBatch: NativeBatchConstructor;
   cudaUnavailableReason(): string;
   cudaDeviceCount(): number;
   /** The classes native checkpoint/config errors are constructed as (called once, by lib/native.ts). */

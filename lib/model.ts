@@ -5,6 +5,7 @@ import { openCheckpoint } from './loader/index.js';
 import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
+import { NativeBatchBackend, type BatchBackendOptions } from './engine/native-backend.js';
 import { Engine, type EngineOptions } from './engine/scheduler.js';
 import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
 import { DeviceUnavailableError } from './errors.js';
@@ -129,6 +130,18 @@ export class GptOssModel {
     if (typeof maxContext !== 'number' || !Number.isSafeInteger(maxContext) || maxContext < 1)
       throw new RangeError(`createSession: options.maxContext must be an integer >= 1, got ${String(maxContext)}`);
     return new Session(new native.NativeSession(this.#get('createSession'), maxContext), this.config.vocabSize);
+  }
+
+  /**
+   * The batched step over a paged KV cache (lib/engine/backend.ts's StepBackend): many sequences,
+   * one forward pass a step. CPU models only for now; on a CUDA model it throws (never a silent
+   * fallback).
+   */
+  createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
+    const nativeModel = this.#get('createBatchBackend');
+    if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
+    const { kvBlocks, blockSize = 16, maxSequences = 64 } = options;
+    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences }));
   }
 
   /** generate(this, input, options): see lib/generate.ts. */

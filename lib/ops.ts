@@ -37,6 +37,9 @@ export interface KernelOps {
   kvStore(k: Tensor, v: Tensor, positions: Tensor, kCache: Tensor, vCache: Tensor): void;
   attention(q: Tensor, kCache: Tensor, vCache: Tensor, sinks: Tensor, positions: Tensor, slidingWindow: number,
     softmaxScale: number, out: Tensor): void;
+  /** attention() over a pool of blocks: query i reads sequence seqOfToken[i]'s keys through blockTables[seq]. */
+  pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, sinks: Tensor, positions: Tensor, seqOfToken: Tensor,
+    blockTables: Tensor, blockSize: number, slidingWindow: number, softmaxScale: number, out: Tensor): void;
   router(x: Tensor, weight: Tensor, bias: Tensor, k: number, expertIdx: Tensor, expertWeight: Tensor): void;
   moe(x: Tensor, expertIdx: Tensor, expertWeight: Tensor, weights: MoeWeights, swiglu: SwigluParams | undefined,
     out: Tensor): void;
@@ -58,6 +61,9 @@ function wrap(opTable: () => any): KernelOps {
     kvStore: (k, v, positions, kCache, vCache) => n().kvStore(h(k), h(v), h(positions), h(kCache), h(vCache)),
     attention: (q, kCache, vCache, sinks, positions, slidingWindow, softmaxScale, out) =>
       n().attention(h(q), h(kCache), h(vCache), h(sinks), h(positions), slidingWindow, softmaxScale, h(out)),
+    pagedAttention: (q, kCache, vCache, sinks, positions, seqOfToken, blockTables, blockSize, slidingWindow, softmaxScale, out) =>
+      n().pagedAttention(h(q), h(kCache), h(vCache), h(sinks), h(positions), h(seqOfToken), h(blockTables), blockSize,
+        slidingWindow, softmaxScale, h(out)),
     router: (x, weight, bias, k, expertIdx, expertWeight) =>
       n().router(h(x), h(weight), h(bias), k, h(expertIdx), h(expertWeight)),
     moe: (x, expertIdx, expertWeight, w, swiglu, out) =>

@@ -83,14 +83,48 @@ static inline int64_t first_visible(int64_t pos, int sliding_window) {
   return sliding_window > 0 ? std::max<int64_t>(0, pos - sliding_window + 1) : 0;
 }
 
+namespace {
+// Where query i's keys are: logical position p of its sequence is cache row
+// table(i)[p / block_size] * block_size + p % block_size. A session's contiguous cache is the case
+// of one block as long as the cache, so both paths run the same code below.
+struct KvBlocks {
+  const int32_t* tables;     // [seqs, stride]
+  int64_t stride;            // blocks a table row holds
+  const int32_t* seq_of;     // [n], or null: every query is sequence 0
+  int64_t block_size;
+  const int32_t* table(int64_t i) const { return tables + (seq_of ? seq_of[i] : 0) * stride; }
+  int64_t row(const int32_t* t, int64_t p) const { return int64_t(t[p / block_size]) * block_size + p % block_size; }
+};
+
+// Reads host memory: the CPU's value checks of the block tables (every block a query can see exists in the pool).
+void check_blocks(const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int64_t block_size,
+                  int64_t pool_rows) {
+  const int64_t seqs = block_tables.dim(0), stride = block_tables.dim(1), pool_blocks = pool_rows / block_size;
+  for (int64_t i = 0; i < positions.numel(); ++i) {
+    const int32_t s = seq_of_token.ptr<int32_t>()[i], p = positions.ptr<int32_t>()[i];
+    if (s < 0 || s >= seqs)
+      throw range_error("pagedAttention: seqOfToken[" + std::to_string(i) + "] = " + std::to_string(s) + " is not a row of blockTables (" +
+                        std::to_string(seqs) + " rows)");
+    if (p < 0 || p / block_size >= stride)
+      throw range_error("pagedAttention: position " + std::to_string(p) + " at index " + std::to_string(i) + " lies past the " +
+                        std::to_string(stride) + " blocks of its table");
+    for (int64_t b = 0; b <= p / block_size; ++b) {
+      const int32_t id = block_tables.ptr<int32_t>()[s * stride + b];
+      if (id < 0 || id >= pool_blocks)
+        throw range_error("pagedAttention: blockTables[" + std::to_string(s) + "][" + std::to_string(b) + "] = " + std::to_string(id) +
+                          " is not a block of the pool (" + std::to_string(pool_blocks) + " blocks)");
+    }
+  }
+}
+
 // Work item = (query token, tile of <= 8 query heads per kv head, chunk of visible keys), covering
 // every kv head: the 16-key steps walk whole cache rows ([kvHeads, D] contiguous) so reads stream,
 // and a tile's heads share every K/V row load (attention_chunk). Decode has one token, so the keys
 // are split into chunks until every thread has several items (split-K); each (item, kv head)
-// leaves (m, l, o) and a merge folds the chunks and the sink together.
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
-               const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
-  check_attention(q, k_cache, v_cache, sinks, positions, sliding_window, out);
+// leaves (m, l, o) and a merge folds the chunks and the sink together. A step never crosses a
+// block boundary (its rows are contiguous only within a block).
+void attention_blocks(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                      const Tensor& positions, const KvBlocks& kvb, int sliding_window, float softmax_scale, Tensor& out) {
   const int64_t n = q.dim(0), hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2), group = hq / hkv;
   if (n == 0 || d == 0) return;
   const int64_t tiles = (group + 7) / 8, dp = (d + 7) / 8 * 8;
@@ -116,6 +150,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
     float* qt = qt_buf.ptr<float>();
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t chunk = w % chunks, tile = (w / chunks) % tiles, i = w / (chunks * tiles);
+      const int32_t* table = kvb.table(i);
       const int64_t lo = first_visible(pos[i], sliding_window), len = pos[i] - lo + 1;
       const int64_t per = (len + chunks - 1) / chunks;
       const int64_t c0 = std::min(len, chunk * per), c1 = std::min(len, c0 + per);
@@ -129,12 +164,13 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
         for (int64_t c = 0; c < d; ++c)
           for (int64_t g = 0; g < 8; ++g) qtk[8 * c + g] = g < nh ? qh[g * d + c] * softmax_scale : 0.f;
       }
-      for (int64_t j = c0; j < c1; j += kStep) {
-        const int64_t nk = std::min(kStep, c1 - j);
-        const int64_t row0 = (lo + j) * ld;
+      for (int64_t j = c0; j < c1;) {
+        const int64_t p = lo + j, in_block = kvb.block_size - p % kvb.block_size;
+        const int64_t nk = std::min(std::min(kStep, c1 - j), in_block);
+        const int64_t row0 = kvb.row(table, p) * ld;
         // The step after next, K and V rows (contiguous): the kv-head sweeps read each row in
         // d-sized pieces, an order the hardware prefetchers follow poorly.
-        if (j + 3 * kStep <= c1)
+        if (j + 3 * kStep <= c1 && in_block >= 3 * kStep)
           for (int64_t b = 0; b < kStep * ld; b += 16) {
             __builtin_prefetch(kc + row0 + 2 * kStep * ld + b, 0, 3);
             __builtin_prefetch(vc + row0 + 2 * kStep * ld + b, 0, 3);
@@ -144,6 +180,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
           kern.attention_chunk(qt + kvh * d * 8, d, kc + row0 + kvh * d, vc + row0 + kvh * d, ld, nk, sl, sl + 8,
                                sl + 16);
         }
+        j += nk;
       }
     }
   });
@@ -171,15 +208,42 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
   });
 }
 
+const int32_t kOneBlock[1] = {0};
+}  // namespace
+
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+               const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
+  check_attention(q, k_cache, v_cache, sinks, positions, sliding_window, out);
+  const KvBlocks contiguous{kOneBlock, 1, nullptr, std::max<int64_t>(1, k_cache.dim(0))};
+  attention_blocks(q, k_cache, v_cache, sinks, positions, contiguous, sliding_window, softmax_scale, out);
+}
+
+static void check_paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                                  const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables,
+                                  int block_size, int sliding_window, const Tensor& out) {
+  checks::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, sliding_window,
+                          out, kCpuDevice, {DType::F32});
+  check_blocks(positions, seq_of_token, block_tables, block_size, k_cache.dim(0));
+}
+
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                     const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
+                     int sliding_window, float softmax_scale, Tensor& out) {
+  check_paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, sliding_window, out);
+  const KvBlocks paged{block_tables.ptr<int32_t>(), block_tables.dim(1), seq_of_token.ptr<int32_t>(), block_size};
+  attention_blocks(q, k_cache, v_cache, sinks, positions, paged, sliding_window, softmax_scale, out);
+}
+
 namespace ref {
 void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache, Tensor& v_cache) {
   check_kv_store(k, v, positions, k_cache, v_cache);
   kv_store_impl(k, v, positions, k_cache, v_cache);
 }
 
-void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
-               const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
-  check_attention(q, k_cache, v_cache, sinks, positions, sliding_window, out);
+// The reference reads row(i, j) for query i's key at logical position j.
+template <typename Row>
+static void attention_ref(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                          const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out, Row row) {
   const int64_t n = q.dim(0), hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2), group = hq / hkv;
   for (int64_t i = 0; i < n; ++i)
     for (int64_t h = 0; h < hq; ++h) {
@@ -190,7 +254,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
       double m = param_at(sinks, h);
       for (int64_t j = lo; j <= pos; ++j) {
         double acc = 0;
-        for (int64_t c = 0; c < d; ++c) acc += double(qv[c]) * k_cache.ptr<float>()[(j * hkv + kvh) * d + c];
+        for (int64_t c = 0; c < d; ++c) acc += double(qv[c]) * k_cache.ptr<float>()[(row(i, j) * hkv + kvh) * d + c];
         s.push_back(acc * softmax_scale);
         m = std::max(m, s.back());
       }
@@ -198,10 +262,29 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
       for (double& x : s) denom += (x = std::exp(x - m));
       for (int64_t c = 0; c < d; ++c) {
         double acc = 0;
-        for (int64_t j = lo; j <= pos; ++j) acc += s[j - lo] * v_cache.ptr<float>()[(j * hkv + kvh) * d + c];
+        for (int64_t j = lo; j <= pos; ++j) acc += s[j - lo] * v_cache.ptr<float>()[(row(i, j) * hkv + kvh) * d + c];
         out.ptr<float>()[(i * hq + h) * d + c] = float(acc / denom);
       }
     }
+}
+
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+               const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) {
+  check_attention(q, k_cache, v_cache, sinks, positions, sliding_window, out);
+  attention_ref(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out,
+                [](int64_t, int64_t j) { return j; });
+}
+
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                     const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
+                     int sliding_window, float softmax_scale, Tensor& out) {
+  check_paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, sliding_window, out);
+  const int32_t* tables = block_tables.ptr<int32_t>();
+  const int32_t* seq_of = seq_of_token.ptr<int32_t>();
+  const int64_t stride = block_tables.dim(1);
+  attention_ref(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out, [&](int64_t i, int64_t j) {
+    return int64_t(tables[seq_of[i] * stride + j / block_size]) * block_size + j % block_size;
+  });
 }
 }  // namespace ref
 

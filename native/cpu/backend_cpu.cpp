@@ -77,6 +77,13 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor&
   cpu::ProfileScope ps("attention", q.dim(0) == 1 ? "n=1" : "n>1");
   cpu::attention(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
 }
+void CpuBackend::paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                                 const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables,
+                                 int block_size, int sliding_window, float softmax_scale, Tensor& out) {
+  cpu::ProfileScope ps("attention", q.dim(0) == 1 ? "paged n=1" : "paged n>1");
+  cpu::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, sliding_window,
+                       softmax_scale, out);
+}
 void CpuBackend::router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
                         Tensor& expert_weight) {
   cpu::ProfileScope ps("router");

@@ -26,6 +26,10 @@ class CpuBackend : public Backend {
                 Tensor& v_cache) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                  const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) override;
+  bool paged_kv() const override { return true; }
+  void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                       const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
+                       int sliding_window, float softmax_scale, Tensor& out) override;
   void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
               Tensor& expert_weight) override;
   void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,

@@ -19,6 +19,9 @@ namespace gptoss::cpu {
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache, Tensor& v_cache); \
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,          \
                  const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out);              \
+  void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,    \
+                       const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables,       \
+                       int block_size, int sliding_window, float softmax_scale, Tensor& out);                 \
   void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,           \
               Tensor& expert_weight);                                                                         \
   void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,       \

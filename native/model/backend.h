@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "../core/error.h"
 #include "../core/tensor.h"
 
 namespace gptoss {
@@ -137,6 +138,30 @@ class Backend {
     rope(k, positions, inv_freq, scale);
     kv_store(k, v, positions, k_cache, v_cache);
   }
+
+  // ---- paged KV cache (model/kv_cache.h): a pool of blocks shared by many sequences ----
+  // A pool cache is [blocks * block_size, kvHeads, D]; a sequence's logical position p lives in cache row
+  // block_tables[seq][p / block_size] * block_size + p % block_size (its "slot").
+  // Whether paged_attention (and so the batched step) runs on this backend.
+  virtual bool paged_kv() const { return false; }
+  // As rope_kv_store(), but the rotated k and v go to cache rows `slots` (i32 [n]) while RoPE reads
+  // `positions`: the write of a token into its sequence's block.
+  virtual void rope_kv_store_slots(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& slots,
+                                   const Tensor& inv_freq, float scale, Tensor& k_cache, Tensor& v_cache) {
+    rope(q, positions, inv_freq, scale);
+    rope(k, positions, inv_freq, scale);
+    kv_store(k, v, slots, k_cache, v_cache);
+  }
+  // attention() over a pool: query i belongs to sequence seq_of_token[i] (a row of block_tables,
+  // i32 [seqs, maxBlocks]) and sees that sequence's keys at logical positions as attention() does.
+  virtual void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                               const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables,
+                               int block_size, int sliding_window, float softmax_scale, Tensor& out) {
+    throw runtime_error("pagedAttention: the paged KV cache is not implemented on " + describe());
+  }
+  // out[i] = x[rows[i]] (x f32 [n, C], rows i32 [r] on this device, out f32 [r, C]). Default: through
+  // the host (the CPU's copies are memcpy; a device backend overrides it).
+  virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out);
 
   // MXFP4 [..., R, C] -> f32 or bf16 [..., R, C] (tests, tools; the model never calls it).
   virtual void mxfp4_dequantize(const Tensor& packed, Tensor& out) = 0;

@@ -293,35 +293,41 @@ void Session::truncate(int length) {
   have_logits_ = false;
 }
 
-Session::Scratch& Session::scratch(int n, int logits_rows) {
-  Scratch& s = scratch_;
-  if (s.n == n && s.logits_rows == logits_rows) return s;
-  const ModelConfig& c = model_->config();
-  Backend& be = model_->backend();
-  be.forget_steps(this);  // captured steps refer to the old buffers
+bool Activations::resize(Backend& be, const ModelConfig& c, int n_, int logits_rows_, bool gathered_) {
+  if (n == n_ && logits_rows == logits_rows_ && gathered == gathered_) return false;
   const int64_t H = c.hidden_size, qw = int64_t(c.num_heads) * c.head_dim, kvw = int64_t(c.num_kv_heads) * c.head_dim;
-  s.n = n;
-  s.logits_rows = logits_rows;
-  s.tokens = be.empty(DType::I32, {n});
-  s.positions = be.empty(DType::I32, {n});
-  s.x = be.empty(DType::F32, {n, H});
-  s.xn = be.empty(DType::F32, {n, H});
-  s.q = be.empty(DType::F32, {n, qw});
-  s.k = be.empty(DType::F32, {n, kvw});
-  s.v = be.empty(DType::F32, {n, kvw});
-  s.attn = be.empty(DType::F32, {n, qw});
-  s.block_out = be.empty(DType::F32, {n, H});
-  s.expert_idx = be.empty(DType::I32, {n, c.experts_per_token});
-  s.expert_weight = be.empty(DType::F32, {n, c.experts_per_token});
-  s.final_norm = be.empty(DType::F32, {std::max(logits_rows, 1), H});
-  s.logits = be.empty(DType::F32, {std::max(logits_rows, 1), c.vocab_size});
-  return s;
+  const int64_t rows = std::max(logits_rows_, 1);
+  n = n_;
+  logits_rows = logits_rows_;
+  gathered = gathered_;
+  tokens = be.empty(DType::I32, {n});
+  positions = be.empty(DType::I32, {n});
+  x = be.empty(DType::F32, {n, H});
+  xn = be.empty(DType::F32, {n, H});
+  q = be.empty(DType::F32, {n, qw});
+  k = be.empty(DType::F32, {n, kvw});
+  v = be.empty(DType::F32, {n, kvw});
+  attn = be.empty(DType::F32, {n, qw});
+  block_out = be.empty(DType::F32, {n, H});
+  expert_idx = be.empty(DType::I32, {n, c.experts_per_token});
+  expert_weight = be.empty(DType::F32, {n, c.experts_per_token});
+  logit_index = gathered ? be.empty(DType::I32, {rows}) : Tensor();
+  picked = gathered ? be.empty(DType::F32, {rows, H}) : Tensor();
+  final_norm = be.empty(DType::F32, {rows, H});
+  logits = be.empty(DType::F32, {rows, c.vocab_size});
+  return true;
+}
+
+Activations& Session::scratch(int n, int logits_rows) {
+  // Captured steps refer to the old buffers.
+  if (scratch_.resize(model_->backend(), model_->config(), n, logits_rows, false)) model_->backend().forget_steps(this);
+  return scratch_;
 }
 
 // Checks the tokens, copies them in and queues the pass; the logits stay on the device. The caller
 // holds the run mutex and advances length_ only once the results are back (a failed pass, even one
 // reported late by an asynchronous device, leaves the session as it was).
-Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
+Activations& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
   const ModelConfig& c = model_->config();
   if (n < 1) throw range_error("forward: at least one token is needed");
   if (int64_t(length_) + n > max_context_)
@@ -334,7 +340,7 @@ Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows
 
   Backend& be = model_->backend();
   have_logits_ = false;
-  Scratch& s = scratch(n, logits_rows);
+  Activations& s = scratch(n, logits_rows);
   std::vector<int32_t> positions(n);
   for (int i = 0; i < n; ++i) positions[i] = length_ + i;
   if (tokens) be.copy_from_host(s.tokens, tokens, sizeof(int32_t) * n);
@@ -342,7 +348,8 @@ Session::Scratch& Session::enqueue(const int32_t* tokens, int n, int logits_rows
 
   // A fixed-shape step (decode: n = 1) is captured once and replayed by backends that can.
   const uint64_t shape_key = (uint64_t(n) << 32) | uint64_t(logits_rows);
-  be.run_step(shape_key, this, [&] { run_layers(s, logits_rows); });
+  KvView kv{&k_cache_, &v_cache_};
+  be.run_step(shape_key, this, [&] { model_->forward(s, kv); });
   return s;
 }
 
@@ -350,7 +357,7 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   Backend& be = model_->backend();
   const int logits_rows = mode == LogitsMode::All ? n : 1;
-  Scratch& s = enqueue(tokens, n, logits_rows);
+  Activations& s = enqueue(tokens, n, logits_rows);
   size_t count = 0;
   if (mode == LogitsMode::None) {
     be.synchronize();  // the pass is done (and its errors known) when forward returns
@@ -365,7 +372,7 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
 
 int32_t Session::step(int32_t token, const SampleParams& params, float uniform) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
-  Scratch& s = enqueue(&token, 1, 1);
+  Activations& s = enqueue(&token, 1, 1);
   // Only the sampled id crosses to the host: one round trip per decoded token.
   int32_t next = checks::sampled_token(model_->backend().sample(s.logits, params, uniform), "step");
   length_ += 1;
@@ -387,7 +394,7 @@ std::vector<int32_t> Session::step_many(int32_t token, int count, const SamplePa
   // Step i: token i goes in (from the host for i = 0, else from the previous draw, on the device), its
   // draw goes to s.tokens, where step i + 1 reads it, and a copy of it to the host.
   auto queue_step = [&](int i) {
-    Scratch& s = enqueue(i == 0 ? &token : nullptr, 1, 1);
+    Activations& s = enqueue(i == 0 ? &token : nullptr, 1, 1);
     be.sample_into(s.logits, params, uniforms[i], s.tokens);
     return be.queue_token_read(s.tokens);
   };
@@ -425,10 +432,13 @@ std::vector<int32_t> Session::step_many(int32_t token, int count, const SamplePa
   return out;
 }
 
-void Session::run_layers(Scratch& s, int logits_rows) {
-  const ModelConfig& c = model_->config();
-  const Weights& w = model_->weights();
-  Backend& be = model_->backend();
+// ---------------------------------------------------------------------------------------------
+// The forward pass (one sequence in a session, or many in a batch: the same code).
+// ---------------------------------------------------------------------------------------------
+void Model::forward(Activations& s, const KvView& kv) {
+  const ModelConfig& c = config_;
+  const Weights& w = weights_;
+  Backend& be = *backend_;
   const int n = s.n;
   const int64_t D = c.head_dim;
   Tensor q3 = s.q.reshaped({n, c.num_heads, D});
@@ -443,6 +453,9 @@ void Session::run_layers(Scratch& s, int logits_rows) {
   be.embedding(s.tokens, w.embedding, s.x);
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = w.layers[l];
+    Tensor& k_cache = (*kv.k)[l];
+    Tensor& v_cache = (*kv.v)[l];
+    const int window = L.sliding ? c.sliding_window : 0;
     // Attention block: x += o_proj(attention(rope(q), rope(k), v, sinks)), on xn = norm(x); from
     // layer 1 on, the previous MoE block's x += block_out comes first
     if (l == 0) {
@@ -452,19 +465,35 @@ void Session::run_layers(Scratch& s, int logits_rows) {
       be.add_rmsnorm_qkv(s.x, s.block_out, L.attn.norm, c.rms_norm_eps, s.xn, L.attn.q, L.attn.q_bias, L.attn.k,
                          L.attn.k_bias, L.attn.v, L.attn.v_bias, s.q, s.k, s.v);
     }
-    be.rope_kv_store(q3, k3, v3, s.positions, model_->rope_inv_freq(), model_->rope_scale(), k_cache_[l], v_cache_[l]);
-    be.attention(q3, k_cache_[l], v_cache_[l], L.attn.sinks, s.positions, L.sliding ? c.sliding_window : 0, softmax_scale,
-                 attn3);
+    // Each token's keys and values go to its row of the cache, and each query reads its own
+    // sequence's rows: in a batch every sequence attends only to itself.
+    if (kv.paged()) {
+      be.rope_kv_store_slots(q3, k3, v3, s.positions, *kv.slots, rope_inv_freq_, rope_scale_, k_cache, v_cache);
+      be.paged_attention(q3, k_cache, v_cache, L.attn.sinks, s.positions, *kv.seq_of_token, *kv.block_tables,
+                         kv.block_size, window, softmax_scale, attn3);
+    } else {
+      be.rope_kv_store(q3, k3, v3, s.positions, rope_inv_freq_, rope_scale_, k_cache, v_cache);
+      be.attention(q3, k_cache, v_cache, L.attn.sinks, s.positions, window, softmax_scale, attn3);
+    }
     be.linear(s.attn, L.attn.o, &L.attn.o_bias, s.block_out);
     // MoE block: x += sum_k w_k * expert_k(xn), experts chosen by the router's top-k (the router
-    // runs fused with the residual add and the norm before it)
+    // runs fused with the residual add and the norm before it). Over a batch the experts run
+    // grouped: each routed expert's weights are read once for all the tokens that chose it.
     be.add_rmsnorm_router(s.x, s.block_out, L.mlp.norm, c.rms_norm_eps, s.xn, L.mlp.router, L.mlp.router_bias,
                           c.experts_per_token, s.expert_idx, s.expert_weight);
     be.moe(s.xn, s.expert_idx, s.expert_weight, L.mlp.experts, swiglu, s.block_out);
   }
   be.add(s.x, s.block_out);
-  // Final norm and the (untied) LM head, on every row or only the last.
-  Tensor rows = logits_rows == n ? s.x : s.x.rows(n - 1, 1);
+  // Final norm and the (untied) LM head, on the rows that need logits only: every row, the last,
+  // or (a batch) the last row of each sequence that samples.
+  if (s.logits_rows == 0) return;
+  Tensor rows;
+  if (s.gathered) {
+    be.gather_rows(s.x, s.logit_index, s.picked);
+    rows = s.picked;
+  } else {
+    rows = s.logits_rows == n ? s.x : s.x.rows(n - s.logits_rows, s.logits_rows);
+  }
   be.rmsnorm(rows, w.norm, c.rms_norm_eps, s.final_norm);
   be.linear(s.final_norm, w.lm_head, nullptr, s.logits);
 }

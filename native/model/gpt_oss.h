@@ -71,6 +71,38 @@ void check_config(const ModelConfig& c);
 
 using LoadProgress = std::function<void(uint64_t bytes_done, uint64_t bytes_total)>;
 
+// One forward pass's buffers on the device, for n tokens. Logits come either for the last
+// `logits_rows` rows (a session: all of them, or the last one) or, when gathered, for the rows listed
+// in logit_index (a batch: the last token of each sequence that samples).
+struct Activations {
+  int n = 0;
+  int logits_rows = 0;
+  bool gathered = false;
+  Tensor tokens, positions;               // i32 [n]; positions are logical (RoPE, the causal mask)
+  Tensor x, xn;                           // f32 [n, H] residual stream, normed
+  Tensor q, k, v, attn;                   // f32 [n, Hq*D], [n, Hkv*D], [n, Hkv*D], [n, Hq*D]
+  Tensor block_out;                       // f32 [n, H]
+  Tensor expert_idx, expert_weight;       // i32/f32 [n, k]
+  Tensor logit_index, picked;             // gathered only: i32 [rows], f32 [rows, H]
+  Tensor final_norm, logits;              // f32 [rows, H], [rows, V]
+  // Sizes the buffers; returns false when they already had this shape (nothing reallocated).
+  bool resize(Backend& be, const ModelConfig& c, int n, int logits_rows, bool gathered);
+};
+
+// The KV cache a pass reads and writes: a session's contiguous cache (a token's row is its position)
+// or the blocks of a pool (model/kv_cache.h; its row is its slot, found through its sequence's block
+// table).
+struct KvView {
+  std::vector<Tensor>* k = nullptr;       // per layer: [rows, Hkv, D]
+  std::vector<Tensor>* v = nullptr;
+  // Paged only (null for a contiguous cache), on the device:
+  const Tensor* slots = nullptr;          // i32 [n]: the cache row each token's k/v go to
+  const Tensor* seq_of_token = nullptr;   // i32 [n]: the row of block_tables each token reads through
+  const Tensor* block_tables = nullptr;   // i32 [seqs, maxBlocks]
+  int block_size = 0;
+  bool paged() const { return slots != nullptr; }
+};
+
 class Model {
  public:
   // Maps the files, binds every tensor the config implies (checking dtype and shape; errors name the
@@ -96,6 +128,10 @@ class Model {
   // YaRN inverse frequencies [head_dim/2] (on the device) and the cos/sin concentration factor.
   const Tensor& rope_inv_freq() const { return rope_inv_freq_; }
   float rope_scale() const { return rope_scale_; }
+
+  // The forward pass over a.tokens at a.positions: every layer, K/V through kv, then the logits the
+  // activations ask for. Queued on the backend (the caller synchronizes or reads results back).
+  void forward(Activations& a, const KvView& kv);
 
  private:
   void init_rope();  // rope_inv_freq_ and rope_scale_ from config_, on the backend's device
@@ -142,25 +178,14 @@ class Session {
   const Model& model() const { return *model_; }
 
  private:
-  struct Scratch {
-    int n = 0;
-    int logits_rows = 0;
-    Tensor tokens, positions;               // i32 [n]
-    Tensor x, xn;                           // f32 [n, H] residual stream, normed
-    Tensor q, k, v, attn;                   // f32 [n, Hq*D], [n, Hkv*D], [n, Hkv*D], [n, Hq*D]
-    Tensor block_out;                       // f32 [n, H]
-    Tensor expert_idx, expert_weight;       // i32/f32 [n, k]
-    Tensor final_norm, logits;              // f32 [rows, H], [rows, V]
-  };
-  Scratch& scratch(int n, int logits_rows);
-  Scratch& enqueue(const int32_t* tokens, int n, int logits_rows);  // tokens null: s.tokens holds them
-  void run_layers(Scratch& s, int logits_rows);
+  Activations& scratch(int n, int logits_rows);
+  Activations& enqueue(const int32_t* tokens, int n, int logits_rows);  // tokens null: s.tokens holds them
 
   std::shared_ptr<Model> model_;
   int max_context_;
   int length_ = 0;
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [max_context, Hkv, D]
-  Scratch scratch_;
+  Activations scratch_;
   bool have_logits_ = false;
 };
 

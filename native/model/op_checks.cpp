@@ -166,6 +166,34 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
   expect_shape(out, q.shape, "attention: out");
 }
 
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                     const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
+                     int sliding_window, const Tensor& out, const Device& device,
+                     std::initializer_list<DType> cache_dtypes) {
+  attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device, cache_dtypes);
+  on_device(seq_of_token, device, "pagedAttention: seqOfToken");
+  on_device(block_tables, device, "pagedAttention: blockTables");
+  expect_dtype(seq_of_token, DType::I32, "pagedAttention: seqOfToken");
+  expect_shape(seq_of_token, {q.dim(0)}, "pagedAttention: seqOfToken");
+  expect_dtype(block_tables, DType::I32, "pagedAttention: blockTables");
+  expect_ndim(block_tables, 2, "pagedAttention: blockTables");
+  if (block_size < 1 || k_cache.dim(0) % block_size != 0)
+    throw range_error("pagedAttention: blockSize " + std::to_string(block_size) + " must be >= 1 and divide the pool's " +
+                      std::to_string(k_cache.dim(0)) + " rows");
+}
+
+void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out, const Device& device) {
+  on_device(x, device, "gatherRows: x");
+  on_device(rows, device, "gatherRows: rows");
+  on_device(out, device, "gatherRows: out");
+  expect_dtype(x, DType::F32, "gatherRows: x");
+  expect_ndim(x, 2, "gatherRows: x");
+  expect_dtype(rows, DType::I32, "gatherRows: rows");
+  expect_ndim(rows, 1, "gatherRows: rows");
+  expect_dtype(out, DType::F32, "gatherRows: out");
+  expect_shape(out, {rows.dim(0), x.dim(1)}, "gatherRows: out");
+}
+
 void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
             const Tensor& expert_weight, const Device& device, int max_k) {
   on_device(x, device, "router: x");

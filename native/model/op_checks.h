@@ -34,6 +34,13 @@ void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const T
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                const Tensor& positions, int sliding_window, const Tensor& out, const Device& device,
                std::initializer_list<DType> cache_dtypes);
+// attention()'s checks, and the block tables: seq_of_token i32 [n], block_tables i32 [seqs, maxBlocks],
+// block_size >= 1 dividing the pool's rows.
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                     const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
+                     int sliding_window, const Tensor& out, const Device& device,
+                     std::initializer_list<DType> cache_dtypes);
+void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out, const Device& device);
 // max_k: the backend's own bound on k, if any (k must be in [1, min(experts, max_k)]).
 void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
             const Tensor& expert_weight, const Device& device, int max_k = INT_MAX);

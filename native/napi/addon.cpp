@@ -14,6 +14,7 @@ static Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_tensor(env, exports);
   register_ops(env, exports);
   register_model(env, exports);
+  register_batch(env, exports);
   exports.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   // setErrorClasses({ CheckpointError, ConfigError }): the classes native errors of those kinds are
   // constructed as (better-sqlite3 hands its SqliteError over the same way).

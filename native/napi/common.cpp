@@ -129,4 +129,34 @@ Napi::Array shape_to_js(Napi::Env env, const Shape& s) {
   return a;
 }
 
+int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (d != std::floor(d) || d < double(lo) || d > double(hi))
+    throw range_error(what + "." + key + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return int(d);
+}
+
+double get_num_field(Napi::Object o, const char* key, const std::string& what) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) throw range_error(what + "." + key + " must be finite");
+  return d;
+}
+
+SampleParams sample_params_arg(Napi::Object o, const char* fn) {
+  const std::string w = std::string(fn) + " params";
+  SampleParams p;
+  p.temperature = float(get_num_field(o, "temperature", w));
+  p.top_k = get_int_field(o, "topK", w, 0, 1 << 30);
+  p.top_p = float(get_num_field(o, "topP", w));
+  p.min_p = float(get_num_field(o, "minP", w));
+  if (p.temperature < 0) throw range_error(std::string(fn) + ": temperature must be >= 0");
+  if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error(std::string(fn) + ": topP must be in (0, 1]");
+  if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error(std::string(fn) + ": minP must be in [0, 1]");
+  return p;
+}
+
 }  // namespace gptoss::napi

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
+#include "model/backend.h"
 
 namespace gptoss::napi {
 
@@ -38,5 +39,10 @@ Shape to_shape(Napi::Env env, Napi::Value v, const std::string& what);
 Device parse_device(const std::string& s, const std::string& what);  // "cpu", "cuda", "cuda:N", "hip", "hip:N"
 DType parse_dtype(const std::string& s, const std::string& what);    // "f32", "bf16", "i32", "u8", "mxfp4"
 Napi::Array shape_to_js(Napi::Env env, const Shape& s);
+// Fields of an options object: `what` names the object in errors ("config.vocabSize must be a number").
+int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi);
+double get_num_field(Napi::Object o, const char* key, const std::string& what);
+// { temperature, topK, topP, minP } as the native sampler takes them, range-checked (fn names the call).
+SampleParams sample_params_arg(Napi::Object o, const char* fn);
 
 }  // namespace gptoss::napi

@@ -11,81 +11,12 @@
 #include "hip/hip_loader.h"
 #include "model/gpt_oss.h"
 #include "model/synthetic.h"
+#include "promise_worker.h"
 #include "tensor.h"
 
 namespace gptoss::napi {
 
 namespace {
-
-// Runs `work` off the main thread; `done` builds the resolved value on the main thread.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  using Work = std::function<void()>;
-  using Done = std::function<Napi::Value(Napi::Env)>;
-  PromiseWorker(Napi::Env env, const char* name, Work work, Done done)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    try {
-      work_();
-    } catch (const Error& e) {
-      error_ = std::make_unique<Error>(e);
-    } catch (const std::bad_alloc&) {
-      error_ = std::make_unique<Error>(runtime_error("gpt-oss-node: out of host memory"));
-    } catch (const std::exception& e) {
-      error_ = std::make_unique<Error>(runtime_error(std::string("gpt-oss-node: ") + e.what()));
-    }
-  }
-  // Replaces AsyncWorker's completion so that nothing can throw out of it: when the environment is
-  // being torn down (a worker_thread terminated mid-forward) creating handles or settling the
-  // promise fails, and an exception escaping here would abort the whole process.
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    if (status != napi_cancelled) {
-      try {
-        Napi::HandleScope scope(env);
-        if (!error_) {
-          try {
-            deferred_.Resolve(done_(env));
-          } catch (const Napi::Error& e) {
-            deferred_.Reject(e.Value());
-          } catch (const std::exception& e) {
-            deferred_.Reject(to_js_error(env, e).Value());
-          }
-        } else {
-          deferred_.Reject(to_js_error(env, *error_).Value());
-        }
-      } catch (...) {
-        // The environment is gone: nobody is waiting for this promise any more.
-      }
-    }
-    delete this;
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Work work_;
-  Done done_;
-  std::unique_ptr<Error> error_;  // set by Execute on failure
-};
-
-int get_int_field(Napi::Object o, const char* key, const std::string& what, int64_t lo, int64_t hi) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (d != std::floor(d) || d < double(lo) || d > double(hi))
-    throw range_error(what + "." + key + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-  return int(d);
-}
-
-double get_num_field(Napi::Object o, const char* key, const std::string& what) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw type_error(what + "." + key + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(d)) throw range_error(what + "." + key + " must be finite");
-  return d;
-}
 
 // The parsed config (lib/loader/config.ts ModelConfig, camelCase keys). Its errors are ConfigErrors
 // naming `source` and the config.json field (snake_case), as the TypeScript parser's are; that parser
@@ -330,13 +261,9 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
   // new NativeSession(model: NativeModel, maxContext: number)
   explicit SessionObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SessionObject>(info) {
     guarded(info.Env(), [&] {
-      Napi::Value m = info.Length() > 0 ? info[0] : info.Env().Undefined();
-      if (!m.IsObject() || !m.As<Napi::Object>().InstanceOf(addon_data(info.Env()).model_class.Value()))
-        throw type_error("new Session: argument 'model' must be a NativeModel");
-      ModelObject* mo = ModelObject::Unwrap(m.As<Napi::Object>());
-      if (!mo->model) throw runtime_error("new Session: the model was disposed");
+      std::shared_ptr<Model> model = model_arg(info, 0, "new Session", "model");
       int max_context = int(arg_int(info, 1, "new Session", "maxContext", 1, 1 << 30));
-      session = std::make_shared<Session>(mo->model, max_context);
+      session = std::make_shared<Session>(model, max_context);
     });
   }
 
@@ -386,17 +313,8 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     });
   }
 
-  // The sampling options object at argument index i (sample(), step(), stepMany()).
   static void sample_params(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p) {
-    Napi::Object o = arg_object(info, i, fn, "params");
-    const std::string w = std::string(fn) + " params";
-    p.temperature = float(get_num_field(o, "temperature", w));
-    p.top_k = get_int_field(o, "topK", w, 0, 1 << 30);
-    p.top_p = float(get_num_field(o, "topP", w));
-    p.min_p = float(get_num_field(o, "minP", w));
-    if (p.temperature < 0) throw range_error(std::string(fn) + ": temperature must be >= 0");
-    if (!(p.top_p > 0 && p.top_p <= 1)) throw range_error(std::string(fn) + ": topP must be in (0, 1]");
-    if (!(p.min_p >= 0 && p.min_p <= 1)) throw range_error(std::string(fn) + ": minP must be in [0, 1]");
+    p = sample_params_arg(arg_object(info, i, fn, "params"), fn);
   }
   // (params, uniform) at argument index i: sample() and step().
   static void sample_args(const Napi::CallbackInfo& info, size_t i, const char* fn, SampleParams& p, float& u) {
@@ -525,6 +443,15 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
 };
 
 }  // namespace
+
+std::shared_ptr<Model> model_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name) {
+  Napi::Value m = info.Length() > i ? info[i] : info.Env().Undefined();
+  if (!m.IsObject() || !m.As<Napi::Object>().InstanceOf(addon_data(info.Env()).model_class.Value()))
+    throw type_error(std::string(fn) + ": argument '" + name + "' must be a NativeModel");
+  ModelObject* mo = ModelObject::Unwrap(m.As<Napi::Object>());
+  if (!mo->model) throw runtime_error(std::string(fn) + ": the model was disposed");
+  return mo->model;
+}
 
 void register_model(Napi::Env env, Napi::Object exports) {
   Napi::Function model = ModelObject::define(env);

@@ -151,6 +151,32 @@ Napi::Value op_attention(const Napi::CallbackInfo& info, bool ref) {
   });
 }
 
+Napi::Value op_paged_attention(const Napi::CallbackInfo& info, bool ref) {
+  const char* fn = ref ? "ops.reference.pagedAttention" : "ops.pagedAttention";
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor& q = tensor_arg(info, 0, fn, "q");
+    Tensor& k_cache = tensor_arg(info, 1, fn, "kCache");
+    Tensor& v_cache = tensor_arg(info, 2, fn, "vCache");
+    Tensor& sinks = tensor_arg(info, 3, fn, "sinks");
+    Tensor& positions = tensor_arg(info, 4, fn, "positions");
+    Tensor& seq_of_token = tensor_arg(info, 5, fn, "seqOfToken");
+    Tensor& block_tables = tensor_arg(info, 6, fn, "blockTables");
+    int block_size = int(arg_int(info, 7, fn, "blockSize", 1, 1 << 16));
+    int window = int(arg_int(info, 8, fn, "slidingWindow", 0, 1 << 30));
+    float scale = float(arg_number(info, 9, fn, "softmaxScale"));
+    Tensor& out = tensor_arg(info, 10, fn, "out");
+    DeviceCheck dc{fn};
+    dc(q, "q"), dc(k_cache, "kCache"), dc(v_cache, "vCache"), dc(sinks, "sinks"), dc(positions, "positions"),
+        dc(seq_of_token, "seqOfToken"), dc(block_tables, "blockTables"), dc(out, "out");
+    if (ref)
+      cpu::ref::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, window, scale, out);
+    else
+      get_backend(dc.device)->paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size,
+                                              window, scale, out);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value op_router(const Napi::CallbackInfo& info, bool ref) {
   const char* fn = ref ? "ops.reference.router" : "ops.router";
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -292,6 +318,7 @@ void attach(Napi::Env env, Napi::Object o) {
   o.Set("rope", Napi::Function::New(env, bind<op_rope, Ref>, "rope"));
   o.Set("kvStore", Napi::Function::New(env, bind<op_kv_store, Ref>, "kvStore"));
   o.Set("attention", Napi::Function::New(env, bind<op_attention, Ref>, "attention"));
+  o.Set("pagedAttention", Napi::Function::New(env, bind<op_paged_attention, Ref>, "pagedAttention"));
   o.Set("router", Napi::Function::New(env, bind<op_router, Ref>, "router"));
   o.Set("moe", Napi::Function::New(env, bind<op_moe, Ref>, "moe"));
   o.Set("add", Napi::Function::New(env, bind<op_add, Ref>, "add"));

@@ -3,7 +3,13 @@
 #pragma once
 #include <napi.h>
 
+#include <memory>
+
 #include "core/tensor.h"
+
+namespace gptoss {
+class Model;
+}
 
 namespace gptoss::napi {
 
@@ -45,5 +51,9 @@ AddonData& addon_data(Napi::Env env);
 void register_tensor(Napi::Env env, Napi::Object exports);
 void register_ops(Napi::Env env, Napi::Object exports);
 void register_model(Napi::Env env, Napi::Object exports);
+void register_batch(Napi::Env env, Napi::Object exports);
+
+// The live model behind a NativeModel argument (model.cpp); TypeError naming fn/name otherwise.
+std::shared_ptr<Model> model_arg(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* name);
 
 }  // namespace gptoss::napi

@@ -1,0 +1,108 @@
+// NativeBatchBackend: the StepBackend contract (backend.ts) over the native batched step
+// (native/model/batch.h). One pool of KV blocks for the model (per device), a block table per
+// sequence; a step runs every item's tokens through one forward pass (dense projections as GEMMs over
+// all the step's tokens, the experts grouped over the union of the routed experts, attention per
+// sequence over its own blocks) on libuv's thread pool, then draws each sampling item's next id with
+// its own options and uniform. The sequence's state (its tokens, blocks, busy flag) lives in one
+// native object; this class only translates.
+import type { NativeBatch, NativeBatchItem } from '../addon-types.js';
+import { resolveSampleOptions } from '../sampling.js';
+import type { BatchItem, StepBackend } from './backend.js';
+
+export interface BatchBackendOptions {
+  /**
+   * KV blocks in the pool, allocated once (blockSize tokens each; a token takes
+   * 2 * numLayers * numKvHeads * headDim * 4 bytes on the CPU: 96 KiB for gpt-oss-20b).
+   */
+  kvBlocks: number;
+  /** Tokens per KV block (default 16). */
+  blockSize?: number;
+  /** Most sequences open at once (default 64). */
+  maxSequences?: number;
+}
+
+export class NativeBatchBackend implements StepBackend {
+  readonly blockSize: number;
+  readonly totalBlocks: number;
+  #native: NativeBatch | null;
+  #inFlight = new Set<Promise<unknown>>();
+
+  /** @internal created by GptOssModel.createBatchBackend */
+  constructor(native: NativeBatch) {
+    this.#native = native;
+    this.blockSize = native.blockSize;
+    this.totalBlocks = native.totalBlocks;
+  }
+
+  #get(fn: string): NativeBatch {
+    if (!this.#native) throw new Error(`NativeBatchBackend.${fn}: the backend was disposed`);
+    return this.#native;
+  }
+
+  freeBlocks(): number {
+    return this.#get('freeBlocks').freeBlocks();
+  }
+
+  /** Sequences open now. */
+  get openSequences(): number {
+    return this.#native?.openSequences ?? 0;
+  }
+
+  /**
+   * A sequence with room for maxTokens tokens (its blocks taken now), or null when the pool or
+   * maxSequences cannot take it at the moment; RangeError when it could never fit the pool.
+   */
+  open(maxTokens: number): number | null {
+    return this.#get('open').open(maxTokens);
+  }
+
+  /** Idempotent; a sequence in a running step gives its blocks back when that step ends. */
+  close(seq: number): void {
+    this.#native?.close(seq);
+  }
+
+  /** Tokens the sequence holds in its cache. */
+  length(seq: number): number {
+    return this.#get('length').length(seq);
+  }
+
+  /** Bad items reject (TypeError / RangeError naming the item) with nothing reserved or appended. */
+  step(items: BatchItem[]): Promise<Int32Array> {
+    try {
+      return this.#step(items);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #step(items: BatchItem[]): Promise<Int32Array> {
+    const native = this.#get('step');
+    if (!Array.isArray(items)) throw new TypeError('NativeBatchBackend.step: items must be an array');
+    // Sampling options get their defaults here; the native side checks everything else and names the item.
+    const p = native.step(
+      items.map((item, i) =>
+        item !== null && typeof item === 'object' && item.sample !== null && typeof item.sample === 'object'
+          ? {
+              ...item,
+              sample: {
+                options: resolveSampleOptions(item.sample.options, `NativeBatchBackend.step: items[${i}].sample.options`),
+                uniform: item.sample.uniform,
+              },
+            }
+          : (item as BatchItem),
+      ) as NativeBatchItem[],
+    );
+    const tracked = p.catch(() => undefined);
+    this.#inFlight.add(tracked);
+    void tracked.finally(() => this.#inFlight.delete(tracked));
+    return p;
+  }
+
+  /** Waits for steps in flight, then frees the pool. */
+  async dispose(): Promise<void> {
+    const native = this.#native;
+    this.#native = null;
+    await Promise.all([...this.#inFlight]);
+    native?.dispose();
+  }
+}

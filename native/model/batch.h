@@ -1,0 +1,78 @@
+// A batch: many independent sequences advanced together, one forward pass a step, over a paged KV
+// cache (kv_cache.h). Each step runs every item's new tokens (a decode token, or a chunk of a prompt)
+// as one token batch through Model::forward: the dense projections are GEMMs over all of them, the
+// experts run grouped over the union of the routed experts, and each query attends to its own
+// sequence's blocks. Then each item that asks draws its next id from its last row's logits with its
+// own sampling parameters and uniform.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "gpt_oss.h"
+#include "kv_cache.h"
+
+namespace gptoss {
+
+// One sequence's share of a step.
+struct StepItem {
+  int seq = 0;
+  std::vector<int32_t> tokens;  // appended this step (>= 1)
+  bool sample = false;          // draw the next id from the last token's logits
+  SampleParams params;
+  float uniform = 0.f;
+};
+
+// Everything that is one sequence's state, in one place: its tokens (the cache holds exactly
+// these, in order), its blocks, its capacity and whether a step is using it.
+struct Sequence {
+  int capacity = 0;              // tokens its blocks hold (blocks.size() * blockSize >= capacity)
+  std::vector<int32_t> blocks;   // its block table
+  std::vector<int32_t> tokens;   // every token in its cache: length() == tokens.size()
+  bool busy = false;             // in a step now
+  bool closed = false;           // closed during that step: its blocks go back when it ends
+  int length() const { return int(tokens.size()); }
+};
+
+class Batch {
+ public:
+  Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size);
+
+  int block_size() const { return pool_.block_size(); }
+  int total_blocks() const { return pool_.total_blocks(); }
+  int free_blocks() const { return pool_.free_blocks(); }
+  int open_sequences() const;
+  const Model& model() const { return *model_; }
+
+  // A new sequence with room for max_tokens tokens, its blocks taken now; -1 (nothing taken) when
+  // the pool or max_sequences cannot take it at the moment. RangeError when it could never fit.
+  int open(int max_tokens);
+  // Ends a sequence; its blocks return to the pool (at the end of the step using it, if any). A
+  // sequence that is not open is ignored.
+  void close(int seq);
+  // Tokens a sequence holds (RangeError when it is not open).
+  int length(int seq) const;
+
+  // A step in three calls. reserve() checks the items (open sequences, each at most once, tokens in
+  // the vocabulary and within the sequence's capacity; errors name the item) and marks their
+  // sequences busy. run() is the forward pass (any thread): the drawn id per item, -1 where it does
+  // not sample. settle() ends the step where its caller wants its effects seen (N-API: on the main
+  // thread, as the promise settles): when ok, each sequence holds its new tokens (otherwise none
+  // does); the sequences are no longer busy, and those closed meanwhile give their blocks back.
+  void reserve(const std::vector<StepItem>& items);
+  std::vector<int32_t> run(const std::vector<StepItem>& items);
+  void settle(const std::vector<StepItem>& items, bool ok);
+
+ private:
+  std::shared_ptr<Model> model_;
+  KvPool pool_;
+  int max_sequences_;
+  mutable std::mutex mutex_;     // sequences_ (the run mutex of the model orders the forward passes)
+  std::map<int, Sequence> sequences_;
+  int next_id_ = 1;
+  Activations act_;              // used by run() under the model's run mutex
+};
+
+}  // namespace gptoss

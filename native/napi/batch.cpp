@@ -1,0 +1,156 @@
+// JS class NativeBatch: a Batch (model/batch.h), the native side of lib/engine/native-backend.ts.
+// open/close/freeBlocks run on the main thread (bookkeeping only); step() checks its items here,
+// marks their sequences busy and runs the forward pass on libuv's thread pool.
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "common.h"
+#include "model/batch.h"
+#include "promise_worker.h"
+#include "tensor.h"
+
+namespace gptoss::napi {
+
+namespace {
+
+class BatchObject : public Napi::ObjectWrap<BatchObject> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeBatch",
+                       {InstanceMethod<&BatchObject::open>("open"), InstanceMethod<&BatchObject::close>("close"),
+                        InstanceMethod<&BatchObject::free_blocks>("freeBlocks"),
+                        InstanceMethod<&BatchObject::length>("length"), InstanceMethod<&BatchObject::step>("step"),
+                        InstanceMethod<&BatchObject::dispose>("dispose"),
+                        InstanceAccessor<&BatchObject::block_size>("blockSize"),
+                        InstanceAccessor<&BatchObject::total_blocks>("totalBlocks"),
+                        InstanceAccessor<&BatchObject::open_sequences>("openSequences")});
+  }
+
+  // new NativeBatch(model: NativeModel, { maxSequences, kvBlocks, blockSize })
+  explicit BatchObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BatchObject>(info) {
+    guarded(info.Env(), [&] {
+      const char* fn = "createBatchBackend";
+      std::shared_ptr<Model> model = model_arg(info, 0, fn, "model");
+      Napi::Object o = arg_object(info, 1, fn, "options");
+      const std::string w = "createBatchBackend options";
+      const int max_sequences = get_int_field(o, "maxSequences", w, 1, 1 << 20);
+      const int kv_blocks = get_int_field(o, "kvBlocks", w, 1, 1 << 30);
+      const int block_size = get_int_field(o, "blockSize", w, 1, 1 << 16);
+      batch = std::make_shared<Batch>(model, max_sequences, kv_blocks, block_size);
+    });
+  }
+
+  std::shared_ptr<Batch> batch;
+
+  Batch& get(const char* fn) {
+    if (!batch) throw runtime_error(std::string(fn) + ": the batch backend was disposed");
+    return *batch;
+  }
+
+  // open(maxTokens) -> number | null (null: the pool or maxSequences cannot take it now)
+  Napi::Value open(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      Batch& b = get("open");
+      const int seq = b.open(int(arg_int(info, 0, "open", "maxTokens", 1, INT32_MAX)));
+      return seq < 0 ? info.Env().Null() : Napi::Number::New(info.Env(), seq);
+    });
+  }
+
+  // close(seq): idempotent; a sequence in a running step gives its blocks back when the step ends.
+  Napi::Value close(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      const int seq = int(arg_int(info, 0, "close", "seq", INT32_MIN, INT32_MAX));
+      if (batch) batch->close(seq);
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value free_blocks(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), get("freeBlocks").free_blocks()); });
+  }
+
+  Napi::Value length(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      Batch& b = get("length");
+      return Napi::Number::New(info.Env(), b.length(int(arg_int(info, 0, "length", "seq", INT32_MIN, INT32_MAX))));
+    });
+  }
+
+  // step(items: { seq, tokens: Int32Array, sample: { options, uniform } | null }[]) -> Promise<Int32Array>
+  Napi::Value step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      std::shared_ptr<Batch> b = batch;
+      get("step");
+      if (info.Length() < 1 || !info[0].IsArray()) throw type_error("step: argument 'items' must be an array");
+      Napi::Array arr = info[0].As<Napi::Array>();
+      auto items = std::make_shared<std::vector<StepItem>>(arr.Length());
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        const std::string at = "step: items[" + std::to_string(i) + "]";
+        Napi::Value v = arr.Get(i);
+        if (!v.IsObject()) throw type_error(at + " must be an object { seq, tokens, sample }");
+        Napi::Object o = v.As<Napi::Object>();
+        StepItem& it = (*items)[i];
+        it.seq = get_int_field(o, "seq", at, INT32_MIN, INT32_MAX);
+        Napi::Value t = o.Get("tokens");
+        if (!t.IsTypedArray() || t.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+          throw type_error(at + ".tokens must be an Int32Array");
+        auto ta = t.As<Napi::Int32Array>();
+        it.tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
+        Napi::Value sv = o.Get("sample");
+        if (sv.IsNull() || sv.IsUndefined()) continue;
+        if (!sv.IsObject()) throw type_error(at + ".sample must be null or { options, uniform }");
+        Napi::Object so = sv.As<Napi::Object>();
+        Napi::Value ov = so.Get("options");
+        if (!ov.IsObject()) throw type_error(at + ".sample.options must be an object");
+        it.sample = true;
+        it.params = sample_params_arg(ov.As<Napi::Object>(), (at + ".sample").c_str());
+        const double u = get_num_field(so, "uniform", at + ".sample");
+        if (!(u >= 0 && u < 1)) throw range_error(at + ".sample.uniform must be in [0, 1), got " + std::to_string(u));
+        it.uniform = float(u);
+        // A uniform just below 1 would round up to 1.0f, which the sampler rejects.
+        if (!(it.uniform < 1.f)) it.uniform = 0.99999994f;
+      }
+      b->reserve(*items);  // throws (nothing reserved) on a bad item
+      auto out = std::make_shared<std::vector<int32_t>>();
+      auto worker = new PromiseWorker(
+          env, "gpt-oss-batch-step", [b, items, out]() { *out = b->run(*items); },
+          [out](Napi::Env env) -> Napi::Value {
+            auto r = Napi::Int32Array::New(env, out->size());
+            std::copy(out->begin(), out->end(), r.Data());
+            return r;
+          });
+      // The step's effects (tokens appended, busy cleared, blocks of sequences closed meanwhile
+      // returned) are seen on the main thread when its promise settles, not before.
+      worker->on_settle([b, items](bool ok) { b->settle(*items, ok); });
+      Napi::Promise p = worker->promise();
+      try {
+        worker->Queue();
+      } catch (...) {
+        b->settle(*items, false);
+        throw;
+      }
+      return p;
+    });
+  }
+
+  Napi::Value block_size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), batch ? batch->block_size() : 0); }
+  Napi::Value total_blocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), batch ? batch->total_blocks() : 0); }
+  Napi::Value open_sequences(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), batch ? batch->open_sequences() : 0);
+  }
+
+  // Drops the batch: its pool is freed once a step in flight (which holds its own reference) ends.
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    batch.reset();
+    return info.Env().Undefined();
+  }
+};
+
+}  // namespace
+
+void register_batch(Napi::Env env, Napi::Object exports) { exports.Set("NativeBatch", BatchObject::define(env)); }
+
+}  // namespace gptoss::napi

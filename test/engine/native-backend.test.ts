@@ -1,0 +1,246 @@
+// NativeBatchBackend: the batched native step over a paged KV cache (native/model/batch.h), checked
+// against SessionBackend (one native Session per sequence, items one after another: the one-sequence
+// path generate() uses). The same schedule of joins, prefill chunks, decode steps and leaves, with the
+// same sampling options and uniforms, must draw the same ids on both, greedy and sampled; on tiny-a and
+// on a deeper random checkpoint with a short sliding window (so windows, block edges and chunk edges
+// all cross).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, createRng, generate, type GptOssModel, type SampleOptions } from '../../lib/index.js';
+import { SessionBackend } from '../../lib/engine/session-backend.js';
+import type { BatchItem, StepBackend } from '../../lib/engine/backend.js';
+import { fixtureDir, readJson } from '../helpers/fixtures.js';
+import { writeCheckpoint, TINY } from '../helpers/checkpoint.js';
+
+const prompt = readJson<number[]>('tiny-a', 'tokens.json');
+const greedy = readJson<number[]>('tiny-a', 'greedy.json');
+
+interface Plan {
+  /** Step at which it joins. */
+  join: number;
+  prompt: number[];
+  /** Prefill chunk sizes (their sum is prompt.length). */
+  chunks: number[];
+  /** Decode steps after the prompt (it leaves after them, or earlier when `leaveAfter` is set). */
+  decode: number;
+  options: SampleOptions;
+  seed: number;
+}
+
+/** A random schedule: sequences of mixed lengths joining and leaving at different steps. */
+function makePlans(seed: number, count: number, vocab: number, maxPrompt: number): Plan[] {
+  const rng = createRng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(rng.nextUniform() * (hi - lo + 1));
+  const optionsList: SampleOptions[] = [{ temperature: 0 }, { temperature: 1 }, { temperature: 0.8, topP: 0.9 }, { temperature: 1.3, topK: 20 }];
+  return Array.from({ length: count }, (_, i) => {
+    const len = int(1, maxPrompt);
+    const chunks: number[] = [];
+    for (let left = len; left > 0; ) {
+      const c = Math.min(left, int(1, Math.max(1, Math.ceil(len / 2))));
+      chunks.push(c);
+      left -= c;
+    }
+    return {
+      join: int(0, 12),
+      prompt: Array.from({ length: len }, () => int(0, vocab - 1)),
+      chunks,
+      decode: int(1, 14),
+      options: optionsList[i % optionsList.length]!,
+      seed: 1000 + i,
+    };
+  });
+}
+
+/** Runs the schedule; returns the ids each sequence drew, in order. */
+async function runPlans(b: StepBackend, plans: Plan[]): Promise<number[][]> {
+  interface Live {
+    plan: Plan;
+    seq: number;
+    chunk: number;
+    next: number; // the drawn id to feed next
+    drawn: number[];
+    rng: ReturnType<typeof createRng>;
+  }
+  const out: number[][] = plans.map(() => []);
+  const live = new Map<number, Live>();
+  for (let step = 0; live.size > 0 || plans.some((p, i) => p.join >= step && !out[i]!.length && !live.has(i)); step++) {
+    plans.forEach((plan, i) => {
+      if (plan.join !== step) return;
+      const seq = b.open(plan.prompt.length + plan.decode);
+      if (seq === null) throw new Error('pool too small for the schedule');
+      live.set(i, { plan, seq, chunk: 0, next: -1, drawn: [], rng: createRng(plan.seed) });
+    });
+    if (live.size === 0) continue;
+    const order = [...live.keys()];
+    const items: BatchItem[] = order.map((i) => {
+      const l = live.get(i)!;
+      const sample = () => ({ options: l.plan.options, uniform: l.rng.nextUniform() });
+      if (l.chunk < l.plan.chunks.length) {
+        const start = l.plan.chunks.slice(0, l.chunk).reduce((a, c) => a + c, 0);
+        const size = l.plan.chunks[l.chunk]!;
+        l.chunk++;
+        return { seq: l.seq, tokens: Int32Array.from(l.plan.prompt.slice(start, start + size)), sample: l.chunk === l.plan.chunks.length ? sample() : null };
+      }
+      return { seq: l.seq, tokens: Int32Array.of(l.next), sample: sample() };
+    });
+    const ids = await b.step(items);
+    order.forEach((i, k) => {
+      const l = live.get(i)!;
+      if (items[k]!.sample === null) {
+        expect(ids[k]).toBe(-1);
+        return;
+      }
+      l.drawn.push(ids[k]!);
+      l.next = ids[k]!;
+      if (l.drawn.length === l.plan.decode) {
+        b.close(l.seq);
+        out[i] = l.drawn;
+        live.delete(i);
+      }
+    });
+  }
+  return out;
+}
+
+async function equalToSessions(model: GptOssModel, seed: number, count: number, blockSize: number, maxPrompt: number): Promise<void> {
+  const plans = makePlans(seed, count, model.config.vocabSize, maxPrompt);
+  const kvBlocks = plans.reduce((a, p) => a + Math.ceil((p.prompt.length + p.decode) / blockSize), 0);
+  const reference = new SessionBackend(model, { kvBlocks, blockSize });
+  const want = await runPlans(reference, plans);
+  await reference.dispose();
+  const batch = model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count });
+  const got = await runPlans(batch, plans);
+  expect(batch.freeBlocks()).toBe(kvBlocks);
+  expect(batch.openSequences).toBe(0);
+  await batch.dispose();
+  expect(got).toEqual(want);
+  expect(want.every((ids, i) => ids.length === plans[i]!.decode)).toBe(true);
+}
+
+describe('NativeBatchBackend on tiny-a (CPU)', () => {
+  let model: GptOssModel;
+  beforeAll(async () => {
+    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+  });
+  afterAll(async () => {
+    await model?.dispose();
+  });
+
+  it('takes ceil(maxTokens / blockSize) blocks, refuses what does not fit now (taking nothing), returns them on close', async () => {
+    const b = model.createBatchBackend({ kvBlocks: 10, blockSize: 16, maxSequences: 3 });
+    expect([b.blockSize, b.totalBlocks, b.freeBlocks()]).toEqual([16, 10, 10]);
+    const a = b.open(33)!; // 3 blocks
+    expect(b.freeBlocks()).toBe(7);
+    const c = b.open(112)!; // 7 blocks
+    expect(b.freeBlocks()).toBe(0);
+    expect(b.open(1)).toBeNull();
+    expect(b.freeBlocks()).toBe(0);
+    b.close(a);
+    b.close(a); // idempotent
+    expect(b.freeBlocks()).toBe(3);
+    expect(b.open(49)).toBeNull(); // 4 blocks
+    const d = b.open(16)!;
+    b.open(16);
+    expect(b.open(1)).toBeNull(); // maxSequences 3
+    expect(() => b.open(0)).toThrow(RangeError);
+    expect(() => b.open(161)).toThrow(/161 tokens need 11 blocks of 16, the pool has 10 in all/);
+    b.close(c);
+    b.close(d);
+    await expect(b.step([{ seq: c, tokens: Int32Array.of(1), sample: null }])).rejects.toThrow(/items\[0\]\.seq \d+ is not an open sequence/);
+    await b.dispose();
+    expect(() => b.open(1)).toThrow(/disposed/);
+  });
+
+  it('bad items are typed errors naming the item, and reserve nothing', async () => {
+    const b = model.createBatchBackend({ kvBlocks: 8, blockSize: 4 });
+    const s = b.open(8)!;
+    const t = b.open(8)!;
+    const ok = { seq: s, tokens: Int32Array.of(1, 2), sample: null };
+    await expect(b.step([ok, { seq: t, tokens: Int32Array.of(1, 5000), sample: null }])).rejects.toThrow(
+      /items\[1\]\.tokens\[1\] = 5000 is outside the vocabulary \[0, 1024\)/,
+    );
+    await expect(b.step([ok, { seq: t, tokens: Int32Array.of(), sample: null }])).rejects.toThrow(/items\[1\]\.tokens is empty/);
+    await expect(b.step([ok, { seq: t, tokens: [1] as unknown as Int32Array, sample: null }])).rejects.toThrow(TypeError);
+    await expect(b.step([ok, ok])).rejects.toThrow(/items\[1\]\.seq \d+ appears twice/);
+    await expect(b.step([{ seq: t, tokens: new Int32Array(9), sample: null }])).rejects.toThrow(/0 cached \+ 9 new tokens exceed the sequence's 8/);
+    await expect(b.step([{ ...ok, sample: { options: { temperature: -1 }, uniform: 0.5 } }])).rejects.toThrow(/items\[0\]\.sample\.options: temperature/);
+    await expect(b.step([{ ...ok, sample: { options: {}, uniform: 1 } }])).rejects.toThrow(/items\[0\]\.sample\.uniform must be in \[0, 1\)/);
+    await expect(b.step([])).rejects.toThrow(/items is empty/);
+    // nothing was appended or left busy by the failures
+    expect(b.length(s)).toBe(0);
+    const first = b.step([ok]);
+    // the sequence is busy until its step ends; closing it then defers the blocks' return
+    await expect(b.step([{ seq: s, tokens: Int32Array.of(3), sample: null }])).rejects.toThrow(/still running; await it first/);
+    b.close(s);
+    expect(b.freeBlocks()).toBe(4);
+    expect(await first).toEqual(Int32Array.of(-1));
+    expect(b.freeBlocks()).toBe(6);
+    expect(() => b.length(s)).toThrow(/not open/);
+    b.close(t);
+    expect(b.freeBlocks()).toBe(8);
+    await b.dispose();
+  });
+
+  it('a prefill in chunks draws what the whole prefill draws, and both continue as generate()', async () => {
+    const n = 10;
+    const b = model.createBatchBackend({ kvBlocks: 40, blockSize: 8 });
+    for (const [temperature, seed] of [[0, 1], [1.1, 42]] as const) {
+      const whole = b.open(prompt.length + n)!;
+      const chunked = b.open(prompt.length + n)!;
+      const ra = createRng(seed);
+      const rb = createRng(seed);
+      const cut = [3, 11];
+      await b.step([{ seq: chunked, tokens: Int32Array.from(prompt.slice(0, cut[0])), sample: null }]);
+      let ids = await b.step([
+        { seq: whole, tokens: Int32Array.from(prompt), sample: { options: { temperature }, uniform: ra.nextUniform() } },
+        { seq: chunked, tokens: Int32Array.from(prompt.slice(cut[0], cut[1])), sample: null },
+      ]);
+      const a = [ids[0]!];
+      ids = await b.step([{ seq: chunked, tokens: Int32Array.from(prompt.slice(cut[1])), sample: { options: { temperature }, uniform: rb.nextUniform() } }]);
+      const c = [ids[0]!];
+      while (a.length < n) {
+        ids = await b.step([
+          { seq: chunked, tokens: Int32Array.of(c.at(-1)!), sample: { options: { temperature }, uniform: rb.nextUniform() } },
+          { seq: whole, tokens: Int32Array.of(a.at(-1)!), sample: { options: { temperature }, uniform: ra.nextUniform() } },
+        ]);
+        c.push(ids[0]!);
+        a.push(ids[1]!);
+      }
+      expect(c).toEqual(a);
+      const want = temperature === 0 ? greedy.slice(0, n) : (await generate(model, prompt, { temperature, seed, maxTokens: n, stopTokens: [] }).result).tokens;
+      expect(a).toEqual(want);
+      expect(b.length(whole)).toBe(prompt.length + n - 1);
+      b.close(whole);
+      b.close(chunked);
+    }
+    expect(b.freeBlocks()).toBe(40);
+    await b.dispose();
+  });
+
+  for (const blockSize of [4, 16]) {
+    it(`mixed lengths joining and leaving: the same ids as one session a sequence (blockSize ${blockSize})`, async () => {
+      await equalToSessions(model, 7 + blockSize, 6, blockSize, 40);
+    });
+  }
+});
+
+describe('NativeBatchBackend on a deeper random checkpoint (CPU)', () => {
+  let dir: string;
+  let model: GptOssModel;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gpt-oss-batch-'));
+    // 8 layers (half sliding, window 8), GQA 4:1, 16 experts of which 4 a token.
+    await writeCheckpoint(dir, { ...TINY, numLayers: 8, numExperts: 16, expertsPerToken: 4, slidingWindow: 8, seed: 31337 });
+    model = await loadModel(dir, { device: 'cpu' });
+  });
+  afterAll(async () => {
+    await model?.dispose();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('mixed lengths joining and leaving, greedy and sampled: the same ids as one session a sequence (blockSize 5)', async () => {
+    await equalToSessions(model, 99, 8, 5, 60);
+  });
+});
