@@ -145,6 +145,8 @@ export class Engine {
   #looping: Promise<void> | null = null;
   #closed = false;
   #abortEverything = false;
+  // the pool as close() left it, once the backend is disposed (stats() still answers)
+  #freeAtClose: number | null = null;
   #steps = 0;
   #finished = 0;
   #idleWaiters: (() => void)[] = [];
@@ -185,7 +187,7 @@ export class Engine {
     return {
       running: this.#running.length,
       waiting: this.#waiting.length,
-      freeBlocks: this.backend.freeBlocks(),
+      freeBlocks: this.#freeAtClose ?? this.backend.freeBlocks(),
       totalBlocks: this.backend.totalBlocks,
       steps: this.#steps,
       finished: this.#finished,
@@ -256,6 +258,8 @@ export class Engine {
     this.#abortEverything = true;
     this.#kick();
     await this.idle();
+    if (this.#freeAtClose !== null) return; // closed already
+    this.#freeAtClose = this.backend.freeBlocks();
     await this.backend.dispose();
   }
 
