@@ -43,6 +43,7 @@ export interface NativeModelSpec {
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
+  activations?: 'f32' | 'q8';
 }
 
 export interface NativeSyntheticSpec {
@@ -50,10 +51,11 @@ export interface NativeSyntheticSpec {
   /** integer in [0, 2^53): the checkpoint writer's seed */
   seed: number;
   device: string;
+  activations?: 'f32' | 'q8';
 }
 
 export interface NativeModel {
-  info(): { backend: string; device: string; weightBytes: number };
+  info(): { backend: string; device: string; weightBytes: number; activations: 'f32' | 'q8' };
   dispose(): void;
 }
 

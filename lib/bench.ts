@@ -20,6 +20,8 @@ export const BENCH_SCHEMA = 'gpt-oss-node/bench/1';
 export interface BenchTiming {
   /** Seconds per kernel call (benchmark.js mean over its samples, divided by the repeat count). */
   seconds: number;
+  /** The fastest sample, seconds per call (on a shared machine the least disturbed figure). */
+  minSeconds: number;
   /** benchmark.js's relative margin of error of the mean, in percent (95% confidence). */
   rmePercent: number;
   samples: number;
@@ -69,7 +71,12 @@ export function measure(fn: () => void, options: { quick?: boolean; repeat?: num
   });
   bench.run();
   if (bench.error) throw bench.error;
-  return { seconds: bench.stats.mean / repeat, rmePercent: bench.stats.rme, samples: bench.stats.sample.length };
+  return {
+    seconds: bench.stats.mean / repeat,
+    minSeconds: Math.min(...bench.stats.sample) / repeat,
+    rmePercent: bench.stats.rme,
+    samples: bench.stats.sample.length,
+  };
 }
 
 // Deterministic inputs (xorshift32): the kernels' speed does not depend on the values, only on them

@@ -10,11 +10,33 @@ import { Engine, type EngineOptions } from './engine/scheduler.js';
 import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
 import { DeviceUnavailableError } from './errors.js';
 import { toTokenIds } from './token-ids.js';
+import type { ExpertActivations } from './ops.js';
+
+/**
+ * The activations mode a model loads with: the option, else GPTOSS_CPU_ACTIVATIONS (on the CPU only:
+ * a CUDA model ignores the variable), else 'f32'. `fn` names the caller in error messages.
+ */
+export function resolveActivations(request: unknown, device: string, fn = 'loadModel'): ExpertActivations {
+  const fromEnv = request === undefined;
+  const value = fromEnv ? (device === 'cpu' ? process.env.GPTOSS_CPU_ACTIVATIONS || 'f32' : 'f32') : request;
+  if (value !== 'f32' && value !== 'q8')
+    throw new RangeError(`${fn}: ${fromEnv ? 'GPTOSS_CPU_ACTIVATIONS' : "option 'activations'"} must be 'f32' or 'q8', got ${String(value)}`);
+  if (value === 'q8' && device !== 'cpu')
+    throw new RangeError(`${fn}: option 'activations' 'q8' is a CPU mode; device ${device} multiplies f32 activations`);
+  return value;
+}
 
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
 
 export interface LoadOptions {
   device?: DeviceRequest;
+  /**
+   * CPU only: what the MXFP4 expert kernels multiply the weights with. 'f32' (exact: the activations
+   * as they are) or 'q8' (each 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0:
+   * integer dot products, faster where the kernels are compute-bound; bench/RESULTS.md gives its
+   * error). Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
+   */
+  activations?: ExpertActivations;
   /**
    * Called as the load advances: bytes done of total. On the CPU these are the checkpoint files read
    * into memory (page-in, when they fit in 3/4 of RAM); on a GPU the weight bytes uploaded.
@@ -32,6 +54,8 @@ export interface ModelInfo {
   source: 'checkpoint' | 'synthetic';
   device: string;
   backend: string;
+  /** What the expert kernels multiply the MXFP4 weights with (LoadOptions.activations). */
+  activations: ExpertActivations;
   /** Why `auto` did not pick CUDA (absent when it did, or when a device was named). */
   fallbackReason?: string;
   /** Size of the checkpoint's files (0 for synthetic weights). */
@@ -96,6 +120,7 @@ export class GptOssModel {
             source: 'checkpoint',
             device: i.device,
             backend: i.backend,
+            activations: i.activations,
             ...(fallbackReason ? { fallbackReason } : {}),
             bytesOnDisk: origin.bytesOnDisk,
             weightBytes: i.weightBytes,
@@ -105,6 +130,7 @@ export class GptOssModel {
             source: 'synthetic',
             device: i.device,
             backend: i.backend,
+            activations: i.activations,
             ...(fallbackReason ? { fallbackReason } : {}),
             bytesOnDisk: 0,
             weightBytes: i.weightBytes,
@@ -194,6 +220,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (options.device !== undefined && typeof options.device !== 'string')
     throw new TypeError(`loadModel: options.device must be a string (auto, cpu, cuda or cuda:N), got ${typeof options.device}`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
+  const activations = resolveActivations(options.activations, device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = openCheckpoint(dir);
   const nativeModel = await native.NativeModel.load(
@@ -203,6 +230,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       files: checkpoint.files,
       tensors: checkpoint.tensors,
       device,
+      activations,
     },
     options.onProgress,
   );

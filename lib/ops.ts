@@ -4,7 +4,8 @@
 import { native } from './native.js';
 import type { Tensor } from './tensor.js';
 
-export type CpuIsa = 'scalar' | 'avx2' | 'avx512' | 'neon';
+/** CPU kernel levels: the *vnni levels differ from the one below only in the q8 MXFP4 kernel (vpdpbusd). */
+export type CpuIsa = 'scalar' | 'avx2' | 'avxvnni' | 'avx512' | 'avx512vnni' | 'neon';
 
 export interface MoeWeights {
   /** mxfp4 [E, 2*I, H]; rows interleaved: even = gate, odd = up */
@@ -15,7 +16,14 @@ export interface MoeWeights {
   down: Tensor;
   /** bf16 or f32 [E, H] */
   downBias: Tensor;
+  /**
+   * What the CPU expert kernels multiply the weights with: 'f32' (default, exact) or 'q8' (activations
+   * rounded to int8 per 32-block; LoadOptions.activations). CUDA and ops.reference use f32 always.
+   */
+  activations?: ExpertActivations;
 }
+
+export type ExpertActivations = 'f32' | 'q8';
 
 export interface SwigluParams {
   limit?: number; // default 7
@@ -68,7 +76,8 @@ function wrap(opTable: () => any): KernelOps {
       n().router(h(x), h(weight), h(bias), k, h(expertIdx), h(expertWeight)),
     moe: (x, expertIdx, expertWeight, w, swiglu, out) =>
       n().moe(h(x), h(expertIdx), h(expertWeight),
-        { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias) },
+        { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias),
+          ...(w.activations !== undefined ? { activations: w.activations } : {}) },
         swiglu, h(out)),
     add: (acc, x) => n().add(h(acc), h(x)),
     mxfp4Dequantize: (packed, out) => n().mxfp4Dequantize(h(packed), h(out)),
@@ -84,6 +93,8 @@ export const reference: KernelOps = wrap(() => native.ops.reference);
 export interface CpuInfo {
   isa: CpuIsa;
   bestIsa: CpuIsa;
+  /** Every level this machine and build can run, lowest first (tests run each against scalar). */
+  isas: CpuIsa[];
   threads: number;
 }
 

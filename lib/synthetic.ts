@@ -7,7 +7,8 @@
 // the same logits. The presets are the writer's objects (tiny, 20b, 120b), with its default seeds.
 import { native } from './native.js';
 import { parseConfig, type ModelConfig } from './loader/config.js';
-import { GptOssModel, resolveDevice, type DeviceRequest } from './model.js';
+import { GptOssModel, resolveActivations, resolveDevice, type DeviceRequest } from './model.js';
+import type { ExpertActivations } from './ops.js';
 // The presets and the shape type are the writer's: one definition of each (the writer is plain JS so
 // that it runs without TypeScript; it ships with the package under scripts/).
 import { configJson, PRESETS, type CheckpointSpec } from '../scripts/checkpoint-writer.mjs';
@@ -48,6 +49,8 @@ export interface SyntheticOptions {
   layers?: number;
   /** called as weights are generated and bound: bytes done of total */
   onProgress?: (done: number, total: number) => void;
+  /** as LoadOptions.activations */
+  activations?: ExpertActivations;
 }
 
 const FN = 'createSyntheticModel';
@@ -120,16 +123,17 @@ export async function createSyntheticModel(shape: SyntheticPreset | SyntheticSha
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new TypeError(`${FN}: option 'onProgress' must be a function`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto', FN);
+  const activations = resolveActivations(options.activations, device, FN);
   const onProgress = options.onProgress;
   let nativeModel;
   if (!onProgress) {
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device });
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations });
   } else {
     // Reports travel on their own queue and can land after the promise settles: resolve only once the
     // last one (done === total, always sent) has been delivered.
     let delivered!: () => void;
     const last = new Promise<void>((resolve) => (delivered = resolve));
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device }, (done, total) => {
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations }, (done, total) => {
       try {
         onProgress(done, total);
       } finally {

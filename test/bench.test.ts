@@ -21,7 +21,7 @@ describe('gpt-oss bench', () => {
     const report = JSON.parse(readFileSync(file, 'utf8')) as BenchReport;
     expect(report.schema).toBe(BENCH_SCHEMA);
     expect(report.quick).toBe(true);
-    expect(report.device).toMatchObject({ id: 'cpu', isa: expect.stringMatching(/^(scalar|avx2|avx512|neon)$/), threads: expect.any(Number) });
+    expect(report.device).toMatchObject({ id: 'cpu', isa: expect.stringMatching(/^(scalar|avx2|avxvnni|avx512|avx512vnni|neon)$/), threads: expect.any(Number) });
     expect(report.ceilings.copyGBs).toBeGreaterThan(0);
     expect(report.ceilings.gemmBf16TFLOPs).toBeGreaterThan(0);
     // every family, and attention at more than one context

@@ -188,3 +188,37 @@ describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
     expect(ticks).toBeGreaterThan(Math.min(10, elapsed / 10));
   });
 });
+
+describe('activations option: q8 expert activations on the CPU (tiny-a)', () => {
+  it('loads with q8, reports it in model.info, and stays close to the exact (f32) logits', async () => {
+    const exact = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    const q8 = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'q8' });
+    try {
+      expect(exact.info.activations).toBe('f32');
+      expect(q8.info.activations).toBe('q8');
+      const a = await exact.forward(tokens);
+      const b = await q8.forward(tokens);
+      // Per position: most rows move by ~2-3% (int8 rounding of every expert input); a few move far
+      // where a near-tied router logit picks another expert (tiny-a's random routers have many ties).
+      const perRow = Array.from({ length: tokens.length }, (_, t) => relL2(b.subarray(t * V, (t + 1) * V), a.subarray(t * V, (t + 1) * V)));
+      const median = [...perRow].sort((x, y) => x - y)[perRow.length >> 1];
+      const rowsA = argmaxRows(a, V), rowsB = argmaxRows(b, V);
+      const agree = rowsA.filter((t, i) => t === rowsB[i]).length / rowsA.length;
+      console.log(`tiny-a q8 vs f32 logits: rel L2 ${relL2(b, a).toExponential(3)}, median per position ${median.toExponential(3)}, argmax agreement ${(agree * 100).toFixed(1)}%`);
+      expect(median).toBeGreaterThan(0); // the q8 path ran
+      expect(median).toBeLessThan(6e-2);
+      expect(agree).toBeGreaterThanOrEqual(0.7);
+    } finally {
+      await exact.dispose();
+      await q8.dispose();
+    }
+  });
+
+  it('rejects an unknown mode and q8 off the CPU, naming the option', async () => {
+    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'q4' as never })).rejects.toThrow(
+      /option 'activations' must be 'f32' or 'q8', got q4/);
+    const { resolveActivations } = await import('../lib/model.js');
+    expect(() => resolveActivations('q8', 'cuda:0')).toThrow(/'q8' is a CPU mode/);
+    expect(resolveActivations(undefined, 'cuda:0')).toBe('f32');
+  });
+});

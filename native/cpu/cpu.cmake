@@ -7,9 +7,13 @@ file(GLOB GPTOSS_CPU_NEON_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   file(GLOB GPTOSS_CPU_AVX2_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx2.cpp)
   file(GLOB GPTOSS_CPU_AVX512_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx512.cpp)
+  file(GLOB GPTOSS_CPU_AVXVNNI_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avxvnni.cpp)
+  file(GLOB GPTOSS_CPU_AVX512VNNI_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx512vnni.cpp)
   set_source_files_properties(${GPTOSS_CPU_AVX2_SOURCES} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
-  set_source_files_properties(${GPTOSS_CPU_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS
-    "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-Wno-uninitialized;-Wno-maybe-uninitialized")
+  set_source_files_properties(${GPTOSS_CPU_AVXVNNI_SOURCES} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c;-mavxvnni")
+  set(GPTOSS_AVX512_FLAGS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-Wno-uninitialized;-Wno-maybe-uninitialized")
+  set_source_files_properties(${GPTOSS_CPU_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS "${GPTOSS_AVX512_FLAGS}")
+  set_source_files_properties(${GPTOSS_CPU_AVX512VNNI_SOURCES} PROPERTIES COMPILE_OPTIONS "${GPTOSS_AVX512_FLAGS};-mavx512vnni")
   target_compile_definitions(gptoss_core PUBLIC GPTOSS_CPU_X86_KERNELS)
   if(GPTOSS_CPU_NEON_SOURCES)
     set_source_files_properties(${GPTOSS_CPU_NEON_SOURCES} PROPERTIES HEADER_FILE_ONLY ON)
@@ -17,7 +21,8 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
 else()
   # arm64 and others: the x86 ISA TUs are excluded. arm64 adds the NEON kernels (scripts/check-arm64.sh
   # cross-compiles this set); other targets run the portable kernels only.
-  file(GLOB GPTOSS_CPU_ISA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/*_avx512.cpp)
+  file(GLOB GPTOSS_CPU_ISA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/*_avx512.cpp
+       ${CMAKE_CURRENT_LIST_DIR}/*_avxvnni.cpp ${CMAKE_CURRENT_LIST_DIR}/*_avx512vnni.cpp)
   if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64|ARM64")
     list(APPEND GPTOSS_CPU_ISA_SOURCES ${GPTOSS_CPU_NEON_SOURCES})
   endif()

@@ -11,46 +11,61 @@ const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
+    case Isa::AvxVnni: return "avxvnni";
     case Isa::Avx512: return "avx512";
+    case Isa::Avx512Vnni: return "avx512vnni";
     case Isa::Neon: return "neon";
   }
   return "?";
 }
 
 Isa parse_isa(const std::string& s) {
-  if (s == "scalar") return Isa::Scalar;
-  if (s == "avx2") return Isa::Avx2;
-  if (s == "avx512") return Isa::Avx512;
-  if (s == "neon") return Isa::Neon;
-  throw range_error("unknown CPU ISA '" + s + "' (expected scalar, avx2, avx512 or neon)");
+  for (Isa isa : kAllIsas)
+    if (s == isa_name(isa)) return isa;
+  throw range_error("unknown CPU ISA '" + s + "' (expected scalar, avx2, avxvnni, avx512, avx512vnni or neon)");
 }
 
-Isa best_isa() {
+bool isa_supported(Isa isa) {
+  if (isa == Isa::Scalar) return true;
 #if defined(__x86_64__) && defined(GPTOSS_CPU_X86_KERNELS)
-  static const Isa best = [] {
+  static const bool avx2 = [] {
     __builtin_cpu_init();
-    // The avx512 kernels use F (vpermps on zmm), BW and VL; avx2 kernels use FMA too.
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
-      return Isa::Avx512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
-    return Isa::Scalar;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   }();
-  return best;
+  // The avx512 kernels use F (vpermps on zmm), BW, VL and DQ (vinsertf32x8), with the AVX2 ones.
+  static const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  switch (isa) {
+    case Isa::Avx2: return avx2;
+    case Isa::AvxVnni: return avx2 && __builtin_cpu_supports("avxvnni");
+    case Isa::Avx512: return avx512;
+    case Isa::Avx512Vnni: return avx512 && __builtin_cpu_supports("avx512vnni");
+    default: return false;
+  }
 #elif defined(__aarch64__)
-  return Isa::Neon;
+  return isa == Isa::Neon;
 #else
-  return Isa::Scalar;
+  return false;
 #endif
 }
 
-Isa clamp_isa(Isa isa) {
-  const Isa best = best_isa();
-  if (isa == Isa::Scalar || isa == best) return isa;
-  const bool x86 = isa == Isa::Avx2 || isa == Isa::Avx512;
-  const bool best_x86 = best == Isa::Avx2 || best == Isa::Avx512;
-  if (x86 && best_x86) return int(isa) < int(best) ? isa : best;
+Isa best_isa() {
+  static const Isa best = [] {
+    Isa b = Isa::Scalar;
+    for (Isa isa : kAllIsas)
+      if (isa_supported(isa)) b = isa;
+    return b;
+  }();
   return best;
+}
+
+Isa clamp_isa(Isa isa) {
+  const bool x86 = isa != Isa::Scalar && isa != Isa::Neon;
+  const Isa best = best_isa();
+  if (x86 != (best != Isa::Scalar && best != Isa::Neon)) return isa == Isa::Scalar ? isa : best;
+  for (int i = int(isa); i > 0; --i)
+    if (isa_supported(Isa(i))) return Isa(i);
+  return Isa::Scalar;
 }
 
 namespace {

@@ -13,10 +13,19 @@ namespace gptoss::cpu {
 struct Kernels {
   // out[t*ld + r] = sum_c W[r, c] * x[t, c] for rows r in [r0, r1), tokens t in [0, n).
   // W MXFP4: blocks [rows, cols/32, 16], scales [rows, cols/32]. `xp` is x with each 32-value block
-  // split as 16 even-index values then 16 odd-index values (permute_for_mxfp4), so the low nibbles
-  // of a block's 16 bytes meet the first half and the high nibbles the second, with no shuffle.
+  // reordered so that column c of the block sits at mxfp4_pos[c] (permute_for_mxfp4): the order in
+  // which this set's decode produces a block's 32 weights, so no shuffle lines them up.
   void (*mxfp4_rows)(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n,
                      float* out, int64_t ld, int64_t r0, int64_t r1);
+  // The same product against activations quantized per 32-block (quantize_q8: xq int8 [n, cols] in
+  // the mxfp4_pos order, xd f32 [n, cols/32], x ~ xd * xq): integer dot products of the weights
+  // times 2 (E2M1 x 2 is an integer in [-12, 12]) with xq, exact in int32, then xd * 2^(s-128).
+  void (*mxfp4_rows_q8)(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,
+                        const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
+  // mxfp4_pos[c]: the position of column c (0..31) of a block in the activations mxfp4_rows reads;
+  // mxfp4_q8_pos[c] the same for mxfp4_rows_q8's xq.
+  const uint8_t* mxfp4_pos;
+  const uint8_t* mxfp4_q8_pos;
   // Same for a bf16 [rows, cols] weight and plain x [n, cols].
   void (*bf16_rows)(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
                     int64_t r0, int64_t r1);
@@ -32,15 +41,28 @@ struct Kernels {
 const Kernels& kernels();
 const Kernels& kernels_for(Isa isa);
 
-// x [n, cols] -> xp as described above (cols % 32 == 0).
-void permute_for_mxfp4(const float* x, int64_t n, int64_t cols, float* xp);
+// x [n, cols] -> xp in the order `pos` gives (Kernels::mxfp4_pos; cols % 32 == 0).
+void permute_for_mxfp4(const float* x, int64_t n, int64_t cols, const uint8_t* pos, float* xp);
+// The order of portable, avx512 and neon: each block's 16 even columns, then its 16 odd ones (the
+// low nibbles of its 16 bytes, then the high nibbles).
+extern const uint8_t kEvenOddPos[32];
+// Per 32-block of each row of x [n, cols]: d = max|x| / 127, q = round(x / d) (llama.cpp's
+// quantize_row_q8_0, with an f32 scale); a block of zeros gets d = 0, q = 0. The order of x is kept.
+void quantize_q8(const float* x, int64_t n, int64_t cols, int8_t* q, float* d);
 // E8M0 byte -> 2^(s-127) as float (256 entries; transformers uses ldexp, 255 -> inf).
 const float* e8m0_table();
+// E2M1 code -> 2 x value (core/dtype.h e2m1_to_f32), an integer: the q8 kernels' weights (bit 3 is
+// the sign; -0 becomes 0, the same sum).
+extern const int8_t kE2m1Twice[16];
+// E8M0 byte -> 2^(s-128): the scale of the weights times 2 that the q8 kernels multiply.
+const float* e8m0_half_table();
 
 #define GPTOSS_DECLARE_KERNELS(ns)                                                                          \
   namespace ns {                                                                                            \
   void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n,   \
                   float* out, int64_t ld, int64_t r0, int64_t r1);                                          \
+  void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,          \
+                     const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);           \
   void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,        \
                  int64_t r0, int64_t r1);                                                                   \
   void attention_chunk(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,    \
@@ -51,6 +73,17 @@ GPTOSS_DECLARE_KERNELS(portable)
 #if defined(GPTOSS_CPU_X86_KERNELS)
 GPTOSS_DECLARE_KERNELS(avx2)
 GPTOSS_DECLARE_KERNELS(avx512)
+namespace avx2 {
+const uint8_t* mxfp4_pos();  // the order of the AVX2 decode (mxfp4_avx2.h)
+}
+namespace avxvnni {  // the avx2 set with a vpdpbusd q8 kernel
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
+}
+namespace avx512vnni {  // the avx512 set with a zmm vpdpbusd q8 kernel
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
+}
 #endif
 #if defined(__aarch64__)
 GPTOSS_DECLARE_KERNELS(neon)  // attention_chunk is not defined: the neon set uses the portable one

@@ -77,22 +77,47 @@ struct Group {
   int64_t row0;                 // first row in the gathered buffers
 };
 
-// Position of column c of an activation row in the kernels' permuted layout (permute_for_mxfp4:
-// each 32-column block as its 16 even columns, then its 16 odd ones).
-inline int64_t permuted_col(int64_t c) { return (c & ~int64_t(31)) + ((c & 1) << 4) + ((c & 31) >> 1); }
+// Activations as the MXFP4 kernels read them: f32 in the set's mxfp4_pos order, or (q8) int8 blocks
+// in its mxfp4_q8_pos order with one f32 scale a block.
+struct Activations {
+  bool q8;
+  int64_t cols;
+  std::vector<float> f;   // f32: [rows, cols]
+  std::vector<int8_t> q;  // q8: [rows, cols]
+  std::vector<float> d;   // q8: [rows, cols / 32]
+  Activations(bool q8_, int64_t rows, int64_t cols_) : q8(q8_), cols(cols_) {
+    if (q8) {
+      q.resize(size_t(rows * cols));
+      d.resize(size_t(rows * cols / kMxfp4BlockSize));
+    } else {
+      f.resize(size_t(rows * cols));
+    }
+  }
+  // out[t*ld + r] for rows r in [r0, r1) of one expert's W, tokens = rows [row0, row0 + n) here.
+  void rows(const Kernels& k, const uint8_t* blocks, const uint8_t* scales, int64_t row0, int64_t n, float* out,
+            int64_t ld, int64_t r0, int64_t r1) const {
+    if (q8)
+      k.mxfp4_rows_q8(blocks, scales, cols, q.data() + row0 * cols, d.data() + row0 * (cols / kMxfp4BlockSize), n,
+                      out, ld, r0, r1);
+    else
+      k.mxfp4_rows(blocks, scales, cols, f.data() + row0 * cols, n, out, ld, r0, r1);
+  }
+};
 }  // namespace
 
-// Two dispatches per call, whatever n: (1) gate_up rows of every group, each chunk finishing its
-// rows with bias + swiglu and writing the activations straight into the permuted layout the down
-// kernel reads; (2) down, split over output columns (hidden rows), each chunk running every group
-// for its rows and then the bias + weighted sum over the slots for those columns, so no stage runs
-// on one thread (bench/RESULTS.md: the serial swiglu + sum cost ~0.1-0.2 ms a decode layer).
+// Two dispatches per call, whatever n (three with q8 and more than one group row: the down
+// projection's activations are quantized in between): (1) gate_up rows of every group, each chunk
+// finishing its rows with bias + swiglu and writing the activations straight into the layout the
+// down kernel reads; (2) down, split over output columns (hidden rows), each chunk running every
+// group for its rows and then the bias + weighted sum over the slots for those columns, so no stage
+// runs on one thread (bench/RESULTS.md: the serial swiglu + sum cost ~0.1-0.2 ms a decode layer).
 void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
          const SwigluParams& swiglu, Tensor& out) {
   check_moe(x, expert_idx, expert_weight, w, out);
   const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
   const int64_t e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1), inter = inter2 / 2;
   if (n == 0) return;
+  const bool q8 = w.activations == ExpertActivations::Q8;
   // Group (token, slot) pairs by expert; slot_row[t*topk+s] = the pair's row in the gathered buffers.
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(e));
   for (int64_t t = 0; t < n; ++t)
@@ -111,19 +136,33 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     }
     groups.push_back(std::move(g));
   }
-  // Gather x (permuted for the MXFP4 kernel) per group row.
-  std::vector<float> xp(static_cast<size_t>(n * h)), xg(static_cast<size_t>(rows * h));
-  permute_for_mxfp4(x.ptr<float>(), n, h, xp.data());
-  for (const Group& g : groups)
-    for (size_t j = 0; j < g.tokens.size(); ++j)
-      std::copy_n(xp.data() + g.tokens[j] * h, h, xg.data() + (g.row0 + int64_t(j)) * h);
-
   const Kernels& k = kernels();
+  const uint8_t* pos = q8 ? k.mxfp4_q8_pos : k.mxfp4_pos;
+  const int64_t hb = h / kMxfp4BlockSize, ib = inter / kMxfp4BlockSize;
+  // x in the kernels' order (quantized once per token for q8), gathered per group row.
+  std::vector<float> xp(static_cast<size_t>(n * h));
+  permute_for_mxfp4(x.ptr<float>(), n, h, pos, xp.data());
+  Activations xg(q8, rows, h);
+  if (q8) {
+    Activations xt(true, n, h);
+    quantize_q8(xp.data(), n, h, xt.q.data(), xt.d.data());
+    for (const Group& g : groups)
+      for (size_t j = 0; j < g.tokens.size(); ++j) {
+        std::copy_n(xt.q.data() + g.tokens[j] * h, h, xg.q.data() + (g.row0 + int64_t(j)) * h);
+        std::copy_n(xt.d.data() + g.tokens[j] * hb, hb, xg.d.data() + (g.row0 + int64_t(j)) * hb);
+      }
+  } else {
+    for (const Group& g : groups)
+      for (size_t j = 0; j < g.tokens.size(); ++j)
+        std::copy_n(xp.data() + g.tokens[j] * h, h, xg.f.data() + (g.row0 + int64_t(j)) * h);
+  }
+
   const int64_t gu_blocks = inter2 * h / kMxfp4BlockSize, down_blocks = h * inter / kMxfp4BlockSize;
   const auto* gu_packed = static_cast<const uint8_t*>(w.gate_up.data);
   const auto* gu_scales = static_cast<const uint8_t*>(w.gate_up.scales);
   const auto* down_packed = static_cast<const uint8_t*>(w.down.data);
   const auto* down_scales = static_cast<const uint8_t*>(w.down.scales);
+  // The swiglu output in the kernels' f32 order; quantized into `act` before down for q8.
   std::vector<float> gu(static_cast<size_t>(rows * inter2)), actp(static_cast<size_t>(rows * inter));
   {
     ProfileScope ps("moe.gate_up+swiglu");
@@ -134,8 +173,8 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
         const int64_t gi = a / inter2, r0 = a % inter2, r1 = std::min(inter2, r0 + (b - a));
         const Group& grp = groups[size_t(gi)];
         const int64_t nt = int64_t(grp.tokens.size());
-        k.mxfp4_rows(gu_packed + grp.expert * gu_blocks * kMxfp4BlockBytes, gu_scales + grp.expert * gu_blocks, h,
-                     xg.data() + grp.row0 * h, nt, gu.data() + grp.row0 * inter2, inter2, r0, r1);
+        xg.rows(k, gu_packed + grp.expert * gu_blocks * kMxfp4BlockBytes, gu_scales + grp.expert * gu_blocks,
+                grp.row0, nt, gu.data() + grp.row0 * inter2, inter2, r0, r1);
         for (int64_t j = 0; j < nt; ++j) {
           float* row = gu.data() + (grp.row0 + j) * inter2;
           for (int64_t c = r0; c < r1; ++c) row[c] += param_at(w.gate_up_bias, grp.expert * inter2 + c);
@@ -143,19 +182,30 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
           for (int64_t c = r0; c < r1; c += 32) {  // up to 16 pairs at a time
             const int64_t pairs = std::min<int64_t>(16, (r1 - c) / 2);
             swiglu_interleaved(row + c, pairs, swiglu, act);
-            for (int64_t i = 0; i < pairs; ++i) actp[size_t((grp.row0 + j) * inter + permuted_col(c / 2 + i))] = act[i];
+            for (int64_t i = 0; i < pairs; ++i) {
+              const int64_t col = c / 2 + i;
+              actp[size_t((grp.row0 + j) * inter + (col & ~int64_t(31)) + pos[col & 31])] = act[i];
+            }
           }
         }
         a += r1 - r0;
       }
     }, 16);
   }
+  Activations act(q8, q8 ? rows : 0, inter);
+  if (q8) {
+    parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      quantize_q8(actp.data() + r0 * inter, r1 - r0, inter, act.q.data() + r0 * inter, act.d.data() + r0 * ib);
+    }, 8);
+  } else {
+    act.f = std::move(actp);
+  }
   ProfileScope ps("moe.down+sum");
   std::vector<float> y(static_cast<size_t>(rows * h));
   parallel_for(h, [&](int64_t r0, int64_t r1) {
     for (const Group& grp : groups)
-      k.mxfp4_rows(down_packed + grp.expert * down_blocks * kMxfp4BlockBytes, down_scales + grp.expert * down_blocks, inter,
-                   actp.data() + grp.row0 * inter, int64_t(grp.tokens.size()), y.data() + grp.row0 * h, h, r0, r1);
+      act.rows(k, down_packed + grp.expert * down_blocks * kMxfp4BlockBytes, down_scales + grp.expert * down_blocks,
+               grp.row0, int64_t(grp.tokens.size()), y.data() + grp.row0 * h, h, r0, r1);
     // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
     for (int64_t t = 0; t < n; ++t) {
       float* o = out.ptr<float>() + t * h;

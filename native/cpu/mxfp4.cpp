@@ -20,19 +20,66 @@ const float* e8m0_table() {
   return table.data();
 }
 
-void permute_for_mxfp4(const float* x, int64_t n, int64_t cols, float* xp) {
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t b = 0; b < cols; b += kMxfp4BlockSize) {
-      const float* src = x + t * cols + b;
-      float* dst = xp + t * cols + b;
-      for (int k = 0; k < 16; ++k) {
-        dst[k] = src[2 * k];
-        dst[16 + k] = src[2 * k + 1];
-      }
-    }
+const float* e8m0_half_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(256);
+    for (int s = 0; s < 256; ++s) t[s] = 0.5f * e8m0_to_f32(uint8_t(s));  // 2^(s-128): exact, subnormal at s = 0
+    return t;
+  }();
+  return table.data();
 }
 
+const uint8_t kEvenOddPos[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+void permute_for_mxfp4(const float* x, int64_t n, int64_t cols, const uint8_t* pos, float* xp) {
+  for (int64_t i = 0; i < n * cols; i += kMxfp4BlockSize)
+    for (int c = 0; c < 32; ++c) xp[i + pos[c]] = x[i + c];
+}
+
+void quantize_q8(const float* x, int64_t n, int64_t cols, int8_t* q, float* d) {
+  for (int64_t b = 0; b < n * cols / kMxfp4BlockSize; ++b) {
+    const float* xb = x + b * kMxfp4BlockSize;
+    float amax = 0.f;
+    for (int k = 0; k < 32; ++k) amax = std::max(amax, std::fabs(xb[k]));
+    const float scale = amax / 127.f, inv = amax > 0.f ? 127.f / amax : 0.f;
+    // Round to nearest even by adding and removing 1.5 * 2^23 (exact for |v| <= 2^22; here |v| <=
+    // 127 up to rounding): the loop vectorizes, where std::nearbyint is a libm call per value that
+    // saves and restores the FP environment (it cost more than the decode matvec it feeds).
+    for (int k = 0; k < 32; ++k) {
+      const float v = std::min(127.f, std::max(-127.f, xb[k] * inv));
+      q[b * kMxfp4BlockSize + k] = int8_t(int32_t((v + 12582912.f) - 12582912.f));
+    }
+    d[b] = scale;
+  }
+}
+
+const int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
 namespace portable {
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  const int64_t nblk = cols / kMxfp4BlockSize;
+  const float* half = e8m0_half_table();
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* b = blocks + r * nblk * kMxfp4BlockBytes;
+    const uint8_t* s = scales + r * nblk;
+    for (int64_t t = 0; t < n; ++t) {
+      const int8_t* x = xq + t * cols;
+      float acc = 0.f;
+      for (int64_t g = 0; g < nblk; ++g) {
+        int32_t dot = 0;  // |dot| <= 32 * 12 * 127: exact
+        for (int k = 0; k < 16; ++k) {
+          const uint8_t byte = b[g * 16 + k];
+          dot += kE2m1Twice[byte & 15] * x[g * 32 + k] + kE2m1Twice[byte >> 4] * x[g * 32 + 16 + k];
+        }
+        acc += float(dot) * (xd[t * nblk + g] * half[s[g]]);
+      }
+      out[t * ld + r] = acc;
+    }
+  }
+}
+
 void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
                 int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / kMxfp4BlockSize;
@@ -62,9 +109,9 @@ void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, cons
 // ---- MXFP4 linear: out[n, O] = x[n, I] W[O, I]^T (+ bias) with W packed ----
 void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
   const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
-  std::vector<float> xp(static_cast<size_t>(n * in));
-  permute_for_mxfp4(x.ptr<float>(), n, in, xp.data());
   const Kernels& k = kernels();
+  std::vector<float> xp(static_cast<size_t>(n * in));
+  permute_for_mxfp4(x.ptr<float>(), n, in, k.mxfp4_pos, xp.data());
   const auto* blocks = static_cast<const uint8_t*>(weight.data);
   const auto* scales = static_cast<const uint8_t*>(weight.scales);
   float* y = out.ptr<float>();

@@ -1,45 +1,74 @@
-// AVX2 MXFP4 row kernel (compiled with -mavx2 -mfma). vpermps on ymm indexes 8 entries, so the
-// table holds the 8 magnitudes and the sign (bit 3 of the nibble) is moved to bit 31 by a shift
-// and xor-ed in.
-#include <immintrin.h>
+// AVX2 MXFP4 row kernels (compiled with -mavx2 -mfma): the exact f32 path and the q8 path with
+// vpmaddubsw. The decode and its layout are described in mxfp4_avx2.h.
+#include "mxfp4_avx2.h"
 
-#include "kernels.h"
-#include "row_blocks.h"
-#include "simd_avx2.h"
-
-namespace gptoss::cpu::avx2 {
+namespace gptoss::cpu {
 
 namespace {
-struct Decoded {
-  __m256 w[4];  // values 0-7, 8-15 (low nibbles of bytes 0-7, 8-15), 16-23, 24-31 (high nibbles)
-};
-
-inline Decoded decode(const uint8_t* b, float scale) {
-  const __m256 mag = _mm256_setr_ps(0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f);
-  const __m256i sign = _mm256_set1_epi32(int32_t(0x80000000u));
-  const __m256 sc = _mm256_set1_ps(scale);
-  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
-  const __m256i q[2] = {_mm256_cvtepu8_epi32(bytes), _mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8))};
-  Decoded d;
-  for (int h = 0; h < 2; ++h) {
-    const __m256 lo = _mm256_xor_ps(_mm256_permutevar8x32_ps(mag, q[h]),
-                                    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(q[h], 28), sign)));
-    const __m256 hi = _mm256_xor_ps(_mm256_permutevar8x32_ps(mag, _mm256_srli_epi32(q[h], 4)),
-                                    _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(q[h], 24), sign)));
-    d.w[h] = _mm256_mul_ps(lo, sc);
-    d.w[2 + h] = _mm256_mul_ps(hi, sc);
-  }
-  return d;
+// bf16 encodings of the 16 E2M1 values (0, 0.5, 1, 1.5, 2, 3, 4, 6 and negatives): low and high byte.
+inline __m256i bf16_low_table() {
+  return _mm256_setr_epi8(0, 0, int8_t(0x80), int8_t(0xc0), 0, 0x40, int8_t(0x80), int8_t(0xc0),  //
+                          0, 0, int8_t(0x80), int8_t(0xc0), 0, 0x40, int8_t(0x80), int8_t(0xc0),  //
+                          0, 0, int8_t(0x80), int8_t(0xc0), 0, 0x40, int8_t(0x80), int8_t(0xc0),  //
+                          0, 0, int8_t(0x80), int8_t(0xc0), 0, 0x40, int8_t(0x80), int8_t(0xc0));
+}
+inline __m256i bf16_high_table() {
+  return _mm256_setr_epi8(0, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40,                                        //
+                          int8_t(0x80), int8_t(0xbf), int8_t(0xbf), int8_t(0xbf), int8_t(0xc0), int8_t(0xc0),  //
+                          int8_t(0xc0), int8_t(0xc0),                                                          //
+                          0, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40,                                        //
+                          int8_t(0x80), int8_t(0xbf), int8_t(0xbf), int8_t(0xbf), int8_t(0xc0), int8_t(0xc0),  //
+                          int8_t(0xc0), int8_t(0xc0));
 }
 
+// The 32 weights of a block (unscaled E2M1 values) as 4 x 8 f32, in the kAvx2Pos order.
+struct Decoded {
+  __m256 w[4];
+};
+inline Decoded decode(const uint8_t* b, __m256i lo_table, __m256i hi_table) {
+  const __m256i idx = nibbles(b);
+  const __m256i lo = _mm256_shuffle_epi8(lo_table, idx), hi = _mm256_shuffle_epi8(hi_table, idx);
+  const __m256i u0 = _mm256_unpacklo_epi8(lo, hi), u1 = _mm256_unpackhi_epi8(lo, hi);
+  const __m256i top = _mm256_set1_epi32(int32_t(0xffff0000u));
+  return {{_mm256_castsi256_ps(_mm256_slli_epi32(u0, 16)), _mm256_castsi256_ps(_mm256_and_si256(u0, top)),
+           _mm256_castsi256_ps(_mm256_slli_epi32(u1, 16)), _mm256_castsi256_ps(_mm256_and_si256(u1, top))}};
+}
 
+// One row, one token (decode): the block's four products are summed unscaled, then one FMA applies
+// the block scale (5 FP ops a block instead of 4 multiplies + 4 FMAs); two accumulators so
+// consecutive blocks do not wait on each other's FMA.
+inline float row_dot1(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, const float* e8m0) {
+  const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  auto block = [&](int64_t g, __m256& acc) {
+    const Decoded d = decode(b + 16 * g, lo_t, hi_t);
+    const float* xg = x + 32 * g;
+    __m256 p = _mm256_mul_ps(d.w[0], _mm256_loadu_ps(xg));
+    p = _mm256_fmadd_ps(d.w[1], _mm256_loadu_ps(xg + 8), p);
+    p = _mm256_fmadd_ps(d.w[2], _mm256_loadu_ps(xg + 16), p);
+    p = _mm256_fmadd_ps(d.w[3], _mm256_loadu_ps(xg + 24), p);
+    acc = _mm256_fmadd_ps(p, _mm256_set1_ps(e8m0[s[g]]), acc);
+  };
+  int64_t g = 0;
+  for (; g + 2 <= nblk; g += 2) {
+    block(g, acc0);
+    block(g + 1, acc1);
+  }
+  if (g < nblk) block(g, acc0);
+  return avx2::hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// One row, NT = 2..4 tokens: the decoded block is scaled once and feeds 4 FMAs per token.
 template <int NT>
 inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols,
                      const float* e8m0, float* res) {
+  const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
   __m256 acc[NT][2];
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
-    const Decoded d = decode(b + 16 * g, e8m0[s[g]]);
+    Decoded d = decode(b + 16 * g, lo_t, hi_t);
+    const __m256 sc = _mm256_set1_ps(e8m0[s[g]]);
+    for (int q = 0; q < 4; ++q) d.w[q] = _mm256_mul_ps(d.w[q], sc);
     for (int j = 0; j < NT; ++j) {
       const float* xg = x + j * cols + 32 * g;
       acc[j][0] = _mm256_fmadd_ps(d.w[0], _mm256_loadu_ps(xg), acc[j][0]);
@@ -48,17 +77,40 @@ inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const flo
       acc[j][1] = _mm256_fmadd_ps(d.w[3], _mm256_loadu_ps(xg + 24), acc[j][1]);
     }
   }
-  for (int j = 0; j < NT; ++j) res[j] = hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
+  for (int j = 0; j < NT; ++j) res[j] = avx2::hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
 }
+
+constexpr uint8_t kPos[32] = {
+    avx2_pos(0),  avx2_pos(1),  avx2_pos(2),  avx2_pos(3),  avx2_pos(4),  avx2_pos(5),  avx2_pos(6),  avx2_pos(7),
+    avx2_pos(8),  avx2_pos(9),  avx2_pos(10), avx2_pos(11), avx2_pos(12), avx2_pos(13), avx2_pos(14), avx2_pos(15),
+    avx2_pos(16), avx2_pos(17), avx2_pos(18), avx2_pos(19), avx2_pos(20), avx2_pos(21), avx2_pos(22), avx2_pos(23),
+    avx2_pos(24), avx2_pos(25), avx2_pos(26), avx2_pos(27), avx2_pos(28), avx2_pos(29), avx2_pos(30), avx2_pos(31)};
 }  // namespace
+
+namespace avx2 {
+
+const uint8_t* mxfp4_pos() { return kPos; }
 
 void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
                 int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* e8m0 = e8m0_table();
+  if (n == 1) {
+    for (int64_t r = r0; r < r1; ++r) out[r] = row_dot1(blocks + r * nblk * 16, scales + r * nblk, nblk, xp, e8m0);
+    return;
+  }
   for_rows_by_token_blocks(r0, r1, n, cols, xp, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
-    row_dotn<decltype(nt)::value>(blocks + r * nblk * 16, scales + r * nblk, nblk, xt, cols, e8m0, res);
+    if constexpr (decltype(nt)::value == 1)
+      res[0] = row_dot1(blocks + r * nblk * 16, scales + r * nblk, nblk, xt, e8m0);
+    else
+      row_dotn<decltype(nt)::value>(blocks + r * nblk * 16, scales + r * nblk, nblk, xt, cols, e8m0, res);
   });
 }
 
-}  // namespace gptoss::cpu::avx2
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  mxfp4_rows_q8_impl<false>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
+}
+
+}  // namespace avx2
+}  // namespace gptoss::cpu

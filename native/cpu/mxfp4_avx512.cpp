@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 #include "kernels.h"
+#include "mxfp4_avx512_q8.h"
 
 namespace gptoss::cpu::avx512 {
 
@@ -183,6 +184,11 @@ void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, cons
         tile_tokens<1>(blocks + r * nblk * 16, scales + r * nblk, nblk, xp + t * cols, cols, te - t, e8m0,
                        out + t * ld + r, ld);
   }
+}
+
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  mxfp4_rows_q8_512<false>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 }  // namespace gptoss::cpu::avx512

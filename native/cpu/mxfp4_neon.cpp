@@ -26,9 +26,7 @@ inline void widen_scaled(int8x16_t q, float half_scale, float32x4_t* w) {
 }
 
 inline Decoded decode(const uint8_t* b, float half_scale) {
-  // E2M1 code -> 2 x value (core/dtype.h e2m1_to_f32): bit 3 is the sign, -0 becomes 0 (same sum).
-  static const int8_t kTwice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-  const int8x16_t table = vld1q_s8(kTwice);
+  const int8x16_t table = vld1q_s8(kE2m1Twice);
   const uint8x16_t bytes = vld1q_u8(b);
   Decoded d;
   widen_scaled(vqtbl1q_s8(table, vandq_u8(bytes, vdupq_n_u8(15))), half_scale, d.w);
@@ -51,7 +49,64 @@ inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const flo
   }
   for (int j = 0; j < NT; ++j) res[j] = vaddvq_f32(vaddq_f32(acc[j][0], acc[j][1]));
 }
+// q8: the same table lookup gives the weights times 2 as int8; sdot (FEAT_DotProd, compiled in when
+// the target has it: -march=armv8.2-a+dotprod or later) or smull/smlal + pairwise adds (baseline
+// AArch64) sum them against int8 activations, exactly in int32; then xd * 2^(s-128).
+inline int32x4_t dot_block(int8x16_t lo, int8x16_t hi, int8x16_t x0, int8x16_t x1) {
+#if defined(__ARM_FEATURE_DOTPROD)
+  return vdotq_s32(vdotq_s32(vdupq_n_s32(0), lo, x0), hi, x1);
+#else
+  // |2 x E2M1| <= 12, |x| <= 127: an int16 lane sums 4 products, at most 6096.
+  int16x8_t p = vmull_s8(vget_low_s8(lo), vget_low_s8(x0));
+  p = vmlal_high_s8(p, lo, x0);
+  p = vmlal_s8(p, vget_low_s8(hi), vget_low_s8(x1));
+  p = vmlal_high_s8(p, hi, x1);
+  return vpaddlq_s16(p);
+#endif
+}
+
+template <int NT>
+inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const int8_t* xq, const float* xd,
+                       int64_t cols, const float* half, float* res) {
+  const int8x16_t table = vld1q_s8(kE2m1Twice);
+  float32x4_t acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = vdupq_n_f32(0.f);
+  for (int64_t g = 0; g < nblk; ++g) {
+    const uint8x16_t bytes = vld1q_u8(b + 16 * g);
+    const int8x16_t lo = vqtbl1q_s8(table, vandq_u8(bytes, vdupq_n_u8(15)));
+    const int8x16_t hi = vqtbl1q_s8(table, vshrq_n_u8(bytes, 4));
+    const float ws = half[s[g]];
+    for (int j = 0; j < NT; ++j) {
+      const int8_t* xg = xq + j * cols + 32 * g;
+      const int32x4_t dot = dot_block(lo, hi, vld1q_s8(xg), vld1q_s8(xg + 16));
+      acc[j] = vfmaq_n_f32(acc[j], vcvtq_f32_s32(dot), xd[j * nblk + g] * ws);
+    }
+  }
+  for (int j = 0; j < NT; ++j) res[j] = vaddvq_f32(acc[j]);
+}
 }  // namespace
+
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  const int64_t nblk = cols / 32;
+  const float* half = e8m0_half_table();
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < n; t += 4) {
+      float res[4];
+      const int8_t* x = xq + t * cols;
+      const float* d = xd + t * nblk;
+      const uint8_t* b = blocks + r * nblk * 16;
+      const uint8_t* s = scales + r * nblk;
+      const int64_t nt = n - t < 4 ? n - t : 4;
+      switch (nt) {
+        case 1: row_dot_q8<1>(b, s, nblk, x, d, cols, half, res); break;
+        case 2: row_dot_q8<2>(b, s, nblk, x, d, cols, half, res); break;
+        case 3: row_dot_q8<3>(b, s, nblk, x, d, cols, half, res); break;
+        default: row_dot_q8<4>(b, s, nblk, x, d, cols, half, res); break;
+      }
+      for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
+    }
+}
 
 void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
                 int64_t ld, int64_t r0, int64_t r1) {

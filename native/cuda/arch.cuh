@@ -1,7 +1,19 @@
 // The one arch ladder (after ggml-cuda's common.cuh). Host code compares compute capabilities as
 // 100*major + 10*minor; device code reads the feature macros below, never __CUDA_ARCH__ directly.
 #pragma once
-#include "../hip/gpu_vendor.h"
+
+// One GPU vocabulary: every source here is written in CUDA names. Compiled as HIP, the vendor header
+// maps them (runtime calls, types, shuffles) and sets WARP_SIZE from the target's wavefront.
+#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)
+#define GPTOSS_HIP 1
+#include "../hip/vendors.h"
+#else
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#define WARP_SIZE 32  // every NVIDIA arch we build (sm_80..sm_120)
+#endif
+// WARP_SIZE is what SIMT kernels index lanes and size reductions by. mma.sync fragments are defined
+// over 32 lanes: those kernels keep their 32 and compile only where GPTOSS_HAVE_MMA_SYNC is set.
 
 #define GPTOSS_ARCH_AMPERE 800
 #define GPTOSS_ARCH_ADA 890

@@ -255,12 +255,13 @@ struct DecodeSmem {
 template <bool BF16>
 __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile;
+  static_assert(TK == 2 * WARP_SIZE && D == 2 * WARP_SIZE, "a lane holds two keys of a tile and two output dims");
   using S = DecodeSmem<BF16>;
   using T = typename S::T;
   __shared__ __align__(16) S sm;
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const int G = a.Hq / a.Hkv;
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, nwarps = blockDim.x / 32;
+  const int tid = threadIdx.x, warp = tid / WARP_SIZE, lane = tid % WARP_SIZE, nwarps = blockDim.x / WARP_SIZE;
   // The positions are the step's input (copied before its first kernel) and the cache rows before
   // the step's first position were written by earlier steps: the first tile loads before the PDL
   // wait, and only rows from `fresh` on (this step's keys, the previous kernel's output) are read
@@ -376,13 +377,13 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       const int g = warp + gi * nwarps;
       if (g >= G) continue;
       float* sg = sm.sc + g * TK;
-      const float s0 = sg[lane], s1 = sg[lane + 32];
+      const float s0 = sg[lane], s1 = sg[lane + WARP_SIZE];
       const float mx = warp_max(fmaxf(s0, s1));
       const float mn = fmaxf(m_run[gi], mx);
       const float alpha = m_run[gi] == -INFINITY ? 0.f : expf(m_run[gi] - mn);
       const float e0 = s0 == -INFINITY ? 0.f : expf(s0 - mn), e1 = s1 == -INFINITY ? 0.f : expf(s1 - mn);
       sg[lane] = e0;
-      sg[lane + 32] = e1;
+      sg[lane + WARP_SIZE] = e1;
       const float sum = warp_sum(e0 + e1);
       __syncwarp();
       l_run[gi] = l_run[gi] * alpha + sum;
@@ -445,10 +446,10 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     float* w = sm.wts + g * kDecodeMaxSplits;
     const float sink = sink_logit(a, h);
     float M = sink;
-    for (int sp = lane; sp < splits; sp += 32) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
+    for (int sp = lane; sp < splits; sp += WARP_SIZE) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
     M = warp_max(M);
     float L = 0.f;
-    for (int sp = lane; sp < splits; sp += 32) {
+    for (int sp = lane; sp < splits; sp += WARP_SIZE) {
       const float m = __ldcg(pp + sp * (D + 2));
       const float ws = m == -INFINITY ? 0.f : expf(m - M);
       w[sp] = ws;
@@ -497,11 +498,11 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
     mx = fmaxf(mx, s * a.softmax_scale);
   }
   mx = warp_max(mx);
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+  if (threadIdx.x % WARP_SIZE == 0) red[threadIdx.x / WARP_SIZE] = mx;
   __syncthreads();
   if (threadIdx.x == 0) {
     float v = red[0];
-    for (int w = 1; w < int(blockDim.x / 32); ++w) v = fmaxf(v, red[w]);
+    for (int w = 1; w < int(blockDim.x / WARP_SIZE); ++w) v = fmaxf(v, red[w]);
     bcast = v;
   }
   __syncthreads();
@@ -515,11 +516,11 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
     l += expf(s * a.softmax_scale - mx);
   }
   l = warp_sum(l);
-  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = l;
+  if (threadIdx.x % WARP_SIZE == 0) red[threadIdx.x / WARP_SIZE] = l;
   __syncthreads();
   if (threadIdx.x == 0) {
     float v = expf(sink_logit(a, h) - mx);
-    for (int w = 0; w < int(blockDim.x / 32); ++w) v += red[w];
+    for (int w = 0; w < int(blockDim.x / WARP_SIZE); ++w) v += red[w];
     bcast = v;
   }
   __syncthreads();
@@ -566,7 +567,7 @@ size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
   return sizeof(float) * size_t(a.n) * a.Hq * attention_decode_splits(a) * (a.D + 2);
 }
 
-void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, gpuStream_t stream) {
+void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream) {
   if (a.n <= 0) return;
   switch (path) {
     case AttentionPath::Flash: {

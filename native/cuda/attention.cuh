@@ -33,6 +33,6 @@ enum class AttentionPath { Flash, Decode, Naive };
 AttentionPath attention_path(const AttentionArgs& a);
 int attention_decode_splits(const AttentionArgs& a);
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
-void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, gpuStream_t stream);
+void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

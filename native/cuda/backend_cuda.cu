@@ -26,9 +26,9 @@ namespace gptoss {
 
 namespace cuda {
 
-void throw_cuda_error(const char* call, gpuError_t err, const char* file, int line) {
+void throw_cuda_error(const char* call, cudaError_t err, const char* file, int line) {
   const char* base = std::strrchr(file, '/');
-  throw runtime_error(std::string("CUDA error: ") + call + " failed: " + gpuGetErrorString(err) + " (" +
+  throw runtime_error(std::string("CUDA error: ") + call + " failed: " + cudaGetErrorString(err) + " (" +
                       (base ? base + 1 : file) + ":" + std::to_string(line) + ")");
 }
 
@@ -66,23 +66,23 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
       }
     }
     if (!p) {
-      gpuError_t err = gpuMalloc(&p, size);
-      if (err != gpuSuccess && !capturing_) {
-        (void)gpuGetLastError();
+      cudaError_t err = cudaMalloc(&p, size);
+      if (err != cudaSuccess && !capturing_) {
+        (void)cudaGetLastError();
         release_cached();  // give cached blocks back to the driver and try once more
-        err = gpuMalloc(&p, size);
+        err = cudaMalloc(&p, size);
       }
-      if (err == gpuSuccess) note_malloc(size, bytes);
-      if (err != gpuSuccess) {
-        (void)gpuGetLastError();
+      if (err == cudaSuccess) note_malloc(size, bytes);
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();
         throw runtime_error("CUDA out of memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
-                            std::to_string(device_) + " (" + gpuGetErrorString(err) + ")");
+                            std::to_string(device_) + " (" + cudaGetErrorString(err) + ")");
       }
     }
     std::weak_ptr<DevicePool> weak = shared_from_this();
     std::shared_ptr<void> block(p, [weak, size](void* q) {
       if (auto pool = weak.lock()) pool->give_back(q, size);
-      else (void)gpuFree(q);
+      else (void)cudaFree(q);
     });
     std::lock_guard<std::mutex> lock(mu_);
     if (capture_keep_) capture_keep_->push_back(block);
@@ -106,7 +106,7 @@ class DevicePool : public std::enable_shared_from_this<DevicePool> {
     (void)cudaDeviceSynchronize();
     for (auto& kv : free_)
       for (void* p : kv.second) {
-        (void)gpuFree(p);
+        (void)cudaFree(p);
         malloced_bytes_ -= kv.first;
       }
     free_.clear();
@@ -160,7 +160,7 @@ const char* kv_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int index) : index_(index) {
-    GPTOSS_CUDA_CHECK(gpuSetDevice(index_));
+    GPTOSS_CUDA_CHECK(cudaSetDevice(index_));
     cudaDeviceProp prop{};
     GPTOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, index_));
     cc_ = arch_code(prop.major, prop.minor);
@@ -175,14 +175,14 @@ class CudaBackend final : public Backend {
     err_block_ = pool_->alloc(sizeof(int) * 4);
     err_ = static_cast<int*>(err_block_.get());
     result_ = reinterpret_cast<int32_t*>(err_ + 1);
-    GPTOSS_CUDA_CHECK(gpuMemsetAsync(err_, 0, sizeof(int) * 4, stream_));
+    GPTOSS_CUDA_CHECK(cudaMemsetAsync(err_, 0, sizeof(int) * 4, stream_));
     if (cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault) != cudaSuccess) {
       (void)cudaGetLastError();  // no pinned memory: small copies wait like large ones
       staging_ = nullptr;
     }
     counters_block_ = pool_->alloc(sizeof(int) * kCountersTotal);  // last-block counters (common.cuh)
     counters_ = static_cast<int*>(counters_block_.get());
-    GPTOSS_CUDA_CHECK(gpuMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
+    GPTOSS_CUDA_CHECK(cudaMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
     sync_stream();
     kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
     graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
@@ -191,10 +191,10 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
-    (void)gpuSetDevice(index_);
+    (void)cudaSetDevice(index_);
     for (auto& kv : graphs_) if (kv.second.exec) (void)cudaGraphExecDestroy(kv.second.exec);
     graphs_.clear();
-    (void)gpuStreamSynchronize(stream_);
+    (void)cudaStreamSynchronize(stream_);
     err_block_.reset();
     counters_block_.reset();
     if (staging_) (void)cudaFreeHost(staging_);
@@ -240,10 +240,10 @@ class CudaBackend final : public Backend {
     not_capturing("upload");
     Tensor t = empty(host.dtype, host.shape);
     if (host.nbytes())
-      GPTOSS_CUDA_CHECK(gpuMemcpyAsync(t.data, host.data, host.nbytes(), gpuMemcpyHostToDevice, stream_));
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(t.data, host.data, host.nbytes(), cudaMemcpyHostToDevice, stream_));
     if (host.scale_bytes()) {
       if (!host.scales) throw type_error("upload: mxfp4 tensor has no scales: " + host.describe());
-      GPTOSS_CUDA_CHECK(gpuMemcpyAsync(t.scales, host.scales, host.scale_bytes(), gpuMemcpyHostToDevice, stream_));
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(t.scales, host.scales, host.scale_bytes(), cudaMemcpyHostToDevice, stream_));
     }
     sync_stream();  // the host memory may go away after return
     return t;
@@ -262,10 +262,10 @@ class CudaBackend final : public Backend {
       uint8_t* slot = staging_ + staging_used_;
       std::memcpy(slot, src, bytes);
       staging_used_ += (bytes + 255) / 256 * 256;
-      GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst.data, slot, bytes, gpuMemcpyHostToDevice, stream_));
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(dst.data, slot, bytes, cudaMemcpyHostToDevice, stream_));
       return;
     }
-    GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst.data, src, bytes, gpuMemcpyHostToDevice, stream_));
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_));
     sync_stream();
   }
 
@@ -273,7 +273,7 @@ class CudaBackend final : public Backend {
     checks::copy_to_host(src, bytes, device());
     OpScope op(this);
     not_capturing("copy_to_host");
-    if (bytes) GPTOSS_CUDA_CHECK(gpuMemcpyAsync(dst, src.data, bytes, gpuMemcpyDeviceToHost, stream_));
+    if (bytes) GPTOSS_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
     sync_stream();
     check_device_errors();
   }
@@ -470,7 +470,7 @@ class CudaBackend final : public Backend {
     std::shared_ptr<void> ws = pool_->alloc(sample_workspace_bytes(vocab, params));
     launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), counters_, result_, stream_);
     int32_t token = 0;
-    GPTOSS_CUDA_CHECK(gpuMemcpyAsync(&token, result_, sizeof token, gpuMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(&token, result_, sizeof token, cudaMemcpyDeviceToHost, stream_));
     sync_stream();
     check_device_errors();
     return token;
@@ -500,7 +500,7 @@ class CudaBackend final : public Backend {
     }
     const uint64_t ticket = next_read_++;
     const int slot = int(ticket % kReads);
-    GPTOSS_CUDA_CHECK(gpuMemcpyAsync(reads_ + slot, token.data, sizeof(int32_t), gpuMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(reads_ + slot, token.data, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     GPTOSS_CUDA_CHECK(cudaEventRecord(read_events_[slot], stream_));
     return ticket | kTicketQueued;
   }
@@ -550,24 +550,24 @@ class CudaBackend final : public Backend {
       if (g) (void)cudaGraphDestroy(g);
       capturing_ = false;
       pool_->end_capture();
-      (void)gpuGetLastError();
+      (void)cudaGetLastError();
       graphs_.erase(key);
       throw;
     }
     cudaGraph_t graph = nullptr;
-    gpuError_t err = cudaStreamEndCapture(stream_, &graph);
+    cudaError_t err = cudaStreamEndCapture(stream_, &graph);
     capturing_ = false;
     pool_->end_capture();
-    if (err != gpuSuccess || !graph) {
-      (void)gpuGetLastError();
+    if (err != cudaSuccess || !graph) {
+      (void)cudaGetLastError();
       entry.keep.clear();
       lock.unlock();
       return step();  // entry.exec stays null: this key runs eagerly from now on
     }
     err = cudaGraphInstantiate(&entry.exec, graph, 0);
     (void)cudaGraphDestroy(graph);
-    if (err != gpuSuccess) {
-      (void)gpuGetLastError();
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();
       entry.exec = nullptr;
       entry.keep.clear();
       lock.unlock();
@@ -589,7 +589,7 @@ class CudaBackend final : public Backend {
     }
   }
 
-  gpuStream_t stream() const { return stream_; }
+  cudaStream_t stream() const { return stream_; }
   static constexpr int kGraphMaxTokens = 8;
   static constexpr int kRouterMaxK = 32;  // router_kernel keeps at most 32 selected experts (moe.cu)
 
@@ -679,7 +679,7 @@ class CudaBackend final : public Backend {
     std::vector<std::shared_ptr<void>> keep;  // blocks allocated while capturing
   };
 
-  void set_device() const { GPTOSS_CUDA_CHECK(gpuSetDevice(index_)); }
+  void set_device() const { GPTOSS_CUDA_CHECK(cudaSetDevice(index_)); }
 
   // Every op holds op_mu_ while it enqueues: run_step holds it for the whole capture, so another
   // thread's op cannot land inside a graph being captured on the shared stream (recursive: the
@@ -717,7 +717,7 @@ class CudaBackend final : public Backend {
   int cc_ = 0, sms_ = 0;
   double mem_gib_ = 0;
   std::string name_;
-  gpuStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr;
   std::shared_ptr<DevicePool> pool_;
   std::shared_ptr<void> err_block_;
   int* err_ = nullptr;
@@ -725,7 +725,7 @@ class CudaBackend final : public Backend {
   uint8_t* staging_ = nullptr;  // pinned; [0, staging_used_) may still be read by queued copies
   size_t staging_used_ = 0;
   void sync_stream() {
-    GPTOSS_CUDA_CHECK(gpuStreamSynchronize(stream_));
+    GPTOSS_CUDA_CHECK(cudaStreamSynchronize(stream_));
     staging_used_ = 0;
   }
   std::shared_ptr<void> counters_block_;
@@ -770,9 +770,9 @@ std::string probe_failure(cudaError_t err) {
 std::string cuda_probe(int* device_count) {
   if (device_count) *device_count = 0;
   int n = 0;
-  gpuError_t err = gpuGetDeviceCount(&n);
-  if (err != gpuSuccess) {
-    (void)gpuGetLastError();
+  cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
     return probe_failure(err);
   }
   if (n <= 0) return "no CUDA device";
@@ -781,7 +781,7 @@ std::string cuda_probe(int* device_count) {
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp prop{};
     if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
-      (void)gpuGetLastError();
+      (void)cudaGetLastError();
       continue;
     }
     if (cuda::arch_code(prop.major, prop.minor) >= GPTOSS_ARCH_MIN) ++usable;

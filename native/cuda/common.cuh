@@ -15,15 +15,15 @@
 namespace gptoss::cuda {
 
 // Every CUDA runtime error becomes a gptoss::Error naming the call (never abort: JS catches it).
-[[noreturn]] void throw_cuda_error(const char* call, gpuError_t err, const char* file, int line);
+[[noreturn]] void throw_cuda_error(const char* call, cudaError_t err, const char* file, int line);
 
 #define GPTOSS_CUDA_CHECK(call)                                                          \
   do {                                                                                   \
-    gpuError_t gptoss_err_ = (call);                                                     \
-    if (gptoss_err_ != gpuSuccess) ::gptoss::cuda::throw_cuda_error(#call, gptoss_err_, __FILE__, __LINE__); \
+    cudaError_t gptoss_err_ = (call);                                                    \
+    if (gptoss_err_ != cudaSuccess) ::gptoss::cuda::throw_cuda_error(#call, gptoss_err_, __FILE__, __LINE__); \
   } while (0)
 // After every launch: configuration errors surface here, asynchronous faults at the next sync.
-#define GPTOSS_CUDA_LAUNCH(name) GPTOSS_CUDA_CHECK(gpuGetLastError())
+#define GPTOSS_CUDA_LAUNCH(name) GPTOSS_CUDA_CHECK(cudaGetLastError())
 
 // Device-side error flags (one int per backend, checked at synchronize()/copy_to_host()).
 enum DeviceErrorBits : int {
@@ -72,15 +72,15 @@ inline int env_int(const char* name, int fallback, int lo, int hi) {
 template <typename F>
 inline int per_device(int (&cache)[64], F&& query) {
   int dev = 0;
-  GPTOSS_CUDA_CHECK(gpuGetDevice(&dev));
+  GPTOSS_CUDA_CHECK(cudaGetDevice(&dev));
   if (dev >= 0 && dev < 64 && cache[dev]) return cache[dev];
   const int v = query(dev);
   if (dev >= 0 && dev < 64) cache[dev] = v;
   return v;
 }
-inline int device_attribute(int dev, decltype(gpuDevAttrMultiProcessorCount) attr) {
+inline int device_attribute(int dev, cudaDeviceAttr attr) {
   int v = 0;
-  GPTOSS_CUDA_CHECK(gpuDeviceGetAttribute(&v, attr, dev));
+  GPTOSS_CUDA_CHECK(cudaDeviceGetAttribute(&v, attr, dev));
   return v;
 }
 // The current device's opt-in shared memory a block (227 KB on sm_90/100, 163 KB on sm_80, 99 KB on
@@ -89,7 +89,7 @@ inline int device_attribute(int dev, decltype(gpuDevAttrMultiProcessorCount) att
 inline int device_smem_optin() {
   static int cache[64] = {};
   return per_device(cache, [](int dev) {
-    const int v = device_attribute(dev, gpuDevAttrMaxSharedMemoryPerBlockOptin);
+    const int v = device_attribute(dev, cudaDevAttrMaxSharedMemoryPerBlockOptin);
     const int lim = env_int("GPTOSS_CUDA_SMEM_LIMIT", 0, 1, INT_MAX);
     return lim > 0 ? std::min(v, lim) : v;
   });
@@ -97,14 +97,14 @@ inline int device_smem_optin() {
 // The current device's SM count.
 inline int device_sm_count() {
   static int cache[64] = {};
-  return per_device(cache, [](int dev) { return device_attribute(dev, gpuDevAttrMultiProcessorCount); });
+  return per_device(cache, [](int dev) { return device_attribute(dev, cudaDevAttrMultiProcessorCount); });
 }
 // The current device's compute capability as arch_code() (e.g. 900).
 inline int device_arch_code() {
   static int cache[64] = {};
   return per_device(cache, [](int dev) {
-    return arch_code(device_attribute(dev, gpuDevAttrComputeCapabilityMajor),
-                     device_attribute(dev, gpuDevAttrComputeCapabilityMinor));
+    return arch_code(device_attribute(dev, cudaDevAttrComputeCapabilityMajor),
+                     device_attribute(dev, cudaDevAttrComputeCapabilityMinor));
   });
 }
 
@@ -136,7 +136,11 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 }
 
 template <typename... KArgs, typename... Args>
-void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, gpuStream_t stream, Args&&... args) {
+void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+#if defined(GPTOSS_HIP)
+  kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);  // no programmatic dependent launch on AMD
+  GPTOSS_CUDA_CHECK(cudaGetLastError());
+#else
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -148,6 +152,7 @@ void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, gpuS
   cfg.attrs = attr;
   cfg.numAttrs = t_pdl ? 1 : 0;
   GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+#endif
 }
 
 // Optional bias/parameter vectors come as bf16 (checkpoint) or f32.
@@ -157,12 +162,12 @@ inline int ceil_div(int64_t a, int64_t b) { return int((a + b - 1) / b); }
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int m = kWarpSize / 2; m > 0; m >>= 1) v += gpu_shfl_xor(v, m);
+  for (int m = WARP_SIZE / 2; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
   return v;
 }
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
-  for (int m = kWarpSize / 2; m > 0; m >>= 1) v = fmaxf(v, gpu_shfl_xor(v, m));
+  for (int m = WARP_SIZE / 2; m > 0; m >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, m));
   return v;
 }
 
@@ -222,13 +227,13 @@ __device__ __forceinline__ float block_sum_squares(const float4 (&v)[kPer], int 
       ss = fmaf(v[j].w, v[j].w, ss);
     }
   }
-  for (int m = kWarpSize / 2; m > 0; m >>= 1) ss += gpu_shfl_xor(ss, m);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  for (int m = WARP_SIZE / 2; m > 0; m >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, m);
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   if (lane == 0) partial[warp] = ss;
   __syncthreads();
   if (warp == 0) {
-    float t = lane < int(blockDim.x / kWarpSize) ? partial[lane] : 0.f;
-    for (int m = kWarpSize / 2; m > 0; m >>= 1) t += gpu_shfl_xor(t, m);
+    float t = lane < int(blockDim.x / WARP_SIZE) ? partial[lane] : 0.f;
+    for (int m = WARP_SIZE / 2; m > 0; m >>= 1) t += __shfl_xor_sync(0xffffffffu, t, m);
     if (lane == 0) partial[0] = t;
   }
   __syncthreads();
@@ -265,7 +270,7 @@ __device__ __forceinline__ float bf16_lo(uint32_t pair) { return __uint_as_float
 __device__ __forceinline__ float bf16_hi(uint32_t pair) { return __uint_as_float(pair & 0xffff0000u); }
 __device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  gpu_bf162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (low half), .y = hi
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x = lo (low half), .y = hi
   return *reinterpret_cast<uint32_t*>(&v);
 }
 

@@ -301,13 +301,13 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
 }
 
 template <WeightFormat WF, Epilogue EPI, int MT>
-void launch_mt(const GemmProblem& p, int max_tiles, gpuStream_t stream) {
+void launch_mt(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
   constexpr bool kMx = WF == WeightFormat::MXFP4;
   const int smem = smem_bytes(kMx, 32 * MT, kMx ? p.K / kGemmBK : 0);
   static int attr_bytes = 0;  // one per instance: the largest size set so far (idempotent, a benign race)
   if (smem > attr_bytes) {  // always opted in: static + dynamic shared memory above 48 KB needs it too
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes = smem;
   }
   int col_tiles = ceil_div(p.N, kGemmBN);
@@ -346,18 +346,18 @@ int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K) {
 }
 
 template <WeightFormat WF, Epilogue EPI>
-void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, gpuStream_t stream) {
+void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream) {
   if (max_tiles <= 0 || p.N <= 0) return;
   if (bm == 128) launch_mt<WF, EPI, 4>(p, max_tiles, stream);
   else if (bm == 64) launch_mt<WF, EPI, 2>(p, max_tiles, stream);
   else launch_mt<WF, EPI, 1>(p, max_tiles, stream);
 }
 
-template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, gpuStream_t);
-template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, gpuStream_t);
-template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, gpuStream_t);
+template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
 
-void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, gpuStream_t stream) {
+void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, cudaStream_t stream) {
   if (count <= 0) return;
   split_bf16_kernel<<<unsigned(ceil_div((count + 3) / 4, 256)), 256, 0, stream>>>(x, count, hi, lo);
   GPTOSS_CUDA_LAUNCH("split_bf16_kernel");

@@ -67,13 +67,13 @@ int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K);
 // the device (no host sync). Instantiated in gemm_tile.cu for the pairs below (STYLE.md: template
 // instances live in their own file).
 template <WeightFormat WF, Epilogue EPI>
-void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, gpuStream_t stream);
+void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream);
 
-extern template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, gpuStream_t);
-extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, gpuStream_t);
-extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, gpuStream_t);
+extern template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
+extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
+extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
 
 // x (f32, count values, count % 4 == 0, 16-byte aligned) -> bf16 hi = rn(x), lo = rn(x - hi).
-void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, gpuStream_t stream);
+void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

@@ -49,12 +49,12 @@ __global__ void __launch_bounds__(256) gemv_kernel(GemvParts parts) {
     fill_e2m1_lut(lut);
     __syncthreads();
   }
-  const int lane = threadIdx.x % kWarpSize;
-  const int warps_per_block = blockDim.x / kWarpSize;
+  const int lane = threadIdx.x % WARP_SIZE;
+  const int warps_per_block = blockDim.x / WARP_SIZE;
   const int K = parts.part[0].K;
   const int chunk_elems = MX ? 32 : 8;
   const int nch = K / chunk_elems;
-  for (int global_row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize; global_row < parts.rows;
+  for (int global_row = blockIdx.x * warps_per_block + threadIdx.x / WARP_SIZE; global_row < parts.rows;
        global_row += gridDim.x * warps_per_block) {
     int row;
     const LinearArgs a = gemv_part(parts, global_row, row);
@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(256) gemv_kernel(GemvParts parts) {
     const uint4* wrow = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a.w) +
                                                        int64_t(row) * nch * 16);
 #pragma unroll 4
-    for (int c = lane; c < nch; c += kWarpSize) {
+    for (int c = lane; c < nch; c += WARP_SIZE) {
       const uint4 wv = __ldg(wrow + c);
       if (MX) {
         const float scale = e8m0_to_f32(a.w_scales[int64_t(row) * nch + c]);
@@ -119,9 +119,9 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
                                                                                                    GemvNorm nrm) {
   extern __shared__ float4 xs4[];  // [2][K / 8]: first and second halves of each 8-value chunk
   const int K = parts.part[0].K, nch = K / 8;
-  const int lane = threadIdx.x % kWarpSize, warps_per_block = blockDim.x / kWarpSize;
+  const int lane = threadIdx.x % WARP_SIZE, warps_per_block = blockDim.x / WARP_SIZE;
   const int stride = gridDim.x * warps_per_block;
-  int global_row = blockIdx.x * warps_per_block + threadIdx.x / kWarpSize;
+  int global_row = blockIdx.x * warps_per_block + threadIdx.x / WARP_SIZE;
   uint4 wv[kRowChunks];
   auto load_row = [&](int grow) {
     int row;
@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
     const uint4* wrow = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.w) + int64_t(row) * K);
 #pragma unroll
     for (int j = 0; j < kRowChunks; ++j) {
-      const int c = lane + j * kWarpSize;
+      const int c = lane + j * WARP_SIZE;
       if (c < nch) wv[j] = __ldg(wrow + c);
     }
   };
@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
     float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
 #pragma unroll
     for (int j = 0; j < kRowChunks; ++j) {
-      const int c = lane + j * kWarpSize;
+      const int c = lane + j * WARP_SIZE;
       if (c < nch) {
         const float4 x0 = xs4[c], x1 = xs4[nch + c];  // consecutive lanes, consecutive 16 bytes
         s0 = fmaf(bf16_lo(wv[j].x), x0.x, s0); s1 = fmaf(bf16_hi(wv[j].x), x0.y, s1);
@@ -189,21 +189,21 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
 }
 
 template <int kRowChunks, int kNormPer = 0>
-void gemv1_launch(const GemvParts& p, gpuStream_t stream, const GemvNorm& nrm = {}) {
+void gemv1_launch(const GemvParts& p, cudaStream_t stream, const GemvNorm& nrm = {}) {
   const int warps = 8;
   const int smem = p.part[0].K * int(sizeof(float));
   auto kernel = gemv1_bf16_kernel<kRowChunks, kNormPer>;
-  if (smem > 48 * 1024) GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (smem > 48 * 1024) GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   // No more blocks than fit at once (grid-stride over rows): x is staged once per block.
   static int resident = 0;  // per instantiation: blocks a SM x SMs
   if (!resident) {
     int per_sm = 0;
-    GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * kWarpSize, smem));
+    GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * WARP_SIZE, smem));
     resident = std::max(1, per_sm) * device_sm_count();
   }
   int blocks = ceil_div(p.rows, warps);
   if (blocks > resident) blocks = resident;
-  launch_k(kernel, blocks, warps * kWarpSize, smem, stream, p, nrm);
+  launch_k(kernel, blocks, warps * WARP_SIZE, smem, stream, p, nrm);
   GPTOSS_CUDA_LAUNCH("gemv1_bf16_kernel");
 }
 
@@ -230,11 +230,11 @@ __global__ void linear_naive_kernel(LinearArgs a) {
 }
 
 template <int NT, bool MX>
-void gemv_launch(const GemvParts& p, gpuStream_t stream) {
+void gemv_launch(const GemvParts& p, cudaStream_t stream) {
   const int warps = 8;
   int blocks = ceil_div(p.rows, warps);
   if (blocks > 132 * 16) blocks = 132 * 16;  // grid-stride beyond a few waves
-  gemv_kernel<NT, MX><<<blocks, warps * kWarpSize, 0, stream>>>(p);
+  gemv_kernel<NT, MX><<<blocks, warps * WARP_SIZE, 0, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemv_kernel");
 }
 
@@ -277,7 +277,7 @@ bool add_rmsnorm_gemv_fusable(const LinearArgs* parts, int count, const float* x
 }
 
 void launch_add_rmsnorm_gemv(const LinearArgs* parts, int count, float* x, const float* residual, const void* norm_weight,
-                             bool norm_weight_bf16, float eps, float* normed, int* counters, gpuStream_t stream) {
+                             bool norm_weight_bf16, float eps, float* normed, int* counters, cudaStream_t stream) {
   const GemvParts p = gemv_parts_chunk(parts, count, 0);  // one token
   const GemvNorm nrm{x, residual, norm_weight, norm_weight_bf16, eps, normed, counters + kCountersNormGemv};
   // kPer float4s of the row a thread cover K <= 1024 kPer, so 4 kPer chunks a lane cover the row too
@@ -287,14 +287,14 @@ void launch_add_rmsnorm_gemv(const LinearArgs* parts, int count, float* x, const
   });
 }
 
-void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream) {
+void launch_linear_gemv_parts(const LinearArgs* parts, int count, cudaStream_t stream) {
   if (count < 1 || count > kGemvMaxParts) throw range_error("gemv: 1 to 3 weight parts, got " + std::to_string(count));
   const LinearArgs& a = parts[0];
   const bool mx = a.w_scales != nullptr;
   for (int t0 = 0; t0 < a.n; t0 += kGemvMaxTokens) {
     const GemvParts p = gemv_parts_chunk(parts, count, t0);
     const int n = p.part[0].n;
-    const int lane_chunks = ceil_div(a.K / 8, kWarpSize);
+    const int lane_chunks = ceil_div(a.K / 8, WARP_SIZE);
     const bool x_aligned = (reinterpret_cast<uintptr_t>(p.part[0].x) & 15) == 0;
     if (n == 1 && !mx && x_aligned && lane_chunks <= 8) gemv1_launch<8>(p, stream);
     else if (n == 1 && !mx && x_aligned && lane_chunks <= 12) gemv1_launch<12>(p, stream);
@@ -306,7 +306,7 @@ void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t st
   }
 }
 
-void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream) { launch_linear_gemv_parts(&a, 1, stream); }
+void launch_linear_gemv(const LinearArgs& a, cudaStream_t stream) { launch_linear_gemv_parts(&a, 1, stream); }
 
 size_t linear_gemm_workspace_bytes(const LinearArgs& a) { return 4 * size_t(a.n) * a.K; }
 
@@ -322,7 +322,7 @@ bool linear_gemm_parts_ok(const LinearArgs* parts, int count) {
   return true;
 }
 
-void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, gpuStream_t stream) {
+void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, cudaStream_t stream) {
   const LinearArgs& a = parts[0];
   uint16_t* hi = static_cast<uint16_t*>(workspace);
   uint16_t* lo = hi + int64_t(a.n) * a.K;
@@ -347,11 +347,11 @@ void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspac
   else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, tiles, stream);
 }
 
-void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream) {
+void launch_linear_gemm(const LinearArgs& a, void* workspace, cudaStream_t stream) {
   launch_linear_gemm_parts(&a, 1, workspace, stream);
 }
 
-void launch_linear_naive(const LinearArgs& a, gpuStream_t stream) {
+void launch_linear_naive(const LinearArgs& a, cudaStream_t stream) {
   int64_t total = int64_t(a.n) * a.N;
   if (total == 0) return;
   linear_naive_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(a);

@@ -19,24 +19,24 @@ struct LinearArgs {
 // row length does not allow 16-byte loads. backend_cuda.cu decides and calls one launcher.
 enum class LinearPath { Gemv, Gemm, Naive };
 LinearPath linear_path(const LinearArgs& a);
-void launch_linear_gemv(const LinearArgs& a, gpuStream_t stream);
+void launch_linear_gemv(const LinearArgs& a, cudaStream_t stream);
 // Several linears of one x (same n, K, weight format; every part on the Gemv path) as one GEMV
 // launch over their concatenated rows: qkv() in a decode step. At most kGemvMaxParts parts.
-void launch_linear_gemv_parts(const LinearArgs* parts, int count, gpuStream_t stream);
+void launch_linear_gemv_parts(const LinearArgs* parts, int count, cudaStream_t stream);
 // add_rmsnorm then the GEMV parts on its output, one launch (add_rmsnorm_qkv in a decode step): one
 // token, bf16 weights, every part reading `normed` with K = the row length. Results are bit-identical
 // to launch_add_rmsnorm + launch_linear_gemv_parts.
 bool add_rmsnorm_gemv_fusable(const LinearArgs* parts, int count, const float* x, const float* residual,
                               const float* normed, const void* norm_weight, bool norm_weight_bf16);
 void launch_add_rmsnorm_gemv(const LinearArgs* parts, int count, float* x, const float* residual, const void* norm_weight,
-                             bool norm_weight_bf16, float eps, float* normed, int* counters, gpuStream_t stream);
+                             bool norm_weight_bf16, float eps, float* normed, int* counters, cudaStream_t stream);
 size_t linear_gemm_workspace_bytes(const LinearArgs& a);  // the bf16 halves of x
-void launch_linear_gemm(const LinearArgs& a, void* workspace, gpuStream_t stream);
+void launch_linear_gemm(const LinearArgs& a, void* workspace, cudaStream_t stream);
 // Several weights times the same x in one GEMM launch (q, k, v of a prefill): all on the Gemm path,
 // bf16, one x, one bias kind (linear_gemm_parts_ok). Workspace: linear_gemm_workspace_bytes(parts[0]).
 bool linear_gemm_parts_ok(const LinearArgs* parts, int count);
-void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, gpuStream_t stream);
-void launch_linear_naive(const LinearArgs& a, gpuStream_t stream);
+void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, cudaStream_t stream);
+void launch_linear_naive(const LinearArgs& a, cudaStream_t stream);
 
 constexpr int kGemvMaxTokens = 8;
 constexpr int kGemvMaxParts = 3;

@@ -30,16 +30,16 @@ __device__ __forceinline__ float router_dot(const uint16_t* w, const float* xs, 
     const uint4* wp = reinterpret_cast<const uint4*>(w);
     const int chunks = H / 8;
     int c = lane;
-    for (; c + 3 * kWarpSize < chunks; c += 4 * kWarpSize) {  // 4 loads in flight a lane
+    for (; c + 3 * WARP_SIZE < chunks; c += 4 * WARP_SIZE) {  // 4 loads in flight a lane
       uint4 v[4];
 #pragma unroll
-      for (int u = 0; u < 4; ++u) v[u] = __ldg(wp + c + u * kWarpSize);
+      for (int u = 0; u < 4; ++u) v[u] = __ldg(wp + c + u * WARP_SIZE);
 #pragma unroll
-      for (int u = 0; u < 4; ++u) s = router_chunk_dot(v[u], xs + (c + u * kWarpSize) * 8, s);
+      for (int u = 0; u < 4; ++u) s = router_chunk_dot(v[u], xs + (c + u * WARP_SIZE) * 8, s);
     }
-    for (; c < chunks; c += kWarpSize) s = router_chunk_dot(__ldg(wp + c), xs + c * 8, s);
+    for (; c < chunks; c += WARP_SIZE) s = router_chunk_dot(__ldg(wp + c), xs + c * 8, s);
   } else {
-    for (int h = lane; h < H; h += kWarpSize) s = fmaf(bf16_bits_to_f32(w[h]), xs[h], s);
+    for (int h = lane; h < H; h += WARP_SIZE) s = fmaf(bf16_bits_to_f32(w[h]), xs[h], s);
   }
   return warp_sum(s);
 }
@@ -52,7 +52,7 @@ __device__ __forceinline__ void router_row_load(const uint16_t* w, int H, int la
   const uint4* wp = reinterpret_cast<const uint4*>(w);
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
-    const int c = lane + j * kWarpSize;
+    const int c = lane + j * WARP_SIZE;
     if (c < H / 8) wv[j] = __ldg(wp + c);
   }
 }
@@ -61,7 +61,7 @@ __device__ __forceinline__ float router_row_dot(const uint4 (&wv)[kChunks], cons
   float s = 0.f;
 #pragma unroll
   for (int j = 0; j < kChunks; ++j) {
-    const int c = lane + j * kWarpSize;
+    const int c = lane + j * WARP_SIZE;
     if (c < H / 8) s = router_chunk_dot(wv[j], xs + c * 8, s);
   }
   return warp_sum(s);
@@ -83,14 +83,14 @@ __device__ __forceinline__ void stage_row(const float* x, int H, float* xs) {
 // Warp 0 of the block: top-k of logits[0, E) (shared memory), ties to the lower expert index,
 // selected in descending order (torch.topk), then the softmax over the k -> token t's outputs.
 __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
-  const int lane = threadIdx.x % kWarpSize;
+  const int lane = threadIdx.x % WARP_SIZE;
   float sel_val[32];
   int sel_idx[32];
   const int k = a.k < 32 ? a.k : 32;
   for (int j = 0; j < k; ++j) {
     float best = -INFINITY;
     int best_e = 0x7fffffff;
-    for (int e = lane; e < a.E; e += kWarpSize) {
+    for (int e = lane; e < a.E; e += WARP_SIZE) {
       bool taken = false;
       for (int q = 0; q < j; ++q) taken |= sel_idx[q] == e;
       float v = logits[e];
@@ -100,9 +100,9 @@ __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
       }
     }
 #pragma unroll
-    for (int m = kWarpSize / 2; m > 0; m >>= 1) {
-      float ov = gpu_shfl_xor(best, m);
-      int oe = gpu_shfl_xor(best_e, m);
+    for (int m = WARP_SIZE / 2; m > 0; m >>= 1) {
+      float ov = __shfl_xor_sync(0xffffffffu, best, m);
+      int oe = __shfl_xor_sync(0xffffffffu, best_e, m);
       if (ov > best || (ov == best && oe < best_e)) {
         best = ov;
         best_e = oe;
@@ -127,7 +127,7 @@ __global__ void router_kernel(RouterArgs a) {
   float* logits = smem + a.H;  // [E]
   stage_row(a.x + int64_t(blockIdx.x) * a.H, a.H, xs);
   __syncthreads();
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize, nwarps = blockDim.x / kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE, nwarps = blockDim.x / WARP_SIZE;
   for (int e = warp; e < a.E; e += nwarps) {
     const float s = router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane);
     if (lane == 0) logits[e] = s + router_bias(a, e);
@@ -136,7 +136,7 @@ __global__ void router_kernel(RouterArgs a) {
   if (warp == 0) router_select(a, logits, blockIdx.x);
 }
 
-constexpr int kRouterSplitWarps = 8;  // experts a block (one warp each)
+constexpr int kRouterSplitWarps = kRow4Threads / WARP_SIZE;  // experts a block (one warp each; 8 on CUDA)
 constexpr int kRouterSplitMaxTokens = 64;
 
 // Split path, every block: its experts' logits (one warp each) -> logits_ws; returns whether this
@@ -144,25 +144,25 @@ constexpr int kRouterSplitMaxTokens = 64;
 // expert's (lane 0's value counts).
 __device__ __forceinline__ bool router_split_arrive(const RouterArgs& a, float logit, float* logits_ws, int* counters,
                                                     int t) {
-  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / kWarpSize;
-  if (e < a.E && threadIdx.x % kWarpSize == 0) logits_ws[int64_t(t) * a.E + e] = logit;
+  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / WARP_SIZE;
+  if (e < a.E && threadIdx.x % WARP_SIZE == 0) logits_ws[int64_t(t) * a.E + e] = logit;
   return last_block_arrives(counters + t, gridDim.x);
 }
 // ... with the logits from the staged row xs.
 __device__ __forceinline__ bool router_split_logits(const RouterArgs& a, const float* xs, float* logits_ws,
                                                     int* counters, int t) {
-  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / kWarpSize;
-  const float s = e < a.E ? router_dot(a.weight + int64_t(e) * a.H, xs, a.H, threadIdx.x % kWarpSize) + router_bias(a, e) : 0.f;
+  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / WARP_SIZE;
+  const float s = e < a.E ? router_dot(a.weight + int64_t(e) * a.H, xs, a.H, threadIdx.x % WARP_SIZE) + router_bias(a, e) : 0.f;
   return router_split_arrive(a, s, logits_ws, counters, t);
 }
 // Split path, the last block: the token's E logits into shared `lg`, then top-k and softmax.
 __device__ __forceinline__ void router_split_select(const RouterArgs& a, const float* logits_ws, float* lg, int t) {
   for (int i = threadIdx.x; i < a.E; i += blockDim.x) lg[i] = __ldcg(logits_ws + int64_t(t) * a.E + i);
   __syncthreads();
-  if (threadIdx.x < kWarpSize) router_select(a, lg, t);
+  if (threadIdx.x < WARP_SIZE) router_select(a, lg, t);
 }
 
-__global__ void __launch_bounds__(kRouterSplitWarps * 32) router_split_kernel(RouterArgs a, float* logits_ws, int* counters) {
+__global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE) router_split_kernel(RouterArgs a, float* logits_ws, int* counters) {
   extern __shared__ __align__(16) float smem[];
   float* xs = smem;  // [H], then reused for the token's E logits by the last block
   const int t = blockIdx.y;
@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32) router_split_kernel(Ro
 // bit-identical to the two ops; the last block of a token, once every block has read x, writes
 // x = v and normed (the MoE's input), then selects.
 template <int kPer>
-__global__ void __launch_bounds__(kRouterSplitWarps * 32)
+__global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
     router_norm_split_kernel(RouterArgs a, float* x, const float* residual, const void* norm_weight,
                              bool norm_weight_bf16, float eps, float* normed, float* logits_ws, int* counters) {
   extern __shared__ __align__(16) float smem[];
@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kRouterSplitWarps * 32)
   float4 v[kPer], w[kPer];
   load_row4<kPer>(norm_weight, norm_weight_bf16, H4, w);  // constant: read before the wait
   // the warp's router row and bias too (H / 8 <= 4 kPer x 32 chunks, as H / 4 <= 256 kPer)
-  const int lane = threadIdx.x % kWarpSize, e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / kWarpSize;
+  const int lane = threadIdx.x % WARP_SIZE, e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / WARP_SIZE;
   constexpr int kChunks = kPer <= 3 ? 4 * kPer : 1;  // H <= 3072 (kPer 4 would spill)
   const bool row_regs = kPer <= 3 && a.H % 8 == 0;
   uint4 wv[kChunks];
@@ -240,14 +240,14 @@ __device__ __forceinline__ void load_x32(const float* p, float* xv) {
 }
 
 // (256, 3): at most 85 registers so three 33 KB blocks fit an SM (156 registers gave one: ncu 12.5%).
-__global__ void __launch_bounds__(kDecodeWarps * 32, 3) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
+__global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE, 3) moe_decode_gate_up_kernel(MoeArgs a, float* act) {
   extern __shared__ uint32_t lane_lut[];  // kLaneLutWords
   const int pair = blockIdx.y;
   const int t = pair / a.k;
   const int e = a.expert_idx[pair];
   fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   const uint32_t* lut = lane_lut + lane;
   const int j0 = (blockIdx.x * kDecodeWarps + warp) * kGateUpPairsPerWarp;  // first output pair
   if (j0 >= a.I) return;
@@ -267,7 +267,7 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 3) moe_decode_gate_up_kerne
   const int rows = min(R, int(2 * (a.I - j0)));
   float acc[R] = {};
 #pragma unroll 2
-  for (int c = lane; c < nch; c += kWarpSize) {
+  for (int c = lane; c < nch; c += WARP_SIZE) {
     uint4 wv[R];
     float sc[R];
 #pragma unroll
@@ -303,13 +303,13 @@ __global__ void __launch_bounds__(kDecodeWarps * 32, 3) moe_decode_gate_up_kerne
 // fixed order (deterministic, no atomics).
 constexpr int kDownRowsPerBlock = 4;
 
-__global__ void __launch_bounds__(kDecodeWarps * 32) moe_decode_down_kernel(MoeArgs a, const float* act) {
+__global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE) moe_decode_down_kernel(MoeArgs a, const float* act) {
   extern __shared__ uint32_t lane_lut[];  // kLaneLutWords
   __shared__ float red[kDecodeWarps][kDownRowsPerBlock];
   const int t = blockIdx.y;
   fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   const uint32_t* lut = lane_lut + lane;
   constexpr int R = kDownRowsPerBlock;
   const int row0 = blockIdx.x * R;
@@ -491,14 +491,14 @@ bool add_rmsnorm_router_fusable(const RouterArgs& a, const void* x, const void* 
 
 void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* residual, const void* norm_weight,
                                bool norm_weight_bf16, float eps, float* normed, void* workspace, int* counters,
-                               gpuStream_t stream) {
-  const int threads = kRouterSplitWarps * 32;
-  static_assert(kRouterSplitWarps * 32 == kRow4Threads, "the norm prologue holds the row as rmsnorm_vec_kernel does");
+                               cudaStream_t stream) {
+  const int threads = kRouterSplitWarps * WARP_SIZE;
+  static_assert(kRouterSplitWarps * WARP_SIZE == kRow4Threads, "the norm prologue holds the row as rmsnorm_vec_kernel does");
   const size_t smem = sizeof(float) * (a.H + a.E);
   dim3 grid(ceil_div(a.E, kRouterSplitWarps), a.n);
   auto go = [&](auto kernel) {
     if (smem > 48 * 1024)
-      GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     launch_k(kernel, grid, threads, smem, stream, a, x, residual, norm_weight, norm_weight_bf16, eps, normed,
              static_cast<float*>(workspace), counters + kCountersRouter);
   };
@@ -506,21 +506,21 @@ void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* resid
   GPTOSS_CUDA_LAUNCH("router_norm_split_kernel");
 }
 
-void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStream_t stream) {
+void launch_router(const RouterArgs& a, void* workspace, int* counters, cudaStream_t stream) {
   if (a.n <= 0) return;
   if (router_uses_split(a)) {
     const size_t smem = sizeof(float) * std::max(a.H, a.E);
     if (smem > 48 * 1024)
-      GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(router_split_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(router_split_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
     dim3 grid(ceil_div(a.E, kRouterSplitWarps), a.n);
-    launch_k(router_split_kernel, grid, kRouterSplitWarps * 32, smem, stream, a, static_cast<float*>(workspace),
+    launch_k(router_split_kernel, grid, kRouterSplitWarps * WARP_SIZE, smem, stream, a, static_cast<float*>(workspace),
              counters + kCountersRouter);
     GPTOSS_CUDA_LAUNCH("router_split_kernel");
     return;
   }
   size_t smem = sizeof(float) * (a.H + a.E);
   if (smem > 48 * 1024)
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(router_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   router_kernel<<<a.n, 256, smem, stream>>>(a);
   GPTOSS_CUDA_LAUNCH("router_kernel");
 }
@@ -534,34 +534,34 @@ size_t moe_workspace_bytes(const MoeArgs& a, bool decode) {
   return total;
 }
 
-void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream) {
+void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   float* act = static_cast<float*>(workspace);
   const int pairs = a.n * a.k;
   constexpr int lut_bytes = kLaneLutWords * 4;
   static bool carveout_set = false;  // let the driver give shared memory to 3+ blocks per SM
   if (!carveout_set) {
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_gate_up_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(moe_decode_down_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_decode_gate_up_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_decode_down_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     carveout_set = true;
   }
   dim3 g1(ceil_div(a.I, kDecodeWarps * kGateUpPairsPerWarp), pairs);
-  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * 32, lut_bytes, stream>>>(a, act);
+  moe_decode_gate_up_kernel<<<g1, kDecodeWarps * WARP_SIZE, lut_bytes, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kDownRowsPerBlock), a.n);
-  moe_decode_down_kernel<<<g2, kDecodeWarps * 32, lut_bytes, stream>>>(a, act);
+  moe_decode_down_kernel<<<g2, kDecodeWarps * WARP_SIZE, lut_bytes, stream>>>(a, act);
   GPTOSS_CUDA_LAUNCH("moe_decode_down_kernel");
 }
 
-void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream) {
+void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   const int P = a.n * a.k;
   GroupedWs w = grouped_ws(a, workspace, nullptr);
-  GPTOSS_CUDA_CHECK(gpuMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
+  GPTOSS_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
   moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
   // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
   // 120b at 512 (16 an expert), so a tile is not mostly padding.
   const int bm = gemm_tile_rows(P / a.E, true, std::max(a.H, a.I));
-  moe_scan_kernel<<<1, 32, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
+  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
                                                            w.perm_token, w.pair_slot);

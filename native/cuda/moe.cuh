@@ -19,14 +19,14 @@ struct RouterArgs {
 // router_workspace_bytes and the backend's counters); many tokens: one block per token.
 bool router_uses_split(const RouterArgs& a);
 size_t router_workspace_bytes(const RouterArgs& a);
-void launch_router(const RouterArgs& a, void* workspace, int* counters, gpuStream_t stream);
+void launch_router(const RouterArgs& a, void* workspace, int* counters, cudaStream_t stream);
 // add_rmsnorm then the router in one launch (few tokens; router_workspace_bytes of workspace):
 // x += residual, normed = rmsnorm(x) * norm_weight (bit-identical to launch_add_rmsnorm), a.x unused.
 bool add_rmsnorm_router_fusable(const RouterArgs& a, const void* x, const void* residual, const void* normed,
                                 const void* norm_weight, bool norm_weight_bf16);
 void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* residual, const void* norm_weight,
                                bool norm_weight_bf16, float eps, float* normed, void* workspace, int* counters,
-                               gpuStream_t stream);
+                               cudaStream_t stream);
 
 struct MoeArgs {
   const float* x = nullptr;          // [n, H]
@@ -53,7 +53,7 @@ constexpr int kMoeDecodeMaxPairs = 16;
 bool moe_uses_decode(const MoeArgs& a);
 // Workspace of the decode or the grouped path (backend_cuda.cu picks the path).
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode);
-void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
+void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream);
 // Decode kernels: tensor-core GEMVs (moe_decode_mma.cu; Mma = bit-placed E2M1, MmaPrmt = prmt
 // tables) or the SIMT LUT kernels above. GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|simt overrides;
 // shapes whose B fragments do not fit shared memory take Simt. Same workspace as launch_moe_decode.
@@ -63,7 +63,7 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, gpuStream_t stream);
 // per-warp cp.async rings (moe_decode_mma.cu says why).
 enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt };
 MoeDecodeKind moe_decode_kind(const MoeArgs& a);
-void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, gpuStream_t stream);
-void launch_moe_grouped(const MoeArgs& a, void* workspace, gpuStream_t stream);
+void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, cudaStream_t stream);
+void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

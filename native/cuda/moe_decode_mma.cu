@@ -154,11 +154,11 @@ __device__ __forceinline__ void store_scales(const SliceRef& r, const uint32_t (
 
 template <bool kSub>
 __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, uint4* frag) {
-  constexpr int kXPer = kSliceMax * 4 / kWarpSize;  // 4 items (block, quad) a lane
+  constexpr int kXPer = kSliceMax * 4 / WARP_SIZE;  // 4 items (block, quad) a lane
   float4 xv[kXPer][2];
 #pragma unroll
   for (int u = 0; u < kXPer; ++u) {
-    const int it = r.lane + u * kWarpSize;
+    const int it = r.lane + u * WARP_SIZE;
     if (it < r.nb * 4) {
       const float4* p = reinterpret_cast<const float4*>(x + (r.b0 + (it >> 2)) * 32 + 8 * (it & 3));
       xv[u][0] = __ldg(p);
@@ -168,7 +168,7 @@ __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, u
   const float pre = kSub ? 0x1p64f : 1.f;
 #pragma unroll
   for (int u = 0; u < kXPer; ++u) {
-    const int it = r.lane + u * kWarpSize;
+    const int it = r.lane + u * WARP_SIZE;
     if (it < r.nb * 4) {
       const float v[8] = {xv[u][0].x * pre, xv[u][0].y * pre, xv[u][0].z * pre, xv[u][0].w * pre,
                           xv[u][1].x * pre, xv[u][1].y * pre, xv[u][1].z * pre, xv[u][1].w * pre};
@@ -246,7 +246,7 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
 // The tile's 16 row sums over the CTA's K slices, in slice order (deterministic): lanes t = 0 of
 // every warp hold rows g, g + 8 of their slice. Returns row `threadIdx.x` (< 16) of the tile.
 __device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slices, float (*red)[kTileRows]) {
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   if ((lane & 3) == 0) {
     red[warp][lane >> 2] = acc0;
     red[warp][(lane >> 2) + 8] = acc1;
@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
     return;
   }
   const SliceShape sh = slice_shape(nch, a.slice_blocks);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
   const int rb = row0 + int(threadIdx.x);  // this thread's bias row (threads < 16), read early
   const float bias = threadIdx.x < kTileRows && rb < rows_total
@@ -312,7 +312,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const int nch = a.I / 32;
   const int row0 = blockIdx.x * kTileRows;
   const SliceShape sh = slice_shape(nch, a.slice_blocks);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
   // The routing (two kernels back) is final here; gate_up's act is not until pdl_wait (in the slice).
   const int rb = row0 + int(threadIdx.x);  // this thread's bias row and routing weight, read early
@@ -411,7 +411,7 @@ __device__ __forceinline__ void e4m3x4_to_f32(uint32_t v, float* f) {
 __device__ __forceinline__ int fp8_build_frags(const float* x, int nch, int b0, int nb, uint2* frag, int lane) {
   const float4* x4 = reinterpret_cast<const float4*>(x);
   float m = 0.f;
-  for (int i = lane; i < nch * 8; i += kWarpSize) {
+  for (int i = lane; i < nch * 8; i += WARP_SIZE) {
     const float4 v = __ldg(x4 + i);
     m = fmaxf(m, fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w))));
   }
@@ -420,7 +420,7 @@ __device__ __forceinline__ int fp8_build_frags(const float* x, int nch, int b0, 
   // floor(log2 max) for a normal max; a zero (or subnormal) vector takes e = -100: x * 2^107 is < 2^-19
   const int e = max(int((__float_as_uint(m) >> 23) & 0xFF) - 127, -100);
   const float sc = __uint_as_float(uint32_t(127 + 7 - min(e, 127)) << 23);  // 2^(7-e), e <= 127
-  for (int it = lane; it < nb * 4; it += kWarpSize) {
+  for (int it = lane; it < nb * 4; it += WARP_SIZE) {
     const int blk = it >> 2, q = it & 3;
     const float4* p = x4 + (b0 + blk) * 8 + 2 * q;
     const float4 v0 = __ldg(p), v1 = __ldg(p + 1);
@@ -496,7 +496,7 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
   const int rows_total = kDown ? a.H : 2 * a.I, nch = (kDown ? a.I : a.H) / 32;
   const int tiles = (rows_total + kTileRows - 1) / kTileRows, units = a.n * a.k * tiles;
   const int u0 = int(int64_t(units) * blockIdx.x / gridDim.x), u1 = int(int64_t(units) * (blockIdx.x + 1) / gridDim.x);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   const int per = fp8_per(nch), stride = row_stride(per);
   const int b0 = warp * nch / kFp8Warps, nb = (warp + 1) * nch / kFp8Warps - b0;  // balanced; may be 0
   uint8_t* wsm = smem + warp * fp8_warp_bytes(per, kStages);
@@ -619,16 +619,16 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
 // driver otherwise may pick a smaller split than the 5-6 CTAs a SM these kernels are sized for).
 template <typename K>
 void allow_smem(K kernel, int bytes, int& have) {
-  if (have == 0) GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+  if (have == 0) GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
   if (bytes > 48 * 1024 && bytes > have) {
-    GPTOSS_CUDA_CHECK(gpuFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     have = bytes;
   }
   if (have == 0) have = 1;
 }
 
 template <bool kSub>
-void launch_variant(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
+void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   static int have1 = 0, have2 = 0;
   const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
   allow_smem(moe_mma_gate_up_kernel<kSub>, s1, have1);
@@ -659,7 +659,7 @@ int fp8_stages(const MoeArgs& a) {
 }
 
 template <int kStages>
-void launch_fp8(const MoeArgs& a, float* act, float* part, gpuStream_t stream) {
+void launch_fp8(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   static int have1 = 0, have2 = 0;
   const int s1 = fp8_cta_smem(a.H / 32, kStages), s2 = fp8_cta_smem(a.I / 32, kStages), pairs = a.n * a.k;
   allow_smem(moe_fp8_stream_kernel<false, kStages>, s1, have1);
@@ -696,7 +696,7 @@ MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
   return mma_fits ? MoeDecodeKind::Mma : MoeDecodeKind::Simt;
 }
 
-void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, gpuStream_t stream) {
+void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, cudaStream_t stream) {
   MoeArgs a = args;
   a.slice_blocks = slice_target();
   float* act = static_cast<float*>(workspace);

@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(256) dequant_kernel(const uint32_t* words, con
 }  // namespace
 
 void launch_mxfp4_dequantize(const uint8_t* blocks, const uint8_t* scales, int64_t nblocks, void* out,
-                             bool out_bf16, gpuStream_t stream) {
+                             bool out_bf16, cudaStream_t stream) {
   if (nblocks <= 0) return;
   const int64_t nwords = nblocks * 4;
   int64_t grid = ceil_div(nwords, 256);

@@ -43,11 +43,11 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const void* weig
     ss = fmaf(v, v, ss);
   }
   ss = warp_sum(ss);
-  const int warp = threadIdx.x / kWarpSize, lane = threadIdx.x % kWarpSize;
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   if (lane == 0) partial[warp] = ss;
   __syncthreads();
   if (warp == 0) {
-    float v = lane < int(blockDim.x / kWarpSize) ? partial[lane] : 0.f;
+    float v = lane < int(blockDim.x / WARP_SIZE) ? partial[lane] : 0.f;
     v = warp_sum(v);
     if (lane == 0) partial[0] = v;
   }
@@ -94,7 +94,7 @@ __global__ void __launch_bounds__(kRow4Threads) rmsnorm_vec_kernel(float* x, con
 
 template <bool kAdd>
 void launch_norm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
-                 float* out, gpuStream_t stream) {
+                 float* out, cudaStream_t stream) {
   if (!row4_ok(x, residual, out, weight, weight_bf16, H)) {
     rmsnorm_kernel<kAdd><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
     return;
@@ -120,7 +120,7 @@ __device__ __forceinline__ void rope_pair(float* row, int j, int half, int posit
 
 template <bool BF16>
 __device__ __forceinline__ void store_cache(void* cache, int64_t i, float v) {
-  if (BF16) static_cast<gpu_bf16*>(cache)[i] = __float2bfloat16_rn(v);
+  if (BF16) static_cast<__nv_bfloat16*>(cache)[i] = __float2bfloat16_rn(v);
   else static_cast<float*>(cache)[i] = v;
 }
 
@@ -212,35 +212,35 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
 }  // namespace
 
 void launch_embedding(const int32_t* tokens, int n, const void* table, bool table_bf16, int vocab, int H, float* out,
-                      int* err, gpuStream_t stream) {
+                      int* err, cudaStream_t stream) {
   if (n <= 0) return;
   launch_k(embedding_kernel, n, 256, 0, stream, tokens, table, table_bf16, vocab, H, out, err);
   GPTOSS_CUDA_LAUNCH("embedding_kernel");
 }
 
 void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n, int H, float eps, float* out,
-                    gpuStream_t stream) {
+                    cudaStream_t stream) {
   if (n <= 0) return;
   launch_norm<false>(const_cast<float*>(x), nullptr, weight, weight_bf16, n, H, eps, out, stream);
   GPTOSS_CUDA_LAUNCH("rmsnorm_kernel");
 }
 
 void launch_add_rmsnorm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
-                        float* normed, gpuStream_t stream) {
+                        float* normed, cudaStream_t stream) {
   if (n <= 0) return;
   launch_norm<true>(x, residual, weight, weight_bf16, n, H, eps, normed, stream);
   GPTOSS_CUDA_LAUNCH("rmsnorm_kernel<add>");
 }
 
 void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
-                 gpuStream_t stream) {
+                 cudaStream_t stream) {
   int64_t total = int64_t(n) * heads * (D / 2);
   if (total <= 0) return;
   rope_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(x, positions, inv_freq, n, heads, D, scale);
   GPTOSS_CUDA_LAUNCH("rope_kernel");
 }
 
-void launch_add(float* acc, const float* x, int64_t count, gpuStream_t stream) {
+void launch_add(float* acc, const float* x, int64_t count, cudaStream_t stream) {
   if (count <= 0) return;
   int64_t threads = count / 4 + 4;
   launch_k(add_kernel, unsigned(ceil_div(threads, 256)), 256, 0, stream, acc, x, count);
@@ -248,7 +248,7 @@ void launch_add(float* acc, const float* x, int64_t count, gpuStream_t stream) {
 }
 
 void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
-                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, gpuStream_t stream) {
+                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream) {
   const int row = kv_heads * D;
   int64_t total = int64_t(n) * row;
   if (total <= 0) return;
@@ -262,7 +262,7 @@ void launch_kv_store(const float* k, const float* v, const int32_t* positions, i
 
 void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const float* inv_freq, int n,
                           int q_heads, int kv_heads, int D, float scale, void* k_cache, void* v_cache, bool cache_bf16,
-                          int ctx, int* err, gpuStream_t stream) {
+                          int ctx, int* err, cudaStream_t stream) {
   const int64_t total = int64_t(n) * (q_heads + 2 * kv_heads) * (D / 2);
   if (total <= 0) return;
   const unsigned blocks = unsigned(ceil_div(total, 256));

@@ -7,24 +7,24 @@ namespace gptoss::cuda {
 
 // table: bf16 when table_bf16, else f32.
 void launch_embedding(const int32_t* tokens, int n, const void* table, bool table_bf16, int vocab, int H, float* out,
-                      int* err, gpuStream_t stream);
+                      int* err, cudaStream_t stream);
 // weight: bf16 when weight_bf16, else f32.
 void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n, int H, float eps, float* out,
-                    gpuStream_t stream);
+                    cudaStream_t stream);
 // x += residual; normed = rmsnorm(x): one launch, bit-identical to launch_add then launch_rmsnorm.
 void launch_add_rmsnorm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
-                        float* normed, gpuStream_t stream);
+                        float* normed, cudaStream_t stream);
 void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
-                 gpuStream_t stream);
-void launch_add(float* acc, const float* x, int64_t count, gpuStream_t stream);
+                 cudaStream_t stream);
+void launch_add(float* acc, const float* x, int64_t count, cudaStream_t stream);
 // Caches [ctx, kvHeads, D], bf16 when cache_bf16 else f32.
 void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
-                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, gpuStream_t stream);
+                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream);
 
 // rope on q [n, q_heads, D] and k [n, kv_heads, D] in place, then rotated k and v to the caches at
 // positions: one launch, bit-identical to two launch_rope and one launch_kv_store.
 void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const float* inv_freq, int n,
                           int q_heads, int kv_heads, int D, float scale, void* k_cache, void* v_cache, bool cache_bf16,
-                          int ctx, int* err, gpuStream_t stream);
+                          int ctx, int* err, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

@@ -243,7 +243,7 @@ size_t sample_workspace_bytes(int vocab, const SampleParams& params) {
 }
 
 void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
-                   int* counters, int32_t* result, gpuStream_t stream) {
+                   int* counters, int32_t* result, cudaStream_t stream) {
   if (params.temperature == 0.f) {
     launch_k(argmax_split_kernel, argmax_blocks(vocab), kArgmaxSliceThreads, 0, stream, logits, vocab,
              static_cast<ArgBest*>(workspace), counters + kCountersArgmax, result);

@@ -11,6 +11,6 @@ size_t sample_workspace_bytes(int vocab, const SampleParams& params);
 // Writes the chosen token id to *result (device). No host sync. `counters`: the backend's
 // last-block counters (common.cuh).
 void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
-                   int* counters, int32_t* result, gpuStream_t stream);
+                   int* counters, int32_t* result, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

@@ -18,6 +18,14 @@
 
 namespace gptoss {
 
+const char* expert_activations_name(ExpertActivations a) { return a == ExpertActivations::Q8 ? "q8" : "f32"; }
+
+ExpertActivations parse_expert_activations(const std::string& s, const std::string& what) {
+  if (s == "f32") return ExpertActivations::F32;
+  if (s == "q8") return ExpertActivations::Q8;
+  throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
+}
+
 void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
   checks::gather_rows(x, rows, out, device());
   const int64_t n = x.dim(0), c = x.dim(1), r = rows.dim(0);

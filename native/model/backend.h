@@ -18,12 +18,22 @@
 
 namespace gptoss {
 
+// What the CPU expert kernels multiply the MXFP4 weights with (a load option, model.info.activations):
+// F32 the activations as they are (exact: the reference's products, summed in another order); Q8
+// each 32-value block of activations rounded to int8 with an f32 scale (llama.cpp's q8_0), so the
+// products are integer dot products. CUDA multiplies f32 activations whatever this says.
+enum class ExpertActivations { F32, Q8 };
+const char* expert_activations_name(ExpertActivations a);
+// "f32" | "q8"; throws RangeError naming `what` otherwise.
+ExpertActivations parse_expert_activations(const std::string& s, const std::string& what);
+
 // One layer's experts as stored in the checkpoint (transformers' GptOssExperts, MXFP4 packed).
 struct MoeWeights {
   Tensor gate_up;       // MXFP4 [E, 2*I, H]; rows interleaved: even = gate, odd = up
   Tensor gate_up_bias;  // bf16 [E, 2*I]
   Tensor down;          // MXFP4 [E, H, I]
   Tensor down_bias;     // bf16 [E, H]
+  ExpertActivations activations = ExpertActivations::F32;
 };
 
 struct SwigluParams {

@@ -218,6 +218,14 @@ void Model::init_rope() {
   rope_inv_freq_ = backend_->upload(host);
 }
 
+void Model::set_expert_activations(ExpertActivations a) {
+  if (a == ExpertActivations::Q8 && backend_->device().kind != DeviceKind::CPU)
+    throw range_error(std::string("activations 'q8' is a CPU mode; device ") + backend_->device().str() +
+                      " multiplies f32 activations");
+  expert_activations_ = a;
+  for (LayerWeights& layer : weights_.layers) layer.mlp.experts.activations = a;
+}
+
 std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
                                    const std::vector<TensorRecord>& records, const Device& device,
                                    const LoadProgress& progress) {

@@ -122,6 +122,11 @@ class Model {
   const Weights& weights() const { return weights_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
 
+  // What the expert kernels multiply the MXFP4 weights with (backend.h ExpertActivations); set once,
+  // before the first forward pass. Q8 is a CPU mode: on another device it throws RangeError.
+  void set_expert_activations(ExpertActivations a);
+  ExpertActivations expert_activations() const { return expert_activations_; }
+
   // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
   std::mutex& run_mutex() { return run_mutex_; }
 
@@ -141,6 +146,7 @@ class Model {
   std::vector<std::shared_ptr<MappedFile>> files_;
   Weights weights_;
   uint64_t weight_bytes_ = 0;
+  ExpertActivations expert_activations_ = ExpertActivations::F32;
   Tensor rope_inv_freq_;
   float rope_scale_ = 1.f;
   std::mutex run_mutex_;

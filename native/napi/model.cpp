@@ -116,6 +116,14 @@ uint64_t seed_arg(Napi::Object spec, const char* fn) {
 }
 
 // The optional progress callback (argument 1) as a thread-safe function; null when absent.
+// spec.activations: 'f32' | 'q8' (absent: f32; the TypeScript side applies GPTOSS_CPU_ACTIVATIONS).
+ExpertActivations activations_arg(const Napi::Object& spec, const char* fn) {
+  const Napi::Value v = spec.Get("activations");
+  if (v.IsUndefined()) return ExpertActivations::F32;
+  if (!v.IsString()) throw type_error(std::string(fn) + ": spec.activations must be 'f32' or 'q8'");
+  return parse_expert_activations(v.ToString().Utf8Value(), std::string(fn) + ": spec.activations");
+}
+
 std::shared_ptr<Napi::ThreadSafeFunction> progress_tsfn(const Napi::CallbackInfo& info, const char* name) {
   if (info.Length() < 2 || !info[1].IsFunction()) return nullptr;
   return std::shared_ptr<Napi::ThreadSafeFunction>(
@@ -166,9 +174,12 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       std::vector<TensorRecord> records = parse_records(spec.Get("tensors").As<Napi::Array>(), files.size());
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.load: spec.device");
+      const ExpertActivations act = activations_arg(spec, "NativeModel.load");
       return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
-                           [config, files, records, device](const LoadProgress& progress) {
-                             return Model::load(config, files, records, device, progress);
+                           [config, files, records, device, act](const LoadProgress& progress) {
+                             auto m = Model::load(config, files, records, device, progress);
+                             m->set_expert_activations(act);
+                             return m;
                            });
     });
   }
@@ -183,9 +194,12 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       uint64_t seed = seed_arg(spec, "NativeModel.synthetic");
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.synthetic: spec.device");
+      const ExpertActivations act = activations_arg(spec, "NativeModel.synthetic");
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
-                           [config, seed, device](const LoadProgress& progress) {
-                             return Model::synthetic(config, seed, device, progress);
+                           [config, seed, device, act](const LoadProgress& progress) {
+                             auto m = Model::synthetic(config, seed, device, progress);
+                             m->set_expert_activations(act);
+                             return m;
                            });
     });
   }
@@ -236,6 +250,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       o.Set("backend", m.backend().describe());
       o.Set("device", m.backend().device().str());
       o.Set("weightBytes", double(m.weight_bytes()));
+      o.Set("activations", expert_activations_name(m.expert_activations()));
       return o;
     });
   }

@@ -203,6 +203,11 @@ Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
     Napi::Object wo = arg_object(info, 3, fn, "weights");
     MoeWeights w{tensor_prop(wo, "gateUp", fn), tensor_prop(wo, "gateUpBias", fn), tensor_prop(wo, "down", fn),
                  tensor_prop(wo, "downBias", fn)};
+    if (!wo.Get("activations").IsUndefined()) {
+      if (!wo.Get("activations").IsString()) throw type_error(std::string(fn) + ": weights.activations must be 'f32' or 'q8'");
+      w.activations = parse_expert_activations(wo.Get("activations").ToString().Utf8Value(),
+                                               std::string(fn) + ": weights.activations");
+    }
     SwigluParams sw;
     if (info.Length() > 4 && info[4].IsObject()) {
       Napi::Object so = info[4].As<Napi::Object>();
@@ -330,6 +335,10 @@ Napi::Value cpu_info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("isa", cpu::isa_name(cpu::current_isa()));
   o.Set("bestIsa", cpu::isa_name(cpu::best_isa()));
+  Napi::Array isas = Napi::Array::New(info.Env());
+  for (cpu::Isa isa : cpu::kAllIsas)
+    if (cpu::isa_supported(isa)) isas.Set(isas.Length(), cpu::isa_name(isa));
+  o.Set("isas", isas);
   o.Set("threads", thread_pool().threads());
   return o;
 }

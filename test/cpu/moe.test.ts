@@ -44,6 +44,49 @@ describe('router and moe', () => {
     });
   }
 
+  // q8: activations rounded to int8 per 32-block. Every SIMD path computes the same integer dot
+  // products as the scalar q8 kernel (only the f32 sum over blocks is ordered differently); the
+  // rounding itself costs ~1e-2 against the exact reference.
+  for (const isa of availableIsas().filter((i) => i !== 'scalar')) {
+    it(`q8 activations: ${isa} matches the scalar q8 kernels (decode and grouped prefill, odd block counts)`, () => {
+      const r = rng(`moe-q8-${isa}`);
+      for (const n of [1, 2, 3, 4, randint(r, 5, 20), 61]) {
+        const e = randint(r, 2, 9);
+        const k = randint(r, 1, Math.min(e, 4) + 1);
+        const h = 32 * randint(r, 1, 6);
+        const inter = 32 * randint(r, 1, 6);
+        const w = { ...layer(r, e, h, inter), activations: 'q8' as const };
+        const xs = randn(r, n * h);
+        if (n > 2) xs.fill(0, h, 2 * h); // a token of zeros: scale 0, no division by it
+        const x = Tensor.fromF32(xs, [n, h]);
+        // distinct experts per token, as the router gives; groups of every size up to 61 tokens
+        const ids = Int32Array.from({ length: n * k }, (_, i) => (Math.floor(i / k) + (i % k)) % e);
+        const idxT = Tensor.fromI32(ids, [n, k]);
+        const wt = Tensor.fromF32(randn(r, n * k), [n, k]);
+        const got = Tensor.empty('f32', [n, h]);
+        const want = Tensor.empty('f32', [n, h]);
+        const exact = Tensor.empty('f32', [n, h]);
+        withIsa(isa, () => ops.moe(x, idxT, wt, w, undefined, got));
+        withIsa('scalar', () => ops.moe(x, idxT, wt, w, undefined, want));
+        reference.moe(x, idxT, wt, w, undefined, exact);
+        expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+        const err = relL2(f32(want), f32(exact));
+        expect(err).toBeGreaterThan(0); // it did quantize
+        expect(err).toBeLessThan(3e-2);
+      }
+    });
+  }
+
+  it('q8 activations: rejects an unknown mode, naming it', () => {
+    const r = rng('moe-q8-errors');
+    const w = layer(r, 2, 32, 32);
+    const x = Tensor.fromF32(new Float32Array(32), [1, 32]);
+    const out = Tensor.empty('f32', [1, 32]);
+    const bad = { ...w, activations: 'q4' as unknown as 'q8' };
+    expect(() => ops.moe(x, Tensor.fromI32([0], [1, 1]), Tensor.fromF32([1], [1, 1]), bad, undefined, out))
+      .toThrow(/weights\.activations must be 'f32' or 'q8', got 'q4'/);
+  });
+
   it('router: top-k ties go to the lower index, weights are a softmax over the k logits', () => {
     const x = Tensor.fromF32([1], [1, 1]);
     const w = Tensor.fromBf16([1, 3, 3, 2], [4, 1]);

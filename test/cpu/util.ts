@@ -53,11 +53,9 @@ export function relL2(got: ArrayLike<number>, want: ArrayLike<number>): number {
   return Math.sqrt(num / Math.max(den, 1e-300));
 }
 
-/** The ISA levels available here, lowest first; run `fn` under each (restores the best). */
+/** The ISA levels this machine and build can run, lowest first (scalar, then every SIMD set). */
 export function availableIsas(): CpuIsa[] {
-  // arm64 builds have scalar and neon; x86-64 builds scalar, avx2 and avx512.
-  const all: CpuIsa[] = process.arch === 'arm64' ? ['scalar', 'neon'] : ['scalar', 'avx2', 'avx512'];
-  return all.slice(0, all.indexOf(cpuInfo().bestIsa) + 1);
+  return cpuInfo().isas;
 }
 
 export function withIsa<T>(isa: CpuIsa, fn: () => T): T {
