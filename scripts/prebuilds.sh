@@ -60,5 +60,5 @@ for t in "${targets[@]}"; do
       ;;
     *) echo "prebuilds: unknown target '$t' (x64 or arm64)" >&2; exit 1 ;;
   esac
-  echo "prebuilds: $bin $(stat -c %s "$bin") bytes ($(file -b "$bin" | cut -d, -f1,2)), $(($(date +%s) - start)) s"
+  echo "prebuilds: $bin $(stat -c %s "$bin") bytes ($(readelf -h "$bin" | sed -n "s/.*Machine: *//p")), $(($(date +%s) - start)) s"
 done
