@@ -42,10 +42,11 @@ export interface EngineOptions {
   /** Requests that may wait for admission; more are refused with QueueFullError (default 256). */
   maxQueue?: number;
   /**
-   * What runs the steps: 'session' (SessionBackend: a native Session per sequence, one after
-   * another) or a StepBackend of your own. Default 'session'.
+   * What runs the steps: 'native' (NativeBatchBackend: one batched forward a step over a paged KV
+   * cache; CPU models), 'session' (SessionBackend: a native Session per sequence, one after another)
+   * or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices.
    */
-  backend?: 'session' | StepBackend;
+  backend?: 'native' | 'session' | StepBackend;
 }
 
 /** generate()'s options, less the session (the engine owns the KV cache). */
@@ -160,13 +161,18 @@ export class Engine {
     const maxPositions = model.config.maxPositionEmbeddings;
     const maxContext = positiveInt(options.maxContext, Math.min(4096, maxPositions), 'maxContext');
     if (maxContext > maxPositions) throw new RangeError(`createEngine: maxContext ${maxContext} exceeds max_position_embeddings ${maxPositions}`);
-    if (options.backend === undefined || options.backend === 'session') {
+    // The native batched step where the model's backend has one (the CPU for now), else a Session a sequence.
+    const kind = options.backend ?? (model.device === 'cpu' ? 'native' : 'session');
+    if (kind === 'session' || kind === 'native') {
       const blockSize = positiveInt(options.blockSize, 16, 'blockSize');
       const kvBlocks = positiveInt(options.kvBlocks, this.maxSequences * blocksFor(maxContext, blockSize), 'kvBlocks');
-      this.backend = new SessionBackend(model, { kvBlocks, blockSize });
+      this.backend =
+        kind === 'native'
+          ? model.createBatchBackend({ kvBlocks, blockSize, maxSequences: this.maxSequences })
+          : new SessionBackend(model, { kvBlocks, blockSize });
     } else if (typeof options.backend === 'object' && options.backend !== null && typeof options.backend.step === 'function') {
       this.backend = options.backend;
-    } else throw new TypeError(`createEngine: backend must be 'session' or a StepBackend, got ${String(options.backend)}`);
+    } else throw new TypeError(`createEngine: backend must be 'native', 'session' or a StepBackend, got ${String(options.backend)}`);
     // one sequence can hold at most the whole pool
     this.maxContext = Math.min(maxContext, this.backend.totalBlocks * this.backend.blockSize);
   }
