@@ -9,6 +9,7 @@
  */
 import { encode as gptEncode } from 'gpt-tokenizer/encoding/o200k_harmony';
 import bpeRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
+import { O200K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants';
 
 /** Number of token ids of the model's embedding / unembedding (0 .. 201087). */
 export const VOCAB_SIZE = 201088;
@@ -140,8 +141,158 @@ function decode(ids: Iterable<number>): string {
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(decodeBytes(ids));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Long pieces. Encoding splits the text with the o200k regex and runs BPE on each piece; tiktoken's
+// merge loop (and gpt-tokenizer's port of it) rescans the whole piece for each merge, so a piece of
+// n bytes costs O(n^2): ' '.repeat(1e5) is one piece and took 7 s, '\ud800'.repeat(1e6) over a
+// minute. Pieces of natural text are a few characters. Pieces longer than LONG_PIECE go through the
+// same merge rule (lowest rank first, leftmost on ties) driven by a heap: O(n log n), same tokens.
+// Text is cut only at the regex's own piece boundaries, and a piece does not depend on the text
+// after its end beyond what the cut keeps (the regex has no lookbehind, and its one lookahead,
+// \s+(?!\S), matches the same run at the end of a segment), so the pieces, and the tokens, are
+// those of encoding the whole text at once.
+// ---------------------------------------------------------------------------------------------
+const LONG_PIECE = 500; // characters (tiktoken's heap-merge proposal switches at the same size)
+const SEGMENT = 8192; // characters of short pieces handed to gpt-tokenizer at once
+
+// Token bytes -> rank, built on the first long piece: up to 6 bytes keyed by a number (the bytes
+// packed little-endian, plus the length above them), longer ones by their latin1 string.
+interface ByteRankIndex {
+  two: Int32Array; // 2-byte tokens: b0 | b1 << 8 -> rank, -1: none (most lookups)
+  short: Map<number, number>;
+  long: Map<string, number>;
+  maxLen: number;
+}
+let byteRanks: ByteRankIndex | undefined;
+const shortKey = (b: Uint8Array, s: number, e: number): number => {
+  if (e - s <= 3) {
+    // a small integer key
+    let k = 0;
+    for (let i = e - 1; i >= s; i--) k = (k << 8) | b[i]!;
+    return (e - s) * 16777216 + k;
+  }
+  let k = 0;
+  for (let i = e - 1; i >= s; i--) k = k * 256 + b[i]!;
+  return k + (e - s) * 2 ** 48;
+};
+function byteRankIndex(): ByteRankIndex {
+  if (byteRanks) return byteRanks;
+  const index: ByteRankIndex = { two: new Int32Array(65536).fill(-1), short: new Map(), long: new Map(), maxLen: 0 };
+  for (let id = 0; id < FIRST_SPECIAL_ID; id++) {
+    if (ranks[id] === undefined) continue;
+    const b = tokenBytes(id);
+    index.maxLen = Math.max(index.maxLen, b.length);
+    if (b.length === 2) index.two[b[0]! | (b[1]! << 8)] = id;
+    else if (b.length <= 6) index.short.set(shortKey(b, 0, b.length), id);
+    else index.long.set(String.fromCharCode(...b), id);
+  }
+  return (byteRanks = index);
+}
+
+/** BPE of one piece with a binary heap of (rank, start) over a linked list of parts. */
+function mergeLongPiece(piece: string): number[] {
+  const { two, short, long, maxLen } = byteRankIndex();
+  const bytes = textEncoder.encode(piece);
+  const n = bytes.length;
+  const rankOf = (s: number, e: number): number => {
+    if (e - s === 2) return two[bytes[s]! | (bytes[s + 1]! << 8)]!;
+    if (e - s > maxLen) return -1;
+    if (e - s <= 6) return short.get(shortKey(bytes, s, e)) ?? -1;
+    return long.get(String.fromCharCode(...bytes.subarray(s, e))) ?? -1;
+  };
+  const next = new Int32Array(n + 1);
+  const prev = new Int32Array(n + 1);
+  const rankAt = new Int32Array(n + 1); // rank of the pair starting at this part, -1: none
+  for (let i = 0; i <= n; i++) {
+    next[i] = i + 1;
+    prev[i] = i - 1;
+  }
+  const pairRank = (s: number): number => (next[s]! >= n ? -1 : rankOf(s, next[next[s]!]!));
+  // heap of rank * 2^23 + start (ranks < 2^18, starts < 2^23: exact in a double): the smallest rank
+  // first, the leftmost start on a tie, as in the linear scan
+  if (n >= 2 ** 23) throw new RangeError('tokenizer.encode: a single regex piece of 8 MB or more');
+  const heap = new Float64Array(3 * n + 1); // n initial pairs, at most two more a merge
+  let size = 0;
+  const push = (r: number, st: number): void => {
+    const key = r * 8388608 + st;
+    let i = size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (heap[p]! <= key) break;
+      heap[i] = heap[p]!;
+      i = p;
+    }
+    heap[i] = key;
+  };
+  const pop = (): number => {
+    const top = heap[0]!;
+    const key = heap[--size]!;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= size) break;
+      if (c + 1 < size && heap[c + 1]! < heap[c]!) c++;
+      if (heap[c]! >= key) break;
+      heap[i] = heap[c]!;
+      i = c;
+    }
+    heap[i] = key;
+    return top;
+  };
+  for (let st = 0; st < n; st++) {
+    rankAt[st] = pairRank(st);
+    if (rankAt[st]! >= 0) push(rankAt[st]!, st);
+  }
+  const dead = new Uint8Array(n + 1);
+  while (size > 0) {
+    const key = pop();
+    const r = Math.floor(key / 8388608);
+    const st = key - r * 8388608;
+    if (dead[st] || rankAt[st] !== r) continue; // stale: the pair changed since it was pushed
+    const gone = next[st]!; // merge part st with the next one
+    dead[gone] = 1;
+    next[st] = next[gone]!;
+    prev[next[gone]!] = st;
+    rankAt[st] = pairRank(st);
+    if (rankAt[st]! >= 0) push(rankAt[st]!, st);
+    const p = prev[st]!;
+    if (p >= 0) {
+      rankAt[p] = pairRank(p);
+      if (rankAt[p]! >= 0) push(rankAt[p]!, p);
+    }
+  }
+  const out: number[] = [];
+  for (let st = 0; st < n; st = next[st]!) {
+    const id = rankOf(st, next[st]!);
+    if (id < 0) throw new Error(`o200k: no token for a merged part of a long piece at byte ${st}`);
+    out.push(id);
+  }
+  return out;
+}
+
 function encodeOrdinary(text: string): number[] {
-  return text === '' ? [] : gptEncode(text, { disallowedSpecial: new Set() });
+  if (text === '') return [];
+  if (text.length <= LONG_PIECE) return gptEncode(text, { disallowedSpecial: new Set() });
+  const out: number[] = [];
+  let segmentStart = 0; // start of the short pieces not yet encoded
+  let end = 0;
+  const flush = (upTo: number): void => {
+    if (upTo > segmentStart) for (const t of gptEncode(text.slice(segmentStart, upTo), { disallowedSpecial: new Set() })) out.push(t);
+  };
+  for (const m of text.matchAll(O200K_TOKEN_SPLIT_REGEX)) {
+    const start = m.index!;
+    end = start + m[0].length;
+    if (m[0].length > LONG_PIECE) {
+      flush(start);
+      for (const t of mergeLongPiece(m[0])) out.push(t);
+      segmentStart = end;
+    } else if (end - segmentStart >= SEGMENT) {
+      flush(end);
+      segmentStart = end;
+    }
+  }
+  flush(text.length);
+  return out;
 }
 
 const SPECIAL_CANDIDATE = /<\|[a-z0-9_]+\|>/g;

@@ -60,6 +60,38 @@ describe('worker_threads', () => {
     await model.dispose();
   });
 
+  it('runs a batched step in a worker (the same greedy ids as the main thread) and survives its termination mid-step', async () => {
+    const source = `
+const { workerData, parentPort } = require('node:worker_threads');
+const addon = require(workerData.nodeGypBuild)(workerData.root);
+(async () => {
+  const model = await addon.NativeModel.load(workerData.spec);
+  const batch = new addon.NativeBatch(model, { maxSequences: 2, kvBlocks: 256, blockSize: 8 });
+  const seqs = [batch.open(1000), batch.open(1000)];
+  const greedy = { options: { temperature: 0, topK: 0, topP: 1, minP: 0 }, uniform: 0.5 };
+  const ids = await batch.step(seqs.map((seq, i) => ({ seq, tokens: Int32Array.from(workerData.tokens.slice(i)), sample: greedy })));
+  parentPort.postMessage(ids);
+  for (;;) await batch.step(seqs.map((seq) => ({ seq, tokens: Int32Array.of(1), sample: greedy })));
+})().catch((e) => parentPort.postMessage({ error: String(e && e.message) }));
+`;
+    const w = new Worker(source, {
+      eval: true,
+      workerData: { root: packageRoot, nodeGypBuild: require.resolve('node-gyp-build'), spec: checkpointSpec(), tokens },
+    });
+    const ids = await new Promise<Int32Array>((resolve, reject) => {
+      w.on('message', (m) => (m instanceof Int32Array ? resolve(m) : reject(new Error(m.error))));
+      w.on('error', reject);
+    });
+    await w.terminate(); // a step is running or queued
+    const model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    const b = model.createBatchBackend({ kvBlocks: 32, blockSize: 8 });
+    const seqs = [b.open(100)!, b.open(100)!];
+    const want = await b.step(seqs.map((seq, i) => ({ seq, tokens: Int32Array.from(tokens.slice(i)), sample: { options: { temperature: 0 }, uniform: 0.5 } })));
+    expect([...ids]).toEqual([...want]);
+    await b.dispose();
+    await model.dispose();
+  });
+
   it('survives a worker terminated while its forward pass runs', async () => {
     const w = startWorker();
     await new Promise<void>((resolve) => w.on('message', (m) => m === 'started' && resolve()));

@@ -42,10 +42,11 @@ export interface EngineOptions {
   /** Requests that may wait for admission; more are refused with QueueFullError (default 256). */
   maxQueue?: number;
   /**
-   * What runs the steps: 'session' (SessionBackend: a native Session per sequence, one after
-   * another) or a StepBackend of your own. Default 'session'.
+   * What runs the steps: 'native' (NativeBatchBackend: one batched forward a step over a paged KV
+   * cache; CPU models), 'session' (SessionBackend: a native Session per sequence, one after another)
+   * or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices.
    */
-  backend?: 'session' | StepBackend;
+  backend?: 'native' | 'session' | StepBackend;
 }
 
 /** generate()'s options, less the session (the engine owns the KV cache). */
@@ -144,6 +145,8 @@ export class Engine {
   #looping: Promise<void> | null = null;
   #closed = false;
   #abortEverything = false;
+  // the pool as close() left it, once the backend is disposed (stats() still answers)
+  #freeAtClose: number | null = null;
   #steps = 0;
   #finished = 0;
   #idleWaiters: (() => void)[] = [];
@@ -160,13 +163,18 @@ export class Engine {
     const maxPositions = model.config.maxPositionEmbeddings;
     const maxContext = positiveInt(options.maxContext, Math.min(4096, maxPositions), 'maxContext');
     if (maxContext > maxPositions) throw new RangeError(`createEngine: maxContext ${maxContext} exceeds max_position_embeddings ${maxPositions}`);
-    if (options.backend === undefined || options.backend === 'session') {
+    // The native batched step where the model's backend has one (the CPU for now), else a Session a sequence.
+    const kind = options.backend ?? (model.device === 'cpu' ? 'native' : 'session');
+    if (kind === 'session' || kind === 'native') {
       const blockSize = positiveInt(options.blockSize, 16, 'blockSize');
       const kvBlocks = positiveInt(options.kvBlocks, this.maxSequences * blocksFor(maxContext, blockSize), 'kvBlocks');
-      this.backend = new SessionBackend(model, { kvBlocks, blockSize });
+      this.backend =
+        kind === 'native'
+          ? model.createBatchBackend({ kvBlocks, blockSize, maxSequences: this.maxSequences })
+          : new SessionBackend(model, { kvBlocks, blockSize });
     } else if (typeof options.backend === 'object' && options.backend !== null && typeof options.backend.step === 'function') {
       this.backend = options.backend;
-    } else throw new TypeError(`createEngine: backend must be 'session' or a StepBackend, got ${String(options.backend)}`);
+    } else throw new TypeError(`createEngine: backend must be 'native', 'session' or a StepBackend, got ${String(options.backend)}`);
     // one sequence can hold at most the whole pool
     this.maxContext = Math.min(maxContext, this.backend.totalBlocks * this.backend.blockSize);
   }
@@ -179,7 +187,7 @@ export class Engine {
     return {
       running: this.#running.length,
       waiting: this.#waiting.length,
-      freeBlocks: this.backend.freeBlocks(),
+      freeBlocks: this.#freeAtClose ?? this.backend.freeBlocks(),
       totalBlocks: this.backend.totalBlocks,
       steps: this.#steps,
       finished: this.#finished,
@@ -208,7 +216,9 @@ export class Engine {
     const limit = Math.min(this.maxContext, options.maxContext ?? Infinity);
     // a sampled token needs the prompt plus one position (as generate(): length < maxContext)
     if (prompt.length + (maxTokens > 0 ? 1 : 0) > limit) throw new ContextLengthError(prompt.length, maxTokens, limit);
-    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
+    // it would wait (every sequence slot taken or others ahead of it) and the queue is full
+    const mustWait = this.#running.length + this.#waiting.length >= this.maxSequences;
+    if (mustWait && this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
     const capacity = Math.min(limit, prompt.length + Math.max(1, maxTokens));
 
     const controller = new AbortController();
@@ -248,6 +258,8 @@ export class Engine {
     this.#abortEverything = true;
     this.#kick();
     await this.idle();
+    if (this.#freeAtClose !== null) return; // closed already
+    this.#freeAtClose = this.backend.freeBlocks();
     await this.backend.dispose();
   }
 

@@ -31,6 +31,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = size_t(st.st_size);
+  f->mtime_ns_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (f->size_ > 0) {
     void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
@@ -40,12 +41,23 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     }
     f->data_ = static_cast<uint8_t*>(p);
   }
-  ::close(fd);  // the mapping keeps the file referenced
+  f->fd_ = fd;
   return f;
 }
 
 MappedFile::~MappedFile() {
   if (data_) munmap(data_, size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string MappedFile::changed() const {
+  struct stat st;
+  if (fd_ < 0 || fstat(fd_, &st) != 0) return "";
+  const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (size_t(st.st_size) < size_)
+    return "was truncated after it was loaded (" + std::to_string(size_) + " -> " + std::to_string(st.st_size) + " bytes)";
+  if (size_t(st.st_size) != size_ || mtime != mtime_ns_) return "was written after it was loaded";
+  return "";
 }
 
 void MappedFile::prefetch(size_t offset, size_t len) const {
@@ -60,14 +72,21 @@ void MappedFile::prefetch(size_t offset, size_t len) const {
 #define MADV_POPULATE_READ 22
 #endif
 
-void MappedFile::populate(size_t offset, size_t len) const {
-  if (!data_ || offset >= size_) return;
+bool MappedFile::populate(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return true;
   len = std::min(len, size_ - offset);
   const size_t page = size_t(sysconf(_SC_PAGESIZE));
   const size_t start = offset / page * page;
-  if (madvise(data_ + start, offset + len - start, MADV_POPULATE_READ) == 0) return;
-  volatile uint8_t sink = 0;  // older kernel (< 5.14): touch one byte a page
+  if (madvise(data_ + start, offset + len - start, MADV_POPULATE_READ) == 0) return true;
+  // EFAULT: a page would have raised SIGBUS (the file was truncated): touch nothing.
+  if (errno != EINVAL) return false;
+  // EINVAL: a kernel older than 5.14: touch one byte a page, only while the file still covers the
+  // mapping (a truncation between this check and the touch remains a window on such kernels).
+  struct stat st;
+  if (fd_ >= 0 && (fstat(fd_, &st) != 0 || size_t(st.st_size) < size_)) return false;
+  volatile uint8_t sink = 0;
   for (size_t p = start; p < offset + len; p += page) sink = sink + data_[p];
+  return true;
 }
 
 void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file) {
@@ -79,7 +98,7 @@ void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file)
     for (size_t off = 0;; off += chunk) {
       std::shared_ptr<MappedFile> f = weak.lock();
       if (!f || off >= f->size_) return;
-      f->populate(off, chunk);
+      if (!f->populate(off, chunk)) return;  // the file was truncated: touch nothing past its end
     }
   }).detach();
 }

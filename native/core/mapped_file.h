@@ -22,16 +22,26 @@ class MappedFile {
   void prefetch(size_t offset, size_t len) const;
   // Maps every page of the file into this process on a background thread (MADV_POPULATE_READ,
   // Linux 5.14+; else one read per page). Without it, decode steps pay a page fault the first time
-  // they touch each expert. Stops early once the last reference to the mapping is gone.
+  // they touch each expert. Stops early once the last reference to the mapping is gone, and when
+  // the file no longer covers the mapping (a truncated file: the thread never touches such a page).
   static void populate_in_background(const std::shared_ptr<MappedFile>& file);
   // Maps [offset, offset+len) into this process now (the same page-in, on the calling thread).
-  void populate(size_t offset, size_t len) const;
+  // false: the file no longer covers the mapping (truncated); nothing past its end was touched.
+  bool populate(size_t offset, size_t len) const;
+
+  // How the file differs from when it was mapped (shorter, or written since: its mtime or size
+  // moved), in words; "" when it is unchanged. Reading a page past a truncated end raises SIGBUS,
+  // and a file written in place changes the weights under the model, so the model asks before each
+  // forward pass (one fstat a file).
+  std::string changed() const;
 
  private:
   MappedFile() = default;
   std::string path_;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;  // kept open for changed()
+  int64_t mtime_ns_ = 0;
 };
 
 }  // namespace gptoss

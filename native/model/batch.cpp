@@ -140,6 +140,7 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
   std::vector<int32_t> out(items.size(), -1);
   {
     std::lock_guard<std::mutex> run_lock(model_->run_mutex());
+    model_->check_files();
     Backend& be = model_->backend();
     const int n = int(tokens.size()), rows = int(logit_rows.size());
     act_.resize(be, model_->config(), n, rows, true);
@@ -156,7 +157,7 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
     int r = 0;
     for (size_t i = 0; i < items.size(); ++i)
       if (items[i].sample) {
-        out[i] = be.sample(act_.logits.rows(r, 1), items[i].params, items[i].uniform);
+        out[i] = checks::sampled_token(be.sample(act_.logits.rows(r, 1), items[i].params, items[i].uniform), "batch step");
         ++r;
       }
     be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached

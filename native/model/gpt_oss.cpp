@@ -264,16 +264,30 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     if (progress) progress(0, file_bytes);
     for (const auto& f : model->files_)
       for (size_t off = 0; off < f->size(); off += chunk) {
-        f->populate(off, chunk);
+        if (!f->populate(off, chunk))
+          throw checkpoint_error(f->path(), "", "was truncated while it was being loaded (" + f->changed() + ")");
         done += std::min<uint64_t>(chunk, f->size() - off);
         if (progress) progress(done, file_bytes);
       }
   } else if (cpu) {
     for (const auto& f : model->files_) MappedFile::populate_in_background(f);
+  } else {
+    // A device holds its own copy once the uploads are done: drop the mapping, so that later
+    // changes to the files cannot reach the model.
+    model->backend_->synchronize();
+    model->files_.clear();
   }
 
   model->init_rope();
   return model;
+}
+
+void Model::check_files() const {
+  for (const auto& f : files_) {
+    std::string what = f->changed();
+    if (!what.empty())
+      throw checkpoint_error(f->path(), "", what + "; the model reads its weights from this file on the CPU: load it again");
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -363,6 +377,7 @@ Activations& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
 
 size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* logits) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
+  model_->check_files();
   Backend& be = model_->backend();
   const int logits_rows = mode == LogitsMode::All ? n : 1;
   Activations& s = enqueue(tokens, n, logits_rows);
@@ -380,6 +395,7 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
 
 int32_t Session::step(int32_t token, const SampleParams& params, float uniform) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
+  model_->check_files();
   Activations& s = enqueue(&token, 1, 1);
   // Only the sampled id crosses to the host: one round trip per decoded token.
   int32_t next = checks::sampled_token(model_->backend().sample(s.logits, params, uniform), "step");
@@ -391,6 +407,7 @@ int32_t Session::step(int32_t token, const SampleParams& params, float uniform) 
 std::vector<int32_t> Session::step_many(int32_t token, int count, const SampleParams& params, const float* uniforms,
                                         const std::vector<int32_t>& stops) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
+  model_->check_files();
   if (count < 1) throw range_error("step_many: count must be at least 1, got " + std::to_string(count));
   if (int64_t(length_) + count > max_context_)
     throw range_error("step_many: " + std::to_string(length_) + " cached + " + std::to_string(count) +

@@ -129,6 +129,9 @@ class Model {
 
   // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
   std::mutex& run_mutex() { return run_mutex_; }
+  // Throws a CheckpointError when a file the weights are read from (CPU) changed on disk since the
+  // load; called before each forward pass, under the run mutex.
+  void check_files() const;
 
   // YaRN inverse frequencies [head_dim/2] (on the device) and the cos/sin concentration factor.
   const Tensor& rope_inv_freq() const { return rope_inv_freq_; }

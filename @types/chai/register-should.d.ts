@@ -1,0 +1,7 @@
+declare global {
+    interface Object {
+        should: Chai.Assertion;
+    }
+}
+
+export {};
