@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -138,6 +139,15 @@ struct Binder {
     t.storage = maps[r.file];  // the mapping lives as long as any view of it
     if (t.nbytes() != r.length)
       throw checkpoint_error(file_of(r.name), r.name, "holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
+    // safetensors puts the data right after the JSON header, whatever its length: a data section at
+    // an odd offset leaves bf16 elements misaligned, and the scalar kernels read them as uint16_t
+    // (UB; UBSan: "load of misaligned address" in embed_rows and the matmul tails). Such a tensor is
+    // copied once into aligned memory; real checkpoints pad the header to 8 bytes and copy nothing.
+    if (reinterpret_cast<uintptr_t>(t.data) % dtype_align(dtype) != 0) {
+      Tensor aligned = host_empty(dtype, shape);
+      std::memcpy(aligned.data, t.data, t.nbytes());
+      return aligned;
+    }
     return t;
   }
 
@@ -260,6 +270,10 @@ struct Binder {
       report.conversions.push_back(line);
     note(slot, d, q, r.length, true);
     return finish(q, r.length);
+  }
+
+  static size_t dtype_align(DType d) {
+    return d == DType::BF16 || d == DType::F16 ? 2 : d == DType::F32 || d == DType::I32 ? 4 : 1;
   }
 
   // `<prefix>_blocks` U8 [E, R, C/32, 16] + `<prefix>_scales` U8 [E, R, C/32] -> MXFP4 [E, R, C].
