@@ -6,6 +6,7 @@
 // On a GPU the ops are queued on the device's stream; one timed call runs a kernel `repeat` times and
 // then reads a 4-byte tensor back (a stream sync), so the time per kernel includes its launch but not a
 // sync each. On the CPU every op returns when done (repeat 1).
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import Benchmark from 'benchmark';
 import { ops, cpuInfo } from './ops.js';
@@ -121,7 +122,13 @@ function deviceInfo(device: string, cpu: { isa: string; threads: number }, backe
   try {
     driver = /Kernel Module\s+([\d.]+)/.exec(readFileSync('/proc/driver/nvidia/version', 'utf8'))?.[1];
   } catch {
-    // no NVIDIA kernel module file (or not Linux)
+    // not there in many containers: ask nvidia-smi
+    try {
+      driver = execFileSync('nvidia-smi', ['--query-gpu=driver_version', '--format=csv,noheader'], { encoding: 'utf8', timeout: 5000 })
+        .split('\n')[0].trim() || undefined;
+    } catch {
+      // no nvidia-smi
+    }
   }
   const arch = /\b(sm_\d+a?|gfx\d+)\b/.exec(backend)?.[1];
   return { id: device, name: backend.split(' (')[0], backend, ...(arch ? { arch } : {}), ...(driver ? { driver } : {}) };

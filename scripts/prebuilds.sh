@@ -21,6 +21,19 @@ PREBUILD_CUDA_ARCHS=$(sed -n 's/^set(GPTOSS_CUDA_ARCHS "\([^"]*\)".*/\1/p' nativ
 export PREBUILD_CUDA_ARCHS PREBUILD_CUDA=${PREBUILD_CUDA:-ON}
 prebuildify=(npx prebuildify --napi --strip --tag-libc --node-gyp ./scripts/cmake-js-as-node-gyp.sh)
 
+# The oldest systems a prebuild loads on are set by the newest symbol versions it needs: glibc 2.34 and
+# g++ 12's libstdc++ (GLIBCXX_3.4.30) are Debian 12 / Ubuntu 22.04 (see CMakeLists.txt on libstdc++).
+check_abi() { # <binary> <objdump>
+  local need
+  for limit in GLIBC_2.34 GLIBCXX_3.4.30; do
+    need=$("$2" -T "$1" | grep -o "${limit%%_*}_[0-9.]*" | sort -Vu | tail -1)
+    if [ -n "$need" ] && [ "$(printf '%s\n' "$need" "$limit" | sort -V | tail -1)" != "$limit" ]; then
+      echo "prebuilds: $1 needs $need, newer than $limit: it would not load on older distributions" >&2
+      exit 1
+    fi
+  done
+}
+
 for t in "${targets[@]}"; do
   start=$(date +%s)
   case "$t" in
@@ -36,14 +49,16 @@ for t in "${targets[@]}"; do
         echo "prebuilds: $bin links libcuda (it must only dlopen it)" >&2
         exit 1
       fi
+      check_abi "$bin" objdump
       ;;
     arm64)
       command -v aarch64-linux-gnu-g++ > /dev/null ||
         { echo "prebuilds: aarch64-linux-gnu-g++ not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 1; }
       "${prebuildify[@]}" --arch arm64 --strip-bin aarch64-linux-gnu-strip
       bin=prebuilds/linux-arm64/gpt-oss-node.glibc.node
+      check_abi "$bin" aarch64-linux-gnu-objdump
       ;;
     *) echo "prebuilds: unknown target '$t' (x64 or arm64)" >&2; exit 1 ;;
   esac
-  echo "prebuilds: $bin $(stat -c %s "$bin") bytes ($(file -b "$bin" | cut -d, -f1,2)), $(($(date +%s) - start)) s"
+  echo "prebuilds: $bin $(stat -c %s "$bin") bytes ($(readelf -h "$bin" | sed -n "s/.*Machine: *//p")), $(($(date +%s) - start)) s"
 done

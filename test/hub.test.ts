@@ -85,7 +85,11 @@ describe('pull', () => {
     const cdn = gets('/cdn/');
     expect(cdn).toHaveLength(2);
     expect(cdn[0].range).toBeUndefined();
-    expect(cdn[1].range).toBe(`bytes=${3 << 20}-`);
+    // resumed from what reached the disk: up to the 3 MiB the server sent before it dropped the
+    // connection (bytes still in flight when the socket was destroyed are lost)
+    const from = Number(/^bytes=(\d+)-$/.exec(cdn[1].range ?? '')?.[1]);
+    expect(from).toBeGreaterThan(0);
+    expect(from).toBeLessThanOrEqual(3 << 20);
     expect(readFileSync(join(r.dir, 'model.safetensors')).equals(weights)).toBe(true);
     expect(existsSync(join(storage(), 'blobs', `${sha}.incomplete`))).toBe(false);
   });
