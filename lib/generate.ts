@@ -289,8 +289,9 @@ export class GenerationOutput {
       const prompt = prepared.prompt;
       const start = prompt.lastIndexOf(special.start);
       const tail = start < 0 ? [] : prompt.slice(start);
-      if (tail.every((t) => t === special.start || !tokenizer.isSpecial(t) || t === special.channel || t === special.constrain))
-        this.#parser.pushAll(tail);
+      // (a prompt may go on into the message: a forced tool call ends in `<|message|>`)
+      if (tail.every((t) => t === special.start || !tokenizer.isSpecial(t) || t === special.channel || t === special.constrain || t === special.message))
+        this.#onHarmony(this.#parser.pushAll(tail)); // a header the prompt completes starts its message now
     }
   }
 

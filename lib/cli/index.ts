@@ -17,18 +17,20 @@ const program = new Command()
 try {
   // The native addon loads lazily (lib/native.ts), at the first command that runs a model: --help,
   // --version and pull work without it, and a binary that fails to load is reported as one line.
-  const [{ registerInfo }, { registerGenerate }, { registerChat }, { registerPull }, { registerBench }] = await Promise.all([
+  const [{ registerInfo }, { registerGenerate }, { registerChat }, { registerPull }, { registerBench }, { registerServe }] = await Promise.all([
     import('./info.js'),
     import('./generate.js'),
     import('./chat.js'),
     import('./pull.js'),
     import('./bench.js'),
+    import('./serve.js'),
   ]);
   registerInfo(program);
   registerGenerate(program);
   registerChat(program);
   registerPull(program);
   registerBench(program);
+  registerServe(program);
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {

@@ -145,6 +145,8 @@ export class Engine {
   #looping: Promise<void> | null = null;
   #closed = false;
   #abortEverything = false;
+  // the pool as close() left it, once the backend is disposed (stats() still answers)
+  #freeAtClose: number | null = null;
   #steps = 0;
   #finished = 0;
   #idleWaiters: (() => void)[] = [];
@@ -185,7 +187,7 @@ export class Engine {
     return {
       running: this.#running.length,
       waiting: this.#waiting.length,
-      freeBlocks: this.backend.freeBlocks(),
+      freeBlocks: this.#freeAtClose ?? this.backend.freeBlocks(),
       totalBlocks: this.backend.totalBlocks,
       steps: this.#steps,
       finished: this.#finished,
@@ -214,7 +216,9 @@ export class Engine {
     const limit = Math.min(this.maxContext, options.maxContext ?? Infinity);
     // a sampled token needs the prompt plus one position (as generate(): length < maxContext)
     if (prompt.length + (maxTokens > 0 ? 1 : 0) > limit) throw new ContextLengthError(prompt.length, maxTokens, limit);
-    if (this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
+    // it would wait (every sequence slot taken or others ahead of it) and the queue is full
+    const mustWait = this.#running.length + this.#waiting.length >= this.maxSequences;
+    if (mustWait && this.#waiting.length >= this.maxQueue) throw new QueueFullError(this.#waiting.length);
     const capacity = Math.min(limit, prompt.length + Math.max(1, maxTokens));
 
     const controller = new AbortController();
@@ -254,6 +258,8 @@ export class Engine {
     this.#abortEverything = true;
     this.#kick();
     await this.idle();
+    if (this.#freeAtClose !== null) return; // closed already
+    this.#freeAtClose = this.backend.freeBlocks();
     await this.backend.dispose();
   }
 

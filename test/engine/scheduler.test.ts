@@ -22,9 +22,10 @@ describe('engine on tiny-a (CPU)', () => {
 
   const randomPrompt = (rand: () => number, n: number): number[] => Array.from({ length: n }, () => Math.floor(rand() * 1024));
 
-  it('equals generate() for the same seeds, greedy and sampled, across mixed lengths and join/leave orders', async () => {
+  // the native batched step (the CPU default) and SessionBackend (the reference) against generate()
+  it.each(['native', 'session'] as const)('equals generate() for the same seeds, greedy and sampled, across mixed lengths and join/leave orders (%s backend)', async (backend) => {
     const rand = prng(11);
-    const engine = model.createEngine({ maxSequences: 3, maxBatchTokens: 24, kvBlocks: 64, blockSize: 8, maxContext: 256 });
+    const engine = model.createEngine({ backend, maxSequences: 3, maxBatchTokens: 24, kvBlocks: 64, blockSize: 8, maxContext: 256 });
     const jobs = Array.from({ length: 9 }, (_, i) => ({
       prompt: randomPrompt(rand, [3, 70, 17, 1, 45, 9, 120, 30, 5][i]!),
       options: {

@@ -1,0 +1,70 @@
+// gpt-oss serve <model>: the OpenAI-compatible HTTP server (lib/server) on a continuous-batching engine.
+import type { Command } from 'commander';
+import { basename, resolve } from 'node:path';
+import { loadWithProgress, parseDevice, parseIntArg } from './common.js';
+import { createServer } from '../server/app.js';
+import type { DeviceRequest } from '../model.js';
+
+interface ServeFlags {
+  host: string;
+  port: number;
+  device: DeviceRequest;
+  modelName?: string;
+  maxSequences: number;
+  maxBatchTokens: number;
+  maxContext?: number;
+  kvBlocks?: number;
+  maxQueue: number;
+  shutdownTimeout: number;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/responses, /v1/models, /health)')
+    .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0: any free port)', parseIntArg(0), 8000)
+    .option('--device <device>', 'auto, cpu, cuda or cuda:N', parseDevice, 'auto' as DeviceRequest)
+    .option('--model-name <id>', "the id clients send as 'model' (default: the folder's name)")
+    .option('--max-sequences <n>', 'sequences decoding at once', parseIntArg(1), 8)
+    .option('--max-batch-tokens <n>', 'tokens in one step (decode tokens + prefill chunks)', parseIntArg(1), 512)
+    .option('--max-context <n>', 'most tokens one request may hold, prompt and completion (default min(4096, max_position_embeddings))', parseIntArg(2))
+    .option('--kv-blocks <n>', 'KV-cache blocks of 16 tokens in the pool (default: max-sequences full contexts)', parseIntArg(1))
+    .option('--max-queue <n>', 'requests that may wait for a sequence; more get 429', parseIntArg(0), 256)
+    .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
+    .action(async (dir: string, flags: ServeFlags) => {
+      const model = await loadWithProgress(dir, flags.device);
+      const maxSequences = flags.maxSequences;
+      const engine = model.createEngine({
+        maxSequences,
+        maxBatchTokens: Math.max(flags.maxBatchTokens, maxSequences),
+        maxQueue: flags.maxQueue,
+        ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
+        ...(flags.kvBlocks !== undefined ? { kvBlocks: flags.kvBlocks } : {}),
+      });
+      const server = createServer(engine, { modelName: flags.modelName ?? basename(resolve(dir)) });
+      const { url } = await server.listen(flags.port, flags.host);
+      process.stderr.write(
+        `gpt-oss: serving '${server.context.modelName}' on ${url}/v1 (${model.device}; ${maxSequences} sequences, context ${engine.maxContext}, ${engine.backend.totalBlocks} KV blocks)\n`,
+      );
+      process.stdout.write(`${url}\n`);
+      await new Promise<void>((done) => {
+        let stopping = false;
+        const stop = (signal: string): void => {
+          if (stopping) {
+            process.stderr.write(`gpt-oss: ${signal} again, exiting now\n`);
+            process.exit(130);
+          }
+          stopping = true;
+          process.stderr.write(`gpt-oss: ${signal}: finishing in-flight requests (up to ${flags.shutdownTimeout} ms)\n`);
+          void server
+            .close(flags.shutdownTimeout)
+            .then(() => model.dispose())
+            .then(done);
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

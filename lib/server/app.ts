@@ -1,0 +1,149 @@
+// The HTTP layer (Fastify): routes, body validation (JSON schema), OpenAI-shaped errors, SSE
+// framing, client disconnects and graceful shutdown. The serving modules (chat-completions.ts,
+// responses.ts) know nothing of HTTP, and the engine knows nothing of either.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyError } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { Engine } from '../engine/scheduler.js';
+import { ApiError, toApiError, validationError } from './errors.js';
+import { chatCompletionSchema, responsesSchema, type ChatCompletionRequest, type ResponsesRequest } from './protocol.js';
+import { chatCompletion, chatCompletionChunks, startChat } from './chat-completions.js';
+import { responseEvents, responseJson, startResponse } from './responses.js';
+import type { ServeContext } from './serving.js';
+
+export interface ServerOptions {
+  /** The model id clients send (default 'gpt-oss'). */
+  modelName?: string;
+  /** Largest request body in bytes (default 8 MiB); larger ones get 413. */
+  bodyLimit?: number;
+  /** Fastify's logger option (default false). */
+  logger?: boolean | Record<string, unknown>;
+}
+
+export interface OpenAIServer {
+  app: FastifyInstance;
+  context: ServeContext;
+  /** Listens; resolves to the address (port 0 picks a free port). */
+  listen(port: number, host?: string): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Graceful shutdown: refuses new requests (503), lets those in flight finish for up to
+   * `deadlineMs`, cancels the rest (their streams end, their KV blocks are freed), closes the port.
+   */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+const sendError = (reply: FastifyReply, e: ApiError): FastifyReply => {
+  if (e.status === 429) void reply.header('retry-after', '1');
+  return reply.code(e.status).send(e.body());
+};
+
+/** A controller that aborts when the client goes away before the response is complete. */
+function disconnectSignal(res: ServerResponse): AbortController {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort(new Error('client disconnected'));
+  });
+  return controller;
+}
+
+async function writeSse(res: ServerResponse, frame: string): Promise<void> {
+  if (res.destroyed || res.writableEnded) return;
+  if (!res.write(frame)) await new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+function openSse(reply: FastifyReply): ServerResponse {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.flushHeaders();
+  return res;
+}
+
+export function createServer(engine: Engine, options: ServerOptions = {}): OpenAIServer {
+  const context: ServeContext = { engine, modelName: options.modelName ?? 'gpt-oss', created: Math.floor(Date.now() / 1000) };
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
+    return503OnClosing: true,
+    // no type coercion ("1" is not 1) and no silent removal: a bad field is a 400 naming it
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
+  });
+  let draining = false;
+
+  app.setErrorHandler((error: FastifyError, _request, reply) => {
+    if (error.validation) return sendError(reply, validationError(error.validation as never));
+    if (error instanceof ApiError) return sendError(reply, error);
+    const status = error.statusCode;
+    if (status === 413) return sendError(reply, new ApiError(413, `Request body too large: the limit is ${app.initialConfig.bodyLimit} bytes`, 'invalid_request_error', null, 'request_too_large'));
+    if (status === 415) return sendError(reply, new ApiError(415, `Unsupported content type: send application/json (${error.message})`, 'invalid_request_error', null, 'unsupported_media_type'));
+    if (status === 400) return sendError(reply, new ApiError(400, `We could not parse the JSON body of your request: ${error.message}`, 'invalid_request_error', null, 'invalid_json'));
+    return sendError(reply, toApiError(error));
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new ApiError(404, `Unknown request URL: ${request.method} ${request.url}`, 'invalid_request_error', null, 'unknown_url')),
+  );
+  app.addHook('onRequest', async (request, reply) => {
+    if (draining && request.url !== '/health') return sendError(reply, new ApiError(503, 'The server is shutting down', 'service_unavailable', null, 'shutting_down'));
+  });
+
+  app.get('/health', async (_request, reply) => {
+    const s = engine.stats();
+    return reply.code(draining ? 503 : 200).send({ status: draining ? 'shutting_down' : 'ok', model: context.modelName, ...s });
+  });
+
+  const modelObject = { id: context.modelName, object: 'model', created: context.created, owned_by: 'gpt-oss-node', max_model_len: engine.maxContext };
+  app.get('/v1/models', async () => ({ object: 'list', data: [modelObject] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (request, reply) => {
+    if (request.params.id !== context.modelName)
+      return sendError(reply, new ApiError(404, `The model '${request.params.id}' does not exist`, 'invalid_request_error', 'model', 'model_not_found'));
+    return modelObject;
+  });
+
+  app.post<{ Body: ChatCompletionRequest }>('/v1/chat/completions', { schema: { body: chatCompletionSchema } }, async (request: FastifyRequest<{ Body: ChatCompletionRequest }>, reply) => {
+    const controller = disconnectSignal(reply.raw);
+    const turn = startChat(context, request.body, controller.signal); // refusals throw before any byte is sent
+    if (!request.body.stream) return reply.send(await chatCompletion(turn));
+    const res = openSse(reply);
+    try {
+      for await (const chunk of chatCompletionChunks(turn)) await writeSse(res, `data: ${JSON.stringify(chunk)}\n\n`);
+      await writeSse(res, 'data: [DONE]\n\n');
+    } finally {
+      res.end();
+    }
+  });
+
+  app.post<{ Body: ResponsesRequest }>('/v1/responses', { schema: { body: responsesSchema } }, async (request: FastifyRequest<{ Body: ResponsesRequest }>, reply) => {
+    const controller = disconnectSignal(reply.raw);
+    const turn = startResponse(context, request.body, controller.signal);
+    if (!request.body.stream) return reply.send(await responseJson(turn));
+    const res = openSse(reply);
+    try {
+      for await (const e of responseEvents(turn)) await writeSse(res, `event: ${e.type as string}\ndata: ${JSON.stringify(e)}\n\n`);
+    } finally {
+      res.end();
+    }
+  });
+
+  return {
+    app,
+    context,
+    async listen(port, host = '127.0.0.1') {
+      await app.listen({ port, host });
+      const addr = app.server.address();
+      const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
+      return { host, port: bound, url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}` };
+    },
+    async close(deadlineMs = 10_000) {
+      draining = true;
+      await engine.close(deadlineMs); // in-flight turns finish or are cancelled by the deadline
+      await app.close();
+    },
+  };
+}

@@ -1,0 +1,227 @@
+// The OpenAI wire protocol: request bodies (types and the JSON schemas Fastify validates them with)
+// and the response objects this server writes. Field names follow the OpenAI API reference and
+// openai-node's types; the reasoning fields follow vLLM (`reasoning_content`) and OpenRouter
+// (`reasoning`) for gpt-oss.
+
+// ------------------------------------------------------------------------------------------------
+// Chat Completions
+// ------------------------------------------------------------------------------------------------
+
+export type ContentPart = { type: 'text'; text: string } | { type: string; [k: string]: unknown };
+
+export interface ChatToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+export interface ChatMessageParam {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  content?: string | ContentPart[] | null;
+  name?: string;
+  tool_calls?: ChatToolCall[];
+  tool_call_id?: string;
+  reasoning_content?: string | null;
+  reasoning?: string | null;
+}
+
+export interface FunctionToolParam {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown>; strict?: boolean | null };
+}
+
+export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+
+export interface ChatCompletionRequest {
+  model: string;
+  messages: ChatMessageParam[];
+  tools?: FunctionToolParam[];
+  tool_choice?: ToolChoice;
+  reasoning_effort?: 'minimal' | 'low' | 'medium' | 'high' | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  n?: number | null;
+}
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  prompt_tokens_details: { cached_tokens: number };
+  completion_tokens_details: { reasoning_tokens: number };
+}
+
+export type ChatFinishReason = 'stop' | 'length' | 'tool_calls';
+
+const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ anyOf: [schema, { type: 'null' }] });
+const textParts = { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } };
+const content = nullable({ anyOf: [{ type: 'string' }, textParts] });
+
+export const chatCompletionSchema = {
+  type: 'object',
+  required: ['model', 'messages'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    messages: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        required: ['role'],
+        properties: {
+          role: { enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
+          content,
+          name: { type: 'string' },
+          tool_call_id: { type: 'string' },
+          reasoning_content: nullable({ type: 'string' }),
+          reasoning: nullable({ type: 'string' }),
+          tool_calls: nullable({
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['function'],
+              properties: {
+                id: { type: 'string' },
+                type: { const: 'function' },
+                function: {
+                  type: 'object',
+                  required: ['name', 'arguments'],
+                  properties: { name: { type: 'string', minLength: 1 }, arguments: { type: 'string' } },
+                },
+              },
+            },
+          }),
+        },
+      },
+    },
+    tools: nullable({
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['type', 'function'],
+        properties: {
+          type: { const: 'function' },
+          function: {
+            type: 'object',
+            required: ['name'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+              description: { type: 'string' },
+              parameters: { type: 'object' },
+              strict: nullable({ type: 'boolean' }),
+            },
+          },
+        },
+      },
+    }),
+    tool_choice: nullable({
+      anyOf: [
+        { enum: ['none', 'auto', 'required'] },
+        { type: 'object', required: ['type', 'function'], properties: { type: { const: 'function' }, function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } },
+      ],
+    }),
+    reasoning_effort: nullable({ enum: ['minimal', 'low', 'medium', 'high'] }),
+    max_tokens: nullable({ type: 'integer', minimum: 1 }),
+    max_completion_tokens: nullable({ type: 'integer', minimum: 1 }),
+    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+    top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
+    seed: nullable({ type: 'integer' }),
+    stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] }),
+    stream: nullable({ type: 'boolean' }),
+    stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
+    n: nullable({ type: 'integer', minimum: 1, maximum: 1 }),
+  },
+} as const;
+
+// ------------------------------------------------------------------------------------------------
+// Responses
+// ------------------------------------------------------------------------------------------------
+
+export interface ResponsesFunctionTool {
+  type: 'function';
+  name: string;
+  description?: string | null;
+  parameters?: Record<string, unknown> | null;
+  strict?: boolean | null;
+}
+
+export type ResponseInputItem =
+  | { type?: 'message'; role: 'user' | 'system' | 'developer' | 'assistant'; content: string | ContentPart[] }
+  | { type: 'function_call'; call_id: string; name: string; arguments: string; id?: string }
+  | { type: 'function_call_output'; call_id: string; output: string | ContentPart[] }
+  | { type: 'reasoning'; id?: string; content?: { type: string; text: string }[]; summary?: { type: string; text: string }[] };
+
+export interface ResponsesRequest {
+  model: string;
+  input: string | ResponseInputItem[];
+  instructions?: string | null;
+  tools?: ResponsesFunctionTool[];
+  tool_choice?: 'none' | 'auto' | 'required' | { type: 'function'; name: string };
+  reasoning?: { effort?: 'minimal' | 'low' | 'medium' | 'high' | null } | null;
+  max_output_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  stream?: boolean | null;
+  previous_response_id?: string | null;
+  metadata?: Record<string, string> | null;
+  seed?: number | null;
+}
+
+export const responsesSchema = {
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    input: {
+      anyOf: [
+        { type: 'string' },
+        {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              type: { enum: ['message', 'function_call', 'function_call_output', 'reasoning'] },
+              role: { enum: ['user', 'system', 'developer', 'assistant'] },
+              content: { anyOf: [{ type: 'string' }, textParts] },
+              call_id: { type: 'string' },
+              name: { type: 'string' },
+              arguments: { type: 'string' },
+              output: { anyOf: [{ type: 'string' }, textParts] },
+            },
+          },
+        },
+      ],
+    },
+    instructions: nullable({ type: 'string' }),
+    tools: nullable({
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['type'],
+        properties: {
+          type: { type: 'string' },
+          name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+          description: nullable({ type: 'string' }),
+          parameters: nullable({ type: 'object' }),
+          strict: nullable({ type: 'boolean' }),
+        },
+      },
+    }),
+    tool_choice: nullable({
+      anyOf: [{ enum: ['none', 'auto', 'required'] }, { type: 'object', required: ['type', 'name'], properties: { type: { const: 'function' }, name: { type: 'string' } } }],
+    }),
+    reasoning: nullable({ type: 'object', properties: { effort: nullable({ enum: ['minimal', 'low', 'medium', 'high'] }) } }),
+    max_output_tokens: nullable({ type: 'integer', minimum: 1 }),
+    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+    top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
+    stream: nullable({ type: 'boolean' }),
+    previous_response_id: nullable({ type: 'string' }),
+    seed: nullable({ type: 'integer' }),
+  },
+} as const;

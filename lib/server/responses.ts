@@ -1,0 +1,181 @@
+// POST /v1/responses: the Responses API over one Harmony turn. Output items: a `reasoning` item
+// (the analysis channel, as reasoning_text content), a `message` item (the final channel, as
+// output_text) and a `function_call` item per call. Streaming emits the typed events in OpenAI's
+// order: response.created, response.in_progress, then per item output_item.added, content_part.added,
+// the deltas, their .done events, content_part.done, output_item.done, and response.completed
+// (response.incomplete when max_output_tokens or the context ran out, response.failed on an error).
+// Nothing is stored: previous_response_id is refused.
+import type { GenerationStream } from '../generate.js';
+import { buildPrompt, effortOf, responseItems, type ToolChoiceSpec } from './conversation.js';
+import { badParam } from './errors.js';
+import type { ResponsesRequest } from './protocol.js';
+import { checkModel, functionTools, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
+import { newId, readTurn, type TurnResult } from './turn.js';
+
+export interface ResponsesTurn {
+  id: string;
+  createdAt: number;
+  stream: GenerationStream;
+  body: ResponsesRequest;
+  model: string;
+  maxTokens: number;
+}
+
+export function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): ResponsesTurn {
+  checkModel(ctx, body.model);
+  if (body.previous_response_id) throw badParam('previous_response_id', 'previous_response_id is not supported: this server stores no responses (send the whole input)', 'unsupported_parameter');
+  const { instructions, messages } = responseItems(body.input);
+  if (body.instructions) instructions.unshift(body.instructions);
+  const fnTools = (body.tools ?? []).map((t, i) => {
+    if (t.type !== 'function') throw badParam(`tools[${i}].type`, `tools[${i}]: tool type '${t.type}' is not supported (function tools only)`, 'unsupported_value');
+    if (typeof t.name !== 'string') throw badParam(`tools[${i}].name`, `tools[${i}]: a function tool needs a name`, 'missing_required_parameter');
+    return t;
+  });
+  const tools = functionTools(fnTools);
+  const choice = body.tool_choice ?? 'auto';
+  const spec: ToolChoiceSpec = typeof choice === 'string' ? choice : { name: choice.name };
+  const harmony = buildPrompt(instructions, tools, messages, effortOf(body.reasoning?.effort), spec, 'tool_choice');
+  const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, body.max_output_tokens, 'max_output_tokens', 'input');
+  const stream = startTurn(
+    ctx,
+    { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}), signal },
+    'input',
+  );
+  return { id: newId('resp_'), createdAt: Math.floor(Date.now() / 1000), stream, body, model: ctx.modelName, maxTokens };
+}
+
+type Item = Record<string, unknown> & { type: string; id: string };
+
+function responseObject(t: ResponsesTurn, status: string, output: Item[], r: TurnResult | null): Record<string, unknown> {
+  const b = t.body;
+  return {
+    id: t.id,
+    object: 'response',
+    created_at: t.createdAt,
+    status,
+    model: t.model,
+    output,
+    output_text: output
+      .filter((i) => i.type === 'message')
+      .map((i) => ((i.content as { text: string }[])[0]?.text ?? ''))
+      .join(''),
+    error: r?.finishReason === 'error' ? { code: 'server_error', message: r.error?.message ?? 'generation failed' } : null,
+    incomplete_details: r && (r.finishReason === 'length' || r.finishReason === 'context') ? { reason: 'max_output_tokens' } : null,
+    instructions: b.instructions ?? null,
+    max_output_tokens: b.max_output_tokens ?? null,
+    metadata: b.metadata ?? {},
+    parallel_tool_calls: false,
+    previous_response_id: null,
+    reasoning: { effort: b.reasoning?.effort ?? 'medium', summary: null },
+    temperature: b.temperature ?? 1,
+    top_p: b.top_p ?? 1,
+    text: { format: { type: 'text' } },
+    tool_choice: b.tool_choice ?? 'auto',
+    tools: b.tools ?? [],
+    truncation: 'disabled',
+    store: false,
+    usage: r
+      ? {
+          input_tokens: r.promptTokens,
+          input_tokens_details: { cached_tokens: 0 },
+          output_tokens: r.completionTokens,
+          output_tokens_details: { reasoning_tokens: r.reasoningTokens },
+          total_tokens: r.promptTokens + r.completionTokens,
+        }
+      : null,
+  };
+}
+
+function finalStatus(r: TurnResult): 'completed' | 'incomplete' | 'failed' {
+  if (r.finishReason === 'error') return 'failed';
+  if (r.finishReason === 'length' || r.finishReason === 'context') return 'incomplete';
+  return 'completed';
+}
+
+/** The typed stream events; the last one is response.completed / .incomplete / .failed. */
+export async function* responseEvents(t: ResponsesTurn): AsyncGenerator<Record<string, unknown>> {
+  let seq = 0;
+  const ev = (type: string, fields: Record<string, unknown>): Record<string, unknown> => ({ type, sequence_number: seq++, ...fields });
+  const output: Item[] = [];
+  type OpenItem = { item: Item; kind: 'reasoning' | 'message' | 'function_call'; text: string };
+  let open = null as OpenItem | null;
+  const current = (): OpenItem | null => open;
+  const itemDone = (o: OpenItem, itemStatus: string): Record<string, unknown>[] => {
+    const index = output.indexOf(o.item);
+    const out: Record<string, unknown>[] = [];
+    if (o.kind === 'reasoning') {
+      o.item.content = [{ type: 'reasoning_text', text: o.text }];
+      out.push(ev('response.reasoning_text.done', { item_id: o.item.id, output_index: index, content_index: 0, text: o.text }));
+      out.push(ev('response.content_part.done', { item_id: o.item.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: o.text } }));
+    } else if (o.kind === 'message') {
+      const part = { type: 'output_text', text: o.text, annotations: [], logprobs: [] };
+      o.item.content = [part];
+      out.push(ev('response.output_text.done', { item_id: o.item.id, output_index: index, content_index: 0, text: o.text, logprobs: [] }));
+      out.push(ev('response.content_part.done', { item_id: o.item.id, output_index: index, content_index: 0, part }));
+    } else {
+      o.item.arguments = o.text;
+      out.push(ev('response.function_call_arguments.done', { item_id: o.item.id, output_index: index, name: o.item.name, arguments: o.text }));
+    }
+    o.item.status = itemStatus;
+    out.push(ev('response.output_item.done', { output_index: index, item: o.item }));
+    return out;
+  };
+  const openItem = (kind: 'reasoning' | 'message' | 'function_call', extra: Record<string, unknown> = {}): Record<string, unknown>[] => {
+    const out = open ? itemDone(open, 'completed') : [];
+    const item: Item =
+      kind === 'reasoning'
+        ? { type: 'reasoning', id: newId('rs_'), summary: [], content: [], status: 'in_progress' }
+        : kind === 'message'
+          ? { type: 'message', id: newId('msg_'), role: 'assistant', status: 'in_progress', content: [] }
+          : { type: 'function_call', id: newId('fc_'), status: 'in_progress', arguments: '', ...extra };
+    output.push(item);
+    open = { item, kind, text: '' };
+    const index = output.length - 1;
+    out.push(ev('response.output_item.added', { output_index: index, item: { ...item } }));
+    if (kind === 'reasoning') out.push(ev('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: '' } }));
+    if (kind === 'message')
+      out.push(ev('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'output_text', text: '', annotations: [], logprobs: [] } }));
+    return out;
+  };
+
+  yield ev('response.created', { response: responseObject(t, 'in_progress', [], null) });
+  yield ev('response.in_progress', { response: responseObject(t, 'in_progress', [], null) });
+  const reader = readTurn(t.stream);
+  for (;;) {
+    const next = await reader.next();
+    if (next.done) {
+      const r = next.value;
+      const status = finalStatus(r);
+      const o = current();
+      if (o) yield* itemDone(o, status === 'completed' ? 'completed' : 'incomplete');
+      const type = status === 'completed' ? 'response.completed' : status === 'incomplete' ? 'response.incomplete' : 'response.failed';
+      yield ev(type, { response: responseObject(t, status, output, r) });
+      return;
+    }
+    const d = next.value;
+    if (d.type === 'reasoning' || d.type === 'content') {
+      const kind = d.type === 'reasoning' ? 'reasoning' : 'message';
+      if (current()?.kind !== kind) yield* openItem(kind);
+      const o = current()!;
+      o.text += d.text;
+      const index = output.indexOf(o.item);
+      yield kind === 'reasoning'
+        ? ev('response.reasoning_text.delta', { item_id: o.item.id, output_index: index, content_index: 0, delta: d.text })
+        : ev('response.output_text.delta', { item_id: o.item.id, output_index: index, content_index: 0, delta: d.text, logprobs: [] });
+    } else if (d.type === 'tool-call-start') {
+      yield* openItem('function_call', { call_id: d.callId, name: d.name });
+    } else {
+      const o = current();
+      if (o?.kind !== 'function_call') continue;
+      o.text += d.text;
+      yield ev('response.function_call_arguments.delta', { item_id: o.item.id, output_index: output.indexOf(o.item), delta: d.text });
+    }
+  }
+}
+
+/** The whole response object (non-streaming): the last event's response. */
+export async function responseJson(t: ResponsesTurn): Promise<Record<string, unknown>> {
+  let last: Record<string, unknown> | undefined;
+  for await (const e of responseEvents(t)) last = e;
+  return last!.response as Record<string, unknown>;
+}

@@ -1,0 +1,80 @@
+// What the two APIs share: the model name check, max-token resolution against the context limit,
+// and starting a turn on the engine. Nothing here knows HTTP.
+import type { Engine } from '../engine/scheduler.js';
+import type { GenerationStream } from '../generate.js';
+import type { ToolDefinition } from '../harmony/index.js';
+import { ApiError, badParam, toApiError } from './errors.js';
+import type { HarmonyRequest } from './conversation.js';
+
+export interface ServeContext {
+  engine: Engine;
+  /** The id clients name in `model` (and GET /v1/models lists). */
+  modelName: string;
+  /** Unix seconds when the server started (the model's `created`). */
+  created: number;
+}
+
+export function checkModel(ctx: ServeContext, model: string): void {
+  if (model !== ctx.modelName)
+    throw new ApiError(404, `The model '${model}' does not exist (this server serves '${ctx.modelName}')`, 'invalid_request_error', 'model', 'model_not_found');
+}
+
+/**
+ * Completion tokens to allow: the request's, or whatever the context leaves (as vLLM). A prompt
+ * that leaves no room, or prompt + max tokens beyond the context, is a 400 stating the limits.
+ */
+export function resolveMaxTokens(ctx: ServeContext, promptTokens: number, requested: number | null | undefined, param: string, inputParam: string): number {
+  const limit = ctx.engine.maxContext;
+  if (promptTokens >= limit)
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${limit} tokens. However, your ${inputParam} resulted in ${promptTokens} tokens, which leaves no room for a completion. Please reduce the length of the ${inputParam}.`,
+      'invalid_request_error',
+      inputParam,
+      'context_length_exceeded',
+    );
+  if (requested === null || requested === undefined) return limit - promptTokens;
+  if (promptTokens + requested > limit)
+    throw new ApiError(
+      400,
+      `This model's maximum context length is ${limit} tokens. However, you requested ${promptTokens + requested} tokens (${promptTokens} in the ${inputParam}, ${requested} in the completion). Please reduce the length of the ${inputParam} or ${param}.`,
+      'invalid_request_error',
+      param,
+      'context_length_exceeded',
+    );
+  return requested;
+}
+
+export function functionTools(tools: { name: string; description?: string | null; parameters?: Record<string, unknown> | null }[]): ToolDefinition[] {
+  const seen = new Set<string>();
+  return tools.map((t, i) => {
+    if (seen.has(t.name)) throw badParam(`tools[${i}]`, `tools[${i}]: function '${t.name}' is declared twice`);
+    seen.add(t.name);
+    return { name: t.name, ...(t.description ? { description: t.description } : {}), ...(t.parameters ? { parameters: t.parameters } : {}) };
+  });
+}
+
+export interface TurnRequest {
+  harmony: HarmonyRequest;
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed?: number;
+  signal: AbortSignal;
+}
+
+/** Starts the turn on the engine; refusals (queue full, shutting down, context) as ApiErrors. */
+export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string): GenerationStream {
+  try {
+    return ctx.engine.generate(r.harmony.prompt, {
+      parse: true,
+      maxTokens: r.maxTokens,
+      temperature: r.temperature,
+      topP: r.topP,
+      ...(r.seed !== undefined ? { seed: r.seed } : {}),
+      signal: r.signal,
+    });
+  } catch (e) {
+    throw toApiError(e, inputParam);
+  }
+}

@@ -1,0 +1,111 @@
+// One model turn as the OpenAI APIs see it: the engine's Harmony events turned into reasoning text,
+// answer text and function calls, with `stop` strings applied to the answer. Both the Chat
+// Completions and the Responses serving code read a turn through this.
+import type { GenerationStream, GenerationResult } from '../generate.js';
+import { randomBytes } from 'node:crypto';
+
+export type TurnDelta =
+  | { type: 'reasoning'; text: string }
+  | { type: 'content'; text: string }
+  | { type: 'tool-call-start'; index: number; callId: string; name: string }
+  | { type: 'tool-call-delta'; index: number; text: string };
+
+export interface TurnToolCall {
+  callId: string;
+  name: string;
+  arguments: string;
+}
+
+export interface TurnResult {
+  content: string;
+  reasoning: string;
+  toolCalls: TurnToolCall[];
+  /** 'context': the sequence's KV room (the model's context) ran out before max tokens. */
+  finishReason: 'stop' | 'length' | 'context' | 'tool_calls' | 'abort' | 'error';
+  error?: Error;
+  promptTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  raw: GenerationResult;
+}
+
+export const newId = (prefix: string): string => `${prefix}${randomBytes(12).toString('hex')}`;
+
+/**
+ * Reads a turn's events; yields deltas and returns the result. `stops`: strings that end the answer
+ * (not included); the text that could still begin one is held back until it cannot.
+ */
+export async function* readTurn(stream: GenerationStream, stops: string[] = []): AsyncGenerator<TurnDelta, TurnResult> {
+  let content = '';
+  let sent = 0;
+  let reasoning = '';
+  let reasoningTokens = 0;
+  let channel: string | undefined;
+  let inToolCall = -1;
+  let stoppedByString = false;
+  const calls: TurnToolCall[] = [];
+  const hold = stops.reduce((m, s) => Math.max(m, s.length - 1), 0);
+  const flushContent = function* (upTo: number): Generator<TurnDelta> {
+    if (upTo > sent) {
+      yield { type: 'content', text: content.slice(sent, upTo) };
+      sent = upTo;
+    }
+  };
+  for await (const e of stream) {
+    if (stoppedByString) continue;
+    if (e.type === 'token') {
+      if (channel === 'analysis') reasoningTokens++;
+    } else if (e.type === 'message-start') {
+      channel = e.channel;
+      if (e.recipient?.startsWith('functions.')) {
+        inToolCall = calls.length;
+        const call = { callId: newId('call_'), name: e.recipient.slice('functions.'.length), arguments: '' };
+        calls.push(call);
+        yield { type: 'tool-call-start', index: inToolCall, callId: call.callId, name: call.name };
+      }
+    } else if (e.type === 'message-end') {
+      channel = undefined;
+      inToolCall = -1;
+    } else if (e.type === 'text' && e.role === 'assistant') {
+      if (e.recipient !== undefined) {
+        if (inToolCall >= 0) {
+          calls[inToolCall]!.arguments += e.delta;
+          yield { type: 'tool-call-delta', index: inToolCall, text: e.delta };
+        }
+      } else if (e.channel === 'analysis') {
+        reasoning += e.delta;
+        yield { type: 'reasoning', text: e.delta };
+      } else {
+        content += e.delta;
+        let cut = -1;
+        for (const s of stops) {
+          const at = content.indexOf(s, Math.max(0, sent - s.length));
+          if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+        }
+        if (cut >= 0) {
+          content = content.slice(0, cut);
+          yield* flushContent(cut);
+          stoppedByString = true;
+          stream.abort();
+        } else yield* flushContent(content.length - hold);
+      }
+    }
+  }
+  yield* flushContent(content.length);
+  const raw = await stream.result;
+  let finishReason: TurnResult['finishReason'];
+  if (stoppedByString) finishReason = 'stop';
+  else if (raw.finishReason === 'tool-call' || (raw.finishReason === 'stop' && calls.length > 0)) finishReason = 'tool_calls';
+  else finishReason = raw.finishReason;
+  return {
+    content,
+    reasoning,
+    toolCalls: calls,
+    finishReason,
+    ...(raw.error ? { error: raw.error } : {}),
+    promptTokens: raw.usage.promptTokens,
+    completionTokens: raw.usage.completionTokens,
+    reasoningTokens,
+    raw,
+  };
+}

@@ -1,0 +1,339 @@
+// The OpenAI-compatible server, driven by the official `openai` client (unchanged) over 127.0.0.1:
+// a random full-vocabulary model for real generation and usage counts, and a scripted backend where
+// the Harmony plumbing needs known output (tool calls).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { createSyntheticModel, generate, type GptOssModel } from '../../lib/index.js';
+import { renderConversation, renderMessageTokens, type Message } from '../../lib/harmony/index.js';
+import { tokenizer, SPECIAL_TOKENS as S } from '../../lib/tokenizer.js';
+import { createServer, type OpenAIServer } from '../../lib/server/app.js';
+import { FULL_VOCAB_TINY } from '../helpers/checkpoint.js';
+import { ScriptedBackend } from '../helpers/scripted-backend.js';
+
+const WEATHER = {
+  type: 'function' as const,
+  function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+};
+
+// What the model writes after `<|start|>assistant`, in the renderer's tokens.
+const reply = (m: Message, stop: number): number[] => {
+  const t = renderMessageTokens(m).slice(1 + tokenizer.encode('assistant').length);
+  t[t.length - 1] = stop;
+  return t;
+};
+const THINK = reply({ role: 'assistant', channel: 'analysis', content: 'The user wants weather.' }, S.end);
+const CALL = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' }, S.call);
+const ANSWER = reply({ role: 'assistant', channel: 'final', content: 'It is 20 C in Paris.' }, S.return);
+const ASSISTANT = [S.start, ...tokenizer.encode('assistant')];
+
+async function sse(res: Response): Promise<string[]> {
+  const text = await res.text();
+  return text.split('\n\n').filter((f) => f.trim() !== '');
+}
+
+describe('OpenAI server (openai client, 127.0.0.1)', () => {
+  let model: GptOssModel;
+  let server: OpenAIServer;
+  let client: OpenAI;
+  let url: string;
+  let scripted: OpenAIServer;
+  let scriptedClient: OpenAI;
+  let backend: ScriptedBackend;
+
+  beforeAll(async () => {
+    model = await createSyntheticModel(FULL_VOCAB_TINY, { device: 'cpu' });
+    server = createServer(model.createEngine({ maxSequences: 4, maxBatchTokens: 64, maxContext: 1024, maxQueue: 512 }), { modelName: 'tiny', bodyLimit: 64 * 1024 });
+    url = (await server.listen(0)).url;
+    client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    // the scripted "model": a tool call, unless the prompt already holds the tool's answer
+    backend = new ScriptedBackend(256, (history) => {
+      const text = tokenizer.decode(history);
+      return text.includes('<|start|>functions.get_weather') ? ANSWER : [...THINK, ...ASSISTANT, ...CALL];
+    });
+    scripted = createServer(model.createEngine({ backend, maxSequences: 2, maxBatchTokens: 64 }), { modelName: 'scripted' });
+    scriptedClient = new OpenAI({ baseURL: `${(await scripted.listen(0)).url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  }, 120_000);
+  afterAll(async () => {
+    await server?.close(1000);
+    await scripted?.close(1000);
+    await model?.dispose();
+  });
+
+  const messages: OpenAI.ChatCompletionMessageParam[] = [
+    { role: 'system', content: 'Answer briefly.' },
+    { role: 'user', content: 'What is the capital of France?' },
+  ];
+  // what the server renders for `messages` (system text -> developer instructions)
+  const rendered = (effort?: 'low' | 'medium' | 'high'): number[] =>
+    renderConversation({ system: effort ? { reasoningEffort: effort } : {}, developer: { instructions: 'Answer briefly.' }, messages: [{ role: 'user', content: 'What is the capital of France?' }] });
+
+  it('GET /v1/models and /health', async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual(['tiny']);
+    expect((await client.models.retrieve('tiny')).id).toBe('tiny');
+    const health = await (await fetch(`${url}/health`)).json();
+    expect(health).toMatchObject({ status: 'ok', model: 'tiny', running: 0, waiting: 0 });
+    expect(health.freeBlocks).toBe(health.totalBlocks);
+  });
+
+  it('non-streaming chat: the same tokens as generate(), usage equal to the real counts', async () => {
+    const r = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 12, temperature: 0.7, seed: 42, reasoning_effort: 'low' });
+    const prompt = rendered('low');
+    const ref = await generate(model, prompt, { maxTokens: 12, temperature: 0.7, seed: 42, parse: true }).result;
+    expect(r.object).toBe('chat.completion');
+    expect(r.model).toBe('tiny');
+    expect(r.id).toMatch(/^chatcmpl-/);
+    expect(r.usage).toMatchObject({ prompt_tokens: prompt.length, completion_tokens: ref.tokens.length, total_tokens: prompt.length + ref.tokens.length });
+    const choice = r.choices[0]!;
+    expect(choice.finish_reason).toBe(ref.finishReason === 'length' ? 'length' : 'stop');
+    expect(choice.message.content ?? '').toBe(ref.channels.final);
+    const reasoning = (choice.message as unknown as { reasoning_content: string | null; reasoning: string | null });
+    expect(reasoning.reasoning_content ?? '').toBe(ref.channels.analysis);
+    expect(reasoning.reasoning).toBe(reasoning.reasoning_content);
+    // max_completion_tokens is the same limit
+    const r2 = await client.chat.completions.create({ model: 'tiny', messages, max_completion_tokens: 3, temperature: 0 });
+    expect(r2.usage!.completion_tokens).toBeLessThanOrEqual(3);
+  });
+
+  it('streaming chat: SSE chunks add up to the non-streaming answer; include_usage gives a last usage chunk', async () => {
+    const opts = { model: 'tiny', messages, max_tokens: 16, temperature: 1, seed: 7 };
+    const whole = await client.chat.completions.create(opts);
+    const stream = await client.chat.completions.create({ ...opts, stream: true, stream_options: { include_usage: true } });
+    let content = '';
+    let reasoning = '';
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    let first = true;
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe('chat.completion.chunk');
+      if (first) expect(chunk.choices[0]!.delta.role).toBe('assistant');
+      first = false;
+      if (chunk.usage) usage = chunk.usage;
+      for (const c of chunk.choices) {
+        content += c.delta.content ?? '';
+        reasoning += (c.delta as { reasoning_content?: string }).reasoning_content ?? '';
+        if (c.finish_reason) finish = c.finish_reason;
+      }
+    }
+    expect(content).toBe(whole.choices[0]!.message.content ?? '');
+    expect(reasoning).toBe((whole.choices[0]!.message as unknown as { reasoning_content: string | null }).reasoning_content ?? '');
+    expect(finish).toBe(whole.choices[0]!.finish_reason);
+    expect(usage).toEqual(whole.usage);
+  });
+
+  it('tool call round trip (scripted model): tool_calls out, tool result in, answer', async () => {
+    const first = await scriptedClient.chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [WEATHER] });
+    const choice = first.choices[0]!;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBeNull();
+    expect((choice.message as unknown as { reasoning_content: string }).reasoning_content).toBe('The user wants weather.');
+    const call = choice.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.type).toBe('function');
+    expect(call.function.name).toBe('get_weather');
+    expect(JSON.parse(call.function.arguments)).toEqual({ city: 'Paris' });
+    // the developer message declared the tool in Harmony's functions namespace
+    const prompt1 = tokenizer.decode(backend.prompts.at(-1)!);
+    expect(prompt1).toContain('namespace functions {');
+    expect(prompt1).toContain('type get_weather = (_: {');
+
+    const second = await scriptedClient.chat.completions.create({
+      model: 'scripted',
+      tools: [WEATHER],
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', content: null, tool_calls: [call] },
+        { role: 'tool', tool_call_id: call.id, content: '{"temperatureC":20}' },
+      ],
+    });
+    expect(second.choices[0]!.finish_reason).toBe('stop');
+    expect(second.choices[0]!.message.content).toBe('It is 20 C in Paris.');
+    const expected = renderConversation({
+      system: {},
+      developer: { tools: [{ name: 'get_weather', description: 'Weather in a city', parameters: WEATHER.function.parameters }] },
+      messages: [
+        { role: 'user', content: 'Weather in Paris?' },
+        { role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' },
+        { role: 'tool', name: 'functions.get_weather', content: '{"temperatureC":20}' },
+      ],
+    });
+    expect(backend.prompts.at(-1)).toEqual(expected);
+
+    // streamed: the call arrives as tool_calls deltas
+    const stream = await scriptedClient.chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'Weather?' }], tools: [WEATHER], stream: true });
+    let name = '';
+    let args = '';
+    let id = '';
+    let finish = '';
+    for await (const chunk of stream)
+      for (const c of chunk.choices) {
+        for (const t of c.delta.tool_calls ?? []) {
+          id ||= t.id ?? '';
+          name += t.function?.name ?? '';
+          args += t.function?.arguments ?? '';
+        }
+        if (c.finish_reason) finish = c.finish_reason;
+      }
+    expect([name, JSON.parse(args), finish]).toEqual(['get_weather', { city: 'Paris' }, 'tool_calls']);
+    expect(id).toMatch(/^call_/);
+  });
+
+  it('tool_choice naming a function makes the prompt end in that call (real model)', async () => {
+    const r = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Weather?' }],
+      tools: [WEATHER],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+      max_tokens: 4,
+      temperature: 0,
+    });
+    expect(r.choices[0]!.message.tool_calls?.[0]).toMatchObject({ type: 'function', function: { name: 'get_weather' } });
+    const base = renderConversation({ system: {}, developer: { tools: [{ name: 'get_weather', description: 'Weather in a city', parameters: WEATHER.function.parameters }] }, messages: [{ role: 'user', content: 'Weather?' }] });
+    const header = tokenizer.decode(renderMessageTokens({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '' }));
+    expect(r.usage!.prompt_tokens).toBeGreaterThan(base.length);
+    expect(header).toContain('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>');
+  });
+
+  it('Responses API streamed (real model): typed events in order, text deltas equal the final text, usage', async () => {
+    const stream = await client.responses.create({ model: 'tiny', input: 'Say hello.', instructions: 'Be kind.', max_output_tokens: 12, temperature: 0, stream: true });
+    const types: string[] = [];
+    let text = '';
+    let reasoning = '';
+    let final: OpenAI.Responses.Response | undefined;
+    let seq = -1;
+    for await (const e of stream) {
+      types.push(e.type);
+      expect(e.sequence_number).toBe(seq + 1);
+      seq = e.sequence_number;
+      if (e.type === 'response.output_text.delta') text += e.delta;
+      if (e.type === 'response.reasoning_text.delta') reasoning += e.delta;
+      if (e.type === 'response.completed' || e.type === 'response.incomplete') final = e.response;
+    }
+    expect(types.slice(0, 2)).toEqual(['response.created', 'response.in_progress']);
+    expect(['response.completed', 'response.incomplete']).toContain(types.at(-1));
+    expect(types.filter((t) => t === 'response.output_item.added').length).toBe(types.filter((t) => t === 'response.output_item.done').length);
+    const prompt = renderConversation({ system: {}, developer: { instructions: 'Be kind.' }, messages: [{ role: 'user', content: 'Say hello.' }] });
+    const ref = await generate(model, prompt, { maxTokens: 12, temperature: 0, parse: true }).result;
+    expect(final!.usage).toMatchObject({ input_tokens: prompt.length, output_tokens: ref.tokens.length, total_tokens: prompt.length + ref.tokens.length });
+    expect(text).toBe(ref.channels.final);
+    expect(reasoning).toBe(ref.channels.analysis);
+    const message = final!.output.find((o) => o.type === 'message');
+    if (message) expect(message.content[0]).toMatchObject({ type: 'output_text', text });
+    // non-streaming gives the same response body
+    const whole = await client.responses.create({ model: 'tiny', input: 'Say hello.', instructions: 'Be kind.', max_output_tokens: 12, temperature: 0 });
+    expect(whole.output_text).toBe(text);
+    expect(whole.usage).toEqual(final!.usage);
+  });
+
+  it('Responses API with a function tool (scripted): reasoning item, function_call item, function_call_output round trip', async () => {
+    const tool = { type: 'function' as const, name: 'get_weather', description: 'Weather in a city', parameters: WEATHER.function.parameters, strict: false };
+    const r = await scriptedClient.responses.create({ model: 'scripted', input: 'Weather in Paris?', tools: [tool] });
+    expect(r.output.map((o) => o.type)).toEqual(['reasoning', 'function_call']);
+    const call = r.output[1] as OpenAI.Responses.ResponseFunctionToolCall;
+    expect(call.name).toBe('get_weather');
+    expect(JSON.parse(call.arguments)).toEqual({ city: 'Paris' });
+    const r2 = await scriptedClient.responses.create({
+      model: 'scripted',
+      tools: [tool],
+      input: [{ role: 'user', content: 'Weather in Paris?' }, { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments }, { type: 'function_call_output', call_id: call.call_id, output: '{"temperatureC":20}' }],
+    });
+    expect(r2.status).toBe('completed');
+    expect(r2.output_text).toBe('It is 20 C in Paris.');
+  });
+
+  it('errors in OpenAI shape: 400 (bad JSON, bad or missing parameter), 404 model, 413, context length', async () => {
+    const post = (path: string, body: string, type = 'application/json'): Promise<Response> => fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body });
+    const bad = await post('/v1/chat/completions', '{"model": "tiny", "messages": [');
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
+
+    const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
+      try {
+        await p;
+      } catch (e) {
+        if (e instanceof OpenAI.APIError) return e;
+        throw e;
+      }
+      throw new Error('expected an error');
+    };
+    const t = await err(client.chat.completions.create({ model: 'tiny', messages, temperature: 5 }));
+    expect([t.status, t.param, t.type]).toEqual([400, 'temperature', 'invalid_request_error']);
+    expect(t.message).toMatch(/temperature/);
+    const m = await err(client.chat.completions.create({ model: 'tiny' } as never));
+    expect([m.status, m.param, m.code]).toEqual([400, 'messages', 'missing_required_parameter']);
+    const role = await err(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'robot', content: 'x' }] } as never));
+    expect([role.status, role.param]).toEqual([400, 'messages[0].role']);
+    const orphan = await err(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 'nope', content: '1' }] }));
+    expect([orphan.status, orphan.param]).toEqual([400, 'messages[1].tool_call_id']);
+    const nf = await err(client.chat.completions.create({ model: 'gpt-4o', messages }));
+    expect([nf.status, nf.code, nf.param]).toEqual([404, 'model_not_found', 'model']);
+    expect(nf).toBeInstanceOf(OpenAI.NotFoundError);
+    const big = await post('/v1/chat/completions', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }));
+    expect(big.status).toBe(413);
+    expect((await big.json()).error).toMatchObject({ code: 'request_too_large' });
+    const long = await err(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'word '.repeat(1100) }] }));
+    expect([long.status, long.code]).toEqual([400, 'context_length_exceeded']);
+    expect(long.message).toMatch(/maximum context length is 1024 tokens/);
+    const tooMany = await err(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 5000 }));
+    expect([tooMany.status, tooMany.param, tooMany.code]).toEqual([400, 'max_tokens', 'context_length_exceeded']);
+    expect(tooMany.message).toMatch(new RegExp(`you requested ${rendered().length + 5000} tokens \\(${rendered().length} in the messages, 5000 in the completion\\)`));
+    const unknown = await fetch(`${url}/v1/nothing`);
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).error.message).toMatch(/Unknown request URL/);
+  });
+
+  it('429 when the queue is full; a client that disconnects frees its sequence and KV blocks', async () => {
+    const engine = model.createEngine({ maxSequences: 1, maxBatchTokens: 64, maxContext: 1024, maxQueue: 0 });
+    const small = createServer(engine, { modelName: 'tiny' });
+    const base = (await small.listen(0)).url;
+    const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const hang = new AbortController();
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages, max_tokens: 800, stream: true, temperature: 1 }),
+      signal: hang.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read(); // the first chunk: it is running
+    expect(engine.stats().running).toBe(1);
+    const full = await c.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }).catch((e: unknown) => e);
+    expect(full).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((full as InstanceType<typeof OpenAI.APIError>).code).toBe('queue_full');
+    hang.abort(); // disconnect mid-stream
+    await reader.cancel().catch(() => undefined);
+    const t0 = Date.now();
+    while (engine.stats().running > 0 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+    expect(engine.stats()).toMatchObject({ running: 0, waiting: 0 });
+    expect(engine.stats().freeBlocks).toBe(engine.stats().totalBlocks);
+    expect(engine.stats().steps).toBeLessThan(200); // cancelled long before its 800 tokens
+    await small.close(100);
+  });
+
+  it('graceful shutdown: in-flight requests finish or are cancelled by the deadline; new ones get 503', async () => {
+    const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 64, maxContext: 1024 });
+    const s = createServer(engine, { modelName: 'tiny' });
+    const base = (await s.listen(0)).url;
+    const res = await fetch(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages, max_tokens: 900, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    const closing = s.close(300);
+    await new Promise((r) => setTimeout(r, 20));
+    const late = await fetch(`${base}/v1/models`).catch(() => null);
+    if (late) expect(late.status).toBe(503);
+    let tail = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      tail += new TextDecoder().decode(value);
+    }
+    await closing;
+    expect(tail).toContain('"finish_reason":"stop"'); // cut: the stream still ends properly
+    expect(tail.trimEnd().endsWith('data: [DONE]')).toBe(true);
+    expect(engine.stats().freeBlocks).toBe(engine.stats().totalBlocks);
+    await expect(fetch(`${base}/health`)).rejects.toThrow();
+  });
+});
