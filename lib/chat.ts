@@ -7,9 +7,10 @@
 // model produced in a non-canonical tokenisation is re-encoded; the cache simply diverges there.
 import type { GptOssModel } from './model.js';
 import type { Session } from './session.js';
-import { startGeneration, type GenerateOptions, type GenerationResult, type GenerationStream } from './generate.js';
+import { promptTokens, startGeneration, type GenerateOptions, type GenerationResult, type GenerationStream } from './generate.js';
 import type { DeveloperOptions, DropAnalysisMode, Message, ParsedMessage, SystemOptions } from './harmony/index.js';
 import { tokenizer } from './tokenizer.js';
+import { ContextLengthError } from './engine/errors.js';
 
 export interface ChatSessionOptions {
   /** System message options (default: the Harmony default system message); false: none. */
@@ -29,6 +30,17 @@ export interface ChatSessionOptions {
    * analysis back and the cache has to be refilled from the first of them.)
    */
   dropAnalysis?: DropAnalysisMode;
+  /**
+   * What a turn does when the conversation and the room for its reply no longer fit maxContext:
+   * 'drop-oldest' (default) removes the oldest turns from `messages` (a user message and what
+   * answered it; the system and developer messages always stay), as chat UIs do; 'error' throws a
+   * ContextLengthError and changes nothing. Either way a later send() works again.
+   */
+  contextPolicy?: 'drop-oldest' | 'error';
+  /** Tokens kept free for a reply when deciding what fits (default min(the turn's maxTokens, maxContext / 4)). */
+  contextReserve?: number;
+  /** Called with the messages 'drop-oldest' removed, before the turn runs. */
+  onContextTrim?: (dropped: Message[]) => void;
 }
 
 /** generate() options for one turn (the chat owns the session and the parsing). */
@@ -44,6 +56,11 @@ export class ChatSession {
   dropAnalysis: DropAnalysisMode;
   /** The last turn's result. */
   lastResult: GenerationResult | undefined;
+  contextPolicy: 'drop-oldest' | 'error';
+  contextReserve: number | undefined;
+  onContextTrim: ((dropped: Message[]) => void) | undefined;
+  /** Messages removed from the front of the history so far (contextPolicy 'drop-oldest'). */
+  droppedMessages = 0;
   readonly #session: Session;
   #turn: GenerationStream | null = null;
 
@@ -54,6 +71,11 @@ export class ChatSession {
     this.messages = [...(options.messages ?? [])];
     this.defaults = options.defaults ?? {};
     this.dropAnalysis = options.dropAnalysis ?? 'completed-turns';
+    this.contextPolicy = options.contextPolicy ?? 'drop-oldest';
+    if (this.contextPolicy !== 'drop-oldest' && this.contextPolicy !== 'error')
+      throw new RangeError(`ChatSession: contextPolicy must be 'drop-oldest' or 'error', got ${String(options.contextPolicy)}`);
+    this.contextReserve = options.contextReserve;
+    this.onContextTrim = options.onContextTrim;
     this.#session = model.createSession(options.maxContext !== undefined ? { maxContext: options.maxContext } : {});
   }
 
@@ -95,14 +117,36 @@ export class ChatSession {
 
   #run(added: Message[], options: ChatTurnOptions): GenerationStream {
     if (this.#turn) throw new Error('ChatSession: a turn is still running (await its result first)');
-    const messages = [...this.messages, ...added];
-    const conversation = {
+    const turnOptions: GenerateOptions = { ...this.defaults, ...options, session: this.#session, parse: true, render: { dropAnalysis: this.dropAnalysis } };
+    const conversationOf = (history: Message[]) => ({
       ...(this.system !== undefined ? { system: this.system } : {}),
       ...(this.developer !== undefined ? { developer: this.developer } : {}),
-      messages,
-    };
+      messages: [...history, ...added],
+    });
+    // Context policy: the rendering plus room for a reply must fit the session.
+    const maxContext = this.#session.maxContext;
+    const reserve = Math.max(1, Math.min(turnOptions.maxTokens ?? 4096, this.contextReserve ?? Math.floor(maxContext / 4)));
+    let history = this.messages;
+    let length = promptTokens(this.model, conversationOf(history), turnOptions).length;
+    if (length + reserve > maxContext) {
+      if (this.contextPolicy === 'error') throw new ContextLengthError(length, reserve, maxContext);
+      // Drop whole turns from the front: up to the next user message after the first.
+      let cut = 0;
+      while (length + reserve > maxContext && cut < history.length) {
+        let next = cut + 1;
+        while (next < history.length && history[next]!.role !== 'user') next++;
+        cut = next;
+        length = promptTokens(this.model, conversationOf(history.slice(cut)), turnOptions).length;
+      }
+      if (length + reserve > maxContext) throw new ContextLengthError(length, reserve, maxContext);
+      const dropped = this.messages.splice(0, cut);
+      this.droppedMessages += dropped.length;
+      history = this.messages;
+      this.onContextTrim?.(dropped);
+    }
+    const conversation = conversationOf(history);
     let finished = false;
-    const turn = startGeneration(this.model, conversation, { ...this.defaults, ...options, session: this.#session, parse: true, render: { dropAnalysis: this.dropAnalysis } }, (r) => {
+    const turn = startGeneration(this.model, conversation, turnOptions, (r) => {
       finished = true;
       this.#turn = null;
       this.lastResult = r;

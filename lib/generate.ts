@@ -178,7 +178,8 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   return i;
 }
 
-function promptTokens(model: GptOssModel, input: GenerateInput, options: GenerateOptions): number[] {
+/** @internal The prompt token ids of generate()'s input and options. */
+export function promptTokens(model: GptOssModel, input: GenerateInput, options: GenerateOptions): number[] {
   if (isConversation(input)) {
     let conv = input;
     if (options.reasoningEffort !== undefined) {

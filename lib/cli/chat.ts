@@ -2,11 +2,12 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { ChatSession } from '../chat.js';
-import { addSamplingOptions, generateOptions, loadWithProgress, type SamplingFlags } from './common.js';
+import { addSamplingOptions, generateOptions, loadWithProgress, parseIntArg, type SamplingFlags } from './common.js';
 import { createHarmonyPrinter } from './generate.js';
 
 interface ChatFlags extends SamplingFlags {
   instructions?: string;
+  maxContext?: number;
 }
 
 const HELP = 'commands: /exit (or Ctrl-D) quits, /reset forgets the conversation, /help shows this';
@@ -16,12 +17,18 @@ export function registerChat(program: Command): void {
     .command('chat')
     .description('chat with the model interactively (/exit to quit)')
     .argument('<model>', 'checkpoint folder (config.json + *.safetensors), or hf:org/name[@revision] (downloaded into the hub cache)')
-    .option('--instructions <text>', 'developer instructions (the "system prompt")');
+    .option('--instructions <text>', 'developer instructions (the "system prompt")')
+    .option('--max-context <n>', 'KV-cache size in tokens; when full, the oldest turns are dropped (default min(4096, max_position_embeddings))', parseIntArg(16));
   addSamplingOptions(cmd).action(async (dir: string, flags: ChatFlags) => {
     const model = await loadWithProgress(dir, flags.device);
     const options = { ...generateOptions(flags), ...(flags.effort !== undefined ? { reasoningEffort: flags.effort } : {}) };
     const newChat = (): ChatSession =>
-      new ChatSession(model, { ...(flags.instructions !== undefined ? { developer: { instructions: flags.instructions } } : {}), defaults: options });
+      new ChatSession(model, {
+        ...(flags.instructions !== undefined ? { developer: { instructions: flags.instructions } } : {}),
+        ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
+        defaults: options,
+        onContextTrim: (dropped) => process.stderr.write(`[context full: the oldest ${dropped.length} message(s) were dropped]\n`),
+      });
     let chat = newChat();
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: Boolean(process.stdin.isTTY) });
     let turn: AbortController | null = null;
@@ -60,6 +67,7 @@ export function registerChat(program: Command): void {
         printer.finish(result);
         if (result.finishReason === 'error') process.stderr.write(`gpt-oss: ${result.error?.message ?? 'generation failed'}\n`);
         else if (result.finishReason === 'abort') process.stderr.write('[stopped]\n');
+        else if (result.finishReason === 'context') process.stderr.write('[context full: the reply was cut; the next message drops the oldest turns]\n');
         else if (result.finishReason === 'tool-call') process.stderr.write('[the model called a tool; tools are not available in this chat]\n');
       }
     } finally {

@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import { generate, type GenerationEvent, type GenerationResult } from '../generate.js';
 import type { Conversation } from '../harmony/index.js';
 import { tokenizer } from '../tokenizer.js';
-import { addSamplingOptions, generateOptions, loadWithProgress, UsageError, type SamplingFlags } from './common.js';
+import { addSamplingOptions, generateOptions, parseIntArg, loadWithProgress, UsageError, type SamplingFlags } from './common.js';
 
 interface GenerateFlags extends SamplingFlags {
   prompt?: string;
   instructions?: string;
   json?: boolean;
   raw?: boolean;
+  maxContext?: number;
 }
 
 async function readStdin(): Promise<string> {
@@ -74,7 +75,8 @@ export function registerGenerate(program: Command): void {
     .option('-p, --prompt <text>', 'the user message (default: read stdin)')
     .option('--instructions <text>', 'developer instructions (the "system prompt")')
     .option('--json', 'print one JSON event per line, then the result')
-    .option('--raw', 'complete the prompt as plain text: no chat format');
+    .option('--raw', 'complete the prompt as plain text: no chat format')
+    .option('--max-context <n>', "KV-cache size in tokens (default prompt + max tokens); a reply that fills it ends with finish reason 'context'", parseIntArg(1));
   addSamplingOptions(cmd).action(async (dir: string, flags: GenerateFlags) => {
     let prompt = flags.prompt;
     if (prompt === undefined) {
@@ -93,7 +95,7 @@ export function registerGenerate(program: Command): void {
         ...(flags.instructions !== undefined ? { developer: { instructions: flags.instructions } } : {}),
         messages: [{ role: 'user', content: prompt }],
       };
-      const stream = generate(model, flags.raw ? prompt : conversation, { ...generateOptions(flags), signal: controller.signal });
+      const stream = generate(model, flags.raw ? prompt : conversation, { ...generateOptions(flags), ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}), signal: controller.signal });
       const printer = createHarmonyPrinter(Boolean(flags.reasoning));
       for await (const e of stream) {
         if (flags.json) process.stdout.write(`${JSON.stringify(e)}\n`);

@@ -11,7 +11,6 @@
 #include "cpu/backend_cpu.h"
 #include "hip/hip_loader.h"
 #ifdef GPTOSS_HAVE_CUDA
-#include <dlfcn.h>
 
 #include "cuda/backend_cuda.h"
 #endif
@@ -56,17 +55,8 @@ std::shared_ptr<Backend> get_backend(const Device& device) {
 std::string cuda_unavailable_reason() {
 #ifdef GPTOSS_HAVE_CUDA
   int count = 0;
-  std::string reason = cuda_probe(&count);
-  // The static runtime says "CUDA driver version is insufficient" both when the driver is too old
-  // and when there is none at all (it dlopens libcuda.so.1 and finds nothing): tell them apart.
-  if (reason.find("driver version is insufficient") != std::string::npos) {
-    if (void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
-      dlclose(h);
-      return "the NVIDIA driver is too old for this build's CUDA runtime (" + reason + "); update the driver";
-    }
-    return "no NVIDIA driver was found (libcuda.so.1 is not installed)";
-  }
-  return reason;
+  // cuda_probe words the failure for the user (no driver, too old a driver, no device).
+  return cuda_probe(&count);
 #else
   return "this build of gpt-oss-node has no CUDA backend (compiled without nvcc)";
 #endif
