@@ -177,6 +177,22 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(id).toMatch(/^call_/);
   });
 
+  it('stop strings end the answer before them, whole and streamed (scripted model)', async () => {
+    // the prompt holds the tool's answer, so the script replies 'It is 20 C in Paris.'
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: '{"temperatureC":20}' },
+    ];
+    const whole = await scriptedClient.chat.completions.create({ model: 'scripted', messages, tools: [WEATHER], stop: [' C in', 'zzz'] });
+    expect(whole.choices[0]!.message.content).toBe('It is 20');
+    expect(whole.choices[0]!.finish_reason).toBe('stop');
+    const stream = await scriptedClient.chat.completions.create({ model: 'scripted', messages, tools: [WEATHER], stop: 'Paris', stream: true });
+    let content = '';
+    for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? '';
+    expect(content).toBe('It is 20 C in ');
+  });
+
   it('tool_choice naming a function makes the prompt end in that call (real model)', async () => {
     const r = await client.chat.completions.create({
       model: 'tiny',
