@@ -3,11 +3,13 @@
 // or on synthetic weights of a preset shape (random, generated in memory: for shapes whose checkpoint
 // does not fit the host, e.g. gpt-oss-120b; their speed is the real model's, their output is noise).
 //   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
-//                      [--per-token] [--label NAME] [--out bench/results]
+//                      [--per-token] [--activations f32|q8] [--label NAME] [--out bench/results]
 //   node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]
 // Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
 // the token id copied back, 16 steps a native call as generate() runs them (--per-token: one call a
-// step); the prompt before the decode steps is `--context` tokens long. Generating
+// step); the prompt before the decode steps is `--context` tokens long. --activations: the CPU expert
+// kernels' mode (LoadOptions.activations; default GPTOSS_CPU_ACTIVATIONS, else f32); GPTOSS_CPU_ISA
+// picks the CPU kernel level. Generating
 // synthetic weights is timed on its own (generateMs), not as load time.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -19,7 +21,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { readBandwidth } from '../dist/ops.js';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -29,6 +31,7 @@ function parseArgs(argv) {
     else if (a === '--per-token') args.perToken = true;
     else if (a === '--context') args.context = Number(argv[++i]);
     else if (a === '--label') args.label = argv[++i];
+    else if (a === '--activations') args.activations = argv[++i];
     else if (a === '--out') args.out = argv[++i];
     else if (a === '--synthetic') args.synthetic = argv[++i];
     else if (a === '--seed') args.seed = Number(argv[++i]);
@@ -64,8 +67,8 @@ const gib = (b) => (b / 2 ** 30).toFixed(2);
 const args = parseArgs(process.argv.slice(2));
 const t0 = performance.now();
 const model = args.synthetic
-  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers })
-  : await loadModel(args.model, { device: args.device });
+  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations })
+  : await loadModel(args.model, { device: args.device, activations: args.activations });
 const setupMs = performance.now() - t0;
 const isSynthetic = model.info.source === 'synthetic';
 const afterLoad = memory();
@@ -80,6 +83,7 @@ const result = {
   ...(isSynthetic ? { synthetic: { preset: args.synthetic, seed: model.info.seed, layers: model.config.numLayers } } : {}),
   device: model.info.device,
   backend: model.info.backend,
+  activations: model.info.activations,
   config: { layers: model.config.numLayers, experts: model.config.numExperts, hidden: model.config.hiddenSize, vocab: V },
   bytesOnDisk: model.info.bytesOnDisk,
   weightBytes: model.info.weightBytes,
@@ -155,10 +159,10 @@ if (result.device === 'cpu') {
 await model.dispose();
 
 if (isSynthetic) {
-  console.log(`model synthetic ${args.synthetic} (random weights, seed ${model.info.seed}, ${model.config.numLayers} layers) on ${result.backend}`);
+  console.log(`model synthetic ${args.synthetic} (random weights, seed ${model.info.seed}, ${model.config.numLayers} layers) on ${result.backend}, ${result.activations} activations`);
   console.log(`  generated ${gib(result.weightBytes)} GiB of weights in ${result.generateMs.toFixed(0)} ms (not load time), first token ${result.firstTokenMs.toFixed(0)} ms`);
 } else {
-  console.log(`model ${args.model} on ${result.backend}`);
+  console.log(`model ${args.model} on ${result.backend}, ${result.activations} activations`);
   console.log(`  load ${result.loadMs.toFixed(0)} ms, load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
 }
 console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);

@@ -40,8 +40,8 @@ napi=0
 start=$(date +%s.%N)
 
 files=()
-for f in native/core/*.cpp native/cpu/*.cpp native/model/*.cpp; do
-  case "$f" in *_avx2.cpp | *_avx512.cpp) continue ;; esac
+for f in native/core/*.cpp native/cpu/*.cpp native/model/*.cpp native/hip/*.cpp; do  # hip/: the plugin loader (plain C++)
+  case "$f" in *_avx2.cpp | *_avx512.cpp | *_avxvnni.cpp | *_avx512vnni.cpp) continue ;; esac
   files+=("$f")
 done
 [ "$napi" = 1 ] && files+=(native/napi/*.cpp)
@@ -127,7 +127,9 @@ int main() {
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> uni(-1.f, 1.f);
   expect(best_isa() == Isa::Neon, "best_isa is neon", int(best_isa()), int(Isa::Neon));
-  expect(clamp_isa(Isa::Avx512) == Isa::Neon, "avx512 clamps to neon", int(clamp_isa(Isa::Avx512)), 3);
+  expect(clamp_isa(Isa::Avx512) == Isa::Neon, "avx512 clamps to neon", int(clamp_isa(Isa::Avx512)), int(Isa::Neon));
+  expect(clamp_isa(Isa::AvxVnni) == Isa::Neon, "avxvnni clamps to neon", int(clamp_isa(Isa::AvxVnni)), int(Isa::Neon));
+  expect(kernels_for(Isa::Neon).mxfp4_rows_q8 == neon::mxfp4_rows_q8, "neon set has neon::mxfp4_rows_q8", 0, 0);
   expect(kernels_for(Isa::Neon).mxfp4_rows == neon::mxfp4_rows, "neon set has neon::mxfp4_rows", 0, 0);
   expect(kernels_for(Isa::Scalar).bf16_rows == portable::bf16_rows, "scalar set is portable", 0, 0);
   const float* e8m0 = e8m0_table();
@@ -141,7 +143,10 @@ int main() {
     for (auto& h : w16) h = f32_to_bf16(uni(rng));
     std::vector<float> x(maxn * cols), xp(maxn * cols);
     for (auto& v : x) v = uni(rng);
-    permute_for_mxfp4(x.data(), maxn, cols, xp.data());
+    permute_for_mxfp4(x.data(), maxn, cols, kEvenOddPos, xp.data());
+    std::vector<int8_t> xq(maxn * cols);
+    std::vector<float> xd(maxn * nblk);
+    quantize_q8(xp.data(), maxn, cols, xq.data(), xd.data());
     auto w4 = [&](int64_t r, int64_t c) {
       uint8_t byte = blocks[(r * nblk + c / 32) * 16 + (c % 32) / 2];
       return double(e2m1_to_f32(c % 2 ? byte >> 4 : byte & 15)) * std::ldexp(1.0, scales[r * nblk + c / 32] - 127);
@@ -168,12 +173,21 @@ int main() {
           expect(std::fabs(c[i] - ref16) <= tol16, "bf16 neon vs reference", c[i], ref16);
           expect(std::fabs(c[i] - d[i]) <= tol16, "bf16 neon vs portable", c[i], d[i]);
         }
+      // q8: the same int32 block dot products as the portable kernel, summed over blocks in f32.
+      std::vector<float> q(n * rows), qp(n * rows);
+      neon::mxfp4_rows_q8(blocks.data(), scales.data(), cols, xq.data(), xd.data(), n, q.data(), rows, 0, rows);
+      portable::mxfp4_rows_q8(blocks.data(), scales.data(), cols, xq.data(), xd.data(), n, qp.data(), rows, 0, rows);
+      for (int64_t i = 0; i < n * rows; ++i) {
+        double mag = 0;
+        for (int64_t k = 0; k < cols; ++k) mag += std::fabs(w4(i % rows, k) * x[(i / rows) * cols + k]);
+        expect(std::fabs(q[i] - qp[i]) <= 4e-7 * std::sqrt(double(cols)) * mag, "mxfp4 q8 neon vs portable", q[i], qp[i]);
+      }
     }
     // One-hot x: out[t, r] is exactly weight (r, t) (every other product is an exact zero).
     const int64_t n = cols < 64 ? cols : 64;
     std::vector<float> e(n * cols, 0.f), ep(n * cols), a(n * rows), c(n * rows);
     for (int64_t t = 0; t < n; ++t) e[t * cols + t] = 1.f;
-    permute_for_mxfp4(e.data(), n, cols, ep.data());
+    permute_for_mxfp4(e.data(), n, cols, kEvenOddPos, ep.data());
     neon::mxfp4_rows(blocks.data(), scales.data(), cols, ep.data(), n, a.data(), rows, 0, rows);
     neon::bf16_rows(w16.data(), cols, e.data(), n, c.data(), rows, 0, rows);
     for (int64_t t = 0; t < n; ++t)
@@ -192,7 +206,7 @@ int main() {
       scales[0] = uint8_t(s);
       std::vector<float> e(32 * 32, 0.f), ep(32 * 32), a(32);
       for (int t = 0; t < 32; ++t) e[t * 32 + t] = 1.f;
-      permute_for_mxfp4(e.data(), 32, 32, ep.data());
+      permute_for_mxfp4(e.data(), 32, 32, kEvenOddPos, ep.data());
       neon::mxfp4_rows(blocks.data(), scales.data(), 32, ep.data(), 32, a.data(), 1, 0, 1);
       for (int t = 0; t < 32; ++t) {
         const float want = e2m1_to_f32(t % 2 ? blocks[t / 2] >> 4 : blocks[t / 2] & 15) * e8m0[s];
@@ -223,7 +237,9 @@ int main() {
   return failures ? 1 : 0;
 }
 CPP
-if ! "$CXX" "${FLAGS[@]}" -static -pthread "$OUT/neon_parity.cpp" "$OUT"/*.o -o "$OUT/neon_parity"; then
+# The kernels and what they need, not the N-API layer (its napi_* imports resolve only inside Node).
+if ! "$CXX" "${FLAGS[@]}" -static -pthread "$OUT/neon_parity.cpp" "$OUT"/native_core_*.o "$OUT"/native_cpu_*.o \
+  "$OUT"/native_model_*.o "$OUT"/native_hip_*.o -ldl -o "$OUT/neon_parity"; then
   echo "$summary; parity check failed to link" >&2
   exit 1
 fi
