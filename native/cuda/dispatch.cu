@@ -1,0 +1,577 @@
+// CudaBackend: the GPU implementation of model/backend.h and the ONE dispatch point: every op is
+// checked here (model/op_checks.h, shared with cpu/, plus the GPU kernels' own limits), asks the
+// path choosers of policy.h with this device's GpuCaps (device.h), and calls the kernel family's
+// launcher. Value errors (token ids, positions, expert ids) are flagged on the device. Memory comes
+// from a caching pool (pool.h) on the backend's one stream; decode steps replay as graphs (graph.h).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "attention.cuh"
+#include "gemm_tile.cuh"
+#include "backend_cuda.h"
+#include "graph.h"
+#include "matmul.cuh"
+#include "moe.cuh"
+#include "mxfp4.cuh"
+#include "norm_rope.cuh"
+#include "pool.h"
+#include "sample.cuh"
+#include "model/op_checks.h"
+
+namespace gptoss {
+
+namespace cuda {
+
+namespace {
+
+const char* kv_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index)
+      : index_(index), caps_(device_caps(index)), graphs_(env_flag("GPTOSS_CUDA_GRAPHS", true)) {
+    const std::string unusable = device_unusable_reason(caps_);
+    if (!unusable.empty()) throw runtime_error(unusable);
+    GPTOSS_CUDA_CHECK(cudaSetDevice(index_));
+    GPTOSS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    pool_ = std::make_shared<DevicePool>(index_);
+    err_block_ = pool_->alloc(sizeof(int) * 4);
+    err_ = static_cast<int*>(err_block_.get());
+    result_ = reinterpret_cast<int32_t*>(err_ + 1);
+    GPTOSS_CUDA_CHECK(cudaMemsetAsync(err_, 0, sizeof(int) * 4, stream_));
+    if (cudaHostAlloc(reinterpret_cast<void**>(&staging_), kStagingBytes, cudaHostAllocDefault) != cudaSuccess) {
+      (void)cudaGetLastError();  // no pinned memory: small copies wait like large ones
+      staging_ = nullptr;
+    }
+    counters_block_ = pool_->alloc(sizeof(int) * kCountersTotal);  // last-block counters (common.cuh)
+    counters_ = static_cast<int*>(counters_block_.get());
+    GPTOSS_CUDA_CHECK(cudaMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
+    sync_stream();
+    kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
+    fuse_ = env_flag("GPTOSS_CUDA_FUSE", true);
+    pdl_ = use_pdl(caps_, knobs());
+  }
+
+  ~CudaBackend() override {
+    (void)cudaSetDevice(index_);
+    graphs_.clear();
+    (void)cudaStreamSynchronize(stream_);
+    err_block_.reset();
+    counters_block_.reset();
+    if (staging_) (void)cudaFreeHost(staging_);
+    if (reads_) {
+      for (cudaEvent_t e : read_events_) (void)cudaEventDestroy(e);
+      (void)cudaFreeHost(reads_);
+    }
+    pool_->release_cached();
+    (void)cudaStreamDestroy(stream_);
+  }
+
+  Device device() const override { return Device{DeviceKind::CUDA, index_}; }
+  std::string describe() const override {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "cuda:%d %s (%s, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)", index_,
+                  caps_.name.c_str(), caps_summary(caps_).c_str(), double(caps_.total_mem) / double(1ull << 30),
+                  kv_name(kv_bf16_), graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
+    return buf;
+  }
+  DType kv_dtype() const override { return kv_bf16_ ? DType::BF16 : DType::F32; }
+
+  // ---- memory ----
+  Tensor empty(DType dtype, const Shape& shape) override {
+    set_device();
+    Tensor t;
+    t.dtype = dtype;
+    t.shape = shape;
+    t.device = device();
+    for (int64_t d : shape)
+      if (d < 0) throw range_error("empty: negative dimension in shape " + shape_str(shape));
+    const size_t bytes = t.nbytes() + t.scale_bytes();
+    t.storage = pool_->alloc(bytes);
+    t.data = t.storage.get();
+    if (dtype == DType::MXFP4) t.scales = static_cast<uint8_t*>(t.data) + t.nbytes();
+    return t;
+  }
+
+  Tensor upload(const Tensor& host) override {
+    if (host.device == device()) return host;
+    if (host.device.kind != DeviceKind::CPU) throw type_error("upload: expected a cpu tensor, got " + host.describe());
+    if (!host.data && host.numel() != 0) throw type_error("upload: tensor has no data (disposed?)");
+    OpScope op(this);
+    not_capturing("upload");
+    Tensor t = empty(host.dtype, host.shape);
+    if (host.nbytes())
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(t.data, host.data, host.nbytes(), cudaMemcpyHostToDevice, stream_));
+    if (host.scale_bytes()) {
+      if (!host.scales) throw type_error("upload: mxfp4 tensor has no scales: " + host.describe());
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(t.scales, host.scales, host.scale_bytes(), cudaMemcpyHostToDevice, stream_));
+    }
+    sync_stream();  // the host memory may go away after return
+    return t;
+  }
+
+  // Small copies (a decode step's token and position) go through pinned staging memory and do not
+  // wait: the caller's buffer is copied into the staging area at once, and the area is reused only
+  // after the stream has been synchronized (sync_stream). Large ones copy and wait.
+  void copy_from_host(Tensor& dst, const void* src, size_t bytes) override {
+    checks::copy_from_host(dst, bytes, device());
+    OpScope op(this);
+    not_capturing("copy_from_host");
+    if (!bytes) return;
+    if (staging_ && bytes <= kStagingBytes / 4) {
+      if (staging_used_ + bytes > kStagingBytes) sync_stream();
+      uint8_t* slot = staging_ + staging_used_;
+      std::memcpy(slot, src, bytes);
+      staging_used_ += (bytes + 255) / 256 * 256;
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(dst.data, slot, bytes, cudaMemcpyHostToDevice, stream_));
+      return;
+    }
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(dst.data, src, bytes, cudaMemcpyHostToDevice, stream_));
+    sync_stream();
+  }
+
+  void copy_to_host(const Tensor& src, void* dst, size_t bytes) override {
+    checks::copy_to_host(src, bytes, device());
+    OpScope op(this);
+    not_capturing("copy_to_host");
+    if (bytes) GPTOSS_CUDA_CHECK(cudaMemcpyAsync(dst, src.data, bytes, cudaMemcpyDeviceToHost, stream_));
+    sync_stream();
+    check_device_errors();
+  }
+
+  void synchronize() override {
+    OpScope op(this);
+    sync_stream();
+    check_device_errors();
+  }
+
+  // ---- ops ----
+  void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) override {
+    checks::embedding(tokens, table, out, device());
+    OpScope op(this);
+    launch_embedding(tokens.ptr<int32_t>(), int(tokens.dim(0)), table.data, table.dtype == DType::BF16,
+                     int(table.dim(0)), int(table.dim(1)), out.ptr<float>(), err_, stream_);
+  }
+
+  void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override {
+    checks::rmsnorm(x, weight, out, device());
+    const int64_t H = x.dim(-1);
+    OpScope op(this);
+    launch_rmsnorm(x.ptr<float>(), weight.data, weight.dtype == DType::BF16, int(H ? x.numel() / H : 0), int(H), eps,
+                   out.ptr<float>(), stream_);
+  }
+
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override {
+    checks::linear(x, weight, bias, out, device());
+    OpScope op(this);
+    const LinearArgs a = linear_args(x, weight, bias, out);
+    if (a.n == 0 || a.N == 0) return;
+    switch (choose_linear(caps_, a.n, a.K, a.w_scales != nullptr)) {  // GEMV up to 8 tokens; above, the GEMM tile
+      case LinearPath::Gemv: return launch_linear_gemv(a, stream_);
+      case LinearPath::Gemm: {
+        std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(a));
+        return launch_linear_gemm(a, ws.get(), stream_);
+      }
+      case LinearPath::Naive: return launch_linear_naive(a, stream_);
+    }
+  }
+
+  void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) override {
+    checks::rope(x, positions, inv_freq, device());
+    OpScope op(this);
+    launch_rope(x.ptr<float>(), positions.ptr<int32_t>(), inv_freq.ptr<float>(), int(x.dim(0)), int(x.dim(1)),
+                int(x.dim(2)), scale, stream_);
+  }
+
+  void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
+                Tensor& v_cache) override {
+    // The kernels read and write either cache dtype; kv_dtype() (GPTOSS_CUDA_KV_F32) picks the model's.
+    checks::kv_store(k, v, positions, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    OpScope op(this);
+    launch_kv_store(k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), int(k.dim(0)), int(k.dim(1)),
+                    int(k.dim(2)), k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)),
+                    err_, stream_);
+  }
+
+  void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                 const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) override {
+    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {DType::BF16, DType::F32});
+    if (q.dim(2) % 8 != 0) throw range_error("attention: head dim must be a multiple of 8 on cuda, got " + q.describe());
+    OpScope op(this);
+    const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
+    // n <= 4 and D = 64: split-KV decode; D = 64: flash (mma.sync); other head dims: plain f32.
+    const AttentionPath path = choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D);
+    const size_t ws_bytes = attention_workspace_bytes(path, a);
+    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
+    launch_attention_path(path, a, ws.get(), stream_);
+  }
+
+  void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+              Tensor& expert_weight) override {
+    checks::router(x, weight, bias, k, expert_idx, expert_weight, device(), kRouterMaxK);
+    OpScope op(this);
+    const RouterArgs a = router_args(x, weight, bias, k, expert_idx, expert_weight);
+    const size_t ws_bytes = router_workspace_bytes(a);
+    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
+    launch_router(a, ws.get(), counters_, stream_);
+  }
+
+  void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+           const SwigluParams& swiglu, Tensor& out) override {
+    const MoeArgs a = moe_args(x, expert_idx, expert_weight, w, swiglu, out);
+    OpScope op(this);
+    if (a.n == 0) return;
+    // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
+    const bool decode = moe_uses_decode(a.n, a.k);
+    if (!decode && (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks))
+      throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
+                        " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
+    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
+    if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
+    const MoeDecodeKind kind = choose_moe_decode(caps_, knobs(), a.n, a.H, a.I);
+    switch (kind) {
+      case MoeDecodeKind::Mma:
+      case MoeDecodeKind::MmaPrmt:
+      case MoeDecodeKind::MmaFp8: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
+      case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
+    }
+  }
+
+  void add(Tensor& acc, const Tensor& x) override {
+    checks::add(acc, x, device());
+    OpScope op(this);
+    launch_add(acc.ptr<float>(), x.ptr<float>(), acc.numel(), stream_);
+  }
+
+  // ---- fused ops (model/backend.h): one launch each where the kernel takes the shape ----
+  // GPTOSS_CUDA_FUSE=0 runs the default compositions instead (same results; for A/B timing).
+  void add_rmsnorm(Tensor& x, const Tensor& residual, const Tensor& weight, float eps, Tensor& normed) override {
+    if (!fuse_) return Backend::add_rmsnorm(x, residual, weight, eps, normed);
+    checks::add_rmsnorm(x, residual, weight, normed, device());
+    const int64_t H = x.dim(-1);
+    OpScope op(this);
+    launch_add_rmsnorm(x.ptr<float>(), residual.ptr<float>(), weight.data, weight.dtype == DType::BF16,
+                       int(H ? x.numel() / H : 0), int(H), eps, normed.ptr<float>(), stream_);
+  }
+
+  void add_rmsnorm_router(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps, Tensor& normed,
+                          const Tensor& router_weight, const Tensor& router_bias, int k, Tensor& expert_idx,
+                          Tensor& expert_weight) override {
+    checks::add_rmsnorm(x, residual, norm_weight, normed, device());
+    checks::router(normed, router_weight, router_bias, k, expert_idx, expert_weight, device(), kRouterMaxK);
+    OpScope op(this);
+    const RouterArgs a = router_args(normed, router_weight, router_bias, k, expert_idx, expert_weight);
+    const bool w_bf16 = norm_weight.dtype == DType::BF16;
+    if (!fuse_ || x.dim(-1) != a.H ||
+        !add_rmsnorm_router_fusable(a, x.data, residual.data, normed.data, norm_weight.data, w_bf16))
+      return Backend::add_rmsnorm_router(x, residual, norm_weight, eps, normed, router_weight, router_bias, k,
+                                         expert_idx, expert_weight);
+    std::shared_ptr<void> ws = pool_->alloc(router_workspace_bytes(a));
+    launch_add_rmsnorm_router(a, x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, eps,
+                              normed.ptr<float>(), ws.get(), counters_, stream_);
+  }
+
+  void add_rmsnorm_qkv(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps, Tensor& normed,
+                       const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+                       const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
+    checks::add_rmsnorm(x, residual, norm_weight, normed, device());
+    checks::qkv(normed, wq, bq, wk, bk, wv, bv, q, k, v, device());
+    OpScope op(this);
+    const LinearArgs parts[3] = {linear_args(normed, wq, &bq, q), linear_args(normed, wk, &bk, k),
+                                 linear_args(normed, wv, &bv, v)};
+    const bool w_bf16 = norm_weight.dtype == DType::BF16;
+    if (!fuse_ || !add_rmsnorm_gemv_fusable(parts, 3, x.ptr<float>(), residual.ptr<float>(), normed.ptr<float>(),
+                                            norm_weight.data, w_bf16))
+      return Backend::add_rmsnorm_qkv(x, residual, norm_weight, eps, normed, wq, bq, wk, bk, wv, bv, q, k, v);
+    launch_add_rmsnorm_gemv(parts, 3, x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, eps,
+                            normed.ptr<float>(), counters_, stream_);
+  }
+
+  void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+           const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
+    if (!fuse_) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+    checks::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v, device());
+    OpScope op(this);
+    const LinearArgs parts[3] = {linear_args(xn, wq, &bq, q), linear_args(xn, wk, &bk, k), linear_args(xn, wv, &bv, v)};
+    // One GEMV over the three row ranges when each would take the GEMV path with one weight format
+    // (decode); prefill: one GEMM launch over the three column ranges (k and v alone are 4 column
+    // tiles each, too few blocks to fill the GPU), A split once.
+    bool one_gemv = parts[0].n > 0;
+    for (const LinearArgs& a : parts)
+      one_gemv = one_gemv && a.N > 0 && choose_linear(caps_, a.n, a.K, a.w_scales != nullptr) == LinearPath::Gemv &&
+                 (a.w_scales != nullptr) == (parts[0].w_scales != nullptr);
+    if (one_gemv) return launch_linear_gemv_parts(parts, 3, stream_);
+    if (!linear_gemm_parts_ok(parts, 3)) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+    std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(parts[0]));
+    launch_linear_gemm_parts(parts, 3, ws.get(), stream_);
+  }
+
+  void rope_kv_store(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                     float scale, Tensor& k_cache, Tensor& v_cache) override {
+    if (!fuse_) return Backend::rope_kv_store(q, k, v, positions, inv_freq, scale, k_cache, v_cache);
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    OpScope op(this);
+    launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(),
+                         inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
+                         k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
+  }
+
+  void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {
+    checks::mxfp4_dequantize(packed, out, device());
+    OpScope op(this);
+    launch_mxfp4_dequantize(static_cast<const uint8_t*>(packed.data), static_cast<const uint8_t*>(packed.scales),
+                            packed.numel() / 32, out.data, out.dtype == DType::BF16, stream_);
+  }
+
+  int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) override {
+    checks::sample(logits, params, uniform, device());
+    OpScope op(this);
+    not_capturing("sample");
+    const int vocab = int(logits.dim(-1));
+    std::shared_ptr<void> ws = pool_->alloc(sample_workspace_bytes(vocab, params));
+    launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), counters_, result_, stream_);
+    int32_t token = 0;
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(&token, result_, sizeof token, cudaMemcpyDeviceToHost, stream_));
+    sync_stream();
+    check_device_errors();
+    return token;
+  }
+
+  void sample_into(const Tensor& logits, const SampleParams& params, float uniform, Tensor& token) override {
+    checks::sample(logits, params, uniform, device());
+    checks::token_slot(token, device(), "sampleInto: token");
+    OpScope op(this);
+    not_capturing("sample_into");
+    const int vocab = int(logits.dim(-1));
+    std::shared_ptr<void> ws = pool_->alloc(sample_workspace_bytes(vocab, params));
+    launch_sample(logits.ptr<float>(), vocab, params, uniform, ws.get(), counters_, token.ptr<int32_t>(), stream_);
+  }
+
+  uint64_t queue_token_read(const Tensor& token) override {
+    checks::token_slot(token, device(), "queueTokenRead: token");
+    OpScope op(this);
+    not_capturing("queue_token_read");
+    if (!reads_) {
+      if (cudaHostAlloc(reinterpret_cast<void**>(&reads_), sizeof(int32_t) * kReads, cudaHostAllocDefault) != cudaSuccess) {
+        (void)cudaGetLastError();
+        reads_ = nullptr;
+        return Backend::queue_token_read(token);  // no pinned memory: read now
+      }
+      for (cudaEvent_t& e : read_events_) GPTOSS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    }
+    const uint64_t ticket = next_read_++;
+    const int slot = int(ticket % kReads);
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(reads_ + slot, token.data, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(cudaEventRecord(read_events_[slot], stream_));
+    return ticket | kTicketQueued;
+  }
+
+  int32_t read_token(uint64_t ticket) override {
+    if (!(ticket & kTicketQueued)) return Backend::read_token(ticket);
+    OpScope op(this);
+    const int slot = int((ticket & ~kTicketQueued) % kReads);
+    GPTOSS_CUDA_CHECK(cudaEventSynchronize(read_events_[slot]));
+    check_device_errors();
+    return reads_[slot];
+  }
+
+  // ---- decode-step graphs ----
+  // First call for (owner, shape_key): capture `step` (nothing runs while capturing), instantiate,
+  // launch. Later calls: launch the graph; `step` is NOT called again, so everything it touches must
+  // be persistent device tensors whose contents (tokens, positions) change between replays.
+  // If capture fails (a host sync or copy inside the step) the key is marked and runs eagerly.
+  void run_step(uint64_t shape_key, void* owner, const std::function<void()>& step) override {
+    set_device();
+    graphs_.run(shape_key, owner, stream_, *pool_, op_mu_, capturing_, step);
+  }
+
+  void forget_steps(void* owner) override {
+    set_device();
+    graphs_.forget(owner);
+  }
+
+  cudaStream_t stream() const { return stream_; }
+  static constexpr int kRouterMaxK = 32;  // router_kernel keeps at most 32 selected experts (moe.cu)
+
+  // ---- argument packing (after the checks above) ----
+  LinearArgs linear_args(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) const {
+    LinearArgs a;
+    a.x = x.ptr<float>();
+    a.n = int(x.dim(0));
+    a.K = int(x.dim(1));
+    a.N = int(weight.dim(0));
+    a.w = weight.data;
+    a.w_scales = weight.dtype == DType::MXFP4 ? static_cast<const uint8_t*>(weight.scales) : nullptr;
+    a.bias = bias ? bias->data : nullptr;
+    a.bias_kind = bias ? (bias->dtype == DType::BF16 ? kBiasBF16 : kBiasF32) : kBiasNone;
+    a.out = out.ptr<float>();
+    return a;
+  }
+  AttentionArgs attention_args(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                               const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) const {
+    AttentionArgs a;
+    a.q = q.ptr<float>();
+    a.n = int(q.dim(0));
+    a.Hq = int(q.dim(1));
+    a.D = int(q.dim(2));
+    a.Hkv = int(k_cache.dim(1));
+    a.ctx = int(k_cache.dim(0));
+    a.k_cache = k_cache.data;
+    a.v_cache = v_cache.data;
+    a.cache_bf16 = k_cache.dtype == DType::BF16;
+    a.sinks = sinks.data;
+    a.sinks_bf16 = sinks.dtype == DType::BF16;
+    a.positions = positions.ptr<int32_t>();
+    a.sliding_window = sliding_window;
+    a.softmax_scale = softmax_scale;
+    a.out = out.ptr<float>();
+    a.err = err_;
+    a.counters = counters_;
+    return a;
+  }
+  RouterArgs router_args(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, Tensor& expert_idx,
+                         Tensor& expert_weight) const {
+    RouterArgs a;
+    a.x = x.ptr<float>();
+    a.n = int(x.dim(0));
+    a.H = int(x.dim(1));
+    a.E = int(weight.dim(0));
+    a.k = k;
+    a.weight = weight.ptr<uint16_t>();
+    a.bias = bias.data;
+    a.bias_bf16 = bias.dtype == DType::BF16;
+    a.expert_idx = expert_idx.ptr<int32_t>();
+    a.expert_weight = expert_weight.ptr<float>();
+    return a;
+  }
+  MoeArgs moe_args(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight, const MoeWeights& w,
+                   const SwigluParams& swiglu, Tensor& out) const {
+    checks::moe(x, expert_idx, expert_weight, w, out, device());
+    const int64_t n = x.dim(0), h = x.dim(1), e = w.gate_up.dim(0), inter2 = w.gate_up.dim(1);
+    MoeArgs a;
+    a.x = x.ptr<float>();
+    a.expert_idx = expert_idx.ptr<int32_t>();
+    a.expert_weight = expert_weight.ptr<float>();
+    a.n = int(n);
+    a.k = int(expert_idx.dim(1));
+    a.E = int(e);
+    a.H = int(h);
+    a.I = int(inter2 / 2);
+    a.gate_up = static_cast<const uint8_t*>(w.gate_up.data);
+    a.gate_up_scales = static_cast<const uint8_t*>(w.gate_up.scales);
+    a.gate_up_bias = w.gate_up_bias.data;
+    a.gate_up_bias_bf16 = w.gate_up_bias.dtype == DType::BF16;
+    a.down = static_cast<const uint8_t*>(w.down.data);
+    a.down_scales = static_cast<const uint8_t*>(w.down.scales);
+    a.down_bias = w.down_bias.data;
+    a.down_bias_bf16 = w.down_bias.dtype == DType::BF16;
+    a.limit = swiglu.limit;
+    a.alpha = swiglu.alpha;
+    a.out = out.ptr<float>();
+    a.err = err_;
+    a.counters = counters_;
+    return a;
+  }
+
+ private:
+  void set_device() const { GPTOSS_CUDA_CHECK(cudaSetDevice(index_)); }
+
+  // Every op holds op_mu_ while it enqueues: run_step holds it for the whole capture, so another
+  // thread's op cannot land inside a graph being captured on the shared stream (recursive: the
+  // step's own ops run on the capturing thread).
+  // Held while an op enqueues: the op lock, the device, and whether its kernels may use
+  // programmatic dependent launch (t_pdl, common.cuh; restored for nested ops).
+  struct OpScope {
+    explicit OpScope(const CudaBackend* be) : lock(be->op_mu_), saved_pdl(t_pdl) {
+      be->set_device();
+      t_pdl = be->pdl_;
+    }
+    ~OpScope() { t_pdl = saved_pdl; }
+    std::lock_guard<std::recursive_mutex> lock;
+    bool saved_pdl;
+  };
+
+  void not_capturing(const char* what) const {
+    if (capturing_)
+      throw runtime_error(std::string(what) +
+                          " inside a captured decode step: host copies and syncs are not allowed in run_step()");
+  }
+  void check_device_errors() {
+    int flags = 0;
+    GPTOSS_CUDA_CHECK(cudaMemcpy(&flags, err_, sizeof flags, cudaMemcpyDeviceToHost));
+    if (!flags) return;
+    GPTOSS_CUDA_CHECK(cudaMemset(err_, 0, sizeof(int)));
+    std::string what;
+    if (flags & kErrTokenRange) what += "embedding: a token id is outside the vocabulary; ";
+    if (flags & kErrPositionRange) what += "kvStore/attention: a position is outside the KV cache; ";
+    if (flags & kErrExpertRange) what += "moe: an expert index is outside [0, experts); ";
+    throw range_error("cuda:" + std::to_string(index_) + ": " + what + "(detected on the device; the outputs of that op are invalid)");
+  }
+
+  int index_;
+  const GpuCaps& caps_;  // built once per device (device.h)
+  StepGraphs graphs_;
+  cudaStream_t stream_ = nullptr;
+  std::shared_ptr<DevicePool> pool_;
+  std::shared_ptr<void> err_block_;
+  int* err_ = nullptr;
+  static constexpr size_t kStagingBytes = 256 * 1024;
+  uint8_t* staging_ = nullptr;  // pinned; [0, staging_used_) may still be read by queued copies
+  size_t staging_used_ = 0;
+  void sync_stream() {
+    GPTOSS_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    staging_used_ = 0;
+  }
+  std::shared_ptr<void> counters_block_;
+  int* counters_ = nullptr;  // kCountersTotal ints, zero between launches
+  int32_t* result_ = nullptr;
+  // queue_token_read: pinned slots and their copies' events (allocated on first use), tickets in order
+  static constexpr int kReads = 64;
+  static constexpr uint64_t kTicketQueued = 1ull << 63;
+  int32_t* reads_ = nullptr;
+  cudaEvent_t read_events_[kReads] = {};
+  uint64_t next_read_ = 0;
+  bool kv_bf16_ = true, capturing_ = false, pdl_ = false;
+  bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
+  mutable std::recursive_mutex op_mu_;
+};
+
+}  // namespace cuda
+
+std::shared_ptr<Backend> make_cuda_backend(int index) {
+  // Never destroyed: at process exit a libuv thread may still be running a forward pass on a backend,
+  // and cudart tears itself down in its own atexit handler; a static destructor here could race both.
+  static std::mutex& mu = *new std::mutex;
+  static std::map<int, std::shared_ptr<Backend>>& backends = *new std::map<int, std::shared_ptr<Backend>>;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = backends.find(index);
+  if (it != backends.end()) return it->second;
+  int count = 0;
+  std::string reason = cuda_probe(&count);
+  if (!reason.empty()) throw runtime_error("CUDA is not available: " + reason);
+  if (index < 0 || index >= count)
+    throw range_error("cuda:" + std::to_string(index) + " does not exist (" + std::to_string(count) + " CUDA device" +
+                      (count == 1 ? "" : "s") + ")");
+  auto be = std::make_shared<cuda::CudaBackend>(index);
+  backends[index] = be;
+  return be;
+}
+
+}  // namespace gptoss
+
+#include "bench_hooks.h"
+
+namespace gptoss {
+cudaStream_t cuda_backend_stream(Backend& backend) {
+  auto* be = dynamic_cast<cuda::CudaBackend*>(&backend);
+  if (!be) throw type_error("cuda_backend_stream: not the CUDA backend: " + backend.describe());
+  return be->stream();
+}
+}  // namespace gptoss
