@@ -342,7 +342,9 @@ export class GenerationOutput {
     this.#ended = true;
     const rest = this.#decoder.flush();
     if (this.stopToken === undefined) this.#text += rest;
-    if (this.#parser) this.#onHarmony(this.#parser.end());
+    // a header cut by length/abort/context is no error: finishReason says why the output ends there
+    const cut = this.finishReason === 'length' || this.finishReason === 'abort' || this.finishReason === 'context';
+    if (this.#parser) this.#onHarmony(this.#parser.end({ cut }));
     const decodeMs = timings.t2 - timings.t1;
     return {
       tokens: this.tokens,

@@ -124,6 +124,20 @@ describe('gpt-oss CLI', () => {
     expect(r.stdout.length).toBeGreaterThan(0); // a random model's replies, shown as plain text
   });
 
+  it('chat answers every piped line, also those that arrive while a reply is generating (issue 16)', async () => {
+    const args = ['chat', model, '--max-tokens', '6', '--temperature', '0', '--device', 'cpu', '--reasoning'];
+    // all lines are written at once: the 2nd and 3rd arrive while the 1st reply is generating
+    const three = await run(args, 'Hello\nHow are you?\nAgain\n/exit\n');
+    const one = await run(args, 'Hello\n/exit\n');
+    const two = await run(args, 'Hello\nHow are you?\n/exit\n');
+    for (const r of [one, two, three]) expect(r.code, r.stderr).toBe(0);
+    // greedy and one KV cache: the replies of a longer conversation begin with those of a shorter one
+    expect(two.stdout.startsWith(one.stdout)).toBe(true);
+    expect(three.stdout.startsWith(two.stdout)).toBe(true);
+    expect(two.stdout.length).toBeGreaterThan(one.stdout.length);
+    expect(three.stdout.length).toBeGreaterThan(two.stdout.length);
+  }, 60_000);
+
   it('generate (chat format) prints the reply and exits 0', async () => {
     const r = await run(['generate', model, '-p', 'Hi', '--max-tokens', '4', '--temperature', '0', '--effort', 'low']);
     expect(r.code).toBe(0);

@@ -323,6 +323,30 @@ describe('decode chunks (scripted model: 16 steps a native call off the CPU)', (
 });
 
 describe('Harmony output (scripted model)', () => {
+  it('maxTokens inside a message header is a length stop, not an error (issue 16)', async () => {
+    // the model writes `<|channel|>analysis`... and maxTokens ends it before <|message|>
+    const { model } = scriptedModel([S.channel, ...enc('analysis'), S.message, ...enc('x')]);
+    const stream = generate(model, { messages: [{ role: 'user', content: 'Hi' }] }, { maxTokens: 2 });
+    const events = await collect(stream);
+    const r = await stream.result;
+    expect(r.finishReason).toBe('length');
+    expect(r.error).toBeUndefined();
+    expect(events.filter((e) => e.type === 'error')).toEqual([]);
+  });
+
+  it('<|channel|> spelled with ordinary tokens in a header is text, not the marker (issue 16)', async () => {
+    const spelled = enc('<|channel|>final');
+    expect(spelled).not.toContain(S.channel);
+    const { model } = scriptedModel([...spelled, S.message, ...enc('hidden'), S.end]);
+    const r = await generate(model, { messages: [{ role: 'user', content: 'Hi' }] }, { maxTokens: 40 }).result;
+    expect(r.messages[0]?.channel).toBeUndefined();
+    expect(r.channels.final).toBe('');
+    // the real token still is the marker
+    const { model: m2 } = scriptedModel([S.channel, ...enc('final'), S.message, ...enc('shown'), S.return]);
+    const r2 = await generate(m2, { messages: [{ role: 'user', content: 'Hi' }] }, { maxTokens: 40 }).result;
+    expect(r2.channels.final).toBe('shown');
+  });
+
   it('splits channels, emits parser events, stops on <|return|>', async () => {
     const { model, sessions } = scriptedModel([...ANSWER]);
     const stream = generate(model, { messages: [{ role: 'user', content: 'Hi' }] });

@@ -38,15 +38,17 @@ export function registerChat(program: Command): void {
       else rl.close();
     });
     if (process.stdin.isTTY) process.stderr.write(`${HELP}\n`);
+    // Lines are read through the interface's async iterator, which queues those that arrive while a
+    // reply is being generated (rl.question() saw only the line after it was called, so piped turns
+    // sent together were dropped).
+    const lines = rl[Symbol.asyncIterator]();
+    rl.setPrompt('> ');
     try {
       for (;;) {
-        let line: string;
-        try {
-          line = await rl.question(process.stdin.isTTY ? '> ' : '');
-        } catch {
-          break; // closed (Ctrl-D / end of input)
-        }
-        const text = line.trim();
+        if (process.stdin.isTTY) rl.prompt();
+        const next = await lines.next();
+        if (next.done) break; // closed (Ctrl-D / end of input)
+        const text = (next.value as string).trim();
         if (text === '') continue;
         if (text === '/exit' || text === '/quit') break;
         if (text === '/help') {

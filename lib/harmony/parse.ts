@@ -20,17 +20,45 @@ interface HeaderParse {
   problems: string[];
 }
 
+// The header's real <|channel|> and <|constrain|> tokens, as the streaming parser writes them into
+// the header text: lone surrogates, which decoded text never holds (a TextDecoder turns them into
+// U+FFFD), so `<|channel|>` spelled with ordinary tokens stays text. openai/harmony
+// (parse_header_from_tokens) decodes the header and searches for the marker text, so there the
+// spelled-out marker counts as the real one; ids decide here.
+const CHANNEL_TOKEN = '\ud800';
+const CONSTRAIN_TOKEN = '\udbff';
+
+/** Decoded header tokens with the real marker tokens as CHANNEL_TOKEN / CONSTRAIN_TOKEN. */
+function headerText(tokens: readonly number[]): string {
+  let out = '';
+  let run: number[] = [];
+  for (const t of tokens) {
+    if (t !== T.channel && t !== T.constrain) {
+      run.push(t);
+      continue;
+    }
+    out += tokenizer.decode(run) + (t === T.channel ? CHANNEL_TOKEN : CONSTRAIN_TOKEN);
+    run = [];
+  }
+  return out + tokenizer.decode(run);
+}
+
 /** Parses a decoded header string, e.g. `assistant to=functions.f<|channel|>commentary <|constrain|>json`. */
 export function parseHeaderText(text: string, knownRole?: Role): HeaderParse {
+  return parseHeader(text, knownRole, CHANNEL_TEXT, CONSTRAIN_TEXT);
+}
+
+function parseHeader(text: string, knownRole: Role | undefined, CHANNEL_TEXT: string, CONSTRAIN_TEXT: string): HeaderParse {
+  const shown = (w: string): string => w.split(CHANNEL_TEXT).join('<|channel|>').split(CONSTRAIN_TEXT).join('<|constrain|>');
   const problems: string[] = [];
   let s = text;
   let channel: string | undefined;
   for (let idx = s.indexOf(CHANNEL_TEXT); idx >= 0; idx = s.indexOf(CHANNEL_TEXT)) {
     const after = s.slice(idx + CHANNEL_TEXT.length);
-    const value = /^[^\s<]*/.exec(after)![0];
+    const value = /^[^\s<\ud800\udbff]*/.exec(after)![0]; // up to a space or the next marker
     if (value === '') problems.push('channel marker without a channel name');
     else if (channel === undefined) channel = value;
-    else problems.push(`second channel "${value}" ignored`);
+    else problems.push(`second channel "${shown(value)}" ignored`);
     s = `${s.slice(0, idx)} ${after.slice(value.length)}`;
   }
   s = s.split(CONSTRAIN_TEXT).join(` ${CONSTRAIN_TEXT}`).trim();
@@ -78,6 +106,7 @@ export function parseHeaderText(text: string, knownRole?: Role): HeaderParse {
     }
   }
   if (pendingConstrain && contentType === undefined) problems.push('constrain marker without a content type');
+  for (let i = 0; i < leftover.length; i++) leftover[i] = shown(leftover[i]!);
   if (leftover.length) problems.push(`unexpected text in message header: ${JSON.stringify(leftover.join(' '))}`);
 
   const header: MessageHeader = { role };
@@ -163,12 +192,13 @@ export class HarmonyStreamParser {
   }
 
   /** Signals end of generation: closes an open message (stop 'eos') and resets the parser. */
-  end(): HarmonyEvent[] {
+  end(options: { cut?: boolean } = {}): HarmonyEvent[] {
     const ev: HarmonyEvent[] = [];
     try {
       if (this.state === 'content') {
         this.finishMessage('eos', ev);
-      } else if (this.state === 'header' && (this.headerTokens.length > 0 || this.headerRole === undefined)) {
+      } else if (this.state === 'header' && !options.cut && (this.headerTokens.length > 0 || this.headerRole === undefined)) {
+        // (cut: the caller stopped the stream, e.g. at maxTokens, so a header cut short is no error)
         ev.push({ type: 'error', message: 'stream ended inside a message header', token: null });
       }
     } catch (e) {
@@ -220,7 +250,7 @@ export class HarmonyStreamParser {
 
   private stepHeader(token: number, ev: HarmonyEvent[]): void {
     if (token === T.message) {
-      const parsed = parseHeaderText(tokenizer.decode(this.headerTokens), this.headerRole);
+      const parsed = parseHeader(headerText(this.headerTokens), this.headerRole, CHANNEL_TOKEN, CONSTRAIN_TOKEN);
       for (const p of parsed.problems) ev.push({ type: 'error', message: p, token });
       if (!parsed.header) {
         this.toExpectStart(true);
@@ -241,7 +271,7 @@ export class HarmonyStreamParser {
       // Header never reached <|message|> (seen from real models): recover what we can.
       ev.push({ type: 'error', message: `${describe(token)} before <|message|> in message header`, token });
       if (this.headerTokens.length > 0) {
-        const parsed = parseHeaderText(tokenizer.decode(this.headerTokens), this.headerRole);
+        const parsed = parseHeader(headerText(this.headerTokens), this.headerRole, CHANNEL_TOKEN, CONSTRAIN_TOKEN);
         if (parsed.header) {
           const h = { ...parsed.header };
           let text = parsed.leftover.join(' ');

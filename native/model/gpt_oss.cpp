@@ -3,6 +3,7 @@
 #include "gpt_oss.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -94,6 +95,15 @@ struct Binder {
     t.storage = maps[r.file];  // the mapping lives as long as any view of it
     if (t.nbytes() != r.length)
       throw checkpoint_error(file_of(r.name), r.name, "holds " + std::to_string(r.length) + " bytes, expected " + std::to_string(t.nbytes()));
+    // safetensors puts the data right after the JSON header, whatever its length: a data section at
+    // an odd offset leaves bf16 elements misaligned, and the scalar kernels read them as uint16_t
+    // (UB; UBSan: "load of misaligned address" in embed_rows and the matmul tails). Such a tensor is
+    // copied once into aligned memory; real checkpoints pad the header to 8 bytes and copy nothing.
+    if (reinterpret_cast<uintptr_t>(t.data) % dtype_align(dtype) != 0) {
+      Tensor aligned = host_empty(dtype, shape);
+      std::memcpy(aligned.data, t.data, t.nbytes());
+      return aligned;
+    }
     return t;
   }
 
@@ -103,6 +113,8 @@ struct Binder {
     if (progress) progress(done, total);
     return t;
   }
+
+  static size_t dtype_align(DType d) { return d == DType::BF16 ? 2 : d == DType::F32 || d == DType::I32 ? 4 : 1; }
 
   Tensor bf16(const std::string& name, const Shape& shape) {
     const TensorRecord& r = record(name, "BF16", shape);

@@ -180,3 +180,24 @@ describe('why CUDA is unavailable, in words', () => {
     expect(reason).toBe('no NVIDIA driver was found (libcuda.so.1 could not be loaded)');
   });
 });
+
+describe('a data section at an odd offset (safetensors allows any header length)', () => {
+  it('loads (bf16 tensors copied to aligned memory) and gives the same logits', async () => {
+    const aligned = fresh();
+    const odd = fresh();
+    // pad the header so that 8 + header length is odd
+    const { readFileSync } = await import('node:fs');
+    const n = Number(readFileSync(join(odd, 'model.safetensors')).readBigUInt64LE(0));
+    editHeader(odd, () => undefined, 0);
+    const n0 = Number(readFileSync(join(odd, 'model.safetensors')).readBigUInt64LE(0));
+    editHeader(odd, () => undefined, (8 + n0) % 2 === 0 ? 1 : 0);
+    const n1 = Number(readFileSync(join(odd, 'model.safetensors')).readBigUInt64LE(0));
+    expect((8 + n1) % 2).toBe(1);
+    expect(n).toBeGreaterThan(0);
+    const a = await loadModel(aligned, { device: 'cpu' });
+    const b = await loadModel(odd, { device: 'cpu' });
+    expect(await b.forward([1, 2, 3])).toEqual(await a.forward([1, 2, 3]));
+    await a.dispose();
+    await b.dispose();
+  });
+});
