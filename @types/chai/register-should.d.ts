@@ -1,7 +1,0 @@
-declare global {
-    interface Object {
-        should: Chai.Assertion;
-    }
-}
-
-export {};
