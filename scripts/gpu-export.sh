@@ -12,6 +12,13 @@ ln -s "$PWD/node_modules" /tmp/gpu-export-wt/node_modules
 (cd /tmp/gpu-export-wt && npx tsc -p tsconfig.json && cp -r dist "$OLDPWD/.gpu/src/dist")
 git worktree remove --force /tmp/gpu-export-wt
 mkdir -p .gpu/src/node_modules
-cp -r node_modules/node-api-headers node_modules/node-addon-api .gpu/src/node_modules/
+# The addon's build headers and what dist/ imports at run time (the tokenizer's data), not cmake-js
+# and the other install-time packages.
+for m in node-api-headers node-addon-api gpt-tokenizer; do
+  [[ -d node_modules/$m ]] && cp -r node_modules/$m .gpu/src/node_modules/
+done
+# dist/ is ESM: the tokenizer's CommonJS copy, TypeScript sources and raw data stay behind (the device
+# tool carries 64 MiB in all).
+rm -rf .gpu/src/node_modules/gpt-tokenizer/{cjs,src,data}
 git rev-parse HEAD > .gpu/src/COMMIT
 echo "exported $(cat .gpu/src/COMMIT) to .gpu/src ($(du -sh .gpu/src | cut -f1))"

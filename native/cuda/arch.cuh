@@ -1,5 +1,5 @@
-// The one arch ladder (after ggml-cuda's common.cuh). Host code compares compute capabilities as
-// 100*major + 10*minor; device code reads the feature macros below, never __CUDA_ARCH__ directly.
+// The GPU root header: the vendor's runtime (CUDA, or HIP through native/hip/vendors.h), the device
+// feature macros of the arch ladder (arch.h), and the trap of a kernel whose feature was not compiled.
 #pragma once
 
 // One GPU vocabulary: every source here is written in CUDA names. Compiled as HIP, the vendor header
@@ -15,14 +15,7 @@
 // WARP_SIZE is what SIMT kernels index lanes and size reductions by. mma.sync fragments are defined
 // over 32 lanes: those kernels keep their 32 and compile only where GPTOSS_HAVE_MMA_SYNC is set.
 
-#define GPTOSS_ARCH_AMPERE 800
-#define GPTOSS_ARCH_ADA 890
-#define GPTOSS_ARCH_HOPPER 900
-#define GPTOSS_ARCH_BLACKWELL 1000
-#define GPTOSS_ARCH_BLACKWELL_RTX 1200
-
-// Oldest arch the CUDA backend runs on: bf16 mma.sync (m16n8k16) and cp.async arrived with sm_80.
-#define GPTOSS_ARCH_MIN GPTOSS_ARCH_AMPERE
+#include "arch.h"
 
 #if defined(__CUDA_ARCH__)
 #if __CUDA_ARCH__ < GPTOSS_ARCH_MIN
@@ -38,16 +31,52 @@
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define GPTOSS_HAVE_WGMMA 1      // sm_90a only (wgmma.*; TOOLCHAIN.md §2); not used yet
 #endif
+#if defined(__CUDA_ARCH_FEAT_SM100_ALL)
+#define GPTOSS_HAVE_TCGEN05 1    // sm_100a only (tcgen05.mma, tensor memory); not used yet
+#endif
 #endif
 
-namespace gptoss::cuda {
-inline int arch_code(int major, int minor) { return 100 * major + 10 * minor; }
-inline const char* arch_name(int code) {
-  if (code >= GPTOSS_ARCH_BLACKWELL_RTX) return "blackwell (sm_120)";
-  if (code >= GPTOSS_ARCH_BLACKWELL) return "blackwell (sm_100)";
-  if (code >= GPTOSS_ARCH_HOPPER) return "hopper (sm_90)";
-  if (code >= GPTOSS_ARCH_ADA) return "ada (sm_89)";
-  if (code >= GPTOSS_ARCH_AMPERE) return "ampere (sm_80/86)";
-  return "unsupported (< sm_80)";
-}
-}  // namespace gptoss::cuda
+// AMD CDNA matrix cores (MFMA): gfx90a (MI200), gfx942 (MI300), gfx950 (MI350).
+#if defined(__HIP_DEVICE_COMPILE__) && (defined(__gfx90a__) || defined(__gfx942__) || defined(__gfx950__))
+#define GPTOSS_HAVE_MFMA 1
+#endif
+
+// The arch a kernel was compiled for (0 in the host pass): what the device probe (device.cu) reads
+// back to learn which of this binary's images runs on a device. NVIDIA: arch_code() (900); AMD: the
+// gfx number (942; gfx90a is 910).
+#if defined(__CUDA_ARCH__)
+#define GPTOSS_COMPILED_ARCH __CUDA_ARCH__
+#elif defined(__HIP_DEVICE_COMPILE__) && defined(__gfx950__)
+#define GPTOSS_COMPILED_ARCH 950
+#elif defined(__HIP_DEVICE_COMPILE__) && defined(__gfx942__)
+#define GPTOSS_COMPILED_ARCH 942
+#elif defined(__HIP_DEVICE_COMPILE__) && defined(__gfx90a__)
+#define GPTOSS_COMPILED_ARCH 910
+#elif defined(__HIP_DEVICE_COMPILE__)
+#define GPTOSS_COMPILED_ARCH 1  // another AMD target: an image, no known features
+#else
+#define GPTOSS_COMPILED_ARCH 0
+#endif
+
+// The body of a kernel whose arch feature was not compiled for this image (after ggml's
+// NO_DEVICE_CODE): it traps (the launch fails with an error the backend reports) instead of running
+// empty and leaving its outputs unwritten. The path choosers never pick such a kernel (GpuCaps says
+// what was compiled); this is the net under them. A no-op in the host pass.
+#if defined(__CUDA_ARCH__) || defined(__HIP_DEVICE_COMPILE__)
+#if defined(GPTOSS_HIP)
+#define GPTOSS_TRAP() __builtin_trap()
+#else
+#define GPTOSS_TRAP() __trap()
+#endif
+#define GPTOSS_NO_DEVICE_CODE(feature)                                                                  \
+  do {                                                                                                  \
+    if (threadIdx.x == 0 && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0)                      \
+      printf("gpt-oss-node: %s needs %s, not compiled for this GPU (arch %d)\n", __func__, feature,   \
+             GPTOSS_COMPILED_ARCH);                                                                     \
+    GPTOSS_TRAP();                                                                                      \
+  } while (0)
+#else
+#define GPTOSS_NO_DEVICE_CODE(feature) \
+  do {                                 \
+  } while (0)
+#endif

@@ -25,7 +25,7 @@ __device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ?
 // is exact in bf16, an f32 cache is split too (K_lo, V_lo: one more MMA each). The result tracks f32
 // attention over the cache contents to ~1e-5 instead of ~3e-3 (gpu_check).
 // ---------------------------------------------------------------------------------------------
-constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64, kFlashLds = kFlashD + 8;
+constexpr int kFlashLds = kFlashD + 8;  // kFlashD, kFlashBQ, kFlashBK: shapes.h
 
 template <bool BF16>
 __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
@@ -219,6 +219,8 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       *reinterpret_cast<float2*>(a.out + (int64_t(qi1) * a.Hq + h) * kFlashD + d) =
           make_float2(o[dt][2] * inv1, o[dt][3] * inv1);
   }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
 }
 
@@ -235,10 +237,8 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 //     merges the splits with the sink (one launch: the separate combine kernel walked the splits
 //     serially per thread, 8 us at 512 keys and 32 us at 4096 under ncu).
 // ---------------------------------------------------------------------------------------------
-constexpr int kDecodeTile = 64;     // keys a tile
-constexpr int kDecodeMaxG = 16;
-constexpr int kDecodeD = 64;
-constexpr int kDecodeMaxSplits = 64;  // shared-memory bound of the merge weights; GPTOSS_CUDA_ATTN_SPLITS caps it (32)
+// kDecodeTile (keys a tile), kDecodeMaxG, kDecodeD, kDecodeMaxSplits (the merge weights' shared memory;
+// GPTOSS_CUDA_ATTN_SPLITS caps the splits at 32 by default): shapes.h, read by the chooser too.
 
 template <bool BF16>
 struct DecodeSmem {
@@ -539,28 +539,7 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
 
 }  // namespace
 
-AttentionPath attention_path(const AttentionArgs& a) {
-  const int G = a.Hkv > 0 ? a.Hq / a.Hkv : 0;
-  if (a.n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && a.D == kDecodeD && a.n * a.Hkv <= 2048)
-    return AttentionPath::Decode;
-  if (a.D == kFlashD) return AttentionPath::Flash;
-  return AttentionPath::Naive;
-}
-
-// Fixed by the shape (ctx, window), not by the position (device data), so a captured graph stays
-// valid: one 64-key tile a split over the most keys a query can see, at most kDecodeMaxSplits
-// splits (longer ranges: several tiles a split, the next one loading while the current is scored).
-// A window of at most 4 tiles (gpt-oss: 128 keys) is one split: no partials, no merge
-// (GPTOSS_CUDA_ATTN_WINDOW_SPLITS=2 gives it two). GPTOSS_CUDA_ATTN_SPLITS (1..64, default 32) caps
-// the splits; a split always takes whole 64-key tiles.
-int attention_decode_splits(const AttentionArgs& a) {
-  static const int max_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
-  static const int window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
-  const int span = a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
-  if (a.sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(window_splits, ceil_div(span, kDecodeTile));
-  int s = ceil_div(span, kDecodeTile);
-  return s < 1 ? 1 : (s > max_splits ? max_splits : s);
-}
+int attention_decode_splits(const AttentionArgs& a) { return attention_decode_splits(knobs(), a.ctx, a.sliding_window); }
 
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
   if (path != AttentionPath::Decode) return 0;

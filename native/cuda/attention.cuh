@@ -27,11 +27,8 @@ struct AttentionArgs {
   int* counters = nullptr;     // the backend's last-block counters (decode path)
 };
 
-constexpr int kAttnDecodeMaxTokens = 4;
-enum class AttentionPath { Flash, Decode, Naive };
-// Which kernel can take this shape (backend_cuda.cu decides and launches that path).
-AttentionPath attention_path(const AttentionArgs& a);
-int attention_decode_splits(const AttentionArgs& a);
+// The path is choose_attention()'s (policy.h); dispatch.cu asks it and launches that path here.
+int attention_decode_splits(const AttentionArgs& a);  // policy.h's, for the knobs and this shape
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream);
 

@@ -1,4 +1,4 @@
-// The CUDA backend's entry points (implemented in native/cuda/backend_cuda.cu).
+// The CUDA backend's entry points (make_cuda_backend: native/cuda/dispatch.cu; cuda_probe: native/cuda/device.cu).
 #pragma once
 #include <memory>
 #include <string>

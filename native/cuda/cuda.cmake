@@ -8,8 +8,12 @@ set(GPTOSS_CUDA_ARCHS "80-real;86-real;89-real;90a-real;100a-real;120a-real;120-
 
 find_package(CUDAToolkit REQUIRED)
 file(GLOB GPTOSS_CUDA_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/*.cu)
-target_sources(gptoss_core PRIVATE ${GPTOSS_CUDA_SOURCES})
+target_sources(gptoss_core PRIVATE ${GPTOSS_CUDA_SOURCES} ${CMAKE_CURRENT_LIST_DIR}/policy.cpp)
 target_compile_definitions(gptoss_core PUBLIC GPTOSS_HAVE_CUDA)
+# The arch list, for the error a device with no image in this binary gets (device.cu).
+string(REPLACE ";" " " _gptoss_arch_words "${GPTOSS_CUDA_ARCHS}")
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/device.cu PROPERTIES
+  COMPILE_DEFINITIONS "GPTOSS_CUDA_ARCH_LIST=\"${_gptoss_arch_words}\"")
 target_link_libraries(gptoss_core PUBLIC CUDA::cudart_static)
 set_target_properties(gptoss_core PROPERTIES
   CUDA_ARCHITECTURES "${GPTOSS_CUDA_ARCHS}"

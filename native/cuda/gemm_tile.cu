@@ -25,23 +25,16 @@ namespace {
 // are fixed). No padding is what lets two blocks share an SM (bench/RESULTS.md: one block of 8
 // warps left the schedulers with 0.36 eligible warps).
 __host__ __device__ constexpr int swz(int row, int chunk) { return row * 64 + ((chunk ^ ((row >> 1) & 3)) << 4); }
-constexpr int kRowBytes = kGemmBK * 2;
-constexpr int kBdecBytes = kGemmBN * kRowBytes;  // one decoded bf16 W tile
+constexpr int kRowBytes = kGemmRowBytes;
+constexpr int kBdecBytes = kGemmBdecBytes;  // one decoded bf16 W tile
 static_assert(kGemmThreads == 2 * kGemmBN, "the MXFP4 decode gives each thread half a row");
 
-// Ring depth: 4 stages (an MXFP4 step is decoded one step ahead of its MMAs); with two blocks an SM
-// the other block covers what the shorter lookahead leaves.
-constexpr int kStages = 4;
-// Shared memory of a tile with `bm` rows (32 * MT): one A half of a stage, a stage, and the block's
-// whole dynamic size (MXFP4 adds the decoded W buffers and the scales [128][kblocks]); the kernel reads
-// them as constants, the launcher and gemm_tile_rows at run time.
-constexpr int a_half_bytes(int bm) { return bm * kRowBytes; }
-constexpr int stage_bytes(bool mx, int bm) { return 2 * a_half_bytes(bm) + (mx ? kGemmBN * 16 : kGemmBN * kRowBytes); }
-int smem_bytes(bool mx, int bm, int kblocks) {
-  int b = kStages * stage_bytes(mx, bm);
-  if (mx) b += 2 * kBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16;
-  return b;
-}
+// Ring depth (kGemmStages, 4: an MXFP4 step is decoded one step ahead of its MMAs; with two blocks an
+// SM the other block covers what the shorter lookahead leaves) and the shared-memory sizes: shapes.h.
+constexpr int kStages = kGemmStages;
+constexpr int a_half_bytes(int bm) { return gemm_a_half_bytes(bm); }
+constexpr int stage_bytes(bool mx, int bm) { return gemm_stage_bytes(mx, bm); }
+constexpr int smem_bytes(bool mx, int bm, int kblocks) { return gemm_smem_bytes(mx, bm, kblocks); }
 
 // bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over.
 __device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
@@ -297,6 +290,8 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
         }
       }
     }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
 }
 
@@ -336,14 +331,6 @@ __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, u
 
 
 }  // namespace
-
-int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K) {
-  int bm = rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32;
-  const int limit = device_smem_optin(), kb = mxfp4 ? K / kGemmBK : 0;
-  // The 128-row MXFP4 tile needs ~102 KB (K = 2880): more than sm_86/89/120 give a block.
-  while (bm > 32 && bm * int(sizeof(int)) + smem_bytes(mxfp4, bm, kb) > limit) bm /= 2;  // + the static rows_src
-  return bm;  // the 32-row tile needs at most ~73 KB (K <= 8192): every sm_80+ part
-}
 
 template <WeightFormat WF, Epilogue EPI>
 void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream) {

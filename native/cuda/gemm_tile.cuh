@@ -55,12 +55,8 @@ struct GemmProblem {
   GemmPart extra[kGemmMaxParts - 1];
 };
 
-constexpr int kGemmBN = 128, kGemmBK = 32, kGemmThreads = 256;
-constexpr int kGemmMaxKBlocks = 256;   // MXFP4: the block's scales [128, K/32] live in shared memory (K <= 8192)
-
-// Rows of an M tile for a problem whose groups hold about `rows_per_group` rows: 128, 64 or 32, the
-// largest whose shared memory the current device gives a block (weights MXFP4 or bf16, K columns).
-int gemm_tile_rows(int64_t rows_per_group, bool mxfp4, int K);
+// kGemmBN, kGemmBK, kGemmThreads, kGemmMaxKBlocks and the tile's shared-memory size: shapes.h; the
+// tile rows for a problem: gemm_tile_rows() (policy.h).
 
 // Host launcher. `bm` is gemm_tile_rows()'s choice (and what tile_start was counted with);
 // `max_tiles` bounds the M tiles (grid.y); grouped problems read the true count from tile_start on

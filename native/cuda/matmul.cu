@@ -199,7 +199,7 @@ void gemv1_launch(const GemvParts& p, cudaStream_t stream, const GemvNorm& nrm =
   if (!resident) {
     int per_sm = 0;
     GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * WARP_SIZE, smem));
-    resident = std::max(1, per_sm) * device_sm_count();
+    resident = std::max(1, per_sm) * current_caps().sm_count;
   }
   int blocks = ceil_div(p.rows, warps);
   if (blocks > resident) blocks = resident;
@@ -239,14 +239,6 @@ void gemv_launch(const GemvParts& p, cudaStream_t stream) {
 }
 
 }  // namespace
-
-LinearPath linear_path(const LinearArgs& a) {
-  const bool mx = a.w_scales != nullptr;
-  if (!mx && a.K % 8 != 0) return LinearPath::Naive;
-  if (mx && a.K % 32 != 0) return LinearPath::Naive;
-  if (a.n <= kGemvMaxTokens) return LinearPath::Gemv;
-  return mx && a.K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
-}
 
 // The parts' tokens [t0, t0 + kGemvMaxTokens) as one GemvParts (the GEMV kernels take at most that
 // many tokens a launch).
@@ -314,7 +306,7 @@ bool linear_gemm_parts_ok(const LinearArgs* parts, int count) {
   if (count < 1 || count > kGemmMaxParts) return false;
   for (int i = 0; i < count; ++i) {
     const LinearArgs& a = parts[i];
-    if (linear_path(a) != LinearPath::Gemm || a.N <= 0) return false;
+    if (choose_linear(current_caps(), a.n, a.K, a.w_scales != nullptr) != LinearPath::Gemm || a.N <= 0) return false;
     if (i > 0 && (a.w_scales || parts[0].w_scales || a.x != parts[0].x || a.n != parts[0].n || a.K != parts[0].K ||
                   a.bias_kind != parts[0].bias_kind))
       return false;
@@ -341,7 +333,7 @@ void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspac
   p.ldo = a.N;
   p.num_parts = count;
   for (int i = 1; i < count; ++i) p.extra[i - 1] = {parts[i].w, parts[i].bias, parts[i].out, parts[i].N, parts[i].N};
-  const int bm = gemm_tile_rows(a.n, a.w_scales != nullptr, a.K);
+  const int bm = gemm_tile_rows(current_caps(), a.n, a.w_scales != nullptr, a.K);
   const int tiles = ceil_div(a.n, bm);
   if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(p, bm, tiles, stream);
   else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, tiles, stream);

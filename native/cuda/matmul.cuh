@@ -15,10 +15,7 @@ struct LinearArgs {
   float* out = nullptr;
 };
 
-// Which kernels can take this shape: Gemv for n <= kGemvMaxTokens, Gemm above, Naive when the
-// row length does not allow 16-byte loads. backend_cuda.cu decides and calls one launcher.
-enum class LinearPath { Gemv, Gemm, Naive };
-LinearPath linear_path(const LinearArgs& a);
+// The path (Gemv, Gemm, Naive) is choose_linear()'s (policy.h); dispatch.cu asks it and calls one launcher.
 void launch_linear_gemv(const LinearArgs& a, cudaStream_t stream);
 // Several linears of one x (same n, K, weight format; every part on the Gemv path) as one GEMV
 // launch over their concatenated rows: qkv() in a decode step. At most kGemvMaxParts parts.
@@ -37,8 +34,5 @@ void launch_linear_gemm(const LinearArgs& a, void* workspace, cudaStream_t strea
 bool linear_gemm_parts_ok(const LinearArgs* parts, int count);
 void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, cudaStream_t stream);
 void launch_linear_naive(const LinearArgs& a, cudaStream_t stream);
-
-constexpr int kGemvMaxTokens = 8;
-constexpr int kGemvMaxParts = 3;
 
 }  // namespace gptoss::cuda

@@ -137,7 +137,6 @@ __global__ void router_kernel(RouterArgs a) {
 }
 
 constexpr int kRouterSplitWarps = kRow4Threads / WARP_SIZE;  // experts a block (one warp each; 8 on CUDA)
-constexpr int kRouterSplitMaxTokens = 64;
 
 // Split path, every block: its experts' logits (one warp each) -> logits_ws; returns whether this
 // block is the token's last to finish (it then selects: router_split_select). `logit` is the warp's
@@ -478,7 +477,7 @@ __global__ void moe_unpermute_kernel(const float* y, const int32_t* pair_slot, c
 
 }  // namespace
 
-bool router_uses_split(const RouterArgs& a) { return a.n <= kRouterSplitMaxTokens && a.E > kRouterSplitWarps; }
+bool router_uses_split(const RouterArgs& a) { return router_uses_split(current_caps(), a.n, a.E); }
 
 size_t router_workspace_bytes(const RouterArgs& a) {
   return router_uses_split(a) ? sizeof(float) * size_t(a.n) * a.E : 0;
@@ -525,8 +524,6 @@ void launch_router(const RouterArgs& a, void* workspace, int* counters, cudaStre
   GPTOSS_CUDA_LAUNCH("router_kernel");
 }
 
-bool moe_uses_decode(const MoeArgs& a) { return int64_t(a.n) * a.k <= kMoeDecodeMaxPairs; }
-
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode) {
   if (decode) return sizeof(float) * size_t(a.n) * a.k * (a.I + a.H);  // act [pairs, I], part [pairs, H]
   size_t total = 0;
@@ -560,7 +557,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
   // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
   // 120b at 512 (16 an expert), so a tile is not mostly padding.
-  const int bm = gemm_tile_rows(P / a.E, true, std::max(a.H, a.I));
+  const int bm = gemm_tile_rows(current_caps(), P / a.E, true, std::max(a.H, a.I));
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,

@@ -17,7 +17,7 @@ struct RouterArgs {
 };
 // Few tokens: one warp per expert over many blocks, the last block of a token selects (needs
 // router_workspace_bytes and the backend's counters); many tokens: one block per token.
-bool router_uses_split(const RouterArgs& a);
+bool router_uses_split(const RouterArgs& a);  // policy.h's, on the current device
 size_t router_workspace_bytes(const RouterArgs& a);
 void launch_router(const RouterArgs& a, void* workspace, int* counters, cudaStream_t stream);
 // add_rmsnorm then the router in one launch (few tokens; router_workspace_bytes of workspace):
@@ -48,21 +48,14 @@ struct MoeArgs {
   int slice_blocks = 32;             // decode MMA kernels: MX blocks a warp (set by the launcher)
 };
 
-// Decode path when n*k is at most this many (token, expert) pairs; grouped GEMM above.
-constexpr int kMoeDecodeMaxPairs = 16;
-bool moe_uses_decode(const MoeArgs& a);
-// Workspace of the decode or the grouped path (backend_cuda.cu picks the path).
+// Decode path when n*k is at most kMoeDecodeMaxPairs (token, expert) pairs, grouped GEMM above:
+// moe_uses_decode() (policy.h).
+// Workspace of the decode or the grouped path (dispatch.cu picks the path).
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode);
 void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream);
 // Decode kernels: tensor-core GEMVs (moe_decode_mma.cu; Mma = bit-placed E2M1, MmaPrmt = prmt
-// tables) or the SIMT LUT kernels above. GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|simt overrides;
-// shapes whose B fragments do not fit shared memory take Simt. Same workspace as launch_moe_decode.
-// MmaFp8 (the default on sm_89 and sm_12x, GPTOSS_CUDA_MOE_DECODE=mma-fp8 on other sm_89+ parts; =mma
-// picks Mma everywhere): e4m3 mma.sync with the
-// activation as 4 e4m3 limbs, a few CTAs a SM each streaming a range of (pair, tile) units through
-// per-warp cp.async rings (moe_decode_mma.cu says why).
-enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt };
-MoeDecodeKind moe_decode_kind(const MoeArgs& a);
+// tables, MmaFp8 = e4m3 mma.sync streaming) or the SIMT LUT kernels above: choose_moe_decode()
+// (policy.h) picks one. Same workspace as launch_moe_decode.
 void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, cudaStream_t stream);
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream);
 

@@ -32,32 +32,14 @@ namespace gptoss::cuda {
 
 namespace {
 
-constexpr int kTileRows = 16;   // rows a CTA (MMA M)
-constexpr int kSliceMax = 32;   // MX blocks a warp issues at once (16 rows x 512 bytes)
-constexpr int kMaxWarps = 8;    // K slices a CTA: rows of at most 256 MX blocks (8192 values)
-
-__host__ __device__ inline int round16(int b) { return (b + 15) / 16 * 16; }
-struct SliceShape {
-  int slices, per;  // warps a CTA, MX blocks a warp (the last may have fewer)
-};
-// target: MX blocks a warp at most (<= kSliceMax; GPTOSS_CUDA_MOE_SLICE, default kSliceMax).
-__host__ __device__ inline SliceShape slice_shape(int nch, int target) {
-  const int s = (nch + target - 1) / target;
-  return {s, (nch + s - 1) / s};
-}
-int slice_target() {
-  static const int t = env_int("GPTOSS_CUDA_MOE_SLICE", kSliceMax, 4, kSliceMax);
-  return t;
-}
-__host__ __device__ inline int row_stride(int per) { return (per | 1) * 16; }  // odd 16-byte chunks a row
-__host__ __device__ inline int warp_bytes(int per) {
-  return kTileRows * row_stride(per) + round16(kTileRows * per) + per * 128;  // rows, scales, B fragments
-}
-int cta_smem(int nch) {
-  const SliceShape sh = slice_shape(nch, slice_target());
-  return sh.slices * warp_bytes(sh.per);
-}
-constexpr int kMaxSmem = 200 * 1024;
+// The kernels' shapes and shared-memory sizes (slice_shape, row_stride, warp_bytes, mma_cta_smem,
+// fp8_*) live in shapes.h, read by choose_moe_decode() too.
+constexpr int kTileRows = kMoeTileRows;  // rows a CTA (MMA M)
+constexpr int kSliceMax = kMoeSliceMax;  // MX blocks a warp issues at once (16 rows x 512 bytes)
+constexpr int kMaxWarps = kMoeMaxWarps;  // K slices a CTA: rows of at most 256 MX blocks (8192 values)
+// target: MX blocks a warp at most (GPTOSS_CUDA_MOE_SLICE, default kSliceMax).
+int slice_target() { return knobs().moe_slice; }
+int cta_smem(int nch) { return mma_cta_smem(nch, slice_target()); }
 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
 // D = A(16x16) B(16x8) with C = 0.
@@ -295,6 +277,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   const int j = row0 / 2 + threadIdx.x;
   if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
     act[int64_t(pair) * a.I + j] = swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
 }
 
@@ -337,6 +321,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
     for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + r);
     a.out[int64_t(tok) * a.H + r] = sum;
   }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
 }
 
@@ -367,14 +353,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
 // runs the epilogue of the kernels above: SwiGLU -> act, or the weighted row -> part with the last of
 // the token's k units summing in expert order.
 // ---------------------------------------------------------------------------------------------
-constexpr int kFp8Warps = 8;
-constexpr int kFp8PerMax = 16;  // MX blocks a warp slice: K of at most 128 blocks (4096 values)
-constexpr int kScaleWin = 32;   // bytes of a row's scale window
-
-__host__ __device__ inline int fp8_per(int nch) { return (nch + kFp8Warps - 1) / kFp8Warps; }
-__host__ __device__ inline int fp8_stage_bytes(int per) { return kTileRows * (row_stride(per) + kScaleWin); }
-__host__ __device__ inline int fp8_warp_bytes(int per, int stages) { return stages * fp8_stage_bytes(per) + per * 128; }
-int fp8_cta_smem(int nch, int stages) { return kFp8Warps * fp8_warp_bytes(fp8_per(nch), stages); }
+// kFp8Warps (8), kFp8PerMax (16 MX blocks a warp slice: K of at most 128 blocks, 4096 values),
+// kScaleWin (32 bytes of a row's scale window) and the fp8_* sizes: shapes.h.
 
 #if defined(GPTOSS_HAVE_FP8_MMA)
 // D = A(16x32 e4m3) B(32x8 e4m3), f32, C = 0.
@@ -612,6 +592,8 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
     }
   }
   cp_async_wait<0>();
+#else
+  GPTOSS_NO_DEVICE_CODE("e4m3 mma.sync (sm_89+)");
 #endif
 }
 
@@ -643,57 +625,18 @@ void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stre
 
 }  // namespace
 
-// CTAs a SM for the FP8 kernels (GPTOSS_CUDA_MOE_FP8_CTAS, 1 or 2; default 2, where they fit).
-int fp8_ctas_per_sm() {
-  static const int c = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
-  return c;
-}
-// Stages of the FP8 kernels' rings on this device: 3, else 2, else 0 (does not fit).
-int fp8_stages(const MoeArgs& a) {
-  const int nh = a.H / 32, ni = a.I / 32;
-  if (fp8_per(nh) > kFp8PerMax || fp8_per(ni) > kFp8PerMax) return 0;
-  const int limit = device_smem_optin();
-  for (int st : {3, 2})
-    if (std::max(fp8_cta_smem(nh, st), fp8_cta_smem(ni, st)) <= limit) return st;
-  return 0;
-}
-
 template <int kStages>
 void launch_fp8(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   static int have1 = 0, have2 = 0;
   const int s1 = fp8_cta_smem(a.H / 32, kStages), s2 = fp8_cta_smem(a.I / 32, kStages), pairs = a.n * a.k;
   allow_smem(moe_fp8_stream_kernel<false, kStages>, s1, have1);
   allow_smem(moe_fp8_stream_kernel<true, kStages>, s2, have2);
-  const int ctas = fp8_ctas_per_sm() * device_sm_count();
+  const int ctas = knobs().moe_fp8_ctas * current_caps().sm_count;  // GPTOSS_CUDA_MOE_FP8_CTAS (1 or 2) a SM
   const int units1 = pairs * ceil_div(2 * a.I, kTileRows), units2 = pairs * ceil_div(a.H, kTileRows);
   launch_k(moe_fp8_stream_kernel<false, kStages>, dim3(std::min(units1, ctas)), kFp8Warps * 32, s1, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<gate_up>");
   launch_k(moe_fp8_stream_kernel<true, kStages>, dim3(std::min(units2, ctas)), kFp8Warps * 32, s2, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<down>");
-}
-
-// Whether this device runs e4m3 mma.sync on its tensor cores: Ada (sm_89) and Blackwell's sm_12x. On
-// Hopper ptxas lowers it to f16 HMMAs plus a conversion of every operand (F2FP.F16.E4M3.UNPACK_B in
-// the SASS), and the H200 measured the FP8 kernels slower than Mma (bench/RESULTS.md); sm_100 is
-// not known here. Elsewhere the FP8 kernels run on request (GPTOSS_CUDA_MOE_DECODE=mma-fp8).
-bool fp8_mma_native() {
-  const int arch = device_arch_code();
-  return (arch >= GPTOSS_ARCH_ADA && arch < GPTOSS_ARCH_HOPPER) || arch >= GPTOSS_ARCH_BLACKWELL_RTX;
-}
-
-MoeDecodeKind moe_decode_kind(const MoeArgs& a) {
-  const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
-  if (v && !std::strcmp(v, "simt")) return MoeDecodeKind::Simt;
-  if (int64_t(a.n) * ceil_div(a.H, kTileRows) > kCountersMoeSize) return MoeDecodeKind::Simt;  // last-block counters
-  const int nh = a.H / 32, ni = a.I / 32;
-  const bool mma_fits = slice_shape(nh, slice_target()).slices <= kMaxWarps &&
-                        slice_shape(ni, slice_target()).slices <= kMaxWarps && cta_smem(nh) <= kMaxSmem &&
-                        cta_smem(ni) <= kMaxSmem;
-  if (v && !std::strcmp(v, "mma-prmt") && mma_fits) return MoeDecodeKind::MmaPrmt;
-  if (v && !std::strcmp(v, "mma") && mma_fits) return MoeDecodeKind::Mma;
-  if ((v && !std::strcmp(v, "mma-fp8") || fp8_mma_native()) && device_arch_code() >= GPTOSS_ARCH_ADA && fp8_stages(a) > 0)
-    return MoeDecodeKind::MmaFp8;
-  return mma_fits ? MoeDecodeKind::Mma : MoeDecodeKind::Simt;
 }
 
 void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, cudaStream_t stream) {
@@ -702,7 +645,13 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
   float* act = static_cast<float*>(workspace);
   float* part = act + int64_t(a.n) * a.k * a.I;
   if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
-  else if (kind == MoeDecodeKind::MmaFp8) fp8_stages(a) == 3 ? launch_fp8<3>(a, act, part, stream) : launch_fp8<2>(a, act, part, stream);
+  else if (kind == MoeDecodeKind::MmaFp8) {
+    const int stages = moe_fp8_stages(current_caps(), a.H, a.I);  // 3, else 2 where 3 do not fit (99 KB parts)
+    if (stages == 3) launch_fp8<3>(a, act, part, stream);
+    else if (stages == 2) launch_fp8<2>(a, act, part, stream);
+    else throw range_error("moe: the FP8 decode kernels do not fit this device's shared memory (H " + std::to_string(a.H) +
+                           ", I " + std::to_string(a.I) + ")");
+  }
   else launch_variant<true>(a, act, part, stream);
 }
 

@@ -99,10 +99,11 @@ foreach(_src IN LISTS GPTOSS_HIP_SOURCES)
 endforeach()
 
 # The plugin: the HIP objects plus the host-only pieces of core/ and model/ the backend calls
-# (tensor helpers, the shared argument checks), compiled here again so the plugin needs nothing
+# (tensor helpers, the shared argument checks, the path choosers), compiled here again so the plugin needs nothing
 # from the .node. Only gptoss_hip_plugin() is exported.
 add_library(gpt_oss_hip SHARED ${GPTOSS_HIP_OBJECTS}
-            ${CMAKE_SOURCE_DIR}/native/core/tensor.cpp ${CMAKE_SOURCE_DIR}/native/model/op_checks.cpp)
+            ${CMAKE_SOURCE_DIR}/native/core/tensor.cpp ${CMAKE_SOURCE_DIR}/native/model/op_checks.cpp
+            ${CMAKE_SOURCE_DIR}/native/cuda/policy.cpp)
 set_source_files_properties(${GPTOSS_HIP_OBJECTS} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
 set_target_properties(gpt_oss_hip PROPERTIES PREFIX "" SUFFIX ".so" CXX_VISIBILITY_PRESET hidden)
 target_include_directories(gpt_oss_hip PRIVATE ${CMAKE_SOURCE_DIR}/native)

@@ -26,6 +26,7 @@
 #define __nv_bfloat162 __hip_bfloat162
 #define cudaDeviceAttr hipDeviceAttribute_t
 #define cudaDeviceProp hipDeviceProp_t
+#define cudaFuncAttributes hipFuncAttributes
 #define cudaError_t hipError_t
 #define cudaEvent_t hipEvent_t
 #define cudaGraphExec_t hipGraphExec_t
@@ -34,6 +35,8 @@
 
 // ---- constants ----
 #define cudaSuccess hipSuccess
+#define cudaErrorInsufficientDriver hipErrorInsufficientDriver
+#define cudaErrorNoDevice hipErrorNoDevice
 #define cudaDevAttrComputeCapabilityMajor hipDeviceAttributeComputeCapabilityMajor
 #define cudaDevAttrComputeCapabilityMinor hipDeviceAttributeComputeCapabilityMinor
 #define cudaDevAttrMaxSharedMemoryPerBlockOptin hipDeviceAttributeSharedMemPerBlockOptin
@@ -51,6 +54,7 @@
 // ---- runtime calls ----
 #define cudaDeviceGetAttribute hipDeviceGetAttribute
 #define cudaDeviceSynchronize hipDeviceSynchronize
+#define cudaDriverGetVersion hipDriverGetVersion
 #define cudaEventCreate hipEventCreate
 #define cudaEventCreateWithFlags hipEventCreateWithFlags
 #define cudaEventDestroy hipEventDestroy
@@ -59,6 +63,7 @@
 #define cudaEventSynchronize hipEventSynchronize
 #define cudaFree hipFree
 #define cudaFreeHost hipHostFree
+#define cudaFuncGetAttributes(attr, fn) hipFuncGetAttributes(attr, reinterpret_cast<const void*>(fn))
 #define cudaFuncSetAttribute(fn, attr, value) hipFuncSetAttribute(reinterpret_cast<const void*>(fn), attr, value)
 #define cudaGetDevice hipGetDevice
 #define cudaGetDeviceCount hipGetDeviceCount
@@ -76,6 +81,7 @@
 #define cudaMemcpyAsync hipMemcpyAsync
 #define cudaMemset hipMemset
 #define cudaMemsetAsync hipMemsetAsync
+#define cudaRuntimeGetVersion hipRuntimeGetVersion
 #define cudaOccupancyMaxActiveBlocksPerMultiprocessor hipOccupancyMaxActiveBlocksPerMultiprocessor
 #define cudaSetDevice hipSetDevice
 #define cudaStreamBeginCapture hipStreamBeginCapture

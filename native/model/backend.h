@@ -1,5 +1,5 @@
 // The small interface the gpt-oss forward pass is written against. One implementation per device
-// (cpu/backend_cpu.cpp, cuda/backend_cuda.cu); each is that backend's single dispatch point.
+// (cpu/backend_cpu.cpp, cuda/dispatch.cu); each is that backend's single dispatch point.
 //
 // Conventions shared by every backend:
 //  - Activations are f32, row-major, first dimension = tokens. Weights stay in checkpoint dtypes:

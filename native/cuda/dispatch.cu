@@ -1,24 +1,24 @@
-// CudaBackend: the CUDA implementation of model/backend.h and the only place that decides which
-// kernel runs (the per-shape kernel choice lives in each family's *_path() function, called from
-// here). Argument checks are model/op_checks.h, shared with cpu/; only CUDA's own kernel limits are
-// added here, and value errors (token ids, positions, expert ids) are flagged on the device. Memory
-// comes from a caching pool on the backend's one stream; decode steps are captured as CUDA graphs
-// keyed by (owner, shape_key).
+// CudaBackend: the GPU implementation of model/backend.h and the ONE dispatch point: every op is
+// checked here (model/op_checks.h, shared with cpu/, plus the GPU kernels' own limits), asks the
+// path choosers of policy.h with this device's GpuCaps (device.h), and calls the kernel family's
+// launcher. Value errors (token ids, positions, expert ids) are flagged on the device. Memory comes
+// from a caching pool (pool.h) on the backend's one stream; decode steps replay as graphs (graph.h).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "attention.cuh"
 #include "gemm_tile.cuh"
 #include "backend_cuda.h"
+#include "graph.h"
 #include "matmul.cuh"
 #include "moe.cuh"
 #include "mxfp4.cuh"
 #include "norm_rope.cuh"
+#include "pool.h"
 #include "sample.cuh"
 #include "model/op_checks.h"
 
@@ -26,131 +26,7 @@ namespace gptoss {
 
 namespace cuda {
 
-void throw_cuda_error(const char* call, cudaError_t err, const char* file, int line) {
-  const char* base = std::strrchr(file, '/');
-  throw runtime_error(std::string("CUDA error: ") + call + " failed: " + cudaGetErrorString(err) + " (" +
-                      (base ? base + 1 : file) + ":" + std::to_string(line) + ")");
-}
-
 namespace {
-
-bool env_flag(const char* name, bool fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Caching device allocator. cudaMalloc/cudaFree are slow and cudaFree synchronizes the device, and
-// the forward pass allocates per call; freed blocks go back to a free list keyed by rounded size.
-// Reuse is safe without events because every kernel of this backend runs on its one stream.
-// While a graph is being captured, every block handed out is also recorded in that graph's
-// keep-alive list: a replay writes those addresses, so they must not return to the pool (and be
-// handed to someone else) before the graph is destroyed.
-// ---------------------------------------------------------------------------------------------
-class DevicePool : public std::enable_shared_from_this<DevicePool> {
- public:
-  explicit DevicePool(int device) : device_(device), log_(env_flag("GPTOSS_CUDA_MEMLOG", false)) {}
-  ~DevicePool() { release_cached(); }
-
-  std::shared_ptr<void> alloc(size_t bytes) {
-    const size_t size = round(bytes);
-    void* p = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        p = it->second.back();
-        it->second.pop_back();
-        cached_bytes_ -= size;
-      }
-    }
-    if (!p) {
-      cudaError_t err = cudaMalloc(&p, size);
-      if (err != cudaSuccess && !capturing_) {
-        (void)cudaGetLastError();
-        release_cached();  // give cached blocks back to the driver and try once more
-        err = cudaMalloc(&p, size);
-      }
-      if (err == cudaSuccess) note_malloc(size, bytes);
-      if (err != cudaSuccess) {
-        (void)cudaGetLastError();
-        throw runtime_error("CUDA out of memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
-                            std::to_string(device_) + " (" + cudaGetErrorString(err) + ")");
-      }
-    }
-    std::weak_ptr<DevicePool> weak = shared_from_this();
-    std::shared_ptr<void> block(p, [weak, size](void* q) {
-      if (auto pool = weak.lock()) pool->give_back(q, size);
-      else (void)cudaFree(q);
-    });
-    std::lock_guard<std::mutex> lock(mu_);
-    if (capture_keep_) capture_keep_->push_back(block);
-    return block;
-  }
-
-  void begin_capture(std::vector<std::shared_ptr<void>>* keep) {
-    std::lock_guard<std::mutex> lock(mu_);
-    capture_keep_ = keep;
-    capturing_ = true;
-  }
-  void end_capture() {
-    std::lock_guard<std::mutex> lock(mu_);
-    capture_keep_ = nullptr;
-    capturing_ = false;
-  }
-
-  void release_cached() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) return;
-    (void)cudaDeviceSynchronize();
-    for (auto& kv : free_)
-      for (void* p : kv.second) {
-        (void)cudaFree(p);
-        malloced_bytes_ -= kv.first;
-      }
-    free_.clear();
-    cached_bytes_ = 0;
-  }
-
- private:
-  static size_t round(size_t b) {
-    if (b == 0) b = 1;
-    if (b <= (size_t(1) << 20)) {  // powers of two up to 1 MiB (min 512 B)
-      size_t s = 512;
-      while (s < b) s <<= 1;
-      return s;
-    }
-    const size_t step = size_t(2) << 20;  // 2 MiB granules above
-    return (b + step - 1) / step * step;
-  }
-  // GPTOSS_CUDA_MEMLOG=1: one stderr line each time the pool's cudaMalloc total grows by 256 MiB
-  // (pool total, cached part, the request, and the device's used memory from cudaMemGetInfo).
-  void note_malloc(size_t size, size_t bytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    malloced_bytes_ += size;
-    if (!log_ || malloced_bytes_ < logged_bytes_ + (size_t(256) << 20)) return;
-    logged_bytes_ = malloced_bytes_;
-    size_t free_b = 0, total_b = 0;
-    (void)cudaMemGetInfo(&free_b, &total_b);
-    std::fprintf(stderr, "[gptoss cuda pool] cudaMalloc total %.2f GiB (cached free %.2f GiB), request %zu B; device used %.2f GiB\n",
-                 malloced_bytes_ / 1073741824.0, cached_bytes_ / 1073741824.0, bytes, (total_b - free_b) / 1073741824.0);
-  }
-  void give_back(void* p, size_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_[size].push_back(p);
-    cached_bytes_ += size;
-  }
-
-  int device_;
-  std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_bytes_ = 0;
-  size_t malloced_bytes_ = 0, logged_bytes_ = 0;
-  bool log_ = false;
-  std::vector<std::shared_ptr<void>>* capture_keep_ = nullptr;
-  bool capturing_ = false;
-};
 
 const char* kv_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
 
@@ -159,17 +35,11 @@ const char* kv_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
 // ---------------------------------------------------------------------------------------------
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int index) : index_(index) {
+  explicit CudaBackend(int index)
+      : index_(index), caps_(device_caps(index)), graphs_(env_flag("GPTOSS_CUDA_GRAPHS", true)) {
+    const std::string unusable = device_unusable_reason(caps_);
+    if (!unusable.empty()) throw runtime_error(unusable);
     GPTOSS_CUDA_CHECK(cudaSetDevice(index_));
-    cudaDeviceProp prop{};
-    GPTOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, index_));
-    cc_ = arch_code(prop.major, prop.minor);
-    if (cc_ < GPTOSS_ARCH_MIN)
-      throw runtime_error("cuda:" + std::to_string(index_) + " (" + prop.name + ", sm_" + std::to_string(cc_ / 10) +
-                          ") is too old: gpt-oss-node needs compute capability 8.0 (Ampere) or newer");
-    name_ = prop.name;
-    sms_ = prop.multiProcessorCount;
-    mem_gib_ = double(prop.totalGlobalMem) / double(1ull << 30);
     GPTOSS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     pool_ = std::make_shared<DevicePool>(index_);
     err_block_ = pool_->alloc(sizeof(int) * 4);
@@ -185,14 +55,12 @@ class CudaBackend final : public Backend {
     GPTOSS_CUDA_CHECK(cudaMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
     sync_stream();
     kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
-    graphs_enabled_ = env_flag("GPTOSS_CUDA_GRAPHS", true);
     fuse_ = env_flag("GPTOSS_CUDA_FUSE", true);
-    pdl_ = cc_ >= GPTOSS_ARCH_HOPPER && env_flag("GPTOSS_CUDA_PDL", true);
+    pdl_ = use_pdl(caps_, knobs());
   }
 
   ~CudaBackend() override {
     (void)cudaSetDevice(index_);
-    for (auto& kv : graphs_) if (kv.second.exec) (void)cudaGraphExecDestroy(kv.second.exec);
     graphs_.clear();
     (void)cudaStreamSynchronize(stream_);
     err_block_.reset();
@@ -209,9 +77,9 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device{DeviceKind::CUDA, index_}; }
   std::string describe() const override {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "cuda:%d %s (sm_%d, %s, %d SMs, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)", index_,
-                  name_.c_str(), cc_ / 10, arch_name(cc_), sms_, mem_gib_, kv_name(kv_bf16_),
-                  graphs_enabled_ ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
+    std::snprintf(buf, sizeof buf, "cuda:%d %s (%s, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)", index_,
+                  caps_.name.c_str(), caps_summary(caps_).c_str(), double(caps_.total_mem) / double(1ull << 30),
+                  kv_name(kv_bf16_), graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
     return buf;
   }
   DType kv_dtype() const override { return kv_bf16_ ? DType::BF16 : DType::F32; }
@@ -305,7 +173,7 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     const LinearArgs a = linear_args(x, weight, bias, out);
     if (a.n == 0 || a.N == 0) return;
-    switch (linear_path(a)) {  // GEMV reads W once per 8 tokens; above that the mma.sync tile
+    switch (choose_linear(caps_, a.n, a.K, a.w_scales != nullptr)) {  // GEMV up to 8 tokens; above, the GEMM tile
       case LinearPath::Gemv: return launch_linear_gemv(a, stream_);
       case LinearPath::Gemm: {
         std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(a));
@@ -339,7 +207,7 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
     // n <= 4 and D = 64: split-KV decode; D = 64: flash (mma.sync); other head dims: plain f32.
-    const AttentionPath path = attention_path(a);
+    const AttentionPath path = choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D);
     const size_t ws_bytes = attention_workspace_bytes(path, a);
     std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
     launch_attention_path(path, a, ws.get(), stream_);
@@ -361,13 +229,13 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     if (a.n == 0) return;
     // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
-    const bool decode = moe_uses_decode(a);
+    const bool decode = moe_uses_decode(a.n, a.k);
     if (!decode && (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks))
       throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
                         " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
     if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
-    const MoeDecodeKind kind = moe_decode_kind(a);
+    const MoeDecodeKind kind = choose_moe_decode(caps_, knobs(), a.n, a.H, a.I);
     switch (kind) {
       case MoeDecodeKind::Mma:
       case MoeDecodeKind::MmaPrmt:
@@ -437,7 +305,7 @@ class CudaBackend final : public Backend {
     // tiles each, too few blocks to fill the GPU), A split once.
     bool one_gemv = parts[0].n > 0;
     for (const LinearArgs& a : parts)
-      one_gemv = one_gemv && a.N > 0 && linear_path(a) == LinearPath::Gemv &&
+      one_gemv = one_gemv && a.N > 0 && choose_linear(caps_, a.n, a.K, a.w_scales != nullptr) == LinearPath::Gemv &&
                  (a.w_scales != nullptr) == (parts[0].w_scales != nullptr);
     if (one_gemv) return launch_linear_gemv_parts(parts, 3, stream_);
     if (!linear_gemm_parts_ok(parts, 3)) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
@@ -520,77 +388,16 @@ class CudaBackend final : public Backend {
   // be persistent device tensors whose contents (tokens, positions) change between replays.
   // If capture fails (a host sync or copy inside the step) the key is marked and runs eagerly.
   void run_step(uint64_t shape_key, void* owner, const std::function<void()>& step) override {
-    // Only decode-sized steps (shape_key = tokens << 32 | logits rows, gpt_oss.cpp): a prefill
-    // graph saves nothing against milliseconds of work, and it kept every per-layer workspace of
-    // its capture alive (blocks allocated while capturing stay with the graph): 24 x 377 MB of MoE
-    // workspace for a 4096-token prefill, which is where the 20b e2e run's 23 GB peak came from.
-    if (!graphs_enabled_ || (shape_key >> 32) > uint64_t(kGraphMaxTokens)) return step();
     set_device();
-    std::unique_lock<std::mutex> lock(graph_mu_);
-    const auto key = std::make_pair(owner, shape_key);
-    auto it = graphs_.find(key);
-    if (it != graphs_.end()) {
-      if (!it->second.exec) {
-        lock.unlock();
-        return step();
-      }
-      GPTOSS_CUDA_CHECK(cudaGraphLaunch(it->second.exec, stream_));
-      return;
-    }
-    GraphEntry& entry = graphs_[key];
-    std::lock_guard<std::recursive_mutex> ops_lock(op_mu_);  // no other thread's op inside the capture
-    pool_->begin_capture(&entry.keep);
-    GPTOSS_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
-    capturing_ = true;
-    try {
-      step();
-    } catch (...) {
-      cudaGraph_t g = nullptr;
-      (void)cudaStreamEndCapture(stream_, &g);
-      if (g) (void)cudaGraphDestroy(g);
-      capturing_ = false;
-      pool_->end_capture();
-      (void)cudaGetLastError();
-      graphs_.erase(key);
-      throw;
-    }
-    cudaGraph_t graph = nullptr;
-    cudaError_t err = cudaStreamEndCapture(stream_, &graph);
-    capturing_ = false;
-    pool_->end_capture();
-    if (err != cudaSuccess || !graph) {
-      (void)cudaGetLastError();
-      entry.keep.clear();
-      lock.unlock();
-      return step();  // entry.exec stays null: this key runs eagerly from now on
-    }
-    err = cudaGraphInstantiate(&entry.exec, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    if (err != cudaSuccess) {
-      (void)cudaGetLastError();
-      entry.exec = nullptr;
-      entry.keep.clear();
-      lock.unlock();
-      return step();
-    }
-    GPTOSS_CUDA_CHECK(cudaGraphLaunch(entry.exec, stream_));
+    graphs_.run(shape_key, owner, stream_, *pool_, op_mu_, capturing_, step);
   }
 
   void forget_steps(void* owner) override {
-    std::lock_guard<std::mutex> lock(graph_mu_);
     set_device();
-    for (auto it = graphs_.begin(); it != graphs_.end();) {
-      if (it->first.first == owner) {
-        if (it->second.exec) (void)cudaGraphExecDestroy(it->second.exec);
-        it = graphs_.erase(it);  // keep-alive blocks return to the pool; later work is stream-ordered
-      } else {
-        ++it;
-      }
-    }
+    graphs_.forget(owner);
   }
 
   cudaStream_t stream() const { return stream_; }
-  static constexpr int kGraphMaxTokens = 8;
   static constexpr int kRouterMaxK = 32;  // router_kernel keeps at most 32 selected experts (moe.cu)
 
   // ---- argument packing (after the checks above) ----
@@ -674,11 +481,6 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  struct GraphEntry {
-    cudaGraphExec_t exec = nullptr;
-    std::vector<std::shared_ptr<void>> keep;  // blocks allocated while capturing
-  };
-
   void set_device() const { GPTOSS_CUDA_CHECK(cudaSetDevice(index_)); }
 
   // Every op holds op_mu_ while it enqueues: run_step holds it for the whole capture, so another
@@ -714,9 +516,8 @@ class CudaBackend final : public Backend {
   }
 
   int index_;
-  int cc_ = 0, sms_ = 0;
-  double mem_gib_ = 0;
-  std::string name_;
+  const GpuCaps& caps_;  // built once per device (device.h)
+  StepGraphs graphs_;
   cudaStream_t stream_ = nullptr;
   std::shared_ptr<DevicePool> pool_;
   std::shared_ptr<void> err_block_;
@@ -737,60 +538,12 @@ class CudaBackend final : public Backend {
   int32_t* reads_ = nullptr;
   cudaEvent_t read_events_[kReads] = {};
   uint64_t next_read_ = 0;
-  bool kv_bf16_ = true, graphs_enabled_ = true, capturing_ = false, pdl_ = false;
+  bool kv_bf16_ = true, capturing_ = false, pdl_ = false;
   bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
-  std::mutex graph_mu_;
   mutable std::recursive_mutex op_mu_;
-  std::map<std::pair<void*, uint64_t>, GraphEntry> graphs_;
 };
 
 }  // namespace cuda
-
-namespace {
-// Why cudaGetDeviceCount failed, in the user's terms. cudart answers cudaErrorInsufficientDriver
-// ("CUDA driver version is insufficient for CUDA runtime version") both when libcuda.so.1 is missing
-// and when it is too old; cudaDriverGetVersion tells them apart: it reports 0 when no driver is
-// installed (CUDA runtime API reference, cudaDriverGetVersion).
-std::string probe_failure(cudaError_t err) {
-  int driver = 0, runtime = 0;
-  (void)cudaDriverGetVersion(&driver);
-  (void)cudaRuntimeGetVersion(&runtime);
-  (void)cudaGetLastError();
-  auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
-  if (err == cudaErrorInsufficientDriver && driver == 0)
-    return "no NVIDIA driver was found (libcuda.so.1 could not be loaded)";
-  if (err == cudaErrorInsufficientDriver)
-    return "the NVIDIA driver supports CUDA " + version(driver) + " but this build needs CUDA " + version(runtime) +
-           ": update the driver";
-  if (err == cudaErrorNoDevice) return "no CUDA device (the NVIDIA driver is installed but sees no GPU)";
-  return std::string(cudaGetErrorString(err)) + " (cudaGetDeviceCount)";
-}
-}  // namespace
-
-std::string cuda_probe(int* device_count) {
-  if (device_count) *device_count = 0;
-  int n = 0;
-  cudaError_t err = cudaGetDeviceCount(&n);
-  if (err != cudaSuccess) {
-    (void)cudaGetLastError();
-    return probe_failure(err);
-  }
-  if (n <= 0) return "no CUDA device";
-  int usable = 0;
-  std::string old;
-  for (int i = 0; i < n; ++i) {
-    cudaDeviceProp prop{};
-    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
-      (void)cudaGetLastError();
-      continue;
-    }
-    if (cuda::arch_code(prop.major, prop.minor) >= GPTOSS_ARCH_MIN) ++usable;
-    else old += std::string(old.empty() ? "" : ", ") + prop.name + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) + ")";
-  }
-  if (!usable) return "no CUDA device with compute capability 8.0 or newer (found " + old + ")";
-  if (device_count) *device_count = n;
-  return "";
-}
 
 std::shared_ptr<Backend> make_cuda_backend(int index) {
   // Never destroyed: at process exit a libuv thread may still be running a forward pass on a backend,

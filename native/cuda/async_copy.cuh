@@ -1,0 +1,29 @@
+// Asynchronous global -> shared copies (cp.async, sm_80+): 16-byte copies with zero fill, and their
+// commit groups. Device code of the tensor-core kernels only.
+#pragma once
+#include <cstdint>
+
+#include "arch.cuh"
+
+namespace gptoss::cuda {
+
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+__device__ __forceinline__ uint32_t smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void cp_async16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void cp_async16_zfill(void* s, const void* g, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
+               : "memory");
+}
+// The first n (1..16) bytes from g, the rest of the 16 zero-filled: reads nothing past g + n.
+__device__ __forceinline__ void cp_async16_n(void* s, const void* g, int n) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(n) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+#endif
+}  // namespace gptoss::cuda

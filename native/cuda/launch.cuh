@@ -1,0 +1,68 @@
+// Launching: the runtime-error macro every call site uses, and launch_k() with programmatic dependent
+// launch (PDL) for the decode-step kernels.
+#pragma once
+#include <utility>
+
+#include "arch.cuh"
+#include "core/error.h"
+
+namespace gptoss::cuda {
+
+// Every CUDA runtime error becomes a gptoss::Error naming the call (never abort: JS catches it).
+[[noreturn]] void throw_cuda_error(const char* call, cudaError_t err, const char* file, int line);
+
+#define GPTOSS_CUDA_CHECK(call)                                                          \
+  do {                                                                                   \
+    cudaError_t gptoss_err_ = (call);                                                    \
+    if (gptoss_err_ != cudaSuccess) ::gptoss::cuda::throw_cuda_error(#call, gptoss_err_, __FILE__, __LINE__); \
+  } while (0)
+// After every launch: configuration errors surface here, asynchronous faults at the next sync.
+#define GPTOSS_CUDA_LAUNCH(name) GPTOSS_CUDA_CHECK(cudaGetLastError())
+
+// ---------------------------------------------------------------------------------------------
+// Programmatic dependent launch (sm_90+). Decode-step kernels are launched with launch_k(), which
+// sets the programmatic-serialization attribute when the backend enables it for the calling
+// thread's op (t_pdl): the next kernel's CTAs may be scheduled while this one is still running.
+// The protocol every launch_k kernel follows:
+//  - every thread calls pdl_wait() (waits for the previous kernel to complete, its writes visible)
+//    before it reads anything the previous kernel writes or writes anything that kernel reads;
+//  - then pdl_launch_dependents(), so the next kernel's CTAs start only once all of this grid's
+//    have passed their wait. Hence, before its own wait, a kernel may read the outputs of kernels
+//    two or more launches back (they are complete) and weights: that is the overlap.
+//  - no CTA may exit without waiting (error paths included), so a grid's completion still
+//    implies its predecessors'.
+// On older archs both calls are no-ops and launch_k() launches normally.
+// ---------------------------------------------------------------------------------------------
+inline thread_local bool t_pdl = false;
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(GPTOSS_HAVE_PDL)
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(GPTOSS_HAVE_PDL)
+  asm volatile("griddepcontrol.launch_dependents;\n" :::);
+#endif
+}
+
+template <typename... KArgs, typename... Args>
+void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream, Args&&... args) {
+#if defined(GPTOSS_HIP)
+  kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);  // no programmatic dependent launch on AMD
+  GPTOSS_CUDA_CHECK(cudaGetLastError());
+#else
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = t_pdl ? 1 : 0;
+  GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+#endif
+}
+}  // namespace gptoss::cuda

@@ -1,0 +1,189 @@
+// Kernel selection (policy.h) and the pure part of the capability table (caps.h). Compiled into every
+// build, with or without CUDA, so the host test runs anywhere.
+#include "policy.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace gptoss::cuda {
+
+// ---------------------------------------------------------------------------------------------
+// Capabilities
+// ---------------------------------------------------------------------------------------------
+const char* tensor_cores_name(TensorCores t) {
+  switch (t) {
+    case TensorCores::MmaSync: return "mma.sync";
+    case TensorCores::Wgmma: return "wgmma";
+    case TensorCores::Tcgen05: return "tcgen05";
+    case TensorCores::Mfma: return "mfma";
+    case TensorCores::None: break;
+  }
+  return "none";
+}
+
+GpuCaps make_caps(int device, const std::string& name, int arch, int compiled_arch, unsigned compiled, int smem_optin,
+                  int sm_count, int warp_size, size_t total_mem, bool amd) {
+  GpuCaps c;
+  c.device = device;
+  c.name = name;
+  c.amd = amd;
+  c.arch = arch;
+  c.compiled_arch = compiled_arch;
+  c.compiled = compiled_arch ? compiled : 0u;
+  c.tensor_cores = c.compiled & kFeatTcgen05 ? TensorCores::Tcgen05
+                   : c.compiled & kFeatWgmma ? TensorCores::Wgmma
+                   : c.compiled & kFeatMfma  ? TensorCores::Mfma
+                   : c.compiled & kFeatMmaSync ? TensorCores::MmaSync
+                                               : TensorCores::None;
+  // Every tensor-core kernel of this tree is written for mma.sync; wgmma/tcgen05 images carry it too.
+  c.mma_sync = (c.compiled & kFeatMmaSync) != 0;
+  c.fp8_compiled = (c.compiled & kFeatFp8Mma) != 0;
+  // e4m3 mma.sync is native on Ada (sm_89) and Blackwell's sm_12x. On Hopper ptxas lowers it to f16
+  // HMMAs plus a conversion of every operand (F2FP.F16.E4M3.UNPACK_B in the SASS), and the H200
+  // measured the FP8 kernels slower than Mma (bench/RESULTS.md); sm_100 is not known here.
+  c.fp8_mma = c.fp8_compiled && !amd &&
+              ((arch >= GPTOSS_ARCH_ADA && arch < GPTOSS_ARCH_HOPPER) || arch >= GPTOSS_ARCH_BLACKWELL_RTX);
+  c.pdl = (c.compiled & kFeatPdl) != 0 && !amd && arch >= GPTOSS_ARCH_HOPPER;
+  c.smem_optin = smem_optin;
+  c.sm_count = sm_count;
+  c.warp_size = warp_size;
+  c.total_mem = total_mem;
+  return c;
+}
+
+std::string caps_summary(const GpuCaps& c) {
+  char buf[256];
+  if (!c.compiled_arch) {
+    std::snprintf(buf, sizeof buf, "sm_%d, no image in this binary", c.arch / 10);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "sm_%d %s, image sm_%d%s (%s%s%s), %d SMs, %d KB smem a block", c.arch / 10,
+                arch_name(c.arch), c.compiled_arch / 10, c.compiled & (kFeatWgmma | kFeatTcgen05) ? "a" : "",
+                tensor_cores_name(c.tensor_cores),
+                c.fp8_mma ? ", fp8" : c.fp8_compiled ? ", fp8 emulated" : "", c.pdl ? ", pdl" : "", c.sm_count,
+                c.smem_optin / 1024);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Knobs
+// ---------------------------------------------------------------------------------------------
+int env_int(const char* name, int fallback, int lo, int hi) {
+  const char* v = std::getenv(name);
+  const int n = v ? std::atoi(v) : 0;
+  return v && n >= lo && n <= hi ? n : fallback;
+}
+bool env_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0);
+}
+
+namespace {
+GpuKnobs::MoeDecode moe_decode_from_env() {
+  using M = GpuKnobs::MoeDecode;
+  const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
+  if (!v) return M::Auto;
+  if (!std::strcmp(v, "mma")) return M::Mma;
+  if (!std::strcmp(v, "mma-prmt")) return M::MmaPrmt;
+  if (!std::strcmp(v, "mma-fp8")) return M::MmaFp8;
+  if (!std::strcmp(v, "simt")) return M::Simt;
+  return M::Auto;
+}
+}  // namespace
+
+GpuKnobs GpuKnobs::from_env() {
+  GpuKnobs k;
+  k.moe_decode = moe_decode_from_env();
+  k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceMax, 4, kMoeSliceMax);
+  k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
+  k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
+  k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
+  k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
+  return k;
+}
+
+GpuKnobs knobs() {
+  static const GpuKnobs base = GpuKnobs::from_env();
+  GpuKnobs k = base;
+  k.moe_decode = moe_decode_from_env();
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Choosers
+// ---------------------------------------------------------------------------------------------
+namespace {
+int ceil_div_i(int64_t a, int64_t b) { return int((a + b - 1) / b); }
+}  // namespace
+
+LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
+  if (!mxfp4 && K % 8 != 0) return LinearPath::Naive;
+  if (mxfp4 && K % 32 != 0) return LinearPath::Naive;
+  if (n <= kGemvMaxTokens) return LinearPath::Gemv;
+  if (!caps.mma_sync) return LinearPath::Naive;
+  return mxfp4 && K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
+}
+
+AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D) {
+  const int G = Hkv > 0 ? Hq / Hkv : 0;
+  if (n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && D == kDecodeD && int64_t(n) * Hkv <= kDecodeMaxPairs)
+    return AttentionPath::Decode;
+  if (D == kFlashD && caps.mma_sync) return AttentionPath::Flash;
+  return AttentionPath::Naive;
+}
+
+// One 64-key tile a split over the most keys a query can see, at most k.attn_splits splits (longer
+// ranges: several tiles a split). A window of at most 4 tiles (gpt-oss: 128 keys) is one split: no
+// partials, no merge (k.attn_window_splits = 2 gives it two). A split always takes whole tiles.
+int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window) {
+  const int span = sliding_window > 0 ? std::min(ctx, sliding_window) : ctx;
+  if (sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(k.attn_window_splits, ceil_div_i(span, kDecodeTile));
+  const int s = ceil_div_i(span, kDecodeTile);
+  return s < 1 ? 1 : (s > k.attn_splits ? k.attn_splits : s);
+}
+
+bool router_uses_split(const GpuCaps& caps, int n, int E) {
+  return n <= kRouterSplitMaxTokens && E > kRow4Threads / caps.warp_size;
+}
+
+bool moe_uses_decode(int n, int k) { return int64_t(n) * k <= kMoeDecodeMaxPairs; }
+
+int moe_fp8_stages(const GpuCaps& caps, int H, int I) {
+  const int nh = H / 32, ni = I / 32;
+  if (fp8_per(nh) > kFp8PerMax || fp8_per(ni) > kFp8PerMax) return 0;
+  for (int st : {3, 2})
+    if (std::max(fp8_cta_smem(nh, st), fp8_cta_smem(ni, st)) <= caps.smem_optin) return st;
+  return 0;
+}
+
+MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I) {
+  using Want = GpuKnobs::MoeDecode;
+  if (k.moe_decode == Want::Simt) return MoeDecodeKind::Simt;
+  if (int64_t(n) * ceil_div_i(H, kMoeTileRows) > kMoeTileCounters) return MoeDecodeKind::Simt;  // last-block counters
+  const int nh = H / 32, ni = I / 32;
+  const int smem_cap = std::min(kMoeMaxSmem, caps.smem_optin);
+  const bool mma_fits = caps.mma_sync && slice_shape(nh, k.moe_slice).slices <= kMoeMaxWarps &&
+                        slice_shape(ni, k.moe_slice).slices <= kMoeMaxWarps && mma_cta_smem(nh, k.moe_slice) <= smem_cap &&
+                        mma_cta_smem(ni, k.moe_slice) <= smem_cap;
+  if (k.moe_decode == Want::MmaPrmt && mma_fits) return MoeDecodeKind::MmaPrmt;
+  if (k.moe_decode == Want::Mma && mma_fits) return MoeDecodeKind::Mma;
+  const bool fp8_wanted = k.moe_decode == Want::MmaFp8 ? caps.fp8_compiled : caps.fp8_mma;
+  if (fp8_wanted && moe_fp8_stages(caps, H, I) > 0) return MoeDecodeKind::MmaFp8;
+  return mma_fits ? MoeDecodeKind::Mma : MoeDecodeKind::Simt;
+}
+
+int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K) {
+  int bm = rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32;
+  const int kb = mxfp4 ? K / kGemmBK : 0;
+  // The 128-row MXFP4 tile needs ~102 KB (K = 2880): more than sm_86/89/120 give a block.
+  while (bm > 32 && bm * int(sizeof(int)) + gemm_smem_bytes(mxfp4, bm, kb) > caps.smem_optin) bm /= 2;  // + rows_src
+  return bm;  // the 32-row tile needs at most ~73 KB (K <= 8192): every sm_80+ part
+}
+
+bool use_pdl(const GpuCaps& caps, const GpuKnobs& k) { return caps.pdl && k.pdl; }
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,65 @@
+// Kernel selection for the GPU backend: every path chooser, as pure functions of (GpuCaps, knobs,
+// shape). dispatch.cu asks these and launches what they answer; the kernel files only carry out a
+// choice. Plain C++ (no CUDA headers): tests/policy_test.cpp checks the choices on the host, in CI.
+#pragma once
+#include <cstdint>
+
+#include "caps.h"
+#include "shapes.h"
+
+namespace gptoss::cuda {
+
+// An integer knob from the environment: its value when set within [lo, hi], else fallback.
+int env_int(const char* name, int fallback, int lo, int hi);
+// A flag from the environment: unset or empty -> fallback; "0", "false", "off" -> false; else true.
+bool env_flag(const char* name, bool fallback);
+
+// The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
+struct GpuKnobs {
+  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt };
+  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt
+  int moe_slice = kMoeSliceMax;            // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice
+  int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
+  int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
+  int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
+  bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
+  static GpuKnobs from_env();
+};
+// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, read at each call
+// (gpu_check and the kernel bench switch the decode MoE variant between calls).
+GpuKnobs knobs();
+
+// ---- linear: out[n, N] = x[n, K] W^T ----
+// Gemv for n <= kGemvMaxTokens, the mma.sync GEMM tile above (where compiled), Naive when the row
+// length does not allow 16-byte loads or no tensor-core GEMM runs on the device.
+enum class LinearPath { Gemv, Gemm, Naive };
+LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
+
+// ---- attention ----
+// Decode: split-KV SIMT kernel (n <= 4, D = 64); Flash: mma.sync (D = 64, where compiled); Naive.
+enum class AttentionPath { Flash, Decode, Naive };
+AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D);
+// Splits of the decode kernel, fixed by (ctx, window) so a captured graph stays valid.
+int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window);
+
+// ---- router and MoE ----
+bool router_uses_split(const GpuCaps& caps, int n, int E);
+bool moe_uses_decode(int n, int k);
+// The decode MoE kernels: Mma (bit-placed E2M1 bf16 mma.sync, the default where mma.sync is
+// compiled), MmaPrmt (prmt tables), MmaFp8 (e4m3 mma.sync: the default where it is native, sm_89 and
+// sm_12x, on request elsewhere where compiled), Simt (LUT kernels: no tensor cores, shapes whose
+// fragments do not fit, or too many (token, tile) counters).
+enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt };
+MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I);
+// Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
+int moe_fp8_stages(const GpuCaps& caps, int H, int I);
+
+// ---- the GEMM tile (linear prefill, grouped MoE) ----
+// Rows of an M tile for groups of about rows_per_group rows: 128, 64 or 32, the largest whose shared
+// memory the device gives a block.
+int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K);
+
+// ---- launches ----
+bool use_pdl(const GpuCaps& caps, const GpuKnobs& k);
+
+}  // namespace gptoss::cuda

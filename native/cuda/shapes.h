@@ -1,0 +1,84 @@
+// What each GPU kernel can take, as plain C++: the shape limits and shared-memory sizes that both a
+// kernel (and its launcher) and the path choosers of policy.cpp read. One definition each, so a
+// chooser can never disagree with the kernel it picks; no CUDA headers, so the choosers and their
+// host test (native/cuda/tests/policy_test.cpp) build without a GPU toolchain.
+#pragma once
+#include <cstdint>
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define GPTOSS_HD __host__ __device__
+#else
+#define GPTOSS_HD
+#endif
+
+namespace gptoss::cuda {
+
+// ---- reduce.cuh: the row-in-registers norm (rmsnorm, the fused add_rmsnorm + router / GEMV) ----
+constexpr int kRow4Threads = 256;  // threads holding a norm row (also a split-router block: one warp an expert)
+
+// ---- attention.cu ----
+constexpr int kAttnDecodeMaxTokens = 4;  // split-KV decode for at most this many queries a call
+constexpr int kDecodeTile = 64;          // keys a tile (decode)
+constexpr int kDecodeMaxG = 16;          // query heads a kv head (decode)
+constexpr int kDecodeD = 64;             // head dim of the decode kernel
+constexpr int kDecodeMaxSplits = 64;     // shared-memory bound of the merge weights
+constexpr int kDecodeMaxPairs = 2048;    // (token, kv head) pairs: the last-block counters (common.cuh)
+constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64;
+
+// ---- matmul.cu / gemm_tile.cu ----
+constexpr int kGemvMaxTokens = 8;  // the GEMV reads W once for up to this many tokens
+constexpr int kGemvMaxParts = 3;
+constexpr int kGemmBN = 128, kGemmBK = 32, kGemmThreads = 256;
+constexpr int kGemmMaxKBlocks = 256;  // MXFP4: the block's scales [128, K/32] live in shared memory (K <= 8192)
+constexpr int kGemmStages = 4;        // cp.async ring depth (an MXFP4 step is decoded one step ahead)
+constexpr int kGemmRowBytes = kGemmBK * 2;
+constexpr int kGemmBdecBytes = kGemmBN * kGemmRowBytes;  // one decoded bf16 W tile
+// Shared memory of a tile with `bm` rows (32 * MT): one A half of a stage, a stage, and the block's
+// whole dynamic size (MXFP4 adds the decoded W buffers and the scales [128][kblocks]); the kernel
+// reads them as constants, the launcher and gemm_tile_rows at run time.
+GPTOSS_HD constexpr int gemm_a_half_bytes(int bm) { return bm * kGemmRowBytes; }
+GPTOSS_HD constexpr int gemm_stage_bytes(bool mx, int bm) {
+  return 2 * gemm_a_half_bytes(bm) + (mx ? kGemmBN * 16 : kGemmBN * kGemmRowBytes);
+}
+GPTOSS_HD constexpr int gemm_smem_bytes(bool mx, int bm, int kblocks) {
+  return kGemmStages * gemm_stage_bytes(mx, bm) + (mx ? 2 * kGemmBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16 : 0);
+}
+
+// ---- moe.cu ----
+constexpr int kMoeDecodeMaxPairs = 16;     // decode path when n * k is at most this many (token, expert) pairs
+constexpr int kRouterSplitMaxTokens = 64;  // router: one warp an expert over many blocks up to this many tokens
+constexpr int kMoeTileCounters = 4096;     // decode MoE down: last-block counters, one per (token, 16-row tile)
+
+// ---- moe_decode_mma.cu: bf16 mma.sync kernels ----
+constexpr int kMoeTileRows = 16;   // rows a CTA (MMA M)
+constexpr int kMoeSliceMax = 32;   // MX blocks a warp issues at once (16 rows x 512 bytes)
+constexpr int kMoeMaxWarps = 8;    // K slices a CTA: rows of at most 256 MX blocks (8192 values)
+constexpr int kMoeMaxSmem = 200 * 1024;
+GPTOSS_HD inline int round16(int b) { return (b + 15) / 16 * 16; }
+struct SliceShape {
+  int slices, per;  // warps a CTA, MX blocks a warp (the last may have fewer)
+};
+// target: MX blocks a warp at most (<= kMoeSliceMax; GPTOSS_CUDA_MOE_SLICE).
+GPTOSS_HD inline SliceShape slice_shape(int nch, int target) {
+  const int s = (nch + target - 1) / target;
+  return {s, (nch + s - 1) / s};
+}
+GPTOSS_HD inline int row_stride(int per) { return (per | 1) * 16; }  // odd 16-byte chunks a row
+GPTOSS_HD inline int warp_bytes(int per) {
+  return kMoeTileRows * row_stride(per) + round16(kMoeTileRows * per) + per * 128;  // rows, scales, B fragments
+}
+inline int mma_cta_smem(int nch, int target) {
+  const SliceShape sh = slice_shape(nch, target);
+  return sh.slices * warp_bytes(sh.per);
+}
+
+// ---- moe_decode_mma.cu: e4m3 mma.sync streaming kernels ----
+constexpr int kFp8Warps = 8;
+constexpr int kFp8PerMax = 16;  // MX blocks a warp slice: K of at most 128 blocks (4096 values)
+constexpr int kScaleWin = 32;   // bytes of a row's scale window
+GPTOSS_HD inline int fp8_per(int nch) { return (nch + kFp8Warps - 1) / kFp8Warps; }
+GPTOSS_HD inline int fp8_stage_bytes(int per) { return kMoeTileRows * (row_stride(per) + kScaleWin); }
+GPTOSS_HD inline int fp8_warp_bytes(int per, int stages) { return stages * fp8_stage_bytes(per) + per * 128; }
+inline int fp8_cta_smem(int nch, int stages) { return kFp8Warps * fp8_warp_bytes(fp8_per(nch), stages); }
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,171 @@
+// Host test of the GPU path choosers (policy.h) and the capability table's derivations (caps.h):
+// pure functions, so every build runs it (test/gpu-policy.test.ts), with or without a GPU or nvcc.
+// The devices below are the ones the build targets (arch list of native/cuda/cuda.cmake) and the
+// images a driver may pick for them, including the cases the issue names: a build without 89-real
+// on an sm_89 card (compute_80 PTX JIT-ed: no FP8 kernels), and compute_80 PTX on an H200 (no PDL).
+#include <cstdio>
+#include <string>
+
+#include "cuda/policy.h"
+
+using namespace gptoss::cuda;
+
+namespace {
+
+int failures = 0, checks = 0;
+#define CHECK(cond)                                                             \
+  do {                                                                          \
+    ++checks;                                                                   \
+    if (!(cond)) {                                                              \
+      ++failures;                                                               \
+      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+    }                                                                           \
+  } while (0)
+
+constexpr unsigned kSm80 = kFeatMmaSync;
+constexpr unsigned kSm89 = kFeatMmaSync | kFeatFp8Mma;
+constexpr unsigned kSm90 = kFeatMmaSync | kFeatFp8Mma | kFeatPdl;
+constexpr unsigned kSm90a = kSm90 | kFeatWgmma;
+constexpr unsigned kSm100a = kSm90 | kFeatTcgen05;
+
+// Opt-in shared memory a block and SM counts of real parts.
+GpuCaps h200(int image_arch, unsigned features) {
+  return make_caps(0, "NVIDIA H200", 900, image_arch, features, 232448, 132, 32, size_t(141) << 30);
+}
+GpuCaps l40s(int image_arch, unsigned features) {  // sm_89, 99 KB a block
+  return make_caps(0, "NVIDIA L40S", 890, image_arch, features, 101376, 142, 32, size_t(48) << 30);
+}
+GpuCaps a100(int image_arch, unsigned features) {
+  return make_caps(0, "NVIDIA A100", 800, image_arch, features, 166912, 108, 32, size_t(80) << 30);
+}
+
+// gpt-oss-20b shapes: hidden 2880, intermediate 2880, 64 query / 8 kv heads of 64, 32 experts, top-4.
+constexpr int H = 2880, I = 2880;
+
+void test_caps() {
+  const GpuCaps native = h200(900, kSm90a);
+  CHECK(native.tensor_cores == TensorCores::Wgmma);
+  CHECK(native.mma_sync && native.fp8_compiled && native.pdl);
+  CHECK(!native.fp8_mma);  // e4m3 mma.sync is emulated on sm_90: not the default there
+
+  const GpuCaps ptx80 = h200(800, kSm80);  // a build of 80-virtual only, JIT-ed on the H200
+  CHECK(ptx80.tensor_cores == TensorCores::MmaSync);
+  CHECK(ptx80.mma_sync && !ptx80.fp8_compiled && !ptx80.fp8_mma);
+  CHECK(!ptx80.pdl);  // the image has no griddepcontrol although the device would run it
+
+  CHECK(l40s(890, kSm89).fp8_mma);
+  CHECK(!l40s(800, kSm80).fp8_mma);
+  CHECK(!l40s(890, kSm89).pdl);
+  const GpuCaps rtx = make_caps(0, "RTX PRO 6000", 1200, 1200, kSm90 | kFeatFp8Mma, 101376, 188, 32, 0);
+  CHECK(rtx.fp8_mma && rtx.pdl && rtx.tensor_cores == TensorCores::MmaSync);
+  const GpuCaps b200 = make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0);
+  CHECK(b200.tensor_cores == TensorCores::Tcgen05 && !b200.fp8_mma && b200.pdl);
+
+  const GpuCaps none = h200(0, kSm90a);  // no image for this device: nothing compiled counts
+  CHECK(none.compiled == 0 && !none.mma_sync && !none.pdl && none.tensor_cores == TensorCores::None);
+  CHECK(caps_summary(none).find("no image") != std::string::npos);
+  CHECK(caps_summary(native).find("image sm_90a") != std::string::npos);
+
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
+  CHECK(mi300.tensor_cores == TensorCores::Mfma && !mi300.mma_sync && !mi300.pdl && !mi300.fp8_mma);
+}
+
+void test_linear() {
+  const GpuCaps c = h200(900, kSm90a);
+  CHECK(choose_linear(c, 1, H, false) == LinearPath::Gemv);
+  CHECK(choose_linear(c, kGemvMaxTokens, H, true) == LinearPath::Gemv);
+  CHECK(choose_linear(c, kGemvMaxTokens + 1, H, false) == LinearPath::Gemm);
+  CHECK(choose_linear(c, 512, H, true) == LinearPath::Gemm);
+  CHECK(choose_linear(c, 512, 8 * 1000 + 4, false) == LinearPath::Naive);       // K % 8
+  CHECK(choose_linear(c, 1, 48, true) == LinearPath::Naive);                     // K % 32
+  CHECK(choose_linear(c, 512, 32 * (kGemmMaxKBlocks + 1), true) == LinearPath::Naive);  // scales do not fit
+  CHECK(choose_linear(h200(0, 0), 512, H, false) == LinearPath::Naive);          // no tensor-core image
+  CHECK(choose_linear(h200(800, kSm80), 512, H, false) == LinearPath::Gemm);
+}
+
+void test_attention() {
+  const GpuCaps c = h200(900, kSm90a);
+  CHECK(choose_attention(c, 1, 64, 8, 64) == AttentionPath::Decode);
+  CHECK(choose_attention(c, kAttnDecodeMaxTokens, 64, 8, 64) == AttentionPath::Decode);
+  CHECK(choose_attention(c, kAttnDecodeMaxTokens + 1, 64, 8, 64) == AttentionPath::Flash);
+  CHECK(choose_attention(c, 1, 64, 2, 64) == AttentionPath::Flash);   // 32 query heads a kv head
+  CHECK(choose_attention(c, 100, 64, 8, 128) == AttentionPath::Naive);
+  const GpuCaps amd = make_caps(0, "MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
+  CHECK(choose_attention(amd, 100, 64, 8, 64) == AttentionPath::Naive);  // no mma.sync flash kernel there
+  CHECK(choose_attention(amd, 1, 64, 8, 64) == AttentionPath::Decode);   // the SIMT kernel is shared
+
+  const GpuKnobs k;
+  CHECK(attention_decode_splits(k, 4096, 0) == 32);
+  CHECK(attention_decode_splits(k, 512, 0) == 8);
+  CHECK(attention_decode_splits(k, 100, 0) == 2);
+  CHECK(attention_decode_splits(k, 4096, 128) == 1);  // a 128-key window: one split, no merge
+  GpuKnobs k2;
+  k2.attn_window_splits = 2;
+  k2.attn_splits = 64;
+  CHECK(attention_decode_splits(k2, 4096, 128) == 2);
+  CHECK(attention_decode_splits(k2, 8192, 0) == 64);
+}
+
+void test_moe() {
+  const GpuKnobs k;
+  CHECK(moe_uses_decode(4, 4));
+  CHECK(!moe_uses_decode(5, 4));
+  // H200: the bf16 mma.sync kernels by default (FP8 is emulated there); FP8 on request.
+  CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, H, I) == MoeDecodeKind::Mma);
+  GpuKnobs fp8 = k;
+  fp8.moe_decode = GpuKnobs::MoeDecode::MmaFp8;
+  CHECK(choose_moe_decode(h200(900, kSm90a), fp8, 1, H, I) == MoeDecodeKind::MmaFp8);
+  // compute_80 PTX on the H200: the FP8 kernels were not compiled (they would trap): never chosen.
+  CHECK(choose_moe_decode(h200(800, kSm80), fp8, 1, H, I) == MoeDecodeKind::Mma);
+  // sm_89: FP8 by default where compiled; a build without 89 gets the bf16 kernels (the issue's bug).
+  CHECK(choose_moe_decode(l40s(890, kSm89), k, 1, H, I) == MoeDecodeKind::MmaFp8);
+  CHECK(choose_moe_decode(l40s(800, kSm80), k, 1, H, I) == MoeDecodeKind::Mma);
+  CHECK(moe_fp8_stages(l40s(890, kSm89), H, I) == 2);  // 99 KB a block: 2 stages
+  CHECK(moe_fp8_stages(h200(900, kSm90a), H, I) == 3);
+  GpuKnobs simt = k;
+  simt.moe_decode = GpuKnobs::MoeDecode::Simt;
+  CHECK(choose_moe_decode(h200(900, kSm90a), simt, 1, H, I) == MoeDecodeKind::Simt);
+  GpuKnobs prmt = k;
+  prmt.moe_decode = GpuKnobs::MoeDecode::MmaPrmt;
+  CHECK(choose_moe_decode(h200(900, kSm90a), prmt, 1, H, I) == MoeDecodeKind::MmaPrmt);
+  CHECK(choose_moe_decode(h200(0, 0), k, 1, H, I) == MoeDecodeKind::Simt);  // no tensor cores compiled
+  CHECK(choose_moe_decode(h200(900, kSm90a), k, 16, 16 * 4097, I) == MoeDecodeKind::Simt);  // tile counters
+  // Rows longer than 8 slices of 32 MX blocks do not fit the mma kernels.
+  CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, 32 * 32 * 9, I) == MoeDecodeKind::Simt);
+
+  CHECK(router_uses_split(h200(900, kSm90a), 1, 32));
+  CHECK(!router_uses_split(h200(900, kSm90a), kRouterSplitMaxTokens + 1, 32));
+  CHECK(!router_uses_split(h200(900, kSm90a), 1, 8));  // one block's warps cover 8 experts
+  const GpuCaps amd = make_caps(0, "MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
+  CHECK(!router_uses_split(amd, 1, 4) && router_uses_split(amd, 1, 8));  // 4 wave64s a block
+}
+
+void test_gemm_rows() {
+  CHECK(gemm_tile_rows(h200(900, kSm90a), 512, true, H) == 128);
+  CHECK(gemm_tile_rows(l40s(890, kSm89), 512, true, H) == 64);  // the 128-row MXFP4 tile needs ~102 KB
+  CHECK(gemm_tile_rows(h200(900, kSm90a), 50, false, H) == 64);
+  CHECK(gemm_tile_rows(h200(900, kSm90a), 10, true, H) == 32);
+  CHECK(gemm_smem_bytes(true, 32, 8192 / kGemmBK) + 32 * 4 <= 101376);  // the 32-row tile fits every sm_80+ part
+}
+
+void test_pdl() {
+  GpuKnobs k;
+  CHECK(use_pdl(h200(900, kSm90a), k));
+  CHECK(!use_pdl(h200(800, kSm80), k));
+  CHECK(!use_pdl(a100(800, kSm80), k));
+  k.pdl = false;
+  CHECK(!use_pdl(h200(900, kSm90a), k));
+}
+
+}  // namespace
+
+int main() {
+  test_caps();
+  test_linear();
+  test_attention();
+  test_moe();
+  test_gemm_rows();
+  test_pdl();
+  std::printf("%d of %d policy checks passed\n", checks - failures, checks);
+  return failures ? 1 : 0;
+}
