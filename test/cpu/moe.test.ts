@@ -69,7 +69,10 @@ describe('router and moe', () => {
         withIsa(isa, () => ops.moe(x, idxT, wt, w, undefined, got));
         withIsa('scalar', () => ops.moe(x, idxT, wt, w, undefined, want));
         reference.moe(x, idxT, wt, w, undefined, exact);
-        expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+        // Not bit-equal: the SIMD gate_up sums in another order than the scalar one, and an intermediate
+        // value that lands near a rounding boundary of the down projection's q8 quantization moves by one
+        // level (1/127 of its block's scale). Such flips gave 1e-4..5e-4 on some seeds; a wrong kernel is O(1).
+        expect(relL2(f32(got), f32(want))).toBeLessThan(2e-3);
         const err = relL2(f32(want), f32(exact));
         expect(err).toBeGreaterThan(0); // it did quantize
         expect(err).toBeLessThan(3e-2);
