@@ -9,7 +9,7 @@ import { loadModel, type GptOssModel } from '../lib/index.js';
 import { ops, quantizeMxfp4, reference } from '../lib/ops.js';
 import { Tensor, fromBf16 } from '../lib/tensor.js';
 import { dequantizeCheckpoint } from '../scripts/dequantize-checkpoint.mjs';
-import { argmaxRows, fixtureDir, readF32, readJson, relL2 } from './helpers/fixtures.js';
+import { argmaxRows, fixtureDir, greedyContinuation, readF32, readJson, relL2 } from './helpers/fixtures.js';
 import { randn, rng } from './cpu/util.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gpt-oss-bf16-'));
@@ -17,19 +17,6 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 const tokens = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
 const V = 1024;
-
-async function greedyRun(model: GptOssModel, n: number): Promise<number[]> {
-  const session = model.createSession({ maxContext: 128 });
-  let logits = await session.prefill(tokens);
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const next = argmaxRows(logits, V)[0];
-    out.push(next);
-    logits = await session.step(next);
-  }
-  await session.dispose();
-  return out;
-}
 
 describe('MXFP4 quantizer for dense experts', () => {
   it('returns MXFP4-grid values exactly and stays within the format\'s error elsewhere', () => {
@@ -113,7 +100,7 @@ describe('a bf16 fine-tuned checkpoint (tiny-a dequantized)', () => {
     // MXFP4 values dequantized to bf16 quantize back to the same values.
     const logits = await m.forward(tokens);
     expect(relL2(logits, base)).toBeLessThan(1e-6);
-    expect(await greedyRun(m, greedy.length)).toEqual(greedy);
+    expect(await greedyContinuation(m, tokens, greedy.length)).toEqual(greedy);
     await m.dispose();
   });
 
@@ -123,7 +110,7 @@ describe('a bf16 fine-tuned checkpoint (tiny-a dequantized)', () => {
     expect(m.info.groups.find((x) => x.group === 'experts')!.dtype).toBe('bf16');
     const logits = await m.forward(tokens);
     expect(relL2(logits, base)).toBeLessThan(1e-5);
-    expect(await greedyRun(m, greedy.length)).toEqual(greedy);
+    expect(await greedyContinuation(m, tokens, greedy.length)).toEqual(greedy);
     await m.dispose();
   });
 

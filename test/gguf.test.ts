@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, loadModel, openCheckpoint, readGguf, type GptOssModel } from '../lib/index.js';
 import { writeGgufFromCheckpoint } from '../scripts/gguf-writer.mjs';
-import { argmaxRows, fixtureDir, readJson, relL2 } from './helpers/fixtures.js';
+import { argmaxRows, fixtureDir, greedyContinuation, readJson, relL2 } from './helpers/fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gpt-oss-gguf-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -16,19 +16,6 @@ const tokens = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
 const V = 1024;
 const TEMPLATE = '{# harmony #}{% for m in messages %}<|start|>{{ m.role }}<|message|>{{ m.content }}<|end|>{% endfor %}';
-
-async function greedyRun(model: GptOssModel, n: number): Promise<number[]> {
-  const session = model.createSession({ maxContext: 128 });
-  let logits = await session.prefill(tokens);
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const next = argmaxRows(logits, V)[0];
-    out.push(next);
-    logits = await session.step(next);
-  }
-  await session.dispose();
-  return out;
-}
 
 describe('GGUF: the same weights as the safetensors checkpoint', () => {
   const bf16Path = join(root, 'tiny-a-bf16.gguf');
@@ -83,7 +70,7 @@ describe('GGUF: the same weights as the safetensors checkpoint', () => {
     // Same values; only the order of a block's 32 products differs (ggml's nibble order).
     expect(err).toBeLessThan(1e-5);
     expect(argmaxRows(logits, V)).toEqual(argmaxRows(hfLogits, V));
-    expect(await greedyRun(m, greedy.length)).toEqual(greedy);
+    expect(await greedyContinuation(m, tokens, greedy.length)).toEqual(greedy);
     await m.dispose();
   });
 
@@ -98,7 +85,7 @@ describe('GGUF: the same weights as the safetensors checkpoint', () => {
     const fidelity = relL2(b, hfLogits);
     console.log(`tiny-a q8 dense vs bf16: rel L2 ${fidelity.toExponential(3)}`);
     expect(fidelity).toBeLessThan(0.5); // tiny-a's random weights amplify errors: see bench/RESULTS.md (q8 fidelity)
-    expect(await greedyRun(gguf, 8)).toEqual(await greedyRun(q8, 8));
+    expect(await greedyContinuation(gguf, tokens, 8)).toEqual(await greedyContinuation(q8, tokens, 8));
     await gguf.dispose();
     await q8.dispose();
   });

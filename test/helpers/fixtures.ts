@@ -1,6 +1,7 @@
 // Reading the transformers reference fixtures under test/fixtures.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { GptOssModel } from '../../lib/index.js';
 
 export const fixtureDir = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
@@ -40,4 +41,18 @@ export function argmaxRows(values: ArrayLike<number>, cols: number): number[] {
 export function hasNaN(values: ArrayLike<number>): boolean {
   for (let i = 0; i < values.length; i++) if (Number.isNaN(values[i])) return true;
   return false;
+}
+
+/** n greedy tokens after `prompt`, one step at a time through a Session (the tiny-a fixtures' check). */
+export async function greedyContinuation(model: GptOssModel, prompt: number[], n: number): Promise<number[]> {
+  const session = model.createSession({ maxContext: 128 });
+  let logits = await session.prefill(prompt);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = argmaxRows(logits, model.config.vocabSize)[0];
+    out.push(next);
+    logits = await session.step(next);
+  }
+  await session.dispose();
+  return out;
 }
