@@ -35,6 +35,8 @@ export interface MoeWeightsGguf {
   /** mxfp4-ggml [E, H, I] */
   down: Tensor;
   downBias: Tensor;
+  /** as MoeWeightsHf.activations */
+  activations?: ExpertActivations;
 }
 
 export type MoeWeights = MoeWeightsHf | MoeWeightsGguf;
@@ -92,7 +94,8 @@ function wrap(opTable: () => any): KernelOps {
     moe: (x, expertIdx, expertWeight, w, swiglu, out) =>
       n().moe(h(x), h(expertIdx), h(expertWeight),
         'gate' in w
-          ? { gate: h(w.gate), gateBias: h(w.gateBias), up: h(w.up), upBias: h(w.upBias), down: h(w.down), downBias: h(w.downBias) }
+          ? { gate: h(w.gate), gateBias: h(w.gateBias), up: h(w.up), upBias: h(w.upBias), down: h(w.down), downBias: h(w.downBias),
+              ...(w.activations !== undefined ? { activations: w.activations } : {}) }
           : { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias),
               ...(w.activations !== undefined ? { activations: w.activations } : {}) },
         swiglu, h(out)),
