@@ -116,10 +116,18 @@ export interface CpuInfo {
   /** Every level this machine and build can run, lowest first (tests run each against scalar). */
   isas: CpuIsa[];
   threads: number;
+  /** The pool picks, per kind of job, all threads or the caller alone by measured time (GPTOSS_POOL_ADAPTIVE). */
+  adaptive: boolean;
+  /** Jobs the adaptive pool ran on all threads / inline since start. */
+  poolJobs: { parallel: number; inline: number };
 }
 
 export function cpuInfo(): CpuInfo {
   return native.ops.cpuInfo();
+}
+/** Turn the pool's adaptive choice (all threads or the caller alone, per kind of job) on or off. */
+export function setPoolAdaptive(on: boolean): boolean {
+  return native.ops.setPoolAdaptive(on);
 }
 /** Resize the CPU thread pool; returns the new size. */
 export function setThreads(threads: number): number {

@@ -5,6 +5,18 @@
 // Size: GPTOSS_THREADS when set, else the CPUs in this process's affinity mask (sched_getaffinity).
 // Concurrency: one job at a time. A parallel_for issued while another is running (another JS thread,
 // a worker thread, or a nested call from inside a job) runs inline on its caller instead of waiting.
+//
+// Adaptive (default; GPTOSS_POOL_ADAPTIVE=0 turns it off): a fork-join job loses to one thread when a
+// worker that took a chunk is preempted (a loaded machine: the caller waits out the worker's time slice,
+// milliseconds, for a job of ~100 us) or when the job is too small to pay the wake-up. So each kind of
+// job (keyed by its size n and grain) keeps a running mean of its wall time run on all threads and run
+// inline on the caller, runs the faster way, and now and then the other way to keep that mean current
+// (more often the closer the two are). On a quiet machine big jobs stay parallel; under load they fall
+// back to one thread where that is faster, job kind by job kind.
+//
+// Pinning (GPTOSS_PIN=1, off by default): worker i is bound to the (i+1)-th CPU of the process's
+// affinity mask, the first left to the calling thread (not pinned: it is Node's). Worth it on a
+// dedicated many-core machine; on a shared one it stops the scheduler moving a worker off a busy core.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -26,6 +38,14 @@ class ThreadPool {
   int threads() const;
   // Restart with `threads` (>= 1) threads; waits for a running job to finish.
   void set_threads(int threads);
+  // The adaptive choice between all threads and the caller alone (see above); on by default.
+  void set_adaptive(bool on);
+  bool adaptive() const;
+  // Jobs run on all threads / inline by the adaptive choice since start (for benchmarks and tests).
+  struct Counts {
+    uint64_t parallel = 0, inline_ = 0;
+  };
+  Counts counts() const;
 
   // Calls fn(begin, end) over disjoint ranges covering [0, n). Ranges hold at least `grain`
   // items (except the last) and are handed out dynamically, so a preempted thread delays nothing.
