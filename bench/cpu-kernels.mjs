@@ -94,7 +94,7 @@ const bandwidth = ops.readBandwidth(1024, 5);
 console.log(`cpu: isa ${info.isa} (best ${info.bestIsa}), ${info.threads} threads; read bandwidth ${bandwidth.toFixed(1)} GB/s (1 GiB sum, best of 5)`);
 
 // ---- MXFP4 expert matvec (gpt-oss-20b: hidden 2880, intermediate 2880) ----
-for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 2880], ['mxfp4 matvec down [2880, 2880]', 2880, 2880]]) {
+for (const [name, rows, cols] of only === 'gguf' ? [] : [['mxfp4 matvec gate_up [5760, 2880]', 5760, 2880], ['mxfp4 matvec down [2880, 2880]', 2880, 2880]]) {
   const bytes = (rows * cols) / 2 + (rows * cols) / 32;
   const n = copiesFor(bytes);
   const ws = Array.from({ length: n }, () => new Tensor('mxfp4', [rows, cols], 'cpu', randomBytes((rows * cols) / 2), new Uint8Array((rows * cols) / 32).fill(121)));
@@ -106,7 +106,7 @@ for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 28
 
 // ---- the decode kernels' compute ceiling: one expert small enough for L2 (gate_up [256, 2880] +
 // down [2880, 128], 0.59 MB), so no DRAM traffic: GB/s of weights a core can decode and multiply.
-{
+if (only !== 'gguf') {
   const H = 2880, I = 128;
   const w = {
     gateUp: new Tensor('mxfp4', [1, 2 * I, H], 'cpu', randomBytes(I * H), new Uint8Array((2 * I * H) / 32).fill(121)),
@@ -124,7 +124,7 @@ for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 28
 }
 
 // ---- MoE decode step: 4 experts of 32, gate_up + swiglu + down ----
-{
+if (only !== 'gguf') {
   const E = 32, H = 2880, I = 2880;
   const gateUp = new Tensor('mxfp4', [E, 2 * I, H], 'cpu', randomBytes(E * I * H), new Uint8Array((E * 2 * I * H) / 32).fill(121));
   const down = new Tensor('mxfp4', [E, H, I], 'cpu', randomBytes((E * H * I) / 2), new Uint8Array((E * H * I) / 32).fill(120));
