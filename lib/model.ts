@@ -201,8 +201,7 @@ export class GptOssModel {
 
   /**
    * The batched step over a paged KV cache (lib/engine/backend.ts's StepBackend): many sequences,
-   * one forward pass a step. CPU models only for now; on a CUDA model it throws (never a silent
-   * fallback).
+   * one forward pass a step. CPU and CUDA models; on HIP it throws (never a silent fallback).
    */
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');

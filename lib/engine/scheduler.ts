@@ -43,8 +43,8 @@ export interface EngineOptions {
   maxQueue?: number;
   /**
    * What runs the steps: 'native' (NativeBatchBackend: one batched forward a step over a paged KV
-   * cache; CPU models), 'session' (SessionBackend: a native Session per sequence, one after another)
-   * or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices.
+   * cache; CPU and CUDA models), 'session' (SessionBackend: a native Session per sequence, one after another)
+   * or a StepBackend of your own. Default 'native' on the CPU and CUDA, 'session' on HIP.
    */
   backend?: 'native' | 'session' | StepBackend;
 }
@@ -163,8 +163,8 @@ export class Engine {
     const maxPositions = model.config.maxPositionEmbeddings;
     const maxContext = positiveInt(options.maxContext, Math.min(4096, maxPositions), 'maxContext');
     if (maxContext > maxPositions) throw new RangeError(`createEngine: maxContext ${maxContext} exceeds max_position_embeddings ${maxPositions}`);
-    // The native batched step where the model's backend has one (the CPU for now), else a Session a sequence.
-    const kind = options.backend ?? (model.device === 'cpu' ? 'native' : 'session');
+    // The native batched step where the model's backend has one (the CPU and CUDA), else a Session a sequence.
+    const kind = options.backend ?? (model.device === 'cpu' || model.device.startsWith('cuda') ? 'native' : 'session');
     if (kind === 'session' || kind === 'native') {
       const blockSize = positiveInt(options.blockSize, 16, 'blockSize');
       const kvBlocks = positiveInt(options.kvBlocks, this.maxSequences * blocksFor(maxContext, blockSize), 'kvBlocks');

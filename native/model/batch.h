@@ -39,6 +39,7 @@ struct Sequence {
 class Batch {
  public:
   Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size);
+  ~Batch();
 
   int block_size() const { return pool_.block_size(); }
   int total_blocks() const { return pool_.total_blocks(); }
@@ -73,6 +74,18 @@ class Batch {
   std::map<int, Sequence> sequences_;
   int next_id_ = 1;
   Activations act_;              // used by run() under the model's run mutex
+
+  // A decode step (every item one token) on a backend with step graphs runs padded to a bucket size
+  // (decode_bucket), replayed as that bucket's graph: its inputs live here, at fixed addresses.
+  struct DecodeStep {
+    Activations act;
+    Tensor slots, seq_of_token, block_tables;  // i32 [bucket], [bucket], [bucket, width]
+    int width = 0;                             // table columns: fixes the attention splits
+  };
+  std::map<int, DecodeStep> decode_steps_;     // by bucket size (map nodes do not move: graph owners)
+  std::vector<int32_t> run_eager(const std::vector<StepItem>& items);
+  std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket);
+  std::vector<int32_t> draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows);
 };
 
 }  // namespace gptoss
