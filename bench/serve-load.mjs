@@ -279,7 +279,7 @@ async function serveChild(args) {
   const g = await generate(model, p, { maxTokens: args.tokens, temperature: 1, seed: 1, stopTokens: [] }).result;
   const { createServer } = await import('../dist/server/app.js');
   const maxSequences = Math.max(...args.streams, 1);
-  const engine = model.createEngine({ maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
   const server = createServer(engine, { modelName: 'bench' });
   const { url } = await server.listen(0, '127.0.0.1');
   process.stdout.write(`${JSON.stringify({ url, device: model.device, backend: engine.backend.constructor.name, generate: { decodeTokS: round(g.timings.tokensPerSecond), prefillMs: round(g.timings.prefillMs) } })}\n`);

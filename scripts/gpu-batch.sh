@@ -29,13 +29,13 @@ if [[ -z "${SKIP_BATCH_SANITIZER:-}" ]] && command -v compute-sanitizer > /dev/n
   echo "batch memcheck rc $? $(grep -E 'ERROR SUMMARY' "$OUT/batch-memcheck.log" | tail -1) $(grep -E 'gpu-batch-check:' "$OUT/batch-memcheck.log" | tail -1)"
 fi
 if [[ -z "${SKIP_BATCH_BENCH:-}" ]]; then
-  timeout 300 node bench/serve-load.mjs --synthetic 20b --device cuda --streams "$STREAMS" --prompt "$PROMPT" --tokens "$TOKENS" \
+  timeout 300 node bench/serve-load.mjs --synthetic 20b --device cuda --backend native --streams "$STREAMS" --prompt "$PROMPT" --tokens "$TOKENS" \
     --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-cuda --out "$OUT" > "$OUT/batch-bench.log" 2>&1
   echo "batch bench rc $?"
   grep -vE '^\s|^[{}]' "$OUT/batch-bench.log" | tail -12
 fi
 if [[ -z "${SKIP_BATCH_HTTP:-}" ]]; then
-  timeout 300 node bench/serve-load.mjs --synthetic 20b --device cuda --http --streams "${BATCH_HTTP_STREAMS:-1,8,64}" --prompt "$PROMPT" \
+  timeout 300 node bench/serve-load.mjs --synthetic 20b --device cuda --backend native --http --streams "${BATCH_HTTP_STREAMS:-1,8,64}" --prompt "$PROMPT" \
     --tokens "$TOKENS" --ttft-prompt 2000 --label 20b-cuda --out "$OUT" > "$OUT/batch-http.log" 2>&1
   echo "batch http rc $?"
   grep -vE '^\s|^[{}]' "$OUT/batch-http.log" | tail -8

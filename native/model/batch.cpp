@@ -9,7 +9,7 @@
 namespace gptoss {
 
 namespace {
-// The model's backend, when it can run a batch (CUDA: not yet, and never a silent fallback).
+// The model's backend, when it can run a batch (the CPU and CUDA; never a silent fallback).
 Backend& batch_backend(const Model& m) {
   if (!m.backend().paged_kv())
     throw runtime_error("createBatchBackend: the batched step and its paged KV cache are not implemented on " +
@@ -18,8 +18,11 @@ Backend& batch_backend(const Model& m) {
 }
 }  // namespace
 
-Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size)
-    : model_(std::move(model)), pool_(batch_backend(*model_), model_->config(), kv_blocks, block_size), max_sequences_(max_sequences) {
+Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode)
+    : model_(std::move(model)),
+      pool_(batch_backend(*model_), model_->config(), kv_blocks, block_size),
+      max_sequences_(max_sequences),
+      pad_decode_(pad_decode < 0 ? model_->backend().device().kind == DeviceKind::CUDA : pad_decode > 0) {
   if (max_sequences < 1) throw range_error("createBatchBackend: maxSequences must be at least 1, got " + std::to_string(max_sequences));
 }
 
@@ -127,8 +130,8 @@ Batch::~Batch() {
 }
 
 std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
-  // A decode step runs as a replayed graph on a device that captures them (CUDA), padded to its bucket.
-  bool decode = model_->backend().device().kind == DeviceKind::CUDA;
+  // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
+  bool decode = pad_decode_;
   for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
   const int bucket = decode ? decode_bucket(int(items.size())) : 0;
   return bucket ? run_decode(items, bucket) : run_eager(items);
