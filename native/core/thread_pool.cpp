@@ -36,14 +36,22 @@ bool env_flag(const char* name, bool fallback) {
   return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
 }
 
-// The adaptive choice's memory: per job kind, the mean wall time (ns) run both ways.
-struct JobKind {
-  uint64_t key = 0;  // 0: empty slot
-  double parallel_ns = 0, inline_ns = 0;
-  uint32_t calls = 0;
+// The adaptive choice (see thread_pool.h): jobs run in windows of kWindow jobs one way (all threads or
+// inline), each window scored by its jobs' wall time per work item (sum of ns / sum of n: a window spans
+// several decode steps, so its mix of ops is the same from window to window). The faster way runs; one
+// window in `explore` runs the other way (every 4th window when the two are within 25%, every 16th within
+// 2x, every 64th beyond), so a change of load is noticed at a bounded cost. Whole windows, not single
+// jobs: a single parallel job after a stretch of inline ones pays the sleeping workers' wake-up, which
+// would bias a per-job comparison towards inline.
+constexpr int kWindow = 512;
+constexpr double kDecay = 0.5;  // weight of the newest window in a way's running score
+struct Adaptive {
+  bool parallel = true;  // the way the current window runs
+  int jobs = 0;
+  double ns = 0, items = 0;
+  double score[2] = {0, 0};  // ns per item: [inline, parallel]; 0 = not measured yet
+  uint32_t windows = 0;
 };
-constexpr int kKinds = 128;
-constexpr double kDecay = 1.0 / 8;  // weight of the newest sample in the running mean
 }  // namespace
 
 int default_thread_count() {
@@ -84,7 +92,7 @@ struct ThreadPool::Impl {
 
   // Adaptive choice (guarded by `dispatch`).
   std::atomic<bool> adaptive{env_flag("GPTOSS_POOL_ADAPTIVE", true)};
-  JobKind kinds[kKinds];
+  Adaptive choice;
   std::atomic<uint64_t> ran_parallel{0}, ran_inline{0};
   bool pin = env_flag("GPTOSS_PIN", false);
 
@@ -135,7 +143,7 @@ struct ThreadPool::Impl {
   void start(int threads) {
     nthreads = std::max(1, threads);
     stop = false;
-    for (JobKind& k : kinds) k = JobKind{};
+    choice = Adaptive{};
     const uint32_t gen = generation.load(std::memory_order_acquire);
     std::vector<int> cpus;
     if (pin) {
@@ -156,26 +164,27 @@ struct ThreadPool::Impl {
     }
   }
 
-  // Which way to run a job of this kind: true = all threads. Both ways are tried first; then the
-  // faster one, with the other every `explore`-th call (16 when they are within 25%, 64 within 2x,
-  // 256 beyond) so a change of load is noticed at a bounded cost.
-  JobKind& kind_of(int64_t n, int64_t grain) {
-    const uint64_t key = (uint64_t(n) << 20 ^ uint64_t(grain)) | 1;
-    uint64_t h = key * 0x9e3779b97f4a7c15ull;
-    JobKind& k = kinds[(h >> 40) % kKinds];
-    if (k.key != key) k = JobKind{key, 0, 0, 0};  // a new kind (or a collision: start over)
-    return k;
+  // A job of n items took ns the current window's way: close the window after kWindow jobs and pick
+  // the way of the next one.
+  void record(int64_t n, double ns) {
+    Adaptive& a = choice;
+    a.ns += ns;
+    a.items += double(n);
+    if (++a.jobs < kWindow) return;
+    double& sc = a.score[a.parallel];
+    const double window = a.ns / a.items;
+    sc = sc == 0 ? window : sc + (window - sc) * kDecay;
+    a.jobs = 0;
+    a.ns = a.items = 0;
+    const uint32_t w = ++a.windows;
+    if (a.score[1] == 0) { a.parallel = true; return; }
+    if (a.score[0] == 0) { a.parallel = false; return; }
+    const bool par_better = a.score[1] <= a.score[0];
+    const double ratio = par_better ? a.score[0] / a.score[1] : a.score[1] / a.score[0];
+    const uint32_t explore = ratio < 1.25 ? 4 : ratio < 2 ? 16 : 64;
+    a.parallel = (w % explore == 0) ? !par_better : par_better;
   }
-  static bool choose_parallel(JobKind& k) {
-    const uint32_t c = k.calls++;
-    if (k.parallel_ns == 0) return true;
-    if (k.inline_ns == 0) return false;
-    const bool par_better = k.parallel_ns <= k.inline_ns;
-    const double ratio = par_better ? k.inline_ns / k.parallel_ns : k.parallel_ns / k.inline_ns;
-    const uint32_t explore = ratio < 1.25 ? 16 : ratio < 2 ? 64 : 256;
-    return (c % explore == explore - 1) ? !par_better : par_better;
-  }
-  static void record(double& mean, double ns) { mean = mean == 0 ? ns : mean + (ns - mean) * kDecay; }
+
 
   void shutdown() {
     {
@@ -216,20 +225,25 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  JobKind* kind = nullptr;
+  const bool adaptive = p.adaptive.load(std::memory_order_relaxed);
   const auto t0 = std::chrono::steady_clock::now();
-  if (p.adaptive.load(std::memory_order_relaxed)) {
-    kind = &p.kind_of(n, grain);
-    if (!Impl::choose_parallel(*kind)) {
-      lk.unlock();  // the pool is free for another caller meanwhile
+  auto elapsed_ns = [&] {
+    return double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  };
+  if (adaptive && !p.choice.parallel) {
+    // Inline while holding `dispatch`: another caller's job runs inline meanwhile too (it would
+    // otherwise take the pool and its time would count in this window's score).
+    t_inside_job = true;
+    try {
       fn(0, n);
-      const double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
-      std::lock_guard<std::mutex> relock(p.dispatch);
-      // The slot may have been taken over by another kind meanwhile; record only if it is still ours.
-      if (kind->key == ((uint64_t(n) << 20 ^ uint64_t(grain)) | 1)) Impl::record(kind->inline_ns, ns);
-      p.ran_inline.fetch_add(1, std::memory_order_relaxed);
-      return;
+    } catch (...) {
+      t_inside_job = false;
+      throw;
     }
+    t_inside_job = false;
+    p.record(n, elapsed_ns());
+    p.ran_inline.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
   // A few chunks per thread: dynamic balance without many CAS round trips.
   int64_t max_chunks = int64_t(p.nthreads) * 4;
@@ -252,9 +266,8 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   p.run_chunks(gen);
   while (p.done.load(std::memory_order_acquire) < p.nchunks) GPTOSS_PAUSE();
   t_inside_job = false;
-  if (kind) {
-    Impl::record(kind->parallel_ns,
-                 double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count()));
+  if (adaptive) {
+    p.record(n, elapsed_ns());
     p.ran_parallel.fetch_add(1, std::memory_order_relaxed);
   }
   if (p.error) {
@@ -267,7 +280,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 void ThreadPool::set_adaptive(bool on) {
   std::lock_guard<std::mutex> lk(impl_->dispatch);
   impl_->adaptive = on;
-  for (JobKind& k : impl_->kinds) k = JobKind{};
+  impl_->choice = Adaptive{};
 }
 bool ThreadPool::adaptive() const { return impl_->adaptive.load(); }
 ThreadPool::Counts ThreadPool::counts() const {

@@ -8,11 +8,10 @@
 //
 // Adaptive (default; GPTOSS_POOL_ADAPTIVE=0 turns it off): a fork-join job loses to one thread when a
 // worker that took a chunk is preempted (a loaded machine: the caller waits out the worker's time slice,
-// milliseconds, for a job of ~100 us) or when the job is too small to pay the wake-up. So each kind of
-// job (keyed by its size n and grain) keeps a running mean of its wall time run on all threads and run
-// inline on the caller, runs the faster way, and now and then the other way to keep that mean current
-// (more often the closer the two are). On a quiet machine big jobs stay parallel; under load they fall
-// back to one thread where that is faster, job kind by job kind.
+// milliseconds, for a job of ~100 us), yet two threads also get twice the share of a loaded machine's
+// CPUs. Which wins depends on the load, so the pool measures it: jobs run in windows of 512 (a few
+// decode steps), all threads or inline on the caller, each window scored by wall time per work item;
+// the faster way runs, and every few windows the other way runs once to keep its score current.
 //
 // Pinning (GPTOSS_PIN=1, off by default): worker i is bound to the (i+1)-th CPU of the process's
 // affinity mask, the first left to the calling thread (not pinned: it is Node's). Worth it on a
