@@ -8,7 +8,8 @@
 //        [--context 256] [--decode 8] [--prefill 32] [--activations f32|q8] [--out bench/results]
 //
 // Configurations: N = N threads with the adaptive choice (default), Nfixed = N threads always fork-join,
-// all = every CPU of the affinity mask. Reports per configuration the median wall-clock tok/s, the
+// all = every CPU of the affinity mask. The adaptive scores persist across rounds (per pool size), as in
+// a long-running process. Reports per configuration the median wall-clock tok/s, the
 // median CPU seconds a token (process CPU time: all threads) and the load average, and writes JSON.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, hostname, loadavg } from 'node:os';

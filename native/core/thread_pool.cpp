@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -93,6 +94,7 @@ struct ThreadPool::Impl {
   // Adaptive choice (guarded by `dispatch`).
   std::atomic<bool> adaptive{env_flag("GPTOSS_POOL_ADAPTIVE", true)};
   Adaptive choice;
+  std::map<int, Adaptive> saved;  // per pool size: its scores outlive a resize and come back with it
   std::atomic<uint64_t> ran_parallel{0}, ran_inline{0};
   bool pin = env_flag("GPTOSS_PIN", false);
 
@@ -143,7 +145,7 @@ struct ThreadPool::Impl {
   void start(int threads) {
     nthreads = std::max(1, threads);
     stop = false;
-    choice = Adaptive{};
+    choice = saved[nthreads];
     const uint32_t gen = generation.load(std::memory_order_acquire);
     std::vector<int> cpus;
     if (pin) {
@@ -208,6 +210,8 @@ int ThreadPool::threads() const { return impl_->nthreads; }
 
 void ThreadPool::set_threads(int threads) {
   std::lock_guard<std::mutex> lk(impl_->dispatch);
+  if (std::max(1, threads) == impl_->nthreads) return;
+  impl_->saved[impl_->nthreads] = impl_->choice;
   impl_->shutdown();
   impl_->start(threads);
 }
@@ -279,8 +283,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 
 void ThreadPool::set_adaptive(bool on) {
   std::lock_guard<std::mutex> lk(impl_->dispatch);
-  impl_->adaptive = on;
-  impl_->choice = Adaptive{};
+  impl_->adaptive = on;  // the scores stay: they describe this pool size on this machine
 }
 bool ThreadPool::adaptive() const { return impl_->adaptive.load(); }
 ThreadPool::Counts ThreadPool::counts() const {

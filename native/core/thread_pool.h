@@ -35,9 +35,11 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const;
-  // Restart with `threads` (>= 1) threads; waits for a running job to finish.
+  // Restart with `threads` (>= 1) threads (nothing to do when it has that many); waits for a running
+  // job to finish. The adaptive scores are kept per pool size.
   void set_threads(int threads);
-  // The adaptive choice between all threads and the caller alone (see above); on by default.
+  // The adaptive choice between all threads and the caller alone (see above); on by default. Turning
+  // it off and on keeps its scores.
   void set_adaptive(bool on);
   bool adaptive() const;
   // Jobs run on all threads / inline by the adaptive choice since start (for benchmarks and tests).
