@@ -38,22 +38,29 @@ bool env_flag(const char* name, bool fallback) {
 }
 
 // The adaptive choice (see thread_pool.h): jobs run in windows of kWindow jobs one way (all threads or
-// inline), each window scored by its jobs' wall time per work item (sum of ns / sum of n: a window spans
-// several decode steps, so its mix of ops is the same from window to window). The faster way runs; one
-// window in `explore` runs the other way (every 4th window when the two are within 25%, every 16th within
-// 2x, every 64th beyond), so a change of load is noticed at a bounded cost. Whole windows, not single
-// jobs: a single parallel job after a stretch of inline ones pays the sleeping workers' wake-up, which
-// would bias a per-job comparison towards inline.
+// inline). Each kind of job (its n and grain: a decode step's ops recur with the same sizes) keeps a
+// running mean of its wall time each way, fed by whole windows. At a window's end the two ways are
+// compared on the jobs that window ran: the sum, over its kinds measured both ways, of how often each
+// ran times its mean each way (so a prefill window and a decode window are never compared with each
+// other). The faster way runs next; one window in `explore` runs the other way (every 4th when the two
+// are within 25%, every 16th within 2x, every 64th beyond), so a change of load is noticed at a bounded
+// cost. Whole windows, not single jobs: one parallel job among inline ones pays the sleeping workers'
+// wake-up, which would bias a per-job comparison towards inline.
 constexpr int kWindow = 512;
-constexpr double kDecay = 0.5;  // weight of the newest window in a way's running score
+constexpr int kKinds = 256;
+constexpr double kDecay = 0.25;  // weight of the newest job in a kind's running mean
+struct JobKind {
+  uint64_t key = 0;          // 0: empty slot
+  double mean_ns[2] = {0, 0};  // [inline, parallel]; 0 = not measured yet
+  uint32_t hits = 0;         // jobs of this kind in the current window
+};
 struct Adaptive {
   bool parallel = true;  // the way the current window runs
   int jobs = 0;
-  double ns = 0, items = 0;
-  double score[2] = {0, 0};  // ns per item: [inline, parallel]; 0 = not measured yet
   uint32_t windows = 0;
+  JobKind kinds[kKinds];
 };
-}  // namespace
+}  // namespace}  // namespace
 
 int default_thread_count() {
   if (const char* env = std::getenv("GPTOSS_THREADS")) {
@@ -166,23 +173,33 @@ struct ThreadPool::Impl {
     }
   }
 
-  // A job of n items took ns the current window's way: close the window after kWindow jobs and pick
-  // the way of the next one.
-  void record(int64_t n, double ns) {
+  // A job (n, grain) took ns the current window's way: update its kind; close the window after kWindow
+  // jobs and pick the way of the next one.
+  void record(int64_t n, int64_t grain, double ns) {
     Adaptive& a = choice;
-    a.ns += ns;
-    a.items += double(n);
+    const uint64_t key = (uint64_t(n) << 16 ^ uint64_t(grain)) | 1;
+    JobKind& k = a.kinds[(key * 0x9e3779b97f4a7c15ull >> 40) % kKinds];
+    if (k.key != key) k = JobKind{key, {0, 0}, 0};  // a new kind (or a collision: start over)
+    double& mean = k.mean_ns[a.parallel];
+    mean = mean == 0 ? ns : mean + (ns - mean) * kDecay;
+    k.hits++;
     if (++a.jobs < kWindow) return;
-    double& sc = a.score[a.parallel];
-    const double window = a.ns / a.items;
-    sc = sc == 0 ? window : sc + (window - sc) * kDecay;
+    double total[2] = {0, 0};
+    for (JobKind& j : a.kinds) {
+      if (j.hits && j.mean_ns[0] > 0 && j.mean_ns[1] > 0) {
+        total[0] += j.hits * j.mean_ns[0];
+        total[1] += j.hits * j.mean_ns[1];
+      }
+      j.hits = 0;
+    }
     a.jobs = 0;
-    a.ns = a.items = 0;
     const uint32_t w = ++a.windows;
-    if (a.score[1] == 0) { a.parallel = true; return; }
-    if (a.score[0] == 0) { a.parallel = false; return; }
-    const bool par_better = a.score[1] <= a.score[0];
-    const double ratio = par_better ? a.score[0] / a.score[1] : a.score[1] / a.score[0];
+    if (total[0] == 0) {  // nothing measured both ways yet: try the other way
+      a.parallel = !a.parallel;
+      return;
+    }
+    const bool par_better = total[1] <= total[0];
+    const double ratio = par_better ? total[0] / total[1] : total[1] / total[0];
     const uint32_t explore = ratio < 1.25 ? 4 : ratio < 2 ? 16 : 64;
     a.parallel = (w % explore == 0) ? !par_better : par_better;
   }
@@ -245,7 +262,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
       throw;
     }
     t_inside_job = false;
-    p.record(n, elapsed_ns());
+    p.record(n, grain, elapsed_ns());
     p.ran_inline.fetch_add(1, std::memory_order_relaxed);
     return;
   }
@@ -271,7 +288,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   while (p.done.load(std::memory_order_acquire) < p.nchunks) GPTOSS_PAUSE();
   t_inside_job = false;
   if (adaptive) {
-    p.record(n, elapsed_ns());
+    p.record(n, grain, elapsed_ns());
     p.ran_parallel.fetch_add(1, std::memory_order_relaxed);
   }
   if (p.error) {

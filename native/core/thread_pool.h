@@ -10,8 +10,9 @@
 // worker that took a chunk is preempted (a loaded machine: the caller waits out the worker's time slice,
 // milliseconds, for a job of ~100 us), yet two threads also get twice the share of a loaded machine's
 // CPUs. Which wins depends on the load, so the pool measures it: jobs run in windows of 512 (a few
-// decode steps), all threads or inline on the caller, each window scored by wall time per work item;
-// the faster way runs, and every few windows the other way runs once to keep its score current.
+// decode steps), all threads or inline on the caller; each kind of job (its size) keeps its mean wall
+// time each way, a window's jobs are costed both ways from those means, the faster way runs, and every
+// few windows the other way runs once to keep its means current.
 //
 // Pinning (GPTOSS_PIN=1, off by default): worker i is bound to the (i+1)-th CPU of the process's
 // affinity mask, the first left to the calling thread (not pinned: it is Node's). Worth it on a
