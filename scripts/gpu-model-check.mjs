@@ -5,9 +5,17 @@
 //  2. CUDA vs the CPU backend on the same weights;
 //  3. incremental decoding (prefill + steps, CUDA graph replays) equals the full forward;
 //  4. greedy continuation vs greedy.json up to the first step whose margin is below our error;
-//  5. optional: a checkpoint directory (the exact gpt-oss-20b shape) loads, prefills and generates.
+//  5. the KV cache dtypes (loadModel's kvCache) on deeper random checkpoints written by
+//     scripts/make-checkpoint.mjs (6-8 layers, 16-32 experts top-4, window 24, larger attention scores
+//     and logits): an 80-token prompt's logits on CUDA vs the CPU backend (f32 cache), per dtype; the
+//     default (f16) and f32 must stay under 1e-2 relative L2, bf16 is reported beside them;
+//  6. optional: a checkpoint directory (the exact gpt-oss-20b shape) loads, prefills and generates.
+// GPTOSS_CHECK_KV_CACHE: the tiny-a checks' kvCache (default: the device's, f16 on CUDA).
 // Prints one line per check and a final "N passed, N failed" line; exit code 1 on any failure.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadModel } from '../dist/model.js';
 
@@ -37,9 +45,12 @@ const argmax = (a, off, n) => { let b = 0; for (let i = 1; i < n; i++) if (a[off
 const hasNaN = (a) => a.some((x) => Number.isNaN(x));
 
 const device = process.env.GPTOSS_CHECK_DEVICE ?? 'cuda';
-const gpu = await loadModel(fixture, { device });
+const tinyKv = process.env.GPTOSS_CHECK_KV_CACHE || undefined;
+const gpu = await loadModel(fixture, { device, ...(tinyKv ? { kvCache: tinyKv } : {}) });
 const cpu = await loadModel(fixture, { device: 'cpu' });
-console.log(`tiny-a on ${gpu.info.backend}`);
+console.log(`tiny-a on ${gpu.info.backend}, kv cache ${gpu.info.kvCache}`);
+check('default KV cache dtype', tinyKv || process.env.GPTOSS_CUDA_KV_CACHE ? true : gpu.info.kvCache === 'f16' && cpu.info.kvCache === 'f32',
+  `${device}: ${gpu.info.kvCache}, cpu: ${cpu.info.kvCache}`);
 
 const lg = await gpu.forward(tokens);
 const lc = await cpu.forward(tokens);
@@ -109,6 +120,39 @@ check('CUDA vs CPU backend', relL2(lg, lc) < 1e-2, `rel L2 ${relL2(lg, lc).toExp
 }
 await gpu.dispose();
 await cpu.dispose();
+
+// KV cache dtypes on deeper random checkpoints (issue 12 item 6).
+{
+  const root = process.env.GPTOSS_CHECK_CKPT_DIR || join(tmpdir(), 'gptoss-kv-checkpoints');
+  const specs = [
+    { name: 'deep-a', args: ['--layers', '6', '--experts', '16', '--experts-per-token', '4', '--sliding-window', '24', '--seed', '61'] },
+    { name: 'deep-b-large-logits', args: ['--layers', '6', '--experts', '16', '--experts-per-token', '4', '--sliding-window', '24', '--qk-scale', '2', '--logit-scale', '4', '--seed', '62'] },
+    { name: 'deep-c-wide', args: ['--layers', '8', '--experts', '32', '--experts-per-token', '4', '--sliding-window', '24', '--hidden', '512', '--intermediate', '512', '--qk-scale', '1.5', '--logit-scale', '2', '--seed', '63'] },
+  ];
+  const script = new URL('./make-checkpoint.mjs', import.meta.url).pathname;
+  for (const spec of specs) {
+    const dir = join(root, spec.name);
+    if (!existsSync(join(dir, 'config.json'))) execFileSync(process.execPath, [script, dir, '--preset', 'tiny', ...spec.args, '--quiet']);
+    const ref = await loadModel(dir, { device: 'cpu' });
+    const prompt = Array.from({ length: 80 }, (_, i) => (i * 7919 + 13) % ref.config.vocabSize);
+    const want = await ref.forward(prompt);
+    const Vd = ref.config.vocabSize;
+    await ref.dispose();
+    const parts = [];
+    let ok = true;
+    for (const kvCache of ['f16', 'bf16', 'f32']) {
+      const m = await loadModel(dir, { device, kvCache });
+      const got = await m.forward(prompt);
+      await m.dispose();
+      const e = relL2(got, want);
+      let same = 0;
+      for (let t = 0; t < prompt.length; t++) same += argmax(got, t * Vd, Vd) === argmax(want, t * Vd, Vd);
+      parts.push(`${kvCache} ${e.toExponential(2)} argmax ${same}/${prompt.length}`);
+      if (kvCache !== 'bf16' && (!(e < 1e-2) || hasNaN(got))) ok = false;
+    }
+    check(`${spec.name} CUDA vs CPU backend by kvCache (f16, f32 < 1e-2)`, ok, parts.join(', '));
+  }
+}
 
 if (bigModel) {
   const t0 = performance.now();

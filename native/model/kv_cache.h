@@ -15,8 +15,9 @@ namespace gptoss {
 
 class KvPool {
  public:
-  // Allocates blocks * block_size rows per layer (uninitialised: a row is written before it is read).
-  KvPool(Backend& be, const ModelConfig& c, int blocks, int block_size);
+  // Allocates blocks * block_size rows per layer in kv_dtype (the model's kvCache; uninitialised: a row
+  // is written before it is read).
+  KvPool(Backend& be, const ModelConfig& c, DType kv_dtype, int blocks, int block_size);
 
   int block_size() const { return block_size_; }
   int total_blocks() const { return total_blocks_; }

@@ -38,7 +38,9 @@ Tensor poisoned(DType dt, const Shape& s) {
   return t;
 }
 float as_f32(const Tensor& t, int64_t i) {
-  return t.dtype == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
+  if (t.dtype == DType::BF16) return bf16_to_f32(t.ptr<uint16_t>()[i]);
+  if (t.dtype == DType::F16) return f16_to_f32(t.ptr<uint16_t>()[i]);
+  return t.ptr<float>()[i];
 }
 
 struct Stats {
@@ -164,10 +166,15 @@ void check_add(Rng& r, int n, int H) {
 }
 
 // KV cache filled for rows [0, ctx) with random K/V through each backend's kv_store (cpu f32, cuda
-// kv_dtype()), then queries at the given positions.
+// gpu_kv), then queries at the given positions. For an f16 cache the random K/V are f16 values to
+// begin with (the CPU reference then holds exactly what the GPU cache holds), so the tolerance
+// measures the kernels, not the cache's rounding; bf16 keeps f32 inputs (its rounding is in tol).
 void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window, const std::vector<int32_t>& pos,
                      DType gpu_kv, double tol) {
   Tensor k = rand_f32(r, {ctx, Hkv, D}), v = rand_f32(r, {ctx, Hkv, D});
+  if (gpu_kv == DType::F16)
+    for (Tensor* t : {&k, &v})
+      for (int64_t i = 0; i < t->numel(); ++i) t->ptr<float>()[i] = f16_to_f32(f32_to_f16(t->ptr<float>()[i]));
   std::vector<int32_t> all(ctx);
   for (int i = 0; i < ctx; ++i) all[i] = i;
   Tensor allpos = i32_tensor(all, {ctx});
@@ -177,7 +184,7 @@ void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window,
   gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(allpos), gkc, gvc);
   if (n == ctx) {
     report("kv_store", shape_str({ctx, Hkv, D}) + " " + dtype_name(gpu_kv), compare(to_host(gkc), kc),
-           gpu_kv == DType::BF16 ? 4e-3 : 0.0);
+           gpu_kv == DType::BF16 ? 4e-3 : 0.0);  // f16: the inputs are f16 values, stored exactly
   }
   Tensor q = rand_f32(r, {n, Hq, D}), sinks = rand_bf16(r, {Hq});
   Tensor positions = i32_tensor(pos, {n});
@@ -468,7 +475,7 @@ void time_fused_step(Rng& r) {
   Tensor q = gpu->empty(DType::F32, {1, Hq * D}), k = gpu->empty(DType::F32, {1, Hkv * D}),
          v = gpu->empty(DType::F32, {1, Hkv * D});
   Tensor q3 = q.reshaped({1, Hq, D}), k3 = k.reshaped({1, Hkv, D}), v3 = v.reshaped({1, Hkv, D});
-  Tensor kc = gpu->empty(gpu->kv_dtype(), {ctx, Hkv, D}), vc = gpu->empty(gpu->kv_dtype(), {ctx, Hkv, D});
+  Tensor kc = gpu->empty(gpu->default_kv_dtype(), {ctx, Hkv, D}), vc = gpu->empty(gpu->default_kv_dtype(), {ctx, Hkv, D});
   Tensor pos = to_gpu(i32_tensor({ctx / 2}, {1}));
   Tensor inv = host_empty(DType::F32, {D / 2});
   for (int j = 0; j < D / 2; ++j) inv.ptr<float>()[j] = std::pow(150000.f, -2.f * j / D);
@@ -596,7 +603,16 @@ int main(int argc, char** argv) {
       check_linear(r, 1, 2880, 5760, true, true, 1e-5, "gemv mxfp4 expert");
       check_linear(r, 300, 2880, 5760, true, true, 1e-4, "gemm mxfp4 expert");
     }
-    // attention (cpu cache f32; cuda cache bf16 = kv_dtype(), and f32)
+    // attention (cpu cache f32; cuda caches f16, bf16 and f32)
+    // f16 (the default cache): every path, prefill, decode, windows, naive
+    check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), DType::F16, 1e-4);     // tiny-a prefill
+    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, DType::F16, 1e-5);                  // tiny-a decode
+    check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, DType::F16, 1e-5);
+    check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), DType::F16, 1e-5);     // odd D -> naive
+    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, DType::F16, 1e-5);
+    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, DType::F16, 1e-5);      // window over splits
+    check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), DType::F16, 1e-4);
+    if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), DType::F16, 1e-4);
     check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), DType::BF16, 1.5e-2);   // tiny-a prefill
     check_attention(r, 48, 8, 2, 64, 48, 0, iota_pos(48, 0), DType::F32, 1e-4);
     check_attention(r, 1, 8, 2, 64, 48, 16, {47}, DType::F32, 1e-5);                  // tiny-a decode
