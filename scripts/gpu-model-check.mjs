@@ -6,18 +6,19 @@
 //  3. incremental decoding (prefill + steps, CUDA graph replays) equals the full forward;
 //  4. greedy continuation vs greedy.json up to the first step whose margin is below our error;
 //  5. the KV cache dtypes (loadModel's kvCache) on deeper random checkpoints written by
-//     scripts/make-checkpoint.mjs (6-8 layers, 16-32 experts top-4, window 24, larger attention scores
-//     and logits): an 80-token prompt's logits on CUDA vs the CPU backend (f32 cache), per dtype; the
-//     default (f16) and f32 must stay under 1e-2 relative L2, bf16 is reported beside them;
+//     scripts/make-checkpoint.mjs (scripts/kv-checkpoints.mjs: 6-8 layers, 16-32 experts top-4,
+//     window 24, larger attention scores and logits): an 80-token prompt's logits on CUDA per dtype vs
+//     the CPU backend with the same cache contents (< 1e-2) and vs its exact f32 cache (reported;
+//     < 1e-2 for f32);
 //  6. optional: a checkpoint directory (the exact gpt-oss-20b shape) loads, prefills and generates.
 // GPTOSS_CHECK_KV_CACHE: the tiny-a checks' kvCache (default: the device's, f16 on CUDA).
 // Prints one line per check and a final "N passed, N failed" line; exit code 1 on any failure.
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadModel } from '../dist/model.js';
+import { KV_CHECKPOINTS, cpuLogits, kvCheckpoint, kvPrompt } from './kv-checkpoints.mjs';
 
 const fixture = new URL('../test/fixtures/tiny-a/', import.meta.url).pathname;
 const json = (f) => JSON.parse(readFileSync(fixture + f, 'utf8'));
@@ -121,36 +122,33 @@ check('CUDA vs CPU backend', relL2(lg, lc) < 1e-2, `rel L2 ${relL2(lg, lc).toExp
 await gpu.dispose();
 await cpu.dispose();
 
-// KV cache dtypes on deeper random checkpoints (issue 12 item 6).
+// KV cache dtypes on deeper random checkpoints (issue 12 item 6). Per kvCache, the CUDA logits against
+// (a) the CPU backend holding the same cache contents (its f32 cache with each value rounded as the
+// GPU's dtype stores it: cpuLogits): the kernels' own error, gated < 1e-2 for every dtype; and (b) the
+// CPU's exact f32 cache: what the dtype itself costs, gated < 1e-2 for f32 only (bench/kv-fidelity.mjs
+// measures (b) for f16 and bf16 on the CPU: on these chaotic random checkpoints a 16-bit K moves a
+// near-tied router choice at a few positions).
 {
   const root = process.env.GPTOSS_CHECK_CKPT_DIR || join(tmpdir(), 'gptoss-kv-checkpoints');
-  const specs = [
-    { name: 'deep-a', args: ['--layers', '6', '--experts', '16', '--experts-per-token', '4', '--sliding-window', '24', '--seed', '61'] },
-    { name: 'deep-b-large-logits', args: ['--layers', '6', '--experts', '16', '--experts-per-token', '4', '--sliding-window', '24', '--qk-scale', '2', '--logit-scale', '4', '--seed', '62'] },
-    { name: 'deep-c-wide', args: ['--layers', '8', '--experts', '32', '--experts-per-token', '4', '--sliding-window', '24', '--hidden', '512', '--intermediate', '512', '--qk-scale', '1.5', '--logit-scale', '2', '--seed', '63'] },
-  ];
-  const script = new URL('./make-checkpoint.mjs', import.meta.url).pathname;
-  for (const spec of specs) {
-    const dir = join(root, spec.name);
-    if (!existsSync(join(dir, 'config.json'))) execFileSync(process.execPath, [script, dir, '--preset', 'tiny', ...spec.args, '--quiet']);
-    const ref = await loadModel(dir, { device: 'cpu' });
-    const prompt = Array.from({ length: 80 }, (_, i) => (i * 7919 + 13) % ref.config.vocabSize);
-    const want = await ref.forward(prompt);
-    const Vd = ref.config.vocabSize;
-    await ref.dispose();
+  for (const spec of KV_CHECKPOINTS) {
+    const dir = kvCheckpoint(root, spec);
+    const Vd = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size;
+    const prompt = kvPrompt(Vd);
+    const exact = cpuLogits(dir, prompt, Vd, null);
     const parts = [];
     let ok = true;
     for (const kvCache of ['f16', 'bf16', 'f32']) {
       const m = await loadModel(dir, { device, kvCache });
       const got = await m.forward(prompt);
       await m.dispose();
-      const e = relL2(got, want);
-      let same = 0;
-      for (let t = 0; t < prompt.length; t++) same += argmax(got, t * Vd, Vd) === argmax(want, t * Vd, Vd);
-      parts.push(`${kvCache} ${e.toExponential(2)} argmax ${same}/${prompt.length}`);
-      if (kvCache !== 'bf16' && (!(e < 1e-2) || hasNaN(got))) ok = false;
+      const same = kvCache === 'f32' ? exact : cpuLogits(dir, prompt, Vd, kvCache);
+      const eSame = relL2(got, same), eExact = relL2(got, exact);
+      let agree = 0;
+      for (let t = 0; t < prompt.length; t++) agree += argmax(got, t * Vd, Vd) === argmax(exact, t * Vd, Vd);
+      parts.push(`${kvCache}: vs same cache ${eSame.toExponential(2)}, vs f32 ${eExact.toExponential(2)} (argmax ${agree}/${prompt.length})`);
+      if (!(eSame < 1e-2) || hasNaN(got) || (kvCache === 'f32' && !(eExact < 1e-2))) ok = false;
     }
-    check(`${spec.name} CUDA vs CPU backend by kvCache (f16, f32 < 1e-2)`, ok, parts.join(', '));
+    check(`${spec.name}: CUDA vs CPU per kvCache`, ok, parts.join('; '));
   }
 }
 

@@ -275,3 +275,25 @@ describe('kvCache option: the KV cache dtype is a load option, checked against t
     }
   });
 });
+
+describe('GPTOSS_CPU_KV_ROUND: the CPU emulation of a 16-bit cache (bench/kv-fidelity.mjs)', () => {
+  it('rounds what the CPU stores: tiny-a moves from transformers as a 16-bit cache would, f16 far less than bf16', async () => {
+    const { cpuLogits } = await import('../scripts/kv-checkpoints.mjs');
+    const dir = fixtureDir('tiny-a');
+    const want = readF32('tiny-a', 'logits.f32');
+    const errs: Record<string, number> = {};
+    for (const round of [null, 'f16', 'bf16', 'f16-v'] as const) errs[round ?? 'f32'] = relL2(cpuLogits(dir, tokens, V, round), want);
+    console.log(`tiny-a vs transformers by emulated cache: ${JSON.stringify(Object.fromEntries(Object.entries(errs).map(([k, e]) => [k, e.toExponential(2)])))}`);
+    expect(errs.f32).toBeLessThan(1e-5);
+    expect(errs.f16).toBeGreaterThan(2 * errs.f32);  // the rounding ran
+    expect(errs.f16).toBeLessThan(2e-3);
+    expect(errs.bf16).toBeGreaterThan(3 * errs.f16);   // 3 fewer mantissa bits
+    expect(errs['f16-v']).toBeGreaterThan(errs.f32);
+    expect(errs['f16-v']).toBeLessThan(errs.f16 + 1e-6);
+  });
+
+  it('names the variable on a bad value', async () => {
+    const { cpuLogits } = await import('../scripts/kv-checkpoints.mjs');
+    expect(() => cpuLogits(fixtureDir('tiny-a'), tokens, V, 'f8' as never)).toThrow(/GPTOSS_CPU_KV_ROUND must be 'f16', 'bf16', 'f16-k' or 'f16-v'/);
+  });
+});

@@ -32,6 +32,9 @@ template <KvType KV>
 __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   constexpr bool BF16 = KV == KvType::BF16;  // the cache is the MMA operand as it is
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  static_assert(std::is_same<KeyE, ValE>::value, "flash_attention_kernel stages K and V alike");
   constexpr int kKvParts = BF16 ? 1 : 2;
   __shared__ __align__(16) uint16_t Ks[kKvParts][kFlashBK * kFlashLds];   // [key][d]
   __shared__ __align__(16) uint16_t Vt[kKvParts][kFlashD * kFlashLds];    // [d][key] (transposed: B operand of P V)
@@ -101,20 +104,20 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
           vw[0] = vv.x; vw[1] = vv.y; vw[2] = vv.z; vw[3] = vv.w;
         } else {
           float kf[8], vf[8];
-          if (KV == KvType::F32) {
+          if constexpr (KV == KvType::F32) {
             const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
             const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
             const float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
             kf[0] = k0.x; kf[1] = k0.y; kf[2] = k0.z; kf[3] = k0.w; kf[4] = k1.x; kf[5] = k1.y; kf[6] = k1.z; kf[7] = k1.w;
             vf[0] = v0.x; vf[1] = v0.y; vf[2] = v0.z; vf[3] = v0.w; vf[4] = v1.x; vf[5] = v1.y; vf[6] = v1.z; vf[7] = v1.w;
-          } else {  // f16: one 16-byte load of 8 halves each
+          } else {  // a 16-bit cache that is not the MMA type (f16): one 16-byte load of 8 values each
             const uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
             const uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
             const uint32_t kp[4] = {kv.x, kv.y, kv.z, kv.w}, vp[4] = {vv.x, vv.y, vv.z, vv.w};
 #pragma unroll
             for (int q = 0; q < 4; ++q) {
-              kf[2 * q] = KvTraits<KvType::F16>::lo(kp[q]); kf[2 * q + 1] = KvTraits<KvType::F16>::hi(kp[q]);
-              vf[2 * q] = KvTraits<KvType::F16>::lo(vp[q]); vf[2 * q + 1] = KvTraits<KvType::F16>::hi(vp[q]);
+              kf[2 * q] = KeyE::lo(kp[q]); kf[2 * q + 1] = KeyE::hi(kp[q]);
+              vf[2 * q] = ValE::lo(vp[q]); vf[2 * q + 1] = ValE::hi(vp[q]);
             }
           }
 #pragma unroll
@@ -256,7 +259,9 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 
 template <KvType KV>
 struct DecodeSmem {
-  using T = typename KvTraits<KV>::T;
+  static_assert(std::is_same<typename KvTraits<KV>::Key, typename KvTraits<KV>::Value>::value,
+                "the decode kernel stages K and V tiles alike (one element type)");
+  using T = typename KvTraits<KV>::Key::T;
   static constexpr int kPad = 16 / int(sizeof(T));             // one 16-byte chunk of padding a K row
   static constexpr int kKRow = kDecodeD + kPad;                // elements a K row (conflict-free uint4 reads)
   static constexpr int kChunksRow = kDecodeD * int(sizeof(T)) / 16;
@@ -270,7 +275,7 @@ template <KvType KV>
 __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile;
   static_assert(TK == 2 * WARP_SIZE && D == 2 * WARP_SIZE, "a lane holds two keys of a tile and two output dims");
-  using Tr = KvTraits<KV>;
+  using Tr = typename KvTraits<KV>::Key;  // = Value (DecodeSmem)
   constexpr bool kHalf = Tr::kHalfWidth;  // f16 / bf16: two elements a 32-bit word
   using S = DecodeSmem<KV>;
   using T = typename S::T;
@@ -502,15 +507,16 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
   }
   const int lo = key_lo(pos, a.sliding_window);
   const float* q = a.q + (int64_t(t) * a.Hq + h) * D;
-  auto kval = [&](const void* cache, int j, int d) {
-    const int64_t off = (int64_t(j) * a.Hkv + kvh) * D + d;
-    return KvTraits<KV>::load(static_cast<const typename KvTraits<KV>::T*>(cache), off);
-  };
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  auto at = [&](int j, int d) { return (int64_t(j) * a.Hkv + kvh) * D + d; };
+  auto kval = [&](int j, int d) { return KeyE::load(static_cast<const typename KeyE::T*>(a.k_cache), at(j, d)); };
+  auto vval = [&](int j, int d) { return ValE::load(static_cast<const typename ValE::T*>(a.v_cache), at(j, d)); };
   // pass 1: max
   float mx = sink_logit(a, h);
   for (int j = lo + threadIdx.x; j <= pos; j += blockDim.x) {
     float s = 0.f;
-    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(a.k_cache, j, d), s);
+    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(j, d), s);
     mx = fmaxf(mx, s * a.softmax_scale);
   }
   mx = warp_max(mx);
@@ -528,7 +534,7 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
   float l = 0.f;
   for (int j = lo + threadIdx.x; j <= pos; j += blockDim.x) {
     float s = 0.f;
-    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(a.k_cache, j, d), s);
+    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(j, d), s);
     l += expf(s * a.softmax_scale - mx);
   }
   l = warp_sum(l);
@@ -546,8 +552,8 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
     float o = 0.f;
     for (int j = lo; j <= pos; ++j) {
       float s = 0.f;
-      for (int e = 0; e < D; ++e) s = fmaf(q[e], kval(a.k_cache, j, e), s);
-      o = fmaf(expf(s * a.softmax_scale - mx), kval(a.v_cache, j, d), o);
+      for (int e = 0; e < D; ++e) s = fmaf(q[e], kval(j, e), s);
+      o = fmaf(expf(s * a.softmax_scale - mx), vval(j, d), o);
     }
     a.out[(int64_t(t) * a.Hq + h) * D + d] = o / L;
   }

@@ -17,7 +17,7 @@ struct AttentionArgs {
   int n = 0, Hq = 0, Hkv = 0, D = 0, ctx = 0;
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
-  KvType cache = KvType::F16;
+  KvType cache = KvType::F16;  // the K and V caches' element types (kv.cuh)
   const void* sinks = nullptr;  // [Hq]
   bool sinks_bf16 = true;
   const int32_t* positions = nullptr;  // [n]

@@ -118,9 +118,9 @@ __device__ __forceinline__ void rope_pair(float* row, int j, int half, int posit
   row[j + half] = x2 * c + x1 * s;
 }
 
-template <KvType KV>
+template <class Elem>
 __device__ __forceinline__ void store_cache(void* cache, int64_t i, float v) {
-  KvTraits<KV>::store(static_cast<typename KvTraits<KV>::T*>(cache), i, v);
+  Elem::store(static_cast<typename Elem::T*>(cache), i, v);
 }
 
 __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D,
@@ -172,10 +172,14 @@ __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const i
     if (j == 0) atomicOr(err, kErrPositionRange);
     return;
   }
-  void* cache = is_k ? k_cache : v_cache;
   const int64_t dst = (int64_t(pos) * kv_heads + h) * D;
-  store_cache<KV>(cache, dst + j, x1);
-  store_cache<KV>(cache, dst + j + half, x2);
+  if (is_k) {
+    store_cache<typename KvTraits<KV>::Key>(k_cache, dst + j, x1);
+    store_cache<typename KvTraits<KV>::Key>(k_cache, dst + j + half, x2);
+  } else {
+    store_cache<typename KvTraits<KV>::Value>(v_cache, dst + j, x1);
+    store_cache<typename KvTraits<KV>::Value>(v_cache, dst + j + half, x2);
+  }
 }
 
 __global__ void add_kernel(float* acc, const float* x, int64_t count) {
@@ -204,8 +208,8 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
     return;
   }
   const int64_t dst = int64_t(pos) * row_elems + e;
-  store_cache<KV>(k_cache, dst, k[idx]);
-  store_cache<KV>(v_cache, dst, v[idx]);
+  store_cache<typename KvTraits<KV>::Key>(k_cache, dst, k[idx]);
+  store_cache<typename KvTraits<KV>::Value>(v_cache, dst, v[idx]);
 }
 
 }  // namespace
