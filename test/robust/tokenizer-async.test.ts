@@ -50,7 +50,7 @@ describe('tokenizer.encodeAsync', () => {
   const atoms = ['a', 'Z', ' ', '  ', '\n', '\t', '1', '.', '!', 'é', '漢', 'мир', 'مرحبا', '😀', '👩‍👩‍👧', '\ud800', '\udc00', "'s", '<|start|>', '<|x|>', ' the', 'ing'];
   const randomText = (n: number): string => {
     let t = '';
-    while (t.length < n) t += r.nextFloat() < 0.02 ? pick(atoms).repeat(1 + Math.floor(r.nextFloat() * 700)) : pick(atoms);
+    while (t.length < n) t += r.nextFloat() < 0.02 ? pick(atoms).repeat(1 + Math.floor(r.nextFloat() * 250)) : pick(atoms);
     return t;
   };
 
@@ -110,6 +110,14 @@ describe('tokenizer.encodeAsync', () => {
       expect(req.prompt.length).toBeGreaterThan(125000);
     });
     expect(stall).toBeLessThan(STALL_MS);
+    // many messages, each short enough to encode inline, add up: they go to the worker too
+    const many = Array.from({ length: 40 }, (_, i) => ({ role: 'user' as const, content: flat(String.fromCharCode(0xd800 + i).repeat(INLINE_CHARS - 1)) }));
+    expect(await maxStall(async () => tokenizer.encode(many.map((m) => m.content).join('')))).toBeGreaterThan(STALL_MS);
+    const manyStall = await stallOf(async () => {
+      const req = await buildPrompt([], [], many, undefined, 'auto', 'tool_choice');
+      expect(req.prompt.length).toBeGreaterThan(40 * 1000);
+    });
+    expect(manyStall).toBeLessThan(STALL_MS);
   });
 });
 
