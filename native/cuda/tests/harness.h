@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/ops.h"
 #include "model/backend.h"
 
 namespace gptoss::gputest {
@@ -49,6 +50,13 @@ inline Tensor rand_mxfp4(Rng& r, const Shape& shape, int smin = 118, int smax = 
   uint8_t* s = static_cast<uint8_t*>(t.scales);
   for (size_t i = 0; i < t.scale_bytes(); ++i) s[i] = uint8_t(smin + r.below(smax - smin + 1));
   return t;
+}
+// Q8_0 (ggml blocks) of normal bf16 weights, by the CPU's quantizer (denseWeights: 'q8').
+inline Tensor rand_q8_0(Rng& r, const Shape& shape, float scale = 1.f) {
+  Tensor w = rand_bf16(r, shape, scale);
+  Tensor q = host_empty(DType::Q8_0, shape);
+  cpu::quantize_q8_0(w, q);
+  return q;
 }
 inline Tensor i32_tensor(const std::vector<int32_t>& v, const Shape& shape) {
   Tensor t = host_empty(DType::I32, shape);
