@@ -71,6 +71,7 @@ export interface NativeSyntheticSpec {
   seed: number;
   device: string;
   activations?: 'f32' | 'q8';
+  denseWeights?: 'as-stored' | 'q8';
 }
 
 export interface NativeModel {

@@ -51,6 +51,8 @@ export interface SyntheticOptions {
   onProgress?: (done: number, total: number) => void;
   /** as LoadOptions.activations */
   activations?: ExpertActivations;
+  /** as LoadOptions.denseWeights: 'q8' quantizes the generated attention projections and LM head to Q8_0 */
+  denseWeights?: 'as-stored' | 'q8';
 }
 
 const FN = 'createSyntheticModel';
@@ -125,15 +127,18 @@ export async function createSyntheticModel(shape: SyntheticPreset | SyntheticSha
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto', FN);
   const activations = resolveActivations(options.activations, device, FN);
   const onProgress = options.onProgress;
+  const denseWeights = options.denseWeights ?? 'as-stored';
+  if (denseWeights !== 'as-stored' && denseWeights !== 'q8')
+    throw new RangeError(`${FN}: option 'denseWeights' must be 'as-stored' or 'q8', got ${String(denseWeights)}`);
   let nativeModel;
   if (!onProgress) {
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations });
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, denseWeights });
   } else {
     // Reports travel on their own queue and can land after the promise settles: resolve only once the
     // last one (done === total, always sent) has been delivered.
     let delivered!: () => void;
     const last = new Promise<void>((resolve) => (delivered = resolve));
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations }, (done, total) => {
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, denseWeights }, (done, total) => {
       try {
         onProgress(done, total);
       } finally {

@@ -208,9 +208,13 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.synthetic: spec.device");
       const ExpertActivations act = activations_arg(spec, "NativeModel.synthetic");
+      const std::string dense = spec.Get("denseWeights").IsString() ? spec.Get("denseWeights").ToString().Utf8Value() : "as-stored";
+      if (dense != "q8" && dense != "as-stored")
+        throw range_error("NativeModel.synthetic: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
+      const bool dense_q8 = dense == "q8";
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
-                           [config, seed, device, act](const LoadProgress& progress) {
-                             auto m = Model::synthetic(config, seed, device, progress);
+                           [config, seed, device, act, dense_q8](const LoadProgress& progress) {
+                             auto m = Model::synthetic(config, seed, device, progress, dense_q8);
                              m->set_expert_activations(act);
                              return m;
                            });
