@@ -1,7 +1,7 @@
 // loadModel: open and check a checkpoint, bind it on a device, run it.
 import { native } from './native.js';
 import type { NativeLoadGroup, NativeModel } from './addon-types.js';
-import { openCheckpoint, type GgufSummary } from './loader/index.js';
+import { openCheckpointAsync, type GgufSummary } from './loader/index.js';
 import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
@@ -206,8 +206,12 @@ export class GptOssModel {
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
-    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps } = options;
-    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }));
+    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, prefixCache = true } = options;
+    if (typeof prefixCache !== 'boolean') throw new TypeError(`createBatchBackend: prefixCache must be a boolean, got ${typeof prefixCache}`);
+    return new NativeBatchBackend(
+      new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }),
+      prefixCache,
+    );
   }
 
   /** generate(this, input, options): see lib/generate.ts. */
@@ -270,7 +274,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   const activations = resolveActivations(options.activations, device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
-  const checkpoint = openCheckpoint(dir);
+  const checkpoint = await openCheckpointAsync(dir); // no file call on the event loop
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,
