@@ -152,7 +152,7 @@ describe('GGUF: the same weights as the safetensors checkpoint', () => {
     const err = relL2(got, onCpu);
     const a = argmaxRows(got, V), b = argmaxRows(onCpu, V);
     console.log(`tiny-a GGUF (Q8_0 dense) CUDA vs CPU: rel L2 ${err.toExponential(3)}, argmax ${a.filter((x, i) => x === b[i]).length}/${a.length}`);
-    expect(err).toBeLessThan(1e-2); // the CUDA bf16 KV cache alone gives ~3.5e-3 on tiny-a
+    expect(err).toBeLessThan(1e-2); // a 16-bit CUDA KV cache alone gives 4e-4 (f16) to 3.5e-3 (bf16) on tiny-a
     await q8.dispose();
   });
 });

@@ -1,6 +1,6 @@
 // Causal GQA attention with per-head sink logits and optional sliding window, reading the KV cache
-// (bf16 or f32, [ctx, kvHeads, D]). Positions are device data (CUDA-graph replay), so every kernel
-// derives its key range from them on the device.
+// (f16, bf16 or f32: kv.cuh's KvType, [ctx, kvHeads, D]). Positions are device data (CUDA-graph
+// replay), so every kernel derives its key range from them on the device.
 //  - prefill (n > kAttnDecodeMaxTokens, D = 64): flash attention, mma.sync bf16, 64 queries a block.
 //  - decode: split-KV over a fixed number of splits (from ctx and the window, so a captured graph
 //    stays valid), all query heads of one kv head per block; the last block of a (token, kv head)
@@ -8,6 +8,7 @@
 //  - other D: a plain f32 kernel.
 #pragma once
 #include "common.cuh"
+#include "kv.cuh"
 
 namespace gptoss::cuda {
 
@@ -16,7 +17,7 @@ struct AttentionArgs {
   int n = 0, Hq = 0, Hkv = 0, D = 0, ctx = 0;
   const void* k_cache = nullptr;
   const void* v_cache = nullptr;
-  bool cache_bf16 = true;
+  KvType cache = KvType::F16;  // the K and V caches' element types (kv.cuh)
   const void* sinks = nullptr;  // [Hq]
   bool sinks_bf16 = true;
   const int32_t* positions = nullptr;  // [n]
