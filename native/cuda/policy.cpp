@@ -128,6 +128,10 @@ LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
   return mxfp4 && K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
 
+LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
+  return n > kGemvMaxTokens && caps.mma_sync ? LinearPath::Gemm : LinearPath::Gemv;
+}
+
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D) {
   const int G = Hkv > 0 ? Hq / Hkv : 0;
   if (n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && D == kDecodeD && int64_t(n) * Hkv <= kDecodeMaxPairs)

@@ -81,6 +81,12 @@ void test_linear() {
   CHECK(choose_linear(c, 512, 32 * (kGemmMaxKBlocks + 1), true) == LinearPath::Naive);  // scales do not fit
   CHECK(choose_linear(h200(0, 0), 512, H, false) == LinearPath::Naive);          // no tensor-core image
   CHECK(choose_linear(h200(800, kSm80), 512, H, false) == LinearPath::Gemm);
+  // Q8_0 weights: the GEMV for decode, the dequantize-to-bf16 GEMM above where the tile runs, else
+  // the GEMV kGemvMaxTokens tokens at a time.
+  CHECK(choose_linear_q8(c, 1) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(c, kGemvMaxTokens) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(c, kGemvMaxTokens + 1) == LinearPath::Gemm);
+  CHECK(choose_linear_q8(h200(0, 0), 512) == LinearPath::Gemv);
 }
 
 void test_attention() {
