@@ -50,6 +50,16 @@ for t in "${targets[@]}"; do
         exit 1
       fi
       check_abi "$bin" objdump
+      # The HIP plugin (native/hip/hip_plugin.h), when this build has one: beside the .node, where the
+      # loader looks; like the .node it must not link ROCm (libamdhip64 is dlopened at run time).
+      if [ -f build/Release/gpt_oss_hip.so ]; then
+        strip -o prebuilds/linux-x64/gpt_oss_hip.so build/Release/gpt_oss_hip.so
+        if readelf -d prebuilds/linux-x64/gpt_oss_hip.so | grep -q 'NEEDED.*amdhip'; then
+          echo "prebuilds: gpt_oss_hip.so links libamdhip64 (it must only be dlopened)" >&2
+          exit 1
+        fi
+        echo "prebuilds: prebuilds/linux-x64/gpt_oss_hip.so $(stat -c %s prebuilds/linux-x64/gpt_oss_hip.so) bytes"
+      fi
       ;;
     arm64)
       command -v aarch64-linux-gnu-g++ > /dev/null ||

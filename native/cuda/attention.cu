@@ -252,16 +252,22 @@ struct DecodeSmem {
   float wts[kDecodeMaxG * kDecodeMaxSplits];
 };
 
+// Laid out for groups of 32 lanes, a head a group ("warp" below): a lane holds two keys of a tile and
+// two output dims (TK = D = 2 x 32). On NVIDIA a group is a warp; a 64-lane AMD wavefront runs two
+// groups, whose shuffles (width 32) and reductions stay within their half, so the same code is
+// correct on both with the same 8 groups a block.
+constexpr int kDecodeLanes = 32;
+
 template <bool BF16>
 __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
-  constexpr int D = kDecodeD, TK = kDecodeTile;
-  static_assert(TK == 2 * WARP_SIZE && D == 2 * WARP_SIZE, "a lane holds two keys of a tile and two output dims");
+  constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
+  static_assert(TK == 2 * W && D == 2 * W, "a lane holds two keys of a tile and two output dims");
   using S = DecodeSmem<BF16>;
   using T = typename S::T;
   __shared__ __align__(16) S sm;
   const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
   const int G = a.Hq / a.Hkv;
-  const int tid = threadIdx.x, warp = tid / WARP_SIZE, lane = tid % WARP_SIZE, nwarps = blockDim.x / WARP_SIZE;
+  const int tid = threadIdx.x, warp = tid / W, lane = tid % W, nwarps = blockDim.x / W;
   // The positions are the step's input (copied before its first kernel) and the cache rows before
   // the step's first position were written by earlier steps: the first tile loads before the PDL
   // wait, and only rows from `fresh` on (this step's keys, the previous kernel's output) are read
@@ -377,14 +383,14 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       const int g = warp + gi * nwarps;
       if (g >= G) continue;
       float* sg = sm.sc + g * TK;
-      const float s0 = sg[lane], s1 = sg[lane + WARP_SIZE];
-      const float mx = warp_max(fmaxf(s0, s1));
+      const float s0 = sg[lane], s1 = sg[lane + W];
+      const float mx = warp_max<W>(fmaxf(s0, s1));
       const float mn = fmaxf(m_run[gi], mx);
       const float alpha = m_run[gi] == -INFINITY ? 0.f : expf(m_run[gi] - mn);
       const float e0 = s0 == -INFINITY ? 0.f : expf(s0 - mn), e1 = s1 == -INFINITY ? 0.f : expf(s1 - mn);
       sg[lane] = e0;
-      sg[lane + WARP_SIZE] = e1;
-      const float sum = warp_sum(e0 + e1);
+      sg[lane + W] = e1;
+      const float sum = warp_sum<W>(e0 + e1);
       __syncwarp();
       l_run[gi] = l_run[gi] * alpha + sum;
       m_run[gi] = mn;
@@ -446,16 +452,16 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     float* w = sm.wts + g * kDecodeMaxSplits;
     const float sink = sink_logit(a, h);
     float M = sink;
-    for (int sp = lane; sp < splits; sp += WARP_SIZE) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
-    M = warp_max(M);
+    for (int sp = lane; sp < splits; sp += W) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
+    M = warp_max<W>(M);
     float L = 0.f;
-    for (int sp = lane; sp < splits; sp += WARP_SIZE) {
+    for (int sp = lane; sp < splits; sp += W) {
       const float m = __ldcg(pp + sp * (D + 2));
       const float ws = m == -INFINITY ? 0.f : expf(m - M);
       w[sp] = ws;
       L += ws == 0.f ? 0.f : __ldcg(pp + sp * (D + 2) + 1) * ws;
     }
-    L = warp_sum(L) + expf(sink - M);
+    L = warp_sum<W>(L) + expf(sink - M);
     __syncwarp();
     float o0 = 0.f, o1 = 0.f;
     const int d = 2 * lane;
@@ -556,6 +562,12 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       GPTOSS_CUDA_LAUNCH("flash_attention_kernel");
       return;
     }
+    case AttentionPath::FlashMfma:
+#if defined(GPTOSS_HIP)
+      return launch_attention_flash_mfma(a, stream);
+#else
+      throw runtime_error("attention: the MFMA flash kernel is AMD-only (native/hip/attention_mfma.hip), not in a CUDA build");
+#endif
     case AttentionPath::Decode: {
       const int splits = attention_decode_splits(a);
       float* partial = static_cast<float*>(workspace);

@@ -31,5 +31,9 @@ struct AttentionArgs {
 int attention_decode_splits(const AttentionArgs& a);  // policy.h's, for the knobs and this shape
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream);
+#if defined(GPTOSS_HIP)
+// AttentionPath::FlashMfma: native/hip/attention_mfma.hip (AMD matrix cores; D = 64, 64 queries a block).
+void launch_attention_flash_mfma(const AttentionArgs& a, cudaStream_t stream);
+#endif
 
 }  // namespace gptoss::cuda

@@ -74,11 +74,11 @@ class CudaBackend final : public Backend {
     (void)cudaStreamDestroy(stream_);
   }
 
-  Device device() const override { return Device{DeviceKind::CUDA, index_}; }
+  Device device() const override { return Device{kGpuKind, index_}; }
   std::string describe() const override {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "cuda:%d %s (%s, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)", index_,
-                  caps_.name.c_str(), caps_summary(caps_).c_str(), double(caps_.total_mem) / double(1ull << 30),
+    std::snprintf(buf, sizeof buf, "%s %s (%s, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)",
+                  gpu_device_str(index_).c_str(), caps_.name.c_str(), caps_summary(caps_).c_str(), double(caps_.total_mem) / double(1ull << 30),
                   kv_name(kv_bf16_), graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
     return buf;
   }
@@ -512,7 +512,7 @@ class CudaBackend final : public Backend {
     if (flags & kErrTokenRange) what += "embedding: a token id is outside the vocabulary; ";
     if (flags & kErrPositionRange) what += "kvStore/attention: a position is outside the KV cache; ";
     if (flags & kErrExpertRange) what += "moe: an expert index is outside [0, experts); ";
-    throw range_error("cuda:" + std::to_string(index_) + ": " + what + "(detected on the device; the outputs of that op are invalid)");
+    throw range_error(gpu_device_str(index_) + ": " + what + "(detected on the device; the outputs of that op are invalid)");
   }
 
   int index_;

@@ -1,0 +1,38 @@
+// The Backend interface's out-of-line default bodies (model/backend.h) and the expert-activation
+// names. Apart from backend.cpp (get_backend: the CPU backend, the CUDA probe, the HIP loader) because
+// the HIP plugin (native/hip/hip.cmake) links this file too: its backend derives from Backend, and
+// this file holds Backend's key function, hence its vtable and typeinfo, without pulling the CPU
+// backend or the loader into the plugin.
+#include <algorithm>
+#include <vector>
+
+#include "backend.h"
+#include "op_checks.h"
+
+namespace gptoss {
+
+const char* expert_activations_name(ExpertActivations a) { return a == ExpertActivations::Q8 ? "q8" : "f32"; }
+
+ExpertActivations parse_expert_activations(const std::string& s, const std::string& what) {
+  if (s == "f32") return ExpertActivations::F32;
+  if (s == "q8") return ExpertActivations::Q8;
+  throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
+}
+
+void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  checks::gather_rows(x, rows, out, device());
+  const int64_t n = x.dim(0), c = x.dim(1), r = rows.dim(0);
+  std::vector<float> xs(static_cast<size_t>(n * c)), os(static_cast<size_t>(r * c));
+  std::vector<int32_t> idx(static_cast<size_t>(r));
+  copy_to_host(x, xs.data(), xs.size() * sizeof(float));
+  copy_to_host(rows, idx.data(), idx.size() * sizeof(int32_t));
+  for (int64_t i = 0; i < r; ++i) {
+    if (idx[size_t(i)] < 0 || idx[size_t(i)] >= n)
+      throw range_error("gatherRows: rows[" + std::to_string(i) + "] = " + std::to_string(idx[size_t(i)]) +
+                        " is outside x's " + std::to_string(n) + " rows");
+    std::copy_n(xs.data() + idx[size_t(i)] * c, c, os.data() + i * c);
+  }
+  copy_from_host(out, os.data(), os.size() * sizeof(float));
+}
+
+}  // namespace gptoss
