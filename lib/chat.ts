@@ -7,8 +7,8 @@
 // model produced in a non-canonical tokenisation is re-encoded; the cache simply diverges there.
 import type { GptOssModel } from './model.js';
 import type { Session } from './session.js';
-import { promptTokens, startGeneration, type GenerateOptions, type GenerationResult, type GenerationStream } from './generate.js';
-import type { DeveloperOptions, DropAnalysisMode, Message, ParsedMessage, SystemOptions } from './harmony/index.js';
+import { promptTokens, startGeneration, longPromptTexts, resolveGenerationOptions, afterEncoding, type GenerateOptions, type GenerationResult, type GenerationStream } from './generate.js';
+import type { Conversation, DeveloperOptions, DropAnalysisMode, Message, ParsedMessage, SystemOptions } from './harmony/index.js';
 import { tokenizer } from './tokenizer.js';
 import { ContextLengthError } from './engine/errors.js';
 
@@ -118,11 +118,32 @@ export class ChatSession {
   #run(added: Message[], options: ChatTurnOptions): GenerationStream {
     if (this.#turn) throw new Error('ChatSession: a turn is still running (await its result first)');
     const turnOptions: GenerateOptions = { ...this.defaults, ...options, session: this.#session, parse: true, render: { dropAnalysis: this.dropAnalysis } };
-    const conversationOf = (history: Message[]) => ({
+    // Long texts (a pasted document) are encoded off the event loop first; the turn (context policy,
+    // rendering) then runs from those results. What it throws ends the stream with finishReason 'error'.
+    const long = longPromptTexts(this.#conversationOf(this.messages, added), turnOptions);
+    if (long === null) return this.#runNow(added, turnOptions);
+    resolveGenerationOptions(this.model, turnOptions, 'ChatSession', this.#conversationOf(this.messages, added));
+    const turn = afterEncoding(long, turnOptions, () => {
+      this.#turn = null;
+      return this.#runNow(added, turnOptions);
+    });
+    this.#turn = turn;
+    void turn.result.finally(() => {
+      if (this.#turn === turn) this.#turn = null;
+    });
+    return turn;
+  }
+
+  #conversationOf(history: Message[], added: Message[]): Conversation {
+    return {
       ...(this.system !== undefined ? { system: this.system } : {}),
       ...(this.developer !== undefined ? { developer: this.developer } : {}),
       messages: [...history, ...added],
-    });
+    };
+  }
+
+  #runNow(added: Message[], turnOptions: GenerateOptions): GenerationStream {
+    const conversationOf = (history: Message[]): Conversation => this.#conversationOf(history, added);
     // Context policy: the rendering plus room for a reply must fit the session.
     const maxContext = this.#session.maxContext;
     const reserve = Math.max(1, Math.min(turnOptions.maxTokens ?? 4096, this.contextReserve ?? Math.floor(maxContext / 4)));

@@ -9,8 +9,8 @@ import type { Session } from './session.js';
 import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
-import { tokenizer, SPECIAL_TOKENS } from './tokenizer.js';
-import { renderConversation, createHarmonyParser } from './harmony/index.js';
+import { tokenizer, SPECIAL_TOKENS, offThreadTexts, withTextsEncoded } from './tokenizer.js';
+import { renderConversation, conversationTexts, createHarmonyParser } from './harmony/index.js';
 import type { Conversation, HarmonyEvent, ParsedMessage, ReasoningEffort, RenderOptions } from './harmony/index.js';
 
 /** Token ids, plain text (encoded without special tokens), or a Harmony conversation. */
@@ -178,25 +178,84 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
   return i;
 }
 
+function withEffort(input: Conversation, options: GenerateOptions): Conversation {
+  if (options.reasoningEffort === undefined) return input;
+  if (input.system === false) throw new TypeError('generate: reasoningEffort needs a system message, but conversation.system is false');
+  return { ...input, system: { ...input.system, reasoningEffort: options.reasoningEffort } };
+}
+
+function renderOptions(options: GenerateOptions): RenderOptions {
+  const { dropAnalysis, recipientPlacement } = options.render ?? {};
+  return {
+    ...(dropAnalysis !== undefined ? { dropAnalysis } : {}),
+    ...(recipientPlacement !== undefined ? { recipientPlacement } : {}),
+  };
+}
+
 /** @internal The prompt token ids of generate()'s input and options. */
 export function promptTokens(model: GptOssModel, input: GenerateInput, options: GenerateOptions): number[] {
-  if (isConversation(input)) {
-    let conv = input;
-    if (options.reasoningEffort !== undefined) {
-      if (conv.system === false) throw new TypeError('generate: reasoningEffort needs a system message, but conversation.system is false');
-      conv = { ...conv, system: { ...conv.system, reasoningEffort: options.reasoningEffort } };
-    }
-    const { dropAnalysis, recipientPlacement } = options.render ?? {};
-    return renderConversation(conv, {
-      ...(dropAnalysis !== undefined ? { dropAnalysis } : {}),
-      ...(recipientPlacement !== undefined ? { recipientPlacement } : {}),
-    });
-  }
+  if (isConversation(input)) return renderConversation(withEffort(input, options), renderOptions(options));
   if (options.reasoningEffort !== undefined) throw new TypeError('generate: reasoningEffort applies to conversation input only');
   if (typeof input === 'string') return tokenizer.encode(input);
   if (typeof input !== 'object' || input === null || typeof input.length !== 'number')
     throw new TypeError('generate: input must be token ids, a string or a conversation ({ messages: [...] })');
   return Array.from(toTokenIds(input, model.config.vocabSize, 'generate', 'input'));
+}
+
+/**
+ * @internal The texts of a prompt too long to encode on the event loop (null: encode inline).
+ * generate(), ChatSession and the engine encode them on the tokenizer's worker thread first.
+ */
+export function longPromptTexts(input: GenerateInput, options: GenerateOptions): string[] | null {
+  if (options === null || typeof options !== 'object') return null; // prepareGeneration names the error
+  if (typeof input === 'string') return offThreadTexts([input]);
+  if (isConversation(input)) {
+    try {
+      return offThreadTexts(conversationTexts(withEffort(input, options), renderOptions(options)));
+    } catch {
+      return null; // a malformed conversation: rendering it inline throws the error at once
+    }
+  }
+  return null;
+}
+
+/**
+ * @internal A stream for a prompt whose texts are encoded off the event loop first: `start` runs
+ * once they are (synchronously, rendering from those results) and its stream is passed through.
+ * What `start` throws (a prompt too long for the context, ...) ends this stream with finishReason
+ * 'error'; an abort while encoding ends it with 'abort'.
+ */
+export function afterEncoding(texts: readonly string[], options: GenerateOptions, start: () => GenerationStream): GenerationStream {
+  const seed = options.seed ?? randomSeed();
+  const controller = new AbortController();
+  const unlink = linkAbort(controller, options.signal);
+  return new GenerationStream(controller, async (emit) => {
+    const t0 = now();
+    let inner: GenerationStream;
+    try {
+      inner = await withTextsEncoded(texts, () => {
+        if (controller.signal.aborted) throw controller.signal;
+        return start();
+      });
+    } catch (e) {
+      unlink();
+      const aborted = e === controller.signal;
+      const out = new GenerationOutput({ prompt: [], parse: false, seed, stops: new Set() } as unknown as PreparedGeneration, emit);
+      if (aborted) out.finishReason = 'abort';
+      else out.fail(e);
+      const t = now();
+      return out.finish({ promptTokens: 0, completionTokens: 0, cachedPromptTokens: 0 }, { t0, t1: t, t2: t });
+    }
+    const onAbort = (): void => inner.abort(controller.signal.reason);
+    controller.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      for await (const e of inner) emit(e);
+      return await inner.result;
+    } finally {
+      controller.signal.removeEventListener('abort', onAbort);
+      unlink();
+    }
+  });
 }
 
 function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInput): void {
@@ -233,6 +292,17 @@ export interface PreparedGeneration {
 
 /** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
 export function prepareGeneration(model: GptOssModel, input: GenerateInput, options: GenerateOptions, fn = 'generate'): PreparedGeneration {
+  const resolved = resolveGenerationOptions(model, options, fn, input);
+  const prompt = promptTokens(model, input, options);
+  if (prompt.length === 0) throw new RangeError(`${fn}: the prompt is empty`);
+  checkIds(model, prompt, input);
+  const maxPositions = model.config.maxPositionEmbeddings;
+  if (prompt.length > maxPositions) throw new RangeError(`${fn}: prompt of ${prompt.length} tokens exceeds max_position_embeddings ${maxPositions}`);
+  return { prompt, ...resolved };
+}
+
+/** @internal prepareGeneration's checks of the options alone (no prompt needed). */
+export function resolveGenerationOptions(model: GptOssModel, options: GenerateOptions, fn: string, input?: GenerateInput): Omit<PreparedGeneration, 'prompt'> {
   if (options === null || typeof options !== 'object')
     throw new TypeError(`${fn}: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal))
@@ -244,21 +314,16 @@ export function prepareGeneration(model: GptOssModel, input: GenerateInput, opti
     if (s.disposed === true) throw new Error(`${fn}: options.session was disposed`);
   }
   const sample = resolveSampleOptions({ temperature: 1, ...options }, fn);
-  const prompt = promptTokens(model, input, options);
-  if (prompt.length === 0) throw new RangeError(`${fn}: the prompt is empty`);
-  checkIds(model, prompt, input);
   const maxTokens = options.maxTokens ?? 4096;
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new RangeError(`${fn}: maxTokens must be an integer >= 0, got ${maxTokens}`);
-  const parse = options.parse ?? isConversation(input);
+  const parse = options.parse ?? (input !== undefined && isConversation(input));
   const special = SPECIAL_TOKENS;
   const stops = new Set<number>(
     (options.stopTokens !== undefined ? toTokenIds(options.stopTokens, model.config.vocabSize, fn, 'stopTokens') : null) ??
       [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
   );
   const seed = options.seed ?? randomSeed();
-  const maxPositions = model.config.maxPositionEmbeddings;
-  if (prompt.length > maxPositions) throw new RangeError(`${fn}: prompt of ${prompt.length} tokens exceeds max_position_embeddings ${maxPositions}`);
-  return { prompt, sample, maxTokens, parse, stops, seed, rng: createRng(seed) };
+  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed) };
 }
 
 /**
@@ -372,7 +437,10 @@ export function linkAbort(controller: AbortController, outer: AbortSignal | unde
 
 /** Starts generating; returns at once. Bad input or options throw here, before anything runs. */
 export function generate(model: GptOssModel, input: GenerateInput, options: GenerateOptions = {}): GenerationStream {
-  return startGeneration(model, input, options);
+  const long = longPromptTexts(input, options);
+  if (long === null) return startGeneration(model, input, options);
+  resolveGenerationOptions(model, options, 'generate', input); // bad options still throw here
+  return afterEncoding(long, options, () => startGeneration(model, input, options));
 }
 
 /** @internal generate() with a hook that runs on the result before it resolves (ChatSession). */

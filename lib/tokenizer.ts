@@ -10,6 +10,8 @@
 import { encode as gptEncode } from 'gpt-tokenizer/encoding/o200k_harmony';
 import bpeRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import { O200K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants';
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 
 /** Number of token ids of the model's embedding / unembedding (0 .. 201087). */
 export const VOCAB_SIZE = 201088;
@@ -56,7 +58,10 @@ export interface Tokenizer {
   readonly vocabSize: number;
   /** Named special tokens → ids (`start` → 200006, ...). */
   readonly specialTokens: Readonly<Record<SpecialTokenName, number>>;
+  /** Synchronous: a 1 MB text can take up to ~1 s. Long texts from users: use encodeAsync. */
   encode(text: string, options?: EncodeOptions): number[];
+  /** The same ids as encode(); texts past a few thousand characters are encoded on a worker thread, so the event loop never waits for them. */
+  encodeAsync(text: string, options?: EncodeOptions): Promise<number[]>;
   /** Decodes ids to text; special tokens decode to their text (`<|start|>`). Invalid UTF-8 becomes U+FFFD. */
   decode(ids: Iterable<number>): string;
   /** Raw bytes of a sequence of ids. */
@@ -155,51 +160,103 @@ function decode(ids: Iterable<number>): string {
 const LONG_PIECE = 500; // characters (tiktoken's heap-merge proposal switches at the same size)
 const SEGMENT = 8192; // characters of short pieces handed to gpt-tokenizer at once
 
-// Token bytes -> rank, built on the first long piece: up to 6 bytes keyed by a number (the bytes
-// packed little-endian, plus the length above them), longer ones by their latin1 string.
+// Token bytes -> rank, built on the first long piece: every ordinary token's bytes in one buffer and an
+// open-addressing hash table of ids over them (no Map, no string keys, no allocation per lookup).
 interface ByteRankIndex {
   two: Int32Array; // 2-byte tokens: b0 | b1 << 8 -> rank, -1: none (most lookups)
-  short: Map<number, number>;
-  long: Map<string, number>;
+  bytes: Uint8Array; // token id's bytes at [start[id], start[id + 1])
+  start: Int32Array;
+  slots: Int32Array; // hash slot -> id, -1: empty
+  mask: number;
   maxLen: number;
 }
 let byteRanks: ByteRankIndex | undefined;
-const shortKey = (b: Uint8Array, s: number, e: number): number => {
-  if (e - s <= 3) {
-    // a small integer key
-    let k = 0;
-    for (let i = e - 1; i >= s; i--) k = (k << 8) | b[i]!;
-    return (e - s) * 16777216 + k;
+function hashBytes(b: Uint8Array, s: number, e: number): number {
+  let h = 0x811c9dc5 ^ (e - s); // FNV-1a, then a murmur3 finaliser to spread the low bits
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  return h ^ (h >>> 13);
+}
+function utf8Length(str: string): number {
+  let n = 0;
+  for (let i = 0; i < str.length; i++) {
+    const c = str.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < str.length && (str.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
   }
-  let k = 0;
-  for (let i = e - 1; i >= s; i--) k = k * 256 + b[i]!;
-  return k + (e - s) * 2 ** 48;
-};
+  return n;
+}
 function byteRankIndex(): ByteRankIndex {
   if (byteRanks) return byteRanks;
-  const index: ByteRankIndex = { two: new Int32Array(65536).fill(-1), short: new Map(), long: new Map(), maxLen: 0 };
+  // gpt-tokenizer keeps a token as a string when its bytes are valid UTF-8 (then encoding the string
+  // gives them back), else as the byte values: one TextEncoder call for all the strings
+  const start = new Int32Array(FIRST_SPECIAL_ID + 1);
+  const strings: string[] = [];
+  let total = 0;
   for (let id = 0; id < FIRST_SPECIAL_ID; id++) {
-    if (ranks[id] === undefined) continue;
-    const b = tokenBytes(id);
-    index.maxLen = Math.max(index.maxLen, b.length);
-    if (b.length === 2) index.two[b[0]! | (b[1]! << 8)] = id;
-    else if (b.length <= 6) index.short.set(shortKey(b, 0, b.length), id);
-    else index.long.set(String.fromCharCode(...b), id);
+    start[id] = total;
+    const r = ranks[id];
+    if (r === undefined) continue;
+    if (typeof r === 'string') {
+      total += utf8Length(r);
+      strings.push(r);
+    } else total += r.length;
+  }
+  start[FIRST_SPECIAL_ID] = total;
+  const joined = textEncoder.encode(strings.join(''));
+  const bytes = new Uint8Array(total);
+  let from = 0;
+  for (let id = 0; id < FIRST_SPECIAL_ID; id++) {
+    const r = ranks[id];
+    const len = start[id + 1]! - start[id]!;
+    if (typeof r === 'string') {
+      bytes.set(joined.subarray(from, from + len), start[id]!);
+      from += len;
+    } else if (r !== undefined) bytes.set(r, start[id]!);
+  }
+  if (from !== joined.length) throw new Error('o200k: rank table bytes do not add up');
+  const size = 1 << 19; // 2.6x the 199,998 tokens
+  const index: ByteRankIndex = { two: new Int32Array(65536).fill(-1), bytes, start, slots: new Int32Array(size).fill(-1), mask: size - 1, maxLen: 0 };
+  for (let id = 0; id < FIRST_SPECIAL_ID; id++) {
+    const s = start[id]!;
+    const len = start[id + 1]! - s;
+    if (len === 0) continue;
+    index.maxLen = Math.max(index.maxLen, len);
+    if (len === 2) index.two[bytes[s]! | (bytes[s + 1]! << 8)] = id;
+    let i = hashBytes(bytes, s, s + len) & index.mask;
+    while (index.slots[i] !== -1) i = (i + 1) & index.mask;
+    index.slots[i] = id;
   }
   return (byteRanks = index);
+}
+/** Rank (= id) of the token whose bytes are b[s, e), -1 if none. */
+function lookupBytes(index: ByteRankIndex, b: Uint8Array, s: number, e: number): number {
+  const len = e - s;
+  if (len === 2) return index.two[b[s]! | (b[s + 1]! << 8)]!;
+  if (len > index.maxLen) return -1;
+  const { bytes, start, slots, mask } = index;
+  for (let i = hashBytes(b, s, e) & mask; ; i = (i + 1) & mask) {
+    const id = slots[i]!;
+    if (id < 0) return -1;
+    const t = start[id]!;
+    if (start[id + 1]! - t !== len) continue;
+    let k = 0;
+    while (k < len && bytes[t + k] === b[s + k]) k++;
+    if (k === len) return id;
+  }
 }
 
 /** BPE of one piece with a binary heap of (rank, start) over a linked list of parts. */
 function mergeLongPiece(piece: string): number[] {
-  const { two, short, long, maxLen } = byteRankIndex();
+  const index = byteRankIndex();
   const bytes = textEncoder.encode(piece);
   const n = bytes.length;
-  const rankOf = (s: number, e: number): number => {
-    if (e - s === 2) return two[bytes[s]! | (bytes[s + 1]! << 8)]!;
-    if (e - s > maxLen) return -1;
-    if (e - s <= 6) return short.get(shortKey(bytes, s, e)) ?? -1;
-    return long.get(String.fromCharCode(...bytes.subarray(s, e))) ?? -1;
-  };
+  const rankOf = (s: number, e: number): number => lookupBytes(index, bytes, s, e);
   const next = new Int32Array(n + 1);
   const prev = new Int32Array(n + 1);
   const rankAt = new Int32Array(n + 1); // rank of the pair starting at this part, -1: none
@@ -211,50 +268,54 @@ function mergeLongPiece(piece: string): number[] {
   // heap of rank * 2^23 + start (ranks < 2^18, starts < 2^23: exact in a double): the smallest rank
   // first, the leftmost start on a tie, as in the linear scan
   if (n >= 2 ** 23) throw new RangeError('tokenizer.encode: a single regex piece of 8 MB or more');
-  const heap = new Float64Array(3 * n + 1); // n initial pairs, at most two more a merge
+  // a 4-ary heap (half the depth of a binary one; the four children share a cache line)
+  const heap = new Float64Array(2 * n + 1); // n initial pairs, at most one more a merge (the other replaces the top)
   let size = 0;
+  const siftDown = (from: number, key: number): void => {
+    let i = from;
+    for (;;) {
+      const c0 = 4 * i + 1;
+      if (c0 >= size) break;
+      let c = c0;
+      const end = Math.min(c0 + 4, size);
+      for (let k = c0 + 1; k < end; k++) if (heap[k]! < heap[c]!) c = k;
+      if (heap[c]! >= key) break;
+      heap[i] = heap[c]!;
+      i = c;
+    }
+    heap[i] = key;
+  };
   const push = (r: number, st: number): void => {
     const key = r * 8388608 + st;
     let i = size++;
     while (i > 0) {
-      const p = (i - 1) >> 1;
+      const p = (i - 1) >> 2;
       if (heap[p]! <= key) break;
       heap[i] = heap[p]!;
       i = p;
     }
     heap[i] = key;
   };
-  const pop = (): number => {
-    const top = heap[0]!;
-    const key = heap[--size]!;
-    let i = 0;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= size) break;
-      if (c + 1 < size && heap[c + 1]! < heap[c]!) c++;
-      if (heap[c]! >= key) break;
-      heap[i] = heap[c]!;
-      i = c;
-    }
-    heap[i] = key;
-    return top;
-  };
   for (let st = 0; st < n; st++) {
     rankAt[st] = pairRank(st);
-    if (rankAt[st]! >= 0) push(rankAt[st]!, st);
+    if (rankAt[st]! >= 0) heap[size++] = rankAt[st]! * 8388608 + st;
   }
-  const dead = new Uint8Array(n + 1);
+  for (let i = (size - 2) >> 2; i >= 0; i--) siftDown(i, heap[i]!); // heapify: O(n)
   while (size > 0) {
-    const key = pop();
+    const key = heap[0]!;
     const r = Math.floor(key / 8388608);
     const st = key - r * 8388608;
-    if (dead[st] || rankAt[st] !== r) continue; // stale: the pair changed since it was pushed
+    if (rankAt[st] !== r) {
+      siftDown(0, heap[--size]!); // stale: the pair changed since it was pushed
+      continue;
+    }
     const gone = next[st]!; // merge part st with the next one
-    dead[gone] = 1;
+    rankAt[gone] = -2; // its entries are stale
     next[st] = next[gone]!;
     prev[next[gone]!] = st;
     rankAt[st] = pairRank(st);
-    if (rankAt[st]! >= 0) push(rankAt[st]!, st);
+    if (rankAt[st]! >= 0) siftDown(0, rankAt[st]! * 8388608 + st); // replaces the top
+    else siftDown(0, heap[--size]!);
     const p = prev[st]!;
     if (p >= 0) {
       rankAt[p] = pairRank(p);
@@ -272,6 +333,10 @@ function mergeLongPiece(piece: string): number[] {
 
 function encodeOrdinary(text: string): number[] {
   if (text === '') return [];
+  if (text.length > TINY_TEXT) {
+    const done = preEncoded.get(text);
+    if (done) return done.slice();
+  }
   if (text.length <= LONG_PIECE) return gptEncode(text, { disallowedSpecial: new Set() });
   const out: number[] = [];
   let segmentStart = 0; // start of the short pieces not yet encoded
@@ -303,6 +368,7 @@ const SPECIAL_CANDIDATE = /<\|[a-z0-9_]+\|>/g;
  * special token (its search regex is sticky), so it is only used for ordinary text.
  */
 function encode(text: string, options: EncodeOptions = {}): number[] {
+  checkEncodeArgs(text, options, 'tokenizer.encode');
   const allow = options.allowSpecial ?? false;
   if (allow === false) return encodeOrdinary(text);
   let allowed: Set<number> | 'all';
@@ -330,6 +396,107 @@ function encode(text: string, options: EncodeOptions = {}): number[] {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Encoding off the event loop. A 1 MB text takes up to ~1 s of CPU (bench/tokenizer-long.mjs), so
+// encodeAsync hands texts past INLINE_CHARS to one worker thread (started on first use, unref'd while
+// idle) and the event loop only copies the string there and the ids back. The runtime's own text
+// paths (generate, ChatSession, the engine, the server) encode a long prompt's texts this way first
+// and then render it synchronously from those results (withTextsEncoded).
+// ---------------------------------------------------------------------------------------------
+/** Texts up to this many characters are encoded inline: ~10 ms of CPU at worst (lone surrogates). */
+export const INLINE_CHARS = 8192;
+const TINY_TEXT = 32; // role names, channel names: never worth a trip to the worker
+
+let worker: Worker | undefined;
+let nextRequest = 0;
+const waiting = new Map<number, { resolve: (ids: number[]) => void; reject: (e: Error) => void }>();
+
+function tokenizerWorker(): Worker {
+  if (worker) return worker;
+  // dist/tokenizer-worker.js beside this file; from the TypeScript sources (tests), the compiled one
+  const here = new URL('./tokenizer-worker.js', import.meta.url);
+  const file = existsSync(here) ? here : new URL('../dist/tokenizer-worker.js', import.meta.url);
+  const w = new Worker(file);
+  w.unref();
+  const failAll = (e: Error): void => {
+    if (worker === w) worker = undefined;
+    for (const { reject } of waiting.values()) reject(e);
+    waiting.clear();
+  };
+  w.on('message', (m: { id: number; ids?: Int32Array; error?: string }) => {
+    const request = waiting.get(m.id);
+    if (!request) return;
+    waiting.delete(m.id);
+    if (waiting.size === 0) w.unref();
+    if (m.ids) toNumbers(m.ids).then(request.resolve, request.reject);
+    else request.reject(new Error(`tokenizer.encodeAsync: ${m.error}`));
+  });
+  w.on('error', (e) => failAll(e instanceof Error ? e : new Error(String(e))));
+  w.on('exit', (code) => failAll(new Error(`tokenizer.encodeAsync: the tokenizer worker exited (code ${code})`)));
+  return (worker = w);
+}
+
+/** Int32Array -> number[] 65,536 at a time (~1 ms), one event-loop turn apart. */
+async function toNumbers(ids: Int32Array): Promise<number[]> {
+  const out = new Array<number>(ids.length);
+  for (let at = 0; at < ids.length; ) {
+    const end = Math.min(ids.length, at + 65536);
+    for (; at < end; at++) out[at] = ids[at]!;
+    if (at < ids.length) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return out;
+}
+
+function checkEncodeArgs(text: unknown, options: unknown, fn: string): void {
+  if (typeof text !== 'string') throw new TypeError(`${fn}: argument 'text' must be a string, got ${text === null ? 'null' : typeof text}`);
+  if (options !== undefined && (options === null || typeof options !== 'object'))
+    throw new TypeError(`${fn}: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+}
+
+/** encode() without blocking the event loop: the same ids, from a worker thread for long texts. */
+async function encodeAsync(text: string, options: EncodeOptions = {}): Promise<number[]> {
+  checkEncodeArgs(text, options, 'tokenizer.encodeAsync');
+  // inline when short; a long piece needs the rank index, built in the worker unless already here
+  if (text.length <= LONG_PIECE || (byteRanks !== undefined && text.length <= INLINE_CHARS)) return encode(text, options);
+  const allowSpecial = options.allowSpecial ?? false;
+  if (Array.isArray(allowSpecial)) for (const name of allowSpecial) if (lookupSpecial(name) === undefined) throw new Error(`Unknown special token: ${name}`);
+  const w = tokenizerWorker();
+  const id = nextRequest++;
+  return new Promise<number[]>((resolve, reject) => {
+    if (waiting.size === 0) w.ref(); // a pending encode keeps the process alive
+    waiting.set(id, { resolve, reject });
+    w.postMessage({ id, text, allowSpecial });
+  });
+}
+
+const preEncoded = new Map<string, number[]>();
+
+/**
+ * @internal The texts of a prompt that should be encoded off the event loop before rendering it, or
+ * null when encoding all of them inline is cheap (their total is at most INLINE_CHARS).
+ */
+export function offThreadTexts(texts: readonly string[]): string[] | null {
+  const todo = texts.filter((t) => !preEncoded.has(t)); // (inside withTextsEncoded: done)
+  let total = 0;
+  for (const t of todo) total += t.length;
+  if (total <= INLINE_CHARS) return null;
+  return [...new Set(todo.filter((t) => t.length > TINY_TEXT))];
+}
+
+/**
+ * @internal Encodes `texts` (ordinary text, no special tokens) off the event loop, then runs `run`
+ * synchronously with their ids at hand: a render inside it takes them instead of encoding again.
+ */
+export async function withTextsEncoded<T>(texts: readonly string[], run: () => T): Promise<T> {
+  const ids = await Promise.all(texts.map((t) => encodeAsync(t)));
+  const added = texts.filter((t, i) => !preEncoded.has(t) && (preEncoded.set(t, ids[i]!), true));
+  try {
+    return run();
+  } finally {
+    for (const t of added) preEncoded.delete(t);
+  }
+}
+
 class Utf8StreamDecoder implements StreamDecoder {
   private decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   push(id: number): string {
@@ -353,6 +520,7 @@ export const tokenizer: Tokenizer = Object.freeze({
   vocabSize: VOCAB_SIZE,
   specialTokens: SPECIAL_TOKENS,
   encode,
+  encodeAsync,
   decode,
   decodeBytes,
   tokenBytes,

@@ -18,6 +18,9 @@ import {
   GenerationStream,
   linkAbort,
   prepareGeneration,
+  resolveGenerationOptions,
+  longPromptTexts,
+  afterEncoding,
   type FinishReason,
   type GenerateInput,
   type GenerateOptions,
@@ -208,7 +211,20 @@ export class Engine {
    */
   generate(input: GenerateInput, options: EngineRequestOptions = {}): GenerationStream {
     if (this.#closed) throw new EngineClosedError();
-    if ((options as GenerateOptions).session !== undefined) throw new TypeError('engine.generate: options.session is not taken (the engine owns the KV cache)');
+    if (options !== null && typeof options === 'object' && (options as GenerateOptions).session !== undefined)
+      throw new TypeError('engine.generate: options.session is not taken (the engine owns the KV cache)');
+    const long = longPromptTexts(input, options);
+    if (long === null) return this.#generateNow(input, options);
+    // a long text prompt is encoded off the event loop first; what depends on its length (the
+    // context and queue checks) then ends the stream with finishReason 'error' instead of throwing
+    resolveGenerationOptions(this.#model, options, 'engine.generate', input);
+    return afterEncoding(long, options, () => {
+      if (this.#closed) throw new EngineClosedError();
+      return this.#generateNow(input, options);
+    });
+  }
+
+  #generateNow(input: GenerateInput, options: EngineRequestOptions): GenerationStream {
     const prepared = prepareGeneration(this.#model, input, options, 'engine.generate');
     const { prompt, maxTokens } = prepared;
     if (options.maxContext !== undefined && (!Number.isSafeInteger(options.maxContext) || options.maxContext < 1))

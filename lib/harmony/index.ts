@@ -1,6 +1,8 @@
 export * from './types.js';
 export {
   renderConversation,
+  renderConversationAsync,
+  conversationTexts,
   renderConversationText,
   renderMessageTokens,
   renderSystemContent,

@@ -6,7 +6,7 @@
  * content), exactly where the reference renderer splits them, so the token ids
  * match token for token, not only the decoded text.
  */
-import { tokenizer, SPECIAL_TOKENS, type SpecialTokenName } from '../tokenizer.js';
+import { tokenizer, SPECIAL_TOKENS, offThreadTexts, withTextsEncoded, type SpecialTokenName } from '../tokenizer.js';
 import type {
   Conversation,
   DeveloperOptions,
@@ -488,6 +488,21 @@ function segmentsToText(segs: readonly Segment[]): string {
 /** Renders a conversation to token ids (by default ending with `<|start|>assistant`). */
 export function renderConversation(conv: Conversation, opts?: RenderOptions): number[] {
   return segmentsToTokens(buildSegments(conv, opts));
+}
+
+/** @internal The ordinary-text runs renderConversation(conv, opts) encodes, in order. */
+export function conversationTexts(conv: Conversation, opts?: RenderOptions): string[] {
+  return buildSegments(conv, opts).flatMap((s) => ('text' in s ? [s.text] : []));
+}
+
+/**
+ * renderConversation without blocking the event loop: the same ids; when the texts are long
+ * (a pasted document), they are encoded on the tokenizer's worker thread first.
+ */
+export async function renderConversationAsync(conv: Conversation, opts?: RenderOptions): Promise<number[]> {
+  const segs = buildSegments(conv, opts);
+  const long = offThreadTexts(segs.flatMap((s) => ('text' in s ? [s.text] : [])));
+  return long ? withTextsEncoded(long, () => segmentsToTokens(segs)) : segmentsToTokens(segs);
 }
 
 /** The same rendering as text with special tokens spelled out; equals `tokenizer.decode(renderConversation(conv, opts))`. */

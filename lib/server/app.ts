@@ -108,7 +108,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
 
   app.post<{ Body: ChatCompletionRequest }>('/v1/chat/completions', { schema: { body: chatCompletionSchema } }, async (request: FastifyRequest<{ Body: ChatCompletionRequest }>, reply) => {
     const controller = disconnectSignal(reply.raw);
-    const turn = startChat(context, request.body, controller.signal); // refusals throw before any byte is sent
+    const turn = await startChat(context, request.body, controller.signal); // refusals throw before any byte is sent
     if (!request.body.stream) return reply.send(await chatCompletion(turn));
     const res = openSse(reply);
     try {
@@ -121,7 +121,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
 
   app.post<{ Body: ResponsesRequest }>('/v1/responses', { schema: { body: responsesSchema } }, async (request: FastifyRequest<{ Body: ResponsesRequest }>, reply) => {
     const controller = disconnectSignal(reply.raw);
-    const turn = startResponse(context, request.body, controller.signal);
+    const turn = await startResponse(context, request.body, controller.signal);
     if (!request.body.stream) return reply.send(await responseJson(turn));
     const res = openSse(reply);
     try {

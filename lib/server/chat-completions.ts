@@ -16,13 +16,13 @@ export interface ChatTurn {
   includeUsage: boolean;
 }
 
-export function startChat(ctx: ServeContext, body: ChatCompletionRequest, signal: AbortSignal): ChatTurn {
+export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, signal: AbortSignal): Promise<ChatTurn> {
   checkModel(ctx, body.model);
   const { instructions, messages } = chatMessages(body.messages);
   const tools = functionTools((body.tools ?? []).map((t) => t.function));
   const choice = body.tool_choice ?? 'auto';
   const spec: ToolChoiceSpec = typeof choice === 'string' ? choice : { name: choice.function.name };
-  const harmony = buildPrompt(instructions, tools, messages, effortOf(body.reasoning_effort), spec, 'tool_choice');
+  const harmony = await buildPrompt(instructions, tools, messages, effortOf(body.reasoning_effort), spec, 'tool_choice');
   const requested = body.max_completion_tokens ?? body.max_tokens;
   const param = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, requested, param, 'messages');

@@ -6,7 +6,7 @@
 // `functions` namespace; an assistant tool call is a commentary message to=functions.NAME with
 // `<|constrain|>json` content; a tool result is a message from the tool `functions.NAME`;
 // earlier reasoning is an analysis message (dropped from history by the renderer as Harmony says).
-import { renderConversation, renderMessageTokens, type Conversation, type Message, type ReasoningEffort, type ToolDefinition } from '../harmony/index.js';
+import { renderConversationAsync, renderMessageTokens, type Conversation, type Message, type ReasoningEffort, type ToolDefinition } from '../harmony/index.js';
 import { SPECIAL_TOKENS, tokenizer } from '../tokenizer.js';
 import { badParam } from './errors.js';
 import type { ChatMessageParam, ContentPart, ResponseInputItem } from './protocol.js';
@@ -44,14 +44,14 @@ export function effortOf(effort: string | null | undefined): ReasoningEffort | u
  * (the model writes the arguments), as the renderer writes a call; for 'required' with several tools
  * the header stops after `to=functions.` and the model names the function.
  */
-export function buildPrompt(
+export async function buildPrompt(
   instructions: string[],
   tools: ToolDefinition[],
   messages: Message[],
   effort: ReasoningEffort | undefined,
   toolChoice: ToolChoiceSpec,
   toolChoiceParam: string,
-): HarmonyRequest {
+): Promise<HarmonyRequest> {
   const declared = toolChoice === 'none' ? [] : tools;
   if (toolChoice !== 'none' && toolChoice !== 'auto') {
     if (tools.length === 0) throw badParam(toolChoiceParam, `${toolChoiceParam} asks for a tool call but no tools were given`);
@@ -64,7 +64,7 @@ export function buildPrompt(
     ...(instr !== '' || declared.length > 0 ? { developer: { ...(instr !== '' ? { instructions: instr } : {}), ...(declared.length > 0 ? { tools: declared } : {}) } } : {}),
     messages,
   };
-  const rendered = renderConversation(conversation);
+  const rendered = await renderConversationAsync(conversation); // long texts: off the event loop
   let forced: number[] = [];
   const name = typeof toolChoice === 'object' ? toolChoice.name : toolChoice === 'required' && tools.length === 1 ? tools[0]!.name : undefined;
   if (name !== undefined) {

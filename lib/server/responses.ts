@@ -21,7 +21,7 @@ export interface ResponsesTurn {
   maxTokens: number;
 }
 
-export function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): ResponsesTurn {
+export async function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): Promise<ResponsesTurn> {
   checkModel(ctx, body.model);
   if (body.previous_response_id) throw badParam('previous_response_id', 'previous_response_id is not supported: this server stores no responses (send the whole input)', 'unsupported_parameter');
   const { instructions, messages } = responseItems(body.input);
@@ -34,7 +34,7 @@ export function startResponse(ctx: ServeContext, body: ResponsesRequest, signal:
   const tools = functionTools(fnTools);
   const choice = body.tool_choice ?? 'auto';
   const spec: ToolChoiceSpec = typeof choice === 'string' ? choice : { name: choice.name };
-  const harmony = buildPrompt(instructions, tools, messages, effortOf(body.reasoning?.effort), spec, 'tool_choice');
+  const harmony = await buildPrompt(instructions, tools, messages, effortOf(body.reasoning?.effort), spec, 'tool_choice');
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, body.max_output_tokens, 'max_output_tokens', 'input');
   const stream = startTurn(
     ctx,
