@@ -9,6 +9,17 @@
 //                             [--max-batch-tokens 512] [--device cpu] [--backend native|session] [--label NAME] [--out bench/results]
 //   node bench/serve-load.mjs <model-dir> [same options]
 // Uses the built package (dist/). Token ids, not text: the synthetic models carry no meaning.
+// More measurements (each optional):
+//   --ttft-prompt N        time to first token of one N-token prompt with no other load (median of 3, after a warm-up)
+//   --delay-prompt N       while --delay-streams S (default 32) streams decode, a new N-token prompt arrives: how much
+//                          longer the decoding streams' token gaps get while it is prefilled in chunks (max gap
+//                          overlapping its prefill minus the p50 gap before it), and its own TTFT
+//   --http                 the same loads through real HTTP: a child process serves the model with the package's
+//                          OpenAI server (lib/server, as `gpt-oss serve` does) on 127.0.0.1, and this process
+//                          streams /v1/chat/completions (SSE, include_usage); tokens counted from usage, wall time
+//                          from the first request to the last response's end (compare with generate()'s prefill +
+//                          decode time); TTFT and gaps from content/reasoning chunks where the model's ids make
+//                          text (a random model's do not: its TTFT is a max_tokens 1 request's whole time)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +30,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { generate } from '../dist/generate.js';
 
 function parseArgs(argv) {
-  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null };
+  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--device') a.device = argv[++i];
@@ -32,6 +43,11 @@ function parseArgs(argv) {
     else if (x === '--out') a.out = argv[++i];
     else if (x === '--synthetic') a.synthetic = argv[++i];
     else if (x === '--layers') a.layers = Number(argv[++i]);
+    else if (x === '--ttft-prompt') a.ttftPrompt = Number(argv[++i]);
+    else if (x === '--delay-prompt') a.delayPrompt = Number(argv[++i]);
+    else if (x === '--delay-streams') a.delayStreams = Number(argv[++i]);
+    else if (x === '--http') a.http = true;
+    else if (x === '--serve-child') a.serveChild = true;
     else if (a.model === null && !x.startsWith('--')) a.model = x;
     else throw new Error(`serve-load: unknown argument ${x}`);
   }
@@ -104,8 +120,244 @@ async function runEngine(model, streams, args) {
   };
 }
 
+const median = (xs) => pct(xs, 50);
+function commitId() {
+  try {
+    return readFileSync('COMMIT', 'utf8').trim().slice(0, 12);
+  } catch {
+    try {
+      return execSync('git rev-parse --short HEAD', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  }
+}
+
+// One N-token prompt, nothing else running: time to its first token (engine).
+async function runTtft(model, args) {
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: 1, maxBatchTokens: args.maxBatchTokens, maxContext: args.ttftPrompt + 8 });
+  const vocab = Math.min(model.config.vocabSize, 199998);
+  const times = [];
+  for (let k = 0; k < 4; k++) {
+    const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
+    const t0 = performance.now();
+    let first = 0;
+    const stream = engine.generate(p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
+    for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
+    await stream.result;
+    if (k > 0) times.push(first - t0); // the first run warms up (graphs, workspaces)
+  }
+  await engine.close();
+  return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+}
+
+// S streams decode; a new N-token prompt arrives: the gap it adds to their tokens (engine).
+async function runDelay(model, args) {
+  const S = args.delayStreams;
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: S + 1, maxBatchTokens: Math.max(args.maxBatchTokens, S + 1), maxContext: Math.max(args.delayPrompt + 8, 64 + 600) });
+  const vocab = Math.min(model.config.vocabSize, 199998);
+  const ps = prompts(S, 64, vocab, 77);
+  const stamps = ps.map(() => []);
+  let release;
+  const warm = new Promise((r) => (release = r));
+  const streams = ps.map((p, i) => engine.generate(p, { maxTokens: 500, temperature: 1, seed: i, stopTokens: [] }));
+  const readers = streams.map(async (st, i) => {
+    for await (const e of st) {
+      if (e.type !== 'token') continue;
+      stamps[i].push(performance.now());
+      if (stamps.every((x) => x.length >= 24)) release();
+    }
+  });
+  await warm;
+  const [big] = prompts(1, args.delayPrompt, vocab, 99);
+  const tSubmit = performance.now();
+  let tFirst = 0;
+  const newcomer = engine.generate(big, { maxTokens: 1, temperature: 1, seed: 5, stopTokens: [] });
+  for await (const e of newcomer) if (e.type === 'token' && !tFirst) tFirst = performance.now();
+  await newcomer.result;
+  await new Promise((r) => setTimeout(r, 200)); // a few more decode steps after it
+  for (const st of streams) st.abort();
+  await Promise.all(readers);
+  await Promise.all(streams.map((st) => st.result));
+  await engine.close();
+  const before = [], during = [];
+  for (const xs of stamps)
+    for (let j = 1; j < xs.length; j++) {
+      const gap = xs[j] - xs[j - 1];
+      if (xs[j] <= tSubmit) before.push(gap);
+      else if (xs[j - 1] <= tFirst) during.push(gap); // a gap that overlaps the newcomer's prefill
+    }
+  const base = median(before);
+  return {
+    streams: S,
+    promptTokens: args.delayPrompt,
+    maxBatchTokens: Math.max(args.maxBatchTokens, S + 1),
+    gapBeforeP50Ms: round(base),
+    gapDuringMaxMs: round(Math.max(...during)),
+    gapDuringP50Ms: round(median(during)),
+    addedDelayMs: round(Math.max(...during) - base),
+    newcomerTtftMs: round(tFirst - tSubmit),
+  };
+}
+
+// ---- HTTP: a child process serves the model; this one is the client ----
+function wordsPrompt(n, seed) {
+  const words = ['alpha', 'river', 'stone', 'cloud', 'maple', 'north', 'ember', 'quiet', 'orbit', 'field', 'lemon', 'tiger'];
+  let s = seed >>> 0;
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(words[(s = (Math.imul(s, 1664525) + 1013904223) >>> 0) % words.length]);
+  return out.join(' ');
+}
+
+async function chatStream(url, text, maxTokens, seed, signal) {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: text }], max_tokens: maxTokens, temperature: 1, seed, stream: true, stream_options: { include_usage: true } }),
+    signal,
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const stamps = [];
+  let usage = null;
+  let buf = '';
+  const dec = new TextDecoder();
+  try {
+    for await (const chunk of res.body) {
+      buf += dec.decode(chunk, { stream: true });
+      let k;
+      while ((k = buf.indexOf('\n\n')) >= 0) {
+        const frame = buf.slice(0, k);
+        buf = buf.slice(k + 2);
+        const line = frame.split('\n').find((l) => l.startsWith('data: '));
+        if (!line || line === 'data: [DONE]') continue;
+        const obj = JSON.parse(line.slice(6));
+        if (obj.usage) usage = obj.usage;
+        const d = obj.choices?.[0]?.delta;
+        if (d && (d.content || d.reasoning_content || d.reasoning)) stamps.push(performance.now());
+      }
+    }
+  } catch (e) {
+    if (!signal?.aborted) throw e;
+  }
+  return { t0, stamps, usage, tEnd: performance.now() };
+}
+
+async function runHttp(url, streams, args) {
+  const t0 = performance.now();
+  const rs = await Promise.all(Array.from({ length: streams }, (_, i) => chatStream(url, wordsPrompt(args.prompt, 1000 + i), args.tokens, i)));
+  const ttft = [], itl = [];
+  let total = 0, tEnd = t0;
+  for (const r of rs) {
+    if (r.stamps.length) ttft.push(r.stamps[0] - r.t0);
+    for (let j = 1; j < r.stamps.length; j++) itl.push(r.stamps[j] - r.stamps[j - 1]);
+    total += r.usage?.completion_tokens ?? 0;
+    tEnd = Math.max(tEnd, r.tEnd);
+  }
+  const wall = (tEnd - t0) / 1000;
+  return { streams, outputTokens: total, promptTokens: rs[0]?.usage?.prompt_tokens, wallS: round(wall, 3), aggregateTokS: round(total / wall), ttftMs: { p50: round(pct(ttft, 50)), p99: round(pct(ttft, 99)) }, itlMs: { p50: round(pct(itl, 50)), p99: round(pct(itl, 99)) } };
+}
+
+async function runHttpTtft(url, args) {
+  const times = [];
+  let promptTokens = 0;
+  for (let k = 0; k < 4; k++) {
+    // max_tokens 1: the response ends with the first token (a random model's ids carry no text to stamp)
+    const r = await chatStream(url, wordsPrompt(args.ttftPrompt, 50 + k), 1, k);
+    promptTokens = r.usage?.prompt_tokens ?? 0;
+    if (k > 0) times.push(r.tEnd - r.t0);
+  }
+  return { promptTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+}
+
+async function serveChild(args) {
+  const model = args.synthetic
+    ? await createSyntheticModel(args.synthetic, { device: args.device, ...(args.layers ? { layers: args.layers } : {}) })
+    : await loadModel(args.model, { device: args.device });
+  const [p] = prompts(1, args.prompt, Math.min(model.config.vocabSize, 199998), 7);
+  await generate(model, p, { maxTokens: 4, temperature: 1, seed: 1, stopTokens: [] }).result;
+  const g = await generate(model, p, { maxTokens: args.tokens, temperature: 1, seed: 1, stopTokens: [] }).result;
+  const { createServer } = await import('../dist/server/app.js');
+  const maxSequences = Math.max(...args.streams, 1);
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
+  const server = createServer(engine, { modelName: 'bench' });
+  const { url } = await server.listen(0, '127.0.0.1');
+  process.stdout.write(`${JSON.stringify({ url, device: model.device, backend: engine.backend.constructor.name, generate: { decodeTokS: round(g.timings.tokensPerSecond), prefillMs: round(g.timings.prefillMs) } })}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', async () => {
+    await server.close(1000);
+    await engine.close();
+    process.stdout.write(`${JSON.stringify({ gpuUsedBytes: gpuUsed(), peakRssBytes: peakRss() })}\n`);
+    process.exit(0);
+  });
+}
+
+async function mainHttp(args) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [process.argv[1], ...process.argv.slice(2).filter((x) => x !== '--http'), '--serve-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [];
+  let waiting = null;
+  let pending = '';
+  child.stdout.on('data', (d) => {
+    pending += d;
+    let k;
+    while ((k = pending.indexOf('\n')) >= 0) {
+      lines.push(JSON.parse(pending.slice(0, k)));
+      pending = pending.slice(k + 1);
+      waiting?.();
+    }
+  });
+  const nextLine = async () => {
+    while (!lines.length) await new Promise((r) => (waiting = r));
+    return lines.shift();
+  };
+  const info = await nextLine();
+  const g = info.generate;
+  g.endToEndTokS = round(args.tokens / ((g.prefillMs + (args.tokens / g.decodeTokS) * 1000) / 1000));
+  console.error(`serve-load --http: ${info.url} (${info.device}, ${info.backend}); generate(): decode ${g.decodeTokS} tok/s, ${g.endToEndTokS} tok/s with its prefill`);
+  await runHttp(info.url, 1, { ...args, tokens: 4 }); // warm-up
+  const runs = [];
+  for (const n of args.streams) {
+    const r = await runHttp(info.url, n, args);
+    console.error(`http ${n} streams: ${r.aggregateTokS} tok/s aggregate (${r.outputTokens} tokens); TTFT p50 ${r.ttftMs.p50} p99 ${r.ttftMs.p99} ms; ITL p50 ${r.itlMs.p50} p99 ${r.itlMs.p99} ms`);
+    runs.push(r);
+  }
+  const ttft = args.ttftPrompt ? await runHttpTtft(info.url, args) : null;
+  if (ttft) console.error(`http TTFT, ${ttft.promptTokens}-token prompt: ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})`);
+  child.stdin.end();
+  const end = await nextLine();
+  return { info, runs, ttft, end };
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  if (args.serveChild) return serveChild(args);
+  if (args.http) {
+    const load0 = loadavg()[0];
+    const r = await mainHttp(args);
+    const result = {
+      date: new Date().toISOString(),
+      host: hostname(),
+      commit: commitId(),
+      command: `node bench/serve-load.mjs ${process.argv.slice(2).join(' ')}`,
+      mode: 'http',
+      shape: `${args.synthetic ?? args.model}${args.layers ? `, ${args.layers} layers` : ''}`,
+      device: r.info.device,
+      backend: r.info.backend,
+      loadavg: { start: round(load0), end: round(loadavg()[0]) },
+      generate: r.info.generate,
+      runs: r.runs,
+      ttft: r.ttft,
+      serverPeakRssBytes: r.end.peakRssBytes,
+      gpuUsedBytes: r.end.gpuUsedBytes,
+    };
+    mkdirSync(args.out, { recursive: true });
+    const file = join(args.out, `serve-load-http-${args.label || args.synthetic || 'model'}-${result.date.slice(0, 19).replace(/[:T]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(JSON.stringify(result, null, 2));
+    console.error(`serve-load: wrote ${file}`);
+    return;
+  }
   const load0 = loadavg()[0];
   const model = args.synthetic
     ? await createSyntheticModel(args.synthetic, { device: args.device, ...(args.layers ? { layers: args.layers } : {}) })
@@ -126,17 +378,18 @@ async function main() {
     console.error(`${n} streams: ${r.aggregateTokS} tok/s aggregate; TTFT p50 ${r.ttftMs.p50} p99 ${r.ttftMs.p99} ms; ITL p50 ${r.itlMs.p50} p99 ${r.itlMs.p99} ms; ${r.steps} steps`);
     runs.push(r);
   }
+  const ttft = args.ttftPrompt ? await runTtft(model, args) : null;
+  if (ttft) console.error(`TTFT, ${ttft.promptTokens}-token prompt alone: ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})`);
+  const delay = args.delayPrompt ? await runDelay(model, args) : null;
+  if (delay)
+    console.error(
+      `delay: ${delay.streams} decoding streams, a ${delay.promptTokens}-token prompt arrives: their gap p50 ${delay.gapBeforeP50Ms} ms before, max ${delay.gapDuringMaxMs} ms during its prefill (+${delay.addedDelayMs} ms); its TTFT ${delay.newcomerTtftMs} ms`,
+    );
   const result = {
     date: new Date().toISOString(),
     host: hostname(),
     cpu: cpus()[0]?.model,
-    commit: (() => {
-      try {
-        return execSync('git rev-parse --short HEAD', { encoding: 'utf8' }).trim();
-      } catch {
-        return null;
-      }
-    })(),
+    commit: commitId(),
     command: `node bench/serve-load.mjs ${process.argv.slice(2).join(' ')}`,
     shape,
     device: model.device,
@@ -144,6 +397,8 @@ async function main() {
     loadavg: { start: round(load0), end: round(loadavg()[0]) },
     generate: reference,
     runs,
+    ttft,
+    delay,
     peakRssBytes: peakRss(),
     gpuUsedBytes: gpuUsed(),
   };

@@ -140,7 +140,7 @@ export interface NativeBatch {
 }
 
 export interface NativeBatchConstructor {
-  new (model: NativeModel, options: { maxSequences: number; kvBlocks: number; blockSize: number }): NativeBatch;
+  new (model: NativeModel, options: { maxSequences: number; kvBlocks: number; blockSize: number; padDecodeSteps?: boolean }): NativeBatch;
 }
 
 export interface HipBuildInfo {

@@ -201,14 +201,13 @@ export class GptOssModel {
 
   /**
    * The batched step over a paged KV cache (lib/engine/backend.ts's StepBackend): many sequences,
-   * one forward pass a step. CPU models only for now; on a CUDA model it throws (never a silent
-   * fallback).
+   * one forward pass a step. CPU and CUDA models; on HIP it throws (never a silent fallback).
    */
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
-    const { kvBlocks, blockSize = 16, maxSequences = 64 } = options;
-    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences }));
+    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps } = options;
+    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }));
   }
 
   /** generate(this, input, options): see lib/generate.ts. */

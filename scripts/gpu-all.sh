@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel)
+#   env: SKIP_E2E=1, SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -23,6 +23,9 @@ if [[ -x build-gpu/gptoss_gpu_bench ]]; then
 fi
 
 [[ -z "${SKIP_E2E:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-e2e.sh 2>&1 | grep -vE "^\s*$" | tail -40
+
+# the CUDA batched step: equivalence, memcheck, serving bench (gpu-batch.sh; SKIP_BATCH=1 skips it)
+[[ -z "${SKIP_BATCH:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-batch.sh 2>&1 | tail -40
 
 if [[ -z "${SKIP_SANITIZER:-}" && -x build-gpu/gptoss_gpu_check ]] && command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do

@@ -1,5 +1,5 @@
 // gpt-oss serve <model>: the OpenAI-compatible HTTP server (lib/server) on a continuous-batching engine.
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { basename, resolve } from 'node:path';
 import { loadWithProgress, parseDevice, parseIntArg } from './common.js';
 import { createServer } from '../server/app.js';
@@ -16,6 +16,7 @@ interface ServeFlags {
   kvBlocks?: number;
   maxQueue: number;
   shutdownTimeout: number;
+  engine?: 'native' | 'session';
 }
 
 export function registerServe(program: Command): void {
@@ -32,6 +33,10 @@ export function registerServe(program: Command): void {
     .option('--max-context <n>', 'most tokens one request may hold, prompt and completion (default min(4096, max_position_embeddings))', parseIntArg(2))
     .option('--kv-blocks <n>', 'KV-cache blocks of 16 tokens in the pool (default: max-sequences full contexts)', parseIntArg(1))
     .option('--max-queue <n>', 'requests that may wait for a sequence; more get 429', parseIntArg(0), 256)
+    .option('--engine <kind>', "'native' (one batched forward a step; the CPU's default) or 'session' (a Session a sequence; the default elsewhere)", (v: string) => {
+      if (v !== 'native' && v !== 'session') throw new InvalidArgumentError("expected 'native' or 'session'.");
+      return v;
+    })
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
       const model = await loadWithProgress(dir, flags.device);
@@ -40,6 +45,7 @@ export function registerServe(program: Command): void {
         maxSequences,
         maxBatchTokens: Math.max(flags.maxBatchTokens, maxSequences),
         maxQueue: flags.maxQueue,
+        ...(flags.engine !== undefined ? { backend: flags.engine } : {}),
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
         ...(flags.kvBlocks !== undefined ? { kvBlocks: flags.kvBlocks } : {}),
       });

@@ -19,6 +19,12 @@ export interface BatchBackendOptions {
   blockSize?: number;
   /** Most sequences open at once (default 64). */
   maxSequences?: number;
+  /**
+   * Run decode steps (every item one token) padded to a few bucket sizes, so that each bucket's step
+   * is captured once as a CUDA graph and replayed (default: true on CUDA, false on the CPU, where
+   * padding only costs time). The results are the same either way.
+   */
+  padDecodeSteps?: boolean;
 }
 
 export class NativeBatchBackend implements StepBackend {

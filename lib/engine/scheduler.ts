@@ -46,8 +46,9 @@ export interface EngineOptions {
   maxQueue?: number;
   /**
    * What runs the steps: 'native' (NativeBatchBackend: one batched forward a step over a paged KV
-   * cache; CPU models), 'session' (SessionBackend: a native Session per sequence, one after another)
-   * or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices.
+   * cache; CPU and CUDA models), 'session' (SessionBackend: a native Session per sequence, one after another)
+   * or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices ('native' on CUDA
+   * is opt-in until its batched kernels have been checked on a GPU).
    */
   backend?: 'native' | 'session' | StepBackend;
 }
@@ -166,7 +167,8 @@ export class Engine {
     const maxPositions = model.config.maxPositionEmbeddings;
     const maxContext = positiveInt(options.maxContext, Math.min(4096, maxPositions), 'maxContext');
     if (maxContext > maxPositions) throw new RangeError(`createEngine: maxContext ${maxContext} exceeds max_position_embeddings ${maxPositions}`);
-    // The native batched step where the model's backend has one (the CPU for now), else a Session a sequence.
+    // The native batched step on the CPU; elsewhere a Session a sequence unless 'native' is asked for
+    // (CUDA runs it too, but its batched kernels have not yet run on a GPU: bench/RESULTS.md, issue 11).
     const kind = options.backend ?? (model.device === 'cpu' ? 'native' : 'session');
     if (kind === 'session' || kind === 'native') {
       const blockSize = positiveInt(options.blockSize, 16, 'blockSize');

@@ -13,6 +13,12 @@ __device__ __forceinline__ float sink_logit(const AttentionArgs& a, int h) {
   return param_f32(a.sinks, a.sinks_bf16, h);
 }
 
+// The cache row of key j as query t's sequence sees it (AttentionArgs: paged or contiguous).
+__device__ __forceinline__ int64_t kv_row(const AttentionArgs& a, int seq, int j) {
+  if (!a.block_tables) return j;
+  return int64_t(a.block_tables[int64_t(seq) * a.table_width + j / a.block_size]) * a.block_size + j % a.block_size;
+}
+
 // Visible keys of a query at `pos`: [lo, pos] (window: pos - j < W), clipped to the cache.
 __device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
 
@@ -36,14 +42,22 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
   __shared__ int pos_s[kFlashBQ];
   __shared__ int range_s[2];
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv);
-  const int q0 = blockIdx.x * kFlashBQ;
+  // This block's queries [q0, q_end): 64 from blockIdx.x * 64, or a paged step's planned tile (one
+  // sequence's consecutive queries; tiles past the plan's count have nothing to do).
+  int q0 = blockIdx.x * kFlashBQ, q_end = a.n, seq = 0;
+  if (a.tiles) {
+    if (int(blockIdx.x) >= a.counts[1]) return;
+    q0 = a.tiles[2 * blockIdx.x];
+    q_end = q0 + a.tiles[2 * blockIdx.x + 1];
+  }
+  if (a.seq_of_token) seq = a.seq_of_token[q0];
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane >> 2, tq = lane & 3;
 
   if (tid == 0) { range_s[0] = 0x7fffffff; range_s[1] = -1; }
   __syncthreads();
   if (tid < kFlashBQ) {
     int i = q0 + tid;
-    int p = i < a.n ? a.positions[i] : -1;
+    int p = i < q_end ? a.positions[i] : -1;
     if (p >= a.ctx) { atomicOr(a.err, kErrPositionRange); p = a.ctx - 1; }
     pos_s[tid] = p;
     if (p >= 0) { atomicMin(&range_s[0], key_lo(p, a.sliding_window)); atomicMax(&range_s[1], p); }
@@ -60,10 +74,10 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
     const float* qrow1 = a.q + (int64_t(qi1) * a.Hq + h) * kFlashD;
 #pragma unroll
     for (int ks = 0; ks < 4; ++ks) {
-      float2 x00 = qi0 < a.n ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq) : make_float2(0, 0);
-      float2 x10 = qi1 < a.n ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq) : make_float2(0, 0);
-      float2 x01 = qi0 < a.n ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
-      float2 x11 = qi1 < a.n ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
+      float2 x00 = qi0 < q_end ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq) : make_float2(0, 0);
+      float2 x10 = qi1 < q_end ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq) : make_float2(0, 0);
+      float2 x01 = qi0 < q_end ? *reinterpret_cast<const float2*>(qrow0 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
+      float2 x11 = qi1 < q_end ? *reinterpret_cast<const float2*>(qrow1 + ks * 16 + 2 * tq + 8) : make_float2(0, 0);
       const float2 xs[4] = {x00, x10, x01, x11};
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
@@ -91,7 +105,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       uint32_t kw[4] = {0, 0, 0, 0}, vw[4] = {0, 0, 0, 0};
       uint32_t kl[4] = {0, 0, 0, 0}, vl[4] = {0, 0, 0, 0};  // lo parts (f32 cache only)
       if (j <= hi) {
-        const int64_t off = int64_t(j) * row_elems + kvh * kFlashD + d0;
+        const int64_t off = kv_row(a, seq, j) * row_elems + kvh * kFlashD + d0;
         if (BF16) {
           uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
           uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
@@ -212,10 +226,10 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 #pragma unroll
   for (int dt = 0; dt < 8; ++dt) {
     const int d = dt * 8 + 2 * tq;
-    if (qi0 < a.n)
+    if (qi0 < q_end)
       *reinterpret_cast<float2*>(a.out + (int64_t(qi0) * a.Hq + h) * kFlashD + d) =
           make_float2(o[dt][0] * inv0, o[dt][1] * inv0);
-    if (qi1 < a.n)
+    if (qi1 < q_end)
       *reinterpret_cast<float2*>(a.out + (int64_t(qi1) * a.Hq + h) * kFlashD + d) =
           make_float2(o[dt][2] * inv1, o[dt][3] * inv1);
   }
@@ -265,9 +279,18 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   using S = DecodeSmem<BF16>;
   using T = typename S::T;
   __shared__ __align__(16) S sm;
-  const int split = blockIdx.x, kvh = blockIdx.y, t = blockIdx.z;
+  const int split = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z;
   const int G = a.Hq / a.Hkv;
   const int tid = threadIdx.x, warp = tid / W, lane = tid % W, nwarps = blockDim.x / W;
+  // Query t of this block; z indexes the partials and counters. A mixed paged step reads its plan
+  // (the previous kernel's output): wait first, and leave when the plan has fewer singles.
+  int t = z;
+  if (a.singles) {
+    pdl_wait();
+    if (z >= a.counts[0]) return;
+    t = a.singles[z];
+  }
+  const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
   // The positions are the step's input (copied before its first kernel) and the cache rows before
   // the step's first position were written by earlier steps: the first tile loads before the PDL
   // wait, and only rows from `fresh` on (this step's keys, the previous kernel's output) are read
@@ -281,8 +304,9 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   const int len = pos - lo + 1;
   const int per = (len + splits * TK - 1) / (splits * TK) * TK;  // whole tiles a split; the last splits may be empty
   const int begin = lo + split * per, end = min(pos + 1, begin + per);
-  int fresh = pos;
-  for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
+  int fresh = pos;  // paged: this step wrote this sequence's row `pos` only
+  if (!a.block_tables)
+    for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
 
   const int kpp = blockDim.x / G;  // keys scored per pass
   const int my_g = tid % G, my_k = tid / G;
@@ -302,7 +326,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     for (int u = 0; u < kPerThread; ++u) {
       const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
       if (key < cn) {
-        const int64_t off = int64_t(c0 + key) * row_elems + int64_t(kvh) * D;
+        const int64_t off = kv_row(a, seq, c0 + key) * row_elems + int64_t(kvh) * D;
         kr[u] = __ldg(reinterpret_cast<const uint4*>(kc + off) + ch);
         vr[u] = __ldg(reinterpret_cast<const uint4*>(vc + off) + ch);
       }
@@ -317,7 +341,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     for (int u = 0; u < kPerThread; ++u) {
       const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
       if (key < cn && begin + key >= fresh) {
-        const int64_t off = int64_t(begin + key) * row_elems + int64_t(kvh) * D;
+        const int64_t off = kv_row(a, seq, begin + key) * row_elems + int64_t(kvh) * D;
         kr[u] = __ldcg(reinterpret_cast<const uint4*>(kc + off) + ch);
         vr[u] = __ldcg(reinterpret_cast<const uint4*>(vc + off) + ch);
       }
@@ -436,19 +460,19 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   for (int gi = 0; gi < 2; ++gi) {
     const int g = warp + gi * nwarps;
     if (g >= G) continue;
-    float* pp = partial + ((int64_t(t) * a.Hq + kvh * G + g) * splits + split) * (D + 2);
+    float* pp = partial + ((int64_t(z) * a.Hq + kvh * G + g) * splits + split) * (D + 2);
     if (lane == 0) { pp[0] = m_run[gi]; pp[1] = l_run[gi]; }
     pp[2 + 2 * lane] = acc[gi][0];
     pp[2 + 2 * lane + 1] = acc[gi][1];
   }
-  if (!last_block_arrives(a.counters + kCountersAttention + t * a.Hkv + kvh, splits)) return;
+  if (!last_block_arrives(a.counters + kCountersAttention + z * a.Hkv + kvh, splits)) return;
   // M = max(m_s, sink), L = sum l_s e^(m_s - M) + e^(sink - M), out = sum acc_s e^(m_s - M) / L
 #pragma unroll
   for (int gi = 0; gi < 2; ++gi) {
     const int g = warp + gi * nwarps;
     if (g >= G) continue;
     const int h = kvh * G + g;
-    const float* pp = partial + (int64_t(t) * a.Hq + h) * splits * (D + 2);
+    const float* pp = partial + (int64_t(z) * a.Hq + h) * splits * (D + 2);
     float* w = sm.wts + g * kDecodeMaxSplits;
     const float sink = sink_logit(a, h);
     float M = sink;
@@ -492,8 +516,9 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
   }
   const int lo = key_lo(pos, a.sliding_window);
   const float* q = a.q + (int64_t(t) * a.Hq + h) * D;
+  const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
   auto kval = [&](const void* cache, int j, int d) {
-    int64_t off = (int64_t(j) * a.Hkv + kvh) * D + d;
+    int64_t off = (kv_row(a, seq, j) * a.Hkv + kvh) * D + d;
     return BF16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(cache)[off]) : static_cast<const float*>(cache)[off];
   };
   // pass 1: max
@@ -543,6 +568,40 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The plan of a mixed paged step (AttentionArgs::singles/tiles/counts): one block walks the tokens;
+// each run of one sequence's consecutive tokens (Batch::run lays an item's tokens out together) is a
+// single (a decode token) or is cut into tiles of at most kFlashBQ queries. Order does not matter:
+// each kernel finds its work by index.
+// ---------------------------------------------------------------------------------------------
+__global__ void __launch_bounds__(1024) attention_paged_plan_kernel(const int32_t* seq_of_token, int n, int32_t* singles,
+                                                                    int32_t* tiles, int32_t* counts) {
+  __shared__ int count[2];
+  if (threadIdx.x == 0) count[0] = count[1] = 0;
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const int s = seq_of_token[i];
+    if (i > 0 && seq_of_token[i - 1] == s) continue;  // inside a run: its first token plans it
+    int len = 1;
+    while (i + len < n && seq_of_token[i + len] == s) ++len;
+    if (len == 1) {
+      singles[atomicAdd(&count[0], 1)] = i;
+      continue;
+    }
+    const int nt = (len + kFlashBQ - 1) / kFlashBQ;
+    const int base = atomicAdd(&count[1], nt);
+    for (int k = 0; k < nt; ++k) {
+      tiles[2 * (base + k)] = i + k * kFlashBQ;
+      tiles[2 * (base + k) + 1] = min(kFlashBQ, len - k * kFlashBQ);
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    counts[0] = count[0];
+    counts[1] = count[1];
+  }
+}
+
 }  // namespace
 
 int attention_decode_splits(const AttentionArgs& a) { return attention_decode_splits(knobs(), a.ctx, a.sliding_window); }
@@ -583,6 +642,62 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       GPTOSS_CUDA_LAUNCH("attention_naive_kernel");
       return;
     }
+  }
+}
+
+}  // namespace gptoss::cuda
+
+namespace gptoss::cuda {
+
+namespace {
+// The paged workspace: [plan: counts 2, singles seqs, tiles 2 * max_tiles][partials of the singles]
+struct PagedLayout {
+  int max_tiles = 0, splits = 1;
+  size_t plan_ints = 0, bytes = 0;
+};
+PagedLayout paged_layout(const AttentionArgs& a, int seqs, int sms) {
+  PagedLayout l;
+  const bool mixed = a.n > seqs && seqs > 1;
+  const int decode_tokens = std::min(a.n, seqs);
+  l.max_tiles = ceil_div(a.n, kFlashBQ) + seqs;
+  l.splits = attention_paged_splits(knobs(), a.ctx, a.sliding_window, decode_tokens * a.Hkv, sms);
+  l.plan_ints = mixed ? (2 + size_t(seqs) + 2 * size_t(l.max_tiles) + 63) / 64 * 64 : 0;
+  const size_t partials = l.splits > 1 ? sizeof(float) * size_t(decode_tokens) * a.Hq * l.splits * (a.D + 2) : 0;
+  l.bytes = sizeof(int32_t) * l.plan_ints + partials;
+  return l;
+}
+}  // namespace
+
+size_t attention_paged_workspace_bytes(const AttentionArgs& a, int seqs, int sms) {
+  return paged_layout(a, seqs, sms).bytes;
+}
+
+void launch_attention_paged(const AttentionArgs& args, int seqs, int sms, void* workspace, cudaStream_t stream) {
+  if (args.n <= 0) return;
+  const PagedLayout l = paged_layout(args, seqs, sms);
+  AttentionArgs a = args;
+  int32_t* plan = static_cast<int32_t*>(workspace);
+  float* partial = reinterpret_cast<float*>(plan + l.plan_ints);
+  const bool decode_only = a.n == seqs, flash_only = seqs == 1 && a.n > 1;
+  if (!decode_only && !flash_only) {
+    a.counts = plan;
+    a.singles = plan + 2;
+    a.tiles = plan + 2 + seqs;
+    attention_paged_plan_kernel<<<1, 1024, 0, stream>>>(a.seq_of_token, a.n, const_cast<int32_t*>(a.singles),
+                                                         const_cast<int32_t*>(a.tiles), const_cast<int32_t*>(a.counts));
+    GPTOSS_CUDA_LAUNCH("attention_paged_plan_kernel");
+  }
+  if (!flash_only) {
+    dim3 grid(l.splits, a.Hkv, std::min(a.n, seqs));
+    launch_k(a.cache_bf16 ? attention_decode_kernel<true> : attention_decode_kernel<false>, grid, 256, 0, stream, a,
+             l.splits, partial);
+    GPTOSS_CUDA_LAUNCH("attention_decode_kernel (paged)");
+  }
+  if (!decode_only) {
+    dim3 grid(flash_only ? ceil_div(a.n, kFlashBQ) : l.max_tiles, a.Hq);
+    if (a.cache_bf16) flash_attention_kernel<true><<<grid, 128, 0, stream>>>(a);
+    else flash_attention_kernel<false><<<grid, 128, 0, stream>>>(a);
+    GPTOSS_CUDA_LAUNCH("flash_attention_kernel (paged)");
   }
 }
 

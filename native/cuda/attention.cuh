@@ -25,6 +25,20 @@ struct AttentionArgs {
   float* out = nullptr;        // [n, Hq, D]
   int* err = nullptr;
   int* counters = nullptr;     // the backend's last-block counters (decode path)
+  // Paged cache (a pool of blocks shared by a batch's sequences, model/kv_cache.h): key j of query t
+  // is cache row block_tables[seq_of_token[t] * table_width + j / block_size] * block_size + j % block_size,
+  // and ctx is the logical limit table_width * block_size. Null block_tables: row j (a session's cache).
+  const int32_t* seq_of_token = nullptr;  // [n]
+  const int32_t* block_tables = nullptr;  // [seqs, table_width]
+  int table_width = 0, block_size = 0;
+  // Paged steps that mix decode items and prompt chunks (more tokens than sequences): the plan that
+  // attention_paged_plan_kernel writes to the workspace. The decode kernel runs the tokens that are
+  // alone in their sequence this step (singles[z], z < counts[0]), the flash kernel the chunks' tiles
+  // of at most kFlashBQ consecutive queries of one sequence (tiles[2 i] first, tiles[2 i + 1] count,
+  // i < counts[1]). Null: every token is a single (decode kernel) or, for flash, 64-query tiles from 0.
+  const int32_t* singles = nullptr;
+  const int32_t* tiles = nullptr;
+  const int32_t* counts = nullptr;
 };
 
 // The path is choose_attention()'s (policy.h); dispatch.cu asks it and launches that path here.
@@ -35,5 +49,12 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
 // AttentionPath::FlashMfma: native/hip/attention_mfma.hip (AMD matrix cores; D = 64, 64 queries a block).
 void launch_attention_flash_mfma(const AttentionArgs& a, cudaStream_t stream);
 #endif
+
+// Attention over a paged cache (a.block_tables set) for a batch step of `seqs` sequences: when every
+// token is its sequence's only one (n == seqs: a decode step) the split-KV decode kernel alone;
+// otherwise a plan kernel sorts tokens into singles and flash tiles, then both kernels run (each
+// skipping what the plan gives the other). Splits: attention_paged_splits (policy.h).
+size_t attention_paged_workspace_bytes(const AttentionArgs& a, int seqs, int sms);
+void launch_attention_paged(const AttentionArgs& a, int seqs, int sms, void* workspace, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

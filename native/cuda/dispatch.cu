@@ -318,9 +318,132 @@ class CudaBackend final : public Backend {
     if (!fuse_) return Backend::rope_kv_store(q, k, v, positions, inv_freq, scale, k_cache, v_cache);
     checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
     OpScope op(this);
-    launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(),
+    launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), nullptr,
                          inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
                          k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
+  }
+
+  // ---- paged KV cache (a batch's pool of blocks, model/kv_cache.h) ----
+  bool paged_kv() const override { return true; }
+
+  void rope_kv_store_slots(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& slots,
+                           const Tensor& inv_freq, float scale, Tensor& k_cache, Tensor& v_cache) override {
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    checks::kv_store(k, v, slots, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    OpScope op(this);
+    launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), slots.ptr<int32_t>(),
+                         inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
+                         k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
+  }
+
+  void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
+                       const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
+                       int sliding_window, float softmax_scale, Tensor& out) override {
+    checks::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size,
+                            sliding_window, out, device(), {DType::BF16, DType::F32});
+    OpScope op(this);
+    AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
+    const int seqs = int(block_tables.dim(0));
+    a.seq_of_token = seq_of_token.ptr<int32_t>();
+    a.block_tables = block_tables.ptr<int32_t>();
+    a.table_width = int(block_tables.dim(1));
+    a.block_size = block_size;
+    a.ctx = a.table_width * block_size;  // positions are logical: the most a table can map
+    if (a.n == 0 || seqs == 0) return;
+    // The split-KV decode kernel for the tokens alone in their sequence and flash for prompt chunks,
+    // where their shapes hold (head dim 64, at most 16 query heads a kv head, mma.sync, (token, kv
+    // head) counters); otherwise the plain kernel, which takes any step.
+    const bool fast = a.D == kDecodeD && a.D == kFlashD && caps_.mma_sync && a.Hq / a.Hkv <= kDecodeMaxG &&
+                      int64_t(std::min(a.n, seqs)) * a.Hkv <= kDecodeMaxPairs;
+    if (!fast) return launch_attention_path(AttentionPath::Naive, a, nullptr, stream_);
+    const size_t ws_bytes = attention_paged_workspace_bytes(a, seqs, caps_.sm_count);
+    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
+    launch_attention_paged(a, seqs, caps_.sm_count, ws.get(), stream_);
+  }
+
+  void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
+    checks::gather_rows(x, rows, out, device());
+    OpScope op(this);
+    launch_gather_rows(x.ptr<float>(), int(x.dim(0)), int(x.dim(1)), rows.ptr<int32_t>(), int(rows.dim(0)),
+                       out.ptr<float>(), err_, stream_);
+  }
+
+  // Greedy rows in one launch (a block a row); sampled rows one after another on the stream; one copy back.
+  std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
+                                   const std::vector<SampleParams>& params, const std::vector<float>& uniforms) override {
+    if (params.size() != rows.size() || uniforms.size() != rows.size())
+      throw range_error("sampleRows: rows, params and uniforms must have one entry per draw");
+    const int64_t count = int64_t(rows.size());
+    if (count == 0) return {};
+    if (logits.dtype != DType::F32 || logits.ndim() != 2 || logits.device != device())
+      throw type_error("sampleRows: logits must be f32 [rows, vocab] on " + device().str() + ", got " + logits.describe());
+    for (int64_t i = 0; i < count; ++i) {
+      if (rows[size_t(i)] < 0 || rows[size_t(i)] >= logits.dim(0))
+        throw range_error("sampleRows: rows[" + std::to_string(i) + "] = " + std::to_string(rows[size_t(i)]) +
+                          " is outside the logits' " + std::to_string(logits.dim(0)) + " rows");
+      checks::sample(logits.rows(rows[size_t(i)], 1), params[size_t(i)], uniforms[size_t(i)], device());
+    }
+    OpScope op(this);
+    not_capturing("sample_rows");
+    const int vocab = int(logits.dim(1));
+    // [0, count): the ids in draw order; [count, 2 count): the greedy rows' logit rows, then their draws
+    std::vector<int32_t> greedy_rows, greedy_at;
+    for (int64_t i = 0; i < count; ++i)
+      if (params[size_t(i)].temperature == 0.f) {
+        greedy_rows.push_back(rows[size_t(i)]);
+        greedy_at.push_back(int32_t(i));
+      }
+    const int64_t g = int64_t(greedy_rows.size());
+    Tensor ids = empty(DType::I32, {count + 2 * g});
+    int32_t* ids_p = ids.ptr<int32_t>();
+    if (g) {
+      Tensor list = ids.rows(count, g);
+      copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
+      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
+    }
+    // Rows without a ranking to sort (top-k and top-p off) in two launches, a block a row.
+    std::vector<RowDraw> plain;
+    auto ranked = [&](const SampleParams& p) { return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f; };
+    for (int64_t i = 0; i < count; ++i) {
+      const SampleParams& p = params[size_t(i)];
+      if (p.temperature == 0.f || ranked(p)) continue;
+      RowDraw d;
+      d.row = rows[size_t(i)];
+      d.out = int(i);
+      d.temperature = p.temperature;
+      d.min_p = p.min_p;
+      d.uniform = uniforms[size_t(i)];
+      plain.push_back(d);
+    }
+    std::shared_ptr<void> plain_ws;
+    if (!plain.empty()) {
+      static_assert(sizeof(RowDraw) % sizeof(int32_t) == 0, "RowDraw travels as i32 words");
+      Tensor draws = empty(DType::I32, {int64_t(plain.size() * sizeof(RowDraw) / sizeof(int32_t))});
+      copy_from_host(draws, plain.data(), plain.size() * sizeof(RowDraw));
+      plain_ws = pool_->alloc(sample_rows_workspace_bytes(vocab, int(plain.size())));
+      launch_sample_rows(logits.ptr<float>(), vocab, reinterpret_cast<const RowDraw*>(draws.data), int(plain.size()),
+                         plain_ws.get(), ids_p, stream_);
+    }
+    std::shared_ptr<void> ws;
+    size_t ws_bytes = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const SampleParams& p = params[size_t(i)];
+      if (p.temperature == 0.f || !ranked(p)) continue;
+      const size_t need = sample_workspace_bytes(vocab, p);
+      if (need > ws_bytes) {
+        ws = pool_->alloc(need);  // stream-ordered: the previous row's kernels finish before reuse
+        ws_bytes = need;
+      }
+      launch_sample(logits.ptr<float>() + int64_t(rows[size_t(i)]) * vocab, vocab, p, uniforms[size_t(i)], ws.get(),
+                    counters_, ids_p + i, stream_);
+    }
+    std::vector<int32_t> host(size_t(count + 2 * g));
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(host.data(), ids_p, host.size() * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    sync_stream();
+    check_device_errors();
+    std::vector<int32_t> out(host.begin(), host.begin() + count);
+    for (int64_t j = 0; j < g; ++j) out[size_t(greedy_at[size_t(j)])] = host[size_t(count + g + j)];
+    return out;
   }
 
   void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {

@@ -5,7 +5,8 @@ namespace gptoss::cuda {
 
 void StepGraphs::run(uint64_t shape_key, void* owner, cudaStream_t stream, DevicePool& pool,
                      std::recursive_mutex& op_mu, bool& capturing, const std::function<void()>& step) {
-  if (!enabled_ || (shape_key >> 32) > uint64_t(kMaxTokens)) return step();
+  const bool bucket = (shape_key & kBatchBucket) != 0;  // a batch's decode bucket: any size is captured
+  if (!enabled_ || (!bucket && (shape_key >> 32) > uint64_t(kMaxTokens))) return step();
   std::unique_lock<std::mutex> lock(mu_);
   const auto key = std::make_pair(owner, shape_key);
   auto it = graphs_.find(key);

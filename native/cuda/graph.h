@@ -24,6 +24,9 @@ class StepGraphs {
   // alive (blocks allocated while capturing stay with the graph): 24 x 377 MB of MoE workspace for a
   // 4096-token prefill, which is where the 20b e2e run's 23 GB peak came from.
   static constexpr int kMaxTokens = 8;
+  // A batch's decode step padded to a bucket size (model/batch.cpp, kStepBucketKey: the same bit) is
+  // captured at any size: it replays every step of a serving loop, and its buckets are few.
+  static constexpr uint64_t kBatchBucket = 1ull << 63;
 
   explicit StepGraphs(bool enabled) : enabled_(enabled) {}
   ~StepGraphs() { clear(); }

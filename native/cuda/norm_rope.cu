@@ -140,7 +140,7 @@ __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv
 // token's position (as kv_store_kernel, with the same range flag).
 template <bool BF16>
 __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
-                                     const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale,
+                                     const int32_t* slots, const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale,
                                      void* k_cache, void* v_cache, int ctx, int* err) {
   pdl_wait();
   pdl_launch_dependents();
@@ -169,12 +169,13 @@ __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const i
     x1 = v[src + j];
     x2 = v[src + j + half];
   }
-  if (pos < 0 || pos >= ctx) {  // reported at the next synchronize, as kv_store_kernel
+  const int row = slots ? slots[t] : pos;  // paged: the token's slot in the pool
+  if (row < 0 || row >= ctx) {  // reported at the next synchronize, as kv_store_kernel
     if (j == 0) atomicOr(err, kErrPositionRange);
     return;
   }
   void* cache = is_k ? k_cache : v_cache;
-  const int64_t dst = (int64_t(pos) * kv_heads + h) * D;
+  const int64_t dst = (int64_t(row) * kv_heads + h) * D;
   store_cache<BF16>(cache, dst + j, x1);
   store_cache<BF16>(cache, dst + j + half, x2);
 }
@@ -209,7 +210,25 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
   store_cache<BF16>(v_cache, dst, v[idx]);
 }
 
+__global__ void gather_rows_kernel(const float* x, int n, int C, const int32_t* rows, float* out, int* err) {
+  const int i = blockIdx.x, r = rows[i];
+  if (r < 0 || r >= n) {
+    if (threadIdx.x == 0) atomicOr(err, kErrPositionRange);
+    return;
+  }
+  const float* src = x + int64_t(r) * C;
+  float* dst = out + int64_t(i) * C;
+  for (int c = threadIdx.x; c < C; c += blockDim.x) dst[c] = src[c];
+}
+
 }  // namespace
+
+void launch_gather_rows(const float* x, int n, int C, const int32_t* rows, int r, float* out, int* err,
+                        cudaStream_t stream) {
+  if (r <= 0 || C <= 0) return;
+  gather_rows_kernel<<<r, 256, 0, stream>>>(x, n, C, rows, out, err);
+  GPTOSS_CUDA_LAUNCH("gather_rows_kernel");
+}
 
 void launch_embedding(const int32_t* tokens, int n, const void* table, bool table_bf16, int vocab, int H, float* out,
                       int* err, cudaStream_t stream) {
@@ -260,14 +279,14 @@ void launch_kv_store(const float* k, const float* v, const int32_t* positions, i
   GPTOSS_CUDA_LAUNCH("kv_store_kernel");
 }
 
-void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const float* inv_freq, int n,
-                          int q_heads, int kv_heads, int D, float scale, void* k_cache, void* v_cache, bool cache_bf16,
-                          int ctx, int* err, cudaStream_t stream) {
+void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const int32_t* slots,
+                          const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale, void* k_cache,
+                          void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream) {
   const int64_t total = int64_t(n) * (q_heads + 2 * kv_heads) * (D / 2);
   if (total <= 0) return;
   const unsigned blocks = unsigned(ceil_div(total, 256));
   launch_k(cache_bf16 ? rope_kv_store_kernel<true> : rope_kv_store_kernel<false>, blocks, 256, 0, stream, q, k, v,
-           positions, inv_freq, n, q_heads, kv_heads, D, scale, k_cache, v_cache, ctx, err);
+           positions, slots, inv_freq, n, q_heads, kv_heads, D, scale, k_cache, v_cache, ctx, err);
   GPTOSS_CUDA_LAUNCH("rope_kv_store_kernel");
 }
 

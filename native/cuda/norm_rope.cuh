@@ -23,8 +23,14 @@ void launch_kv_store(const float* k, const float* v, const int32_t* positions, i
 
 // rope on q [n, q_heads, D] and k [n, kv_heads, D] in place, then rotated k and v to the caches at
 // positions: one launch, bit-identical to two launch_rope and one launch_kv_store.
-void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const float* inv_freq, int n,
-                          int q_heads, int kv_heads, int D, float scale, void* k_cache, void* v_cache, bool cache_bf16,
-                          int ctx, int* err, cudaStream_t stream);
+// slots (paged cache, may be null): the cache row of each token, where RoPE still reads positions.
+void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const int32_t* slots,
+                          const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale, void* k_cache,
+                          void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream);
+
+// out[i] = x[rows[i]] (x [n, C], out [r, C], f32): the batch's logit rows. A row outside [0, n)
+// flags kErrPositionRange and leaves its output row as it was.
+void launch_gather_rows(const float* x, int n, int C, const int32_t* rows, int r, float* out, int* err,
+                        cudaStream_t stream);
 
 }  // namespace gptoss::cuda

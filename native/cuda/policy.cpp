@@ -170,6 +170,12 @@ int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window) {
   return s < 1 ? 1 : (s > k.attn_splits ? k.attn_splits : s);
 }
 
+int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int pairs, int sms) {
+  const int base = attention_decode_splits(k, ctx, sliding_window);
+  const int want = ceil_div_i(4 * std::max(sms, 1), std::max(pairs, 1));  // about 4 blocks an SM in all
+  return std::max(1, std::min(base, want));
+}
+
 bool router_uses_split(const GpuCaps& caps, int n, int E) {
   return n <= kRouterSplitMaxTokens && E > kRow4Threads / caps.warp_size;
 }

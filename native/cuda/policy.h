@@ -48,6 +48,10 @@ enum class AttentionPath { Flash, FlashMfma, Decode, Naive };
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D);
 // Splits of the decode kernel, fixed by (ctx, window) so a captured graph stays valid.
 int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window);
+// Splits of the decode kernel in a paged batch step of `pairs` (token, kv head) pairs: those of
+// attention_decode_splits, fewer when the pairs alone give every SM a few blocks (a split is a
+// partial to write and merge). Fixed by the shape, so a graph of one batch bucket stays valid.
+int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int pairs, int sms);
 
 // ---- router and MoE ----
 bool router_uses_split(const GpuCaps& caps, int n, int E);

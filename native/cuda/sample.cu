@@ -87,15 +87,25 @@ __global__ void __launch_bounds__(kArgmaxSliceThreads) argmax_split_kernel(const
   if (threadIdx.x == 0) *result = row_code(r) < 0 ? row_code(r) : r.i;
 }
 
+__global__ void __launch_bounds__(kThreads) argmax_rows_kernel(const float* logits, int v, const int32_t* rows,
+                                                               int32_t* result) {
+  const ArgBest r = block_argmax(logits + int64_t(rows[blockIdx.x]) * v, v);
+  if (threadIdx.x == 0) result[blockIdx.x] = row_code(r) < 0 ? row_code(r) : r.i;
+}
+
 // p_i = exp((l_i - max) / T), and the identity index list the sort carries along.
-__global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
-                                                         int32_t* idx, int32_t* code) {
+__device__ __forceinline__ void probs_body(const float* l, int v, float temperature, float* p, int32_t* idx,
+                                           int32_t* code) {
   ArgBest b = block_argmax(l, v);
   if (threadIdx.x == 0) *code = row_code(b);  // draw_kernel returns it in place of an id
   for (int i = threadIdx.x; i < v; i += kThreads) {
     p[i] = expf((l[i] - b.v) / temperature);
-    idx[i] = i;
+    if (idx) idx[i] = i;
   }
+}
+__global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
+                                                         int32_t* idx, int32_t* code) {
+  probs_body(l, v, temperature, p, idx, code);
 }
 
 using Scan = cub::BlockScan<double, kThreads>;
@@ -110,9 +120,9 @@ __device__ double segment_scan(double mine, double* total, typename Scan::TempSt
 }
 
 // Single block: decides the pivot (sorted p / idx given, or min-p only without a sort) and draws.
-__global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const float* sorted_p, const int32_t* sorted_i,
-                                                        int v, int top_k, float top_p, float min_p, bool sorted,
-                                                        float uniform, const int32_t* code, int32_t* result) {
+__device__ __forceinline__ void draw_body(const float* p, const float* sorted_p, const int32_t* sorted_i, int v,
+                                          int top_k, float top_p, float min_p, bool sorted, float uniform,
+                                          const int32_t* code, int32_t* result) {
   __shared__ typename Scan::TempStorage tmp;
   __shared__ float pv_value;
   __shared__ int pv_index;
@@ -204,6 +214,24 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const fl
   __syncthreads();
   if (t == 0) *result = *code < 0 ? *code : (found != 0x7fffffff ? found : last_kept);
 }
+__global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const float* sorted_p, const int32_t* sorted_i,
+                                                        int v, int top_k, float top_p, float min_p, bool sorted,
+                                                        float uniform, const int32_t* code, int32_t* result) {
+  draw_body(p, sorted_p, sorted_i, v, top_k, top_p, min_p, sorted, uniform, code, result);
+}
+
+// Many rows that need no ranking (temperature, min-p at most), a block a row: the same two bodies.
+__global__ void __launch_bounds__(kThreads) probs_rows_kernel(const float* logits, int v, const RowDraw* draws,
+                                                              float* p, int32_t* codes) {
+  const RowDraw d = draws[blockIdx.x];
+  probs_body(logits + int64_t(d.row) * v, v, d.temperature, p + int64_t(blockIdx.x) * v, nullptr, codes + blockIdx.x);
+}
+__global__ void __launch_bounds__(kThreads) draw_rows_kernel(const float* p, int v, const RowDraw* draws,
+                                                             const int32_t* codes, int32_t* result) {
+  const RowDraw d = draws[blockIdx.x];
+  draw_body(p + int64_t(blockIdx.x) * v, nullptr, nullptr, v, 0, 1.f, d.min_p, false, d.uniform, codes + blockIdx.x,
+            result + d.out);
+}
 
 struct SampleWs {
   float* p;
@@ -267,6 +295,28 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
   draw_kernel<<<1, kThreads, 0, stream>>>(w.p, w.sorted_p, w.sorted_i, vocab, params.top_k, params.top_p,
                                           params.min_p, sorted, uniform, w.code, result);
   GPTOSS_CUDA_LAUNCH("draw_kernel");
+}
+
+void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, int32_t* result,
+                        cudaStream_t stream) {
+  if (count <= 0) return;
+  argmax_rows_kernel<<<count, kThreads, 0, stream>>>(logits, vocab, rows, result);
+  GPTOSS_CUDA_LAUNCH("argmax_rows_kernel");
+}
+
+size_t sample_rows_workspace_bytes(int vocab, int count) {
+  return (sizeof(float) * size_t(vocab) + sizeof(int32_t)) * size_t(count) + 256;
+}
+
+void launch_sample_rows(const float* logits, int vocab, const RowDraw* draws, int count, void* workspace,
+                        int32_t* result, cudaStream_t stream) {
+  if (count <= 0) return;
+  float* p = static_cast<float*>(workspace);
+  int32_t* codes = reinterpret_cast<int32_t*>(p + size_t(vocab) * count);
+  probs_rows_kernel<<<count, kThreads, 0, stream>>>(logits, vocab, draws, p, codes);
+  GPTOSS_CUDA_LAUNCH("probs_rows_kernel");
+  draw_rows_kernel<<<count, kThreads, 0, stream>>>(p, vocab, draws, codes, result);
+  GPTOSS_CUDA_LAUNCH("draw_rows_kernel");
 }
 
 }  // namespace gptoss::cuda

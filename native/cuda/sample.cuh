@@ -13,4 +13,19 @@ size_t sample_workspace_bytes(int vocab, const SampleParams& params);
 void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
                    int* counters, int32_t* result, cudaStream_t stream);
 
+// Greedy draws for `count` rows of a batch's logits [*, vocab] at once, one block a row:
+// result[i] = argmax of row rows[i] (lowest index on ties), or that row's code (model/backend.h).
+void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, int32_t* result,
+                        cudaStream_t stream);
+
+// Draws for rows that need no ranking (top-k and top-p off: temperature and min-p), a block a row,
+// as launch_sample does one: result[draws[i].out] = the id drawn from row draws[i].row.
+struct RowDraw {
+  int row = 0, out = 0;
+  float temperature = 1.f, min_p = 0.f, uniform = 0.f;
+};
+size_t sample_rows_workspace_bytes(int vocab, int count);
+void launch_sample_rows(const float* logits, int vocab, const RowDraw* draws, int count, void* workspace,
+                        int32_t* result, cudaStream_t stream);
+
 }  // namespace gptoss::cuda

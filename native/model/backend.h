@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../core/error.h"
 #include "../core/tensor.h"
@@ -194,6 +195,12 @@ class Backend {
   // One token id from logits f32 [V] (row 0 of a [1, V] tensor is fine). `uniform` in [0, 1) drives
   // the draw so the host owns the seed; temperature 0 is argmax.
   virtual int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) = 0;
+
+  // A batch step's draws: for each i, one id from row rows[i] of logits [r, V] with params[i] and
+  // uniforms[i], as sample() of that row (the code of a row with no distribution, unchecked).
+  // Default: sample() row by row; a device backend draws them all before one copy back.
+  virtual std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
+                                           const std::vector<SampleParams>& params, const std::vector<float>& uniforms);
 
   // ---- pipelined decode (Session::step_many): the next step is queued before this one's token is read ----
   // As sample(), but the id goes to `token` (I32 [1] on this device), nothing comes back yet.

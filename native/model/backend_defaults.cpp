@@ -35,4 +35,18 @@ void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
   copy_from_host(out, os.data(), os.size() * sizeof(float));
 }
 
+std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
+                                          const std::vector<SampleParams>& params, const std::vector<float>& uniforms) {
+  if (params.size() != rows.size() || uniforms.size() != rows.size())
+    throw range_error("sampleRows: rows, params and uniforms must have one entry per draw");
+  std::vector<int32_t> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= logits.dim(0))
+      throw range_error("sampleRows: rows[" + std::to_string(i) + "] = " + std::to_string(rows[i]) + " is outside the logits' " +
+                        std::to_string(logits.dim(0)) + " rows");
+    out[i] = sample(logits.rows(rows[i], 1), params[i], uniforms[i]);
+  }
+  return out;
+}
+
 }  // namespace gptoss

@@ -9,7 +9,7 @@
 namespace gptoss {
 
 namespace {
-// The model's backend, when it can run a batch (CUDA: not yet, and never a silent fallback).
+// The model's backend, when it can run a batch (the CPU and CUDA; never a silent fallback).
 Backend& batch_backend(const Model& m) {
   if (!m.backend().paged_kv())
     throw runtime_error("createBatchBackend: the batched step and its paged KV cache are not implemented on " +
@@ -18,8 +18,11 @@ Backend& batch_backend(const Model& m) {
 }
 }  // namespace
 
-Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size)
-    : model_(std::move(model)), pool_(batch_backend(*model_), model_->config(), kv_blocks, block_size), max_sequences_(max_sequences) {
+Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode)
+    : model_(std::move(model)),
+      pool_(batch_backend(*model_), model_->config(), kv_blocks, block_size),
+      max_sequences_(max_sequences),
+      pad_decode_(pad_decode < 0 ? model_->backend().device().kind == DeviceKind::CUDA : pad_decode > 0) {
   if (max_sequences < 1) throw range_error("createBatchBackend: maxSequences must be at least 1, got " + std::to_string(max_sequences));
 }
 
@@ -104,7 +107,109 @@ void Batch::settle(const std::vector<StepItem>& items, bool ok) {
   }
 }
 
+namespace {
+// Sizes a padded decode step takes: few enough graphs, at most a quarter of a step padding past 8.
+int decode_bucket(int n) {
+  static const int kBuckets[] = {1, 2, 4, 8, 12, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256};
+  for (int b : kBuckets)
+    if (n <= b) return b;
+  return 0;  // larger: eager
+}
+int pow2_at_least(int x) {
+  int p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
+// The step-graph key of a padded decode step (the bit the CUDA backend's StepGraphs knows as
+// kBatchBucket: capture at any size), its size and table width.
+constexpr uint64_t kStepBucketKey = 1ull << 63;
+}  // namespace
+
+Batch::~Batch() {
+  for (auto& d : decode_steps_) model_->backend().forget_steps(&d.second);
+}
+
 std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
+  // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
+  bool decode = pad_decode_;
+  for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
+  const int bucket = decode ? decode_bucket(int(items.size())) : 0;
+  return bucket ? run_decode(items, bucket) : run_eager(items);
+}
+
+// Each sampling item's draw from its row of `logits`, with its own parameters and uniform.
+std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows) {
+  std::vector<int32_t> out(items.size(), -1), pick;
+  std::vector<SampleParams> params;
+  std::vector<float> uniforms;
+  std::vector<size_t> at;
+  for (size_t i = 0, r = 0; i < items.size(); ++i)
+    if (items[i].sample) {
+      pick.push_back(rows[r++]);
+      params.push_back(items[i].params);
+      uniforms.push_back(items[i].uniform);
+      at.push_back(i);
+    }
+  const std::vector<int32_t> ids = model_->backend().sample_rows(logits, pick, params, uniforms);
+  for (size_t j = 0; j < ids.size(); ++j) out[at[j]] = checks::sampled_token(ids[j], "batch step");
+  return out;
+}
+
+std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int bucket) {
+  // Item i is row i; rows past the items are padding: token 0 at position 0 of the pool's spare block
+  // (a table row of its own), their logits never drawn from.
+  const int bs = block_size(), n = int(items.size());
+  const int spare = pool_.spare_block();
+  std::vector<int32_t> tokens(bucket, 0), positions(bucket, 0), slots(bucket, spare * bs), seq_of(bucket, 0);
+  std::vector<int32_t> logit_rows(bucket, 0), draw_rows;
+  for (int i = 0; i < bucket; ++i) seq_of[size_t(i)] = logit_rows[size_t(i)] = i;
+  int width = 1;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const StepItem& it : items) width = std::max(width, int(sequences_.at(it.seq).blocks.size()));
+  }
+  width = pow2_at_least(width);  // the splits follow the width: a power of two keeps the graphs few
+  std::vector<int32_t> tables(size_t(bucket) * size_t(width), spare);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (int i = 0; i < n; ++i) {
+      const StepItem& it = items[size_t(i)];
+      const Sequence& s = sequences_.at(it.seq);
+      const int p = s.length();
+      std::copy(s.blocks.begin(), s.blocks.end(), tables.begin() + size_t(i) * size_t(width));
+      tokens[size_t(i)] = it.tokens[0];
+      positions[size_t(i)] = p;
+      slots[size_t(i)] = s.blocks[size_t(p / bs)] * bs + p % bs;
+      if (it.sample) draw_rows.push_back(i);
+    }
+  }
+  std::lock_guard<std::mutex> run_lock(model_->run_mutex());
+  model_->check_files();
+  Backend& be = model_->backend();
+  DecodeStep& d = decode_steps_[bucket];
+  if (d.width != width) {
+    be.forget_steps(&d);  // captured with the old buffers
+    d.act.resize(be, model_->config(), bucket, bucket, true);
+    d.slots = be.empty(DType::I32, {bucket});
+    d.seq_of_token = be.empty(DType::I32, {bucket});
+    d.block_tables = be.empty(DType::I32, {bucket, width});
+    d.width = width;
+  }
+  be.copy_from_host(d.act.tokens, tokens.data(), tokens.size() * sizeof(int32_t));
+  be.copy_from_host(d.act.positions, positions.data(), positions.size() * sizeof(int32_t));
+  be.copy_from_host(d.act.logit_index, logit_rows.data(), logit_rows.size() * sizeof(int32_t));
+  be.copy_from_host(d.slots, slots.data(), slots.size() * sizeof(int32_t));
+  be.copy_from_host(d.seq_of_token, seq_of.data(), seq_of.size() * sizeof(int32_t));
+  be.copy_from_host(d.block_tables, tables.data(), tables.size() * sizeof(int32_t));
+  KvView kv{&pool_.k(), &pool_.v(), &d.slots, &d.seq_of_token, &d.block_tables, bs};
+  const uint64_t key = kStepBucketKey | (uint64_t(bucket) << 32) | uint64_t(width);
+  be.run_step(key, &d, [&] { model_->forward(d.act, kv); });
+  std::vector<int32_t> out = draw(items, d.act.logits, draw_rows);
+  be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
+  return out;
+}
+
+std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items) {
   // The host side of the step: each token's logical position, its cache row (slot), its sequence
   // (the item index), and the block tables; rows that need logits. Sequences are busy, so their
   // lengths and blocks cannot change under us.
@@ -154,12 +259,9 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
     be.copy_from_host(tables_t, tables.data(), tables.size() * sizeof(int32_t));
     KvView kv{&pool_.k(), &pool_.v(), &slots_t, &seq_t, &tables_t, bs};
     model_->forward(act_, kv);
-    int r = 0;
-    for (size_t i = 0; i < items.size(); ++i)
-      if (items[i].sample) {
-        out[i] = checks::sampled_token(be.sample(act_.logits.rows(r, 1), items[i].params, items[i].uniform), "batch step");
-        ++r;
-      }
+    std::vector<int32_t> rows_drawn(rows, 0);
+    for (int r = 0; r < rows; ++r) rows_drawn[size_t(r)] = r;
+    out = draw(items, act_.logits, rows_drawn);
     be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
   }
   return out;

@@ -38,7 +38,12 @@ struct Sequence {
 
 class Batch {
  public:
-  Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size);
+  // pad_decode: run decode steps padded to bucket sizes (1 yes, 0 no, -1 where the backend replays
+  // them as graphs: CUDA). The padding is invisible in the results; on the CPU it only costs time,
+  // so tests turn it on there to check the padded step against the plain one.
+  Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode = -1);
+  ~Batch();
+  bool pads_decode_steps() const { return pad_decode_; }
 
   int block_size() const { return pool_.block_size(); }
   int total_blocks() const { return pool_.total_blocks(); }
@@ -69,10 +74,23 @@ class Batch {
   std::shared_ptr<Model> model_;
   KvPool pool_;
   int max_sequences_;
+  bool pad_decode_;
   mutable std::mutex mutex_;     // sequences_ (the run mutex of the model orders the forward passes)
   std::map<int, Sequence> sequences_;
   int next_id_ = 1;
   Activations act_;              // used by run() under the model's run mutex
+
+  // A decode step (every item one token) on a backend with step graphs runs padded to a bucket size
+  // (decode_bucket), replayed as that bucket's graph: its inputs live here, at fixed addresses.
+  struct DecodeStep {
+    Activations act;
+    Tensor slots, seq_of_token, block_tables;  // i32 [bucket], [bucket], [bucket, width]
+    int width = 0;                             // table columns: fixes the attention splits
+  };
+  std::map<int, DecodeStep> decode_steps_;     // by bucket size (map nodes do not move: graph owners)
+  std::vector<int32_t> run_eager(const std::vector<StepItem>& items);
+  std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket);
+  std::vector<int32_t> draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows);
 };
 
 }  // namespace gptoss

@@ -15,10 +15,10 @@ KvPool::KvPool(Backend& be, const ModelConfig& c, int blocks, int block_size)
   if (block_size < 1 || block_size > (1 << 16))
     throw range_error("kvPool: blockSize must be in [1, 65536], got " + std::to_string(block_size));
   if (blocks < 1) throw range_error("kvPool: kvBlocks must be at least 1, got " + std::to_string(blocks));
-  if (int64_t(blocks) * block_size > (int64_t(1) << 31) - 1)
-    throw range_error("kvPool: kvBlocks * blockSize = " + std::to_string(int64_t(blocks) * block_size) +
+  if ((int64_t(blocks) + 1) * block_size > (int64_t(1) << 31) - 1)
+    throw range_error("kvPool: (kvBlocks + 1) * blockSize = " + std::to_string((int64_t(blocks) + 1) * block_size) +
                       " rows exceeds 2^31 - 1");
-  const int64_t rows = int64_t(blocks) * block_size;
+  const int64_t rows = (int64_t(blocks) + 1) * block_size;  // + the spare block
   for (int l = 0; l < c.num_layers; ++l) {
     k_.push_back(be.empty(be.kv_dtype(), {rows, c.num_kv_heads, c.head_dim}));
     v_.push_back(be.empty(be.kv_dtype(), {rows, c.num_kv_heads, c.head_dim}));

@@ -15,7 +15,8 @@ namespace gptoss {
 
 class KvPool {
  public:
-  // Allocates blocks * block_size rows per layer (uninitialised: a row is written before it is read).
+  // Allocates (blocks + 1) * block_size rows per layer, the last block the spare (uninitialised: a row
+  // is written before it is read).
   KvPool(Backend& be, const ModelConfig& c, int blocks, int block_size);
 
   int block_size() const { return block_size_; }
@@ -28,6 +29,10 @@ class KvPool {
   bool take(int count, std::vector<int32_t>& out);
   // Returns a sequence's blocks to the pool.
   void give_back(const std::vector<int32_t>& blocks);
+
+  // One block past the pool's, never handed out: padded rows of a step (model/batch.cpp) write their
+  // keys and values here, and read them.
+  int spare_block() const { return total_blocks_; }
 
   std::vector<Tensor>& k() { return k_; }
   std::vector<Tensor>& v() { return v_; }

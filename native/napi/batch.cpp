@@ -28,7 +28,7 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
                         InstanceAccessor<&BatchObject::open_sequences>("openSequences")});
   }
 
-  // new NativeBatch(model: NativeModel, { maxSequences, kvBlocks, blockSize })
+  // new NativeBatch(model: NativeModel, { maxSequences, kvBlocks, blockSize, padDecodeSteps? })
   explicit BatchObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BatchObject>(info) {
     guarded(info.Env(), [&] {
       const char* fn = "createBatchBackend";
@@ -38,7 +38,14 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
       const int max_sequences = get_int_field(o, "maxSequences", w, 1, 1 << 20);
       const int kv_blocks = get_int_field(o, "kvBlocks", w, 1, 1 << 30);
       const int block_size = get_int_field(o, "blockSize", w, 1, 1 << 16);
-      batch = std::make_shared<Batch>(model, max_sequences, kv_blocks, block_size);
+      // padDecodeSteps: optional boolean (default: the backend's, Batch::pads_decode_steps)
+      int pad = -1;
+      const Napi::Value pv = o.Get("padDecodeSteps");
+      if (!pv.IsUndefined()) {
+        if (!pv.IsBoolean()) throw type_error(w + ": padDecodeSteps must be a boolean");
+        pad = pv.As<Napi::Boolean>().Value() ? 1 : 0;
+      }
+      batch = std::make_shared<Batch>(model, max_sequences, kv_blocks, block_size, pad);
     });
   }
 

@@ -104,13 +104,13 @@ async function runPlans(b: StepBackend, plans: Plan[]): Promise<number[][]> {
   return out;
 }
 
-async function equalToSessions(model: GptOssModel, seed: number, count: number, blockSize: number, maxPrompt: number): Promise<void> {
+async function equalToSessions(model: GptOssModel, seed: number, count: number, blockSize: number, maxPrompt: number, padDecodeSteps = false): Promise<void> {
   const plans = makePlans(seed, count, model.config.vocabSize, maxPrompt);
   const kvBlocks = plans.reduce((a, p) => a + Math.ceil((p.prompt.length + p.decode) / blockSize), 0);
   const reference = new SessionBackend(model, { kvBlocks, blockSize });
   const want = await runPlans(reference, plans);
   await reference.dispose();
-  const batch = model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count });
+  const batch = model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count, padDecodeSteps });
   const got = await runPlans(batch, plans);
   expect(batch.freeBlocks()).toBe(kvBlocks);
   expect(batch.openSequences).toBe(0);
@@ -224,6 +224,13 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
       await equalToSessions(model, 7 + blockSize, 6, blockSize, 40);
     });
   }
+
+  // The CUDA layout of a decode step (padded to a bucket: rows past the items write and read the
+  // pool's spare block through table rows of their own, their logits never drawn from), run on the CPU.
+  it('decode steps padded to bucket sizes draw the same ids (padDecodeSteps, as on CUDA)', async () => {
+    await equalToSessions(model, 23, 11, 4, 30, true);
+    await expect(async () => model.createBatchBackend({ kvBlocks: 4, padDecodeSteps: 1 as unknown as boolean })).rejects.toThrow(/padDecodeSteps must be a boolean/);
+  });
 });
 
 describe('NativeBatchBackend on a deeper random checkpoint (CPU)', () => {
@@ -242,5 +249,9 @@ describe('NativeBatchBackend on a deeper random checkpoint (CPU)', () => {
 
   it('mixed lengths joining and leaving, greedy and sampled: the same ids as one session a sequence (blockSize 5)', async () => {
     await equalToSessions(model, 99, 8, 5, 60);
+  });
+
+  it('the same with decode steps padded to bucket sizes (blockSize 5)', async () => {
+    await equalToSessions(model, 101, 13, 5, 30, true);
   });
 });
