@@ -193,6 +193,126 @@ void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window,
          compare(to_host(got), want), tol, path);
 }
 
+// Paged attention (a batch step over a pool of blocks): sequences of `lengths` tokens whose last
+// `fresh[i]` are this step's queries (1: a decode token, more: a prompt chunk), their blocks drawn
+// from a shuffled pool, table rows padded with -1 past the blocks they use. K/V are written to the
+// pool rows through kv_store (cpu f32, cuda `gpu_kv`), then CUDA's paged_attention (decode kernel,
+// plan + decode + flash, flash alone, or the plain kernel) against the CPU's.
+void check_paged_attention(Rng& r, const std::vector<int>& lengths, const std::vector<int>& fresh, int Hq, int Hkv,
+                           int D, int window, int block_size, DType gpu_kv, double tol, const std::string& what) {
+  const int S = int(lengths.size());
+  std::vector<int> need(S);
+  int blocks = 1, width = 1;
+  for (int i = 0; i < S; ++i) {
+    need[i] = (lengths[i] + block_size - 1) / block_size;
+    blocks += need[i];
+    width = std::max(width, need[i]);
+  }
+  std::vector<int32_t> ids(blocks);
+  for (int b = 0; b < blocks; ++b) ids[b] = b;
+  for (int b = blocks - 1; b > 0; --b) std::swap(ids[b], ids[r.below(b + 1)]);
+  std::vector<int32_t> table(size_t(S) * width, -1), rows, positions, seq_of;
+  int next = 0, n = 0;
+  for (int i = 0; i < S; ++i) {
+    for (int b = 0; b < need[i]; ++b) table[size_t(i) * width + b] = ids[next++];
+    for (int p = lengths[i] - fresh[i]; p < lengths[i]; ++p, ++n) {
+      positions.push_back(p);
+      seq_of.push_back(i);
+    }
+  }
+  for (int i = 0; i < S; ++i)
+    for (int p = 0; p < lengths[i]; ++p)
+      rows.push_back(table[size_t(i) * width + p / block_size] * block_size + p % block_size);
+  const int pool_rows = blocks * block_size, written = int(rows.size());
+  Tensor k = rand_f32(r, {written, Hkv, D}), v = rand_f32(r, {written, Hkv, D});
+  Tensor rows_t = i32_tensor(rows, {written});
+  Tensor kc = cpu->empty(DType::F32, {pool_rows, Hkv, D}), vc = cpu->empty(DType::F32, {pool_rows, Hkv, D});
+  std::memset(kc.data, 0, kc.nbytes());
+  std::memset(vc.data, 0, vc.nbytes());
+  cpu->kv_store(k, v, rows_t, kc, vc);
+  Tensor gkc = poisoned(gpu_kv, {pool_rows, Hkv, D}), gvc = poisoned(gpu_kv, {pool_rows, Hkv, D});
+  gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(rows_t), gkc, gvc);
+  Tensor q = rand_f32(r, {n, Hq, D}), sinks = rand_bf16(r, {Hq});
+  Tensor pos_t = i32_tensor(positions, {n}), seq_t = i32_tensor(seq_of, {n}), table_t = i32_tensor(table, {S, width});
+  const float scale = 1.f / std::sqrt(float(D));
+  Tensor want = host_empty(DType::F32, {n, Hq, D});
+  cpu->paged_attention(q, kc, vc, sinks, pos_t, seq_t, table_t, block_size, window, scale, want);
+  Tensor got = poisoned(DType::F32, {n, Hq, D});
+  gpu->paged_attention(to_gpu(q), gkc, gvc, to_gpu(sinks), to_gpu(pos_t), to_gpu(seq_t), to_gpu(table_t), block_size,
+                       window, scale, got);
+  report("paged attention", std::to_string(S) + " seqs n" + std::to_string(n) + " Hq" + std::to_string(Hq) + "/" +
+                                std::to_string(Hkv) + " D" + std::to_string(D) + " bs" + std::to_string(block_size) +
+                                " win" + std::to_string(window) + " kv " + dtype_name(gpu_kv),
+         compare(to_host(got), want), tol, what);
+}
+
+// rope_kv_store_slots: RoPE at the positions, the cache write at the slots (pool rows).
+void check_rope_kv_store_slots(Rng& r, int n, int Hq, int Hkv, int D, int pool_rows, DType gpu_kv) {
+  Tensor q = rand_f32(r, {n, Hq, D}), k = rand_f32(r, {n, Hkv, D}), v = rand_f32(r, {n, Hkv, D});
+  std::vector<int32_t> pos(n), slots(n);
+  for (int i = 0; i < n; ++i) {
+    pos[i] = r.below(4000);
+    slots[i] = (i * 7919) % pool_rows;  // distinct for n <= pool_rows (7919 is prime)
+  }
+  std::vector<float> invf(D / 2);
+  for (int j = 0; j < D / 2; ++j) invf[j] = std::pow(150000.f, -2.f * j / D);
+  Tensor inv = host_empty(DType::F32, {D / 2});
+  std::memcpy(inv.data, invf.data(), invf.size() * 4);
+  Tensor pos_t = i32_tensor(pos, {n}), slots_t = i32_tensor(slots, {n});
+  Tensor kc = cpu->empty(DType::F32, {pool_rows, Hkv, D}), vc = cpu->empty(DType::F32, {pool_rows, Hkv, D});
+  std::memset(kc.data, 0, kc.nbytes());
+  std::memset(vc.data, 0, vc.nbytes());
+  Tensor gq = to_gpu(q), gk = to_gpu(k), gv = to_gpu(v);
+  Tensor gkc = gpu->empty(gpu_kv, {pool_rows, Hkv, D}), gvc = gpu->empty(gpu_kv, {pool_rows, Hkv, D});
+  std::vector<uint8_t> zero(gkc.nbytes(), 0);
+  gpu->copy_from_host(gkc, zero.data(), zero.size());
+  gpu->copy_from_host(gvc, zero.data(), zero.size());
+  cpu->rope_kv_store_slots(q, k, v, pos_t, slots_t, inv, 1.3f, kc, vc);
+  gpu->rope_kv_store_slots(gq, gk, gv, to_gpu(pos_t), to_gpu(slots_t), to_gpu(inv), 1.3f, gkc, gvc);
+  const double tol = gpu_kv == DType::BF16 ? 4e-3 : 1e-5;
+  const std::string shape = "n" + std::to_string(n) + " pool" + std::to_string(pool_rows) + " " + dtype_name(gpu_kv);
+  report("rope_kv_store_slots", shape + " q", compare(to_host(gq), q), 1e-5);
+  report("rope_kv_store_slots", shape + " kCache", compare(to_host(gkc), kc), tol);
+  report("rope_kv_store_slots", shape + " vCache", compare(to_host(gvc), vc), tol);
+}
+
+// gather_rows and sample_rows (a batch step's logits and draws) against the CPU's, row by row.
+void check_batch_draws(Rng& r, int rows, int V) {
+  Tensor x = rand_f32(r, {rows + 3, V}, 2.f);
+  std::vector<int32_t> pick(rows);
+  for (int i = 0; i < rows; ++i) pick[i] = (i * 5 + 2) % (rows + 3);
+  Tensor pick_t = i32_tensor(pick, {rows});
+  Tensor want = host_empty(DType::F32, {rows, V});
+  cpu->gather_rows(x, pick_t, want);
+  Tensor got = poisoned(DType::F32, {rows, V});
+  gpu->gather_rows(to_gpu(x), to_gpu(pick_t), got);
+  report("gather_rows", std::to_string(rows) + " of " + std::to_string(rows + 3) + " x V" + std::to_string(V),
+         compare(to_host(got), want), 0.0);
+  struct P { float t; int k; float p; float mp; };
+  const P ps[] = {{0, 0, 1, 0}, {1, 0, 1, 0}, {0.7f, 40, 1, 0}, {1, 0, 0.9f, 0}, {0.8f, 50, 0.95f, 0.05f},
+                  {1.2f, 0, 1, 0.1f}, {1, 1, 1, 0}, {0.5f, 0, 0.5f, 0}};
+  std::vector<int32_t> draw_rows;
+  std::vector<SampleParams> params;
+  std::vector<float> uniforms;
+  for (int i = 0; i < rows; ++i) {
+    const P& p = ps[i % 8];
+    SampleParams sp;
+    sp.temperature = p.t; sp.top_k = p.k; sp.top_p = p.p; sp.min_p = p.mp;
+    draw_rows.push_back(rows - 1 - i);
+    params.push_back(sp);
+    uniforms.push_back(r.uniform());
+  }
+  Tensor logits = to_gpu(want);
+  const std::vector<int32_t> a = cpu->sample_rows(want, draw_rows, params, uniforms);
+  const std::vector<int32_t> b = gpu->sample_rows(logits, draw_rows, params, uniforms);
+  int same = 0;
+  for (int i = 0; i < rows; ++i) same += a[i] == b[i];
+  Stats s;
+  s.rel = double(rows - same) / rows;
+  report("sample_rows", std::to_string(rows) + " rows V" + std::to_string(V) + " 8 settings", s, 1.0 / 40,
+         std::to_string(same) + "/" + std::to_string(rows) + " identical tokens");
+}
+
 std::vector<int32_t> iota_pos(int n, int start) {
   std::vector<int32_t> p(n);
   for (int i = 0; i < n; ++i) p[i] = start + i;
@@ -596,6 +716,23 @@ int main(int argc, char** argv) {
       check_linear(r, 1, 2880, 5760, true, true, 1e-5, "gemv mxfp4 expert");
       check_linear(r, 300, 2880, 5760, true, true, 1e-4, "gemm mxfp4 expert");
     }
+    // the batched step's ops: paged attention (decode kernel; plan + decode + flash; flash alone;
+    // plain kernel), rope + KV store to pool slots, logit rows and draws
+    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 8, 2, 64, 0, 16, DType::F32, 1e-5, "decode");
+    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, DType::BF16, 1e-2, "decode window");
+    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, DType::BF16, 1.5e-2, "mixed: plan");
+    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 64, 8, 64, 0, 5, DType::F32, 1e-4, "mixed: plan");
+    check_paged_attention(r, {150}, {100}, 8, 2, 64, 16, 16, DType::BF16, 1.5e-2, "flash alone");
+    check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, DType::F32, 1e-5, "odd D: plain");
+    {
+      std::vector<int> lens(quick ? 40 : 128), ones(lens.size(), 1);
+      for (size_t i = 0; i < lens.size(); ++i) lens[i] = 1 + int((i * 37) % 900);
+      check_paged_attention(r, lens, ones, 64, 8, 64, 0, 16, DType::BF16, 1e-2, "decode, many");
+      check_paged_attention(r, lens, ones, 64, 8, 64, 128, 16, DType::F32, 1e-5, "decode, many, window");
+    }
+    check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, DType::BF16);
+    check_rope_kv_store_slots(r, 5, 64, 8, 64, 64, DType::F32);
+    check_batch_draws(r, 24, quick ? 1024 : 201088);
     // attention (cpu cache f32; cuda cache bf16 = kv_dtype(), and f32)
     check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), DType::BF16, 1.5e-2);   // tiny-a prefill
     check_attention(r, 48, 8, 2, 64, 48, 0, iota_pos(48, 0), DType::F32, 1e-4);
