@@ -91,6 +91,8 @@ export class ChatSession {
 
   /** Sends a user message (or messages) and streams the reply; history is updated before `result` resolves. */
   stream(input: string | Message | Message[], options: ChatTurnOptions = {}): GenerationStream {
+    if (typeof input !== 'string' && (input === null || typeof input !== 'object'))
+      throw new TypeError(`ChatSession.send: argument 'input' must be a string, a message or an array of messages, got ${input === null ? 'null' : typeof input}`);
     const added = typeof input === 'string' ? [{ role: 'user' as const, content: input }] : Array.isArray(input) ? input : [input];
     return this.#run(added, options);
   }

@@ -318,9 +318,11 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
   if (!Number.isSafeInteger(maxTokens) || maxTokens < 0) throw new RangeError(`${fn}: maxTokens must be an integer >= 0, got ${maxTokens}`);
   const parse = options.parse ?? (input !== undefined && isConversation(input));
   const special = SPECIAL_TOKENS;
+  // the default stops are Harmony's ids: a model with a smaller vocabulary can never draw them
+  const vocab = model.config.vocabSize;
   const stops = new Set<number>(
-    (options.stopTokens !== undefined ? toTokenIds(options.stopTokens, model.config.vocabSize, fn, 'stopTokens') : null) ??
-      [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])],
+    (options.stopTokens !== undefined ? toTokenIds(options.stopTokens, vocab, fn, 'stopTokens') : null) ??
+      [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])].filter((id) => id < vocab),
   );
   const seed = options.seed ?? randomSeed();
   return { sample, maxTokens, parse, stops, seed, rng: createRng(seed) };

@@ -7,7 +7,7 @@ export { Session } from './session.js';
 export type { SampleOptions } from './session.js';
 export { Tensor, toBf16, fromBf16 } from './tensor.js';
 export type { DType, DeviceName } from './tensor.js';
-export { openCheckpoint } from './loader/index.js';
+export { openCheckpoint, openCheckpointAsync } from './loader/index.js';
 export type { Checkpoint } from './loader/index.js';
 export { readConfig, parseConfig } from './loader/config.js';
 export type { ModelConfig, RopeScaling, LayerType } from './loader/config.js';

@@ -1,7 +1,7 @@
 // loadModel: open and check a checkpoint, bind it on a device, run it.
 import { native } from './native.js';
 import type { NativeLoadGroup, NativeModel } from './addon-types.js';
-import { openCheckpoint, type GgufSummary } from './loader/index.js';
+import { openCheckpointAsync, type GgufSummary } from './loader/index.js';
 import { resolveHfModel } from './hub.js';
 import type { ModelConfig } from './loader/config.js';
 import { Session } from './session.js';
@@ -270,7 +270,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   const activations = resolveActivations(options.activations, device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
-  const checkpoint = openCheckpoint(dir);
+  const checkpoint = await openCheckpointAsync(dir); // no file call on the event loop
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,

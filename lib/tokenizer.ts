@@ -451,6 +451,9 @@ function checkEncodeArgs(text: unknown, options: unknown, fn: string): void {
   if (typeof text !== 'string') throw new TypeError(`${fn}: argument 'text' must be a string, got ${text === null ? 'null' : typeof text}`);
   if (options !== undefined && (options === null || typeof options !== 'object'))
     throw new TypeError(`${fn}: argument 'options' must be an object, got ${options === null ? 'null' : typeof options}`);
+  const allow = (options as EncodeOptions | undefined)?.allowSpecial;
+  if (allow !== undefined && typeof allow !== 'boolean' && allow !== 'all' && !(Array.isArray(allow) && allow.every((n) => typeof n === 'string')))
+    throw new TypeError(`${fn}: options.allowSpecial must be true, false, 'all' or an array of special-token names, got ${JSON.stringify(allow) ?? typeof allow}`);
 }
 
 /** encode() without blocking the event loop: the same ids, from a worker thread for long texts. */

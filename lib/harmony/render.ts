@@ -125,7 +125,31 @@ function withNullable(typeStr: string, schema: Obj): string {
   return schema.nullable === true && !typeStr.includes('null') ? `${typeStr} | null` : typeStr;
 }
 
+const MAX_SCHEMA_DEPTH = 64;
+const schemaPath: object[] = []; // the schemas being rendered, outermost first (the recursion is synchronous)
+
+/** A JSON schema as the TypeScript-like type Harmony's tools section shows. Throws RangeError on a circular or 64-deep schema. */
 export function jsonSchemaToTypeScript(schemaIn: unknown, indent = ''): string {
+  if (schemaIn !== null && typeof schemaIn === 'object') {
+    if (schemaPath.includes(schemaIn)) {
+      schemaPath.length = 0;
+      throw new RangeError('jsonSchemaToTypeScript: the schema is circular (an object contains itself); JSON schemas here must be trees');
+    }
+    if (schemaPath.length >= MAX_SCHEMA_DEPTH) {
+      schemaPath.length = 0;
+      throw new RangeError(`jsonSchemaToTypeScript: the schema nests deeper than ${MAX_SCHEMA_DEPTH} levels`);
+    }
+    schemaPath.push(schemaIn);
+    try {
+      return schemaToTypeScript(schemaIn, indent);
+    } finally {
+      schemaPath.pop();
+    }
+  }
+  return schemaToTypeScript(schemaIn, indent);
+}
+
+function schemaToTypeScript(schemaIn: unknown, indent: string): string {
   const schema = asObj(schemaIn);
 
   if (Array.isArray(schema.oneOf)) {
@@ -258,7 +282,14 @@ export function renderToolsSection(namespaces: readonly ToolNamespace[]): string
       for (const tool of tools) {
         for (const line of lines(tool.description ?? '')) content.push(`// ${line}`);
         if (tool.parameters !== undefined && tool.parameters !== null) {
-          content.push(`type ${tool.name} = (_: ${jsonSchemaToTypeScript(tool.parameters, '')}) => any;\n`);
+          let type: string;
+          try {
+            type = jsonSchemaToTypeScript(tool.parameters, '');
+          } catch (e) {
+            if (e instanceof RangeError) throw new RangeError(`tool '${ns.name}.${tool.name}': parameters: ${e.message.replace(/^jsonSchemaToTypeScript: /, '')}`);
+            throw e;
+          }
+          content.push(`type ${tool.name} = (_: ${type}) => any;\n`);
         } else {
           content.push(`type ${tool.name} = () => any;\n`);
         }
@@ -390,9 +421,20 @@ function renderMessage(b: Builder, m: ResolvedMessage, placement: 'channel' | 'r
   b.special(m.role === 'assistant' && recipient !== undefined ? 'call' : 'end');
 }
 
+const ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
+const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v);
+
 function resolveMessages(messages: readonly Message[]): ResolvedMessage[] {
+  if (!Array.isArray(messages)) throw new TypeError(`renderConversation: conversation.messages must be an array of messages, got ${describe(messages)}`);
   const out: ResolvedMessage[] = [];
   const callChannel = new Map<string, string | undefined>();
+  messages.forEach((m, i) => {
+    if (m === null || typeof m !== 'object' || Array.isArray(m))
+      throw new TypeError(`renderConversation: messages[${i}] must be a message object {role, content}, got ${describe(m)}`);
+    if (typeof m.role !== 'string' || !ROLES.has(m.role))
+      throw new TypeError(`renderConversation: messages[${i}].role must be one of ${[...ROLES].join(', ')}, got ${typeof m.role === 'string' ? JSON.stringify(m.role) : describe(m.role)}`);
+    if (typeof m.content !== 'string') throw new TypeError(`renderConversation: messages[${i}].content must be a string, got ${describe(m.content)}`);
+  });
   for (const m of messages) {
     const r: ResolvedMessage = { role: m.role, content: m.content };
     if (m.name !== undefined) r.name = m.name;

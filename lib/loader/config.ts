@@ -1,6 +1,6 @@
 // config.json (Hugging Face GptOssConfig) -> a typed, checked ModelConfig.
 import { ConfigError } from '../errors.js';
-import { readSmallFile } from './files.js';
+import { readSmallFileSteps, runSync, type Io } from './io.js';
 
 export interface RopeScaling {
   type: 'yarn';
@@ -137,7 +137,12 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
 }
 
 export function readConfig(path: string): ModelConfig {
-  const text = readSmallFile(path, MAX_CONFIG_BYTES, (file, message) => new ConfigError(file, message));
+  return runSync(readConfigSteps(path));
+}
+
+/** @internal readConfig's reads and checks, for either driver (lib/loader/io.ts). */
+export function* readConfigSteps(path: string): Io<ModelConfig> {
+  const text = yield* readSmallFileSteps(path, MAX_CONFIG_BYTES, (file, message) => new ConfigError(file, message));
   let json: unknown;
   try {
     json = JSON.parse(text);

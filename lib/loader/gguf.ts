@@ -6,7 +6,7 @@
 //   padding to general.alignment (default 32), then the tensor data; offsets are relative to its start.
 // A string is a u64 byte length and UTF-8 bytes. Every length, count, offset and size is checked
 // against the file before it is used: a damaged file is a CheckpointError naming the file and tensor.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeFile, openRegular, readAt, runSync, type Io } from './io.js';
 import { CheckpointError } from '../errors.js';
 import type { LayerType, ModelConfig } from './config.js';
 
@@ -81,35 +81,35 @@ const MAX_KEPT_ARRAY = 4096;
 const VALUE_TYPES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'];
 const SCALAR_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
-/** Sequential reads through a window on the file; every read past the end is a named truncation. */
+/** The parse needs bytes past the prefix read so far: read up to `end` (at least) and parse again. */
+class NeedMore {
+  constructor(readonly end: number) {}
+}
+
+/**
+ * Sequential reads through a prefix of the file held in memory (the metadata and tensor table sit at
+ * the start); every read past the end of the file is a named truncation.
+ */
 class Reader {
-  #fd: number;
-  #buf = Buffer.alloc(0);
-  #bufStart = 0;
+  readonly #prefix: Buffer;
+  readonly #short: boolean; // the file gave fewer bytes than its size said (it shrank while read)
   pos = 0;
-  constructor(readonly path: string, fd: number, readonly size: number) {
-    this.#fd = fd;
+  constructor(readonly path: string, prefix: Buffer, requested: number, readonly size: number) {
+    this.#prefix = prefix;
+    this.#short = prefix.length < requested;
   }
   #need(n: number, what: string): Buffer {
     if (this.pos + n > this.size)
       throw new CheckpointError(this.path, `${what} at byte ${this.pos} runs past the end of the file (${this.size} bytes): truncated`);
     const end = this.pos + n;
-    if (this.pos < this.#bufStart || end > this.#bufStart + this.#buf.length) {
-      const len = Math.min(this.size - this.pos, Math.max(n, 1 << 20));
-      const buf = Buffer.alloc(len);
-      let got = 0;
-      while (got < len) {
-        const r = readSync(this.#fd, buf, got, len - got, this.pos + got);
-        if (r === 0) break;
-        got += r;
-      }
-      if (got < n) throw new CheckpointError(this.path, `${what} at byte ${this.pos}: the file ended early (read ${got} of ${n} bytes)`);
-      this.#buf = buf.subarray(0, got);
-      this.#bufStart = this.pos;
+    if (end > this.#prefix.length) {
+      if (this.#short)
+        throw new CheckpointError(this.path, `${what} at byte ${this.pos}: the file ended early (read ${Math.max(0, this.#prefix.length - this.pos)} of ${n} bytes)`);
+      throw new NeedMore(end);
     }
-    const off = this.pos - this.#bufStart;
+    const off = this.pos;
     this.pos = end;
-    return this.#buf.subarray(off, off + n);
+    return this.#prefix.subarray(off, end);
   }
   u32(what: string): number {
     return this.#need(4, what).readUInt32LE(0);
@@ -175,34 +175,56 @@ function readValue(r: Reader, type: number, what: string, depth = 0): GgufValue 
   return r.scalar(type, what);
 }
 
-/** True when the file starts with the GGUF magic (Ollama's blobs have no extension). */
+const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+
+/** True when `path` is a regular file that starts with the GGUF magic (Ollama's blobs have no extension). */
 export function isGgufFile(path: string): boolean {
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    return runSync(isGgufFileSteps(path));
   } catch {
     return false;
   }
+}
+
+/** @internal isGgufFile's reads, for either driver (lib/loader/io.ts); throws CheckpointError when `path` cannot be read as a file. */
+export function* isGgufFileSteps(path: string): Io<boolean> {
+  const file = yield* openRegular(path, (f, message) => new CheckpointError(f, message));
   try {
-    const b = Buffer.alloc(4);
-    return readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'GGUF';
+    const b = yield* readAt(file, 4, 0);
+    return b.length === 4 && b.readUInt32LE(0) === GGUF_MAGIC;
   } finally {
-    closeSync(fd);
+    yield* closeFile(file);
   }
 }
 
 export function readGguf(path: string): GgufFile {
-  let fd: number;
+  return runSync(readGgufSteps(path));
+}
+
+/** @internal readGguf's reads and checks, for either driver: the header is read as a prefix of the file, grown until it parses. */
+export function* readGgufSteps(path: string): Io<GgufFile> {
+  const file = yield* openRegular(path, (f, message) => new CheckpointError(f, message));
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new CheckpointError(path, `cannot open: ${(e as Error).message}`);
+    let want = Math.min(file.size, 4 << 20);
+    for (;;) {
+      const prefix = yield* readAt(file, want, 0);
+      try {
+        return parseGguf(path, file.size, prefix, want);
+      } catch (e) {
+        if (!(e instanceof NeedMore)) throw e;
+        want = Math.min(file.size, Math.max(2 * want, e.end + (1 << 20)));
+      }
+    }
+  } finally {
+    yield* closeFile(file);
   }
-  try {
-    const fileSize = fstatSync(fd).size;
-    const r = new Reader(path, fd, fileSize);
+}
+
+function parseGguf(path: string, fileSize: number, prefix: Buffer, requested: number): GgufFile {
+  {
+    const r = new Reader(path, prefix, requested, fileSize);
     const magic = r.u32('magic');
-    if (magic !== 0x46554747) throw new CheckpointError(path, `not a GGUF file (magic 0x${magic.toString(16)}, expected "GGUF")`);
+    if (magic !== GGUF_MAGIC) throw new CheckpointError(path, `not a GGUF file (magic 0x${magic.toString(16)}, expected "GGUF")`);
     const version = r.u32('version');
     if (version !== 2 && version !== 3) throw new CheckpointError(path, `GGUF version ${version} is not supported (2 and 3 are)`);
     const tensorCount = r.size64('tensor count');
@@ -262,8 +284,6 @@ export function readGguf(path: string): GgufFile {
       if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].length)
         throw new CheckpointError(path, `data overlaps tensor '${sorted[i - 1].name}'`, sorted[i].name);
     return { path, fileSize, version, alignment, dataStart, metadata, tensors };
-  } finally {
-    closeSync(fd);
   }
 }
 

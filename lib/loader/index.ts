@@ -2,22 +2,21 @@
 // and its shards; or a GGUF file (a path to it, an Ollama blob without extension, or a directory
 // holding one .gguf and no config.json). Everything is checked here at the file level; native/model
 // binds the tensors the config implies (dtype, shape) and maps the files.
-import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import type { NativeTensorRecord } from '../addon-types.js';
-import { readConfig, type ModelConfig } from './config.js';
-import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors.js';
-import { openFailure, readSmallFile } from './files.js';
-import { ggufConfig, ggufRecordDtype, isGgufFile, readGguf, type GgufFile, type GgufValue } from './gguf.js';
+import { readConfigSteps, type ModelConfig } from './config.js';
+import { readSafetensorsHeaderSteps, type SafetensorsHeader } from './safetensors.js';
+import { listDir, openFailure, readSmallFileSteps, runAsync, runSync, statPath, type Io } from './io.js';
+import { ggufConfig, ggufRecordDtype, isGgufFileSteps, readGgufSteps, type GgufFile, type GgufValue } from './gguf.js';
 
 /** model.safetensors.index.json lists every tensor once: tens of KB for gpt-oss-120b. */
 const MAX_INDEX_BYTES = 64 << 20;
 
 /** Whether `path` exists (following symlinks); a loop or a permission problem is an error naming it. */
-function present(path: string): boolean {
+function* present(path: string): Io<boolean> {
   try {
-    statSync(path);
+    yield* statPath(path);
     return true;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -73,8 +72,8 @@ function ggufSummary(g: GgufFile): GgufSummary {
   };
 }
 
-function openGguf(path: string): Checkpoint {
-  const g = readGguf(path);
+function* openGguf(path: string): Io<Checkpoint> {
+  const g = yield* readGgufSteps(path);
   const config = ggufConfig(g);
   const tensors: NativeTensorRecord[] = [...g.tensors.values()].map((t) => ({
     name: t.name,
@@ -87,34 +86,44 @@ function openGguf(path: string): Checkpoint {
   return { dir: path, format: 'gguf', configFile: path, config, files: [path], headers: [], tensors, bytesOnDisk: g.fileSize, gguf: ggufSummary(g) };
 }
 
+/** The files of a checkpoint, read and checked (synchronous file calls). */
 export function openCheckpoint(dirArg: string): Checkpoint {
+  return runSync(openCheckpointSteps(dirArg));
+}
+
+/** openCheckpoint with every file call on libuv's thread pool (loadModel): the event loop never waits on a file. */
+export function openCheckpointAsync(dirArg: string): Promise<Checkpoint> {
+  return runAsync(openCheckpointSteps(dirArg));
+}
+
+function* openCheckpointSteps(dirArg: string): Io<Checkpoint> {
   if (typeof dirArg !== 'string' || dirArg === '')
     throw new TypeError(`openCheckpoint: argument 'dir' must be a non-empty path, got ${dirArg === '' ? "''" : dirArg === null ? 'null' : typeof dirArg}`);
   const dir = resolve(dirArg);
   let isDir: boolean;
   try {
-    isDir = statSync(dir).isDirectory();
+    isDir = (yield* statPath(dir)).isDirectory;
   } catch (e) {
     throw new CheckpointError(dir, openFailure(e));
   }
   if (!isDir) {
-    if (isGgufFile(dir)) return openGguf(dir);
+    if (yield* isGgufFileSteps(dir)) return yield* openGguf(dir);
     throw new CheckpointError(dir, 'is a file, not a checkpoint directory (config.json + model.safetensors) or a GGUF file');
   }
-  if (!present(join(dir, 'config.json'))) {
-    const ggufs = readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf'));
-    if (ggufs.length === 1) return openGguf(join(dir, ggufs[0]));
+  if (!(yield* present(join(dir, 'config.json')))) {
+    const ggufs = (yield* listDir(dir)).filter((f) => f.toLowerCase().endsWith('.gguf'));
+    if (ggufs.length === 1) return yield* openGguf(join(dir, ggufs[0]));
     if (ggufs.length > 1) throw new CheckpointError(dir, `holds ${ggufs.length} .gguf files (${ggufs.join(', ')}) and no config.json: name one`);
   }
   const configFile = join(dir, 'config.json');
-  const config = readConfig(configFile);
+  const config = yield* readConfigSteps(configFile);
 
   const single = join(dir, 'model.safetensors');
   const indexPath = join(dir, 'model.safetensors.index.json');
   let files: string[];
   let weightMap: Record<string, string> | null = null;
-  if (present(indexPath)) {
-    const text = readSmallFile(indexPath, MAX_INDEX_BYTES, (file, message) => new CheckpointError(file, message));
+  if (yield* present(indexPath)) {
+    const text = yield* readSmallFileSteps(indexPath, MAX_INDEX_BYTES, (file, message) => new CheckpointError(file, message));
     let index: unknown;
     try {
       index = JSON.parse(text);
@@ -133,13 +142,14 @@ export function openCheckpoint(dirArg: string): Checkpoint {
       if (typeof s !== 'string' || s === '' || s.includes('/') || s.includes('\\') || s === '..' || s === '.')
         throw new CheckpointError(indexPath, `shard name ${JSON.stringify(s)} is not a file name in the directory`);
     files = shardNames.map((s) => join(dir, s));
-  } else if (present(single)) {
+  } else if (yield* present(single)) {
     files = [single];
   } else {
     throw new CheckpointError(dir, 'has no model.safetensors or model.safetensors.index.json');
   }
 
-  const headers = files.map((f) => readSafetensorsHeader(f));
+  const headers: SafetensorsHeader[] = [];
+  for (const f of files) headers.push(yield* readSafetensorsHeaderSteps(f));
   const tensors: NativeTensorRecord[] = [];
   const seen = new Map<string, string>();
   headers.forEach((h, file) => {

@@ -1,9 +1,8 @@
 // safetensors headers, parsed and checked here before anything is mapped: an 8-byte little-endian
 // header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, __metadata__},
 // then the data; offsets are relative to the end of the header.
-import { closeSync } from 'node:fs';
 import { CheckpointError } from '../errors.js';
-import { openRegularFile, readExactly } from './files.js';
+import { closeFile, openRegular, readAt, runSync, type Io } from './io.js';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
 
@@ -32,15 +31,25 @@ export interface SafetensorsHeader {
 }
 
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
-  const { fd, size: fileSize } = openRegularFile(path, (file, message) => new CheckpointError(file, message));
+  return runSync(readSafetensorsHeaderSteps(path));
+}
+
+/** @internal readSafetensorsHeader's reads and checks, for either driver (lib/loader/io.ts). */
+export function* readSafetensorsHeaderSteps(path: string): Io<SafetensorsHeader> {
+  const file = yield* openRegular(path, (f, message) => new CheckpointError(f, message));
+  const fileSize = file.size;
   try {
     if (fileSize < 8) throw new CheckpointError(path, `file is ${fileSize} bytes, shorter than the 8-byte header length: truncated`);
-    const n = readExactly(fd, 8, 0).readBigUInt64LE(0);
+    const lengthBytes = yield* readAt(file, 8, 0);
+    if (lengthBytes.length < 8) throw new CheckpointError(path, 'the file ended before the 8-byte header length: truncated');
+    const n = lengthBytes.readBigUInt64LE(0);
     if (n > BigInt(fileSize - 8))
       throw new CheckpointError(path, `header length ${n} runs past the end of the file (${fileSize} bytes)`);
     if (n > BigInt(MAX_HEADER_BYTES)) throw new CheckpointError(path, `header length ${n} exceeds ${MAX_HEADER_BYTES} bytes`);
     const headerLen = Number(n);
-    const text = readExactly(fd, headerLen, 8).toString('utf8');
+    const headerBytes = yield* readAt(file, headerLen, 8);
+    if (headerBytes.length < headerLen) throw new CheckpointError(path, `the file ended inside the ${headerLen}-byte header: truncated`);
+    const text = headerBytes.toString('utf8');
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -70,7 +79,7 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
     }
     return { path, fileSize, dataStart, tensors, metadata };
   } finally {
-    closeSync(fd);
+    yield* closeFile(file);
   }
 }
 

@@ -1,7 +1,10 @@
 #include "mapped_file.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <csignal>
+#include <mutex>
 #include <cstdlib>
 #include <thread>
 #include <cstring>
@@ -13,6 +16,134 @@
 #include "error.h"
 
 namespace gptoss {
+
+// ---------------------------------------------------------------------------------------------
+// A fault in a checkpoint mapping. A file truncated while a forward pass reads it raises SIGBUS at
+// the first page past its new end; there is no safe way to unwind out of a kernel at that point.
+// The process ends, but with a message that names the file and says why, and exit code 74
+// (EX_IOERR), instead of an unexplained signal. Faults elsewhere go to the handler that was there
+// before (Node's or V8's) or to the default action. The handler reads only this fixed table
+// (atomics, no allocation, no lock) and calls only async-signal-safe functions.
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+constexpr int kGuardSlots = 512;
+constexpr size_t kGuardPath = 1024;
+
+struct GuardSlot {
+  std::atomic<uintptr_t> base{0};  // 0: free
+  std::atomic<size_t> size{0};
+  std::atomic<int> fd{-1};
+  char path[kGuardPath];
+};
+
+GuardSlot g_guard[kGuardSlots];
+std::mutex g_guard_mutex;  // register/unregister only
+struct sigaction g_previous_sigbus;
+
+void write_str(const char* s) {
+  size_t n = 0;
+  while (s[n]) ++n;
+  while (n > 0) {
+    const ssize_t w = ::write(2, s, n);
+    if (w <= 0) return;
+    s += w;
+    n -= size_t(w);
+  }
+}
+
+void write_u64(uint64_t v) {
+  char buf[24];
+  int i = 23;
+  buf[i] = 0;
+  do {
+    buf[--i] = char('0' + v % 10);
+    v /= 10;
+  } while (v != 0 && i > 0);
+  write_str(buf + i);
+}
+
+void on_sigbus(int sig, siginfo_t* info, void* context) {
+  const uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  // si_addr means something only for a fault the kernel raised (si_code > 0), not for kill()
+  for (int i = 0; i < kGuardSlots && info->si_code > 0; ++i) {
+    const uintptr_t base = g_guard[i].base.load(std::memory_order_acquire);
+    if (base == 0 || addr < base || addr - base >= g_guard[i].size.load(std::memory_order_relaxed)) continue;
+    write_str("gpt-oss-node: checkpoint file ");
+    write_str(g_guard[i].path);
+    struct stat st;
+    const int fd = g_guard[i].fd.load(std::memory_order_relaxed);
+    if (fd >= 0 && fstat(fd, &st) == 0 && uint64_t(st.st_size) < g_guard[i].size.load(std::memory_order_relaxed)) {
+      write_str(" was truncated while the model was reading it (");
+      write_u64(g_guard[i].size.load(std::memory_order_relaxed));
+      write_str(" -> ");
+      write_u64(uint64_t(st.st_size));
+      write_str(" bytes)");
+    } else {
+      write_str(" changed on disk while the model was reading it");
+    }
+    write_str(": bus error reading the mapping at byte ");
+    write_u64(addr - base);
+    write_str(". The process cannot continue (exit code 74); keep checkpoint files unchanged while a model uses them.\n");
+    _exit(74);
+  }
+  // not ours: the previous handler, else the default action
+  const struct sigaction& prev = g_previous_sigbus;
+  if ((prev.sa_flags & SA_SIGINFO) != 0 && prev.sa_sigaction != nullptr) {
+    prev.sa_sigaction(sig, info, context);
+    return;
+  }
+  if ((prev.sa_flags & SA_SIGINFO) == 0 && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+    prev.sa_handler(sig);
+    return;
+  }
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(SIGBUS, &dfl, nullptr);
+  // a fault re-executes the instruction on return and meets the default action; a sent signal is re-raised
+  if (info->si_code <= 0) raise(sig);
+}
+
+void install_sigbus_guard() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_previous_sigbus);
+  });
+}
+
+void guard_register(const uint8_t* base, size_t size, int fd, const std::string& path) {
+  install_sigbus_guard();
+  std::lock_guard<std::mutex> lock(g_guard_mutex);
+  for (GuardSlot& s : g_guard) {
+    if (s.base.load(std::memory_order_relaxed) != 0) continue;
+    const size_t n = std::min(path.size(), kGuardPath - 1);
+    std::memcpy(s.path, path.data(), n);
+    s.path[n] = 0;
+    s.size.store(size, std::memory_order_relaxed);
+    s.fd.store(fd, std::memory_order_relaxed);
+    s.base.store(reinterpret_cast<uintptr_t>(base), std::memory_order_release);
+    return;
+  }
+  // more than kGuardSlots mappings at once: this one faults with the plain signal
+}
+
+void guard_unregister(const uint8_t* base) {
+  std::lock_guard<std::mutex> lock(g_guard_mutex);
+  for (GuardSlot& s : g_guard)
+    if (s.base.load(std::memory_order_relaxed) == reinterpret_cast<uintptr_t>(base)) {
+      s.base.store(0, std::memory_order_release);
+      return;
+    }
+}
+
+}  // namespace
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   // O_NONBLOCK: a FIFO put in the file's place must not block a thread-pool thread forever.
@@ -42,11 +173,15 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
     f->data_ = static_cast<uint8_t*>(p);
   }
   f->fd_ = fd;
+  if (f->data_) guard_register(f->data_, f->size_, fd, path);
   return f;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) munmap(data_, size_);
+  if (data_) {
+    guard_unregister(data_);
+    munmap(data_, size_);
+  }
   if (fd_ >= 0) ::close(fd_);
 }
 

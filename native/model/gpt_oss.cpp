@@ -131,7 +131,7 @@ struct Binder {
     return r;
   }
 
-  Tensor host_view(const TensorRecord& r, DType dtype, const Shape& shape) {
+  Tensor host_view(const WeightSlot& slot, const TensorRecord& r, DType dtype, const Shape& shape) {
     Tensor t;
     t.dtype = dtype;
     t.shape = shape;
@@ -146,6 +146,10 @@ struct Binder {
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_align(dtype) != 0) {
       Tensor aligned = host_empty(dtype, shape);
       std::memcpy(aligned.data, t.data, t.nbytes());
+      // model.info says so (memory beyond the mapping; test/robust/checkpoint-errors.test.ts reads it)
+      const std::string line = std::string(slot.group) + ": " + dtype_name(dtype) + " copied to aligned memory (data at a misaligned file offset)";
+      if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+        report.conversions.push_back(line);
       return aligned;
     }
     return t;
@@ -191,7 +195,7 @@ struct Binder {
   // A Hugging Face BF16 tensor, optionally quantized to Q8_0 (denseWeights: 'q8').
   Tensor bf16(const WeightSlot& slot) {
     const TensorRecord& r = record(slot.name, "BF16", slot.shape);
-    Tensor t = host_view(r, DType::BF16, slot.shape);
+    Tensor t = host_view(slot, r, DType::BF16, slot.shape);
     const bool q8 = options.dense_q8 && slot.role == WeightRole::Matrix;
     if (q8) t = convert(slot, t, DType::Q8_0);
     note(slot, DType::BF16, t, r.length, q8);
@@ -211,7 +215,7 @@ struct Binder {
     if ((d == DType::Q8_0 || d == DType::MXFP4_GGML) && slot.shape.back() % 32 != 0)
       throw checkpoint_error(file_of(r.name), r.name, r.dtype + " rows must hold whole 32-value blocks, got " + shape_str(slot.shape));
     check_extent(r);
-    Tensor t = host_view(r, d, slot.shape);
+    Tensor t = host_view(slot, r, d, slot.shape);
     bool converted = false;
     if (d == DType::F16 && (slot.role == WeightRole::Param || slot.role == WeightRole::Router)) {
       t = convert(slot, t, DType::F32);
@@ -254,7 +258,7 @@ struct Binder {
       throw checkpoint_error(file_of(r.name), r.name, "has shape " + shape_str(r.shape) + ", expected " + shape_str(stored) +
                                                           " (transformers' layout: the transpose of [experts, out, in])");
     check_extent(r);
-    Tensor t = host_view(r, d, stored);
+    Tensor t = host_view(slot, r, d, stored);
     if (options.experts_bf16) {
       if (d != DType::BF16)
         throw checkpoint_error(file_of(r.name), r.name, "is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");

@@ -144,3 +144,46 @@ describe('a logit row with no distribution: one rule on every sampler', () => {
     }
   });
 });
+
+describe('found again as a hostile user (issue 16, finding 8 and around it)', () => {
+  it('generate with the default stops runs on a model whose vocabulary lacks the Harmony ids', async () => {
+    // the defaults (<|return|>, <|call|>, ... = 200002+) used to reach stepSampleMany and fail every
+    // decode on tiny-a (vocab 1024): "stopIds[0] must be a token id ... got 200002"
+    const { generate } = await import('../../lib/index.js');
+    const r = await generate(model, [1, 2, 3], { maxTokens: 3, temperature: 0 }).result;
+    expect(r.error).toBeUndefined();
+    expect(r.finishReason).toBe('length');
+    expect(r.tokens).toHaveLength(3);
+  });
+
+  it('a message without content, with a bad role, or not an object names itself', async () => {
+    const { renderConversation } = await import('../../lib/harmony/index.js');
+    const render = (messages: unknown) => () => renderConversation({ messages } as never);
+    expect(render([{ role: 'user' }])).toThrow(new TypeError('renderConversation: messages[0].content must be a string, got undefined'));
+    expect(render([{ role: 'user', content: 'a' }, { role: 'robot', content: 'b' }])).toThrow(/^renderConversation: messages\[1\]\.role must be one of system, developer, user, assistant, tool, got "robot"$/);
+    expect(render([null])).toThrow('renderConversation: messages[0] must be a message object {role, content}, got null');
+  });
+
+  it('a circular or absurdly deep tool schema is a RangeError naming the tool, not a stack overflow', async () => {
+    const { renderConversation } = await import('../../lib/harmony/index.js');
+    const loop: Record<string, unknown> = { type: 'object', properties: {} };
+    (loop.properties as Record<string, unknown>).self = loop;
+    const tools = (parameters: unknown) => ({ developer: { tools: [{ name: 'f', parameters }] }, messages: [{ role: 'user' as const, content: 'x' }] });
+    expect(() => renderConversation(tools(loop) as never)).toThrow(new RangeError("tool 'functions.f': parameters: the schema is circular (an object contains itself); JSON schemas here must be trees"));
+    let deep: Record<string, unknown> = { type: 'string' };
+    for (let i = 0; i < 5000; i++) deep = { type: 'object', properties: { a: deep } };
+    expect(() => renderConversation(tools(deep) as never)).toThrow(/^tool 'functions\.f': parameters: the schema nests deeper than 64 levels$/);
+    // the same sub-schema used twice is no cycle
+    const point = { type: 'number' };
+    expect(() => renderConversation(tools({ type: 'object', properties: { x: point, y: point } }) as never)).not.toThrow();
+  });
+
+  it('ChatSession.send and tokenizer.encode name their arguments', async () => {
+    const { ChatSession, tokenizer } = await import('../../lib/index.js');
+    const chat = new ChatSession(model);
+    expect(() => chat.stream(5 as never)).toThrow("ChatSession.send: argument 'input' must be a string, a message or an array of messages, got number");
+    await chat.dispose();
+    expect(() => tokenizer.encode('x', { allowSpecial: 5 as never })).toThrow(/^tokenizer\.encode: options\.allowSpecial must be true, false, 'all' or an array of special-token names, got 5$/);
+    await expect(tokenizer.encodeAsync('x'.repeat(10000), { allowSpecial: 5 as never })).rejects.toThrow(TypeError);
+  });
+});

@@ -47,6 +47,49 @@ describe('a checkpoint file that changes under a loaded model', () => {
     expect(e.message).toMatch(/was truncated after it was loaded \(7099272 -> 4096 bytes\); .* load it again/);
   });
 
+  it('truncated during a forward pass: the process ends with a message naming the file (exit 74), not a bare SIGBUS', () => {
+    // the first forward measures how long one takes; the second has the file truncated a third of
+    // the way in (a shorter forward than the truncation delay would finish first: then twice the tokens)
+    for (let tokens = 512; ; tokens *= 2) {
+      const dir = copyTiny(join(root, `during-${tokens}`));
+      const script = `
+        import { loadModel } from ${JSON.stringify(dist)};
+        import * as fs from 'node:fs';
+        const m = await loadModel(${JSON.stringify(dir)}, { device: 'cpu' });
+        const tokens = Array.from({ length: ${tokens} }, (_, i) => (i * 7) % 1024);
+        const t = performance.now();
+        await m.forward(tokens);
+        const ms = performance.now() - t;
+        const pending = m.forward(tokens);
+        setTimeout(() => fs.truncateSync(${JSON.stringify(join(dir, 'model.safetensors'))}, 4096), ms / 3);
+        await pending.catch(() => undefined);
+        console.log('finished before the truncation');`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+      if (r.stdout.includes('finished before the truncation') && tokens < 4096) continue;
+      expect(r.signal, r.stderr).toBeNull();
+      expect(r.status, r.stderr).toBe(74);
+      expect(r.stderr).toMatch(
+        new RegExp(`^gpt-oss-node: checkpoint file ${join(dir, 'model.safetensors').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} was truncated while the model was reading it \\(7099272 -> 4096 bytes\\): bus error reading the mapping at byte \\d+\\. The process cannot continue \\(exit code 74\\)`, 'm'),
+      );
+      return;
+    }
+  });
+
+  it('a SIGBUS that is not ours still ends the process by the signal (the previous handler or the default)', () => {
+    const dir = copyTiny(join(root, 'other-sigbus'));
+    const script = `
+      import { loadModel } from ${JSON.stringify(dist)};
+      const m = await loadModel(${JSON.stringify(dir)}, { device: 'cpu' });
+      process.kill(process.pid, 'SIGBUS');
+      setTimeout(() => console.log('still alive'), 2000);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).not.toMatch(/still alive/);
+    expect(r.stderr).not.toMatch(/gpt-oss-node: checkpoint file/);
+    // the default action; under scripts/sanitize.sh ASan's handler was there first and reports it (SIGABRT)
+    if (/libasan/.test(process.env.LD_PRELOAD ?? '')) expect(r.stderr).toMatch(/AddressSanitizer: BUS/);
+    else expect(r.signal).toBe('SIGBUS');
+  });
+
   it('written in place: an error, not silently different logits', () => {
     const dir = copyTiny(join(root, 'rewritten'));
     // same size, different bytes near the end (weights, not the header)
