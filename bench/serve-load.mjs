@@ -14,6 +14,8 @@
 //   --delay-prompt N       while --delay-streams S (default 32) streams decode, a new N-token prompt arrives: how much
 //                          longer the decoding streams' token gaps get while it is prefilled in chunks (max gap
 //                          overlapping its prefill minus the p50 gap before it), and its own TTFT
+//   --prefix-prompt N      two requests in turn whose prompts share an N-token prefix (then 32 tokens of their
+//                          own): TTFT of the first (cold) and the second (its whole blocks found in the prefix cache)
 //   --http                 the same loads through real HTTP: a child process serves the model with the package's
 //                          OpenAI server (lib/server, as `gpt-oss serve` does) on 127.0.0.1, and this process
 //                          streams /v1/chat/completions (SSE, include_usage); tokens counted from usage, wall time
@@ -30,7 +32,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { generate } from '../dist/generate.js';
 
 function parseArgs(argv) {
-  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false };
+  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, prefixPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--device') a.device = argv[++i];
@@ -45,6 +47,7 @@ function parseArgs(argv) {
     else if (x === '--layers') a.layers = Number(argv[++i]);
     else if (x === '--ttft-prompt') a.ttftPrompt = Number(argv[++i]);
     else if (x === '--delay-prompt') a.delayPrompt = Number(argv[++i]);
+    else if (x === '--prefix-prompt') a.prefixPrompt = Number(argv[++i]);
     else if (x === '--delay-streams') a.delayStreams = Number(argv[++i]);
     else if (x === '--http') a.http = true;
     else if (x === '--serve-child') a.serveChild = true;
@@ -149,6 +152,25 @@ async function runTtft(model, args) {
   }
   await engine.close();
   return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+}
+
+// Two requests in turn sharing an N-token prefix: the second's prefill skips the cached whole blocks.
+async function runPrefix(model, args) {
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: 2, maxBatchTokens: args.maxBatchTokens, maxContext: args.prefixPrompt + 64 });
+  const vocab = Math.min(model.config.vocabSize, 199998);
+  const [shared] = prompts(1, args.prefixPrompt, vocab, 31);
+  const own = prompts(2, 32, vocab, 32);
+  const out = [];
+  for (const k of [0, 1]) {
+    const t0 = performance.now();
+    let first = 0;
+    const stream = engine.generate([...shared, ...own[k]], { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
+    for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
+    const r = await stream.result;
+    out.push({ ttftMs: round(first - t0), promptTokens: r.usage.promptTokens, cachedPromptTokens: r.usage.cachedPromptTokens });
+  }
+  await engine.close();
+  return { prefixTokens: args.prefixPrompt, cold: out[0], warm: out[1], speedup: round(out[0].ttftMs / out[1].ttftMs) };
 }
 
 // S streams decode; a new N-token prompt arrives: the gap it adds to their tokens (engine).
@@ -380,6 +402,11 @@ async function main() {
   }
   const ttft = args.ttftPrompt ? await runTtft(model, args) : null;
   if (ttft) console.error(`TTFT, ${ttft.promptTokens}-token prompt alone: ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})`);
+  const prefix = args.prefixPrompt ? await runPrefix(model, args) : null;
+  if (prefix)
+    console.error(
+      `prefix cache: ${prefix.prefixTokens}-token shared prefix: TTFT cold ${prefix.cold.ttftMs} ms, warm ${prefix.warm.ttftMs} ms (${prefix.warm.cachedPromptTokens} of ${prefix.warm.promptTokens} prompt tokens cached; ${prefix.speedup}x)`,
+    );
   const delay = args.delayPrompt ? await runDelay(model, args) : null;
   if (delay)
     console.error(
@@ -398,6 +425,7 @@ async function main() {
     generate: reference,
     runs,
     ttft,
+    prefix,
     delay,
     peakRssBytes: peakRss(),
     gpuUsedBytes: gpuUsed(),

@@ -129,9 +129,14 @@ export interface NativeBatch {
   readonly blockSize: number;
   readonly totalBlocks: number;
   readonly openSequences: number;
+  /** Blocks in the prefix cache (held by sequences or kept for later ones). */
+  readonly cachedBlocks: number;
   freeBlocks(): number;
-  /** null when the pool or maxSequences cannot take it now; RangeError when it could never fit. */
-  open(maxTokens: number): number | null;
+  /**
+   * null when the pool or maxSequences cannot take it now; RangeError when it could never fit. The
+   * prompt's cached whole blocks are shared: length(seq) is then the tokens it starts with.
+   */
+  open(maxTokens: number, prompt?: Int32Array): number | null;
   close(seq: number): void;
   /** Tokens the sequence holds. */
   length(seq: number): number;

@@ -206,8 +206,12 @@ export class GptOssModel {
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
-    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps } = options;
-    return new NativeBatchBackend(new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }));
+    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, prefixCache = true } = options;
+    if (typeof prefixCache !== 'boolean') throw new TypeError(`createBatchBackend: prefixCache must be a boolean, got ${typeof prefixCache}`);
+    return new NativeBatchBackend(
+      new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }),
+      prefixCache,
+    );
   }
 
   /** generate(this, input, options): see lib/generate.ts. */

@@ -24,9 +24,13 @@ export interface StepBackend {
   freeBlocks(): number;
   /**
    * A sequence with KV room for maxTokens tokens, its ceil(maxTokens/blockSize) blocks taken from the
-   * pool now (never half-admitted); null when the pool cannot hold it (nothing taken).
+   * pool now (never half-admitted); null when the pool cannot hold it (nothing taken). `prompt`: the
+   * tokens it will be fed first; a backend with a prefix cache may start the sequence holding a prefix
+   * of them (whole blocks another sequence computed, shared), which length() then reports.
    */
-  open(maxTokens: number): number | null;
+  open(maxTokens: number, prompt?: ArrayLike<number>): number | null;
+  /** Tokens the sequence holds (optional: a backend without it starts every sequence empty). */
+  length?(seq: number): number;
   /** Ends a sequence; its blocks return to the pool. Idempotent; valid after a failed step. */
   close(seq: number): void;
   /**

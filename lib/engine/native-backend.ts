@@ -20,6 +20,12 @@ export interface BatchBackendOptions {
   /** Most sequences open at once (default 64). */
   maxSequences?: number;
   /**
+   * Share whole KV blocks between sequences whose prompts begin with the same tokens (default true):
+   * a system prompt is then computed once, and a later request with that prefix prefills only the
+   * rest. Blocks no sequence holds stay cached until the pool needs them (least recently used first).
+   */
+  prefixCache?: boolean;
+  /**
    * Run decode steps (every item one token) padded to a few bucket sizes, so that each bucket's step
    * is captured once as a CUDA graph and replayed (default: true on CUDA, false on the CPU, where
    * padding only costs time). The results are the same either way.
@@ -30,12 +36,14 @@ export interface BatchBackendOptions {
 export class NativeBatchBackend implements StepBackend {
   readonly blockSize: number;
   readonly totalBlocks: number;
+  readonly prefixCache: boolean;
   #native: NativeBatch | null;
   #inFlight = new Set<Promise<unknown>>();
 
   /** @internal created by GptOssModel.createBatchBackend */
-  constructor(native: NativeBatch) {
+  constructor(native: NativeBatch, prefixCache = true) {
     this.#native = native;
+    this.prefixCache = prefixCache;
     this.blockSize = native.blockSize;
     this.totalBlocks = native.totalBlocks;
   }
@@ -54,12 +62,21 @@ export class NativeBatchBackend implements StepBackend {
     return this.#native?.openSequences ?? 0;
   }
 
+  /** Blocks in the prefix cache now (held by open sequences or kept for later ones). */
+  get cachedBlocks(): number {
+    return this.#native?.cachedBlocks ?? 0;
+  }
+
   /**
    * A sequence with room for maxTokens tokens (its blocks taken now), or null when the pool or
-   * maxSequences cannot take it at the moment; RangeError when it could never fit the pool.
+   * maxSequences cannot take it at the moment; RangeError when it could never fit the pool. With the
+   * prefix cache on, the prompt's leading whole blocks that are cached are shared, and the sequence
+   * starts holding those tokens (length(); never the prompt's last token, so a step still draws).
    */
-  open(maxTokens: number): number | null {
-    return this.#get('open').open(maxTokens);
+  open(maxTokens: number, prompt?: ArrayLike<number>): number | null {
+    const native = this.#get('open');
+    if (prompt === undefined || !this.prefixCache) return native.open(maxTokens);
+    return native.open(maxTokens, prompt instanceof Int32Array ? prompt : Int32Array.from(prompt));
   }
 
   /** Idempotent; a sequence in a running step gives its blocks back when that step ends. */

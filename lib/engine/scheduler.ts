@@ -82,6 +82,8 @@ class Sequence {
   readonly history: number[] = [];
   /** The last drawn id, fed at the next decode step. */
   last = -1;
+  /** Prompt tokens the backend's prefix cache held when it joined (not prefilled). */
+  cachedPrompt = 0;
   t0 = 0;
   t1 = 0;
   readonly output: GenerationOutput;
@@ -125,7 +127,7 @@ class Sequence {
     const t1 = this.t1 || t2;
     const t0 = this.t0 || t1;
     this.#resolve(
-      this.output.finish({ promptTokens: this.prepared.prompt.length, completionTokens: this.output.tokens.length, cachedPromptTokens: 0 }, { t0, t1, t2 }),
+      this.output.finish({ promptTokens: this.prepared.prompt.length, completionTokens: this.output.tokens.length, cachedPromptTokens: this.cachedPrompt }, { t0, t1, t2 }),
     );
   }
 }
@@ -307,10 +309,14 @@ export class Engine {
       // join: FIFO, while a sequence slot and the KV room for the head's whole context are free
       while (this.#waiting.length > 0 && this.#running.length < this.maxSequences) {
         const s = this.#waiting[0]!;
-        const seq = this.backend.open(s.capacity);
+        const seq = this.backend.open(s.capacity, s.prepared.prompt);
         if (seq === null) break;
         this.#waiting.shift();
         s.seq = seq;
+        // a prefix of the prompt the backend already holds (its prefix cache) is not prefilled again
+        const cached = Math.min(this.backend.length?.(seq) ?? 0, Math.max(0, s.prepared.prompt.length - 1));
+        for (let i = 0; i < cached; i++) s.history.push(s.prepared.prompt[i]!);
+        s.cachedPrompt = cached;
         s.phase = 'prefill';
         this.#running.push(s);
       }

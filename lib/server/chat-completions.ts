@@ -48,7 +48,7 @@ function usage(r: TurnResult): Usage {
     prompt_tokens: r.promptTokens,
     completion_tokens: r.completionTokens,
     total_tokens: r.promptTokens + r.completionTokens,
-    prompt_tokens_details: { cached_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: r.raw.usage.cachedPromptTokens },
     completion_tokens_details: { reasoning_tokens: r.reasoningTokens },
   };
 }

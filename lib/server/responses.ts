@@ -77,7 +77,7 @@ function responseObject(t: ResponsesTurn, status: string, output: Item[], r: Tur
     usage: r
       ? {
           input_tokens: r.promptTokens,
-          input_tokens_details: { cached_tokens: 0 },
+          input_tokens_details: { cached_tokens: r.raw.usage.cachedPromptTokens },
           output_tokens: r.completionTokens,
           output_tokens_details: { reasoning_tokens: r.reasoningTokens },
           total_tokens: r.promptTokens + r.completionTokens,

@@ -31,7 +31,65 @@ int Batch::open_sequences() const {
   return int(sequences_.size());
 }
 
-int Batch::open(int max_tokens) {
+bool Batch::take_blocks(int count, std::vector<int32_t>& out) {
+  if (pool_.free_blocks() + unheld_cached_ < count) return false;
+  while (pool_.free_blocks() < count) {
+    // the least recently used unheld leaf of the cache
+    auto victim = cached_.end();
+    for (auto it = cached_.begin(); it != cached_.end(); ++it)
+      if (it->second.holders == 0 && it->second.children == 0 &&
+          (victim == cached_.end() || it->second.last_use < victim->second.last_use))
+        victim = it;
+    if (victim == cached_.end()) return false;  // unreachable: an unheld block's children are unheld
+    const Cached& c = victim->second;
+    if (c.parent >= 0) cached_.at(c.parent).children--;
+    prefix_index_.erase({c.parent, c.tokens});
+    pool_.give_back({victim->first});
+    cached_.erase(victim);
+    unheld_cached_--;
+  }
+  return pool_.take(count, out);
+}
+
+void Batch::release(Sequence& s) {
+  for (int b = 0; b < s.shared; ++b) {
+    Cached& c = cached_.at(s.blocks[size_t(b)]);
+    c.last_use = ++clock_;
+    if (--c.holders == 0) unheld_cached_++;
+  }
+  pool_.give_back(std::vector<int32_t>(s.blocks.begin() + s.shared, s.blocks.end()));
+}
+
+void Batch::cache_full_blocks(Sequence& s) {
+  const int bs = block_size(), full = std::min(s.length() / bs, int(s.blocks.size()));
+  while (s.shared < full) {
+    const int b = s.shared;
+    const int32_t parent = b == 0 ? -1 : s.blocks[size_t(b - 1)];
+    std::vector<int32_t> tokens(s.tokens.begin() + int64_t(b) * bs, s.tokens.begin() + int64_t(b + 1) * bs);
+    if (prefix_index_.count({parent, tokens})) return;  // another block holds these: this one stays its own
+    const int32_t id = s.blocks[size_t(b)];
+    Cached& c = cached_[id];
+    c.parent = parent;
+    c.tokens = tokens;
+    c.holders = 1;
+    c.last_use = ++clock_;
+    if (parent >= 0) cached_.at(parent).children++;
+    prefix_index_.emplace(std::make_pair(parent, std::move(tokens)), id);
+    s.shared++;
+  }
+}
+
+int Batch::free_blocks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pool_.free_blocks() + unheld_cached_;
+}
+
+int Batch::cached_blocks() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return int(cached_.size());
+}
+
+int Batch::open(int max_tokens, const std::vector<int32_t>& prompt) {
   const int limit = model_->config().max_position_embeddings;
   if (max_tokens < 1 || max_tokens > limit)
     throw range_error("open: maxTokens must be in [1, " + std::to_string(limit) + "] (the model's max_position_embeddings), got " +
@@ -43,7 +101,30 @@ int Batch::open(int max_tokens) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (int(sequences_.size()) >= max_sequences_) return -1;
   Sequence s;
-  if (!pool_.take(blocks, s.blocks)) return -1;
+  // The prompt's leading whole blocks the cache holds (leaving at least its last token to run)
+  const int bs = block_size();
+  const int matchable = std::min(int(prompt.size()) - 1, max_tokens - 1) / bs;
+  for (int b = 0; b < matchable; ++b) {
+    const int32_t parent = b == 0 ? -1 : s.blocks.back();
+    auto it = prefix_index_.find({parent, std::vector<int32_t>(prompt.begin() + int64_t(b) * bs, prompt.begin() + int64_t(b + 1) * bs)});
+    if (it == prefix_index_.end()) break;
+    s.blocks.push_back(it->second);
+  }
+  // hold them (so that taking the rest cannot evict them), then take the rest or undo
+  for (int32_t id : s.blocks) {
+    Cached& c = cached_.at(id);
+    if (c.holders++ == 0) unheld_cached_--;
+  }
+  s.shared = int(s.blocks.size());
+  std::vector<int32_t> own;
+  if (!take_blocks(blocks - s.shared, own)) {
+    for (int32_t id : s.blocks)
+      if (--cached_.at(id).holders == 0) unheld_cached_++;
+    return -1;
+  }
+  s.blocks.insert(s.blocks.end(), own.begin(), own.end());
+  s.tokens.assign(prompt.begin(), prompt.begin() + int64_t(s.shared) * bs);
+  for (int b = 0; b < s.shared; ++b) cached_.at(s.blocks[size_t(b)]).last_use = ++clock_;
   s.capacity = max_tokens;
   const int id = next_id_++;
   sequences_.emplace(id, std::move(s));
@@ -58,7 +139,7 @@ void Batch::close(int seq) {
     it->second.closed = true;  // the step using its blocks finishes first
     return;
   }
-  pool_.give_back(it->second.blocks);
+  release(it->second);
   sequences_.erase(it);
 }
 
@@ -98,10 +179,13 @@ void Batch::settle(const std::vector<StepItem>& items, bool ok) {
   for (const StepItem& it : items) {
     auto s = sequences_.find(it.seq);
     if (s == sequences_.end() || !s->second.busy) continue;
-    if (ok) s->second.tokens.insert(s->second.tokens.end(), it.tokens.begin(), it.tokens.end());
+    if (ok) {
+      s->second.tokens.insert(s->second.tokens.end(), it.tokens.begin(), it.tokens.end());
+      cache_full_blocks(s->second);  // whole blocks now final: later prompts with this prefix share them
+    }
     s->second.busy = false;
     if (s->second.closed) {
-      pool_.give_back(s->second.blocks);
+      release(s->second);
       sequences_.erase(s);
     }
   }

@@ -30,6 +30,7 @@ struct StepItem {
 struct Sequence {
   int capacity = 0;              // tokens its blocks hold (blocks.size() * blockSize >= capacity)
   std::vector<int32_t> blocks;   // its block table
+  int shared = 0;                // blocks[0, shared) are prefix-cache blocks (Batch::Cached), the rest its own
   std::vector<int32_t> tokens;   // every token in its cache: length() == tokens.size()
   bool busy = false;             // in a step now
   bool closed = false;           // closed during that step: its blocks go back when it ends
@@ -47,18 +48,25 @@ class Batch {
 
   int block_size() const { return pool_.block_size(); }
   int total_blocks() const { return pool_.total_blocks(); }
-  int free_blocks() const { return pool_.free_blocks(); }
+  // Blocks open() can take now: free ones and cached ones no sequence holds.
+  int free_blocks() const;
   int open_sequences() const;
   const Model& model() const { return *model_; }
 
   // A new sequence with room for max_tokens tokens, its blocks taken now; -1 (nothing taken) when
   // the pool or max_sequences cannot take it at the moment. RangeError when it could never fit.
-  int open(int max_tokens);
+  // prompt (optional): the tokens it will be fed first. Its leading whole blocks that the prefix cache
+  // holds (the same tokens from position 0, cached when another sequence computed them) are shared
+  // instead of taken, and the sequence starts holding those tokens (length(); at most all but the
+  // prompt's last token, so a step still draws from its logits).
+  int open(int max_tokens, const std::vector<int32_t>& prompt = {});
   // Ends a sequence; its blocks return to the pool (at the end of the step using it, if any). A
   // sequence that is not open is ignored.
   void close(int seq);
   // Tokens a sequence holds (RangeError when it is not open).
   int length(int seq) const;
+  // Blocks in the prefix cache now (held by sequences or kept for later ones).
+  int cached_blocks() const;
 
   // A step in three calls. reserve() checks the items (open sequences, each at most once, tokens in
   // the vocabulary and within the sequence's capacity; errors name the item) and marks their
@@ -78,6 +86,25 @@ class Batch {
   mutable std::mutex mutex_;     // sequences_ (the run mutex of the model orders the forward passes)
   std::map<int, Sequence> sequences_;
   int next_id_ = 1;
+
+  // The prefix cache (under mutex_): whole blocks whose tokens are known from position 0, found by
+  // (the block before it, its tokens), so a match is exact and a chain is matched block by block.
+  // A block no sequence holds stays cached (its rows are not reused) until the pool needs it: free
+  // blocks are taken first, then unheld cached blocks without cached children, least recently used
+  // first (a parent outlives its children, so a key's parent id is never reused under it).
+  struct Cached {
+    int parent = -1;
+    std::vector<int32_t> tokens;
+    int holders = 0, children = 0;
+    uint64_t last_use = 0;
+  };
+  std::map<int32_t, Cached> cached_;
+  std::map<std::pair<int32_t, std::vector<int32_t>>, int32_t> prefix_index_;
+  uint64_t clock_ = 0;
+  int unheld_cached_ = 0;
+  bool take_blocks(int count, std::vector<int32_t>& out);  // free blocks, else evicts unheld cached ones
+  void release(Sequence& s);                               // its own blocks back, its cached ones unheld
+  void cache_full_blocks(Sequence& s);                     // registers its whole blocks past `shared`
   Activations act_;              // used by run() under the model's run mutex
 
   // A decode step (every item one token) on a backend with step graphs runs padded to a bucket size

@@ -25,7 +25,8 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
                         InstanceMethod<&BatchObject::dispose>("dispose"),
                         InstanceAccessor<&BatchObject::block_size>("blockSize"),
                         InstanceAccessor<&BatchObject::total_blocks>("totalBlocks"),
-                        InstanceAccessor<&BatchObject::open_sequences>("openSequences")});
+                        InstanceAccessor<&BatchObject::open_sequences>("openSequences"),
+                        InstanceAccessor<&BatchObject::cached_blocks>("cachedBlocks")});
   }
 
   // new NativeBatch(model: NativeModel, { maxSequences, kvBlocks, blockSize, padDecodeSteps? })
@@ -56,11 +57,19 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
     return *batch;
   }
 
-  // open(maxTokens) -> number | null (null: the pool or maxSequences cannot take it now)
+  // open(maxTokens, prompt?: Int32Array) -> number | null (null: the pool or maxSequences cannot take
+  // it now); the prompt's cached prefix is shared (length(seq) says how much)
   Napi::Value open(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
       Batch& b = get("open");
-      const int seq = b.open(int(arg_int(info, 0, "open", "maxTokens", 1, INT32_MAX)));
+      std::vector<int32_t> prompt;
+      if (info.Length() > 1 && !info[1].IsUndefined()) {
+        if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+          throw type_error("open: argument 'prompt' must be an Int32Array");
+        Napi::Int32Array a = info[1].As<Napi::Int32Array>();
+        prompt.assign(a.Data(), a.Data() + a.ElementLength());
+      }
+      const int seq = b.open(int(arg_int(info, 0, "open", "maxTokens", 1, INT32_MAX)), prompt);
       return seq < 0 ? info.Env().Null() : Napi::Number::New(info.Env(), seq);
     });
   }
@@ -147,6 +156,9 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
   Napi::Value total_blocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), batch ? batch->total_blocks() : 0); }
   Napi::Value open_sequences(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), batch ? batch->open_sequences() : 0);
+  }
+  Napi::Value cached_blocks(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), batch ? batch->cached_blocks() : 0);
   }
 
   // Drops the batch: its pool is freed once a step in flight (which holds its own reference) ends.

@@ -219,6 +219,77 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
     await b.dispose();
   });
 
+  // Runs one sequence: prompt prefilled (what open() did not already hold), then `n` draws; returns
+  // the ids and how many prompt tokens open() said it held.
+  async function runOne(b: StepBackend & { length(seq: number): number }, p: number[], n: number, options: SampleOptions, seed: number, keepOpen = false) {
+    const seq = b.open(p.length + n, p)!;
+    expect(seq).not.toBeNull();
+    const held = b.length(seq);
+    const rng = createRng(seed);
+    let ids = await b.step([{ seq, tokens: Int32Array.from(p.slice(held)), sample: { options, uniform: rng.nextUniform() } }]);
+    const out = [ids[0]!];
+    while (out.length < n) {
+      ids = await b.step([{ seq, tokens: Int32Array.of(out.at(-1)!), sample: { options, uniform: rng.nextUniform() } }]);
+      out.push(ids[0]!);
+    }
+    if (!keepOpen) b.close(seq);
+    return { out, held, seq };
+  }
+
+  it('prefix cache: a prompt that begins with cached whole blocks shares them, prefills the rest, and draws the same ids', async () => {
+    const b = model.createBatchBackend({ kvBlocks: 40, blockSize: 8 });
+    const plain = model.createBatchBackend({ kvBlocks: 40, blockSize: 8, prefixCache: false });
+    const system = prompt.slice(0, 27); // 3 whole blocks of 8 and 3 tokens
+    const a = [...system, ...prompt.slice(27)];
+    const c = [...system, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+    const first = await runOne(b, a, 6, { temperature: 0 }, 1, true); // stays open: its blocks are held
+    expect(first.held).toBe(0);
+    expect(b.cachedBlocks).toBe(Math.floor((a.length + 5) / 8)); // every whole block it filled
+    const free = b.freeBlocks();
+    const second = await runOne(b, c, 5, { temperature: 0.9 }, 7, true);
+    expect(second.held).toBe(24); // the 3 whole blocks of the shared system prompt, not the partial 4th
+    expect(free - b.freeBlocks()).toBe(Math.ceil((c.length + 5) / 8) - 3); // it took only what it does not share
+    const want = await runOne(plain, c, 5, { temperature: 0.9 }, 7);
+    expect(want.held).toBe(0);
+    expect(second.out).toEqual(want.out);
+    // the same prompt again: all its whole blocks but the one holding its last token
+    const again = await runOne(b, a, 6, { temperature: 0 }, 1);
+    expect(again.held).toBe(Math.floor((a.length - 1) / 8) * 8);
+    expect(again.out).toEqual(first.out);
+    b.close(first.seq);
+    b.close(second.seq);
+    // nothing held: every block is free or cached-and-reusable, and the pool counts them all
+    expect(b.openSequences).toBe(0);
+    expect(b.freeBlocks()).toBe(40);
+    expect(b.cachedBlocks).toBeGreaterThan(0);
+    await b.dispose();
+    await plain.dispose();
+  });
+
+  it('prefix cache: a full pool evicts unheld cached blocks (least recently used leaves first), never held ones', async () => {
+    const b = model.createBatchBackend({ kvBlocks: 12, blockSize: 4 });
+    const p1 = prompt.slice(0, 21);
+    const r1 = await runOne(b, p1, 3, { temperature: 0 }, 1);
+    const cachedAfter = b.cachedBlocks;
+    expect(cachedAfter).toBe(5); // 23 tokens held: 5 whole blocks
+    expect(b.freeBlocks()).toBe(12);
+    // a sequence that needs the whole pool: every cached block is evicted for it
+    const big = b.open(48)!;
+    expect(big).not.toBeNull();
+    expect(b.cachedBlocks).toBe(0);
+    expect(b.freeBlocks()).toBe(0);
+    b.close(big);
+    // the prompt again: nothing cached any more, so it is prefilled whole and draws the same ids
+    const r2 = await runOne(b, p1, 3, { temperature: 0 }, 1, true);
+    expect(r2.held).toBe(0);
+    expect(r2.out).toEqual(r1.out);
+    // held blocks are never evicted: with r2 open (6 blocks, 5 cached and held), 7 blocks cannot be had
+    expect(b.open(28)).toBeNull();
+    expect(b.cachedBlocks).toBe(5);
+    expect(b.open(24)).not.toBeNull();
+    await b.dispose();
+  });
+
   for (const blockSize of [4, 16]) {
     it(`mixed lengths joining and leaving: the same ids as one session a sequence (blockSize ${blockSize})`, async () => {
       await equalToSessions(model, 7 + blockSize, 6, blockSize, 40);

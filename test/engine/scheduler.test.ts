@@ -71,6 +71,22 @@ describe('engine on tiny-a (CPU)', () => {
     await engine.close();
   });
 
+  it('requests sharing a prompt prefix: later ones reuse its cached KV blocks (usage.cachedPromptTokens) and still equal generate()', async () => {
+    const rand = prng(23);
+    const engine = model.createEngine({ backend: 'native', maxSequences: 2, maxBatchTokens: 32, kvBlocks: 48, blockSize: 8, maxContext: 128 });
+    const system = randomPrompt(rand, 37); // 4 whole blocks of 8, and 5 tokens
+    const jobs = [0, 1, 2].map((i) => ({ prompt: [...system, ...randomPrompt(rand, 6 + 5 * i)], options: { temperature: i === 1 ? 0 : 1, seed: 40 + i, maxTokens: 9, stopTokens: [] as number[] } }));
+    const first = await engine.generate(jobs[0]!.prompt, jobs[0]!.options).result;
+    expect(first.usage.cachedPromptTokens).toBe(0);
+    // the next two run together, both finding the first's blocks
+    const rest = await Promise.all(jobs.slice(1).map((j) => engine.generate(j.prompt, j.options).result));
+    for (const r of rest) expect(r.usage.cachedPromptTokens).toBe(32);
+    const refs = await Promise.all(jobs.map((j) => generate(model, j.prompt, j.options).result));
+    expect([first, ...rest].map((r) => r.tokens)).toEqual(refs.map((r) => r.tokens));
+    expect(engine.stats().freeBlocks).toBe(48);
+    await engine.close();
+  });
+
   it('aborted requests leave at once (queued or running) with a prefix of generate() tokens; the pool comes back', async () => {
     const rand = prng(5);
     const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 16, kvBlocks: 32, blockSize: 16 });
