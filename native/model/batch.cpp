@@ -11,7 +11,8 @@ namespace gptoss {
 namespace {
 // The model's backend, when it can run a batch (the CPU and CUDA; never a silent fallback).
 Backend& batch_backend(const Model& m) {
-  if (!m.backend().paged_kv())
+  // HIP compiles the CUDA kernels too, but they have not run on an AMD GPU in a batch: refused by name.
+  if (!m.backend().paged_kv() || m.backend().device().kind == DeviceKind::HIP)
     throw runtime_error("createBatchBackend: the batched step and its paged KV cache are not implemented on " +
                         m.backend().describe() + " yet; load the model on the cpu to batch sequences");
   return m.backend();
