@@ -3,7 +3,7 @@
 // or on synthetic weights of a preset shape (random, generated in memory: for shapes whose checkpoint
 // does not fit the host, e.g. gpt-oss-120b; their speed is the real model's, their output is noise).
 //   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
-//                      [--per-token] [--activations f32|q8] [--label NAME] [--out bench/results]
+//                      [--per-token] [--activations f32|q8] [--kv-cache f16|bf16|f32] [--label NAME] [--out bench/results]
 //   <model-dir> may be a GGUF file; --dense-weights q8: attention and LM head quantized to Q8_0 at load.
 //   node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]
 // Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
@@ -22,7 +22,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { readBandwidth } from '../dist/ops.js';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, denseWeights: 'as-stored' };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored' };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -34,6 +34,7 @@ function parseArgs(argv) {
     else if (a === '--context') args.context = Number(argv[++i]);
     else if (a === '--label') args.label = argv[++i];
     else if (a === '--activations') args.activations = argv[++i];
+    else if (a === '--kv-cache') args.kvCache = argv[++i];
     else if (a === '--out') args.out = argv[++i];
     else if (a === '--synthetic') args.synthetic = argv[++i];
     else if (a === '--seed') args.seed = Number(argv[++i]);
@@ -69,8 +70,8 @@ const gib = (b) => (b / 2 ** 30).toFixed(2);
 const args = parseArgs(process.argv.slice(2));
 const t0 = performance.now();
 const model = args.synthetic
-  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations })
-  : await loadModel(args.model, { device: args.device, activations: args.activations, denseWeights: args.denseWeights });
+  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache })
+  : await loadModel(args.model, { device: args.device, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights });
 const setupMs = performance.now() - t0;
 const isSynthetic = model.info.source === 'synthetic';
 const afterLoad = memory();
@@ -86,6 +87,7 @@ const result = {
   device: model.info.device,
   backend: model.info.backend,
   activations: model.info.activations,
+  kvCache: model.info.kvCache,
   config: { layers: model.config.numLayers, experts: model.config.numExperts, hidden: model.config.hiddenSize, vocab: V },
   bytesOnDisk: model.info.bytesOnDisk,
   weightBytes: model.info.weightBytes,
@@ -174,10 +176,10 @@ if (result.device === 'cpu') {
 await model.dispose();
 
 if (isSynthetic) {
-  console.log(`model synthetic ${args.synthetic} (random weights, seed ${model.info.seed}, ${model.config.numLayers} layers) on ${result.backend}, ${result.activations} activations`);
+  console.log(`model synthetic ${args.synthetic} (random weights, seed ${model.info.seed}, ${model.config.numLayers} layers) on ${result.backend}, ${result.activations} activations, ${result.kvCache} KV cache`);
   console.log(`  generated ${gib(result.weightBytes)} GiB of weights in ${result.generateMs.toFixed(0)} ms (not load time), first token ${result.firstTokenMs.toFixed(0)} ms`);
 } else {
-  console.log(`model ${args.model} on ${result.backend}, ${result.activations} activations`);
+  console.log(`model ${args.model} on ${result.backend}, ${result.activations} activations, ${result.kvCache} KV cache`);
   console.log(`  load ${result.loadMs.toFixed(0)} ms, load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
 }
 console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);

@@ -1,6 +1,6 @@
 // gpt-oss-node: the public API.
 export { loadModel, resolveDevice, GptOssModel } from './model.js';
-export type { LoadOptions, ModelInfo, DeviceRequest, SessionOptions } from './model.js';
+export type { LoadOptions, ModelInfo, DeviceRequest, SessionOptions, KvCacheDtype } from './model.js';
 export { createSyntheticModel, syntheticConfig, SYNTHETIC_PRESETS, SYNTHETIC_PRESET_SEEDS } from './synthetic.js';
 export type { SyntheticShape, SyntheticPreset, SyntheticOptions } from './synthetic.js';
 export { Session } from './session.js';

@@ -26,6 +26,27 @@ export function resolveActivations(request: unknown, device: string, fn = 'loadM
   return value;
 }
 
+/** The KV cache's element type (LoadOptions.kvCache). */
+export type KvCacheDtype = 'f16' | 'bf16' | 'f32';
+
+/**
+ * The KV cache dtype a model loads with: the option, else GPTOSS_CUDA_KV_CACHE on a GPU device (the CPU
+ * ignores that variable: its cache is f32), else the device's default (GPU 'f16', CPU 'f32'). A dtype
+ * the device cannot keep is a RangeError naming the option, never a silent substitute. `fn` names
+ * the caller in error messages.
+ */
+export function resolveKvCache(request: unknown, device: string, fn = 'loadModel'): KvCacheDtype {
+  const gpu = device !== 'cpu';
+  const fromEnv = request === undefined && gpu && !!process.env.GPTOSS_CUDA_KV_CACHE;
+  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'f16' : 'f32';
+  const what = fromEnv ? 'GPTOSS_CUDA_KV_CACHE' : "option 'kvCache'";
+  if (value !== 'f16' && value !== 'bf16' && value !== 'f32')
+    throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16' or 'f32', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
+  if (!gpu && value !== 'f32')
+    throw new RangeError(`${fn}: ${what} '${value}' is not available on device cpu: the CPU backend's attention reads an f32 KV cache (use 'f32' or leave kvCache out)`);
+  return value;
+}
+
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
 
 export interface LoadOptions {
@@ -52,6 +73,15 @@ export interface LoadOptions {
    */
   activations?: ExpertActivations;
   /**
+   * The KV cache's element type. GPU: 'f16' (default: 10 mantissa bits, half the bytes of f32; logits
+   * stay within ~1e-3 relative L2 of an f32 cache on random checkpoints, bench/RESULTS.md), 'bf16'
+   * (f32's range, 7 mantissa bits: ~8x the error of f16 at the same bytes) or 'f32' (exact, twice the
+   * memory and attention bytes). CPU: 'f32' only (its attention kernels read f32; another value is a
+   * RangeError). Default: GPTOSS_CUDA_KV_CACHE on a GPU when set, else the device's default.
+   * model.info.kvCache says what the model runs with.
+   */
+  kvCache?: KvCacheDtype;
+  /**
    * Called as the load advances: bytes done of total. On the CPU these are the checkpoint files read
    * into memory (page-in, when they fit in 3/4 of RAM); on a GPU the weight bytes uploaded.
    */
@@ -70,6 +100,8 @@ export interface ModelInfo {
   backend: string;
   /** What the expert kernels multiply the MXFP4 weights with (LoadOptions.activations). */
   activations: ExpertActivations;
+  /** The KV cache's element type of this model's sessions and batches (LoadOptions.kvCache). */
+  kvCache: KvCacheDtype;
   /** Why `auto` did not pick CUDA (absent when it did, or when a device was named). */
   fallbackReason?: string;
   /** Size of the checkpoint's files (0 for synthetic weights). */
@@ -151,6 +183,7 @@ export class GptOssModel {
             device: i.device,
             backend: i.backend,
             activations: i.activations,
+            kvCache: i.kvCache,
             ...(fallbackReason ? { fallbackReason } : {}),
             bytesOnDisk: origin.bytesOnDisk,
             weightBytes: i.weightBytes,
@@ -167,6 +200,7 @@ export class GptOssModel {
             device: i.device,
             backend: i.backend,
             activations: i.activations,
+            kvCache: i.kvCache,
             ...(fallbackReason ? { fallbackReason } : {}),
             bytesOnDisk: 0,
             weightBytes: i.weightBytes,
@@ -273,6 +307,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     throw new RangeError(`loadModel: options.experts must be 'mxfp4' or 'bf16', got ${JSON.stringify(experts)}`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
   const activations = resolveActivations(options.activations, device);
+  const kvCache = resolveKvCache(options.kvCache, device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = await openCheckpointAsync(dir); // no file call on the event loop
   const nativeModel = await native.NativeModel.load(
@@ -286,6 +321,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
       denseWeights,
       experts,
       activations,
+      kvCache,
     },
     options.onProgress,
   );

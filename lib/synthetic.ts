@@ -7,7 +7,7 @@
 // the same logits. The presets are the writer's objects (tiny, 20b, 120b), with its default seeds.
 import { native } from './native.js';
 import { parseConfig, type ModelConfig } from './loader/config.js';
-import { GptOssModel, resolveActivations, resolveDevice, type DeviceRequest } from './model.js';
+import { GptOssModel, resolveActivations, resolveDevice, resolveKvCache, type DeviceRequest, type KvCacheDtype } from './model.js';
 import type { ExpertActivations } from './ops.js';
 // The presets and the shape type are the writer's: one definition of each (the writer is plain JS so
 // that it runs without TypeScript; it ships with the package under scripts/).
@@ -51,6 +51,8 @@ export interface SyntheticOptions {
   onProgress?: (done: number, total: number) => void;
   /** as LoadOptions.activations */
   activations?: ExpertActivations;
+  /** as LoadOptions.kvCache */
+  kvCache?: KvCacheDtype;
 }
 
 const FN = 'createSyntheticModel';
@@ -124,16 +126,17 @@ export async function createSyntheticModel(shape: SyntheticPreset | SyntheticSha
     throw new TypeError(`${FN}: option 'onProgress' must be a function`);
   const { device, fallbackReason } = resolveDevice(options.device ?? 'auto', FN);
   const activations = resolveActivations(options.activations, device, FN);
+  const kvCache = resolveKvCache(options.kvCache, device, FN);
   const onProgress = options.onProgress;
   let nativeModel;
   if (!onProgress) {
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations });
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache });
   } else {
     // Reports travel on their own queue and can land after the promise settles: resolve only once the
     // last one (done === total, always sent) has been delivered.
     let delivered!: () => void;
     const last = new Promise<void>((resolve) => (delivered = resolve));
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations }, (done, total) => {
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache }, (done, total) => {
       try {
         onProgress(done, total);
       } finally {

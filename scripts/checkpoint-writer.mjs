@@ -401,6 +401,10 @@ export function checkpointTensors(spec) {
   const kvDim = spec.numKvHeads * spec.headDim;
   const scales = defaultScaleRanges(spec);
   const normal = (std, mean = 0) => ({ kind: 'normal', mean, std });
+  // Optional multipliers (make-checkpoint --qk-scale / --logit-scale; default 1, the presets' bytes):
+  // q and k projections (attention scores scale by qkScale^2) and the LM head (logits by logitScale).
+  const qkScale = spec.qkScale ?? 1;
+  const logitScale = spec.logitScale ?? 1;
   const out = [];
   const add = (name, dtype, shape, init) => {
     const nbytes = shape.reduce((a, b) => a * b, 1) * DTYPE_SIZE[dtype];
@@ -412,9 +416,9 @@ export function checkpointTensors(spec) {
   for (let l = 0; l < spec.numLayers; l++) {
     const p = `model.layers.${l}`;
     add(`${p}.input_layernorm.weight`, 'BF16', [h], norm);
-    add(`${p}.self_attn.q_proj.weight`, 'BF16', [qDim, h], normal(1 / Math.sqrt(h)));
+    add(`${p}.self_attn.q_proj.weight`, 'BF16', [qDim, h], normal(qkScale / Math.sqrt(h)));
     add(`${p}.self_attn.q_proj.bias`, 'BF16', [qDim], bias);
-    add(`${p}.self_attn.k_proj.weight`, 'BF16', [kvDim, h], normal(1 / Math.sqrt(h)));
+    add(`${p}.self_attn.k_proj.weight`, 'BF16', [kvDim, h], normal(qkScale / Math.sqrt(h)));
     add(`${p}.self_attn.k_proj.bias`, 'BF16', [kvDim], bias);
     add(`${p}.self_attn.v_proj.weight`, 'BF16', [kvDim, h], normal(1 / Math.sqrt(h)));
     add(`${p}.self_attn.v_proj.bias`, 'BF16', [kvDim], bias);
@@ -432,7 +436,7 @@ export function checkpointTensors(spec) {
     add(`${p}.mlp.experts.down_proj_bias`, 'BF16', [E, h], bias);
   }
   add('model.norm.weight', 'BF16', [h], norm);
-  add('lm_head.weight', 'BF16', [spec.vocabSize, h], normal(2 / Math.sqrt(h)));
+  add('lm_head.weight', 'BF16', [spec.vocabSize, h], normal((2 * logitScale) / Math.sqrt(h)));
   return out;
 }
 

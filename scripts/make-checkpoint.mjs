@@ -18,6 +18,10 @@ const USAGE = `usage: node scripts/make-checkpoint.mjs <dir> --preset 20b|120b|t
   --hidden N         hidden size (multiple of 32)
   --intermediate N   expert intermediate size (multiple of 32)
   --experts N        experts per layer
+  --experts-per-token N   experts each token is routed to (top-k)
+  --sliding-window N      keys a sliding-attention layer sees
+  --qk-scale X       multiply the q and k projections' std by X (attention scores by X^2)
+  --logit-scale X    multiply the LM head's std by X (logits by X)
   --seed S           PRNG seed (same seed: byte-identical files)
   --shards N         write N shard files + model.safetensors.index.json
   --shard-naming M   hf (model-00001-of-00003) or gpt-oss (model-00000-of-00002, as openai's repos)
@@ -58,6 +62,10 @@ try {
       hidden: { type: 'string' },
       intermediate: { type: 'string' },
       experts: { type: 'string' },
+      'experts-per-token': { type: 'string' },
+      'sliding-window': { type: 'string' },
+      'qk-scale': { type: 'string' },
+      'logit-scale': { type: 'string' },
       seed: { type: 'string' },
       shards: { type: 'string' },
       'shard-naming': { type: 'string' },
@@ -89,9 +97,19 @@ set('vocabSize', int('vocab', values.vocab));
 set('hiddenSize', int('hidden', values.hidden));
 set('intermediateSize', int('intermediate', values.intermediate));
 set('numExperts', int('experts', values.experts));
+set('expertsPerToken', int('experts-per-token', values['experts-per-token']));
+set('slidingWindow', int('sliding-window', values['sliding-window']));
+const positive = (name, v) => {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!/^[0-9.eE+-]+$/.test(v) || !Number.isFinite(x) || x <= 0) fail(`--${name} must be a positive number, got ${v}`);
+  return x;
+};
+set('qkScale', positive('qk-scale', values['qk-scale']));
+set('logitScale', positive('logit-scale', values['logit-scale']));
 if (values.seed !== undefined) spec.seed = /^-?\d+$/.test(values.seed) && Number.isSafeInteger(Number(values.seed)) ? Number(values.seed) : values.seed;
 const shards = int('shards', values.shards) ?? 1;
-if (spec.expertsPerToken > spec.numExperts) spec.expertsPerToken = spec.numExperts;
+if (spec.expertsPerToken > spec.numExperts && values['experts-per-token'] === undefined) spec.expertsPerToken = spec.numExperts;
 try {
   validateSpec(spec);
 } catch (e) {

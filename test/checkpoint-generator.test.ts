@@ -308,6 +308,28 @@ describe('other shapes', () => {
   });
 });
 
+describe('make-checkpoint.mjs: routing, window and scale options (the KV-cache checks\' deeper checkpoints)', () => {
+  it('writes top-k and the window into config.json and scales q/k and the LM head', async () => {
+    const base = join(tmp, 'opts-base'), scaled = join(tmp, 'opts-scaled');
+    const common = ['--preset', 'tiny', '--layers', '2', '--experts', '16', '--experts-per-token', '4', '--sliding-window', '24', '--seed', '7', '--quiet'];
+    const run = (dir: string, extra: string[]) => promisify(execFile)(process.execPath, [join(ROOT, 'scripts', 'make-checkpoint.mjs'), dir, ...common, ...extra]);
+    await run(base, []);
+    await run(scaled, ['--qk-scale', '2', '--logit-scale', '4']);
+    const cfg = JSON.parse(await readFile(join(scaled, 'config.json'), 'utf8'));
+    expect([cfg.num_local_experts, cfg.num_experts_per_tok, cfg.sliding_window, cfg.num_hidden_layers]).toEqual([16, 4, 24, 2]);
+    const open = (dir: string) => {
+      const file = join(dir, 'model.safetensors');
+      return { buf: readFileSync(file), p: parseFile(file) };
+    };
+    const a = open(base), b = open(scaled);
+    const ratio = (name: string) => std(tensorValues(b.buf, b.p, name)) / std(tensorValues(a.buf, a.p, name));
+    expect(ratio('lm_head.weight')).toBeCloseTo(4, 1);
+    expect(ratio('model.layers.1.self_attn.k_proj.weight')).toBeCloseTo(2, 1);
+    expect(ratio('model.layers.1.self_attn.v_proj.weight')).toBeCloseTo(1, 5);  // untouched
+    await expect(promisify(execFile)(process.execPath, [join(ROOT, 'scripts', 'make-checkpoint.mjs'), join(tmp, 'bad'), '--preset', 'tiny', '--logit-scale', '0'])).rejects.toThrow(/--logit-scale must be a positive number/);
+  });
+});
+
 describe('rng', () => {
   it('is seeded and stream-separated', () => {
     const a = rng(1, 'x');

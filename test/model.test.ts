@@ -222,3 +222,78 @@ describe('activations option: q8 expert activations on the CPU (tiny-a)', () => 
     expect(resolveActivations(undefined, 'cuda:0')).toBe('f32');
   });
 });
+
+describe('kvCache option: the KV cache dtype is a load option, checked against the device', () => {
+  it('CPU: f32, in model.info; a 16-bit cache is a RangeError naming the option, never ignored', async () => {
+    const m = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', kvCache: 'f32' });
+    try {
+      expect(m.info.kvCache).toBe('f32');
+    } finally {
+      await m.dispose();
+    }
+    for (const kvCache of ['f16', 'bf16'] as const)
+      await expect(loadModel(fixtureDir('tiny-a'), { device: 'cpu', kvCache })).rejects.toThrow(
+        new RegExp(`loadModel: option 'kvCache' '${kvCache}' is not available on device cpu`));
+    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cpu', kvCache: 'fp8' as never })).rejects.toThrow(
+      /loadModel: option 'kvCache' must be 'f16', 'bf16' or 'f32', got 'fp8'/);
+    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cpu', kvCache: 16 as never })).rejects.toThrow(RangeError);
+  });
+
+  it('the native side refuses what the backend cannot keep (not only the TypeScript check)', async () => {
+    const { native } = await import('../lib/native.js');
+    const { syntheticConfig } = await import('../lib/synthetic.js');
+    const config = syntheticConfig('tiny', { layers: 1 });
+    await expect(native.NativeModel.synthetic({ config, seed: 1, device: 'cpu', kvCache: 'bf16' } as never)).rejects.toThrow(
+      /kvCache 'bf16' is not available on device cpu \(its attention kernels take 'f32'\)/);
+    // argument errors throw at the call, before any work is queued
+    expect(() => native.NativeModel.synthetic({ config, seed: 1, device: 'cpu', kvCache: 'f8' } as never)).toThrow(
+      /spec\.kvCache must be 'f16', 'bf16' or 'f32', got 'f8'/);
+    const ok = await native.NativeModel.synthetic({ config, seed: 1, device: 'cpu' } as never);
+    expect(ok.info().kvCache).toBe('f32');
+    ok.dispose();
+  });
+
+  it('GPU devices: f16 by default, GPTOSS_CUDA_KV_CACHE as the default (named in its errors), the option first', async () => {
+    const { resolveKvCache } = await import('../lib/model.js');
+    const saved = process.env.GPTOSS_CUDA_KV_CACHE;
+    try {
+      delete process.env.GPTOSS_CUDA_KV_CACHE;
+      expect(resolveKvCache(undefined, 'cuda:0')).toBe('f16');
+      expect(resolveKvCache(undefined, 'hip:0')).toBe('f16');
+      expect(resolveKvCache('bf16', 'cuda:0')).toBe('bf16');
+      expect(resolveKvCache(undefined, 'cpu')).toBe('f32');
+      process.env.GPTOSS_CUDA_KV_CACHE = 'f32';
+      expect(resolveKvCache(undefined, 'cuda:1')).toBe('f32');
+      expect(resolveKvCache('f16', 'cuda:1')).toBe('f16');
+      expect(resolveKvCache(undefined, 'cpu')).toBe('f32'); // a CUDA variable: the CPU's cache stays f32
+      process.env.GPTOSS_CUDA_KV_CACHE = 'half';
+      expect(() => resolveKvCache(undefined, 'cuda:0')).toThrow(/GPTOSS_CUDA_KV_CACHE must be 'f16', 'bf16' or 'f32', got 'half'/);
+      expect(() => resolveKvCache('q8', 'cuda:0', 'createSyntheticModel')).toThrow(/createSyntheticModel: option 'kvCache' must be/);
+    } finally {
+      if (saved === undefined) delete process.env.GPTOSS_CUDA_KV_CACHE;
+      else process.env.GPTOSS_CUDA_KV_CACHE = saved;
+    }
+  });
+});
+
+describe('GPTOSS_CPU_KV_ROUND: the CPU emulation of a 16-bit cache (bench/kv-fidelity.mjs)', () => {
+  it('rounds what the CPU stores: tiny-a moves from transformers as a 16-bit cache would, f16 far less than bf16', async () => {
+    const { cpuLogits } = await import('../scripts/kv-checkpoints.mjs');
+    const dir = fixtureDir('tiny-a');
+    const want = readF32('tiny-a', 'logits.f32');
+    const errs: Record<string, number> = {};
+    for (const round of [null, 'f16', 'bf16', 'f16-v'] as const) errs[round ?? 'f32'] = relL2(cpuLogits(dir, tokens, V, round), want);
+    console.log(`tiny-a vs transformers by emulated cache: ${JSON.stringify(Object.fromEntries(Object.entries(errs).map(([k, e]) => [k, e.toExponential(2)])))}`);
+    expect(errs.f32).toBeLessThan(1e-5);
+    expect(errs.f16).toBeGreaterThan(2 * errs.f32);  // the rounding ran
+    expect(errs.f16).toBeLessThan(2e-3);
+    expect(errs.bf16).toBeGreaterThan(3 * errs.f16);   // 3 fewer mantissa bits
+    expect(errs['f16-v']).toBeGreaterThan(errs.f32);
+    expect(errs['f16-v']).toBeLessThan(errs.f16 + 1e-6);
+  });
+
+  it('names the variable on a bad value', async () => {
+    const { cpuLogits } = await import('../scripts/kv-checkpoints.mjs');
+    expect(() => cpuLogits(fixtureDir('tiny-a'), tokens, V, 'f8' as never)).toThrow(/GPTOSS_CPU_KV_ROUND must be 'f16', 'bf16', 'f16-k' or 'f16-v'/);
+  });
+});

@@ -3,6 +3,8 @@
 // dropped after the softmax. Sliding layers see keys with position - j < window.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -57,13 +59,46 @@ static void check_kv_store(const Tensor& k, const Tensor& v, const Tensor& posit
   check_positions(positions, k_cache, "kvStore");
 }
 
+// A measurement aid, not a cache format: GPTOSS_CPU_KV_ROUND=f16|bf16 rounds every value the CPU
+// stores in its (f32) KV cache to that type's nearest value, so the CPU's logits show what a 16-bit
+// GPU cache costs in fidelity (bench/kv-fidelity.mjs; the GPU's attention reads its cache in f32 too).
+// Read once per process; unset = exact.
+// "f16-k" / "f16-v" round only K or only V (which of the two a cache's error comes from).
+struct KvRound {
+  DType k = DType::F32, v = DType::F32;
+};
+static KvRound kv_round_mode() {
+  static const KvRound mode = [] {
+    const char* env = std::getenv("GPTOSS_CPU_KV_ROUND");
+    if (!env || !*env) return KvRound{};
+    const std::string s(env);
+    if (s == "f16") return KvRound{DType::F16, DType::F16};
+    if (s == "bf16") return KvRound{DType::BF16, DType::BF16};
+    if (s == "f16-k") return KvRound{DType::F16, DType::F32};
+    if (s == "f16-v") return KvRound{DType::F32, DType::F16};
+    throw range_error("GPTOSS_CPU_KV_ROUND must be 'f16', 'bf16', 'f16-k' or 'f16-v' (or unset), got '" + s + "'");
+  }();
+  return mode;
+}
+
+static void copy_row(const float* src, int64_t n, float* dst, DType round) {
+  if (round == DType::F32) {
+    std::copy_n(src, n, dst);
+  } else if (round == DType::F16) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(f32_to_f16(src[i]));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(f32_to_bf16(src[i]));
+  }
+}
+
 static void kv_store_impl(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                           Tensor& v_cache) {
   const int64_t row = k.dim(1) * k.dim(2);
+  const KvRound round = kv_round_mode();
   for (int64_t i = 0; i < k.dim(0); ++i) {
     int64_t p = positions.ptr<int32_t>()[i];
-    std::copy_n(k.ptr<float>() + i * row, row, k_cache.ptr<float>() + p * row);
-    std::copy_n(v.ptr<float>() + i * row, row, v_cache.ptr<float>() + p * row);
+    copy_row(k.ptr<float>() + i * row, row, k_cache.ptr<float>() + p * row, round.k);
+    copy_row(v.ptr<float>() + i * row, row, v_cache.ptr<float>() + p * row, round.v);
   }
 }
 

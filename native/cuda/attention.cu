@@ -13,14 +13,8 @@ __device__ __forceinline__ float sink_logit(const AttentionArgs& a, int h) {
   return param_f32(a.sinks, a.sinks_bf16, h);
 }
 
-// The cache row of key j as query t's sequence sees it (AttentionArgs: paged or contiguous).
-__device__ __forceinline__ int64_t kv_row(const AttentionArgs& a, int seq, int j) {
-  if (!a.block_tables) return j;
-  return int64_t(a.block_tables[int64_t(seq) * a.table_width + j / a.block_size]) * a.block_size + j % a.block_size;
-}
-
-// Visible keys of a query at `pos`: [lo, pos] (window: pos - j < W), clipped to the cache.
-__device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
+// kv_row (a key's cache row, paged or not), key_lo (a query's first visible key) and flash_kv_chunk
+// (8 values of K and V as bf16 hi + lo): attention.cuh, shared with the MFMA flash kernel.
 
 // ---------------------------------------------------------------------------------------------
 // Flash prefill, D = 64. Block = 4 warps = 64 queries of one head; warp w owns rows 16w..16w+15.
@@ -28,14 +22,19 @@ __device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ?
 // re-packed as the A operand of P V without touching shared memory (FlashAttention-2 layout trick).
 // The running max starts at the sink logit with l = 1, which puts the sink in the denominator only.
 // Precision: Q and P are split into bf16 hi + lo and both are multiplied (2 MMAs each); a bf16 cache
-// is exact in bf16, an f32 cache is split too (K_lo, V_lo: one more MMA each). The result tracks f32
+// is exact in bf16, an f32 or f16 cache is split too (K_lo, V_lo: one more MMA each; an f16 value's
+// 11 significant bits fit bf16 hi + lo exactly, and its range is inside bf16's). The result tracks f32
 // attention over the cache contents to ~1e-5 instead of ~3e-3 (gpu_check).
 // ---------------------------------------------------------------------------------------------
 constexpr int kFlashLds = kFlashD + 8;  // kFlashD, kFlashBQ, kFlashBK: shapes.h
 
-template <bool BF16>
+template <KvType KV>
 __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
+  constexpr bool BF16 = KV == KvType::BF16;  // the cache is the MMA operand as it is
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  static_assert(std::is_same<KeyE, ValE>::value, "flash_attention_kernel stages K and V alike");
   constexpr int kKvParts = BF16 ? 1 : 2;
   __shared__ __align__(16) uint16_t Ks[kKvParts][kFlashBK * kFlashLds];   // [key][d]
   __shared__ __align__(16) uint16_t Vt[kKvParts][kFlashD * kFlashLds];    // [d][key] (transposed: B operand of P V)
@@ -105,26 +104,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       uint32_t kw[4] = {0, 0, 0, 0}, vw[4] = {0, 0, 0, 0};
       uint32_t kl[4] = {0, 0, 0, 0}, vl[4] = {0, 0, 0, 0};  // lo parts (f32 cache only)
       if (j <= hi) {
-        const int64_t off = kv_row(a, seq, j) * row_elems + kvh * kFlashD + d0;
-        if (BF16) {
-          uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
-          uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
-          kw[0] = kv.x; kw[1] = kv.y; kw[2] = kv.z; kw[3] = kv.w;
-          vw[0] = vv.x; vw[1] = vv.y; vw[2] = vv.z; vw[3] = vv.w;
-        } else {
-          const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
-          const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
-          float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
-          const float kf[8] = {k0.x, k0.y, k0.z, k0.w, k1.x, k1.y, k1.z, k1.w};
-          const float vf[8] = {v0.x, v0.y, v0.z, v0.w, v1.x, v1.y, v1.z, v1.w};
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            kw[q] = pack_bf16x2(kf[2 * q], kf[2 * q + 1]);
-            kl[q] = pack_bf16x2(kf[2 * q] - bf16_lo(kw[q]), kf[2 * q + 1] - bf16_hi(kw[q]));
-            vw[q] = pack_bf16x2(vf[2 * q], vf[2 * q + 1]);
-            vl[q] = pack_bf16x2(vf[2 * q] - bf16_lo(vw[q]), vf[2 * q + 1] - bf16_hi(vw[q]));
-          }
-        }
+        flash_kv_chunk<KV>(a, kv_row(a, seq, j) * row_elems + kvh * kFlashD + d0, kw, vw, kl, vl);
       }
       *reinterpret_cast<uint4*>(&Ks[0][key * kFlashLds + d0]) = make_uint4(kw[0], kw[1], kw[2], kw[3]);
 #pragma unroll
@@ -254,9 +234,11 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 // kDecodeTile (keys a tile), kDecodeMaxG, kDecodeD, kDecodeMaxSplits (the merge weights' shared memory;
 // GPTOSS_CUDA_ATTN_SPLITS caps the splits at 32 by default): shapes.h, read by the chooser too.
 
-template <bool BF16>
+template <KvType KV>
 struct DecodeSmem {
-  using T = typename std::conditional<BF16, uint16_t, float>::type;
+  static_assert(std::is_same<typename KvTraits<KV>::Key, typename KvTraits<KV>::Value>::value,
+                "the decode kernel stages K and V tiles alike (one element type)");
+  using T = typename KvTraits<KV>::Key::T;
   static constexpr int kPad = 16 / int(sizeof(T));             // one 16-byte chunk of padding a K row
   static constexpr int kKRow = kDecodeD + kPad;                // elements a K row (conflict-free uint4 reads)
   static constexpr int kChunksRow = kDecodeD * int(sizeof(T)) / 16;
@@ -272,11 +254,13 @@ struct DecodeSmem {
 // correct on both with the same 8 groups a block.
 constexpr int kDecodeLanes = 32;
 
-template <bool BF16>
+template <KvType KV>
 __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
   static_assert(TK == 2 * W && D == 2 * W, "a lane holds two keys of a tile and two output dims");
-  using S = DecodeSmem<BF16>;
+  using Tr = typename KvTraits<KV>::Key;  // = Value (DecodeSmem)
+  constexpr bool kHalf = Tr::kHalfWidth;  // f16 / bf16: two elements a 32-bit word
+  using S = DecodeSmem<KV>;
   using T = typename S::T;
   __shared__ __align__(16) S sm;
   const int split = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z;
@@ -317,7 +301,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   const T* kc = static_cast<const T*>(a.k_cache);
   const T* vc = static_cast<const T*>(a.v_cache);
   constexpr int kChunks = TK * S::kChunksRow;  // 16-byte chunks in a K (or V) tile
-  constexpr int kPerThread = kChunks / 256;    // 2 (bf16) or 4 (f32)
+  constexpr int kPerThread = kChunks / 256;    // 2 (f16, bf16) or 4 (f32)
   // 1. K and V tiles through registers: tile i + 1 is loaded while tile i is scored
   uint4 kr[kPerThread], vr[kPerThread];
   auto load_tile = [&](int c0) {
@@ -375,15 +359,15 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       if (kk < cn) {
         float d0 = 0.f, d1 = 0.f;  // two chains: half the FMA latency
         const uint4* kp = reinterpret_cast<const uint4*>(sm.k + kk * S::kKRow);
-        if (BF16) {
+        if constexpr (kHalf) {
 #pragma unroll
           for (int i = 0; i < D / 8; ++i) {
             const uint4 kv = kp[i];
             const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
-              d0 = fmaf(qreg[8 * i + 2 * j], bf16_lo(w[j]), d0);
-              d1 = fmaf(qreg[8 * i + 2 * j + 1], bf16_hi(w[j]), d1);
+              d0 = fmaf(qreg[8 * i + 2 * j], Tr::lo(w[j]), d0);
+              d1 = fmaf(qreg[8 * i + 2 * j + 1], Tr::hi(w[j]), d1);
             }
           }
         } else {
@@ -424,9 +408,9 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       for (int kk = 0; kk < cn; ++kk) {
         const float p = sg[kk];
         float v0, v1;
-        if (BF16) {
+        if constexpr (kHalf) {
           const uint32_t v = *reinterpret_cast<const uint32_t*>(sm.v + kk * D + d);
-          v0 = bf16_lo(v); v1 = bf16_hi(v);
+          v0 = Tr::lo(v); v1 = Tr::hi(v);
         } else {
           const float2 v = *reinterpret_cast<const float2*>(reinterpret_cast<const float*>(sm.v) + kk * D + d);
           v0 = v.x; v1 = v.y;
@@ -504,7 +488,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
 // Plain f32 attention for shapes the fast kernels do not take: one block per (token, head),
 // two passes over the visible keys (max, then sum and P V) with scores recomputed.
 // ---------------------------------------------------------------------------------------------
-template <bool BF16>
+template <KvType KV>
 __global__ void attention_naive_kernel(AttentionArgs a) {
   const int t = blockIdx.x / a.Hq, h = blockIdx.x % a.Hq, kvh = h / (a.Hq / a.Hkv), D = a.D;
   __shared__ float red[32];
@@ -517,15 +501,16 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
   const int lo = key_lo(pos, a.sliding_window);
   const float* q = a.q + (int64_t(t) * a.Hq + h) * D;
   const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
-  auto kval = [&](const void* cache, int j, int d) {
-    int64_t off = (kv_row(a, seq, j) * a.Hkv + kvh) * D + d;
-    return BF16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(cache)[off]) : static_cast<const float*>(cache)[off];
-  };
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  auto at = [&](int j, int d) { return (kv_row(a, seq, j) * a.Hkv + kvh) * D + d; };
+  auto kval = [&](int j, int d) { return KeyE::load(static_cast<const typename KeyE::T*>(a.k_cache), at(j, d)); };
+  auto vval = [&](int j, int d) { return ValE::load(static_cast<const typename ValE::T*>(a.v_cache), at(j, d)); };
   // pass 1: max
   float mx = sink_logit(a, h);
   for (int j = lo + threadIdx.x; j <= pos; j += blockDim.x) {
     float s = 0.f;
-    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(a.k_cache, j, d), s);
+    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(j, d), s);
     mx = fmaxf(mx, s * a.softmax_scale);
   }
   mx = warp_max(mx);
@@ -543,7 +528,7 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
   float l = 0.f;
   for (int j = lo + threadIdx.x; j <= pos; j += blockDim.x) {
     float s = 0.f;
-    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(a.k_cache, j, d), s);
+    for (int d = 0; d < D; ++d) s = fmaf(q[d], kval(j, d), s);
     l += expf(s * a.softmax_scale - mx);
   }
   l = warp_sum(l);
@@ -561,8 +546,8 @@ __global__ void attention_naive_kernel(AttentionArgs a) {
     float o = 0.f;
     for (int j = lo; j <= pos; ++j) {
       float s = 0.f;
-      for (int e = 0; e < D; ++e) s = fmaf(q[e], kval(a.k_cache, j, e), s);
-      o = fmaf(expf(s * a.softmax_scale - mx), kval(a.v_cache, j, d), o);
+      for (int e = 0; e < D; ++e) s = fmaf(q[e], kval(j, e), s);
+      o = fmaf(expf(s * a.softmax_scale - mx), vval(j, d), o);
     }
     a.out[(int64_t(t) * a.Hq + h) * D + d] = o / L;
   }
@@ -611,37 +596,39 @@ size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
   return sizeof(float) * size_t(a.n) * a.Hq * attention_decode_splits(a) * (a.D + 2);
 }
 
+namespace {
+// The flash kernel of `path` (Flash: mma.sync; FlashMfma: AMD, native/hip) over `blocks` query tiles.
+void launch_flash(AttentionPath path, const AttentionArgs& a, int blocks, cudaStream_t stream) {
+  if (path == AttentionPath::FlashMfma) {
+#if defined(GPTOSS_HIP)
+    return launch_attention_flash_mfma(a, blocks, stream);
+#else
+    throw runtime_error("attention: the MFMA flash kernel is AMD-only (native/hip/attention_mfma.hip), not in a CUDA build");
+#endif
+  }
+  dispatch_kv(a.cache, [&](auto kv) { flash_attention_kernel<decltype(kv)::value><<<dim3(blocks, a.Hq), 128, 0, stream>>>(a); });
+  GPTOSS_CUDA_LAUNCH("flash_attention_kernel");
+}
+}  // namespace
+
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream) {
   if (a.n <= 0) return;
   switch (path) {
-    case AttentionPath::Flash: {
-      dim3 grid(ceil_div(a.n, kFlashBQ), a.Hq);
-      if (a.cache_bf16) flash_attention_kernel<true><<<grid, 128, 0, stream>>>(a);
-      else flash_attention_kernel<false><<<grid, 128, 0, stream>>>(a);
-      GPTOSS_CUDA_LAUNCH("flash_attention_kernel");
-      return;
-    }
-    case AttentionPath::FlashMfma:
-#if defined(GPTOSS_HIP)
-      return launch_attention_flash_mfma(a, stream);
-#else
-      throw runtime_error("attention: the MFMA flash kernel is AMD-only (native/hip/attention_mfma.hip), not in a CUDA build");
-#endif
+    case AttentionPath::Flash:
+    case AttentionPath::FlashMfma: return launch_flash(path, a, ceil_div(a.n, kFlashBQ), stream);
     case AttentionPath::Decode: {
       const int splits = attention_decode_splits(a);
       float* partial = static_cast<float*>(workspace);
-      dim3 grid(splits, a.Hkv, a.n);
-      launch_k(a.cache_bf16 ? attention_decode_kernel<true> : attention_decode_kernel<false>, grid, 256, 0, stream, a,
-               splits, partial);
+      dispatch_kv(a.cache, [&](auto kv) {
+        launch_k(attention_decode_kernel<decltype(kv)::value>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a, splits, partial);
+      });
       GPTOSS_CUDA_LAUNCH("attention_decode_kernel");
       return;
     }
-    case AttentionPath::Naive: {
-      if (a.cache_bf16) attention_naive_kernel<true><<<a.n * a.Hq, 128, 0, stream>>>(a);
-      else attention_naive_kernel<false><<<a.n * a.Hq, 128, 0, stream>>>(a);
+    case AttentionPath::Naive:
+      dispatch_kv(a.cache, [&](auto kv) { attention_naive_kernel<decltype(kv)::value><<<a.n * a.Hq, 128, 0, stream>>>(a); });
       GPTOSS_CUDA_LAUNCH("attention_naive_kernel");
       return;
-    }
   }
 }
 
@@ -689,16 +676,12 @@ void launch_attention_paged(const AttentionArgs& args, int seqs, int sms, void* 
   }
   if (!flash_only) {
     dim3 grid(l.splits, a.Hkv, std::min(a.n, seqs));
-    launch_k(a.cache_bf16 ? attention_decode_kernel<true> : attention_decode_kernel<false>, grid, 256, 0, stream, a,
-             l.splits, partial);
+    dispatch_kv(a.cache, [&](auto kv) {
+      launch_k(attention_decode_kernel<decltype(kv)::value>, grid, 256, 0, stream, a, l.splits, partial);
+    });
     GPTOSS_CUDA_LAUNCH("attention_decode_kernel (paged)");
   }
-  if (!decode_only) {
-    dim3 grid(flash_only ? ceil_div(a.n, kFlashBQ) : l.max_tiles, a.Hq);
-    if (a.cache_bf16) flash_attention_kernel<true><<<grid, 128, 0, stream>>>(a);
-    else flash_attention_kernel<false><<<grid, 128, 0, stream>>>(a);
-    GPTOSS_CUDA_LAUNCH("flash_attention_kernel (paged)");
-  }
+  if (!decode_only) launch_flash(flash_path(current_caps()), a, flash_only ? ceil_div(a.n, kFlashBQ) : l.max_tiles, stream);
 }
 
 }  // namespace gptoss::cuda

@@ -28,7 +28,14 @@ namespace cuda {
 
 namespace {
 
-const char* kv_name(bool bf16) { return bf16 ? "bf16" : "f32"; }
+// The cache dtypes the kernels read and write (kv.cuh), default first: f16 keeps 3 more mantissa bits
+// than bf16 at the same bytes (issue 12: a 6-layer random checkpoint's logits were 5.8e-2 from f32
+// with a bf16 cache; bench/RESULTS.md has the f16 figures).
+#define GPTOSS_CUDA_KV_DTYPES DType::F16, DType::BF16, DType::F32
+
+KvType kv_type(const Tensor& cache) {
+  return cache.dtype == DType::F32 ? KvType::F32 : cache.dtype == DType::BF16 ? KvType::BF16 : KvType::F16;
+}
 
 }  // namespace
 
@@ -54,7 +61,6 @@ class CudaBackend final : public Backend {
     counters_ = static_cast<int*>(counters_block_.get());
     GPTOSS_CUDA_CHECK(cudaMemsetAsync(counters_, 0, sizeof(int) * kCountersTotal, stream_));
     sync_stream();
-    kv_bf16_ = !env_flag("GPTOSS_CUDA_KV_F32", false);
     fuse_ = env_flag("GPTOSS_CUDA_FUSE", true);
     pdl_ = use_pdl(caps_, knobs());
   }
@@ -77,12 +83,13 @@ class CudaBackend final : public Backend {
   Device device() const override { return Device{kGpuKind, index_}; }
   std::string describe() const override {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "%s %s (%s, %.0f GiB; kv %s, graphs %s, fused ops %s, pdl %s)",
-                  gpu_device_str(index_).c_str(), caps_.name.c_str(), caps_summary(caps_).c_str(), double(caps_.total_mem) / double(1ull << 30),
-                  kv_name(kv_bf16_), graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
+    std::snprintf(buf, sizeof buf, "%s %s (%s, %.0f GiB; graphs %s, fused ops %s, pdl %s)",
+                  gpu_device_str(index_).c_str(), caps_.name.c_str(), caps_summary(caps_).c_str(),
+                  double(caps_.total_mem) / double(1ull << 30), graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off",
+                  pdl_ ? "on" : "off");
     return buf;
   }
-  DType kv_dtype() const override { return kv_bf16_ ? DType::BF16 : DType::F32; }
+  std::vector<DType> kv_dtypes() const override { return {GPTOSS_CUDA_KV_DTYPES}; }
 
   // ---- memory ----
   Tensor empty(DType dtype, const Shape& shape) override {
@@ -192,17 +199,16 @@ class CudaBackend final : public Backend {
 
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                 Tensor& v_cache) override {
-    // The kernels read and write either cache dtype; kv_dtype() (GPTOSS_CUDA_KV_F32) picks the model's.
-    checks::kv_store(k, v, positions, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    // The kernels read and write every cache dtype of kv_dtypes(); the model's kvCache picks one.
+    checks::kv_store(k, v, positions, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
     OpScope op(this);
     launch_kv_store(k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), int(k.dim(0)), int(k.dim(1)),
-                    int(k.dim(2)), k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)),
-                    err_, stream_);
+                    int(k.dim(2)), k_cache.data, v_cache.data, kv_type(k_cache), int(k_cache.dim(0)), err_, stream_);
   }
 
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                  const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) override {
-    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {DType::BF16, DType::F32});
+    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {GPTOSS_CUDA_KV_DTYPES});
     if (q.dim(2) % 8 != 0) throw range_error("attention: head dim must be a multiple of 8 on cuda, got " + q.describe());
     OpScope op(this);
     const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
@@ -316,11 +322,11 @@ class CudaBackend final : public Backend {
   void rope_kv_store(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
                      float scale, Tensor& k_cache, Tensor& v_cache) override {
     if (!fuse_) return Backend::rope_kv_store(q, k, v, positions, inv_freq, scale, k_cache, v_cache);
-    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
     OpScope op(this);
     launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), nullptr,
                          inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
-                         k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
+                         k_cache.data, v_cache.data, kv_type(k_cache), int(k_cache.dim(0)), err_, stream_);
   }
 
   // ---- paged KV cache (a batch's pool of blocks, model/kv_cache.h) ----
@@ -328,19 +334,19 @@ class CudaBackend final : public Backend {
 
   void rope_kv_store_slots(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& slots,
                            const Tensor& inv_freq, float scale, Tensor& k_cache, Tensor& v_cache) override {
-    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {DType::BF16, DType::F32});
-    checks::kv_store(k, v, slots, k_cache, v_cache, device(), {DType::BF16, DType::F32});
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
+    checks::kv_store(k, v, slots, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
     OpScope op(this);
     launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), slots.ptr<int32_t>(),
                          inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
-                         k_cache.data, v_cache.data, k_cache.dtype == DType::BF16, int(k_cache.dim(0)), err_, stream_);
+                         k_cache.data, v_cache.data, kv_type(k_cache), int(k_cache.dim(0)), err_, stream_);
   }
 
   void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                        const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
                        int sliding_window, float softmax_scale, Tensor& out) override {
     checks::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size,
-                            sliding_window, out, device(), {DType::BF16, DType::F32});
+                            sliding_window, out, device(), {GPTOSS_CUDA_KV_DTYPES});
     OpScope op(this);
     AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
     const int seqs = int(block_tables.dim(0));
@@ -353,7 +359,7 @@ class CudaBackend final : public Backend {
     // The split-KV decode kernel for the tokens alone in their sequence and flash for prompt chunks,
     // where their shapes hold (head dim 64, at most 16 query heads a kv head, mma.sync, (token, kv
     // head) counters); otherwise the plain kernel, which takes any step.
-    const bool fast = a.D == kDecodeD && a.D == kFlashD && caps_.mma_sync && a.Hq / a.Hkv <= kDecodeMaxG &&
+    const bool fast = a.D == kDecodeD && a.D == kFlashD && flash_path(caps_) != AttentionPath::Naive && a.Hq / a.Hkv <= kDecodeMaxG &&
                       int64_t(std::min(a.n, seqs)) * a.Hkv <= kDecodeMaxPairs;
     if (!fast) return launch_attention_path(AttentionPath::Naive, a, nullptr, stream_);
     const size_t ws_bytes = attention_paged_workspace_bytes(a, seqs, caps_.sm_count);
@@ -548,7 +554,7 @@ class CudaBackend final : public Backend {
     a.ctx = int(k_cache.dim(0));
     a.k_cache = k_cache.data;
     a.v_cache = v_cache.data;
-    a.cache_bf16 = k_cache.dtype == DType::BF16;
+    a.cache = kv_type(k_cache);
     a.sinks = sinks.data;
     a.sinks_bf16 = sinks.dtype == DType::BF16;
     a.positions = positions.ptr<int32_t>();
@@ -661,7 +667,7 @@ class CudaBackend final : public Backend {
   int32_t* reads_ = nullptr;
   cudaEvent_t read_events_[kReads] = {};
   uint64_t next_read_ = 0;
-  bool kv_bf16_ = true, capturing_ = false, pdl_ = false;
+  bool capturing_ = false, pdl_ = false;
   bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
   mutable std::recursive_mutex op_mu_;
 };

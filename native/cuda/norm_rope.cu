@@ -118,10 +118,9 @@ __device__ __forceinline__ void rope_pair(float* row, int j, int half, int posit
   row[j + half] = x2 * c + x1 * s;
 }
 
-template <bool BF16>
+template <class Elem>
 __device__ __forceinline__ void store_cache(void* cache, int64_t i, float v) {
-  if (BF16) static_cast<__nv_bfloat16*>(cache)[i] = __float2bfloat16_rn(v);
-  else static_cast<float*>(cache)[i] = v;
+  Elem::store(static_cast<typename Elem::T*>(cache), i, v);
 }
 
 __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D,
@@ -138,7 +137,7 @@ __global__ void rope_kernel(float* x, const int32_t* positions, const float* inv
 // rope_kv_store: one thread per (token, head of q | k | v, pair j). q and k heads rotate in place
 // (rope_pair, as rope_kernel); k and v heads then write their two elements to the caches at the
 // token's position (as kv_store_kernel, with the same range flag).
-template <bool BF16>
+template <KvType KV>
 __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const int32_t* positions,
                                      const int32_t* slots, const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale,
                                      void* k_cache, void* v_cache, int ctx, int* err) {
@@ -174,10 +173,14 @@ __global__ void rope_kv_store_kernel(float* q, float* k, const float* v, const i
     if (j == 0) atomicOr(err, kErrPositionRange);
     return;
   }
-  void* cache = is_k ? k_cache : v_cache;
   const int64_t dst = (int64_t(row) * kv_heads + h) * D;
-  store_cache<BF16>(cache, dst + j, x1);
-  store_cache<BF16>(cache, dst + j + half, x2);
+  if (is_k) {
+    store_cache<typename KvTraits<KV>::Key>(k_cache, dst + j, x1);
+    store_cache<typename KvTraits<KV>::Key>(k_cache, dst + j + half, x2);
+  } else {
+    store_cache<typename KvTraits<KV>::Value>(v_cache, dst + j, x1);
+    store_cache<typename KvTraits<KV>::Value>(v_cache, dst + j + half, x2);
+  }
 }
 
 __global__ void add_kernel(float* acc, const float* x, int64_t count) {
@@ -194,7 +197,7 @@ __global__ void add_kernel(float* acc, const float* x, int64_t count) {
   if (i < count - n4 * 4) acc[n4 * 4 + i] += x[n4 * 4 + i];
 }
 
-template <bool BF16>
+template <KvType KV>
 __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* positions, int n, int row_elems,
                                 void* k_cache, void* v_cache, int ctx, int* err) {
   int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -206,8 +209,8 @@ __global__ void kv_store_kernel(const float* k, const float* v, const int32_t* p
     return;
   }
   const int64_t dst = int64_t(pos) * row_elems + e;
-  store_cache<BF16>(k_cache, dst, k[idx]);
-  store_cache<BF16>(v_cache, dst, v[idx]);
+  store_cache<typename KvTraits<KV>::Key>(k_cache, dst, k[idx]);
+  store_cache<typename KvTraits<KV>::Value>(v_cache, dst, v[idx]);
 }
 
 __global__ void gather_rows_kernel(const float* x, int n, int C, const int32_t* rows, float* out, int* err) {
@@ -267,26 +270,27 @@ void launch_add(float* acc, const float* x, int64_t count, cudaStream_t stream) 
 }
 
 void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
-                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream) {
+                     void* k_cache, void* v_cache, KvType cache, int ctx, int* err, cudaStream_t stream) {
   const int row = kv_heads * D;
   int64_t total = int64_t(n) * row;
   if (total <= 0) return;
   unsigned blocks = unsigned(ceil_div(total, 256));
-  if (cache_bf16)
-    kv_store_kernel<true><<<blocks, 256, 0, stream>>>(k, v, positions, n, row, k_cache, v_cache, ctx, err);
-  else
-    kv_store_kernel<false><<<blocks, 256, 0, stream>>>(k, v, positions, n, row, k_cache, v_cache, ctx, err);
+  dispatch_kv(cache, [&](auto kv) {
+    kv_store_kernel<decltype(kv)::value><<<blocks, 256, 0, stream>>>(k, v, positions, n, row, k_cache, v_cache, ctx, err);
+  });
   GPTOSS_CUDA_LAUNCH("kv_store_kernel");
 }
 
 void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const int32_t* slots,
                           const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale, void* k_cache,
-                          void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream) {
+                          void* v_cache, KvType cache, int ctx, int* err, cudaStream_t stream) {
   const int64_t total = int64_t(n) * (q_heads + 2 * kv_heads) * (D / 2);
   if (total <= 0) return;
   const unsigned blocks = unsigned(ceil_div(total, 256));
-  launch_k(cache_bf16 ? rope_kv_store_kernel<true> : rope_kv_store_kernel<false>, blocks, 256, 0, stream, q, k, v,
-           positions, slots, inv_freq, n, q_heads, kv_heads, D, scale, k_cache, v_cache, ctx, err);
+  dispatch_kv(cache, [&](auto kv) {
+    launch_k(rope_kv_store_kernel<decltype(kv)::value>, blocks, 256, 0, stream, q, k, v, positions, slots, inv_freq, n,
+             q_heads, kv_heads, D, scale, k_cache, v_cache, ctx, err);
+  });
   GPTOSS_CUDA_LAUNCH("rope_kv_store_kernel");
 }
 

@@ -2,6 +2,7 @@
 // add_rmsnorm and rope_kv_store of a decode step (model/backend.h).
 #pragma once
 #include "common.cuh"
+#include "kv.cuh"
 
 namespace gptoss::cuda {
 
@@ -17,16 +18,16 @@ void launch_add_rmsnorm(float* x, const float* residual, const void* weight, boo
 void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
                  cudaStream_t stream);
 void launch_add(float* acc, const float* x, int64_t count, cudaStream_t stream);
-// Caches [ctx, kvHeads, D], bf16 when cache_bf16 else f32.
+// Caches [ctx, kvHeads, D] of element type `cache` (kv.cuh; 16-bit types round to nearest even).
 void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
-                     void* k_cache, void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream);
+                     void* k_cache, void* v_cache, KvType cache, int ctx, int* err, cudaStream_t stream);
 
 // rope on q [n, q_heads, D] and k [n, kv_heads, D] in place, then rotated k and v to the caches at
 // positions: one launch, bit-identical to two launch_rope and one launch_kv_store.
 // slots (paged cache, may be null): the cache row of each token, where RoPE still reads positions.
 void launch_rope_kv_store(float* q, float* k, const float* v, const int32_t* positions, const int32_t* slots,
                           const float* inv_freq, int n, int q_heads, int kv_heads, int D, float scale, void* k_cache,
-                          void* v_cache, bool cache_bf16, int ctx, int* err, cudaStream_t stream);
+                          void* v_cache, KvType cache, int ctx, int* err, cudaStream_t stream);
 
 // out[i] = x[rows[i]] (x [n, C], out [r, C], f32): the batch's logit rows. A row outside [0, n)
 // flags kErrPositionRange and leaves its output row as it was.

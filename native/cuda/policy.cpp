@@ -151,12 +151,16 @@ LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
   return mxfp4 && K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
 
+AttentionPath flash_path(const GpuCaps& caps) {
+  if (caps.tensor_cores == TensorCores::Mfma) return AttentionPath::FlashMfma;
+  return caps.mma_sync ? AttentionPath::Flash : AttentionPath::Naive;
+}
+
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D) {
   const int G = Hkv > 0 ? Hq / Hkv : 0;
   if (n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && D == kDecodeD && int64_t(n) * Hkv <= kDecodeMaxPairs)
     return AttentionPath::Decode;
-  if (D == kFlashD && caps.tensor_cores == TensorCores::Mfma) return AttentionPath::FlashMfma;
-  if (D == kFlashD && caps.mma_sync) return AttentionPath::Flash;
+  if (D == kFlashD) return flash_path(caps);
   return AttentionPath::Naive;
 }
 

@@ -46,6 +46,8 @@ LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
 // compiled); FlashMfma: MFMA (D = 64, AMD CDNA where compiled: native/hip/attention_mfma.hip); Naive.
 enum class AttentionPath { Flash, FlashMfma, Decode, Naive };
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D);
+// The device's flash kernel (D = 64): FlashMfma on CDNA, Flash where mma.sync was compiled, else Naive.
+AttentionPath flash_path(const GpuCaps& caps);
 // Splits of the decode kernel, fixed by (ctx, window) so a captured graph stays valid.
 int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window);
 // Splits of the decode kernel in a paged batch step of `pairs` (token, kv head) pairs: those of

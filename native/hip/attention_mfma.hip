@@ -1,7 +1,9 @@
 // Flash attention prefill (D = 64) on AMD matrix cores: AttentionPath::FlashMfma (policy.h picks it
-// where GpuCaps says MFMA was compiled), the counterpart of attention.cu's mma.sync flash kernel, same contract (causal + sliding window from device positions, GQA, per-head
-// sink in the denominator only, bf16 or f32 cache, Q and P split into bf16 hi + lo for f32-grade
-// results) and the same grid (64 queries of one head a block).
+// where GpuCaps says MFMA was compiled), the counterpart of attention.cu's mma.sync flash kernel with
+// the same contract (causal + sliding window from device positions, GQA, per-head sink in the
+// denominator only, an f16, bf16 or f32 cache (kv.cuh) staged by the same flash_kv_chunk, paged caches
+// and planned tiles (AttentionArgs), Q and P split into bf16 hi + lo for f32-grade results) and the
+// same grid (64 queries of one head a block).
 //
 // Layout: block = 2 wavefronts, wave w owns queries 32 w .. 32 w + 31. Everything is computed
 // transposed so that a lane owns ONE query (v_mfma_f32_32x32x8bf16_1k, native/hip/mfma.h):
@@ -41,39 +43,49 @@ __device__ __forceinline__ bf16x4_t bf16x4(uint32_t lo, uint32_t hi) {
 __device__ __forceinline__ bf16x4_t lds_bf16x4(const uint16_t* p) { return *reinterpret_cast<const bf16x4_t*>(p); }
 #endif
 
-template <bool BF16>
+template <KvType KV>
 __global__ void __launch_bounds__(kThreads) flash_attention_mfma_kernel(AttentionArgs a) {
 #if defined(GPTOSS_HAVE_MFMA)
-  constexpr int kParts = BF16 ? 1 : 2;  // f32 cache: bf16 hi + lo of K and V
+  constexpr bool BF16 = KV == KvType::BF16;  // the cache is the MFMA operand as it is
+  constexpr int kParts = BF16 ? 1 : 2;       // f16 / f32 cache: bf16 hi + lo of K and V
   __shared__ __attribute__((aligned(16))) uint16_t Ks[kParts][kBK * kLds];  // [key][d]
   __shared__ __attribute__((aligned(16))) uint16_t Vt[kParts][kD * kLds];   // [d][key]
   __shared__ int range_s[2];
   const int h = blockIdx.y, kvh = h / (a.Hq / a.Hkv);
+  // This block's queries [q0, q_end): 64 from blockIdx.x * 64, or a paged step's planned tile (one
+  // sequence's consecutive queries; tiles past the plan's count have nothing to do).
+  int q0 = blockIdx.x * kBQ, q_end = a.n, seq = 0;
+  if (a.tiles) {
+    if (int(blockIdx.x) >= a.counts[1]) return;
+    q0 = a.tiles[2 * blockIdx.x];
+    q_end = q0 + a.tiles[2 * blockIdx.x + 1];
+  }
+  if (a.seq_of_token) seq = a.seq_of_token[q0];
   const int tid = threadIdx.x, wave = tid / kWave, lane = tid % kWave, half = lane / 32;
-  const int qi = blockIdx.x * kBQ + wave * 32 + M32x32x8::b_col(lane);  // this lane's query (both halves)
+  const int qi = q0 + wave * 32 + M32x32x8::b_col(lane);  // this lane's query (both halves)
 
   if (tid == 0) range_s[0] = 0x7fffffff, range_s[1] = -1;
   __syncthreads();
-  int pos = qi < a.n ? a.positions[qi] : -1;
+  int pos = qi < q_end ? a.positions[qi] : -1;
   if (pos >= a.ctx) {
     if (half == 0) atomicOr(a.err, kErrPositionRange);
     pos = a.ctx - 1;
   }
-  const int lo = pos >= 0 ? (a.sliding_window > 0 ? max(0, pos - a.sliding_window + 1) : 0) : 0x7fffffff;
+  const int lo = pos >= 0 ? key_lo(pos, a.sliding_window) : 0x7fffffff;
   if (pos >= 0 && half == 0) {
     atomicMin(&range_s[0], lo);
     atomicMax(&range_s[1], pos);
   }
   __syncthreads();
-  const int key_lo = range_s[0], key_hi = range_s[1];
+  const int kv_lo = range_s[0], kv_hi = range_s[1];  // the block's key range
 
   // The lane's B operand of S^T for k-step ks: Q[qi][8 ks + 4 half .. + 3], hi and lo bf16 halves.
   bf16x4_t qh[kD / 8], ql[kD / 8];
   {
-    const float* q = a.q + (int64_t(qi < a.n ? qi : 0) * a.Hq + h) * kD;
+    const float* q = a.q + (int64_t(qi < q_end ? qi : 0) * a.Hq + h) * kD;
 #pragma unroll
     for (int ks = 0; ks < kD / 8; ++ks) {
-      const float4 x = qi < a.n ? *reinterpret_cast<const float4*>(q + 8 * ks + M32x32x8::b_k(lane, 0))
+      const float4 x = qi < q_end ? *reinterpret_cast<const float4*>(q + 8 * ks + M32x32x8::b_k(lane, 0))
                                 : make_float4(0.f, 0.f, 0.f, 0.f);
       const uint32_t h0 = pack_bf16x2(x.x, x.y), h1 = pack_bf16x2(x.z, x.w);
       qh[ks] = bf16x4(h0, h1);
@@ -89,29 +101,13 @@ __global__ void __launch_bounds__(kThreads) flash_attention_mfma_kernel(Attentio
     for (int i = 0; i < 16; ++i) o[dt][i] = 0.f;
 
   const int row_elems = a.Hkv * kD;
-  for (int kv0 = key_hi < 0 ? 0 : (key_lo / kBK) * kBK; kv0 <= key_hi; kv0 += kBK) {
+  for (int kv0 = kv_hi < 0 ? 0 : (kv_lo / kBK) * kBK; kv0 <= kv_hi; kv0 += kBK) {
     __syncthreads();  // the previous tile is consumed
     for (int idx = tid; idx < kBK * kD / 8; idx += kThreads) {
       const int key = idx / 8, d0 = (idx % 8) * 8, j = kv0 + key;
       uint32_t kw[4] = {0, 0, 0, 0}, vw[4] = {0, 0, 0, 0}, kl[4] = {0, 0, 0, 0}, vl[4] = {0, 0, 0, 0};
-      if (j <= key_hi) {
-        const int64_t off = int64_t(j) * row_elems + kvh * kD + d0;
-        if (BF16) {
-          const uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
-          const uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
-          kw[0] = kv.x, kw[1] = kv.y, kw[2] = kv.z, kw[3] = kv.w;
-          vw[0] = vv.x, vw[1] = vv.y, vw[2] = vv.z, vw[3] = vv.w;
-        } else {
-          const float* kp = static_cast<const float*>(a.k_cache) + off;
-          const float* vp = static_cast<const float*>(a.v_cache) + off;
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            kw[q] = pack_bf16x2(kp[2 * q], kp[2 * q + 1]);
-            kl[q] = pack_bf16x2(kp[2 * q] - bf16_lo(kw[q]), kp[2 * q + 1] - bf16_hi(kw[q]));
-            vw[q] = pack_bf16x2(vp[2 * q], vp[2 * q + 1]);
-            vl[q] = pack_bf16x2(vp[2 * q] - bf16_lo(vw[q]), vp[2 * q + 1] - bf16_hi(vw[q]));
-          }
-        }
+      if (j <= kv_hi) {
+        flash_kv_chunk<KV>(a, kv_row(a, seq, j) * row_elems + kvh * kD + d0, kw, vw, kl, vl);
       }
       *reinterpret_cast<uint4*>(&Ks[0][key * kLds + d0]) = make_uint4(kw[0], kw[1], kw[2], kw[3]);
       if (!BF16) *reinterpret_cast<uint4*>(&Ks[kParts - 1][key * kLds + d0]) = make_uint4(kl[0], kl[1], kl[2], kl[3]);
@@ -142,7 +138,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_mfma_kernel(Attentio
         if (!BF16) s[mt] = __builtin_amdgcn_mfma_f32_32x32x8bf16_1k(lds_bf16x4(&Ks[kParts - 1][off]), qh[ks], s[mt], 0, 0, 0);
       }
     }
-    // Mask (causal, window; keys past key_hi are past every pos), scale to the log2 domain, max.
+    // Mask (causal, window; keys past kv_hi are past every pos), scale to the log2 domain, max.
     float mx = -INFINITY;
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
@@ -190,7 +186,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_mfma_kernel(Attentio
       }
     }
   }
-  if (qi >= a.n) return;
+  if (qi >= q_end) return;
   const float inv = 1.f / l;
   float* out = a.out + (int64_t(qi) * a.Hq + h) * kD;
 #pragma unroll
@@ -209,10 +205,10 @@ __global__ void __launch_bounds__(kThreads) flash_attention_mfma_kernel(Attentio
 }  // namespace
 
 // AttentionPath::FlashMfma of launch_attention_path (attention.cu). D = 64 (choose_attention's condition).
-void launch_attention_flash_mfma(const AttentionArgs& a, cudaStream_t stream) {
-  const dim3 grid(ceil_div(a.n, kBQ), a.Hq);
-  if (a.cache_bf16) flash_attention_mfma_kernel<true><<<grid, kThreads, 0, stream>>>(a);
-  else flash_attention_mfma_kernel<false><<<grid, kThreads, 0, stream>>>(a);
+void launch_attention_flash_mfma(const AttentionArgs& a, int blocks, cudaStream_t stream) {
+  static_assert(kBQ == kFlashBQ, "a paged plan cuts tiles of kFlashBQ queries");
+  const dim3 grid(blocks, a.Hq);
+  dispatch_kv(a.cache, [&](auto kv) { flash_attention_mfma_kernel<decltype(kv)::value><<<grid, kThreads, 0, stream>>>(a); });
   GPTOSS_CUDA_LAUNCH("flash_attention_mfma_kernel");
 }
 

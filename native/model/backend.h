@@ -28,6 +28,10 @@ const char* expert_activations_name(ExpertActivations a);
 // "f32" | "q8"; throws RangeError naming `what` otherwise.
 ExpertActivations parse_expert_activations(const std::string& s, const std::string& what);
 
+// The KV cache dtype a model runs with (a load option, loadModel's kvCache; model.info.kvCache):
+// "f16" | "bf16" | "f32"; throws RangeError naming `what` otherwise.
+DType parse_kv_cache(const std::string& s, const std::string& what);
+
 // One layer's experts as stored in the checkpoint (transformers' GptOssExperts, MXFP4 packed), in
 // one of two forms:
 //  - Hugging Face: gate_up MXFP4 [E, 2*I, H], rows interleaved (even = gate, odd = up), and its bias.
@@ -90,8 +94,11 @@ class Backend {
   virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
-  // dtype of the KV cache this backend wants (f32 on CPU).
-  virtual DType kv_dtype() const { return DType::F32; }
+  // The KV cache dtypes this backend's attention kernels read and write, default first (a model's
+  // cache is a load option, loadModel's kvCache; Model::set_kv_cache checks it against this list).
+  // CPU: f32 only (its attention reads f32 rows). CUDA: f16 (default), bf16, f32.
+  virtual std::vector<DType> kv_dtypes() const { return {DType::F32}; }
+  DType default_kv_dtype() const { return kv_dtypes().front(); }
 
   // ---- ops ----
   // out[n, H] = table[tokens[i], :]  (table bf16 [V, H]; token out of range -> RangeError on CPU)
@@ -103,7 +110,8 @@ class Backend {
   // In place on x [n, heads, D]: halves rotation (x1*c - x2*s, x2*c + x1*s) with
   // angle = positions[i] * inv_freq[j] (f32 product, as transformers), c = cos*scale, s = sin*scale.
   virtual void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) = 0;
-  // k_cache[positions[i]] = k[i], v_cache likewise. Caches [ctx, kvHeads, D] in kv_dtype().
+  // k_cache[positions[i]] = k[i], v_cache likewise (rounded to nearest even into a 16-bit cache).
+  // Caches [ctx, kvHeads, D] in one of kv_dtypes().
   virtual void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                         Tensor& v_cache) = 0;
   // Causal attention with a per-head sink logit. Query i (at positions[i]) sees cache rows j with

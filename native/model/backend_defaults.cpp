@@ -19,6 +19,13 @@ ExpertActivations parse_expert_activations(const std::string& s, const std::stri
   throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
 }
 
+DType parse_kv_cache(const std::string& s, const std::string& what) {
+  if (s == "f16") return DType::F16;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f32") return DType::F32;
+  throw range_error(what + " must be 'f16', 'bf16' or 'f32', got '" + s + "'");
+}
+
 void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
   checks::gather_rows(x, rows, out, device());
   const int64_t n = x.dim(0), c = x.dim(1), r = rows.dim(0);

@@ -21,7 +21,7 @@ Backend& batch_backend(const Model& m) {
 
 Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode)
     : model_(std::move(model)),
-      pool_(batch_backend(*model_), model_->config(), kv_blocks, block_size),
+      pool_(batch_backend(*model_), model_->config(), model_->kv_cache(), kv_blocks, block_size),
       max_sequences_(max_sequences),
       pad_decode_(pad_decode < 0 ? model_->backend().device().kind == DeviceKind::CUDA : pad_decode > 0) {
   if (max_sequences < 1) throw range_error("createBatchBackend: maxSequences must be at least 1, got " + std::to_string(max_sequences));

@@ -413,6 +413,17 @@ void Model::set_expert_activations(ExpertActivations a) {
   for (LayerWeights& layer : weights_.layers) layer.mlp.experts.activations = a;
 }
 
+void Model::set_kv_cache(DType dtype) {
+  const std::vector<DType> supported = backend_->kv_dtypes();
+  if (std::find(supported.begin(), supported.end(), dtype) == supported.end()) {
+    std::string list;
+    for (DType d : supported) list += std::string(list.empty() ? "'" : ", '") + dtype_name(d) + "'";
+    throw range_error(std::string("kvCache '") + dtype_name(dtype) + "' is not available on device " +
+                      backend_->device().str() + " (its attention kernels take " + list + ")");
+  }
+  kv_cache_ = dtype;
+}
+
 std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
                                    const std::vector<TensorRecord>& records, const Device& device,
                                    const LoadProgress& progress, const LoadOptions& options) {
@@ -420,6 +431,7 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
+  model->kv_cache_ = model->backend_->default_kv_dtype();
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
   if (device.kind != DeviceKind::CPU && (options.format == WeightFormat::Gguf || options.dense_q8 || options.experts_bf16))
@@ -498,8 +510,8 @@ Session::Session(std::shared_ptr<Model> model, int max_context) : model_(std::mo
                       std::to_string(c.max_position_embeddings));
   Backend& be = model_->backend();
   for (int l = 0; l < c.num_layers; ++l) {
-    k_cache_.push_back(be.empty(be.kv_dtype(), {max_context, c.num_kv_heads, c.head_dim}));
-    v_cache_.push_back(be.empty(be.kv_dtype(), {max_context, c.num_kv_heads, c.head_dim}));
+    k_cache_.push_back(be.empty(model_->kv_cache(), {max_context, c.num_kv_heads, c.head_dim}));
+    v_cache_.push_back(be.empty(model_->kv_cache(), {max_context, c.num_kv_heads, c.head_dim}));
   }
 }
 

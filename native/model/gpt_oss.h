@@ -169,6 +169,12 @@ class Model {
   void set_expert_activations(ExpertActivations a);
   ExpertActivations expert_activations() const { return expert_activations_; }
 
+  // The KV cache dtype of this model's sessions and batches (loadModel's kvCache); set before the
+  // first session. A dtype the backend's kernels do not take (backend.h kv_dtypes) throws RangeError
+  // naming the option and the device: never a silent substitute. Default: the backend's first.
+  void set_kv_cache(DType dtype);
+  DType kv_cache() const { return kv_cache_; }
+
   // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
   std::mutex& run_mutex() { return run_mutex_; }
   // Throws a CheckpointError when a file the weights are read from (CPU) changed on disk since the
@@ -193,6 +199,7 @@ class Model {
   uint64_t weight_bytes_ = 0;
   LoadReport load_report_;
   ExpertActivations expert_activations_ = ExpertActivations::F32;
+  DType kv_cache_ = DType::F32;  // backend_->default_kv_dtype() once bound
   Tensor rope_inv_freq_;
   float rope_scale_ = 1.f;
   std::mutex run_mutex_;

@@ -15,9 +15,9 @@ namespace gptoss {
 
 class KvPool {
  public:
-  // Allocates (blocks + 1) * block_size rows per layer, the last block the spare (uninitialised: a row
-  // is written before it is read).
-  KvPool(Backend& be, const ModelConfig& c, int blocks, int block_size);
+  // Allocates (blocks + 1) * block_size rows per layer in kv_dtype (the model's kvCache), the last block
+  // the spare (uninitialised: a row is written before it is read).
+  KvPool(Backend& be, const ModelConfig& c, DType kv_dtype, int blocks, int block_size);
 
   int block_size() const { return block_size_; }
   int total_blocks() const { return total_blocks_; }

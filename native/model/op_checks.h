@@ -28,7 +28,7 @@ void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, con
 void rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& out, const Device& device);
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out, const Device& device);
 void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const Device& device);
-// cache_dtypes: the KV cache dtypes the backend's kernels read and write (its kv_dtype() among them).
+// cache_dtypes: the KV cache dtypes the backend's kernels read and write (its kv_dtypes()).
 void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
               const Tensor& v_cache, const Device& device, std::initializer_list<DType> cache_dtypes);
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,

@@ -408,6 +408,7 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
+  model->kv_cache_ = model->backend_->default_kv_dtype();
   Backend& backend = *model->backend_;
   const std::vector<WeightSlot> slots = weight_slots(c, model->weights_);
   uint64_t total = 0, largest = 0;

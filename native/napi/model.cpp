@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "common.h"
 #include "hip/hip_loader.h"
@@ -124,6 +125,21 @@ ExpertActivations activations_arg(const Napi::Object& spec, const char* fn) {
   return parse_expert_activations(v.ToString().Utf8Value(), std::string(fn) + ": spec.activations");
 }
 
+// spec.kvCache: 'f16' | 'bf16' | 'f32', or absent for the backend's default (the TypeScript side
+// applies GPTOSS_CUDA_KV_CACHE). Checked against the device in Model::set_kv_cache.
+std::optional<DType> kv_cache_arg(const Napi::Object& spec, const char* fn) {
+  const Napi::Value v = spec.Get("kvCache");
+  if (v.IsUndefined()) return std::nullopt;
+  if (!v.IsString()) throw type_error(std::string(fn) + ": spec.kvCache must be 'f16', 'bf16' or 'f32'");
+  return parse_kv_cache(v.ToString().Utf8Value(), std::string(fn) + ": spec.kvCache");
+}
+
+// Applies the per-model options a load and a synthetic model share.
+void apply_model_options(Model& m, ExpertActivations act, std::optional<DType> kv_cache) {
+  m.set_expert_activations(act);
+  if (kv_cache) m.set_kv_cache(*kv_cache);
+}
+
 std::shared_ptr<Napi::ThreadSafeFunction> progress_tsfn(const Napi::CallbackInfo& info, const char* name) {
   if (info.Length() < 2 || !info[1].IsFunction()) return nullptr;
   return std::shared_ptr<Napi::ThreadSafeFunction>(
@@ -188,10 +204,11 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       else if (experts != "mxfp4")
         throw range_error("NativeModel.load: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
       const ExpertActivations act = activations_arg(spec, "NativeModel.load");
+      const std::optional<DType> kv = kv_cache_arg(spec, "NativeModel.load");
       return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
-                           [config, files, records, device, options, act](const LoadProgress& progress) {
+                           [config, files, records, device, options, act, kv](const LoadProgress& progress) {
                              auto m = Model::load(config, files, records, device, progress, options);
-                             m->set_expert_activations(act);
+                             apply_model_options(*m, act, kv);
                              return m;
                            });
     });
@@ -208,10 +225,11 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.synthetic: spec.device");
       const ExpertActivations act = activations_arg(spec, "NativeModel.synthetic");
+      const std::optional<DType> kv = kv_cache_arg(spec, "NativeModel.synthetic");
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
-                           [config, seed, device, act](const LoadProgress& progress) {
+                           [config, seed, device, act, kv](const LoadProgress& progress) {
                              auto m = Model::synthetic(config, seed, device, progress);
-                             m->set_expert_activations(act);
+                             apply_model_options(*m, act, kv);
                              return m;
                            });
     });
@@ -264,6 +282,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       o.Set("device", m.backend().device().str());
       o.Set("weightBytes", double(m.weight_bytes()));
       o.Set("activations", expert_activations_name(m.expert_activations()));
+      o.Set("kvCache", dtype_name(m.kv_cache()));
       const LoadReport& r = m.load_report();
       Napi::Array groups = Napi::Array::New(info.Env(), r.groups.size());
       for (size_t i = 0; i < r.groups.size(); ++i) {

@@ -38,7 +38,9 @@ Tensor poisoned(DType dt, const Shape& s) {
   return t;
 }
 float as_f32(const Tensor& t, int64_t i) {
-  return t.dtype == DType::BF16 ? bf16_to_f32(t.ptr<uint16_t>()[i]) : t.ptr<float>()[i];
+  if (t.dtype == DType::BF16) return bf16_to_f32(t.ptr<uint16_t>()[i]);
+  if (t.dtype == DType::F16) return f16_to_f32(t.ptr<uint16_t>()[i]);
+  return t.ptr<float>()[i];
 }
 
 struct Stats {
@@ -163,11 +165,22 @@ void check_add(Rng& r, int n, int H) {
   report("add", shape_str({n, H}), compare(to_host(got), a), 0.0);
 }
 
+// Every value of an f32 tensor replaced by its nearest f16 (so an f16 cache holds it exactly).
+void round_to_f16(Tensor& t) {
+  for (int64_t i = 0; i < t.numel(); ++i) t.ptr<float>()[i] = f16_to_f32(f32_to_f16(t.ptr<float>()[i]));
+}
+
 // KV cache filled for rows [0, ctx) with random K/V through each backend's kv_store (cpu f32, cuda
-// kv_dtype()), then queries at the given positions.
+// gpu_kv), then queries at the given positions. For an f16 cache the random K/V are f16 values to
+// begin with (the CPU reference then holds exactly what the GPU cache holds), so the tolerance
+// measures the kernels, not the cache's rounding; bf16 keeps f32 inputs (its rounding is in tol).
 void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window, const std::vector<int32_t>& pos,
                      DType gpu_kv, double tol) {
   Tensor k = rand_f32(r, {ctx, Hkv, D}), v = rand_f32(r, {ctx, Hkv, D});
+  if (gpu_kv == DType::F16) {
+    round_to_f16(k);
+    round_to_f16(v);
+  }
   std::vector<int32_t> all(ctx);
   for (int i = 0; i < ctx; ++i) all[i] = i;
   Tensor allpos = i32_tensor(all, {ctx});
@@ -177,7 +190,7 @@ void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window,
   gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(allpos), gkc, gvc);
   if (n == ctx) {
     report("kv_store", shape_str({ctx, Hkv, D}) + " " + dtype_name(gpu_kv), compare(to_host(gkc), kc),
-           gpu_kv == DType::BF16 ? 4e-3 : 0.0);
+           gpu_kv == DType::BF16 ? 4e-3 : 0.0);  // f16: the inputs are f16 values, stored exactly
   }
   Tensor q = rand_f32(r, {n, Hq, D}), sinks = rand_bf16(r, {Hq});
   Tensor positions = i32_tensor(pos, {n});
@@ -225,6 +238,10 @@ void check_paged_attention(Rng& r, const std::vector<int>& lengths, const std::v
       rows.push_back(table[size_t(i) * width + p / block_size] * block_size + p % block_size);
   const int pool_rows = blocks * block_size, written = int(rows.size());
   Tensor k = rand_f32(r, {written, Hkv, D}), v = rand_f32(r, {written, Hkv, D});
+  if (gpu_kv == DType::F16) {  // f16 values to begin with: the tolerance measures the kernels
+    round_to_f16(k);
+    round_to_f16(v);
+  }
   Tensor rows_t = i32_tensor(rows, {written});
   Tensor kc = cpu->empty(DType::F32, {pool_rows, Hkv, D}), vc = cpu->empty(DType::F32, {pool_rows, Hkv, D});
   std::memset(kc.data, 0, kc.nbytes());
@@ -269,7 +286,7 @@ void check_rope_kv_store_slots(Rng& r, int n, int Hq, int Hkv, int D, int pool_r
   gpu->copy_from_host(gvc, zero.data(), zero.size());
   cpu->rope_kv_store_slots(q, k, v, pos_t, slots_t, inv, 1.3f, kc, vc);
   gpu->rope_kv_store_slots(gq, gk, gv, to_gpu(pos_t), to_gpu(slots_t), to_gpu(inv), 1.3f, gkc, gvc);
-  const double tol = gpu_kv == DType::BF16 ? 4e-3 : 1e-5;
+  const double tol = gpu_kv == DType::BF16 ? 4e-3 : gpu_kv == DType::F16 ? 5e-4 : 1e-5;
   const std::string shape = "n" + std::to_string(n) + " pool" + std::to_string(pool_rows) + " " + dtype_name(gpu_kv);
   report("rope_kv_store_slots", shape + " q", compare(to_host(gq), q), 1e-5);
   report("rope_kv_store_slots", shape + " kCache", compare(to_host(gkc), kc), tol);
@@ -571,7 +588,8 @@ void check_rope_kv_store(Rng& r, int n, int Hq, int Hkv, int D, int ctx, DType g
                             std::to_string(D) + " ctx" + std::to_string(ctx);
   report("rope_kv_store", shape + " q, k", worst({compare(hq, q), compare(hk, k)}), 1e-5, vs_unfused(unfused));
   report("rope_kv_store", shape + " caches " + dtype_name(gpu_kv),
-         worst({compare(hkc, cache_rows(kc, pos)), compare(hvc, cache_rows(vc, pos))}), gpu_kv == DType::BF16 ? 4e-3 : 1e-5);
+         worst({compare(hkc, cache_rows(kc, pos)), compare(hvc, cache_rows(vc, pos))}),
+         gpu_kv == DType::BF16 ? 4e-3 : gpu_kv == DType::F16 ? 5e-4 : 1e-5);
 }
 
 // Launch cost inside a graph: 24 layers' worth of the attention block's prologue, captured once
@@ -588,7 +606,7 @@ void time_fused_step(Rng& r) {
   Tensor q = gpu->empty(DType::F32, {1, Hq * D}), k = gpu->empty(DType::F32, {1, Hkv * D}),
          v = gpu->empty(DType::F32, {1, Hkv * D});
   Tensor q3 = q.reshaped({1, Hq, D}), k3 = k.reshaped({1, Hkv, D}), v3 = v.reshaped({1, Hkv, D});
-  Tensor kc = gpu->empty(gpu->kv_dtype(), {ctx, Hkv, D}), vc = gpu->empty(gpu->kv_dtype(), {ctx, Hkv, D});
+  Tensor kc = gpu->empty(gpu->default_kv_dtype(), {ctx, Hkv, D}), vc = gpu->empty(gpu->default_kv_dtype(), {ctx, Hkv, D});
   Tensor pos = to_gpu(i32_tensor({ctx / 2}, {1}));
   Tensor inv = host_empty(DType::F32, {D / 2});
   for (int j = 0; j < D / 2; ++j) inv.ptr<float>()[j] = std::pow(150000.f, -2.f * j / D);
@@ -730,10 +748,23 @@ int main(int argc, char** argv) {
       check_paged_attention(r, lens, ones, 64, 8, 64, 0, 16, DType::BF16, 1e-2, "decode, many");
       check_paged_attention(r, lens, ones, 64, 8, 64, 128, 16, DType::F32, 1e-5, "decode, many, window");
     }
+    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, DType::F16, 1e-5, "decode window");
+    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, DType::F16, 1e-4, "mixed: plan");
+    check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, DType::F16, 1e-5, "odd D: plain");
     check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, DType::BF16);
+    check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, DType::F16);
     check_rope_kv_store_slots(r, 5, 64, 8, 64, 64, DType::F32);
     check_batch_draws(r, 24, quick ? 1024 : 201088);
-    // attention (cpu cache f32; cuda cache bf16 = kv_dtype(), and f32)
+    // attention (cpu cache f32; cuda caches f16, bf16 and f32)
+    // f16 (the default cache): every path, prefill, decode, windows, naive
+    check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), DType::F16, 1e-4);     // tiny-a prefill
+    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, DType::F16, 1e-5);                  // tiny-a decode
+    check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, DType::F16, 1e-5);
+    check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), DType::F16, 1e-5);     // odd D -> naive
+    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, DType::F16, 1e-5);
+    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, DType::F16, 1e-5);      // window over splits
+    check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), DType::F16, 1e-4);
+    if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), DType::F16, 1e-4);
     check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), DType::BF16, 1.5e-2);   // tiny-a prefill
     check_attention(r, 48, 8, 2, 64, 48, 0, iota_pos(48, 0), DType::F32, 1e-4);
     check_attention(r, 1, 8, 2, 64, 48, 16, {47}, DType::F32, 1e-5);                  // tiny-a decode
@@ -793,6 +824,7 @@ int main(int argc, char** argv) {
       check_add_rmsnorm_qkv(r, 1, 4096, 96, 32, "one launch, 4 float4s a thread");
       check_add_rmsnorm_qkv(r, 3, 2880, 256, 64, "the two ops");
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::BF16);
+      check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::F16);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, DType::F32);
       check_rope_kv_store(r, 5, 6, 3, 16, 40, DType::F32);
       check_rope_kv_store(r, quick ? 20 : 77, 64, 8, 64, quick ? 64 : 1024, DType::BF16);

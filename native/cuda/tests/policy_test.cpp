@@ -110,6 +110,8 @@ void test_attention() {
   const GpuCaps amd = make_caps(0, "MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
   CHECK(choose_attention(amd, 100, 64, 8, 64) == AttentionPath::FlashMfma);  // the MFMA flash kernel
   CHECK(choose_attention(amd, 100, 64, 8, 128) == AttentionPath::Naive);
+  CHECK(flash_path(amd) == AttentionPath::FlashMfma && flash_path(c) == AttentionPath::Flash);
+  CHECK(flash_path(h200(0, 0)) == AttentionPath::Naive);  // the paged step then takes the plain kernel
   // An AMD GPU the plugin has no code object for: nothing compiled, no MFMA path.
   CHECK(choose_attention(make_caps(0, "gfx1100", 1100, 0, 0, 65536, 48, 32, 0, true), 100, 64, 8, 64) ==
         AttentionPath::Naive);
