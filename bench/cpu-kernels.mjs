@@ -3,7 +3,7 @@
 // summing 1 GiB). Inputs rotate over several copies whose total exceeds the last-level cache, so
 // every call streams from DRAM as a real decode step does.
 //
-//   node bench/cpu-kernels.mjs [--isa scalar|avx2|avxvnni|avx512|avx512vnni] [--threads N] [--quick] [--only mxfp4]
+//   node bench/cpu-kernels.mjs [--isa scalar|avx2|avxvnni|avx512|avx512vnni] [--threads N] [--quick] [--only mxfp4|gguf]
 //
 // --cpu-time (for a loaded, shared machine): one thread, weights reused from cache (no rotation), and
 // each case timed by the process's CPU time (process.cpuUsage) over a loop of calls, so time slices
@@ -94,7 +94,7 @@ const bandwidth = ops.readBandwidth(1024, 5);
 console.log(`cpu: isa ${info.isa} (best ${info.bestIsa}), ${info.threads} threads; read bandwidth ${bandwidth.toFixed(1)} GB/s (1 GiB sum, best of 5)`);
 
 // ---- MXFP4 expert matvec (gpt-oss-20b: hidden 2880, intermediate 2880) ----
-for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 2880], ['mxfp4 matvec down [2880, 2880]', 2880, 2880]]) {
+for (const [name, rows, cols] of only === 'gguf' ? [] : [['mxfp4 matvec gate_up [5760, 2880]', 5760, 2880], ['mxfp4 matvec down [2880, 2880]', 2880, 2880]]) {
   const bytes = (rows * cols) / 2 + (rows * cols) / 32;
   const n = copiesFor(bytes);
   const ws = Array.from({ length: n }, () => new Tensor('mxfp4', [rows, cols], 'cpu', randomBytes((rows * cols) / 2), new Uint8Array((rows * cols) / 32).fill(121)));
@@ -106,7 +106,7 @@ for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 28
 
 // ---- the decode kernels' compute ceiling: one expert small enough for L2 (gate_up [256, 2880] +
 // down [2880, 128], 0.59 MB), so no DRAM traffic: GB/s of weights a core can decode and multiply.
-{
+if (only !== 'gguf') {
   const H = 2880, I = 128;
   const w = {
     gateUp: new Tensor('mxfp4', [1, 2 * I, H], 'cpu', randomBytes(I * H), new Uint8Array((2 * I * H) / 32).fill(121)),
@@ -124,7 +124,7 @@ for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 28
 }
 
 // ---- MoE decode step: 4 experts of 32, gate_up + swiglu + down ----
-{
+if (only !== 'gguf') {
   const E = 32, H = 2880, I = 2880;
   const gateUp = new Tensor('mxfp4', [E, 2 * I, H], 'cpu', randomBytes(E * I * H), new Uint8Array((E * 2 * I * H) / 32).fill(121));
   const down = new Tensor('mxfp4', [E, H, I], 'cpu', randomBytes((E * H * I) / 2), new Uint8Array((E * H * I) / 32).fill(120));
@@ -174,7 +174,62 @@ for (const [name, rows, cols] of [['mxfp4 matvec gate_up [5760, 2880]', 5760, 28
   }
 }
 
-if (only === 'mxfp4') {
+// ---- the GGUF forms (gpt-oss-20b-mxfp4.gguf's types): experts in ggml's 17-byte MXFP4 blocks with gate
+// and up apart, attention and LM head in Q8_0. --only gguf runs just these.
+if (only === 'gguf' || !only) {
+  const E = 32, H = 2880, I = 2880;
+  // ggml MXFP4 [rows, cols]: per 32 values the E8M0 scale byte (121: 2^-6) then 16 bytes of codes.
+  const ggmlBlocks = (rows, cols) => {
+    const nb = (rows * cols) / 32, b = randomBytes(nb * 17);
+    for (let i = 0; i < nb; i++) b[i * 17] = 121;
+    return b;
+  };
+  // Q8_0 [rows, cols]: per 32 values an f16 scale (0x2000 = 2^-15 x 2^... a small normal) then 32 int8.
+  const q8Blocks = (rows, cols) => {
+    const nb = (rows * cols) / 32, b = randomBytes(nb * 34);
+    for (let i = 0; i < nb; i++) { b[i * 34] = 0x00; b[i * 34 + 1] = 0x20; }
+    return b;
+  };
+  const w = {
+    gate: new Tensor('mxfp4-ggml', [E, I, H], 'cpu', ggmlBlocks(E * I, H)), gateBias: new Tensor('f32', [E, I], 'cpu'),
+    up: new Tensor('mxfp4-ggml', [E, I, H], 'cpu', ggmlBlocks(E * I, H)), upBias: new Tensor('f32', [E, I], 'cpu'),
+    down: new Tensor('mxfp4-ggml', [E, H, I], 'cpu', ggmlBlocks(E * H, I)), downBias: new Tensor('f32', [E, H], 'cpu'),
+  };
+  const x = new Tensor('f32', [1, H], 'cpu', randomF32(H));
+  const wt = new Tensor('f32', [1, 4], 'cpu', new Float32Array([0.4, 0.3, 0.2, 0.1]));
+  const out = new Tensor('f32', [1, H], 'cpu');
+  const idx = Array.from({ length: 8 }, (_, j) => new Tensor('i32', [1, 4], 'cpu', Int32Array.from([0, 1, 2, 3], (k) => (j * 4 + k) % E)));
+  let i = 0;
+  const bytes = 4 * 3 * H * I * (17 / 32);
+  for (const mode of ['f32', 'q8'])
+    await report(`gguf moe decode (4 of 32, ggml blocks) ${mode}`, bytes, () => ops.moe(x, idx[i++ % idx.length], wt, { ...w, activations: mode }, undefined, out));
+  let seed = 4321;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
+  const m = 128;
+  const xm = new Tensor('f32', [m, H], 'cpu', randomF32(m * H));
+  const idm = new Int32Array(m * 4);
+  for (let t = 0; t < m; t++) idm.set(Array.from({ length: E }, (_, e) => e).sort(() => rnd() - 0.5).slice(0, 4), t * 4);
+  const idxM = new Tensor('i32', [m, 4], 'cpu', idm);
+  const wtM = new Tensor('f32', [m, 4], 'cpu', new Float32Array(m * 4).fill(0.25));
+  const outM = new Tensor('f32', [m, H], 'cpu');
+  for (const mode of ['f32', 'q8']) {
+    const { avg: sec, min } = await time(() => ops.moe(xm, idxM, wtM, { ...w, activations: mode }, undefined, outM));
+    const flop = 2 * m * 4 * 3 * H * I, name = `gguf moe prefill ${m} tokens, random top-4 ${mode}`;
+    results.push({ name, us: sec * 1e6, gflops: flop / sec / 1e9, minUs: min * 1e6, bestGflops: flop / min / 1e9 });
+    console.log(`${name.padEnd(48)} ${(sec * 1e6).toFixed(1).padStart(10)} us  ${(flop / sec / 1e9).toFixed(0).padStart(6)} GFLOP/s  [min ${(min * 1e6).toFixed(1)} us, ${(flop / min / 1e9).toFixed(0)} GFLOP/s]`);
+  }
+  for (const [name, rows, cols] of [['q8_0 matvec qkv [5120, 2880]', 4096 + 1024, 2880], ['q8_0 matvec attn_output [2880, 4096]', 2880, 4096], ...(quick ? [] : [['q8_0 matvec lm_head [201088, 2880]', 201088, 2880]])]) {
+    const bytesQ = (rows * cols * 34) / 32;
+    const n = Math.min(copiesFor(bytesQ), 8);
+    const ws = Array.from({ length: n }, () => new Tensor('q8_0', [rows, cols], 'cpu', q8Blocks(rows, cols)));
+    const xq = new Tensor('f32', [1, cols], 'cpu', randomF32(cols));
+    const o = new Tensor('f32', [1, rows], 'cpu');
+    let k = 0;
+    await report(name, bytesQ, () => ops.linear(xq, ws[k++ % n], null, o));
+  }
+}
+
+if (only === 'mxfp4' || only === 'gguf') {
   if (args.includes('--json')) console.log(JSON.stringify({ cpu: info, bandwidth, results }, null, 2));
   process.exit(0);
 }

@@ -35,6 +35,8 @@ export interface MoeWeightsGguf {
   /** mxfp4-ggml [E, H, I] */
   down: Tensor;
   downBias: Tensor;
+  /** as MoeWeightsHf.activations */
+  activations?: ExpertActivations;
 }
 
 export type MoeWeights = MoeWeightsHf | MoeWeightsGguf;
@@ -92,7 +94,8 @@ function wrap(opTable: () => any): KernelOps {
     moe: (x, expertIdx, expertWeight, w, swiglu, out) =>
       n().moe(h(x), h(expertIdx), h(expertWeight),
         'gate' in w
-          ? { gate: h(w.gate), gateBias: h(w.gateBias), up: h(w.up), upBias: h(w.upBias), down: h(w.down), downBias: h(w.downBias) }
+          ? { gate: h(w.gate), gateBias: h(w.gateBias), up: h(w.up), upBias: h(w.upBias), down: h(w.down), downBias: h(w.downBias),
+              ...(w.activations !== undefined ? { activations: w.activations } : {}) }
           : { gateUp: h(w.gateUp), gateUpBias: h(w.gateUpBias), down: h(w.down), downBias: h(w.downBias),
               ...(w.activations !== undefined ? { activations: w.activations } : {}) },
         swiglu, h(out)),
@@ -113,10 +116,18 @@ export interface CpuInfo {
   /** Every level this machine and build can run, lowest first (tests run each against scalar). */
   isas: CpuIsa[];
   threads: number;
+  /** The pool picks, per kind of job, all threads or the caller alone by measured time (GPTOSS_POOL_ADAPTIVE). */
+  adaptive: boolean;
+  /** Jobs the adaptive pool ran on all threads / inline since start. */
+  poolJobs: { parallel: number; inline: number };
 }
 
 export function cpuInfo(): CpuInfo {
   return native.ops.cpuInfo();
+}
+/** Turn the pool's adaptive choice (all threads or the caller alone, per kind of job) on or off. */
+export function setPoolAdaptive(on: boolean): boolean {
+  return native.ops.setPoolAdaptive(on);
 }
 /** Resize the CPU thread pool; returns the new size. */
 export function setThreads(threads: number): number {

@@ -223,10 +223,30 @@ function bf16Of(t, byteOffset, length) {
   return new Uint16Array(b.buffer, b.byteOffset, b.length / 2);
 }
 
+// opts.vocab 'placeholder': a token list llama.cpp accepts (it refuses a 'gpt2' model without
+// tokenizer.ggml.tokens / merges), so llama.cpp-based runtimes can load the file for a benchmark fed
+// with token ids: token i is the text "<i>" (normal type), no merges. Not a usable tokenizer: this
+// runtime ignores these arrays (it has its own o200k_harmony), llama.cpp would tokenize text to nothing
+// useful. Default: no vocabulary (as before).
+function vocabMeta(vocab, size) {
+  if (vocab === undefined || vocab === 'none') return [];
+  if (vocab !== 'placeholder') throw new Error(`vocab must be 'none' or 'placeholder', got ${vocab}`);
+  const tokens = Array.from({ length: size }, (_, i) => `<${i}>`);
+  return [
+    kv('tokenizer.ggml.pre', 'string', 'gpt-4o'),
+    kv('tokenizer.ggml.tokens', 'array', { type: 'string', items: tokens }),
+    kv('tokenizer.ggml.token_type', 'array', { type: 'i32', items: new Array(size).fill(1) }),
+    kv('tokenizer.ggml.merges', 'array', { type: 'string', items: [] }),
+    kv('tokenizer.ggml.bos_token_id', 'u32', 199998),
+    kv('tokenizer.ggml.padding_token_id', 'u32', 199999),
+  ];
+}
+
 /**
  * Writes `out` (GGUF v3) from the Hugging Face checkpoint in `dir`. Options: dense ('BF16' | 'F32' |
  * 'F16' | 'Q8_0', attention and LM head; default BF16), embedding (default: dense), vectors and
- * router ('F32' default, or 'BF16'), chatTemplate, name, alignment (32).
+ * router ('F32' default, or 'BF16'), chatTemplate, name, alignment (32), vocab ('none' default, or
+ * 'placeholder': see vocabMeta).
  * Returns { tensors: [{ name, type, shape, offset, length }], fileBytes }.
  */
 export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
@@ -262,6 +282,7 @@ export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
     kv('tokenizer.ggml.model', 'string', 'gpt2'),
     kv('tokenizer.ggml.eos_token_id', 'u32', 200002),
     kv('tokenizer.ggml.eos_token_ids', 'array', { type: 'i32', items: [199999, 200002, 200012] }),
+    ...vocabMeta(opts.vocab, config.vocab_size),
     ...(opts.chatTemplate !== undefined ? [kv('tokenizer.chat_template', 'string', opts.chatTemplate)] : []),
   ];
   // Tensor infos with offsets (each aligned).

@@ -69,6 +69,14 @@ describe('gpt-oss CLI', () => {
     expect(r.stdout).toMatch(/bytes on disk: .*\(\d+ bytes\)/);
     expect(r.stdout).toMatch(/bytes in memory: .*\(\d+ bytes\)/);
     expect(r.stdout).toMatch(/device: cpu/);
+    expect(r.stdout).toContain('kv cache: f32');
+    // --kv-cache: a GPU option; the CPU refuses a 16-bit cache by name (one line, exit 1), and the flag checks its value
+    const kv = await run(['info', model, '--device', 'cpu', '--kv-cache', 'f16']);
+    expect(kv.code).toBe(1);
+    expect(kv.stderr).toMatch(/option 'kvCache' 'f16' is not available on device cpu/);
+    const bad = await run(['info', model, '--kv-cache', 'fp8']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/expected f16, bf16 or f32, got 'fp8'/);
     const j = await run(['info', model, '--device', 'cpu', '--json']);
     const info = JSON.parse(j.stdout) as { config: { vocabSize: number }; parameters: { total: number }; device: string };
     expect(info.config.vocabSize).toBe(201088);

@@ -1,7 +1,7 @@
 // What every command shares: loading a model with a progress bar, option parsing, one-line errors.
 import { InvalidArgumentError, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadModel, type DeviceRequest, type GptOssModel, type LoadOptions } from '../model.js';
+import { loadModel, type DeviceRequest, type GptOssModel, type KvCacheDtype, type LoadOptions } from '../model.js';
 
 type DenseWeights = NonNullable<LoadOptions['denseWeights']>;
 import type { GenerateOptions } from '../generate.js';
@@ -20,8 +20,9 @@ export function formatError(e: unknown): string {
  * Loads a checkpoint folder; when stderr is a terminal, a progress bar of what takes the time: the
  * page-in of the files on the CPU, the upload on a GPU (native Model::load counts those bytes).
  */
-export async function loadWithProgress(dir: string, device: DeviceRequest, denseWeights: DenseWeights = 'as-stored'): Promise<GptOssModel> {
-  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights });
+export async function loadWithProgress(dir: string, device: DeviceRequest, denseWeights: DenseWeights = 'as-stored', kvCache?: KvCacheDtype): Promise<GptOssModel> {
+  const kv = kvCache !== undefined ? { kvCache } : {};
+  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights, ...kv });
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -39,6 +40,7 @@ export async function loadWithProgress(dir: string, device: DeviceRequest, dense
     return await loadModel(dir, {
       device,
       denseWeights,
+      ...kv,
       onProgress: (done, total) => {
         if (!started) {
           bar.start(total, 0, { done: '0', all: mib(total), rate: '0' });
@@ -92,7 +94,15 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--effort <level>', 'reasoning effort: low, medium or high', parseEffort)
     .option('--reasoning', 'also show the analysis channel (on stderr)')
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto' as DeviceRequest)
-    .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored' as DenseWeights);
+    .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored' as DenseWeights)
+    .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache);
+}
+
+export const KV_CACHE_HELP = 'KV cache element type on a GPU: f16 (default), bf16 or f32 (the CPU keeps f32)';
+
+export function parseKvCache(v: string): KvCacheDtype {
+  if (v !== 'f16' && v !== 'bf16' && v !== 'f32') throw new InvalidArgumentError(`expected f16, bf16 or f32, got '${v}'`);
+  return v;
 }
 
 export function parseDenseWeights(v: string): DenseWeights {
@@ -102,6 +112,7 @@ export function parseDenseWeights(v: string): DenseWeights {
 
 export interface SamplingFlags {
   denseWeights?: DenseWeights;
+  kvCache?: KvCacheDtype;
   maxTokens?: number;
   temperature?: number;
   topP?: number;

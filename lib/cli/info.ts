@@ -1,7 +1,7 @@
 // gpt-oss info <model>: config, parameter counts, sizes, backend.
 import type { Command } from 'commander';
 import type { ModelConfig } from '../loader/config.js';
-import { loadWithProgress, parseDenseWeights, parseDevice, type SamplingFlags } from './common.js';
+import { KV_CACHE_HELP, loadWithProgress, parseDenseWeights, parseDevice, parseKvCache, type SamplingFlags } from './common.js';
 
 export interface ParameterCounts {
   embedding: number;
@@ -67,9 +67,10 @@ export function registerInfo(program: Command): void {
     .argument('<model>', 'checkpoint folder (config.json + *.safetensors), GGUF file, or hf:org/name[@revision] (downloaded into the hub cache)')
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto')
     .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored')
+    .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights'> & { json?: boolean }) => {
-      const model = await loadWithProgress(dir, flags.device, flags.denseWeights);
+    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights' | 'kvCache'> & { json?: boolean }) => {
+      const model = await loadWithProgress(dir, flags.device, flags.denseWeights, flags.kvCache);
       try {
         const params = parameterCounts(model.config);
         if (flags.json) {
@@ -106,6 +107,7 @@ export function registerInfo(program: Command): void {
             : 'converted at load: nothing (weights read in place from the file mapping)',
           `load time: ${model.info.loadSeconds.toFixed(2)} s`,
           `backend: ${model.info.backend}, device: ${model.info.device}${model.info.fallbackReason ? ` (${model.info.fallbackReason})` : ''}`,
+          `kv cache: ${model.info.kvCache}`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       } finally {

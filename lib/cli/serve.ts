@@ -1,9 +1,9 @@
 // gpt-oss serve <model>: the OpenAI-compatible HTTP server (lib/server) on a continuous-batching engine.
 import { InvalidArgumentError, type Command } from 'commander';
 import { basename, resolve } from 'node:path';
-import { loadWithProgress, parseDevice, parseIntArg } from './common.js';
+import { KV_CACHE_HELP, loadWithProgress, parseDevice, parseIntArg, parseKvCache } from './common.js';
 import { createServer } from '../server/app.js';
-import type { DeviceRequest } from '../model.js';
+import type { DeviceRequest, KvCacheDtype } from '../model.js';
 
 interface ServeFlags {
   host: string;
@@ -17,6 +17,7 @@ interface ServeFlags {
   maxQueue: number;
   shutdownTimeout: number;
   engine?: 'native' | 'session';
+  kvCache?: KvCacheDtype;
 }
 
 export function registerServe(program: Command): void {
@@ -27,6 +28,7 @@ export function registerServe(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parseIntArg(0), 8000)
     .option('--device <device>', 'auto, cpu, cuda or cuda:N', parseDevice, 'auto' as DeviceRequest)
+    .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
     .option('--model-name <id>', "the id clients send as 'model' (default: the folder's name)")
     .option('--max-sequences <n>', 'sequences decoding at once', parseIntArg(1), 8)
     .option('--max-batch-tokens <n>', 'tokens in one step (decode tokens + prefill chunks)', parseIntArg(1), 512)
@@ -39,7 +41,7 @@ export function registerServe(program: Command): void {
     })
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
-      const model = await loadWithProgress(dir, flags.device);
+      const model = await loadWithProgress(dir, flags.device, 'as-stored', flags.kvCache);
       const maxSequences = flags.maxSequences;
       const engine = model.createEngine({
         maxSequences,

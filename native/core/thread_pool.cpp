@@ -1,5 +1,6 @@
 #include "thread_pool.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -28,7 +30,37 @@ thread_local bool t_inside_job = false;  // nested parallel_for runs inline
 // How long an idle worker spins before sleeping: long enough to bridge the gap between two ops of
 // a decode step, short enough not to steal a core from other processes for long.
 constexpr auto kSpin = std::chrono::microseconds(200);
-}  // namespace
+
+bool env_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  return !(v[0] == '0' || v[0] == 'n' || v[0] == 'N' || v[0] == 'f' || v[0] == 'F');
+}
+
+// The adaptive choice (see thread_pool.h): jobs run in windows of kWindow jobs one way (all threads or
+// inline). Each kind of job (its n and grain: a decode step's ops recur with the same sizes) keeps a
+// running mean of its wall time each way, fed by whole windows. At a window's end the two ways are
+// compared on the jobs that window ran: the sum, over its kinds measured both ways, of how often each
+// ran times its mean each way (so a prefill window and a decode window are never compared with each
+// other). The faster way runs next; one window in `explore` runs the other way (every 4th when the two
+// are within 25%, every 16th within 2x, every 64th beyond), so a change of load is noticed at a bounded
+// cost. Whole windows, not single jobs: one parallel job among inline ones pays the sleeping workers'
+// wake-up, which would bias a per-job comparison towards inline.
+constexpr int kWindow = 512;
+constexpr int kKinds = 256;
+constexpr double kDecay = 0.25;  // weight of the newest job in a kind's running mean
+struct JobKind {
+  uint64_t key = 0;          // 0: empty slot
+  double mean_ns[2] = {0, 0};  // [inline, parallel]; 0 = not measured yet
+  uint32_t hits = 0;         // jobs of this kind in the current window
+};
+struct Adaptive {
+  bool parallel = true;  // the way the current window runs
+  int jobs = 0;
+  uint32_t windows = 0;
+  JobKind kinds[kKinds];
+};
+}  // namespace}  // namespace
 
 int default_thread_count() {
   if (const char* env = std::getenv("GPTOSS_THREADS")) {
@@ -65,6 +97,13 @@ struct ThreadPool::Impl {
   std::condition_variable wake;
 
   std::mutex dispatch;  // one job at a time
+
+  // Adaptive choice (guarded by `dispatch`).
+  std::atomic<bool> adaptive{env_flag("GPTOSS_POOL_ADAPTIVE", true)};
+  Adaptive choice;
+  std::map<int, Adaptive> saved;  // per pool size: its scores outlive a resize and come back with it
+  std::atomic<uint64_t> ran_parallel{0}, ran_inline{0};
+  bool pin = env_flag("GPTOSS_PIN", false);
 
   void run_chunks(uint32_t gen) {
     for (;;) {
@@ -113,9 +152,58 @@ struct ThreadPool::Impl {
   void start(int threads) {
     nthreads = std::max(1, threads);
     stop = false;
+    choice = saved[nthreads];
     const uint32_t gen = generation.load(std::memory_order_acquire);
-    for (int i = 1; i < nthreads; ++i) workers.emplace_back([this, gen] { worker_loop(gen); });
+    std::vector<int> cpus;
+    if (pin) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        for (int c = 0; c < CPU_SETSIZE; ++c)
+          if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    }
+    for (int i = 1; i < nthreads; ++i) {
+      workers.emplace_back([this, gen] { worker_loop(gen); });
+      if (cpus.size() > 1) {  // worker i on the (i+1)-th allowed CPU, wrapping past the end
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[size_t(i) % cpus.size()], &one);
+        pthread_setaffinity_np(workers.back().native_handle(), sizeof(one), &one);
+      }
+    }
   }
+
+  // A job (n, grain) took ns the current window's way: update its kind; close the window after kWindow
+  // jobs and pick the way of the next one.
+  void record(int64_t n, int64_t grain, double ns) {
+    Adaptive& a = choice;
+    const uint64_t key = (uint64_t(n) << 16 ^ uint64_t(grain)) | 1;
+    JobKind& k = a.kinds[(key * 0x9e3779b97f4a7c15ull >> 40) % kKinds];
+    if (k.key != key) k = JobKind{key, {0, 0}, 0};  // a new kind (or a collision: start over)
+    double& mean = k.mean_ns[a.parallel];
+    mean = mean == 0 ? ns : mean + (ns - mean) * kDecay;
+    k.hits++;
+    if (++a.jobs < kWindow) return;
+    double total[2] = {0, 0};
+    for (JobKind& j : a.kinds) {
+      if (j.hits && j.mean_ns[0] > 0 && j.mean_ns[1] > 0) {
+        total[0] += j.hits * j.mean_ns[0];
+        total[1] += j.hits * j.mean_ns[1];
+      }
+      j.hits = 0;
+    }
+    a.jobs = 0;
+    const uint32_t w = ++a.windows;
+    if (total[0] == 0) {  // nothing measured both ways yet: try the other way
+      a.parallel = !a.parallel;
+      return;
+    }
+    const bool par_better = total[1] <= total[0];
+    const double ratio = par_better ? total[0] / total[1] : total[1] / total[0];
+    const uint32_t explore = ratio < 1.25 ? 4 : ratio < 2 ? 16 : 64;
+    a.parallel = (w % explore == 0) ? !par_better : par_better;
+  }
+
 
   void shutdown() {
     {
@@ -139,6 +227,8 @@ int ThreadPool::threads() const { return impl_->nthreads; }
 
 void ThreadPool::set_threads(int threads) {
   std::lock_guard<std::mutex> lk(impl_->dispatch);
+  if (std::max(1, threads) == impl_->nthreads) return;
+  impl_->saved[impl_->nthreads] = impl_->choice;
   impl_->shutdown();
   impl_->start(threads);
 }
@@ -154,6 +244,26 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   std::unique_lock<std::mutex> lk(p.dispatch, std::try_to_lock);
   if (!lk.owns_lock()) {  // another thread's job is running: do ours inline rather than queue
     fn(0, n);
+    return;
+  }
+  const bool adaptive = p.adaptive.load(std::memory_order_relaxed);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed_ns = [&] {
+    return double(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  };
+  if (adaptive && !p.choice.parallel) {
+    // Inline while holding `dispatch`: another caller's job runs inline meanwhile too (it would
+    // otherwise take the pool and its time would count in this window's score).
+    t_inside_job = true;
+    try {
+      fn(0, n);
+    } catch (...) {
+      t_inside_job = false;
+      throw;
+    }
+    t_inside_job = false;
+    p.record(n, grain, elapsed_ns());
+    p.ran_inline.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   // A few chunks per thread: dynamic balance without many CAS round trips.
@@ -177,11 +287,24 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   p.run_chunks(gen);
   while (p.done.load(std::memory_order_acquire) < p.nchunks) GPTOSS_PAUSE();
   t_inside_job = false;
+  if (adaptive) {
+    p.record(n, grain, elapsed_ns());
+    p.ran_parallel.fetch_add(1, std::memory_order_relaxed);
+  }
   if (p.error) {
     std::exception_ptr e = p.error;
     p.error = nullptr;
     std::rethrow_exception(e);
   }
+}
+
+void ThreadPool::set_adaptive(bool on) {
+  std::lock_guard<std::mutex> lk(impl_->dispatch);
+  impl_->adaptive = on;  // the scores stay: they describe this pool size on this machine
+}
+bool ThreadPool::adaptive() const { return impl_->adaptive.load(); }
+ThreadPool::Counts ThreadPool::counts() const {
+  return {impl_->ran_parallel.load(), impl_->ran_inline.load()};
 }
 
 ThreadPool& thread_pool() {

@@ -30,6 +30,10 @@ struct Kernels {
   // gives (this set's mxfp4_pos seen through ggml's nibble placement: byte j holds values j, j + 16).
   void (*mxfp4_ggml_rows)(const uint8_t* blocks, int64_t cols, const float* xp, int64_t n, float* out, int64_t ld,
                           int64_t r0, int64_t r1);
+  // The q8 product for ggml blocks: xq / xd as for mxfp4_rows_q8, in the order mxfp4_ggml_order() gives
+  // for mxfp4_q8_pos (GGUF experts with q8 activations).
+  void (*mxfp4_ggml_rows_q8)(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n,
+                             float* out, int64_t ld, int64_t r0, int64_t r1);
   // Same for Q8_0 [rows, cols/32 blocks of 34 bytes] and plain x.
   void (*q8_0_rows)(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
                     int64_t r0, int64_t r1);
@@ -82,6 +86,8 @@ const float* e8m0_half_table();
                      const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);           \
   void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out,          \
                        int64_t ld, int64_t r0, int64_t r1);                                                 \
+  void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n,  \
+                          float* out, int64_t ld, int64_t r0, int64_t r1);                                  \
   void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,    \
                  int64_t r0, int64_t r1);                                                                   \
   void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,        \
@@ -100,10 +106,14 @@ const uint8_t* mxfp4_pos();  // the order of the AVX2 decode (mxfp4_avx2.h)
 namespace avxvnni {  // the avx2 set with a vpdpbusd q8 kernel
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1);
 }
 namespace avx512vnni {  // the avx512 set with a zmm vpdpbusd q8 kernel
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1);
 }
 #endif
 #if defined(__aarch64__)

@@ -93,52 +93,54 @@ struct Activations {
       f.resize(size_t(rows * cols));
     }
   }
-  // out[t*ld + r] for rows r in [r0, r1) of one expert's W, tokens = rows [row0, row0 + n) here.
-  void rows(const Kernels& k, const uint8_t* blocks, const uint8_t* scales, int64_t row0, int64_t n, float* out,
-            int64_t ld, int64_t r0, int64_t r1) const {
-    if (q8)
-      k.mxfp4_rows_q8(blocks, scales, cols, q.data() + row0 * cols, d.data() + row0 * (cols / kMxfp4BlockSize), n,
-                      out, ld, r0, r1);
-    else
-      k.mxfp4_rows(blocks, scales, cols, f.data() + row0 * cols, n, out, ld, r0, r1);
+  // out[t*ld + r - r0] for rows r in [r0, r1) of expert `expert`'s W (MXFP4 in either block form),
+  // tokens = rows [row0, row0 + n) here.
+  void rows(const Kernels& k, const Tensor& w, int64_t expert, int64_t row0, int64_t n, float* out, int64_t ld,
+            int64_t r0, int64_t r1) const {
+    const int64_t nblk = cols / kMxfp4BlockSize, first = (expert * w.dim(1) + r0) * nblk;  // first block
+    const int8_t* xq = q8 ? q.data() + row0 * cols : nullptr;
+    const float* xd = q8 ? d.data() + row0 * nblk : nullptr;
+    if (w.dtype == DType::MXFP4_GGML) {
+      const uint8_t* b = static_cast<const uint8_t*>(w.data) + first * kMxfp4GgmlBlockBytes;
+      if (q8)
+        k.mxfp4_ggml_rows_q8(b, cols, xq, xd, n, out, ld, 0, r1 - r0);
+      else
+        k.mxfp4_ggml_rows(b, cols, f.data() + row0 * cols, n, out, ld, 0, r1 - r0);
+    } else {
+      const uint8_t* b = static_cast<const uint8_t*>(w.data) + first * kMxfp4BlockBytes;
+      const uint8_t* s = static_cast<const uint8_t*>(w.scales) + first;
+      if (q8)
+        k.mxfp4_rows_q8(b, s, cols, xq, xd, n, out, ld, 0, r1 - r0);
+      else
+        k.mxfp4_rows(b, s, cols, f.data() + row0 * cols, n, out, ld, 0, r1 - r0);
+    }
   }
 };
 
-// One expert's rows [r0, r1) of a weight in any expert form, times f32 activations in the order that
-// form reads (Hugging Face MXFP4: mxfp4_pos; ggml blocks: mxfp4_ggml_order; bf16: as they are), into
-// out[t * ld + r - r0].
-void expert_rows_f32(const Kernels& k, const Tensor& w, int64_t expert, int64_t cols, const float* x, int64_t nt,
-                     float* out, int64_t ld, int64_t r0, int64_t r1) {
-  if (w.dtype == DType::BF16) {
-    // transformers' bf16 layout [E, C, R] (out = x @ W[e]): each input's row of outputs is contiguous,
-    // so the loop runs over inputs and accumulates a slice of outputs (the compiler vectorizes it).
-    const int64_t rows = w.dim(2);
-    const uint16_t* base = static_cast<const uint16_t*>(w.data) + expert * cols * rows;
-    std::vector<float> acc(size_t(r1 - r0));
-    for (int64_t t = 0; t < nt; ++t) {
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t c = 0; c < cols; ++c) {
-        const float xv = x[t * cols + c];
-        const uint16_t* wr = base + c * rows + r0;
-        for (int64_t r = 0; r < r1 - r0; ++r) acc[size_t(r)] += xv * bf16_to_f32(wr[r]);
-      }
-      std::copy(acc.begin(), acc.end(), out + t * ld);
+// One expert's rows [r0, r1) of a bf16 expert weight (transformers' layout [E, C, R]: out = x @ W[e]) times
+// f32 activations, into out[t * ld + r - r0]. Each input's row of outputs is contiguous, so the loop runs
+// over inputs and accumulates a slice of outputs (the compiler vectorizes it). MXFP4 weights go through
+// Activations::rows.
+void expert_rows_bf16(const Tensor& w, int64_t expert, int64_t cols, const float* x, int64_t nt, float* out,
+                      int64_t ld, int64_t r0, int64_t r1) {
+  const int64_t rows = w.dim(2);
+  const uint16_t* base = static_cast<const uint16_t*>(w.data) + expert * cols * rows;
+  std::vector<float> acc(size_t(r1 - r0));
+  for (int64_t t = 0; t < nt; ++t) {
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int64_t c = 0; c < cols; ++c) {
+      const float xv = x[t * cols + c];
+      const uint16_t* wr = base + c * rows + r0;
+      for (int64_t r = 0; r < r1 - r0; ++r) acc[size_t(r)] += xv * bf16_to_f32(wr[r]);
     }
-    return;
+    std::copy(acc.begin(), acc.end(), out + t * ld);
   }
-  const int64_t rows = w.dim(1), nblk = cols / kMxfp4BlockSize;
-  const int64_t first = (expert * rows + r0) * nblk;  // first block
-  if (w.dtype == DType::MXFP4_GGML)
-    k.mxfp4_ggml_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4GgmlBlockBytes, cols, x, nt, out, ld, 0, r1 - r0);
-  else
-    k.mxfp4_rows(static_cast<const uint8_t*>(w.data) + first * kMxfp4BlockBytes,
-                 static_cast<const uint8_t*>(w.scales) + first, cols, x, nt, out, ld, 0, r1 - r0);
 }
 
 // The order of one block of activations for a weight form (identity for bf16).
 void order_for(const Kernels& k, const Tensor& w, bool q8, uint8_t* pos) {
   if (w.dtype == DType::MXFP4_GGML)
-    mxfp4_ggml_order(k.mxfp4_pos, pos);
+    mxfp4_ggml_order(q8 ? k.mxfp4_q8_pos : k.mxfp4_pos, pos);
   else if (w.dtype == DType::MXFP4)
     std::copy_n(q8 ? k.mxfp4_q8_pos : k.mxfp4_pos, 32, pos);
   else
@@ -158,10 +160,12 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   const int64_t n = x.dim(0), h = x.dim(1), topk = expert_idx.dim(1);
   const int64_t e = w.experts(), inter = w.intermediate(), inter2 = 2 * inter;
   if (n == 0) return;
-  // q8 activations: the Hugging Face MXFP4 form only; GGUF's split experts and bf16 experts take f32.
+  // q8 activations: MXFP4 experts in either block form (Hugging Face's, GGUF's split gate/up in ggml
+  // blocks); bf16 experts take f32.
   const bool split = w.split();
-  const bool q8 = w.activations == ExpertActivations::Q8 && !split && w.gate_up.dtype == DType::MXFP4 &&
-                  w.down.dtype == DType::MXFP4;
+  auto mxfp4 = [](const Tensor& t) { return t.dtype == DType::MXFP4 || t.dtype == DType::MXFP4_GGML; };
+  const bool q8 = w.activations == ExpertActivations::Q8 && mxfp4(w.down) &&
+                  (split ? mxfp4(w.gate) && mxfp4(w.up) : mxfp4(w.gate_up));
   // Group (token, slot) pairs by expert; slot_row[t*topk+s] = the pair's row in the gathered buffers.
   std::vector<std::vector<int64_t>> by_expert(static_cast<size_t>(e));
   for (int64_t t = 0; t < n; ++t)
@@ -204,11 +208,6 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
         std::copy_n(xp.data() + g.tokens[j] * h, h, xg.f.data() + (g.row0 + int64_t(j)) * h);
   }
 
-  const int64_t gu_blocks = inter2 * h / kMxfp4BlockSize, down_blocks = h * inter / kMxfp4BlockSize;
-  const auto* gu_packed = static_cast<const uint8_t*>(w.gate_up.data);
-  const auto* gu_scales = static_cast<const uint8_t*>(w.gate_up.scales);
-  const auto* down_packed = static_cast<const uint8_t*>(w.down.data);
-  const auto* down_scales = static_cast<const uint8_t*>(w.down.scales);
   // The swiglu output in the kernels' f32 order; quantized into `act` before down for q8.
   std::vector<float> gu(static_cast<size_t>(rows * inter2)), actp(static_cast<size_t>(rows * inter));
   {
@@ -225,9 +224,14 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
           // gate row j and up row j are the interleaved rows 2j and 2j + 1 (llama.cpp's split).
           const int64_t j0 = r0 / 2, j1 = r1 / 2, m = j1 - j0;
           halves.resize(size_t(2 * nt * m));
-          const float* xrows = xg.f.data() + grp.row0 * h;
-          expert_rows_f32(k, w.gate, grp.expert, h, xrows, nt, halves.data(), m, j0, j1);
-          expert_rows_f32(k, w.up, grp.expert, h, xrows, nt, halves.data() + nt * m, m, j0, j1);
+          if (mxfp4(w.gate) && mxfp4(w.up)) {
+            xg.rows(k, w.gate, grp.expert, grp.row0, nt, halves.data(), m, j0, j1);
+            xg.rows(k, w.up, grp.expert, grp.row0, nt, halves.data() + nt * m, m, j0, j1);
+          } else {
+            const float* xrows = xg.f.data() + grp.row0 * h;
+            expert_rows_bf16(w.gate, grp.expert, h, xrows, nt, halves.data(), m, j0, j1);
+            expert_rows_bf16(w.up, grp.expert, h, xrows, nt, halves.data() + nt * m, m, j0, j1);
+          }
           for (int64_t t = 0; t < nt; ++t) {
             float* row = gu.data() + (grp.row0 + t) * inter2;
             for (int64_t j = 0; j < m; ++j) {
@@ -236,12 +240,11 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
             }
           }
         } else {
-          if (w.gate_up.dtype == DType::MXFP4)
-            xg.rows(k, gu_packed + grp.expert * gu_blocks * kMxfp4BlockBytes, gu_scales + grp.expert * gu_blocks,
-                    grp.row0, nt, gu.data() + grp.row0 * inter2, inter2, r0, r1);
+          if (mxfp4(w.gate_up))
+            xg.rows(k, w.gate_up, grp.expert, grp.row0, nt, gu.data() + grp.row0 * inter2 + r0, inter2, r0, r1);
           else
-            expert_rows_f32(k, w.gate_up, grp.expert, h, xg.f.data() + grp.row0 * h, nt,
-                            gu.data() + grp.row0 * inter2 + r0, inter2, r0, r1);
+            expert_rows_bf16(w.gate_up, grp.expert, h, xg.f.data() + grp.row0 * h, nt,
+                             gu.data() + grp.row0 * inter2 + r0, inter2, r0, r1);
           for (int64_t j = 0; j < nt; ++j) {
             float* row = gu.data() + (grp.row0 + j) * inter2;
             for (int64_t c = r0; c < r1; ++c) row[c] += param_at(w.gate_up_bias, grp.expert * inter2 + c);
@@ -275,11 +278,10 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   std::vector<float> y(static_cast<size_t>(rows * h));
   parallel_for(h, [&](int64_t r0, int64_t r1) {
     for (const Group& grp : groups)
-      if (w.down.dtype == DType::MXFP4)
-        act.rows(k, down_packed + grp.expert * down_blocks * kMxfp4BlockBytes, down_scales + grp.expert * down_blocks,
-                 grp.row0, int64_t(grp.tokens.size()), y.data() + grp.row0 * h, h, r0, r1);
+      if (mxfp4(w.down))
+        act.rows(k, w.down, grp.expert, grp.row0, int64_t(grp.tokens.size()), y.data() + grp.row0 * h + r0, h, r0, r1);
       else
-        expert_rows_f32(k, w.down, grp.expert, inter, act.f.data() + grp.row0 * inter, int64_t(grp.tokens.size()),
+        expert_rows_bf16(w.down, grp.expert, inter, act.f.data() + grp.row0 * inter, int64_t(grp.tokens.size()),
                         y.data() + grp.row0 * h + r0, h, r0, r1);
     // out[t] = sum_s weight[t,s] * (y[row(t,s)] + down_bias[expert]), slots in order.
     for (int64_t t = 0; t < n; ++t) {

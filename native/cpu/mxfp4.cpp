@@ -61,27 +61,42 @@ void quantize_q8(const float* x, int64_t n, int64_t cols, int8_t* q, float* d) {
 const int8_t kE2m1Twice[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
 namespace portable {
-void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
-                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+namespace {
+// QS / SS: bytes between consecutive blocks' codes / scale bytes (Hugging Face 16 / 1; ggml's 17-byte
+// blocks 17 / 17, read as codes = base + 1, scales = base).
+template <int QS, int SS>
+void rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd, int64_t n,
+             float* out, int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / kMxfp4BlockSize;
   const float* half = e8m0_half_table();
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* b = blocks + r * nblk * kMxfp4BlockBytes;
-    const uint8_t* s = scales + r * nblk;
+    const uint8_t* b = blocks + r * nblk * QS;
+    const uint8_t* s = scales + r * nblk * SS;
     for (int64_t t = 0; t < n; ++t) {
       const int8_t* x = xq + t * cols;
       float acc = 0.f;
       for (int64_t g = 0; g < nblk; ++g) {
         int32_t dot = 0;  // |dot| <= 32 * 12 * 127: exact
         for (int k = 0; k < 16; ++k) {
-          const uint8_t byte = b[g * 16 + k];
+          const uint8_t byte = b[g * QS + k];
           dot += kE2m1Twice[byte & 15] * x[g * 32 + k] + kE2m1Twice[byte >> 4] * x[g * 32 + 16 + k];
         }
-        acc += float(dot) * (xd[t * nblk + g] * half[s[g]]);
+        acc += float(dot) * (xd[t * nblk + g] * half[s[g * SS]]);
       }
       out[t * ld + r] = acc;
     }
   }
+}
+}  // namespace
+
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  rows_q8<kMxfp4BlockBytes, 1>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
+}
+
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1) {
+  rows_q8<kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,

@@ -88,17 +88,17 @@ inline void row_dotn(const uint8_t* b, const uint8_t* s, int64_t nblk, const flo
 // registers), then each token's activations feed both rows, taken straight from memory as the FMAs'
 // operands: 8 FMAs per 4 activation loads, where one row times 4 tokens paid a load per FMA and
 // streamed 4 tokens' activations (46 KB at 2880 columns) from L2 for every row.
-template <int T>
+template <int T, int QS = 16, int SS = 1>
 inline void tile2(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, int64_t cols, const float* e8m0,
                   float* out, int64_t ld) {
   const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
-  const int64_t rb = nblk * 16;
+  const int64_t rb = nblk * QS;
   __m256 acc[2][T];
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
-    Decoded d0 = decode(b + 16 * g, lo_t, hi_t), d1 = decode(b + rb + 16 * g, lo_t, hi_t);
-    const __m256 s0 = _mm256_set1_ps(e8m0[s[g]]), s1 = _mm256_set1_ps(e8m0[s[nblk + g]]);
+    Decoded d0 = decode(b + QS * g, lo_t, hi_t), d1 = decode(b + rb + QS * g, lo_t, hi_t);
+    const __m256 s0 = _mm256_set1_ps(e8m0[s[SS * g]]), s1 = _mm256_set1_ps(e8m0[s[SS * (nblk + g)]]);
     for (int q = 0; q < 4; ++q) {
       d0.w[q] = _mm256_mul_ps(d0.w[q], s0);
       d1.w[q] = _mm256_mul_ps(d1.w[q], s1);
@@ -125,49 +125,57 @@ namespace avx2 {
 
 const uint8_t* mxfp4_pos() { return kPos; }
 
-void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
-                int64_t ld, int64_t r0, int64_t r1) {
+namespace {
+// QS / SS as for row_dot1 (Hugging Face 16 / 1; ggml 17 / 17 with codes = base + 1, scales = base).
+template <int QS, int SS>
+void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
+              int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* e8m0 = e8m0_table();
   if (n == 1) {
-    for (int64_t r = r0; r < r1; ++r) out[r] = row_dot1(blocks + r * nblk * 16, scales + r * nblk, nblk, xp, e8m0);
+    for (int64_t r = r0; r < r1; ++r)
+      out[r] = row_dot1<QS, SS>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp, e8m0);
     return;
   }
   int64_t r = r0;
   for (; r + 2 <= r1; r += 2) {
-    const uint8_t* b = blocks + r * nblk * 16;
-    const uint8_t* s = scales + r * nblk;
+    const uint8_t* b = blocks + r * nblk * QS;
+    const uint8_t* s = scales + r * nblk * SS;
     int64_t t = 0;
-    for (; t + 3 <= n; t += 3) tile2<3>(b, s, nblk, xp + t * cols, cols, e8m0, out + t * ld + r, ld);
-    if (n - t == 2) tile2<2>(b, s, nblk, xp + t * cols, cols, e8m0, out + t * ld + r, ld);
-    if (n - t == 1) tile2<1>(b, s, nblk, xp + t * cols, cols, e8m0, out + t * ld + r, ld);
+    for (; t + 3 <= n; t += 3) tile2<3, QS, SS>(b, s, nblk, xp + t * cols, cols, e8m0, out + t * ld + r, ld);
+    if (n - t == 2) tile2<2, QS, SS>(b, s, nblk, xp + t * cols, cols, e8m0, out + t * ld + r, ld);
+    if (n - t == 1) tile2<1, QS, SS>(b, s, nblk, xp + t * cols, cols, e8m0, out + t * ld + r, ld);
   }
   if (r < r1)
     for_rows_by_token_blocks(r, r1, n, cols, xp, out, ld, [&](auto nt, int64_t row, const float* xt, float* res) {
       if constexpr (decltype(nt)::value == 1)
-        res[0] = row_dot1(blocks + row * nblk * 16, scales + row * nblk, nblk, xt, e8m0);
+        res[0] = row_dot1<QS, SS>(blocks + row * nblk * QS, scales + row * nblk * SS, nblk, xt, e8m0);
       else
-        row_dotn<decltype(nt)::value>(blocks + row * nblk * 16, scales + row * nblk, nblk, xt, cols, e8m0, res);
+        row_dotn<decltype(nt)::value, QS, SS>(blocks + row * nblk * QS, scales + row * nblk * SS, nblk, xt, cols, e8m0,
+                                              res);
     });
 }
+}  // namespace
 
+void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
+                int64_t ld, int64_t r0, int64_t r1) {
+  rows_any<16, 1>(blocks, scales, cols, xp, n, out, ld, r0, r1);
+}
+
+// ggml's 17-byte blocks: the scale byte, then the 16 code bytes (the same kernels, other strides).
 void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* xp, int64_t n, float* out, int64_t ld,
                      int64_t r0, int64_t r1) {
-  constexpr int kB = kMxfp4GgmlBlockBytes;
-  const int64_t nblk = cols / 32;
-  const float* e8m0 = e8m0_table();
-  for_rows_by_token_blocks(r0, r1, n, cols, xp, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
-    const uint8_t* row = blocks + r * nblk * kB;
-    if constexpr (decltype(nt)::value == 1)
-      res[0] = row_dot1<kB, kB>(row + 1, row, nblk, xt, e8m0);
-    else
-      row_dotn<decltype(nt)::value, kB, kB>(row + 1, row, nblk, xt, cols, e8m0, res);
-  });
+  rows_any<kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xp, n, out, ld, r0, r1);
 }
 
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
   mxfp4_rows_q8_impl<false>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
+}
+
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1) {
+  mxfp4_ggml_rows_q8_impl<false>(blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 }  // namespace avx2

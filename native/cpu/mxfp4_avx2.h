@@ -17,6 +17,7 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "kernels.h"
 #include "row_blocks.h"
 #include "simd_avx2.h"
@@ -56,7 +57,8 @@ inline __m256i dot_i8(__m256i abs_w, __m256i w, __m256i x) {
   }
 }
 
-template <bool Vnni, int NT>
+// QS / SS: bytes between consecutive blocks' codes / scale bytes (Hugging Face 16 / 1, ggml 17 / 17).
+template <bool Vnni, int NT, int QS = 16, int SS = 1>
 inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const int8_t* xq, const float* xd,
                        int64_t cols, const float* half, float* res) {
   const __m256i table = twice_table();
@@ -65,9 +67,9 @@ inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const i
   __m256 acc[NT][2];
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
   auto block = [&](int64_t g, int a) {
-    const __m256i w = _mm256_shuffle_epi8(table, nibbles(b + 16 * g));
+    const __m256i w = _mm256_shuffle_epi8(table, nibbles(b + QS * g));
     const __m256i abs_w = _mm256_sign_epi8(w, w);
-    const float ws = half[s[g]];
+    const float ws = half[s[SS * g]];
     for (int j = 0; j < NT; ++j) {
       const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + j * cols + 32 * g));
       const __m256 d = _mm256_set1_ps(xd[j * nblk + g] * ws);
@@ -83,7 +85,7 @@ inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const i
   for (int j = 0; j < NT; ++j) res[j] = avx2::hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
 }
 
-template <bool Vnni>
+template <bool Vnni, int QS = 16, int SS = 1>
 inline void mxfp4_rows_q8_impl(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,
                                const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
@@ -93,17 +95,24 @@ inline void mxfp4_rows_q8_impl(const uint8_t* blocks, const uint8_t* scales, int
       float res[4];
       const int8_t* x = xq + t * cols;
       const float* d = xd + t * nblk;
-      const uint8_t* b = blocks + r * nblk * 16;
-      const uint8_t* s = scales + r * nblk;
+      const uint8_t* b = blocks + r * nblk * QS;
+      const uint8_t* s = scales + r * nblk * SS;
       const int64_t nt = n - t < 4 ? n - t : 4;
       switch (nt) {
-        case 1: row_dot_q8<Vnni, 1>(b, s, nblk, x, d, cols, half, res); break;
-        case 2: row_dot_q8<Vnni, 2>(b, s, nblk, x, d, cols, half, res); break;
-        case 3: row_dot_q8<Vnni, 3>(b, s, nblk, x, d, cols, half, res); break;
-        default: row_dot_q8<Vnni, 4>(b, s, nblk, x, d, cols, half, res); break;
+        case 1: row_dot_q8<Vnni, 1, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        case 2: row_dot_q8<Vnni, 2, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        case 3: row_dot_q8<Vnni, 3, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        default: row_dot_q8<Vnni, 4, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
       }
       for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
     }
+}
+
+// ggml's 17-byte blocks: the scale byte, then the 16 code bytes.
+template <bool Vnni>
+inline void mxfp4_ggml_rows_q8_impl(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n,
+                                    float* out, int64_t ld, int64_t r0, int64_t r1) {
+  mxfp4_rows_q8_impl<Vnni, kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "core/dtype.h"
 #include "kernels.h"
 #include "mxfp4_avx512_q8.h"
+#include "row_blocks.h"
 
 namespace gptoss::cpu::avx512 {
 
@@ -76,11 +77,7 @@ inline void rows_dot4(const uint8_t* b, const uint8_t* s, int64_t nblk, const fl
   for (int64_t g = 0; g < nblk; ++g) {
     // Four interleaved row streams defeat the hardware prefetchers' distance: each row is fetched
     // kPrefetch bytes ahead, running on into the next four rows (which follow contiguously).
-    if ((g & 3) == 0)
-      for (int r = 0; r < 4; ++r) {
-        const int64_t off = QS * g + kPrefetch;
-        _mm_prefetch(reinterpret_cast<const char*>(off < rb ? b + r * rb + off : b + (4 + r) * rb + off - rb), _MM_HINT_T0);
-      }
+    prefetch_rows<QS, 4>(b, rb, g, kPrefetch);
     const __m512 x0 = _mm512_loadu_ps(x + 32 * g), x1 = _mm512_loadu_ps(x + 32 * g + 16);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
@@ -127,11 +124,7 @@ inline void tile(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* 
     for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
     // As in rows_dot4: R interleaved row streams, each fetched kPrefetch bytes ahead.
-    if ((g & 3) == 0)
-      for (int i = 0; i < R; ++i) {
-        const int64_t off = QS * g + kPrefetch;
-        _mm_prefetch(reinterpret_cast<const char*>(off < rb ? b + i * rb + off : b + (R + i) * rb + off - rb), _MM_HINT_T0);
-      }
+    prefetch_rows<QS, R>(b, rb, g, kPrefetch);
     __m512 lo[R], hi[R];
     for (int i = 0; i < R; ++i) {
       const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i * rb + QS * g)));
@@ -205,6 +198,12 @@ void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
   mxfp4_rows_q8_512<false>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
+}
+
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1) {
+  mxfp4_rows_q8_512<false, kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xq, xd, n, out, ld, r0,
+                                                                      r1);
 }
 
 }  // namespace gptoss::cpu::avx512

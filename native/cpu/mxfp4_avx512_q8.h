@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "kernels.h"
 
 // Internal linkage: the including files are compiled with different -m flags.
@@ -27,9 +28,18 @@ inline __m512i dot_i8_512(__m512i abs_w, __mmask64 neg, __m512i x) {
   }
 }
 
-// The nibbles of blocks g and g+1 (32 bytes at b): lanes [g low, g high, g+1 low, g+1 high].
+// The nibbles of blocks g and g+1 (their 16 code bytes at b and b + QS): lanes [g low, g high, g+1 low,
+// g+1 high].
+template <int QS>
 inline __m512i nibbles2(const uint8_t* b) {
-  const __m512i bytes = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
+  __m256i pair;
+  if constexpr (QS == 16) {
+    pair = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+  } else {  // ggml: a scale byte between the two blocks' codes
+    pair = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b))),
+                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + QS)), 1);
+  }
+  const __m512i bytes = _mm512_castsi256_si512(pair);
   const __m512i dup = _mm512_shuffle_i64x2(bytes, bytes, _MM_SHUFFLE(1, 1, 0, 0));
   return _mm512_and_si512(_mm512_srlv_epi32(dup, _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 0, 0, 0, 0, 4, 4, 4, 4)),
                           _mm512_set1_epi8(15));
@@ -47,7 +57,8 @@ inline __m512 pair_splat(float a, float b) {
   return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
 }
 
-template <bool Vnni, int NT>
+// QS / SS: bytes between consecutive blocks' codes / scale bytes (Hugging Face 16 / 1, ggml 17 / 17).
+template <bool Vnni, int NT, int QS = 16, int SS = 1>
 inline void row_dot_q8_512(const uint8_t* b, const uint8_t* s, int64_t nblk, const int8_t* xq, const float* xd,
                            int64_t cols, const float* half, float* res) {
   const __m512i abs_table = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 6, 8, 12, 0, 1, 2, 3, 4, 6, 8, 12));
@@ -55,10 +66,10 @@ inline void row_dot_q8_512(const uint8_t* b, const uint8_t* s, int64_t nblk, con
   __m512 acc[NT][2];
   for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
   auto pair = [&](int64_t g, int a) {
-    const __m512i idx = nibbles2(b + 16 * g);
+    const __m512i idx = nibbles2<QS>(b + QS * g);
     const __m512i abs_w = _mm512_shuffle_epi8(abs_table, idx);
     const __mmask64 neg = _mm512_test_epi8_mask(idx, sign_bit);
-    const float w0 = half[s[g]], w1 = half[s[g + 1]];
+    const float w0 = half[s[SS * g]], w1 = half[s[SS * (g + 1)]];
     for (int j = 0; j < NT; ++j) {
       const __m512i x = _mm512_loadu_si512(xq + j * cols + 32 * g);
       const __m512 d = pair_splat(xd[j * nblk + g] * w0, xd[j * nblk + g + 1] * w1);
@@ -75,19 +86,19 @@ inline void row_dot_q8_512(const uint8_t* b, const uint8_t* s, int64_t nblk, con
     g += 2;
   }
   if (g < nblk) {
-    const __m512i idx = nibbles1(b + 16 * g);
+    const __m512i idx = nibbles1(b + QS * g);
     const __m512i abs_w = _mm512_shuffle_epi8(abs_table, idx);
     const __mmask64 neg = _mm512_test_epi8_mask(idx, sign_bit);
     for (int j = 0; j < NT; ++j) {
       const __m512i x = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + j * cols + 32 * g)));
-      const __m512 d = pair_splat(xd[j * nblk + g] * half[s[g]], 0.f);
+      const __m512 d = pair_splat(xd[j * nblk + g] * half[s[SS * g]], 0.f);
       acc[j][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_i8_512<Vnni>(abs_w, neg, x)), d, acc[j][0]);
     }
   }
   for (int j = 0; j < NT; ++j) res[j] = _mm512_reduce_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]));
 }
 
-template <bool Vnni>
+template <bool Vnni, int QS = 16, int SS = 1>
 inline void mxfp4_rows_q8_512(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,
                               const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
@@ -97,14 +108,14 @@ inline void mxfp4_rows_q8_512(const uint8_t* blocks, const uint8_t* scales, int6
       float res[4];
       const int8_t* x = xq + t * cols;
       const float* d = xd + t * nblk;
-      const uint8_t* b = blocks + r * nblk * 16;
-      const uint8_t* s = scales + r * nblk;
+      const uint8_t* b = blocks + r * nblk * QS;
+      const uint8_t* s = scales + r * nblk * SS;
       const int64_t nt = n - t < 4 ? n - t : 4;
       switch (nt) {
-        case 1: row_dot_q8_512<Vnni, 1>(b, s, nblk, x, d, cols, half, res); break;
-        case 2: row_dot_q8_512<Vnni, 2>(b, s, nblk, x, d, cols, half, res); break;
-        case 3: row_dot_q8_512<Vnni, 3>(b, s, nblk, x, d, cols, half, res); break;
-        default: row_dot_q8_512<Vnni, 4>(b, s, nblk, x, d, cols, half, res); break;
+        case 1: row_dot_q8_512<Vnni, 1, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        case 2: row_dot_q8_512<Vnni, 2, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        case 3: row_dot_q8_512<Vnni, 3, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        default: row_dot_q8_512<Vnni, 4, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
       }
       for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
     }

@@ -11,4 +11,9 @@ void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, c
   mxfp4_rows_q8_impl<true>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
 }
 
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1) {
+  mxfp4_ggml_rows_q8_impl<true>(blocks, cols, xq, xd, n, out, ld, r0, r1);
+}
+
 }  // namespace gptoss::cpu::avxvnni

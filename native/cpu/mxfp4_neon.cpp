@@ -67,17 +67,18 @@ inline int32x4_t dot_block(int8x16_t lo, int8x16_t hi, int8x16_t x0, int8x16_t x
 #endif
 }
 
-template <int NT>
+// QS / SS: bytes between consecutive blocks' codes / scale bytes (Hugging Face 16 / 1, ggml 17 / 17).
+template <int NT, int QS = 16, int SS = 1>
 inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const int8_t* xq, const float* xd,
                        int64_t cols, const float* half, float* res) {
   const int8x16_t table = vld1q_s8(kE2m1Twice);
   float32x4_t acc[NT];
   for (int j = 0; j < NT; ++j) acc[j] = vdupq_n_f32(0.f);
   for (int64_t g = 0; g < nblk; ++g) {
-    const uint8x16_t bytes = vld1q_u8(b + 16 * g);
+    const uint8x16_t bytes = vld1q_u8(b + QS * g);
     const int8x16_t lo = vqtbl1q_s8(table, vandq_u8(bytes, vdupq_n_u8(15)));
     const int8x16_t hi = vqtbl1q_s8(table, vshrq_n_u8(bytes, 4));
-    const float ws = half[s[g]];
+    const float ws = half[s[SS * g]];
     for (int j = 0; j < NT; ++j) {
       const int8_t* xg = xq + j * cols + 32 * g;
       const int32x4_t dot = dot_block(lo, hi, vld1q_s8(xg), vld1q_s8(xg + 16));
@@ -88,8 +89,10 @@ inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const i
 }
 }  // namespace
 
-void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
-                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+namespace {
+template <int QS, int SS>
+void rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd, int64_t n,
+             float* out, int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* half = e8m0_half_table();
   for (int64_t r = r0; r < r1; ++r)
@@ -97,17 +100,28 @@ void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, c
       float res[4];
       const int8_t* x = xq + t * cols;
       const float* d = xd + t * nblk;
-      const uint8_t* b = blocks + r * nblk * 16;
-      const uint8_t* s = scales + r * nblk;
+      const uint8_t* b = blocks + r * nblk * QS;
+      const uint8_t* s = scales + r * nblk * SS;
       const int64_t nt = n - t < 4 ? n - t : 4;
       switch (nt) {
-        case 1: row_dot_q8<1>(b, s, nblk, x, d, cols, half, res); break;
-        case 2: row_dot_q8<2>(b, s, nblk, x, d, cols, half, res); break;
-        case 3: row_dot_q8<3>(b, s, nblk, x, d, cols, half, res); break;
-        default: row_dot_q8<4>(b, s, nblk, x, d, cols, half, res); break;
+        case 1: row_dot_q8<1, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        case 2: row_dot_q8<2, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        case 3: row_dot_q8<3, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
+        default: row_dot_q8<4, QS, SS>(b, s, nblk, x, d, cols, half, res); break;
       }
       for (int64_t j = 0; j < nt; ++j) out[(t + j) * ld + r] = res[j];
     }
+}
+}  // namespace
+
+void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                   int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  rows_q8<16, 1>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
+}
+
+void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                        int64_t ld, int64_t r0, int64_t r1) {
+  rows_q8<kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 void mxfp4_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,

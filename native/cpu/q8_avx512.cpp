@@ -30,11 +30,7 @@ inline void rows_dot4(const uint8_t* b, int64_t nblk, const float* x, float* res
   __m512 acc[4];
   for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < nblk; ++g) {
-    if ((g & 1) == 0)
-      for (int r = 0; r < 4; ++r) {
-        const int64_t off = kQ8BlockBytes * g + kPrefetch;
-        _mm_prefetch(reinterpret_cast<const char*>(off < rb ? b + r * rb + off : b + (4 + r) * rb + off - rb), _MM_HINT_T0);
-      }
+    prefetch_rows<kQ8BlockBytes, 4>(b, rb, g, kPrefetch);
     const __m512 x0 = _mm512_loadu_ps(x + 32 * g), x1 = _mm512_loadu_ps(x + 32 * g + 16);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {

@@ -46,7 +46,7 @@ struct MoeWeights {
   Tensor gate_up_bias;  // [E, 2*I]
   Tensor down;          // [E, H, I]
   Tensor down_bias;     // [E, H]
-  ExpertActivations activations = ExpertActivations::F32;  // HF MXFP4 form only; others take f32
+  ExpertActivations activations = ExpertActivations::F32;  // MXFP4 experts (either block form); bf16 take f32
   Tensor gate, up;      // GGUF form: MXFP4_GGML [E, I, H] each
   Tensor gate_bias, up_bias;  // GGUF form: [E, I] each
 

@@ -382,7 +382,21 @@ Napi::Value cpu_info(const Napi::CallbackInfo& info) {
     if (cpu::isa_supported(isa)) isas.Set(isas.Length(), cpu::isa_name(isa));
   o.Set("isas", isas);
   o.Set("threads", thread_pool().threads());
+  o.Set("adaptive", thread_pool().adaptive());
+  Napi::Object jobs = Napi::Object::New(info.Env());
+  const ThreadPool::Counts c = thread_pool().counts();
+  jobs.Set("parallel", double(c.parallel));
+  jobs.Set("inline", double(c.inline_));
+  o.Set("poolJobs", jobs);
   return o;
+}
+
+Napi::Value set_pool_adaptive(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsBoolean()) throw type_error("ops.setPoolAdaptive: argument 'on' must be a boolean");
+    thread_pool().set_adaptive(info[0].As<Napi::Boolean>().Value());
+    return Napi::Boolean::New(info.Env(), thread_pool().adaptive());
+  });
 }
 
 Napi::Value set_threads(const Napi::CallbackInfo& info) {
@@ -416,6 +430,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   ops.Set("reference", reference);
   ops.Set("cpuInfo", Napi::Function::New(env, cpu_info, "cpuInfo"));
   ops.Set("setThreads", Napi::Function::New(env, set_threads, "setThreads"));
+  ops.Set("setPoolAdaptive", Napi::Function::New(env, set_pool_adaptive, "setPoolAdaptive"));
   ops.Set("setIsa", Napi::Function::New(env, set_isa, "setIsa"));
   ops.Set("quantizeQ8", Napi::Function::New(env, op_quantize_q8, "quantizeQ8"));
   ops.Set("quantizeMxfp4", Napi::Function::New(env, op_quantize_mxfp4, "quantizeMxfp4"));

@@ -159,6 +159,22 @@ describe('mxfp4 in ggml blocks (GGUF experts)', () => {
           expect(Array.from(f32(ggRef))).toEqual(Array.from(f32(hfRef)));  // same values, same order: bit for bit
           expect(relL2(f32(ggOut), f32(ggRef))).toBeLessThan(1e-5);
           expect(relL2(f32(ggOut), f32(hfOut))).toBeLessThan(1e-5);
+          // q8 activations on the ggml blocks: this ISA's kernels against the scalar q8 kernels on the
+          // same form, and against the Hugging Face form's q8 (the same int8 blocks: a block's amax does
+          // not depend on the order its values are read in). Bound as in moe.test.ts: the SIMD sums run
+          // in another order and a value near a rounding boundary of down's quantization can move a level.
+          const ggQ8 = { ...ggW, activations: 'q8' as const }, hfQ8 = { ...hfW, activations: 'q8' as const };
+          const q8Out = Tensor.empty('f32', [n, H]), q8Scalar = Tensor.empty('f32', [n, H]), q8Hf = Tensor.empty('f32', [n, H]);
+          ops.moe(x, idx, wt, ggQ8, undefined, q8Out);
+          ops.moe(x, idx, wt, hfQ8, undefined, q8Hf);
+          withIsa('scalar', () => ops.moe(x, idx, wt, ggQ8, undefined, q8Scalar));
+          expect(relL2(f32(q8Out), f32(q8Scalar))).toBeLessThan(2e-3);
+          expect(relL2(f32(q8Out), f32(q8Hf))).toBeLessThan(2e-3);
+          // The rounding itself: 2-5% here (64 and 96 columns: 2-3 blocks a dot product, where moe.test.ts's
+          // wider rows average more blocks); a wrong order or scale would be O(1).
+          const err = relL2(f32(q8Scalar), f32(ggRef));
+          expect(err).toBeGreaterThan(0); // it did quantize
+          expect(err).toBeLessThan(1e-1);
         }
       });
     });
