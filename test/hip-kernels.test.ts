@@ -102,7 +102,7 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
   });
 
   it('the SIMT kernels shared with CUDA are all there (decode attention, router, decode MoE, GEMV, norms, sampling)', () => {
-    for (const k of ['attention_decode_kernel<true>', 'router_split_kernel', 'moe_decode_gate_up_kernel', 'moe_decode_down_kernel',
+    for (const k of ['attention_decode_kernel<', 'router_split_kernel', 'moe_decode_gate_up_kernel', 'moe_decode_down_kernel',
       'gemv_kernel<1, true>', 'rmsnorm_vec_kernel', 'rope_kv_store_kernel', 'argmax_split_kernel', 'draw_kernel', 'split_bf16_kernel'])
       expect(ours.some((r) => r.kernel.includes(k) && r.instructions > 20), k).toBe(true);
   });
