@@ -227,6 +227,17 @@ if (only === 'gguf' || !only) {
     let k = 0;
     await report(name, bytesQ, () => ops.linear(xq, ws[k++ % n], null, o));
   }
+  // Prefill through the Q8_0 attention projections: model GFLOP/s (2 * tokens * rows * cols).
+  {
+    const rows = 4096, cols = 2880, m = 128;
+    const wq = new Tensor('q8_0', [rows, cols], 'cpu', q8Blocks(rows, cols));
+    const xm = new Tensor('f32', [m, cols], 'cpu', randomF32(m * cols));
+    const om = new Tensor('f32', [m, rows], 'cpu');
+    const { avg: sec, min } = await time(() => ops.linear(xm, wq, null, om));
+    const flop = 2 * m * rows * cols, name = `q8_0 matmul n=${m} [${rows}, ${cols}]`;
+    results.push({ name, us: sec * 1e6, gflops: flop / sec / 1e9, minUs: min * 1e6, bestGflops: flop / min / 1e9 });
+    console.log(`${name.padEnd(48)} ${(sec * 1e6).toFixed(1).padStart(10)} us  ${(flop / sec / 1e9).toFixed(0).padStart(6)} GFLOP/s  [min ${(min * 1e6).toFixed(1)} us, ${(flop / min / 1e9).toFixed(0)} GFLOP/s]`);
+  }
 }
 
 if (only === 'mxfp4' || only === 'gguf') {

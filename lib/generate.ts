@@ -208,7 +208,7 @@ export function promptTokens(model: GptOssModel, input: GenerateInput, options: 
  */
 export function longPromptTexts(input: GenerateInput, options: GenerateOptions): string[] | null {
   if (options === null || typeof options !== 'object') return null; // prepareGeneration names the error
-  if (typeof input === 'string') return offThreadTexts([input]);
+  if (typeof input === 'string') return options.reasoningEffort !== undefined ? null : offThreadTexts([input]); // (that throws at once)
   if (isConversation(input)) {
     try {
       return offThreadTexts(conversationTexts(withEffort(input, options), renderOptions(options)));

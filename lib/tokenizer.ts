@@ -461,6 +461,10 @@ async function encodeAsync(text: string, options: EncodeOptions = {}): Promise<n
   checkEncodeArgs(text, options, 'tokenizer.encodeAsync');
   // inline when short; a long piece needs the rank index, built in the worker unless already here
   if (text.length <= LONG_PIECE || (byteRanks !== undefined && text.length <= INLINE_CHARS)) return encode(text, options);
+  return encodeOnWorker(text, options);
+}
+
+function encodeOnWorker(text: string, options: EncodeOptions = {}): Promise<number[]> {
   const allowSpecial = options.allowSpecial ?? false;
   if (Array.isArray(allowSpecial)) for (const name of allowSpecial) if (lookupSpecial(name) === undefined) throw new Error(`Unknown special token: ${name}`);
   const w = tokenizerWorker();
@@ -491,7 +495,8 @@ export function offThreadTexts(texts: readonly string[]): string[] | null {
  * synchronously with their ids at hand: a render inside it takes them instead of encoding again.
  */
 export async function withTextsEncoded<T>(texts: readonly string[], run: () => T): Promise<T> {
-  const ids = await Promise.all(texts.map((t) => encodeAsync(t)));
+  // all on the worker: many texts each short enough to encode inline can add up to a long stall
+  const ids = await Promise.all(texts.map((t) => encodeOnWorker(t)));
   const added = texts.filter((t, i) => !preEncoded.has(t) && (preEncoded.set(t, ids[i]!), true));
   try {
     return run();

@@ -39,6 +39,7 @@ struct GuardSlot {
 
 GuardSlot g_guard[kGuardSlots];
 std::mutex g_guard_mutex;  // register/unregister only
+std::atomic<int> g_reporting{0};  // the forward pass's threads fault together: one writes, the others wait for the exit
 struct sigaction g_previous_sigbus;
 
 void write_str(const char* s) {
@@ -69,6 +70,8 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
   for (int i = 0; i < kGuardSlots && info->si_code > 0; ++i) {
     const uintptr_t base = g_guard[i].base.load(std::memory_order_acquire);
     if (base == 0 || addr < base || addr - base >= g_guard[i].size.load(std::memory_order_relaxed)) continue;
+    if (g_reporting.exchange(1) != 0)
+      for (;;) pause();  // another thread is writing the message and will _exit the process
     write_str("gpt-oss-node: checkpoint file ");
     write_str(g_guard[i].path);
     struct stat st;

@@ -37,13 +37,55 @@ inline void row_dotn(const uint8_t* b, int64_t nblk, const float* x, int64_t col
   }
   for (int j = 0; j < NT; ++j) res[j] = hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
 }
+// Two rows times T = 1..3 tokens (prefill): both rows' blocks widened and scaled once (8 registers),
+// then each token's activations, taken from memory as the FMAs' operands, feed both rows: 8 FMAs per 4
+// activation loads, against row_dotn's 5 FP ops per block and token (4 products and the scale).
+template <int T>
+inline void tile2(const uint8_t* b, int64_t nblk, const float* x, int64_t cols, float* out, int64_t ld) {
+  const int64_t rb = nblk * kQ8BlockBytes;
+  __m256 acc[2][T];
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < T; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < nblk; ++g) {
+    __m256 w[2][4];
+    for (int i = 0; i < 2; ++i) {
+      const uint8_t* blk = b + i * rb + kQ8BlockBytes * g;
+      uint16_t dh;
+      std::memcpy(&dh, blk, 2);
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+      const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+      const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18));
+      w[i][0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d);
+      w[i][1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d);
+      w[i][2] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d);
+      w[i][3] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d);
+    }
+    for (int j = 0; j < T; ++j)
+      for (int q = 0; q < 4; ++q) {
+        const __m256 xv = _mm256_loadu_ps(x + j * cols + 32 * g + 8 * q);
+        acc[0][j] = _mm256_fmadd_ps(w[0][q], xv, acc[0][j]);
+        acc[1][j] = _mm256_fmadd_ps(w[1][q], xv, acc[1][j]);
+      }
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < T; ++j) out[j * ld + i] = hsum(acc[i][j]);
+}
 }  // namespace
 
 void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
                int64_t r1) {
   const int64_t nblk = cols / kQ8BlockSize;
-  for_rows_by_token_blocks(r0, r1, n, cols, x, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
-    row_dotn<decltype(nt)::value>(blocks + r * nblk * kQ8BlockBytes, nblk, xt, cols, res);
+  int64_t r = r0;
+  if (n > 1)
+    for (; r + 2 <= r1; r += 2) {
+      const uint8_t* b = blocks + r * nblk * kQ8BlockBytes;
+      int64_t t = 0;
+      for (; t + 3 <= n; t += 3) tile2<3>(b, nblk, x + t * cols, cols, out + t * ld + r, ld);
+      if (n - t == 2) tile2<2>(b, nblk, x + t * cols, cols, out + t * ld + r, ld);
+      if (n - t == 1) tile2<1>(b, nblk, x + t * cols, cols, out + t * ld + r, ld);
+    }
+  for_rows_by_token_blocks(r, r1, n, cols, x, out, ld, [&](auto nt, int64_t row, const float* xt, float* res) {
+    row_dotn<decltype(nt)::value>(blocks + row * nblk * kQ8BlockBytes, nblk, xt, cols, res);
   });
 }
 
