@@ -104,6 +104,36 @@ for (const [name, rows, cols] of only === 'gguf' ? [] : [['mxfp4 matvec gate_up 
   await report(name, bytes, () => ops.linear(x, ws[i++ % n], null, out));
 }
 
+// ---- the GGUF / denseWeights 'q8' formats against bf16 at the attention's decode shape (q, k, v of the
+// 20b: [5120, 2880]) and ggml-block MXFP4 at the experts' (issue 15: where a 20b GGUF decode step goes) ----
+if (!only || only === 'formats') {
+  const rows = 5120, cols = 2880, blocks = (rows * cols) / 32;
+  const q8 = () => {
+    const b = randomBytes(blocks * 34);
+    for (let g = 0; g < blocks; g++) { b[g * 34] = 0x00; b[g * 34 + 1] = 0x20; } // d = 2^-7 (f16 0x2000)
+    return b;
+  };
+  const ggml = (r, c) => {
+    const b = randomBytes((r * c) / 32 * 17);
+    for (let g = 0; g < (r * c) / 32; g++) b[g * 17] = 121;
+    return b;
+  };
+  const cases = [
+    ['bf16 matvec attn [5120, 2880]', rows * cols * 2, () => new Tensor('bf16', [rows, cols], 'cpu', randomBf16(rows * cols))],
+    ['q8_0 matvec attn [5120, 2880]', blocks * 34, () => new Tensor('q8_0', [rows, cols], 'cpu', q8())],
+    ['mxfp4-ggml matvec gate [2880, 2880] (f32 x)', (2880 * 2880) / 32 * 17, () => new Tensor('mxfp4-ggml', [2880, 2880], 'cpu', ggml(2880, 2880))],
+  ];
+  for (const [name, bytes, make] of cases) {
+    const n = copiesFor(bytes);
+    const ws = Array.from({ length: n }, make);
+    const [r, c] = ws[0].shape;
+    const x = new Tensor('f32', [1, c], 'cpu', randomF32(c));
+    const out = new Tensor('f32', [1, r], 'cpu');
+    let i = 0;
+    await report(name, bytes, () => ops.linear(x, ws[i++ % n], null, out));
+  }
+}
+
 // ---- the decode kernels' compute ceiling: one expert small enough for L2 (gate_up [256, 2880] +
 // down [2880, 128], 0.59 MB), so no DRAM traffic: GB/s of weights a core can decode and multiply.
 if (only !== 'gguf') {

@@ -70,7 +70,7 @@ const gib = (b) => (b / 2 ** 30).toFixed(2);
 const args = parseArgs(process.argv.slice(2));
 const t0 = performance.now();
 const model = args.synthetic
-  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache })
+  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights })
   : await loadModel(args.model, { device: args.device, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights });
 const setupMs = performance.now() - t0;
 const isSynthetic = model.info.source === 'synthetic';

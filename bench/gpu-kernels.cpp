@@ -266,6 +266,20 @@ int main(int argc, char** argv) {
       double ms = time_ms([&](int) { gpu->linear(x, lm, nullptr, out); }, 5, 1);
       add("bf16 gemm lm_head", "n" + std::to_string(n) + " [201088, 2880]", ms, 2.0 * n * V * H / (ms * 1e-3) / 1e12,
           "TFLOP/s", mm);
+    }    // The same LM head in Q8_0 (denseWeights: 'q8', GGUF): 1.06 bytes a weight, q8.cu's GEMV and GEMM path.
+    Tensor lq = gpu->upload(rand_q8_0(r, {V, H}, 0.05f));
+    for (int n : {1, 4}) {
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, V});
+      double ms = time_graph_ms([&](int) { gpu->linear(x, lq, nullptr, out); }, 8);
+      add("q8_0 gemv lm_head graph", "n" + std::to_string(n) + " [201088, 2880]", ms, double(lq.nbytes()) / (ms * 1e-3) / 1e9,
+          "GB/s", bw);
+    }
+    if (!decode_only) {
+      const int n = 512;
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, V});
+      double ms = time_ms([&](int) { gpu->linear(x, lq, nullptr, out); }, 5, 1);
+      add("q8_0 gemm lm_head", "n" + std::to_string(n) + " [201088, 2880]", ms, 2.0 * n * V * H / (ms * 1e-3) / 1e12,
+          "TFLOP/s", mm);
     }
   }
   // ---- attention: prefill (flash) and decode (split-KV), 64 q heads / 8 kv heads, D 64, bf16 KV ----

@@ -74,6 +74,7 @@ export interface NativeSyntheticSpec {
   device: string;
   activations?: 'f32' | 'q8';
   kvCache?: 'f16' | 'bf16' | 'f32';
+  denseWeights?: 'as-stored' | 'q8';
 }
 
 export interface NativeModel {

@@ -54,14 +54,14 @@ export interface LoadOptions {
   /**
    * Dense weights (attention projections, LM head): 'as-stored' (default) runs them in the file's
    * dtype; 'q8' quantizes bf16/f16/f32 ones to Q8_0 at load (int8 with an f16 scale per 32 values:
-   * fewer bytes a decode step reads, a small loss of fidelity; CPU only for now).
+   * fewer bytes a decode step reads, a small loss of fidelity; CPU and CUDA).
    */
   denseWeights?: 'as-stored' | 'q8';
   /**
    * Experts of a fine-tuned checkpoint saved in bf16 (transformers' Mxfp4Config(dequantize=True):
    * `mlp.experts.gate_up_proj` [E, H, 2I], `down_proj` [E, I, H]): 'mxfp4' (default) quantizes them to
    * MXFP4 at load (the official checkpoint's speed and memory; model.info says how long it took),
-   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU only for now). Checkpoints with
+   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU only for now: on CUDA a clear error). Checkpoints with
    * MXFP4 experts ignore it.
    */
   experts?: 'mxfp4' | 'bf16';

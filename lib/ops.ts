@@ -147,6 +147,14 @@ export function quantizeMxfp4(src: Tensor, out: Tensor): void {
   native.ops.quantizeMxfp4(src.handle, out.handle);
 }
 
+/**
+ * GGUF's MXFP4 expert blocks (src 'mxfp4-ggml' [..., R, C]) -> the Hugging Face MXFP4 layout (out 'mxfp4'
+ * of the same shape; CPU): the codes and scales moved, not re-rounded. What loading a GGUF on a GPU does.
+ */
+export function mxfp4FromGgml(src: Tensor, out: Tensor): void {
+  native.ops.mxfp4FromGgml(src.handle, out.handle);
+}
+
 export function setIsa(isa: CpuIsa): CpuIsa {
   return native.ops.setIsa(isa);
 }

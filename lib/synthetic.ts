@@ -53,6 +53,8 @@ export interface SyntheticOptions {
   activations?: ExpertActivations;
   /** as LoadOptions.kvCache */
   kvCache?: KvCacheDtype;
+  /** as LoadOptions.denseWeights: 'q8' quantizes the generated attention projections and LM head to Q8_0 */
+  denseWeights?: 'as-stored' | 'q8';
 }
 
 const FN = 'createSyntheticModel';
@@ -128,15 +130,18 @@ export async function createSyntheticModel(shape: SyntheticPreset | SyntheticSha
   const activations = resolveActivations(options.activations, device, FN);
   const kvCache = resolveKvCache(options.kvCache, device, FN);
   const onProgress = options.onProgress;
+  const denseWeights = options.denseWeights ?? 'as-stored';
+  if (denseWeights !== 'as-stored' && denseWeights !== 'q8')
+    throw new RangeError(`${FN}: option 'denseWeights' must be 'as-stored' or 'q8', got ${String(denseWeights)}`);
   let nativeModel;
   if (!onProgress) {
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache });
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache, denseWeights });
   } else {
     // Reports travel on their own queue and can land after the promise settles: resolve only once the
     // last one (done === total, always sent) has been delivered.
     let delivered!: () => void;
     const last = new Promise<void>((resolve) => (delivered = resolve));
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache }, (done, total) => {
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache, denseWeights }, (done, total) => {
       try {
         onProgress(done, total);
       } finally {

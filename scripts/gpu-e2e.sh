@@ -5,7 +5,9 @@
 #                    page cache, and runs on it through the real loader (load time measured);
 #   synthetic-20b, synthetic-120b
 #                    random weights generated in memory at the preset's exact shape (the 120b
-#                    checkpoint, ~65 GB, does not fit the host's disk).
+#                    checkpoint, ~65 GB, does not fit the host's disk);
+#   synthetic-20b-q8 the same with denseWeights 'q8' (Q8_0 attention and LM head), context 512 only:
+#                    MODELS="synthetic-20b synthetic-20b-q8" compares q8 with bf16 decode and prefill.
 # Each model: prefill 512 and 2048 with decode at context 512, decode at context 4096, and a run at
 # context 8192 (the 8k-token KV cache memory figure). Peak device memory is sampled with nvidia-smi
 # every 100 ms for each run on its own. Logs and JSON under $OUT.
@@ -38,6 +40,9 @@ for m in ${MODELS:-checkpoint-20b synthetic-120b}; do
       echo "checkpoint: $(( $(date +%s) - t0 )) s"
       sync; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null || true
       src=("$CK") ;;
+    synthetic-*-q8)  # denseWeights 'q8' (issue 15): decode and prefill at context 512 only
+      run "$m-ctx512" --synthetic "$(echo "${m#synthetic-}" | sed 's/-q8$//')" --dense-weights q8 --prefill 512,2048 --decode "$DECODE" --context 512
+      continue ;;
     synthetic-*) src=(--synthetic "${m#synthetic-}") ;;
     *) echo "unknown model $m"; continue ;;
   esac

@@ -127,6 +127,67 @@ check('CUDA vs CPU backend', relL2(lg, lc) < 1e-2, `rel L2 ${relL2(lg, lc).toExp
 await gpu.dispose();
 await cpu.dispose();
 
+// Q8_0 dense weights on CUDA (q8.cu; issue 15): denseWeights: 'q8' on tiny-a and the same weights as
+// GGUF files (experts repacked into the Hugging Face blocks, Q8_0 repacked at upload), vs the CPU.
+{
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { writeGgufFromCheckpoint } = await import('./gguf-writer.mjs');
+  const dir = mkdtempSync(join(tmpdir(), 'gpt-oss-gpu-gguf-'));
+  try {
+    const pairs = [['denseWeights q8', fixture, { denseWeights: 'q8' }]];
+    for (const dense of ['BF16', 'Q8_0']) {
+      const path = join(dir, `tiny-a-${dense}.gguf`);
+      await writeGgufFromCheckpoint(fixture, path, { dense, embedding: dense === 'Q8_0' ? 'Q8_0' : 'BF16' });
+      pairs.push([`GGUF ${dense} dense`, path, {}]);
+    }
+    for (const [name, path, opts] of pairs) {
+      const t0 = performance.now();
+      const g = await loadModel(path, { device, ...opts });
+      const loadMs = performance.now() - t0;
+      const c = await loadModel(path, { device: 'cpu', ...opts });
+      const a = await g.forward(tokens), b = await c.forward(tokens);
+      let same = 0;
+      for (let t = 0; t < tokens.length; t++) same += argmax(a, t * V, V) === argmax(b, t * V, V);
+      const e = relL2(a, b);
+      check(`${name}: CUDA vs CPU`, e < 1e-2 && !hasNaN(a), `rel L2 ${e.toExponential(3)}, argmax ${same}/${tokens.length}, load ${loadMs.toFixed(0)} ms, ${g.info.conversions.join('; ')}`);
+      const s = g.createSession({ maxContext: 128 });
+      const rows = [await s.prefillAll(tokens.slice(0, 29))];
+      for (const t of tokens.slice(29)) rows.push(await s.step(t));
+      const inc = new Float32Array(tokens.length * V);
+      let o = 0;
+      for (const r of rows) { inc.set(r, o); o += r.length; }
+      check(`${name}: incremental decode == full forward`, relL2(inc, a) < 1e-3, `rel L2 ${relL2(inc, a).toExponential(3)}`);
+      await s.dispose();
+      if (name === 'GGUF BF16 dense') {
+        const greedyOn = async (m) => {
+          const ss = m.createSession({ maxContext: 128 });
+          await ss.prefill(tokens);
+          const out = [];
+          for (let i = 0; i < greedy.length; i++) {
+            const next = await ss.sample({ temperature: 0 }, 0.5);
+            out.push(next);
+            await ss.step(next);
+          }
+          await ss.dispose();
+          return out;
+        };
+        const st = await loadModel(fixture, { device });
+        const want = await greedyOn(st), stLogits = await st.forward(tokens);
+        await st.dispose();
+        const got = await greedyOn(g);
+        check('GGUF BF16 dense on CUDA: greedy == the safetensors form on CUDA', got.join() === want.join(),
+          `${got.join(',')}; logits vs safetensors on CUDA rel L2 ${relL2(a, stLogits).toExponential(3)}`);
+      }
+      await g.dispose();
+      await c.dispose();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // KV cache dtypes on deeper random checkpoints (issue 12 item 6). Per kvCache, the CUDA logits against
 // (a) the CPU backend holding the same cache contents (its f32 cache with each value rounded as the
 // GPU's dtype stores it: cpuLogits): the kernels' own error, gated < 1e-2 for every dtype; and (b) the

@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, loadModel, openCheckpoint, readGguf, type GptOssModel } from '../lib/index.js';
 import { writeGgufFromCheckpoint } from '../scripts/gguf-writer.mjs';
 import { argmaxRows, fixtureDir, greedyContinuation, readJson, relL2 } from './helpers/fixtures.js';
+import { native } from '../lib/native.js';
+
+const CUDA = native.cudaUnavailableReason() === '';
 
 const root = mkdtempSync(join(tmpdir(), 'gpt-oss-gguf-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -124,9 +127,33 @@ describe('GGUF: the same weights as the safetensors checkpoint', () => {
     }
   });
 
-  it('is refused on CUDA with a clear error (CPU only for now)', async () => {
-    // resolveDevice refuses before the loader when no CUDA device exists; with one, the loader does.
+  // On CUDA the experts are repacked into the Hugging Face blocks (gate and up rows interleaved again)
+  // and Q8_0 is repacked at upload. Without a CUDA device (CI) loading there is a clear error.
+  it.skipIf(CUDA)('without a CUDA device, loading a GGUF there is a clear error', async () => {
     await expect(loadModel(bf16Path, { device: 'cuda' })).rejects.toThrow(/CUDA|cuda/);
+  });
+  it.runIf(CUDA)('on CUDA: the greedy continuation equals the safetensors form\'s; Q8_0 dense close to the CPU\'s', async () => {
+    const st = await loadModel(fixtureDir('tiny-a'), { device: 'cuda' });
+    const want = await greedyContinuation(st, tokens, greedy.length);
+    const stLogits = await st.forward(tokens);
+    await st.dispose();
+    const m = await loadModel(bf16Path, { device: 'cuda' });
+    expect(m.info.conversions).toContain('experts: gate and up joined into gate_up, rows interleaved (the GPU kernels\' layout)');
+    expect(await greedyContinuation(m, tokens, greedy.length)).toEqual(want);
+    const cudaLogits = await m.forward(tokens);
+    console.log(`tiny-a GGUF (bf16 dense) on CUDA vs the safetensors form on CUDA: rel L2 ${relL2(cudaLogits, stLogits).toExponential(3)}, on the CPU ${relL2(cudaLogits, hfLogits).toExponential(3)}`);
+    expect(relL2(cudaLogits, stLogits)).toBeLessThan(1e-5);
+    await m.dispose();
+    const cpuQ8 = await loadModel(q8Path, { device: 'cpu' });
+    const onCpu = await cpuQ8.forward(tokens);
+    await cpuQ8.dispose();
+    const q8 = await loadModel(q8Path, { device: 'cuda' });
+    const got = await q8.forward(tokens);
+    const err = relL2(got, onCpu);
+    const a = argmaxRows(got, V), b = argmaxRows(onCpu, V);
+    console.log(`tiny-a GGUF (Q8_0 dense) CUDA vs CPU: rel L2 ${err.toExponential(3)}, argmax ${a.filter((x, i) => x === b[i]).length}/${a.length}`);
+    expect(err).toBeLessThan(1e-2); // a 16-bit CUDA KV cache alone gives 4e-4 (f16) to 3.5e-3 (bf16) on tiny-a
+    await q8.dispose();
   });
 });
 

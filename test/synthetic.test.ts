@@ -102,6 +102,24 @@ describe('createSyntheticModel', () => {
     await compareWithCheckpoint(SMALL, 3, spec({ ...SMALL, numLayers: 1 }, 3), 1);
   });
 
+  it('denseWeights: \'q8\' gives the logits of the written checkpoint loaded with denseWeights: \'q8\'', async () => {
+    const dir = join(tmp, 'tiny-q8');
+    await writeCheckpoint(dir, TINY);
+    const loaded = await loadModel(dir, { device: 'cpu', denseWeights: 'q8' });
+    const synthetic = await createSyntheticModel('tiny', { device: 'cpu', denseWeights: 'q8' });
+    const plain = await createSyntheticModel('tiny', { device: 'cpu' });
+    try {
+      const tokens = TOKENS.map((t) => t % TINY.vocabSize);
+      const a = await loaded.forward(tokens), b = await synthetic.forward(tokens), c = await plain.forward(tokens);
+      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+      expect(relL2(b, c)).toBeGreaterThan(1e-4); // it did quantize
+    } finally {
+      await loaded.dispose();
+      await synthetic.dispose();
+      await plain.dispose();
+    }
+  });
+
   it('says it is synthetic, runs sessions, and reports progress up to the total', async () => {
     const seen: Array<[number, number]> = [];
     const model = await createSyntheticModel('tiny', { device: 'cpu', seed: 11, onProgress: (d, t) => seen.push([d, t]) });
@@ -149,6 +167,7 @@ describe('createSyntheticModel', () => {
     await bad('tiny', { layers: '2' }, TypeError, /option 'layers'/);
     await bad('tiny', { device: 'tpu' }, RangeError, /createSyntheticModel: unknown device 'tpu'/);
     await bad('tiny', { onProgress: 5 }, TypeError, /option 'onProgress'/);
+    await bad('tiny', { denseWeights: 'q4' }, RangeError, /option 'denseWeights' must be 'as-stored' or 'q8'/);
     await bad('tiny', 5, TypeError, /argument 'options'/);
     await bad({ ...SMALL, hiddenSize: 100 }, {}, RangeError, /shape\.hiddenSize must be a multiple of 32/);
     await bad({ ...SMALL, numKvHeads: 2 }, {}, RangeError, /shape\.numKvHeads 2 must divide shape\.numHeads 3/);

@@ -281,6 +281,27 @@ static inline void store(Tensor& out, int64_t i, float v) {
     out.ptr<uint16_t>()[i] = f32_to_bf16(v);
 }
 
+void mxfp4_from_ggml(const Tensor& src, Tensor& out) {
+  expect_dtype(src, DType::MXFP4_GGML, "mxfp4FromGgml: src");
+  expect_dtype(out, DType::MXFP4, "mxfp4FromGgml: out");
+  expect_shape(out, src.shape, "mxfp4FromGgml: out");
+  if (src.ndim() < 1 || src.dim(-1) % kMxfp4BlockSize != 0)
+    throw range_error("mxfp4FromGgml: rows must hold whole 32-value blocks, got " + src.describe());
+  const int64_t nblk = src.numel() / kMxfp4BlockSize;
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  auto* blocks = static_cast<uint8_t*>(out.data);
+  auto* scales = static_cast<uint8_t*>(out.scales);
+  parallel_for(nblk, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint8_t* b = in + g * kMxfp4GgmlBlockBytes;
+      scales[g] = b[0];
+      uint8_t code[32];
+      for (int j = 0; j < 16; ++j) code[j] = b[1 + j] & 15, code[j + 16] = b[1 + j] >> 4;
+      for (int k = 0; k < 16; ++k) blocks[g * kMxfp4BlockBytes + k] = uint8_t(code[2 * k] | (code[2 * k + 1] << 4));
+    }
+  }, 4096);
+}
+
 void mxfp4_dequantize(const Tensor& packed, Tensor& out) {
   checks::mxfp4_dequantize(packed, out, kCpuDevice);
   const int64_t nblk = packed.numel() / kMxfp4BlockSize;

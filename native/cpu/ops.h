@@ -45,6 +45,12 @@ void quantize_q8_0(const Tensor& src, Tensor& out);
 // error) of the OCP floor scale and the round-up scale, codes rounded to nearest even. loadModel's experts: 'mxfp4'.
 void quantize_mxfp4_transposed(const Tensor& src, Tensor& out);
 
+// GGUF's MXFP4 (MXFP4_GGML [..., R, C]: 17-byte blocks, the E8M0 byte then byte j = value j low nibble,
+// value j + 16 high) -> the Hugging Face layout (MXFP4 [..., R, C]: byte k = values 2k low, 2k + 1 high,
+// scales apart). The codes and scales are copied, not re-rounded: bit for bit the same values (mxfp4.cpp).
+// What a GGUF's experts become for a GPU backend, whose kernels read the Hugging Face blocks.
+void mxfp4_from_ggml(const Tensor& src, Tensor& out);
+
 // The device the CPU ops check their tensors against (model/op_checks.h holds the checks; each op
 // adds only its value checks that read host memory: token ids, positions, expert ids).
 inline const Device kCpuDevice{DeviceKind::CPU, 0};

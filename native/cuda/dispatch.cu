@@ -19,6 +19,7 @@
 #include "mxfp4.cuh"
 #include "norm_rope.cuh"
 #include "pool.h"
+#include "q8.cuh"
 #include "sample.cuh"
 #include "model/op_checks.h"
 
@@ -104,6 +105,7 @@ class CudaBackend final : public Backend {
     t.storage = pool_->alloc(bytes);
     t.data = t.storage.get();
     if (dtype == DType::MXFP4) t.scales = static_cast<uint8_t*>(t.data) + t.nbytes();
+    if (dtype == DType::Q8_0) t.scales = static_cast<uint8_t*>(t.data) + t.numel();  // q8.cuh: q, then d
     return t;
   }
 
@@ -114,6 +116,14 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     not_capturing("upload");
     Tensor t = empty(host.dtype, host.shape);
+    if (host.dtype == DType::Q8_0 && host.nbytes()) {  // ggml's 34-byte blocks -> q8.cuh's device layout
+      if (host.dim(-1) % kQ8BlockSize != 0) throw range_error("upload: q8_0 rows must hold whole 32-value blocks, got " + host.describe());
+      std::vector<uint8_t> repacked(host.nbytes());
+      q8_to_device_layout(static_cast<const uint8_t*>(host.data), host.numel() / kQ8BlockSize, repacked.data());
+      GPTOSS_CUDA_CHECK(cudaMemcpyAsync(t.data, repacked.data(), repacked.size(), cudaMemcpyHostToDevice, stream_));
+      sync_stream();
+      return t;
+    }
     if (host.nbytes())
       GPTOSS_CUDA_CHECK(cudaMemcpyAsync(t.data, host.data, host.nbytes(), cudaMemcpyHostToDevice, stream_));
     if (host.scale_bytes()) {
@@ -163,6 +173,10 @@ class CudaBackend final : public Backend {
   void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) override {
     checks::embedding(tokens, table, out, device());
     OpScope op(this);
+    if (table.dtype == DType::Q8_0)
+      return launch_embedding_q8(tokens.ptr<int32_t>(), int(tokens.dim(0)), static_cast<const int8_t*>(table.data),
+                                 static_cast<const uint16_t*>(table.scales), int(table.dim(0)), int(table.dim(1)),
+                                 out.ptr<float>(), err_, stream_);
     launch_embedding(tokens.ptr<int32_t>(), int(tokens.dim(0)), table.data, table.dtype == DType::BF16,
                      int(table.dim(0)), int(table.dim(1)), out.ptr<float>(), err_, stream_);
   }
@@ -178,6 +192,13 @@ class CudaBackend final : public Backend {
   void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override {
     checks::linear(x, weight, bias, out, device());
     OpScope op(this);
+    if (weight.dtype == DType::Q8_0) {
+      const Q8LinearArgs a = q8_linear_args(x, weight, bias, out);
+      if (a.n == 0 || a.N == 0) return;
+      if (choose_linear_q8(caps_, a.n) == LinearPath::Gemv) return launch_linear_q8_gemv(a, stream_);
+      std::shared_ptr<void> ws = pool_->alloc(linear_q8_gemm_workspace_bytes(a));
+      return launch_linear_q8_gemm(a, ws.get(), stream_);
+    }
     const LinearArgs a = linear_args(x, weight, bias, out);
     if (a.n == 0 || a.N == 0) return;
     switch (choose_linear(caps_, a.n, a.K, a.w_scales != nullptr)) {  // GEMV up to 8 tokens; above, the GEMM tile
@@ -287,6 +308,8 @@ class CudaBackend final : public Backend {
   void add_rmsnorm_qkv(Tensor& x, const Tensor& residual, const Tensor& norm_weight, float eps, Tensor& normed,
                        const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
                        const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
+    if (wq.dtype == DType::Q8_0 || wk.dtype == DType::Q8_0 || wv.dtype == DType::Q8_0)  // q8.cu's GEMV a part
+      return Backend::add_rmsnorm_qkv(x, residual, norm_weight, eps, normed, wq, bq, wk, bk, wv, bv, q, k, v);
     checks::add_rmsnorm(x, residual, norm_weight, normed, device());
     checks::qkv(normed, wq, bq, wk, bk, wv, bv, q, k, v, device());
     OpScope op(this);
@@ -302,7 +325,8 @@ class CudaBackend final : public Backend {
 
   void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
            const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
-    if (!fuse_) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+    if (!fuse_ || wq.dtype == DType::Q8_0 || wk.dtype == DType::Q8_0 || wv.dtype == DType::Q8_0)
+      return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
     checks::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v, device());
     OpScope op(this);
     const LinearArgs parts[3] = {linear_args(xn, wq, &bq, q), linear_args(xn, wk, &bk, k), linear_args(xn, wv, &bv, v)};
@@ -538,6 +562,19 @@ class CudaBackend final : public Backend {
     a.N = int(weight.dim(0));
     a.w = weight.data;
     a.w_scales = weight.dtype == DType::MXFP4 ? static_cast<const uint8_t*>(weight.scales) : nullptr;
+    a.bias = bias ? bias->data : nullptr;
+    a.bias_kind = bias ? (bias->dtype == DType::BF16 ? kBiasBF16 : kBiasF32) : kBiasNone;
+    a.out = out.ptr<float>();
+    return a;
+  }
+  Q8LinearArgs q8_linear_args(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) const {
+    Q8LinearArgs a;
+    a.x = x.ptr<float>();
+    a.n = int(x.dim(0));
+    a.K = int(x.dim(1));
+    a.N = int(weight.dim(0));
+    a.q = static_cast<const int8_t*>(weight.data);
+    a.d = static_cast<const uint16_t*>(weight.scales);
     a.bias = bias ? bias->data : nullptr;
     a.bias_kind = bias ? (bias->dtype == DType::BF16 ? kBiasBF16 : kBiasF32) : kBiasNone;
     a.out = out.ptr<float>();

@@ -188,10 +188,6 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
   }
 }
 
-// Warps a GEMV block: 256 threads, the kernels' launch bounds (8 warps on NVIDIA, 4 wavefronts on AMD;
-// a block of 8 wavefronts would exceed __launch_bounds__(256) and fail to launch).
-constexpr int kGemvWarps = 256 / WARP_SIZE;
-
 template <int kRowChunks, int kNormPer = 0>
 void gemv1_launch(const GemvParts& p, cudaStream_t stream, const GemvNorm& nrm = {}) {
   const int warps = kGemvWarps;

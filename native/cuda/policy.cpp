@@ -156,6 +156,10 @@ AttentionPath flash_path(const GpuCaps& caps) {
   return caps.mma_sync ? AttentionPath::Flash : AttentionPath::Naive;
 }
 
+LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
+  return n > kGemvMaxTokens && gemm_tile_kind(caps) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
+}
+
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D) {
   const int G = Hkv > 0 ? Hq / Hkv : 0;
   if (n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && D == kDecodeD && int64_t(n) * Hkv <= kDecodeMaxPairs)

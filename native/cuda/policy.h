@@ -40,6 +40,9 @@ GemmTileKind gemm_tile_kind(const GpuCaps& caps);
 // row length does not allow 16-byte loads or no tensor-core GEMM runs on the device.
 enum class LinearPath { Gemv, Gemm, Naive };
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
+// Q8_0 weights (q8.cuh; K % 32 == 0): Gemv up to kGemvMaxTokens tokens, and above where no
+// tensor-core tile runs (kGemvMaxTokens at a time); Gemm (dequantized chunks through the bf16 tile) above.
+LinearPath choose_linear_q8(const GpuCaps& caps, int n);
 
 // ---- attention ----
 // Decode: split-KV SIMT kernel (n <= 4, D = 64, both vendors); Flash: mma.sync (D = 64, where

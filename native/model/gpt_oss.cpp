@@ -204,6 +204,9 @@ struct Binder {
 
   // A GGUF tensor of any dtype the slot's role takes, read in place; f16 vectors widen to f32 and,
   // with denseWeights: 'q8', bf16/f16/f32 matrices quantize to Q8_0 (both into heap memory).
+  // For a GPU backend, whose kernels read Hugging Face MXFP4 blocks, bf16 matrices and routers, and
+  // Q8_0 (repacked by its upload): ggml's MXFP4 is repacked to the HF blocks, f16/f32 matrices and
+  // routers become bf16, and the split gate/up experts stay on the host for join_gate_up().
   Tensor gguf(const WeightSlot& slot) {
     const TensorRecord& r = find(slot.name, std::string(role_accepts(slot.role)) + shape_str(slot.shape));
     DType d;
@@ -216,30 +219,87 @@ struct Binder {
       throw checkpoint_error(file_of(r.name), r.name, r.dtype + " rows must hold whole 32-value blocks, got " + shape_str(slot.shape));
     check_extent(r);
     Tensor t = host_view(slot, r, d, slot.shape);
-    bool converted = false;
-    if (d == DType::F16 && (slot.role == WeightRole::Param || slot.role == WeightRole::Router)) {
-      t = convert(slot, t, DType::F32);
-      converted = true;
-    } else if (options.dense_q8 && slot.role == WeightRole::Matrix && d != DType::Q8_0) {
+    const bool gpu = backend.device().kind != DeviceKind::CPU;
+    bool converted = true;
+    if (options.dense_q8 && slot.role == WeightRole::Matrix && d != DType::Q8_0)
       t = convert(slot, t, DType::Q8_0);
-      converted = true;
-    }
+    else if (gpu && d == DType::MXFP4_GGML)
+      t = convert(slot, t, DType::MXFP4);
+    else if (gpu && slot.role != WeightRole::Param && (d == DType::F16 || d == DType::F32))
+      t = convert(slot, t, DType::BF16);
+    else if (d == DType::F16 && (slot.role == WeightRole::Param || slot.role == WeightRole::Router))
+      t = convert(slot, t, DType::F32);
+    else
+      converted = false;
     note(slot, d, t, r.length, converted);
+    if (gpu && (slot.name.find(".ffn_gate_exps.") != std::string::npos || slot.name.find(".ffn_up_exps.") != std::string::npos)) {
+      done += r.length;  // uploaded by join_gate_up()
+      return t;
+    }
     return finish(t, r.length);
+  }
+
+  // A GGUF layer's experts for a GPU backend: gate and up MXFP4 [E, I, H] (repacked on the host by
+  // gguf()) and their biases [E, I] -> gate_up [E, 2I, H] and its bias [E, 2I] with the rows
+  // interleaved (even = gate, odd = up: the Hugging Face layout llama.cpp's converter split), uploaded.
+  void join_gate_up(MoeWeights& x) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t E = x.gate.dim(0), I = x.gate.dim(1), H = x.gate.dim(2);
+    Tensor gu = host_empty(DType::MXFP4, {E, 2 * I, H});
+    const int64_t row_bytes = H / 2, row_scales = H / kMxfp4BlockSize;
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t i = 0; i < I; ++i)
+        for (int p = 0; p < 2; ++p) {
+          const Tensor& src = p ? x.up : x.gate;
+          const int64_t from = e * I + i, to = e * 2 * I + 2 * i + p;
+          std::memcpy(gu.ptr<uint8_t>() + to * row_bytes, src.ptr<uint8_t>() + from * row_bytes, row_bytes);
+          std::memcpy(static_cast<uint8_t*>(gu.scales) + to * row_scales, static_cast<const uint8_t*>(src.scales) + from * row_scales,
+                      row_scales);
+        }
+    // Biases: f32 (F16 ones were widened by gguf()) or bf16; a mixed pair is joined in f32.
+    const DType bd = x.gate_bias.dtype == x.up_bias.dtype ? x.gate_bias.dtype : DType::F32;
+    Tensor gub = host_empty(bd, {E, 2 * I});
+    for (int64_t e = 0; e < E; ++e)
+      for (int64_t i = 0; i < I; ++i)
+        for (int p = 0; p < 2; ++p) {
+          const Tensor& src = p ? x.up_bias : x.gate_bias;
+          const int64_t from = e * I + i, to = e * 2 * I + 2 * i + p;
+          if (bd == DType::BF16) gub.ptr<uint16_t>()[to] = src.ptr<uint16_t>()[from];
+          else gub.ptr<float>()[to] = src.dtype == DType::BF16 ? bf16_to_f32(src.ptr<uint16_t>()[from]) : src.ptr<float>()[from];
+        }
+    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const std::string line = "experts: gate and up joined into gate_up, rows interleaved (the GPU kernels' layout)";
+    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+      report.conversions.push_back(line);
+    x.gate_up = backend.upload(gu);
+    x.gate_up_bias = backend.upload(gub);
+    x.gate = x.up = x.gate_bias = x.up_bias = Tensor();
   }
 
   // src (mapped) -> a heap tensor of `to`, timed into the report.
   Tensor convert(const WeightSlot& slot, const Tensor& src, DType to) {
     const auto t0 = std::chrono::steady_clock::now();
     Tensor out = host_empty(to, src.shape);
+    const char* why = " (f16 vectors run as f32)";
     if (to == DType::Q8_0) {
       cpu::quantize_q8_0(src, out);
+      why = " (denseWeights q8)";
+    } else if (to == DType::MXFP4) {
+      cpu::mxfp4_from_ggml(src, out);
+      why = " (ggml blocks repacked for the GPU kernels)";
+    } else if (to == DType::BF16) {  // f16 or f32 -> bf16, rounded to nearest even (exact for bf16-born values)
+      uint16_t* o = out.ptr<uint16_t>();
+      const int64_t n = src.numel();
+      if (src.dtype == DType::F16)
+        for (int64_t i = 0; i < n; ++i) o[i] = f32_to_bf16(f16_to_f32(src.ptr<uint16_t>()[i]));
+      else
+        for (int64_t i = 0; i < n; ++i) o[i] = f32_to_bf16(src.ptr<float>()[i]);
+      why = " (the GPU kernels read bf16)";
     } else {  // f16 -> f32
       for (int64_t i = 0; i < src.numel(); ++i) out.ptr<float>()[i] = f16_to_f32(src.ptr<uint16_t>()[i]);
     }
     report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string line = std::string(slot.group) + ": " + dtype_name(src.dtype) + " -> " + dtype_name(to) +
-                             (to == DType::Q8_0 ? " (denseWeights q8)" : " (f16 vectors run as f32)");
+    const std::string line = std::string(slot.group) + ": " + dtype_name(src.dtype) + " -> " + dtype_name(to) + why;
     if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
       report.conversions.push_back(line);
     return out;
@@ -434,12 +494,17 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->kv_cache_ = model->backend_->default_kv_dtype();
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  if (device.kind != DeviceKind::CPU && (options.format == WeightFormat::Gguf || options.dense_q8 || options.experts_bf16))
+  // CUDA reads GGUF files and Q8_0 dense weights (converted at upload where its kernels need another
+  // layout); HIP runs the same sources but they have not run on an AMD GPU, so it keeps the error.
+  if (device.kind == DeviceKind::HIP && (options.format == WeightFormat::Gguf || options.dense_q8 || options.experts_bf16))
     throw type_error(std::string(options.format == WeightFormat::Gguf ? "GGUF files are"
                                  : options.dense_q8                   ? "denseWeights: 'q8' is"
                                                                       : "experts: 'bf16' is") +
                      " not supported on " + device.str() + " yet (the GPU kernels read bf16 and Hugging Face MXFP4 " +
                      "blocks only); load with device: 'cpu'");
+  if (device.kind == DeviceKind::CUDA && options.experts_bf16)
+    throw type_error("experts: 'bf16' is not supported on " + device.str() +
+                     " yet (the CUDA expert kernels read MXFP4); load with experts: 'mxfp4' (quantized at load) or device: 'cpu'");
   // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
   // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
   // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).
@@ -464,6 +529,8 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     *slot.target = options.format == WeightFormat::Gguf ? bind.gguf(slot)
                    : slot.dtype == DType::MXFP4         ? bind.mxfp4(slot)
                                                         : bind.bf16(slot);
+  if (!cpu && options.format == WeightFormat::Gguf)
+    for (LayerWeights& layer : model->weights_.layers) bind.join_gate_up(layer.mlp.experts);
   // Bytes the model runs from: the mapped tensors plus those converted at load.
   model->weight_bytes_ = 0;
   for (const LoadGroup& g : model->load_report_.groups) model->weight_bytes_ += g.memory_bytes;

@@ -155,8 +155,10 @@ class Model {
   // Random weights generated in memory (native/model/synthetic.cpp): exactly the tensors
   // scripts/checkpoint-writer.mjs writes for the same config and seed, never read from disk. For
   // benchmarking model shapes whose checkpoint is not at hand; progress counts bytes bound on the device.
+  // dense_q8: the attention projections and LM head quantized to Q8_0 before upload, as loadModel's
+  // denseWeights: 'q8' does (bench the format at model shapes without a checkpoint).
   static std::shared_ptr<Model> synthetic(const ModelConfig& config, uint64_t seed, const Device& device,
-                                          const LoadProgress& progress);
+                                          const LoadProgress& progress, bool dense_q8 = false);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return *backend_; }

@@ -68,8 +68,8 @@ void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, con
   expect_ndim(tokens, 1, "embedding: tokens");
   if (device.kind == DeviceKind::CPU)
     expect_dtype_in(table, {DType::BF16, DType::F32, DType::F16, DType::Q8_0}, "embedding: table");
-  else if (table.dtype != DType::BF16 && table.dtype != DType::F32)
-    throw type_error("embedding: table must be bf16 or f32, got " + table.describe());
+  else if (table.dtype != DType::BF16 && table.dtype != DType::F32 && table.dtype != DType::Q8_0)
+    throw type_error("embedding: table must be bf16, f32 or q8_0, got " + table.describe());
   expect_ndim(table, 2, "embedding: table");
   expect_dtype(out, DType::F32, "embedding: out");
   expect_shape(out, {tokens.dim(0), table.dim(1)}, "embedding: out");
@@ -92,11 +92,12 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Ten
   on_device(out, device, "linear: out");
   expect_dtype(x, DType::F32, "linear: x");
   expect_ndim(x, 2, "linear: x");
-  // The CPU also reads the GGUF storage types in place; other backends take bf16 and MXFP4 only.
+  // The CPU also reads the other GGUF storage types in place; GPU backends take bf16, MXFP4 and Q8_0
+  // (repacked at upload: cuda/q8.cuh).
   if (device.kind == DeviceKind::CPU)
     expect_dtype_in(weight, {DType::BF16, DType::MXFP4, DType::Q8_0, DType::MXFP4_GGML, DType::F32, DType::F16}, "linear: weight");
-  else if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4)
-    throw type_error("linear: weight must be bf16 or mxfp4, got " + weight.describe());
+  else if (weight.dtype != DType::BF16 && weight.dtype != DType::MXFP4 && weight.dtype != DType::Q8_0)
+    throw type_error("linear: weight must be bf16, mxfp4 or q8_0, got " + weight.describe());
   expect_ndim(weight, 2, "linear: weight");
   if (weight.dim(1) != x.dim(1))
     throw range_error("linear: weight " + weight.describe() + " does not match x " + x.describe() +

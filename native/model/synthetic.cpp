@@ -20,6 +20,7 @@
 #endif
 
 #include "core/thread_pool.h"
+#include "cpu/ops.h"
 #include "gpt_oss.h"
 
 namespace gptoss {
@@ -403,7 +404,8 @@ struct JoinOnExit {
 
 }  // namespace
 
-std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, const Device& device, const LoadProgress& progress) {
+std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, const Device& device, const LoadProgress& progress,
+                                        bool dense_q8) {
   check_config(c);
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
@@ -417,13 +419,21 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
     largest = std::max(largest, s.bytes());
   }
   Reporter report{progress, total};
+  // denseWeights: 'q8': a Matrix slot's generated bf16 -> Q8_0 on the host, then uploaded (its bytes
+  // as the report counts them stay the bf16 ones).
+  auto bind = [&](const WeightSlot& s, const Tensor& host) {
+    if (!dense_q8 || s.role != WeightRole::Matrix) return backend.upload(host);
+    Tensor q = host_empty(DType::Q8_0, s.shape);
+    cpu::quantize_q8_0(host, q);
+    return backend.upload(q);
+  };
 
   if (device.kind == DeviceKind::CPU) {
     // The host buffers are the weights (upload is zero copy): generate them all at once.
     std::vector<Tensor> host;
     for (const WeightSlot& s : slots) host.push_back(host_empty(s.dtype, s.shape));
     generate(slots, 0, host, c, seed, true, &report);
-    for (size_t i = 0; i < slots.size(); ++i) *slots[i].target = backend.upload(host[i]);
+    for (size_t i = 0; i < slots.size(); ++i) *slots[i].target = bind(slots[i], host[i]);
   } else {
     // A device: host memory stays bounded. Slots are generated in groups into one of two staging
     // buffers while the previous group is uploaded from the other (one upload thread, in slot order).
@@ -467,7 +477,7 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
       uploader = std::thread([&, begin = begin, end = end, &views = views] {
         try {
           for (size_t i = begin; i < end; ++i) {
-            *slots[i].target = backend.upload(views[i - begin]);
+            *slots[i].target = bind(slots[i], views[i - begin]);
             report.add(slots[i].bytes());
           }
         } catch (...) {

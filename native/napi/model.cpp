@@ -225,10 +225,14 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
                                    "NativeModel.synthetic: spec.device");
       const ExpertActivations act = activations_arg(spec, "NativeModel.synthetic");
+      const std::string dense = spec.Get("denseWeights").IsString() ? spec.Get("denseWeights").ToString().Utf8Value() : "as-stored";
+      if (dense != "q8" && dense != "as-stored")
+        throw range_error("NativeModel.synthetic: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
+      const bool dense_q8 = dense == "q8";
       const std::optional<DType> kv = kv_cache_arg(spec, "NativeModel.synthetic");
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
-                           [config, seed, device, act, kv](const LoadProgress& progress) {
-                             auto m = Model::synthetic(config, seed, device, progress);
+                           [config, seed, device, act, kv, dense_q8](const LoadProgress& progress) {
+                             auto m = Model::synthetic(config, seed, device, progress, dense_q8);
                              apply_model_options(*m, act, kv);
                              return m;
                            });

@@ -294,6 +294,20 @@ Napi::Value op_quantize_mxfp4(const Napi::CallbackInfo& info) {
   });
 }
 
+// ops.mxfp4FromGgml(src MXFP4_GGML, out MXFP4): GGUF's expert blocks -> the Hugging Face layout, as a
+// GPU load of a GGUF does it (CPU).
+Napi::Value op_mxfp4_from_ggml(const Napi::CallbackInfo& info) {
+  const char* fn = "ops.mxfp4FromGgml";
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor& src = tensor_arg(info, 0, fn, "src");
+    Tensor& out = tensor_arg(info, 1, fn, "out");
+    checks::placed(src, Device{}, "mxfp4FromGgml: src");
+    checks::placed(out, Device{}, "mxfp4FromGgml: out");
+    cpu::mxfp4_from_ggml(src, out);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value op_sample(const Napi::CallbackInfo& info, bool ref) {
   const char* fn = ref ? "ops.reference.sample" : "ops.sample";
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -434,6 +448,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   ops.Set("setIsa", Napi::Function::New(env, set_isa, "setIsa"));
   ops.Set("quantizeQ8", Napi::Function::New(env, op_quantize_q8, "quantizeQ8"));
   ops.Set("quantizeMxfp4", Napi::Function::New(env, op_quantize_mxfp4, "quantizeMxfp4"));
+  ops.Set("mxfp4FromGgml", Napi::Function::New(env, op_mxfp4_from_ggml, "mxfp4FromGgml"));
   ops.Set("readBandwidth", Napi::Function::New(env, read_bandwidth, "readBandwidth"));
   exports.Set("ops", ops);
 }

@@ -2,7 +2,7 @@
 // random data under every ISA; the load-time quantizer against the GGUF writer's; ggml MXFP4 blocks
 // against the same weights in Hugging Face blocks.
 import { describe, expect, it } from 'vitest';
-import { ops, quantizeQ8, reference } from '../../lib/ops.js';
+import { mxfp4FromGgml, ops, quantizeQ8, reference } from '../../lib/ops.js';
 import { Tensor } from '../../lib/tensor.js';
 import { quantizeQ8Block, repackMxfp4Block } from '../../scripts/gguf-writer.mjs';
 import { availableIsas, f32, randint, randn, randomMxfp4, relL2, rng, withIsa } from './util.js';
@@ -103,6 +103,18 @@ describe('mxfp4 in ggml blocks (GGUF experts)', () => {
     reference.linear(x, hf, null, a);
     reference.linear(x, ggml, null, b);
     expect(Array.from(f32(b))).toEqual(Array.from(f32(a)));
+  });
+
+  it('converts back to the Hugging Face blocks bit for bit (what a GPU load of a GGUF does)', () => {
+    const r = rng('mxfp4-from-ggml');
+    const shape = [3, 7, 32 * randint(r, 1, 12)];
+    const { hf, ggml } = mxfp4BothLayouts(r, shape);
+    const out = Tensor.empty('mxfp4', shape);
+    mxfp4FromGgml(ggml, out);
+    expect(out.read()).toEqual(hf.read());
+    expect(out.readScales()).toEqual(hf.readScales());
+    expect(() => mxfp4FromGgml(hf, out)).toThrow(/mxfp4FromGgml: src/);
+    expect(() => mxfp4FromGgml(ggml, Tensor.empty('mxfp4', [3, 7, 32]))).toThrow(/mxfp4FromGgml: out/);
   });
 
   for (const isa of availableIsas()) {

@@ -142,6 +142,34 @@ void check_linear(Rng& r, int n, int K, int N, bool mx, bool bias, double tol, c
          compare(to_host(got), want), tol, path);
 }
 
+// Q8_0 weights (ggml blocks on the host, repacked by upload): GEMV (decode) and the dequantize-to-bf16
+// GEMM path vs the CPU's q8_0 kernels on the same blocks.
+void check_linear_q8(Rng& r, int n, int K, int N, bool bias, double tol, const char* path) {
+  Tensor x = rand_f32(r, {n, K});
+  Tensor w = rand_q8_0(r, {N, K}, 0.05f);
+  Tensor b = rand_bf16(r, {N});
+  Tensor want = host_empty(DType::F32, {n, N});
+  cpu->linear(x, w, bias ? &b : nullptr, want);
+  Tensor got = poisoned(DType::F32, {n, N});
+  Tensor bd = to_gpu(b);
+  gpu->linear(to_gpu(x), to_gpu(w), bias ? &bd : nullptr, got);
+  report("linear_q8_0", shape_str({n, K}) + "x" + shape_str({N, K}) + (bias ? "+b" : ""), compare(to_host(got), want), tol,
+         path);
+}
+
+void check_embedding_q8(Rng& r, int vocab, int H, int n) {
+  Tensor table = rand_q8_0(r, {vocab, H});
+  std::vector<int32_t> ids(n);
+  for (auto& t : ids) t = r.below(vocab);
+  ids[0] = vocab - 1;
+  Tensor tok = i32_tensor(ids, {n});
+  Tensor want = host_empty(DType::F32, {n, H});
+  cpu->embedding(tok, table, want);
+  Tensor got = poisoned(DType::F32, {n, H});
+  gpu->embedding(to_gpu(tok), to_gpu(table), got);
+  report("embedding_q8_0", "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
+}
+
 void check_rope(Rng& r, int n, int heads, int D) {
   Tensor x = rand_f32(r, {n, heads, D});
   std::vector<int32_t> pos(n);
@@ -712,6 +740,8 @@ int main(int argc, char** argv) {
     check_embedding(r, 1000, 72, 5);
     if (!quick) check_embedding(r, 201088, 2880, 64);
     check_embedding_range();
+    check_embedding_q8(r, 1000, 96, 5);
+    if (!quick) check_embedding_q8(r, 201088, 2880, 64);
     check_rmsnorm(r, 5, 100);
     check_rmsnorm(r, quick ? 7 : 300, 2880);
     check_add(r, 3, 33);
@@ -727,7 +757,15 @@ int main(int argc, char** argv) {
     check_linear(r, 1, 2880, 5120, false, true, 1e-5, "gemv qkv");
     check_linear(r, 8, 2880, 5120, false, true, 1e-5, "gemv qkv");
     check_linear(r, quick ? 20 : 77, 2880, quick ? 640 : 5120, false, true, 1e-4, "gemm qkv");
+    // Q8_0 weights: GEMV for 1..8 tokens (and 8 at a time), GEMM (chunks of dequantized rows) above
+    check_linear_q8(r, 1, 64, 33, true, 1e-5, "gemv q8");
+    check_linear_q8(r, 5, 96, 17, true, 1e-5, "gemv q8");
+    check_linear_q8(r, 40, 96, 33, true, 1e-4, "gemm q8");
+    check_linear_q8(r, 1, 2880, 5120, true, 1e-5, "gemv q8 qkv");
+    check_linear_q8(r, quick ? 20 : 77, 2880, quick ? 640 : 5120, true, 1e-4, "gemm q8 qkv");
     if (!quick) {
+      check_linear_q8(r, 4, 2880, 201088, false, 1e-5, "gemv q8 lm_head");
+      check_linear_q8(r, 300, 2880, 201088, false, 1e-4, "gemm q8 lm_head (48 chunks)");
       check_linear(r, 1, 2880, 201088, false, false, 1e-5, "gemv lm_head");
       check_linear(r, 4, 2880, 201088, false, false, 1e-5, "gemv lm_head");
       check_linear(r, 512, 4096, 2880, false, true, 1e-4, "gemm o_proj");

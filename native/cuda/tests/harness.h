@@ -50,6 +50,19 @@ inline Tensor rand_mxfp4(Rng& r, const Shape& shape, int smin = 118, int smax = 
   for (size_t i = 0; i < t.scale_bytes(); ++i) s[i] = uint8_t(smin + r.below(smax - smin + 1));
   return t;
 }
+// Q8_0 in ggml's blocks: per 32 values an f16 scale d = scale * 2^-7 * (1 + m/1024) (either sign, m
+// random) and 32 int8 in [-127, 127].
+inline Tensor rand_q8_0(Rng& r, const Shape& shape, float scale = 1.f) {
+  Tensor t = host_empty(DType::Q8_0, shape);
+  uint8_t* b = static_cast<uint8_t*>(t.data);
+  for (int64_t g = 0; g < t.numel() / kQ8BlockSize; ++g) {
+    uint8_t* blk = b + g * kQ8BlockBytes;
+    const uint16_t d = f32_to_f16(scale * (1.f / 128.f) * (1.f + r.uniform()) * (r.uniform() < 0.5f ? -1.f : 1.f));
+    std::memcpy(blk, &d, 2);
+    for (int k = 0; k < kQ8BlockSize; ++k) blk[2 + k] = uint8_t(int8_t(r.below(255) - 127));
+  }
+  return t;
+}
 inline Tensor i32_tensor(const std::vector<int32_t>& v, const Shape& shape) {
   Tensor t = host_empty(DType::I32, shape);
   std::memcpy(t.data, v.data(), v.size() * 4);

@@ -98,6 +98,13 @@ void test_linear() {
   CHECK(choose_linear(mi300, 512, H, true) == LinearPath::Gemm && choose_linear(mi300, 512, H, false) == LinearPath::Gemm);
   CHECK(choose_linear(mi300, 1, H, true) == LinearPath::Gemv);
   CHECK(choose_linear(make_caps(0, "gfx1100", 1100, 0, 0, 65536, 48, 32, 0, true), 512, H, false) == LinearPath::Naive);
+  // Q8_0 weights: the GEMV for decode, the dequantize-to-bf16 GEMM above where the tile runs, else
+  // the GEMV kGemvMaxTokens tokens at a time.
+  CHECK(choose_linear_q8(c, 1) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(c, kGemvMaxTokens) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(c, kGemvMaxTokens + 1) == LinearPath::Gemm);
+  CHECK(choose_linear_q8(h200(0, 0), 512) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(mi300, kGemvMaxTokens + 1) == LinearPath::Gemm);  // the MFMA tile
 }
 
 void test_attention() {
