@@ -31,14 +31,14 @@ export type KvCacheDtype = 'f16' | 'bf16' | 'f32';
 
 /**
  * The KV cache dtype a model loads with: the option, else GPTOSS_CUDA_KV_CACHE on a GPU device (the CPU
- * ignores that variable: its cache is f32), else the device's default (GPU 'f16', CPU 'f32'). A dtype
+ * ignores that variable: its cache is f32), else the device's default (GPU 'bf16', CPU 'f32'). A dtype
  * the device cannot keep is a RangeError naming the option, never a silent substitute. `fn` names
  * the caller in error messages.
  */
 export function resolveKvCache(request: unknown, device: string, fn = 'loadModel'): KvCacheDtype {
   const gpu = device !== 'cpu';
   const fromEnv = request === undefined && gpu && !!process.env.GPTOSS_CUDA_KV_CACHE;
-  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'f16' : 'f32';
+  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'bf16' : 'f32';
   const what = fromEnv ? 'GPTOSS_CUDA_KV_CACHE' : "option 'kvCache'";
   if (value !== 'f16' && value !== 'bf16' && value !== 'f32')
     throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16' or 'f32', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
@@ -73,10 +73,11 @@ export interface LoadOptions {
    */
   activations?: ExpertActivations;
   /**
-   * The KV cache's element type. GPU: 'f16' (default: 10 mantissa bits, half the bytes of f32; logits
-   * stay within ~1e-3 relative L2 of an f32 cache on random checkpoints, bench/RESULTS.md), 'bf16'
-   * (f32's range, 7 mantissa bits: ~8x the error of f16 at the same bytes) or 'f32' (exact, twice the
-   * memory and attention bytes). CPU: 'f32' only (its attention kernels read f32; another value is a
+   * The KV cache's element type. GPU: 'bf16' (default: f32's range, 7 mantissa bits; the cache every
+   * GPU check and benchmark has run with), 'f16' (10 mantissa bits at the same bytes: 1.6x-150x closer
+   * to an f32 cache on random checkpoints in a CPU emulation, bench/RESULTS.md "KV cache dtype"; its
+   * CUDA kernels are compiled but have not yet run on a GPU, so it is opt-in until they have) or 'f32'
+   * (exact, twice the memory and attention bytes). CPU: 'f32' only (its attention kernels read f32; another value is a
    * RangeError). Default: GPTOSS_CUDA_KV_CACHE on a GPU when set, else the device's default.
    * model.info.kvCache says what the model runs with.
    */

@@ -11,7 +11,7 @@
 //     the CPU backend with the same cache contents (< 1e-2) and vs its exact f32 cache (reported;
 //     < 1e-2 for f32);
 //  6. optional: a checkpoint directory (the exact gpt-oss-20b shape) loads, prefills and generates.
-// GPTOSS_CHECK_KV_CACHE: the tiny-a checks' kvCache (default: the device's, f16 on CUDA);
+// GPTOSS_CHECK_KV_CACHE: the tiny-a checks' kvCache (default: the device's, bf16 on CUDA);
 // GPTOSS_CHECK_DEEP=0 skips check 5 (it sets kvCache itself, so one run a session is enough).
 // Prints one line per check and a final "N passed, N failed" line; exit code 1 on any failure.
 import { readFileSync } from 'node:fs';
@@ -51,11 +51,11 @@ const tinyKv = process.env.GPTOSS_CHECK_KV_CACHE || undefined;
 const gpu = await loadModel(fixture, { device, ...(tinyKv ? { kvCache: tinyKv } : {}) });
 const cpu = await loadModel(fixture, { device: 'cpu' });
 console.log(`tiny-a on ${gpu.info.backend}, kv cache ${gpu.info.kvCache}`);
-// the option, else GPTOSS_CUDA_KV_CACHE, else f16 on a GPU; the CPU's cache is f32 whatever the variable says
+// the option, else GPTOSS_CUDA_KV_CACHE, else bf16 on a GPU; the CPU's cache is f32 whatever the variable says
 // (GPTOSS_CHECK_DEVICE=cpu: a dry run of this script on the CPU, whose only cache is f32)
 const onCpu = device === 'cpu';
-const expectKv = tinyKv || (onCpu ? 'f32' : process.env.GPTOSS_CUDA_KV_CACHE || 'f16');
-check('KV cache dtype (option, GPTOSS_CUDA_KV_CACHE, default f16)', gpu.info.kvCache === expectKv && cpu.info.kvCache === 'f32',
+const expectKv = tinyKv || (onCpu ? 'f32' : process.env.GPTOSS_CUDA_KV_CACHE || 'bf16');
+check('KV cache dtype (option, GPTOSS_CUDA_KV_CACHE, default bf16)', gpu.info.kvCache === expectKv && cpu.info.kvCache === 'f32',
   `${device}: ${gpu.info.kvCache} (expected ${expectKv}), cpu: ${cpu.info.kvCache}`);
 
 const lg = await gpu.forward(tokens);

@@ -98,7 +98,7 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache);
 }
 
-export const KV_CACHE_HELP = 'KV cache element type on a GPU: f16 (default), bf16 or f32 (the CPU keeps f32)';
+export const KV_CACHE_HELP = 'KV cache element type on a GPU: bf16 (default), f16 or f32 (the CPU keeps f32)';
 
 export function parseKvCache(v: string): KvCacheDtype {
   if (v !== 'f16' && v !== 'bf16' && v !== 'f32') throw new InvalidArgumentError(`expected f16, bf16 or f32, got '${v}'`);

@@ -32,7 +32,10 @@ namespace {
 // The cache dtypes the kernels read and write (kv.cuh), default first: f16 keeps 3 more mantissa bits
 // than bf16 at the same bytes (issue 12: a 6-layer random checkpoint's logits were 5.8e-2 from f32
 // with a bf16 cache; bench/RESULTS.md has the f16 figures).
-#define GPTOSS_CUDA_KV_DTYPES DType::F16, DType::BF16, DType::F32
+// The first is the default (Backend::default_kv_dtype): bf16, the cache every CUDA check and benchmark has
+// run with; f16 (closer to f32 at the same bytes, bench/RESULTS.md "KV cache dtype") becomes the default once
+// its kernels have run on a GPU (they are compiled, not yet run).
+#define GPTOSS_CUDA_KV_DTYPES DType::BF16, DType::F16, DType::F32
 
 KvType kv_type(const Tensor& cache) {
   return cache.dtype == DType::F32 ? KvType::F32 : cache.dtype == DType::BF16 ? KvType::BF16 : KvType::F16;
