@@ -64,7 +64,15 @@ for t in "${targets[@]}"; do
     arm64)
       command -v aarch64-linux-gnu-g++ > /dev/null ||
         { echo "prebuilds: aarch64-linux-gnu-g++ not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 1; }
-      "${prebuildify[@]}" --arch arm64 --strip-bin aarch64-linux-gnu-strip
+      # prebuildify copies (and strips) every shared library it finds in build/Release: the x64 HIP
+      # plugin there is not part of the arm64 package (and aarch64 strip rejects it). Set it aside.
+      stash=$(mktemp -d)
+      for so in build/Release/*.so; do [ -e "$so" ] && mv "$so" "$stash/"; done
+      arm64_rc=0
+      "${prebuildify[@]}" --arch arm64 --strip-bin aarch64-linux-gnu-strip || arm64_rc=$?
+      for so in "$stash"/*.so; do [ -e "$so" ] && mv "$so" build/Release/; done
+      rmdir "$stash"
+      [ "$arm64_rc" = 0 ] || exit "$arm64_rc"
       bin=prebuilds/linux-arm64/gpt-oss-node.glibc.node
       check_abi "$bin" aarch64-linux-gnu-objdump
       ;;
