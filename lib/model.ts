@@ -47,6 +47,24 @@ export function resolveKvCache(request: unknown, device: string, fn = 'loadModel
   return value;
 }
 
+/**
+ * `auto` never picks a GPU path that has not yet run on a GPU: GGUF files on CUDA/HIP (the Q8_0 kernels
+ * and the ggml-layout upload are compiled and CPU-tested, not yet run on a GPU; bench/RESULTS.md) stay
+ * on the CPU under `auto`, with the reason in fallbackReason. Naming the device (`device: 'cuda'`) runs
+ * them.
+ */
+export function autoDeviceForFormat(
+  request: DeviceRequest,
+  resolved: { device: string; fallbackReason?: string },
+  format: 'safetensors' | 'gguf',
+): { device: string; fallbackReason?: string } {
+  if (request !== 'auto' || resolved.device === 'cpu' || format !== 'gguf') return resolved;
+  return {
+    device: 'cpu',
+    fallbackReason: `GGUF on ${resolved.device.replace(/:\d+$/, '')}: its GPU kernels are compiled but have not yet run on a GPU, so auto loads GGUF files on the CPU (device: '${resolved.device}' runs them)`,
+  };
+}
+
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
 
 export interface LoadOptions {
@@ -306,11 +324,14 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const experts = options.experts ?? 'mxfp4';
   if (experts !== 'mxfp4' && experts !== 'bf16')
     throw new RangeError(`loadModel: options.experts must be 'mxfp4' or 'bf16', got ${JSON.stringify(experts)}`);
-  const { device, fallbackReason } = resolveDevice(options.device ?? 'auto');
-  const activations = resolveActivations(options.activations, device);
-  const kvCache = resolveKvCache(options.kvCache, device);
+  const resolved = resolveDevice(options.device ?? 'auto');
+  resolveActivations(options.activations, resolved.device); // option errors before any file is read
+  resolveKvCache(options.kvCache, resolved.device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = await openCheckpointAsync(dir); // no file call on the event loop
+  const { device, fallbackReason } = autoDeviceForFormat(options.device ?? 'auto', resolved, checkpoint.format);
+  const activations = resolveActivations(options.activations, device);
+  const kvCache = resolveKvCache(options.kvCache, device);
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,

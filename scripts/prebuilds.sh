@@ -50,11 +50,29 @@ for t in "${targets[@]}"; do
         exit 1
       fi
       check_abi "$bin" objdump
+      # The HIP plugin (native/hip/hip_plugin.h), when this build has one: beside the .node, where the
+      # loader looks; like the .node it must not link ROCm (libamdhip64 is dlopened at run time).
+      if [ -f build/Release/gpt_oss_hip.so ]; then
+        strip -o prebuilds/linux-x64/gpt_oss_hip.so build/Release/gpt_oss_hip.so
+        if readelf -d prebuilds/linux-x64/gpt_oss_hip.so | grep -q 'NEEDED.*amdhip'; then
+          echo "prebuilds: gpt_oss_hip.so links libamdhip64 (it must only be dlopened)" >&2
+          exit 1
+        fi
+        echo "prebuilds: prebuilds/linux-x64/gpt_oss_hip.so $(stat -c %s prebuilds/linux-x64/gpt_oss_hip.so) bytes"
+      fi
       ;;
     arm64)
       command -v aarch64-linux-gnu-g++ > /dev/null ||
         { echo "prebuilds: aarch64-linux-gnu-g++ not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 1; }
-      "${prebuildify[@]}" --arch arm64 --strip-bin aarch64-linux-gnu-strip
+      # prebuildify copies (and strips) every shared library it finds in build/Release: the x64 HIP
+      # plugin there is not part of the arm64 package (and aarch64 strip rejects it). Set it aside.
+      stash=$(mktemp -d)
+      for so in build/Release/*.so; do [ -e "$so" ] && mv "$so" "$stash/"; done
+      arm64_rc=0
+      "${prebuildify[@]}" --arch arm64 --strip-bin aarch64-linux-gnu-strip || arm64_rc=$?
+      for so in "$stash"/*.so; do [ -e "$so" ] && mv "$so" build/Release/; done
+      rmdir "$stash"
+      [ "$arm64_rc" = 0 ] || exit "$arm64_rc"
       bin=prebuilds/linux-arm64/gpt-oss-node.glibc.node
       check_abi "$bin" aarch64-linux-gnu-objdump
       ;;

@@ -3,7 +3,7 @@
 // typed error for 'hip' and a fallback for 'auto'. CI (GPTOSS_EXPECT_HIP=1, .ci/run) also requires
 // that the plugin was built and, where a HIP runtime is installed, that it loads against it.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DeviceUnavailableError, Tensor, createSyntheticModel, loadModel, resolveDevice } from '../lib/index.js';
@@ -52,13 +52,33 @@ describe('HIP backend: build and loading', () => {
     expect(info.runtimeVersion).toBeGreaterThan(0);
   });
 
-  it.skipIf(!info.built || !hasReadelf)('neither the .node nor the plugin has a ROCm NEEDED entry', () => {
-    const addon = join(dirname(info.pluginPath), 'gpt_oss_node.node');
-    for (const file of [addon, info.pluginPath]) {
+  // Runs wherever the plugin was built; CI (GPTOSS_EXPECT_HIP=1) never skips it.
+  const canInspect = (info.built && hasReadelf) || expectHip;
+  it.skipIf(!canInspect)('neither the .node nor the plugin has a ROCm NEEDED entry', () => {
+    expect(info.built, `the HIP plugin was not built (${info.error})`).toBe(true);
+    expect(hasReadelf, 'readelf (binutils) not found').toBe(true);
+    // The loader looks beside the .node it is part of (build/Release or prebuilds/linux-x64).
+    const dir = dirname(info.pluginPath);
+    const addons = readdirSync(dir).filter((f) => f.endsWith('.node'));
+    expect(addons.length, dir).toBeGreaterThan(0);
+    for (const file of [...addons.map((f) => join(dir, f)), info.pluginPath]) {
       const needed = neededLibs(file);
       expect(needed.length, file).toBeGreaterThan(0);
       expect(needed.filter((n) => /amdhip|hsa|rocm|amd_comgr/.test(n)), file).toEqual([]);
     }
+  });
+
+  it.skipIf(!canInspect)('the plugin leaves only HIP runtime symbols unresolved (everything else is linked in)', () => {
+    // A host source native/cuda needs but native/hip/hip.cmake does not link (policy.cpp,
+    // backend_defaults.cpp: Backend's vtable) would show up here as an undefined symbol, and as a
+    // dlopen failure only on a machine with ROCm. Versioned symbols (GLIBC_*, GLIBCXX_*) come from the
+    // libraries the plugin does name; hip* / __hip* are bound to the libamdhip64 the loader opened first.
+    const out = execFileSync('nm', ['-D', '--undefined-only', info.pluginPath], { encoding: 'utf8' });
+    const names = out.split('\n').map((l) => l.trim().split(/\s+/).pop() ?? '').filter((n) => n !== '');
+    const unversioned = names.filter((n) => !n.includes('@'));
+    expect(unversioned.filter((n) => /^(__)?hip/.test(n)).length).toBeGreaterThan(10);
+    const weakStartup = ['_ITM_deregisterTMCloneTable', '_ITM_registerTMCloneTable', '__gmon_start__'];
+    expect(unversioned.filter((n) => !/^(__)?hip/.test(n) && !weakStartup.includes(n))).toEqual([]);
   });
 });
 

@@ -133,6 +133,19 @@ describe('device selection', () => {
     expect((err as DeviceUnavailableError).reason).toBe(reason);
     await expect(loadModel(fixtureDir('tiny-a'), { device: 'tpu' as 'cpu' })).rejects.toThrow(RangeError);
   });
+
+  it('auto keeps GGUF files off GPU kernels that have not yet run on a GPU; a named device or safetensors is unchanged', async () => {
+    const { autoDeviceForFormat } = await import('../lib/model.js');
+    const cuda = { device: 'cuda:0' };
+    const gguf = autoDeviceForFormat('auto', cuda, 'gguf');
+    expect(gguf.device).toBe('cpu');
+    expect(gguf.fallbackReason).toMatch(/GGUF on cuda: its GPU kernels are compiled but have not yet run on a GPU.*device: 'cuda:0'/);
+    expect(autoDeviceForFormat('auto', { device: 'hip:1' }, 'gguf').device).toBe('cpu');
+    expect(autoDeviceForFormat('auto', cuda, 'safetensors')).toBe(cuda);
+    expect(autoDeviceForFormat('cuda', cuda, 'gguf')).toBe(cuda);
+    const cpu = { device: 'cpu', fallbackReason: 'CUDA unavailable: x' };
+    expect(autoDeviceForFormat('auto', cpu, 'gguf')).toBe(cpu);
+  });
 });
 
 describe('the reason CUDA is unavailable', () => {

@@ -13,14 +13,8 @@ __device__ __forceinline__ float sink_logit(const AttentionArgs& a, int h) {
   return param_f32(a.sinks, a.sinks_bf16, h);
 }
 
-// The cache row of key j as query t's sequence sees it (AttentionArgs: paged or contiguous).
-__device__ __forceinline__ int64_t kv_row(const AttentionArgs& a, int seq, int j) {
-  if (!a.block_tables) return j;
-  return int64_t(a.block_tables[int64_t(seq) * a.table_width + j / a.block_size]) * a.block_size + j % a.block_size;
-}
-
-// Visible keys of a query at `pos`: [lo, pos] (window: pos - j < W), clipped to the cache.
-__device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
+// kv_row (a key's cache row, paged or not), key_lo (a query's first visible key) and flash_kv_chunk
+// (8 values of K and V as bf16 hi + lo): attention.cuh, shared with the MFMA flash kernel.
 
 // ---------------------------------------------------------------------------------------------
 // Flash prefill, D = 64. Block = 4 warps = 64 queries of one head; warp w owns rows 16w..16w+15.
@@ -110,38 +104,7 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
       uint32_t kw[4] = {0, 0, 0, 0}, vw[4] = {0, 0, 0, 0};
       uint32_t kl[4] = {0, 0, 0, 0}, vl[4] = {0, 0, 0, 0};  // lo parts (f32 cache only)
       if (j <= hi) {
-        const int64_t off = kv_row(a, seq, j) * row_elems + kvh * kFlashD + d0;
-        if (BF16) {
-          uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
-          uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
-          kw[0] = kv.x; kw[1] = kv.y; kw[2] = kv.z; kw[3] = kv.w;
-          vw[0] = vv.x; vw[1] = vv.y; vw[2] = vv.z; vw[3] = vv.w;
-        } else {
-          float kf[8], vf[8];
-          if constexpr (KV == KvType::F32) {
-            const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
-            const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
-            const float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
-            kf[0] = k0.x; kf[1] = k0.y; kf[2] = k0.z; kf[3] = k0.w; kf[4] = k1.x; kf[5] = k1.y; kf[6] = k1.z; kf[7] = k1.w;
-            vf[0] = v0.x; vf[1] = v0.y; vf[2] = v0.z; vf[3] = v0.w; vf[4] = v1.x; vf[5] = v1.y; vf[6] = v1.z; vf[7] = v1.w;
-          } else {  // a 16-bit cache that is not the MMA type (f16): one 16-byte load of 8 values each
-            const uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
-            const uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
-            const uint32_t kp[4] = {kv.x, kv.y, kv.z, kv.w}, vp[4] = {vv.x, vv.y, vv.z, vv.w};
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-              kf[2 * q] = KeyE::lo(kp[q]); kf[2 * q + 1] = KeyE::hi(kp[q]);
-              vf[2 * q] = ValE::lo(vp[q]); vf[2 * q + 1] = ValE::hi(vp[q]);
-            }
-          }
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            kw[q] = pack_bf16x2(kf[2 * q], kf[2 * q + 1]);
-            kl[q] = pack_bf16x2(kf[2 * q] - bf16_lo(kw[q]), kf[2 * q + 1] - bf16_hi(kw[q]));
-            vw[q] = pack_bf16x2(vf[2 * q], vf[2 * q + 1]);
-            vl[q] = pack_bf16x2(vf[2 * q] - bf16_lo(vw[q]), vf[2 * q + 1] - bf16_hi(vw[q]));
-          }
-        }
+        flash_kv_chunk<KV>(a, kv_row(a, seq, j) * row_elems + kvh * kFlashD + d0, kw, vw, kl, vl);
       }
       *reinterpret_cast<uint4*>(&Ks[0][key * kFlashLds + d0]) = make_uint4(kw[0], kw[1], kw[2], kw[3]);
 #pragma unroll
@@ -285,10 +248,16 @@ struct DecodeSmem {
   float wts[kDecodeMaxG * kDecodeMaxSplits];
 };
 
+// Laid out for groups of 32 lanes, a head a group ("warp" below): a lane holds two keys of a tile and
+// two output dims (TK = D = 2 x 32). On NVIDIA a group is a warp; a 64-lane AMD wavefront runs two
+// groups, whose shuffles (width 32) and reductions stay within their half, so the same code is
+// correct on both with the same 8 groups a block.
+constexpr int kDecodeLanes = 32;
+
 template <KvType KV>
 __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
-  constexpr int D = kDecodeD, TK = kDecodeTile;
-  static_assert(TK == 2 * WARP_SIZE && D == 2 * WARP_SIZE, "a lane holds two keys of a tile and two output dims");
+  constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
+  static_assert(TK == 2 * W && D == 2 * W, "a lane holds two keys of a tile and two output dims");
   using Tr = typename KvTraits<KV>::Key;  // = Value (DecodeSmem)
   constexpr bool kHalf = Tr::kHalfWidth;  // f16 / bf16: two elements a 32-bit word
   using S = DecodeSmem<KV>;
@@ -296,7 +265,7 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   __shared__ __align__(16) S sm;
   const int split = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z;
   const int G = a.Hq / a.Hkv;
-  const int tid = threadIdx.x, warp = tid / WARP_SIZE, lane = tid % WARP_SIZE, nwarps = blockDim.x / WARP_SIZE;
+  const int tid = threadIdx.x, warp = tid / W, lane = tid % W, nwarps = blockDim.x / W;
   // Query t of this block; z indexes the partials and counters. A mixed paged step reads its plan
   // (the previous kernel's output): wait first, and leave when the plan has fewer singles.
   int t = z;
@@ -422,14 +391,14 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       const int g = warp + gi * nwarps;
       if (g >= G) continue;
       float* sg = sm.sc + g * TK;
-      const float s0 = sg[lane], s1 = sg[lane + WARP_SIZE];
-      const float mx = warp_max(fmaxf(s0, s1));
+      const float s0 = sg[lane], s1 = sg[lane + W];
+      const float mx = warp_max<W>(fmaxf(s0, s1));
       const float mn = fmaxf(m_run[gi], mx);
       const float alpha = m_run[gi] == -INFINITY ? 0.f : expf(m_run[gi] - mn);
       const float e0 = s0 == -INFINITY ? 0.f : expf(s0 - mn), e1 = s1 == -INFINITY ? 0.f : expf(s1 - mn);
       sg[lane] = e0;
-      sg[lane + WARP_SIZE] = e1;
-      const float sum = warp_sum(e0 + e1);
+      sg[lane + W] = e1;
+      const float sum = warp_sum<W>(e0 + e1);
       __syncwarp();
       l_run[gi] = l_run[gi] * alpha + sum;
       m_run[gi] = mn;
@@ -491,16 +460,16 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
     float* w = sm.wts + g * kDecodeMaxSplits;
     const float sink = sink_logit(a, h);
     float M = sink;
-    for (int sp = lane; sp < splits; sp += WARP_SIZE) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
-    M = warp_max(M);
+    for (int sp = lane; sp < splits; sp += W) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
+    M = warp_max<W>(M);
     float L = 0.f;
-    for (int sp = lane; sp < splits; sp += WARP_SIZE) {
+    for (int sp = lane; sp < splits; sp += W) {
       const float m = __ldcg(pp + sp * (D + 2));
       const float ws = m == -INFINITY ? 0.f : expf(m - M);
       w[sp] = ws;
       L += ws == 0.f ? 0.f : __ldcg(pp + sp * (D + 2) + 1) * ws;
     }
-    L = warp_sum(L) + expf(sink - M);
+    L = warp_sum<W>(L) + expf(sink - M);
     __syncwarp();
     float o0 = 0.f, o1 = 0.f;
     const int d = 2 * lane;
@@ -627,15 +596,26 @@ size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
   return sizeof(float) * size_t(a.n) * a.Hq * attention_decode_splits(a) * (a.D + 2);
 }
 
+namespace {
+// The flash kernel of `path` (Flash: mma.sync; FlashMfma: AMD, native/hip) over `blocks` query tiles.
+void launch_flash(AttentionPath path, const AttentionArgs& a, int blocks, cudaStream_t stream) {
+  if (path == AttentionPath::FlashMfma) {
+#if defined(GPTOSS_HIP)
+    return launch_attention_flash_mfma(a, blocks, stream);
+#else
+    throw runtime_error("attention: the MFMA flash kernel is AMD-only (native/hip/attention_mfma.hip), not in a CUDA build");
+#endif
+  }
+  dispatch_kv(a.cache, [&](auto kv) { flash_attention_kernel<decltype(kv)::value><<<dim3(blocks, a.Hq), 128, 0, stream>>>(a); });
+  GPTOSS_CUDA_LAUNCH("flash_attention_kernel");
+}
+}  // namespace
+
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream) {
   if (a.n <= 0) return;
   switch (path) {
     case AttentionPath::Flash:
-      dispatch_kv(a.cache, [&](auto kv) {
-        flash_attention_kernel<decltype(kv)::value><<<dim3(ceil_div(a.n, kFlashBQ), a.Hq), 128, 0, stream>>>(a);
-      });
-      GPTOSS_CUDA_LAUNCH("flash_attention_kernel");
-      return;
+    case AttentionPath::FlashMfma: return launch_flash(path, a, ceil_div(a.n, kFlashBQ), stream);
     case AttentionPath::Decode: {
       const int splits = attention_decode_splits(a);
       float* partial = static_cast<float*>(workspace);
@@ -701,11 +681,7 @@ void launch_attention_paged(const AttentionArgs& args, int seqs, int sms, void* 
     });
     GPTOSS_CUDA_LAUNCH("attention_decode_kernel (paged)");
   }
-  if (!decode_only) {
-    dim3 grid(flash_only ? ceil_div(a.n, kFlashBQ) : l.max_tiles, a.Hq);
-    dispatch_kv(a.cache, [&](auto kv) { flash_attention_kernel<decltype(kv)::value><<<grid, 128, 0, stream>>>(a); });
-    GPTOSS_CUDA_LAUNCH("flash_attention_kernel (paged)");
-  }
+  if (!decode_only) launch_flash(flash_path(current_caps()), a, flash_only ? ceil_div(a.n, kFlashBQ) : l.max_tiles, stream);
 }
 
 }  // namespace gptoss::cuda

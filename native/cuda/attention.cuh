@@ -42,10 +42,67 @@ struct AttentionArgs {
   const int32_t* counts = nullptr;
 };
 
+// ---- shared by the kernels (attention.cu; the MFMA flash kernel, native/hip/attention_mfma.hip) ----
+// The cache row of key j as query t's sequence sees it (AttentionArgs: paged or contiguous).
+__device__ __forceinline__ int64_t kv_row(const AttentionArgs& a, int seq, int j) {
+  if (!a.block_tables) return j;
+  return int64_t(a.block_tables[int64_t(seq) * a.table_width + j / a.block_size]) * a.block_size + j % a.block_size;
+}
+
+// Visible keys of a query at `pos`: [lo, pos] (window: pos - j < W), clipped to the cache.
+__device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ? max(0, pos - window + 1) : 0; }
+
+// 8 consecutive values of K and of V at element offset `off` of the caches, as the flash kernels'
+// bf16 operands: hi words kw, vw (pairs, low half = lower index) and, for a cache that is not bf16,
+// lo words kl, vl (x - hi, so hi + lo holds an f32 to ~2^-17 and an f16 value exactly: its 11
+// significant bits fit, and its range is inside bf16's). A bf16 cache leaves kl, vl untouched.
+template <KvType KV>
+__device__ __forceinline__ void flash_kv_chunk(const AttentionArgs& a, int64_t off, uint32_t (&kw)[4], uint32_t (&vw)[4],
+                                               uint32_t (&kl)[4], uint32_t (&vl)[4]) {
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  if constexpr (KV == KvType::BF16) {
+    uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
+    uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
+    kw[0] = kv.x; kw[1] = kv.y; kw[2] = kv.z; kw[3] = kv.w;
+    vw[0] = vv.x; vw[1] = vv.y; vw[2] = vv.z; vw[3] = vv.w;
+  } else {
+    float kf[8], vf[8];
+    if constexpr (KV == KvType::F32) {
+      const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
+      const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
+      const float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
+      kf[0] = k0.x; kf[1] = k0.y; kf[2] = k0.z; kf[3] = k0.w; kf[4] = k1.x; kf[5] = k1.y; kf[6] = k1.z; kf[7] = k1.w;
+      vf[0] = v0.x; vf[1] = v0.y; vf[2] = v0.z; vf[3] = v0.w; vf[4] = v1.x; vf[5] = v1.y; vf[6] = v1.z; vf[7] = v1.w;
+    } else {  // a 16-bit cache that is not the MMA type (f16): one 16-byte load of 8 values each
+      const uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
+      const uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
+      const uint32_t kp[4] = {kv.x, kv.y, kv.z, kv.w}, vp[4] = {vv.x, vv.y, vv.z, vv.w};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        kf[2 * q] = KeyE::lo(kp[q]); kf[2 * q + 1] = KeyE::hi(kp[q]);
+        vf[2 * q] = ValE::lo(vp[q]); vf[2 * q + 1] = ValE::hi(vp[q]);
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      kw[q] = pack_bf16x2(kf[2 * q], kf[2 * q + 1]);
+      kl[q] = pack_bf16x2(kf[2 * q] - bf16_lo(kw[q]), kf[2 * q + 1] - bf16_hi(kw[q]));
+      vw[q] = pack_bf16x2(vf[2 * q], vf[2 * q + 1]);
+      vl[q] = pack_bf16x2(vf[2 * q] - bf16_lo(vw[q]), vf[2 * q + 1] - bf16_hi(vw[q]));
+    }
+  }
+}
+
 // The path is choose_attention()'s (policy.h); dispatch.cu asks it and launches that path here.
 int attention_decode_splits(const AttentionArgs& a);  // policy.h's, for the knobs and this shape
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream);
+#if defined(GPTOSS_HIP)
+// AttentionPath::FlashMfma: native/hip/attention_mfma.hip (AMD matrix cores; D = 64, 64 queries a
+// block; `blocks` along x: ceil(n / 64), or a paged plan's tile bound).
+void launch_attention_flash_mfma(const AttentionArgs& a, int blocks, cudaStream_t stream);
+#endif
 
 // Attention over a paged cache (a.block_tables set) for a batch step of `seqs` sequences: when every
 // token is its sequence's only one (n == seqs: a decode step) the split-KV decode kernel alone;

@@ -1,6 +1,6 @@
 // For bench/gpu-kernels.cpp only: the CUDA backend's stream (to time ops with CUDA events on it).
 #pragma once
-#include <cuda_runtime.h>
+#include "arch.cuh"  // cuda_runtime.h, or the HIP vendor header
 
 #include "model/backend.h"
 

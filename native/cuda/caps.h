@@ -50,7 +50,11 @@ struct GpuCaps {
 GpuCaps make_caps(int device, const std::string& name, int arch, int compiled_arch, unsigned compiled, int smem_optin,
                   int sm_count, int warp_size, size_t total_mem, bool amd = false);
 
-// "sm_90 hopper, image sm_90 (mma.sync, fp8 emulated, pdl), 132 SMs, 227 KB smem a block"
+// The device's arch in its vendor's words: "sm_90"; "gfx942" (AMD: the image's gfx target when the
+// plugin has one for it, else the runtime's "gfx94x").
+std::string arch_label(const GpuCaps& c);
+// "sm_90 hopper, image sm_90a (wgmma, fp8 emulated, pdl), 132 SMs, 227 KB smem a block";
+// "gfx942, image gfx942 (mfma), 304 CUs, 64 KB LDS a block"
 std::string caps_summary(const GpuCaps& c);
 
 }  // namespace gptoss::cuda

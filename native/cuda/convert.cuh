@@ -61,20 +61,27 @@ __device__ __forceinline__ void fill_e2m1_lut(uint32_t* lut) {
     lut[b] = e2m1_bf16_bits(b & 15u) | (e2m1_bf16_bits(b >> 4) << 16);
 }
 
-// The same LUT replicated once per lane (256 x 32 words = 32 KB): entry b of lane L sits at word
+// The same LUT replicated once per bank (256 x 32 words = 32 KB): entry b of copy L sits at word
 // b*32 + L, i.e. always in bank L, so a warp's 32 random lookups never conflict. The decode GEMVs
 // use it: with the shared 1 KB table, ncu showed L1/TEX at 89% (bank-conflict replays) and DRAM at
-// 19% (bench/RESULTS.md).
-constexpr int kLaneLutWords = 256 * 32;
+// 19% (bench/RESULTS.md). A lane reads copy lane % 32 (lane_lut_copy): 32 copies whatever the warp
+// size, since lanes 32..63 of an AMD wavefront would otherwise read the next entry's words (and LDS
+// has 32 banks too).
+constexpr int kLaneLutCopies = 32;
+constexpr int kLaneLutWords = 256 * kLaneLutCopies;
+__device__ __forceinline__ const uint32_t* lane_lut_copy(const uint32_t* lut, int lane) {
+  return lut + lane % kLaneLutCopies;
+}
 __device__ __forceinline__ void fill_e2m1_lane_lut(uint32_t* lut) {
   for (int i = threadIdx.x; i < kLaneLutWords; i += blockDim.x) {
-    const uint32_t b = uint32_t(i) >> 5;
+    const uint32_t b = uint32_t(i) / kLaneLutCopies;
     lut[i] = e2m1_bf16_bits(b & 15u) | (e2m1_bf16_bits(b >> 4) << 16);
   }
 }
 
 // Dot of 32 MXFP4 values (one 16-byte block, unscaled) with 32 f32 values x[0..31].
-// `lut` is either the shared table (stride 1, lane 0) or the per-lane table (stride 32, lane).
+// `lut` is either the shared table (stride 1) or a lane's copy of the per-lane table (stride
+// kLaneLutCopies, lane_lut_copy).
 template <int kStride = 1>
 __device__ __forceinline__ float mxfp4_block_dot(const uint4& blk, const float* x, const uint32_t* lut) {
   const uint32_t w[4] = {blk.x, blk.y, blk.z, blk.w};

@@ -21,7 +21,7 @@ namespace cuda {
 
 void throw_cuda_error(const char* call, cudaError_t err, const char* file, int line) {
   const char* base = std::strrchr(file, '/');
-  throw runtime_error(std::string("CUDA error: ") + call + " failed: " + cudaGetErrorString(err) + " (" +
+  throw runtime_error(std::string(kGpuApi) + " error: " + call + " failed: " + cudaGetErrorString(err) + " (" +
                       (base ? base + 1 : file) + ":" + std::to_string(line) + ")");
 }
 
@@ -117,7 +117,7 @@ GpuCaps probe(int dev) {
 const GpuCaps& device_caps(int dev) {
   static std::mutex& mu = *new std::mutex;
   static std::unique_ptr<GpuCaps>* table = new std::unique_ptr<GpuCaps>[64];
-  if (dev < 0 || dev >= 64) throw range_error("cuda:" + std::to_string(dev) + ": device index out of range");
+  if (dev < 0 || dev >= 64) throw range_error(gpu_device_str(dev) + ": device index out of range");
   std::lock_guard<std::mutex> lock(mu);
   if (!table[dev]) table[dev] = std::make_unique<GpuCaps>(probe(dev));
   return *table[dev];
@@ -132,9 +132,12 @@ const GpuCaps& current_caps() {
 const char* compiled_arch_list() { return GPTOSS_CUDA_ARCH_LIST; }
 
 std::string device_unusable_reason(const GpuCaps& c) {
-  const std::string what = "cuda:" + std::to_string(c.device) + " (" + c.name + ", sm_" + std::to_string(c.arch / 10) + ")";
-  if (c.arch < GPTOSS_ARCH_MIN)
+  const std::string what = gpu_device_str(c.device) + " (" + c.name + ", " + arch_label(c) + ")";
+  if (!c.amd && c.arch < GPTOSS_ARCH_MIN)
     return what + " is too old: gpt-oss-node needs compute capability 8.0 (Ampere) or newer";
+  if (c.amd && !c.compiled_arch)
+    return what + ": this HIP plugin has no code object for it (built for " + compiled_arch_list() +
+           "); rebuild with GPTOSS_HIP_ARCHS naming its gfx target";
   if (!c.compiled_arch)
     return what + ": this build of gpt-oss-node has no kernels for it (CUDA architectures " + compiled_arch_list() +
            "); rebuild with GPTOSS_CUDA_ARCHS naming its arch, e.g. npx cmake-js compile --CDGPTOSS_CUDA_ARCHS=" +
@@ -181,7 +184,7 @@ std::string cuda_probe(int* device_count) {
     try {
       reason = cuda::device_unusable_reason(cuda::device_caps(i));
     } catch (const std::exception& e) {
-      reason = "cuda:" + std::to_string(i) + ": " + e.what();
+      reason = cuda::gpu_device_str(i) + ": " + e.what();
     }
     if (reason.empty()) ++usable;
     else why += (why.empty() ? "" : "; ") + reason;

@@ -4,9 +4,22 @@
 #pragma once
 #include <string>
 
+#include "arch.cuh"
 #include "caps.h"
+#include "core/tensor.h"
 
 namespace gptoss::cuda {
+
+// The vendor this compilation of the tree serves: the device kind its backend and tensors carry
+// ("cuda:N", or "hip:N" in the HIP plugin) and the API name its messages use.
+#if defined(GPTOSS_HIP)
+constexpr DeviceKind kGpuKind = DeviceKind::HIP;
+constexpr const char* kGpuApi = "HIP";
+#else
+constexpr DeviceKind kGpuKind = DeviceKind::CUDA;
+constexpr const char* kGpuApi = "CUDA";
+#endif
+inline std::string gpu_device_str(int index) { return Device{kGpuKind, index}.str(); }
 
 // The caps of device `dev` (built on first use; later calls return the same record).
 const GpuCaps& device_caps(int dev);

@@ -84,12 +84,13 @@ class CudaBackend final : public Backend {
     (void)cudaStreamDestroy(stream_);
   }
 
-  Device device() const override { return Device{DeviceKind::CUDA, index_}; }
+  Device device() const override { return Device{kGpuKind, index_}; }
   std::string describe() const override {
     char buf[256];
-    std::snprintf(buf, sizeof buf, "cuda:%d %s (%s, %.0f GiB; graphs %s, fused ops %s, pdl %s)", index_,
-                  caps_.name.c_str(), caps_summary(caps_).c_str(), double(caps_.total_mem) / double(1ull << 30),
-                  graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off", pdl_ ? "on" : "off");
+    std::snprintf(buf, sizeof buf, "%s %s (%s, %.0f GiB; graphs %s, fused ops %s, pdl %s)",
+                  gpu_device_str(index_).c_str(), caps_.name.c_str(), caps_summary(caps_).c_str(),
+                  double(caps_.total_mem) / double(1ull << 30), graphs_.enabled() ? "on" : "off", fuse_ ? "on" : "off",
+                  pdl_ ? "on" : "off");
     return buf;
   }
   std::vector<DType> kv_dtypes() const override { return {GPTOSS_CUDA_KV_DTYPES}; }
@@ -385,7 +386,7 @@ class CudaBackend final : public Backend {
     // The split-KV decode kernel for the tokens alone in their sequence and flash for prompt chunks,
     // where their shapes hold (head dim 64, at most 16 query heads a kv head, mma.sync, (token, kv
     // head) counters); otherwise the plain kernel, which takes any step.
-    const bool fast = a.D == kDecodeD && a.D == kFlashD && caps_.mma_sync && a.Hq / a.Hkv <= kDecodeMaxG &&
+    const bool fast = a.D == kDecodeD && a.D == kFlashD && flash_path(caps_) != AttentionPath::Naive && a.Hq / a.Hkv <= kDecodeMaxG &&
                       int64_t(std::min(a.n, seqs)) * a.Hkv <= kDecodeMaxPairs;
     if (!fast) return launch_attention_path(AttentionPath::Naive, a, nullptr, stream_);
     const size_t ws_bytes = attention_paged_workspace_bytes(a, seqs, caps_.sm_count);
@@ -680,7 +681,7 @@ class CudaBackend final : public Backend {
     if (flags & kErrTokenRange) what += "embedding: a token id is outside the vocabulary; ";
     if (flags & kErrPositionRange) what += "kvStore/attention: a position is outside the KV cache; ";
     if (flags & kErrExpertRange) what += "moe: an expert index is outside [0, experts); ";
-    throw range_error("cuda:" + std::to_string(index_) + ": " + what + "(detected on the device; the outputs of that op are invalid)");
+    throw range_error(gpu_device_str(index_) + ": " + what + "(detected on the device; the outputs of that op are invalid)");
   }
 
   int index_;

@@ -36,13 +36,6 @@ constexpr int a_half_bytes(int bm) { return gemm_a_half_bytes(bm); }
 constexpr int stage_bytes(bool mx, int bm) { return gemm_stage_bytes(mx, bm); }
 constexpr int smem_bytes(bool mx, int bm, int kblocks) { return gemm_smem_bytes(mx, bm, kblocks); }
 
-// bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over.
-__device__ __forceinline__ void split_one(float v, uint16_t& hi, uint16_t& lo) {
-  const uint32_t h = pack_bf16x2(v, 0.f) & 0xffffu;
-  hi = uint16_t(h);
-  lo = uint16_t(pack_bf16x2(v - bf16_lo(h), 0.f) & 0xffffu);
-}
-
 template <WeightFormat WF, Epilogue EPI, int MT>
 __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
@@ -53,39 +46,14 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
   __shared__ int rows_src[BM];
 
   const int tid = threadIdx.x;
-  // ---- which group and which BM rows of it this block owns ----
-  int tile = blockIdx.y, g = 0, row0, row_end;
-  if (p.group_start) {
-    if (tile >= p.tile_start[p.num_groups]) return;
-    int lo = 0, hi = p.num_groups - 1;  // last g with tile_start[g] <= tile
-    while (lo < hi) {
-      int mid = (lo + hi + 1) >> 1;
-      if (p.tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
-    }
-    g = lo;
-    row0 = p.group_start[g] + (tile - p.tile_start[g]) * BM;
-    row_end = p.group_start[g + 1];
-  } else {
-    row0 = tile * BM;
-    row_end = p.M;
-    if (row0 >= row_end) return;
-  }
-  // ---- which column part (q, k, v) and which 128 columns of it ----
-  int bx = blockIdx.x, N = p.N, ldo = p.ldo;
-  const void* wptr = p.w;
-  const void* bias = p.bias;
-  void* out = p.out;
-  if (p.num_parts > 1) {  // fields read by name: a pointer into the parameters would put them in local memory
-    const int t0 = (p.N + BN - 1) / BN, t1 = (p.extra[0].N + BN - 1) / BN;
-    if (bx >= t0 + t1) {
-      bx -= t0 + t1;
-      N = p.extra[1].N, ldo = p.extra[1].ldo, wptr = p.extra[1].w, bias = p.extra[1].bias, out = p.extra[1].out;
-    } else if (bx >= t0) {
-      bx -= t0;
-      N = p.extra[0].N, ldo = p.extra[0].ldo, wptr = p.extra[0].w, bias = p.extra[0].bias, out = p.extra[0].out;
-    }
-  }
-  const int n0 = bx * BN;
+  // ---- which group and which BM rows of it this block owns; which column part (q, k, v) ----
+  int g = 0, row0 = 0, row_end = 0;
+  if (!gemm_tile_block_rows(p, int(blockIdx.y), BM, g, row0, row_end)) return;
+  const GemmColumns cols = gemm_tile_block_columns(p, int(blockIdx.x));
+  const int n0 = cols.n0, N = cols.N, ldo = cols.ldo;
+  const void* wptr = cols.w;
+  const void* bias = cols.bias;
+  void* out = cols.out;
   for (int i = tid; i < BM; i += kGemmThreads) {
     int r = row0 + i;
     rows_src[i] = r < row_end ? (p.a_rows ? p.a_rows[r] : r) : -1;
@@ -263,7 +231,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
         const int64_t o = int64_t(r) * ldo + col0 / 2;
         uint16_t h[4], l[4];
 #pragma unroll
-        for (int j = 0; j < 4; ++j) split_one(t[j], h[j], l[j]);
+        for (int j = 0; j < 4; ++j) split_bf16(t[j], h[j], l[j]);
         uint16_t* oh = static_cast<uint16_t*>(out);
         if (col0 + 6 < N && (o & 3) == 0) {
           *reinterpret_cast<uint2*>(oh + o) = make_uint2(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16);
@@ -325,7 +293,7 @@ __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, u
     *reinterpret_cast<uint2*>(hi + i) = make_uint2(h0, h1);
     *reinterpret_cast<uint2*>(lo + i) = make_uint2(l0, l1);
   } else {
-    for (int64_t j = i; j < i + 4 && j < count; ++j) split_one(x[j], hi[j], lo[j]);
+    for (int64_t j = i; j < i + 4 && j < count; ++j) split_bf16(x[j], hi[j], lo[j]);
   }
 }
 
@@ -333,16 +301,32 @@ __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, u
 }  // namespace
 
 template <WeightFormat WF, Epilogue EPI>
-void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream) {
+void launch_gemm_tile(GemmTileKind kind, const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream) {
   if (max_tiles <= 0 || p.N <= 0) return;
-  if (bm == 128) launch_mt<WF, EPI, 4>(p, max_tiles, stream);
-  else if (bm == 64) launch_mt<WF, EPI, 2>(p, max_tiles, stream);
-  else launch_mt<WF, EPI, 1>(p, max_tiles, stream);
+  switch (kind) {
+    case GemmTileKind::MmaSync:
+      if (bm == 128) launch_mt<WF, EPI, 4>(p, max_tiles, stream);
+      else if (bm == 64) launch_mt<WF, EPI, 2>(p, max_tiles, stream);
+      else launch_mt<WF, EPI, 1>(p, max_tiles, stream);
+      return;
+    case GemmTileKind::Mfma:
+#if defined(GPTOSS_HIP)
+      return launch_gemm_tile_mfma<WF, EPI>(p, bm, max_tiles, stream);
+#else
+      throw runtime_error("gemm tile: the MFMA tile is AMD-only (native/hip/gemm_tile_mfma.hip), not in a CUDA build");
+#endif
+    case GemmTileKind::None: break;
+  }
+  throw runtime_error("gemm tile: no tensor-core GEMM kernel was compiled for this device (" +
+                      caps_summary(current_caps()) + ")");
 }
 
-template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
-template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
-template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(GemmTileKind, const GemmProblem&, int, int,
+                                                                    cudaStream_t);
+template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(GemmTileKind, const GemmProblem&, int, int,
+                                                                     cudaStream_t);
+template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
+                                                                      cudaStream_t);
 
 void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, cudaStream_t stream) {
   if (count <= 0) return;

@@ -55,19 +55,79 @@ struct GemmProblem {
   GemmPart extra[kGemmMaxParts - 1];
 };
 
+// ---- shared by the tile kernels (gemm_tile.cu's mma.sync kernel, native/hip's MFMA kernel) ----
+// Group g and rows [row0, row_end) of M tile `tile` (grid.y) for tiles of bm rows; false past the last
+// tile (grouped problems read the true count, tile_start[num_groups], on the device).
+__device__ __forceinline__ bool gemm_tile_block_rows(const GemmProblem& p, int tile, int bm, int& g, int& row0,
+                                                     int& row_end) {
+  g = 0;
+  if (p.group_start) {
+    if (tile >= p.tile_start[p.num_groups]) return false;
+    int lo = 0, hi = p.num_groups - 1;  // last g with tile_start[g] <= tile
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) >> 1;
+      if (p.tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
+    }
+    g = lo;
+    row0 = p.group_start[g] + (tile - p.tile_start[g]) * bm;
+    row_end = p.group_start[g + 1];
+    return true;
+  }
+  row0 = tile * bm;
+  row_end = p.M;
+  return row0 < row_end;
+}
+// The column part (q, k, v) of column tile `bx` (grid.x) and its first column. Fields are read by
+// name: a pointer into the parameters would put them in local memory.
+struct GemmColumns {
+  int n0, N, ldo;
+  const void* w;
+  const void* bias;
+  void* out;
+};
+__device__ __forceinline__ GemmColumns gemm_tile_block_columns(const GemmProblem& p, int bx) {
+  GemmColumns c{0, p.N, p.ldo, p.w, p.bias, p.out};
+  if (p.num_parts > 1) {
+    const int t0 = (p.N + kGemmBN - 1) / kGemmBN, t1 = (p.extra[0].N + kGemmBN - 1) / kGemmBN;
+    if (bx >= t0 + t1) {
+      bx -= t0 + t1;
+      c = GemmColumns{0, p.extra[1].N, p.extra[1].ldo, p.extra[1].w, p.extra[1].bias, p.extra[1].out};
+    } else if (bx >= t0) {
+      bx -= t0;
+      c = GemmColumns{0, p.extra[0].N, p.extra[0].ldo, p.extra[0].w, p.extra[0].bias, p.extra[0].out};
+    }
+  }
+  c.n0 = bx * kGemmBN;
+  return c;
+}
+// bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over (A's halves).
+__device__ __forceinline__ void split_bf16(float v, uint16_t& hi, uint16_t& lo) {
+  const uint32_t h = pack_bf16x2(v, 0.f) & 0xffffu;
+  hi = uint16_t(h);
+  lo = uint16_t(pack_bf16x2(v - bf16_lo(h), 0.f) & 0xffffu);
+}
+
 // kGemmBN, kGemmBK, kGemmThreads, kGemmMaxKBlocks and the tile's shared-memory size: shapes.h; the
 // tile rows for a problem: gemm_tile_rows() (policy.h).
 
-// Host launcher. `bm` is gemm_tile_rows()'s choice (and what tile_start was counted with);
-// `max_tiles` bounds the M tiles (grid.y); grouped problems read the true count from tile_start on
-// the device (no host sync). Instantiated in gemm_tile.cu for the pairs below (STYLE.md: template
-// instances live in their own file).
+// Host launcher. `kind` is gemm_tile_kind()'s choice for the device (policy.h), `bm` gemm_tile_rows()'s
+// (and what tile_start was counted with); `max_tiles` bounds the M tiles (grid.y); grouped problems
+// read the true count from tile_start on the device (no host sync). Instantiated in gemm_tile.cu for
+// the pairs below (STYLE.md: template instances live in their own file).
 template <WeightFormat WF, Epilogue EPI>
-void launch_gemm_tile(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream);
+void launch_gemm_tile(GemmTileKind kind, const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream);
 
-extern template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
-extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
-extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
+extern template void launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(GemmTileKind, const GemmProblem&, int, int,
+                                                                           cudaStream_t);
+extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(GemmTileKind, const GemmProblem&, int, int,
+                                                                            cudaStream_t);
+extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
+                                                                             cudaStream_t);
+#if defined(GPTOSS_HIP)
+// The MFMA tile (native/hip/gemm_tile_mfma.hip), for the same three pairs: the HIP build's GemmTileKind::Mfma.
+template <WeightFormat WF, Epilogue EPI>
+void launch_gemm_tile_mfma(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream);
+#endif
 
 // x (f32, count values, count % 4 == 0, 16-byte aligned) -> bf16 hi = rn(x), lo = rn(x - hi).
 void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, cudaStream_t stream);

@@ -8,6 +8,10 @@
 
 namespace gptoss::cuda {
 
+// Warps of a GEMV block (matmul.cu, q8.cu): 256 threads, the kernels' launch bounds: 8 warps on NVIDIA,
+// 4 wavefronts on AMD (8 wavefronts would exceed __launch_bounds__(256) and fail to launch).
+constexpr int kGemvWarps = 256 / WARP_SIZE;
+
 // Every CUDA runtime error becomes a gptoss::Error naming the call (never abort: JS catches it).
 [[noreturn]] void throw_cuda_error(const char* call, cudaError_t err, const char* file, int line);
 

@@ -190,7 +190,7 @@ __global__ void __launch_bounds__(256, kRowChunks <= 12 ? 3 : 1) gemv1_bf16_kern
 
 template <int kRowChunks, int kNormPer = 0>
 void gemv1_launch(const GemvParts& p, cudaStream_t stream, const GemvNorm& nrm = {}) {
-  const int warps = 8;
+  const int warps = kGemvWarps;
   const int smem = p.part[0].K * int(sizeof(float));
   auto kernel = gemv1_bf16_kernel<kRowChunks, kNormPer>;
   if (smem > 48 * 1024) GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -231,9 +231,10 @@ __global__ void linear_naive_kernel(LinearArgs a) {
 
 template <int NT, bool MX>
 void gemv_launch(const GemvParts& p, cudaStream_t stream) {
-  const int warps = 8;
+  const int warps = kGemvWarps;
   int blocks = ceil_div(p.rows, warps);
-  if (blocks > 132 * 16) blocks = 132 * 16;  // grid-stride beyond a few waves
+  const int cap = current_caps().sm_count * 16;  // grid-stride beyond a few waves (16 blocks an SM / CU)
+  if (blocks > cap) blocks = cap;
   gemv_kernel<NT, MX><<<blocks, warps * WARP_SIZE, 0, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemv_kernel");
 }
@@ -333,10 +334,12 @@ void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspac
   p.ldo = a.N;
   p.num_parts = count;
   for (int i = 1; i < count; ++i) p.extra[i - 1] = {parts[i].w, parts[i].bias, parts[i].out, parts[i].N, parts[i].N};
-  const int bm = gemm_tile_rows(current_caps(), a.n, a.w_scales != nullptr, a.K);
+  const GpuCaps& caps = current_caps();
+  const GemmTileKind kind = gemm_tile_kind(caps);
+  const int bm = gemm_tile_rows(caps, a.n, a.w_scales != nullptr, a.K);
   const int tiles = ceil_div(a.n, bm);
-  if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(p, bm, tiles, stream);
-  else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, tiles, stream);
+  if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(kind, p, bm, tiles, stream);
+  else launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(kind, p, bm, tiles, stream);
 }
 
 void launch_linear_gemm(const LinearArgs& a, void* workspace, cudaStream_t stream) {

@@ -247,7 +247,7 @@ __global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE, 3) moe_decode_gate_u
   fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
-  const uint32_t* lut = lane_lut + lane;
+  const uint32_t* lut = lane_lut_copy(lane_lut, lane);
   const int j0 = (blockIdx.x * kDecodeWarps + warp) * kGateUpPairsPerWarp;  // first output pair
   if (j0 >= a.I) return;
   if (e < 0 || e >= a.E) {
@@ -280,7 +280,7 @@ __global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE, 3) moe_decode_gate_u
     load_x32(x + c * 32, xv);
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot<32>(wv[r], xv, lut), acc[r]);
+      if (r < rows) acc[r] = fmaf(sc[r], mxfp4_block_dot<kLaneLutCopies>(wv[r], xv, lut), acc[r]);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) acc[r] = warp_sum(acc[r]);
@@ -309,7 +309,7 @@ __global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE) moe_decode_down_kern
   fill_e2m1_lane_lut(lane_lut);
   __syncthreads();
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
-  const uint32_t* lut = lane_lut + lane;
+  const uint32_t* lut = lane_lut_copy(lane_lut, lane);
   constexpr int R = kDownRowsPerBlock;
   const int row0 = blockIdx.x * R;
   const int rows = min(R, a.H - row0);
@@ -336,7 +336,7 @@ __global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE) moe_decode_down_kern
     load_x32(act + (int64_t(t) * a.k + j) * a.I + c * 32, xv);
 #pragma unroll
     for (int r = 0; r < R; ++r)
-      if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot<32>(wv[r], xv, lut), out[r]);
+      if (r < rows) out[r] = fmaf(sc[r], mxfp4_block_dot<kLaneLutCopies>(wv[r], xv, lut), out[r]);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -557,6 +557,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
   // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
   // 120b at 512 (16 an expert), so a tile is not mostly padding.
+  const GemmTileKind kind = gemm_tile_kind(current_caps());
   const int bm = gemm_tile_rows(current_caps(), P / a.E, true, std::max(a.H, a.I));
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
@@ -575,12 +576,12 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   g1.ldo = a.I;
   g1.swiglu_limit = a.limit;
   g1.swiglu_alpha = a.alpha;
-  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(g1, bm, max_tiles, stream);
+  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(kind, g1, bm, max_tiles, stream);
 
   GemmProblem g2 = expert_gemm(a, w, w.act_hi, w.act_lo, a.down, a.down_scales, a.down_bias, a.down_bias_bf16, a.H, a.I);
   g2.out = w.y;
   g2.ldo = a.H;
-  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(g2, bm, max_tiles, stream);
+  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(kind, g2, bm, max_tiles, stream);
 
   int64_t total = int64_t(a.n) * a.H;
   moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,

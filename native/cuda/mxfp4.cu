@@ -42,7 +42,8 @@ void launch_mxfp4_dequantize(const uint8_t* blocks, const uint8_t* scales, int64
   if (nblocks <= 0) return;
   const int64_t nwords = nblocks * 4;
   int64_t grid = ceil_div(nwords, 256);
-  if (grid > 132 * 32) grid = 132 * 32;
+  const int64_t cap = int64_t(current_caps().sm_count) * 32;  // grid-stride beyond a few waves (32 blocks an SM / CU)
+  if (grid > cap) grid = cap;
   const uint32_t* words = reinterpret_cast<const uint32_t*>(blocks);
   if (out_bf16) dequant_kernel<true><<<unsigned(grid), 256, 0, stream>>>(words, scales, nwords, out);
   else dequant_kernel<false><<<unsigned(grid), 256, 0, stream>>>(words, scales, nwords, out);

@@ -54,8 +54,26 @@ GpuCaps make_caps(int device, const std::string& name, int arch, int compiled_ar
   return c;
 }
 
+namespace {
+// GPTOSS_COMPILED_ARCH of an AMD image (arch.cuh): the gfx number, gfx90a as 910.
+std::string gfx_name(int compiled_arch) { return compiled_arch == 910 ? "gfx90a" : "gfx" + std::to_string(compiled_arch); }
+}  // namespace
+
+std::string arch_label(const GpuCaps& c) {
+  if (!c.amd) return "sm_" + std::to_string(c.arch / 10);
+  if (c.compiled_arch > 1) return gfx_name(c.compiled_arch);
+  return "gfx" + std::to_string(c.arch / 100) + std::to_string(c.arch / 10 % 10) + "x";  // compute capability 9.4 -> gfx94x
+}
+
 std::string caps_summary(const GpuCaps& c) {
   char buf[256];
+  if (c.amd) {
+    if (!c.compiled_arch) return arch_label(c) + ", no code object in this plugin";
+    std::snprintf(buf, sizeof buf, "%s, image %s (%s), %d CUs, %d KB LDS a block", arch_label(c).c_str(),
+                  c.compiled_arch > 1 ? gfx_name(c.compiled_arch).c_str() : "unknown", tensor_cores_name(c.tensor_cores),
+                  c.sm_count, c.smem_optin / 1024);
+    return buf;
+  }
   if (!c.compiled_arch) {
     std::snprintf(buf, sizeof buf, "sm_%d, no image in this binary", c.arch / 10);
     return buf;
@@ -120,23 +138,33 @@ namespace {
 int ceil_div_i(int64_t a, int64_t b) { return int((a + b - 1) / b); }
 }  // namespace
 
+GemmTileKind gemm_tile_kind(const GpuCaps& caps) {
+  if (caps.tensor_cores == TensorCores::Mfma) return GemmTileKind::Mfma;
+  return caps.mma_sync ? GemmTileKind::MmaSync : GemmTileKind::None;
+}
+
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
   if (!mxfp4 && K % 8 != 0) return LinearPath::Naive;
   if (mxfp4 && K % 32 != 0) return LinearPath::Naive;
   if (n <= kGemvMaxTokens) return LinearPath::Gemv;
-  if (!caps.mma_sync) return LinearPath::Naive;
+  if (gemm_tile_kind(caps) == GemmTileKind::None) return LinearPath::Naive;
   return mxfp4 && K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
 
+AttentionPath flash_path(const GpuCaps& caps) {
+  if (caps.tensor_cores == TensorCores::Mfma) return AttentionPath::FlashMfma;
+  return caps.mma_sync ? AttentionPath::Flash : AttentionPath::Naive;
+}
+
 LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
-  return n > kGemvMaxTokens && caps.mma_sync ? LinearPath::Gemm : LinearPath::Gemv;
+  return n > kGemvMaxTokens && gemm_tile_kind(caps) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
 }
 
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D) {
   const int G = Hkv > 0 ? Hq / Hkv : 0;
   if (n <= kAttnDecodeMaxTokens && G <= kDecodeMaxG && D == kDecodeD && int64_t(n) * Hkv <= kDecodeMaxPairs)
     return AttentionPath::Decode;
-  if (D == kFlashD && caps.mma_sync) return AttentionPath::Flash;
+  if (D == kFlashD) return flash_path(caps);
   return AttentionPath::Naive;
 }
 
@@ -188,6 +216,10 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
 
 int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K) {
   int bm = rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32;
+  if (gemm_tile_kind(caps) == GemmTileKind::Mfma) {  // static LDS, ~31 KB at 128 rows: any CDNA part (64 KB)
+    while (bm > 32 && gemm_mfma_smem_bytes(bm) > caps.smem_optin) bm /= 2;
+    return bm;
+  }
   const int kb = mxfp4 ? K / kGemmBK : 0;
   // The 128-row MXFP4 tile needs ~102 KB (K = 2880): more than sm_86/89/120 give a block.
   while (bm > 32 && bm * int(sizeof(int)) + gemm_smem_bytes(mxfp4, bm, kb) > caps.smem_optin) bm /= 2;  // + rows_src

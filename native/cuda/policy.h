@@ -29,9 +29,15 @@ struct GpuKnobs {
 // (gpu_check and the kernel bench switch the decode MoE variant between calls).
 GpuKnobs knobs();
 
+// ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
+// MmaSync: gemm_tile.cu (NVIDIA, where bf16 mma.sync was compiled); Mfma: native/hip/gemm_tile_mfma.hip
+// (AMD CDNA, where MFMA was compiled); None: neither (no tensor-core image for the device).
+enum class GemmTileKind { None, MmaSync, Mfma };
+GemmTileKind gemm_tile_kind(const GpuCaps& caps);
+
 // ---- linear: out[n, N] = x[n, K] W^T ----
-// Gemv for n <= kGemvMaxTokens, the mma.sync GEMM tile above (where compiled), Naive when the row
-// length does not allow 16-byte loads or no tensor-core GEMM runs on the device.
+// Gemv for n <= kGemvMaxTokens, the GEMM tile above (where a tile kernel was compiled), Naive when the
+// row length does not allow 16-byte loads or no tensor-core GEMM runs on the device.
 enum class LinearPath { Gemv, Gemm, Naive };
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
 // Q8_0 weights (q8.cuh; K % 32 == 0): Gemv up to kGemvMaxTokens tokens, and above where no
@@ -39,9 +45,12 @@ LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
 LinearPath choose_linear_q8(const GpuCaps& caps, int n);
 
 // ---- attention ----
-// Decode: split-KV SIMT kernel (n <= 4, D = 64); Flash: mma.sync (D = 64, where compiled); Naive.
-enum class AttentionPath { Flash, Decode, Naive };
+// Decode: split-KV SIMT kernel (n <= 4, D = 64, both vendors); Flash: mma.sync (D = 64, where
+// compiled); FlashMfma: MFMA (D = 64, AMD CDNA where compiled: native/hip/attention_mfma.hip); Naive.
+enum class AttentionPath { Flash, FlashMfma, Decode, Naive };
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D);
+// The device's flash kernel (D = 64): FlashMfma on CDNA, Flash where mma.sync was compiled, else Naive.
+AttentionPath flash_path(const GpuCaps& caps);
 // Splits of the decode kernel, fixed by (ctx, window) so a captured graph stays valid.
 int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window);
 // Splits of the decode kernel in a paged batch step of `pairs` (token, kv head) pairs: those of
@@ -63,7 +72,7 @@ int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 
 // ---- the GEMM tile (linear prefill, grouped MoE) ----
 // Rows of an M tile for groups of about rows_per_group rows: 128, 64 or 32, the largest whose shared
-// memory the device gives a block.
+// memory the device gives a block (for the device's gemm_tile_kind).
 int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K);
 
 // ---- launches ----

@@ -32,8 +32,8 @@ std::shared_ptr<void> DevicePool::alloc(size_t bytes) {
     if (err == cudaSuccess) note_malloc(size, bytes);
     if (err != cudaSuccess) {
       (void)cudaGetLastError();
-      throw runtime_error("CUDA out of memory allocating " + std::to_string(bytes) + " bytes on cuda:" +
-                          std::to_string(device_) + " (" + cudaGetErrorString(err) + ")");
+      throw runtime_error(std::string(kGpuApi) + " out of memory allocating " + std::to_string(bytes) + " bytes on " +
+                          gpu_device_str(device_) + " (" + cudaGetErrorString(err) + ")");
     }
   }
   std::weak_ptr<DevicePool> weak = shared_from_this();

@@ -124,9 +124,10 @@ __global__ void q8_embedding_kernel(const int32_t* tokens, const int8_t* q, cons
 
 template <int NT>
 void q8_gemv_launch(const Q8LinearArgs& a, cudaStream_t stream) {
-  const int warps = 8;
+  const int warps = kGemvWarps;
   int blocks = ceil_div(a.N, warps);
-  if (blocks > 132 * 16) blocks = 132 * 16;  // grid-stride beyond a few waves
+  const int cap = current_caps().sm_count * 16;  // grid-stride beyond a few waves (16 blocks an SM / CU)
+  if (blocks > cap) blocks = cap;
   q8_gemv_kernel<NT><<<blocks, warps * WARP_SIZE, 0, stream>>>(a);
   GPTOSS_CUDA_LAUNCH("q8_gemv_kernel");
 }
@@ -178,6 +179,7 @@ void launch_linear_q8_gemm(const Q8LinearArgs& a, void* workspace, cudaStream_t 
   uint16_t* w_split = a_lo + int64_t(a.n) * a.K;                                  // [2 rows, K]
   float* part = reinterpret_cast<float*>(w_split + 2 * int64_t(rows) * a.K);     // [n, 2 rows]
   launch_split_bf16(a.x, int64_t(a.n) * a.K, a_hi, a_lo, stream);
+  const GemmTileKind kind = gemm_tile_kind(current_caps());
   const int bm = gemm_tile_rows(current_caps(), a.n, false, a.K);
   for (int c0 = 0; c0 < a.N; c0 += rows) {
     const int r = a.N - c0 < rows ? a.N - c0 : rows;
@@ -194,7 +196,7 @@ void launch_linear_q8_gemm(const Q8LinearArgs& a, void* workspace, cudaStream_t 
     p.M = a.n;
     p.out = part;
     p.ldo = 2 * r;
-    launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(p, bm, ceil_div(a.n, bm), stream);
+    launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(kind, p, bm, ceil_div(a.n, bm), stream);
     q8_sum_halves_kernel<<<unsigned(ceil_div(int64_t(a.n) * r, 256)), 256, 0, stream>>>(part, a.n, r, c0, a.bias,
                                                                                       a.bias_kind, a.out, a.N);
     GPTOSS_CUDA_LAUNCH("q8_sum_halves_kernel");

@@ -26,14 +26,18 @@ __device__ __forceinline__ bool last_block_arrives(int* counter, int blocks) {
   return last;
 }
 
+// Sum / max over the kWidth lanes of an aligned lane group: the whole warp by default; a kernel laid
+// out for 32 lanes (attention_decode_kernel) passes 32 and runs two groups a 64-lane wavefront.
+template <int kWidth = WARP_SIZE>
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int m = WARP_SIZE / 2; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m);
+  for (int m = kWidth / 2; m > 0; m >>= 1) v += __shfl_xor_sync(0xffffffffu, v, m, kWidth);
   return v;
 }
+template <int kWidth = WARP_SIZE>
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
-  for (int m = WARP_SIZE / 2; m > 0; m >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, m));
+  for (int m = kWidth / 2; m > 0; m >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, m, kWidth));
   return v;
 }
 

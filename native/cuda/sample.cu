@@ -1,6 +1,10 @@
+#if defined(__HIP_PLATFORM_AMD__) || defined(__HIPCC__)  // arch.cuh's vendor test (GPTOSS_HIP)
+#include "../hip/cub_rocprim.h"  // the same cub names on rocPRIM
+#else
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <cub/device/device_radix_sort.cuh>
+#endif
 
 #include "sample.cuh"
 

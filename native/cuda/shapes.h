@@ -43,6 +43,12 @@ GPTOSS_HD constexpr int gemm_stage_bytes(bool mx, int bm) {
 GPTOSS_HD constexpr int gemm_smem_bytes(bool mx, int bm, int kblocks) {
   return kGemmStages * gemm_stage_bytes(mx, bm) + (mx ? 2 * kGemmBdecBytes + (kGemmBN * kblocks + 15) / 16 * 16 : 0);
 }
+// The MFMA tile (native/hip/gemm_tile_mfma.hip): static LDS, single-buffered: A hi + lo [bm][40] and
+// W [128][40] bf16 (rows of BK = 32 padded by 8: native/hip/mfma.h's tile_offset) + the row map [bm].
+constexpr int kGemmMfmaRowElems = kGemmBK + 8;
+GPTOSS_HD constexpr int gemm_mfma_smem_bytes(int bm) {
+  return (2 * bm + kGemmBN) * kGemmMfmaRowElems * 2 + bm * 4;
+}
 
 // ---- moe.cu ----
 constexpr int kMoeDecodeMaxPairs = 16;     // decode path when n * k is at most this many (token, expert) pairs

@@ -8,10 +8,9 @@
 # overlay for gfx942 (scripts/hip-devlibs.sh). hipcc is not used: Debian's is clang-15 and rejects gfx942.
 # CMake's HIP language is not used either: it needs ROCm's hip-lang CMake package, which Debian lacks.
 #
-# GPTOSS_HIP: AUTO builds the plugin when the toolchain is found and says why not otherwise; ON makes
-# a missing toolchain or a failed compile an error (CI); OFF (the default until native/cuda compiles
-# as HIP: the vendor header of issue 13 item 1) skips it.
-set(GPTOSS_HIP "OFF" CACHE STRING "Build the HIP plugin for AMD GPUs: AUTO, ON or OFF")
+# GPTOSS_HIP: AUTO (default) builds the plugin when the toolchain is found and says why not otherwise;
+# ON makes a missing toolchain or a failed compile an error (CI); OFF skips it.
+set(GPTOSS_HIP "AUTO" CACHE STRING "Build the HIP plugin for AMD GPUs: AUTO, ON or OFF")
 set_property(CACHE GPTOSS_HIP PROPERTY STRINGS AUTO ON OFF)
 # The environment variable wins (npm ci cannot pass -D options): CI sets GPTOSS_HIP=ON.
 if(NOT "$ENV{GPTOSS_HIP}" STREQUAL "")
@@ -25,6 +24,13 @@ set(_hip_why "")
 if(GPTOSS_HIP STREQUAL "OFF")
   return()
 endif()
+# The plugin is an x86-64 Linux object (clang's HIP host code, Debian's amd64 ROCm packages): a cross
+# build (the arm64 prebuild, scripts/aarch64-linux-gnu.cmake) or a sanitizer build leaves it out even
+# when GPTOSS_HIP=ON.
+if(CMAKE_CROSSCOMPILING OR NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$")
+  message(STATUS "gpt-oss-node: HIP plugin not built: target ${CMAKE_SYSTEM_PROCESSOR} (the plugin is x86-64 only)")
+  return()
+endif()
 
 if(NOT GPTOSS_HIP_CLANG)
   find_program(_hip_clang NAMES clang++-19)
@@ -33,10 +39,12 @@ if(NOT GPTOSS_HIP_CLANG)
   endif()
 endif()
 find_path(GPTOSS_HIP_INCLUDE hip/hip_runtime.h PATHS /opt/rocm/include /usr/include NO_DEFAULT_PATH)
-if(NOT GPTOSS_HIP_CLANG)
+if(NOT GPTOSS_HIP_CLANG OR NOT EXISTS "${GPTOSS_HIP_CLANG}")
   set(_hip_why "clang++-19 not found (apt-get install clang-19 lld-19 clang-tools-19)")
-elseif(NOT GPTOSS_HIP_INCLUDE)
+elseif(NOT GPTOSS_HIP_INCLUDE OR NOT EXISTS "${GPTOSS_HIP_INCLUDE}/hip/hip_runtime.h")
   set(_hip_why "the HIP headers (hip/hip_runtime.h) not found (apt-get install libamdhip64-dev)")
+elseif(NOT EXISTS "${GPTOSS_HIP_INCLUDE}/rocprim/rocprim.hpp")
+  set(_hip_why "rocPRIM (rocprim/rocprim.hpp: sampling's sort and block scans) not found (apt-get install librocprim-dev)")
 else()
   # clang runs the offload bundler from its own bin directory (clang-tools-19 installs it there).
   get_filename_component(_hip_clang_real "${GPTOSS_HIP_CLANG}" REALPATH)
@@ -79,7 +87,10 @@ string(REPLACE ";" "," _hip_archs_str "${GPTOSS_HIP_ARCHS}")
 get_filename_component(_hip_rocm "${GPTOSS_HIP_INCLUDE}" DIRECTORY)
 set(_hip_flags -x hip -std=c++17 -O3 -fPIC -fvisibility=hidden --rocm-path=${_hip_rocm}
     --rocm-device-lib-path=${GPTOSS_HIP_DEVLIBS} -I${CMAKE_SOURCE_DIR}/native
-    -DGPTOSS_HIP_BUILD_ID="${GPTOSS_HIP_BUILD_ID}" -DGPTOSS_HIP_ARCHS="${_hip_archs_str}" -Wall -Wno-unused-parameter -Wno-unused-result)
+    -DGPTOSS_HIP_BUILD_ID="${GPTOSS_HIP_BUILD_ID}" -DGPTOSS_HIP_ARCHS="${_hip_archs_str}" -Wall -Wno-unused-parameter -Wno-unused-result
+    # The mma.sync kernels' helpers (swizzles, shared-memory sizes) are used only inside bodies that
+    # compile to a trap on AMD (GPTOSS_NO_DEVICE_CODE): unused there, by design.
+    -Wno-unused-function -Wno-unused-const-variable)
 foreach(_arch IN LISTS GPTOSS_HIP_ARCHS)
   list(APPEND _hip_flags --offload-arch=${_arch})
 endforeach()
@@ -103,7 +114,7 @@ endforeach()
 # from the .node. Only gptoss_hip_plugin() is exported.
 add_library(gpt_oss_hip SHARED ${GPTOSS_HIP_OBJECTS}
             ${CMAKE_SOURCE_DIR}/native/core/tensor.cpp ${CMAKE_SOURCE_DIR}/native/model/op_checks.cpp
-            ${CMAKE_SOURCE_DIR}/native/cuda/policy.cpp)
+            ${CMAKE_SOURCE_DIR}/native/model/backend_defaults.cpp ${CMAKE_SOURCE_DIR}/native/cuda/policy.cpp)
 set_source_files_properties(${GPTOSS_HIP_OBJECTS} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
 set_target_properties(gpt_oss_hip PROPERTIES PREFIX "" SUFFIX ".so" CXX_VISIBILITY_PRESET hidden)
 target_include_directories(gpt_oss_hip PRIVATE ${CMAKE_SOURCE_DIR}/native)

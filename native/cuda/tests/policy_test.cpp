@@ -66,8 +66,14 @@ void test_caps() {
   CHECK(caps_summary(none).find("no image") != std::string::npos);
   CHECK(caps_summary(native).find("image sm_90a") != std::string::npos);
 
-  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
   CHECK(mi300.tensor_cores == TensorCores::Mfma && !mi300.mma_sync && !mi300.pdl && !mi300.fp8_mma);
+  // AMD in AMD's words: the image's gfx target (GPTOSS_COMPILED_ARCH: 942, gfx90a as 910), CUs, LDS.
+  CHECK(arch_label(mi300) == "gfx942" && arch_label(native) == "sm_90");
+  CHECK(caps_summary(mi300) == "gfx942, image gfx942 (mfma), 304 CUs, 64 KB LDS a block");
+  CHECK(arch_label(make_caps(0, "MI250X", 900, 910, kFeatMfma, 65536, 110, 64, 0, true)) == "gfx90a");
+  const GpuCaps no_code = make_caps(0, "MI300X", 940, 0, 0, 65536, 304, 64, 0, true);
+  CHECK(arch_label(no_code) == "gfx94x" && caps_summary(no_code) == "gfx94x, no code object in this plugin");
 }
 
 void test_linear() {
@@ -81,12 +87,24 @@ void test_linear() {
   CHECK(choose_linear(c, 512, 32 * (kGemmMaxKBlocks + 1), true) == LinearPath::Naive);  // scales do not fit
   CHECK(choose_linear(h200(0, 0), 512, H, false) == LinearPath::Naive);          // no tensor-core image
   CHECK(choose_linear(h200(800, kSm80), 512, H, false) == LinearPath::Gemm);
+
+  // Which tile kernel: mma.sync on every NVIDIA image (wgmma/tcgen05 images carry it too), MFMA on CDNA.
+  CHECK(gemm_tile_kind(c) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_kind(make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0)) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_kind(h200(0, 0)) == GemmTileKind::None);
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
+  const GpuCaps mi250 = make_caps(0, "AMD Instinct MI250X", 900, 910, kFeatMfma, 65536, 110, 64, 0, true);
+  CHECK(gemm_tile_kind(mi300) == GemmTileKind::Mfma && gemm_tile_kind(mi250) == GemmTileKind::Mfma);
+  CHECK(choose_linear(mi300, 512, H, true) == LinearPath::Gemm && choose_linear(mi300, 512, H, false) == LinearPath::Gemm);
+  CHECK(choose_linear(mi300, 1, H, true) == LinearPath::Gemv);
+  CHECK(choose_linear(make_caps(0, "gfx1100", 1100, 0, 0, 65536, 48, 32, 0, true), 512, H, false) == LinearPath::Naive);
   // Q8_0 weights: the GEMV for decode, the dequantize-to-bf16 GEMM above where the tile runs, else
   // the GEMV kGemvMaxTokens tokens at a time.
   CHECK(choose_linear_q8(c, 1) == LinearPath::Gemv);
   CHECK(choose_linear_q8(c, kGemvMaxTokens) == LinearPath::Gemv);
   CHECK(choose_linear_q8(c, kGemvMaxTokens + 1) == LinearPath::Gemm);
   CHECK(choose_linear_q8(h200(0, 0), 512) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(mi300, kGemvMaxTokens + 1) == LinearPath::Gemm);  // the MFMA tile
 }
 
 void test_attention() {
@@ -97,7 +115,13 @@ void test_attention() {
   CHECK(choose_attention(c, 1, 64, 2, 64) == AttentionPath::Flash);   // 32 query heads a kv head
   CHECK(choose_attention(c, 100, 64, 8, 128) == AttentionPath::Naive);
   const GpuCaps amd = make_caps(0, "MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
-  CHECK(choose_attention(amd, 100, 64, 8, 64) == AttentionPath::Naive);  // no mma.sync flash kernel there
+  CHECK(choose_attention(amd, 100, 64, 8, 64) == AttentionPath::FlashMfma);  // the MFMA flash kernel
+  CHECK(choose_attention(amd, 100, 64, 8, 128) == AttentionPath::Naive);
+  CHECK(flash_path(amd) == AttentionPath::FlashMfma && flash_path(c) == AttentionPath::Flash);
+  CHECK(flash_path(h200(0, 0)) == AttentionPath::Naive);  // the paged step then takes the plain kernel
+  // An AMD GPU the plugin has no code object for: nothing compiled, no MFMA path.
+  CHECK(choose_attention(make_caps(0, "gfx1100", 1100, 0, 0, 65536, 48, 32, 0, true), 100, 64, 8, 64) ==
+        AttentionPath::Naive);
   CHECK(choose_attention(amd, 1, 64, 8, 64) == AttentionPath::Decode);   // the SIMT kernel is shared
 
   const GpuKnobs k;
@@ -152,6 +176,11 @@ void test_gemm_rows() {
   CHECK(gemm_tile_rows(h200(900, kSm90a), 50, false, H) == 64);
   CHECK(gemm_tile_rows(h200(900, kSm90a), 10, true, H) == 32);
   CHECK(gemm_smem_bytes(true, 32, 8192 / kGemmBK) + 32 * 4 <= 101376);  // the 32-row tile fits every sm_80+ part
+  // The MFMA tile's LDS does not depend on K or the weight format: 128 rows fit a CDNA CU's 64 KB.
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
+  CHECK(gemm_mfma_smem_bytes(128) == 31232);
+  CHECK(gemm_tile_rows(mi300, 512, true, H) == 128 && gemm_tile_rows(mi300, 512, false, 8192) == 128);
+  CHECK(gemm_tile_rows(mi300, 50, true, H) == 64 && gemm_tile_rows(mi300, 10, true, H) == 32);
 }
 
 void test_pdl() {

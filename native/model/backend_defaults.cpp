@@ -1,0 +1,59 @@
+// The Backend interface's out-of-line default bodies (model/backend.h) and the expert-activation
+// names. Apart from backend.cpp (get_backend: the CPU backend, the CUDA probe, the HIP loader) because
+// the HIP plugin (native/hip/hip.cmake) links this file too: its backend derives from Backend, and
+// this file holds Backend's key function, hence its vtable and typeinfo, without pulling the CPU
+// backend or the loader into the plugin.
+#include <algorithm>
+#include <vector>
+
+#include "backend.h"
+#include "op_checks.h"
+
+namespace gptoss {
+
+const char* expert_activations_name(ExpertActivations a) { return a == ExpertActivations::Q8 ? "q8" : "f32"; }
+
+ExpertActivations parse_expert_activations(const std::string& s, const std::string& what) {
+  if (s == "f32") return ExpertActivations::F32;
+  if (s == "q8") return ExpertActivations::Q8;
+  throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
+}
+
+DType parse_kv_cache(const std::string& s, const std::string& what) {
+  if (s == "f16") return DType::F16;
+  if (s == "bf16") return DType::BF16;
+  if (s == "f32") return DType::F32;
+  throw range_error(what + " must be 'f16', 'bf16' or 'f32', got '" + s + "'");
+}
+
+void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {
+  checks::gather_rows(x, rows, out, device());
+  const int64_t n = x.dim(0), c = x.dim(1), r = rows.dim(0);
+  std::vector<float> xs(static_cast<size_t>(n * c)), os(static_cast<size_t>(r * c));
+  std::vector<int32_t> idx(static_cast<size_t>(r));
+  copy_to_host(x, xs.data(), xs.size() * sizeof(float));
+  copy_to_host(rows, idx.data(), idx.size() * sizeof(int32_t));
+  for (int64_t i = 0; i < r; ++i) {
+    if (idx[size_t(i)] < 0 || idx[size_t(i)] >= n)
+      throw range_error("gatherRows: rows[" + std::to_string(i) + "] = " + std::to_string(idx[size_t(i)]) +
+                        " is outside x's " + std::to_string(n) + " rows");
+    std::copy_n(xs.data() + idx[size_t(i)] * c, c, os.data() + i * c);
+  }
+  copy_from_host(out, os.data(), os.size() * sizeof(float));
+}
+
+std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
+                                          const std::vector<SampleParams>& params, const std::vector<float>& uniforms) {
+  if (params.size() != rows.size() || uniforms.size() != rows.size())
+    throw range_error("sampleRows: rows, params and uniforms must have one entry per draw");
+  std::vector<int32_t> out(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] < 0 || rows[i] >= logits.dim(0))
+      throw range_error("sampleRows: rows[" + std::to_string(i) + "] = " + std::to_string(rows[i]) + " is outside the logits' " +
+                        std::to_string(logits.dim(0)) + " rows");
+    out[i] = sample(logits.rows(rows[i], 1), params[i], uniforms[i]);
+  }
+  return out;
+}
+
+}  // namespace gptoss
