@@ -99,7 +99,7 @@ struct ThreadPool::Impl {
   std::mutex dispatch;  // one job at a time
 
   // Adaptive choice (guarded by `dispatch`).
-  std::atomic<bool> adaptive{env_flag("GPTOSS_POOL_ADAPTIVE", true)};
+  std::atomic<bool> adaptive{env_flag("GPTOSS_POOL_ADAPTIVE", false)};
   Adaptive choice;
   std::map<int, Adaptive> saved;  // per pool size: its scores outlive a resize and come back with it
   std::atomic<uint64_t> ran_parallel{0}, ran_inline{0};

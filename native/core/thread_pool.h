@@ -6,7 +6,8 @@
 // Concurrency: one job at a time. A parallel_for issued while another is running (another JS thread,
 // a worker thread, or a nested call from inside a job) runs inline on its caller instead of waiting.
 //
-// Adaptive (default; GPTOSS_POOL_ADAPTIVE=0 turns it off): a fork-join job loses to one thread when a
+// Adaptive (opt-in: GPTOSS_POOL_ADAPTIVE=1 or ops.setPoolAdaptive; off by default because on a quiet
+// 2-core box it settled on one thread and halved 20b decode, 5.03 vs 11.17 tok/s, bench/RESULTS.md): a fork-join job loses to one thread when a
 // worker that took a chunk is preempted (a loaded machine: the caller waits out the worker's time slice,
 // milliseconds, for a job of ~100 us), yet two threads also get twice the share of a loaded machine's
 // CPUs. Which wins depends on the load, so the pool measures it: jobs run in windows of 512 (a few

@@ -13,9 +13,9 @@ afterAll(() => {
 });
 
 describe('thread pool', () => {
-  it('is adaptive by default (GPTOSS_POOL_ADAPTIVE unset)', () => {
+  it('is not adaptive by default (GPTOSS_POOL_ADAPTIVE unset): fixed fork-join on all threads', () => {
     if (process.env.GPTOSS_POOL_ADAPTIVE !== undefined) return;
-    expect(start.adaptive).toBe(true);
+    expect(start.adaptive).toBe(false);
   });
 
   it('tries both ways (windows of 512 jobs), then keeps giving the same results as the reference', () => {
