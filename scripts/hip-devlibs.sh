@@ -13,7 +13,7 @@
 # Idempotent; prints OUT_DIR. Used by native/hip/hip.cmake at configure time (TOOLCHAIN.md section 5).
 set -euo pipefail
 out=${1:?usage: hip-devlibs.sh OUT_DIR [CLANG] [ARCH...]}
-clang=${2:-clang-19}
+clang=${2:-clang-22}
 shift $(( $# >= 2 ? 2 : 1 ))
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(gfx942)

@@ -2,8 +2,10 @@
 // on, checked on the host against AMD's documented layouts (native/hip/tests/mfma_layout_test.cpp);
 // (2) the gfx942 code objects of the HIP plugin: every kernel listed with its instruction counts
 // (scripts/hip-kernels.sh), MFMA instructions in the GEMM, MoE and attention kernels, and no kernel
-// that compiled to nothing. (2) runs where the plugin was built and llvm-19 is installed; in CI
-// (GPTOSS_EXPECT_HIP=1) both are required.
+// that compiled to nothing; (3) the gfx950 (MI350) code objects where the plugin was built for it
+// (clang 20+): the same kernels, the MFMA ones with MFMA. (2) and (3) run where the plugin was built
+// and the LLVM tools of its clang are installed; in CI (GPTOSS_EXPECT_HIP=1) both are required, and
+// with GPTOSS_EXPECT_HIP_GFX950=1 (.ci/run, when it installed clang-22) so is the gfx950 build.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,12 +17,12 @@ const expectHip = process.env.GPTOSS_EXPECT_HIP === '1';
 
 describe('MFMA index math (host)', () => {
   const exe = [join(build, 'Release', 'gptoss_mfma_layout_test'), join(build, 'gptoss_mfma_layout_test')].find((p) => existsSync(p));
-  it('lane/item maps of v_mfma_f32_32x32x8bf16_1k and 16x16x16bf16_1k, and the GEMM tile simulated on them', () => {
+  it('lane/item maps of v_mfma_f32_32x32x8bf16_1k and 16x16x16bf16_1k, the GEMM tile and the decode MoE tile simulated on them', () => {
     expect(exe, `gptoss_mfma_layout_test not built under ${build}`).toBeDefined();
     const r = spawnSync(exe!, { encoding: 'utf8' });
     expect(r.stdout).toMatch(/^0 failure\(s\)$/m);
     expect(r.status, r.stdout).toBe(0);
-    expect(r.stdout.match(/^ok /gm)?.length).toBe(4);
+    expect(r.stdout.match(/^ok /gm)?.length).toBe(8);
   });
 });
 
@@ -30,21 +32,47 @@ interface KernelRow {
   instructions: number;
   mfma: number;
   trap: boolean;
+  wave: number; // .wavefront_size
+  maxThreads: number; // .max_flat_workgroup_size (__launch_bounds__, else 1024)
+  lds: number; // static LDS bytes
+  scratch: number; // private bytes a lane (spills included)
 }
 
+const listed = new Map<string, KernelRow[]>();
 function listKernels(arch: string): KernelRow[] {
+  const cached = listed.get(arch);
+  if (cached) return cached;
+  const rows = listKernelsOnce(arch);
+  listed.set(arch, rows);
+  return rows;
+}
+
+function listKernelsOnce(arch: string): KernelRow[] {
   const out = execFileSync('bash', [join(packageRoot, 'scripts', 'hip-kernels.sh'), build, arch], { encoding: 'utf8', maxBuffer: 64 << 20 });
   return out
     .trim()
     .split('\n')
     .map((line) => {
-      const [object, kernel, instructions, mfma, trap] = line.split('\t');
-      return { object, kernel, instructions: Number(instructions), mfma: Number(mfma), trap: trap === '1' };
+      const [object, kernel, instructions, mfma, trap, wave, maxThreads, lds, scratch] = line.split('\t');
+      return {
+        object,
+        kernel,
+        instructions: Number(instructions),
+        mfma: Number(mfma),
+        trap: trap === '1',
+        wave: Number(wave),
+        maxThreads: Number(maxThreads),
+        lds: Number(lds),
+        scratch: Number(scratch),
+      };
     });
 }
 
-const built = native.hipBuildInfo().built;
-const haveLlvm = existsSync('/usr/lib/llvm-19/bin/llvm-objdump');
+const buildInfo = native.hipBuildInfo();
+const built = buildInfo.built;
+const expectGfx950 = process.env.GPTOSS_EXPECT_HIP_GFX950 === '1';
+// scripts/hip-kernels.sh uses the LLVM of the plugin's clang (else the newest installed)
+const haveLlvm = [22, 21, 20, 19].some((v) => existsSync(`/usr/lib/llvm-${v}/bin/llvm-objdump`));
 
 describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gfx942)', () => {
   let rows: KernelRow[] = [];
@@ -58,8 +86,14 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
     expect(built, 'the HIP plugin was not built').toBe(true);
     expect(haveLlvm, 'llvm-19 (llvm-objdump) is not installed').toBe(true);
     const objects = new Set(rows.map((r) => r.object));
-    for (const o of ['attention.cu', 'gemm_tile.cu', 'matmul.cu', 'moe.cu', 'mxfp4.cu', 'norm_rope.cu', 'sample.cu', 'attention_mfma.hip', 'gemm_tile_mfma.hip'])
+    for (const o of ['attention.cu', 'gemm_tile.cu', 'matmul.cu', 'moe.cu', 'mxfp4.cu', 'norm_rope.cu', 'q8.cu', 'sample.cu', 'attention_mfma.hip',
+      'gemm_tile_mfma.hip', 'moe_decode_mfma.hip'])
       expect(objects.has(o), `${o} has kernels in the gfx942 code object`).toBe(true);
+  });
+
+  it('every kernel is built for 64-lane wavefronts (the host launch shapes assume WARP_SIZE 64)', () => {
+    expect(rows.length).toBeGreaterThan(100);
+    expect(rows.filter((r) => r.wave !== 64).map((r) => `${r.object}: ${r.kernel} (${r.wave})`)).toEqual([]);
   });
 
   it('no kernel compiled to nothing: each has code or traps', () => {
@@ -83,6 +117,18 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
     }
   });
 
+  it('the decode MoE (MXFP4 experts: gate_up + SwiGLU, down) runs on MFMA', () => {
+    const moe = ours.filter((r) => r.object === 'moe_decode_mfma.hip');
+    expect(moe.map((r) => r.kernel.match(/moe_mfma_(gate_up|down)_kernel/)?.[1]).sort()).toEqual(['down', 'gate_up']);
+    for (const r of moe) {
+      // the loop body: 4 MX blocks in flight x 2 k-steps of v_mfma_f32_16x16x16bf16_1k
+      expect(r.mfma, r.kernel).toBe(8);
+      expect(r.trap, r.kernel).toBe(false);
+      expect(r.maxThreads, r.kernel).toBe(256); // launch_moe_decode_mfma: kMoeMfmaWaves (4) wavefronts
+      expect(r.scratch, `${r.kernel} spills`).toBe(0);
+    }
+  });
+
   it('flash attention (prefill) runs on MFMA', () => {
     const flash = ours.filter((r) => r.kernel.includes('flash_attention_mfma_kernel'));
     expect(flash.length).toBe(3); // f32, bf16 and f16 cache (kv.cuh's KvType)
@@ -101,9 +147,55 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
     }
   });
 
+  it("GGUF's Q8_0 kernels (q8.cu) are there: the GEMV for 1, 2, 4 and 8 tokens within its 256-thread launch, the prefill split and sum, the embedding", () => {
+    const q8 = ours.filter((r) => r.object === 'q8.cu');
+    const gemv = q8.filter((r) => r.kernel.includes('q8_gemv_kernel<'));
+    expect(gemv.map((r) => r.kernel.match(/q8_gemv_kernel<(\d+)>/)?.[1]).sort()).toEqual(['1', '2', '4', '8']);
+    // launch_linear_q8_gemv: kGemvWarps (256 / 64 = 4) wavefronts a block, within __launch_bounds__(256)
+    for (const r of gemv) expect(r.maxThreads, r.kernel).toBe(256);
+    for (const k of ['q8_gemv_kernel<', 'q8_split_rows_kernel', 'q8_sum_halves_kernel', 'q8_embedding_kernel'])
+      expect(q8.some((r) => r.kernel.includes(k) && r.instructions > 50 && !r.trap), k).toBe(true);
+    for (const r of q8) expect(r.scratch, `${r.kernel} spills`).toBe(0);
+  });
+
+  it('the batched step\'s paged kernels are there (plan, slot stores, gather, row sampling, decode and MFMA flash over block tables)', () => {
+    for (const k of ['attention_paged_plan_kernel', 'rope_kv_store_kernel<', 'kv_store_kernel<', 'gather_rows_kernel',
+      'argmax_rows_kernel', 'probs_rows_kernel', 'draw_rows_kernel', 'attention_decode_kernel<', 'flash_attention_mfma_kernel<'])
+      expect(ours.some((r) => r.kernel.includes(k) && r.instructions > 20 && !r.trap), k).toBe(true);
+    // launch_attention_paged launches the plan with 1024 threads
+    expect(ours.find((r) => r.kernel.includes('attention_paged_plan_kernel'))?.maxThreads).toBe(1024);
+  });
+
   it('the SIMT kernels shared with CUDA are all there (decode attention, router, decode MoE, GEMV, norms, sampling)', () => {
     for (const k of ['attention_decode_kernel<', 'router_split_kernel', 'moe_decode_gate_up_kernel', 'moe_decode_down_kernel',
       'gemv_kernel<1, true>', 'rmsnorm_vec_kernel', 'rope_kv_store_kernel', 'argmax_split_kernel', 'draw_kernel', 'split_bf16_kernel'])
       expect(ours.some((r) => r.kernel.includes(k) && r.instructions > 20), k).toBe(true);
+  });
+});
+
+describe.skipIf(!((built && haveLlvm && buildInfo.archs.includes('gfx950')) || expectGfx950))('HIP plugin code objects (gfx950, clang 20+)', () => {
+  let gfx950: KernelRow[] = [];
+  let gfx942: KernelRow[] = [];
+  beforeAll(() => {
+    if (!(built && haveLlvm && buildInfo.archs.includes('gfx950'))) return;
+    gfx950 = listKernels('gfx950');
+    gfx942 = listKernels('gfx942');
+  }, 180_000);
+
+  it('the plugin carries a gfx950 code object for every HIP object, with the same kernels as gfx942', () => {
+    expect(buildInfo.archs, 'the HIP plugin was not built for gfx950 (clang 20+ needed)').toContain('gfx950');
+    const names = (rows: KernelRow[]) => rows.map((r) => `${r.object}: ${r.kernel}`).sort();
+    expect(gfx950.length).toBeGreaterThan(100);
+    expect(names(gfx950)).toEqual(names(gfx942));
+    expect(gfx950.filter((r) => r.wave !== 64).map((r) => r.kernel)).toEqual([]);
+  });
+
+  it('the MFMA kernels use MFMA on gfx950 too, and the same kernels trap as on gfx942', () => {
+    const mfma = (rows: KernelRow[]) => rows.filter((r) => r.mfma > 0).map((r) => `${r.object}: ${r.kernel}`).sort();
+    expect(mfma(gfx950)).toEqual(mfma(gfx942));
+    for (const k of ['gemm_tile_mfma_kernel<', 'flash_attention_mfma_kernel<', 'moe_mfma_gate_up_kernel', 'moe_mfma_down_kernel'])
+      expect(gfx950.some((r) => r.kernel.includes(k) && r.mfma > 0 && !r.trap), k).toBe(true);
+    const traps = (rows: KernelRow[]) => rows.filter((r) => r.trap).map((r) => r.kernel).sort();
+    expect(traps(gfx950)).toEqual(traps(gfx942));
   });
 });

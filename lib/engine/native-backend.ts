@@ -27,8 +27,8 @@ export interface BatchBackendOptions {
   prefixCache?: boolean;
   /**
    * Run decode steps (every item one token) padded to a few bucket sizes, so that each bucket's step
-   * is captured once as a CUDA graph and replayed (default: true on CUDA, false on the CPU, where
-   * padding only costs time). The results are the same either way.
+   * is captured once as a CUDA (HIP) graph and replayed (default: true on CUDA and HIP, false on the
+   * CPU, where padding only costs time). The results are the same either way.
    */
   padDecodeSteps?: boolean;
 }

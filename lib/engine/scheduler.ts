@@ -46,9 +46,9 @@ export interface EngineOptions {
   maxQueue?: number;
   /**
    * What runs the steps: 'native' (NativeBatchBackend: one batched forward a step over a paged KV
-   * cache; CPU and CUDA models), 'session' (SessionBackend: a native Session per sequence, one after another)
-   * or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices ('native' on CUDA
-   * is opt-in until its batched kernels have been checked on a GPU).
+   * cache; CPU, CUDA and HIP models), 'session' (SessionBackend: a native Session per sequence, one after
+   * another) or a StepBackend of your own. Default 'native' on the CPU, 'session' on other devices ('native'
+   * on CUDA and HIP is opt-in until its batched kernels have been checked on a GPU).
    */
   backend?: 'native' | 'session' | StepBackend;
 }

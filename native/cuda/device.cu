@@ -1,8 +1,10 @@
 // Device probe: GpuCaps per device, cuda_probe() (backend_cuda.h), and the runtime-error message.
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 #include "backend_cuda.h"
 #include "common.cuh"
@@ -127,6 +129,14 @@ const GpuCaps& current_caps() {
   int dev = 0;
   GPTOSS_CUDA_CHECK(cudaGetDevice(&dev));
   return device_caps(dev);
+}
+
+std::atomic<int>& launcher_slot(int device, const void* key, int size) {
+  // Leaked on purpose, as device_caps' table: launchers may run from other threads' exit paths.
+  static std::mutex& mu = *new std::mutex;
+  static auto& slots = *new std::map<std::tuple<int, const void*, int>, std::atomic<int>>;
+  std::lock_guard<std::mutex> lock(mu);
+  return slots.try_emplace(std::make_tuple(device, key, size), 0).first->second;  // map nodes do not move
 }
 
 const char* compiled_arch_list() { return GPTOSS_CUDA_ARCH_LIST; }

@@ -2,6 +2,7 @@
 // kernel that reports which of this binary's images the driver runs there), and the probe the
 // loader asks before it picks a device.
 #pragma once
+#include <atomic>
 #include <string>
 
 #include "arch.cuh"
@@ -25,6 +26,18 @@ inline std::string gpu_device_str(int index) { return Device{kGpuKind, index}.st
 const GpuCaps& device_caps(int dev);
 // The caps of the calling thread's current device (the launchers' view: the backend sets it per op).
 const GpuCaps& current_caps();
+// A launcher's state on one device: an int per (device, key, size), 0 until the launcher stores its
+// answer (the blocks of a kernel resident at once, the shared memory a kernel was opted in to). A
+// function-level static would carry the first device's answer to every other: the runtime sets a
+// kernel's attributes per device, and two GPUs of one process can differ in SMs and shared memory.
+// Thread-safe; a slot lives as long as the process. key: the kernel; size: what else the answer
+// depends on (a launch's dynamic shared memory), 0 if nothing.
+std::atomic<int>& launcher_slot(int device, const void* key, int size = 0);
+// ... on the calling thread's current device.
+template <typename... KArgs>
+std::atomic<int>& launcher_slot(void (*kernel)(KArgs...), int size = 0) {
+  return launcher_slot(current_caps().device, reinterpret_cast<const void*>(kernel), size);
+}
 // The CUDA architectures this binary was built with (CMake's list, e.g. "80-real;90a-real;120-virtual").
 const char* compiled_arch_list();
 // Why device `dev` cannot run this binary's kernels ("" when it can).

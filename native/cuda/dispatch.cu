@@ -271,6 +271,12 @@ class CudaBackend final : public Backend {
       case MoeDecodeKind::MmaPrmt:
       case MoeDecodeKind::MmaFp8: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
       case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
+      case MoeDecodeKind::Mfma:
+#if defined(GPTOSS_HIP)
+        return launch_moe_decode_mfma(a, ws.get(), stream_);
+#else
+        throw runtime_error("moe: the MFMA decode kernels are AMD-only (native/hip/moe_decode_mfma.hip), not in a CUDA build");
+#endif
     }
   }
 

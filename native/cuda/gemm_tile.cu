@@ -267,11 +267,12 @@ template <WeightFormat WF, Epilogue EPI, int MT>
 void launch_mt(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
   constexpr bool kMx = WF == WeightFormat::MXFP4;
   const int smem = smem_bytes(kMx, 32 * MT, kMx ? p.K / kGemmBK : 0);
-  static int attr_bytes = 0;  // one per instance: the largest size set so far (idempotent, a benign race)
-  if (smem > attr_bytes) {  // always opted in: static + dynamic shared memory above 48 KB needs it too
+  // The largest size set so far on this device (attributes are per device; idempotent, a benign race).
+  std::atomic<int>& attr_bytes = launcher_slot(gemm_tile_kernel<WF, EPI, MT>);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {  // always opted in: static + dynamic above 48 KB needs it too
     GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes = smem;
+    attr_bytes.store(smem, std::memory_order_relaxed);
   }
   int col_tiles = ceil_div(p.N, kGemmBN);
   for (int i = 1; i < p.num_parts; ++i) col_tiles += ceil_div(p.extra[i - 1].N, kGemmBN);

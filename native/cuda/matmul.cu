@@ -194,12 +194,16 @@ void gemv1_launch(const GemvParts& p, cudaStream_t stream, const GemvNorm& nrm =
   const int smem = p.part[0].K * int(sizeof(float));
   auto kernel = gemv1_bf16_kernel<kRowChunks, kNormPer>;
   if (smem > 48 * 1024) GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  // No more blocks than fit at once (grid-stride over rows): x is staged once per block.
-  static int resident = 0;  // per instantiation: blocks a SM x SMs
+  // No more blocks than fit at once (grid-stride over rows): x is staged once per block. Blocks an SM
+  // x SMs, asked once per (device, instantiation, shared memory): the SM count is the device's, and
+  // K sets the shared memory (on a 64 KB-LDS CDNA part 5 blocks fit at K = 2880, 4 at 4096).
+  std::atomic<int>& slot = launcher_slot(kernel, smem);
+  int resident = slot.load(std::memory_order_relaxed);
   if (!resident) {
     int per_sm = 0;
     GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, warps * WARP_SIZE, smem));
     resident = std::max(1, per_sm) * current_caps().sm_count;
+    slot.store(resident, std::memory_order_relaxed);
   }
   int blocks = ceil_div(p.rows, warps);
   if (blocks > resident) blocks = resident;

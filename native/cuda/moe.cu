@@ -535,11 +535,11 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   float* act = static_cast<float*>(workspace);
   const int pairs = a.n * a.k;
   constexpr int lut_bytes = kLaneLutWords * 4;
-  static bool carveout_set = false;  // let the driver give shared memory to 3+ blocks per SM
-  if (!carveout_set) {
+  std::atomic<int>& carveout_set = launcher_slot(moe_decode_gate_up_kernel);  // per device, as the attribute
+  if (!carveout_set.load(std::memory_order_relaxed)) {  // let the driver give shared memory to 3+ blocks per SM
     GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_decode_gate_up_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_decode_down_kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    carveout_set = true;
+    carveout_set.store(1, std::memory_order_relaxed);
   }
   dim3 g1(ceil_div(a.I, kDecodeWarps * kGateUpPairsPerWarp), pairs);
   moe_decode_gate_up_kernel<<<g1, kDecodeWarps * WARP_SIZE, lut_bytes, stream>>>(a, act);

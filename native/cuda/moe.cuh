@@ -57,6 +57,10 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream);
 // tables, MmaFp8 = e4m3 mma.sync streaming) or the SIMT LUT kernels above: choose_moe_decode()
 // (policy.h) picks one. Same workspace as launch_moe_decode.
 void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, cudaStream_t stream);
+#if defined(GPTOSS_HIP)
+// MoeDecodeKind::Mfma: native/hip/moe_decode_mfma.hip (AMD matrix cores). Same workspace.
+void launch_moe_decode_mfma(const MoeArgs& a, void* workspace, cudaStream_t stream);
+#endif
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

@@ -599,22 +599,25 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
 
 // Opt in to more than 48 KB where needed, and ask for the largest shared-memory carveout (the
 // driver otherwise may pick a smaller split than the 5-6 CTAs a SM these kernels are sized for).
+// Both are attributes of the kernel on the current device: remembered per device (launcher_slot).
 template <typename K>
-void allow_smem(K kernel, int bytes, int& have) {
-  if (have == 0) GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-  if (bytes > 48 * 1024 && bytes > have) {
+void allow_smem(K kernel, int bytes) {
+  std::atomic<int>& have = launcher_slot(kernel);
+  const int had = have.load(std::memory_order_relaxed);
+  if (had == 0) GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+  if (bytes > 48 * 1024 && bytes > had) {
     GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-    have = bytes;
+    have.store(bytes, std::memory_order_relaxed);
+  } else if (had == 0) {
+    have.store(1, std::memory_order_relaxed);
   }
-  if (have == 0) have = 1;
 }
 
 template <bool kSub>
 void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
-  static int have1 = 0, have2 = 0;
   const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
-  allow_smem(moe_mma_gate_up_kernel<kSub>, s1, have1);
-  allow_smem(moe_mma_down_kernel<kSub>, s2, have2);
+  allow_smem(moe_mma_gate_up_kernel<kSub>, s1);
+  allow_smem(moe_mma_down_kernel<kSub>, s2);
   dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
   launch_k(moe_mma_gate_up_kernel<kSub>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
@@ -627,10 +630,9 @@ void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stre
 
 template <int kStages>
 void launch_fp8(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
-  static int have1 = 0, have2 = 0;
   const int s1 = fp8_cta_smem(a.H / 32, kStages), s2 = fp8_cta_smem(a.I / 32, kStages), pairs = a.n * a.k;
-  allow_smem(moe_fp8_stream_kernel<false, kStages>, s1, have1);
-  allow_smem(moe_fp8_stream_kernel<true, kStages>, s2, have2);
+  allow_smem(moe_fp8_stream_kernel<false, kStages>, s1);
+  allow_smem(moe_fp8_stream_kernel<true, kStages>, s2);
   const int ctas = knobs().moe_fp8_ctas * current_caps().sm_count;  // GPTOSS_CUDA_MOE_FP8_CTAS (1 or 2) a SM
   const int units1 = pairs * ceil_div(2 * a.I, kTileRows), units2 = pairs * ceil_div(a.H, kTileRows);
   launch_k(moe_fp8_stream_kernel<false, kStages>, dim3(std::min(units1, ctas)), kFp8Warps * 32, s1, stream, a, act, part);

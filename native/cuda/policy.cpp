@@ -109,6 +109,7 @@ GpuKnobs::MoeDecode moe_decode_from_env() {
   if (!std::strcmp(v, "mma-prmt")) return M::MmaPrmt;
   if (!std::strcmp(v, "mma-fp8")) return M::MmaFp8;
   if (!std::strcmp(v, "simt")) return M::Simt;
+  if (!std::strcmp(v, "mfma")) return M::Mfma;
   return M::Auto;
 }
 }  // namespace
@@ -203,6 +204,8 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
   if (k.moe_decode == Want::Simt) return MoeDecodeKind::Simt;
   if (int64_t(n) * ceil_div_i(H, kMoeTileRows) > kMoeTileCounters) return MoeDecodeKind::Simt;  // last-block counters
   const int nh = H / 32, ni = I / 32;
+  if (caps.tensor_cores == TensorCores::Mfma)  // AMD: the MFMA kernels where a CTA's LDS holds the activation
+    return moe_mfma_smem_bytes(std::max(nh, ni)) <= caps.smem_optin ? MoeDecodeKind::Mfma : MoeDecodeKind::Simt;
   const int smem_cap = std::min(kMoeMaxSmem, caps.smem_optin);
   const bool mma_fits = caps.mma_sync && slice_shape(nh, k.moe_slice).slices <= kMoeMaxWarps &&
                         slice_shape(ni, k.moe_slice).slices <= kMoeMaxWarps && mma_cta_smem(nh, k.moe_slice) <= smem_cap &&

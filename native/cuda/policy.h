@@ -16,8 +16,8 @@ bool env_flag(const char* name, bool fallback);
 
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {
-  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt };
-  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt
+  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, Mfma };
+  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt|mfma
   int moe_slice = kMoeSliceMax;            // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
@@ -63,9 +63,11 @@ bool router_uses_split(const GpuCaps& caps, int n, int E);
 bool moe_uses_decode(int n, int k);
 // The decode MoE kernels: Mma (bit-placed E2M1 bf16 mma.sync, the default where mma.sync is
 // compiled), MmaPrmt (prmt tables), MmaFp8 (e4m3 mma.sync: the default where it is native, sm_89 and
-// sm_12x, on request elsewhere where compiled), Simt (LUT kernels: no tensor cores, shapes whose
-// fragments do not fit, or too many (token, tile) counters).
-enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt };
+// sm_12x, on request elsewhere where compiled), Mfma (AMD CDNA where MFMA was compiled:
+// native/hip/moe_decode_mfma.hip; the NVIDIA variants are never picked there, nor Mfma on NVIDIA),
+// Simt (LUT kernels: no tensor cores, shapes whose fragments do not fit, too many (token, tile)
+// counters, or GPTOSS_CUDA_MOE_DECODE=simt).
+enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt, Mfma };
 MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);

@@ -247,7 +247,7 @@ size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 SampleWs sample_ws(int vocab, void* base, size_t* total) {
   size_t cub_bytes = 0;
-  cub::DeviceRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),
+  (void)cub::DeviceRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),  // a size query
                                             static_cast<float*>(nullptr), static_cast<const int32_t*>(nullptr),
                                             static_cast<int32_t*>(nullptr), vocab);
   uint8_t* b = static_cast<uint8_t*>(base);

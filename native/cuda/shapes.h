@@ -78,6 +78,13 @@ inline int mma_cta_smem(int nch, int target) {
   return sh.slices * warp_bytes(sh.per);
 }
 
+// ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
+constexpr int kMoeMfmaWaves = 4;  // wavefronts a CTA (256 threads), splitting K; a CTA owns kMoeTileRows rows
+// LDS of a CTA for rows of nch MX blocks: the activation fragments (128 bytes a block: mfma.h's
+// MoeDecodeMap) and the waves' row sums.
+GPTOSS_HD constexpr int moe_mfma_frag_bytes(int nch) { return nch * 128; }
+GPTOSS_HD constexpr int moe_mfma_smem_bytes(int nch) { return moe_mfma_frag_bytes(nch) + kMoeMfmaWaves * kMoeTileRows * 4; }
+
 // ---- moe_decode_mma.cu: e4m3 mma.sync streaming kernels ----
 constexpr int kFp8Warps = 8;
 constexpr int kFp8PerMax = 16;  // MX blocks a warp slice: K of at most 128 blocks (4096 values)

@@ -3,9 +3,12 @@
 # has NO NEEDED entry on libamdhip64: hip_loader.cpp dlopens the machine's runtime with RTLD_GLOBAL
 # first, so the one .node works with or without ROCm (hip_plugin.h explains the choice).
 #
-# Toolchain (TOOLCHAIN.md section 5): Debian's clang-19 + lld-19 + clang-tools-19 (the offload
-# bundler) + libamdhip64-dev (HIP 5.2 headers) + rocm-device-libs, with a generated device-library
-# overlay for gfx942 (scripts/hip-devlibs.sh). hipcc is not used: Debian's is clang-15 and rejects gfx942.
+# Toolchain (TOOLCHAIN.md section 5): Debian's clang-22 (bookworm-security) or clang-19, each with its
+# lld and clang-tools (the offload bundler), + libamdhip64-dev (HIP 5.2 headers) + librocprim-dev +
+# rocm-device-libs, with a generated device-library overlay for the archs Debian's libraries predate
+# (gfx942, gfx950: scripts/hip-devlibs.sh). clang-22 also builds gfx950 (MI350), which clang-19 rejects
+# ("invalid target ID"); for clang 20+ hip52_clang20.h restores what HIP 5.2 expects of the compiler.
+# hipcc is not used: Debian's is clang-15 and rejects gfx942.
 # CMake's HIP language is not used either: it needs ROCm's hip-lang CMake package, which Debian lacks.
 #
 # GPTOSS_HIP: AUTO (default) builds the plugin when the toolchain is found and says why not otherwise;
@@ -16,9 +19,10 @@ set_property(CACHE GPTOSS_HIP PROPERTY STRINGS AUTO ON OFF)
 if(NOT "$ENV{GPTOSS_HIP}" STREQUAL "")
   set(GPTOSS_HIP "$ENV{GPTOSS_HIP}" CACHE STRING "Build the HIP plugin for AMD GPUs: AUTO, ON or OFF" FORCE)
 endif()
-# gfx942: MI300A/X (CDNA3, the target); gfx90a: MI200 (CDNA2). gfx950 (MI350) needs clang 20+.
-set(GPTOSS_HIP_ARCHS "gfx942;gfx90a" CACHE STRING "AMD GPU archs of the HIP plugin (clang --offload-arch values)")
-set(GPTOSS_HIP_CLANG "" CACHE FILEPATH "clang++ for the HIP plugin (default: clang++-19)")
+# gfx942: MI300A/X (CDNA3, the target); gfx90a: MI200 (CDNA2); gfx950: MI350 (CDNA4), with clang 20+.
+# Empty: those three with clang 20+, gfx942 and gfx90a with clang-19.
+set(GPTOSS_HIP_ARCHS "" CACHE STRING "AMD GPU archs of the HIP plugin (clang --offload-arch values; empty: what the compiler allows)")
+set(GPTOSS_HIP_CLANG "" CACHE FILEPATH "clang++ for the HIP plugin (default: clang++-22, else clang++-19)")
 
 set(_hip_why "")
 if(GPTOSS_HIP STREQUAL "OFF")
@@ -33,14 +37,14 @@ if(CMAKE_CROSSCOMPILING OR NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|am
 endif()
 
 if(NOT GPTOSS_HIP_CLANG)
-  find_program(_hip_clang NAMES clang++-19)
+  find_program(_hip_clang NAMES clang++-22 clang++-19)
   if(_hip_clang)
     set(GPTOSS_HIP_CLANG "${_hip_clang}" CACHE FILEPATH "" FORCE)
   endif()
 endif()
 find_path(GPTOSS_HIP_INCLUDE hip/hip_runtime.h PATHS /opt/rocm/include /usr/include NO_DEFAULT_PATH)
 if(NOT GPTOSS_HIP_CLANG OR NOT EXISTS "${GPTOSS_HIP_CLANG}")
-  set(_hip_why "clang++-19 not found (apt-get install clang-19 lld-19 clang-tools-19)")
+  set(_hip_why "neither clang++-22 nor clang++-19 found (apt-get install clang-22 lld-22 clang-tools-22)")
 elseif(NOT GPTOSS_HIP_INCLUDE OR NOT EXISTS "${GPTOSS_HIP_INCLUDE}/hip/hip_runtime.h")
   set(_hip_why "the HIP headers (hip/hip_runtime.h) not found (apt-get install libamdhip64-dev)")
 elseif(NOT EXISTS "${GPTOSS_HIP_INCLUDE}/rocprim/rocprim.hpp")
@@ -49,13 +53,26 @@ else()
   # clang runs the offload bundler from its own bin directory (clang-tools-19 installs it there).
   get_filename_component(_hip_clang_real "${GPTOSS_HIP_CLANG}" REALPATH)
   get_filename_component(_hip_clang_bin "${_hip_clang_real}" DIRECTORY)
+  execute_process(COMMAND "${GPTOSS_HIP_CLANG}" --version OUTPUT_VARIABLE _hip_clang_version ERROR_QUIET)
+  string(REGEX MATCH "clang version ([0-9]+)" _ "${_hip_clang_version}")
+  set(GPTOSS_HIP_CLANG_MAJOR "${CMAKE_MATCH_1}")
   if(NOT EXISTS "${_hip_clang_bin}/clang-offload-bundler")
-    set(_hip_why "${_hip_clang_bin}/clang-offload-bundler not found (apt-get install clang-tools-19)")
+    set(_hip_why "${_hip_clang_bin}/clang-offload-bundler not found (apt-get install clang-tools-${GPTOSS_HIP_CLANG_MAJOR})")
+  elseif(NOT GPTOSS_HIP_CLANG_MAJOR OR GPTOSS_HIP_CLANG_MAJOR LESS 19)
+    set(_hip_why "${GPTOSS_HIP_CLANG} is not clang 19 or newer (${_hip_clang_version})")
+  endif()
+endif()
+if(NOT _hip_why AND NOT GPTOSS_HIP_ARCHS)
+  if(GPTOSS_HIP_CLANG_MAJOR GREATER_EQUAL 20)
+    set(GPTOSS_HIP_ARCHS "gfx942;gfx90a;gfx950")
+  else()
+    set(GPTOSS_HIP_ARCHS "gfx942;gfx90a")
   endif()
 endif()
 if(NOT _hip_why)
-  set(GPTOSS_HIP_DEVLIBS "${CMAKE_BINARY_DIR}/hip-devlibs")
-  string(REPLACE "++" "" _hip_clang_c "${_hip_clang_real}")  # clang-19 for the bitcode assembly
+  # one overlay per clang major: the generated ISA files carry the data layout of the clang that made them
+  set(GPTOSS_HIP_DEVLIBS "${CMAKE_BINARY_DIR}/hip-devlibs-${GPTOSS_HIP_CLANG_MAJOR}")
+  string(REPLACE "++" "" _hip_clang_c "${_hip_clang_real}")  # the C driver, for the bitcode assembly
   execute_process(COMMAND bash "${CMAKE_SOURCE_DIR}/scripts/hip-devlibs.sh" "${GPTOSS_HIP_DEVLIBS}" "${_hip_clang_c}" ${GPTOSS_HIP_ARCHS}
                   RESULT_VARIABLE _hip_rc OUTPUT_QUIET ERROR_VARIABLE _hip_err)
   if(NOT _hip_rc EQUAL 0)
@@ -69,7 +86,7 @@ if(_hip_why)
   message(STATUS "gpt-oss-node: HIP plugin not built: ${_hip_why}")
   return()
 endif()
-message(STATUS "gpt-oss-node: HIP plugin for ${GPTOSS_HIP_ARCHS} with ${GPTOSS_HIP_CLANG}")
+message(STATUS "gpt-oss-node: HIP plugin for ${GPTOSS_HIP_ARCHS} with ${GPTOSS_HIP_CLANG} (clang ${GPTOSS_HIP_CLANG_MAJOR})")
 
 # The build id both sides of the plugin boundary carry: a hash of the headers whose types cross it.
 set(_hip_abi_headers native/hip/hip_plugin.h native/model/backend.h native/core/tensor.h native/core/error.h native/core/dtype.h)
@@ -91,6 +108,12 @@ set(_hip_flags -x hip -std=c++17 -O3 -fPIC -fvisibility=hidden --rocm-path=${_hi
     # The mma.sync kernels' helpers (swizzles, shared-memory sizes) are used only inside bodies that
     # compile to a trap on AMD (GPTOSS_NO_DEVICE_CODE): unused there, by design.
     -Wno-unused-function -Wno-unused-const-variable)
+if(GPTOSS_HIP_CLANG_MAJOR GREATER_EQUAL 20)
+  # HIP 5.2's headers test __AMDGCN_WAVEFRONT_SIZE, which clang 20+ no longer defines (every target
+  # here is wave64: vendors.h); clang 22 defaults to code object v6, which needs ROCm 6.3's libraries
+  # and runtime: v5 as clang-19 makes. hip52_clang20.h: the rest (see there).
+  list(APPEND _hip_flags -D__AMDGCN_WAVEFRONT_SIZE=64 -mcode-object-version=5 -include ${CMAKE_SOURCE_DIR}/native/hip/hip52_clang20.h)
+endif()
 foreach(_arch IN LISTS GPTOSS_HIP_ARCHS)
   list(APPEND _hip_flags --offload-arch=${_arch})
 endforeach()

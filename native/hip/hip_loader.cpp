@@ -99,7 +99,7 @@ const Plugin& plugin() {
   static const Plugin* none = [] {
     auto* p = new Plugin;
     p->path = plugin_path();
-    p->error = "this build of gpt-oss-node has no HIP backend (it was built without clang++-19 and the HIP "
+    p->error = "this build of gpt-oss-node has no HIP backend (it was built without clang++-22 or -19 and the HIP "
                "headers, or with GPTOSS_HIP=OFF); rebuild with them installed (README: Backends)";
     return p;
   }();

@@ -9,10 +9,12 @@
 namespace gptoss {
 
 namespace {
-// The model's backend, when it can run a batch (the CPU and CUDA; never a silent fallback).
+// The model's backend, when it can run a batch (never a silent fallback): the CPU, CUDA and HIP. HIP
+// runs the CUDA backend's own paged kernels (the split-KV decode kernel in 32-lane groups, the MFMA
+// flash kernel over block tables, the plan, slot stores, gather and row sampling), compiled, not yet
+// run on an AMD GPU; like CUDA it is opt-in there (createEngine({ backend: 'native' })).
 Backend& batch_backend(const Model& m) {
-  // HIP compiles the CUDA kernels too, but they have not run on an AMD GPU in a batch: refused by name.
-  if (!m.backend().paged_kv() || m.backend().device().kind == DeviceKind::HIP)
+  if (!m.backend().paged_kv())
     throw runtime_error("createBatchBackend: the batched step and its paged KV cache are not implemented on " +
                         m.backend().describe() + " yet; load the model on the cpu to batch sequences");
   return m.backend();
@@ -23,7 +25,7 @@ Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int
     : model_(std::move(model)),
       pool_(batch_backend(*model_), model_->config(), model_->kv_cache(), kv_blocks, block_size),
       max_sequences_(max_sequences),
-      pad_decode_(pad_decode < 0 ? model_->backend().device().kind == DeviceKind::CUDA : pad_decode > 0) {
+      pad_decode_(pad_decode < 0 ? model_->backend().device().kind != DeviceKind::CPU : pad_decode > 0) {
   if (max_sequences < 1) throw range_error("createBatchBackend: maxSequences must be at least 1, got " + std::to_string(max_sequences));
 }
 

@@ -40,7 +40,7 @@ struct Sequence {
 class Batch {
  public:
   // pad_decode: run decode steps padded to bucket sizes (1 yes, 0 no, -1 where the backend replays
-  // them as graphs: CUDA). The padding is invisible in the results; on the CPU it only costs time,
+  // them as graphs: CUDA and HIP). The padding is invisible in the results; on the CPU it only costs time,
   // so tests turn it on there to check the padded step against the plain one.
   Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode = -1);
   ~Batch();

@@ -494,17 +494,12 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->kv_cache_ = model->backend_->default_kv_dtype();
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  // CUDA reads GGUF files and Q8_0 dense weights (converted at upload where its kernels need another
-  // layout); HIP runs the same sources but they have not run on an AMD GPU, so it keeps the error.
-  if (device.kind == DeviceKind::HIP && (options.format == WeightFormat::Gguf || options.dense_q8 || options.experts_bf16))
-    throw type_error(std::string(options.format == WeightFormat::Gguf ? "GGUF files are"
-                                 : options.dense_q8                   ? "denseWeights: 'q8' is"
-                                                                      : "experts: 'bf16' is") +
-                     " not supported on " + device.str() + " yet (the GPU kernels read bf16 and Hugging Face MXFP4 " +
-                     "blocks only); load with device: 'cpu'");
-  if (device.kind == DeviceKind::CUDA && options.experts_bf16)
+  // CUDA and HIP read GGUF files and Q8_0 dense weights: the same native/cuda sources (q8.cu; the
+  // ggml layouts converted at upload) built for both vendors. On HIP they are compiled, not yet run on
+  // an AMD GPU (README), and `auto` keeps GGUF files on the CPU (lib/model.ts autoDeviceForFormat).
+  if (device.kind != DeviceKind::CPU && options.experts_bf16)
     throw type_error("experts: 'bf16' is not supported on " + device.str() +
-                     " yet (the CUDA expert kernels read MXFP4); load with experts: 'mxfp4' (quantized at load) or device: 'cpu'");
+                     " yet (the GPU expert kernels read MXFP4); load with experts: 'mxfp4' (quantized at load) or device: 'cpu'");
   // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
   // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
   // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).

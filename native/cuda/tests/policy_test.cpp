@@ -162,6 +162,34 @@ void test_moe() {
   CHECK(choose_moe_decode(h200(900, kSm90a), k, 16, 16 * 4097, I) == MoeDecodeKind::Simt);  // tile counters
   // Rows longer than 8 slices of 32 MX blocks do not fit the mma kernels.
   CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, 32 * 32 * 9, I) == MoeDecodeKind::Simt);
+  // Asking for the MFMA kernels on NVIDIA changes nothing (they are AMD-only): the device's default.
+  GpuKnobs mfma = k;
+  mfma.moe_decode = GpuKnobs::MoeDecode::Mfma;
+  CHECK(choose_moe_decode(h200(900, kSm90a), mfma, 1, H, I) == MoeDecodeKind::Mma);
+  CHECK(choose_moe_decode(l40s(890, kSm89), mfma, 1, H, I) == MoeDecodeKind::MmaFp8);
+
+  // AMD: the MFMA decode kernels where MFMA was compiled; never an NVIDIA variant.
+  const GpuCaps mi300 = make_caps(0, "MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
+  const GpuCaps mi250 = make_caps(0, "MI250X", 900, 910, kFeatMfma, 65536, 110, 64, 0, true);
+  const GpuCaps mi355 = make_caps(0, "MI355X", 950, 950, kFeatMfma, 163840, 256, 64, 0, true);  // 160 KB LDS
+  CHECK(arch_label(mi355) == "gfx950" && mi355.tensor_cores == TensorCores::Mfma);
+  for (const GpuCaps& c : {mi300, mi250, mi355}) {
+    CHECK(choose_moe_decode(c, k, 1, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, k, 4, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, mfma, 1, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, prmt, 1, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, fp8, 1, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, simt, 1, H, I) == MoeDecodeKind::Simt);
+    CHECK(choose_moe_decode(c, k, 16, 16 * 4097, I) == MoeDecodeKind::Simt);  // the down kernel's tile counters
+  }
+  // 20b's rows: 90 MX blocks, 11.5 KB of activation fragments a CTA; rows whose fragments pass the
+  // 64 KB of LDS a block take the SIMT kernels.
+  CHECK(moe_mfma_smem_bytes(H / 32) == 90 * 128 + 4 * 16 * 4);
+  CHECK(choose_moe_decode(mi300, k, 1, 32 * 500, I) == MoeDecodeKind::Mfma);
+  CHECK(choose_moe_decode(mi300, k, 1, 32 * 520, I) == MoeDecodeKind::Simt);
+  CHECK(choose_moe_decode(mi300, k, 1, H, 32 * 520) == MoeDecodeKind::Simt);
+  const GpuCaps amd_no_code = make_caps(0, "MI300X", 940, 0, 0, 65536, 304, 64, 0, true);
+  CHECK(choose_moe_decode(amd_no_code, k, 1, H, I) == MoeDecodeKind::Simt);  // no image: nothing MFMA
 
   CHECK(router_uses_split(h200(900, kSm90a), 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), kRouterSplitMaxTokens + 1, 32));
