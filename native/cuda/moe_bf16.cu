@@ -74,8 +74,9 @@ __global__ void __launch_bounds__(kThreads) moe_bf16_gate_up_kernel(MoeArgs a, i
 // items of the reduction (k * I / 8 of them: consecutive threads read consecutive chunks of a row), each
 // item's act chunk feeding the block's rows, so one token launches H / 4 blocks (moe.cu's SIMT down
 // kernel, same reasons). The routing weight multiplies each item's dot; warp sums, then a shared-memory
-// sum over warps in a fixed order (deterministic, no atomics).
-__global__ void __launch_bounds__(kThreads) moe_bf16_down_kernel(MoeArgs a, int token0, const float* act) {
+// sum over warps in a fixed order (deterministic, no atomics). (256, 4): up to 64 registers (sm_90a takes 64;
+// without the bound sm_120a's ptxas kept 48 and spilled 8 bytes).
+__global__ void __launch_bounds__(kThreads, 4) moe_bf16_down_kernel(MoeArgs a, int token0, const float* act) {
   __shared__ float red[kWarps][kDownRows];
   const int t = token0 + int(blockIdx.y);
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
