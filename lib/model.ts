@@ -337,8 +337,10 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (experts !== 'mxfp4' && experts !== 'bf16')
     throw new RangeError(`loadModel: options.experts must be 'mxfp4' or 'bf16', got ${JSON.stringify(experts)}`);
   const resolved = resolveDevice(options.device ?? 'auto');
-  resolveActivations(options.activations, resolved.device); // option errors before any file is read
-  resolveKvCache(options.kvCache, resolved.device);
+  // Option errors come before any file is read; a format that moves `auto` to another device (a GGUF
+  // file stays on the CPU) resolves them again for that device, whose defaults and limits differ.
+  let activations = resolveActivations(options.activations, resolved.device);
+  let kvCache = resolveKvCache(options.kvCache, resolved.device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = await openCheckpointAsync(dir); // no file call on the event loop
   const { device, fallbackReason } = autoDeviceForFormat(
@@ -347,8 +349,10 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
     checkpoint.format,
     experts === 'bf16' && hasDenseExperts(checkpoint.tensors),
   );
-  const activations = resolveActivations(options.activations, device);
-  const kvCache = resolveKvCache(options.kvCache, device);
+  if (device !== resolved.device) {
+    activations = resolveActivations(options.activations, device);
+    kvCache = resolveKvCache(options.kvCache, device);
+  }
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,
