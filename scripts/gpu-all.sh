@@ -28,14 +28,20 @@ fi
 [[ -z "${SKIP_E2E:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-e2e.sh 2>&1 | grep -vE "^\s*$" | tail -40
 
 # bf16 experts on CUDA (issue 15; compiled, not yet run when this step was written): gpu_check's bf16 expert
-# cases (both paths vs the CPU backend, fresh random data), the model check on tiny-a-bf16 (vs transformers and
-# the CPU), the kernel bench and 20b synthetic end to end with bf16 experts beside MXFP4 (~4 min in all).
+# cases (both paths vs the CPU backend, fresh random data; memcheck on the reduced set), the model check on
+# tiny-a-bf16 (vs transformers and the CPU), the kernel bench and 20b synthetic end to end with bf16 experts
+# beside MXFP4 (~4 min in all).
 # Predictions: bench/RESULTS.md "bf16 experts on CUDA". BF16_EXPERTS=0 skips it.
 if [[ "${BF16_EXPERTS:-1}" != 0 && -x build-gpu/gptoss_gpu_check ]]; then
   echo "=== bf16 experts ==="
   timeout 300 build-gpu/gptoss_gpu_check --bf16-experts > "$OUT/check-bf16-experts.log" 2>&1
   echo "gpu_check --bf16-experts rc $? $(grep -E '^gpu_check:' "$OUT/check-bf16-experts.log")"
   grep -E "^FAIL" "$OUT/check-bf16-experts.log" | head -10
+  if [[ -z "${SKIP_SANITIZER:-}" ]] && command -v compute-sanitizer > /dev/null; then
+    timeout 120 compute-sanitizer --tool memcheck --print-limit 10 build-gpu/gptoss_gpu_check --bf16-experts --quick \
+      > "$OUT/memcheck-bf16-experts.log" 2>&1
+    echo "memcheck --bf16-experts --quick rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-bf16-experts.log" | tail -1)"
+  fi
   if [[ -f build-gpu/gpt_oss_node.node && -f dist/model.js ]]; then
     GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" GPTOSS_CHECK_BF16_EXPERTS=only timeout 120 \
       node scripts/gpu-model-check.mjs > "$OUT/model-check-bf16-experts.log" 2>&1
