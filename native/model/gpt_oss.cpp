@@ -322,8 +322,21 @@ struct Binder {
     if (options.experts_bf16) {
       if (d != DType::BF16)
         throw checkpoint_error(file_of(r.name), r.name, "is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");
-      note(slot, d, t, r.length, false);
-      return finish(t, r.length);
+      if (backend.device().kind == DeviceKind::CPU) {
+        note(slot, d, t, r.length, false);
+        return finish(t, r.length);
+      }
+      // A GPU's kernels read [E, out, in] rows (the GEMM tile's W [N, K], a warp a row in the decode
+      // GEMV): transposed here once, then uploaded (backend.h: MoeWeights).
+      const auto t0 = std::chrono::steady_clock::now();
+      Tensor rows = host_empty(DType::BF16, slot.shape);
+      cpu::transpose_experts(t, rows);
+      report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const std::string line = std::string(slot.group) + ": bf16 [E, in, out] -> [E, out, in] (experts bf16: the GPU kernels' rows)";
+      if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+        report.conversions.push_back(line);
+      note(slot, d, rows, r.length, true);
+      return finish(rows, r.length);
     }
     const auto t0 = std::chrono::steady_clock::now();
     Tensor q = host_empty(DType::MXFP4, slot.shape);
@@ -494,12 +507,15 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->kv_cache_ = model->backend_->default_kv_dtype();
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  // CUDA and HIP read GGUF files and Q8_0 dense weights: the same native/cuda sources (q8.cu; the
-  // ggml layouts converted at upload) built for both vendors. On HIP they are compiled, not yet run on
-  // an AMD GPU (README), and `auto` keeps GGUF files on the CPU (lib/model.ts autoDeviceForFormat).
-  if (device.kind != DeviceKind::CPU && options.experts_bf16)
+  // CUDA reads GGUF files, Q8_0 dense weights and bf16 experts (converted at upload where its kernels
+  // need another layout; the bf16 experts are compiled, not yet run on a GPU). HIP runs the same
+  // sources for GGUF and Q8_0 (q8.cu, wave64; compiled, not yet run on an AMD GPU: README), and `auto`
+  // keeps GGUF files on the CPU (lib/model.ts autoDeviceForFormat). Its bf16 expert kernels are not
+  // checked for 64-lane wavefronts yet: refused there.
+  if (device.kind == DeviceKind::HIP && options.experts_bf16)
     throw type_error("experts: 'bf16' is not supported on " + device.str() +
-                     " yet (the GPU expert kernels read MXFP4); load with experts: 'mxfp4' (quantized at load) or device: 'cpu'");
+                     " yet (the bf16 expert kernels are not checked for AMD's 64-lane wavefronts); load with experts: "
+                     "'mxfp4' (quantized at load) or device: 'cpu'");
   // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
   // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
   // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).
