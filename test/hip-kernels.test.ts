@@ -101,11 +101,14 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
     expect(empty.map((r) => `${r.object}: ${r.kernel}`)).toEqual([]);
   });
 
-  it('the GEMM tile (linear prefill: bf16 weights) runs on MFMA', () => {
-    const gemm = ours.filter((r) => /gemm_tile_mfma_kernel<\(gptoss::cuda::WeightFormat\)0,/.test(r.kernel));
-    expect(gemm.length).toBe(3); // Store x (MT = 1, 2, 4)
-    // One k-step of 32: 4 MFMA k-steps x 2 halves of A (hi, lo) x MT accumulators.
-    expect(gemm.map((r) => r.mfma).sort((a, b) => a - b)).toEqual([8, 16, 32]);
+  it('the GEMM tile on bf16 weights (linear prefill: Store; bf16 experts\' grouped gate_up: SwiGLU) runs on MFMA', () => {
+    for (const epi of [0, 1]) {
+      const gemm = ours.filter((r) => r.kernel.includes(`gemm_tile_mfma_kernel<(gptoss::cuda::WeightFormat)0, (gptoss::cuda::Epilogue)${epi},`));
+      expect(gemm.length, `epilogue ${epi}`).toBe(3); // MT = 1, 2, 4
+      // One k-step of 32: 4 MFMA k-steps x 2 halves of A (hi, lo) x MT accumulators.
+      expect(gemm.map((r) => r.mfma).sort((a, b) => a - b)).toEqual([8, 16, 32]);
+      for (const r of gemm) expect(r.trap, r.kernel).toBe(false);
+    }
   });
 
   it('the MoE grouped GEMMs (MXFP4 experts: gate_up + SwiGLU, down) run on MFMA', () => {
