@@ -410,7 +410,7 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
-  model->kv_cache_ = model->backend_->default_kv_dtype();
+  model->kv_cache_ = model->backend_->default_kv_type();
   Backend& backend = *model->backend_;
   const std::vector<WeightSlot> slots = weight_slots(c, model->weights_);
   uint64_t total = 0, largest = 0;
@@ -489,6 +489,7 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
     if (upload_error) std::rethrow_exception(upload_error);
   }
   model->weight_bytes_ = total;
+  model->prepare_experts();
   model->init_rope();
   return model;
 }
