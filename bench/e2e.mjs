@@ -4,7 +4,9 @@
 // does not fit the host, e.g. gpt-oss-120b; their speed is the real model's, their output is noise).
 //   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
 //                      [--per-token] [--activations f32|q8] [--kv-cache f16|bf16|f32|f32k-f16v] [--label NAME] [--out bench/results]
-//   <model-dir> may be a GGUF file; --dense-weights q8: attention and LM head quantized to Q8_0 at load.
+//   <model-dir> may be a GGUF file; --dense-weights q8: attention and LM head quantized to Q8_0 at load;
+//   --experts bf16: experts run as bf16 (a fine-tuned checkpoint as stored; a synthetic model's MXFP4
+//   experts dequantized exactly), on CUDA by the bf16 expert kernels.
 //   node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]
 // Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
 // the token id copied back, 16 steps a native call as generate() runs them (--per-token: one call a
@@ -22,7 +24,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { readBandwidth } from '../dist/ops.js';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored' };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored', experts: undefined };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -31,6 +33,7 @@ function parseArgs(argv) {
     else if (a === '--decode') args.decode = Number(argv[++i]);
     else if (a === '--per-token') args.perToken = true;
     else if (a === '--dense-weights') args.denseWeights = argv[++i];
+    else if (a === '--experts') args.experts = argv[++i];
     else if (a === '--context') args.context = Number(argv[++i]);
     else if (a === '--label') args.label = argv[++i];
     else if (a === '--activations') args.activations = argv[++i];
@@ -70,8 +73,8 @@ const gib = (b) => (b / 2 ** 30).toFixed(2);
 const args = parseArgs(process.argv.slice(2));
 const t0 = performance.now();
 const model = args.synthetic
-  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights })
-  : await loadModel(args.model, { device: args.device, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights });
+  ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights, experts: args.experts })
+  : await loadModel(args.model, { device: args.device, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights, experts: args.experts });
 const setupMs = performance.now() - t0;
 const isSynthetic = model.info.source === 'synthetic';
 const afterLoad = memory();
@@ -93,6 +96,7 @@ const result = {
   weightBytes: model.info.weightBytes,
   format: model.info.format,
   denseWeights: args.denseWeights,
+  experts: args.experts ?? 'mxfp4',
   groups: model.info.groups,
   conversions: model.info.conversions,
   convertSeconds: model.info.convertSeconds,

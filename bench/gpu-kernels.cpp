@@ -3,7 +3,8 @@
 // backend's stream: warm-up, then the median of many runs, inputs rotated over sets larger than
 // the 50 MB L2 where the op is memory-bound. Ceilings are measured in the same run: a large
 // device-to-device copy (bytes read + written) and, if libcublas is found (dlopen), a bf16 GEMM.
-//   gptoss_gpu_bench [--quick] [--decode]   (--decode: copy ceiling + the decode-step kernels only)
+//   gptoss_gpu_bench [--quick] [--decode] [--bf16-experts]   (--decode: copy ceiling + the decode-step
+//   kernels only; --bf16-experts: copy ceiling + the bf16 expert kernels of loadModel's experts: 'bf16' only)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -26,6 +27,7 @@ std::shared_ptr<Backend> gpu;
 cudaStream_t stream;
 bool quick = false;
 bool decode_only = false;
+bool bf16_experts_only = false;
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
 
@@ -119,12 +121,83 @@ double cublas_ceiling_tflops() {
   return 2.0 * n * n * double(n) / (ms * 1e-3) / 1e12;
 }
 
+void print_table() {
+  std::printf("\n| kernel | shape | median ms | achieved | ceiling | %% |\n|---|---|---|---|---|---|\n");
+  for (const Row& x : rows)
+    std::printf("| %s | %s | %.3f | %.1f %s | %.0f | %.0f%% |\n", x.what.c_str(), x.shape.c_str(), x.ms, x.value,
+                x.unit.c_str(), x.ceiling, x.ceiling > 0 ? 100 * x.value / x.ceiling : 0.0);
+}
+
+// The route of n tokens over `experts`, k distinct each, weights 1/k; `sets` of them (rotated so a
+// decode call does not find its experts in L2).
+std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int sets, int experts) {
+  std::vector<std::pair<Tensor, Tensor>> v;
+  for (int s = 0; s < sets; ++s) {
+    std::vector<int32_t> idx(size_t(n) * k);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < k; ++j) {
+        int e;
+        bool dup;
+        do {
+          e = r.below(experts);
+          dup = false;
+          for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
+        } while (dup);
+        idx[size_t(t) * k + j] = e;
+      }
+    Tensor ht = host_empty(DType::F32, {n, k});
+    for (int64_t i = 0; i < ht.numel(); ++i) ht.ptr<float>()[i] = 1.f / float(k);
+    v.push_back({gpu->upload(i32_tensor(idx, {n, k})), gpu->upload(ht)});
+  }
+  return v;
+}
+
+// bf16 experts (loadModel's experts: 'bf16'; [E, out, in] rows): one 20b layer's 32 experts (1.59 GB),
+// the decode GEMVs (moe_bf16.cu) against the copy ceiling, eager and in a graph, at 1 and 4 tokens and
+// with each path forced (GPTOSS_CUDA_MOE_BF16), and the grouped bf16 tile for prefill (TFLOP/s).
+// Bytes a decode call must read: k distinct experts x (2I x H + H x I) x 2 (20b: 199 MB a layer).
+int bench_bf16_experts(Rng& r, double bw, double mm, int H, int I, int E, int K) {
+  MoeWeights w;
+  w.gate_up = gpu->upload(rand_bf16(r, {E, 2 * I, H}, 0.02f));
+  w.gate_up_bias = gpu->upload(rand_bf16(r, {E, 2 * I}));
+  w.down = gpu->upload(rand_bf16(r, {E, H, I}, 0.02f));
+  w.down_bias = gpu->upload(rand_bf16(r, {E, H}));
+  const double expert_bytes = (double(2 * I) * H + double(H) * I) * 2;
+  SwigluParams sw;
+  for (int n : {1, 4}) {
+    auto sets = random_routing(r, n, K, 16, E);
+    Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, H});
+    // distinct experts a call reads (a token's k are distinct; tokens may share)
+    for (const char* path : {"gemv", "grouped"}) {
+      setenv("GPTOSS_CUDA_MOE_BF16", path, 1);
+      const std::string shape = "n" + std::to_string(n) + " k4 E32 H2880 I2880 bf16";
+      const double bytes = std::min(n * K, E) * expert_bytes;  // an upper bound of the distinct experts' bytes
+      double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); }, 50, 5);
+      add(std::string("moe bf16 ") + path + " eager", shape, ms, bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); });
+      add(std::string("moe bf16 ") + path + " graph", shape, ms, bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+    }
+    unsetenv("GPTOSS_CUDA_MOE_BF16");
+  }
+  for (int n : {512, 2048}) {
+    if (quick && n > 512) break;
+    auto sets = random_routing(r, n, K, 2, E);
+    Tensor x = gpu->upload(rand_f32(r, {n, H})), out = gpu->empty(DType::F32, {n, H});
+    double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, out); }, 10, 2);
+    double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
+    add("moe bf16 grouped GEMM", "n" + std::to_string(n) + " k4 E32", ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+  }
+  print_table();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     quick |= !std::strcmp(argv[i], "--quick");
     decode_only |= !std::strcmp(argv[i], "--decode");
+    bf16_experts_only |= !std::strcmp(argv[i], "--bf16-experts");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -138,13 +211,14 @@ int main(int argc, char** argv) {
 
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
-  double mm = decode_only ? 0 : cublas_ceiling_tflops();
+  double mm = decode_only || bf16_experts_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
   add("d2d copy (ceiling)", "2 GiB", 0, bw, "GB/s", bw);
 
   const int H = 2880, I = 2880, E = 32, K = 4, V = 201088;
+  if (bf16_experts_only) return bench_bf16_experts(r, bw, mm, H, I, E, K);
   // ---- MXFP4 dequant: 32 experts' gate_up (283 MB packed) -> bf16 (1.06 GB) ----
   if (!decode_only) {
     Tensor p = gpu->upload(rand_mxfp4(r, {quick ? 4 : E, 2 * I, H}));
@@ -370,9 +444,6 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("\n| kernel | shape | median ms | achieved | ceiling | %% |\n|---|---|---|---|---|---|\n");
-  for (const Row& x : rows)
-    std::printf("| %s | %s | %.3f | %.1f %s | %.0f | %.0f%% |\n", x.what.c_str(), x.shape.c_str(), x.ms, x.value,
-                x.unit.c_str(), x.ceiling, x.ceiling > 0 ? 100 * x.value / x.ceiling : 0.0);
+  print_table();
   return 0;
 }

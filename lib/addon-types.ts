@@ -50,7 +50,7 @@ export interface NativeModelSpec {
   format?: 'safetensors' | 'gguf';
   /** 'q8': quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load. */
   denseWeights?: 'as-stored' | 'q8';
-  /** Experts stored dense (fine-tuned bf16 checkpoints): 'mxfp4' quantizes at load, 'bf16' runs them as stored. */
+  /** Experts stored dense (fine-tuned bf16 checkpoints): 'mxfp4' quantizes at load, 'bf16' runs them as stored (CUDA: transposed at upload). */
   experts?: 'mxfp4' | 'bf16';
 }
 
@@ -75,6 +75,8 @@ export interface NativeSyntheticSpec {
   activations?: 'f32' | 'q8';
   kvCache?: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
   denseWeights?: 'as-stored' | 'q8';
+  /** 'bf16': the generated MXFP4 experts dequantized to bf16 and run as bf16 experts */
+  experts?: 'mxfp4' | 'bf16';
 }
 
 export interface NativeModel {

@@ -55,20 +55,31 @@ export function resolveKvCache(request: unknown, device: string, fn = 'loadModel
 
 /**
  * `auto` never picks a GPU path that has not yet run on a GPU: GGUF files on CUDA/HIP (the Q8_0 kernels
- * and the ggml-layout upload are compiled and CPU-tested, not yet run on a GPU; bench/RESULTS.md) stay
- * on the CPU under `auto`, with the reason in fallbackReason. Naming the device (`device: 'cuda'`) runs
- * them.
+ * and the ggml-layout upload are compiled and CPU-tested, not yet run on a GPU; bench/RESULTS.md) and
+ * bf16 experts run as stored (`experts: 'bf16'` on a checkpoint whose experts are dense: the CUDA
+ * bf16 expert kernels are compiled, not yet run on a GPU) stay on the CPU under `auto`, with the reason
+ * in fallbackReason. Naming the device (`device: 'cuda'`) runs them.
  */
 export function autoDeviceForFormat(
   request: DeviceRequest,
   resolved: { device: string; fallbackReason?: string },
   format: 'safetensors' | 'gguf',
+  bf16Experts = false,
 ): { device: string; fallbackReason?: string } {
-  if (request !== 'auto' || resolved.device === 'cpu' || format !== 'gguf') return resolved;
+  if (request !== 'auto' || resolved.device === 'cpu' || (format !== 'gguf' && !bf16Experts)) return resolved;
+  const gpu = resolved.device.replace(/:\d+$/, '');
   return {
     device: 'cpu',
-    fallbackReason: `GGUF on ${resolved.device.replace(/:\d+$/, '')}: its GPU kernels are compiled but have not yet run on a GPU, so auto loads GGUF files on the CPU (device: '${resolved.device}' runs them)`,
+    fallbackReason:
+      format === 'gguf'
+        ? `GGUF on ${gpu}: its GPU kernels are compiled but have not yet run on a GPU, so auto loads GGUF files on the CPU (device: '${resolved.device}' runs them)`
+        : `experts 'bf16' on ${gpu}: its GPU kernels are compiled but have not yet run on a GPU, so auto runs bf16 experts on the CPU (device: '${resolved.device}' runs them; experts: 'mxfp4' quantizes them for the GPU)`,
   };
+}
+
+/** Whether a checkpoint stores its experts dense (a fine-tuned bf16/f16/f32 save), not as MXFP4 blocks. */
+export function hasDenseExperts(tensors: readonly { name: string }[]): boolean {
+  return tensors.some((t) => t.name.endsWith('.mlp.experts.gate_up_proj') || t.name.endsWith('.mlp.experts.down_proj'));
 }
 
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda' | `cuda:${number}` | 'hip' | `hip:${number}`;
@@ -85,8 +96,9 @@ export interface LoadOptions {
    * Experts of a fine-tuned checkpoint saved in bf16 (transformers' Mxfp4Config(dequantize=True):
    * `mlp.experts.gate_up_proj` [E, H, 2I], `down_proj` [E, I, H]): 'mxfp4' (default) quantizes them to
    * MXFP4 at load (the official checkpoint's speed and memory; model.info says how long it took),
-   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU only for now: on CUDA a clear error). Checkpoints with
-   * MXFP4 experts ignore it.
+   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU, and CUDA when named: `device: 'cuda'` transposes them
+   * to the kernels' [E, out, in] rows at upload; those kernels are compiled but have not yet run on a GPU, so `auto`
+   * keeps bf16 experts on the CPU and says so in fallbackReason). Checkpoints with MXFP4 experts ignore it.
    */
   experts?: 'mxfp4' | 'bf16';
   /**
@@ -331,13 +343,22 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   if (experts !== 'mxfp4' && experts !== 'bf16')
     throw new RangeError(`loadModel: options.experts must be 'mxfp4' or 'bf16', got ${JSON.stringify(experts)}`);
   const resolved = resolveDevice(options.device ?? 'auto');
-  resolveActivations(options.activations, resolved.device); // option errors before any file is read
-  resolveKvCache(options.kvCache, resolved.device);
+  // Option errors come before any file is read; a format that moves `auto` to another device (a GGUF
+  // file stays on the CPU) resolves them again for that device, whose defaults and limits differ.
+  let activations = resolveActivations(options.activations, resolved.device);
+  let kvCache = resolveKvCache(options.kvCache, resolved.device);
   if (dir.startsWith('hf:')) dir = await resolveHfModel(dir, { onProgress: options.onDownloadProgress });
   const checkpoint = await openCheckpointAsync(dir); // no file call on the event loop
-  const { device, fallbackReason } = autoDeviceForFormat(options.device ?? 'auto', resolved, checkpoint.format);
-  const activations = resolveActivations(options.activations, device);
-  const kvCache = resolveKvCache(options.kvCache, device);
+  const { device, fallbackReason } = autoDeviceForFormat(
+    options.device ?? 'auto',
+    resolved,
+    checkpoint.format,
+    experts === 'bf16' && hasDenseExperts(checkpoint.tensors),
+  );
+  if (device !== resolved.device) {
+    activations = resolveActivations(options.activations, device);
+    kvCache = resolveKvCache(options.kvCache, device);
+  }
   const nativeModel = await native.NativeModel.load(
     {
       config: checkpoint.config,

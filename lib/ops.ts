@@ -155,6 +155,15 @@ export function mxfp4FromGgml(src: Tensor, out: Tensor): void {
   native.ops.mxfp4FromGgml(src.handle, out.handle);
 }
 
+/**
+ * Experts [E, A, B] -> [E, B, A] (bf16, f16 or f32; CPU): transformers' dense layout [E, in, out] to the
+ * [E, out, in] rows the CUDA kernels read, or back. What loadModel's experts: 'bf16' does to a fine-tuned
+ * checkpoint's experts when it uploads them to CUDA (ops.moe on CUDA takes bf16 experts in that layout).
+ */
+export function transposeExperts(src: Tensor, out: Tensor): void {
+  native.ops.transposeExperts(src.handle, out.handle);
+}
+
 export function setIsa(isa: CpuIsa): CpuIsa {
   return native.ops.setIsa(isa);
 }

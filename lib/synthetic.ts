@@ -7,7 +7,7 @@
 // the same logits. The presets are the writer's objects (tiny, 20b, 120b), with its default seeds.
 import { native } from './native.js';
 import { parseConfig, type ModelConfig } from './loader/config.js';
-import { GptOssModel, resolveActivations, resolveDevice, resolveKvCache, type DeviceRequest, type KvCacheDtype } from './model.js';
+import { GptOssModel, autoDeviceForFormat, resolveActivations, resolveDevice, resolveKvCache, type DeviceRequest, type KvCacheDtype } from './model.js';
 import type { ExpertActivations } from './ops.js';
 // The presets and the shape type are the writer's: one definition of each (the writer is plain JS so
 // that it runs without TypeScript; it ships with the package under scripts/).
@@ -55,6 +55,12 @@ export interface SyntheticOptions {
   kvCache?: KvCacheDtype;
   /** as LoadOptions.denseWeights: 'q8' quantizes the generated attention projections and LM head to Q8_0 */
   denseWeights?: 'as-stored' | 'q8';
+  /**
+   * 'bf16': the generated MXFP4 experts dequantized (exactly) to bf16 and run by the bf16 expert kernels,
+   * as LoadOptions.experts 'bf16' runs a fine-tuned checkpoint: the same model's values at 4x the expert
+   * bytes. Under device 'auto' it stays on the CPU, as loadModel's (its GPU kernels have not yet run on a GPU).
+   */
+  experts?: 'mxfp4' | 'bf16';
 }
 
 const FN = 'createSyntheticModel';
@@ -126,7 +132,11 @@ export async function createSyntheticModel(shape: SyntheticPreset | SyntheticSha
   const seed = seedArg;
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new TypeError(`${FN}: option 'onProgress' must be a function`);
-  const { device, fallbackReason } = resolveDevice(options.device ?? 'auto', FN);
+  const experts = options.experts ?? 'mxfp4';
+  if (experts !== 'mxfp4' && experts !== 'bf16')
+    throw new RangeError(`${FN}: option 'experts' must be 'mxfp4' or 'bf16', got ${String(experts)}`);
+  const request = options.device ?? 'auto';
+  const { device, fallbackReason } = autoDeviceForFormat(request, resolveDevice(request, FN), 'safetensors', experts === 'bf16');
   const activations = resolveActivations(options.activations, device, FN);
   const kvCache = resolveKvCache(options.kvCache, device, FN);
   const onProgress = options.onProgress;
@@ -135,13 +145,13 @@ export async function createSyntheticModel(shape: SyntheticPreset | SyntheticSha
     throw new RangeError(`${FN}: option 'denseWeights' must be 'as-stored' or 'q8', got ${String(denseWeights)}`);
   let nativeModel;
   if (!onProgress) {
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache, denseWeights });
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache, denseWeights, experts });
   } else {
     // Reports travel on their own queue and can land after the promise settles: resolve only once the
     // last one (done === total, always sent) has been delivered.
     let delivered!: () => void;
     const last = new Promise<void>((resolve) => (delivered = resolve));
-    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache, denseWeights }, (done, total) => {
+    nativeModel = await native.NativeModel.synthetic({ config, seed, device, activations, kvCache, denseWeights, experts }, (done, total) => {
       try {
         onProgress(done, total);
       } finally {

@@ -14,6 +14,9 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   set(GPTOSS_AVX512_FLAGS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-Wno-uninitialized;-Wno-maybe-uninitialized")
   set_source_files_properties(${GPTOSS_CPU_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS "${GPTOSS_AVX512_FLAGS}")
   set_source_files_properties(${GPTOSS_CPU_AVX512VNNI_SOURCES} PROPERTIES COMPILE_OPTIONS "${GPTOSS_AVX512_FLAGS};-mavx512vnni")
+  # The SIMD MXFP4 quantizer must round as the scalar reference does (no FMA there): bit-identical bytes.
+  set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/mxfp4_quantize_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/mxfp4_quantize_avx512.cpp
+               APPEND PROPERTY COMPILE_OPTIONS -ffp-contract=off)
   target_compile_definitions(gptoss_core PUBLIC GPTOSS_CPU_X86_KERNELS)
   if(GPTOSS_CPU_NEON_SOURCES)
     set_source_files_properties(${GPTOSS_CPU_NEON_SOURCES} PROPERTIES HEADER_FILE_ONLY ON)

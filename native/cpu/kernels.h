@@ -10,6 +10,9 @@
 
 namespace gptoss::cpu {
 
+// The element type of the dense experts the load-time MXFP4 quantizer reads.
+enum class QuantSrc : uint8_t { Bf16, F16, F32 };
+
 struct Kernels {
   // out[t*ld + r] = sum_c W[r, c] * x[t, c] for rows r in [r0, r1), tokens t in [0, n).
   // W MXFP4: blocks [rows, cols/32, 16], scales [rows, cols/32]. `xp` is x with each 32-value block
@@ -47,6 +50,12 @@ struct Kernels {
   // attention.cpp splits keys into chunks and merges them with the sink.
   void (*attention_chunk)(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,
                           float* m, float* l, float* o);
+  // Load-time quantizer of dense experts (transformers' [E, C, R] -> MXFP4 [E, R, C]), one block column:
+  // for output rows r in [r0, r1), the block of values src[k * ld + r] (k = 0..31, `kind`) -> 16 code
+  // bytes at codes + r * stride * 16 and the scale byte scales[r * stride]. Every set gives the
+  // scalar reference's bytes exactly (mxfp4.cpp quantize_block_mxfp4).
+  void (*mxfp4_quantize_cols)(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64_t r1, uint8_t* codes,
+                              uint8_t* scales, int64_t stride);
 };
 
 // f32 and f16 weights (GGUF routers, F32/F16 files): portable loops only (the compiler vectorizes
@@ -97,9 +106,17 @@ const float* e8m0_half_table();
   }
 
 GPTOSS_DECLARE_KERNELS(portable)
+#define GPTOSS_DECLARE_MXFP4_QUANTIZE(ns)                                                                     \
+  namespace ns {                                                                                            \
+  void mxfp4_quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64_t r1, uint8_t* codes, \
+                           uint8_t* scales, int64_t stride);                                                \
+  }
+GPTOSS_DECLARE_MXFP4_QUANTIZE(portable)  // the scalar reference; neon uses it too
 #if defined(GPTOSS_CPU_X86_KERNELS)
 GPTOSS_DECLARE_KERNELS(avx2)
 GPTOSS_DECLARE_KERNELS(avx512)
+GPTOSS_DECLARE_MXFP4_QUANTIZE(avx2)
+GPTOSS_DECLARE_MXFP4_QUANTIZE(avx512)
 namespace avx2 {
 const uint8_t* mxfp4_pos();  // the order of the AVX2 decode (mxfp4_avx2.h)
 }

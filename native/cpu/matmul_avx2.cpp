@@ -3,12 +3,16 @@
 
 #include "core/dtype.h"
 #include "kernels.h"
+#include "panel_avx2.h"
 #include "row_blocks.h"
 #include "simd_avx2.h"
 
 namespace gptoss::cpu::avx2 {
 
 namespace {
+// From this many tokens up the prefill runs as panel_avx2.h's small GEMM (bench/RESULTS.md).
+constexpr int64_t kBf16PanelMinTokens = 7;
+
 inline __m256 widen(const uint16_t* p) {
   return _mm256_castsi256_ps(
       _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
@@ -36,6 +40,14 @@ inline void row_dotn(const uint16_t* w, const float* x, int64_t cols, float* res
 
 void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
                int64_t r1) {
+  if (n >= kBf16PanelMinTokens && cols % 8 == 0 && !panel_disabled()) {
+    // A row's bf16 widened to f32 (panel_avx2.h).
+    panel_rows(cols, x, n, out, ld, r0, r1, [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
+      const uint16_t* wr = w + row * cols + c0;
+      for (int64_t c = 0; c < kc; c += 8) _mm256_storeu_ps(dst + c, widen(wr + c));
+    });
+    return;
+  }
   for_rows_by_token_blocks(r0, r1, n, cols, x, out, ld, [&](auto nt, int64_t r, const float* xt, float* res) {
     row_dotn<decltype(nt)::value>(w + r * cols, xt, cols, res);
   });

@@ -239,6 +239,23 @@ static void quantize_block_mxfp4(const float* v, uint8_t* codes, uint8_t* scale)
   *scale = uint8_t((up ? e_up : e_floor) + 127);
 }
 
+namespace portable {
+// The scalar reference of Kernels::mxfp4_quantize_cols: one output row (block) at a time.
+void mxfp4_quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64_t r1, uint8_t* codes,
+                         uint8_t* scales, int64_t stride) {
+  float v[kMxfp4BlockSize];
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t k = 0; k < kMxfp4BlockSize; ++k) {
+      const int64_t i = k * ld + r;
+      v[k] = kind == QuantSrc::F32    ? static_cast<const float*>(src)[i]
+             : kind == QuantSrc::Bf16 ? bf16_to_f32(static_cast<const uint16_t*>(src)[i])
+                                      : f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+    }
+    quantize_block_mxfp4(v, codes + r * stride * kMxfp4BlockBytes, scales + r * stride);
+  }
+}
+}  // namespace portable
+
 void quantize_mxfp4_transposed(const Tensor& src, Tensor& out) {
   if (src.dtype != DType::BF16 && src.dtype != DType::F32 && src.dtype != DType::F16)
     throw type_error("quantizeMxfp4: src must be bf16, f16 or f32, got " + src.describe());
@@ -248,27 +265,19 @@ void quantize_mxfp4_transposed(const Tensor& src, Tensor& out) {
   expect_shape(out, {e, rows, cols}, "quantizeMxfp4: out");
   if (cols % kMxfp4BlockSize != 0) throw range_error("quantizeMxfp4: src [E, C, R] needs C % 32 == 0, got " + src.describe());
   const int64_t nblk = cols / kMxfp4BlockSize;
-  auto at = [&](int64_t i) {
-    return src.dtype == DType::F32    ? src.ptr<float>()[i]
-           : src.dtype == DType::BF16 ? bf16_to_f32(src.ptr<uint16_t>()[i])
-                                      : f16_to_f32(src.ptr<uint16_t>()[i]);
-  };
+  const QuantSrc kind = src.dtype == DType::F32 ? QuantSrc::F32 : src.dtype == DType::BF16 ? QuantSrc::Bf16 : QuantSrc::F16;
+  const size_t elem = src.dtype == DType::F32 ? 4 : 2;
+  const auto* in = static_cast<const uint8_t*>(src.data);
   auto* codes = static_cast<uint8_t*>(out.data);
   auto* scales = static_cast<uint8_t*>(out.scales);
-  // One task = one expert's 32 source rows (a block of output columns) for every output row: reads
-  // whole source rows, writes one block per output row.
+  const auto quantize_cols = kernels().mxfp4_quantize_cols;
+  // One task = one expert's 32 source rows (a block column of the output) for every output row:
+  // reads whole source rows once, writes one block per output row.
   parallel_for(e * nblk, [&](int64_t a, int64_t b) {
-    std::vector<float> tile(size_t(kMxfp4BlockSize * rows));
     for (int64_t task = a; task < b; ++task) {
       const int64_t ex = task / nblk, g = task % nblk;
-      for (int64_t k = 0; k < kMxfp4BlockSize; ++k) {
-        const int64_t base = (ex * cols + g * kMxfp4BlockSize + k) * rows;
-        for (int64_t r = 0; r < rows; ++r) tile[size_t(r * kMxfp4BlockSize + k)] = at(base + r);
-      }
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t blk = (ex * rows + r) * nblk + g;
-        quantize_block_mxfp4(tile.data() + r * kMxfp4BlockSize, codes + blk * kMxfp4BlockBytes, scales + blk);
-      }
+      quantize_cols(in + size_t((ex * cols + g * kMxfp4BlockSize) * rows) * elem, kind, rows, 0, rows,
+                    codes + size_t(ex * rows * nblk + g) * kMxfp4BlockBytes, scales + ex * rows * nblk + g, nblk);
     }
   }, 1);
 }

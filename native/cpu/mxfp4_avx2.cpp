@@ -2,6 +2,7 @@
 // vpmaddubsw. The decode and its layout are described in mxfp4_avx2.h.
 #include "core/dtype.h"
 #include "mxfp4_avx2.h"
+#include "panel_avx2.h"
 
 namespace gptoss::cpu {
 
@@ -114,6 +115,10 @@ inline void tile2(const uint8_t* b, const uint8_t* s, int64_t nblk, const float*
     for (int j = 0; j < T; ++j) out[j * ld + i] = avx2::hsum(acc[i][j]);
 }
 
+// From this many tokens up, the prefill runs as panel_avx2.h's small GEMM (2 x 3 tile: 56-70 GFLOP/s
+// a core at n = 4-8 and 58-68 at 16-64; panel 73 at n = 7, 83 at 8, 119 at 16, 131 at 64; bench/RESULTS.md).
+constexpr int64_t kPanelMinTokens = 7;
+
 constexpr uint8_t kPos[32] = {
     avx2_pos(0),  avx2_pos(1),  avx2_pos(2),  avx2_pos(3),  avx2_pos(4),  avx2_pos(5),  avx2_pos(6),  avx2_pos(7),
     avx2_pos(8),  avx2_pos(9),  avx2_pos(10), avx2_pos(11), avx2_pos(12), avx2_pos(13), avx2_pos(14), avx2_pos(15),
@@ -135,6 +140,23 @@ void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const 
   if (n == 1) {
     for (int64_t r = r0; r < r1; ++r)
       out[r] = row_dot1<QS, SS>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp, e8m0);
+    return;
+  }
+  if (n >= kPanelMinTokens && !panel_disabled()) {
+    // A row's blocks [c0 / 32, (c0 + kc) / 32) decoded and scaled, in the kAvx2Pos order xp is in.
+    const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
+    panel_rows(cols, xp, n, out, ld, r0, r1, [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
+      const uint8_t* b = blocks + row * nblk * QS;
+      const uint8_t* s = scales + row * nblk * SS;
+      for (int64_t g = c0 / 32, g1 = (c0 + kc) / 32; g < g1; ++g, dst += 32) {
+        // Two chunks ahead (codes; the separate scale bytes of the Hugging Face form too).
+        panel_prefetch(b, nblk * QS, QS * g, QS, 2 * QS * kPanelCols / 32);
+        if constexpr (SS == 1) panel_prefetch(s, nblk, g, 1, 2 * kPanelCols / 32);
+        const Decoded d = decode(b + QS * g, lo_t, hi_t);
+        const __m256 sv = _mm256_set1_ps(e8m0[s[SS * g]]);
+        for (int q = 0; q < 4; ++q) _mm256_storeu_ps(dst + 8 * q, _mm256_mul_ps(d.w[q], sv));
+      }
+    });
     return;
   }
   int64_t r = r0;

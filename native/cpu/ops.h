@@ -45,6 +45,11 @@ void quantize_q8_0(const Tensor& src, Tensor& out);
 // error) of the OCP floor scale and the round-up scale, codes rounded to nearest even. loadModel's experts: 'mxfp4'.
 void quantize_mxfp4_transposed(const Tensor& src, Tensor& out);
 
+// Experts [E, A, B] -> [E, B, A] (bf16, f16 or f32; layout.cpp): transformers' dense [E, in, out] to the
+// [E, out, in] rows the GPU kernels read, or back. What loading a bf16 fine-tuned checkpoint with
+// experts: 'bf16' onto CUDA does to its experts (once, at upload), on the thread pool.
+void transpose_experts(const Tensor& src, Tensor& out);
+
 // GGUF's MXFP4 (MXFP4_GGML [..., R, C]: 17-byte blocks, the E8M0 byte then byte j = value j low nibble,
 // value j + 16 high) -> the Hugging Face layout (MXFP4 [..., R, C]: byte k = values 2k low, 2k + 1 high,
 // scales apart). The codes and scales are copied, not re-rounded: bit for bit the same values (mxfp4.cpp).

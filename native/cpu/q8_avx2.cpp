@@ -7,12 +7,16 @@
 
 #include "core/dtype.h"
 #include "kernels.h"
+#include "panel_avx2.h"
 #include "row_blocks.h"
 #include "simd_avx2.h"
 
 namespace gptoss::cpu::avx2 {
 
 namespace {
+// From this many tokens up the prefill runs as panel_avx2.h's small GEMM (bench/RESULTS.md).
+constexpr int64_t kQ8PanelMinTokens = 7;
+
 template <int NT>
 inline void row_dotn(const uint8_t* b, int64_t nblk, const float* x, int64_t cols, float* res) {
   __m256 acc[NT][2];
@@ -75,6 +79,26 @@ inline void tile2(const uint8_t* b, int64_t nblk, const float* x, int64_t cols, 
 void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
                int64_t r1) {
   const int64_t nblk = cols / kQ8BlockSize;
+  if (n >= kQ8PanelMinTokens && !panel_disabled()) {
+    // A row's blocks widened and scaled (panel_avx2.h): 4 converts + 4 multiplies a block, for every token.
+    panel_rows(cols, x, n, out, ld, r0, r1, [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
+      const uint8_t* b = blocks + row * nblk * kQ8BlockBytes;
+      for (int64_t g = c0 / 32, g1 = (c0 + kc) / 32; g < g1; ++g, dst += 32) {
+        const uint8_t* blk = b + kQ8BlockBytes * g;
+        panel_prefetch(b, nblk * kQ8BlockBytes, kQ8BlockBytes * g, kQ8BlockBytes, 2 * kQ8BlockBytes * kPanelCols / 32);
+        uint16_t dh;
+        std::memcpy(&dh, blk, 2);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
+        const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+        const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18));
+        _mm256_storeu_ps(dst, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), d));
+        _mm256_storeu_ps(dst + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), d));
+        _mm256_storeu_ps(dst + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), d));
+        _mm256_storeu_ps(dst + 24, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), d));
+      }
+    });
+    return;
+  }
   int64_t r = r0;
   if (n > 1)
     for (; r + 2 <= r1; r += 2) {

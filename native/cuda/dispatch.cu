@@ -262,6 +262,12 @@ class CudaBackend final : public Backend {
     const MoeArgs a = moe_args(x, expert_idx, expert_weight, w, swiglu, out);
     OpScope op(this);
     if (a.n == 0) return;
+    if (a.bf16) {  // bf16 experts: SIMT GEMVs for few pairs, the bf16 tile's grouped GEMM above (policy.h)
+      const MoeBf16Path path = choose_moe_bf16(caps_, knobs(), a.n, a.k);
+      std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, path == MoeBf16Path::Gemv));
+      if (path == MoeBf16Path::Gemv) return launch_moe_bf16_gemv(a, ws.get(), stream_);
+      return launch_moe_grouped(a, ws.get(), stream_);
+    }
     // Few (token, expert) pairs: fused matvecs reading only the routed experts; else grouped GEMM.
     const bool decode = moe_uses_decode(a.n, a.k);
     if (!decode && (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks))
@@ -662,6 +668,7 @@ class CudaBackend final : public Backend {
     a.E = int(e);
     a.H = int(h);
     a.I = int(inter2 / 2);
+    a.bf16 = w.gate_up.dtype == DType::BF16;  // checks::moe: then down is bf16 too, both [E, out, in]
     a.gate_up = static_cast<const uint8_t*>(w.gate_up.data);
     a.gate_up_scales = static_cast<const uint8_t*>(w.gate_up.scales);
     a.gate_up_bias = w.gate_up_bias.data;

@@ -344,6 +344,8 @@ template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(GemmTileKin
                                                                      cudaStream_t);
 template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
                                                                       cudaStream_t);
+template void launch_gemm_tile<WeightFormat::BF16, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
+                                                                     cudaStream_t);
 
 void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, cudaStream_t stream) {
   if (count <= 0) return;

@@ -124,8 +124,10 @@ extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(Gemm
                                                                             cudaStream_t);
 extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
                                                                              cudaStream_t);
+extern template void launch_gemm_tile<WeightFormat::BF16, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
+                                                                            cudaStream_t);  // bf16 experts
 #if defined(GPTOSS_HIP)
-// The MFMA tile (native/hip/gemm_tile_mfma.hip), for the same three pairs: the HIP build's GemmTileKind::Mfma.
+// The MFMA tile (native/hip/gemm_tile_mfma.hip), for the same four pairs: the HIP build's GemmTileKind::Mfma.
 template <WeightFormat WF, Epilogue EPI>
 void launch_gemm_tile_mfma(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream);
 #endif

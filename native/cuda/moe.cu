@@ -359,7 +359,8 @@ __global__ void __launch_bounds__(kDecodeWarps * WARP_SIZE) moe_decode_down_kern
 
 // ---------------------------------------------------------------------------------------------
 // Prefill (grouped): count -> scan -> scatter -> grouped GEMM (gate_up, SwiGLU epilogue, f32 act)
-// -> grouped GEMM (down, bias) -> un-permute with routing weights.
+// -> grouped GEMM (down, bias) -> un-permute with routing weights. MXFP4 or bf16 experts (a.bf16):
+// the same steps, the tile's weight format differs.
 // ---------------------------------------------------------------------------------------------
 struct GroupedWs {
   int32_t* counts;      // [E]
@@ -398,18 +399,18 @@ GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
   return w;
 }
 
-// One of the two grouped GEMMs: experts' MXFP4 weights [E, N, K] (their strides follow from N and K),
-// bias [E, N], one group of rows per expert (w's scan), A given as its bf16 halves.
+// One of the two grouped GEMMs: experts' MXFP4 or bf16 (a.bf16) weights [E, N, K] (their strides follow
+// from N and K), bias [E, N], one group of rows per expert (w's scan), A given as its bf16 halves.
 GemmProblem expert_gemm(const MoeArgs& a, const GroupedWs& w, const uint16_t* a_hi, const uint16_t* a_lo,
                         const void* weights, const uint8_t* scales, const void* bias, bool bias_bf16, int N, int K) {
   GemmProblem g;
   g.a_hi = a_hi;
   g.a_lo = a_lo;
   g.w = weights;
-  g.w_scales = scales;
+  g.w_scales = a.bf16 ? nullptr : scales;
   g.w_decode_layout = a.decode_layout;
-  g.w_group_bytes = int64_t(N) * K / 2;
-  g.scale_group_bytes = int64_t(N) * K / 32;
+  g.w_group_bytes = a.bf16 ? int64_t(N) * K * 2 : int64_t(N) * K / 2;
+  g.scale_group_bytes = a.bf16 ? 0 : int64_t(N) * K / 32;
   g.bias = bias;
   g.bias_kind = bias_bf16 ? kBiasBF16 : kBiasF32;
   g.bias_group_elems = N;
@@ -562,7 +563,7 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   const GemmTileKind kind = gemm_tile_kind(current_caps());
   if (a.decode_layout && kind != GemmTileKind::MmaSync)  // moe_decode_layout() asks for mma.sync: not reached
     throw type_error("moe: experts in the decode layout are read by the mma.sync GEMM tile only");
-  const int bm = gemm_tile_rows(current_caps(), P / a.E, true, std::max(a.H, a.I));
+  const int bm = gemm_tile_rows(current_caps(), P / a.E, !a.bf16, std::max(a.H, a.I));
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
@@ -580,12 +581,14 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   g1.ldo = a.I;
   g1.swiglu_limit = a.limit;
   g1.swiglu_alpha = a.alpha;
-  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(kind, g1, bm, max_tiles, stream);
+  if (a.bf16) launch_gemm_tile<WeightFormat::BF16, Epilogue::SwiGLU>(kind, g1, bm, max_tiles, stream);
+  else launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(kind, g1, bm, max_tiles, stream);
 
   GemmProblem g2 = expert_gemm(a, w, w.act_hi, w.act_lo, a.down, a.down_scales, a.down_bias, a.down_bias_bf16, a.H, a.I);
   g2.out = w.y;
   g2.ldo = a.H;
-  launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(kind, g2, bm, max_tiles, stream);
+  if (a.bf16) launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(kind, g2, bm, max_tiles, stream);
+  else launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(kind, g2, bm, max_tiles, stream);
 
   int64_t total = int64_t(a.n) * a.H;
   moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,

@@ -33,6 +33,8 @@ struct MoeArgs {
   const int32_t* expert_idx = nullptr;
   const float* expert_weight = nullptr;
   int n = 0, k = 0, E = 0, H = 0, I = 0;
+  bool bf16 = false;                 // experts bf16 rows (loadModel experts: 'bf16'): gate_up [E, 2I, H],
+                                     // down [E, H, I] at the same pointers, no scales
   const uint8_t* gate_up = nullptr;  // MXFP4 blocks [E, 2I, H/32, 16]
   const uint8_t* gate_up_scales = nullptr;
   const void* gate_up_bias = nullptr;  // bf16 or f32 [E, 2I]
@@ -58,6 +60,10 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream);
 // tables, MmaFp8 = e4m3 mma.sync streaming) or the SIMT LUT kernels above: choose_moe_decode()
 // (policy.h) picks one. Same workspace as launch_moe_decode.
 void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, cudaStream_t stream);
+// Either weight format (a.bf16): the MXFP4 or the bf16 GEMM tile, one launch per projection.
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream);
+// bf16 experts, choose_moe_bf16()'s Gemv (moe_bf16.cu): SIMT GEMVs over the routed experts' rows, f32
+// sums (same workspace as launch_moe_decode: act [pairs, I]).
+void launch_moe_bf16_gemv(const MoeArgs& a, void* workspace, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

@@ -112,6 +112,14 @@ GpuKnobs::MoeDecode moe_decode_from_env() {
   if (!std::strcmp(v, "mma-relaid")) return M::MmaRelaid;
   return M::Auto;
 }
+GpuKnobs::MoeBf16 moe_bf16_from_env() {
+  using M = GpuKnobs::MoeBf16;
+  const char* v = std::getenv("GPTOSS_CUDA_MOE_BF16");
+  if (!v) return M::Auto;
+  if (!std::strcmp(v, "gemv")) return M::Gemv;
+  if (!std::strcmp(v, "grouped")) return M::Grouped;
+  return M::Auto;
+}
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
@@ -122,6 +130,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
+  k.moe_bf16 = moe_bf16_from_env();
   return k;
 }
 
@@ -129,6 +138,7 @@ GpuKnobs knobs() {
   static const GpuKnobs base = GpuKnobs::from_env();
   GpuKnobs k = base;
   k.moe_decode = moe_decode_from_env();
+  k.moe_bf16 = moe_bf16_from_env();
   return k;
 }
 
@@ -190,6 +200,13 @@ bool router_uses_split(const GpuCaps& caps, int n, int E) {
 }
 
 bool moe_uses_decode(int n, int k) { return int64_t(n) * k <= kMoeDecodeMaxPairs; }
+
+MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token) {
+  using Want = GpuKnobs::MoeBf16;
+  if (gemm_tile_kind(caps) == GemmTileKind::None || k.moe_bf16 == Want::Gemv) return MoeBf16Path::Gemv;
+  if (k.moe_bf16 == Want::Grouped) return MoeBf16Path::Grouped;
+  return moe_uses_decode(n, experts_per_token) ? MoeBf16Path::Gemv : MoeBf16Path::Grouped;
+}
 
 int moe_fp8_stages(const GpuCaps& caps, int H, int I) {
   const int nh = H / 32, ni = I / 32;

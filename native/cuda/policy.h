@@ -23,10 +23,12 @@ struct GpuKnobs {
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
+  enum class MoeBf16 { Auto, Gemv, Grouped };
+  MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
   static GpuKnobs from_env();
 };
-// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, read at each call
-// (gpu_check and the kernel bench switch the decode MoE variant between calls).
+// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE and GPTOSS_CUDA_MOE_BF16,
+// read at each call (gpu_check and the kernel bench switch the MoE variant between calls).
 GpuKnobs knobs();
 
 // ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
@@ -74,6 +76,12 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
 // (rows of 16-row tiles, fragments and shared memory as Mma's, the last-block counters at the most
 // tokens the decode path takes), since nothing else reads that layout but the grouped GEMM tile.
 bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
+// bf16 experts (loadModel's experts: 'bf16'; [E, out, in] rows): Gemv = moe_bf16.cu's SIMT GEMVs over
+// the routed experts (any arch: few (token, expert) pairs as moe_uses_decode, and every shape where no
+// tensor-core tile was compiled); Grouped = launch_moe_grouped over the bf16 GEMM tile. The knob forces
+// one where it can run (Grouped needs a tile kernel).
+enum class MoeBf16Path { Gemv, Grouped };
+MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 

@@ -165,5 +165,6 @@ void launch_gemm_tile_mfma(const GemmProblem& p, int bm, int max_tiles, cudaStre
 template void launch_gemm_tile_mfma<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
 template void launch_gemm_tile_mfma<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
 template void launch_gemm_tile_mfma<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_tile_mfma<WeightFormat::BF16, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
 
 }  // namespace gptoss::cuda

@@ -57,8 +57,10 @@ uint64_t kv_cache_bytes(KvCacheType t, int64_t elements);
 //    [E, I, H] with their biases; gate_up is then undefined. CPU only (op_checks.h: moe).
 // down is MXFP4 [E, H, I] (HF) or MXFP4_GGML (GGUF). Biases bf16 or f32.
 // A fine-tuned checkpoint saved by transformers in bf16 (Mxfp4Config(dequantize=True)) run as stored
-// (loadModel's experts: 'bf16', CPU only): gate_up BF16 [E, H, 2*I] and down BF16 [E, I, H], the
-// transpose of the blocks' [out, in] (out = x @ W[e]), gate/up still interleaved.
+// (loadModel's experts: 'bf16'): on the CPU gate_up BF16 [E, H, 2*I] and down BF16 [E, I, H], the
+// transpose of the blocks' [out, in] (out = x @ W[e]), gate/up still interleaved; on a GPU the blocks'
+// row layout, gate_up BF16 [E, 2*I, H] (even rows gate, odd up) and down BF16 [E, H, I]: the loader
+// moves them there at upload (cpu::transpose_experts). Either way both are bf16 (GPU: checked).
 struct MoeWeights {
   Tensor gate_up;       // MXFP4 [E, 2*I, H]; rows interleaved: even = gate, odd = up
   Tensor gate_up_bias;  // [E, 2*I]
@@ -73,7 +75,7 @@ struct MoeWeights {
 
   bool split() const { return !gate_up.defined() && gate.defined(); }
   int64_t experts() const { return split() ? gate.dim(0) : gate_up.dim(0); }
-  int64_t intermediate() const {
+  int64_t intermediate() const {  // the CPU's layouts (a GPU's bf16 gate_up is [E, 2*I, H])
     return split() ? gate.dim(1) : gate_up.dtype == DType::BF16 ? gate_up.dim(2) / 2 : gate_up.dim(1) / 2;
   }
 };

@@ -323,8 +323,21 @@ struct Binder {
     if (options.experts_bf16) {
       if (d != DType::BF16)
         throw checkpoint_error(file_of(r.name), r.name, "is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");
-      note(slot, d, t, r.length, false);
-      return finish(t, r.length);
+      if (backend.device().kind == DeviceKind::CPU) {
+        note(slot, d, t, r.length, false);
+        return finish(t, r.length);
+      }
+      // A GPU's kernels read [E, out, in] rows (the GEMM tile's W [N, K], a warp a row in the decode
+      // GEMV): transposed here once, then uploaded (backend.h: MoeWeights).
+      const auto t0 = std::chrono::steady_clock::now();
+      Tensor rows = host_empty(DType::BF16, slot.shape);
+      cpu::transpose_experts(t, rows);
+      report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const std::string line = std::string(slot.group) + ": bf16 [E, in, out] -> [E, out, in] (experts bf16: the GPU kernels' rows)";
+      if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+        report.conversions.push_back(line);
+      note(slot, d, rows, r.length, true);
+      return finish(rows, r.length);
     }
     const auto t0 = std::chrono::steady_clock::now();
     Tensor q = host_empty(DType::MXFP4, slot.shape);
@@ -495,17 +508,15 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   model->kv_cache_ = model->backend_->default_kv_type();
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
-  // CUDA reads GGUF files and Q8_0 dense weights (converted at upload where its kernels need another
-  // layout); HIP runs the same sources but they have not run on an AMD GPU, so it keeps the error.
+  // CUDA reads GGUF files, Q8_0 dense weights and bf16 experts (converted at upload where its kernels
+  // need another layout; the bf16 experts are compiled, not yet run on a GPU); HIP runs the same
+  // sources but they have not run on an AMD GPU, so it keeps the error.
   if (device.kind == DeviceKind::HIP && (options.format == WeightFormat::Gguf || options.dense_q8 || options.experts_bf16))
     throw type_error(std::string(options.format == WeightFormat::Gguf ? "GGUF files are"
                                  : options.dense_q8                   ? "denseWeights: 'q8' is"
                                                                       : "experts: 'bf16' is") +
                      " not supported on " + device.str() + " yet (the GPU kernels read bf16 and Hugging Face MXFP4 " +
                      "blocks only); load with device: 'cpu'");
-  if (device.kind == DeviceKind::CUDA && options.experts_bf16)
-    throw type_error("experts: 'bf16' is not supported on " + device.str() +
-                     " yet (the CUDA expert kernels read MXFP4); load with experts: 'mxfp4' (quantized at load) or device: 'cpu'");
   // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
   // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
   // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).

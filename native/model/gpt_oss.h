@@ -87,7 +87,7 @@ struct LoadOptions {
   // Quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load (CPU).
   bool dense_q8 = false;
   // Experts stored dense (a fine-tuned checkpoint saved in bf16): false = quantize to MXFP4 at load,
-  // true = run the bf16 weights as stored (CPU).
+  // true = run the bf16 weights as stored (CPU; CUDA: transposed to [E, out, in] at upload).
   bool experts_bf16 = false;
 };
 
@@ -157,8 +157,10 @@ class Model {
   // benchmarking model shapes whose checkpoint is not at hand; progress counts bytes bound on the device.
   // dense_q8: the attention projections and LM head quantized to Q8_0 before upload, as loadModel's
   // denseWeights: 'q8' does (bench the format at model shapes without a checkpoint).
+  // experts_bf16: the generated MXFP4 experts dequantized (exactly) to bf16 and run as bf16 experts, in
+  // the device's layout (backend.h MoeWeights; a GPU dequantizes them itself): the same model's values.
   static std::shared_ptr<Model> synthetic(const ModelConfig& config, uint64_t seed, const Device& device,
-                                          const LoadProgress& progress, bool dense_q8 = false);
+                                          const LoadProgress& progress, bool dense_q8 = false, bool experts_bf16 = false);
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return *backend_; }

@@ -288,9 +288,21 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
       throw range_error("moe: bf16 gateUp must be [E, " + std::to_string(h) + ", 2*I], got " + w.gate_up.describe());
     inter = inter2 / 2;
     param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
+  } else if (w.gate_up.dtype == DType::BF16) {  // a GPU: [E, 2*I, H], the MXFP4 blocks' row layout
+    expect_ndim(w.gate_up, 3, "moe: gateUp");
+    e = w.gate_up.dim(0);
+    const int64_t inter2 = w.gate_up.dim(1);
+    if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
+      throw range_error("moe: bf16 gateUp on " + device.str() + " must be [E, 2*I, " + std::to_string(h) +
+                        "] (rows = outputs; transformers' [E, H, 2*I] goes through kernels.transposeExperts, as loadModel "
+                        "does), got " + w.gate_up.describe());
+    if (w.down.dtype != DType::BF16)
+      throw type_error("moe: down must be bf16 like gateUp on " + device.str() + ", got " + w.down.describe());
+    inter = inter2 / 2;
+    param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
   } else {
     if (w.gate_up.dtype != DType::MXFP4)
-      throw type_error(std::string("moe: gateUp: expected dtype mxfp4") + (cpu ? " or bf16" : "") + ", got " + w.gate_up.describe());
+      throw type_error("moe: gateUp: expected dtype mxfp4 or bf16, got " + w.gate_up.describe());
     expect_ndim(w.gate_up, 3, "moe: gateUp");
     e = w.gate_up.dim(0);
     const int64_t inter2 = w.gate_up.dim(1);
@@ -304,9 +316,13 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
                       ", intermediate " + std::to_string(inter));
   if (cpu && w.down.dtype == DType::BF16) {
     expect_shape(w.down, {e, inter, h}, "moe: down (bf16, [E, I, H])");
+  } else if (w.down.dtype == DType::BF16) {
+    if (w.gate_up.dtype != DType::BF16)
+      throw type_error("moe: down must be mxfp4 like gateUp on " + device.str() + ", got " + w.down.describe());
+    expect_shape(w.down, {e, h, inter}, "moe: down (bf16 on a GPU: [E, H, I], rows = outputs)");
   } else {
     if (w.down.dtype != DType::MXFP4 && !(cpu && w.down.dtype == DType::MXFP4_GGML))
-      throw type_error(std::string("moe: down: expected dtype mxfp4") + (cpu ? ", mxfp4-ggml or bf16" : "") + ", got " + w.down.describe());
+      throw type_error(std::string("moe: down: expected dtype mxfp4") + (cpu ? ", mxfp4-ggml" : "") + " or bf16, got " + w.down.describe());
     expect_shape(w.down, {e, h, inter}, "moe: down");
   }
   param(w.down_bias, e * h, "moe: downBias");

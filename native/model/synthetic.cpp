@@ -405,8 +405,10 @@ struct JoinOnExit {
 }  // namespace
 
 std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, const Device& device, const LoadProgress& progress,
-                                        bool dense_q8) {
+                                        bool dense_q8, bool experts_bf16) {
   check_config(c);
+  if (experts_bf16 && device.kind == DeviceKind::HIP)
+    throw type_error("experts: 'bf16' is not supported on " + device.str() + " yet (its kernels have not run on an AMD GPU); use device: 'cpu' or 'cuda'");
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
@@ -421,7 +423,24 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
   Reporter report{progress, total};
   // denseWeights: 'q8': a Matrix slot's generated bf16 -> Q8_0 on the host, then uploaded (its bytes
   // as the report counts them stay the bf16 ones).
+  // experts: 'bf16': an Experts slot's generated MXFP4 [E, R, C] dequantized to bf16, exactly (E2M1 x
+  // 2^k fits bf16): on a GPU by its own kernel into [E, R, C] (its rows), on the CPU on the host and
+  // transposed to transformers' [E, C, R] (the layout its bf16 expert kernels read).
   auto bind = [&](const WeightSlot& s, const Tensor& host) {
+    if (experts_bf16 && s.role == WeightRole::Experts) {
+      if (device.kind == DeviceKind::CPU) {
+        Tensor rows = host_empty(DType::BF16, s.shape);
+        cpu::mxfp4_dequantize(host, rows);
+        Tensor t = host_empty(DType::BF16, {s.shape[0], s.shape[2], s.shape[1]});
+        cpu::transpose_experts(rows, t);
+        return t;
+      }
+      const Tensor packed = backend.upload(host);
+      Tensor rows = backend.empty(DType::BF16, s.shape);
+      backend.mxfp4_dequantize(packed, rows);
+      backend.synchronize();  // packed goes back to the pool on return
+      return rows;
+    }
     if (!dense_q8 || s.role != WeightRole::Matrix) return backend.upload(host);
     Tensor q = host_empty(DType::Q8_0, s.shape);
     cpu::quantize_q8_0(host, q);
@@ -489,6 +508,9 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
     if (upload_error) std::rethrow_exception(upload_error);
   }
   model->weight_bytes_ = total;
+  if (experts_bf16)  // the experts run from 2 bytes a weight, not the MXFP4 bytes generated
+    for (const WeightSlot& s : slots)
+      if (s.role == WeightRole::Experts) model->weight_bytes_ += s.target->nbytes() - s.bytes();
   model->prepare_experts();
   model->init_rope();
   return model;

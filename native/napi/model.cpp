@@ -229,10 +229,14 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       if (dense != "q8" && dense != "as-stored")
         throw range_error("NativeModel.synthetic: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
       const bool dense_q8 = dense == "q8";
+      const std::string experts = spec.Get("experts").IsString() ? spec.Get("experts").ToString().Utf8Value() : "mxfp4";
+      if (experts != "mxfp4" && experts != "bf16")
+        throw range_error("NativeModel.synthetic: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
+      const bool experts_bf16 = experts == "bf16";
       const std::optional<KvCacheType> kv = kv_cache_arg(spec, "NativeModel.synthetic");
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
-                           [config, seed, device, act, kv, dense_q8](const LoadProgress& progress) {
-                             auto m = Model::synthetic(config, seed, device, progress, dense_q8);
+                           [config, seed, device, act, kv, dense_q8, experts_bf16](const LoadProgress& progress) {
+                             auto m = Model::synthetic(config, seed, device, progress, dense_q8, experts_bf16);
                              apply_model_options(*m, act, kv);
                              return m;
                            });

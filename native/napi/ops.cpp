@@ -308,6 +308,20 @@ Napi::Value op_mxfp4_from_ggml(const Napi::CallbackInfo& info) {
   });
 }
 
+// ops.transposeExperts(src [E, A, B], out [E, B, A]): transformers' dense experts [E, in, out] <-> the
+// [E, out, in] rows the GPU kernels read, as loading experts: 'bf16' onto CUDA does it (CPU).
+Napi::Value op_transpose_experts(const Napi::CallbackInfo& info) {
+  const char* fn = "ops.transposeExperts";
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Tensor& src = tensor_arg(info, 0, fn, "src");
+    Tensor& out = tensor_arg(info, 1, fn, "out");
+    checks::placed(src, Device{}, "transposeExperts: src");
+    checks::placed(out, Device{}, "transposeExperts: out");
+    cpu::transpose_experts(src, out);
+    return info.Env().Undefined();
+  });
+}
+
 Napi::Value op_sample(const Napi::CallbackInfo& info, bool ref) {
   const char* fn = ref ? "ops.reference.sample" : "ops.sample";
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -449,6 +463,7 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   ops.Set("quantizeQ8", Napi::Function::New(env, op_quantize_q8, "quantizeQ8"));
   ops.Set("quantizeMxfp4", Napi::Function::New(env, op_quantize_mxfp4, "quantizeMxfp4"));
   ops.Set("mxfp4FromGgml", Napi::Function::New(env, op_mxfp4_from_ggml, "mxfp4FromGgml"));
+  ops.Set("transposeExperts", Napi::Function::New(env, op_transpose_experts, "transposeExperts"));
   ops.Set("readBandwidth", Napi::Function::New(env, read_bandwidth, "readBandwidth"));
   exports.Set("ops", ops);
 }

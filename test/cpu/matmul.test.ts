@@ -24,6 +24,27 @@ describe('bf16 linear', () => {
     });
   }
 
+  // Token counts around the AVX2 prefill panel's edges (n >= 7, cols % 8 == 0: token groups of 8/16/24
+  // lanes, 6-row panels with row tails, 256-column chunks); cols % 8 != 0 keeps the row kernels.
+  for (const isa of availableIsas()) {
+    it(`matches the reference at prefill token counts under ${isa}`, () => {
+      const r = rng(`bf16-linear-prefill-${isa}`);
+      withIsa(isa, () => {
+        for (const n of [7, 8, 16, 17, 24, 25, 40]) {
+          const rows = randint(r, 1, 20);
+          const cols = n === 25 ? 8 * randint(r, 1, 40) + 3 : n % 2 ? 264 : 8 * randint(r, 1, 40);
+          const w = Tensor.fromBf16(randn(r, rows * cols), [rows, cols]);
+          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
+          const got = Tensor.empty('f32', [n, rows]);
+          const want = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, w, null, got);
+          reference.linear(x, w, null, want);
+          expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+        }
+      });
+    });
+  }
+
   it('computes a hand-checked value', () => {
     const w = Tensor.fromBf16([1, 2, 3, -1, 0.5, 0.25], [2, 3]);
     const x = Tensor.fromF32([1, 1, 2], [1, 3]);

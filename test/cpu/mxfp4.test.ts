@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ops, reference } from '../../lib/ops.js';
 import { Tensor } from '../../lib/tensor.js';
+import { repackMxfp4Block } from '../../scripts/gguf-writer.mjs';
 import { availableIsas, f32, randint, randn, randomMxfp4, relL2, rng, withIsa } from './util.js';
+
+/** The same MXFP4 weights in ggml's 17-byte blocks (the GGUF experts' form). */
+function mxfp4ToGgml(hf: Tensor): Tensor {
+  const codes = hf.read() as Uint8Array, scales = hf.readScales();
+  const ggml = new Uint8Array(scales.length * 17);
+  for (let g = 0; g < scales.length; g++) repackMxfp4Block(codes, g * 16, scales[g], ggml, g * 17);
+  return Tensor.fromBlocks('mxfp4-ggml', ggml, hf.shape);
+}
 
 describe('mxfp4 dequantize', () => {
   it('decodes known bytes: low nibble first, E2M1 table, 2^(s-127)', () => {
@@ -64,6 +73,31 @@ describe('mxfp4 linear (packed matvec / matmul)', () => {
           ops.linear(x, w, bias, got);
           reference.linear(x, w, bias, want);
           expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+        }
+      });
+    });
+  }
+
+  // Token counts around the AVX2 prefill panel's edges (n >= 7: token groups of 8, 16 and 24 lanes,
+  // zero-padded; 6-row panels with row tails; 256-column chunks), on fresh random data, both block forms.
+  for (const isa of availableIsas()) {
+    it(`matches the reference at prefill token counts under ${isa} (both block forms)`, () => {
+      const r = rng(`mxfp4-prefill-${isa}`);
+      withIsa(isa, () => {
+        for (const n of [6, 7, 8, 12, 16, 17, 24, 25, 41]) {
+          const rows = randint(r, 1, 20);
+          const cols = n % 2 ? 320 : 32 * randint(r, 1, 12);
+          const w = randomMxfp4(r, [rows, cols]);
+          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
+          const got = Tensor.empty('f32', [n, rows]);
+          const want = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, w, null, got);
+          reference.linear(x, w, null, want);
+          expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+          const ggml = mxfp4ToGgml(w);
+          const got2 = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, ggml, null, got2);
+          expect(relL2(f32(got2), f32(want))).toBeLessThan(1e-5);
         }
       });
     });

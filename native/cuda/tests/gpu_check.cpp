@@ -4,6 +4,8 @@
 // CUDA output is poisoned with 0xFF bytes before the op; any element still 0xFFFFFFFF was never
 // written). Exit status 1 if any case fails its tolerance.
 //   gptoss_gpu_check [--quick] [--seed N]     (--quick: small shapes, for compute-sanitizer)
+//   gptoss_gpu_check --bf16-experts [--quick] [--seed N]   (only the bf16 expert cases: loadModel's
+//     experts: 'bf16', compiled and not yet run on a GPU, kept out of the default run until they pass)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,11 +15,13 @@
 #include <string>
 #include <vector>
 
+#include "cuda/policy.h"
 #include "harness.h"
 #include "cuda/mxfp4_layout.h"
 
 using namespace gptoss;
 using namespace gptoss::gputest;
+using gptoss::cuda::moe_uses_decode;
 
 namespace {
 
@@ -25,6 +29,7 @@ std::shared_ptr<Backend> cpu, gpu;
 int failures = 0, cases = 0;
 bool quick = false;
 bool only_moe = false;
+bool bf16_experts = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -513,6 +518,103 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = 
   else unsetenv("GPTOSS_CUDA_MOE_DECODE");
 }
 
+// bf16 experts (loadModel's experts: 'bf16'): the CPU runs transformers' layout [E, in, out], CUDA the
+// [E, out, in] rows the loader makes with cpu::transpose_experts (here a plain loop: an independent
+// statement of the layout; test/bf16-experts-gpu.test.ts checks the two agree). Both paths on the
+// same data whatever the chooser would pick (GPTOSS_CUDA_MOE_BF16, read at each call): the SIMT GEMVs
+// sum f32 products (1e-5 as the MXFP4 SIMT kernels); the grouped tile splits the activations into bf16
+// hi + lo (1e-4 as the MXFP4 tile).
+struct MoeBf16Set {
+  MoeWeights cw, gw;
+  int E, H, I;
+};
+// [E, A, B] -> [E, B, A], 16-bit elements.
+Tensor transposed_experts(const Tensor& t) {
+  const int64_t E = t.dim(0), A = t.dim(1), B = t.dim(2);
+  Tensor o = host_empty(t.dtype, {E, B, A});
+  for (int64_t e = 0; e < E; ++e)
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t b = 0; b < B; ++b) o.ptr<uint16_t>()[(e * B + b) * A + a] = t.ptr<uint16_t>()[(e * A + a) * B + b];
+  return o;
+}
+MoeBf16Set make_moe_bf16(Rng& r, int E, int H, int I) {
+  MoeBf16Set m;
+  m.E = E; m.H = H; m.I = I;
+  const float scale = 1.f / std::sqrt(float(H));  // gate/up pre-activations of order 1 (some clamped at 7)
+  m.cw.gate_up = rand_bf16(r, {E, H, 2 * I}, scale);
+  m.cw.gate_up_bias = rand_bf16(r, {E, 2 * I}, 0.5f);
+  m.cw.down = rand_bf16(r, {E, I, H}, 1.f / std::sqrt(float(I)));
+  m.cw.down_bias = rand_f32(r, {E, H}, 0.5f);  // an f32 bias too (the GEMV's and the tile's other kind)
+  m.gw.gate_up = to_gpu(transposed_experts(m.cw.gate_up));
+  m.gw.gate_up_bias = to_gpu(m.cw.gate_up_bias);
+  m.gw.down = to_gpu(transposed_experts(m.cw.down));
+  m.gw.down_bias = to_gpu(m.cw.down_bias);
+  return m;
+}
+
+void check_moe_bf16(Rng& r, const MoeBf16Set& m, int n, int k) {
+  Tensor x = rand_f32(r, {n, m.H});
+  std::vector<int32_t> idx(size_t(n) * k);
+  Tensor w = host_empty(DType::F32, {n, k});
+  for (int t = 0; t < n; ++t) {
+    float sum = 0;
+    for (int j = 0; j < k; ++j) {
+      int e;
+      bool dup;
+      do {
+        e = r.below(m.E);
+        dup = false;
+        for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
+      } while (dup);
+      idx[size_t(t) * k + j] = e;
+      const float v = 0.1f + r.uniform();
+      w.ptr<float>()[t * k + j] = v;
+      sum += v;
+    }
+    for (int j = 0; j < k; ++j) w.ptr<float>()[t * k + j] /= sum;
+  }
+  Tensor ei = i32_tensor(idx, {n, k});
+  SwigluParams sw;
+  Tensor want = host_empty(DType::F32, {n, m.H});
+  cpu->moe(x, ei, w, m.cw, sw, want);
+  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
+                            std::to_string(m.H) + " I" + std::to_string(m.I) + " bf16";
+  Tensor gx = to_gpu(x), gei = to_gpu(ei), gwt = to_gpu(w);
+  const char* saved = std::getenv("GPTOSS_CUDA_MOE_BF16");
+  const std::string keep = saved ? saved : "";
+  for (const char* path : {"gemv", "grouped"}) {
+    setenv("GPTOSS_CUDA_MOE_BF16", path, 1);
+    Tensor got = poisoned(DType::F32, {n, m.H});
+    gpu->moe(gx, gei, gwt, m.gw, sw, got);
+    report("moe bf16", shape, compare(to_host(got), want), std::strcmp(path, "gemv") ? 1e-4 : 1e-5,
+           std::string(path) + (moe_uses_decode(n, k) == (std::strcmp(path, "gemv") == 0) ? " (the default here)" : ""));
+  }
+  if (saved) setenv("GPTOSS_CUDA_MOE_BF16", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_MOE_BF16");
+}
+
+// The layout rule: a GPU rejects transformers' [E, in, out] bf16 experts by shape (H != 2I here, and
+// down's shape tells the layouts apart even when H == 2I).
+void check_moe_bf16_layout_error(Rng& r) {
+  ++cases;
+  const int E = 3, H = 64, I = 32, k = 2;  // H == 2I: gate_up has the same shape in both layouts
+  MoeBf16Set m = make_moe_bf16(r, E, H, I);
+  MoeWeights wrong = m.gw;
+  wrong.down = to_gpu(m.cw.down);  // [E, I, H]: transformers' layout
+  Tensor x = to_gpu(rand_f32(r, {1, H})), ei = to_gpu(i32_tensor({0, 1}, {1, k}));
+  Tensor wt = to_gpu(host_empty(DType::F32, {1, k})), out = gpu->empty(DType::F32, {1, H});
+  std::string msg;
+  try {
+    gpu->moe(x, ei, wt, wrong, SwigluParams(), out);
+  } catch (const std::exception& e) {
+    msg = e.what();
+  }
+  const bool ok = msg.find("moe: down") != std::string::npos;
+  if (!ok) ++failures;
+  std::printf("%-5s %-18s %-44s %s\n", ok ? "PASS" : "FAIL", "moe bf16 layout", "down [E, I, H] on cuda",
+              msg.empty() ? "no error" : msg.c_str());
+}
+
 void check_sample(Rng& r, int V) {
   Tensor l = rand_f32(r, {V}, 2.f);
   Tensor gl = to_gpu(l);
@@ -775,6 +877,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--only-moe")) only_moe = true;  // the MoE cases alone (sanitizer runs)
+    else if (!std::strcmp(argv[i], "--bf16-experts")) bf16_experts = true;
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -788,7 +891,28 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (!only_moe) {
+    if (bf16_experts) {
+      check_moe_bf16_layout_error(r);
+      MoeBf16Set small = make_moe_bf16(r, 5, 64, 96);
+      check_moe_bf16(r, small, 1, 2);
+      check_moe_bf16(r, small, 3, 2);
+      check_moe_bf16(r, small, 40, 2);
+      MoeBf16Set square = make_moe_bf16(r, 4, 64, 32);  // H == 2I
+      check_moe_bf16(r, square, 2, 3);
+      check_moe_bf16(r, square, 33, 3);
+      MoeBf16Set odd = make_moe_bf16(r, 6, 544, 320);  // 68 and 40 chunks a row: partial lane strides, tiles
+      check_moe_bf16(r, odd, 2, 3);
+      check_moe_bf16(r, odd, 1, 6);
+      check_moe_bf16(r, odd, 50, 4);
+      if (!quick) {
+        MoeBf16Set real = make_moe_bf16(r, 8, 2880, 2880);  // 20b widths, 8 of its 32 experts (host memory)
+        check_moe_bf16(r, real, 1, 4);
+        check_moe_bf16(r, real, 4, 4);
+        check_moe_bf16(r, real, 77, 4);
+        check_moe_bf16(r, real, 512, 4);  // 256 rows an expert: 128-row tiles
+      }
+    }
+    if (!only_moe && !bf16_experts) {
     // MXFP4 dequant: exact
     check_dequant(r, {3, 7, 96});
     if (!quick) check_dequant(r, {4, 5760, 2880});
@@ -890,7 +1014,7 @@ int main(int argc, char** argv) {
     check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
     check_router(r, 513, 2880, 128, 4);  // the 120b's experts
     }
-    {
+    if (!bf16_experts) {
       MoeSet small = make_moe(r, 5, 64, 96);
       check_moe(r, small, 3, 2, 1e-5);
       check_moe(r, small, 40, 2, 1e-4);
@@ -905,7 +1029,7 @@ int main(int argc, char** argv) {
       check_moe(r, odd_r, 2, 3, 1e-5, true);
       check_moe(r, odd_r, 1, 6, 1e-5, true);
     }
-    if (!quick) {
+    if (!bf16_experts && !quick) {
       MoeSet real = make_moe(r, 32, 2880, 2880);
       check_moe(r, real, 1, 4, 1e-5);
       check_moe(r, real, 4, 4, 1e-5);
@@ -916,12 +1040,12 @@ int main(int argc, char** argv) {
       check_moe(r, real_r, 1, 4, 1e-5, true);
       check_moe(r, real_r, 4, 4, 1e-5, true);
       check_moe(r, real_r, 512, 4, 1e-4, true);
-    } else {
+    } else if (!bf16_experts) {
       MoeSet mid = make_moe(r, 8, 256, 256);
       check_moe(r, mid, 2, 4, 1e-5);
       check_moe(r, mid, 48, 2, 1e-4);
     }
-    if (!only_moe) {
+    if (!only_moe && !bf16_experts) {
       check_sample(r, quick ? 1024 : 201088);
       check_graph(r);
       // fused ops vs the CPU's default compositions

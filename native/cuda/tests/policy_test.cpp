@@ -186,6 +186,31 @@ void test_moe() {
   CHECK(!router_uses_split(amd, 1, 4) && router_uses_split(amd, 1, 8));  // 4 wave64s a block
 }
 
+// bf16 experts (loadModel's experts: 'bf16'): the SIMT GEMVs for few pairs and wherever no tile was
+// compiled, the bf16 grouped tile above; the knob forces a path only where it can run.
+void test_moe_bf16() {
+  const GpuKnobs k;
+  const GpuCaps hopper = h200(900, kSm90a);
+  CHECK(choose_moe_bf16(hopper, k, 1, 4) == MoeBf16Path::Gemv);    // a decode step
+  CHECK(choose_moe_bf16(hopper, k, 4, 4) == MoeBf16Path::Gemv);    // 16 pairs: the MXFP4 decode bound too
+  CHECK(choose_moe_bf16(hopper, k, 5, 4) == MoeBf16Path::Grouped);
+  CHECK(choose_moe_bf16(hopper, k, 2048, 4) == MoeBf16Path::Grouped);
+  CHECK(choose_moe_bf16(a100(800, kSm80), k, 512, 4) == MoeBf16Path::Grouped);  // sm_80: mma.sync tile
+  CHECK(choose_moe_bf16(h200(0, 0), k, 2048, 4) == MoeBf16Path::Gemv);          // no image with a tile
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
+  CHECK(choose_moe_bf16(mi300, k, 512, 4) == MoeBf16Path::Grouped);  // the MFMA tile
+  GpuKnobs gemv = k, grouped = k;
+  gemv.moe_bf16 = GpuKnobs::MoeBf16::Gemv;
+  grouped.moe_bf16 = GpuKnobs::MoeBf16::Grouped;
+  CHECK(choose_moe_bf16(hopper, gemv, 2048, 4) == MoeBf16Path::Gemv);
+  CHECK(choose_moe_bf16(hopper, grouped, 1, 4) == MoeBf16Path::Grouped);
+  CHECK(choose_moe_bf16(h200(0, 0), grouped, 1, 4) == MoeBf16Path::Gemv);  // nothing to run Grouped on
+  // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
+  // (the MXFP4 tile takes 64 there).
+  CHECK(gemm_tile_rows(hopper, 256, false, 8192) == 128);
+  CHECK(gemm_tile_rows(l40s(890, kSm89), 256, false, H) == 128);
+}
+
 void test_gemm_rows() {
   CHECK(gemm_tile_rows(h200(900, kSm90a), 512, true, H) == 128);
   CHECK(gemm_tile_rows(l40s(890, kSm89), 512, true, H) == 64);  // the 128-row MXFP4 tile needs ~102 KB
@@ -215,6 +240,7 @@ int main() {
   test_linear();
   test_attention();
   test_moe();
+  test_moe_bf16();
   test_gemm_rows();
   test_pdl();
   std::printf("%d of %d policy checks passed\n", checks - failures, checks);
