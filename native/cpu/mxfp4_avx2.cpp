@@ -150,8 +150,8 @@ void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const 
       const uint8_t* s = scales + row * nblk * SS;
       for (int64_t g = c0 / 32, g1 = (c0 + kc) / 32; g < g1; ++g, dst += 32) {
         // Two chunks ahead (codes; the separate scale bytes of the Hugging Face form too).
-        panel_prefetch(b, nblk * QS, QS * g, QS, 2 * QS * kPanelCols / 32);
-        if constexpr (SS == 1) panel_prefetch(s, nblk, g, 1, 2 * kPanelCols / 32);
+        panel_prefetch(b, nblk * QS, QS * g, QS, QS * kPanelAheadBlocks);
+        if constexpr (SS == 1) panel_prefetch(s, nblk, g, 1, kPanelAheadBlocks);
         const Decoded d = decode(b + QS * g, lo_t, hi_t);
         const __m256 sv = _mm256_set1_ps(e8m0[s[SS * g]]);
         for (int q = 0; q < 4; ++q) _mm256_storeu_ps(dst + 8 * q, _mm256_mul_ps(d.w[q], sv));

@@ -7,7 +7,8 @@
 // AVX2 they reached ~50-70% of the FMA peak. Here, as in a BLAS micro-kernel:
 //  - the activations are transposed once a call to [cols][8V] per group of 8V tokens (V = 1..3
 //    vectors; token lanes, zero past n), so one vector holds one column of 8 tokens;
-//  - kPanelRows rows are decoded to f32 (scaled) kPanelCols columns at a time, 6 KB, in L1;
+//  - kPanelRows rows are decoded to f32 (scaled) kPanelCols columns at a time (1.5 KB, in L1; a short
+//    chunk lets the out-of-order core overlap the next chunk's decode with this one's FMAs);
 //  - the inner loop takes, per column, V activation vectors and kPanelRows broadcast weights into
 //    kPanelRows x V sums (V = 2: 12 FMAs per 2 loads + 6 broadcasts, 15 of the 16 registers; V = 3
 //    runs 3 rows at a time).
@@ -26,7 +27,9 @@ namespace gptoss::cpu::avx2 {
 namespace {
 
 constexpr int kPanelRows = 6;
-constexpr int64_t kPanelCols = 256;
+constexpr int64_t kPanelCols = 64;
+// How far ahead of its decode a panel prefetches each row (panel_prefetch), in 32-column blocks.
+constexpr int64_t kPanelAheadBlocks = 16;
 
 // GPTOSS_CPU_PANEL=0 keeps the row kernels' tiles at every token count (A/B runs in one build).
 inline bool panel_disabled() {

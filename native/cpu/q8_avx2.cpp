@@ -85,7 +85,7 @@ void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, f
       const uint8_t* b = blocks + row * nblk * kQ8BlockBytes;
       for (int64_t g = c0 / 32, g1 = (c0 + kc) / 32; g < g1; ++g, dst += 32) {
         const uint8_t* blk = b + kQ8BlockBytes * g;
-        panel_prefetch(b, nblk * kQ8BlockBytes, kQ8BlockBytes * g, kQ8BlockBytes, 2 * kQ8BlockBytes * kPanelCols / 32);
+        panel_prefetch(b, nblk * kQ8BlockBytes, kQ8BlockBytes * g, kQ8BlockBytes, kQ8BlockBytes * kPanelAheadBlocks);
         uint16_t dh;
         std::memcpy(&dh, blk, 2);
         const __m256 d = _mm256_set1_ps(_cvtsh_ss(dh));
