@@ -15,7 +15,7 @@
 // picks the CPU kernel level. Generating
 // synthetic weights is timed on its own (generateMs), not as load time.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 // dist/model.js, not the package index: this runs on hosts that carry no tokenizer data.
@@ -71,6 +71,7 @@ const tokensFor = (n, vocab, seed = 1) => Array.from({ length: n }, (_, i) => (i
 const gib = (b) => (b / 2 ** 30).toFixed(2);
 
 const args = parseArgs(process.argv.slice(2));
+const loadAvgStart = loadavg()[0];
 const t0 = performance.now();
 const model = args.synthetic
   ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights, experts: args.experts })
@@ -139,7 +140,7 @@ if (args.decode > 0) {
   }
   // As generate() decodes: chunks of 16 steps a native call (stepSampleMany: each step queued on the
   // device before the previous id is read back); --per-token: one stepSample call a token.
-  const t = performance.now();
+  const t = performance.now(), cpu0 = process.cpuUsage();
   if (args.perToken) {
     for (let i = 0; i < args.decode; i++) token = await s.stepSample(token, { temperature: 0 }, 0.5);
   } else {
@@ -150,14 +151,17 @@ if (args.decode > 0) {
       done += ids.length;
     }
   }
-  const ms = performance.now() - t;
+  const ms = performance.now() - t, cpu = process.cpuUsage(cpu0);
   result.decode = {
     context: args.context, tokens: args.decode, ms, tokensPerSecond: (args.decode * 1000) / ms, msPerToken: ms / args.decode,
+    // the process's CPU time (every thread) a token: what a step costs whatever share of the cores it got
+    cpuMsPerToken: (cpu.user + cpu.system) / 1e3 / args.decode,
     calls: args.perToken ? 'stepSample (one a token)' : 'stepSampleMany (16 steps a call)',
   };
   await s.dispose();
 }
 result.memoryEnd = memory();
+result.loadAvg = [loadAvgStart, loadavg()[0]];
 if (result.device === 'cpu') {
   // The CPU roofline: every active weight byte read once per decoded token, at the read bandwidth
   // measured now (same load on the machine as the decode above).
@@ -188,7 +192,7 @@ if (isSynthetic) {
 }
 console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);
 for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(0)} ms)`);
-if (result.decode) console.log(`  decode at context ${result.decode.context}: ${result.decode.tokensPerSecond.toFixed(2)} tok/s (${result.decode.msPerToken.toFixed(1)} ms/token over ${result.decode.tokens})`);
+if (result.decode) console.log(`  decode at context ${result.decode.context}: ${result.decode.tokensPerSecond.toFixed(2)} tok/s (${result.decode.msPerToken.toFixed(1)} ms/token, ${result.decode.cpuMsPerToken.toFixed(1)} CPU-ms/token over ${result.decode.tokens}); load avg ${result.loadAvg.map((x) => x.toFixed(1)).join(' -> ')}`);
 
 if (result.roofline && result.decode) {
   const r = result.roofline;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Every f32 in [0, 6] (and, with --negative, in [-6, -0]) through the load-time MXFP4 quantizer under
 // every ISA this CPU runs, against the scalar reference: the E2M1 rounding the SIMD sets do with a
-// magic add (mxfp4_quantize_simd.h) must give the scalar's codes for all 1.09e9 of them. Each block
+// magic add (native/cpu/quantize_simd.h) must give the scalar's codes for all 1.09e9 of them. Each block
 // holds 6.0 (pinning the scale to 2^0) and 31 test values; blocks are quantized a million at a time.
 //   node bench/mxfp4-quantize-exhaustive.mjs [--negative] [--blocks 1048576]
 import { cpuInfo, quantizeMxfp4, setIsa } from '../dist/ops.js';

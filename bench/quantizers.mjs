@@ -5,8 +5,8 @@
 // 2880: 38.2 GB of bf16 experts; 1.31 GB of dense matrices that q8 quantizes), and the host repack a GGUF's
 // experts get on their way to a GPU (ggml MXFP4 blocks -> Hugging Face blocks; 10.15 GB for 20b), and the
 // transpose bf16 experts get on their way to CUDA (experts: 'bf16': [E, in, out] -> [E, out, in]; 38.2 GB).
-// The experts quantizer is timed under every ISA this CPU runs (scalar reference, avx2, avx512: the
-// SIMD sets write the same bytes, test/cpu/mxfp4-quantize.test.ts); the headline figure is the best one.
+// Both quantizers are timed under every ISA this CPU runs (scalar reference, avx2, avx512: the
+// SIMD sets write the same bytes, test/cpu/quantizers.test.ts); the headline figure is the best one.
 //   node bench/quantizers.mjs [--experts 4] [--reps 3] [--cpu-time]
 // --cpu-time (a loaded, shared machine): one thread, timed by the process's CPU time, so the figure is
 // one core's throughput, whatever else runs.
@@ -59,7 +59,14 @@ const mxGBs = (gu.nbytes / 1e9) / tMx;
 // a dense matrix [5120, 2880] (q, k, v of one layer) -> Q8_0
 const dense = Tensor.fromBf16(randomBf16(5120 * H), [5120, H]);
 const dq = Tensor.empty('q8_0', [5120, H]);
-const tQ8 = best(() => quantizeQ8(dense, dq));
+const q8ByIsa = {};
+for (const isa of cpuInfo().isas.filter((i) => !i.endsWith('vnni'))) {
+  setIsa(isa);
+  const t = best(() => quantizeQ8(dense, dq));
+  q8ByIsa[isa] = { seconds: t, gbPerS: dense.nbytes / 1e9 / t };
+}
+setIsa(cpuInfo().bestIsa);
+const tQ8 = Math.min(...Object.values(q8ByIsa).map((x) => x.seconds));
 const q8GBs = (dense.nbytes / 1e9) / tQ8;
 // a GGUF's ffn_gate_exps of one layer [32, 2880, 2880] in ggml blocks -> Hugging Face MXFP4 (CUDA upload)
 const ggmlBytes = new Uint8Array(32 * 2880 * 2880 / 32 * 17);
@@ -80,12 +87,14 @@ const r = {
   mxfp4: { shape: [E, H, 2 * I], byIsa, seconds: tMx, gbPerS: mxGBs, experts20bGB: experts20b, experts20bSeconds: experts20b / mxGBs },
   ggmlRepack: { shape: [32, 2880, 2880], seconds: tRepack, gbPerS: repackGBs, experts20bGB: ggml20b, experts20bSeconds: ggml20b / repackGBs },
   transposeBf16: { shape: [E, H, 2 * I], seconds: tTranspose, gbPerS: transposeGBs, experts20bGB: experts20b, experts20bSeconds: experts20b / transposeGBs },
-  q8: { shape: [5120, H], seconds: tQ8, gbPerS: q8GBs, dense20bGB: dense20b, dense20bSeconds: dense20b / q8GBs },
+  q8: { shape: [5120, H], byIsa: q8ByIsa, seconds: tQ8, gbPerS: q8GBs, dense20bGB: dense20b, dense20bSeconds: dense20b / q8GBs },
 };
 console.log(JSON.stringify(r, null, 1));
 for (const [isa, x] of Object.entries(byIsa))
   console.log(`experts bf16 -> MXFP4 under ${isa}: ${(x.gbPerS * 1e3).toFixed(0)} MB/s of bf16 -> 20b's ${experts20b.toFixed(1)} GB in ${(experts20b / x.gbPerS).toFixed(1)} ${cpuTime ? 'core-' : ''}s`);
 console.log(`experts bf16 -> MXFP4: ${mxGBs.toFixed(3)} GB/s of bf16 on ${r.threads} threads -> 20b's ${experts20b.toFixed(1)} GB in ${(experts20b / mxGBs).toFixed(1)} s (quantizing alone; reading the file is on top)`);
+for (const [isa, x] of Object.entries(q8ByIsa))
+  console.log(`dense bf16 -> Q8_0 under ${isa}: ${(x.gbPerS * 1e3).toFixed(0)} MB/s of bf16 -> 20b's ${dense20b.toFixed(2)} GB in ${(dense20b / x.gbPerS).toFixed(1)} ${cpuTime ? 'core-' : ''}s`);
 console.log(`dense bf16 -> Q8_0: ${q8GBs.toFixed(2)} GB/s -> 20b's ${dense20b.toFixed(2)} GB in ${(dense20b / q8GBs).toFixed(1)} s; load avg ${load0.toFixed(1)} -> ${loadavg()[0].toFixed(1)}`);
 console.log(`GGUF experts ggml -> HF MXFP4 (CUDA upload repack): ${repackGBs.toFixed(2)} GB/s -> 20b's ${ggml20b.toFixed(2)} GB in ${(ggml20b / repackGBs).toFixed(1)} s`);
 console.log(`experts bf16 [E, in, out] -> [E, out, in] (experts: 'bf16' CUDA upload): ${transposeGBs.toFixed(2)} GB/s -> 20b's ${experts20b.toFixed(1)} GB in ${(experts20b / transposeGBs).toFixed(1)} s`);

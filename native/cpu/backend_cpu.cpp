@@ -15,20 +15,20 @@ namespace cpu {
 const Kernels& kernels_for(Isa isa) {
   static const Kernels portable_set{portable::mxfp4_rows, portable::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
                                     portable::mxfp4_ggml_rows, portable::mxfp4_ggml_rows_q8, portable::q8_0_rows,
-                                    portable::bf16_rows, portable::attention_chunk, portable::mxfp4_quantize_cols};
+                                    portable::bf16_rows, portable::attention_chunk, portable::mxfp4_quantize_cols, portable::q8_0_quantize};
 #if defined(GPTOSS_CPU_X86_KERNELS)
   static const Kernels avx2_set{avx2::mxfp4_rows, avx2::mxfp4_rows_q8, avx2::mxfp4_pos(), kEvenOddPos,
                                 avx2::mxfp4_ggml_rows, avx2::mxfp4_ggml_rows_q8, avx2::q8_0_rows,
-                                avx2::bf16_rows, avx2::attention_chunk, avx2::mxfp4_quantize_cols};
+                                avx2::bf16_rows, avx2::attention_chunk, avx2::mxfp4_quantize_cols, avx2::q8_0_quantize};
   static const Kernels avxvnni_set{avx2::mxfp4_rows, avxvnni::mxfp4_rows_q8, avx2::mxfp4_pos(), kEvenOddPos,
                                    avx2::mxfp4_ggml_rows, avxvnni::mxfp4_ggml_rows_q8, avx2::q8_0_rows,
-                                   avx2::bf16_rows, avx2::attention_chunk, avx2::mxfp4_quantize_cols};
+                                   avx2::bf16_rows, avx2::attention_chunk, avx2::mxfp4_quantize_cols, avx2::q8_0_quantize};
   static const Kernels avx512_set{avx512::mxfp4_rows, avx512::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
                                   avx512::mxfp4_ggml_rows, avx512::mxfp4_ggml_rows_q8, avx512::q8_0_rows,
-                                  avx512::bf16_rows, avx512::attention_chunk, avx512::mxfp4_quantize_cols};
+                                  avx512::bf16_rows, avx512::attention_chunk, avx512::mxfp4_quantize_cols, avx512::q8_0_quantize};
   static const Kernels avx512vnni_set{avx512::mxfp4_rows, avx512vnni::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
                                       avx512::mxfp4_ggml_rows, avx512vnni::mxfp4_ggml_rows_q8, avx512::q8_0_rows,
-                                      avx512::bf16_rows, avx512::attention_chunk, avx512::mxfp4_quantize_cols};
+                                      avx512::bf16_rows, avx512::attention_chunk, avx512::mxfp4_quantize_cols, avx512::q8_0_quantize};
   switch (clamp_isa(isa)) {
     case Isa::Avx512Vnni: return avx512vnni_set;
     case Isa::Avx512: return avx512_set;
@@ -41,7 +41,7 @@ const Kernels& kernels_for(Isa isa) {
   // attention_simd.h is written in x86 ymm intrinsics: neon keeps the portable attention chunk.
   static const Kernels neon_set{neon::mxfp4_rows, neon::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
                                 neon::mxfp4_ggml_rows, neon::mxfp4_ggml_rows_q8, portable::q8_0_rows,
-                                neon::bf16_rows, portable::attention_chunk, portable::mxfp4_quantize_cols};
+                                neon::bf16_rows, portable::attention_chunk, portable::mxfp4_quantize_cols, portable::q8_0_quantize};
   if (clamp_isa(isa) == Isa::Neon) return neon_set;
 #endif
   (void)isa;

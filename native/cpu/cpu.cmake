@@ -14,8 +14,8 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
   set(GPTOSS_AVX512_FLAGS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx2;-mfma;-mf16c;-Wno-uninitialized;-Wno-maybe-uninitialized")
   set_source_files_properties(${GPTOSS_CPU_AVX512_SOURCES} PROPERTIES COMPILE_OPTIONS "${GPTOSS_AVX512_FLAGS}")
   set_source_files_properties(${GPTOSS_CPU_AVX512VNNI_SOURCES} PROPERTIES COMPILE_OPTIONS "${GPTOSS_AVX512_FLAGS};-mavx512vnni")
-  # The SIMD MXFP4 quantizer must round as the scalar reference does (no FMA there): bit-identical bytes.
-  set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/mxfp4_quantize_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/mxfp4_quantize_avx512.cpp
+  # The SIMD load-time quantizers (MXFP4, Q8_0) must round as the scalar reference does (no FMA there): bit-identical bytes.
+  set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/quantize_avx2.cpp ${CMAKE_CURRENT_LIST_DIR}/quantize_avx512.cpp
                APPEND PROPERTY COMPILE_OPTIONS -ffp-contract=off)
   target_compile_definitions(gptoss_core PUBLIC GPTOSS_CPU_X86_KERNELS)
   if(GPTOSS_CPU_NEON_SOURCES)

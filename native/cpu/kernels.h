@@ -6,12 +6,21 @@
 #pragma once
 #include <cstdint>
 
+#include "core/dtype.h"
 #include "cpu_features.h"
 
 namespace gptoss::cpu {
 
-// The element type of the dense experts the load-time MXFP4 quantizer reads.
+// The element type the load-time quantizers read (a checkpoint's bf16, f16 or f32), and element i as f32.
 enum class QuantSrc : uint8_t { Bf16, F16, F32 };
+inline QuantSrc quant_src_of(DType d) {
+  return d == DType::F32 ? QuantSrc::F32 : d == DType::BF16 ? QuantSrc::Bf16 : QuantSrc::F16;
+}
+inline float quant_src_at(const void* src, QuantSrc kind, int64_t i) {
+  return kind == QuantSrc::F32    ? static_cast<const float*>(src)[i]
+         : kind == QuantSrc::Bf16 ? bf16_to_f32(static_cast<const uint16_t*>(src)[i])
+                                  : f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+}
 
 struct Kernels {
   // out[t*ld + r] = sum_c W[r, c] * x[t, c] for rows r in [r0, r1), tokens t in [0, n).
@@ -56,6 +65,10 @@ struct Kernels {
   // scalar reference's bytes exactly (mxfp4.cpp quantize_block_mxfp4).
   void (*mxfp4_quantize_cols)(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64_t r1, uint8_t* codes,
                               uint8_t* scales, int64_t stride);
+  // Load-time Q8_0 quantizer (denseWeights: 'q8'): `nblk` consecutive blocks of 32 values of src (`kind`)
+  // -> nblk x 34 bytes at dst (f16 scale, 32 int8). Every set gives the scalar reference's bytes exactly
+  // (q8.cpp quantize_block_q8_0).
+  void (*q8_0_quantize)(const void* src, QuantSrc kind, int64_t nblk, uint8_t* dst);
 };
 
 // f32 and f16 weights (GGUF routers, F32/F16 files): portable loops only (the compiler vectorizes
@@ -106,17 +119,18 @@ const float* e8m0_half_table();
   }
 
 GPTOSS_DECLARE_KERNELS(portable)
-#define GPTOSS_DECLARE_MXFP4_QUANTIZE(ns)                                                                     \
+#define GPTOSS_DECLARE_QUANTIZERS(ns)                                                                     \
   namespace ns {                                                                                            \
   void mxfp4_quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64_t r1, uint8_t* codes, \
                            uint8_t* scales, int64_t stride);                                                \
+  void q8_0_quantize(const void* src, QuantSrc kind, int64_t nblk, uint8_t* dst);                           \
   }
-GPTOSS_DECLARE_MXFP4_QUANTIZE(portable)  // the scalar reference; neon uses it too
+GPTOSS_DECLARE_QUANTIZERS(portable)  // the scalar reference; neon uses it too
 #if defined(GPTOSS_CPU_X86_KERNELS)
 GPTOSS_DECLARE_KERNELS(avx2)
 GPTOSS_DECLARE_KERNELS(avx512)
-GPTOSS_DECLARE_MXFP4_QUANTIZE(avx2)
-GPTOSS_DECLARE_MXFP4_QUANTIZE(avx512)
+GPTOSS_DECLARE_QUANTIZERS(avx2)
+GPTOSS_DECLARE_QUANTIZERS(avx512)
 namespace avx2 {
 const uint8_t* mxfp4_pos();  // the order of the AVX2 decode (mxfp4_avx2.h)
 }

@@ -247,9 +247,7 @@ void mxfp4_quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0,
   for (int64_t r = r0; r < r1; ++r) {
     for (int64_t k = 0; k < kMxfp4BlockSize; ++k) {
       const int64_t i = k * ld + r;
-      v[k] = kind == QuantSrc::F32    ? static_cast<const float*>(src)[i]
-             : kind == QuantSrc::Bf16 ? bf16_to_f32(static_cast<const uint16_t*>(src)[i])
-                                      : f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      v[k] = quant_src_at(src, kind, i);
     }
     quantize_block_mxfp4(v, codes + r * stride * kMxfp4BlockBytes, scales + r * stride);
   }
@@ -265,7 +263,7 @@ void quantize_mxfp4_transposed(const Tensor& src, Tensor& out) {
   expect_shape(out, {e, rows, cols}, "quantizeMxfp4: out");
   if (cols % kMxfp4BlockSize != 0) throw range_error("quantizeMxfp4: src [E, C, R] needs C % 32 == 0, got " + src.describe());
   const int64_t nblk = cols / kMxfp4BlockSize;
-  const QuantSrc kind = src.dtype == DType::F32 ? QuantSrc::F32 : src.dtype == DType::BF16 ? QuantSrc::Bf16 : QuantSrc::F16;
+  const QuantSrc kind = quant_src_of(src.dtype);
   const size_t elem = src.dtype == DType::F32 ? 4 : 2;
   const auto* in = static_cast<const uint8_t*>(src.data);
   auto* codes = static_cast<uint8_t*>(out.data);

@@ -67,6 +67,20 @@ static void quantize_block_q8_0(const float* v, uint8_t* out) {
   for (int k = 0; k < kQ8BlockSize; ++k) q[k] = int8_t(std::max(-127.f, std::min(127.f, std::round(v[k] * inv))));
 }
 
+namespace portable {
+// The scalar reference of Kernels::q8_0_quantize.
+void q8_0_quantize(const void* src, QuantSrc kind, int64_t nblk, uint8_t* dst) {
+  float v[kQ8BlockSize];
+  for (int64_t g = 0; g < nblk; ++g) {
+    for (int k = 0; k < kQ8BlockSize; ++k) {
+      const int64_t i = g * kQ8BlockSize + k;
+      v[k] = quant_src_at(src, kind, i);
+    }
+    quantize_block_q8_0(v, dst + g * kQ8BlockBytes);
+  }
+}
+}  // namespace portable
+
 void quantize_q8_0(const Tensor& src, Tensor& out) {
   if (src.dtype != DType::BF16 && src.dtype != DType::F32 && src.dtype != DType::F16)
     throw type_error("quantizeQ8: src must be bf16, f16 or f32, got " + src.describe());
@@ -75,18 +89,13 @@ void quantize_q8_0(const Tensor& src, Tensor& out) {
   expect_dtype(out, DType::Q8_0, "quantizeQ8: out");
   expect_shape(out, src.shape, "quantizeQ8: out");
   const int64_t nblk = src.numel() / kQ8BlockSize;
+  const QuantSrc kind = quant_src_of(src.dtype);
+  const size_t elem = src.dtype == DType::F32 ? 4 : 2;
+  const auto* in = static_cast<const uint8_t*>(src.data);
   auto* dst = static_cast<uint8_t*>(out.data);
+  const auto quantize = kernels().q8_0_quantize;
   parallel_for(nblk, [&](int64_t g0, int64_t g1) {
-    float v[kQ8BlockSize];
-    for (int64_t g = g0; g < g1; ++g) {
-      for (int k = 0; k < kQ8BlockSize; ++k) {
-        const int64_t i = g * kQ8BlockSize + k;
-        v[k] = src.dtype == DType::F32    ? src.ptr<float>()[i]
-               : src.dtype == DType::BF16 ? bf16_to_f32(src.ptr<uint16_t>()[i])
-                                          : f16_to_f32(src.ptr<uint16_t>()[i]);
-      }
-      quantize_block_q8_0(v, dst + g * kQ8BlockBytes);
-    }
+    quantize(in + size_t(g0 * kQ8BlockSize) * elem, kind, g1 - g0, dst + g0 * kQ8BlockBytes);
   }, 1024);
 }
 

@@ -1,9 +1,10 @@
-// The load-time quantizer of dense experts (bf16/f16/f32 -> MXFP4, loadModel's experts: 'mxfp4' for a
-// fine-tuned checkpoint), written once against a small vector interface V and compiled twice: by
-// mxfp4_quantize_avx2.cpp (V = 8 lanes of ymm) and mxfp4_quantize_avx512.cpp (16 lanes of zmm, mask
-// registers). Include it inside the ISA's namespace after defining V; it defines quantize_cols<V>.
+// The load-time quantizers, written once against a small vector interface V and compiled twice: by
+// quantize_avx2.cpp (V = 8 lanes of ymm) and quantize_avx512.cpp (16 lanes of zmm, mask registers).
+// Include it after defining V; it defines quantize_cols<V> (dense experts bf16/f16/f32 -> MXFP4,
+// loadModel's experts: 'mxfp4' for a fine-tuned checkpoint) and quantize_q8_0_blocks<V> (dense
+// matrices -> Q8_0, denseWeights: 'q8').
 //
-// Bit-identical to the scalar reference (mxfp4.cpp quantize_block_mxfp4), by construction:
+// MXFP4: bit-identical to the scalar reference (mxfp4.cpp quantize_block_mxfp4), by construction:
 // - One lane per output block. transformers' layout [E, C, R] puts a block's 32 values (inputs
 //   c = 32g..32g+31 of output row r) in 32 different source rows, and consecutive r side by side, so
 //   loading 32 source rows at r..r+N-1 gives each lane its own block with no shuffle, and every
@@ -27,7 +28,7 @@
 #include "core/dtype.h"
 #include "kernels.h"
 
-namespace mxfp4_quantize_detail {
+namespace quantize_detail {
 
 using gptoss::cpu::QuantSrc;
 
@@ -37,12 +38,6 @@ inline typename V::F load_lanes(const void* src, QuantSrc kind, int64_t at) {
   if (kind == QuantSrc::F32) return V::load_f32(static_cast<const float*>(src) + at);
   if (kind == QuantSrc::Bf16) return V::load_bf16(static_cast<const uint16_t*>(src) + at);
   return V::load_f16(static_cast<const uint16_t*>(src) + at);
-}
-
-inline float load_one(const void* src, QuantSrc kind, int64_t at) {
-  if (kind == QuantSrc::F32) return static_cast<const float*>(src)[at];
-  if (kind == QuantSrc::Bf16) return gptoss::bf16_to_f32(static_cast<const uint16_t*>(src)[at]);
-  return gptoss::f16_to_f32(static_cast<const uint16_t*>(src)[at]);
 }
 
 // One candidate scale 2^e per lane (e in [-127, 126]) for the 32 values x[k]: the packed codes,
@@ -102,7 +97,7 @@ void quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64
       if (lanes == N) {
         v = load_lanes<V>(src, kind, k * ld + r);
       } else {  // the last lanes of a row: the rest read as zeros (an all-zero lane is dropped below)
-        for (int l = 0; l < N; ++l) x[k][l] = l < lanes ? load_one(src, kind, k * ld + r + l) : 0.f;
+        for (int l = 0; l < N; ++l) x[k][l] = l < lanes ? gptoss::cpu::quant_src_at(src, kind, k * ld + r + l) : 0.f;
         v = V::load_f32(x[k]);
       }
       V::store_f32(x[k], v);
@@ -131,4 +126,39 @@ void quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0, int64
   }
 }
 
-}  // namespace mxfp4_quantize_detail
+// Q8_0, `nblk` consecutive blocks of 32 (src -> dst, 34 bytes a block): bit-identical to the scalar
+// reference (q8.cpp quantize_block_q8_0, ggml's quantize_row_q8_0 rule). max|v| per block with NaN
+// passed over (max(|v|, 0) turns a NaN into 0 first, as std::max(amax, |v|) skips it); d, 1/d and the
+// f16 scale in scalar code, as the reference computes them; q = round(v / d) half away from zero as
+// std::round: t = trunc(x), plus sign(x) where |x - t| >= 0.5 (x - t is exact); clamped with the
+// reference's NaN behaviour (min(NaN, 127) is 127).
+template <class V>
+void quantize_q8_0_blocks(const void* src, QuantSrc kind, int64_t nblk, uint8_t* dst) {
+  using F = typename V::F;
+  constexpr int N = V::N, P = 32 / N;  // vectors a block
+  const F zero = V::set1(0.f), half = V::set1(0.5f), one = V::set1(1.f), lim = V::set1(127.f), neg_lim = V::set1(-127.f);
+  for (int64_t g = 0; g < nblk; ++g) {
+    F v[P];
+    F m = zero;
+    for (int p = 0; p < P; ++p) {
+      v[p] = load_lanes<V>(src, kind, g * 32 + p * N);
+      m = V::max(m, V::max(V::abs(v[p]), zero));
+    }
+    const float amax = V::hmax(m);
+    const float d = amax / 127.f;
+    const float inv = d != 0.f ? 1.f / d : 0.f;
+    const uint16_t dh = gptoss::f32_to_f16(d);
+    uint8_t* out = dst + g * 34;
+    std::memcpy(out, &dh, 2);
+    const F vinv = V::set1(inv);
+    for (int p = 0; p < P; ++p) {
+      const F x = V::mul(v[p], vinv);
+      const F t = V::trunc(x);
+      const F away = V::select_f(V::ge(V::abs(V::sub_f(x, t)), half), V::or_sign(one, x), zero);
+      const F r = V::add_f(t, away);
+      V::store_i8(reinterpret_cast<int8_t*>(out + 2 + p * N), V::max(V::min(r, lim), neg_lim));
+    }
+  }
+}
+
+}  // namespace quantize_detail

@@ -1,10 +1,11 @@
-// The load-time MXFP4 quantizer of dense experts (loadModel's experts: 'mxfp4' for a fine-tuned bf16
-// checkpoint): every SIMD set (avx2, avx512, ...) must write the scalar reference's bytes exactly, on
-// fresh random data and on edge cases (zeros, -0, all-equal blocks, rounding ties, the round-up scale's
-// threshold, subnormals, the largest finite values, NaN and Inf), for bf16, f16 and f32 sources, at
-// row counts that leave partial vectors. The ties are also checked against the codes the format gives.
+// The load-time quantizers: MXFP4 for dense experts (loadModel's experts: 'mxfp4' for a fine-tuned bf16
+// checkpoint) and Q8_0 for dense matrices (denseWeights: 'q8'). Every SIMD set (avx2, avx512, ...) must
+// write the scalar reference's bytes exactly, on fresh random data and on edge cases (zeros, -0,
+// all-equal blocks, rounding ties, the round-up scale's threshold, subnormals, the largest finite
+// values, NaN and Inf), for bf16, f16 and f32 sources, at row counts that leave partial vectors. The
+// ties are also checked against the codes the formats give.
 import { describe, expect, it } from 'vitest';
-import { quantizeMxfp4 } from '../../lib/ops.js';
+import { quantizeMxfp4, quantizeQ8 } from '../../lib/ops.js';
 import { Tensor } from '../../lib/tensor.js';
 import { availableIsas, randint, randn, rng, withIsa } from './util.js';
 
@@ -170,3 +171,72 @@ function roundEven(x: number): number {
   const f = Math.floor(x), d = x - f;
   return d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
 }
+
+/** Q8_0 of src [rows, cols] (blocks along the rows) under `isa`. */
+function quantizeQ8Under(isa: string, src: Tensor): Uint8Array {
+  return withIsa(isa as never, () => {
+    const q = Tensor.empty('q8_0', src.shape);
+    quantizeQ8(src, q);
+    return q.read() as Uint8Array;
+  });
+}
+
+/** A [blocks, 32] tensor of kind bits from blocks of 32 values. */
+function rowsOf(kind: Kind, blocks: number[][]): Tensor {
+  const bits = kind === 'f32' ? new Uint32Array(blocks.length * 32) : new Uint16Array(blocks.length * 32);
+  blocks.forEach((b, i) => b.forEach((x, k) => (bits[i * 32 + k] = x)));
+  const shape = [blocks.length, 32];
+  if (kind === 'f32') return Tensor.fromF32(new Float32Array(bits.buffer), shape);
+  if (kind === 'bf16') return Tensor.fromBf16(bits as Uint16Array, shape);
+  return Tensor.fromBlocks('f16', bits as Uint16Array, shape);
+}
+
+describe('Q8_0 quantizer: every ISA writes the scalar reference\'s bytes', () => {
+  for (const kind of ['bf16', 'f16', 'f32'] as Kind[]) {
+    it(`edge cases and random data, ${kind}`, () => {
+      const r = rng(`q8-quantize-${kind}`);
+      // the MXFP4 edge blocks (zeros, subnormals, extremes, NaN, Inf, ...), and ties of round(v / d):
+      // amax 127 * 2^p makes d = 2^p, so k + 0.5 times 2^p rounds away from zero
+      const blocks = edgeBlocks(kind);
+      const [pLo, pHi] = kind === 'f16' ? [-16, 8] : [-120, 120];
+      for (let p = pLo; p <= pHi; p += kind === 'f16' ? 2 : 7)
+        blocks.push([127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 63.5, -63.5, 0.49, 0.51, -0.49, -0.51, 3, -3, 100.5,
+          -100.5, 7.5, -7.5, 0, -0, 1, 126, -127, 64.5, -64.5, 12.5, -12.5, 33.5, -33.5].map((t) => narrow(kind, bitsOf(t * 2 ** p))));
+      const want = quantizeQ8Under('scalar', rowsOf(kind, blocks));
+      for (const isa of availableIsas().filter((i) => i !== 'scalar')) {
+        const got = quantizeQ8Under(isa, rowsOf(kind, blocks));
+        const bad = got.findIndex((b, i) => b !== want[i]);
+        expect(bad, `${kind} edge cases under ${isa}: byte ${bad} (block ${Math.floor(bad / 34)}) is ${got[bad]}, the scalar wrote ${want[bad]}`).toBe(-1);
+      }
+      for (const [rows, cols] of [[1, 32], [3, 64], [37, 96], [5, 2880]]) {
+        const n = rows * cols;
+        const raw = kind === 'f32' ? new Uint32Array(n) : new Uint16Array(n);
+        for (let i = 0; i < n; i++) raw[i] = Math.floor(r() * 2 ** (kind === 'f32' ? 32 : 16));
+        const normal = randn(r, n, 0.02);
+        for (const data of [raw, normal]) {
+          const src = data instanceof Float32Array
+            ? (kind === 'f32' ? Tensor.fromF32(data, [rows, cols]) : kind === 'bf16' ? Tensor.fromBf16(data, [rows, cols])
+              : Tensor.fromBlocks('f16', Uint16Array.from(new Uint32Array(data.buffer), (b) => narrowRound16(b)), [rows, cols]))
+            : kind === 'f32' ? Tensor.fromF32(new Float32Array(data.buffer), [rows, cols])
+              : kind === 'bf16' ? Tensor.fromBf16(data as Uint16Array, [rows, cols]) : Tensor.fromBlocks('f16', data as Uint16Array, [rows, cols]);
+          const w = quantizeQ8Under('scalar', src);
+          for (const isa of availableIsas().filter((i) => i !== 'scalar')) {
+            const got = quantizeQ8Under(isa, src);
+            const bad = got.findIndex((b, i) => b !== w[i]);
+            expect(bad, `${kind} [${rows}, ${cols}] under ${isa}: byte ${bad} is ${got[bad]}, the scalar wrote ${w[bad]}`).toBe(-1);
+          }
+        }
+      }
+    });
+  }
+
+  it('rounds ties away from zero and passes a NaN over, under every ISA', () => {
+    const vals = [127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, Number.NaN, 0.49, -0.51, ...new Array(20).fill(0)];
+    const want = [127, 1, -1, 2, -2, 3, -3, 127, -127, 127, 0, -1, ...new Array(20).fill(0)];
+    for (const isa of availableIsas()) {
+      const q = quantizeQ8Under(isa, rowsOf('f32', [vals.map(bitsOf)]));
+      expect(q[0] | (q[1] << 8), isa).toBe(0x3c00); // d = 127 / 127 = 1.0 in f16
+      expect(Array.from(new Int8Array(q.buffer, q.byteOffset + 2, 32)), isa).toEqual(want);
+    }
+  });
+});
