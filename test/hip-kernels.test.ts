@@ -134,9 +134,9 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
 
   it('flash attention (prefill) runs on MFMA', () => {
     const flash = ours.filter((r) => r.kernel.includes('flash_attention_mfma_kernel'));
-    expect(flash.length).toBe(3); // f32, bf16 and f16 cache (kv.cuh's KvType)
-    // 64 keys x 64 dims a tile: S^T 2 x 8 k-steps, O^T 8 x 2, each hi + lo (f32 and f16 caches: + K_lo, V_lo)
-    expect(flash.map((r) => r.mfma).sort((a, b) => a - b)).toEqual([64, 96, 96]);
+    expect(flash.length).toBe(4); // f32, bf16, f16 and f32k-f16v caches (kv.cuh's KvType)
+    // 64 keys x 64 dims a tile: S^T 2 x 8 k-steps, O^T 8 x 2, each hi + lo (f32, f16 and f32k-f16v caches: + K_lo, V_lo)
+    expect(flash.map((r) => r.mfma).sort((a, b) => a - b)).toEqual([64, 96, 96, 96]);
     for (const r of flash) expect(r.trap, r.kernel).toBe(false);
   });
 
