@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { GPT_OSS_20B, GPT_OSS_120B, configJson, writeCheckpoint, corruptCheckpoint, FULL_VOCAB_TINY } from './helpers/checkpoint.js';
 import { parseConfig } from '../lib/loader/config.js';
 import { parameterCounts } from '../lib/cli/info.js';
+import { fixtureDir } from './helpers/fixtures.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const cli = join(root, 'dist/cli/index.js');
@@ -82,6 +83,20 @@ describe('gpt-oss CLI', () => {
     expect(info.config.vocabSize).toBe(201088);
     expect(info.parameters.total).toBe(parameterCounts(parseConfig(JSON.parse(configJson(FULL_VOCAB)))).total);
     expect(info.device).toBe('cpu');
+  });
+
+  it('info --experts: a fine-tuned bf16 checkpoint quantized at load or run as stored; the flag checks its value', async () => {
+    const dir = fixtureDir('tiny-a-bf16');
+    const q = JSON.parse((await run(['info', dir, '--device', 'cpu', '--json'])).stdout) as { conversions: string[]; groups: { group: string; dtype: string }[] };
+    expect(q.conversions).toEqual(['experts: bf16 -> mxfp4 (experts mxfp4)']);
+    const b = await run(['info', dir, '--device', 'cpu', '--experts', 'bf16', '--json']);
+    expect(b.code).toBe(0);
+    const info = JSON.parse(b.stdout) as typeof q;
+    expect(info.conversions).toEqual([]);
+    expect(info.groups.find((g) => g.group === 'experts')!.dtype).toBe('bf16');
+    const bad = await run(['info', dir, '--experts', 'fp8']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/expected mxfp4 or bf16, got 'fp8'/);
   });
 
   it('counts parameters as the gpt-oss model card does (20b: 20.91B / 3.61B active; 120b: 116.83B / 5.13B)', () => {

@@ -4,6 +4,7 @@ import cliProgress from 'cli-progress';
 import { loadModel, type DeviceRequest, type GptOssModel, type KvCacheDtype, type LoadOptions } from '../model.js';
 
 type DenseWeights = NonNullable<LoadOptions['denseWeights']>;
+type Experts = NonNullable<LoadOptions['experts']>;
 import type { GenerateOptions } from '../generate.js';
 import type { ReasoningEffort } from '../harmony/index.js';
 
@@ -20,9 +21,15 @@ export function formatError(e: unknown): string {
  * Loads a checkpoint folder; when stderr is a terminal, a progress bar of what takes the time: the
  * page-in of the files on the CPU, the upload on a GPU (native Model::load counts those bytes).
  */
-export async function loadWithProgress(dir: string, device: DeviceRequest, denseWeights: DenseWeights = 'as-stored', kvCache?: KvCacheDtype): Promise<GptOssModel> {
+export async function loadWithProgress(
+  dir: string,
+  device: DeviceRequest,
+  denseWeights: DenseWeights = 'as-stored',
+  kvCache?: KvCacheDtype,
+  experts: Experts = 'mxfp4',
+): Promise<GptOssModel> {
   const kv = kvCache !== undefined ? { kvCache } : {};
-  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights, ...kv });
+  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights, experts, ...kv });
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -40,6 +47,7 @@ export async function loadWithProgress(dir: string, device: DeviceRequest, dense
     return await loadModel(dir, {
       device,
       denseWeights,
+      experts,
       ...kv,
       onProgress: (done, total) => {
         if (!started) {
@@ -95,7 +103,15 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--reasoning', 'also show the analysis channel (on stderr)')
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto' as DeviceRequest)
     .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored' as DenseWeights)
-    .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache);
+    .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
+    .option('--experts <format>', EXPERTS_HELP, parseExperts, 'mxfp4' as Experts);
+}
+
+export const EXPERTS_HELP = "a fine-tuned checkpoint's bf16 experts: mxfp4 (quantized at load, default) or bf16 (run as stored)";
+
+export function parseExperts(v: string): Experts {
+  if (v !== 'mxfp4' && v !== 'bf16') throw new InvalidArgumentError(`expected mxfp4 or bf16, got '${v}'`);
+  return v;
 }
 
 export const KV_CACHE_HELP = 'KV cache element type on a GPU: bf16 (default), f16 or f32 (the CPU keeps f32)';
@@ -112,6 +128,7 @@ export function parseDenseWeights(v: string): DenseWeights {
 
 export interface SamplingFlags {
   denseWeights?: DenseWeights;
+  experts?: Experts;
   kvCache?: KvCacheDtype;
   maxTokens?: number;
   temperature?: number;

@@ -1,7 +1,7 @@
 // gpt-oss info <model>: config, parameter counts, sizes, backend.
 import type { Command } from 'commander';
 import type { ModelConfig } from '../loader/config.js';
-import { KV_CACHE_HELP, loadWithProgress, parseDenseWeights, parseDevice, parseKvCache, type SamplingFlags } from './common.js';
+import { EXPERTS_HELP, KV_CACHE_HELP, loadWithProgress, parseDenseWeights, parseDevice, parseExperts, parseKvCache, type SamplingFlags } from './common.js';
 
 export interface ParameterCounts {
   embedding: number;
@@ -68,9 +68,10 @@ export function registerInfo(program: Command): void {
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto')
     .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored')
     .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
+    .option('--experts <format>', EXPERTS_HELP, parseExperts, 'mxfp4')
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights' | 'kvCache'> & { json?: boolean }) => {
-      const model = await loadWithProgress(dir, flags.device, flags.denseWeights, flags.kvCache);
+    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights' | 'kvCache' | 'experts'> & { json?: boolean }) => {
+      const model = await loadWithProgress(dir, flags.device, flags.denseWeights, flags.kvCache, flags.experts);
       try {
         const params = parameterCounts(model.config);
         if (flags.json) {

@@ -19,6 +19,16 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// s + the dot of 8 bf16 weights (one 16-byte chunk: 4 packed pairs, low half first) with x[0..8) given as
+// two float4s, accumulated in order: the bf16 GEMVs' inner step (matmul.cu's gemv_kernel, moe_bf16.cu).
+__device__ __forceinline__ float bf16x8_dot(const uint4 w, const float4 x0, const float4 x1, float s) {
+  s = fmaf(bf16_lo(w.x), x0.x, s); s = fmaf(bf16_hi(w.x), x0.y, s);
+  s = fmaf(bf16_lo(w.y), x0.z, s); s = fmaf(bf16_hi(w.y), x0.w, s);
+  s = fmaf(bf16_lo(w.z), x1.x, s); s = fmaf(bf16_hi(w.z), x1.y, s);
+  s = fmaf(bf16_lo(w.w), x1.z, s); s = fmaf(bf16_hi(w.w), x1.w, s);
+  return s;
+}
+
 // Element i of a parameter vector stored as bf16 (checkpoint) or f32.
 __device__ __forceinline__ float param_f32(const void* p, bool bf16, int64_t i) {
   return bf16 ? bf16_bits_to_f32(static_cast<const uint16_t*>(p)[i]) : static_cast<const float*>(p)[i];

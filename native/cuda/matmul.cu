@@ -81,18 +81,11 @@ __global__ void __launch_bounds__(256) gemv_kernel(GemvParts parts) {
           acc[t] = fmaf(scale, mxfp4_block_dot(wv, xv, lut), acc[t]);
         }
       } else {
-        const uint32_t w[4] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
         for (int t = 0; t < NT; ++t) {
           if (t >= a.n) break;
           const float4* xp = reinterpret_cast<const float4*>(a.x + int64_t(t) * K + c * 8);
-          float4 x0 = __ldg(xp), x1 = __ldg(xp + 1);
-          float s = acc[t];
-          s = fmaf(bf16_lo(w[0]), x0.x, s); s = fmaf(bf16_hi(w[0]), x0.y, s);
-          s = fmaf(bf16_lo(w[1]), x0.z, s); s = fmaf(bf16_hi(w[1]), x0.w, s);
-          s = fmaf(bf16_lo(w[2]), x1.x, s); s = fmaf(bf16_hi(w[2]), x1.y, s);
-          s = fmaf(bf16_lo(w[3]), x1.z, s); s = fmaf(bf16_hi(w[3]), x1.w, s);
-          acc[t] = s;
+          acc[t] = bf16x8_dot(wv, __ldg(xp), __ldg(xp + 1), acc[t]);
         }
       }
     }

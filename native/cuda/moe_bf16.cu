@@ -8,7 +8,10 @@
 //
 // Memory-bound: a token's step reads k x (2I x H + H x I) x 2 bytes of experts (20b: 199 MB a layer,
 // 4.78 GB a token), so the kernels are shaped for loads in flight, after matmul.cu's GEMVs: 16-byte
-// loads, each lane several ahead, no shared-memory staging of x (the first weight loads start at once).
+// loads, each lane several ahead, no shared-memory staging of x (the first weight loads start at once),
+// the same inner step (convert.cuh's bf16x8_dot). matmul.cu's launchers themselves do not fit: the rows
+// a pair reads depend on the router's expert ids, which live on the device (a decode step is a captured
+// graph: no read back), so these kernels find their expert's rows themselves, as moe.cu's decode kernels do.
 #include "moe.cuh"
 
 namespace gptoss::cuda {
@@ -19,15 +22,6 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / WARP_SIZE;  // 8 on NVIDIA, 4 on AMD
 constexpr int kDownRows = 4;                  // output rows a down block
 constexpr int kMaxGridY = 65535;
-
-// s + the dot of 8 bf16 weights (one 16-byte chunk) with x[0..8) given as two float4s, in order.
-__device__ __forceinline__ float bf16x8_dot(const uint4 w, const float4 x0, const float4 x1, float s) {
-  s = fmaf(bf16_lo(w.x), x0.x, s); s = fmaf(bf16_hi(w.x), x0.y, s);
-  s = fmaf(bf16_lo(w.y), x0.z, s); s = fmaf(bf16_hi(w.y), x0.w, s);
-  s = fmaf(bf16_lo(w.z), x1.x, s); s = fmaf(bf16_hi(w.z), x1.y, s);
-  s = fmaf(bf16_lo(w.w), x1.z, s); s = fmaf(bf16_hi(w.w), x1.w, s);
-  return s;
-}
 
 // Stage 1, pairs [pair0, pair0 + gridDim.y): act[pair, j] = swiglu(gate_up[e, 2j] . x_t + b[e, 2j],
 // gate_up[e, 2j + 1] . x_t + b[e, 2j + 1]). A warp owns one output j: its gate and up rows are adjacent
