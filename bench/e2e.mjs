@@ -3,7 +3,7 @@
 // or on synthetic weights of a preset shape (random, generated in memory: for shapes whose checkpoint
 // does not fit the host, e.g. gpt-oss-120b; their speed is the real model's, their output is noise).
 //   node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512]
-//                      [--per-token] [--activations f32|q8] [--kv-cache f16|bf16|f32] [--label NAME] [--out bench/results]
+//                      [--per-token] [--activations f32|q8] [--kv-cache f16|bf16|f32|f32k-f16v] [--label NAME] [--out bench/results]
 //   <model-dir> may be a GGUF file; --dense-weights q8: attention and LM head quantized to Q8_0 at load;
 //   --experts bf16: experts run as bf16 (a fine-tuned checkpoint as stored; a synthetic model's MXFP4
 //   experts dequantized exactly), on CUDA by the bf16 expert kernels.

@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -269,6 +270,46 @@ int main(int argc, char** argv) {
     }
     unsetenv("GPTOSS_CUDA_MOE_DECODE");
   }
+  // The decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid, mxfp4_layout.h; issue 12 item 1): other experts
+  // of the same shapes re-laid in place at "load" (the row's time is the re-layout, its rate the bytes
+  // read and written), then the relaid decode kernel and the grouped GEMM reading the layout.
+  // Predictions (bench/RESULTS.md, issue 12 item 1; written before any run): re-layout >= 1,000 GB/s;
+  // decode graph 34 -> ~29 us (42% of copy, from 36%: -12 of ~78 instructions a warp and MX block from
+  // the word decode; the 16-byte scale loads save ~2 a block and the raw scales cost ~2 back in the
+  // loop); grouped GEMM within 3% of the rows above (its decode is once a tile, amortized over rows).
+  if (!quick) {
+    MoeWeights wr;
+    wr.gate_up = gpu->upload(rand_mxfp4(r, {E, 2 * I, H}, 119, 122));
+    wr.gate_up_bias = w.gate_up_bias;
+    wr.down = gpu->upload(rand_mxfp4(r, {E, H, I}, 117, 120));
+    wr.down_bias = w.down_bias;
+    setenv("GPTOSS_CUDA_MOE_DECODE", "mma-relaid", 1);
+    gpu->synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string line = gpu->prepare_experts(wr);
+    std::printf("prepare_experts: %s\n", line.empty() ? "(not applied)" : line.c_str());
+    const double relayout_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double layout_bytes = 2.0 * E * expert_bytes;  // read and written once (scales twice: through scratch)
+    add(wr.decode_layout ? "moe decode layout re-lay (load)" : "moe decode layout NOT applied", "E32 H2880 I2880", relayout_ms,
+        layout_bytes / (relayout_ms * 1e-3) / 1e9, "GB/s", bw);
+    if (wr.decode_layout) {
+      auto sets = routing(1, 16, E);
+      Tensor x = gpu->upload(rand_f32(r, {1, H})), out = gpu->empty(DType::F32, {1, H});
+      double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); }, 50, 5);
+      add("moe decode mma-relaid eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
+      add("moe decode mma-relaid graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      for (int n : {512, 2048}) {
+        if (decode_only) break;
+        auto gsets = routing(n, 2, E);
+        Tensor gx = gpu->upload(rand_f32(r, {n, H})), gout = gpu->empty(DType::F32, {n, H});
+        double gms = time_ms([&](int i) { auto& s = gsets[i % 2]; gpu->moe(gx, s.first, s.second, wr, sw, gout); }, 10, 2);
+        double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
+        add("moe grouped GEMM decode layout", "n" + std::to_string(n) + " k4 E32", gms, flops / (gms * 1e-3) / 1e12, "TFLOP/s", mm);
+      }
+    }
+    unsetenv("GPTOSS_CUDA_MOE_DECODE");
+  }
   for (int n : {512, 2048, 8192}) {
     if ((quick && n > 512) || decode_only) break;
     auto sets = routing(n, 2, E);
@@ -387,6 +428,19 @@ int main(int argc, char** argv) {
       double ms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
       add(std::string("attn decode split-KV graph ") + dtype_name(kv), "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
           2.0 * kc.nbytes() / (ms * 1e-3) / 1e9, "GB/s", bw);
+    }
+    // f32k-f16v (kvCache 'f32k-f16v': f32 K, the bf16 V bits read as f16): 1.5x the bytes of bf16.
+    // Prediction (bench/RESULTS.md issue 12): its GB/s within 10% of bf16's row above, so its time
+    // ~1.5x bf16's at the same context (the kernel is bandwidth-bound at 8k keys).
+    {
+      std::vector<std::pair<Tensor, Tensor>> as = caches;
+      for (auto& c : as) {
+        c.first = gpu->upload(rand_f32(r, {L, Hkv, D}));
+        c.second.dtype = DType::F16;
+      }
+      double ms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
+      add("attn decode split-KV graph f32k-f16v", "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
+          (2.0 * kc.nbytes() + kc.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
     }
   }
 

@@ -45,7 +45,7 @@ export interface NativeModelSpec {
   device: string;
   activations?: 'f32' | 'q8';
   /** The KV cache dtype (absent: the backend's default); checked against the device natively too. */
-  kvCache?: 'f16' | 'bf16' | 'f32';
+  kvCache?: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
   /** 'safetensors' (Hugging Face names and dtypes, default) or 'gguf' (llama.cpp names, ggml types). */
   format?: 'safetensors' | 'gguf';
   /** 'q8': quantize bf16/f16/f32 attention projections and the LM head to Q8_0 at load. */
@@ -73,7 +73,7 @@ export interface NativeSyntheticSpec {
   seed: number;
   device: string;
   activations?: 'f32' | 'q8';
-  kvCache?: 'f16' | 'bf16' | 'f32';
+  kvCache?: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
   denseWeights?: 'as-stored' | 'q8';
   /** 'bf16': the generated MXFP4 experts dequantized to bf16 and run as bf16 experts */
   experts?: 'mxfp4' | 'bf16';
@@ -85,7 +85,7 @@ export interface NativeModel {
     device: string;
     weightBytes: number;
     activations: 'f32' | 'q8';
-    kvCache: 'f16' | 'bf16' | 'f32';
+    kvCache: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
     groups: NativeLoadGroup[];
     conversions: string[];
     convertSeconds: number;

@@ -26,8 +26,14 @@ export function resolveActivations(request: unknown, device: string, fn = 'loadM
   return value;
 }
 
-/** The KV cache's element type (LoadOptions.kvCache). */
-export type KvCacheDtype = 'f16' | 'bf16' | 'f32';
+/**
+ * The KV cache's element types (LoadOptions.kvCache): 'f16', 'bf16' or 'f32' for K and V alike, or
+ * 'f32k-f16v': K exact in f32, V in f16 (6 bytes a K/V element pair; the type that keeps deep
+ * checkpoints within 1e-2 of an f32 cache, bench/RESULTS.md issue 12).
+ */
+export type KvCacheDtype = 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
+/** Every KvCacheDtype, in the order errors list them. */
+export const KV_CACHE_DTYPES: readonly KvCacheDtype[] = ['f16', 'bf16', 'f32', 'f32k-f16v'];
 
 /**
  * The KV cache dtype a model loads with: the option, else GPTOSS_CUDA_KV_CACHE on a GPU device (the CPU
@@ -40,11 +46,11 @@ export function resolveKvCache(request: unknown, device: string, fn = 'loadModel
   const fromEnv = request === undefined && gpu && !!process.env.GPTOSS_CUDA_KV_CACHE;
   const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'bf16' : 'f32';
   const what = fromEnv ? 'GPTOSS_CUDA_KV_CACHE' : "option 'kvCache'";
-  if (value !== 'f16' && value !== 'bf16' && value !== 'f32')
-    throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16' or 'f32', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
+  if (!(KV_CACHE_DTYPES as readonly unknown[]).includes(value))
+    throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16', 'f32' or 'f32k-f16v', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
   if (!gpu && value !== 'f32')
     throw new RangeError(`${fn}: ${what} '${value}' is not available on device cpu: the CPU backend's attention reads an f32 KV cache (use 'f32' or leave kvCache out)`);
-  return value;
+  return value as KvCacheDtype;
 }
 
 /**

@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables),
+#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables),
 #        SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel),
 #        BF16_EXPERTS=0 skips the bf16 expert step (loadModel's experts: 'bf16' on CUDA: compiled, first run
 #        pending; its expected outcomes are in bench/RESULTS.md, "bf16 experts on CUDA")
@@ -57,9 +57,15 @@ if [[ "${BF16_EXPERTS:-1}" != 0 && -x build-gpu/gptoss_gpu_check ]]; then
   fi
 fi
 
-# the KV cache dtype's decode cost: f16 / bf16 alternately, f32 once, at 4096 and 8192 (gpu-kv-ab.sh, ~1 min;
-# SKIP_KV_AB=1 skips it). Its fidelity ran in gpu-check.sh's model checks (the deep checkpoints per kvCache).
-[[ -z "${SKIP_KV_AB:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 150 bash scripts/gpu-kv-ab.sh 2>&1 | tail -12
+# the KV cache type's decode cost: f16 / bf16 / f32k-f16v alternately, f32 once, at 4096 and 8192
+# (gpu-kv-ab.sh, ~1.5 min; SKIP_KV_AB=1 skips it). Its fidelity ran in gpu-check.sh's model checks (the
+# deep checkpoints per kvCache, $OUT/model-check.log); it ends with the default-cache decision line.
+[[ -z "${SKIP_KV_AB:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 220 bash scripts/gpu-kv-ab.sh 2>&1 | tail -16
+
+# the decode MoE on the decode layout (issue 12 item 1; mma-relaid, opt-in) against the default, end to end:
+# decode at 512 / 4096, prefill 2048, the re-layout's load cost, and the rule's line (gpu-moe-relaid-ab.sh,
+# ~1 min; SKIP_RELAID=1 skips it). Its correctness ran in gpu_check ("moe decode layout", "decode mma-relaid").
+[[ -z "${SKIP_RELAID:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 240 bash scripts/gpu-moe-relaid-ab.sh 2>&1 | tail -10
 
 # the CUDA batched step: equivalence, memcheck, serving bench (gpu-batch.sh; SKIP_BATCH=1 skips it)
 [[ -z "${SKIP_BATCH:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-batch.sh 2>&1 | tail -40

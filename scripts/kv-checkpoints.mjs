@@ -31,7 +31,8 @@ export const kvPrompt = (vocab) => Array.from({ length: 80 }, (_, i) => (i * 791
 
 /**
  * The CPU backend's logits for `tokens` on checkpoint `dir`, its f32 KV cache holding each stored value
- * rounded to `round` ('f16' | 'bf16', or null: exact), as GPTOSS_CPU_KV_ROUND does (read once per
+ * rounded as a cache of kvCache type `round` holds it ('f16' | 'bf16' | 'f32k-f16v'; 'f16-k' K alone; null:
+ * exact), as GPTOSS_CPU_KV_ROUND does (read once per
  * process: one child process a call). What a GPU cache of that dtype holds, so a GPU run can be
  * compared with the same cache contents.
  */

@@ -77,7 +77,10 @@ describe('gpt-oss CLI', () => {
     expect(kv.stderr).toMatch(/option 'kvCache' 'f16' is not available on device cpu/);
     const bad = await run(['info', model, '--kv-cache', 'fp8']);
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/expected f16, bf16 or f32, got 'fp8'/);
+    expect(bad.stderr).toMatch(/expected f16, bf16, f32 or f32k-f16v, got 'fp8'/);
+    const mixed = await run(['info', model, '--device', 'cpu', '--kv-cache', 'f32k-f16v']);  // a valid value: the CPU refuses it by name
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toMatch(/option 'kvCache' 'f32k-f16v' is not available on device cpu/);
     const j = await run(['info', model, '--device', 'cpu', '--json']);
     const info = JSON.parse(j.stdout) as { config: { vocabSize: number }; parameters: { total: number }; device: string };
     expect(info.config.vocabSize).toBe(201088);

@@ -1,7 +1,7 @@
 // What every command shares: loading a model with a progress bar, option parsing, one-line errors.
 import { InvalidArgumentError, type Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { loadModel, type DeviceRequest, type GptOssModel, type KvCacheDtype, type LoadOptions } from '../model.js';
+import { KV_CACHE_DTYPES, loadModel, type DeviceRequest, type GptOssModel, type KvCacheDtype, type LoadOptions } from '../model.js';
 
 type DenseWeights = NonNullable<LoadOptions['denseWeights']>;
 type Experts = NonNullable<LoadOptions['experts']>;
@@ -114,11 +114,11 @@ export function parseExperts(v: string): Experts {
   return v;
 }
 
-export const KV_CACHE_HELP = 'KV cache element type on a GPU: bf16 (default), f16 or f32 (the CPU keeps f32)';
+export const KV_CACHE_HELP = 'KV cache element type on a GPU: bf16 (default), f16, f32, or f32k-f16v (f32 K, f16 V) (the CPU keeps f32)';
 
 export function parseKvCache(v: string): KvCacheDtype {
-  if (v !== 'f16' && v !== 'bf16' && v !== 'f32') throw new InvalidArgumentError(`expected f16, bf16 or f32, got '${v}'`);
-  return v;
+  if (!(KV_CACHE_DTYPES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected f16, bf16, f32 or f32k-f16v, got '${v}'`);
+  return v as KvCacheDtype;
 }
 
 export function parseDenseWeights(v: string): DenseWeights {

@@ -55,15 +55,16 @@ static void check_positions(const Tensor& positions, const Tensor& k_cache, cons
 
 static void check_kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
                            const Tensor& v_cache) {
-  checks::kv_store(k, v, positions, k_cache, v_cache, kCpuDevice, {DType::F32});
+  checks::kv_store(k, v, positions, k_cache, v_cache, kCpuDevice, {kKvF32});
   check_positions(positions, k_cache, "kvStore");
 }
 
-// A measurement aid, not a cache format: GPTOSS_CPU_KV_ROUND=f16|bf16 rounds every value the CPU
-// stores in its (f32) KV cache to that type's nearest value, so the CPU's logits show what a 16-bit
-// GPU cache costs in fidelity (bench/kv-fidelity.mjs; the GPU's attention reads its cache in f32 too).
-// Read once per process; unset = exact.
-// "f16-k" / "f16-v" round only K or only V (which of the two a cache's error comes from).
+// A measurement aid, not a cache format: GPTOSS_CPU_KV_ROUND=<a kvCache type> rounds every value the
+// CPU stores in its (f32) KV cache as a GPU cache of that type holds it ('f16', 'bf16', 'f32' exact,
+// 'f32k-f16v' K exact and V in f16), so the CPU's logits show what that cache costs in fidelity
+// (bench/kv-fidelity.mjs; the GPU's attention reads its cache in f32 too). Read once per process;
+// unset = exact. "f16-k" rounds only K (which of the two a cache's error comes from); "f16-v" is
+// f32k-f16v's earlier name.
 struct KvRound {
   DType k = DType::F32, v = DType::F32;
 };
@@ -72,11 +73,11 @@ static KvRound kv_round_mode() {
     const char* env = std::getenv("GPTOSS_CPU_KV_ROUND");
     if (!env || !*env) return KvRound{};
     const std::string s(env);
-    if (s == "f16") return KvRound{DType::F16, DType::F16};
-    if (s == "bf16") return KvRound{DType::BF16, DType::BF16};
     if (s == "f16-k") return KvRound{DType::F16, DType::F32};
-    if (s == "f16-v") return KvRound{DType::F32, DType::F16};
-    throw range_error("GPTOSS_CPU_KV_ROUND must be 'f16', 'bf16', 'f16-k' or 'f16-v' (or unset), got '" + s + "'");
+    if (s == "f16-v") return KvRound{kKvF32KF16V.key, kKvF32KF16V.value};
+    for (KvCacheType t : {kKvF16, kKvBF16, kKvF32, kKvF32KF16V})
+      if (s == kv_cache_name(t)) return KvRound{t.key, t.value};
+    throw range_error("GPTOSS_CPU_KV_ROUND must be 'f16', 'bf16', 'f32', 'f32k-f16v', 'f16-k' or 'f16-v' (or unset), got '" + s + "'");
   }();
   return mode;
 }
@@ -110,7 +111,7 @@ void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor&
 // ---------------- attention ----------------
 static void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                             const Tensor& positions, int sliding_window, const Tensor& out) {
-  checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, kCpuDevice, {DType::F32});
+  checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, kCpuDevice, {kKvF32});
   check_positions(positions, k_cache, "attention");
 }
 
@@ -257,7 +258,7 @@ static void check_paged_attention(const Tensor& q, const Tensor& k_cache, const 
                                   const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables,
                                   int block_size, int sliding_window, const Tensor& out) {
   checks::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, sliding_window,
-                          out, kCpuDevice, {DType::F32});
+                          out, kCpuDevice, {kKvF32});
   check_blocks(positions, seq_of_token, block_tables, block_size, k_cache.dim(0));
 }
 

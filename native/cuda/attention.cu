@@ -32,9 +32,8 @@ template <KvType KV>
 __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   constexpr bool BF16 = KV == KvType::BF16;  // the cache is the MMA operand as it is
-  using KeyE = typename KvTraits<KV>::Key;
-  using ValE = typename KvTraits<KV>::Value;
-  static_assert(std::is_same<KeyE, ValE>::value, "flash_attention_kernel stages K and V alike");
+  // Both caches are staged as bf16 (hi, and lo unless the cache is bf16) whatever their element types
+  // (flash_kv_chunk converts each): f32k-f16v stages like f32.
   constexpr int kKvParts = BF16 ? 1 : 2;
   __shared__ __align__(16) uint16_t Ks[kKvParts][kFlashBK * kFlashLds];   // [key][d]
   __shared__ __align__(16) uint16_t Vt[kKvParts][kFlashD * kFlashLds];    // [d][key] (transposed: B operand of P V)
@@ -234,16 +233,17 @@ __global__ void __launch_bounds__(128) flash_attention_kernel(AttentionArgs a) {
 // kDecodeTile (keys a tile), kDecodeMaxG, kDecodeD, kDecodeMaxSplits (the merge weights' shared memory;
 // GPTOSS_CUDA_ATTN_SPLITS caps the splits at 32 by default): shapes.h, read by the chooser too.
 
+// K and V tiles each in their cache's element type (f32k-f16v: an f32 K tile, an f16 V tile).
 template <KvType KV>
 struct DecodeSmem {
-  static_assert(std::is_same<typename KvTraits<KV>::Key, typename KvTraits<KV>::Value>::value,
-                "the decode kernel stages K and V tiles alike (one element type)");
-  using T = typename KvTraits<KV>::Key::T;
-  static constexpr int kPad = 16 / int(sizeof(T));             // one 16-byte chunk of padding a K row
+  using TK = typename KvTraits<KV>::Key::T;
+  using TV = typename KvTraits<KV>::Value::T;
+  static constexpr int kPad = 16 / int(sizeof(TK));            // one 16-byte chunk of padding a K row
   static constexpr int kKRow = kDecodeD + kPad;                // elements a K row (conflict-free uint4 reads)
-  static constexpr int kChunksRow = kDecodeD * int(sizeof(T)) / 16;
-  T k[kDecodeTile * kKRow];
-  T v[kDecodeTile * kDecodeD];
+  static constexpr int kKChunksRow = kDecodeD * int(sizeof(TK)) / 16;  // 16-byte chunks a K row
+  static constexpr int kVChunksRow = kDecodeD * int(sizeof(TV)) / 16;
+  TK k[kDecodeTile * kKRow];
+  TV v[kDecodeTile * kDecodeD];
   float sc[kDecodeMaxG * kDecodeTile];
   float wts[kDecodeMaxG * kDecodeMaxSplits];
 };
@@ -258,10 +258,10 @@ template <KvType KV>
 __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
   static_assert(TK == 2 * W && D == 2 * W, "a lane holds two keys of a tile and two output dims");
-  using Tr = typename KvTraits<KV>::Key;  // = Value (DecodeSmem)
-  constexpr bool kHalf = Tr::kHalfWidth;  // f16 / bf16: two elements a 32-bit word
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  constexpr bool kHalfK = KeyE::kHalfWidth, kHalfV = ValE::kHalfWidth;  // f16 / bf16: two elements a 32-bit word
   using S = DecodeSmem<KV>;
-  using T = typename S::T;
   __shared__ __align__(16) S sm;
   const int split = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z;
   const int G = a.Hq / a.Hkv;
@@ -298,22 +298,25 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   float acc[2][2] = {};
   const int64_t row_elems = int64_t(a.Hkv) * D;
-  const T* kc = static_cast<const T*>(a.k_cache);
-  const T* vc = static_cast<const T*>(a.v_cache);
-  constexpr int kChunks = TK * S::kChunksRow;  // 16-byte chunks in a K (or V) tile
-  constexpr int kPerThread = kChunks / 256;    // 2 (f16, bf16) or 4 (f32)
+  const typename S::TK* kc = static_cast<const typename S::TK*>(a.k_cache);
+  const typename S::TV* vc = static_cast<const typename S::TV*>(a.v_cache);
+  // 16-byte chunks a thread of a K tile and of a V tile: 2 (f16, bf16) or 4 (f32) each
+  constexpr int kPerThreadK = TK * S::kKChunksRow / 256, kPerThreadV = TK * S::kVChunksRow / 256;
   // 1. K and V tiles through registers: tile i + 1 is loaded while tile i is scored
-  uint4 kr[kPerThread], vr[kPerThread];
+  uint4 kr[kPerThreadK], vr[kPerThreadV];
   auto load_tile = [&](int c0) {
     const int cn = min(TK, end - c0);
 #pragma unroll
-    for (int u = 0; u < kPerThread; ++u) {
-      const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
-      if (key < cn) {
-        const int64_t off = kv_row(a, seq, c0 + key) * row_elems + int64_t(kvh) * D;
-        kr[u] = __ldg(reinterpret_cast<const uint4*>(kc + off) + ch);
-        vr[u] = __ldg(reinterpret_cast<const uint4*>(vc + off) + ch);
-      }
+    for (int u = 0; u < kPerThreadK; ++u) {
+      const int c = tid + u * 256, key = c / S::kKChunksRow, ch = c % S::kKChunksRow;
+      if (key < cn)
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(kc + kv_row(a, seq, c0 + key) * row_elems + int64_t(kvh) * D) + ch);
+    }
+#pragma unroll
+    for (int u = 0; u < kPerThreadV; ++u) {
+      const int c = tid + u * 256, key = c / S::kVChunksRow, ch = c % S::kVChunksRow;
+      if (key < cn)
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(vc + kv_row(a, seq, c0 + key) * row_elems + int64_t(kvh) * D) + ch);
     }
   };
   if (begin < end) load_tile(begin);
@@ -322,13 +325,16 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   if (begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
     const int cn = min(TK, end - begin);
 #pragma unroll
-    for (int u = 0; u < kPerThread; ++u) {
-      const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
-      if (key < cn && begin + key >= fresh) {
-        const int64_t off = kv_row(a, seq, begin + key) * row_elems + int64_t(kvh) * D;
-        kr[u] = __ldcg(reinterpret_cast<const uint4*>(kc + off) + ch);
-        vr[u] = __ldcg(reinterpret_cast<const uint4*>(vc + off) + ch);
-      }
+    for (int u = 0; u < kPerThreadK; ++u) {
+      const int c = tid + u * 256, key = c / S::kKChunksRow, ch = c % S::kKChunksRow;
+      if (key < cn && begin + key >= fresh)
+        kr[u] = __ldcg(reinterpret_cast<const uint4*>(kc + kv_row(a, seq, begin + key) * row_elems + int64_t(kvh) * D) + ch);
+    }
+#pragma unroll
+    for (int u = 0; u < kPerThreadV; ++u) {
+      const int c = tid + u * 256, key = c / S::kVChunksRow, ch = c % S::kVChunksRow;
+      if (key < cn && begin + key >= fresh)
+        vr[u] = __ldcg(reinterpret_cast<const uint4*>(vc + kv_row(a, seq, begin + key) * row_elems + int64_t(kvh) * D) + ch);
     }
   }
   float qreg[D];  // q is the previous kernel's output
@@ -344,12 +350,14 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
   for (int c0 = begin; c0 < end; c0 += TK) {
     const int cn = min(TK, end - c0);
 #pragma unroll
-    for (int u = 0; u < kPerThread; ++u) {
-      const int c = tid + u * 256, key = c / S::kChunksRow, ch = c % S::kChunksRow;
-      if (key < cn) {
-        reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
-        reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
-      }
+    for (int u = 0; u < kPerThreadK; ++u) {
+      const int c = tid + u * 256, key = c / S::kKChunksRow, ch = c % S::kKChunksRow;
+      if (key < cn) reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
+    }
+#pragma unroll
+    for (int u = 0; u < kPerThreadV; ++u) {
+      const int c = tid + u * 256, key = c / S::kVChunksRow, ch = c % S::kVChunksRow;
+      if (key < cn) reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
     }
     __syncthreads();
     if (c0 + TK < end) load_tile(c0 + TK);
@@ -359,15 +367,15 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       if (kk < cn) {
         float d0 = 0.f, d1 = 0.f;  // two chains: half the FMA latency
         const uint4* kp = reinterpret_cast<const uint4*>(sm.k + kk * S::kKRow);
-        if constexpr (kHalf) {
+        if constexpr (kHalfK) {
 #pragma unroll
           for (int i = 0; i < D / 8; ++i) {
             const uint4 kv = kp[i];
             const uint32_t w[4] = {kv.x, kv.y, kv.z, kv.w};
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
-              d0 = fmaf(qreg[8 * i + 2 * j], Tr::lo(w[j]), d0);
-              d1 = fmaf(qreg[8 * i + 2 * j + 1], Tr::hi(w[j]), d1);
+              d0 = fmaf(qreg[8 * i + 2 * j], KeyE::lo(w[j]), d0);
+              d1 = fmaf(qreg[8 * i + 2 * j + 1], KeyE::hi(w[j]), d1);
             }
           }
         } else {
@@ -408,9 +416,9 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
       for (int kk = 0; kk < cn; ++kk) {
         const float p = sg[kk];
         float v0, v1;
-        if constexpr (kHalf) {
+        if constexpr (kHalfV) {
           const uint32_t v = *reinterpret_cast<const uint32_t*>(sm.v + kk * D + d);
-          v0 = Tr::lo(v); v1 = Tr::hi(v);
+          v0 = ValE::lo(v); v1 = ValE::hi(v);
         } else {
           const float2 v = *reinterpret_cast<const float2*>(reinterpret_cast<const float*>(sm.v) + kk * D + d);
           v0 = v.x; v1 = v.y;

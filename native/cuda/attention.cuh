@@ -1,5 +1,5 @@
 // Causal GQA attention with per-head sink logits and optional sliding window, reading the KV cache
-// (f16, bf16 or f32: kv.cuh's KvType, [ctx, kvHeads, D]). Positions are device data (CUDA-graph
+// (bf16, f16, f32, or f32 K with f16 V: kv.cuh's KvType, [ctx, kvHeads, D]). Positions are device data (CUDA-graph
 // replay), so every kernel derives its key range from them on the device.
 //  - prefill (n > kAttnDecodeMaxTokens, D = 64): flash attention, mma.sync bf16, 64 queries a block.
 //  - decode: split-KV over a fixed number of splits (from ctx and the window, so a captured graph
@@ -56,6 +56,30 @@ __device__ __forceinline__ int key_lo(int pos, int window) { return window > 0 ?
 // bf16 operands: hi words kw, vw (pairs, low half = lower index) and, for a cache that is not bf16,
 // lo words kl, vl (x - hi, so hi + lo holds an f32 to ~2^-17 and an f16 value exactly: its 11
 // significant bits fit, and its range is inside bf16's). A bf16 cache leaves kl, vl untouched.
+// 8 consecutive values of one cache (element type E: kv.cuh's KvElem) at element offset `off`, as f32:
+// two 16-byte loads of an f32 cache, one of a 16-bit one.
+template <class E>
+__device__ __forceinline__ void cache_chunk8(const void* cache, int64_t off, float (&x)[8]) {
+  if constexpr (!E::kHalfWidth) {
+    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(cache) + off);
+    const float4 x0 = p[0], x1 = p[1];
+    x[0] = x0.x; x[1] = x0.y; x[2] = x0.z; x[3] = x0.w; x[4] = x1.x; x[5] = x1.y; x[6] = x1.z; x[7] = x1.w;
+  } else {
+    const uint4 w = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(cache) + off);
+    const uint32_t wp[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      x[2 * q] = E::lo(wp[q]);
+      x[2 * q + 1] = E::hi(wp[q]);
+    }
+  }
+}
+
+// 8 consecutive values of K and of V at element offset `off` of the caches, as the flash kernels'
+// bf16 operands: hi words kw, vw (pairs, low half = lower index) and, for a cache that is not bf16,
+// lo words kl, vl (x - hi, so hi + lo holds an f32 to ~2^-17 and an f16 value exactly: its 11
+// significant bits fit, and its range is inside bf16's). K and V are read each with its own element
+// type (f32k-f16v: f32 K, f16 V). A bf16 cache leaves kl, vl untouched.
 template <KvType KV>
 __device__ __forceinline__ void flash_kv_chunk(const AttentionArgs& a, int64_t off, uint32_t (&kw)[4], uint32_t (&vw)[4],
                                                uint32_t (&kl)[4], uint32_t (&vl)[4]) {
@@ -68,22 +92,8 @@ __device__ __forceinline__ void flash_kv_chunk(const AttentionArgs& a, int64_t o
     vw[0] = vv.x; vw[1] = vv.y; vw[2] = vv.z; vw[3] = vv.w;
   } else {
     float kf[8], vf[8];
-    if constexpr (KV == KvType::F32) {
-      const float4* kp = reinterpret_cast<const float4*>(static_cast<const float*>(a.k_cache) + off);
-      const float4* vp = reinterpret_cast<const float4*>(static_cast<const float*>(a.v_cache) + off);
-      const float4 k0 = kp[0], k1 = kp[1], v0 = vp[0], v1 = vp[1];
-      kf[0] = k0.x; kf[1] = k0.y; kf[2] = k0.z; kf[3] = k0.w; kf[4] = k1.x; kf[5] = k1.y; kf[6] = k1.z; kf[7] = k1.w;
-      vf[0] = v0.x; vf[1] = v0.y; vf[2] = v0.z; vf[3] = v0.w; vf[4] = v1.x; vf[5] = v1.y; vf[6] = v1.z; vf[7] = v1.w;
-    } else {  // a 16-bit cache that is not the MMA type (f16): one 16-byte load of 8 values each
-      const uint4 kv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.k_cache) + off);
-      const uint4 vv = *reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(a.v_cache) + off);
-      const uint32_t kp[4] = {kv.x, kv.y, kv.z, kv.w}, vp[4] = {vv.x, vv.y, vv.z, vv.w};
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        kf[2 * q] = KeyE::lo(kp[q]); kf[2 * q + 1] = KeyE::hi(kp[q]);
-        vf[2 * q] = ValE::lo(vp[q]); vf[2 * q + 1] = ValE::hi(vp[q]);
-      }
-    }
+    cache_chunk8<KeyE>(a.k_cache, off, kf);
+    cache_chunk8<ValE>(a.v_cache, off, vf);
 #pragma unroll
     for (int q = 0; q < 4; ++q) {
       kw[q] = pack_bf16x2(kf[2 * q], kf[2 * q + 1]);

@@ -3,6 +3,8 @@
 // path choosers of policy.h with this device's GpuCaps (device.h), and calls the kernel family's
 // launcher. Value errors (token ids, positions, expert ids) are flagged on the device. Memory comes
 // from a caching pool (pool.h) on the backend's one stream; decode steps replay as graphs (graph.h).
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,16 +31,18 @@ namespace cuda {
 
 namespace {
 
-// The cache dtypes the kernels read and write (kv.cuh), default first: f16 keeps 3 more mantissa bits
-// than bf16 at the same bytes (issue 12: a 6-layer random checkpoint's logits were 5.8e-2 from f32
-// with a bf16 cache; bench/RESULTS.md has the f16 figures).
-// The first is the default (Backend::default_kv_dtype): bf16, the cache every CUDA check and benchmark has
-// run with; f16 (closer to f32 at the same bytes, bench/RESULTS.md "KV cache dtype") becomes the default once
-// its kernels have run on a GPU (they are compiled, not yet run).
-#define GPTOSS_CUDA_KV_DTYPES DType::BF16, DType::F16, DType::F32
+// The cache types the kernels read and write (kv.cuh), default first (Backend::default_kv_type).
+// bf16 is the default: the cache every CUDA check and benchmark has run with. f16 keeps 3 more
+// mantissa bits at the same bytes; f32k-f16v (K exact, V f16) is the one that keeps a deep checkpoint
+// within 1e-2 of f32 (CPU emulation, bench/RESULTS.md issue 12 "KV cache dtype"). Both are compiled,
+// not yet run on a GPU; scripts/gpu-kv-ab.sh holds the rule that picks the default after that run
+// (the flip is moving one name to the front of this list).
+#define GPTOSS_CUDA_KV_TYPES kKvBF16, kKvF16, kKvF32, kKvF32KF16V
 
-KvType kv_type(const Tensor& cache) {
-  return cache.dtype == DType::F32 ? KvType::F32 : cache.dtype == DType::BF16 ? KvType::BF16 : KvType::F16;
+// The kernels' cache type of a (K, V) pair the checks accepted (one of GPTOSS_CUDA_KV_TYPES).
+KvType kv_type(const Tensor& k_cache, const Tensor& v_cache) {
+  if (k_cache.dtype == DType::F32) return v_cache.dtype == DType::F16 ? KvType::F32K_F16V : KvType::F32;
+  return k_cache.dtype == DType::BF16 ? KvType::BF16 : KvType::F16;
 }
 
 }  // namespace
@@ -93,7 +97,7 @@ class CudaBackend final : public Backend {
                   pdl_ ? "on" : "off");
     return buf;
   }
-  std::vector<DType> kv_dtypes() const override { return {GPTOSS_CUDA_KV_DTYPES}; }
+  std::vector<KvCacheType> kv_types() const override { return {GPTOSS_CUDA_KV_TYPES}; }
 
   // ---- memory ----
   Tensor empty(DType dtype, const Shape& shape) override {
@@ -223,16 +227,16 @@ class CudaBackend final : public Backend {
 
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                 Tensor& v_cache) override {
-    // The kernels read and write every cache dtype of kv_dtypes(); the model's kvCache picks one.
-    checks::kv_store(k, v, positions, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
+    // The kernels read and write every cache type of kv_types(); the model's kvCache picks one.
+    checks::kv_store(k, v, positions, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_TYPES});
     OpScope op(this);
     launch_kv_store(k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), int(k.dim(0)), int(k.dim(1)),
-                    int(k.dim(2)), k_cache.data, v_cache.data, kv_type(k_cache), int(k_cache.dim(0)), err_, stream_);
+                    int(k.dim(2)), k_cache.data, v_cache.data, kv_type(k_cache, v_cache), int(k_cache.dim(0)), err_, stream_);
   }
 
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                  const Tensor& positions, int sliding_window, float softmax_scale, Tensor& out) override {
-    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {GPTOSS_CUDA_KV_DTYPES});
+    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {GPTOSS_CUDA_KV_TYPES});
     if (q.dim(2) % 8 != 0) throw range_error("attention: head dim must be a multiple of 8 on cuda, got " + q.describe());
     OpScope op(this);
     const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
@@ -271,13 +275,38 @@ class CudaBackend final : public Backend {
                         " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
     if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
-    const MoeDecodeKind kind = choose_moe_decode(caps_, knobs(), a.n, a.H, a.I);
+    const MoeDecodeKind kind = choose_moe_decode(caps_, knobs(), a.n, a.H, a.I, a.decode_layout);
     switch (kind) {
       case MoeDecodeKind::Mma:
+      case MoeDecodeKind::MmaRelaid:
       case MoeDecodeKind::MmaPrmt:
       case MoeDecodeKind::MmaFp8: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
       case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
     }
+  }
+
+  // The decode layout (mxfp4_layout.h) for the mma-relaid kernels, where moe_decode_layout() holds:
+  // gate_up and down re-laid in place on the device (one pass over the blocks, the scales through a
+  // scratch buffer), timed for the load report.
+  std::string prepare_experts(MoeWeights& w) override {
+    if (w.decode_layout || w.split() || w.gate_up.dtype != DType::MXFP4 || w.down.dtype != DType::MXFP4) return "";
+    const int H = int(w.down.dim(1)), I = int(w.gate_up.dim(1) / 2), E = int(w.gate_up.dim(0));
+    if (!moe_decode_layout(caps_, knobs(), H, I)) return "";
+    OpScope op(this);
+    not_capturing("prepare_experts");
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<void> scratch = pool_->alloc(std::max(w.gate_up.scale_bytes(), w.down.scale_bytes()));
+    launch_mxfp4_to_decode_layout(static_cast<uint8_t*>(w.gate_up.data), static_cast<uint8_t*>(w.gate_up.scales), E, 2 * I,
+                                  H / 32, static_cast<uint8_t*>(scratch.get()), stream_);
+    launch_mxfp4_to_decode_layout(static_cast<uint8_t*>(w.down.data), static_cast<uint8_t*>(w.down.scales), E, H, I / 32,
+                                  static_cast<uint8_t*>(scratch.get()), stream_);
+    sync_stream();
+    check_device_errors();
+    w.decode_layout = true;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "experts [%d, %d, %d] + [%d, %d, %d]: mxfp4 -> decode layout (mma-relaid), %.2f ms", E,
+                  2 * I, H, E, H, I, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    return buf;
   }
 
   void add(Tensor& acc, const Tensor& x) override {
@@ -355,11 +384,11 @@ class CudaBackend final : public Backend {
   void rope_kv_store(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
                      float scale, Tensor& k_cache, Tensor& v_cache) override {
     if (!fuse_) return Backend::rope_kv_store(q, k, v, positions, inv_freq, scale, k_cache, v_cache);
-    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_TYPES});
     OpScope op(this);
     launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), nullptr,
                          inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
-                         k_cache.data, v_cache.data, kv_type(k_cache), int(k_cache.dim(0)), err_, stream_);
+                         k_cache.data, v_cache.data, kv_type(k_cache, v_cache), int(k_cache.dim(0)), err_, stream_);
   }
 
   // ---- paged KV cache (a batch's pool of blocks, model/kv_cache.h) ----
@@ -367,19 +396,19 @@ class CudaBackend final : public Backend {
 
   void rope_kv_store_slots(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& slots,
                            const Tensor& inv_freq, float scale, Tensor& k_cache, Tensor& v_cache) override {
-    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
-    checks::kv_store(k, v, slots, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_DTYPES});
+    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_TYPES});
+    checks::kv_store(k, v, slots, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_TYPES});
     OpScope op(this);
     launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), slots.ptr<int32_t>(),
                          inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
-                         k_cache.data, v_cache.data, kv_type(k_cache), int(k_cache.dim(0)), err_, stream_);
+                         k_cache.data, v_cache.data, kv_type(k_cache, v_cache), int(k_cache.dim(0)), err_, stream_);
   }
 
   void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                        const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
                        int sliding_window, float softmax_scale, Tensor& out) override {
     checks::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size,
-                            sliding_window, out, device(), {GPTOSS_CUDA_KV_DTYPES});
+                            sliding_window, out, device(), {GPTOSS_CUDA_KV_TYPES});
     OpScope op(this);
     AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
     const int seqs = int(block_tables.dim(0));
@@ -600,7 +629,7 @@ class CudaBackend final : public Backend {
     a.ctx = int(k_cache.dim(0));
     a.k_cache = k_cache.data;
     a.v_cache = v_cache.data;
-    a.cache = kv_type(k_cache);
+    a.cache = kv_type(k_cache, v_cache);
     a.sinks = sinks.data;
     a.sinks_bf16 = sinks.dtype == DType::BF16;
     a.positions = positions.ptr<int32_t>();
@@ -648,6 +677,7 @@ class CudaBackend final : public Backend {
     a.down_scales = static_cast<const uint8_t*>(w.down.scales);
     a.down_bias = w.down_bias.data;
     a.down_bias_bf16 = w.down_bias.dtype == DType::BF16;
+    a.decode_layout = w.decode_layout;
     a.limit = swiglu.limit;
     a.alpha = swiglu.alpha;
     a.out = out.ptr<float>();

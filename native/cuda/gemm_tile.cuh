@@ -39,6 +39,7 @@ struct GemmProblem {
   const void* w = nullptr;          // group g at w + g * w_group_bytes
   const uint8_t* w_scales = nullptr;
   int64_t w_group_bytes = 0, scale_group_bytes = 0;
+  bool w_decode_layout = false;     // MXFP4 in the decode layout (mxfp4_layout.h; N % 16 == 0)
   const void* bias = nullptr;       // group g at bias + g * bias_group_elems
   int bias_kind = kBiasNone;
   int64_t bias_group_elems = 0;

@@ -1,12 +1,16 @@
 // The KV cache's element types on the device (a model's kvCache load option, model/backend.h
-// kv_dtypes): every kernel that reads or writes a cache (kv_store, rope_kv_store, the attention
+// kv_types): every kernel that reads or writes a cache (kv_store, rope_kv_store, the attention
 // paths) is a template over KvType and reaches the elements through KvTraits<KV>::Key and ::Value
 // only, so a new cache type is one traits struct here plus one case in dispatch_kv.
-//  - F16 (default): IEEE half, 10 mantissa bits (bf16 has 7): the cache rounds K and V 8x more
+//  - BF16 (default: the type every GPU run so far used): f32's range, 7 mantissa bits.
+//  - F16: IEEE half, 10 mantissa bits (bf16 has 7): the cache rounds K and V 8x more
 //    finely at the same bytes. Range +-65504: gpt-oss's K and V rows are RMS-normed projections
 //    (|x| ~ 1..100), far inside it; a value beyond it becomes inf, as in llama.cpp's f16 cache.
-//  - BF16: f32's range, 7 mantissa bits.
 //  - F32: exact, twice the bytes.
+//  - F32K_F16V (kvCache 'f32k-f16v'): K exact in f32, V in f16 (6 bytes a K/V element pair). Rounding
+//    K moves scores, and on deep checkpoints a moved score tips near-tied router choices downstream;
+//    rounding V only perturbs an average (CPU emulation, bench/RESULTS.md issue 12: f16 K alone 6.1e-2
+//    logits rel L2 on deep-a, f16 V alone 4.1e-4).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -20,10 +24,16 @@
 
 namespace gptoss::cuda {
 
-enum class KvType : uint8_t { F32, BF16, F16 };
+enum class KvType : uint8_t { F32, BF16, F16, F32K_F16V };
 
 inline const char* kv_type_name(KvType t) {
-  return t == KvType::F32 ? "f32" : t == KvType::BF16 ? "bf16" : "f16";
+  switch (t) {
+    case KvType::F32: return "f32";
+    case KvType::BF16: return "bf16";
+    case KvType::F16: return "f16";
+    case KvType::F32K_F16V: return "f32k-f16v";
+  }
+  return "?";
 }
 
 // One element type of a cache: its storage T, and f32 loads / round-to-nearest-even stores.
@@ -70,8 +80,8 @@ struct KvElem<KvElemType::F16> {
   }
 };
 
-// A cache type names the element type of its K rows and of its V rows (the same for every type so
-// far; kernels read K through Key and V through Value so that a type with a wider K can follow).
+// A cache type names the element type of its K rows and of its V rows (kernels read K through Key and
+// V through Value, and stage each with its own widths).
 template <KvElemType KE, KvElemType VE>
 struct KvPair {
   using Key = KvElem<KE>;
@@ -85,6 +95,8 @@ template <>
 struct KvTraits<KvType::BF16> : KvPair<KvElemType::BF16, KvElemType::BF16> {};
 template <>
 struct KvTraits<KvType::F16> : KvPair<KvElemType::F16, KvElemType::F16> {};
+template <>
+struct KvTraits<KvType::F32K_F16V> : KvPair<KvElemType::F32, KvElemType::F16> {};
 
 // Calls f(std::integral_constant<KvType, t>{}): the one host-side switch from a run-time cache type
 // to a kernel instantiation.
@@ -93,6 +105,7 @@ decltype(auto) dispatch_kv(KvType t, F&& f) {
   switch (t) {
     case KvType::F32: return f(std::integral_constant<KvType, KvType::F32>{});
     case KvType::BF16: return f(std::integral_constant<KvType, KvType::BF16>{});
+    case KvType::F32K_F16V: return f(std::integral_constant<KvType, KvType::F32K_F16V>{});
     case KvType::F16: break;
   }
   return f(std::integral_constant<KvType, KvType::F16>{});

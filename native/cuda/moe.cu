@@ -408,6 +408,7 @@ GemmProblem expert_gemm(const MoeArgs& a, const GroupedWs& w, const uint16_t* a_
   g.a_lo = a_lo;
   g.w = weights;
   g.w_scales = a.bf16 ? nullptr : scales;
+  g.w_decode_layout = a.decode_layout;
   g.w_group_bytes = a.bf16 ? int64_t(N) * K * 2 : int64_t(N) * K / 2;
   g.scale_group_bytes = a.bf16 ? 0 : int64_t(N) * K / 32;
   g.bias = bias;
@@ -533,6 +534,7 @@ size_t moe_workspace_bytes(const MoeArgs& a, bool decode) {
 }
 
 void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream) {
+  if (a.decode_layout) throw type_error("moe: experts in the decode layout (mxfp4_layout.h) need the mma-relaid decode kernel, not the SIMT one");
   float* act = static_cast<float*>(workspace);
   const int pairs = a.n * a.k;
   constexpr int lut_bytes = kLaneLutWords * 4;
@@ -559,6 +561,8 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
   // 120b at 512 (16 an expert), so a tile is not mostly padding.
   const GemmTileKind kind = gemm_tile_kind(current_caps());
+  if (a.decode_layout && kind != GemmTileKind::MmaSync)  // moe_decode_layout() asks for mma.sync: not reached
+    throw type_error("moe: experts in the decode layout are read by the mma.sync GEMM tile only");
   const int bm = gemm_tile_rows(current_caps(), P / a.E, !a.bf16, std::max(a.H, a.I));
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");

@@ -23,7 +23,13 @@
 //    column 1 lo, so one MMA gives both products and the row result is c0 + c1 (f32-accurate, as the
 //    prefill GEMM tile).
 //  - Per MX block and row: c = A_blk x B_blk (two k16 MMAs), acc += scale * (c0 + c1).
+// kRelaid (GPTOSS_CUDA_MOE_DECODE=mma-relaid; compiled, not yet run on a GPU): the same kernels on
+// experts re-laid at upload (mxfp4_layout.h): each word's bits permuted so the kSub operands come out
+// with masks and rotations (9 operations a word instead of 15), and each 16-row tile's scales grouped
+// a block at a time (one 16-byte load a lane and a slice instead of 16 one-byte loads, copied to
+// shared memory as they are and turned into 2^(s-65) in the MMA loop).
 #include "moe.cuh"
+#include "mxfp4_layout.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -54,17 +60,13 @@ __device__ __forceinline__ void mma_first(float* d, const uint32_t* a, uint32_t 
 // One 32-bit word of an MX block (8 E2M1 codes, code q = value 8t + q of the block) -> 4 bf16x2.
 // kSub: pairs (q, q + 4) for q = 0..3, each bf16 = value * 2^-126 (see the file comment).
 // !kSub: pairs (0,1) (2,3) (4,5) (6,7), normal bf16 values from prmt byte tables.
-template <bool kSub>
+// kRelaid: a decode-layout word (mxfp4_layout.h), the same operands as kSub's.
+template <bool kSub, bool kRelaid = false>
 __device__ __forceinline__ void decode_word(uint32_t w, uint32_t p[4]) {
-  if (kSub) {
-    const uint32_t s0 = w << 6, s1 = w << 2, s2 = w >> 2, s3 = w >> 6;  // code q (and q+4) -> bits 9..6
-    p[0] = (s0 & 0x01C001C0u) + (s0 & 0x02000200u) * 64u;             // sign bit 9 -> 15
-    p[1] = (s1 & 0x01C001C0u) + (s1 & 0x02000200u) * 64u;
-    p[2] = (s2 & 0x01C001C0u) + (s2 & 0x02000200u) * 64u;
-    p[3] = (s3 & 0x01C001C0u) + (s3 & 0x02000200u) * 64u;
-  } else {
-    e2m1_word_to_bf16(w, p);
-  }
+  static_assert(kSub || !kRelaid, "the decode layout holds kSub operands");
+  if constexpr (kRelaid) mxlayout::decode_word(w, p);
+  else if (kSub) mxlayout::decode_checkpoint_word(w, p);  // shift, two masks, one IMAD a pair
+  else e2m1_word_to_bf16(w, p);
 }
 // Which two of the word's 8 values pair i holds (must match decode_word).
 template <bool kSub>
@@ -168,9 +170,9 @@ __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, u
   }
 }
 
-// sc0, sc1: the scale bytes of rows g and g + 8 of the slice (MX block blk at [blk]); kRaw: E8M0
-// bytes as in the checkpoint (else as stored_scale_byte wrote them).
-template <bool kSub, bool kRaw>
+// sc0, sc1: the scale bytes of rows g and g + 8 of the slice (MX block blk at [blk * kScStride]); kRaw:
+// E8M0 bytes as in the checkpoint (else as stored_scale_byte wrote them). kRelaid: decode-layout words.
+template <bool kSub, bool kRaw, bool kRelaid = false, int kScStride = 1>
 __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows, const uint8_t* sc0, const uint8_t* sc1,
                                          const uint4* frag, float& acc0, float& acc1) {
   const int g = r.lane >> 2, t = r.lane & 3;
@@ -183,16 +185,17 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
     ldsm_x2(w0, w1, arow + blk * 16);
     const uint4 xf = fr[blk * 8];
     uint32_t p0[4], p1[4];
-    decode_word<kSub>(w0, p0);
-    decode_word<kSub>(w1, p1);
+    decode_word<kSub, kRelaid>(w0, p0);
+    decode_word<kSub, kRelaid>(w1, p1);
     float c[4];
     const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
     mma_first(c, m0, xf.x, xf.y);
     const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
     const uint32_t bb[2] = {xf.z, xf.w};
     mma_bf16_16816(c, m1, bb);
-    a0 = fmaf(kRaw ? block_scale<kSub>(sc0[blk]) : stored_scale<kSub>(sc0[blk]), c[0] + c[1], a0);
-    a1 = fmaf(kRaw ? block_scale<kSub>(sc1[blk]) : stored_scale<kSub>(sc1[blk]), c[2] + c[3], a1);
+    const uint32_t s0 = sc0[blk * kScStride], s1 = sc1[blk * kScStride];
+    a0 = fmaf(kRaw ? block_scale<kSub>(s0) : stored_scale<kSub>(s0), c[0] + c[1], a0);
+    a1 = fmaf(kRaw ? block_scale<kSub>(s1) : stored_scale<kSub>(s1), c[2] + c[3], a1);
   }
   acc0 = a0;
   acc1 = a1;
@@ -200,8 +203,10 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
 
 // The whole slice for one tile, every request out before anything is waited for. wait_mid: the
 // weight and scale requests go out first, then pdl_wait() (the activation is the previous kernel's
-// output; the weights are not), then the activation loads.
-template <bool kSub>
+// output; the weights are not), then the activation loads. kRelaid: w and s in the decode layout
+// (mxfp4_layout.h; rows_total % 16 == 0): a lane's block of the tile has its 16 scales in one 16-byte
+// group, kept raw in shared memory as [block][16 rows].
+template <bool kSub, bool kRelaid = false>
 __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
                                            int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
                                            int lane, bool wait_mid, float& acc0, float& acc1) {
@@ -211,17 +216,27 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   uint4* frag = reinterpret_cast<uint4*>(wsm + rows_bytes(per));
   issue_rows(r, w, row0, rows);
   uint32_t sv[kTileRows];
-  load_scales(r, s, row0, sv);
+  uint4 sg = make_uint4(0, 0, 0, 0);
+  if (kRelaid) {
+    if (lane < nb) sg = __ldg(reinterpret_cast<const uint4*>(s + mxlayout::scale_index(row0, b0 + lane, nch)));
+  } else {
+    load_scales(r, s, row0, sv);
+  }
   if (wait_mid) {
     pdl_wait();
     pdl_launch_dependents();
   }
   build_frags<kSub>(r, x, frag);
-  store_scales<kSub>(r, sv, sc);
+  if (kRelaid) {
+    if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = sg;
+  } else {
+    store_scales<kSub>(r, sv, sc);
+  }
   cp_async_wait<0>();
   __syncwarp();
   const int g = lane >> 2;
-  tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag, acc0, acc1);
+  if constexpr (kRelaid) tile_mma<kSub, true, true, kTileRows>(r, rows, sc + g, sc + g + 8, frag, acc0, acc1);
+  else tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag, acc0, acc1);
 }
 #endif  // GPTOSS_HAVE_MMA_SYNC
 
@@ -241,7 +256,7 @@ __device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slice
 }
 
 // Stage 1. grid (ceil(2I / 16), pairs), one warp per K slice of H.
-template <bool kSub>
+template <bool kSub, bool kRelaid = false>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs a, float* act) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -267,7 +282,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
                          ? param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + rb) : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (nb > 0)
-    slice_gemv<kSub>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
+    slice_gemv<kSub, kRelaid>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
                      a.x + int64_t(tok) * a.H, nch, rows_total, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per),
                      lane, false, acc0, acc1);
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
@@ -285,7 +300,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
 // Stage 2. grid (ceil(H / 16), pairs), one warp per K slice of I. Each CTA writes its expert's
 // weighted rows (bias included) to part; the last of the token's k CTAs for this row tile sums
 // them in expert order.
-template <bool kSub>
+template <bool kSub, bool kRelaid = false>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a, const float* act, float* part) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -305,7 +320,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const float route_w = bias_row ? a.expert_weight[pair] : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (valid && nb > 0) {
-    slice_gemv<kSub>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
+    slice_gemv<kSub, kRelaid>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
                      act + int64_t(pair) * a.I, nch, a.H, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per), lane,
                      true, acc0, acc1);
   } else {
@@ -609,17 +624,17 @@ void allow_smem(K kernel, int bytes, int& have) {
   if (have == 0) have = 1;
 }
 
-template <bool kSub>
+template <bool kSub, bool kRelaid = false>
 void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   static int have1 = 0, have2 = 0;
   const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
-  allow_smem(moe_mma_gate_up_kernel<kSub>, s1, have1);
-  allow_smem(moe_mma_down_kernel<kSub>, s2, have2);
+  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid>, s1, have1);
+  allow_smem(moe_mma_down_kernel<kSub, kRelaid>, s2, have2);
   dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
-  launch_k(moe_mma_gate_up_kernel<kSub>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
+  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kTileRows), a.n * a.k);
-  launch_k(moe_mma_down_kernel<kSub>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
+  launch_k(moe_mma_down_kernel<kSub, kRelaid>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
@@ -644,7 +659,13 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
   a.slice_blocks = slice_target();
   float* act = static_cast<float*>(workspace);
   float* part = act + int64_t(a.n) * a.k * a.I;
-  if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
+  if (kind == MoeDecodeKind::MmaRelaid) {
+    if (!a.decode_layout)
+      throw type_error("moe: the mma-relaid decode kernel reads experts in the decode layout; these are in the checkpoint's");
+    launch_variant<true, true>(a, act, part, stream);
+  } else if (a.decode_layout) {
+    throw type_error("moe: experts in the decode layout (mxfp4_layout.h) need the mma-relaid decode kernel");
+  } else if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
   else if (kind == MoeDecodeKind::MmaFp8) {
     const int stages = moe_fp8_stages(current_caps(), a.H, a.I);  // 3, else 2 where 3 do not fit (99 KB parts)
     if (stages == 3) launch_fp8<3>(a, act, part, stream);

@@ -1,5 +1,10 @@
 #include "mxfp4.cuh"
 
+#include <algorithm>
+#include <string>
+
+#include "mxfp4_layout.h"
+
 namespace gptoss::cuda {
 
 namespace {
@@ -35,7 +40,35 @@ __global__ void __launch_bounds__(256) dequant_kernel(const uint32_t* words, con
   }
 }
 
+__global__ void decode_layout_words_kernel(uint32_t* words, int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x)
+    words[i] = mxlayout::to_decode_word(words[i]);
+}
+
+__global__ void decode_layout_scales_kernel(const uint8_t* src, uint8_t* dst, int64_t mats, int64_t rows, int64_t nch) {
+  const int64_t per = rows * nch, count = mats * per;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t m = i / per, row = (i % per) / nch, b = i % nch;
+    dst[m * per + mxlayout::scale_index(row, b, nch)] = src[i];
+  }
+}
+
 }  // namespace
+
+void launch_mxfp4_to_decode_layout(uint8_t* blocks, uint8_t* scales, int64_t mats, int64_t rows, int64_t nch,
+                                   uint8_t* scratch, cudaStream_t stream) {
+  if (!mxlayout::layout_fits(rows))
+    throw range_error("mxfp4 decode layout: rows must be a positive multiple of 16, got " + std::to_string(rows));
+  const int64_t count = mats * rows * nch;
+  if (count <= 0) return;
+  const int64_t cap = int64_t(current_caps().sm_count) * 32;
+  decode_layout_words_kernel<<<unsigned(std::min<int64_t>(ceil_div(count * 4, int64_t(256)), cap)), 256, 0, stream>>>(
+      reinterpret_cast<uint32_t*>(blocks), count * 4);
+  GPTOSS_CUDA_LAUNCH("decode_layout_words_kernel");
+  GPTOSS_CUDA_CHECK(cudaMemcpyAsync(scratch, scales, size_t(count), cudaMemcpyDeviceToDevice, stream));
+  decode_layout_scales_kernel<<<unsigned(std::min<int64_t>(ceil_div(count, int64_t(256)), cap)), 256, 0, stream>>>(scratch, scales, mats, rows, nch);
+  GPTOSS_CUDA_LAUNCH("decode_layout_scales_kernel");
+}
 
 void launch_mxfp4_dequantize(const uint8_t* blocks, const uint8_t* scales, int64_t nblocks, void* out,
                              bool out_bf16, cudaStream_t stream) {

@@ -109,6 +109,7 @@ GpuKnobs::MoeDecode moe_decode_from_env() {
   if (!std::strcmp(v, "mma-prmt")) return M::MmaPrmt;
   if (!std::strcmp(v, "mma-fp8")) return M::MmaFp8;
   if (!std::strcmp(v, "simt")) return M::Simt;
+  if (!std::strcmp(v, "mma-relaid")) return M::MmaRelaid;
   return M::Auto;
 }
 GpuKnobs::MoeBf16 moe_bf16_from_env() {
@@ -215,15 +216,28 @@ int moe_fp8_stages(const GpuCaps& caps, int H, int I) {
   return 0;
 }
 
-MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I) {
-  using Want = GpuKnobs::MoeDecode;
-  if (k.moe_decode == Want::Simt) return MoeDecodeKind::Simt;
-  if (int64_t(n) * ceil_div_i(H, kMoeTileRows) > kMoeTileCounters) return MoeDecodeKind::Simt;  // last-block counters
+namespace {
+bool moe_mma_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
   const int nh = H / 32, ni = I / 32;
   const int smem_cap = std::min(kMoeMaxSmem, caps.smem_optin);
-  const bool mma_fits = caps.mma_sync && slice_shape(nh, k.moe_slice).slices <= kMoeMaxWarps &&
-                        slice_shape(ni, k.moe_slice).slices <= kMoeMaxWarps && mma_cta_smem(nh, k.moe_slice) <= smem_cap &&
-                        mma_cta_smem(ni, k.moe_slice) <= smem_cap;
+  return caps.mma_sync && slice_shape(nh, k.moe_slice).slices <= kMoeMaxWarps &&
+         slice_shape(ni, k.moe_slice).slices <= kMoeMaxWarps && mma_cta_smem(nh, k.moe_slice) <= smem_cap &&
+         mma_cta_smem(ni, k.moe_slice) <= smem_cap;
+}
+}  // namespace
+
+bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
+  return k.moe_decode == GpuKnobs::MoeDecode::MmaRelaid && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 &&
+         H % kMoeTileRows == 0 && (2 * I) % kMoeTileRows == 0 &&
+         int64_t(kMoeDecodeMaxPairs) * ceil_div_i(H, kMoeTileRows) <= kMoeTileCounters && moe_mma_fits(caps, k, H, I);
+}
+
+MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I, bool decode_layout) {
+  using Want = GpuKnobs::MoeDecode;
+  if (decode_layout) return MoeDecodeKind::MmaRelaid;  // moe_decode_layout() held at upload
+  if (k.moe_decode == Want::Simt) return MoeDecodeKind::Simt;
+  if (int64_t(n) * ceil_div_i(H, kMoeTileRows) > kMoeTileCounters) return MoeDecodeKind::Simt;  // last-block counters
+  const bool mma_fits = moe_mma_fits(caps, k, H, I);
   if (k.moe_decode == Want::MmaPrmt && mma_fits) return MoeDecodeKind::MmaPrmt;
   if (k.moe_decode == Want::Mma && mma_fits) return MoeDecodeKind::Mma;
   const bool fp8_wanted = k.moe_decode == Want::MmaFp8 ? caps.fp8_compiled : caps.fp8_mma;

@@ -16,8 +16,8 @@ bool env_flag(const char* name, bool fallback);
 
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {
-  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt };
-  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt
+  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid };
+  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt|mma-relaid
   int moe_slice = kMoeSliceMax;            // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
@@ -66,9 +66,16 @@ bool moe_uses_decode(int n, int k);
 // The decode MoE kernels: Mma (bit-placed E2M1 bf16 mma.sync, the default where mma.sync is
 // compiled), MmaPrmt (prmt tables), MmaFp8 (e4m3 mma.sync: the default where it is native, sm_89 and
 // sm_12x, on request elsewhere where compiled), Simt (LUT kernels: no tensor cores, shapes whose
-// fragments do not fit, or too many (token, tile) counters).
-enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt };
-MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I);
+// fragments do not fit, or too many (token, tile) counters). MmaRelaid: Mma's kernels on experts in the
+// decode layout (mxfp4_layout.h), the only kernel for such experts (decode_layout).
+enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid };
+MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I, bool decode_layout = false);
+// Whether a layer's experts (hidden H, intermediate I) are re-laid into the decode layout at upload
+// (Backend::prepare_experts): asked for (GPTOSS_CUDA_MOE_DECODE=mma-relaid; opt-in: compiled, not yet
+// run on a GPU), mma.sync compiled, and every decode shape of the layer runs on the MmaRelaid kernels
+// (rows of 16-row tiles, fragments and shared memory as Mma's, the last-block counters at the most
+// tokens the decode path takes), since nothing else reads that layout but the grouped GEMM tile.
+bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
 // bf16 experts (loadModel's experts: 'bf16'; [E, out, in] rows): Gemv = moe_bf16.cu's SIMT GEMVs over
 // the routed experts (any arch: few (token, expert) pairs as moe_uses_decode, and every shape where no
 // tensor-core tile was compiled); Grouped = launch_moe_grouped over the bf16 GEMM tile. The knob forces

@@ -28,9 +28,27 @@ const char* expert_activations_name(ExpertActivations a);
 // "f32" | "q8"; throws RangeError naming `what` otherwise.
 ExpertActivations parse_expert_activations(const std::string& s, const std::string& what);
 
-// The KV cache dtype a model runs with (a load option, loadModel's kvCache; model.info.kvCache):
-// "f16" | "bf16" | "f32"; throws RangeError naming `what` otherwise.
-DType parse_kv_cache(const std::string& s, const std::string& what);
+// The KV cache type a model runs with (a load option, loadModel's kvCache; model.info.kvCache): the
+// element type of its K rows and of its V rows. "f16" | "bf16" | "f32" keep both alike; "f32k-f16v"
+// keeps K exact and V in f16 (6 bytes a K/V element pair instead of 4 or 8): rounding K tips
+// near-tied router choices downstream on deep checkpoints, rounding V does not (bench/RESULTS.md,
+// issue 12 "KV cache dtype").
+struct KvCacheType {
+  DType key = DType::F32;
+  DType value = DType::F32;
+  friend bool operator==(const KvCacheType& a, const KvCacheType& b) { return a.key == b.key && a.value == b.value; }
+  friend bool operator!=(const KvCacheType& a, const KvCacheType& b) { return !(a == b); }
+};
+inline constexpr KvCacheType kKvF32{DType::F32, DType::F32};
+inline constexpr KvCacheType kKvBF16{DType::BF16, DType::BF16};
+inline constexpr KvCacheType kKvF16{DType::F16, DType::F16};
+inline constexpr KvCacheType kKvF32KF16V{DType::F32, DType::F16};
+// "f16", "bf16", "f32" (K and V alike) or "<k>k-<v>v" ("f32k-f16v").
+std::string kv_cache_name(KvCacheType t);
+// The names above; throws RangeError naming `what` otherwise.
+KvCacheType parse_kv_cache(const std::string& s, const std::string& what);
+// The cache's bytes for `elements` values of K and as many of V.
+uint64_t kv_cache_bytes(KvCacheType t, int64_t elements);
 
 // One layer's experts as stored in the checkpoint (transformers' GptOssExperts, MXFP4 packed), in
 // one of two forms:
@@ -49,6 +67,9 @@ struct MoeWeights {
   Tensor down;          // [E, H, I]
   Tensor down_bias;     // [E, H]
   ExpertActivations activations = ExpertActivations::F32;  // MXFP4 experts (either block form); bf16 take f32
+  // CUDA: gate_up and down were re-laid at upload into the decode layout (cuda/mxfp4_layout.h,
+  // Backend::prepare_experts); only that backend's kernels read them then.
+  bool decode_layout = false;
   Tensor gate, up;      // GGUF form: MXFP4_GGML [E, I, H] each
   Tensor gate_bias, up_bias;  // GGUF form: [E, I] each
 
@@ -96,11 +117,15 @@ class Backend {
   virtual void copy_from_host(Tensor& dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(const Tensor& src, void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
-  // The KV cache dtypes this backend's attention kernels read and write, default first (a model's
+  // The KV cache types this backend's attention kernels read and write, default first (a model's
   // cache is a load option, loadModel's kvCache; Model::set_kv_cache checks it against this list).
-  // CPU: f32 only (its attention reads f32 rows). CUDA: f16 (default), bf16, f32.
-  virtual std::vector<DType> kv_dtypes() const { return {DType::F32}; }
-  DType default_kv_dtype() const { return kv_dtypes().front(); }
+  // CPU: f32 only (its attention reads f32 rows). CUDA: bf16 (default), f16, f32, f32k-f16v.
+  virtual std::vector<KvCacheType> kv_types() const { return {kKvF32}; }
+  KvCacheType default_kv_type() const { return kv_types().front(); }
+  // Once per layer after its experts are uploaded: a backend may re-lay them for its kernels (a
+  // one-time transform; the checkpoint stays as published). Returns a line for the load report when
+  // it did (CUDA: GPTOSS_CUDA_MOE_DECODE=mma-relaid), else "". Default: nothing.
+  virtual std::string prepare_experts(MoeWeights& w) { (void)w; return ""; }
 
   // ---- ops ----
   // out[n, H] = table[tokens[i], :]  (table bf16 [V, H]; token out of range -> RangeError on CPU)
@@ -113,7 +138,7 @@ class Backend {
   // angle = positions[i] * inv_freq[j] (f32 product, as transformers), c = cos*scale, s = sin*scale.
   virtual void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) = 0;
   // k_cache[positions[i]] = k[i], v_cache likewise (rounded to nearest even into a 16-bit cache).
-  // Caches [ctx, kvHeads, D] in one of kv_dtypes().
+  // Caches [ctx, kvHeads, D], their dtypes one of kv_types() (K's, V's).
   virtual void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                         Tensor& v_cache) = 0;
   // Causal attention with a per-head sink logit. Query i (at positions[i]) sees cache rows j with

@@ -19,11 +19,19 @@ ExpertActivations parse_expert_activations(const std::string& s, const std::stri
   throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
 }
 
-DType parse_kv_cache(const std::string& s, const std::string& what) {
-  if (s == "f16") return DType::F16;
-  if (s == "bf16") return DType::BF16;
-  if (s == "f32") return DType::F32;
-  throw range_error(what + " must be 'f16', 'bf16' or 'f32', got '" + s + "'");
+std::string kv_cache_name(KvCacheType t) {
+  if (t.key == t.value) return dtype_name(t.key);
+  return std::string(dtype_name(t.key)) + "k-" + dtype_name(t.value) + "v";
+}
+
+KvCacheType parse_kv_cache(const std::string& s, const std::string& what) {
+  for (KvCacheType t : {kKvF16, kKvBF16, kKvF32, kKvF32KF16V})
+    if (s == kv_cache_name(t)) return t;
+  throw range_error(what + " must be 'f16', 'bf16', 'f32' or 'f32k-f16v', got '" + s + "'");
+}
+
+uint64_t kv_cache_bytes(KvCacheType t, int64_t elements) {
+  return dtype_bytes(t.key, elements) + dtype_bytes(t.value, elements);
 }
 
 void Backend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <cmath>
 #include <cstdlib>
@@ -486,15 +487,15 @@ void Model::set_expert_activations(ExpertActivations a) {
   for (LayerWeights& layer : weights_.layers) layer.mlp.experts.activations = a;
 }
 
-void Model::set_kv_cache(DType dtype) {
-  const std::vector<DType> supported = backend_->kv_dtypes();
-  if (std::find(supported.begin(), supported.end(), dtype) == supported.end()) {
+void Model::set_kv_cache(KvCacheType type) {
+  const std::vector<KvCacheType> supported = backend_->kv_types();
+  if (std::find(supported.begin(), supported.end(), type) == supported.end()) {
     std::string list;
-    for (DType d : supported) list += std::string(list.empty() ? "'" : ", '") + dtype_name(d) + "'";
-    throw range_error(std::string("kvCache '") + dtype_name(dtype) + "' is not available on device " +
+    for (KvCacheType t : supported) list += std::string(list.empty() ? "'" : ", '") + kv_cache_name(t) + "'";
+    throw range_error("kvCache '" + kv_cache_name(type) + "' is not available on device " +
                       backend_->device().str() + " (its attention kernels take " + list + ")");
   }
-  kv_cache_ = dtype;
+  kv_cache_ = type;
 }
 
 std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::string>& files,
@@ -504,7 +505,7 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
-  model->kv_cache_ = model->backend_->default_kv_dtype();
+  model->kv_cache_ = model->backend_->default_kv_type();
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
   // CUDA reads GGUF files, Q8_0 dense weights and bf16 experts (converted at upload where its kernels
@@ -565,8 +566,28 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
     model->files_.clear();
   }
 
+  model->prepare_experts();
   model->init_rope();
   return model;
+}
+
+void Model::prepare_experts() {
+  const auto t0 = std::chrono::steady_clock::now();
+  int layers = 0;
+  std::string what;
+  for (LayerWeights& layer : weights_.layers) {
+    std::string line = backend_->prepare_experts(layer.mlp.experts);
+    if (!line.empty()) {
+      ++layers;
+      what = std::move(line);
+    }
+  }
+  if (!layers) return;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  load_report_.convert_seconds += seconds;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "; %d layers in %.1f ms", layers, seconds * 1e3);
+  load_report_.conversions.push_back(what + buf);
 }
 
 void Model::check_files() const {
@@ -588,8 +609,8 @@ Session::Session(std::shared_ptr<Model> model, int max_context) : model_(std::mo
                       std::to_string(c.max_position_embeddings));
   Backend& be = model_->backend();
   for (int l = 0; l < c.num_layers; ++l) {
-    k_cache_.push_back(be.empty(model_->kv_cache(), {max_context, c.num_kv_heads, c.head_dim}));
-    v_cache_.push_back(be.empty(model_->kv_cache(), {max_context, c.num_kv_heads, c.head_dim}));
+    k_cache_.push_back(be.empty(model_->kv_cache().key, {max_context, c.num_kv_heads, c.head_dim}));
+    v_cache_.push_back(be.empty(model_->kv_cache().value, {max_context, c.num_kv_heads, c.head_dim}));
   }
 }
 

@@ -173,11 +173,11 @@ class Model {
   void set_expert_activations(ExpertActivations a);
   ExpertActivations expert_activations() const { return expert_activations_; }
 
-  // The KV cache dtype of this model's sessions and batches (loadModel's kvCache); set before the
-  // first session. A dtype the backend's kernels do not take (backend.h kv_dtypes) throws RangeError
+  // The KV cache type of this model's sessions and batches (loadModel's kvCache); set before the
+  // first session. A type the backend's kernels do not take (backend.h kv_types) throws RangeError
   // naming the option and the device: never a silent substitute. Default: the backend's first.
-  void set_kv_cache(DType dtype);
-  DType kv_cache() const { return kv_cache_; }
+  void set_kv_cache(KvCacheType type);
+  KvCacheType kv_cache() const { return kv_cache_; }
 
   // Forward passes of one model run one at a time (the backend's stream / thread pool is shared).
   std::mutex& run_mutex() { return run_mutex_; }
@@ -195,6 +195,9 @@ class Model {
 
  private:
   void init_rope();  // rope_inv_freq_ and rope_scale_ from config_, on the backend's device
+  // Backend::prepare_experts on every layer (CUDA's decode layout where asked for), timed into the
+  // load report (convert_seconds, one conversions line).
+  void prepare_experts();
 
   ModelConfig config_;
   std::shared_ptr<Backend> backend_;
@@ -203,7 +206,7 @@ class Model {
   uint64_t weight_bytes_ = 0;
   LoadReport load_report_;
   ExpertActivations expert_activations_ = ExpertActivations::F32;
-  DType kv_cache_ = DType::F32;  // backend_->default_kv_dtype() once bound
+  KvCacheType kv_cache_ = kKvF32;  // backend_->default_kv_type() once bound
   Tensor rope_inv_freq_;
   float rope_scale_ = 1.f;
   std::mutex run_mutex_;

@@ -6,11 +6,11 @@
 
 namespace gptoss {
 
-uint64_t KvPool::bytes_per_token(const ModelConfig& c, DType kv_dtype) {
-  return 2ull * uint64_t(c.num_layers) * dtype_bytes(kv_dtype, int64_t(c.num_kv_heads) * c.head_dim);
+uint64_t KvPool::bytes_per_token(const ModelConfig& c, KvCacheType kv_type) {
+  return uint64_t(c.num_layers) * kv_cache_bytes(kv_type, int64_t(c.num_kv_heads) * c.head_dim);
 }
 
-KvPool::KvPool(Backend& be, const ModelConfig& c, DType kv_dtype, int blocks, int block_size)
+KvPool::KvPool(Backend& be, const ModelConfig& c, KvCacheType kv_type, int blocks, int block_size)
     : block_size_(block_size), total_blocks_(blocks) {
   if (block_size < 1 || block_size > (1 << 16))
     throw range_error("kvPool: blockSize must be in [1, 65536], got " + std::to_string(block_size));
@@ -20,8 +20,8 @@ KvPool::KvPool(Backend& be, const ModelConfig& c, DType kv_dtype, int blocks, in
                       " rows exceeds 2^31 - 1");
   const int64_t rows = (int64_t(blocks) + 1) * block_size;  // + the spare block
   for (int l = 0; l < c.num_layers; ++l) {
-    k_.push_back(be.empty(kv_dtype, {rows, c.num_kv_heads, c.head_dim}));
-    v_.push_back(be.empty(kv_dtype, {rows, c.num_kv_heads, c.head_dim}));
+    k_.push_back(be.empty(kv_type.key, {rows, c.num_kv_heads, c.head_dim}));
+    v_.push_back(be.empty(kv_type.value, {rows, c.num_kv_heads, c.head_dim}));
   }
   free_.reserve(size_t(blocks));
   for (int b = blocks - 1; b >= 0; --b) free_.push_back(b);  // block 0 is taken first

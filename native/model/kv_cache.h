@@ -15,15 +15,15 @@ namespace gptoss {
 
 class KvPool {
  public:
-  // Allocates (blocks + 1) * block_size rows per layer in kv_dtype (the model's kvCache), the last block
+  // Allocates (blocks + 1) * block_size rows per layer in kv_type (the model's kvCache), the last block
   // the spare (uninitialised: a row is written before it is read).
-  KvPool(Backend& be, const ModelConfig& c, DType kv_dtype, int blocks, int block_size);
+  KvPool(Backend& be, const ModelConfig& c, KvCacheType kv_type, int blocks, int block_size);
 
   int block_size() const { return block_size_; }
   int total_blocks() const { return total_blocks_; }
   int free_blocks() const;
   // Bytes of cache one token takes: K and V of every layer.
-  static uint64_t bytes_per_token(const ModelConfig& c, DType kv_dtype);
+  static uint64_t bytes_per_token(const ModelConfig& c, KvCacheType kv_type);
 
   // Takes `count` blocks for a sequence, all or none: false (nothing taken) when fewer are free.
   bool take(int count, std::vector<int32_t>& out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 namespace gptoss::checks {
 
@@ -16,12 +17,30 @@ void expect_dtype_in(const Tensor& t, std::initializer_list<DType> dtypes, const
   throw type_error(std::string(what) + ": expected dtype " + names + ", got " + t.describe());
 }
 
-// A KV cache pair: kCache in the backend's cache dtypes, vCache the same dtype and shape, [ctx, kvHeads, D].
-void cache_pair(const Tensor& k_cache, const Tensor& v_cache, std::initializer_list<DType> cache_dtypes,
+// A KV cache pair [ctx, kvHeads, D]: (kCache's dtype, vCache's dtype) one of the backend's cache
+// types (kv_types(): K and V alike, or f32 K with f16 V), vCache of kCache's shape.
+void cache_pair(const Tensor& k_cache, const Tensor& v_cache, std::initializer_list<KvCacheType> cache_types,
                 const char* k_what, const char* v_what) {
-  expect_dtype_in(k_cache, cache_dtypes, k_what);
-  expect_dtype(v_cache, k_cache.dtype, v_what);
-  expect_ndim(k_cache, 3, k_what);
+  bool key_ok = false;
+  std::string keys, values;
+  std::vector<DType> seen;
+  for (KvCacheType t : cache_types) {
+    if (t.key == k_cache.dtype && t.value == v_cache.dtype) {
+      expect_ndim(k_cache, 3, k_what);
+      return;
+    }
+    if (std::find(seen.begin(), seen.end(), t.key) == seen.end()) {
+      seen.push_back(t.key);
+      keys += (keys.empty() ? "" : " or ") + std::string(dtype_name(t.key));
+    }
+    if (t.key == k_cache.dtype) {
+      key_ok = true;
+      values += (values.empty() ? "" : " or ") + std::string(dtype_name(t.value));
+    }
+  }
+  if (!key_ok) throw type_error(std::string(k_what) + ": expected dtype " + keys + ", got " + k_cache.describe());
+  throw type_error(std::string(v_what) + ": expected dtype " + values + " (with kCache " + dtype_name(k_cache.dtype) +
+                   "), got " + v_cache.describe());
 }
 
 }  // namespace
@@ -128,7 +147,7 @@ void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, cons
 }
 
 void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
-              const Tensor& v_cache, const Device& device, std::initializer_list<DType> cache_dtypes) {
+              const Tensor& v_cache, const Device& device, std::initializer_list<KvCacheType> cache_types) {
   on_device(k, device, "kvStore: k");
   on_device(v, device, "kvStore: v");
   on_device(positions, device, "kvStore: positions");
@@ -140,7 +159,7 @@ void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const T
   expect_shape(v, k.shape, "kvStore: v");
   expect_dtype(positions, DType::I32, "kvStore: positions");
   expect_shape(positions, {k.dim(0)}, "kvStore: positions");
-  cache_pair(k_cache, v_cache, cache_dtypes, "kvStore: kCache", "kvStore: vCache");
+  cache_pair(k_cache, v_cache, cache_types, "kvStore: kCache", "kvStore: vCache");
   if (k_cache.dim(1) != k.dim(1) || k_cache.dim(2) != k.dim(2))
     throw range_error("kvStore: kCache " + k_cache.describe() + " does not match k " + k.describe() +
                       " (expected [ctx, " + std::to_string(k.dim(1)) + ", " + std::to_string(k.dim(2)) + "])");
@@ -149,7 +168,7 @@ void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const T
 
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                const Tensor& positions, int sliding_window, const Tensor& out, const Device& device,
-               std::initializer_list<DType> cache_dtypes) {
+               std::initializer_list<KvCacheType> cache_types) {
   on_device(q, device, "attention: q");
   on_device(k_cache, device, "attention: kCache");
   on_device(v_cache, device, "attention: vCache");
@@ -158,7 +177,7 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
   on_device(out, device, "attention: out");
   expect_dtype(q, DType::F32, "attention: q");
   expect_ndim(q, 3, "attention: q");
-  cache_pair(k_cache, v_cache, cache_dtypes, "attention: kCache", "attention: vCache");
+  cache_pair(k_cache, v_cache, cache_types, "attention: kCache", "attention: vCache");
   expect_shape(v_cache, k_cache.shape, "attention: vCache");
   const int64_t hq = q.dim(1), hkv = k_cache.dim(1), d = q.dim(2);
   if (k_cache.dim(2) != d) throw range_error("attention: kCache head dim does not match q: " + k_cache.describe());
@@ -176,8 +195,8 @@ void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, co
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                      const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
                      int sliding_window, const Tensor& out, const Device& device,
-                     std::initializer_list<DType> cache_dtypes) {
-  attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device, cache_dtypes);
+                     std::initializer_list<KvCacheType> cache_types) {
+  attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device, cache_types);
   on_device(seq_of_token, device, "pagedAttention: seqOfToken");
   on_device(block_tables, device, "pagedAttention: blockTables");
   expect_dtype(seq_of_token, DType::I32, "pagedAttention: seqOfToken");
@@ -341,10 +360,10 @@ void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk,
 
 void rope_kv_store(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
                    const Tensor& k_cache, const Tensor& v_cache, const Device& device,
-                   std::initializer_list<DType> cache_dtypes) {
+                   std::initializer_list<KvCacheType> cache_types) {
   rope(q, positions, inv_freq, device);
   rope(k, positions, inv_freq, device);
-  kv_store(k, v, positions, k_cache, v_cache, device, cache_dtypes);
+  kv_store(k, v, positions, k_cache, v_cache, device, cache_types);
 }
 
 void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device) {

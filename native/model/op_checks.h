@@ -28,18 +28,18 @@ void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, con
 void rmsnorm(const Tensor& x, const Tensor& weight, const Tensor& out, const Device& device);
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out, const Device& device);
 void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, const Device& device);
-// cache_dtypes: the KV cache dtypes the backend's kernels read and write (its kv_dtypes()).
+// cache_types: the KV cache types the backend's kernels read and write (its kv_types()).
 void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& k_cache,
-              const Tensor& v_cache, const Device& device, std::initializer_list<DType> cache_dtypes);
+              const Tensor& v_cache, const Device& device, std::initializer_list<KvCacheType> cache_types);
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                const Tensor& positions, int sliding_window, const Tensor& out, const Device& device,
-               std::initializer_list<DType> cache_dtypes);
+               std::initializer_list<KvCacheType> cache_types);
 // attention()'s checks, and the block tables: seq_of_token i32 [n], block_tables i32 [seqs, maxBlocks],
 // block_size >= 1 dividing the pool's rows.
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& sinks,
                      const Tensor& positions, const Tensor& seq_of_token, const Tensor& block_tables, int block_size,
                      int sliding_window, const Tensor& out, const Device& device,
-                     std::initializer_list<DType> cache_dtypes);
+                     std::initializer_list<KvCacheType> cache_types);
 void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out, const Device& device);
 // max_k: the backend's own bound on k, if any (k must be in [1, min(experts, max_k)]).
 void router(const Tensor& x, const Tensor& weight, const Tensor& bias, int k, const Tensor& expert_idx,
@@ -55,7 +55,7 @@ void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk,
          const Tensor& bv, const Tensor& q, const Tensor& k, const Tensor& v, const Device& device);
 void rope_kv_store(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
                    const Tensor& k_cache, const Tensor& v_cache, const Device& device,
-                   std::initializer_list<DType> cache_dtypes);
+                   std::initializer_list<KvCacheType> cache_types);
 void mxfp4_dequantize(const Tensor& packed, const Tensor& out, const Device& device);
 void sample(const Tensor& logits, const SampleParams& params, float uniform, const Device& device);
 // What a sampler returned: the id, or the RangeError its code stands for (backend.h

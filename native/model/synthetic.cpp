@@ -412,7 +412,7 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
   auto model = std::shared_ptr<Model>(new Model());
   model->config_ = c;
   model->backend_ = get_backend(device);
-  model->kv_cache_ = model->backend_->default_kv_dtype();
+  model->kv_cache_ = model->backend_->default_kv_type();
   Backend& backend = *model->backend_;
   const std::vector<WeightSlot> slots = weight_slots(c, model->weights_);
   uint64_t total = 0, largest = 0;
@@ -511,6 +511,7 @@ std::shared_ptr<Model> Model::synthetic(const ModelConfig& c, uint64_t seed, con
   if (experts_bf16)  // the experts run from 2 bytes a weight, not the MXFP4 bytes generated
     for (const WeightSlot& s : slots)
       if (s.role == WeightRole::Experts) model->weight_bytes_ += s.target->nbytes() - s.bytes();
+  model->prepare_experts();
   model->init_rope();
   return model;
 }

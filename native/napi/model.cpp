@@ -125,17 +125,17 @@ ExpertActivations activations_arg(const Napi::Object& spec, const char* fn) {
   return parse_expert_activations(v.ToString().Utf8Value(), std::string(fn) + ": spec.activations");
 }
 
-// spec.kvCache: 'f16' | 'bf16' | 'f32', or absent for the backend's default (the TypeScript side
-// applies GPTOSS_CUDA_KV_CACHE). Checked against the device in Model::set_kv_cache.
-std::optional<DType> kv_cache_arg(const Napi::Object& spec, const char* fn) {
+// spec.kvCache: 'f16' | 'bf16' | 'f32' | 'f32k-f16v', or absent for the backend's default (the
+// TypeScript side applies GPTOSS_CUDA_KV_CACHE). Checked against the device in Model::set_kv_cache.
+std::optional<KvCacheType> kv_cache_arg(const Napi::Object& spec, const char* fn) {
   const Napi::Value v = spec.Get("kvCache");
   if (v.IsUndefined()) return std::nullopt;
-  if (!v.IsString()) throw type_error(std::string(fn) + ": spec.kvCache must be 'f16', 'bf16' or 'f32'");
+  if (!v.IsString()) throw type_error(std::string(fn) + ": spec.kvCache must be 'f16', 'bf16', 'f32' or 'f32k-f16v'");
   return parse_kv_cache(v.ToString().Utf8Value(), std::string(fn) + ": spec.kvCache");
 }
 
 // Applies the per-model options a load and a synthetic model share.
-void apply_model_options(Model& m, ExpertActivations act, std::optional<DType> kv_cache) {
+void apply_model_options(Model& m, ExpertActivations act, std::optional<KvCacheType> kv_cache) {
   m.set_expert_activations(act);
   if (kv_cache) m.set_kv_cache(*kv_cache);
 }
@@ -204,7 +204,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       else if (experts != "mxfp4")
         throw range_error("NativeModel.load: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
       const ExpertActivations act = activations_arg(spec, "NativeModel.load");
-      const std::optional<DType> kv = kv_cache_arg(spec, "NativeModel.load");
+      const std::optional<KvCacheType> kv = kv_cache_arg(spec, "NativeModel.load");
       return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
                            [config, files, records, device, options, act, kv](const LoadProgress& progress) {
                              auto m = Model::load(config, files, records, device, progress, options);
@@ -233,7 +233,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       if (experts != "mxfp4" && experts != "bf16")
         throw range_error("NativeModel.synthetic: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
       const bool experts_bf16 = experts == "bf16";
-      const std::optional<DType> kv = kv_cache_arg(spec, "NativeModel.synthetic");
+      const std::optional<KvCacheType> kv = kv_cache_arg(spec, "NativeModel.synthetic");
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
                            [config, seed, device, act, kv, dense_q8, experts_bf16](const LoadProgress& progress) {
                              auto m = Model::synthetic(config, seed, device, progress, dense_q8, experts_bf16);
@@ -290,7 +290,7 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       o.Set("device", m.backend().device().str());
       o.Set("weightBytes", double(m.weight_bytes()));
       o.Set("activations", expert_activations_name(m.expert_activations()));
-      o.Set("kvCache", dtype_name(m.kv_cache()));
+      o.Set("kvCache", kv_cache_name(m.kv_cache()));
       const LoadReport& r = m.load_report();
       Napi::Array groups = Napi::Array::New(info.Env(), r.groups.size());
       for (size_t i = 0; i < r.groups.size(); ++i) {

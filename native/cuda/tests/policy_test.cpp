@@ -162,6 +162,22 @@ void test_moe() {
   CHECK(choose_moe_decode(h200(900, kSm90a), k, 16, 16 * 4097, I) == MoeDecodeKind::Simt);  // tile counters
   // Rows longer than 8 slices of 32 MX blocks do not fit the mma kernels.
   CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, 32 * 32 * 9, I) == MoeDecodeKind::Simt);
+  // The decode layout (mma-relaid, opt-in): only on request, only where the relaid kernels take every
+  // decode shape of the layer; experts in that layout always get the MmaRelaid kernels.
+  GpuKnobs relaid = k;
+  relaid.moe_decode = GpuKnobs::MoeDecode::MmaRelaid;
+  CHECK(!moe_decode_layout(h200(900, kSm90a), k, H, I));  // default: the checkpoint layout
+  CHECK(moe_decode_layout(h200(900, kSm90a), relaid, H, I));
+  CHECK(moe_decode_layout(h200(800, kSm80), relaid, H, I));   // compute_80 PTX: mma.sync is there
+  CHECK(!moe_decode_layout(h200(0, 0), relaid, H, I));        // no tensor cores compiled
+  CHECK(!moe_decode_layout(h200(900, kSm90a), relaid, 32 * 32 * 9, I));  // rows too long for the mma kernels
+  CHECK(!moe_decode_layout(h200(900, kSm90a), relaid, H, 40));            // I not whole MX blocks
+  CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, 8192, 32) == MoeDecodeKind::Mma);  // fits the mma kernels,
+  CHECK(!moe_decode_layout(h200(900, kSm90a), relaid, 8192, 32));  // but 16 tokens x 512 tiles > the counters
+  CHECK(moe_decode_layout(h200(900, kSm90a), relaid, 32, 32));            // 16-row tiles: 2I = 64, H = 32
+  CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, H, I, true) == MoeDecodeKind::MmaRelaid);
+  CHECK(choose_moe_decode(h200(900, kSm90a), relaid, 4, H, I, true) == MoeDecodeKind::MmaRelaid);
+  CHECK(choose_moe_decode(h200(900, kSm90a), relaid, 1, H, I) == MoeDecodeKind::Mma);  // checkpoint layout
 
   CHECK(router_uses_split(h200(900, kSm90a), 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), kRouterSplitMaxTokens + 1, 32));
