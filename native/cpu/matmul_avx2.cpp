@@ -44,7 +44,12 @@ void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float
     // A row's bf16 widened to f32 (panel_avx2.h).
     panel_rows(cols, x, n, out, ld, r0, r1, [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
       const uint16_t* wr = w + row * cols + c0;
-      for (int64_t c = 0; c < kc; c += 8) _mm256_storeu_ps(dst + c, widen(wr + c));
+      const auto* row_bytes = reinterpret_cast<const uint8_t*>(w + row * cols);
+      for (int64_t c = 0; c < kc; c += 8) {
+        // 16 bytes a step; 16 x 32 columns (1 KB) ahead, as the MXFP4 panel.
+        panel_prefetch(row_bytes, cols * 2, 2 * (c0 + c), 16, 2 * 32 * kPanelAheadBlocks);
+        _mm256_storeu_ps(dst + c, widen(wr + c));
+      }
     });
     return;
   }
