@@ -72,11 +72,12 @@ const gib = (b) => (b / 2 ** 30).toFixed(2);
 
 const args = parseArgs(process.argv.slice(2));
 const loadAvgStart = loadavg()[0];
-const t0 = performance.now();
+const t0 = performance.now(), loadCpu0 = process.cpuUsage();
 const model = args.synthetic
   ? await createSyntheticModel(args.synthetic, { device: args.device, seed: args.seed, layers: args.layers, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights, experts: args.experts })
   : await loadModel(args.model, { device: args.device, activations: args.activations, kvCache: args.kvCache, denseWeights: args.denseWeights, experts: args.experts });
 const setupMs = performance.now() - t0;
+const loadCpu = process.cpuUsage(loadCpu0);
 const isSynthetic = model.info.source === 'synthetic';
 const afterLoad = memory();
 const V = model.config.vocabSize;
@@ -103,6 +104,8 @@ const result = {
   convertSeconds: model.info.convertSeconds,
   // Load time is a checkpoint's; generating synthetic weights is not loading them (generateMs).
   loadMs: isSynthetic ? null : setupMs,
+  // the process's CPU time (every thread) while loading: quantizing at load and page faults included
+  loadCpuMs: isSynthetic ? null : (loadCpu.user + loadCpu.system) / 1e3,
   ...(isSynthetic ? { generateMs: setupMs } : {}),
   memoryAfterLoad: afterLoad,
   prefill: [],
@@ -188,7 +191,7 @@ if (isSynthetic) {
   console.log(`  generated ${gib(result.weightBytes)} GiB of weights in ${result.generateMs.toFixed(0)} ms (not load time), first token ${result.firstTokenMs.toFixed(0)} ms`);
 } else {
   console.log(`model ${args.model} on ${result.backend}, ${result.activations} activations, ${result.kvCache} KV cache`);
-  console.log(`  load ${result.loadMs.toFixed(0)} ms, load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
+  console.log(`  load ${result.loadMs.toFixed(0)} ms (${result.loadCpuMs.toFixed(0)} CPU-ms), load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
 }
 console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);
 for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(0)} ms)`);

@@ -83,6 +83,9 @@ if [[ -z "${SKIP_NODE:-}" && -f "$BUILD/gpt_oss_node.node" && -f dist/model.js ]
   step "node model check: tiny-a on CUDA with an f32 KV cache (GPTOSS_CUDA_KV_CACHE=f32)"
   GPTOSS_CUDA_KV_CACHE=f32 GPTOSS_CHECK_DEEP=0 node scripts/gpu-model-check.mjs 2>&1 | tee /tmp/model-tiny-kvf32.log
   STATUS[model_tiny_kvf32]="$(grep -E 'passed' /tmp/model-tiny-kvf32.log | tail -1)"
+  step "node model check: tiny-a on CUDA with the experts in the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid)"
+  GPTOSS_CUDA_MOE_DECODE=mma-relaid GPTOSS_CHECK_DEEP=0 node scripts/gpu-model-check.mjs 2>&1 | tee /tmp/model-tiny-relaid.log
+  STATUS[model_tiny_relaid]="$(grep -E 'passed' /tmp/model-tiny-relaid.log | tail -1)"
   if [[ -z "${SKIP_20B:-}" && -f scripts/make-checkpoint.mjs ]]; then
     step "node model check: 20b-shape random checkpoint (4 layers)"
     t1=$(date +%s)
@@ -91,7 +94,7 @@ if [[ -z "${SKIP_NODE:-}" && -f "$BUILD/gpt_oss_node.node" && -f dist/model.js ]
       timeout "${MODEL_TIMEOUT:-300}" node scripts/gpu-model-check.mjs /tmp/ck20b 2>&1 | tee -a /tmp/model-20b.log
     STATUS[model_20b]="$(grep -E 'passed' /tmp/model-20b.log | tail -1)"
   fi
-  for f in /tmp/model-tiny.log /tmp/model-tiny-kvf32.log /tmp/model-20b.log; do
+  for f in /tmp/model-tiny.log /tmp/model-tiny-kvf32.log /tmp/model-tiny-relaid.log /tmp/model-20b.log; do
     [[ -f $f ]] && { echo "### $f"; cat "$f"; } >> "$OUT/model-check.log"
   done
 else

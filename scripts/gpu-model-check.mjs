@@ -115,6 +115,11 @@ const onCpu = device === 'cpu';
 const expectKv = tinyKv || (onCpu ? 'f32' : process.env.GPTOSS_CUDA_KV_CACHE || 'bf16');
 check('KV cache dtype (option, GPTOSS_CUDA_KV_CACHE, default bf16)', gpu.info.kvCache === expectKv && cpu.info.kvCache === 'f32',
   `${device}: ${gpu.info.kvCache} (expected ${expectKv}), cpu: ${cpu.info.kvCache}`);
+// GPTOSS_CUDA_MOE_DECODE=mma-relaid (issue 12 item 1): the experts were re-laid at load (the load report
+// says so), and every check below then runs the relaid decode kernel and the grouped GEMM on that layout.
+if (!onCpu && process.env.GPTOSS_CUDA_MOE_DECODE === 'mma-relaid')
+  check('experts in the decode layout (mma-relaid)', (gpu.info.conversions ?? []).some((c) => /decode layout/.test(c)),
+    JSON.stringify(gpu.info.conversions ?? []));
 
 const lg = await gpu.forward(tokens);
 const lc = await cpu.forward(tokens);

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type GptOssModel } from '../lib/index.js';
-import { ops, quantizeMxfp4, reference } from '../lib/ops.js';
+import { cpuInfo, ops, quantizeMxfp4, reference, setIsa } from '../lib/ops.js';
 import { Tensor, fromBf16 } from '../lib/tensor.js';
 import { dequantizeCheckpoint } from '../scripts/dequantize-checkpoint.mjs';
 import { argmaxRows, fixtureDir, greedyContinuation, readF32, readJson, relL2 } from './helpers/fixtures.js';
 import { randn, rng } from './cpu/util.js';
+import { TINY, writeCheckpoint } from './helpers/checkpoint.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gpt-oss-bf16-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -142,6 +143,32 @@ describe('a bf16 fine-tuned checkpoint (tiny-a dequantized)', () => {
 // parameter equal to the file, and wrote its float32 logits and greedy continuation. This random model
 // amplifies small weight changes through routing flips: the same perturbation with seed 20251204 gives
 // 46/48 (95.8%) with quantize-at-load, 0.02 gives 44/48 (bench/RESULTS.md); this fixture gives 47/48.
+describe('quantizing at load keeps the event loop free', () => {
+  it('a timer keeps firing while 50 MB of bf16 experts quantize (scalar set, so the load lasts)', async () => {
+    const mx = join(root, 'wide-mxfp4'), bf = join(root, 'wide-bf16');
+    // 2 layers of 16 experts at 512 x 512: 50 MB of bf16 experts (the scalar quantizer: ~0.3-0.6 s on 2 cores)
+    await writeCheckpoint(mx, { ...TINY, hiddenSize: 512, intermediateSize: 512, numLayers: 2, numExperts: 16 });
+    await dequantizeCheckpoint(mx, bf);
+    setIsa('scalar');
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    try {
+      const m = await loadModel(bf, { device: 'cpu' });
+      const ms = performance.now() - t0;
+      clearInterval(timer);
+      console.log(`bf16 experts quantized at load (scalar): load ${ms.toFixed(0)} ms, convert ${(m.info.convertSeconds * 1e3).toFixed(0)} ms, ${ticks} timer ticks`);
+      expect(m.info.conversions).toEqual(['experts: bf16 -> mxfp4 (experts mxfp4)']);
+      expect(m.info.convertSeconds).toBeGreaterThan(0.05);
+      expect(ticks).toBeGreaterThanOrEqual(Math.min(20, Math.floor(ms / 10)));
+      await m.dispose();
+    } finally {
+      clearInterval(timer);
+      setIsa(cpuInfo().bestIsa);
+    }
+  });
+});
+
 describe('tiny-a-bf16: written by transformers in bf16, against its own logits', () => {
   const ref = readF32('tiny-a-bf16', 'logits.f32');
   const fxTokens = readJson<number[]>('tiny-a-bf16', 'tokens.json');

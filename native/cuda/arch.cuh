@@ -32,7 +32,10 @@
 #define GPTOSS_HAVE_WGMMA 1      // sm_90a only (wgmma.*; TOOLCHAIN.md §2); not used yet
 #endif
 #if defined(__CUDA_ARCH_FEAT_SM100_ALL)
-#define GPTOSS_HAVE_TCGEN05 1    // sm_100a only (tcgen05.mma, tensor memory); not used yet
+#define GPTOSS_HAVE_TCGEN05 1    // sm_100a only (tcgen05.mma, tensor memory; mma_mxf4.cuh); no kernel uses it yet
+#endif
+#if defined(__CUDA_ARCH_FEAT_SM120_ALL)
+#define GPTOSS_HAVE_MMA_BLOCK_SCALE 1  // sm_120a only: mma.sync kind::mxf4 block_scale (mma_mxf4.cuh); no kernel uses it yet
 #endif
 #endif
 
