@@ -18,7 +18,8 @@
 //   ties to even (the default rounding mode, which the scalar's thresholds also encode: 0.25 -> 0,
 //   0.75 -> 1, 1.25 -> 1, 1.75 -> 2, 2.5 -> 2, 3.5 -> 4, 5 -> 4), and bits(a + M) - bits(M) counts the
 //   steps, from which the code follows by adding 2 x the binade. Checked against the scalar on every
-//   float in [0, 6] (bench/RESULTS.md, issue 15) and on random and edge-case blocks (test/cpu/).
+//   float in [-6, 6] (bench/mxfp4-quantize-exhaustive.mjs) and on random and edge-case blocks
+//   (test/cpu/quantizers.test.ts).
 #pragma once
 #include <immintrin.h>
 
