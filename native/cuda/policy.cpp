@@ -238,8 +238,13 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
   if (decode_layout) return MoeDecodeKind::MmaRelaid;  // moe_decode_layout() held at upload
   if (k.moe_decode == Want::Simt) return MoeDecodeKind::Simt;
   if (int64_t(n) * ceil_div_i(H, kMoeTileRows) > kMoeTileCounters) return MoeDecodeKind::Simt;  // last-block counters
-  if (caps.tensor_cores == TensorCores::Mfma)  // AMD: the MFMA kernels where a CTA's LDS holds the activation
-    return moe_mfma_smem_bytes(std::max(H / 32, I / 32)) <= caps.smem_optin ? MoeDecodeKind::Mfma : MoeDecodeKind::Simt;
+  // AMD: the SIMT kernels (the same source as the ones verified on NVIDIA) unless the MFMA kernels are
+  // asked for (GPTOSS_CUDA_MOE_DECODE=mfma: compiled, not yet run on an AMD GPU), and then only where a
+  // CTA's LDS holds the activation.
+  if (caps.tensor_cores == TensorCores::Mfma)
+    return k.moe_decode == Want::Mfma && moe_mfma_smem_bytes(std::max(H / 32, I / 32)) <= caps.smem_optin
+               ? MoeDecodeKind::Mfma
+               : MoeDecodeKind::Simt;
   const bool mma_fits = moe_mma_fits(caps, k, H, I);
   if (k.moe_decode == Want::MmaPrmt && mma_fits) return MoeDecodeKind::MmaPrmt;
   if (k.moe_decode == Want::Mma && mma_fits) return MoeDecodeKind::Mma;

@@ -168,28 +168,30 @@ void test_moe() {
   CHECK(choose_moe_decode(h200(900, kSm90a), mfma, 1, H, I) == MoeDecodeKind::Mma);
   CHECK(choose_moe_decode(l40s(890, kSm89), mfma, 1, H, I) == MoeDecodeKind::MmaFp8);
 
-  // AMD: the MFMA decode kernels where MFMA was compiled; never an NVIDIA variant.
+  // AMD: the SIMT decode kernels by default; the MFMA ones (not yet run on an AMD GPU) only on request,
+  // where MFMA was compiled; never an NVIDIA variant.
   const GpuCaps mi300 = make_caps(0, "MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
   const GpuCaps mi250 = make_caps(0, "MI250X", 900, 910, kFeatMfma, 65536, 110, 64, 0, true);
   const GpuCaps mi355 = make_caps(0, "MI355X", 950, 950, kFeatMfma, 163840, 256, 64, 0, true);  // 160 KB LDS
   CHECK(arch_label(mi355) == "gfx950" && mi355.tensor_cores == TensorCores::Mfma);
   for (const GpuCaps& c : {mi300, mi250, mi355}) {
-    CHECK(choose_moe_decode(c, k, 1, H, I) == MoeDecodeKind::Mfma);
-    CHECK(choose_moe_decode(c, k, 4, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, k, 1, H, I) == MoeDecodeKind::Simt);
+    CHECK(choose_moe_decode(c, k, 4, H, I) == MoeDecodeKind::Simt);
     CHECK(choose_moe_decode(c, mfma, 1, H, I) == MoeDecodeKind::Mfma);
-    CHECK(choose_moe_decode(c, prmt, 1, H, I) == MoeDecodeKind::Mfma);
-    CHECK(choose_moe_decode(c, fp8, 1, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, mfma, 4, H, I) == MoeDecodeKind::Mfma);
+    CHECK(choose_moe_decode(c, prmt, 1, H, I) == MoeDecodeKind::Simt);
+    CHECK(choose_moe_decode(c, fp8, 1, H, I) == MoeDecodeKind::Simt);
     CHECK(choose_moe_decode(c, simt, 1, H, I) == MoeDecodeKind::Simt);
-    CHECK(choose_moe_decode(c, k, 16, 16 * 4097, I) == MoeDecodeKind::Simt);  // the down kernel's tile counters
+    CHECK(choose_moe_decode(c, mfma, 16, 16 * 4097, I) == MoeDecodeKind::Simt);  // the down kernel's tile counters
   }
   // 20b's rows: 90 MX blocks, 11.5 KB of activation fragments a CTA; rows whose fragments pass the
   // 64 KB of LDS a block take the SIMT kernels.
   CHECK(moe_mfma_smem_bytes(H / 32) == 90 * 128 + 4 * 16 * 4);
-  CHECK(choose_moe_decode(mi300, k, 1, 32 * 500, I) == MoeDecodeKind::Mfma);
-  CHECK(choose_moe_decode(mi300, k, 1, 32 * 520, I) == MoeDecodeKind::Simt);
-  CHECK(choose_moe_decode(mi300, k, 1, H, 32 * 520) == MoeDecodeKind::Simt);
+  CHECK(choose_moe_decode(mi300, mfma, 1, 32 * 500, I) == MoeDecodeKind::Mfma);
+  CHECK(choose_moe_decode(mi300, mfma, 1, 32 * 520, I) == MoeDecodeKind::Simt);
+  CHECK(choose_moe_decode(mi300, mfma, 1, H, 32 * 520) == MoeDecodeKind::Simt);
   const GpuCaps amd_no_code = make_caps(0, "MI300X", 940, 0, 0, 65536, 304, 64, 0, true);
-  CHECK(choose_moe_decode(amd_no_code, k, 1, H, I) == MoeDecodeKind::Simt);  // no image: nothing MFMA
+  CHECK(choose_moe_decode(amd_no_code, mfma, 1, H, I) == MoeDecodeKind::Simt);  // no image: nothing MFMA
   // The decode layout (mma-relaid, opt-in): only on request, only where the relaid kernels take every
   // decode shape of the layer; experts in that layout always get the MmaRelaid kernels.
   GpuKnobs relaid = k;
@@ -209,7 +211,7 @@ void test_moe() {
   // AMD never re-lays experts for the mma.sync kernels (none run there).
   const GpuCaps mi300_relaid = make_caps(0, "MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
   CHECK(!moe_decode_layout(mi300_relaid, relaid, H, I));
-  CHECK(choose_moe_decode(mi300_relaid, relaid, 1, H, I) == MoeDecodeKind::Mfma);
+  CHECK(choose_moe_decode(mi300_relaid, relaid, 1, H, I) == MoeDecodeKind::Simt);
 
   CHECK(router_uses_split(h200(900, kSm90a), 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), kRouterSplitMaxTokens + 1, 32));
