@@ -15,7 +15,7 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=lib
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(test/robust/api-input.test.ts test/robust/checkpoint-errors.test.ts test/robust/file-changes.test.ts test/loader.test.ts test/model.test.ts test/napi-fuzz.test.ts test/sampling.test.ts test/cpu)
+[ ${#files[@]} -gt 0 ] || files=(test/robust/api-input.test.ts test/robust/checkpoint-errors.test.ts test/robust/file-changes.test.ts test/loader.test.ts test/model.test.ts test/napi-fuzz.test.ts test/sampling.test.ts test/synthetic.test.ts test/engine test/cpu)
 start=$(date +%s)
 npx vitest run "${files[@]}"
 echo "sanitized tests: $(( $(date +%s) - start )) s"
