@@ -37,14 +37,14 @@ export const KV_CACHE_DTYPES: readonly KvCacheDtype[] = ['f16', 'bf16', 'f32', '
 
 /**
  * The KV cache dtype a model loads with: the option, else GPTOSS_CUDA_KV_CACHE on a GPU device (the CPU
- * ignores that variable: its cache is f32), else the device's default (GPU 'bf16', CPU 'f32'). A dtype
+ * ignores that variable: its cache is f32), else the device's default (GPU 'f32k-f16v', CPU 'f32'). A dtype
  * the device cannot keep is a RangeError naming the option, never a silent substitute. `fn` names
  * the caller in error messages.
  */
 export function resolveKvCache(request: unknown, device: string, fn = 'loadModel'): KvCacheDtype {
   const gpu = device !== 'cpu';
   const fromEnv = request === undefined && gpu && !!process.env.GPTOSS_CUDA_KV_CACHE;
-  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'bf16' : 'f32';
+  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'f32k-f16v' : 'f32';
   const what = fromEnv ? 'GPTOSS_CUDA_KV_CACHE' : "option 'kvCache'";
   if (!(KV_CACHE_DTYPES as readonly unknown[]).includes(value))
     throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16', 'f32' or 'f32k-f16v', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);

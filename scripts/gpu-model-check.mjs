@@ -109,11 +109,11 @@ const tinyKv = process.env.GPTOSS_CHECK_KV_CACHE || undefined;
 const gpu = await loadModel(fixture, { device, ...(tinyKv ? { kvCache: tinyKv } : {}) });
 const cpu = await loadModel(fixture, { device: 'cpu' });
 console.log(`tiny-a on ${gpu.info.backend}, kv cache ${gpu.info.kvCache}`);
-// the option, else GPTOSS_CUDA_KV_CACHE, else bf16 on a GPU; the CPU's cache is f32 whatever the variable says
+// the option, else GPTOSS_CUDA_KV_CACHE, else f32k-f16v on a GPU; the CPU's cache is f32 whatever the variable says
 // (GPTOSS_CHECK_DEVICE=cpu: a dry run of this script on the CPU, whose only cache is f32)
 const onCpu = device === 'cpu';
-const expectKv = tinyKv || (onCpu ? 'f32' : process.env.GPTOSS_CUDA_KV_CACHE || 'bf16');
-check('KV cache dtype (option, GPTOSS_CUDA_KV_CACHE, default bf16)', gpu.info.kvCache === expectKv && cpu.info.kvCache === 'f32',
+const expectKv = tinyKv || (onCpu ? 'f32' : process.env.GPTOSS_CUDA_KV_CACHE || 'f32k-f16v');
+check('KV cache dtype (option, GPTOSS_CUDA_KV_CACHE, default f32k-f16v)', gpu.info.kvCache === expectKv && cpu.info.kvCache === 'f32',
   `${device}: ${gpu.info.kvCache} (expected ${expectKv}), cpu: ${cpu.info.kvCache}`);
 // GPTOSS_CUDA_MOE_DECODE=mma-relaid (issue 12 item 1): the experts were re-laid at load (the load report
 // says so), and every check below then runs the relaid decode kernel and the grouped GEMM on that layout.

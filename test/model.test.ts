@@ -258,13 +258,13 @@ describe('kvCache option: the KV cache dtype is a load option, checked against t
     ok.dispose();
   });
 
-  it('GPU devices: bf16 by default, GPTOSS_CUDA_KV_CACHE as the default (named in its errors), the option first', async () => {
+  it('GPU devices: f32k-f16v by default, GPTOSS_CUDA_KV_CACHE as the default (named in its errors), the option first', async () => {
     const { resolveKvCache } = await import('../lib/model.js');
     const saved = process.env.GPTOSS_CUDA_KV_CACHE;
     try {
       delete process.env.GPTOSS_CUDA_KV_CACHE;
-      expect(resolveKvCache(undefined, 'cuda:0')).toBe('bf16');
-      expect(resolveKvCache(undefined, 'hip:0')).toBe('bf16');
+      expect(resolveKvCache(undefined, 'cuda:0')).toBe('f32k-f16v');
+      expect(resolveKvCache(undefined, 'hip:0')).toBe('f32k-f16v');
       expect(resolveKvCache('bf16', 'cuda:0')).toBe('bf16');
       expect(resolveKvCache(undefined, 'cpu')).toBe('f32');
       process.env.GPTOSS_CUDA_KV_CACHE = 'f32';
