@@ -33,7 +33,7 @@ if [[ -z "${SKIP_BATCH_SANITIZER:-}" ]] && command -v compute-sanitizer > /dev/n
 fi
 if [[ -z "${SKIP_BATCH_BENCH:-}" ]]; then
   timeout 200 node bench/serve-load.mjs --synthetic 20b --device cuda --backend native --streams "$STREAMS" --prompt "$PROMPT" --tokens "$TOKENS" \
-    --ttft-prompt 2000 --prefix-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-cuda --out "$OUT" > "$OUT/batch-bench.log" 2>    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-cuda --out "$OUT" > "$OUT/batch-bench.log" 2>&11
+    --ttft-prompt 2000 --prefix-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-cuda --out "$OUT" > "$OUT/batch-bench.log" 2>&1
   echo "batch bench rc $?"
   grep -vE '^\s|^[{}]' "$OUT/batch-bench.log" | tail -12
 fi

@@ -20,5 +20,18 @@ done
 # dist/ is ESM: the tokenizer's CommonJS copy, TypeScript sources and raw data stay behind (the device
 # tool carries 64 MiB in all).
 rm -rf .gpu/src/node_modules/gpt-tokenizer/{cjs,src,data}
+# The server (lib/server: `gpt-oss serve`, bench/serve-load.mjs --http) imports fastify: its runtime
+# dependency closure, without tests, docs and type declarations (~8 MB).
+for m in $(node -e '
+  const fs = require("fs"), seen = new Set();
+  const walk = (n) => { if (seen.has(n)) return; seen.add(n);
+    const pj = JSON.parse(fs.readFileSync(`node_modules/${n}/package.json`, "utf8"));
+    for (const d of Object.keys(pj.dependencies || {})) walk(d); };
+  walk("fastify"); console.log([...seen].join(" "));'); do
+  mkdir -p ".gpu/src/node_modules/$(dirname "$m")"
+  cp -r "node_modules/$m" ".gpu/src/node_modules/$m"
+done
+find .gpu/src/node_modules -mindepth 2 -maxdepth 3 -type d \( -name test -o -name tests -o -name docs -o -name benchmarks -o -name examples \) -prune -exec rm -rf {} +
+find .gpu/src/node_modules -name '*.d.ts' -delete -o -name '*.md' -delete -o -name '*.map' -delete
 git rev-parse HEAD > .gpu/src/COMMIT
 echo "exported $(cat .gpu/src/COMMIT) to .gpu/src ($(du -sh .gpu/src | cut -f1))"
