@@ -19,7 +19,7 @@ for m in node-api-headers node-addon-api gpt-tokenizer; do
 done
 # dist/ is ESM: the tokenizer's CommonJS copy, TypeScript sources and raw data stay behind (the device
 # tool carries 64 MiB in all).
-rm -rf .gpu/src/node_modules/gpt-tokenizer/{cjs,src,data}
+rm -rf .gpu/src/node_modules/gpt-tokenizer/{cjs,src,data} .gpu/src/node_modules/gpt-tokenizer/esm/bpeRanks/{cl100k,p50k,r50k}_base.js
 # The server (lib/server: `gpt-oss serve`, bench/serve-load.mjs --http) imports fastify: its runtime
 # dependency closure, without tests, docs and type declarations (~8 MB).
 for m in $(node -e '
