@@ -34,6 +34,11 @@ export function resolveActivations(request: unknown, device: string, fn = 'loadM
 export type KvCacheDtype = 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
 /** Every KvCacheDtype, in the order errors list them. */
 export const KV_CACHE_DTYPES: readonly KvCacheDtype[] = ['f16', 'bf16', 'f32', 'f32k-f16v'];
+/**
+ * What a GPU model's KV cache holds when neither the option nor GPTOSS_CUDA_KV_CACHE names a type
+ * (scripts/gpu-kv-ab.sh holds the rule that picked it; scripts/gpu-model-check.mjs gates it).
+ */
+export const GPU_DEFAULT_KV_CACHE: KvCacheDtype = 'f32k-f16v';
 
 /**
  * The KV cache dtype a model loads with: the option, else GPTOSS_CUDA_KV_CACHE on a GPU device (the CPU
@@ -44,7 +49,7 @@ export const KV_CACHE_DTYPES: readonly KvCacheDtype[] = ['f16', 'bf16', 'f32', '
 export function resolveKvCache(request: unknown, device: string, fn = 'loadModel'): KvCacheDtype {
   const gpu = device !== 'cpu';
   const fromEnv = request === undefined && gpu && !!process.env.GPTOSS_CUDA_KV_CACHE;
-  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'f32k-f16v' : 'f32';
+  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? GPU_DEFAULT_KV_CACHE : 'f32';
   const what = fromEnv ? 'GPTOSS_CUDA_KV_CACHE' : "option 'kvCache'";
   if (!(KV_CACHE_DTYPES as readonly unknown[]).includes(value))
     throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16', 'f32' or 'f32k-f16v', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
