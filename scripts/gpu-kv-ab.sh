@@ -22,28 +22,24 @@
 # lib/model.ts resolveKvCache, with README's kvCache row). Memory: f32k-f16v is 1.5x bf16's cache
 # (20b at 8k context: +0.2 GB); report the e2e memory line beside the decision.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
+source scripts/ab-lib.sh
 OUT="${OUT:-$PWD/gpu-logs}"
 mkdir -p "$OUT/kv"
 REPEATS="${REPEATS:-2}"
 DECODE="${DECODE:-128}"
 run() {  # run <kv> <context> <round>
-  node bench/e2e.mjs --synthetic 20b --device cuda --prefill "" --decode "$DECODE" --context "$2" --kv-cache "$1" \
-    --label "kv-$1-ctx$2-r$3" --out "$OUT/kv" 2>&1 | tee -a "$OUT/kv/e2e.log" | grep -E "decode at" | sed "s/^/$1 r$3 /"
+  ab_e2e "$OUT/kv" "kv-$1-ctx$2-r$3" "$1 r$3" "decode at" -- --prefill "" --decode "$DECODE" --context "$2" --kv-cache "$1"
 }
 for ctx in ${CONTEXTS:-4096 8192}; do
   for r in $(seq 1 "$REPEATS"); do run f16 "$ctx" "$r"; run bf16 "$ctx" "$r"; run f32k-f16v "$ctx" "$r"; done
   run f32 "$ctx" 1
 done
-node -e '
-const fs = require("fs"), dir = process.argv[1], checkLog = process.argv[2];
+# shellcheck disable=SC2016 # JavaScript: its $ and backquotes are node's
+ab_report '
+const checkLog = process.argv[2];
 const rows = {};
-for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".json"))) {
-  const j = JSON.parse(fs.readFileSync(dir + "/" + f, "utf8"));
-  if (!j.decode) continue;
-  (rows[j.kvCache + " " + j.decode.context] ??= []).push(j.decode.tokensPerSecond);
-}
-const med = (a) => a.slice().sort((x, y) => x - y)[a.length >> 1];
+for (const j of runs) (rows[j.kvCache + " " + j.decode.context] ??= []).push(j.decode.tokensPerSecond);
 console.log("| kv cache | context | decode tok/s (runs) | median | vs bf16 |\n|---|---|---|---|---|");
 for (const [k, v] of Object.entries(rows).sort()) {
   const [kv, ctx] = k.split(" "), base = rows["bf16 " + ctx];
