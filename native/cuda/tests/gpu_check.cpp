@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/policy.h"
@@ -463,28 +464,35 @@ MoeSet relaid_copy(const MoeSet& m) {
   return c;
 }
 
-void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false) {
-  Tensor x = rand_f32(r, {n, m.H});
+// What a router hands the MoE for n tokens: k distinct experts of E per token (ids [n, k]) and their
+// weights [n, k], 0.1 + uniform each, normalised to sum 1 (as a softmax over the top k leaves them).
+struct Routes {
+  Tensor experts, weights;
+};
+Routes draw_routes(Rng& r, int n, int k, int E) {
   std::vector<int32_t> idx(size_t(n) * k);
   Tensor w = host_empty(DType::F32, {n, k});
+  float* wt = w.ptr<float>();
   for (int t = 0; t < n; ++t) {
+    int32_t* row = idx.data() + size_t(t) * k;
     float sum = 0;
     for (int j = 0; j < k; ++j) {
       int e;
-      bool dup;
-      do {
-        e = r.below(m.E);
-        dup = false;
-        for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
-      } while (dup);
-      idx[size_t(t) * k + j] = e;
-      float v = 0.1f + r.uniform();
-      w.ptr<float>()[t * k + j] = v;
-      sum += v;
+      do e = r.below(E);
+      while (std::find(row, row + j, e) != row + j);
+      row[j] = e;
+      wt[t * k + j] = 0.1f + r.uniform();
+      sum += wt[t * k + j];
     }
-    for (int j = 0; j < k; ++j) w.ptr<float>()[t * k + j] /= sum;
+    for (int j = 0; j < k; ++j) wt[t * k + j] /= sum;
   }
-  Tensor ei = i32_tensor(idx, {n, k});
+  return {i32_tensor(idx, {n, k}), std::move(w)};
+}
+
+void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false) {
+  Tensor x = rand_f32(r, {n, m.H});
+  const Routes routes = draw_routes(r, n, k, m.E);
+  const Tensor &ei = routes.experts, &w = routes.weights;
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
@@ -554,26 +562,8 @@ MoeBf16Set make_moe_bf16(Rng& r, int E, int H, int I) {
 
 void check_moe_bf16(Rng& r, const MoeBf16Set& m, int n, int k) {
   Tensor x = rand_f32(r, {n, m.H});
-  std::vector<int32_t> idx(size_t(n) * k);
-  Tensor w = host_empty(DType::F32, {n, k});
-  for (int t = 0; t < n; ++t) {
-    float sum = 0;
-    for (int j = 0; j < k; ++j) {
-      int e;
-      bool dup;
-      do {
-        e = r.below(m.E);
-        dup = false;
-        for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
-      } while (dup);
-      idx[size_t(t) * k + j] = e;
-      const float v = 0.1f + r.uniform();
-      w.ptr<float>()[t * k + j] = v;
-      sum += v;
-    }
-    for (int j = 0; j < k; ++j) w.ptr<float>()[t * k + j] /= sum;
-  }
-  Tensor ei = i32_tensor(idx, {n, k});
+  const Routes routes = draw_routes(r, n, k, m.E);
+  const Tensor &ei = routes.experts, &w = routes.weights;
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
