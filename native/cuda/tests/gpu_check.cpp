@@ -96,8 +96,10 @@ void check_dequant(Rng& r, const Shape& shape) {
   }
 }
 
-void check_embedding(Rng& r, int vocab, int H, int n) {
-  Tensor table = rand_bf16(r, {vocab, H});
+// n token ids of table's vocabulary (the last id among them) looked up on both backends; `name` says
+// which table dtype ran (bf16 "embedding", Q8_0 "embedding_q8_0": GGUF's tables).
+void check_embedding(Rng& r, const Tensor& table, int n, const char* name) {
+  const int vocab = int(table.dim(0)), H = int(table.dim(1));
   std::vector<int32_t> ids(n);
   for (auto& t : ids) t = r.below(vocab);
   ids[0] = vocab - 1;
@@ -106,7 +108,7 @@ void check_embedding(Rng& r, int vocab, int H, int n) {
   cpu->embedding(tok, table, want);
   Tensor got = poisoned(DType::F32, {n, H});
   gpu->embedding(to_gpu(tok), to_gpu(table), got);
-  report("embedding", "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
+  report(name, "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
 }
 
 void check_embedding_range() {
@@ -162,19 +164,6 @@ void check_linear_q8(Rng& r, int n, int K, int N, bool bias, double tol, const c
   gpu->linear(to_gpu(x), to_gpu(w), bias ? &bd : nullptr, got);
   report("linear_q8_0", shape_str({n, K}) + "x" + shape_str({N, K}) + (bias ? "+b" : ""), compare(to_host(got), want), tol,
          path);
-}
-
-void check_embedding_q8(Rng& r, int vocab, int H, int n) {
-  Tensor table = rand_q8_0(r, {vocab, H});
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = r.below(vocab);
-  ids[0] = vocab - 1;
-  Tensor tok = i32_tensor(ids, {n});
-  Tensor want = host_empty(DType::F32, {n, H});
-  cpu->embedding(tok, table, want);
-  Tensor got = poisoned(DType::F32, {n, H});
-  gpu->embedding(to_gpu(tok), to_gpu(table), got);
-  report("embedding_q8_0", "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
 }
 
 void check_rope(Rng& r, int n, int heads, int D) {
@@ -907,11 +896,11 @@ int main(int argc, char** argv) {
     check_dequant(r, {3, 7, 96});
     if (!quick) check_dequant(r, {4, 5760, 2880});
     // embedding (+ device range error)
-    check_embedding(r, 1000, 72, 5);
-    if (!quick) check_embedding(r, 201088, 2880, 64);
+    check_embedding(r, rand_bf16(r, {1000, 72}), 5, "embedding");
+    if (!quick) check_embedding(r, rand_bf16(r, {201088, 2880}), 64, "embedding");
     check_embedding_range();
-    check_embedding_q8(r, 1000, 96, 5);
-    if (!quick) check_embedding_q8(r, 201088, 2880, 64);
+    check_embedding(r, rand_q8_0(r, {1000, 96}), 5, "embedding_q8_0");
+    if (!quick) check_embedding(r, rand_q8_0(r, {201088, 2880}), 64, "embedding_q8_0");
     check_rmsnorm(r, 5, 100);
     check_rmsnorm(r, quick ? 7 : 300, 2880);
     check_add(r, 3, 33);
