@@ -3,8 +3,9 @@
 // backend's stream: warm-up, then the median of many runs, inputs rotated over sets larger than
 // the 50 MB L2 where the op is memory-bound. Ceilings are measured in the same run: a large
 // device-to-device copy (bytes read + written) and, if libcublas is found (dlopen), a bf16 GEMM.
-//   gptoss_gpu_bench [--quick] [--decode] [--bf16-experts]   (--decode: copy ceiling + the decode-step
-//   kernels only; --bf16-experts: copy ceiling + the bf16 expert kernels of loadModel's experts: 'bf16' only)
+//   gptoss_gpu_bench [--quick] [--decode] [--bf16-experts] [--attn]   (--decode: copy ceiling + the decode-step
+//   kernels only; --bf16-experts: copy ceiling + the bf16 expert kernels of loadModel's experts: 'bf16' only;
+//   --attn: copy ceiling + decode attention at 1k / 8k / 32k keys, SIMT and tensor-core kernels)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@ std::shared_ptr<Backend> gpu;
 cudaStream_t stream;
 bool quick = false;
 bool decode_only = false;
+bool attn_only = false;  // --attn: copy ceiling + the attention rows (decode at 1k / 8k / 32k)
 bool bf16_experts_only = false;
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
@@ -193,11 +195,84 @@ int bench_bf16_experts(Rng& r, double bw, double mm, int H, int I, int E, int K)
 
 }  // namespace
 
+// Attention: prefill (flash; not with --decode or --attn) and decode at 1k / 8k / 32k keys (32k not with
+// --decode unless --attn): the SIMT split-KV kernel and the tensor-core one (GPTOSS_CUDA_ATTN_DECODE=mma).
+void bench_attention(Rng& r, double bw, double mm) {
+  // ---- attention: prefill (flash) and decode (split-KV), 64 q heads / 8 kv heads, D 64, bf16 KV ----
+  const int Hq = 64, Hkv = 8, D = 64;
+  Tensor sinks = gpu->upload(rand_bf16(r, {Hq}));
+  for (int L : {1024, 8192, 32768}) {
+    if ((quick && L > 1024) || (decode_only && !attn_only && L > 8192)) break;
+    Tensor kc = gpu->upload(rand_bf16(r, {L, Hkv, D})), vc = gpu->upload(rand_bf16(r, {L, Hkv, D}));
+    std::vector<int32_t> pos(L);
+    for (int i = 0; i < L; ++i) pos[i] = i;
+    Tensor gpos = gpu->upload(i32_tensor(pos, {L}));
+    Tensor q = gpu->upload(rand_f32(r, {L, Hq, D})), out = gpu->empty(DType::F32, {L, Hq, D});
+    for (int win : {0, 128}) {
+      if (decode_only || attn_only) break;
+      double ms = time_ms([&](int) { gpu->attention(q, kc, vc, sinks, gpos, win, 0.125f, out); }, L > 8192 ? 5 : 10, 1);
+      double pairs = win ? double(L) * std::min(L, win) : double(L) * (L + 1) / 2;
+      add(std::string("attn prefill flash") + (win ? " w128" : ""), "L" + std::to_string(L), ms,
+          4.0 * Hq * D * pairs / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+    }
+    // decode at the last position; rotate over 24 layers' caches when they fit in 4 GB
+    const int layers = std::max(1, std::min(24, int((size_t(4) << 30) / (2 * kc.nbytes()))));
+    std::vector<std::pair<Tensor, Tensor>> caches;
+    caches.push_back({kc, vc});
+    for (int l = 1; l < layers; ++l) caches.push_back({gpu->upload(rand_bf16(r, {L, Hkv, D})), gpu->upload(rand_bf16(r, {L, Hkv, D}))});
+    Tensor q1 = gpu->upload(rand_f32(r, {1, Hq, D})), o1 = gpu->empty(DType::F32, {1, Hq, D});
+    Tensor p1 = gpu->upload(i32_tensor({L - 1}, {1}));
+    // bf16, then the same bits read as f16 (finite values near 1: the default cache's kernel)
+    for (DType kv : {DType::BF16, DType::F16}) {
+      std::vector<std::pair<Tensor, Tensor>> as = caches;
+      for (auto& c : as) { c.first.dtype = kv; c.second.dtype = kv; }
+      double ms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
+      add(std::string("attn decode split-KV graph ") + dtype_name(kv), "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
+          2.0 * kc.nbytes() / (ms * 1e-3) / 1e9, "GB/s", bw);
+    }
+    // f32k-f16v (kvCache 'f32k-f16v': f32 K, the bf16 V bits read as f16): 1.5x the bytes of bf16.
+    // Prediction (bench/RESULTS.md issue 12): its GB/s within 10% of bf16's row above, so its time
+    // ~1.5x bf16's at the same context (the kernel is bandwidth-bound at 8k keys).
+    {
+      std::vector<std::pair<Tensor, Tensor>> as = caches;
+      for (auto& c : as) {
+        c.first = gpu->upload(rand_f32(r, {L, Hkv, D}));
+        c.second.dtype = DType::F16;
+      }
+      double ms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
+      add("attn decode split-KV graph f32k-f16v", "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
+          (2.0 * kc.nbytes() + kc.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+      // The tensor-core decode kernel (GPTOSS_CUDA_ATTN_DECODE=mma, issue 12 item 3) on the same caches
+      // and query, right after the SIMT rows. Predictions (bench/RESULTS.md issue 12 item 3, written
+      // before it ran): f32k-f16v 1k / 8k / 32k ~5 / ~10 / ~30 us (8k: ~60% of copy); bf16 ~4.5 / ~8 / ~22 us.
+      setenv("GPTOSS_CUDA_ATTN_DECODE", "mma", 1);
+      double mms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
+      add("attn decode mma graph f32k-f16v", "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", mms,
+          (2.0 * kc.nbytes() + kc.nbytes()) / (mms * 1e-3) / 1e9, "GB/s", bw);
+      std::vector<std::pair<Tensor, Tensor>> bs = caches;
+      mms = time_graph_ms([&](int i) { auto& c = bs[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
+      add("attn decode mma graph bf16", "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", mms,
+          2.0 * kc.nbytes() / (mms * 1e-3) / 1e9, "GB/s", bw);
+      // a sliding-window layer (128 keys, one split) at this context: half of gpt-oss's layers
+      for (int mma = 0; mma < 2; ++mma) {
+        if (mma) setenv("GPTOSS_CUDA_ATTN_DECODE", "mma", 1);
+        else unsetenv("GPTOSS_CUDA_ATTN_DECODE");
+        mms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 128, 0.125f, o1); }, 24);
+        add(std::string("attn decode ") + (mma ? "mma" : "split-KV") + " graph f32k-f16v w128", "ctx" + std::to_string(L), mms,
+            3.0 * kc.nbytes() / L * 128 / (mms * 1e-3) / 1e9, "GB/s", bw);
+      }
+      unsetenv("GPTOSS_CUDA_ATTN_DECODE");
+    }
+  }
+
+}
+
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     quick |= !std::strcmp(argv[i], "--quick");
     decode_only |= !std::strcmp(argv[i], "--decode");
     bf16_experts_only |= !std::strcmp(argv[i], "--bf16-experts");
+    attn_only |= !std::strcmp(argv[i], "--attn");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -211,7 +286,7 @@ int main(int argc, char** argv) {
 
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
-  double mm = decode_only || bf16_experts_only ? 0 : cublas_ceiling_tflops();
+  double mm = decode_only || bf16_experts_only || attn_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
@@ -219,6 +294,11 @@ int main(int argc, char** argv) {
 
   const int H = 2880, I = 2880, E = 32, K = 4, V = 201088;
   if (bf16_experts_only) return bench_bf16_experts(r, bw, mm, H, I, E, K);
+  if (attn_only) {
+    bench_attention(r, bw, mm);
+    print_table();
+    return 0;
+  }
   // ---- MXFP4 dequant: 32 experts' gate_up (283 MB packed) -> bf16 (1.06 GB) ----
   if (!decode_only) {
     Tensor p = gpu->upload(rand_mxfp4(r, {quick ? 4 : E, 2 * I, H}));
@@ -397,53 +477,7 @@ int main(int argc, char** argv) {
           "TFLOP/s", mm);
     }
   }
-  // ---- attention: prefill (flash) and decode (split-KV), 64 q heads / 8 kv heads, D 64, bf16 KV ----
-  const int Hq = 64, Hkv = 8, D = 64;
-  Tensor sinks = gpu->upload(rand_bf16(r, {Hq}));
-  for (int L : {1024, 8192, 32768}) {
-    if ((quick && L > 1024) || (decode_only && L > 8192)) break;
-    Tensor kc = gpu->upload(rand_bf16(r, {L, Hkv, D})), vc = gpu->upload(rand_bf16(r, {L, Hkv, D}));
-    std::vector<int32_t> pos(L);
-    for (int i = 0; i < L; ++i) pos[i] = i;
-    Tensor gpos = gpu->upload(i32_tensor(pos, {L}));
-    Tensor q = gpu->upload(rand_f32(r, {L, Hq, D})), out = gpu->empty(DType::F32, {L, Hq, D});
-    for (int win : {0, 128}) {
-      if (decode_only) break;
-      double ms = time_ms([&](int) { gpu->attention(q, kc, vc, sinks, gpos, win, 0.125f, out); }, L > 8192 ? 5 : 10, 1);
-      double pairs = win ? double(L) * std::min(L, win) : double(L) * (L + 1) / 2;
-      add(std::string("attn prefill flash") + (win ? " w128" : ""), "L" + std::to_string(L), ms,
-          4.0 * Hq * D * pairs / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
-    }
-    // decode at the last position; rotate over 24 layers' caches when they fit in 4 GB
-    const int layers = std::max(1, std::min(24, int((size_t(4) << 30) / (2 * kc.nbytes()))));
-    std::vector<std::pair<Tensor, Tensor>> caches;
-    caches.push_back({kc, vc});
-    for (int l = 1; l < layers; ++l) caches.push_back({gpu->upload(rand_bf16(r, {L, Hkv, D})), gpu->upload(rand_bf16(r, {L, Hkv, D}))});
-    Tensor q1 = gpu->upload(rand_f32(r, {1, Hq, D})), o1 = gpu->empty(DType::F32, {1, Hq, D});
-    Tensor p1 = gpu->upload(i32_tensor({L - 1}, {1}));
-    // bf16, then the same bits read as f16 (finite values near 1: the default cache's kernel)
-    for (DType kv : {DType::BF16, DType::F16}) {
-      std::vector<std::pair<Tensor, Tensor>> as = caches;
-      for (auto& c : as) { c.first.dtype = kv; c.second.dtype = kv; }
-      double ms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
-      add(std::string("attn decode split-KV graph ") + dtype_name(kv), "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
-          2.0 * kc.nbytes() / (ms * 1e-3) / 1e9, "GB/s", bw);
-    }
-    // f32k-f16v (kvCache 'f32k-f16v': f32 K, the bf16 V bits read as f16): 1.5x the bytes of bf16.
-    // Prediction (bench/RESULTS.md issue 12): its GB/s within 10% of bf16's row above, so its time
-    // ~1.5x bf16's at the same context (the kernel is bandwidth-bound at 8k keys).
-    {
-      std::vector<std::pair<Tensor, Tensor>> as = caches;
-      for (auto& c : as) {
-        c.first = gpu->upload(rand_f32(r, {L, Hkv, D}));
-        c.second.dtype = DType::F16;
-      }
-      double ms = time_graph_ms([&](int i) { auto& c = as[i % layers]; gpu->attention(q1, c.first, c.second, sinks, p1, 0, 0.125f, o1); }, 24);
-      add("attn decode split-KV graph f32k-f16v", "ctx" + std::to_string(L) + " (" + std::to_string(layers) + " caches)", ms,
-          (2.0 * kc.nbytes() + kc.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
-    }
-  }
-
+  bench_attention(r, bw, mm);
   print_table();
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "attention.cuh"
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 namespace gptoss::cuda {
@@ -493,6 +494,349 @@ __global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Tensor-core split-KV decode ("decode mma", GPTOSS_CUDA_ATTN_DECODE=mma; compiled, not yet run on a
+// GPU). grid (splits, Hkv, n) as the SIMT kernel's, block = 4 warps, D = 64, G <= 8 query heads a kv
+// head, a cache whose V is 16-bit. The split's keys go through shared memory 64 a tile (16 a warp) in a
+// two-stage cp.async ring (16-byte copies, the next tile in flight while this one is computed), and
+// each K and V byte is read once for all G heads:
+//  - scores S = Q K^T by mma.m16n8k16 bf16: A rows 0..7 = the G heads' q (scaled by softmax_scale
+//    log2 e) rounded to bf16 (hi), rows 8..15 = their remainders (lo = q - hi, bf16), so one MMA gives
+//    q_hi.k and q_lo.k in the two row halves, summed after; B = 8 keys x 16 dims of K, as bf16 hi and,
+//    unless the cache is bf16, lo (K - hi: an f16 value is exact in hi + lo, an f32 one to 2^-17 of
+//    its size): 2 MMAs a (k-step, 8 keys). The dims of a k-step are permuted (a lane's two B words are
+//    4 consecutive dims: one 16-byte K read covers 1 (f32) or 2 (16-bit) k-steps); q is permuted alike.
+//    Each product is then exact to ~2^-16 of |q_i k_i| (bf16 hi + lo: 16 significant bits each side),
+//    accumulated in f32: the score is f32-class (bench/RESULTS.md, issue 12 item 3: the bound, and
+//    test/attention-decode-mma.test.ts emulates it).
+//  - online softmax per warp (its 16 keys a tile), exp2 in f32;
+//  - O += P V by mma.m16n8k16 in V's type (f16 for f16 and f32k-f16v, bf16 for bf16): A rows 0..7 =
+//    P rounded to that type, rows 8..15 = P's remainder (f16: times 2^12, out of the subnormals),
+//    B = V (ldmatrix.trans from the tile);
+//  - the 4 warps' (m, l, O) merge in shared memory; one split finishes with the sink, several write
+//    partials (m in log2 units) and the last block of a (token, kv head) merges them with the sink.
+// Shared tiles are XOR-swizzled by 16-byte chunk (K: chunk ^ 4 on odd rows, V: chunk ^ (row & 7)) so
+// the K reads and V's ldmatrix rows hit distinct banks.
+// ---------------------------------------------------------------------------------------------
+template <KvType KV>
+struct DecodeMmaLayout {
+  using KeyE = typename KvTraits<KV>::Key;
+  static constexpr int kKRowBytes = kDecodeD * (KeyE::kHalfWidth ? 2 : 4);  // 128 or 256
+  static constexpr int kKChunks = kKRowBytes / 16;
+  static constexpr int kVRowBytes = kDecodeD * 2, kVChunks = kVRowBytes / 16;
+  static constexpr int kStageBytes = kDecodeMmaTile * (kKRowBytes + kVRowBytes);
+  static constexpr int kSmemBytes = 2 * kStageBytes;
+  // the warps' merge after the loop reuses the stages: O [4][8][D] + m, l [4][8] floats
+  static_assert(4 * (4 * kDecodeMmaMaxG * kDecodeD + 2 * 4 * kDecodeMmaMaxG) <= kSmemBytes, "merge scratch");
+};
+
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+__device__ __forceinline__ void mma_f16_16816(float* c, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t* r, const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p))
+               : "memory");
+}
+__device__ __forceinline__ uint32_t pack_f16x2(float lo, float hi) {
+  const __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&h);
+}
+__device__ __forceinline__ float f16_lo(uint32_t w) { return KvElem<KvElemType::F16>::lo(w); }
+__device__ __forceinline__ float f16_hi(uint32_t w) { return KvElem<KvElemType::F16>::hi(w); }
+// The f16 remainders of P are scaled by 2^12 (rows 8..15 of the P V MMA; their accumulators are scaled
+// back at the end): a remainder of p <= 1 is below 2^-11 p, so unscaled it would fall into f16's
+// subnormals (2^-24 apart) for p below ~2^-2 and P would keep only ~2^-25 absolute; scaled, p keeps
+// ~2^-22 of itself down to f16's normals and ~2^-36 absolute below (test/attention-decode-mma.test.ts).
+constexpr float kPLoScale = 4096.f, kPLoUnscale = 1.f / 4096.f;
+// A pair of floats as an MMA operand: hi (rounded to bf16, or f16 for the f16 P V) and lo (the
+// remainder in the same type; f16: times kPLoScale).
+template <bool kF16>
+__device__ __forceinline__ void split_pair(float x, float y, uint32_t& hi, uint32_t& lo) {
+  if constexpr (kF16) {
+    hi = pack_f16x2(x, y);
+    lo = pack_f16x2((x - f16_lo(hi)) * kPLoScale, (y - f16_hi(hi)) * kPLoScale);
+  } else {
+    hi = pack_bf16x2(x, y);
+    lo = pack_bf16x2(x - bf16_lo(hi), y - bf16_hi(hi));
+  }
+}
+#endif
+
+template <KvType KV>
+__global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionArgs a, int splits, float* partial) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  using L = DecodeMmaLayout<KV>;
+  using KeyE = typename KvTraits<KV>::Key;
+  using ValE = typename KvTraits<KV>::Value;
+  static_assert(ValE::kHalfWidth, "decode mma: V must be 16-bit (the ldmatrix.trans operand)");
+  constexpr bool kF32K = !KeyE::kHalfWidth, kBf16K = KV == KvType::BF16, kF16V = KV != KvType::BF16;
+  constexpr int D = kDecodeD, TK = kDecodeMmaTile;
+  extern __shared__ __align__(128) uint8_t dsm[];
+  const int split = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z;
+  const int G = a.Hq / a.Hkv;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, gq = lane >> 2, tq = lane & 3;
+  int t = z;
+  if (a.singles) {
+    pdl_wait();
+    if (z >= a.counts[0]) return;
+    t = a.singles[z];
+  }
+  const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
+  int pos = a.positions[t];
+  if (pos >= a.ctx || pos < 0) {
+    if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
+    pos = min(max(pos, 0), a.ctx - 1);
+  }
+  const int lo = key_lo(pos, a.sliding_window);
+  const int len = pos - lo + 1;
+  const int per = (len + splits * TK - 1) / (splits * TK) * TK;  // whole tiles a split; the last may be empty
+  const int begin = lo + split * per, end = min(pos + 1, begin + per);
+  const int ntiles = begin < end ? (end - begin + TK - 1) / TK : 0;
+  int fresh = pos;  // the first cache row this step wrote (the previous kernels' output)
+  if (!a.block_tables)
+    for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
+  const int64_t row_elems = int64_t(a.Hkv) * D;
+  const uint8_t* kc = static_cast<const uint8_t*>(a.k_cache);
+  const uint8_t* vc = static_cast<const uint8_t*>(a.v_cache);
+  constexpr int kKElem = L::kKRowBytes / D, kVElem = 2;
+
+  // One tile (keys c0 .. c0 + 63 of this split, rows past `end` zero-filled) into stage `st`; `part`:
+  // 0 every row, 1 the rows before `fresh` (and the zero fill), 2 the rows from `fresh` on.
+  auto load_tile = [&](int st, int c0, int part) {
+    uint8_t* ks = dsm + st * L::kStageBytes;
+    uint8_t* vs = ks + TK * L::kKRowBytes;
+    for (int c = tid; c < TK * L::kKChunks; c += 128) {
+      const int row = c / L::kKChunks, ch = c % L::kKChunks, j = c0 + row;
+      const bool valid = j < end;
+      if ((part == 1 && valid && j >= fresh) || (part == 2 && !(valid && j >= fresh))) continue;
+      const uint8_t* src = valid ? kc + (kv_row(a, seq, j) * row_elems + int64_t(kvh) * D) * kKElem + ch * 16 : kc;
+      cp_async16_zfill(ks + row * L::kKRowBytes + ((ch ^ ((row & 1) << 2)) * 16), src, valid);
+    }
+    for (int c = tid; c < TK * L::kVChunks; c += 128) {
+      const int row = c / L::kVChunks, ch = c % L::kVChunks, j = c0 + row;
+      const bool valid = j < end;
+      if ((part == 1 && valid && j >= fresh) || (part == 2 && !(valid && j >= fresh))) continue;
+      const uint8_t* src = valid ? vc + (kv_row(a, seq, j) * row_elems + int64_t(kvh) * D) * kVElem + ch * 16 : vc;
+      cp_async16_zfill(vs + row * L::kVRowBytes + ((ch ^ (row & 7)) * 16), src, valid);
+    }
+  };
+  // Rows written by earlier steps load before the PDL wait; this step's rows after it.
+  if (ntiles > 0) load_tile(0, begin, 1);
+  if (!a.singles) pdl_wait();
+  pdl_launch_dependents();
+  if (ntiles > 0 && fresh < begin + TK) load_tile(0, begin, 2);
+  cp_async_commit();
+
+  // Q as the A operand of the k-steps: rows gq (hi) and gq + 8 (lo) of head gq (zero past G). The
+  // dims of lane tq in k-step ks: the K read's permutation (kdim below), entries e = 0..3 of a0/a1 (e
+  // 0, 1) and a2/a3 (e 2, 3).
+  auto kdim = [&](int ks, int e) { return kF32K ? 16 * ks + 4 * tq + e : 32 * (ks / 2) + 8 * tq + 4 * (ks % 2) + e; };
+  uint32_t qa[4][4];
+  {
+    const float qs = a.softmax_scale * kLog2e;
+    const float* qrow = a.q + (int64_t(t) * a.Hq + int64_t(kvh) * G + gq) * D;
+#pragma unroll
+    for (int ks = 0; ks < 4; ++ks) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float x = 0.f, y = 0.f;
+        if (gq < G) {
+          const float2 v = *reinterpret_cast<const float2*>(qrow + kdim(ks, 2 * half));
+          x = v.x * qs;
+          y = v.y * qs;
+        }
+        uint32_t h, l;
+        split_pair<false>(x, y, h, l);
+        qa[ks][2 * half] = h;      // a0 / a2: row gq
+        qa[ks][2 * half + 1] = l;  // a1 / a3: row gq + 8
+      }
+    }
+  }
+
+  float m_run = -INFINITY, l_run = 0.f;  // head gq, log2 units; l_run: this lane's keys' share
+  float o[8][4];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+
+  for (int it = 0; it < ntiles; ++it) {
+    const int c0 = begin + it * TK;
+    if (it + 1 < ntiles) load_tile((it + 1) & 1, c0 + TK, 0);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const uint8_t* ks_ = dsm + (it & 1) * L::kStageBytes;
+    const uint8_t* vs_ = ks_ + TK * L::kKRowBytes;
+    // S for this warp's 16 keys: two n-tiles of 8
+    float sacc[2][4];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt) {
+      sacc[nt][0] = sacc[nt][1] = sacc[nt][2] = sacc[nt][3] = 0.f;
+      const int row = 16 * warp + 8 * nt + gq;
+      const uint8_t* krow = ks_ + row * L::kKRowBytes;
+      const int sw = (row & 1) << 2;
+      if constexpr (kF32K) {
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks) {
+          const float4 kv = *reinterpret_cast<const float4*>(krow + (((4 * ks + tq) ^ sw) * 16));
+          uint32_t bh[2], bl[2];
+          split_pair<false>(kv.x, kv.y, bh[0], bl[0]);
+          split_pair<false>(kv.z, kv.w, bh[1], bl[1]);
+          mma_bf16_16816(sacc[nt], qa[ks], bh);
+          mma_bf16_16816(sacc[nt], qa[ks], bl);
+        }
+      } else {
+#pragma unroll
+        for (int kp = 0; kp < 2; ++kp) {
+          const uint4 kw = *reinterpret_cast<const uint4*>(krow + (((4 * kp + tq) ^ sw) * 16));
+          const uint32_t w[4] = {kw.x, kw.y, kw.z, kw.w};
+#pragma unroll
+          for (int s2 = 0; s2 < 2; ++s2) {
+            if constexpr (kBf16K) {
+              const uint32_t b[2] = {w[2 * s2], w[2 * s2 + 1]};
+              mma_bf16_16816(sacc[nt], qa[2 * kp + s2], b);
+            } else {  // f16 K: exact as bf16 hi + lo
+              uint32_t bh[2], bl[2];
+              split_pair<false>(f16_lo(w[2 * s2]), f16_hi(w[2 * s2]), bh[0], bl[0]);
+              split_pair<false>(f16_lo(w[2 * s2 + 1]), f16_hi(w[2 * s2 + 1]), bh[1], bl[1]);
+              mma_bf16_16816(sacc[nt], qa[2 * kp + s2], bh);
+              mma_bf16_16816(sacc[nt], qa[2 * kp + s2], bl);
+            }
+          }
+        }
+      }
+    }
+    // scores of head gq at keys c0 + 16 warp + 8 nt + 2 tq + {0, 1}: rows gq (q_hi) + gq + 8 (q_lo)
+    float s[2][2], mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int j = c0 + 16 * warp + 8 * nt + 2 * tq + c;
+        s[nt][c] = j < end ? sacc[nt][c] + sacc[nt][2 + c] : -INFINITY;
+        mx = fmaxf(mx, s[nt][c]);
+      }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float mn = fmaxf(m_run, mx);
+    const float ms = mn == -INFINITY ? 0.f : mn;  // nothing seen yet: every p and alpha is 0
+    const float alpha = exp2f(m_run - ms);
+    m_run = mn;
+    float p[2][2];
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int c = 0; c < 2; ++c) p[nt][c] = exp2f(s[nt][c] - ms);
+    l_run = l_run * alpha + (p[0][0] + p[0][1] + p[1][0] + p[1][1]);
+    // P as the A operand (keys = k): a0 row gq keys 2tq.. (n-tile 0) hi, a1 its lo, a2/a3 n-tile 1
+    uint32_t pa[4];
+    split_pair<kF16V>(p[0][0], p[0][1], pa[0], pa[1]);
+    split_pair<kF16V>(p[1][0], p[1][1], pa[2], pa[3]);
+#pragma unroll
+    for (int dt = 0; dt < 8; ++dt) {
+      o[dt][0] *= alpha; o[dt][1] *= alpha; o[dt][2] *= alpha; o[dt][3] *= alpha;
+    }
+    // V: matrices (keys 0-7 | 8-15 of this warp) x (dims 16 dp .. +7 | +8 .. +15), transposed
+    const int vrow = 16 * warp + (lane & 7) + 8 * ((lane >> 3) & 1);
+#pragma unroll
+    for (int dp = 0; dp < 4; ++dp) {
+      const int ch = 2 * dp + (lane >> 4);
+      uint32_t b[4];
+      ldsm_x4_trans(b, vs_ + vrow * L::kVRowBytes + ((ch ^ (vrow & 7)) * 16));
+      if constexpr (kF16V) {
+        mma_f16_16816(o[2 * dp], pa, b);
+        mma_f16_16816(o[2 * dp + 1], pa, b + 2);
+      } else {
+        mma_bf16_16816(o[2 * dp], pa, b);
+        mma_bf16_16816(o[2 * dp + 1], pa, b + 2);
+      }
+    }
+    __syncthreads();  // the stage is consumed before the next iteration refills it
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+  // The warps' (m, l, O) through shared memory (the stages are free now), merged per (head, 4 dims).
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 1);
+  l_run += __shfl_xor_sync(0xffffffffu, l_run, 2);
+  float* so = reinterpret_cast<float*>(dsm);                  // [4 warps][8 heads][D]
+  float* sml = so + 4 * kDecodeMmaMaxG * D;                   // [4][8][2]
+  {
+    const float lo_scale = kF16V ? kPLoUnscale : 1.f;  // rows 8..15: P's remainders (f16: scaled)
+    float* orow = so + (warp * kDecodeMmaMaxG + gq) * D;
+#pragma unroll
+    for (int dt = 0; dt < 8; ++dt)
+      *reinterpret_cast<float2*>(orow + 8 * dt + 2 * tq) =
+          make_float2(o[dt][0] + o[dt][2] * lo_scale, o[dt][1] + o[dt][3] * lo_scale);
+    if (tq == 0) {
+      sml[(warp * kDecodeMmaMaxG + gq) * 2] = m_run;
+      sml[(warp * kDecodeMmaMaxG + gq) * 2 + 1] = l_run;
+    }
+  }
+  __syncthreads();
+  const int h8 = tid >> 4, d4 = (tid & 15) * 4;  // this thread's head and 4 dims in the merges
+  float M = -INFINITY, Lsum = 0.f, acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int w = 0; w < 4; ++w) M = fmaxf(M, sml[(w * kDecodeMmaMaxG + h8) * 2]);
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const float mw = sml[(w * kDecodeMmaMaxG + h8) * 2];
+    const float ww = mw == -INFINITY ? 0.f : exp2f(mw - M);
+    Lsum += sml[(w * kDecodeMmaMaxG + h8) * 2 + 1] * ww;
+    const float4 ov = *reinterpret_cast<const float4*>(so + (w * kDecodeMmaMaxG + h8) * D + d4);
+    acc[0] += ov.x * ww; acc[1] += ov.y * ww; acc[2] += ov.z * ww; acc[3] += ov.w * ww;
+  }
+  const bool mine = h8 < G;
+  const int h = kvh * G + h8;
+  if (splits == 1) {
+    if (mine) {
+      const float sink = sink_logit(a, h) * kLog2e;
+      const float Mx = fmaxf(M, sink);
+      const float w = M == -INFINITY ? 0.f : exp2f(M - Mx);
+      const float inv = w / (Lsum * w + exp2f(sink - Mx));
+      *reinterpret_cast<float4*>(a.out + (int64_t(t) * a.Hq + h) * D + d4) =
+          make_float4(acc[0] * inv, acc[1] * inv, acc[2] * inv, acc[3] * inv);
+    }
+    return;
+  }
+  // partials [n, Hq, splits, D + 2] = (m, l, O...), m in log2 units; the last block merges
+  if (mine) {
+    float* pp = partial + ((int64_t(z) * a.Hq + h) * splits + split) * (D + 2);
+    if (d4 == 0) { pp[0] = M; pp[1] = Lsum; }
+    *reinterpret_cast<float2*>(pp + 2 + d4) = make_float2(acc[0], acc[1]);
+    *reinterpret_cast<float2*>(pp + 4 + d4) = make_float2(acc[2], acc[3]);
+  }
+  if (!last_block_arrives(a.counters + kCountersAttention + z * a.Hkv + kvh, splits)) return;
+  if (!mine) return;
+  const float* pp = partial + (int64_t(z) * a.Hq + h) * splits * (D + 2);
+  const float sink = sink_logit(a, h) * kLog2e;
+  float Mt = sink;
+  for (int sp = 0; sp < splits; ++sp) Mt = fmaxf(Mt, __ldcg(pp + sp * (D + 2)));
+  float Lt = exp2f(sink - Mt), r[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+  for (int sp = 0; sp < splits; ++sp) {
+    const float* ps = pp + sp * (D + 2);
+    const float m = __ldcg(ps);
+    const float w = m == -INFINITY ? 0.f : exp2f(m - Mt);
+    Lt += w == 0.f ? 0.f : __ldcg(ps + 1) * w;
+    const float2 v0 = __ldcg(reinterpret_cast<const float2*>(ps + 2 + d4));
+    const float2 v1 = __ldcg(reinterpret_cast<const float2*>(ps + 4 + d4));
+    r[0] = fmaf(w, v0.x, r[0]); r[1] = fmaf(w, v0.y, r[1]); r[2] = fmaf(w, v1.x, r[2]); r[3] = fmaf(w, v1.y, r[3]);
+  }
+  const float inv = 1.f / Lt;
+  *reinterpret_cast<float4*>(a.out + (int64_t(t) * a.Hq + h) * D + d4) = make_float4(r[0] * inv, r[1] * inv, r[2] * inv, r[3] * inv);
+#else
+  (void)splits; (void)partial;
+  if (!a.singles) pdl_wait();
+  GPTOSS_NO_DEVICE_CODE("bf16/f16 mma.sync (sm_80+)");
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
 // Plain f32 attention for shapes the fast kernels do not take: one block per (token, head),
 // two passes over the visible keys (max, then sum and P V) with scores recomputed.
 // ---------------------------------------------------------------------------------------------
@@ -597,7 +941,37 @@ __global__ void __launch_bounds__(1024) attention_paged_plan_kernel(const int32_
 
 }  // namespace
 
-int attention_decode_splits(const AttentionArgs& a) { return attention_decode_splits(knobs(), a.ctx, a.sliding_window); }
+namespace {
+// The decode call runs the tensor-core kernel (policy.h attention_decode_uses_mma: the knob, the
+// device, G and the cache type).
+bool decode_uses_mma(const AttentionArgs& a) {
+  return attention_decode_uses_mma(current_caps(), knobs(), a.Hq, a.Hkv, a.cache == KvType::F32);
+}
+
+void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* partial, cudaStream_t stream) {
+  dispatch_kv(a.cache, [&](auto kv) {
+    constexpr KvType K = decltype(kv)::value;
+    if constexpr (K == KvType::F32) {
+      throw runtime_error("attention: the decode mma kernel needs a 16-bit V cache (bf16, f16, f32k-f16v), got the f32 cache");
+    } else {
+      auto* kernel = attention_decode_mma_kernel<K>;
+      const int smem = DecodeMmaLayout<K>::kSmemBytes;
+      std::atomic<int>& attr_bytes = launcher_slot(kernel);  // per device, idempotent (a benign race)
+      if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+        GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        attr_bytes.store(smem, std::memory_order_relaxed);
+      }
+      launch_k(kernel, grid, 128, size_t(smem), stream, a, splits, partial);
+    }
+  });
+  GPTOSS_CUDA_LAUNCH("attention_decode_mma_kernel");
+}
+}  // namespace
+
+int attention_decode_splits(const AttentionArgs& a) {
+  return decode_uses_mma(a) ? attention_decode_mma_splits(a.ctx, a.sliding_window)
+                            : attention_decode_splits(knobs(), a.ctx, a.sliding_window);
+}
 
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a) {
   if (path != AttentionPath::Decode) return 0;
@@ -627,6 +1001,7 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
     case AttentionPath::Decode: {
       const int splits = attention_decode_splits(a);
       float* partial = static_cast<float*>(workspace);
+      if (decode_uses_mma(a)) return launch_decode_mma(a, dim3(splits, a.Hkv, a.n), splits, partial, stream);
       dispatch_kv(a.cache, [&](auto kv) {
         launch_k(attention_decode_kernel<decltype(kv)::value>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a, splits, partial);
       });
@@ -684,10 +1059,14 @@ void launch_attention_paged(const AttentionArgs& args, int seqs, int sms, void* 
   }
   if (!flash_only) {
     dim3 grid(l.splits, a.Hkv, std::min(a.n, seqs));
-    dispatch_kv(a.cache, [&](auto kv) {
-      launch_k(attention_decode_kernel<decltype(kv)::value>, grid, 256, 0, stream, a, l.splits, partial);
-    });
-    GPTOSS_CUDA_LAUNCH("attention_decode_kernel (paged)");
+    if (decode_uses_mma(a)) {
+      launch_decode_mma(a, grid, l.splits, partial, stream);
+    } else {
+      dispatch_kv(a.cache, [&](auto kv) {
+        launch_k(attention_decode_kernel<decltype(kv)::value>, grid, 256, 0, stream, a, l.splits, partial);
+      });
+      GPTOSS_CUDA_LAUNCH("attention_decode_kernel (paged)");
+    }
   }
   if (!decode_only) launch_flash(flash_path(current_caps()), a, flash_only ? ceil_div(a.n, kFlashBQ) : l.max_tiles, stream);
 }

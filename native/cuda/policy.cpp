@@ -121,6 +121,10 @@ GpuKnobs::MoeBf16 moe_bf16_from_env() {
   if (!std::strcmp(v, "grouped")) return M::Grouped;
   return M::Auto;
 }
+GpuKnobs::AttnDecode attn_decode_from_env() {
+  const char* v = std::getenv("GPTOSS_CUDA_ATTN_DECODE");
+  return v && !std::strcmp(v, "mma") ? GpuKnobs::AttnDecode::Mma : GpuKnobs::AttnDecode::Simt;
+}
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
@@ -132,6 +136,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   k.moe_bf16 = moe_bf16_from_env();
+  k.attn_decode = attn_decode_from_env();
   return k;
 }
 
@@ -140,6 +145,7 @@ GpuKnobs knobs() {
   GpuKnobs k = base;
   k.moe_decode = moe_decode_from_env();
   k.moe_bf16 = moe_bf16_from_env();
+  k.attn_decode = attn_decode_from_env();
   return k;
 }
 
@@ -188,6 +194,18 @@ int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window) {
   if (sliding_window > 0 && span <= 4 * kDecodeTile) return std::min(k.attn_window_splits, ceil_div_i(span, kDecodeTile));
   const int s = ceil_div_i(span, kDecodeTile);
   return s < 1 ? 1 : (s > k.attn_splits ? k.attn_splits : s);
+}
+
+bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values) {
+  if (k.attn_decode != GpuKnobs::AttnDecode::Mma || !caps.mma_sync || caps.tensor_cores == TensorCores::Mfma) return false;
+  return Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= kDecodeMmaMaxG && !f32_values;
+}
+
+int attention_decode_mma_splits(int ctx, int sliding_window) {
+  const int span = sliding_window > 0 ? std::min(ctx, sliding_window) : ctx;
+  const int tiles = ceil_div_i(std::max(span, 1), kDecodeMmaTile);
+  if (sliding_window > 0 && tiles <= 4) return 1;
+  return std::min(tiles, kDecodeMmaMaxSplits);
 }
 
 int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int pairs, int sms) {

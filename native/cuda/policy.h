@@ -25,10 +25,12 @@ struct GpuKnobs {
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
+  enum class AttnDecode { Simt, Mma };
+  AttnDecode attn_decode = AttnDecode::Simt;  // GPTOSS_CUDA_ATTN_DECODE=mma: tensor-core decode attention (opt-in)
   static GpuKnobs from_env();
 };
-// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE and GPTOSS_CUDA_MOE_BF16,
-// read at each call (gpu_check and the kernel bench switch the MoE variant between calls).
+// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16 and
+// GPTOSS_CUDA_ATTN_DECODE, read at each call (gpu_check and the kernel bench switch the MoE variant between calls).
 GpuKnobs knobs();
 
 // ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
@@ -59,6 +61,16 @@ int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window);
 // attention_decode_splits, fewer when the pairs alone give every SM a few blocks (a split is a
 // partial to write and merge). Fixed by the shape, so a graph of one batch bucket stays valid.
 int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int pairs, int sms);
+// The tensor-core decode kernel (attention.cu, "decode mma"; GPTOSS_CUDA_ATTN_DECODE=mma, opt-in:
+// compiled, not yet run on a GPU): where mma.sync was compiled, at most kDecodeMmaMaxG query heads a
+// kv head (the heads are the MMA's rows 0..7, their bf16 remainders rows 8..15), and a cache
+// whose V is 16-bit (V is the ldmatrix.trans operand of P V: bf16, f16, f32k-f16v; an f32 cache keeps
+// the SIMT kernel). False: the SIMT split-KV kernel runs.
+bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values);
+// Its splits, fixed by (ctx, window) so a captured graph stays valid: one 64-key tile a split up to
+// kDecodeMmaMaxSplits (8 kv heads x 64 = 512 CTAs: ~4 an SM on 132 SMs, 2 tiles in flight each);
+// a window of at most 4 tiles is one split (no partials, no merge), as the SIMT kernel's.
+int attention_decode_mma_splits(int ctx, int sliding_window);
 
 // ---- router and MoE ----
 bool router_uses_split(const GpuCaps& caps, int n, int E);

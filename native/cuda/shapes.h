@@ -24,6 +24,9 @@ constexpr int kDecodeD = 64;             // head dim of the decode kernel
 constexpr int kDecodeMaxSplits = 64;     // shared-memory bound of the merge weights
 constexpr int kDecodeMaxPairs = 2048;    // (token, kv head) pairs: the last-block counters (common.cuh)
 constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64;
+constexpr int kDecodeMmaMaxG = 8;         // decode mma: query heads a kv head (the MMA's rows 0..7)
+constexpr int kDecodeMmaTile = 64;        // decode mma: keys a tile (16 a warp, 4 warps)
+constexpr int kDecodeMmaMaxSplits = 64;   // decode mma: splits at most
 
 // ---- matmul.cu / gemm_tile.cu ----
 constexpr int kGemvMaxTokens = 8;  // the GEMV reads W once for up to this many tokens

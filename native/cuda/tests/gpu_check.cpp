@@ -6,6 +6,7 @@
 //   gptoss_gpu_check [--quick] [--seed N]     (--quick: small shapes, for compute-sanitizer)
 //   gptoss_gpu_check --bf16-experts [--quick] [--seed N]   (only the bf16 expert cases: loadModel's
 //     experts: 'bf16', compiled and not yet run on a GPU, kept out of the default run until they pass)
+//   gptoss_gpu_check --only-attn-mma [--quick] [--seed N]  (only the tensor-core decode attention cases)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,6 +30,7 @@ namespace {
 std::shared_ptr<Backend> cpu, gpu;
 int failures = 0, cases = 0;
 bool quick = false;
+bool only_attn_mma = false;
 bool only_moe = false;
 bool bf16_experts = false;
 
@@ -218,6 +220,9 @@ double store_tol(KvCacheType kv) {
   return std::max(tol(kv.key), tol(kv.value));
 }
 
+// The decode cases' path name while a variant knob is set (check_attention_decode_mma), else null.
+const char* attn_decode_label = nullptr;
+
 // KV cache filled for rows [0, ctx) with random K/V through each backend's kv_store (cpu f32, cuda
 // gpu_kv), then queries at the given positions. For an f16 cache the random K/V are f16 values to
 // begin with (the CPU reference then holds exactly what the GPU cache holds), so the tolerance
@@ -244,7 +249,7 @@ void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window,
   cpu->attention(q, kc, vc, sinks, positions, window, scale, want);
   Tensor got = poisoned(DType::F32, {n, Hq, D});
   gpu->attention(to_gpu(q), gkc, gvc, to_gpu(sinks), to_gpu(positions), window, scale, got);
-  const char* path = n <= 4 ? "decode split-KV" : (D == 64 ? "flash mma.sync" : "naive f32");
+  const char* path = n <= 4 ? (attn_decode_label ? attn_decode_label : "decode split-KV") : (D == 64 ? "flash mma.sync" : "naive f32");
   report("attention", "n" + std::to_string(n) + " Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " D" +
                           std::to_string(D) + " ctx" + std::to_string(ctx) + " win" + std::to_string(window) + " kv " +
                           kv_cache_name(gpu_kv),
@@ -303,6 +308,55 @@ void check_paged_attention(Rng& r, const std::vector<int>& lengths, const std::v
                                 std::to_string(Hkv) + " D" + std::to_string(D) + " bs" + std::to_string(block_size) +
                                 " win" + std::to_string(window) + " kv " + kv_cache_name(gpu_kv),
          compare(to_host(got), want), tol, what);
+}
+
+// The tensor-core decode kernel (GPTOSS_CUDA_ATTN_DECODE=mma; issue 12 item 3; compiled, not yet run
+// on a GPU when these cases were written): fresh random data against the CPU backend at key counts
+// that make whole, partial and empty splits (64 splits at most, whole 64-key tiles a split), windows
+// whose first key is not tile-aligned, a single key, several tokens of one step (the rows from the
+// step's first position load after the PDL wait), G = 4 (heads padded in the MMA), the paged path, and
+// the f32 cache (no 16-bit V: the SIMT kernel runs, so it must pass as before). Every output is
+// written (the outputs start poisoned, NaN fails). Predicted (bench/RESULTS.md issue 12 item 3):
+// f32k-f16v and f16 <= 5e-6 (scores to ~2^-16 of sum |q_i k_i|, P hi + lo in f16 to ~2^-22), bf16
+// as the SIMT kernel's (its inputs are f32 values rounded by the cache: the rounding is in tol).
+void check_attention_decode_mma(Rng& r) {
+  const char* saved = std::getenv("GPTOSS_CUDA_ATTN_DECODE");
+  const std::string keep = saved ? saved : "";
+  setenv("GPTOSS_CUDA_ATTN_DECODE", "mma", 1);
+  attn_decode_label = "decode mma";
+  const int big = quick ? 600 : 8192;
+  for (KvCacheType kv : {kKvF32KF16V, kKvF16}) {
+    const double tol = 2e-5;
+    check_attention(r, 1, 64, 8, 64, big, 0, {big - 1}, kv, tol);                 // 64 splits of whole tiles
+    check_attention(r, 1, 64, 8, 64, big, 0, {big - 200}, kv, tol);               // a partial last tile
+    check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, kv, tol);                    // empty splits
+    check_attention(r, 1, 64, 8, 64, 1000, 0, {0}, kv, tol);                      // one key
+    check_attention(r, 1, 64, 8, 64, 1000, 0, {63}, kv, tol);                     // one whole tile
+    check_attention(r, 1, 64, 8, 64, big, 128, {big / 2 + 37}, kv, tol);          // window, unaligned start
+    check_attention(r, 1, 64, 8, 64, big, 128, {127}, kv, tol);                   // window edge: all 128 keys
+    check_attention(r, 1, 64, 8, 64, big, 128, {128}, kv, tol);                   // window edge: key 0 drops out
+    check_attention(r, 1, 64, 8, 64, 300, 128, {40}, kv, tol);                    // window longer than the past
+    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kv, tol);           // window over splits, 2 tokens
+    check_attention(r, 4, 64, 8, 64, 3000, 0, {2990, 2991, 2992, 2993}, kv, tol); // 4 tokens: fresh rows
+    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kv, tol);                       // tiny-a: G = 4
+    check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, kv, tol);
+  }
+  if (!quick) check_attention(r, 1, 64, 8, 64, 32768, 0, {32767}, kKvF32KF16V, 2e-5);  // 8 tiles a split
+  check_attention(r, 1, 64, 8, 64, big, 0, {big - 1}, kKvBF16, 1e-2);
+  check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, kKvBF16, 1e-2);
+  check_attention(r, 1, 64, 8, 64, big, 128, {big / 2 + 37}, kKvBF16, 1e-2);
+  check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, kKvBF16, 1e-2);
+  attn_decode_label = "decode split-KV (f32 cache: mma not taken)";
+  check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, kKvF32, 1e-5);
+  attn_decode_label = "decode mma";
+  // paged (a batch step's decode tokens; blocks shuffled through the pool)
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 0, 16, kKvF32KF16V, 2e-5, "decode mma");
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvF32KF16V, 2e-5, "decode mma window");
+  check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF32KF16V, 1e-4, "decode mma: plan");
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 0, 16, kKvBF16, 1e-2, "decode mma");
+  attn_decode_label = nullptr;
+  if (saved) setenv("GPTOSS_CUDA_ATTN_DECODE", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_ATTN_DECODE");
 }
 
 // rope_kv_store_slots: RoPE at the positions, the cache write at the slots (pool rows).
@@ -857,6 +911,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--only-moe")) only_moe = true;  // the MoE cases alone (sanitizer runs)
     else if (!std::strcmp(argv[i], "--bf16-experts")) bf16_experts = true;
+    else if (!std::strcmp(argv[i], "--only-attn-mma")) only_attn_mma = true;  // the decode mma cases alone
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -870,6 +925,9 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
+    if (only_attn_mma) {
+      check_attention_decode_mma(r);
+    } else {
     if (bf16_experts) {
       check_moe_bf16_layout_error(r);
       MoeBf16Set small = make_moe_bf16(r, 5, 64, 96);
@@ -987,6 +1045,7 @@ int main(int argc, char** argv) {
     check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvBF16, 1.5e-2);
     if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), kKvBF16, 1.5e-2);
     if (!quick) check_attention(r, 300, 64, 8, 64, 1024, 0, iota_pos(300, 700), kKvF32, 1e-4);
+    check_attention_decode_mma(r);
     // router and moe
     check_router(r, 7, 96, 5, 2);
     check_router(r, quick ? 16 : 256, 2880, 32, 4);
@@ -1052,6 +1111,7 @@ int main(int argc, char** argv) {
       check_rope_kv_store(r, quick ? 20 : 77, 64, 8, 64, quick ? 64 : 1024, kKvBF16);
       if (!quick) time_fused_step(r);
     }
+    }  // !only_attn_mma
   } catch (const std::exception& e) {
     std::printf("FAIL  exception: %s\n", e.what());
     ++failures;

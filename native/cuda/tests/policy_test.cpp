@@ -134,6 +134,26 @@ void test_attention() {
   k2.attn_splits = 64;
   CHECK(attention_decode_splits(k2, 4096, 128) == 2);
   CHECK(attention_decode_splits(k2, 8192, 0) == 64);
+
+  // The tensor-core decode kernel: only on request (GPTOSS_CUDA_ATTN_DECODE=mma), where mma.sync was
+  // compiled, G <= 8 and V is 16-bit; its splits fill the GPU (one tile a split up to 64).
+  CHECK(!attention_decode_uses_mma(c, k, 64, 8, false));  // off by default
+  GpuKnobs km;
+  km.attn_decode = GpuKnobs::AttnDecode::Mma;
+  CHECK(attention_decode_uses_mma(c, km, 64, 8, false));
+  CHECK(attention_decode_uses_mma(h200(800, kSm80), km, 64, 8, false));   // mma.sync from sm_80
+  CHECK(!attention_decode_uses_mma(h200(0, 0), km, 64, 8, false));        // no tensor-core image
+  CHECK(!attention_decode_uses_mma(amd, km, 64, 8, false));               // MFMA: the SIMT kernel
+  CHECK(!attention_decode_uses_mma(c, km, 64, 8, true));                  // the f32 cache's V is not 16-bit
+  CHECK(!attention_decode_uses_mma(c, km, 64, 4, false));                 // 16 heads a kv head: over the MMA's N
+  CHECK(attention_decode_uses_mma(c, km, 8, 2, false));                   // tiny-a: G = 4, padded
+  CHECK(attention_decode_mma_splits(8192 + 132, 0) == 64);
+  CHECK(attention_decode_mma_splits(1024, 0) == 16);
+  CHECK(attention_decode_mma_splits(100, 0) == 2);
+  CHECK(attention_decode_mma_splits(1, 0) == 1);
+  CHECK(attention_decode_mma_splits(8192, 128) == 1);   // a 128-key window: one split, no merge
+  CHECK(attention_decode_mma_splits(8192, 300) == 5);
+  CHECK(attention_decode_mma_splits(32768, 0) == kDecodeMmaMaxSplits);
 }
 
 void test_moe() {
