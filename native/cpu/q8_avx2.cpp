@@ -8,6 +8,7 @@
 #include "core/dtype.h"
 #include "kernels.h"
 #include "panel_avx2.h"
+#include "q8_avx2.h"
 #include "row_blocks.h"
 #include "simd_avx2.h"
 
@@ -144,6 +145,11 @@ void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, f
   for_rows_by_token_blocks(r, r1, n, cols, x, out, ld, [&](auto nt, int64_t row, const float* xt, float* res) {
     row_dotn<decltype(nt)::value>(blocks + row * nblk * kQ8BlockBytes, nblk, xt, cols, res);
   });
+}
+
+void q8_0_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                  int64_t ld, int64_t r0, int64_t r1) {
+  q8_0_rows_q8_impl<false>(blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 }  // namespace gptoss::cpu::avx2

@@ -94,8 +94,29 @@ Napi::Value op_linear(const Napi::CallbackInfo& info, bool ref) {
     DeviceCheck dc{fn};
     dc(x, "x"), dc(weight, "weight"), dc(out, "out");
     if (bias) dc(*bias, "bias");
-    if (ref) cpu::ref::linear(x, weight, bias, out);
-    else get_backend(dc.device)->linear(x, weight, bias, out);
+    ExpertActivations act = ExpertActivations::F32;
+    if (info.Length() > 4 && !info[4].IsUndefined()) {
+      if (!info[4].IsString()) throw type_error(std::string(fn) + ": activations must be 'f32' or 'q8'");
+      act = parse_expert_activations(info[4].ToString().Utf8Value(), std::string(fn) + ": activations");
+    }
+    if (ref) {
+      cpu::ref::linear(x, weight, bias, out, act);
+    } else {
+      std::shared_ptr<Backend> be = get_backend(dc.device);
+      if (act == ExpertActivations::Q8 && dc.device.kind != DeviceKind::CPU)
+        throw range_error(std::string(fn) + ": activations 'q8' is a CPU mode; device " + dc.device.str() +
+                          " multiplies f32 activations");
+      // The mode is the calling thread's (Backend::set_activations): set for this call, then put back.
+      const ExpertActivations before = be->activations();
+      be->set_activations(act);
+      try {
+        be->linear(x, weight, bias, out);
+      } catch (...) {
+        be->set_activations(before);
+        throw;
+      }
+      be->set_activations(before);
+    }
     return info.Env().Undefined();
   });
 }
