@@ -72,6 +72,8 @@ async function round(r) {
       await s.prefill(tokens(9 + i, r + i));
       for (let t = 0; t < 4; ++t, ++seen.steps) await s.stepSample(t + i, { temperature: 0.8 }, (t + 0.5) / 5);
       const inFlight = s.stepSample(3, { temperature: 0 }, 0.5);
+      // read while the step runs (a progress display would): the session's length and token ids
+      for (let k = 0; k < 3; ++k, await new Promise((res) => setImmediate(res))) void (s.length + s.tokens.length);
       const disposed = s.dispose();
       await Promise.allSettled([inFlight, disposed]);
       await swallow(s.stepSample(1, { temperature: 0 }, 0.5)); // rejected: the session was disposed
