@@ -7,8 +7,10 @@
 #      (graph-timed over 24 layers' caches, f32k-f16v and bf16, and a 128-key window layer);
 #   3. end to end on synthetic 20b weights (default cache f32k-f16v): decode at context 512 and 8192,
 #      SIMT and mma alternately (REPEATS rounds) so drift hits both alike; a median table and the rule.
-# Run from the repository root after gpu-check.sh built $BUILD (gptoss_gpu_check, gptoss_gpu_bench and
-# the addon) with the carried node on the PATH; ~4 min (check ~40 s, bench ~40 s, 8 e2e runs ~20 s each).
+# Run from the repository root (an exported tree: .gpu/src). It uses $BUILD's gptoss_gpu_check,
+# gptoss_gpu_bench and addon (gpu-check.sh's build, in gpu-all.sh) and builds them for sm_90a first when
+# absent (~2-3 min on 16 cores); it unpacks .gpu/node.xz when node is not on the PATH. ~4 min after the
+# build (check ~40 s, bench ~60 s, 8 e2e runs ~20 s each).
 #   env: OUT (default ./gpu-logs), BUILD_DIR (build-gpu), REPEATS (2), CONTEXTS ("512 8192"), DECODE (128)
 #
 # Predictions (bench/RESULTS.md issue 12 item 3, written before any run): check all pass (f32k-f16v and
@@ -24,6 +26,18 @@ BUILD="${BUILD_DIR:-build-gpu}"
 mkdir -p "$OUT/attn"
 REPEATS="${REPEATS:-2}"
 DECODE="${DECODE:-128}"
+{ cat COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null; } | tee "$OUT/attn/commit.txt"
+if ! command -v node > /dev/null && [[ -f .gpu/node.xz ]]; then
+  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
+fi
+if [[ ! -x "$BUILD/gptoss_gpu_check" || ! -x "$BUILD/gptoss_gpu_bench" || ! -f "$BUILD/gpt_oss_node.node" ]]; then
+  echo "=== build ($BUILD, ${GPTOSS_CUDA_ARCHS:-90a-real}) ==="
+  t0=$(date +%s)
+  cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_GPU_TESTS=ON -DGPTOSS_CUDA_ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}" \
+    "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" > "$OUT/attn/build.log" 2>&1 &&
+    ninja -C "$BUILD" >> "$OUT/attn/build.log" 2>&1 || { tail -30 "$OUT/attn/build.log"; exit 1; }
+  echo "build: $(( $(date +%s) - t0 )) s"
+fi
 echo "=== decode mma: native check ==="
 timeout 240 "$BUILD/gptoss_gpu_check" --only-attn-mma > "$OUT/attn/check.log" 2>&1
 check_rc=$?
@@ -31,7 +45,8 @@ grep -E "FAIL|^gpu_check:" "$OUT/attn/check.log"
 echo "=== decode mma: kernel bench ==="
 timeout 240 "$BUILD/gptoss_gpu_bench" --attn > "$OUT/attn/bench.log" 2>&1
 grep -E "^\| (d2d|attn decode)" "$OUT/attn/bench.log"
-export GPT_OSS_NODE_BINARY="${GPT_OSS_NODE_BINARY:-$PWD/$BUILD/gpt_oss_node.node}"
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
+export GPT_OSS_NODE_BINARY="${GPT_OSS_NODE_BINARY:-$BUILD/gpt_oss_node.node}"
 run() {  # run <variant: simt|mma> <context> <round>
   local vars=()
   [[ $1 == mma ]] && vars=(GPTOSS_CUDA_ATTN_DECODE=mma)

@@ -4,7 +4,8 @@
 //  - prefill (n > kAttnDecodeMaxTokens, D = 64): flash attention, mma.sync bf16, 64 queries a block.
 //  - decode: split-KV over a fixed number of splits (from ctx and the window, so a captured graph
 //    stays valid), all query heads of one kv head per block; the last block of a (token, kv head)
-//    merges the splits and the sink.
+//    merges the splits and the sink. GPTOSS_CUDA_ATTN_DECODE=mma (policy.h attention_decode_uses_mma;
+//    compiled, not yet run on a GPU): the same grid on the tensor cores (attention.cu, "decode mma").
 //  - other D: a plain f32 kernel.
 #pragma once
 #include "common.cuh"
@@ -105,7 +106,7 @@ __device__ __forceinline__ void flash_kv_chunk(const AttentionArgs& a, int64_t o
 }
 
 // The path is choose_attention()'s (policy.h); dispatch.cu asks it and launches that path here.
-int attention_decode_splits(const AttentionArgs& a);  // policy.h's, for the knobs and this shape
+int attention_decode_splits(const AttentionArgs& a);  // the decode kernel's (SIMT or mma: policy.h), for the knobs and this shape
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream);
 #if defined(GPTOSS_HIP)
