@@ -1,0 +1,119 @@
+// Concurrency stress for the native addon, the workload scripts/tsan.sh runs under ThreadSanitizer
+// (it also runs, much faster, against the plain build: `node --expose-gc scripts/tsan-stress.mjs`).
+// Everything that puts native work on several threads at once, on tiny synthetic models:
+//  - models created two at a time, and disposed while their sessions' forward passes run;
+//  - sessions disposed with a step in flight, generate() aborted mid-stream, an engine (the batched
+//    step over a paged KV cache) with concurrent requests, one aborted, closed while busy;
+//  - the synchronous kernels (ops.*) on the main thread while forward passes run on libuv's threads,
+//    and the pool resized (ops.setThreads) meanwhile;
+//  - GC pressure (--expose-gc: global.gc between rounds, JS tensors dropped unreferenced);
+//  - the same in worker_threads (the addon is context-aware), one worker terminated mid-forward.
+// Exits 0 when every round finished (errors a round expects, such as "the session was disposed",
+// are caught); a native fault or a sanitizer report ends the process with another status.
+// Usage: node --expose-gc scripts/tsan-stress.mjs [--rounds N] [--workers N]
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const rounds = isMainThread ? opt('--rounds', 3) : workerData.rounds;
+const workers = opt('--workers', 2);
+const lib = await import(new URL('../dist/index.js', import.meta.url).href);
+const { createSyntheticModel, Tensor, kernels } = lib;
+const gc = globalThis.gc ?? (() => {});
+
+// A small model: several experts and layers so that a forward pass issues many pool jobs of
+// different sizes (chunk counts), the pattern the pool's late-worker race needed.
+const SHAPE = {
+  vocabSize: 512, hiddenSize: 64, intermediateSize: 64, numLayers: 2, numExperts: 4, expertsPerToken: 2,
+  numHeads: 4, numKvHeads: 2, headDim: 16, slidingWindow: 8,
+};
+const tokens = (n, seed) => Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) % SHAPE.vocabSize);
+const expected = (e) => /disposed|aborted|abort|closed|still running/i.test(String(e?.message ?? e));
+const swallow = (p) => p.then(() => {}, (e) => { if (!expected(e)) throw e; });
+
+// Synchronous kernels on this thread while async work runs on libuv's threads.
+function syncKernels(seed) {
+  const n = 3 + (seed % 5), k = 64, m = 32 + 32 * (seed % 3);
+  const x = Tensor.fromF32(Float32Array.from({ length: n * k }, (_, i) => Math.sin(i + seed)), [n, k]);
+  const w = Tensor.fromF32(Float32Array.from({ length: m * k }, (_, i) => Math.cos(i)), [m, k]);
+  const out = Tensor.empty('f32', [n, m]);
+  kernels.ops.linear(x, w, null, out);
+  const y = Tensor.empty('f32', [n, k]);
+  kernels.ops.rmsnorm(x, Tensor.fromF32(new Float32Array(k).fill(1), [k]), 1e-5, y);
+  if (seed % 2) out.dispose(); // disposed explicitly or left to the GC
+}
+
+async function round(r) {
+  const [a, b] = await Promise.all([
+    createSyntheticModel(SHAPE, { device: 'cpu', seed: r }),
+    createSyntheticModel({ ...SHAPE, numExperts: 6 }, { device: 'cpu', seed: r + 100 }),
+  ]);
+  const jobs = [];
+  // Sessions on both models at once; one disposed with its step in flight.
+  for (const [i, m] of [a, b, a].entries()) {
+    const s = m.createSession({ maxContext: 64 });
+    jobs.push(swallow((async () => {
+      await s.prefill(tokens(9 + i, r + i));
+      for (let t = 0; t < 4; ++t) await s.stepSample(t + i, { temperature: 0.8 }, (t + 0.5) / 5);
+      const inFlight = s.stepSample(3, { temperature: 0 }, 0.5);
+      const disposed = s.dispose();
+      await Promise.allSettled([inFlight, disposed]);
+    })()));
+  }
+  // generate() aborted mid-stream.
+  const ac = new AbortController();
+  const stream = b.generate(tokens(6, r), { maxTokens: 12, signal: ac.signal, temperature: 0.7, seed: r });
+  jobs.push(swallow((async () => {
+    let k = 0;
+    for await (const ev of stream) if (ev.type === 'token' && ++k === 3) ac.abort();
+  })()));
+  // The engine: concurrent requests on the batched step, one aborted, closed while busy.
+  const engine = a.createEngine({ kvBlocks: 32, blockSize: 8, maxSequences: 4 });
+  const reqs = [0, 1, 2].map((i) => engine.generate(tokens(5 + i, r + i), { maxTokens: 6, temperature: 0.5, seed: i }));
+  for (const [i, q] of reqs.entries())
+    jobs.push(swallow((async () => {
+      for await (const ev of q) if (i === 1 && ev.type === 'token') q.abort();
+      await q.result;
+    })()));
+  // Synchronous kernels and a pool resize while all of that runs.
+  for (let i = 0; i < 6; ++i) {
+    syncKernels(r * 7 + i);
+    if (i === 3 && isMainThread) kernels.setThreads(2 + ((r + i) % 2));
+    await new Promise((res) => setImmediate(res));
+  }
+  // The model disposed while a forward pass of one of its sessions runs.
+  const late = b.createSession({ maxContext: 32 });
+  const fwd = swallow(late.prefill(tokens(12, r)));
+  await b.dispose();
+  jobs.push(fwd.then(() => late.dispose()));
+  await Promise.all(jobs);
+  await engine.close();
+  await a.dispose();
+  gc();
+}
+
+async function main() {
+  for (let r = 0; r < rounds; ++r) await round(r);
+}
+
+if (isMainThread) {
+  const self = fileURLToPath(import.meta.url);
+  const spawned = Array.from({ length: workers }, (_, i) => new Worker(self, { workerData: { rounds: i === 0 ? 1 : rounds } }));
+  const exits = spawned.map((w) => new Promise((res, rej) => {
+    w.on('error', rej);
+    w.on('exit', res);
+  }));
+  // Worker 0 is terminated in the middle of its forward passes (the environment torn down under them).
+  setTimeout(() => void spawned[0].terminate(), 150);
+  await main();
+  await Promise.all(exits);
+  gc();
+  console.log(`tsan-stress: ${rounds} rounds on the main thread and ${workers} workers finished`);
+} else {
+  await main();
+  parentPort.postMessage('done');
+}
