@@ -33,7 +33,12 @@ const SHAPE = {
 };
 const tokens = (n, seed) => Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) % SHAPE.vocabSize);
 const expected = (e) => /disposed|aborted|abort|closed|still running/i.test(String(e?.message ?? e));
-const swallow = (p) => p.then(() => {}, (e) => { if (!expected(e)) throw e; });
+// What the run did (printed at the end, so a run that exercised nothing is visible as such).
+const seen = { models: 0, steps: 0, tokens: 0, rejected: 0, kernels: 0 };
+const swallow = (p) => p.then(() => {}, (e) => {
+  if (!expected(e)) throw e;
+  seen.rejected++;
+});
 
 // Synchronous kernels on this thread while async work runs on libuv's threads.
 function syncKernels(seed) {
@@ -44,6 +49,7 @@ function syncKernels(seed) {
   kernels.ops.linear(x, w, null, out);
   const y = Tensor.empty('f32', [n, k]);
   kernels.ops.rmsnorm(x, Tensor.fromF32(new Float32Array(k).fill(1), [k]), 1e-5, y);
+  seen.kernels += 2;
   if (seed % 2) out.dispose(); // disposed explicitly or left to the GC
 }
 
@@ -52,16 +58,18 @@ async function round(r) {
     createSyntheticModel(SHAPE, { device: 'cpu', seed: r }),
     createSyntheticModel({ ...SHAPE, numExperts: 6 }, { device: 'cpu', seed: r + 100 }),
   ]);
+  seen.models += 2;
   const jobs = [];
   // Sessions on both models at once; one disposed with its step in flight.
   for (const [i, m] of [a, b, a].entries()) {
     const s = m.createSession({ maxContext: 64 });
     jobs.push(swallow((async () => {
       await s.prefill(tokens(9 + i, r + i));
-      for (let t = 0; t < 4; ++t) await s.stepSample(t + i, { temperature: 0.8 }, (t + 0.5) / 5);
+      for (let t = 0; t < 4; ++t, ++seen.steps) await s.stepSample(t + i, { temperature: 0.8 }, (t + 0.5) / 5);
       const inFlight = s.stepSample(3, { temperature: 0 }, 0.5);
       const disposed = s.dispose();
       await Promise.allSettled([inFlight, disposed]);
+      await swallow(s.stepSample(1, { temperature: 0 }, 0.5)); // rejected: the session was disposed
     })()));
   }
   // generate() aborted mid-stream.
@@ -69,14 +77,14 @@ async function round(r) {
   const stream = b.generate(tokens(6, r), { maxTokens: 12, signal: ac.signal, temperature: 0.7, seed: r });
   jobs.push(swallow((async () => {
     let k = 0;
-    for await (const ev of stream) if (ev.type === 'token' && ++k === 3) ac.abort();
+    for await (const ev of stream) if (ev.type === 'token' && (++seen.tokens, ++k === 3)) ac.abort();
   })()));
   // The engine: concurrent requests on the batched step, one aborted, closed while busy.
   const engine = a.createEngine({ kvBlocks: 32, blockSize: 8, maxSequences: 4 });
   const reqs = [0, 1, 2].map((i) => engine.generate(tokens(5 + i, r + i), { maxTokens: 6, temperature: 0.5, seed: i }));
   for (const [i, q] of reqs.entries())
     jobs.push(swallow((async () => {
-      for await (const ev of q) if (i === 1 && ev.type === 'token') q.abort();
+      for await (const ev of q) if (ev.type === 'token' && (++seen.tokens, i === 1)) q.abort();
       await q.result;
     })()));
   // Synchronous kernels and a pool resize while all of that runs.
@@ -112,7 +120,9 @@ if (isMainThread) {
   await main();
   await Promise.all(exits);
   gc();
-  console.log(`tsan-stress: ${rounds} rounds on the main thread and ${workers} workers finished`);
+  console.log(`tsan-stress: ${rounds} rounds on the main thread and ${workers} workers finished; main thread: ` +
+    `${seen.models} models, ${seen.steps} session steps, ${seen.tokens} generated tokens, ${seen.kernels} sync kernels, ` +
+    `${seen.rejected} calls rejected as expected (disposed / aborted)`);
 } else {
   await main();
   parentPort.postMessage('done');
