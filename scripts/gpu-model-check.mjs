@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Model-level checks on a CUDA device (run by scripts/gpu-check.sh on the GPU host):
 //  1. tiny-a on CUDA vs HF transformers' float32 logits: rel L2 < 1e-2, argmax equal wherever the
-//     fixture's top1-top2 margin exceeds twice our measured logit error there, and >= 97% overall;
+//     fixture's top1-top2 margin exceeds 1% of the row's largest |logit|, and >= 97% overall;
 //  2. CUDA vs the CPU backend on the same weights;
 //  3. incremental decoding (prefill + steps, CUDA graph replays) equals the full forward;
 //  4. greedy continuation vs greedy.json up to the first step whose margin is below our error;
@@ -133,9 +133,14 @@ for (let t = 0; t < tokens.length; t++) {
   posErr.push(e);
   const same = argmax(lg, t * V, V) === argmax(reference, t * V, V);
   agree += same;
-  if (margins.prompt_top1_top2_margin[t] > 2 * e) { required++; requiredAgree += same; }
+  // Rows whose top1-top2 margin exceeds 1% of the row's largest |logit|: an error within the budget the
+  // 1e-2 rel L2 gate allows cannot flip them, so they must agree. (The budget is fixed, not our measured
+  // error: a margin above twice our own max error could never flip, and such a check could never fail.)
+  let rowMax = 0;
+  for (let i = 0; i < V; i++) rowMax = Math.max(rowMax, Math.abs(reference[t * V + i]));
+  if (margins.prompt_top1_top2_margin[t] > 1e-2 * rowMax) { required++; requiredAgree += same; }
 }
-check('tiny-a argmax where margin > 2x error', requiredAgree === required, `${requiredAgree}/${required} (max abs logit error ${Math.max(...posErr).toExponential(2)})`);
+check('tiny-a argmax where margin > 1% of the row max', requiredAgree === required, `${requiredAgree}/${required} (max abs logit error ${Math.max(...posErr).toExponential(2)})`);
 check('tiny-a argmax overall >= 97%', agree / tokens.length >= 0.97, `${agree}/${tokens.length}`);
 check('CUDA vs CPU backend', relL2(lg, lc) < 1e-2, `rel L2 ${relL2(lg, lc).toExponential(3)}`);
 

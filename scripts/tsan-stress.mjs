@@ -1,15 +1,18 @@
 // Concurrency stress for the native addon, the workload scripts/tsan.sh runs under ThreadSanitizer
 // (it also runs, much faster, against the plain build: `node --expose-gc scripts/tsan-stress.mjs`).
 // Everything that puts native work on several threads at once, on tiny synthetic models:
-//  - models created two at a time, and disposed while their sessions' forward passes run;
-//  - sessions disposed with a step in flight, generate() aborted mid-stream, an engine (the batched
+//  - models created two at a time (one reporting progress), and disposed while their sessions' forward
+//    passes run;
+//  - sessions disposed with a step in flight (through lib/ and the addon's NativeSession, NativeModel
+//    and NativeBatch directly), generate() aborted mid-stream, an engine (the batched
 //    step over a paged KV cache) with concurrent requests, one aborted, closed while busy;
 //  - the synchronous kernels (ops.*) on the main thread while forward passes run on libuv's threads,
 //    and the pool resized (ops.setThreads) meanwhile;
 //  - GC pressure (--expose-gc: global.gc between rounds, JS tensors dropped unreferenced);
 //  - the same in worker_threads (the addon is context-aware), one worker terminated mid-forward.
 // Exits 0 when every round finished (errors a round expects, such as "the session was disposed",
-// are caught); a native fault or a sanitizer report ends the process with another status.
+// are caught); a native fault ends the process with another status (scripts/tsan.sh judges the
+// sanitizer's reports).
 // Usage: node --expose-gc scripts/tsan-stress.mjs [--rounds N] [--workers N]
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +25,8 @@ const opt = (name, dflt) => {
 const rounds = isMainThread ? opt('--rounds', 3) : workerData.rounds;
 const workers = opt('--workers', 2);
 const lib = await import(new URL('../dist/index.js', import.meta.url).href);
-const { createSyntheticModel, Tensor, kernels } = lib;
+const { createSyntheticModel, syntheticConfig, Tensor, kernels } = lib;
+const { native } = await import(new URL('../dist/native.js', import.meta.url).href);
 const gc = globalThis.gc ?? (() => {});
 
 // A small model: several experts and layers so that a forward pass issues many pool jobs of
@@ -34,7 +38,7 @@ const SHAPE = {
 const tokens = (n, seed) => Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) % SHAPE.vocabSize);
 const expected = (e) => /disposed|aborted|abort|closed|still running/i.test(String(e?.message ?? e));
 // What the run did (printed at the end, so a run that exercised nothing is visible as such).
-const seen = { models: 0, steps: 0, tokens: 0, rejected: 0, kernels: 0 };
+const seen = { models: 0, progress: 0, steps: 0, tokens: 0, rejected: 0, kernels: 0 };
 const swallow = (p) => p.then(() => {}, (e) => {
   if (!expected(e)) throw e;
   seen.rejected++;
@@ -55,7 +59,8 @@ function syncKernels(seed) {
 
 async function round(r) {
   const [a, b] = await Promise.all([
-    createSyntheticModel(SHAPE, { device: 'cpu', seed: r }),
+    // progress reports from the pool's threads to this one (a thread-safe function)
+    createSyntheticModel(SHAPE, { device: 'cpu', seed: r, onProgress: () => void seen.progress++ }),
     createSyntheticModel({ ...SHAPE, numExperts: 6 }, { device: 'cpu', seed: r + 100 }),
   ]);
   seen.models += 2;
@@ -93,6 +98,18 @@ async function round(r) {
     if (i === 3 && isMainThread) kernels.setThreads(2 + ((r + i) % 2));
     await new Promise((res) => setImmediate(res));
   }
+  // The addon's own objects (below lib/'s serialization): a NativeSession, its NativeModel and a
+  // NativeBatch disposed while their forward passes run (each pass holds its own references).
+  const nm = await native.NativeModel.synthetic({ config: syntheticConfig(SHAPE), seed: r, device: 'cpu' });
+  const ns = new native.NativeSession(nm, 32);
+  const nb = new native.NativeBatch(nm, { maxSequences: 2, kvBlocks: 8, blockSize: 8 });
+  const seq = nb.open(16);
+  const sample = { options: { temperature: 0, topK: 0, topP: 1, minP: 0 }, uniform: 0.5 };
+  const passes = [ns.forward(Int32Array.from(tokens(10, r)), 'last'), nb.step([{ seq, tokens: Int32Array.from(tokens(6, r)), sample }])];
+  ns.dispose();
+  nb.dispose();
+  nm.dispose();
+  for (const p of passes) jobs.push(p.then(() => void seen.steps++));
   // The model disposed while a forward pass of one of its sessions runs.
   const late = b.createSession({ maxContext: 32 });
   const fwd = swallow(late.prefill(tokens(12, r)));
@@ -121,7 +138,7 @@ if (isMainThread) {
   await Promise.all(exits);
   gc();
   console.log(`tsan-stress: ${rounds} rounds on the main thread and ${workers} workers finished; main thread: ` +
-    `${seen.models} models, ${seen.steps} session steps, ${seen.tokens} generated tokens, ${seen.kernels} sync kernels, ` +
+    `${seen.models} models (${seen.progress} progress reports), ${seen.steps} session steps, ${seen.tokens} generated tokens, ${seen.kernels} sync kernels, ` +
     `${seen.rejected} calls rejected as expected (disposed / aborted)`);
 } else {
   await main();
