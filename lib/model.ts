@@ -108,10 +108,11 @@ export interface LoadOptions {
    */
   experts?: 'mxfp4' | 'bf16';
   /**
-   * CPU only: what the MXFP4 expert kernels multiply the weights with. 'f32' (exact: the activations
-   * as they are) or 'q8' (each 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0:
-   * integer dot products, faster where the kernels are compute-bound; bench/RESULTS.md gives its
-   * error). Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
+   * CPU only: what the MXFP4 expert kernels and the Q8_0 dense layers (a GGUF's attention and LM head,
+   * denseWeights 'q8') multiply the weights with. 'f32' (exact: the activations as they are) or 'q8' (each
+   * 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0: integer dot products, faster
+   * where the kernels are compute-bound; bench/RESULTS.md gives its error). bf16 weights take f32 either
+   * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
    */
   activations?: ExpertActivations;
   /**
@@ -141,7 +142,7 @@ export interface ModelInfo {
   source: 'checkpoint' | 'synthetic';
   device: string;
   backend: string;
-  /** What the expert kernels multiply the MXFP4 weights with (LoadOptions.activations). */
+  /** What the expert kernels and Q8_0 dense layers multiply the weights with (LoadOptions.activations). */
   activations: ExpertActivations;
   /** The KV cache's element type of this model's sessions and batches (LoadOptions.kvCache). */
   kvCache: KvCacheDtype;

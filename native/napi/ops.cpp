@@ -141,8 +141,30 @@ Napi::Value op_rmsnorm(const Napi::CallbackInfo& info, bool ref) {
 
 Napi::Value op_linear(const Napi::CallbackInfo& info, bool ref) {
   return run_op(info, ref, "linear", {tensor("x"), tensor("weight"), optional_tensor("bias"), tensor("out")}, [&](const OpArgs& a) {
-    if (ref) cpu::ref::linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"));
-    else get_backend(a.device())->linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"));
+    // The fifth argument, activations: 'f32' (absent) or 'q8' (Q8_0 weights: integer dots on q8 activations).
+    const std::string fn = std::string(ref ? "ops.reference" : "ops") + ".linear";
+    ExpertActivations act = ExpertActivations::F32;
+    if (info.Length() > 4 && !info[4].IsUndefined()) {
+      if (!info[4].IsString()) throw type_error(fn + ": activations must be 'f32' or 'q8'");
+      act = parse_expert_activations(info[4].ToString().Utf8Value(), fn + ": activations");
+    }
+    if (ref) {
+      cpu::ref::linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"), act);
+      return;
+    }
+    std::shared_ptr<Backend> be = get_backend(a.device());
+    if (act == ExpertActivations::Q8 && a.device().kind != DeviceKind::CPU)
+      throw range_error(fn + ": activations 'q8' is a CPU mode; device " + a.device().str() + " multiplies f32 activations");
+    // The mode is the calling thread's (Backend::set_activations): set for this call, then put back.
+    const ExpertActivations before = be->activations();
+    be->set_activations(act);
+    try {
+      be->linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"));
+    } catch (...) {
+      be->set_activations(before);
+      throw;
+    }
+    be->set_activations(before);
   });
 }
 
