@@ -9,7 +9,8 @@
 //  - the synchronous kernels (ops.*) on the main thread while forward passes run on libuv's threads,
 //    and the pool resized (ops.setThreads) meanwhile;
 //  - GC pressure (--expose-gc: global.gc between rounds, JS tensors dropped unreferenced);
-//  - the same in worker_threads (the addon is context-aware), one worker terminated mid-forward.
+//  - the same in worker_threads (the addon is context-aware), one worker terminated mid-forward and
+//    each one leaving (process.exit) with a forward pass in flight.
 // Exits 0 when every round finished (errors a round expects, such as "the session was disposed",
 // are caught); a native fault ends the process with another status (scripts/tsan.sh judges the
 // sanitizer's reports).
@@ -72,6 +73,8 @@ async function round(r) {
       await s.prefill(tokens(9 + i, r + i));
       for (let t = 0; t < 4; ++t, ++seen.steps) await s.stepSample(t + i, { temperature: 0.8 }, (t + 0.5) / 5);
       const inFlight = s.stepSample(3, { temperature: 0 }, 0.5);
+      // read while the step runs (a progress display would): the session's length and token ids
+      for (let k = 0; k < 3; ++k, await new Promise((res) => setImmediate(res))) void (s.length + s.tokens.length);
       const disposed = s.dispose();
       await Promise.allSettled([inFlight, disposed]);
       await swallow(s.stepSample(1, { temperature: 0 }, 0.5)); // rejected: the session was disposed
@@ -143,4 +146,8 @@ if (isMainThread) {
 } else {
   await main();
   parentPort.postMessage('done');
+  // Leave with a forward pass in flight: the environment is torn down under it.
+  const nm = await native.NativeModel.synthetic({ config: syntheticConfig(SHAPE), seed: 5, device: 'cpu' });
+  void new native.NativeSession(nm, 64).forward(Int32Array.from(tokens(40, 5)), 'all').catch(() => {}); // queued now
+  process.exit(0);
 }
