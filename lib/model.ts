@@ -54,11 +54,13 @@ export function resolveKvCache(request: unknown, device: string, fn = 'loadModel
 }
 
 /**
- * `auto` never picks a GPU path that has not yet run on a GPU: GGUF files on CUDA/HIP (the Q8_0 kernels
- * and the ggml-layout upload are compiled and CPU-tested, not yet run on a GPU; bench/RESULTS.md) and
- * bf16 experts run as stored (`experts: 'bf16'` on a checkpoint whose experts are dense: the CUDA
- * bf16 expert kernels are compiled, not yet run on a GPU) stay on the CPU under `auto`, with the reason
- * in fallbackReason. Naming the device (`device: 'cuda'`) runs them.
+ * `auto` never picks a GPU path that has not yet run on that vendor's GPUs. On CUDA, GGUF files (the Q8_0
+ * kernels and the ggml-layout upload) and bf16 experts run on the GPU: both passed on an H200 (bench/RESULTS.md,
+ * "H200 run, seventh session": GGUF Q8_0 on CUDA vs the CPU 2.9e-4 with the f32k-f16v cache, GGUF greedy ==
+ * safetensors on CUDA; bf16 experts gpu_check 25/25, tiny-a-bf16 vs transformers 1.49e-5, greedy 20/20). On
+ * HIP neither has run on an AMD GPU (GGUF's sources are compiled for wave64, not run; the HIP backend refuses
+ * bf16 experts), so `auto` keeps them on the CPU there, with the reason in fallbackReason. Naming the device
+ * (`device: 'hip'`) runs GGUF there.
  */
 export function autoDeviceForFormat(
   request: DeviceRequest,
@@ -66,14 +68,13 @@ export function autoDeviceForFormat(
   format: 'safetensors' | 'gguf',
   bf16Experts = false,
 ): { device: string; fallbackReason?: string } {
-  if (request !== 'auto' || resolved.device === 'cpu' || (format !== 'gguf' && !bf16Experts)) return resolved;
-  const gpu = resolved.device.replace(/:\d+$/, '');
+  if (request !== 'auto' || !resolved.device.startsWith('hip') || (format !== 'gguf' && !bf16Experts)) return resolved;
   return {
     device: 'cpu',
     fallbackReason:
       format === 'gguf'
-        ? `GGUF on ${gpu}: its GPU kernels are compiled but have not yet run on a GPU, so auto loads GGUF files on the CPU (device: '${resolved.device}' runs them)`
-        : `experts 'bf16' on ${gpu}: its GPU kernels are compiled but have not yet run on a GPU, so auto runs bf16 experts on the CPU (device: '${resolved.device}' runs them; experts: 'mxfp4' quantizes them for the GPU)`,
+        ? `GGUF on hip: its kernels are compiled for AMD GPUs but have not yet run on one, so auto loads GGUF files on the CPU (device: '${resolved.device}' runs them)`
+        : `experts 'bf16' on hip: the HIP backend does not run bf16 experts yet (their kernels are not checked for AMD's 64-lane wavefronts), so auto runs them on the CPU (experts: 'mxfp4' quantizes them for the GPU)`,
   };
 }
 
@@ -96,9 +97,9 @@ export interface LoadOptions {
    * Experts of a fine-tuned checkpoint saved in bf16 (transformers' Mxfp4Config(dequantize=True):
    * `mlp.experts.gate_up_proj` [E, H, 2I], `down_proj` [E, I, H]): 'mxfp4' (default) quantizes them to
    * MXFP4 at load (the official checkpoint's speed and memory; model.info says how long it took),
-   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU, and CUDA when named: `device: 'cuda'` transposes them
-   * to the kernels' [E, out, in] rows at upload; those kernels are compiled but have not yet run on a GPU, so `auto`
-   * keeps bf16 experts on the CPU and says so in fallbackReason). Checkpoints with MXFP4 experts ignore it.
+   * 'bf16' runs them as stored (exact; 4x the expert bytes; CPU and CUDA: CUDA transposes them to the kernels'
+   * [E, out, in] rows at upload. HIP does not run them yet: `auto` keeps them on the CPU there and says so in
+   * fallbackReason). Checkpoints with MXFP4 experts ignore it.
    */
   experts?: 'mxfp4' | 'bf16';
   /**
@@ -109,11 +110,11 @@ export interface LoadOptions {
    */
   activations?: ExpertActivations;
   /**
-   * The KV cache's element type. GPU: 'bf16' (default: f32's range, 7 mantissa bits; the cache every
-   * GPU check and benchmark has run with), 'f16' (10 mantissa bits at the same bytes: 1.6x-150x closer
-   * to an f32 cache on random checkpoints in a CPU emulation, bench/RESULTS.md "KV cache dtype"; its
-   * CUDA kernels are compiled but have not yet run on a GPU, so it is opt-in until they have) or 'f32'
-   * (exact, twice the memory and attention bytes). CPU: 'f32' only (its attention kernels read f32; another value is a
+   * The KV cache's element type. GPU: 'f32k-f16v' (default: K exact in f32, V in f16; deep checkpoints
+   * within 1e-3 of an f32 cache on an H200 at no decode cost, bench/RESULTS.md "H200 run, seventh session"),
+   * 'bf16' (the earlier default: f32's range, 7 mantissa bits; 0.15-0.25 from an f32 cache on deep random
+   * checkpoints), 'f16' (10 mantissa bits at the same bytes) or 'f32' (exact, twice bf16's memory and
+   * attention bytes). CPU: 'f32' only (its attention kernels read f32; another value is a
    * RangeError). Default: GPTOSS_CUDA_KV_CACHE on a GPU when set, else the device's default.
    * model.info.kvCache says what the model runs with.
    */

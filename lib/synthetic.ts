@@ -58,7 +58,7 @@ export interface SyntheticOptions {
   /**
    * 'bf16': the generated MXFP4 experts dequantized (exactly) to bf16 and run by the bf16 expert kernels,
    * as LoadOptions.experts 'bf16' runs a fine-tuned checkpoint: the same model's values at 4x the expert
-   * bytes. Under device 'auto' it stays on the CPU, as loadModel's (its GPU kernels have not yet run on a GPU).
+   * bytes. Runs on the CPU and CUDA; under device 'auto' with a HIP GPU it stays on the CPU, as loadModel's.
    */
   experts?: 'mxfp4' | 'bf16';
 }

@@ -144,15 +144,16 @@ describe('synthetic models with bf16 experts', () => {
 });
 
 describe('experts: \'bf16\' on a GPU: options and device choice', () => {
-  it('auto keeps dense bf16 experts on the CPU (their GPU kernels have not run on a GPU); a named device or MXFP4 is unchanged', () => {
+  it('auto runs dense bf16 experts on CUDA (run on an H200) and keeps them on the CPU on HIP (refused there); a named device or MXFP4 is unchanged', () => {
     const cuda = { device: 'cuda:0' };
-    const kept = autoDeviceForFormat('auto', cuda, 'safetensors', true);
-    expect(kept.device).toBe('cpu');
-    expect(kept.fallbackReason).toMatch(/experts 'bf16' on cuda: its GPU kernels are compiled but have not yet run on a GPU.*device: 'cuda:0'/);
-    expect(autoDeviceForFormat('auto', { device: 'hip:0' }, 'safetensors', true).device).toBe('cpu');
-    expect(autoDeviceForFormat('auto', cuda, 'safetensors', false)).toBe(cuda);
+    expect(autoDeviceForFormat('auto', cuda, 'safetensors', true)).toEqual({ device: 'cuda:0' });
+    expect(autoDeviceForFormat('auto', cuda, 'gguf', true)).toEqual({ device: 'cuda:0' });
+    const hip = autoDeviceForFormat('auto', { device: 'hip:0' }, 'safetensors', true);
+    expect(hip.device).toBe('cpu');
+    expect(hip.fallbackReason).toMatch(/^experts 'bf16' on hip: the HIP backend does not run bf16 experts yet.*experts: 'mxfp4'/);
+    expect(autoDeviceForFormat('auto', { device: 'hip:0' }, 'gguf', true).fallbackReason).toMatch(/^GGUF on hip/);
+    expect(autoDeviceForFormat('auto', { device: 'hip:0' }, 'safetensors', false)).toEqual({ device: 'hip:0' });
     expect(autoDeviceForFormat('cuda', cuda, 'safetensors', true)).toBe(cuda);
-    expect(autoDeviceForFormat('auto', cuda, 'gguf', true).fallbackReason).toMatch(/^GGUF on cuda/);
     const cpu = { device: 'cpu', fallbackReason: 'CUDA unavailable: x' };
     expect(autoDeviceForFormat('auto', cpu, 'safetensors', true)).toBe(cpu);
   });
@@ -164,10 +165,15 @@ describe('experts: \'bf16\' on a GPU: options and device choice', () => {
       { name: 'model.layers.0.mlp.experts.down_proj_bias' }])).toBe(false);
   });
 
-  it('auto loads tiny-a-bf16 with experts: \'bf16\' on the CPU, and the model runs as before', async () => {
+  it('auto loads tiny-a-bf16 with experts: \'bf16\' on CUDA where there is one (else the CPU), and it runs there', async () => {
     const m = await loadModel(fixtureDir('tiny-a-bf16'), { experts: 'bf16' });
-    expect(m.device).toBe('cpu');
-    if (CUDA) expect(m.info.fallbackReason).toMatch(/experts 'bf16' on cuda/);
+    if (CUDA) {
+      expect(m.device).toBe('cuda:0');
+      expect(m.info.fallbackReason).toBeUndefined();
+    } else expect(m.device).toBe('cpu');
+    const tokens = readJson<number[]>('tiny-a-bf16', 'tokens.json').slice(0, 8);
+    const ref = readF32('tiny-a-bf16', 'logits.f32').subarray(0, tokens.length * m.config.vocabSize);
+    expect(relL2(await m.forward(tokens), ref)).toBeLessThan(1e-2);
     await m.dispose();
   });
 

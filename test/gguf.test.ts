@@ -132,6 +132,14 @@ describe('GGUF: the same weights as the safetensors checkpoint', () => {
   it.skipIf(CUDA)('without a CUDA device, loading a GGUF there is a clear error', async () => {
     await expect(loadModel(bf16Path, { device: 'cuda' })).rejects.toThrow(/CUDA|cuda/);
   });
+  it('device auto loads a GGUF on CUDA where there is one (run on an H200), else on the CPU', async () => {
+    const m = await loadModel(bf16Path);
+    expect(m.device).toBe(CUDA ? 'cuda:0' : 'cpu');
+    if (CUDA) expect(m.info.fallbackReason).toBeUndefined();
+    // CPU: the same values (1e-5 in the test below); CUDA: its default f32k-f16v cache gave 2.7e-4 on tiny-a
+    expect(relL2(await m.forward(tokens), hfLogits)).toBeLessThan(1e-2);
+    await m.dispose();
+  });
   it.runIf(CUDA)('on CUDA: the greedy continuation equals the safetensors form\'s; Q8_0 dense close to the CPU\'s', async () => {
     const st = await loadModel(fixtureDir('tiny-a'), { device: 'cuda' });
     const want = await greedyContinuation(st, tokens, greedy.length);

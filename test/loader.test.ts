@@ -134,14 +134,16 @@ describe('device selection', () => {
     await expect(loadModel(fixtureDir('tiny-a'), { device: 'tpu' as 'cpu' })).rejects.toThrow(RangeError);
   });
 
-  it('auto keeps GGUF files off GPU kernels that have not yet run on a GPU; a named device or safetensors is unchanged', async () => {
+  it('auto runs GGUF files on CUDA (run on an H200) and keeps them on the CPU on HIP (not run on an AMD GPU); a named device or safetensors is unchanged', async () => {
     const { autoDeviceForFormat } = await import('../lib/model.js');
     const cuda = { device: 'cuda:0' };
-    const gguf = autoDeviceForFormat('auto', cuda, 'gguf');
-    expect(gguf.device).toBe('cpu');
-    expect(gguf.fallbackReason).toMatch(/GGUF on cuda: its GPU kernels are compiled but have not yet run on a GPU.*device: 'cuda:0'/);
-    expect(autoDeviceForFormat('auto', { device: 'hip:1' }, 'gguf').device).toBe('cpu');
-    expect(autoDeviceForFormat('auto', cuda, 'safetensors')).toBe(cuda);
+    expect(autoDeviceForFormat('auto', cuda, 'gguf')).toEqual({ device: 'cuda:0' });
+    expect(autoDeviceForFormat('auto', { device: 'cuda:1' }, 'gguf').device).toBe('cuda:1');
+    const hip = autoDeviceForFormat('auto', { device: 'hip:1' }, 'gguf');
+    expect(hip.device).toBe('cpu');
+    expect(hip.fallbackReason).toMatch(/^GGUF on hip: its kernels are compiled for AMD GPUs but have not yet run on one.*device: 'hip:1'/);
+    expect(autoDeviceForFormat('auto', { device: 'hip:0' }, 'safetensors')).toEqual({ device: 'hip:0' });
+    expect(autoDeviceForFormat('hip', { device: 'hip:0' }, 'gguf')).toEqual({ device: 'hip:0' });
     expect(autoDeviceForFormat('cuda', cuda, 'gguf')).toBe(cuda);
     const cpu = { device: 'cpu', fallbackReason: 'CUDA unavailable: x' };
     expect(autoDeviceForFormat('auto', cpu, 'gguf')).toBe(cpu);

@@ -509,10 +509,10 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
   for (const std::string& f : files) model->files_.push_back(MappedFile::open(f));
 
   // CUDA reads GGUF files, Q8_0 dense weights and bf16 experts (converted at upload where its kernels
-  // need another layout; the bf16 experts are compiled, not yet run on a GPU). HIP runs the same
-  // sources for GGUF and Q8_0 (q8.cu, wave64; compiled, not yet run on an AMD GPU: README), and `auto`
-  // keeps GGUF files on the CPU (lib/model.ts autoDeviceForFormat). Its bf16 expert kernels are not
-  // checked for 64-lane wavefronts yet: refused there.
+  // need another layout; all three ran on an H200). HIP runs the same sources for GGUF and Q8_0 (q8.cu,
+  // wave64; compiled, not yet run on an AMD GPU: README), and `auto` keeps GGUF files on the CPU there
+  // (lib/model.ts autoDeviceForFormat). Its bf16 expert kernels are not checked for 64-lane wavefronts
+  // yet: refused there.
   if (device.kind == DeviceKind::HIP && options.experts_bf16)
     throw type_error("experts: 'bf16' is not supported on " + device.str() +
                      " yet (the bf16 expert kernels are not checked for AMD's 64-lane wavefronts); load with experts: "
