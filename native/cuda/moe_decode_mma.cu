@@ -641,6 +641,158 @@ void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stre
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Grouped decode MoE (a batched step's few tokens an expert: MoeDecodeKind's neighbour MoeGroupedKind
+// GroupedMma, policy.h). The routing is grouped as for the GEMM tile (count, scan, scatter: each
+// expert's (token, expert) pairs in contiguous slots) and split into groups of at most kMoeGroupTokens
+// (4) pairs of one expert; a CTA owns one 16-row tile of one group, so an expert's weights are read
+// once for up to 4 tokens. The MMA's 8 B columns hold the 4 tokens' (hi, lo) halves: column 2j + h
+// = token j's half h, so lane (g, t) of the C fragment accumulates token t's rows g and g + 8 (the
+// sum c0 + c1 of the one-token kernels, now a token a lane quad). Everything else is the one-token
+// kernels' code (slices, scales, bit-placed E2M1); the outputs go to act [slot, I] and y [slot, H]
+// (bias in, routing weight not), which moe.cu's unpermute sums per token in expert order.
+// ---------------------------------------------------------------------------------------------
+constexpr int kGT = kMoeGroupTokens;
+
+// Which group grid row `y` is: expert e, its first slot, its pairs (<= kGT). false past the last.
+__device__ __forceinline__ bool group_of(const MoeGroups& gr, int E, int y, int& e, int& slot0, int& count) {
+  if (y >= gr.tile_start[E]) return false;
+  int lo = 0, hi = E - 1;  // last e with tile_start[e] <= y
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (gr.tile_start[mid] <= y) lo = mid; else hi = mid - 1;
+  }
+  e = lo;
+  slot0 = gr.group_start[e] + (y - gr.tile_start[e]) * kGT;
+  count = min(kGT, gr.group_start[e + 1] - slot0);
+  return true;
+}
+
+// slice_gemv for a group: the 16 rows' slice once, B fragments per token ([token][block][8] uint4),
+// lane (g, t) reading token g / 2's (clamped to the group's last) so that its columns are valid data.
+template <bool kSub>
+__device__ __forceinline__ void slice_gemv_group(const uint8_t* w, const uint8_t* s, const float* const (&xs)[kGT], int count,
+                                                 int nch, int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
+                                                 int lane, bool wait_mid, float& acc0, float& acc1) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  const SliceRef r{nch, rows_total, b0, nb, per, lane};
+  uint8_t* rows = wsm;
+  uint8_t* sc = wsm + kTileRows * r.stride();
+  uint4* frag = reinterpret_cast<uint4*>(wsm + rows_bytes(per));
+  issue_rows(r, w, row0, rows);
+  uint32_t sv[kTileRows];
+  load_scales(r, s, row0, sv);
+  if (wait_mid) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+#pragma unroll
+  for (int j = 0; j < kGT; ++j)
+    if (j < count) build_frags<kSub>(r, xs[j], frag + j * per * 8);
+  store_scales<kSub>(r, sv, sc);
+  cp_async_wait<0>();
+  __syncwarp();
+  const int g = lane >> 2, j = min(g >> 1, count - 1);
+  tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag + j * per * 8, acc0, acc1);
+#endif
+}
+
+// The group's row sums over the CTA's K slices, in slice order: sums[j][row] for token j < count.
+__device__ __forceinline__ void group_rows_sum(float acc0, float acc1, int slices, int count, float (*red)[kGT][kTileRows],
+                                               float (*sums)[kTileRows]) {
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE, t = lane & 3;
+  if (t < count) {
+    red[warp][t][lane >> 2] = acc0;
+    red[warp][t][(lane >> 2) + 8] = acc1;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < count * kTileRows; i += blockDim.x) {
+    float v = 0.f;
+    for (int wi = 0; wi < slices; ++wi) v += red[wi][i / kTileRows][i % kTileRows];
+    sums[i / kTileRows][i % kTileRows] = v;
+  }
+  __syncthreads();
+}
+
+// grid (groups bound, ceil(2I / 16)): the groups of a row tile run side by side, so an expert's other
+// groups read that tile from L2. One warp per K slice of H: act[slot, I] = SwiGLU(gate_up x + bias).
+template <bool kSub>
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_group_gate_up_kernel(MoeArgs a, MoeGroups gr, float* act) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[kMaxWarps][kGT][kTileRows];
+  __shared__ float rowv[kGT][kTileRows];
+  pdl_wait();  // the groups are the scatter's output
+  pdl_launch_dependents();
+  int e = 0, slot0 = 0, count = 0;
+  if (!group_of(gr, a.E, int(blockIdx.x), e, slot0, count)) return;
+  const int rows_total = 2 * a.I, nch = a.H / 32, row0 = blockIdx.y * kTileRows;
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  const float* xs[kGT];
+#pragma unroll
+  for (int j = 0; j < kGT; ++j) xs[j] = a.x + int64_t(gr.perm_token[slot0 + min(j, count - 1)]) * a.H;
+  float acc0 = 0.f, acc1 = 0.f;
+  if (nb > 0)
+    slice_gemv_group<kSub>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
+                           xs, count, nch, rows_total, row0, b0, nb, sh.per, smem + warp * group_warp_bytes(sh.per), lane,
+                           false, acc0, acc1);
+  group_rows_sum(acc0, acc1, sh.slices, count, red, rowv);
+  // rows 2q (gate) and 2q + 1 (up) are interleaved
+  for (int i = threadIdx.x; i < count * (kTileRows / 2); i += blockDim.x) {
+    const int j = i / (kTileRows / 2), q = i % (kTileRows / 2), jj = row0 / 2 + q;
+    if (2 * jj + 1 < rows_total) {
+      const float gb = param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + 2 * jj);
+      const float ub = param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + 2 * jj + 1);
+      act[int64_t(slot0 + j) * a.I + jj] = swiglu(rowv[j][2 * q] + gb, rowv[j][2 * q + 1] + ub, a.limit, a.alpha);
+    }
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
+#endif
+}
+
+// grid (groups bound, ceil(H / 16)), one warp per K slice of I: y[slot, H] = down act + bias.
+template <bool kSub>
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_group_down_kernel(MoeArgs a, MoeGroups gr, const float* act, float* y) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[kMaxWarps][kGT][kTileRows];
+  __shared__ float rowv[kGT][kTileRows];
+  int e = 0, slot0 = 0, count = 0;
+  // The groups (two kernels back) are final here; gate_up's act is not until pdl_wait (in the slice).
+  if (!group_of(gr, a.E, int(blockIdx.x), e, slot0, count)) {
+    pdl_wait();
+    pdl_launch_dependents();
+    return;
+  }
+  const int nch = a.I / 32, row0 = blockIdx.y * kTileRows;
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  const float* xs[kGT];
+#pragma unroll
+  for (int j = 0; j < kGT; ++j) xs[j] = act + int64_t(slot0 + min(j, count - 1)) * a.I;
+  float acc0 = 0.f, acc1 = 0.f;
+  if (nb > 0) {
+    slice_gemv_group<kSub>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch, xs, count, nch, a.H,
+                           row0, b0, nb, sh.per, smem + warp * group_warp_bytes(sh.per), lane, true, acc0, acc1);
+  } else {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+  group_rows_sum(acc0, acc1, sh.slices, count, red, rowv);
+  for (int i = threadIdx.x; i < count * kTileRows; i += blockDim.x) {
+    const int j = i / kTileRows, r = row0 + i % kTileRows;
+    if (r < a.H) y[int64_t(slot0 + j) * a.H + r] = rowv[j][i % kTileRows] + param_f32(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + r);
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
+#endif
+}
+
 }  // namespace
 
 template <int kStages>
@@ -676,6 +828,20 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
                            ", I " + std::to_string(a.I) + ")");
   }
   else launch_variant<true>(a, act, part, stream);
+}
+
+// The grouped kernels over groups the caller built (moe.cu: launch_moe_group_mma): act [P, I], y [P, H].
+void launch_moe_group_kernels(const MoeArgs& args, const MoeGroups& gr, float* act, float* y, cudaStream_t stream) {
+  MoeArgs a = args;
+  a.slice_blocks = slice_target();
+  const SliceShape s_h = slice_shape(a.H / 32, a.slice_blocks), s_i = slice_shape(a.I / 32, a.slice_blocks);
+  const int s1 = s_h.slices * group_warp_bytes(s_h.per), s2 = s_i.slices * group_warp_bytes(s_i.per);
+  allow_smem(moe_group_gate_up_kernel<true>, s1);
+  allow_smem(moe_group_down_kernel<true>, s2);
+  launch_k(moe_group_gate_up_kernel<true>, dim3(gr.max_groups, ceil_div(2 * a.I, kTileRows)), s_h.slices * 32, s1, stream, a, gr, act);
+  GPTOSS_CUDA_LAUNCH("moe_group_gate_up_kernel");
+  launch_k(moe_group_down_kernel<true>, dim3(gr.max_groups, ceil_div(a.H, kTileRows)), s_i.slices * 32, s2, stream, a, gr, act, y);
+  GPTOSS_CUDA_LAUNCH("moe_group_down_kernel");
 }
 
 }  // namespace gptoss::cuda

@@ -121,6 +121,14 @@ GpuKnobs::MoeBf16 moe_bf16_from_env() {
   if (!std::strcmp(v, "grouped")) return M::Grouped;
   return M::Auto;
 }
+GpuKnobs::MoeBatch moe_batch_from_env() {
+  using M = GpuKnobs::MoeBatch;
+  const char* v = std::getenv("GPTOSS_CUDA_MOE_BATCH");
+  if (!v) return M::Auto;
+  if (!std::strcmp(v, "mma")) return M::GroupedMma;
+  if (!std::strcmp(v, "gemm")) return M::Gemm;
+  return M::Auto;
+}
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
@@ -132,6 +140,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   k.moe_bf16 = moe_bf16_from_env();
+  k.moe_batch = moe_batch_from_env();
   return k;
 }
 
@@ -140,6 +149,7 @@ GpuKnobs knobs() {
   GpuKnobs k = base;
   k.moe_decode = moe_decode_from_env();
   k.moe_bf16 = moe_bf16_from_env();
+  k.moe_batch = moe_batch_from_env();
   return k;
 }
 
@@ -231,6 +241,19 @@ bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
   return k.moe_decode == GpuKnobs::MoeDecode::MmaRelaid && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 &&
          H % kMoeTileRows == 0 && (2 * I) % kMoeTileRows == 0 &&
          int64_t(kMoeDecodeMaxPairs) * ceil_div_i(H, kMoeTileRows) <= kMoeTileCounters && moe_mma_fits(caps, k, H, I);
+}
+
+MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
+                              bool decode_layout) {
+  using Want = GpuKnobs::MoeBatch;
+  const int smem_cap = std::min(kMoeMaxSmem, caps.smem_optin);
+  const bool fits = !decode_layout && caps.mma_sync && caps.tensor_cores != TensorCores::Mfma && E > 0 && H % 32 == 0 &&
+                    I % 32 == 0 && slice_shape(H / 32, k.moe_slice).slices <= kMoeMaxWarps &&
+                    slice_shape(I / 32, k.moe_slice).slices <= kMoeMaxWarps && group_cta_smem(H / 32, k.moe_slice) <= smem_cap &&
+                    group_cta_smem(I / 32, k.moe_slice) <= smem_cap;
+  if (!fits || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
+  if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;
+  return int64_t(n) * experts_per_token <= int64_t(kMoeGroupMaxPerExpert) * E ? MoeBatchPath::GroupedMma : MoeBatchPath::Gemm;
 }
 
 MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I, bool decode_layout) {

@@ -25,9 +25,11 @@ struct GpuKnobs {
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
+  enum class MoeBatch { Auto, GroupedMma, Gemm };
+  MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm: MXFP4 experts past the decode kernels' pairs
   static GpuKnobs from_env();
 };
-// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE and GPTOSS_CUDA_MOE_BF16,
+// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, _MOE_BF16 and _MOE_BATCH,
 // read at each call (gpu_check and the kernel bench switch the MoE variant between calls).
 GpuKnobs knobs();
 
@@ -84,6 +86,15 @@ bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
 // one where it can run (Grouped needs a tile kernel).
 enum class MoeBf16Path { Gemv, Grouped };
 MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token);
+// MXFP4 experts with more (token, expert) pairs than the decode kernels take (moe_uses_decode false):
+// GroupedMma = launch_moe_group_mma (the decode MMA kernels over expert groups of <= kMoeGroupTokens
+// pairs: each expert read once a group; a batched decode step's few tokens an expert), where those
+// kernels fit, the experts are in the checkpoint's layout and the pairs average at most
+// kMoeGroupMaxPerExpert an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill). The knob forces
+// one where it can run.
+enum class MoeBatchPath { GroupedMma, Gemm };
+MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
+                              bool decode_layout);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 

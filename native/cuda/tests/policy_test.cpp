@@ -239,6 +239,21 @@ void test_moe_bf16() {
   CHECK(choose_moe_bf16(hopper, gemv, 2048, 4) == MoeBf16Path::Gemv);
   CHECK(choose_moe_bf16(hopper, grouped, 1, 4) == MoeBf16Path::Grouped);
   CHECK(choose_moe_bf16(h200(0, 0), grouped, 1, 4) == MoeBf16Path::Gemv);  // nothing to run Grouped on
+  // MXFP4 experts past the decode kernels' 16 pairs: the grouped decode kernels up to 8 pairs an expert
+  // (n <= 64 on the 20b's 32 experts), the GEMM tile above; never on the decode layout or AMD.
+  CHECK(choose_moe_batch(hopper, k, 5, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, k, 65, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, k, 512, 4, 128, H, H, false) == MoeBatchPath::Gemm);   // 120b prefill: 16 an expert
+  CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);       // decode layout
+  CHECK(choose_moe_batch(mi300, k, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(l40s(890, kSm89), k, 8, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);  // 71 KB of 99
+  GpuKnobs force_mma = k, force_gemm = k;
+  force_mma.moe_batch = GpuKnobs::MoeBatch::GroupedMma;
+  force_gemm.moe_batch = GpuKnobs::MoeBatch::Gemm;
+  CHECK(choose_moe_batch(hopper, force_mma, 1024, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);  // cannot run there
   // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
   // (the MXFP4 tile takes 64 there).
   CHECK(gemm_tile_rows(hopper, 256, false, 8192) == 128);
