@@ -574,7 +574,8 @@ void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream
   GPTOSS_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * a.E, stream));
   moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, counts, a.err);
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
-  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(counts, a.E, kMoeGroupTokens, group_start, tile_start, cursor);
+  const int gt = moe_group_tokens(current_caps(), knobs(), a.n, a.k, a.E, a.H, a.I);
+  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(counts, a.E, gt, group_start, tile_start, cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, group_start, cursor, perm_token, pair_slot);
   GPTOSS_CUDA_LAUNCH("moe_scatter_kernel");
@@ -582,7 +583,8 @@ void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream
   g.group_start = group_start;
   g.tile_start = tile_start;
   g.perm_token = perm_token;
-  g.max_groups = std::min(P, P / kMoeGroupTokens + a.E);  // sum ceil(c_e / 4) over the experts
+  g.max_groups = std::min(P, P / gt + a.E);  // sum ceil(c_e / gt) over the experts
+  g.group_tokens = gt;
   launch_moe_group_kernels(a, g, act, y, stream);
   const int64_t total = int64_t(a.n) * a.H;
   moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(y, pair_slot, a.expert_weight, a.n, a.k, a.H, a.out);

@@ -129,6 +129,13 @@ GpuKnobs::MoeBatch moe_batch_from_env() {
   if (!std::strcmp(v, "gemm")) return M::Gemm;
   return M::Auto;
 }
+int moe_group_from_env() {
+  const char* v = std::getenv("GPTOSS_CUDA_MOE_GROUP");
+  if (!v) return 0;
+  if (!std::strcmp(v, "4")) return 4;
+  if (!std::strcmp(v, "8")) return 8;
+  return 0;
+}
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
@@ -141,6 +148,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   k.moe_bf16 = moe_bf16_from_env();
   k.moe_batch = moe_batch_from_env();
+  k.moe_group = moe_group_from_env();
   return k;
 }
 
@@ -150,6 +158,7 @@ GpuKnobs knobs() {
   k.moe_decode = moe_decode_from_env();
   k.moe_bf16 = moe_bf16_from_env();
   k.moe_batch = moe_batch_from_env();
+  k.moe_group = moe_group_from_env();
   return k;
 }
 
@@ -243,17 +252,27 @@ bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
          int64_t(kMoeDecodeMaxPairs) * ceil_div_i(H, kMoeTileRows) <= kMoeTileCounters && moe_mma_fits(caps, k, H, I);
 }
 
+namespace {
+bool group_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I, int tokens) {
+  const int smem_cap = std::min(kMoeMaxSmem, caps.smem_optin);
+  return caps.mma_sync && caps.tensor_cores != TensorCores::Mfma && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 &&
+         slice_shape(H / 32, k.moe_slice).slices <= kMoeMaxWarps && slice_shape(I / 32, k.moe_slice).slices <= kMoeMaxWarps &&
+         group_cta_smem(H / 32, k.moe_slice, tokens) <= smem_cap && group_cta_smem(I / 32, k.moe_slice, tokens) <= smem_cap;
+}
+}  // namespace
+
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout) {
   using Want = GpuKnobs::MoeBatch;
-  const int smem_cap = std::min(kMoeMaxSmem, caps.smem_optin);
-  const bool fits = !decode_layout && caps.mma_sync && caps.tensor_cores != TensorCores::Mfma && E > 0 && H % 32 == 0 &&
-                    I % 32 == 0 && slice_shape(H / 32, k.moe_slice).slices <= kMoeMaxWarps &&
-                    slice_shape(I / 32, k.moe_slice).slices <= kMoeMaxWarps && group_cta_smem(H / 32, k.moe_slice) <= smem_cap &&
-                    group_cta_smem(I / 32, k.moe_slice) <= smem_cap;
-  if (!fits || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
+  if (decode_layout || E <= 0 || !group_fits(caps, k, H, I, 4) || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;
   return int64_t(n) * experts_per_token <= int64_t(kMoeGroupMaxPerExpert) * E ? MoeBatchPath::GroupedMma : MoeBatchPath::Gemm;
+}
+
+int moe_group_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I) {
+  const bool eight = group_fits(caps, k, H, I, 8);
+  if (k.moe_group == 4 || k.moe_group == 8) return k.moe_group == 8 && eight ? 8 : 4;
+  return eight && int64_t(n) * experts_per_token > 4 * int64_t(std::max(E, 1)) ? 8 : 4;
 }
 
 MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I, bool decode_layout) {

@@ -27,6 +27,7 @@ struct GpuKnobs {
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
   enum class MoeBatch { Auto, GroupedMma, Gemm };
   MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm: MXFP4 experts past the decode kernels' pairs
+  int moe_group = 0;                       // GPTOSS_CUDA_MOE_GROUP=4|8: pairs a GroupedMma group (0: policy)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, _MOE_BF16 and _MOE_BATCH,
@@ -87,14 +88,18 @@ bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
 enum class MoeBf16Path { Gemv, Grouped };
 MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token);
 // MXFP4 experts with more (token, expert) pairs than the decode kernels take (moe_uses_decode false):
-// GroupedMma = launch_moe_group_mma (the decode MMA kernels over expert groups of <= kMoeGroupTokens
-// pairs: each expert read once a group; a batched decode step's few tokens an expert), where those
+// GroupedMma = launch_moe_group_mma (the decode MMA kernels over expert groups of <= 4 or 8 pairs: each
+// expert read once a group; a batched decode step's few tokens an expert), where those
 // kernels fit, the experts are in the checkpoint's layout and the pairs average at most
 // kMoeGroupMaxPerExpert an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill). The knob forces
 // one where it can run.
 enum class MoeBatchPath { GroupedMma, Gemm };
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout);
+// Pairs a GroupedMma group: 8 (two B column sets share each decoded weight fragment) when the pairs
+// average more than 4 an expert and 8 tokens' fragments fit the CTA's shared memory, else 4; the knob
+// forces 4 or 8 (8 only where it fits).
+int moe_group_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 

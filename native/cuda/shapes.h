@@ -77,14 +77,14 @@ inline int mma_cta_smem(int nch, int target) {
   const SliceShape sh = slice_shape(nch, target);
   return sh.slices * warp_bytes(sh.per);
 }
-// The grouped decode kernels (a batched step's tokens grouped by expert): up to kMoeGroupTokens tokens
-// of one expert a CTA (the MMA's 8 B columns: each token's bf16 hi and lo), B fragments per token.
-constexpr int kMoeGroupTokens = 4;
-constexpr int kMoeGroupMaxPerExpert = 8;  // GroupedMma by default up to this many pairs an expert on average
-GPTOSS_HD inline int group_warp_bytes(int per) { return warp_bytes(per) + (kMoeGroupTokens - 1) * per * 128; }
-inline int group_cta_smem(int nch, int target) {
+// The grouped decode kernels (a batched step's tokens grouped by expert): up to 4 tokens of one expert
+// in the MMA's 8 B columns (each token's bf16 hi and lo), 8 with two column sets sharing each decoded
+// weight fragment; B fragments per token.
+constexpr int kMoeGroupMaxPerExpert = 16;  // GroupedMma by default up to this many pairs an expert on average
+GPTOSS_HD inline int group_warp_bytes(int per, int tokens) { return warp_bytes(per) + (tokens - 1) * per * 128; }
+inline int group_cta_smem(int nch, int target, int tokens) {
   const SliceShape sh = slice_shape(nch, target);
-  return sh.slices * group_warp_bytes(sh.per);
+  return sh.slices * group_warp_bytes(sh.per, tokens);
 }
 
 // ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
