@@ -91,14 +91,13 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // GroupedMma = launch_moe_group_mma (the decode MMA kernels over expert groups of <= 4 or 8 pairs: each
 // expert read once a group; a batched decode step's few tokens an expert), where those
 // kernels fit, the experts are in the checkpoint's layout and the pairs average at most
-// kMoeGroupMaxPerExpert an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill). The knob forces
-// one where it can run.
+// kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
+// batched steps). The knob forces one where it can run.
 enum class MoeBatchPath { GroupedMma, Gemm };
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout);
-// Pairs a GroupedMma group: 8 (two B column sets share each decoded weight fragment) when the pairs
-// average more than 4 an expert and 8 tokens' fragments fit the CTA's shared memory, else 4; the knob
-// forces 4 or 8 (8 only where it fits).
+// Pairs a GroupedMma group: 4; the knob (GPTOSS_CUDA_MOE_GROUP=8) asks for 8 (two B column sets share
+// each decoded weight fragment) where 8 tokens' fragments fit the CTA's shared memory.
 int moe_group_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);

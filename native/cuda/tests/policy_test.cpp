@@ -239,18 +239,19 @@ void test_moe_bf16() {
   CHECK(choose_moe_bf16(hopper, gemv, 2048, 4) == MoeBf16Path::Gemv);
   CHECK(choose_moe_bf16(hopper, grouped, 1, 4) == MoeBf16Path::Grouped);
   CHECK(choose_moe_bf16(h200(0, 0), grouped, 1, 4) == MoeBf16Path::Gemv);  // nothing to run Grouped on
-  // MXFP4 experts past the decode kernels' 16 pairs: the grouped decode kernels up to 16 pairs an expert
-  // (n <= 128 on the 20b's 32 experts), the GEMM tile above; never on the decode layout or AMD.
+  // MXFP4 experts past the decode kernels' 16 pairs: the grouped decode kernels up to 4 pairs an expert
+  // (n <= 32 on the 20b's 32 experts), the GEMM tile above; never on the decode layout or AMD.
   CHECK(choose_moe_batch(hopper, k, 5, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
-  CHECK(choose_moe_batch(hopper, k, 128, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
-  CHECK(choose_moe_batch(hopper, k, 129, 4, 32, H, H, false) == MoeBatchPath::Gemm);
-  CHECK(choose_moe_batch(hopper, k, 1024, 4, 128, H, H, false) == MoeBatchPath::Gemm);  // 120b prefill: 32 an expert
-  CHECK(moe_group_tokens(hopper, k, 8, 4, 32, H, H) == 4);    // 1 pair an expert
-  CHECK(moe_group_tokens(hopper, k, 33, 4, 32, H, H) == 8);   // > 4 an expert
-  CHECK(moe_group_tokens(l40s(890, kSm89), k, 128, 4, 32, H, H) == 4);  // 8 tokens' fragments: 116 KB > 99
-  GpuKnobs g4 = k;
-  g4.moe_group = 4;
-  CHECK(moe_group_tokens(hopper, g4, 128, 4, 32, H, H) == 4);
+  CHECK(choose_moe_batch(hopper, k, 32, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, k, 33, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // measured 2.2x slower there
+  CHECK(choose_moe_batch(hopper, k, 128, 4, 128, H, H, false) == MoeBatchPath::GroupedMma);  // 120b: 4 an expert
+  CHECK(moe_group_tokens(hopper, k, 8, 4, 32, H, H) == 4);
+  CHECK(moe_group_tokens(hopper, k, 128, 4, 32, H, H) == 4);  // 8 on request only
+  GpuKnobs g8 = k;
+  g8.moe_group = 8;
+  CHECK(moe_group_tokens(hopper, g8, 8, 4, 32, H, H) == 8);
+  CHECK(moe_group_tokens(l40s(890, kSm89), g8, 8, 4, 32, H, H) == 4);  // 8 tokens' fragments: 116 KB > 99
   CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);       // decode layout
   CHECK(choose_moe_batch(mi300, k, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(l40s(890, kSm89), k, 8, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);  // 71 KB of 99
