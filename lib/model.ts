@@ -34,6 +34,11 @@ export function resolveActivations(request: unknown, device: string, fn = 'loadM
 export type KvCacheDtype = 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
 /** Every KvCacheDtype, in the order errors list them. */
 export const KV_CACHE_DTYPES: readonly KvCacheDtype[] = ['f16', 'bf16', 'f32', 'f32k-f16v'];
+/**
+ * What a GPU model's KV cache holds when neither the option nor GPTOSS_CUDA_KV_CACHE names a type
+ * (scripts/gpu-kv-ab.sh holds the rule that picked it; scripts/gpu-model-check.mjs gates it).
+ */
+export const GPU_DEFAULT_KV_CACHE: KvCacheDtype = 'f32k-f16v';
 
 /**
  * The KV cache dtype a model loads with: the option, else GPTOSS_CUDA_KV_CACHE on a GPU device (the CPU
@@ -44,7 +49,7 @@ export const KV_CACHE_DTYPES: readonly KvCacheDtype[] = ['f16', 'bf16', 'f32', '
 export function resolveKvCache(request: unknown, device: string, fn = 'loadModel'): KvCacheDtype {
   const gpu = device !== 'cpu';
   const fromEnv = request === undefined && gpu && !!process.env.GPTOSS_CUDA_KV_CACHE;
-  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? 'f32k-f16v' : 'f32';
+  const value = request !== undefined ? request : fromEnv ? process.env.GPTOSS_CUDA_KV_CACHE : gpu ? GPU_DEFAULT_KV_CACHE : 'f32';
   const what = fromEnv ? 'GPTOSS_CUDA_KV_CACHE' : "option 'kvCache'";
   if (!(KV_CACHE_DTYPES as readonly unknown[]).includes(value))
     throw new RangeError(`${fn}: ${what} must be 'f16', 'bf16', 'f32' or 'f32k-f16v', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
@@ -103,10 +108,11 @@ export interface LoadOptions {
    */
   experts?: 'mxfp4' | 'bf16';
   /**
-   * CPU only: what the MXFP4 expert kernels multiply the weights with. 'f32' (exact: the activations
-   * as they are) or 'q8' (each 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0:
-   * integer dot products, faster where the kernels are compute-bound; bench/RESULTS.md gives its
-   * error). Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
+   * CPU only: what the MXFP4 expert kernels and the Q8_0 dense layers (a GGUF's attention and LM head,
+   * denseWeights 'q8') multiply the weights with. 'f32' (exact: the activations as they are) or 'q8' (each
+   * 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0: integer dot products, faster
+   * where the kernels are compute-bound; bench/RESULTS.md gives its error). bf16 weights take f32 either
+   * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
    */
   activations?: ExpertActivations;
   /**
@@ -136,7 +142,7 @@ export interface ModelInfo {
   source: 'checkpoint' | 'synthetic';
   device: string;
   backend: string;
-  /** What the expert kernels multiply the MXFP4 weights with (LoadOptions.activations). */
+  /** What the expert kernels and Q8_0 dense layers multiply the weights with (LoadOptions.activations). */
   activations: ExpertActivations;
   /** The KV cache's element type of this model's sessions and batches (LoadOptions.kvCache). */
   kvCache: KvCacheDtype;

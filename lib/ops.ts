@@ -19,7 +19,8 @@ export interface MoeWeightsHf {
   downBias: Tensor;
   /**
    * What the CPU expert kernels multiply the weights with: 'f32' (default, exact) or 'q8' (activations
-   * rounded to int8 per 32-block; LoadOptions.activations). CUDA and ops.reference use f32 always.
+   * rounded to int8 per 32-block; LoadOptions.activations, which covers Q8_0 dense layers too: see
+   * linear). CUDA and ops.reference use f32 always.
    */
   activations?: ExpertActivations;
 }
@@ -57,7 +58,11 @@ export interface SampleParams {
 export interface KernelOps {
   embedding(tokens: Tensor, table: Tensor, out: Tensor): void;
   rmsnorm(x: Tensor, weight: Tensor, eps: number, out: Tensor): void;
-  linear(x: Tensor, weight: Tensor, bias: Tensor | null, out: Tensor): void;
+  /**
+   * out = x W^T (+ bias). `activations` 'q8' (CPU, q8_0 weights only; else ignored): x rounded to int8 per
+   * 32-block and integer dot products, as a model loaded with activations 'q8' multiplies its Q8_0 layers.
+   */
+  linear(x: Tensor, weight: Tensor, bias: Tensor | null, out: Tensor, activations?: ExpertActivations): void;
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, scale: number): void;
   kvStore(k: Tensor, v: Tensor, positions: Tensor, kCache: Tensor, vCache: Tensor): void;
   attention(q: Tensor, kCache: Tensor, vCache: Tensor, sinks: Tensor, positions: Tensor, slidingWindow: number,
@@ -81,7 +86,7 @@ function wrap(opTable: () => any): KernelOps {
   return {
     embedding: (tokens, table, out) => n().embedding(h(tokens), h(table), h(out)),
     rmsnorm: (x, weight, eps, out) => n().rmsnorm(h(x), h(weight), eps, h(out)),
-    linear: (x, weight, bias, out) => n().linear(h(x), h(weight), h(bias), h(out)),
+    linear: (x, weight, bias, out, activations) => n().linear(h(x), h(weight), h(bias), h(out), activations),
     rope: (x, positions, invFreq, scale) => n().rope(h(x), h(positions), h(invFreq), scale),
     kvStore: (k, v, positions, kCache, vCache) => n().kvStore(h(k), h(v), h(positions), h(kCache), h(vCache)),
     attention: (q, kCache, vCache, sinks, positions, slidingWindow, softmaxScale, out) =>

@@ -14,34 +14,32 @@
 # (moe_decode_layout() without the knob) only if gpu_check's "decode layout" and mma-relaid cases pass,
 # decode at 512 gains >= 3% and prefill loses <= 2%.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
+source scripts/ab-lib.sh
 OUT="${OUT:-$PWD/gpu-logs}"
 mkdir -p "$OUT/relaid"
 REPEATS="${REPEATS:-2}"
 DECODE="${DECODE:-128}"
 run() {  # run <variant: default|mma-relaid> <context> <round>
-  local env=()
-  [[ $1 == mma-relaid ]] && env=(GPTOSS_CUDA_MOE_DECODE=mma-relaid)
-  env "${env[@]}" node bench/e2e.mjs --synthetic 20b --device cuda --prefill "${PREFILL:-2048}" --decode "$DECODE" --context "$2" \
-    --label "moe-$1-ctx$2-r$3" --out "$OUT/relaid" 2>&1 | tee -a "$OUT/relaid/e2e.log" | grep -E "decode at|prefill" | sed "s/^/$1 r$3 /"
+  local vars=()
+  [[ $1 == mma-relaid ]] && vars=(GPTOSS_CUDA_MOE_DECODE=mma-relaid)
+  ab_e2e "$OUT/relaid" "moe-$1-ctx$2-r$3" "$1 r$3" "decode at|prefill" ${vars[@]+"${vars[@]}"} -- \
+    --prefill "${PREFILL:-2048}" --decode "$DECODE" --context "$2"
 }
 for ctx in ${CONTEXTS:-512 4096}; do
   for r in $(seq 1 "$REPEATS"); do run default "$ctx" "$r"; run mma-relaid "$ctx" "$r"; done
 done
-node -e '
-const fs = require("fs"), dir = process.argv[1];
+# shellcheck disable=SC2016 # JavaScript: its $ and backquotes are node's
+ab_report '
 const rows = {};
-for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".json"))) {
-  const j = JSON.parse(fs.readFileSync(dir + "/" + f, "utf8"));
-  if (!j.decode) continue;
-  const v = /moe-(default|mma-relaid)-/.exec(j.label ?? f)?.[1] ?? "?";
+for (const j of runs) {
+  const v = /moe-(default|mma-relaid)-/.exec(j.label ?? j.file)?.[1] ?? "?";
   const r = (rows[v + " " + j.decode.context] ??= { dec: [], pre: [], conv: [] });
   r.dec.push(j.decode.tokensPerSecond);
   const p = Array.isArray(j.prefill) ? j.prefill[0] : j.prefill;
   if (p && p.tokensPerSecond) r.pre.push(p.tokensPerSecond);
   r.conv.push((j.convertSeconds ?? 0) * 1e3);
 }
-const med = (a) => a.length ? a.slice().sort((x, y) => x - y)[a.length >> 1] : NaN;
 console.log("| moe decode | context | decode tok/s (runs) | median | prefill tok/s median | convert ms |\n|---|---|---|---|---|---|");
 for (const [k, r] of Object.entries(rows).sort())
   console.log(`| ${k.split(" ")[0]} | ${k.split(" ")[1]} | ${r.dec.map((x) => x.toFixed(1)).join(", ")} | ${med(r.dec).toFixed(1)} | ${med(r.pre).toFixed(0)} | ${med(r.conv).toFixed(1)} |`);

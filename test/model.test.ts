@@ -304,7 +304,7 @@ describe('GPTOSS_CPU_KV_ROUND: the CPU emulation of a 16-bit cache (bench/kv-fid
   });
 
   it("kvCache 'f32k-f16v' keeps the deep checkpoints within 1e-2 of the exact cache, where f16 and bf16 miss (issue 12 item 6)", async () => {
-    const { KV_CHECKPOINTS, cpuLogits, kvCheckpoint, kvPrompt } = await import('../scripts/kv-checkpoints.mjs');
+    const { KV_CHECKPOINTS, cpuLogits, fidelityToExact, kvCheckpoint, kvPrompt, passesExactGate } = await import('../scripts/kv-checkpoints.mjs');
     const root = mkdtempSync(join(tmpdir(), 'gptoss-kv-'));
     try {
       const lines: string[] = [];
@@ -320,6 +320,10 @@ describe('GPTOSS_CPU_KV_ROUND: the CPU emulation of a 16-bit cache (bench/kv-fid
           const got = cpuLogits(dir, prompt, vocab, round);
           expect(hasNaN(got)).toBe(false);
           errs[spec.name][round] = relL2(got, exact);
+          // gpu-model-check.mjs's gate on the GPU's default cache, on the emulated one: f32k-f16v passes, f16 misses
+          const f = fidelityToExact(got, exact, vocab);
+          expect(f.relL2).toBeCloseTo(errs[spec.name][round], 6);
+          expect(passesExactGate(f)).toBe(round === 'f32k-f16v');
         }
         lines.push(`${spec.name}: ${Object.entries(errs[spec.name]).map(([k, e]) => `${k} ${e.toExponential(2)}`).join(', ')}`);
       }
@@ -332,6 +336,33 @@ describe('GPTOSS_CPU_KV_ROUND: the CPU emulation of a 16-bit cache (bench/kv-fid
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('fidelityToExact and the default cache\'s gate: rel L2 < 1e-2, no NaN, argmax at >= 97% of the rows', async () => {
+    const { fidelityToExact, passesExactGate } = await import('../scripts/kv-checkpoints.mjs');
+    const vocab = 4, rows = 80;
+    const exact = new Float32Array(rows * vocab);
+    for (let r = 0; r < rows; r++) exact.set([10, 9.99, 0, -1], r * vocab); // near-tied rows
+    const flip = (n: number) => {
+      const got = exact.slice();
+      for (let r = 0; r < n; r++) got.set([9.99, 10, 0, -1], r * vocab);
+      return fidelityToExact(got, exact, vocab);
+    };
+    expect(flip(0)).toEqual({ relL2: 0, nan: false, rows, agree: rows });
+    expect(flip(2)).toMatchObject({ agree: 78 });
+    expect(flip(2).relL2).toBeLessThan(1e-2);
+    expect(passesExactGate(flip(2))).toBe(true);
+    expect(passesExactGate(flip(3))).toBe(false); // 77/80 < 97%, though rel L2 is ~1e-4
+    expect(flip(3).relL2).toBeLessThan(1e-3);
+    const nan = exact.slice();
+    nan[7] = Number.NaN;
+    expect(fidelityToExact(nan, exact, vocab).nan).toBe(true);
+    expect(passesExactGate(fidelityToExact(nan, exact, vocab))).toBe(false);
+    const far = exact.map((x) => x * 1.02); // every argmax kept, rel L2 2e-2
+    expect(fidelityToExact(far, exact, vocab)).toMatchObject({ agree: rows });
+    expect(passesExactGate(fidelityToExact(far, exact, vocab))).toBe(false);
+    expect(passesExactGate(fidelityToExact(exact.map((x) => x * 1.009), exact, vocab))).toBe(true);
+    expect(() => fidelityToExact(exact.subarray(4), exact, vocab)).toThrow(/fidelityToExact: 316 and 320 logits are not the same whole rows of 4/);
   });
 
   it('names the variable on a bad value', async () => {

@@ -23,6 +23,18 @@
 #define GPTOSS_PAUSE() ((void)0)
 #endif
 
+// Test builds only (native/core/tests/thread_pool_test.cpp compiles this file with the macro): the
+// points where a job's interleavings are decided call the test's hook, so it can force the rare ones.
+#ifdef GPTOSS_POOL_TEST_HOOKS
+namespace gptoss {
+enum class PoolPoint { ClaimLoaded, BeforePublish, LeftJob };
+void pool_test_hook(PoolPoint point, uint32_t generation);
+}  // namespace gptoss
+#define GPTOSS_POOL_POINT(point, gen) pool_test_hook(PoolPoint::point, gen)
+#else
+#define GPTOSS_POOL_POINT(point, gen) ((void)0)
+#endif
+
 namespace gptoss {
 
 namespace {
@@ -78,13 +90,25 @@ int default_thread_count() {
 }
 
 struct ThreadPool::Impl {
-  int nthreads = 1;
+  std::atomic<int> nthreads{1};  // written under `dispatch`; parallel_for reads it before taking that
   std::vector<std::thread> workers;
 
-  // The current job. `claim` packs (generation << 32 | next chunk): a thread takes a chunk with a
-  // CAS that also checks the generation, so a late worker can never touch a finished job.
+  // The current job. `claim` is the whole of what a thread decides on before it owns a chunk:
+  // generation << 32 | chunk count << 16 | next chunk. A thread takes a chunk with a CAS on that word,
+  // so it can only take a chunk of the job it read, and only while that job has one left; fn, n and
+  // chunk are read after the CAS succeeded (they were written before the word was published, with
+  // release). The chunk count lives in the word, not beside it: a worker late from the previous job
+  // (it ran that job's last chunk and loaded its exhausted word) once read the next job's count while
+  // the caller was writing it, found "chunks left", and its CAS on the old, still unpublished word
+  // succeeded: it ran a chunk of the new job that was run again later, and its extra `done` count let
+  // the caller return while a chunk still ran over the caller's dead stack frame (a protection fault
+  // in a pool thread, once in a full test run; native/core/tests/thread_pool_test.cpp forces it).
+  static constexpr int64_t kMaxChunks = 0xffff;
+  static uint64_t claim_word(uint32_t gen, int64_t nchunks, int64_t next) {
+    return uint64_t(gen) << 32 | uint64_t(nchunks) << 16 | uint64_t(next);
+  }
   const std::function<void(int64_t, int64_t)>* fn = nullptr;
-  int64_t n = 0, chunk = 1, nchunks = 0;
+  int64_t n = 0, chunk = 1;
   std::atomic<uint64_t> claim{0};
   std::atomic<int64_t> done{0};
   std::atomic<uint32_t> generation{0};
@@ -108,9 +132,10 @@ struct ThreadPool::Impl {
   void run_chunks(uint32_t gen) {
     for (;;) {
       uint64_t w = claim.load(std::memory_order_acquire);
-      if (uint32_t(w >> 32) != gen) return;
-      int64_t idx = int64_t(w & 0xffffffffu);
-      if (idx >= nchunks) return;
+      GPTOSS_POOL_POINT(ClaimLoaded, gen);
+      if (uint32_t(w >> 32) != gen) break;
+      const int64_t idx = int64_t(w & 0xffff), nchunks = int64_t(w >> 16 & 0xffff);
+      if (idx >= nchunks) break;
       if (!claim.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel)) continue;
       int64_t b = idx * chunk, e = std::min(n, b + chunk);
       try {
@@ -121,6 +146,7 @@ struct ThreadPool::Impl {
       }
       done.fetch_add(1, std::memory_order_acq_rel);
     }
+    GPTOSS_POOL_POINT(LeftJob, gen);
   }
 
   // `seen`: the generation when the worker was created. Read there, not here: a job posted before
@@ -152,7 +178,7 @@ struct ThreadPool::Impl {
   void start(int threads) {
     nthreads = std::max(1, threads);
     stop = false;
-    choice = saved[nthreads];
+    choice = saved[nthreads.load()];
     const uint32_t gen = generation.load(std::memory_order_acquire);
     std::vector<int> cpus;
     if (pin) {
@@ -267,17 +293,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     return;
   }
   // A few chunks per thread: dynamic balance without many CAS round trips.
-  int64_t max_chunks = int64_t(p.nthreads) * 4;
+  const int64_t max_chunks = std::min<int64_t>(int64_t(p.nthreads.load()) * 4, Impl::kMaxChunks);
   int64_t chunk = (n + max_chunks - 1) / max_chunks;
   chunk = (chunk + grain - 1) / grain * grain;
+  const int64_t nchunks = (n + chunk - 1) / chunk;
   p.fn = &fn;
   p.n = n;
   p.chunk = chunk;
-  p.nchunks = (n + chunk - 1) / chunk;
   p.done.store(0, std::memory_order_relaxed);
   p.error = nullptr;
   uint32_t gen = p.generation.load(std::memory_order_relaxed) + 1;
-  p.claim.store(uint64_t(gen) << 32, std::memory_order_release);
+  GPTOSS_POOL_POINT(BeforePublish, gen);
+  p.claim.store(Impl::claim_word(gen, nchunks, 0), std::memory_order_release);
   p.generation.store(gen, std::memory_order_seq_cst);
   if (p.sleepers.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> sl(p.sleep_mutex);
@@ -285,7 +312,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   t_inside_job = true;
   p.run_chunks(gen);
-  while (p.done.load(std::memory_order_acquire) < p.nchunks) GPTOSS_PAUSE();
+  while (p.done.load(std::memory_order_acquire) < nchunks) GPTOSS_PAUSE();
   t_inside_job = false;
   if (adaptive) {
     p.record(n, grain, elapsed_ns());

@@ -14,20 +14,20 @@ namespace cpu {
 
 const Kernels& kernels_for(Isa isa) {
   static const Kernels portable_set{portable::mxfp4_rows, portable::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
-                                    portable::mxfp4_ggml_rows, portable::mxfp4_ggml_rows_q8, portable::q8_0_rows,
+                                    portable::mxfp4_ggml_rows, portable::mxfp4_ggml_rows_q8, portable::q8_0_rows, portable::q8_0_rows_q8,
                                     portable::bf16_rows, portable::attention_chunk, portable::mxfp4_quantize_cols, portable::q8_0_quantize};
 #if defined(GPTOSS_CPU_X86_KERNELS)
   static const Kernels avx2_set{avx2::mxfp4_rows, avx2::mxfp4_rows_q8, avx2::mxfp4_pos(), kEvenOddPos,
-                                avx2::mxfp4_ggml_rows, avx2::mxfp4_ggml_rows_q8, avx2::q8_0_rows,
+                                avx2::mxfp4_ggml_rows, avx2::mxfp4_ggml_rows_q8, avx2::q8_0_rows, avx2::q8_0_rows_q8,
                                 avx2::bf16_rows, avx2::attention_chunk, avx2::mxfp4_quantize_cols, avx2::q8_0_quantize};
   static const Kernels avxvnni_set{avx2::mxfp4_rows, avxvnni::mxfp4_rows_q8, avx2::mxfp4_pos(), kEvenOddPos,
-                                   avx2::mxfp4_ggml_rows, avxvnni::mxfp4_ggml_rows_q8, avx2::q8_0_rows,
+                                   avx2::mxfp4_ggml_rows, avxvnni::mxfp4_ggml_rows_q8, avx2::q8_0_rows, avxvnni::q8_0_rows_q8,
                                    avx2::bf16_rows, avx2::attention_chunk, avx2::mxfp4_quantize_cols, avx2::q8_0_quantize};
   static const Kernels avx512_set{avx512::mxfp4_rows, avx512::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
-                                  avx512::mxfp4_ggml_rows, avx512::mxfp4_ggml_rows_q8, avx512::q8_0_rows,
+                                  avx512::mxfp4_ggml_rows, avx512::mxfp4_ggml_rows_q8, avx512::q8_0_rows, avx2::q8_0_rows_q8,
                                   avx512::bf16_rows, avx512::attention_chunk, avx512::mxfp4_quantize_cols, avx512::q8_0_quantize};
   static const Kernels avx512vnni_set{avx512::mxfp4_rows, avx512vnni::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
-                                      avx512::mxfp4_ggml_rows, avx512vnni::mxfp4_ggml_rows_q8, avx512::q8_0_rows,
+                                      avx512::mxfp4_ggml_rows, avx512vnni::mxfp4_ggml_rows_q8, avx512::q8_0_rows, avx2::q8_0_rows_q8,
                                       avx512::bf16_rows, avx512::attention_chunk, avx512::mxfp4_quantize_cols, avx512::q8_0_quantize};
   switch (clamp_isa(isa)) {
     case Isa::Avx512Vnni: return avx512vnni_set;
@@ -40,7 +40,7 @@ const Kernels& kernels_for(Isa isa) {
 #if defined(__aarch64__)
   // attention_simd.h is written in x86 ymm intrinsics: neon keeps the portable attention chunk.
   static const Kernels neon_set{neon::mxfp4_rows, neon::mxfp4_rows_q8, kEvenOddPos, kEvenOddPos,
-                                neon::mxfp4_ggml_rows, neon::mxfp4_ggml_rows_q8, portable::q8_0_rows,
+                                neon::mxfp4_ggml_rows, neon::mxfp4_ggml_rows_q8, portable::q8_0_rows, portable::q8_0_rows_q8,
                                 neon::bf16_rows, portable::attention_chunk, portable::mxfp4_quantize_cols, portable::q8_0_quantize};
   if (clamp_isa(isa) == Isa::Neon) return neon_set;
 #endif
@@ -75,9 +75,16 @@ void CpuBackend::copy_to_host(const Tensor& src, void* dst, size_t bytes) {
 
 void CpuBackend::embedding(const Tensor& tokens, const Tensor& table, Tensor& out) { cpu::ProfileScope ps("embedding"); cpu::embedding(tokens, table, out); }
 void CpuBackend::rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) { cpu::ProfileScope ps("rmsnorm"); cpu::rmsnorm(x, weight, eps, out); }
+namespace {
+// Set per forward pass by the model (set_activations), read by the linears it issues on the same thread:
+// models with different modes may run at once on different threads.
+thread_local ExpertActivations t_activations = ExpertActivations::F32;
+}  // namespace
+void CpuBackend::set_activations(ExpertActivations a) { t_activations = a; }
+ExpertActivations CpuBackend::activations() const { return t_activations; }
 void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
   cpu::ProfileScope ps("linear", cpu::profile_shape_key(x, weight));
-  cpu::linear(x, weight, bias, out);
+  cpu::linear(x, weight, bias, out, t_activations);
 }
 void CpuBackend::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) {
   cpu::ProfileScope ps("rope");

@@ -20,6 +20,8 @@ class CpuBackend : public Backend {
 
   void embedding(const Tensor& tokens, const Tensor& table, Tensor& out) override;
   void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) override;
+  void set_activations(ExpertActivations a) override;
+  ExpertActivations activations() const override;
   void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) override;
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,

@@ -49,6 +49,11 @@ struct Kernels {
   // Same for Q8_0 [rows, cols/32 blocks of 34 bytes] and plain x.
   void (*q8_0_rows)(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
                     int64_t r0, int64_t r1);
+  // The q8 product for Q8_0 weights (activations: 'q8' on the dense layers): x quantized per 32-block in
+  // its natural order (quantize_q8: xq int8 [n, cols], xd f32 [n, cols/32]); per block the integer dot of
+  // the weight's int8 with xq (exact in int32), times f16 d * xd (llama.cpp's vec_dot_q8_0_q8_0).
+  void (*q8_0_rows_q8)(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                       int64_t ld, int64_t r0, int64_t r1);
   // Same for a bf16 [rows, cols] weight and plain x [n, cols].
   void (*bf16_rows)(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,
                     int64_t r0, int64_t r1);
@@ -112,6 +117,8 @@ const float* e8m0_half_table();
                           float* out, int64_t ld, int64_t r0, int64_t r1);                                  \
   void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,    \
                  int64_t r0, int64_t r1);                                                                   \
+  void q8_0_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n,       \
+                    float* out, int64_t ld, int64_t r0, int64_t r1);                                        \
   void bf16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld,        \
                  int64_t r0, int64_t r1);                                                                   \
   void attention_chunk(const float* qt, int64_t d, const float* k, const float* v, int64_t ld, int64_t len,    \
@@ -134,11 +141,13 @@ GPTOSS_DECLARE_QUANTIZERS(avx512)
 namespace avx2 {
 const uint8_t* mxfp4_pos();  // the order of the AVX2 decode (mxfp4_avx2.h)
 }
-namespace avxvnni {  // the avx2 set with a vpdpbusd q8 kernel
+namespace avxvnni {  // the avx2 set with vpdpbusd q8 kernels
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
 void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
                         int64_t ld, int64_t r0, int64_t r1);
+void q8_0_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                  int64_t ld, int64_t r0, int64_t r1);
 }
 namespace avx512vnni {  // the avx512 set with a zmm vpdpbusd q8 kernel
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,

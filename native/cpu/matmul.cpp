@@ -14,7 +14,8 @@ namespace gptoss::cpu {
 
 void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);       // mxfp4.cpp
 void linear_mxfp4_ggml(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);  // mxfp4.cpp
-void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);        // q8.cpp
+void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out,
+                 ExpertActivations act);  // q8.cpp
 
 void f32_rows(const float* w, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r)
@@ -82,15 +83,19 @@ void linear_bf16(const Tensor& x, const Tensor& weight, const Tensor* bias, Tens
       16);
 }
 
-void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out, ExpertActivations act) {
   checks::linear(x, weight, bias, out, kCpuDevice);
   if (x.dim(0) == 0 || weight.dim(0) == 0) return;
   switch (weight.dtype) {
     case DType::MXFP4: linear_mxfp4(x, weight, bias, out); break;
     case DType::MXFP4_GGML: linear_mxfp4_ggml(x, weight, bias, out); break;
-    case DType::Q8_0: linear_q8_0(x, weight, bias, out); break;
+    case DType::Q8_0: linear_q8_0(x, weight, bias, out, act); break;
     default: linear_bf16(x, weight, bias, out); break;
   }
+}
+
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  linear(x, weight, bias, out, ExpertActivations::F32);
 }
 
 namespace ref {
@@ -117,6 +122,24 @@ float weight_at(const Tensor& w, int64_t r, int64_t c) {
   uint8_t byte = static_cast<const uint8_t*>(w.data)[i / 2];
   uint8_t code = (i % 2 == 0) ? (byte & 15) : (byte >> 4);
   return e2m1_to_f32(code) * std::ldexp(1.0f, int(static_cast<const uint8_t*>(w.scales)[i / 32]) - 127);
+}
+
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out, ExpertActivations act) {
+  if (act != ExpertActivations::Q8 || weight.dtype != DType::Q8_0) return linear(x, weight, bias, out);
+  checks::linear(x, weight, bias, out, kCpuDevice);
+  // x as the q8 kernels see it: quantize_q8's int8 and scales, multiplied out (each product exact in
+  // double), then the products with the weights summed in double.
+  const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0), nblk = in / kQ8BlockSize;
+  std::vector<int8_t> xq(size_t(n * in));
+  std::vector<float> xd(size_t(n * nblk));
+  quantize_q8(x.ptr<float>(), n, in, xq.data(), xd.data());
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t r = 0; r < o; ++r) {
+      double acc = bias ? param_at(*bias, r) : 0.0;
+      for (int64_t c = 0; c < in; ++c)
+        acc += double(weight_at(weight, r, c)) * (double(xd[size_t(t * nblk + c / kQ8BlockSize)]) * xq[size_t(t * in + c)]);
+      out.ptr<float>()[t * o + r] = float(acc);
+    }
 }
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {

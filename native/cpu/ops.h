@@ -31,8 +31,12 @@ namespace gptoss::cpu {
   int32_t sample(const Tensor& logits, const SampleParams& params, float uniform);
 
 GPTOSS_CPU_OPS
+// linear with the activations the quantized weights are multiplied with: Q8 for a Q8_0 weight quantizes x
+// per 32-block (quantize_q8) and takes integer dot products; every other case is the 4-argument linear.
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out, ExpertActivations act);
 namespace ref {
 GPTOSS_CPU_OPS
+void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out, ExpertActivations act);
 }
 #undef GPTOSS_CPU_OPS
 

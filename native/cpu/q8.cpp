@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/thread_pool.h"
 #include "kernels.h"
@@ -38,15 +39,57 @@ void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, f
 }
 }  // namespace portable
 
-void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+namespace portable {
+// The scalar reference of Kernels::q8_0_rows_q8 (and the portable / NEON sets' kernel).
+void q8_0_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                  int64_t ld, int64_t r0, int64_t r1) {
+  const int64_t nblk = cols / kQ8BlockSize;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = blocks + r * nblk * kQ8BlockBytes;
+    for (int64_t t = 0; t < n; ++t) {
+      const int8_t* xt = xq + t * cols;
+      float acc = 0.f;
+      for (int64_t g = 0; g < nblk; ++g) {
+        const uint8_t* b = row + g * kQ8BlockBytes;
+        uint16_t d;
+        std::memcpy(&d, b, 2);
+        const auto* q = reinterpret_cast<const int8_t*>(b + 2);
+        int32_t dot = 0;  // |dot| <= 32 * 128 * 127: exact
+        for (int k = 0; k < kQ8BlockSize; ++k) dot += int32_t(q[k]) * int32_t(xt[g * kQ8BlockSize + k]);
+        acc += float(dot) * (f16_to_f32(d) * xd[t * nblk + g]);
+      }
+      out[t * ld + r] = acc;
+    }
+  }
+}
+}  // namespace portable
+
+// activations Q8: x quantized per 32-block (quantize_q8, as the q8 experts) and integer dot products, as
+// llama.cpp multiplies every Q8_0 matrix; F32: the exact kernel.
+void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out, ExpertActivations act) {
   const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0);
   const Kernels& k = kernels();
   const auto* w = static_cast<const uint8_t*>(weight.data);
   const float* xs = x.ptr<float>();
   float* y = out.ptr<float>();
+  const bool q8 = act == ExpertActivations::Q8;
+  const int64_t nblk = in / kQ8BlockSize;
+  std::vector<int8_t> xq(q8 ? size_t(n * in) : 0);
+  std::vector<float> xd(q8 ? size_t(n * nblk) : 0);
+  if (q8) {
+    if (n >= 16)
+      parallel_for(n, [&](int64_t t0, int64_t t1) {
+        quantize_q8(xs + t0 * in, t1 - t0, in, xq.data() + t0 * in, xd.data() + t0 * nblk);
+      }, 4);
+    else
+      quantize_q8(xs, n, in, xq.data(), xd.data());
+  }
   parallel_for(
       o, [&](int64_t r0, int64_t r1) {
-        k.q8_0_rows(w, in, xs, n, y, o, r0, r1);
+        if (q8)
+          k.q8_0_rows_q8(w, in, xq.data(), xd.data(), n, y, o, r0, r1);
+        else
+          k.q8_0_rows(w, in, xs, n, y, o, r0, r1);
         if (bias)
           for (int64_t t = 0; t < n; ++t)
             for (int64_t r = r0; r < r1; ++r) y[t * o + r] += param_at(*bias, r);

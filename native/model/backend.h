@@ -19,10 +19,11 @@
 
 namespace gptoss {
 
-// What the CPU expert kernels multiply the MXFP4 weights with (a load option, model.info.activations):
-// F32 the activations as they are (exact: the reference's products, summed in another order); Q8
-// each 32-value block of activations rounded to int8 with an f32 scale (llama.cpp's q8_0), so the
-// products are integer dot products. CUDA multiplies f32 activations whatever this says.
+// What the CPU kernels multiply the MXFP4 experts and the Q8_0 dense weights (a GGUF's attention and LM
+// head, denseWeights: 'q8') with (a load option, model.info.activations): F32 the activations as they are
+// (exact: the reference's products, summed in another order); Q8 each 32-value block of activations
+// rounded to int8 with an f32 scale (llama.cpp's q8_0), so the products are integer dot products. bf16
+// weights take f32 either way. CUDA multiplies f32 activations whatever this says.
 enum class ExpertActivations { F32, Q8 };
 const char* expert_activations_name(ExpertActivations a);
 // "f32" | "q8"; throws RangeError naming `what` otherwise.
@@ -134,6 +135,12 @@ class Backend {
   virtual void rmsnorm(const Tensor& x, const Tensor& weight, float eps, Tensor& out) = 0;
   // out[n, O] = x[n, I] @ W[O, I]^T (+ bias[O]). W bf16 or MXFP4 (one expert's [O, I]).
   virtual void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) = 0;
+  // What the linears issued next on the calling thread multiply Q8_0 weights with (the model sets it from
+  // its activations option at the start of each forward pass): on the CPU, Q8 quantizes the activations
+  // per 32-block and takes integer dot products, as llama.cpp does; F32 (the default) is exact. Other
+  // backends multiply f32 activations and ignore it (the model refuses q8 off the CPU).
+  virtual void set_activations(ExpertActivations a) { (void)a; }
+  virtual ExpertActivations activations() const { return ExpertActivations::F32; }
   // In place on x [n, heads, D]: halves rotation (x1*c - x2*s, x2*c + x1*s) with
   // angle = positions[i] * inv_freq[j] (f32 product, as transformers), c = cos*scale, s = sin*scale.
   virtual void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) = 0;

@@ -780,6 +780,8 @@ void Model::forward(Activations& s, const KvView& kv) {
   Tensor attn3 = s.attn.reshaped({n, c.num_heads, D});
   const float softmax_scale = 1.0f / std::sqrt(float(D));  // 1/8 for head_dim 64
   const SwigluParams swiglu{c.swiglu_limit, 1.702f};
+  // The Q8_0 dense layers (a GGUF's attention and LM head, denseWeights: 'q8') take the experts' mode.
+  be.set_activations(expert_activations_);
 
   // Each block ends with a residual add; it is fused with the norm that opens the next block (and
   // with what that norm feeds), so x += block_out is written where that norm is.

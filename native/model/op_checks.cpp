@@ -43,6 +43,38 @@ void cache_pair(const Tensor& k_cache, const Tensor& v_cache, std::initializer_l
                    "), got " + v_cache.describe());
 }
 
+// The joined gateUp's layouts: transformers' bf16 [E, H, 2*I] on the CPU (rows = inputs), and rows =
+// outputs [E, 2*I, H] for MXFP4 blocks and for bf16 on a GPU (kernels.transposeExperts makes it); what
+// a wrong shape's error says of each (tests match these words).
+struct GateUpLayout {
+  bool rows_are_outputs;  // [E, 2*I, H]; else [E, H, 2*I]
+  const char* name;       // "moe: bf16 gateUp", then " on <device>" when names_device
+  bool names_device;
+  const char* note;       // after the expected shape
+};
+constexpr GateUpLayout kGateUpLayouts[] = {
+    {false, "moe: bf16 gateUp", false, ""},  // bf16 on the CPU
+    {true, "moe: bf16 gateUp", true,         // bf16 on a GPU
+     " (rows = outputs; transformers' [E, H, 2*I] goes through kernels.transposeExperts, as loadModel does)"},
+    {true, "moe: gateUp", false, ""},  // MXFP4
+};
+
+struct ExpertsDims {
+  int64_t experts, intermediate;
+};
+// gateUp's E and I in `layout`, for hidden size h: 3 dimensions, H where the layout puts it, an even 2*I.
+ExpertsDims gate_up_dims(const Tensor& gate_up, int64_t h, const GateUpLayout& layout, const Device& device) {
+  expect_ndim(gate_up, 3, "moe: gateUp");
+  const int64_t inter2 = gate_up.dim(layout.rows_are_outputs ? 1 : 2);
+  if (gate_up.dim(layout.rows_are_outputs ? 2 : 1) != h || inter2 % 2 != 0) {
+    const std::string hs = std::to_string(h);
+    throw range_error(std::string(layout.name) + (layout.names_device ? " on " + device.str() : "") + " must be " +
+                      (layout.rows_are_outputs ? "[E, 2*I, " + hs + "]" : "[E, " + hs + ", 2*I]") + layout.note +
+                      ", got " + gate_up.describe());
+  }
+  return {gate_up.dim(0), inter2 / 2};
+}
+
 }  // namespace
 
 void placed(const Tensor& t, const Device& device, const char* what) {
@@ -280,36 +312,16 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
     expect_shape(w.up, w.gate.shape, "moe: up");
     param(w.gate_bias, e * inter, "moe: gateBias");
     param(w.up_bias, e * inter, "moe: upBias");
-  } else if (cpu && w.gate_up.dtype == DType::BF16) {  // transformers' bf16 layout [E, H, 2*I]
-    expect_ndim(w.gate_up, 3, "moe: gateUp");
-    e = w.gate_up.dim(0);
-    const int64_t inter2 = w.gate_up.dim(2);
-    if (w.gate_up.dim(1) != h || inter2 % 2 != 0)
-      throw range_error("moe: bf16 gateUp must be [E, " + std::to_string(h) + ", 2*I], got " + w.gate_up.describe());
-    inter = inter2 / 2;
-    param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
-  } else if (w.gate_up.dtype == DType::BF16) {  // a GPU: [E, 2*I, H], the MXFP4 blocks' row layout
-    expect_ndim(w.gate_up, 3, "moe: gateUp");
-    e = w.gate_up.dim(0);
-    const int64_t inter2 = w.gate_up.dim(1);
-    if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
-      throw range_error("moe: bf16 gateUp on " + device.str() + " must be [E, 2*I, " + std::to_string(h) +
-                        "] (rows = outputs; transformers' [E, H, 2*I] goes through kernels.transposeExperts, as loadModel "
-                        "does), got " + w.gate_up.describe());
-    if (w.down.dtype != DType::BF16)
-      throw type_error("moe: down must be bf16 like gateUp on " + device.str() + ", got " + w.down.describe());
-    inter = inter2 / 2;
-    param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
   } else {
-    if (w.gate_up.dtype != DType::MXFP4)
+    const bool bf16 = w.gate_up.dtype == DType::BF16;
+    if (!bf16 && w.gate_up.dtype != DType::MXFP4)
       throw type_error("moe: gateUp: expected dtype mxfp4 or bf16, got " + w.gate_up.describe());
-    expect_ndim(w.gate_up, 3, "moe: gateUp");
-    e = w.gate_up.dim(0);
-    const int64_t inter2 = w.gate_up.dim(1);
-    if (w.gate_up.dim(2) != h || inter2 % 2 != 0)
-      throw range_error("moe: gateUp must be [E, 2*I, " + std::to_string(h) + "], got " + w.gate_up.describe());
-    inter = inter2 / 2;
-    param(w.gate_up_bias, e * inter2, "moe: gateUpBias");
+    const ExpertsDims d = gate_up_dims(w.gate_up, h, kGateUpLayouts[!bf16 ? 2 : cpu ? 0 : 1], device);
+    e = d.experts;
+    inter = d.intermediate;
+    if (bf16 && !cpu && w.down.dtype != DType::BF16)
+      throw type_error("moe: down must be bf16 like gateUp on " + device.str() + ", got " + w.down.describe());
+    param(w.gate_up_bias, e * 2 * inter, "moe: gateUpBias");
   }
   if (h % kMxfp4BlockSize != 0 || inter % kMxfp4BlockSize != 0)
     throw range_error("moe: hidden and intermediate sizes must be multiples of 32, got hidden " + std::to_string(h) +

@@ -342,6 +342,12 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
 
   std::shared_ptr<Session> session;
   std::shared_ptr<std::atomic<int>> busy = std::make_shared<std::atomic<int>>(0);
+  // The session's length as this (main) thread sees it: a pass in flight owns the Session and moves
+  // its length on libuv's thread, so JS reads this copy, taken when each pass settles (and by
+  // truncate). Reading Session::length() here during a pass was a data race (ThreadSanitizer, a
+  // progress display reading session.length while a step runs: scripts/tsan-stress.mjs). Shared with
+  // the pass's settle callback, which may run after this object is collected.
+  std::shared_ptr<int> seen_length = std::make_shared<int>(0);
 
   Session& get(const char* fn) {
     if (!session) throw runtime_error(std::string(fn) + ": the session was disposed");
@@ -396,19 +402,19 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     if (!(u >= 0 && u < 1)) throw range_error(std::string(fn) + ": uniform must be in [0, 1)");
   }
 
-  // Runs work(session) off the main thread with the session marked busy until it is done; `done`
+  // Runs work(session) off the main thread with the session marked busy until the pass settles; `done`
   // builds the promise's value on the main thread. Every async session call goes through here.
   Napi::Value run_busy(Napi::Env env, const char* name, std::function<void(Session&)> work, PromiseWorker::Done done) {
     std::shared_ptr<Session> s = session;
-    auto busy_flag = busy;
-    auto worker = new PromiseWorker(
-        env, name,
-        [s, work, busy_flag]() {
-          struct Clear { std::shared_ptr<std::atomic<int>> f; ~Clear() { f->store(0); } } clear{busy_flag};
-          work(*s);
-        },
-        std::move(done));
-    busy_flag->store(1);
+    auto worker = new PromiseWorker(env, name, [s, work]() { work(*s); }, std::move(done));
+    // On the main thread once the pass is over, before its promise settles: the length JS sees moves,
+    // and only then may the next call start (were busy cleared at the end of the work, a call made
+    // before this ran could start a pass that moves the length while this reads it).
+    worker->on_settle([s, busy_flag = busy, seen = seen_length](bool) {
+      *seen = s->length();
+      busy_flag->store(0);
+    });
+    busy->store(1);
     Napi::Promise p = worker->promise();
     worker->Queue();
     return p;
@@ -498,12 +504,13 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
       Session& s = get("Session.truncate");
       not_busy("Session.truncate");
       s.truncate(int(arg_int(info, 0, "Session.truncate", "length", 0, s.length())));
+      *seen_length = s.length();
       return info.Env().Undefined();
     });
   }
 
   Napi::Value length(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), session ? session->length() : 0);
+    return Napi::Number::New(info.Env(), session ? *seen_length : 0);
   }
   Napi::Value max_context(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), session ? session->max_context() : 0);

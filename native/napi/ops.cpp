@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <initializer_list>
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -52,146 +54,176 @@ Tensor& tensor_prop(Napi::Object o, const char* key, const char* fn) {
   return TensorObject::unwrap(get_prop(o, key), fn, key);
 }
 
+// One op's arguments as a table, read in the order given: tensors, an optional tensor (null or
+// undefined: absent), finite numbers, integers in [lo, hi]; each error names the op and the argument,
+// and the first bad argument is the one reported. Then all its tensors must be on one device (in
+// argument order, the optional ones last): device() is that device.
+struct ArgSpec {
+  enum Kind : uint8_t { Required, Optional, Number, Integer } kind;
+  const char* name;
+  int64_t lo = 0, hi = 0;
+};
+constexpr ArgSpec tensor(const char* name) { return {ArgSpec::Required, name}; }
+constexpr ArgSpec optional_tensor(const char* name) { return {ArgSpec::Optional, name}; }
+constexpr ArgSpec number(const char* name) { return {ArgSpec::Number, name}; }
+constexpr ArgSpec integer(const char* name, int64_t lo, int64_t hi) { return {ArgSpec::Integer, name, lo, hi}; }
+
+class OpArgs {
+ public:
+  OpArgs(const Napi::CallbackInfo& info, const char* fn, std::initializer_list<ArgSpec> specs)
+      : specs_(specs), values_(specs.size()) {
+    for (size_t i = 0; i < specs_.size(); ++i) {
+      const ArgSpec& a = specs_[i];
+      Value& v = values_[i];
+      switch (a.kind) {
+        case ArgSpec::Required: v.tensor = &tensor_arg(info, i, fn, a.name); break;
+        case ArgSpec::Optional:
+          if (i < info.Length() && !info[i].IsNull() && !info[i].IsUndefined()) v.tensor = &tensor_arg(info, i, fn, a.name);
+          break;
+        case ArgSpec::Number: v.number = arg_number(info, i, fn, a.name); break;
+        case ArgSpec::Integer: v.number = double(arg_int(info, i, fn, a.name, a.lo, a.hi)); break;
+      }
+    }
+    DeviceCheck dc{fn};
+    for (ArgSpec::Kind kind : {ArgSpec::Required, ArgSpec::Optional})
+      for (size_t i = 0; i < specs_.size(); ++i)
+        if (specs_[i].kind == kind && values_[i].tensor) dc(*values_[i].tensor, specs_[i].name);
+    device_ = dc.device;
+  }
+  Tensor& t(const char* name) const { return *at(name).tensor; }
+  Tensor* optional(const char* name) const { return at(name).tensor; }
+  double num(const char* name) const { return at(name).number; }
+  Device device() const { return device_; }
+
+ private:
+  struct Value {
+    Tensor* tensor = nullptr;
+    double number = 0;
+  };
+  const Value& at(const char* name) const {
+    for (size_t i = 0; i < specs_.size(); ++i)
+      if (std::strcmp(specs_[i].name, name) == 0) return values_[i];
+    throw runtime_error(std::string("gpt-oss-node internal: no argument '") + name + "' in this op's table");
+  }
+  std::vector<ArgSpec> specs_;
+  std::vector<Value> values_;
+  Device device_{};
+};
+
+// ops.<name> / ops.reference.<name> (ref): reads the arguments `specs`, runs body(args) and returns
+// undefined; the body picks the scalar reference (cpu::ref) or the device's backend.
+template <typename Body>
+Napi::Value run_op(const Napi::CallbackInfo& info, bool ref, const char* name, std::initializer_list<ArgSpec> specs, Body body) {
+  const std::string fn = std::string(ref ? "ops.reference." : "ops.") + name;
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const OpArgs args(info, fn.c_str(), specs);
+    body(args);
+    return info.Env().Undefined();
+  });
+}
+
 // ---- the ops; `ref` selects the scalar reference implementation ----
 
 Napi::Value op_embedding(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.embedding" : "ops.embedding";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& tokens = tensor_arg(info, 0, fn, "tokens");
-    Tensor& table = tensor_arg(info, 1, fn, "table");
-    Tensor& out = tensor_arg(info, 2, fn, "out");
-    DeviceCheck dc{fn};
-    dc(tokens, "tokens"), dc(table, "table"), dc(out, "out");
-    if (ref) cpu::ref::embedding(tokens, table, out);
-    else get_backend(dc.device)->embedding(tokens, table, out);
-    return info.Env().Undefined();
+  return run_op(info, ref, "embedding", {tensor("tokens"), tensor("table"), tensor("out")}, [&](const OpArgs& a) {
+    if (ref) cpu::ref::embedding(a.t("tokens"), a.t("table"), a.t("out"));
+    else get_backend(a.device())->embedding(a.t("tokens"), a.t("table"), a.t("out"));
   });
 }
 
 Napi::Value op_rmsnorm(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.rmsnorm" : "ops.rmsnorm";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& x = tensor_arg(info, 0, fn, "x");
-    Tensor& weight = tensor_arg(info, 1, fn, "weight");
-    float eps = float(arg_number(info, 2, fn, "eps"));
-    Tensor& out = tensor_arg(info, 3, fn, "out");
-    DeviceCheck dc{fn};
-    dc(x, "x"), dc(weight, "weight"), dc(out, "out");
-    if (ref) cpu::ref::rmsnorm(x, weight, eps, out);
-    else get_backend(dc.device)->rmsnorm(x, weight, eps, out);
-    return info.Env().Undefined();
+  return run_op(info, ref, "rmsnorm", {tensor("x"), tensor("weight"), number("eps"), tensor("out")}, [&](const OpArgs& a) {
+    const float eps = float(a.num("eps"));
+    if (ref) cpu::ref::rmsnorm(a.t("x"), a.t("weight"), eps, a.t("out"));
+    else get_backend(a.device())->rmsnorm(a.t("x"), a.t("weight"), eps, a.t("out"));
   });
 }
 
 Napi::Value op_linear(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.linear" : "ops.linear";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& x = tensor_arg(info, 0, fn, "x");
-    Tensor& weight = tensor_arg(info, 1, fn, "weight");
-    Tensor* bias = nullptr;
-    if (info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined()) bias = &tensor_arg(info, 2, fn, "bias");
-    Tensor& out = tensor_arg(info, 3, fn, "out");
-    DeviceCheck dc{fn};
-    dc(x, "x"), dc(weight, "weight"), dc(out, "out");
-    if (bias) dc(*bias, "bias");
-    if (ref) cpu::ref::linear(x, weight, bias, out);
-    else get_backend(dc.device)->linear(x, weight, bias, out);
-    return info.Env().Undefined();
+  return run_op(info, ref, "linear", {tensor("x"), tensor("weight"), optional_tensor("bias"), tensor("out")}, [&](const OpArgs& a) {
+    // The fifth argument, activations: 'f32' (absent) or 'q8' (Q8_0 weights: integer dots on q8 activations).
+    const std::string fn = std::string(ref ? "ops.reference" : "ops") + ".linear";
+    ExpertActivations act = ExpertActivations::F32;
+    if (info.Length() > 4 && !info[4].IsUndefined()) {
+      if (!info[4].IsString()) throw type_error(fn + ": activations must be 'f32' or 'q8'");
+      act = parse_expert_activations(info[4].ToString().Utf8Value(), fn + ": activations");
+    }
+    if (ref) {
+      cpu::ref::linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"), act);
+      return;
+    }
+    std::shared_ptr<Backend> be = get_backend(a.device());
+    if (act == ExpertActivations::Q8 && a.device().kind != DeviceKind::CPU)
+      throw range_error(fn + ": activations 'q8' is a CPU mode; device " + a.device().str() + " multiplies f32 activations");
+    // The mode is the calling thread's (Backend::set_activations): set for this call, then put back.
+    const ExpertActivations before = be->activations();
+    be->set_activations(act);
+    try {
+      be->linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"));
+    } catch (...) {
+      be->set_activations(before);
+      throw;
+    }
+    be->set_activations(before);
   });
 }
 
 Napi::Value op_rope(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.rope" : "ops.rope";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& x = tensor_arg(info, 0, fn, "x");
-    Tensor& positions = tensor_arg(info, 1, fn, "positions");
-    Tensor& inv_freq = tensor_arg(info, 2, fn, "invFreq");
-    float scale = float(arg_number(info, 3, fn, "scale"));
-    DeviceCheck dc{fn};
-    dc(x, "x"), dc(positions, "positions"), dc(inv_freq, "invFreq");
-    if (ref) cpu::ref::rope(x, positions, inv_freq, scale);
-    else get_backend(dc.device)->rope(x, positions, inv_freq, scale);
-    return info.Env().Undefined();
+  return run_op(info, ref, "rope", {tensor("x"), tensor("positions"), tensor("invFreq"), number("scale")}, [&](const OpArgs& a) {
+    const float scale = float(a.num("scale"));
+    if (ref) cpu::ref::rope(a.t("x"), a.t("positions"), a.t("invFreq"), scale);
+    else get_backend(a.device())->rope(a.t("x"), a.t("positions"), a.t("invFreq"), scale);
   });
 }
 
 Napi::Value op_kv_store(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.kvStore" : "ops.kvStore";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& k = tensor_arg(info, 0, fn, "k");
-    Tensor& v = tensor_arg(info, 1, fn, "v");
-    Tensor& positions = tensor_arg(info, 2, fn, "positions");
-    Tensor& k_cache = tensor_arg(info, 3, fn, "kCache");
-    Tensor& v_cache = tensor_arg(info, 4, fn, "vCache");
-    DeviceCheck dc{fn};
-    dc(k, "k"), dc(v, "v"), dc(positions, "positions"), dc(k_cache, "kCache"), dc(v_cache, "vCache");
-    if (ref) cpu::ref::kv_store(k, v, positions, k_cache, v_cache);
-    else get_backend(dc.device)->kv_store(k, v, positions, k_cache, v_cache);
-    return info.Env().Undefined();
-  });
+  return run_op(info, ref, "kvStore", {tensor("k"), tensor("v"), tensor("positions"), tensor("kCache"), tensor("vCache")},
+                [&](const OpArgs& a) {
+                  if (ref) cpu::ref::kv_store(a.t("k"), a.t("v"), a.t("positions"), a.t("kCache"), a.t("vCache"));
+                  else get_backend(a.device())->kv_store(a.t("k"), a.t("v"), a.t("positions"), a.t("kCache"), a.t("vCache"));
+                });
 }
 
 Napi::Value op_attention(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.attention" : "ops.attention";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& q = tensor_arg(info, 0, fn, "q");
-    Tensor& k_cache = tensor_arg(info, 1, fn, "kCache");
-    Tensor& v_cache = tensor_arg(info, 2, fn, "vCache");
-    Tensor& sinks = tensor_arg(info, 3, fn, "sinks");
-    Tensor& positions = tensor_arg(info, 4, fn, "positions");
-    int window = int(arg_int(info, 5, fn, "slidingWindow", 0, 1 << 30));
-    float scale = float(arg_number(info, 6, fn, "softmaxScale"));
-    Tensor& out = tensor_arg(info, 7, fn, "out");
-    DeviceCheck dc{fn};
-    dc(q, "q"), dc(k_cache, "kCache"), dc(v_cache, "vCache"), dc(sinks, "sinks"), dc(positions, "positions"),
-        dc(out, "out");
-    if (ref) cpu::ref::attention(q, k_cache, v_cache, sinks, positions, window, scale, out);
-    else get_backend(dc.device)->attention(q, k_cache, v_cache, sinks, positions, window, scale, out);
-    return info.Env().Undefined();
-  });
+  return run_op(info, ref, "attention",
+                {tensor("q"), tensor("kCache"), tensor("vCache"), tensor("sinks"), tensor("positions"),
+                 integer("slidingWindow", 0, 1 << 30), number("softmaxScale"), tensor("out")},
+                [&](const OpArgs& a) {
+                  const int window = int(a.num("slidingWindow"));
+                  const float scale = float(a.num("softmaxScale"));
+                  if (ref)
+                    cpu::ref::attention(a.t("q"), a.t("kCache"), a.t("vCache"), a.t("sinks"), a.t("positions"), window, scale, a.t("out"));
+                  else
+                    get_backend(a.device())->attention(a.t("q"), a.t("kCache"), a.t("vCache"), a.t("sinks"), a.t("positions"), window,
+                                                       scale, a.t("out"));
+                });
 }
 
 Napi::Value op_paged_attention(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.pagedAttention" : "ops.pagedAttention";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& q = tensor_arg(info, 0, fn, "q");
-    Tensor& k_cache = tensor_arg(info, 1, fn, "kCache");
-    Tensor& v_cache = tensor_arg(info, 2, fn, "vCache");
-    Tensor& sinks = tensor_arg(info, 3, fn, "sinks");
-    Tensor& positions = tensor_arg(info, 4, fn, "positions");
-    Tensor& seq_of_token = tensor_arg(info, 5, fn, "seqOfToken");
-    Tensor& block_tables = tensor_arg(info, 6, fn, "blockTables");
-    int block_size = int(arg_int(info, 7, fn, "blockSize", 1, 1 << 16));
-    int window = int(arg_int(info, 8, fn, "slidingWindow", 0, 1 << 30));
-    float scale = float(arg_number(info, 9, fn, "softmaxScale"));
-    Tensor& out = tensor_arg(info, 10, fn, "out");
-    DeviceCheck dc{fn};
-    dc(q, "q"), dc(k_cache, "kCache"), dc(v_cache, "vCache"), dc(sinks, "sinks"), dc(positions, "positions"),
-        dc(seq_of_token, "seqOfToken"), dc(block_tables, "blockTables"), dc(out, "out");
-    if (ref)
-      cpu::ref::paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size, window, scale, out);
-    else
-      get_backend(dc.device)->paged_attention(q, k_cache, v_cache, sinks, positions, seq_of_token, block_tables, block_size,
-                                              window, scale, out);
-    return info.Env().Undefined();
-  });
+  return run_op(info, ref, "pagedAttention",
+                {tensor("q"), tensor("kCache"), tensor("vCache"), tensor("sinks"), tensor("positions"), tensor("seqOfToken"),
+                 tensor("blockTables"), integer("blockSize", 1, 1 << 16), integer("slidingWindow", 0, 1 << 30),
+                 number("softmaxScale"), tensor("out")},
+                [&](const OpArgs& a) {
+                  const int block_size = int(a.num("blockSize")), window = int(a.num("slidingWindow"));
+                  const float scale = float(a.num("softmaxScale"));
+                  if (ref)
+                    cpu::ref::paged_attention(a.t("q"), a.t("kCache"), a.t("vCache"), a.t("sinks"), a.t("positions"), a.t("seqOfToken"),
+                                              a.t("blockTables"), block_size, window, scale, a.t("out"));
+                  else
+                    get_backend(a.device())->paged_attention(a.t("q"), a.t("kCache"), a.t("vCache"), a.t("sinks"), a.t("positions"),
+                                                             a.t("seqOfToken"), a.t("blockTables"), block_size, window, scale, a.t("out"));
+                });
 }
 
 Napi::Value op_router(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.router" : "ops.router";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& x = tensor_arg(info, 0, fn, "x");
-    Tensor& weight = tensor_arg(info, 1, fn, "weight");
-    Tensor& bias = tensor_arg(info, 2, fn, "bias");
-    int k = int(arg_int(info, 3, fn, "k", 1, 1 << 20));
-    Tensor& idx = tensor_arg(info, 4, fn, "expertIdx");
-    Tensor& wt = tensor_arg(info, 5, fn, "expertWeight");
-    DeviceCheck dc{fn};
-    dc(x, "x"), dc(weight, "weight"), dc(bias, "bias"), dc(idx, "expertIdx"), dc(wt, "expertWeight");
-    if (ref) cpu::ref::router(x, weight, bias, k, idx, wt);
-    else get_backend(dc.device)->router(x, weight, bias, k, idx, wt);
-    return info.Env().Undefined();
-  });
+  return run_op(info, ref, "router",
+                {tensor("x"), tensor("weight"), tensor("bias"), integer("k", 1, 1 << 20), tensor("expertIdx"), tensor("expertWeight")},
+                [&](const OpArgs& a) {
+                  const int k = int(a.num("k"));
+                  if (ref) cpu::ref::router(a.t("x"), a.t("weight"), a.t("bias"), k, a.t("expertIdx"), a.t("expertWeight"));
+                  else get_backend(a.device())->router(a.t("x"), a.t("weight"), a.t("bias"), k, a.t("expertIdx"), a.t("expertWeight"));
+                });
 }
 
 Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
@@ -242,82 +274,47 @@ Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
 }
 
 Napi::Value op_add(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.add" : "ops.add";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& acc = tensor_arg(info, 0, fn, "acc");
-    Tensor& x = tensor_arg(info, 1, fn, "x");
-    DeviceCheck dc{fn};
-    dc(acc, "acc"), dc(x, "x");
-    if (ref) cpu::ref::add(acc, x);
-    else get_backend(dc.device)->add(acc, x);
-    return info.Env().Undefined();
+  return run_op(info, ref, "add", {tensor("acc"), tensor("x")}, [&](const OpArgs& a) {
+    if (ref) cpu::ref::add(a.t("acc"), a.t("x"));
+    else get_backend(a.device())->add(a.t("acc"), a.t("x"));
   });
 }
 
 Napi::Value op_dequantize(const Napi::CallbackInfo& info, bool ref) {
-  const char* fn = ref ? "ops.reference.mxfp4Dequantize" : "ops.mxfp4Dequantize";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& packed = tensor_arg(info, 0, fn, "packed");
-    Tensor& out = tensor_arg(info, 1, fn, "out");
-    DeviceCheck dc{fn};
-    dc(packed, "packed"), dc(out, "out");
-    if (ref) cpu::ref::mxfp4_dequantize(packed, out);
-    else get_backend(dc.device)->mxfp4_dequantize(packed, out);
-    return info.Env().Undefined();
+  return run_op(info, ref, "mxfp4Dequantize", {tensor("packed"), tensor("out")}, [&](const OpArgs& a) {
+    if (ref) cpu::ref::mxfp4_dequantize(a.t("packed"), a.t("out"));
+    else get_backend(a.device())->mxfp4_dequantize(a.t("packed"), a.t("out"));
   });
 }
 
-// ops.quantizeQ8(src, out): bf16/f16/f32 -> Q8_0 as loadModel's denseWeights: 'q8' does it (CPU).
-Napi::Value op_quantize_q8(const Napi::CallbackInfo& info) {
-  const char* fn = "ops.quantizeQ8";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& src = tensor_arg(info, 0, fn, "src");
-    Tensor& out = tensor_arg(info, 1, fn, "out");
-    checks::placed(src, Device{}, "quantizeQ8: src");
-    checks::placed(out, Device{}, "quantizeQ8: out");
-    cpu::quantize_q8_0(src, out);
-    return info.Env().Undefined();
-  });
-}
+// The CPU conversions a load applies, one by one (src -> out, both on the CPU):
+//   quantizeQ8(src, out): bf16/f16/f32 -> Q8_0, as loadModel's denseWeights: 'q8';
+//   quantizeMxfp4(src [E, C, R], out MXFP4 [E, R, C]): transformers' dequantized expert layout -> Hugging
+//     Face MXFP4 blocks, as loadModel's experts: 'mxfp4';
+//   mxfp4FromGgml(src MXFP4_GGML, out MXFP4): GGUF's expert blocks -> the Hugging Face layout, as a GPU
+//     load of a GGUF;
+//   transposeExperts(src [E, A, B], out [E, B, A]): transformers' dense experts [E, in, out] <-> the
+//     [E, out, in] rows the GPU kernels read, as loading experts: 'bf16' onto CUDA.
+struct Conversion {
+  const char* name;
+  void (*run)(const Tensor& src, Tensor& out);
+};
+const Conversion kConversions[] = {
+    {"quantizeQ8", cpu::quantize_q8_0},
+    {"quantizeMxfp4", cpu::quantize_mxfp4_transposed},
+    {"mxfp4FromGgml", cpu::mxfp4_from_ggml},
+    {"transposeExperts", cpu::transpose_experts},
+};
 
-// ops.quantizeMxfp4(src [E, C, R], out MXFP4 [E, R, C]): transformers' dequantized expert layout ->
-// Hugging Face MXFP4 blocks, as loadModel's experts: 'mxfp4' does it (CPU).
-Napi::Value op_quantize_mxfp4(const Napi::CallbackInfo& info) {
-  const char* fn = "ops.quantizeMxfp4";
+Napi::Value op_convert(const Napi::CallbackInfo& info) {
+  const Conversion& c = *static_cast<const Conversion*>(info.Data());
+  const std::string fn = std::string("ops.") + c.name;
   return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& src = tensor_arg(info, 0, fn, "src");
-    Tensor& out = tensor_arg(info, 1, fn, "out");
-    checks::placed(src, Device{}, "quantizeMxfp4: src");
-    checks::placed(out, Device{}, "quantizeMxfp4: out");
-    cpu::quantize_mxfp4_transposed(src, out);
-    return info.Env().Undefined();
-  });
-}
-
-// ops.mxfp4FromGgml(src MXFP4_GGML, out MXFP4): GGUF's expert blocks -> the Hugging Face layout, as a
-// GPU load of a GGUF does it (CPU).
-Napi::Value op_mxfp4_from_ggml(const Napi::CallbackInfo& info) {
-  const char* fn = "ops.mxfp4FromGgml";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& src = tensor_arg(info, 0, fn, "src");
-    Tensor& out = tensor_arg(info, 1, fn, "out");
-    checks::placed(src, Device{}, "mxfp4FromGgml: src");
-    checks::placed(out, Device{}, "mxfp4FromGgml: out");
-    cpu::mxfp4_from_ggml(src, out);
-    return info.Env().Undefined();
-  });
-}
-
-// ops.transposeExperts(src [E, A, B], out [E, B, A]): transformers' dense experts [E, in, out] <-> the
-// [E, out, in] rows the GPU kernels read, as loading experts: 'bf16' onto CUDA does it (CPU).
-Napi::Value op_transpose_experts(const Napi::CallbackInfo& info) {
-  const char* fn = "ops.transposeExperts";
-  return guarded(info.Env(), [&]() -> Napi::Value {
-    Tensor& src = tensor_arg(info, 0, fn, "src");
-    Tensor& out = tensor_arg(info, 1, fn, "out");
-    checks::placed(src, Device{}, "transposeExperts: src");
-    checks::placed(out, Device{}, "transposeExperts: out");
-    cpu::transpose_experts(src, out);
+    Tensor& src = tensor_arg(info, 0, fn.c_str(), "src");
+    Tensor& out = tensor_arg(info, 1, fn.c_str(), "out");
+    checks::placed(src, Device{}, (std::string(c.name) + ": src").c_str());
+    checks::placed(out, Device{}, (std::string(c.name) + ": out").c_str());
+    c.run(src, out);
     return info.Env().Undefined();
   });
 }
@@ -460,10 +457,8 @@ void register_ops(Napi::Env env, Napi::Object exports) {
   ops.Set("setThreads", Napi::Function::New(env, set_threads, "setThreads"));
   ops.Set("setPoolAdaptive", Napi::Function::New(env, set_pool_adaptive, "setPoolAdaptive"));
   ops.Set("setIsa", Napi::Function::New(env, set_isa, "setIsa"));
-  ops.Set("quantizeQ8", Napi::Function::New(env, op_quantize_q8, "quantizeQ8"));
-  ops.Set("quantizeMxfp4", Napi::Function::New(env, op_quantize_mxfp4, "quantizeMxfp4"));
-  ops.Set("mxfp4FromGgml", Napi::Function::New(env, op_mxfp4_from_ggml, "mxfp4FromGgml"));
-  ops.Set("transposeExperts", Napi::Function::New(env, op_transpose_experts, "transposeExperts"));
+  for (const Conversion& c : kConversions)
+    ops.Set(c.name, Napi::Function::New(env, op_convert, c.name, const_cast<Conversion*>(&c)));
   ops.Set("readBandwidth", Napi::Function::New(env, read_bandwidth, "readBandwidth"));
   exports.Set("ops", ops);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ops, reference } from '../../lib/ops.js';
 import { Tensor } from '../../lib/tensor.js';
 import { repackMxfp4Block } from '../../scripts/gguf-writer.mjs';
-import { availableIsas, f32, randint, randn, randomMxfp4, relL2, rng, withIsa } from './util.js';
+import { LINEAR_TOKEN_COUNTS, PANEL_EDGE_TOKEN_COUNTS, availableIsas, f32, linearVsReference, randint, randn, randomMxfp4, relL2, rng, withIsa } from './util.js';
 
 /** The same MXFP4 weights in ggml's 17-byte blocks (the GGUF experts' form). */
 function mxfp4ToGgml(hf: Tensor): Tensor {
@@ -62,17 +62,12 @@ describe('mxfp4 linear (packed matvec / matmul)', () => {
     it(`matches the reference under ${isa}`, () => {
       const r = rng(`mxfp4-linear-${isa}`);
       withIsa(isa, () => {
-        for (const n of [1, 2, 3, 4, 5, 9, 53]) {
+        for (const n of LINEAR_TOKEN_COUNTS) {
           const rows = randint(r, 1, 70);
           const cols = 32 * randint(r, 1, 12);
           const w = randomMxfp4(r, [rows, cols]);
-          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
           const bias = Tensor.fromBf16(randn(r, rows), [rows]);
-          const got = Tensor.empty('f32', [n, rows]);
-          const want = Tensor.empty('f32', [n, rows]);
-          ops.linear(x, w, bias, got);
-          reference.linear(x, w, bias, want);
-          expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+          expect(linearVsReference(r, n, w, rows, cols, bias).err).toBeLessThan(1e-5);
         }
       });
     });
@@ -84,16 +79,12 @@ describe('mxfp4 linear (packed matvec / matmul)', () => {
     it(`matches the reference at prefill token counts under ${isa} (both block forms)`, () => {
       const r = rng(`mxfp4-prefill-${isa}`);
       withIsa(isa, () => {
-        for (const n of [6, 7, 8, 12, 16, 17, 24, 25, 41]) {
+        for (const n of PANEL_EDGE_TOKEN_COUNTS) {
           const rows = randint(r, 1, 20);
           const cols = n % 2 ? 320 : 32 * randint(r, 1, 12);
           const w = randomMxfp4(r, [rows, cols]);
-          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
-          const got = Tensor.empty('f32', [n, rows]);
-          const want = Tensor.empty('f32', [n, rows]);
-          ops.linear(x, w, null, got);
-          reference.linear(x, w, null, want);
-          expect(relL2(f32(got), f32(want))).toBeLessThan(1e-5);
+          const { err, x, want } = linearVsReference(r, n, w, rows, cols);
+          expect(err).toBeLessThan(1e-5);
           const ggml = mxfp4ToGgml(w);
           const got2 = Tensor.empty('f32', [n, rows]);
           ops.linear(x, ggml, null, got2);

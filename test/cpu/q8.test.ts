@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { mxfp4FromGgml, ops, quantizeQ8, reference } from '../../lib/ops.js';
 import { Tensor } from '../../lib/tensor.js';
 import { quantizeQ8Block, repackMxfp4Block } from '../../scripts/gguf-writer.mjs';
-import { availableIsas, f32, randint, randn, randomMxfp4, relL2, rng, withIsa } from './util.js';
+import { LINEAR_TOKEN_COUNTS, PANEL_EDGE_TOKEN_COUNTS, availableIsas, f32, linearVsReference, randint, randn, randomMxfp4, relL2, rng, withIsa } from './util.js';
 
 /** Random Q8_0 [rows, cols]: f16 scales around 2^-7, int8 in [-127, 127]. */
 function randomQ8(r: () => number, rows: number, cols: number): Tensor {
@@ -33,20 +33,51 @@ describe('q8_0 linear (GGUF dense weights, denseWeights q8)', () => {
     it(`matches the reference under ${isa}`, () => {
       const r = rng(`q8-linear-${isa}`);
       withIsa(isa, () => {
-        // 7..41: the AVX2 prefill panel's token groups (8/16/24 lanes), 6-row tails, 256-column chunks.
-        for (const n of [1, 2, 3, 4, 5, 7, 9, 16, 17, 24, 41, 50]) {
+        // the odd sizes and the AVX2 prefill panel's edges (util.ts)
+        for (const n of [...LINEAR_TOKEN_COUNTS, ...PANEL_EDGE_TOKEN_COUNTS]) {
           const rows = randint(r, 1, 70), cols = n === 17 ? 320 : 32 * randint(r, 1, 12);
           const w = randomQ8(r, rows, cols);
-          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
           const bias = Tensor.fromF32(randn(r, rows), [rows]);
-          const a = Tensor.empty('f32', [n, rows]), b = Tensor.empty('f32', [n, rows]);
-          ops.linear(x, w, bias, a);
-          reference.linear(x, w, bias, b);
-          expect(relL2(f32(a), f32(b))).toBeLessThan(1e-5);
+          expect(linearVsReference(r, n, w, rows, cols, bias).err).toBeLessThan(1e-5);
         }
       });
     });
   }
+
+  for (const isa of availableIsas()) {
+    it(`with q8 activations matches the integer reference under ${isa}`, () => {
+      const r = rng(`q8-linear-q8act-${isa}`);
+      withIsa(isa, () => {
+        for (const n of [1, 2, 3, 4, 5, 7, 9, 16, 17, 24]) {
+          const rows = randint(r, 1, 70), cols = 32 * randint(r, 1, 12);
+          const w = randomQ8(r, rows, cols);
+          const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
+          const bias = Tensor.fromF32(randn(r, rows), [rows]);
+          const a = Tensor.empty('f32', [n, rows]), b = Tensor.empty('f32', [n, rows]), exact = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, w, bias, a, 'q8');
+          reference.linear(x, w, bias, b, 'q8');
+          reference.linear(x, w, bias, exact);
+          // Integer dots are exact: only the f32 sum of the scaled blocks differs from the reference.
+          expect(relL2(f32(a), f32(b))).toBeLessThan(1e-5);
+          // The q8 path ran (8-bit activations move the result) and stays near the exact product.
+          const moved = relL2(f32(a), f32(exact));
+          expect(moved).toBeGreaterThan(1e-5);
+          expect(moved).toBeLessThan(0.2); // ~1% typical; a 32-column row with cancellation reaches ~6%
+        }
+      });
+    });
+  }
+
+  it('q8 activations leave non-Q8_0 weights exact and are refused off the CPU mode names', () => {
+    const r = rng('q8-act-bf16');
+    const w = Tensor.fromF32(randn(r, 8 * 64), [8, 64]);
+    const x = Tensor.fromF32(randn(r, 2 * 64), [2, 64]);
+    const a = Tensor.empty('f32', [2, 8]), b = Tensor.empty('f32', [2, 8]);
+    ops.linear(x, w, null, a, 'q8');
+    reference.linear(x, w, null, b);
+    expect(relL2(f32(a), f32(b))).toBeLessThan(1e-6);
+    expect(() => ops.linear(x, w, null, a, 'q4' as never)).toThrow(/ops.linear: activations must be 'f32' or 'q8', got 'q4'/);
+  });
 
   it('embeds q8_0 rows as d * q', () => {
     const r = rng('q8-embedding');

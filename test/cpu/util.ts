@@ -1,6 +1,6 @@
 // Shared by the CPU kernel tests: a per-run seed (GPTOSS_TEST_SEED to replay), random tensors,
 // relative L2 error, and the ISA levels this CPU can run.
-import { cpuInfo, setIsa, type CpuIsa } from '../../lib/ops.js';
+import { cpuInfo, ops, reference, setIsa, type CpuIsa } from '../../lib/ops.js';
 import { Tensor } from '../../lib/tensor.js';
 
 export const SEED = Number(process.env.GPTOSS_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -69,3 +69,31 @@ export function withIsa<T>(isa: CpuIsa, fn: () => T): T {
 }
 
 export const f32 = (t: Tensor): Float32Array => t.read() as Float32Array;
+
+/**
+ * Token counts for the linear kernels' odd sizes: 1-5 (the matvec and the row kernels' 2- and
+ * 3-token tiles with their tails), 9 and 53 (past the AVX2 panel's threshold of 7, not a whole number
+ * of its 8-lane token groups).
+ */
+export const LINEAR_TOKEN_COUNTS: readonly number[] = [1, 2, 3, 4, 5, 9, 53];
+
+/**
+ * Token counts around the AVX2 prefill panel's edges (panel_avx2.h; from 7 tokens up): 6 (the last
+ * row-kernel count), 7/8, 16/17 and 24/25 on either side of its token groups of 8, 16 and 24 lanes
+ * (zero-padded past n), 12 (a half group), 40/41 (several groups and a tail).
+ */
+export const PANEL_EDGE_TOKEN_COUNTS: readonly number[] = [6, 7, 8, 12, 16, 17, 24, 25, 40, 41];
+
+/**
+ * ops.linear against reference.linear for weights w [rows, cols] (any storage form) on fresh random
+ * activations x [n, cols]: the outputs' rel L2, with x and the reference's output for running another
+ * form of the same weights.
+ */
+export function linearVsReference(r: () => number, n: number, w: Tensor, rows: number, cols: number, bias: Tensor | null = null): { err: number; x: Tensor; want: Tensor } {
+  const x = Tensor.fromF32(randn(r, n * cols), [n, cols]);
+  const got = Tensor.empty('f32', [n, rows]);
+  const want = Tensor.empty('f32', [n, rows]);
+  ops.linear(x, w, bias, got);
+  reference.linear(x, w, bias, want);
+  return { err: relL2(f32(got), f32(want)), x, want };
+}

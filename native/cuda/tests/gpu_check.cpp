@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/policy.h"
@@ -95,8 +96,10 @@ void check_dequant(Rng& r, const Shape& shape) {
   }
 }
 
-void check_embedding(Rng& r, int vocab, int H, int n) {
-  Tensor table = rand_bf16(r, {vocab, H});
+// n token ids of table's vocabulary (the last id among them) looked up on both backends; `name` says
+// which table dtype ran (bf16 "embedding", Q8_0 "embedding_q8_0": GGUF's tables).
+void check_embedding(Rng& r, const Tensor& table, int n, const char* name) {
+  const int vocab = int(table.dim(0)), H = int(table.dim(1));
   std::vector<int32_t> ids(n);
   for (auto& t : ids) t = r.below(vocab);
   ids[0] = vocab - 1;
@@ -105,7 +108,7 @@ void check_embedding(Rng& r, int vocab, int H, int n) {
   cpu->embedding(tok, table, want);
   Tensor got = poisoned(DType::F32, {n, H});
   gpu->embedding(to_gpu(tok), to_gpu(table), got);
-  report("embedding", "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
+  report(name, "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
 }
 
 void check_embedding_range() {
@@ -161,19 +164,6 @@ void check_linear_q8(Rng& r, int n, int K, int N, bool bias, double tol, const c
   gpu->linear(to_gpu(x), to_gpu(w), bias ? &bd : nullptr, got);
   report("linear_q8_0", shape_str({n, K}) + "x" + shape_str({N, K}) + (bias ? "+b" : ""), compare(to_host(got), want), tol,
          path);
-}
-
-void check_embedding_q8(Rng& r, int vocab, int H, int n) {
-  Tensor table = rand_q8_0(r, {vocab, H});
-  std::vector<int32_t> ids(n);
-  for (auto& t : ids) t = r.below(vocab);
-  ids[0] = vocab - 1;
-  Tensor tok = i32_tensor(ids, {n});
-  Tensor want = host_empty(DType::F32, {n, H});
-  cpu->embedding(tok, table, want);
-  Tensor got = poisoned(DType::F32, {n, H});
-  gpu->embedding(to_gpu(tok), to_gpu(table), got);
-  report("embedding_q8_0", "V" + std::to_string(vocab) + " " + shape_str({n, H}), compare(to_host(got), want), 0.0);
 }
 
 void check_rope(Rng& r, int n, int heads, int D) {
@@ -463,28 +453,35 @@ MoeSet relaid_copy(const MoeSet& m) {
   return c;
 }
 
-void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false) {
-  Tensor x = rand_f32(r, {n, m.H});
+// What a router hands the MoE for n tokens: k distinct experts of E per token (ids [n, k]) and their
+// weights [n, k], 0.1 + uniform each, normalised to sum 1 (as a softmax over the top k leaves them).
+struct Routes {
+  Tensor experts, weights;
+};
+Routes draw_routes(Rng& r, int n, int k, int E) {
   std::vector<int32_t> idx(size_t(n) * k);
   Tensor w = host_empty(DType::F32, {n, k});
+  float* wt = w.ptr<float>();
   for (int t = 0; t < n; ++t) {
+    int32_t* row = idx.data() + size_t(t) * k;
     float sum = 0;
     for (int j = 0; j < k; ++j) {
       int e;
-      bool dup;
-      do {
-        e = r.below(m.E);
-        dup = false;
-        for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
-      } while (dup);
-      idx[size_t(t) * k + j] = e;
-      float v = 0.1f + r.uniform();
-      w.ptr<float>()[t * k + j] = v;
-      sum += v;
+      do e = r.below(E);
+      while (std::find(row, row + j, e) != row + j);
+      row[j] = e;
+      wt[t * k + j] = 0.1f + r.uniform();
+      sum += wt[t * k + j];
     }
-    for (int j = 0; j < k; ++j) w.ptr<float>()[t * k + j] /= sum;
+    for (int j = 0; j < k; ++j) wt[t * k + j] /= sum;
   }
-  Tensor ei = i32_tensor(idx, {n, k});
+  return {i32_tensor(idx, {n, k}), std::move(w)};
+}
+
+void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false) {
+  Tensor x = rand_f32(r, {n, m.H});
+  const Routes routes = draw_routes(r, n, k, m.E);
+  const Tensor &ei = routes.experts, &w = routes.weights;
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
@@ -565,26 +562,8 @@ MoeBf16Set make_moe_bf16(Rng& r, int E, int H, int I) {
 
 void check_moe_bf16(Rng& r, const MoeBf16Set& m, int n, int k) {
   Tensor x = rand_f32(r, {n, m.H});
-  std::vector<int32_t> idx(size_t(n) * k);
-  Tensor w = host_empty(DType::F32, {n, k});
-  for (int t = 0; t < n; ++t) {
-    float sum = 0;
-    for (int j = 0; j < k; ++j) {
-      int e;
-      bool dup;
-      do {
-        e = r.below(m.E);
-        dup = false;
-        for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
-      } while (dup);
-      idx[size_t(t) * k + j] = e;
-      const float v = 0.1f + r.uniform();
-      w.ptr<float>()[t * k + j] = v;
-      sum += v;
-    }
-    for (int j = 0; j < k; ++j) w.ptr<float>()[t * k + j] /= sum;
-  }
-  Tensor ei = i32_tensor(idx, {n, k});
+  const Routes routes = draw_routes(r, n, k, m.E);
+  const Tensor &ei = routes.experts, &w = routes.weights;
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
@@ -928,11 +907,11 @@ int main(int argc, char** argv) {
     check_dequant(r, {3, 7, 96});
     if (!quick) check_dequant(r, {4, 5760, 2880});
     // embedding (+ device range error)
-    check_embedding(r, 1000, 72, 5);
-    if (!quick) check_embedding(r, 201088, 2880, 64);
+    check_embedding(r, rand_bf16(r, {1000, 72}), 5, "embedding");
+    if (!quick) check_embedding(r, rand_bf16(r, {201088, 2880}), 64, "embedding");
     check_embedding_range();
-    check_embedding_q8(r, 1000, 96, 5);
-    if (!quick) check_embedding_q8(r, 201088, 2880, 64);
+    check_embedding(r, rand_q8_0(r, {1000, 96}), 5, "embedding_q8_0");
+    if (!quick) check_embedding(r, rand_q8_0(r, {201088, 2880}), 64, "embedding_q8_0");
     check_rmsnorm(r, 5, 100);
     check_rmsnorm(r, quick ? 7 : 300, 2880);
     check_add(r, 3, 33);

@@ -1,0 +1,35 @@
+# shellcheck shell=bash
+# Shared by the end-to-end A/B scripts on the GPU host (gpu-kv-ab.sh, gpu-moe-relaid-ab.sh): one
+# bench/e2e.mjs run on synthetic 20b weights, and the node prelude their median tables are written in.
+# Source it (`source "$(dirname "$0")/ab-lib.sh"`); it sets no shell options of its own.
+
+# ab_e2e <dir> <label> <line-prefix> <grep-regex> [NAME=value ...] -- <bench/e2e.mjs arguments>
+# One e2e run on CUDA with NAME=value in its environment: its JSON lands in <dir> (named after <label>),
+# its whole output is appended to <dir>/e2e.log, and the lines matching <grep-regex> are printed with
+# <line-prefix> in front.
+ab_e2e() {
+  local dir=$1 label=$2 prefix=$3 pattern=$4
+  shift 4
+  local vars=()
+  while [[ $# -gt 0 && $1 != -- ]]; do vars+=("$1"); shift; done
+  [[ ${1:-} == -- ]] && shift
+  env ${vars[@]+"${vars[@]}"} node bench/e2e.mjs --synthetic 20b --device cuda "$@" --label "$label" --out "$dir" 2>&1 |
+    tee -a "$dir/e2e.log" | grep -E "$pattern" | sed "s/^/$prefix /"
+}
+
+# ab_report <js> <dir> [args...]: runs <js> in node after a prelude that defines
+#   runs: every e2e JSON in <dir> that has a decode figure (the parsed object, plus file: its name);
+#   med(a): the median of a's numbers (the upper one of an even count; NaN for none).
+# In <js>, process.argv[1] is <dir> and the further args follow it.
+ab_report() {
+  local js=$1
+  shift
+  # shellcheck disable=SC2016 # JavaScript: its $ and backquotes are node's
+  node -e '
+const fs = require("fs");
+const med = (a) => (a.length ? a.slice().sort((x, y) => x - y)[a.length >> 1] : NaN);
+const runs = fs.readdirSync(process.argv[1]).filter((f) => f.endsWith(".json"))
+  .map((f) => ({ ...JSON.parse(fs.readFileSync(process.argv[1] + "/" + f, "utf8")), file: f }))
+  .filter((j) => j.decode);
+'"$js" "$@"
+}
