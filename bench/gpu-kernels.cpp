@@ -3,8 +3,10 @@
 // backend's stream: warm-up, then the median of many runs, inputs rotated over sets larger than
 // the 50 MB L2 where the op is memory-bound. Ceilings are measured in the same run: a large
 // device-to-device copy (bytes read + written) and, if libcublas is found (dlopen), a bf16 GEMM.
-//   gptoss_gpu_bench [--quick] [--decode] [--bf16-experts]   (--decode: copy ceiling + the decode-step
-//   kernels only; --bf16-experts: copy ceiling + the bf16 expert kernels of loadModel's experts: 'bf16' only)
+//   gptoss_gpu_bench [--quick] [--decode] [--bf16-experts] [--gemv]   (--decode: copy ceiling + the decode-step
+//   kernels only; --bf16-experts: copy ceiling + the bf16 expert kernels of loadModel's experts: 'bf16' only;
+//   --gemv: copy ceiling + the decode GEMVs under each GPTOSS_CUDA_GEMV / GPTOSS_CUDA_GEMV_CTAS variant, twice
+//   in alternation: scripts/gpu-gemv-ab.sh reads its rows)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@ cudaStream_t stream;
 bool quick = false;
 bool decode_only = false;
 bool bf16_experts_only = false;
+bool gemv_only = false;
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
 
@@ -191,6 +194,81 @@ int bench_bf16_experts(Rng& r, double bw, double mm, int H, int I, int E, int K)
   return 0;
 }
 
+// The decode GEMVs (issue 12 item 2: bf16 q/k/v, o, the fused add_rmsnorm_qkv and the LM head; issue
+// 15: the same in Q8_0) under each variant of the knobs (policy.h's choose_gemv, gemv_ctas_per_sm):
+// default, xs (GPTOSS_CUDA_GEMV=xs), ctas1/ctas2 (GPTOSS_CUDA_GEMV_CTAS) and both. Rows are named
+// "<kernel> [<variant>] pass <p>"; the variants run in order, then again (pass 2), so each figure has
+// a repeat taken minutes apart to judge the spread. 24 layers' weights rotate (the per-layer ops: 24 x
+// 53 MB bf16, past the 50 MB L2); bytes counted: the weights (and scales) read once a call.
+// Predictions: bench/RESULTS.md, "Decode GEMVs at the copy ceiling".
+int bench_gemv(Rng& r, double bw, int H, int V) {
+  const int Hq = 64, Hkv = 8, D = 64, layers = 24;
+  struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+  std::vector<Attn> bf, q8;
+  for (int l = 0; l < layers; ++l) {
+    bf.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
+                  gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
+                  gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
+                  gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+    q8.push_back({gpu->upload(rand_q8_0(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_q8_0(r, {Hkv * D, H}, 0.02f)),
+                  gpu->upload(rand_q8_0(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_q8_0(r, {H, Hq * D}, 0.02f)),
+                  bf[l].bq, bf[l].bk, bf[l].bv, bf[l].bo});
+  }
+  Tensor nw = gpu->upload(rand_bf16(r, {H}));
+  Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f)), lq = gpu->upload(rand_q8_0(r, {V, H}, 0.05f));
+  struct Variant { const char* name; const char* gemv; const char* ctas; };
+  const Variant variants[] = {{"default", nullptr, nullptr}, {"xs", "xs", nullptr},  {"ctas1", nullptr, "1"},
+                              {"xs ctas1", "xs", "1"},       {"ctas2", nullptr, "2"}, {"xs ctas2", "xs", "2"}};
+  const double qkv_bytes = double(bf[0].q.nbytes() + bf[0].k.nbytes() + bf[0].v.nbytes());
+  const double qkv8_bytes = double(q8[0].q.nbytes() + q8[0].k.nbytes() + q8[0].v.nbytes());  // int8 + f16 scales
+  for (int pass = 1; pass <= 2; ++pass) {
+    for (const Variant& vr : variants) {
+      if (vr.gemv) setenv("GPTOSS_CUDA_GEMV", vr.gemv, 1);
+      else unsetenv("GPTOSS_CUDA_GEMV");
+      if (vr.ctas) setenv("GPTOSS_CUDA_GEMV_CTAS", vr.ctas, 1);
+      else unsetenv("GPTOSS_CUDA_GEMV_CTAS");
+      const std::string tag = std::string(" [") + vr.name + "] pass " + std::to_string(pass);
+      for (int n : {1, 4}) {
+        Tensor x = gpu->upload(rand_f32(r, {n, H})), xo = gpu->upload(rand_f32(r, {n, Hq * D}));
+        Tensor res = gpu->upload(rand_f32(r, {n, H})), xn = gpu->empty(DType::F32, {n, H});
+        Tensor q = gpu->empty(DType::F32, {n, Hq * D}), k = gpu->empty(DType::F32, {n, Hkv * D}),
+               v = gpu->empty(DType::F32, {n, Hkv * D}), o = gpu->empty(DType::F32, {n, H});
+        const std::string nn = "n" + std::to_string(n);
+        double ms = time_graph_ms([&](int i) {
+          const Attn& a = bf[i % layers];
+          gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+        }, layers);
+        add("bf16 gemv qkv" + tag, nn + " [5120, 2880] x24", ms, qkv_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+        if (n == 1) {
+          ms = time_graph_ms([&](int i) {
+            const Attn& a = bf[i % layers];
+            gpu->add_rmsnorm_qkv(x, res, nw, 1e-5f, xn, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+          }, layers);
+          add("bf16 add_rmsnorm_qkv" + tag, nn + " [5120, 2880] x24", ms, qkv_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+        }
+        ms = time_graph_ms([&](int i) { const Attn& a = bf[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
+        add("bf16 gemv o_proj" + tag, nn + " [2880, 4096] x24", ms, double(bf[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+        ms = time_graph_ms([&](int i) {  // Q8_0 q/k/v: three GEMV launches by default, one under xs
+          const Attn& a = q8[i % layers];
+          gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+        }, layers);
+        add("q8_0 gemv qkv" + tag, nn + " [5120, 2880] x24", ms, qkv8_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+        ms = time_graph_ms([&](int i) { const Attn& a = q8[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
+        add("q8_0 gemv o_proj" + tag, nn + " [2880, 4096] x24", ms, double(q8[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+        Tensor lx = gpu->upload(rand_f32(r, {n, H})), lout = gpu->empty(DType::F32, {n, V});
+        ms = time_graph_ms([&](int) { gpu->linear(lx, lm, nullptr, lout); }, 8);
+        add("bf16 gemv lm_head" + tag, nn + " [201088, 2880]", ms, double(lm.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+        ms = time_graph_ms([&](int) { gpu->linear(lx, lq, nullptr, lout); }, 8);
+        add("q8_0 gemv lm_head" + tag, nn + " [201088, 2880]", ms, double(lq.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+      }
+    }
+  }
+  unsetenv("GPTOSS_CUDA_GEMV");
+  unsetenv("GPTOSS_CUDA_GEMV_CTAS");
+  print_table();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +276,7 @@ int main(int argc, char** argv) {
     quick |= !std::strcmp(argv[i], "--quick");
     decode_only |= !std::strcmp(argv[i], "--decode");
     bf16_experts_only |= !std::strcmp(argv[i], "--bf16-experts");
+    gemv_only |= !std::strcmp(argv[i], "--gemv");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -211,7 +290,7 @@ int main(int argc, char** argv) {
 
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
-  double mm = decode_only || bf16_experts_only ? 0 : cublas_ceiling_tflops();
+  double mm = decode_only || bf16_experts_only || gemv_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
@@ -219,6 +298,7 @@ int main(int argc, char** argv) {
 
   const int H = 2880, I = 2880, E = 32, K = 4, V = 201088;
   if (bf16_experts_only) return bench_bf16_experts(r, bw, mm, H, I, E, K);
+  if (gemv_only) return bench_gemv(r, bw, H, V);
   // ---- MXFP4 dequant: 32 experts' gate_up (283 MB packed) -> bf16 (1.06 GB) ----
   if (!decode_only) {
     Tensor p = gpu->upload(rand_mxfp4(r, {quick ? 4 : E, 2 * I, H}));

@@ -19,6 +19,24 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&v);
 }
 
+// IEEE binary16 bits -> f32, exact (normals and subnormals by one multiply; inf and NaN kept): Q8_0's
+// block scales (q8.cu, matmul.cu's gemv_xs_kernel).
+__device__ __forceinline__ float f16_bits_to_f32(uint32_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
+  float f = __uint_as_float(em << 13) * 0x1p112f;
+  if (em >= 0x7c00u) f = __uint_as_float(0x7f800000u | ((em & 0x3ffu) << 13));
+  return __uint_as_float(__float_as_uint(f) | sign);
+}
+
+// Byte b of a word of four int8, as f32, exactly and without I2F (a quarter-rate conversion): `flipped`
+// is the word XOR 0x80808080 (each byte q + 128, 0..255); one byte permute puts that byte into the low
+// mantissa byte of 2^23 (0x4B000000), so the float is 2^23 + q + 128, and one exact subtraction leaves q.
+#if !defined(GPTOSS_HIP)  // its one user, gemv_xs_kernel, is NVIDIA-only (policy.h's choose_gemv)
+__device__ __forceinline__ float i8_flipped_to_f32(uint32_t flipped, int b) {
+  return __uint_as_float(__byte_perm(flipped, 0x4B000000u, 0x7540u | unsigned(b))) - 8388736.f;
+}
+#endif
+
 // s + the dot of 8 bf16 weights (one 16-byte chunk: 4 packed pairs, low half first) with x[0..8) given as
 // two float4s, accumulated in order: the bf16 GEMVs' inner step (matmul.cu's gemv_kernel, moe_bf16.cu).
 __device__ __forceinline__ float bf16x8_dot(const uint4 w, const float4 x0, const float4 x1, float s) {

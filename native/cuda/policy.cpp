@@ -136,6 +136,10 @@ int moe_group_from_env() {
   if (!std::strcmp(v, "8")) return 8;
   return 0;
 }
+GpuKnobs::Gemv gemv_from_env() {
+  const char* v = std::getenv("GPTOSS_CUDA_GEMV");
+  return v && !std::strcmp(v, "xs") ? GpuKnobs::Gemv::Xs : GpuKnobs::Gemv::Auto;
+}
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
@@ -149,6 +153,8 @@ GpuKnobs GpuKnobs::from_env() {
   k.moe_bf16 = moe_bf16_from_env();
   k.moe_batch = moe_batch_from_env();
   k.moe_group = moe_group_from_env();
+  k.gemv = gemv_from_env();
+  k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
   return k;
 }
 
@@ -159,6 +165,8 @@ GpuKnobs knobs() {
   k.moe_bf16 = moe_bf16_from_env();
   k.moe_batch = moe_batch_from_env();
   k.moe_group = moe_group_from_env();
+  k.gemv = gemv_from_env();
+  k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
   return k;
 }
 
@@ -189,6 +197,23 @@ AttentionPath flash_path(const GpuCaps& caps) {
 
 LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
   return n > kGemvMaxTokens && gemm_tile_kind(caps) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
+}
+
+GemvKernel choose_gemv(const GpuCaps& caps, const GpuKnobs& k, GemvFormat f, int n, int K, bool x_aligned) {
+  const bool row1 = f == GemvFormat::BF16 && n == 1 && x_aligned && K % 8 == 0 && K <= 16 * caps.warp_size * 8;
+  // Xs: asked for, NVIDIA, a format it reads, rows within a lane's registers, x 16-byte aligned, and
+  // the tokens' x (f32) within a block's shared memory. bf16 at one token stays on Row1 (the same
+  // structure, with the fused add_rmsnorm variant beside it).
+  const bool xs = k.gemv == GpuKnobs::Gemv::Xs && !caps.amd && f != GemvFormat::MXFP4 && n >= 1 && n <= kGemvMaxTokens &&
+                  x_aligned && K > 0 && K <= kGemvXsMaxK && K % (f == GemvFormat::Q8 ? 32 : 8) == 0 &&
+                  int64_t(n) * K * 4 <= caps.smem_optin && !(f == GemvFormat::BF16 && n == 1);
+  if (xs) return GemvKernel::Xs;
+  return row1 ? GemvKernel::Row1 : GemvKernel::Warp;
+}
+
+int gemv_ctas_per_sm(const GpuKnobs& k, int fit) {
+  const int f = std::max(1, fit);
+  return k.gemv_ctas > 0 ? std::min(f, k.gemv_ctas) : f;
 }
 
 AttentionPath choose_attention(const GpuCaps& caps, int n, int Hq, int Hkv, int D) {

@@ -28,10 +28,14 @@ struct GpuKnobs {
   enum class MoeBatch { Auto, GroupedMma, Gemm };
   MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm: MXFP4 experts past the decode kernels' pairs
   int moe_group = 0;                       // GPTOSS_CUDA_MOE_GROUP=4|8: pairs a GroupedMma group (0: policy)
+  enum class Gemv { Auto, Xs };
+  Gemv gemv = Gemv::Auto;                  // GPTOSS_CUDA_GEMV=xs: the decode GEMVs with x in shared memory (choose_gemv)
+  int gemv_ctas = 0;                       // GPTOSS_CUDA_GEMV_CTAS (1..8): CTAs a SM of the persistent GEMV grids (0: all that fit)
   static GpuKnobs from_env();
 };
-// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, _MOE_BF16 and _MOE_BATCH,
-// read at each call (gpu_check and the kernel bench switch the MoE variant between calls).
+// The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
+// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV and GPTOSS_CUDA_GEMV_CTAS, read at each
+// call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
 // ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
@@ -48,6 +52,23 @@ LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
 // Q8_0 weights (q8.cuh; K % 32 == 0): Gemv up to kGemvMaxTokens tokens, and above where no
 // tensor-core tile runs (kGemvMaxTokens at a time); Gemm (dequantized chunks through the bf16 tile) above.
 LinearPath choose_linear_q8(const GpuCaps& caps, int n);
+
+// ---- the decode GEMV kernels (a launch of at most kGemvMaxTokens tokens, matmul.cu / q8.cu) ----
+// Row1: gemv1_bf16_kernel (bf16, one token: x staged in shared memory, every chunk of a warp's row in
+// flight, next row prefetched; the verified default). Warp: gemv_kernel / q8_gemv_kernel (a warp a
+// row, x re-read from L1 for every 16 or 32 weight bytes and every token; the default for n > 1 and
+// for Q8_0). Xs: gemv_xs_kernel (issue 12 item 2, issue 15; opt-in with GPTOSS_CUDA_GEMV=xs: compiled,
+// not yet run on a GPU): Row1's structure for 1..8 tokens and for Q8_0 too (x of every token staged in
+// shared memory once a CTA, conflict-free; a Q8_0 block's 32 int8 widened once with byte permutes for
+// all tokens, no I2F), bounded by K <= kGemvXsMaxK and the tokens' x fitting a block's shared memory.
+// NVIDIA only: the HIP build keeps the verified kernels.
+enum class GemvFormat { BF16, MXFP4, Q8 };
+enum class GemvKernel { Row1, Warp, Xs };
+GemvKernel choose_gemv(const GpuCaps& caps, const GpuKnobs& k, GemvFormat f, int n, int K, bool x_aligned);
+// CTAs a SM of a persistent GEMV grid (Row1, Xs): `fit` (the occupancy), or fewer when
+// GPTOSS_CUDA_GEMV_CTAS asks (a grid that leaves room on each SM lets the next kernel's CTAs become
+// resident and prefetch their weights under programmatic dependent launch).
+int gemv_ctas_per_sm(const GpuKnobs& k, int fit);
 
 // ---- attention ----
 // Decode: split-KV SIMT kernel (n <= 4, D = 64, both vendors); Flash: mma.sync (D = 64, where

@@ -4,19 +4,12 @@
 
 #include "core/dtype.h"
 #include "gemm_tile.cuh"
+#include "matmul.cuh"
 #include "q8.cuh"
 
 namespace gptoss::cuda {
 
 namespace {
-
-// IEEE binary16 bits -> f32, exact (normals and subnormals by one multiply; inf and NaN kept).
-__device__ __forceinline__ float f16_bits_to_f32(uint32_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
-  float f = __uint_as_float(em << 13) * 0x1p112f;
-  if (em >= 0x7c00u) f = __uint_as_float(0x7f800000u | ((em & 0x3ffu) << 13));
-  return __uint_as_float(__float_as_uint(f) | sign);
-}
 
 __device__ __forceinline__ float i8_at(uint32_t w, int b) { return float(int8_t(uint8_t(w >> (8 * b)))); }
 
@@ -154,7 +147,31 @@ void q8_to_device_layout(const uint8_t* ggml_blocks, int64_t blocks, uint8_t* ou
   }
 }
 
+// The Q8_0 linear as matmul.cu's gemv_xs_kernel reads it (matmul.cuh's gemv_xs_q8).
+static LinearArgs xs_args(const Q8LinearArgs& a) {
+  LinearArgs xs;
+  xs.x = a.x;
+  xs.n = a.n;
+  xs.K = a.K;
+  xs.N = a.N;
+  xs.w = a.q;
+  xs.w_scales = reinterpret_cast<const uint8_t*>(a.d);
+  xs.bias = a.bias;
+  xs.bias_kind = a.bias_kind;
+  xs.out = a.out;
+  return xs;
+}
+
+bool launch_linear_q8_gemv_parts(const Q8LinearArgs* parts, int count, cudaStream_t stream) {
+  if (count < 1 || count > kGemvMaxParts) return false;
+  LinearArgs xs[kGemvMaxParts];
+  for (int i = 0; i < count; ++i) xs[i] = xs_args(parts[i]);
+  return gemv_xs_q8(xs, count, stream);
+}
+
 void launch_linear_q8_gemv(const Q8LinearArgs& a, cudaStream_t stream) {
+  const LinearArgs xs = xs_args(a);  // GPTOSS_CUDA_GEMV=xs: gemv_xs_kernel, where choose_gemv takes the call
+  if (gemv_xs_q8(&xs, 1, stream)) return;
   for (int t0 = 0; t0 < a.n; t0 += kGemvMaxTokens) {
     Q8LinearArgs s = a;
     s.n = a.n - t0 < kGemvMaxTokens ? a.n - t0 : kGemvMaxTokens;

@@ -28,6 +28,9 @@ constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64;
 // ---- matmul.cu / gemm_tile.cu ----
 constexpr int kGemvMaxTokens = 8;  // the GEMV reads W once for up to this many tokens
 constexpr int kGemvMaxParts = 3;
+// gemv_xs_kernel (policy.h's GemvKernel::Xs): rows of at most this many values (a lane holds 16 of a
+// row's 16-byte bf16 chunks, or 4 of its 32-value Q8_0 blocks, all in flight at once).
+constexpr int kGemvXsMaxK = 4096;
 constexpr int kGemmBN = 128, kGemmBK = 32, kGemmThreads = 256;
 constexpr int kGemmMaxKBlocks = 256;  // MXFP4: the block's scales [128, K/32] live in shared memory (K <= 8192)
 constexpr int kGemmStages = 4;        // cp.async ring depth (an MXFP4 step is decoded one step ahead)

@@ -6,6 +6,8 @@
 //   gptoss_gpu_check [--quick] [--seed N]     (--quick: small shapes, for compute-sanitizer)
 //   gptoss_gpu_check --bf16-experts [--quick] [--seed N]   (only the bf16 expert cases: loadModel's
 //     experts: 'bf16', compiled and not yet run on a GPU, kept out of the default run until they pass)
+//   gptoss_gpu_check --gemv [--quick] [--seed N]   (only the decode GEMVs under each GPTOSS_CUDA_GEMV /
+//     GPTOSS_CUDA_GEMV_CTAS variant: scripts/gpu-gemv-ab.sh; out of the default run until they pass)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/device.h"
 #include "cuda/policy.h"
 #include "harness.h"
 #include "cuda/mxfp4_layout.h"
@@ -23,6 +26,11 @@
 using namespace gptoss;
 using namespace gptoss::gputest;
 using gptoss::cuda::moe_uses_decode;
+using gptoss::cuda::choose_gemv;
+using gptoss::cuda::device_caps;
+using gptoss::cuda::GemvFormat;
+using gptoss::cuda::GemvKernel;
+using gptoss::cuda::knobs;
 
 namespace {
 
@@ -31,6 +39,7 @@ int failures = 0, cases = 0;
 bool quick = false;
 bool only_moe = false;
 bool bf16_experts = false;
+bool only_gemv = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -726,6 +735,130 @@ void check_add_rmsnorm_qkv(Rng& r, int n, int K, int Nq, int Nkv, const char* pa
   report("add_rmsnorm_qkv", shape + " x += residual", compare(hx, x), 0.0);
 }
 
+// ---- the decode GEMV kernels under each knob (issue 12 item 2, issue 15: policy.h's choose_gemv,
+// gemv_ctas_per_sm) ----
+// Variants: the default kernels, GPTOSS_CUDA_GEMV=xs (gemv_xs_kernel: bf16 at 2..8 tokens, Q8_0 at
+// 1..8; compiled, not yet run on a GPU when written), and GPTOSS_CUDA_GEMV_CTAS=1 / 2 (persistent
+// grids of 1 or 2 CTAs a SM) with either. Each shape draws fresh weights and x once and runs every
+// variant on them against the CPU (rel L2 <= 1e-5, no NaN, every output written: poisoned first); the
+// note names the kernel choose_gemv picked and the largest difference from the default variant's
+// output (predicted 0: the Xs kernel sums in the default kernels' order, bf16 as gemv_kernel and
+// Q8_0 as q8_gemv_kernel, with exact int8 widening).
+struct GemvVariant {
+  const char* name;
+  const char* gemv;  // GPTOSS_CUDA_GEMV
+  const char* ctas;  // GPTOSS_CUDA_GEMV_CTAS
+};
+const GemvVariant kGemvVariants[] = {
+    {"default", nullptr, nullptr}, {"xs", "xs", nullptr}, {"ctas1", nullptr, "1"}, {"xs ctas1", "xs", "1"}, {"xs ctas2", "xs", "2"}};
+
+struct GemvEnv {  // restores both variables when a check ends
+  std::string gemv, ctas;
+  bool had_gemv, had_ctas;
+  GemvEnv() {
+    const char* g = std::getenv("GPTOSS_CUDA_GEMV");
+    const char* c = std::getenv("GPTOSS_CUDA_GEMV_CTAS");
+    had_gemv = g != nullptr;
+    had_ctas = c != nullptr;
+    gemv = g ? g : "";
+    ctas = c ? c : "";
+  }
+  static void set(const GemvVariant& v) {
+    if (v.gemv) setenv("GPTOSS_CUDA_GEMV", v.gemv, 1);
+    else unsetenv("GPTOSS_CUDA_GEMV");
+    if (v.ctas) setenv("GPTOSS_CUDA_GEMV_CTAS", v.ctas, 1);
+    else unsetenv("GPTOSS_CUDA_GEMV_CTAS");
+  }
+  ~GemvEnv() {
+    if (had_gemv) setenv("GPTOSS_CUDA_GEMV", gemv.c_str(), 1);
+    else unsetenv("GPTOSS_CUDA_GEMV");
+    if (had_ctas) setenv("GPTOSS_CUDA_GEMV_CTAS", ctas.c_str(), 1);
+    else unsetenv("GPTOSS_CUDA_GEMV_CTAS");
+  }
+};
+
+const char* gemv_kernel_name(GemvKernel k) {
+  return k == GemvKernel::Xs ? "kernel xs" : k == GemvKernel::Row1 ? "kernel row1" : "kernel warp";
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  double m = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) m = std::max(m, double(std::fabs(a.ptr<float>()[i] - b.ptr<float>()[i])));
+  return m;
+}
+
+void check_gemv_shape(Rng& r, bool q8, int n, int K, int N, bool bias, const char* what) {
+  Tensor x = rand_f32(r, {n, K});
+  Tensor w = q8 ? rand_q8_0(r, {N, K}, 0.05f) : rand_bf16(r, {N, K}, 0.05f);
+  Tensor b = rand_bf16(r, {N});
+  Tensor want = host_empty(DType::F32, {n, N});
+  cpu->linear(x, w, bias ? &b : nullptr, want);
+  Tensor gx = to_gpu(x), gw = to_gpu(w), gb = to_gpu(b);
+  GemvEnv keep;
+  Tensor first;
+  for (const GemvVariant& v : kGemvVariants) {
+    GemvEnv::set(v);
+    Tensor got = poisoned(DType::F32, {n, N});
+    gpu->linear(gx, gw, bias ? &gb : nullptr, got);
+    Tensor h = to_host(got);
+    const GemvKernel kern = choose_gemv(device_caps(0), knobs(), q8 ? GemvFormat::Q8 : GemvFormat::BF16, std::min(n, gptoss::cuda::kGemvMaxTokens), K, true);
+    std::string note = std::string(what) + ", " + v.name + ", " + gemv_kernel_name(kern);
+    if (!first.data) first = h;
+    else note += ", max |diff| vs default " + std::to_string(max_abs_diff(h, first));
+    report(q8 ? "gemv_q8_0" : "gemv_bf16", shape_str({n, K}) + "x" + shape_str({N, K}) + (bias ? "+b" : ""),
+           compare(h, want), 1e-5, note);
+  }
+}
+
+// Q8_0 q, k, v through qkv() (under xs one launch over the three parts) vs the CPU, each variant.
+void check_qkv_q8(Rng& r, int n, int K, int Nq, int Nkv) {
+  Tensor x = rand_f32(r, {n, K});
+  Tensor wq = rand_q8_0(r, {Nq, K}, 0.05f), wk = rand_q8_0(r, {Nkv, K}, 0.05f), wv = rand_q8_0(r, {Nkv, K}, 0.05f);
+  Tensor bq = rand_bf16(r, {Nq}), bk = rand_bf16(r, {Nkv}), bv = rand_bf16(r, {Nkv});
+  Tensor q = host_empty(DType::F32, {n, Nq}), k = host_empty(DType::F32, {n, Nkv}), v = host_empty(DType::F32, {n, Nkv});
+  cpu->qkv(x, wq, bq, wk, bk, wv, bv, q, k, v);
+  Tensor gx = to_gpu(x), gwq = to_gpu(wq), gwk = to_gpu(wk), gwv = to_gpu(wv), gbq = to_gpu(bq), gbk = to_gpu(bk),
+         gbv = to_gpu(bv);
+  GemvEnv keep;
+  for (const GemvVariant& var : kGemvVariants) {
+    GemvEnv::set(var);
+    Tensor gq = poisoned(DType::F32, {n, Nq}), gk = poisoned(DType::F32, {n, Nkv}), gv = poisoned(DType::F32, {n, Nkv});
+    gpu->qkv(gx, gwq, gbq, gwk, gbk, gwv, gbv, gq, gk, gv);
+    report("qkv_q8_0", shape_str({n, K}) + " q" + std::to_string(Nq) + " kv" + std::to_string(Nkv),
+           worst({compare(to_host(gq), q), compare(to_host(gk), k), compare(to_host(gv), v)}), 1e-5,
+           std::string(var.name) + (var.gemv ? ": one launch" : ": three launches"));
+  }
+}
+
+// Every GEMV shape of gpt-oss-20b / 120b decode (q/k/v as one launch, o, the LM head; bf16 and
+// Q8_0) at 1, 2, 4, 5 and 8 tokens where it matters, small and odd shapes (partial lane strides, K
+// not a multiple of a warp's units, the Xs kernel's K bound: K = 8192 keeps the default kernels), the
+// fused qkv and add_rmsnorm_qkv under each variant.
+void check_gemv_variants(Rng& r) {
+  for (bool q8 : {false, true}) {
+    check_gemv_shape(r, q8, 3, 64, 33, true, "small");
+    check_gemv_shape(r, q8, 1, 96, 17, true, "small");
+    check_gemv_shape(r, q8, 5, 544, 40, true, "odd: 17 Q8_0 blocks / 68 chunks a row");
+    check_gemv_shape(r, q8, 2, 8192, 64, false, "K 8192: past the Xs bound");
+    for (int n : {1, 2, 4, 8}) check_gemv_shape(r, q8, n, 2880, 5120, true, "q/k/v rows");
+    for (int n : {1, 4, 8}) check_gemv_shape(r, q8, n, 4096, 2880, true, "o_proj");
+    if (!quick) {
+      check_gemv_shape(r, q8, 1, 2880, 201088, false, "lm_head");
+      check_gemv_shape(r, q8, 4, 2880, 201088, false, "lm_head");
+    }
+  }
+  for (int n : {1, 4}) check_qkv_q8(r, n, 2880, 4096, 512);
+  check_qkv_q8(r, 3, 96, 40, 24);
+  GemvEnv keep;
+  for (const GemvVariant& v : kGemvVariants) {
+    GemvEnv::set(v);
+    const std::string tag = std::string("gemv ") + v.name;
+    check_qkv(r, 1, 2880, 4096, 512, 1e-5, tag.c_str());
+    check_qkv(r, 4, 2880, 4096, 512, 1e-5, tag.c_str());
+    check_add_rmsnorm_qkv(r, 1, 2880, 4096, 512, tag.c_str());
+  }
+}
+
 // Rows `pos` of a cache [ctx, kvHeads, D] (f32 or bf16), gathered in that order.
 Tensor cache_rows(const Tensor& cache, const std::vector<int32_t>& pos) {
   const int64_t bytes = int64_t(dtype_bytes(cache.dtype, cache.dim(1) * cache.dim(2)));
@@ -868,6 +1001,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--seed") && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
     else if (!std::strcmp(argv[i], "--only-moe")) only_moe = true;  // the MoE cases alone (sanitizer runs)
     else if (!std::strcmp(argv[i], "--bf16-experts")) bf16_experts = true;
+    else if (!std::strcmp(argv[i], "--gemv")) only_gemv = true;  // the GEMV variants alone (scripts/gpu-gemv-ab.sh)
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -881,7 +1015,10 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (bf16_experts) {
+    if (only_gemv) {
+      check_gemv_variants(r);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (bf16_experts) {
       check_moe_bf16_layout_error(r);
       MoeBf16Set small = make_moe_bf16(r, 5, 64, 96);
       check_moe_bf16(r, small, 1, 2);

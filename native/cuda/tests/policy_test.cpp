@@ -280,6 +280,51 @@ void test_gemm_rows() {
   CHECK(gemm_tile_rows(mi300, 50, true, H) == 64 && gemm_tile_rows(mi300, 10, true, H) == 32);
 }
 
+// The decode GEMV kernels (issue 12 item 2, issue 15): the verified kernels unless GPTOSS_CUDA_GEMV=xs,
+// and Xs only on NVIDIA, for bf16 at 2..8 tokens and Q8_0 at 1..8, K within kGemvXsMaxK, x aligned,
+// the tokens' x within a block's shared memory.
+void test_gemv() {
+  const GpuCaps c = h200(900, kSm90a), l = l40s(890, kSm89);
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
+  GpuKnobs k;
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, 4096, true) == GemvKernel::Row1);
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, 4096 + 8, true) == GemvKernel::Warp);  // > 16 chunks a lane
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, false) == GemvKernel::Warp);
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 4, H, true) == GemvKernel::Warp);
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, H, true) == GemvKernel::Warp);
+  CHECK(choose_gemv(c, k, GemvFormat::MXFP4, 1, H, true) == GemvKernel::Warp);
+  CHECK(choose_gemv(mi300, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);  // 64-lane rows: up to 8192
+  CHECK(choose_gemv(mi300, k, GemvFormat::BF16, 1, 8192, true) == GemvKernel::Row1);
+  k.gemv = GpuKnobs::Gemv::Xs;
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);  // bf16 at one token stays Row1
+  for (int n : {2, 4, 5, 8}) {
+    CHECK(choose_gemv(c, k, GemvFormat::BF16, n, H, true) == GemvKernel::Xs);
+    CHECK(choose_gemv(c, k, GemvFormat::BF16, n, 4096, true) == GemvKernel::Xs);
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, n, 4096, true) == GemvKernel::Xs);
+    CHECK(choose_gemv(c, k, GemvFormat::MXFP4, n, H, true) == GemvKernel::Warp);
+    CHECK(choose_gemv(mi300, k, GemvFormat::Q8, n, H, true) == GemvKernel::Warp);  // NVIDIA only
+    CHECK(choose_gemv(mi300, k, GemvFormat::BF16, n, H, true) == GemvKernel::Warp);
+  }
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, H, true) == GemvKernel::Xs);
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 64, true) == GemvKernel::Xs);
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 8192, true) == GemvKernel::Warp);   // past kGemvXsMaxK
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 48, true) == GemvKernel::Warp);     // K % 32
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 2, H, false) == GemvKernel::Warp);     // x not 16-byte aligned
+  CHECK(choose_gemv(c, k, GemvFormat::BF16, 2, 8 * 1000 + 4, true) == GemvKernel::Warp);
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, kGemvMaxTokens + 1, H, true) == GemvKernel::Warp);
+  // 8 tokens of x at K 4096 are 128 KB: an H200 block takes them, a 99 KB sm_89 block does not
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 8, 4096, true) == GemvKernel::Xs);
+  CHECK(choose_gemv(l, k, GemvFormat::Q8, 8, 4096, true) == GemvKernel::Warp);
+  CHECK(choose_gemv(l, k, GemvFormat::Q8, 8, H, true) == GemvKernel::Xs);  // 92 KB
+  CHECK(gemv_ctas_per_sm(GpuKnobs{}, 3) == 3 && gemv_ctas_per_sm(GpuKnobs{}, 0) == 1);
+  GpuKnobs one;
+  one.gemv_ctas = 1;
+  CHECK(gemv_ctas_per_sm(one, 3) == 1);
+  one.gemv_ctas = 4;
+  CHECK(gemv_ctas_per_sm(one, 3) == 3);  // never more than fit
+}
+
 void test_pdl() {
   GpuKnobs k;
   CHECK(use_pdl(h200(900, kSm90a), k));
@@ -299,6 +344,7 @@ int main() {
   test_moe_bf16();
   test_gemm_rows();
   test_pdl();
+  test_gemv();
   std::printf("%d of %d policy checks passed\n", checks - failures, checks);
   return failures ? 1 : 0;
 }
