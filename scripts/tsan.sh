@@ -24,7 +24,18 @@ norand=()
 setarch "$(uname -m)" -R true 2> /dev/null && norand=(setarch "$(uname -m)" -R)
 status=0
 start=$(date +%s)
-"${norand[@]}" build-tsan/gptoss_pool_test || status=1
+if ! "${norand[@]}" build-tsan/gptoss_pool_test > "$log/pool.out" 2>&1; then
+  # A kernel whose address layout gcc 12's TSan cannot live with (and no way to turn randomization
+  # off): say so and skip, rather than fail on something that says nothing about the addon.
+  if grep -qs "FATAL: ThreadSanitizer" "$log/pool.out" "$log"/tsan*; then
+    cat "$log/pool.out"
+    echo "warning: ThreadSanitizer cannot run on this kernel (vm.mmap_rnd_bits=$(cat /proc/sys/vm/mmap_rnd_bits 2> /dev/null || echo ?)); tsan run skipped"
+    rm -rf "$log"
+    exit 0
+  fi
+  status=1
+fi
+cat "$log/pool.out"
 echo "thread pool test under tsan: $(( $(date +%s) - start )) s"
 start=$(date +%s)
 # exitcode=0: node's status says whether the stress finished; the reports are judged below.

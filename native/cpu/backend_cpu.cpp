@@ -86,6 +86,22 @@ void CpuBackend::linear(const Tensor& x, const Tensor& weight, const Tensor* bia
   cpu::ProfileScope ps("linear", cpu::profile_shape_key(x, weight));
   cpu::linear(x, weight, bias, out, t_activations);
 }
+namespace cpu {
+void qkv_q8_0(const Tensor& x, const Tensor* const w[3], const Tensor* const bias[3], Tensor* const out[3],
+              ExpertActivations act);  // q8.cpp
+}
+void CpuBackend::qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk,
+                     const Tensor& wv, const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) {
+  // Q8_0 projections (a GGUF's) in one dispatch; other forms as three linears (Backend::qkv).
+  if (wq.dtype != DType::Q8_0 || wk.dtype != DType::Q8_0 || wv.dtype != DType::Q8_0) return Backend::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v);
+  cpu::ProfileScope ps("qkv", cpu::profile_shape_key(xn, wq));
+  checks::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v, cpu::kCpuDevice);
+  if (xn.dim(0) == 0) return;
+  const Tensor* w[3] = {&wq, &wk, &wv};
+  const Tensor* b[3] = {&bq, &bk, &bv};
+  Tensor* out[3] = {&q, &k, &v};
+  cpu::qkv_q8_0(xn, w, b, out, t_activations);
+}
 void CpuBackend::rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) {
   cpu::ProfileScope ps("rope");
   cpu::rope(x, positions, inv_freq, scale);

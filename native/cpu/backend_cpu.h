@@ -23,6 +23,8 @@ class CpuBackend : public Backend {
   void set_activations(ExpertActivations a) override;
   ExpertActivations activations() const override;
   void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override;
+  void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
+           const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& inv_freq, float scale) override;
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& positions, Tensor& k_cache,
                 Tensor& v_cache) override;
