@@ -7,7 +7,7 @@
 // and the LLVM tools of its clang are installed; in CI (GPTOSS_EXPECT_HIP=1) both are required, and
 // with GPTOSS_EXPECT_HIP_GFX950=1 (.ci/run, when it installed clang-22) so is the gfx950 build.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { native, packageRoot } from '../lib/native.js';
@@ -69,6 +69,16 @@ function listKernelsOnce(arch: string): KernelRow[] {
 }
 
 const buildInfo = native.hipBuildInfo();
+// The major version of the clang that built the plugin (build/CMakeCache.txt), 0 when unknown.
+const clangMajor = (() => {
+  try {
+    const cache = readFileSync(join(build, 'CMakeCache.txt'), 'utf8');
+    const clang = /^GPTOSS_HIP_CLANG:FILEPATH=.*clang\+\+-(\d+)$/m.exec(cache);
+    return clang ? Number(clang[1]) : 0;
+  } catch {
+    return 0;
+  }
+})();
 const built = buildInfo.built;
 const expectGfx950 = process.env.GPTOSS_EXPECT_HIP_GFX950 === '1';
 // scripts/hip-kernels.sh uses the LLVM of the plugin's clang (else the newest installed)
@@ -167,6 +177,31 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
       expect(ours.some((r) => r.kernel.includes(k) && r.instructions > 20 && !r.trap), k).toBe(true);
     // launch_attention_paged launches the plan with 1024 threads
     expect(ours.find((r) => r.kernel.includes('attention_paged_plan_kernel'))?.maxThreads).toBe(1024);
+  });
+
+  it('the routers use no scratch; with clang 20+ no kernel of ours does but argmax_split_kernel (rocPRIM\'s block reduce)', () => {
+    // The routers' top-k kept its selections in per-lane arrays indexed by the runtime j: clang-19 put
+    // them in 272 bytes of scratch a lane (clang-22 in registers); on AMD they are in LDS now (moe.cu).
+    const routers = ours.filter((r) => /router\w*_kernel/.test(r.kernel));
+    expect(routers.length).toBeGreaterThanOrEqual(6);
+    for (const r of routers) expect(r.scratch, r.kernel).toBe(0);
+    // clang-19 (CI's fallback) still gives the decode attention kernels 32 bytes (an accumulator pair
+    // indexed by a key's parity in the unrolled loop's remainder); clang-22 none.
+    if (clangMajor >= 20) {
+      const scratch = ours.filter((r) => !r.trap && r.scratch > 0).map((r) => `${r.object}: ${r.kernel} (${r.scratch})`);
+      expect(scratch.filter((k) => !k.includes('argmax_split_kernel'))).toEqual([]);
+    }
+  });
+
+  it('the decode attention kernel fits two blocks a CU (64 KB of LDS) with f16, bf16 and f32k-f16v caches', () => {
+    // KvType 0 f32, 1 bf16, 2 f16, 3 f32k-f16v: the merge weights share the scores' LDS on AMD (f32's
+    // K and V tiles alone take 33 KB: one block a CU on gfx942, and its launch bound says so)
+    const decode = ours.filter((r) => r.kernel.includes('attention_decode_kernel<'));
+    expect(decode.length).toBe(4);
+    for (const r of decode) {
+      expect(r.maxThreads, r.kernel).toBe(256);
+      if (!r.kernel.includes('KvType)0')) expect(r.lds, r.kernel).toBeLessThanOrEqual(32768);
+    }
   });
 
   it('the SIMT kernels shared with CUDA are all there (decode attention, router, decode MoE, GEMV, norms, sampling)', () => {

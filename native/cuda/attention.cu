@@ -244,9 +244,31 @@ struct DecodeSmem {
   static constexpr int kVChunksRow = kDecodeD * int(sizeof(TV)) / 16;
   TK k[kDecodeTile * kKRow];
   TV v[kDecodeTile * kDecodeD];
+#if defined(GPTOSS_HIP)
+  // AMD: a CU has 64 KB of LDS, and the merge weights (read only after the loop's last barrier) can
+  // take the scores' place: 4 KB less, so two blocks a CU fit with f16, bf16 and f32k-f16v caches
+  // (21.5 and 29.7 KB; f32: 37.9 KB, one). NVIDIA keeps the verified layout (its blocks fit either way).
+  union {
+    float sc[kDecodeMaxG * kDecodeTile];
+    float wts[kDecodeMaxG * kDecodeMaxSplits];
+  };
+#else
   float sc[kDecodeMaxG * kDecodeTile];
   float wts[kDecodeMaxG * kDecodeMaxSplits];
+#endif
 };
+// Blocks a multiprocessor the decode kernel is built for (__launch_bounds__). Two everywhere but the
+// f32 cache on gfx90a / gfx942, whose K and V tiles alone (33 KB) exceed half a CU's 64 KB of LDS: one
+// block there, so the compiler is not held to a register budget the LDS already rules out (clang
+// warned "failed to meet occupancy target"). gfx950 has 160 KB of LDS a CU.
+template <KvType KV>
+constexpr int decode_min_blocks() {
+#if defined(GPTOSS_HIP) && !defined(__gfx950__)
+  return sizeof(DecodeSmem<KV>) > 32768 ? 1 : 2;
+#else
+  return 2;
+#endif
+}
 
 // Laid out for groups of 32 lanes, a head a group ("warp" below): a lane holds two keys of a tile and
 // two output dims (TK = D = 2 x 32). On NVIDIA a group is a warp; a 64-lane AMD wavefront runs two
@@ -255,7 +277,7 @@ struct DecodeSmem {
 constexpr int kDecodeLanes = 32;
 
 template <KvType KV>
-__global__ void __launch_bounds__(256, 2) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
+__global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
   static_assert(TK == 2 * W && D == 2 * W, "a lane holds two keys of a tile and two output dims");
   using KeyE = typename KvTraits<KV>::Key;

@@ -82,10 +82,21 @@ __device__ __forceinline__ void stage_row(const float* x, int H, float* xs) {
 
 // Warp 0 of the block: top-k of logits[0, E) (shared memory), ties to the lower expert index,
 // selected in descending order (torch.topk), then the softmax over the k -> token t's outputs.
+// The selections so far are indexed by the runtime j: in per-lane arrays that is local memory (a
+// 256-byte stack frame on sm_90a; the form verified on NVIDIA GPUs, kept there), and on AMD clang-19
+// gives them 272 bytes of scratch a lane. On AMD they live in shared memory instead: every lane of the
+// one wavefront writes the same selection (the butterfly left each lane the same winner), and the
+// wavefront barrier orders those writes before the next step's reads. Same values, same order, same
+// result; 256 bytes of LDS a block.
 __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
   const int lane = threadIdx.x % WARP_SIZE;
+#if defined(GPTOSS_HIP)
+  __shared__ float sel_val[32];
+  __shared__ int sel_idx[32];
+#else
   float sel_val[32];
   int sel_idx[32];
+#endif
   const int k = a.k < 32 ? a.k : 32;
   for (int j = 0; j < k; ++j) {
     float best = -INFINITY;
@@ -110,6 +121,9 @@ __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
     }
     sel_val[j] = best;
     sel_idx[j] = best_e;
+#if defined(GPTOSS_HIP)
+    __syncwarp();
+#endif
   }
   if (lane == 0) {
     float denom = 0.f;

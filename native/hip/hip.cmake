@@ -23,6 +23,9 @@ endif()
 # Empty: those three with clang 20+, gfx942 and gfx90a with clang-19.
 set(GPTOSS_HIP_ARCHS "" CACHE STRING "AMD GPU archs of the HIP plugin (clang --offload-arch values; empty: what the compiler allows)")
 set(GPTOSS_HIP_CLANG "" CACHE FILEPATH "clang++ for the HIP plugin (default: clang++-22, else clang++-19)")
+# Extra flags for every HIP compile, e.g. scripts/hip-check.sh's GPU AddressSanitizer build
+# ("-fsanitize=address;-shared-libsan;-g" with GPTOSS_HIP_ARCHS=gfx942:xnack+).
+set(GPTOSS_HIP_EXTRA_FLAGS "" CACHE STRING "Extra clang flags for the HIP plugin's compiles (a CMake list)")
 
 set(_hip_why "")
 if(GPTOSS_HIP STREQUAL "OFF")
@@ -73,7 +76,8 @@ if(NOT _hip_why)
   # one overlay per clang major: the generated ISA files carry the data layout of the clang that made them
   set(GPTOSS_HIP_DEVLIBS "${CMAKE_BINARY_DIR}/hip-devlibs-${GPTOSS_HIP_CLANG_MAJOR}")
   string(REPLACE "++" "" _hip_clang_c "${_hip_clang_real}")  # the C driver, for the bitcode assembly
-  execute_process(COMMAND bash "${CMAKE_SOURCE_DIR}/scripts/hip-devlibs.sh" "${GPTOSS_HIP_DEVLIBS}" "${_hip_clang_c}" ${GPTOSS_HIP_ARCHS}
+  string(REGEX REPLACE ":[^;]*" "" _hip_devlib_archs "${GPTOSS_HIP_ARCHS}")  # gfx942:xnack+ -> gfx942
+  execute_process(COMMAND bash "${CMAKE_SOURCE_DIR}/scripts/hip-devlibs.sh" "${GPTOSS_HIP_DEVLIBS}" "${_hip_clang_c}" ${_hip_devlib_archs}
                   RESULT_VARIABLE _hip_rc OUTPUT_QUIET ERROR_VARIABLE _hip_err)
   if(NOT _hip_rc EQUAL 0)
     set(_hip_why "scripts/hip-devlibs.sh failed: ${_hip_err}")
@@ -117,8 +121,15 @@ endif()
 foreach(_arch IN LISTS GPTOSS_HIP_ARCHS)
   list(APPEND _hip_flags --offload-arch=${_arch})
 endforeach()
+list(APPEND _hip_flags ${GPTOSS_HIP_EXTRA_FLAGS})
 
 # One object per source: host code + a fat binary with a code object per arch (.hip_fatbin).
+# clang's depfile names the object by its absolute path; under the old CMP0116 Ninja reads the depfile
+# as written, finds no "hip/<name>.o" in it and rebuilds every HIP object on every build (4-6 min of
+# three archs for any edit). NEW: CMake rewrites the depfile's paths for Ninja.
+if(POLICY CMP0116)
+  cmake_policy(SET CMP0116 NEW)
+endif()
 file(GLOB GPTOSS_HIP_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/native/cuda/*.cu ${CMAKE_SOURCE_DIR}/native/hip/*.hip)
 set(GPTOSS_HIP_OBJECTS "")
 foreach(_src IN LISTS GPTOSS_HIP_SOURCES)
@@ -147,3 +158,20 @@ set_property(TARGET gpt_oss_hip APPEND PROPERTY LINK_DEPENDS "${CMAKE_SOURCE_DIR
 set_property(SOURCE ${CMAKE_SOURCE_DIR}/native/hip/hip_loader.cpp APPEND PROPERTY COMPILE_DEFINITIONS
              GPTOSS_HIP_BUILT GPTOSS_HIP_BUILD_ID="${GPTOSS_HIP_BUILD_ID}")
 set(GPTOSS_HIP_PLUGIN_TARGET gpt_oss_hip)
+
+# The kernel-by-kernel check for an AMD GPU (native/cuda/tests/gpu_check.cpp, the CUDA check's own
+# source with GPTOSS_GPU_CHECK_HIP): host code only, linked with the core library like the addon, so it
+# reaches the kernels through hip_loader.cpp, the ROCm runtime it dlopens and this plugin, which it
+# finds beside itself (the plugin's output directory); no second compile of the kernels, no ROCm link
+# dependency. Without an AMD GPU it prints "gpu_check: HIP unavailable: <reason>" and exits 2
+# (test/hip-check.test.ts); scripts/hip-check.sh runs it on an AMD host.
+set(_hip_check_sources ${CMAKE_SOURCE_DIR}/native/cuda/tests/gpu_check.cpp)
+if(NOT GPTOSS_CUDA_SOURCES)  # without CUDA the core library lacks the path choosers the check asks
+  list(APPEND _hip_check_sources ${CMAKE_SOURCE_DIR}/native/cuda/policy.cpp)
+endif()
+add_executable(gptoss_gpu_check_hip ${_hip_check_sources})
+target_compile_definitions(gptoss_gpu_check_hip PRIVATE GPTOSS_GPU_CHECK_HIP)
+target_include_directories(gptoss_gpu_check_hip PRIVATE ${CMAKE_SOURCE_DIR}/native/cuda/tests)
+target_link_libraries(gptoss_gpu_check_hip PRIVATE gptoss_core)
+set_target_properties(gptoss_gpu_check_hip PROPERTIES RUNTIME_OUTPUT_DIRECTORY "$<TARGET_FILE_DIR:gpt_oss_hip>")
+add_dependencies(gptoss_gpu_check_hip gpt_oss_hip)
