@@ -277,7 +277,17 @@ async function runHttp(url, streams, args) {
     tEnd = Math.max(tEnd, r.tEnd);
   }
   const wall = (tEnd - t0) / 1000;
-  return { streams, outputTokens: total, promptTokens: rs[0]?.usage?.prompt_tokens, wallS: round(wall, 3), aggregateTokS: round(total / wall), ttftMs: { p50: round(pct(ttft, 50)), p99: round(pct(ttft, 99)) }, itlMs: { p50: round(pct(itl, 50)), p99: round(pct(itl, 99)) } };
+  // Per stream, the response's whole time over its tokens: what a client sees a token cost when no text
+  // delta stamps them (a random model's ids never open a Harmony message, so the server, which sends a
+  // chunk per text delta, sends none: then TTFT and ITL are null and this is the per-token figure).
+  const perToken = rs.filter((r) => (r.usage?.completion_tokens ?? 0) > 0).map((r) => (r.tEnd - r.t0) / r.usage.completion_tokens);
+  return {
+    streams, outputTokens: total, promptTokens: rs[0]?.usage?.prompt_tokens, wallS: round(wall, 3), aggregateTokS: round(total / wall),
+    textChunks: ttft.length + itl.length,
+    ttftMs: { p50: ttft.length ? round(pct(ttft, 50)) : null, p99: ttft.length ? round(pct(ttft, 99)) : null },
+    itlMs: { p50: itl.length ? round(pct(itl, 50)) : null, p99: itl.length ? round(pct(itl, 99)) : null },
+    responseMsPerToken: { p50: round(pct(perToken, 50)), p99: round(pct(perToken, 99)) },
+  };
 }
 
 async function runHttpTtft(url, args) {
@@ -341,7 +351,10 @@ async function mainHttp(args) {
   const runs = [];
   for (const n of args.streams) {
     const r = await runHttp(info.url, n, args);
-    console.error(`http ${n} streams: ${r.aggregateTokS} tok/s aggregate (${r.outputTokens} tokens); TTFT p50 ${r.ttftMs.p50} p99 ${r.ttftMs.p99} ms; ITL p50 ${r.itlMs.p50} p99 ${r.itlMs.p99} ms`);
+    const lat = r.textChunks
+      ? `TTFT p50 ${r.ttftMs.p50} p99 ${r.ttftMs.p99} ms; ITL p50 ${r.itlMs.p50} p99 ${r.itlMs.p99} ms`
+      : 'TTFT/ITL n/a (no text deltas to stamp: random weights never open a Harmony message; see the max_tokens-1 TTFT below)';
+    console.error(`http ${n} streams: ${r.aggregateTokS} tok/s aggregate (${r.outputTokens} tokens); ${lat}; response time a token p50 ${r.responseMsPerToken.p50} p99 ${r.responseMsPerToken.p99} ms`);
     runs.push(r);
   }
   const ttft = args.ttftPrompt ? await runHttpTtft(info.url, args) : null;

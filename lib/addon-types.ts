@@ -148,6 +148,8 @@ export interface NativeBatch {
   /** Tokens the sequence holds. */
   length(seq: number): number;
   step(items: NativeBatchItem[]): Promise<Int32Array>;
+  /** step(), plus the logits each sampling item drew from ([draws, vocab], in item order). */
+  stepLogits(items: NativeBatchItem[]): Promise<{ ids: Int32Array; logits: Float32Array }>;
   dispose(): void;
 }
 

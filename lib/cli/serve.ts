@@ -35,7 +35,7 @@ export function registerServe(program: Command): void {
     .option('--max-context <n>', 'most tokens one request may hold, prompt and completion (default min(4096, max_position_embeddings))', parseIntArg(2))
     .option('--kv-blocks <n>', 'KV-cache blocks of 16 tokens in the pool (default: max-sequences full contexts)', parseIntArg(1))
     .option('--max-queue <n>', 'requests that may wait for a sequence; more get 429', parseIntArg(0), 256)
-    .option('--engine <kind>', "'native' (one batched forward a step; the CPU's default) or 'session' (a Session a sequence; the default elsewhere)", (v: string) => {
+    .option('--engine <kind>', "'native' (one batched forward a step; the default on the CPU and CUDA) or 'session' (a Session a sequence; the default on HIP)", (v: string) => {
       if (v !== 'native' && v !== 'session') throw new InvalidArgumentError("expected 'native' or 'session'.");
       return v;
     })

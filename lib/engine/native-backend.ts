@@ -98,11 +98,24 @@ export class NativeBatchBackend implements StepBackend {
     }
   }
 
-  #step(items: BatchItem[]): Promise<Int32Array> {
+  /**
+   * step(), and the logits each sampling item drew its id from, copied back to the host: `logits` is
+   * [draws, vocabSize] f32, row j the j-th item (in item order) whose `sample` is set. For checks and
+   * debugging (each row is a device-to-host copy of vocabSize floats); the ids are step()'s.
+   */
+  stepWithLogits(items: BatchItem[]): Promise<{ ids: Int32Array; logits: Float32Array }> {
+    try {
+      return this.#step<{ ids: Int32Array; logits: Float32Array }>(items, true);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #step<T extends Int32Array | { ids: Int32Array; logits: Float32Array } = Int32Array>(items: BatchItem[], withLogits = false): Promise<T> {
     const native = this.#get('step');
     if (!Array.isArray(items)) throw new TypeError('NativeBatchBackend.step: items must be an array');
     // Sampling options get their defaults here; the native side checks everything else and names the item.
-    const p = native.step(
+    const p = native[withLogits ? 'stepLogits' : 'step'](
       items.map((item, i) =>
         item !== null && typeof item === 'object' && item.sample !== null && typeof item.sample === 'object'
           ? {
@@ -118,7 +131,7 @@ export class NativeBatchBackend implements StepBackend {
     const tracked = p.catch(() => undefined);
     this.#inFlight.add(tracked);
     void tracked.finally(() => this.#inFlight.delete(tracked));
-    return p;
+    return p as Promise<T>;
   }
 
   /** Waits for steps in flight, then frees the pool. */

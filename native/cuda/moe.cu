@@ -566,6 +566,45 @@ void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   GPTOSS_CUDA_LAUNCH("moe_decode_down_kernel");
 }
 
+size_t moe_group_mma_workspace_bytes(const MoeArgs& a) {
+  const size_t P = size_t(a.n) * a.k;
+  return 4 * align256(4 * size_t(a.E + 1)) + 2 * align256(4 * P) + align256(4 * P * a.I) + align256(4 * P * a.H);
+}
+
+void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream) {
+  if (a.bf16 || a.decode_layout) throw type_error("moe: the grouped decode kernels read MXFP4 experts in the checkpoint's layout");
+  const int P = a.n * a.k;
+  uint8_t* p = static_cast<uint8_t*>(workspace);
+  size_t off = 0;
+  auto take = [&](size_t bytes) { uint8_t* r = p + off; off += align256(bytes); return r; };
+  int32_t* counts = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
+  int32_t* cursor = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
+  int32_t* group_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
+  int32_t* tile_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
+  int32_t* perm_token = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
+  int32_t* pair_slot = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
+  float* act = reinterpret_cast<float*>(take(4 * size_t(P) * a.I));
+  float* y = reinterpret_cast<float*>(take(4 * size_t(P) * a.H));
+  GPTOSS_CUDA_CHECK(cudaMemsetAsync(counts, 0, sizeof(int32_t) * a.E, stream));
+  moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, counts, a.err);
+  GPTOSS_CUDA_LAUNCH("moe_count_kernel");
+  const int gt = moe_group_tokens(current_caps(), knobs(), a.n, a.k, a.E, a.H, a.I);
+  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(counts, a.E, gt, group_start, tile_start, cursor);
+  GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
+  moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, group_start, cursor, perm_token, pair_slot);
+  GPTOSS_CUDA_LAUNCH("moe_scatter_kernel");
+  MoeGroups g;
+  g.group_start = group_start;
+  g.tile_start = tile_start;
+  g.perm_token = perm_token;
+  g.max_groups = std::min(P, P / gt + a.E);  // sum ceil(c_e / gt) over the experts
+  g.group_tokens = gt;
+  launch_moe_group_kernels(a, g, act, y, stream);
+  const int64_t total = int64_t(a.n) * a.H;
+  moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(y, pair_slot, a.expert_weight, a.n, a.k, a.H, a.out);
+  GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
+}
+
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   const int P = a.n * a.k;
   GroupedWs w = grouped_ws(a, workspace, nullptr);

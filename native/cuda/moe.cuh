@@ -66,6 +66,22 @@ void launch_moe_decode_mfma(const MoeArgs& a, void* workspace, cudaStream_t stre
 #endif
 // Either weight format (a.bf16): the MXFP4 or the bf16 GEMM tile, one launch per projection.
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream);
+// A batched step's tokens (more pairs than the decode kernels take, few an expert): the routing grouped
+// by expert as for the GEMM tile, then the decode MMA kernels over groups of up to 4 or 8 pairs of one
+// expert (moe_group_tokens(); each expert's weights read once a group), un-permuted with the routing weights.
+// MXFP4 experts in the checkpoint's layout, where the Mma decode kernels fit (policy.h: MoeBatchPath).
+size_t moe_group_mma_workspace_bytes(const MoeArgs& a);
+void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream);
+// The groups as the kernels read them (moe_decode_mma.cu): group_start [E + 1] (slots of each expert),
+// tile_start [E + 1] (first group of each expert), perm_token [P] (slot -> token); max_groups: grid bound.
+struct MoeGroups {
+  const int32_t* group_start = nullptr;
+  const int32_t* tile_start = nullptr;
+  const int32_t* perm_token = nullptr;
+  int max_groups = 0;
+  int group_tokens = 4;  // pairs a group: 4 or 8
+};
+void launch_moe_group_kernels(const MoeArgs& a, const MoeGroups& groups, float* act, float* y, cudaStream_t stream);
 // bf16 experts, choose_moe_bf16()'s Gemv (moe_bf16.cu): SIMT GEMVs over the routed experts' rows, f32
 // sums (same workspace as launch_moe_decode: act [pairs, I]).
 void launch_moe_bf16_gemv(const MoeArgs& a, void* workspace, cudaStream_t stream);

@@ -641,6 +641,215 @@ void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stre
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// Grouped decode MoE (a batched step's few tokens an expert: MoeDecodeKind's neighbour MoeGroupedKind
+// GroupedMma, policy.h). The routing is grouped as for the GEMM tile (count, scan, scatter: each
+// expert's (token, expert) pairs in contiguous slots) and split into groups of at most 4 (or 8) pairs of
+// one expert; a CTA owns one 16-row tile of one group, so an expert's weights are read
+// once for up to 4 tokens. The MMA's 8 B columns hold the 4 tokens' (hi, lo) halves: column 2j + h
+// = token j's half h, so lane (g, t) of the C fragment accumulates token t's rows g and g + 8 (the
+// sum c0 + c1 of the one-token kernels, now a token a lane quad). Everything else is the one-token
+// kernels' code (slices, scales, bit-placed E2M1); the outputs go to act [slot, I] and y [slot, H]
+// (bias in, routing weight not), which moe.cu's unpermute sums per token in expert order.
+// ---------------------------------------------------------------------------------------------
+// kGT = 4 or 8 tokens a group: with 8, two MMAs a block share each decoded weight fragment (B set 0 =
+// tokens 0-3, set 1 = tokens 4-7), lane (g, t) accumulating tokens t and 4 + t.
+
+// Which group grid row `y` is: expert e, its first slot, its pairs (<= kGT). false past the last.
+template <int kGT>
+__device__ __forceinline__ bool group_of(const MoeGroups& gr, int E, int y, int& e, int& slot0, int& count) {
+  if (y >= gr.tile_start[E]) return false;
+  int lo = 0, hi = E - 1;  // last e with tile_start[e] <= y
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (gr.tile_start[mid] <= y) lo = mid; else hi = mid - 1;
+  }
+  e = lo;
+  slot0 = gr.group_start[e] + (y - gr.tile_start[e]) * kGT;
+  count = min(kGT, gr.group_start[e + 1] - slot0);
+  return true;
+}
+
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+// tile_mma for kSets B column sets: acc[s][0..1] = rows g, g + 8 of token 4 s + t. fr[s]: this lane's
+// fragments of set s (token 4 s + g / 2's hi or lo, clamped to valid data).
+template <bool kSub, int kSets>
+__device__ __forceinline__ void tile_mma_sets(const SliceRef& r, const uint8_t* rows, const uint8_t* sc0, const uint8_t* sc1,
+                                              const uint4* const (&fr)[kSets], float (&acc)[kSets][2]) {
+  const uint8_t* arow = rows + (r.lane & 15) * r.stride();
+  float a[kSets][2] = {};
+#pragma unroll 2
+  for (int blk = 0; blk < r.nb; ++blk) {
+    uint32_t w0, w1;
+    ldsm_x2(w0, w1, arow + blk * 16);
+    uint32_t p0[4], p1[4];
+    decode_word<kSub>(w0, p0);
+    decode_word<kSub>(w1, p1);
+    const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
+    const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
+    const float s0 = stored_scale<kSub>(sc0[blk]), s1 = stored_scale<kSub>(sc1[blk]);
+#pragma unroll
+    for (int q = 0; q < kSets; ++q) {
+      const uint4 xf = fr[q][blk * 8];
+      float c[4];
+      mma_first(c, m0, xf.x, xf.y);
+      const uint32_t bb[2] = {xf.z, xf.w};
+      mma_bf16_16816(c, m1, bb);
+      a[q][0] = fmaf(s0, c[0] + c[1], a[q][0]);
+      a[q][1] = fmaf(s1, c[2] + c[3], a[q][1]);
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < kSets; ++q) {
+    acc[q][0] = a[q][0];
+    acc[q][1] = a[q][1];
+  }
+}
+#endif
+
+// slice_gemv for a group: the 16 rows' slice once, B fragments per token ([token][block][8] uint4).
+template <bool kSub, int kGT>
+__device__ __forceinline__ void slice_gemv_group(const uint8_t* w, const uint8_t* s, const float* const (&xs)[kGT], int count,
+                                                 int nch, int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
+                                                 int lane, bool wait_mid, float (&acc)[kGT / 4][2]) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  constexpr int kSets = kGT / 4;
+  const SliceRef r{nch, rows_total, b0, nb, per, lane};
+  uint8_t* rows = wsm;
+  uint8_t* sc = wsm + kTileRows * r.stride();
+  uint4* frag = reinterpret_cast<uint4*>(wsm + rows_bytes(per));
+  issue_rows(r, w, row0, rows);
+  uint32_t sv[kTileRows];
+  load_scales(r, s, row0, sv);
+  if (wait_mid) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+#pragma unroll
+  for (int j = 0; j < kGT; ++j)
+    if (j < count) build_frags<kSub>(r, xs[j], frag + j * per * 8);
+  store_scales<kSub>(r, sv, sc);
+  cp_async_wait<0>();
+  __syncwarp();
+  const int g = lane >> 2, t = lane & 3;
+  const uint4* fr[kSets];
+#pragma unroll
+  for (int q = 0; q < kSets; ++q) fr[q] = frag + min(4 * q + (g >> 1), count - 1) * per * 8 + (g & 1) * 4 + t;
+  tile_mma_sets<kSub, kSets>(r, rows, sc + g * per, sc + (g + 8) * per, fr, acc);
+#endif
+}
+
+// The group's row sums over the CTA's K slices, in slice order: sums[j][row] for token j < count.
+template <int kGT>
+__device__ __forceinline__ void group_rows_sum(const float (&acc)[kGT / 4][2], int slices, int count,
+                                               float (*red)[kGT][kTileRows], float (*sums)[kTileRows]) {
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE, t = lane & 3;
+#pragma unroll
+  for (int q = 0; q < kGT / 4; ++q)
+    if (4 * q + t < count) {
+      red[warp][4 * q + t][lane >> 2] = acc[q][0];
+      red[warp][4 * q + t][(lane >> 2) + 8] = acc[q][1];
+    }
+  __syncthreads();
+  for (int i = threadIdx.x; i < count * kTileRows; i += blockDim.x) {
+    float v = 0.f;
+    for (int wi = 0; wi < slices; ++wi) v += red[wi][i / kTileRows][i % kTileRows];
+    sums[i / kTileRows][i % kTileRows] = v;
+  }
+  __syncthreads();
+}
+
+// grid (groups bound, ceil(2I / 16)): the groups of a row tile run side by side, so an expert's other
+// groups read that tile from L2. One warp per K slice of H: act[slot, I] = SwiGLU(gate_up x + bias).
+template <bool kSub, int kGT>
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_group_gate_up_kernel(MoeArgs a, MoeGroups gr, float* act) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[kMaxWarps][kGT][kTileRows];
+  __shared__ float rowv[kGT][kTileRows];
+  pdl_wait();  // the groups are the scatter's output
+  pdl_launch_dependents();
+  int e = 0, slot0 = 0, count = 0;
+  if (!group_of<kGT>(gr, a.E, int(blockIdx.x), e, slot0, count)) return;
+  const int rows_total = 2 * a.I, nch = a.H / 32, row0 = blockIdx.y * kTileRows;
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  const float* xs[kGT];
+#pragma unroll
+  for (int j = 0; j < kGT; ++j) xs[j] = a.x + int64_t(gr.perm_token[slot0 + min(j, count - 1)]) * a.H;
+  float acc[kGT / 4][2] = {};
+  if (nb > 0)
+    slice_gemv_group<kSub, kGT>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
+                                xs, count, nch, rows_total, row0, b0, nb, sh.per, smem + warp * group_warp_bytes(sh.per, kGT), lane,
+                                false, acc);
+  group_rows_sum<kGT>(acc, sh.slices, count, red, rowv);
+  // rows 2q (gate) and 2q + 1 (up) are interleaved
+  for (int i = threadIdx.x; i < count * (kTileRows / 2); i += blockDim.x) {
+    const int j = i / (kTileRows / 2), q = i % (kTileRows / 2), jj = row0 / 2 + q;
+    if (2 * jj + 1 < rows_total) {
+      const float gb = param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + 2 * jj);
+      const float ub = param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + 2 * jj + 1);
+      act[int64_t(slot0 + j) * a.I + jj] = swiglu(rowv[j][2 * q] + gb, rowv[j][2 * q + 1] + ub, a.limit, a.alpha);
+    }
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
+#endif
+}
+
+// grid (groups bound, ceil(H / 16)), one warp per K slice of I: y[slot, H] = down act + bias.
+template <bool kSub, int kGT>
+__global__ void __launch_bounds__(kMaxWarps * 32) moe_group_down_kernel(MoeArgs a, MoeGroups gr, const float* act, float* y) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[kMaxWarps][kGT][kTileRows];
+  __shared__ float rowv[kGT][kTileRows];
+  int e = 0, slot0 = 0, count = 0;
+  // The groups (two kernels back) are final here; gate_up's act is not until pdl_wait (in the slice).
+  if (!group_of<kGT>(gr, a.E, int(blockIdx.x), e, slot0, count)) {
+    pdl_wait();
+    pdl_launch_dependents();
+    return;
+  }
+  const int nch = a.I / 32, row0 = blockIdx.y * kTileRows;
+  const SliceShape sh = slice_shape(nch, a.slice_blocks);
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  const float* xs[kGT];
+#pragma unroll
+  for (int j = 0; j < kGT; ++j) xs[j] = act + int64_t(slot0 + min(j, count - 1)) * a.I;
+  float acc[kGT / 4][2] = {};
+  if (nb > 0) {
+    slice_gemv_group<kSub, kGT>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch, xs, count, nch,
+                                a.H, row0, b0, nb, sh.per, smem + warp * group_warp_bytes(sh.per, kGT), lane, true, acc);
+  } else {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+  group_rows_sum<kGT>(acc, sh.slices, count, red, rowv);
+  for (int i = threadIdx.x; i < count * kTileRows; i += blockDim.x) {
+    const int j = i / kTileRows, r = row0 + i % kTileRows;
+    if (r < a.H) y[int64_t(slot0 + j) * a.H + r] = rowv[j][i % kTileRows] + param_f32(a.down_bias, a.down_bias_bf16, int64_t(e) * a.H + r);
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
+#endif
+}
+
+template <int kGT>
+void launch_group(const MoeArgs& a, const MoeGroups& gr, float* act, float* y, cudaStream_t stream) {
+  const SliceShape s_h = slice_shape(a.H / 32, a.slice_blocks), s_i = slice_shape(a.I / 32, a.slice_blocks);
+  const int s1 = s_h.slices * group_warp_bytes(s_h.per, kGT), s2 = s_i.slices * group_warp_bytes(s_i.per, kGT);
+  allow_smem(moe_group_gate_up_kernel<true, kGT>, s1);
+  allow_smem(moe_group_down_kernel<true, kGT>, s2);
+  launch_k(moe_group_gate_up_kernel<true, kGT>, dim3(gr.max_groups, ceil_div(2 * a.I, kTileRows)), s_h.slices * 32, s1, stream, a, gr, act);
+  GPTOSS_CUDA_LAUNCH("moe_group_gate_up_kernel");
+  launch_k(moe_group_down_kernel<true, kGT>, dim3(gr.max_groups, ceil_div(a.H, kTileRows)), s_i.slices * 32, s2, stream, a, gr, act, y);
+  GPTOSS_CUDA_LAUNCH("moe_group_down_kernel");
+}
+
 }  // namespace
 
 template <int kStages>
@@ -676,6 +885,16 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
                            ", I " + std::to_string(a.I) + ")");
   }
   else launch_variant<true>(a, act, part, stream);
+}
+
+// The grouped kernels over groups the caller built (moe.cu: launch_moe_group_mma): act [P, I], y [P, H];
+// gr.group_tokens (4 or 8) pairs a group.
+void launch_moe_group_kernels(const MoeArgs& args, const MoeGroups& gr, float* act, float* y, cudaStream_t stream) {
+  MoeArgs a = args;
+  a.slice_blocks = slice_target();
+  if (gr.group_tokens == 8) launch_group<8>(a, gr, act, y, stream);
+  else if (gr.group_tokens == 4) launch_group<4>(a, gr, act, y, stream);
+  else throw range_error("moe: groups of 4 or 8 pairs, got " + std::to_string(gr.group_tokens));
 }
 
 }  // namespace gptoss::cuda

@@ -25,6 +25,9 @@ struct GpuKnobs {
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
+  enum class MoeBatch { Auto, GroupedMma, Gemm };
+  MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm: MXFP4 experts past the decode kernels' pairs
+  int moe_group = 0;                       // GPTOSS_CUDA_MOE_GROUP=4|8: pairs a GroupedMma group (0: policy)
   enum class Gemv { Auto, Xs };
   Gemv gemv = Gemv::Auto;                  // GPTOSS_CUDA_GEMV=xs: the decode GEMVs with x in shared memory (choose_gemv)
   int gemv_ctas = 0;                       // GPTOSS_CUDA_GEMV_CTAS (1..8): CTAs a SM of the persistent GEMV grids (0: all that fit)
@@ -33,8 +36,8 @@ struct GpuKnobs {
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
-// GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS and GPTOSS_CUDA_ATTN_DECODE, read at each call (gpu_check and
-// the kernel bench switch the variant between calls).
+// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS and GPTOSS_CUDA_ATTN_DECODE,
+// read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
 // ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
@@ -117,6 +120,18 @@ bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
 // one where it can run (Grouped needs a tile kernel).
 enum class MoeBf16Path { Gemv, Grouped };
 MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token);
+// MXFP4 experts with more (token, expert) pairs than the decode kernels take (moe_uses_decode false):
+// GroupedMma = launch_moe_group_mma (the decode MMA kernels over expert groups of <= 4 or 8 pairs: each
+// expert read once a group; a batched decode step's few tokens an expert), where those
+// kernels fit, the experts are in the checkpoint's layout and the pairs average at most
+// kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
+// batched steps). The knob forces one where it can run.
+enum class MoeBatchPath { GroupedMma, Gemm };
+MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
+                              bool decode_layout);
+// Pairs a GroupedMma group: 4; the knob (GPTOSS_CUDA_MOE_GROUP=8) asks for 8 (two B column sets share
+// each decoded weight fragment) where 8 tokens' fragments fit the CTA's shared memory.
+int moe_group_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 

@@ -83,6 +83,19 @@ inline int mma_cta_smem(int nch, int target) {
   const SliceShape sh = slice_shape(nch, target);
   return sh.slices * warp_bytes(sh.per);
 }
+// The grouped decode kernels (a batched step's tokens grouped by expert): up to 4 tokens of one expert
+// in the MMA's 8 B columns (each token's bf16 hi and lo), 8 with two column sets sharing each decoded
+// weight fragment; B fragments per token.
+// GroupedMma by default up to this many pairs an expert on average (n <= 32 on the 20b): measured on the
+// H200 (bench/RESULTS.md, 2026-12-05), groups of 4: 8 streams 10.1 ms a step against the GEMM tile's
+// 14.0, 32 streams 16.0 against 17.4; groups of 8 at 64 streams 40.9 against 18.5 (its 16-row CTAs each
+// rebuild their tokens' activation fragments: past a few pairs an expert, latency-bound waves of CTAs).
+constexpr int kMoeGroupMaxPerExpert = 4;
+GPTOSS_HD inline int group_warp_bytes(int per, int tokens) { return warp_bytes(per) + (tokens - 1) * per * 128; }
+inline int group_cta_smem(int nch, int target, int tokens) {
+  const SliceShape sh = slice_shape(nch, target);
+  return sh.slices * group_warp_bytes(sh.per, tokens);
+}
 
 // ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
 constexpr int kMoeMfmaWaves = 4;  // wavefronts a CTA (256 threads), splitting K; a CTA owns kMoeTileRows rows

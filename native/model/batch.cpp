@@ -216,16 +216,17 @@ Batch::~Batch() {
   for (auto& d : decode_steps_) model_->backend().forget_steps(&d.second);
 }
 
-std::vector<int32_t> Batch::run(const std::vector<StepItem>& items) {
+std::vector<int32_t> Batch::run(const std::vector<StepItem>& items, std::vector<float>* logits) {
   // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
   bool decode = pad_decode_;
   for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
   const int bucket = decode ? decode_bucket(int(items.size())) : 0;
-  return bucket ? run_decode(items, bucket) : run_eager(items);
+  return bucket ? run_decode(items, bucket, logits) : run_eager(items, logits);
 }
 
 // Each sampling item's draw from its row of `logits`, with its own parameters and uniform.
-std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows) {
+std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows,
+                                 std::vector<float>* logits_out) {
   std::vector<int32_t> out(items.size(), -1), pick;
   std::vector<SampleParams> params;
   std::vector<float> uniforms;
@@ -237,12 +238,18 @@ std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tenso
       uniforms.push_back(items[i].uniform);
       at.push_back(i);
     }
+  if (logits_out) {
+    const int64_t vocab = logits.dim(1);
+    logits_out->resize(pick.size() * size_t(vocab));
+    for (size_t j = 0; j < pick.size(); ++j)
+      model_->backend().copy_to_host(logits.rows(pick[j], 1), logits_out->data() + j * size_t(vocab), size_t(vocab) * sizeof(float));
+  }
   const std::vector<int32_t> ids = model_->backend().sample_rows(logits, pick, params, uniforms);
   for (size_t j = 0; j < ids.size(); ++j) out[at[j]] = checks::sampled_token(ids[j], "batch step");
   return out;
 }
 
-std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int bucket) {
+std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int bucket, std::vector<float>* logits_out) {
   // Item i is row i; rows past the items are padding: token 0 at position 0 of the pool's spare block
   // (a table row of its own), their logits never drawn from.
   const int bs = block_size(), n = int(items.size());
@@ -291,12 +298,12 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
   KvView kv{&pool_.k(), &pool_.v(), &d.slots, &d.seq_of_token, &d.block_tables, bs};
   const uint64_t key = kStepBucketKey | (uint64_t(bucket) << 32) | uint64_t(width);
   be.run_step(key, &d, [&] { model_->forward(d.act, kv); });
-  std::vector<int32_t> out = draw(items, d.act.logits, draw_rows);
+  std::vector<int32_t> out = draw(items, d.act.logits, draw_rows, logits_out);
   be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
   return out;
 }
 
-std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items) {
+std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items, std::vector<float>* logits_out) {
   // The host side of the step: each token's logical position, its cache row (slot), its sequence
   // (the item index), and the block tables; rows that need logits. Sequences are busy, so their
   // lengths and blocks cannot change under us.
@@ -348,7 +355,7 @@ std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items) {
     model_->forward(act_, kv);
     std::vector<int32_t> rows_drawn(rows, 0);
     for (int r = 0; r < rows; ++r) rows_drawn[size_t(r)] = r;
-    out = draw(items, act_.logits, rows_drawn);
+    out = draw(items, act_.logits, rows_drawn, logits_out);
     be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
   }
   return out;

@@ -74,8 +74,10 @@ class Batch {
   // not sample. settle() ends the step where its caller wants its effects seen (N-API: on the main
   // thread, as the promise settles): when ok, each sequence holds its new tokens (otherwise none
   // does); the sequences are no longer busy, and those closed meanwhile give their blocks back.
+  // With `logits`, run() also copies back the logits each sampling item draws from (row j = its j-th
+  // draw, [draws, vocab] f32, before the draw): for checks of the step against other paths.
   void reserve(const std::vector<StepItem>& items);
-  std::vector<int32_t> run(const std::vector<StepItem>& items);
+  std::vector<int32_t> run(const std::vector<StepItem>& items, std::vector<float>* logits = nullptr);
   void settle(const std::vector<StepItem>& items, bool ok);
 
  private:
@@ -115,9 +117,10 @@ class Batch {
     int width = 0;                             // table columns: fixes the attention splits
   };
   std::map<int, DecodeStep> decode_steps_;     // by bucket size (map nodes do not move: graph owners)
-  std::vector<int32_t> run_eager(const std::vector<StepItem>& items);
-  std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket);
-  std::vector<int32_t> draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows);
+  std::vector<int32_t> run_eager(const std::vector<StepItem>& items, std::vector<float>* logits_out);
+  std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket, std::vector<float>* logits_out);
+  std::vector<int32_t> draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows,
+                            std::vector<float>* logits_out);
 };
 
 }  // namespace gptoss

@@ -22,6 +22,7 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
                        {InstanceMethod<&BatchObject::open>("open"), InstanceMethod<&BatchObject::close>("close"),
                         InstanceMethod<&BatchObject::free_blocks>("freeBlocks"),
                         InstanceMethod<&BatchObject::length>("length"), InstanceMethod<&BatchObject::step>("step"),
+                        InstanceMethod<&BatchObject::step_logits>("stepLogits"),
                         InstanceMethod<&BatchObject::dispose>("dispose"),
                         InstanceAccessor<&BatchObject::block_size>("blockSize"),
                         InstanceAccessor<&BatchObject::total_blocks>("totalBlocks"),
@@ -95,7 +96,12 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
   }
 
   // step(items: { seq, tokens: Int32Array, sample: { options, uniform } | null }[]) -> Promise<Int32Array>
-  Napi::Value step(const Napi::CallbackInfo& info) {
+  Napi::Value step(const Napi::CallbackInfo& info) { return queue_step(info, false); }
+  // stepLogits(items) -> Promise<{ ids: Int32Array, logits: Float32Array }>: the same step, and the
+  // logits each sampling item drew from ([draws, vocab], in item order), copied back.
+  Napi::Value step_logits(const Napi::CallbackInfo& info) { return queue_step(info, true); }
+
+  Napi::Value queue_step(const Napi::CallbackInfo& info, bool with_logits) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       std::shared_ptr<Batch> b = batch;
@@ -131,12 +137,19 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
       }
       b->reserve(*items);  // throws (nothing reserved) on a bad item
       auto out = std::make_shared<std::vector<int32_t>>();
+      auto logits = with_logits ? std::make_shared<std::vector<float>>() : nullptr;
       auto worker = new PromiseWorker(
-          env, "gpt-oss-batch-step", [b, items, out]() { *out = b->run(*items); },
-          [out](Napi::Env env) -> Napi::Value {
+          env, "gpt-oss-batch-step", [b, items, out, logits]() { *out = b->run(*items, logits.get()); },
+          [out, logits](Napi::Env env) -> Napi::Value {
             auto r = Napi::Int32Array::New(env, out->size());
             std::copy(out->begin(), out->end(), r.Data());
-            return r;
+            if (!logits) return r;
+            auto l = Napi::Float32Array::New(env, logits->size());
+            std::copy(logits->begin(), logits->end(), l.Data());
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("ids", r);
+            o.Set("logits", l);
+            return o;
           });
       // The step's effects (tokens appended, busy cleared, blocks of sequences closed meanwhile
       // returned) are seen on the main thread when its promise settles, not before.

@@ -219,6 +219,51 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
     await b.dispose();
   });
 
+  it('stepWithLogits: the logits each draw came from (a row per sampling item, item order), as a Session computes them', async () => {
+    const b = model.createBatchBackend({ kvBlocks: 20, blockSize: 8 });
+    const vocab = model.config.vocabSize;
+    const s1 = b.open(prompt.length + 4)!;
+    const s2 = b.open(prompt.length + 4)!;
+    const ref1 = model.createSession({ maxContext: prompt.length + 4 });
+    const ref2 = model.createSession({ maxContext: prompt.length + 4 });
+    const opt = { options: { temperature: 0 }, uniform: 0.5 };
+    // s1 prefills in one item (draws), s2 a chunk that does not draw: one logits row
+    let r = await b.stepWithLogits([
+      { seq: s1, tokens: Int32Array.from(prompt), sample: opt },
+      { seq: s2, tokens: Int32Array.from(prompt.slice(0, 5)), sample: null },
+    ]);
+    expect(r.logits.length).toBe(vocab);
+    const want1 = await ref1.prefill(prompt);
+    await ref2.append(prompt.slice(0, 5));
+    const rel = (a: Float32Array, w: Float32Array) => {
+      let num = 0, den = 0;
+      for (let i = 0; i < w.length; i++) {
+        num += (a[i]! - w[i]!) ** 2;
+        den += w[i]! ** 2;
+      }
+      return Math.sqrt(num / den);
+    };
+    expect(rel(r.logits, want1)).toBeLessThan(1e-5);
+    expect(r.ids[0]).toBe(await ref1.sample({ temperature: 0 }, 0.5));
+    expect(r.ids[1]).toBe(-1);
+    // then both draw: rows in item order (s2 listed first)
+    const next1 = r.ids[0]!;
+    r = await b.stepWithLogits([
+      { seq: s2, tokens: Int32Array.from(prompt.slice(5)), sample: opt },
+      { seq: s1, tokens: Int32Array.of(next1), sample: opt },
+    ]);
+    expect(r.logits.length).toBe(2 * vocab);
+    expect(rel(r.logits.subarray(0, vocab), await ref2.prefill(prompt.slice(5)))).toBeLessThan(1e-5);
+    expect(rel(r.logits.subarray(vocab), await ref1.step(next1))).toBeLessThan(1e-5);
+    // the same step's ids as step() draws them
+    expect(b.length(s1)).toBe(prompt.length + 1);
+    await ref1.dispose();
+    await ref2.dispose();
+    b.close(s1);
+    b.close(s2);
+    await b.dispose();
+  });
+
   // Runs one sequence: prompt prefilled (what open() did not already hold), then `n` draws; returns
   // the ids and how many prompt tokens open() said it held.
   async function runOne(b: StepBackend & { length(seq: number): number }, p: number[], n: number, options: SampleOptions, seed: number, keepOpen = false) {

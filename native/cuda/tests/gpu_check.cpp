@@ -568,9 +568,22 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = 
                             std::to_string(m.H) + " I" + std::to_string(m.I);
   Tensor gx = to_gpu(x), gei = to_gpu(ei), gwt = to_gpu(w);
   if (n * k > 16) {
-    Tensor got = poisoned(DType::F32, {n, m.H});
-    gpu->moe(gx, gei, gwt, m.gw, sw, got);
-    report("moe", shape, compare(to_host(got), want), tol, std::string("grouped ") + kTc + (relaid ? ", decode layout" : ""));
+    // Past the decode kernels: the grouped GEMM tile and (NVIDIA) the grouped decode kernels
+    // (GPTOSS_CUDA_MOE_BATCH, read at each call; the decode layout takes the tile only), both splitting x
+    // into bf16 hi + lo: 1e-4.
+    const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
+    const std::string keep = saved ? saved : "";
+    for (const char* path : {"gemm", "mma"}) {
+      const bool mma = !std::strcmp(path, "mma");
+      if (mma && (relaid || kHip)) continue;
+      setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
+      Tensor got = poisoned(DType::F32, {n, m.H});
+      gpu->moe(gx, gei, gwt, m.gw, sw, got);
+      report("moe", shape, compare(to_host(got), want), mma ? std::max(tol, 1e-4) : tol,
+             mma ? std::string("batch: grouped decode mma") : std::string("grouped ") + kTc + (relaid ? ", decode layout" : ""));
+    }
+    if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
+    else unsetenv("GPTOSS_CUDA_MOE_BATCH");
     return;
   }
   if (relaid) {  // the layout's one decode kernel (whatever GPTOSS_CUDA_MOE_DECODE says)
@@ -1247,6 +1260,9 @@ int main(int argc, char** argv) {
       check_moe(r, real, 1, 4, 1e-5);
       check_moe(r, real, 4, 4, 1e-5);
       check_moe(r, real, 77, 4, 1e-4);
+      check_moe(r, real, 8, 4, 1e-4);     // a batched decode step: 1-2 tokens an expert
+      check_moe(r, real, 64, 4, 1e-4);    // 8 an expert: groups of 4
+      check_moe(r, real, 5, 4, 1e-4);
       check_moe(r, real, 512, 4, 1e-4);   // 64 rows an expert: 64-row tiles
       check_moe(r, real, 1024, 4, 1e-4);  // 128 an expert: 128-row tiles
       if (!kHip) {
@@ -1259,6 +1275,7 @@ int main(int argc, char** argv) {
       MoeSet mid = make_moe(r, 8, 256, 256);
       check_moe(r, mid, 2, 4, 1e-5);
       check_moe(r, mid, 48, 2, 1e-4);
+      check_moe(r, mid, 9, 4, 1e-4);  // groups of 1..4 pairs an expert
     }
     if (!only_moe && !bf16_experts) {
       check_sample(r, quick ? 1024 : 201088);

@@ -259,6 +259,28 @@ void test_moe_bf16() {
   CHECK(choose_moe_bf16(hopper, gemv, 2048, 4) == MoeBf16Path::Gemv);
   CHECK(choose_moe_bf16(hopper, grouped, 1, 4) == MoeBf16Path::Grouped);
   CHECK(choose_moe_bf16(h200(0, 0), grouped, 1, 4) == MoeBf16Path::Gemv);  // nothing to run Grouped on
+  // MXFP4 experts past the decode kernels' 16 pairs: the grouped decode kernels up to 4 pairs an expert
+  // (n <= 32 on the 20b's 32 experts), the GEMM tile above; never on the decode layout or AMD.
+  CHECK(choose_moe_batch(hopper, k, 5, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, k, 32, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, k, 33, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // measured 2.2x slower there
+  CHECK(choose_moe_batch(hopper, k, 128, 4, 128, H, H, false) == MoeBatchPath::GroupedMma);  // 120b: 4 an expert
+  CHECK(moe_group_tokens(hopper, k, 8, 4, 32, H, H) == 4);
+  CHECK(moe_group_tokens(hopper, k, 128, 4, 32, H, H) == 4);  // 8 on request only
+  GpuKnobs g8 = k;
+  g8.moe_group = 8;
+  CHECK(moe_group_tokens(hopper, g8, 8, 4, 32, H, H) == 8);
+  CHECK(moe_group_tokens(l40s(890, kSm89), g8, 8, 4, 32, H, H) == 4);  // 8 tokens' fragments: 116 KB > 99
+  CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);       // decode layout
+  CHECK(choose_moe_batch(mi300, k, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(l40s(890, kSm89), k, 8, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);  // 71 KB of 99
+  GpuKnobs force_mma = k, force_gemm = k;
+  force_mma.moe_batch = GpuKnobs::MoeBatch::GroupedMma;
+  force_gemm.moe_batch = GpuKnobs::MoeBatch::Gemm;
+  CHECK(choose_moe_batch(hopper, force_mma, 1024, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);  // cannot run there
   // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
   // (the MXFP4 tile takes 64 there).
   CHECK(gemm_tile_rows(hopper, 256, false, 8192) == 128);
