@@ -287,10 +287,16 @@ export class GptOssModel {
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
-    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, prefixCache = true } = options;
+    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, pipelineDecode, prefixCache = true } = options;
     if (typeof prefixCache !== 'boolean') throw new TypeError(`createBatchBackend: prefixCache must be a boolean, got ${typeof prefixCache}`);
     return new NativeBatchBackend(
-      new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }),
+      new native.NativeBatch(nativeModel, {
+        kvBlocks,
+        blockSize,
+        maxSequences,
+        ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}),
+        ...(pipelineDecode !== undefined ? { pipelineDecode } : {}),
+      }),
       prefixCache,
     );
   }
