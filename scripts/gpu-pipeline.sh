@@ -9,7 +9,9 @@
 #   for 90a-real on the GPU host).
 #   Expected durations on an H200 host (estimates, never run): check 40-80 s, memcheck 60-120 s, bench
 #   60-120 s (the 20b weights generated in ~30 s); each part has its own timeout (150 + 150 + 240 s).
-#   env: SKIP_PIPELINE_CHECK=1, SKIP_PIPELINE_SANITIZER=1, SKIP_PIPELINE_BENCH=1,
+#   gptoss_gpu_check --quick (built in the same build folder, ~1-2 min with its run) checks the draws: queue_sample_rows
+#   == sample_rows on the device, token rows written, codes -> 0.
+#   env: SKIP_PIPELINE_GPU_CHECK=1, SKIP_PIPELINE_CHECK=1, SKIP_PIPELINE_SANITIZER=1, SKIP_PIPELINE_BENCH=1,
 #        PIPELINE_STREAMS (default 1,8,64), PIPELINE_TOKENS (default 128), PIPELINE_PROMPT (default 64)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,16 @@ if [[ -n "${GPT_OSS_NODE_BINARY:-}" && -f "${GPT_OSS_NODE_BINARY}" ]]; then
   [[ -d .gpu/dist && ! -f dist/model.js ]] && cp -r .gpu/dist dist
 else
   source scripts/gpu-addon.sh pipeline
+fi
+# the draws behind it against sample_rows (gptoss_gpu_check's queue_sample_rows case, in its --quick run)
+if [[ -z "${SKIP_PIPELINE_GPU_CHECK:-}" ]]; then
+  B="${BUILD:-${BUILD_DIR:-build-gpu}}"
+  if [[ -d "$B" ]] && timeout 300 ninja -C "$B" gptoss_gpu_check > "$OUT/pipeline-gpu-check-build.log" 2>&1; then
+    timeout 180 "$B/gptoss_gpu_check" --quick > "$OUT/pipeline-gpu-check.log" 2>&1
+    echo "gpu_check --quick rc $?: $(grep -E '^(PASS|FAIL) +(queue_sample_rows|sample_rows)' "$OUT/pipeline-gpu-check.log" | tr -s ' ' | cut -c1-150 | tr '\n' ';') failures: $(grep -cE '^FAIL' "$OUT/pipeline-gpu-check.log")"
+  else
+    echo "gpu_check not built ($B): see $OUT/pipeline-gpu-check-build.log"
+  fi
 fi
 if [[ -z "${SKIP_PIPELINE_CHECK:-}" ]]; then
   timeout 150 node scripts/gpu-pipeline-check.mjs > "$OUT/pipeline-check.log" 2>&1

@@ -457,6 +457,52 @@ void check_batch_draws(Rng& r, int rows, int V) {
          std::to_string(same) + "/" + std::to_string(rows) + " identical tokens");
 }
 
+// Backend::queue_sample_rows (the pipelined batch decode's draws): the same ids as sample_rows on the
+// same device, each also written to its token row (0 for a row with no distribution), the other rows
+// untouched, two tickets in flight read back in order.
+void check_queued_draws(Rng& r, int rows, int V) {
+  Tensor x = rand_f32(r, {rows, V}, 2.f);
+  x.ptr<float>()[int64_t(rows / 2) * V + 7] = NAN;  // no distribution: a code, token 0
+  Tensor logits = to_gpu(x);
+  struct P { float t; int k; float p; float mp; };
+  const P ps[] = {{0, 0, 1, 0}, {1, 0, 1, 0}, {0.7f, 40, 1, 0}, {1, 0, 0.9f, 0}, {0.8f, 50, 0.95f, 0.05f},
+                  {1.2f, 0, 1, 0.1f}, {1, 1, 1, 0}, {0.5f, 0, 0.5f, 0}};
+  std::vector<int32_t> draw_rows;
+  std::vector<SampleParams> params;
+  std::vector<float> uniforms;
+  for (int i = 0; i < rows; ++i) {
+    const P& p = ps[i % 8];
+    SampleParams sp;
+    sp.temperature = p.t; sp.top_k = p.k; sp.top_p = p.p; sp.min_p = p.mp;
+    draw_rows.push_back(rows - 1 - i);
+    params.push_back(sp);
+    uniforms.push_back(r.uniform());
+  }
+  const int slots = rows + 5;
+  const std::vector<int32_t> poison(size_t(slots), -7);
+  Tensor tok1 = to_gpu(i32_tensor(poison, {slots})), tok2 = to_gpu(i32_tensor(poison, {slots}));
+  const std::vector<int32_t> want = gpu->sample_rows(logits, draw_rows, params, uniforms);
+  Backend::RowsTicket t1 = gpu->queue_sample_rows(logits, draw_rows, params, uniforms, tok1);
+  Backend::RowsTicket t2 = gpu->queue_sample_rows(logits, draw_rows, params, uniforms, tok2);
+  const std::vector<int32_t> a = gpu->read_rows(t1), b = gpu->read_rows(t2);
+  const Tensor h1 = to_host(tok1), h2 = to_host(tok2);
+  int bad = 0, codes = 0;
+  std::vector<char> drawn(size_t(slots), 0);
+  for (int j = 0; j < rows; ++j) {
+    const int32_t row = draw_rows[size_t(j)], id = want[size_t(j)], token = id < 0 ? 0 : id;
+    codes += id < 0;
+    drawn[size_t(row)] = 1;
+    bad += a.size() != size_t(rows) || b.size() != size_t(rows) || a[size_t(j)] != id || b[size_t(j)] != id;
+    bad += h1.ptr<int32_t>()[row] != token || h2.ptr<int32_t>()[row] != token;
+  }
+  for (int i = 0; i < slots; ++i)
+    if (!drawn[size_t(i)]) bad += h1.ptr<int32_t>()[i] != -7 || h2.ptr<int32_t>()[i] != -7;
+  Stats s;
+  s.rel = bad;
+  report("queue_sample_rows", std::to_string(rows) + " rows V" + std::to_string(V) + " 8 settings", s, 0.0,
+         std::to_string(bad) + " mismatches vs sample_rows and token rows; " + std::to_string(codes) + " code(s)");
+}
+
 std::vector<int32_t> iota_pos(int n, int start) {
   std::vector<int32_t> p(n);
   for (int i = 0; i < n; ++i) p[i] = start + i;
@@ -1285,6 +1331,7 @@ int main(int argc, char** argv) {
     check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF32KF16V, 1e-5, "odd D: plain");
     check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF32KF16V);
     check_batch_draws(r, 24, quick ? 1024 : 201088);
+    check_queued_draws(r, 24, quick ? 1024 : 201088);
     // attention (cpu cache f32; cuda caches f16, bf16 and f32)
     // f16 (the default cache): every path, prefill, decode, windows, naive
     check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF16, 1e-4);     // tiny-a prefill
