@@ -14,7 +14,8 @@ import type { ExpertActivations } from './ops.js';
 
 /**
  * The activations mode a model loads with: the option, else GPTOSS_CPU_ACTIVATIONS (on the CPU only:
- * a CUDA model ignores the variable), else 'f32'. `fn` names the caller in error messages.
+ * a CUDA model ignores the variable), else 'f32' (exact) on every device and ISA: q8 changes results
+ * (bench/RESULTS.md, issue 17), so it is only ever asked for. `fn` names the caller in error messages.
  */
 export function resolveActivations(request: unknown, device: string, fn = 'loadModel'): ExpertActivations {
   const fromEnv = request === undefined;
@@ -112,7 +113,9 @@ export interface LoadOptions {
    * denseWeights 'q8') multiply the weights with. 'f32' (exact: the activations as they are) or 'q8' (each
    * 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0: integer dot products, faster
    * where the kernels are compute-bound; bench/RESULTS.md gives its error). bf16 weights take f32 either
-   * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32'. On CUDA only 'f32' exists.
+   * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32' on every CPU. On AVX2 CPUs without AVX-512
+   * 'q8' is the faster mode (llama.cpp's choice; decode 1.00-1.08x llama.cpp's against 0.80-0.94x exact) at a
+   * cost in fidelity and batch invariance (bench/RESULTS.md, issue 17). On CUDA only 'f32' exists.
    */
   activations?: ExpertActivations;
   /**
@@ -302,10 +305,16 @@ export class GptOssModel {
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
-    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, prefixCache = true } = options;
+    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, pipelineDecode, prefixCache = true } = options;
     if (typeof prefixCache !== 'boolean') throw new TypeError(`createBatchBackend: prefixCache must be a boolean, got ${typeof prefixCache}`);
     return new NativeBatchBackend(
-      new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }),
+      new native.NativeBatch(nativeModel, {
+        kvBlocks,
+        blockSize,
+        maxSequences,
+        ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}),
+        ...(pipelineDecode !== undefined ? { pipelineDecode } : {}),
+      }),
       prefixCache,
     );
   }

@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables),
+#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
 #        SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel),
 #        SKIP_BF16_LOAD=1 (gpu-bf16-load.sh: the 20b fine-tuned checkpoint's load time),
 #        BF16_EXPERTS=0 skips the bf16 expert step (loadModel's experts: 'bf16' on CUDA: compiled, first run
@@ -75,8 +75,8 @@ fi
 # ~1 min; SKIP_RELAID=1 skips it). Its correctness ran in gpu_check ("moe decode layout", "decode mma-relaid").
 [[ -z "${SKIP_RELAID:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 240 bash scripts/gpu-moe-relaid-ab.sh 2>&1 | tail -10
 
-# the decode GEMVs (issue 12 item 2, issue 15's Q8_0 GEMV): GPTOSS_CUDA_GEMV=xs and GPTOSS_CUDA_GEMV_CTAS=1|2
-# (opt-in: compiled, not yet run on a GPU when written) against the defaults: gpu_check --gemv, memcheck, the
+# the decode GEMVs (issue 12 item 2, issue 15's Q8_0 GEMV): the default (Xs where it applies, since 076961b)
+# against GPTOSS_CUDA_GEMV=warp (the opt-out) and GPTOSS_CUDA_GEMV_CTAS=1|2: gpu_check --gemv, memcheck, the
 # kernel bench per shape (old vs new, % of copy), e2e 20b decode bf16 and q8, and the rules' lines
 # (gpu-gemv-ab.sh, ~5 min; SKIP_GEMV=1 skips it). Predictions: bench/RESULTS.md "Decode GEMVs at the copy ceiling".
 [[ -z "${SKIP_GEMV:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 600 bash scripts/gpu-gemv-ab.sh 2>&1 | tail -70
@@ -94,6 +94,9 @@ fi
 
 # the CUDA batched step: equivalence, memcheck, serving bench (gpu-batch.sh; SKIP_BATCH=1 skips it)
 [[ -z "${SKIP_BATCH:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-batch.sh 2>&1 | tail -40
+# pipelined decode (issue 11, compiled, not yet run): check vs the plain step, memcheck, plain/pipelined
+# serving bench (gpu-pipeline.sh, 3-5 min; SKIP_PIPELINE=1 skips it)
+[[ -z "${SKIP_PIPELINE:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-pipeline.sh 2>&1 | tail -30
 
 if [[ -z "${SKIP_SANITIZER:-}" && -x build-gpu/gptoss_gpu_check ]] && command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do

@@ -14,7 +14,8 @@ const V = 1024;
 describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
   let model: GptOssModel;
   beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    // The exact path, named (it is also the default on every CPU).
+    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'f32' });
   });
   afterAll(async () => {
     await model.dispose();
@@ -194,7 +195,7 @@ describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
 
 describe('activations option: q8 expert activations on the CPU (tiny-a)', () => {
   it('loads with q8, reports it in model.info, and stays close to the exact (f32) logits', async () => {
-    const exact = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    const exact = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'f32' });
     const q8 = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'q8' });
     try {
       expect(exact.info.activations).toBe('f32');
@@ -214,6 +215,40 @@ describe('activations option: q8 expert activations on the CPU (tiny-a)', () => 
     } finally {
       await exact.dispose();
       await q8.dispose();
+    }
+  });
+
+  it('defaults to f32 on every ISA level the machine has; q8 only when the option or GPTOSS_CPU_ACTIVATIONS asks', async () => {
+    const { resolveActivations } = await import('../lib/model.js');
+    const { cpuInfo, setIsa } = await import('../lib/ops.js');
+    const saved = process.env.GPTOSS_CPU_ACTIVATIONS;
+    const before = cpuInfo().isa;
+    delete process.env.GPTOSS_CPU_ACTIVATIONS;
+    try {
+      for (const isa of cpuInfo().isas) {
+        setIsa(isa);
+        expect(resolveActivations(undefined, 'cpu')).toBe('f32');
+        expect(resolveActivations('q8', 'cpu')).toBe('q8');
+        expect(resolveActivations(undefined, 'cuda:0')).toBe('f32');
+        process.env.GPTOSS_CPU_ACTIVATIONS = 'q8';
+        expect(resolveActivations(undefined, 'cpu')).toBe('q8');
+        expect(resolveActivations('f32', 'cpu')).toBe('f32'); // the option wins over the variable
+        delete process.env.GPTOSS_CPU_ACTIVATIONS;
+      }
+      if (cpuInfo().isas.includes('avx2')) {
+        setIsa('avx2'); // where q8 is the faster mode, the default is still the exact path
+        const byDefault = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+        try {
+          expect(byDefault.info.activations).toBe('f32');
+          expect(relL2(await byDefault.forward(tokens), reference)).toBeLessThan(1e-3);
+        } finally {
+          await byDefault.dispose();
+        }
+      }
+    } finally {
+      setIsa(before);
+      if (saved === undefined) delete process.env.GPTOSS_CPU_ACTIVATIONS;
+      else process.env.GPTOSS_CPU_ACTIVATIONS = saved;
     }
   });
 
