@@ -198,7 +198,8 @@ int bench_bf16_experts(Rng& r, double bw, double mm, int H, int I, int E, int K)
 
 // The decode GEMVs (issue 12 item 2: bf16 q/k/v, o, the fused add_rmsnorm_qkv and the LM head; issue
 // 15: the same in Q8_0) under each variant of the knobs (policy.h's choose_gemv, gemv_ctas_per_sm):
-// default, xs (GPTOSS_CUDA_GEMV=xs), ctas1/ctas2 (GPTOSS_CUDA_GEMV_CTAS) and both. Rows are named
+// default (Xs where it applies), warp (GPTOSS_CUDA_GEMV=warp: the kernels before Xs), ctas1/ctas2
+// (GPTOSS_CUDA_GEMV_CTAS) and both. Rows are named
 // "<kernel> [<variant>] pass <p>"; the variants run in order, then again (pass 2), so each figure has
 // a repeat taken minutes apart to judge the spread. 24 layers' weights rotate (the per-layer ops: 24 x
 // 53 MB bf16, past the 50 MB L2); bytes counted: the weights (and scales) read once a call.
@@ -219,8 +220,8 @@ int bench_gemv(Rng& r, double bw, int H, int V) {
   Tensor nw = gpu->upload(rand_bf16(r, {H}));
   Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f)), lq = gpu->upload(rand_q8_0(r, {V, H}, 0.05f));
   struct Variant { const char* name; const char* gemv; const char* ctas; };
-  const Variant variants[] = {{"default", nullptr, nullptr}, {"xs", "xs", nullptr},  {"ctas1", nullptr, "1"},
-                              {"xs ctas1", "xs", "1"},       {"ctas2", nullptr, "2"}, {"xs ctas2", "xs", "2"}};
+  const Variant variants[] = {{"default", nullptr, nullptr}, {"warp", "warp", nullptr}, {"ctas1", nullptr, "1"},
+                              {"warp ctas1", "warp", "1"},   {"ctas2", nullptr, "2"},   {"warp ctas2", "warp", "2"}};
   const double qkv_bytes = double(bf[0].q.nbytes() + bf[0].k.nbytes() + bf[0].v.nbytes());
   const double qkv8_bytes = double(q8[0].q.nbytes() + q8[0].k.nbytes() + q8[0].v.nbytes());  // int8 + f16 scales
   for (int pass = 1; pass <= 2; ++pass) {
@@ -250,7 +251,7 @@ int bench_gemv(Rng& r, double bw, int H, int V) {
         }
         ms = time_graph_ms([&](int i) { const Attn& a = bf[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
         add("bf16 gemv o_proj" + tag, nn + " [2880, 4096] x24", ms, double(bf[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int i) {  // Q8_0 q/k/v: three GEMV launches by default, one under xs
+        ms = time_graph_ms([&](int i) {  // Q8_0 q/k/v: one GEMV launch by default (Xs), three under warp
           const Attn& a = q8[i % layers];
           gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
         }, layers);

@@ -67,8 +67,8 @@ fi
 # ~1 min; SKIP_RELAID=1 skips it). Its correctness ran in gpu_check ("moe decode layout", "decode mma-relaid").
 [[ -z "${SKIP_RELAID:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 240 bash scripts/gpu-moe-relaid-ab.sh 2>&1 | tail -10
 
-# the decode GEMVs (issue 12 item 2, issue 15's Q8_0 GEMV): GPTOSS_CUDA_GEMV=xs and GPTOSS_CUDA_GEMV_CTAS=1|2
-# (opt-in: compiled, not yet run on a GPU when written) against the defaults: gpu_check --gemv, memcheck, the
+# the decode GEMVs (issue 12 item 2, issue 15's Q8_0 GEMV): the default (Xs where it applies, since 076961b)
+# against GPTOSS_CUDA_GEMV=warp (the opt-out) and GPTOSS_CUDA_GEMV_CTAS=1|2: gpu_check --gemv, memcheck, the
 # kernel bench per shape (old vs new, % of copy), e2e 20b decode bf16 and q8, and the rules' lines
 # (gpu-gemv-ab.sh, ~5 min; SKIP_GEMV=1 skips it). Predictions: bench/RESULTS.md "Decode GEMVs at the copy ceiling".
 [[ -z "${SKIP_GEMV:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" OUT="$OUT" timeout 600 bash scripts/gpu-gemv-ab.sh 2>&1 | tail -70

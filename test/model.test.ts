@@ -14,7 +14,8 @@ const V = 1024;
 describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
   let model: GptOssModel;
   beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    // The exact path, named: AVX2 machines without AVX-512 default to q8 activations (defaultCpuActivations).
+    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'f32' });
   });
   afterAll(async () => {
     await model.dispose();
@@ -194,7 +195,7 @@ describe('gpt-oss forward on the CPU vs transformers (tiny-a)', () => {
 
 describe('activations option: q8 expert activations on the CPU (tiny-a)', () => {
   it('loads with q8, reports it in model.info, and stays close to the exact (f32) logits', async () => {
-    const exact = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+    const exact = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'f32' });
     const q8 = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'q8' });
     try {
       expect(exact.info.activations).toBe('f32');
@@ -214,6 +215,46 @@ describe('activations option: q8 expert activations on the CPU (tiny-a)', () => 
     } finally {
       await exact.dispose();
       await q8.dispose();
+    }
+  });
+
+  it("defaults to q8 where the kernels are AVX2 without AVX-512, f32 elsewhere; the option and GPTOSS_CPU_ACTIVATIONS override it", async () => {
+    const { defaultCpuActivations, resolveActivations } = await import('../lib/model.js');
+    const { cpuInfo, setIsa } = await import('../lib/ops.js');
+    const saved = process.env.GPTOSS_CPU_ACTIVATIONS; // the suite pins f32 (vitest.config.mts)
+    const before = cpuInfo().isa;
+    delete process.env.GPTOSS_CPU_ACTIVATIONS;
+    try {
+      for (const isa of cpuInfo().isas) {
+        setIsa(isa);
+        const want = isa === 'avx2' || isa === 'avxvnni' ? 'q8' : 'f32';
+        expect(defaultCpuActivations()).toBe(want);
+        expect(resolveActivations(undefined, 'cpu')).toBe(want);
+        expect(resolveActivations('f32', 'cpu')).toBe('f32');
+        expect(resolveActivations(undefined, 'cuda:0')).toBe('f32');
+        process.env.GPTOSS_CPU_ACTIVATIONS = want === 'q8' ? 'f32' : 'q8';
+        expect(resolveActivations(undefined, 'cpu')).toBe(want === 'q8' ? 'f32' : 'q8');
+        delete process.env.GPTOSS_CPU_ACTIVATIONS;
+      }
+      if (cpuInfo().isas.includes('avx2')) {
+        setIsa('avx2');
+        const byDefault = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
+        const exact = await loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'f32' });
+        try {
+          expect(byDefault.info.activations).toBe('q8');
+          expect(exact.info.activations).toBe('f32');
+          const a = await exact.forward(tokens), b = await byDefault.forward(tokens);
+          expect(relL2(b, a)).toBeGreaterThan(1e-4); // the default really ran q8
+          expect(relL2(a, reference)).toBeLessThan(1e-3); // and f32 is the exact path, one option away
+        } finally {
+          await byDefault.dispose();
+          await exact.dispose();
+        }
+      }
+    } finally {
+      setIsa(before);
+      if (saved === undefined) delete process.env.GPTOSS_CPU_ACTIVATIONS;
+      else process.env.GPTOSS_CPU_ACTIVATIONS = saved;
     }
   });
 

@@ -374,7 +374,7 @@ class CudaBackend final : public Backend {
   void qkv(const Tensor& xn, const Tensor& wq, const Tensor& bq, const Tensor& wk, const Tensor& bk, const Tensor& wv,
            const Tensor& bv, Tensor& q, Tensor& k, Tensor& v) override {
     if (fuse_ && wq.dtype == DType::Q8_0 && wk.dtype == DType::Q8_0 && wv.dtype == DType::Q8_0) {
-      // Q8_0 q, k, v as one GEMV launch where GPTOSS_CUDA_GEMV=xs puts Q8_0 on gemv_xs_kernel; else one by one
+      // Q8_0 q, k, v as one GEMV launch where choose_gemv puts Q8_0 on gemv_xs_kernel; else one by one
       checks::qkv(xn, wq, bq, wk, bk, wv, bv, q, k, v, device());
       OpScope op(this);
       const Q8LinearArgs parts[3] = {q8_linear_args(xn, wq, &bq, q), q8_linear_args(xn, wk, &bk, k),

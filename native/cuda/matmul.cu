@@ -206,7 +206,7 @@ void gemv1_launch(const GemvParts& p, cudaStream_t stream, const GemvNorm& nrm =
 }
 
 #if !defined(GPTOSS_HIP)
-// GemvKernel::Xs (policy.h; opt-in GPTOSS_CUDA_GEMV=xs, compiled, not yet run on a GPU): gemv1's
+// GemvKernel::Xs (policy.h; the default where it applies since it ran on the H200 at 076961b): gemv1's
 // structure for 1..NT tokens and for Q8_0 weights. The problems it removes (H200, bench/RESULTS.md):
 //  - gemv_kernel / q8_gemv_kernel re-read x with __ldg for every 16 (bf16) or 32 (Q8_0) weight bytes and
 //    every token: 128 bytes of x a token for 32 bytes of int8, while the streamed weights (also cached

@@ -28,7 +28,7 @@ bool add_rmsnorm_gemv_fusable(const LinearArgs* parts, int count, const float* x
 void launch_add_rmsnorm_gemv(const LinearArgs* parts, int count, float* x, const float* residual, const void* norm_weight,
                              bool norm_weight_bf16, float eps, float* normed, int* counters, cudaStream_t stream);
 // Q8_0 weights on gemv_xs_kernel when choose_gemv answers Xs for every token chunk of the call
-// (GPTOSS_CUDA_GEMV=xs; q8.cu asks first): per part, w = the int8 values [N, K], w_scales = the f16 block
+// (the default, GPTOSS_CUDA_GEMV=warp opts out; q8.cu asks first): per part, w = the int8 values [N, K], w_scales = the f16 block
 // scales [N, K / 32] (q8.cuh's device layout; here w_scales is not MXFP4's); 1 to kGemvMaxParts parts of
 // one x, n and K (q, k, v: one launch over their rows). False: nothing was launched, the caller's kernels run.
 bool gemv_xs_q8(const LinearArgs* parts, int count, cudaStream_t stream);

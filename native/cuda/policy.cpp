@@ -142,7 +142,10 @@ int moe_group_from_env() {
 }
 GpuKnobs::Gemv gemv_from_env() {
   const char* v = std::getenv("GPTOSS_CUDA_GEMV");
-  return v && !std::strcmp(v, "xs") ? GpuKnobs::Gemv::Xs : GpuKnobs::Gemv::Auto;
+  if (!v) return GpuKnobs::Gemv::Auto;
+  if (!std::strcmp(v, "warp")) return GpuKnobs::Gemv::Warp;
+  if (!std::strcmp(v, "xs")) return GpuKnobs::Gemv::Xs;
+  return GpuKnobs::Gemv::Auto;
 }
 }  // namespace
 
@@ -207,10 +210,10 @@ LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
 
 GemvKernel choose_gemv(const GpuCaps& caps, const GpuKnobs& k, GemvFormat f, int n, int K, bool x_aligned) {
   const bool row1 = f == GemvFormat::BF16 && n == 1 && x_aligned && K % 8 == 0 && K <= 16 * caps.warp_size * 8;
-  // Xs: asked for, NVIDIA, a format it reads, rows within a lane's registers, x 16-byte aligned, and
+  // Xs: not opted out (GPTOSS_CUDA_GEMV=warp), NVIDIA, a format it reads, rows within a lane's registers, x 16-byte aligned, and
   // the tokens' x (f32) within a block's shared memory. bf16 at one token stays on Row1 (the same
   // structure, with the fused add_rmsnorm variant beside it).
-  const bool xs = k.gemv == GpuKnobs::Gemv::Xs && !caps.amd && f != GemvFormat::MXFP4 && n >= 1 && n <= kGemvMaxTokens &&
+  const bool xs = k.gemv != GpuKnobs::Gemv::Warp && !caps.amd && f != GemvFormat::MXFP4 && n >= 1 && n <= kGemvMaxTokens &&
                   x_aligned && K > 0 && K <= kGemvXsMaxK && K % (f == GemvFormat::Q8 ? 32 : 8) == 0 &&
                   int64_t(n) * K * 4 <= caps.smem_optin && !(f == GemvFormat::BF16 && n == 1);
   if (xs) return GemvKernel::Xs;

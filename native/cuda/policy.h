@@ -28,8 +28,8 @@ struct GpuKnobs {
   enum class MoeBatch { Auto, GroupedMma, Gemm };
   MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm: MXFP4 experts past the decode kernels' pairs
   int moe_group = 0;                       // GPTOSS_CUDA_MOE_GROUP=4|8: pairs a GroupedMma group (0: policy)
-  enum class Gemv { Auto, Xs };
-  Gemv gemv = Gemv::Auto;                  // GPTOSS_CUDA_GEMV=xs: the decode GEMVs with x in shared memory (choose_gemv)
+  enum class Gemv { Auto, Warp, Xs };
+  Gemv gemv = Gemv::Auto;                  // GPTOSS_CUDA_GEMV=warp|xs: warp opts out of gemv_xs_kernel (choose_gemv)
   int gemv_ctas = 0;                       // GPTOSS_CUDA_GEMV_CTAS (1..8): CTAs a SM of the persistent GEMV grids (0: all that fit)
   enum class AttnDecode { Simt, Mma };
   AttnDecode attn_decode = AttnDecode::Simt;  // GPTOSS_CUDA_ATTN_DECODE=mma: tensor-core decode attention (opt-in)
@@ -58,12 +58,13 @@ LinearPath choose_linear_q8(const GpuCaps& caps, int n);
 // ---- the decode GEMV kernels (a launch of at most kGemvMaxTokens tokens, matmul.cu / q8.cu) ----
 // Row1: gemv1_bf16_kernel (bf16, one token: x staged in shared memory, every chunk of a warp's row in
 // flight, next row prefetched; the verified default). Warp: gemv_kernel / q8_gemv_kernel (a warp a
-// row, x re-read from L1 for every 16 or 32 weight bytes and every token; the default for n > 1 and
-// for Q8_0). Xs: gemv_xs_kernel (issue 12 item 2, issue 15; opt-in with GPTOSS_CUDA_GEMV=xs: compiled,
-// not yet run on a GPU): Row1's structure for 1..8 tokens and for Q8_0 too (x of every token staged in
-// shared memory once a CTA, conflict-free; a Q8_0 block's 32 int8 widened once with byte permutes for
-// all tokens, no I2F), bounded by K <= kGemvXsMaxK and the tokens' x fitting a block's shared memory.
-// NVIDIA only: the HIP build keeps the verified kernels.
+// row, x re-read from L1 for every 16 or 32 weight bytes and every token; where Xs does not apply, and
+// everywhere under GPTOSS_CUDA_GEMV=warp). Xs: gemv_xs_kernel (issue 12 item 2, issue 15; the default for
+// Q8_0 at 1..8 tokens and bf16 at 2..8 since the H200 run at 076961b: gpu_check --gemv 165/0, Q8_0 LM head
+// 24% -> 96% of copy, bf16 LM head n4 38% -> 69%): Row1's structure for 1..8 tokens and for Q8_0 too (x of
+// every token staged in shared memory once a CTA, conflict-free; a Q8_0 block's 32 int8 widened once with
+// byte permutes for all tokens, no I2F), bounded by K <= kGemvXsMaxK and the tokens' x fitting a block's
+// shared memory. NVIDIA only: the HIP build keeps the Warp/Row1 kernels.
 enum class GemvFormat { BF16, MXFP4, Q8 };
 enum class GemvKernel { Row1, Warp, Xs };
 GemvKernel choose_gemv(const GpuCaps& caps, const GpuKnobs& k, GemvFormat f, int n, int K, bool x_aligned);

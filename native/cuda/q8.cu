@@ -170,7 +170,7 @@ bool launch_linear_q8_gemv_parts(const Q8LinearArgs* parts, int count, cudaStrea
 }
 
 void launch_linear_q8_gemv(const Q8LinearArgs& a, cudaStream_t stream) {
-  const LinearArgs xs = xs_args(a);  // GPTOSS_CUDA_GEMV=xs: gemv_xs_kernel, where choose_gemv takes the call
+  const LinearArgs xs = xs_args(a);  // gemv_xs_kernel, where choose_gemv takes the call (default)
   if (gemv_xs_q8(&xs, 1, stream)) return;
   for (int t0 = 0; t0 < a.n; t0 += kGemvMaxTokens) {
     Q8LinearArgs s = a;

@@ -33,7 +33,7 @@ void q8_to_device_layout(const uint8_t* ggml_blocks, int64_t blocks, uint8_t* ou
 
 void launch_linear_q8_gemv(const Q8LinearArgs& a, cudaStream_t stream);
 // q, k and v (1 to kGemvMaxParts parts of one x, n and K) as one GEMV launch over their rows, when
-// GPTOSS_CUDA_GEMV=xs puts Q8_0 on gemv_xs_kernel (policy.h's choose_gemv); false: nothing launched,
+// choose_gemv puts Q8_0 on gemv_xs_kernel (the default; not under GPTOSS_CUDA_GEMV=warp); false: nothing launched,
 // the caller runs the parts one by one.
 bool launch_linear_q8_gemv_parts(const Q8LinearArgs* parts, int count, cudaStream_t stream);
 size_t linear_q8_gemm_workspace_bytes(const Q8LinearArgs& a);

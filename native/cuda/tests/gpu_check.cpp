@@ -811,9 +811,9 @@ void check_add_rmsnorm_qkv(Rng& r, int n, int K, int Nq, int Nkv, const char* pa
 
 // ---- the decode GEMV kernels under each knob (issue 12 item 2, issue 15: policy.h's choose_gemv,
 // gemv_ctas_per_sm) ----
-// Variants: the default kernels, GPTOSS_CUDA_GEMV=xs (gemv_xs_kernel: bf16 at 2..8 tokens, Q8_0 at
-// 1..8; compiled, not yet run on a GPU when written), and GPTOSS_CUDA_GEMV_CTAS=1 / 2 (persistent
-// grids of 1 or 2 CTAs a SM) with either. Each shape draws fresh weights and x once and runs every
+// Variants: the default kernels (gemv_xs_kernel for bf16 at 2..8 tokens and Q8_0 at 1..8, since the
+// H200 run at 076961b), GPTOSS_CUDA_GEMV=warp (the opt-out: gemv_kernel / q8_gemv_kernel / gemv1), and
+// GPTOSS_CUDA_GEMV_CTAS=1 / 2 (persistent grids of 1 or 2 CTAs a SM) with either. Each shape draws fresh weights and x once and runs every
 // variant on them against the CPU (rel L2 <= 1e-5, no NaN, every output written: poisoned first); the
 // note names the kernel choose_gemv picked and the largest difference from the default variant's
 // output (predicted 0: the Xs kernel sums in the default kernels' order, bf16 as gemv_kernel and
@@ -824,7 +824,7 @@ struct GemvVariant {
   const char* ctas;  // GPTOSS_CUDA_GEMV_CTAS
 };
 const GemvVariant kGemvVariants[] = {
-    {"default", nullptr, nullptr}, {"xs", "xs", nullptr}, {"ctas1", nullptr, "1"}, {"xs ctas1", "xs", "1"}, {"xs ctas2", "xs", "2"}};
+    {"default", nullptr, nullptr}, {"warp", "warp", nullptr}, {"ctas1", nullptr, "1"}, {"warp ctas1", "warp", "1"}, {"ctas2", nullptr, "2"}};
 
 struct GemvEnv {  // restores both variables when a check ends
   std::string gemv, ctas;

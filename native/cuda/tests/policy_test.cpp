@@ -4,6 +4,7 @@
 // images a driver may pick for them, including the cases the issue names: a build without 89-real
 // on an sm_89 card (compute_80 PTX JIT-ed: no FP8 kernels), and compute_80 PTX on an H200 (no PDL).
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/tests/check.h"
@@ -297,43 +298,63 @@ void test_gemm_rows() {
   CHECK(gemm_tile_rows(mi300, 50, true, H) == 64 && gemm_tile_rows(mi300, 10, true, H) == 32);
 }
 
-// The decode GEMV kernels (issue 12 item 2, issue 15): the verified kernels unless GPTOSS_CUDA_GEMV=xs,
-// and Xs only on NVIDIA, for bf16 at 2..8 tokens and Q8_0 at 1..8, K within kGemvXsMaxK, x aligned,
-// the tokens' x within a block's shared memory.
+// The decode GEMV kernels (issue 12 item 2, issue 15): Xs by default (since the H200 run at 076961b) on
+// NVIDIA, for bf16 at 2..8 tokens and Q8_0 at 1..8, K within kGemvXsMaxK, x aligned, the tokens' x within
+// a block's shared memory; GPTOSS_CUDA_GEMV=warp opts out to the Warp/Row1 kernels; AMD never takes Xs.
 void test_gemv() {
   const GpuCaps c = h200(900, kSm90a), l = l40s(890, kSm89);
   const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
   GpuKnobs k;
+  k.gemv = GpuKnobs::Gemv::Warp;  // the opt-out: the kernels before Xs
   CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);
   CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, 4096, true) == GemvKernel::Row1);
   CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, 4096 + 8, true) == GemvKernel::Warp);  // > 16 chunks a lane
   CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, false) == GemvKernel::Warp);
   CHECK(choose_gemv(c, k, GemvFormat::BF16, 4, H, true) == GemvKernel::Warp);
   CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, H, true) == GemvKernel::Warp);
+  CHECK(choose_gemv(c, k, GemvFormat::Q8, 8, H, true) == GemvKernel::Warp);
   CHECK(choose_gemv(c, k, GemvFormat::MXFP4, 1, H, true) == GemvKernel::Warp);
-  CHECK(choose_gemv(mi300, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);  // 64-lane rows: up to 8192
-  CHECK(choose_gemv(mi300, k, GemvFormat::BF16, 1, 8192, true) == GemvKernel::Row1);
-  k.gemv = GpuKnobs::Gemv::Xs;
-  CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);  // bf16 at one token stays Row1
-  for (int n : {2, 4, 5, 8}) {
-    CHECK(choose_gemv(c, k, GemvFormat::BF16, n, H, true) == GemvKernel::Xs);
-    CHECK(choose_gemv(c, k, GemvFormat::BF16, n, 4096, true) == GemvKernel::Xs);
-    CHECK(choose_gemv(c, k, GemvFormat::Q8, n, 4096, true) == GemvKernel::Xs);
-    CHECK(choose_gemv(c, k, GemvFormat::MXFP4, n, H, true) == GemvKernel::Warp);
-    CHECK(choose_gemv(mi300, k, GemvFormat::Q8, n, H, true) == GemvKernel::Warp);  // NVIDIA only
-    CHECK(choose_gemv(mi300, k, GemvFormat::BF16, n, H, true) == GemvKernel::Warp);
+  for (GpuKnobs::Gemv g : {GpuKnobs::Gemv::Warp, GpuKnobs::Gemv::Auto, GpuKnobs::Gemv::Xs}) {
+    k.gemv = g;  // AMD: the same kernels under every value
+    CHECK(choose_gemv(mi300, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);  // 64-lane rows: up to 8192
+    CHECK(choose_gemv(mi300, k, GemvFormat::BF16, 1, 8192, true) == GemvKernel::Row1);
   }
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, H, true) == GemvKernel::Xs);
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 64, true) == GemvKernel::Xs);
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 8192, true) == GemvKernel::Warp);   // past kGemvXsMaxK
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 48, true) == GemvKernel::Warp);     // K % 32
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, 2, H, false) == GemvKernel::Warp);     // x not 16-byte aligned
-  CHECK(choose_gemv(c, k, GemvFormat::BF16, 2, 8 * 1000 + 4, true) == GemvKernel::Warp);
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, kGemvMaxTokens + 1, H, true) == GemvKernel::Warp);
-  // 8 tokens of x at K 4096 are 128 KB: an H200 block takes them, a 99 KB sm_89 block does not
-  CHECK(choose_gemv(c, k, GemvFormat::Q8, 8, 4096, true) == GemvKernel::Xs);
-  CHECK(choose_gemv(l, k, GemvFormat::Q8, 8, 4096, true) == GemvKernel::Warp);
-  CHECK(choose_gemv(l, k, GemvFormat::Q8, 8, H, true) == GemvKernel::Xs);  // 92 KB
+  for (GpuKnobs::Gemv g : {GpuKnobs::Gemv::Auto, GpuKnobs::Gemv::Xs}) {  // the default, and "xs" named
+    k.gemv = g;
+    CHECK(choose_gemv(c, k, GemvFormat::BF16, 1, H, true) == GemvKernel::Row1);  // bf16 at one token stays Row1
+    for (int n : {2, 4, 5, 8}) {
+      CHECK(choose_gemv(c, k, GemvFormat::BF16, n, H, true) == GemvKernel::Xs);
+      CHECK(choose_gemv(c, k, GemvFormat::BF16, n, 4096, true) == GemvKernel::Xs);
+      CHECK(choose_gemv(c, k, GemvFormat::Q8, n, 4096, true) == GemvKernel::Xs);
+      CHECK(choose_gemv(c, k, GemvFormat::MXFP4, n, H, true) == GemvKernel::Warp);
+      CHECK(choose_gemv(mi300, k, GemvFormat::Q8, n, H, true) == GemvKernel::Warp);  // NVIDIA only
+      CHECK(choose_gemv(mi300, k, GemvFormat::BF16, n, H, true) == GemvKernel::Warp);
+  }
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, H, true) == GemvKernel::Xs);
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 64, true) == GemvKernel::Xs);
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 8192, true) == GemvKernel::Warp);   // past kGemvXsMaxK
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, 1, 48, true) == GemvKernel::Warp);     // K % 32
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, 2, H, false) == GemvKernel::Warp);     // x not 16-byte aligned
+    CHECK(choose_gemv(c, k, GemvFormat::BF16, 2, 8 * 1000 + 4, true) == GemvKernel::Warp);
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, kGemvMaxTokens + 1, H, true) == GemvKernel::Warp);
+    // 8 tokens of x at K 4096 are 128 KB: an H200 block takes them, a 99 KB sm_89 block does not
+    CHECK(choose_gemv(c, k, GemvFormat::Q8, 8, 4096, true) == GemvKernel::Xs);
+    CHECK(choose_gemv(l, k, GemvFormat::Q8, 8, 4096, true) == GemvKernel::Warp);
+    CHECK(choose_gemv(l, k, GemvFormat::Q8, 8, H, true) == GemvKernel::Xs);  // 92 KB
+  }
+  CHECK(GpuKnobs{}.gemv == GpuKnobs::Gemv::Auto);
+  // GPTOSS_CUDA_GEMV (read at each knobs() call): warp opts out, xs names the default, anything else is the default
+  const char* saved = std::getenv("GPTOSS_CUDA_GEMV");
+  const std::string keep = saved ? saved : "";
+  setenv("GPTOSS_CUDA_GEMV", "warp", 1);
+  CHECK(knobs().gemv == GpuKnobs::Gemv::Warp);
+  setenv("GPTOSS_CUDA_GEMV", "xs", 1);
+  CHECK(knobs().gemv == GpuKnobs::Gemv::Xs);
+  setenv("GPTOSS_CUDA_GEMV", "Warp ", 1);
+  CHECK(knobs().gemv == GpuKnobs::Gemv::Auto);
+  unsetenv("GPTOSS_CUDA_GEMV");
+  CHECK(knobs().gemv == GpuKnobs::Gemv::Auto);
+  if (saved) setenv("GPTOSS_CUDA_GEMV", keep.c_str(), 1);
   CHECK(gemv_ctas_per_sm(GpuKnobs{}, 3) == 3 && gemv_ctas_per_sm(GpuKnobs{}, 0) == 1);
   GpuKnobs one;
   one.gemv_ctas = 1;
