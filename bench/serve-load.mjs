@@ -16,6 +16,8 @@
 //                          overlapping its prefill minus the p50 gap before it), and its own TTFT
 //   --prefix-prompt N      two requests in turn whose prompts share an N-token prefix (then 32 tokens of their
 //                          own): TTFT of the first (cold) and the second (its whole blocks found in the prefix cache)
+//   --pipeline on|off|both the engine's pipelined decode (createEngine({ pipelineDecode })); both: each --streams count
+//                          runs plain, then pipelined, in the same process (an A/B on the same warm device). Default off
 //   --http                 the same loads through real HTTP: a child process serves the model with the package's
 //                          OpenAI server (lib/server, as `gpt-oss serve` does) on 127.0.0.1, and this process
 //                          streams /v1/chat/completions (SSE, include_usage); tokens counted from usage, wall time
@@ -32,7 +34,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { generate } from '../dist/generate.js';
 
 function parseArgs(argv) {
-  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, prefixPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false };
+  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, prefixPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false, pipeline: 'off' };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--device') a.device = argv[++i];
@@ -50,11 +52,13 @@ function parseArgs(argv) {
     else if (x === '--prefix-prompt') a.prefixPrompt = Number(argv[++i]);
     else if (x === '--delay-streams') a.delayStreams = Number(argv[++i]);
     else if (x === '--http') a.http = true;
+    else if (x === '--pipeline') a.pipeline = argv[++i];
     else if (x === '--serve-child') a.serveChild = true;
     else if (a.model === null && !x.startsWith('--')) a.model = x;
     else throw new Error(`serve-load: unknown argument ${x}`);
   }
   if ((a.model === null) === (a.synthetic === null)) throw new Error('serve-load: give a model folder or --synthetic PRESET');
+  if (!['on', 'off', 'both'].includes(a.pipeline)) throw new Error(`serve-load: --pipeline takes on, off or both, got ${a.pipeline}`);
   return a;
 }
 
@@ -82,8 +86,8 @@ function prompts(n, len, vocab, seed) {
   return Array.from({ length: n }, () => Array.from({ length: len }, next));
 }
 
-async function runEngine(model, streams, args) {
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: streams, maxBatchTokens: Math.max(args.maxBatchTokens, streams), maxContext: args.prompt + args.tokens + 1 });
+async function runEngine(model, streams, args, pipelineDecode = args.pipeline === 'on') {
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(pipelineDecode ? { pipelineDecode: true } : {}), maxSequences: streams, maxBatchTokens: Math.max(args.maxBatchTokens, streams), maxContext: args.prompt + args.tokens + 1 });
   const ps = prompts(streams, args.prompt, Math.min(model.config.vocabSize, 199998), 1000 + streams);
   const ttft = [];
   const itl = [];
@@ -109,6 +113,7 @@ async function runEngine(model, streams, args) {
     }),
   );
   const steps = engine.stats().steps;
+  const pipeline = pipelineDecode ? { ...engine.backend.pipelineStats } : null;
   await engine.close();
   const wall = (tEnd - t0) / 1000;
   return {
@@ -120,6 +125,10 @@ async function runEngine(model, streams, args) {
     itlMs: { p50: round(pct(itl, 50)), p99: round(pct(itl, 99)) },
     steps,
     backend: engine.backend.constructor.name,
+    // decode-only rate of one stream (1000 / ITL p50), to set beside generate()'s decode rate
+    decodeTokSFromItl: round(1000 / pct(itl, 50)),
+    pipelineDecode,
+    pipeline,
   };
 }
 
@@ -138,7 +147,7 @@ function commitId() {
 
 // One N-token prompt, nothing else running: time to its first token (engine).
 async function runTtft(model, args) {
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: 1, maxBatchTokens: args.maxBatchTokens, maxContext: args.ttftPrompt + 8 });
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: 1, maxBatchTokens: args.maxBatchTokens, maxContext: args.ttftPrompt + 8 });
   const vocab = Math.min(model.config.vocabSize, 199998);
   const times = [];
   for (let k = 0; k < 4; k++) {
@@ -156,7 +165,7 @@ async function runTtft(model, args) {
 
 // Two requests in turn sharing an N-token prefix: the second's prefill skips the cached whole blocks.
 async function runPrefix(model, args) {
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: 2, maxBatchTokens: args.maxBatchTokens, maxContext: args.prefixPrompt + 64 });
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: 2, maxBatchTokens: args.maxBatchTokens, maxContext: args.prefixPrompt + 64 });
   const vocab = Math.min(model.config.vocabSize, 199998);
   const [shared] = prompts(1, args.prefixPrompt, vocab, 31);
   const own = prompts(2, 32, vocab, 32);
@@ -176,7 +185,7 @@ async function runPrefix(model, args) {
 // S streams decode; a new N-token prompt arrives: the gap it adds to their tokens (engine).
 async function runDelay(model, args) {
   const S = args.delayStreams;
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences: S + 1, maxBatchTokens: Math.max(args.maxBatchTokens, S + 1), maxContext: Math.max(args.delayPrompt + 8, 64 + 600) });
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: S + 1, maxBatchTokens: Math.max(args.maxBatchTokens, S + 1), maxContext: Math.max(args.delayPrompt + 8, 64 + 600) });
   const vocab = Math.min(model.config.vocabSize, 199998);
   const ps = prompts(S, 64, vocab, 77);
   const stamps = ps.map(() => []);
@@ -311,7 +320,7 @@ async function serveChild(args) {
   const g = await generate(model, p, { maxTokens: args.tokens, temperature: 1, seed: 1, stopTokens: [] }).result;
   const { createServer } = await import('../dist/server/app.js');
   const maxSequences = Math.max(...args.streams, 1);
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
+  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
   const server = createServer(engine, { modelName: 'bench' });
   const { url } = await server.listen(0, '127.0.0.1');
   process.stdout.write(`${JSON.stringify({ url, device: model.device, backend: engine.backend.constructor.name, generate: { decodeTokS: round(g.timings.tokensPerSecond), prefillMs: round(g.timings.prefillMs) } })}\n`);
@@ -408,11 +417,14 @@ async function main() {
   console.error(`generate(): decode ${reference.decodeTokS} tok/s, prefill ${reference.prefillMs} ms`);
 
   const runs = [];
-  for (const n of args.streams) {
-    const r = await runEngine(model, n, args);
-    console.error(`${n} streams: ${r.aggregateTokS} tok/s aggregate; TTFT p50 ${r.ttftMs.p50} p99 ${r.ttftMs.p99} ms; ITL p50 ${r.itlMs.p50} p99 ${r.itlMs.p99} ms; ${r.steps} steps`);
-    runs.push(r);
-  }
+  for (const n of args.streams)
+    for (const pipelined of args.pipeline === 'both' ? [false, true] : [args.pipeline === 'on']) {
+      const r = await runEngine(model, n, args, pipelined);
+      const vsGenerate = n === 1 ? `; decode ${r.decodeTokSFromItl} tok/s = ${round((100 * r.decodeTokSFromItl) / reference.decodeTokS, 1)}% of generate()'s` : '';
+      const pipe = r.pipeline ? `; pipelined: queued ${r.pipeline.queued}, claimed ${r.pipeline.claimed}, dropped ${r.pipeline.dropped}` : '';
+      console.error(`${n} streams${args.pipeline === 'both' ? (pipelined ? ' (pipelined)' : ' (plain)') : ''}: ${r.aggregateTokS} tok/s aggregate; TTFT p50 ${r.ttftMs.p50} p99 ${r.ttftMs.p99} ms; ITL p50 ${r.itlMs.p50} p99 ${r.itlMs.p99} ms; ${r.steps} steps${vsGenerate}${pipe}`);
+      runs.push(r);
+    }
   const ttft = args.ttftPrompt ? await runTtft(model, args) : null;
   if (ttft) console.error(`TTFT, ${ttft.promptTokens}-token prompt alone: ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})`);
   const prefix = args.prefixPrompt ? await runPrefix(model, args) : null;

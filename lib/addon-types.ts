@@ -129,6 +129,8 @@ export interface NativeBatchItem {
   seq: number;
   tokens: Int32Array;
   sample: { options: NativeSampleParams; uniform: number } | null;
+  /** Pipelined decode: the uniform of this sequence's next decode step (model/batch.h StepItem.ahead). */
+  next?: number;
 }
 
 /** model/batch.h: sequences over a paged KV cache, advanced together one batched forward a step. */
@@ -138,6 +140,12 @@ export interface NativeBatch {
   readonly openSequences: number;
   /** Blocks in the prefix cache (held by sequences or kept for later ones). */
   readonly cachedBlocks: number;
+  /** Created with pipelineDecode. */
+  readonly pipelinesDecode: boolean;
+  /** Rows of the decode step queued ahead now (0: none). */
+  readonly queuedAhead: number;
+  /** Decode steps queued ahead so far, claimed by the step after, dropped. */
+  readonly pipelineStats: { queued: number; claimed: number; dropped: number };
   freeBlocks(): number;
   /**
    * null when the pool or maxSequences cannot take it now; RangeError when it could never fit. The
@@ -154,7 +162,7 @@ export interface NativeBatch {
 }
 
 export interface NativeBatchConstructor {
-  new (model: NativeModel, options: { maxSequences: number; kvBlocks: number; blockSize: number; padDecodeSteps?: boolean }): NativeBatch;
+  new (model: NativeModel, options: { maxSequences: number; kvBlocks: number; blockSize: number; padDecodeSteps?: boolean; pipelineDecode?: boolean }): NativeBatch;
 }
 
 export interface HipBuildInfo {

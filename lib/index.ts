@@ -1,5 +1,5 @@
 // gpt-oss-node: the public API.
-export { loadModel, resolveDevice, GptOssModel, defaultCpuActivations } from './model.js';
+export { loadModel, resolveDevice, GptOssModel } from './model.js';
 export type { LoadOptions, ModelInfo, DeviceRequest, SessionOptions, KvCacheDtype } from './model.js';
 export { createSyntheticModel, syntheticConfig, SYNTHETIC_PRESETS, SYNTHETIC_PRESET_SEEDS } from './synthetic.js';
 export type { SyntheticShape, SyntheticPreset, SyntheticOptions } from './synthetic.js';

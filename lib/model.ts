@@ -13,25 +13,13 @@ import { toTokenIds } from './token-ids.js';
 import type { ExpertActivations } from './ops.js';
 
 /**
- * The CPU's default activations mode when neither the option nor GPTOSS_CPU_ACTIVATIONS names one: 'q8' where the
- * kernels in use are AVX2 without AVX-512 (the 'avx2' and 'avxvnni' levels of cpuInfo().isa, after GPTOSS_CPU_ISA),
- * as llama.cpp's CPU backend multiplies every quantized matrix with 8-bit activations: there the exact kernels
- * are compute-bound at 0.8-0.9x llama.cpp's decode and q8 is the faster mode (bench/RESULTS.md, issue 17, with
- * its fidelity figures); 'f32' (exact) everywhere else (AVX-512, where the exact prefill is 1.5x q8's; NEON; scalar).
- */
-export function defaultCpuActivations(): ExpertActivations {
-  const isa = native.ops.cpuInfo().isa;
-  return isa === 'avx2' || isa === 'avxvnni' ? 'q8' : 'f32';
-}
-
-/**
  * The activations mode a model loads with: the option, else GPTOSS_CPU_ACTIVATIONS (on the CPU only:
- * a CUDA model ignores the variable), else the device's default (defaultCpuActivations() on the CPU,
- * 'f32' elsewhere). `fn` names the caller in error messages.
+ * a CUDA model ignores the variable), else 'f32' (exact) on every device and ISA: q8 changes results
+ * (bench/RESULTS.md, issue 17), so it is only ever asked for. `fn` names the caller in error messages.
  */
 export function resolveActivations(request: unknown, device: string, fn = 'loadModel'): ExpertActivations {
   const fromEnv = request === undefined;
-  const value = fromEnv ? (device === 'cpu' ? process.env.GPTOSS_CPU_ACTIVATIONS || defaultCpuActivations() : 'f32') : request;
+  const value = fromEnv ? (device === 'cpu' ? process.env.GPTOSS_CPU_ACTIVATIONS || 'f32' : 'f32') : request;
   if (value !== 'f32' && value !== 'q8')
     throw new RangeError(`${fn}: ${fromEnv ? 'GPTOSS_CPU_ACTIVATIONS' : "option 'activations'"} must be 'f32' or 'q8', got ${String(value)}`);
   if (value === 'q8' && device !== 'cpu')
@@ -125,9 +113,9 @@ export interface LoadOptions {
    * denseWeights 'q8') multiply the weights with. 'f32' (exact: the activations as they are) or 'q8' (each
    * 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0: integer dot products, faster
    * where the kernels are compute-bound; bench/RESULTS.md gives its error). bf16 weights take f32 either
-   * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'q8' where the CPU kernels are AVX2 without AVX-512
-   * (cpuInfo().isa 'avx2' or 'avxvnni': llama.cpp's choice, the faster mode there) and 'f32' elsewhere
-   * (defaultCpuActivations()). Pass 'f32' for the exact path on any CPU. On CUDA only 'f32' exists.
+   * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32' on every CPU. On AVX2 CPUs without AVX-512
+   * 'q8' is the faster mode (llama.cpp's choice; decode 1.00-1.08x llama.cpp's against 0.80-0.94x exact) at a
+   * cost in fidelity and batch invariance (bench/RESULTS.md, issue 17). On CUDA only 'f32' exists.
    */
   activations?: ExpertActivations;
   /**
@@ -299,10 +287,16 @@ export class GptOssModel {
   createBatchBackend(options: BatchBackendOptions): NativeBatchBackend {
     const nativeModel = this.#get('createBatchBackend');
     if (options === null || typeof options !== 'object') throw new TypeError('createBatchBackend: options must be an object { kvBlocks, blockSize?, maxSequences? }');
-    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, prefixCache = true } = options;
+    const { kvBlocks, blockSize = 16, maxSequences = 64, padDecodeSteps, pipelineDecode, prefixCache = true } = options;
     if (typeof prefixCache !== 'boolean') throw new TypeError(`createBatchBackend: prefixCache must be a boolean, got ${typeof prefixCache}`);
     return new NativeBatchBackend(
-      new native.NativeBatch(nativeModel, { kvBlocks, blockSize, maxSequences, ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}) }),
+      new native.NativeBatch(nativeModel, {
+        kvBlocks,
+        blockSize,
+        maxSequences,
+        ...(padDecodeSteps !== undefined ? { padDecodeSteps } : {}),
+        ...(pipelineDecode !== undefined ? { pipelineDecode } : {}),
+      }),
       prefixCache,
     );
   }

@@ -59,8 +59,9 @@ export interface KernelOps {
   embedding(tokens: Tensor, table: Tensor, out: Tensor): void;
   rmsnorm(x: Tensor, weight: Tensor, eps: number, out: Tensor): void;
   /**
-   * out = x W^T (+ bias). `activations` 'q8' (CPU, q8_0 weights only; else ignored): x rounded to int8 per
-   * 32-block and integer dot products, as a model loaded with activations 'q8' multiplies its Q8_0 layers.
+   * out = x W^T (+ bias). `activations` 'q8' (CPU; q8_0 and MXFP4 weights in either block form, else
+   * ignored): x rounded to int8 per 32-block and integer dot products, as a model loaded with activations
+   * 'q8' multiplies its Q8_0 layers and its experts.
    */
   linear(x: Tensor, weight: Tensor, bias: Tensor | null, out: Tensor, activations?: ExpertActivations): void;
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, scale: number): void;

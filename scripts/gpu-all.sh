@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables),
+#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
 #        SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel),
 #        BF16_EXPERTS=0 skips the bf16 expert step (loadModel's experts: 'bf16' on CUDA: compiled, first run
 #        pending; its expected outcomes are in bench/RESULTS.md, "bf16 experts on CUDA")
@@ -86,6 +86,9 @@ fi
 
 # the CUDA batched step: equivalence, memcheck, serving bench (gpu-batch.sh; SKIP_BATCH=1 skips it)
 [[ -z "${SKIP_BATCH:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-batch.sh 2>&1 | tail -40
+# pipelined decode (issue 11, compiled, not yet run): check vs the plain step, memcheck, plain/pipelined
+# serving bench (gpu-pipeline.sh, 3-5 min; SKIP_PIPELINE=1 skips it)
+[[ -z "${SKIP_PIPELINE:-}" ]] && BUILD_DIR=build-gpu OUT="$OUT" bash scripts/gpu-pipeline.sh 2>&1 | tail -30
 
 if [[ -z "${SKIP_SANITIZER:-}" && -x build-gpu/gptoss_gpu_check ]] && command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do

@@ -15,11 +15,24 @@ export interface BatchItem {
   tokens: Int32Array;
   /** Draw the next id from the logits of this item's last position; null for a non-final prefill chunk. */
   sample: { options: SampleOptions; uniform: number } | null;
+  /**
+   * Pipelined decode (a backend whose `pipelinesDecode` is true): the uniform this sequence's next
+   * decode step will draw with, when the caller means to run that step (the id drawn now fed back with
+   * the same sample options). The backend may queue that step before this one's ids come back; the
+   * next step() claims it when its items are exactly some of those sequences, each `{ tokens: [the id
+   * drawn for it], sample: { same options, uniform: next } }`, and drops it otherwise (the results are
+   * the same either way). Only with `sample`.
+   */
+  next?: number;
 }
 
 export interface StepBackend {
   /** Tokens per KV block. */
   readonly blockSize: number;
+  /** Whether step() takes BatchItem.next and queues decode steps ahead (pipelined decode). */
+  readonly pipelinesDecode?: boolean;
+  /** Sequences whose next decode step is queued now (after a step settles; 0 when none is). */
+  queuedAhead?(): number;
   readonly totalBlocks: number;
   freeBlocks(): number;
   /**

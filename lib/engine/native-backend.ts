@@ -31,12 +31,21 @@ export interface BatchBackendOptions {
    * CPU, where padding only costs time). The results are the same either way.
    */
   padDecodeSteps?: boolean;
+  /**
+   * Pipelined decode (default false; compiled for CUDA and HIP but not yet run on a GPU): a decode step
+   * whose items set `next` queues the following decode step of those sequences (fed the ids it draws,
+   * on the device) before its ids are read back, so the device does not wait while the caller handles
+   * them. Needs padDecodeSteps (on by default with it, also on the CPU, where it only exercises the
+   * path). The results are the same as without it.
+   */
+  pipelineDecode?: boolean;
 }
 
 export class NativeBatchBackend implements StepBackend {
   readonly blockSize: number;
   readonly totalBlocks: number;
   readonly prefixCache: boolean;
+  readonly pipelinesDecode: boolean;
   #native: NativeBatch | null;
   #inFlight = new Set<Promise<unknown>>();
 
@@ -46,6 +55,17 @@ export class NativeBatchBackend implements StepBackend {
     this.prefixCache = prefixCache;
     this.blockSize = native.blockSize;
     this.totalBlocks = native.totalBlocks;
+    this.pipelinesDecode = native.pipelinesDecode;
+  }
+
+  /** Sequences whose next decode step is queued now (0 when none is). */
+  queuedAhead(): number {
+    return this.#native?.queuedAhead ?? 0;
+  }
+
+  /** Pipelined decode so far: decode steps queued ahead, claimed by the step after, dropped unclaimed. */
+  get pipelineStats(): { queued: number; claimed: number; dropped: number } {
+    return this.#native?.pipelineStats ?? { queued: 0, claimed: 0, dropped: 0 };
   }
 
   #get(fn: string): NativeBatch {

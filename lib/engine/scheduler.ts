@@ -52,6 +52,16 @@ export interface EngineOptions {
    * ('native' there is opt-in until its batched kernels have run on an AMD GPU).
    */
   backend?: 'native' | 'session' | StepBackend;
+  /**
+   * Pipelined decode (the 'native' backend's `pipelineDecode`; default false): each decode step asks
+   * the backend to queue the sequences' next decode step before its ids come back, so the device keeps
+   * working while the scheduler handles them (the host turnaround a step otherwise adds: about 0.35 ms
+   * a token on an H200). A sequence that stops on the id just drawn has one step computed for nothing,
+   * which is dropped; a request that joins starts one step later. The tokens are the same either way.
+   * Compiled for CUDA and HIP, checked on the CPU; not yet run on a GPU. A backend of your own opts in
+   * with its `pipelinesDecode`.
+   */
+  pipelineDecode?: boolean;
 }
 
 /** generate()'s options, less the session (the engine owns the KV cache). */
@@ -83,6 +93,8 @@ class Sequence {
   readonly history: number[] = [];
   /** The last drawn id, fed at the next decode step. */
   last = -1;
+  /** The uniform of its next decode step when it was drawn early (pipelined decode: given as `next`). */
+  nextUniform: number | null = null;
   /** Prompt tokens the backend's prefix cache held when it joined (not prefilled). */
   cachedPrompt = 0;
   t0 = 0;
@@ -157,6 +169,10 @@ export class Engine {
   #steps = 0;
   #finished = 0;
   #idleWaiters: (() => void)[] = [];
+  // Pipelined decode: whether the backend takes BatchItem.next, and the sequences whose next decode
+  // step it queued during the last step.
+  readonly #pipelined: boolean;
+  #ahead = new Set<Sequence>();
 
   /** @internal use model.createEngine() */
   constructor(model: GptOssModel, options: EngineOptions = {}) {
@@ -173,16 +189,21 @@ export class Engine {
     // The native batched step on the CPU and CUDA (its check and bench on an H200: bench/RESULTS.md,
     // issue 11); on HIP a Session a sequence unless 'native' is asked for (not yet run on an AMD GPU).
     const kind = options.backend ?? (model.device.startsWith('hip') ? 'session' : 'native');
+    if (options.pipelineDecode !== undefined && typeof options.pipelineDecode !== 'boolean')
+      throw new TypeError(`createEngine: pipelineDecode must be a boolean, got ${typeof options.pipelineDecode}`);
+    if (options.pipelineDecode === true && kind !== 'native')
+      throw new RangeError(`createEngine: pipelineDecode needs backend 'native' (a StepBackend of your own opts in with its pipelinesDecode)`);
     if (kind === 'session' || kind === 'native') {
       const blockSize = positiveInt(options.blockSize, 16, 'blockSize');
       const kvBlocks = positiveInt(options.kvBlocks, this.maxSequences * blocksFor(maxContext, blockSize), 'kvBlocks');
       this.backend =
         kind === 'native'
-          ? model.createBatchBackend({ kvBlocks, blockSize, maxSequences: this.maxSequences })
+          ? model.createBatchBackend({ kvBlocks, blockSize, maxSequences: this.maxSequences, ...(options.pipelineDecode ? { pipelineDecode: true } : {}) })
           : new SessionBackend(model, { kvBlocks, blockSize });
     } else if (typeof options.backend === 'object' && options.backend !== null && typeof options.backend.step === 'function') {
       this.backend = options.backend;
     } else throw new TypeError(`createEngine: backend must be 'native', 'session' or a StepBackend, got ${String(options.backend)}`);
+    this.#pipelined = this.backend.pipelinesDecode === true && typeof this.backend.queuedAhead === 'function';
     // one sequence can hold at most the whole pool
     this.maxContext = Math.min(maxContext, this.backend.totalBlocks * this.backend.blockSize);
   }
@@ -329,13 +350,23 @@ export class Engine {
     }
   }
 
-  /** One step's items: every decoding sequence's token, then prefill chunks up to the token budget. */
+  /**
+   * One step's items: every decoding sequence's token, then prefill chunks up to the token budget.
+   * When the backend queued a decode step ahead, exactly that step first: its sequences still decoding
+   * (requests that joined meanwhile wait for the step after it).
+   */
   #plan(): { s: Sequence; item: BatchItem }[] {
     const out: { s: Sequence; item: BatchItem }[] = [];
+    if (this.#ahead.size > 0) {
+      const ahead = this.#ahead;
+      this.#ahead = new Set();
+      for (const s of this.#running) if (s.phase === 'decode' && ahead.has(s)) out.push({ s, item: this.#decodeItem(s) });
+      if (out.length > 0) return this.#askAhead(out);
+    }
     let budget = this.maxBatchTokens;
     for (const s of this.#running) {
       if (s.phase !== 'decode') continue;
-      out.push({ s, item: { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform: s.prepared.rng.nextUniform() } } });
+      out.push({ s, item: this.#decodeItem(s) });
       budget--;
     }
     for (const s of this.#running) {
@@ -347,6 +378,28 @@ export class Engine {
       out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample } });
       budget -= n;
     }
+    return this.#askAhead(out);
+  }
+
+  #decodeItem(s: Sequence): BatchItem {
+    const uniform = s.nextUniform ?? s.prepared.rng.nextUniform();
+    s.nextUniform = null;
+    return { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform } };
+  }
+
+  /**
+   * Pipelined decode: in a step of decode tokens only, with no prompt left to prefill, each sequence
+   * that goes on unless the id drawn now stops it (room for its output and its context) gives the
+   * uniform of its next step as `next`, drawn now from its own generator (the order of its draws is
+   * unchanged), so the backend can queue that step before this one's ids are back.
+   */
+  #askAhead(out: { s: Sequence; item: BatchItem }[]): { s: Sequence; item: BatchItem }[] {
+    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill')) return out;
+    for (const { s, item } of out) {
+      if (item.sample === null || s.output.tokens.length + 1 >= s.prepared.maxTokens || s.position + 2 >= s.capacity) continue;
+      s.nextUniform = s.prepared.rng.nextUniform();
+      item.next = s.nextUniform;
+    }
     return out;
   }
 
@@ -355,6 +408,9 @@ export class Engine {
     try {
       ids = await this.backend.step(work.map((w) => w.item));
       this.#steps++;
+      // the sequences whose next decode step the backend queued (those that asked, when it queued one)
+      if (this.#pipelined && (this.backend.queuedAhead?.() ?? 0) > 0)
+        for (const { s, item } of work) if (item.next !== undefined) this.#ahead.add(s);
     } catch (e) {
       for (const { s } of work) {
         s.output.fail(e);

@@ -14,6 +14,7 @@ namespace gptoss::cpu {
 
 void linear_mxfp4(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);       // mxfp4.cpp
 void linear_mxfp4_ggml(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);  // mxfp4.cpp
+void linear_mxfp4_q8(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out);    // mxfp4.cpp
 void linear_q8_0(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out,
                  ExpertActivations act);  // q8.cpp
 
@@ -87,8 +88,18 @@ void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& o
   checks::linear(x, weight, bias, out, kCpuDevice);
   if (x.dim(0) == 0 || weight.dim(0) == 0) return;
   switch (weight.dtype) {
-    case DType::MXFP4: linear_mxfp4(x, weight, bias, out); break;
-    case DType::MXFP4_GGML: linear_mxfp4_ggml(x, weight, bias, out); break;
+    case DType::MXFP4:
+      if (act == ExpertActivations::Q8)
+        linear_mxfp4_q8(x, weight, bias, out);
+      else
+        linear_mxfp4(x, weight, bias, out);
+      break;
+    case DType::MXFP4_GGML:
+      if (act == ExpertActivations::Q8)
+        linear_mxfp4_q8(x, weight, bias, out);
+      else
+        linear_mxfp4_ggml(x, weight, bias, out);
+      break;
     case DType::Q8_0: linear_q8_0(x, weight, bias, out, act); break;
     default: linear_bf16(x, weight, bias, out); break;
   }
@@ -125,7 +136,8 @@ float weight_at(const Tensor& w, int64_t r, int64_t c) {
 }
 
 void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out, ExpertActivations act) {
-  if (act != ExpertActivations::Q8 || weight.dtype != DType::Q8_0) return linear(x, weight, bias, out);
+  const bool quantized = weight.dtype == DType::Q8_0 || weight.dtype == DType::MXFP4 || weight.dtype == DType::MXFP4_GGML;
+  if (act != ExpertActivations::Q8 || !quantized) return linear(x, weight, bias, out);
   checks::linear(x, weight, bias, out, kCpuDevice);
   // x as the q8 kernels see it: quantize_q8's int8 and scales, multiplied out (each product exact in
   // double), then the products with the weights summed in double.

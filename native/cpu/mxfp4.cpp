@@ -187,6 +187,39 @@ void linear_mxfp4_ggml(const Tensor& x, const Tensor& weight, const Tensor* bias
       16);
 }
 
+// q8 activations (either block form): x in the set's q8 order, rounded per 32-block (quantize_q8), then
+// the q8 row kernels, as the experts run with activations 'q8'. What ops.linear(..., 'q8') runs on MXFP4
+// weights: the kernel tests' handle on the q8 expert kernels, every token count.
+void linear_mxfp4_q8(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) {
+  const int64_t n = x.dim(0), in = x.dim(1), o = weight.dim(0), nblk = in / kMxfp4BlockSize;
+  const Kernels& k = kernels();
+  const bool ggml = weight.dtype == DType::MXFP4_GGML;
+  uint8_t pos[32];
+  if (ggml)
+    mxfp4_ggml_order(k.mxfp4_q8_pos, pos);
+  else
+    std::copy_n(k.mxfp4_q8_pos, 32, pos);
+  std::vector<float> xp(static_cast<size_t>(n * in));
+  permute_for_mxfp4(x.ptr<float>(), n, in, pos, xp.data());
+  std::vector<int8_t> xq(static_cast<size_t>(n * in));
+  std::vector<float> xd(static_cast<size_t>(n * nblk));
+  quantize_q8(xp.data(), n, in, xq.data(), xd.data());
+  const auto* blocks = static_cast<const uint8_t*>(weight.data);
+  const auto* scales = static_cast<const uint8_t*>(weight.scales);
+  float* y = out.ptr<float>();
+  parallel_for(
+      o, [&](int64_t r0, int64_t r1) {
+        if (ggml)
+          k.mxfp4_ggml_rows_q8(blocks, in, xq.data(), xd.data(), n, y, o, r0, r1);
+        else
+          k.mxfp4_rows_q8(blocks, scales, in, xq.data(), xd.data(), n, y, o, r0, r1);
+        if (bias)
+          for (int64_t t = 0; t < n; ++t)
+            for (int64_t r = r0; r < r1; ++r) y[t * o + r] += param_at(*bias, r);
+      },
+      16);
+}
+
 // ---- quantize (bf16 experts of a fine-tuned checkpoint -> MXFP4 at load) ----
 // E2M1 code of v (|v| <= 6 after scaling), round to nearest, ties to the even code (codes 0-7 are
 // 0, 0.5, 1, 1.5, 2, 3, 4, 6; bit 3 the sign).

@@ -16,9 +16,12 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "core/dtype.h"
 #include "kernels.h"
+#include "panel_avx2.h"
 #include "row_blocks.h"
 #include "simd_avx2.h"
 
@@ -76,11 +79,138 @@ inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const i
   avx2::two_acc_blocks<NT>(nblk, acc, block, res);
 }
 
+// ---- q8 GEMM (prefill): 8 rows in the lanes of a vector, tokens broadcast ----
+// The row kernel above sums along a row (lanes = columns): per block and token it pays a sign, the
+// dot, a convert, a scalar scale product and its splat, an FMA: ~8 ops for 32 weights of one row. Here
+// 8 rows share each vector: a block of 8 rows is decoded once a call into 8 vectors, vector j holding
+// columns 4j..4j+3 (in the kernels' order) of the 8 rows (row i in 32-bit lane i), and each token's 4
+// activation bytes for those columns are broadcast (vpbroadcastd) against it. The weights are biased
+// to unsigned (2 x E2M1 + 12, in [0, 24]) so vpmaddubsw takes them as they are and the activations keep
+// their sign; the bias adds 12 x (the block's sum of the token's int8), an integer per token and block
+// computed once a call and subtracted. A vpmaddubsw pair is at most 2 x 24 x 127 = 6096, so four of them
+// sum in int16 (24384) before one vpmaddwd: per 8 rows, token and block 8 broadcasts, 8 vpmaddubsw, 6
+// adds, 2 vpmaddwd (AVX-VNNI: 8 vpdpbusd), then the bias, a convert, the scale (8 rows' 2^(s-128) times
+// the token's xd) and one FMA into the token's 8 sums. No rows or tokens are padded.
+inline __m256i biased_table() {
+  return _mm256_setr_epi8(12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0,  //
+                          12, 13, 14, 15, 16, 18, 20, 24, 12, 11, 10, 9, 8, 6, 4, 0);
+}
+
+// xc[t * nblk + g] = 12 x the sum of token t's int8 in block g: what the bias adds to every row's dot.
+inline void q8_bias_sums(const int8_t* xq, int64_t n, int64_t cols, int32_t* xc) {
+  const int64_t nblk = cols / 32;
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t g = 0; g < nblk; ++g) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * cols + 32 * g));
+      const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, x), ones16);
+      __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+      h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+      xc[t * nblk + g] = 12 * _mm_cvtsi128_si32(h);
+    }
+}
+
+// Rows r0 .. r0 + 7 (codes at cb + i * crs + QS * g, scale bytes at sb + i * srs + SS * g) times n tokens:
+// out[t * ld + i] for i = 0..7. acc: 8 n floats of scratch.
+template <bool Vnni, int QS, int SS>
+inline void q8_gemm8(const uint8_t* cb, int64_t crs, const uint8_t* sb, int64_t srs, int64_t nblk, const int8_t* xq,
+                     const float* xd, const int32_t* xc, int64_t n, int64_t cols, const float* half, float* acc,
+                     float* out, int64_t ld) {
+  const __m256i table = biased_table(), m4 = _mm256_set1_epi8(15), ones16 = _mm256_set1_epi16(1);
+  for (int64_t t = 0; t < n; ++t) _mm256_storeu_ps(acc + 8 * t, _mm256_setzero_ps());
+  alignas(32) float hs[8];
+  for (int64_t g = 0; g < nblk; ++g) {
+    prefetch_rows<QS, 8>(cb, crs, g, int64_t(QS) * 16);
+    // 8 rows x 16 code bytes -> A_i = [row i | row i + 4]; a 4 x 4 transpose of 32-bit words in each
+    // 128-bit lane gives B_j = code bytes 4j..4j+3 of rows 0..7, whose low nibbles are columns 4j..4j+3
+    // of the kernels' order and high nibbles columns 16 + 4j..16 + 4j + 3 (nibbles() above).
+    __m256i a[4];
+    for (int i = 0; i < 4; ++i)
+      a[i] = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + i * crs + QS * g))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(cb + (i + 4) * crs + QS * g)), 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(a[0], a[1]), t1 = _mm256_unpackhi_epi32(a[0], a[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(a[2], a[3]), t3 = _mm256_unpackhi_epi32(a[2], a[3]);
+    const __m256i bq[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                           _mm256_unpackhi_epi64(t1, t3)};
+    __m256i w[8];
+    for (int j = 0; j < 4; ++j) {
+      w[j] = _mm256_shuffle_epi8(table, _mm256_and_si256(bq[j], m4));
+      w[j + 4] = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(bq[j], 4), m4));
+    }
+    for (int i = 0; i < 8; ++i) hs[i] = half[sb[i * srs + SS * g]];
+    const __m256 hv = _mm256_load_ps(hs);
+    const int8_t* xg = xq + 32 * g;
+    for (int64_t t = 0; t < n; ++t) {
+      const int8_t* xt = xg + t * cols;
+      auto xb = [&](int j) {
+        int32_t v;
+        std::memcpy(&v, xt + 4 * j, 4);
+        return _mm256_set1_epi32(v);
+      };
+      __m256i isum;
+      if constexpr (Vnni) {
+        __m256i e = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w[0], xb(0));
+        __m256i o = _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), w[1], xb(1));
+        for (int j = 2; j < 8; j += 2) {
+          e = _mm256_dpbusd_avx_epi32(e, w[j], xb(j));
+          o = _mm256_dpbusd_avx_epi32(o, w[j + 1], xb(j + 1));
+        }
+        isum = _mm256_add_epi32(e, o);
+      } else {
+        __m256i lo = _mm256_maddubs_epi16(w[0], xb(0)), hi = _mm256_maddubs_epi16(w[4], xb(4));
+        for (int j = 1; j < 4; ++j) {
+          lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(w[j], xb(j)));
+          hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(w[j + 4], xb(j + 4)));
+        }
+        isum = _mm256_add_epi32(_mm256_madd_epi16(lo, ones16), _mm256_madd_epi16(hi, ones16));
+      }
+      isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(xc[t * nblk + g]));
+      const __m256 sc = _mm256_mul_ps(hv, _mm256_set1_ps(xd[t * nblk + g]));
+      _mm256_storeu_ps(acc + 8 * t, _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), sc, _mm256_loadu_ps(acc + 8 * t)));
+    }
+  }
+  for (int64_t t = 0; t < n; ++t) _mm256_storeu_ps(out + t * ld, _mm256_loadu_ps(acc + 8 * t));
+}
+
+// From this many tokens up, q8 products run as q8_gemm8 over each whole group of 8 rows
+// (GPTOSS_CPU_PANEL=0 keeps the row kernel, for A/B runs).
+constexpr int64_t kQ8GemmMinTokens = 2;
+
+struct Q8GemmScratch {
+  std::vector<int32_t> xc;
+  std::vector<float> acc;
+};
+inline Q8GemmScratch& q8_gemm_scratch() {
+  thread_local Q8GemmScratch s;
+  return s;
+}
+
+// The GEMM over rows [r0, r0 + 8 * floor((r1 - r0) / 8)); returns where it stopped.
+template <bool Vnni, int QS, int SS>
+inline int64_t q8_gemm_rows(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,
+                            const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  if (n < kQ8GemmMinTokens || r1 - r0 < 8 || avx2::panel_disabled()) return r0;
+  const int64_t nblk = cols / 32;
+  Q8GemmScratch& sc = q8_gemm_scratch();
+  sc.xc.resize(size_t(n * nblk));
+  sc.acc.resize(size_t(8 * n));
+  q8_bias_sums(xq, n, cols, sc.xc.data());
+  const float* half = e8m0_half_table();
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8)
+    q8_gemm8<Vnni, QS, SS>(blocks + r * nblk * QS, nblk * QS, scales + r * nblk * SS, nblk * SS, nblk, xq, xd,
+                           sc.xc.data(), n, cols, half, sc.acc.data(), out + r, ld);
+  return r;
+}
+
 template <bool Vnni, int QS = 16, int SS = 1>
 inline void mxfp4_rows_q8_impl(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,
                                const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* half = e8m0_half_table();
+  r0 = q8_gemm_rows<Vnni, QS, SS>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t t = 0; t < n; t += 4) {
       float res[4];

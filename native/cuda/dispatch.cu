@@ -534,6 +534,114 @@ class CudaBackend final : public Backend {
     return out;
   }
 
+  // Batch's pipelined decode: sample_rows' launches (the same draws), then each id goes to
+  // tokens[rows[j]] (the next step's input) and to a pinned slot whose copy read_rows() waits for; no
+  // host sync here. More than kRowReadMax draws, or no pinned memory: sample_rows now (the default).
+  RowsTicket queue_sample_rows(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<SampleParams>& params,
+                               const std::vector<float>& uniforms, Tensor& tokens) override {
+    if (params.size() != rows.size() || uniforms.size() != rows.size())
+      throw range_error("queueSampleRows: rows, params and uniforms must have one entry per draw");
+    if (tokens.dtype != DType::I32 || tokens.ndim() != 1 || tokens.device != device())
+      throw type_error("queueSampleRows: tokens must be i32 [n] on " + device().str() + ", got " + tokens.describe());
+    const int64_t count = int64_t(rows.size());
+    for (int64_t j = 0; j < count; ++j)
+      if (rows[size_t(j)] < 0 || rows[size_t(j)] >= tokens.dim(0) || rows[size_t(j)] >= logits.dim(0))
+        throw range_error("queueSampleRows: rows[" + std::to_string(j) + "] = " + std::to_string(rows[size_t(j)]) +
+                          " is outside the tokens' " + std::to_string(tokens.dim(0)) + " or the logits' " +
+                          std::to_string(logits.dim(0)) + " rows");
+    if (count == 0) return RowsTicket{0, true, {}};
+    if (logits.dtype != DType::F32 || logits.ndim() != 2 || logits.device != device())
+      throw type_error("queueSampleRows: logits must be f32 [rows, vocab] on " + device().str() + ", got " + logits.describe());
+    for (int64_t j = 0; j < count; ++j) checks::sample(logits.rows(rows[size_t(j)], 1), params[size_t(j)], uniforms[size_t(j)], device());
+    OpScope op(this);
+    not_capturing("queue_sample_rows");
+    if (count > kRowReadMax || !row_reads_ready()) return Backend::queue_sample_rows(logits, rows, params, uniforms, tokens);
+    const int vocab = int(logits.dim(1));
+    // ids: [0, count) the draws in draw order, [count, count + 2g) the greedy rows' logit rows then
+    // their draws (as sample_rows), [count + 2g, 2 count + 2g) the draws as read back
+    std::vector<int32_t> greedy_rows, src(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) src[size_t(i)] = int32_t(i);
+    for (int64_t i = 0; i < count; ++i)
+      if (params[size_t(i)].temperature == 0.f) greedy_rows.push_back(rows[size_t(i)]);
+    const int64_t g = int64_t(greedy_rows.size());
+    for (int64_t i = 0, jj = 0; i < count; ++i)
+      if (params[size_t(i)].temperature == 0.f) src[size_t(i)] = int32_t(count + g + jj++);
+    Tensor ids = empty(DType::I32, {2 * count + 2 * g});
+    int32_t* ids_p = ids.ptr<int32_t>();
+    if (g) {
+      Tensor list = ids.rows(count, g);
+      copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
+      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
+    }
+    auto ranked = [&](const SampleParams& p) { return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f; };
+    std::vector<RowDraw> plain;
+    for (int64_t i = 0; i < count; ++i) {
+      const SampleParams& p = params[size_t(i)];
+      if (p.temperature == 0.f || ranked(p)) continue;
+      RowDraw d;
+      d.row = rows[size_t(i)];
+      d.out = int(i);
+      d.temperature = p.temperature;
+      d.min_p = p.min_p;
+      d.uniform = uniforms[size_t(i)];
+      plain.push_back(d);
+    }
+    std::shared_ptr<void> plain_ws;  // pool blocks are reused in stream order: dropping them after the launches is safe
+    if (!plain.empty()) {
+      Tensor draws = empty(DType::I32, {int64_t(plain.size() * sizeof(RowDraw) / sizeof(int32_t))});
+      copy_from_host(draws, plain.data(), plain.size() * sizeof(RowDraw));
+      plain_ws = pool_->alloc(sample_rows_workspace_bytes(vocab, int(plain.size())));
+      launch_sample_rows(logits.ptr<float>(), vocab, reinterpret_cast<const RowDraw*>(draws.data), int(plain.size()),
+                         plain_ws.get(), ids_p, stream_);
+    }
+    std::shared_ptr<void> ws;
+    size_t ws_bytes = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const SampleParams& p = params[size_t(i)];
+      if (p.temperature == 0.f || !ranked(p)) continue;
+      const size_t need = sample_workspace_bytes(vocab, p);
+      if (need > ws_bytes) {
+        ws = pool_->alloc(need);
+        ws_bytes = need;
+      }
+      launch_sample(logits.ptr<float>() + int64_t(rows[size_t(i)]) * vocab, vocab, p, uniforms[size_t(i)], ws.get(),
+                    counters_, ids_p + i, stream_);
+    }
+    // src and rows side by side, then the ids to tokens and to the read-back area
+    std::vector<int32_t> maps(src);
+    maps.insert(maps.end(), rows.begin(), rows.end());
+    Tensor maps_t = empty(DType::I32, {2 * count});
+    copy_from_host(maps_t, maps.data(), maps.size() * sizeof(int32_t));
+    int32_t* back = ids_p + count + 2 * g;
+    launch_finish_rows(ids_p, maps_t.ptr<int32_t>(), maps_t.ptr<int32_t>() + count, int(count), tokens.ptr<int32_t>(), back,
+                       stream_);
+    const uint64_t ticket = next_row_read_++;
+    const int slot = int(ticket % kRowReads);
+    // a slot is reused kRowReads tickets later: its earlier copy has been waited for (read once, in order)
+    GPTOSS_CUDA_CHECK(cudaEventSynchronize(row_events_[slot]));
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(row_reads_ + int64_t(slot) * kRowReadMax, back, size_t(count) * sizeof(int32_t),
+                                      cudaMemcpyDeviceToHost, stream_));
+    GPTOSS_CUDA_CHECK(cudaEventRecord(row_events_[slot], stream_));
+    RowsTicket t;
+    t.ticket = ticket;
+    t.ready = false;
+    t.ids.assign(size_t(count), 0);  // the count; filled by read_rows
+    return t;
+  }
+
+  std::vector<int32_t> read_rows(RowsTicket& t) override {
+    if (t.ready) return Backend::read_rows(t);
+    OpScope op(this);
+    const int slot = int(t.ticket % kRowReads);
+    GPTOSS_CUDA_CHECK(cudaEventSynchronize(row_events_[slot]));
+    check_device_errors();
+    std::vector<int32_t> out(t.ids.size());
+    std::memcpy(out.data(), row_reads_ + int64_t(slot) * kRowReadMax, out.size() * sizeof(int32_t));
+    t.ready = true;
+    t.ids.clear();
+    return out;
+  }
+
   void mxfp4_dequantize(const Tensor& packed, Tensor& out) override {
     checks::mxfp4_dequantize(packed, out, device());
     OpScope op(this);
@@ -764,6 +872,25 @@ class CudaBackend final : public Backend {
   int32_t* reads_ = nullptr;
   cudaEvent_t read_events_[kReads] = {};
   uint64_t next_read_ = 0;
+  // queue_sample_rows: kRowReads pinned slots of kRowReadMax ids and their copies' events (first use)
+  static constexpr int kRowReads = 8, kRowReadMax = 256;
+  int32_t* row_reads_ = nullptr;
+  cudaEvent_t row_events_[kRowReads] = {};
+  uint64_t next_row_read_ = 0;
+  bool row_reads_failed_ = false;
+  bool row_reads_ready() {
+    if (row_reads_) return true;
+    if (row_reads_failed_) return false;
+    if (cudaHostAlloc(reinterpret_cast<void**>(&row_reads_), sizeof(int32_t) * kRowReads * kRowReadMax, cudaHostAllocDefault) !=
+        cudaSuccess) {
+      (void)cudaGetLastError();
+      row_reads_ = nullptr;
+      row_reads_failed_ = true;
+      return false;
+    }
+    for (cudaEvent_t& e : row_events_) GPTOSS_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    return true;
+  }
   bool capturing_ = false, pdl_ = false;
   bool fuse_ = true;  // the fused ops' kernels (GPTOSS_CUDA_FUSE, default on)
   mutable std::recursive_mutex op_mu_;

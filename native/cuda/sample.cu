@@ -304,6 +304,24 @@ void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int
   GPTOSS_CUDA_LAUNCH("argmax_rows_kernel");
 }
 
+namespace {
+__global__ void finish_rows_kernel(const int32_t* ids, const int32_t* src, const int32_t* rows, int count,
+                                   int32_t* tokens, int32_t* out) {
+  const int j = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x);
+  if (j >= count) return;
+  const int32_t id = ids[src[j]];
+  out[j] = id;
+  tokens[rows[j]] = id < 0 ? 0 : id;
+}
+}  // namespace
+
+void launch_finish_rows(const int32_t* ids, const int32_t* src, const int32_t* rows, int count, int32_t* tokens,
+                        int32_t* out, cudaStream_t stream) {
+  if (count <= 0) return;
+  finish_rows_kernel<<<(count + 255) / 256, 256, 0, stream>>>(ids, src, rows, count, tokens, out);
+  GPTOSS_CUDA_LAUNCH("finish_rows_kernel");
+}
+
 size_t sample_rows_workspace_bytes(int vocab, int count) {
   return (sizeof(float) * size_t(vocab) + sizeof(int32_t)) * size_t(count) + 256;
 }

@@ -28,4 +28,9 @@ size_t sample_rows_workspace_bytes(int vocab, int count);
 void launch_sample_rows(const float* logits, int vocab, const RowDraw* draws, int count, void* workspace,
                         int32_t* result, cudaStream_t stream);
 
+// Pipelined batch draws (Backend::queue_sample_rows): for j < count, out[j] = ids[src[j]] (the j-th
+// draw, code included) and tokens[rows[j]] = that id, or 0 for a code (the step reading it is dropped).
+void launch_finish_rows(const int32_t* ids, const int32_t* src, const int32_t* rows, int count, int32_t* tokens,
+                        int32_t* out, cudaStream_t stream);
+
 }  // namespace gptoss::cuda

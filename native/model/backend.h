@@ -261,6 +261,23 @@ class Backend {
   }
   virtual int32_t read_token(uint64_t ticket) { return int32_t(uint32_t(ticket)); }
 
+  // ---- pipelined batch decode (Batch with pipelineDecode: the next step is queued before this one's ids are read) ----
+  // As sample_rows (the same draws), but each id also goes to tokens[rows[j]] (I32 on this device: the
+  // next step's input; a row with no distribution writes 0 there, the caller discards that step) and
+  // nothing waits: read_rows() returns the ids (codes included, unchecked) in draw order. Default: the
+  // draws happen now and the ticket carries them.
+  struct RowsTicket {
+    uint64_t ticket = 0;
+    bool ready = false;          // ids holds the draws already
+    std::vector<int32_t> ids;
+  };
+  virtual RowsTicket queue_sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
+                                       const std::vector<SampleParams>& params, const std::vector<float>& uniforms,
+                                       Tensor& tokens);
+  // Waits for a queued ticket's draws (device errors surface here) and returns them. Read each ticket
+  // once, before 8 more are queued.
+  virtual std::vector<int32_t> read_rows(RowsTicket& ticket) { return std::move(ticket.ids); }
+
   // Decode-step capture hooks (CUDA graphs). The forward pass brackets a fixed-shape step with
   // these; a backend without graphs runs `step` directly.
   virtual void run_step(uint64_t /*shape_key*/, void* /*owner*/, const std::function<void()>& step) { step(); }

@@ -64,4 +64,24 @@ std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vecto
   return out;
 }
 
+Backend::RowsTicket Backend::queue_sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
+                                               const std::vector<SampleParams>& params, const std::vector<float>& uniforms,
+                                               Tensor& tokens) {
+  if (tokens.dtype != DType::I32 || tokens.ndim() != 1 || !(tokens.device == device()))
+    throw type_error("queueSampleRows: tokens must be i32 [n] on " + device().str() + ", got " + tokens.describe());
+  for (size_t j = 0; j < rows.size(); ++j)
+    if (rows[j] < 0 || rows[j] >= tokens.dim(0))
+      throw range_error("queueSampleRows: rows[" + std::to_string(j) + "] = " + std::to_string(rows[j]) + " is outside the tokens' " +
+                        std::to_string(tokens.dim(0)) + " rows");
+  RowsTicket t;
+  t.ids = sample_rows(logits, rows, params, uniforms);
+  t.ready = true;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    const int32_t id = t.ids[j] < 0 ? 0 : t.ids[j];
+    Tensor slot = tokens.rows(rows[j], 1);
+    copy_from_host(slot, &id, sizeof id);
+  }
+  return t;
+}
+
 }  // namespace gptoss

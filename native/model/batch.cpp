@@ -21,12 +21,16 @@ Backend& batch_backend(const Model& m) {
 }
 }  // namespace
 
-Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode)
+Batch::Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode, bool pipeline)
     : model_(std::move(model)),
       pool_(batch_backend(*model_), model_->config(), model_->kv_cache(), kv_blocks, block_size),
       max_sequences_(max_sequences),
-      pad_decode_(pad_decode < 0 ? model_->backend().device().kind != DeviceKind::CPU : pad_decode > 0) {
+      pad_decode_(pad_decode < 0 ? (pipeline || model_->backend().device().kind != DeviceKind::CPU) : pad_decode > 0),
+      pipeline_(pipeline) {
   if (max_sequences < 1) throw range_error("createBatchBackend: maxSequences must be at least 1, got " + std::to_string(max_sequences));
+  if (pipeline && !pad_decode_)
+    throw range_error("createBatchBackend: pipelineDecode needs padded decode steps (the queued step replays the last one's rows); "
+                      "padDecodeSteps: false was given");
 }
 
 int Batch::open_sequences() const {
@@ -213,15 +217,171 @@ constexpr uint64_t kStepBucketKey = 1ull << 63;
 }  // namespace
 
 Batch::~Batch() {
+  if (ahead_.active) {
+    try {
+      model_->backend().synchronize();  // a step still queued writes this pool
+    } catch (const std::exception&) {
+    }
+  }
   for (auto& d : decode_steps_) model_->backend().forget_steps(&d.second);
 }
 
 std::vector<int32_t> Batch::run(const std::vector<StepItem>& items, std::vector<float>* logits) {
-  // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
-  bool decode = pad_decode_;
-  for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
-  const int bucket = decode ? decode_bucket(int(items.size())) : 0;
-  return bucket ? run_decode(items, bucket, logits) : run_eager(items, logits);
+  std::lock_guard<std::mutex> run_lock(model_->run_mutex());
+  try {
+    if (ahead_.active) {
+      std::vector<int> row_of;
+      if (claims(items, row_of)) return run_claimed(items, row_of, logits);
+      drop_ahead();
+    }
+    // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
+    bool decode = pad_decode_;
+    for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
+    const int bucket = decode ? decode_bucket(int(items.size())) : 0;
+    return bucket ? run_decode(items, bucket, logits) : run_eager(items, logits);
+  } catch (...) {
+    // a step queued ahead by this call (or before it) counts for nothing now
+    if (ahead_.active) stat_dropped_++;
+    ahead_ = Ahead();
+    ahead_rows_ = 0;
+    throw;
+  }
+}
+
+void Batch::drop_ahead() {
+  // Nothing it computed counts (no sequence holds its tokens). Wait for it, so that its work and its
+  // errors stay apart from the step that replaces it.
+  if (ahead_.active) stat_dropped_++;
+  ahead_ = Ahead();
+  ahead_rows_ = 0;
+  model_->backend().synchronize();
+}
+
+namespace {
+bool same_params(const SampleParams& a, const SampleParams& b) {
+  return a.temperature == b.temperature && a.top_k == b.top_k && a.top_p == b.top_p && a.min_p == b.min_p;
+}
+}  // namespace
+
+bool Batch::claims(const std::vector<StepItem>& items, std::vector<int>& row_of) const {
+  const Ahead& a = ahead_;
+  row_of.assign(items.size(), -1);
+  std::vector<char> taken(a.seq.size(), 0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const StepItem& it = items[i];
+    if (it.tokens.size() != 1 || !it.sample) return false;
+    const auto at = std::find(a.seq.begin(), a.seq.end(), it.seq);
+    if (at == a.seq.end()) return false;
+    const size_t r = size_t(at - a.seq.begin());
+    if (taken[r] || it.tokens[0] != a.token[r] || it.uniform != a.uniform[r] || !same_params(it.params, a.params[r])) return false;
+    auto s = sequences_.find(it.seq);
+    if (s == sequences_.end() || s->second.length() != a.position[r]) return false;
+    taken[r] = 1;
+    row_of[i] = int(r);
+  }
+  return true;
+}
+
+// The logits of `rows` of `logits` to the host, [rows, vocab] (stepLogits).
+static void copy_logit_rows(Backend& be, const Tensor& logits, const std::vector<int32_t>& rows, std::vector<float>& out) {
+  const int64_t vocab = logits.dim(1);
+  out.resize(rows.size() * size_t(vocab));
+  for (size_t j = 0; j < rows.size(); ++j)
+    be.copy_to_host(logits.rows(rows[j], 1), out.data() + j * size_t(vocab), size_t(vocab) * sizeof(float));
+}
+
+bool Batch::queue_ahead(const std::vector<StepItem>& items, const std::vector<int>& row_of, const std::vector<RowState>& rows,
+                        int bucket, int width) {
+  if (!pipeline_) return false;
+  const int bs = block_size(), spare = pool_.spare_block();
+  Ahead a;
+  a.bucket = bucket;
+  a.width = width;
+  a.seq.assign(size_t(bucket), -1);
+  a.position.assign(size_t(bucket), 0);
+  a.token.assign(size_t(bucket), 0);
+  a.params.assign(size_t(bucket), SampleParams());
+  a.uniform.assign(size_t(bucket), 0.f);
+  std::vector<int32_t> positions(size_t(bucket), 0), slots(size_t(bucket), spare * bs);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (size_t i = 0; i < items.size(); ++i) {
+      const StepItem& it = items[i];
+      if (!it.ahead || !it.sample) continue;
+      const size_t r = size_t(row_of[i]);
+      const Sequence& s = sequences_.at(it.seq);
+      const int p = rows[r].position + 1;  // after the token this step feeds
+      if (p >= s.capacity) continue;       // no room for it
+      a.seq[r] = it.seq;
+      a.position[r] = p;
+      a.params[r] = it.params;
+      a.uniform[r] = it.next_uniform;
+      positions[r] = p;
+      slots[r] = s.blocks[size_t(p / bs)] * bs + p % bs;
+      a.draw_rows.push_back(int32_t(r));
+    }
+  }
+  if (a.draw_rows.empty()) return false;
+  Backend& be = model_->backend();
+  DecodeStep& d = decode_steps_.at(bucket);
+  // Its tokens are in d.act.tokens already (this step's draws went there); the rest of its input is
+  // the step's own but the positions and slots, and the rows that stop become padding as in
+  // run_decode (position 0 of the spare block, their table row the spare block).
+  be.copy_from_host(d.act.positions, positions.data(), positions.size() * sizeof(int32_t));
+  be.copy_from_host(d.slots, slots.data(), slots.size() * sizeof(int32_t));
+  const std::vector<int32_t> spare_row(size_t(width), spare);
+  for (int r = 0; r < bucket; ++r)
+    if (rows[size_t(r)].table_live && a.seq[size_t(r)] < 0) {
+      Tensor row = d.block_tables.rows(r, 1);
+      be.copy_from_host(row, spare_row.data(), spare_row.size() * sizeof(int32_t));
+    }
+  KvView kv{&pool_.k(), &pool_.v(), &d.slots, &d.seq_of_token, &d.block_tables, bs};
+  const uint64_t key = kStepBucketKey | (uint64_t(bucket) << 32) | uint64_t(width);
+  be.run_step(key, &d, [&] { model_->forward(d.act, kv); });
+  std::vector<SampleParams> params;
+  std::vector<float> uniforms;
+  for (int32_t r : a.draw_rows) {
+    params.push_back(a.params[size_t(r)]);
+    uniforms.push_back(a.uniform[size_t(r)]);
+  }
+  a.draws = be.queue_sample_rows(d.act.logits, a.draw_rows, params, uniforms, d.act.tokens);
+  a.active = true;
+  stat_queued_++;
+  ahead_rows_ = int(a.draw_rows.size());
+  ahead_ = std::move(a);
+  return true;
+}
+
+std::vector<int32_t> Batch::run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of,
+                                        std::vector<float>* logits_out) {
+  model_->check_files();
+  Backend& be = model_->backend();
+  Ahead cur = std::move(ahead_);
+  ahead_ = Ahead();
+  ahead_rows_ = 0;
+  stat_claimed_++;
+  DecodeStep& d = decode_steps_.at(cur.bucket);
+  if (logits_out) {  // every item samples: row j is item j's (this copy waits for the step)
+    std::vector<int32_t> rows(row_of.begin(), row_of.end());
+    copy_logit_rows(be, d.act.logits, rows, *logits_out);
+  }
+  // The step after it, for the items that ask (fed its draws, on the device already), before its ids are read.
+  std::vector<RowState> rows(size_t(cur.bucket));
+  for (size_t r = 0; r < rows.size(); ++r) rows[r] = {cur.position[r], cur.seq[r] >= 0};
+  queue_ahead(items, row_of, rows, cur.bucket, cur.width);
+  const std::vector<int32_t> ids = be.read_rows(cur.draws);
+  std::vector<int32_t> by_row(size_t(cur.bucket), -1);
+  for (size_t j = 0; j < cur.draw_rows.size() && j < ids.size(); ++j) by_row[size_t(cur.draw_rows[j])] = ids[j];
+  std::vector<int32_t> out(items.size(), -1);
+  for (size_t i = 0; i < items.size(); ++i) out[i] = by_row[size_t(row_of[i])];
+  for (int32_t id : out)
+    if (id < 0) {
+      drop_ahead();  // it was fed 0 for this row
+      checks::sampled_token(id, "batch step");
+    }
+  for (int32_t r : ahead_.draw_rows) ahead_.token[size_t(r)] = by_row[size_t(r)];
+  return out;
 }
 
 // Each sampling item's draw from its row of `logits`, with its own parameters and uniform.
@@ -277,7 +437,6 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
       if (it.sample) draw_rows.push_back(i);
     }
   }
-  std::lock_guard<std::mutex> run_lock(model_->run_mutex());
   model_->check_files();
   Backend& be = model_->backend();
   DecodeStep& d = decode_steps_[bucket];
@@ -298,8 +457,39 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
   KvView kv{&pool_.k(), &pool_.v(), &d.slots, &d.seq_of_token, &d.block_tables, bs};
   const uint64_t key = kStepBucketKey | (uint64_t(bucket) << 32) | uint64_t(width);
   be.run_step(key, &d, [&] { model_->forward(d.act, kv); });
-  std::vector<int32_t> out = draw(items, d.act.logits, draw_rows, logits_out);
-  be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
+  bool pipelined = false;
+  for (const StepItem& it : items) pipelined = pipelined || (pipeline_ && it.sample && it.ahead);
+  if (!pipelined) {
+    std::vector<int32_t> out = draw(items, d.act.logits, draw_rows, logits_out);
+    be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
+    return out;
+  }
+  // Pipelined: the draws go to the step's token rows, where the step queued next reads them, and
+  // that step is queued before they are read back.
+  std::vector<SampleParams> params;
+  std::vector<float> uniforms;
+  for (int32_t r : draw_rows) {
+    params.push_back(items[size_t(r)].params);
+    uniforms.push_back(items[size_t(r)].uniform);
+  }
+  if (logits_out) copy_logit_rows(be, d.act.logits, draw_rows, *logits_out);
+  Backend::RowsTicket drawn = be.queue_sample_rows(d.act.logits, draw_rows, params, uniforms, d.act.tokens);
+  std::vector<RowState> rows(static_cast<size_t>(bucket));
+  std::vector<int> row_of(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    rows[size_t(i)] = {positions[size_t(i)], true};
+    row_of[size_t(i)] = i;
+  }
+  queue_ahead(items, row_of, rows, bucket, width);
+  const std::vector<int32_t> ids = be.read_rows(drawn);  // the pass is done (and its errors known)
+  std::vector<int32_t> out(items.size(), -1);
+  for (size_t j = 0; j < draw_rows.size() && j < ids.size(); ++j) out[size_t(draw_rows[j])] = ids[j];
+  for (int32_t r : draw_rows)
+    if (out[size_t(r)] < 0) {
+      drop_ahead();  // it was fed 0 for this row
+      checks::sampled_token(out[size_t(r)], "batch step");
+    }
+  for (int32_t r : ahead_.draw_rows) ahead_.token[size_t(r)] = out[size_t(r)];
   return out;
 }
 
@@ -338,8 +528,7 @@ std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items, std::v
 
   std::vector<int32_t> out(items.size(), -1);
   {
-    std::lock_guard<std::mutex> run_lock(model_->run_mutex());
-    model_->check_files();
+    model_->check_files();  // run() holds the model's run mutex
     Backend& be = model_->backend();
     const int n = int(tokens.size()), rows = int(logit_rows.size());
     act_.resize(be, model_->config(), n, rows, true);

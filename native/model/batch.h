@@ -5,6 +5,7 @@
 // sequence's blocks. Then each item that asks draws its next id from its last row's logits with its
 // own sampling parameters and uniform.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,11 @@ struct StepItem {
   bool sample = false;          // draw the next id from the last token's logits
   SampleParams params;
   float uniform = 0.f;
+  // Pipelined decode (Batch with pipeline on): the caller will feed the id drawn now back at the next
+  // step with the same params and this uniform, so that step may be queued before this one's ids are
+  // read. Only with sample.
+  bool ahead = false;
+  float next_uniform = 0.f;
 };
 
 // Everything that is one sequence's state, in one place: its tokens (the cache holds exactly
@@ -42,9 +48,20 @@ class Batch {
   // pad_decode: run decode steps padded to bucket sizes (1 yes, 0 no, -1 where the backend replays
   // them as graphs: CUDA and HIP). The padding is invisible in the results; on the CPU it only costs time,
   // so tests turn it on there to check the padded step against the plain one.
-  Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode = -1);
+  // pipeline: pipelined decode (run() below); it needs padded decode steps (pad_decode then defaults to
+  // yes; pad_decode 0 with pipeline is a RangeError).
+  Batch(std::shared_ptr<Model> model, int max_sequences, int kv_blocks, int block_size, int pad_decode = -1,
+        bool pipeline = false);
   ~Batch();
   bool pads_decode_steps() const { return pad_decode_; }
+  bool pipelines_decode() const { return pipeline_; }
+  // Rows of the decode step queued ahead now (0: none): for the scheduler, after a step settles.
+  int queued_ahead() const { return ahead_rows_.load(); }
+  // Pipelined decode so far: steps queued ahead, claimed by the next run(), dropped (not claimed).
+  struct PipelineStats {
+    int64_t queued = 0, claimed = 0, dropped = 0;
+  };
+  PipelineStats pipeline_stats() const { return {stat_queued_.load(), stat_claimed_.load(), stat_dropped_.load()}; }
 
   int block_size() const { return pool_.block_size(); }
   int total_blocks() const { return pool_.total_blocks(); }
@@ -76,6 +93,15 @@ class Batch {
   // does); the sequences are no longer busy, and those closed meanwhile give their blocks back.
   // With `logits`, run() also copies back the logits each sampling item draws from (row j = its j-th
   // draw, [draws, vocab] f32, before the draw): for checks of the step against other paths.
+  //
+  // Pipelined decode (pipeline on): when a padded decode step's sampling items set `ahead`, run()
+  // queues the next decode step of those sequences behind it (each fed its id drawn now, at the next
+  // position, drawing with its next_uniform) before it reads this step's ids, so the device works while
+  // the caller handles them. The next run() claims it when its items are exactly some of those
+  // sequences, each fed the id drawn for it with the same params and uniform: their tokens were
+  // computed already, those left out are dropped (nothing appended: the rows it wrote at their next
+  // position are rewritten by their next step, and are never part of a shared prefix block). Any
+  // other step drops the queued one first and runs as usual. Results are those of the plain steps.
   void reserve(const std::vector<StepItem>& items);
   std::vector<int32_t> run(const std::vector<StepItem>& items, std::vector<float>* logits = nullptr);
   void settle(const std::vector<StepItem>& items, bool ok);
@@ -85,6 +111,7 @@ class Batch {
   KvPool pool_;
   int max_sequences_;
   bool pad_decode_;
+  bool pipeline_;
   mutable std::mutex mutex_;     // sequences_ (the run mutex of the model orders the forward passes)
   std::map<int, Sequence> sequences_;
   int next_id_ = 1;
@@ -117,6 +144,36 @@ class Batch {
     int width = 0;                             // table columns: fixes the attention splits
   };
   std::map<int, DecodeStep> decode_steps_;     // by bucket size (map nodes do not move: graph owners)
+  // The decode step queued ahead (pipeline): under the model's run mutex (run() holds it throughout).
+  struct Ahead {
+    bool active = false;
+    int bucket = 0, width = 0;
+    // per row of the padded step: its sequence (-1: padding), the position its token goes to, that
+    // token (the id drawn for the row the step before), and the draw's params and uniform
+    std::vector<int> seq;
+    std::vector<int32_t> position, token;
+    std::vector<SampleParams> params;
+    std::vector<float> uniform;
+    std::vector<int32_t> draw_rows;        // the rows it draws from, in draw order
+    Backend::RowsTicket draws;             // its draws (the tokens of the step after it, on the device)
+  };
+  Ahead ahead_;
+  std::atomic<int> ahead_rows_{0};
+  std::atomic<int64_t> stat_queued_{0}, stat_claimed_{0}, stat_dropped_{0};
+  // A row of the padded step just queued or run: the position its token went to, and whether its
+  // table row holds a sequence's blocks (false: padding, the spare block).
+  struct RowState {
+    int32_t position = 0;
+    bool table_live = false;
+  };
+  bool claims(const std::vector<StepItem>& items, std::vector<int>& row_of) const;
+  std::vector<int32_t> run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of,
+                                   std::vector<float>* logits_out);
+  // Queues the decode step after `rows` (the padded step of `bucket` just queued), fed `draws`' ids,
+  // for the items that set ahead and have room; false (nothing queued) when none continues.
+  bool queue_ahead(const std::vector<StepItem>& items, const std::vector<int>& row_of, const std::vector<RowState>& rows,
+                   int bucket, int width);
+  void drop_ahead();
   std::vector<int32_t> run_eager(const std::vector<StepItem>& items, std::vector<float>* logits_out);
   std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket, std::vector<float>* logits_out);
   std::vector<int32_t> draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows,

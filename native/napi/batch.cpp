@@ -27,10 +27,13 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
                         InstanceAccessor<&BatchObject::block_size>("blockSize"),
                         InstanceAccessor<&BatchObject::total_blocks>("totalBlocks"),
                         InstanceAccessor<&BatchObject::open_sequences>("openSequences"),
-                        InstanceAccessor<&BatchObject::cached_blocks>("cachedBlocks")});
+                        InstanceAccessor<&BatchObject::cached_blocks>("cachedBlocks"),
+                        InstanceAccessor<&BatchObject::pipelines_decode>("pipelinesDecode"),
+                        InstanceAccessor<&BatchObject::queued_ahead>("queuedAhead"),
+                        InstanceAccessor<&BatchObject::pipeline_stats>("pipelineStats")});
   }
 
-  // new NativeBatch(model: NativeModel, { maxSequences, kvBlocks, blockSize, padDecodeSteps? })
+  // new NativeBatch(model: NativeModel, { maxSequences, kvBlocks, blockSize, padDecodeSteps?, pipelineDecode? })
   explicit BatchObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<BatchObject>(info) {
     guarded(info.Env(), [&] {
       const char* fn = "createBatchBackend";
@@ -47,7 +50,14 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
         if (!pv.IsBoolean()) throw type_error(w + ": padDecodeSteps must be a boolean");
         pad = pv.As<Napi::Boolean>().Value() ? 1 : 0;
       }
-      batch = std::make_shared<Batch>(model, max_sequences, kv_blocks, block_size, pad);
+      // pipelineDecode: optional boolean (default false)
+      bool pipeline = false;
+      const Napi::Value lv = o.Get("pipelineDecode");
+      if (!lv.IsUndefined()) {
+        if (!lv.IsBoolean()) throw type_error(w + ": pipelineDecode must be a boolean");
+        pipeline = lv.As<Napi::Boolean>().Value();
+      }
+      batch = std::make_shared<Batch>(model, max_sequences, kv_blocks, block_size, pad, pipeline);
     });
   }
 
@@ -122,7 +132,12 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
         auto ta = t.As<Napi::Int32Array>();
         it.tokens.assign(ta.Data(), ta.Data() + ta.ElementLength());
         Napi::Value sv = o.Get("sample");
-        if (sv.IsNull() || sv.IsUndefined()) continue;
+        Napi::Value nv = o.Get("next");
+        const bool has_next = !nv.IsNull() && !nv.IsUndefined();
+        if (sv.IsNull() || sv.IsUndefined()) {
+          if (has_next) throw type_error(at + ".next is set but .sample is null (next is the uniform of the step after this draw)");
+          continue;
+        }
         if (!sv.IsObject()) throw type_error(at + ".sample must be null or { options, uniform }");
         Napi::Object so = sv.As<Napi::Object>();
         Napi::Value ov = so.Get("options");
@@ -134,6 +149,15 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
         it.uniform = float(u);
         // A uniform just below 1 would round up to 1.0f, which the sampler rejects.
         if (!(it.uniform < 1.f)) it.uniform = 0.99999994f;
+        // next: the uniform of this sequence's next decode step (pipelined decode), converted as uniform is
+        if (has_next) {
+          if (!nv.IsNumber()) throw type_error(at + ".next must be a number (the next step's uniform)");
+          const double un = nv.As<Napi::Number>().DoubleValue();
+          if (!(un >= 0 && un < 1)) throw range_error(at + ".next must be in [0, 1), got " + std::to_string(un));
+          it.ahead = true;
+          it.next_uniform = float(un);
+          if (!(it.next_uniform < 1.f)) it.next_uniform = 0.99999994f;
+        }
       }
       b->reserve(*items);  // throws (nothing reserved) on a bad item
       auto out = std::make_shared<std::vector<int32_t>>();
@@ -169,6 +193,21 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
   Napi::Value total_blocks(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), batch ? batch->total_blocks() : 0); }
   Napi::Value open_sequences(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), batch ? batch->open_sequences() : 0);
+  }
+  Napi::Value pipelines_decode(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), batch && batch->pipelines_decode());
+  }
+  Napi::Value queued_ahead(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), batch ? batch->queued_ahead() : 0);
+  }
+  // { queued, claimed, dropped }: decode steps queued ahead, claimed by the next step, dropped
+  Napi::Value pipeline_stats(const Napi::CallbackInfo& info) {
+    const Batch::PipelineStats s = batch ? batch->pipeline_stats() : Batch::PipelineStats();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("queued", Napi::Number::New(info.Env(), double(s.queued)));
+    o.Set("claimed", Napi::Number::New(info.Env(), double(s.claimed)));
+    o.Set("dropped", Napi::Number::New(info.Env(), double(s.dropped)));
+    return o;
   }
   Napi::Value cached_blocks(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), batch ? batch->cached_blocks() : 0);

@@ -141,7 +141,7 @@ Napi::Value op_rmsnorm(const Napi::CallbackInfo& info, bool ref) {
 
 Napi::Value op_linear(const Napi::CallbackInfo& info, bool ref) {
   return run_op(info, ref, "linear", {tensor("x"), tensor("weight"), optional_tensor("bias"), tensor("out")}, [&](const OpArgs& a) {
-    // The fifth argument, activations: 'f32' (absent) or 'q8' (Q8_0 weights: integer dots on q8 activations).
+    // The fifth argument, activations: 'f32' (absent) or 'q8' (Q8_0 and MXFP4 weights: integer dots on q8 activations).
     const std::string fn = std::string(ref ? "ops.reference" : "ops") + ".linear";
     ExpertActivations act = ExpertActivations::F32;
     if (info.Length() > 4 && !info[4].IsUndefined()) {

@@ -165,6 +165,48 @@ describe('mxfp4 in ggml blocks (GGUF experts)', () => {
       });
     });
 
+    // The q8 expert kernels through ops.linear(..., 'q8'): under AVX2 / AVX-VNNI from 2 tokens up, whole groups
+    // of 8 rows run as an int8 GEMM (mxfp4_avx2.h q8_gemm8: rows in vector lanes, weights biased to unsigned),
+    // the rows past the last group of 8 and 1-token products through the row kernel; both block forms.
+    it(`with q8 activations matches the integer reference under ${isa} (both block forms, GEMM and row edges)`, () => {
+      const r = rng(`mxfp4-q8act-${isa}`);
+      withIsa(isa, () => {
+        const cases: [number, number][] = [[1, 8], [2, 8], [2, 7], [3, 16], [4, 17], [5, 9], [8, 24], [9, 31], [16, 40], [17, 3], [33, 64]];
+        for (const [n, rows] of cases) {
+          const cols = 32 * randint(r, 1, 12);
+          const { hf, ggml } = mxfp4BothLayouts(r, [rows, cols]);
+          const xs = randn(r, n * cols);
+          if (n > 2) xs.fill(0, cols, 2 * cols); // a token of zeros: scale 0
+          const x = Tensor.fromF32(xs, [n, cols]);
+          const bias = Tensor.fromF32(randn(r, rows), [rows]);
+          for (const w of [hf, ggml]) {
+            const a = Tensor.empty('f32', [n, rows]), b = Tensor.empty('f32', [n, rows]), exact = Tensor.empty('f32', [n, rows]);
+            ops.linear(x, w, bias, a, 'q8');
+            reference.linear(x, w, bias, b, 'q8');
+            reference.linear(x, w, bias, exact);
+            // Integer dots are exact: only the f32 sum of the scaled blocks differs from the reference.
+            expect(relL2(f32(a), f32(b))).toBeLessThan(1e-5);
+            const moved = relL2(f32(a), f32(exact));
+            expect(moved).toBeGreaterThan(1e-6); // the q8 path ran
+            expect(moved).toBeLessThan(0.2);
+          }
+        }
+        // The int16 sums at their largest: every weight +6 or -6 (2 x E2M1 = +-12, biased 24 or 0) against
+        // activations that all round to +-127, 16 tokens x 16 rows (the GEMM sums 4 vpmaddubsw pairs in int16).
+        for (const code of [0x77, 0xff, 0x7f]) {
+          const rows = 16, cols = 96, n = 16;
+          const blocks = new Uint8Array((rows * cols) / 2).fill(code);
+          const scales = new Uint8Array((rows * cols) / 32).fill(127);
+          const w = Tensor.fromMxfp4(blocks, scales, [rows, cols]);
+          const x = Tensor.fromF32(Array.from({ length: n * cols }, (_, i) => ((i >> 5) % 2 ? -1 : 1) * (1 + (i % 3 === 0 ? 0 : 0.001))), [n, cols]);
+          const a = Tensor.empty('f32', [n, rows]), b = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, w, null, a, 'q8');
+          reference.linear(x, w, null, b, 'q8');
+          expect(relL2(f32(a), f32(b))).toBeLessThan(1e-5);
+        }
+      });
+    });
+
     it(`moe with split gate/up experts equals the interleaved form under ${isa}`, () => {
       const r = rng(`moe-split-${isa}`);
       withIsa(isa, () => {

@@ -22,10 +22,12 @@ describe('engine on tiny-a (CPU)', () => {
 
   const randomPrompt = (rand: () => number, n: number): number[] => Array.from({ length: n }, () => Math.floor(rand() * 1024));
 
-  // the native batched step (the CPU default) and SessionBackend (the reference) against generate()
-  it.each(['native', 'session'] as const)('equals generate() for the same seeds, greedy and sampled, across mixed lengths and join/leave orders (%s backend)', async (backend) => {
+  // the native batched step (the CPU default), the same pipelined (pipelineDecode) and SessionBackend
+  // (the reference) against generate()
+  it.each(['native', 'session', 'pipelined'] as const)('equals generate() for the same seeds, greedy and sampled, across mixed lengths and join/leave orders (%s backend)', async (kind) => {
     const rand = prng(11);
-    const engine = model.createEngine({ backend, maxSequences: 3, maxBatchTokens: 24, kvBlocks: 64, blockSize: 8, maxContext: 256 });
+    const backend = kind === 'pipelined' ? 'native' : kind;
+    const engine = model.createEngine({ backend, pipelineDecode: kind === 'pipelined', maxSequences: 3, maxBatchTokens: 24, kvBlocks: 64, blockSize: 8, maxContext: 256 });
     const jobs = Array.from({ length: 9 }, (_, i) => ({
       prompt: randomPrompt(rand, [3, 70, 17, 1, 45, 9, 120, 30, 5][i]!),
       options: {
@@ -71,9 +73,9 @@ describe('engine on tiny-a (CPU)', () => {
     await engine.close();
   });
 
-  it('requests sharing a prompt prefix: later ones reuse its cached KV blocks (usage.cachedPromptTokens) and still equal generate()', async () => {
+  it.each([false, true])('requests sharing a prompt prefix: later ones reuse its cached KV blocks (usage.cachedPromptTokens) and still equal generate() (pipelineDecode %s)', async (pipelineDecode) => {
     const rand = prng(23);
-    const engine = model.createEngine({ backend: 'native', maxSequences: 2, maxBatchTokens: 32, kvBlocks: 48, blockSize: 8, maxContext: 128 });
+    const engine = model.createEngine({ backend: 'native', pipelineDecode, maxSequences: 2, maxBatchTokens: 32, kvBlocks: 48, blockSize: 8, maxContext: 128 });
     const system = randomPrompt(rand, 37); // 4 whole blocks of 8, and 5 tokens
     const jobs = [0, 1, 2].map((i) => ({ prompt: [...system, ...randomPrompt(rand, 6 + 5 * i)], options: { temperature: i === 1 ? 0 : 1, seed: 40 + i, maxTokens: 9, stopTokens: [] as number[] } }));
     const first = await engine.generate(jobs[0]!.prompt, jobs[0]!.options).result;
@@ -87,9 +89,9 @@ describe('engine on tiny-a (CPU)', () => {
     await engine.close();
   });
 
-  it('aborted requests leave at once (queued or running) with a prefix of generate() tokens; the pool comes back', async () => {
+  it.each([false, true])('aborted requests leave at once (queued or running) with a prefix of generate() tokens; the pool comes back (pipelineDecode %s)', async (pipelineDecode) => {
     const rand = prng(5);
-    const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 16, kvBlocks: 32, blockSize: 16 });
+    const engine = model.createEngine({ pipelineDecode, maxSequences: 2, maxBatchTokens: 16, kvBlocks: 32, blockSize: 16 });
     const jobs = Array.from({ length: 6 }, (_, i) => ({ prompt: randomPrompt(rand, 10 + 7 * i), options: { temperature: 1, seed: i, maxTokens: 30, stopTokens: [] } }));
     const streams = jobs.map((j) => engine.generate(j.prompt, j.options));
     streams[5]!.abort(); // still queued
@@ -136,8 +138,8 @@ describe('engine on tiny-a (CPU)', () => {
     await engine.close();
   });
 
-  it('refuses what cannot run: context too long, queue full, closed; close() aborts what is left at the deadline', async () => {
-    const engine = model.createEngine({ maxSequences: 1, maxBatchTokens: 8, kvBlocks: 4, blockSize: 16, maxQueue: 1 });
+  it.each([false, true])('refuses what cannot run: context too long, queue full, closed; close() aborts what is left at the deadline (pipelineDecode %s)', async (pipelineDecode) => {
+    const engine = model.createEngine({ pipelineDecode, maxSequences: 1, maxBatchTokens: 8, kvBlocks: 4, blockSize: 16, maxQueue: 1 });
     expect(engine.maxContext).toBe(64); // the pool holds 64 tokens
     expect(() => engine.generate(Array(64).fill(1), { maxTokens: 1 })).toThrow(ContextLengthError);
     expect(() => engine.generate(Array(64).fill(1), { maxTokens: 1 })).toThrow(/maximum context length is 64 tokens; the prompt has 64 tokens/);
