@@ -7,7 +7,8 @@
 //   decode-step kernels only; --bf16-experts: copy ceiling + the bf16 expert kernels of loadModel's experts: 'bf16' only;
 //   --gemv: copy ceiling + the decode GEMVs under each GPTOSS_CUDA_GEMV / GPTOSS_CUDA_GEMV_CTAS variant, twice
 //   in alternation: scripts/gpu-gemv-ab.sh reads its rows; --attn: copy ceiling + decode attention at 1k / 8k /
-//   32k keys, SIMT and tensor-core kernels: scripts/gpu-attn-ab.sh)
+//   32k keys, SIMT and tensor-core kernels: scripts/gpu-attn-ab.sh; --gemm: cuBLAS ceiling + the prefill GEMM tile,
+//   default vs GPTOSS_CUDA_GEMM=wgmma, twice in alternation: scripts/gpu-wgmma-ab.sh)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -33,6 +34,7 @@ bool decode_only = false;
 bool attn_only = false;  // --attn: copy ceiling + the attention rows (decode at 1k / 8k / 32k)
 bool bf16_experts_only = false;
 bool gemv_only = false;
+bool gemm_only = false;  // --gemm: the prefill GEMM tile under each GPTOSS_CUDA_GEMM (bench_gemm)
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
 
@@ -155,6 +157,65 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
     v.push_back({gpu->upload(i32_tensor(idx, {n, k})), gpu->upload(ht)});
   }
   return v;
+}
+
+// The prefill GEMM tile (issue 12 item 4), the default mma.sync tile against GPTOSS_CUDA_GEMM=wgmma
+// (gemm_wgmma.cu), twice in alternation (A B A B: drift shows as a round difference), at a 20b
+// prefill's shapes: q/k/v as one launch of 3 column parts and o (24 layers' bf16 weights rotated),
+// the grouped MoE (20b: 32 experts, top-4; 120b's 128 experts) at 512 and 2048 tokens. TFLOP/s count
+// 2 n N K useful flops (the tiles issue twice that: A as bf16 hi + lo), against cuBLAS's plain bf16
+// GEMM measured in the same run. The MoE rows time the whole op (count, scan, scatter, split, the
+// two GEMMs, un-permute). Predictions: bench/RESULTS.md, "Prefill GEMMs on wgmma".
+int bench_gemm(Rng& r, double mm, int H, int I, int E, int K) {
+  const int Hq = 64, Hkv = 8, D = 64, layers = quick ? 2 : 24;
+  struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+  std::vector<Attn> ls;
+  for (int l = 0; l < layers; ++l)
+    ls.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
+                  gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
+                  gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
+                  gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+  auto experts = [&](int e) {
+    MoeWeights w;
+    w.gate_up = gpu->upload(rand_mxfp4(r, {e, 2 * I, H}, 119, 122));
+    w.gate_up_bias = gpu->upload(rand_bf16(r, {e, 2 * I}));
+    w.down = gpu->upload(rand_mxfp4(r, {e, H, I}, 117, 120));
+    w.down_bias = gpu->upload(rand_bf16(r, {e, H}));
+    return w;
+  };
+  const MoeWeights w20 = experts(E), w120 = experts(quick ? E : 128);
+  SwigluParams sw;
+  const std::vector<int> ns = quick ? std::vector<int>{512} : std::vector<int>{512, 2048};
+  for (int round = 0; round < 2; ++round)
+    for (const char* variant : {"mma.sync", "wgmma"}) {
+      if (!std::strcmp(variant, "wgmma")) setenv("GPTOSS_CUDA_GEMM", "wgmma", 1);
+      else unsetenv("GPTOSS_CUDA_GEMM");
+      const std::string tag = std::string(" [") + variant + ", round " + std::to_string(round + 1) + "]";
+      for (int n : ns) {
+        const std::string sn = "n" + std::to_string(n);
+        Tensor x = gpu->upload(rand_f32(r, {n, H})), xo = gpu->upload(rand_f32(r, {n, Hq * D}));
+        Tensor q = gpu->empty(DType::F32, {n, Hq * D}), k = gpu->empty(DType::F32, {n, Hkv * D}),
+               v = gpu->empty(DType::F32, {n, Hkv * D}), o = gpu->empty(DType::F32, {n, H});
+        double ms = time_ms([&](int i) {
+          const Attn& a = ls[i % layers];
+          gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+        }, 24, 2);
+        add("prefill qkv GEMM" + tag, sn + " [5120, 2880]", ms, 2.0 * n * (Hq + 2 * Hkv) * D * H / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+        ms = time_ms([&](int i) { const Attn& a = ls[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, 24, 2);
+        add("prefill o_proj GEMM" + tag, sn + " [2880, 4096]", ms, 2.0 * n * Hq * D * H / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+        Tensor y = gpu->empty(DType::F32, {n, H});
+        const double flops = 2.0 * n * K * (2.0 * I * H + double(H) * I);
+        for (const MoeWeights* w : {&w20, &w120}) {
+          const int e = int(w->gate_up.dim(0));
+          auto sets = random_routing(r, n, K, 2, e);
+          ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, *w, sw, y); }, 10, 2);
+          add("prefill moe grouped GEMM" + tag, sn + " k4 E" + std::to_string(e), ms, flops / (ms * 1e-3) / 1e12, "TFLOP/s", mm);
+        }
+      }
+    }
+  unsetenv("GPTOSS_CUDA_GEMM");
+  print_table();
+  return 0;
 }
 
 // bf16 experts (loadModel's experts: 'bf16'; [E, out, in] rows): one 20b layer's 32 experts (1.59 GB),
@@ -353,6 +414,7 @@ int main(int argc, char** argv) {
     bf16_experts_only |= !std::strcmp(argv[i], "--bf16-experts");
     gemv_only |= !std::strcmp(argv[i], "--gemv");
     attn_only |= !std::strcmp(argv[i], "--attn");
+    gemm_only |= !std::strcmp(argv[i], "--gemm");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -375,6 +437,7 @@ int main(int argc, char** argv) {
   const int H = 2880, I = 2880, E = 32, K = 4, V = 201088;
   if (bf16_experts_only) return bench_bf16_experts(r, bw, mm, H, I, E, K);
   if (gemv_only) return bench_gemv(r, bw, H, V);
+  if (gemm_only) return bench_gemm(r, mm, H, I, E, K);
   if (attn_only) {
     bench_attention(r, bw, mm);
     print_table();

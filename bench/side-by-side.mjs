@@ -4,6 +4,7 @@
 //
 //   node bench/side-by-side.mjs [--gguf FILE] [--keep] [--scratch DIR] [--threads 2] [--context 256]
 //        [--prefill 128] [--decode 32] [--runs ours-f32,ours-q8,ours-avx2-f32,ours-avx2-q8,nlc,nlc-avx2]
+//        (ours[-ISA]-default: no activations option, the CPU's default for that ISA)
 //        [--label NAME] [--out bench/results]
 //
 // The file: --gguf when it exists, else a gpt-oss-20b-shaped random checkpoint (scripts/make-checkpoint.mjs
@@ -62,7 +63,8 @@ async function childOurs(gguf, activations) {
   const { loadModel } = await import(join(root, 'dist/model.js'));
   const { cpuInfo } = await import(join(root, 'dist/ops.js'));
   const t0 = performance.now();
-  const model = await loadModel(gguf, { device: 'cpu', activations });
+  // 'default': no activations option, so the CPU's default for the ISA in use (lib/model.ts defaultCpuActivations).
+  const model = await loadModel(gguf, { device: 'cpu', activations: activations === 'default' ? undefined : activations });
   const loadMs = performance.now() - t0;
   const c = model.config;
   let bytesPerToken = 0;
@@ -212,7 +214,7 @@ for (const run of runs) {
   delete env.GPTOSS_CPU_ACTIVATIONS;
   let args;
   if (run.startsWith('ours')) {
-    const m = run.match(/^ours(?:-(avx2|avxvnni|avx512|avx512vnni))?-(f32|q8)$/);
+    const m = run.match(/^ours(?:-(avx2|avxvnni|avx512|avx512vnni))?-(f32|q8|default)$/);
     if (!m) throw new Error(`unknown run ${run}`);
     if (m[1]) env.GPTOSS_CPU_ISA = m[1];
     args = ['ours', gguf, m[2]];

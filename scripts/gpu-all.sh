@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
+#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_WGMMA=1 (gpu-wgmma-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
 #        SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel),
 #        BF16_EXPERTS=0 skips the bf16 expert step (loadModel's experts: 'bf16' on CUDA: compiled, first run
 #        pending; its expected outcomes are in bench/RESULTS.md, "bf16 experts on CUDA")
@@ -77,6 +77,12 @@ fi
 # its gpu_check cases, the kernel bench at 1k / 8k / 32k keys beside the copy ceiling, e2e 20b at 512 / 8192
 # and the rule's line (gpu-attn-ab.sh, ~4 min; SKIP_ATTN=1 skips it).
 [[ -z "${SKIP_ATTN:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" BUILD_DIR=build-gpu OUT="$OUT" timeout 420 bash scripts/gpu-attn-ab.sh 2>&1 | tail -40
+
+# the prefill GEMM tile on wgmma (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, opt-in: compiled, not yet run on a
+# GPU when written) against the mma.sync tile: gpu_check --gemm-wgmma, memcheck + racecheck on its quick set, the
+# kernel bench beside cuBLAS's ceiling, e2e 20b prefill 512 / 2048 (and 120b) and the rule's line
+# (gpu-wgmma-ab.sh, ~8-9 min; SKIP_WGMMA=1 skips it). Predictions: bench/RESULTS.md "Prefill GEMMs on wgmma".
+[[ -z "${SKIP_WGMMA:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" BUILD_DIR=build-gpu OUT="$OUT" timeout 600 bash scripts/gpu-wgmma-ab.sh 2>&1 | tail -50
 
 # Blackwell's native MXFP4 MMAs (issue 12 item 5): compile evidence only, the probe's PTX through ptxas
 # for sm_120a / sm_100a and, with the host's cuobjdump, the SASS MMA lines (seconds; nothing runs on the

@@ -175,8 +175,10 @@ inline void q8_gemm8(const uint8_t* cb, int64_t crs, const uint8_t* sb, int64_t 
 }
 
 // From this many tokens up, q8 products run as q8_gemm8 over each whole group of 8 rows
-// (GPTOSS_CPU_PANEL=0 keeps the row kernel, for A/B runs).
-constexpr int64_t kQ8GemmMinTokens = 2;
+// (GPTOSS_CPU_PANEL=0 keeps the row kernel, for A/B runs). Below it the row kernel's one sequential
+// stream a row wins: gate_up-shaped weights from DRAM, one thread, row kernel vs GEMM, GFLOP/s: n = 1
+// 69 / 66, 2 91 / 67, 3 100 / 95, 4 105 / 111, 6 99 / 139, 8 99 / 157 (bench/RESULTS.md, issue 17).
+constexpr int64_t kQ8GemmMinTokens = 4;
 
 struct Q8GemmScratch {
   std::vector<int32_t> xc;

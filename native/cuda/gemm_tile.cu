@@ -327,6 +327,8 @@ void launch_gemm_tile(GemmTileKind kind, const GemmProblem& p, int bm, int max_t
       else if (bm == 64) launch_mt<WF, EPI, 2>(p, max_tiles, stream);
       else launch_mt<WF, EPI, 1>(p, max_tiles, stream);
       return;
+    case GemmTileKind::Wgmma:
+      return launch_gemm_wgmma<WF, EPI>(p, bm, max_tiles, stream);
     case GemmTileKind::Mfma:
 #if defined(GPTOSS_HIP)
       return launch_gemm_tile_mfma<WF, EPI>(p, bm, max_tiles, stream);

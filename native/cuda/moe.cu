@@ -614,8 +614,8 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
   // 120b at 512 (16 an expert), so a tile is not mostly padding.
   const GemmTileKind kind = gemm_tile_kind(current_caps());
-  if (a.decode_layout && kind != GemmTileKind::MmaSync)  // moe_decode_layout() asks for mma.sync: not reached
-    throw type_error("moe: experts in the decode layout are read by the mma.sync GEMM tile only");
+  if (a.decode_layout && kind != GemmTileKind::MmaSync && kind != GemmTileKind::Wgmma)  // moe_decode_layout(): not reached
+    throw type_error("moe: experts in the decode layout are read by the mma.sync and wgmma GEMM tiles only");
   const int bm = gemm_tile_rows(current_caps(), P / a.E, !a.bf16, std::max(a.H, a.I));
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");

@@ -2,6 +2,8 @@
 // build, with or without CUDA, so the host test runs anywhere.
 #include "policy.h"
 
+#include "gemm_wgmma_layout.h"
+
 #include <algorithm>
 #include <climits>
 #include <cstdio>
@@ -140,6 +142,10 @@ int moe_group_from_env() {
   if (!std::strcmp(v, "8")) return 8;
   return 0;
 }
+GpuKnobs::Gemm gemm_from_env() {
+  const char* v = std::getenv("GPTOSS_CUDA_GEMM");
+  return v && !std::strcmp(v, "wgmma") ? GpuKnobs::Gemm::Wgmma : GpuKnobs::Gemm::Auto;
+}
 GpuKnobs::Gemv gemv_from_env() {
   const char* v = std::getenv("GPTOSS_CUDA_GEMV");
   if (!v) return GpuKnobs::Gemv::Auto;
@@ -163,6 +169,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.gemv = gemv_from_env();
   k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
   k.attn_decode = attn_decode_from_env();
+  k.gemm = gemm_from_env();
   return k;
 }
 
@@ -176,6 +183,7 @@ GpuKnobs knobs() {
   k.gemv = gemv_from_env();
   k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
   k.attn_decode = attn_decode_from_env();
+  k.gemm = gemm_from_env();
   return k;
 }
 
@@ -186,10 +194,16 @@ namespace {
 int ceil_div_i(int64_t a, int64_t b) { return int((a + b - 1) / b); }
 }  // namespace
 
-GemmTileKind gemm_tile_kind(const GpuCaps& caps) {
+GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k) {
   if (caps.tensor_cores == TensorCores::Mfma) return GemmTileKind::Mfma;
-  return caps.mma_sync ? GemmTileKind::MmaSync : GemmTileKind::None;
+  if (!caps.mma_sync) return GemmTileKind::None;
+  // wgmma: asked for, the image has it (sm_90a: arch.cuh GPTOSS_HAVE_WGMMA), and the 64-row tile's
+  // shared memory at the largest K the tile takes fits a block (it always does on sm_90: ~145 KB).
+  const bool wgmma = k.gemm == GpuKnobs::Gemm::Wgmma && !caps.amd && (caps.compiled & kFeatWgmma) != 0 &&
+                     wgmma::smem_bytes(true, 64, wgmma::kMaxKBlocks) + wgmma::static_smem_bytes(64) <= caps.smem_optin;
+  return wgmma ? GemmTileKind::Wgmma : GemmTileKind::MmaSync;
 }
+GemmTileKind gemm_tile_kind(const GpuCaps& caps) { return gemm_tile_kind(caps, knobs()); }
 
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
   if (!mxfp4 && K % 8 != 0) return LinearPath::Naive;
@@ -343,8 +357,17 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
 }
 
 int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K) {
+  return gemm_tile_rows(caps, gemm_tile_kind(caps), rows_per_group, mxfp4, K);
+}
+
+int gemm_tile_rows(const GpuCaps& caps, GemmTileKind kind, int64_t rows_per_group, bool mxfp4, int K) {
+  if (kind == GemmTileKind::Wgmma) {  // 64 always fits (gemm_tile_kind); 128 where its ring does
+    const int kb = mxfp4 ? K / 32 : 0;
+    const bool fits128 = wgmma::smem_bytes(mxfp4, 128, kb) + wgmma::static_smem_bytes(128) <= caps.smem_optin;
+    return rows_per_group >= 96 && fits128 ? 128 : 64;
+  }
   int bm = rows_per_group >= 96 ? 128 : rows_per_group >= 40 ? 64 : 32;
-  if (gemm_tile_kind(caps) == GemmTileKind::Mfma) {  // static LDS, ~31 KB at 128 rows: any CDNA part (64 KB)
+  if (kind == GemmTileKind::Mfma) {  // static LDS, ~31 KB at 128 rows: any CDNA part (64 KB)
     while (bm > 32 && gemm_mfma_smem_bytes(bm) > caps.smem_optin) bm /= 2;
     return bm;
   }

@@ -33,18 +33,23 @@ struct GpuKnobs {
   int gemv_ctas = 0;                       // GPTOSS_CUDA_GEMV_CTAS (1..8): CTAs a SM of the persistent GEMV grids (0: all that fit)
   enum class AttnDecode { Simt, Mma };
   AttnDecode attn_decode = AttnDecode::Simt;  // GPTOSS_CUDA_ATTN_DECODE=mma: tensor-core decode attention (opt-in)
+  enum class Gemm { Auto, Wgmma };
+  Gemm gemm = Gemm::Auto;                  // GPTOSS_CUDA_GEMM=wgmma: the prefill GEMM tile on wgmma (sm_90a, opt-in)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
-// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS and GPTOSS_CUDA_ATTN_DECODE,
+// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE and GPTOSS_CUDA_GEMM,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
 // ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
 // MmaSync: gemm_tile.cu (NVIDIA, where bf16 mma.sync was compiled); Mfma: native/hip/gemm_tile_mfma.hip
-// (AMD CDNA, where MFMA was compiled); None: neither (no tensor-core image for the device).
-enum class GemmTileKind { None, MmaSync, Mfma };
-GemmTileKind gemm_tile_kind(const GpuCaps& caps);
+// (AMD CDNA, where MFMA was compiled); Wgmma: gemm_wgmma.cu (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma,
+// opt-in: compiled, not yet run on a GPU) where the device runs an sm_90a image (wgmma compiled) and
+// a block gets the tile's shared memory at its largest K; None: no tensor-core image for the device.
+enum class GemmTileKind { None, MmaSync, Mfma, Wgmma };
+GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k);
+GemmTileKind gemm_tile_kind(const GpuCaps& caps);  // with knobs()
 
 // ---- linear: out[n, N] = x[n, K] W^T ----
 // Gemv for n <= kGemvMaxTokens, the GEMM tile above (where a tile kernel was compiled), Naive when the
@@ -138,8 +143,10 @@ int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 
 // ---- the GEMM tile (linear prefill, grouped MoE) ----
 // Rows of an M tile for groups of about rows_per_group rows: 128, 64 or 32, the largest whose shared
-// memory the device gives a block (for the device's gemm_tile_kind).
-int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K);
+// memory the device gives a block (for the device's gemm_tile_kind); the wgmma tile: 128 or 64 (one
+// m64 accumulator a warpgroup).
+int gemm_tile_rows(const GpuCaps& caps, GemmTileKind kind, int64_t rows_per_group, bool mxfp4, int K);
+int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K);  // for gemm_tile_kind(caps)
 
 // ---- launches ----
 bool use_pdl(const GpuCaps& caps, const GpuKnobs& k);

@@ -64,6 +64,23 @@ describe('q8_0 linear (GGUF dense weights, denseWeights q8)', () => {
           expect(moved).toBeGreaterThan(1e-5);
           expect(moved).toBeLessThan(0.2); // ~1% typical; a 32-column row with cancellation reaches ~6%
         }
+        // AVX2 / AVX-VNNI run whole groups of 8 rows from 6 tokens up as an int8 GEMM (q8_avx2.h q8_0_gemm8):
+        // its largest vpmaddubsw pairs, weights -128 and 127 against activations rounding to +-127.
+        for (const fill of [0x80, 0x7f]) {
+          const rows = 19, cols = 96, n = 12;
+          const bytes = new Uint8Array((rows * cols) / 32 * 34);
+          for (let g = 0; g < bytes.length / 34; g++) {
+            bytes[g * 34] = 0x00;
+            bytes[g * 34 + 1] = 0x20;
+            for (let k = 0; k < 32; k++) bytes[g * 34 + 2 + k] = k % 5 === 0 ? 0xff - fill : fill;
+          }
+          const w = Tensor.fromBlocks('q8_0', bytes, [rows, cols]);
+          const x = Tensor.fromF32(Array.from({ length: n * cols }, (_, i) => ((i >> 5) % 2 ? -1 : 1) * (i % 7 ? 1 : 0.5)), [n, cols]);
+          const a = Tensor.empty('f32', [n, rows]), b = Tensor.empty('f32', [n, rows]);
+          ops.linear(x, w, null, a, 'q8');
+          reference.linear(x, w, null, b, 'q8');
+          expect(relL2(f32(a), f32(b))).toBeLessThan(1e-5);
+        }
       });
     });
   }
@@ -165,7 +182,7 @@ describe('mxfp4 in ggml blocks (GGUF experts)', () => {
       });
     });
 
-    // The q8 expert kernels through ops.linear(..., 'q8'): under AVX2 / AVX-VNNI from 2 tokens up, whole groups
+    // The q8 expert kernels through ops.linear(..., 'q8'): under AVX2 / AVX-VNNI from 4 tokens up, whole groups
     // of 8 rows run as an int8 GEMM (mxfp4_avx2.h q8_gemm8: rows in vector lanes, weights biased to unsigned),
     // the rows past the last group of 8 and 1-token products through the row kernel; both block forms.
     it(`with q8 activations matches the integer reference under ${isa} (both block forms, GEMM and row edges)`, () => {

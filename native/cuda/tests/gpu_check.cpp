@@ -50,6 +50,11 @@ constexpr bool kHip = false;
 const char* const kGpuName = kHip ? "hip" : "cuda";
 // The tensor-core kind of the GPU kernels' notes: the AMD build runs MFMA where CUDA runs mma.sync.
 const char* const kTc = kHip ? "MFMA" : "mma.sync";
+// The GEMM tile's kind in notes: the wgmma tile under GPTOSS_CUDA_GEMM=wgmma (check_gemm_wgmma).
+const char* gemm_tc() {
+  const char* v = std::getenv("GPTOSS_CUDA_GEMM");
+  return !kHip && v && !std::strcmp(v, "wgmma") ? "wgmma" : kTc;
+}
 
 std::shared_ptr<Backend> cpu, gpu;
 int failures = 0, cases = 0;
@@ -58,6 +63,7 @@ bool only_attn_mma = false;
 bool only_moe = false;
 bool bf16_experts = false;
 bool only_gemv = false;
+bool only_gemm_wgmma = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -580,7 +586,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = 
       Tensor got = poisoned(DType::F32, {n, m.H});
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
       report("moe", shape, compare(to_host(got), want), mma ? std::max(tol, 1e-4) : tol,
-             mma ? std::string("batch: grouped decode mma") : std::string("grouped ") + kTc + (relaid ? ", decode layout" : ""));
+             mma ? std::string("batch: grouped decode mma") : std::string("grouped ") + gemm_tc() + (relaid ? ", decode layout" : ""));
     }
     if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
     else unsetenv("GPTOSS_CUDA_MOE_BATCH");
@@ -1072,6 +1078,79 @@ void check_graph(Rng& r) {
 
 }  // namespace
 
+// ---- the wgmma GEMM tile (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, compiled, not yet run on a GPU
+// when written; scripts/gpu-wgmma-ab.sh) ----
+// Every problem the GEMM tile carries, with the knob set, against the CPU on fresh random data and
+// the same tolerances as the mma.sync tile (1e-4: A as bf16 hi + lo, exact products, f32 sums), outputs
+// poisoned first (unwritten and NaN counted): linear bf16 / MXFP4 / Q8_0 (chunks through the bf16
+// tile) with partial row, column and K tiles; q, k, v as one launch of 3 column parts; the grouped
+// MoE GEMMs (MXFP4 experts in the checkpoint layout and in the decode layout, bf16 experts) over
+// expert groups of 1..N rows, 64- and 128-row tiles. The first case fails unless the policy picked
+// the wgmma tile on this device (an sm_90a image on Hopper): a run elsewhere proves nothing.
+void check_gemm_wgmma(Rng& r) {
+  const char* saved = std::getenv("GPTOSS_CUDA_GEMM");
+  const std::string keep = saved ? saved : "";
+  setenv("GPTOSS_CUDA_GEMM", "wgmma", 1);
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  const gptoss::cuda::GpuCaps& caps = gptoss::cuda::device_caps(0);
+  const bool picked = gptoss::cuda::gemm_tile_kind(caps) == gptoss::cuda::GemmTileKind::Wgmma;
+#else
+  const bool picked = false;
+#endif
+  Stats sel;
+  sel.rel = picked ? 0 : 1;
+  report("gemm wgmma", "policy", sel, 0.0,
+         picked ? "GPTOSS_CUDA_GEMM=wgmma picks the wgmma tile" : "the wgmma tile is NOT picked on this device/image");
+  if (picked) {
+    // linear (one group): tiny, partial everything; K not a multiple of the 64-wide stage; 64- and 128-row tiles
+    check_linear(r, 33, 40, 17, false, true, 1e-4, "gemm wgmma");
+    check_linear(r, 70, 200, 136, false, true, 1e-4, "gemm wgmma, 64-row tile, K % 64 = 8");
+    check_linear(r, 130, 200, 264, false, false, 1e-4, "gemm wgmma, 128-row tile");
+    check_linear(r, 40, 64, 33, true, false, 1e-4, "gemm wgmma mxfp4");
+    check_linear(r, 100, 160, 72, true, true, 1e-4, "gemm wgmma mxfp4, 5 MX blocks (half a stage)");
+    check_linear(r, quick ? 20 : 77, 2880, quick ? 640 : 5120, false, true, 1e-4, "gemm wgmma qkv");
+    check_linear(r, 512, 4096, 2880, false, true, 1e-4, "gemm wgmma o_proj");
+    check_linear(r, quick ? 300 : 2048, 2880, quick ? 640 : 4096, false, true, 1e-4, "gemm wgmma q, prefill 2048");
+    check_linear(r, 300, 2880, 5760, true, true, 1e-4, "gemm wgmma mxfp4 expert");
+    check_linear_q8(r, 40, 96, 33, true, 1e-4, "gemm wgmma q8");
+    check_linear_q8(r, quick ? 20 : 77, 2880, quick ? 640 : 5120, true, 1e-4, "gemm wgmma q8 qkv");
+    check_qkv(r, quick ? 20 : 77, 2880, quick ? 640 : 4096, quick ? 128 : 512, 1e-4, "wgmma, one gemm, 3 parts");
+    check_qkv(r, 40, 64, 200, 72, 1e-4, "wgmma, one gemm, 3 parts, partial column tiles");
+    check_qkv(r, quick ? 130 : 2048, 2880, 4096, 512, 1e-4, "wgmma, one gemm, 3 parts, prefill");
+    // grouped MoE (MXFP4): n k > 16 takes the grouped paths; check_moe runs GPTOSS_CUDA_MOE_BATCH=gemm (the tile)
+    MoeSet small = make_moe(r, 5, 64, 96);
+    check_moe(r, small, 40, 2, 1e-4);
+    MoeSet odd = make_moe(r, 6, 544, 320);  // 17 and 10 MX blocks a row: partial stages, partial column tiles
+    check_moe(r, odd, 50, 3, 1e-4);
+    check_moe(r, odd, 7, 3, 1e-4);          // groups of 1..7 rows
+    MoeSet mid = make_moe(r, 8, 256, 256);
+    check_moe(r, mid, 9, 4, 1e-4);          // groups of 1..N pairs an expert
+    check_moe(r, mid, 48, 2, 1e-4);
+    const MoeSet small_r = relaid_copy(small), odd_r = relaid_copy(odd);
+    check_moe(r, small_r, 40, 2, 1e-4, true);
+    check_moe(r, odd_r, 50, 3, 1e-4, true);
+    if (!quick) {
+      MoeSet real = make_moe(r, 32, 2880, 2880);
+      check_moe(r, real, 77, 4, 1e-4);
+      check_moe(r, real, 512, 4, 1e-4);    // 64 rows an expert: 64-row tiles
+      check_moe(r, real, 2048, 4, 1e-4);   // 256 an expert: 128-row tiles (20b prefill 2048)
+      const MoeSet real_r = relaid_copy(real);
+      check_moe(r, real_r, 512, 4, 1e-4, true);
+    }
+    // bf16 experts through the tile (GPTOSS_CUDA_MOE_BF16=grouped inside check_moe_bf16)
+    MoeBf16Set bsmall = make_moe_bf16(r, 5, 64, 96);
+    check_moe_bf16(r, bsmall, 40, 2);
+    MoeBf16Set bodd = make_moe_bf16(r, 6, 544, 320);
+    check_moe_bf16(r, bodd, 50, 4);
+    if (!quick) {
+      MoeBf16Set breal = make_moe_bf16(r, 8, 2880, 2880);
+      check_moe_bf16(r, breal, 512, 4);
+    }
+  }
+  if (saved) setenv("GPTOSS_CUDA_GEMM", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_GEMM");
+}
+
 int main(int argc, char** argv) {
   uint64_t seed = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -1081,6 +1160,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--bf16-experts")) bf16_experts = true;
     else if (!std::strcmp(argv[i], "--gemv")) only_gemv = true;  // the GEMV variants alone (scripts/gpu-gemv-ab.sh)
     else if (!std::strcmp(argv[i], "--only-attn-mma")) only_attn_mma = true;  // the decode mma cases alone
+    else if (!std::strcmp(argv[i], "--gemm-wgmma")) only_gemm_wgmma = true;  // the wgmma GEMM tile alone (scripts/gpu-wgmma-ab.sh)
     else if (kHip && !std::strcmp(argv[i], "--build-info")) {
       // What this program would run on: the ROCm runtime it loaded and the plugin beside it (no device
       // touched; test/hip-check.test.ts reads it on machines without an AMD GPU).
@@ -1091,7 +1171,7 @@ int main(int argc, char** argv) {
       if (!info.error.empty()) std::printf("error %s\n", info.error.c_str());
       return info.plugin_loaded ? 0 : 1;
     } else {
-      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma%s)\n", argv[i],
+      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --gemm-wgmma%s)\n", argv[i],
                    kHip ? ", --build-info" : "");
       return 64;
     }
@@ -1108,7 +1188,10 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (only_attn_mma) {
+    if (only_gemm_wgmma) {
+      check_gemm_wgmma(r);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (only_attn_mma) {
       check_attention_decode_mma(r);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_gemv) {

@@ -285,6 +285,33 @@ void test_moe_bf16() {
   CHECK(gemm_tile_rows(l40s(890, kSm89), 256, false, H) == 128);
 }
 
+// The wgmma tile (GPTOSS_CUDA_GEMM=wgmma; issue 12 item 4): only where asked, only on an sm_90a image
+// (an sm_90 image, compute_80 PTX on an H200, Blackwell's images and AMD keep their tile), and its
+// rows are 64 or 128 (one m64 accumulator a warpgroup); the 128-row tile fits the H200 at every K.
+void test_gemm_wgmma() {
+  GpuKnobs want;
+  want.gemm = GpuKnobs::Gemm::Wgmma;
+  const GpuKnobs none;
+  const GpuCaps c = h200(900, kSm90a);
+  CHECK(gemm_tile_kind(c, none) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_kind(c, want) == GemmTileKind::Wgmma);
+  CHECK(gemm_tile_kind(h200(900, kSm90), want) == GemmTileKind::MmaSync);   // sm_90 image: no wgmma
+  CHECK(gemm_tile_kind(h200(800, kSm80), want) == GemmTileKind::MmaSync);   // compute_80 PTX JIT-ed on an H200
+  CHECK(gemm_tile_kind(h200(0, 0), want) == GemmTileKind::None);
+  CHECK(gemm_tile_kind(make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0), want) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_kind(make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true), want) ==
+        GemmTileKind::Mfma);
+  // a lowered shared-memory limit (GPTOSS_CUDA_SMEM_LIMIT) below the 64-row tile's ~145 KB: mma.sync
+  CHECK(gemm_tile_kind(make_caps(0, "NVIDIA H200", 900, 900, kSm90a, 101376, 132, 32, 0), want) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 256, true, H) == 128);   // 20b prefill 2048: 256 rows an expert
+  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 64, true, H) == 64);     // 120b prefill 2048: 64 an expert
+  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 10, true, H) == 64);     // never 32
+  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 2048, false, 8192) == 128);
+  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 2048, true, 32 * kGemmMaxKBlocks) == 128);
+  // the same rows through the knob-reading overload when nothing is asked: the mma.sync answers
+  CHECK(gemm_tile_rows(c, GemmTileKind::MmaSync, 10, true, H) == gemm_tile_rows(c, 10, true, H));
+}
+
 void test_gemm_rows() {
   CHECK(gemm_tile_rows(h200(900, kSm90a), 512, true, H) == 128);
   CHECK(gemm_tile_rows(l40s(890, kSm89), 512, true, H) == 64);  // the 128-row MXFP4 tile needs ~102 KB
@@ -381,6 +408,7 @@ int main() {
   test_moe();
   test_moe_bf16();
   test_gemm_rows();
+  test_gemm_wgmma();
   test_pdl();
   test_gemv();
   return checks_passed("policy");

@@ -1,0 +1,334 @@
+// The Hopper GEMM tile (issue 12 item 4): the GEMM tile's problems (gemm_tile.cuh: linear with its
+// q/k/v column parts, the grouped MoE GEMMs with the SwiGLU and Store epilogues, bf16 or MXFP4
+// weights) on wgmma (sm_90a), both operands from 128-byte swizzled shared memory through descriptors.
+// Opt-in: GPTOSS_CUDA_GEMM=wgmma (policy.h gemm_tile_kind); compiled, not yet run on a GPU.
+//
+// Same numerics contract as the mma.sync tile: A is multiplied as its bf16 hi and lo halves (two
+// wgmma a weight slice, one f32 accumulator), the weights exactly (bf16, or E2M1 x 2^(s-127) decoded to
+// bf16), products exact, f32 sums; only the order of the f32 sums differs.
+//
+// One block: BM = 64 WG rows (WG = 1 or 2 warpgroups, one m64n128 accumulator each: 64 f32 registers a
+// thread) x 128 columns of one group; BK = 64 (one 128-byte swizzle row). Shared memory
+// (gemm_wgmma_layout.h): a 4-slot cp.async ring of { A hi, A lo, W } stages; MXFP4 adds two decoded
+// bf16 W tiles and the block's scales. Every thread copies (no producer warps: cp.async needs no
+// registers to stage, and a uniform block keeps one barrier scheme); the wgmma of step kt are waited
+// for one step late (wgmma.wait_group 1), so the tensor cores run step kt while the block waits for
+// step kt + 1's copies.
+//
+// Step kt: wait for this thread's copies of stage kt, fence.proxy.async (generic-proxy writes -> the
+// async proxy that wgmma reads through), barrier; issue stage kt + 2 into the slot stage kt - 2 used
+// (its wgmma finished: every warpgroup passed wait_group 1 of step kt - 1 before this barrier).
+// MXFP4: decode stage kt's packed W into decoded buffer kt & 1 (last read by step kt - 2's wgmma,
+// finished likewise), fence.proxy.async, barrier. Then wgmma.fence, 4 k16 slices x (hi, lo), commit,
+// wait_group 1.
+#include "gemm_tile.cuh"
+#include "gemm_wgmma_layout.h"
+#include "mxfp4_layout.h"
+
+namespace gptoss::cuda {
+
+namespace {
+namespace wl = wgmma;
+
+#if defined(GPTOSS_HAVE_WGMMA)
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+// Orders this thread's generic-proxy writes of shared memory (st.shared, cp.async) before later
+// async-proxy reads (wgmma's operand fetch) once a barrier has been passed.
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// The accumulators are read and written by the asynchronous MMA: keep the compiler from moving their
+// uses across the issue/wait points (an empty asm that "writes" each register).
+__device__ __forceinline__ void acc_fence(float (&d)[wl::kAccRegs]) {
+#pragma unroll
+  for (int i = 0; i < wl::kAccRegs; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// D[64 x 128] += A[64 x 16] B[128 x 16]^T, bf16 operands (K-major, no transpose), f32 accumulators.
+// scale-d = 1 (accumulate; the accumulators start at zero), imm-scale-a = imm-scale-b = 1.
+__device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[wl::kAccRegs], uint64_t desc_a, uint64_t desc_b) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(1));
+}
+#endif
+
+template <WeightFormat WF, Epilogue EPI, int WG>
+__global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(GemmProblem p) {
+#if defined(GPTOSS_HAVE_WGMMA)
+  constexpr int BM = WG * wl::kWgRows, T = wl::threads(BM), BN = wl::kBN, BK = wl::kBK, S = wl::kStages,
+                L = wl::kLookahead;
+  constexpr bool kMx = WF == WeightFormat::MXFP4;
+  static_assert(T == WG * 128 && wl::a_copies(BM) * T == BM * 8, "A copies cover the stage");
+  static_assert(kMx ? wl::mx_units(BM) * T == BN * 2 : wl::w_copies(BM) * T == BN * 8, "W copies cover the stage");
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __shared__ int rows_src[BM];
+  // The layout's base: the dynamic window rounded up to 1024 bytes (smem_bytes() reserves the slack).
+  const uint32_t raw = smem_addr(smem_raw);
+  uint8_t* smem = smem_raw + ((wl::kAtomBytes - (raw & (wl::kAtomBytes - 1))) & (wl::kAtomBytes - 1));
+  const uint32_t sbase = smem_addr(smem);
+
+  const int tid = threadIdx.x;
+  // ---- which group and which BM rows of it this block owns; which column part (q, k, v) ----
+  int g = 0, row0 = 0, row_end = 0;
+  if (!gemm_tile_block_rows(p, int(blockIdx.y), BM, g, row0, row_end)) return;
+  const GemmColumns cols = gemm_tile_block_columns(p, int(blockIdx.x));
+  const int n0 = cols.n0, N = cols.N, ldo = cols.ldo;
+  const void* bias = cols.bias;
+  void* out = cols.out;
+  for (int i = tid; i < BM; i += T) {
+    const int r = row0 + i;
+    rows_src[i] = r < row_end ? (p.a_rows ? p.a_rows[r] : r) : -1;
+  }
+  __syncthreads();
+
+  const int K = p.K, KB = K / 32, nk = (K + BK - 1) / BK;
+  const uint8_t* wbase = static_cast<const uint8_t*>(cols.w) + g * p.w_group_bytes;
+  uint8_t* scales = smem + wl::scales_offset(BM);  // MXFP4: [BN][KB]
+
+  // ---- stage kt by cp.async: A hi and lo (gathered rows), W; one commit group a stage ----
+  // A thread copies chunk column ch of rows a_copy_row(i) at every step: sources resolved once.
+  constexpr int kA = wl::a_copies(BM);
+  const int ch = wl::copy_chunk(tid);
+  int64_t a_off[kA];
+  bool a_ok[kA];
+#pragma unroll
+  for (int i = 0; i < kA; ++i) {
+    const int src = rows_src[wl::a_copy_row(BM, tid, i)];
+    a_ok[i] = src >= 0;
+    a_off[i] = (src >= 0 ? int64_t(src) * K : 0) + ch * 8;
+  }
+  auto issue = [&](int kt) {
+    if (kt < nk) {
+      const int slot = kt % S, k0 = kt * BK;
+      const bool k_ok = k0 + ch * 8 < K;  // K % 8 == 0: a chunk is all in or all out
+#pragma unroll
+      for (int part = 0; part < 2; ++part) {
+        const uint16_t* a = part ? p.a_lo : p.a_hi;
+        uint8_t* dst = smem + wl::a_offset(kMx, BM, slot, part);
+#pragma unroll
+        for (int i = 0; i < kA; ++i) {
+          const bool ok = a_ok[i] && k_ok;
+          cp_async16_zfill(dst + wl::sw128(wl::a_copy_row(BM, tid, i), ch), ok ? a + a_off[i] + k0 : p.a_hi, ok);
+        }
+      }
+      uint8_t* wdst = smem + wl::w_offset(kMx, BM, slot);
+      if (!kMx) {
+#pragma unroll
+        for (int i = 0; i < wl::w_copies(BM); ++i) {
+          const int row = wl::w_copy_row(BM, tid, i);
+          const bool ok = n0 + row < N && k_ok;
+          cp_async16_zfill(wdst + wl::sw128(row, ch), wbase + (ok ? (int64_t(n0 + row) * K + k0 + ch * 8) * 2 : 0), ok);
+        }
+      } else {
+#pragma unroll
+        for (int i = 0; i < wl::mx_units(BM); ++i) {
+          const int u = wl::mx_unit(BM, tid, i), row = u >> 1, blk = 2 * kt + (u & 1);
+          const bool ok = n0 + row < N && blk < KB;
+          cp_async16_zfill(wdst + u * 16, wbase + (ok ? (int64_t(n0 + row) * KB + blk) * 16 : 0), ok);
+        }
+      }
+    }
+    cp_async_commit();
+  };
+
+  // ---- MXFP4: stage kt's packed W -> decoded bf16 tile kt & 1, 128-byte swizzled ----
+  // The thread that copied unit u decodes it: 32 values of row u / 2, MX block u & 1 of the stage, as
+  // gemm_tile.cu's decode (the checkpoint's or the decode layout's words, then x the block's scale).
+  auto decode = [&](int kt) {
+    const uint8_t* packed = smem + wl::w_offset(true, BM, kt % S);
+    uint8_t* dst = smem + wl::dec_offset(BM, kt & 1);
+#pragma unroll
+    for (int i = 0; i < wl::mx_units(BM); ++i) {
+      const int u = wl::mx_unit(BM, tid, i), row = u >> 1, half = u & 1, blk = 2 * kt + half;
+      const uint4 w = *reinterpret_cast<const uint4*>(packed + u * 16);
+      // past K (zero-filled codes): scale 2^0, so that 0 x scale stays 0 whatever byte follows
+      const uint32_t s = blk >= KB                ? 127u
+                         : p.w_decode_layout ? scales[(row >> 4) * KB * 16 + blk * 16 + (row & 15)]
+                                             : scales[row * KB + blk];
+      const uint32_t sc = s ? s << 7 : 0x0040u;  // 2^(s-127) as bf16 bits (s = 0: the subnormal 2^-127)
+      const uint32_t sc2 = sc | (sc << 16);
+      const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {  // word q: values 8q .. 8q + 7 of the block
+        uint32_t o[4];
+        if (p.w_decode_layout) {
+          uint32_t d[4];
+          mxlayout::decode_word(words[q], d);
+          o[0] = bf16x2_mul(prmt(d[0], d[1], 0x5410u), 0x7E807E80u);  // values 0, 1 (x 2^126 each)
+          o[1] = bf16x2_mul(prmt(d[2], d[3], 0x5410u), 0x7E807E80u);  // 2, 3
+          o[2] = bf16x2_mul(prmt(d[0], d[1], 0x7632u), 0x7E807E80u);  // 4, 5
+          o[3] = bf16x2_mul(prmt(d[2], d[3], 0x7632u), 0x7E807E80u);  // 6, 7
+        } else {
+          e2m1_word_to_bf16(words[q], o);
+        }
+        *reinterpret_cast<uint4*>(dst + wl::sw128(row, 4 * half + q)) =
+            make_uint4(bf16x2_mul(o[0], sc2), bf16x2_mul(o[1], sc2), bf16x2_mul(o[2], sc2), bf16x2_mul(o[3], sc2));
+      }
+    }
+  };
+
+#pragma unroll
+  for (int s = 0; s < L; ++s) issue(s);
+
+  if (kMx) {
+    // The block's scales, rows n0 .. n0 + 127 (contiguous in memory); rows past N read as 2^0 (their
+    // weights are zero-filled). Plain stores: the first barrier of the loop publishes them.
+    const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
+    const int cnt = min(BN, N - n0) * KB;
+    if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
+      for (int i = tid; i < BN * KB / 4; i += T)
+        reinterpret_cast<uint32_t*>(scales)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
+    } else {
+      for (int i = tid; i < BN * KB; i += T) scales[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
+    }
+  }
+
+  const int wg = tid / wl::kWgThreads;
+  float acc[wl::kAccRegs];
+#pragma unroll
+  for (int i = 0; i < wl::kAccRegs; ++i) acc[i] = 0.f;
+
+  for (int kt = 0; kt < nk; ++kt) {
+    cp_async_wait<L - 1>();  // this thread's copies of stage kt have landed
+    fence_proxy_async();
+    __syncthreads();
+    issue(kt + L);
+    if (kMx) {
+      decode(kt);
+      fence_proxy_async();
+      __syncthreads();
+    }
+    const int slot = kt % S;
+    const uint32_t a_hi = sbase + wl::a_offset(kMx, BM, slot, 0), a_lo = sbase + wl::a_offset(kMx, BM, slot, 1);
+    const uint32_t wt = kMx ? sbase + wl::dec_offset(BM, kt & 1) : sbase + wl::w_offset(kMx, BM, slot);
+    wgmma_fence();
+    acc_fence(acc);
+#pragma unroll
+    for (int k16 = 0; k16 < BK / 16; ++k16) {
+      const uint64_t db = wl::sw128_desc(wl::w_desc_addr(wt, k16));
+      wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_hi, wg, k16)), db);
+      wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_lo, wg, k16)), db);
+    }
+    wgmma_commit();
+    wgmma_wait<1>();
+    acc_fence(acc);
+  }
+  wgmma_wait<0>();
+  acc_fence(acc);
+  cp_async_wait<0>();  // only empty groups are left; drained before exit anyway
+
+  // ---- epilogue: bias (+ clamped SwiGLU on interleaved gate/up columns, written split) ----
+  // Register i of this thread: row acc_row(tid, i), column acc_col(tid, i) of the block (layout header).
+  const int64_t bias0 = g * p.bias_group_elems;
+  const int lane = tid & 31, tq = lane & 3;
+  if (EPI == Epilogue::SwiGLU) {
+    // gate = even column, up = odd column (transformers GptOssExperts, rows interleaved). Column chunks
+    // 4 ng .. 4 ng + 3 (32 columns, 16 outputs) at a time, as gemm_tile.cu: lane tq holds output
+    // 16 ng + 4 j + tq for chunk j; a 4x4 transpose in the quad gives it outputs 16 ng + 4 tq .. + 3,
+    // stored as 8 bytes a half.
+#pragma unroll
+    for (int ng = 0; ng < 4; ++ng)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float y[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const int i = 4 * (4 * ng + j) + 2 * half;
+          const int col = n0 + wl::acc_col(tid, i);
+          y[j] = col < N ? swiglu(acc[i] + bias_at(bias, p.bias_kind, bias0 + col),
+                                  acc[i + 1] + bias_at(bias, p.bias_kind, bias0 + col + 1), p.swiglu_limit,
+                                  p.swiglu_alpha)
+                         : 0.f;
+        }
+        float t[4];
+#pragma unroll
+        for (int s = 0; s < 4; ++s) {  // lane tq sends y[(tq + s) & 3] to lane (tq + s) & 3 of its quad
+          const int to = (tq + s) & 3, from = (tq - s) & 3;
+          const float send = to == 0 ? y[0] : to == 1 ? y[1] : to == 2 ? y[2] : y[3];
+          const float got = __shfl_sync(0xffffffffu, send, (lane & ~3) | from);
+          if (from == 0) t[0] = got; else if (from == 1) t[1] = got; else if (from == 2) t[2] = got; else t[3] = got;
+        }
+        const int r = row0 + wl::acc_row(tid, 16 * ng + 2 * half);
+        if (r >= row_end) continue;
+        const int col0 = n0 + 32 * ng + 8 * tq;  // gate column of output t[0]
+        const int64_t o = int64_t(r) * ldo + col0 / 2;
+        uint16_t h[4], l[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) split_bf16(t[j], h[j], l[j]);
+        uint16_t* oh = static_cast<uint16_t*>(out);
+        if (col0 + 6 < N && (o & 3) == 0) {
+          *reinterpret_cast<uint2*>(oh + o) = make_uint2(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16);
+          *reinterpret_cast<uint2*>(p.out_lo + o) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
+        } else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (col0 + 2 * j < N) oh[o + j] = h[j], p.out_lo[o + j] = l[j];
+        }
+      }
+  } else {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = row0 + wl::acc_row(tid, 2 * half);  // the same row for every chunk
+      if (r >= row_end) continue;
+      float* o = static_cast<float*>(out) + int64_t(r) * ldo;
+#pragma unroll
+      for (int nt = 0; nt < wl::kAccRegs / 4; ++nt) {
+        const int i = 4 * nt + 2 * half;
+        const int col = n0 + wl::acc_col(tid, i);
+        const float v0 = acc[i] + (col < N ? bias_at(bias, p.bias_kind, bias0 + col) : 0.f);
+        const float v1 = acc[i + 1] + (col + 1 < N ? bias_at(bias, p.bias_kind, bias0 + col + 1) : 0.f);
+        if (col + 1 < N && ((reinterpret_cast<uintptr_t>(o + col) & 7) == 0)) {
+          *reinterpret_cast<float2*>(o + col) = make_float2(v0, v1);
+        } else {
+          if (col < N) o[col] = v0;
+          if (col + 1 < N) o[col + 1] = v1;
+        }
+      }
+    }
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("wgmma (sm_90a)");
+#endif
+}
+
+template <WeightFormat WF, Epilogue EPI, int WG>
+void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
+  constexpr bool kMx = WF == WeightFormat::MXFP4;
+  constexpr int BM = WG * wl::kWgRows;
+  const int smem = wl::smem_bytes(kMx, BM, kMx ? p.K / 32 : 0);
+  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_kernel<WF, EPI, WG>);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    attr_bytes.store(smem, std::memory_order_relaxed);
+  }
+  int col_tiles = ceil_div(p.N, wl::kBN);
+  for (int i = 1; i < p.num_parts; ++i) col_tiles += ceil_div(p.extra[i - 1].N, wl::kBN);
+  dim3 grid(col_tiles, max_tiles);
+  gemm_wgmma_kernel<WF, EPI, WG><<<grid, wl::threads(BM), smem, stream>>>(p);
+  GPTOSS_CUDA_LAUNCH("gemm_wgmma_kernel");
+}
+
+}  // namespace
+
+template <WeightFormat WF, Epilogue EPI>
+void launch_gemm_wgmma(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream) {
+  if (WF == WeightFormat::MXFP4 && p.K / 32 > wl::kMaxKBlocks)
+    throw runtime_error("gemm wgmma: K = " + std::to_string(p.K) + " has more MX blocks a row than the tile keeps (" +
+                        std::to_string(wl::kMaxKBlocks) + ")");
+  if (bm == 128) return launch_wg<WF, EPI, 2>(p, max_tiles, stream);
+  if (bm == 64) return launch_wg<WF, EPI, 1>(p, max_tiles, stream);
+  throw runtime_error("gemm wgmma: tile rows must be 64 or 128 (gemm_tile_rows), got " + std::to_string(bm));
+}
+
+template void launch_gemm_wgmma<WeightFormat::BF16, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_wgmma<WeightFormat::MXFP4, Epilogue::Store>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_wgmma<WeightFormat::MXFP4, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
+template void launch_gemm_wgmma<WeightFormat::BF16, Epilogue::SwiGLU>(const GemmProblem&, int, int, cudaStream_t);
+
+}  // namespace gptoss::cuda

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The prefill GEMM tile on Hopper's wgmma (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, opt-in: compiled,
+# not yet run on a GPU when this was written) against the default mma.sync tile, in one go on the GPU host:
+#   1. gptoss_gpu_check --gemm-wgmma: the policy must pick the wgmma tile on this device, then every
+#      GEMM-tile problem under it vs the CPU backend on fresh random data (linear bf16 / MXFP4 / Q8_0 with
+#      partial row, column and K tiles; q/k/v in one launch; grouped MoE, MXFP4 in both layouts and bf16
+#      experts, groups of 1..N rows, 64- and 128-row tiles): rel L2 <= 1e-4, no NaN, every output written;
+#   2. compute-sanitizer memcheck and racecheck on its --quick set (SKIP_SANITIZER=1 skips them);
+#   3. gptoss_gpu_bench --gemm: cuBLAS's bf16 GEMM (the ceiling, measured in the same run), then the
+#      prefill qkv / o / grouped MoE (E32 and E128) at 512 and 2048 tokens, mma.sync and wgmma, twice
+#      in alternation;
+#   4. end to end on synthetic 20b weights: prefill 512 and 2048, default and wgmma alternately
+#      (REPEATS rounds), and synthetic 120b once each (SKIP_WGMMA_120B=1 skips it); a median table and
+#      the rule's line;
+#   5. with ncu on the host (SKIP_WGMMA_NCU=1 skips it): kernel durations by name over a 2-layer 20b cut
+#      prefilling 2048 tokens, default and wgmma (the per-layer table of bench/RESULTS.md's third pass),
+#      and --set full on the first 12 wgmma tile launches (tensor pipe, stalls).
+# Run from the repository root (an exported tree: .gpu/src). It uses $BUILD's gptoss_gpu_check,
+# gptoss_gpu_bench and addon (gpu-check.sh's build, in gpu-all.sh) and builds them for sm_90a first
+# when absent (~2-3 min on 16 cores); it unpacks .gpu/node.xz when node is not on the PATH.
+# Expected run time after the build: ~8-9 min (check ~1 min, memcheck + racecheck ~2 min, bench ~1.5 min,
+# e2e 20b 4 runs ~1.5 min, 120b 2 runs ~1.5 min, ncu ~1.5 min).
+#   env: OUT (default ./gpu-logs), BUILD_DIR (build-gpu), REPEATS (2), SKIP_SANITIZER, SKIP_WGMMA_120B,
+#        SKIP_WGMMA_NCU, WGMMA_STEPS (default "check sanitize bench e2e ncu": a subset splits the run over two
+#        device calls of <= 10 min, e.g. "check sanitize bench" (with the build ~7 min), then "e2e ncu" (~4.5 min))
+#
+# Predictions (bench/RESULTS.md "Prefill GEMMs on wgmma", written before any run): check all pass with
+# rel L2 like the mma.sync tile's (~1e-6..1e-5); memcheck 0 errors; bench (useful TFLOP/s, 2048 tokens):
+# qkv ~161 -> ~260-300, o ~161 -> ~250-290, MoE E32 op ~1.6-1.8x faster; e2e 20b prefill 2048
+# ~20k -> ~27-30k tok/s (the 40k target needs flash attention and the glue too: not this step alone).
+# The rule for flipping the default (gemm_tile_kind -> Wgmma on sm_90a): the check passes, memcheck and
+# racecheck are clean, and e2e prefill 512 and 2048 both gain (median above the default's).
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+source scripts/ab-lib.sh
+OUT="${OUT:-$PWD/gpu-logs}"
+BUILD="${BUILD_DIR:-build-gpu}"
+D="$OUT/wgmma"
+mkdir -p "$D"
+REPEATS="${REPEATS:-2}"
+{ cat COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null; } | tee "$D/commit.txt"
+if ! command -v node > /dev/null && [[ -f .gpu/node.xz ]]; then
+  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
+fi
+if [[ ! -x "$BUILD/gptoss_gpu_check" || ! -x "$BUILD/gptoss_gpu_bench" || ! -f "$BUILD/gpt_oss_node.node" ]]; then
+  echo "=== build ($BUILD, ${GPTOSS_CUDA_ARCHS:-90a-real}) ==="
+  t0=$(date +%s)
+  cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_GPU_TESTS=ON -DGPTOSS_CUDA_ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}" \
+    "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" > "$D/build.log" 2>&1 &&
+    ninja -C "$BUILD" >> "$D/build.log" 2>&1 || { tail -30 "$D/build.log"; exit 1; }
+  echo "build: $(( $(date +%s) - t0 )) s"
+fi
+STEPS=" ${WGMMA_STEPS:-check sanitize bench e2e ncu} "
+step() { [[ $STEPS == *" $1 "* ]]; }
+check_rc=-1 san_rc=-1
+if step check; then
+  echo "=== wgmma tile: native check ==="
+  timeout 300 "$BUILD/gptoss_gpu_check" --gemm-wgmma > "$D/check.log" 2>&1
+  check_rc=$?
+  grep -E "FAIL|policy|^gpu_check:" "$D/check.log"
+fi
+if step sanitize && [[ -z "${SKIP_SANITIZER:-}" ]] && command -v compute-sanitizer > /dev/null; then
+  san_rc=0
+  for tool in memcheck racecheck; do
+    timeout 200 compute-sanitizer --tool "$tool" --print-limit 10 "$BUILD/gptoss_gpu_check" --gemm-wgmma --quick > "$D/$tool.log" 2>&1
+    rc=$?
+    [[ $rc -ne 0 ]] && san_rc=$rc
+    echo "$tool --gemm-wgmma --quick rc $rc $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$D/$tool.log" | tail -1)"
+  done
+fi
+if step bench; then
+  echo "=== wgmma tile: kernel bench ==="
+  timeout 300 "$BUILD/gptoss_gpu_bench" --gemm > "$D/bench.log" 2>&1
+  grep -E "^ceiling|^\| prefill" "$D/bench.log"
+fi
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
+export GPT_OSS_NODE_BINARY="${GPT_OSS_NODE_BINARY:-$BUILD/gpt_oss_node.node}"
+run() {  # run <variant: default|wgmma> <round> [model: 20b|120b]
+  local vars=() model=${3:-20b}
+  [[ $1 == wgmma ]] && vars=(GPTOSS_CUDA_GEMM=wgmma)
+  env ${vars[@]+"${vars[@]}"} timeout 240 node bench/e2e.mjs --synthetic "$model" --device cuda --prefill 512,2048 --decode 8 \
+    --context 512 --label "wgmma-$1-$model-r$2" --out "$D" 2>&1 | tee -a "$D/e2e.log" | grep -E "prefill" | sed "s/^/$1 $model r$2 /"
+}
+if step e2e; then
+  for r in $(seq 1 "$REPEATS"); do run default "$r"; run wgmma "$r"; done
+  [[ -z "${SKIP_WGMMA_120B:-}" ]] && { run default 1 120b; run wgmma 1 120b; }
+fi
+if step ncu && [[ -z "${SKIP_WGMMA_NCU:-}" ]] && command -v ncu > /dev/null; then
+  SRC=(--synthetic 20b --layers 2 --device cuda --prefill 2048 --decode 1 --context 2048 --label ncu --out /tmp)
+  for v in default wgmma; do
+    vars=()
+    [[ $v == wgmma ]] && vars=(GPTOSS_CUDA_GEMM=wgmma)
+    env ${vars[@]+"${vars[@]}"} timeout 150 ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw \
+      node bench/e2e.mjs "${SRC[@]}" > "$D/ncu-$v.csv" 2> "$D/ncu-$v.err"
+    echo "--- ncu $v: kernel time by name (2 layers, prefill 2048; the warm-up prefill included)"
+    python3 scripts/ncu-step.py --by-name "$D/ncu-$v.csv" > "$D/ncu-$v.txt" && head -12 "$D/ncu-$v.txt"
+  done
+  # the first 12 wgmma tile launches (the warm-up prefills' and the timed one's first layers: each launch's
+  # grid says which GEMM it is: q/k/v 40 column tiles, o 23, gate_up 45, down 23)
+  GPTOSS_CUDA_GEMM=wgmma timeout 200 ncu --set full -k "regex:gemm_wgmma_kernel" --launch-count 12 \
+    node bench/e2e.mjs "${SRC[@]}" > "$D/ncu-details.txt" 2>&1
+  echo "ncu details: rc $?, $(wc -l < "$D/ncu-details.txt") lines; $(grep -cE 'Duration' "$D/ncu-details.txt") kernels"
+fi
+# shellcheck disable=SC2016 # JavaScript: its $ and backquotes are node's
+ab_report '
+const checkRc = Number(process.argv[2]), sanRc = Number(process.argv[3]);
+const rows = {};
+for (const j of runs) {
+  const m = /wgmma-(default|wgmma)-(20b|120b)-/.exec(j.label ?? j.file);
+  if (!m) continue;
+  for (const p of [].concat(j.prefill ?? [])) (rows[`${m[2]} ${m[1]} ${p.tokens}`] ??= []).push(p.tokensPerSecond);
+}
+console.log("| model | GEMM tile | prefill tokens | tok/s (runs) | median |\n|---|---|---|---|---|");
+for (const [k, v] of Object.entries(rows).sort()) {
+  const [model, tile, n] = k.split(" ");
+  console.log(`| ${model} | ${tile} | ${n} | ${v.map((x) => x.toFixed(0)).join(", ")} | ${med(v).toFixed(0)} |`);
+}
+const gain = (model, n) => (rows[`${model} wgmma ${n}`] && rows[`${model} default ${n}`] ? (med(rows[`${model} wgmma ${n}`]) / med(rows[`${model} default ${n}`]) - 1) * 100 : NaN);
+const g512 = gain("20b", 512), g2048 = gain("20b", 2048), g120 = gain("120b", 2048);
+const ok = checkRc === 0 && sanRc === 0 && g512 > 0 && g2048 > 0;  // -1: the step did not run in this call
+console.log(`WGMMA GEMM: check rc ${checkRc}, sanitizers rc ${sanRc}, 20b prefill 512 ${g512.toFixed(1)}%, 2048 ${g2048.toFixed(1)}%, 120b 2048 ${g120.toFixed(1)}% -> ${ok ? "meets the rule: flip the default on sm_90a" : "stays opt-in"}`);
+const t20 = rows["20b wgmma 2048"], t120 = rows["120b wgmma 2048"];
+console.log(`targets (issue 12): 20b prefill 2048 ${t20 ? med(t20).toFixed(0) : "?"} tok/s (>= 40000), 120b ${t120 ? med(t120).toFixed(0) : "?"} (>= 20000)`);
+' "$D" "$check_rc" "$san_rc" | tee "$D/table.md"
