@@ -1,6 +1,7 @@
 // The host tests' check counter (core/tests/thread_pool_test.cpp, cuda/tests/mxfp4_layout_test.cpp,
-// cuda/tests/policy_test.cpp): every check counts, a failed one prints "FAIL <what> <detail>", and
-// checks_passed prints "<passed> of <checks> <name> checks passed" and gives main's exit status.
+// cuda/tests/policy_test.cpp, cuda/tests/gemm_wgmma_layout_test.cpp): every check counts, a failed one
+// prints "FAIL <what> <detail>", and checks_passed prints "<passed> of <checks> <name> checks passed"
+// (test/helpers/host-test.ts reads both) and gives main's exit status.
 // Header-only: each test is one executable.
 #pragma once
 #include <cstdio>
@@ -10,11 +11,11 @@ namespace gptoss::test {
 
 inline int checks = 0, failed = 0;
 
-inline void check(bool ok, const char* what, const std::string& detail = "") {
+inline void check(bool ok, const std::string& what, const std::string& detail = "") {
   ++checks;
   if (!ok) {
     ++failed;
-    std::printf("FAIL %s %s\n", what, detail.c_str());
+    std::printf("FAIL %s%s%s\n", what.c_str(), detail.empty() ? "" : " ", detail.c_str());
   }
 }
 
