@@ -138,10 +138,20 @@ GPTOSS_DECLARE_KERNELS(avx2)
 GPTOSS_DECLARE_KERNELS(avx512)
 GPTOSS_DECLARE_QUANTIZERS(avx2)
 GPTOSS_DECLARE_QUANTIZERS(avx512)
+// The AVX2 / AVX-VNNI int8 GEMM of the q8 MXFP4 products (mxfp4_avx2.h q8_gemm_rows): whole groups of 8 rows
+// from [r0, r1) when n is large enough, returning the first row it did not do (r0 when it did none). The
+// avx512 levels run it too (their q8 order is the same kEvenOddPos): 2x their 1-row x 4-token kernel.
+#define GPTOSS_DECLARE_Q8_GEMM                                                                               \
+  int64_t mxfp4_q8_gemm(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq,        \
+                        const float* xd, int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);         \
+  int64_t mxfp4_ggml_q8_gemm(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, \
+                             float* out, int64_t ld, int64_t r0, int64_t r1);
 namespace avx2 {
 const uint8_t* mxfp4_pos();  // the order of the AVX2 decode (mxfp4_avx2.h)
+GPTOSS_DECLARE_Q8_GEMM
 }
 namespace avxvnni {  // the avx2 set with vpdpbusd q8 kernels
+GPTOSS_DECLARE_Q8_GEMM
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1);
 void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,

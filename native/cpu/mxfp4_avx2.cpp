@@ -200,5 +200,15 @@ void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, c
   mxfp4_ggml_rows_q8_impl<false>(blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 
+int64_t mxfp4_q8_gemm(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
+                      int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  return q8_gemm_rows<false, 16, 1>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
+}
+int64_t mxfp4_ggml_q8_gemm(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
+                           int64_t ld, int64_t r0, int64_t r1) {
+  return q8_gemm_rows<false, kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xq, xd, n, out, ld,
+                                                                         r0, r1);
+}
+
 }  // namespace avx2
 }  // namespace gptoss::cpu

@@ -195,13 +195,17 @@ void mxfp4_ggml_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_
   rows_any<kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, x, n, out, ld, r0, r1);
 }
 
+// q8: prefill-sized products go to the AVX2 int8 GEMM first (kernels.h avx2::mxfp4_q8_gemm; 159-199 GFLOP/s a
+// core against this set's 1-row kernel's 84-103, bench/RESULTS.md issue 17), the rest to the zmm row kernel.
 void mxfp4_rows_q8(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const int8_t* xq, const float* xd,
                    int64_t n, float* out, int64_t ld, int64_t r0, int64_t r1) {
+  r0 = avx2::mxfp4_q8_gemm(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
   mxfp4_rows_q8_512<false>(blocks, scales, cols, xq, xd, n, out, ld, r0, r1);
 }
 
 void mxfp4_ggml_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
                         int64_t ld, int64_t r0, int64_t r1) {
+  r0 = avx2::mxfp4_ggml_q8_gemm(blocks, cols, xq, xd, n, out, ld, r0, r1);
   mxfp4_rows_q8_512<false, kMxfp4GgmlBlockBytes, kMxfp4GgmlBlockBytes>(blocks + 1, blocks, cols, xq, xd, n, out, ld, r0,
                                                                       r1);
 }
