@@ -89,6 +89,8 @@ export interface NativeModel {
     groups: NativeLoadGroup[];
     conversions: string[];
     convertSeconds: number;
+    readWaitSeconds: number;
+    pageInSeconds: number;
   };
   dispose(): void;
 }

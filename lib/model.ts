@@ -166,8 +166,22 @@ export interface ModelInfo {
   groups: NativeLoadGroup[];
   /** What was converted at load, one line each ("lmHead: bf16 -> q8_0 (denseWeights q8)"); empty when nothing was. */
   conversions: string[];
-  /** Seconds spent converting at load (part of loadSeconds). */
+  /**
+   * Seconds spent converting at load (part of loadSeconds): the conversion itself, without the time it
+   * waited for the file (readWaitSeconds).
+   */
   convertSeconds: number;
+  /**
+   * Seconds the conversions at load waited for file reads (part of loadSeconds): a fine-tuned
+   * checkpoint's bf16 experts are read ahead of their quantization on a thread of their own, so this is
+   * the part of the read the conversion could not hide (0 when the file was in the page cache).
+   */
+  readWaitSeconds: number;
+  /**
+   * Seconds the CPU load spent mapping the tensors the model runs from in place (the page-in, when they
+   * fit in 3/4 of RAM; part of loadSeconds; 0 otherwise and on a GPU).
+   */
+  pageInSeconds: number;
   /** Seconds loadModel took, parsing headers to the bound model (0 for synthetic weights). */
   loadSeconds: number;
   /** GGUF files: version, architecture, tensor types, chat template and tokenizer metadata. */
@@ -239,6 +253,8 @@ export class GptOssModel {
             groups: i.groups,
             conversions: i.conversions,
             convertSeconds: i.convertSeconds,
+            readWaitSeconds: i.readWaitSeconds,
+            pageInSeconds: i.pageInSeconds,
             loadSeconds: origin.loadSeconds,
             ...(origin.gguf ? { gguf: origin.gguf } : {}),
           }
@@ -256,6 +272,8 @@ export class GptOssModel {
             groups: i.groups,
             conversions: i.conversions,
             convertSeconds: i.convertSeconds,
+            readWaitSeconds: i.readWaitSeconds,
+            pageInSeconds: i.pageInSeconds,
             loadSeconds: 0,
             seed: origin.seed,
             ...(origin.preset !== undefined ? { preset: origin.preset } : {}),

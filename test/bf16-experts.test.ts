@@ -1,7 +1,7 @@
 // Fine-tuned checkpoints saved in bf16 (transformers' Mxfp4Config(dequantize=True) layout:
 // mlp.experts.gate_up_proj [E, H, 2I], down_proj [E, I, H]): quantized to MXFP4 at load (default) or
 // run as stored. The stand-in fixture is tiny-a dequantized by scripts/dequantize-checkpoint.mjs.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -197,6 +197,68 @@ describe('tiny-a-bf16: written by transformers in bf16, against its own logits',
     expect(err).toBeLessThan(1e-5);
     expect(argmaxRows(logits, V)).toEqual(want);
     expect(await greedyContinuation(m, fxTokens, fxGreedy.length)).toEqual(fxGreedy);
+    await m.dispose();
+  });
+});
+
+// The load reads a fine-tuned checkpoint's bf16 experts once, on a read-ahead thread, a few experts at a
+// time (native/core/read_ahead.h): the quantized bytes must not depend on the step, the experts' pages
+// must not stay mapped (or be paged in again) after their conversion, and progress still counts file bytes.
+describe('quantizing at load, streamed from the mapping', () => {
+  const mx = join(root, 'stream-mxfp4'), bf = join(root, 'stream-bf16');
+  beforeAll(async () => {
+    // 2 layers of 8 experts at 512 x 512: 25 MB of bf16 experts, 1.5 MB an expert's gate_up + down
+    await writeCheckpoint(mx, { ...TINY, hiddenSize: 512, intermediateSize: 512, numLayers: 2, numExperts: 8 });
+    await dequantizeCheckpoint(mx, bf);
+  });
+  const rssFile = () => Number(/RssFile:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
+  const load = async (step?: number) => {
+    if (step === undefined) delete process.env.GPTOSS_CONVERT_STEP_BYTES;
+    else process.env.GPTOSS_CONVERT_STEP_BYTES = String(step);
+    try {
+      return await loadModel(bf, { device: 'cpu' });
+    } finally {
+      delete process.env.GPTOSS_CONVERT_STEP_BYTES;
+    }
+  };
+
+  it('one expert a step and the whole tensor at once give the same model, equal to the MXFP4 source', async () => {
+    const source = await loadModel(mx, { device: 'cpu' });
+    const want = await source.forward(tokens.slice(0, 12));
+    const whole = await load();
+    const steps = await load(1); // 1 byte: one expert a step
+    const a = await whole.forward(tokens.slice(0, 12));
+    const b = await steps.forward(tokens.slice(0, 12));
+    expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    expect(relL2(a, want)).toBeLessThan(1e-6); // exact MXFP4 grid values come back exactly
+    for (const m of [whole, steps]) {
+      expect(m.info.convertSeconds).toBeGreaterThan(0);
+      expect(m.info.readWaitSeconds).toBeGreaterThanOrEqual(0);
+      expect(m.info.pageInSeconds).toBeGreaterThanOrEqual(0);
+      expect(m.info.readWaitSeconds + m.info.convertSeconds + m.info.pageInSeconds).toBeLessThanOrEqual(m.info.loadSeconds + 1e-3);
+    }
+    await Promise.all([source.dispose(), whole.dispose(), steps.dispose()]);
+  });
+
+  it('leaves the converted bytes unmapped: RSS grows by the tensors run in place, not by the bf16 experts', async () => {
+    const experts = statSync(join(bf, 'model.safetensors')).size - 2 * 2 * V * 512 * 2; // all but the dense part, roughly
+    const before = rssFile();
+    const m = await load(1);
+    const grew = rssFile() - before;
+    // the file is 25.5 MB of which ~23 MB are bf16 experts: mapped in place are the embedding, LM head and
+    // attention (~2.6 MB); before the read-ahead the whole file stayed mapped after load (the page-in)
+    expect(grew).toBeLessThan(experts / 2);
+    await m.dispose();
+  });
+
+  it('progress counts the file bytes, ending at bytesOnDisk', async () => {
+    const seen: [number, number][] = [];
+    const m = await loadModel(bf, { device: 'cpu', onProgress: (d, t) => seen.push([d, t]) });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    for (const [, t] of seen) expect(t).toBe(m.info.bytesOnDisk);
+    for (let i = 1; i < seen.length; i++) expect(seen[i][0]).toBeGreaterThanOrEqual(seen[i - 1][0]);
+    expect(seen.at(-1)![0]).toBe(m.info.bytesOnDisk);
     await m.dispose();
   });
 });

@@ -11,6 +11,9 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <cstdio>
+#include <string>
 #include <unistd.h>
 
 #include "error.h"
@@ -200,10 +203,48 @@ std::string MappedFile::changed() const {
 
 void MappedFile::prefetch(size_t offset, size_t len) const {
   if (!data_ || offset >= size_) return;
-  size_t page = size_t(sysconf(_SC_PAGESIZE));
-  size_t start = offset / page * page;
-  size_t end = std::min(size_, offset + len);
-  madvise(data_ + start, end - start, MADV_WILLNEED);
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t end = std::min(size_, offset + len), piece = readahead_bytes();
+  for (size_t start = offset / page * page; start < end; start += piece)
+    madvise(data_ + start, std::min(piece, end - start), MADV_WILLNEED);
+}
+
+size_t MappedFile::readahead_bytes() const {
+  if (readahead_) return readahead_;
+  size_t kb = 0;
+  struct stat st;
+  if (fd_ >= 0 && fstat(fd_, &st) == 0) {
+    // /sys/dev/block/MAJ:MIN is the device or one of its partitions (whose queue is its parent's).
+    const std::string dev = "/sys/dev/block/" + std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+    for (const char* q : {"/queue/", "/../queue/"})
+      for (const char* name : {"read_ahead_kb", "max_sectors_kb"}) {
+        FILE* f = std::fopen((dev + q + name).c_str(), "r");
+        if (!f) continue;
+        unsigned long v = 0;
+        if (std::fscanf(f, "%lu", &v) == 1) kb = std::max<size_t>(kb, v);
+        std::fclose(f);
+      }
+  }
+  readahead_ = kb ? std::min<size_t>(std::max<size_t>(kb, 128), 16384) << 10 : size_t(256) << 10;
+  return readahead_;
+}
+
+void MappedFile::release(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_ || len == 0) return;
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t start = offset / page * page, end = std::min(size_, offset + len);
+  madvise(data_ + start, end - start, MADV_DONTNEED);
+}
+
+bool MappedFile::resident(size_t offset, size_t len) const {
+  if (!data_ || offset >= size_) return true;
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t start = offset / page * page, end = std::min(size_, offset + len);
+  std::vector<unsigned char> v((end - start + page - 1) / page);
+  if (mincore(data_ + start, end - start, v.data()) != 0) return false;
+  for (unsigned char c : v)
+    if (!(c & 1)) return false;
+  return true;
 }
 
 #ifndef MADV_POPULATE_READ
@@ -228,16 +269,27 @@ bool MappedFile::populate(size_t offset, size_t len) const {
 }
 
 void MappedFile::populate_in_background(const std::shared_ptr<MappedFile>& file) {
+  if (file) populate_in_background({MappedRange{file, 0, file->size_}});
+}
+
+void MappedFile::populate_in_background(std::vector<MappedRange> ranges) {
   const char* env = std::getenv("GPTOSS_POPULATE");
-  if (!file || !file->data_ || (env && env[0] == '0')) return;
-  std::weak_ptr<MappedFile> weak = file;
+  if (ranges.empty() || (env && env[0] == '0')) return;
+  struct Weak {
+    std::weak_ptr<MappedFile> file;
+    size_t offset, length;
+  };
+  std::vector<Weak> weak;
+  for (const MappedRange& r : ranges)
+    if (r.file && r.file->data_) weak.push_back({r.file, r.offset, r.length});
   std::thread([weak] {
     const size_t chunk = size_t(64) << 20;  // 64 MiB: a dispose stops the walk within one chunk
-    for (size_t off = 0;; off += chunk) {
-      std::shared_ptr<MappedFile> f = weak.lock();
-      if (!f || off >= f->size_) return;
-      if (!f->populate(off, chunk)) return;  // the file was truncated: touch nothing past its end
-    }
+    for (const Weak& r : weak)
+      for (size_t off = r.offset; off < r.offset + r.length; off += chunk) {
+        std::shared_ptr<MappedFile> f = r.file.lock();
+        if (!f || off >= f->size_) return;
+        if (!f->populate(off, std::min(chunk, r.offset + r.length - off))) return;  // truncated: touch nothing past its end
+      }
   }).detach();
 }
 

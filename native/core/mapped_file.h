@@ -5,8 +5,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace gptoss {
+
+class MappedFile;
+// Bytes [offset, offset + length) of a mapped file.
+struct MappedRange {
+  std::shared_ptr<MappedFile> file;
+  size_t offset = 0, length = 0;
+};
 
 class MappedFile {
  public:
@@ -18,13 +26,24 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
-  // Ask the kernel to read [offset, offset+len) ahead (MADV_WILLNEED); a hint, never fails.
+  // Ask the kernel to read [offset, offset+len) ahead (MADV_WILLNEED); a hint, never fails. The kernel
+  // reads at most readahead_bytes() a call: longer ranges go in pieces of that size.
   void prefetch(size_t offset, size_t len) const;
+  // What one MADV_WILLNEED reads at most on this file's block device: the larger of its readahead and
+  // its largest request (queue/read_ahead_kb, queue/max_sectors_kb); 256 KiB when sysfs does not say.
+  size_t readahead_bytes() const;
+  // Drops this process's mappings of the pages of [offset, offset+len) (MADV_DONTNEED; the page cache
+  // keeps them, a later read maps them again): for bytes converted at load, which the model never reads.
+  void release(size_t offset, size_t len) const;
+  // Whether every page of [offset, offset+len) is in the page cache now (mincore); false when unknown.
+  bool resident(size_t offset, size_t len) const;
   // Maps every page of the file into this process on a background thread (MADV_POPULATE_READ,
   // Linux 5.14+; else one read per page). Without it, decode steps pay a page fault the first time
   // they touch each expert. Stops early once the last reference to the mapping is gone, and when
   // the file no longer covers the mapping (a truncated file: the thread never touches such a page).
   static void populate_in_background(const std::shared_ptr<MappedFile>& file);
+  // The same over these ranges only, in order, on one thread (the tensors a model runs from in place).
+  static void populate_in_background(std::vector<MappedRange> ranges);
   // Maps [offset, offset+len) into this process now (the same page-in, on the calling thread).
   // false: the file no longer covers the mapping (truncated); nothing past its end was touched.
   bool populate(size_t offset, size_t len) const;
@@ -42,6 +61,7 @@ class MappedFile {
   size_t size_ = 0;
   int fd_ = -1;  // kept open for changed()
   int64_t mtime_ns_ = 0;
+  mutable size_t readahead_ = 0;  // readahead_bytes(), once known
 };
 
 }  // namespace gptoss

@@ -11,6 +11,7 @@
 #include <map>
 #include <unistd.h>
 
+#include "core/read_ahead.h"
 #include "cpu/ops.h"
 
 namespace gptoss {
@@ -98,6 +99,16 @@ struct Binder {
   const LoadOptions& options;
   LoadReport& report;
   uint64_t done = 0, total = 0;
+  // Set while loading a checkpoint whose experts are converted at load: reads their bytes ahead of
+  // the conversion (core/read_ahead.h).
+  ReadAhead* ahead = nullptr;
+  // File ranges the model runs from in place (the mapping is their memory): the page-in maps these,
+  // not the bytes converted at load.
+  std::vector<ReadAhead::Range> in_place;
+  // Progress counts file bytes read at binding only for tensors converted there (CPU page-in loads).
+  bool count_converted_only = false;
+
+  void keep_in_place(const TensorRecord& r) { in_place.push_back({maps[r.file], size_t(r.offset), size_t(r.length)}); }
 
   // The file a tensor is in; a missing one is reported against the checkpoint's directory when it
   // has several shards.
@@ -186,8 +197,9 @@ struct Binder {
     if (converted) g->converted_bytes += mem;
   }
 
-  Tensor finish(Tensor host, uint64_t bytes) {
+  Tensor finish(Tensor host, uint64_t bytes, bool converted = true) {
     Tensor t = backend.upload(host);
+    if (count_converted_only && !converted) return t;
     done += bytes;
     if (progress) progress(done, total);
     return t;
@@ -199,8 +211,9 @@ struct Binder {
     Tensor t = host_view(slot, r, DType::BF16, slot.shape);
     const bool q8 = options.dense_q8 && slot.role == WeightRole::Matrix;
     if (q8) t = convert(slot, t, DType::Q8_0);
+    else keep_in_place(r);
     note(slot, DType::BF16, t, r.length, q8);
-    return finish(t, r.length);
+    return finish(t, r.length, q8);
   }
 
   // A GGUF tensor of any dtype the slot's role takes, read in place; f16 vectors widen to f32 and,
@@ -232,12 +245,13 @@ struct Binder {
       t = convert(slot, t, DType::F32);
     else
       converted = false;
+    if (!converted) keep_in_place(r);
     note(slot, d, t, r.length, converted);
     if (gpu && (slot.name.find(".ffn_gate_exps.") != std::string::npos || slot.name.find(".ffn_up_exps.") != std::string::npos)) {
       done += r.length;  // uploaded by join_gate_up()
       return t;
     }
-    return finish(t, r.length);
+    return finish(t, r.length, converted);
   }
 
   // A GGUF layer's experts for a GPU backend: gate and up MXFP4 [E, I, H] (repacked on the host by
@@ -306,6 +320,35 @@ struct Binder {
     return out;
   }
 
+  // Converts the mapped tensor of record `r` ([E, ...], read once) a few experts at a time: each
+  // group's bytes are waited for (the read-ahead thread reads them; the time waited is the load's
+  // read wait, the rest of convert_seconds is the conversion), converted by `fn(e0, n)` on the
+  // thread pool, then released (their page mappings dropped: the model never reads them again).
+  template <typename Fn>
+  void streamed(const TensorRecord& r, int64_t experts, Fn&& fn) {
+    const int ai = ahead ? ahead->find(maps[r.file].get(), size_t(r.offset), size_t(r.length)) : -1;
+    const size_t per = experts ? size_t(r.length / uint64_t(experts)) : 0;
+    // ~64 MiB a step: enough tasks for every thread (an expert is its columns / 32 of them);
+    // GPTOSS_CONVERT_STEP_BYTES sets it (tests: one expert a step).
+    const char* env = std::getenv("GPTOSS_CONVERT_STEP_BYTES");
+    const long long env_bytes = env ? std::atoll(env) : 0;
+    const size_t step_bytes = env_bytes > 0 ? size_t(env_bytes) : size_t(64) << 20;
+    const int64_t step = per ? std::max<int64_t>(1, std::min<int64_t>(experts, int64_t(step_bytes / per))) : experts;
+    for (int64_t e0 = 0; e0 < experts; e0 += step) {
+      const int64_t n = std::min(step, experts - e0);
+      const size_t b = size_t(e0) * per, e = size_t(e0 + n) * per;
+      if (ai >= 0) {
+        double waited = 0;
+        const bool ok = ahead->wait(ai, e, waited);
+        report.read_wait_seconds += waited;
+        report.convert_seconds -= waited;  // added back by the caller's total: convert_seconds is the conversion alone
+        if (!ok) throw checkpoint_error(file_of(r.name), r.name, "was truncated while it was being loaded (" + maps[r.file]->changed() + ")");
+      }
+      fn(e0, n);
+      if (ai >= 0) ahead->release(ai, b, e);
+    }
+  }
+
   // Experts saved dense by transformers (Mxfp4Config(dequantize=True), then save_pretrained):
   // `<prefix>` [E, C, R] (the transpose of the blocks' [E, R, C]), bf16/f16/f32. Quantized to MXFP4
   // [E, R, C] at load, or (experts: 'bf16') run as stored.
@@ -324,14 +367,18 @@ struct Binder {
       if (d != DType::BF16)
         throw checkpoint_error(file_of(r.name), r.name, "is " + r.dtype + ": experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'");
       if (backend.device().kind == DeviceKind::CPU) {
+        keep_in_place(r);
         note(slot, d, t, r.length, false);
-        return finish(t, r.length);
+        return finish(t, r.length, false);
       }
       // A GPU's kernels read [E, out, in] rows (the GEMM tile's W [N, K], a warp a row in the decode
       // GEMV): transposed here once, then uploaded (backend.h: MoeWeights).
       const auto t0 = std::chrono::steady_clock::now();
       Tensor rows = host_empty(DType::BF16, slot.shape);
-      cpu::transpose_experts(t, rows);
+      streamed(r, t.dim(0), [&](int64_t e0, int64_t n) {
+        Tensor out = rows.rows(e0, n);
+        cpu::transpose_experts(t.rows(e0, n), out);
+      });
       report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const std::string line = std::string(slot.group) + ": bf16 [E, in, out] -> [E, out, in] (experts bf16: the GPU kernels' rows)";
       if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
@@ -341,7 +388,10 @@ struct Binder {
     }
     const auto t0 = std::chrono::steady_clock::now();
     Tensor q = host_empty(DType::MXFP4, slot.shape);
-    cpu::quantize_mxfp4_transposed(t, q);
+    streamed(r, t.dim(0), [&](int64_t e0, int64_t n) {
+      Tensor out = q.rows(e0, n);
+      cpu::quantize_mxfp4_transposed(t.rows(e0, n), out);
+    });
     report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const std::string line = std::string(slot.group) + ": " + dtype_name(d) + " -> mxfp4 (experts mxfp4)";
     if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
@@ -373,8 +423,10 @@ struct Binder {
       auto keep = std::make_shared<std::pair<std::shared_ptr<MappedFile>, std::shared_ptr<MappedFile>>>(maps[b.file], maps[s.file]);
       t.storage = std::shared_ptr<void>(keep, keep.get());
     }
+    keep_in_place(b);
+    keep_in_place(s);
     note(slot, DType::MXFP4, t, b.length + s.length, false);
-    return finish(t, b.length + s.length);
+    return finish(t, b.length + s.length, false);
   }
 };
 
@@ -518,47 +570,92 @@ std::shared_ptr<Model> Model::load(const ModelConfig& c, const std::vector<std::
                      " yet (the bf16 expert kernels are not checked for AMD's 64-lane wavefronts); load with experts: "
                      "'mxfp4' (quantized at load) or device: 'cpu'");
   // On the CPU the mapping is the weights' memory and binding copies nothing: what takes time is the
-  // page-in, so that is what progress counts (file bytes), done here rather than at the first prefill
-  // when the files fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither; larger: behind the first tokens).
-  // On a GPU the upload reads the pages, and progress counts the bytes bound.
+  // page-in of the tensors the model runs from in place, so that is what progress counts (file bytes),
+  // done here rather than at the first prefill when they fit in 3/4 of RAM (GPTOSS_POPULATE=0: neither;
+  // larger: behind the first tokens). Bytes converted at load (bf16 experts) are read once by the
+  // conversion and never paged in again. On a GPU the upload reads the pages, and progress counts the
+  // bytes bound.
   const bool cpu = device.kind == DeviceKind::CPU;
   uint64_t file_bytes = 0;
   for (const auto& f : model->files_) file_bytes += f->size();
   const char* populate_env = std::getenv("GPTOSS_POPULATE");
   const bool populate = !(populate_env && populate_env[0] == '0');
   const uint64_t ram = uint64_t(sysconf(_SC_PHYS_PAGES)) * uint64_t(sysconf(_SC_PAGESIZE));
-  const bool page_in_now = cpu && populate && file_bytes <= ram / 4 * 3;
-  static const LoadProgress no_progress;
-  Binder bind{files, model->files_, {}, *model->backend_, page_in_now ? no_progress : progress, options,
-              model->load_report_};
+  const std::vector<WeightSlot> slots = weight_slots(c, model->weights_, options.format);
+  Binder bind{files, model->files_, {}, *model->backend_, progress, options, model->load_report_, 0, 0, nullptr, {}, false};
   for (const TensorRecord& r : records) {
     if (r.file < 0 || r.file >= int(files.size())) throw range_error("load: tensor '" + r.name + "': file index out of range");
     bind.by_name[r.name] = &r;
     bind.total += r.length;
   }
+  // Experts stored dense (a fine-tuned checkpoint) are converted at load, reading each byte once:
+  // their ranges, in binding order, for the read-ahead thread (not for experts: 'bf16' on the CPU,
+  // which runs them in place).
+  std::vector<ReadAhead::Range> streamed;
+  uint64_t streamed_bytes = 0;
+  if (options.format != WeightFormat::Gguf && !(cpu && options.experts_bf16))
+    for (const WeightSlot& slot : slots) {
+      if (slot.dtype != DType::MXFP4 || bind.by_name.count(slot.name + "_blocks") || !bind.by_name.count(slot.name)) continue;
+      const TensorRecord& r = *bind.by_name.at(slot.name);
+      const MappedFile& f = *model->files_[r.file];
+      if (r.offset > f.size() || r.length > f.size() - r.offset) continue;  // the binder names the error
+      streamed.push_back({model->files_[r.file], size_t(r.offset), size_t(r.length)});
+      streamed_bytes += r.length;
+    }
+  const bool page_in_now = cpu && populate && file_bytes - streamed_bytes <= ram / 4 * 3;
+  std::unique_ptr<ReadAhead> ahead;
+  if (!streamed.empty()) ahead = std::make_unique<ReadAhead>(std::move(streamed));
+  bind.ahead = ahead.get();
+  if (page_in_now) {
+    // progress: the converted tensors' bytes as they are bound, then the page-in of the rest
+    bind.count_converted_only = true;
+    bind.total = file_bytes;
+  }
 
-  for (const WeightSlot& slot : weight_slots(c, model->weights_, options.format))
+  for (const WeightSlot& slot : slots)
     *slot.target = options.format == WeightFormat::Gguf ? bind.gguf(slot)
                    : slot.dtype == DType::MXFP4         ? bind.mxfp4(slot)
                                                         : bind.bf16(slot);
+  ahead.reset();
+  bind.ahead = nullptr;
   if (!cpu && options.format == WeightFormat::Gguf)
     for (LayerWeights& layer : model->weights_.layers) bind.join_gate_up(layer.mlp.experts);
   // Bytes the model runs from: the mapped tensors plus those converted at load.
   model->weight_bytes_ = 0;
   for (const LoadGroup& g : model->load_report_.groups) model->weight_bytes_ += g.memory_bytes;
+  // The page-in: the ranges the model runs from in place, merged per file, in file order.
+  std::vector<ReadAhead::Range> in_place = bind.in_place;
+  std::sort(in_place.begin(), in_place.end(), [](const ReadAhead::Range& a, const ReadAhead::Range& b) {
+    return a.file != b.file ? a.file < b.file : a.offset < b.offset;
+  });
+  std::vector<ReadAhead::Range> merged;
+  for (const ReadAhead::Range& r : in_place) {
+    if (!merged.empty() && merged.back().file == r.file && r.offset <= merged.back().offset + merged.back().length)
+      merged.back().length = std::max(merged.back().length, r.offset + r.length - merged.back().offset);
+    else
+      merged.push_back(r);
+  }
   if (page_in_now) {
+    const auto t0 = std::chrono::steady_clock::now();
     const size_t chunk = size_t(64) << 20;
-    uint64_t done = 0;
-    if (progress) progress(0, file_bytes);
-    for (const auto& f : model->files_)
-      for (size_t off = 0; off < f->size(); off += chunk) {
-        if (!f->populate(off, chunk))
-          throw checkpoint_error(f->path(), "", "was truncated while it was being loaded (" + f->changed() + ")");
-        done += std::min<uint64_t>(chunk, f->size() - off);
-        if (progress) progress(done, file_bytes);
+    uint64_t done = bind.done;
+    if (progress) progress(done, file_bytes);
+    for (const ReadAhead::Range& r : merged)
+      for (size_t off = 0; off < r.length; off += chunk) {
+        const size_t len = std::min(chunk, r.length - off);
+        if (!r.file->populate(r.offset + off, len))
+          throw checkpoint_error(r.file->path(), "", "was truncated while it was being loaded (" + r.file->changed() + ")");
+        done += len;
+        if (progress) progress(std::min(done, file_bytes), file_bytes);
       }
+    // headers, and bytes no tensor the model runs from holds
+    if (progress && done != file_bytes) progress(file_bytes, file_bytes);
+    model->load_report_.page_in_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   } else if (cpu) {
-    for (const auto& f : model->files_) MappedFile::populate_in_background(f);
+    if (streamed_bytes == 0)
+      for (const auto& f : model->files_) MappedFile::populate_in_background(f);
+    else
+      MappedFile::populate_in_background(merged);
   } else {
     // A device holds its own copy once the uploads are done: drop the mapping, so that later
     // changes to the files cannot reach the model.

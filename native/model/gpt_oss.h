@@ -104,6 +104,8 @@ struct LoadGroup {
 struct LoadReport {
   std::vector<LoadGroup> groups;
   double convert_seconds = 0;  // time spent converting (quantizing, widening) at load
+  double read_wait_seconds = 0;  // time conversions waited for file reads (bytes read ahead for them)
+  double page_in_seconds = 0;    // time mapping the tensors the model runs from in place (CPU, files that fit RAM)
   std::vector<std::string> conversions;  // one line each: "lmHead: bf16 -> q8_0 (denseWeights q8)"
 };
 

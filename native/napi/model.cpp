@@ -309,6 +309,8 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       for (size_t i = 0; i < r.conversions.size(); ++i) conv.Set(uint32_t(i), r.conversions[i]);
       o.Set("conversions", conv);
       o.Set("convertSeconds", r.convert_seconds);
+      o.Set("readWaitSeconds", r.read_wait_seconds);
+      o.Set("pageInSeconds", r.page_in_seconds);
       return o;
     });
   }
