@@ -356,7 +356,8 @@ export class GptOssModel {
 }
 
 /**
- * Loads a checkpoint folder, a GGUF file (a .gguf path, an Ollama blob, or a folder holding one .gguf),
+ * Loads a checkpoint folder, a GGUF file (a .gguf path, an Ollama blob, a folder holding one .gguf, or any part of a
+ * split GGUF: all parts are opened),
  * or `hf:org/name[@revision]`: a Hugging Face repository, downloaded into the hub cache first when it
  * is not there (lib/hub.ts; HF_TOKEN, HF_HUB_OFFLINE, HF_ENDPOINT honoured).
  */

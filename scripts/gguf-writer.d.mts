@@ -17,11 +17,14 @@ export interface GgufWriteOptions {
   alignment?: number;
   architecture?: string;
   fileType?: number;
+  /** N > 1: llama.cpp's gguf-split layout, N files `<out without .gguf>-0000i-of-0000N.gguf`. */
+  splits?: number;
 }
 export declare function ggufPlan(config: Record<string, unknown>, opts?: GgufWriteOptions): GgufPlanEntry[];
 export interface GgufWriteResult {
-  tensors: { name: string; type: GgufWriterType; shape: number[]; offset: number; length: number }[];
+  tensors: { name: string; type: GgufWriterType; shape: number[]; offset: number; length: number; file: string }[];
   fileBytes: number;
+  files: string[];
   dataStart: number;
 }
 export declare function writeGgufFromCheckpoint(dir: string, out: string, opts?: GgufWriteOptions): Promise<GgufWriteResult>;

@@ -135,10 +135,11 @@ function ggufString(s) {
 function kv(key, type, value) {
   const parts = [ggufString(key)];
   const t = Buffer.alloc(4);
-  const types = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 };
+  const types = { u16: 2, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 };
   t.writeUInt32LE(types[type]);
   parts.push(t);
-  if (type === 'u32') { const b = Buffer.alloc(4); b.writeUInt32LE(value); parts.push(b); }
+  if (type === 'u16') { const b = Buffer.alloc(2); b.writeUInt16LE(value); parts.push(b); }
+  else if (type === 'u32') { const b = Buffer.alloc(4); b.writeUInt32LE(value); parts.push(b); }
   else if (type === 'i32') { const b = Buffer.alloc(4); b.writeInt32LE(value); parts.push(b); }
   else if (type === 'f32') { const b = Buffer.alloc(4); b.writeFloatLE(value); parts.push(b); }
   else if (type === 'bool') parts.push(Buffer.from([value ? 1 : 0]));
@@ -285,6 +286,33 @@ export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
     ...vocabMeta(opts.vocab, config.vocab_size),
     ...(opts.chatTemplate !== undefined ? [kv('tokenizer.chat_template', 'string', opts.chatTemplate)] : []),
   ];
+  // opts.splits N > 1: llama.cpp's gguf-split layout: N files <out without .gguf>-0000i-of-0000N.gguf, the tensors
+  // in N contiguous groups, the metadata in the first part only, split.no / split.count / split.tensors.count in each.
+  const nParts = opts.splits ?? 1;
+  const groups = [];
+  for (let i = 0; i < nParts; i++) groups.push(plan.slice(Math.floor((i * plan.length) / nParts), Math.floor(((i + 1) * plan.length) / nParts)));
+  const stem = out.replace(/\.gguf$/i, '');
+  const result = { tensors: [], fileBytes: 0, files: [] };
+  try {
+  for (let part = 0; part < nParts; part++) {
+    const path = nParts > 1 ? `${stem}-${String(part + 1).padStart(5, '0')}-of-${String(nParts).padStart(5, '0')}.gguf` : out;
+    const splitMeta = nParts > 1
+      ? [kv('split.no', 'u16', part), kv('split.count', 'u16', nParts), kv('split.tensors.count', 'i32', plan.length)]
+      : [];
+    const partMeta = part === 0 ? [...meta, ...splitMeta] : [...splitMeta, kv('general.alignment', 'u32', alignment)];
+    const r = await writePart(path, groups[part], partMeta);
+    result.tensors.push(...r.tensors.map((t) => ({ ...t, file: path })));
+    result.fileBytes += r.fileBytes;
+    result.files.push(path);
+    if (part === 0) result.dataStart = r.dataStart;
+  }
+  } finally {
+    for (const fd of openFds.splice(0)) closeSync(fd);
+  }
+  return result;
+
+  async function writePart(out, plan, meta) {
+  // Tensor infos with offsets (each aligned).
   // Tensor infos with offsets (each aligned).
   let rel = 0;
   const infos = [];
@@ -365,6 +393,6 @@ export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
     return { tensors: infos.map((t) => ({ name: t.name, type: t.type, shape: t.shape, offset: dataStart + t.offset, length: t.length })), fileBytes: total, dataStart };
   } finally {
     await fh.close();
-    for (const fd of openFds.splice(0)) closeSync(fd);
+  }
   }
 }

@@ -4,12 +4,8 @@
 # leaks are not checked (V8 keeps memory to exit). Usage: bash scripts/sanitize.sh [vitest files...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
-# No HIP plugin in the sanitizer build (the env var would win over -D: .ci/run exports GPTOSS_HIP=ON).
-GPTOSS_HIP=OFF npx cmake-js compile --out build-sanitize --CDGPTOSS_CUDA=OFF --CDGPTOSS_SANITIZE=ON > build-sanitize.log 2>&1 ||
-  { tail -30 build-sanitize.log; exit 1; }
-echo "sanitize build: $(( $(date +%s) - start )) s"
-npx tsc -p tsconfig.json
+source scripts/lib-build.sh
+build_addon sanitize --CDGPTOSS_SANITIZE=ON || exit 1
 export GPT_OSS_NODE_BINARY="$PWD/build-sanitize/Release/gpt_oss_node.node"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1"

@@ -9,12 +9,8 @@
 # Any report fails the run. Usage: bash scripts/tsan.sh [--rounds N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-start=$(date +%s)
-# No HIP plugin in the sanitizer build (the env var would win over -D: .ci/run exports GPTOSS_HIP=ON).
-GPTOSS_HIP=OFF npx cmake-js compile --out build-tsan --CDGPTOSS_CUDA=OFF --CDGPTOSS_TSAN=ON > build-tsan.log 2>&1 ||
-  { tail -30 build-tsan.log; exit 1; }
-echo "tsan build: $(( $(date +%s) - start )) s"
-npx tsc -p tsconfig.json
+source scripts/lib-build.sh
+build_addon tsan --CDGPTOSS_TSAN=ON || exit 1
 log=$(mktemp -d)
 symbolizer=$(command -v llvm-symbolizer || true)
 export TSAN_OPTIONS="halt_on_error=0 exitcode=66 report_signal_unsafe=0 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp log_path=$log/tsan${symbolizer:+ external_symbolizer_path=$symbolizer}"

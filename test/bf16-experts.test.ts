@@ -1,11 +1,12 @@
 // Fine-tuned checkpoints saved in bf16 (transformers' Mxfp4Config(dequantize=True) layout:
 // mlp.experts.gate_up_proj [E, H, 2I], down_proj [E, I, H]): quantized to MXFP4 at load (default) or
 // run as stored. The stand-in fixture is tiny-a dequantized by scripts/dequantize-checkpoint.mjs.
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, type GptOssModel } from '../lib/index.js';
+import { CheckpointError, loadModel, type GptOssModel } from '../lib/index.js';
+import { editHeader } from './helpers/damage.js';
 import { cpuInfo, ops, quantizeMxfp4, reference, setIsa } from '../lib/ops.js';
 import { Tensor, fromBf16 } from '../lib/tensor.js';
 import { dequantizeCheckpoint } from '../scripts/dequantize-checkpoint.mjs';
@@ -260,5 +261,83 @@ describe('quantizing at load, streamed from the mapping', () => {
     for (let i = 1; i < seen.length; i++) expect(seen[i][0]).toBeGreaterThanOrEqual(seen[i - 1][0]);
     expect(seen.at(-1)![0]).toBe(m.info.bytesOnDisk);
     await m.dispose();
+  });
+});
+
+// A fine-tuned checkpoint with something wrong: the same named CheckpointErrors as a damaged MXFP4 one (the
+// file and the tensor, what was found and what was expected).
+describe('damaged fine-tuned checkpoints fail with named errors', () => {
+  const base = join(root, 'damage-base');
+  let n = 0;
+  beforeAll(async () => {
+    await dequantizeCheckpoint(fixtureDir('tiny-a'), base);
+  });
+  const copy = (): string => {
+    const d = join(root, `damage-${n++}`);
+    mkdirSync(d, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(base, f), join(d, f));
+    return d;
+  };
+  type Entry = { dtype: string; shape: number[]; data_offsets: [number, number] };
+  const loadError = async (dir: string, options: Record<string, unknown> = {}): Promise<Error> => {
+    try {
+      const m = await loadModel(dir, { device: 'cpu', ...options });
+      await m.dispose();
+    } catch (e) {
+      return e as Error;
+    }
+    throw new Error('loaded');
+  };
+  const GU = 'model.layers.0.mlp.experts.gate_up_proj';
+  const DOWN = 'model.layers.1.mlp.experts.down_proj';
+
+  it('gate_up_proj in the blocks\' [E, out, in] order instead of transformers\' [E, in, out]', async () => {
+    const d = copy();
+    editHeader(d, (h) => {
+      const e = h[GU] as Entry;
+      e.shape = [e.shape[0], e.shape[2], e.shape[1]];
+    });
+    const e = await loadError(d);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(join(d, 'model.safetensors'));
+    expect(e.message).toMatch(/gate_up_proj.*has shape \[8, 512, 256\], expected \[8, 256, 512\] \(transformers' layout/);
+  });
+
+  it('experts of a dtype the loader does not quantize (I16)', async () => {
+    const d = copy();
+    editHeader(d, (h) => ((h[DOWN] as Entry).dtype = 'I16'));
+    const e = await loadError(d);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/down_proj.*has dtype I16, expected BF16, F16 or F32 \[8, 256, 256\] \(or MXFP4 .*down_proj_blocks\/_scales\)/);
+  });
+
+  it('experts: \'bf16\' on f16 experts says to quantize them instead', async () => {
+    const d = copy();
+    editHeader(d, (h) => ((h[DOWN] as Entry).dtype = 'F16'));
+    const e = await loadError(d, { experts: 'bf16' });
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/down_proj.*is F16: experts: 'bf16' runs BF16 experts as stored; load it with experts: 'mxfp4'/);
+    // the default quantizes f16 experts
+    const m = await loadModel(d, { device: 'cpu' });
+    expect(m.info.conversions).toContain('experts: f16 -> mxfp4 (experts mxfp4)');
+    await m.dispose();
+  });
+
+  it('an expert tensor missing (neither bf16 nor MXFP4 blocks)', async () => {
+    const d = copy();
+    editHeader(d, (h) => delete h[DOWN]);
+    const e = await loadError(d);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/down_proj_blocks.*is missing/);
+  });
+
+  it('a file truncated inside the experts', async () => {
+    const d = copy();
+    const p = join(d, 'model.safetensors');
+    truncateSync(p, statSync(p).size - 100_000);
+    const e = await loadError(d);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(p);
+    expect(e.message).toMatch(/past the end|truncated/);
   });
 });

@@ -10,7 +10,7 @@ import { runHostTest } from './helpers/host-test.js';
 const LAYOUT = {
   target: 'gptoss_gemm_wgmma_layout_test',
   sources: ['native/cuda/tests/gemm_wgmma_layout_test.cpp'],
-  headers: ['native/cuda/gemm_wgmma_layout.h', 'native/cuda/shapes.h'],
+  headers: ['native/cuda/gemm_wgmma_layout.h', 'native/cuda/shapes.h', 'native/core/tests/check.h'],
 };
 
 describe('wgmma GEMM tile layout (host)', () => {

@@ -4,7 +4,7 @@
 import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointError, loadModel, openCheckpoint, readGguf, type GptOssModel } from '../lib/index.js';
 import { writeGgufFromCheckpoint } from '../scripts/gguf-writer.mjs';
@@ -269,5 +269,64 @@ describe('damaged GGUF files fail with named errors', () => {
     const a = join(root, 'llama.gguf');
     await writeGgufFromCheckpoint(fixtureDir('tiny-a'), a, { architecture: 'llama' });
     await expect(loadModel(a, { device: 'cpu' })).rejects.toThrow(/llama\.gguf: general\.architecture is "llama", this runtime loads gpt-oss/);
+  });
+});
+
+// llama.cpp's gguf-split (the published gpt-oss-120b GGUFs come in 3 parts: gpt-oss-120b-mxfp4-00001-of-00003.gguf):
+// any part's path, or the folder holding the parts, opens them all, each mapped in place.
+describe('split GGUF (gguf-split parts)', () => {
+  const whole = join(root, 'split-whole.gguf');
+  const dir = join(root, 'split3');
+  const stem = join(dir, 'tiny-a-mxfp4');
+  const part = (i: number, n = 3) => `${stem}-${String(i).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.gguf`;
+  let want: Float32Array;
+  beforeAll(async () => {
+    mkdirSync(dir, { recursive: true });
+    await writeGgufFromCheckpoint(fixtureDir('tiny-a'), whole, { dense: 'Q8_0' });
+    const r = await writeGgufFromCheckpoint(fixtureDir('tiny-a'), `${stem}.gguf`, { dense: 'Q8_0', splits: 3 });
+    expect(r.files).toEqual([part(1), part(2), part(3)]);
+    const m = await loadModel(whole, { device: 'cpu' });
+    want = await m.forward(tokens);
+    await m.dispose();
+  });
+
+  it('any part, or the folder, loads all three: the same logits as the single file', async () => {
+    for (const p of [part(1), part(3), dir]) {
+      const m = await loadModel(p, { device: 'cpu' });
+      expect(m.info.files).toEqual([part(1), part(2), part(3)]);
+      expect(m.info.gguf!.splitCount).toBe(3);
+      const types: Record<string, number> = {};
+      for (const t of readGguf(whole).tensors.values()) types[t.type] = (types[t.type] ?? 0) + 1;
+      expect(m.info.gguf!.tensorTypes).toEqual(types);
+      const logits = await m.forward(tokens);
+      expect(Buffer.from(logits.buffer).equals(Buffer.from(want.buffer))).toBe(true);
+      await m.dispose();
+    }
+  });
+
+  it('a missing part names the file it looked for', async () => {
+    const d = join(root, 'split-missing');
+    mkdirSync(d, { recursive: true });
+    for (const i of [1, 3]) copyFileSync(part(i), join(d, basename(part(i))));
+    const e = await loadModel(join(d, basename(part(1))), { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toContain(join(d, basename(part(2))));
+    expect(e.message).toMatch(/is missing: part 2 of the GGUF split in 3/);
+  });
+
+  it('a renamed part (the others cannot be found) and a part of another split say so', async () => {
+    const d = join(root, 'split-renamed');
+    mkdirSync(d, { recursive: true });
+    copyFileSync(part(1), join(d, 'model.gguf'));
+    const e = await loadModel(join(d, 'model.gguf'), { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/is part 1 of a GGUF split in 3 .* does not end in -00001-of-00003\.gguf/);
+    const d2 = join(root, 'split-mixed');
+    mkdirSync(d2, { recursive: true });
+    for (const i of [1, 2, 3]) copyFileSync(part(i), join(d2, basename(part(i))));
+    copyFileSync(part(3), join(d2, basename(part(2)))); // part 3's bytes under part 2's name
+    const e2 = await loadModel(join(d2, basename(part(1))), { device: 'cpu' }).catch((x) => x);
+    expect(e2).toBeInstanceOf(CheckpointError);
+    expect(e2.message).toMatch(/-00002-of-00003\.gguf: is not part 2 of 3 .* split\.no \/ split\.count: 2 \/ 3/);
   });
 });

@@ -8,7 +8,7 @@ import { runHostTest } from './helpers/host-test.js';
 const POLICY = {
   target: 'gptoss_policy_test',
   sources: ['native/cuda/tests/policy_test.cpp', 'native/cuda/policy.cpp'],
-  headers: ['policy.h', 'caps.h', 'shapes.h', 'arch.h'].map((h) => `native/cuda/${h}`),
+  headers: [...['policy.h', 'caps.h', 'shapes.h', 'arch.h'].map((h) => `native/cuda/${h}`), 'native/core/tests/check.h'],
 };
 
 describe('GPU path choosers (host)', () => {

@@ -9,7 +9,7 @@ import { runHostTest } from './helpers/host-test.js';
 const LAYOUT = {
   target: 'gptoss_mxfp4_layout_test',
   sources: ['native/cuda/tests/mxfp4_layout_test.cpp'],
-  headers: ['native/cuda/mxfp4_layout.h', 'native/cuda/shapes.h', 'native/core/dtype.h'],
+  headers: ['native/cuda/mxfp4_layout.h', 'native/cuda/shapes.h', 'native/core/dtype.h', 'native/core/tests/check.h'],
 };
 
 describe('MXFP4 decode layout (host)', () => {

@@ -11,7 +11,7 @@ import { runHostTest } from './helpers/host-test.js';
 const POOL = {
   target: 'gptoss_pool_test',
   sources: ['native/core/tests/thread_pool_test.cpp', 'native/core/thread_pool.cpp'],
-  headers: ['native/core/thread_pool.h'],
+  headers: ['native/core/thread_pool.h', 'native/core/tests/check.h'],
   flags: ['-DGPTOSS_POOL_TEST_HOOKS', '-pthread'],
 };
 

@@ -2,7 +2,7 @@
 // and its shards; or a GGUF file (a path to it, an Ollama blob without extension, or a directory
 // holding one .gguf and no config.json). Everything is checked here at the file level; native/model
 // binds the tensors the config implies (dtype, shape) and maps the files.
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointError } from '../errors.js';
 import type { NativeTensorRecord } from '../addon-types.js';
 import { readConfigSteps, type ModelConfig } from './config.js';
@@ -39,6 +39,8 @@ export interface GgufSummary {
   /** tokenizer.ggml.model and the vocabulary size it lists (the runtime uses its own o200k_harmony tokenizer). */
   tokenizerModel?: string;
   tokenizerVocab?: number;
+  /** A split GGUF (llama.cpp's gguf-split): how many parts were opened (model.info.files lists them). */
+  splitCount?: number;
 }
 
 export interface Checkpoint {
@@ -72,18 +74,78 @@ function ggufSummary(g: GgufFile): GgufSummary {
   };
 }
 
+/** llama.cpp's gguf-split names: `<prefix>-00001-of-00003.gguf` (llama_split_path). */
+const SPLIT_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
+
+/** split.no / split.count of a GGUF part (gguf-split writes them into every part), or undefined. */
+function splitOf(g: GgufFile): { no: number; count: number } | undefined {
+  const count = g.metadata.get('split.count');
+  if (count === undefined) return undefined;
+  const no = g.metadata.get('split.no');
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || typeof no !== 'number' || !Number.isInteger(no) || no < 0 || no >= count)
+    throw new CheckpointError(g.path, `split.no ${String(no)} / split.count ${String(count)} do not describe a part of a split GGUF`);
+  return { no, count };
+}
+
+/**
+ * A GGUF file, or a split one (llama.cpp's gguf-split, as the published gpt-oss-120b GGUFs come: the first part holds
+ * the metadata, every part a share of the tensors): any part's path opens them all, each mapped in place.
+ */
 function* openGguf(path: string): Io<Checkpoint> {
   const g = yield* readGgufSteps(path);
-  const config = ggufConfig(g);
-  const tensors: NativeTensorRecord[] = [...g.tensors.values()].map((t) => ({
-    name: t.name,
-    file: 0,
-    dtype: ggufRecordDtype(t),
-    shape: t.shape,
-    offset: t.offset,
-    length: t.length,
-  }));
-  return { dir: path, format: 'gguf', configFile: path, config, files: [path], headers: [], tensors, bytesOnDisk: g.fileSize, gguf: ggufSummary(g) };
+  const split = splitOf(g);
+  const parts: GgufFile[] = [g];
+  if (split && split.count > 1) {
+    const m = SPLIT_NAME.exec(basename(path));
+    if (!m || Number(m[3]) !== split.count || Number(m[2]) !== split.no + 1)
+      throw new CheckpointError(path, `is part ${split.no + 1} of a GGUF split in ${split.count} (split.no, split.count), but its name does not end in -${String(split.no + 1).padStart(5, '0')}-of-${String(split.count).padStart(5, '0')}.gguf: the other parts cannot be found`);
+    parts.length = 0;
+    for (let i = 0; i < split.count; i++) {
+      const p = join(dirname(path), `${m[1]}-${String(i + 1).padStart(5, '0')}-of-${m[3]}.gguf`);
+      if (i === split.no) {
+        parts.push(g);
+        continue;
+      }
+      if (!(yield* present(p))) throw new CheckpointError(p, `is missing: part ${i + 1} of the GGUF split in ${split.count} that ${basename(path)} belongs to`);
+      const part = yield* readGgufSteps(p);
+      const s = splitOf(part);
+      if (!s || s.no !== i || s.count !== split.count)
+        throw new CheckpointError(p, `is not part ${i + 1} of ${split.count} of ${basename(path)}'s split (its split.no / split.count: ${s ? `${s.no} / ${s.count}` : 'none'})`);
+      parts.push(part);
+    }
+  }
+  const first = parts[0];
+  const config = ggufConfig(first);
+  const tensors: NativeTensorRecord[] = [];
+  const seen = new Map<string, string>();
+  parts.forEach((part, file) => {
+    for (const t of part.tensors.values()) {
+      const other = seen.get(t.name);
+      if (other !== undefined) throw new CheckpointError(part.path, `is also in ${other}: a tensor may be in one part of a split GGUF only`, t.name);
+      seen.set(t.name, part.path);
+      tensors.push({ name: t.name, file, dtype: ggufRecordDtype(t), shape: t.shape, offset: t.offset, length: t.length });
+    }
+  });
+  const declared = first.metadata.get('split.tensors.count');
+  if (parts.length > 1 && typeof declared === 'number' && declared !== tensors.length)
+    throw new CheckpointError(first.path, `split.tensors.count says ${declared} tensors, its ${parts.length} parts hold ${tensors.length}`);
+  const summary = ggufSummary(first);
+  if (parts.length > 1) {
+    summary.tensorTypes = {};
+    for (const part of parts) for (const t of part.tensors.values()) summary.tensorTypes[t.type] = (summary.tensorTypes[t.type] ?? 0) + 1;
+    summary.splitCount = parts.length;
+  }
+  return {
+    dir: first.path,
+    format: 'gguf',
+    configFile: first.path,
+    config,
+    files: parts.map((p) => p.path),
+    headers: [],
+    tensors,
+    bytesOnDisk: parts.reduce((a, p) => a + p.fileSize, 0),
+    gguf: summary,
+  };
 }
 
 /** The files of a checkpoint, read and checked (synchronous file calls). */
@@ -113,6 +175,12 @@ function* openCheckpointSteps(dirArg: string): Io<Checkpoint> {
   if (!(yield* present(join(dir, 'config.json')))) {
     const ggufs = (yield* listDir(dir)).filter((f) => f.toLowerCase().endsWith('.gguf'));
     if (ggufs.length === 1) return yield* openGguf(join(dir, ggufs[0]));
+    // the parts of one split GGUF (and nothing else): its first part
+    const m = ggufs.map((f) => SPLIT_NAME.exec(f));
+    if (ggufs.length > 1 && m.every((x) => x && x[1] === m[0]![1] && x[3] === m[0]![3]) && Number(m[0]![3]) === ggufs.length) {
+      const first = ggufs.find((_, i) => Number(m[i]![2]) === 1);
+      if (first) return yield* openGguf(join(dir, first));
+    }
     if (ggufs.length > 1) throw new CheckpointError(dir, `holds ${ggufs.length} .gguf files (${ggufs.join(', ')}) and no config.json: name one`);
   }
   const configFile = join(dir, 'config.json');

@@ -65,10 +65,7 @@ template <bool Vnni, int NT, int QS = 16, int SS = 1>
 inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const int8_t* xq, const float* xd,
                        int64_t cols, const float* half, float* res) {
   const __m256i table = twice_table();
-  // Two accumulators per token: a block's cvt + FMA chain is 4 + 4 cycles on Zen, so one would
-  // serialize consecutive blocks (NT = 1 is the decode matvec).
-  __m256 acc[NT][2];
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  __m256 acc[NT][2];  // two a token (avx2::two_acc_blocks)
   auto block = [&](int64_t g, int a) {
     const __m256i w = _mm256_shuffle_epi8(table, nibbles(b + QS * g));
     const __m256i abs_w = _mm256_sign_epi8(w, w);
@@ -79,13 +76,7 @@ inline void row_dot_q8(const uint8_t* b, const uint8_t* s, int64_t nblk, const i
       acc[j][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8<Vnni>(abs_w, w, x)), d, acc[j][a]);
     }
   };
-  int64_t g = 0;
-  for (; g + 2 <= nblk; g += 2) {  // constant accumulator indices: acc stays in registers
-    block(g, 0);
-    block(g + 1, 1);
-  }
-  if (g < nblk) block(g, 0);
-  for (int j = 0; j < NT; ++j) res[j] = avx2::hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
+  avx2::two_acc_blocks<NT>(nblk, acc, block, res);
 }
 
 // ---- q8 GEMM (prefill): 8 rows in the lanes of a vector, tokens broadcast ----

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -14,53 +15,51 @@
 namespace gptoss::cpu {
 
 namespace portable {
-void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
-               int64_t r1) {
+// The scalar Q8_0 kernels: out[t * ld + r] = the sum over the row's blocks, in order, of the block's
+// dot with token t's x times the block's f16 scale. X = float: x as is (Kernels::q8_0_rows); X = int8_t:
+// x quantized per 32-block with scales xd (Kernels::q8_0_rows_q8: an exact integer dot, then both scales).
+template <class X>
+void q8_0_rows_scalar(const uint8_t* blocks, int64_t cols, const X* x, const float* xd, int64_t n, float* out,
+                      int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / kQ8BlockSize;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = blocks + r * nblk * kQ8BlockBytes;
     for (int64_t t = 0; t < n; ++t) {
-      const float* xt = x + t * cols;
+      const X* xt = x + t * cols;
       float acc = 0.f;
       for (int64_t g = 0; g < nblk; ++g) {
         const uint8_t* b = row + g * kQ8BlockBytes;
         uint16_t d;
         std::memcpy(&d, b, 2);
         const auto* q = reinterpret_cast<const int8_t*>(b + 2);
-        float part[16] = {};  // 16 lanes: the compiler vectorizes this on any target
-        for (int k = 0; k < 16; ++k) part[k] = float(q[k]) * xt[g * 32 + k] + float(q[16 + k]) * xt[g * 32 + 16 + k];
-        float sum = 0.f;
-        for (int k = 0; k < 16; ++k) sum += part[k];
-        acc += sum * f16_to_f32(d);
+        if constexpr (std::is_same_v<X, float>) {
+          // 16 lanes: the compiler vectorizes this on any target (GCC 12: only with x indexed from xt
+          // as here; through a block pointer it unrolled the loop to scalar code instead)
+          float part[16] = {};
+          for (int k = 0; k < 16; ++k) part[k] = float(q[k]) * xt[g * 32 + k] + float(q[16 + k]) * xt[g * 32 + 16 + k];
+          float sum = 0.f;
+          for (int k = 0; k < 16; ++k) sum += part[k];
+          acc += sum * f16_to_f32(d);
+        } else {
+          int32_t dot = 0;  // |dot| <= 32 * 128 * 127: exact
+          for (int k = 0; k < kQ8BlockSize; ++k) dot += int32_t(q[k]) * int32_t(xt[g * kQ8BlockSize + k]);
+          acc += float(dot) * (f16_to_f32(d) * xd[t * nblk + g]);
+        }
       }
       out[t * ld + r] = acc;
     }
   }
 }
-}  // namespace portable
 
-namespace portable {
+void q8_0_rows(const uint8_t* blocks, int64_t cols, const float* x, int64_t n, float* out, int64_t ld, int64_t r0,
+               int64_t r1) {
+  q8_0_rows_scalar(blocks, cols, x, nullptr, n, out, ld, r0, r1);
+}
+
 // The scalar reference of Kernels::q8_0_rows_q8 (and the portable / NEON sets' kernel).
 void q8_0_rows_q8(const uint8_t* blocks, int64_t cols, const int8_t* xq, const float* xd, int64_t n, float* out,
                   int64_t ld, int64_t r0, int64_t r1) {
-  const int64_t nblk = cols / kQ8BlockSize;
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = blocks + r * nblk * kQ8BlockBytes;
-    for (int64_t t = 0; t < n; ++t) {
-      const int8_t* xt = xq + t * cols;
-      float acc = 0.f;
-      for (int64_t g = 0; g < nblk; ++g) {
-        const uint8_t* b = row + g * kQ8BlockBytes;
-        uint16_t d;
-        std::memcpy(&d, b, 2);
-        const auto* q = reinterpret_cast<const int8_t*>(b + 2);
-        int32_t dot = 0;  // |dot| <= 32 * 128 * 127: exact
-        for (int k = 0; k < kQ8BlockSize; ++k) dot += int32_t(q[k]) * int32_t(xt[g * kQ8BlockSize + k]);
-        acc += float(dot) * (f16_to_f32(d) * xd[t * nblk + g]);
-      }
-      out[t * ld + r] = acc;
-    }
-  }
+  q8_0_rows_scalar(blocks, cols, xq, xd, n, out, ld, r0, r1);
 }
 }  // namespace portable
 

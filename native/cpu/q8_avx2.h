@@ -20,10 +20,7 @@ namespace {
 template <bool Vnni, int NT>
 inline void q8_0_row_dot_q8(const uint8_t* b, int64_t nblk, const int8_t* xq, const float* xd, int64_t cols,
                             float* res) {
-  // Two accumulators per token, as row_dot_q8 (mxfp4_avx2.h): consecutive blocks do not wait on each
-  // other's convert + FMA.
-  __m256 acc[NT][2];
-  for (int j = 0; j < NT; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+  __m256 acc[NT][2];  // two a token (avx2::two_acc_blocks)
   auto block = [&](int64_t g, int a) {
     const uint8_t* blk = b + kQ8BlockBytes * g;
     uint16_t dh;
@@ -37,13 +34,7 @@ inline void q8_0_row_dot_q8(const uint8_t* b, int64_t nblk, const int8_t* xq, co
       acc[j][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_i8<Vnni>(abs_w, w, x)), d, acc[j][a]);
     }
   };
-  int64_t g = 0;
-  for (; g + 2 <= nblk; g += 2) {  // constant accumulator indices: acc stays in registers
-    block(g, 0);
-    block(g + 1, 1);
-  }
-  if (g < nblk) block(g, 0);
-  for (int j = 0; j < NT; ++j) res[j] = avx2::hsum(_mm256_add_ps(acc[j][0], acc[j][1]));
+  avx2::two_acc_blocks<NT>(nblk, acc, block, res);
 }
 
 // ---- q8 GEMM for Q8_0 weights (prefill; mxfp4_avx2.h q8_gemm8 for the idea): 8 rows in the lanes of a

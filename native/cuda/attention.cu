@@ -277,6 +277,37 @@ constexpr int decode_min_blocks() {
 // correct on both with the same 8 groups a block.
 constexpr int kDecodeLanes = 32;
 
+// The keys a split-KV decode block takes (both decode kernels): query t (of sequence seq) at its
+// position, clamped into the cache (a position outside it is reported once, by split 0's thread 0),
+// sees keys [lo, pos]; split `split` of `splits` takes keys [begin, end), `tiles` whole tiles of TK.
+// `fresh` is the first cache row this step wrote (the previous kernels' output: read after the PDL wait).
+// The mixed step's singles plan that picks t stays in each kernel: its early exit is the kernel's
+// own return (through a helper, nvcc swaps the comparison and the verified kernel's PTX changes).
+struct DecodeRange {
+  int seq, begin, end, tiles, fresh;
+};
+template <int TK>
+__device__ __forceinline__ DecodeRange decode_range(const AttentionArgs& a, int t, int split, int splits, int tid) {
+  const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
+  // The positions are the step's input (copied before its first kernel) and the cache rows before
+  // the step's first position were written by earlier steps: a kernel may load its first tile before
+  // the PDL wait, and read only rows from `fresh` on (this step's keys) again after it.
+  int pos = a.positions[t];
+  if (pos >= a.ctx || pos < 0) {
+    if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
+    pos = min(max(pos, 0), a.ctx - 1);
+  }
+  const int lo = key_lo(pos, a.sliding_window);
+  const int len = pos - lo + 1;
+  const int per = (len + splits * TK - 1) / (splits * TK) * TK;  // whole tiles a split; the last splits may be empty
+  const int begin = lo + split * per, end = min(pos + 1, begin + per);
+  const int tiles = begin < end ? (end - begin + TK - 1) / TK : 0;
+  int fresh = pos;  // paged: this step wrote this sequence's row `pos` only
+  if (!a.block_tables)
+    for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
+  return DecodeRange{seq, begin, end, tiles, fresh};
+}
+
 template <KvType KV>
 __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
@@ -297,23 +328,8 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
     if (z >= a.counts[0]) return;
     t = a.singles[z];
   }
-  const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
-  // The positions are the step's input (copied before its first kernel) and the cache rows before
-  // the step's first position were written by earlier steps: the first tile loads before the PDL
-  // wait, and only rows from `fresh` on (this step's keys, the previous kernel's output) are read
-  // again after it.
-  int pos = a.positions[t];
-  if (pos >= a.ctx || pos < 0) {
-    if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
-    pos = min(max(pos, 0), a.ctx - 1);
-  }
-  const int lo = key_lo(pos, a.sliding_window);
-  const int len = pos - lo + 1;
-  const int per = (len + splits * TK - 1) / (splits * TK) * TK;  // whole tiles a split; the last splits may be empty
-  const int begin = lo + split * per, end = min(pos + 1, begin + per);
-  int fresh = pos;  // paged: this step wrote this sequence's row `pos` only
-  if (!a.block_tables)
-    for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
+  const DecodeRange range = decode_range<TK>(a, t, split, splits, tid);
+  const int seq = range.seq, begin = range.begin, end = range.end, fresh = range.fresh;
 
   const int kpp = blockDim.x / G;  // keys scored per pass
   const int my_g = tid % G, my_k = tid / G;
@@ -609,20 +625,8 @@ __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionA
     if (z >= a.counts[0]) return;
     t = a.singles[z];
   }
-  const int seq = a.seq_of_token ? a.seq_of_token[t] : 0;
-  int pos = a.positions[t];
-  if (pos >= a.ctx || pos < 0) {
-    if (tid == 0 && split == 0) atomicOr(a.err, kErrPositionRange);
-    pos = min(max(pos, 0), a.ctx - 1);
-  }
-  const int lo = key_lo(pos, a.sliding_window);
-  const int len = pos - lo + 1;
-  const int per = (len + splits * TK - 1) / (splits * TK) * TK;  // whole tiles a split; the last may be empty
-  const int begin = lo + split * per, end = min(pos + 1, begin + per);
-  const int ntiles = begin < end ? (end - begin + TK - 1) / TK : 0;
-  int fresh = pos;  // the first cache row this step wrote (the previous kernels' output)
-  if (!a.block_tables)
-    for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
+  const DecodeRange range = decode_range<TK>(a, t, split, splits, tid);
+  const int seq = range.seq, begin = range.begin, end = range.end, ntiles = range.tiles, fresh = range.fresh;
   const int64_t row_elems = int64_t(a.Hkv) * D;
   const uint8_t* kc = static_cast<const uint8_t*>(a.k_cache);
   const uint8_t* vc = static_cast<const uint8_t*>(a.v_cache);

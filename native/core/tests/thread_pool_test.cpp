@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/tests/check.h"
 #include "core/thread_pool.h"
 
 namespace gptoss {
@@ -27,16 +28,9 @@ void pool_test_hook(PoolPoint point, uint32_t generation);
 }  // namespace gptoss
 
 using namespace gptoss;
+using namespace gptoss::test;
 
 namespace {
-int checks = 0, failed = 0;
-void check(bool ok, const char* what, const std::string& detail = "") {
-  ++checks;
-  if (!ok) {
-    ++failed;
-    std::printf("FAIL %s %s\n", what, detail.c_str());
-  }
-}
 
 // The late-worker scenario's state (test 1); the hook does nothing while `phase` is 0.
 std::thread::id g_caller;
@@ -155,6 +149,5 @@ void exact_cover() {
 int main() {
   late_worker();
   exact_cover();
-  std::printf("%d of %d thread pool checks passed\n", checks - failed, checks);
-  return failed ? 1 : 0;
+  return checks_passed("thread pool");
 }

@@ -23,21 +23,14 @@
 #include <string>
 #include <vector>
 
+#include "core/tests/check.h"
 #include "cuda/gemm_wgmma_layout.h"
 
 using namespace gptoss::cuda;
+using namespace gptoss::test;
 namespace wl = gptoss::cuda::wgmma;
 
 namespace {
-int checks = 0, failed = 0;
-void check(bool ok, const std::string& what) {
-  ++checks;
-  if (!ok) {
-    ++failed;
-    std::printf("FAIL %s\n", what.c_str());
-  }
-}
-
 // ---- the PTX ISA's view of a K-major, 128-byte swizzled operand (independent of the kernel's code) ----
 struct Desc {
   uint32_t start, lbo, sbo, base_offset, swizzle;
@@ -433,6 +426,5 @@ int main() {
   check_block(true, false, 128, 100, 72, 160, 4);   // 5 MX blocks: the last stage half empty
   check_block(true, true, 64, 65, 136, 96, 5);
   check_block(true, true, 128, 1, 128, 64, 6);      // a group of one row
-  std::printf("%d of %d wgmma layout checks passed\n", checks - failed, checks);
-  return failed ? 1 : 0;
+  return checks_passed("wgmma layout");
 }

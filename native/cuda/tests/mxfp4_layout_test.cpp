@@ -16,20 +16,14 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/tests/check.h"
 #include "cuda/mxfp4_layout.h"
 
 using namespace gptoss;
 using namespace gptoss::cuda;
+using namespace gptoss::test;
 
 namespace {
-int checks = 0, failed = 0;
-void check(bool ok, const char* what, const std::string& detail = "") {
-  ++checks;
-  if (!ok) {
-    ++failed;
-    std::printf("FAIL %s %s\n", what, detail.c_str());
-  }
-}
 
 // A bf16 bit pattern as a double.
 double bf16_value(uint32_t bits16) {
@@ -148,6 +142,5 @@ int main() {
     check(exact, "kernel-order row == CPU reference row, bit for bit (dyadic x)", name);
     check(close, "kernel-order row == CPU reference row within 1e-12 (random x)", name);
   }
-  std::printf("%d of %d mxfp4 layout checks passed\n", checks - failed, checks);
-  return failed ? 1 : 0;
+  return checks_passed("mxfp4 layout");
 }

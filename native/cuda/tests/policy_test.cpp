@@ -7,21 +7,18 @@
 #include <cstdlib>
 #include <string>
 
+#include "core/tests/check.h"
 #include "cuda/policy.h"
 
 using namespace gptoss::cuda;
+using namespace gptoss::test;
 
 namespace {
 
-int failures = 0, checks = 0;
-#define CHECK(cond)                                                             \
-  do {                                                                          \
-    ++checks;                                                                   \
-    if (!(cond)) {                                                              \
-      ++failures;                                                               \
-      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-    }                                                                           \
-  } while (0)
+// check() with the condition's text and place: "FAIL <file>:<line>: <condition>"
+#define CHECK_STR2(x) #x
+#define CHECK_STR(x) CHECK_STR2(x)
+#define CHECK(cond) check((cond), __FILE__ ":" CHECK_STR(__LINE__) ":", #cond)
 
 constexpr unsigned kSm80 = kFeatMmaSync;
 constexpr unsigned kSm89 = kFeatMmaSync | kFeatFp8Mma;
@@ -414,6 +411,5 @@ int main() {
   test_gemm_wgmma();
   test_pdl();
   test_gemv();
-  std::printf("%d of %d policy checks passed\n", checks - failures, checks);
-  return failures ? 1 : 0;
+  return checks_passed("policy");
 }
