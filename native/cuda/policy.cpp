@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 
 namespace gptoss::cuda {
 
@@ -103,87 +105,50 @@ bool env_flag(const char* name, bool fallback) {
 }
 
 namespace {
-GpuKnobs::MoeDecode moe_decode_from_env() {
-  using M = GpuKnobs::MoeDecode;
-  const char* v = std::getenv("GPTOSS_CUDA_MOE_DECODE");
-  if (!v) return M::Auto;
-  if (!std::strcmp(v, "mma")) return M::Mma;
-  if (!std::strcmp(v, "mma-prmt")) return M::MmaPrmt;
-  if (!std::strcmp(v, "mma-fp8")) return M::MmaFp8;
-  if (!std::strcmp(v, "simt")) return M::Simt;
-  if (!std::strcmp(v, "mma-relaid")) return M::MmaRelaid;
-  if (!std::strcmp(v, "mfma")) return M::Mfma;
-  return M::Auto;
+// The named value of an enumerated knob: `fallback` when the variable is unset or names none of `values`.
+template <class T>
+T env_choice(const char* name, T fallback, std::initializer_list<std::pair<const char*, T>> values) {
+  const char* v = std::getenv(name);
+  if (!v) return fallback;
+  for (const auto& [text, value] : values)
+    if (!std::strcmp(v, text)) return value;
+  return fallback;
 }
-GpuKnobs::MoeBf16 moe_bf16_from_env() {
-  using M = GpuKnobs::MoeBf16;
-  const char* v = std::getenv("GPTOSS_CUDA_MOE_BF16");
-  if (!v) return M::Auto;
-  if (!std::strcmp(v, "gemv")) return M::Gemv;
-  if (!std::strcmp(v, "grouped")) return M::Grouped;
-  return M::Auto;
-}
-GpuKnobs::AttnDecode attn_decode_from_env() {
-  const char* v = std::getenv("GPTOSS_CUDA_ATTN_DECODE");
-  return v && !std::strcmp(v, "mma") ? GpuKnobs::AttnDecode::Mma : GpuKnobs::AttnDecode::Simt;
-}
-GpuKnobs::MoeBatch moe_batch_from_env() {
-  using M = GpuKnobs::MoeBatch;
-  const char* v = std::getenv("GPTOSS_CUDA_MOE_BATCH");
-  if (!v) return M::Auto;
-  if (!std::strcmp(v, "mma")) return M::GroupedMma;
-  if (!std::strcmp(v, "gemm")) return M::Gemm;
-  return M::Auto;
-}
-int moe_group_from_env() {
-  const char* v = std::getenv("GPTOSS_CUDA_MOE_GROUP");
-  if (!v) return 0;
-  if (!std::strcmp(v, "4")) return 4;
-  if (!std::strcmp(v, "8")) return 8;
-  return 0;
-}
-GpuKnobs::Gemm gemm_from_env() {
-  const char* v = std::getenv("GPTOSS_CUDA_GEMM");
-  return v && !std::strcmp(v, "wgmma") ? GpuKnobs::Gemm::Wgmma : GpuKnobs::Gemm::Auto;
-}
-GpuKnobs::Gemv gemv_from_env() {
-  const char* v = std::getenv("GPTOSS_CUDA_GEMV");
-  if (!v) return GpuKnobs::Gemv::Auto;
-  if (!std::strcmp(v, "warp")) return GpuKnobs::Gemv::Warp;
-  if (!std::strcmp(v, "xs")) return GpuKnobs::Gemv::Xs;
-  return GpuKnobs::Gemv::Auto;
+
+// The knobs read at each knobs() call (policy.h): gpu_check and the kernel bench switch them between calls.
+void read_per_call_knobs(GpuKnobs& k) {
+  using K = GpuKnobs;
+  k.moe_decode = env_choice("GPTOSS_CUDA_MOE_DECODE", K::MoeDecode::Auto,
+                            {{"mma", K::MoeDecode::Mma}, {"mma-prmt", K::MoeDecode::MmaPrmt},
+                             {"mma-fp8", K::MoeDecode::MmaFp8}, {"simt", K::MoeDecode::Simt},
+                             {"mma-relaid", K::MoeDecode::MmaRelaid}, {"mfma", K::MoeDecode::Mfma}});
+  k.moe_bf16 = env_choice("GPTOSS_CUDA_MOE_BF16", K::MoeBf16::Auto,
+                          {{"gemv", K::MoeBf16::Gemv}, {"grouped", K::MoeBf16::Grouped}});
+  k.moe_batch = env_choice("GPTOSS_CUDA_MOE_BATCH", K::MoeBatch::Auto,
+                           {{"mma", K::MoeBatch::GroupedMma}, {"gemm", K::MoeBatch::Gemm}});
+  k.moe_group = env_choice("GPTOSS_CUDA_MOE_GROUP", 0, {{"4", 4}, {"8", 8}});
+  k.gemv = env_choice("GPTOSS_CUDA_GEMV", K::Gemv::Auto, {{"warp", K::Gemv::Warp}, {"xs", K::Gemv::Xs}});
+  k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
+  k.attn_decode = env_choice("GPTOSS_CUDA_ATTN_DECODE", K::AttnDecode::Simt, {{"mma", K::AttnDecode::Mma}});
+  k.gemm = env_choice("GPTOSS_CUDA_GEMM", K::Gemm::Auto, {{"wgmma", K::Gemm::Wgmma}});
 }
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
   GpuKnobs k;
-  k.moe_decode = moe_decode_from_env();
   k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceMax, 4, kMoeSliceMax);
   k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
-  k.moe_bf16 = moe_bf16_from_env();
-  k.moe_batch = moe_batch_from_env();
-  k.moe_group = moe_group_from_env();
-  k.gemv = gemv_from_env();
-  k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
-  k.attn_decode = attn_decode_from_env();
-  k.gemm = gemm_from_env();
+  read_per_call_knobs(k);
   return k;
 }
 
 GpuKnobs knobs() {
   static const GpuKnobs base = GpuKnobs::from_env();
   GpuKnobs k = base;
-  k.moe_decode = moe_decode_from_env();
-  k.moe_bf16 = moe_bf16_from_env();
-  k.moe_batch = moe_batch_from_env();
-  k.moe_group = moe_group_from_env();
-  k.gemv = gemv_from_env();
-  k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
-  k.attn_decode = attn_decode_from_env();
-  k.gemm = gemm_from_env();
+  read_per_call_knobs(k);
   return k;
 }
 

@@ -382,6 +382,17 @@ void test_gemv() {
   unsetenv("GPTOSS_CUDA_GEMV");
   CHECK(knobs().gemv == GpuKnobs::Gemv::Auto);
   if (saved) setenv("GPTOSS_CUDA_GEMV", keep.c_str(), 1);
+  // the other enumerated knobs go through the same reader: a named value, else the fallback
+  if (!std::getenv("GPTOSS_CUDA_MOE_DECODE") && !std::getenv("GPTOSS_CUDA_MOE_GROUP")) {
+    setenv("GPTOSS_CUDA_MOE_DECODE", "mma-relaid", 1);
+    setenv("GPTOSS_CUDA_MOE_GROUP", "8", 1);
+    CHECK(knobs().moe_decode == GpuKnobs::MoeDecode::MmaRelaid && knobs().moe_group == 8);
+    setenv("GPTOSS_CUDA_MOE_DECODE", "mma-relaid2", 1);
+    setenv("GPTOSS_CUDA_MOE_GROUP", "6", 1);
+    CHECK(knobs().moe_decode == GpuKnobs::MoeDecode::Auto && knobs().moe_group == 0);
+    unsetenv("GPTOSS_CUDA_MOE_DECODE");
+    unsetenv("GPTOSS_CUDA_MOE_GROUP");
+  }
   CHECK(gemv_ctas_per_sm(GpuKnobs{}, 3) == 3 && gemv_ctas_per_sm(GpuKnobs{}, 0) == 1);
   GpuKnobs one;
   one.gemv_ctas = 1;
