@@ -473,7 +473,6 @@ class CudaBackend final : public Backend {
     }
     OpScope op(this);
     not_capturing("sample_rows");
-    const int vocab = int(logits.dim(1));
     // [0, count): the ids in draw order; [count, 2 count): the greedy rows' logit rows, then their draws
     std::vector<int32_t> greedy_rows, greedy_at;
     for (int64_t i = 0; i < count; ++i)
@@ -484,47 +483,7 @@ class CudaBackend final : public Backend {
     const int64_t g = int64_t(greedy_rows.size());
     Tensor ids = empty(DType::I32, {count + 2 * g});
     int32_t* ids_p = ids.ptr<int32_t>();
-    if (g) {
-      Tensor list = ids.rows(count, g);
-      copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
-      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
-    }
-    // Rows without a ranking to sort (top-k and top-p off) in two launches, a block a row.
-    std::vector<RowDraw> plain;
-    auto ranked = [&](const SampleParams& p) { return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f; };
-    for (int64_t i = 0; i < count; ++i) {
-      const SampleParams& p = params[size_t(i)];
-      if (p.temperature == 0.f || ranked(p)) continue;
-      RowDraw d;
-      d.row = rows[size_t(i)];
-      d.out = int(i);
-      d.temperature = p.temperature;
-      d.min_p = p.min_p;
-      d.uniform = uniforms[size_t(i)];
-      plain.push_back(d);
-    }
-    std::shared_ptr<void> plain_ws;
-    if (!plain.empty()) {
-      static_assert(sizeof(RowDraw) % sizeof(int32_t) == 0, "RowDraw travels as i32 words");
-      Tensor draws = empty(DType::I32, {int64_t(plain.size() * sizeof(RowDraw) / sizeof(int32_t))});
-      copy_from_host(draws, plain.data(), plain.size() * sizeof(RowDraw));
-      plain_ws = pool_->alloc(sample_rows_workspace_bytes(vocab, int(plain.size())));
-      launch_sample_rows(logits.ptr<float>(), vocab, reinterpret_cast<const RowDraw*>(draws.data), int(plain.size()),
-                         plain_ws.get(), ids_p, stream_);
-    }
-    std::shared_ptr<void> ws;
-    size_t ws_bytes = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      const SampleParams& p = params[size_t(i)];
-      if (p.temperature == 0.f || !ranked(p)) continue;
-      const size_t need = sample_workspace_bytes(vocab, p);
-      if (need > ws_bytes) {
-        ws = pool_->alloc(need);  // stream-ordered: the previous row's kernels finish before reuse
-        ws_bytes = need;
-      }
-      launch_sample(logits.ptr<float>() + int64_t(rows[size_t(i)]) * vocab, vocab, p, uniforms[size_t(i)], ws.get(),
-                    counters_, ids_p + i, stream_);
-    }
+    launch_draws(logits, rows, params, uniforms, greedy_rows, ids);
     std::vector<int32_t> host(size_t(count + 2 * g));
     GPTOSS_CUDA_CHECK(cudaMemcpyAsync(host.data(), ids_p, host.size() * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
     sync_stream();
@@ -556,7 +515,6 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     not_capturing("queue_sample_rows");
     if (count > kRowReadMax || !row_reads_ready()) return Backend::queue_sample_rows(logits, rows, params, uniforms, tokens);
-    const int vocab = int(logits.dim(1));
     // ids: [0, count) the draws in draw order, [count, count + 2g) the greedy rows' logit rows then
     // their draws (as sample_rows), [count + 2g, 2 count + 2g) the draws as read back
     std::vector<int32_t> greedy_rows, src(static_cast<size_t>(count));
@@ -568,45 +526,7 @@ class CudaBackend final : public Backend {
       if (params[size_t(i)].temperature == 0.f) src[size_t(i)] = int32_t(count + g + jj++);
     Tensor ids = empty(DType::I32, {2 * count + 2 * g});
     int32_t* ids_p = ids.ptr<int32_t>();
-    if (g) {
-      Tensor list = ids.rows(count, g);
-      copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
-      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
-    }
-    auto ranked = [&](const SampleParams& p) { return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f; };
-    std::vector<RowDraw> plain;
-    for (int64_t i = 0; i < count; ++i) {
-      const SampleParams& p = params[size_t(i)];
-      if (p.temperature == 0.f || ranked(p)) continue;
-      RowDraw d;
-      d.row = rows[size_t(i)];
-      d.out = int(i);
-      d.temperature = p.temperature;
-      d.min_p = p.min_p;
-      d.uniform = uniforms[size_t(i)];
-      plain.push_back(d);
-    }
-    std::shared_ptr<void> plain_ws;  // pool blocks are reused in stream order: dropping them after the launches is safe
-    if (!plain.empty()) {
-      Tensor draws = empty(DType::I32, {int64_t(plain.size() * sizeof(RowDraw) / sizeof(int32_t))});
-      copy_from_host(draws, plain.data(), plain.size() * sizeof(RowDraw));
-      plain_ws = pool_->alloc(sample_rows_workspace_bytes(vocab, int(plain.size())));
-      launch_sample_rows(logits.ptr<float>(), vocab, reinterpret_cast<const RowDraw*>(draws.data), int(plain.size()),
-                         plain_ws.get(), ids_p, stream_);
-    }
-    std::shared_ptr<void> ws;
-    size_t ws_bytes = 0;
-    for (int64_t i = 0; i < count; ++i) {
-      const SampleParams& p = params[size_t(i)];
-      if (p.temperature == 0.f || !ranked(p)) continue;
-      const size_t need = sample_workspace_bytes(vocab, p);
-      if (need > ws_bytes) {
-        ws = pool_->alloc(need);
-        ws_bytes = need;
-      }
-      launch_sample(logits.ptr<float>() + int64_t(rows[size_t(i)]) * vocab, vocab, p, uniforms[size_t(i)], ws.get(),
-                    counters_, ids_p + i, stream_);
-    }
+    launch_draws(logits, rows, params, uniforms, greedy_rows, ids);
     // src and rows side by side, then the ids to tokens and to the read-back area
     std::vector<int32_t> maps(src);
     maps.insert(maps.end(), rows.begin(), rows.end());
@@ -815,6 +735,58 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // sample_rows' and queue_sample_rows' launches, in stream order, all without a host sync: the greedy rows
+  // (greedy_rows: their logit rows, g of them) listed at ids[count, count + g) and argmax-ed into
+  // ids[count + g, count + 2g); the sampled rows' draws into ids[i]: rows without a ranking to sort (top-k
+  // and top-p off) in one sample_rows launch (a block a row), the others one by one. Pool blocks are
+  // reused in stream order, so dropping the workspaces when this returns is safe.
+  void launch_draws(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<SampleParams>& params,
+                    const std::vector<float>& uniforms, const std::vector<int32_t>& greedy_rows, Tensor& ids) {
+    const int64_t count = int64_t(rows.size()), g = int64_t(greedy_rows.size());
+    const int vocab = int(logits.dim(1));
+    int32_t* ids_p = ids.ptr<int32_t>();
+    if (g) {
+      Tensor list = ids.rows(count, g);
+      copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
+      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
+    }
+    auto ranked = [&](const SampleParams& p) { return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f; };
+    std::vector<RowDraw> plain;
+    for (int64_t i = 0; i < count; ++i) {
+      const SampleParams& p = params[size_t(i)];
+      if (p.temperature == 0.f || ranked(p)) continue;
+      RowDraw d;
+      d.row = rows[size_t(i)];
+      d.out = int(i);
+      d.temperature = p.temperature;
+      d.min_p = p.min_p;
+      d.uniform = uniforms[size_t(i)];
+      plain.push_back(d);
+    }
+    std::shared_ptr<void> plain_ws;
+    if (!plain.empty()) {
+      static_assert(sizeof(RowDraw) % sizeof(int32_t) == 0, "RowDraw travels as i32 words");
+      Tensor draws = empty(DType::I32, {int64_t(plain.size() * sizeof(RowDraw) / sizeof(int32_t))});
+      copy_from_host(draws, plain.data(), plain.size() * sizeof(RowDraw));
+      plain_ws = pool_->alloc(sample_rows_workspace_bytes(vocab, int(plain.size())));
+      launch_sample_rows(logits.ptr<float>(), vocab, reinterpret_cast<const RowDraw*>(draws.data), int(plain.size()),
+                         plain_ws.get(), ids_p, stream_);
+    }
+    std::shared_ptr<void> ws;
+    size_t ws_bytes = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const SampleParams& p = params[size_t(i)];
+      if (p.temperature == 0.f || !ranked(p)) continue;
+      const size_t need = sample_workspace_bytes(vocab, p);
+      if (need > ws_bytes) {
+        ws = pool_->alloc(need);  // stream-ordered: the previous row's kernels finish before reuse
+        ws_bytes = need;
+      }
+      launch_sample(logits.ptr<float>() + int64_t(rows[size_t(i)]) * vocab, vocab, p, uniforms[size_t(i)], ws.get(),
+                    counters_, ids_p + i, stream_);
+    }
+  }
+
   void set_device() const { GPTOSS_CUDA_CHECK(cudaSetDevice(index_)); }
 
   // Every op holds op_mu_ while it enqueues: run_step holds it for the whole capture, so another
