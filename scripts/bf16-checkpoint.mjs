@@ -12,31 +12,13 @@
 //   node scripts/bf16-checkpoint.mjs <mxfp4-dir> <out-dir> [--layers N] [--quiet]
 // --layers N: only the first N layers (a cut; config.json says N). Needs the addon (npm run build / the GPU
 // host's build-gpu: GPT_OSS_NODE_BINARY) and dist/ (npx tsc).
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { transposeExperts, ops } from '../dist/ops.js';
 import { Tensor } from '../dist/tensor.js';
-import { safetensorsHeader } from './checkpoint-writer.mjs';
+import { readAt, readSafetensorsHeader, safetensorsHeader } from './checkpoint-writer.mjs';
 
-function readHeader(path) {
-  const fd = openSync(path, 'r');
-  const b = Buffer.alloc(8);
-  readSync(fd, b, 0, 8, 0);
-  const n = Number(b.readBigUInt64LE(0));
-  const j = Buffer.alloc(n);
-  readSync(fd, j, 0, n, 8);
-  return { fd, start: 8 + n, header: JSON.parse(j.toString('utf8')) };
-}
-
-function readAt(fd, buf, pos) {
-  let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, pos + got);
-    if (n === 0) throw new Error(`bf16-checkpoint: unexpected end of file at ${pos + got}`);
-    got += n;
-  }
-  return buf;
-}
+const readFrom = (fd, buf, pos) => readAt(fd, buf, pos, 'bf16-checkpoint');
 
 function writeAt(fd, buf, pos) {
   let put = 0;
@@ -68,7 +50,7 @@ export function bf16Checkpoint(src, out, { layers, log = () => {} } = {}) {
   const where = new Map(); // name -> { fd, start, entry }
   const fds = [];
   for (const f of files) {
-    const h = readHeader(join(src, f));
+    const h = readSafetensorsHeader(join(src, f));
     fds.push(h.fd);
     for (const [name, entry] of Object.entries(h.header)) if (name !== '__metadata__') where.set(name, { fd: h.fd, start: h.start, entry });
   }
@@ -113,7 +95,7 @@ export function bf16Checkpoint(src, out, { layers, log = () => {} } = {}) {
         const s = where.get(t.src);
         const [b0, b1] = s.entry.data_offsets;
         if (!t.experts) {
-          writeAt(fd, readAt(s.fd, Buffer.allocUnsafe(b1 - b0), s.start + b0), pos);
+          writeAt(fd, readFrom(s.fd, Buffer.allocUnsafe(b1 - b0), s.start + b0), pos);
         } else {
           const { E, R, G } = t.experts;
           const sc = where.get(t.src.slice(0, -'_blocks'.length) + '_scales');
@@ -122,8 +104,8 @@ export function bf16Checkpoint(src, out, { layers, log = () => {} } = {}) {
           const step = Math.max(1, Math.min(E, Math.floor((128 << 20) / (R * C * 2))));
           for (let e0 = 0; e0 < E; e0 += step) {
             const n = Math.min(step, E - e0);
-            const blocks = readAt(s.fd, Buffer.allocUnsafe(n * R * G * 16), s.start + b0 + e0 * R * G * 16);
-            const scales = readAt(sc.fd, Buffer.allocUnsafe(n * R * G), sc.start + sc.entry.data_offsets[0] + e0 * R * G);
+            const blocks = readFrom(s.fd, Buffer.allocUnsafe(n * R * G * 16), s.start + b0 + e0 * R * G * 16);
+            const scales = readFrom(sc.fd, Buffer.allocUnsafe(n * R * G), sc.start + sc.entry.data_offsets[0] + e0 * R * G);
             const packed = Tensor.fromMxfp4(blocks, scales, [n, R, C]);
             const { rows, cols } = scratch([n, R, C]);
             ops.mxfp4Dequantize(packed, rows);

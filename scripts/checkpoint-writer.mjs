@@ -17,6 +17,7 @@
 
 import { open, mkdir, writeFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openSync, readSync } from 'node:fs';
 
 // ---------------------------------------------------------------------------------------------
 // RNG: splitmix32 (seeding) + xoshiro128** (streams)
@@ -450,6 +451,24 @@ export function totalTensorBytes(spec) {
  * returns { header: Buffer (8-byte length + JSON padded with spaces to a multiple of 8), entries (in
  * data order, with begin/end), dataBytes }.
  */
+/** Opens a safetensors file for reading: its fd, where its data starts and its parsed JSON header. */
+export function readSafetensorsHeader(path) {
+  const fd = openSync(path, 'r');
+  const n = Number(readAt(fd, Buffer.alloc(8), 0, path).readBigUInt64LE(0));
+  return { fd, start: 8 + n, header: JSON.parse(readAt(fd, Buffer.alloc(n), 8, path).toString('utf8')) };
+}
+
+/** Fills `buf` from `fd` at byte `pos`; a file that ends first is an error naming `what` (the file). */
+export function readAt(fd, buf, pos, what = 'file') {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, pos + got);
+    if (n === 0) throw new Error(`${what}: unexpected end of file at ${pos + got}`);
+    got += n;
+  }
+  return buf;
+}
+
 export function safetensorsHeader(tensors, metadata = { format: 'pt' }) {
   const entries = [...tensors].sort(safetensorsOrder);
   const obj = {};

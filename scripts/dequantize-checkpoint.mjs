@@ -8,10 +8,10 @@
 //   node scripts/dequantize-checkpoint.mjs <mxfp4-dir> <out-dir> [--perturb S]
 // --perturb S: add seeded noise of S times each block's scale to the experts (weights a fine-tune
 // moved off the MXFP4 grid), so quantizing them again at load is not exact.
-import { mkdirSync, openSync, readFileSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { safetensorsHeader, Xoshiro128 } from './checkpoint-writer.mjs';
+import { readAt, readSafetensorsHeader, safetensorsHeader, Xoshiro128 } from './checkpoint-writer.mjs';
 
 const E2M1 = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0, -0.5, -1, -1.5, -2, -3, -4, -6];
 const f32 = new Float32Array(1);
@@ -22,20 +22,8 @@ function toBf16(x) {
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-function readHeader(path) {
-  const fd = openSync(path, 'r');
-  const b = Buffer.alloc(8);
-  readSync(fd, b, 0, 8, 0);
-  const n = Number(b.readBigUInt64LE(0));
-  const j = Buffer.alloc(n);
-  readSync(fd, j, 0, n, 8);
-  return { fd, start: 8 + n, header: JSON.parse(j.toString('utf8')) };
-}
 function read(fd, pos, len) {
-  const b = Buffer.alloc(len);
-  let got = 0;
-  while (got < len) got += readSync(fd, b, got, len - got, pos + got);
-  return b;
+  return readAt(fd, Buffer.alloc(len), pos, 'dequantize-checkpoint');
 }
 
 /** Writes the dequantized (bf16 experts) form of the single-file checkpoint `src` into `out`. */
@@ -45,7 +33,7 @@ export async function dequantizeCheckpoint(src, out, { perturb = 0, seed = 1 } =
   delete config.quantization_config;
   config.torch_dtype = 'bfloat16';
   writeFileSync(join(out, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-  const { fd, start, header } = readHeader(join(src, 'model.safetensors'));
+  const { fd, start, header } = readSafetensorsHeader(join(src, 'model.safetensors'));
   const tensors = [];
   const data = new Map();
   for (const [name, e] of Object.entries(header)) {
