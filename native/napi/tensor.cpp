@@ -84,14 +84,14 @@ TensorObject::TensorObject(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
       if (len != host.nbytes())
         throw range_error("new Tensor: 'data' has " + std::to_string(len) + " bytes, " + host.describe() + " needs " +
                           std::to_string(host.nbytes()));
-      std::memcpy(host.data, src, len);
+      if (len) std::memcpy(host.data, src, len);  // an empty tensor: src may be null (memcpy must not see it)
       if (dtype == DType::MXFP4) {
         if (info.Length() < 5 || !js_bytes(info[4], &src, &len))
           throw type_error("new Tensor: an mxfp4 tensor needs 'scales' (Uint8Array of E8M0 bytes)");
         if (len != host.scale_bytes())
           throw range_error("new Tensor: 'scales' has " + std::to_string(len) + " bytes, " + host.describe() + " needs " +
                             std::to_string(host.scale_bytes()));
-        std::memcpy(host.scales, src, len);
+        if (len) std::memcpy(host.scales, src, len);
       }
     } else {
       std::memset(host.data, 0, host.nbytes() + host.scale_bytes());
