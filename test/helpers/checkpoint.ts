@@ -9,9 +9,9 @@
 //   await writeCheckpoint(dir, { ...GPT_OSS_20B, numLayers: 4 }, { shards: 3 });
 //   const bad = await corruptCheckpoint(dir, 'wrong-shape');            // { dir, file, tensorName, description }
 
-import { readFile, writeFile, open, truncate as truncateFile } from 'node:fs/promises';
+import { readFile, writeFile, truncate as truncateFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeCheckpoint, TINY } from '../../scripts/checkpoint-writer.mjs';
+import { encodeSafetensorsHeader, writeCheckpoint, TINY } from '../../scripts/checkpoint-writer.mjs';
 import type { CheckpointSpec as WriterCheckpointSpec } from '../../scripts/checkpoint-writer.mjs';
 
 export {
@@ -99,38 +99,8 @@ export async function readSafetensors(file: string): Promise<ParsedSafetensors> 
   return { headerLength: n, header, tensors, metadata: header.__metadata__ as Record<string, string> | undefined, data: buf.subarray(8 + n) };
 }
 
-/** Reads only the header of a safetensors file (any size). */
-export async function readSafetensorsHeader(file: string): Promise<{ headerLength: number; tensors: Record<string, HeaderEntry>; metadata?: Record<string, string> }> {
-  const fh = await open(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    await fh.read(len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const json = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(json, 0, n, 8);
-    if (bytesRead !== n) throw new Error(`${file}: header length ${n} past end of file`);
-    const header = JSON.parse(json.toString('utf8')) as Record<string, unknown>;
-    const tensors: Record<string, HeaderEntry> = {};
-    for (const [k, v] of Object.entries(header)) if (k !== '__metadata__') tensors[k] = v as HeaderEntry;
-    return { headerLength: n, tensors, metadata: header.__metadata__ as Record<string, string> | undefined };
-  } finally {
-    await fh.close();
-  }
-}
-
-/** 8-byte length + JSON (key order as given) padded with spaces to a multiple of 8. */
-function encodeHeader(header: Record<string, unknown>): Buffer {
-  const json = JSON.stringify(header);
-  const len = Buffer.byteLength(json);
-  const padded = len + ((8 - (len % 8)) % 8);
-  const out = Buffer.alloc(8 + padded, 0x20);
-  out.writeBigUInt64LE(BigInt(padded), 0);
-  out.write(json, 8, 'utf8');
-  return out;
-}
-
 async function rewrite(file: string, header: Record<string, unknown>, data: Buffer): Promise<void> {
-  await writeFile(file, Buffer.concat([encodeHeader(header), data]));
+  await writeFile(file, Buffer.concat([encodeSafetensorsHeader(header), data]));
 }
 
 /** Tensor names in data order (by begin offset). */
