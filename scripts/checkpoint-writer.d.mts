@@ -133,6 +133,8 @@ export declare function safetensorsOrder(a: { name: string; dtype: string }, b: 
 export declare function defaultScaleRanges(spec: CheckpointSpec): { gateUp: [number, number]; down: [number, number] };
 export declare function checkpointTensors(spec: CheckpointSpec): TensorInfo[];
 export declare function totalTensorBytes(spec: CheckpointSpec): number;
+/** 8-byte length + the JSON (key order as given) padded with spaces to a multiple of 8. */
+export declare function encodeSafetensorsHeader(header: Record<string, unknown>): Buffer;
 export declare function safetensorsHeader(
   tensors: readonly TensorInfo[],
   metadata?: Record<string, string> | null,

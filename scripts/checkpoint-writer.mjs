@@ -446,11 +446,6 @@ export function totalTensorBytes(spec) {
   return checkpointTensors(spec).reduce((a, t) => a + t.nbytes, 0);
 }
 
-/**
- * The safetensors header for a list of tensors, as the safetensors library writes it:
- * returns { header: Buffer (8-byte length + JSON padded with spaces to a multiple of 8), entries (in
- * data order, with begin/end), dataBytes }.
- */
 /** Opens a safetensors file for reading: its fd, where its data starts and its parsed JSON header. */
 export function readSafetensorsHeader(path) {
   const fd = openSync(path, 'r');
@@ -469,6 +464,24 @@ export function readAt(fd, buf, pos, what = 'file') {
   return buf;
 }
 
+/**
+ * A safetensors header object as the file's first bytes, as the safetensors library writes them: the
+ * 8-byte little-endian length, then the JSON (key order as given) padded with spaces to a multiple of 8.
+ */
+export function encodeSafetensorsHeader(obj) {
+  const json = JSON.stringify(obj);
+  const jsonBytes = Buffer.byteLength(json);
+  const padded = jsonBytes + ((8 - (jsonBytes % 8)) % 8);
+  const header = Buffer.alloc(8 + padded, 0x20);
+  header.writeBigUInt64LE(BigInt(padded), 0);
+  header.write(json, 8, 'utf8');
+  return header;
+}
+
+/**
+ * The safetensors header for a list of tensors, as the safetensors library writes it:
+ * returns { header: Buffer (encodeSafetensorsHeader), entries (in data order, with begin/end), dataBytes }.
+ */
 export function safetensorsHeader(tensors, metadata = { format: 'pt' }) {
   const entries = [...tensors].sort(safetensorsOrder);
   const obj = {};
@@ -480,13 +493,7 @@ export function safetensorsHeader(tensors, metadata = { format: 'pt' }) {
     obj[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [begin, off] };
     return { ...t, begin, end: off };
   });
-  const json = JSON.stringify(obj);
-  const jsonBytes = Buffer.byteLength(json);
-  const padded = jsonBytes + ((8 - (jsonBytes % 8)) % 8);
-  const header = Buffer.alloc(8 + padded, 0x20);
-  header.writeBigUInt64LE(BigInt(padded), 0);
-  header.write(json, 8, 'utf8');
-  return { header, entries: placed, dataBytes: off };
+  return { header: encodeSafetensorsHeader(obj), entries: placed, dataBytes: off };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,8 +14,9 @@
 // Plain Node ESM so scripts/make-gguf.mjs and the tests share it.
 
 import { open } from 'node:fs/promises';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readAt, readSafetensorsHeader } from './checkpoint-writer.mjs';
 
 export const GGML_TYPE = { F32: 0, F16: 1, Q8_0: 8, BF16: 30, MXFP4: 39 };
 const BLOCK = { F32: [1, 4], F16: [1, 2], BF16: [1, 2], Q8_0: [32, 34], MXFP4: [32, 17] };
@@ -90,39 +91,19 @@ function readSafetensors(dir) {
   const tensors = new Map();
   for (const name of names) {
     const path = join(dir, name);
-    const head = Buffer.alloc(8);
-    const f = openTracked(path);
-    readInto(f, head, 0);
-    const n = Number(head.readBigUInt64LE(0));
-    const json = Buffer.alloc(n);
-    readInto(f, json, 8);
-    const h = JSON.parse(json.toString('utf8'));
-    for (const [k, v] of Object.entries(h)) {
+    const { fd, start, header } = readSafetensorsHeader(path);
+    openFds.push(fd);
+    for (const [k, v] of Object.entries(header)) {
       if (k === '__metadata__') continue;
-      tensors.set(k, { fd: f, dtype: v.dtype, shape: v.shape, offset: 8 + n + v.data_offsets[0], length: v.data_offsets[1] - v.data_offsets[0] });
+      tensors.set(k, { fd, path, dtype: v.dtype, shape: v.shape, offset: start + v.data_offsets[0], length: v.data_offsets[1] - v.data_offsets[0] });
     }
   }
   return tensors;
 }
 
 const openFds = [];
-function openTracked(path) {
-  const fd = openSync(path, 'r');
-  openFds.push(fd);
-  return fd;
-}
-function readInto(fd, buf, pos) {
-  let got = 0;
-  while (got < buf.length) {
-    const n = readSync(fd, buf, got, buf.length - got, pos + got);
-    if (n === 0) throw new Error(`short read at ${pos + got}`);
-    got += n;
-  }
-}
 function tensorBytes(t, byteOffset = 0, length = t.length - byteOffset) {
-  const buf = Buffer.alloc(length);
-  readInto(t.fd, buf, t.offset + byteOffset);
-  return buf;
+  return readAt(t.fd, Buffer.alloc(length), t.offset + byteOffset, t.path);
 }
 
 // ---- GGUF header ----

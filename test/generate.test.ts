@@ -10,6 +10,7 @@ import { renderConversation, renderMessageTokens, type Conversation, type Messag
 import { tokenizer, SPECIAL_TOKENS as S } from '../lib/tokenizer.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
 import { writeCheckpoint, FULL_VOCAB_TINY } from './helpers/checkpoint.js';
+import { useCpuModel } from './helpers/engine.js';
 
 const prompt = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
@@ -27,16 +28,10 @@ function commonPrefix(a: readonly number[], b: readonly number[]): number {
 }
 
 describe('generate on tiny-a (CPU)', () => {
-  let model: GptOssModel;
-  beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
-  });
-  afterAll(async () => {
-    await model?.dispose();
-  });
+  const tiny = useCpuModel('tiny-a');
 
   it('greedy continuation equals transformers generate() (greedy.json)', async () => {
-    const stream = generate(model, prompt, { temperature: 0, maxTokens: greedy.length, stopTokens: [] });
+    const stream = generate(tiny.model, prompt, { temperature: 0, maxTokens: greedy.length, stopTokens: [] });
     const events = await collect(stream);
     const result = await stream.result;
     expect(result.tokens).toEqual(greedy);
@@ -47,28 +42,28 @@ describe('generate on tiny-a (CPU)', () => {
     expect(result.timings.tokensPerSecond).toBeGreaterThan(0);
     expect(result.text).toBe(tokenizer.decode(greedy));
     // the same through the method attached to GptOssModel
-    expect((await model.generate(prompt, { temperature: 0, maxTokens: greedy.length, stopTokens: [] }).done()).tokens).toEqual(greedy);
+    expect((await tiny.model.generate(prompt, { temperature: 0, maxTokens: greedy.length, stopTokens: [] }).done()).tokens).toEqual(greedy);
   });
 
   it('same seed, same tokens; another seed, other tokens', async () => {
     const opts = { temperature: 1.5, maxTokens: 24, stopTokens: [] };
-    const a = await generate(model, prompt, { ...opts, seed: 1234 }).result;
-    const b = await generate(model, prompt, { ...opts, seed: 1234 }).result;
-    const c = await generate(model, prompt, { ...opts, seed: 1235 }).result;
+    const a = await generate(tiny.model, prompt, { ...opts, seed: 1234 }).result;
+    const b = await generate(tiny.model, prompt, { ...opts, seed: 1234 }).result;
+    const c = await generate(tiny.model, prompt, { ...opts, seed: 1235 }).result;
     expect(a.tokens).toHaveLength(24);
     expect(b.tokens).toEqual(a.tokens);
     expect(c.tokens).not.toEqual(a.tokens);
     expect(a.seed).toBe(1234);
     // an unseeded run reports its seed, and that seed reproduces it
-    const d = await generate(model, prompt, opts).result;
-    expect((await generate(model, prompt, { ...opts, seed: d.seed }).result).tokens).toEqual(d.tokens);
+    const d = await generate(tiny.model, prompt, opts).result;
+    expect((await generate(tiny.model, prompt, { ...opts, seed: d.seed }).result).tokens).toEqual(d.tokens);
   });
 
   it('samples on the device exactly as sampleFromLogits does on the host', async () => {
     const opts = { temperature: 0.9, topK: 50, topP: 0.95, minP: 0.01 };
-    const result = await generate(model, prompt, { ...opts, seed: 77, maxTokens: 12, stopTokens: [] }).result;
+    const result = await generate(tiny.model, prompt, { ...opts, seed: 77, maxTokens: 12, stopTokens: [] }).result;
     const rng = createRng(77);
-    const session = model.createSession({ maxContext: 64 });
+    const session = tiny.model.createSession({ maxContext: 64 });
     let logits = await session.prefill(prompt);
     const host: number[] = [];
     for (let i = 0; i < 12; i++) {
@@ -80,22 +75,22 @@ describe('generate on tiny-a (CPU)', () => {
   });
 
   it('maxTokens bounds the completion; stop tokens end it early', async () => {
-    const r = await generate(model, prompt, { temperature: 0, maxTokens: 5, stopTokens: [] }).result;
+    const r = await generate(tiny.model, prompt, { temperature: 0, maxTokens: 5, stopTokens: [] }).result;
     expect(r.tokens).toEqual(greedy.slice(0, 5));
     expect(r.finishReason).toBe('length');
-    const s = await generate(model, prompt, { temperature: 0, maxTokens: 20, stopTokens: [greedy[3]!] }).result;
+    const s = await generate(tiny.model, prompt, { temperature: 0, maxTokens: 20, stopTokens: [greedy[3]!] }).result;
     expect(s.tokens).toEqual(greedy.slice(0, 4));
     expect(s.finishReason).toBe('stop');
     expect(s.stopToken).toBe(greedy[3]);
     expect(s.text).toBe(tokenizer.decode(greedy.slice(0, 3)));
-    const none = await generate(model, prompt, { maxTokens: 0 }).result;
+    const none = await generate(tiny.model, prompt, { maxTokens: 0 }).result;
     expect(none.tokens).toEqual([]);
   });
 
   it('abort ends generation at once: no further forward passes, finishReason abort', async () => {
-    const session = model.createSession({ maxContext: 512 });
+    const session = tiny.model.createSession({ maxContext: 512 });
     const controller = new AbortController();
-    const stream = generate(model, prompt, { temperature: 1, seed: 3, maxTokens: 400, stopTokens: [], signal: controller.signal, session });
+    const stream = generate(tiny.model, prompt, { temperature: 1, seed: 3, maxTokens: 400, stopTokens: [], signal: controller.signal, session });
     let seen = 0;
     for await (const e of stream) {
       if (e.type === 'token' && ++seen === 3) controller.abort();
@@ -109,14 +104,14 @@ describe('generate on tiny-a (CPU)', () => {
     await session.dispose();
 
     // its own session is disposed; an already-aborted signal runs nothing
-    const pre = await generate(model, prompt, { signal: AbortSignal.abort(), maxTokens: 10 }).result;
+    const pre = await generate(tiny.model, prompt, { signal: AbortSignal.abort(), maxTokens: 10 }).result;
     expect(pre.finishReason).toBe('abort');
     expect(pre.tokens).toEqual([]);
-    const viaStream = generate(model, prompt, { temperature: 0, maxTokens: 400, stopTokens: [] });
+    const viaStream = generate(tiny.model, prompt, { temperature: 0, maxTokens: 400, stopTokens: [] });
     setTimeout(() => viaStream.abort(), 5);
     expect((await viaStream.result).finishReason).toBe('abort');
     // leaving the loop early stops generation too
-    const broken = generate(model, prompt, { temperature: 0, maxTokens: 400, stopTokens: [] });
+    const broken = generate(tiny.model, prompt, { temperature: 0, maxTokens: 400, stopTokens: [] });
     for await (const e of broken) if (e.type === 'token') break;
     const br = await broken.result;
     expect(br.finishReason).toBe('abort');
@@ -127,7 +122,7 @@ describe('generate on tiny-a (CPU)', () => {
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
     const t0 = performance.now();
-    const r = await generate(model, prompt, { temperature: 0, maxTokens: 150, stopTokens: [] }).result;
+    const r = await generate(tiny.model, prompt, { temperature: 0, maxTokens: 150, stopTokens: [] }).result;
     const ms = performance.now() - t0;
     clearInterval(timer);
     expect(r.tokens).toHaveLength(150);
@@ -136,28 +131,28 @@ describe('generate on tiny-a (CPU)', () => {
   });
 
   it('reuses a session: only the new tokens are prefilled, with the same result as from scratch', async () => {
-    const session = model.createSession({ maxContext: 256 });
-    const first = await generate(model, prompt, { temperature: 0, maxTokens: 6, stopTokens: [], session }).result;
+    const session = tiny.model.createSession({ maxContext: 256 });
+    const first = await generate(tiny.model, prompt, { temperature: 0, maxTokens: 6, stopTokens: [], session }).result;
     expect(session.length).toBe(prompt.length + 5); // the last sampled token is not fed back
     const longer = [...prompt, ...first.tokens, 5, 6, 7];
-    const second = await generate(model, longer, { temperature: 0, maxTokens: 8, stopTokens: [], session }).result;
+    const second = await generate(tiny.model, longer, { temperature: 0, maxTokens: 8, stopTokens: [], session }).result;
     expect(second.usage.cachedPromptTokens).toBe(prompt.length + 5);
-    const fresh = await generate(model, longer, { temperature: 0, maxTokens: 8, stopTokens: [] }).result;
+    const fresh = await generate(tiny.model, longer, { temperature: 0, maxTokens: 8, stopTokens: [] }).result;
     expect(second.tokens).toEqual(fresh.tokens);
     // a shorter prompt sharing a prefix truncates the cache to it
-    const third = await generate(model, prompt.slice(0, 30), { temperature: 0, maxTokens: 2, stopTokens: [], session }).result;
+    const third = await generate(tiny.model, prompt.slice(0, 30), { temperature: 0, maxTokens: 2, stopTokens: [], session }).result;
     expect(third.usage.cachedPromptTokens).toBe(29);
-    expect(third.tokens).toEqual((await generate(model, prompt.slice(0, 30), { temperature: 0, maxTokens: 2, stopTokens: [] }).result).tokens);
+    expect(third.tokens).toEqual((await generate(tiny.model, prompt.slice(0, 30), { temperature: 0, maxTokens: 2, stopTokens: [] }).result).tokens);
     await session.dispose();
   });
 
   it('rejects input the model cannot take, before running anything', () => {
-    expect(() => generate(model, [1, 2, 5000])).toThrow(/input\[2\] must be a token id \(an integer in \[0, 1024\)\), got 5000/);
-    expect(() => generate(model, [])).toThrow(/empty/);
-    expect(() => generate(model, prompt, { temperature: -1 })).toThrow(/temperature/);
-    expect(() => generate(model, prompt, { reasoningEffort: 'high' })).toThrow(/conversation/);
-    expect(() => generate(model, 'Hello world, how are you?')).toThrow(/outside this model's vocabulary of 1024/);
-    expect(() => generate(model, { messages: [{ role: 'user', content: 'Hi' }] })).toThrow(/outside this model's vocabulary/);
+    expect(() => generate(tiny.model, [1, 2, 5000])).toThrow(/input\[2\] must be a token id \(an integer in \[0, 1024\)\), got 5000/);
+    expect(() => generate(tiny.model, [])).toThrow(/empty/);
+    expect(() => generate(tiny.model, prompt, { temperature: -1 })).toThrow(/temperature/);
+    expect(() => generate(tiny.model, prompt, { reasoningEffort: 'high' })).toThrow(/conversation/);
+    expect(() => generate(tiny.model, 'Hello world, how are you?')).toThrow(/outside this model's vocabulary of 1024/);
+    expect(() => generate(tiny.model, { messages: [{ role: 'user', content: 'Hi' }] })).toThrow(/outside this model's vocabulary/);
   });
 });
 

@@ -209,18 +209,17 @@ export class HarmonyStreamParser {
   }
 
   private toExpectStart(desynced: boolean): void {
-    this.state = 'expect-start';
-    this.desynced = desynced;
-    this.headerTokens = [];
-    this.headerRole = undefined;
-    this.header = undefined;
-    this.content = '';
-    this.decoder.reset();
+    this.between('expect-start', desynced);
   }
 
   private toHeader(): void {
-    this.state = 'header';
-    this.desynced = false;
+    this.between('header', false);
+  }
+
+  /** Between two messages: nothing of the last one's header, content or partial UTF-8 is kept. */
+  private between(state: State, desynced: boolean): void {
+    this.state = state;
+    this.desynced = desynced;
     this.headerTokens = [];
     this.headerRole = undefined;
     this.header = undefined;

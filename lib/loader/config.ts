@@ -1,6 +1,6 @@
 // config.json (Hugging Face GptOssConfig) -> a typed, checked ModelConfig.
 import { ConfigError } from '../errors.js';
-import { readSmallFileSteps, runSync, type Io } from './io.js';
+import { readJsonFileSteps, runSync, type Io } from './io.js';
 
 export interface RopeScaling {
   type: 'yarn';
@@ -142,12 +142,6 @@ export function readConfig(path: string): ModelConfig {
 
 /** @internal readConfig's reads and checks, for either driver (lib/loader/io.ts). */
 export function* readConfigSteps(path: string): Io<ModelConfig> {
-  const text = yield* readSmallFileSteps(path, MAX_CONFIG_BYTES, (file, message) => new ConfigError(file, message));
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(path, `malformed JSON: ${(e as Error).message}`);
-  }
+  const json = yield* readJsonFileSteps(path, MAX_CONFIG_BYTES, (file, message) => new ConfigError(file, message));
   return parseConfig(json, path);
 }

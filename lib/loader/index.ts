@@ -7,7 +7,7 @@ import { CheckpointError } from '../errors.js';
 import type { NativeTensorRecord } from '../addon-types.js';
 import { readConfigSteps, type ModelConfig } from './config.js';
 import { readSafetensorsHeaderSteps, type SafetensorsHeader } from './safetensors.js';
-import { listDir, openFailure, readSmallFileSteps, runAsync, runSync, statPath, type Io } from './io.js';
+import { listDir, openFailure, readJsonFileSteps, runAsync, runSync, statPath, type Io } from './io.js';
 import { ggufConfig, ggufRecordDtype, isGgufFileSteps, readGgufSteps, type GgufFile, type GgufValue } from './gguf.js';
 
 /** model.safetensors.index.json lists every tensor once: tens of KB for gpt-oss-120b. */
@@ -191,13 +191,7 @@ function* openCheckpointSteps(dirArg: string): Io<Checkpoint> {
   let files: string[];
   let weightMap: Record<string, string> | null = null;
   if (yield* present(indexPath)) {
-    const text = yield* readSmallFileSteps(indexPath, MAX_INDEX_BYTES, (file, message) => new CheckpointError(file, message));
-    let index: unknown;
-    try {
-      index = JSON.parse(text);
-    } catch (e) {
-      throw new CheckpointError(indexPath, `malformed JSON: ${(e as Error).message}`);
-    }
+    const index = yield* readJsonFileSteps(indexPath, MAX_INDEX_BYTES, (file, message) => new CheckpointError(file, message));
     if (index === null || typeof index !== 'object' || Array.isArray(index))
       throw new CheckpointError(indexPath, `must be a JSON object with a 'weight_map', got ${index === null ? 'null' : Array.isArray(index) ? 'an array' : typeof index}`);
     const wm = (index as { weight_map?: unknown }).weight_map;

@@ -171,13 +171,22 @@ export async function runAsync<T>(steps: Io<T>): Promise<T> {
   return r.value;
 }
 
-/** A small regular file (JSON) as UTF-8, refused past `maxBytes`. */
-export function* readSmallFileSteps(path: string, maxBytes: number, fail: FileErrorFactory): Io<string> {
+/**
+ * A checkpoint's small JSON file (config.json, the shard index) read as UTF-8 and parsed: refused past
+ * `maxBytes`; `fail(path, 'malformed JSON: ...')` where it does not parse.
+ */
+export function* readJsonFileSteps(path: string, maxBytes: number, fail: FileErrorFactory): Io<unknown> {
   const file = yield* openRegular(path, fail);
+  let text: string;
   try {
     if (file.size > maxBytes) throw fail(path, `is ${file.size} bytes, more than the ${maxBytes} a JSON file of a checkpoint may have`);
-    return (yield* readAt(file, file.size, 0)).toString('utf8');
+    text = (yield* readAt(file, file.size, 0)).toString('utf8');
   } finally {
     yield* closeFile(file);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw fail(path, `malformed JSON: ${(e as Error).message}`);
   }
 }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -84,6 +85,20 @@ int32_t draw(const std::vector<float>& p, Pivot pv, float uniform) {
   return int32_t(last);
 }
 
+// The steps the fast path and the reference share before any ranking: the argument checks, a row
+// that holds no distribution (backend.h's negative codes), greedy (temperature 0: argmax). Returns
+// the id where one of those settles it; otherwise fills `p` with the probabilities at the temperature.
+std::optional<int32_t> settled_before_ranking(const Tensor& logits, const SampleParams& params, float uniform,
+                                              std::vector<float>& p) {
+  checks::sample(logits, params, uniform, kCpuDevice);
+  const int64_t v = logits.dim(-1);
+  const float* l = logits.ptr<float>();
+  if (const int32_t bad = checks::logit_row_code(l, v)) return bad;  // backend.h: no distribution
+  if (params.temperature == 0.f) return argmax(l, v);
+  p = probabilities(l, v, params.temperature);
+  return std::nullopt;
+}
+
 double mass_of(const std::vector<float>& p, const std::vector<int64_t>* top_k_set) {
   double m = 0;
   if (top_k_set)
@@ -95,12 +110,9 @@ double mass_of(const std::vector<float>& p, const std::vector<int64_t>* top_k_se
 }  // namespace
 
 int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) {
-  checks::sample(logits, params, uniform, kCpuDevice);
+  std::vector<float> p;
+  if (const std::optional<int32_t> id = settled_before_ranking(logits, params, uniform, p)) return *id;
   const int64_t v = logits.dim(-1);
-  const float* l = logits.ptr<float>();
-  if (const int32_t bad = checks::logit_row_code(l, v)) return bad;  // backend.h: no distribution
-  if (params.temperature == 0.f) return argmax(l, v);
-  std::vector<float> p = probabilities(l, v, params.temperature);
   const auto cmp = [&](int64_t a, int64_t b) { return ranks_before(p, a, b); };
   const bool use_k = params.top_k > 0 && params.top_k < v;
   if (!use_k && params.top_p >= 1.f) {
@@ -137,12 +149,9 @@ int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) 
 
 namespace ref {
 int32_t sample(const Tensor& logits, const SampleParams& params, float uniform) {
-  checks::sample(logits, params, uniform, kCpuDevice);
+  std::vector<float> p;
+  if (const std::optional<int32_t> id = settled_before_ranking(logits, params, uniform, p)) return *id;
   const int64_t v = logits.dim(-1);
-  const float* l = logits.ptr<float>();
-  if (const int32_t bad = checks::logit_row_code(l, v)) return bad;  // backend.h: no distribution
-  if (params.temperature == 0.f) return argmax(l, v);
-  std::vector<float> p = probabilities(l, v, params.temperature);
   std::vector<int64_t> order(static_cast<size_t>(v));
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ranks_before(p, a, b); });

@@ -159,12 +159,22 @@ struct Binder {
       Tensor aligned = host_empty(dtype, shape);
       std::memcpy(aligned.data, t.data, t.nbytes());
       // model.info says so (memory beyond the mapping; test/robust/checkpoint-errors.test.ts reads it)
-      const std::string line = std::string(slot.group) + ": " + dtype_name(dtype) + " copied to aligned memory (data at a misaligned file offset)";
-      if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
-        report.conversions.push_back(line);
+      record_conversion(std::string(slot.group) + ": " + dtype_name(dtype) + " copied to aligned memory (data at a misaligned file offset)");
       return aligned;
     }
     return t;
+  }
+
+  // A line of model.info's conversions (what the load did to a group's bytes), once per kind.
+  void record_conversion(const std::string& line) {
+    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
+      report.conversions.push_back(line);
+  }
+
+  // A conversion that began at t0 has ended: its time goes to the report, and its line (once).
+  void conversion_ended(std::chrono::steady_clock::time_point t0, const std::string& line) {
+    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    record_conversion(line);
   }
 
   // Adds a bound tensor to its group in the load report.
@@ -282,10 +292,7 @@ struct Binder {
           if (bd == DType::BF16) gub.ptr<uint16_t>()[to] = src.ptr<uint16_t>()[from];
           else gub.ptr<float>()[to] = src.dtype == DType::BF16 ? bf16_to_f32(src.ptr<uint16_t>()[from]) : src.ptr<float>()[from];
         }
-    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string line = "experts: gate and up joined into gate_up, rows interleaved (the GPU kernels' layout)";
-    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
-      report.conversions.push_back(line);
+    conversion_ended(t0, "experts: gate and up joined into gate_up, rows interleaved (the GPU kernels' layout)");
     x.gate_up = backend.upload(gu);
     x.gate_up_bias = backend.upload(gub);
     x.gate = x.up = x.gate_bias = x.up_bias = Tensor();
@@ -313,10 +320,7 @@ struct Binder {
     } else {  // f16 -> f32
       for (int64_t i = 0; i < src.numel(); ++i) out.ptr<float>()[i] = f16_to_f32(src.ptr<uint16_t>()[i]);
     }
-    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string line = std::string(slot.group) + ": " + dtype_name(src.dtype) + " -> " + dtype_name(to) + why;
-    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
-      report.conversions.push_back(line);
+    conversion_ended(t0, std::string(slot.group) + ": " + dtype_name(src.dtype) + " -> " + dtype_name(to) + why);
     return out;
   }
 
@@ -379,10 +383,7 @@ struct Binder {
         Tensor out = rows.rows(e0, n);
         cpu::transpose_experts(t.rows(e0, n), out);
       });
-      report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const std::string line = std::string(slot.group) + ": bf16 [E, in, out] -> [E, out, in] (experts bf16: the GPU kernels' rows)";
-      if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
-        report.conversions.push_back(line);
+      conversion_ended(t0, std::string(slot.group) + ": bf16 [E, in, out] -> [E, out, in] (experts bf16: the GPU kernels' rows)");
       note(slot, d, rows, r.length, true);
       return finish(rows, r.length);
     }
@@ -392,10 +393,7 @@ struct Binder {
       Tensor out = q.rows(e0, n);
       cpu::quantize_mxfp4_transposed(t.rows(e0, n), out);
     });
-    report.convert_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const std::string line = std::string(slot.group) + ": " + dtype_name(d) + " -> mxfp4 (experts mxfp4)";
-    if (std::find(report.conversions.begin(), report.conversions.end(), line) == report.conversions.end())
-      report.conversions.push_back(line);
+    conversion_ended(t0, std::string(slot.group) + ": " + dtype_name(d) + " -> mxfp4 (experts mxfp4)");
     note(slot, d, q, r.length, true);
     return finish(q, r.length);
   }

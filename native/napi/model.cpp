@@ -116,7 +116,27 @@ uint64_t seed_arg(Napi::Object spec, const char* fn) {
   return uint64_t(d);
 }
 
-// The optional progress callback (argument 1) as a thread-safe function; null when absent.
+// spec[key] as a string; `fallback` where it is absent or not a string (lib/ passes its defaults).
+std::string spec_string(const Napi::Object& spec, const char* key, const char* fallback) {
+  const Napi::Value v = spec.Get(key);
+  return v.IsString() ? v.ToString().Utf8Value() : std::string(fallback);
+}
+
+// spec.device: "cpu" when absent, else as parse_device reads it.
+Device device_arg(const Napi::Object& spec, const char* fn) {
+  return parse_device(spec_string(spec, "device", "cpu"), std::string(fn) + ": spec.device");
+}
+
+// spec[key], one of two words, the first when absent: whether it is the second. Anything else is a
+// RangeError "<fn>: spec.<key> must be '<first>' or '<second>', got '<value>'" (load and synthetic
+// read spec.format, spec.denseWeights and spec.experts this way).
+bool choice_arg(const Napi::Object& spec, const char* key, const char* fn, const char* first, const char* second) {
+  const std::string v = spec_string(spec, key, first);
+  if (v != first && v != second)
+    throw range_error(std::string(fn) + ": spec." + key + " must be '" + first + "' or '" + second + "', got '" + v + "'");
+  return v == second;
+}
+
 // spec.activations: 'f32' | 'q8' (absent: f32; the TypeScript side applies GPTOSS_CPU_ACTIVATIONS).
 ExpertActivations activations_arg(const Napi::Object& spec, const char* fn) {
   const Napi::Value v = spec.Get("activations");
@@ -140,6 +160,7 @@ void apply_model_options(Model& m, ExpertActivations act, std::optional<KvCacheT
   if (kv_cache) m.set_kv_cache(*kv_cache);
 }
 
+// The optional progress callback (argument 1) as a thread-safe function; null when absent.
 std::shared_ptr<Napi::ThreadSafeFunction> progress_tsfn(const Napi::CallbackInfo& info, const char* name) {
   if (info.Length() < 2 || !info[1].IsFunction()) return nullptr;
   return std::shared_ptr<Napi::ThreadSafeFunction>(
@@ -188,21 +209,11 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       if (files.empty()) throw range_error("NativeModel.load: spec.files is empty");
       if (!spec.Get("tensors").IsArray()) throw type_error("NativeModel.load: spec.tensors must be an array");
       std::vector<TensorRecord> records = parse_records(spec.Get("tensors").As<Napi::Array>(), files.size());
-      Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
-                                   "NativeModel.load: spec.device");
+      Device device = device_arg(spec, "NativeModel.load");
       LoadOptions options;
-      const std::string format = spec.Get("format").IsString() ? spec.Get("format").ToString().Utf8Value() : "safetensors";
-      if (format == "gguf") options.format = WeightFormat::Gguf;
-      else if (format != "safetensors")
-        throw range_error("NativeModel.load: spec.format must be 'safetensors' or 'gguf', got '" + format + "'");
-      const std::string dense = spec.Get("denseWeights").IsString() ? spec.Get("denseWeights").ToString().Utf8Value() : "as-stored";
-      if (dense == "q8") options.dense_q8 = true;
-      else if (dense != "as-stored")
-        throw range_error("NativeModel.load: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
-      const std::string experts = spec.Get("experts").IsString() ? spec.Get("experts").ToString().Utf8Value() : "mxfp4";
-      if (experts == "bf16") options.experts_bf16 = true;
-      else if (experts != "mxfp4")
-        throw range_error("NativeModel.load: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
+      if (choice_arg(spec, "format", "NativeModel.load", "safetensors", "gguf")) options.format = WeightFormat::Gguf;
+      options.dense_q8 = choice_arg(spec, "denseWeights", "NativeModel.load", "as-stored", "q8");
+      options.experts_bf16 = choice_arg(spec, "experts", "NativeModel.load", "mxfp4", "bf16");
       const ExpertActivations act = activations_arg(spec, "NativeModel.load");
       const std::optional<KvCacheType> kv = kv_cache_arg(spec, "NativeModel.load");
       return model_promise(env, "gpt-oss-load", progress_tsfn(info, "gpt-oss-load-progress"),
@@ -222,17 +233,10 @@ class ModelObject : public Napi::ObjectWrap<ModelObject> {
       Napi::Object spec = arg_object(info, 0, "NativeModel.synthetic", "spec");
       ModelConfig config = config_arg(spec, "NativeModel.synthetic");
       uint64_t seed = seed_arg(spec, "NativeModel.synthetic");
-      Device device = parse_device(spec.Get("device").IsString() ? spec.Get("device").ToString().Utf8Value() : "cpu",
-                                   "NativeModel.synthetic: spec.device");
+      Device device = device_arg(spec, "NativeModel.synthetic");
       const ExpertActivations act = activations_arg(spec, "NativeModel.synthetic");
-      const std::string dense = spec.Get("denseWeights").IsString() ? spec.Get("denseWeights").ToString().Utf8Value() : "as-stored";
-      if (dense != "q8" && dense != "as-stored")
-        throw range_error("NativeModel.synthetic: spec.denseWeights must be 'as-stored' or 'q8', got '" + dense + "'");
-      const bool dense_q8 = dense == "q8";
-      const std::string experts = spec.Get("experts").IsString() ? spec.Get("experts").ToString().Utf8Value() : "mxfp4";
-      if (experts != "mxfp4" && experts != "bf16")
-        throw range_error("NativeModel.synthetic: spec.experts must be 'mxfp4' or 'bf16', got '" + experts + "'");
-      const bool experts_bf16 = experts == "bf16";
+      const bool dense_q8 = choice_arg(spec, "denseWeights", "NativeModel.synthetic", "as-stored", "q8");
+      const bool experts_bf16 = choice_arg(spec, "experts", "NativeModel.synthetic", "mxfp4", "bf16");
       const std::optional<KvCacheType> kv = kv_cache_arg(spec, "NativeModel.synthetic");
       return model_promise(env, "gpt-oss-synthetic", progress_tsfn(info, "gpt-oss-synthetic-progress"),
                            [config, seed, device, act, kv, dense_q8, experts_bf16](const LoadProgress& progress) {

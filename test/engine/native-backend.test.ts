@@ -10,24 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, createRng, generate, type GptOssModel, type SampleOptions } from '../../lib/index.js';
 import { SessionBackend } from '../../lib/engine/session-backend.js';
-import type { BatchItem, StepBackend } from '../../lib/engine/backend.js';
-import { fixtureDir, readJson } from '../helpers/fixtures.js';
+import type { StepBackend } from '../../lib/engine/backend.js';
+import { readJson } from '../helpers/fixtures.js';
+import { expectBlockLedger, randomChunks, runSchedule, useCpuModel, type Plan } from '../helpers/engine.js';
 import { writeCheckpoint, TINY } from '../helpers/checkpoint.js';
 
 const prompt = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
-
-interface Plan {
-  /** Step at which it joins. */
-  join: number;
-  prompt: number[];
-  /** Prefill chunk sizes (their sum is prompt.length). */
-  chunks: number[];
-  /** Decode steps after the prompt (it leaves after them, or earlier when `leaveAfter` is set). */
-  decode: number;
-  options: SampleOptions;
-  seed: number;
-}
 
 /** A random schedule: sequences of mixed lengths joining and leaving at different steps. */
 function makePlans(seed: number, count: number, vocab: number, maxPrompt: number): Plan[] {
@@ -36,12 +25,7 @@ function makePlans(seed: number, count: number, vocab: number, maxPrompt: number
   const optionsList: SampleOptions[] = [{ temperature: 0 }, { temperature: 1 }, { temperature: 0.8, topP: 0.9 }, { temperature: 1.3, topK: 20 }];
   return Array.from({ length: count }, (_, i) => {
     const len = int(1, maxPrompt);
-    const chunks: number[] = [];
-    for (let left = len; left > 0; ) {
-      const c = Math.min(left, int(1, Math.max(1, Math.ceil(len / 2))));
-      chunks.push(c);
-      left -= c;
-    }
+    const chunks = randomChunks(len, int);
     return {
       join: int(0, 12),
       prompt: Array.from({ length: len }, () => int(0, vocab - 1)),
@@ -53,65 +37,14 @@ function makePlans(seed: number, count: number, vocab: number, maxPrompt: number
   });
 }
 
-/** Runs the schedule; returns the ids each sequence drew, in order. */
-async function runPlans(b: StepBackend, plans: Plan[]): Promise<number[][]> {
-  interface Live {
-    plan: Plan;
-    seq: number;
-    chunk: number;
-    next: number; // the drawn id to feed next
-    drawn: number[];
-    rng: ReturnType<typeof createRng>;
-  }
-  const out: number[][] = plans.map(() => []);
-  const live = new Map<number, Live>();
-  for (let step = 0; live.size > 0 || plans.some((p, i) => p.join >= step && !out[i]!.length && !live.has(i)); step++) {
-    plans.forEach((plan, i) => {
-      if (plan.join !== step) return;
-      const seq = b.open(plan.prompt.length + plan.decode);
-      if (seq === null) throw new Error('pool too small for the schedule');
-      live.set(i, { plan, seq, chunk: 0, next: -1, drawn: [], rng: createRng(plan.seed) });
-    });
-    if (live.size === 0) continue;
-    const order = [...live.keys()];
-    const items: BatchItem[] = order.map((i) => {
-      const l = live.get(i)!;
-      const sample = () => ({ options: l.plan.options, uniform: l.rng.nextUniform() });
-      if (l.chunk < l.plan.chunks.length) {
-        const start = l.plan.chunks.slice(0, l.chunk).reduce((a, c) => a + c, 0);
-        const size = l.plan.chunks[l.chunk]!;
-        l.chunk++;
-        return { seq: l.seq, tokens: Int32Array.from(l.plan.prompt.slice(start, start + size)), sample: l.chunk === l.plan.chunks.length ? sample() : null };
-      }
-      return { seq: l.seq, tokens: Int32Array.of(l.next), sample: sample() };
-    });
-    const ids = await b.step(items);
-    order.forEach((i, k) => {
-      const l = live.get(i)!;
-      if (items[k]!.sample === null) {
-        expect(ids[k]).toBe(-1);
-        return;
-      }
-      l.drawn.push(ids[k]!);
-      l.next = ids[k]!;
-      if (l.drawn.length === l.plan.decode) {
-        b.close(l.seq);
-        out[i] = l.drawn;
-        live.delete(i);
-      }
-    });
-  }
-  return out;
-}
-
 async function equalToSessions(model: GptOssModel, seed: number, count: number, blockSize: number, maxPrompt: number, padDecodeSteps = false): Promise<void> {
   const plans = makePlans(seed, count, model.config.vocabSize, maxPrompt);
   const kvBlocks = plans.reduce((a, p) => a + Math.ceil((p.prompt.length + p.decode) / blockSize), 0);
   const reference = new SessionBackend(model, { kvBlocks, blockSize });
-  const want = await runPlans(reference, plans);
+  const want = await runSchedule(reference, plans);
   await reference.dispose();
   const batch = model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count, padDecodeSteps });
-  const got = await runPlans(batch, plans);
+  const got = await runSchedule(batch, plans);
   expect(batch.freeBlocks()).toBe(kvBlocks);
   expect(batch.openSequences).toBe(0);
   await batch.dispose();
@@ -120,27 +53,12 @@ async function equalToSessions(model: GptOssModel, seed: number, count: number, 
 }
 
 describe('NativeBatchBackend on tiny-a (CPU)', () => {
-  let model: GptOssModel;
-  beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
-  });
-  afterAll(async () => {
-    await model?.dispose();
-  });
+  const tiny = useCpuModel('tiny-a');
 
   it('takes ceil(maxTokens / blockSize) blocks, refuses what does not fit now (taking nothing), returns them on close', async () => {
-    const b = model.createBatchBackend({ kvBlocks: 10, blockSize: 16, maxSequences: 3 });
+    const b = tiny.model.createBatchBackend({ kvBlocks: 10, blockSize: 16, maxSequences: 3 });
     expect([b.blockSize, b.totalBlocks, b.freeBlocks()]).toEqual([16, 10, 10]);
-    const a = b.open(33)!; // 3 blocks
-    expect(b.freeBlocks()).toBe(7);
-    const c = b.open(112)!; // 7 blocks
-    expect(b.freeBlocks()).toBe(0);
-    expect(b.open(1)).toBeNull();
-    expect(b.freeBlocks()).toBe(0);
-    b.close(a);
-    b.close(a); // idempotent
-    expect(b.freeBlocks()).toBe(3);
-    expect(b.open(49)).toBeNull(); // 4 blocks
+    const c = expectBlockLedger(b); // 7 of the 10 blocks taken
     const d = b.open(16)!;
     b.open(16);
     expect(b.open(1)).toBeNull(); // maxSequences 3
@@ -154,7 +72,7 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
   });
 
   it('bad items are typed errors naming the item, and reserve nothing', async () => {
-    const b = model.createBatchBackend({ kvBlocks: 8, blockSize: 4 });
+    const b = tiny.model.createBatchBackend({ kvBlocks: 8, blockSize: 4 });
     const s = b.open(8)!;
     const t = b.open(8)!;
     const ok = { seq: s, tokens: Int32Array.of(1, 2), sample: null };
@@ -185,7 +103,7 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
 
   it('a prefill in chunks draws what the whole prefill draws, and both continue as generate()', async () => {
     const n = 10;
-    const b = model.createBatchBackend({ kvBlocks: 40, blockSize: 8 });
+    const b = tiny.model.createBatchBackend({ kvBlocks: 40, blockSize: 8 });
     for (const [temperature, seed] of [[0, 1], [1.1, 42]] as const) {
       const whole = b.open(prompt.length + n)!;
       const chunked = b.open(prompt.length + n)!;
@@ -209,7 +127,7 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
         a.push(ids[1]!);
       }
       expect(c).toEqual(a);
-      const want = temperature === 0 ? greedy.slice(0, n) : (await generate(model, prompt, { temperature, seed, maxTokens: n, stopTokens: [] }).result).tokens;
+      const want = temperature === 0 ? greedy.slice(0, n) : (await generate(tiny.model, prompt, { temperature, seed, maxTokens: n, stopTokens: [] }).result).tokens;
       expect(a).toEqual(want);
       expect(b.length(whole)).toBe(prompt.length + n - 1);
       b.close(whole);
@@ -220,12 +138,12 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
   });
 
   it('stepWithLogits: the logits each draw came from (a row per sampling item, item order), as a Session computes them', async () => {
-    const b = model.createBatchBackend({ kvBlocks: 20, blockSize: 8 });
-    const vocab = model.config.vocabSize;
+    const b = tiny.model.createBatchBackend({ kvBlocks: 20, blockSize: 8 });
+    const vocab = tiny.model.config.vocabSize;
     const s1 = b.open(prompt.length + 4)!;
     const s2 = b.open(prompt.length + 4)!;
-    const ref1 = model.createSession({ maxContext: prompt.length + 4 });
-    const ref2 = model.createSession({ maxContext: prompt.length + 4 });
+    const ref1 = tiny.model.createSession({ maxContext: prompt.length + 4 });
+    const ref2 = tiny.model.createSession({ maxContext: prompt.length + 4 });
     const opt = { options: { temperature: 0 }, uniform: 0.5 };
     // s1 prefills in one item (draws), s2 a chunk that does not draw: one logits row
     let r = await b.stepWithLogits([
@@ -282,8 +200,8 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
   }
 
   it('prefix cache: a prompt that begins with cached whole blocks shares them, prefills the rest, and draws the same ids', async () => {
-    const b = model.createBatchBackend({ kvBlocks: 40, blockSize: 8 });
-    const plain = model.createBatchBackend({ kvBlocks: 40, blockSize: 8, prefixCache: false });
+    const b = tiny.model.createBatchBackend({ kvBlocks: 40, blockSize: 8 });
+    const plain = tiny.model.createBatchBackend({ kvBlocks: 40, blockSize: 8, prefixCache: false });
     const system = prompt.slice(0, 27); // 3 whole blocks of 8 and 3 tokens
     const a = [...system, ...prompt.slice(27)];
     const c = [...system, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
@@ -312,7 +230,7 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
   });
 
   it('prefix cache: a full pool evicts unheld cached blocks (least recently used leaves first), never held ones', async () => {
-    const b = model.createBatchBackend({ kvBlocks: 12, blockSize: 4 });
+    const b = tiny.model.createBatchBackend({ kvBlocks: 12, blockSize: 4 });
     const p1 = prompt.slice(0, 21);
     const r1 = await runOne(b, p1, 3, { temperature: 0 }, 1);
     const cachedAfter = b.cachedBlocks;
@@ -337,15 +255,15 @@ describe('NativeBatchBackend on tiny-a (CPU)', () => {
 
   for (const blockSize of [4, 16]) {
     it(`mixed lengths joining and leaving: the same ids as one session a sequence (blockSize ${blockSize})`, async () => {
-      await equalToSessions(model, 7 + blockSize, 6, blockSize, 40);
+      await equalToSessions(tiny.model, 7 + blockSize, 6, blockSize, 40);
     });
   }
 
   // The CUDA layout of a decode step (padded to a bucket: rows past the items write and read the
   // pool's spare block through table rows of their own, their logits never drawn from), run on the CPU.
   it('decode steps padded to bucket sizes draw the same ids (padDecodeSteps, as on CUDA)', async () => {
-    await equalToSessions(model, 23, 11, 4, 30, true);
-    await expect(async () => model.createBatchBackend({ kvBlocks: 4, padDecodeSteps: 1 as unknown as boolean })).rejects.toThrow(/padDecodeSteps must be a boolean/);
+    await equalToSessions(tiny.model, 23, 11, 4, 30, true);
+    await expect(async () => tiny.model.createBatchBackend({ kvBlocks: 4, padDecodeSteps: 1 as unknown as boolean })).rejects.toThrow(/padDecodeSteps must be a boolean/);
   });
 });
 

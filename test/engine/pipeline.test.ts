@@ -5,43 +5,27 @@
 // sequence that joins or a prompt chunk while a step is queued (the queued step is dropped or claimed
 // without it), aborts, and the pool's accounting. Everything runs on the CPU through the same native
 // path CUDA takes (padded decode steps, draws written into the step's token rows, a ticket read back).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, createRng, generate, type GptOssModel, type SampleOptions, type GenerationResult } from '../../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { createRng, generate, type SampleOptions, type GenerationResult } from '../../lib/index.js';
 import { SessionBackend } from '../../lib/engine/session-backend.js';
 import type { NativeBatchBackend } from '../../lib/engine/native-backend.js';
-import type { BatchItem, StepBackend } from '../../lib/engine/backend.js';
-import { fixtureDir } from '../helpers/fixtures.js';
+import { relL2 } from '../helpers/fixtures.js';
+import { randomChunks, runSchedule, useCpuModel, type Plan } from '../helpers/engine.js';
 import { rng } from '../helpers/rng.js';
 
 const prng = (seed: number): (() => number) => {
   const r = rng(seed, 'pipeline');
-  return () => r.nextU32() / 2 ** 32;
+  return () => r.nextFloat();
 };
 
-interface Plan {
-  join: number;
-  prompt: number[];
-  chunks: number[];
-  /** Draws it makes. */
-  decode: number;
-  /** It leaves after this many draws although it asked for the step after (a stop seen one step late). */
-  stopAt: number;
-  options: SampleOptions;
-  seed: number;
-}
-
+/** A random schedule; every third sequence leaves early (stopAt < decode: a stop seen one step late). */
 function makePlans(seed: number, count: number, vocab: number, maxPrompt: number): Plan[] {
   const rand = prng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const optionsList: SampleOptions[] = [{ temperature: 0 }, { temperature: 1 }, { temperature: 0.8, topP: 0.9 }, { temperature: 1.3, topK: 20 }, { temperature: 0.7, minP: 0.05 }];
   return Array.from({ length: count }, (_, i) => {
     const len = int(1, maxPrompt);
-    const chunks: number[] = [];
-    for (let left = len; left > 0; ) {
-      const c = Math.min(left, int(1, Math.max(1, Math.ceil(len / 2))));
-      chunks.push(c);
-      left -= c;
-    }
+    const chunks = randomChunks(len, int);
     const decode = int(1, 16);
     return {
       join: int(0, 10),
@@ -55,124 +39,30 @@ function makePlans(seed: number, count: number, vocab: number, maxPrompt: number
   });
 }
 
-/**
- * Runs the schedule, each sequence giving `next` (its following draw's uniform, from its own
- * generator) whenever it means to draw again; the draw order of every generator is that of a plain
- * run, so a backend that ignores `next` (SessionBackend) is the reference. Returns each sequence's ids
- * and, with `logits`, the logits of every draw.
- */
-async function runPipelined(b: StepBackend, plans: Plan[], logits?: Float32Array[][]): Promise<number[][]> {
-  interface Live {
-    plan: Plan;
-    seq: number;
-    chunk: number;
-    last: number;
-    nextU: number | null;
-    drawn: number[];
-    rng: ReturnType<typeof createRng>;
-  }
-  const out: number[][] = plans.map(() => []);
-  const done = plans.map(() => false);
-  const live = new Map<number, Live>();
-  const vocab = 1024;
-  for (let step = 0; live.size > 0 || done.some((d, i) => !d && !live.has(i)); step++) {
-    plans.forEach((plan, i) => {
-      if (plan.join !== step) return;
-      const seq = b.open(plan.prompt.length + plan.decode);
-      if (seq === null) throw new Error('pool too small for the schedule');
-      live.set(i, { plan, seq, chunk: 0, last: -1, nextU: null, drawn: [], rng: createRng(plan.seed) });
-    });
-    if (live.size === 0) continue;
-    const order = [...live.keys()];
-    const items: BatchItem[] = order.map((i) => {
-      const l = live.get(i)!;
-      const draw = (): BatchItem['sample'] => {
-        const uniform = l.nextU ?? l.rng.nextUniform();
-        l.nextU = null;
-        return { options: l.plan.options, uniform };
-      };
-      let item: BatchItem;
-      if (l.chunk < l.plan.chunks.length) {
-        const start = l.plan.chunks.slice(0, l.chunk).reduce((a, c) => a + c, 0);
-        const size = l.plan.chunks[l.chunk]!;
-        l.chunk++;
-        item = { seq: l.seq, tokens: Int32Array.from(l.plan.prompt.slice(start, start + size)), sample: l.chunk === l.plan.chunks.length ? draw() : null };
-      } else item = { seq: l.seq, tokens: Int32Array.of(l.last), sample: draw() };
-      // it means to draw again after this draw (a plan that stops early does not know it yet)
-      if (item.sample !== null && l.drawn.length + 1 < l.plan.decode) {
-        l.nextU = l.rng.nextUniform();
-        item.next = l.nextU;
-      }
-      return item;
-    });
-    let ids: Int32Array;
-    if (logits) {
-      const r = await (b as NativeBatchBackend).stepWithLogits(items);
-      ids = r.ids;
-      let row = 0;
-      order.forEach((i, k) => {
-        if (items[k]!.sample !== null) (logits[i] ??= []).push(r.logits.slice(row * vocab, ++row * vocab));
-      });
-    } else ids = await b.step(items);
-    order.forEach((i, k) => {
-      const l = live.get(i)!;
-      if (items[k]!.sample === null) {
-        expect(ids[k]).toBe(-1);
-        return;
-      }
-      l.drawn.push(ids[k]!);
-      l.last = ids[k]!;
-      if (l.drawn.length === l.plan.stopAt) {
-        b.close(l.seq);
-        out[i] = l.drawn;
-        done[i] = true;
-        live.delete(i);
-      }
-    });
-  }
-  return out;
-}
-
-function relL2(a: Float32Array, b: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
 describe('pipelined decode on tiny-a (CPU)', () => {
-  let model: GptOssModel;
-  beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
-  });
-  afterAll(async () => {
-    await model?.dispose();
-  });
+  const tiny = useCpuModel('tiny-a');
 
   it.each([
     [7, 6, 8, true],
     [8, 10, 4, false],
     [9, 12, 4, false],
   ])('draws what Sessions draw across joins, chunks and stops seen one step late (seed %i, %i sequences, blocks of %i); logits equal the plain step', async (seed, count, blockSize, drops) => {
-    const plans = makePlans(seed, count, model.config.vocabSize, 20);
+    const plans = makePlans(seed, count, tiny.model.config.vocabSize, 20);
     const kvBlocks = plans.reduce((a, p) => a + Math.ceil((p.prompt.length + p.decode) / blockSize), 0);
-    const reference = new SessionBackend(model, { kvBlocks, blockSize });
-    const want = await runPipelined(reference, plans);
+    const reference = new SessionBackend(tiny.model, { kvBlocks, blockSize });
+    const want = await runSchedule(reference, plans, { next: true });
     await reference.dispose();
 
-    const plain = model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count, padDecodeSteps: true });
+    const plain = tiny.model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count, padDecodeSteps: true });
     const plainLogits: Float32Array[][] = [];
-    expect(await runPipelined(plain, plans, plainLogits)).toEqual(want);
+    expect(await runSchedule(plain, plans, { next: true, logits: plainLogits })).toEqual(want);
     expect(plain.pipelineStats).toEqual({ queued: 0, claimed: 0, dropped: 0 });
     await plain.dispose();
 
-    const b = model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count, pipelineDecode: true });
+    const b = tiny.model.createBatchBackend({ kvBlocks, blockSize, maxSequences: count, pipelineDecode: true });
     expect(b.pipelinesDecode).toBe(true);
     const gotLogits: Float32Array[][] = [];
-    const got = await runPipelined(b, plans, gotLogits);
+    const got = await runSchedule(b, plans, { next: true, logits: gotLogits });
     expect(got).toEqual(want);
     // steps were queued ahead and claimed, and some dropped (joins, chunks, early stops)
     const stats = b.pipelineStats;
@@ -193,7 +83,7 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     const blockSize = 8;
     const prompt = Array.from({ length: 16 }, (_, i) => (i * 37 + 5) % 1024);
     // A: 16 + 24 tokens (5 blocks), B: 8 + 16 (3 blocks); the pool holds exactly those 8
-    const b = model.createBatchBackend({ kvBlocks: 8, blockSize, maxSequences: 4, pipelineDecode: true });
+    const b = tiny.model.createBatchBackend({ kvBlocks: 8, blockSize, maxSequences: 4, pipelineDecode: true });
     const a = b.open(40, prompt)!;
     const other = b.open(24)!;
     const ra = createRng(3);
@@ -244,7 +134,7 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     expect(stats.claimed).toBe(5); // steps 2..6 claimed what the step before queued
     expect(stats.dropped).toBe(1); // the last one, when A left and C joined
     // a Session fed the same: A's draws and C's
-    const s = model.createSession({ maxContext: 64 });
+    const s = tiny.model.createSession({ maxContext: 64 });
     await s.prefillAll(prompt);
     const sa = createRng(3);
     const refA = [await s.sample({ temperature: 0 }, sa.nextUniform())];
@@ -265,9 +155,9 @@ describe('pipelined decode on tiny-a (CPU)', () => {
   });
 
   it('checks next and the option', async () => {
-    expect(() => model.createBatchBackend({ kvBlocks: 4, pipelineDecode: true, padDecodeSteps: false })).toThrow(/pipelineDecode needs padded decode steps/);
-    expect(() => model.createBatchBackend({ kvBlocks: 4, pipelineDecode: 1 as unknown as boolean })).toThrow(/pipelineDecode must be a boolean/);
-    const b = model.createBatchBackend({ kvBlocks: 4, blockSize: 4, pipelineDecode: true });
+    expect(() => tiny.model.createBatchBackend({ kvBlocks: 4, pipelineDecode: true, padDecodeSteps: false })).toThrow(/pipelineDecode needs padded decode steps/);
+    expect(() => tiny.model.createBatchBackend({ kvBlocks: 4, pipelineDecode: 1 as unknown as boolean })).toThrow(/pipelineDecode must be a boolean/);
+    const b = tiny.model.createBatchBackend({ kvBlocks: 4, blockSize: 4, pipelineDecode: true });
     const s = b.open(8)!;
     await expect(b.step([{ seq: s, tokens: Int32Array.of(1), sample: null, next: 0.5 }])).rejects.toThrow(/items\[0\]\.next is set but \.sample is null/);
     await expect(b.step([{ seq: s, tokens: Int32Array.of(1), sample: { options: {}, uniform: 0.5 }, next: 1 }])).rejects.toThrow(/items\[0\]\.next must be in \[0, 1\)/);
@@ -284,14 +174,14 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     b.close(s);
     expect(b.freeBlocks()).toBe(4);
     await b.dispose();
-    expect(() => model.createEngine({ backend: 'session', pipelineDecode: true })).toThrow(/pipelineDecode needs backend 'native'/);
+    expect(() => tiny.model.createEngine({ backend: 'session', pipelineDecode: true })).toThrow(/pipelineDecode needs backend 'native'/);
   });
 
   const randomPrompt = (rand: () => number, n: number): number[] => Array.from({ length: n }, () => Math.floor(rand() * 1024));
 
   it('engine: one stream is pipelined step after step, and a request joining while a step is queued waits for it; both equal generate()', async () => {
     const rand = prng(31);
-    const engine = model.createEngine({ pipelineDecode: true, maxSequences: 4, maxBatchTokens: 32, kvBlocks: 64, blockSize: 8, maxContext: 256 });
+    const engine = tiny.model.createEngine({ pipelineDecode: true, maxSequences: 4, maxBatchTokens: 32, kvBlocks: 64, blockSize: 8, maxContext: 256 });
     const backend = engine.backend as NativeBatchBackend;
     const jobA = { prompt: randomPrompt(rand, 21), options: { temperature: 1, seed: 7, maxTokens: 40, stopTokens: [] as number[] } };
     const jobB = { prompt: randomPrompt(rand, 45), options: { temperature: 0, seed: 8, maxTokens: 12, stopTokens: [] as number[] } };
@@ -304,7 +194,7 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     })();
     const gotA = await ra;
     const gotB = await b!.result;
-    const [refA, refB] = await Promise.all([generate(model, jobA.prompt, jobA.options).result, generate(model, jobB.prompt, jobB.options).result]);
+    const [refA, refB] = await Promise.all([generate(tiny.model, jobA.prompt, jobA.options).result, generate(tiny.model, jobB.prompt, jobB.options).result]);
     expect(gotA.tokens).toEqual(refA.tokens);
     expect(gotB.tokens).toEqual(refB.tokens);
     const stats = backend.pipelineStats;
@@ -318,7 +208,7 @@ describe('pipelined decode on tiny-a (CPU)', () => {
 
   it('engine soak: concurrent requests with stops, aborts (some during a queued step) and joins; unaborted ones equal generate(), the pool ends empty', async () => {
     const rand = prng(77);
-    const engine = model.createEngine({ pipelineDecode: true, maxSequences: 5, maxBatchTokens: 40, kvBlocks: 60, blockSize: 8, maxContext: 96, maxQueue: 100 });
+    const engine = tiny.model.createEngine({ pipelineDecode: true, maxSequences: 5, maxBatchTokens: 40, kvBlocks: 60, blockSize: 8, maxContext: 96, maxQueue: 100 });
     const backend = engine.backend as NativeBatchBackend;
     const jobs = Array.from({ length: 24 }, (_, i) => ({
       prompt: randomPrompt(rand, 1 + Math.floor(rand() * 40)),
@@ -333,10 +223,10 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     }));
     // stop tokens that some greedy jobs meet on the way (seen one step late by the pipeline)
     for (const j of jobs.filter((j) => j.options.temperature === 0 && j.options.maxTokens > 4)) {
-      const ref = await generate(model, j.prompt, j.options).result;
+      const ref = await generate(tiny.model, j.prompt, j.options).result;
       j.options.stopTokens = [ref.tokens[2]!];
     }
-    const refs = await Promise.all(jobs.map((j) => generate(model, j.prompt, j.options).result));
+    const refs = await Promise.all(jobs.map((j) => generate(tiny.model, j.prompt, j.options).result));
     const results: GenerationResult[] = await Promise.all(
       jobs.map(async (j, i) => {
         await new Promise((r) => setTimeout(r, (i % 6) * 3));

@@ -1,24 +1,18 @@
 // The engine (continuous batching over SessionBackend) against generate(): same seeds, same tokens,
 // whatever the mix of lengths and the order in which requests join and leave. tiny-a on the CPU.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, generate, type GptOssModel, type GenerationResult } from '../../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { generate, type GenerationResult } from '../../lib/index.js';
 import { QueueFullError, ContextLengthError, EngineClosedError } from '../../lib/engine/errors.js';
-import { fixtureDir } from '../helpers/fixtures.js';
+import { useCpuModel } from '../helpers/engine.js';
 import { rng } from '../helpers/rng.js';
 
 const prng = (seed: number): (() => number) => {
   const r = rng(seed, 'engine');
-  return () => r.nextU32() / 2 ** 32;
+  return () => r.nextFloat();
 };
 
 describe('engine on tiny-a (CPU)', () => {
-  let model: GptOssModel;
-  beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
-  });
-  afterAll(async () => {
-    await model?.dispose();
-  });
+  const tiny = useCpuModel('tiny-a');
 
   const randomPrompt = (rand: () => number, n: number): number[] => Array.from({ length: n }, () => Math.floor(rand() * 1024));
 
@@ -27,7 +21,7 @@ describe('engine on tiny-a (CPU)', () => {
   it.each(['native', 'session', 'pipelined'] as const)('equals generate() for the same seeds, greedy and sampled, across mixed lengths and join/leave orders (%s backend)', async (kind) => {
     const rand = prng(11);
     const backend = kind === 'pipelined' ? 'native' : kind;
-    const engine = model.createEngine({ backend, pipelineDecode: kind === 'pipelined', maxSequences: 3, maxBatchTokens: 24, kvBlocks: 64, blockSize: 8, maxContext: 256 });
+    const engine = tiny.model.createEngine({ backend, pipelineDecode: kind === 'pipelined', maxSequences: 3, maxBatchTokens: 24, kvBlocks: 64, blockSize: 8, maxContext: 256 });
     const jobs = Array.from({ length: 9 }, (_, i) => ({
       prompt: randomPrompt(rand, [3, 70, 17, 1, 45, 9, 120, 30, 5][i]!),
       options: {
@@ -39,9 +33,9 @@ describe('engine on tiny-a (CPU)', () => {
       },
     }));
     // a stop token that greedy job 3 will meet: its 4th greedy token
-    const ref3 = await generate(model, jobs[3]!.prompt, { ...jobs[3]!.options }).result;
+    const ref3 = await generate(tiny.model, jobs[3]!.prompt, { ...jobs[3]!.options }).result;
     jobs[3]!.options.stopTokens = [ref3.tokens[3]!];
-    const refs = await Promise.all(jobs.map((j) => generate(model, j.prompt, j.options).result));
+    const refs = await Promise.all(jobs.map((j) => generate(tiny.model, j.prompt, j.options).result));
     expect(refs[3]!.finishReason).toBe('stop');
 
     // join in waves: three at once, then one each time an earlier stream has produced a few tokens
@@ -75,7 +69,7 @@ describe('engine on tiny-a (CPU)', () => {
 
   it.each([false, true])('requests sharing a prompt prefix: later ones reuse its cached KV blocks (usage.cachedPromptTokens) and still equal generate() (pipelineDecode %s)', async (pipelineDecode) => {
     const rand = prng(23);
-    const engine = model.createEngine({ backend: 'native', pipelineDecode, maxSequences: 2, maxBatchTokens: 32, kvBlocks: 48, blockSize: 8, maxContext: 128 });
+    const engine = tiny.model.createEngine({ backend: 'native', pipelineDecode, maxSequences: 2, maxBatchTokens: 32, kvBlocks: 48, blockSize: 8, maxContext: 128 });
     const system = randomPrompt(rand, 37); // 4 whole blocks of 8, and 5 tokens
     const jobs = [0, 1, 2].map((i) => ({ prompt: [...system, ...randomPrompt(rand, 6 + 5 * i)], options: { temperature: i === 1 ? 0 : 1, seed: 40 + i, maxTokens: 9, stopTokens: [] as number[] } }));
     const first = await engine.generate(jobs[0]!.prompt, jobs[0]!.options).result;
@@ -83,7 +77,7 @@ describe('engine on tiny-a (CPU)', () => {
     // the next two run together, both finding the first's blocks
     const rest = await Promise.all(jobs.slice(1).map((j) => engine.generate(j.prompt, j.options).result));
     for (const r of rest) expect(r.usage.cachedPromptTokens).toBe(32);
-    const refs = await Promise.all(jobs.map((j) => generate(model, j.prompt, j.options).result));
+    const refs = await Promise.all(jobs.map((j) => generate(tiny.model, j.prompt, j.options).result));
     expect([first, ...rest].map((r) => r.tokens)).toEqual(refs.map((r) => r.tokens));
     expect(engine.stats().freeBlocks).toBe(48);
     await engine.close();
@@ -91,7 +85,7 @@ describe('engine on tiny-a (CPU)', () => {
 
   it.each([false, true])('aborted requests leave at once (queued or running) with a prefix of generate() tokens; the pool comes back (pipelineDecode %s)', async (pipelineDecode) => {
     const rand = prng(5);
-    const engine = model.createEngine({ pipelineDecode, maxSequences: 2, maxBatchTokens: 16, kvBlocks: 32, blockSize: 16 });
+    const engine = tiny.model.createEngine({ pipelineDecode, maxSequences: 2, maxBatchTokens: 16, kvBlocks: 32, blockSize: 16 });
     const jobs = Array.from({ length: 6 }, (_, i) => ({ prompt: randomPrompt(rand, 10 + 7 * i), options: { temperature: 1, seed: i, maxTokens: 30, stopTokens: [] } }));
     const streams = jobs.map((j) => engine.generate(j.prompt, j.options));
     streams[5]!.abort(); // still queued
@@ -104,7 +98,7 @@ describe('engine on tiny-a (CPU)', () => {
       }),
     );
     for (const [i, r] of results.entries()) {
-      const ref = await generate(model, jobs[i]!.prompt, jobs[i]!.options).result;
+      const ref = await generate(tiny.model, jobs[i]!.prompt, jobs[i]!.options).result;
       if (i === 5) expect(r.tokens).toEqual([]);
       if (cut.includes(i) || i === 5) {
         expect(r.finishReason).toBe('abort');
@@ -118,7 +112,7 @@ describe('engine on tiny-a (CPU)', () => {
 
   it('chunked prefill: a long prompt does not stall a running stream', async () => {
     const rand = prng(9);
-    const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 16, maxContext: 512 });
+    const engine = tiny.model.createEngine({ maxSequences: 2, maxBatchTokens: 16, maxContext: 512 });
     const a = engine.generate(randomPrompt(rand, 4), { temperature: 1, seed: 1, maxTokens: 200, stopTokens: [] });
     const aTokens: number[] = [];
     const consumeA = (async () => {
@@ -139,7 +133,7 @@ describe('engine on tiny-a (CPU)', () => {
   });
 
   it.each([false, true])('refuses what cannot run: context too long, queue full, closed; close() aborts what is left at the deadline (pipelineDecode %s)', async (pipelineDecode) => {
-    const engine = model.createEngine({ pipelineDecode, maxSequences: 1, maxBatchTokens: 8, kvBlocks: 4, blockSize: 16, maxQueue: 1 });
+    const engine = tiny.model.createEngine({ pipelineDecode, maxSequences: 1, maxBatchTokens: 8, kvBlocks: 4, blockSize: 16, maxQueue: 1 });
     expect(engine.maxContext).toBe(64); // the pool holds 64 tokens
     expect(() => engine.generate(Array(64).fill(1), { maxTokens: 1 })).toThrow(ContextLengthError);
     expect(() => engine.generate(Array(64).fill(1), { maxTokens: 1 })).toThrow(/maximum context length is 64 tokens; the prompt has 64 tokens/);

@@ -1,34 +1,20 @@
 // SessionBackend: the StepBackend contract over per-sequence Sessions, on tiny-a (CPU).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, generate, createRng, type GptOssModel } from '../../lib/index.js';
+import { describe, expect, it } from 'vitest';
+import { generate, createRng } from '../../lib/index.js';
 import { SessionBackend } from '../../lib/engine/session-backend.js';
-import { fixtureDir, readJson } from '../helpers/fixtures.js';
+import { readJson } from '../helpers/fixtures.js';
+import { expectBlockLedger, useCpuModel } from '../helpers/engine.js';
 
 const prompt = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
 
 describe('SessionBackend on tiny-a (CPU)', () => {
-  let model: GptOssModel;
-  beforeAll(async () => {
-    model = await loadModel(fixtureDir('tiny-a'), { device: 'cpu' });
-  });
-  afterAll(async () => {
-    await model?.dispose();
-  });
+  const tiny = useCpuModel('tiny-a');
 
   it('takes ceil(maxTokens / blockSize) blocks, refuses what does not fit (taking nothing), returns them on close', async () => {
-    const b = new SessionBackend(model, { kvBlocks: 10, blockSize: 16 });
+    const b = new SessionBackend(tiny.model, { kvBlocks: 10, blockSize: 16 });
     expect(b.freeBlocks()).toBe(10);
-    const a = b.open(33)!; // 3 blocks
-    expect(b.freeBlocks()).toBe(7);
-    const c = b.open(112)!; // 7 blocks
-    expect(b.freeBlocks()).toBe(0);
-    expect(b.open(1)).toBeNull();
-    expect(b.freeBlocks()).toBe(0);
-    b.close(a);
-    b.close(a); // idempotent
-    expect(b.freeBlocks()).toBe(3);
-    expect(b.open(49)).toBeNull(); // 4 blocks
+    const c = expectBlockLedger(b); // 7 of the 10 blocks taken
     expect(() => b.open(0)).toThrow(/maxTokens must be an integer in \[1, 131072\]/);
     b.close(c);
     expect(b.freeBlocks()).toBe(10);
@@ -38,7 +24,7 @@ describe('SessionBackend on tiny-a (CPU)', () => {
   });
 
   it('chunked prefill + decode steps give generate() tokens, greedy and sampled; two sequences interleaved', async () => {
-    const b = new SessionBackend(model, { kvBlocks: 64, blockSize: 16 });
+    const b = new SessionBackend(tiny.model, { kvBlocks: 64, blockSize: 16 });
     const n = 12;
     const run = async (seeds: number[], temperature: number): Promise<number[][]> => {
       const seqs = seeds.map(() => b.open(prompt.length + n)!);
@@ -61,7 +47,7 @@ describe('SessionBackend on tiny-a (CPU)', () => {
     expect(g[1]).toEqual(greedy.slice(0, n));
     const s = await run([7, 8], 1.2);
     for (const [i, seed] of [7, 8].entries())
-      expect(s[i]).toEqual((await generate(model, prompt, { temperature: 1.2, seed, maxTokens: n, stopTokens: [] }).result).tokens);
+      expect(s[i]).toEqual((await generate(tiny.model, prompt, { temperature: 1.2, seed, maxTokens: n, stopTokens: [] }).result).tokens);
     expect(s[0]).not.toEqual(s[1]);
     expect(b.freeBlocks()).toBe(64);
     await b.dispose();

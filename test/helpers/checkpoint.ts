@@ -9,9 +9,9 @@
 //   await writeCheckpoint(dir, { ...GPT_OSS_20B, numLayers: 4 }, { shards: 3 });
 //   const bad = await corruptCheckpoint(dir, 'wrong-shape');            // { dir, file, tensorName, description }
 
-import { readFile, writeFile, open, truncate as truncateFile } from 'node:fs/promises';
+import { readFile, writeFile, truncate as truncateFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeCheckpoint, TINY } from '../../scripts/checkpoint-writer.mjs';
+import { encodeSafetensorsHeader, writeCheckpoint, TINY } from '../../scripts/checkpoint-writer.mjs';
 import type { CheckpointSpec as WriterCheckpointSpec } from '../../scripts/checkpoint-writer.mjs';
 
 export {
@@ -99,38 +99,8 @@ export async function readSafetensors(file: string): Promise<ParsedSafetensors> 
   return { headerLength: n, header, tensors, metadata: header.__metadata__ as Record<string, string> | undefined, data: buf.subarray(8 + n) };
 }
 
-/** Reads only the header of a safetensors file (any size). */
-export async function readSafetensorsHeader(file: string): Promise<{ headerLength: number; tensors: Record<string, HeaderEntry>; metadata?: Record<string, string> }> {
-  const fh = await open(file, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    await fh.read(len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    const json = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(json, 0, n, 8);
-    if (bytesRead !== n) throw new Error(`${file}: header length ${n} past end of file`);
-    const header = JSON.parse(json.toString('utf8')) as Record<string, unknown>;
-    const tensors: Record<string, HeaderEntry> = {};
-    for (const [k, v] of Object.entries(header)) if (k !== '__metadata__') tensors[k] = v as HeaderEntry;
-    return { headerLength: n, tensors, metadata: header.__metadata__ as Record<string, string> | undefined };
-  } finally {
-    await fh.close();
-  }
-}
-
-/** 8-byte length + JSON (key order as given) padded with spaces to a multiple of 8. */
-function encodeHeader(header: Record<string, unknown>): Buffer {
-  const json = JSON.stringify(header);
-  const len = Buffer.byteLength(json);
-  const padded = len + ((8 - (len % 8)) % 8);
-  const out = Buffer.alloc(8 + padded, 0x20);
-  out.writeBigUInt64LE(BigInt(padded), 0);
-  out.write(json, 8, 'utf8');
-  return out;
-}
-
 async function rewrite(file: string, header: Record<string, unknown>, data: Buffer): Promise<void> {
-  await writeFile(file, Buffer.concat([encodeHeader(header), data]));
+  await writeFile(file, Buffer.concat([encodeSafetensorsHeader(header), data]));
 }
 
 /** Tensor names in data order (by begin offset). */
@@ -209,6 +179,14 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
     if (!st.tensors[name]) throw new Error(`corruptCheckpoint: no tensor ${name} in ${file}`);
     return name;
   };
+  // What each kind reports: the damage to `file` (model.safetensors unless `about` names another),
+  // the tensor(s) or field it is about.
+  const damaged = (description: string, about: Omit<CorruptResult, 'kind' | 'dir' | 'description'> = { file }): CorruptResult => ({
+    kind,
+    dir,
+    ...about,
+    description,
+  });
 
   switch (kind) {
     case 'missing-tensor': {
@@ -226,7 +204,7 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
         off += b - a;
       }
       await rewrite(file, header, Buffer.concat(chunks));
-      return { kind, dir, file, tensorName: name, description: `${file}: tensor ${name} removed (header entry and data)` };
+      return damaged(`${file}: tensor ${name} removed (header entry and data)`, { file, tensorName: name });
     }
     case 'wrong-dtype': {
       const name = pick(order[0]);
@@ -235,7 +213,7 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
       const from = e.dtype;
       e.dtype = to;
       await rewrite(file, st.header, st.data);
-      return { kind, dir, file, tensorName: name, description: `${file}: tensor ${name} has dtype ${to} instead of ${from} (same byte size)` };
+      return damaged(`${file}: tensor ${name} has dtype ${to} instead of ${from} (same byte size)`, { file, tensorName: name });
     }
     case 'wrong-shape': {
       const name = pick(order[0]);
@@ -244,20 +222,17 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
       e.shape = from.length >= 2 ? [...from].reverse() : [from[0] / 2, 2];
       if (e.shape.every((d, i) => d === from[i])) e.shape = [...from.slice(0, -1), from[from.length - 1] / 2, 2];
       await rewrite(file, st.header, st.data);
-      return {
-        kind,
-        dir,
-        file,
-        tensorName: name,
-        description: `${file}: tensor ${name} has shape [${e.shape.join(',')}] instead of [${from.join(',')}] (same element count)`,
-      };
+      return damaged(
+        `${file}: tensor ${name} has shape [${e.shape.join(',')}] instead of [${from.join(',')}] (same element count)`,
+        { file, tensorName: name },
+      );
     }
     case 'header-length-past-eof': {
       const buf = await readFile(file);
       const claimed = buf.length; // 8 + claimed > file size
       buf.writeBigUInt64LE(BigInt(claimed), 0);
       await writeFile(file, buf);
-      return { kind, dir, file, description: `${file}: header length field says ${claimed} bytes but the file has ${buf.length} bytes in all` };
+      return damaged(`${file}: header length field says ${claimed} bytes but the file has ${buf.length} bytes in all`);
     }
     case 'malformed-header-json': {
       const buf = await readFile(file);
@@ -265,7 +240,7 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
       const last = headerText.lastIndexOf(0x7d); // final '}'
       buf[8 + last] = 0x20;
       await writeFile(file, buf);
-      return { kind, dir, file, description: `${file}: header JSON is not valid JSON (its closing brace at header byte ${last} replaced by a space)` };
+      return damaged(`${file}: header JSON is not valid JSON (its closing brace at header byte ${last} replaced by a space)`);
     }
     case 'offsets-out-of-range': {
       const name = opts.tensorName ?? order[order.length - 1];
@@ -274,13 +249,10 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
       const [a, b] = e.data_offsets;
       e.data_offsets = [a + 16, b + 16];
       await rewrite(file, st.header, st.data);
-      return {
-        kind,
-        dir,
-        file,
-        tensorName: name,
-        description: `${file}: tensor ${name} data_offsets [${a + 16},${b + 16}] end past the data section (${st.data.length} bytes)`,
-      };
+      return damaged(
+        `${file}: tensor ${name} data_offsets [${a + 16},${b + 16}] end past the data section (${st.data.length} bytes)`,
+        { file, tensorName: name },
+      );
     }
     case 'offsets-overlap': {
       const name = pick(order[1]);
@@ -291,27 +263,20 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
       const [a, b] = e.data_offsets;
       e.data_offsets = [a - 2, b - 2];
       await rewrite(file, st.header, st.data);
-      return {
-        kind,
-        dir,
-        file,
-        tensorName: name,
-        otherTensorName: other,
-        description: `${file}: tensor ${name} data_offsets [${a - 2},${b - 2}] overlap tensor ${other} [${st.tensors[other].data_offsets.join(',')}]`,
-      };
+      return damaged(
+        `${file}: tensor ${name} data_offsets [${a - 2},${b - 2}] overlap tensor ${other} [${st.tensors[other].data_offsets.join(',')}]`,
+        { file, tensorName: name, otherTensorName: other },
+      );
     }
     case 'truncated-file': {
       const cut = Math.floor(st.data.length / 2);
       const size = 8 + st.headerLength + cut;
       const name = order.find((k) => st.tensors[k].data_offsets[1] > cut)!;
       await truncateFile(file, size);
-      return {
-        kind,
-        dir,
-        file,
-        tensorName: name,
-        description: `${file}: truncated to ${size} bytes (header says ${8 + st.headerLength + st.data.length}); tensor ${name} [${st.tensors[name].data_offsets.join(',')}] runs past the end`,
-      };
+      return damaged(
+        `${file}: truncated to ${size} bytes (header says ${8 + st.headerLength + st.data.length}); tensor ${name} [${st.tensors[name].data_offsets.join(',')}] runs past the end`,
+        { file, tensorName: name },
+      );
     }
     case 'config-missing-field': {
       const field = opts.field ?? 'hidden_size';
@@ -333,7 +298,7 @@ export async function corruptCheckpoint(dir: string, kind: CorruptKind, opts: Co
       const out = lines.join('\n');
       JSON.parse(out); // still valid JSON
       await writeFile(cfgFile, out);
-      return { kind, dir, file: cfgFile, field, description: `${cfgFile}: required field ${field} missing` };
+      return damaged(`${cfgFile}: required field ${field} missing`, { file: cfgFile, field });
     }
   }
   throw new Error(`unhandled corrupt kind ${kind as string}`);

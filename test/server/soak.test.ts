@@ -29,7 +29,7 @@ describe('soak (openai client, 127.0.0.1)', () => {
 
   async function round(n: number, seed: number): Promise<{ ok: number; cancelled: number }> {
     const r = rng(seed, 'soak');
-    const u = (): number => r.nextU32() / 2 ** 32;
+    const u = (): number => r.nextFloat();
     let ok = 0;
     let cancelled = 0;
     await Promise.all(
