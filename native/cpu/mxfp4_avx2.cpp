@@ -117,7 +117,7 @@ inline void tile2(const uint8_t* b, const uint8_t* s, int64_t nblk, const float*
 
 // From this many tokens up, the prefill runs as panel_avx2.h's small GEMM (2 x 3 tile: 56-70 GFLOP/s
 // a core at n = 4-8 and 58-68 at 16-64; panel 73 at n = 7, 83 at 8, 119 at 16, 131 at 64; bench/RESULTS.md).
-constexpr int64_t kPanelMinTokens = 7;
+constexpr int64_t kPanelMinTokens = 2;
 
 constexpr uint8_t kPos[32] = {
     avx2_pos(0),  avx2_pos(1),  avx2_pos(2),  avx2_pos(3),  avx2_pos(4),  avx2_pos(5),  avx2_pos(6),  avx2_pos(7),
@@ -145,7 +145,7 @@ void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const 
   if (n >= kPanelMinTokens && !panel_disabled()) {
     // A row's blocks [c0 / 32, (c0 + kc) / 32) decoded and scaled, in the kAvx2Pos order xp is in.
     const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
-    panel_rows(cols, xp, n, out, ld, r0, r1, [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
+    auto decode_chunk = [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
       const uint8_t* b = blocks + row * nblk * QS;
       const uint8_t* s = scales + row * nblk * SS;
       for (int64_t g = c0 / 32, g1 = (c0 + kc) / 32; g < g1; ++g, dst += 32) {
@@ -156,7 +156,11 @@ void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const 
         const __m256 sv = _mm256_set1_ps(e8m0[s[SS * g]]);
         for (int q = 0; q < 4; ++q) _mm256_storeu_ps(dst + 8 * q, _mm256_mul_ps(d.w[q], sv));
       }
-    });
+    };
+    if (panel_token_lanes())
+      panel_rows(cols, xp, n, out, ld, r0, r1, decode_chunk);
+    else
+      panel_rows_dot(cols, xp, n, out, ld, r0, r1, decode_chunk);
     return;
   }
   int64_t r = r0;
