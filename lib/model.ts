@@ -237,47 +237,34 @@ export class GptOssModel {
     this.#native = nativeModel;
     this.config = origin.config;
     const i = nativeModel.info();
-    this.info =
+    // What is on disk: a checkpoint's files, or nothing for generated weights.
+    const disk =
       origin.source === 'checkpoint'
-        ? {
-            source: 'checkpoint',
-            device: i.device,
-            backend: i.backend,
-            activations: i.activations,
-            kvCache: i.kvCache,
-            ...(fallbackReason ? { fallbackReason } : {}),
-            bytesOnDisk: origin.bytesOnDisk,
-            weightBytes: i.weightBytes,
-            files: origin.files,
-            format: origin.format,
-            groups: i.groups,
-            conversions: i.conversions,
-            convertSeconds: i.convertSeconds,
-            readWaitSeconds: i.readWaitSeconds,
-            pageInSeconds: i.pageInSeconds,
-            loadSeconds: origin.loadSeconds,
-            ...(origin.gguf ? { gguf: origin.gguf } : {}),
-          }
-        : {
-            source: 'synthetic',
-            device: i.device,
-            backend: i.backend,
-            activations: i.activations,
-            kvCache: i.kvCache,
-            ...(fallbackReason ? { fallbackReason } : {}),
-            bytesOnDisk: 0,
-            weightBytes: i.weightBytes,
-            files: [],
-            format: 'synthetic',
-            groups: i.groups,
-            conversions: i.conversions,
-            convertSeconds: i.convertSeconds,
-            readWaitSeconds: i.readWaitSeconds,
-            pageInSeconds: i.pageInSeconds,
-            loadSeconds: 0,
-            seed: origin.seed,
-            ...(origin.preset !== undefined ? { preset: origin.preset } : {}),
-          };
+        ? { bytesOnDisk: origin.bytesOnDisk, files: origin.files, format: origin.format, loadSeconds: origin.loadSeconds }
+        : { bytesOnDisk: 0, files: [], format: 'synthetic' as const, loadSeconds: 0 };
+    this.info = {
+      source: origin.source,
+      device: i.device,
+      backend: i.backend,
+      activations: i.activations,
+      kvCache: i.kvCache,
+      ...(fallbackReason ? { fallbackReason } : {}),
+      bytesOnDisk: disk.bytesOnDisk,
+      weightBytes: i.weightBytes,
+      files: disk.files,
+      format: disk.format,
+      groups: i.groups,
+      conversions: i.conversions,
+      convertSeconds: i.convertSeconds,
+      readWaitSeconds: i.readWaitSeconds,
+      pageInSeconds: i.pageInSeconds,
+      loadSeconds: disk.loadSeconds,
+      ...(origin.source === 'checkpoint'
+        ? origin.gguf
+          ? { gguf: origin.gguf }
+          : {}
+        : { seed: origin.seed, ...(origin.preset !== undefined ? { preset: origin.preset } : {}) }),
+    };
   }
 
   get device(): string {

@@ -40,7 +40,8 @@ export function registerServe(program: Command): void {
       if (v !== 'native' && v !== 'session') throw new InvalidArgumentError("expected 'native' or 'session'.");
       return v;
     })
-    .option('--pipeline-decode', "queue each decode step before the last one's ids are back (engine 'native'; compiled for CUDA, not yet run on a GPU)")
+    .option('--pipeline-decode', "queue each decode step before the last one's ids are back (engine 'native'; the default on CUDA)")
+    .option('--no-pipeline-decode', 'one decode step at a time (the default on the CPU and HIP)')
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
       const model = await loadWithProgress(dir, flags.device, 'as-stored', flags.kvCache);
@@ -50,7 +51,7 @@ export function registerServe(program: Command): void {
         maxBatchTokens: Math.max(flags.maxBatchTokens, maxSequences),
         maxQueue: flags.maxQueue,
         ...(flags.engine !== undefined ? { backend: flags.engine } : {}),
-        ...(flags.pipelineDecode ? { pipelineDecode: true } : {}),
+        ...(flags.pipelineDecode !== undefined ? { pipelineDecode: flags.pipelineDecode } : {}),
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
         ...(flags.kvBlocks !== undefined ? { kvBlocks: flags.kvBlocks } : {}),
       });

@@ -32,7 +32,8 @@ export interface BatchBackendOptions {
    */
   padDecodeSteps?: boolean;
   /**
-   * Pipelined decode (default false; compiled for CUDA and HIP but not yet run on a GPU): a decode step
+   * Pipelined decode (default false here; createEngine turns it on for CUDA models, where it ran on an
+   * H100; compiled for HIP, not run there): a decode step
    * whose items set `next` queues the following decode step of those sequences (fed the ids it draws,
    * on the device) before its ids are read back, so the device does not wait while the caller handles
    * them. Needs padDecodeSteps (on by default with it, also on the CPU, where it only exercises the

@@ -82,10 +82,10 @@ struct Group {
 struct Activations {
   bool q8;
   int64_t cols;
-  std::vector<float> f;   // f32: [rows, cols]
+  std::vector<float>& f;  // f32: [rows, cols] (the caller's buffer, resized here when f32)
   std::vector<int8_t> q;  // q8: [rows, cols]
   std::vector<float> d;   // q8: [rows, cols / 32]
-  Activations(bool q8_, int64_t rows, int64_t cols_) : q8(q8_), cols(cols_) {
+  Activations(bool q8_, int64_t rows, int64_t cols_, std::vector<float>& fbuf) : q8(q8_), cols(cols_), f(fbuf) {
     if (q8) {
       q.resize(size_t(rows * cols));
       d.resize(size_t(rows * cols / kMxfp4BlockSize));
@@ -136,6 +136,28 @@ void expert_rows_bf16(const Tensor& w, int64_t expert, int64_t cols, const float
     std::copy(acc.begin(), acc.end(), out + t * ld);
   }
 }
+
+// The MoE's per-call buffers (permuted and gathered activations, gate_up outputs, swiglu outputs, down
+// outputs), kept per thread between calls: a 128-token prefill layer needs ~30 MB of them, which as
+// fresh std::vectors were zero-filled (and page-faulted) on one thread every call (5% of a prefill).
+// Kept only while they total at most kMoeScratchKeepBytes; larger ones are released after the call.
+struct MoeScratch {
+  std::vector<float> xp, xg, gu, actp, y;
+  size_t bytes() const {
+    return 4 * (xp.capacity() + xg.capacity() + gu.capacity() + actp.capacity() + y.capacity());
+  }
+};
+constexpr size_t kMoeScratchKeepBytes = size_t(64) << 20;
+MoeScratch& moe_scratch() {
+  thread_local MoeScratch s;
+  return s;
+}
+struct ScratchRelease {
+  MoeScratch& s;
+  ~ScratchRelease() {
+    if (s.bytes() > kMoeScratchKeepBytes) s = MoeScratch();
+  }
+};
 
 // The order of one block of activations for a weight form (identity for bf16).
 void order_for(const Kernels& k, const Tensor& w, bool q8, uint8_t* pos) {
@@ -191,25 +213,36 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   order_for(k, w.down, q8, down_pos);
   const int64_t hb = h / kMxfp4BlockSize, ib = inter / kMxfp4BlockSize;
   // x in the kernels' order (quantized once per token for q8), gathered per group row.
-  std::vector<float> xp(static_cast<size_t>(n * h));
-  permute_for_mxfp4(x.ptr<float>(), n, h, pos, xp.data());
-  Activations xg(q8, rows, h);
+  MoeScratch& sc = moe_scratch();
+  Activations xg(q8, rows, h, sc.xg);
   if (q8) {
-    Activations xt(true, n, h);
-    quantize_q8(xp.data(), n, h, xt.q.data(), xt.d.data());
+    sc.xp.resize(size_t(n * h));
+    permute_for_mxfp4(x.ptr<float>(), n, h, pos, sc.xp.data());
+    std::vector<float> none;
+    Activations xt(true, n, h, none);
+    quantize_q8(sc.xp.data(), n, h, xt.q.data(), xt.d.data());
     for (const Group& g : groups)
       for (size_t j = 0; j < g.tokens.size(); ++j) {
         std::copy_n(xt.q.data() + g.tokens[j] * h, h, xg.q.data() + (g.row0 + int64_t(j)) * h);
         std::copy_n(xt.d.data() + g.tokens[j] * hb, hb, xg.d.data() + (g.row0 + int64_t(j)) * hb);
       }
   } else {
+    // Permuted straight into the gathered rows, in parallel (a prefill layer gathers rows * h floats).
+    std::vector<int64_t> row_token(static_cast<size_t>(rows));
     for (const Group& g : groups)
-      for (size_t j = 0; j < g.tokens.size(); ++j)
-        std::copy_n(xp.data() + g.tokens[j] * h, h, xg.f.data() + (g.row0 + int64_t(j)) * h);
+      for (size_t j = 0; j < g.tokens.size(); ++j) row_token[size_t(g.row0) + j] = g.tokens[j];
+    parallel_for(rows, [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r)
+        permute_for_mxfp4(x.ptr<float>() + row_token[size_t(r)] * h, 1, h, pos, xg.f.data() + r * h);
+    }, 8);
   }
 
-  // The swiglu output in the kernels' f32 order; quantized into `act` before down for q8.
-  std::vector<float> gu(static_cast<size_t>(rows * inter2)), actp(static_cast<size_t>(rows * inter));
+  // The swiglu output in the kernels' f32 order; quantized into `act` before down for q8. Every
+  // element of gu, actp and y is written below before it is read.
+  std::vector<float>& gu = sc.gu;
+  std::vector<float>& actp = sc.actp;
+  gu.resize(static_cast<size_t>(rows * inter2));
+  actp.resize(static_cast<size_t>(rows * inter));
   {
     ProfileScope ps("moe.gate_up+swiglu");
     parallel_for(int64_t(groups.size()) * inter2, [&](int64_t a, int64_t b) {
@@ -266,16 +299,17 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
       }
     }, 16);
   }
-  Activations act(q8, q8 ? rows : 0, inter);
+  // f32: act reads actp as it is (already rows x inter); q8: quantized from it.
+  Activations act(q8, rows, inter, actp);
   if (q8) {
     parallel_for(rows, [&](int64_t r0, int64_t r1) {
       quantize_q8(actp.data() + r0 * inter, r1 - r0, inter, act.q.data() + r0 * inter, act.d.data() + r0 * ib);
     }, 8);
-  } else {
-    act.f = std::move(actp);
   }
+  std::vector<float>& y = sc.y;
+  y.resize(static_cast<size_t>(rows * h));
+  ScratchRelease release{sc};
   ProfileScope ps("moe.down+sum");
-  std::vector<float> y(static_cast<size_t>(rows * h));
   parallel_for(h, [&](int64_t r0, int64_t r1) {
     for (const Group& grp : groups)
       if (mxfp4(w.down))

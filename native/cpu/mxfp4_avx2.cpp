@@ -36,31 +36,55 @@ inline Decoded decode(const uint8_t* b, __m256i lo_table, __m256i hi_table) {
            _mm256_castsi256_ps(_mm256_slli_epi32(u1, 16)), _mm256_castsi256_ps(_mm256_and_si256(u1, top))}};
 }
 
-// One row, one token (decode): the block's four products are summed unscaled, then one FMA applies
-// the block scale (5 FP ops a block instead of 4 multiplies + 4 FMAs); two accumulators so
-// consecutive blocks do not wait on each other's FMA. QS / SS: bytes between consecutive blocks'
-// codes / scale bytes (Hugging Face 16 / 1; ggml's 17-byte blocks 17 / 17, read as codes = base + 1,
-// scales = base).
+// Per E8M0 byte s, the two 16-byte vpshufb tables (low bytes, then high bytes) of the bf16 encodings of
+// the 16 E2M1 values times 2^(s-127): every such product is exact in bf16 (at most 2 significant bits;
+// subnormal from s < 2, as f32 holds them; inf / NaN past f32's range, as the reference's f32 product
+// gives), so a block decodes already scaled: 8 KB, in L1 while a matvec runs.
+const uint8_t* scaled_bf16_tables() {
+  static const std::vector<uint8_t> t = [] {
+    std::vector<uint8_t> v(256 * 32);
+    const float* e8m0 = e8m0_table();
+    for (int s = 0; s < 256; ++s)
+      for (int c = 0; c < 16; ++c) {
+        const float f = e2m1_to_f32(uint8_t(c)) * e8m0[s];
+        uint32_t bits;
+        std::memcpy(&bits, &f, 4);
+        v[size_t(32 * s + c)] = uint8_t(bits >> 16);
+        v[size_t(32 * s + 16 + c)] = uint8_t(bits >> 24);
+      }
+    return v;
+  }();
+  return t.data();
+}
+
+// One row, one token (decode), the block decoded scaled (scaled_bf16_tables: two 16-byte table loads
+// a block instead of a scale broadcast and an FMA): 4 FMAs a block into 8 accumulators (4 a block,
+// two blocks alternating), so the FMA pipes take 4 ops a block instead of 5 (the products summed
+// unscaled, then one FMA by the scale: 13.5-13.9 -> 14.1-14.5 GB/s a core, bench/RESULTS.md). QS / SS:
+// bytes between consecutive blocks' codes / scale bytes (Hugging Face 16 / 1; ggml's 17-byte blocks
+// 17 / 17, read as codes = base + 1, scales = base).
 template <int QS = 16, int SS = 1>
-inline float row_dot1(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, const float* e8m0) {
-  const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  auto block = [&](int64_t g, __m256& acc) {
+inline float row_dot1_scaled(const uint8_t* b, const uint8_t* s, int64_t nblk, const float* x, const uint8_t* tabs) {
+  __m256 acc[2][4];
+  for (int a = 0; a < 2; ++a)
+    for (int q = 0; q < 4; ++q) acc[a][q] = _mm256_setzero_ps();
+  auto block = [&](int64_t g, int a) {
+    const uint8_t* t = tabs + 32 * s[g * SS];
+    const __m256i lo_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t)));
+    const __m256i hi_t = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16)));
     const Decoded d = decode(b + QS * g, lo_t, hi_t);
     const float* xg = x + 32 * g;
-    __m256 p = _mm256_mul_ps(d.w[0], _mm256_loadu_ps(xg));
-    p = _mm256_fmadd_ps(d.w[1], _mm256_loadu_ps(xg + 8), p);
-    p = _mm256_fmadd_ps(d.w[2], _mm256_loadu_ps(xg + 16), p);
-    p = _mm256_fmadd_ps(d.w[3], _mm256_loadu_ps(xg + 24), p);
-    acc = _mm256_fmadd_ps(p, _mm256_set1_ps(e8m0[s[g * SS]]), acc);
+    for (int q = 0; q < 4; ++q) acc[a][q] = _mm256_fmadd_ps(d.w[q], _mm256_loadu_ps(xg + 8 * q), acc[a][q]);
   };
   int64_t g = 0;
   for (; g + 2 <= nblk; g += 2) {
-    block(g, acc0);
-    block(g + 1, acc1);
+    block(g, 0);
+    block(g + 1, 1);
   }
-  if (g < nblk) block(g, acc0);
-  return avx2::hsum(_mm256_add_ps(acc0, acc1));
+  if (g < nblk) block(g, 0);
+  const __m256 s0 = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[1][0]), _mm256_add_ps(acc[0][1], acc[1][1]));
+  const __m256 s1 = _mm256_add_ps(_mm256_add_ps(acc[0][2], acc[1][2]), _mm256_add_ps(acc[0][3], acc[1][3]));
+  return avx2::hsum(_mm256_add_ps(s0, s1));
 }
 
 // One row, NT = 2..4 tokens: the decoded block is scaled once and feeds 4 FMAs per token.
@@ -117,7 +141,7 @@ inline void tile2(const uint8_t* b, const uint8_t* s, int64_t nblk, const float*
 
 // From this many tokens up, the prefill runs as panel_avx2.h's small GEMM (2 x 3 tile: 56-70 GFLOP/s
 // a core at n = 4-8 and 58-68 at 16-64; panel 73 at n = 7, 83 at 8, 119 at 16, 131 at 64; bench/RESULTS.md).
-constexpr int64_t kPanelMinTokens = 7;
+constexpr int64_t kPanelMinTokens = 2;
 
 constexpr uint8_t kPos[32] = {
     avx2_pos(0),  avx2_pos(1),  avx2_pos(2),  avx2_pos(3),  avx2_pos(4),  avx2_pos(5),  avx2_pos(6),  avx2_pos(7),
@@ -131,32 +155,37 @@ namespace avx2 {
 const uint8_t* mxfp4_pos() { return kPos; }
 
 namespace {
-// QS / SS as for row_dot1 (Hugging Face 16 / 1; ggml 17 / 17 with codes = base + 1, scales = base).
+// QS / SS: bytes between consecutive blocks' codes / scale bytes (Hugging Face 16 / 1; ggml 17 / 17 with codes = base + 1, scales = base).
 template <int QS, int SS>
 void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const float* xp, int64_t n, float* out,
               int64_t ld, int64_t r0, int64_t r1) {
   const int64_t nblk = cols / 32;
   const float* e8m0 = e8m0_table();
+  const uint8_t* tabs = scaled_bf16_tables();
   if (n == 1) {
     for (int64_t r = r0; r < r1; ++r)
-      out[r] = row_dot1<QS, SS>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp, e8m0);
+      out[r] = row_dot1_scaled<QS, SS>(blocks + r * nblk * QS, scales + r * nblk * SS, nblk, xp, tabs);
     return;
   }
   if (n >= kPanelMinTokens && !panel_disabled()) {
     // A row's blocks [c0 / 32, (c0 + kc) / 32) decoded and scaled, in the kAvx2Pos order xp is in.
-    const __m256i lo_t = bf16_low_table(), hi_t = bf16_high_table();
-    panel_rows(cols, xp, n, out, ld, r0, r1, [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
+    auto decode_chunk = [&](int64_t row, int64_t c0, int64_t kc, float* dst) {
       const uint8_t* b = blocks + row * nblk * QS;
       const uint8_t* s = scales + row * nblk * SS;
       for (int64_t g = c0 / 32, g1 = (c0 + kc) / 32; g < g1; ++g, dst += 32) {
         // Two chunks ahead (codes; the separate scale bytes of the Hugging Face form too).
         panel_prefetch(b, nblk * QS, QS * g, QS, QS * kPanelAheadBlocks);
         if constexpr (SS == 1) panel_prefetch(s, nblk, g, 1, kPanelAheadBlocks);
-        const Decoded d = decode(b + QS * g, lo_t, hi_t);
-        const __m256 sv = _mm256_set1_ps(e8m0[s[SS * g]]);
-        for (int q = 0; q < 4; ++q) _mm256_storeu_ps(dst + 8 * q, _mm256_mul_ps(d.w[q], sv));
+        const uint8_t* t = tabs + 32 * s[SS * g];
+        const Decoded d = decode(b + QS * g, _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t))),
+                                 _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t + 16))));
+        for (int q = 0; q < 4; ++q) _mm256_storeu_ps(dst + 8 * q, d.w[q]);
       }
-    });
+    };
+    if (panel_token_lanes())
+      panel_rows(cols, xp, n, out, ld, r0, r1, decode_chunk);
+    else
+      panel_rows_dot(cols, xp, n, out, ld, r0, r1, decode_chunk);
     return;
   }
   int64_t r = r0;
@@ -171,7 +200,7 @@ void rows_any(const uint8_t* blocks, const uint8_t* scales, int64_t cols, const 
   if (r < r1)
     for_rows_by_token_blocks(r, r1, n, cols, xp, out, ld, [&](auto nt, int64_t row, const float* xt, float* res) {
       if constexpr (decltype(nt)::value == 1)
-        res[0] = row_dot1<QS, SS>(blocks + row * nblk * QS, scales + row * nblk * SS, nblk, xt, e8m0);
+        res[0] = row_dot1_scaled<QS, SS>(blocks + row * nblk * QS, scales + row * nblk * SS, nblk, xt, tabs);
       else
         row_dotn<decltype(nt)::value, QS, SS>(blocks + row * nblk * QS, scales + row * nblk * SS, nblk, xt, cols, e8m0,
                                               res);

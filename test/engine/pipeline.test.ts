@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRng, generate, type SampleOptions, type GenerationResult } from '../../lib/index.js';
 import { SessionBackend } from '../../lib/engine/session-backend.js';
+import { pipelineDecodeDefault } from '../../lib/engine/scheduler.js';
 import type { NativeBatchBackend } from '../../lib/engine/native-backend.js';
 import { relL2 } from '../helpers/fixtures.js';
 import { randomChunks, runSchedule, useCpuModel, type Plan } from '../helpers/engine.js';
@@ -175,6 +176,16 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     expect(b.freeBlocks()).toBe(4);
     await b.dispose();
     expect(() => tiny.model.createEngine({ backend: 'session', pipelineDecode: true })).toThrow(/pipelineDecode needs backend 'native'/);
+  });
+
+  it('the engine pipelines by default on CUDA only: off on this CPU model unless asked for, and false turns it off', async () => {
+    expect([pipelineDecodeDefault('cuda'), pipelineDecodeDefault('cuda:0'), pipelineDecodeDefault('cuda:3')]).toEqual([true, true, true]);
+    expect([pipelineDecodeDefault('cpu'), pipelineDecodeDefault('hip'), pipelineDecodeDefault('hip:0'), pipelineDecodeDefault('cudax')]).toEqual([false, false, false, false]);
+    const plain = tiny.model.createEngine({ maxSequences: 2, maxBatchTokens: 16, kvBlocks: 8 });
+    const asked = tiny.model.createEngine({ pipelineDecode: true, maxSequences: 2, maxBatchTokens: 16, kvBlocks: 8 });
+    const off = tiny.model.createEngine({ pipelineDecode: false, maxSequences: 2, maxBatchTokens: 16, kvBlocks: 8 });
+    expect([plain, asked, off].map((e) => e.backend.pipelinesDecode === true)).toEqual([tiny.model.device.startsWith('cuda'), true, false]);
+    await Promise.all([plain.close(), asked.close(), off.close()]);
   });
 
   const randomPrompt = (rand: () => number, n: number): number[] => Array.from({ length: n }, () => Math.floor(rand() * 1024));
