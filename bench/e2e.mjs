@@ -22,6 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { loadModel } from '../dist/model.js';
 import { createSyntheticModel } from '../dist/synthetic.js';
 import { readBandwidth } from '../dist/ops.js';
+import { decodeBytesPerToken } from './decode-bytes.mjs';
 
 function parseArgs(argv) {
   const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored', experts: undefined };
@@ -168,19 +169,7 @@ result.loadAvg = [loadAvgStart, loadavg()[0]];
 if (result.device === 'cpu') {
   // The CPU roofline: every active weight byte read once per decoded token, at the read bandwidth
   // measured now (same load on the machine as the decode above).
-  // Bytes as the model holds them (model.info.groups: bf16, Q8_0, MXFP4 ...): the routed share of the
-  // experts, one embedding row, everything else whole.
-  const c = model.config;
-  let bytesPerToken = 0;
-  for (const g of model.info.groups)
-    bytesPerToken += g.group === 'experts' ? (g.memoryBytes * c.expertsPerToken) / c.numExperts
-      : g.group === 'embedding' ? g.memoryBytes / c.vocabSize : g.memoryBytes;
-  if (!model.info.groups.length) {  // synthetic weights: the checkpoint's dtypes
-    const mxfp4Row = (cols) => cols / 2 + cols / 32;
-    const expertBytes = c.expertsPerToken * c.numLayers * (2 * c.intermediateSize * mxfp4Row(c.hiddenSize) + c.hiddenSize * mxfp4Row(c.intermediateSize));
-    const attnBytes = c.numLayers * 2 * (c.hiddenSize * (c.numHeads + 2 * c.numKvHeads) * c.headDim * 2);
-    bytesPerToken = expertBytes + attnBytes + c.vocabSize * c.hiddenSize * 2;
-  }
+  const bytesPerToken = decodeBytesPerToken(model);
   const gbps = readBandwidth(1024, 3);
   result.roofline = { bytesPerToken, readBandwidthGBs: gbps, tokensPerSecond: (gbps * 1e9) / bytesPerToken };
 }

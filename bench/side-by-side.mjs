@@ -28,6 +28,7 @@ import { freemem, hostname, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { decodeBytesPerToken } from './decode-bytes.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const NLC_VERSION = '3.21.1';
@@ -66,11 +67,7 @@ async function childOurs(gguf, activations) {
   // 'default': no activations option, so the CPU's default for the ISA in use (lib/model.ts defaultCpuActivations).
   const model = await loadModel(gguf, { device: 'cpu', activations: activations === 'default' ? undefined : activations });
   const loadMs = performance.now() - t0;
-  const c = model.config;
-  let bytesPerToken = 0;
-  for (const g of model.info.groups)
-    bytesPerToken += g.group === 'experts' ? (g.memoryBytes * c.expertsPerToken) / c.numExperts
-      : g.group === 'embedding' ? g.memoryBytes / c.vocabSize : g.memoryBytes;
+  const bytesPerToken = decodeBytesPerToken(model);
   const afterLoad = rss();
   const info = cpuInfo();
   // prefill
