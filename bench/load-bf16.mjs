@@ -91,16 +91,21 @@ for (let r = 0; r < reps; r++) {
   const cached0 = cachedBytes();
   const la0 = loadavg()[0];
   const c0 = process.cpuUsage();
+  const f0 = process.resourceUsage();
   const t0 = performance.now();
   const model = await loadModel(dir, { device });
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
+  const f1 = process.resourceUsage();
+  // page faults (minor: mapped from memory, major: read from disk) and context switches during the load
+  const faults = { minor: f1.minorPageFault - f0.minorPageFault, major: f1.majorPageFault - f0.majorPageFault,
+    voluntarySwitches: f1.voluntaryContextSwitches - f0.voluntaryContextSwitches, involuntarySwitches: f1.involuntaryContextSwitches - f0.involuntaryContextSwitches };
   const info = model.info;
   const t = { readWaitSeconds: info.readWaitSeconds, quantizeSeconds: info.convertSeconds, pageInSeconds: info.pageInSeconds };
   const run = {
     wallSeconds: wall, cpuUserSeconds: c.user / 1e6, cpuSystemSeconds: c.system / 1e6, loadAvg: [la0, loadavg()[0]],
     cachedBefore: cached0, convertSeconds: info.convertSeconds, loadTimes: t, conversions: info.conversions,
-    weightBytes: info.weightBytes, ...status(),
+    weightBytes: info.weightBytes, faults, ...status(),
   };
   result.runs.push(run);
   const split = t.readWaitSeconds !== undefined
@@ -108,7 +113,8 @@ for (let r = 0; r < reps; r++) {
     : `convert ${info.convertSeconds.toFixed(2)} s, other ${(wall - info.convertSeconds).toFixed(2)} s`;
   console.log(`  load ${r + 1}: ${wall.toFixed(2)} s (${split}); CPU ${(run.cpuUserSeconds + run.cpuSystemSeconds).toFixed(2)} s ` +
     `(user ${run.cpuUserSeconds.toFixed(2)}, sys ${run.cpuSystemSeconds.toFixed(2)}); cached before ${cached0 == null ? '?' : gb(cached0).toFixed(2)} GB; ` +
-    `RssAnon ${gb(run.rssAnon).toFixed(2)} GB, RssFile ${gb(run.rssFile).toFixed(2)} GB; load avg ${la0.toFixed(1)}-${loadavg()[0].toFixed(1)}`);
+    `RssAnon ${gb(run.rssAnon).toFixed(2)} GB, RssFile ${gb(run.rssFile).toFixed(2)} GB; load avg ${la0.toFixed(1)}-${loadavg()[0].toFixed(1)}; ` +
+    `faults ${faults.minor} minor, ${faults.major} major; switches ${faults.voluntarySwitches} vol, ${faults.involuntarySwitches} invol`);
   await model.dispose();
 }
 if (outDir) {

@@ -241,6 +241,28 @@ describe('quantizing at load, streamed from the mapping', () => {
     await Promise.all([source.dispose(), whole.dispose(), steps.dispose()]);
   });
 
+  // The default reads the experts with pread into each converting thread's buffer and maps the MXFP4
+  // destination first, a thread a piece; GPTOSS_CONVERT_READ=map quantizes straight from the mapping (the
+  // load before, kept for A/B runs): the same bytes either way, one expert a step or the whole tensor.
+  it('pread into per-thread buffers and the mapping give the same model', async () => {
+    const viaRead = await load(1);
+    process.env.GPTOSS_CONVERT_READ = 'map';
+    let viaMap, viaMapWhole;
+    try {
+      viaMap = await load(1);
+      viaMapWhole = await load();
+    } finally {
+      delete process.env.GPTOSS_CONVERT_READ;
+    }
+    const a = await viaRead.forward(tokens.slice(0, 12));
+    for (const m of [viaMap, viaMapWhole]) {
+      const b = await m.forward(tokens.slice(0, 12));
+      expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    }
+    expect(viaRead.info.conversions).toEqual(viaMap.info.conversions);
+    await Promise.all([viaRead.dispose(), viaMap.dispose(), viaMapWhole.dispose()]);
+  });
+
   it('leaves the converted bytes unmapped: RSS grows by the tensors run in place, not by the bf16 experts', async () => {
     const experts = statSync(join(bf, 'model.safetensors')).size - 2 * 2 * V * 512 * 2; // all but the dense part, roughly
     const before = rssFile();

@@ -251,6 +251,20 @@ bool MappedFile::resident(size_t offset, size_t len) const {
 #define MADV_POPULATE_READ 22
 #endif
 
+bool MappedFile::read(size_t offset, void* dst, size_t len) const {
+  if (offset > size_ || len > size_ - offset) return false;
+  auto* p = static_cast<uint8_t*>(dst);
+  while (len > 0) {
+    const ssize_t n = ::pread(fd_, p, len, off_t(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // an error, or end of file: shorter than when it was mapped
+    p += n;
+    offset += size_t(n);
+    len -= size_t(n);
+  }
+  return true;
+}
+
 bool MappedFile::populate(size_t offset, size_t len) const {
   if (!data_ || offset >= size_) return true;
   len = std::min(len, size_ - offset);

@@ -47,6 +47,12 @@ class MappedFile {
   // Maps [offset, offset+len) into this process now (the same page-in, on the calling thread).
   // false: the file no longer covers the mapping (truncated); nothing past its end was touched.
   bool populate(size_t offset, size_t len) const;
+  // Copies bytes [offset, offset+len) of the file into `dst` (pread: through the page cache, without
+  // mapping any page into this process). false: the file ends before offset+len (truncated) or the
+  // read failed. What a load-time conversion reads its source with: each converting thread copies its
+  // piece into its own buffer, instead of all threads faulting the shared mapping in (page-table
+  // locks, fault-around and the unmapping's TLB flushes: the system time of a 16-thread load).
+  bool read(size_t offset, void* dst, size_t len) const;
 
   // How the file differs from when it was mapped (shorter, or written since: its mtime or size
   // moved), in words; "" when it is unchanged. Reading a page past a truncated end raises SIGBUS,

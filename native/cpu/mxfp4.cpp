@@ -287,30 +287,53 @@ void mxfp4_quantize_cols(const void* src, QuantSrc kind, int64_t ld, int64_t r0,
 }
 }  // namespace portable
 
-void quantize_mxfp4_transposed(const Tensor& src, Tensor& out) {
-  if (src.dtype != DType::BF16 && src.dtype != DType::F32 && src.dtype != DType::F16)
-    throw type_error("quantizeMxfp4: src must be bf16, f16 or f32, got " + src.describe());
-  expect_ndim(src, 3, "quantizeMxfp4: src");
+// Checks src [E, C, R] against out [E, R, C]; returns C / 32.
+static int64_t check_quantize_transposed(DType src_dtype, const Shape& s, const std::string& src_desc, Tensor& out) {
+  if (src_dtype != DType::BF16 && src_dtype != DType::F32 && src_dtype != DType::F16)
+    throw type_error("quantizeMxfp4: src must be bf16, f16 or f32, got " + src_desc);
+  if (s.size() != 3) throw range_error("quantizeMxfp4: src: expected 3 dimensions, got " + src_desc);
   expect_dtype(out, DType::MXFP4, "quantizeMxfp4: out");
-  const int64_t e = src.dim(0), cols = src.dim(1), rows = src.dim(2);
-  expect_shape(out, {e, rows, cols}, "quantizeMxfp4: out");
-  if (cols % kMxfp4BlockSize != 0) throw range_error("quantizeMxfp4: src [E, C, R] needs C % 32 == 0, got " + src.describe());
-  const int64_t nblk = cols / kMxfp4BlockSize;
-  const QuantSrc kind = quant_src_of(src.dtype);
-  const size_t elem = src.dtype == DType::F32 ? 4 : 2;
-  const auto* in = static_cast<const uint8_t*>(src.data);
+  expect_shape(out, {s[0], s[2], s[1]}, "quantizeMxfp4: out");
+  if (s[1] % kMxfp4BlockSize != 0) throw range_error("quantizeMxfp4: src [E, C, R] needs C % 32 == 0, got " + src_desc);
+  return s[1] / kMxfp4BlockSize;
+}
+
+// One task = one expert's 32 source rows (a block column of the output) for every output row: reads
+// those rows (one contiguous slab: slab(task) returns it) once, writes one block per output row.
+template <typename Slab>
+static void quantize_transposed_tasks(DType src_dtype, const Shape& s, int64_t nblk, Tensor& out, Slab&& slab) {
+  const int64_t e = s[0], rows = s[2];
+  const QuantSrc kind = quant_src_of(src_dtype);
   auto* codes = static_cast<uint8_t*>(out.data);
   auto* scales = static_cast<uint8_t*>(out.scales);
   const auto quantize_cols = kernels().mxfp4_quantize_cols;
-  // One task = one expert's 32 source rows (a block column of the output) for every output row:
-  // reads whole source rows once, writes one block per output row.
   parallel_for(e * nblk, [&](int64_t a, int64_t b) {
     for (int64_t task = a; task < b; ++task) {
       const int64_t ex = task / nblk, g = task % nblk;
-      quantize_cols(in + size_t((ex * cols + g * kMxfp4BlockSize) * rows) * elem, kind, rows, 0, rows,
-                    codes + size_t(ex * rows * nblk + g) * kMxfp4BlockBytes, scales + ex * rows * nblk + g, nblk);
+      quantize_cols(slab(task), kind, rows, 0, rows, codes + size_t(ex * rows * nblk + g) * kMxfp4BlockBytes,
+                    scales + ex * rows * nblk + g, nblk);
     }
   }, 1);
+}
+
+void quantize_mxfp4_transposed(const Tensor& src, Tensor& out) {
+  const int64_t nblk = check_quantize_transposed(src.dtype, src.shape, src.describe(), out);
+  const size_t slab = size_t(kMxfp4BlockSize * src.dim(2)) * (src.dtype == DType::F32 ? 4 : 2);
+  const auto* in = static_cast<const uint8_t*>(src.data);
+  quantize_transposed_tasks(src.dtype, src.shape, nblk, out, [&](int64_t task) { return in + size_t(task) * slab; });
+}
+
+void quantize_mxfp4_transposed(DType src_dtype, const Shape& src_shape, const SourceReader& read, Tensor& out) {
+  const int64_t nblk = check_quantize_transposed(src_dtype, src_shape, std::string(dtype_name(src_dtype)) + shape_str(src_shape), out);
+  if (src_shape[0] * nblk == 0) return;
+  const size_t slab = size_t(kMxfp4BlockSize * src_shape[2]) * (src_dtype == DType::F32 ? 4 : 2);
+  // a buffer per thread, reused across tasks and calls (a slab is 184-368 KB for gpt-oss: in L2)
+  thread_local std::vector<uint8_t> buf;
+  quantize_transposed_tasks(src_dtype, src_shape, nblk, out, [&](int64_t task) -> const void* {
+    if (buf.size() < slab) buf.resize(slab);
+    read(size_t(task) * slab, slab, buf.data());
+    return buf.data();
+  });
 }
 
 // ---- dequantize ----

@@ -2,6 +2,7 @@
 // the obvious loops with double accumulation, used by tests through ops.reference.*). Both check
 // their arguments the same way (model/op_checks.h) and throw gptoss::Error naming the argument. Semantics: model/backend.h.
 #pragma once
+#include <functional>
 #include <cstdint>
 #include <string>
 
@@ -48,6 +49,13 @@ void quantize_q8_0(const Tensor& src, Tensor& out);
 // MXFP4 [E, R, C] in the Hugging Face block layout (mxfp4.cpp): per 32 values the better (smaller squared
 // error) of the OCP floor scale and the round-up scale, codes rounded to nearest even. loadModel's experts: 'mxfp4'.
 void quantize_mxfp4_transposed(const Tensor& src, Tensor& out);
+// The same conversion from bytes that are not in memory: `read(offset, len, dst)` copies bytes
+// [offset, offset + len) of the row-major source (dtype `src_dtype`, shape `src_shape` [E, C, R]) into dst,
+// or throws. Each task (an expert's 32 source rows, one contiguous slab) reads its slab into its thread's
+// buffer and quantizes it from there (the loader: a pread from the checkpoint, no shared mapping faulted
+// in). The output bytes are identical to the in-memory form's.
+using SourceReader = std::function<void(size_t offset, size_t len, void* dst)>;
+void quantize_mxfp4_transposed(DType src_dtype, const Shape& src_shape, const SourceReader& read, Tensor& out);
 
 // Experts [E, A, B] -> [E, B, A] (bf16, f16 or f32; layout.cpp): transformers' dense [E, in, out] to the
 // [E, out, in] rows the GPU kernels read, or back. What loading a bf16 fine-tuned checkpoint with

@@ -9,9 +9,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/read_ahead.h"
+#include "core/thread_pool.h"
 #include "cpu/ops.h"
 
 namespace gptoss {
@@ -88,6 +90,36 @@ bool role_takes(WeightRole role, DType d) {
     case WeightRole::Experts: return d == DType::MXFP4_GGML;
   }
   return false;
+}
+
+// Maps fresh heap memory [p, p + bytes) before a conversion writes it, in disjoint 2 MiB pieces (a
+// page table's span), a thread each (MADV_POPULATE_WRITE; on kernels before 5.14 a write of each
+// page's own byte). Left to the converting threads' first writes, every thread of a
+// load-time quantization writes a block of every row of the same expert at once, so they all fault
+// the same fresh pages: each allocates and zeroes a page, one wins and the rest free theirs, under
+// the same page-table lock (minor faults grew with the thread count: bench/RESULTS.md). The bytes
+// are not changed (their value is whatever the allocator gave; the conversion writes every one).
+static void map_for_writing(void* p, size_t bytes) {
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+  if (!bytes) return;
+  const size_t span = size_t(2) << 20, page = size_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(p), e = b + bytes;
+  const uintptr_t first = b / span * span;
+  const int64_t pieces = int64_t((e - first + span - 1) / span);
+  parallel_for(pieces, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const uintptr_t s = std::max(b, first + uintptr_t(i) * span), t = std::min(e, first + uintptr_t(i + 1) * span);
+      // page-aligned inside [b, e): the allocation's first and last partial pages are left to the writes
+      const uintptr_t ps = (s + page - 1) / page * page, pe = t / page * page;
+      if (pe > ps && madvise(reinterpret_cast<void*>(ps), pe - ps, MADV_POPULATE_WRITE) == 0) continue;
+      for (uintptr_t a = ps; a < pe; a += page) {  // not the partial pages: other data may share them
+        volatile uint8_t* x = reinterpret_cast<volatile uint8_t*>(a);
+        *x = *x;
+      }
+    }
+  }, 1);
 }
 
 struct Binder {
@@ -389,9 +421,25 @@ struct Binder {
     }
     const auto t0 = std::chrono::steady_clock::now();
     Tensor q = host_empty(DType::MXFP4, slot.shape);
+    // The source is read with pread into each converting thread's buffer (cpu/ops.h: SourceReader),
+    // not through the mapping (unless host_view copied it to aligned memory), and the destination is
+    // mapped first, a thread a piece: 16 threads faulting the same pages in, then the unmapping after
+    // each step, cost ~5 s of system time a GB (bench/RESULTS.md). GPTOSS_CONVERT_READ=map: the
+    // mapping and first-write faults, as before (for A/B runs).
+    const char* read_env = std::getenv("GPTOSS_CONVERT_READ");
+    const bool mapped = read_env && std::string(read_env) == "map";
+    const MappedFile& file = *maps[r.file];
+    const bool from_file = !mapped && t.data == file.data() + r.offset;
+    if (!mapped) map_for_writing(q.data, q.nbytes() + q.scale_bytes());
+    const size_t per_expert = t.dim(0) ? size_t(r.length / uint64_t(t.dim(0))) : 0;
     streamed(r, t.dim(0), [&](int64_t e0, int64_t n) {
       Tensor out = q.rows(e0, n);
-      cpu::quantize_mxfp4_transposed(t.rows(e0, n), out);
+      if (!from_file) return cpu::quantize_mxfp4_transposed(t.rows(e0, n), out);
+      const size_t base = size_t(r.offset) + size_t(e0) * per_expert;
+      cpu::quantize_mxfp4_transposed(d, {n, stored[1], stored[2]}, [&](size_t off, size_t len, void* dst) {
+        if (!file.read(base + off, dst, len))
+          throw checkpoint_error(file_of(r.name), r.name, "was truncated while it was being loaded (" + file.changed() + ")");
+      }, out);
     });
     conversion_ended(t0, std::string(slot.group) + ": " + dtype_name(d) + " -> mxfp4 (experts mxfp4)");
     note(slot, d, q, r.length, true);
