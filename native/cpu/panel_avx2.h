@@ -254,14 +254,22 @@ inline void dot_kernel(const float* wd, const float* x, int64_t xs, int64_t kc, 
     for (int u = 0; u < U; ++u) _mm256_storeu_ps(part + (r * pn + u) * 8, acc[r * U + u]);
 }
 
-// All n tokens against rows [0, rows) of the decoded chunk: token pairs, then the odd one. Not inlined
-// (for the same reason as panel_kernel_rows).
+// All n tokens against rows [0, rows) of the decoded chunk: token pairs; an odd count's last three
+// tokens as rows x 3 tiles of at most 3 rows (9 sums; an R x 1 tile takes R + 1 loads per R FMAs). Not
+// inlined (for the same reason as panel_kernel_rows).
 template <int R>
 __attribute__((noinline)) void dot_tokens(const float* wd, const float* x, int64_t cols, int64_t n, int64_t kc,
                                           float* part) {
+  const int64_t pairs_end = n % 2 != 0 && n >= 3 ? n - 3 : n - n % 2;
   int64_t t = 0;
-  for (; t + 2 <= n; t += 2) dot_kernel<R, 2>(wd, x + t * cols, cols, kc, part + t * 8, n);
-  if (t < n) dot_kernel<R, 1>(wd, x + t * cols, cols, kc, part + t * 8, n);
+  for (; t < pairs_end; t += 2) dot_kernel<R, 2>(wd, x + t * cols, cols, kc, part + t * 8, n);
+  if (n - t == 3) {
+    constexpr int R0 = R < 3 ? R : 3;
+    dot_kernel<R0, 3>(wd, x + t * cols, cols, kc, part + t * 8, n);
+    if constexpr (R > 3) dot_kernel<R - 3, 3>(wd + 3 * kDotCols, x + t * cols, cols, kc, part + (3 * n + t) * 8, n);
+  } else if (t < n) {
+    dot_kernel<R, 1>(wd, x + t * cols, cols, kc, part + t * 8, n);
+  }
 }
 
 // As panel_rows (same decode callback, with kc <= kDotCols), columns in the lanes; x [n, cols] as stored.

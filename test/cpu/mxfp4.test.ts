@@ -73,8 +73,9 @@ describe('mxfp4 linear (packed matvec / matmul)', () => {
     });
   }
 
-  // Token counts around the AVX2 prefill panel's edges (n >= 7: token groups of 8, 16 and 24 lanes,
-  // zero-padded; 6-row panels with row tails; 256-column chunks), on fresh random data, both block forms.
+  // Token counts around the AVX2 prefill panel's edges (columns in the lanes from n = 2: token pairs and
+  // an odd token; 6-row panels with row tails; 128-column chunks and a shorter last one, cols up to 384;
+  // GPTOSS_CPU_PANEL=tokens, the token-lane panel, is an A/B aid only), on fresh random data, both block forms.
   for (const isa of availableIsas()) {
     it(`matches the reference at prefill token counts under ${isa} (both block forms)`, () => {
       const r = rng(`mxfp4-prefill-${isa}`);

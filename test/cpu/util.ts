@@ -78,9 +78,10 @@ export const f32 = (t: Tensor): Float32Array => t.read() as Float32Array;
 export const LINEAR_TOKEN_COUNTS: readonly number[] = [1, 2, 3, 4, 5, 9, 53];
 
 /**
- * Token counts around the AVX2 prefill panel's edges (panel_avx2.h; from 7 tokens up): 6 (the last
- * row-kernel count), 7/8, 16/17 and 24/25 on either side of its token groups of 8, 16 and 24 lanes
- * (zero-padded past n), 12 (a half group), 40/41 (several groups and a tail).
+ * Token counts around the AVX2 prefill panels' edges (panel_avx2.h): for bf16 and Q8_0 (from 7 tokens
+ * up) 6 (the last row-kernel count), 7/8, 16/17 and 24/25 on either side of the token groups of 8, 16
+ * and 24 lanes (zero-padded past n), 12 (a half group), 40/41 (several groups and a tail); for MXFP4
+ * (columns in the lanes, from 2 tokens up) odd and even counts (token pairs and the odd one).
  */
 export const PANEL_EDGE_TOKEN_COUNTS: readonly number[] = [6, 7, 8, 12, 16, 17, 24, 25, 40, 41];
 
