@@ -8,7 +8,7 @@
 //   --gemv: copy ceiling + the decode GEMVs under each GPTOSS_CUDA_GEMV / GPTOSS_CUDA_GEMV_CTAS variant, twice
 //   in alternation: scripts/gpu-gemv-ab.sh reads its rows; --attn: copy ceiling + decode attention at 1k / 8k /
 //   32k keys, SIMT and tensor-core kernels: scripts/gpu-attn-ab.sh; --gemm: cuBLAS ceiling + the prefill GEMM tile,
-//   default vs GPTOSS_CUDA_GEMM=wgmma, twice in alternation: scripts/gpu-wgmma-ab.sh)
+//   GPTOSS_CUDA_GEMM=mma vs =wgmma, twice in alternation: scripts/gpu-wgmma-ab.sh)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -159,10 +159,11 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
   return v;
 }
 
-// The prefill GEMM tile (issue 12 item 4), the default mma.sync tile against GPTOSS_CUDA_GEMM=wgmma
-// (gemm_wgmma.cu), twice in alternation (A B A B: drift shows as a round difference), at a 20b
+// The prefill GEMM tile (issue 12 item 4), the mma.sync tile (GPTOSS_CUDA_GEMM=mma) against the wgmma
+// tile (GPTOSS_CUDA_GEMM=wgmma, gemm_wgmma.cu), each forced for every problem (the default picks per
+// problem, policy.h), twice in alternation (A B A B: drift shows as a round difference), at a 20b
 // prefill's shapes: q/k/v as one launch of 3 column parts and o (24 layers' bf16 weights rotated),
-// the grouped MoE (20b: 32 experts, top-4; 120b's 128 experts) at 512 and 2048 tokens. TFLOP/s count
+// the grouped MoE (20b: 32 experts, top-4; 120b's 128 experts) at 512, 1024 and 2048 tokens. TFLOP/s count
 // 2 n N K useful flops (the tiles issue twice that: A as bf16 hi + lo), against cuBLAS's plain bf16
 // GEMM measured in the same run. The MoE rows time the whole op (count, scan, scatter, split, the
 // two GEMMs, un-permute). Predictions: bench/RESULTS.md, "Prefill GEMMs on wgmma".
@@ -185,11 +186,12 @@ int bench_gemm(Rng& r, double mm, int H, int I, int E, int K) {
   };
   const MoeWeights w20 = experts(E), w120 = experts(quick ? E : 128);
   SwigluParams sw;
-  const std::vector<int> ns = quick ? std::vector<int>{512} : std::vector<int>{512, 2048};
+  // 1024: the MoE E32 at 128 routed rows an expert, the edge where the default moves the grouped GEMMs
+  // to wgmma (policy.h kWgmmaMoeMinRowsPerExpert)
+  const std::vector<int> ns = quick ? std::vector<int>{512} : std::vector<int>{512, 1024, 2048};
   for (int round = 0; round < 2; ++round)
     for (const char* variant : {"mma.sync", "wgmma"}) {
-      if (!std::strcmp(variant, "wgmma")) setenv("GPTOSS_CUDA_GEMM", "wgmma", 1);
-      else unsetenv("GPTOSS_CUDA_GEMM");
+      setenv("GPTOSS_CUDA_GEMM", std::strcmp(variant, "wgmma") ? "mma" : "wgmma", 1);  // each tile forced
       const std::string tag = std::string(" [") + variant + ", round " + std::to_string(round + 1) + "]";
       for (int n : ns) {
         const std::string sn = "n" + std::to_string(n);

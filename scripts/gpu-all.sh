@@ -86,10 +86,11 @@ fi
 # and the rule's line (gpu-attn-ab.sh, ~4 min; SKIP_ATTN=1 skips it).
 [[ -z "${SKIP_ATTN:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" BUILD_DIR=build-gpu OUT="$OUT" timeout 420 bash scripts/gpu-attn-ab.sh 2>&1 | tail -40
 
-# the prefill GEMM tile on wgmma (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, opt-in: compiled, not yet run on a
-# GPU when written) against the mma.sync tile: gpu_check --gemm-wgmma, memcheck + racecheck on its quick set, the
-# kernel bench beside cuBLAS's ceiling, e2e 20b prefill 512 / 2048 (and 120b) and the rule's line
-# (gpu-wgmma-ab.sh, ~8-9 min; SKIP_WGMMA=1 skips it). Predictions: bench/RESULTS.md "Prefill GEMMs on wgmma".
+# the prefill GEMM tile on wgmma (issue 12 item 4; the default per problem on sm_90a since 98332a8's H100 run,
+# GPTOSS_CUDA_GEMM=mma|wgmma forces one tile): gpu_check --gemm-wgmma, memcheck + racecheck on its quick set, the
+# kernel bench of both tiles beside cuBLAS's ceiling, e2e 20b prefill 512 / 2048 (and 120b) of the default
+# against forced mma.sync and the rule's line (gpu-wgmma-ab.sh, ~8-9 min; SKIP_WGMMA=1 skips it).
+# Predictions: bench/RESULTS.md "Prefill GEMMs on wgmma" and "the GEMM tile chosen per problem".
 [[ -z "${SKIP_WGMMA:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" BUILD_DIR=build-gpu OUT="$OUT" timeout 600 bash scripts/gpu-wgmma-ab.sh 2>&1 | tail -50
 
 # Blackwell's native MXFP4 MMAs (issue 12 item 5): compile evidence only, the probe's PTX through ptxas

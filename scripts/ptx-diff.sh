@@ -17,8 +17,10 @@ ptx() {  # ptx <srcroot> <outdir>
     b=$(basename "$f" .cu)
     nice "$NVCC" -std=c++17 -O3 --expt-relaxed-constexpr -Xcudafe=--diag_suppress=177 -arch="$arch" -ptx \
       -I"$1/native" -DGPTOSS_HAVE_CUDA "$f" -o "$2/$b.raw"
+    # per-compile hashes normalized: anonymous namespaces, and the _<file>_cu_<hash>_<number> names of
+    # function-local statics and extern shared arrays (they differ between two compiles of one source)
+    sed -E 's/_GLOBAL__N__[0-9a-f]+_/_GLOBAL__N__X_/g; s/_INTERNAL_[0-9a-f]+_/_INTERNAL_X_/g; s/_cu_[0-9a-f]{8}_[0-9]+/_cu_X_/g' "$2/$b.raw" > "$2/$b.ptx"
     # a host-only file (dispatch.cu, pool.cu) has no instructions: grep finds nothing, which is fine
-    sed -E 's/_GLOBAL__N__[0-9a-f]+_/_GLOBAL__N__X_/g; s/_INTERNAL_[0-9a-f]+_/_INTERNAL_X_/g' "$2/$b.raw" > "$2/$b.ptx"
     { grep -E '^\s+[a-z@]' "$2/$b.ptx" || true; } | sed -E 's/^\s+//; s/^@%?!?[a-z0-9]+ //' | awk '{print $1}' | sort | uniq -c > "$2/$b.ops"
   done
 }

@@ -126,7 +126,7 @@ extern template void launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(Gem
                                                                              cudaStream_t);
 extern template void launch_gemm_tile<WeightFormat::BF16, Epilogue::SwiGLU>(GemmTileKind, const GemmProblem&, int, int,
                                                                             cudaStream_t);  // bf16 experts
-// The wgmma tile (gemm_wgmma.cu, sm_90a; GPTOSS_CUDA_GEMM=wgmma: compiled, not yet run on a GPU), for
+// The wgmma tile (gemm_wgmma.cu, sm_90a; policy.h gemm_tile_kind picks it per problem), for
 // the same four pairs and the same problems; bm 64 or 128 (gemm_tile_rows for GemmTileKind::Wgmma).
 template <WeightFormat WF, Epilogue EPI>
 void launch_gemm_wgmma(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream);

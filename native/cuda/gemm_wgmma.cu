@@ -1,7 +1,7 @@
 // The Hopper GEMM tile (issue 12 item 4): the GEMM tile's problems (gemm_tile.cuh: linear with its
 // q/k/v column parts, the grouped MoE GEMMs with the SwiGLU and Store epilogues, bf16 or MXFP4
 // weights) on wgmma (sm_90a), both operands from 128-byte swizzled shared memory through descriptors.
-// Opt-in: GPTOSS_CUDA_GEMM=wgmma (policy.h gemm_tile_kind); compiled, not yet run on a GPU.
+// Run on H100 at 98332a8; the default per problem on sm_90a (policy.h gemm_tile_kind, GPTOSS_CUDA_GEMM).
 //
 // Same numerics contract as the mma.sync tile: A is multiplied as its bf16 hi and lo halves (two
 // wgmma a weight slice, one f32 accumulator), the weights exactly (bf16, or E2M1 x 2^(s-127) decoded to

@@ -611,12 +611,13 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
   GPTOSS_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
   moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
-  // M tile rows for the expected rows an expert (P / E): 128 at 2048 tokens of the 20b, 32 for the
-  // 120b at 512 (16 an expert), so a tile is not mostly padding.
-  const GemmTileKind kind = gemm_tile_kind(current_caps());
+  // The tile for the expected rows an expert (P / E; policy.h: wgmma on sm_90a from 128 an expert), and
+  // its M tile rows for them: 128 at 2048 tokens of the 20b, 32 for the 120b at 512 (16 an expert), so
+  // a tile is not mostly padding. Both launches below and tile_start use this one kind and bm.
+  const GemmTileKind kind = moe_gemm_tile_kind(current_caps(), a.n, a.k, a.E);
   if (a.decode_layout && kind != GemmTileKind::MmaSync && kind != GemmTileKind::Wgmma)  // moe_decode_layout(): not reached
     throw type_error("moe: experts in the decode layout are read by the mma.sync and wgmma GEMM tiles only");
-  const int bm = gemm_tile_rows(current_caps(), P / a.E, !a.bf16, std::max(a.H, a.I));
+  const int bm = gemm_tile_rows(current_caps(), kind, P / a.E, !a.bf16, std::max(a.H, a.I));
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, bm, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,

@@ -130,7 +130,8 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.gemv = env_choice("GPTOSS_CUDA_GEMV", K::Gemv::Auto, {{"warp", K::Gemv::Warp}, {"xs", K::Gemv::Xs}});
   k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
   k.attn_decode = env_choice("GPTOSS_CUDA_ATTN_DECODE", K::AttnDecode::Simt, {{"mma", K::AttnDecode::Mma}});
-  k.gemm = env_choice("GPTOSS_CUDA_GEMM", K::Gemm::Auto, {{"wgmma", K::Gemm::Wgmma}});
+  k.gemm = env_choice("GPTOSS_CUDA_GEMM", K{}.gemm,
+                      {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
 }
 }  // namespace
 
@@ -159,22 +160,38 @@ namespace {
 int ceil_div_i(int64_t a, int64_t b) { return int((a + b - 1) / b); }
 }  // namespace
 
-GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k) {
+bool wgmma_tile_runs(const GpuCaps& caps) {
+  return !caps.amd && caps.mma_sync && (caps.compiled & kFeatWgmma) != 0 &&
+         wgmma::smem_bytes(true, 64, wgmma::kMaxKBlocks) + wgmma::static_smem_bytes(64) <= caps.smem_optin;
+}
+
+namespace {
+// The tile of a problem the per-problem policy wants on wgmma (`wgmma_wanted`), under the knob.
+GemmTileKind tile_kind(const GpuCaps& caps, const GpuKnobs& k, bool wgmma_wanted) {
   if (caps.tensor_cores == TensorCores::Mfma) return GemmTileKind::Mfma;
   if (!caps.mma_sync) return GemmTileKind::None;
-  // wgmma: asked for, the image has it (sm_90a: arch.cuh GPTOSS_HAVE_WGMMA), and the 64-row tile's
-  // shared memory at the largest K the tile takes fits a block (it always does on sm_90: ~145 KB).
-  const bool wgmma = k.gemm == GpuKnobs::Gemm::Wgmma && !caps.amd && (caps.compiled & kFeatWgmma) != 0 &&
-                     wgmma::smem_bytes(true, 64, wgmma::kMaxKBlocks) + wgmma::static_smem_bytes(64) <= caps.smem_optin;
-  return wgmma ? GemmTileKind::Wgmma : GemmTileKind::MmaSync;
+  const bool want = k.gemm == GpuKnobs::Gemm::Wgmma || (k.gemm == GpuKnobs::Gemm::Auto && wgmma_wanted);
+  return want && wgmma_tile_runs(caps) ? GemmTileKind::Wgmma : GemmTileKind::MmaSync;
 }
-GemmTileKind gemm_tile_kind(const GpuCaps& caps) { return gemm_tile_kind(caps, knobs()); }
+}  // namespace
+
+GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows) {
+  return tile_kind(caps, k, rows >= kWgmmaDenseMinRows);
+}
+GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows) { return gemm_tile_kind(caps, knobs(), rows); }
+
+GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E) {
+  return tile_kind(caps, k, E > 0 && int64_t(n) * experts_per_token >= int64_t(kWgmmaMoeMinRowsPerExpert) * E);
+}
+GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, int n, int experts_per_token, int E) {
+  return moe_gemm_tile_kind(caps, knobs(), n, experts_per_token, E);
+}
 
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
   if (!mxfp4 && K % 8 != 0) return LinearPath::Naive;
   if (mxfp4 && K % 32 != 0) return LinearPath::Naive;
   if (n <= kGemvMaxTokens) return LinearPath::Gemv;
-  if (gemm_tile_kind(caps) == GemmTileKind::None) return LinearPath::Naive;
+  if (gemm_tile_kind(caps, n) == GemmTileKind::None) return LinearPath::Naive;
   return mxfp4 && K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
 
@@ -184,7 +201,7 @@ AttentionPath flash_path(const GpuCaps& caps) {
 }
 
 LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
-  return n > kGemvMaxTokens && gemm_tile_kind(caps) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
+  return n > kGemvMaxTokens && gemm_tile_kind(caps, n) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
 }
 
 GemvKernel choose_gemv(const GpuCaps& caps, const GpuKnobs& k, GemvFormat f, int n, int K, bool x_aligned) {
@@ -248,7 +265,7 @@ bool moe_uses_decode(int n, int k) { return int64_t(n) * k <= kMoeDecodeMaxPairs
 
 MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token) {
   using Want = GpuKnobs::MoeBf16;
-  if (gemm_tile_kind(caps) == GemmTileKind::None || k.moe_bf16 == Want::Gemv) return MoeBf16Path::Gemv;
+  if (gemm_tile_kind(caps, k, n) == GemmTileKind::None || k.moe_bf16 == Want::Gemv) return MoeBf16Path::Gemv;
   if (k.moe_bf16 == Want::Grouped) return MoeBf16Path::Grouped;
   return moe_uses_decode(n, experts_per_token) ? MoeBf16Path::Gemv : MoeBf16Path::Grouped;
 }
@@ -322,11 +339,11 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
 }
 
 int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K) {
-  return gemm_tile_rows(caps, gemm_tile_kind(caps), rows_per_group, mxfp4, K);
+  return gemm_tile_rows(caps, gemm_tile_kind(caps, rows_per_group), rows_per_group, mxfp4, K);
 }
 
 int gemm_tile_rows(const GpuCaps& caps, GemmTileKind kind, int64_t rows_per_group, bool mxfp4, int K) {
-  if (kind == GemmTileKind::Wgmma) {  // 64 always fits (gemm_tile_kind); 128 where its ring does
+  if (kind == GemmTileKind::Wgmma) {  // 64 always fits (wgmma_tile_runs); 128 where its ring does
     const int kb = mxfp4 ? K / 32 : 0;
     const bool fits128 = wgmma::smem_bytes(mxfp4, 128, kb) + wgmma::static_smem_bytes(128) <= caps.smem_optin;
     return rows_per_group >= 96 && fits128 ? 128 : 64;

@@ -33,8 +33,10 @@ struct GpuKnobs {
   int gemv_ctas = 0;                       // GPTOSS_CUDA_GEMV_CTAS (1..8): CTAs a SM of the persistent GEMV grids (0: all that fit)
   enum class AttnDecode { Simt, Mma };
   AttnDecode attn_decode = AttnDecode::Simt;  // GPTOSS_CUDA_ATTN_DECODE=mma: tensor-core decode attention (opt-in)
-  enum class Gemm { Auto, Wgmma };
-  Gemm gemm = Gemm::Auto;                  // GPTOSS_CUDA_GEMM=wgmma: the prefill GEMM tile on wgmma (sm_90a, opt-in)
+  enum class Gemm { Auto, Mma, Wgmma };
+  // GPTOSS_CUDA_GEMM=auto|mma|wgmma (unset: this default): Auto picks the GEMM tile per problem, mma / wgmma
+  // force one tile for every problem (A/B; gemm_tile_kind). Mma here is the one-line revert to mma.sync everywhere.
+  Gemm gemm = Gemm::Auto;
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
@@ -42,14 +44,34 @@ struct GpuKnobs {
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
-// ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries it out on this device ----
+// ---- the GEMM tile (linear prefill, grouped MoE): which kernel carries out a problem ----
 // MmaSync: gemm_tile.cu (NVIDIA, where bf16 mma.sync was compiled); Mfma: native/hip/gemm_tile_mfma.hip
-// (AMD CDNA, where MFMA was compiled); Wgmma: gemm_wgmma.cu (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma,
-// opt-in: compiled, not yet run on a GPU) where the device runs an sm_90a image (wgmma compiled) and
-// a block gets the tile's shared memory at its largest K; None: no tensor-core image for the device.
+// (AMD CDNA, where MFMA was compiled); Wgmma: gemm_wgmma.cu (issue 12 item 4; sm_90a) where the device
+// runs an sm_90a image (wgmma compiled) and a block gets the tile's shared memory at its largest K; None:
+// no tensor-core image for the device.
+// Per problem (GPTOSS_CUDA_GEMM unset; the H100 run at 98332a8, bench/RESULTS.md "Prefill GEMMs on
+// wgmma"): a dense problem (linear: q/k/v in one launch, o, Q8_0 chunks, the LM head over a step's
+// rows) of at least kWgmmaDenseMinRows rows takes Wgmma (1.5-1.9x the mma.sync tile at 512 and 2048
+// rows); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
+// kWgmmaMoeMinRowsPerExpert an expert (n k >= that x E: the host does not know the real counts at
+// dispatch, they stay on the device), mma.sync below (the wgmma op lost 4-19% at 64 rows an expert and
+// 1.7x at 16, won 10% at 256). GPTOSS_CUDA_GEMM=mma: the mma.sync tile everywhere (the default before);
+// =wgmma: the wgmma tile everywhere it can run; =auto: per problem. Everything not sm_90a (and AMD) is
+// unchanged by any of them.
+// The choice is a pure function of the problem's shape, taken at launch: a captured graph (a batch
+// bucket's padded step) holds the choice for that bucket's shapes.
 enum class GemmTileKind { None, MmaSync, Mfma, Wgmma };
-GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k);
-GemmTileKind gemm_tile_kind(const GpuCaps& caps);  // with knobs()
+constexpr int kWgmmaDenseMinRows = 64;          // one full 64-row wgmma block (the mma.sync tile takes 32)
+constexpr int kWgmmaMoeMinRowsPerExpert = 128;  // one full 128-row wgmma block an expert on average
+// Whether the wgmma tile can run on the device: an sm_90a image (NVIDIA) and the 64-row tile's shared
+// memory at the largest K the tile takes within a block's (it always is on sm_90: ~145 KB).
+bool wgmma_tile_runs(const GpuCaps& caps);
+// A dense problem of `rows` rows (one group).
+GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows);
+GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows);  // with knobs()
+// The grouped MoE GEMMs (gate_up + SwiGLU, down) of n tokens routed to experts_per_token of E experts.
+GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E);
+GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, int n, int experts_per_token, int E);  // with knobs()
 
 // ---- linear: out[n, N] = x[n, K] W^T ----
 // Gemv for n <= kGemvMaxTokens, the GEMM tile above (where a tile kernel was compiled), Naive when the
@@ -146,7 +168,7 @@ int moe_fp8_stages(const GpuCaps& caps, int H, int I);
 // memory the device gives a block (for the device's gemm_tile_kind); the wgmma tile: 128 or 64 (one
 // m64 accumulator a warpgroup).
 int gemm_tile_rows(const GpuCaps& caps, GemmTileKind kind, int64_t rows_per_group, bool mxfp4, int K);
-int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K);  // for gemm_tile_kind(caps)
+int gemm_tile_rows(const GpuCaps& caps, int64_t rows_per_group, bool mxfp4, int K);  // a dense problem's kind (knobs())
 
 // ---- launches ----
 bool use_pdl(const GpuCaps& caps, const GpuKnobs& k);

@@ -196,8 +196,8 @@ void launch_linear_q8_gemm(const Q8LinearArgs& a, void* workspace, cudaStream_t 
   uint16_t* w_split = a_lo + int64_t(a.n) * a.K;                                  // [2 rows, K]
   float* part = reinterpret_cast<float*>(w_split + 2 * int64_t(rows) * a.K);     // [n, 2 rows]
   launch_split_bf16(a.x, int64_t(a.n) * a.K, a_hi, a_lo, stream);
-  const GemmTileKind kind = gemm_tile_kind(current_caps());
-  const int bm = gemm_tile_rows(current_caps(), a.n, false, a.K);
+  const GemmTileKind kind = gemm_tile_kind(current_caps(), a.n);  // dense chunks (policy.h)
+  const int bm = gemm_tile_rows(current_caps(), kind, a.n, false, a.K);
   for (int c0 = 0; c0 < a.N; c0 += rows) {
     const int r = a.N - c0 < rows ? a.N - c0 : rows;
     const int64_t blocks = int64_t(r) * (a.K / 32);

@@ -1132,21 +1132,37 @@ void check_graph(Rng& r) {
 // tile) with partial row, column and K tiles; q, k, v as one launch of 3 column parts; the grouped
 // MoE GEMMs (MXFP4 experts in the checkpoint layout and in the decode layout, bf16 experts) over
 // expert groups of 1..N rows, 64- and 128-row tiles. The first case fails unless the policy picked
-// the wgmma tile on this device (an sm_90a image on Hopper): a run elsewhere proves nothing.
+// the wgmma tile on this device (an sm_90a image on Hopper): a run elsewhere proves nothing; the second
+// unless the default (knob unset) splits the problems there as policy.h says (dense on wgmma from 64
+// rows, the grouped MoE from 128 routed rows an expert).
 void check_gemm_wgmma(Rng& r) {
   const char* saved = std::getenv("GPTOSS_CUDA_GEMM");
   const std::string keep = saved ? saved : "";
   setenv("GPTOSS_CUDA_GEMM", "wgmma", 1);
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   const gptoss::cuda::GpuCaps& caps = gptoss::cuda::device_caps(0);
-  const bool picked = gptoss::cuda::gemm_tile_kind(caps) == gptoss::cuda::GemmTileKind::Wgmma;
+  namespace gc = gptoss::cuda;
+  const bool picked = gc::gemm_tile_kind(caps, 9) == gc::GemmTileKind::Wgmma &&
+                      gc::moe_gemm_tile_kind(caps, 512, 4, 128) == gc::GemmTileKind::Wgmma;
+  // The default (knob unset) on this device: the per-problem policy (policy.h), from the real caps.
+  gc::GpuKnobs auto_k = gc::knobs();
+  auto_k.gemm = gc::GpuKnobs::Gemm::Auto;
+  const bool per_problem = gc::gemm_tile_kind(caps, auto_k, 512) == gc::GemmTileKind::Wgmma &&
+                           gc::gemm_tile_kind(caps, auto_k, gc::kWgmmaDenseMinRows - 1) == gc::GemmTileKind::MmaSync &&
+                           gc::moe_gemm_tile_kind(caps, auto_k, 2048, 4, 32) == gc::GemmTileKind::Wgmma &&
+                           gc::moe_gemm_tile_kind(caps, auto_k, 512, 4, 32) == gc::GemmTileKind::MmaSync;
 #else
-  const bool picked = false;
+  const bool picked = false, per_problem = false;
 #endif
   Stats sel;
   sel.rel = picked ? 0 : 1;
   report("gemm wgmma", "policy", sel, 0.0,
          picked ? "GPTOSS_CUDA_GEMM=wgmma picks the wgmma tile" : "the wgmma tile is NOT picked on this device/image");
+  Stats dflt;
+  dflt.rel = per_problem ? 0 : 1;
+  report("gemm wgmma", "default policy", dflt, 0.0,
+         per_problem ? "unset: dense >= 64 rows and MoE >= 128 rows an expert on wgmma, the rest mma.sync"
+                     : "the per-problem default does NOT pick wgmma as policy.h says on this device/image");
   if (picked) {
     // linear (one group): tiny, partial everything; K not a multiple of the 64-wide stage; 64- and 128-row tiles
     check_linear(r, 33, 40, 17, false, true, 1e-4, "gemm wgmma");

@@ -5,6 +5,7 @@
 // on an sm_89 card (compute_80 PTX JIT-ed: no FP8 kernels), and compute_80 PTX on an H200 (no PDL).
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include "core/tests/check.h"
@@ -86,13 +87,15 @@ void test_linear() {
   CHECK(choose_linear(h200(0, 0), 512, H, false) == LinearPath::Naive);          // no tensor-core image
   CHECK(choose_linear(h200(800, kSm80), 512, H, false) == LinearPath::Gemm);
 
-  // Which tile kernel: mma.sync on every NVIDIA image (wgmma/tcgen05 images carry it too), MFMA on CDNA.
-  CHECK(gemm_tile_kind(c) == GemmTileKind::MmaSync);
-  CHECK(gemm_tile_kind(make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0)) == GemmTileKind::MmaSync);
-  CHECK(gemm_tile_kind(h200(0, 0)) == GemmTileKind::None);
+  // Which tile kernel (no knob): mma.sync on every NVIDIA image but sm_90a's (wgmma/tcgen05 images carry
+  // it too), MFMA on CDNA; sm_90a: test_gemm_wgmma.
+  const GpuKnobs auto_k;
+  CHECK(gemm_tile_kind(h200(900, kSm90), auto_k, 512) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_kind(make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0), auto_k, 512) == GemmTileKind::MmaSync);
+  CHECK(gemm_tile_kind(h200(0, 0), auto_k, 512) == GemmTileKind::None);
   const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
   const GpuCaps mi250 = make_caps(0, "AMD Instinct MI250X", 900, 910, kFeatMfma, 65536, 110, 64, 0, true);
-  CHECK(gemm_tile_kind(mi300) == GemmTileKind::Mfma && gemm_tile_kind(mi250) == GemmTileKind::Mfma);
+  CHECK(gemm_tile_kind(mi300, auto_k, 512) == GemmTileKind::Mfma && gemm_tile_kind(mi250, auto_k, 512) == GemmTileKind::Mfma);
   CHECK(choose_linear(mi300, 512, H, true) == LinearPath::Gemm && choose_linear(mi300, 512, H, false) == LinearPath::Gemm);
   CHECK(choose_linear(mi300, 1, H, true) == LinearPath::Gemv);
   CHECK(choose_linear(make_caps(0, "gfx1100", 1100, 0, 0, 65536, 48, 32, 0, true), 512, H, false) == LinearPath::Naive);
@@ -285,31 +288,91 @@ void test_moe_bf16() {
   CHECK(gemm_tile_rows(l40s(890, kSm89), 256, false, H) == 128);
 }
 
-// The wgmma tile (GPTOSS_CUDA_GEMM=wgmma; issue 12 item 4): only where asked, only on an sm_90a image
-// (an sm_90 image, compute_80 PTX on an H200, Blackwell's images and AMD keep their tile), and its
+// The wgmma tile (issue 12 item 4; since the H100 run at 98332a8, per problem): only on an sm_90a image
+// with the shared memory (an sm_90 image, compute_80 PTX on an H200, Blackwell's images, AMD and a
+// lowered shared-memory limit keep their tile, under any knob). Without the knob a dense problem of at
+// least kWgmmaDenseMinRows rows takes it, the grouped MoE only from kWgmmaMoeMinRowsPerExpert routed rows
+// an expert on average (n k >= 128 E); GPTOSS_CUDA_GEMM=mma|wgmma forces one tile for every problem. Its
 // rows are 64 or 128 (one m64 accumulator a warpgroup); the 128-row tile fits the H200 at every K.
 void test_gemm_wgmma() {
-  GpuKnobs want;
+  using G = GemmTileKind;
+  GpuKnobs want, mma, none;  // none: no tile forced (GPTOSS_CUDA_GEMM=auto; the default, policy.h)
   want.gemm = GpuKnobs::Gemm::Wgmma;
-  const GpuKnobs none;
+  mma.gemm = GpuKnobs::Gemm::Mma;
+  none.gemm = GpuKnobs::Gemm::Auto;
   const GpuCaps c = h200(900, kSm90a);
-  CHECK(gemm_tile_kind(c, none) == GemmTileKind::MmaSync);
-  CHECK(gemm_tile_kind(c, want) == GemmTileKind::Wgmma);
-  CHECK(gemm_tile_kind(h200(900, kSm90), want) == GemmTileKind::MmaSync);   // sm_90 image: no wgmma
-  CHECK(gemm_tile_kind(h200(800, kSm80), want) == GemmTileKind::MmaSync);   // compute_80 PTX JIT-ed on an H200
-  CHECK(gemm_tile_kind(h200(0, 0), want) == GemmTileKind::None);
-  CHECK(gemm_tile_kind(make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0), want) == GemmTileKind::MmaSync);
-  CHECK(gemm_tile_kind(make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true), want) ==
-        GemmTileKind::Mfma);
-  // a lowered shared-memory limit (GPTOSS_CUDA_SMEM_LIMIT) below the 64-row tile's ~145 KB: mma.sync
-  CHECK(gemm_tile_kind(make_caps(0, "NVIDIA H200", 900, 900, kSm90a, 101376, 132, 32, 0), want) == GemmTileKind::MmaSync);
-  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 256, true, H) == 128);   // 20b prefill 2048: 256 rows an expert
-  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 64, true, H) == 64);     // 120b prefill 2048: 64 an expert
-  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 10, true, H) == 64);     // never 32
-  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 2048, false, 8192) == 128);
-  CHECK(gemm_tile_rows(c, GemmTileKind::Wgmma, 2048, true, 32 * kGemmMaxKBlocks) == 128);
-  // the same rows through the knob-reading overload when nothing is asked: the mma.sync answers
-  CHECK(gemm_tile_rows(c, GemmTileKind::MmaSync, 10, true, H) == gemm_tile_rows(c, 10, true, H));
+  const GpuCaps h100 = make_caps(0, "NVIDIA H100 80GB HBM3", 900, 900, kSm90a, 232448, 132, 32, size_t(80) << 30);
+  CHECK(wgmma_tile_runs(c) && wgmma_tile_runs(h100));
+  // dense problems (q/k/v, o, Q8_0 chunks, the LM head over a step's rows), no knob: wgmma from 64 rows
+  for (const GpuCaps& d : {c, h100}) {
+    CHECK(gemm_tile_kind(d, none, 512) == G::Wgmma);    // prefill 512: qkv 1.45x, o 1.85x (H100)
+    CHECK(gemm_tile_kind(d, none, 2048) == G::Wgmma);   // prefill 2048: qkv 1.51x, o 1.61x
+    CHECK(gemm_tile_kind(d, none, kWgmmaDenseMinRows) == G::Wgmma);
+    CHECK(gemm_tile_kind(d, none, kWgmmaDenseMinRows - 1) == G::MmaSync);  // a batch step of 63 rows
+    CHECK(gemm_tile_kind(d, none, kGemvMaxTokens + 1) == G::MmaSync);
+  }
+  CHECK(kWgmmaDenseMinRows == 64);
+  // the grouped MoE, no knob: wgmma only from 128 routed rows an expert on average
+  CHECK(kWgmmaMoeMinRowsPerExpert == 128);
+  CHECK(moe_gemm_tile_kind(c, none, 2048, 4, 32) == G::Wgmma);     // 20b prefill 2048: 256 an expert (0.90x the time)
+  CHECK(moe_gemm_tile_kind(c, none, 1024, 4, 32) == G::Wgmma);     // 128 an expert: the edge
+  CHECK(moe_gemm_tile_kind(c, none, 1023, 4, 32) == G::MmaSync);   // 127.9
+  CHECK(moe_gemm_tile_kind(c, none, 512, 4, 32) == G::MmaSync);    // 20b prefill 512: 64 an expert (wgmma 1.04-1.17x)
+  CHECK(moe_gemm_tile_kind(c, none, 2048, 4, 128) == G::MmaSync);  // 120b prefill 2048: 64 an expert (wgmma 1.19x)
+  CHECK(moe_gemm_tile_kind(c, none, 512, 4, 128) == G::MmaSync);   // 120b prefill 512: 16 an expert (wgmma 1.7x)
+  CHECK(moe_gemm_tile_kind(c, none, 4096, 4, 128) == G::Wgmma);    // 120b prefill 4096: 128 an expert
+  CHECK(moe_gemm_tile_kind(c, none, 4095, 4, 128) == G::MmaSync);
+  CHECK(moe_gemm_tile_kind(c, none, 256, 4, 32) == G::MmaSync);    // a batch bucket of 256: 32 an expert
+  CHECK(moe_gemm_tile_kind(c, none, 256, 2, 4) == G::Wgmma);       // 128 an expert of 4 (k 2)
+  CHECK(moe_gemm_tile_kind(c, none, 255, 2, 4) == G::MmaSync);
+  CHECK(moe_gemm_tile_kind(c, none, 1 << 20, 4, 0) == G::MmaSync);  // no experts: never divides
+  CHECK(moe_gemm_tile_kind(c, none, 1 << 29, 4, 32) == G::Wgmma);   // n k past 2^31 (int64)
+  // the knob: one tile for every problem (A/B)
+  CHECK(gemm_tile_kind(c, want, 9) == G::Wgmma && moe_gemm_tile_kind(c, want, 512, 4, 128) == G::Wgmma);
+  CHECK(gemm_tile_kind(c, mma, 2048) == G::MmaSync && moe_gemm_tile_kind(c, mma, 2048, 4, 32) == G::MmaSync);
+  // not sm_90a, or not the shared memory: the knob and the shape change nothing
+  const GpuCaps b200 = make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0);
+  const GpuCaps mi300 = make_caps(0, "AMD Instinct MI300X", 940, 942, kFeatMfma, 65536, 304, 64, 0, true);
+  const GpuCaps low_smem = make_caps(0, "NVIDIA H200", 900, 900, kSm90a, 101376, 132, 32, 0);  // GPTOSS_CUDA_SMEM_LIMIT
+  CHECK(!wgmma_tile_runs(h200(900, kSm90)) && !wgmma_tile_runs(b200) && !wgmma_tile_runs(mi300) && !wgmma_tile_runs(low_smem));
+  for (const GpuKnobs& k : {none, want, mma}) {
+    CHECK(gemm_tile_kind(h200(900, kSm90), k, 2048) == G::MmaSync);  // sm_90 image: no wgmma
+    CHECK(gemm_tile_kind(h200(800, kSm80), k, 2048) == G::MmaSync);  // compute_80 PTX JIT-ed on an H200
+    CHECK(moe_gemm_tile_kind(h200(800, kSm80), k, 2048, 4, 32) == G::MmaSync);
+    CHECK(gemm_tile_kind(h200(0, 0), k, 2048) == G::None && moe_gemm_tile_kind(h200(0, 0), k, 2048, 4, 32) == G::None);
+    CHECK(gemm_tile_kind(b200, k, 2048) == G::MmaSync && moe_gemm_tile_kind(b200, k, 2048, 4, 32) == G::MmaSync);
+    CHECK(gemm_tile_kind(mi300, k, 2048) == G::Mfma && moe_gemm_tile_kind(mi300, k, 2048, 4, 32) == G::Mfma);
+    CHECK(gemm_tile_kind(low_smem, k, 2048) == G::MmaSync && moe_gemm_tile_kind(low_smem, k, 2048, 4, 32) == G::MmaSync);
+  }
+  // the paths above the tile do not move: a dense problem past the GEMVs takes a tile either way
+  CHECK(choose_linear(c, kGemvMaxTokens + 1, H, false) == LinearPath::Gemm && choose_linear(c, 2048, H, true) == LinearPath::Gemm);
+  CHECK(choose_linear_q8(c, kGemvMaxTokens + 1) == LinearPath::Gemm);
+  // rows of each kind's tile
+  CHECK(gemm_tile_rows(c, G::Wgmma, 256, true, H) == 128);   // 20b prefill 2048: 256 rows an expert
+  CHECK(gemm_tile_rows(c, G::Wgmma, 64, true, H) == 64);     // 120b prefill 2048: 64 an expert
+  CHECK(gemm_tile_rows(c, G::Wgmma, 10, true, H) == 64);     // never 32
+  CHECK(gemm_tile_rows(c, G::Wgmma, 2048, false, 8192) == 128);
+  CHECK(gemm_tile_rows(c, G::Wgmma, 2048, true, 32 * kGemmMaxKBlocks) == 128);
+  CHECK(gemm_tile_rows(c, G::Wgmma, kWgmmaMoeMinRowsPerExpert, true, H) == 128);  // the MoE edge: 128-row blocks
+  // the knob-reading overloads (GPTOSS_CUDA_GEMM read at each knobs() call): auto, mma, wgmma; unset or
+  // anything else: GpuKnobs' default
+  const char* saved = std::getenv("GPTOSS_CUDA_GEMM");
+  const std::string keep = saved ? saved : "";
+  setenv("GPTOSS_CUDA_GEMM", "auto", 1);
+  CHECK(knobs().gemm == GpuKnobs::Gemm::Auto);
+  CHECK(gemm_tile_kind(c, 512) == G::Wgmma && gemm_tile_kind(c, 63) == G::MmaSync);
+  CHECK(moe_gemm_tile_kind(c, 512, 4, 32) == G::MmaSync && moe_gemm_tile_kind(c, 2048, 4, 32) == G::Wgmma);
+  CHECK(gemm_tile_rows(c, G::MmaSync, 10, true, H) == gemm_tile_rows(c, 10, true, H));
+  CHECK(gemm_tile_rows(c, G::Wgmma, 512, true, H) == gemm_tile_rows(c, 512, true, H));
+  setenv("GPTOSS_CUDA_GEMM", "mma", 1);
+  CHECK(knobs().gemm == GpuKnobs::Gemm::Mma && gemm_tile_kind(c, 2048) == G::MmaSync);
+  setenv("GPTOSS_CUDA_GEMM", "wgmma", 1);
+  CHECK(knobs().gemm == GpuKnobs::Gemm::Wgmma && moe_gemm_tile_kind(c, 512, 4, 128) == G::Wgmma);
+  setenv("GPTOSS_CUDA_GEMM", "mma.sync", 1);
+  CHECK(knobs().gemm == GpuKnobs{}.gemm);
+  unsetenv("GPTOSS_CUDA_GEMM");
+  CHECK(knobs().gemm == GpuKnobs{}.gemm);
+  if (saved) setenv("GPTOSS_CUDA_GEMM", keep.c_str(), 1);
 }
 
 void test_gemm_rows() {
