@@ -35,10 +35,9 @@ struct GpuKnobs {
   AttnDecode attn_decode = AttnDecode::Simt;  // GPTOSS_CUDA_ATTN_DECODE=mma: tensor-core decode attention (opt-in)
   enum class Gemm { Auto, Mma, Wgmma };
   // GPTOSS_CUDA_GEMM=auto|mma|wgmma (unset: this default): Auto picks the GEMM tile per problem, mma / wgmma
-  // force one tile for every problem (A/B; gemm_tile_kind). The default stays Mma (mma.sync everywhere) until
-  // the per-problem choice has run end to end on a GPU (its kernels have: gpu_check 43/0 on an H100 at 98332a8);
-  // Auto is the one-line flip once scripts/gpu-wgmma-ab.sh's rule line says so.
-  Gemm gemm = Gemm::Mma;
+  // force one tile for every problem (A/B; gemm_tile_kind). Auto since its run on an H200 at d91b169 (prefill
+  // 20b 512 +5.6%, 2048 +14.7%, 120b +2.7% / +4.0% against Mma; gpu_check 226/0); Mma is the one-line revert.
+  Gemm gemm = Gemm::Auto;
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
