@@ -420,6 +420,29 @@ void check_rope_kv_store_slots(Rng& r, int n, int Hq, int Hkv, int D, int pool_r
   report("rope_kv_store_slots", shape + " vCache", compare(to_host(gvc), vc), tol);
 }
 
+// A batch step's draws for the sampling checks: row i draws into row rows - 1 - i with the i % 8-th of eight
+// settings (greedy, plain, top-k, top-p, all four, min-p, top-k 1, cold top-p) and a fresh uniform.
+struct RowDraws {
+  std::vector<int32_t> rows;
+  std::vector<SampleParams> params;
+  std::vector<float> uniforms;
+};
+RowDraws row_draws(Rng& r, int rows) {
+  struct P { float t; int k; float p; float mp; };
+  const P ps[] = {{0, 0, 1, 0}, {1, 0, 1, 0}, {0.7f, 40, 1, 0}, {1, 0, 0.9f, 0}, {0.8f, 50, 0.95f, 0.05f},
+                  {1.2f, 0, 1, 0.1f}, {1, 1, 1, 0}, {0.5f, 0, 0.5f, 0}};
+  RowDraws d;
+  for (int i = 0; i < rows; ++i) {
+    const P& p = ps[i % 8];
+    SampleParams sp;
+    sp.temperature = p.t; sp.top_k = p.k; sp.top_p = p.p; sp.min_p = p.mp;
+    d.rows.push_back(rows - 1 - i);
+    d.params.push_back(sp);
+    d.uniforms.push_back(r.uniform());
+  }
+  return d;
+}
+
 // gather_rows and sample_rows (a batch step's logits and draws) against the CPU's, row by row.
 void check_batch_draws(Rng& r, int rows, int V) {
   Tensor x = rand_f32(r, {rows + 3, V}, 2.f);
@@ -432,23 +455,10 @@ void check_batch_draws(Rng& r, int rows, int V) {
   gpu->gather_rows(to_gpu(x), to_gpu(pick_t), got);
   report("gather_rows", std::to_string(rows) + " of " + std::to_string(rows + 3) + " x V" + std::to_string(V),
          compare(to_host(got), want), 0.0);
-  struct P { float t; int k; float p; float mp; };
-  const P ps[] = {{0, 0, 1, 0}, {1, 0, 1, 0}, {0.7f, 40, 1, 0}, {1, 0, 0.9f, 0}, {0.8f, 50, 0.95f, 0.05f},
-                  {1.2f, 0, 1, 0.1f}, {1, 1, 1, 0}, {0.5f, 0, 0.5f, 0}};
-  std::vector<int32_t> draw_rows;
-  std::vector<SampleParams> params;
-  std::vector<float> uniforms;
-  for (int i = 0; i < rows; ++i) {
-    const P& p = ps[i % 8];
-    SampleParams sp;
-    sp.temperature = p.t; sp.top_k = p.k; sp.top_p = p.p; sp.min_p = p.mp;
-    draw_rows.push_back(rows - 1 - i);
-    params.push_back(sp);
-    uniforms.push_back(r.uniform());
-  }
+  const RowDraws d = row_draws(r, rows);
   Tensor logits = to_gpu(want);
-  const std::vector<int32_t> a = cpu->sample_rows(want, draw_rows, params, uniforms);
-  const std::vector<int32_t> b = gpu->sample_rows(logits, draw_rows, params, uniforms);
+  const std::vector<int32_t> a = cpu->sample_rows(want, d.rows, d.params, d.uniforms);
+  const std::vector<int32_t> b = gpu->sample_rows(logits, d.rows, d.params, d.uniforms);
   int same = 0;
   for (int i = 0; i < rows; ++i) same += a[i] == b[i];
   Stats s;
@@ -464,32 +474,19 @@ void check_queued_draws(Rng& r, int rows, int V) {
   Tensor x = rand_f32(r, {rows, V}, 2.f);
   x.ptr<float>()[int64_t(rows / 2) * V + 7] = NAN;  // no distribution: a code, token 0
   Tensor logits = to_gpu(x);
-  struct P { float t; int k; float p; float mp; };
-  const P ps[] = {{0, 0, 1, 0}, {1, 0, 1, 0}, {0.7f, 40, 1, 0}, {1, 0, 0.9f, 0}, {0.8f, 50, 0.95f, 0.05f},
-                  {1.2f, 0, 1, 0.1f}, {1, 1, 1, 0}, {0.5f, 0, 0.5f, 0}};
-  std::vector<int32_t> draw_rows;
-  std::vector<SampleParams> params;
-  std::vector<float> uniforms;
-  for (int i = 0; i < rows; ++i) {
-    const P& p = ps[i % 8];
-    SampleParams sp;
-    sp.temperature = p.t; sp.top_k = p.k; sp.top_p = p.p; sp.min_p = p.mp;
-    draw_rows.push_back(rows - 1 - i);
-    params.push_back(sp);
-    uniforms.push_back(r.uniform());
-  }
+  const RowDraws d = row_draws(r, rows);
   const int slots = rows + 5;
   const std::vector<int32_t> poison(size_t(slots), -7);
   Tensor tok1 = to_gpu(i32_tensor(poison, {slots})), tok2 = to_gpu(i32_tensor(poison, {slots}));
-  const std::vector<int32_t> want = gpu->sample_rows(logits, draw_rows, params, uniforms);
-  Backend::RowsTicket t1 = gpu->queue_sample_rows(logits, draw_rows, params, uniforms, tok1);
-  Backend::RowsTicket t2 = gpu->queue_sample_rows(logits, draw_rows, params, uniforms, tok2);
+  const std::vector<int32_t> want = gpu->sample_rows(logits, d.rows, d.params, d.uniforms);
+  Backend::RowsTicket t1 = gpu->queue_sample_rows(logits, d.rows, d.params, d.uniforms, tok1);
+  Backend::RowsTicket t2 = gpu->queue_sample_rows(logits, d.rows, d.params, d.uniforms, tok2);
   const std::vector<int32_t> a = gpu->read_rows(t1), b = gpu->read_rows(t2);
   const Tensor h1 = to_host(tok1), h2 = to_host(tok2);
   int bad = 0, codes = 0;
   std::vector<char> drawn(size_t(slots), 0);
   for (int j = 0; j < rows; ++j) {
-    const int32_t row = draw_rows[size_t(j)], id = want[size_t(j)], token = id < 0 ? 0 : id;
+    const int32_t row = d.rows[size_t(j)], id = want[size_t(j)], token = id < 0 ? 0 : id;
     codes += id < 0;
     drawn[size_t(row)] = 1;
     bad += a.size() != size_t(rows) || b.size() != size_t(rows) || a[size_t(j)] != id || b[size_t(j)] != id;
