@@ -12,6 +12,7 @@
 #      packed bytes against the copy ceiling (~30 s);
 #   3. bench/batch.mjs on synthetic 20b weights (greedy, graphs on, context 128, 16 decode steps), 64 and 128
 #      streams, the default (gemm) and stream alternately, cut to 4 layers and then the full 24 (~2 min).
+# Timeouts: check 100 s, bench 80 s, each 4-layer run 50 s, each 24-layer run 100 s (worst case 8 min).
 # Then a median table and the rule's line: stream becomes the default for batched steps past the decode
 # kernels' pairs if the check passes and the 24-layer step is >= 5% faster at both 64 and 128 streams.
 # Run from the repository root of an exported tree (.gpu/src) with the prebuilt binaries: $BUILD_DIR
@@ -40,7 +41,7 @@ check_ok=0
 
 if [[ " $STEPS " == *" check "* ]]; then
   if [[ -x "$BUILD/gptoss_gpu_check" ]]; then
-    timeout 150 "$BUILD/gptoss_gpu_check" --moe-stream > "$D/check.log" 2>&1
+    timeout 100 "$BUILD/gptoss_gpu_check" --moe-stream > "$D/check.log" 2>&1
     rc=$?
     echo "gpu_check --moe-stream rc $rc ($(grep -c '^PASS' "$D/check.log") PASS, $(grep -c '^FAIL' "$D/check.log") FAIL)"
     grep -E "^(PASS|FAIL)" "$D/check.log" | cut -c1-170
@@ -52,7 +53,7 @@ fi
 
 if [[ " $STEPS " == *" bench "* ]]; then
   if [[ -x "$BUILD/gptoss_gpu_bench" ]]; then
-    timeout 120 "$BUILD/gptoss_gpu_bench" --moe-batch > "$D/bench.log" 2>&1
+    timeout 80 "$BUILD/gptoss_gpu_bench" --moe-batch > "$D/bench.log" 2>&1
     echo "gpu_bench --moe-batch rc $?"
     grep -E "^ceiling|^\|" "$D/bench.log"
   else
@@ -65,7 +66,7 @@ if [[ " $STEPS " == *" e2e "* ]]; then
     for layers in ${MOE_BATCH_LAYERS:-4 24}; do
       for path in gemm stream; do
         mkdir -p "$D/e2e-$layers-$path"
-        GPTOSS_CUDA_MOE_BATCH=$path timeout "$([[ $layers -gt 8 ]] && echo 100 || echo 60)" node bench/batch.mjs \
+        GPTOSS_CUDA_MOE_BATCH=$path timeout "$([[ $layers -gt 8 ]] && echo 100 || echo 50)" node bench/batch.mjs \
           --synthetic 20b --layers "$layers" --device cuda --context 128 --decode 16 --streams "${MOE_BATCH_STREAMS:-64,128}" \
           --out "$D/e2e-$layers-$path" > "$D/e2e-$layers-$path.log" 2>&1
         echo "batch.mjs $layers layers, MoE $path: rc $?"
