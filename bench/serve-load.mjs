@@ -326,15 +326,21 @@ async function runHttp(url, streams, args) {
 }
 
 async function runHttpTtft(url, args) {
+  // The chat template adds its own tokens around the user's text (the system message, the headers): a
+  // first request measures how many, so that the timed prompts render to --ttft-prompt tokens, as the
+  // engine's TTFT prompt has (each bench word is one token; the figure reports the count the server gave).
+  const probe = await chatStream(url, wordsPrompt(args.ttftPrompt, 49), 1, 0);
+  const templateTokens = Math.max(0, (probe.usage?.prompt_tokens ?? args.ttftPrompt) - args.ttftPrompt);
+  const words = Math.max(1, args.ttftPrompt - templateTokens);
   const times = [];
   let promptTokens = 0;
   for (let k = 0; k < 4; k++) {
     // max_tokens 1: the response ends with the first token (a random model's ids carry no text to stamp)
-    const r = await chatStream(url, wordsPrompt(args.ttftPrompt, 50 + k), 1, k);
+    const r = await chatStream(url, wordsPrompt(words, 50 + k), 1, k);
     promptTokens = r.usage?.prompt_tokens ?? 0;
     if (k > 0) times.push(r.tEnd - r.t0);
   }
-  return { promptTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  return { promptTokens, templateTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
 }
 
 async function serveChild(args) {
