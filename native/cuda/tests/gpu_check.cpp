@@ -715,6 +715,9 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {32}), 4, "rows 32 an expert");
   check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5");
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
+  check_moe(r, real, 1, 4, 1e-4);   // the decode path: every decode kernel and GPTOSS_CUDA_MOE_DECODE=stream
+  check_moe(r, real, 4, 4, 1e-4);
+  check_moe(r, small, 3, 2, 1e-4);
   if (!quick) {
     // 120b's 128 experts at its widths (top-4): some empty, 1..32 an expert
     MoeSet big = make_moe(r, 128, 2880, 2880);
@@ -764,14 +767,14 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
   const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   const std::string keep = saved ? saved : "";
-  const std::vector<const char*> variants =
-      kHip ? std::vector<const char*>{"mfma", "simt"} : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt"};
+  const std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
+                                                : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt", "stream"};
   for (const char* variant : variants) {
     setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
     report("moe", shape, compare(to_host(got), want), std::strcmp(variant, "simt") ? std::max(tol, 1e-4) : tol,
-           std::string("decode ") + variant);
+           std::string("decode ") + variant + (std::strcmp(variant, "stream") ? "" : moe_stream_note(m.H, m.I)));
   }
   if (saved) setenv("GPTOSS_CUDA_MOE_DECODE", keep.c_str(), 1);
   else unsetenv("GPTOSS_CUDA_MOE_DECODE");
