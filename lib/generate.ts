@@ -282,8 +282,7 @@ const CPU_PREFILL_CHUNK = 512; // generate() on the CPU: abort is checked betwee
  * checked between them.
  */
 export function maxPrefillTokensDefault(device: string, minimum = CPU_PREFILL_CHUNK): number {
-  const gpu = device === 'cuda' || device.startsWith('cuda:') || device === 'hip' || device.startsWith('hip:');
-  return gpu ? Math.max(DEFAULT_MAX_PREFILL_TOKENS, minimum) : minimum;
+  return /^(cuda|hip)(:\d+)?$/.test(device) ? Math.max(DEFAULT_MAX_PREFILL_TOKENS, minimum) : minimum;
 }
 // Decode steps a native call on a GPU (Session.stepSampleMany: queued back to back on the device, only
 // the ids come back). The tokens of a chunk are emitted when it returns, one event-loop turn apart; an
