@@ -8,7 +8,8 @@
 //   --gemv: copy ceiling + the decode GEMVs under each GPTOSS_CUDA_GEMV / GPTOSS_CUDA_GEMV_CTAS variant, twice
 //   in alternation: scripts/gpu-gemv-ab.sh reads its rows; --attn: copy ceiling + decode attention at 1k / 8k /
 //   32k keys, SIMT and tensor-core kernels: scripts/gpu-attn-ab.sh; --gemm: cuBLAS ceiling + the prefill GEMM tile,
-//   GPTOSS_CUDA_GEMM=mma vs =wgmma, twice in alternation: scripts/gpu-wgmma-ab.sh)
+//   GPTOSS_CUDA_GEMM=mma vs =wgmma, twice in alternation: scripts/gpu-wgmma-ab.sh; --moe-batch: copy ceiling + a
+//   batched decode step's MoE under each GPTOSS_CUDA_MOE_BATCH path: scripts/gpu-moe-batch-ab.sh)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@ bool attn_only = false;  // --attn: copy ceiling + the attention rows (decode at
 bool bf16_experts_only = false;
 bool gemv_only = false;
 bool gemm_only = false;  // --gemm: the prefill GEMM tile under each GPTOSS_CUDA_GEMM (bench_gemm)
+bool moe_batch_only = false;  // --moe-batch: the batched decode step's MoE under each GPTOSS_CUDA_MOE_BATCH (bench_moe_batch)
 
 #define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_)); std::exit(3); } } while (0)
 
@@ -157,6 +159,66 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
     v.push_back({gpu->upload(i32_tensor(idx, {n, k})), gpu->upload(ht)});
   }
   return v;
+}
+
+// The MoE of a batched decode step (issue 11; scripts/gpu-moe-batch-ab.sh): the whole op (count, scan,
+// scatter, split, gate_up, down, un-permute) for 8 / 64 / 128 streams' routings (top-4 of 32 experts, one 20b
+// layer's experts: 423 MB, far past L2), under each GPTOSS_CUDA_MOE_BATCH path (gemm: the GEMM tile, the
+// default from 64 streams; mma: the grouped decode kernels, the default at 8; stream: moe_stream.cu), twice
+// in alternation, eager and as a CUDA graph (the batched step's situation). GB/s counts the packed bytes of
+// the experts the routing touches (weights + scales), each once, against the copy ceiling (read + write)
+// measured in the same run. Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch".
+int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
+  MoeWeights w;
+  w.gate_up = gpu->upload(rand_mxfp4(r, {E, 2 * I, H}, 119, 122));
+  w.gate_up_bias = gpu->upload(rand_bf16(r, {E, 2 * I}));
+  w.down = gpu->upload(rand_mxfp4(r, {E, H, I}, 117, 120));
+  w.down_bias = gpu->upload(rand_bf16(r, {E, H}));
+  const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
+  SwigluParams sw;
+  const std::vector<int> ns = quick ? std::vector<int>{8, 64} : std::vector<int>{8, 64, 128};
+  for (int round = 0; round < 2; ++round)
+    for (int n : ns) {
+      // two routings (rotated), k distinct experts a token, weights 1/k; `touched`: experts of either with a row
+      std::vector<std::pair<Tensor, Tensor>> sets;
+      std::vector<bool> seen[2] = {std::vector<bool>(E, false), std::vector<bool>(E, false)};
+      for (int st = 0; st < 2; ++st) {
+        std::vector<int32_t> idx(size_t(n) * K);
+        for (int t = 0; t < n; ++t)
+          for (int j = 0; j < K; ++j) {
+            int e;
+            bool dup;
+            do {
+              e = r.below(E);
+              dup = false;
+              for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * K + q] == e;
+            } while (dup);
+            idx[size_t(t) * K + j] = e;
+            seen[st][e] = true;
+          }
+        Tensor ht = host_empty(DType::F32, {n, K});
+        for (int64_t i = 0; i < ht.numel(); ++i) ht.ptr<float>()[i] = 1.f / float(K);
+        sets.push_back({gpu->upload(i32_tensor(idx, {n, K})), gpu->upload(ht)});
+      }
+      int touched = 0;  // the mean over the two sets (a call reads one set's experts)
+      for (int st = 0; st < 2; ++st)
+        for (bool b : seen[st]) touched += b;
+      touched /= 2;
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), y = gpu->empty(DType::F32, {n, H});
+      const std::string shape = "n" + std::to_string(n) + " k" + std::to_string(K) + " E" + std::to_string(E) + " (" +
+                                std::to_string(touched) + " touched)";
+      for (const char* path : {"gemm", "mma", "stream"}) {
+        setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
+        const std::string tag = std::string(" ") + path + " r" + std::to_string(round + 1);
+        double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, y); }, 20, 3);
+        add("moe batch eager" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+        ms = time_graph_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, y); }, 8, 20);
+        add("moe batch graph" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      }
+    }
+  unsetenv("GPTOSS_CUDA_MOE_BATCH");
+  print_table();
+  return 0;
 }
 
 // The prefill GEMM tile (issue 12 item 4), the mma.sync tile (GPTOSS_CUDA_GEMM=mma) against the wgmma
@@ -417,6 +479,7 @@ int main(int argc, char** argv) {
     gemv_only |= !std::strcmp(argv[i], "--gemv");
     attn_only |= !std::strcmp(argv[i], "--attn");
     gemm_only |= !std::strcmp(argv[i], "--gemm");
+    moe_batch_only |= !std::strcmp(argv[i], "--moe-batch");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -430,7 +493,7 @@ int main(int argc, char** argv) {
 
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
-  double mm = decode_only || bf16_experts_only || gemv_only || attn_only ? 0 : cublas_ceiling_tflops();
+  double mm = decode_only || bf16_experts_only || gemv_only || attn_only || moe_batch_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
@@ -440,6 +503,7 @@ int main(int argc, char** argv) {
   if (bf16_experts_only) return bench_bf16_experts(r, bw, mm, H, I, E, K);
   if (gemv_only) return bench_gemv(r, bw, H, V);
   if (gemm_only) return bench_gemm(r, mm, H, I, E, K);
+  if (moe_batch_only) return bench_moe_batch(r, bw, H, I, E, K);
   if (attn_only) {
     bench_attention(r, bw, mm);
     print_table();

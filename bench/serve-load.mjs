@@ -6,11 +6,14 @@
 // every stream), and peak resident memory (VmHWM; on CUDA also the device's used memory at the end).
 // For comparison it first runs generate() alone on the same model (one stream, same shape).
 //   node bench/serve-load.mjs --synthetic 20b [--layers 4] [--streams 1,8] [--prompt 64] [--tokens 32]
-//                             [--max-batch-tokens 512] [--device cpu] [--backend native|session] [--label NAME] [--out bench/results]
+//                             [--max-batch-tokens 512] [--max-prefill-tokens N] [--device cpu] [--backend native|session] [--label NAME] [--out bench/results]
 //   node bench/serve-load.mjs <model-dir> [same options]
 // Uses the built package (dist/). Token ids, not text: the synthetic models carry no meaning.
 // More measurements (each optional):
-//   --ttft-prompt N        time to first token of one N-token prompt with no other load (median of 3, after a warm-up)
+//   --ttft-prompt N        time to first token of one N-token prompt with no other load (median of 3, after a warm-up),
+//                          with the engine's maxPrefillTokens (--max-prefill-tokens, else its default) and, when that
+//                          differs, again in --max-batch-tokens chunks (the schedule without it) for comparison
+//   --max-prefill-tokens N the engines' maxPrefillTokens (tokens in a step when nothing decodes); default the engine's
 //   --delay-prompt N       while --delay-streams S (default 32) streams decode, a new N-token prompt arrives: how much
 //                          longer the decoding streams' token gaps get while it is prefilled in chunks (max gap
 //                          overlapping its prefill minus the p50 gap before it), and its own TTFT
@@ -34,7 +37,7 @@ import { createSyntheticModel } from '../dist/synthetic.js';
 import { generate } from '../dist/generate.js';
 
 function parseArgs(argv) {
-  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, prefixPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false, pipeline: 'off' };
+  const a = { device: 'cpu', streams: [1, 8], prompt: 64, tokens: 32, maxBatchTokens: 512, maxPrefillTokens: undefined, backend: undefined, label: '', out: 'bench/results', synthetic: null, layers: undefined, model: null, ttftPrompt: 0, prefixPrompt: 0, delayPrompt: 0, delayStreams: 32, http: false, serveChild: false, pipeline: 'off' };
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     if (x === '--device') a.device = argv[++i];
@@ -42,6 +45,7 @@ function parseArgs(argv) {
     else if (x === '--prompt') a.prompt = Number(argv[++i]);
     else if (x === '--tokens') a.tokens = Number(argv[++i]);
     else if (x === '--max-batch-tokens') a.maxBatchTokens = Number(argv[++i]);
+    else if (x === '--max-prefill-tokens') a.maxPrefillTokens = Number(argv[++i]);
     else if (x === '--label') a.label = argv[++i];
     else if (x === '--backend') a.backend = argv[++i];
     else if (x === '--out') a.out = argv[++i];
@@ -87,7 +91,7 @@ function prompts(n, len, vocab, seed) {
 }
 
 async function runEngine(model, streams, args, pipelineDecode = args.pipeline === 'on') {
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(pipelineDecode ? { pipelineDecode: true } : {}), maxSequences: streams, maxBatchTokens: Math.max(args.maxBatchTokens, streams), maxContext: args.prompt + args.tokens + 1 });
+  const engine = model.createEngine({ ...engineCommon(args), ...(pipelineDecode ? { pipelineDecode: true } : {}), maxSequences: streams, maxBatchTokens: Math.max(args.maxBatchTokens, streams), maxContext: args.prompt + args.tokens + 1 });
   const ps = prompts(streams, args.prompt, Math.min(model.config.vocabSize, 199998), 1000 + streams);
   const ttft = [];
   const itl = [];
@@ -133,6 +137,11 @@ async function runEngine(model, streams, args, pipelineDecode = args.pipeline ==
 }
 
 const median = (xs) => pct(xs, 50);
+// What every engine here takes from the command line: the backend and, when given, maxPrefillTokens
+// (else the engine's default, max(4096, maxBatchTokens)).
+function engineCommon(args) {
+  return { ...(args.backend ? { backend: args.backend } : {}), ...(args.maxPrefillTokens !== undefined ? { maxPrefillTokens: args.maxPrefillTokens } : {}) };
+}
 function commitId() {
   try {
     return readFileSync('COMMIT', 'utf8').trim().slice(0, 12);
@@ -145,27 +154,43 @@ function commitId() {
   }
 }
 
-// One N-token prompt, nothing else running: time to its first token (engine).
+// One N-token prompt, nothing else running: time to its first token (engine). With nothing decoding
+// the engine prefills it in steps of up to maxPrefillTokens; `chunked` measures the same prompt in
+// maxBatchTokens chunks (maxPrefillTokens = maxBatchTokens: the schedule before maxPrefillTokens), in
+// the same process on the same warm device, when the two differ.
 async function runTtft(model, args) {
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: 1, maxBatchTokens: args.maxBatchTokens, maxContext: args.ttftPrompt + 8 });
-  const vocab = Math.min(model.config.vocabSize, 199998);
-  const times = [];
-  for (let k = 0; k < 4; k++) {
-    const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
-    const t0 = performance.now();
-    let first = 0;
-    const stream = engine.generate(p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
-    for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
-    await stream.result;
-    if (k > 0) times.push(first - t0); // the first run warms up (graphs, workspaces)
-  }
-  await engine.close();
-  return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  const measure = async (maxPrefillTokens) => {
+    const engine = model.createEngine({
+      ...engineCommon(args),
+      ...(maxPrefillTokens !== undefined ? { maxPrefillTokens } : {}),
+      ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}),
+      maxSequences: 1,
+      maxBatchTokens: args.maxBatchTokens,
+      maxContext: args.ttftPrompt + 8,
+    });
+    const vocab = Math.min(model.config.vocabSize, 199998);
+    const times = [];
+    for (let k = 0; k < 4; k++) {
+      const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
+      const t0 = performance.now();
+      let first = 0;
+      const stream = engine.generate(p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
+      for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
+      await stream.result;
+      if (k > 0) times.push(first - t0); // the first run warms up (graphs, workspaces)
+    }
+    await engine.close();
+    // maxTokens 1: every step of a request is one of its prefill steps
+    return { maxPrefillTokens: engine.maxPrefillTokens, stepsPerRequest: engine.stats().steps / 4, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  };
+  const chosen = await measure(args.maxPrefillTokens);
+  const chunked = chosen.maxPrefillTokens !== args.maxBatchTokens ? await measure(args.maxBatchTokens) : null;
+  return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ...chosen, chunked };
 }
 
 // Two requests in turn sharing an N-token prefix: the second's prefill skips the cached whole blocks.
 async function runPrefix(model, args) {
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: 2, maxBatchTokens: args.maxBatchTokens, maxContext: args.prefixPrompt + 64 });
+  const engine = model.createEngine({ ...engineCommon(args), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: 2, maxBatchTokens: args.maxBatchTokens, maxContext: args.prefixPrompt + 64 });
   const vocab = Math.min(model.config.vocabSize, 199998);
   const [shared] = prompts(1, args.prefixPrompt, vocab, 31);
   const own = prompts(2, 32, vocab, 32);
@@ -185,7 +210,7 @@ async function runPrefix(model, args) {
 // S streams decode; a new N-token prompt arrives: the gap it adds to their tokens (engine).
 async function runDelay(model, args) {
   const S = args.delayStreams;
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: S + 1, maxBatchTokens: Math.max(args.maxBatchTokens, S + 1), maxContext: Math.max(args.delayPrompt + 8, 64 + 600) });
+  const engine = model.createEngine({ ...engineCommon(args), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences: S + 1, maxBatchTokens: Math.max(args.maxBatchTokens, S + 1), maxContext: Math.max(args.delayPrompt + 8, 64 + 600) });
   const vocab = Math.min(model.config.vocabSize, 199998);
   const ps = prompts(S, 64, vocab, 77);
   const stamps = ps.map(() => []);
@@ -223,6 +248,7 @@ async function runDelay(model, args) {
     streams: S,
     promptTokens: args.delayPrompt,
     maxBatchTokens: Math.max(args.maxBatchTokens, S + 1),
+    maxPrefillTokens: engine.maxPrefillTokens,
     gapBeforeP50Ms: round(base),
     gapDuringMaxMs: round(Math.max(...during)),
     gapDuringP50Ms: round(median(during)),
@@ -300,15 +326,21 @@ async function runHttp(url, streams, args) {
 }
 
 async function runHttpTtft(url, args) {
+  // The chat template adds its own tokens around the user's text (the system message, the headers): a
+  // first request measures how many, so that the timed prompts render to --ttft-prompt tokens, as the
+  // engine's TTFT prompt has (each bench word is one token; the figure reports the count the server gave).
+  const probe = await chatStream(url, wordsPrompt(args.ttftPrompt, 49), 1, 0);
+  const templateTokens = Math.max(0, (probe.usage?.prompt_tokens ?? args.ttftPrompt) - args.ttftPrompt);
+  const words = Math.max(1, args.ttftPrompt - templateTokens);
   const times = [];
   let promptTokens = 0;
   for (let k = 0; k < 4; k++) {
     // max_tokens 1: the response ends with the first token (a random model's ids carry no text to stamp)
-    const r = await chatStream(url, wordsPrompt(args.ttftPrompt, 50 + k), 1, k);
+    const r = await chatStream(url, wordsPrompt(words, 50 + k), 1, k);
     promptTokens = r.usage?.prompt_tokens ?? 0;
     if (k > 0) times.push(r.tEnd - r.t0);
   }
-  return { promptTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  return { promptTokens, templateTokens, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
 }
 
 async function serveChild(args) {
@@ -320,7 +352,7 @@ async function serveChild(args) {
   const g = await generate(model, p, { maxTokens: args.tokens, temperature: 1, seed: 1, stopTokens: [] }).result;
   const { createServer } = await import('../dist/server/app.js');
   const maxSequences = Math.max(...args.streams, 1);
-  const engine = model.createEngine({ ...(args.backend ? { backend: args.backend } : {}), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
+  const engine = model.createEngine({ ...engineCommon(args), ...(args.pipeline === 'on' ? { pipelineDecode: true } : {}), maxSequences, maxBatchTokens: Math.max(args.maxBatchTokens, maxSequences), maxContext: Math.max(args.prompt * 2 + args.tokens + 64, args.ttftPrompt * 2 + 64) });
   const server = createServer(engine, { modelName: 'bench' });
   const { url } = await server.listen(0, '127.0.0.1');
   process.stdout.write(`${JSON.stringify({ url, device: model.device, backend: engine.backend.constructor.name, generate: { decodeTokS: round(g.timings.tokensPerSecond), prefillMs: round(g.timings.prefillMs) } })}\n`);
@@ -426,7 +458,10 @@ async function main() {
       runs.push(r);
     }
   const ttft = args.ttftPrompt ? await runTtft(model, args) : null;
-  if (ttft) console.error(`TTFT, ${ttft.promptTokens}-token prompt alone: ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})`);
+  if (ttft) {
+    const chunked = ttft.chunked ? `; in ${ttft.maxBatchTokens}-token chunks (${ttft.chunked.stepsPerRequest} steps): ${ttft.chunked.ttftMs} ms (${ttft.chunked.runsMs.join(', ')})` : '';
+    console.error(`TTFT, ${ttft.promptTokens}-token prompt alone, maxPrefillTokens ${ttft.maxPrefillTokens} (${ttft.stepsPerRequest} steps): ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})${chunked}`);
+  }
   const prefix = args.prefixPrompt ? await runPrefix(model, args) : null;
   if (prefix)
     console.error(

@@ -6,7 +6,7 @@
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
 #     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
-#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_WGMMA=1 (gpu-wgmma-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
+#   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_WGMMA=1 (gpu-wgmma-ab.sh), SKIP_MOE_BATCH=1 (gpu-moe-batch-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
 #        SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel),
 #        SKIP_BF16_LOAD=1 (gpu-bf16-load.sh: the 20b fine-tuned checkpoint's load time),
 #        BF16_EXPERTS=0 skips the bf16 expert step (loadModel's experts: 'bf16' on CUDA: compiled, first run
@@ -92,6 +92,13 @@ fi
 # against forced mma.sync and the rule's line (gpu-wgmma-ab.sh, ~8-9 min; SKIP_WGMMA=1 skips it).
 # Predictions: bench/RESULTS.md "Prefill GEMMs on wgmma" and "the GEMM tile chosen per problem".
 [[ -z "${SKIP_WGMMA:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" BUILD_DIR=build-gpu OUT="$OUT" timeout 600 bash scripts/gpu-wgmma-ab.sh 2>&1 | tail -50
+
+# the streaming MoE of a batched decode step (issue 11; GPTOSS_CUDA_MOE_BATCH=stream, opt-in: compiled, not yet run
+# when written): gpu_check --moe-stream, the kernel bench of gemm / mma / stream at 8, 64, 128 streams' routings
+# beside the copy ceiling, bench/batch.mjs 20b 4 and 24 layers at 64 and 128 streams, gemm vs stream, and the
+# rule's line (gpu-moe-batch-ab.sh, < 4 min; SKIP_MOE_BATCH=1 skips it). Predictions: bench/RESULTS.md "The
+# streaming MoE of a decode batch".
+[[ -z "${SKIP_MOE_BATCH:-}" ]] && GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node" BUILD_DIR=build-gpu OUT="$OUT" timeout 300 bash scripts/gpu-moe-batch-ab.sh 2>&1 | tail -60
 
 # Blackwell's native MXFP4 MMAs (issue 12 item 5): compile evidence only, the probe's PTX through ptxas
 # for sm_120a / sm_100a and, with the host's cuobjdump, the SASS MMA lines (seconds; nothing runs on the

@@ -16,12 +16,15 @@
 // Reported, not asserted: argmax agreement, sampled ids equal (temperature / top-p / top-k / min-p:
 // on random weights the distribution over 201,088 ids is near flat, so a last-bit difference between
 // two summation orders can move the drawn id), and the CPU batch's logits against the CUDA batch's.
-//   node scripts/gpu-batch-check.mjs [--quick] [--device cuda]   (uses dist/; --quick: tiny shape only, for
-//   compute-sanitizer; --device cpu runs the same comparison on the CPU alone: a dry run of this script)
+//   node scripts/gpu-batch-check.mjs [--quick | --large] [--device cuda]   (uses dist/; --quick: tiny shape only,
+//   for compute-sanitizer; --large: only the large prefill steps (createEngine's maxPrefillTokens: up to 4,096
+//   prompt tokens in one step), 20b x 2 layers, ~10-20 s on an H200; --device cpu runs the same comparison on
+//   the CPU alone: a dry run of this script, on the tiny shape for --large)
 import { createSyntheticModel } from '../dist/synthetic.js';
 import { createRng } from '../dist/index.js';
 
 const quick = process.argv.includes('--quick');
+const largeOnly = process.argv.includes('--large');
 const device = process.argv.includes('--device') ? process.argv[process.argv.indexOf('--device') + 1] : 'cuda';
 const kMaxRelL2 = 1e-2;
 const optionsList = [{ temperature: 0 }, { temperature: 1 }, { temperature: 0.8, topP: 0.9 }, { temperature: 1.3, topK: 20 }, { temperature: 0.7, minP: 0.05 }];
@@ -192,8 +195,24 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
   }
 }
 
-await schedule('tiny, mixed chunks', 'tiny', undefined, (v) => makePlans(11, quick ? 8 : 24, v, { maxPrompt: 120, maxDecode: 30, maxJoin: 12, chunked: true }));
+// Large prefill steps, as an engine with maxPrefillTokens runs them when nothing decodes: one 4,000-token
+// prompt in one step (flash attention over its own block table alone), then, beside its decode token, two
+// prompts of 2,000 and 1,500 tokens whole (the mixed plan with long runs), then decode steps; 8 draws each.
+const largePlans = (v) => {
+  const rng = createRng(14);
+  const prompt = (n) => Array.from({ length: n }, () => Math.floor(rng.nextUniform() * v));
+  return [
+    [0, 4000, { temperature: 0 }],
+    [1, 2000, { temperature: 1 }],
+    [1, 1500, { temperature: 0 }],
+  ].map(([join, n, options], i) => ({ join, prompt: prompt(n), chunks: [n], decode: 8, options, seed: 2000 + i }));
+};
 if (!quick) {
+  const [shape, layers] = device === 'cpu' ? ['tiny', undefined] : ['20b', 2];
+  await schedule(`${shape}${layers ? ` x ${layers} layers` : ''}, large prefill steps (up to 4,000 tokens a step)`, shape, layers, largePlans, { cpu: false });
+}
+if (!largeOnly) await schedule('tiny, mixed chunks', 'tiny', undefined, (v) => makePlans(11, quick ? 8 : 24, v, { maxPrompt: 120, maxDecode: 30, maxJoin: 12, chunked: true }));
+if (!quick && !largeOnly) {
   await schedule('20b x 4 layers, mixed chunks', '20b', 4, (v) => makePlans(12, 10, v, { maxPrompt: 300, maxDecode: 24, maxJoin: 8, chunked: true }));
   await schedule('20b x 2 layers, 70 decoding (buckets)', '20b', 2, (v) => makePlans(13, 70, v, { maxPrompt: 40, maxDecode: 40, maxJoin: 3, chunked: false }), { cpu: false });
 }

@@ -203,5 +203,12 @@ describe('gpt-oss CLI', () => {
     const e = await run(['generate', model, '-p', 'hi', '--effort', 'extreme']);
     expect(e.code).not.toBe(0);
     expect(e.stderr).toMatch(/low, medium or high/);
+    // serve's step budgets: the flag's own check, then the pair (before the model is loaded)
+    const z = await run(['serve', model, '--port', '0', '--max-prefill-tokens', '0']);
+    expect(z.code).not.toBe(0);
+    expect(z.stderr).toMatch(/--max-prefill-tokens.*expected an integer >= 1/);
+    const p = await run(['serve', model, '--port', '0', '--max-batch-tokens', '64', '--max-prefill-tokens', '32']);
+    expect(p.code).not.toBe(0);
+    expect(p.stderr.trimEnd()).toBe('gpt-oss: --max-prefill-tokens (32) must be at least --max-batch-tokens (64): it is the budget of a step with nothing decoding');
   });
 });

@@ -12,6 +12,7 @@ interface ServeFlags {
   modelName?: string;
   maxSequences: number;
   maxBatchTokens: number;
+  maxPrefillTokens?: number;
   maxContext?: number;
   kvBlocks?: number;
   maxQueue: number;
@@ -33,6 +34,11 @@ export function registerServe(program: Command): void {
     .option('--model-name <id>', "the id clients send as 'model' (default: the folder's name)")
     .option('--max-sequences <n>', 'sequences decoding at once', parseIntArg(1), 8)
     .option('--max-batch-tokens <n>', 'tokens in one step (decode tokens + prefill chunks)', parseIntArg(1), 512)
+    .option(
+      '--max-prefill-tokens <n>',
+      'tokens in one step when no request is decoding (prompt chunks only; default on a GPU max(4096, --max-batch-tokens), on the CPU --max-batch-tokens: off)',
+      parseIntArg(1),
+    )
     .option('--max-context <n>', 'most tokens one request may hold, prompt and completion (default min(4096, max_position_embeddings))', parseIntArg(2))
     .option('--kv-blocks <n>', 'KV-cache blocks of 16 tokens in the pool (default: max-sequences full contexts)', parseIntArg(1))
     .option('--max-queue <n>', 'requests that may wait for a sequence; more get 429', parseIntArg(0), 256)
@@ -44,11 +50,18 @@ export function registerServe(program: Command): void {
     .option('--no-pipeline-decode', 'one decode step at a time (the default on the CPU and HIP)')
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
-      const model = await loadWithProgress(dir, flags.device, 'as-stored', flags.kvCache);
       const maxSequences = flags.maxSequences;
+      const maxBatchTokens = Math.max(flags.maxBatchTokens, maxSequences);
+      // checked before the (long) load; createEngine checks it again
+      if (flags.maxPrefillTokens !== undefined && flags.maxPrefillTokens < maxBatchTokens)
+        throw new RangeError(
+          `--max-prefill-tokens (${flags.maxPrefillTokens}) must be at least --max-batch-tokens (${maxBatchTokens}${maxBatchTokens > flags.maxBatchTokens ? ', raised to --max-sequences' : ''}): it is the budget of a step with nothing decoding`,
+        );
+      const model = await loadWithProgress(dir, flags.device, 'as-stored', flags.kvCache);
       const engine = model.createEngine({
         maxSequences,
-        maxBatchTokens: Math.max(flags.maxBatchTokens, maxSequences),
+        maxBatchTokens,
+        ...(flags.maxPrefillTokens !== undefined ? { maxPrefillTokens: flags.maxPrefillTokens } : {}),
         maxQueue: flags.maxQueue,
         ...(flags.engine !== undefined ? { backend: flags.engine } : {}),
         ...(flags.pipelineDecode !== undefined ? { pipelineDecode: flags.pipelineDecode } : {}),
@@ -58,7 +71,7 @@ export function registerServe(program: Command): void {
       const server = createServer(engine, { modelName: flags.modelName ?? basename(resolve(dir)) });
       const { url } = await server.listen(flags.port, flags.host);
       process.stderr.write(
-        `gpt-oss: serving '${server.context.modelName}' on ${url}/v1 (${model.device}; ${maxSequences} sequences, context ${engine.maxContext}, ${engine.backend.totalBlocks} KV blocks)\n`,
+        `gpt-oss: serving '${server.context.modelName}' on ${url}/v1 (${model.device}; ${maxSequences} sequences, context ${engine.maxContext}, ${engine.backend.totalBlocks} KV blocks, steps of ${engine.maxBatchTokens} tokens, ${engine.maxPrefillTokens} with nothing decoding)\n`,
       );
       process.stdout.write(`${url}\n`);
       await new Promise<void>((done) => {

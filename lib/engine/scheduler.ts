@@ -3,7 +3,10 @@
 // Requests join and leave between steps. Each step carries one decode token for every running
 // sequence that has started decoding, and fills what is left of the token budget (maxBatchTokens)
 // with chunks of prompts still being prefilled, so a long prompt is spread over several steps and
-// never stalls the streams already running (chunked prefill). A request is admitted only when the
+// never stalls the streams already running (chunked prefill). When no sequence is decoding there is
+// no stream to protect, and a step carries up to maxPrefillTokens of prompt instead: a long prompt
+// alone is prefilled in fewer, larger steps, whose GEMMs run at the higher large-batch rate (a
+// 2,000-token prompt in one step instead of four 512-token ones). A request is admitted only when the
 // backend can give it KV room for its whole context at once (open() takes every block or none); until
 // then it waits in a bounded FIFO queue, and beyond that bound it is refused (QueueFullError).
 //
@@ -36,6 +39,19 @@ export interface EngineOptions {
   maxSequences?: number;
   /** Tokens in one step: decode tokens plus prefill chunks (default 512; at least maxSequences). */
   maxBatchTokens?: number;
+  /**
+   * Tokens in a step that carries prompts only, taken when no sequence is decoding; at least
+   * maxBatchTokens (equal turns it off). Default on CUDA and HIP max(4096, maxBatchTokens); on the CPU
+   * maxBatchTokens (off: a 512-token step measured no faster there than four of 128, and a step cannot
+   * be interrupted by an abort). While any sequence decodes, steps stay within maxBatchTokens, so a long
+   * prompt never delays the running streams' next token by more than a maxBatchTokens step; with nothing
+   * decoding, the prompt goes through in steps of up to this many tokens, each one forward pass at the
+   * large-batch GEMM rate (time to first token of a 2,000-token prompt alone on an H200: 153 ms in four
+   * 512-token steps). Such a step runs eagerly (decode steps are the only ones padded to buckets and
+   * replayed as CUDA graphs), and the step's activation buffers grow to its tokens: about 0.2 MB a token
+   * on the 20b (CUDA; ~0.27 MB on the CPU), 0.8-1.1 GB at 4096.
+   */
+  maxPrefillTokens?: number;
   /** Tokens per KV block (default 16). */
   blockSize?: number;
   /** KV blocks in the pool (default: maxSequences full contexts, maxSequences * ceil(maxContext / blockSize)). */
@@ -155,15 +171,32 @@ class Sequence {
   }
 }
 
+/** The GPU default of createEngine's maxPrefillTokens (when maxBatchTokens is not above it). */
+export const DEFAULT_MAX_PREFILL_TOKENS = 4096;
+
+/**
+ * createEngine's maxPrefillTokens when the options leave it out: on CUDA and HIP devices
+ * max(DEFAULT_MAX_PREFILL_TOKENS, maxBatchTokens), where a step of 2,000 prompt tokens runs the GEMMs
+ * at ~1.6x the rate of 512-token steps (bench/RESULTS.md); on the CPU maxBatchTokens (off: no gain
+ * measured there).
+ */
+export function maxPrefillTokensDefault(device: string, maxBatchTokens: number): number {
+  const gpu = device === 'cuda' || device.startsWith('cuda:') || device === 'hip' || device.startsWith('hip:');
+  return gpu ? Math.max(DEFAULT_MAX_PREFILL_TOKENS, maxBatchTokens) : maxBatchTokens;
+}
+
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
   const v = value ?? fallback;
-  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`createEngine: ${name} must be an integer >= 1, got ${value}`);
+  if (!Number.isSafeInteger(v) || v < 1)
+    throw new RangeError(`createEngine: ${name} must be an integer >= 1, got ${typeof value === 'number' ? value : `${typeof value} ${JSON.stringify(value)}`}`);
   return v;
 }
 
 export class Engine {
   readonly maxSequences: number;
   readonly maxBatchTokens: number;
+  /** Tokens in a step when no sequence is decoding (prompt chunks only). */
+  readonly maxPrefillTokens: number;
   /** Most tokens one sequence may hold (prompt and output). */
   readonly maxContext: number;
   readonly maxQueue: number;
@@ -191,6 +224,11 @@ export class Engine {
     this.maxBatchTokens = positiveInt(options.maxBatchTokens, 512, 'maxBatchTokens');
     if (this.maxBatchTokens < this.maxSequences)
       throw new RangeError(`createEngine: maxBatchTokens (${this.maxBatchTokens}) must be at least maxSequences (${this.maxSequences}): every running sequence decodes one token a step`);
+    this.maxPrefillTokens = positiveInt(options.maxPrefillTokens, maxPrefillTokensDefault(model.device, this.maxBatchTokens), 'maxPrefillTokens');
+    if (this.maxPrefillTokens < this.maxBatchTokens)
+      throw new RangeError(
+        `createEngine: maxPrefillTokens (${this.maxPrefillTokens}) must be at least maxBatchTokens (${this.maxBatchTokens}): it is the budget of a step with nothing decoding (equal turns it off)`,
+      );
     this.maxQueue = options.maxQueue ?? 256;
     if (!Number.isSafeInteger(this.maxQueue) || this.maxQueue < 0) throw new RangeError(`createEngine: maxQueue must be an integer >= 0, got ${options.maxQueue}`);
     const maxPositions = model.config.maxPositionEmbeddings;
@@ -362,7 +400,8 @@ export class Engine {
   }
 
   /**
-   * One step's items: every decoding sequence's token, then prefill chunks up to the token budget.
+   * One step's items: every decoding sequence's token, then prefill chunks up to the token budget:
+   * maxBatchTokens while any sequence decodes, maxPrefillTokens when none does (nothing to delay).
    * When the backend queued a decode step ahead, exactly that step first: its sequences still decoding
    * (requests that joined meanwhile wait for the step after it).
    */
@@ -380,6 +419,7 @@ export class Engine {
       out.push({ s, item: this.#decodeItem(s) });
       budget--;
     }
+    if (out.length === 0) budget = this.maxPrefillTokens;
     for (const s of this.#running) {
       if (s.phase !== 'prefill' || budget <= 0) continue;
       const n = Math.min(s.pendingPrompt, budget);

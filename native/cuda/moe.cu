@@ -605,6 +605,58 @@ void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream
   GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
 }
 
+void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
+  if (a.bf16 || a.decode_layout) throw type_error("moe: the streaming kernels (moe_stream.cu) read MXFP4 experts in the checkpoint's layout");
+  const int P = a.n * a.k;
+  GroupedWs w = grouped_ws(a, workspace, nullptr);
+  GPTOSS_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
+  moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
+  GPTOSS_CUDA_LAUNCH("moe_count_kernel");
+  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, kMoeStreamTokens, w.group_start, w.tile_start, w.cursor);
+  GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
+  moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
+                                                           w.perm_token, w.pair_slot);
+  GPTOSS_CUDA_LAUNCH("moe_scatter_kernel");
+  launch_split_bf16(a.x, int64_t(a.n) * a.H, w.x_hi, w.x_lo, stream);
+
+  MoeStreamProblem g1;
+  g1.a_hi = w.x_hi;
+  g1.a_lo = w.x_lo;
+  g1.a_rows = w.perm_token;
+  g1.w = a.gate_up;
+  g1.scales = a.gate_up_scales;
+  g1.bias = a.gate_up_bias;
+  g1.bias_bf16 = a.gate_up_bias_bf16;
+  g1.group_start = w.group_start;
+  g1.N = 2 * a.I;
+  g1.K = a.H;
+  g1.E = a.E;
+  g1.out_hi = w.act_hi;
+  g1.out_lo = w.act_lo;
+  g1.limit = a.limit;
+  g1.alpha = a.alpha;
+  launch_moe_stream_gemm(g1, true, stream);
+
+  MoeStreamProblem g2;
+  g2.a_hi = w.act_hi;
+  g2.a_lo = w.act_lo;
+  g2.w = a.down;
+  g2.scales = a.down_scales;
+  g2.bias = a.down_bias;
+  g2.bias_bf16 = a.down_bias_bf16;
+  g2.group_start = w.group_start;
+  g2.N = a.H;
+  g2.K = a.I;
+  g2.E = a.E;
+  g2.out = w.y;
+  launch_moe_stream_gemm(g2, false, stream);
+
+  const int64_t total = int64_t(a.n) * a.H;
+  moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,
+                                                                          a.k, a.H, a.out);
+  GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
+}
+
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   const int P = a.n * a.k;
   GroupedWs w = grouped_ws(a, workspace, nullptr);

@@ -82,6 +82,29 @@ struct MoeGroups {
   int group_tokens = 4;  // pairs a group: 4 or 8
 };
 void launch_moe_group_kernels(const MoeArgs& a, const MoeGroups& groups, float* act, float* y, cudaStream_t stream);
+// MoeBatchPath::Stream (GPTOSS_CUDA_MOE_BATCH=stream; opt-in: compiled, not yet run on a GPU): the routing
+// grouped by expert as for the GEMM tile (same workspace: moe_workspace_bytes(a, false)), then the streaming
+// kernels of moe_stream.cu (each expert's packed weights read once a pass of up to 16 of its rows), then the
+// same un-permute with the routing weights. MXFP4 experts in the checkpoint's layout.
+void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream);
+// One streaming GEMM over every expert: out[slot, n] = sum_k A[row(slot), k] W_e[n, k] + bias_e[n] for the
+// slots group_start[e] .. group_start[e + 1] of expert e.
+struct MoeStreamProblem {
+  const uint16_t* a_hi = nullptr;    // bf16 [*, K] halves of A (launch_split_bf16)
+  const uint16_t* a_lo = nullptr;
+  const int32_t* a_rows = nullptr;   // slot -> row of A; null: the slot itself
+  const uint8_t* w = nullptr;        // MXFP4 blocks [E, N, K/32, 16], checkpoint layout
+  const uint8_t* scales = nullptr;   // E8M0 [E, N, K/32]
+  const void* bias = nullptr;        // [E, N], bf16 or f32
+  bool bias_bf16 = true;
+  const int32_t* group_start = nullptr;  // [E + 1] (device)
+  int N = 0, K = 0, E = 0;
+  float* out = nullptr;              // swiglu false: f32 [slots, N]
+  uint16_t* out_hi = nullptr;        // swiglu: SwiGLU of the (gate, up) row pairs split, bf16 [slots, N/2] each
+  uint16_t* out_lo = nullptr;
+  float limit = 7.f, alpha = 1.702f;
+};
+void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream);
 // bf16 experts, choose_moe_bf16()'s Gemv (moe_bf16.cu): SIMT GEMVs over the routed experts' rows, f32
 // sums (same workspace as launch_moe_decode: act [pairs, I]).
 void launch_moe_bf16_gemv(const MoeArgs& a, void* workspace, cudaStream_t stream);

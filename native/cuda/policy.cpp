@@ -125,7 +125,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_bf16 = env_choice("GPTOSS_CUDA_MOE_BF16", K::MoeBf16::Auto,
                           {{"gemv", K::MoeBf16::Gemv}, {"grouped", K::MoeBf16::Grouped}});
   k.moe_batch = env_choice("GPTOSS_CUDA_MOE_BATCH", K::MoeBatch::Auto,
-                           {{"mma", K::MoeBatch::GroupedMma}, {"gemm", K::MoeBatch::Gemm}});
+                           {{"mma", K::MoeBatch::GroupedMma}, {"gemm", K::MoeBatch::Gemm}, {"stream", K::MoeBatch::Stream}});
   k.moe_group = env_choice("GPTOSS_CUDA_MOE_GROUP", 0, {{"4", 4}, {"8", 8}});
   k.gemv = env_choice("GPTOSS_CUDA_GEMV", K::Gemv::Auto, {{"warp", K::Gemv::Warp}, {"xs", K::Gemv::Xs}});
   k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
@@ -303,9 +303,19 @@ bool group_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I, int tokens
 }
 }  // namespace
 
+int moe_stream_stages(const GpuCaps& caps, int nch) {
+  if (!caps.mma_sync || caps.amd || caps.tensor_cores == TensorCores::Mfma || nch <= 0) return 0;
+  // An SM's shared memory is the block opt-in plus the 1 KB the driver reserves a block (sm_80..sm_120).
+  if (2 * (moe_stream_smem_bytes(kMoeStreamDeepStages, nch) + 1024) <= caps.smem_optin + 1024) return kMoeStreamDeepStages;
+  return moe_stream_smem_bytes(kMoeStreamShallowStages, nch) <= caps.smem_optin ? kMoeStreamShallowStages : 0;
+}
+
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout) {
   using Want = GpuKnobs::MoeBatch;
+  if (k.moe_batch == Want::Stream && !decode_layout && E > 0 && H % 32 == 0 && I % 32 == 0 &&
+      moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0)
+    return MoeBatchPath::Stream;
   if (decode_layout || E <= 0 || !group_fits(caps, k, H, I, 4) || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;
   return int64_t(n) * experts_per_token <= int64_t(kMoeGroupMaxPerExpert) * E ? MoeBatchPath::GroupedMma : MoeBatchPath::Gemm;

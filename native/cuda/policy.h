@@ -25,8 +25,8 @@ struct GpuKnobs {
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
-  enum class MoeBatch { Auto, GroupedMma, Gemm };
-  MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm: MXFP4 experts past the decode kernels' pairs
+  enum class MoeBatch { Auto, GroupedMma, Gemm, Stream };
+  MoeBatch moe_batch = MoeBatch::Auto;     // GPTOSS_CUDA_MOE_BATCH=mma|gemm|stream: MXFP4 experts past the decode kernels' pairs
   int moe_group = 0;                       // GPTOSS_CUDA_MOE_GROUP=4|8: pairs a GroupedMma group (0: policy)
   enum class Gemv { Auto, Warp, Xs };
   Gemv gemv = Gemv::Auto;                  // GPTOSS_CUDA_GEMV=warp|xs: warp opts out of gemv_xs_kernel (choose_gemv)
@@ -155,7 +155,14 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // kernels fit, the experts are in the checkpoint's layout and the pairs average at most
 // kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
 // batched steps). The knob forces one where it can run.
-enum class MoeBatchPath { GroupedMma, Gemm };
+// Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once a pass of up to 16
+// of its rows through a deep cp.async ring; issue 11), only on request (GPTOSS_CUDA_MOE_BATCH=stream;
+// compiled, not yet run on a GPU) and where it runs (moe_stream_stages > 0, the checkpoint layout, NVIDIA).
+enum class MoeBatchPath { GroupedMma, Gemm, Stream };
+// Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamDeepStages
+// where two CTAs of that size fit an SM's shared memory (sm_90: 2 x 104 KB), else kMoeStreamShallowStages
+// where one fits, else 0 (does not run: no bf16 mma.sync, AMD, or too little shared memory).
+int moe_stream_stages(const GpuCaps& caps, int nch);
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout);
 // Pairs a GroupedMma group: 4; the knob (GPTOSS_CUDA_MOE_GROUP=8) asks for 8 (two B column sets share

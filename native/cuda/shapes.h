@@ -97,6 +97,21 @@ inline int group_cta_smem(int nch, int target, int tokens) {
   return sh.slices * group_warp_bytes(sh.per, tokens);
 }
 
+// ---- moe_stream.cu: the streaming grouped MoE of a batched decode step (GPTOSS_CUDA_MOE_BATCH=stream) ----
+// A CTA: kMoeStreamRows weight rows (8 warps x 16, the MMA's M) of one expert over all of K, the expert's
+// routed rows kMoeStreamTokens at a time as the MMA's N (4 tokens an n-tile: bf16 hi and lo columns); a
+// ring of stages of kMoeStreamKc MX blocks (packed weights [kc][rows][16 B] + the tokens' bf16 halves,
+// rows padded to a 64-byte bank offset), the CTA's scales [rows][K/32] resident.
+constexpr int kMoeStreamRows = 128, kMoeStreamThreads = 256, kMoeStreamKc = 4, kMoeStreamTokens = 16;
+constexpr int kMoeStreamActRow = kMoeStreamKc * 64 + 64;  // bytes of one (token, half) row of a stage
+GPTOSS_HD constexpr int moe_stream_stage_bytes() {
+  return kMoeStreamKc * kMoeStreamRows * 16 + 2 * kMoeStreamTokens * kMoeStreamActRow;
+}
+GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch) {
+  return stages * moe_stream_stage_bytes() + (kMoeStreamRows * nch + 15) / 16 * 16;
+}
+constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;  // the two ring depths compiled
+
 // ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
 constexpr int kMoeMfmaWaves = 4;  // wavefronts a CTA (256 threads), splitting K; a CTA owns kMoeTileRows rows
 // LDS of a CTA for rows of nch MX blocks: the activation fragments (128 bytes a block: mfma.h's

@@ -9,6 +9,9 @@
 //   gptoss_gpu_check --only-attn-mma [--quick] [--seed N]  (only the tensor-core decode attention cases)
 //   gptoss_gpu_check --gemv [--quick] [--seed N]   (only the decode GEMVs under each GPTOSS_CUDA_GEMV /
 //     GPTOSS_CUDA_GEMV_CTAS variant: scripts/gpu-gemv-ab.sh; out of the default run until they pass)
+//   gptoss_gpu_check --moe-stream [--quick] [--seed N]   (only the streaming batch MoE, GPTOSS_CUDA_MOE_BATCH=stream:
+//     moe_stream.cu on routes of 1..40 rows an expert, empty experts, E 32 and 128: scripts/gpu-moe-batch-ab.sh;
+//     the default run's grouped MoE cases take the stream path too, beside gemm and mma)
 // One source, two programs: gptoss_gpu_check (native/cuda/cuda.cmake) links the CUDA backend;
 // gptoss_gpu_check_hip (native/hip/hip.cmake, GPTOSS_GPU_CHECK_HIP) asks for hip:0, which loads the
 // ROCm runtime and the HIP plugin (gpt_oss_hip.so beside the executable) exactly as the addon does,
@@ -64,6 +67,7 @@ bool only_moe = false;
 bool bf16_experts = false;
 bool only_gemv = false;
 bool only_gemm_wgmma = false;
+bool only_moe_stream = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -606,7 +610,120 @@ Routes draw_routes(Rng& r, int n, int k, int E) {
   return {i32_tensor(idx, {n, k}), std::move(w)};
 }
 
-void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false) {
+void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false);
+
+// Whether GPTOSS_CUDA_MOE_BATCH=stream runs moe_stream.cu's kernels for these widths on this device (else the
+// chooser falls back to the GEMM tile, and a "stream" row proves nothing about them): the note says which.
+std::string moe_stream_note(int H, int I) {
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  namespace gc = gptoss::cuda;
+  gc::GpuKnobs k = gc::knobs();
+  k.moe_batch = gc::GpuKnobs::MoeBatch::Stream;
+  const gc::GpuCaps& caps = gc::device_caps(0);
+  if (gc::choose_moe_batch(caps, k, 64, 4, 32, H, I, false) == gc::MoeBatchPath::Stream)
+    return " (moe_stream.cu, " + std::to_string(gc::moe_stream_stages(caps, std::max(H, I) / 32)) + " stages)";
+#else
+  (void)H, (void)I;
+#endif
+  return " (NOT run: the GEMM tile fell in)";
+}
+
+// Routes with given rows an expert: counts[e] (<= n each, sum n k): the experts listed counts[e] times in
+// expert order fill the (token, j) slots column by column (token t takes list[t + j n]: one expert's run
+// is at most n long, so a token's k experts are distinct), then tokens and expert ids are shuffled.
+Routes routes_with_counts(Rng& r, const std::vector<int>& counts, int k) {
+  const int E = int(counts.size());
+  int total = 0, most = 0;
+  for (int c : counts) total += c, most = std::max(most, c);
+  const int n = total / k;
+  if (total % k || most > n) throw std::runtime_error("routes_with_counts: counts must sum to n k with each <= n");
+  std::vector<int32_t> list;
+  for (int e = 0; e < E; ++e) list.insert(list.end(), size_t(counts[e]), e);
+  std::vector<int32_t> relabel(E), order(n);
+  for (int e = 0; e < E; ++e) relabel[e] = e;
+  for (int e = E - 1; e > 0; --e) std::swap(relabel[e], relabel[r.below(e + 1)]);
+  for (int t = 0; t < n; ++t) order[t] = t;
+  for (int t = n - 1; t > 0; --t) std::swap(order[t], order[r.below(t + 1)]);
+  std::vector<int32_t> idx(size_t(n) * k);
+  Tensor w = host_empty(DType::F32, {n, k});
+  for (int t = 0; t < n; ++t) {
+    float sum = 0;
+    for (int j = 0; j < k; ++j) {
+      idx[size_t(order[t]) * k + j] = relabel[list[size_t(t) + size_t(j) * n]];
+      sum += (w.ptr<float>()[order[t] * k + j] = 0.1f + r.uniform());
+    }
+    for (int j = 0; j < k; ++j) w.ptr<float>()[order[t] * k + j] /= sum;
+  }
+  return {i32_tensor(idx, {n, k}), std::move(w)};
+}
+
+// The streaming MoE of a decode batch (issue 11; GPTOSS_CUDA_MOE_BATCH=stream, moe_stream.cu) on routes of
+// chosen rows an expert, against the CPU: 1e-4 (A as bf16 hi + lo, exact products, f32 sums; the GEMM
+// tile's gate), every output poisoned first.
+void check_moe_counts(Rng& r, const MoeSet& m, const std::vector<int>& counts, int k, const std::string& what) {
+  const Routes routes = routes_with_counts(r, counts, k);
+  const int n = int(routes.experts.dim(0));
+  Tensor x = rand_f32(r, {n, m.H});
+  SwigluParams sw;
+  Tensor want = host_empty(DType::F32, {n, m.H});
+  cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
+  Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
+  const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
+  const std::string keep = saved ? saved : "";
+  setenv("GPTOSS_CUDA_MOE_BATCH", "stream", 1);
+  Tensor got = poisoned(DType::F32, {n, m.H});
+  gpu->moe(gx, gei, gwt, m.gw, sw, got);
+  if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_MOE_BATCH");
+  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
+                            std::to_string(m.H) + " I" + std::to_string(m.I);
+  report("moe", shape, compare(to_host(got), want), 1e-4, "batch: stream, " + what + moe_stream_note(m.H, m.I));
+}
+// counts[e] = pattern[e % pattern.size()]
+std::vector<int> cycle_counts(int E, const std::vector<int>& pattern) {
+  std::vector<int> c(E);
+  for (int e = 0; e < E; ++e) c[e] = pattern[size_t(e) % pattern.size()];
+  return c;
+}
+void check_moe_stream(Rng& r) {
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  namespace gc = gptoss::cuda;
+  gc::GpuKnobs kn = gc::knobs();
+  kn.moe_batch = gc::GpuKnobs::MoeBatch::Stream;
+  const bool picked = gc::choose_moe_batch(gc::device_caps(0), kn, 64, 4, 32, 2880, 2880, false) == gc::MoeBatchPath::Stream;
+#else
+  const bool picked = false;
+#endif
+  Stats sel;
+  sel.rel = picked ? 0 : 1;
+  report("moe stream", "policy", sel, 0.0,
+         picked ? "GPTOSS_CUDA_MOE_BATCH=stream picks moe_stream.cu (20b widths)" : "moe_stream.cu is NOT picked on this device/image");
+  if (!picked) return;
+  // odd widths: one MX block pair (K = 64), a partial 128-row tile, an odd block count (17, 10) and partial stages
+  MoeSet small = make_moe(r, 5, 64, 96);
+  check_moe_counts(r, small, {1, 3, 8, 0, 12}, 3, "rows 1/3/8/0/12");
+  check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes)");
+  MoeSet odd = make_moe(r, 6, 544, 320);
+  check_moe_counts(r, odd, {1, 32, 3, 0, 8, 16}, 2, "rows 1/32/3/0/8/16");
+  check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes)");
+  // 20b widths, 32 experts, top-4: 8 streams (1 an expert), 64 (8), 128 (16), 17 and 32 an expert, a mix with empties
+  MoeSet real = make_moe(r, 32, 2880, 2880);
+  check_moe_counts(r, real, cycle_counts(32, {1}), 4, "rows 1 an expert (8 streams)");
+  check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams)");
+  check_moe_counts(r, real, cycle_counts(32, {16}), 4, "rows 16 an expert (128 streams)");
+  check_moe_counts(r, real, cycle_counts(32, {17}), 4, "rows 17 an expert");
+  check_moe_counts(r, real, cycle_counts(32, {32}), 4, "rows 32 an expert");
+  check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5");
+  check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
+  if (!quick) {
+    // 120b's 128 experts at its widths (top-4): some empty, 1..32 an expert
+    MoeSet big = make_moe(r, 128, 2880, 2880);
+    check_moe_counts(r, big, cycle_counts(128, {1, 3, 8, 17, 32, 0, 0, 0}), 4, "E128 rows 1/3/8/17/32/0/0/0");
+    check_moe_counts(r, big, cycle_counts(128, {4}), 4, "E128 rows 4 an expert (128 streams)");
+  }
+}
+
+void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   Tensor x = rand_f32(r, {n, m.H});
   const Routes routes = draw_routes(r, n, k, m.E);
   const Tensor &ei = routes.experts, &w = routes.weights;
@@ -622,14 +739,16 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = 
     // into bf16 hi + lo: 1e-4.
     const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
     const std::string keep = saved ? saved : "";
-    for (const char* path : {"gemm", "mma"}) {
-      const bool mma = !std::strcmp(path, "mma");
-      if (mma && (relaid || kHip)) continue;
+    for (const char* path : {"gemm", "mma", "stream"}) {
+      const bool mma = !std::strcmp(path, "mma"), stream = !std::strcmp(path, "stream");
+      if ((mma || stream) && (relaid || kHip)) continue;
       setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
       Tensor got = poisoned(DType::F32, {n, m.H});
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
-      report("moe", shape, compare(to_host(got), want), mma ? std::max(tol, 1e-4) : tol,
-             mma ? std::string("batch: grouped decode mma") : std::string("grouped ") + gemm_tc() + (relaid ? ", decode layout" : ""));
+      report("moe", shape, compare(to_host(got), want), mma || stream ? std::max(tol, 1e-4) : tol,
+             mma ? std::string("batch: grouped decode mma")
+                 : stream ? std::string("batch: stream") + moe_stream_note(m.H, m.I)
+                          : std::string("grouped ") + gemm_tc() + (relaid ? ", decode layout" : ""));
     }
     if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
     else unsetenv("GPTOSS_CUDA_MOE_BATCH");
@@ -1220,6 +1339,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--gemv")) only_gemv = true;  // the GEMV variants alone (scripts/gpu-gemv-ab.sh)
     else if (!std::strcmp(argv[i], "--only-attn-mma")) only_attn_mma = true;  // the decode mma cases alone
     else if (!std::strcmp(argv[i], "--gemm-wgmma")) only_gemm_wgmma = true;  // the wgmma GEMM tile alone (scripts/gpu-wgmma-ab.sh)
+    else if (!std::strcmp(argv[i], "--moe-stream")) only_moe_stream = true;  // the streaming batch MoE alone (scripts/gpu-moe-batch-ab.sh)
     else if (kHip && !std::strcmp(argv[i], "--build-info")) {
       // What this program would run on: the ROCm runtime it loaded and the plugin beside it (no device
       // touched; test/hip-check.test.ts reads it on machines without an AMD GPU).
@@ -1230,7 +1350,7 @@ int main(int argc, char** argv) {
       if (!info.error.empty()) std::printf("error %s\n", info.error.c_str());
       return info.plugin_loaded ? 0 : 1;
     } else {
-      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --gemm-wgmma%s)\n", argv[i],
+      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --gemm-wgmma, --moe-stream%s)\n", argv[i],
                    kHip ? ", --build-info" : "");
       return 64;
     }
@@ -1247,7 +1367,10 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (only_gemm_wgmma) {
+    if (only_moe_stream) {
+      check_moe_stream(r);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (only_gemm_wgmma) {
       check_gemm_wgmma(r);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_attn_mma) {

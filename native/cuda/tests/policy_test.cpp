@@ -282,6 +282,22 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_mma, 1024, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
   CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);  // cannot run there
+  // The streaming kernels (moe_stream.cu): on request only (opt-in: compiled, not yet run on a GPU), every
+  // token count, never on the decode layout or AMD; 5 stages where two 101 KB CTAs share an sm_90 SM, 3 on
+  // sm_89's 99 KB (65 KB), none where even that does not fit.
+  GpuKnobs force_stream = k;
+  force_stream.moe_batch = GpuKnobs::MoeBatch::Stream;
+  CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, force_stream, 5, 4, 32, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, force_stream, 128, 4, 128, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);   // decode layout
+  CHECK(choose_moe_batch(mi300, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);   // AMD
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);             // not the default
+  CHECK(moe_stream_stages(hopper, H / 32) == kMoeStreamDeepStages);
+  CHECK(moe_stream_stages(l40s(890, kSm89), H / 32) == kMoeStreamShallowStages);
+  CHECK(moe_stream_stages(mi300, H / 32) == 0);
+  CHECK(moe_stream_stages(h200(0, 0), H / 32) == 0);  // no mma.sync image
+  CHECK(moe_stream_smem_bytes(kMoeStreamDeepStages, H / 32) == 5 * 18432 + 11520);
   // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
   // (the MXFP4 tile takes 64 there).
   CHECK(gemm_tile_rows(hopper, 256, false, 8192) == 128);

@@ -1,0 +1,227 @@
+// The streaming grouped MoE GEMMs of a batched decode step (issue 11; GPTOSS_CUDA_MOE_BATCH=stream, opt-in:
+// compiled, not yet run on a GPU). A decode batch routes few rows to each expert (64 streams x top-4 over
+// 32 experts: ~8 an expert) and touches every expert, so the step is the stream of all the experts' packed
+// MXFP4 bytes (282 MB gate_up + 141 MB down a layer of the 20b); the GEMM tile (gemm_tile.cu) read them at
+// 0.75-0.83 TB/s (call 1, H100: latency-bound, the same time at 64 and 128 streams). This kernel is built
+// around the bytes in flight instead:
+//  - A CTA owns kMoeStreamRows (128) weight rows of one expert over the whole K: 8 warps x 16 rows, the
+//    weights as the A operand of mma.sync m16n8k16 (bf16 in, f32 accumulate), the expert's routed rows as
+//    N: 4 tokens an n-tile, B column 2i the token's bf16 hi half and 2i + 1 its lo half (the f32 activation
+//    split once: f32-accurate products, as the GEMM tile), up to kMoeStreamTokens (16) tokens a pass over
+//    K; more tokens take more passes (their weights then come from L2).
+//  - A ring of `S` stages (5 where two CTAs of that size fit an SM, else 3), each kMoeStreamKc (4) MX blocks
+//    of K: the packed weights [kc][128 rows][16 B] (ldmatrix rows adjacent: conflict-free) and the pass's
+//    tokens' bf16 halves of those 128 K values, all by 16-byte cp.async; S - 1 stages in flight (at S = 5,
+//    two CTAs an SM: 8 stages, 64 KB of weights and up to 80 KB of activations outstanding a SM).
+//  - The CTA's E8M0 scales [128][K/32] are loaded once into shared memory.
+//  - ldmatrix.x4 hands lane (g, t) word t of rows g and g + 8 of two MX blocks: the 8 values 8t .. 8t+7 of
+//    each row. The MMA's k order inside a block is permuted the same way on both operands (a dot product
+//    does not depend on it): k slots (2t, 2t+1, 2t+8, 2t+9) of the k16 step s take values 8t + 4s + 0..3,
+//    so a lane's B fragments are one 16-byte shared load of its token's values 8t .. 8t+7.
+//  - E2M1 -> bf16 by prmt byte tables and one bf16x2 multiply by the row's scale (the GEMM tile's decode,
+//    exact), per block and lane: two words.
+//  - Epilogues: gate_up: bias, then the clamped SwiGLU of the interleaved (gate, up) rows (lanes g and g^1),
+//    written as bf16 hi + lo [slots, I] (the down GEMM's A); down: f32 + bias -> y [slots, H] (the grouped
+//    path's layout; moe_unpermute_kernel then sums a token's k rows with the routing weights in fixed order).
+#include "moe.cuh"
+
+#include "gemm_tile.cuh"  // split_bf16
+#include "mma.cuh"
+
+namespace gptoss::cuda {
+
+namespace {
+
+constexpr int kRows = kMoeStreamRows, kThreads = kMoeStreamThreads, kKc = kMoeStreamKc, kTok = kMoeStreamTokens;
+constexpr int kActRow = kMoeStreamActRow;
+constexpr int kWStage = kKc * kRows * 16;
+constexpr int kStage = moe_stream_stage_bytes();
+static_assert(kThreads == 8 * 32 && kRows == 8 * 16, "8 warps of 16 weight rows");
+static_assert(kKc % 2 == 0, "ldmatrix.x4 takes two MX blocks at a time");
+static_assert(kTok % 4 == 0 && kTok / 4 <= 4, "4 tokens an n-tile, at most 4 n-tiles");
+static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte bank offset: conflict-free B loads");
+
+template <bool kSwiglu, int S>
+__global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProblem p) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ int tok_row[kTok];
+  const int e = blockIdx.y;
+  const int s0 = p.group_start[e], s1 = p.group_start[e + 1];
+  const int n0 = blockIdx.x * kRows;
+  if (s0 >= s1 || n0 >= p.N) return;  // the whole CTA: an expert with no rows costs one launch slot
+  const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int rows_here = min(kRows, p.N - n0);
+  uint8_t* sc = smem + S * kStage;  // scales [kRows][nch]
+  const uint8_t* wbase = p.w + int64_t(e) * p.N * nch * 16;
+
+  {  // the CTA's scales, rows n0 .. n0 + rows_here (contiguous); rows past N read as 2^0 (their weights are zero)
+    const uint8_t* src = p.scales + (int64_t(e) * p.N + n0) * nch;
+    const int cnt = rows_here * nch;
+    if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
+      for (int i = tid; i < (kRows * nch + 3) / 4; i += kThreads)
+        reinterpret_cast<uint32_t*>(sc)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
+    } else {
+      for (int i = tid; i < kRows * nch; i += kThreads) sc[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
+    }
+  }
+
+  for (int c0 = s0; c0 < s1; c0 += kTok) {
+    const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
+    __syncthreads();  // the previous pass is done with tok_row and the ring
+    if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
+    __syncthreads();
+
+    // Stage kt: the weights' 16-byte chunks (row, block) in row-major order (a row's kc blocks adjacent in
+    // memory), then the tokens' halves (row 2 * token + half of the stage: 8 chunks of 8 bf16 each).
+    auto issue = [&](int kt) {
+      if (kt < nkt) {
+        uint8_t* st = smem + (kt % S) * kStage;
+        const int b0 = kt * kKc;
+#pragma unroll
+        for (int c = tid; c < kKc * kRows; c += kThreads) {
+          const int row = c / kKc, b = c % kKc;
+          const bool ok = row < rows_here && b0 + b < nch;
+          cp_async16_zfill(st + (b * kRows + row) * 16, ok ? wbase + (int64_t(n0 + row) * nch + b0 + b) * 16 : wbase, ok);
+        }
+        uint8_t* at = st + kWStage;
+        constexpr int kChunks = kKc * 4;  // 16-byte chunks of one (token, half) row of a stage
+        const int total = 8 * ntiles * kChunks;
+        for (int c = tid; c < total; c += kThreads) {
+          const int r = c / kChunks, ch = c % kChunks, tok = r >> 1;
+          const int src = tok_row[tok];
+          const int k = b0 * 32 + ch * 8;
+          const bool ok = src >= 0 && k < p.K;
+          const uint16_t* a = (r & 1) ? p.a_lo : p.a_hi;
+          cp_async16_zfill(at + r * kActRow + ch * 16, ok ? a + int64_t(src) * p.K + k : a, ok);
+        }
+      }
+      cp_async_commit();
+    };
+
+    float acc[kTok / 4][4];
+#pragma unroll
+    for (int j = 0; j < kTok / 4; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[j][c] = 0.f;
+
+#pragma unroll
+    for (int s = 0; s < S - 1; ++s) issue(s);
+    const int rl = warp * 16 + g;  // this lane's first row in the CTA (and rl + 8)
+    for (int kt = 0; kt < nkt; ++kt) {
+      cp_async_wait<S - 2>();
+      __syncthreads();  // stage kt landed for every thread; stage kt - 1's slot is free
+      issue(kt + S - 1);
+      const uint8_t* st = smem + (kt % S) * kStage;
+      const uint8_t* at = st + kWStage;
+      const int nb = min(kKc, nch - kt * kKc);
+#pragma unroll
+      for (int bp = 0; bp < kKc; bp += 2) {
+        if (bp >= nb) break;
+        uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
+        ldsm_x4(r, st + ((bp + (lane >> 4)) * kRows + warp * 16 + (lane & 15)) * 16);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int b = bp + h;
+          if (b >= nb) break;
+          const int kb = kt * kKc + b;
+          const uint32_t sa = sc[rl * nch + kb], sb = sc[(rl + 8) * nch + kb];
+          const uint32_t ha = sa ? sa << 7 : 0x0040u, hb = sb ? sb << 7 : 0x0040u;  // 2^(s-127) as bf16
+          const uint32_t sca = ha | (ha << 16), scb = hb | (hb << 16);
+          uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
+          e2m1_word_to_bf16(r[2 * h], oa);
+          e2m1_word_to_bf16(r[2 * h + 1], ob);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            oa[i] = bf16x2_mul(oa[i], sca);
+            ob[i] = bf16x2_mul(ob[i], scb);
+          }
+          const uint32_t a0[4] = {oa[0], ob[0], oa[1], ob[1]};  // k16 step 0: values 8t + 0..3
+          const uint32_t a1[4] = {oa[2], ob[2], oa[3], ob[3]};  // k16 step 1: values 8t + 4..7
+#pragma unroll
+          for (int j = 0; j < kTok / 4; ++j) {
+            if (j < ntiles) {
+              // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
+              const uint4 bv = *reinterpret_cast<const uint4*>(at + (8 * j + g) * kActRow + b * 64 + t * 16);
+              const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
+              mma_bf16_16816(acc[j], a0, b0);
+              mma_bf16_16816(acc[j], a1, b1);
+            }
+          }
+        }
+      }
+    }
+    cp_async_wait<0>();  // only empty groups are left
+
+    // ---- epilogue: lane (g, t) of n-tile j holds rows rl (c0 hi + c1 lo) and rl + 8 (c2 + c3), token 4j + t
+    const int na = n0 + rl, nb8 = na + 8;
+    const float bias_a = na < p.N ? param_f32(p.bias, p.bias_bf16, int64_t(e) * p.N + na) : 0.f;
+    const float bias_b = nb8 < p.N ? param_f32(p.bias, p.bias_bf16, int64_t(e) * p.N + nb8) : 0.f;
+#pragma unroll
+    for (int j = 0; j < kTok / 4; ++j) {
+      if (j >= ntiles) break;  // warp-uniform
+      const int tok = 4 * j + t;
+      const int slot = c0 + tok;
+      float va = acc[j][0] + acc[j][1] + bias_a, vb = acc[j][2] + acc[j][3] + bias_b;
+      if (kSwiglu) {
+        // gate = even row, up = the odd row after it (transformers GptOssExperts): lane g ^ 1 (lane ^ 4)
+        const float ua = __shfl_xor_sync(0xffffffffu, va, 4), ub = __shfl_xor_sync(0xffffffffu, vb, 4);
+        if ((g & 1) || tok >= ntok) continue;
+        const int ldo = p.N / 2;
+        if (na + 1 < p.N) {
+          uint16_t hi, lo;
+          split_bf16(swiglu(va, ua, p.limit, p.alpha), hi, lo);
+          p.out_hi[int64_t(slot) * ldo + na / 2] = hi;
+          p.out_lo[int64_t(slot) * ldo + na / 2] = lo;
+        }
+        if (nb8 + 1 < p.N) {
+          uint16_t hi, lo;
+          split_bf16(swiglu(vb, ub, p.limit, p.alpha), hi, lo);
+          p.out_hi[int64_t(slot) * ldo + nb8 / 2] = hi;
+          p.out_lo[int64_t(slot) * ldo + nb8 / 2] = lo;
+        }
+      } else {
+        if (tok >= ntok) continue;
+        if (na < p.N) p.out[int64_t(slot) * p.N + na] = va;
+        if (nb8 < p.N) p.out[int64_t(slot) * p.N + nb8] = vb;
+      }
+    }
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
+#endif
+}
+
+template <bool kSwiglu, int S>
+void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
+  const int smem = moe_stream_smem_bytes(S, p.K / 32);
+  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S>);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    attr_bytes.store(smem, std::memory_order_relaxed);
+  }
+  const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.E));
+  moe_stream_kernel<kSwiglu, S><<<grid, kThreads, smem, stream>>>(p);
+  GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
+}
+
+}  // namespace
+
+void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream) {
+  if (p.N <= 0 || p.E <= 0) return;
+  if (p.K <= 0 || p.K % 32 != 0 || (swiglu && p.N % 2 != 0))
+    throw range_error("moe stream: K must be a positive multiple of 32 (got " + std::to_string(p.K) +
+                      ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
+  const int stages = moe_stream_stages(current_caps(), p.K / 32);
+  if (stages == kMoeStreamDeepStages) return swiglu ? launch_stages<true, kMoeStreamDeepStages>(p, stream)
+                                                    : launch_stages<false, kMoeStreamDeepStages>(p, stream);
+  if (stages == kMoeStreamShallowStages) return swiglu ? launch_stages<true, kMoeStreamShallowStages>(p, stream)
+                                                       : launch_stages<false, kMoeStreamShallowStages>(p, stream);
+  throw runtime_error("moe stream: the kernel does not run on this device (" + caps_summary(current_caps()) +
+                      "): it needs bf16 mma.sync and " + std::to_string(moe_stream_smem_bytes(kMoeStreamShallowStages, p.K / 32)) +
+                      " bytes of shared memory a block");
+}
+
+}  // namespace gptoss::cuda
