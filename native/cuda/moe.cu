@@ -628,6 +628,8 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g1.bias = a.gate_up_bias;
   g1.bias_bf16 = a.gate_up_bias_bf16;
   g1.group_start = w.group_start;
+  g1.tile_start = w.tile_start;
+  g1.max_tiles = P / kMoeStreamTokens + a.E;  // sum ceil(c_e / 16) <= P / 16 + E
   g1.N = 2 * a.I;
   g1.K = a.H;
   g1.E = a.E;
@@ -645,6 +647,8 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g2.bias = a.down_bias;
   g2.bias_bf16 = a.down_bias_bf16;
   g2.group_start = w.group_start;
+  g2.tile_start = w.tile_start;
+  g2.max_tiles = g1.max_tiles;
   g2.N = a.H;
   g2.K = a.I;
   g2.E = a.E;

@@ -84,11 +84,12 @@ struct MoeGroups {
 void launch_moe_group_kernels(const MoeArgs& a, const MoeGroups& groups, float* act, float* y, cudaStream_t stream);
 // MoeBatchPath::Stream (GPTOSS_CUDA_MOE_BATCH=stream; opt-in: compiled, not yet run on a GPU): the routing
 // grouped by expert as for the GEMM tile (same workspace: moe_workspace_bytes(a, false)), then the streaming
-// kernels of moe_stream.cu (each expert's packed weights read once a pass of up to 16 of its rows), then the
+// kernels of moe_stream.cu (each expert's packed weights read once for each 16 of its rows, those CTAs side by
+// side so a second pass finds the rows in L2), then the
 // same un-permute with the routing weights. MXFP4 experts in the checkpoint's layout.
 void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream);
 // One streaming GEMM over every expert: out[slot, n] = sum_k A[row(slot), k] W_e[n, k] + bias_e[n] for the
-// slots group_start[e] .. group_start[e + 1] of expert e.
+// slots group_start[e] .. group_start[e + 1] of expert e, kMoeStreamTokens slots a CTA (tile_start's tiles).
 struct MoeStreamProblem {
   const uint16_t* a_hi = nullptr;    // bf16 [*, K] halves of A (launch_split_bf16)
   const uint16_t* a_lo = nullptr;
@@ -98,6 +99,8 @@ struct MoeStreamProblem {
   const void* bias = nullptr;        // [E, N], bf16 or f32
   bool bias_bf16 = true;
   const int32_t* group_start = nullptr;  // [E + 1] (device)
+  const int32_t* tile_start = nullptr;   // [E + 1] prefix of ceil(rows_e / kMoeStreamTokens) (device): a CTA row a tile
+  int max_tiles = 0;                     // grid bound on tile_start[E] (P / kMoeStreamTokens + E)
   int N = 0, K = 0, E = 0;
   float* out = nullptr;              // swiglu false: f32 [slots, N]
   uint16_t* out_hi = nullptr;        // swiglu: SwiGLU of the (gate, up) row pairs split, bf16 [slots, N/2] each

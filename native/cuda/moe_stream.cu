@@ -7,8 +7,10 @@
 //  - A CTA owns kMoeStreamRows (128) weight rows of one expert over the whole K: 8 warps x 16 rows, the
 //    weights as the A operand of mma.sync m16n8k16 (bf16 in, f32 accumulate), the expert's routed rows as
 //    N: 4 tokens an n-tile, B column 2i the token's bf16 hi half and 2i + 1 its lo half (the f32 activation
-//    split once: f32-accurate products, as the GEMM tile), up to kMoeStreamTokens (16) tokens a pass over
-//    K; more tokens take more passes (their weights then come from L2).
+//    split once: f32-accurate products, as the GEMM tile), kMoeStreamTokens (16) of them a CTA: grid.y runs
+//    the (expert, 16 rows) tiles of tile_start (moe_scan_kernel with 16 rows a tile), so an expert with 17..32
+//    rows has two CTAs a row block, launched side by side (grid.x, the row blocks, is the fast index): the
+//    second reads the rows while the first brings them into L2.
 //  - A ring of `S` stages (5 where two CTAs of that size fit an SM, else 3), each kMoeStreamKc (4) MX blocks
 //    of K: the packed weights [kc][128 rows][16 B] (ldmatrix rows adjacent: conflict-free) and the pass's
 //    tokens' bf16 halves of those 128 K values, all by 16-byte cp.async; S - 1 stages in flight (at S = 5,
@@ -46,10 +48,22 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int tok_row[kTok];
-  const int e = blockIdx.y;
-  const int s0 = p.group_start[e], s1 = p.group_start[e + 1];
+  // Which expert and which kTok rows of it (grid.y: the (expert, pass) tiles of tile_start, counted with
+  // kTok rows a tile; past the last tile the CTA has nothing to do), which 128 weight rows (grid.x).
+  const int tile = blockIdx.y;
+  if (tile >= p.tile_start[p.E]) return;
+  int e = 0;
+  {
+    int lo = 0, hi = p.E - 1;  // the last expert with tile_start[e] <= tile (empty experts share their successor's)
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) >> 1;
+      if (p.tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
+    }
+    e = lo;
+  }
+  const int c0 = p.group_start[e] + (tile - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
   const int n0 = blockIdx.x * kRows;
-  if (s0 >= s1 || n0 >= p.N) return;  // the whole CTA: an expert with no rows costs one launch slot
+  if (c0 >= s1 || n0 >= p.N) return;
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int rows_here = min(kRows, p.N - n0);
@@ -67,9 +81,8 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
     }
   }
 
-  for (int c0 = s0; c0 < s1; c0 += kTok) {
+  {
     const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
-    __syncthreads();  // the previous pass is done with tok_row and the ring
     if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
     __syncthreads();
 
@@ -202,7 +215,7 @@ void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
     GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes.store(smem, std::memory_order_relaxed);
   }
-  const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.E));
+  const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
   moe_stream_kernel<kSwiglu, S><<<grid, kThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
 }
@@ -210,7 +223,7 @@ void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
 }  // namespace
 
 void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream) {
-  if (p.N <= 0 || p.E <= 0) return;
+  if (p.N <= 0 || p.E <= 0 || p.max_tiles <= 0) return;
   if (p.K <= 0 || p.K % 32 != 0 || (swiglu && p.N % 2 != 0))
     throw range_error("moe stream: K must be a positive multiple of 32 (got " + std::to_string(p.K) +
                       ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
