@@ -12,7 +12,8 @@
 // More measurements (each optional):
 //   --ttft-prompt N        time to first token of one N-token prompt with no other load (median of 3, after a warm-up),
 //                          with the engine's maxPrefillTokens (--max-prefill-tokens, else its default) and, when that
-//                          differs, again in --max-batch-tokens chunks (the schedule without it) for comparison
+//                          differs, again in --max-batch-tokens chunks (the schedule without it) for comparison;
+//                          and generate()'s TTFT on the same prompts
 //   --max-prefill-tokens N the engines' maxPrefillTokens (tokens in a step when nothing decodes); default the engine's
 //   --delay-prompt N       while --delay-streams S (default 32) streams decode, a new N-token prompt arrives: how much
 //                          longer the decoding streams' token gaps get while it is prefilled in chunks (max gap
@@ -185,7 +186,20 @@ async function runTtft(model, args) {
   };
   const chosen = await measure(args.maxPrefillTokens);
   const chunked = chosen.maxPrefillTokens !== args.maxBatchTokens ? await measure(args.maxBatchTokens) : null;
-  return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ...chosen, chunked };
+  // generate() on the same prompts (one Session; its prefill passes take maxPrefillTokensDefault(device) tokens)
+  const vocab = Math.min(model.config.vocabSize, 199998);
+  const times = [];
+  for (let k = 0; k < 4; k++) {
+    const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
+    const t0 = performance.now();
+    let first = 0;
+    const stream = generate(model, p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
+    for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
+    await stream.result;
+    if (k > 0) times.push(first - t0);
+  }
+  const generateTtft = { ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ...chosen, chunked, generate: generateTtft };
 }
 
 // Two requests in turn sharing an N-token prefix: the second's prefill skips the cached whole blocks.
@@ -460,7 +474,7 @@ async function main() {
   const ttft = args.ttftPrompt ? await runTtft(model, args) : null;
   if (ttft) {
     const chunked = ttft.chunked ? `; in ${ttft.maxBatchTokens}-token chunks (${ttft.chunked.stepsPerRequest} steps): ${ttft.chunked.ttftMs} ms (${ttft.chunked.runsMs.join(', ')})` : '';
-    console.error(`TTFT, ${ttft.promptTokens}-token prompt alone, maxPrefillTokens ${ttft.maxPrefillTokens} (${ttft.stepsPerRequest} steps): ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})${chunked}`);
+    console.error(`TTFT, ${ttft.promptTokens}-token prompt alone, maxPrefillTokens ${ttft.maxPrefillTokens} (${ttft.stepsPerRequest} steps): ${ttft.ttftMs} ms (${ttft.runsMs.join(', ')})${chunked}; generate(): ${ttft.generate.ttftMs} ms (${ttft.generate.runsMs.join(', ')})`);
   }
   const prefix = args.prefixPrompt ? await runPrefix(model, args) : null;
   if (prefix)

@@ -269,7 +269,21 @@ function checkIds(model: GptOssModel, ids: readonly number[], input: GenerateInp
   );
 }
 
-const PREFILL_CHUNK = 512; // abort is checked between chunks of a long prompt
+/** The GPU default of the prompt tokens one forward pass takes (engine: maxPrefillTokens). */
+export const DEFAULT_MAX_PREFILL_TOKENS = 4096;
+const CPU_PREFILL_CHUNK = 512; // generate() on the CPU: abort is checked between chunks of a long prompt
+
+/**
+ * Prompt tokens one forward pass takes when nothing else is running: generate()'s prefill chunk, and
+ * createEngine's maxPrefillTokens when its options leave it out (at least `minimum`, the engine's
+ * maxBatchTokens). On CUDA and HIP max(4096, minimum): a 2,000-token prompt in one pass runs the GEMMs
+ * at ~1.6x the rate of 512-token passes (bench/RESULTS.md, maxPrefillTokens). On the CPU 512 for
+ * generate() and `minimum` for the engine: larger passes measured no faster there, and abort is only
+ * checked between them.
+ */
+export function maxPrefillTokensDefault(device: string, minimum = CPU_PREFILL_CHUNK): number {
+  return /^(cuda|hip)(:\d+)?$/.test(device) ? Math.max(DEFAULT_MAX_PREFILL_TOKENS, minimum) : minimum;
+}
 // Decode steps a native call on a GPU (Session.stepSampleMany: queued back to back on the device, only
 // the ids come back). The tokens of a chunk are emitted when it returns, one event-loop turn apart; an
 // abort seen in between keeps the tokens emitted so far (the session is cut back to match). On the CPU
@@ -482,7 +496,8 @@ export function startGeneration(
       if (maxTokens > 0) keep = Math.min(keep, prompt.length - 1);
       cachedPromptTokens = keep;
       if (session.length !== keep) await session.truncate(keep);
-      for (let at = keep; at < prompt.length && !signal.aborted; at += PREFILL_CHUNK) await session.append(prompt.slice(at, at + PREFILL_CHUNK));
+      const prefillChunk = maxPrefillTokensDefault(model.device);
+      for (let at = keep; at < prompt.length && !signal.aborted; at += prefillChunk) await session.append(prompt.slice(at, at + prefillChunk));
       t1 = now();
 
       // The first id is drawn from the prompt's logits; after that each step appends the previous id

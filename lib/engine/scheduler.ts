@@ -23,6 +23,8 @@ import {
   prepareGeneration,
   resolveGenerationOptions,
   longPromptTexts,
+  maxPrefillTokensDefault,
+  DEFAULT_MAX_PREFILL_TOKENS,
   afterEncoding,
   type FinishReason,
   type GenerateInput,
@@ -171,19 +173,9 @@ class Sequence {
   }
 }
 
-/** The GPU default of createEngine's maxPrefillTokens (when maxBatchTokens is not above it). */
-export const DEFAULT_MAX_PREFILL_TOKENS = 4096;
-
-/**
- * createEngine's maxPrefillTokens when the options leave it out: on CUDA and HIP devices
- * max(DEFAULT_MAX_PREFILL_TOKENS, maxBatchTokens), where a step of 2,000 prompt tokens runs the GEMMs
- * at ~1.6x the rate of 512-token steps (bench/RESULTS.md); on the CPU maxBatchTokens (off: no gain
- * measured there).
- */
-export function maxPrefillTokensDefault(device: string, maxBatchTokens: number): number {
-  const gpu = device === 'cuda' || device.startsWith('cuda:') || device === 'hip' || device.startsWith('hip:');
-  return gpu ? Math.max(DEFAULT_MAX_PREFILL_TOKENS, maxBatchTokens) : maxBatchTokens;
-}
+// createEngine's maxPrefillTokens when its options leave it out: maxPrefillTokensDefault(device,
+// maxBatchTokens), the rule generate() uses for its prefill passes (one definition, in generate.ts).
+export { DEFAULT_MAX_PREFILL_TOKENS, maxPrefillTokensDefault };
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
   const v = value ?? fallback;

@@ -187,6 +187,9 @@ describe('engine maxPrefillTokens (tiny-a, CPU)', () => {
     expect(['cuda', 'cuda:1', 'hip', 'hip:0'].map((d) => maxPrefillTokensDefault(d, 512))).toEqual([4096, 4096, 4096, 4096]);
     expect(maxPrefillTokensDefault('cuda', 8192)).toBe(8192);
     expect(maxPrefillTokensDefault('cpu', 512)).toBe(512);
+    expect(maxPrefillTokensDefault('cpu', 64)).toBe(64);
+    // generate()'s prefill passes (no minimum): 4096 on a GPU, 512 on the CPU
+    expect([maxPrefillTokensDefault('cuda'), maxPrefillTokensDefault('cpu')]).toEqual([4096, 512]);
     for (const bad of [0, -1, 1.5, Number.NaN, Infinity])
       expect(() => m.createEngine({ backend: 'session', maxPrefillTokens: bad })).toThrow(`createEngine: maxPrefillTokens must be an integer >= 1, got ${bad}`);
     expect(() => m.createEngine({ backend: 'session', maxPrefillTokens: '2048' as unknown as number })).toThrow('createEngine: maxPrefillTokens must be an integer >= 1, got string "2048"');
