@@ -4,6 +4,8 @@
 // parallel_for per projection, so a decode step costs two dispatches however many experts it uses.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <new>
 #include <numeric>
 #include <vector>
 
@@ -79,13 +81,35 @@ struct Group {
 
 // Activations as the MXFP4 kernels read them: f32 in the set's mxfp4_pos order, or (q8) int8 blocks
 // in its mxfp4_q8_pos order with one f32 scale a block.
+// A std::vector whose data starts on a 64-byte boundary: the kernels read activations with 32-byte
+// loads, and a buffer at 16 or 48 mod 64 (where malloc may put a std::vector's) splits every other one
+// across two cache lines (the AVX2 MXFP4 matvec measured up to 10% slower so, bench/RESULTS.md).
+template <class T>
+struct Align64 {
+  using value_type = T;
+  Align64() = default;
+  template <class U>
+  Align64(const Align64<U>&) {}
+  T* allocate(size_t n) {
+    void* p = std::aligned_alloc(64, (n * sizeof(T) + 63) / 64 * 64);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t) { std::free(p); }
+  template <class U>
+  bool operator==(const Align64<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const Align64<U>&) const { return false; }
+};
+using AlignedFloats = std::vector<float, Align64<float>>;
+
 struct Activations {
   bool q8;
   int64_t cols;
-  std::vector<float>& f;  // f32: [rows, cols] (the caller's buffer, resized here when f32)
-  std::vector<int8_t> q;  // q8: [rows, cols]
+  AlignedFloats& f;  // f32: [rows, cols] (the caller's buffer, resized here when f32)
+  std::vector<int8_t, Align64<int8_t>> q;  // q8: [rows, cols]
   std::vector<float> d;   // q8: [rows, cols / 32]
-  Activations(bool q8_, int64_t rows, int64_t cols_, std::vector<float>& fbuf) : q8(q8_), cols(cols_), f(fbuf) {
+  Activations(bool q8_, int64_t rows, int64_t cols_, AlignedFloats& fbuf) : q8(q8_), cols(cols_), f(fbuf) {
     if (q8) {
       q.resize(size_t(rows * cols));
       d.resize(size_t(rows * cols / kMxfp4BlockSize));
@@ -142,7 +166,7 @@ void expert_rows_bf16(const Tensor& w, int64_t expert, int64_t cols, const float
 // fresh std::vectors were zero-filled (and page-faulted) on one thread every call (5% of a prefill).
 // Kept only while they total at most kMoeScratchKeepBytes; larger ones are released after the call.
 struct MoeScratch {
-  std::vector<float> xp, xg, gu, actp, y;
+  AlignedFloats xp, xg, gu, actp, y;
   size_t bytes() const {
     return 4 * (xp.capacity() + xg.capacity() + gu.capacity() + actp.capacity() + y.capacity());
   }
@@ -218,7 +242,7 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
   if (q8) {
     sc.xp.resize(size_t(n * h));
     permute_for_mxfp4(x.ptr<float>(), n, h, pos, sc.xp.data());
-    std::vector<float> none;
+    AlignedFloats none;
     Activations xt(true, n, h, none);
     quantize_q8(sc.xp.data(), n, h, xt.q.data(), xt.d.data());
     for (const Group& g : groups)
@@ -239,8 +263,8 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
 
   // The swiglu output in the kernels' f32 order; quantized into `act` before down for q8. Every
   // element of gu, actp and y is written below before it is read.
-  std::vector<float>& gu = sc.gu;
-  std::vector<float>& actp = sc.actp;
+  AlignedFloats& gu = sc.gu;
+  AlignedFloats& actp = sc.actp;
   gu.resize(static_cast<size_t>(rows * inter2));
   actp.resize(static_cast<size_t>(rows * inter));
   {
@@ -306,7 +330,7 @@ void moe(const Tensor& x, const Tensor& expert_idx, const Tensor& expert_weight,
       quantize_q8(actp.data() + r0 * inter, r1 - r0, inter, act.q.data() + r0 * inter, act.d.data() + r0 * ib);
     }, 8);
   }
-  std::vector<float>& y = sc.y;
+  AlignedFloats& y = sc.y;
   y.resize(static_cast<size_t>(rows * h));
   ScratchRelease release{sc};
   ProfileScope ps("moe.down+sum");
