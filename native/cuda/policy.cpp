@@ -320,7 +320,7 @@ MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int
                               bool decode_layout) {
   using Want = GpuKnobs::MoeBatch;
   if (k.moe_batch == Want::Stream && !decode_layout && E > 0 && H % 32 == 0 && I % 32 == 0 &&
-      moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0)
+      int64_t(n) * experts_per_token <= int64_t(kMoeStreamMaxPerExpert) * E && moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0)
     return MoeBatchPath::Stream;
   if (decode_layout || E <= 0 || !group_fits(caps, k, H, I, 4) || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;

@@ -155,9 +155,10 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // kernels fit, the experts are in the checkpoint's layout and the pairs average at most
 // kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
 // batched steps). The knob forces one where it can run.
-// Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once a pass of up to 16
-// of its rows through a deep cp.async ring; issue 11), only on request (GPTOSS_CUDA_MOE_BATCH=stream;
-// compiled, not yet run on a GPU) and where it runs (moe_stream_stages > 0, the checkpoint layout, NVIDIA).
+// Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once for each 16 of its
+// rows through a deep cp.async ring; issue 11), only on request (GPTOSS_CUDA_MOE_BATCH=stream; compiled, not
+// yet run on a GPU), where it runs (moe_stream_stages > 0, the checkpoint layout, NVIDIA) and for decode
+// batches: at most kMoeStreamMaxPerExpert (32) routed rows an expert on average (a prefill keeps the tile).
 enum class MoeBatchPath { GroupedMma, Gemm, Stream };
 // Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamDeepStages
 // where two CTAs of that size fit an SM's shared memory (sm_90: 2 x 104 KB), else kMoeStreamShallowStages

@@ -290,6 +290,9 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, force_stream, 5, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, force_stream, 128, 4, 128, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, force_stream, 256, 4, 32, H, H, false) == MoeBatchPath::Stream);   // 32 an expert
+  CHECK(choose_moe_batch(hopper, force_stream, 257, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // past: the tile
+  CHECK(choose_moe_batch(hopper, force_stream, 8192, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // a prefill
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);   // decode layout
   CHECK(choose_moe_batch(mi300, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);   // AMD
   CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);             // not the default
