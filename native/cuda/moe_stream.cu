@@ -221,7 +221,11 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
   if (p.K <= 0 || p.K % 32 != 0 || (swiglu && p.N % 2 != 0))
     throw range_error("moe stream: K must be a positive multiple of 32 (got " + std::to_string(p.K) +
                       ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
-  const int stages = moe_stream_stages(current_caps(), p.K / 32);
+  int stages = moe_stream_stages(current_caps(), p.K / 32);
+  // GPTOSS_CUDA_MOE_STREAM_STAGES=3 (A/B, read at each call; the kernel bench's "stream s3" rows): the shallow
+  // ring where the policy picked the deep one.
+  if (stages == kMoeStreamDeepStages && env_int("GPTOSS_CUDA_MOE_STREAM_STAGES", 0, 3, 5) == kMoeStreamShallowStages)
+    stages = kMoeStreamShallowStages;
   if (stages == kMoeStreamDeepStages) return swiglu ? launch_stages<true, kMoeStreamDeepStages>(p, stream)
                                                     : launch_stages<false, kMoeStreamDeepStages>(p, stream);
   if (stages == kMoeStreamShallowStages) return swiglu ? launch_stages<true, kMoeStreamShallowStages>(p, stream)
