@@ -10,8 +10,8 @@
 //   gptoss_gpu_check --gemv [--quick] [--seed N]   (only the decode GEMVs under each GPTOSS_CUDA_GEMV /
 //     GPTOSS_CUDA_GEMV_CTAS variant: scripts/gpu-gemv-ab.sh; out of the default run until they pass)
 //   gptoss_gpu_check --moe-stream [--quick] [--seed N]   (only the streaming batch MoE, GPTOSS_CUDA_MOE_BATCH=stream:
-//     moe_stream.cu on routes of 1..40 rows an expert, empty experts, E 32 and 128: scripts/gpu-moe-batch-ab.sh;
-//     the default run's grouped MoE cases take the stream path too, beside gemm and mma)
+//     moe_stream.cu on routes of 1..40 rows an expert, empty experts, E 32 and 128, and the stream rows of the
+//     grouped / decode MoE cases: scripts/gpu-moe-batch-ab.sh; out of the default run until they pass)
 // One source, two programs: gptoss_gpu_check (native/cuda/cuda.cmake) links the CUDA backend;
 // gptoss_gpu_check_hip (native/hip/hip.cmake, GPTOSS_GPU_CHECK_HIP) asks for hip:0, which loads the
 // ROCm runtime and the HIP plugin (gpt_oss_hip.so beside the executable) exactly as the addon does,
@@ -748,6 +748,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
     for (const char* path : {"gemm", "mma", "stream"}) {
       const bool mma = !std::strcmp(path, "mma"), stream = !std::strcmp(path, "stream");
       if ((mma || stream) && (relaid || kHip)) continue;
+      if (stream && !only_moe_stream) continue;  // not yet run on a GPU: --moe-stream only, out of the default run
       setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
       Tensor got = poisoned(DType::F32, {n, m.H});
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
@@ -770,8 +771,9 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
   const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   const std::string keep = saved ? saved : "";
-  const std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
-                                                : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt", "stream"};
+  std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
+                                          : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt"};
+  if (!kHip && only_moe_stream) variants.push_back("stream");  // --moe-stream only until it has run on a GPU
   for (const char* variant : variants) {
     setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
     Tensor got = poisoned(DType::F32, {n, m.H});
