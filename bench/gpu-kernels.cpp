@@ -164,7 +164,8 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
 // The MoE of a batched decode step (issue 11; scripts/gpu-moe-batch-ab.sh): the whole op (count, scan,
 // scatter, split, gate_up, down, un-permute) for 8 / 64 / 128 streams' routings (top-4 of 32 experts, one 20b
 // layer's experts: 423 MB, far past L2), under each GPTOSS_CUDA_MOE_BATCH path (gemm: the GEMM tile, the
-// default from 64 streams; mma: the grouped decode kernels, the default at 8; stream: moe_stream.cu), twice
+// default from 64 streams; mma: the grouped decode kernels, the default at 8; stream: moe_stream.cu), and at
+// 1 and 4 tokens (the decode path) the decode kernels against GPTOSS_CUDA_MOE_DECODE=stream, twice
 // in alternation, eager and as a CUDA graph (the batched step's situation). GB/s counts the packed bytes of
 // the experts the routing touches (weights + scales), each once, against the copy ceiling (read + write)
 // measured in the same run. Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch".
@@ -176,13 +177,16 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
   w.down_bias = gpu->upload(rand_bf16(r, {E, H}));
   const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
   SwigluParams sw;
-  const std::vector<int> ns = quick ? std::vector<int>{8, 64} : std::vector<int>{8, 64, 128};
+  // 1 and 4 tokens (n k <= 16: the decode path): the decode kernels (default) against GPTOSS_CUDA_MOE_DECODE=stream
+  const std::vector<int> ns = quick ? std::vector<int>{1, 8, 64} : std::vector<int>{1, 4, 8, 64, 128};
   for (int round = 0; round < 2; ++round)
     for (int n : ns) {
+      const bool dec = n * K <= 16;
+      const int nsets = dec ? 8 : 2;  // rotated: a call's experts not left in L2 by the call before
       // two routings (rotated), k distinct experts a token, weights 1/k; `touched`: experts of either with a row
       std::vector<std::pair<Tensor, Tensor>> sets;
-      std::vector<bool> seen[2] = {std::vector<bool>(E, false), std::vector<bool>(E, false)};
-      for (int st = 0; st < 2; ++st) {
+      std::vector<std::vector<bool>> seen(nsets, std::vector<bool>(E, false));
+      for (int st = 0; st < nsets; ++st) {
         std::vector<int32_t> idx(size_t(n) * K);
         for (int t = 0; t < n; ++t)
           for (int j = 0; j < K; ++j) {
@@ -200,21 +204,30 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
         for (int64_t i = 0; i < ht.numel(); ++i) ht.ptr<float>()[i] = 1.f / float(K);
         sets.push_back({gpu->upload(i32_tensor(idx, {n, K})), gpu->upload(ht)});
       }
-      int touched = 0;  // the mean over the two sets (a call reads one set's experts)
-      for (int st = 0; st < 2; ++st)
+      int touched = 0;  // the mean over the sets (a call reads one set's experts)
+      for (int st = 0; st < nsets; ++st)
         for (bool b : seen[st]) touched += b;
-      touched /= 2;
+      touched = (touched + nsets / 2) / nsets;
       Tensor x = gpu->upload(rand_f32(r, {n, H})), y = gpu->empty(DType::F32, {n, H});
       const std::string shape = "n" + std::to_string(n) + " k" + std::to_string(K) + " E" + std::to_string(E) + " (" +
                                 std::to_string(touched) + " touched)";
-      for (const char* path : {"gemm", "mma", "stream"}) {
-        setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
-        const std::string tag = std::string(" ") + path + " r" + std::to_string(round + 1);
-        double ms = time_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, y); }, 20, 3);
+      // "stream-s3": the stream kernels with the 3-stage ring forced (GPTOSS_CUDA_MOE_STREAM_STAGES=3): the ring
+      // depth's share of the gain
+      const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream"}
+                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-s3"};
+      for (const char* path : paths) {
+        const bool s3 = !std::strcmp(path, "stream-s3");
+        if (s3) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "3", 1);
+        else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s3 ? "stream" : path, 1);
+        const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
+        double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, w, sw, y); }, 20, 3);
         add("moe batch eager" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int i) { auto& s = sets[i % 2]; gpu->moe(x, s.first, s.second, w, sw, y); }, 8, 20);
+        ms = time_graph_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, w, sw, y); }, 8, 20);
         add("moe batch graph" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       }
+      unsetenv("GPTOSS_CUDA_MOE_DECODE");
+      unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
     }
   unsetenv("GPTOSS_CUDA_MOE_BATCH");
   print_table();

@@ -4,12 +4,14 @@
 # in one device call on the GPU host, each part under its own timeout, < 4 minutes in all:
 #   1. gptoss_gpu_check --moe-stream: the policy must pick the kernel on this device, then routes of 1, 3, 8,
 #      16, 17, 32, 33, 40 rows an expert with empty experts (E 5, 6, 32 and 128; widths 64/96, 544/320 and the
-#      20b's 2880/2880) and a random 64-token route under every batch path, against the CPU backend on fresh
-#      random data: rel L2 <= 1e-4, no NaN, every output written (~60 s);
+#      20b's 2880/2880), a random 64-token route under every batch path and 1 / 4 / 3 tokens under every decode
+#      kernel and GPTOSS_CUDA_MOE_DECODE=stream, against the CPU backend on fresh random data: rel L2 <= 1e-4,
+#      no NaN, every output written (~60 s);
 #   2. gptoss_gpu_bench --moe-batch: the copy ceiling, then the whole MoE op of one 20b layer (count, scan,
 #      scatter, split, gate_up, down, un-permute) for 8 / 64 / 128 streams' routings (top-4 of 32), under gemm,
-#      mma and stream, eager and in a graph, twice in alternation: us a layer and GB/s of the touched experts'
-#      packed bytes against the copy ceiling (~30 s);
+#      mma and stream, and for 1 / 4 tokens (the decode path) the decode kernels against
+#      GPTOSS_CUDA_MOE_DECODE=stream, eager and in a graph, twice in alternation: us a layer and GB/s of the
+#      touched experts' packed bytes against the copy ceiling (~30 s);
 #   3. bench/batch.mjs on synthetic 20b weights (greedy, graphs on, context 128, 16 decode steps), 64 and 128
 #      streams, the default (gemm) and stream alternately, cut to 4 layers and then the full 24 (~2 min).
 # Timeouts: check 100 s, bench 80 s, each 4-layer run 50 s, each 24-layer run 100 s (worst case 8 min).

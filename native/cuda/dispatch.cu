@@ -273,12 +273,15 @@ class CudaBackend final : public Backend {
     if (!decode && (a.H / kGemmBK > kGemmMaxKBlocks || a.I / kGemmBK > kGemmMaxKBlocks))
       throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
                         " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
-    const MoeBatchPath batch = decode ? MoeBatchPath::Gemm : choose_moe_batch(caps_, knobs(), a.n, a.k, a.E, a.H, a.I, a.decode_layout);
+    const GpuKnobs kn = knobs();
+    const MoeBatchPath batch = decode ? (moe_decode_uses_stream(caps_, kn, a.E, a.H, a.I, a.decode_layout) ? MoeBatchPath::Stream
+                                                                                                         : MoeBatchPath::Gemm)
+                                      : choose_moe_batch(caps_, kn, a.n, a.k, a.E, a.H, a.I, a.decode_layout);
     if (batch == MoeBatchPath::GroupedMma) {
       std::shared_ptr<void> ws = pool_->alloc(moe_group_mma_workspace_bytes(a));
       return launch_moe_group_mma(a, ws.get(), stream_);
     }
-    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
+    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode && batch != MoeBatchPath::Stream));
     if (batch == MoeBatchPath::Stream) return launch_moe_stream(a, ws.get(), stream_);  // opt-in, moe_stream.cu
     if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
     const MoeDecodeKind kind = choose_moe_decode(caps_, knobs(), a.n, a.H, a.I, a.decode_layout);

@@ -29,6 +29,7 @@
 
 #include "gemm_tile.cuh"  // split_bf16
 #include "mma.cuh"
+#include "moe_stream_layout.h"
 
 namespace gptoss::cuda {
 
@@ -52,15 +53,7 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
   // kTok rows a tile; past the last tile the CTA has nothing to do), which 128 weight rows (grid.x).
   const int tile = blockIdx.y;
   if (tile >= p.tile_start[p.E]) return;
-  int e = 0;
-  {
-    int lo = 0, hi = p.E - 1;  // the last expert with tile_start[e] <= tile (empty experts share their successor's)
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) >> 1;
-      if (p.tile_start[mid] <= tile) lo = mid; else hi = mid - 1;
-    }
-    e = lo;
-  }
+  const int e = mstream::tile_expert(p.tile_start, p.E, tile);
   const int c0 = p.group_start[e] + (tile - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
   const int n0 = blockIdx.x * kRows;
   if (c0 >= s1 || n0 >= p.N) return;
@@ -94,20 +87,19 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
         const int b0 = kt * kKc;
 #pragma unroll
         for (int c = tid; c < kKc * kRows; c += kThreads) {
-          const int row = c / kKc, b = c % kKc;
+          const int row = mstream::weight_chunk_row(c), b = mstream::weight_chunk_block(c);
           const bool ok = row < rows_here && b0 + b < nch;
-          cp_async16_zfill(st + (b * kRows + row) * 16, ok ? wbase + (int64_t(n0 + row) * nch + b0 + b) * 16 : wbase, ok);
+          cp_async16_zfill(st + mstream::weight_offset(row, b), ok ? wbase + (int64_t(n0 + row) * nch + b0 + b) * 16 : wbase, ok);
         }
-        uint8_t* at = st + kWStage;
-        constexpr int kChunks = kKc * 4;  // 16-byte chunks of one (token, half) row of a stage
-        const int total = 8 * ntiles * kChunks;
+        constexpr int kChunks = mstream::kActChunks;
+        const int total = 8 * ntiles * kChunks;  // rows act_row(tok, half) for the tokens of ntiles n-tiles
         for (int c = tid; c < total; c += kThreads) {
           const int r = c / kChunks, ch = c % kChunks, tok = r >> 1;
           const int src = tok_row[tok];
           const int k = b0 * 32 + ch * 8;
           const bool ok = src >= 0 && k < p.K;
           const uint16_t* a = (r & 1) ? p.a_lo : p.a_hi;
-          cp_async16_zfill(at + r * kActRow + ch * 16, ok ? a + int64_t(src) * p.K + k : a, ok);
+          cp_async16_zfill(st + mstream::act_offset(r, ch), ok ? a + int64_t(src) * p.K + k : a, ok);
         }
       }
       cp_async_commit();
@@ -127,13 +119,12 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
       __syncthreads();  // stage kt landed for every thread; stage kt - 1's slot is free
       issue(kt + S - 1);
       const uint8_t* st = smem + (kt % S) * kStage;
-      const uint8_t* at = st + kWStage;
       const int nb = min(kKc, nch - kt * kKc);
 #pragma unroll
       for (int bp = 0; bp < kKc; bp += 2) {
         if (bp >= nb) break;
         uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
-        ldsm_x4(r, st + ((bp + (lane >> 4)) * kRows + warp * 16 + (lane & 15)) * 16);
+        ldsm_x4(r, st + mstream::ldsm_offset(warp, bp, lane));
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           const int b = bp + h;
@@ -150,16 +141,19 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
             oa[i] = bf16x2_mul(oa[i], sca);
             ob[i] = bf16x2_mul(ob[i], scb);
           }
-          const uint32_t a0[4] = {oa[0], ob[0], oa[1], ob[1]};  // k16 step 0: values 8t + 0..3
-          const uint32_t a1[4] = {oa[2], ob[2], oa[3], ob[3]};  // k16 step 1: values 8t + 4..7
+          uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
+#pragma unroll
+          for (int ks = 0; ks < 2; ++ks)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
 #pragma unroll
           for (int j = 0; j < kTok / 4; ++j) {
             if (j < ntiles) {
               // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
-              const uint4 bv = *reinterpret_cast<const uint4*>(at + (8 * j + g) * kActRow + b * 64 + t * 16);
+              const uint4 bv = *reinterpret_cast<const uint4*>(st + mstream::bfrag_offset(j, g, t, b));
               const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
-              mma_bf16_16816(acc[j], a0, b0);
-              mma_bf16_16816(acc[j], a1, b1);
+              mma_bf16_16816(acc[j], af[0], b0);
+              mma_bf16_16816(acc[j], af[1], b1);
             }
           }
         }
@@ -174,7 +168,7 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
 #pragma unroll
     for (int j = 0; j < kTok / 4; ++j) {
       if (j >= ntiles) break;  // warp-uniform
-      const int tok = 4 * j + t;
+      const int tok = mstream::c_token(j, t);
       const int slot = c0 + tok;
       float va = acc[j][0] + acc[j][1] + bias_a, vb = acc[j][2] + acc[j][3] + bias_b;
       if (kSwiglu) {
@@ -227,7 +221,11 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
   if (p.K <= 0 || p.K % 32 != 0 || (swiglu && p.N % 2 != 0))
     throw range_error("moe stream: K must be a positive multiple of 32 (got " + std::to_string(p.K) +
                       ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
-  const int stages = moe_stream_stages(current_caps(), p.K / 32);
+  int stages = moe_stream_stages(current_caps(), p.K / 32);
+  // GPTOSS_CUDA_MOE_STREAM_STAGES=3 (A/B, read at each call; the kernel bench's "stream s3" rows): the shallow
+  // ring where the policy picked the deep one.
+  if (stages == kMoeStreamDeepStages && env_int("GPTOSS_CUDA_MOE_STREAM_STAGES", 0, 3, 5) == kMoeStreamShallowStages)
+    stages = kMoeStreamShallowStages;
   if (stages == kMoeStreamDeepStages) return swiglu ? launch_stages<true, kMoeStreamDeepStages>(p, stream)
                                                     : launch_stages<false, kMoeStreamDeepStages>(p, stream);
   if (stages == kMoeStreamShallowStages) return swiglu ? launch_stages<true, kMoeStreamShallowStages>(p, stream)

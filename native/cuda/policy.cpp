@@ -121,7 +121,8 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_decode = env_choice("GPTOSS_CUDA_MOE_DECODE", K::MoeDecode::Auto,
                             {{"mma", K::MoeDecode::Mma}, {"mma-prmt", K::MoeDecode::MmaPrmt},
                              {"mma-fp8", K::MoeDecode::MmaFp8}, {"simt", K::MoeDecode::Simt},
-                             {"mma-relaid", K::MoeDecode::MmaRelaid}, {"mfma", K::MoeDecode::Mfma}});
+                             {"mma-relaid", K::MoeDecode::MmaRelaid}, {"mfma", K::MoeDecode::Mfma},
+                             {"stream", K::MoeDecode::Stream}});
   k.moe_bf16 = env_choice("GPTOSS_CUDA_MOE_BF16", K::MoeBf16::Auto,
                           {{"gemv", K::MoeBf16::Gemv}, {"grouped", K::MoeBf16::Grouped}});
   k.moe_batch = env_choice("GPTOSS_CUDA_MOE_BATCH", K::MoeBatch::Auto,
@@ -310,11 +311,16 @@ int moe_stream_stages(const GpuCaps& caps, int nch) {
   return moe_stream_smem_bytes(kMoeStreamShallowStages, nch) <= caps.smem_optin ? kMoeStreamShallowStages : 0;
 }
 
+bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {
+  return k.moe_decode == GpuKnobs::MoeDecode::Stream && !decode_layout && E > 0 && H > 0 && I > 0 && H % 32 == 0 &&
+         I % 32 == 0 && moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0;
+}
+
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout) {
   using Want = GpuKnobs::MoeBatch;
   if (k.moe_batch == Want::Stream && !decode_layout && E > 0 && H % 32 == 0 && I % 32 == 0 &&
-      moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0)
+      int64_t(n) * experts_per_token <= int64_t(kMoeStreamMaxPerExpert) * E && moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0)
     return MoeBatchPath::Stream;
   if (decode_layout || E <= 0 || !group_fits(caps, k, H, I, 4) || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;

@@ -16,8 +16,8 @@ bool env_flag(const char* name, bool fallback);
 
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {
-  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma };
-  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt|mma-relaid|mfma
+  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, Stream };
+  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt|mma-relaid|mfma|stream
   int moe_slice = kMoeSliceMax;            // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
@@ -155,14 +155,19 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // kernels fit, the experts are in the checkpoint's layout and the pairs average at most
 // kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
 // batched steps). The knob forces one where it can run.
-// Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once a pass of up to 16
-// of its rows through a deep cp.async ring; issue 11), only on request (GPTOSS_CUDA_MOE_BATCH=stream;
-// compiled, not yet run on a GPU) and where it runs (moe_stream_stages > 0, the checkpoint layout, NVIDIA).
+// Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once for each 16 of its
+// rows through a deep cp.async ring; issue 11), only on request (GPTOSS_CUDA_MOE_BATCH=stream; compiled, not
+// yet run on a GPU), where it runs (moe_stream_stages > 0, the checkpoint layout, NVIDIA) and for decode
+// batches: at most kMoeStreamMaxPerExpert (32) routed rows an expert on average (a prefill keeps the tile).
 enum class MoeBatchPath { GroupedMma, Gemm, Stream };
 // Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamDeepStages
 // where two CTAs of that size fit an SM's shared memory (sm_90: 2 x 104 KB), else kMoeStreamShallowStages
 // where one fits, else 0 (does not run: no bf16 mma.sync, AMD, or too little shared memory).
 int moe_stream_stages(const GpuCaps& caps, int nch);
+// A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
+// request (GPTOSS_CUDA_MOE_DECODE=stream; compiled, not yet run on a GPU), where they run, MXFP4 experts in the
+// checkpoint's layout. The decode kernels otherwise (choose_moe_decode).
+bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout);
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout);
 // Pairs a GroupedMma group: 4; the knob (GPTOSS_CUDA_MOE_GROUP=8) asks for 8 (two B column sets share

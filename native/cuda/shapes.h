@@ -111,6 +111,10 @@ GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch) {
   return stages * moe_stream_stage_bytes() + (kMoeStreamRows * nch + 15) / 16 * 16;
 }
 constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;  // the two ring depths compiled
+// Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (a decode batch: 256
+// streams of the 20b); a prefill's thousands of rows an expert stay on the GEMM tile (16 rows a CTA would read
+// an expert's weights once for every 16 of its rows).
+constexpr int kMoeStreamMaxPerExpert = 32;
 
 // ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
 constexpr int kMoeMfmaWaves = 4;  // wavefronts a CTA (256 threads), splitting K; a CTA owns kMoeTileRows rows

@@ -612,20 +612,23 @@ Routes draw_routes(Rng& r, int n, int k, int E) {
 
 void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid = false);
 
-// Whether GPTOSS_CUDA_MOE_BATCH=stream runs moe_stream.cu's kernels for these widths on this device (else the
-// chooser falls back to the GEMM tile, and a "stream" row proves nothing about them): the note says which.
-std::string moe_stream_note(int H, int I) {
+// Whether GPTOSS_CUDA_MOE_BATCH=stream (or GPTOSS_CUDA_MOE_DECODE=stream for a decode-sized call) runs
+// moe_stream.cu's kernels for this call on this device (else the chooser falls back to the GEMM tile or the
+// decode kernels, and a "stream" row proves nothing about them): the note says which.
+std::string moe_stream_note(int n, int k, int E, int H, int I) {
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   namespace gc = gptoss::cuda;
-  gc::GpuKnobs k = gc::knobs();
-  k.moe_batch = gc::GpuKnobs::MoeBatch::Stream;
+  gc::GpuKnobs kn = gc::knobs();
+  kn.moe_batch = gc::GpuKnobs::MoeBatch::Stream;
+  kn.moe_decode = gc::GpuKnobs::MoeDecode::Stream;
   const gc::GpuCaps& caps = gc::device_caps(0);
-  if (gc::choose_moe_batch(caps, k, 64, 4, 32, H, I, false) == gc::MoeBatchPath::Stream)
-    return " (moe_stream.cu, " + std::to_string(gc::moe_stream_stages(caps, std::max(H, I) / 32)) + " stages)";
+  const bool runs = gc::moe_uses_decode(n, k) ? gc::moe_decode_uses_stream(caps, kn, E, H, I, false)
+                                              : gc::choose_moe_batch(caps, kn, n, k, E, H, I, false) == gc::MoeBatchPath::Stream;
+  if (runs) return " (moe_stream.cu, " + std::to_string(gc::moe_stream_stages(caps, std::max(H, I) / 32)) + " stages)";
 #else
-  (void)H, (void)I;
+  (void)n, (void)k, (void)E, (void)H, (void)I;
 #endif
-  return " (NOT run: the GEMM tile fell in)";
+  return " (NOT run: another path fell in)";
 }
 
 // Routes with given rows an expert: counts[e] (<= n each, sum n k): the experts listed counts[e] times in
@@ -677,7 +680,7 @@ void check_moe_counts(Rng& r, const MoeSet& m, const std::vector<int>& counts, i
   else unsetenv("GPTOSS_CUDA_MOE_BATCH");
   const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
                             std::to_string(m.H) + " I" + std::to_string(m.I);
-  report("moe", shape, compare(to_host(got), want), 1e-4, "batch: stream, " + what + moe_stream_note(m.H, m.I));
+  report("moe", shape, compare(to_host(got), want), 1e-4, "batch: stream, " + what + moe_stream_note(n, k, m.E, m.H, m.I));
 }
 // counts[e] = pattern[e % pattern.size()]
 std::vector<int> cycle_counts(int E, const std::vector<int>& pattern) {
@@ -715,6 +718,9 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {32}), 4, "rows 32 an expert");
   check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5");
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
+  check_moe(r, real, 1, 4, 1e-4);   // the decode path: every decode kernel and GPTOSS_CUDA_MOE_DECODE=stream
+  check_moe(r, real, 4, 4, 1e-4);
+  check_moe(r, small, 3, 2, 1e-4);
   if (!quick) {
     // 120b's 128 experts at its widths (top-4): some empty, 1..32 an expert
     MoeSet big = make_moe(r, 128, 2880, 2880);
@@ -747,7 +753,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
       report("moe", shape, compare(to_host(got), want), mma || stream ? std::max(tol, 1e-4) : tol,
              mma ? std::string("batch: grouped decode mma")
-                 : stream ? std::string("batch: stream") + moe_stream_note(m.H, m.I)
+                 : stream ? std::string("batch: stream") + moe_stream_note(n, k, m.E, m.H, m.I)
                           : std::string("grouped ") + gemm_tc() + (relaid ? ", decode layout" : ""));
     }
     if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
@@ -764,14 +770,14 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
   const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
   const std::string keep = saved ? saved : "";
-  const std::vector<const char*> variants =
-      kHip ? std::vector<const char*>{"mfma", "simt"} : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt"};
+  const std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
+                                                : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt", "stream"};
   for (const char* variant : variants) {
     setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
     report("moe", shape, compare(to_host(got), want), std::strcmp(variant, "simt") ? std::max(tol, 1e-4) : tol,
-           std::string("decode ") + variant);
+           std::string("decode ") + variant + (std::strcmp(variant, "stream") ? "" : moe_stream_note(n, k, m.E, m.H, m.I)));
   }
   if (saved) setenv("GPTOSS_CUDA_MOE_DECODE", keep.c_str(), 1);
   else unsetenv("GPTOSS_CUDA_MOE_DECODE");

@@ -290,6 +290,9 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, force_stream, 5, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, force_stream, 128, 4, 128, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, force_stream, 256, 4, 32, H, H, false) == MoeBatchPath::Stream);   // 32 an expert
+  CHECK(choose_moe_batch(hopper, force_stream, 257, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // past: the tile
+  CHECK(choose_moe_batch(hopper, force_stream, 8192, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // a prefill
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);   // decode layout
   CHECK(choose_moe_batch(mi300, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);   // AMD
   CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);             // not the default
@@ -298,6 +301,14 @@ void test_moe_bf16() {
   CHECK(moe_stream_stages(mi300, H / 32) == 0);
   CHECK(moe_stream_stages(h200(0, 0), H / 32) == 0);  // no mma.sync image
   CHECK(moe_stream_smem_bytes(kMoeStreamDeepStages, H / 32) == 5 * 18432 + 11520);
+  // ... and the decode-sized calls on request (GPTOSS_CUDA_MOE_DECODE=stream)
+  GpuKnobs dec_stream = k;
+  dec_stream.moe_decode = GpuKnobs::MoeDecode::Stream;
+  CHECK(moe_decode_uses_stream(hopper, dec_stream, 32, H, H, false));
+  CHECK(!moe_decode_uses_stream(hopper, k, 32, H, H, false));           // not the default
+  CHECK(!moe_decode_uses_stream(hopper, dec_stream, 32, H, H, true));   // decode layout
+  CHECK(!moe_decode_uses_stream(mi300, dec_stream, 32, H, H, false));
+  CHECK(choose_moe_decode(hopper, dec_stream, 1, H, H) == MoeDecodeKind::Mma);  // what runs where stream cannot
   // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
   // (the MXFP4 tile takes 64 there).
   CHECK(gemm_tile_rows(hopper, 256, false, 8192) == 128);

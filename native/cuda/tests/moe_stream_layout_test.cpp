@@ -1,0 +1,232 @@
+// Host test of the streaming MoE kernel's layout and fragment maps (native/cuda/moe_stream_layout.h, the
+// functions moe_stream.cu computes its addresses with; issue 11). No GPU: whole CTAs are run through those
+// functions with ldmatrix.x4 and mma.sync m16n8k16 emulated from the PTX ISA's fragment tables (written out
+// here, independently of the header), and every output compared with a dense reference: the expert, token
+// and row of each result, the k order shared by the A and B fragments, the stage copies, partial stages,
+// partial row blocks and the (expert, 16 rows) tiles. Then the shared-memory bank pattern of the ldmatrix
+// and B-fragment loads (conflict-free), and the tile -> expert search. test/moe-stream-layout.test.ts runs it.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/tests/check.h"
+#include "cuda/moe_stream_layout.h"
+
+namespace ms = gptoss::cuda::mstream;
+using gptoss::test::check;
+
+namespace {
+
+double e2m1(int code) {
+  static const double mag[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  return (code & 8 ? -1 : 1) * mag[code & 7];
+}
+double bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+uint16_t to_bf16(float f) {  // exact for the small dyadic values used here
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t(u >> 16);
+}
+
+// One streaming GEMM (the kernel's Store epilogue) on random data; returns the largest relative error.
+void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>& counts, const std::string& what) {
+  const int nch = K / 32;
+  std::uniform_int_distribution<int> byte(0, 255), sc(118, 122), small(-8, 8);
+  std::vector<uint8_t> blocks(size_t(E) * N * nch * 16), scales(size_t(E) * N * nch);
+  for (auto& b : blocks) b = uint8_t(byte(rng));
+  for (auto& s : scales) s = uint8_t(sc(rng));
+  std::vector<double> bias(size_t(E) * N);
+  for (auto& b : bias) b = small(rng) / 4.0;
+  int P = 0;
+  for (int c : counts) P += c;
+  const int T = P + 3;  // rows of A (tokens), gathered through perm
+  std::vector<uint16_t> hi(size_t(T) * K), lo(size_t(T) * K);
+  for (size_t i = 0; i < hi.size(); ++i) hi[i] = to_bf16(small(rng) / 8.f), lo[i] = to_bf16(small(rng) / 1024.f);
+  std::vector<int> group_start(E + 1, 0), tile_start(E + 1, 0), perm(P);
+  for (int e = 0; e < E; ++e) {
+    group_start[e + 1] = group_start[e] + counts[e];
+    tile_start[e + 1] = tile_start[e] + (counts[e] + ms::kTok - 1) / ms::kTok;
+  }
+  std::uniform_int_distribution<int> tok(0, T - 1);
+  for (int& s : perm) s = tok(rng);
+  auto weight = [&](int e, int n, int k) {
+    const uint8_t byte_ = blocks[((size_t(e) * N + n) * nch + k / 32) * 16 + (k % 32) / 2];
+    return e2m1(k % 2 ? byte_ >> 4 : byte_ & 15) * std::ldexp(1.0, int(scales[(size_t(e) * N + n) * nch + k / 32]) - 127);
+  };
+  std::vector<double> ref(size_t(P) * N, 0.0), out(size_t(P) * N, NAN);
+  for (int e = 0; e < E; ++e)
+    for (int s = group_start[e]; s < group_start[e + 1]; ++s)
+      for (int n = 0; n < N; ++n) {
+        double acc = bias[size_t(e) * N + n];
+        for (int k = 0; k < K; ++k) acc += weight(e, n, k) * (bf16(hi[size_t(perm[s]) * K + k]) + bf16(lo[size_t(perm[s]) * K + k]));
+        ref[size_t(s) * N + n] = acc;
+      }
+
+  const int max_tiles = P / ms::kTok + E, blocks_x = (N + ms::kRows - 1) / ms::kRows, nkt = (nch + ms::kKc - 1) / ms::kKc;
+  std::vector<uint8_t> st(size_t(gptoss::cuda::moe_stream_stage_bytes()));
+  auto word = [&](int off) { uint32_t w; std::memcpy(&w, st.data() + off, 4); return w; };
+  for (int tile = 0; tile < max_tiles; ++tile) {
+    if (tile >= tile_start[E]) continue;
+    const int e = ms::tile_expert(tile_start.data(), E, tile);
+    const int c0 = group_start[e] + (tile - tile_start[e]) * ms::kTok, s1 = group_start[e + 1];
+    for (int bx = 0; bx < blocks_x; ++bx) {
+      const int n0 = bx * ms::kRows;
+      if (c0 >= s1 || n0 >= N) continue;
+      const int rows_here = std::min(ms::kRows, N - n0), ntok = std::min(ms::kTok, s1 - c0), ntiles = (ntok + 3) / 4;
+      int tok_row[ms::kTok];
+      for (int i = 0; i < ms::kTok; ++i) tok_row[i] = i < ntok ? perm[c0 + i] : -1;
+      static double acc[8][32][ms::kTok / 4][4];
+      std::memset(acc, 0, sizeof acc);
+      for (int kt = 0; kt < nkt; ++kt) {
+        std::fill(st.begin(), st.end(), uint8_t(0xA5));  // stale bytes: only zero-filled or copied ones may count
+        const int b0 = kt * ms::kKc;
+        for (int c = 0; c < ms::kKc * ms::kRows; ++c) {  // the weight copies (cp.async zfill)
+          const int row = ms::weight_chunk_row(c), b = ms::weight_chunk_block(c);
+          const bool ok = row < rows_here && b0 + b < nch;
+          for (int i = 0; i < 16; ++i)
+            st[ms::weight_offset(row, b) + i] = ok ? blocks[((size_t(e) * N + n0 + row) * nch + b0 + b) * 16 + i] : 0;
+        }
+        for (int c = 0; c < 8 * ntiles * ms::kActChunks; ++c) {  // the activation copies
+          const int r = c / ms::kActChunks, ch = c % ms::kActChunks, t = r >> 1, k = b0 * 32 + ch * 8;
+          const bool ok = tok_row[t] >= 0 && k < K;
+          const std::vector<uint16_t>& a = (r & 1) ? lo : hi;
+          for (int i = 0; i < 8; ++i) {
+            const uint16_t v = ok ? a[size_t(tok_row[t]) * K + k + i] : 0;
+            std::memcpy(st.data() + ms::act_offset(r, ch) + 2 * i, &v, 2);
+          }
+        }
+        const int nb = std::min(ms::kKc, nch - kt * ms::kKc);
+        for (int warp = 0; warp < 8; ++warp)
+          for (int bp = 0; bp < ms::kKc && bp < nb; bp += 2) {
+            uint32_t R[32][4];  // ldmatrix.x4: lanes 8m..8m+7 address matrix m; lane l gets word l%4 of row l/4
+            for (int l = 0; l < 32; ++l)
+              for (int m = 0; m < 4; ++m) R[l][m] = word(ms::ldsm_offset(warp, bp, 8 * m + l / 4) + 4 * (l % 4));
+            for (int h = 0; h < 2 && bp + h < nb; ++h) {
+              const int b = bp + h, kb = kt * ms::kKc + b;
+              double A[2][16][16] = {};
+              for (int l = 0; l < 32; ++l) {
+                const int g = l / 4, t = l % 4, rl = warp * 16 + g;
+                double v[2][8];  // row g, row g + 8: the word's 8 values, scaled
+                for (int q = 0; q < 2; ++q) {
+                  const double s = std::ldexp(1.0, (rl + 8 * q < rows_here ? int(scales[(size_t(e) * N + n0 + rl + 8 * q) * nch + kb]) : 127) - 127);
+                  for (int i = 0; i < 8; ++i) v[q][i] = e2m1((R[l][2 * h + q] >> (4 * i)) & 15) * s;
+                }
+                for (int ks = 0; ks < 2; ++ks)
+                  for (int i = 0; i < 4; ++i) {  // PTX: a_i at row g + 8 (i & 1), columns 2t + 8 (i >> 1) + 0, 1
+                    const double* src = v[ms::a_row8(i)] + 2 * ms::a_pair(ks, i);
+                    A[ks][g + 8 * (i & 1)][2 * t + 8 * (i >> 1)] = src[0];
+                    A[ks][g + 8 * (i & 1)][2 * t + 8 * (i >> 1) + 1] = src[1];
+                  }
+              }
+              for (int j = 0; j < ntiles; ++j) {
+                double B[2][16][8] = {};
+                for (int l = 0; l < 32; ++l) {
+                  const int g = l / 4, t = l % 4, off = ms::bfrag_offset(j, g, t, b);
+                  for (int ks = 0; ks < 2; ++ks)
+                    for (int r = 0; r < 2; ++r) {  // PTX: b_r at rows 2t + 8r + 0, 1 of column g; word 2ks + r
+                      uint16_t x0, x1;
+                      std::memcpy(&x0, st.data() + off + 4 * (2 * ks + r), 2);
+                      std::memcpy(&x1, st.data() + off + 4 * (2 * ks + r) + 2, 2);
+                      B[ks][2 * t + 8 * r][g] = bf16(x0);
+                      B[ks][2 * t + 8 * r + 1][g] = bf16(x1);
+                    }
+                }
+                for (int l = 0; l < 32; ++l) {
+                  const int g = l / 4, t = l % 4;
+                  for (int c = 0; c < 4; ++c) {  // PTX: c_c at row g + 8 (c >> 1), column 2t + (c & 1)
+                    double d = 0;
+                    for (int ks = 0; ks < 2; ++ks)
+                      for (int k = 0; k < 16; ++k) d += A[ks][g + 8 * (c >> 1)][k] * B[ks][k][2 * t + (c & 1)];
+                    acc[warp][l][j][c] += d;
+                  }
+                }
+              }
+            }
+          }
+      }
+      for (int warp = 0; warp < 8; ++warp)
+        for (int l = 0; l < 32; ++l)
+          for (int j = 0; j < ntiles; ++j) {
+            const int g = l / 4, t = l % 4, token = ms::c_token(j, t);
+            if (token >= ntok) continue;
+            const int slot = c0 + token, na = n0 + warp * 16 + g;
+            if (na < N) out[size_t(slot) * N + na] = acc[warp][l][j][0] + acc[warp][l][j][1] + bias[size_t(e) * N + na];
+            if (na + 8 < N) out[size_t(slot) * N + na + 8] = acc[warp][l][j][2] + acc[warp][l][j][3] + bias[size_t(e) * N + na + 8];
+          }
+    }
+  }
+  double worst = 0, scale = 0;
+  int unwritten = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    scale = std::max(scale, std::fabs(ref[i]));
+    if (std::isnan(out[i])) ++unwritten;
+    else worst = std::max(worst, std::fabs(out[i] - ref[i]));
+  }
+  char detail[160];
+  std::snprintf(detail, sizeof detail, "max error %.3g of %.3g, unwritten %d", worst, scale, unwritten);
+  check(unwritten == 0 && worst <= 1e-9 * std::max(scale, 1.0), "emulated CTAs == dense reference: " + what, detail);
+  std::printf("ok %s: %s\n", what.c_str(), detail);
+}
+
+}  // namespace
+
+int main() {
+  // stage bookkeeping
+  check(ms::kWStage + 2 * ms::kTok * ms::kActRow == gptoss::cuda::moe_stream_stage_bytes(), "stage bytes");
+  {
+    std::vector<int> seen(size_t(ms::kKc) * ms::kRows, 0);
+    for (int c = 0; c < ms::kKc * ms::kRows; ++c) ++seen[size_t(ms::weight_offset(ms::weight_chunk_row(c), ms::weight_chunk_block(c))) / 16];
+    bool once = true;
+    for (int s : seen) once &= s == 1;
+    check(once, "weight chunks fill the stage's weight part once each");
+    bool rows = true;
+    for (int j = 0; j < ms::kTok / 4; ++j)
+      for (int g = 0; g < 8; ++g) rows &= ms::act_row(4 * j + g / 2, g & 1) == 8 * j + g;
+    check(rows, "B column g of n-tile j is act_row(4j + g/2, g % 2) = 8j + g");
+    check(ms::act_offset(2 * ms::kTok - 1, ms::kActChunks - 1) + 16 <= gptoss::cuda::moe_stream_stage_bytes(), "activation rows inside the stage");
+  }
+  // bank conflicts: ldmatrix phases (the 8 row addresses of a matrix) and the B loads' quarter-warp phases
+  // each cover 8 distinct 16-byte bank groups
+  {
+    bool ldsm = true, bload = true;
+    for (int warp = 0; warp < 8; ++warp)
+      for (int bp = 0; bp < ms::kKc; bp += 2)
+        for (int m = 0; m < 4; ++m) {
+          int mask = 0;
+          for (int i = 0; i < 8; ++i) mask |= 1 << ((ms::ldsm_offset(warp, bp, 8 * m + i) / 16) % 8);
+          ldsm &= mask == 0xFF;
+        }
+    for (int j = 0; j < ms::kTok / 4; ++j)
+      for (int b = 0; b < ms::kKc; ++b)
+        for (int q = 0; q < 4; ++q) {
+          int mask = 0;
+          for (int l = 8 * q; l < 8 * q + 8; ++l) mask |= 1 << ((ms::bfrag_offset(j, l / 4, l % 4, b) / 16) % 8);
+          bload &= mask == 0xFF;
+        }
+    check(ldsm, "ldmatrix.x4 phases conflict-free");
+    check(bload, "B fragment loads (16 bytes a lane) conflict-free");
+  }
+  // tile -> expert
+  {
+    const std::vector<int> ts = {0, 0, 2, 2, 2, 3, 5};  // 6 experts: counts 0, 2 tiles, 0, 0, 1 tile, 2 tiles
+    const int want[5] = {1, 1, 4, 5, 5};
+    bool ok = true;
+    for (int tile = 0; tile < 5; ++tile) ok &= ms::tile_expert(ts.data(), 6, tile) == want[tile];
+    check(ok, "tile_expert skips empty experts");
+  }
+  std::mt19937 rng(20261205);
+  run_problem(rng, 3, 192, 320, {5, 0, 19}, "E3 N192 K320 (partial stage, partial row block, two tiles)");
+  run_problem(rng, 2, 64, 64, {1, 16}, "E2 N64 K64 (one block pair)");
+  run_problem(rng, 4, 136, 96, {0, 33, 2, 0}, "E4 N136 K96 (odd block count, three tiles, empty experts)");
+  run_problem(rng, 2, 256, 128, {8, 4}, "E2 N256 K128 (two full row blocks, whole stages)");
+  return gptoss::test::checks_passed("moe stream layout");
+}
