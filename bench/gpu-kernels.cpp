@@ -138,9 +138,11 @@ void print_table() {
 }
 
 // The route of n tokens over `experts`, k distinct each, weights 1/k; `sets` of them (rotated so a
-// decode call does not find its experts in L2).
-std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int sets, int experts) {
+// decode call does not find its experts in L2). `seen`, when given: for each set, which experts it routes to.
+std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int sets, int experts,
+                                                      std::vector<std::vector<bool>>* seen = nullptr) {
   std::vector<std::pair<Tensor, Tensor>> v;
+  if (seen) seen->assign(sets, std::vector<bool>(experts, false));
   for (int s = 0; s < sets; ++s) {
     std::vector<int32_t> idx(size_t(n) * k);
     for (int t = 0; t < n; ++t)
@@ -153,6 +155,7 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
           for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * k + q] == e;
         } while (dup);
         idx[size_t(t) * k + j] = e;
+        if (seen) (*seen)[s][e] = true;
       }
     Tensor ht = host_empty(DType::F32, {n, k});
     for (int64_t i = 0; i < ht.numel(); ++i) ht.ptr<float>()[i] = 1.f / float(k);
@@ -183,27 +186,9 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
     for (int n : ns) {
       const bool dec = n * K <= 16;
       const int nsets = dec ? 8 : 2;  // rotated: a call's experts not left in L2 by the call before
-      // two routings (rotated), k distinct experts a token, weights 1/k; `touched`: experts of either with a row
-      std::vector<std::pair<Tensor, Tensor>> sets;
-      std::vector<std::vector<bool>> seen(nsets, std::vector<bool>(E, false));
-      for (int st = 0; st < nsets; ++st) {
-        std::vector<int32_t> idx(size_t(n) * K);
-        for (int t = 0; t < n; ++t)
-          for (int j = 0; j < K; ++j) {
-            int e;
-            bool dup;
-            do {
-              e = r.below(E);
-              dup = false;
-              for (int q = 0; q < j; ++q) dup |= idx[size_t(t) * K + q] == e;
-            } while (dup);
-            idx[size_t(t) * K + j] = e;
-            seen[st][e] = true;
-          }
-        Tensor ht = host_empty(DType::F32, {n, K});
-        for (int64_t i = 0; i < ht.numel(); ++i) ht.ptr<float>()[i] = 1.f / float(K);
-        sets.push_back({gpu->upload(i32_tensor(idx, {n, K})), gpu->upload(ht)});
-      }
+      // the routings (rotated), k distinct experts a token, weights 1/k; `touched`: experts with a row
+      std::vector<std::vector<bool>> seen;
+      const auto sets = random_routing(r, n, K, nsets, E, &seen);
       int touched = 0;  // the mean over the sets (a call reads one set's experts)
       for (int st = 0; st < nsets; ++st)
         for (bool b : seen[st]) touched += b;
