@@ -160,6 +160,22 @@ function commitId() {
 // maxBatchTokens chunks (maxPrefillTokens = maxBatchTokens: the schedule before maxPrefillTokens), in
 // the same process on the same warm device, when the two differ.
 async function runTtft(model, args) {
+  const vocab = Math.min(model.config.vocabSize, 199998);
+  // Time to the first token of the same four prompts through `start` (engine.generate or generate):
+  // the median of the last three (the first run warms up: graphs, workspaces).
+  const firstTokenTimes = async (start) => {
+    const times = [];
+    for (let k = 0; k < 4; k++) {
+      const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
+      const t0 = performance.now();
+      let first = 0;
+      const stream = start(p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
+      for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
+      await stream.result;
+      if (k > 0) times.push(first - t0);
+    }
+    return { ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  };
   const measure = async (maxPrefillTokens) => {
     const engine = model.createEngine({
       ...engineCommon(args),
@@ -169,36 +185,15 @@ async function runTtft(model, args) {
       maxBatchTokens: args.maxBatchTokens,
       maxContext: args.ttftPrompt + 8,
     });
-    const vocab = Math.min(model.config.vocabSize, 199998);
-    const times = [];
-    for (let k = 0; k < 4; k++) {
-      const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
-      const t0 = performance.now();
-      let first = 0;
-      const stream = engine.generate(p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
-      for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
-      await stream.result;
-      if (k > 0) times.push(first - t0); // the first run warms up (graphs, workspaces)
-    }
+    const ttft = await firstTokenTimes((p, opts) => engine.generate(p, opts));
     await engine.close();
     // maxTokens 1: every step of a request is one of its prefill steps
-    return { maxPrefillTokens: engine.maxPrefillTokens, stepsPerRequest: engine.stats().steps / 4, ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+    return { maxPrefillTokens: engine.maxPrefillTokens, stepsPerRequest: engine.stats().steps / 4, ...ttft };
   };
   const chosen = await measure(args.maxPrefillTokens);
   const chunked = chosen.maxPrefillTokens !== args.maxBatchTokens ? await measure(args.maxBatchTokens) : null;
   // generate() on the same prompts (one Session; its prefill passes take maxPrefillTokensDefault(device) tokens)
-  const vocab = Math.min(model.config.vocabSize, 199998);
-  const times = [];
-  for (let k = 0; k < 4; k++) {
-    const [p] = prompts(1, args.ttftPrompt, vocab, 50 + k);
-    const t0 = performance.now();
-    let first = 0;
-    const stream = generate(model, p, { maxTokens: 1, temperature: 1, seed: k, stopTokens: [] });
-    for await (const e of stream) if (e.type === 'token' && !first) first = performance.now();
-    await stream.result;
-    if (k > 0) times.push(first - t0);
-  }
-  const generateTtft = { ttftMs: round(median(times)), runsMs: times.map((t) => round(t)) };
+  const generateTtft = await firstTokenTimes((p, opts) => generate(model, p, opts));
   return { promptTokens: args.ttftPrompt, maxBatchTokens: args.maxBatchTokens, ...chosen, chunked, generate: generateTtft };
 }
 
