@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The GPU checks and measurements that earlier sessions compiled but could not run (refused device starts),
+# in two device calls of < 10 minutes each on prebuilt binaries, so no device time goes to compiling.
+#   Local side: bash scripts/gpu-export.sh; then build sm_90a here (cmake -G Ninja -B build-gpu
+#   -DGPTOSS_GPU_TESTS=ON -DGPTOSS_CUDA_ARCHS=90a-real ...; ninja gpt_oss_node gptoss_gpu_check gptoss_gpu_bench)
+#   and `xz` the three into .gpu/bin/ (with the commit they were built from in .gpu/bin/COMMIT).
+#   Device side, carry [".gpu"]: cd .gpu/src && PART=1 OUT=$OUT bash scripts/gpu-pending.sh   (then PART=2)
+# PART 1 (~6-8 min): gptoss_gpu_check, full shapes (every op vs the CPU backend, fresh random data), then the
+#   streaming MoE of a decode batch against the GEMM tile (scripts/gpu-moe-batch-ab.sh, 24 layers only).
+# PART 2 (~5-8 min): the large prefill steps' equivalence (scripts/gpu-batch-check.mjs --large: createEngine's
+#   maxPrefillTokens up to 4,096), TTFT of a 2,000-token prompt and the 4,000-token prompt's delay to 32
+#   decoding streams with --max-prefill-tokens 4096 (bench/serve-load.mjs), and engine streams 64 / 128 with
+#   the GEMM tile and with GPTOSS_CUDA_MOE_BATCH=stream.
+# Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT="${OUT:-$PWD/gpu-logs}"
+mkdir -p "$OUT"
+PART="${PART:-1}"
+BIN=../bin
+[[ -d $BIN ]] || BIN=.gpu/bin
+if ! command -v node > /dev/null; then
+  for n in ../node.xz .gpu/node.xz; do [[ -f $n ]] && { xz -dc "$n" > /usr/local/bin/node && chmod +x /usr/local/bin/node; break; }; done
+fi
+mkdir -p build-gpu
+for f in "$BIN"/*.xz; do
+  b=build-gpu/$(basename "$f" .xz)
+  [[ -x $b ]] || { xz -dc "$f" > "$b" && chmod +x "$b"; }
+done
+export GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node"
+echo "tree $(cat COMMIT 2>/dev/null), binaries $(cat "$BIN/COMMIT" 2>/dev/null), node $(node --version)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+t0=$(date +%s)
+
+if [[ $PART == 1 ]]; then
+  timeout 200 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
+  echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL" "$OUT/check.log" | head -20
+  MOE_BATCH_LAYERS="${MOE_BATCH_LAYERS:-24}" OUT="$OUT" BUILD_DIR=build-gpu timeout 420 bash scripts/gpu-moe-batch-ab.sh
+else
+  timeout 170 node scripts/gpu-batch-check.mjs --large > "$OUT/batch-large.log" 2>&1
+  echo "batch check --large rc $? ($(( $(date +%s) - t0 )) s)"
+  tail -12 "$OUT/batch-large.log"
+  timeout 200 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1 --prompt 64 --tokens 64 \
+    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --max-prefill-tokens 4096 --label 20b-prefill4096 \
+    --out "$OUT" > "$OUT/ttft.log" 2>&1
+  echo "serve-load TTFT rc $? ($(( $(date +%s) - t0 )) s)"
+  grep -vE '^\s|^[{}]' "$OUT/ttft.log" | tail -10
+  for path in gemm stream; do
+    GPTOSS_CUDA_MOE_BATCH=$path timeout 150 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 64,128 \
+      --prompt 64 --tokens 128 --label "20b-moe-$path" --out "$OUT" > "$OUT/streams-$path.log" 2>&1
+    echo "serve-load streams, MoE $path: rc $? ($(( $(date +%s) - t0 )) s)"
+    grep -vE '^\s|^[{}]' "$OUT/streams-$path.log" | tail -6
+  done
+fi
+echo "gpu-pending part $PART: $(( $(date +%s) - t0 )) s"
+(cd "$OUT" && tar czf "part$PART.tgz" --exclude='*.tgz' . 2>/dev/null)
