@@ -13,6 +13,8 @@
 #   maxPrefillTokens up to 4,096), TTFT of a 2,000-token prompt and the 4,000-token prompt's delay to 32
 #   decoding streams with --max-prefill-tokens 4096 (bench/serve-load.mjs), and engine streams 64 / 128 with
 #   the GEMM tile and with GPTOSS_CUDA_MOE_BATCH=stream.
+# PART 3 (~2-4 min): gptoss_gpu_check --moe-stream, the streaming MoE kernel's SASS and Nsight Compute's full
+#   set (with source counters) on one layer's gate_up and down at 64 streams.
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -40,6 +42,27 @@ if [[ $PART == 1 ]]; then
   echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
   grep -E "^FAIL" "$OUT/check.log" | head -20
   MOE_BATCH_LAYERS="${MOE_BATCH_LAYERS:-24}" OUT="$OUT" BUILD_DIR=build-gpu timeout 420 bash scripts/gpu-moe-batch-ab.sh
+elif [[ $PART == 3 ]]; then
+  # the streaming MoE's check alone, then where its time goes: ncu's full set on one layer's gate_up and down
+  # kernels of a 64-stream step (4-layer 20b cut), and the kernel's SASS opcode counts
+  timeout 100 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/check-moe-stream.log" 2>&1
+  echo "gpu_check --moe-stream rc $? $(grep -E '^gpu_check:' "$OUT/check-moe-stream.log" | tail -1)"
+  grep -E "^(PASS|FAIL)" "$OUT/check-moe-stream.log" | cut -c1-160
+  if command -v cuobjdump > /dev/null; then
+    cuobjdump -sass build-gpu/gptoss_gpu_bench 2>/dev/null | awk '/Function : .*moe_stream_kernel/{on=1} /Function : /&&!/moe_stream_kernel/{on=0} on' > "$OUT/moe-stream.sass"
+    echo "SASS: $(grep -c 'Function :' "$OUT/moe-stream.sass") functions, $(wc -l < "$OUT/moe-stream.sass") lines"
+  fi
+  if command -v ncu > /dev/null; then
+    GPTOSS_CUDA_MOE_BATCH=stream timeout 240 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
+      --launch-skip 24 --launch-count 2 --set full --import-source yes -o "$OUT/moe-stream" node bench/batch.mjs --synthetic 20b \
+      --layers 4 --device cuda --context 128 --streams 64 --decode 3 --out /tmp > "$OUT/ncu-moe-stream.log" 2>&1
+    echo "ncu rc $?"
+    ncu -i "$OUT/moe-stream.ncu-rep" --page details > "$OUT/ncu-moe-stream-details.txt" 2>&1
+    ncu -i "$OUT/moe-stream.ncu-rep" --page raw --csv > "$OUT/ncu-moe-stream-raw.csv" 2>&1
+    ncu -i "$OUT/moe-stream.ncu-rep" --page source --csv --print-source sass > "$OUT/ncu-moe-stream-source.csv" 2>&1
+    grep -E "moe_stream_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|L2 Hit Rate|Compute \(SM\)|Issue Slots|Warp Cycles Per Issued|Registers Per|Executed Ipc|No Eligible" "$OUT/ncu-moe-stream-details.txt" | head -40
+    grep -iE "stall|spends" "$OUT/ncu-moe-stream-details.txt" | cut -c1-300 | head -12
+  fi
 else
   timeout 170 node scripts/gpu-batch-check.mjs --large > "$OUT/batch-large.log" 2>&1
   echo "batch check --large rc $? ($(( $(date +%s) - t0 )) s)"
