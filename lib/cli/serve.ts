@@ -36,7 +36,7 @@ export function registerServe(program: Command): void {
     .option('--max-batch-tokens <n>', 'tokens in one step (decode tokens + prefill chunks)', parseIntArg(1), 512)
     .option(
       '--max-prefill-tokens <n>',
-      'tokens in one step when no request is decoding (prompt chunks only; default --max-batch-tokens: off; on a GPU e.g. 4096, not yet run there)',
+      'tokens in one step when no request is decoding (prompt chunks only; default on a GPU max(4096, --max-batch-tokens), on the CPU --max-batch-tokens: off)',
       parseIntArg(1),
     )
     .option('--max-context <n>', 'most tokens one request may hold, prompt and completion (default min(4096, max_position_embeddings))', parseIntArg(2))

@@ -43,14 +43,13 @@ export interface EngineOptions {
   maxBatchTokens?: number;
   /**
    * Tokens in a step that carries prompts only, taken when no sequence is decoding; at least
-   * maxBatchTokens (equal turns it off). Default maxBatchTokens (off) on every device for now: on a GPU
-   * a batched step of more than 512 tokens has not yet run (pass maxPrefillTokensDefault(device), 4096,
-   * to opt in); on the CPU a 512-token step measured no faster than four of 128, and a step cannot be
-   * interrupted by an abort. While any sequence decodes, steps stay within maxBatchTokens, so a long
+   * maxBatchTokens (equal turns it off). Default on CUDA and HIP max(4096, maxBatchTokens); on the CPU
+   * maxBatchTokens (off: a 512-token step measured no faster there than four of 128, and a step cannot
+   * be interrupted by an abort). While any sequence decodes, steps stay within maxBatchTokens, so a long
    * prompt never delays the running streams' next token by more than a maxBatchTokens step; with nothing
    * decoding, the prompt goes through in steps of up to this many tokens, each one forward pass at the
-   * large-batch GEMM rate (time to first token of a 2,000-token prompt alone on an H200: 153 ms in four
-   * 512-token steps). Such a step runs eagerly (decode steps are the only ones padded to buckets and
+   * large-batch GEMM rate (time to first token of a 2,000-token prompt alone on an H100, 20b: 92 ms in one
+   * step, 145 ms in four 512-token steps). Such a step runs eagerly (decode steps are the only ones padded to buckets and
    * replayed as CUDA graphs), and the step's activation buffers grow to its tokens: about 0.2 MB a token
    * on the 20b (CUDA; ~0.27 MB on the CPU), 0.8-1.1 GB at 4096.
    */
@@ -174,8 +173,8 @@ class Sequence {
   }
 }
 
-// The rule generate() uses for its prefill passes (one definition, in generate.ts), and the value to pass
-// as createEngine's maxPrefillTokens to opt in on a GPU (the engine's default is maxBatchTokens: off).
+// createEngine's maxPrefillTokens when its options leave it out: maxPrefillTokensDefault(device,
+// maxBatchTokens), the rule generate() uses for its prefill passes (one definition, in generate.ts).
 export { DEFAULT_MAX_PREFILL_TOKENS, maxPrefillTokensDefault };
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
@@ -217,10 +216,7 @@ export class Engine {
     this.maxBatchTokens = positiveInt(options.maxBatchTokens, 512, 'maxBatchTokens');
     if (this.maxBatchTokens < this.maxSequences)
       throw new RangeError(`createEngine: maxBatchTokens (${this.maxBatchTokens}) must be at least maxSequences (${this.maxSequences}): every running sequence decodes one token a step`);
-    // Default: off (maxBatchTokens) on every device for now. A batched step of more than 512 tokens through
-    // the paged path has not yet run on a GPU (scripts/gpu-batch-check.mjs --large checks it); until it has,
-    // the larger prompt-only steps are opt-in there (maxPrefillTokensDefault(device) is the value to pass).
-    this.maxPrefillTokens = positiveInt(options.maxPrefillTokens, this.maxBatchTokens, 'maxPrefillTokens');
+    this.maxPrefillTokens = positiveInt(options.maxPrefillTokens, maxPrefillTokensDefault(model.device, this.maxBatchTokens), 'maxPrefillTokens');
     if (this.maxPrefillTokens < this.maxBatchTokens)
       throw new RangeError(
         `createEngine: maxPrefillTokens (${this.maxPrefillTokens}) must be at least maxBatchTokens (${this.maxBatchTokens}): it is the budget of a step with nothing decoding (equal turns it off)`,
