@@ -469,8 +469,31 @@ void bench_attention(Rng& r, double bw, double mm) {
 
 }
 
+namespace gptoss_bench {
+double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, int reps);  // gpu-read-probe.cu
+}
+// --read-probe: the DRAM read ceiling of the MoE kernels' access patterns (bench/gpu-read-probe.cu): 1,440
+// regions (a 20b layer's 32 experts x 45 gate_up row blocks) of 128 rows at the checkpoint's 1,440-byte row
+// stride, 1,280 bytes of each row read (236 MB), in 8 KB stages of 128 rows x 64 B, 32 rows x 256 B, or
+// contiguous; then the same without the stride's gap (stride 1,280). Two rounds.
+int bench_read_probe(double bw) {
+  const char* names[] = {"rows x 64 B", "rows x 256 B", "contiguous 8 KB"};
+  for (int round = 0; round < 2; ++round)
+    for (int stride : {1440, 1280})
+      for (int pattern = 0; pattern < 3; ++pattern) {
+        const double gbs = gptoss_bench::read_probe_gbs(pattern, 1440, 128, stride, 1280, 9);
+        const double ms = 1440.0 * 128 * 1280 / (gbs * 1e9) * 1e3;
+        add(std::string("read probe ") + names[pattern] + " r" + std::to_string(round + 1),
+            "stride " + std::to_string(stride) + ", 236 MB", ms, gbs, "GB/s", bw);
+      }
+  print_table();
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  bool read_probe_only = false;
   for (int i = 1; i < argc; ++i) {
+    read_probe_only |= !std::strcmp(argv[i], "--read-probe");
     quick |= !std::strcmp(argv[i], "--quick");
     decode_only |= !std::strcmp(argv[i], "--decode");
     bf16_experts_only |= !std::strcmp(argv[i], "--bf16-experts");
@@ -491,6 +514,7 @@ int main(int argc, char** argv) {
 
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
+  if (read_probe_only) return bench_read_probe(bw);
   double mm = decode_only || bf16_experts_only || gemv_only || attn_only || moe_batch_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s

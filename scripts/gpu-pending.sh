@@ -14,7 +14,8 @@
 #   decoding streams with --max-prefill-tokens 4096 (bench/serve-load.mjs), and engine streams 64 / 128 with
 #   the GEMM tile and with GPTOSS_CUDA_MOE_BATCH=stream.
 # PART 3 (~2-4 min): gptoss_gpu_check --moe-stream, the streaming MoE kernel's SASS and Nsight Compute's full
-#   set (with source counters) on one layer's gate_up and down at 64 streams.
+#   set (with source counters) on one layer's gate_up and down at 64 streams; gptoss_gpu_bench --read-probe
+#   (the DRAM ceiling of the kernels' access pattern: 128 rows x 64 B a stage against contiguous stages).
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -48,6 +49,8 @@ elif [[ $PART == 3 ]]; then
   timeout 100 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/check-moe-stream.log" 2>&1
   echo "gpu_check --moe-stream rc $? $(grep -E '^gpu_check:' "$OUT/check-moe-stream.log" | tail -1)"
   grep -E "^(PASS|FAIL)" "$OUT/check-moe-stream.log" | cut -c1-160
+  timeout 60 build-gpu/gptoss_gpu_bench --read-probe > "$OUT/read-probe.log" 2>&1
+  echo "read probe rc $?"; grep -E "^ceiling|^\|" "$OUT/read-probe.log"
   if command -v cuobjdump > /dev/null; then
     cuobjdump -sass build-gpu/gptoss_gpu_bench 2>/dev/null | awk '/Function : .*moe_stream_kernel/{on=1} /Function : /&&!/moe_stream_kernel/{on=0} on' > "$OUT/moe-stream.sass"
     echo "SASS: $(grep -c 'Function :' "$OUT/moe-stream.sass") functions, $(wc -l < "$OUT/moe-stream.sass") lines"

@@ -1,0 +1,118 @@
+// Read-pattern ceilings for the MoE kernels (bench only: `gptoss_gpu_bench --read-probe`). The streaming MoE
+// (moe_stream.cu) and the GEMM tile stream an expert's packed MXFP4 rows through cp.async rings, each stage a
+// short piece of many rows: 128 rows x 64 bytes (4 MX blocks) at the row stride of the checkpoint's layout
+// (K / 32 x 16 bytes: 1,440 for the 20b). This probe times the same bytes, the same CTAs (256 threads, two an
+// SM) and the same ring, with no math, for three placements of a stage's 8 KB:
+//   rows64  : 128 rows x 64 B at the row stride (the kernels' pattern today),
+//   rows256 : 32 rows x 256 B at the row stride (longer runs a row, fewer rows a stage),
+//   contig  : 8 KB contiguous (a tile-contiguous load-time layout).
+// What it answers: whether the DRAM access pattern, not the kernels' instruction issue, caps them.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace gptoss_bench {
+
+namespace {
+
+__device__ __forceinline__ uint32_t probe_smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void probe_cp16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(probe_smem_addr(s)), "l"(g) : "memory");
+}
+__device__ __forceinline__ void probe_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void probe_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+constexpr int kThreads = 256, kStageBytes = 8192, kStages = 5;
+
+// A CTA reads the first `used` bytes of each of `rows` rows (row stride `stride`) of region blockIdx.x, in
+// stages of kStageBytes. pattern 0: stage kt = 128 rows x 64 B at column 64 (kt % (used / 64)); 1: 32 rows x
+// 256 B; 2: bytes [kt * 8 KB, (kt + 1) * 8 KB) of the region (the same byte count, contiguous).
+__global__ void __launch_bounds__(kThreads, 2) read_probe_kernel(const uint8_t* base, int rows, int stride, int used,
+                                                                 int pattern, uint32_t* sink) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const uint8_t* region = base + int64_t(blockIdx.x) * rows * stride;
+  const int nkt = rows * used / kStageBytes, tid = threadIdx.x, row_bytes = stride;
+  auto issue = [&](int kt) {
+    if (kt < nkt) {
+      uint8_t* st = smem + (kt % kStages) * kStageBytes;
+#pragma unroll
+      for (int i = 0; i < kStageBytes / 16 / kThreads; ++i) {
+        const int c = tid + i * kThreads;  // 16-byte chunk of the stage
+        int64_t off;
+        if (pattern == 0) {  // 128 rows x 4 chunks
+          const int cols = used / 64;
+          const int row = (kt / cols) * 128 + c / 4, col = (kt % cols) * 64 + (c % 4) * 16;
+          off = int64_t(row) * row_bytes + col;
+        } else if (pattern == 1) {  // 32 rows x 16 chunks
+          const int cols = used / 256;
+          const int row = (kt / cols) * 32 + c / 16, col = (kt % cols) * 256 + (c % 16) * 16;
+          off = int64_t(row) * row_bytes + col;
+        } else {
+          off = int64_t(kt) * kStageBytes + c * 16;
+        }
+        probe_cp16(st + c * 16, region + off);
+      }
+    }
+    probe_commit();
+  };
+  uint32_t acc = 0;
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
+  for (int kt = 0; kt < nkt; ++kt) {
+    probe_wait<kStages - 2>();
+    __syncthreads();
+    issue(kt + kStages - 1);
+    const uint8_t* st = smem + (kt % kStages) * kStageBytes;
+    acc ^= reinterpret_cast<const uint32_t*>(st)[tid * 8 % (kStageBytes / 4)];
+  }
+  probe_wait<0>();
+  if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // keeps the loads; practically never written
+}
+
+}  // namespace
+
+// Times one pattern over `regions` regions of rows x stride bytes, reading `used` bytes of each row (a
+// multiple of 256, rows a multiple of 128); returns GB/s of the bytes read (median of reps).
+double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, int reps) {
+  if (rows % 128 || used % 256 || used > stride || (int64_t(rows) * used) % kStageBytes)
+    throw std::invalid_argument("read_probe: rows must be a multiple of 128, used of 256 and at most the stride");
+  const size_t bytes = size_t(regions) * rows * stride, read = size_t(regions) * rows * used;
+  uint8_t* buf = nullptr;
+  uint32_t* sink = nullptr;
+  if (cudaMalloc(&buf, bytes) != cudaSuccess || cudaMalloc(&sink, size_t(regions) * 4) != cudaSuccess)
+    throw std::runtime_error("read_probe: cudaMalloc failed");
+  cudaMemset(buf, 1, bytes);
+  const int smem = kStages * kStageBytes;
+  cudaFuncSetAttribute(read_probe_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaEvent_t a, b;
+  cudaEventCreate(&a);
+  cudaEventCreate(&b);
+  float best[64];
+  int n = 0;
+  for (int i = 0; i < reps + 2 && n < 64; ++i) {
+    cudaEventRecord(a);
+    read_probe_kernel<<<regions, kThreads, smem>>>(buf, rows, stride, used, pattern, sink);
+    cudaEventRecord(b);
+    cudaEventSynchronize(b);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, a, b);
+    if (i >= 2) best[n++] = ms;
+  }
+  const cudaError_t err = cudaGetLastError();
+  cudaEventDestroy(a);
+  cudaEventDestroy(b);
+  cudaFree(buf);
+  cudaFree(sink);
+  if (err != cudaSuccess) throw std::runtime_error(std::string("read_probe: ") + cudaGetErrorString(err));
+  for (int i = 1; i < n; ++i)
+    for (int j = i; j > 0 && best[j] < best[j - 1]; --j) std::swap(best[j], best[j - 1]);
+  return double(read) / (double(best[n / 2]) * 1e-3) / 1e9;
+}
+
+}  // namespace gptoss_bench
