@@ -181,7 +181,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
   const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
   SwigluParams sw;
   // 1 and 4 tokens (n k <= 16: the decode path): the decode kernels (default) against GPTOSS_CUDA_MOE_DECODE=stream
-  const std::vector<int> ns = quick ? std::vector<int>{1, 8, 64} : std::vector<int>{1, 4, 8, 64, 128};
+  const std::vector<int> ns = quick ? std::vector<int>{1, 8, 64} : std::vector<int>{1, 4, 8, 32, 48, 64, 96, 128};
   for (int round = 0; round < 2; ++round)
     for (int n : ns) {
       const bool dec = n * K <= 16;
@@ -196,15 +196,14 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       Tensor x = gpu->upload(rand_f32(r, {n, H})), y = gpu->empty(DType::F32, {n, H});
       const std::string shape = "n" + std::to_string(n) + " k" + std::to_string(K) + " E" + std::to_string(E) + " (" +
                                 std::to_string(touched) + " touched)";
-      // "stream-s3": the stream kernels with the 3-stage ring forced (GPTOSS_CUDA_MOE_STREAM_STAGES=3): the ring
-      // depth's share of the gain
-      const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream"}
-                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-s3"};
+      // "stream-l2": the stream kernels with L2's 256-byte prefetch size on the weights (GPTOSS_CUDA_MOE_STREAM_L2=256)
+      const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream", "stream-l2"}
+                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-l2"};
       for (const char* path : paths) {
-        const bool s3 = !std::strcmp(path, "stream-s3");
-        if (s3) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "3", 1);
-        else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
-        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s3 ? "stream" : path, 1);
+        const bool l2 = !std::strcmp(path, "stream-l2");
+        if (l2) setenv("GPTOSS_CUDA_MOE_STREAM_L2", "256", 1);
+        else unsetenv("GPTOSS_CUDA_MOE_STREAM_L2");
+        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", l2 ? "stream" : path, 1);
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
         double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, w, sw, y); }, 20, 3);
         add("moe batch eager" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
@@ -212,7 +211,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
         add("moe batch graph" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       }
       unsetenv("GPTOSS_CUDA_MOE_DECODE");
-      unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+      unsetenv("GPTOSS_CUDA_MOE_STREAM_L2");
     }
   unsetenv("GPTOSS_CUDA_MOE_BATCH");
   print_table();
@@ -475,12 +474,13 @@ double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, 
 // --read-probe: the DRAM read ceiling of the MoE kernels' access patterns (bench/gpu-read-probe.cu): 1,440
 // regions (a 20b layer's 32 experts x 45 gate_up row blocks) of 128 rows at the checkpoint's 1,440-byte row
 // stride, 1,280 bytes of each row read (236 MB), in 8 KB stages of 128 rows x 64 B, 32 rows x 256 B, or
-// contiguous; then the same without the stride's gap (stride 1,280). Two rounds.
+// contiguous, or 128 rows x 64 B with L2's 256-byte prefetch size; then the same without the stride's gap
+// (stride 1,280). Two rounds.
 int bench_read_probe(double bw) {
-  const char* names[] = {"rows x 64 B", "rows x 256 B", "contiguous 8 KB"};
+  const char* names[] = {"rows x 64 B", "rows x 256 B", "contiguous 8 KB", "rows x 64 B, L2::256B"};
   for (int round = 0; round < 2; ++round)
     for (int stride : {1440, 1280})
-      for (int pattern = 0; pattern < 3; ++pattern) {
+      for (int pattern = 0; pattern < 4; ++pattern) {
         const double gbs = gptoss_bench::read_probe_gbs(pattern, 1440, 128, stride, 1280, 9);
         const double ms = 1440.0 * 128 * 1280 / (gbs * 1e9) * 1e3;
         add(std::string("read probe ") + names[pattern] + " r" + std::to_string(round + 1),

@@ -5,7 +5,8 @@
 // SM) and the same ring, with no math, for three placements of a stage's 8 KB:
 //   rows64  : 128 rows x 64 B at the row stride (the kernels' pattern today),
 //   rows256 : 32 rows x 256 B at the row stride (longer runs a row, fewer rows a stage),
-//   contig  : 8 KB contiguous (a tile-contiguous load-time layout).
+//   contig  : 8 KB contiguous (a tile-contiguous load-time layout),
+//   rows64 with L2's 256-byte prefetch size (cp.async .L2::256B): DRAM serves 256-byte runs.
 // What it answers: whether the DRAM access pattern, not the kernels' instruction issue, caps them.
 #include <cuda_runtime.h>
 
@@ -22,6 +23,9 @@ __device__ __forceinline__ uint32_t probe_smem_addr(const void* p) { return uint
 __device__ __forceinline__ void probe_cp16(void* s, const void* g) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(probe_smem_addr(s)), "l"(g) : "memory");
 }
+__device__ __forceinline__ void probe_cp16_l2_256(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(probe_smem_addr(s)), "l"(g) : "memory");
+}
 __device__ __forceinline__ void probe_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void probe_wait() {
@@ -32,7 +36,8 @@ constexpr int kThreads = 256, kStageBytes = 8192, kStages = 5;
 
 // A CTA reads the first `used` bytes of each of `rows` rows (row stride `stride`) of region blockIdx.x, in
 // stages of kStageBytes. pattern 0: stage kt = 128 rows x 64 B at column 64 (kt % (used / 64)); 1: 32 rows x
-// 256 B; 2: bytes [kt * 8 KB, (kt + 1) * 8 KB) of the region (the same byte count, contiguous).
+// 256 B; 2: bytes [kt * 8 KB, (kt + 1) * 8 KB) of the region (the same byte count, contiguous); 3: as 0 with
+// the .L2::256B prefetch-size hint.
 __global__ void __launch_bounds__(kThreads, 2) read_probe_kernel(const uint8_t* base, int rows, int stride, int used,
                                                                  int pattern, uint32_t* sink) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -45,7 +50,7 @@ __global__ void __launch_bounds__(kThreads, 2) read_probe_kernel(const uint8_t* 
       for (int i = 0; i < kStageBytes / 16 / kThreads; ++i) {
         const int c = tid + i * kThreads;  // 16-byte chunk of the stage
         int64_t off;
-        if (pattern == 0) {  // 128 rows x 4 chunks
+        if (pattern == 0 || pattern == 3) {  // 128 rows x 4 chunks
           const int cols = used / 64;
           const int row = (kt / cols) * 128 + c / 4, col = (kt % cols) * 64 + (c % 4) * 16;
           off = int64_t(row) * row_bytes + col;
@@ -56,7 +61,8 @@ __global__ void __launch_bounds__(kThreads, 2) read_probe_kernel(const uint8_t* 
         } else {
           off = int64_t(kt) * kStageBytes + c * 16;
         }
-        probe_cp16(st + c * 16, region + off);
+        if (pattern == 3) probe_cp16_l2_256(st + c * 16, region + off);
+        else probe_cp16(st + c * 16, region + off);
       }
     }
     probe_commit();
