@@ -15,7 +15,9 @@
 #   the GEMM tile and with GPTOSS_CUDA_MOE_BATCH=stream.
 # PART 3 (~2-4 min): gptoss_gpu_check --moe-stream, the streaming MoE kernel's SASS and Nsight Compute's full
 #   set (with source counters) on one layer's gate_up and down at 64 streams; gptoss_gpu_bench --read-probe
-#   (the DRAM ceiling of the kernels' access pattern: 128 rows x 64 B a stage against contiguous stages).
+#   (the DRAM ceiling of the kernels' access pattern: 128 rows x 64 B a stage against contiguous stages),
+#   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: gemm, stream, stream with
+#   GPTOSS_CUDA_MOE_STREAM_L2=256.
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -51,6 +53,13 @@ elif [[ $PART == 3 ]]; then
   grep -E "^(PASS|FAIL)" "$OUT/check-moe-stream.log" | cut -c1-160
   timeout 60 build-gpu/gptoss_gpu_bench --read-probe > "$OUT/read-probe.log" 2>&1
   echo "read probe rc $?"; grep -E "^ceiling|^\|" "$OUT/read-probe.log"
+  timeout 150 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
+  echo "gpu_bench --moe-batch rc $?"; grep -E "graph" "$OUT/moe-batch.log"
+  for v in gemm stream stream-l2; do
+    GPTOSS_CUDA_MOE_BATCH=${v%-l2} GPTOSS_CUDA_MOE_STREAM_L2=$([[ $v == stream-l2 ]] && echo 256 || echo 0) timeout 100 node bench/batch.mjs \
+      --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams 32,64,96,128 --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
+    echo "batch.mjs 24 layers, MoE $v: rc $?"; grep -E "^  batch|^batch" "$OUT/e2e-$v.log"
+  done
   if command -v cuobjdump > /dev/null; then
     cuobjdump -sass build-gpu/gptoss_gpu_bench 2>/dev/null | awk '/Function : .*moe_stream_kernel/{on=1} /Function : /&&!/moe_stream_kernel/{on=0} on' > "$OUT/moe-stream.sass"
     echo "SASS: $(grep -c 'Function :' "$OUT/moe-stream.sass") functions, $(wc -l < "$OUT/moe-stream.sass") lines"
