@@ -16,8 +16,9 @@
 # PART 3 (~2-4 min): gptoss_gpu_check --moe-stream, the streaming MoE kernel's SASS and Nsight Compute's full
 #   set (with source counters) on one layer's gate_up and down at 64 streams; gptoss_gpu_bench --read-probe
 #   (the DRAM ceiling of the kernels' access pattern: 128 rows x 64 B a stage against contiguous stages),
-#   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: gemm, stream, stream with
-#   GPTOSS_CUDA_MOE_STREAM_L2=256.
+#   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: gemm, stream (5 stages, two
+#   CTAs an SM) and stream-s3 (GPTOSS_CUDA_MOE_STREAM_STAGES=3: three CTAs an SM). Logs and the ncu report come
+#   back as one $OUT/part3.tgz (the device tool returns a few files only).
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -55,8 +56,8 @@ elif [[ $PART == 3 ]]; then
   echo "read probe rc $?"; grep -E "^ceiling|^\|" "$OUT/read-probe.log"
   timeout 150 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
   echo "gpu_bench --moe-batch rc $?"; grep -E "graph" "$OUT/moe-batch.log"
-  for v in gemm stream stream-l2; do
-    GPTOSS_CUDA_MOE_BATCH=${v%-l2} GPTOSS_CUDA_MOE_STREAM_L2=$([[ $v == stream-l2 ]] && echo 256 || echo 0) timeout 100 node bench/batch.mjs \
+  for v in gemm stream stream-s3; do
+    GPTOSS_CUDA_MOE_BATCH=${v%-s3} GPTOSS_CUDA_MOE_STREAM_STAGES=$([[ $v == stream-s3 ]] && echo 3 || echo 5) timeout 100 node bench/batch.mjs \
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams 32,64,96,128 --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
     echo "batch.mjs 24 layers, MoE $v: rc $?"; grep -E "^  batch|^batch" "$OUT/e2e-$v.log"
   done
@@ -65,13 +66,13 @@ elif [[ $PART == 3 ]]; then
     echo "SASS: $(grep -c 'Function :' "$OUT/moe-stream.sass") functions, $(wc -l < "$OUT/moe-stream.sass") lines"
   fi
   if command -v ncu > /dev/null; then
-    GPTOSS_CUDA_MOE_BATCH=stream timeout 240 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
-      --launch-skip 24 --launch-count 2 --set full --import-source yes -o "$OUT/moe-stream" node bench/batch.mjs --synthetic 20b \
+    GPTOSS_CUDA_MOE_BATCH=stream GPTOSS_CUDA_MOE_STREAM_STAGES=${NCU_STAGES:-3} timeout 240 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
+      --launch-skip 24 --launch-count 2 --set full --import-source yes -o /tmp/moe-stream node bench/batch.mjs --synthetic 20b \
       --layers 4 --device cuda --context 128 --streams 64 --decode 3 --out /tmp > "$OUT/ncu-moe-stream.log" 2>&1
     echo "ncu rc $?"
-    ncu -i "$OUT/moe-stream.ncu-rep" --page details > "$OUT/ncu-moe-stream-details.txt" 2>&1
-    ncu -i "$OUT/moe-stream.ncu-rep" --page raw --csv > "$OUT/ncu-moe-stream-raw.csv" 2>&1
-    ncu -i "$OUT/moe-stream.ncu-rep" --page source --csv --print-source sass > "$OUT/ncu-moe-stream-source.csv" 2>&1
+    ncu -i /tmp/moe-stream.ncu-rep --page details > "$OUT/ncu-moe-stream-details.txt" 2>&1
+    ncu -i /tmp/moe-stream.ncu-rep --page raw --csv > "$OUT/ncu-moe-stream-raw.csv" 2>&1
+    ncu -i /tmp/moe-stream.ncu-rep --page source --csv --print-source sass > "$OUT/ncu-moe-stream-source.csv" 2>&1
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|L2 Hit Rate|Compute \(SM\)|Issue Slots|Warp Cycles Per Issued|Registers Per|Executed Ipc|No Eligible" "$OUT/ncu-moe-stream-details.txt" | head -40
     grep -iE "stall|spends" "$OUT/ncu-moe-stream-details.txt" | cut -c1-300 | head -12
   fi
@@ -92,4 +93,5 @@ else
   done
 fi
 echo "gpu-pending part $PART: $(( $(date +%s) - t0 )) s"
-(cd "$OUT" && tar czf "part$PART.tgz" --exclude='*.tgz' . 2>/dev/null)
+# one archive back (the device tool returns a few files only)
+(cd "$OUT" && tar czf "/tmp/part$PART.tgz" . 2>/dev/null && find . -mindepth 1 -delete && mv "/tmp/part$PART.tgz" .)

@@ -16,23 +16,6 @@ __device__ __forceinline__ void cp_async16_zfill(void* s, const void* g, bool va
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
                : "memory");
 }
-// The same with an L2 prefetch-size hint (kL2Bytes 64, 128 or 256; 0: none): L2 fills the aligned kL2Bytes
-// around g from DRAM, so a kernel that reads short pieces of many rows, returning to each row a stage later,
-// has DRAM serve longer runs and finds its next pieces in L2.
-template <int kL2Bytes>
-__device__ __forceinline__ void cp_async16_zfill_l2(void* s, const void* g, bool valid) {
-  if constexpr (kL2Bytes == 256)
-    asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
-                 : "memory");
-  else if constexpr (kL2Bytes == 128)
-    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
-                 : "memory");
-  else if constexpr (kL2Bytes == 64)
-    asm volatile("cp.async.cg.shared.global.L2::64B [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(valid ? 16 : 0)
-                 : "memory");
-  else
-    cp_async16_zfill(s, g, valid);
-}
 // The first n (1..16) bytes from g, the rest of the 16 zero-filled: reads nothing past g + n.
 __device__ __forceinline__ void cp_async16_n(void* s, const void* g, int n) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(n) : "memory");

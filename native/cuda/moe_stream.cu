@@ -44,8 +44,13 @@ static_assert(kKc % 2 == 0, "ldmatrix.x4 takes two MX blocks at a time");
 static_assert(kTok % 4 == 0 && kTok / 4 <= 4, "4 tokens an n-tile, at most 4 n-tiles");
 static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte bank offset: conflict-free B loads");
 
-template <bool kSwiglu, int S, int kL2>
-__global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProblem p) {
+// Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
+// memory), three at the shallow one (3 x 65 KB: 24 warps an SM instead of 16; <= 80 registers a thread).
+template <int S>
+constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages ? 3 : 2; }
+
+template <bool kSwiglu, int S>
+__global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stream_kernel(MoeStreamProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int tok_row[kTok];
@@ -89,7 +94,7 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
         for (int c = tid; c < kKc * kRows; c += kThreads) {
           const int row = mstream::weight_chunk_row(c), b = mstream::weight_chunk_block(c);
           const bool ok = row < rows_here && b0 + b < nch;
-          cp_async16_zfill_l2<kL2>(st + mstream::weight_offset(row, b), ok ? wbase + (int64_t(n0 + row) * nch + b0 + b) * 16 : wbase, ok);
+          cp_async16_zfill(st + mstream::weight_offset(row, b), ok ? wbase + (int64_t(n0 + row) * nch + b0 + b) * 16 : wbase, ok);
         }
         constexpr int kChunks = mstream::kActChunks;
         const int total = 8 * ntiles * kChunks;  // rows act_row(tok, half) for the tokens of ntiles n-tiles
@@ -200,27 +205,18 @@ __global__ void __launch_bounds__(kThreads, 2) moe_stream_kernel(MoeStreamProble
 #endif
 }
 
-template <bool kSwiglu, int S, int kL2>
-void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
+template <bool kSwiglu, int S>
+void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
   const int smem = moe_stream_smem_bytes(S, p.K / 32);
-  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S, kL2>);
+  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S>);
   if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kL2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kL2>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes.store(smem, std::memory_order_relaxed);
   }
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
-  moe_stream_kernel<kSwiglu, S, kL2><<<grid, kThreads, smem, stream>>>(p);
+  moe_stream_kernel<kSwiglu, S><<<grid, kThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
-}
-
-// GPTOSS_CUDA_MOE_STREAM_L2=256 (A/B, read at each call): the weights' cp.async with L2's 256-byte prefetch
-// size, so DRAM serves a row 256 bytes at a time instead of the stage's 64 (the next three stages' pieces
-// then come from L2).
-template <bool kSwiglu, int S>
-void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
-  if (env_int("GPTOSS_CUDA_MOE_STREAM_L2", 0, 0, 256) >= 256) return launch_kernel<kSwiglu, S, 256>(p, stream);
-  launch_kernel<kSwiglu, S, 0>(p, stream);
 }
 
 }  // namespace

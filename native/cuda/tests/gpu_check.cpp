@@ -717,13 +717,13 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {17}), 4, "rows 17 an expert");
   check_moe_counts(r, real, cycle_counts(32, {32}), 4, "rows 32 an expert");
   check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5");
-  // the weights' cp.async with L2's 256-byte prefetch size (GPTOSS_CUDA_MOE_STREAM_L2=256): same operands, same sums
-  setenv("GPTOSS_CUDA_MOE_STREAM_L2", "256", 1);
-  check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), L2::256B");
-  check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), L2::256B");
-  check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), L2::256B");
-  check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, L2::256B");
-  unsetenv("GPTOSS_CUDA_MOE_STREAM_L2");
+  // the shallow ring (3 stages, three CTAs an SM on sm_90) where the policy picks the deep one
+  setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "3", 1);
+  check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 3 stages");
+  check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 3 stages");
+  check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), 3 stages");
+  check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, 3 stages");
+  unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
   check_moe(r, real, 1, 4, 1e-4);   // the decode path: every decode kernel and GPTOSS_CUDA_MOE_DECODE=stream
   check_moe(r, real, 4, 4, 1e-4);
