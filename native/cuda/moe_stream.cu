@@ -85,26 +85,48 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
     __syncthreads();
 
     // Stage kt: the weights' 16-byte chunks (row, block) in row-major order (a row's kc blocks adjacent in
-    // memory), then the tokens' halves (row 2 * token + half of the stage: 8 chunks of 8 bf16 each).
+    // memory), then the tokens' halves (row 2 * token + half of the stage: 8 chunks of 8 bf16 each). A
+    // thread's chunks are the same ones every stage (chunk tid + i kThreads), only the K offset moves: their
+    // sources and destinations are worked out once here, so a stage's copies cost an add and a compare each
+    // (the per-chunk index arithmetic was ~a third of the kernel's instructions: ncu, H200, 12th session).
+    // Chunk tid + i kThreads: the weights' block (tid % kKc) and activation chunk (tid % kChunks) are the same
+    // for every i, the rows step by kThreads / kKc and kThreads / kChunks (an even count: the same half).
+    constexpr int kWPer = kKc * kRows / kThreads;
+    constexpr int kChunks = mstream::kActChunks;
+    constexpr int kAPer = (2 * kTok * kChunks + kThreads - 1) / kThreads;
+    constexpr int kWRowStep = kThreads / kKc, kARowStep = kThreads / kChunks;
+    static_assert(kKc * kRows % kThreads == 0 && kThreads % kKc == 0, "whole weight chunks a thread, one block");
+    static_assert(kThreads % kChunks == 0 && kARowStep % 2 == 0, "one activation chunk and half a thread");
+    const int w_b = mstream::weight_chunk_block(tid), w_row = mstream::weight_chunk_row(tid);
+    const uint32_t w_src = uint32_t((n0 + w_row) * nch + w_b) * 16u;  // chunk 0's bytes from wbase at stage 0
+    const int w_dst = mstream::weight_offset(w_row, w_b);
+    const int a_ch = tid % kChunks, a_r = tid / kChunks;
+    const uint16_t* a_base = (a_r & 1) ? p.a_lo : p.a_hi;
+    const int a_total = 8 * ntiles * kChunks;  // rows act_row(tok, half) for the tokens of ntiles n-tiles
+    uint32_t a_src[kAPer];  // value offset of the chunk's first value at stage 0 from a_base; ~0u: no token
+#pragma unroll
+    for (int i = 0; i < kAPer; ++i) {
+      const int c = tid + i * kThreads;
+      const int src = c < a_total ? tok_row[(a_r + i * kARowStep) >> 1] : -1;
+      a_src[i] = src >= 0 ? uint32_t(src) * uint32_t(p.K) + uint32_t(a_ch * 8) : ~0u;
+    }
     auto issue = [&](int kt) {
       if (kt < nkt) {
         uint8_t* st = smem + (kt % S) * kStage;
         const int b0 = kt * kKc;
+        const bool wk = b0 + w_b < nch;
 #pragma unroll
-        for (int c = tid; c < kKc * kRows; c += kThreads) {
-          const int row = mstream::weight_chunk_row(c), b = mstream::weight_chunk_block(c);
-          const bool ok = row < rows_here && b0 + b < nch;
-          cp_async16_zfill(st + mstream::weight_offset(row, b), ok ? wbase + (int64_t(n0 + row) * nch + b0 + b) * 16 : wbase, ok);
+        for (int i = 0; i < kWPer; ++i) {
+          const bool ok = wk && w_row + i * kWRowStep < rows_here;
+          cp_async16_zfill(st + w_dst + i * kWRowStep * 16,
+                           ok ? wbase + w_src + uint32_t(i * kWRowStep * nch + b0) * 16u : wbase, ok);
         }
-        constexpr int kChunks = mstream::kActChunks;
-        const int total = 8 * ntiles * kChunks;  // rows act_row(tok, half) for the tokens of ntiles n-tiles
-        for (int c = tid; c < total; c += kThreads) {
-          const int r = c / kChunks, ch = c % kChunks, tok = r >> 1;
-          const int src = tok_row[tok];
-          const int k = b0 * 32 + ch * 8;
-          const bool ok = src >= 0 && k < p.K;
-          const uint16_t* a = (r & 1) ? p.a_lo : p.a_hi;
-          cp_async16_zfill(st + mstream::act_offset(r, ch), ok ? a + int64_t(src) * p.K + k : a, ok);
+        const bool ak = b0 * 32 + a_ch * 8 < p.K;
+#pragma unroll
+        for (int i = 0; i < kAPer; ++i) {
+          if (tid + i * kThreads >= a_total) break;
+          const bool ok = ak && a_src[i] != ~0u;
+          cp_async16_zfill(st + mstream::act_offset(a_r + i * kARowStep, a_ch), ok ? a_base + a_src[i] + b0 * 32 : a_base, ok);
         }
       }
       cp_async_commit();
