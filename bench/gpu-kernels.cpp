@@ -196,15 +196,15 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       Tensor x = gpu->upload(rand_f32(r, {n, H})), y = gpu->empty(DType::F32, {n, H});
       const std::string shape = "n" + std::to_string(n) + " k" + std::to_string(K) + " E" + std::to_string(E) + " (" +
                                 std::to_string(touched) + " touched)";
-      // "stream-s3": the stream kernels with the 3-stage ring forced (GPTOSS_CUDA_MOE_STREAM_STAGES=3: three CTAs
-      // an SM on sm_90, 24 warps, against the 5-stage ring's two)
-      const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream", "stream-s3"}
-                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-s3"};
+      // "stream-s5": the stream kernels with the 5-stage ring (GPTOSS_CUDA_MOE_STREAM_STAGES=5: two CTAs an SM on
+      // sm_90, against the default 3-stage ring's three)
+      const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
+                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-s5"};
       for (const char* path : paths) {
-        const bool s3 = !std::strcmp(path, "stream-s3");
-        if (s3) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "3", 1);
+        const bool s5 = !std::strcmp(path, "stream-s5");
+        if (s5) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
-        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s3 ? "stream" : path, 1);
+        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 ? "stream" : path, 1);
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
         double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, w, sw, y); }, 20, 3);
         add("moe batch eager" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);

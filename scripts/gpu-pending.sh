@@ -16,8 +16,8 @@
 # PART 3 (~2-4 min): gptoss_gpu_check --moe-stream, the streaming MoE kernel's SASS and Nsight Compute's full
 #   set (with source counters) on one layer's gate_up and down at 64 streams; gptoss_gpu_bench --read-probe
 #   (the DRAM ceiling of the kernels' access pattern: 128 rows x 64 B a stage against contiguous stages),
-#   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: gemm, stream (5 stages, two
-#   CTAs an SM) and stream-s3 (GPTOSS_CUDA_MOE_STREAM_STAGES=3: three CTAs an SM). Logs and the ncu report come
+#   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: the GEMM tile forced, the
+#   default (the streaming kernels on Hopper, 3 stages) and stream-s5 (GPTOSS_CUDA_MOE_STREAM_STAGES=5). Logs and the ncu report come
 #   back as one $OUT/part3.tgz (the device tool returns a few files only).
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
 set -uo pipefail
@@ -56,8 +56,8 @@ elif [[ $PART == 3 ]]; then
   echo "read probe rc $?"; grep -E "^ceiling|^\|" "$OUT/read-probe.log"
   timeout 150 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
   echo "gpu_bench --moe-batch rc $?"; grep -E "graph" "$OUT/moe-batch.log"
-  for v in gemm stream stream-s3; do
-    GPTOSS_CUDA_MOE_BATCH=${v%-s3} GPTOSS_CUDA_MOE_STREAM_STAGES=$([[ $v == stream-s3 ]] && echo 3 || echo 5) timeout 100 node bench/batch.mjs \
+  for v in gemm default stream-s5; do
+    env $([[ $v == gemm ]] && echo GPTOSS_CUDA_MOE_BATCH=gemm) $([[ $v == stream-s5 ]] && echo GPTOSS_CUDA_MOE_BATCH=stream GPTOSS_CUDA_MOE_STREAM_STAGES=5) timeout 100 node bench/batch.mjs \
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams 32,64,96,128 --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
     echo "batch.mjs 24 layers, MoE $v: rc $?"; grep -E "^  batch|^batch" "$OUT/e2e-$v.log"
   done

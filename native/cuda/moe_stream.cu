@@ -1,6 +1,6 @@
-// The streaming grouped MoE GEMMs of a batched decode step (issue 11; GPTOSS_CUDA_MOE_BATCH=stream, opt-in:
-// compiled, not yet run on a GPU). A decode batch routes few rows to each expert (64 streams x top-4 over
-// 32 experts: ~8 an expert) and touches every expert, so the step is the stream of all the experts' packed
+// The streaming grouped MoE GEMMs of a batched decode step (issue 11; the default on Hopper from 17 to 128
+// streams of the 20b, policy.cpp choose_moe_batch; GPTOSS_CUDA_MOE_BATCH=stream forces it). A decode batch
+// routes few rows to each expert (64 streams x top-4 over 32 experts: ~8 an expert) and touches every expert, so the step is the stream of all the experts' packed
 // MXFP4 bytes (282 MB gate_up + 141 MB down a layer of the 20b); the GEMM tile (gemm_tile.cu) read them at
 // 0.75-0.83 TB/s (call 1, H100: latency-bound, the same time at 64 and 128 streams). This kernel is built
 // around the bytes in flight instead:
@@ -11,10 +11,11 @@
 //    the (expert, 16 rows) tiles of tile_start (moe_scan_kernel with 16 rows a tile), so an expert with 17..32
 //    rows has two CTAs a row block, launched side by side (grid.x, the row blocks, is the fast index): the
 //    second reads the rows while the first brings them into L2.
-//  - A ring of `S` stages (5 where two CTAs of that size fit an SM, else 3), each kMoeStreamKc (4) MX blocks
+//  - A ring of `S` stages (3, three CTAs an SM, where they fit; 5 with two on request), each kMoeStreamKc (4) MX blocks
 //    of K: the packed weights [kc][128 rows][16 B] (ldmatrix rows adjacent: conflict-free) and the pass's
-//    tokens' bf16 halves of those 128 K values, all by 16-byte cp.async; S - 1 stages in flight (at S = 5,
-//    two CTAs an SM: 8 stages, 64 KB of weights and up to 80 KB of activations outstanding a SM).
+//    tokens' bf16 halves of those 128 K values, all by 16-byte cp.async; S - 1 stages in flight. Measured
+//    (H100/H200, 12th session): issue- and latency-bound (ALU pipe ~58%: the E2M1 decode's PRMT/LOP/SHF), not
+//    by bytes in flight: 3 stages at three CTAs an SM beat 5 at two by 3-7%.
 //  - The CTA's E8M0 scales [128][K/32] are loaded once into shared memory.
 //  - ldmatrix.x4 hands lane (g, t) word t of rows g and g + 8 of two MX blocks: the 8 values 8t .. 8t+7 of
 //    each row. The MMA's k order inside a block is permuted the same way on both operands (a dot product
@@ -45,7 +46,8 @@ static_assert(kTok % 4 == 0 && kTok / 4 <= 4, "4 tokens an n-tile, at most 4 n-t
 static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte bank offset: conflict-free B loads");
 
 // Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
-// memory), three at the shallow one (3 x 65 KB: 24 warps an SM instead of 16; <= 80 registers a thread).
+// memory), three at the shallow one (3 x 65 KB: 24 warps an SM instead of 16; <= 80 registers a thread, 4-20
+// bytes spilled), the default where three fit (policy.cpp moe_stream_stages).
 template <int S>
 constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages ? 3 : 2; }
 
@@ -249,10 +251,11 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
     throw range_error("moe stream: K must be a positive multiple of 32 (got " + std::to_string(p.K) +
                       ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
   int stages = moe_stream_stages(current_caps(), p.K / 32);
-  // GPTOSS_CUDA_MOE_STREAM_STAGES=3 (A/B, read at each call; the kernel bench's "stream s3" rows): the shallow
-  // ring where the policy picked the deep one.
-  if (stages == kMoeStreamDeepStages && env_int("GPTOSS_CUDA_MOE_STREAM_STAGES", 0, 3, 5) == kMoeStreamShallowStages)
-    stages = kMoeStreamShallowStages;
+  // GPTOSS_CUDA_MOE_STREAM_STAGES=5 (A/B, read at each call; the kernel bench's "stream-s5" rows): the deep ring
+  // (two CTAs an SM) where it fits, in place of the policy's shallow one.
+  if (stages == kMoeStreamShallowStages && env_int("GPTOSS_CUDA_MOE_STREAM_STAGES", 0, 3, 5) == kMoeStreamDeepStages &&
+      moe_stream_deep_stages(current_caps(), p.K / 32) == kMoeStreamDeepStages)
+    stages = kMoeStreamDeepStages;
   if (stages == kMoeStreamDeepStages) return swiglu ? launch_stages<true, kMoeStreamDeepStages>(p, stream)
                                                     : launch_stages<false, kMoeStreamDeepStages>(p, stream);
   if (stages == kMoeStreamShallowStages) return swiglu ? launch_stages<true, kMoeStreamShallowStages>(p, stream)

@@ -307,8 +307,15 @@ bool group_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I, int tokens
 int moe_stream_stages(const GpuCaps& caps, int nch) {
   if (!caps.mma_sync || caps.amd || caps.tensor_cores == TensorCores::Mfma || nch <= 0) return 0;
   // An SM's shared memory is the block opt-in plus the 1 KB the driver reserves a block (sm_80..sm_120).
-  if (2 * (moe_stream_smem_bytes(kMoeStreamDeepStages, nch) + 1024) <= caps.smem_optin + 1024) return kMoeStreamDeepStages;
+  const int sm_bytes = caps.smem_optin + 1024;
+  if (3 * (moe_stream_smem_bytes(kMoeStreamShallowStages, nch) + 1024) <= sm_bytes) return kMoeStreamShallowStages;
+  if (2 * (moe_stream_smem_bytes(kMoeStreamDeepStages, nch) + 1024) <= sm_bytes) return kMoeStreamDeepStages;
   return moe_stream_smem_bytes(kMoeStreamShallowStages, nch) <= caps.smem_optin ? kMoeStreamShallowStages : 0;
+}
+
+int moe_stream_deep_stages(const GpuCaps& caps, int nch) {
+  if (moe_stream_stages(caps, nch) == 0) return 0;
+  return moe_stream_smem_bytes(kMoeStreamDeepStages, nch) <= caps.smem_optin ? kMoeStreamDeepStages : 0;
 }
 
 bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {
@@ -324,7 +331,13 @@ MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int
     return MoeBatchPath::Stream;
   if (decode_layout || E <= 0 || !group_fits(caps, k, H, I, 4) || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;
-  return int64_t(n) * experts_per_token <= int64_t(kMoeGroupMaxPerExpert) * E ? MoeBatchPath::GroupedMma : MoeBatchPath::Gemm;
+  const int64_t pairs = int64_t(n) * experts_per_token;
+  // Hopper (where it was measured): the streaming kernels between the grouped decode kernels' few rows an
+  // expert and the GEMM tile's many (shapes.h kMoeStreamAuto*).
+  if (caps.arch == 900 && H % 32 == 0 && I % 32 == 0 && moe_stream_stages(caps, H / 32) > 0 && moe_stream_stages(caps, I / 32) > 0 &&
+      pairs > int64_t(kMoeStreamAutoMinPerExpert) * E && pairs <= int64_t(kMoeStreamAutoMaxPerExpert) * E)
+    return MoeBatchPath::Stream;
+  return pairs <= int64_t(kMoeGroupMaxPerExpert) * E ? MoeBatchPath::GroupedMma : MoeBatchPath::Gemm;
 }
 
 int moe_group_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I) {

@@ -156,14 +156,18 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
 // batched steps). The knob forces one where it can run.
 // Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once for each 16 of its
-// rows through a deep cp.async ring; issue 11), only on request (GPTOSS_CUDA_MOE_BATCH=stream; compiled, not
-// yet run on a GPU), where it runs (moe_stream_stages > 0, the checkpoint layout, NVIDIA) and for decode
-// batches: at most kMoeStreamMaxPerExpert (32) routed rows an expert on average (a prefill keeps the tile).
+// rows through a cp.async ring; issue 11): the default on Hopper for decode batches of more than
+// kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on average (measured
+// there: shapes.h); on request (GPTOSS_CUDA_MOE_BATCH=stream) wherever it runs (moe_stream_stages > 0, the
+// checkpoint layout, NVIDIA) up to kMoeStreamMaxPerExpert (32) rows an expert (a prefill keeps the tile).
 enum class MoeBatchPath { GroupedMma, Gemm, Stream };
-// Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamDeepStages
-// where two CTAs of that size fit an SM's shared memory (sm_90: 2 x 104 KB), else kMoeStreamShallowStages
-// where one fits, else 0 (does not run: no bf16 mma.sync, AMD, or too little shared memory).
+// Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamShallowStages
+// where three CTAs of that size fit an SM's shared memory (sm_90: 3 x 67 KB), else kMoeStreamDeepStages where
+// two fit, else kMoeStreamShallowStages where one fits, else 0 (does not run: no bf16 mma.sync, AMD, or too
+// little shared memory). moe_stream_deep_stages: kMoeStreamDeepStages where one such CTA fits and the kernel
+// runs at all (GPTOSS_CUDA_MOE_STREAM_STAGES=5), else 0.
 int moe_stream_stages(const GpuCaps& caps, int nch);
+int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
 // request (GPTOSS_CUDA_MOE_DECODE=stream; compiled, not yet run on a GPU), where they run, MXFP4 experts in the
 // checkpoint's layout. The decode kernels otherwise (choose_moe_decode).

@@ -110,11 +110,22 @@ GPTOSS_HD constexpr int moe_stream_stage_bytes() {
 GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch) {
   return stages * moe_stream_stage_bytes() + (kMoeStreamRows * nch + 15) / 16 * 16;
 }
-constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;  // the two ring depths compiled
+// The two ring depths compiled. The shallow one is the default wherever three of its CTAs fit an SM (sm_90,
+// sm_100: 24 warps; its kernels are held to 80 registers for it): measured on an H100 it beat the deep ring
+// with two CTAs an SM by 3-7% a MoE (20b, 8-128 streams), the kernel being bound by issue and latency, not by
+// bytes in flight. GPTOSS_CUDA_MOE_STREAM_STAGES=5 asks for the deep one where it fits.
+constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;
 // Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (a decode batch: 256
 // streams of the 20b); a prefill's thousands of rows an expert stay on the GEMM tile (16 rows a CTA would read
 // an expert's weights once for every 16 of its rows).
 constexpr int kMoeStreamMaxPerExpert = 32;
+// The default (GPTOSS_CUDA_MOE_BATCH unset) on Hopper: the streaming kernels for more than
+// kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on average (17-128
+// streams of the 20b), the grouped decode kernels below, the GEMM tile above. Measured on an H100 (bench/RESULTS.md,
+// twelfth session), the whole MoE op of a 20b layer: 8 streams mma 0.212 / stream 0.232 ms, 16 streams 0.307 /
+// 0.299, 24 0.381 / 0.327, 32 stream 0.331 / GEMM tile 0.530, 64 0.362 / 0.532, 96 0.407 / 0.528, 128 0.498 /
+// 0.529; past 128 streams not measured (the tile keeps them). Other archs keep kMoeGroupMaxPerExpert's rule.
+constexpr int kMoeStreamAutoMinPerExpert = 2, kMoeStreamAutoMaxPerExpert = 16;
 
 // ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
 constexpr int kMoeMfmaWaves = 4;  // wavefronts a CTA (256 threads), splitting K; a CTA owns kMoeTileRows rows

@@ -717,12 +717,12 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {17}), 4, "rows 17 an expert");
   check_moe_counts(r, real, cycle_counts(32, {32}), 4, "rows 32 an expert");
   check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5");
-  // the shallow ring (3 stages, three CTAs an SM on sm_90) where the policy picks the deep one
-  setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "3", 1);
-  check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 3 stages");
-  check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 3 stages");
-  check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), 3 stages");
-  check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, 3 stages");
+  // the deep ring (5 stages, two CTAs an SM on sm_90) where the policy picks the shallow one
+  setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
+  check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 5 stages");
+  check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 5 stages");
+  check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), 5 stages");
+  check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, 5 stages");
   unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
   check_moe(r, real, 1, 4, 1e-4);   // the decode path: every decode kernel and GPTOSS_CUDA_MOE_DECODE=stream
@@ -755,7 +755,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
     for (const char* path : {"gemm", "mma", "stream"}) {
       const bool mma = !std::strcmp(path, "mma"), stream = !std::strcmp(path, "stream");
       if ((mma || stream) && (relaid || kHip)) continue;
-      if (stream && !only_moe_stream) continue;  // not yet run on a GPU: --moe-stream only, out of the default run
+      if (stream && int64_t(n) * k > int64_t(gptoss::cuda::kMoeStreamMaxPerExpert) * m.E) continue;  // the tile's, not a decode batch
       setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
       Tensor got = poisoned(DType::F32, {n, m.H});
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
@@ -780,7 +780,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   const std::string keep = saved ? saved : "";
   std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
                                           : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt"};
-  if (!kHip && only_moe_stream) variants.push_back("stream");  // --moe-stream only until it has run on a GPU
+  if (!kHip) variants.push_back("stream");
   for (const char* variant : variants) {
     setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
     Tensor got = poisoned(DType::F32, {n, m.H});
@@ -1329,6 +1329,7 @@ void check_gemm_wgmma(Rng& r) {
       check_moe(r, real, 2048, 4, 1e-4);   // 256 an expert: 128-row tiles (20b prefill 2048)
       const MoeSet real_r = relaid_copy(real);
       check_moe(r, real_r, 512, 4, 1e-4, true);
+      check_moe_stream(r);  // the streaming MoE of a decode batch (Hopper's default from 17 to 128 streams of the 20b)
     }
     // bf16 experts through the tile (GPTOSS_CUDA_MOE_BF16=grouped inside check_moe_bf16)
     MoeBf16Set bsmall = make_moe_bf16(r, 5, 64, 96);

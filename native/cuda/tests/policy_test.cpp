@@ -262,11 +262,20 @@ void test_moe_bf16() {
   CHECK(choose_moe_bf16(h200(0, 0), grouped, 1, 4) == MoeBf16Path::Gemv);  // nothing to run Grouped on
   // MXFP4 experts past the decode kernels' 16 pairs: the grouped decode kernels up to 4 pairs an expert
   // (n <= 32 on the 20b's 32 experts), the GEMM tile above; never on the decode layout or AMD.
+  // On Hopper the streaming kernels take 3-16 an expert (17-128 streams of the 20b; measured there).
   CHECK(choose_moe_batch(hopper, k, 5, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
-  CHECK(choose_moe_batch(hopper, k, 32, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
-  CHECK(choose_moe_batch(hopper, k, 33, 4, 32, H, H, false) == MoeBatchPath::Gemm);
-  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // measured 2.2x slower there
-  CHECK(choose_moe_batch(hopper, k, 128, 4, 128, H, H, false) == MoeBatchPath::GroupedMma);  // 120b: 4 an expert
+  CHECK(choose_moe_batch(hopper, k, 16, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(hopper, k, 17, 4, 32, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, k, 128, 4, 32, H, H, false) == MoeBatchPath::Stream);
+  CHECK(choose_moe_batch(hopper, k, 129, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 128, H, H, false) == MoeBatchPath::GroupedMma);  // 120b: 2 an expert
+  CHECK(choose_moe_batch(hopper, k, 128, 4, 128, H, H, false) == MoeBatchPath::Stream);     // 120b: 4 an expert
+  // Elsewhere (not measured) the grouped decode kernels up to 4 an expert, the tile above.
+  const GpuCaps ampere = a100(800, kSm80);
+  CHECK(choose_moe_batch(ampere, k, 32, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
+  CHECK(choose_moe_batch(ampere, k, 33, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(ampere, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(moe_group_tokens(hopper, k, 8, 4, 32, H, H) == 4);
   CHECK(moe_group_tokens(hopper, k, 128, 4, 32, H, H) == 4);  // 8 on request only
   GpuKnobs g8 = k;
@@ -282,9 +291,9 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_mma, 1024, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
   CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);  // cannot run there
-  // The streaming kernels (moe_stream.cu): on request only (opt-in: compiled, not yet run on a GPU), every
-  // token count, never on the decode layout or AMD; 5 stages where two 101 KB CTAs share an sm_90 SM, 3 on
-  // sm_89's 99 KB (65 KB), none where even that does not fit.
+  // The streaming kernels (moe_stream.cu) on request: every token count up to 32 an expert, never on the
+  // decode layout or AMD; 3 stages where three 67 KB CTAs share an SM (sm_90) or where only one fits (sm_89's
+  // 99 KB), 5 on request where one fits, none where even 3 does not fit.
   GpuKnobs force_stream = k;
   force_stream.moe_batch = GpuKnobs::MoeBatch::Stream;
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
@@ -295,9 +304,13 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_stream, 8192, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // a prefill
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);   // decode layout
   CHECK(choose_moe_batch(mi300, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);   // AMD
-  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);             // not the default
-  CHECK(moe_stream_stages(hopper, H / 32) == kMoeStreamDeepStages);
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);              // decode layout
+  CHECK(moe_stream_stages(hopper, H / 32) == kMoeStreamShallowStages);  // three CTAs an SM
+  CHECK(moe_stream_deep_stages(hopper, H / 32) == kMoeStreamDeepStages);
+  CHECK(moe_stream_stages(ampere, H / 32) == kMoeStreamShallowStages);    // 164 KB: neither 3 x 67 nor 2 x 103
+  CHECK(moe_stream_deep_stages(ampere, H / 32) == kMoeStreamDeepStages);
   CHECK(moe_stream_stages(l40s(890, kSm89), H / 32) == kMoeStreamShallowStages);
+  CHECK(moe_stream_deep_stages(l40s(890, kSm89), H / 32) == 0);         // 104 KB > 99
   CHECK(moe_stream_stages(mi300, H / 32) == 0);
   CHECK(moe_stream_stages(h200(0, 0), H / 32) == 0);  // no mma.sync image
   CHECK(moe_stream_smem_bytes(kMoeStreamDeepStages, H / 32) == 5 * 18432 + 11520);
