@@ -13,6 +13,9 @@
 #   maxPrefillTokens up to 4,096), TTFT of a 2,000-token prompt and the 4,000-token prompt's delay to 32
 #   decoding streams with --max-prefill-tokens 4096 (bench/serve-load.mjs), and engine streams 64 / 128 with
 #   the GEMM tile and with GPTOSS_CUDA_MOE_BATCH=stream.
+# PART 4 (~5-8 min): the streaming MoE as Hopper's default (ca5eada): the full gpu_check, gpu-batch-check,
+#   the model checks, compute-sanitizer memcheck and racecheck on --moe-stream, serve-load 1 / 64 / 128
+#   streams plain and pipelined.
 # PART 3 (~2-4 min): gptoss_gpu_check --moe-stream, the streaming MoE kernel's SASS and Nsight Compute's full
 #   set (with source counters) on one layer's gate_up and down at 64 streams; gptoss_gpu_bench --read-probe
 #   (the DRAM ceiling of the kernels' access pattern: 128 rows x 64 B a stage against contiguous stages),
@@ -76,6 +79,24 @@ elif [[ $PART == 3 ]]; then
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|L2 Hit Rate|Compute \(SM\)|Issue Slots|Warp Cycles Per Issued|Registers Per|Executed Ipc|No Eligible" "$OUT/ncu-moe-stream-details.txt" | head -40
     grep -iE "stall|spends" "$OUT/ncu-moe-stream-details.txt" | cut -c1-300 | head -12
   fi
+elif [[ $PART == 4 ]]; then
+  # the streaming MoE as Hopper's default: the full check, the batched step against CUDA Sessions and the CPU,
+  # the model checks, memcheck and racecheck on the stream cases, then serving at 1 / 64 / 128 streams
+  timeout 200 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
+  echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1)"; grep -E "^FAIL" "$OUT/check.log" | head
+  timeout 170 node scripts/gpu-batch-check.mjs > "$OUT/batch-check.log" 2>&1
+  echo "batch check rc $?"; grep -vE "^\s*$" "$OUT/batch-check.log" | tail -14
+  timeout 150 node scripts/gpu-model-check.mjs > "$OUT/model-check.log" 2>&1
+  echo "model check rc $? $(grep -cE '^ok|PASS' "$OUT/model-check.log") ok lines"; grep -iE "fail|error" "$OUT/model-check.log" | head -5
+  if command -v compute-sanitizer > /dev/null; then
+    for tool in memcheck racecheck; do
+      timeout 150 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/$tool-moe-stream.log" 2>&1
+      echo "$tool --moe-stream rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool-moe-stream.log" | tail -1)"
+    done
+  fi
+  timeout 200 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
+    --pipeline both --label 20b-default --out "$OUT" > "$OUT/serve.log" 2>&1
+  echo "serve-load rc $?"; grep -vE '^\s|^[{}]' "$OUT/serve.log" | tail -9
 else
   timeout 170 node scripts/gpu-batch-check.mjs --large > "$OUT/batch-large.log" 2>&1
   echo "batch check --large rc $? ($(( $(date +%s) - t0 )) s)"
