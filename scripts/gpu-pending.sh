@@ -86,14 +86,14 @@ elif [[ $PART == 4 ]]; then
   echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1)"; grep -E "^FAIL" "$OUT/check.log" | head
   timeout 170 node scripts/gpu-batch-check.mjs > "$OUT/batch-check.log" 2>&1
   echo "batch check rc $?"; grep -vE "^\s*$" "$OUT/batch-check.log" | tail -14
-  timeout 150 node scripts/gpu-model-check.mjs > "$OUT/model-check.log" 2>&1
+  timeout 120 node scripts/gpu-model-check.mjs > "$OUT/model-check.log" 2>&1
   echo "model check rc $? $(grep -cE '^ok|PASS' "$OUT/model-check.log") ok lines"; grep -iE "fail|error" "$OUT/model-check.log" | head -5
-  timeout 200 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
+  timeout 150 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
     --pipeline both --label 20b-default --out "$OUT" > "$OUT/serve.log" 2>&1
   echo "serve-load rc $?"; grep -vE '^\s|^[{}]' "$OUT/serve.log" | tail -9
   if command -v compute-sanitizer > /dev/null; then
-    for tool in memcheck racecheck; do
-      timeout 100 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/$tool-moe-stream.log" 2>&1
+    for tool in ${SANITIZERS:-memcheck racecheck}; do
+      timeout 60 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/$tool-moe-stream.log" 2>&1
       echo "$tool --moe-stream rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool-moe-stream.log" | tail -1)"
     done
   fi
