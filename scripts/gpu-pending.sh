@@ -90,10 +90,10 @@ elif [[ $PART == 4 ]]; then
     timeout 120 node scripts/gpu-model-check.mjs > "$OUT/model-check.log" 2>&1
     echo "model check rc $? $(grep -cE '^ok|PASS' "$OUT/model-check.log") ok lines"; grep -iE "fail|error" "$OUT/model-check.log" | head -5
   fi
-  timeout 150 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
-    --pipeline both --label 20b-default --out "$OUT" > "$OUT/serve.log" 2>&1
+  timeout 150 node bench/serve-load.mjs --synthetic 20b --device cuda --streams "${SERVE_STREAMS:-1,64,128}" --prompt 64 --tokens 128 \
+    --pipeline "${SERVE_PIPELINE:-both}" --label 20b-default --out "$OUT" > "$OUT/serve.log" 2>&1
   echo "serve-load rc $?"; grep -vE '^\s|^[{}]' "$OUT/serve.log" | tail -9
-  if command -v compute-sanitizer > /dev/null; then
+  if [[ -z "${SKIP_SANITIZER:-}" ]] && command -v compute-sanitizer > /dev/null; then
     for tool in ${SANITIZERS:-memcheck racecheck}; do
       timeout 60 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/$tool-moe-stream.log" 2>&1
       echo "$tool --moe-stream rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool-moe-stream.log" | tail -1)"
