@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-logs}"
 mkdir -p "$OUT"
-: "${BASE:?BASE: the other tree (scripts/gpu-export.sh layout, with dist/)}"
+: "${BASE:?BASE: the other tree (a checkout with dist/ and node_modules/ in place, as scripts/gpu-host-setup.sh leaves the root)}"
 ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}"
 build() {  # build <tree> <build dir>: the addon alone
   local inc="-DCMAKE_JS_INC=$1/node_modules/node-api-headers/include;$1/node_modules/node-addon-api"

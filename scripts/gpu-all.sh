@@ -5,7 +5,7 @@
 # memcheck and racecheck on the reduced check. Everything lands in $OUT, packed as $OUT/all.tgz (the
 # device tool returns a limited number of files).
 #   From a dev machine: bash scripts/gpu-export.sh, then on the device, with carry [".gpu"]:
-#     xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node; cd .gpu/src && OUT=$OUT bash scripts/gpu-all.sh
+#     source scripts/gpu-host-setup.sh; OUT=$OUT bash scripts/gpu-all.sh   (from the repository root)
 #   env: SKIP_E2E=1, SKIP_KV_AB=1 (gpu-kv-ab.sh), SKIP_RELAID=1 (gpu-moe-relaid-ab.sh), SKIP_GEMV=1 (gpu-gemv-ab.sh), SKIP_ATTN=1 (gpu-attn-ab.sh), SKIP_WGMMA=1 (gpu-wgmma-ab.sh), SKIP_MOE_BATCH=1 (gpu-moe-batch-ab.sh), SKIP_BLACKWELL=1 (ptx-blackwell.sh), SKIP_BATCH=1 (gpu-batch.sh, and its own SKIP_BATCH_* variables), SKIP_PIPELINE=1 (gpu-pipeline.sh),
 #        SKIP_SANITIZER=1, MODELS (gpu-e2e.sh), BENCH_ARGS (default --decode; "" for every kernel),
 #        SKIP_BF16_LOAD=1 (gpu-bf16-load.sh: the 20b fine-tuned checkpoint's load time),

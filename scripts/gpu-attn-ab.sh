@@ -7,7 +7,7 @@
 #      (graph-timed over 24 layers' caches, f32k-f16v and bf16, and a 128-key window layer);
 #   3. end to end on synthetic 20b weights (default cache f32k-f16v): decode at context 512 and 8192,
 #      SIMT and mma alternately (REPEATS rounds) so drift hits both alike; a median table and the rule.
-# Run from the repository root (an exported tree: .gpu/src). It uses $BUILD's gptoss_gpu_check,
+# Run from the repository root (after scripts/gpu-export.sh here and scripts/gpu-host-setup.sh there). It uses $BUILD's gptoss_gpu_check,
 # gptoss_gpu_bench and addon (gpu-check.sh's build, in gpu-all.sh) and builds them for sm_90a first when
 # absent (~2-3 min on 16 cores); it unpacks .gpu/node.xz when node is not on the PATH. ~4 min after the
 # build (check ~40 s, bench ~60 s, 8 e2e runs ~20 s each).

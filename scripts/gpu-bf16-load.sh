@@ -11,7 +11,7 @@
 #      e2e run on it (the model works: decode tokens/s),
 #   5. removes the bf16 checkpoint (the source stays for gpu-e2e.sh).
 # Builds the addon (gpu-addon.sh: incremental when gpu-check.sh / gpu-e2e.sh built it) and runs from
-# gpu-export.sh's tree (dist/, node_modules), nothing else.
+# the repository root with dist/ and node_modules/ in place (scripts/gpu-host-setup.sh), nothing else.
 # Disk: 40.6 GB free beside the 13.8 GB source (the host has 64 GiB); skipped with a message otherwise.
 # Predictions: bench/RESULTS.md "bf16 20b load on the H200 host".
 #   OUT=$OUT bash scripts/gpu-bf16-load.sh      (env: SRC, DST, BUILD_DIR=build-gpu, KEEP_BF16=1, MIN_FREE_GB=42;

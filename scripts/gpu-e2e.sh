@@ -11,7 +11,7 @@
 # Each model: prefill 512 and 2048 with decode at context 512, decode at context 4096, and a run at
 # context 8192 (the 8k-token KV cache memory figure). Peak device memory is sampled with nvidia-smi
 # every 100 ms for each run on its own. Logs and JSON under $OUT.
-#   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
+#   carry: .gpu (scripts/gpu-export.sh); run from the repository root after `source scripts/gpu-host-setup.sh`
 #   env: GPTOSS_CUDA_ARCHS (default 90a-real), LAYERS (checkpoint-20b only), MODELS, DECODE (128)
 set -uo pipefail
 cd "$(dirname "$0")/.."

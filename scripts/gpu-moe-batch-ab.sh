@@ -20,7 +20,7 @@
 # decode kernels' pairs if the check passes and the 24-layer step is >= 5% faster at both 64 and 128 streams.
 # (First runs, H100: +21% at 64, -5.6% at 128 with the 5-stage ring; the policy now takes the 3-stage ring and
 # the measured band, shapes.h kMoeStreamAuto*.)
-# Run from the repository root of an exported tree (.gpu/src) with the prebuilt binaries: $BUILD_DIR
+# Run from the repository root (scripts/gpu-export.sh, then scripts/gpu-host-setup.sh) with the prebuilt binaries: $BUILD_DIR
 # (build-gpu) holding gptoss_gpu_check and gptoss_gpu_bench, GPT_OSS_NODE_BINARY the addon (e.g.
 # build-gpu/gpt_oss_node.node) and dist/ built; node on the PATH (unpacked from .gpu/node.xz otherwise).
 #   env: OUT (default ./gpu-logs), BUILD_DIR (build-gpu), MOE_BATCH_STEPS (default "check bench e2e"),

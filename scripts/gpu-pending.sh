@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks and measurements that earlier sessions compiled but could not run (refused device starts),
 # in two device calls of < 10 minutes each on prebuilt binaries, so no device time goes to compiling.
-#   Local side, on a clean checkout of the commit: bash scripts/gpu-export.sh, then move .gpu/src/dist and
-#   .gpu/src/node_modules to .gpu/ and drop .gpu/src (the tree itself travels; the device tool carries 64 MiB
-#   in all, tracked files included); build sm_90a here (cmake -G Ninja -B build-gpu -DGPTOSS_GPU_TESTS=ON
+#   Local side, at a committed HEAD: bash scripts/gpu-export.sh (.gpu/dist, .gpu/node_modules, .gpu/node.xz; the
+#   tree itself travels); build sm_90a here (cmake -G Ninja -B build-gpu -DGPTOSS_GPU_TESTS=ON
 #   -DGPTOSS_CUDA_ARCHS=90a-real ...; ninja gpt_oss_node gptoss_gpu_check gptoss_gpu_bench) and `xz` the three
 #   into .gpu/bin/ (with the commit they were built from in .gpu/bin/COMMIT).
 #   Device side, carry [".gpu"]: PART=1 OUT=$OUT bash scripts/gpu-pending.sh   (then PART=2)
@@ -29,17 +28,7 @@ OUT="${OUT:-$PWD/gpu-logs}"
 mkdir -p "$OUT"
 PART="${PART:-1}"
 BIN=.gpu/bin
-if ! command -v node > /dev/null && [[ -f .gpu/node.xz ]]; then
-  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
-fi
-[[ -d .gpu/dist && ! -f dist/model.js ]] && cp -r .gpu/dist dist
-[[ -d .gpu/node_modules && ! -d node_modules ]] && cp -r .gpu/node_modules node_modules
-mkdir -p build-gpu
-for f in "$BIN"/*.xz; do
-  b=build-gpu/$(basename "$f" .xz)
-  [[ -x $b ]] || { xz -dc "$f" > "$b" && chmod +x "$b"; }
-done
-export GPT_OSS_NODE_BINARY="$PWD/build-gpu/gpt_oss_node.node"
+source scripts/gpu-host-setup.sh
 echo "tree $(git log -1 --format=%h 2>/dev/null), binaries $(cat "$BIN/COMMIT" 2>/dev/null), node $(node --version)"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 t0=$(date +%s)

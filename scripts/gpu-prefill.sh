@@ -4,7 +4,7 @@
 # LAYERS-layer cut (default 2) prefilling 2048 tokens: every kernel's duration summed by name, and
 # the full section set (--set full, text) for the first NCU_DETAILS launches of the GEMM tile.
 # Logs under $OUT (packed as $OUT/prefill.tgz).
-#   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
+#   carry: .gpu (scripts/gpu-export.sh); run from the repository root after `source scripts/gpu-host-setup.sh`
 #   env: MODELS ("20b"), LAYERS (2), NCU_DETAILS (6; 0 skips), NCU_KERNEL (regex, gemm_tile_kernel),
 #        NCU_SKIP (12: the warm-up prefill's launches of the 2-layer cut; then layer 0: q, k, v, o, gate_up, down)
 set -uo pipefail

@@ -6,7 +6,7 @@
 # per kernel (ncu flushes the caches before each, so small kernels read cold). The sum of those
 # against the measured step time is the part of a step that is launch gaps and host work.
 # Logs, the e2e JSON and ncu CSVs go to $OUT (and $OUT/profile.tgz).
-#   carry: .gpu (node.xz, src/ from scripts/gpu-export.sh); run from the exported tree
+#   carry: .gpu (scripts/gpu-export.sh); run from the repository root after `source scripts/gpu-host-setup.sh`
 #   env: LAYERS (4), CTXS ("512 4096"), SKIP_NCU=1, PREFILL=N (ncu over an N-token prefill, by kernel name),
 #        NCU_WARM=1 (no cache flush between kernels: the durations a graph replay sees),
 #        MOE_DETAIL=1 (ncu's full set on the decode MoE kernels, and their SASS from cuobjdump)

@@ -22,7 +22,7 @@
 #   5. with ncu on the host (SKIP_WGMMA_NCU=1 skips it): kernel durations by name over a 2-layer 20b cut
 #      prefilling 2048 tokens, forced mma.sync and the default, and --set full on the first 12 wgmma tile
 #      launches under GPTOSS_CUDA_GEMM=wgmma (tensor pipe, stalls).
-# Run from the repository root (an exported tree: .gpu/src). It uses $BUILD's gptoss_gpu_check,
+# Run from the repository root (after scripts/gpu-export.sh here and scripts/gpu-host-setup.sh there). It uses $BUILD's gptoss_gpu_check,
 # gptoss_gpu_bench and addon gpt_oss_node.node (gpu-check.sh's build, in gpu-all.sh; those three files
 # are all it needs there) and builds them for sm_90a first when any is absent (~2-3 min on 16 cores); it
 # unpacks .gpu/node.xz when node is not on the PATH.
