@@ -17,7 +17,7 @@
 
 import { open, mkdir, writeFile, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 
 // ---------------------------------------------------------------------------------------------
 // RNG: splitmix32 (seeding) + xoshiro128** (streams)
@@ -449,8 +449,13 @@ export function totalTensorBytes(spec) {
 /** Opens a safetensors file for reading: its fd, where its data starts and its parsed JSON header. */
 export function readSafetensorsHeader(path) {
   const fd = openSync(path, 'r');
-  const n = Number(readAt(fd, Buffer.alloc(8), 0, path).readBigUInt64LE(0));
-  return { fd, start: 8 + n, header: JSON.parse(readAt(fd, Buffer.alloc(n), 8, path).toString('utf8')) };
+  try {
+    const n = Number(readAt(fd, Buffer.alloc(8), 0, path).readBigUInt64LE(0));
+    return { fd, start: 8 + n, header: JSON.parse(readAt(fd, Buffer.alloc(n), 8, path).toString('utf8')) };
+  } catch (e) {
+    closeSync(fd);  // a short or malformed header: the caller never sees the fd
+    throw e;
+  }
 }
 
 /** Fills `buf` from `fd` at byte `pos`; a file that ends first is an error naming `what` (the file). */

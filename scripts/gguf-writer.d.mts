@@ -19,6 +19,8 @@ export interface GgufWriteOptions {
   fileType?: number;
   /** N > 1: llama.cpp's gguf-split layout, N files `<out without .gguf>-0000i-of-0000N.gguf`. */
   splits?: number;
+  /** 'placeholder': a vocabulary of placeholder tokens in the metadata (llama.cpp needs one); default 'none'. */
+  vocab?: 'none' | 'placeholder';
 }
 export declare function ggufPlan(config: Record<string, unknown>, opts?: GgufWriteOptions): GgufPlanEntry[];
 export interface GgufWriteResult {

@@ -80,7 +80,8 @@ export function repackMxfp4Block(codes, co, scale, out, o) {
 }
 
 // ---- safetensors input ----
-function readSafetensors(dir) {
+// Opens every shard of the checkpoint in `dir`; each fd goes into `fds` (the caller closes them).
+function readSafetensors(dir, fds) {
   const index = join(dir, 'model.safetensors.index.json');
   let names;
   try {
@@ -92,7 +93,7 @@ function readSafetensors(dir) {
   for (const name of names) {
     const path = join(dir, name);
     const { fd, start, header } = readSafetensorsHeader(path);
-    openFds.push(fd);
+    fds.push(fd);
     for (const [k, v] of Object.entries(header)) {
       if (k === '__metadata__') continue;
       tensors.set(k, { fd, path, dtype: v.dtype, shape: v.shape, offset: start + v.data_offsets[0], length: v.data_offsets[1] - v.data_offsets[0] });
@@ -101,7 +102,6 @@ function readSafetensors(dir) {
   return tensors;
 }
 
-const openFds = [];
 function tensorBytes(t, byteOffset = 0, length = t.length - byteOffset) {
   return readAt(t.fd, Buffer.alloc(length), t.offset + byteOffset, t.path);
 }
@@ -232,8 +232,19 @@ function vocabMeta(vocab, size) {
  * Returns { tensors: [{ name, type, shape, offset, length }], fileBytes }.
  */
 export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
+  // The checkpoint's fds belong to this call: closed when it ends, however it ends (a bad option, a missing
+  // tensor, a write error), and never by another call running beside it.
+  const fds = [];
+  try {
+    return await writeGguf(dir, out, opts, fds);
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+}
+
+async function writeGguf(dir, out, opts, fds) {
   const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-  const src = readSafetensors(dir);
+  const src = readSafetensors(dir, fds);
   const plan = ggufPlan(config, opts);
   const alignment = opts.alignment ?? 32;
   const arch = opts.architecture ?? 'gpt-oss';
@@ -274,7 +285,6 @@ export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
   for (let i = 0; i < nParts; i++) groups.push(plan.slice(Math.floor((i * plan.length) / nParts), Math.floor(((i + 1) * plan.length) / nParts)));
   const stem = out.replace(/\.gguf$/i, '');
   const result = { tensors: [], fileBytes: 0, files: [] };
-  try {
   for (let part = 0; part < nParts; part++) {
     const path = nParts > 1 ? `${stem}-${String(part + 1).padStart(5, '0')}-of-${String(nParts).padStart(5, '0')}.gguf` : out;
     const splitMeta = nParts > 1
@@ -286,9 +296,6 @@ export async function writeGgufFromCheckpoint(dir, out, opts = {}) {
     result.fileBytes += r.fileBytes;
     result.files.push(path);
     if (part === 0) result.dataStart = r.dataStart;
-  }
-  } finally {
-    for (const fd of openFds.splice(0)) closeSync(fd);
   }
   return result;
 

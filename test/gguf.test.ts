@@ -1,7 +1,7 @@
 // GGUF files: the same weights as a Hugging Face checkpoint, converted by this project's writer
 // (scripts/gguf-writer.mjs, llama.cpp's layout), load to the same model; every kind of damage is a
 // named error.
-import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -328,5 +328,35 @@ describe('split GGUF (gguf-split parts)', () => {
     const e2 = await loadModel(join(d2, basename(part(1))), { device: 'cpu' }).catch((x) => x);
     expect(e2).toBeInstanceOf(CheckpointError);
     expect(e2.message).toMatch(/-00002-of-00003\.gguf: is not part 2 of 3 .* split\.no \/ split\.count: 2 \/ 3/);
+  });
+});
+
+describe('the GGUF writer owns its checkpoint fds', () => {
+  const openFds = (): number => readdirSync('/proc/self/fd').length;
+  it.runIf(process.platform === 'linux')('concurrent writes both finish; a bad option or a damaged shard leaves no fd open', async () => {
+    const before = openFds();
+    // Two at once: each call closes only its own fds (a shared list let the first to finish close the other's).
+    const [a, b] = [join(root, 'conc-a.gguf'), join(root, 'conc-b.gguf')];
+    const [ra, rb] = await Promise.all([
+      writeGgufFromCheckpoint(fixtureDir('tiny-a'), a, { dense: 'Q8_0' }),
+      writeGgufFromCheckpoint(fixtureDir('tiny-a'), b, { dense: 'BF16' }),
+    ]);
+    expect(ra.fileBytes).toBeGreaterThan(0);
+    expect(rb.fileBytes).toBeGreaterThan(0);
+    expect(readGguf(a).tensors.size).toBeGreaterThan(0);
+    expect(readGguf(a).tensors.size).toBe(readGguf(b).tensors.size);
+    expect(openFds()).toBe(before);
+    // A rejected option, after the shards were opened.
+    await expect(writeGgufFromCheckpoint(fixtureDir('tiny-a'), join(root, 'bad-vocab.gguf'), { vocab: 'full' as 'none' })).rejects.toThrow(/vocab must be 'none' or 'placeholder'/);
+    expect(openFds()).toBe(before);
+    // A shard whose header is cut short: the error names the file, and its fd is closed too.
+    const damaged = join(root, 'damaged-ckpt');
+    mkdirSync(damaged);
+    copyFileSync(join(fixtureDir('tiny-a'), 'config.json'), join(damaged, 'config.json'));
+    const shard = join(damaged, 'model.safetensors');
+    copyFileSync(join(fixtureDir('tiny-a'), 'model.safetensors'), shard);
+    truncateSync(shard, 100);
+    await expect(writeGgufFromCheckpoint(damaged, join(root, 'damaged.gguf'), {})).rejects.toThrow(/model\.safetensors: unexpected end of file/);
+    expect(openFds()).toBe(before);
   });
 });
