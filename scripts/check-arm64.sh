@@ -49,7 +49,7 @@ done
 flags_for() {
   case "$1" in
     native/model/synthetic.cpp) echo -ffp-contract=off ;;  # bytes identical to the JS writer's
-    native/napi/*) echo -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS -DNODE_API_NO_EXTERNAL_BUFFERS_ALLOWED \
+    native/napi/*) echo -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_DEPRECATED -DNAPI_CPP_EXCEPTIONS -DNODE_API_NO_EXTERNAL_BUFFERS_ALLOWED -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS \
       "-I${NAPI_INC[0]}" "-I${NAPI_INC[1]}" ;;
   esac
 }
