@@ -15,22 +15,22 @@
 #include <string>
 #include <utility>
 
+#include "cuda/async_copy.cuh"
+
 namespace gptoss_bench {
 
 namespace {
 
-__device__ __forceinline__ uint32_t probe_smem_addr(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void probe_cp16(void* s, const void* g) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(probe_smem_addr(s)), "l"(g) : "memory");
-}
+#if defined(GPTOSS_HAVE_MMA_SYNC)  // cp.async: the device pass for sm_80+ (async_copy.cuh)
+using gptoss::cuda::cp_async16;
+using gptoss::cuda::cp_async_commit;
+using gptoss::cuda::cp_async_wait;
+using gptoss::cuda::smem_addr;
+// cp_async16 with L2's 256-byte prefetch-size hint (pattern 3; no kernel of the project uses the hint).
 __device__ __forceinline__ void probe_cp16_l2_256(void* s, const void* g) {
-  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(probe_smem_addr(s)), "l"(g) : "memory");
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(smem_addr(s)), "l"(g) : "memory");
 }
-__device__ __forceinline__ void probe_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void probe_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
+#endif
 
 constexpr int kThreads = 256, kStageBytes = 8192, kStages = 5;
 
@@ -40,9 +40,10 @@ constexpr int kThreads = 256, kStageBytes = 8192, kStages = 5;
 // the .L2::256B prefetch-size hint.
 __global__ void __launch_bounds__(kThreads, 2) read_probe_kernel(const uint8_t* base, int rows, int stride, int used,
                                                                  int pattern, uint32_t* sink) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
   const uint8_t* region = base + int64_t(blockIdx.x) * rows * stride;
-  const int nkt = rows * used / kStageBytes, tid = threadIdx.x, row_bytes = stride;
+  const int nkt = rows * used / kStageBytes, tid = threadIdx.x;
   auto issue = [&](int kt) {
     if (kt < nkt) {
       uint8_t* st = smem + (kt % kStages) * kStageBytes;
@@ -53,32 +54,35 @@ __global__ void __launch_bounds__(kThreads, 2) read_probe_kernel(const uint8_t* 
         if (pattern == 0 || pattern == 3) {  // 128 rows x 4 chunks
           const int cols = used / 64;
           const int row = (kt / cols) * 128 + c / 4, col = (kt % cols) * 64 + (c % 4) * 16;
-          off = int64_t(row) * row_bytes + col;
+          off = int64_t(row) * stride + col;
         } else if (pattern == 1) {  // 32 rows x 16 chunks
           const int cols = used / 256;
           const int row = (kt / cols) * 32 + c / 16, col = (kt % cols) * 256 + (c % 16) * 16;
-          off = int64_t(row) * row_bytes + col;
+          off = int64_t(row) * stride + col;
         } else {
           off = int64_t(kt) * kStageBytes + c * 16;
         }
         if (pattern == 3) probe_cp16_l2_256(st + c * 16, region + off);
-        else probe_cp16(st + c * 16, region + off);
+        else cp_async16(st + c * 16, region + off);
       }
     }
-    probe_commit();
+    cp_async_commit();
   };
   uint32_t acc = 0;
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);
   for (int kt = 0; kt < nkt; ++kt) {
-    probe_wait<kStages - 2>();
+    cp_async_wait<kStages - 2>();
     __syncthreads();
     issue(kt + kStages - 1);
     const uint8_t* st = smem + (kt % kStages) * kStageBytes;
     acc ^= reinterpret_cast<const uint32_t*>(st)[tid * 8 % (kStageBytes / 4)];
   }
-  probe_wait<0>();
+  cp_async_wait<0>();
   if (acc == 0x9e3779b9u) sink[blockIdx.x] = acc;  // keeps the loads; practically never written
+#else
+  GPTOSS_NO_DEVICE_CODE("cp.async (sm_80+)");
+#endif
 }
 
 }  // namespace

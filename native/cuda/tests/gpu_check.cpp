@@ -1329,7 +1329,6 @@ void check_gemm_wgmma(Rng& r) {
       check_moe(r, real, 2048, 4, 1e-4);   // 256 an expert: 128-row tiles (20b prefill 2048)
       const MoeSet real_r = relaid_copy(real);
       check_moe(r, real_r, 512, 4, 1e-4, true);
-      check_moe_stream(r);  // the streaming MoE of a decode batch (Hopper's default from 17 to 128 streams of the 20b)
     }
     // bf16 experts through the tile (GPTOSS_CUDA_MOE_BF16=grouped inside check_moe_bf16)
     MoeBf16Set bsmall = make_moe_bf16(r, 5, 64, 96);
@@ -1553,6 +1552,7 @@ int main(int argc, char** argv) {
         check_moe(r, real_r, 4, 4, 1e-5, true);
         check_moe(r, real_r, 512, 4, 1e-4, true);
       }
+      check_moe_stream(r);  // the streaming MoE of a decode batch (Hopper's default from 17 to 128 streams of the 20b)
     } else if (!bf16_experts) {
       MoeSet mid = make_moe(r, 8, 256, 256);
       check_moe(r, mid, 2, 4, 1e-5);
