@@ -7,10 +7,7 @@ OUT="${OUT:-$PWD/gpu-logs}"
 mkdir -p "$OUT"
 BUILD="${BUILD_DIR:-build-gpu}"
 { cat COMMIT 2>/dev/null || git log -1 --format="commit %H %s"; } | tee "$OUT/$1-commit.txt"
-if [[ -f .gpu/node.xz ]] && ! command -v node > /dev/null; then
-  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
-fi
-[[ -d .gpu/dist && ! -f dist/model.js ]] && cp -r .gpu/dist dist
+source scripts/gpu-host-setup.sh  # node, dist/, node_modules/ from .gpu (scripts/gpu-export.sh)
 case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 gpu_addon_t0=$(date +%s)
 cmake -G Ninja -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA_ARCHS="${GPTOSS_CUDA_ARCHS:-90a-real}" \

@@ -37,10 +37,7 @@ D="$OUT/moe-batch"
 mkdir -p "$D"
 STEPS="${MOE_BATCH_STEPS:-check bench e2e}"
 { cat COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null; } | tee "$D/commit.txt"
-if ! command -v node > /dev/null && [[ -f .gpu/node.xz ]]; then
-  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
-fi
-[[ -d .gpu/dist && ! -f dist/model.js ]] && cp -r .gpu/dist dist
+source scripts/gpu-host-setup.sh  # node, dist/, node_modules/, prebuilt binaries from .gpu (scripts/gpu-export.sh)
 t_start=$(date +%s)
 check_ok=0
 

@@ -47,9 +47,7 @@ D="$OUT/wgmma"
 mkdir -p "$D"
 REPEATS="${REPEATS:-2}"
 { cat COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null; } | tee "$D/commit.txt"
-if ! command -v node > /dev/null && [[ -f .gpu/node.xz ]]; then
-  xz -dc .gpu/node.xz > /usr/local/bin/node && chmod +x /usr/local/bin/node
-fi
+source scripts/gpu-host-setup.sh  # node, dist/, node_modules/, prebuilt binaries from .gpu (scripts/gpu-export.sh)
 if [[ ! -x "$BUILD/gptoss_gpu_check" || ! -x "$BUILD/gptoss_gpu_bench" || ! -f "$BUILD/gpt_oss_node.node" ]]; then
   echo "=== build ($BUILD, ${GPTOSS_CUDA_ARCHS:-90a-real}) ==="
   t0=$(date +%s)
