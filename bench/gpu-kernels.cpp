@@ -174,10 +174,20 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
 // measured in the same run. Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch".
 int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
   MoeWeights w;
-  w.gate_up = gpu->upload(rand_mxfp4(r, {E, 2 * I, H}, 119, 122));
+  const Tensor gate_up = rand_mxfp4(r, {E, 2 * I, H}, 119, 122), down = rand_mxfp4(r, {E, H, I}, 117, 120);
+  w.gate_up = gpu->upload(gate_up);
   w.gate_up_bias = gpu->upload(rand_bf16(r, {E, 2 * I}));
-  w.down = gpu->upload(rand_mxfp4(r, {E, H, I}, 117, 120));
+  w.down = gpu->upload(down);
   w.down_bias = gpu->upload(rand_bf16(r, {E, H}));
+  // "stream-relaid": the same experts in the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid at upload,
+  // mxfp4_layout.h), read by the streaming kernels' kRelaid variant (bit-placed E2M1, 9 ALU ops a word)
+  MoeWeights wr = w;
+  wr.gate_up = gpu->upload(gate_up);
+  wr.down = gpu->upload(down);
+  setenv("GPTOSS_CUDA_MOE_DECODE", "mma-relaid", 1);
+  const std::string relaid_line = gpu->prepare_experts(wr);
+  unsetenv("GPTOSS_CUDA_MOE_DECODE");
+  std::printf("prepare_experts (stream-relaid rows): %s\n", relaid_line.empty() ? "(not applied)" : relaid_line.c_str());
   const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
   SwigluParams sw;
   // 1 and 4 tokens (n k <= 16: the decode path): the decode kernels (default) against GPTOSS_CUDA_MOE_DECODE=stream
@@ -199,16 +209,18 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       // "stream-s5": the stream kernels with the 5-stage ring (GPTOSS_CUDA_MOE_STREAM_STAGES=5: two CTAs an SM on
       // sm_90, against the default 3-stage ring's three)
       const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
-                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-s5"};
+                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-s5"};
       for (const char* path : paths) {
-        const bool s5 = !std::strcmp(path, "stream-s5");
+        const bool s5 = !std::strcmp(path, "stream-s5"), rl = !std::strcmp(path, "stream-relaid");
+        if (rl && !wr.decode_layout) continue;
         if (s5) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
-        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 ? "stream" : path, 1);
+        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || rl ? "stream" : path, 1);
+        const MoeWeights& ww = rl ? wr : w;
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
-        double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, w, sw, y); }, 20, 3);
+        double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, ww, sw, y); }, 20, 3);
         add("moe batch eager" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, w, sw, y); }, 8, 20);
+        ms = time_graph_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, ww, sw, y); }, 8, 20);
         add("moe batch graph" + tag, shape, ms, touched * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       }
       unsetenv("GPTOSS_CUDA_MOE_DECODE");

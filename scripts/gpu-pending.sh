@@ -21,7 +21,11 @@
 #   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: the GEMM tile forced, the
 #   default (the streaming kernels on Hopper, 3 stages) and stream-s5 (GPTOSS_CUDA_MOE_STREAM_STAGES=5). Logs and the ncu report come
 #   back as one $OUT/part3.tgz (the device tool returns a few files only).
-# Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch" and "maxPrefillTokens".
+# PART 5 (~5-7 min): the streaming MoE on the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid): gptoss_gpu_check
+#   --moe-stream, gptoss_gpu_bench --moe-batch (a "stream-relaid" row per batch size), bench/batch.mjs 24 layers
+#   default vs mma-relaid.
+# Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 5)
+#   "Thirteenth session".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -68,6 +72,20 @@ elif [[ $PART == 3 ]]; then
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|L2 Hit Rate|Compute \(SM\)|Issue Slots|Warp Cycles Per Issued|Registers Per|Executed Ipc|No Eligible" "$OUT/ncu-moe-stream-details.txt" | head -40
     grep -iE "stall|spends" "$OUT/ncu-moe-stream-details.txt" | cut -c1-300 | head -12
   fi
+elif [[ $PART == 5 ]]; then
+  # the streaming MoE on the decode layout (kRelaid: bit-placed E2M1 by masks and rotations, 13th session): its
+  # check (the --moe-stream set has the decode-layout and scale > 128 cases), the whole MoE op per path, and
+  # 24-layer steps with GPTOSS_CUDA_MOE_DECODE=mma-relaid (every layer re-laid at load) against the default
+  timeout 100 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/check-moe-stream.log" 2>&1
+  echo "gpu_check --moe-stream rc $? $(grep -E '^gpu_check:' "$OUT/check-moe-stream.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL|decode layout|scales" "$OUT/check-moe-stream.log" | cut -c1-170
+  timeout 200 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
+  echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "prepare_experts|graph .*r2" "$OUT/moe-batch.log" | grep -v " decode " | cut -c1-150
+  for v in default relaid; do
+    env $([[ $v == relaid ]] && echo GPTOSS_CUDA_MOE_DECODE=mma-relaid) timeout 120 node bench/batch.mjs \
+      --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,32,64,96,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
+    echo "batch.mjs 24 layers, $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^  batch|^batch|^session|load" "$OUT/e2e-$v.log" | head -12
+  done
 elif [[ $PART == 4 ]]; then
   # the streaming MoE as Hopper's default: the full check, the batched step against CUDA Sessions and the CPU,
   # the model checks, memcheck and racecheck on the stream cases, then serving at 1 / 64 / 128 streams

@@ -114,23 +114,16 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
     const int row = tid >> 1, half = tid & 1;
     const uint2 w = *reinterpret_cast<const uint2*>(bs + row * 16 + half * 8);
     // decode layout (mxfp4_layout.h): the tile's scales are [16-row group][block][16], a word's operands
-    // come as pairs (q, q + 4) times 2^-126: re-paired by prmt and brought back by an exact x 2^126
+    // come in natural pairs times 2^-126, brought back by an exact x 2^126
     const uint32_t s = p.w_decode_layout ? scales[(row >> 4) * KB * 16 + j * 16 + (row & 15)] : scales[row * KB + j];
     const uint32_t sc = s ? s << 7 : 0x0040u;  // 2^(s-127) as bf16 bits (s = 0: the subnormal 2^-127; 255: inf)
     const uint32_t sc2 = sc | (sc << 16);
     uint32_t o[8];
     if (p.w_decode_layout) {
-      uint32_t q[8];
-      mxlayout::decode_word(w.x, q);
-      mxlayout::decode_word(w.y, q + 4);
+      mxlayout::decode_word(w.x, o);
+      mxlayout::decode_word(w.y, o + 4);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const uint32_t* qh = q + 4 * h;
-        o[4 * h + 0] = bf16x2_mul(prmt(qh[0], qh[1], 0x5410u), 0x7E807E80u);  // values 0, 1 (2^126 each)
-        o[4 * h + 1] = bf16x2_mul(prmt(qh[2], qh[3], 0x5410u), 0x7E807E80u);  // 2, 3
-        o[4 * h + 2] = bf16x2_mul(prmt(qh[0], qh[1], 0x7632u), 0x7E807E80u);  // 4, 5
-        o[4 * h + 3] = bf16x2_mul(prmt(qh[2], qh[3], 0x7632u), 0x7E807E80u);  // 6, 7
-      }
+      for (int i = 0; i < 8; ++i) o[i] = bf16x2_mul(o[i], 0x7E807E80u);  // x 2^126 each
     } else {
       e2m1_word_to_bf16(w.x, o);
       e2m1_word_to_bf16(w.y, o + 4);

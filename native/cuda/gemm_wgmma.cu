@@ -157,12 +157,9 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
       for (int q = 0; q < 4; ++q) {  // word q: values 8q .. 8q + 7 of the block
         uint32_t o[4];
         if (p.w_decode_layout) {
-          uint32_t d[4];
-          mxlayout::decode_word(words[q], d);
-          o[0] = bf16x2_mul(prmt(d[0], d[1], 0x5410u), 0x7E807E80u);  // values 0, 1 (x 2^126 each)
-          o[1] = bf16x2_mul(prmt(d[2], d[3], 0x5410u), 0x7E807E80u);  // 2, 3
-          o[2] = bf16x2_mul(prmt(d[0], d[1], 0x7632u), 0x7E807E80u);  // 4, 5
-          o[3] = bf16x2_mul(prmt(d[2], d[3], 0x7632u), 0x7E807E80u);  // 6, 7
+          mxlayout::decode_word(words[q], o);  // natural pairs, x 2^-126
+#pragma unroll
+          for (int i = 0; i < 4; ++i) o[i] = bf16x2_mul(o[i], 0x7E807E80u);  // x 2^126 each
         } else {
           e2m1_word_to_bf16(words[q], o);
         }

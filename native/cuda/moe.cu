@@ -606,7 +606,7 @@ void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream
 }
 
 void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
-  if (a.bf16 || a.decode_layout) throw type_error("moe: the streaming kernels (moe_stream.cu) read MXFP4 experts in the checkpoint's layout");
+  if (a.bf16) throw type_error("moe: the streaming kernels (moe_stream.cu) read MXFP4 experts, not bf16 ones");
   const int P = a.n * a.k;
   GroupedWs w = grouped_ws(a, workspace, nullptr);
   GPTOSS_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
@@ -625,6 +625,7 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g1.a_rows = w.perm_token;
   g1.w = a.gate_up;
   g1.scales = a.gate_up_scales;
+  g1.decode_layout = a.decode_layout;
   g1.bias = a.gate_up_bias;
   g1.bias_bf16 = a.gate_up_bias_bf16;
   g1.group_start = w.group_start;
@@ -644,6 +645,7 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g2.a_lo = w.act_lo;
   g2.w = a.down;
   g2.scales = a.down_scales;
+  g2.decode_layout = a.decode_layout;
   g2.bias = a.down_bias;
   g2.bias_bf16 = a.down_bias_bf16;
   g2.group_start = w.group_start;

@@ -94,8 +94,9 @@ struct MoeStreamProblem {
   const uint16_t* a_hi = nullptr;    // bf16 [*, K] halves of A (launch_split_bf16)
   const uint16_t* a_lo = nullptr;
   const int32_t* a_rows = nullptr;   // slot -> row of A; null: the slot itself
-  const uint8_t* w = nullptr;        // MXFP4 blocks [E, N, K/32, 16], checkpoint layout
-  const uint8_t* scales = nullptr;   // E8M0 [E, N, K/32]
+  const uint8_t* w = nullptr;        // MXFP4 blocks [E, N, K/32, 16], checkpoint layout (or decode_layout)
+  const uint8_t* scales = nullptr;   // E8M0 [E, N, K/32] (decode_layout: each matrix's 16-row tiles, mxfp4_layout.h)
+  bool decode_layout = false;        // w and scales re-laid at upload (mxfp4_layout.h; N % 16 == 0)
   const void* bias = nullptr;        // [E, N], bf16 or f32
   bool bias_bf16 = true;
   const int32_t* group_start = nullptr;  // [E + 1] (device)

@@ -23,9 +23,10 @@
 //    column 1 lo, so one MMA gives both products and the row result is c0 + c1 (f32-accurate, as the
 //    prefill GEMM tile).
 //  - Per MX block and row: c = A_blk x B_blk (two k16 MMAs), acc += scale * (c0 + c1).
-// kRelaid (GPTOSS_CUDA_MOE_DECODE=mma-relaid; compiled, not yet run on a GPU): the same kernels on
-// experts re-laid at upload (mxfp4_layout.h): each word's bits permuted so the kSub operands come out
-// with masks and rotations (9 operations a word instead of 15), and each 16-row tile's scales grouped
+// kRelaid (GPTOSS_CUDA_MOE_DECODE=mma-relaid, opt-in): the same kernels on experts re-laid at upload
+// (mxfp4_layout.h): each word's bits permuted so the kSub placement comes out with masks and rotations
+// (9 operations a word instead of 15) in natural pairs (2i, 2i + 1; build_frags pairs the activation
+// to match), and each 16-row tile's scales grouped
 // a block at a time (one 16-byte load a lane and a slice instead of 16 one-byte loads, copied to
 // shared memory as they are and turned into 2^(s-65) in the MMA loop).
 #include "moe.cuh"
@@ -60,7 +61,7 @@ __device__ __forceinline__ void mma_first(float* d, const uint32_t* a, uint32_t 
 // One 32-bit word of an MX block (8 E2M1 codes, code q = value 8t + q of the block) -> 4 bf16x2.
 // kSub: pairs (q, q + 4) for q = 0..3, each bf16 = value * 2^-126 (see the file comment).
 // !kSub: pairs (0,1) (2,3) (4,5) (6,7), normal bf16 values from prmt byte tables.
-// kRelaid: a decode-layout word (mxfp4_layout.h), the same operands as kSub's.
+// kRelaid: a decode-layout word (mxfp4_layout.h): kSub's bit placement in pairs (2q, 2q + 1).
 template <bool kSub, bool kRelaid = false>
 __device__ __forceinline__ void decode_word(uint32_t w, uint32_t p[4]) {
   static_assert(kSub || !kRelaid, "the decode layout holds kSub operands");
@@ -68,11 +69,12 @@ __device__ __forceinline__ void decode_word(uint32_t w, uint32_t p[4]) {
   else if (kSub) mxlayout::decode_checkpoint_word(w, p);  // shift, two masks, one IMAD a pair
   else e2m1_word_to_bf16(w, p);
 }
-// Which two of the word's 8 values pair i holds (must match decode_word).
-template <bool kSub>
-__device__ __forceinline__ int pair_first(int i) { return kSub ? i : 2 * i; }
-template <bool kSub>
-__device__ __forceinline__ int pair_second(int i) { return kSub ? i + 4 : 2 * i + 1; }
+// Which two of the word's 8 values pair i holds (must match decode_word): (i, i + 4) for kSub's decode of a
+// checkpoint word, the natural (2i, 2i + 1) for the prmt tables and the decode layout (mxfp4_layout.h).
+template <bool kSub, bool kRelaid = false>
+__device__ __forceinline__ int pair_first(int i) { return kSub && !kRelaid ? i : 2 * i; }
+template <bool kSub, bool kRelaid = false>
+__device__ __forceinline__ int pair_second(int i) { return kSub && !kRelaid ? i + 4 : 2 * i + 1; }
 
 // Scale bytes as the MMA loop keeps them in shared memory. kSub: min(s, 193) + 62, so the loop's
 // scale is one shift (2^(s-65), the kSub domain; s > 193 saturates to inf as block_scale does);
@@ -136,7 +138,7 @@ __device__ __forceinline__ void store_scales(const SliceRef& r, const uint32_t (
     if (r.lane < r.nb) sc[i * r.per + r.lane] = stored_scale_byte<kSub>(sv[i]);
 }
 
-template <bool kSub>
+template <bool kSub, bool kRelaid = false>
 __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, uint4* frag) {
   constexpr int kXPer = kSliceMax * 4 / WARP_SIZE;  // 4 items (block, quad) a lane
   float4 xv[kXPer][2];
@@ -159,7 +161,7 @@ __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, u
       uint32_t hi[4], lo[4];
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        const float va = v[pair_first<kSub>(i)], vb = v[pair_second<kSub>(i)];
+        const float va = v[pair_first<kSub, kRelaid>(i)], vb = v[pair_second<kSub, kRelaid>(i)];
         hi[i] = pack_bf16x2(va, vb);
         lo[i] = pack_bf16x2(va - bf16_lo(hi[i]), vb - bf16_hi(hi[i]));
       }
@@ -226,7 +228,7 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
     pdl_wait();
     pdl_launch_dependents();
   }
-  build_frags<kSub>(r, x, frag);
+  build_frags<kSub, kRelaid>(r, x, frag);
   if (kRelaid) {
     if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = sg;
   } else {

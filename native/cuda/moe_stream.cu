@@ -22,7 +22,12 @@
 //    does not depend on it): k slots (2t, 2t+1, 2t+8, 2t+9) of the k16 step s take values 8t + 4s + 0..3,
 //    so a lane's B fragments are one 16-byte shared load of its token's values 8t .. 8t+7.
 //  - E2M1 -> bf16 by prmt byte tables and one bf16x2 multiply by the row's scale (the GEMM tile's decode,
-//    exact), per block and lane: two words.
+//    exact), per block and lane: two words. kRelaid (experts in the decode layout, mxfp4_layout.h;
+//    GPTOSS_CUDA_MOE_DECODE=mma-relaid): the bit-placed operands (v x 2^-126, natural pairs) by masks and
+//    rotations, 9 ALU ops a word instead of 17, and the same one multiply, by 2^(s-1) instead of 2^(s-127):
+//    exact, as bf16 holds 2^(s-1) for every s <= 128. A CTA whose scales include one above 128 (weights
+//    above 2 x E2M1: none in the published checkpoints) multiplies twice (x 2^126, then x 2^(s-127): the
+//    plain path's product), a CTA-uniform branch.
 //  - Epilogues: gate_up: bias, then the clamped SwiGLU of the interleaved (gate, up) rows (lanes g and g^1),
 //    written as bf16 hi + lo [slots, I] (the down GEMM's A); down: f32 + bias -> y [slots, H] (the grouped
 //    path's layout; moe_unpermute_kernel then sums a token's k rows with the routing weights in fixed order).
@@ -31,6 +36,7 @@
 #include "gemm_tile.cuh"  // split_bf16
 #include "mma.cuh"
 #include "moe_stream_layout.h"
+#include "mxfp4_layout.h"
 
 namespace gptoss::cuda {
 
@@ -51,7 +57,15 @@ static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte ban
 template <int S>
 constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages ? 3 : 2; }
 
-template <bool kSwiglu, int S>
+// Scale byte s -> bf16x2 of the multiplier of the decoded codes: 2^(s-127) for prmt-table values (s = 0: the
+// subnormal 2^-127, s = 255: inf); 2^(s-1) for bit-placed ones (kRelaid, s <= 128; s = 0: 2^-1).
+template <bool kRelaid>
+__device__ __forceinline__ uint32_t scale_bf16x2(uint32_t s) {
+  const uint32_t h = kRelaid ? mxlayout::placed_scale_bits(s) : (s ? s << 7 : 0x0040u);
+  return h | (h << 16);
+}
+
+template <bool kSwiglu, int S, bool kRelaid>
 __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stream_kernel(MoeStreamProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -67,24 +81,36 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int rows_here = min(kRows, p.N - n0);
-  uint8_t* sc = smem + S * kStage;  // scales [kRows][nch]
+  // scales [kRows][nch]; kRelaid: the decode layout's [kRows / 16][nch][16] (mxfp4_layout.h scale_index)
+  uint8_t* sc = smem + S * kStage;
   const uint8_t* wbase = p.w + int64_t(e) * p.N * nch * 16;
 
-  {  // the CTA's scales, rows n0 .. n0 + rows_here (contiguous); rows past N read as 2^0 (their weights are zero)
+  // the CTA's scales, rows n0 .. n0 + rows_here: contiguous in both layouts (n0 and, in the decode layout,
+  // N are multiples of 16); rows past N read as 2^0 (their weights are zero). big: a scale above 128 (kRelaid's
+  // one-multiply range), made CTA-uniform at the barrier below.
+  bool big = false;
+  {
     const uint8_t* src = p.scales + (int64_t(e) * p.N + n0) * nch;
     const int cnt = rows_here * nch;
     if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
-      for (int i = tid; i < (kRows * nch + 3) / 4; i += kThreads)
-        reinterpret_cast<uint32_t*>(sc)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
+      for (int i = tid; i < (kRows * nch + 3) / 4; i += kThreads) {
+        const uint32_t v = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
+        reinterpret_cast<uint32_t*>(sc)[i] = v;
+        if (kRelaid) big |= __vcmpgtu4(v, 0x01010101u * mxlayout::kPlacedScaleMax) != 0;
+      }
     } else {
-      for (int i = tid; i < kRows * nch; i += kThreads) sc[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
+      for (int i = tid; i < kRows * nch; i += kThreads) {
+        const uint8_t v = i < cnt ? __ldg(src + i) : uint8_t(127);
+        sc[i] = v;
+        if (kRelaid) big |= v > mxlayout::kPlacedScaleMax;
+      }
     }
   }
 
   {
     const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
     if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
-    __syncthreads();
+    big = __syncthreads_or(big) != 0;  // the scales and tok_row are in place
 
     // Stage kt: the weights' 16-byte chunks (row, block) in row-major order (a row's kc blocks adjacent in
     // memory), then the tokens' halves (row 2 * token + half of the stage: 8 chunks of 8 bf16 each). A
@@ -159,16 +185,36 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
           const int b = bp + h;
           if (b >= nb) break;
           const int kb = kt * kKc + b;
-          const uint32_t sa = sc[rl * nch + kb], sb = sc[(rl + 8) * nch + kb];
-          const uint32_t ha = sa ? sa << 7 : 0x0040u, hb = sb ? sb << 7 : 0x0040u;  // 2^(s-127) as bf16
-          const uint32_t sca = ha | (ha << 16), scb = hb | (hb << 16);
+          // rows rl and rl + 8 lie in the same 16-row tile of the decode layout (rl % 16 = g < 8)
+          const uint32_t sa = kRelaid ? sc[((rl >> 4) * nch + kb) * 16 + (rl & 15)] : sc[rl * nch + kb];
+          const uint32_t sb = kRelaid ? sc[((rl >> 4) * nch + kb) * 16 + (rl & 15) + 8] : sc[(rl + 8) * nch + kb];
           uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
-          e2m1_word_to_bf16(r[2 * h], oa);
-          e2m1_word_to_bf16(r[2 * h + 1], ob);
+          if constexpr (kRelaid) {
+            mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
+            mxlayout::decode_word(r[2 * h + 1], ob);
+            if (big) {  // CTA-uniform: back to the plain values first (exact), then 2^(s-127) as below
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            oa[i] = bf16x2_mul(oa[i], sca);
-            ob[i] = bf16x2_mul(ob[i], scb);
+              for (int i = 0; i < 4; ++i) {
+                oa[i] = bf16x2_mul(bf16x2_mul(oa[i], 0x7E807E80u), scale_bf16x2<false>(sa));
+                ob[i] = bf16x2_mul(bf16x2_mul(ob[i], 0x7E807E80u), scale_bf16x2<false>(sb));
+              }
+            } else {
+              const uint32_t sca = scale_bf16x2<true>(sa), scb = scale_bf16x2<true>(sb);
+#pragma unroll
+              for (int i = 0; i < 4; ++i) {
+                oa[i] = bf16x2_mul(oa[i], sca);
+                ob[i] = bf16x2_mul(ob[i], scb);
+              }
+            }
+          } else {
+            const uint32_t sca = scale_bf16x2<false>(sa), scb = scale_bf16x2<false>(sb);
+            e2m1_word_to_bf16(r[2 * h], oa);
+            e2m1_word_to_bf16(r[2 * h + 1], ob);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              oa[i] = bf16x2_mul(oa[i], sca);
+              ob[i] = bf16x2_mul(ob[i], scb);
+            }
           }
           uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
 #pragma unroll
@@ -229,18 +275,23 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
 #endif
 }
 
-template <bool kSwiglu, int S>
-void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
+template <bool kSwiglu, int S, bool kRelaid>
+void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const int smem = moe_stream_smem_bytes(S, p.K / 32);
-  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S>);
+  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S, kRelaid>);
   if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes.store(smem, std::memory_order_relaxed);
   }
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
-  moe_stream_kernel<kSwiglu, S><<<grid, kThreads, smem, stream>>>(p);
+  moe_stream_kernel<kSwiglu, S, kRelaid><<<grid, kThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
+}
+template <bool kSwiglu, int S>
+void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
+  if (p.decode_layout) launch_kernel<kSwiglu, S, true>(p, stream);
+  else launch_kernel<kSwiglu, S, false>(p, stream);
 }
 
 }  // namespace
@@ -250,6 +301,8 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
   if (p.K <= 0 || p.K % 32 != 0 || (swiglu && p.N % 2 != 0))
     throw range_error("moe stream: K must be a positive multiple of 32 (got " + std::to_string(p.K) +
                       ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
+  if (p.decode_layout && !mxlayout::layout_fits(p.N))
+    throw range_error("moe stream: experts in the decode layout need rows a multiple of 16 (got " + std::to_string(p.N) + ")");
   int stages = moe_stream_stages(current_caps(), p.K / 32);
   // GPTOSS_CUDA_MOE_STREAM_STAGES=5 (A/B, read at each call; the kernel bench's "stream-s5" rows): the deep ring
   // (two CTAs an SM) where it fits, in place of the policy's shallow one.

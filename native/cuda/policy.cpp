@@ -320,30 +320,33 @@ int moe_stream_deep_stages(const GpuCaps& caps, int nch) {
 
 namespace {
 // The streaming MoE kernels can take experts of these widths on this device: MXFP4 rows (K a multiple of
-// 32) in the checkpoint's layout, and a ring that fits for both GEMMs (gate_up's K = H, down's K = I).
-bool moe_stream_runs(const GpuCaps& caps, int E, int H, int I, bool decode_layout) {
-  return !decode_layout && E > 0 && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 && moe_stream_stages(caps, H / 32) > 0 &&
+// 32) in the checkpoint's layout or the decode layout (moe_decode_layout() holds only where the rows are a
+// multiple of 16), and a ring that fits for both GEMMs (gate_up's K = H, down's K = I).
+bool moe_stream_runs(const GpuCaps& caps, int E, int H, int I) {
+  return E > 0 && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 && moe_stream_stages(caps, H / 32) > 0 &&
          moe_stream_stages(caps, I / 32) > 0;
 }
 }  // namespace
 
 bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {
-  return k.moe_decode == GpuKnobs::MoeDecode::Stream && moe_stream_runs(caps, E, H, I, decode_layout);
+  return k.moe_decode == GpuKnobs::MoeDecode::Stream && !decode_layout && moe_stream_runs(caps, E, H, I);
 }
 
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout) {
   using Want = GpuKnobs::MoeBatch;
   const int64_t pairs = int64_t(n) * experts_per_token;
-  const bool stream_runs = moe_stream_runs(caps, E, H, I, decode_layout);
+  const bool stream_runs = moe_stream_runs(caps, E, H, I);
   if (k.moe_batch == Want::Stream && stream_runs && pairs <= int64_t(kMoeStreamMaxPerExpert) * E) return MoeBatchPath::Stream;
-  if (decode_layout || E <= 0 || !group_fits(caps, k, H, I, 4) || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
-  if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;
+  if (E <= 0 || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   // Hopper (where it was measured): the streaming kernels between the grouped decode kernels' few rows an
-  // expert and the GEMM tile's many (shapes.h kMoeStreamAuto*).
-  if (caps.arch == 900 && stream_runs && pairs > int64_t(kMoeStreamAutoMinPerExpert) * E &&
-      pairs <= int64_t(kMoeStreamAutoMaxPerExpert) * E)
-    return MoeBatchPath::Stream;
+  // expert and the GEMM tile's many (shapes.h kMoeStreamAuto*). They read the decode layout too.
+  const bool stream_band = caps.arch == 900 && stream_runs && pairs > int64_t(kMoeStreamAutoMinPerExpert) * E &&
+                           pairs <= int64_t(kMoeStreamAutoMaxPerExpert) * E;
+  // The grouped decode kernels read the checkpoint's layout only: the decode layout takes the stream or the tile.
+  if (decode_layout || !group_fits(caps, k, H, I, 4)) return stream_band ? MoeBatchPath::Stream : MoeBatchPath::Gemm;
+  if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;
+  if (stream_band) return MoeBatchPath::Stream;
   return pairs <= int64_t(kMoeGroupMaxPerExpert) * E ? MoeBatchPath::GroupedMma : MoeBatchPath::Gemm;
 }
 

@@ -530,12 +530,13 @@ struct MoeSet {
   MoeWeights cw, gw;
   int E, H, I;
 };
-MoeSet make_moe(Rng& r, int E, int H, int I) {
+// Scale bytes: gate_up [gu_lo, gu_hi], down [d_lo, d_hi] (E8M0 2^(s-127)).
+MoeSet make_moe(Rng& r, int E, int H, int I, int gu_lo = 119, int gu_hi = 122, int d_lo = 117, int d_hi = 120) {
   MoeSet m;
   m.E = E; m.H = H; m.I = I;
-  m.cw.gate_up = rand_mxfp4(r, {E, 2 * I, H}, 119, 122);
+  m.cw.gate_up = rand_mxfp4(r, {E, 2 * I, H}, gu_lo, gu_hi);
   m.cw.gate_up_bias = rand_bf16(r, {E, 2 * I}, 0.5f);
-  m.cw.down = rand_mxfp4(r, {E, H, I}, 117, 120);
+  m.cw.down = rand_mxfp4(r, {E, H, I}, d_lo, d_hi);
   m.cw.down_bias = rand_bf16(r, {E, H}, 0.5f);
   m.gw.gate_up = to_gpu(m.cw.gate_up);
   m.gw.gate_up_bias = to_gpu(m.cw.gate_up_bias);
@@ -724,6 +725,19 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), 5 stages");
   check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, 5 stages");
   unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+  // the decode layout (mma-relaid): bit-placed operands x 2^(s-1); scales above 128 take the two-multiply path
+  {
+    const MoeSet small_r = relaid_copy(small), real_r = relaid_copy(real);
+    check_moe_counts(r, small_r, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), decode layout");
+    check_moe_counts(r, real_r, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), decode layout");
+    check_moe_counts(r, real_r, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, decode layout");
+    check_moe(r, real_r, 64, 4, 1e-4, true);  // random routes: the tile and the stream on the decode layout
+    const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
+    check_moe_counts(r, hot, cycle_counts(8, {8}), 4, "scales 122-131, checkpoint layout");
+    check_moe_counts(r, hot_r, cycle_counts(8, {8}), 4, "scales 122-131 (> 128: two multiplies), decode layout");
+    const MoeSet cool = make_moe(r, 8, 2880, 2880, 100, 128, 100, 128), cool_r = relaid_copy(cool);
+    check_moe_counts(r, cool_r, cycle_counts(8, {8}), 4, "scales 100-128 (one multiply, 2^-27 .. 2^127), decode layout");
+  }
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
   check_moe(r, real, 1, 4, 1e-4);   // the decode path: every decode kernel and GPTOSS_CUDA_MOE_DECODE=stream
   check_moe(r, real, 4, 4, 1e-4);
@@ -754,14 +768,14 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
     const std::string keep = saved ? saved : "";
     for (const char* path : {"gemm", "mma", "stream"}) {
       const bool mma = !std::strcmp(path, "mma"), stream = !std::strcmp(path, "stream");
-      if ((mma || stream) && (relaid || kHip)) continue;
+      if ((mma && relaid) || ((mma || stream) && kHip)) continue;  // the grouped decode kernels: checkpoint layout only
       if (stream && int64_t(n) * k > int64_t(gptoss::cuda::kMoeStreamMaxPerExpert) * m.E) continue;  // the tile's, not a decode batch
       setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
       Tensor got = poisoned(DType::F32, {n, m.H});
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
       report("moe", shape, compare(to_host(got), want), mma || stream ? std::max(tol, 1e-4) : tol,
              mma ? std::string("batch: grouped decode mma")
-                 : stream ? std::string("batch: stream") + moe_stream_note(n, k, m.E, m.H, m.I)
+                 : stream ? std::string("batch: stream") + (relaid ? ", decode layout" : "") + moe_stream_note(n, k, m.E, m.H, m.I)
                           : std::string("grouped ") + gemm_tc() + (relaid ? ", decode layout" : ""));
     }
     if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);

@@ -1,11 +1,13 @@
 // Host test of the MXFP4 decode layout (native/cuda/mxfp4_layout.h; issue 12 item 1): plain C++, no
 // GPU, so CI runs it (test/mxfp4-layout.test.ts builds and runs it, as the policy test):
 //  1. the word re-layout is a bijection of the 32 bits and from_decode_word inverts it, bit for bit;
-//  2. decode_word on a re-laid word gives exactly the kSub kernel's operands of the checkpoint word,
-//     and those operands are the CPU backend's E2M1 values (core/dtype.h e2m1_to_f32) times 2^-126;
+//  2. decode_word on a re-laid word gives the bit-placed codes of the checkpoint word in natural pairs
+//     (operand i = values 2i, 2i + 1: e2m1_word_to_bf16's order), the same placement as the kSub
+//     kernel's operands (decode_checkpoint_word, pairs i, i + 4), and those operands are the CPU
+//     backend's E2M1 values (core/dtype.h e2m1_to_f32) times 2^-126;
 //  3. the matrix re-layout (blocks and scales) round-trips bit for bit, for several shapes;
 //  4. a GEMV row computed the way the decode kernel addresses the re-laid matrix (word t of block b,
-//     pair i = values 8t + i and 8t + i + 4, the 16-byte scale group of the row's tile, the kSub
+//     operand i = values 8t + 2i and 8t + 2i + 1, the 16-byte scale group of the row's tile, the kSub
 //     domain: operand x (x * 2^64) x 2^(s - 65)) equals the CPU reference's row (cpu::ref's
 //     dequantize: e2m1_to_f32(code) * 2^(s - 127), natural order) bit for bit on dyadic activations,
 //     and within 1e-12 on random ones.
@@ -44,8 +46,8 @@ double decode_layout_row(const uint8_t* blocks, const uint8_t* scales, int64_t r
       uint32_t op[4];
       mxlayout::decode_word(r, op);
       for (int i = 0; i < 4; ++i) {
-        c += bf16_value(op[i] & 0xffffu) * (double(x[size_t(32 * b + 8 * t + i)]) * 0x1p64);
-        c += bf16_value(op[i] >> 16) * (double(x[size_t(32 * b + 8 * t + i + 4)]) * 0x1p64);
+        c += bf16_value(op[i] & 0xffffu) * (double(x[size_t(32 * b + 8 * t + 2 * i)]) * 0x1p64);
+        c += bf16_value(op[i] >> 16) * (double(x[size_t(32 * b + 8 * t + 2 * i + 1)]) * 0x1p64);
       }
     }
     const int s = scales[mxlayout::scale_index(row, b, nch)];
@@ -90,26 +92,49 @@ int main() {
     }
     check(inv, "to/from_decode_word invert each other on 200k random words");
   }
-  // 2. the decode: same operands as the kSub decode of the checkpoint word; operands = CPU values x 2^-126
+  // 2. the decode: the placed codes in natural pairs, the kSub placement; operands = CPU values x 2^-126
   {
-    bool same = true;
+    bool same = true, ksub = true;
     for (int i = 0; i < 200000; ++i) {
       const uint32_t w = i < 32 ? 1u << i : rng();
       uint32_t a[4], b[4];
       mxlayout::decode_word(mxlayout::to_decode_word(w), a);
       mxlayout::decode_checkpoint_word(w, b);
-      same &= std::memcmp(a, b, sizeof a) == 0;
+      for (int q = 0; q < 4; ++q) {
+        const uint32_t code_lo = (w >> (8 * q)) & 15u, code_hi = (w >> (8 * q + 4)) & 15u;
+        same &= a[q] == (mxlayout::placed_code(code_lo) | mxlayout::placed_code(code_hi) << 16);
+        // kSub operand q holds values q, q + 4: the same placement of the same codes
+        ksub &= (b[q] & 0xffffu) == mxlayout::placed_code((w >> (4 * q)) & 15u) &&
+                (b[q] >> 16) == mxlayout::placed_code((w >> (4 * q + 16)) & 15u);
+      }
     }
-    check(same, "decode_word(to_decode_word(w)) == the kSub decode of w");
+    check(same, "decode_word(to_decode_word(w)) == the placed codes of w in pairs (2i, 2i + 1)");
+    check(ksub, "decode_checkpoint_word(w) == the placed codes of w in pairs (i, i + 4)");
     bool values = true;
     for (uint32_t code = 0; code < 16; ++code) {
-      const uint32_t w = code | (code ^ 9u) << 16;  // code at value 0, another at value 4
+      const uint32_t w = code | (code ^ 9u) << 4;  // code at value 0, another at value 1
       uint32_t p[4];
       mxlayout::decode_word(mxlayout::to_decode_word(w), p);
       values &= bf16_value(p[0] & 0xffffu) * 0x1p126 == double(e2m1_to_f32(uint8_t(code)));
       values &= bf16_value(p[0] >> 16) * 0x1p126 == double(e2m1_to_f32(uint8_t(code ^ 9u)));
     }
     check(values, "decode operands are the CPU's E2M1 values times 2^-126 (all 16 codes)");
+    // the streaming kernel's one multiply: placed code x 2^(s-1) is the CPU's dequantized weight, exactly
+    // and as a bf16 (at most 2 significant bits, exponent within bf16's normal and subnormal range)
+    bool scaled = true;
+    for (uint32_t sc = 0; sc <= mxlayout::kPlacedScaleMax; ++sc) {
+      const double mult = bf16_value(mxlayout::placed_scale_bits(sc));
+      scaled &= mult == std::ldexp(1.0, int(sc) - 1);
+      for (uint32_t code = 0; code < 16; ++code) {
+        const double got = bf16_value(mxlayout::placed_code(code)) * mult;
+        const double want = double(e2m1_to_f32(uint8_t(code))) * std::ldexp(1.0, int(sc) - 127);
+        int ex = 0;
+        const double frac = std::frexp(std::fabs(want), &ex);  // want = frac 2^ex, frac in [0.5, 1)
+        const bool bf16_holds = want == 0 || (ex - 1 >= -133 && ex - 1 <= 127 && std::ldexp(frac, 8) == std::floor(std::ldexp(frac, 8)));
+        scaled &= got == want && bf16_holds;
+      }
+    }
+    check(scaled, "placed code x placed_scale_bits(s) == E2M1 x 2^(s-127), exact in bf16, every code, s = 0..128");
   }
   // 3 and 4. matrices: round trip, and the kernel-order row against the reference
   const int64_t shapes[][3] = {{1, 16, 1}, {3, 32, 5}, {2, 48, 17}, {1, 160, 90}};  // mats, rows, nch

@@ -282,7 +282,7 @@ void test_moe_bf16() {
   g8.moe_group = 8;
   CHECK(moe_group_tokens(hopper, g8, 8, 4, 32, H, H) == 8);
   CHECK(moe_group_tokens(l40s(890, kSm89), g8, 8, 4, 32, H, H) == 4);  // 8 tokens' fragments: 116 KB > 99
-  CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);       // decode layout
+  CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);       // decode layout: no grouped mma
   CHECK(choose_moe_batch(mi300, k, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(l40s(890, kSm89), k, 8, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);  // 71 KB of 99
   GpuKnobs force_mma = k, force_gemm = k;
@@ -302,9 +302,12 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_stream, 256, 4, 32, H, H, false) == MoeBatchPath::Stream);   // 32 an expert
   CHECK(choose_moe_batch(hopper, force_stream, 257, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // past: the tile
   CHECK(choose_moe_batch(hopper, force_stream, 8192, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // a prefill
-  CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);   // decode layout
+  CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Stream); // the decode layout too
+  CHECK(choose_moe_batch(hopper, force_stream, 257, 4, 32, H, H, true) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(mi300, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);   // AMD
-  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);              // decode layout
+  CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, true) == MoeBatchPath::Stream);            // decode layout, in the band
+  CHECK(choose_moe_batch(hopper, k, 129, 4, 32, H, H, true) == MoeBatchPath::Gemm);             // past it: the tile
+  CHECK(choose_moe_batch(ampere, k, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);              // no band off Hopper
   CHECK(moe_stream_stages(hopper, H / 32) == kMoeStreamShallowStages);  // three CTAs an SM
   CHECK(moe_stream_deep_stages(hopper, H / 32) == kMoeStreamDeepStages);
   CHECK(moe_stream_stages(ampere, H / 32) == kMoeStreamShallowStages);    // 164 KB: neither 3 x 67 nor 2 x 103
