@@ -86,6 +86,15 @@ elif [[ $PART == 5 ]]; then
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,32,64,96,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
     echo "batch.mjs 24 layers, $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^  batch|^batch|^session|load" "$OUT/e2e-$v.log" | head -12
   done
+  if command -v ncu > /dev/null && [[ -z "${SKIP_NCU:-}" ]]; then  # the relaid kernel's instruction mix (gate_up + down, 64 streams)
+    GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 150 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
+      --launch-skip 24 --launch-count 2 --set full -o /tmp/moe-relaid node bench/batch.mjs --synthetic 20b \
+      --layers 4 --device cuda --context 128 --streams 64 --decode 3 --out /tmp > "$OUT/ncu-relaid.log" 2>&1
+    echo "ncu rc $? ($(( $(date +%s) - t0 )) s)"
+    ncu -i /tmp/moe-relaid.ncu-rep --page details > "$OUT/ncu-relaid-details.txt" 2>&1
+    ncu -i /tmp/moe-relaid.ncu-rep --page raw --csv > "$OUT/ncu-relaid-raw.csv" 2>&1
+    grep -E "moe_stream_kernel|Duration|DRAM Throughput|Issue Slots|Executed Ipc|Registers Per|Achieved Occupancy" "$OUT/ncu-relaid-details.txt" | head -20
+  fi
 elif [[ $PART == 4 ]]; then
   # the streaming MoE as Hopper's default: the full check, the batched step against CUDA Sessions and the CPU,
   # the model checks, memcheck and racecheck on the stream cases, then serving at 1 / 64 / 128 streams
