@@ -86,6 +86,11 @@ elif [[ $PART == 5 ]]; then
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,32,64,96,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
     echo "batch.mjs 24 layers, $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^  batch|^batch|^session|load" "$OUT/e2e-$v.log" | head -12
   done
+  # the engine (batched steps vs per-sequence Sessions vs the CPU) and the model checks with every layer re-laid
+  GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 170 node scripts/gpu-batch-check.mjs > "$OUT/batch-check-relaid.log" 2>&1
+  echo "batch check, mma-relaid: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check-relaid.log" | tail -8
+  GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 120 node scripts/gpu-model-check.mjs > "$OUT/model-check-relaid.log" 2>&1
+  echo "model check, mma-relaid: rc $? ($(( $(date +%s) - t0 )) s)"; grep -iE "fail|error|decode layout" "$OUT/model-check-relaid.log" | head -5
   if command -v ncu > /dev/null && [[ -z "${SKIP_NCU:-}" ]]; then  # the relaid kernel's instruction mix (gate_up + down, 64 streams)
     GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 150 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
       --launch-skip 24 --launch-count 2 --set full -o /tmp/moe-relaid node bench/batch.mjs --synthetic 20b \
