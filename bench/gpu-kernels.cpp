@@ -191,7 +191,17 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
   const double expert_bytes = double(2 * I) * H / 2 + double(2 * I) * H / 32 + double(H) * I / 2 + double(H) * I / 32;
   SwigluParams sw;
   // 1 and 4 tokens (n k <= 16: the decode path): the decode kernels (default) against GPTOSS_CUDA_MOE_DECODE=stream
-  const std::vector<int> ns = quick ? std::vector<int>{1, 8, 64} : std::vector<int>{1, 4, 8, 16, 24, 32, 64, 96, 112, 128};
+  std::vector<int> ns = quick ? std::vector<int>{1, 8, 64} : std::vector<int>{1, 4, 8, 16, 24, 32, 64, 96, 112, 128};
+  if (const char* list = std::getenv("GPTOSS_BENCH_MOE_NS")) {  // e.g. "16,64,128": a shorter device call
+    ns.clear();
+    for (const char* c = list; *c;) {
+      char* end = nullptr;
+      const long v = std::strtol(c, &end, 10);
+      if (end == c || v <= 0) break;
+      ns.push_back(int(v));
+      c = *end == ',' ? end + 1 : end;
+    }
+  }
   for (int round = 0; round < 2; ++round)
     for (int n : ns) {
       const bool dec = n * K <= 16;

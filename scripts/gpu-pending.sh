@@ -72,6 +72,31 @@ elif [[ $PART == 3 ]]; then
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|L2 Hit Rate|Compute \(SM\)|Issue Slots|Warp Cycles Per Issued|Registers Per|Executed Ipc|No Eligible" "$OUT/ncu-moe-stream-details.txt" | head -40
     grep -iE "stall|spends" "$OUT/ncu-moe-stream-details.txt" | cut -c1-300 | head -12
   fi
+elif [[ $PART == 6 ]]; then
+  # the lean call (device time short): PART 5's and PART 4's essentials, most important first
+  timeout 120 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
+  echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL" "$OUT/check.log" | head; grep -E "decode layout|scales 1" "$OUT/check.log" | cut -c1-170
+  GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
+  echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "prepare_experts|graph .*r2" "$OUT/moe-batch.log" | grep -v " decode " | cut -c1-150
+  for v in default relaid; do
+    env $([[ $v == relaid ]] && echo GPTOSS_CUDA_MOE_DECODE=mma-relaid) timeout 80 node bench/batch.mjs \
+      --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
+    echo "batch.mjs 24 layers, $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-$v.log" | cut -c1-150
+  done
+  for v in default relaid; do
+    env $([[ $v == relaid ]] && echo GPTOSS_CUDA_MOE_DECODE=mma-relaid) timeout 100 node scripts/gpu-batch-check.mjs > "$OUT/batch-check-$v.log" 2>&1
+    echo "batch check, $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check-$v.log" | tail -4
+  done
+  if (( $(date +%s) - t0 < ${SERVE_BEFORE_S:-330} )); then
+    timeout 90 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 64,128 --prompt 64 --tokens 128 \
+      --label 20b-default --out "$OUT" > "$OUT/serve.log" 2>&1
+    echo "serve-load rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE '^\s|^[{}]' "$OUT/serve.log" | tail -5
+  fi
+  if (( $(date +%s) - t0 < ${SANITIZE_BEFORE_S:-400} )) && command -v compute-sanitizer > /dev/null; then
+    timeout 60 compute-sanitizer --tool memcheck --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/memcheck-moe-stream.log" 2>&1
+    echo "memcheck --moe-stream rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-moe-stream.log" | tail -1)"
+  fi
 elif [[ $PART == 5 ]]; then
   # the streaming MoE on the decode layout (kRelaid: bit-placed E2M1 by masks and rotations, 13th session): its
   # check (the --moe-stream set has the decode-layout and scale > 128 cases), the whole MoE op per path, and
