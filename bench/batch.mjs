@@ -3,7 +3,7 @@
 // (model.createBatchBackend: one forward a step for every stream, paged KV cache), against one
 // stream through the one-sequence Session path (Session.stepSample, as generate() decodes on the CPU).
 //   node bench/batch.mjs <model-dir> [--streams 1,2,4,8] [--context 128] [--decode 16] [--device cpu] [--block-size 16] [--out DIR]
-//   node bench/batch.mjs --synthetic 20b|tiny [--layers N] [same options]
+//   node bench/batch.mjs --synthetic 20b|tiny [--layers N] [same options] [--no-session]
 // Each stream gets its own random prompt of --context tokens (prefilled in one batched step, not
 // timed), then --decode steps in which every stream appends its last id and draws the next (greedy).
 // Reported per N: ms a step, aggregate tok/s = N * decode / time, and the ratio to the Session path.
@@ -27,6 +27,7 @@ function parseArgs(argv) {
     else if (k === '--out') a.out = argv[++i];
     else if (k === '--synthetic') a.synthetic = argv[++i];
     else if (k === '--layers') a.layers = Number(argv[++i]);
+    else if (k === '--no-session') a.noSession = true;
     else if (a.model === null && !k.startsWith('--')) a.model = k;
     else {
       console.error(`unknown argument ${k}`);
@@ -97,13 +98,15 @@ try {
 } catch {}
 const loadBefore = loadavg();
 console.log(`model ${args.synthetic ? `synthetic:${args.synthetic}` : args.model} (${model.config.numLayers} layers), ${model.info.backend}; context ${args.context}, ${args.decode} decode steps; load ${loadBefore.map((l) => l.toFixed(1)).join(' ')}`);
-const one = await session(model, args);
-console.log(`session (one stream, Session.stepSample): ${one.msPerStep.toFixed(1)} ms/token, ${one.tokPerS.toFixed(2)} tok/s`);
+// --no-session: the batched runs alone (scripts/gpu-step-profile.sh profiles their kernels only)
+const one = args.noSession ? null : await session(model, args);
+if (one) console.log(`session (one stream, Session.stepSample): ${one.msPerStep.toFixed(1)} ms/token, ${one.tokPerS.toFixed(2)} tok/s`);
 const rows = [];
 for (const n of args.streams) {
   const r = await batched(model, n, args);
-  rows.push({ ...r, vsSession: r.tokPerS / one.tokPerS });
-  console.log(`batch ${String(n).padStart(2)} streams: ${r.msPerStep.toFixed(1)} ms/step (min ${r.minStepMs.toFixed(1)}, median ${r.medianStepMs.toFixed(1)}), ${r.tokPerS.toFixed(2)} tok/s aggregate, ${(r.tokPerS / one.tokPerS).toFixed(2)}x the session stream; pool back to full: ${r.poolBackToFull}`);
+  rows.push({ ...r, vsSession: one ? r.tokPerS / one.tokPerS : null });
+  const vs = one ? `, ${(r.tokPerS / one.tokPerS).toFixed(2)}x the session stream` : '';
+  console.log(`batch ${String(n).padStart(2)} streams: ${r.msPerStep.toFixed(1)} ms/step (min ${r.minStepMs.toFixed(1)}, median ${r.medianStepMs.toFixed(1)}), ${r.tokPerS.toFixed(2)} tok/s aggregate${vs}; pool back to full: ${r.poolBackToFull}`);
 }
 const loadAfter = loadavg();
 console.log(`load after ${loadAfter.map((l) => l.toFixed(1)).join(' ')}`);

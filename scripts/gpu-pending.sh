@@ -24,6 +24,8 @@
 # PART 5 (~5-7 min): the streaming MoE on the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid): gptoss_gpu_check
 #   --moe-stream, gptoss_gpu_bench --moe-batch (a "stream-relaid" row per batch size), bench/batch.mjs 24 layers
 #   default vs mma-relaid.
+# PART 6 (~4-5 min): the lean call of PART 5 and 4's essentials, elapsed-guarded (short device budgets).
+# PART 7 (~3-5 min): per-kernel GPU time of a batched decode step (scripts/gpu-step-profile.sh, ncu).
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 5)
 #   "Thirteenth session".
 set -uo pipefail
@@ -72,6 +74,14 @@ elif [[ $PART == 3 ]]; then
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|L2 Hit Rate|Compute \(SM\)|Issue Slots|Warp Cycles Per Issued|Registers Per|Executed Ipc|No Eligible" "$OUT/ncu-moe-stream-details.txt" | head -40
     grep -iE "stall|spends" "$OUT/ncu-moe-stream-details.txt" | cut -c1-300 | head -12
   fi
+elif [[ $PART == 7 ]]; then
+  # where a batched decode step's GPU time goes, per kernel (scripts/gpu-step-profile.sh): 64 and 128 streams,
+  # 2 and 4 layers (the difference splits per-layer kernels from the LM head / sampling / embedding)
+  for cfg in "64 2" "64 4" "128 2"; do
+    set -- $cfg
+    STREAMS=$1 LAYERS=$2 OUT="$OUT" timeout 200 bash scripts/gpu-step-profile.sh > "$OUT/step-profile-s$1-l$2.txt" 2>&1
+    echo "step profile, $1 streams, $2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -22 "$OUT/step-profile-s$1-l$2.txt" | cut -c1-150
+  done
 elif [[ $PART == 6 ]]; then
   # the lean call (device time short): PART 5's and PART 4's essentials, most important first
   timeout 120 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
