@@ -81,7 +81,7 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int rows_here = min(kRows, p.N - n0);
-  // scales [kRows][nch]; kRelaid: the decode layout's [kRows / 16][nch][16] (mxfp4_layout.h scale_index)
+  // scales as they lie in memory (mstream::scale_offset: [kRows][nch]; kRelaid [kRows / 16][nch][16])
   uint8_t* sc = smem + S * kStage;
   const uint8_t* wbase = p.w + int64_t(e) * p.N * nch * 16;
 
@@ -185,9 +185,8 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
           const int b = bp + h;
           if (b >= nb) break;
           const int kb = kt * kKc + b;
-          // rows rl and rl + 8 lie in the same 16-row tile of the decode layout (rl % 16 = g < 8)
-          const uint32_t sa = kRelaid ? sc[((rl >> 4) * nch + kb) * 16 + (rl & 15)] : sc[rl * nch + kb];
-          const uint32_t sb = kRelaid ? sc[((rl >> 4) * nch + kb) * 16 + (rl & 15) + 8] : sc[(rl + 8) * nch + kb];
+          const uint32_t sa = sc[mstream::scale_offset(rl, kb, nch, kRelaid)];
+          const uint32_t sb = sc[mstream::scale_offset(rl + 8, kb, nch, kRelaid)];
           uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
           if constexpr (kRelaid) {
             mxlayout::decode_word(r[2 * h], oa);  // x 2^-126

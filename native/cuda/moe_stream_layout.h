@@ -44,6 +44,13 @@ GPTOSS_HD constexpr int a_row8(int i) { return i & 1; }
 // token 4j + g / 2, half g % 2 (B column g); words 2ks, 2ks + 1 are b0, b1 of k16 step ks.
 // (act_row(4j + g/2, g % 2) is 8j + g: the test checks it.)
 GPTOSS_HD constexpr int bfrag_offset(int j, int g, int t, int b) { return act_offset(8 * j + g, 0) + b * 64 + t * 16; }
+// The scale of (row rl of the CTA's kRows, MX block kb) in the CTA's shared copy, which holds the scale bytes of
+// its rows as they lie in memory: [kRows][nch] for checkpoint-layout experts; for the decode layout
+// (mxfp4_layout.h scale_index: 16-row tiles, a block's 16 row bytes together; the CTA's first row is a multiple
+// of 16) [kRows / 16][nch][16]. Rows rl and rl + 8 (rl % 16 < 8) share a tile.
+GPTOSS_HD constexpr int scale_offset(int rl, int kb, int nch, bool decode_layout) {
+  return decode_layout ? ((rl >> 4) * nch + kb) * 16 + (rl & 15) : rl * nch + kb;
+}
 // C of n-tile j: lane (g, t) holds token 4j + t, rows g (c0 + c1: hi + lo products) and g + 8 (c2 + c3).
 GPTOSS_HD constexpr int c_token(int j, int t) { return 4 * j + t; }
 

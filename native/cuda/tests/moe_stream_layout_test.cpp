@@ -3,7 +3,9 @@
 // functions with ldmatrix.x4 and mma.sync m16n8k16 emulated from the PTX ISA's fragment tables (written out
 // here, independently of the header), and every output compared with a dense reference: the expert, token
 // and row of each result, the k order shared by the A and B fragments, the stage copies, partial stages,
-// partial row blocks and the (expert, 16 rows) tiles. Then the shared-memory bank pattern of the ldmatrix
+// partial row blocks and the (expert, 16 rows) tiles, for experts in the checkpoint's layout and in the decode
+// layout (the kRelaid variant: re-laid words and scales, scale_offset, the bit-placed operands and their
+// multipliers). Then the shared-memory bank pattern of the ldmatrix
 // and B-fragment loads (conflict-free), and the tile -> expert search. test/moe-stream-layout.test.ts runs it.
 #include <cmath>
 #include <cstdint>
@@ -15,8 +17,10 @@
 
 #include "core/tests/check.h"
 #include "cuda/moe_stream_layout.h"
+#include "cuda/mxfp4_layout.h"
 
 namespace ms = gptoss::cuda::mstream;
+namespace mxlayout = gptoss::cuda::mxlayout;
 using gptoss::test::check;
 
 namespace {
@@ -38,9 +42,14 @@ uint16_t to_bf16(float f) {  // exact for the small dyadic values used here
 }
 
 // One streaming GEMM (the kernel's Store epilogue) on random data; returns the largest relative error.
-void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>& counts, const std::string& what) {
+// relaid: the experts in the decode layout (mxfp4_layout.h, as prepare_experts re-lays them), read as the
+// kernel's kRelaid variant does: the CTA's scale bytes copied as they lie and indexed by scale_offset, the
+// operands by decode_word (placed codes, natural pairs) times 2^(s-1), or where a scale of the CTA is above
+// kPlacedScaleMax, times 2^126 and then 2^(s-127). scale_hi: the largest scale byte drawn.
+void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>& counts, const std::string& what,
+                 bool relaid = false, int scale_hi = 122) {
   const int nch = K / 32;
-  std::uniform_int_distribution<int> byte(0, 255), sc(118, 122), small(-8, 8);
+  std::uniform_int_distribution<int> byte(0, 255), sc(118, scale_hi), small(-8, 8);
   std::vector<uint8_t> blocks(size_t(E) * N * nch * 16), scales(size_t(E) * N * nch);
   for (auto& b : blocks) b = uint8_t(byte(rng));
   for (auto& s : scales) s = uint8_t(sc(rng));
@@ -62,6 +71,9 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
     const uint8_t byte_ = blocks[((size_t(e) * N + n) * nch + k / 32) * 16 + (k % 32) / 2];
     return e2m1(k % 2 ? byte_ >> 4 : byte_ & 15) * std::ldexp(1.0, int(scales[(size_t(e) * N + n) * nch + k / 32]) - 127);
   };
+  // what the kernel reads: the checkpoint's bytes, or their re-layout (the reference keeps the checkpoint's)
+  std::vector<uint8_t> wb = blocks, ws = scales;
+  if (relaid) mxlayout::to_decode_layout(blocks.data(), scales.data(), E, N, nch, wb.data(), ws.data());
   std::vector<double> ref(size_t(P) * N, 0.0), out(size_t(P) * N, NAN);
   for (int e = 0; e < E; ++e)
     for (int s = group_start[e]; s < group_start[e + 1]; ++s)
@@ -84,6 +96,13 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
       const int rows_here = std::min(ms::kRows, N - n0), ntok = std::min(ms::kTok, s1 - c0), ntiles = (ntok + 3) / 4;
       int tok_row[ms::kTok];
       for (int i = 0; i < ms::kTok; ++i) tok_row[i] = i < ntok ? perm[c0 + i] : -1;
+      // the CTA's scale bytes: rows n0 .. n0 + rows_here as they lie in memory, 127 past them
+      std::vector<uint8_t> csc(size_t(ms::kRows) * nch, 127);
+      bool big = false;
+      for (int i = 0; i < rows_here * nch; ++i) {
+        csc[size_t(i)] = ws[(size_t(e) * N + n0) * nch + size_t(i)];
+        big |= csc[size_t(i)] > mxlayout::kPlacedScaleMax;
+      }
       static double acc[8][32][ms::kTok / 4][4];
       std::memset(acc, 0, sizeof acc);
       for (int kt = 0; kt < nkt; ++kt) {
@@ -93,7 +112,7 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
           const int row = ms::weight_chunk_row(c), b = ms::weight_chunk_block(c);
           const bool ok = row < rows_here && b0 + b < nch;
           for (int i = 0; i < 16; ++i)
-            st[ms::weight_offset(row, b) + i] = ok ? blocks[((size_t(e) * N + n0 + row) * nch + b0 + b) * 16 + i] : 0;
+            st[ms::weight_offset(row, b) + i] = ok ? wb[((size_t(e) * N + n0 + row) * nch + b0 + b) * 16 + i] : 0;
         }
         for (int c = 0; c < 8 * ntiles * ms::kActChunks; ++c) {  // the activation copies
           const int r = c / ms::kActChunks, ch = c % ms::kActChunks, t = r >> 1, k = b0 * 32 + ch * 8;
@@ -117,8 +136,19 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
                 const int g = l / 4, t = l % 4, rl = warp * 16 + g;
                 double v[2][8];  // row g, row g + 8: the word's 8 values, scaled
                 for (int q = 0; q < 2; ++q) {
-                  const double s = std::ldexp(1.0, (rl + 8 * q < rows_here ? int(scales[(size_t(e) * N + n0 + rl + 8 * q) * nch + kb]) : 127) - 127);
-                  for (int i = 0; i < 8; ++i) v[q][i] = e2m1((R[l][2 * h + q] >> (4 * i)) & 15) * s;
+                  const int sbyte = csc[size_t(ms::scale_offset(rl + 8 * q, kb, nch, relaid))];
+                  if (!relaid) {
+                    const double s = std::ldexp(1.0, sbyte - 127);
+                    for (int i = 0; i < 8; ++i) v[q][i] = e2m1((R[l][2 * h + q] >> (4 * i)) & 15) * s;
+                  } else {
+                    uint32_t op[4];
+                    mxlayout::decode_word(R[l][2 * h + q], op);
+                    const double mult = big ? 0x1p126 * std::ldexp(1.0, sbyte - 127) : bf16(uint16_t(mxlayout::placed_scale_bits(uint32_t(sbyte))));
+                    for (int i = 0; i < 4; ++i) {
+                      v[q][2 * i] = bf16(uint16_t(op[i] & 0xffffu)) * mult;
+                      v[q][2 * i + 1] = bf16(uint16_t(op[i] >> 16)) * mult;
+                    }
+                  }
                 }
                 for (int ks = 0; ks < 2; ++ks)
                   for (int i = 0; i < 4; ++i) {  // PTX: a_i at row g + 8 (i & 1), columns 2t + 8 (i >> 1) + 0, 1
@@ -228,5 +258,10 @@ int main() {
   run_problem(rng, 2, 64, 64, {1, 16}, "E2 N64 K64 (one block pair)");
   run_problem(rng, 4, 136, 96, {0, 33, 2, 0}, "E4 N136 K96 (odd block count, three tiles, empty experts)");
   run_problem(rng, 2, 256, 128, {8, 4}, "E2 N256 K128 (two full row blocks, whole stages)");
+  // the decode layout (kRelaid): rows a multiple of 16, as moe_decode_layout() requires
+  run_problem(rng, 3, 192, 320, {5, 0, 19}, "E3 N192 K320, decode layout", true);
+  run_problem(rng, 2, 256, 128, {8, 4}, "E2 N256 K128, decode layout", true);
+  run_problem(rng, 4, 144, 96, {0, 33, 2, 0}, "E4 N144 K96 (partial row block), decode layout", true);
+  run_problem(rng, 2, 192, 160, {7, 17}, "E2 N192 K160, decode layout, scales to 131 (two multiplies)", true, 131);
   return gptoss::test::checks_passed("moe stream layout");
 }
