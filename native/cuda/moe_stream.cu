@@ -57,11 +57,10 @@ static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte ban
 template <int S>
 constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages ? 3 : 2; }
 
-// Scale byte s -> bf16x2 of the multiplier of the decoded codes: 2^(s-127) for prmt-table values (s = 0: the
-// subnormal 2^-127, s = 255: inf); 2^(s-1) for bit-placed ones (kRelaid, s <= 128; s = 0: 2^-1).
-template <bool kRelaid>
-__device__ __forceinline__ uint32_t scale_bf16x2(uint32_t s) {
-  const uint32_t h = kRelaid ? mxlayout::placed_scale_bits(s) : (s ? s << 7 : 0x0040u);
+// Scale byte s -> bf16x2 of the multiplier of the decoded codes: 2^(s-127) for plain values (s = 0: the
+// subnormal 2^-127, s = 255: inf); 2^(s-1) for bit-placed ones (placed: kRelaid, s <= 128; s = 0: 2^-1).
+__device__ __forceinline__ uint32_t scale_bf16x2(uint32_t s, bool placed) {
+  const uint32_t h = placed ? mxlayout::placed_scale_bits(s) : (s ? s << 7 : 0x0040u);
   return h | (h << 16);
 }
 
@@ -191,29 +190,23 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
           if constexpr (kRelaid) {
             mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
             mxlayout::decode_word(r[2 * h + 1], ob);
-            if (big) {  // CTA-uniform: back to the plain values first (exact), then 2^(s-127) as below
+            if (big) {  // CTA-uniform: back to the plain values (exact), then 2^(s-127) as the prmt path's
 #pragma unroll
               for (int i = 0; i < 4; ++i) {
-                oa[i] = bf16x2_mul(bf16x2_mul(oa[i], 0x7E807E80u), scale_bf16x2<false>(sa));
-                ob[i] = bf16x2_mul(bf16x2_mul(ob[i], 0x7E807E80u), scale_bf16x2<false>(sb));
-              }
-            } else {
-              const uint32_t sca = scale_bf16x2<true>(sa), scb = scale_bf16x2<true>(sb);
-#pragma unroll
-              for (int i = 0; i < 4; ++i) {
-                oa[i] = bf16x2_mul(oa[i], sca);
-                ob[i] = bf16x2_mul(ob[i], scb);
+                oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
+                ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
               }
             }
           } else {
-            const uint32_t sca = scale_bf16x2<false>(sa), scb = scale_bf16x2<false>(sb);
             e2m1_word_to_bf16(r[2 * h], oa);
             e2m1_word_to_bf16(r[2 * h + 1], ob);
+          }
+          const bool placed = kRelaid && !big;
+          const uint32_t sca = scale_bf16x2(sa, placed), scb = scale_bf16x2(sb, placed);
 #pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              oa[i] = bf16x2_mul(oa[i], sca);
-              ob[i] = bf16x2_mul(ob[i], scb);
-            }
+          for (int i = 0; i < 4; ++i) {
+            oa[i] = bf16x2_mul(oa[i], sca);
+            ob[i] = bf16x2_mul(ob[i], scb);
           }
           uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
 #pragma unroll
