@@ -21,12 +21,12 @@
 #   gptoss_gpu_bench --moe-batch, and bench/batch.mjs 24 layers at 32-128 streams: the GEMM tile forced, the
 #   default (the streaming kernels on Hopper, 3 stages) and stream-s5 (GPTOSS_CUDA_MOE_STREAM_STAGES=5). Logs and the ncu report come
 #   back as one $OUT/part3.tgz (the device tool returns a few files only).
-# PART 5 (~5-7 min): the streaming MoE on the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid): gptoss_gpu_check
-#   --moe-stream, gptoss_gpu_bench --moe-batch (a "stream-relaid" row per batch size), bench/batch.mjs 24 layers
-#   default vs mma-relaid.
-# PART 6 (~4-5 min): the lean call of PART 5 and 4's essentials, elapsed-guarded (short device budgets).
+# PART 6 (~4-8 min): the streaming MoE on the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid) and PART 4's
+#   essentials: the full gptoss_gpu_check (with the decode-layout and scale > 128 stream cases), gptoss_gpu_bench
+#   --moe-batch (a "stream-relaid" row; MOE_NS), bench/batch.mjs 24 layers default vs mma-relaid, gpu-batch-check
+#   both ways, then while time is left serve-load, memcheck, the relaid model checks and ncu of the relaid kernel.
 # PART 7 (~3-5 min): per-kernel GPU time of a batched decode step (scripts/gpu-step-profile.sh, ncu).
-# Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 5)
+# Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 6)
 #   "Thirteenth session".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -83,7 +83,8 @@ elif [[ $PART == 7 ]]; then
     echo "step profile, $1 streams, $2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -22 "$OUT/step-profile-s$1-l$2.txt" | cut -c1-150
   done
 elif [[ $PART == 6 ]]; then
-  # the lean call (device time short): PART 5's and PART 4's essentials, most important first
+  # the streaming MoE on the decode layout (GPTOSS_CUDA_MOE_DECODE=mma-relaid, 13th session) and PART 4's
+  # essentials in one call, most important first; the later steps only while time is left (*_BEFORE_S)
   timeout 120 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
   echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
   grep -E "^FAIL" "$OUT/check.log" | head; grep -E "decode layout|scales 1" "$OUT/check.log" | cut -c1-170
@@ -107,32 +108,18 @@ elif [[ $PART == 6 ]]; then
     timeout 60 compute-sanitizer --tool memcheck --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/memcheck-moe-stream.log" 2>&1
     echo "memcheck --moe-stream rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-moe-stream.log" | tail -1)"
   fi
-elif [[ $PART == 5 ]]; then
-  # the streaming MoE on the decode layout (kRelaid: bit-placed E2M1 by masks and rotations, 13th session): its
-  # check (the --moe-stream set has the decode-layout and scale > 128 cases), the whole MoE op per path, and
-  # 24-layer steps with GPTOSS_CUDA_MOE_DECODE=mma-relaid (every layer re-laid at load) against the default
-  timeout 100 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/check-moe-stream.log" 2>&1
-  echo "gpu_check --moe-stream rc $? $(grep -E '^gpu_check:' "$OUT/check-moe-stream.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
-  grep -E "^FAIL|decode layout|scales" "$OUT/check-moe-stream.log" | cut -c1-170
-  timeout 200 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
-  echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "prepare_experts|graph .*r2" "$OUT/moe-batch.log" | grep -v " decode " | cut -c1-150
-  for v in default relaid; do
-    env $([[ $v == relaid ]] && echo GPTOSS_CUDA_MOE_DECODE=mma-relaid) timeout 120 node bench/batch.mjs \
-      --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,32,64,96,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
-    echo "batch.mjs 24 layers, $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^  batch|^batch|^session|load" "$OUT/e2e-$v.log" | head -12
-  done
-  # the engine (batched steps vs per-sequence Sessions vs the CPU) and the model checks with every layer re-laid
-  GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 170 node scripts/gpu-batch-check.mjs > "$OUT/batch-check-relaid.log" 2>&1
-  echo "batch check, mma-relaid: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check-relaid.log" | tail -8
-  GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 120 node scripts/gpu-model-check.mjs > "$OUT/model-check-relaid.log" 2>&1
-  echo "model check, mma-relaid: rc $? ($(( $(date +%s) - t0 )) s)"; grep -iE "fail|error|decode layout" "$OUT/model-check-relaid.log" | head -5
-  if command -v ncu > /dev/null && [[ -z "${SKIP_NCU:-}" ]]; then  # the relaid kernel's instruction mix (gate_up + down, 64 streams)
-    GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 150 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
+  # with time left: the model checks with every layer re-laid, and the relaid kernel's instruction mix (ncu,
+  # gate_up + down at 64 streams)
+  if (( $(date +%s) - t0 < ${MODEL_BEFORE_S:-430} )); then
+    GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 120 node scripts/gpu-model-check.mjs > "$OUT/model-check-relaid.log" 2>&1
+    echo "model check, mma-relaid: rc $? ($(( $(date +%s) - t0 )) s)"; grep -iE "fail|error|decode layout" "$OUT/model-check-relaid.log" | head -5
+  fi
+  if (( $(date +%s) - t0 < ${NCU_BEFORE_S:-450} )) && command -v ncu > /dev/null; then
+    GPTOSS_CUDA_MOE_DECODE=mma-relaid timeout 120 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel \
       --launch-skip 24 --launch-count 2 --set full -o /tmp/moe-relaid node bench/batch.mjs --synthetic 20b \
       --layers 4 --device cuda --context 128 --streams 64 --decode 3 --out /tmp > "$OUT/ncu-relaid.log" 2>&1
     echo "ncu rc $? ($(( $(date +%s) - t0 )) s)"
     ncu -i /tmp/moe-relaid.ncu-rep --page details > "$OUT/ncu-relaid-details.txt" 2>&1
-    ncu -i /tmp/moe-relaid.ncu-rep --page raw --csv > "$OUT/ncu-relaid-raw.csv" 2>&1
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Issue Slots|Executed Ipc|Registers Per|Achieved Occupancy" "$OUT/ncu-relaid-details.txt" | head -20
   fi
 elif [[ $PART == 4 ]]; then
