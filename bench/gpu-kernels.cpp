@@ -197,9 +197,12 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
     for (const char* c = list; *c;) {
       char* end = nullptr;
       const long v = std::strtol(c, &end, 10);
-      if (end == c || v <= 0) break;
+      if (end == c || v <= 0 || v > 4096 || (*end && *end != ',')) {
+        std::fprintf(stderr, "GPTOSS_BENCH_MOE_NS: expected positive token counts separated by commas, got \"%s\"\n", list);
+        return 2;
+      }
       ns.push_back(int(v));
-      c = *end == ',' ? end + 1 : end;
+      c = *end ? end + 1 : end;
     }
   }
   for (int round = 0; round < 2; ++round)
