@@ -23,7 +23,7 @@
 //    column 1 lo, so one MMA gives both products and the row result is c0 + c1 (f32-accurate, as the
 //    prefill GEMM tile).
 //  - Per MX block and row: c = A_blk x B_blk (two k16 MMAs), acc += scale * (c0 + c1).
-// kRelaid (GPTOSS_CUDA_MOE_DECODE=mma-relaid, opt-in): the same kernels on experts re-laid at upload
+// kRelaid (Hopper's default; GPTOSS_CUDA_MOE_DECODE=mma-relaid elsewhere): the same kernels on experts re-laid at upload
 // (mxfp4_layout.h): each word's bits permuted so the kSub placement comes out with masks and rotations
 // (9 operations a word instead of 15) in natural pairs (2i, 2i + 1; build_frags pairs the activation
 // to match), and each 16-row tile's scales grouped

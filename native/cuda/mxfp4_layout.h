@@ -1,5 +1,5 @@
-// The decode layout of MXFP4 expert weights on the GPU (issue 12 item 1; opt-in:
-// GPTOSS_CUDA_MOE_DECODE=mma-relaid). The checkpoint on disk stays as published; at upload
+// The decode layout of MXFP4 expert weights on the GPU (issue 12 item 1; Hopper's
+// default, GPTOSS_CUDA_MOE_DECODE=mma-relaid elsewhere). The checkpoint on disk stays as published; at upload
 // (Backend::prepare_experts) each expert matrix is re-laid in place, a one-time transform reported in the
 // load report, and every kernel that reads MXFP4 experts on such a layer reads this layout instead: the
 // decode MoE kernel (moe_decode_mma.cu, kRelaid), the prefill grouped GEMMs (gemm_tile.cu and

@@ -290,7 +290,12 @@ bool moe_mma_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
 }  // namespace
 
 bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
-  return k.moe_decode == GpuKnobs::MoeDecode::MmaRelaid && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 &&
+  // Hopper's default since the fourteenth session (H100: the 64-stream step 12.9 -> 12.3 ms, 128 streams
+  // 18.1 -> 17.2 ms, one stream 2.5 -> 2.4 ms; bench/RESULTS.md); elsewhere on request. An explicit
+  // GPTOSS_CUDA_MOE_DECODE=mma (or any other kernel) keeps the checkpoint's layout.
+  const bool wanted = k.moe_decode == GpuKnobs::MoeDecode::MmaRelaid ||
+                      (k.moe_decode == GpuKnobs::MoeDecode::Auto && caps.arch == 900);
+  return wanted && H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 &&
          H % kMoeTileRows == 0 && (2 * I) % kMoeTileRows == 0 &&
          int64_t(kMoeDecodeMaxPairs) * ceil_div_i(H, kMoeTileRows) <= kMoeTileCounters && moe_mma_fits(caps, k, H, I);
 }

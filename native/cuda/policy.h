@@ -138,8 +138,8 @@ bool moe_uses_decode(int n, int k);
 enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma };
 MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I, bool decode_layout = false);
 // Whether a layer's experts (hidden H, intermediate I) are re-laid into the decode layout at upload
-// (Backend::prepare_experts): asked for (GPTOSS_CUDA_MOE_DECODE=mma-relaid; opt-in: compiled, not yet
-// run on a GPU), mma.sync compiled, and every decode shape of the layer runs on the MmaRelaid kernels
+// (Backend::prepare_experts): asked for (GPTOSS_CUDA_MOE_DECODE=mma-relaid) or Hopper's default (the knob
+// unset; measured on an H100, 14th session), mma.sync compiled, and every decode shape of the layer runs on the MmaRelaid kernels
 // (rows of 16-row tiles, fragments and shared memory as Mma's, the last-block counters at the most
 // tokens the decode path takes), since nothing else reads that layout but the grouped GEMM tile.
 bool moe_decode_layout(const GpuCaps& caps, const GpuKnobs& k, int H, int I);

@@ -125,7 +125,7 @@ class Backend {
   KvCacheType default_kv_type() const { return kv_types().front(); }
   // Once per layer after its experts are uploaded: a backend may re-lay them for its kernels (a
   // one-time transform; the checkpoint stays as published). Returns a line for the load report when
-  // it did (CUDA: GPTOSS_CUDA_MOE_DECODE=mma-relaid), else "". Default: nothing.
+  // it did (CUDA: Hopper by default, elsewhere GPTOSS_CUDA_MOE_DECODE=mma-relaid), else "". Default: nothing.
   virtual std::string prepare_experts(MoeWeights& w) { (void)w; return ""; }
 
   // ---- ops ----

@@ -217,7 +217,19 @@ void test_moe() {
   // decode shape of the layer; experts in that layout always get the MmaRelaid kernels.
   GpuKnobs relaid = k;
   relaid.moe_decode = GpuKnobs::MoeDecode::MmaRelaid;
-  CHECK(!moe_decode_layout(h200(900, kSm90a), k, H, I));  // default: the checkpoint layout
+  CHECK(moe_decode_layout(h200(900, kSm90a), k, H, I));   // Hopper's default: the decode layout
+  CHECK(!moe_decode_layout(l40s(890, kSm89), k, H, I));   // elsewhere the checkpoint layout by default
+  CHECK(!moe_decode_layout(a100(800, kSm80), k, H, I));
+  CHECK(moe_decode_layout(h200(800, kSm80), k, H, I));    // Hopper running compute_80 PTX: mma.sync is there
+  CHECK(!moe_decode_layout(h200(0, 0), k, H, I));         // no tensor cores compiled
+  {
+    GpuKnobs plain = k;
+    plain.moe_decode = GpuKnobs::MoeDecode::Mma;  // GPTOSS_CUDA_MOE_DECODE=mma: the checkpoint layout on Hopper
+    CHECK(!moe_decode_layout(h200(900, kSm90a), plain, H, I));
+    GpuKnobs stream = k;
+    stream.moe_decode = GpuKnobs::MoeDecode::Stream;
+    CHECK(!moe_decode_layout(h200(900, kSm90a), stream, H, I));
+  }
   CHECK(moe_decode_layout(h200(900, kSm90a), relaid, H, I));
   CHECK(moe_decode_layout(h200(800, kSm80), relaid, H, I));   // compute_80 PTX: mma.sync is there
   CHECK(!moe_decode_layout(h200(0, 0), relaid, H, I));        // no tensor cores compiled
