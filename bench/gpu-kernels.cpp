@@ -502,6 +502,48 @@ double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, 
 // stride, 1,280 bytes of each row read (236 MB), in 8 KB stages of 128 rows x 64 B, 32 rows x 256 B, or
 // contiguous, or 128 rows x 64 B with L2's 256-byte prefetch size; then the same without the stride's gap
 // (stride 1,280). Two rounds.
+// The dense GEMMs of a decode batch (14th session, split-K on the wgmma tile): q/k/v (one launch, 3 parts),
+// o and the LM head at 16..128 rows, 24 layers' weights rotating (past the L2), with the split-K policy
+// ("auto") and without it (GPTOSS_CUDA_GEMM_SPLITK=1, "whole"), twice; bytes counted: the weights read
+// once a call. Rows: "dense <op> [<variant>] r<pass>". Predictions: bench/RESULTS.md, "Fourteenth session".
+int bench_dense_batch(Rng& r, double bw, int H, int V) {
+  const int Hq = 64, Hkv = 8, D = 64, layers = 24;
+  struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+  std::vector<Attn> bf;
+  for (int l = 0; l < layers; ++l)
+    bf.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
+                  gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
+                  gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
+                  gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+  Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f));
+  const double qkv_bytes = double(bf[0].q.nbytes() + bf[0].k.nbytes() + bf[0].v.nbytes());
+  const char* variants[][2] = {{"auto", nullptr}, {"whole", "1"}};
+  for (int pass = 1; pass <= 2; ++pass)
+    for (int n : {16, 64, 128}) {
+      Tensor x = gpu->upload(rand_f32(r, {n, H})), xo = gpu->upload(rand_f32(r, {n, Hq * D}));
+      Tensor q = gpu->empty(DType::F32, {n, Hq * D}), k = gpu->empty(DType::F32, {n, Hkv * D}),
+             v = gpu->empty(DType::F32, {n, Hkv * D}), o = gpu->empty(DType::F32, {n, H}), lout = gpu->empty(DType::F32, {n, V});
+      const std::string nn = "n" + std::to_string(n);
+      for (const auto& vr : variants) {
+        if (vr[1]) setenv("GPTOSS_CUDA_GEMM_SPLITK", vr[1], 1);
+        else unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
+        const std::string tag = std::string(" [") + vr[0] + "] r" + std::to_string(pass);
+        double ms = time_graph_ms([&](int i) {
+          const Attn& a = bf[i % layers];
+          gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+        }, layers);
+        add("dense qkv" + tag, nn + " [5120, 2880] x24", ms, qkv_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+        ms = time_graph_ms([&](int i) { const Attn& a = bf[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
+        add("dense o_proj" + tag, nn + " [2880, 4096] x24", ms, double(bf[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+        ms = time_graph_ms([&](int) { gpu->linear(x, lm, nullptr, lout); }, 8);
+        add("dense lm_head" + tag, nn + " [201088, 2880]", ms, double(lm.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+      }
+    }
+  unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
+  print_table();
+  return 0;
+}
+
 int bench_read_probe(double bw) {
   const char* names[] = {"rows x 64 B", "rows x 256 B", "contiguous 8 KB", "rows x 64 B, L2::256B"};
   for (int round = 0; round < 2; ++round)
@@ -517,7 +559,7 @@ int bench_read_probe(double bw) {
 }
 
 int main(int argc, char** argv) {
-  bool read_probe_only = false;
+  bool read_probe_only = false, dense_batch_only = false;
   for (int i = 1; i < argc; ++i) {
     read_probe_only |= !std::strcmp(argv[i], "--read-probe");
     quick |= !std::strcmp(argv[i], "--quick");
@@ -527,6 +569,7 @@ int main(int argc, char** argv) {
     attn_only |= !std::strcmp(argv[i], "--attn");
     gemm_only |= !std::strcmp(argv[i], "--gemm");
     moe_batch_only |= !std::strcmp(argv[i], "--moe-batch");
+    dense_batch_only |= !std::strcmp(argv[i], "--dense-batch");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -541,7 +584,7 @@ int main(int argc, char** argv) {
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
   if (read_probe_only) return bench_read_probe(bw);
-  double mm = decode_only || bf16_experts_only || gemv_only || attn_only || moe_batch_only ? 0 : cublas_ceiling_tflops();
+  double mm = decode_only || bf16_experts_only || gemv_only || attn_only || moe_batch_only || dense_batch_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
@@ -552,6 +595,7 @@ int main(int argc, char** argv) {
   if (gemv_only) return bench_gemv(r, bw, H, V);
   if (gemm_only) return bench_gemm(r, mm, H, I, E, K);
   if (moe_batch_only) return bench_moe_batch(r, bw, H, I, E, K);
+  if (dense_batch_only) return bench_dense_batch(r, bw, H, V);
   if (attn_only) {
     bench_attention(r, bw, mm);
     print_table();

@@ -26,6 +26,9 @@
 #   --moe-batch (a "stream-relaid" row; MOE_NS), bench/batch.mjs 24 layers default vs mma-relaid, gpu-batch-check
 #   both ways, then while time is left serve-load, memcheck, the relaid model checks and ncu of the relaid kernel.
 # PART 7 (~3-5 min): per-kernel GPU time of a batched decode step (scripts/gpu-step-profile.sh, ncu).
+# PART 8 (~5-7 min): split-K of the dense wgmma GEMMs (gpu_check --gemm-splitk, the full gpu_check, gpu_bench
+#   --dense-batch, bench/batch.mjs with and without it, gpu-batch-check, then while time is left a step profile,
+#   memcheck and the streaming MoE's stall reasons).
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 6)
 #   "Thirteenth session".
 set -uo pipefail
@@ -121,6 +124,39 @@ elif [[ $PART == 6 ]]; then
     echo "ncu rc $? ($(( $(date +%s) - t0 )) s)"
     ncu -i /tmp/moe-relaid.ncu-rep --page details > "$OUT/ncu-relaid-details.txt" 2>&1
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Issue Slots|Executed Ipc|Registers Per|Achieved Occupancy" "$OUT/ncu-relaid-details.txt" | head -20
+  fi
+elif [[ $PART == 8 ]]; then
+  # split-K of the dense wgmma GEMMs (14th session): correctness first, then the kernel and end-to-end A/B
+  # (GPTOSS_CUDA_GEMM_SPLITK=1: whole tiles, as before); the later steps only while time is left
+  timeout 60 build-gpu/gptoss_gpu_check --gemm-splitk > "$OUT/check-splitk.log" 2>&1
+  echo "gpu_check --gemm-splitk rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(PASS|FAIL)" "$OUT/check-splitk.log" | cut -c1-170
+  timeout 150 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
+  echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL" "$OUT/check.log" | head
+  timeout 120 build-gpu/gptoss_gpu_bench --dense-batch > "$OUT/dense-batch.log" 2>&1
+  echo "gpu_bench --dense-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^dense.* r2" "$OUT/dense-batch.log" | cut -c1-150
+  for v in auto whole; do
+    env $([[ $v == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) timeout 80 node bench/batch.mjs \
+      --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
+    echo "batch.mjs 24 layers, split-K $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-$v.log" | cut -c1-150
+  done
+  timeout 100 node scripts/gpu-batch-check.mjs > "$OUT/batch-check.log" 2>&1
+  echo "batch check: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check.log" | tail -4
+  if (( $(date +%s) - t0 < ${PROFILE_BEFORE_S:-380} )) && command -v ncu > /dev/null; then
+    STREAMS=64 LAYERS=2 OUT="$OUT" timeout 100 bash scripts/gpu-step-profile.sh > "$OUT/step-profile-s64-l2.txt" 2>&1
+    echo "step profile, 64 streams, 2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -14 "$OUT/step-profile-s64-l2.txt" | cut -c1-150
+  fi
+  if (( $(date +%s) - t0 < ${SANITIZE_BEFORE_S:-420} )) && command -v compute-sanitizer > /dev/null; then
+    timeout 60 compute-sanitizer --tool memcheck --print-limit 10 build-gpu/gptoss_gpu_check --gemm-splitk > "$OUT/memcheck-splitk.log" 2>&1
+    echo "memcheck --gemm-splitk rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-splitk.log" | tail -1)"
+  fi
+  # the streaming MoE's stall reasons (what its 10 cycles between a warp's instructions are spent on)
+  if (( $(date +%s) - t0 < ${NCU_BEFORE_S:-450} )) && command -v ncu > /dev/null; then
+    timeout 90 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel --launch-skip 24 --launch-count 2 \
+      --section WarpStateStats --section SourceCounters --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio \
+      --csv --page raw node bench/batch.mjs --synthetic 20b --layers 4 --device cuda --context 128 --streams 64 --decode 3 \
+      --out /tmp > "$OUT/ncu-stalls.csv" 2>&1
+    echo "ncu stalls rc $? ($(( $(date +%s) - t0 )) s)"
   fi
 elif [[ $PART == 4 ]]; then
   # the streaming MoE as Hopper's default: the full check, the batched step against CUDA Sessions and the CPU,

@@ -25,6 +25,10 @@
 #include "gemm_wgmma_layout.h"
 #include "mxfp4_layout.h"
 
+#if !defined(GPTOSS_HIP)
+#include <cooperative_groups.h>  // the split-K epilogue's cluster (sm_90)
+#endif
+
 namespace gptoss::cuda {
 
 namespace {
@@ -57,9 +61,13 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[wl::kAccRegs], 
 }
 #endif
 
-template <WeightFormat WF, Epilogue EPI, int WG>
+// kSplit (dense bf16 Store problems, policy.h wgmma_dense_splits): grid.z blocks of one cluster share the
+// tile, block z running K steps [k_begin(z), k_begin(z + 1)); the epilogue sums the partial tiles through
+// distributed shared memory (gemm_wgmma_layout.h, "split-K").
+template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit>
 __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(GemmProblem p) {
 #if defined(GPTOSS_HAVE_WGMMA)
+  static_assert(!kSplit || (WF == WeightFormat::BF16 && EPI == Epilogue::Store), "split-K: dense bf16 Store only");
   constexpr int BM = WG * wl::kWgRows, T = wl::threads(BM), BN = wl::kBN, BK = wl::kBK, S = wl::kStages,
                 L = wl::kLookahead;
   constexpr bool kMx = WF == WeightFormat::MXFP4;
@@ -87,6 +95,9 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
   __syncthreads();
 
   const int K = p.K, KB = K / 32, nk = (K + BK - 1) / BK;
+  // this block's K steps [kb, ke): all of them, or its split's (block z of the cluster)
+  const int kb = kSplit ? wl::k_begin(nk, int(gridDim.z), int(blockIdx.z)) : 0;
+  const int ke = kSplit ? wl::k_begin(nk, int(gridDim.z), int(blockIdx.z) + 1) : nk;
   const uint8_t* wbase = static_cast<const uint8_t*>(cols.w) + g * p.w_group_bytes;
   uint8_t* scales = smem + wl::scales_offset(BM);  // MXFP4: [BN][KB]
 
@@ -103,7 +114,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     a_off[i] = (src >= 0 ? int64_t(src) * K : 0) + ch * 8;
   }
   auto issue = [&](int kt) {
-    if (kt < nk) {
+    if (kt < ke) {
       const int slot = kt % S, k0 = kt * BK;
       const bool k_ok = k0 + ch * 8 < K;  // K % 8 == 0: a chunk is all in or all out
 #pragma unroll
@@ -170,7 +181,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
   };
 
 #pragma unroll
-  for (int s = 0; s < L; ++s) issue(s);
+  for (int s = 0; s < L; ++s) issue(kb + s);
 
   if (kMx) {
     // The block's scales, rows n0 .. n0 + 127 (contiguous in memory); rows past N read as 2^0 (their
@@ -190,7 +201,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
 #pragma unroll
   for (int i = 0; i < wl::kAccRegs; ++i) acc[i] = 0.f;
 
-  for (int kt = 0; kt < nk; ++kt) {
+  for (int kt = kb; kt < ke; ++kt) {
     cp_async_wait<L - 1>();  // this thread's copies of stage kt have landed
     fence_proxy_async();
     __syncthreads();
@@ -223,7 +234,45 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
   // Register i of this thread: row acc_row(tid, i), column acc_col(tid, i) of the block (layout header).
   const int64_t bias0 = g * p.bias_group_elems;
   const int lane = tid & 31, tq = lane & 3;
-  if (EPI == Epilogue::SwiGLU) {
+  if constexpr (kSplit) {
+    // Split-K: this block's partial tile into its drained ring, [BM][kRedStride] f32; after the cluster
+    // barrier block z sums rows z, z + splits, ... over the cluster's blocks in rank order (a warp a row, a
+    // lane 4 columns), adds the bias and writes them; the last barrier keeps every block's shared memory
+    // alive until the others have read it.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    __syncthreads();  // every warpgroup's wgmma (waited above) and every copy are done with the ring
+    float* red = reinterpret_cast<float*>(smem);
+#pragma unroll
+    for (int i = 0; i < wl::kAccRegs; i += 2)
+      *reinterpret_cast<float2*>(red + wl::acc_row(tid, i) * wl::kRedStride + wl::acc_col(tid, i)) = make_float2(acc[i], acc[i + 1]);
+    cluster.sync();
+    const int splits = int(cluster.num_blocks()), rank = int(cluster.block_rank());
+    const int c = 4 * lane, col = n0 + c;
+    float b[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) b[j] = col + j < N ? bias_at(bias, p.bias_kind, bias0 + col + j) : 0.f;
+    for (int rr = rank + (tid >> 5) * splits; rr < BM; rr += (T / 32) * splits) {
+      const int r = row0 + rr;
+      if (r >= row_end) break;  // rows only grow
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      for (int q = 0; q < splits; ++q) {
+        const float4 u = *reinterpret_cast<const float4*>(cluster.map_shared_rank(red, unsigned(q)) + rr * wl::kRedStride + c);
+        v.x += u.x, v.y += u.y, v.z += u.z, v.w += u.w;
+      }
+      v.x += b[0], v.y += b[1], v.z += b[2], v.w += b[3];
+      float* o = static_cast<float*>(out) + int64_t(r) * ldo + col;
+      if (col + 3 < N && (reinterpret_cast<uintptr_t>(o) & 15) == 0) {
+        *reinterpret_cast<float4*>(o) = v;
+      } else {
+        if (col < N) o[0] = v.x;
+        if (col + 1 < N) o[1] = v.y;
+        if (col + 2 < N) o[2] = v.z;
+        if (col + 3 < N) o[3] = v.w;
+      }
+    }
+    cluster.sync();
+  } else if (EPI == Epilogue::SwiGLU) {
     // gate = even column, up = odd column (transformers GptOssExperts, rows interleaved). Column chunks
     // 4 ng .. 4 ng + 3 (32 columns, 16 outputs) at a time, as gemm_tile.cu: lane tq holds output
     // 16 ng + 4 j + tq for chunk j; a 4x4 transpose in the quad gives it outputs 16 ng + 4 tq .. + 3,
@@ -293,21 +342,80 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
 #endif
 }
 
+template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit>
+void set_smem(int smem) {
+  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_kernel<WF, EPI, WG, kSplit>);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    attr_bytes.store(smem, std::memory_order_relaxed);
+  }
+}
+
+#if !defined(GPTOSS_HIP)
+// Whether a cluster of `splits` split-K blocks of this kernel can be resident on the device (asked once per
+// count and device: cudaOccupancyMaxActiveClusters; a device where it cannot runs the tile unsplit).
+template <int WG>
+bool split_fits(int splits, int smem) {
+  // 0 not asked, 1 fits, 2 does not (the slot's size -splits: apart from the shared-memory slot, size 0)
+  std::atomic<int>& known = launcher_slot(gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, -splits);
+  int v = known.load(std::memory_order_relaxed);
+  if (v == 0) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1, 1, unsigned(splits));
+    cfg.blockDim = dim3(unsigned(wl::threads(WG * wl::kWgRows)));
+    cfg.dynamicSmemBytes = size_t(smem);
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(splits);
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    const cudaError_t err =
+        cudaOccupancyMaxActiveClusters(&clusters, gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, &cfg);
+    if (err != cudaSuccess) {  // not sticky: clear it and run unsplit this time; ask again next launch
+      (void)cudaGetLastError();
+      return false;
+    }
+    v = clusters > 0 ? 1 : 2;
+    known.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+#endif
+
 template <WeightFormat WF, Epilogue EPI, int WG>
 void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
   constexpr bool kMx = WF == WeightFormat::MXFP4;
   constexpr int BM = WG * wl::kWgRows;
   const int smem = wl::smem_bytes(kMx, BM, kMx ? p.K / 32 : 0);
-  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_kernel<WF, EPI, WG>);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
   int col_tiles = ceil_div(p.N, wl::kBN);
   for (int i = 1; i < p.num_parts; ++i) col_tiles += ceil_div(p.extra[i - 1].N, wl::kBN);
+#if !defined(GPTOSS_HIP)
+  if constexpr (WF == WeightFormat::BF16 && EPI == Epilogue::Store) {
+    const int splits = p.group_start ? 1 : wgmma_dense_splits(current_caps(), knobs(), col_tiles * max_tiles, ceil_div(p.K, wl::kBK));
+    if (splits > 1) {
+      set_smem<WF, EPI, WG, true>(smem);
+      if (split_fits<WG>(splits, smem)) {
+        cudaLaunchConfig_t cfg = {};
+        cfg.gridDim = dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits));
+        cfg.blockDim = dim3(unsigned(wl::threads(BM)));
+        cfg.dynamicSmemBytes = size_t(smem);
+        cfg.stream = stream;
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeClusterDimension;
+        attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(splits);
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemm_wgmma_kernel<WF, EPI, WG, true>, p));
+        return;
+      }
+    }
+  }
+#endif
+  set_smem<WF, EPI, WG, false>(smem);
   dim3 grid(col_tiles, max_tiles);
-  gemm_wgmma_kernel<WF, EPI, WG><<<grid, wl::threads(BM), smem, stream>>>(p);
+  gemm_wgmma_kernel<WF, EPI, WG, false><<<grid, wl::threads(BM), smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("gemm_wgmma_kernel");
 }
 

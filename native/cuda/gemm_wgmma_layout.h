@@ -101,4 +101,18 @@ GPTOSS_HD constexpr int acc_row(int tid, int i) {
 GPTOSS_HD constexpr int acc_col(int tid, int i) { return 8 * (i >> 2) + 2 * (tid & 3) + (i & 1); }
 constexpr int kAccRegs = kBN / 2;
 
+// ---- split-K (dense bf16 problems with fewer column x row tiles than SMs; policy.h wgmma_dense_splits) ----
+// A cluster of `splits` blocks (grid.z, cluster dims 1 x 1 x splits) shares one output tile: block z runs
+// K steps [k_begin(z), k_begin(z + 1)) (as even as integers allow, each non-empty when splits <= nk),
+// stores its f32 accumulator into its own shared memory (the ring, drained) as [bm][kRedStride], and
+// after a cluster barrier block z sums rows z, z + splits, ... of the tile over the cluster's blocks in
+// rank order 0 .. splits - 1 (distributed shared memory; the same order whichever block finishes last:
+// deterministic), adds the bias and writes them.
+constexpr int kMaxSplits = 8;            // the portable cluster size
+constexpr int kRedStride = kBN + 8;      // floats a row: rows 8 banks apart (float2 stores 2-way at most)
+GPTOSS_HD constexpr int k_begin(int nk, int splits, int z) { return int((int64_t(nk) * z) / splits); }
+GPTOSS_HD constexpr int red_bytes(int bm) { return bm * kRedStride * 4; }
+static_assert(red_bytes(64) <= kStages * stage_bytes(false, 64) && red_bytes(128) <= kStages * stage_bytes(false, 128),
+              "the split-K tile fits in the drained bf16 ring");
+
 }  // namespace gptoss::cuda::wgmma

@@ -133,6 +133,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.attn_decode = env_choice("GPTOSS_CUDA_ATTN_DECODE", K::AttnDecode::Simt, {{"mma", K::AttnDecode::Mma}});
   k.gemm = env_choice("GPTOSS_CUDA_GEMM", K{}.gemm,
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
+  k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
 }
 }  // namespace
 
@@ -180,6 +181,13 @@ GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows
   return tile_kind(caps, k, rows >= kWgmmaDenseMinRows);
 }
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows) { return gemm_tile_kind(caps, knobs(), rows); }
+
+int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps) {
+  if (k.gemm_splitk == 1 || tiles <= 0 || k_steps <= 1) return 1;
+  int s = k.gemm_splitk >= 2 ? k.gemm_splitk : std::min(caps.sm_count / tiles, k_steps / kSplitMinSteps);
+  s = std::min({s, wgmma::kMaxSplits, k_steps});
+  return std::max(s, 1);
+}
 
 GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E) {
   return tile_kind(caps, k, E > 0 && int64_t(n) * experts_per_token >= int64_t(kWgmmaMoeMinRowsPerExpert) * E);

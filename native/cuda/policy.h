@@ -38,10 +38,11 @@ struct GpuKnobs {
   // force one tile for every problem (A/B; gemm_tile_kind). Auto since its run on an H200 at d91b169 (prefill
   // 20b 512 +5.6%, 2048 +14.7%, 120b +2.7% / +4.0% against Mma; gpu_check 226/0); Mma is the one-line revert.
   Gemm gemm = Gemm::Auto;
+  int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
-// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE and GPTOSS_CUDA_GEMM,
+// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM and GPTOSS_CUDA_GEMM_SPLITK,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
@@ -67,6 +68,16 @@ constexpr int kWgmmaMoeMinRowsPerExpert = 128;  // one full 128-row wgmma block 
 // Whether the wgmma tile can run on the device: an sm_90a image (NVIDIA) and the 64-row tile's shared
 // memory at the largest K the tile takes within a block's (it always is on sm_90: ~145 KB).
 bool wgmma_tile_runs(const GpuCaps& caps);
+// Split-K of a dense bf16 problem on the wgmma tile (gemm_wgmma.cu; 14th session): a decode batch's q/k/v
+// and o at 64-128 rows are 40 and 23 column tiles of one row tile, so 40 and 23 of the 132 SMs each streamed
+// a 128-column slice of the weights over the whole K (the 64-stream step's q/k/v + o: 73.5 us a layer on an
+// H100 for 53 MB, 0.72 TB/s). `splits` blocks (one thread-block cluster) share a tile, each a slice of K,
+// and sum their partial tiles through distributed shared memory in a fixed order. Policy: as many splits
+// as fill the SMs once (sm_count / tiles), at least kSplitMinSteps K steps (64 wide) a block, at most
+// wgmma::kMaxSplits; 1 (no cluster) where the tiles already fill the GPU (prefill, the LM head). The knob
+// forces a count (1: off) up to the K steps. A pure function of the shape: a captured graph holds it.
+constexpr int kSplitMinSteps = 8;
+int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps);
 // A dense problem of `rows` rows (one group).
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows);
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows);  // with knobs()

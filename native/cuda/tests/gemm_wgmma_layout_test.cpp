@@ -16,6 +16,7 @@
 //  6. a whole block emulated (copies with their zero fill, MXFP4 decode, the descriptor reads, the
 //     epilogues with the SwiGLU quad transpose) on partial row/column/K tiles and gathered rows,
 //     against a plain double GEMM of (hi + lo) x W.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -414,7 +415,50 @@ void check_block(bool mx, bool swiglu, int bm, int M, int N, int K, uint32_t see
 }
 }  // namespace
 
+// Split-K (gemm_wgmma.cu kSplit): the blocks' K ranges cover [0, nk) in order, none empty where splits <= nk;
+// the partial tiles' f32 pairs land on distinct words inside the reduction tile; the reducing blocks' rows
+// (z, z + splits, ...) cover the tile once.
+void check_split_k() {
+  bool ranges = true, stores = true, rows = true;
+  for (int nk = 1; nk <= 130; ++nk)
+    for (int splits = 1; splits <= std::min(nk, wgmma::kMaxSplits); ++splits) {
+      int prev = 0;
+      for (int z = 0; z < splits; ++z) {
+        const int b = wgmma::k_begin(nk, splits, z), e = wgmma::k_begin(nk, splits, z + 1);
+        ranges &= b == prev && e > b;
+        prev = e;
+      }
+      ranges &= prev == nk;
+    }
+  for (int bm : {64, 128}) {
+    std::vector<int> hit(size_t(wgmma::red_bytes(bm) / 4), 0);
+    for (int tid = 0; tid < wgmma::threads(bm); ++tid)
+      for (int i = 0; i < wgmma::kAccRegs; i += 2) {
+        const int o = wgmma::acc_row(tid, i) * wgmma::kRedStride + wgmma::acc_col(tid, i);
+        stores &= o % 2 == 0 && o + 1 < int(hit.size()) && wgmma::acc_col(tid, i + 1) == wgmma::acc_col(tid, i) + 1 &&
+                  wgmma::acc_row(tid, i + 1) == wgmma::acc_row(tid, i);
+        if (o + 1 < int(hit.size())) ++hit[size_t(o)], ++hit[size_t(o + 1)];
+      }
+    int covered = 0;
+    for (int r = 0; r < bm; ++r)
+      for (int c = 0; c < wgmma::kBN; ++c) covered += hit[size_t(r * wgmma::kRedStride + c)] == 1;
+    stores &= covered == bm * wgmma::kBN;
+    const int warps = wgmma::threads(bm) / 32;
+    for (int splits = 1; splits <= wgmma::kMaxSplits; ++splits) {
+      std::vector<int> seen(size_t(bm), 0);
+      for (int rank = 0; rank < splits; ++rank)
+        for (int w = 0; w < warps; ++w)
+          for (int rr = rank + w * splits; rr < bm; rr += warps * splits) ++seen[size_t(rr)];
+      for (int v : seen) rows &= v == 1;
+    }
+  }
+  check(ranges, "split-K: K ranges contiguous, in order, none empty");
+  check(stores, "split-K: every accumulator pair stored once, 8-byte aligned, inside the tile");
+  check(rows, "split-K: every row of the tile summed by exactly one block");
+}
+
 int main() {
+  check_split_k();
   check_plan();
   check_stage_reads();
   check_accumulators();

@@ -68,6 +68,7 @@ bool bf16_experts = false;
 bool only_gemv = false;
 bool only_gemm_wgmma = false;
 bool only_moe_stream = false;
+bool only_splitk = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -1269,6 +1270,43 @@ void check_graph(Rng& r) {
 
 }  // namespace
 
+// ---- split-K of dense bf16 problems on the wgmma tile (gemm_wgmma.cu kSplit, 14th session) ----
+// The decode batch's q/k/v and o at 64-128 rows under the default policy (3 and 5 splits on a 132-SM
+// Hopper), then GPTOSS_CUDA_GEMM_SPLITK=8 (at most the K steps) on ragged shapes: K not a multiple of 64,
+// splits of one and two K steps, partial row and column tiles, 3 column parts; outputs poisoned (every
+// one written), against the CPU at the GEMM tile's tolerance. Skipped where the wgmma tile does not run.
+void check_gemm_splitk(Rng& r) {
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  namespace gc = gptoss::cuda;
+  const gc::GpuCaps& caps = gc::device_caps(0);
+  if (gc::gemm_tile_kind(caps, 64) != gc::GemmTileKind::Wgmma) return;
+  const char* saved = std::getenv("GPTOSS_CUDA_GEMM_SPLITK");
+  const std::string keep = saved ? saved : "";
+  unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
+  auto label = [&](const char* what, int rows, int K, int col_tiles) {
+    const int bm = gc::gemm_tile_rows(caps, rows, false, K);
+    const int splits = gc::wgmma_dense_splits(caps, gc::knobs(), col_tiles * ((rows + bm - 1) / bm), (K + 63) / 64);
+    return std::string(what) + ", wgmma split-K " + std::to_string(splits);
+  };
+  check_linear(r, 64, 2880, 5120, false, true, 1e-4, label("q/k/v at 64 streams", 64, 2880, 40).c_str());
+  check_linear(r, 64, 4096, 2880, false, true, 1e-4, label("o at 64 streams", 64, 4096, 23).c_str());
+  check_linear(r, 128, 2880, 5120, false, true, 1e-4, label("q/k/v at 128 streams (128-row tile)", 128, 2880, 40).c_str());
+  check_linear(r, 100, 4096, 2880, false, false, 1e-4, label("o at 100 rows (partial 128-row tile)", 100, 4096, 23).c_str());
+  check_qkv(r, 64, 2880, 4096, 512, 1e-4, label("3 parts at 64 streams", 64, 2880, 40).c_str());
+  setenv("GPTOSS_CUDA_GEMM_SPLITK", "8", 1);
+  check_linear(r, 70, 200, 136, false, true, 1e-4, label("forced, K % 64 = 8, 4 steps", 70, 200, 2).c_str());
+  check_linear(r, 65, 520, 200, false, true, 1e-4, label("forced, 9 steps", 65, 520, 2).c_str());
+  check_linear(r, 130, 1000, 264, false, true, 1e-4, label("forced, 128-row tiles, 2 row tiles", 130, 1000, 3).c_str());
+  check_qkv(r, 80, 1000, 200, 72, 1e-4, label("forced, 3 parts, partial column tiles", 80, 1000, 4).c_str());
+  setenv("GPTOSS_CUDA_GEMM_SPLITK", "1", 1);
+  check_linear(r, 64, 2880, 5120, false, true, 1e-4, label("off", 64, 2880, 40).c_str());
+  if (saved) setenv("GPTOSS_CUDA_GEMM_SPLITK", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
+#else
+  (void)r;
+#endif
+}
+
 // ---- the wgmma GEMM tile (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, compiled, not yet run on a GPU
 // when written; scripts/gpu-wgmma-ab.sh) ----
 // Every problem the GEMM tile carries, with the knob set, against the CPU on fresh random data and
@@ -1368,7 +1406,8 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--gemv")) only_gemv = true;  // the GEMV variants alone (scripts/gpu-gemv-ab.sh)
     else if (!std::strcmp(argv[i], "--only-attn-mma")) only_attn_mma = true;  // the decode mma cases alone
     else if (!std::strcmp(argv[i], "--gemm-wgmma")) only_gemm_wgmma = true;  // the wgmma GEMM tile alone (scripts/gpu-wgmma-ab.sh)
-    else if (!std::strcmp(argv[i], "--moe-stream")) only_moe_stream = true;  // the streaming batch MoE alone (scripts/gpu-moe-batch-ab.sh)
+    else if (!std::strcmp(argv[i], "--moe-stream")) only_moe_stream = true;
+    else if (!std::strcmp(argv[i], "--gemm-splitk")) only_splitk = true;  // split-K of the dense wgmma GEMMs alone  // the streaming batch MoE alone (scripts/gpu-moe-batch-ab.sh)
     else if (kHip && !std::strcmp(argv[i], "--build-info")) {
       // What this program would run on: the ROCm runtime it loaded and the plugin beside it (no device
       // touched; test/hip-check.test.ts reads it on machines without an AMD GPU).
@@ -1396,7 +1435,10 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (only_moe_stream) {
+    if (only_splitk) {
+      check_gemm_splitk(r);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (only_moe_stream) {
       check_moe_stream(r);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_gemm_wgmma) {
@@ -1567,6 +1609,7 @@ int main(int argc, char** argv) {
         check_moe(r, real_r, 512, 4, 1e-4, true);
       }
       check_moe_stream(r);  // the streaming MoE of a decode batch (Hopper's default from 17 to 128 streams of the 20b)
+      check_gemm_splitk(r);  // split-K of the decode batch's dense GEMMs (Hopper)
     } else if (!bf16_experts) {
       MoeSet mid = make_moe(r, 8, 256, 256);
       check_moe(r, mid, 2, 4, 1e-5);

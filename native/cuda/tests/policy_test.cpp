@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/tests/check.h"
+#include "cuda/gemm_wgmma_layout.h"
 #include "cuda/policy.h"
 
 using namespace gptoss::cuda;
@@ -530,7 +531,39 @@ void test_pdl() {
 
 }  // namespace
 
+// Split-K of dense bf16 problems on the wgmma tile (gemm_wgmma.cu): the 20b's decode-batch q/k/v (40 column
+// tiles, 45 K steps) and o (23, 64) fill an H100/H200's 132 SMs once; the LM head and prefill are left whole.
+void test_splitk() {
+  GpuKnobs k;
+  const GpuCaps h = h200(900, kSm90a);
+  CHECK(wgmma_dense_splits(h, k, 40, 45) == 3);    // q/k/v at 64-128 rows: 120 blocks
+  CHECK(wgmma_dense_splits(h, k, 23, 64) == 5);    // o: 115 blocks
+  CHECK(wgmma_dense_splits(h, k, 1571, 45) == 1);  // the LM head
+  CHECK(wgmma_dense_splits(h, k, 40 * 16, 45) == 1);  // prefill, 2048 rows
+  CHECK(wgmma_dense_splits(h, k, 66, 45) == 2);
+  CHECK(wgmma_dense_splits(h, k, 1, 4000) == wgmma::kMaxSplits);  // at most a portable cluster
+  CHECK(wgmma_dense_splits(h, k, 1, 12) == 1);     // fewer than 2 x kSplitMinSteps K steps: whole
+  CHECK(wgmma_dense_splits(h, k, 1, 16) == 2);
+  CHECK(wgmma_dense_splits(h, k, 0, 45) == 1);
+  GpuKnobs forced = k;
+  forced.gemm_splitk = 8;
+  CHECK(wgmma_dense_splits(h, forced, 1571, 45) == 8);  // forced: any tile count
+  CHECK(wgmma_dense_splits(h, forced, 3, 4) == 4);      // at most the K steps: no empty split
+  CHECK(wgmma_dense_splits(h, forced, 3, 1) == 1);
+  GpuKnobs off = k;
+  off.gemm_splitk = 1;
+  CHECK(wgmma_dense_splits(h, off, 23, 64) == 1);
+  // the knob's range: 1..8, else the policy
+  setenv("GPTOSS_CUDA_GEMM_SPLITK", "5", 1);
+  CHECK(knobs().gemm_splitk == 5);
+  setenv("GPTOSS_CUDA_GEMM_SPLITK", "9", 1);
+  CHECK(knobs().gemm_splitk == 0);
+  unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
+  CHECK(knobs().gemm_splitk == 0);
+}
+
 int main() {
+  test_splitk();
   test_caps();
   test_linear();
   test_attention();
