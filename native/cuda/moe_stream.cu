@@ -28,6 +28,9 @@
 //    exact, as bf16 holds 2^(s-1) for every s <= 128. A CTA whose scales include one above 128 (weights
 //    above 2 x E2M1: none in the published checkpoints) multiplies twice (x 2^126, then x 2^(s-127): the
 //    plain path's product), a CTA-uniform branch.
+//  - The K loop is compiled per (n-tiles 1..4, scale path): both are CTA-uniform, so no per-block select or
+//    per-tile guard is left in it (14th session; the scale's bf16x2 is one multiply-add, placed_scale_bf16x2),
+//    and its scale addresses are worked out once (scale_offset is affine in the block).
 //  - Epilogues: gate_up: bias, then the clamped SwiGLU of the interleaved (gate, up) rows (lanes g and g^1),
 //    written as bf16 hi + lo [slots, I] (the down GEMM's A); down: f32 + bias -> y [slots, H] (the grouped
 //    path's layout; moe_unpermute_kernel then sums a token's k rows with the routing weights in fixed order).
@@ -48,7 +51,7 @@ constexpr int kWStage = kKc * kRows * 16;
 constexpr int kStage = moe_stream_stage_bytes();
 static_assert(kThreads == 8 * 32 && kRows == 8 * 16, "8 warps of 16 weight rows");
 static_assert(kKc % 2 == 0, "ldmatrix.x4 takes two MX blocks at a time");
-static_assert(kTok % 4 == 0 && kTok / 4 <= 4, "4 tokens an n-tile, at most 4 n-tiles");
+static_assert(kTok == 16, "4 tokens an n-tile, 4 n-tiles (the K loop is compiled for 1..4 of them)");
 static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte bank offset: conflict-free B loads");
 
 // Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
@@ -168,54 +171,66 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
 #pragma unroll
     for (int s = 0; s < S - 1; ++s) issue(s);
     const int rl = warp * 16 + g;  // this lane's first row in the CTA (and rl + 8)
-    for (int kt = 0; kt < nkt; ++kt) {
-      cp_async_wait<S - 2>();
-      __syncthreads();  // stage kt landed for every thread; stage kt - 1's slot is free
-      issue(kt + S - 1);
-      const uint8_t* st = smem + (kt % S) * kStage;
-      const int nb = min(kKc, nch - kt * kKc);
+    // Rows rl and rl + 8's scales of MX block kb: sc_a[kb * sc_step] and sc_a[kb * sc_step + sc_b]
+    // (mstream::scale_offset, worked out once).
+    const uint8_t* sc_a = sc + mstream::scale_offset(rl, 0, nch, kRelaid);
+    const int sc_step = mstream::scale_offset(rl, 1, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
+    const int sc_b = mstream::scale_offset(rl + 8, 0, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
+    // The K loop, compiled per (kBig, NT): the CTA's scale range and its n-tiles are CTA-uniform, so the loop
+    // carries no per-block select between the two scale paths and no per-tile guard (in the PTX of the loop
+    // before, ~16 instructions a block and warp, of ~95 that ncu's count implies).
+    auto k_loop = [&](auto big_c, auto nt_c) {
+      constexpr bool kBig = decltype(big_c)::value;
+      constexpr int NT = decltype(nt_c)::value;
+      for (int kt = 0; kt < nkt; ++kt) {
+        cp_async_wait<S - 2>();
+        __syncthreads();  // stage kt landed for every thread; stage kt - 1's slot is free
+        issue(kt + S - 1);
+        const uint8_t* st = smem + (kt % S) * kStage;
+        const int nb = min(kKc, nch - kt * kKc);
+        const uint8_t* sc_kt = sc_a + kt * kKc * sc_step;
 #pragma unroll
-      for (int bp = 0; bp < kKc; bp += 2) {
-        if (bp >= nb) break;
-        uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
-        ldsm_x4(r, st + mstream::ldsm_offset(warp, bp, lane));
+        for (int bp = 0; bp < kKc; bp += 2) {
+          if (bp >= nb) break;
+          uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
+          ldsm_x4(r, st + mstream::ldsm_offset(warp, bp, lane));
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int b = bp + h;
-          if (b >= nb) break;
-          const int kb = kt * kKc + b;
-          const uint32_t sa = sc[mstream::scale_offset(rl, kb, nch, kRelaid)];
-          const uint32_t sb = sc[mstream::scale_offset(rl + 8, kb, nch, kRelaid)];
-          uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
-          if constexpr (kRelaid) {
-            mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
-            mxlayout::decode_word(r[2 * h + 1], ob);
-            if (big) {  // CTA-uniform: back to the plain values (exact), then 2^(s-127) as the prmt path's
+          for (int h = 0; h < 2; ++h) {
+            const int b = bp + h;
+            if (b >= nb) break;
+            const uint32_t sa = sc_kt[b * sc_step], sb = sc_kt[b * sc_step + sc_b];
+            uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
+            uint32_t sca, scb;
+            if constexpr (kRelaid) {
+              mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
+              mxlayout::decode_word(r[2 * h + 1], ob);
+              if constexpr (kBig) {  // back to the plain values (exact), then 2^(s-127) as the prmt path's
 #pragma unroll
-              for (int i = 0; i < 4; ++i) {
-                oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
-                ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
+                for (int i = 0; i < 4; ++i) {
+                  oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
+                  ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
+                }
+                sca = scale_bf16x2(sa, false), scb = scale_bf16x2(sb, false);
+              } else {
+                sca = mxlayout::placed_scale_bf16x2(sa), scb = mxlayout::placed_scale_bf16x2(sb);
               }
+            } else {
+              e2m1_word_to_bf16(r[2 * h], oa);
+              e2m1_word_to_bf16(r[2 * h + 1], ob);
+              sca = scale_bf16x2(sa, false), scb = scale_bf16x2(sb, false);
             }
-          } else {
-            e2m1_word_to_bf16(r[2 * h], oa);
-            e2m1_word_to_bf16(r[2 * h + 1], ob);
-          }
-          const bool placed = kRelaid && !big;
-          const uint32_t sca = scale_bf16x2(sa, placed), scb = scale_bf16x2(sb, placed);
 #pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            oa[i] = bf16x2_mul(oa[i], sca);
-            ob[i] = bf16x2_mul(ob[i], scb);
-          }
-          uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
+            for (int i = 0; i < 4; ++i) {
+              oa[i] = bf16x2_mul(oa[i], sca);
+              ob[i] = bf16x2_mul(ob[i], scb);
+            }
+            uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
 #pragma unroll
-          for (int ks = 0; ks < 2; ++ks)
+            for (int ks = 0; ks < 2; ++ks)
 #pragma unroll
-            for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
+              for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
 #pragma unroll
-          for (int j = 0; j < kTok / 4; ++j) {
-            if (j < ntiles) {
+            for (int j = 0; j < NT; ++j) {
               // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
               const uint4 bv = *reinterpret_cast<const uint4*>(st + mstream::bfrag_offset(j, g, t, b));
               const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
@@ -225,6 +240,22 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
           }
         }
       }
+    };
+    using One = std::integral_constant<int, 1>;
+    using Two = std::integral_constant<int, 2>;
+    using Three = std::integral_constant<int, 3>;
+    using Four = std::integral_constant<int, kTok / 4>;
+    auto by_tiles = [&](auto big_c) {
+      if (ntiles == 1) k_loop(big_c, One{});
+      else if (ntiles == 2) k_loop(big_c, Two{});
+      else if (ntiles == 3) k_loop(big_c, Three{});
+      else k_loop(big_c, Four{});
+    };
+    if constexpr (kRelaid) {
+      if (big) by_tiles(std::true_type{});
+      else by_tiles(std::false_type{});
+    } else {
+      by_tiles(std::false_type{});
     }
     cp_async_wait<0>();  // only empty groups are left
 

@@ -76,6 +76,9 @@ GPTOSS_HD constexpr uint32_t placed_code(uint32_t code) { return ((code & 7u) <<
 // moe_stream.cu): 2^(s-1) as bf16 bits, for E8M0 scales s <= kPlacedScaleMax (above, 2^(s-1) is no bf16).
 constexpr uint32_t kPlacedScaleMax = 128;
 GPTOSS_HD constexpr uint32_t placed_scale_bits(uint32_t s) { return (s + 126u) << 7; }
+// The same in both halves of a bf16x2 with one multiply-add: (s + 126) x 2^7 x (1 + 2^16), no carry across the
+// halves for s <= kPlacedScaleMax (254 x 2^7 < 2^15).
+GPTOSS_HD constexpr uint32_t placed_scale_bf16x2(uint32_t s) { return s * 0x00800080u + 0x3F003F00u; }
 
 // Checkpoint word -> decode-layout word: code operand_value(i, h)'s bit k goes where decode_word's rotation for
 // operand i, half h, bit operand_bit(k) reads it. A bijection of the 32 bits (the test checks it).

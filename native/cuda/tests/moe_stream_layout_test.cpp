@@ -222,6 +222,22 @@ int main() {
     for (int j = 0; j < ms::kTok / 4; ++j)
       for (int g = 0; g < 8; ++g) rows &= ms::act_row(4 * j + g / 2, g & 1) == 8 * j + g;
     check(rows, "B column g of n-tile j is act_row(4j + g/2, g % 2) = 8j + g");
+    // the kernel's hoisted scale addressing: scale_offset(rl, kb) = scale_offset(rl, 0) + kb x step, and row
+    // rl + 8's = row rl's + a constant, for every lane row rl = 16 warp + g (g < 8), both layouts
+    bool affine = true;
+    for (bool dl : {false, true})
+      for (int nch : {1, 5, 90, 128}) {
+        for (int warp = 0; warp < ms::kRows / 16; ++warp)
+          for (int g = 0; g < 8; ++g) {
+            const int rl = 16 * warp + g;
+            const int o0 = ms::scale_offset(rl, 0, nch, dl), step = ms::scale_offset(rl, 1, nch, dl) - o0;
+            const int d8 = ms::scale_offset(rl + 8, 0, nch, dl) - o0;
+            for (int kb = 0; kb < nch; ++kb)
+              affine &= ms::scale_offset(rl, kb, nch, dl) == o0 + kb * step &&
+                        ms::scale_offset(rl + 8, kb, nch, dl) == o0 + kb * step + d8;
+          }
+      }
+    check(affine, "scale_offset is affine in kb with a constant row-8 offset (the kernel's hoisted addressing)");
     check(ms::act_offset(2 * ms::kTok - 1, ms::kActChunks - 1) + 16 <= gptoss::cuda::moe_stream_stage_bytes(), "activation rows inside the stage");
   }
   // bank conflicts: ldmatrix phases (the 8 row addresses of a matrix) and the B loads' quarter-warp phases

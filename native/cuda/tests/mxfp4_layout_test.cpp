@@ -135,6 +135,10 @@ int main() {
       }
     }
     check(scaled, "placed code x placed_scale_bits(s) == E2M1 x 2^(s-127), exact in bf16, every code, s = 0..128");
+    bool paired = true;  // the kernel's one-instruction form: the same bits in both halves
+    for (uint32_t sc = 0; sc <= mxlayout::kPlacedScaleMax; ++sc)
+      paired &= mxlayout::placed_scale_bf16x2(sc) == (mxlayout::placed_scale_bits(sc) | mxlayout::placed_scale_bits(sc) << 16);
+    check(paired, "placed_scale_bf16x2(s) == placed_scale_bits(s) in both halves, s = 0..128");
   }
   // 3 and 4. matrices: round trip, and the kernel-order row against the reference
   const int64_t shapes[][3] = {{1, 16, 1}, {3, 32, 5}, {2, 48, 17}, {1, 160, 90}};  // mats, rows, nch
