@@ -135,6 +135,12 @@ elif [[ $PART == 8 ]]; then
   grep -E "^FAIL" "$OUT/check.log" | head
   timeout 120 build-gpu/gptoss_gpu_bench --dense-batch > "$OUT/dense-batch.log" 2>&1
   echo "gpu_bench --dense-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^dense.* r2" "$OUT/dense-batch.log" | cut -c1-150
+  # the streaming MoE's K loop compiled per (n-tiles, scale path) (cb1e8bd): the same A/B as PART 6
+  GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
+  echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "graph .*r2" "$OUT/moe-batch.log" | grep -E "stream" | cut -c1-150
+  if command -v cuobjdump > /dev/null; then  # the kernels' SASS, for counting the loop's instructions here
+    cuobjdump -sass build-gpu/gpt_oss_node.node 2>/dev/null | awk '/Function : .*(moe_stream_kernel|gemm_wgmma_kernel)/{p=1} /Function : /{if ($0 !~ /moe_stream_kernel|gemm_wgmma_kernel/) p=0} p' | xz -T2 > "$OUT/sass.txt.xz"
+  fi
   for v in auto whole; do
     env $([[ $v == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) timeout 80 node bench/batch.mjs \
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
