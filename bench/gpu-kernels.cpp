@@ -172,6 +172,19 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
 // in alternation, eager and as a CUDA graph (the batched step's situation). GB/s counts the packed bytes of
 // the experts the routing touches (weights + scales), each once, against the copy ceiling (read + write)
 // measured in the same run. Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch".
+// Whether the comma-separated list names `item` exactly.
+bool list_has(const char* list, const char* item) {
+  const size_t n = std::strlen(item);
+  for (const char* c = list; *c;) {
+    const char* end = std::strchr(c, ',');
+    const size_t len = end ? size_t(end - c) : std::strlen(c);
+    if (len == n && !std::strncmp(c, item, n)) return true;
+    if (!end) break;
+    c = end + 1;
+  }
+  return false;
+}
+
 int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
   MoeWeights w;
   const Tensor gate_up = rand_mxfp4(r, {E, 2 * I, H}, 119, 122), down = rand_mxfp4(r, {E, H, I}, 117, 120);
@@ -220,14 +233,21 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       const std::string shape = "n" + std::to_string(n) + " k" + std::to_string(K) + " E" + std::to_string(E) + " (" +
                                 std::to_string(touched) + " touched)";
       // "stream-s5": the stream kernels with the 5-stage ring (GPTOSS_CUDA_MOE_STREAM_STAGES=5: two CTAs an SM on
-      // sm_90, against the default 3-stage ring's three)
-      const std::vector<const char*> paths = dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
-                                                 : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-s5"};
+      // sm_90, against the default 3-stage ring's three); "stream-relaid-w32": the wide kernel on the decode layout
+      // (GPTOSS_CUDA_MOE_STREAM_TOKENS=32: 32 rows a CTA, two CTAs an SM)
+      const std::vector<const char*> paths =
+          dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
+              : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-s5"};
       for (const char* path : paths) {
-        const bool s5 = !std::strcmp(path, "stream-s5"), rl = !std::strcmp(path, "stream-relaid");
+        const bool s5 = !std::strcmp(path, "stream-s5"), w32 = !std::strcmp(path, "stream-relaid-w32");
+        const bool rl = w32 || !std::strcmp(path, "stream-relaid");
         if (rl && !wr.decode_layout) continue;
+        if (const char* only = std::getenv("GPTOSS_BENCH_MOE_PATHS"))  // e.g. "gemm,stream-relaid,stream-relaid-w32"
+          if (!list_has(only, path)) continue;
         if (s5) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+        if (w32) setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
+        else unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
         setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || rl ? "stream" : path, 1);
         const MoeWeights& ww = rl ? wr : w;
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
@@ -238,6 +258,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       }
       unsetenv("GPTOSS_CUDA_MOE_DECODE");
       unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+      unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
     }
   unsetenv("GPTOSS_CUDA_MOE_BATCH");
   print_table();

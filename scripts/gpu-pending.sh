@@ -26,9 +26,10 @@
 #   --moe-batch (a "stream-relaid" row; MOE_NS), bench/batch.mjs 24 layers default vs mma-relaid, gpu-batch-check
 #   both ways, then while time is left serve-load, memcheck, the relaid model checks and ncu of the relaid kernel.
 # PART 7 (~3-5 min): per-kernel GPU time of a batched decode step (scripts/gpu-step-profile.sh, ncu).
-# PART 8 (~5-7 min): split-K of the dense wgmma GEMMs (gpu_check --gemm-splitk, the full gpu_check, gpu_bench
-#   --dense-batch, bench/batch.mjs with and without it, gpu-batch-check, then while time is left a step profile,
-#   memcheck and the streaming MoE's stall reasons).
+# PART 8 (~6-8 min): split-K of the dense wgmma GEMMs (gpu_check --gemm-splitk, the full gpu_check, gpu_bench
+#   --dense-batch), the streaming MoE's templated loop and wide kernel (--moe-batch), bench/batch.mjs with split-K,
+#   without it, and with the wide MoE, gpu-batch-check, then while time is left a step profile, memcheck and the
+#   streaming MoE's stall reasons.
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 6)
 #   "Thirteenth session".
 set -uo pipefail
@@ -91,7 +92,8 @@ elif [[ $PART == 6 ]]; then
   timeout 120 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
   echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
   grep -E "^FAIL" "$OUT/check.log" | head; grep -E "decode layout|scales 1" "$OUT/check.log" | cut -c1-170
-  GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
+  GPTOSS_BENCH_MOE_PATHS=gemm,stream,stream-relaid,stream-relaid-w32 GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} \
+    timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
   echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "prepare_experts|graph .*r2" "$OUT/moe-batch.log" | grep -v " decode " | cut -c1-150
   for v in default relaid; do
     env $([[ $v == relaid ]] && echo GPTOSS_CUDA_MOE_DECODE=mma-relaid) timeout 80 node bench/batch.mjs \
@@ -141,8 +143,8 @@ elif [[ $PART == 8 ]]; then
   if command -v cuobjdump > /dev/null; then  # the kernels' SASS, for counting the loop's instructions here
     cuobjdump -sass build-gpu/gpt_oss_node.node 2>/dev/null | awk '/Function : .*(moe_stream_kernel|gemm_wgmma_kernel)/{p=1} /Function : /{if ($0 !~ /moe_stream_kernel|gemm_wgmma_kernel/) p=0} p' | xz -T2 > "$OUT/sass.txt.xz"
   fi
-  for v in auto whole; do
-    env $([[ $v == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) timeout 80 node bench/batch.mjs \
+  for v in auto whole wide; do  # wide: split-K on and the wide streaming MoE (GPTOSS_CUDA_MOE_STREAM_TOKENS=32)
+    env $([[ $v == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) $([[ $v == wide ]] && echo GPTOSS_CUDA_MOE_STREAM_TOKENS=32) timeout 80 node bench/batch.mjs \
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
     echo "batch.mjs 24 layers, split-K $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-$v.log" | cut -c1-150
   done

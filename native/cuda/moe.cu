@@ -612,7 +612,8 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   GPTOSS_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
   moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
-  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, kMoeStreamTokens, w.group_start, w.tile_start, w.cursor);
+  const int tokens = moe_stream_tokens(current_caps(), knobs(), a.n, a.k, a.E, a.H, a.I);
+  moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, tokens, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,
                                                            w.perm_token, w.pair_slot);
@@ -630,7 +631,8 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g1.bias_bf16 = a.gate_up_bias_bf16;
   g1.group_start = w.group_start;
   g1.tile_start = w.tile_start;
-  g1.max_tiles = P / kMoeStreamTokens + a.E;  // sum ceil(c_e / 16) <= P / 16 + E
+  g1.max_tiles = P / tokens + a.E;  // sum ceil(c_e / tokens) <= P / tokens + E
+  g1.tokens = tokens;
   g1.N = 2 * a.I;
   g1.K = a.H;
   g1.E = a.E;
@@ -651,6 +653,7 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g2.group_start = w.group_start;
   g2.tile_start = w.tile_start;
   g2.max_tiles = g1.max_tiles;
+  g2.tokens = tokens;
   g2.N = a.H;
   g2.K = a.I;
   g2.E = a.E;

@@ -100,8 +100,9 @@ struct MoeStreamProblem {
   const void* bias = nullptr;        // [E, N], bf16 or f32
   bool bias_bf16 = true;
   const int32_t* group_start = nullptr;  // [E + 1] (device)
-  const int32_t* tile_start = nullptr;   // [E + 1] prefix of ceil(rows_e / kMoeStreamTokens) (device): a CTA row a tile
-  int max_tiles = 0;                     // grid bound on tile_start[E] (P / kMoeStreamTokens + E)
+  const int32_t* tile_start = nullptr;   // [E + 1] prefix of ceil(rows_e / tokens) (device): a CTA row a tile
+  int max_tiles = 0;                     // grid bound on tile_start[E] (P / tokens + E)
+  int tokens = kMoeStreamTokens;         // routed rows a CTA (tile_start's tile): 16, or kMoeStreamWideTokens
   int N = 0, K = 0, E = 0;
   float* out = nullptr;              // swiglu false: f32 [slots, N]
   uint16_t* out_hi = nullptr;        // swiglu: SwiGLU of the (gate, up) row pairs split, bf16 [slots, N/2] each

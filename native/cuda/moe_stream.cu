@@ -45,20 +45,19 @@ namespace gptoss::cuda {
 
 namespace {
 
-constexpr int kRows = kMoeStreamRows, kThreads = kMoeStreamThreads, kKc = kMoeStreamKc, kTok = kMoeStreamTokens;
+constexpr int kRows = kMoeStreamRows, kThreads = kMoeStreamThreads, kKc = kMoeStreamKc;
 constexpr int kActRow = kMoeStreamActRow;
 constexpr int kWStage = kKc * kRows * 16;
-constexpr int kStage = moe_stream_stage_bytes();
 static_assert(kThreads == 8 * 32 && kRows == 8 * 16, "8 warps of 16 weight rows");
 static_assert(kKc % 2 == 0, "ldmatrix.x4 takes two MX blocks at a time");
-static_assert(kTok == 16, "4 tokens an n-tile, 4 n-tiles (the K loop is compiled for 1..4 of them)");
+static_assert(kMoeStreamTokens == 16 && kMoeStreamWideTokens == 32, "the K loop is compiled for 1..4 n-tiles (narrow) and 2, 4, 6, 8 (wide)");
 static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte bank offset: conflict-free B loads");
 
 // Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
 // memory), three at the shallow one (3 x 65 KB: 24 warps an SM instead of 16; <= 80 registers a thread, 4-20
 // bytes spilled), the default where three fit (policy.cpp moe_stream_stages).
-template <int S>
-constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages ? 3 : 2; }
+template <int S, int kTok>
+constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages && kTok == kMoeStreamTokens ? 3 : 2; }
 
 // Scale byte s -> bf16x2 of the multiplier of the decoded codes: 2^(s-127) for plain values (s = 0: the
 // subnormal 2^-127, s = 255: inf); 2^(s-1) for bit-placed ones (placed: kRelaid, s <= 128; s = 0: 2^-1).
@@ -67,9 +66,11 @@ __device__ __forceinline__ uint32_t scale_bf16x2(uint32_t s, bool placed) {
   return h | (h << 16);
 }
 
-template <bool kSwiglu, int S, bool kRelaid>
-__global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stream_kernel(MoeStreamProblem p) {
+// kTok: the CTA's routed rows (kMoeStreamTokens, or kMoeStreamWideTokens: two CTAs an SM, 128 registers).
+template <bool kSwiglu, int S, bool kRelaid, int kTok>
+__global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) moe_stream_kernel(MoeStreamProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
+  constexpr int kStage = moe_stream_stage_bytes(kTok);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int tok_row[kTok];
   // Which expert and which kTok rows of it (grid.y: the (expert, pass) tiles of tile_start, counted with
@@ -110,7 +111,10 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
   }
 
   {
+    // ntiles: the n-tiles holding tokens; nt_run: those the K loop runs (the wide kernel's loop is compiled for
+    // even counts: one more n-tile of zero-filled tokens, its columns never stored)
     const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
+    const int nt_run = kTok == kMoeStreamTokens ? ntiles : (ntiles + 1) & ~1;
     if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
     big = __syncthreads_or(big) != 0;  // the scales and tok_row are in place
 
@@ -132,7 +136,7 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
     const int w_dst = mstream::weight_offset(w_row, w_b);
     const int a_ch = tid % kChunks, a_r = tid / kChunks;
     const uint16_t* a_base = (a_r & 1) ? p.a_lo : p.a_hi;
-    const int a_total = 8 * ntiles * kChunks;  // rows act_row(tok, half) for the tokens of ntiles n-tiles
+    const int a_total = 8 * nt_run * kChunks;  // rows act_row(tok, half) for the tokens of nt_run n-tiles
     uint32_t a_src[kAPer];  // value offset of the chunk's first value at stage 0 from a_base; ~0u: no token
 #pragma unroll
     for (int i = 0; i < kAPer; ++i) {
@@ -241,15 +245,18 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
         }
       }
     };
-    using One = std::integral_constant<int, 1>;
-    using Two = std::integral_constant<int, 2>;
-    using Three = std::integral_constant<int, 3>;
-    using Four = std::integral_constant<int, kTok / 4>;
     auto by_tiles = [&](auto big_c) {
-      if (ntiles == 1) k_loop(big_c, One{});
-      else if (ntiles == 2) k_loop(big_c, Two{});
-      else if (ntiles == 3) k_loop(big_c, Three{});
-      else k_loop(big_c, Four{});
+      if constexpr (kTok == kMoeStreamTokens) {
+        if (nt_run == 1) k_loop(big_c, std::integral_constant<int, 1>{});
+        else if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
+        else if (nt_run == 3) k_loop(big_c, std::integral_constant<int, 3>{});
+        else k_loop(big_c, std::integral_constant<int, 4>{});
+      } else {
+        if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
+        else if (nt_run == 4) k_loop(big_c, std::integral_constant<int, 4>{});
+        else if (nt_run == 6) k_loop(big_c, std::integral_constant<int, 6>{});
+        else k_loop(big_c, std::integral_constant<int, 8>{});
+      }
     };
     if constexpr (kRelaid) {
       if (big) by_tiles(std::true_type{});
@@ -298,23 +305,23 @@ __global__ void __launch_bounds__(kThreads, moe_stream_min_blocks<S>()) moe_stre
 #endif
 }
 
-template <bool kSwiglu, int S, bool kRelaid>
+template <bool kSwiglu, int S, bool kRelaid, int kTok>
 void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
-  const int smem = moe_stream_smem_bytes(S, p.K / 32);
-  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S, kRelaid>);
+  const int smem = moe_stream_smem_bytes(S, p.K / 32, kTok);
+  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>);
   if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes.store(smem, std::memory_order_relaxed);
   }
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
-  moe_stream_kernel<kSwiglu, S, kRelaid><<<grid, kThreads, smem, stream>>>(p);
+  moe_stream_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
 }
-template <bool kSwiglu, int S>
+template <bool kSwiglu, int S, int kTok = kMoeStreamTokens>
 void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
-  if (p.decode_layout) launch_kernel<kSwiglu, S, true>(p, stream);
-  else launch_kernel<kSwiglu, S, false>(p, stream);
+  if (p.decode_layout) launch_kernel<kSwiglu, S, true, kTok>(p, stream);
+  else launch_kernel<kSwiglu, S, false, kTok>(p, stream);
 }
 
 }  // namespace
@@ -326,6 +333,18 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
                       ") and gate_up's rows even (got " + std::to_string(p.N) + ")");
   if (p.decode_layout && !mxlayout::layout_fits(p.N))
     throw range_error("moe stream: experts in the decode layout need rows a multiple of 16 (got " + std::to_string(p.N) + ")");
+  if (p.tokens != kMoeStreamTokens && p.tokens != kMoeStreamWideTokens)
+    throw range_error("moe stream: rows a CTA must be " + std::to_string(kMoeStreamTokens) + " or " +
+                      std::to_string(kMoeStreamWideTokens) + " (got " + std::to_string(p.tokens) + ")");
+  if (p.tokens == kMoeStreamWideTokens) {  // the wide kernel: the shallow ring, two CTAs an SM
+    if (moe_stream_wide_stages(current_caps(), p.K / 32) != kMoeStreamShallowStages)
+      throw runtime_error("moe stream: the wide kernel (" + std::to_string(kMoeStreamWideTokens) + " rows a CTA) does not run on this device (" +
+                          caps_summary(current_caps()) + "): it needs " +
+                          std::to_string(moe_stream_smem_bytes(kMoeStreamShallowStages, p.K / 32, kMoeStreamWideTokens)) +
+                          " bytes of shared memory a block, two blocks an SM");
+    return swiglu ? launch_stages<true, kMoeStreamShallowStages, kMoeStreamWideTokens>(p, stream)
+                  : launch_stages<false, kMoeStreamShallowStages, kMoeStreamWideTokens>(p, stream);
+  }
   int stages = moe_stream_stages(current_caps(), p.K / 32);
   // GPTOSS_CUDA_MOE_STREAM_STAGES=5 (A/B, read at each call; the kernel bench's "stream-s5" rows): the deep ring
   // (two CTAs an SM) where it fits, in place of the policy's shallow one.

@@ -134,6 +134,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.gemm = env_choice("GPTOSS_CUDA_GEMM", K{}.gemm,
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
+  k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
 }
 }  // namespace
 
@@ -324,6 +325,21 @@ int moe_stream_stages(const GpuCaps& caps, int nch) {
   if (3 * (moe_stream_smem_bytes(kMoeStreamShallowStages, nch) + 1024) <= sm_bytes) return kMoeStreamShallowStages;
   if (2 * (moe_stream_smem_bytes(kMoeStreamDeepStages, nch) + 1024) <= sm_bytes) return kMoeStreamDeepStages;
   return moe_stream_smem_bytes(kMoeStreamShallowStages, nch) <= caps.smem_optin ? kMoeStreamShallowStages : 0;
+}
+
+int moe_stream_wide_stages(const GpuCaps& caps, int nch) {
+  if (moe_stream_stages(caps, nch) == 0) return 0;
+  const int sm_bytes = caps.smem_optin + 1024;
+  return 2 * (moe_stream_smem_bytes(kMoeStreamShallowStages, nch, kMoeStreamWideTokens) + 1024) <= sm_bytes
+             ? kMoeStreamShallowStages
+             : 0;
+}
+
+int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I) {
+  (void)n, (void)experts_per_token, (void)E;
+  const bool wide_runs = H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 && moe_stream_wide_stages(caps, H / 32) > 0 &&
+                         moe_stream_wide_stages(caps, I / 32) > 0;
+  return k.moe_stream_tokens == kMoeStreamWideTokens && wide_runs ? kMoeStreamWideTokens : kMoeStreamTokens;
 }
 
 int moe_stream_deep_stages(const GpuCaps& caps, int nch) {

@@ -38,11 +38,13 @@ struct GpuKnobs {
   // force one tile for every problem (A/B; gemm_tile_kind). Auto since its run on an H200 at d91b169 (prefill
   // 20b 512 +5.6%, 2048 +14.7%, 120b +2.7% / +4.0% against Mma; gpu_check 226/0); Mma is the one-line revert.
   Gemm gemm = Gemm::Auto;
+  int moe_stream_tokens = 0;               // GPTOSS_CUDA_MOE_STREAM_TOKENS=16|32: the streaming MoE's rows a CTA (0: policy)
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
-// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM and GPTOSS_CUDA_GEMM_SPLITK,
+// GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
+// GPTOSS_CUDA_MOE_STREAM_TOKENS,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
@@ -178,6 +180,13 @@ enum class MoeBatchPath { GroupedMma, Gemm, Stream };
 // little shared memory). moe_stream_deep_stages: kMoeStreamDeepStages where one such CTA fits and the kernel
 // runs at all (GPTOSS_CUDA_MOE_STREAM_STAGES=5), else 0.
 int moe_stream_stages(const GpuCaps& caps, int nch);
+// The wide streaming MoE (kMoeStreamWideTokens rows a CTA, moe_stream.cu): kMoeStreamShallowStages where two of
+// its CTAs fit an SM (sm_90: 2 x 97 KB at the 20b's 90 MX blocks) and the narrow kernel runs, else 0.
+int moe_stream_wide_stages(const GpuCaps& caps, int nch);
+// The streaming MoE's routed rows a CTA for a call of n tokens (top-k, E experts of hidden H, intermediate I):
+// kMoeStreamTokens, or kMoeStreamWideTokens where GPTOSS_CUDA_MOE_STREAM_TOKENS=32 asks for it and it runs
+// (wide on request only until measured: bench/RESULTS.md, fourteenth session).
+int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
 int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
 // request (GPTOSS_CUDA_MOE_DECODE=stream; slower than the decode kernels there: H100, 0.095 against 0.038 ms a

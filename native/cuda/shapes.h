@@ -102,13 +102,16 @@ inline int group_cta_smem(int nch, int target, int tokens) {
 // routed rows kMoeStreamTokens at a time as the MMA's N (4 tokens an n-tile: bf16 hi and lo columns); a
 // ring of stages of kMoeStreamKc MX blocks (packed weights [kc][rows][16 B] + the tokens' bf16 halves,
 // rows padded to a 64-byte bank offset), the CTA's scales [rows][K/32] resident.
+// The wide variant (14th session): kMoeStreamWideTokens routed rows a CTA (8 n-tiles, two CTAs an SM, the
+// shallow ring), so an expert with 17-32 rows decodes its weights once instead of in two CTAs.
 constexpr int kMoeStreamRows = 128, kMoeStreamThreads = 256, kMoeStreamKc = 4, kMoeStreamTokens = 16;
+constexpr int kMoeStreamWideTokens = 32;
 constexpr int kMoeStreamActRow = kMoeStreamKc * 64 + 64;  // bytes of one (token, half) row of a stage
-GPTOSS_HD constexpr int moe_stream_stage_bytes() {
-  return kMoeStreamKc * kMoeStreamRows * 16 + 2 * kMoeStreamTokens * kMoeStreamActRow;
+GPTOSS_HD constexpr int moe_stream_stage_bytes(int tokens = kMoeStreamTokens) {
+  return kMoeStreamKc * kMoeStreamRows * 16 + 2 * tokens * kMoeStreamActRow;
 }
-GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch) {
-  return stages * moe_stream_stage_bytes() + (kMoeStreamRows * nch + 15) / 16 * 16;
+GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch, int tokens = kMoeStreamTokens) {
+  return stages * moe_stream_stage_bytes(tokens) + (kMoeStreamRows * nch + 15) / 16 * 16;
 }
 // The two ring depths compiled. The shallow one is the default wherever three of its CTAs fit an SM (sm_90,
 // sm_100: 24 warps; its kernels are held to 80 registers for it): measured on an H100 it beat the deep ring

@@ -739,6 +739,22 @@ void check_moe_stream(Rng& r) {
     const MoeSet cool = make_moe(r, 8, 2880, 2880, 100, 128, 100, 128), cool_r = relaid_copy(cool);
     check_moe_counts(r, cool_r, cycle_counts(8, {8}), 4, "scales 100-128 (one multiply, 2^-27 .. 2^127), decode layout");
   }
+  // the wide kernel (GPTOSS_CUDA_MOE_STREAM_TOKENS=32: 32 rows a CTA, even n-tile counts) where it runs
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  if (gc::moe_stream_wide_stages(gc::device_caps(0), 2880 / 32) > 0) {
+    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
+    const MoeSet small_w = relaid_copy(small), real_w = relaid_copy(real);
+    check_moe_counts(r, small, {12, 3, 8, 1, 12}, 3, "rows 12/3/8/1/12, wide");
+    check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (two wide passes), wide");
+    check_moe_counts(r, small_w, {17, 32, 0, 33, 1}, 4, "rows 17/32/0/33/1, wide, decode layout");
+    check_moe_counts(r, real_w, cycle_counts(32, {16}), 4, "rows 16 an expert (128 streams), wide, decode layout");
+    check_moe_counts(r, real_w, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, wide, decode layout");
+    check_moe_counts(r, real, cycle_counts(32, {24}), 4, "rows 24 an expert (192 streams), wide");
+    const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
+    check_moe_counts(r, hot_r, cycle_counts(8, {20}), 4, "scales 122-131 (two multiplies), wide, decode layout");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
+  }
+#endif
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
   check_moe(r, real, 1, 4, 1e-4);   // the decode path: every decode kernel and GPTOSS_CUDA_MOE_DECODE=stream
   check_moe(r, real, 4, 4, 1e-4);

@@ -46,8 +46,11 @@ uint16_t to_bf16(float f) {  // exact for the small dyadic values used here
 // kernel's kRelaid variant does: the CTA's scale bytes copied as they lie and indexed by scale_offset, the
 // operands by decode_word (placed codes, natural pairs) times 2^(s-1), or where a scale of the CTA is above
 // kPlacedScaleMax, times 2^126 and then 2^(s-127). scale_hi: the largest scale byte drawn.
+// tokens: the CTA's routed rows (16, or the wide kernel's 32: its K loop runs an even number of n-tiles, the
+// extra one over zero-filled tokens).
 void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>& counts, const std::string& what,
-                 bool relaid = false, int scale_hi = 122) {
+                 bool relaid = false, int scale_hi = 122, int tokens = ms::kTok) {
+  constexpr int kMaxTok = gptoss::cuda::kMoeStreamWideTokens;
   const int nch = K / 32;
   std::uniform_int_distribution<int> byte(0, 255), sc(118, scale_hi), small(-8, 8);
   std::vector<uint8_t> blocks(size_t(E) * N * nch * 16), scales(size_t(E) * N * nch);
@@ -63,7 +66,7 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
   std::vector<int> group_start(E + 1, 0), tile_start(E + 1, 0), perm(P);
   for (int e = 0; e < E; ++e) {
     group_start[e + 1] = group_start[e] + counts[e];
-    tile_start[e + 1] = tile_start[e] + (counts[e] + ms::kTok - 1) / ms::kTok;
+    tile_start[e + 1] = tile_start[e] + (counts[e] + tokens - 1) / tokens;
   }
   std::uniform_int_distribution<int> tok(0, T - 1);
   for (int& s : perm) s = tok(rng);
@@ -83,19 +86,20 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
         ref[size_t(s) * N + n] = acc;
       }
 
-  const int max_tiles = P / ms::kTok + E, blocks_x = (N + ms::kRows - 1) / ms::kRows, nkt = (nch + ms::kKc - 1) / ms::kKc;
-  std::vector<uint8_t> st(size_t(gptoss::cuda::moe_stream_stage_bytes()));
+  const int max_tiles = P / tokens + E, blocks_x = (N + ms::kRows - 1) / ms::kRows, nkt = (nch + ms::kKc - 1) / ms::kKc;
+  std::vector<uint8_t> st(size_t(gptoss::cuda::moe_stream_stage_bytes(tokens)));
   auto word = [&](int off) { uint32_t w; std::memcpy(&w, st.data() + off, 4); return w; };
   for (int tile = 0; tile < max_tiles; ++tile) {
     if (tile >= tile_start[E]) continue;
     const int e = ms::tile_expert(tile_start.data(), E, tile);
-    const int c0 = group_start[e] + (tile - tile_start[e]) * ms::kTok, s1 = group_start[e + 1];
+    const int c0 = group_start[e] + (tile - tile_start[e]) * tokens, s1 = group_start[e + 1];
     for (int bx = 0; bx < blocks_x; ++bx) {
       const int n0 = bx * ms::kRows;
       if (c0 >= s1 || n0 >= N) continue;
-      const int rows_here = std::min(ms::kRows, N - n0), ntok = std::min(ms::kTok, s1 - c0), ntiles = (ntok + 3) / 4;
-      int tok_row[ms::kTok];
-      for (int i = 0; i < ms::kTok; ++i) tok_row[i] = i < ntok ? perm[c0 + i] : -1;
+      const int rows_here = std::min(ms::kRows, N - n0), ntok = std::min(tokens, s1 - c0), ntiles = (ntok + 3) / 4;
+      const int nt_run = tokens == ms::kTok ? ntiles : (ntiles + 1) & ~1;  // the kernel's loop count
+      int tok_row[kMaxTok];
+      for (int i = 0; i < tokens; ++i) tok_row[i] = i < ntok ? perm[c0 + i] : -1;
       // the CTA's scale bytes: rows n0 .. n0 + rows_here as they lie in memory, 127 past them
       std::vector<uint8_t> csc(size_t(ms::kRows) * nch, 127);
       bool big = false;
@@ -103,7 +107,7 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
         csc[size_t(i)] = ws[(size_t(e) * N + n0) * nch + size_t(i)];
         big |= csc[size_t(i)] > mxlayout::kPlacedScaleMax;
       }
-      static double acc[8][32][ms::kTok / 4][4];
+      static double acc[8][32][kMaxTok / 4][4];
       std::memset(acc, 0, sizeof acc);
       for (int kt = 0; kt < nkt; ++kt) {
         std::fill(st.begin(), st.end(), uint8_t(0xA5));  // stale bytes: only zero-filled or copied ones may count
@@ -114,7 +118,7 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
           for (int i = 0; i < 16; ++i)
             st[ms::weight_offset(row, b) + i] = ok ? wb[((size_t(e) * N + n0 + row) * nch + b0 + b) * 16 + i] : 0;
         }
-        for (int c = 0; c < 8 * ntiles * ms::kActChunks; ++c) {  // the activation copies
+        for (int c = 0; c < 8 * nt_run * ms::kActChunks; ++c) {  // the activation copies
           const int r = c / ms::kActChunks, ch = c % ms::kActChunks, t = r >> 1, k = b0 * 32 + ch * 8;
           const bool ok = tok_row[t] >= 0 && k < K;
           const std::vector<uint16_t>& a = (r & 1) ? lo : hi;
@@ -157,7 +161,7 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
                     A[ks][g + 8 * (i & 1)][2 * t + 8 * (i >> 1) + 1] = src[1];
                   }
               }
-              for (int j = 0; j < ntiles; ++j) {
+              for (int j = 0; j < nt_run; ++j) {
                 double B[2][16][8] = {};
                 for (int l = 0; l < 32; ++l) {
                   const int g = l / 4, t = l % 4, off = ms::bfrag_offset(j, g, t, b);
@@ -279,5 +283,10 @@ int main() {
   run_problem(rng, 2, 256, 128, {8, 4}, "E2 N256 K128, decode layout", true);
   run_problem(rng, 4, 144, 96, {0, 33, 2, 0}, "E4 N144 K96 (partial row block), decode layout", true);
   run_problem(rng, 2, 192, 160, {7, 17}, "E2 N192 K160, decode layout, scales to 131 (two multiplies)", true, 131);
+  // the wide kernel (32 rows a CTA): n-tiles 1 (run as 2), 5 (as 6), 8, two tiles (33 rows), empty experts
+  const int w = gptoss::cuda::kMoeStreamWideTokens;
+  run_problem(rng, 4, 192, 320, {3, 0, 19, 33}, "wide: E4 N192 K320 (n-tiles 1, 5, 8 + 1)", false, 122, w);
+  run_problem(rng, 3, 144, 96, {32, 17, 0}, "wide: E3 N144 K96, decode layout", true, 122, w);
+  run_problem(rng, 2, 192, 160, {29, 2}, "wide: E2 N192 K160, decode layout, scales to 131", true, 131, w);
   return gptoss::test::checks_passed("moe stream layout");
 }

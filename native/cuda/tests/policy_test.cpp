@@ -330,6 +330,25 @@ void test_moe_bf16() {
   CHECK(moe_stream_stages(mi300, H / 32) == 0);
   CHECK(moe_stream_stages(h200(0, 0), H / 32) == 0);  // no mma.sync image
   CHECK(moe_stream_smem_bytes(kMoeStreamDeepStages, H / 32) == 5 * 18432 + 11520);
+  // the wide kernel (32 rows a CTA): 3 x 28,672 + 11,520 = 97,536 bytes, two CTAs an SM where they fit
+  CHECK(moe_stream_smem_bytes(kMoeStreamShallowStages, H / 32, kMoeStreamWideTokens) == 3 * 28672 + 11520);
+  CHECK(moe_stream_wide_stages(hopper, H / 32) == kMoeStreamShallowStages);
+  CHECK(moe_stream_wide_stages(ampere, H / 32) == 0);          // 164 KB: one only
+  CHECK(moe_stream_wide_stages(l40s(890, kSm89), H / 32) == 0);
+  CHECK(moe_stream_wide_stages(mi300, H / 32) == 0);
+  CHECK(moe_stream_tokens(hopper, k, 128, 4, 32, H, H) == kMoeStreamTokens);  // wide on request only (not yet measured)
+  {
+    GpuKnobs wide = k;
+    wide.moe_stream_tokens = kMoeStreamWideTokens;
+    CHECK(moe_stream_tokens(hopper, wide, 128, 4, 32, H, H) == kMoeStreamWideTokens);
+    CHECK(moe_stream_tokens(ampere, wide, 128, 4, 32, H, H) == kMoeStreamTokens);  // does not fit twice: narrow
+    CHECK(moe_stream_tokens(hopper, wide, 128, 4, 32, H, 40) == kMoeStreamTokens);  // I not whole MX blocks
+    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
+    CHECK(knobs().moe_stream_tokens == 32);
+    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "24", 1);
+    CHECK(knobs().moe_stream_tokens == 0);
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
+  }
   // ... and the decode-sized calls on request (GPTOSS_CUDA_MOE_DECODE=stream)
   GpuKnobs dec_stream = k;
   dec_stream.moe_decode = GpuKnobs::MoeDecode::Stream;
