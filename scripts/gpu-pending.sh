@@ -143,7 +143,7 @@ elif [[ $PART == 8 ]]; then
   if command -v cuobjdump > /dev/null; then  # the kernels' SASS, for counting the loop's instructions here
     cuobjdump -sass build-gpu/gpt_oss_node.node 2>/dev/null | awk '/Function : .*(moe_stream_kernel|gemm_wgmma_kernel)/{p=1} /Function : /{if ($0 !~ /moe_stream_kernel|gemm_wgmma_kernel/) p=0} p' | xz -T2 > "$OUT/sass.txt.xz"
   fi
-  for v in auto whole wide; do  # wide: split-K on and the wide streaming MoE (GPTOSS_CUDA_MOE_STREAM_TOKENS=32)
+  for v in ${E2E_VARIANTS:-auto wide}; do  # wide: with the wide streaming MoE (GPTOSS_CUDA_MOE_STREAM_TOKENS=32); whole: split-K off
     env $([[ $v == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) $([[ $v == wide ]] && echo GPTOSS_CUDA_MOE_STREAM_TOKENS=32) timeout 80 node bench/batch.mjs \
       --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
     echo "batch.mjs 24 layers, split-K $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-$v.log" | cut -c1-150
@@ -159,7 +159,7 @@ elif [[ $PART == 8 ]]; then
     echo "memcheck --gemm-splitk rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-splitk.log" | tail -1)"
   fi
   # the streaming MoE's stall reasons (what its 10 cycles between a warp's instructions are spent on)
-  if (( $(date +%s) - t0 < ${NCU_BEFORE_S:-450} )) && command -v ncu > /dev/null; then
+  if (( $(date +%s) - t0 < ${NCU_BEFORE_S:-360} )) && command -v ncu > /dev/null; then
     timeout 90 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel --launch-skip 24 --launch-count 2 \
       --section WarpStateStats --section SourceCounters --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio \
       --csv --page raw node bench/batch.mjs --synthetic 20b --layers 4 --device cuda --context 128 --streams 64 --decode 3 \
