@@ -128,43 +128,40 @@ elif [[ $PART == 6 ]]; then
     grep -E "moe_stream_kernel|Duration|DRAM Throughput|Issue Slots|Executed Ipc|Registers Per|Achieved Occupancy" "$OUT/ncu-relaid-details.txt" | head -20
   fi
 elif [[ $PART == 8 ]]; then
-  # split-K of the dense wgmma GEMMs (14th session): correctness first, then the kernel and end-to-end A/B
-  # (GPTOSS_CUDA_GEMM_SPLITK=1: whole tiles, as before); the later steps only while time is left
+  # split-K of the dense wgmma GEMMs and the streaming MoE's templated loop and wide kernel (14th session):
+  # correctness first, then the kernel A/Bs and the end-to-end step; the later steps only while time is left
   timeout 60 build-gpu/gptoss_gpu_check --gemm-splitk > "$OUT/check-splitk.log" 2>&1
   echo "gpu_check --gemm-splitk rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^(PASS|FAIL)" "$OUT/check-splitk.log" | cut -c1-170
   timeout 150 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
   echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
-  grep -E "^FAIL" "$OUT/check.log" | head
+  grep -E "^FAIL" "$OUT/check.log" | head; grep -E "wide" "$OUT/check.log" | cut -c1-170
+  GPTOSS_BENCH_MOE_PATHS=${MOE_PATHS:-stream-relaid,stream-relaid-w32} GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} \
+    timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
+  echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "graph .*r2" "$OUT/moe-batch.log" | cut -c1-150
   timeout 120 build-gpu/gptoss_gpu_bench --dense-batch > "$OUT/dense-batch.log" 2>&1
   echo "gpu_bench --dense-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^dense.* r2" "$OUT/dense-batch.log" | cut -c1-150
-  # the streaming MoE's K loop compiled per (n-tiles, scale path) (cb1e8bd): the same A/B as PART 6
-  GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch.log" 2>&1
-  echo "gpu_bench --moe-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "graph .*r2" "$OUT/moe-batch.log" | grep -E "stream" | cut -c1-150
-  if command -v cuobjdump > /dev/null; then  # the kernels' SASS, for counting the loop's instructions here
-    cuobjdump -sass build-gpu/gpt_oss_node.node 2>/dev/null | awk '/Function : .*(moe_stream_kernel|gemm_wgmma_kernel)/{p=1} /Function : /{if ($0 !~ /moe_stream_kernel|gemm_wgmma_kernel/) p=0} p' | xz -T2 > "$OUT/sass.txt.xz"
-  fi
-  for v in ${E2E_VARIANTS:-auto wide}; do  # wide: with the wide streaming MoE (GPTOSS_CUDA_MOE_STREAM_TOKENS=32); whole: split-K off
-    env $([[ $v == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) $([[ $v == wide ]] && echo GPTOSS_CUDA_MOE_STREAM_TOKENS=32) timeout 80 node bench/batch.mjs \
-      --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$v.log" 2>&1
-    echo "batch.mjs 24 layers, split-K $v: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-$v.log" | cut -c1-150
-  done
+  e2e() {  # $1: auto (the defaults), wide (+ GPTOSS_CUDA_MOE_STREAM_TOKENS=32), whole (GPTOSS_CUDA_GEMM_SPLITK=1)
+    env $([[ $1 == whole ]] && echo GPTOSS_CUDA_GEMM_SPLITK=1) $([[ $1 == wide ]] && echo GPTOSS_CUDA_MOE_STREAM_TOKENS=32) \
+      timeout 80 node bench/batch.mjs --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 \
+      --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-$1.log" 2>&1
+    echo "batch.mjs 24 layers, $1: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-$1.log" | cut -c1-150
+  }
+  e2e auto
   timeout 100 node scripts/gpu-batch-check.mjs > "$OUT/batch-check.log" 2>&1
   echo "batch check: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check.log" | tail -4
+  for v in ${E2E_MORE:-wide whole}; do
+    (( $(date +%s) - t0 < ${MORE_BEFORE_S:-300} )) && e2e "$v"
+  done
+  if (( $(date +%s) - t0 < ${SANITIZE_BEFORE_S:-360} )) && command -v compute-sanitizer > /dev/null; then
+    timeout 60 compute-sanitizer --tool memcheck --print-limit 10 build-gpu/gptoss_gpu_check --gemm-splitk > "$OUT/memcheck-splitk.log" 2>&1
+    echo "memcheck --gemm-splitk rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-splitk.log" | tail -1)"
+  fi
   if (( $(date +%s) - t0 < ${PROFILE_BEFORE_S:-380} )) && command -v ncu > /dev/null; then
     STREAMS=64 LAYERS=2 OUT="$OUT" timeout 100 bash scripts/gpu-step-profile.sh > "$OUT/step-profile-s64-l2.txt" 2>&1
     echo "step profile, 64 streams, 2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -14 "$OUT/step-profile-s64-l2.txt" | cut -c1-150
   fi
-  if (( $(date +%s) - t0 < ${SANITIZE_BEFORE_S:-420} )) && command -v compute-sanitizer > /dev/null; then
-    timeout 60 compute-sanitizer --tool memcheck --print-limit 10 build-gpu/gptoss_gpu_check --gemm-splitk > "$OUT/memcheck-splitk.log" 2>&1
-    echo "memcheck --gemm-splitk rc $? $(grep -E 'ERROR SUMMARY' "$OUT/memcheck-splitk.log" | tail -1)"
-  fi
-  # the streaming MoE's stall reasons (what its 10 cycles between a warp's instructions are spent on)
-  if (( $(date +%s) - t0 < ${NCU_BEFORE_S:-360} )) && command -v ncu > /dev/null; then
-    timeout 90 ncu --clock-control none --graph-profiling node -k regex:moe_stream_kernel --launch-skip 24 --launch-count 2 \
-      --section WarpStateStats --section SourceCounters --metrics regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio \
-      --csv --page raw node bench/batch.mjs --synthetic 20b --layers 4 --device cuda --context 128 --streams 64 --decode 3 \
-      --out /tmp > "$OUT/ncu-stalls.csv" 2>&1
-    echo "ncu stalls rc $? ($(( $(date +%s) - t0 )) s)"
+  if command -v cuobjdump > /dev/null; then  # the kernels' SASS, for counting the loop's instructions here
+    cuobjdump -sass build-gpu/gpt_oss_node.node 2>/dev/null | awk '/Function : .*(moe_stream_kernel|gemm_wgmma_kernel)/{p=1} /Function : /{if ($0 !~ /moe_stream_kernel|gemm_wgmma_kernel/) p=0} p' | xz -T2 > "$OUT/sass.txt.xz"
   fi
 elif [[ $PART == 4 ]]; then
   # the streaming MoE as Hopper's default: the full check, the batched step against CUDA Sessions and the CPU,
