@@ -78,6 +78,8 @@ bool wgmma_tile_runs(const GpuCaps& caps);
 // as fill the SMs once (sm_count / tiles), at least kSplitMinSteps K steps (64 wide) a block, at most
 // wgmma::kMaxSplits; 1 (no cluster) where the tiles already fill the GPU (prefill, the LM head). The knob
 // forces a count (1: off) up to the K steps. A pure function of the shape: a captured graph holds it.
+// Measured on an H100 (14th session, bench/RESULTS.md): q/k/v + o at 64 rows 76 -> 60 us, at 128 rows 119 -> 75
+// us; the 24-layer 20b step at 64 streams 11.7 -> 11.3 ms, at 128 streams 16.5 -> 15.7 ms.
 constexpr int kSplitMinSteps = 8;
 int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps);
 // A dense problem of `rows` rows (one group).
@@ -185,7 +187,8 @@ int moe_stream_stages(const GpuCaps& caps, int nch);
 int moe_stream_wide_stages(const GpuCaps& caps, int nch);
 // The streaming MoE's routed rows a CTA for a call of n tokens (top-k, E experts of hidden H, intermediate I):
 // kMoeStreamTokens, or kMoeStreamWideTokens where GPTOSS_CUDA_MOE_STREAM_TOKENS=32 asks for it and it runs
-// (wide on request only until measured: bench/RESULTS.md, fourteenth session).
+// (on request only: on an H100 the wide kernel lost 19% at 16 and 64 streams and 1.5% at 128, its two CTAs an SM
+// hiding less latency than the narrow kernel's three; bench/RESULTS.md, fourteenth session).
 int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
 int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
