@@ -172,6 +172,33 @@ std::vector<std::pair<Tensor, Tensor>> random_routing(Rng& r, int n, int k, int 
 // in alternation, eager and as a CUDA graph (the batched step's situation). GB/s counts the packed bytes of
 // the experts the routing touches (weights + scales), each once, against the copy ceiling (read + write)
 // measured in the same run. Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch".
+// One attention block's bf16 weights at the 20b's shapes (64 query heads, 8 KV heads of 64): q, k, v, o and
+// their biases, drawn in that order.
+struct AttnLayer { Tensor q, k, v, o, bq, bk, bv, bo; };
+AttnLayer bf16_attn_layer(Rng& r, int H) {
+  const int Hq = 64, Hkv = 8, D = 64;
+  return {gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
+          gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
+          gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
+          gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))};
+}
+
+// q/k/v (one launch) and o over the layers' weights in turn, graph-timed: rows "<name> qkv<tag>" and
+// "<name> o_proj<tag>" of shape `nn`; bytes counted: the weights (and scales) read once a call.
+void time_qkv_o(const std::vector<AttnLayer>& ls, const std::string& name, const std::string& tag, const std::string& nn,
+                const Tensor& x, const Tensor& xo, Tensor& q, Tensor& k, Tensor& v, Tensor& o, double bw) {
+  const int layers = int(ls.size());
+  const double qkv_bytes = double(ls[0].q.nbytes() + ls[0].k.nbytes() + ls[0].v.nbytes());
+  double ms = time_graph_ms([&](int i) {
+    const AttnLayer& a = ls[size_t(i % layers)];
+    gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
+  }, layers);
+  add(name + " qkv" + tag, nn + " [5120, 2880] x" + std::to_string(layers), ms, qkv_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+  ms = time_graph_ms([&](int i) { const AttnLayer& a = ls[size_t(i % layers)]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
+  add(name + " o_proj" + tag, nn + " [2880, 4096] x" + std::to_string(layers), ms, double(ls[0].o.nbytes()) / (ms * 1e-3) / 1e9,
+      "GB/s", bw);
+}
+
 // Whether the comma-separated list names `item` exactly.
 bool list_has(const char* list, const char* item) {
   const size_t n = std::strlen(item);
@@ -275,13 +302,9 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
 // two GEMMs, un-permute). Predictions: bench/RESULTS.md, "Prefill GEMMs on wgmma".
 int bench_gemm(Rng& r, double mm, int H, int I, int E, int K) {
   const int Hq = 64, Hkv = 8, D = 64, layers = quick ? 2 : 24;
-  struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+  using Attn = AttnLayer;
   std::vector<Attn> ls;
-  for (int l = 0; l < layers; ++l)
-    ls.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
-                  gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
-                  gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
-                  gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+  for (int l = 0; l < layers; ++l) ls.push_back(bf16_attn_layer(r, H));
   auto experts = [&](int e) {
     MoeWeights w;
     w.gate_up = gpu->upload(rand_mxfp4(r, {e, 2 * I, H}, 119, 122));
@@ -375,13 +398,10 @@ int bench_bf16_experts(Rng& r, double bw, double mm, int H, int I, int E, int K)
 // Predictions: bench/RESULTS.md, "Decode GEMVs at the copy ceiling".
 int bench_gemv(Rng& r, double bw, int H, int V) {
   const int Hq = 64, Hkv = 8, D = 64, layers = 24;
-  struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+  using Attn = AttnLayer;
   std::vector<Attn> bf, q8;
   for (int l = 0; l < layers; ++l) {
-    bf.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
-                  gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
-                  gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
-                  gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+    bf.push_back(bf16_attn_layer(r, H));
     q8.push_back({gpu->upload(rand_q8_0(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_q8_0(r, {Hkv * D, H}, 0.02f)),
                   gpu->upload(rand_q8_0(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_q8_0(r, {H, Hq * D}, 0.02f)),
                   bf[l].bq, bf[l].bk, bf[l].bv, bf[l].bo});
@@ -392,7 +412,6 @@ int bench_gemv(Rng& r, double bw, int H, int V) {
   const Variant variants[] = {{"default", nullptr, nullptr}, {"warp", "warp", nullptr}, {"ctas1", nullptr, "1"},
                               {"warp ctas1", "warp", "1"},   {"ctas2", nullptr, "2"},   {"warp ctas2", "warp", "2"}};
   const double qkv_bytes = double(bf[0].q.nbytes() + bf[0].k.nbytes() + bf[0].v.nbytes());
-  const double qkv8_bytes = double(q8[0].q.nbytes() + q8[0].k.nbytes() + q8[0].v.nbytes());  // int8 + f16 scales
   for (int pass = 1; pass <= 2; ++pass) {
     for (const Variant& vr : variants) {
       if (vr.gemv) setenv("GPTOSS_CUDA_GEMV", vr.gemv, 1);
@@ -420,13 +439,7 @@ int bench_gemv(Rng& r, double bw, int H, int V) {
         }
         ms = time_graph_ms([&](int i) { const Attn& a = bf[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
         add("bf16 gemv o_proj" + tag, nn + " [2880, 4096] x24", ms, double(bf[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int i) {  // Q8_0 q/k/v: one GEMV launch by default (Xs), three under warp
-          const Attn& a = q8[i % layers];
-          gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
-        }, layers);
-        add("q8_0 gemv qkv" + tag, nn + " [5120, 2880] x24", ms, qkv8_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int i) { const Attn& a = q8[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
-        add("q8_0 gemv o_proj" + tag, nn + " [2880, 4096] x24", ms, double(q8[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
+        time_qkv_o(q8, "q8_0 gemv", tag, nn, x, xo, q, k, v, o, bw);  // Q8_0 q/k/v: one GEMV launch (Xs), three under warp
         Tensor lx = gpu->upload(rand_f32(r, {n, H})), lout = gpu->empty(DType::F32, {n, V});
         ms = time_graph_ms([&](int) { gpu->linear(lx, lm, nullptr, lout); }, 8);
         add("bf16 gemv lm_head" + tag, nn + " [201088, 2880]", ms, double(lm.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
@@ -515,29 +528,16 @@ void bench_attention(Rng& r, double bw, double mm) {
 
 }
 
-namespace gptoss_bench {
-double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, int reps);  // gpu-read-probe.cu
-}
-// --read-probe: the DRAM read ceiling of the MoE kernels' access patterns (bench/gpu-read-probe.cu): 1,440
-// regions (a 20b layer's 32 experts x 45 gate_up row blocks) of 128 rows at the checkpoint's 1,440-byte row
-// stride, 1,280 bytes of each row read (236 MB), in 8 KB stages of 128 rows x 64 B, 32 rows x 256 B, or
-// contiguous, or 128 rows x 64 B with L2's 256-byte prefetch size; then the same without the stride's gap
-// (stride 1,280). Two rounds.
 // The dense GEMMs of a decode batch (14th session, split-K on the wgmma tile): q/k/v (one launch, 3 parts),
 // o and the LM head at 16..128 rows, 24 layers' weights rotating (past the L2), with the split-K policy
 // ("auto") and without it (GPTOSS_CUDA_GEMM_SPLITK=1, "whole"), twice; bytes counted: the weights read
 // once a call. Rows: "dense <op> [<variant>] r<pass>". Predictions: bench/RESULTS.md, "Fourteenth session".
 int bench_dense_batch(Rng& r, double bw, int H, int V) {
   const int Hq = 64, Hkv = 8, D = 64, layers = 24;
-  struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+  using Attn = AttnLayer;
   std::vector<Attn> bf;
-  for (int l = 0; l < layers; ++l)
-    bf.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
-                  gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
-                  gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
-                  gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+  for (int l = 0; l < layers; ++l) bf.push_back(bf16_attn_layer(r, H));
   Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f));
-  const double qkv_bytes = double(bf[0].q.nbytes() + bf[0].k.nbytes() + bf[0].v.nbytes());
   const char* variants[][2] = {{"auto", nullptr}, {"whole", "1"}};
   for (int pass = 1; pass <= 2; ++pass)
     for (int n : {16, 64, 128}) {
@@ -549,14 +549,8 @@ int bench_dense_batch(Rng& r, double bw, int H, int V) {
         if (vr[1]) setenv("GPTOSS_CUDA_GEMM_SPLITK", vr[1], 1);
         else unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
         const std::string tag = std::string(" [") + vr[0] + "] r" + std::to_string(pass);
-        double ms = time_graph_ms([&](int i) {
-          const Attn& a = bf[i % layers];
-          gpu->qkv(x, a.q, a.bq, a.k, a.bk, a.v, a.bv, q, k, v);
-        }, layers);
-        add("dense qkv" + tag, nn + " [5120, 2880] x24", ms, qkv_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int i) { const Attn& a = bf[i % layers]; gpu->linear(xo, a.o, &a.bo, o); }, layers);
-        add("dense o_proj" + tag, nn + " [2880, 4096] x24", ms, double(bf[0].o.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
-        ms = time_graph_ms([&](int) { gpu->linear(x, lm, nullptr, lout); }, 8);
+        time_qkv_o(bf, "dense", tag, nn, x, xo, q, k, v, o, bw);
+        const double ms = time_graph_ms([&](int) { gpu->linear(x, lm, nullptr, lout); }, 8);
         add("dense lm_head" + tag, nn + " [201088, 2880]", ms, double(lm.nbytes()) / (ms * 1e-3) / 1e9, "GB/s", bw);
       }
     }
@@ -565,6 +559,14 @@ int bench_dense_batch(Rng& r, double bw, int H, int V) {
   return 0;
 }
 
+namespace gptoss_bench {
+double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, int reps);  // gpu-read-probe.cu
+}
+// --read-probe: the DRAM read ceiling of the MoE kernels' access patterns (bench/gpu-read-probe.cu): 1,440
+// regions (a 20b layer's 32 experts x 45 gate_up row blocks) of 128 rows at the checkpoint's 1,440-byte row
+// stride, 1,280 bytes of each row read (236 MB), in 8 KB stages of 128 rows x 64 B, 32 rows x 256 B, or
+// contiguous, or 128 rows x 64 B with L2's 256-byte prefetch size; then the same without the stride's gap
+// (stride 1,280). Two rounds.
 int bench_read_probe(double bw) {
   const char* names[] = {"rows x 64 B", "rows x 256 B", "contiguous 8 KB", "rows x 64 B, L2::256B"};
   for (int round = 0; round < 2; ++round)
@@ -739,13 +741,9 @@ int main(int argc, char** argv) {
   // ---- the attention block's decode GEMVs: q/k/v (one fused launch) and o, 24 layers' weights ----
   {
     const int Hq = 64, Hkv = 8, D = 64, layers = 24;
-    struct Attn { Tensor q, k, v, o, bq, bk, bv, bo; };
+    using Attn = AttnLayer;
     std::vector<Attn> ls;
-    for (int l = 0; l < layers; ++l)
-      ls.push_back({gpu->upload(rand_bf16(r, {Hq * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)),
-                    gpu->upload(rand_bf16(r, {Hkv * D, H}, 0.02f)), gpu->upload(rand_bf16(r, {H, Hq * D}, 0.02f)),
-                    gpu->upload(rand_bf16(r, {Hq * D})), gpu->upload(rand_bf16(r, {Hkv * D})),
-                    gpu->upload(rand_bf16(r, {Hkv * D})), gpu->upload(rand_bf16(r, {H}))});
+    for (int l = 0; l < layers; ++l) ls.push_back(bf16_attn_layer(r, H));
     Tensor x = gpu->upload(rand_f32(r, {1, H})), xo = gpu->upload(rand_f32(r, {1, Hq * D}));
     Tensor q = gpu->empty(DType::F32, {1, Hq * D}), k = gpu->empty(DType::F32, {1, Hkv * D}),
            v = gpu->empty(DType::F32, {1, Hkv * D}), o = gpu->empty(DType::F32, {1, H});
