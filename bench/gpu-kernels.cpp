@@ -538,6 +538,11 @@ int bench_dense_batch(Rng& r, double bw, int H, int V) {
   std::vector<Attn> bf;
   for (int l = 0; l < layers; ++l) bf.push_back(bf16_attn_layer(r, H));
   Tensor lm = gpu->upload(rand_bf16(r, {V, H}, 0.05f));
+  // how many split-K clusters fit at once: q/k/v's 40 tiles at 3 splits and o's 23 at 5 need 40 and 23
+  for (int bm : {64, 128})
+    for (int splits = 2; splits <= 8; ++splits)
+      std::printf("wgmma split-K: %d-row tile, %d splits: %d clusters resident at once\n", bm, splits,
+                  gptoss::cuda::wgmma_split_clusters(bm, splits));
   const char* variants[][2] = {{"auto", nullptr}, {"whole", "1"}};
   for (int pass = 1; pass <= 2; ++pass)
     for (int n : {16, 64, 128}) {

@@ -7,4 +7,10 @@
 namespace gptoss {
 // Throws if `backend` is not the CUDA backend.
 cudaStream_t cuda_backend_stream(Backend& backend);
+namespace cuda {
+// Clusters of `splits` split-K blocks of the bm-row wgmma tile (gemm_wgmma.cu) resident at once on the current
+// device (cudaOccupancyMaxActiveClusters), -1 where it cannot say or the tile is not compiled: a split count
+// whose clusters exceed it runs in more than one wave.
+int wgmma_split_clusters(int bm, int splits);
+}  // namespace cuda
 }  // namespace gptoss

@@ -353,30 +353,52 @@ void set_smem(int smem) {
 }
 
 #if !defined(GPTOSS_HIP)
-// Whether a cluster of `splits` split-K blocks of this kernel can be resident on the device (asked once per
-// count and device: cudaOccupancyMaxActiveClusters; a device where it cannot runs the tile unsplit).
-template <int WG>
-bool split_fits(int splits, int smem) {
-  // 0 not asked, 1 fits, 2 does not (the slot's size -splits: apart from the shared-memory slot, size 0)
-  std::atomic<int>& known = launcher_slot(gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, -splits);
-  int v = known.load(std::memory_order_relaxed);
-  if (v == 0) {
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(1, 1, unsigned(splits));
-    cfg.blockDim = dim3(unsigned(wl::threads(WG * wl::kWgRows)));
+// A split-K launch's configuration: grid (col_tiles, row_tiles, splits) of clusters 1 x 1 x splits. The
+// attribute lives in the struct, so the configuration stays valid while it does.
+struct SplitLaunch {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr[1] = {};
+  SplitLaunch(const SplitLaunch&) = delete;  // cfg.attrs points into this object
+  SplitLaunch& operator=(const SplitLaunch&) = delete;
+  SplitLaunch(dim3 grid, int threads, int smem, cudaStream_t stream, int splits) {
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(unsigned(threads));
     cfg.dynamicSmemBytes = size_t(smem);
-    cudaLaunchAttribute attr[1];
+    cfg.stream = stream;
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(splits);
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    int clusters = 0;
-    const cudaError_t err =
-        cudaOccupancyMaxActiveClusters(&clusters, gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, &cfg);
-    if (err != cudaSuccess) {  // not sticky: clear it and run unsplit this time; ask again next launch
-      (void)cudaGetLastError();
-      return false;
-    }
+  }
+};
+
+// Clusters of `splits` split-K blocks of the WG-warpgroup kernel that can be resident at once on the current
+// device (cudaOccupancyMaxActiveClusters), or -1 where the runtime cannot say (the error is cleared: not sticky).
+template <int WG>
+int split_clusters(int splits) {
+  constexpr int BM = WG * wl::kWgRows;
+  const int smem = wl::smem_bytes(false, BM, 0);
+  set_smem<WeightFormat::BF16, Epilogue::Store, WG, true>(smem);
+  const SplitLaunch l(dim3(1, 1, unsigned(splits)), wl::threads(BM), smem, nullptr, splits);
+  int clusters = 0;
+  if (cudaOccupancyMaxActiveClusters(&clusters, gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, &l.cfg) !=
+      cudaSuccess) {
+    (void)cudaGetLastError();
+    return -1;
+  }
+  return clusters;
+}
+
+// Whether a cluster of `splits` split-K blocks can be resident on the device (asked once per count and device;
+// a device where it cannot runs the tile unsplit; where the runtime cannot say, unsplit this time, asked again).
+template <int WG>
+bool split_fits(int splits) {
+  // 0 not asked, 1 fits, 2 does not (the slot's size -splits: apart from the shared-memory slot, size 0)
+  std::atomic<int>& known = launcher_slot(gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, -splits);
+  int v = known.load(std::memory_order_relaxed);
+  if (v == 0) {
+    const int clusters = split_clusters<WG>(splits);
+    if (clusters < 0) return false;
     v = clusters > 0 ? 1 : 2;
     known.store(v, std::memory_order_relaxed);
   }
@@ -396,18 +418,9 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
     const int splits = p.group_start ? 1 : wgmma_dense_splits(current_caps(), knobs(), col_tiles * max_tiles, ceil_div(p.K, wl::kBK));
     if (splits > 1) {
       set_smem<WF, EPI, WG, true>(smem);
-      if (split_fits<WG>(splits, smem)) {
-        cudaLaunchConfig_t cfg = {};
-        cfg.gridDim = dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits));
-        cfg.blockDim = dim3(unsigned(wl::threads(BM)));
-        cfg.dynamicSmemBytes = size_t(smem);
-        cfg.stream = stream;
-        cudaLaunchAttribute attr[1];
-        attr[0].id = cudaLaunchAttributeClusterDimension;
-        attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(splits);
-        cfg.attrs = attr;
-        cfg.numAttrs = 1;
-        GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, gemm_wgmma_kernel<WF, EPI, WG, true>, p));
+      if (split_fits<WG>(splits)) {
+        const SplitLaunch l(dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits)), wl::threads(BM), smem, stream, splits);
+        GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&l.cfg, gemm_wgmma_kernel<WF, EPI, WG, true>, p));
         return;
       }
     }
@@ -420,6 +433,16 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
 }
 
 }  // namespace
+
+int wgmma_split_clusters(int bm, int splits) {
+#if defined(GPTOSS_HIP)
+  (void)bm, (void)splits;
+  return -1;
+#else
+  if (splits < 1 || splits > wl::kMaxSplits) return -1;
+  return bm == 128 ? split_clusters<2>(splits) : bm == 64 ? split_clusters<1>(splits) : -1;
+#endif
+}
 
 template <WeightFormat WF, Epilogue EPI>
 void launch_gemm_wgmma(const GemmProblem& p, int bm, int max_tiles, cudaStream_t stream) {
