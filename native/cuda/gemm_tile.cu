@@ -116,8 +116,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
     // decode layout (mxfp4_layout.h): the tile's scales are [16-row group][block][16], a word's operands
     // come in natural pairs times 2^-126, brought back by an exact x 2^126
     const uint32_t s = p.w_decode_layout ? scales[(row >> 4) * KB * 16 + j * 16 + (row & 15)] : scales[row * KB + j];
-    const uint32_t sc = s ? s << 7 : 0x0040u;  // 2^(s-127) as bf16 bits (s = 0: the subnormal 2^-127; 255: inf)
-    const uint32_t sc2 = sc | (sc << 16);
+    const uint32_t sc2 = mxlayout::e8m0_bf16x2(s);  // 2^(s-127) in both halves
     uint32_t o[8];
     if (p.w_decode_layout) {
       mxlayout::decode_word(w.x, o);

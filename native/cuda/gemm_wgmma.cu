@@ -161,8 +161,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
       const uint32_t s = blk >= KB                ? 127u
                          : p.w_decode_layout ? scales[(row >> 4) * KB * 16 + blk * 16 + (row & 15)]
                                              : scales[row * KB + blk];
-      const uint32_t sc = s ? s << 7 : 0x0040u;  // 2^(s-127) as bf16 bits (s = 0: the subnormal 2^-127)
-      const uint32_t sc2 = sc | (sc << 16);
+      const uint32_t sc2 = mxlayout::e8m0_bf16x2(s);  // 2^(s-127) in both halves
       const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
       for (int q = 0; q < 4; ++q) {  // word q: values 8q .. 8q + 7 of the block

@@ -59,13 +59,6 @@ static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte ban
 template <int S, int kTok>
 constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages && kTok == kMoeStreamTokens ? 3 : 2; }
 
-// Scale byte s -> bf16x2 of the multiplier of the decoded codes: 2^(s-127) for plain values (s = 0: the
-// subnormal 2^-127, s = 255: inf); 2^(s-1) for bit-placed ones (placed: kRelaid, s <= 128; s = 0: 2^-1).
-__device__ __forceinline__ uint32_t scale_bf16x2(uint32_t s, bool placed) {
-  const uint32_t h = placed ? mxlayout::placed_scale_bits(s) : (s ? s << 7 : 0x0040u);
-  return h | (h << 16);
-}
-
 // kTok: the CTA's routed rows (kMoeStreamTokens, or kMoeStreamWideTokens: two CTAs an SM, 128 registers).
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
 __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) moe_stream_kernel(MoeStreamProblem p) {
@@ -214,14 +207,14 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
                   oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
                   ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
                 }
-                sca = scale_bf16x2(sa, false), scb = scale_bf16x2(sb, false);
+                sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
               } else {
                 sca = mxlayout::placed_scale_bf16x2(sa), scb = mxlayout::placed_scale_bf16x2(sb);
               }
             } else {
               e2m1_word_to_bf16(r[2 * h], oa);
               e2m1_word_to_bf16(r[2 * h + 1], ob);
-              sca = scale_bf16x2(sa, false), scb = scale_bf16x2(sb, false);
+              sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
             }
 #pragma unroll
             for (int i = 0; i < 4; ++i) {

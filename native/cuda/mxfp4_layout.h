@@ -79,6 +79,9 @@ GPTOSS_HD constexpr uint32_t placed_scale_bits(uint32_t s) { return (s + 126u) <
 // The same in both halves of a bf16x2 with one multiply-add: (s + 126) x 2^7 x (1 + 2^16), no carry across the
 // halves for s <= kPlacedScaleMax (254 x 2^7 < 2^15).
 GPTOSS_HD constexpr uint32_t placed_scale_bf16x2(uint32_t s) { return s * 0x00800080u + 0x3F003F00u; }
+// The plain multiplier of an E8M0 scale in both halves of a bf16x2: 2^(s-127) (s = 0: the subnormal 2^-127;
+// s = 255: inf), for codes decoded to their plain values (the prmt tables, or placed codes times 2^126).
+GPTOSS_HD constexpr uint32_t e8m0_bf16x2(uint32_t s) { return (s ? s << 7 : 0x0040u) * 0x00010001u; }
 
 // Checkpoint word -> decode-layout word: code operand_value(i, h)'s bit k goes where decode_word's rotation for
 // operand i, half h, bit operand_bit(k) reads it. A bijection of the 32 bits (the test checks it).

@@ -139,6 +139,12 @@ int main() {
     for (uint32_t sc = 0; sc <= mxlayout::kPlacedScaleMax; ++sc)
       paired &= mxlayout::placed_scale_bf16x2(sc) == (mxlayout::placed_scale_bits(sc) | mxlayout::placed_scale_bits(sc) << 16);
     check(paired, "placed_scale_bf16x2(s) == placed_scale_bits(s) in both halves, s = 0..128");
+    bool plain = (mxlayout::e8m0_bf16x2(255) & 0xffffu) == 0x7F80u;  // s = 255: inf
+    for (uint32_t sc = 0; sc <= 254; ++sc) {  // 2^(s-127) exactly, both halves the same (s = 0: a subnormal)
+      const uint32_t w = mxlayout::e8m0_bf16x2(sc);
+      plain &= (w >> 16) == (w & 0xffffu) && bf16_value(w & 0xffffu) == std::ldexp(1.0, int(sc) - 127);
+    }
+    check(plain, "e8m0_bf16x2(s) == 2^(s-127) in both halves, s = 0..254; 255: inf");
   }
   // 3 and 4. matrices: round trip, and the kernel-order row against the reference
   const int64_t shapes[][3] = {{1, 16, 1}, {3, 32, 5}, {2, 48, 17}, {1, 160, 90}};  // mats, rows, nch
