@@ -612,7 +612,7 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   GPTOSS_CUDA_CHECK(cudaMemsetAsync(w.counts, 0, sizeof(int32_t) * a.E, stream));
   moe_count_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.E, w.counts, a.err);
   GPTOSS_CUDA_LAUNCH("moe_count_kernel");
-  const int tokens = moe_stream_tokens(current_caps(), knobs(), a.n, a.k, a.E, a.H, a.I);
+  const int tokens = moe_stream_tokens(current_caps(), knobs(), a.H, a.I);
   moe_scan_kernel<<<1, WARP_SIZE, 0, stream>>>(w.counts, a.E, tokens, w.group_start, w.tile_start, w.cursor);
   GPTOSS_CUDA_LAUNCH("moe_scan_kernel");
   moe_scatter_kernel<<<ceil_div(P, 256), 256, 0, stream>>>(a.expert_idx, P, a.k, a.E, w.group_start, w.cursor,

@@ -335,13 +335,6 @@ int moe_stream_wide_stages(const GpuCaps& caps, int nch) {
              : 0;
 }
 
-int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I) {
-  (void)n, (void)experts_per_token, (void)E;
-  const bool wide_runs = H > 0 && I > 0 && H % 32 == 0 && I % 32 == 0 && moe_stream_wide_stages(caps, H / 32) > 0 &&
-                         moe_stream_wide_stages(caps, I / 32) > 0;
-  return k.moe_stream_tokens == kMoeStreamWideTokens && wide_runs ? kMoeStreamWideTokens : kMoeStreamTokens;
-}
-
 int moe_stream_deep_stages(const GpuCaps& caps, int nch) {
   if (moe_stream_stages(caps, nch) == 0) return 0;
   return moe_stream_smem_bytes(kMoeStreamDeepStages, nch) <= caps.smem_optin ? kMoeStreamDeepStages : 0;
@@ -356,6 +349,12 @@ bool moe_stream_runs(const GpuCaps& caps, int E, int H, int I) {
          moe_stream_stages(caps, I / 32) > 0;
 }
 }  // namespace
+
+int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
+  const bool wide_runs = moe_stream_runs(caps, 1, H, I) && moe_stream_wide_stages(caps, H / 32) > 0 &&
+                         moe_stream_wide_stages(caps, I / 32) > 0;
+  return k.moe_stream_tokens == kMoeStreamWideTokens && wide_runs ? kMoeStreamWideTokens : kMoeStreamTokens;
+}
 
 bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {
   return k.moe_decode == GpuKnobs::MoeDecode::Stream && !decode_layout && moe_stream_runs(caps, E, H, I);

@@ -185,11 +185,10 @@ int moe_stream_stages(const GpuCaps& caps, int nch);
 // The wide streaming MoE (kMoeStreamWideTokens rows a CTA, moe_stream.cu): kMoeStreamShallowStages where two of
 // its CTAs fit an SM (sm_90: 2 x 97 KB at the 20b's 90 MX blocks) and the narrow kernel runs, else 0.
 int moe_stream_wide_stages(const GpuCaps& caps, int nch);
-// The streaming MoE's routed rows a CTA for a call of n tokens (top-k, E experts of hidden H, intermediate I):
-// kMoeStreamTokens, or kMoeStreamWideTokens where GPTOSS_CUDA_MOE_STREAM_TOKENS=32 asks for it and it runs
+// The streaming MoE's routed rows a CTA for experts of hidden H, intermediate I: kMoeStreamTokens, or kMoeStreamWideTokens where GPTOSS_CUDA_MOE_STREAM_TOKENS=32 asks for it and it runs
 // (on request only: on an H100 the wide kernel lost 19% at 16 and 64 streams and 1.5% at 128, its two CTAs an SM
 // hiding less latency than the narrow kernel's three; bench/RESULTS.md, fourteenth session).
-int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
+int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
 int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
 // request (GPTOSS_CUDA_MOE_DECODE=stream; slower than the decode kernels there: H100, 0.095 against 0.038 ms a
