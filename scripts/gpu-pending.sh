@@ -30,6 +30,10 @@
 #   --dense-batch), the streaming MoE's templated loop and wide kernel (--moe-batch), bench/batch.mjs with split-K,
 #   without it, and with the wide MoE, gpu-batch-check, then while time is left a step profile, memcheck and the
 #   streaming MoE's stall reasons.
+# PART 9 (~4-6 min): the streaming MoE's K loop without per-stage address work (15th session): gpu_check
+#   --moe-stream and the full gpu_check, gpu_bench --moe-batch against the binary of the commit before
+#   (.gpu/bin/gptoss_gpu_bench.base, when carried), --dense-batch (split-K clusters resident), the 24-layer step,
+#   gpu-batch-check, then while time is left memcheck and racecheck on --moe-stream and a step profile.
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 6)
 #   "Thirteenth session".
 set -uo pipefail
@@ -162,6 +166,37 @@ elif [[ $PART == 8 ]]; then
   fi
   if command -v cuobjdump > /dev/null; then  # the kernels' SASS, for counting the loop's instructions here
     cuobjdump -sass build-gpu/gpt_oss_node.node 2>/dev/null | awk '/Function : .*(moe_stream_kernel|gemm_wgmma_kernel)/{p=1} /Function : /{if ($0 !~ /moe_stream_kernel|gemm_wgmma_kernel/) p=0} p' | xz -T2 > "$OUT/sass.txt.xz"
+  fi
+elif [[ $PART == 9 ]]; then
+  timeout 60 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/check-moe-stream.log" 2>&1
+  echo "gpu_check --moe-stream rc $? $(grep -E '^gpu_check:' "$OUT/check-moe-stream.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL" "$OUT/check-moe-stream.log" | head
+  timeout 150 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
+  echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL" "$OUT/check.log" | head
+  for b in base new; do  # the kernel A/B: the commit before this session's loop change, then this build
+    bin=build-gpu/gptoss_gpu_bench; [[ $b == base ]] && bin=build-gpu/gptoss_gpu_bench.base
+    [[ -x $bin ]] || continue
+    GPTOSS_BENCH_MOE_PATHS=${MOE_PATHS:-stream-relaid,stream} GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} \
+      timeout 100 $bin --moe-batch > "$OUT/moe-batch-$b.log" 2>&1
+    echo "gpu_bench --moe-batch ($b) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "graph .*r2" "$OUT/moe-batch-$b.log" | cut -c1-150
+  done
+  timeout 120 build-gpu/gptoss_gpu_bench --dense-batch > "$OUT/dense-batch.log" 2>&1
+  echo "gpu_bench --dense-batch rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^dense.* r2|split_clusters" "$OUT/dense-batch.log" | cut -c1-150
+  timeout 80 node bench/batch.mjs --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 \
+    --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e.log" 2>&1
+  echo "batch.mjs 24 layers: rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e.log" | cut -c1-150
+  timeout 100 node scripts/gpu-batch-check.mjs > "$OUT/batch-check.log" 2>&1
+  echo "batch check: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check.log" | tail -4
+  if (( $(date +%s) - t0 < ${SANITIZE_BEFORE_S:-300} )) && command -v compute-sanitizer > /dev/null; then
+    for tool in memcheck racecheck; do
+      timeout 60 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/$tool-moe-stream.log" 2>&1
+      echo "$tool --moe-stream rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool-moe-stream.log" | tail -1)"
+    done
+  fi
+  if (( $(date +%s) - t0 < ${PROFILE_BEFORE_S:-380} )) && command -v ncu > /dev/null; then
+    STREAMS=64 LAYERS=2 OUT="$OUT" timeout 100 bash scripts/gpu-step-profile.sh > "$OUT/step-profile-s64-l2.txt" 2>&1
+    echo "step profile, 64 streams, 2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -20 "$OUT/step-profile-s64-l2.txt" | cut -c1-150
   fi
 elif [[ $PART == 4 ]]; then
   # the streaming MoE as Hopper's default: the full check, the batched step against CUDA Sessions and the CPU,

@@ -20,6 +20,10 @@ __device__ __forceinline__ void cp_async16_zfill(void* s, const void* g, bool va
 __device__ __forceinline__ void cp_async16_n(void* s, const void* g, int n) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s)), "l"(g), "r"(n) : "memory");
 }
+// cp_async16 at a shared-state-space address (smem_addr once, offsets added in the loop).
+__device__ __forceinline__ void cp_async16_s(uint32_t s, const void* g) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(g) : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {

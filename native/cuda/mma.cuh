@@ -21,6 +21,13 @@ __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
                : "r"(smem_addr(p))
                : "memory");
 }
+// ldsm_x4 at a shared-state-space address (smem_addr once, offsets added in the loop).
+__device__ __forceinline__ void ldsm_x4_s(uint32_t* r, uint32_t s) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s)
+               : "memory");
+}
 #endif
 
 #if defined(GPTOSS_HAVE_MMA_SYNC) || !defined(__CUDA_ARCH__)

@@ -81,6 +81,53 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
   uint8_t* sc = smem + S * kStage;
   const uint8_t* wbase = p.w + int64_t(e) * p.N * nch * 16;
 
+  // Stage kt: the weights' 16-byte chunks (row, block) in row-major order (a row's kc blocks adjacent in
+  // memory), then the tokens' halves (row 2 * token + half of the stage: 8 chunks of 8 bf16 each). A
+  // thread's chunks are the same ones every stage (chunk tid + i kThreads), only the K offset moves: their
+  // sources and destinations are worked out once here, so a stage's copies cost an add and a compare each
+  // (the per-chunk index arithmetic was ~a third of the kernel's instructions: ncu, H200, 12th session).
+  // Chunk tid + i kThreads: the weights' block (tid % kKc) and activation chunk (tid % kChunks) are the same
+  // for every i, the rows step by kThreads / kKc and kThreads / kChunks (an even count: the same half).
+  constexpr int kWPer = kKc * kRows / kThreads;
+  constexpr int kChunks = mstream::kActChunks;
+  constexpr int kAPer = (2 * kTok * kChunks + kThreads - 1) / kThreads;
+  constexpr int kWRowStep = kThreads / kKc, kARowStep = kThreads / kChunks;
+  static_assert(kKc * kRows % kThreads == 0 && kThreads % kKc == 0, "whole weight chunks a thread, one block");
+  static_assert(kThreads % kChunks == 0 && kARowStep % 2 == 0, "one activation chunk and half a thread");
+  const int w_b = mstream::weight_chunk_block(tid), w_row = mstream::weight_chunk_row(tid);
+  const int nkt_full = nch / kKc;  // stages whose kKc blocks are all inside K
+  // A stage's copies (15th session): each thread's sources are pointers worked out once and advanced by a
+  // stage's K each issue, and only the last stage of a K that is not a whole number of stages checks K. A copy
+  // whose row is past N, or whose slot holds no token, is not made at all: its shared bytes are left as they
+  // are, since a weight row only feeds its own C row and a B column its own C column, and neither is stored
+  // (so are a partial last stage's blocks past K, which the loop skips). The stage slots rotate by offset (no
+  // kt % S), and the copies and ldmatrix take 32-bit shared addresses from one conversion (the loop had
+  // re-derived the shared window, the slot's address and each zero-fill source every stage: ~130 of its
+  // ~290 instructions a stage were not the decode or the MMAs, SASS of cb1e8bd). The weights of the first S - 1
+  // stages are issued before the scales are loaded (they depend on nothing the CTA reads), so the ring fills
+  // while the scales' and tok_row's loads are in flight.
+  const uint32_t smem_s = smem_addr(smem);
+  const uint8_t* w_ptr[kWPer];
+  bool w_ok[kWPer];
+#pragma unroll
+  for (int i = 0; i < kWPer; ++i) {
+    w_ok[i] = w_row + i * kWRowStep < rows_here;
+    w_ptr[i] = wbase + int64_t((n0 + min(w_row + i * kWRowStep, rows_here - 1)) * nch + w_b) * 16;
+  }
+  const uint32_t w_dst = uint32_t(mstream::weight_offset(w_row, w_b));
+  auto issue_w = [&](int kt, uint32_t slot) {  // stage kt's weights (no commit)
+    const uint32_t st = smem_s + slot;
+    const bool wk = kt < nkt_full || kt * kKc + w_b < nch;
+#pragma unroll
+    for (int i = 0; i < kWPer; ++i) {
+      if (w_ok[i] && wk) cp_async16_s(st + w_dst + i * kWRowStep * 16, w_ptr[i]);
+      w_ptr[i] += kKc * 16;
+    }
+  };
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s)
+    if (s < nkt) issue_w(s, uint32_t(s * kStage));
+
   // the CTA's scales, rows n0 .. n0 + rows_here: contiguous in both layouts (n0 and, in the decode layout,
   // N are multiples of 16); rows past N read as 2^0 (their weights are zero). big: a scale above 128 (kRelaid's
   // one-multiply range), made CTA-uniform at the barrier below.
@@ -111,50 +158,35 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
     if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
     big = __syncthreads_or(big) != 0;  // the scales and tok_row are in place
 
-    // Stage kt: the weights' 16-byte chunks (row, block) in row-major order (a row's kc blocks adjacent in
-    // memory), then the tokens' halves (row 2 * token + half of the stage: 8 chunks of 8 bf16 each). A
-    // thread's chunks are the same ones every stage (chunk tid + i kThreads), only the K offset moves: their
-    // sources and destinations are worked out once here, so a stage's copies cost an add and a compare each
-    // (the per-chunk index arithmetic was ~a third of the kernel's instructions: ncu, H200, 12th session).
-    // Chunk tid + i kThreads: the weights' block (tid % kKc) and activation chunk (tid % kChunks) are the same
-    // for every i, the rows step by kThreads / kKc and kThreads / kChunks (an even count: the same half).
-    constexpr int kWPer = kKc * kRows / kThreads;
-    constexpr int kChunks = mstream::kActChunks;
-    constexpr int kAPer = (2 * kTok * kChunks + kThreads - 1) / kThreads;
-    constexpr int kWRowStep = kThreads / kKc, kARowStep = kThreads / kChunks;
-    static_assert(kKc * kRows % kThreads == 0 && kThreads % kKc == 0, "whole weight chunks a thread, one block");
-    static_assert(kThreads % kChunks == 0 && kARowStep % 2 == 0, "one activation chunk and half a thread");
-    const int w_b = mstream::weight_chunk_block(tid), w_row = mstream::weight_chunk_row(tid);
-    const uint32_t w_src = uint32_t((n0 + w_row) * nch + w_b) * 16u;  // chunk 0's bytes from wbase at stage 0
-    const int w_dst = mstream::weight_offset(w_row, w_b);
     const int a_ch = tid % kChunks, a_r = tid / kChunks;
     const uint16_t* a_base = (a_r & 1) ? p.a_lo : p.a_hi;
     const int a_total = 8 * nt_run * kChunks;  // rows act_row(tok, half) for the tokens of nt_run n-tiles
-    uint32_t a_src[kAPer];  // value offset of the chunk's first value at stage 0 from a_base; ~0u: no token
+    const uint16_t* a_ptr[kAPer];
+    bool a_ok[kAPer];
 #pragma unroll
     for (int i = 0; i < kAPer; ++i) {
       const int c = tid + i * kThreads;
       const int src = c < a_total ? tok_row[(a_r + i * kARowStep) >> 1] : -1;
-      a_src[i] = src >= 0 ? uint32_t(src) * uint32_t(p.K) + uint32_t(a_ch * 8) : ~0u;
+      a_ok[i] = src >= 0;
+      a_ptr[i] = a_base + int64_t(max(src, 0)) * p.K + a_ch * 8;
     }
-    auto issue = [&](int kt) {
+    const uint32_t a_dst = uint32_t(mstream::act_offset(a_r, a_ch));
+    auto issue_a = [&](int kt, uint32_t slot) {  // stage kt's activations (no commit)
+      const uint32_t st = smem_s + slot;
+      const bool ak = kt < nkt_full || kt * kKc * 32 + a_ch * 8 < p.K;
+#pragma unroll
+      for (int i = 0; i < kAPer; ++i) {
+        if (a_ok[i] && ak) cp_async16_s(st + a_dst + i * kARowStep * kActRow, a_ptr[i]);
+        a_ptr[i] += kKc * 32;
+      }
+    };
+    // Commit groups: the first holds the weights of stages 0 .. S - 2 and stage 0's activations, group s (0 < s
+    // < S - 1) stage s's activations, and every later one a whole stage, so waiting for stage kt's group
+    // (cp_async_wait<S - 2>) still finds all of stage kt in place.
+    auto issue = [&](int kt, uint32_t slot) {
       if (kt < nkt) {
-        uint8_t* st = smem + (kt % S) * kStage;
-        const int b0 = kt * kKc;
-        const bool wk = b0 + w_b < nch;
-#pragma unroll
-        for (int i = 0; i < kWPer; ++i) {
-          const bool ok = wk && w_row + i * kWRowStep < rows_here;
-          cp_async16_zfill(st + w_dst + i * kWRowStep * 16,
-                           ok ? wbase + w_src + uint32_t(i * kWRowStep * nch + b0) * 16u : wbase, ok);
-        }
-        const bool ak = b0 * 32 + a_ch * 8 < p.K;
-#pragma unroll
-        for (int i = 0; i < kAPer; ++i) {
-          if (tid + i * kThreads >= a_total) break;
-          const bool ok = ak && a_src[i] != ~0u;
-          cp_async16_zfill(st + mstream::act_offset(a_r + i * kARowStep, a_ch), ok ? a_base + a_src[i] + b0 * 32 : a_base, ok);
-        }
+        issue_w(kt, slot);
+        issue_a(kt, slot);
       }
       cp_async_commit();
     };
@@ -166,76 +198,90 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
       for (int c = 0; c < 4; ++c) acc[j][c] = 0.f;
 
 #pragma unroll
-    for (int s = 0; s < S - 1; ++s) issue(s);
+    for (int s = 0; s < S - 1; ++s) {
+      if (s < nkt) issue_a(s, uint32_t(s * kStage));
+      cp_async_commit();
+    }
     const int rl = warp * 16 + g;  // this lane's first row in the CTA (and rl + 8)
     // Rows rl and rl + 8's scales of MX block kb: sc_a[kb * sc_step] and sc_a[kb * sc_step + sc_b]
     // (mstream::scale_offset, worked out once).
     const uint8_t* sc_a = sc + mstream::scale_offset(rl, 0, nch, kRelaid);
     const int sc_step = mstream::scale_offset(rl, 1, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
     const int sc_b = mstream::scale_offset(rl + 8, 0, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
+    const uint32_t ldsm_lane = uint32_t(mstream::ldsm_offset(warp, 0, lane));
+    const int bfrag_lane = mstream::bfrag_offset(0, g, t, 0);
+    // One stage's MMAs: kFull, a stage of kKc blocks (every stage but a partial last one: no per-block guard).
+    auto stage = [&](auto big_c, auto nt_c, auto full_c, uint32_t slot, const uint8_t* sc_kt, int nb) {
+      constexpr bool kBig = decltype(big_c)::value, kFull = decltype(full_c)::value;
+      constexpr int NT = decltype(nt_c)::value;
+      const uint8_t* st = smem + slot;
+#pragma unroll
+      for (int bp = 0; bp < kKc; bp += 2) {
+        if (!kFull && bp >= nb) break;
+        uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
+        ldsm_x4_s(r, smem_s + slot + ldsm_lane + uint32_t(mstream::weight_offset(0, bp)));
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int b = bp + h;
+          if (!kFull && b >= nb) break;
+          const uint32_t sa = sc_kt[b * sc_step], sb = sc_kt[b * sc_step + sc_b];
+          uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
+          uint32_t sca, scb;
+          if constexpr (kRelaid) {
+            mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
+            mxlayout::decode_word(r[2 * h + 1], ob);
+            if constexpr (kBig) {  // back to the plain values (exact), then 2^(s-127) as the prmt path's
+#pragma unroll
+              for (int i = 0; i < 4; ++i) {
+                oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
+                ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
+              }
+              sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
+            } else {
+              sca = mxlayout::placed_scale_bf16x2(sa), scb = mxlayout::placed_scale_bf16x2(sb);
+            }
+          } else {
+            e2m1_word_to_bf16(r[2 * h], oa);
+            e2m1_word_to_bf16(r[2 * h + 1], ob);
+            sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
+          }
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            oa[i] = bf16x2_mul(oa[i], sca);
+            ob[i] = bf16x2_mul(ob[i], scb);
+          }
+          uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
+#pragma unroll
+          for (int ks = 0; ks < 2; ++ks)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
+#pragma unroll
+          for (int j = 0; j < NT; ++j) {
+            // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
+            // (mstream::bfrag_offset(j, g, t, b) = bfrag_lane + its (j, b) part)
+            const uint4 bv = *reinterpret_cast<const uint4*>(st + bfrag_lane + 8 * j * kActRow + b * 64);
+            const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
+            mma_bf16_16816(acc[j], af[0], b0);
+            mma_bf16_16816(acc[j], af[1], b1);
+          }
+        }
+      }
+    };
     // The K loop, compiled per (kBig, NT): the CTA's scale range and its n-tiles are CTA-uniform, so the loop
     // carries no per-block select between the two scale paths and no per-tile guard (in the PTX of the loop
     // before, ~16 instructions a block and warp, of ~95 that ncu's count implies).
     auto k_loop = [&](auto big_c, auto nt_c) {
-      constexpr bool kBig = decltype(big_c)::value;
-      constexpr int NT = decltype(nt_c)::value;
+      uint32_t slot = 0, free_slot = (S - 1) * kStage;  // the stage to read, the one issued into
+      const uint8_t* sc_kt = sc_a;
       for (int kt = 0; kt < nkt; ++kt) {
         cp_async_wait<S - 2>();
         __syncthreads();  // stage kt landed for every thread; stage kt - 1's slot is free
-        issue(kt + S - 1);
-        const uint8_t* st = smem + (kt % S) * kStage;
-        const int nb = min(kKc, nch - kt * kKc);
-        const uint8_t* sc_kt = sc_a + kt * kKc * sc_step;
-#pragma unroll
-        for (int bp = 0; bp < kKc; bp += 2) {
-          if (bp >= nb) break;
-          uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
-          ldsm_x4(r, st + mstream::ldsm_offset(warp, bp, lane));
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int b = bp + h;
-            if (b >= nb) break;
-            const uint32_t sa = sc_kt[b * sc_step], sb = sc_kt[b * sc_step + sc_b];
-            uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
-            uint32_t sca, scb;
-            if constexpr (kRelaid) {
-              mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
-              mxlayout::decode_word(r[2 * h + 1], ob);
-              if constexpr (kBig) {  // back to the plain values (exact), then 2^(s-127) as the prmt path's
-#pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                  oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
-                  ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
-                }
-                sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
-              } else {
-                sca = mxlayout::placed_scale_bf16x2(sa), scb = mxlayout::placed_scale_bf16x2(sb);
-              }
-            } else {
-              e2m1_word_to_bf16(r[2 * h], oa);
-              e2m1_word_to_bf16(r[2 * h + 1], ob);
-              sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
-            }
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              oa[i] = bf16x2_mul(oa[i], sca);
-              ob[i] = bf16x2_mul(ob[i], scb);
-            }
-            uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
-#pragma unroll
-            for (int ks = 0; ks < 2; ++ks)
-#pragma unroll
-              for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
-#pragma unroll
-            for (int j = 0; j < NT; ++j) {
-              // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
-              const uint4 bv = *reinterpret_cast<const uint4*>(st + mstream::bfrag_offset(j, g, t, b));
-              const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
-              mma_bf16_16816(acc[j], af[0], b0);
-              mma_bf16_16816(acc[j], af[1], b1);
-            }
-          }
-        }
+        issue(kt + S - 1, free_slot);
+        if (kt < nkt_full) stage(big_c, nt_c, std::true_type{}, slot, sc_kt, kKc);
+        else stage(big_c, nt_c, std::false_type{}, slot, sc_kt, nch - kt * kKc);
+        free_slot = slot;
+        slot = slot + kStage == uint32_t(S * kStage) ? 0u : slot + kStage;
+        sc_kt += kKc * sc_step;
       }
     };
     auto by_tiles = [&](auto big_c) {
