@@ -24,6 +24,11 @@ __device__ __forceinline__ void cp_async16_n(void* s, const void* g, int n) {
 __device__ __forceinline__ void cp_async16_s(uint32_t s, const void* g) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(g) : "memory");
 }
+// cp_async16_s with L2's 256-byte prefetch size: the DRAM read around g is a 256-byte run (for a pattern of short
+// pieces of many rows that comes back for the row's next bytes soon: the streaming MoE's weight copies).
+__device__ __forceinline__ void cp_async16_s_l2_256(uint32_t s, const void* g) {
+  asm volatile("cp.async.cg.shared.global.L2::256B [%0], [%1], 16;\n" ::"r"(s), "l"(g) : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {

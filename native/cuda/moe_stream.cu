@@ -120,7 +120,7 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
     const bool wk = kt < nkt_full || kt * kKc + w_b < nch;
 #pragma unroll
     for (int i = 0; i < kWPer; ++i) {
-      if (w_ok[i] && wk) cp_async16_s(st + w_dst + i * kWRowStep * 16, w_ptr[i]);
+      if (w_ok[i] && wk) cp_async16_s_l2_256(st + w_dst + i * kWRowStep * 16, w_ptr[i]);
       w_ptr[i] += kKc * 16;
     }
   };
