@@ -67,15 +67,25 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int tok_row[kTok];
   // Which expert and which kTok rows of it (grid.y: the (expert, pass) tiles of tile_start, counted with
-  // kTok rows a tile; past the last tile the CTA has nothing to do), which 128 weight rows (grid.x).
+  // kTok rows a tile; past the last tile the CTA has nothing to do), which 128 weight rows (grid.x). The expert
+  // is the last e with tile_start[e] <= tile (mstream::tile_expert): counted in one barrier over the E + 1
+  // entries, a load each, instead of a binary search's chain of dependent loads (with the scale loads, most of
+  // a CTA's start: ncu source counters, 15th session).
   const int tile = blockIdx.y;
-  if (tile >= p.tile_start[p.E]) return;
-  const int e = mstream::tile_expert(p.tile_start, p.E, tile);
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  int e;
+  if (p.E < kThreads) {
+    const int at_or_below = __syncthreads_count(tid <= p.E && p.tile_start[tid] <= tile);
+    if (at_or_below > p.E) return;  // tile >= tile_start[E]: CTA-uniform
+    e = at_or_below - 1;
+  } else {
+    if (tile >= p.tile_start[p.E]) return;
+    e = mstream::tile_expert(p.tile_start, p.E, tile);
+  }
   const int c0 = p.group_start[e] + (tile - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
   const int n0 = blockIdx.x * kRows;
   if (c0 >= s1 || n0 >= p.N) return;
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int rows_here = min(kRows, p.N - n0);
   // scales as they lie in memory (mstream::scale_offset: [kRows][nch]; kRelaid [kRows / 16][nch][16])
   uint8_t* sc = smem + S * kStage;
@@ -129,24 +139,21 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
     if (s < nkt) issue_w(s, uint32_t(s * kStage));
 
   // the CTA's scales, rows n0 .. n0 + rows_here: contiguous in both layouts (n0 and, in the decode layout,
-  // N are multiples of 16); rows past N read as 2^0 (their weights are zero). big: a scale above 128 (kRelaid's
-  // one-multiply range), made CTA-uniform at the barrier below.
+  // N are multiples of 16). Where they lie in 16-byte chunks (every gpt-oss shape), by cp.async into the first
+  // commit group with the first stages' weights, so their latency overlaps the ring's fill; otherwise by loads
+  // here. Rows past N are not loaded (nor are their weights; their C rows are not stored). big: a scale above
+  // 128 (kRelaid's one-multiply range), made CTA-uniform at a barrier before the K loop.
   bool big = false;
-  {
-    const uint8_t* src = p.scales + (int64_t(e) * p.N + n0) * nch;
-    const int cnt = rows_here * nch;
-    if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
-      for (int i = tid; i < (kRows * nch + 3) / 4; i += kThreads) {
-        const uint32_t v = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
-        reinterpret_cast<uint32_t*>(sc)[i] = v;
-        if (kRelaid) big |= __vcmpgtu4(v, 0x01010101u * mxlayout::kPlacedScaleMax) != 0;
-      }
-    } else {
-      for (int i = tid; i < kRows * nch; i += kThreads) {
-        const uint8_t v = i < cnt ? __ldg(src + i) : uint8_t(127);
-        sc[i] = v;
-        if (kRelaid) big |= v > mxlayout::kPlacedScaleMax;
-      }
+  const uint8_t* sc_src = p.scales + (int64_t(e) * p.N + n0) * nch;
+  const int sc_cnt = rows_here * nch;
+  const bool sc_async = (reinterpret_cast<uintptr_t>(sc_src) & 15) == 0 && (sc_cnt & 15) == 0;
+  if (sc_async) {
+    for (int i = tid; i < sc_cnt / 16; i += kThreads) cp_async16_s(smem_s + uint32_t(S * kStage + 16 * i), sc_src + 16 * i);
+  } else {
+    for (int i = tid; i < sc_cnt; i += kThreads) {
+      const uint8_t v = __ldg(sc_src + i);
+      sc[i] = v;
+      if (kRelaid) big |= v > mxlayout::kPlacedScaleMax;
     }
   }
 
@@ -156,7 +163,7 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
     const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
     const int nt_run = kTok == kMoeStreamTokens ? ntiles : (ntiles + 1) & ~1;
     if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
-    big = __syncthreads_or(big) != 0;  // the scales and tok_row are in place
+    __syncthreads();  // tok_row is in place
 
     const int a_ch = tid % kChunks, a_r = tid / kChunks;
     const uint16_t* a_base = (a_r & 1) ? p.a_lo : p.a_hi;
@@ -202,6 +209,13 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
       if (s < nkt) issue_a(s, uint32_t(s * kStage));
       cp_async_commit();
     }
+    if (kRelaid && sc_async) {  // the first group (the scales with it) landed: look for a scale above 128
+      cp_async_wait<S - 2>();
+      __syncthreads();
+      for (int i = tid; i < sc_cnt / 4; i += kThreads)
+        big |= __vcmpgtu4(reinterpret_cast<const uint32_t*>(sc)[i], 0x01010101u * mxlayout::kPlacedScaleMax) != 0;
+    }
+    big = __syncthreads_or(big) != 0;
     const int rl = warp * 16 + g;  // this lane's first row in the CTA (and rl + 8)
     // Rows rl and rl + 8's scales of MX block kb: sc_a[kb * sc_step] and sc_a[kb * sc_step + sc_b]
     // (mstream::scale_offset, worked out once).

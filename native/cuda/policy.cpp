@@ -350,10 +350,13 @@ bool moe_stream_runs(const GpuCaps& caps, int E, int H, int I) {
 }
 }  // namespace
 
-int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
+int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int64_t pairs, int E, int H, int I) {
   const bool wide_runs = moe_stream_runs(caps, 1, H, I) && moe_stream_wide_stages(caps, H / 32) > 0 &&
                          moe_stream_wide_stages(caps, I / 32) > 0;
-  return k.moe_stream_tokens == kMoeStreamWideTokens && wide_runs ? kMoeStreamWideTokens : kMoeStreamTokens;
+  if (!wide_runs || k.moe_stream_tokens == kMoeStreamTokens) return kMoeStreamTokens;
+  if (k.moe_stream_tokens == kMoeStreamWideTokens) return kMoeStreamWideTokens;
+  return caps.arch == 900 && E > 0 && pairs >= int64_t(kMoeStreamWideAutoMinPerExpert) * E ? kMoeStreamWideTokens
+                                                                                          : kMoeStreamTokens;
 }
 
 bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {

@@ -185,10 +185,11 @@ int moe_stream_stages(const GpuCaps& caps, int nch);
 // The wide streaming MoE (kMoeStreamWideTokens rows a CTA, moe_stream.cu): kMoeStreamShallowStages where two of
 // its CTAs fit an SM (sm_90: 2 x 97 KB at the 20b's 90 MX blocks) and the narrow kernel runs, else 0.
 int moe_stream_wide_stages(const GpuCaps& caps, int nch);
-// The streaming MoE's routed rows a CTA for experts of hidden H, intermediate I: kMoeStreamTokens, or kMoeStreamWideTokens where GPTOSS_CUDA_MOE_STREAM_TOKENS=32 asks for it and it runs
-// (on request only: on an H100 the wide kernel lost 19% at 16 and 64 streams and 1.5% at 128, its two CTAs an SM
-// hiding less latency than the narrow kernel's three; bench/RESULTS.md, fourteenth session).
-int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int H, int I);
+// The streaming MoE's routed rows a CTA for `pairs` (token, expert) pairs over E experts of hidden H, intermediate
+// I: kMoeStreamWideTokens where it runs and GPTOSS_CUDA_MOE_STREAM_TOKENS=32 asks for it, or (unset) on Hopper from
+// kMoeStreamWideAutoMinPerExpert rows an expert on average (where an expert's rows would take two narrow CTAs, each
+// decoding the same weights); else kMoeStreamTokens (=16 forces it).
+int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int64_t pairs, int E, int H, int I);
 int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
 // request (GPTOSS_CUDA_MOE_DECODE=stream; slower than the decode kernels there: H100, 0.095 against 0.038 ms a

@@ -130,6 +130,10 @@ constexpr int kMoeStreamMaxPerExpert = 32;
 // 0.299, 24 0.381 / 0.327, 32 stream 0.331 / GEMM tile 0.530, 64 0.362 / 0.532, 96 0.407 / 0.528, 128 0.498 /
 // 0.529; past 128 streams not measured (the tile keeps them). Other archs keep kMoeGroupMaxPerExpert's rule.
 constexpr int kMoeStreamAutoMinPerExpert = 2, kMoeStreamAutoMaxPerExpert = 16;
+// The wide streaming kernel (kMoeStreamWideTokens rows a CTA) by default on Hopper from this many routed rows an
+// expert on average: H100, the whole MoE op of a 20b layer, narrow / wide (15th session, after the loop trim):
+// 64 streams (8 an expert) 0.279 / 0.312 ms, 96 (12) 0.307 / 0.340, 112 (14) 0.359 / 0.355, 128 (16) 0.406 / 0.390.
+constexpr int kMoeStreamWideAutoMinPerExpert = 14;
 
 // ---- native/hip/moe_decode_mfma.hip: the MFMA decode MoE (AMD CDNA) ----
 constexpr int kMoeMfmaWaves = 4;  // wavefronts a CTA (256 threads), splitting K; a CTA owns kMoeTileRows rows

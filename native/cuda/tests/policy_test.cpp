@@ -336,13 +336,22 @@ void test_moe_bf16() {
   CHECK(moe_stream_wide_stages(ampere, H / 32) == 0);          // 164 KB: one only
   CHECK(moe_stream_wide_stages(l40s(890, kSm89), H / 32) == 0);
   CHECK(moe_stream_wide_stages(mi300, H / 32) == 0);
-  CHECK(moe_stream_tokens(hopper, k, H, H) == kMoeStreamTokens);  // wide on request only (it lost on an H100)
+  // the wide kernel by default on Hopper from 14 rows an expert on average (20b: 112 streams x top-4 / 32)
+  CHECK(moe_stream_tokens(hopper, k, 64 * 4, 32, H, H) == kMoeStreamTokens);
+  CHECK(moe_stream_tokens(hopper, k, 111 * 4, 32, H, H) == kMoeStreamTokens);
+  CHECK(moe_stream_tokens(hopper, k, 112 * 4, 32, H, H) == kMoeStreamWideTokens);
+  CHECK(moe_stream_tokens(hopper, k, 128 * 4, 32, H, H) == kMoeStreamWideTokens);
+  CHECK(moe_stream_tokens(hopper, k, 128 * 4, 128, H, H) == kMoeStreamTokens);  // 120b: 4 an expert
+  CHECK(moe_stream_tokens(ampere, k, 128 * 4, 32, H, H) == kMoeStreamTokens);   // measured on Hopper only
   {
+    GpuKnobs narrow = k;
+    narrow.moe_stream_tokens = kMoeStreamTokens;
+    CHECK(moe_stream_tokens(hopper, narrow, 128 * 4, 32, H, H) == kMoeStreamTokens);
     GpuKnobs wide = k;
     wide.moe_stream_tokens = kMoeStreamWideTokens;
-    CHECK(moe_stream_tokens(hopper, wide, H, H) == kMoeStreamWideTokens);
-    CHECK(moe_stream_tokens(ampere, wide, H, H) == kMoeStreamTokens);  // does not fit twice: narrow
-    CHECK(moe_stream_tokens(hopper, wide, H, 40) == kMoeStreamTokens);  // I not whole MX blocks
+    CHECK(moe_stream_tokens(hopper, wide, 16, 32, H, H) == kMoeStreamWideTokens);
+    CHECK(moe_stream_tokens(ampere, wide, 16, 32, H, H) == kMoeStreamTokens);  // does not fit twice: narrow
+    CHECK(moe_stream_tokens(hopper, wide, 16, 32, H, 40) == kMoeStreamTokens);  // I not whole MX blocks
     setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
     CHECK(knobs().moe_stream_tokens == 32);
     setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "24", 1);
