@@ -388,20 +388,19 @@ int split_clusters(int splits) {
   return clusters;
 }
 
-// Whether a cluster of `splits` split-K blocks can be resident on the device (asked once per count and device;
-// a device where it cannot runs the tile unsplit; where the runtime cannot say, unsplit this time, asked again).
+// split_clusters asked once per count and device (the launcher slot of size -splits holds the count + 1; 0: not
+// asked); -1 where the runtime cannot say (asked again next time).
 template <int WG>
-bool split_fits(int splits) {
-  // 0 not asked, 1 fits, 2 does not (the slot's size -splits: apart from the shared-memory slot, size 0)
+int split_resident(int splits) {
   std::atomic<int>& known = launcher_slot(gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, -splits);
   int v = known.load(std::memory_order_relaxed);
   if (v == 0) {
     const int clusters = split_clusters<WG>(splits);
-    if (clusters < 0) return false;
-    v = clusters > 0 ? 1 : 2;
+    if (clusters < 0) return -1;
+    v = clusters + 1;
     known.store(v, std::memory_order_relaxed);
   }
-  return v == 1;
+  return v - 1;
 }
 #endif
 
@@ -414,10 +413,15 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
   for (int i = 1; i < p.num_parts; ++i) col_tiles += ceil_div(p.extra[i - 1].N, wl::kBN);
 #if !defined(GPTOSS_HIP)
   if constexpr (WF == WeightFormat::BF16 && EPI == Epilogue::Store) {
-    const int splits = p.group_start ? 1 : wgmma_dense_splits(current_caps(), knobs(), col_tiles * max_tiles, ceil_div(p.K, wl::kBK));
+    const int splits = p.group_start ? 1
+                                     : wgmma_dense_splits(current_caps(), knobs(), col_tiles * max_tiles, ceil_div(p.K, wl::kBK),
+                                                          [&](int s) {
+                                                            set_smem<WF, EPI, WG, true>(smem);
+                                                            return split_resident<WG>(s);
+                                                          });
     if (splits > 1) {
       set_smem<WF, EPI, WG, true>(smem);
-      if (split_fits<WG>(splits)) {
+      if (split_resident<WG>(splits) > 0) {  // a cluster of that size runs here at all (else unsplit)
         const SplitLaunch l(dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits)), wl::threads(BM), smem, stream, splits);
         GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&l.cfg, gemm_wgmma_kernel<WF, EPI, WG, true>, p));
         return;

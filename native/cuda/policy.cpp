@@ -183,11 +183,14 @@ GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows
 }
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows) { return gemm_tile_kind(caps, knobs(), rows); }
 
-int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps) {
+int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps,
+                       const std::function<int(int)>& resident) {
   if (k.gemm_splitk == 1 || tiles <= 0 || k_steps <= 1) return 1;
   int s = k.gemm_splitk >= 2 ? k.gemm_splitk : std::min(caps.sm_count / tiles, k_steps / kSplitMinSteps);
-  s = std::min({s, wgmma::kMaxSplits, k_steps});
-  return std::max(s, 1);
+  s = std::max(std::min({s, wgmma::kMaxSplits, k_steps}), 1);
+  if (k.gemm_splitk < 2 && resident)  // one wave: fewer splits rather than a cluster left for a second
+    for (int r; s > 1 && (r = resident(s)) >= 0 && r < tiles;) --s;
+  return s;
 }
 
 GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E) {

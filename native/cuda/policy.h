@@ -3,6 +3,7 @@
 // choice. Plain C++ (no CUDA headers): tests/policy_test.cpp checks the choices on the host, in CI.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "caps.h"
 #include "shapes.h"
@@ -81,7 +82,12 @@ bool wgmma_tile_runs(const GpuCaps& caps);
 // Measured on an H100 (14th session, bench/RESULTS.md): q/k/v + o at 64 rows 76 -> 60 us, at 128 rows 119 -> 75
 // us; the 24-layer 20b step at 64 streams 11.7 -> 11.3 ms, at 128 streams 16.5 -> 15.7 ms.
 constexpr int kSplitMinSteps = 8;
-int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps);
+// resident(s): the clusters of s split blocks resident at once on the device (cudaOccupancyMaxActiveClusters;
+// < 0 where unknown). Given, the policy takes the largest count up to the rule above whose clusters all run in one
+// wave (resident(s) >= tiles): a cluster left for a second wave doubles the call (H100, 15th session: 3 splits
+// give 39 resident clusters for q/k/v's 40 tiles, 5 give 22 for o's 23).
+int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps,
+                       const std::function<int(int)>& resident = {});
 // A dense problem of `rows` rows (one group).
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows);
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows);  // with knobs()

@@ -573,8 +573,17 @@ void test_splitk() {
   CHECK(wgmma_dense_splits(h, k, 1, 12) == 1);     // fewer than 2 x kSplitMinSteps K steps: whole
   CHECK(wgmma_dense_splits(h, k, 1, 16) == 2);
   CHECK(wgmma_dense_splits(h, k, 0, 45) == 1);
+  // one wave: the H100's resident clusters (gpu_bench --dense-batch, 15th session) take q/k/v to 2 and o to 4
+  const auto h100 = [](int s) { return s == 2 ? 66 : s == 3 ? 39 : s == 4 ? 30 : s == 5 ? 22 : s <= 6 ? 17 : 15; };
+  CHECK(wgmma_dense_splits(h, k, 40, 45, h100) == 2);
+  CHECK(wgmma_dense_splits(h, k, 23, 64, h100) == 4);
+  CHECK(wgmma_dense_splits(h, k, 22, 64, h100) == 5);  // 22 clusters of 5 fit at once
+  CHECK(wgmma_dense_splits(h, k, 66, 45, h100) == 2);
+  CHECK(wgmma_dense_splits(h, k, 67, 45, [](int) { return 66; }) == 1);
+  CHECK(wgmma_dense_splits(h, k, 40, 45, [](int) { return -1; }) == 3);  // unknown: the rule alone
   GpuKnobs forced = k;
   forced.gemm_splitk = 8;
+  CHECK(wgmma_dense_splits(h, forced, 40, 45, h100) == 8);  // forced: not reduced
   CHECK(wgmma_dense_splits(h, forced, 1571, 45) == 8);  // forced: any tile count
   CHECK(wgmma_dense_splits(h, forced, 3, 4) == 4);      // at most the K steps: no empty split
   CHECK(wgmma_dense_splits(h, forced, 3, 1) == 1);
