@@ -369,6 +369,15 @@ class CudaBackend final : public Backend {
     const LinearArgs parts[3] = {linear_args(normed, wq, &bq, q), linear_args(normed, wk, &bk, k),
                                  linear_args(normed, wv, &bv, v)};
     const bool w_bf16 = norm_weight.dtype == DType::BF16;
+    if (fuse_ && parts[0].n > 0 && linear_gemm_parts_ok(parts, 3)) {
+      // the GEMM path (a decode batch's q/k/v): the norm writes the GEMM's A halves too (no split launch)
+      std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(parts[0]));
+      const LinearHalves h = linear_gemm_halves(parts[0], ws.get());
+      const int64_t H = x.dim(-1);
+      launch_add_rmsnorm_split(x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, int(x.numel() / H),
+                               int(H), eps, normed.ptr<float>(), h.hi, h.lo, stream_);
+      return launch_linear_gemm_parts_halves(parts, 3, h, stream_);
+    }
     if (!fuse_ || !add_rmsnorm_gemv_fusable(parts, 3, x.ptr<float>(), residual.ptr<float>(), normed.ptr<float>(),
                                             norm_weight.data, w_bf16))
       return Backend::add_rmsnorm_qkv(x, residual, norm_weight, eps, normed, wq, bq, wk, bk, wv, bv, q, k, v);

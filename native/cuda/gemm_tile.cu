@@ -292,19 +292,7 @@ void launch_mt(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
 
 // hi = rn(x), lo = rn(x - hi), 4 values a thread (16-byte loads when x is aligned).
 __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, uint16_t* lo) {
-  const int64_t i = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * 4;
-  if (i >= count) return;
-  if (i + 4 <= count && (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(hi) & 7) == 0 &&
-      (reinterpret_cast<uintptr_t>(lo) & 7) == 0) {
-    const float4 v = *reinterpret_cast<const float4*>(x + i);
-    const uint32_t h0 = pack_bf16x2(v.x, v.y), h1 = pack_bf16x2(v.z, v.w);
-    const uint32_t l0 = pack_bf16x2(v.x - bf16_lo(h0), v.y - bf16_hi(h0));
-    const uint32_t l1 = pack_bf16x2(v.z - bf16_lo(h1), v.w - bf16_hi(h1));
-    *reinterpret_cast<uint2*>(hi + i) = make_uint2(h0, h1);
-    *reinterpret_cast<uint2*>(lo + i) = make_uint2(l0, l1);
-  } else {
-    for (int64_t j = i; j < i + 4 && j < count; ++j) split_bf16(x[j], hi[j], lo[j]);
-  }
+  split_bf16_quad(x, count, hi, lo, blockIdx.x * int64_t(blockDim.x) + threadIdx.x);
 }
 
 

@@ -107,6 +107,27 @@ __device__ __forceinline__ void split_bf16(float v, uint16_t& hi, uint16_t& lo) 
   hi = uint16_t(h);
   lo = uint16_t(pack_bf16x2(v - bf16_lo(h), 0.f) & 0xffffu);
 }
+// The same for four values at once (the bits split_bf16 gives each).
+__device__ __forceinline__ void split_bf16x4(const float4 v, uint2& hi, uint2& lo) {
+  const uint32_t h0 = pack_bf16x2(v.x, v.y), h1 = pack_bf16x2(v.z, v.w);
+  hi = make_uint2(h0, h1);
+  lo = make_uint2(pack_bf16x2(v.x - bf16_lo(h0), v.y - bf16_hi(h0)), pack_bf16x2(v.z - bf16_lo(h1), v.w - bf16_hi(h1)));
+}
+// Values 4q .. 4q + 3 of x[0, count) split into hi and lo (16-byte loads where x is aligned): split_bf16_kernel's
+// thread q, and the split half of moe_route_split_kernel.
+__device__ __forceinline__ void split_bf16_quad(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, int64_t q) {
+  const int64_t i = 4 * q;
+  if (i >= count) return;
+  if (i + 4 <= count && (reinterpret_cast<uintptr_t>(x) & 15) == 0 && (reinterpret_cast<uintptr_t>(hi) & 7) == 0 &&
+      (reinterpret_cast<uintptr_t>(lo) & 7) == 0) {
+    uint2 h, l;
+    split_bf16x4(*reinterpret_cast<const float4*>(x + i), h, l);
+    *reinterpret_cast<uint2*>(hi + i) = h;
+    *reinterpret_cast<uint2*>(lo + i) = l;
+  } else {
+    for (int64_t j = i; j < i + 4 && j < count; ++j) split_bf16(x[j], hi[j], lo[j]);
+  }
+}
 
 // kGemmBN, kGemmBK, kGemmThreads, kGemmMaxKBlocks and the tile's shared-memory size: shapes.h; the
 // tile rows for a problem: gemm_tile_rows() (policy.h).

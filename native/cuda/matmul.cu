@@ -564,11 +564,21 @@ bool linear_gemm_parts_ok(const LinearArgs* parts, int count) {
   return true;
 }
 
-void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, cudaStream_t stream) {
-  const LinearArgs& a = parts[0];
+LinearHalves linear_gemm_halves(const LinearArgs& a, void* workspace) {
   uint16_t* hi = static_cast<uint16_t*>(workspace);
-  uint16_t* lo = hi + int64_t(a.n) * a.K;
-  launch_split_bf16(a.x, int64_t(a.n) * a.K, hi, lo, stream);
+  return {hi, hi + int64_t(a.n) * a.K};
+}
+
+void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, cudaStream_t stream) {
+  const LinearHalves h = linear_gemm_halves(parts[0], workspace);
+  launch_split_bf16(parts[0].x, int64_t(parts[0].n) * parts[0].K, h.hi, h.lo, stream);
+  launch_linear_gemm_parts_halves(parts, count, h, stream);
+}
+
+void launch_linear_gemm_parts_halves(const LinearArgs* parts, int count, const LinearHalves& h, cudaStream_t stream) {
+  const LinearArgs& a = parts[0];
+  const uint16_t* hi = h.hi;
+  const uint16_t* lo = h.lo;
   GemmProblem p;
   p.a_hi = hi;
   p.a_lo = lo;

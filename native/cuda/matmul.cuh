@@ -38,6 +38,14 @@ void launch_linear_gemm(const LinearArgs& a, void* workspace, cudaStream_t strea
 // bf16, one x, one bias kind (linear_gemm_parts_ok). Workspace: linear_gemm_workspace_bytes(parts[0]).
 bool linear_gemm_parts_ok(const LinearArgs* parts, int count);
 void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspace, cudaStream_t stream);
+// x's bf16 halves in the workspace (where launch_linear_gemm_parts splits x), and the GEMM on halves already
+// there (written by the op before, e.g. launch_add_rmsnorm_split: one launch fewer).
+struct LinearHalves {
+  uint16_t* hi;
+  uint16_t* lo;
+};
+LinearHalves linear_gemm_halves(const LinearArgs& a, void* workspace);
+void launch_linear_gemm_parts_halves(const LinearArgs* parts, int count, const LinearHalves& h, cudaStream_t stream);
 void launch_linear_naive(const LinearArgs& a, cudaStream_t stream);
 
 }  // namespace gptoss::cuda

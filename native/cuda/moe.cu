@@ -482,8 +482,14 @@ __global__ void moe_scatter_kernel(const int32_t* expert_idx, int P, int k, int 
 // 20b layer at 64 streams on an H100: count 2.7, scan 5.4, scatter 3.2, and the memset; 15th session). A slot's
 // place in its expert's group follows shared-memory atomics, as the scatter's global ones did: the sums do not
 // depend on it (a slot's rows are computed alone, and moe_unpermute_kernel adds a token's k rows in fixed order).
-__global__ void moe_route_kernel(const int32_t* expert_idx, int P, int k, int E, int bm, int32_t* group_start,
-                                 int32_t* tile_start, int32_t* perm_token, int32_t* pair_slot, int* err) {
+// Blocks 1.. of the grid split x into its bf16 halves meanwhile (split_bf16_kernel's work, one launch fewer).
+__global__ void moe_route_split_kernel(const int32_t* expert_idx, int P, int k, int E, int bm, int32_t* group_start,
+                                       int32_t* tile_start, int32_t* perm_token, int32_t* pair_slot, int* err,
+                                       const float* x, int64_t count, uint16_t* x_hi, uint16_t* x_lo) {
+  if (blockIdx.x > 0) {
+    split_bf16_quad(x, count, x_hi, x_lo, (blockIdx.x - 1) * int64_t(blockDim.x) + threadIdx.x);
+    return;
+  }
   extern __shared__ int32_t route_sh[];  // counts [E], cursors [E], group starts [E + 1]
   int32_t* cnt = route_sh;
   int32_t* cur = route_sh + E;
@@ -653,10 +659,13 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   const int P = a.n * a.k;
   GroupedWs w = grouped_ws(a, workspace, nullptr);
   const int tokens = moe_stream_tokens(current_caps(), knobs(), P, a.E, a.H, a.I);
-  moe_route_kernel<<<1, 512, sizeof(int32_t) * (3 * size_t(a.E) + 1), stream>>>(
-      a.expert_idx, P, a.k, a.E, tokens, w.group_start, w.tile_start, w.perm_token, w.pair_slot, a.err);
-  GPTOSS_CUDA_LAUNCH("moe_route_kernel");
-  launch_split_bf16(a.x, int64_t(a.n) * a.H, w.x_hi, w.x_lo, stream);
+  constexpr int kRouteThreads = 512;
+  const int64_t count = int64_t(a.n) * a.H;
+  const unsigned split_blocks = unsigned(ceil_div((count + 3) / 4, int64_t(kRouteThreads)));
+  moe_route_split_kernel<<<1 + split_blocks, kRouteThreads, sizeof(int32_t) * (3 * size_t(a.E) + 1), stream>>>(
+      a.expert_idx, P, a.k, a.E, tokens, w.group_start, w.tile_start, w.perm_token, w.pair_slot, a.err, a.x, count,
+      w.x_hi, w.x_lo);
+  GPTOSS_CUDA_LAUNCH("moe_route_split_kernel");
 
   MoeStreamProblem g1;
   g1.a_hi = w.x_hi;

@@ -1,5 +1,7 @@
 #include "norm_rope.cuh"
 
+#include "gemm_tile.cuh"  // split_bf16x4, launch_split_bf16
+
 namespace gptoss::cuda {
 
 namespace {
@@ -67,7 +69,8 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const void* weig
 // add then rmsnorm.
 template <bool kAdd, int kPer>
 __global__ void __launch_bounds__(kRow4Threads) rmsnorm_vec_kernel(float* x, const float* residual, const void* weight,
-                                                          bool weight_bf16, int H, float eps, float* out) {
+                                                          bool weight_bf16, int H, float eps, float* out,
+                                                          uint16_t* out_hi, uint16_t* out_lo) {
   __shared__ float partial[32];
   const int H4 = H / 4;
   float4* xr = reinterpret_cast<float4*>(x + int64_t(blockIdx.x) * H);
@@ -88,20 +91,32 @@ __global__ void __launch_bounds__(kRow4Threads) rmsnorm_vec_kernel(float* x, con
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
     const int i = threadIdx.x + j * blockDim.x;
-    if (i < H4) o[i] = row4_normed(v[j], inv, w[j]);
+    if (i < H4) {
+      const float4 nv = row4_normed(v[j], inv, w[j]);
+      o[i] = nv;
+      if (out_hi) {  // and its bf16 halves, the GEMM tile's A (launch_add_rmsnorm_split)
+        uint2 h, l;
+        split_bf16x4(nv, h, l);
+        reinterpret_cast<uint2*>(out_hi + int64_t(blockIdx.x) * H)[i] = h;
+        reinterpret_cast<uint2*>(out_lo + int64_t(blockIdx.x) * H)[i] = l;
+      }
+    }
   }
 }
 
+// out_hi / out_lo (may be null): out's bf16 halves as well (8-byte aligned; else a separate split).
 template <bool kAdd>
 void launch_norm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
-                 float* out, cudaStream_t stream) {
-  if (!row4_ok(x, residual, out, weight, weight_bf16, H)) {
+                 float* out, cudaStream_t stream, uint16_t* out_hi = nullptr, uint16_t* out_lo = nullptr) {
+  const bool halves_ok = !out_hi || ((reinterpret_cast<uintptr_t>(out_hi) | reinterpret_cast<uintptr_t>(out_lo)) & 7) == 0;
+  if (!row4_ok(x, residual, out, weight, weight_bf16, H) || !halves_ok) {
     rmsnorm_kernel<kAdd><<<n, 256, 0, stream>>>(x, residual, weight, weight_bf16, H, eps, out);
+    if (out_hi) launch_split_bf16(out, int64_t(n) * H, out_hi, out_lo, stream);
     return;
   }
   with_row4_per(H, [&](auto per) {
     launch_k(rmsnorm_vec_kernel<kAdd, decltype(per)::value>, n, kRow4Threads, 0, stream, x, residual, weight,
-             weight_bf16, H, eps, out);
+             weight_bf16, H, eps, out, out_hi, out_lo);
   });
 }
 
@@ -252,6 +267,13 @@ void launch_add_rmsnorm(float* x, const float* residual, const void* weight, boo
   if (n <= 0) return;
   launch_norm<true>(x, residual, weight, weight_bf16, n, H, eps, normed, stream);
   GPTOSS_CUDA_LAUNCH("rmsnorm_kernel<add>");
+}
+
+void launch_add_rmsnorm_split(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H,
+                              float eps, float* normed, uint16_t* normed_hi, uint16_t* normed_lo, cudaStream_t stream) {
+  if (n <= 0) return;
+  launch_norm<true>(x, residual, weight, weight_bf16, n, H, eps, normed, stream, normed_hi, normed_lo);
+  GPTOSS_CUDA_LAUNCH("rmsnorm_kernel<add, split>");
 }
 
 void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,

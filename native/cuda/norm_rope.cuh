@@ -15,6 +15,10 @@ void launch_rmsnorm(const float* x, const void* weight, bool weight_bf16, int n,
 // x += residual; normed = rmsnorm(x): one launch, bit-identical to launch_add then launch_rmsnorm.
 void launch_add_rmsnorm(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H, float eps,
                         float* normed, cudaStream_t stream);
+// ... and normed's bf16 halves (normed_hi + normed_lo: launch_split_bf16's bits), the GEMM tile's A, in the same
+// launch (the q/k/v GEMM of a decode batch: launch_linear_gemm_parts_halves).
+void launch_add_rmsnorm_split(float* x, const float* residual, const void* weight, bool weight_bf16, int n, int H,
+                              float eps, float* normed, uint16_t* normed_hi, uint16_t* normed_lo, cudaStream_t stream);
 void launch_rope(float* x, const int32_t* positions, const float* inv_freq, int n, int heads, int D, float scale,
                  cudaStream_t stream);
 void launch_add(float* acc, const float* x, int64_t count, cudaStream_t stream);

@@ -998,7 +998,7 @@ void check_qkv(Rng& r, int n, int K, int Nq, int Nkv, double tol, const char* pa
 
 // add_rmsnorm + qkv (the fused attention-block opening from layer 1 on): q, k, v, normed and x
 // against the CPU's composition, and bit-exact against CUDA's own two ops.
-void check_add_rmsnorm_qkv(Rng& r, int n, int K, int Nq, int Nkv, const char* path) {
+void check_add_rmsnorm_qkv(Rng& r, int n, int K, int Nq, int Nkv, const char* path, double tol = 1e-5) {
   Tensor x = rand_f32(r, {n, K}, 2.f), res = rand_f32(r, {n, K}, 2.f), nw = rand_bf16(r, {K});
   Tensor wq = rand_bf16(r, {Nq, K}, 0.05f), wk = rand_bf16(r, {Nkv, K}, 0.05f), wv = rand_bf16(r, {Nkv, K}, 0.05f);
   Tensor bq = rand_bf16(r, {Nq}), bk = rand_bf16(r, {Nkv}), bv = rand_bf16(r, {Nkv});
@@ -1019,7 +1019,7 @@ void check_add_rmsnorm_qkv(Rng& r, int n, int K, int Nq, int Nkv, const char* pa
   Stats s = worst({compare(hq, q), compare(hk, k), compare(hv, v), compare(hxn, xn)});
   if (unfused != 0) s.rel = 1;  // the fused kernel must equal CUDA's two ops exactly
   const std::string shape = shape_str({n, K}) + " q" + std::to_string(Nq) + " kv" + std::to_string(Nkv);
-  report("add_rmsnorm_qkv", shape + " q, k, v, normed", s, 1e-5, std::string(path) + ", " + vs_unfused(unfused));
+  report("add_rmsnorm_qkv", shape + " q, k, v, normed", s, tol, std::string(path) + ", " + vs_unfused(unfused));
   report("add_rmsnorm_qkv", shape + " x += residual", compare(hx, x), 0.0);
 }
 
@@ -1652,6 +1652,10 @@ int main(int argc, char** argv) {
       check_add_rmsnorm_qkv(r, 1, 1000, 40, 24, "one launch, H/4 not a multiple of the block");
       check_add_rmsnorm_qkv(r, 1, 4096, 96, 32, "one launch, 4 float4s a thread");
       check_add_rmsnorm_qkv(r, 3, 2880, 256, 64, "the two ops");
+      // the GEMM path of a decode batch: the norm writes the GEMM's bf16 halves (launch_add_rmsnorm_split)
+      check_add_rmsnorm_qkv(r, 64, 2880, 4096, 512, "GEMM, halves from the norm", 1e-4);
+      check_add_rmsnorm_qkv(r, 40, 2880, 4096, 512, "GEMM (mma.sync tile), halves from the norm", 1e-4);
+      check_add_rmsnorm_qkv(r, 128, 1000, 256, 64, "GEMM, H/4 not a multiple of the block", 1e-4);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, kKvBF16);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, kKvF16);
       check_rope_kv_store(r, 1, 64, 8, 64, quick ? 300 : 4096, kKvF32);
