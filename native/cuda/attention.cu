@@ -969,9 +969,9 @@ __global__ void __launch_bounds__(1024) attention_paged_plan_kernel(const int32_
 
 namespace {
 // The decode call runs the tensor-core kernel (policy.h attention_decode_uses_mma: the knob, the
-// device, G and the cache type).
-bool decode_uses_mma(const AttentionArgs& a) {
-  return attention_decode_uses_mma(current_caps(), knobs(), a.Hq, a.Hkv, a.cache == KvType::F32);
+// device, G, the cache type and the decoding sequences: one for a session's call, a batch's for the paged one).
+bool decode_uses_mma(const AttentionArgs& a, int seqs = 1) {
+  return attention_decode_uses_mma(current_caps(), knobs(), a.Hq, a.Hkv, a.cache == KvType::F32, seqs);
 }
 
 void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* partial, cudaStream_t stream) {
@@ -1085,7 +1085,7 @@ void launch_attention_paged(const AttentionArgs& args, int seqs, int sms, void* 
   }
   if (!flash_only) {
     dim3 grid(l.splits, a.Hkv, std::min(a.n, seqs));
-    if (decode_uses_mma(a)) {
+    if (decode_uses_mma(a, std::min(a.n, seqs))) {
       launch_decode_mma(a, grid, l.splits, partial, stream);
     } else {
       dispatch_kv(a.cache, [&](auto kv) {

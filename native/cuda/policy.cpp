@@ -130,7 +130,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_group = env_choice("GPTOSS_CUDA_MOE_GROUP", 0, {{"4", 4}, {"8", 8}});
   k.gemv = env_choice("GPTOSS_CUDA_GEMV", K::Gemv::Auto, {{"warp", K::Gemv::Warp}, {"xs", K::Gemv::Xs}});
   k.gemv_ctas = env_int("GPTOSS_CUDA_GEMV_CTAS", 0, 1, 8);
-  k.attn_decode = env_choice("GPTOSS_CUDA_ATTN_DECODE", K::AttnDecode::Simt, {{"mma", K::AttnDecode::Mma}});
+  k.attn_decode = env_choice("GPTOSS_CUDA_ATTN_DECODE", K::AttnDecode::Auto, {{"mma", K::AttnDecode::Mma}, {"simt", K::AttnDecode::Simt}});
   k.gemm = env_choice("GPTOSS_CUDA_GEMM", K{}.gemm,
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
@@ -252,8 +252,10 @@ int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window) {
   return s < 1 ? 1 : (s > k.attn_splits ? k.attn_splits : s);
 }
 
-bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values) {
-  if (k.attn_decode != GpuKnobs::AttnDecode::Mma || !caps.mma_sync || caps.tensor_cores == TensorCores::Mfma) return false;
+bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs) {
+  using Want = GpuKnobs::AttnDecode;
+  if (k.attn_decode == Want::Simt || !caps.mma_sync || caps.tensor_cores == TensorCores::Mfma) return false;
+  if (k.attn_decode == Want::Auto && !(caps.arch == 900 && seqs >= kDecodeMmaAutoMinSeqs)) return false;
   return Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= kDecodeMmaMaxG && !f32_values;
 }
 

@@ -32,8 +32,8 @@ struct GpuKnobs {
   enum class Gemv { Auto, Warp, Xs };
   Gemv gemv = Gemv::Auto;                  // GPTOSS_CUDA_GEMV=warp|xs: warp opts out of gemv_xs_kernel (choose_gemv)
   int gemv_ctas = 0;                       // GPTOSS_CUDA_GEMV_CTAS (1..8): CTAs a SM of the persistent GEMV grids (0: all that fit)
-  enum class AttnDecode { Simt, Mma };
-  AttnDecode attn_decode = AttnDecode::Simt;  // GPTOSS_CUDA_ATTN_DECODE=mma: tensor-core decode attention (opt-in)
+  enum class AttnDecode { Auto, Simt, Mma };
+  AttnDecode attn_decode = AttnDecode::Auto;  // GPTOSS_CUDA_ATTN_DECODE=mma / =simt: tensor-core / SIMT decode attention
   enum class Gemm { Auto, Mma, Wgmma };
   // GPTOSS_CUDA_GEMM=auto|mma|wgmma (unset: this default): Auto picks the GEMM tile per problem, mma / wgmma
   // force one tile for every problem (A/B; gemm_tile_kind). Auto since its run on an H200 at d91b169 (prefill
@@ -135,12 +135,15 @@ int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window);
 // attention_decode_splits, fewer when the pairs alone give every SM a few blocks (a split is a
 // partial to write and merge). Fixed by the shape, so a graph of one batch bucket stays valid.
 int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int pairs, int sms);
-// The tensor-core decode kernel (attention.cu, "decode mma"; GPTOSS_CUDA_ATTN_DECODE=mma, opt-in:
-// compiled, not yet run on a GPU): where mma.sync was compiled, at most kDecodeMmaMaxG query heads a
-// kv head (the heads are the MMA's rows 0..7, their bf16 remainders rows 8..15), and a cache
-// whose V is 16-bit (V is the ldmatrix.trans operand of P V: bf16, f16, f32k-f16v; an f32 cache keeps
-// the SIMT kernel). False: the SIMT split-KV kernel runs.
-bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values);
+// The tensor-core decode kernel (attention.cu, "decode mma") for a call of `seqs` decoding sequences: where
+// mma.sync was compiled, at most kDecodeMmaMaxG query heads a kv head (the heads are the MMA's rows 0..7, their
+// bf16 remainders rows 8..15), and a cache whose V is 16-bit (V is the ldmatrix.trans operand of P V: bf16, f16,
+// f32k-f16v; an f32 cache keeps the SIMT kernel); GPTOSS_CUDA_ATTN_DECODE=mma asks for it, =simt refuses it, and
+// unset it runs on Hopper for a decode batch of at least kDecodeMmaAutoMinSeqs sequences (H100, 15th session: the
+// 24-layer 20b step at 64 / 128 streams 10.0 -> 9.7 ms and 13.3 -> 12.9 ms; one sequence: -1% to +0.3% at
+// contexts 512 to 8192, twelfth session, so the SIMT kernel stays). False: the SIMT split-KV kernel runs.
+constexpr int kDecodeMmaAutoMinSeqs = 64;
+bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs = 1);
 // Its splits, fixed by (ctx, window) so a captured graph stays valid: one 64-key tile a split up to
 // kDecodeMmaMaxSplits (8 kv heads x 64 = 512 CTAs: ~4 an SM on 132 SMs, 2 tiles in flight each);
 // a window of at most 4 tiles is one split (no partials, no merge), as the SIMT kernel's.

@@ -139,7 +139,21 @@ void test_attention() {
 
   // The tensor-core decode kernel: only on request (GPTOSS_CUDA_ATTN_DECODE=mma), where mma.sync was
   // compiled, G <= 8 and V is 16-bit; its splits fill the GPU (one tile a split up to 64).
-  CHECK(!attention_decode_uses_mma(c, k, 64, 8, false));  // off by default
+  CHECK(!attention_decode_uses_mma(c, k, 64, 8, false));  // one sequence: the SIMT kernel by default
+  // a decode batch of >= 64 sequences on Hopper: the tensor-core kernel by default; =simt refuses it
+  CHECK(attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 64));
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 63));
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, true, 128));  // f32 cache
+  CHECK(!attention_decode_uses_mma(a100(800, kSm80), k, 64, 8, false, 128));  // measured on Hopper only
+  {
+    GpuKnobs ks;
+    ks.attn_decode = GpuKnobs::AttnDecode::Simt;
+    CHECK(!attention_decode_uses_mma(h200(900, kSm90a), ks, 64, 8, false, 128));
+    setenv("GPTOSS_CUDA_ATTN_DECODE", "simt", 1);
+    CHECK(knobs().attn_decode == GpuKnobs::AttnDecode::Simt);
+    unsetenv("GPTOSS_CUDA_ATTN_DECODE");
+    CHECK(knobs().attn_decode == GpuKnobs::AttnDecode::Auto);
+  }
   GpuKnobs km;
   km.attn_decode = GpuKnobs::AttnDecode::Mma;
   CHECK(attention_decode_uses_mma(c, km, 64, 8, false));
