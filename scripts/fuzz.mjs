@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Seeded fuzzing of what a user hands the runtime (issue 16): damaged checkpoints (config.json,
-// safetensors headers and data, model.safetensors.index.json) through loadModel + forward, and
+// safetensors headers and data, model.safetensors.index.json) and damaged GGUF files (the header's
+// integers, strings and type tags, truncations, flipped bytes) through loadModel + forward, and
 // Harmony token streams through the streaming parser. Cases run in child processes, in batches: the
 // child announces each case before running it, so a signal or a hang is pinned on one case, and the
 // next child picks up after it.
 //
-//   node scripts/fuzz.mjs [--kind checkpoint|harmony|all] [--cases N] [--seed S] [--jobs J] [--json]
+//   node scripts/fuzz.mjs [--kind checkpoint|gguf|harmony|all] [--cases N] [--seed S] [--jobs J] [--json]
 //
 // A case fails when the child dies by a signal or exits early (crash), when a case runs past 20 s
 // (hang), when loadModel/forward throws something other than CheckpointError/ConfigError (untyped),
@@ -18,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Xoshiro128, writeCheckpoint, TINY } from './checkpoint-writer.mjs';
+import { writeGgufFromCheckpoint } from './gguf-writer.mjs';
 
 const HANG_MS = 20_000;
 const BATCH = 40;
@@ -155,6 +157,86 @@ async function makeCase(dir, base, sharded, seed, i) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// GGUF mutations: a copy of the base file (dense Q8_0, so the header holds several tensor types) with
+// one or two of these. `info` is the writer's answer (dataStart: where the header, metadata and tensor
+// infos end).
+// ---------------------------------------------------------------------------------------------
+const GGUF_INTS = [0n, 1n, 2n, 3n, 7n, 31n, 32n, 33n, 255n, 4096n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 1n << 40n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n];
+const ggufMutations = [
+  // a 32- or 64-bit integer of the header region (counts, lengths, dims, types, offsets) set to an edge value
+  (r, buf, info) => {
+    const at = int(r, Math.max(1, info.dataStart - 8));
+    const v = pick(r, GGUF_INTS);
+    if (int(r, 2)) buf.writeUInt32LE(Number(v & 0xffffffffn), at);
+    else buf.writeBigUInt64LE(v & ((1n << 64n) - 1n), at);
+    return { buf, what: `header integer at ${at} := ${v}` };
+  },
+  // one tensor info's field: dims, type or offset
+  (r, buf, info) => {
+    const t = pick(r, info.tensors);
+    const key = Buffer.concat([Buffer.from([t.name.length, 0, 0, 0, 0, 0, 0, 0]), Buffer.from(t.name)]);
+    const at = buf.indexOf(key) + key.length;
+    if (at < key.length) throw new Error('not found');
+    const field = int(r, 4); // 0 n_dims, 1 a dim, 2 the type, 3 the offset
+    const nd = buf.readUInt32LE(at);
+    const pos = field === 0 ? at : field === 1 ? at + 4 + 8 * int(r, Math.max(1, Math.min(nd, 4))) : field === 2 ? at + 4 + 8 * nd : at + 8 + 8 * nd;
+    const v = pick(r, GGUF_INTS);
+    if (field === 0 || field === 2) buf.writeUInt32LE(Number(v & 0xffffffffn), pos);
+    else buf.writeBigUInt64LE(v & ((1n << 64n) - 1n), pos);
+    return { buf, what: `tensor '${t.name}' ${['n_dims', 'dim', 'type', 'offset'][field]} := ${v}` };
+  },
+  // bytes of the header region flipped
+  (r, buf, info) => {
+    const n = 1 + int(r, 8);
+    for (let k = 0; k < n; k++) buf[int(r, info.dataStart)] ^= 1 << int(r, 8);
+    return { buf, what: `${n} header bytes flipped` };
+  },
+  // the file cut short (inside the header or the data), or grown with garbage
+  (r, buf, info) => {
+    if (int(r, 4) === 0) {
+      const extra = Buffer.alloc(1 + int(r, 4096), int(r, 256));
+      return { buf: Buffer.concat([buf, extra]), what: `${extra.length} bytes appended` };
+    }
+    const len = int(r, 2) ? int(r, info.dataStart) : info.dataStart + int(r, buf.length - info.dataStart);
+    return { buf: buf.subarray(0, len), what: `cut to ${len} of ${buf.length} bytes` };
+  },
+  // a metadata value's type tag changed (the key stays): the loader must check what it reads
+  (r, buf) => {
+    const keys = ['general.alignment', 'gpt-oss.block_count', 'gpt-oss.embedding_length', 'gpt-oss.expert_count', 'gpt-oss.attention.head_count', 'gpt-oss.context_length'];
+    const k = pick(r, keys);
+    const at = buf.indexOf(Buffer.from(k));
+    if (at < 0) throw new Error('not found');
+    const tag = pick(r, [0, 1, 4, 6, 7, 8, 9, 10, 12, 13, 99, 0xffffffff]);
+    buf.writeUInt32LE(tag, at + k.length);
+    return { buf, what: `metadata '${k}' type := ${tag}` };
+  },
+  // bytes of the data region flipped (weights: must load, or fail typed, never crash)
+  (r, buf, info) => {
+    const n = 1 + int(r, 64);
+    for (let k = 0; k < n; k++) buf[info.dataStart + int(r, buf.length - info.dataStart)] ^= 0xff;
+    return { buf, what: `${n} data bytes flipped` };
+  },
+];
+
+function makeGgufCase(file, base, seed, i) {
+  const r = new Xoshiro128(seed, `gguf-${i}`);
+  let buf = Buffer.from(base.bytes);
+  const what = [];
+  const rounds = 1 + (int(r, 4) === 0 ? 1 : 0);
+  for (let k = 0; k < rounds; k++) {
+    try {
+      const m = pick(r, ggufMutations)(r, buf, base.info);
+      buf = m.buf;
+      what.push(m.what);
+    } catch {
+      // not applicable to what an earlier round left
+    }
+  }
+  writeFileSync(file, buf);
+  return what.join('; ');
+}
+
+// ---------------------------------------------------------------------------------------------
 // The child: runs the cases it is given, announcing each ("start i"), one JSON line per result.
 // ---------------------------------------------------------------------------------------------
 const CHILD = `
@@ -165,7 +247,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
 for await (const line of createInterface({ input: process.stdin })) {
   const c = JSON.parse(line);
   out({ start: c.i });
-  if (c.kind === 'checkpoint') {
+  if (c.kind === 'checkpoint' || c.kind === 'gguf') {
     try {
       const m = await loadModel(c.dir, { device: 'cpu' });
       // tokens the (possibly mutated) config admits: an argument error is not what is tested here
@@ -274,13 +356,21 @@ export async function fuzz({ kind = 'all', cases = 1000, seed = 1, jobs = Math.m
     await writeCheckpoint(base.sharded, BASE, { shards: 2 });
     base.shards = Object.values(JSON.parse(readFileSync(join(base.sharded, 'model.safetensors.index.json'), 'utf8')).weight_map).filter((v, i, a) => a.indexOf(v) === i);
     const list = [];
-    const kinds = kind === 'all' ? ['checkpoint', 'harmony'] : [kind];
+    const kinds = kind === 'all' ? ['checkpoint', 'gguf', 'harmony'] : [kind];
+    if (kinds.includes('gguf')) {
+      const file = join(work, 'base.gguf');
+      const info = await writeGgufFromCheckpoint(base.single, file, { dense: 'Q8_0' });
+      base.gguf = { bytes: readFileSync(file), info };
+    }
     for (let i = 0; i < cases; i++) {
       const k = kinds[i % kinds.length];
       if (k === 'checkpoint') {
         const dir = join(work, `case-${i}`);
         const what = await makeCase(dir, base, i % 5 === 4, seed, i);
         list.push({ i, kind: k, dir, what });
+      } else if (k === 'gguf') {
+        const file = join(work, `case-${i}.gguf`);  // a loader error names this file (classify: c.dir)
+        list.push({ i, kind: k, dir: file, what: makeGgufCase(file, base.gguf, seed, i) });
       } else {
         list.push({ i, kind: k, tokens: harmonyCase(seed, i) });
       }

@@ -259,6 +259,31 @@ describe('damaged GGUF files fail with named errors', () => {
     await expect(loadModel(p, { device: 'cpu' })).rejects.toThrow(/tensor 'blk\.0\.attn_v\.weight': has shape \[64, 256\], expected \[128, 256\]/);
   });
 
+  // Found by scripts/fuzz.mjs's GGUF kind (15th session): before, a layer count of 2^32 - 1 ran the process out of
+  // memory building the layer types (SIGABRT), and a dimension past 2^40 beside a zero one reached the native
+  // tensor as an untyped RangeError.
+  it('a layer count past the bounds config.json has, a dimension past the runtime\'s', async () => {
+    const p = copy('layers.gguf');
+    const buf = readFileSync(p);
+    const key = Buffer.from('gpt-oss.block_count');
+    const at = buf.indexOf(key) + key.length + 4; // the u32 value after the type tag
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(0xffffffff);
+    patch(p, at, b);
+    const e = await loadModel(p, { device: 'cpu' }).catch((x) => x);
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/layers\.gguf: metadata 'gpt-oss\.block_count' must be an integer in \[1, 4096\], got 4294967295/);
+    const d = copy('dims.gguf');
+    const info = infoAt(d, 'output.weight'); // n_dims 2, dims (innermost first), type, offset
+    const dims = Buffer.alloc(16);
+    dims.writeBigUInt64LE(0n, 0);
+    dims.writeBigUInt64LE(1n << 45n, 8);
+    patch(d, info + 4, dims);
+    const f = await loadModel(d, { device: 'cpu' }).catch((x) => x);
+    expect(f).toBeInstanceOf(CheckpointError);
+    expect(f.message).toMatch(/dims\.gguf: tensor 'output\.weight': shape \[35184372088832,0\]: dimension 35184372088832 exceeds the runtime's 1099511627776 elements/);
+  });
+
   it('not a GGUF file, another architecture, a bad version', async () => {
     const p = copy('magic.gguf');
     patch(p, 0, Buffer.from('GGUX'));

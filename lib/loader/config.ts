@@ -36,8 +36,12 @@ export interface ModelConfig {
 
 type Json = Record<string, unknown>;
 
-const MAX_SIZE = 1 << 24; // vocab_size, hidden_size, intermediate_size, sliding_window
-const MAX_COUNT = 4096; // layers, heads, experts
+// The bounds of a config's integers (the native side's, napi/model.cpp), for config.json here and a GGUF's
+// metadata (gguf.ts ggufConfig) alike.
+export const MAX_SIZE = 1 << 24; // vocab_size, hidden_size, intermediate_size, sliding_window
+export const MAX_COUNT = 4096; // layers, heads, experts
+export const MAX_HEAD_DIM = 1024;
+export const MAX_POSITIONS = 2 ** 30;
 /** config.json is a few KB; anything larger is not a model config (and is not read whole). */
 export const MAX_CONFIG_BYTES = 1 << 20;
 
@@ -111,14 +115,14 @@ export function parseConfig(json: unknown, file = 'config.json'): ModelConfig {
     expertsPerToken: int('num_experts_per_tok', 1, j.experts_per_token as number | undefined, MAX_COUNT),
     numHeads,
     numKvHeads: int('num_key_value_heads', 1, undefined, MAX_COUNT),
-    headDim: int('head_dim', 2, Number.isInteger(hiddenSize / numHeads) ? hiddenSize / numHeads : undefined, 1024),
+    headDim: int('head_dim', 2, Number.isInteger(hiddenSize / numHeads) ? hiddenSize / numHeads : undefined, MAX_HEAD_DIM),
     slidingWindow: int('sliding_window', 0),
     layerTypes,
     ropeTheta: num(j, 'rope_theta', '', (rs?.rope_theta as number | undefined)),
     ropeScaling,
     rmsNormEps: num(j, 'rms_norm_eps', ''),
     swigluLimit: num(j, 'swiglu_limit', ''),
-    maxPositionEmbeddings: int('max_position_embeddings', 1, undefined, 2 ** 30),
+    maxPositionEmbeddings: int('max_position_embeddings', 1, undefined, MAX_POSITIONS),
     eosTokenIds,
   };
   if (config.headDim % 2 !== 0) throw new ConfigError(file, `must be even (RoPE rotates two halves), got ${config.headDim}`, 'head_dim');

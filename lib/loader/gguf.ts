@@ -8,7 +8,8 @@
 // against the file before it is used: a damaged file is a CheckpointError naming the file and tensor.
 import { closeFile, openRegular, readAt, runSync, type Io } from './io.js';
 import { CheckpointError } from '../errors.js';
-import type { LayerType, ModelConfig } from './config.js';
+import { checkShape } from './shape.js';
+import { MAX_COUNT, MAX_HEAD_DIM, MAX_POSITIONS, MAX_SIZE, type LayerType, type ModelConfig } from './config.js';
 
 /** ggml_type -> name, values a block holds, bytes a block takes (ggml.c type_traits). */
 const GGML_TYPES: Record<number, { name: string; block: number; bytes: number }> = {
@@ -264,8 +265,8 @@ function parseGguf(path: string, fileSize: number, prefix: Buffer, requested: nu
     const tensors = new Map<string, GgufTensor>();
     infos.forEach((info, i) => {
       const t = GGML_TYPES[info.typeId];
+      checkShape(path, info.name, info.shape);
       const n = info.dims.reduce((a, b) => a * b, 1);
-      if (!Number.isSafeInteger(n)) throw new CheckpointError(path, `dimensions ${JSON.stringify(info.dims)} overflow`, info.name);
       if (info.dims[0] % t.block !== 0)
         throw new CheckpointError(path, `${t.name} rows of ${info.dims[0]} values do not fill whole ${t.block}-value blocks`, info.name);
       const length = (n / t.block) * t.bytes;
@@ -296,12 +297,14 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   if (arch !== 'gpt-oss' && arch !== 'gptoss')
     throw new CheckpointError(g.path, `general.architecture is ${JSON.stringify(arch ?? null)}, this runtime loads gpt-oss`);
   const key = (k: string) => `${arch}.${k}`;
-  const int = (k: string, fallback?: number, min = 1): number => {
+  // The bounds config.json's integers have (config.ts): a GGUF past them is not a gpt-oss, and its counts size
+  // arrays built here (block_count: the layer types).
+  const int = (k: string, fallback: number | undefined, max: number, min = 1): number => {
     const v = g.metadata.get(key(k)) ?? fallback;
     if (v === undefined) throw new CheckpointError(g.path, `metadata '${key(k)}' is missing`);
     const n = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min)
-      throw new CheckpointError(g.path, `metadata '${key(k)}' must be an integer >= ${min}, got ${String(v)}`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min || n > max)
+      throw new CheckpointError(g.path, `metadata '${key(k)}' must be an integer in [${min}, ${max}], got ${String(v)}`);
     return n;
   };
   const num = (k: string, fallback?: number): number => {
@@ -309,11 +312,11 @@ export function ggufConfig(g: GgufFile): ModelConfig {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new CheckpointError(g.path, `metadata '${key(k)}' must be a number, got ${String(v)}`);
     return v;
   };
-  const numLayers = int('block_count');
+  const numLayers = int('block_count', undefined, MAX_COUNT);
   const embd = g.tensors.get('token_embd.weight');
   if (!embd) throw new CheckpointError(g.path, 'is missing (the vocabulary size comes from its rows)', 'token_embd.weight');
-  const headDim = int('attention.key_length');
-  if (int('attention.value_length', headDim) !== headDim)
+  const headDim = int('attention.key_length', undefined, MAX_HEAD_DIM);
+  if (int('attention.value_length', headDim, MAX_HEAD_DIM) !== headDim)
     throw new CheckpointError(g.path, `metadata '${key('attention.value_length')}' differs from key_length ${headDim}`);
   const scalingType = g.metadata.get(key('rope.scaling.type'));
   const factor = g.metadata.get(key('rope.scaling.factor'));
@@ -329,22 +332,22 @@ export function ggufConfig(g: GgufFile): ModelConfig {
   if (Array.isArray(eosIds)) for (const v of eosIds) if (typeof v === 'number' && !eos.includes(v)) eos.push(v);
   const config: ModelConfig = {
     vocabSize: embd.shape[0],
-    hiddenSize: int('embedding_length'),
-    intermediateSize: int('expert_feed_forward_length', g.metadata.has(key('expert_feed_forward_length')) ? undefined : int('feed_forward_length')),
+    hiddenSize: int('embedding_length', undefined, MAX_SIZE),
+    intermediateSize: int('expert_feed_forward_length', g.metadata.has(key('expert_feed_forward_length')) ? undefined : int('feed_forward_length', undefined, MAX_SIZE), MAX_SIZE),
     numLayers,
-    numExperts: int('expert_count'),
-    expertsPerToken: int('expert_used_count'),
-    numHeads: int('attention.head_count'),
-    numKvHeads: int('attention.head_count_kv'),
+    numExperts: int('expert_count', undefined, MAX_COUNT),
+    expertsPerToken: int('expert_used_count', undefined, MAX_COUNT),
+    numHeads: int('attention.head_count', undefined, MAX_COUNT),
+    numKvHeads: int('attention.head_count_kv', undefined, MAX_COUNT),
     headDim,
-    slidingWindow: int('attention.sliding_window', undefined, 0),
+    slidingWindow: int('attention.sliding_window', undefined, MAX_SIZE, 0),
     layerTypes,
     ropeTheta: num('rope.freq_base'),
     ropeScaling: yarn
       ? {
           type: 'yarn',
           factor: num('rope.scaling.factor'),
-          originalMaxPositionEmbeddings: int('rope.scaling.original_context_length', 4096),
+          originalMaxPositionEmbeddings: int('rope.scaling.original_context_length', 4096, MAX_POSITIONS),
           // llama.cpp's defaults (and gpt-oss's config.json); the GGUF carries no beta keys for gpt-oss.
           betaFast: num('rope.scaling.yarn_beta_fast', 32),
           betaSlow: num('rope.scaling.yarn_beta_slow', 1),
@@ -356,7 +359,7 @@ export function ggufConfig(g: GgufFile): ModelConfig {
     rmsNormEps: num('attention.layer_norm_rms_epsilon'),
     // Not in the GGUF: llama.cpp hard-codes gpt-oss's clamp (7.0), as config.json's swiglu_limit.
     swigluLimit: 7.0,
-    maxPositionEmbeddings: int('context_length'),
+    maxPositionEmbeddings: int('context_length', undefined, MAX_POSITIONS),
     eosTokenIds: eos,
   };
   if (config.hiddenSize % 32 !== 0 || config.intermediateSize % 32 !== 0)

@@ -3,6 +3,7 @@
 // then the data; offsets are relative to the end of the header.
 import { CheckpointError } from '../errors.js';
 import { closeFile, openRegular, readAt, runSync, type Io } from './io.js';
+import { checkShape } from './shape.js';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL' | 'F8_E4M3' | 'F8_E5M2';
 
@@ -88,9 +89,8 @@ function checkEntry(path: string, name: string, raw: unknown, dataStart: number,
   const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
   if (typeof e.dtype !== 'string' || !(e.dtype in DTYPE_BYTES))
     throw new CheckpointError(path, `unknown dtype ${JSON.stringify(e.dtype)}`, name);
-  if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-    throw new CheckpointError(path, `shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`, name);
-  if (e.shape.length > 8) throw new CheckpointError(path, `shape ${JSON.stringify(e.shape)} has ${e.shape.length} dimensions (at most 8)`, name);
+  if (!Array.isArray(e.shape)) throw new CheckpointError(path, `shape ${JSON.stringify(e.shape)} is not a list of non-negative integers`, name);
+  checkShape(path, name, e.shape);
   const off = e.data_offsets;
   if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[1] < off[0])
     throw new CheckpointError(path, `data_offsets ${JSON.stringify(off)} must be [begin, end] with 0 <= begin <= end`, name);
