@@ -78,6 +78,20 @@ describe('damaged files are CheckpointErrors naming the file (and tensor)', () =
     expect(e.message).toMatch(/model\.safetensors: tensor 'model\.norm\.weight': shape .* has 9 dimensions \(at most 8\)/);
   });
 
+  // Found by scripts/fuzz.mjs (15th session): a dimension past the native 2^40 beside a zero one holds no bytes, so
+  // the byte count agreed and the shape reached the native tensor as an untyped RangeError.
+  it('a dimension past the runtime\'s limit beside a zero one', async () => {
+    const dir = fresh();
+    editHeader(dir, (h) => {
+      const t = h['model.norm.weight'] as { shape: number[]; data_offsets: number[] };
+      t.shape = [2 ** 45, 0];
+      t.data_offsets = [t.data_offsets[0], t.data_offsets[0]];
+    });
+    const e = await loadError(dir, { device: 'cpu' });
+    expect(e).toBeInstanceOf(CheckpointError);
+    expect(e.message).toMatch(/model\.safetensors: tensor 'model\.norm\.weight': shape \[35184372088832,0\]: dimension 35184372088832 exceeds the runtime's 1099511627776 elements/);
+  });
+
   it('a tensor native code finds missing is a CheckpointError from C++', async () => {
     const dir = fresh();
     editHeader(dir, (h) => delete h['model.norm.weight']);
