@@ -59,7 +59,15 @@ const configMutations = [
 
 const headerMutations = [
   (r, h) => { const t = pick(r, tensorNames(h)); h[t].dtype = pick(r, ['F16', 'F32', 'U8', 'I64', 'BF17', '', 5, null, 'F8_E4M3']); return `${t} dtype ${JSON.stringify(h[t].dtype)}`; },
-  (r, h) => { const t = pick(r, tensorNames(h)); const s = h[t].shape; const i = int(r, s.length + 1); h[t].shape = pick(r, [[...s, 1], s.slice(1), [...s].reverse(), s.map((d, j) => (j === i ? pick(r, [0, -1, d + 1, 2 ** 40, 1.5, 'x']) : d)), [1, 1, 1, 1, 1, 1, 1, 1, ...s], [2 ** 45, 0], null, 'x']); if (JSON.stringify(h[t].shape) === JSON.stringify([2 ** 45, 0])) h[t].data_offsets = [h[t].data_offsets[0], h[t].data_offsets[0]]; return `${t} shape ${JSON.stringify(h[t].shape)}`; },
+  (r, h) => {
+    const t = pick(r, tensorNames(h));
+    const s = h[t].shape;
+    const i = int(r, s.length + 1);
+    const empty = [2 ** 45, 0]; // no bytes, so the size check agrees: a dimension past the runtime's 2^40 alone
+    h[t].shape = pick(r, [[...s, 1], s.slice(1), [...s].reverse(), s.map((d, j) => (j === i ? pick(r, [0, -1, d + 1, 2 ** 40, 1.5, 'x']) : d)), [1, 1, 1, 1, 1, 1, 1, 1, ...s], empty, null, 'x']);
+    if (h[t].shape === empty) h[t].data_offsets = [h[t].data_offsets[0], h[t].data_offsets[0]];
+    return `${t} shape ${JSON.stringify(h[t].shape)}`;
+  },
   (r, h) => { const t = pick(r, tensorNames(h)); const [a, b] = h[t].data_offsets; h[t].data_offsets = pick(r, [[b, a], [a + 1, b + 1], [a, b + 2], [a - 2, b - 2], [0, b - a], [a, 2 ** 53], [-1, b], [a], null, [a, b, 0]]); return `${t} data_offsets ${JSON.stringify(h[t].data_offsets)}`; },
   (r, h) => { const t = pick(r, tensorNames(h)); delete h[t]; return `without ${t}`; },
   (r, h) => { const t = pick(r, tensorNames(h)); h[`${t}.copy`] = { ...h[t] }; return `${t} duplicated under another name`; },
@@ -168,7 +176,7 @@ const ggufMutations = [
     const at = int(r, Math.max(1, info.dataStart - 8));
     const v = pick(r, GGUF_INTS);
     if (int(r, 2)) buf.writeUInt32LE(Number(v & 0xffffffffn), at);
-    else buf.writeBigUInt64LE(v & ((1n << 64n) - 1n), at);
+    else buf.writeBigUInt64LE(v, at);
     return { buf, what: `header integer at ${at} := ${v}` };
   },
   // one tensor info's field: dims, type or offset
@@ -182,7 +190,7 @@ const ggufMutations = [
     const pos = field === 0 ? at : field === 1 ? at + 4 + 8 * int(r, Math.max(1, Math.min(nd, 4))) : field === 2 ? at + 4 + 8 * nd : at + 8 + 8 * nd;
     const v = pick(r, GGUF_INTS);
     if (field === 0 || field === 2) buf.writeUInt32LE(Number(v & 0xffffffffn), pos);
-    else buf.writeBigUInt64LE(v & ((1n << 64n) - 1n), pos);
+    else buf.writeBigUInt64LE(v, pos);
     return { buf, what: `tensor '${t.name}' ${['n_dims', 'dim', 'type', 'offset'][field]} := ${v}` };
   },
   // bytes of the header region flipped

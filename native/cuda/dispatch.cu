@@ -373,9 +373,8 @@ class CudaBackend final : public Backend {
       // the GEMM path (a decode batch's q/k/v): the norm writes the GEMM's A halves too (no split launch)
       std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(parts[0]));
       const LinearHalves h = linear_gemm_halves(parts[0], ws.get());
-      const int64_t H = x.dim(-1);
-      launch_add_rmsnorm_split(x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, int(x.numel() / H),
-                               int(H), eps, normed.ptr<float>(), h.hi, h.lo, stream_);
+      launch_add_rmsnorm_split(x.ptr<float>(), residual.ptr<float>(), norm_weight.data, w_bf16, parts[0].n, parts[0].K, eps,
+                               normed.ptr<float>(), h.hi, h.lo, stream_);
       return launch_linear_gemm_parts_halves(parts, 3, h, stream_);
     }
     if (!fuse_ || !add_rmsnorm_gemv_fusable(parts, 3, x.ptr<float>(), residual.ptr<float>(), normed.ptr<float>(),

@@ -415,10 +415,7 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
   if constexpr (WF == WeightFormat::BF16 && EPI == Epilogue::Store) {
     const int splits = p.group_start ? 1
                                      : wgmma_dense_splits(current_caps(), knobs(), col_tiles * max_tiles, ceil_div(p.K, wl::kBK),
-                                                          [&](int s) {
-                                                            set_smem<WF, EPI, WG, true>(smem);
-                                                            return split_resident<WG>(s);
-                                                          });
+                                                          [](int s) { return split_resident<WG>(s); });
     if (splits > 1) {
       set_smem<WF, EPI, WG, true>(smem);
       if (split_resident<WG>(splits) > 0) {  // a cluster of that size runs here at all (else unsplit)

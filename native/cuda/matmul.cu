@@ -577,11 +577,9 @@ void launch_linear_gemm_parts(const LinearArgs* parts, int count, void* workspac
 
 void launch_linear_gemm_parts_halves(const LinearArgs* parts, int count, const LinearHalves& h, cudaStream_t stream) {
   const LinearArgs& a = parts[0];
-  const uint16_t* hi = h.hi;
-  const uint16_t* lo = h.lo;
   GemmProblem p;
-  p.a_hi = hi;
-  p.a_lo = lo;
+  p.a_hi = h.hi;
+  p.a_lo = h.lo;
   p.w = a.w;
   p.w_scales = a.w_scales;
   p.bias = a.bias;

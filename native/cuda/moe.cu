@@ -436,48 +436,63 @@ GemmProblem expert_gemm(const MoeArgs& a, const GroupedWs& w, const uint16_t* a_
   return g;
 }
 
-__global__ void moe_count_kernel(const int32_t* expert_idx, int P, int E, int32_t* counts, int* err) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= P) return;
-  int e = expert_idx[i];
+// The routing's three steps, each a device function so the separate kernels below (prefill, the grouped decode
+// kernels) and the single-CTA moe_route_split_kernel (the streaming MoE) run the same code.
+// Pair i counted for its expert (an expert index out of range flags err instead).
+__device__ __forceinline__ void route_count(const int32_t* expert_idx, int i, int E, int32_t* counts, int* err) {
+  const int e = expert_idx[i];
+  if (e < 0 || e >= E) atomicOr(err, kErrExpertRange);
+  else atomicAdd(counts + e, 1);
+}
+// One thread: exclusive scans of counts (slots: group_start, and `start` where given) and of ceil(count / bm) (GEMM
+// tiles: tile_start), E + 1 entries each.
+__device__ __forceinline__ void route_scan(const int32_t* counts, int E, int bm, int32_t* group_start, int32_t* tile_start,
+                                           int32_t* start) {
+  int s = 0, t = 0;
+  for (int e = 0; e < E; ++e) {
+    group_start[e] = s;
+    if (start) start[e] = s;
+    tile_start[e] = t;
+    s += counts[e];
+    t += (counts[e] + bm - 1) / bm;
+  }
+  group_start[E] = s;
+  if (start) start[E] = s;
+  tile_start[E] = t;
+}
+// Pair i's slot: its expert's group start plus its place by the expert's cursor (-1 for an index out of range).
+__device__ __forceinline__ void route_scatter(const int32_t* expert_idx, int i, int k, int E, const int32_t* group_start,
+                                              int32_t* cursor, int32_t* perm_token, int32_t* pair_slot) {
+  const int e = expert_idx[i];
   if (e < 0 || e >= E) {
-    atomicOr(err, kErrExpertRange);
+    pair_slot[i] = -1;
     return;
   }
-  atomicAdd(counts + e, 1);
+  const int slot = group_start[e] + atomicAdd(cursor + e, 1);
+  perm_token[slot] = i / k;
+  pair_slot[i] = slot;
+}
+
+__global__ void moe_count_kernel(const int32_t* expert_idx, int P, int E, int32_t* counts, int* err) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < P) route_count(expert_idx, i, E, counts, err);
 }
 
 // Single block: exclusive scans of counts (slots) and of ceil(count / BM) (GEMM tiles).
 __global__ void moe_scan_kernel(const int32_t* counts, int E, int bm, int32_t* group_start, int32_t* tile_start,
                                 int32_t* cursor) {
   if (threadIdx.x != 0) return;
-  int s = 0, t = 0;
-  for (int e = 0; e < E; ++e) {
-    group_start[e] = s;
-    tile_start[e] = t;
-    cursor[e] = 0;
-    s += counts[e];
-    t += (counts[e] + bm - 1) / bm;
-  }
-  group_start[E] = s;
-  tile_start[E] = t;
+  for (int e = 0; e < E; ++e) cursor[e] = 0;
+  route_scan(counts, E, bm, group_start, tile_start, nullptr);
 }
 
 __global__ void moe_scatter_kernel(const int32_t* expert_idx, int P, int k, int E, const int32_t* group_start,
                                    int32_t* cursor, int32_t* perm_token, int32_t* pair_slot) {
-  int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= P) return;
-  int e = expert_idx[i];
-  if (e < 0 || e >= E) {
-    pair_slot[i] = -1;
-    return;
-  }
-  int slot = group_start[e] + atomicAdd(cursor + e, 1);
-  perm_token[slot] = i / k;
-  pair_slot[i] = slot;
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < P) route_scatter(expert_idx, i, k, E, group_start, cursor, perm_token, pair_slot);
 }
 
-// The three steps above in one CTA (the streaming MoE of a decode batch: P = n x k is a few hundred pairs): counts,
+// The three steps in one CTA (the streaming MoE of a decode batch: P = n x k is a few hundred pairs): counts,
 // the scans and the scatter through shared memory, one launch where a memset and three kernels were (~14 us of a
 // 20b layer at 64 streams on an H100: count 2.7, scan 5.4, scatter 3.2, and the memset; 15th session). A slot's
 // place in its expert's group follows shared-memory atomics, as the scatter's global ones did: the sums do not
@@ -496,34 +511,11 @@ __global__ void moe_route_split_kernel(const int32_t* expert_idx, int P, int k, 
   int32_t* start = route_sh + 2 * E;
   for (int e = threadIdx.x; e < E; e += blockDim.x) cnt[e] = cur[e] = 0;
   __syncthreads();
-  for (int i = threadIdx.x; i < P; i += blockDim.x) {
-    const int e = expert_idx[i];
-    if (e < 0 || e >= E) atomicOr(err, kErrExpertRange);
-    else atomicAdd(cnt + e, 1);
-  }
+  for (int i = threadIdx.x; i < P; i += blockDim.x) route_count(expert_idx, i, E, cnt, err);
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int s = 0, t = 0;
-    for (int e = 0; e < E; ++e) {
-      start[e] = group_start[e] = s;
-      tile_start[e] = t;
-      s += cnt[e];
-      t += (cnt[e] + bm - 1) / bm;
-    }
-    start[E] = group_start[E] = s;
-    tile_start[E] = t;
-  }
+  if (threadIdx.x == 0) route_scan(cnt, E, bm, group_start, tile_start, start);
   __syncthreads();
-  for (int i = threadIdx.x; i < P; i += blockDim.x) {
-    const int e = expert_idx[i];
-    if (e < 0 || e >= E) {
-      pair_slot[i] = -1;
-      continue;
-    }
-    const int slot = start[e] + atomicAdd(cur + e, 1);
-    perm_token[slot] = i / k;
-    pair_slot[i] = slot;
-  }
+  for (int i = threadIdx.x; i < P; i += blockDim.x) route_scatter(expert_idx, i, k, E, start, cur, perm_token, pair_slot);
 }
 
 // out[t, h] = sum_j w[t, j] * y[slot(t, j), h], in fixed j order (deterministic).

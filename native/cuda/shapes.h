@@ -102,9 +102,9 @@ inline int group_cta_smem(int nch, int target, int tokens) {
 // routed rows kMoeStreamTokens at a time as the MMA's N (4 tokens an n-tile: bf16 hi and lo columns); a
 // ring of stages of kMoeStreamKc MX blocks (packed weights [kc][rows][16 B] + the tokens' bf16 halves,
 // rows padded to a 64-byte bank offset), the CTA's scales [rows][K/32] resident.
-// The wide variant (14th session, on request: GPTOSS_CUDA_MOE_STREAM_TOKENS=32): kMoeStreamWideTokens routed rows
-// a CTA (8 n-tiles, two CTAs an SM, the shallow ring), so an expert with 17-32 rows decodes its weights once
-// instead of in two CTAs. Measured on an H100 it lost (19% at 16 and 64 streams, 1.5% at 128).
+// The wide variant (14th session; the default on Hopper from kMoeStreamWideAutoMinPerExpert rows an expert since the
+// 15th): kMoeStreamWideTokens routed rows a CTA (8 n-tiles, two CTAs an SM, the shallow ring), so an expert with
+// 17-32 rows decodes its weights once instead of in two CTAs.
 constexpr int kMoeStreamRows = 128, kMoeStreamThreads = 256, kMoeStreamKc = 4, kMoeStreamTokens = 16;
 constexpr int kMoeStreamWideTokens = 32;
 constexpr int kMoeStreamActRow = kMoeStreamKc * 64 + 64;  // bytes of one (token, half) row of a stage

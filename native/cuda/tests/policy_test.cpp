@@ -137,8 +137,9 @@ void test_attention() {
   CHECK(attention_decode_splits(k2, 4096, 128) == 2);
   CHECK(attention_decode_splits(k2, 8192, 0) == 64);
 
-  // The tensor-core decode kernel: only on request (GPTOSS_CUDA_ATTN_DECODE=mma), where mma.sync was
-  // compiled, G <= 8 and V is 16-bit; its splits fill the GPU (one tile a split up to 64).
+  // The tensor-core decode kernel: on request (GPTOSS_CUDA_ATTN_DECODE=mma), or by default for a decode batch of
+  // >= 64 sequences on Hopper; where mma.sync was compiled, G <= 8 and V is 16-bit; its splits fill the GPU (one
+  // tile a split up to 64).
   CHECK(!attention_decode_uses_mma(c, k, 64, 8, false));  // one sequence: the SIMT kernel by default
   // a decode batch of >= 64 sequences on Hopper: the tensor-core kernel by default; =simt refuses it
   CHECK(attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 64));
