@@ -262,20 +262,21 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       // "stream-s5": the stream kernels with the 5-stage ring (GPTOSS_CUDA_MOE_STREAM_STAGES=5: two CTAs an SM on
       // sm_90, against the default 3-stage ring's three); on the decode layout, "stream-relaid": the narrow kernel
       // (GPTOSS_CUDA_MOE_STREAM_TOKENS=16), "stream-relaid-w32": the wide one (=32: 32 rows a CTA, two CTAs an SM),
-      // "stream-relaid-auto": the policy's choice between them (moe_stream_tokens)
+      // "stream-relaid-auto": the policy's choice between them (moe_stream_tokens), "stream-relaid-s5": the narrow one on the
+      // 5-stage ring (two CTAs an SM). GPTOSS_CUDA_MOE_STREAM_TMA / _PREFETCH pick the ring's filling (read at each call)
       const std::vector<const char*> paths =
           dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
-              : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-relaid-auto", "stream-s5"};
+              : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-relaid-auto", "stream-s5", "stream-relaid-s5"};
       for (const char* path : paths) {
         const bool s5 = !std::strcmp(path, "stream-s5"), w32 = !std::strcmp(path, "stream-relaid-w32");
-        const bool w16 = !std::strcmp(path, "stream-relaid");
-        const bool rl = w32 || w16 || !std::strcmp(path, "stream-relaid-auto");
+        const bool w16 = !std::strcmp(path, "stream-relaid"), s5r = !std::strcmp(path, "stream-relaid-s5");
+        const bool rl = w32 || w16 || s5r || !std::strcmp(path, "stream-relaid-auto");
         if (rl && !wr.decode_layout) continue;
         if (const char* only = std::getenv("GPTOSS_BENCH_MOE_PATHS"))  // e.g. "gemm,stream-relaid,stream-relaid-w32"
           if (!list_has(only, path)) continue;
-        if (s5) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
+        if (s5 || s5r) setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
-        if (w32 || w16) setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", w32 ? "32" : "16", 1);
+        if (w32 || w16 || s5r) setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", w32 ? "32" : "16", 1);
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
         setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || rl ? "stream" : path, 1);
         const MoeWeights& ww = rl ? wr : w;

@@ -36,6 +36,10 @@
 #   gpu-batch-check, then while time is left memcheck and racecheck on --moe-stream and a step profile.
 # Predictions: bench/RESULTS.md, "The streaming MoE of a decode batch", "maxPrefillTokens" and (PART 6)
 #   "Thirteenth session".
+# PART 10 (~5-7 min): the streaming MoE's TMA kernel (16th session): gpu_check --moe-stream, the kernel A/B in one
+#   binary (GPTOSS_CUDA_MOE_STREAM_TMA=0|1), the 24-layer step both ways, the full gpu_check, gpu-batch-check, then
+#   memcheck / racecheck / synccheck and a step profile while time is left. Predictions: bench/RESULTS.md,
+#   "Sixteenth session".
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -195,6 +199,41 @@ elif [[ $PART == 9 ]]; then
     done
   fi
   if (( $(date +%s) - t0 < ${PROFILE_BEFORE_S:-380} )) && command -v ncu > /dev/null; then
+    STREAMS=64 LAYERS=2 OUT="$OUT" timeout 100 bash scripts/gpu-step-profile.sh > "$OUT/step-profile-s64-l2.txt" 2>&1
+    echo "step profile, 64 streams, 2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -20 "$OUT/step-profile-s64-l2.txt" | cut -c1-150
+  fi
+elif [[ $PART == 10 ]]; then
+  # the streaming MoE's TMA kernel (16th session): its check first (a lost byte count would hang: timeouts), the
+  # kernel A/B in one binary (GPTOSS_CUDA_MOE_STREAM_TMA=0: the cp.async ring), the 24-layer step both ways, the
+  # full check, the batched step's check, then memcheck / racecheck / synccheck on the stream cases and ncu.
+  timeout 90 build-gpu/gptoss_gpu_check --moe-stream > "$OUT/check-moe-stream.log" 2>&1
+  echo "gpu_check --moe-stream rc $? $(grep -E '^gpu_check:' "$OUT/check-moe-stream.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+  grep -E "^FAIL" "$OUT/check-moe-stream.log" | head
+  grep -E "rows 8 an expert \(64|rows 16 an expert \(128" "$OUT/check-moe-stream.log" | head -4 | cut -c1-200
+  for tma in 0 1; do
+    GPTOSS_CUDA_MOE_STREAM_TMA=$tma GPTOSS_BENCH_MOE_PATHS=${MOE_PATHS:-stream-relaid-auto,stream-relaid,stream-relaid-w32} \
+      GPTOSS_BENCH_MOE_NS=${MOE_NS:-16,64,128} timeout 100 build-gpu/gptoss_gpu_bench --moe-batch > "$OUT/moe-batch-tma$tma.log" 2>&1
+    echo "gpu_bench --moe-batch (TMA=$tma) rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "graph .*r2" "$OUT/moe-batch-tma$tma.log" | cut -c1-150
+  done
+  for tma in 0 1; do
+    GPTOSS_CUDA_MOE_STREAM_TMA=$tma timeout 80 node bench/batch.mjs --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 \
+      --streams ${E2E_STREAMS:-1,64,128} --out "$OUT" > "$OUT/e2e-tma$tma.log" 2>&1
+    echo "batch.mjs 24 layers (TMA=$tma): rc $? ($(( $(date +%s) - t0 )) s)"; grep -E "^batch|^session" "$OUT/e2e-tma$tma.log" | cut -c1-150
+  done
+  if [[ -z "${SKIP_FULL:-}" ]]; then
+    timeout 150 build-gpu/gptoss_gpu_check > "$OUT/check.log" 2>&1
+    echo "gpu_check rc $? $(grep -E '^gpu_check:' "$OUT/check.log" | tail -1) ($(( $(date +%s) - t0 )) s)"
+    grep -E "^FAIL" "$OUT/check.log" | head
+    timeout 100 node scripts/gpu-batch-check.mjs > "$OUT/batch-check.log" 2>&1
+    echo "batch check: rc $? ($(( $(date +%s) - t0 )) s)"; grep -vE "^\s*$" "$OUT/batch-check.log" | tail -4
+  fi
+  if (( $(date +%s) - t0 < ${SANITIZE_BEFORE_S:-330} )) && command -v compute-sanitizer > /dev/null; then
+    for tool in memcheck racecheck synccheck; do
+      timeout 75 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream --quick > "$OUT/$tool-moe-stream.log" 2>&1
+      echo "$tool --moe-stream rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$tool-moe-stream.log" | tail -1)"
+    done
+  fi
+  if (( $(date +%s) - t0 < ${PROFILE_BEFORE_S:-420} )) && command -v ncu > /dev/null; then
     STREAMS=64 LAYERS=2 OUT="$OUT" timeout 100 bash scripts/gpu-step-profile.sh > "$OUT/step-profile-s64-l2.txt" 2>&1
     echo "step profile, 64 streams, 2 layers: rc $? ($(( $(date +%s) - t0 )) s)"; head -20 "$OUT/step-profile-s64-l2.txt" | cut -c1-150
   fi

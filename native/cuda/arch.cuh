@@ -27,6 +27,7 @@
 #endif
 #if __CUDA_ARCH__ >= GPTOSS_ARCH_HOPPER
 #define GPTOSS_HAVE_PDL 1        // griddepcontrol (programmatic dependent launch, sm_90+)
+#define GPTOSS_HAVE_BULK_ASYNC 1 // cp.async.bulk(.tensor) and mbarrier expect-tx (the TMA unit, sm_90+; bulk_copy.cuh)
 #endif
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define GPTOSS_HAVE_WGMMA 1      // sm_90a only (wgmma.*; TOOLCHAIN.md §2); not used yet

@@ -25,6 +25,7 @@ enum CompiledFeature : unsigned {
   kFeatWgmma = 8u,    // sm_90a
   kFeatTcgen05 = 16u, // sm_100a
   kFeatMfma = 32u,    // AMD CDNA matrix cores
+  kFeatBulkAsync = 64u,  // cp.async.bulk(.tensor) + mbarrier expect-tx (sm_90+)
 };
 
 struct GpuCaps {
@@ -39,6 +40,7 @@ struct GpuCaps {
   bool fp8_mma = false;    // e4m3 mma.sync compiled AND native on the device (sm_89, sm_12x; sm_90 emulates it)
   bool fp8_compiled = false;  // e4m3 mma.sync compiled (runs, natively or emulated)
   bool pdl = false;        // griddepcontrol compiled and the device runs it
+  bool bulk_async = false; // TMA bulk copies and mbarrier expect-tx compiled and the device runs them (sm_90+)
   int smem_optin = 0;      // opt-in shared memory a block (bytes; GPTOSS_CUDA_SMEM_LIMIT may lower it)
   int sm_count = 0;        // SMs (CUs on AMD)
   int warp_size = 32;

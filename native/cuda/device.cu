@@ -42,6 +42,9 @@ __global__ void caps_probe_kernel(unsigned* out) {
 #if defined(GPTOSS_HAVE_PDL)
   f |= kFeatPdl;
 #endif
+#if defined(GPTOSS_HAVE_BULK_ASYNC)
+  f |= kFeatBulkAsync;
+#endif
 #if defined(GPTOSS_HAVE_WGMMA)
   f |= kFeatWgmma;
 #endif

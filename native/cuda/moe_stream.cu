@@ -36,7 +36,14 @@
 //    path's layout; moe_unpermute_kernel then sums a token's k rows with the routing weights in fixed order).
 #include "moe.cuh"
 
+#if !defined(GPTOSS_HIP)
+#include <cuda.h>  // CUtensorMap (the encoder is the driver's, found through the runtime: no libcuda link)
+#include <cudaTypedefs.h>
+#endif
+
+#include "bulk_copy.cuh"
 #include "gemm_tile.cuh"  // split_bf16
+#include "policy.h"
 #include "mma.cuh"
 #include "moe_stream_layout.h"
 #include "mxfp4_layout.h"
@@ -47,11 +54,112 @@ namespace {
 
 constexpr int kRows = kMoeStreamRows, kThreads = kMoeStreamThreads, kKc = kMoeStreamKc;
 constexpr int kActRow = kMoeStreamActRow;
-constexpr int kWStage = kKc * kRows * 16;
 static_assert(kThreads == 8 * 32 && kRows == 8 * 16, "8 warps of 16 weight rows");
 static_assert(kKc % 2 == 0, "ldmatrix.x4 takes two MX blocks at a time");
 static_assert(kMoeStreamTokens == 16 && kMoeStreamWideTokens == 32, "the K loop is compiled for 1..4 n-tiles (narrow) and 2, 4, 6, 8 (wide)");
 static_assert(kActRow % 128 == 64, "adjacent (token, half) rows at a 64-byte bank offset: conflict-free B loads");
+
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+// One stage's MMAs of a warp (both kernels): `ldsm` the lane's ldmatrix.x4 addresses of the stage's block pairs
+// (0, 1) and (2, 3) (its 16 rows; the ring's layout or the TMA kernel's swizzled one), `act` the lane's B
+// fragments of n-tile 0, block 0 (mstream::bfrag_offset in the stage), sc_kt the scale of row rl of the stage's
+// first block (block b: sc_kt[b sc_step], row rl + 8: + sc_b). kFull: all kKc blocks inside K, else the first nb.
+template <bool kRelaid, bool kBig, int NT, bool kFull, int kTiles>
+__device__ __forceinline__ void stream_stage_mmas(float (&acc)[kTiles][4], const uint32_t (&ldsm)[kKc / 2], const uint8_t* act,
+                                                  const uint8_t* sc_kt, int sc_step, int sc_b, int nb) {
+  static_assert(NT <= kTiles, "n-tiles run within the accumulators");
+#pragma unroll
+  for (int bp = 0; bp < kKc; bp += 2) {
+    if (!kFull && bp >= nb) break;
+    uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
+    ldsm_x4_s(r, ldsm[bp / 2]);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int b = bp + h;
+      if (!kFull && b >= nb) break;
+      const uint32_t sa = sc_kt[b * sc_step], sb = sc_kt[b * sc_step + sc_b];
+      uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
+      uint32_t sca, scb;
+      if constexpr (kRelaid) {
+        mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
+        mxlayout::decode_word(r[2 * h + 1], ob);
+        if constexpr (kBig) {  // back to the plain values (exact), then 2^(s-127) as the prmt path's
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
+            ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
+          }
+          sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
+        } else {
+          sca = mxlayout::placed_scale_bf16x2(sa), scb = mxlayout::placed_scale_bf16x2(sb);
+        }
+      } else {
+        e2m1_word_to_bf16(r[2 * h], oa);
+        e2m1_word_to_bf16(r[2 * h + 1], ob);
+        sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        oa[i] = bf16x2_mul(oa[i], sca);
+        ob[i] = bf16x2_mul(ob[i], scb);
+      }
+      uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
+#pragma unroll
+      for (int ks = 0; ks < 2; ++ks)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
+#pragma unroll
+      for (int j = 0; j < NT; ++j) {
+        // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
+        // (mstream::bfrag_offset(j, g, t, b) = the lane's offset + its (j, b) part)
+        const uint4 bv = *reinterpret_cast<const uint4*>(act + 8 * j * kActRow + b * 64);
+        const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
+        mma_bf16_16816(acc[j], af[0], b0);
+        mma_bf16_16816(acc[j], af[1], b1);
+      }
+    }
+  }
+}
+
+// The epilogue of both kernels: lane (g, t) of n-tile j holds rows na = n0 + rl (c0 hi + c1 lo) and na + 8
+// (c2 + c3), token 4j + t of the CTA's slots c0 ..; ntok of them hold tokens, in ntiles n-tiles.
+template <bool kSwiglu, int kTiles>
+__device__ __forceinline__ void stream_epilogue(const MoeStreamProblem& p, const float (&acc)[kTiles][4], int e, int c0, int na,
+                                                int ntok, int ntiles, int g, int t) {
+  const int nb8 = na + 8;
+  const float bias_a = na < p.N ? param_f32(p.bias, p.bias_bf16, int64_t(e) * p.N + na) : 0.f;
+  const float bias_b = nb8 < p.N ? param_f32(p.bias, p.bias_bf16, int64_t(e) * p.N + nb8) : 0.f;
+#pragma unroll
+  for (int j = 0; j < kTiles; ++j) {
+    if (j >= ntiles) break;  // warp-uniform
+    const int tok = mstream::c_token(j, t);
+    const int slot = c0 + tok;
+    float va = acc[j][0] + acc[j][1] + bias_a, vb = acc[j][2] + acc[j][3] + bias_b;
+    if (kSwiglu) {
+      // gate = even row, up = the odd row after it (transformers GptOssExperts): lane g ^ 1 (lane ^ 4)
+      const float ua = __shfl_xor_sync(0xffffffffu, va, 4), ub = __shfl_xor_sync(0xffffffffu, vb, 4);
+      if ((g & 1) || tok >= ntok) continue;
+      const int ldo = p.N / 2;
+      if (na + 1 < p.N) {
+        uint16_t hi, lo;
+        split_bf16(swiglu(va, ua, p.limit, p.alpha), hi, lo);
+        p.out_hi[int64_t(slot) * ldo + na / 2] = hi;
+        p.out_lo[int64_t(slot) * ldo + na / 2] = lo;
+      }
+      if (nb8 + 1 < p.N) {
+        uint16_t hi, lo;
+        split_bf16(swiglu(vb, ub, p.limit, p.alpha), hi, lo);
+        p.out_hi[int64_t(slot) * ldo + nb8 / 2] = hi;
+        p.out_lo[int64_t(slot) * ldo + nb8 / 2] = lo;
+      }
+    } else {
+      if (tok >= ntok) continue;
+      if (na < p.N) p.out[int64_t(slot) * p.N + na] = va;
+      if (nb8 < p.N) p.out[int64_t(slot) * p.N + nb8] = vb;
+    }
+  }
+}
+#endif
 
 // Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
 // memory), three at the shallow one (3 x 65 KB: 24 warps an SM instead of 16; <= 80 registers a thread, 4-20
@@ -224,62 +332,11 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
     const int sc_b = mstream::scale_offset(rl + 8, 0, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
     const uint32_t ldsm_lane = uint32_t(mstream::ldsm_offset(warp, 0, lane));
     const int bfrag_lane = mstream::bfrag_offset(0, g, t, 0);
-    // One stage's MMAs: kFull, a stage of kKc blocks (every stage but a partial last one: no per-block guard).
+    // One stage's MMAs (stream_stage_mmas): kFull, a stage of kKc blocks (every stage but a partial last one).
     auto stage = [&](auto big_c, auto nt_c, auto full_c, uint32_t slot, const uint8_t* sc_kt, int nb) {
-      constexpr bool kBig = decltype(big_c)::value, kFull = decltype(full_c)::value;
-      constexpr int NT = decltype(nt_c)::value;
-      const uint8_t* st = smem + slot;
-#pragma unroll
-      for (int bp = 0; bp < kKc; bp += 2) {
-        if (!kFull && bp >= nb) break;
-        uint32_t r[4];  // r[2h]: word t of row g, r[2h + 1]: of row g + 8, block bp + h
-        ldsm_x4_s(r, smem_s + slot + ldsm_lane + uint32_t(mstream::weight_offset(0, bp)));
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int b = bp + h;
-          if (!kFull && b >= nb) break;
-          const uint32_t sa = sc_kt[b * sc_step], sb = sc_kt[b * sc_step + sc_b];
-          uint32_t oa[4], ob[4];  // pairs (0,1) (2,3) (4,5) (6,7) of the lane's values 8t .. 8t+7
-          uint32_t sca, scb;
-          if constexpr (kRelaid) {
-            mxlayout::decode_word(r[2 * h], oa);  // x 2^-126
-            mxlayout::decode_word(r[2 * h + 1], ob);
-            if constexpr (kBig) {  // back to the plain values (exact), then 2^(s-127) as the prmt path's
-#pragma unroll
-              for (int i = 0; i < 4; ++i) {
-                oa[i] = bf16x2_mul(oa[i], 0x7E807E80u);
-                ob[i] = bf16x2_mul(ob[i], 0x7E807E80u);
-              }
-              sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
-            } else {
-              sca = mxlayout::placed_scale_bf16x2(sa), scb = mxlayout::placed_scale_bf16x2(sb);
-            }
-          } else {
-            e2m1_word_to_bf16(r[2 * h], oa);
-            e2m1_word_to_bf16(r[2 * h + 1], ob);
-            sca = mxlayout::e8m0_bf16x2(sa), scb = mxlayout::e8m0_bf16x2(sb);
-          }
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            oa[i] = bf16x2_mul(oa[i], sca);
-            ob[i] = bf16x2_mul(ob[i], scb);
-          }
-          uint32_t af[2][4];  // k16 step ks: values 8t + 4ks + 0..3 (mstream::a_pair / a_row8)
-#pragma unroll
-          for (int ks = 0; ks < 2; ++ks)
-#pragma unroll
-            for (int i = 0; i < 4; ++i) af[ks][i] = mstream::a_row8(i) ? ob[mstream::a_pair(ks, i)] : oa[mstream::a_pair(ks, i)];
-#pragma unroll
-          for (int j = 0; j < NT; ++j) {
-            // B column g of n-tile j: token 4j + g/2, half g & 1 = stage row 8j + g; values 8t .. 8t+7
-            // (mstream::bfrag_offset(j, g, t, b) = bfrag_lane + its (j, b) part)
-            const uint4 bv = *reinterpret_cast<const uint4*>(st + bfrag_lane + 8 * j * kActRow + b * 64);
-            const uint32_t b0[2] = {bv.x, bv.y}, b1[2] = {bv.z, bv.w};
-            mma_bf16_16816(acc[j], af[0], b0);
-            mma_bf16_16816(acc[j], af[1], b1);
-          }
-        }
-      }
+      const uint32_t ldsm[kKc / 2] = {smem_s + slot + ldsm_lane, smem_s + slot + ldsm_lane + uint32_t(mstream::weight_offset(0, 2))};
+      stream_stage_mmas<kRelaid, decltype(big_c)::value, decltype(nt_c)::value, decltype(full_c)::value>(
+          acc, ldsm, smem + slot + bfrag_lane, sc_kt, sc_step, sc_b, nb);
     };
     // The K loop, compiled per (kBig, NT): the CTA's scale range and its n-tiles are CTA-uniform, so the loop
     // carries no per-block select between the two scale paths and no per-tile guard (in the PTX of the loop
@@ -319,44 +376,179 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
     }
     cp_async_wait<0>();  // only empty groups are left
 
-    // ---- epilogue: lane (g, t) of n-tile j holds rows rl (c0 hi + c1 lo) and rl + 8 (c2 + c3), token 4j + t
-    const int na = n0 + rl, nb8 = na + 8;
-    const float bias_a = na < p.N ? param_f32(p.bias, p.bias_bf16, int64_t(e) * p.N + na) : 0.f;
-    const float bias_b = nb8 < p.N ? param_f32(p.bias, p.bias_bf16, int64_t(e) * p.N + nb8) : 0.f;
-#pragma unroll
-    for (int j = 0; j < kTok / 4; ++j) {
-      if (j >= ntiles) break;  // warp-uniform
-      const int tok = mstream::c_token(j, t);
-      const int slot = c0 + tok;
-      float va = acc[j][0] + acc[j][1] + bias_a, vb = acc[j][2] + acc[j][3] + bias_b;
-      if (kSwiglu) {
-        // gate = even row, up = the odd row after it (transformers GptOssExperts): lane g ^ 1 (lane ^ 4)
-        const float ua = __shfl_xor_sync(0xffffffffu, va, 4), ub = __shfl_xor_sync(0xffffffffu, vb, 4);
-        if ((g & 1) || tok >= ntok) continue;
-        const int ldo = p.N / 2;
-        if (na + 1 < p.N) {
-          uint16_t hi, lo;
-          split_bf16(swiglu(va, ua, p.limit, p.alpha), hi, lo);
-          p.out_hi[int64_t(slot) * ldo + na / 2] = hi;
-          p.out_lo[int64_t(slot) * ldo + na / 2] = lo;
-        }
-        if (nb8 + 1 < p.N) {
-          uint16_t hi, lo;
-          split_bf16(swiglu(vb, ub, p.limit, p.alpha), hi, lo);
-          p.out_hi[int64_t(slot) * ldo + nb8 / 2] = hi;
-          p.out_lo[int64_t(slot) * ldo + nb8 / 2] = lo;
-        }
-      } else {
-        if (tok >= ntok) continue;
-        if (na < p.N) p.out[int64_t(slot) * p.N + na] = va;
-        if (nb8 < p.N) p.out[int64_t(slot) * p.N + nb8] = vb;
-      }
-    }
+    stream_epilogue<kSwiglu>(p, acc, e, c0, n0 + rl, ntok, ntiles, g, t);
   }
 #else
   GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
 }
+
+#if !defined(GPTOSS_HIP)
+// The TMA kernel (16th session; moe_stream_uses_tma: sm_90+; by default the narrow CTA): the same CTA tile, ring of
+// S stages, MMAs and epilogue as moe_stream_kernel, but the ring is filled by the TMA unit and the warps meet at no
+// CTA barrier.
+// Measured before it (15th session, ncu on an H100 at 64 streams): the cp.async kernel's loop issued ~200
+// instructions a stage and stalled on its copies' register moves (long scoreboard), the MIO queue the 16-byte
+// copies share with ldmatrix, and the stage barrier; DRAM at 55%.
+//  - A stage is one box of the tensor map `wmap` (bytes [kt kKc 16, +64) of rows n0 .. n0 + 127 of expert e,
+//    landed with the 64-byte swizzle: mstream::tma_weight_offset; rows past N arrive as zeros; L2 promotion 256
+//    bytes, as the cp.async kernel's .L2::256B) and one 1-D bulk copy for each (token, half) row of the stage's
+//    activations (rows of absent tokens are not copied: their columns are never stored), all completing on the
+//    slot's "full" mbarrier by their byte count. The CTA's scales come with stage 0. With each stage the weights of
+//    stage + p.prefetch go into L2 (a TMA prefetch: no shared memory), since the ring's S - 1 stages in flight
+//    left the kernel waiting on memory (ncu, H100, 128 streams: long scoreboard 5.7 of 11.8 cycles an issue).
+//  - Each thread waits on "full" (the parity of the slot's use), runs the stage's MMAs (stream_stage_mmas) and
+//    arrives on the slot's "empty" mbarrier (kThreads arrivals a phase).
+//  - Stage kt + S - 1 goes into stage kt - 1's slot at the top of iteration kt, issued by warp kt % 8 once
+//    "empty" says every thread is done with stage kt - 1: one thread posts the bytes and the box, each lane its
+//    activation rows. The issuing warp rotates so that no warp waits for the others every stage; the rest run
+//    ahead as far as the ring allows. (A separate producer warp would cost the MMA warps registers: nine warps,
+//    three CTAs an SM leave 72 a thread; the wide kernel's two, 96.)
+template <bool kSwiglu, int S, bool kRelaid, int kTok>
+__global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>()))
+    moe_stream_tma_kernel(const __grid_constant__ CUtensorMap wmap, MoeStreamProblem p) {
+#if defined(GPTOSS_HAVE_BULK_ASYNC)
+  constexpr int kStage = moe_stream_stage_bytes(kTok);
+  static_assert(kStage % 1024 == 0, "stage slots keep the ring's 1024-byte alignment (the swizzle span)");
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  __shared__ int tok_row[kTok];
+  __shared__ __align__(8) uint64_t bars[2 * S];  // full[s], then empty[s]
+  const int tile = blockIdx.y;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  int e;  // as moe_stream_kernel
+  if (p.E < kThreads) {
+    const int at_or_below = __syncthreads_count(tid <= p.E && p.tile_start[tid] <= tile);
+    if (at_or_below > p.E) return;
+    e = at_or_below - 1;
+  } else {
+    if (tile >= p.tile_start[p.E]) return;
+    e = mstream::tile_expert(p.tile_start, p.E, tile);
+  }
+  const int c0 = p.group_start[e] + (tile - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
+  const int n0 = blockIdx.x * kRows;
+  if (c0 >= s1 || n0 >= p.N) return;
+  const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
+  const int rows_here = min(kRows, p.N - n0);
+  const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
+  uint8_t* smem = smem_raw + ((1024u - (smem_addr(smem_raw) & 1023u)) & 1023u);  // the ring 1024-aligned
+  const uint32_t smem_s = smem_addr(smem);
+  uint8_t* sc = smem + S * kStage;
+  const uint32_t full0 = smem_addr(&bars[0]), empty0 = smem_addr(&bars[S]);
+  int my_row = -1;
+  if (tid < kTok) tok_row[tid] = my_row = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
+  if (tid == 0) {
+    prefetch_tensor_map(&wmap);
+    for (int s = 0; s < S; ++s) {
+      mbar_init(full0 + 8 * s, 1);
+      mbar_init(empty0 + 8 * s, kThreads);
+    }
+    fence_barrier_init();
+  }
+  // the barriers and tok_row are in place; the tokens whose rows are copied (2 x act_tokens rows a stage: the
+  // expected bytes count exactly the copies issued, whatever a_rows holds)
+  const int act_tokens = __syncthreads_count(my_row >= 0);
+
+  // This lane's activation rows of a stage (stage row r = lane + 32 i: token r / 2, half r % 2), as the warp that
+  // issues a stage copies them
+  constexpr int kRowsPerLane = 2 * kTok / 32;
+  static_assert(2 * kTok % 32 == 0, "whole activation rows a lane");
+  const uint16_t* a_src[kRowsPerLane];
+#pragma unroll
+  for (int i = 0; i < kRowsPerLane; ++i) {
+    const int r = lane + 32 * i, row = tok_row[r >> 1];
+    a_src[i] = row < 0 ? nullptr : ((r & 1) ? p.a_lo : p.a_hi) + int64_t(row) * p.K;
+  }
+  // Stage kt into slot s (the calling warp, every lane): the expectation is posted before any byte can land.
+  auto issue = [&](int kt, int s) {
+    const uint32_t full = full0 + 8 * s, st = smem_s + uint32_t(s * kStage);
+    const uint32_t a_bytes = uint32_t(min(kKc * 32, p.K - kt * kKc * 32)) * 2u;
+    if (lane == 0) {
+      const uint32_t sc_bytes = uint32_t(rows_here * nch);  // a multiple of 16 (moe_stream_tma_fits)
+      mbar_arrive_expect_tx(full, uint32_t(mstream::kWStage) + uint32_t(2 * act_tokens) * a_bytes + (kt == 0 ? sc_bytes : 0u));
+      tensor_copy_3d_g2s(st, &wmap, kt * kKc * 16, n0, e, full);
+      // the weights p.prefetch stages further into L2 (a 256-byte promotion a row: every fourth stage reaches DRAM)
+      if (p.prefetch > 0 && kt + p.prefetch < nkt) tensor_prefetch_3d_l2(&wmap, (kt + p.prefetch) * kKc * 16, n0, e);
+      if (kt == 0) bulk_copy_g2s(smem_s + uint32_t(S * kStage), p.scales + (int64_t(e) * p.N + n0) * nch, sc_bytes, full);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < kRowsPerLane; ++i)
+      if (a_src[i]) bulk_copy_g2s(st + uint32_t(mstream::act_offset(lane + 32 * i, 0)), a_src[i] + kt * kKc * 32, a_bytes, full);
+  };
+  if (warp == 0)
+    for (int s = 0; s < S && s < nkt; ++s) issue(s, s);
+
+  // ntiles: the n-tiles holding tokens; nt_run: those the K loop runs (the wide kernel's: an even count)
+  const int nt_run = kTok == kMoeStreamTokens ? ntiles : (ntiles + 1) & ~1;
+  float acc[kTok / 4][4];
+#pragma unroll
+  for (int j = 0; j < kTok / 4; ++j)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) acc[j][c] = 0.f;
+  bool big = false;
+  if (kRelaid) {  // a scale above 128 (kRelaid's one-multiply range): the scales came with stage 0
+    mbar_wait(full0, 0);
+    const int sc_cnt = rows_here * nch;
+    for (int i = tid; i < sc_cnt / 4; i += kThreads)
+      big |= __vcmpgtu4(reinterpret_cast<const uint32_t*>(sc)[i], 0x01010101u * mxlayout::kPlacedScaleMax) != 0;
+    big = __syncthreads_or(big) != 0;
+  }
+  const int rl = warp * 16 + g;
+  const uint8_t* sc_a = sc + mstream::scale_offset(rl, 0, nch, kRelaid);
+  const int sc_step = mstream::scale_offset(rl, 1, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
+  const int sc_b = mstream::scale_offset(rl + 8, 0, nch, kRelaid) - mstream::scale_offset(rl, 0, nch, kRelaid);
+  const uint32_t ldsm_lo = uint32_t(mstream::tma_ldsm_offset(warp, 0, lane));
+  const uint32_t ldsm_hi = uint32_t(mstream::tma_ldsm_offset(warp, 2, lane));
+  const int bfrag_lane = mstream::bfrag_offset(0, g, t, 0);
+  auto k_loop = [&](auto big_c, auto nt_c) {
+    constexpr bool kBig = decltype(big_c)::value;
+    constexpr int NT = decltype(nt_c)::value;
+    uint32_t slot = 0, phase = 0;
+    int s = 0, prev = S - 1;  // stage kt's slot, stage kt - 1's
+    const uint8_t* sc_kt = sc_a;
+    for (int kt = 0; kt < nkt; ++kt) {
+      if (kt > 0 && kt + S - 1 < nkt && warp == kt % (kThreads / 32)) {  // refill stage kt - 1's slot
+        mbar_wait(empty0 + 8 * prev, uint32_t((kt - 1) / S) & 1u);
+        issue(kt + S - 1, prev);
+      }
+      mbar_wait(full0 + 8 * s, phase);
+      const uint32_t ldsm[kKc / 2] = {smem_s + slot + ldsm_lo, smem_s + slot + ldsm_hi};
+      if (kt < nkt - 1 || nch % kKc == 0)
+        stream_stage_mmas<kRelaid, kBig, NT, true>(acc, ldsm, smem + slot + bfrag_lane, sc_kt, sc_step, sc_b, kKc);
+      else
+        stream_stage_mmas<kRelaid, kBig, NT, false>(acc, ldsm, smem + slot + bfrag_lane, sc_kt, sc_step, sc_b, nch - kt * kKc);
+      mbar_arrive(empty0 + 8 * s);  // this thread is done reading the slot
+      sc_kt += kKc * sc_step;
+      prev = s;
+      if (++s == S) s = 0, slot = 0, phase ^= 1u;
+      else slot += uint32_t(kStage);
+    }
+  };
+  auto by_tiles = [&](auto big_c) {
+    if constexpr (kTok == kMoeStreamTokens) {
+      if (nt_run == 1) k_loop(big_c, std::integral_constant<int, 1>{});
+      else if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
+      else if (nt_run == 3) k_loop(big_c, std::integral_constant<int, 3>{});
+      else k_loop(big_c, std::integral_constant<int, 4>{});
+    } else {
+      if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
+      else if (nt_run == 4) k_loop(big_c, std::integral_constant<int, 4>{});
+      else if (nt_run == 6) k_loop(big_c, std::integral_constant<int, 6>{});
+      else k_loop(big_c, std::integral_constant<int, 8>{});
+    }
+  };
+  if constexpr (kRelaid) {
+    if (big) by_tiles(std::true_type{});
+    else by_tiles(std::false_type{});
+  } else {
+    by_tiles(std::false_type{});
+  }
+  stream_epilogue<kSwiglu>(p, acc, e, c0, n0 + rl, ntok, ntiles, g, t);
+#else
+  GPTOSS_NO_DEVICE_CODE("TMA bulk copies (sm_90+)");
+#endif
+}
+#endif  // !GPTOSS_HIP
 
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
 void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
@@ -371,11 +563,80 @@ void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   moe_stream_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
 }
-template <bool kSwiglu, int S, int kTok = kMoeStreamTokens>
-void launch_stages(const MoeStreamProblem& p, cudaStream_t stream) {
+#if !defined(GPTOSS_HIP)
+// The experts' packed blocks [E, N, K/32 x 16 bytes] as a 3-D tensor map of bytes for moe_stream_tma_kernel: a box
+// is one stage of one CTA (kKc blocks of kRows rows: 64 x 128 x 1 bytes), landed with the 64-byte swizzle, zeros
+// past N and K, L2 promotion 256 bytes. cuTensorMapEncodeTiled is the driver's; the runtime hands out its entry.
+CUtensorMap weight_tensor_map(const MoeStreamProblem& p) {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encode = [] {
+    void* fn = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    GPTOSS_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &found));
+    if (found != cudaDriverEntryPointSuccess || !fn)
+      throw runtime_error("moe stream: the driver has no cuTensorMapEncodeTiled (CUDA 12.0+ driver needed for the TMA kernel; "
+                          "GPTOSS_CUDA_MOE_STREAM_TMA=0 runs the cp.async one)");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(fn);
+  }();
+  const cuuint64_t row = cuuint64_t(p.K / 32) * 16;
+  cuuint64_t dims[3] = {row, cuuint64_t(p.N), cuuint64_t(p.E)};
+  cuuint64_t strides[2] = {row, row * cuuint64_t(p.N)};
+  cuuint32_t box[3] = {cuuint32_t(kKc * 16), cuuint32_t(kRows), 1};
+  cuuint32_t elem[3] = {1, 1, 1};
+  CUtensorMap map;
+  const CUresult r = encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 3, const_cast<uint8_t*>(p.w), dims, strides, box, elem,
+                            CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_64B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS)
+    throw runtime_error("moe stream: cuTensorMapEncodeTiled failed (CUresult " + std::to_string(int(r)) + ") for experts [" +
+                        std::to_string(p.E) + ", " + std::to_string(p.N) + ", " + std::to_string(p.K / 32) + " x 16 B]");
+  return map;
+}
+
+template <bool kSwiglu, int S, bool kRelaid, int kTok>
+void launch_tma_kernel(MoeStreamProblem p, cudaStream_t stream) {
+  const CUtensorMap map = weight_tensor_map(p);
+  p.prefetch = knobs().moe_stream_prefetch;
+  const int smem = moe_stream_tma_smem_bytes(S, p.K / 32, kTok);
+  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    attr_bytes.store(smem, std::memory_order_relaxed);
+  }
+  const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
+  moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(map, p);
+  GPTOSS_CUDA_LAUNCH("moe_stream_tma_kernel");
+}
+#endif
+
+// Whether this call runs the warp-specialised kernel: the policy (moe_stream_uses_tma) and what its copies need of
+// the pointers (16-byte aligned blocks, scales and activation rows; a CTA's scale bytes a multiple of 16).
+bool moe_stream_tma_fits(const MoeStreamProblem& p, int stages) {
+#if defined(GPTOSS_HIP)
+  (void)p, (void)stages;
+  return false;
+#else
+  const auto aligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
+  const int nch = p.K / 32;
+  return moe_stream_uses_tma(current_caps(), knobs(), nch, p.tokens, stages) && aligned(p.w) && aligned(p.scales) &&
+         aligned(p.a_hi) && aligned(p.a_lo) && p.K % 8 == 0 && (int64_t(p.N) * nch) % 16 == 0;
+#endif
+}
+
+// A ring of S stages, kTok rows a CTA: the TMA kernel where it runs (moe_stream_tma_fits), else the cp.async one.
+template <bool kSwiglu, int S, int kTok>
+void launch_ring(const MoeStreamProblem& p, cudaStream_t stream) {
+#if !defined(GPTOSS_HIP)
+  if (moe_stream_tma_fits(p, S)) {
+    if (p.decode_layout) launch_tma_kernel<kSwiglu, S, true, kTok>(p, stream);
+    else launch_tma_kernel<kSwiglu, S, false, kTok>(p, stream);
+    return;
+  }
+#endif
   if (p.decode_layout) launch_kernel<kSwiglu, S, true, kTok>(p, stream);
   else launch_kernel<kSwiglu, S, false, kTok>(p, stream);
 }
+
 
 }  // namespace
 
@@ -395,8 +656,8 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
                           caps_summary(current_caps()) + "): it needs " +
                           std::to_string(moe_stream_smem_bytes(kMoeStreamShallowStages, p.K / 32, kMoeStreamWideTokens)) +
                           " bytes of shared memory a block, two blocks an SM");
-    return swiglu ? launch_stages<true, kMoeStreamShallowStages, kMoeStreamWideTokens>(p, stream)
-                  : launch_stages<false, kMoeStreamShallowStages, kMoeStreamWideTokens>(p, stream);
+    return swiglu ? launch_ring<true, kMoeStreamShallowStages, kMoeStreamWideTokens>(p, stream)
+                  : launch_ring<false, kMoeStreamShallowStages, kMoeStreamWideTokens>(p, stream);
   }
   int stages = moe_stream_stages(current_caps(), p.K / 32);
   // GPTOSS_CUDA_MOE_STREAM_STAGES=5 (A/B, read at each call; the kernel bench's "stream-s5" rows): the deep ring
@@ -404,10 +665,10 @@ void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t
   if (stages == kMoeStreamShallowStages && env_int("GPTOSS_CUDA_MOE_STREAM_STAGES", 0, 3, 5) == kMoeStreamDeepStages &&
       moe_stream_deep_stages(current_caps(), p.K / 32) == kMoeStreamDeepStages)
     stages = kMoeStreamDeepStages;
-  if (stages == kMoeStreamDeepStages) return swiglu ? launch_stages<true, kMoeStreamDeepStages>(p, stream)
-                                                    : launch_stages<false, kMoeStreamDeepStages>(p, stream);
-  if (stages == kMoeStreamShallowStages) return swiglu ? launch_stages<true, kMoeStreamShallowStages>(p, stream)
-                                                       : launch_stages<false, kMoeStreamShallowStages>(p, stream);
+  if (stages == kMoeStreamDeepStages) return swiglu ? launch_ring<true, kMoeStreamDeepStages, kMoeStreamTokens>(p, stream)
+                                                    : launch_ring<false, kMoeStreamDeepStages, kMoeStreamTokens>(p, stream);
+  if (stages == kMoeStreamShallowStages) return swiglu ? launch_ring<true, kMoeStreamShallowStages, kMoeStreamTokens>(p, stream)
+                                                       : launch_ring<false, kMoeStreamShallowStages, kMoeStreamTokens>(p, stream);
   throw runtime_error("moe stream: the kernel does not run on this device (" + caps_summary(current_caps()) +
                       "): it needs bf16 mma.sync and " + std::to_string(moe_stream_smem_bytes(kMoeStreamShallowStages, p.K / 32)) +
                       " bytes of shared memory a block");

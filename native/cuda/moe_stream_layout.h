@@ -36,6 +36,15 @@ GPTOSS_HD constexpr int act_offset(int r, int ch) { return kWStage + r * kActRow
 GPTOSS_HD constexpr int ldsm_offset(int warp, int bp, int lane) {
   return weight_offset(warp * 16 + (lane & 15), bp + (lane >> 4));
 }
+// The warp-specialised kernel (TMA; moe_stream.cu): a stage's weights are the tensor map's box, rows of kKc
+// blocks (64 bytes) one after another, landed with the 64-byte swizzle (CU_TENSOR_MAP_SWIZZLE_64B: the 16-byte
+// chunk index within a 64-byte row XOR bits 7-8 of the shared address, i.e. (row / 2) % 4 in a 1024-aligned
+// slot), so the 8 rows of an ldmatrix phase fall in 8 distinct bank groups. The activation rows are as above.
+static_assert(kKc * 16 == 64, "the TMA box rows are one 64-byte swizzle span");
+GPTOSS_HD constexpr int tma_weight_offset(int row, int b) { return row * 64 + ((b ^ ((row >> 1) & 3)) * 16); }
+GPTOSS_HD constexpr int tma_ldsm_offset(int warp, int bp, int lane) {
+  return tma_weight_offset(warp * 16 + (lane & 15), bp + (lane >> 4));
+}
 // A register i (0..3) of k16 step ks: pair (of the lane's word's four, e2m1_word_to_bf16's order) and row
 // (0: g, 1: g + 8). k slots (2t, 2t+1, 2t+8, 2t+9) of step ks hold values 8t + 4ks + (0, 1, 2, 3).
 GPTOSS_HD constexpr int a_pair(int ks, int i) { return 2 * ks + (i >> 1); }

@@ -51,6 +51,7 @@ GpuCaps make_caps(int device, const std::string& name, int arch, int compiled_ar
   c.fp8_mma = c.fp8_compiled && !amd &&
               ((arch >= GPTOSS_ARCH_ADA && arch < GPTOSS_ARCH_HOPPER) || arch >= GPTOSS_ARCH_BLACKWELL_RTX);
   c.pdl = (c.compiled & kFeatPdl) != 0 && !amd && arch >= GPTOSS_ARCH_HOPPER;
+  c.bulk_async = (c.compiled & kFeatBulkAsync) != 0 && !amd && arch >= GPTOSS_ARCH_HOPPER;
   c.smem_optin = smem_optin;
   c.sm_count = sm_count;
   c.warp_size = warp_size;
@@ -135,6 +136,9 @@ void read_per_call_knobs(GpuKnobs& k) {
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
+  k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
+                                {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
+  k.moe_stream_prefetch = env_int("GPTOSS_CUDA_MOE_STREAM_PREFETCH", kMoeStreamPrefetchStages, 0, 16);
 }
 }  // namespace
 
@@ -338,6 +342,17 @@ int moe_stream_wide_stages(const GpuCaps& caps, int nch) {
   return 2 * (moe_stream_smem_bytes(kMoeStreamShallowStages, nch, kMoeStreamWideTokens) + 1024) <= sm_bytes
              ? kMoeStreamShallowStages
              : 0;
+}
+
+bool moe_stream_uses_tma(const GpuCaps& caps, const GpuKnobs& k, int nch, int tokens, int stages) {
+  using T = GpuKnobs::MoeStreamTma;
+  if (k.moe_stream_tma == T::Off || !caps.bulk_async) return false;
+  if (k.moe_stream_tma == T::Auto && tokens != kMoeStreamTokens) return false;
+  const int sm_bytes = caps.smem_optin + 1024;
+  // as many CTAs an SM as the cp.async kernel of that ring and width (moe_stream_min_blocks)
+  const int ctas = stages == kMoeStreamShallowStages && tokens == kMoeStreamTokens ? 3 : 2;
+  if (stages != kMoeStreamShallowStages && !(stages == kMoeStreamDeepStages && tokens == kMoeStreamTokens)) return false;
+  return ctas * (moe_stream_tma_smem_bytes(stages, nch, tokens) + 1024) <= sm_bytes;
 }
 
 int moe_stream_deep_stages(const GpuCaps& caps, int nch) {

@@ -114,11 +114,18 @@ GPTOSS_HD constexpr int moe_stream_stage_bytes(int tokens = kMoeStreamTokens) {
 GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch, int tokens = kMoeStreamTokens) {
   return stages * moe_stream_stage_bytes(tokens) + (kMoeStreamRows * nch + 15) / 16 * 16;
 }
+// The warp-specialised kernel (moe_stream.cu, TMA): the same ring and scales, plus 1 KB to align the ring to the
+// weights' 64-byte swizzle span (the tensor map's box lands swizzled by the shared address bits).
+GPTOSS_HD constexpr int moe_stream_tma_smem_bytes(int stages, int nch, int tokens = kMoeStreamTokens) {
+  return moe_stream_smem_bytes(stages, nch, tokens) + 1024;
+}
 // The two ring depths compiled. The shallow one is the default wherever three of its CTAs fit an SM (sm_90,
 // sm_100: 24 warps; its kernels are held to 80 registers for it): measured on an H100 it beat the deep ring
 // with two CTAs an SM by 3-7% a MoE (20b, 8-128 streams), the kernel being bound by issue and latency, not by
 // bytes in flight. GPTOSS_CUDA_MOE_STREAM_STAGES=5 asks for the deep one where it fits.
 constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;
+// The TMA kernel's L2 prefetch distance (stages ahead of the one it issues; GPTOSS_CUDA_MOE_STREAM_PREFETCH).
+constexpr int kMoeStreamPrefetchStages = 4;
 // Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (a decode batch: 256
 // streams of the 20b); a prefill's thousands of rows an expert stay on the GEMM tile (16 rows a CTA would read
 // an expert's weights once for every 16 of its rows).

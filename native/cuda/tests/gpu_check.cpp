@@ -626,7 +626,18 @@ std::string moe_stream_note(int n, int k, int E, int H, int I) {
   const gc::GpuCaps& caps = gc::device_caps(0);
   const bool runs = gc::moe_uses_decode(n, k) ? gc::moe_decode_uses_stream(caps, kn, E, H, I, false)
                                               : gc::choose_moe_batch(caps, kn, n, k, E, H, I, false) == gc::MoeBatchPath::Stream;
-  if (runs) return " (moe_stream.cu, " + std::to_string(gc::moe_stream_stages(caps, std::max(H, I) / 32)) + " stages)";
+  if (runs) {
+    // the launcher's choices (moe_stream.cu launch_moe_stream_gemm): rows a CTA, ring depth, TMA or cp.async
+    const int tokens = gc::moe_stream_tokens(caps, kn, int64_t(n) * k, E, H, I);
+    int stages = gc::moe_stream_stages(caps, std::max(H, I) / 32);
+    const char* deep = std::getenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+    if (tokens == gc::kMoeStreamTokens && deep && !std::strcmp(deep, "5") &&
+        gc::moe_stream_deep_stages(caps, std::max(H, I) / 32) == gc::kMoeStreamDeepStages)
+      stages = gc::kMoeStreamDeepStages;
+    const bool tma = gc::moe_stream_uses_tma(caps, kn, H / 32, tokens, stages) && gc::moe_stream_uses_tma(caps, kn, I / 32, tokens, stages);
+    return " (moe_stream.cu, " + std::to_string(stages) + " stages, " + std::to_string(tokens) + " rows a CTA, " +
+           (tma ? "TMA" : "cp.async") + ")";
+  }
 #else
   (void)n, (void)k, (void)E, (void)H, (void)I;
 #endif
@@ -752,7 +763,34 @@ void check_moe_stream(Rng& r) {
     check_moe_counts(r, real, cycle_counts(32, {24}), 4, "rows 24 an expert (192 streams), wide");
     const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
     check_moe_counts(r, hot_r, cycle_counts(8, {20}), 4, "scales 122-131 (two multiplies), wide, decode layout");
+    // the wide TMA kernel (GPTOSS_CUDA_MOE_STREAM_TMA=1; the policy keeps the wide kernel on cp.async)
+    setenv("GPTOSS_CUDA_MOE_STREAM_TMA", "1", 1);
+    check_moe_counts(r, small, {12, 3, 8, 1, 12}, 3, "rows 12/3/8/1/12, wide, TMA forced");
+    check_moe_counts(r, small_w, {33, 32, 17, 34, 20}, 4, "rows 33/32/17/34/20, wide, decode layout, TMA forced");
+    check_moe_counts(r, real_w, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, wide, decode layout, TMA forced");
+    check_moe_counts(r, hot_r, cycle_counts(8, {20}), 4, "scales 122-131 (two multiplies), wide, decode layout, TMA forced");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
     unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
+  }
+#endif
+  // the cp.async ring where the TMA kernel is the default (GPTOSS_CUDA_MOE_STREAM_TMA=0), both widths of CTA
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  if (gc::moe_stream_uses_tma(gc::device_caps(0), gc::knobs(), 2880 / 32, gc::kMoeStreamTokens, gc::kMoeStreamShallowStages)) {
+    setenv("GPTOSS_CUDA_MOE_STREAM_TMA", "0", 1);
+    const MoeSet real_r = relaid_copy(real);
+    check_moe_counts(r, small, {12, 3, 8, 1, 12}, 3, "rows 12/3/8/1/12, cp.async ring");
+    check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), cp.async ring");
+    check_moe_counts(r, real_r, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, decode layout, cp.async ring");
+    setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
+    check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 5 stages, cp.async ring");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
+    check_moe_counts(r, real_r, cycle_counts(32, {16}), 4, "rows 16 an expert (128 streams), wide, decode layout, cp.async ring");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
+    setenv("GPTOSS_CUDA_MOE_STREAM_PREFETCH", "0", 1);  // the TMA kernel without its L2 prefetches
+    check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), TMA without prefetch");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_PREFETCH");
   }
 #endif
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)

@@ -49,7 +49,7 @@ uint16_t to_bf16(float f) {  // exact for the small dyadic values used here
 // tokens: the CTA's routed rows (16, or the wide kernel's 32: its K loop runs an even number of n-tiles, the
 // extra one over zero-filled tokens).
 void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>& counts, const std::string& what,
-                 bool relaid = false, int scale_hi = 122, int tokens = ms::kTok) {
+                 bool relaid = false, int scale_hi = 122, int tokens = ms::kTok, bool tma = false) {
   constexpr int kMaxTok = gptoss::cuda::kMoeStreamWideTokens;
   const int nch = K / 32;
   std::uniform_int_distribution<int> byte(0, 255), sc(118, scale_hi), small(-8, 8);
@@ -112,15 +112,28 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
       for (int kt = 0; kt < nkt; ++kt) {
         std::fill(st.begin(), st.end(), uint8_t(0xA5));  // stale bytes: only zero-filled or copied ones may count
         const int b0 = kt * ms::kKc;
-        for (int c = 0; c < ms::kKc * ms::kRows; ++c) {  // the weight copies (cp.async zfill)
-          const int row = ms::weight_chunk_row(c), b = ms::weight_chunk_block(c);
-          const bool ok = row < rows_here && b0 + b < nch;
-          for (int i = 0; i < 16; ++i)
-            st[ms::weight_offset(row, b) + i] = ok ? wb[((size_t(e) * N + n0 + row) * nch + b0 + b) * 16 + i] : 0;
+        if (!tma) {
+          for (int c = 0; c < ms::kKc * ms::kRows; ++c) {  // the weight copies (cp.async zfill)
+            const int row = ms::weight_chunk_row(c), b = ms::weight_chunk_block(c);
+            const bool ok = row < rows_here && b0 + b < nch;
+            for (int i = 0; i < 16; ++i)
+              st[ms::weight_offset(row, b) + i] = ok ? wb[((size_t(e) * N + n0 + row) * nch + b0 + b) * 16 + i] : 0;
+          }
+        } else {
+          // the tensor map's box (bytes [b0 16, + 64) of rows n0 .. n0 + 127; zeros outside the tensor), as the TMA
+          // unit lands it with CU_TENSOR_MAP_SWIZZLE_64B: dense row-major, then address bits 4-5 ^= bits 7-8
+          for (int row = 0; row < ms::kRows; ++row)
+            for (int i = 0; i < 64; ++i) {
+              const int col = b0 * 16 + i;
+              const bool ok = n0 + row < N && col < nch * 16;
+              const int dense = row * 64 + i, at = dense ^ (((dense >> 7) & 3) << 4);
+              st[size_t(at)] = ok ? wb[(size_t(e) * N + n0 + row) * nch * 16 + size_t(col)] : 0;
+            }
         }
         for (int c = 0; c < 8 * nt_run * ms::kActChunks; ++c) {  // the activation copies
           const int r = c / ms::kActChunks, ch = c % ms::kActChunks, t = r >> 1, k = b0 * 32 + ch * 8;
           const bool ok = tok_row[t] >= 0 && k < K;
+          if (tma && !ok) continue;  // not copied: the slot keeps stale bytes
           const std::vector<uint16_t>& a = (r & 1) ? lo : hi;
           for (int i = 0; i < 8; ++i) {
             const uint16_t v = ok ? a[size_t(tok_row[t]) * K + k + i] : 0;
@@ -132,7 +145,7 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
           for (int bp = 0; bp < ms::kKc && bp < nb; bp += 2) {
             uint32_t R[32][4];  // ldmatrix.x4: lanes 8m..8m+7 address matrix m; lane l gets word l%4 of row l/4
             for (int l = 0; l < 32; ++l)
-              for (int m = 0; m < 4; ++m) R[l][m] = word(ms::ldsm_offset(warp, bp, 8 * m + l / 4) + 4 * (l % 4));
+              for (int m = 0; m < 4; ++m) R[l][m] = word((tma ? ms::tma_ldsm_offset(warp, bp, 8 * m + l / 4) : ms::ldsm_offset(warp, bp, 8 * m + l / 4)) + 4 * (l % 4));
             for (int h = 0; h < 2 && bp + h < nb; ++h) {
               const int b = bp + h, kb = kt * ms::kKc + b;
               double A[2][16][16] = {};
@@ -252,8 +265,10 @@ int main() {
       for (int bp = 0; bp < ms::kKc; bp += 2)
         for (int m = 0; m < 4; ++m) {
           int mask = 0;
+          int tmask = 0;
           for (int i = 0; i < 8; ++i) mask |= 1 << ((ms::ldsm_offset(warp, bp, 8 * m + i) / 16) % 8);
-          ldsm &= mask == 0xFF;
+          for (int i = 0; i < 8; ++i) tmask |= 1 << ((ms::tma_ldsm_offset(warp, bp, 8 * m + i) / 16) % 8);
+          ldsm &= mask == 0xFF && tmask == 0xFF;
         }
     for (int j = 0; j < ms::kTok / 4; ++j)
       for (int b = 0; b < ms::kKc; ++b)
@@ -262,7 +277,13 @@ int main() {
           for (int l = 8 * q; l < 8 * q + 8; ++l) mask |= 1 << ((ms::bfrag_offset(j, l / 4, l % 4, b) / 16) % 8);
           bload &= mask == 0xFF;
         }
-    check(ldsm, "ldmatrix.x4 phases conflict-free");
+    check(ldsm, "ldmatrix.x4 phases conflict-free (the cp.async ring's layout and the TMA box's swizzled one)");
+    std::vector<int> seen(size_t(ms::kKc) * ms::kRows, 0);
+    for (int row = 0; row < ms::kRows; ++row)
+      for (int b = 0; b < ms::kKc; ++b) ++seen[size_t(ms::tma_weight_offset(row, b)) / 16];
+    bool once = true;
+    for (int v : seen) once &= v == 1;
+    check(once, "the TMA box's swizzled chunks fill the stage's weight part once each");
     check(bload, "B fragment loads (16 bytes a lane) conflict-free");
   }
   // tile -> expert
@@ -288,5 +309,11 @@ int main() {
   run_problem(rng, 4, 192, 320, {3, 0, 19, 33}, "wide: E4 N192 K320 (n-tiles 1, 5, 8 + 1)", false, 122, w);
   run_problem(rng, 3, 144, 96, {32, 17, 0}, "wide: E3 N144 K96, decode layout", true, 122, w);
   run_problem(rng, 2, 192, 160, {29, 2}, "wide: E2 N192 K160, decode layout, scales to 131", true, 131, w);
+  // the TMA kernel (the weights as the tensor map's swizzled box, activation rows of absent tokens not copied)
+  run_problem(rng, 3, 192, 320, {5, 0, 19}, "TMA: E3 N192 K320 (partial stage, partial row block, two tiles)", false, 122, ms::kTok, true);
+  run_problem(rng, 4, 144, 96, {0, 33, 2, 0}, "TMA: E4 N144 K96, decode layout", true, 122, ms::kTok, true);
+  run_problem(rng, 2, 192, 160, {7, 17}, "TMA: E2 N192 K160, decode layout, scales to 131", true, 131, ms::kTok, true);
+  run_problem(rng, 4, 192, 320, {3, 0, 19, 33}, "TMA wide: E4 N192 K320 (n-tiles 1, 5, 8 + 1)", false, 122, w, true);
+  run_problem(rng, 3, 144, 96, {32, 17, 0}, "TMA wide: E3 N144 K96, decode layout", true, 122, w, true);
   return gptoss::test::checks_passed("moe stream layout");
 }

@@ -24,7 +24,7 @@ namespace {
 
 constexpr unsigned kSm80 = kFeatMmaSync;
 constexpr unsigned kSm89 = kFeatMmaSync | kFeatFp8Mma;
-constexpr unsigned kSm90 = kFeatMmaSync | kFeatFp8Mma | kFeatPdl;
+constexpr unsigned kSm90 = kFeatMmaSync | kFeatFp8Mma | kFeatPdl | kFeatBulkAsync;
 constexpr unsigned kSm90a = kSm90 | kFeatWgmma;
 constexpr unsigned kSm100a = kSm90 | kFeatTcgen05;
 
@@ -351,6 +351,37 @@ void test_moe_bf16() {
   CHECK(moe_stream_wide_stages(ampere, H / 32) == 0);          // 164 KB: one only
   CHECK(moe_stream_wide_stages(l40s(890, kSm89), H / 32) == 0);
   CHECK(moe_stream_wide_stages(mi300, H / 32) == 0);
+  // the TMA kernel (16th session): sm_90+ images on sm_90+ devices, as many CTAs an SM as the cp.async ring's with its
+  // 1 KB of alignment (3 x 67,840 + 3 KB, 2 x 98,560 + 2 KB, 2 x 104,704 + 2 KB on sm_90); by default the narrow kernel
+  // only (the wide one measured slower), GPTOSS_CUDA_MOE_STREAM_TMA=1 both, =0 neither
+  CHECK(moe_stream_tma_smem_bytes(kMoeStreamShallowStages, H / 32) == 3 * 18432 + 11520 + 1024);
+  CHECK(hopper.bulk_async && !ampere.bulk_async && !mi300.bulk_async);
+  CHECK(!a100(800, kSm80 | kFeatBulkAsync).bulk_async);  // the feature bit without an sm_90 device
+  CHECK(!h200(800, kSm80).bulk_async);                   // an sm_80 image on an H200: no TMA compiled
+  CHECK(moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
+  CHECK(moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamTokens, kMoeStreamDeepStages));  // two CTAs an SM
+  CHECK(!moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamWideTokens, kMoeStreamShallowStages));  // auto: narrow only
+  CHECK(!moe_stream_uses_tma(ampere, k, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
+  CHECK(!moe_stream_uses_tma(mi300, k, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
+  CHECK(k.moe_stream_prefetch == kMoeStreamPrefetchStages);
+  {
+    GpuKnobs off = k, on = k;
+    off.moe_stream_tma = GpuKnobs::MoeStreamTma::Off;
+    on.moe_stream_tma = GpuKnobs::MoeStreamTma::On;
+    CHECK(!moe_stream_uses_tma(hopper, off, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
+    CHECK(moe_stream_uses_tma(hopper, on, H / 32, kMoeStreamWideTokens, kMoeStreamShallowStages));
+    CHECK(!moe_stream_uses_tma(hopper, on, H / 32, kMoeStreamWideTokens, kMoeStreamDeepStages));  // not compiled
+    CHECK(!moe_stream_uses_tma(l40s(890, kSm89), on, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
+    setenv("GPTOSS_CUDA_MOE_STREAM_TMA", "0", 1);
+    CHECK(knobs().moe_stream_tma == GpuKnobs::MoeStreamTma::Off);
+    setenv("GPTOSS_CUDA_MOE_STREAM_TMA", "1", 1);
+    CHECK(knobs().moe_stream_tma == GpuKnobs::MoeStreamTma::On);
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
+    CHECK(knobs().moe_stream_tma == GpuKnobs::MoeStreamTma::Auto);
+    setenv("GPTOSS_CUDA_MOE_STREAM_PREFETCH", "0", 1);
+    CHECK(knobs().moe_stream_prefetch == 0);
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_PREFETCH");
+  }
   // the wide kernel by default on Hopper from 14 rows an expert on average (20b: 112 streams x top-4 / 32)
   CHECK(moe_stream_tokens(hopper, k, 64 * 4, 32, H, H) == kMoeStreamTokens);
   CHECK(moe_stream_tokens(hopper, k, 111 * 4, 32, H, H) == kMoeStreamTokens);
