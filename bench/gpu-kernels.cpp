@@ -263,7 +263,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       // sm_90, against the default 3-stage ring's three); on the decode layout, "stream-relaid": the narrow kernel
       // (GPTOSS_CUDA_MOE_STREAM_TOKENS=16), "stream-relaid-w32": the wide one (=32: 32 rows a CTA, two CTAs an SM),
       // "stream-relaid-auto": the policy's choice between them (moe_stream_tokens), "stream-relaid-s5": the narrow one on the
-      // 5-stage ring (two CTAs an SM). GPTOSS_CUDA_MOE_STREAM_TMA / _PREFETCH pick the ring's filling (read at each call)
+      // 5-stage ring (two CTAs an SM). GPTOSS_CUDA_MOE_STREAM_TMA picks the ring's filling (read at each call)
       const std::vector<const char*> paths =
           dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
               : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-relaid-auto", "stream-s5", "stream-relaid-s5"};

@@ -51,11 +51,6 @@ __device__ __forceinline__ void tensor_copy_3d_g2s(uint32_t dst, const void* tma
       "l"(tmap), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
       : "memory");
 }
-// The same box into L2 only (no shared memory, no barrier): a later copy of it finds it there.
-__device__ __forceinline__ void tensor_prefetch_3d_l2(const void* tmap, int c0, int c1, int c2) {
-  asm volatile("cp.async.bulk.prefetch.tensor.3d.L2.global.tile [%0, {%1, %2, %3}];\n" ::"l"(tmap), "r"(c0), "r"(c1), "r"(c2)
-               : "memory");
-}
 __device__ __forceinline__ void prefetch_tensor_map(const void* tmap) {
   asm volatile("prefetch.tensormap [%0];\n" ::"l"(tmap) : "memory");
 }

@@ -108,7 +108,6 @@ struct MoeStreamProblem {
   uint16_t* out_hi = nullptr;        // swiglu: SwiGLU of the (gate, up) row pairs split, bf16 [slots, N/2] each
   uint16_t* out_lo = nullptr;
   float limit = 7.f, alpha = 1.702f;
-  int prefetch = 0;                  // the TMA kernel's L2 prefetch distance in stages (set by launch_moe_stream_gemm)
 };
 void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream);
 // bf16 experts, choose_moe_bf16()'s Gemv (moe_bf16.cu): SIMT GEMVs over the routed experts' rows, f32

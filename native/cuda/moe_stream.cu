@@ -394,9 +394,9 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
 //    landed with the 64-byte swizzle: mstream::tma_weight_offset; rows past N arrive as zeros; L2 promotion 256
 //    bytes, as the cp.async kernel's .L2::256B) and one 1-D bulk copy for each (token, half) row of the stage's
 //    activations (rows of absent tokens are not copied: their columns are never stored), all completing on the
-//    slot's "full" mbarrier by their byte count. The CTA's scales come with stage 0. With each stage the weights of
-//    stage + p.prefetch go into L2 (a TMA prefetch: no shared memory), since the ring's S - 1 stages in flight
-//    left the kernel waiting on memory (ncu, H100, 128 streams: long scoreboard 5.7 of 11.8 cycles an issue).
+//    slot's "full" mbarrier by their byte count. The CTA's scales come with stage 0. (Prefetching the weights of
+//    later stages into L2 with TMA prefetches, against the long-scoreboard stalls ncu shows, made it 4-26% slower
+//    on an H200: bench/RESULTS.md, "Sixteenth session".)
 //  - Each thread waits on "full" (the parity of the slot's use), runs the stage's MMAs (stream_stage_mmas) and
 //    arrives on the slot's "empty" mbarrier (kThreads arrivals a phase).
 //  - Stage kt + S - 1 goes into stage kt - 1's slot at the top of iteration kt, issued by warp kt % 8 once
@@ -466,8 +466,6 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>()))
       const uint32_t sc_bytes = uint32_t(rows_here * nch);  // a multiple of 16 (moe_stream_tma_fits)
       mbar_arrive_expect_tx(full, uint32_t(mstream::kWStage) + uint32_t(2 * act_tokens) * a_bytes + (kt == 0 ? sc_bytes : 0u));
       tensor_copy_3d_g2s(st, &wmap, kt * kKc * 16, n0, e, full);
-      // the weights p.prefetch stages further into L2 (a 256-byte promotion a row: every fourth stage reaches DRAM)
-      if (p.prefetch > 0 && kt + p.prefetch < nkt) tensor_prefetch_3d_l2(&wmap, (kt + p.prefetch) * kKc * 16, n0, e);
       if (kt == 0) bulk_copy_g2s(smem_s + uint32_t(S * kStage), p.scales + (int64_t(e) * p.N + n0) * nch, sc_bytes, full);
     }
     __syncwarp();
@@ -593,9 +591,8 @@ CUtensorMap weight_tensor_map(const MoeStreamProblem& p) {
 }
 
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
-void launch_tma_kernel(MoeStreamProblem p, cudaStream_t stream) {
+void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const CUtensorMap map = weight_tensor_map(p);
-  p.prefetch = knobs().moe_stream_prefetch;
   const int smem = moe_stream_tma_smem_bytes(S, p.K / 32, kTok);
   std::atomic<int>& attr_bytes = launcher_slot(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>);
   if (smem > attr_bytes.load(std::memory_order_relaxed)) {

@@ -138,7 +138,6 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
-  k.moe_stream_prefetch = env_int("GPTOSS_CUDA_MOE_STREAM_PREFETCH", kMoeStreamPrefetchStages, 0, 16);
 }
 }  // namespace
 

@@ -42,13 +42,12 @@ struct GpuKnobs {
   int moe_stream_tokens = 0;               // GPTOSS_CUDA_MOE_STREAM_TOKENS=16|32: the streaming MoE's rows a CTA (0: policy)
   enum class MoeStreamTma { Auto, Off, On };
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
-  int moe_stream_prefetch = kMoeStreamPrefetchStages;  // GPTOSS_CUDA_MOE_STREAM_PREFETCH (0..16): the TMA kernel's L2 prefetch distance (0: off)
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
-// GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA and GPTOSS_CUDA_MOE_STREAM_PREFETCH,
+// GPTOSS_CUDA_MOE_STREAM_TOKENS and GPTOSS_CUDA_MOE_STREAM_TMA,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
@@ -207,9 +206,10 @@ int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // by the TMA unit (the weights as one tensor-map box a stage, the tokens' halves as 1-D bulk copies) completing on
 // mbarriers, no CTA barrier in the K loop. Where the image has TMA (sm_90+, caps.bulk_async) and the ring (`stages`:
 // shallow, or deep on request) fits as many CTAs an SM as the cp.async kernel's with its 1 KB of alignment. Auto
-// (GPTOSS_CUDA_MOE_STREAM_TMA unset): the narrow kernel (16 rows a CTA) only: on an H100 the narrow TMA kernel ran the
-// 64-stream MoE 9% faster and the 16-stream one 21%, the wide one 17% slower at 128 streams (bench/RESULTS.md,
-// "Sixteenth session"); =1 forces it for both widths, =0 keeps the cp.async ring everywhere.
+// (GPTOSS_CUDA_MOE_STREAM_TMA unset): the narrow kernel (16 rows a CTA) only. Measured (bench/RESULTS.md, "Sixteenth
+// session"), the narrow TMA kernel against the narrow cp.async one: 16 / 64 / 128 streams -21% / -9% / -11% on an
+// H100, -23% / -4% / 0% on an H200; the wide TMA kernel against the wide cp.async one at 128 streams +17% (H100) and
+// +26% (H200), so the wide CTA keeps cp.async. =1 forces TMA for both widths, =0 keeps the cp.async ring everywhere.
 bool moe_stream_uses_tma(const GpuCaps& caps, const GpuKnobs& k, int nch, int tokens, int stages);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
 // request (GPTOSS_CUDA_MOE_DECODE=stream; slower than the decode kernels there: H100, 0.095 against 0.038 ms a

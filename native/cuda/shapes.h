@@ -124,8 +124,6 @@ GPTOSS_HD constexpr int moe_stream_tma_smem_bytes(int stages, int nch, int token
 // with two CTAs an SM by 3-7% a MoE (20b, 8-128 streams), the kernel being bound by issue and latency, not by
 // bytes in flight. GPTOSS_CUDA_MOE_STREAM_STAGES=5 asks for the deep one where it fits.
 constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;
-// The TMA kernel's L2 prefetch distance (stages ahead of the one it issues; GPTOSS_CUDA_MOE_STREAM_PREFETCH).
-constexpr int kMoeStreamPrefetchStages = 4;
 // Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (a decode batch: 256
 // streams of the 20b); a prefill's thousands of rows an expert stay on the GEMM tile (16 rows a CTA would read
 // an expert's weights once for every 16 of its rows).

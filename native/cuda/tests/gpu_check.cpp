@@ -788,9 +788,6 @@ void check_moe_stream(Rng& r) {
     check_moe_counts(r, real_r, cycle_counts(32, {16}), 4, "rows 16 an expert (128 streams), wide, decode layout, cp.async ring");
     unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
     unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
-    setenv("GPTOSS_CUDA_MOE_STREAM_PREFETCH", "0", 1);  // the TMA kernel without its L2 prefetches
-    check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), TMA without prefetch");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_PREFETCH");
   }
 #endif
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
