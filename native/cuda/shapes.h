@@ -134,6 +134,8 @@ constexpr int kMoeStreamMaxPerExpert = 32;
 // twelfth session), the whole MoE op of a 20b layer: 8 streams mma 0.212 / stream 0.232 ms, 16 streams 0.307 /
 // 0.299, 24 0.381 / 0.327, 32 stream 0.331 / GEMM tile 0.530, 64 0.362 / 0.532, 96 0.407 / 0.528, 128 0.498 /
 // 0.529; past 128 streams not measured (the tile keeps them). Other archs keep kMoeGroupMaxPerExpert's rule.
+// Experts in the decode layout (Hopper's default since the 13th session), which the grouped decode kernels cannot
+// read, take the streaming kernels below the band too (16th session; the GEMM tile had those 5-16 streams).
 constexpr int kMoeStreamAutoMinPerExpert = 2, kMoeStreamAutoMaxPerExpert = 16;
 // The wide streaming kernel (kMoeStreamWideTokens rows a CTA) by default on Hopper from this many routed rows an
 // expert on average: H100, the whole MoE op of a 20b layer, narrow / wide (15th session, after the loop trim):

@@ -310,7 +310,9 @@ void test_moe_bf16() {
   g8.moe_group = 8;
   CHECK(moe_group_tokens(hopper, g8, 8, 4, 32, H, H) == 8);
   CHECK(moe_group_tokens(l40s(890, kSm89), g8, 8, 4, 32, H, H) == 4);  // 8 tokens' fragments: 116 KB > 99
-  CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);       // decode layout: no grouped mma
+  CHECK(choose_moe_batch(hopper, k, 8, 4, 32, H, H, true) == MoeBatchPath::Stream);     // decode layout: no grouped mma
+  CHECK(choose_moe_batch(hopper, k, 5, 4, 32, H, H, true) == MoeBatchPath::Stream);     // below the band too
+  CHECK(choose_moe_batch(hopper, k, 16, 4, 32, H, H, true) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(mi300, k, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(l40s(890, kSm89), k, 8, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);  // 71 KB of 99
   GpuKnobs force_mma = k, force_gemm = k;
@@ -318,7 +320,8 @@ void test_moe_bf16() {
   force_gemm.moe_batch = GpuKnobs::MoeBatch::Gemm;
   CHECK(choose_moe_batch(hopper, force_mma, 1024, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
   CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
-  CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);  // cannot run there
+  CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Stream);  // cannot run there
+  CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);
   // The streaming kernels (moe_stream.cu) on request: every token count up to 32 an expert, never on the
   // decode layout or AMD; 3 stages where three 67 KB CTAs share an SM (sm_90) or where only one fits (sm_89's
   // 99 KB), 5 on request where one fits, none where even 3 does not fit.
