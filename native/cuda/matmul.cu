@@ -592,7 +592,7 @@ void launch_linear_gemm_parts_halves(const LinearArgs* parts, int count, const L
   p.num_parts = count;
   for (int i = 1; i < count; ++i) p.extra[i - 1] = {parts[i].w, parts[i].bias, parts[i].out, parts[i].N, parts[i].N};
   const GpuCaps& caps = current_caps();
-  const GemmTileKind kind = gemm_tile_kind(caps, a.n);  // a dense problem: wgmma on sm_90a from 64 rows (policy.h)
+  const GemmTileKind kind = gemm_tile_kind(caps, a.n);  // a dense problem: wgmma on sm_90a past the GEMV's rows (policy.h)
   const int bm = gemm_tile_rows(caps, kind, a.n, a.w_scales != nullptr, a.K);
   const int tiles = ceil_div(a.n, bm);
   if (a.w_scales) launch_gemm_tile<WeightFormat::MXFP4, Epilogue::Store>(kind, p, bm, tiles, stream);

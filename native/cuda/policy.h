@@ -59,7 +59,8 @@ GpuKnobs knobs();
 // Per problem (GPTOSS_CUDA_GEMM unset; the H100 run at 98332a8, bench/RESULTS.md "Prefill GEMMs on
 // wgmma"): a dense problem (linear: q/k/v in one launch, o, Q8_0 chunks, the LM head over a step's
 // rows) of at least kWgmmaDenseMinRows rows takes Wgmma (1.5-1.9x the mma.sync tile at 512 and 2048
-// rows); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
+// rows; from 9 rows, past the GEMV's 8 tokens, since the 16th session: a 24-layer 20b decode step at 16 / 32 / 48
+// streams 8.3 / 9.3 / 10.8 ms on the mma.sync tile, 6.8 / 7.8 / 8.7 ms on wgmma with its split-K, H100); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
 // kWgmmaMoeMinRowsPerExpert an expert (n k >= that x E: the host does not know the real counts at
 // dispatch, they stay on the device), mma.sync below (the wgmma op lost 4-19% at 64 rows an expert and
 // 1.7x at 16, won 10% at 256). GPTOSS_CUDA_GEMM=mma: the mma.sync tile everywhere (the default before);
@@ -68,7 +69,7 @@ GpuKnobs knobs();
 // The choice is a pure function of the problem's shape, taken at launch: a captured graph (a batch
 // bucket's padded step) holds the choice for that bucket's shapes.
 enum class GemmTileKind { None, MmaSync, Mfma, Wgmma };
-constexpr int kWgmmaDenseMinRows = 64;          // one full 64-row wgmma block (the mma.sync tile takes 32)
+constexpr int kWgmmaDenseMinRows = kGemvMaxTokens + 1;  // every dense GEMM past the GEMV (a 64-row wgmma block, part empty)
 constexpr int kWgmmaMoeMinRowsPerExpert = 128;  // one full 128-row wgmma block an expert on average
 // Whether the wgmma tile can run on the device: an sm_90a image (NVIDIA) and the 64-row tile's shared
 // memory at the largest K the tile takes within a block's (it always is on sm_90: ~145 KB).
