@@ -40,6 +40,7 @@ struct GpuKnobs {
   // 20b 512 +5.6%, 2048 +14.7%, 120b +2.7% / +4.0% against Mma; gpu_check 226/0); Mma is the one-line revert.
   Gemm gemm = Gemm::Auto;
   int moe_stream_tokens = 0;               // GPTOSS_CUDA_MOE_STREAM_TOKENS=16|32: the streaming MoE's rows a CTA (0: policy)
+  int gemv_max_tokens = kGemvMaxTokens;   // GPTOSS_CUDA_GEMV_MAX_TOKENS (1..8): dense problems of up to this many rows on the GEMV (A/B)
   enum class MoeStreamTma { Auto, Off, On };
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
@@ -47,7 +48,7 @@ struct GpuKnobs {
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
-// GPTOSS_CUDA_MOE_STREAM_TOKENS and GPTOSS_CUDA_MOE_STREAM_TMA,
+// GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA and GPTOSS_CUDA_GEMV_MAX_TOKENS,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 

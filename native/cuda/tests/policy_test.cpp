@@ -442,6 +442,16 @@ void test_gemm_wgmma() {
     CHECK(gemm_tile_kind(d, mma, 64) == G::MmaSync);
   }
   CHECK(kWgmmaDenseMinRows == kGemvMaxTokens + 1);
+  {  // GPTOSS_CUDA_GEMV_MAX_TOKENS: fewer rows on the GEMV, the rest on the wgmma tile
+    GpuKnobs g2 = none;
+    g2.gemv_max_tokens = 2;
+    CHECK(gemm_tile_kind(c, g2, 3) == G::Wgmma && gemm_tile_kind(c, g2, 2) == G::MmaSync);
+    setenv("GPTOSS_CUDA_GEMV_MAX_TOKENS", "2", 1);
+    CHECK(knobs().gemv_max_tokens == 2 && choose_linear(c, 2, 2880, false) == LinearPath::Gemv &&
+          choose_linear(c, 3, 2880, false) == LinearPath::Gemm);
+    unsetenv("GPTOSS_CUDA_GEMV_MAX_TOKENS");
+    CHECK(knobs().gemv_max_tokens == kGemvMaxTokens && choose_linear(c, 8, 2880, false) == LinearPath::Gemv);
+  }
   // the grouped MoE, no knob: wgmma only from 128 routed rows an expert on average
   CHECK(kWgmmaMoeMinRowsPerExpert == 128);
   CHECK(moe_gemm_tile_kind(c, none, 2048, 4, 32) == G::Wgmma);     // 20b prefill 2048: 256 an expert (0.90x the time)
