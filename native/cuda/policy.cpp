@@ -136,7 +136,7 @@ void read_per_call_knobs(GpuKnobs& k) {
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
-  k.gemv_max_tokens = env_int("GPTOSS_CUDA_GEMV_MAX_TOKENS", kGemvMaxTokens, 1, kGemvMaxTokens);
+  k.gemv_max_tokens = env_int("GPTOSS_CUDA_GEMV_MAX_TOKENS", 0, 1, kGemvMaxTokens);
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
 }
@@ -182,8 +182,13 @@ GemmTileKind tile_kind(const GpuCaps& caps, const GpuKnobs& k, bool wgmma_wanted
 }
 }  // namespace
 
+int gemv_max_tokens(const GpuCaps& caps, const GpuKnobs& k) {
+  if (k.gemv_max_tokens >= 1) return std::min(k.gemv_max_tokens, kGemvMaxTokens);
+  return wgmma_tile_runs(caps) ? kGemvWgmmaMaxTokens : kGemvMaxTokens;
+}
+
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows) {
-  return tile_kind(caps, k, rows >= std::min(kWgmmaDenseMinRows, k.gemv_max_tokens + 1));
+  return tile_kind(caps, k, rows >= std::min(kWgmmaDenseMinRows, gemv_max_tokens(caps, k) + 1));
 }
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows) { return gemm_tile_kind(caps, knobs(), rows); }
 
@@ -207,7 +212,7 @@ GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, int n, int experts_per_toke
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4) {
   if (!mxfp4 && K % 8 != 0) return LinearPath::Naive;
   if (mxfp4 && K % 32 != 0) return LinearPath::Naive;
-  if (n <= knobs().gemv_max_tokens) return LinearPath::Gemv;
+  if (n <= gemv_max_tokens(caps, knobs())) return LinearPath::Gemv;
   if (gemm_tile_kind(caps, n) == GemmTileKind::None) return LinearPath::Naive;
   return mxfp4 && K / 32 > kGemmMaxKBlocks ? LinearPath::Naive : LinearPath::Gemm;  // the tile keeps K/32 scales a row
 }
@@ -218,7 +223,7 @@ AttentionPath flash_path(const GpuCaps& caps) {
 }
 
 LinearPath choose_linear_q8(const GpuCaps& caps, int n) {
-  return n > knobs().gemv_max_tokens && gemm_tile_kind(caps, n) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
+  return n > gemv_max_tokens(caps, knobs()) && gemm_tile_kind(caps, n) != GemmTileKind::None ? LinearPath::Gemm : LinearPath::Gemv;
 }
 
 GemvKernel choose_gemv(const GpuCaps& caps, const GpuKnobs& k, GemvFormat f, int n, int K, bool x_aligned) {

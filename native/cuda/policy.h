@@ -40,7 +40,7 @@ struct GpuKnobs {
   // 20b 512 +5.6%, 2048 +14.7%, 120b +2.7% / +4.0% against Mma; gpu_check 226/0); Mma is the one-line revert.
   Gemm gemm = Gemm::Auto;
   int moe_stream_tokens = 0;               // GPTOSS_CUDA_MOE_STREAM_TOKENS=16|32: the streaming MoE's rows a CTA (0: policy)
-  int gemv_max_tokens = kGemvMaxTokens;   // GPTOSS_CUDA_GEMV_MAX_TOKENS (1..8): dense problems of up to this many rows on the GEMV (A/B)
+  int gemv_max_tokens = 0;                 // GPTOSS_CUDA_GEMV_MAX_TOKENS (1..8): dense problems of up to this many rows on the GEMV (0: gemv_max_tokens())
   enum class MoeStreamTma { Auto, Off, On };
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
@@ -60,8 +60,9 @@ GpuKnobs knobs();
 // Per problem (GPTOSS_CUDA_GEMM unset; the H100 run at 98332a8, bench/RESULTS.md "Prefill GEMMs on
 // wgmma"): a dense problem (linear: q/k/v in one launch, o, Q8_0 chunks, the LM head over a step's
 // rows) of at least kWgmmaDenseMinRows rows takes Wgmma (1.5-1.9x the mma.sync tile at 512 and 2048
-// rows; from 9 rows, past the GEMV's 8 tokens, since the 16th session: a 24-layer 20b decode step at 16 / 32 / 48
-// streams 8.3 / 9.3 / 10.8 ms on the mma.sync tile, 6.8 / 7.8 / 8.7 ms on wgmma with its split-K, H100); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
+// rows; since the 16th session from 5 rows, past the GEMV's: a 24-layer 20b decode step at 16 / 32 / 48 streams
+// 8.3 / 9.3 / 10.8 ms on the mma.sync tile, 6.8 / 7.8 / 8.7 ms on wgmma with its split-K, H100; shapes.h
+// kGemvWgmmaMaxTokens for 5-8); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
 // kWgmmaMoeMinRowsPerExpert an expert (n k >= that x E: the host does not know the real counts at
 // dispatch, they stay on the device), mma.sync below (the wgmma op lost 4-19% at 64 rows an expert and
 // 1.7x at 16, won 10% at 256). GPTOSS_CUDA_GEMM=mma: the mma.sync tile everywhere (the default before);
@@ -70,7 +71,7 @@ GpuKnobs knobs();
 // The choice is a pure function of the problem's shape, taken at launch: a captured graph (a batch
 // bucket's padded step) holds the choice for that bucket's shapes.
 enum class GemmTileKind { None, MmaSync, Mfma, Wgmma };
-constexpr int kWgmmaDenseMinRows = kGemvMaxTokens + 1;  // every dense GEMM past the GEMV (a 64-row wgmma block, part empty)
+constexpr int kWgmmaDenseMinRows = kGemvWgmmaMaxTokens + 1;  // every dense GEMM past the GEMV (a 64-row wgmma block, part empty)
 constexpr int kWgmmaMoeMinRowsPerExpert = 128;  // one full 128-row wgmma block an expert on average
 // Whether the wgmma tile can run on the device: an sm_90a image (NVIDIA) and the 64-row tile's shared
 // memory at the largest K the tile takes within a block's (it always is on sm_90: ~145 KB).
@@ -93,6 +94,9 @@ constexpr int kSplitMinSteps = 8;
 int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps,
                        const std::function<int(int)>& resident = {});
 // A dense problem of `rows` rows (one group).
+// Dense problems of up to this many rows take the GEMV (choose_linear, choose_linear_q8): GPTOSS_CUDA_GEMV_MAX_TOKENS,
+// else kGemvWgmmaMaxTokens where the wgmma tile runs and kGemvMaxTokens elsewhere.
+int gemv_max_tokens(const GpuCaps& caps, const GpuKnobs& k);
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows);
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows);  // with knobs()
 // The grouped MoE GEMMs (gate_up + SwiGLU, down) of n tokens routed to experts_per_token of E experts.

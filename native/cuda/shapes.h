@@ -30,6 +30,10 @@ constexpr int kDecodeMmaMaxSplits = 64;   // decode mma: splits at most
 
 // ---- matmul.cu / gemm_tile.cu ----
 constexpr int kGemvMaxTokens = 8;  // the GEMV reads W once for up to this many tokens
+// Dense problems of up to this many rows take the GEMV where the wgmma tile runs (sm_90a), the tile above (16th
+// session, H100, a 24-layer 20b decode step on the GEMV / the wgmma tile: 2 streams 3.4 / 3.6 ms, 4 4.9 / 4.8, 6 6.6
+// / 5.5, 8 6.7 / 5.8); elsewhere kGemvMaxTokens (not measured there).
+constexpr int kGemvWgmmaMaxTokens = 4;
 constexpr int kGemvMaxParts = 3;
 // gemv_xs_kernel (policy.h's GemvKernel::Xs): rows of at most this many values (a lane holds 16 of a
 // row's 16-byte bf16 chunks, or 4 of its 32-value Q8_0 blocks, all in flight at once).

@@ -79,8 +79,10 @@ void test_caps() {
 void test_linear() {
   const GpuCaps c = h200(900, kSm90a);
   CHECK(choose_linear(c, 1, H, false) == LinearPath::Gemv);
-  CHECK(choose_linear(c, kGemvMaxTokens, H, true) == LinearPath::Gemv);
-  CHECK(choose_linear(c, kGemvMaxTokens + 1, H, false) == LinearPath::Gemm);
+  CHECK(choose_linear(c, kGemvWgmmaMaxTokens, H, true) == LinearPath::Gemv);  // sm_90a: the GEMV up to 4 rows
+  CHECK(choose_linear(c, kGemvWgmmaMaxTokens + 1, H, false) == LinearPath::Gemm);
+  CHECK(choose_linear(a100(800, kSm80), kGemvMaxTokens, H, true) == LinearPath::Gemv);  // elsewhere up to 8
+  CHECK(choose_linear(a100(800, kSm80), kGemvMaxTokens + 1, H, false) == LinearPath::Gemm);
   CHECK(choose_linear(c, 512, H, true) == LinearPath::Gemm);
   CHECK(choose_linear(c, 512, 8 * 1000 + 4, false) == LinearPath::Naive);       // K % 8
   CHECK(choose_linear(c, 1, 48, true) == LinearPath::Naive);                     // K % 32
@@ -103,8 +105,9 @@ void test_linear() {
   // Q8_0 weights: the GEMV for decode, the dequantize-to-bf16 GEMM above where the tile runs, else
   // the GEMV kGemvMaxTokens tokens at a time.
   CHECK(choose_linear_q8(c, 1) == LinearPath::Gemv);
-  CHECK(choose_linear_q8(c, kGemvMaxTokens) == LinearPath::Gemv);
-  CHECK(choose_linear_q8(c, kGemvMaxTokens + 1) == LinearPath::Gemm);
+  CHECK(choose_linear_q8(c, kGemvWgmmaMaxTokens) == LinearPath::Gemv);
+  CHECK(choose_linear_q8(c, kGemvWgmmaMaxTokens + 1) == LinearPath::Gemm);
+  CHECK(choose_linear_q8(a100(800, kSm80), kGemvMaxTokens) == LinearPath::Gemv);
   CHECK(choose_linear_q8(h200(0, 0), 512) == LinearPath::Gemv);
   CHECK(choose_linear_q8(mi300, kGemvMaxTokens + 1) == LinearPath::Gemm);  // the MFMA tile
 }
@@ -439,18 +442,24 @@ void test_gemm_wgmma() {
     CHECK(gemm_tile_kind(d, none, kWgmmaDenseMinRows) == G::Wgmma);
     CHECK(gemm_tile_kind(d, none, 63) == G::Wgmma);  // a batch step of 63 rows
     CHECK(gemm_tile_kind(d, none, kGemvMaxTokens + 1) == G::Wgmma);  // 9 rows: 16-48 streams ran 16-19% faster
+    CHECK(gemm_tile_kind(d, none, kGemvWgmmaMaxTokens + 1) == G::Wgmma);  // 5 rows: 6-8 streams 13-17% faster
     CHECK(gemm_tile_kind(d, mma, 64) == G::MmaSync);
+    CHECK(gemv_max_tokens(d, none) == kGemvWgmmaMaxTokens);
+    CHECK(choose_linear(d, 4, 2880, false) == LinearPath::Gemv && choose_linear(d, 5, 2880, false) == LinearPath::Gemm);
   }
-  CHECK(kWgmmaDenseMinRows == kGemvMaxTokens + 1);
-  {  // GPTOSS_CUDA_GEMV_MAX_TOKENS: fewer rows on the GEMV, the rest on the wgmma tile
+  CHECK(kWgmmaDenseMinRows == kGemvWgmmaMaxTokens + 1 && kGemvWgmmaMaxTokens == 4);
+  CHECK(gemv_max_tokens(h200(900, kSm90), none) == kGemvMaxTokens);  // no wgmma image: the GEMV up to 8
+  CHECK(choose_linear(h200(900, kSm90), 8, 2880, false) == LinearPath::Gemv);
+  CHECK(gemm_tile_kind(h200(900, kSm90), none, 9) == G::MmaSync);
+  {  // GPTOSS_CUDA_GEMV_MAX_TOKENS: fewer or more rows on the GEMV, the rest on the tile
     GpuKnobs g2 = none;
     g2.gemv_max_tokens = 2;
     CHECK(gemm_tile_kind(c, g2, 3) == G::Wgmma && gemm_tile_kind(c, g2, 2) == G::MmaSync);
-    setenv("GPTOSS_CUDA_GEMV_MAX_TOKENS", "2", 1);
-    CHECK(knobs().gemv_max_tokens == 2 && choose_linear(c, 2, 2880, false) == LinearPath::Gemv &&
-          choose_linear(c, 3, 2880, false) == LinearPath::Gemm);
+    setenv("GPTOSS_CUDA_GEMV_MAX_TOKENS", "8", 1);
+    CHECK(knobs().gemv_max_tokens == 8 && choose_linear(c, 8, 2880, false) == LinearPath::Gemv &&
+          choose_linear(c, 9, 2880, false) == LinearPath::Gemm);
     unsetenv("GPTOSS_CUDA_GEMV_MAX_TOKENS");
-    CHECK(knobs().gemv_max_tokens == kGemvMaxTokens && choose_linear(c, 8, 2880, false) == LinearPath::Gemv);
+    CHECK(knobs().gemv_max_tokens == 0 && choose_linear(c, 4, 2880, false) == LinearPath::Gemv);
   }
   // the grouped MoE, no knob: wgmma only from 128 routed rows an expert on average
   CHECK(kWgmmaMoeMinRowsPerExpert == 128);
@@ -500,10 +509,10 @@ void test_gemm_wgmma() {
   const std::string keep = saved ? saved : "";
   setenv("GPTOSS_CUDA_GEMM", "auto", 1);
   CHECK(knobs().gemm == GpuKnobs::Gemm::Auto);
-  CHECK(gemm_tile_kind(c, 512) == G::Wgmma && gemm_tile_kind(c, 63) == G::Wgmma && gemm_tile_kind(c, 8) == G::MmaSync);
+  CHECK(gemm_tile_kind(c, 512) == G::Wgmma && gemm_tile_kind(c, 63) == G::Wgmma && gemm_tile_kind(c, 4) == G::MmaSync);
   CHECK(moe_gemm_tile_kind(c, 512, 4, 32) == G::MmaSync && moe_gemm_tile_kind(c, 2048, 4, 32) == G::Wgmma);
   CHECK(gemm_tile_rows(c, G::Wgmma, 10, true, H) == gemm_tile_rows(c, 10, true, H));
-  CHECK(gemm_tile_rows(c, G::MmaSync, 8, true, H) == gemm_tile_rows(c, 8, true, H));
+  CHECK(gemm_tile_rows(c, G::MmaSync, 4, true, H) == gemm_tile_rows(c, 4, true, H));
   CHECK(gemm_tile_rows(c, G::Wgmma, 512, true, H) == gemm_tile_rows(c, 512, true, H));
   setenv("GPTOSS_CUDA_GEMM", "mma", 1);
   CHECK(knobs().gemm == GpuKnobs::Gemm::Mma && gemm_tile_kind(c, 2048) == G::MmaSync);
