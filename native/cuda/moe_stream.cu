@@ -159,6 +159,44 @@ __device__ __forceinline__ void stream_epilogue(const MoeStreamProblem& p, const
     }
   }
 }
+
+// The CTA's expert (both kernels): grid.y runs the (expert, pass) tiles of tile_start, counted with kTok rows a tile;
+// the expert is the last e with tile_start[e] <= tile (mstream::tile_expert), counted in one barrier over the E + 1
+// entries, a load each, instead of a binary search's chain of dependent loads (with the scale loads, most of a CTA's
+// start: ncu source counters, 15th session). -1 (CTA-uniform): past the last tile, nothing to do.
+__device__ __forceinline__ int stream_expert(const MoeStreamProblem& p, int tid) {
+  const int tile = blockIdx.y;
+  if (p.E < kThreads) {
+    const int at_or_below = __syncthreads_count(tid <= p.E && p.tile_start[tid] <= tile);
+    return at_or_below > p.E ? -1 : at_or_below - 1;
+  }
+  return tile >= p.tile_start[p.E] ? -1 : mstream::tile_expert(p.tile_start, p.E, tile);
+}
+
+// The K loop compiled per (scale path, n-tiles) (both kernels): k_loop(big_c, nt_c) for the CTA's CTA-uniform
+// `big` (kRelaid's scales above 128) and n-tile count nt_run (1..4 narrow; 2, 4, 6, 8 wide).
+template <bool kRelaid, int kTok, class KLoop>
+__device__ __forceinline__ void stream_k_loops(bool big, int nt_run, KLoop&& k_loop) {
+  auto by_tiles = [&](auto big_c) {
+    if constexpr (kTok == kMoeStreamTokens) {
+      if (nt_run == 1) k_loop(big_c, std::integral_constant<int, 1>{});
+      else if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
+      else if (nt_run == 3) k_loop(big_c, std::integral_constant<int, 3>{});
+      else k_loop(big_c, std::integral_constant<int, 4>{});
+    } else {
+      if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
+      else if (nt_run == 4) k_loop(big_c, std::integral_constant<int, 4>{});
+      else if (nt_run == 6) k_loop(big_c, std::integral_constant<int, 6>{});
+      else k_loop(big_c, std::integral_constant<int, 8>{});
+    }
+  };
+  if constexpr (kRelaid) {
+    if (big) by_tiles(std::true_type{});
+    else by_tiles(std::false_type{});
+  } else {
+    by_tiles(std::false_type{});
+  }
+}
 #endif
 
 // Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
@@ -174,24 +212,11 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
   constexpr int kStage = moe_stream_stage_bytes(kTok);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int tok_row[kTok];
-  // Which expert and which kTok rows of it (grid.y: the (expert, pass) tiles of tile_start, counted with
-  // kTok rows a tile; past the last tile the CTA has nothing to do), which 128 weight rows (grid.x). The expert
-  // is the last e with tile_start[e] <= tile (mstream::tile_expert): counted in one barrier over the E + 1
-  // entries, a load each, instead of a binary search's chain of dependent loads (with the scale loads, most of
-  // a CTA's start: ncu source counters, 15th session).
-  const int tile = blockIdx.y;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  int e;
-  if (p.E < kThreads) {
-    const int at_or_below = __syncthreads_count(tid <= p.E && p.tile_start[tid] <= tile);
-    if (at_or_below > p.E) return;  // tile >= tile_start[E]: CTA-uniform
-    e = at_or_below - 1;
-  } else {
-    if (tile >= p.tile_start[p.E]) return;
-    e = mstream::tile_expert(p.tile_start, p.E, tile);
-  }
-  const int c0 = p.group_start[e] + (tile - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
-  const int n0 = blockIdx.x * kRows;
+  const int e = stream_expert(p, tid);
+  if (e < 0) return;  // CTA-uniform
+  const int c0 = p.group_start[e] + (blockIdx.y - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
+  const int n0 = blockIdx.x * kRows;  // this pass's routed rows c0 .. and weight rows n0 ..
   if (c0 >= s1 || n0 >= p.N) return;
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int rows_here = min(kRows, p.N - n0);
@@ -355,25 +380,7 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
         sc_kt += kKc * sc_step;
       }
     };
-    auto by_tiles = [&](auto big_c) {
-      if constexpr (kTok == kMoeStreamTokens) {
-        if (nt_run == 1) k_loop(big_c, std::integral_constant<int, 1>{});
-        else if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
-        else if (nt_run == 3) k_loop(big_c, std::integral_constant<int, 3>{});
-        else k_loop(big_c, std::integral_constant<int, 4>{});
-      } else {
-        if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
-        else if (nt_run == 4) k_loop(big_c, std::integral_constant<int, 4>{});
-        else if (nt_run == 6) k_loop(big_c, std::integral_constant<int, 6>{});
-        else k_loop(big_c, std::integral_constant<int, 8>{});
-      }
-    };
-    if constexpr (kRelaid) {
-      if (big) by_tiles(std::true_type{});
-      else by_tiles(std::false_type{});
-    } else {
-      by_tiles(std::false_type{});
-    }
+    stream_k_loops<kRelaid, kTok>(big, nt_run, k_loop);
     cp_async_wait<0>();  // only empty groups are left
 
     stream_epilogue<kSwiglu>(p, acc, e, c0, n0 + rl, ntok, ntiles, g, t);
@@ -413,19 +420,11 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>()))
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ int tok_row[kTok];
   __shared__ __align__(8) uint64_t bars[2 * S];  // full[s], then empty[s]
-  const int tile = blockIdx.y;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  int e;  // as moe_stream_kernel
-  if (p.E < kThreads) {
-    const int at_or_below = __syncthreads_count(tid <= p.E && p.tile_start[tid] <= tile);
-    if (at_or_below > p.E) return;
-    e = at_or_below - 1;
-  } else {
-    if (tile >= p.tile_start[p.E]) return;
-    e = mstream::tile_expert(p.tile_start, p.E, tile);
-  }
-  const int c0 = p.group_start[e] + (tile - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
-  const int n0 = blockIdx.x * kRows;
+  const int e = stream_expert(p, tid);
+  if (e < 0) return;  // CTA-uniform
+  const int c0 = p.group_start[e] + (blockIdx.y - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
+  const int n0 = blockIdx.x * kRows;  // this pass's routed rows c0 .. and weight rows n0 ..
   if (c0 >= s1 || n0 >= p.N) return;
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int rows_here = min(kRows, p.N - n0);
@@ -522,25 +521,7 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>()))
       else slot += uint32_t(kStage);
     }
   };
-  auto by_tiles = [&](auto big_c) {
-    if constexpr (kTok == kMoeStreamTokens) {
-      if (nt_run == 1) k_loop(big_c, std::integral_constant<int, 1>{});
-      else if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
-      else if (nt_run == 3) k_loop(big_c, std::integral_constant<int, 3>{});
-      else k_loop(big_c, std::integral_constant<int, 4>{});
-    } else {
-      if (nt_run == 2) k_loop(big_c, std::integral_constant<int, 2>{});
-      else if (nt_run == 4) k_loop(big_c, std::integral_constant<int, 4>{});
-      else if (nt_run == 6) k_loop(big_c, std::integral_constant<int, 6>{});
-      else k_loop(big_c, std::integral_constant<int, 8>{});
-    }
-  };
-  if constexpr (kRelaid) {
-    if (big) by_tiles(std::true_type{});
-    else by_tiles(std::false_type{});
-  } else {
-    by_tiles(std::false_type{});
-  }
+  stream_k_loops<kRelaid, kTok>(big, nt_run, k_loop);
   stream_epilogue<kSwiglu>(p, acc, e, c0, n0 + rl, ntok, ntiles, g, t);
 #else
   GPTOSS_NO_DEVICE_CODE("TMA bulk copies (sm_90+)");
@@ -548,15 +529,21 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>()))
 }
 #endif  // !GPTOSS_HIP
 
+// A kernel's dynamic shared memory opt-in (and the full carveout), set once a device for the largest size asked.
+template <class... KArgs>
+void allow_smem(void (*kernel)(KArgs...), int smem) {
+  std::atomic<int>& attr_bytes = launcher_slot(kernel);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    attr_bytes.store(smem, std::memory_order_relaxed);
+  }
+}
+
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
 void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const int smem = moe_stream_smem_bytes(S, p.K / 32, kTok);
-  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
+  allow_smem(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
   moe_stream_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(p);
   GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
@@ -594,12 +581,7 @@ template <bool kSwiglu, int S, bool kRelaid, int kTok>
 void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const CUtensorMap map = weight_tensor_map(p);
   const int smem = moe_stream_tma_smem_bytes(S, p.K / 32, kTok);
-  std::atomic<int>& attr_bytes = launcher_slot(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
+  allow_smem(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
   moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(map, p);
   GPTOSS_CUDA_LAUNCH("moe_stream_tma_kernel");
