@@ -188,9 +188,10 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // kMoeGroupMaxPerExpert (4) an expert; Gemm = launch_moe_grouped (the GEMM tile: prefill and larger
 // batched steps). The knob forces one where it can run.
 // Stream = launch_moe_stream (moe_stream.cu: each expert's packed weights streamed once for each 16 of its
-// rows through a cp.async ring; issue 11): the default on Hopper for decode batches of more than
-// kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on average (measured
-// there: shapes.h); on request (GPTOSS_CUDA_MOE_BATCH=stream) wherever it runs (moe_stream_stages > 0, the
+// rows through a ring of stages, filled by cp.async or the TMA unit; issue 11): the default on Hopper for decode
+// batches of more than kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on
+// average (measured there: shapes.h), and for every batch up to that top when the experts are in the decode layout
+// (Hopper's default, which the grouped decode kernels cannot read; 16th session); on request (GPTOSS_CUDA_MOE_BATCH=stream) wherever it runs (moe_stream_stages > 0, the
 // checkpoint layout, NVIDIA) up to kMoeStreamMaxPerExpert (32) rows an expert (a prefill keeps the tile).
 enum class MoeBatchPath { GroupedMma, Gemm, Stream };
 // Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamShallowStages
