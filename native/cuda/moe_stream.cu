@@ -399,7 +399,8 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
 // copies share with ldmatrix, and the stage barrier; DRAM at 55%.
 //  - A stage is one box of the tensor map `wmap` (bytes [kt kKc 16, +64) of rows n0 .. n0 + 127 of expert e,
 //    landed with the 64-byte swizzle: mstream::tma_weight_offset; rows past N arrive as zeros; L2 promotion 256
-//    bytes, as the cp.async kernel's .L2::256B) and one 1-D bulk copy for each (token, half) row of the stage's
+//    bytes asked, as the cp.async kernel's .L2::256B, though ncu's L2 misses say DRAM still serves 64-byte pieces:
+//    bench/RESULTS.md, sixteenth session) and one 1-D bulk copy for each (token, half) row of the stage's
 //    activations (rows of absent tokens are not copied: their columns are never stored), all completing on the
 //    slot's "full" mbarrier by their byte count. The CTA's scales come with stage 0. (Prefetching the weights of
 //    later stages into L2 with TMA prefetches, against the long-scoreboard stalls ncu shows, made it 4-26% slower
