@@ -1,9 +1,8 @@
 // Hopper's asynchronous bulk copies (the TMA unit, sm_90+) and the shared-memory barriers that count their bytes:
 // cp.async.bulk (1-D, global -> shared), cp.async.bulk.tensor (a box of a tensor map) and mbarrier's
 // arrive / expect-tx / try-wait. A copy completes on an mbarrier by its byte count (complete_tx), so a consumer
-// waits for a stage's bytes without a CTA barrier and without issuing the copies itself (moe_stream.cu's
-// warp-specialised kernel). Device code of sm_90+ images only (GPTOSS_HAVE_BULK_ASYNC); the tensor map is encoded
-// on the host (encode_tensor_map_3d, moe_stream.cu).
+// waits for a stage's bytes without a CTA barrier (moe_stream.cu's TMA kernel). Device code of sm_90+ images only
+// (GPTOSS_HAVE_BULK_ASYNC); the tensor map is encoded on the host (weight_tensor_map, moe_stream.cu).
 #pragma once
 #include <cstdint>
 

@@ -208,7 +208,7 @@ class CudaBackend final : public Backend {
     }
     const LinearArgs a = linear_args(x, weight, bias, out);
     if (a.n == 0 || a.N == 0) return;
-    switch (choose_linear(caps_, a.n, a.K, a.w_scales != nullptr)) {  // GEMV up to 8 tokens; above, the GEMM tile
+    switch (choose_linear(caps_, a.n, a.K, a.w_scales != nullptr)) {  // the GEMV up to gemv_max_tokens; above, the GEMM tile
       case LinearPath::Gemv: return launch_linear_gemv(a, stream_);
       case LinearPath::Gemm: {
         std::shared_ptr<void> ws = pool_->alloc(linear_gemm_workspace_bytes(a));

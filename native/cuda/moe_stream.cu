@@ -199,15 +199,9 @@ __device__ __forceinline__ void stream_k_loops(bool big, int nt_run, KLoop&& k_l
 }
 #endif
 
-// Blocks an SM the registers must allow: two at the deep ring (two 101 KB CTAs fill an sm_90 SM's shared
-// memory), three at the shallow one (3 x 65 KB: 24 warps an SM instead of 16; <= 80 registers a thread, 4-20
-// bytes spilled), the default where three fit (policy.cpp moe_stream_stages).
-template <int S, int kTok>
-constexpr int moe_stream_min_blocks() { return S == kMoeStreamShallowStages && kTok == kMoeStreamTokens ? 3 : 2; }
-
 // kTok: the CTA's routed rows (kMoeStreamTokens, or kMoeStreamWideTokens: two CTAs an SM, 128 registers).
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
-__global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) moe_stream_kernel(MoeStreamProblem p) {
+__global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe_stream_kernel(MoeStreamProblem p) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   constexpr int kStage = moe_stream_stage_bytes(kTok);
   extern __shared__ __align__(16) uint8_t smem[];
@@ -413,7 +407,7 @@ __global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>())) 
 //    ahead as far as the ring allows. (A separate producer warp would cost the MMA warps registers: nine warps,
 //    three CTAs an SM leave 72 a thread; the wide kernel's two, 96.)
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
-__global__ void __launch_bounds__(kThreads, (moe_stream_min_blocks<S, kTok>()))
+__global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
     moe_stream_tma_kernel(const __grid_constant__ CUtensorMap wmap, MoeStreamProblem p) {
 #if defined(GPTOSS_HAVE_BULK_ASYNC)
   constexpr int kStage = moe_stream_stage_bytes(kTok);
@@ -589,7 +583,7 @@ void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
 }
 #endif
 
-// Whether this call runs the warp-specialised kernel: the policy (moe_stream_uses_tma) and what its copies need of
+// Whether this call runs the TMA kernel: the policy (moe_stream_uses_tma) and what its copies need of
 // the pointers (16-byte aligned blocks, scales and activation rows; a CTA's scale bytes a multiple of 16).
 bool moe_stream_tma_fits(const MoeStreamProblem& p, int stages) {
 #if defined(GPTOSS_HIP)

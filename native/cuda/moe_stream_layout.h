@@ -36,7 +36,7 @@ GPTOSS_HD constexpr int act_offset(int r, int ch) { return kWStage + r * kActRow
 GPTOSS_HD constexpr int ldsm_offset(int warp, int bp, int lane) {
   return weight_offset(warp * 16 + (lane & 15), bp + (lane >> 4));
 }
-// The warp-specialised kernel (TMA; moe_stream.cu): a stage's weights are the tensor map's box, rows of kKc
+// The TMA kernel (moe_stream.cu): a stage's weights are the tensor map's box, rows of kKc
 // blocks (64 bytes) one after another, landed with the 64-byte swizzle (CU_TENSOR_MAP_SWIZZLE_64B: the 16-byte
 // chunk index within a 64-byte row XOR bits 7-8 of the shared address, i.e. (row / 2) % 4 in a 1024-aligned
 // slot), so the 8 rows of an ldmatrix phase fall in 8 distinct bank groups. The activation rows are as above.

@@ -188,7 +188,7 @@ int gemv_max_tokens(const GpuCaps& caps, const GpuKnobs& k) {
 }
 
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int64_t rows) {
-  return tile_kind(caps, k, rows >= std::min(kWgmmaDenseMinRows, gemv_max_tokens(caps, k) + 1));
+  return tile_kind(caps, k, rows > gemv_max_tokens(caps, k));
 }
 GemmTileKind gemm_tile_kind(const GpuCaps& caps, int64_t rows) { return gemm_tile_kind(caps, knobs(), rows); }
 
@@ -332,19 +332,22 @@ bool group_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I, int tokens
 }
 }  // namespace
 
+namespace {
+// Whether `ctas` blocks of `bytes` shared memory each fit one SM: an SM's shared memory is the block opt-in plus
+// the 1 KB the driver reserves a block (sm_80..sm_120), and each block takes its 1 KB too.
+bool ctas_fit_sm(const GpuCaps& caps, int ctas, int bytes) { return ctas * (bytes + 1024) <= caps.smem_optin + 1024; }
+}  // namespace
+
 int moe_stream_stages(const GpuCaps& caps, int nch) {
   if (!caps.mma_sync || caps.amd || caps.tensor_cores == TensorCores::Mfma || nch <= 0) return 0;
-  // An SM's shared memory is the block opt-in plus the 1 KB the driver reserves a block (sm_80..sm_120).
-  const int sm_bytes = caps.smem_optin + 1024;
-  if (3 * (moe_stream_smem_bytes(kMoeStreamShallowStages, nch) + 1024) <= sm_bytes) return kMoeStreamShallowStages;
-  if (2 * (moe_stream_smem_bytes(kMoeStreamDeepStages, nch) + 1024) <= sm_bytes) return kMoeStreamDeepStages;
+  if (ctas_fit_sm(caps, 3, moe_stream_smem_bytes(kMoeStreamShallowStages, nch))) return kMoeStreamShallowStages;
+  if (ctas_fit_sm(caps, 2, moe_stream_smem_bytes(kMoeStreamDeepStages, nch))) return kMoeStreamDeepStages;
   return moe_stream_smem_bytes(kMoeStreamShallowStages, nch) <= caps.smem_optin ? kMoeStreamShallowStages : 0;
 }
 
 int moe_stream_wide_stages(const GpuCaps& caps, int nch) {
   if (moe_stream_stages(caps, nch) == 0) return 0;
-  const int sm_bytes = caps.smem_optin + 1024;
-  return 2 * (moe_stream_smem_bytes(kMoeStreamShallowStages, nch, kMoeStreamWideTokens) + 1024) <= sm_bytes
+  return ctas_fit_sm(caps, 2, moe_stream_smem_bytes(kMoeStreamShallowStages, nch, kMoeStreamWideTokens))
              ? kMoeStreamShallowStages
              : 0;
 }
@@ -353,11 +356,9 @@ bool moe_stream_uses_tma(const GpuCaps& caps, const GpuKnobs& k, int nch, int to
   using T = GpuKnobs::MoeStreamTma;
   if (k.moe_stream_tma == T::Off || !caps.bulk_async) return false;
   if (k.moe_stream_tma == T::Auto && tokens != kMoeStreamTokens) return false;
-  const int sm_bytes = caps.smem_optin + 1024;
-  // as many CTAs an SM as the cp.async kernel of that ring and width (moe_stream_min_blocks)
-  const int ctas = stages == kMoeStreamShallowStages && tokens == kMoeStreamTokens ? 3 : 2;
+  // the rings compiled (the wide CTA on the shallow one only), as many CTAs an SM as the cp.async kernel's
   if (stages != kMoeStreamShallowStages && !(stages == kMoeStreamDeepStages && tokens == kMoeStreamTokens)) return false;
-  return ctas * (moe_stream_tma_smem_bytes(stages, nch, tokens) + 1024) <= sm_bytes;
+  return ctas_fit_sm(caps, moe_stream_ctas_per_sm(stages, tokens), moe_stream_tma_smem_bytes(stages, nch, tokens));
 }
 
 int moe_stream_deep_stages(const GpuCaps& caps, int nch) {

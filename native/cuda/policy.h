@@ -59,10 +59,10 @@ GpuKnobs knobs();
 // no tensor-core image for the device.
 // Per problem (GPTOSS_CUDA_GEMM unset; the H100 run at 98332a8, bench/RESULTS.md "Prefill GEMMs on
 // wgmma"): a dense problem (linear: q/k/v in one launch, o, Q8_0 chunks, the LM head over a step's
-// rows) of at least kWgmmaDenseMinRows rows takes Wgmma (1.5-1.9x the mma.sync tile at 512 and 2048
-// rows; since the 16th session from 5 rows, past the GEMV's: a 24-layer 20b decode step at 16 / 32 / 48 streams
-// 8.3 / 9.3 / 10.8 ms on the mma.sync tile, 6.8 / 7.8 / 8.7 ms on wgmma with its split-K, H100; shapes.h
-// kGemvWgmmaMaxTokens for 5-8); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
+// rows) past the GEMV's (gemv_max_tokens) takes Wgmma (1.5-1.9x the mma.sync tile at 512 and 2048
+// rows; from 64 rows until the 16th session, when a 24-layer 20b decode step at 16 / 32 / 48 streams ran
+// 8.3 / 9.3 / 10.8 ms on the mma.sync tile and 6.8 / 7.8 / 8.7 ms on wgmma with its split-K, H100; shapes.h
+// kGemvWgmmaMaxTokens for 5-8 rows); the grouped MoE GEMMs take Wgmma only when the routed rows average at least
 // kWgmmaMoeMinRowsPerExpert an expert (n k >= that x E: the host does not know the real counts at
 // dispatch, they stay on the device), mma.sync below (the wgmma op lost 4-19% at 64 rows an expert and
 // 1.7x at 16, won 10% at 256). GPTOSS_CUDA_GEMM=mma: the mma.sync tile everywhere (the default before);
@@ -71,7 +71,6 @@ GpuKnobs knobs();
 // The choice is a pure function of the problem's shape, taken at launch: a captured graph (a batch
 // bucket's padded step) holds the choice for that bucket's shapes.
 enum class GemmTileKind { None, MmaSync, Mfma, Wgmma };
-constexpr int kWgmmaDenseMinRows = kGemvWgmmaMaxTokens + 1;  // every dense GEMM past the GEMV (a 64-row wgmma block, part empty)
 constexpr int kWgmmaMoeMinRowsPerExpert = 128;  // one full 128-row wgmma block an expert on average
 // Whether the wgmma tile can run on the device: an sm_90a image (NVIDIA) and the 64-row tile's shared
 // memory at the largest K the tile takes within a block's (it always is on sm_90: ~145 KB).
@@ -104,11 +103,11 @@ GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, const GpuKnobs& k, int n, i
 GemmTileKind moe_gemm_tile_kind(const GpuCaps& caps, int n, int experts_per_token, int E);  // with knobs()
 
 // ---- linear: out[n, N] = x[n, K] W^T ----
-// Gemv for n <= kGemvMaxTokens, the GEMM tile above (where a tile kernel was compiled), Naive when the
+// Gemv for n <= gemv_max_tokens, the GEMM tile above (where a tile kernel was compiled), Naive when the
 // row length does not allow 16-byte loads or no tensor-core GEMM runs on the device.
 enum class LinearPath { Gemv, Gemm, Naive };
 LinearPath choose_linear(const GpuCaps& caps, int n, int K, bool mxfp4);
-// Q8_0 weights (q8.cuh; K % 32 == 0): Gemv up to kGemvMaxTokens tokens, and above where no
+// Q8_0 weights (q8.cuh; K % 32 == 0): Gemv up to gemv_max_tokens tokens, and above where no
 // tensor-core tile runs (kGemvMaxTokens at a time); Gemm (dequantized chunks through the bf16 tile) above.
 LinearPath choose_linear_q8(const GpuCaps& caps, int n);
 

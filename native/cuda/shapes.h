@@ -118,8 +118,8 @@ GPTOSS_HD constexpr int moe_stream_stage_bytes(int tokens = kMoeStreamTokens) {
 GPTOSS_HD constexpr int moe_stream_smem_bytes(int stages, int nch, int tokens = kMoeStreamTokens) {
   return stages * moe_stream_stage_bytes(tokens) + (kMoeStreamRows * nch + 15) / 16 * 16;
 }
-// The warp-specialised kernel (moe_stream.cu, TMA): the same ring and scales, plus 1 KB to align the ring to the
-// weights' 64-byte swizzle span (the tensor map's box lands swizzled by the shared address bits).
+// The TMA kernel (moe_stream.cu): the same ring and scales, plus 1 KB to align the ring to the weights' 64-byte
+// swizzle span (the tensor map's box lands swizzled by the shared address bits).
 GPTOSS_HD constexpr int moe_stream_tma_smem_bytes(int stages, int nch, int tokens = kMoeStreamTokens) {
   return moe_stream_smem_bytes(stages, nch, tokens) + 1024;
 }
@@ -128,6 +128,12 @@ GPTOSS_HD constexpr int moe_stream_tma_smem_bytes(int stages, int nch, int token
 // with two CTAs an SM by 3-7% a MoE (20b, 8-128 streams), the kernel being bound by issue and latency, not by
 // bytes in flight. GPTOSS_CUDA_MOE_STREAM_STAGES=5 asks for the deep one where it fits.
 constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;
+// CTAs an SM a streaming MoE kernel is built for (its registers allow; policy.cpp checks its shared memory fits):
+// three on the shallow ring with 16 rows a CTA (3 x 67 KB on sm_90: 24 warps, <= 80 registers a thread), two
+// otherwise (the deep ring's two 104 KB CTAs, the wide kernel's two 98 KB ones: 128 registers).
+GPTOSS_HD constexpr int moe_stream_ctas_per_sm(int stages, int tokens) {
+  return stages == kMoeStreamShallowStages && tokens == kMoeStreamTokens ? 3 : 2;
+}
 // Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (a decode batch: 256
 // streams of the 20b); a prefill's thousands of rows an expert stay on the GEMM tile (16 rows a CTA would read
 // an expert's weights once for every 16 of its rows).

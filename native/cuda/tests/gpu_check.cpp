@@ -1382,7 +1382,7 @@ void check_gemm_wgmma(Rng& r) {
   gc::GpuKnobs auto_k = gc::knobs();
   auto_k.gemm = gc::GpuKnobs::Gemm::Auto;
   const bool per_problem = gc::gemm_tile_kind(caps, auto_k, 512) == gc::GemmTileKind::Wgmma &&
-                           gc::gemm_tile_kind(caps, auto_k, gc::kWgmmaDenseMinRows - 1) == gc::GemmTileKind::MmaSync &&
+                           gc::gemm_tile_kind(caps, auto_k, gc::gemv_max_tokens(caps, auto_k)) == gc::GemmTileKind::MmaSync &&
                            gc::moe_gemm_tile_kind(caps, auto_k, 2048, 4, 32) == gc::GemmTileKind::Wgmma &&
                            gc::moe_gemm_tile_kind(caps, auto_k, 512, 4, 32) == gc::GemmTileKind::MmaSync;
 #else

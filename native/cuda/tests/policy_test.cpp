@@ -423,7 +423,7 @@ void test_moe_bf16() {
 // The wgmma tile (issue 12 item 4; since the H100 run at 98332a8, per problem): only on an sm_90a image
 // with the shared memory (an sm_90 image, compute_80 PTX on an H200, Blackwell's images, AMD and a
 // lowered shared-memory limit keep their tile, under any knob). Without the knob a dense problem of at
-// least kWgmmaDenseMinRows rows takes it, the grouped MoE only from kWgmmaMoeMinRowsPerExpert routed rows
+// more rows than the GEMV's (gemv_max_tokens) takes it, the grouped MoE only from kWgmmaMoeMinRowsPerExpert routed rows
 // an expert on average (n k >= 128 E); GPTOSS_CUDA_GEMM=mma|wgmma forces one tile for every problem. Its
 // rows are 64 or 128 (one m64 accumulator a warpgroup); the 128-row tile fits the H200 at every K.
 void test_gemm_wgmma() {
@@ -439,7 +439,8 @@ void test_gemm_wgmma() {
   for (const GpuCaps& d : {c, h100}) {
     CHECK(gemm_tile_kind(d, none, 512) == G::Wgmma);    // prefill 512: qkv 1.45x, o 1.85x (H100)
     CHECK(gemm_tile_kind(d, none, 2048) == G::Wgmma);   // prefill 2048: qkv 1.51x, o 1.61x
-    CHECK(gemm_tile_kind(d, none, kWgmmaDenseMinRows) == G::Wgmma);
+    CHECK(gemm_tile_kind(d, none, gemv_max_tokens(d, none) + 1) == G::Wgmma);
+    CHECK(gemm_tile_kind(d, none, gemv_max_tokens(d, none)) == G::MmaSync);
     CHECK(gemm_tile_kind(d, none, 63) == G::Wgmma);  // a batch step of 63 rows
     CHECK(gemm_tile_kind(d, none, kGemvMaxTokens + 1) == G::Wgmma);  // 9 rows: 16-48 streams ran 16-19% faster
     CHECK(gemm_tile_kind(d, none, kGemvWgmmaMaxTokens + 1) == G::Wgmma);  // 5 rows: 6-8 streams 13-17% faster
@@ -447,7 +448,10 @@ void test_gemm_wgmma() {
     CHECK(gemv_max_tokens(d, none) == kGemvWgmmaMaxTokens);
     CHECK(choose_linear(d, 4, 2880, false) == LinearPath::Gemv && choose_linear(d, 5, 2880, false) == LinearPath::Gemm);
   }
-  CHECK(kWgmmaDenseMinRows == kGemvWgmmaMaxTokens + 1 && kGemvWgmmaMaxTokens == 4);
+  CHECK(kGemvWgmmaMaxTokens == 4);
+  CHECK(moe_stream_ctas_per_sm(kMoeStreamShallowStages, kMoeStreamTokens) == 3);
+  CHECK(moe_stream_ctas_per_sm(kMoeStreamDeepStages, kMoeStreamTokens) == 2 &&
+        moe_stream_ctas_per_sm(kMoeStreamShallowStages, kMoeStreamWideTokens) == 2);
   CHECK(gemv_max_tokens(h200(900, kSm90), none) == kGemvMaxTokens);  // no wgmma image: the GEMV up to 8
   CHECK(choose_linear(h200(900, kSm90), 8, 2880, false) == LinearPath::Gemv);
   CHECK(gemm_tile_kind(h200(900, kSm90), none, 9) == G::MmaSync);
