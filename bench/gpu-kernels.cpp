@@ -265,12 +265,13 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       // "stream-relaid-auto": the policy's choice between them (moe_stream_tokens), "stream-relaid-s5": the narrow one on the
       // 5-stage ring (two CTAs an SM). GPTOSS_CUDA_MOE_STREAM_TMA picks the ring's filling (read at each call)
       const std::vector<const char*> paths =
-          dec ? std::vector<const char*>{"mma", "stream", "stream-s5"}
+          dec ? std::vector<const char*>{"mma", "mma-relaid", "stream", "stream-relaid", "stream-s5"}
               : std::vector<const char*>{"gemm", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-relaid-auto", "stream-s5", "stream-relaid-s5"};
       for (const char* path : paths) {
         const bool s5 = !std::strcmp(path, "stream-s5"), w32 = !std::strcmp(path, "stream-relaid-w32");
         const bool w16 = !std::strcmp(path, "stream-relaid"), s5r = !std::strcmp(path, "stream-relaid-s5");
-        const bool rl = w32 || w16 || s5r || !std::strcmp(path, "stream-relaid-auto");
+        const bool mr = !std::strcmp(path, "mma-relaid");  // decode sizes: the decode kernels on the decode layout
+        const bool rl = w32 || w16 || s5r || mr || !std::strcmp(path, "stream-relaid-auto");
         if (rl && !wr.decode_layout) continue;
         if (const char* only = std::getenv("GPTOSS_BENCH_MOE_PATHS"))  // e.g. "gemm,stream-relaid,stream-relaid-w32"
           if (!list_has(only, path)) continue;
@@ -278,7 +279,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
         if (w32 || w16 || s5r) setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", w32 ? "32" : "16", 1);
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
-        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || rl ? "stream" : path, 1);
+        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || (rl && !mr) ? "stream" : path, 1);
         const MoeWeights& ww = rl ? wr : w;
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
         double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, ww, sw, y); }, 20, 3);
