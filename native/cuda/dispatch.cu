@@ -281,8 +281,11 @@ class CudaBackend final : public Backend {
       std::shared_ptr<void> ws = pool_->alloc(moe_group_mma_workspace_bytes(a));
       return launch_moe_group_mma(a, ws.get(), stream_);
     }
-    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode && batch != MoeBatchPath::Stream));
-    if (batch == MoeBatchPath::Stream) return launch_moe_stream(a, ws.get(), stream_);  // opt-in, moe_stream.cu
+    if (batch == MoeBatchPath::Stream) {  // moe_stream.cu
+      std::shared_ptr<void> ws = pool_->alloc(moe_stream_workspace_bytes(a));
+      return launch_moe_stream(a, ws.get(), stream_);
+    }
+    std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
     if (!decode) return launch_moe_grouped(a, ws.get(), stream_);
     const MoeDecodeKind kind = choose_moe_decode(caps_, knobs(), a.n, a.H, a.I, a.decode_layout);
     switch (kind) {

@@ -114,7 +114,7 @@ __device__ __forceinline__ void split_bf16x4(const float4 v, uint2& hi, uint2& l
   lo = make_uint2(pack_bf16x2(v.x - bf16_lo(h0), v.y - bf16_hi(h0)), pack_bf16x2(v.z - bf16_lo(h1), v.w - bf16_hi(h1)));
 }
 // Values 4q .. 4q + 3 of x[0, count) split into hi and lo (16-byte loads where x is aligned): split_bf16_kernel's
-// thread q, and the split half of moe_route_split_kernel.
+// thread q.
 __device__ __forceinline__ void split_bf16_quad(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, int64_t q) {
   const int64_t i = 4 * q;
   if (i >= count) return;

@@ -437,7 +437,7 @@ GemmProblem expert_gemm(const MoeArgs& a, const GroupedWs& w, const uint16_t* a_
 }
 
 // The routing's three steps, each a device function so the separate kernels below (prefill, the grouped decode
-// kernels) and the single-CTA moe_route_split_kernel (the streaming MoE) run the same code.
+// kernels) and the single-CTA moe_route_kernel (the streaming MoE) run the same code.
 // Pair i counted for its expert (an expert index out of range flags err instead).
 __device__ __forceinline__ void route_count(const int32_t* expert_idx, int i, int E, int32_t* counts, int* err) {
   const int e = expert_idx[i];
@@ -497,14 +497,9 @@ __global__ void moe_scatter_kernel(const int32_t* expert_idx, int P, int k, int 
 // 20b layer at 64 streams on an H100: count 2.7, scan 5.4, scatter 3.2, and the memset; 15th session). A slot's
 // place in its expert's group follows shared-memory atomics, as the scatter's global ones did: the sums do not
 // depend on it (a slot's rows are computed alone, and moe_unpermute_kernel adds a token's k rows in fixed order).
-// Blocks 1.. of the grid split x into its bf16 halves meanwhile (split_bf16_kernel's work, one launch fewer).
-__global__ void moe_route_split_kernel(const int32_t* expert_idx, int P, int k, int E, int bm, int32_t* group_start,
-                                       int32_t* tile_start, int32_t* perm_token, int32_t* pair_slot, int* err,
-                                       const float* x, int64_t count, uint16_t* x_hi, uint16_t* x_lo) {
-  if (blockIdx.x > 0) {
-    split_bf16_quad(x, count, x_hi, x_lo, (blockIdx.x - 1) * int64_t(blockDim.x) + threadIdx.x);
-    return;
-  }
+// (Until the 17th session blocks 1.. split x into its bf16 halves; the pack kernel does that now, into the tiles.)
+__global__ void moe_route_kernel(const int32_t* expert_idx, int P, int k, int E, int bm, int32_t* group_start,
+                                 int32_t* tile_start, int32_t* perm_token, int32_t* pair_slot, int* err) {
   extern __shared__ int32_t route_sh[];  // counts [E], cursors [E], group starts [E + 1]
   int32_t* cnt = route_sh;
   int32_t* cur = route_sh + E;
@@ -646,23 +641,53 @@ void launch_moe_group_mma(const MoeArgs& a, void* workspace, cudaStream_t stream
   GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
 }
 
+namespace {
+// The streaming MoE's workspace: the grouped routing's, then x packed (K = H) and the SwiGLU packed (K = I) for
+// `tokens` slots a tile (moe_stream_packed_bytes), each 256-byte aligned.
+struct StreamWs {
+  GroupedWs g;
+  uint8_t* x_packed;
+  uint8_t* act_packed;
+  int max_tiles;
+};
+StreamWs stream_ws(const MoeArgs& a, int tokens, void* base, size_t* total) {
+  StreamWs w;
+  size_t off = 0;
+  w.g = grouped_ws(a, base, &off);
+  const int P = a.n * a.k;
+  w.max_tiles = moe_stream_max_tiles(P, a.E, tokens);
+  uint8_t* p = static_cast<uint8_t*>(base);
+  w.x_packed = p ? p + off : nullptr;
+  off += align256(moe_stream_packed_bytes(w.max_tiles, a.H, tokens));
+  w.act_packed = p ? p + off : nullptr;
+  off += align256(moe_stream_packed_bytes(w.max_tiles, a.I, tokens));
+  if (total) *total = off;
+  return w;
+}
+}  // namespace
+
+size_t moe_stream_workspace_bytes(const MoeArgs& a) {
+  size_t total = 0;
+  stream_ws(a, moe_stream_tokens(current_caps(), knobs(), int64_t(a.n) * a.k, a.E, a.H, a.I), nullptr, &total);
+  return total;
+}
+
 void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   if (a.bf16) throw type_error("moe: the streaming kernels (moe_stream.cu) read MXFP4 experts, not bf16 ones");
   const int P = a.n * a.k;
-  GroupedWs w = grouped_ws(a, workspace, nullptr);
+  // the rows a tile as moe_stream_workspace_bytes sized it (the same knobs, read in the same dispatch)
   const int tokens = moe_stream_tokens(current_caps(), knobs(), P, a.E, a.H, a.I);
+  const StreamWs sw = stream_ws(a, tokens, workspace, nullptr);
+  const GroupedWs& w = sw.g;
   constexpr int kRouteThreads = 512;
-  const int64_t count = int64_t(a.n) * a.H;
-  const unsigned split_blocks = unsigned(ceil_div((count + 3) / 4, int64_t(kRouteThreads)));
-  moe_route_split_kernel<<<1 + split_blocks, kRouteThreads, sizeof(int32_t) * (3 * size_t(a.E) + 1), stream>>>(
-      a.expert_idx, P, a.k, a.E, tokens, w.group_start, w.tile_start, w.perm_token, w.pair_slot, a.err, a.x, count,
-      w.x_hi, w.x_lo);
-  GPTOSS_CUDA_LAUNCH("moe_route_split_kernel");
+  // one block: the routing; then the pack kernel splits x into the tiles
+  moe_route_kernel<<<1, kRouteThreads, sizeof(int32_t) * (3 * size_t(a.E) + 1), stream>>>(
+      a.expert_idx, P, a.k, a.E, tokens, w.group_start, w.tile_start, w.perm_token, w.pair_slot, a.err);
+  GPTOSS_CUDA_LAUNCH("moe_route_kernel");
+  launch_moe_stream_pack(a.x, w.perm_token, w.group_start, w.tile_start, P, a.E, a.H, tokens, sw.x_packed, stream);
 
   MoeStreamProblem g1;
-  g1.a_hi = w.x_hi;
-  g1.a_lo = w.x_lo;
-  g1.a_rows = w.perm_token;
+  g1.a_packed = sw.x_packed;
   g1.w = a.gate_up;
   g1.scales = a.gate_up_scales;
   g1.decode_layout = a.decode_layout;
@@ -670,20 +695,18 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g1.bias_bf16 = a.gate_up_bias_bf16;
   g1.group_start = w.group_start;
   g1.tile_start = w.tile_start;
-  g1.max_tiles = P / tokens + a.E;  // sum ceil(c_e / tokens) <= P / tokens + E
+  g1.max_tiles = sw.max_tiles;
   g1.tokens = tokens;
   g1.N = 2 * a.I;
   g1.K = a.H;
   g1.E = a.E;
-  g1.out_hi = w.act_hi;
-  g1.out_lo = w.act_lo;
+  g1.out_packed = sw.act_packed;
   g1.limit = a.limit;
   g1.alpha = a.alpha;
   launch_moe_stream_gemm(g1, true, stream);
 
   MoeStreamProblem g2;
-  g2.a_hi = w.act_hi;
-  g2.a_lo = w.act_lo;
+  g2.a_packed = sw.act_packed;
   g2.w = a.down;
   g2.scales = a.down_scales;
   g2.decode_layout = a.decode_layout;
@@ -691,7 +714,7 @@ void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
   g2.bias_bf16 = a.down_bias_bf16;
   g2.group_start = w.group_start;
   g2.tile_start = w.tile_start;
-  g2.max_tiles = g1.max_tiles;
+  g2.max_tiles = sw.max_tiles;
   g2.tokens = tokens;
   g2.N = a.H;
   g2.K = a.I;

@@ -82,18 +82,21 @@ struct MoeGroups {
   int group_tokens = 4;  // pairs a group: 4 or 8
 };
 void launch_moe_group_kernels(const MoeArgs& a, const MoeGroups& groups, float* act, float* y, cudaStream_t stream);
-// MoeBatchPath::Stream (GPTOSS_CUDA_MOE_BATCH=stream; opt-in: compiled, not yet run on a GPU): the routing
-// grouped by expert as for the GEMM tile (same workspace: moe_workspace_bytes(a, false)), then the streaming
-// kernels of moe_stream.cu (each expert's packed weights read once for each 16 of its rows, those CTAs side by
-// side so a second pass finds the rows in L2), then the
-// same un-permute with the routing weights. MXFP4 experts in the checkpoint's layout.
+// MoeBatchPath::Stream (the decode batches' default on Hopper, policy.h choose_moe_batch): the routing grouped by
+// expert into tiles of `tokens` slots (moe_route_kernel, one block), the tokens' rows packed by tile and stage
+// (launch_moe_stream_pack), then the streaming kernels of moe_stream.cu (each expert's packed weights read once for
+// each tile of its rows, those CTAs side by side so a second pass finds the rows in L2; gate_up's SwiGLU written
+// packed for down), then the same un-permute with the routing weights. Workspace: moe_stream_workspace_bytes.
 void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream);
-// One streaming GEMM over every expert: out[slot, n] = sum_k A[row(slot), k] W_e[n, k] + bias_e[n] for the
-// slots group_start[e] .. group_start[e + 1] of expert e, kMoeStreamTokens slots a CTA (tile_start's tiles).
+size_t moe_stream_workspace_bytes(const MoeArgs& a);
+// One streaming GEMM over every expert: out[slot, n] = sum_k A[slot, k] W_e[n, k] + bias_e[n] for the slots
+// group_start[e] .. group_start[e + 1] of expert e, `tokens` slots a CTA (tile_start's tiles). A comes packed
+// (17th session): tile T's stage kt (K columns kt x 128 ..) is one run of 2 x tokens rows of kMoeStreamActRow bytes
+// (row 2 r + h: slot r of the tile, bf16 half h: hi, lo; the stage's columns in the first 256 bytes, the rest
+// never read), at mstream::packed_stage_offset, so a CTA copies a stage's activations as one piece (one TMA bulk
+// copy where the per-row copies, 32 a stage, had held the kernel: 15-30% of the MoE op, bench/RESULTS.md).
 struct MoeStreamProblem {
-  const uint16_t* a_hi = nullptr;    // bf16 [*, K] halves of A (launch_split_bf16)
-  const uint16_t* a_lo = nullptr;
-  const int32_t* a_rows = nullptr;   // slot -> row of A; null: the slot itself
+  const uint8_t* a_packed = nullptr; // A packed by tile and stage (above): launch_moe_stream_pack, or the swiglu epilogue
   const uint8_t* w = nullptr;        // MXFP4 blocks [E, N, K/32, 16], checkpoint layout (or decode_layout)
   const uint8_t* scales = nullptr;   // E8M0 [E, N, K/32] (decode_layout: each matrix's 16-row tiles, mxfp4_layout.h)
   bool decode_layout = false;        // w and scales re-laid at upload (mxfp4_layout.h; N % 16 == 0)
@@ -101,14 +104,21 @@ struct MoeStreamProblem {
   bool bias_bf16 = true;
   const int32_t* group_start = nullptr;  // [E + 1] (device)
   const int32_t* tile_start = nullptr;   // [E + 1] prefix of ceil(rows_e / tokens) (device): a CTA row a tile
-  int max_tiles = 0;                     // grid bound on tile_start[E] (P / tokens + E)
+  int max_tiles = 0;                     // grid bound on tile_start[E] (moe_stream_max_tiles)
   int tokens = kMoeStreamTokens;         // routed rows a CTA (tile_start's tile): 16, or kMoeStreamWideTokens
   int N = 0, K = 0, E = 0;
   float* out = nullptr;              // swiglu false: f32 [slots, N]
-  uint16_t* out_hi = nullptr;        // swiglu: SwiGLU of the (gate, up) row pairs split, bf16 [slots, N/2] each
-  uint16_t* out_lo = nullptr;
+  uint8_t* out_packed = nullptr;     // swiglu: SwiGLU of the (gate, up) row pairs split into bf16 halves, packed as
+                                     // a_packed for a GEMM of K = N / 2 over the same tiles (the down projection)
   float limit = 7.f, alpha = 1.702f;
 };
+// Tiles of `tokens` slots for P (token, expert) slots over E experts: sum ceil(c_e / tokens) <= min(P, P / tokens + E).
+int moe_stream_max_tiles(int P, int E, int tokens);
+// Bytes of a packed A of K columns over max_tiles tiles.
+size_t moe_stream_packed_bytes(int max_tiles, int K, int tokens);
+// x f32 [*, K] (row perm_token[slot] for each slot) split into bf16 halves and packed for launch_moe_stream_gemm.
+void launch_moe_stream_pack(const float* x, const int32_t* perm_token, const int32_t* group_start, const int32_t* tile_start,
+                            int P, int E, int K, int tokens, uint8_t* packed, cudaStream_t stream);
 void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream);
 // bf16 experts, choose_moe_bf16()'s Gemv (moe_bf16.cu): SIMT GEMVs over the routed experts' rows, f32
 // sums (same workspace as launch_moe_decode: act [pairs, I]).

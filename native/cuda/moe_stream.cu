@@ -133,24 +133,27 @@ __device__ __forceinline__ void stream_epilogue(const MoeStreamProblem& p, const
   for (int j = 0; j < kTiles; ++j) {
     if (j >= ntiles) break;  // warp-uniform
     const int tok = mstream::c_token(j, t);
-    const int slot = c0 + tok;
+    const int slot = c0 + tok;  // the f32 output's row (swiglu: the packed tile's row tok)
     float va = acc[j][0] + acc[j][1] + bias_a, vb = acc[j][2] + acc[j][3] + bias_b;
     if (kSwiglu) {
       // gate = even row, up = the odd row after it (transformers GptOssExperts): lane g ^ 1 (lane ^ 4)
       const float ua = __shfl_xor_sync(0xffffffffu, va, 4), ub = __shfl_xor_sync(0xffffffffu, vb, 4);
       if ((g & 1) || tok >= ntok) continue;
-      const int ldo = p.N / 2;
+      // packed for the down projection's tile blockIdx.y (its K = N / 2): halves at rows 2 tok, 2 tok + 1
+      const int kd = p.N / 2;
       if (na + 1 < p.N) {
         uint16_t hi, lo;
         split_bf16(swiglu(va, ua, p.limit, p.alpha), hi, lo);
-        p.out_hi[int64_t(slot) * ldo + na / 2] = hi;
-        p.out_lo[int64_t(slot) * ldo + na / 2] = lo;
+        uint8_t* at = p.out_packed + mstream::packed_col_offset(blockIdx.y, tok, 0, na / 2, kd, 4 * kTiles);
+        *reinterpret_cast<uint16_t*>(at) = hi;
+        *reinterpret_cast<uint16_t*>(at + kActRow) = lo;
       }
       if (nb8 + 1 < p.N) {
         uint16_t hi, lo;
         split_bf16(swiglu(vb, ub, p.limit, p.alpha), hi, lo);
-        p.out_hi[int64_t(slot) * ldo + nb8 / 2] = hi;
-        p.out_lo[int64_t(slot) * ldo + nb8 / 2] = lo;
+        uint8_t* at = p.out_packed + mstream::packed_col_offset(blockIdx.y, tok, 0, nb8 / 2, kd, 4 * kTiles);
+        *reinterpret_cast<uint16_t*>(at) = hi;
+        *reinterpret_cast<uint16_t*>(at + kActRow) = lo;
       }
     } else {
       if (tok >= ntok) continue;
@@ -205,7 +208,6 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   constexpr int kStage = moe_stream_stage_bytes(kTok);
   extern __shared__ __align__(16) uint8_t smem[];
-  __shared__ int tok_row[kTok];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int e = stream_expert(p, tid);
   if (e < 0) return;  // CTA-uniform
@@ -242,7 +244,7 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
   // re-derived the shared window, the slot's address and each zero-fill source every stage: ~130 of its
   // ~290 instructions a stage were not the decode or the MMAs, SASS of cb1e8bd). The weights of the first S - 1
   // stages are issued before the scales are loaded (they depend on nothing the CTA reads), so the ring fills
-  // while the scales' and tok_row's loads are in flight.
+  // while the scales' loads are in flight.
   const uint32_t smem_s = smem_addr(smem);
   const uint8_t* w_ptr[kWPer];
   bool w_ok[kWPer];
@@ -286,33 +288,27 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
 
   {
     // ntiles: the n-tiles holding tokens; nt_run: those the K loop runs (the wide kernel's loop is compiled for
-    // even counts: one more n-tile of zero-filled tokens, its columns never stored)
+    // even counts: one more n-tile of stale bytes, its columns never stored)
     const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
     const int nt_run = kTok == kMoeStreamTokens ? ntiles : (ntiles + 1) & ~1;
-    if (tid < kTok) tok_row[tid] = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
-    __syncthreads();  // tok_row is in place
 
+    // the tile's packed rows (moe.cuh MoeStreamProblem::a_packed): a thread's 16-byte chunks are at the same place
+    // in every stage's run; rows of absent slots are not copied (their columns are never stored), and a partial
+    // last stage's chunks past K are copied (packed rows are whole; the loop skips those blocks)
     const int a_ch = tid % kChunks, a_r = tid / kChunks;
-    const uint16_t* a_base = (a_r & 1) ? p.a_lo : p.a_hi;
-    const int a_total = 8 * nt_run * kChunks;  // rows act_row(tok, half) for the tokens of nt_run n-tiles
-    const uint16_t* a_ptr[kAPer];
+    const int a_total = 2 * ntok * kChunks;
+    const uint8_t* a_ptr = p.a_packed + mstream::packed_stage_offset(blockIdx.y, 0, p.K, kTok) + (a_r * kActRow + a_ch * 16);
+    constexpr int kAStage = 2 * kTok * kActRow;  // a stage's run
     bool a_ok[kAPer];
 #pragma unroll
-    for (int i = 0; i < kAPer; ++i) {
-      const int c = tid + i * kThreads;
-      const int src = c < a_total ? tok_row[(a_r + i * kARowStep) >> 1] : -1;
-      a_ok[i] = src >= 0;
-      a_ptr[i] = a_base + int64_t(max(src, 0)) * p.K + a_ch * 8;
-    }
+    for (int i = 0; i < kAPer; ++i) a_ok[i] = tid + i * kThreads < a_total;
     const uint32_t a_dst = uint32_t(mstream::act_offset(a_r, a_ch));
     auto issue_a = [&](int kt, uint32_t slot) {  // stage kt's activations (no commit)
       const uint32_t st = smem_s + slot;
-      const bool ak = kt < nkt_full || kt * kKc * 32 + a_ch * 8 < p.K;
 #pragma unroll
-      for (int i = 0; i < kAPer; ++i) {
-        if (a_ok[i] && ak) cp_async16_s(st + a_dst + i * kARowStep * kActRow, a_ptr[i]);
-        a_ptr[i] += kKc * 32;
-      }
+      for (int i = 0; i < kAPer; ++i)
+        if (a_ok[i]) cp_async16_s(st + a_dst + i * kARowStep * kActRow, a_ptr + i * kARowStep * kActRow);
+      a_ptr += kAStage;
     };
     // Commit groups: the first holds the weights of stages 0 .. S - 2 and stage 0's activations, group s (0 < s
     // < S - 1) stage s's activations, and every later one a whole stage, so waiting for stage kt's group
@@ -394,18 +390,20 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
 //  - A stage is one box of the tensor map `wmap` (bytes [kt kKc 16, +64) of rows n0 .. n0 + 127 of expert e,
 //    landed with the 64-byte swizzle: mstream::tma_weight_offset; rows past N arrive as zeros; L2 promotion 256
 //    bytes asked, as the cp.async kernel's .L2::256B, though ncu's L2 misses say DRAM still serves 64-byte pieces:
-//    bench/RESULTS.md, sixteenth session) and one 1-D bulk copy for each (token, half) row of the stage's
-//    activations (rows of absent tokens are not copied: their columns are never stored), all completing on the
-//    slot's "full" mbarrier by their byte count. The CTA's scales come with stage 0. (Prefetching the weights of
-//    later stages into L2 with TMA prefetches, against the long-scoreboard stalls ncu shows, made it 4-26% slower
-//    on an H200: bench/RESULTS.md, "Sixteenth session".)
+//    bench/RESULTS.md, sixteenth session) and one 1-D bulk copy of the tile's packed activation run for the stage
+//    (its first 2 x ntok rows: moe.cuh MoeStreamProblem::a_packed), both completing on the slot's "full" mbarrier
+//    by their byte count. The CTA's scales come with stage 0. Until the 17th session each (token, half) row was a
+//    bulk copy of its own, up to 32 a stage (64 in the wide CTA): the TMA unit's work on those, not the bytes in
+//    flight, held the kernel (bench/RESULTS.md, "Seventeenth session": deeper rings of weights or activations did
+//    not move it; one copy a stage took 15-30% off the MoE op). (Prefetching the weights of later stages into L2
+//    with TMA prefetches made it slower, 64- or 256-byte boxes; so did reading 8 KB contiguous weight tiles: the
+//    kernel is not bound by the DRAM access pattern. Both in bench/RESULTS.md.)
 //  - Each thread waits on "full" (the parity of the slot's use), runs the stage's MMAs (stream_stage_mmas) and
 //    arrives on the slot's "empty" mbarrier (kThreads arrivals a phase).
-//  - Stage kt + S - 1 goes into stage kt - 1's slot at the top of iteration kt, issued by warp kt % 8 once
-//    "empty" says every thread is done with stage kt - 1: one thread posts the bytes and the box, each lane its
-//    activation rows. The issuing warp rotates so that no warp waits for the others every stage; the rest run
-//    ahead as far as the ring allows. (A separate producer warp would cost the MMA warps registers: nine warps,
-//    three CTAs an SM leave 72 a thread; the wide kernel's two, 96.)
+//  - Stage kt + S - 1 goes into stage kt - 1's slot at the top of iteration kt, issued by lane 0 of warp kt % 8
+//    once "empty" says every thread is done with stage kt - 1. The issuing warp rotates so that no warp waits for
+//    the others every stage; the rest run ahead as far as the ring allows. (A separate producer warp would cost
+//    the MMA warps registers: nine warps, three CTAs an SM leave 72 a thread; the wide kernel's two, 96.)
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
 __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
     moe_stream_tma_kernel(const __grid_constant__ CUtensorMap wmap, MoeStreamProblem p) {
@@ -413,7 +411,6 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
   constexpr int kStage = moe_stream_stage_bytes(kTok);
   static_assert(kStage % 1024 == 0, "stage slots keep the ring's 1024-byte alignment (the swizzle span)");
   extern __shared__ __align__(16) uint8_t smem_raw[];
-  __shared__ int tok_row[kTok];
   __shared__ __align__(8) uint64_t bars[2 * S];  // full[s], then empty[s]
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int e = stream_expert(p, tid);
@@ -428,8 +425,6 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
   const uint32_t smem_s = smem_addr(smem);
   uint8_t* sc = smem + S * kStage;
   const uint32_t full0 = smem_addr(&bars[0]), empty0 = smem_addr(&bars[S]);
-  int my_row = -1;
-  if (tid < kTok) tok_row[tid] = my_row = tid < ntok ? (p.a_rows ? p.a_rows[c0 + tid] : c0 + tid) : -1;
   if (tid == 0) {
     prefetch_tensor_map(&wmap);
     for (int s = 0; s < S; ++s) {
@@ -438,36 +433,20 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
     }
     fence_barrier_init();
   }
-  // the barriers and tok_row are in place; the tokens whose rows are copied (2 x act_tokens rows a stage: the
-  // expected bytes count exactly the copies issued, whatever a_rows holds)
-  const int act_tokens = __syncthreads_count(my_row >= 0);
-
-  // This lane's activation rows of a stage (stage row r = lane + 32 i: token r / 2, half r % 2), as the warp that
-  // issues a stage copies them
-  constexpr int kRowsPerLane = 2 * kTok / 32;
-  static_assert(2 * kTok % 32 == 0, "whole activation rows a lane");
-  const uint16_t* a_src[kRowsPerLane];
-#pragma unroll
-  for (int i = 0; i < kRowsPerLane; ++i) {
-    const int r = lane + 32 * i, row = tok_row[r >> 1];
-    a_src[i] = row < 0 ? nullptr : ((r & 1) ? p.a_lo : p.a_hi) + int64_t(row) * p.K;
-  }
-  // Stage kt into slot s (the calling warp, every lane): the expectation is posted before any byte can land.
-  auto issue = [&](int kt, int s) {
+  __syncthreads();  // the barriers are in place
+  // Stage kt into slot s (one thread): the expectation is posted before any byte can land. The activations are
+  // the tile's packed run for the stage, its first 2 x ntok rows (moe.cuh MoeStreamProblem::a_packed).
+  auto issue = [&](int kt, int s) {  // (the run's address from the parameters at each issue: no live registers)
     const uint32_t full = full0 + 8 * s, st = smem_s + uint32_t(s * kStage);
-    const uint32_t a_bytes = uint32_t(min(kKc * 32, p.K - kt * kKc * 32)) * 2u;
-    if (lane == 0) {
-      const uint32_t sc_bytes = uint32_t(rows_here * nch);  // a multiple of 16 (moe_stream_tma_fits)
-      mbar_arrive_expect_tx(full, uint32_t(mstream::kWStage) + uint32_t(2 * act_tokens) * a_bytes + (kt == 0 ? sc_bytes : 0u));
-      tensor_copy_3d_g2s(st, &wmap, kt * kKc * 16, n0, e, full);
-      if (kt == 0) bulk_copy_g2s(smem_s + uint32_t(S * kStage), p.scales + (int64_t(e) * p.N + n0) * nch, sc_bytes, full);
-    }
-    __syncwarp();
-#pragma unroll
-    for (int i = 0; i < kRowsPerLane; ++i)
-      if (a_src[i]) bulk_copy_g2s(st + uint32_t(mstream::act_offset(lane + 32 * i, 0)), a_src[i] + kt * kKc * 32, a_bytes, full);
+    const uint32_t sc_bytes = uint32_t(rows_here * nch);  // a multiple of 16 (moe_stream_tma_fits)
+    const uint32_t a_bytes = uint32_t(2 * ntok * kActRow);
+    mbar_arrive_expect_tx(full, uint32_t(mstream::kWStage) + a_bytes + (kt == 0 ? sc_bytes : 0u));
+    tensor_copy_3d_g2s(st, &wmap, kt * kKc * 16, n0, e, full);
+    bulk_copy_g2s(st + uint32_t(mstream::act_offset(0, 0)), p.a_packed + mstream::packed_stage_offset(blockIdx.y, kt, p.K, kTok),
+                  a_bytes, full);
+    if (kt == 0) bulk_copy_g2s(smem_s + uint32_t(S * kStage), p.scales + (int64_t(e) * p.N + n0) * nch, sc_bytes, full);
   };
-  if (warp == 0)
+  if (tid == 0)
     for (int s = 0; s < S && s < nkt; ++s) issue(s, s);
 
   // ntiles: the n-tiles holding tokens; nt_run: those the K loop runs (the wide kernel's: an even count)
@@ -501,7 +480,7 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
     for (int kt = 0; kt < nkt; ++kt) {
       if (kt > 0 && kt + S - 1 < nkt && warp == kt % (kThreads / 32)) {  // refill stage kt - 1's slot
         mbar_wait(empty0 + 8 * prev, uint32_t((kt - 1) / S) & 1u);
-        issue(kt + S - 1, prev);
+        if (lane == 0) issue(kt + S - 1, prev);
       }
       mbar_wait(full0 + 8 * s, phase);
       const uint32_t ldsm[kKc / 2] = {smem_s + slot + ldsm_lo, smem_s + slot + ldsm_hi};
@@ -593,7 +572,7 @@ bool moe_stream_tma_fits(const MoeStreamProblem& p, int stages) {
   const auto aligned = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
   const int nch = p.K / 32;
   return moe_stream_uses_tma(current_caps(), knobs(), nch, p.tokens, stages) && aligned(p.w) && aligned(p.scales) &&
-         aligned(p.a_hi) && aligned(p.a_lo) && p.K % 8 == 0 && (int64_t(p.N) * nch) % 16 == 0;
+         aligned(p.a_packed) && (int64_t(p.N) * nch) % 16 == 0;
 #endif
 }
 
@@ -611,8 +590,63 @@ void launch_ring(const MoeStreamProblem& p, cudaStream_t stream) {
   else launch_kernel<kSwiglu, S, false, kTok>(p, stream);
 }
 
+// A packed for the streaming GEMMs (moe.cuh MoeStreamProblem::a_packed): thread (slot, chunk of 8 columns) reads
+// x's row perm_token[slot], splits the 8 values into bf16 halves (split_bf16, as launch_split_bf16) and writes each
+// half's 16 bytes at its packed place: the slot's expert is the last e with group_start[e] <= slot (an empty
+// expert shares its start with the next one), its tile tile_start[e] + (slot - group_start[e]) / tokens.
+// Slots past group_start[E] (pairs whose expert index was out of range: flagged, not routed) are not packed.
+template <bool kVec>
+__global__ void moe_stream_pack_kernel(const float* __restrict__ x, const int32_t* __restrict__ perm_token,
+                                       const int32_t* __restrict__ group_start, const int32_t* __restrict__ tile_start, int P,
+                                       int E, int K, int tokens, uint8_t* __restrict__ packed) {
+  const int chunks = K / 8;
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= int64_t(P) * chunks) return;
+  const int slot = int(i / chunks), c = int(i % chunks);
+  if (slot >= group_start[E]) return;
+  int lo = 0, hi = E - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) >> 1;
+    if (group_start[mid] <= slot) lo = mid;
+    else hi = mid - 1;
+  }
+  const int r = slot - group_start[lo], tile = tile_start[lo] + r / tokens;
+  const float* src = x + int64_t(perm_token[slot]) * K + c * 8;
+  float4 v0, v1;
+  if constexpr (kVec) {
+    v0 = reinterpret_cast<const float4*>(src)[0], v1 = reinterpret_cast<const float4*>(src)[1];
+  } else {
+    v0 = make_float4(src[0], src[1], src[2], src[3]), v1 = make_float4(src[4], src[5], src[6], src[7]);
+  }
+  uint2 h0, l0, h1, l1;
+  split_bf16x4(v0, h0, l0);
+  split_bf16x4(v1, h1, l1);
+  uint8_t* at = packed + mstream::packed_col_offset(tile, r % tokens, 0, c * 8, K, tokens);
+  *reinterpret_cast<uint4*>(at) = make_uint4(h0.x, h0.y, h1.x, h1.y);
+  *reinterpret_cast<uint4*>(at + kActRow) = make_uint4(l0.x, l0.y, l1.x, l1.y);
+}
 
 }  // namespace
+
+int moe_stream_max_tiles(int P, int E, int tokens) { return std::min(P, P / tokens + E); }
+
+size_t moe_stream_packed_bytes(int max_tiles, int K, int tokens) {
+  return size_t(mstream::packed_stage_offset(max_tiles, 0, K, tokens));
+}
+
+void launch_moe_stream_pack(const float* x, const int32_t* perm_token, const int32_t* group_start, const int32_t* tile_start,
+                            int P, int E, int K, int tokens, uint8_t* packed, cudaStream_t stream) {
+  if (P <= 0) return;
+  if (K % 8 != 0 || (reinterpret_cast<uintptr_t>(packed) & 15) != 0)
+    throw range_error("moe stream: packing needs K a multiple of 8 (got " + std::to_string(K) + ") and a 16-byte aligned buffer");
+  const int64_t threads = int64_t(P) * (K / 8);
+  const unsigned blocks = unsigned(ceil_div(threads, int64_t(256)));
+  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0 && K % 4 == 0)
+    moe_stream_pack_kernel<true><<<blocks, 256, 0, stream>>>(x, perm_token, group_start, tile_start, P, E, K, tokens, packed);
+  else
+    moe_stream_pack_kernel<false><<<blocks, 256, 0, stream>>>(x, perm_token, group_start, tile_start, P, E, K, tokens, packed);
+  GPTOSS_CUDA_LAUNCH("moe_stream_pack_kernel");
+}
 
 void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream) {
   if (p.N <= 0 || p.E <= 0 || p.max_tiles <= 0) return;

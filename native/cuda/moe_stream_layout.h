@@ -29,6 +29,20 @@ GPTOSS_HD constexpr int weight_offset(int row, int b) { return (b * kRows + row)
 GPTOSS_HD constexpr int act_row(int tok, int half) { return 2 * tok + half; }
 GPTOSS_HD constexpr int act_offset(int r, int ch) { return kWStage + r * kActRow + ch * 16; }
 
+// ---- A packed by tile and stage (moe.cuh MoeStreamProblem::a_packed) ----
+// A stage's activation rows as they lie in shared memory (act_offset less the weights), one run a (tile, stage):
+// tile T's stage kt at packed_stage_offset, its row r (act_row) at + r kActRow, column k of the stage (0 .. 127)
+// at + 2 k. The pack kernel and the swiglu epilogue write there; a kernel copies a stage's first 2 x ntok rows as
+// one piece to act_offset(0, 0) of its slot.
+GPTOSS_HD constexpr int packed_stages(int K) { return (K + kKc * 32 - 1) / (kKc * 32); }
+GPTOSS_HD constexpr int64_t packed_stage_offset(int64_t tile, int kt, int K, int tokens) {
+  return (tile * packed_stages(K) + kt) * 2 * tokens * kActRow;
+}
+// Column col (0 .. K) of slot r of tile T, half h: its byte offset in the packed A.
+GPTOSS_HD constexpr int64_t packed_col_offset(int64_t tile, int r, int h, int col, int K, int tokens) {
+  return packed_stage_offset(tile, col / (kKc * 32), K, tokens) + act_row(r, h) * kActRow + (col % (kKc * 32)) * 2;
+}
+
 // ---- the MMA loop ----
 // ldmatrix.x4 row address of `lane` for MX blocks bp, bp + 1 of warp `warp`'s 16 rows: matrices (block bp,
 // rows 0-7), (bp, 8-15), (bp + 1, 0-7), (bp + 1, 8-15), so register 2h + q holds word t of row g + 8q of

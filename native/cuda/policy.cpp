@@ -355,7 +355,6 @@ int moe_stream_wide_stages(const GpuCaps& caps, int nch) {
 bool moe_stream_uses_tma(const GpuCaps& caps, const GpuKnobs& k, int nch, int tokens, int stages) {
   using T = GpuKnobs::MoeStreamTma;
   if (k.moe_stream_tma == T::Off || !caps.bulk_async) return false;
-  if (k.moe_stream_tma == T::Auto && tokens != kMoeStreamTokens) return false;
   // the rings compiled (the wide CTA on the shallow one only), as many CTAs an SM as the cp.async kernel's
   if (stages != kMoeStreamShallowStages && !(stages == kMoeStreamDeepStages && tokens == kMoeStreamTokens)) return false;
   return ctas_fit_sm(caps, moe_stream_ctas_per_sm(stages, tokens), moe_stream_tma_smem_bytes(stages, nch, tokens));
@@ -386,7 +385,8 @@ int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int64_t pairs, int
 }
 
 bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {
-  return k.moe_decode == GpuKnobs::MoeDecode::Stream && !decode_layout && moe_stream_runs(caps, E, H, I);
+  (void)decode_layout;  // both layouts: the stream kernels read the decode layout too (kRelaid)
+  return k.moe_decode == GpuKnobs::MoeDecode::Stream && moe_stream_runs(caps, E, H, I);
 }
 
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,

@@ -209,17 +209,20 @@ int moe_stream_wide_stages(const GpuCaps& caps, int nch);
 int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int64_t pairs, int E, int H, int I);
 int moe_stream_deep_stages(const GpuCaps& caps, int nch);
 // Whether the streaming MoE runs its TMA kernel (16th session; moe_stream.cu moe_stream_tma_kernel): the ring filled
-// by the TMA unit (the weights as one tensor-map box a stage, the tokens' halves as 1-D bulk copies) completing on
-// mbarriers, no CTA barrier in the K loop. Where the image has TMA (sm_90+, caps.bulk_async) and the ring (`stages`:
-// shallow, or deep on request) fits as many CTAs an SM as the cp.async kernel's with its 1 KB of alignment. Auto
-// (GPTOSS_CUDA_MOE_STREAM_TMA unset): the narrow kernel (16 rows a CTA) only. Measured (bench/RESULTS.md, "Sixteenth
-// session"), the narrow TMA kernel against the narrow cp.async one: 16 / 64 / 128 streams -21% / -9% / -11% on an
-// H100, -23% / -4% / 0% on an H200; the wide TMA kernel against the wide cp.async one at 128 streams +17% (H100) and
-// +26% (H200), so the wide CTA keeps cp.async. =1 forces TMA for both widths, =0 keeps the cp.async ring everywhere.
+// by the TMA unit (the weights as one tensor-map box a stage, the tile's packed activations as one bulk copy)
+// completing on mbarriers, no CTA barrier in the K loop. Where the image has TMA (sm_90+, caps.bulk_async) and the ring
+// (`stages`: shallow, or deep on request) fits as many CTAs an SM as the cp.async kernel's with its 1 KB of alignment.
+// Both widths by default since the 17th session's packed activations (H100, the MoE op of a 20b layer, TMA against
+// cp.async: narrow 16 / 64 / 128 streams 0.172-0.181 / 0.201-0.204 / 0.280-0.292 ms against 0.218-0.229 / 0.266-0.271 /
+// 0.378-0.389; wide at 128 streams 0.276-0.284 against 0.364-0.369; bench/RESULTS.md, "Seventeenth session"). Until
+// then the wide TMA kernel, with 64 one-row activation copies a stage, was 17-26% slower than its cp.async twin.
+// GPTOSS_CUDA_MOE_STREAM_TMA=0 keeps the cp.async ring everywhere, =1 asks for TMA wherever it fits.
 bool moe_stream_uses_tma(const GpuCaps& caps, const GpuKnobs& k, int nch, int tokens, int stages);
 // A decode-sized MoE call (moe_uses_decode) through the streaming kernels as well (launch_moe_stream): only on
 // request (GPTOSS_CUDA_MOE_DECODE=stream; slower than the decode kernels there: H100, 0.095 against 0.038 ms a
-// 20b layer at one token), where they run, MXFP4 experts in the checkpoint's layout. The decode kernels otherwise (choose_moe_decode).
+// 20b layer at one token; on the decode layout with the TMA kernel, 17th session, 0.048 against 0.034 at 1 token,
+// 0.094-0.097 against 0.102-0.105 at 4), where they run, MXFP4 experts in either layout. The decode kernels otherwise
+// (choose_moe_decode).
 bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout);
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout);

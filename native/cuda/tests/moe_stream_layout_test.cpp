@@ -87,6 +87,17 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
       }
 
   const int max_tiles = P / tokens + E, blocks_x = (N + ms::kRows - 1) / ms::kRows, nkt = (nch + ms::kKc - 1) / ms::kKc;
+  // A packed by tile and stage as launch_moe_stream_pack writes it (slot s: row s - c0 of its expert's tile), every
+  // byte it does not write a bf16 NaN (0xFFFF): the row padding, columns past K, rows of absent slots
+  check(ms::packed_stages(K) == nkt, "a packed stage is a ring stage (kKc x 32 columns)");
+  std::vector<uint8_t> packed(size_t(ms::packed_stage_offset(max_tiles, 0, K, tokens)), 0xFF);
+  for (int e = 0; e < E; ++e)
+    for (int s = group_start[e]; s < group_start[e + 1]; ++s) {
+      const int tile = tile_start[e] + (s - group_start[e]) / tokens, r = (s - group_start[e]) % tokens;
+      for (int col = 0; col < K; ++col)
+        for (int h = 0; h < 2; ++h)
+          std::memcpy(packed.data() + ms::packed_col_offset(tile, r, h, col, K, tokens), &(h ? lo : hi)[size_t(perm[s]) * K + col], 2);
+    }
   std::vector<uint8_t> st(size_t(gptoss::cuda::moe_stream_stage_bytes(tokens)));
   auto word = [&](int off) { uint32_t w; std::memcpy(&w, st.data() + off, 4); return w; };
   for (int tile = 0; tile < max_tiles; ++tile) {
@@ -98,8 +109,6 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
       if (c0 >= s1 || n0 >= N) continue;
       const int rows_here = std::min(ms::kRows, N - n0), ntok = std::min(tokens, s1 - c0), ntiles = (ntok + 3) / 4;
       const int nt_run = tokens == ms::kTok ? ntiles : (ntiles + 1) & ~1;  // the kernel's loop count
-      int tok_row[kMaxTok];
-      for (int i = 0; i < tokens; ++i) tok_row[i] = i < ntok ? perm[c0 + i] : -1;
       // the CTA's scale bytes: rows n0 .. n0 + rows_here as they lie in memory, 127 past them
       std::vector<uint8_t> csc(size_t(ms::kRows) * nch, 127);
       bool big = false;
@@ -130,16 +139,10 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
               st[size_t(at)] = ok ? wb[(size_t(e) * N + n0 + row) * nch * 16 + size_t(col)] : 0;
             }
         }
-        for (int c = 0; c < 8 * nt_run * ms::kActChunks; ++c) {  // the activation copies
-          const int r = c / ms::kActChunks, ch = c % ms::kActChunks, t = r >> 1, k = b0 * 32 + ch * 8;
-          const bool ok = tok_row[t] >= 0 && k < K;
-          if (tma && !ok) continue;  // not copied: the slot keeps stale bytes
-          const std::vector<uint16_t>& a = (r & 1) ? lo : hi;
-          for (int i = 0; i < 8; ++i) {
-            const uint16_t v = ok ? a[size_t(tok_row[t]) * K + k + i] : 0;
-            std::memcpy(st.data() + ms::act_offset(r, ch) + 2 * i, &v, 2);
-          }
-        }
+        // the activation copy: the stage's first 2 x ntok packed rows as one piece (both kernels); the rest of
+        // the slot keeps stale bytes
+        std::memcpy(st.data() + ms::act_offset(0, 0), packed.data() + ms::packed_stage_offset(tile, kt, K, tokens),
+                    size_t(2 * ntok * ms::kActRow));
         const int nb = std::min(ms::kKc, nch - kt * ms::kKc);
         for (int warp = 0; warp < 8; ++warp)
           for (int bp = 0; bp < ms::kKc && bp < nb; bp += 2) {

@@ -358,15 +358,15 @@ void test_moe_bf16() {
   CHECK(moe_stream_wide_stages(l40s(890, kSm89), H / 32) == 0);
   CHECK(moe_stream_wide_stages(mi300, H / 32) == 0);
   // the TMA kernel (16th session): sm_90+ images on sm_90+ devices, as many CTAs an SM as the cp.async ring's with its
-  // 1 KB of alignment (3 x 67,840 + 3 KB, 2 x 98,560 + 2 KB, 2 x 104,704 + 2 KB on sm_90); by default the narrow kernel
-  // only (the wide one measured slower), GPTOSS_CUDA_MOE_STREAM_TMA=1 both, =0 neither
+  // 1 KB of alignment (3 x 67,840 + 3 KB, 2 x 98,560 + 2 KB, 2 x 104,704 + 2 KB on sm_90); both widths by default
+  // since the 17th session's packed activations, GPTOSS_CUDA_MOE_STREAM_TMA=0 neither
   CHECK(moe_stream_tma_smem_bytes(kMoeStreamShallowStages, H / 32) == 3 * 18432 + 11520 + 1024);
   CHECK(hopper.bulk_async && !ampere.bulk_async && !mi300.bulk_async);
   CHECK(!a100(800, kSm80 | kFeatBulkAsync).bulk_async);  // the feature bit without an sm_90 device
   CHECK(!h200(800, kSm80).bulk_async);                   // an sm_80 image on an H200: no TMA compiled
   CHECK(moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
   CHECK(moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamTokens, kMoeStreamDeepStages));  // two CTAs an SM
-  CHECK(!moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamWideTokens, kMoeStreamShallowStages));  // auto: narrow only
+  CHECK(moe_stream_uses_tma(hopper, k, H / 32, kMoeStreamWideTokens, kMoeStreamShallowStages));  // both widths (17th session)
   CHECK(!moe_stream_uses_tma(ampere, k, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
   CHECK(!moe_stream_uses_tma(mi300, k, H / 32, kMoeStreamTokens, kMoeStreamShallowStages));
   {
@@ -411,7 +411,7 @@ void test_moe_bf16() {
   dec_stream.moe_decode = GpuKnobs::MoeDecode::Stream;
   CHECK(moe_decode_uses_stream(hopper, dec_stream, 32, H, H, false));
   CHECK(!moe_decode_uses_stream(hopper, k, 32, H, H, false));           // not the default
-  CHECK(!moe_decode_uses_stream(hopper, dec_stream, 32, H, H, true));   // decode layout
+  CHECK(moe_decode_uses_stream(hopper, dec_stream, 32, H, H, true));    // the decode layout too (kRelaid)
   CHECK(!moe_decode_uses_stream(mi300, dec_stream, 32, H, H, false));
   CHECK(choose_moe_decode(hopper, dec_stream, 1, H, H) == MoeDecodeKind::Mma);  // what runs where stream cannot
   // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
