@@ -392,7 +392,8 @@ struct GroupedWs {
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
-GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
+// halves false (the streaming MoE, whose A is packed by tile: stream_ws): no bf16 halves of x and the SwiGLU.
+GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total, bool halves = true) {
   const int64_t P = int64_t(a.n) * a.k;
   uint8_t* p = static_cast<uint8_t*>(base);
   size_t off = 0;
@@ -404,10 +405,11 @@ GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total) {
   w.tile_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
   w.perm_token = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
   w.pair_slot = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
-  w.x_hi = reinterpret_cast<uint16_t*>(take(2 * size_t(a.n) * a.H));
-  w.x_lo = reinterpret_cast<uint16_t*>(take(2 * size_t(a.n) * a.H));
-  w.act_hi = reinterpret_cast<uint16_t*>(take(2 * size_t(P) * a.I));
-  w.act_lo = reinterpret_cast<uint16_t*>(take(2 * size_t(P) * a.I));
+  const size_t xh = halves ? 2 * size_t(a.n) * a.H : 0, ah = halves ? 2 * size_t(P) * a.I : 0;
+  w.x_hi = halves ? reinterpret_cast<uint16_t*>(take(xh)) : nullptr;
+  w.x_lo = halves ? reinterpret_cast<uint16_t*>(take(xh)) : nullptr;
+  w.act_hi = halves ? reinterpret_cast<uint16_t*>(take(ah)) : nullptr;
+  w.act_lo = halves ? reinterpret_cast<uint16_t*>(take(ah)) : nullptr;
   w.y = reinterpret_cast<float*>(take(4 * size_t(P) * a.H));
   if (total) *total = off;
   return w;
@@ -653,7 +655,7 @@ struct StreamWs {
 StreamWs stream_ws(const MoeArgs& a, int tokens, void* base, size_t* total) {
   StreamWs w;
   size_t off = 0;
-  w.g = grouped_ws(a, base, &off);
+  w.g = grouped_ws(a, base, &off, false);
   const int P = a.n * a.k;
   w.max_tiles = moe_stream_max_tiles(P, a.E, tokens);
   uint8_t* p = static_cast<uint8_t*>(base);
