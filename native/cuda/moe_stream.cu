@@ -592,8 +592,9 @@ void launch_ring(const MoeStreamProblem& p, cudaStream_t stream) {
 
 // A packed for the streaming GEMMs (moe.cuh MoeStreamProblem::a_packed): thread (slot, chunk of 8 columns) reads
 // x's row perm_token[slot], splits the 8 values into bf16 halves (split_bf16, as launch_split_bf16) and writes each
-// half's 16 bytes at its packed place: the slot's expert is the last e with group_start[e] <= slot (an empty
-// expert shares its start with the next one), its tile tile_start[e] + (slot - group_start[e]) / tokens.
+// half's 16 bytes at its packed place: the slot's expert is the last e with group_start[e] <= slot
+// (mstream::tile_expert over group_start; an empty expert shares its start with the next one), its tile
+// tile_start[e] + (slot - group_start[e]) / tokens.
 // Slots past group_start[E] (pairs whose expert index was out of range: flagged, not routed) are not packed.
 template <bool kVec>
 __global__ void moe_stream_pack_kernel(const float* __restrict__ x, const int32_t* __restrict__ perm_token,
@@ -604,13 +605,8 @@ __global__ void moe_stream_pack_kernel(const float* __restrict__ x, const int32_
   if (i >= int64_t(P) * chunks) return;
   const int slot = int(i / chunks), c = int(i % chunks);
   if (slot >= group_start[E]) return;
-  int lo = 0, hi = E - 1;
-  while (lo < hi) {
-    const int mid = (lo + hi + 1) >> 1;
-    if (group_start[mid] <= slot) lo = mid;
-    else hi = mid - 1;
-  }
-  const int r = slot - group_start[lo], tile = tile_start[lo] + r / tokens;
+  const int e = mstream::tile_expert(group_start, E, slot);  // the same search over the slots' prefix
+  const int r = slot - group_start[e], tile = tile_start[e] + r / tokens;
   const float* src = x + int64_t(perm_token[slot]) * K + c * 8;
   float4 v0, v1;
   if constexpr (kVec) {

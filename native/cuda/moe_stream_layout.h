@@ -79,7 +79,8 @@ GPTOSS_HD constexpr int c_token(int j, int t) { return 4 * j + t; }
 
 // ---- the grid ----
 // The expert of (expert, kTok rows) tile `tile` (tile < tile_start[E]): the last e with tile_start[e] <= tile
-// (an empty expert shares its tile_start with the next one).
+// (an empty expert shares its tile_start with the next one). The pack kernel finds a slot's expert the same way
+// over group_start.
 GPTOSS_HD inline int tile_expert(const int* tile_start, int E, int tile) {
   int lo = 0, hi = E - 1;
   while (lo < hi) {

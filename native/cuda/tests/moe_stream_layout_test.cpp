@@ -91,13 +91,16 @@ void run_problem(std::mt19937& rng, int E, int N, int K, const std::vector<int>&
   // byte it does not write a bf16 NaN (0xFFFF): the row padding, columns past K, rows of absent slots
   check(ms::packed_stages(K) == nkt, "a packed stage is a ring stage (kKc x 32 columns)");
   std::vector<uint8_t> packed(size_t(ms::packed_stage_offset(max_tiles, 0, K, tokens)), 0xFF);
+  bool slot_expert = true;
   for (int e = 0; e < E; ++e)
     for (int s = group_start[e]; s < group_start[e + 1]; ++s) {
+      slot_expert &= ms::tile_expert(group_start.data(), E, s) == e;  // the pack kernel's search for the slot's expert
       const int tile = tile_start[e] + (s - group_start[e]) / tokens, r = (s - group_start[e]) % tokens;
       for (int col = 0; col < K; ++col)
         for (int h = 0; h < 2; ++h)
           std::memcpy(packed.data() + ms::packed_col_offset(tile, r, h, col, K, tokens), &(h ? lo : hi)[size_t(perm[s]) * K + col], 2);
     }
+  check(slot_expert, what + ": tile_expert over group_start gives each slot its expert (the pack kernel's search)");
   std::vector<uint8_t> st(size_t(gptoss::cuda::moe_stream_stage_bytes(tokens)));
   auto word = [&](int off) { uint32_t w; std::memcpy(&w, st.data() + off, 4); return w; };
   for (int tile = 0; tile < max_tiles; ++tile) {
