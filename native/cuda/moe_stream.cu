@@ -563,7 +563,7 @@ void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
 #endif
 
 // Whether this call runs the TMA kernel: the policy (moe_stream_uses_tma) and what its copies need of
-// the pointers (16-byte aligned blocks, scales and activation rows; a CTA's scale bytes a multiple of 16).
+// the pointers (16-byte aligned blocks, scales and packed activations; a CTA's scale bytes a multiple of 16).
 bool moe_stream_tma_fits(const MoeStreamProblem& p, int stages) {
 #if defined(GPTOSS_HIP)
   (void)p, (void)stages;

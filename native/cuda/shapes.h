@@ -105,7 +105,8 @@ inline int group_cta_smem(int nch, int target, int tokens) {
 // A CTA: kMoeStreamRows weight rows (8 warps x 16, the MMA's M) of one expert over all of K, the expert's
 // routed rows kMoeStreamTokens at a time as the MMA's N (4 tokens an n-tile: bf16 hi and lo columns); a
 // ring of stages of kMoeStreamKc MX blocks (packed weights [kc][rows][16 B] + the tokens' bf16 halves,
-// rows padded to a 64-byte bank offset), the CTA's scales [rows][K/32] resident.
+// rows padded to a 64-byte bank offset, copied from the tile's packed run: moe.cuh MoeStreamProblem::a_packed),
+// the CTA's scales [rows][K/32] resident.
 // The wide variant (14th session; the default on Hopper from kMoeStreamWideAutoMinPerExpert rows an expert since the
 // 15th): kMoeStreamWideTokens routed rows a CTA (8 n-tiles, two CTAs an SM, the shallow ring), so an expert with
 // 17-32 rows decodes its weights once instead of in two CTAs.
