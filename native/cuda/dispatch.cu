@@ -274,16 +274,17 @@ class CudaBackend final : public Backend {
       throw range_error("moe: hidden and intermediate sizes of at most " + std::to_string(kGemmMaxKBlocks * kGemmBK) +
                         " on cuda for more than one token, got " + std::to_string(a.H) + " and " + std::to_string(a.I));
     const GpuKnobs kn = knobs();
-    const MoeBatchPath batch = decode ? (moe_decode_uses_stream(caps_, kn, a.E, a.H, a.I, a.decode_layout) ? MoeBatchPath::Stream
+    const MoeBatchPath batch = decode ? (moe_decode_uses_stream(caps_, kn, a.E, a.H, a.I) ? MoeBatchPath::Stream
                                                                                                          : MoeBatchPath::Gemm)
                                       : choose_moe_batch(caps_, kn, a.n, a.k, a.E, a.H, a.I, a.decode_layout);
     if (batch == MoeBatchPath::GroupedMma) {
       std::shared_ptr<void> ws = pool_->alloc(moe_group_mma_workspace_bytes(a));
       return launch_moe_group_mma(a, ws.get(), stream_);
     }
-    if (batch == MoeBatchPath::Stream) {  // moe_stream.cu
-      std::shared_ptr<void> ws = pool_->alloc(moe_stream_workspace_bytes(a));
-      return launch_moe_stream(a, ws.get(), stream_);
+    if (batch == MoeBatchPath::Stream) {  // moe_stream.cu: the rows a tile, once for its workspace and its launch
+      const int tokens = moe_stream_tokens(caps_, kn, int64_t(a.n) * a.k, a.E, a.H, a.I);
+      std::shared_ptr<void> ws = pool_->alloc(moe_stream_workspace_bytes(a, tokens));
+      return launch_moe_stream(a, tokens, ws.get(), stream_);
     }
     std::shared_ptr<void> ws = pool_->alloc(moe_workspace_bytes(a, decode));
     if (!decode) return launch_moe_grouped(a, ws.get(), stream_);

@@ -405,7 +405,7 @@ GroupedWs grouped_ws(const MoeArgs& a, void* base, size_t* total, bool halves = 
   w.tile_start = reinterpret_cast<int32_t*>(take(4 * size_t(a.E + 1)));
   w.perm_token = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
   w.pair_slot = reinterpret_cast<int32_t*>(take(4 * size_t(P)));
-  const size_t xh = halves ? 2 * size_t(a.n) * a.H : 0, ah = halves ? 2 * size_t(P) * a.I : 0;
+  const size_t xh = 2 * size_t(a.n) * a.H, ah = 2 * size_t(P) * a.I;
   w.x_hi = halves ? reinterpret_cast<uint16_t*>(take(xh)) : nullptr;
   w.x_lo = halves ? reinterpret_cast<uint16_t*>(take(xh)) : nullptr;
   w.act_hi = halves ? reinterpret_cast<uint16_t*>(take(ah)) : nullptr;
@@ -668,17 +668,15 @@ StreamWs stream_ws(const MoeArgs& a, int tokens, void* base, size_t* total) {
 }
 }  // namespace
 
-size_t moe_stream_workspace_bytes(const MoeArgs& a) {
+size_t moe_stream_workspace_bytes(const MoeArgs& a, int tokens) {
   size_t total = 0;
-  stream_ws(a, moe_stream_tokens(current_caps(), knobs(), int64_t(a.n) * a.k, a.E, a.H, a.I), nullptr, &total);
+  stream_ws(a, tokens, nullptr, &total);
   return total;
 }
 
-void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream) {
+void launch_moe_stream(const MoeArgs& a, int tokens, void* workspace, cudaStream_t stream) {
   if (a.bf16) throw type_error("moe: the streaming kernels (moe_stream.cu) read MXFP4 experts, not bf16 ones");
   const int P = a.n * a.k;
-  // the rows a tile as moe_stream_workspace_bytes sized it (the same knobs, read in the same dispatch)
-  const int tokens = moe_stream_tokens(current_caps(), knobs(), P, a.E, a.H, a.I);
   const StreamWs sw = stream_ws(a, tokens, workspace, nullptr);
   const GroupedWs& w = sw.g;
   constexpr int kRouteThreads = 512;

@@ -86,9 +86,10 @@ void launch_moe_group_kernels(const MoeArgs& a, const MoeGroups& groups, float* 
 // expert into tiles of `tokens` slots (moe_route_kernel, one block), the tokens' rows packed by tile and stage
 // (launch_moe_stream_pack), then the streaming kernels of moe_stream.cu (each expert's packed weights read once for
 // each tile of its rows, those CTAs side by side so a second pass finds the rows in L2; gate_up's SwiGLU written
-// packed for down), then the same un-permute with the routing weights. Workspace: moe_stream_workspace_bytes.
-void launch_moe_stream(const MoeArgs& a, void* workspace, cudaStream_t stream);
-size_t moe_stream_workspace_bytes(const MoeArgs& a);
+// packed for down), then the same un-permute with the routing weights. `tokens`: slots a tile (policy.h
+// moe_stream_tokens); workspace: moe_stream_workspace_bytes for the same tokens.
+void launch_moe_stream(const MoeArgs& a, int tokens, void* workspace, cudaStream_t stream);
+size_t moe_stream_workspace_bytes(const MoeArgs& a, int tokens);
 // One streaming GEMM over every expert: out[slot, n] = sum_k A[slot, k] W_e[n, k] + bias_e[n] for the slots
 // group_start[e] .. group_start[e + 1] of expert e, `tokens` slots a CTA (tile_start's tiles). A comes packed
 // (17th session): tile T's stage kt (K columns kt x 128 ..) is one run of 2 x tokens rows of kMoeStreamActRow bytes

@@ -637,7 +637,7 @@ void launch_moe_stream_pack(const float* x, const int32_t* perm_token, const int
     throw range_error("moe stream: packing needs K a multiple of 8 (got " + std::to_string(K) + ") and a 16-byte aligned buffer");
   const int64_t threads = int64_t(P) * (K / 8);
   const unsigned blocks = unsigned(ceil_div(threads, int64_t(256)));
-  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0 && K % 4 == 0)
+  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0)  // rows of K % 8 == 0 floats stay 16-byte aligned
     moe_stream_pack_kernel<true><<<blocks, 256, 0, stream>>>(x, perm_token, group_start, tile_start, P, E, K, tokens, packed);
   else
     moe_stream_pack_kernel<false><<<blocks, 256, 0, stream>>>(x, perm_token, group_start, tile_start, P, E, K, tokens, packed);

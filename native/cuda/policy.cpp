@@ -384,8 +384,7 @@ int moe_stream_tokens(const GpuCaps& caps, const GpuKnobs& k, int64_t pairs, int
                                                                                           : kMoeStreamTokens;
 }
 
-bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout) {
-  (void)decode_layout;  // both layouts: the stream kernels read the decode layout too (kRelaid)
+bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I) {
   return k.moe_decode == GpuKnobs::MoeDecode::Stream && moe_stream_runs(caps, E, H, I);
 }
 

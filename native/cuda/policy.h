@@ -223,7 +223,7 @@ bool moe_stream_uses_tma(const GpuCaps& caps, const GpuKnobs& k, int nch, int to
 // 20b layer at one token; on the decode layout with the TMA kernel, 17th session, 0.048 against 0.034 at 1 token,
 // 0.094-0.097 against 0.102-0.105 at 4), where they run, MXFP4 experts in either layout. The decode kernels otherwise
 // (choose_moe_decode).
-bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I, bool decode_layout);
+bool moe_decode_uses_stream(const GpuCaps& caps, const GpuKnobs& k, int E, int H, int I);
 MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I,
                               bool decode_layout);
 // Pairs a GroupedMma group: 4; the knob (GPTOSS_CUDA_MOE_GROUP=8) asks for 8 (two B column sets share

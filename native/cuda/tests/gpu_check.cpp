@@ -624,7 +624,7 @@ std::string moe_stream_note(int n, int k, int E, int H, int I) {
   kn.moe_batch = gc::GpuKnobs::MoeBatch::Stream;
   kn.moe_decode = gc::GpuKnobs::MoeDecode::Stream;
   const gc::GpuCaps& caps = gc::device_caps(0);
-  const bool runs = gc::moe_uses_decode(n, k) ? gc::moe_decode_uses_stream(caps, kn, E, H, I, false)
+  const bool runs = gc::moe_uses_decode(n, k) ? gc::moe_decode_uses_stream(caps, kn, E, H, I)
                                               : gc::choose_moe_batch(caps, kn, n, k, E, H, I, false) == gc::MoeBatchPath::Stream;
   if (runs) {
     // the launcher's choices (moe_stream.cu launch_moe_stream_gemm): rows a CTA, ring depth, TMA or cp.async

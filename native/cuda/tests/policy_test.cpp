@@ -409,10 +409,9 @@ void test_moe_bf16() {
   // ... and the decode-sized calls on request (GPTOSS_CUDA_MOE_DECODE=stream)
   GpuKnobs dec_stream = k;
   dec_stream.moe_decode = GpuKnobs::MoeDecode::Stream;
-  CHECK(moe_decode_uses_stream(hopper, dec_stream, 32, H, H, false));
-  CHECK(!moe_decode_uses_stream(hopper, k, 32, H, H, false));           // not the default
-  CHECK(moe_decode_uses_stream(hopper, dec_stream, 32, H, H, true));    // the decode layout too (kRelaid)
-  CHECK(!moe_decode_uses_stream(mi300, dec_stream, 32, H, H, false));
+  CHECK(moe_decode_uses_stream(hopper, dec_stream, 32, H, H));  // either expert layout (the kernels read both)
+  CHECK(!moe_decode_uses_stream(hopper, k, 32, H, H));           // not the default
+  CHECK(!moe_decode_uses_stream(mi300, dec_stream, 32, H, H));
   CHECK(choose_moe_decode(hopper, dec_stream, 1, H, H) == MoeDecodeKind::Mma);  // what runs where stream cannot
   // The bf16 tile keeps no scales in shared memory: 128 rows (96.5 KB) for any K, on sm_89's 99 KB too
   // (the MXFP4 tile takes 64 there).
