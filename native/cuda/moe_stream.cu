@@ -396,8 +396,9 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
 //    bulk copy of its own, up to 32 a stage (64 in the wide CTA): the TMA unit's work on those, not the bytes in
 //    flight, held the kernel (bench/RESULTS.md, "Seventeenth session": deeper rings of weights or activations did
 //    not move it; one copy a stage took 15-30% off the MoE op). (Prefetching the weights of later stages into L2
-//    with TMA prefetches made it slower, 64- or 256-byte boxes; so did reading 8 KB contiguous weight tiles: the
-//    kernel is not bound by the DRAM access pattern. Both in bench/RESULTS.md.)
+//    with TMA prefetches made it slower, 64- or 256-byte boxes. Reading 8 KB contiguous weight tiles, a timing
+//    probe, did not pay before the activations were packed and took ~10% off after; a 16-row tiled decode layout
+//    measured -5% at 64 streams. bench/RESULTS.md, seventeenth and eighteenth sessions.)
 //  - Each thread waits on "full" (the parity of the slot's use), runs the stage's MMAs (stream_stage_mmas) and
 //    arrives on the slot's "empty" mbarrier (kThreads arrivals a phase).
 //  - Stage kt + S - 1 goes into stage kt - 1's slot at the top of iteration kt, issued by lane 0 of warp kt % 8
