@@ -292,6 +292,8 @@ void launch_mt(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
 
 // hi = rn(x), lo = rn(x - hi), 4 values a thread (16-byte loads when x is aligned).
 __global__ void split_bf16_kernel(const float* x, int64_t count, uint16_t* hi, uint16_t* lo) {
+  pdl_wait();  // x is the previous kernel's output (launch.cuh)
+  pdl_launch_dependents();
   split_bf16_quad(x, count, hi, lo, blockIdx.x * int64_t(blockDim.x) + threadIdx.x);
 }
 
@@ -332,8 +334,7 @@ template void launch_gemm_tile<WeightFormat::BF16, Epilogue::SwiGLU>(GemmTileKin
 
 void launch_split_bf16(const float* x, int64_t count, uint16_t* hi, uint16_t* lo, cudaStream_t stream) {
   if (count <= 0) return;
-  split_bf16_kernel<<<unsigned(ceil_div((count + 3) / 4, 256)), 256, 0, stream>>>(x, count, hi, lo);
-  GPTOSS_CUDA_LAUNCH("split_bf16_kernel");
+  launch_k(split_bf16_kernel, unsigned(ceil_div((count + 3) / 4, 256)), 256, 0, stream, x, count, hi, lo);
 }
 
 }  // namespace gptoss::cuda

@@ -81,9 +81,20 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
   const uint32_t sbase = smem_addr(smem);
 
   const int tid = threadIdx.x;
+  // Programmatic dependent launch (launch.cuh): a dense problem (one group, rows in order) reads nothing the
+  // previous kernel writes but A, so its first stages' weights are requested before pdl_wait() (launch_wg,
+  // below); a grouped one's rows and groups are the routing's output: it waits first.
+  const bool dense = p.group_start == nullptr && p.a_rows == nullptr;
+  if (!dense) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
   // ---- which group and which BM rows of it this block owns; which column part (q, k, v) ----
   int g = 0, row0 = 0, row_end = 0;
-  if (!gemm_tile_block_rows(p, int(blockIdx.y), BM, g, row0, row_end)) return;
+  if (!gemm_tile_block_rows(p, int(blockIdx.y), BM, g, row0, row_end)) {
+    if (dense) pdl_wait();  // no block exits before its predecessor is done (launch.cuh)
+    return;
+  }
   const GemmColumns cols = gemm_tile_block_columns(p, int(blockIdx.x));
   const int n0 = cols.n0, N = cols.N, ldo = cols.ldo;
   const void* bias = cols.bias;
@@ -113,7 +124,8 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     a_ok[i] = src >= 0;
     a_off[i] = (src >= 0 ? int64_t(src) * K : 0) + ch * 8;
   }
-  auto issue = [&](int kt) {
+  // A stage's copies without a commit: the activations' halves, then the weights.
+  auto issue_a = [&](int kt) {
     if (kt < ke) {
       const int slot = kt % S, k0 = kt * BK;
       const bool k_ok = k0 + ch * 8 < K;  // K % 8 == 0: a chunk is all in or all out
@@ -127,6 +139,12 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
           cp_async16_zfill(dst + wl::sw128(wl::a_copy_row(BM, tid, i), ch), ok ? a + a_off[i] + k0 : p.a_hi, ok);
         }
       }
+    }
+  };
+  auto issue_w = [&](int kt) {
+    if (kt < ke) {
+      const int slot = kt % S, k0 = kt * BK;
+      const bool k_ok = k0 + ch * 8 < K;
       uint8_t* wdst = smem + wl::w_offset(kMx, BM, slot);
       if (!kMx) {
 #pragma unroll
@@ -144,6 +162,10 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
         }
       }
     }
+  };
+  auto issue = [&](int kt) {  // a whole stage: one commit group
+    issue_a(kt);
+    issue_w(kt);
     cp_async_commit();
   };
 
@@ -179,8 +201,22 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     }
   };
 
+  if (dense) {
+    // The first L stages' weights go out before the wait, uncommitted, so they land in the first commit group
+    // (with stage kb's activations): waiting for stage kt's group still finds all of stage kt in place.
 #pragma unroll
-  for (int s = 0; s < L; ++s) issue(kb + s);
+    for (int s = 0; s < L; ++s) issue_w(kb + s);
+    pdl_wait();
+    pdl_launch_dependents();
+#pragma unroll
+    for (int s = 0; s < L; ++s) {
+      issue_a(kb + s);
+      cp_async_commit();
+    }
+  } else {
+#pragma unroll
+    for (int s = 0; s < L; ++s) issue(kb + s);
+  }
 
   if (kMx) {
     // The block's scales, rows n0 .. n0 + 127 (contiguous in memory); rows past N read as 2^0 (their
@@ -354,20 +390,23 @@ void set_smem(int smem) {
 #if !defined(GPTOSS_HIP)
 // A split-K launch's configuration: grid (col_tiles, row_tiles, splits) of clusters 1 x 1 x splits. The
 // attribute lives in the struct, so the configuration stays valid while it does.
+// pdl: with launch_k's programmatic-serialization attribute (the calling op's t_pdl; launch.cuh).
 struct SplitLaunch {
   cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute attr[1] = {};
+  cudaLaunchAttribute attr[2] = {};
   SplitLaunch(const SplitLaunch&) = delete;  // cfg.attrs points into this object
   SplitLaunch& operator=(const SplitLaunch&) = delete;
-  SplitLaunch(dim3 grid, int threads, int smem, cudaStream_t stream, int splits) {
+  SplitLaunch(dim3 grid, int threads, int smem, cudaStream_t stream, int splits, bool pdl = false) {
     cfg.gridDim = grid;
     cfg.blockDim = dim3(unsigned(threads));
     cfg.dynamicSmemBytes = size_t(smem);
     cfg.stream = stream;
     attr[0].id = cudaLaunchAttributeClusterDimension;
     attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(splits);
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    cfg.numAttrs = pdl ? 2 : 1;
   }
 };
 
@@ -419,7 +458,8 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
     if (splits > 1) {
       set_smem<WF, EPI, WG, true>(smem);
       if (split_resident<WG>(splits) > 0) {  // a cluster of that size runs here at all (else unsplit)
-        const SplitLaunch l(dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits)), wl::threads(BM), smem, stream, splits);
+        const SplitLaunch l(dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits)), wl::threads(BM), smem, stream, splits,
+                            t_pdl);
         GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&l.cfg, gemm_wgmma_kernel<WF, EPI, WG, true>, p));
         return;
       }
@@ -428,8 +468,7 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
 #endif
   set_smem<WF, EPI, WG, false>(smem);
   dim3 grid(col_tiles, max_tiles);
-  gemm_wgmma_kernel<WF, EPI, WG, false><<<grid, wl::threads(BM), smem, stream>>>(p);
-  GPTOSS_CUDA_LAUNCH("gemm_wgmma_kernel");
+  launch_k(gemm_wgmma_kernel<WF, EPI, WG, false>, grid, wl::threads(BM), size_t(smem), stream, p);
 }
 
 }  // namespace

@@ -502,6 +502,8 @@ __global__ void moe_scatter_kernel(const int32_t* expert_idx, int P, int k, int 
 // (Until the 17th session blocks 1.. split x into its bf16 halves; the pack kernel does that now, into the tiles.)
 __global__ void moe_route_kernel(const int32_t* expert_idx, int P, int k, int E, int bm, int32_t* group_start,
                                  int32_t* tile_start, int32_t* perm_token, int32_t* pair_slot, int* err) {
+  pdl_wait();  // expert_idx is the router's output (launch.cuh)
+  pdl_launch_dependents();
   extern __shared__ int32_t route_sh[];  // counts [E], cursors [E], group starts [E + 1]
   int32_t* cnt = route_sh;
   int32_t* cur = route_sh + E;
@@ -518,6 +520,8 @@ __global__ void moe_route_kernel(const int32_t* expert_idx, int P, int k, int E,
 // out[t, h] = sum_j w[t, j] * y[slot(t, j), h], in fixed j order (deterministic).
 __global__ void moe_unpermute_kernel(const float* y, const int32_t* pair_slot, const float* expert_weight, int n,
                                      int k, int H, float* out) {
+  pdl_wait();  // y is the down GEMM's output (launch.cuh)
+  pdl_launch_dependents();
   int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (idx >= int64_t(n) * H) return;
   int t = int(idx / H), h = int(idx % H);
@@ -681,9 +685,8 @@ void launch_moe_stream(const MoeArgs& a, int tokens, void* workspace, cudaStream
   const GroupedWs& w = sw.g;
   constexpr int kRouteThreads = 512;
   // one block: the routing; then the pack kernel splits x into the tiles
-  moe_route_kernel<<<1, kRouteThreads, sizeof(int32_t) * (3 * size_t(a.E) + 1), stream>>>(
-      a.expert_idx, P, a.k, a.E, tokens, w.group_start, w.tile_start, w.perm_token, w.pair_slot, a.err);
-  GPTOSS_CUDA_LAUNCH("moe_route_kernel");
+  launch_k(moe_route_kernel, 1, kRouteThreads, sizeof(int32_t) * (3 * size_t(a.E) + 1), stream, a.expert_idx, P, a.k, a.E,
+           tokens, w.group_start, w.tile_start, w.perm_token, w.pair_slot, a.err);
   launch_moe_stream_pack(a.x, w.perm_token, w.group_start, w.tile_start, P, a.E, a.H, tokens, sw.x_packed, stream);
 
   MoeStreamProblem g1;
@@ -723,9 +726,8 @@ void launch_moe_stream(const MoeArgs& a, int tokens, void* workspace, cudaStream
   launch_moe_stream_gemm(g2, false, stream);
 
   const int64_t total = int64_t(a.n) * a.H;
-  moe_unpermute_kernel<<<unsigned(ceil_div(total, 256)), 256, 0, stream>>>(w.y, w.pair_slot, a.expert_weight, a.n,
-                                                                          a.k, a.H, a.out);
-  GPTOSS_CUDA_LAUNCH("moe_unpermute_kernel");
+  launch_k(moe_unpermute_kernel, unsigned(ceil_div(total, 256)), 256, 0, stream, w.y, w.pair_slot, a.expert_weight, a.n,
+           a.k, a.H, a.out);
 }
 
 void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) {

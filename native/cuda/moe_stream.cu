@@ -209,11 +209,20 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
   constexpr int kStage = moe_stream_stage_bytes(kTok);
   extern __shared__ __align__(16) uint8_t smem[];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  // Programmatic dependent launch (launch.cuh): the routing (moe_route_kernel) is two launches back, complete
+  // before this grid started, so the CTA's expert and its first stages' weights and scales are asked for before
+  // pdl_wait(); the packed activations are the previous kernel's output (the pack kernel's, or gate_up's).
   const int e = stream_expert(p, tid);
-  if (e < 0) return;  // CTA-uniform
+  if (e < 0) {  // CTA-uniform; no CTA exits before its predecessor is done
+    pdl_wait();
+    return;
+  }
   const int c0 = p.group_start[e] + (blockIdx.y - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
   const int n0 = blockIdx.x * kRows;  // this pass's routed rows c0 .. and weight rows n0 ..
-  if (c0 >= s1 || n0 >= p.N) return;
+  if (c0 >= s1 || n0 >= p.N) {
+    pdl_wait();
+    return;
+  }
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int rows_here = min(kRows, p.N - n0);
   // scales as they lie in memory (mstream::scale_offset: [kRows][nch]; kRelaid [kRows / 16][nch][16])
@@ -286,6 +295,8 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok)) moe
     }
   }
 
+  pdl_wait();
+  pdl_launch_dependents();
   {
     // ntiles: the n-tiles holding tokens; nt_run: those the K loop runs (the wide kernel's loop is compiled for
     // even counts: one more n-tile of stale bytes, its columns never stored)
@@ -414,11 +425,19 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ __align__(8) uint64_t bars[2 * S];  // full[s], then empty[s]
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  // Programmatic dependent launch: as moe_stream_kernel (the first S stages' weights and the scales go out before
+  // pdl_wait(), their activations after it).
   const int e = stream_expert(p, tid);
-  if (e < 0) return;  // CTA-uniform
+  if (e < 0) {  // CTA-uniform; no CTA exits before its predecessor is done
+    pdl_wait();
+    return;
+  }
   const int c0 = p.group_start[e] + (blockIdx.y - p.tile_start[e]) * kTok, s1 = p.group_start[e + 1];
   const int n0 = blockIdx.x * kRows;  // this pass's routed rows c0 .. and weight rows n0 ..
-  if (c0 >= s1 || n0 >= p.N) return;
+  if (c0 >= s1 || n0 >= p.N) {
+    pdl_wait();
+    return;
+  }
   const int nch = p.K / 32, nkt = (nch + kKc - 1) / kKc;
   const int rows_here = min(kRows, p.N - n0);
   const int ntok = min(kTok, s1 - c0), ntiles = (ntok + 3) >> 2;
@@ -437,18 +456,29 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
   __syncthreads();  // the barriers are in place
   // Stage kt into slot s (one thread): the expectation is posted before any byte can land. The activations are
   // the tile's packed run for the stage, its first 2 x ntok rows (moe.cuh MoeStreamProblem::a_packed).
-  auto issue = [&](int kt, int s) {  // (the run's address from the parameters at each issue: no live registers)
+  // (the run's address from the parameters at each issue: no live registers)
+  auto issue_w = [&](int kt, int s) {  // the stage's whole expectation, its weights (and with stage 0 the scales)
     const uint32_t full = full0 + 8 * s, st = smem_s + uint32_t(s * kStage);
     const uint32_t sc_bytes = uint32_t(rows_here * nch);  // a multiple of 16 (moe_stream_tma_fits)
     const uint32_t a_bytes = uint32_t(2 * ntok * kActRow);
     mbar_arrive_expect_tx(full, uint32_t(mstream::kWStage) + a_bytes + (kt == 0 ? sc_bytes : 0u));
     tensor_copy_3d_g2s(st, &wmap, kt * kKc * 16, n0, e, full);
-    bulk_copy_g2s(st + uint32_t(mstream::act_offset(0, 0)), p.a_packed + mstream::packed_stage_offset(blockIdx.y, kt, p.K, kTok),
-                  a_bytes, full);
     if (kt == 0) bulk_copy_g2s(smem_s + uint32_t(S * kStage), p.scales + (int64_t(e) * p.N + n0) * nch, sc_bytes, full);
   };
+  auto issue_a = [&](int kt, int s) {  // the stage's activations
+    bulk_copy_g2s(smem_s + uint32_t(s * kStage + mstream::act_offset(0, 0)),
+                  p.a_packed + mstream::packed_stage_offset(blockIdx.y, kt, p.K, kTok), uint32_t(2 * ntok * kActRow), full0 + 8 * s);
+  };
+  auto issue = [&](int kt, int s) {
+    issue_w(kt, s);
+    issue_a(kt, s);
+  };
   if (tid == 0)
-    for (int s = 0; s < S && s < nkt; ++s) issue(s, s);
+    for (int s = 0; s < S && s < nkt; ++s) issue_w(s, s);
+  pdl_wait();
+  pdl_launch_dependents();
+  if (tid == 0)
+    for (int s = 0; s < S && s < nkt; ++s) issue_a(s, s);
 
   // ntiles: the n-tiles holding tokens; nt_run: those the K loop runs (the wide kernel's: an even count)
   const int nt_run = kTok == kMoeStreamTokens ? ntiles : (ntiles + 1) & ~1;
@@ -520,8 +550,7 @@ void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const int smem = moe_stream_smem_bytes(S, p.K / 32, kTok);
   allow_smem(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
-  moe_stream_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(p);
-  GPTOSS_CUDA_LAUNCH("moe_stream_kernel");
+  launch_k(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, grid, kThreads, size_t(smem), stream, p);
 }
 #if !defined(GPTOSS_HIP)
 // The experts' packed blocks [E, N, K/32 x 16 bytes] as a 3-D tensor map of bytes for moe_stream_tma_kernel: a box
@@ -558,7 +587,7 @@ void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const int smem = moe_stream_tma_smem_bytes(S, p.K / 32, kTok);
   allow_smem(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
-  moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok><<<grid, kThreads, smem, stream>>>(map, p);
+  launch_k(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, grid, kThreads, size_t(smem), stream, map, p);
   GPTOSS_CUDA_LAUNCH("moe_stream_tma_kernel");
 }
 #endif
@@ -601,6 +630,8 @@ template <bool kVec>
 __global__ void moe_stream_pack_kernel(const float* __restrict__ x, const int32_t* __restrict__ perm_token,
                                        const int32_t* __restrict__ group_start, const int32_t* __restrict__ tile_start, int P,
                                        int E, int K, int tokens, uint8_t* __restrict__ packed) {
+  pdl_wait();  // the routing and x are earlier kernels' outputs (launch.cuh)
+  pdl_launch_dependents();
   const int chunks = K / 8;
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= int64_t(P) * chunks) return;
@@ -638,11 +669,9 @@ void launch_moe_stream_pack(const float* x, const int32_t* perm_token, const int
     throw range_error("moe stream: packing needs K a multiple of 8 (got " + std::to_string(K) + ") and a 16-byte aligned buffer");
   const int64_t threads = int64_t(P) * (K / 8);
   const unsigned blocks = unsigned(ceil_div(threads, int64_t(256)));
-  if ((reinterpret_cast<uintptr_t>(x) & 15) == 0)  // rows of K % 8 == 0 floats stay 16-byte aligned
-    moe_stream_pack_kernel<true><<<blocks, 256, 0, stream>>>(x, perm_token, group_start, tile_start, P, E, K, tokens, packed);
-  else
-    moe_stream_pack_kernel<false><<<blocks, 256, 0, stream>>>(x, perm_token, group_start, tile_start, P, E, K, tokens, packed);
-  GPTOSS_CUDA_LAUNCH("moe_stream_pack_kernel");
+  // rows of K % 8 == 0 floats stay 16-byte aligned
+  launch_k((reinterpret_cast<uintptr_t>(x) & 15) == 0 ? moe_stream_pack_kernel<true> : moe_stream_pack_kernel<false>, blocks,
+           256, 0, stream, x, perm_token, group_start, tile_start, P, E, K, tokens, packed);
 }
 
 void launch_moe_stream_gemm(const MoeStreamProblem& p, bool swiglu, cudaStream_t stream) {
