@@ -191,7 +191,7 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
 // batches of more than kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on
 // average (measured there: shapes.h), and for every batch up to that top when the experts are in the decode layout
 // (Hopper's default, which the grouped decode kernels cannot read; 16th session); on request (GPTOSS_CUDA_MOE_BATCH=stream) wherever it runs (moe_stream_stages > 0, the
-// checkpoint layout, NVIDIA) up to kMoeStreamMaxPerExpert (32) rows an expert (a prefill keeps the tile).
+// checkpoint layout, NVIDIA) up to kMoeStreamMaxPerExpert (128) rows an expert (a larger prefill keeps the tile).
 enum class MoeBatchPath { GroupedMma, Gemm, Stream };
 // Ring stages of the streaming MoE kernel on this device for rows of nch MX blocks: kMoeStreamShallowStages
 // where three CTAs of that size fit an SM's shared memory (sm_90: 3 x 67 KB), else kMoeStreamDeepStages where

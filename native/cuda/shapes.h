@@ -135,19 +135,21 @@ constexpr int kMoeStreamDeepStages = 5, kMoeStreamShallowStages = 3;
 GPTOSS_HD constexpr int moe_stream_ctas_per_sm(int stages, int tokens) {
   return stages == kMoeStreamShallowStages && tokens == kMoeStreamTokens ? 3 : 2;
 }
-// Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (a decode batch: 256
-// streams of the 20b); a prefill's thousands of rows an expert stay on the GEMM tile (16 rows a CTA would read
-// an expert's weights once for every 16 of its rows).
-constexpr int kMoeStreamMaxPerExpert = 32;
+// Routed rows an expert on average up to which GPTOSS_CUDA_MOE_BATCH=stream takes a call (1,024 tokens of the 20b,
+// 4,096 of the 120b); larger prefills stay on the GEMM tile (a CTA reads an expert's weights once for every 16 or
+// 32 of its rows, which the tile's 128-row tiles beat past this).
+constexpr int kMoeStreamMaxPerExpert = 128;
 // The default (GPTOSS_CUDA_MOE_BATCH unset) on Hopper: the streaming kernels for more than
-// kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on average (17-128
-// streams of the 20b), the grouped decode kernels below, the GEMM tile above. Measured on an H100 (bench/RESULTS.md,
-// twelfth session), the whole MoE op of a 20b layer: 8 streams mma 0.212 / stream 0.232 ms, 16 streams 0.307 /
-// 0.299, 24 0.381 / 0.327, 32 stream 0.331 / GEMM tile 0.530, 64 0.362 / 0.532, 96 0.407 / 0.528, 128 0.498 /
-// 0.529; past 128 streams not measured (the tile keeps them). Other archs keep kMoeGroupMaxPerExpert's rule.
+// kMoeStreamAutoMinPerExpert and at most kMoeStreamAutoMaxPerExpert routed rows an expert on average (17-1,024
+// tokens of the 20b: decode batches and prefill chunks up to 1,024 tokens), the grouped decode kernels below, the
+// GEMM tile above. Measured on an H100 (bench/RESULTS.md, twelfth session), the whole MoE op of a 20b layer: 8
+// streams mma 0.212 / stream 0.232 ms, 16 streams 0.307 / 0.299, 24 0.381 / 0.327, 32 stream 0.331 / GEMM tile
+// 0.530, 64 0.362 / 0.532, 96 0.407 / 0.528, 128 0.498 / 0.529; nineteenth session, tokens (rows an expert) stream
+// narrow / wide / GEMM tile: 256 (32) 0.431 / 0.45 / 0.76-0.80, 512 (64) 0.87 / 0.77-0.79 / 1.06-1.16, 1024 (128)
+// 1.60 / 1.39-1.45 / 1.55-1.59. Other archs keep kMoeGroupMaxPerExpert's rule.
 // Experts in the decode layout (Hopper's default since the 13th session), which the grouped decode kernels cannot
 // read, take the streaming kernels below the band too (16th session; the GEMM tile had those 5-16 streams).
-constexpr int kMoeStreamAutoMinPerExpert = 2, kMoeStreamAutoMaxPerExpert = 16;
+constexpr int kMoeStreamAutoMinPerExpert = 2, kMoeStreamAutoMaxPerExpert = 128;
 // The wide streaming kernel (kMoeStreamWideTokens rows a CTA) by default on Hopper from this many routed rows an
 // expert on average: H100, the whole MoE op of a 20b layer, narrow / wide (15th session, after the loop trim):
 // 64 streams (8 an expert) 0.279 / 0.312 ms, 96 (12) 0.307 / 0.340, 112 (14) 0.359 / 0.355, 128 (16) 0.406 / 0.390.

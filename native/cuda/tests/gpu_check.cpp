@@ -730,6 +730,9 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {17}), 4, "rows 17 an expert");
   check_moe_counts(r, real, cycle_counts(32, {32}), 4, "rows 32 an expert");
   check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5");
+  // prefill chunks (the band up to kMoeStreamMaxPerExpert since the twentieth session): 512 and 1,024 tokens
+  check_moe_counts(r, real, cycle_counts(32, {64}), 4, "rows 64 an expert (a 512-token chunk)");
+  check_moe_counts(r, real, cycle_counts(32, {128}), 4, "rows 128 an expert (a 1,024-token chunk)");
   // the deep ring (5 stages, two CTAs an SM on sm_90) where the policy picks the shallow one
   setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
   check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 5 stages");
@@ -743,6 +746,9 @@ void check_moe_stream(Rng& r) {
     check_moe_counts(r, small_r, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), decode layout");
     check_moe_counts(r, real_r, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), decode layout");
     check_moe_counts(r, real_r, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, decode layout");
+    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "16", 1);  // the narrow kernel over a prefill chunk's rows
+    check_moe_counts(r, real_r, cycle_counts(32, {48, 64, 0, 96}), 4, "rows 48/64/0/96, narrow, decode layout");
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
     check_moe(r, real_r, 64, 4, 1e-4, true);  // random routes: the tile and the stream on the decode layout
     const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
     check_moe_counts(r, hot, cycle_counts(8, {8}), 4, "scales 122-131, checkpoint layout");
@@ -761,6 +767,7 @@ void check_moe_stream(Rng& r) {
     check_moe_counts(r, real_w, cycle_counts(32, {16}), 4, "rows 16 an expert (128 streams), wide, decode layout");
     check_moe_counts(r, real_w, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, wide, decode layout");
     check_moe_counts(r, real, cycle_counts(32, {24}), 4, "rows 24 an expert (192 streams), wide");
+    check_moe_counts(r, real_w, cycle_counts(32, {48, 64, 128, 160}), 4, "rows 48/64/128/160 (up to five wide passes), wide, decode layout");
     const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
     check_moe_counts(r, hot_r, cycle_counts(8, {20}), 4, "scales 122-131 (two multiplies), wide, decode layout");
     // the wide TMA kernel (GPTOSS_CUDA_MOE_STREAM_TMA=1; the policy keeps the wide kernel on cp.async)

@@ -293,13 +293,18 @@ void test_moe_bf16() {
   CHECK(choose_moe_bf16(h200(0, 0), grouped, 1, 4) == MoeBf16Path::Gemv);  // nothing to run Grouped on
   // MXFP4 experts past the decode kernels' 16 pairs: the grouped decode kernels up to 4 pairs an expert
   // (n <= 32 on the 20b's 32 experts), the GEMM tile above; never on the decode layout or AMD.
-  // On Hopper the streaming kernels take 3-16 an expert (17-128 streams of the 20b; measured there).
+  // On Hopper the streaming kernels take 3-128 an expert (17-1,024 tokens of the 20b; measured there).
   CHECK(choose_moe_batch(hopper, k, 5, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
   CHECK(choose_moe_batch(hopper, k, 16, 4, 32, H, H, false) == MoeBatchPath::GroupedMma);
   CHECK(choose_moe_batch(hopper, k, 17, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, k, 128, 4, 32, H, H, false) == MoeBatchPath::Stream);
-  CHECK(choose_moe_batch(hopper, k, 129, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, k, 129, 4, 32, H, H, false) == MoeBatchPath::Stream);   // 256 streams
+  CHECK(choose_moe_batch(hopper, k, 512, 4, 32, H, H, false) == MoeBatchPath::Stream);   // a 512-token chunk
+  CHECK(choose_moe_batch(hopper, k, 1024, 4, 32, H, H, false) == MoeBatchPath::Stream);  // 128 an expert
+  CHECK(choose_moe_batch(hopper, k, 1025, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, k, 2048, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // a 2,048-token prefill
+  CHECK(choose_moe_batch(hopper, k, 2048, 4, 128, H, H, false) == MoeBatchPath::Stream);  // 120b: 64 an expert
   CHECK(choose_moe_batch(hopper, k, 64, 4, 128, H, H, false) == MoeBatchPath::GroupedMma);  // 120b: 2 an expert
   CHECK(choose_moe_batch(hopper, k, 128, 4, 128, H, H, false) == MoeBatchPath::Stream);     // 120b: 4 an expert
   // Elsewhere (not measured) the grouped decode kernels up to 4 an expert, the tile above.
@@ -325,7 +330,7 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, false) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(hopper, force_mma, 8, 4, 32, H, H, true) == MoeBatchPath::Stream);  // cannot run there
   CHECK(choose_moe_batch(hopper, force_gemm, 8, 4, 32, H, H, true) == MoeBatchPath::Gemm);
-  // The streaming kernels (moe_stream.cu) on request: every token count up to 32 an expert, never on the
+  // The streaming kernels (moe_stream.cu) on request: every token count up to 128 an expert, never on the
   // decode layout or AMD; 3 stages where three 67 KB CTAs share an SM (sm_90) or where only one fits (sm_89's
   // 99 KB), 5 on request where one fits, none where even 3 does not fit.
   GpuKnobs force_stream = k;
@@ -333,14 +338,15 @@ void test_moe_bf16() {
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, force_stream, 5, 4, 32, H, H, false) == MoeBatchPath::Stream);
   CHECK(choose_moe_batch(hopper, force_stream, 128, 4, 128, H, H, false) == MoeBatchPath::Stream);
-  CHECK(choose_moe_batch(hopper, force_stream, 256, 4, 32, H, H, false) == MoeBatchPath::Stream);   // 32 an expert
-  CHECK(choose_moe_batch(hopper, force_stream, 257, 4, 32, H, H, false) == MoeBatchPath::Gemm);     // past: the tile
+  CHECK(choose_moe_batch(hopper, force_stream, 1024, 4, 32, H, H, false) == MoeBatchPath::Stream);  // 128 an expert
+  CHECK(choose_moe_batch(hopper, force_stream, 1025, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // past: the tile
   CHECK(choose_moe_batch(hopper, force_stream, 8192, 4, 32, H, H, false) == MoeBatchPath::Gemm);    // a prefill
   CHECK(choose_moe_batch(hopper, force_stream, 64, 4, 32, H, H, true) == MoeBatchPath::Stream); // the decode layout too
-  CHECK(choose_moe_batch(hopper, force_stream, 257, 4, 32, H, H, true) == MoeBatchPath::Gemm);
+  CHECK(choose_moe_batch(hopper, force_stream, 1025, 4, 32, H, H, true) == MoeBatchPath::Gemm);
   CHECK(choose_moe_batch(mi300, force_stream, 64, 4, 32, H, H, false) == MoeBatchPath::Gemm);   // AMD
   CHECK(choose_moe_batch(hopper, k, 64, 4, 32, H, H, true) == MoeBatchPath::Stream);            // decode layout, in the band
-  CHECK(choose_moe_batch(hopper, k, 129, 4, 32, H, H, true) == MoeBatchPath::Gemm);             // past it: the tile
+  CHECK(choose_moe_batch(hopper, k, 512, 4, 32, H, H, true) == MoeBatchPath::Stream);           // decode layout, a 512-token chunk
+  CHECK(choose_moe_batch(hopper, k, 1025, 4, 32, H, H, true) == MoeBatchPath::Gemm);            // past it: the tile
   CHECK(choose_moe_batch(ampere, k, 64, 4, 32, H, H, true) == MoeBatchPath::Gemm);              // no band off Hopper
   CHECK(moe_stream_stages(hopper, H / 32) == kMoeStreamShallowStages);  // three CTAs an SM
   CHECK(moe_stream_deep_stages(hopper, H / 32) == kMoeStreamDeepStages);
