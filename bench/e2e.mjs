@@ -8,6 +8,7 @@
 //   --experts bf16: experts run as bf16 (a fine-tuned checkpoint as stored; a synthetic model's MXFP4
 //   experts dequantized exactly), on CUDA by the bf16 expert kernels.
 //   node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]
+//   --repeat N: each --prefill length timed N times (fresh session each); the figure is the median, every run kept (runsMs).
 // Uses the built package (dist/). Decode = one token a step, sampled greedily on the device, nothing but
 // the token id copied back, 16 steps a native call as generate() runs them (--per-token: one call a
 // step); the prompt before the decode steps is `--context` tokens long. --activations: the CPU expert
@@ -25,7 +26,7 @@ import { readBandwidth } from '../dist/ops.js';
 import { decodeBytesPerToken } from './decode-bytes.mjs';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored', experts: undefined };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored', experts: undefined, repeat: 1 };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -43,9 +44,14 @@ function parseArgs(argv) {
     else if (a === '--synthetic') args.synthetic = argv[++i];
     else if (a === '--seed') args.seed = Number(argv[++i]);
     else if (a === '--layers') args.layers = Number(argv[++i]);
+    else if (a === '--repeat') args.repeat = Number(argv[++i]);
     else rest.push(a);
   }
   const synthetic = args.synthetic !== null;
+  if (!Number.isInteger(args.repeat) || args.repeat < 1) {
+    console.error(`bench/e2e.mjs: --repeat must be a positive integer (got ${args.repeat})`);
+    process.exit(2);
+  }
   if (rest.length !== (synthetic ? 0 : 1) || (!synthetic && (args.seed !== undefined || args.layers !== undefined))) {
     console.error(
       'usage: node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512] [--per-token] [--label NAME] [--out DIR]\n' +
@@ -124,14 +130,18 @@ const result = {
 }
 
 for (const n of args.prefill) {
-  const s = model.createSession({ maxContext: n + 1 });
-  await s.prefill(tokensFor(Math.min(n, 16), V, 2)); // warm-up
-  await s.reset();
-  const t = performance.now();
-  await s.append(tokensFor(n, V, 3));
-  const ms = performance.now() - t;
-  result.prefill.push({ tokens: n, ms, tokensPerSecond: (n * 1000) / ms });
-  await s.dispose();
+  const runsMs = [];
+  for (let r = 0; r < args.repeat; r++) {
+    const s = model.createSession({ maxContext: n + 1 });
+    await s.prefill(tokensFor(Math.min(n, 16), V, 2)); // warm-up
+    await s.reset();
+    const t = performance.now();
+    await s.append(tokensFor(n, V, 3));
+    runsMs.push(performance.now() - t);
+    await s.dispose();
+  }
+  const ms = runsMs.slice().sort((a, b) => a - b)[runsMs.length >> 1];
+  result.prefill.push({ tokens: n, ms, tokensPerSecond: (n * 1000) / ms, ...(args.repeat > 1 ? { runsMs } : {}) });
 }
 
 if (args.decode > 0) {
@@ -183,7 +193,7 @@ if (isSynthetic) {
   console.log(`  load ${result.loadMs.toFixed(0)} ms (${result.loadCpuMs.toFixed(0)} CPU-ms), load to first token ${result.loadToFirstTokenMs.toFixed(0)} ms, disk ${gib(result.bytesOnDisk)} GiB`);
 }
 console.log(`  resident after load ${gib(afterLoad.rss)} GiB (anon ${gib(afterLoad.rssAnon ?? 0)}, file ${gib(afterLoad.rssFile ?? 0)}); at end ${gib(result.memoryEnd.rss)} GiB (anon ${gib(result.memoryEnd.rssAnon ?? 0)})`);
-for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(0)} ms)`);
+for (const p of result.prefill) console.log(`  prefill ${p.tokens} tokens: ${p.tokensPerSecond.toFixed(1)} tok/s (${p.ms.toFixed(1)} ms${p.runsMs ? `, median of ${p.runsMs.map((x) => x.toFixed(1)).join(' ')}` : ''})`);
 if (result.decode) console.log(`  decode at context ${result.decode.context}: ${result.decode.tokensPerSecond.toFixed(2)} tok/s (${result.decode.msPerToken.toFixed(1)} ms/token, ${result.decode.cpuMsPerToken.toFixed(1)} CPU-ms/token over ${result.decode.tokens}); load avg ${result.loadAvg.map((x) => x.toFixed(1)).join(' -> ')}`);
 
 if (result.roofline && result.decode) {
