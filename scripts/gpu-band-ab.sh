@@ -15,16 +15,17 @@
 #   4. bench/batch.mjs, the 24-layer step at 64 / 128 / 256 streams: base, band, base, band;
 #   5. bench/serve-load.mjs 1 / 64 / 128 streams, TTFT of 2,000 tokens, the 4,000-token prompt's delay over 32
 #      streams: base, then band;
-#   6. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --moe-stream --quick.
+#   6. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --moe-stream --quick;
+#   7. serve-load --http (the package's OpenAI server in a child process) at 1 and 64 streams, band only.
 # Then the medians and the rule's line (written before any run): land if the check and the batch check pass,
 # prefill 512 gains and prefill 2048 does not lose (more than 2%).
-#   env: OUT (default ./gpu-logs), BUDGET (420), BAND_STEPS ("check batchcheck prefill step serve sanitizer")
+#   env: OUT (default ./gpu-logs), BUDGET (420), BAND_STEPS ("check batchcheck prefill step serve sanitizer http")
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-$PWD/gpu-logs}"
 D="$OUT/band"
 mkdir -p "$D"
-STEPS="${BAND_STEPS:-check batchcheck prefill step serve sanitizer}"
+STEPS="${BAND_STEPS:-check batchcheck prefill step serve sanitizer http}"
 BUDGET="${BUDGET:-420}"
 source scripts/gpu-host-setup.sh  # node, dist/, node_modules/, build-gpu/ from .gpu
 { cat .gpu/COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null; } | tee "$D/commit.txt"
@@ -95,6 +96,14 @@ if want serve; then
     echo "serve-load $v rc $? ($(( $(date +%s) - t_start )) s)"
     grep -vE '^\s|^[{}]' "$D/serve-$v.log" | tail -9
   done
+fi
+
+if want http && fits 100; then
+  mkdir -p "$D/http-band"
+  GPT_OSS_NODE_BINARY=$BAND timeout 100 node bench/serve-load.mjs --synthetic 20b --device cuda --http --streams 1,64 --prompt 64 --tokens 128 \
+    --ttft-prompt 2000 --label 20b-band-http --out "$D/http-band" > "$D/http-band.log" 2>&1
+  echo "serve-load --http band rc $? ($(( $(date +%s) - t_start )) s)"
+  grep -vE '^\s|^[{}]' "$D/http-band.log" | tail -8
 fi
 
 if want sanitizer && command -v compute-sanitizer > /dev/null; then
