@@ -83,7 +83,7 @@ async function sessionLogits(session, tokens, sample) {
 async function runLockstep(batch, gpu, cpuBatch, plans, vocab) {
   const r = {
     draws: 0, bad: 0, rel: [], cpuRel: [], argmaxEqual: 0, cpuArgmaxEqual: 0, greedy: 0, greedyEqual: 0, greedyTies: 0,
-    greedyWrong: [], sampled: new Map(), worst: null,
+    greedyWrong: [], sampled: new Map(), worst: null, all: [], steps: [],
   };
   const live = new Map();
   const lastJoin = Math.max(...plans.map((p) => p.join));
@@ -111,6 +111,8 @@ async function runLockstep(batch, gpu, cpuBatch, plans, vocab) {
       return { seq: l.seq, tokens: Int32Array.of(l.next), sample: sample() };
     });
     const { ids, logits } = await batch.stepWithLogits(items);
+    const stepTokens = items.reduce((s, it) => s + it.tokens.length, 0);
+    r.steps.push(stepTokens);
     const cpu = cpuBatch ? await cpuBatch.stepWithLogits(items.map((it, k) => ({ ...it, seq: live.get(order[k]).cseq }))) : null;
     let row = 0;
     for (let k = 0; k < items.length; k++) {
@@ -126,6 +128,7 @@ async function runLockstep(batch, gpu, cpuBatch, plans, vocab) {
       if (!(Number.isInteger(id) && id >= 0 && id < vocab)) r.bad++;
       const d = diffStats(got, ref);
       r.rel.push(d.relL2);
+      r.all.push({ relL2: d.relL2, seq: i, draw: l.drawn, step, stepTokens });
       if (!r.worst || !(d.relL2 <= r.worst.relL2)) r.worst = { relL2: d.relL2, seq: i, draw: l.drawn, tokens: item.tokens.length };
       const am = argmax(ref);
       if (argmax(got) === am) r.argmaxEqual++;
@@ -192,6 +195,12 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
   if (!full || r.bad > 0 || !(maxRel < kMaxRelL2) || r.greedyWrong.length > 0) {
     failed = true;
     console.log(`  FAIL ${label}`);
+    // where it went wrong: the worst draws with their step and its size, the worst sequence's draws, the steps' token counts
+    const worst = [...r.all].sort((a, b) => (Number.isNaN(a.relL2) ? -1 : Number.isNaN(b.relL2) ? 1 : b.relL2 - a.relL2)).slice(0, 8);
+    console.log(`  worst draws: ${worst.map((w) => `seq ${w.seq} draw ${w.draw} step ${w.step} (${w.stepTokens} tokens) ${w.relL2.toExponential(2)}`).join('; ')}`);
+    const ws = r.all.filter((w) => w.seq === worst[0]?.seq);
+    console.log(`  seq ${worst[0]?.seq}'s draws (step: rel L2): ${ws.map((w) => `${w.step}: ${w.relL2.toExponential(1)}`).join(', ')}`);
+    console.log(`  tokens a step: ${r.steps.join(' ')}`);
   }
 }
 

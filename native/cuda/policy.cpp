@@ -136,6 +136,7 @@ void read_per_call_knobs(GpuKnobs& k) {
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
+  k.moe_stream_max = env_int("GPTOSS_CUDA_MOE_STREAM_MAX", 0, 1, kMoeStreamMaxPerExpert);
   k.gemv_max_tokens = env_int("GPTOSS_CUDA_GEMV_MAX_TOKENS", 0, 1, kGemvMaxTokens);
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
@@ -397,12 +398,13 @@ MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int
   if (E <= 0 || k.moe_batch == Want::Gemm) return MoeBatchPath::Gemm;
   // Hopper (where it was measured): the streaming kernels between the grouped decode kernels' few rows an
   // expert and the GEMM tile's many (shapes.h kMoeStreamAuto*). They read the decode layout too.
+  const int64_t top = k.moe_stream_max > 0 ? k.moe_stream_max : kMoeStreamAutoMaxPerExpert;
   const bool stream_band = caps.arch == 900 && stream_runs && pairs > int64_t(kMoeStreamAutoMinPerExpert) * E &&
-                           pairs <= int64_t(kMoeStreamAutoMaxPerExpert) * E;
+                           pairs <= top * E;
   // The grouped decode kernels read the checkpoint's layout only: the decode layout takes the stream below the band
   // as well (16th session: at 8 streams of the 20b the GEMM tile, 8 rows of ~21 experts, held a step at ~12 ms
   // against ~9 ms at 64 streams), the tile above it.
-  const bool stream_below = caps.arch == 900 && stream_runs && pairs <= int64_t(kMoeStreamAutoMaxPerExpert) * E;
+  const bool stream_below = caps.arch == 900 && stream_runs && pairs <= top * E;
   if (decode_layout) return stream_below ? MoeBatchPath::Stream : MoeBatchPath::Gemm;
   if (!group_fits(caps, k, H, I, 4)) return stream_band ? MoeBatchPath::Stream : MoeBatchPath::Gemm;
   if (k.moe_batch == Want::GroupedMma) return MoeBatchPath::GroupedMma;

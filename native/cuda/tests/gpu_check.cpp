@@ -701,6 +701,29 @@ std::vector<int> cycle_counts(int E, const std::vector<int>& pattern) {
   for (int e = 0; e < E; ++e) c[e] = pattern[size_t(e) % pattern.size()];
   return c;
 }
+// Uniform random routes (top-4 of the set's experts) through the streaming kernels at a decode batch's and a
+// prefill chunk's sizes (GPTOSS_CUDA_MOE_BATCH=stream; the policy's width for each), against the CPU: 1e-4.
+void check_moe_stream_random(Rng& r, const MoeSet& m, bool relaid) {
+  for (int n : {150, 300, 520, 1000}) {
+    if (int64_t(n) * 4 > int64_t(gptoss::cuda::kMoeStreamMaxPerExpert) * m.E) continue;
+    const Routes routes = draw_routes(r, n, 4, m.E);
+    Tensor x = rand_f32(r, {n, m.H});
+    SwigluParams sw;
+    Tensor want = host_empty(DType::F32, {n, m.H});
+    cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
+    Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
+    const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
+    const std::string keep = saved ? saved : "";
+    setenv("GPTOSS_CUDA_MOE_BATCH", "stream", 1);
+    Tensor got = poisoned(DType::F32, {n, m.H});
+    gpu->moe(gx, gei, gwt, m.gw, sw, got);
+    if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
+    else unsetenv("GPTOSS_CUDA_MOE_BATCH");
+    const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k4 H" + std::to_string(m.H) + " I" + std::to_string(m.I);
+    report("moe", shape, compare(to_host(got), want), 1e-4,
+           std::string("batch: stream, random routes") + (relaid ? ", decode layout" : "") + moe_stream_note(n, 4, m.E, m.H, m.I));
+  }
+}
 void check_moe_stream(Rng& r) {
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   namespace gc = gptoss::cuda;
@@ -733,6 +756,8 @@ void check_moe_stream(Rng& r) {
   // prefill chunks (the band up to kMoeStreamMaxPerExpert since the twentieth session): 512 and 1,024 tokens
   check_moe_counts(r, real, cycle_counts(32, {64}), 4, "rows 64 an expert (a 512-token chunk)");
   check_moe_counts(r, real, cycle_counts(32, {128}), 4, "rows 128 an expert (a 1,024-token chunk)");
+  check_moe_counts(r, real, cycle_counts(32, {200, 3, 0, 41, 97, 16, 15, 33}), 4, "rows 200/3/0/41/97/16/15/33 (skewed)");
+  check_moe_stream_random(r, real, false);
   // the deep ring (5 stages, two CTAs an SM on sm_90) where the policy picks the shallow one
   setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
   check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 5 stages");
@@ -750,6 +775,8 @@ void check_moe_stream(Rng& r) {
     check_moe_counts(r, real_r, cycle_counts(32, {48, 64, 0, 96}), 4, "rows 48/64/0/96, narrow, decode layout");
     unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
     check_moe(r, real_r, 64, 4, 1e-4, true);  // random routes: the tile and the stream on the decode layout
+    check_moe_stream_random(r, real_r, true);
+    check_moe_counts(r, real_r, cycle_counts(32, {200, 3, 0, 41, 97, 16, 15, 33}), 4, "rows 200/3/0/41/97/16/15/33 (skewed), decode layout");
     const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
     check_moe_counts(r, hot, cycle_counts(8, {8}), 4, "scales 122-131, checkpoint layout");
     check_moe_counts(r, hot_r, cycle_counts(8, {8}), 4, "scales 122-131 (> 128: two multiplies), decode layout");

@@ -390,6 +390,18 @@ void test_moe_bf16() {
     unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
     CHECK(knobs().moe_stream_tma == GpuKnobs::MoeStreamTma::Auto);
   }
+  {  // GPTOSS_CUDA_MOE_STREAM_MAX: the band's top for an A/B (16: the policy before the twentieth session)
+    setenv("GPTOSS_CUDA_MOE_STREAM_MAX", "16", 1);
+    const GpuKnobs m16 = knobs();
+    CHECK(m16.moe_stream_max == 16);
+    CHECK(choose_moe_batch(hopper, m16, 128, 4, 32, H, H, false) == MoeBatchPath::Stream);
+    CHECK(choose_moe_batch(hopper, m16, 129, 4, 32, H, H, false) == MoeBatchPath::Gemm);
+    CHECK(choose_moe_batch(hopper, m16, 129, 4, 32, H, H, true) == MoeBatchPath::Gemm);
+    setenv("GPTOSS_CUDA_MOE_STREAM_MAX", "500", 1);  // past kMoeStreamMaxPerExpert: ignored
+    CHECK(knobs().moe_stream_max == 0);
+    unsetenv("GPTOSS_CUDA_MOE_STREAM_MAX");
+    CHECK(knobs().moe_stream_max == 0);
+  }
   // the wide kernel by default on Hopper from 14 rows an expert on average (20b: 112 streams x top-4 / 32)
   CHECK(moe_stream_tokens(hopper, k, 64 * 4, 32, H, H) == kMoeStreamTokens);
   CHECK(moe_stream_tokens(hopper, k, 111 * 4, 32, H, H) == kMoeStreamTokens);
