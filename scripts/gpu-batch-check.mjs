@@ -8,15 +8,19 @@
 // history, whatever an earlier draw did.
 //
 // What is asserted (exit 1 otherwise), per schedule:
-//   - the batch's logits vs the sessions': relative L2 < 1e-2 at every draw (the batched GEMM and the
-//     one-token GEMV sum in different orders; a real bug moves whole rows, far past that);
+//   - the batch's logits vs the sessions': relative L2 at the 99th percentile < 1e-3, and < 1e-2 at every draw
+//     but at most 0.5% of them (at least one allowed), none NaN. The batched GEMM and the one-token GEMV sum in
+//     different orders (~5e-5 apart); where a token's router logits for its 4th and 5th expert are closer than
+//     that, the two paths pick different experts for it, and the draws that read it differ by 0.1-0.4 (twentieth
+//     session: main's own build shows one such draw of 1,379 in the plan seed 21 below, the same draw with either
+//     MoE policy). A real bug moves whole rows in every draw that reads them, far past that budget;
 //   - greedy draws: equal ids, except at a tie the logits cannot resolve (the reference's margin
 //     between the two ids is within twice the largest logit difference of that row);
 //   - no id outside the vocabulary, and the pool full again once every sequence closed.
 // Reported, not asserted: argmax agreement, sampled ids equal (temperature / top-p / top-k / min-p:
 // on random weights the distribution over 201,088 ids is near flat, so a last-bit difference between
 // two summation orders can move the drawn id), and the CPU batch's logits against the CUDA batch's.
-//   node scripts/gpu-batch-check.mjs [--quick | --large] [--device cuda]   (uses dist/; --quick: tiny shape only,
+//   node scripts/gpu-batch-check.mjs [--quick | --large | --buckets-seeds 13,21] [--device cuda]   (uses dist/; --quick: tiny shape only,
 //   for compute-sanitizer; --large: only the large prefill steps (createEngine's maxPrefillTokens: up to 4,096
 //   prompt tokens in one step), 20b x 2 layers, ~10-20 s on an H200; --device cpu runs the same comparison on
 //   the CPU alone: a dry run of this script, on the tiny shape for --large)
@@ -26,7 +30,9 @@ import { createRng } from '../dist/index.js';
 const quick = process.argv.includes('--quick');
 const largeOnly = process.argv.includes('--large');
 const device = process.argv.includes('--device') ? process.argv[process.argv.indexOf('--device') + 1] : 'cuda';
-const kMaxRelL2 = 1e-2;
+// --buckets-seeds 13,21,..: only the 70-decoding schedule, once for each plan seed (13 is the default run's)
+const bucketsSeeds = process.argv.includes('--buckets-seeds') ? process.argv[process.argv.indexOf('--buckets-seeds') + 1].split(',').map(Number) : null;
+const kMaxRelL2 = 1e-2, kP99RelL2 = 1e-3, kOutlierShare = 0.005;
 const optionsList = [{ temperature: 0 }, { temperature: 1 }, { temperature: 0.8, topP: 0.9 }, { temperature: 1.3, topK: 20 }, { temperature: 0.7, minP: 0.05 }];
 const optionName = (o) => (o.temperature === 0 ? 'greedy' : o.topP ? 'top-p' : o.topK ? 'top-k' : o.minP ? 'min-p' : `temperature ${o.temperature}`);
 
@@ -192,7 +198,15 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
   console.log(`  greedy ids equal ${r.greedyEqual}/${r.greedy}${r.greedyTies ? `, ${r.greedyTies} unresolvable ties` : ''}${r.greedyWrong.length ? `; WRONG: ${r.greedyWrong.slice(0, 4).join('; ')}` : ''}`);
   console.log(`  sampled ids equal (same logits up to rounding, same uniform; reported): ${[...r.sampled].map(([n, s]) => `${n} ${s.equal}/${s.n}`).join(', ')}`);
   if (cpuBatch) console.log(`  cpu batch vs ${device} batch (reported), logits rel L2: p50 ${pct(r.cpuRel, 0.5).toExponential(2)}, max ${maxOf(r.cpuRel).toExponential(2)}; argmax equal ${r.cpuArgmaxEqual}/${r.draws}`);
-  if (!full || r.bad > 0 || !(maxRel < kMaxRelL2) || r.greedyWrong.length > 0) {
+  // draws at or past kMaxRelL2 (NaN counts, and is never allowed): routing near-ties, at most kOutlierShare of them
+  const outliers = r.all.filter((w) => !(w.relL2 < kMaxRelL2));
+  const allowed = Math.max(1, Math.floor(kOutlierShare * r.draws));
+  const nanDraws = r.all.filter((w) => Number.isNaN(w.relL2)).length;
+  const p99 = pct(r.rel, 0.99);
+  if (outliers.length > 0)
+    console.log(`  draws past ${kMaxRelL2}: ${outliers.length} of ${r.draws} (allowed ${allowed}: routing near-ties)${nanDraws ? `, ${nanDraws} NaN` : ''}: ` +
+      outliers.slice(0, 6).map((w) => `seq ${w.seq} draw ${w.draw} step ${w.step} (${w.stepTokens} tokens) ${w.relL2.toExponential(2)}`).join('; '));
+  if (!full || r.bad > 0 || !(p99 < kP99RelL2) || outliers.length > allowed || nanDraws > 0 || r.greedyWrong.length > 0) {
     failed = true;
     console.log(`  FAIL ${label}`);
     // where it went wrong: the worst draws with their step and its size, the worst sequence's draws, the steps' token counts
@@ -216,12 +230,15 @@ const largePlans = (v) => {
     [1, 1500, { temperature: 0 }],
   ].map(([join, n, options], i) => ({ join, prompt: prompt(n), chunks: [n], decode: 8, options, seed: 2000 + i }));
 };
-if (!quick) {
+if (bucketsSeeds) {
+  for (const seed of bucketsSeeds)
+    await schedule(`20b x 2 layers, 70 decoding (buckets), plan seed ${seed}`, '20b', 2, (v) => makePlans(seed, 70, v, { maxPrompt: 40, maxDecode: 40, maxJoin: 3, chunked: false }), { cpu: false });
+} else if (!quick) {
   const [shape, layers] = device === 'cpu' ? ['tiny', undefined] : ['20b', 2];
   await schedule(`${shape}${layers ? ` x ${layers} layers` : ''}, large prefill steps (up to 4,000 tokens a step)`, shape, layers, largePlans, { cpu: false });
 }
-if (!largeOnly) await schedule('tiny, mixed chunks', 'tiny', undefined, (v) => makePlans(11, quick ? 8 : 24, v, { maxPrompt: 120, maxDecode: 30, maxJoin: 12, chunked: true }));
-if (!quick && !largeOnly) {
+if (!largeOnly && !bucketsSeeds) await schedule('tiny, mixed chunks', 'tiny', undefined, (v) => makePlans(11, quick ? 8 : 24, v, { maxPrompt: 120, maxDecode: 30, maxJoin: 12, chunked: true }));
+if (!quick && !largeOnly && !bucketsSeeds) {
   await schedule('20b x 4 layers, mixed chunks', '20b', 4, (v) => makePlans(12, 10, v, { maxPrompt: 300, maxDecode: 24, maxJoin: 8, chunked: true }));
   await schedule('20b x 2 layers, 70 decoding (buckets)', '20b', 2, (v) => makePlans(13, 70, v, { maxPrompt: 40, maxDecode: 40, maxJoin: 3, chunked: false }), { cpu: false });
 }
