@@ -1,5 +1,6 @@
-// The streaming grouped MoE GEMMs of a batched decode step (issue 11; the default on Hopper from 17 to 128
-// streams of the 20b, policy.cpp choose_moe_batch; GPTOSS_CUDA_MOE_BATCH=stream forces it). A decode batch
+// The streaming grouped MoE GEMMs of a batched decode step (issue 11; the default on Hopper from 17 to 1,024
+// tokens of the 20b since the twentieth session: decode batches and prefill chunks, policy.cpp choose_moe_batch;
+// GPTOSS_CUDA_MOE_BATCH=stream forces it). A decode batch
 // routes few rows to each expert (64 streams x top-4 over 32 experts: ~8 an expert) and touches every expert, so the step is the stream of all the experts' packed
 // MXFP4 bytes (282 MB gate_up + 141 MB down a layer of the 20b); the GEMM tile (gemm_tile.cu) read them at
 // 0.75-0.83 TB/s (call 1, H100: latency-bound, the same time at 64 and 128 streams). This kernel is built
