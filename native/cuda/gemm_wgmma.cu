@@ -125,12 +125,15 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     a_off[i] = (src >= 0 ? int64_t(src) * K : 0) + ch * 8;
   }
   // A stage's copies without a commit: the activations' halves, then the weights.
+  // p.a_lo null (GPTOSS_CUDA_MOE_ACT=bf16, the grouped MoE's probe): A is its hi half alone; no lo copies, no lo wgmma.
+  const bool has_lo = p.a_lo != nullptr;
   auto issue_a = [&](int kt) {
     if (kt < ke) {
       const int slot = kt % S, k0 = kt * BK;
       const bool k_ok = k0 + ch * 8 < K;  // K % 8 == 0: a chunk is all in or all out
 #pragma unroll
       for (int part = 0; part < 2; ++part) {
+        if (part && !has_lo) break;
         const uint16_t* a = part ? p.a_lo : p.a_hi;
         uint8_t* dst = smem + wl::a_offset(kMx, BM, slot, part);
 #pragma unroll
@@ -255,7 +258,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     for (int k16 = 0; k16 < BK / 16; ++k16) {
       const uint64_t db = wl::sw128_desc(wl::w_desc_addr(wt, k16));
       wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_hi, wg, k16)), db);
-      wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_lo, wg, k16)), db);
+      if (has_lo) wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_lo, wg, k16)), db);
     }
     wgmma_commit();
     wgmma_wait<1>();
@@ -344,11 +347,14 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
         uint16_t* oh = static_cast<uint16_t*>(out);
         if (col0 + 6 < N && (o & 3) == 0) {
           *reinterpret_cast<uint2*>(oh + o) = make_uint2(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16);
-          *reinterpret_cast<uint2*>(p.out_lo + o) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
+          if (p.out_lo) *reinterpret_cast<uint2*>(p.out_lo + o) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
         } else {
 #pragma unroll
           for (int j = 0; j < 4; ++j)
-            if (col0 + 2 * j < N) oh[o + j] = h[j], p.out_lo[o + j] = l[j];
+            if (col0 + 2 * j < N) {
+              oh[o + j] = h[j];
+              if (p.out_lo) p.out_lo[o + j] = l[j];
+            }
         }
       }
   } else {
