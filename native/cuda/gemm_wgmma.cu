@@ -64,7 +64,10 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[wl::kAccRegs], 
 // kSplit (dense bf16 Store problems, policy.h wgmma_dense_splits): grid.z blocks of one cluster share the
 // tile, block z running K steps [k_begin(z), k_begin(z + 1)); the epilogue sums the partial tiles through
 // distributed shared memory (gemm_wgmma_layout.h, "split-K").
-template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit>
+// kLo false (GPTOSS_CUDA_MOE_ACT=bf16, the grouped MoE's probe; p.a_lo and p.out_lo null): A is its bf16 hi half alone,
+// no lo copies, no lo wgmma. A compile-time choice: a wgmma under a runtime branch makes ptxas serialize the
+// accumulator chain (C7519, warpgroup.arrive injected) in every variant.
+template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit, bool kLo = true>
 __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(GemmProblem p) {
 #if defined(GPTOSS_HAVE_WGMMA)
   static_assert(!kSplit || (WF == WeightFormat::BF16 && EPI == Epilogue::Store), "split-K: dense bf16 Store only");
@@ -131,6 +134,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
       const bool k_ok = k0 + ch * 8 < K;  // K % 8 == 0: a chunk is all in or all out
 #pragma unroll
       for (int part = 0; part < 2; ++part) {
+        if (part && !kLo) break;
         const uint16_t* a = part ? p.a_lo : p.a_hi;
         uint8_t* dst = smem + wl::a_offset(kMx, BM, slot, part);
 #pragma unroll
@@ -255,7 +259,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     for (int k16 = 0; k16 < BK / 16; ++k16) {
       const uint64_t db = wl::sw128_desc(wl::w_desc_addr(wt, k16));
       wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_hi, wg, k16)), db);
-      wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_lo, wg, k16)), db);
+      if constexpr (kLo) wgmma_m64n128k16_bf16(acc, wl::sw128_desc(wl::a_desc_addr(a_lo, wg, k16)), db);
     }
     wgmma_commit();
     wgmma_wait<1>();
@@ -344,11 +348,14 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
         uint16_t* oh = static_cast<uint16_t*>(out);
         if (col0 + 6 < N && (o & 3) == 0) {
           *reinterpret_cast<uint2*>(oh + o) = make_uint2(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16);
-          *reinterpret_cast<uint2*>(p.out_lo + o) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
+          if (kLo) *reinterpret_cast<uint2*>(p.out_lo + o) = make_uint2(l[0] | uint32_t(l[1]) << 16, l[2] | uint32_t(l[3]) << 16);
         } else {
 #pragma unroll
           for (int j = 0; j < 4; ++j)
-            if (col0 + 2 * j < N) oh[o + j] = h[j], p.out_lo[o + j] = l[j];
+            if (col0 + 2 * j < N) {
+              oh[o + j] = h[j];
+              if (kLo) p.out_lo[o + j] = l[j];
+            }
         }
       }
   } else {
@@ -377,12 +384,12 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
 #endif
 }
 
-template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit>
+template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit, bool kLo = true>
 void set_smem(int smem) {
-  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_kernel<WF, EPI, WG, kSplit>);
+  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>);
   if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     attr_bytes.store(smem, std::memory_order_relaxed);
   }
 }
@@ -466,8 +473,13 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
     }
   }
 #endif
-  set_smem<WF, EPI, WG, false>(smem);
   dim3 grid(col_tiles, max_tiles);
+  if (p.group_start && !p.a_lo) {  // the grouped MoE's bf16-only probe (GPTOSS_CUDA_MOE_ACT=bf16)
+    set_smem<WF, EPI, WG, false, false>(smem);
+    launch_k(gemm_wgmma_kernel<WF, EPI, WG, false, false>, grid, wl::threads(BM), size_t(smem), stream, p);
+    return;
+  }
+  set_smem<WF, EPI, WG, false>(smem);
   launch_k(gemm_wgmma_kernel<WF, EPI, WG, false>, grid, wl::threads(BM), size_t(smem), stream, p);
 }
 

@@ -754,16 +754,21 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
 
   GemmProblem g1 = expert_gemm(a, w, w.x_hi, w.x_lo, a.gate_up, a.gate_up_scales, a.gate_up_bias, a.gate_up_bias_bf16,
                                 2 * a.I, a.H);
+  // GPTOSS_CUDA_MOE_ACT=bf16 (probe; policy.h GpuKnobs::moe_act_bf16): on the wgmma tile both GEMMs take A as its
+  // bf16 hi half alone (the gate_up epilogue writes no lo half), half the tensor-core work
+  const bool act_bf16 = kind == GemmTileKind::Wgmma && knobs().moe_act_bf16;
+  if (act_bf16) g1.a_lo = nullptr;
   g1.a_rows = w.perm_token;
   g1.out = w.act_hi;
-  g1.out_lo = w.act_lo;
+  g1.out_lo = act_bf16 ? nullptr : w.act_lo;
   g1.ldo = a.I;
   g1.swiglu_limit = a.limit;
   g1.swiglu_alpha = a.alpha;
   if (a.bf16) launch_gemm_tile<WeightFormat::BF16, Epilogue::SwiGLU>(kind, g1, bm, max_tiles, stream);
   else launch_gemm_tile<WeightFormat::MXFP4, Epilogue::SwiGLU>(kind, g1, bm, max_tiles, stream);
 
-  GemmProblem g2 = expert_gemm(a, w, w.act_hi, w.act_lo, a.down, a.down_scales, a.down_bias, a.down_bias_bf16, a.H, a.I);
+  GemmProblem g2 = expert_gemm(a, w, w.act_hi, act_bf16 ? nullptr : w.act_lo, a.down, a.down_scales, a.down_bias,
+                                a.down_bias_bf16, a.H, a.I);
   g2.out = w.y;
   g2.ldo = a.H;
   if (a.bf16) launch_gemm_tile<WeightFormat::BF16, Epilogue::Store>(kind, g2, bm, max_tiles, stream);

@@ -137,6 +137,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
   k.moe_stream_max = env_int("GPTOSS_CUDA_MOE_STREAM_MAX", 0, 1, kMoeStreamMaxPerExpert);
+  k.moe_act_bf16 = env_choice("GPTOSS_CUDA_MOE_ACT", false, {{"bf16", true}, {"split", false}});
   k.gemv_max_tokens = env_int("GPTOSS_CUDA_GEMV_MAX_TOKENS", 0, 1, kGemvMaxTokens);
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});

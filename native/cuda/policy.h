@@ -40,6 +40,9 @@ struct GpuKnobs {
   // 20b 512 +5.6%, 2048 +14.7%, 120b +2.7% / +4.0% against Mma; gpu_check 226/0); Mma is the one-line revert.
   Gemm gemm = Gemm::Auto;
   int moe_stream_tokens = 0;               // GPTOSS_CUDA_MOE_STREAM_TOKENS=16|32: the streaming MoE's rows a CTA (0: policy)
+  // GPTOSS_CUDA_MOE_ACT=bf16 (probe, per call): the grouped MoE GEMM on wgmma multiplies its activations as bf16 (their hi
+  // half alone) instead of hi + lo: half the tensor-core work, activations rounded to 8 bits of mantissa. A/B only.
+  bool moe_act_bf16 = false;
   int moe_stream_max = 0;  // GPTOSS_CUDA_MOE_STREAM_MAX=1..128: the top of Hopper's stream band in rows an expert (0: shapes.h kMoeStreamAutoMaxPerExpert; A/B)
   int gemv_max_tokens = 0;                 // GPTOSS_CUDA_GEMV_MAX_TOKENS (1..8): dense problems of up to this many rows on the GEMV (0: gemv_max_tokens())
   enum class MoeStreamTma { Auto, Off, On };

@@ -724,6 +724,33 @@ void check_moe_stream_random(Rng& r, const MoeSet& m, bool relaid) {
            std::string("batch: stream, random routes") + (relaid ? ", decode layout" : "") + moe_stream_note(n, 4, m.E, m.H, m.I));
   }
 }
+// GPTOSS_CUDA_MOE_ACT=bf16 (probe; policy.h GpuKnobs::moe_act_bf16) on the grouped MoE's wgmma tile: A as its bf16 hi
+// half alone in both GEMMs. Against the CPU's f32 activations: within 5e-3 (bf16 rounding of x and of the SwiGLU
+// output, ~1e-3 each), and past 2e-4 (the hi + lo split gives ~5e-6: a result that close means the probe did not run).
+void check_moe_act_bf16(Rng& r, const MoeSet& m, int n, int k, bool relaid) {
+  const Routes routes = draw_routes(r, n, k, m.E);
+  Tensor x = rand_f32(r, {n, m.H});
+  SwigluParams sw;
+  Tensor want = host_empty(DType::F32, {n, m.H});
+  cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
+  Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
+  const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
+  const std::string keep = saved ? saved : "";
+  setenv("GPTOSS_CUDA_MOE_BATCH", "gemm", 1);
+  setenv("GPTOSS_CUDA_MOE_ACT", "bf16", 1);
+  Tensor got = poisoned(DType::F32, {n, m.H});
+  gpu->moe(gx, gei, gwt, m.gw, sw, got);
+  unsetenv("GPTOSS_CUDA_MOE_ACT");
+  if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
+  else unsetenv("GPTOSS_CUDA_MOE_BATCH");
+  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
+                            std::to_string(m.H) + " I" + std::to_string(m.I);
+  const Stats st = compare(to_host(got), want);
+  report("moe", shape, st, 5e-3, std::string("grouped wgmma, GPTOSS_CUDA_MOE_ACT=bf16") + (relaid ? ", decode layout" : ""));
+  Stats took;
+  took.rel = st.rel > 2e-4 ? 0 : 1;
+  report("moe act bf16", shape, took, 0.0, "the bf16-only activations ran (rel L2 past the split's ~5e-6)");
+}
 void check_moe_stream(Rng& r) {
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   namespace gc = gptoss::cuda;
@@ -1466,7 +1493,10 @@ void check_gemm_wgmma(Rng& r) {
       check_moe(r, real, 2048, 4, 1e-4);   // 256 an expert: 128-row tiles (20b prefill 2048)
       const MoeSet real_r = relaid_copy(real);
       check_moe(r, real_r, 512, 4, 1e-4, true);
+      check_moe_act_bf16(r, real, 2048, 4, false);
+      check_moe_act_bf16(r, real_r, 1024, 4, true);
     }
+    check_moe_act_bf16(r, odd, 50, 3, false);  // partial stages and column tiles, bf16-only activations
     // bf16 experts through the tile (GPTOSS_CUDA_MOE_BF16=grouped inside check_moe_bf16)
     MoeBf16Set bsmall = make_moe_bf16(r, 5, 64, 96);
     check_moe_bf16(r, bsmall, 40, 2);

@@ -402,6 +402,14 @@ void test_moe_bf16() {
     unsetenv("GPTOSS_CUDA_MOE_STREAM_MAX");
     CHECK(knobs().moe_stream_max == 0);
   }
+  {  // GPTOSS_CUDA_MOE_ACT=bf16: the grouped MoE's wgmma tile on the activations' bf16 hi half alone (probe)
+    CHECK(!knobs().moe_act_bf16);
+    setenv("GPTOSS_CUDA_MOE_ACT", "bf16", 1);
+    CHECK(knobs().moe_act_bf16);
+    setenv("GPTOSS_CUDA_MOE_ACT", "fp8", 1);  // not a value: the default
+    CHECK(!knobs().moe_act_bf16);
+    unsetenv("GPTOSS_CUDA_MOE_ACT");
+  }
   // the wide kernel by default on Hopper from 14 rows an expert on average (20b: 112 streams x top-4 / 32)
   CHECK(moe_stream_tokens(hopper, k, 64 * 4, 32, H, H) == kMoeStreamTokens);
   CHECK(moe_stream_tokens(hopper, k, 111 * 4, 32, H, H) == kMoeStreamTokens);

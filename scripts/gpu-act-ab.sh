@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Probe (branch next/bf16act): is the grouped MoE's wgmma tile (prefill past 128 rows an expert) bound by its tensor-core
+# work? GPTOSS_CUDA_MOE_ACT=bf16 multiplies the activations as their bf16 hi half alone, half the wgmma of the hi + lo
+# split; the weight decode, copies and barriers stay. One device call, binaries prebuilt (scripts/gpu-export.sh, then
+# gptoss_gpu_check, gptoss_gpu_bench and gpt_oss_node.node xz-packed into .gpu/bin):
+#   1. gptoss_gpu_check --gemm-wgmma: the wgmma tile's cases, with the probe's against the CPU (within 5e-3, and past
+#      2e-4 so that a run of the split path cannot pass for it);
+#   2. gptoss_gpu_bench --moe-batch, GPTOSS_BENCH_MOE_NS=1024,2048,4096, paths gemm and gemm-bf16act (two rounds);
+#   3. bench/e2e.mjs --synthetic 20b --prefill 2048,4096 --decode 0 --repeat 5, the probe off and on, twice.
+# Reading it: the MoE op at 2048 tokens falls by ~40% if the tile is bound by wgmma issue, by < 10% if by the weight
+# decode and its barriers (then the prefill redesign is a producer/consumer split, not fewer products).
+#   env: OUT (./gpu-logs), BUDGET (300 s of command time)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT="${OUT:-$PWD/gpu-logs}"
+D="$OUT/act"
+mkdir -p "$D"
+BUDGET="${BUDGET:-300}"
+source scripts/gpu-host-setup.sh
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$D/gpu.txt"
+t0=$(date +%s)
+fits() { [[ $(( BUDGET - ($(date +%s) - t0) )) -ge $1 ]] || { echo "skipped: needs $1 s"; return 1; }; }
+if fits 120; then
+  timeout 120 build-gpu/gptoss_gpu_check --gemm-wgmma > "$D/check.log" 2>&1
+  echo "gpu_check --gemm-wgmma rc $? $(grep -E '^gpu_check:' "$D/check.log")"
+  grep -E "^FAIL|ACT=bf16|act bf16" "$D/check.log" | cut -c1-200
+fi
+if fits 90; then
+  GPTOSS_BENCH_MOE_NS=1024,2048,4096 GPTOSS_BENCH_MOE_PATHS=gemm,gemm-bf16act timeout 90 build-gpu/gptoss_gpu_bench --moe-batch > "$D/bench.log" 2>&1
+  echo "gpu_bench --moe-batch rc $?"
+  grep -E "^ceiling|graph" "$D/bench.log" | cut -c1-200
+fi
+for round in 1 2; do
+  for act in split bf16; do
+    fits 45 || break 2
+    GPTOSS_CUDA_MOE_ACT=$act timeout 45 node bench/e2e.mjs --synthetic 20b --device cuda --prefill 2048,4096 --decode 0 --repeat 5 \
+      --label "act-$act-$round" --out "$D/e2e" > "$D/e2e-$act-$round.log" 2>&1
+    echo "e2e $act round $round rc $?: $(grep -E '^  prefill' "$D/e2e-$act-$round.log" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';')"
+  done
+done
+echo "gpu-act-ab: $(( $(date +%s) - t0 )) s"
+(cd "$OUT" && tar czf act.tgz act 2>/dev/null)
