@@ -9,7 +9,8 @@
 #   3. bench/e2e.mjs --synthetic 20b --prefill 2048,4096 --decode 0 --repeat 5, the probe off and on, twice.
 # Reading it: the MoE op at 2048 tokens falls by ~40% if the tile is bound by wgmma issue, by < 10% if by the weight
 # decode and its barriers (then the prefill redesign is a producer/consumer split, not fewer products).
-#   env: OUT (./gpu-logs), BUDGET (300 s of command time)
+#   4. while BUDGET lasts: serve-load on an H200, gpu-batch-check, racecheck on --moe-stream --quick.
+#   env: OUT (./gpu-logs), BUDGET (300 s of command time; 540 leaves room for step 4)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -38,5 +39,21 @@ for round in 1 2; do
     echo "e2e $act round $round rc $?: $(grep -E '^  prefill' "$D/e2e-$act-$round.log" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';')"
   done
 done
+# While BUDGET lasts, what earlier calls could not finish: the serving table on an H200 (issue 11's targets are an
+# H200's; none came in sessions 16-20), the batch check under its twentieth-session rule, racecheck on the stream kernels.
+if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && fits 130; then
+  timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
+    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$D/serve" > "$D/serve.log" 2>&1
+  echo "serve-load (H200) rc $?"; grep -vE '^\s|^[{}]' "$D/serve.log" | tail -8
+fi
+if fits 70; then
+  timeout 70 node scripts/gpu-batch-check.mjs > "$D/batch-check.log" 2>&1
+  echo "gpu-batch-check rc $?"; grep -E "rel L2|past|FAIL|^gpu-batch" "$D/batch-check.log" | cut -c1-220
+fi
+if command -v compute-sanitizer > /dev/null && fits 150; then
+  timeout $(( BUDGET - ($(date +%s) - t0) )) compute-sanitizer --tool racecheck --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream --quick \
+    > "$D/racecheck.log" 2>&1
+  echo "racecheck --moe-stream --quick rc $? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$D/racecheck.log" | tail -1)"
+fi
 echo "gpu-act-ab: $(( $(date +%s) - t0 )) s"
 (cd "$OUT" && tar czf act.tgz act 2>/dev/null)
