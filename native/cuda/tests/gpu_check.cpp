@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -673,27 +674,43 @@ Routes routes_with_counts(Rng& r, const std::vector<int>& counts, int k) {
   return {i32_tensor(idx, {n, k}), std::move(w)};
 }
 
-// The streaming MoE of a decode batch (issue 11; GPTOSS_CUDA_MOE_BATCH=stream, moe_stream.cu) on routes of
-// chosen rows an expert, against the CPU: 1e-4 (A as bf16 hi + lo, exact products, f32 sums; the GEMM
-// tile's gate), every output poisoned first.
-void check_moe_counts(Rng& r, const MoeSet& m, const std::vector<int>& counts, int k, const std::string& what) {
-  const Routes routes = routes_with_counts(r, counts, k);
+// One MoE call on `routes` (x drawn here, after the routes) with the knobs `env` set for it and restored after,
+// into a poisoned output, against the CPU backend.
+Stats moe_against_cpu(Rng& r, const MoeSet& m, const Routes& routes,
+                      std::initializer_list<std::pair<const char*, const char*>> env) {
   const int n = int(routes.experts.dim(0));
   Tensor x = rand_f32(r, {n, m.H});
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
   Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
-  const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
-  const std::string keep = saved ? saved : "";
-  setenv("GPTOSS_CUDA_MOE_BATCH", "stream", 1);
+  struct Saved { const char* name; bool set; std::string value; };
+  std::vector<Saved> saved;
+  for (const auto& [name, value] : env) {
+    const char* was = std::getenv(name);
+    saved.push_back({name, was != nullptr, was ? was : ""});
+    setenv(name, value, 1);
+  }
   Tensor got = poisoned(DType::F32, {n, m.H});
   gpu->moe(gx, gei, gwt, m.gw, sw, got);
-  if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_MOE_BATCH");
-  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
-                            std::to_string(m.H) + " I" + std::to_string(m.I);
-  report("moe", shape, compare(to_host(got), want), 1e-4, "batch: stream, " + what + moe_stream_note(n, k, m.E, m.H, m.I));
+  for (const Saved& v : saved) {
+    if (v.set) setenv(v.name, v.value.c_str(), 1);
+    else unsetenv(v.name);
+  }
+  return compare(to_host(got), want);
+}
+std::string moe_shape(int n, int k, const MoeSet& m) {
+  return "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" + std::to_string(m.H) +
+         " I" + std::to_string(m.I);
+}
+// The streaming MoE of a decode batch (issue 11; GPTOSS_CUDA_MOE_BATCH=stream, moe_stream.cu) on routes of
+// chosen rows an expert, against the CPU: 1e-4 (A as bf16 hi + lo, exact products, f32 sums; the GEMM
+// tile's gate), every output poisoned first.
+void check_moe_counts(Rng& r, const MoeSet& m, const std::vector<int>& counts, int k, const std::string& what) {
+  const Routes routes = routes_with_counts(r, counts, k);
+  const int n = int(routes.experts.dim(0));
+  const Stats st = moe_against_cpu(r, m, routes, {{"GPTOSS_CUDA_MOE_BATCH", "stream"}});
+  report("moe", moe_shape(n, k, m), st, 1e-4, "batch: stream, " + what + moe_stream_note(n, k, m.E, m.H, m.I));
 }
 // counts[e] = pattern[e % pattern.size()]
 std::vector<int> cycle_counts(int E, const std::vector<int>& pattern) {
@@ -707,20 +724,8 @@ void check_moe_stream_random(Rng& r, const MoeSet& m, bool relaid) {
   for (int n : {150, 300, 520, 1000}) {
     if (int64_t(n) * 4 > int64_t(gptoss::cuda::kMoeStreamMaxPerExpert) * m.E) continue;
     const Routes routes = draw_routes(r, n, 4, m.E);
-    Tensor x = rand_f32(r, {n, m.H});
-    SwigluParams sw;
-    Tensor want = host_empty(DType::F32, {n, m.H});
-    cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
-    Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
-    const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
-    const std::string keep = saved ? saved : "";
-    setenv("GPTOSS_CUDA_MOE_BATCH", "stream", 1);
-    Tensor got = poisoned(DType::F32, {n, m.H});
-    gpu->moe(gx, gei, gwt, m.gw, sw, got);
-    if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
-    else unsetenv("GPTOSS_CUDA_MOE_BATCH");
-    const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k4 H" + std::to_string(m.H) + " I" + std::to_string(m.I);
-    report("moe", shape, compare(to_host(got), want), 1e-4,
+    const Stats st = moe_against_cpu(r, m, routes, {{"GPTOSS_CUDA_MOE_BATCH", "stream"}});
+    report("moe", moe_shape(n, 4, m), st, 1e-4,
            std::string("batch: stream, random routes") + (relaid ? ", decode layout" : "") + moe_stream_note(n, 4, m.E, m.H, m.I));
   }
 }
@@ -729,23 +734,8 @@ void check_moe_stream_random(Rng& r, const MoeSet& m, bool relaid) {
 // output, ~1e-3 each), and past 2e-4 (the hi + lo split gives ~5e-6: a result that close means the probe did not run).
 void check_moe_act_bf16(Rng& r, const MoeSet& m, int n, int k, bool relaid) {
   const Routes routes = draw_routes(r, n, k, m.E);
-  Tensor x = rand_f32(r, {n, m.H});
-  SwigluParams sw;
-  Tensor want = host_empty(DType::F32, {n, m.H});
-  cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
-  Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
-  const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
-  const std::string keep = saved ? saved : "";
-  setenv("GPTOSS_CUDA_MOE_BATCH", "gemm", 1);
-  setenv("GPTOSS_CUDA_MOE_ACT", "bf16", 1);
-  Tensor got = poisoned(DType::F32, {n, m.H});
-  gpu->moe(gx, gei, gwt, m.gw, sw, got);
-  unsetenv("GPTOSS_CUDA_MOE_ACT");
-  if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_MOE_BATCH");
-  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
-                            std::to_string(m.H) + " I" + std::to_string(m.I);
-  const Stats st = compare(to_host(got), want);
+  const Stats st = moe_against_cpu(r, m, routes, {{"GPTOSS_CUDA_MOE_BATCH", "gemm"}, {"GPTOSS_CUDA_MOE_ACT", "bf16"}});
+  const std::string shape = moe_shape(n, k, m);
   report("moe", shape, st, 5e-3, std::string("grouped wgmma, GPTOSS_CUDA_MOE_ACT=bf16") + (relaid ? ", decode layout" : ""));
   Stats took;
   took.rel = st.rel > 2e-4 ? 0 : 1;
