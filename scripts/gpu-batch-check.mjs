@@ -88,8 +88,8 @@ async function sessionLogits(session, tokens, sample) {
 // (optionally) on the CPU model's batch, all fed the CUDA batch's ids; compares each draw.
 async function runLockstep(batch, gpu, cpuBatch, plans, vocab) {
   const r = {
-    draws: 0, bad: 0, rel: [], cpuRel: [], argmaxEqual: 0, cpuArgmaxEqual: 0, greedy: 0, greedyEqual: 0, greedyTies: 0,
-    greedyWrong: [], sampled: new Map(), worst: null, all: [], steps: [],
+    draws: 0, bad: 0, cpuRel: [], argmaxEqual: 0, cpuArgmaxEqual: 0, greedy: 0, greedyEqual: 0, greedyTies: 0,
+    greedyWrong: [], sampled: new Map(), all: [], steps: [],
   };
   const live = new Map();
   const lastJoin = Math.max(...plans.map((p) => p.join));
@@ -133,9 +133,7 @@ async function runLockstep(batch, gpu, cpuBatch, plans, vocab) {
       r.draws++;
       if (!(Number.isInteger(id) && id >= 0 && id < vocab)) r.bad++;
       const d = diffStats(got, ref);
-      r.rel.push(d.relL2);
-      r.all.push({ relL2: d.relL2, seq: i, draw: l.drawn, step, stepTokens });
-      if (!r.worst || !(d.relL2 <= r.worst.relL2)) r.worst = { relL2: d.relL2, seq: i, draw: l.drawn, tokens: item.tokens.length };
+      r.all.push({ relL2: d.relL2, seq: i, draw: l.drawn, tokens: item.tokens.length, step, stepTokens });
       const am = argmax(ref);
       if (argmax(got) === am) r.argmaxEqual++;
       if (cpu) {
@@ -191,10 +189,14 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
   await cpuBatch?.dispose();
   await gpu.dispose();
   await host?.dispose();
-  const maxRel = maxOf(r.rel);
+  // every draw's rel L2, and the worst draw (the first NaN, else the largest)
+  const rel = r.all.map((w) => w.relL2);
+  const maxRel = maxOf(rel), p99 = pct(rel, 0.99);
+  const worstDraw = r.all.reduce((a, w) => (!a || !(w.relL2 <= a.relL2) ? w : a), null);
+  const where = (w) => `seq ${w.seq} draw ${w.draw} step ${w.step} (${w.stepTokens} tokens) ${w.relL2.toExponential(2)}`;
   console.log(`${label}: ${plans.length} sequences, prompts ${Math.min(...plans.map((p) => p.prompt.length))}..${Math.max(...plans.map((p) => p.prompt.length))} tokens, ${r.draws} draws; pool full after: ${full}; ids outside the vocabulary: ${r.bad} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-  console.log(`  ${device} batch vs ${device} sessions, logits rel L2: p50 ${pct(r.rel, 0.5).toExponential(2)}, p99 ${pct(r.rel, 0.99).toExponential(2)}, max ${maxRel.toExponential(2)}` +
-    ` (seq ${r.worst?.seq} draw ${r.worst?.draw}, a ${r.worst?.tokens}-token item); argmax equal ${r.argmaxEqual}/${r.draws}`);
+  console.log(`  ${device} batch vs ${device} sessions, logits rel L2: p50 ${pct(rel, 0.5).toExponential(2)}, p99 ${p99.toExponential(2)}, max ${maxRel.toExponential(2)}` +
+    ` (seq ${worstDraw?.seq} draw ${worstDraw?.draw}, a ${worstDraw?.tokens}-token item); argmax equal ${r.argmaxEqual}/${r.draws}`);
   console.log(`  greedy ids equal ${r.greedyEqual}/${r.greedy}${r.greedyTies ? `, ${r.greedyTies} unresolvable ties` : ''}${r.greedyWrong.length ? `; WRONG: ${r.greedyWrong.slice(0, 4).join('; ')}` : ''}`);
   console.log(`  sampled ids equal (same logits up to rounding, same uniform; reported): ${[...r.sampled].map(([n, s]) => `${n} ${s.equal}/${s.n}`).join(', ')}`);
   if (cpuBatch) console.log(`  cpu batch vs ${device} batch (reported), logits rel L2: p50 ${pct(r.cpuRel, 0.5).toExponential(2)}, max ${maxOf(r.cpuRel).toExponential(2)}; argmax equal ${r.cpuArgmaxEqual}/${r.draws}`);
@@ -202,16 +204,15 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
   const outliers = r.all.filter((w) => !(w.relL2 < kMaxRelL2));
   const allowed = Math.max(1, Math.floor(kOutlierShare * r.draws));
   const nanDraws = r.all.filter((w) => Number.isNaN(w.relL2)).length;
-  const p99 = pct(r.rel, 0.99);
   if (outliers.length > 0)
     console.log(`  draws past ${kMaxRelL2}: ${outliers.length} of ${r.draws} (allowed ${allowed}: routing near-ties)${nanDraws ? `, ${nanDraws} NaN` : ''}: ` +
-      outliers.slice(0, 6).map((w) => `seq ${w.seq} draw ${w.draw} step ${w.step} (${w.stepTokens} tokens) ${w.relL2.toExponential(2)}`).join('; '));
+      outliers.slice(0, 6).map(where).join('; '));
   if (!full || r.bad > 0 || !(p99 < kP99RelL2) || outliers.length > allowed || nanDraws > 0 || r.greedyWrong.length > 0) {
     failed = true;
     console.log(`  FAIL ${label}`);
     // where it went wrong: the worst draws with their step and its size, the worst sequence's draws, the steps' token counts
     const worst = [...r.all].sort((a, b) => (Number.isNaN(a.relL2) ? -1 : Number.isNaN(b.relL2) ? 1 : b.relL2 - a.relL2)).slice(0, 8);
-    console.log(`  worst draws: ${worst.map((w) => `seq ${w.seq} draw ${w.draw} step ${w.step} (${w.stepTokens} tokens) ${w.relL2.toExponential(2)}`).join('; ')}`);
+    console.log(`  worst draws: ${worst.map(where).join('; ')}`);
     const ws = r.all.filter((w) => w.seq === worst[0]?.seq);
     console.log(`  seq ${worst[0]?.seq}'s draws (step: rel L2): ${ws.map((w) => `${w.step}: ${w.relL2.toExponential(1)}`).join(', ')}`);
     console.log(`  tokens a step: ${r.steps.join(' ')}`);
