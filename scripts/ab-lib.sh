@@ -33,3 +33,12 @@ const runs = fs.readdirSync(process.argv[1]).filter((f) => f.endsWith(".json"))
   .filter((j) => j.decode);
 '"$js" "$@"
 }
+
+# A device call's time budget for the one-call A/B scripts (gpu-band-ab.sh, gpu-act-ab.sh), whose later steps are
+# skipped when the time left would not cover their timeout:
+#   ab_budget <seconds>  starts the clock;  ab_elapsed / ab_left  seconds since / left;
+#   ab_fits <seconds>    whether a step with that timeout still fits (else says so and returns 1).
+ab_budget() { AB_T0=$(date +%s); AB_BUDGET=$1; }
+ab_elapsed() { echo $(( $(date +%s) - AB_T0 )); }
+ab_left() { echo $(( AB_BUDGET - $(ab_elapsed) )); }
+ab_fits() { [[ $(ab_left) -ge $1 ]] || { echo "skipped (needs $1 s, $(ab_left) s left of $AB_BUDGET)"; return 1; }; }

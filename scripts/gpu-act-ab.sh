@@ -18,22 +18,22 @@ D="$OUT/act"
 mkdir -p "$D"
 BUDGET="${BUDGET:-300}"
 source scripts/gpu-host-setup.sh
+source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$D/gpu.txt"
-t0=$(date +%s)
-fits() { [[ $(( BUDGET - ($(date +%s) - t0) )) -ge $1 ]] || { echo "skipped: needs $1 s"; return 1; }; }
-if fits 120; then
+ab_budget "$BUDGET"
+if ab_fits 120; then
   timeout 120 build-gpu/gptoss_gpu_check --gemm-wgmma > "$D/check.log" 2>&1
   echo "gpu_check --gemm-wgmma rc $? $(grep -E '^gpu_check:' "$D/check.log")"
   grep -E "^FAIL|ACT=bf16|act bf16" "$D/check.log" | cut -c1-200
 fi
-if fits 90; then
+if ab_fits 90; then
   GPTOSS_BENCH_MOE_NS=1024,2048,4096 GPTOSS_BENCH_MOE_PATHS=gemm,gemm-bf16act timeout 90 build-gpu/gptoss_gpu_bench --moe-batch > "$D/bench.log" 2>&1
   echo "gpu_bench --moe-batch rc $?"
   grep -E "^ceiling|graph" "$D/bench.log" | cut -c1-200
 fi
 for round in 1 2; do
   for act in split bf16; do
-    fits 45 || break 2
+    ab_fits 45 || break 2
     GPTOSS_CUDA_MOE_ACT=$act timeout 45 node bench/e2e.mjs --synthetic 20b --device cuda --prefill 2048,4096 --decode 0 --repeat 5 \
       --label "act-$act-$round" --out "$D/e2e" > "$D/e2e-$act-$round.log" 2>&1
     echo "e2e $act round $round rc $?: $(grep -E '^  prefill' "$D/e2e-$act-$round.log" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';')"
@@ -41,19 +41,19 @@ for round in 1 2; do
 done
 # While BUDGET lasts, what earlier calls could not finish: the serving table on an H200 (issue 11's targets are an
 # H200's; none came in sessions 16-20), the batch check under its twentieth-session rule, racecheck on the stream kernels.
-if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && fits 130; then
+if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && ab_fits 130; then
   timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
     --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$D/serve" > "$D/serve.log" 2>&1
   echo "serve-load (H200) rc $?"; grep -vE '^\s|^[{}]' "$D/serve.log" | tail -8
 fi
-if fits 70; then
+if ab_fits 70; then
   timeout 70 node scripts/gpu-batch-check.mjs > "$D/batch-check.log" 2>&1
   echo "gpu-batch-check rc $?"; grep -E "rel L2|past|FAIL|^gpu-batch" "$D/batch-check.log" | cut -c1-220
 fi
-if command -v compute-sanitizer > /dev/null && fits 150; then
-  timeout $(( BUDGET - ($(date +%s) - t0) )) compute-sanitizer --tool racecheck --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream --quick \
+if command -v compute-sanitizer > /dev/null && ab_fits 150; then
+  timeout "$(ab_left)" compute-sanitizer --tool racecheck --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream --quick \
     > "$D/racecheck.log" 2>&1
   echo "racecheck --moe-stream --quick rc $? $(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY' "$D/racecheck.log" | tail -1)"
 fi
-echo "gpu-act-ab: $(( $(date +%s) - t0 )) s"
+echo "gpu-act-ab: $(ab_elapsed) s"
 (cd "$OUT" && tar czf act.tgz act 2>/dev/null)

@@ -28,33 +28,31 @@ mkdir -p "$D"
 STEPS="${BAND_STEPS:-check batchcheck prefill step serve sanitizer http}"
 BUDGET="${BUDGET:-420}"
 source scripts/gpu-host-setup.sh  # node, dist/, node_modules/, build-gpu/ from .gpu
+source scripts/ab-lib.sh          # ab_budget, ab_fits, ab_elapsed
 { cat .gpu/COMMIT 2>/dev/null || git log -1 --format='%H %s' 2>/dev/null; } | tee "$D/commit.txt"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$D/gpu.txt"
-t_start=$(date +%s)
-left() { echo $(( BUDGET - ($(date +%s) - t_start) )); }
-# fits <seconds>: whether a step with that timeout still fits the budget
-fits() { [[ $(left) -ge $1 ]] || { echo "skipped (needs $1 s, $(left) s left of $BUDGET)"; return 1; }; }
+ab_budget "$BUDGET"
 want() { [[ " $STEPS " == *" $1 "* ]]; }
 BASE=$PWD/build-gpu/gpt_oss_node_base.node
 BAND=$PWD/build-gpu/gpt_oss_node_band.node
 check_ok=0
 batch_ok=0
 
-if want check && fits 130; then
+if want check && ab_fits 130; then
   timeout 130 build-gpu/gptoss_gpu_check > "$D/check.log" 2>&1
   rc=$?
-  echo "gpu_check rc $rc $(grep -E '^gpu_check:' "$D/check.log" | tail -1) ($(( $(date +%s) - t_start )) s)"
+  echo "gpu_check rc $rc $(grep -E '^gpu_check:' "$D/check.log" | tail -1) ($(ab_elapsed) s)"
   grep -E "^FAIL" "$D/check.log" | cut -c1-200 | head -20
   grep -E "^(PASS|FAIL).*(rows (48|64|128)|160)" "$D/check.log" | cut -c1-200
   [[ $rc == 0 ]] && check_ok=1
 fi
 
-if want batchcheck && fits 100; then
+if want batchcheck && ab_fits 100; then
   GPT_OSS_NODE_BINARY=$BAND timeout 60 node scripts/gpu-batch-check.mjs > "$D/batch-check.log" 2>&1
   rc1=$?
   GPT_OSS_NODE_BINARY=$BAND timeout 40 node scripts/gpu-batch-check.mjs --large > "$D/batch-check-large.log" 2>&1
   rc2=$?
-  echo "batch check rc $rc1, --large rc $rc2 ($(( $(date +%s) - t_start )) s)"
+  echo "batch check rc $rc1, --large rc $rc2 ($(ab_elapsed) s)"
   tail -6 "$D/batch-check.log"; tail -4 "$D/batch-check-large.log"
   [[ $rc1 == 0 && $rc2 == 0 ]] && batch_ok=1
 fi
@@ -62,7 +60,7 @@ fi
 if want prefill; then
   for round in 1 2; do
     for v in base band; do
-      fits 45 || break 2
+      ab_fits 45 || break 2
       bin=$BASE; [[ $v == band ]] && bin=$BAND
       mkdir -p "$D/prefill-$v"
       GPT_OSS_NODE_BINARY=$bin timeout 45 node bench/e2e.mjs --synthetic 20b --device cuda --prefill 512,1024,2048 --decode 0 \
@@ -75,7 +73,7 @@ fi
 if want step; then
   for round in 1 2; do
     for v in base band; do
-      fits 40 || break 2
+      ab_fits 40 || break 2
       bin=$BASE; [[ $v == band ]] && bin=$BAND
       mkdir -p "$D/step-$v"
       GPT_OSS_NODE_BINARY=$bin timeout 40 node bench/batch.mjs --synthetic 20b --layers 24 --device cuda --context 128 --decode 16 \
@@ -88,27 +86,27 @@ fi
 
 if want serve; then
   for v in base band; do
-    fits 110 || break
+    ab_fits 110 || break
     bin=$BASE; [[ $v == band ]] && bin=$BAND
     mkdir -p "$D/serve-$v"
     GPT_OSS_NODE_BINARY=$bin timeout 110 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
       --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label "20b-$v" --out "$D/serve-$v" > "$D/serve-$v.log" 2>&1
-    echo "serve-load $v rc $? ($(( $(date +%s) - t_start )) s)"
+    echo "serve-load $v rc $? ($(ab_elapsed) s)"
     grep -vE '^\s|^[{}]' "$D/serve-$v.log" | tail -9
   done
 fi
 
-if want http && fits 100; then
+if want http && ab_fits 100; then
   mkdir -p "$D/http-band"
   GPT_OSS_NODE_BINARY=$BAND timeout 100 node bench/serve-load.mjs --synthetic 20b --device cuda --http --streams 1,64 --prompt 64 --tokens 128 \
     --ttft-prompt 2000 --label 20b-band-http --out "$D/http-band" > "$D/http-band.log" 2>&1
-  echo "serve-load --http band rc $? ($(( $(date +%s) - t_start )) s)"
+  echo "serve-load --http band rc $? ($(ab_elapsed) s)"
   grep -vE '^\s|^[{}]' "$D/http-band.log" | tail -8
 fi
 
 if want sanitizer && command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
-    fits 70 || break
+    ab_fits 70 || break
     timeout 70 compute-sanitizer --tool $tool --print-limit 10 build-gpu/gptoss_gpu_check --moe-stream --quick > "$D/$tool.log" 2>&1
     echo "$tool --moe-stream --quick rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$D/$tool.log" | tail -1) $(grep -E '^gpu_check:' "$D/$tool.log" | tail -1)"
   done
@@ -136,5 +134,5 @@ for (const n of [64, 128, 256]) console.log(`| ${n} | ${(st[`base ${n}`] || []).
 const ok = checkOk === "1" && batchOk === "1" && gains[512] < 0 && gains[2048] <= 2;
 console.log(`\nBAND: check ${checkOk === "1" ? "passed" : "NOT passed"}, batch check ${batchOk === "1" ? "passed" : "NOT passed"}, prefill 512 ${Number.isFinite(gains[512]) ? gains[512].toFixed(1) : "?"}%, 2048 ${Number.isFinite(gains[2048]) ? gains[2048].toFixed(1) : "?"}% -> ${ok ? "LAND" : "do not land"}`);
 ' "$D" "$check_ok" "$batch_ok" | tee "$D/table.md"
-echo "gpu-band-ab: $(( $(date +%s) - t_start )) s"
+echo "gpu-band-ab: $(ab_elapsed) s"
 (cd "$OUT" && tar czf band.tgz band 2>/dev/null)
