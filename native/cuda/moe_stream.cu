@@ -589,7 +589,6 @@ void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   allow_smem(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
   launch_k(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, grid, kThreads, size_t(smem), stream, map, p);
-  GPTOSS_CUDA_LAUNCH("moe_stream_tma_kernel");
 }
 #endif
 
