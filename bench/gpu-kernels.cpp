@@ -266,13 +266,16 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       // 5-stage ring (two CTAs an SM). GPTOSS_CUDA_MOE_STREAM_TMA picks the ring's filling (read at each call)
       const std::vector<const char*> paths =
           dec ? std::vector<const char*>{"mma", "mma-relaid", "stream", "stream-relaid", "stream-s5"}
-              : std::vector<const char*>{"gemm", "gemm-bf16act", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-relaid-auto", "stream-s5", "stream-relaid-s5"};
+              : std::vector<const char*>{"gemm", "gemm-classic", "gemm-bf16act", "gemm-classic-bf16act", "mma", "stream", "stream-relaid", "stream-relaid-w32", "stream-relaid-auto", "stream-s5", "stream-relaid-s5"};
       for (const char* path : paths) {
         const bool s5 = !std::strcmp(path, "stream-s5"), w32 = !std::strcmp(path, "stream-relaid-w32");
         const bool w16 = !std::strcmp(path, "stream-relaid"), s5r = !std::strcmp(path, "stream-relaid-s5");
         const bool mr = !std::strcmp(path, "mma-relaid");  // decode sizes: the decode kernels on the decode layout
         // "gemm-bf16act": the GEMM tile with GPTOSS_CUDA_MOE_ACT=bf16 (on wgmma: A as its bf16 hi half alone)
-        const bool act = !std::strcmp(path, "gemm-bf16act");
+        const bool act = !std::strcmp(path, "gemm-bf16act") || !std::strcmp(path, "gemm-classic-bf16act");
+        // "gemm-classic" / "gemm-classic-bf16act": the wgmma tile's kernel with every thread in every role
+        // (GPTOSS_CUDA_GEMM_WS=0) instead of the warp-specialized one
+        const bool classic = !std::strncmp(path, "gemm-classic", 12);
         const bool rl = w32 || w16 || s5r || mr || !std::strcmp(path, "stream-relaid-auto");
         if (rl && !wr.decode_layout) continue;
         if (const char* only = std::getenv("GPTOSS_BENCH_MOE_PATHS"))  // e.g. "gemm,stream-relaid,stream-relaid-w32"
@@ -283,7 +286,9 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
         if (act) setenv("GPTOSS_CUDA_MOE_ACT", "bf16", 1);
         else unsetenv("GPTOSS_CUDA_MOE_ACT");
-        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || (rl && !mr) ? "stream" : act ? "gemm" : path, 1);
+        if (classic) setenv("GPTOSS_CUDA_GEMM_WS", "0", 1);
+        else unsetenv("GPTOSS_CUDA_GEMM_WS");
+        setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || (rl && !mr) ? "stream" : act || classic ? "gemm" : path, 1);
         const MoeWeights& ww = rl ? wr : w;
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);
         double ms = time_ms([&](int i) { auto& s = sets[i % nsets]; gpu->moe(x, s.first, s.second, ww, sw, y); }, 20, 3);
@@ -295,6 +300,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
       unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
       unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
       unsetenv("GPTOSS_CUDA_MOE_ACT");
+      unsetenv("GPTOSS_CUDA_GEMM_WS");
     }
   unsetenv("GPTOSS_CUDA_MOE_BATCH");
   print_table();

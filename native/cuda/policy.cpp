@@ -135,6 +135,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.gemm = env_choice("GPTOSS_CUDA_GEMM", K{}.gemm,
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
+  k.gemm_ws = env_flag("GPTOSS_CUDA_GEMM_WS", true);
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
   k.moe_stream_max = env_int("GPTOSS_CUDA_MOE_STREAM_MAX", 0, 1, kMoeStreamMaxPerExpert);
   k.moe_act_bf16 = env_choice("GPTOSS_CUDA_MOE_ACT", false, {{"bf16", true}, {"split", false}});
@@ -168,6 +169,11 @@ GpuKnobs knobs() {
 namespace {
 int ceil_div_i(int64_t a, int64_t b) { return int((a + b - 1) / b); }
 }  // namespace
+
+bool wgmma_grouped_ws(const GpuCaps& caps, const GpuKnobs& k, int bm, int K) {
+  return k.gemm_ws && (bm == 64 || bm == 128) && K > 0 && wgmma_tile_runs(caps) &&
+         wgmma::ws_smem_bytes(bm, (K + 31) / 32) + wgmma::static_smem_bytes(bm) <= caps.smem_optin;
+}
 
 bool wgmma_tile_runs(const GpuCaps& caps) {
   return !caps.amd && caps.mma_sync && (caps.compiled & kFeatWgmma) != 0 &&

@@ -48,11 +48,12 @@ struct GpuKnobs {
   enum class MoeStreamTma { Auto, Off, On };
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
+  bool gemm_ws = true;                     // GPTOSS_CUDA_GEMM_WS=0: the grouped MXFP4 problems on the wgmma tile without its warp-specialized kernel (A/B)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
-// GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA and GPTOSS_CUDA_GEMV_MAX_TOKENS,
+// GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA, GPTOSS_CUDA_GEMV_MAX_TOKENS and GPTOSS_CUDA_GEMM_WS,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
@@ -96,6 +97,12 @@ constexpr int kSplitMinSteps = 8;
 // give 39 resident clusters for q/k/v's 40 tiles, 5 give 22 for o's 23).
 int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps,
                        const std::function<int(int)>& resident = {});
+// The grouped MXFP4 problems (the MoE's gate_up and down) that the wgmma tile carries: its warp-specialized kernel
+// (gemm_wgmma_ws_kernel, 21st session: one producer warpgroup copies and decodes, the consumer warpgroups only issue
+// wgmma, meeting at mbarriers; no block barrier in the K loop) where a block gets its ring of whole stages, decoded
+// W included, and the block's scales (bm 128: K <= 4,448 within 227 KB; the 20b and 120b have K = 2,880), unless
+// GPTOSS_CUDA_GEMM_WS=0; else the kernel with every thread in every role.
+bool wgmma_grouped_ws(const GpuCaps& caps, const GpuKnobs& k, int bm, int K);
 // A dense problem of `rows` rows (one group).
 // Dense problems of up to this many rows take the GEMV (choose_linear, choose_linear_q8): GPTOSS_CUDA_GEMV_MAX_TOKENS,
 // else kGemvWgmmaMaxTokens where the wgmma tile runs and kGemvMaxTokens elsewhere.

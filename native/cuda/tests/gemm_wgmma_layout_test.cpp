@@ -97,6 +97,53 @@ void check_plan() {
       }
 }
 
+// 1b. the warp-specialized tile's plan (gemm_wgmma_ws_kernel): S whole slots (A hi, A lo, decoded W, packed W), the
+// 2 S mbarriers, the scales: aligned, disjoint, inside the request; the producer warpgroup's copies cover every
+// 16-byte chunk of both A halves once and its MXFP4 units every unit of the stage once.
+void check_ws_plan() {
+  for (int bm : {64, 128})
+    for (int kb : {1, 90, 139}) {
+      const std::string tag = "ws bm" + std::to_string(bm) + " kb" + std::to_string(kb);
+      struct Region {
+        int off, bytes, align;
+      };
+      std::vector<Region> rs;
+      for (int s = 0; s < wl::kWsStages; ++s) {
+        rs.push_back({wl::ws_a_offset(bm, s, 0), wl::a_bytes(bm), 1024});
+        rs.push_back({wl::ws_a_offset(bm, s, 1), wl::a_bytes(bm), 1024});
+        rs.push_back({wl::ws_dec_offset(bm, s), wl::kDecBytes, 1024});
+        rs.push_back({wl::ws_packed_offset(bm, s), wl::kBN * 32, 16});
+      }
+      for (int i = 0; i < 2 * wl::kWsStages; ++i) rs.push_back({wl::ws_bar_offset(bm, i), 8, 8});
+      rs.push_back({wl::ws_scales_offset(bm), wl::kBN * kb, 4});
+      const int avail = wl::ws_smem_bytes(bm, kb) - wl::kAtomBytes;
+      bool ok = true;
+      for (size_t i = 0; i < rs.size(); ++i) {
+        ok &= rs[i].off % rs[i].align == 0 && rs[i].off >= 0 && rs[i].off + rs[i].bytes <= avail;
+        for (size_t j = 0; j < i; ++j) ok &= rs[i].off + rs[i].bytes <= rs[j].off || rs[j].off + rs[j].bytes <= rs[i].off;
+      }
+      check(ok, "plan: aligned, disjoint, inside the request: " + tag);
+      check(wl::ws_smem_bytes(bm, kb) + wl::static_smem_bytes(bm) <= 232448, "plan: fits an sm_90 block: " + tag);
+      check(wl::ws_smem_bytes(bm, kb) + 1024 < (1 << 18), "plan: shared addresses within the descriptor's 18 bits: " + tag);
+    }
+  for (int bm : {64, 128}) {
+    std::vector<int> a(size_t(bm) * 8, 0), units(size_t(wl::kBN) * 2, 0);
+    for (int pt = 0; pt < wl::kWsProducers; ++pt) {
+      for (int i = 0; i < wl::ws_a_copies(bm); ++i) {
+        const int row = wl::ws_a_copy_row(pt, i);
+        if (row < bm) ++a[size_t(row) * 8 + wl::copy_chunk(pt)];
+        else a[0] = 99;
+      }
+      for (int i = 0; i < wl::kWsMxUnits; ++i) ++units[size_t(wl::ws_mx_unit(pt, i))];
+    }
+    bool once = true;
+    for (int c : a) once &= c == 1;
+    for (int c : units) once &= c == 1;
+    check(once, "ws producers: every A chunk and MXFP4 unit of a stage copied once, bm " + std::to_string(bm));
+  }
+  check(wl::ws_threads(128) == 384 && wl::ws_threads(64) == 256, "ws: one producer warpgroup beside the consumers");
+}
+
 // Tags of elements: which operand, row, K index (within the stage).
 constexpr int kUnset = -1, kTwice = -3;
 int tag(int op, int row, int k) { return (op << 20) | (row << 8) | k; }
@@ -460,6 +507,7 @@ void check_split_k() {
 int main() {
   check_split_k();
   check_plan();
+  check_ws_plan();
   check_stage_reads();
   check_accumulators();
   check_reuse();

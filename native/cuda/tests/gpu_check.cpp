@@ -55,9 +55,12 @@ const char* const kGpuName = kHip ? "hip" : "cuda";
 // The tensor-core kind of the GPU kernels' notes: the AMD build runs MFMA where CUDA runs mma.sync.
 const char* const kTc = kHip ? "MFMA" : "mma.sync";
 // The GEMM tile's kind in notes: the wgmma tile under GPTOSS_CUDA_GEMM=wgmma (check_gemm_wgmma).
+// GPTOSS_CUDA_GEMM_WS=0 (check_gemm_wgmma's second pass over the grouped MXFP4 cases) names the kernel that ran.
 const char* gemm_tc() {
   const char* v = std::getenv("GPTOSS_CUDA_GEMM");
-  return !kHip && v && !std::strcmp(v, "wgmma") ? "wgmma" : kTc;
+  if (kHip || !v || std::strcmp(v, "wgmma")) return kTc;
+  const char* ws = std::getenv("GPTOSS_CUDA_GEMM_WS");
+  return ws && !std::strcmp(ws, "0") ? "wgmma, GPTOSS_CUDA_GEMM_WS=0" : "wgmma";
 }
 
 std::shared_ptr<Backend> cpu, gpu;
@@ -736,7 +739,7 @@ void check_moe_act_bf16(Rng& r, const MoeSet& m, int n, int k, bool relaid) {
   const Routes routes = draw_routes(r, n, k, m.E);
   const Stats st = moe_against_cpu(r, m, routes, {{"GPTOSS_CUDA_MOE_BATCH", "gemm"}, {"GPTOSS_CUDA_MOE_ACT", "bf16"}});
   const std::string shape = moe_shape(n, k, m);
-  report("moe", shape, st, 5e-3, std::string("grouped wgmma, GPTOSS_CUDA_MOE_ACT=bf16") + (relaid ? ", decode layout" : ""));
+  report("moe", shape, st, 5e-3, std::string("grouped ") + gemm_tc() + ", GPTOSS_CUDA_MOE_ACT=bf16" + (relaid ? ", decode layout" : ""));
   Stats took;
   took.rel = st.rel > 2e-4 ? 0 : 1;
   report("moe act bf16", shape, took, 0.0, "the bf16-only activations ran (rel L2 past the split's ~5e-6)");
@@ -1464,29 +1467,48 @@ void check_gemm_wgmma(Rng& r) {
     check_qkv(r, quick ? 20 : 77, 2880, quick ? 640 : 4096, quick ? 128 : 512, 1e-4, "wgmma, one gemm, 3 parts");
     check_qkv(r, 40, 64, 200, 72, 1e-4, "wgmma, one gemm, 3 parts, partial column tiles");
     check_qkv(r, quick ? 130 : 2048, 2880, 4096, 512, 1e-4, "wgmma, one gemm, 3 parts, prefill");
-    // grouped MoE (MXFP4): n k > 16 takes the grouped paths; check_moe runs GPTOSS_CUDA_MOE_BATCH=gemm (the tile)
-    MoeSet small = make_moe(r, 5, 64, 96);
-    check_moe(r, small, 40, 2, 1e-4);
-    MoeSet odd = make_moe(r, 6, 544, 320);  // 17 and 10 MX blocks a row: partial stages, partial column tiles
-    check_moe(r, odd, 50, 3, 1e-4);
-    check_moe(r, odd, 7, 3, 1e-4);          // groups of 1..7 rows
-    MoeSet mid = make_moe(r, 8, 256, 256);
-    check_moe(r, mid, 9, 4, 1e-4);          // groups of 1..N pairs an expert
-    check_moe(r, mid, 48, 2, 1e-4);
-    const MoeSet small_r = relaid_copy(small), odd_r = relaid_copy(odd);
-    check_moe(r, small_r, 40, 2, 1e-4, true);
-    check_moe(r, odd_r, 50, 3, 1e-4, true);
-    if (!quick) {
-      MoeSet real = make_moe(r, 32, 2880, 2880);
-      check_moe(r, real, 77, 4, 1e-4);
-      check_moe(r, real, 512, 4, 1e-4);    // 64 rows an expert: 64-row tiles
-      check_moe(r, real, 2048, 4, 1e-4);   // 256 an expert: 128-row tiles (20b prefill 2048)
-      const MoeSet real_r = relaid_copy(real);
-      check_moe(r, real_r, 512, 4, 1e-4, true);
-      check_moe_act_bf16(r, real, 2048, 4, false);
-      check_moe_act_bf16(r, real_r, 1024, 4, true);
+    // grouped MoE (MXFP4), twice: the warp-specialized kernel (the default where it fits: policy.h wgmma_grouped_ws),
+    // then GPTOSS_CUDA_GEMM_WS=0 (every thread in every role)
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+    const bool ws_picked = gc::wgmma_grouped_ws(caps, gc::knobs(), 128, 2880) && gc::wgmma_grouped_ws(caps, gc::knobs(), 64, 2880);
+#else
+    const bool ws_picked = false;
+#endif
+    Stats ws_sel;
+    ws_sel.rel = ws_picked ? 0 : 1;
+    report("gemm wgmma", "ws policy", ws_sel, 0.0,
+           ws_picked ? "the grouped MXFP4 problems (K 2880) take the warp-specialized kernel"
+                     : "the warp-specialized kernel is NOT picked for K 2880 on this device");
+    const char* ws_saved = std::getenv("GPTOSS_CUDA_GEMM_WS");
+    const std::string ws_keep = ws_saved ? ws_saved : "";
+    for (const char* ws : {"1", "0"}) {
+      setenv("GPTOSS_CUDA_GEMM_WS", ws, 1);
+      // grouped MoE (MXFP4): n k > 16 takes the grouped paths; check_moe runs GPTOSS_CUDA_MOE_BATCH=gemm (the tile)
+      MoeSet small = make_moe(r, 5, 64, 96);
+      check_moe(r, small, 40, 2, 1e-4);
+      MoeSet odd = make_moe(r, 6, 544, 320);  // 17 and 10 MX blocks a row: partial stages, partial column tiles
+      check_moe(r, odd, 50, 3, 1e-4);
+      check_moe(r, odd, 7, 3, 1e-4);          // groups of 1..7 rows
+      MoeSet mid = make_moe(r, 8, 256, 256);
+      check_moe(r, mid, 9, 4, 1e-4);          // groups of 1..N pairs an expert
+      check_moe(r, mid, 48, 2, 1e-4);
+      const MoeSet small_r = relaid_copy(small), odd_r = relaid_copy(odd);
+      check_moe(r, small_r, 40, 2, 1e-4, true);
+      check_moe(r, odd_r, 50, 3, 1e-4, true);
+      if (!quick) {
+        MoeSet real = make_moe(r, 32, 2880, 2880);
+        check_moe(r, real, 77, 4, 1e-4);
+        check_moe(r, real, 512, 4, 1e-4);    // 64 rows an expert: 64-row tiles
+        check_moe(r, real, 2048, 4, 1e-4);   // 256 an expert: 128-row tiles (20b prefill 2048)
+        const MoeSet real_r = relaid_copy(real);
+        check_moe(r, real_r, 512, 4, 1e-4, true);
+        check_moe_act_bf16(r, real, 2048, 4, false);
+        check_moe_act_bf16(r, real_r, 1024, 4, true);
+      }
+      check_moe_act_bf16(r, odd, 50, 3, false);  // partial stages and column tiles, bf16-only activations
     }
-    check_moe_act_bf16(r, odd, 50, 3, false);  // partial stages and column tiles, bf16-only activations
+    if (ws_saved) setenv("GPTOSS_CUDA_GEMM_WS", ws_keep.c_str(), 1);
+    else unsetenv("GPTOSS_CUDA_GEMM_WS");
     // bf16 experts through the tile (GPTOSS_CUDA_MOE_BF16=grouped inside check_moe_bf16)
     MoeBf16Set bsmall = make_moe_bf16(r, 5, 64, 96);
     check_moe_bf16(r, bsmall, 40, 2);

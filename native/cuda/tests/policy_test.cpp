@@ -695,8 +695,33 @@ void test_splitk() {
   CHECK(knobs().gemm_splitk == 0);
 }
 
+// The grouped MXFP4 problems on the wgmma tile take its warp-specialized kernel where a block gets the ring of whole
+// stages and the scales (policy.h wgmma_grouped_ws): the 20b/120b (K = 2,880) on the H100 and H200 at both tile rows,
+// not at K past what the 227 KB hold, not where the tile does not run, not under GPTOSS_CUDA_GEMM_WS=0.
+void test_gemm_ws() {
+  GpuKnobs k;
+  k.gemm_ws = true;
+  const GpuCaps h100 = make_caps(0, "NVIDIA H100 80GB HBM3", 900, 900, kSm90a, 232448, 132, 32, size_t(80) << 30);
+  for (const GpuCaps& d : {h200(900, kSm90a), h100}) {
+    CHECK(wgmma_grouped_ws(d, k, 128, 2880) && wgmma_grouped_ws(d, k, 64, 2880));
+    CHECK(wgmma_grouped_ws(d, k, 128, 4448) && !wgmma_grouped_ws(d, k, 128, 4480));  // 139 MX blocks a row fit, 140 do not
+    CHECK(wgmma_grouped_ws(d, k, 64, 64) && !wgmma_grouped_ws(d, k, 96, 2880) && !wgmma_grouped_ws(d, k, 128, 0));
+  }
+  CHECK(wgmma::ws_smem_bytes(128, 90) + wgmma::static_smem_bytes(128) == 226112);  // the 20b's gate_up and down
+  CHECK(!wgmma_grouped_ws(h200(900, kSm90), k, 128, 2880));  // no sm_90a image
+  CHECK(!wgmma_grouped_ws(make_caps(0, "NVIDIA H200", 900, 900, kSm90a, 101376, 132, 32, 0), k, 64, 2880));  // lowered smem
+  GpuKnobs off = k;
+  off.gemm_ws = false;
+  CHECK(!wgmma_grouped_ws(h100, off, 128, 2880));
+  setenv("GPTOSS_CUDA_GEMM_WS", "0", 1);
+  CHECK(!knobs().gemm_ws);
+  unsetenv("GPTOSS_CUDA_GEMM_WS");
+  CHECK(knobs().gemm_ws);
+}
+
 int main() {
   test_splitk();
+  test_gemm_ws();
   test_caps();
   test_linear();
   test_attention();
