@@ -410,9 +410,9 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
 // kt + 1 and the barriers wait behind the wgmma of stage kt, and a 2,048-token MoE ran at ~160 TFLOP/s of useful
 // work on an H100 (hi + lo). Here the roles split (gemm_wgmma_layout.h, "warp-specialized"): WG consumer
 // warpgroups (threads 0 .. 128 WG - 1, the same accumulator layout and epilogue) only wait for a slot's full
-// barrier and issue its wgmma; the producer warpgroup copies stage kt into its slot once the consumers have
-// released it (empty barrier), and L stages later, when this thread's copies of it have landed, decodes its two
-// MXFP4 units into the slot's bf16 W tile, fences them for the async proxy and arrives on the slot's full barrier.
+// barrier and issue its wgmma; the two producer warpgroups copy stage kt into its slot once the consumers have
+// released it (empty barrier), and L stages later, when a thread's copies of it have landed, it decodes its
+// MXFP4 unit into the slot's bf16 W tile, fences them for the async proxy and arrives on the slot's full barrier.
 // No block-wide barrier in the K loop; the ring of kWsStages whole stages lets the producer run ahead.
 // Same numerics as the kernel above (A hi + lo, or hi alone when kLo is false; the same decode; the same f32 order).
 template <Epilogue EPI, int WG, bool kLo>
@@ -422,8 +422,8 @@ __global__ void __launch_bounds__(wl::ws_threads(WG * wl::kWgRows), 1) gemm_wgmm
                 L = wl::kLookahead, P = wl::kWsProducers;
   static_assert(wl::ws_a_copies(BM) * P == BM * 8 && wl::kWsMxUnits * P == BN * 2, "the producer's copies cover the stage");
   // The producer fills stage kt after the consumers released stage kt - S, which they do once stage kt - S + 1 is
-  // full; the producer completes that stage at its step kt - S + 1 + L, which must come before step kt.
-  static_assert(L <= S - 2, "the ring is deep enough for the lookahead");
+  // full; the producer completes that stage at the start of its step kt - S + 1 + L, which must be step kt at the latest.
+  static_assert(L <= S - 1, "the ring is deep enough for the lookahead");
   extern __shared__ __align__(16) uint8_t smem_raw[];
   __shared__ int rows_src[BM];
   const uint32_t raw = smem_addr(smem_raw);
@@ -485,10 +485,10 @@ __global__ void __launch_bounds__(wl::ws_threads(WG * wl::kWgRows), 1) gemm_wgmm
     return;
   }
 
-  // ---- the producer warpgroup ----
+  // ---- the producer warpgroups ----
   const int pt = tid - C;
   // The block's scales, rows n0 .. n0 + 127 (rows past N read as 2^0: their weights are zero-filled); read by the
-  // producer alone, published among its threads by named barrier 1.
+  // producers alone, published among their threads by named barrier 1.
   uint8_t* scales = smem + wl::ws_scales_offset(BM);
   {
     const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
@@ -514,7 +514,20 @@ __global__ void __launch_bounds__(wl::ws_threads(WG * wl::kWgRows), 1) gemm_wgmm
   const uint8_t* wbase = static_cast<const uint8_t*>(cols.w) + g * p.w_group_bytes;
   int slot = 0, done_slot = 0;
   uint32_t phase = 0;
+  // Step kt: first complete stage kt - L (its copies were issued L steps ago), then wait for the slot of stage kt and
+  // issue it. Completing first keeps the decode off the empty wait: the consumers get stage kt - L while the producer
+  // waits for them to free a slot.
   for (int kt = 0; kt < nk + L; ++kt) {
+    if (kt >= L) {
+      cp_async_wait<L - 1>();  // stages 0 .. kt - 1 are committed: this thread's copies of stage kt - L have landed
+      const uint8_t* packed = smem + wl::ws_packed_offset(BM, done_slot);
+      uint8_t* dec = smem + wl::ws_dec_offset(BM, done_slot);
+#pragma unroll
+      for (int i = 0; i < wl::kWsMxUnits; ++i) decode_mx_unit(packed, dec, scales, wl::ws_mx_unit(pt, i), kt - L, KB, p.w_decode_layout);
+      fence_proxy_async();  // its copies and decoded units, for the consumers' wgmma
+      mbar_arrive(full0 + 8 * done_slot);
+      if (++done_slot == S) done_slot = 0;
+    }
     if (kt < nk) {
       if (kt >= S) mbar_wait(empty0 + 8 * slot, phase ^ 1);  // the consumers released this slot's last stage
       const int k0 = kt * BK;
@@ -539,17 +552,7 @@ __global__ void __launch_bounds__(wl::ws_threads(WG * wl::kWgRows), 1) gemm_wgmm
       }
       if (++slot == S) slot = 0, phase ^= 1;
     }
-    cp_async_commit();  // past nk an empty group: stage kt - L is then always the L + 1-th newest
-    if (kt >= L) {
-      cp_async_wait<L>();  // this thread's copies of stage kt - L have landed
-      const uint8_t* packed = smem + wl::ws_packed_offset(BM, done_slot);
-      uint8_t* dec = smem + wl::ws_dec_offset(BM, done_slot);
-#pragma unroll
-      for (int i = 0; i < wl::kWsMxUnits; ++i) decode_mx_unit(packed, dec, scales, wl::ws_mx_unit(pt, i), kt - L, KB, p.w_decode_layout);
-      fence_proxy_async();  // its copies and decoded units, for the consumers' wgmma
-      mbar_arrive(full0 + 8 * done_slot);
-      if (++done_slot == S) done_slot = 0;
-    }
+    cp_async_commit();  // past nk an empty group: the wait above always counts L - 1 newer groups
   }
 #else
   GPTOSS_NO_DEVICE_CODE("wgmma (sm_90a)");

@@ -102,16 +102,16 @@ GPTOSS_HD constexpr int acc_col(int tid, int i) { return 8 * (i >> 2) + 2 * (tid
 constexpr int kAccRegs = kBN / 2;
 
 // ---- the warp-specialized grouped MXFP4 tile (gemm_wgmma_ws_kernel; policy.h wgmma_grouped_ws) ----
-// The bm / 64 consumer warpgroups only issue wgmma; one producer warpgroup (the block's last 128 threads)
-// copies every stage (cp.async) and decodes its MXFP4 weights. They meet at two mbarriers a ring slot: full
-// (the 128 producer threads arrive once their copies of the stage have landed and their units are decoded and
+// The bm / 64 consumer warpgroups only issue wgmma; two producer warpgroups (the block's last 256 threads)
+// copy every stage (cp.async) and decode its MXFP4 weights. They meet at two mbarriers a ring slot: full
+// (the 256 producer threads arrive once their copies of the stage have landed and their units are decoded and
 // fenced for the async proxy) and empty (each consumer warp's lane 0 arrives once the wgmma that read the slot
 // have completed). A slot holds the whole stage, its decoded W tile included, so the producer runs up to
 // kWsStages stages ahead of the tensor cores with no block-wide barrier in the K loop.
 // Slot s: [A hi: bm x 128 B][A lo: bm x 128 B][W decoded: 128 x 128 B][W packed: 128 rows x 2 MX blocks x 16 B];
 // after the slots: the 2 kWsStages mbarriers (full, then empty), then the block's scales [128][K/32].
 constexpr int kWsStages = 4;
-constexpr int kWsProducers = 128;  // one warpgroup
+constexpr int kWsProducers = 256;  // two warpgroups (one was the bottleneck: 1.4x slower than the kernel above, H100)
 GPTOSS_HD constexpr int ws_threads(int bm) { return threads(bm) + kWsProducers; }
 GPTOSS_HD constexpr int ws_slot_bytes(int bm) { return 2 * a_bytes(bm) + kDecBytes + kBN * 32; }
 GPTOSS_HD constexpr int ws_a_offset(int bm, int slot, int part) { return slot * ws_slot_bytes(bm) + part * a_bytes(bm); }
@@ -120,9 +120,9 @@ GPTOSS_HD constexpr int ws_packed_offset(int bm, int slot) { return ws_dec_offse
 GPTOSS_HD constexpr int ws_bar_offset(int bm, int i) { return kWsStages * ws_slot_bytes(bm) + 8 * i; }  // i: full 0..S-1, empty S..2S-1
 GPTOSS_HD constexpr int ws_scales_offset(int bm) { return ws_bar_offset(bm, 2 * kWsStages); }
 GPTOSS_HD constexpr int ws_smem_bytes(int bm, int kblocks) { return kAtomBytes + ws_scales_offset(bm) + (kBN * kblocks + 15) / 16 * 16; }
-// Producer thread pt (0..127): A copy i (0 .. bm / 16 - 1) of a half is chunk pt + 128 i of the half's bm x 8 (row
-// (pt + 128 i) / 8, chunk column pt & 7); MXFP4 unit i (0, 1) is unit pt + 128 i of the stage's 256 (row u / 2, MX
-// block u & 1), which the same thread decodes once it has landed.
+// Producer thread pt (0..255): A copy i (0 .. bm / 32 - 1) of a half is chunk pt + 256 i of the half's bm x 8 (row
+// (pt + 256 i) / 8, chunk column pt & 7); its one MXFP4 unit is unit pt of the stage's 256 (row pt / 2, MX block
+// pt & 1), which the same thread decodes once it has landed.
 GPTOSS_HD constexpr int ws_a_copies(int bm) { return bm * 8 / kWsProducers; }
 GPTOSS_HD constexpr int ws_a_copy_row(int pt, int i) { return (pt + i * kWsProducers) >> 3; }
 constexpr int kWsMxUnits = kBN * 2 / kWsProducers;

@@ -98,7 +98,7 @@ constexpr int kSplitMinSteps = 8;
 int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_steps,
                        const std::function<int(int)>& resident = {});
 // The grouped MXFP4 problems (the MoE's gate_up and down) that the wgmma tile carries: its warp-specialized kernel
-// (gemm_wgmma_ws_kernel, 21st session: one producer warpgroup copies and decodes, the consumer warpgroups only issue
+// (gemm_wgmma_ws_kernel, 21st session: two producer warpgroups copy and decode, the consumer warpgroups only issue
 // wgmma, meeting at mbarriers; no block barrier in the K loop) where a block gets its ring of whole stages, decoded
 // W included, and the block's scales (bm 128: K <= 4,448 within 227 KB; the 20b and 120b have K = 2,880), unless
 // GPTOSS_CUDA_GEMM_WS=0; else the kernel with every thread in every role.

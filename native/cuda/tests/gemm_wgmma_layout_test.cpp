@@ -141,7 +141,7 @@ void check_ws_plan() {
     for (int c : units) once &= c == 1;
     check(once, "ws producers: every A chunk and MXFP4 unit of a stage copied once, bm " + std::to_string(bm));
   }
-  check(wl::ws_threads(128) == 384 && wl::ws_threads(64) == 256, "ws: one producer warpgroup beside the consumers");
+  check(wl::ws_threads(128) == 512 && wl::ws_threads(64) == 384, "ws: two producer warpgroups beside the consumers");
 }
 
 // Tags of elements: which operand, row, K index (within the stage).
