@@ -274,7 +274,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
         // "gemm-bf16act": the GEMM tile with GPTOSS_CUDA_MOE_ACT=bf16 (on wgmma: A as its bf16 hi half alone)
         const bool act = !std::strcmp(path, "gemm-bf16act") || !std::strcmp(path, "gemm-classic-bf16act");
         // "gemm-classic" / "gemm-classic-bf16act": the wgmma tile's kernel with every thread in every role
-        // (GPTOSS_CUDA_GEMM_WS=0) instead of the warp-specialized one
+        // (GPTOSS_CUDA_GEMM_WS=0); "gemm" / "gemm-bf16act": the warp-specialized one (=1)
         const bool classic = !std::strncmp(path, "gemm-classic", 12);
         const bool rl = w32 || w16 || s5r || mr || !std::strcmp(path, "stream-relaid-auto");
         if (rl && !wr.decode_layout) continue;
@@ -286,8 +286,7 @@ int bench_moe_batch(Rng& r, double bw, int H, int I, int E, int K) {
         else unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
         if (act) setenv("GPTOSS_CUDA_MOE_ACT", "bf16", 1);
         else unsetenv("GPTOSS_CUDA_MOE_ACT");
-        if (classic) setenv("GPTOSS_CUDA_GEMM_WS", "0", 1);
-        else unsetenv("GPTOSS_CUDA_GEMM_WS");
+        setenv("GPTOSS_CUDA_GEMM_WS", classic ? "0" : "1", 1);
         setenv(dec ? "GPTOSS_CUDA_MOE_DECODE" : "GPTOSS_CUDA_MOE_BATCH", s5 || (rl && !mr) ? "stream" : act || classic ? "gemm" : path, 1);
         const MoeWeights& ww = rl ? wr : w;
         const std::string tag = std::string(dec ? " decode " : " ") + path + " r" + std::to_string(round + 1);

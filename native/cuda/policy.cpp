@@ -135,7 +135,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.gemm = env_choice("GPTOSS_CUDA_GEMM", K{}.gemm,
                       {{"auto", K::Gemm::Auto}, {"mma", K::Gemm::Mma}, {"wgmma", K::Gemm::Wgmma}});
   k.gemm_splitk = env_int("GPTOSS_CUDA_GEMM_SPLITK", 0, 1, 8);
-  k.gemm_ws = env_flag("GPTOSS_CUDA_GEMM_WS", true);
+  k.gemm_ws = env_flag("GPTOSS_CUDA_GEMM_WS", kGemmWsDefault);
   k.moe_stream_tokens = env_choice("GPTOSS_CUDA_MOE_STREAM_TOKENS", 0, {{"16", 16}, {"32", 32}});
   k.moe_stream_max = env_int("GPTOSS_CUDA_MOE_STREAM_MAX", 0, 1, kMoeStreamMaxPerExpert);
   k.moe_act_bf16 = env_choice("GPTOSS_CUDA_MOE_ACT", false, {{"bf16", true}, {"split", false}});

@@ -15,6 +15,10 @@ int env_int(const char* name, int fallback, int lo, int hi);
 // A flag from the environment: unset or empty -> fallback; "0", "false", "off" -> false; else true.
 bool env_flag(const char* name, bool fallback);
 
+// The warp-specialized grouped MXFP4 kernel (wgmma_grouped_ws below) is opt-in until it is measured faster than the
+// kernel with every thread in every role (21st session: its first version, one producer warpgroup, was 1.4x slower).
+constexpr bool kGemmWsDefault = false;
+
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {
   enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, Stream };
@@ -48,7 +52,7 @@ struct GpuKnobs {
   enum class MoeStreamTma { Auto, Off, On };
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
-  bool gemm_ws = true;                     // GPTOSS_CUDA_GEMM_WS=0: the grouped MXFP4 problems on the wgmma tile without its warp-specialized kernel (A/B)
+  bool gemm_ws = kGemmWsDefault;           // GPTOSS_CUDA_GEMM_WS=1|0: the grouped MXFP4 problems on the wgmma tile's warp-specialized kernel or not (A/B)
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
@@ -100,8 +104,8 @@ int wgmma_dense_splits(const GpuCaps& caps, const GpuKnobs& k, int tiles, int k_
 // The grouped MXFP4 problems (the MoE's gate_up and down) that the wgmma tile carries: its warp-specialized kernel
 // (gemm_wgmma_ws_kernel, 21st session: two producer warpgroups copy and decode, the consumer warpgroups only issue
 // wgmma, meeting at mbarriers; no block barrier in the K loop) where a block gets its ring of whole stages, decoded
-// W included, and the block's scales (bm 128: K <= 4,448 within 227 KB; the 20b and 120b have K = 2,880), unless
-// GPTOSS_CUDA_GEMM_WS=0; else the kernel with every thread in every role.
+// W included, and the block's scales (bm 128: K <= 4,448 within 227 KB; the 20b and 120b have K = 2,880), when
+// GPTOSS_CUDA_GEMM_WS=1 (kGemmWsDefault when unset); else the kernel with every thread in every role.
 bool wgmma_grouped_ws(const GpuCaps& caps, const GpuKnobs& k, int bm, int K);
 // A dense problem of `rows` rows (one group).
 // Dense problems of up to this many rows take the GEMV (choose_linear, choose_linear_q8): GPTOSS_CUDA_GEMV_MAX_TOKENS,

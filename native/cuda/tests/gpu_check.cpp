@@ -55,12 +55,12 @@ const char* const kGpuName = kHip ? "hip" : "cuda";
 // The tensor-core kind of the GPU kernels' notes: the AMD build runs MFMA where CUDA runs mma.sync.
 const char* const kTc = kHip ? "MFMA" : "mma.sync";
 // The GEMM tile's kind in notes: the wgmma tile under GPTOSS_CUDA_GEMM=wgmma (check_gemm_wgmma).
-// GPTOSS_CUDA_GEMM_WS=0 (check_gemm_wgmma's second pass over the grouped MXFP4 cases) names the kernel that ran.
+// GPTOSS_CUDA_GEMM_WS=1 / =0 (check_gemm_wgmma's two passes over the grouped MXFP4 cases) name the kernel that ran.
 const char* gemm_tc() {
   const char* v = std::getenv("GPTOSS_CUDA_GEMM");
   if (kHip || !v || std::strcmp(v, "wgmma")) return kTc;
   const char* ws = std::getenv("GPTOSS_CUDA_GEMM_WS");
-  return ws && !std::strcmp(ws, "0") ? "wgmma, GPTOSS_CUDA_GEMM_WS=0" : "wgmma";
+  return !ws ? "wgmma" : !std::strcmp(ws, "0") ? "wgmma, GPTOSS_CUDA_GEMM_WS=0" : "wgmma, GPTOSS_CUDA_GEMM_WS=1";
 }
 
 std::shared_ptr<Backend> cpu, gpu;
@@ -1467,18 +1467,20 @@ void check_gemm_wgmma(Rng& r) {
     check_qkv(r, quick ? 20 : 77, 2880, quick ? 640 : 4096, quick ? 128 : 512, 1e-4, "wgmma, one gemm, 3 parts");
     check_qkv(r, 40, 64, 200, 72, 1e-4, "wgmma, one gemm, 3 parts, partial column tiles");
     check_qkv(r, quick ? 130 : 2048, 2880, 4096, 512, 1e-4, "wgmma, one gemm, 3 parts, prefill");
-    // grouped MoE (MXFP4), twice: the warp-specialized kernel (the default where it fits: policy.h wgmma_grouped_ws),
-    // then GPTOSS_CUDA_GEMM_WS=0 (every thread in every role)
+    // grouped MoE (MXFP4), twice: the warp-specialized kernel (GPTOSS_CUDA_GEMM_WS=1, where it fits: policy.h
+    // wgmma_grouped_ws), then GPTOSS_CUDA_GEMM_WS=0 (every thread in every role)
 #if !defined(GPTOSS_GPU_CHECK_HIP)
-    const bool ws_picked = gc::wgmma_grouped_ws(caps, gc::knobs(), 128, 2880) && gc::wgmma_grouped_ws(caps, gc::knobs(), 64, 2880);
+    gc::GpuKnobs ws_k = gc::knobs();
+    ws_k.gemm_ws = true;
+    const bool ws_picked = gc::wgmma_grouped_ws(caps, ws_k, 128, 2880) && gc::wgmma_grouped_ws(caps, ws_k, 64, 2880);
 #else
     const bool ws_picked = false;
 #endif
     Stats ws_sel;
     ws_sel.rel = ws_picked ? 0 : 1;
     report("gemm wgmma", "ws policy", ws_sel, 0.0,
-           ws_picked ? "the grouped MXFP4 problems (K 2880) take the warp-specialized kernel"
-                     : "the warp-specialized kernel is NOT picked for K 2880 on this device");
+           ws_picked ? "GPTOSS_CUDA_GEMM_WS=1: the grouped MXFP4 problems (K 2880) take the warp-specialized kernel"
+                     : "GPTOSS_CUDA_GEMM_WS=1: the warp-specialized kernel is NOT picked for K 2880 on this device");
     const char* ws_saved = std::getenv("GPTOSS_CUDA_GEMM_WS");
     const std::string ws_keep = ws_saved ? ws_saved : "";
     for (const char* ws : {"1", "0"}) {

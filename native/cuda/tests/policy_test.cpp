@@ -696,8 +696,9 @@ void test_splitk() {
 }
 
 // The grouped MXFP4 problems on the wgmma tile take its warp-specialized kernel where a block gets the ring of whole
-// stages and the scales (policy.h wgmma_grouped_ws): the 20b/120b (K = 2,880) on the H100 and H200 at both tile rows,
-// not at K past what the 227 KB hold, not where the tile does not run, not under GPTOSS_CUDA_GEMM_WS=0.
+// stages and the scales (policy.h wgmma_grouped_ws) when the knob asks (kGemmWsDefault unset): the 20b/120b (K = 2,880)
+// on the H100 and H200 at both tile rows, not at K past what the 227 KB hold, not where the tile does not run, not
+// under GPTOSS_CUDA_GEMM_WS=0.
 void test_gemm_ws() {
   GpuKnobs k;
   k.gemm_ws = true;
@@ -715,8 +716,10 @@ void test_gemm_ws() {
   CHECK(!wgmma_grouped_ws(h100, off, 128, 2880));
   setenv("GPTOSS_CUDA_GEMM_WS", "0", 1);
   CHECK(!knobs().gemm_ws);
-  unsetenv("GPTOSS_CUDA_GEMM_WS");
+  setenv("GPTOSS_CUDA_GEMM_WS", "1", 1);
   CHECK(knobs().gemm_ws);
+  unsetenv("GPTOSS_CUDA_GEMM_WS");
+  CHECK(knobs().gemm_ws == kGemmWsDefault && GpuKnobs{}.gemm_ws == kGemmWsDefault);
 }
 
 int main() {
