@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The warp-specialized grouped MXFP4 tile (gemm_wgmma_ws_kernel, GPTOSS_CUDA_GEMM_WS=1) against the kernel with every
+# thread in every role (=0), in one device call, binaries prebuilt (scripts/gpu-export.sh, then gptoss_gpu_check,
+# gptoss_gpu_bench and gpt_oss_node.node xz-packed into .gpu/bin):
+#   1. gptoss_gpu_check --gemm-wgmma: the grouped cases through both kernels, against the CPU;
+#   2. gptoss_gpu_bench --moe-batch at 1,024 / 2,048 / 4,096 tokens: paths gemm (ws), gemm-classic, gemm-bf16act (ws,
+#      A as its bf16 hi half), gemm-classic-bf16act, two rounds;
+#   3. bench/e2e.mjs prefill 2,048 and 4,096 (--repeat 5): ws, classic, ws with bf16 activations, twice;
+#   4. while BUDGET lasts: on an H200 the serving table (issue 11's targets are an H200's); else Nsight Compute
+#      (--set full) on one gate_up launch of each kernel at 2,048 tokens; then the whole gpu_check.
+# Reading it: the landing rule is gpu_check clean and the MoE op at 2,048 tokens faster than classic in both rounds;
+# then policy.h kGemmWsDefault becomes true (and the e2e prefill 2,048 figure is the one to quote).
+#   env: OUT (./gpu-logs), BUDGET (420 s of command time)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT="${OUT:-$PWD/gpu-logs}"
+D="$OUT/ws"
+mkdir -p "$D"
+source scripts/gpu-host-setup.sh
+source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$D/gpu.txt"
+ab_budget "${BUDGET:-420}"
+timeout 100 build-gpu/gptoss_gpu_check --gemm-wgmma > "$D/check.log" 2>&1
+echo "gpu_check --gemm-wgmma rc $? $(grep -E '^gpu_check:' "$D/check.log")"
+grep -E "^FAIL|ws policy" "$D/check.log" | cut -c1-220 | head -20
+if ab_fits 90; then
+  GPTOSS_BENCH_MOE_NS=1024,2048,4096 GPTOSS_BENCH_MOE_PATHS=gemm,gemm-classic,gemm-bf16act,gemm-classic-bf16act \
+    timeout 90 build-gpu/gptoss_gpu_bench --moe-batch > "$D/bench.log" 2>&1
+  echo "gpu_bench --moe-batch rc $?"
+  grep -E "^moe batch graph" "$D/bench.log" | cut -c1-110
+fi
+for round in 1 2; do
+  for v in ws classic ws-bf16; do
+    ab_fits 45 || break 2
+    ws=1 act=split
+    [[ $v == classic ]] && ws=0
+    [[ $v == ws-bf16 ]] && act=bf16
+    GPTOSS_CUDA_GEMM_WS=$ws GPTOSS_CUDA_MOE_ACT=$act timeout 45 node bench/e2e.mjs --synthetic 20b --device cuda --prefill 2048,4096 \
+      --decode 0 --repeat 5 --label "ws-$v-$round" --out "$D/e2e" > "$D/e2e-$v-$round.log" 2>&1
+    echo "e2e $v round $round rc $?: $(grep -E '^  prefill' "$D/e2e-$v-$round.log" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';')"
+  done
+done
+if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
+  if ab_fits 130; then
+    timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
+      --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$D/serve" > "$D/serve.log" 2>&1
+    echo "serve-load (H200) rc $?"
+    grep -vE '^\s|^[{}]' "$D/serve.log" | tail -12
+  fi
+elif command -v ncu > /dev/null; then
+  for v in ws classic; do
+    ab_fits 60 || break
+    ws=1
+    [[ $v == classic ]] && ws=0
+    # the eager timing loop's launches: gate_up (SwiGLU epilogue) is the first of each op's two wgmma launches
+    GPTOSS_CUDA_GEMM_WS=$ws GPTOSS_BENCH_MOE_NS=2048 GPTOSS_BENCH_MOE_PATHS=gemm timeout 60 ncu --set full -k "regex:gemm_wgmma" \
+      --launch-skip 4 --launch-count 1 build-gpu/gptoss_gpu_bench --moe-batch > "$D/ncu-$v.txt" 2>&1
+    echo "ncu $v rc $?"
+    grep -E "gemm_wgmma.*Context|^    Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Issue Slots Busy|Eligible Warps Per|No Eligible|Executed Ipc Active" \
+      "$D/ncu-$v.txt" | cut -c1-120 | head -14
+  done
+fi
+if ab_fits 70; then
+  timeout "$(ab_left)" build-gpu/gptoss_gpu_check > "$D/check-all.log" 2>&1
+  echo "gpu_check (whole) rc $? $(grep -E '^gpu_check:' "$D/check-all.log")"
+  grep -E "^FAIL" "$D/check-all.log" | cut -c1-220 | head
+fi
+echo "gpu-ws-ab: $(ab_elapsed) s"
+(cd "$OUT" && tar czf ws.tgz ws 2>/dev/null)
