@@ -17,6 +17,7 @@
 //     epilogues with the SwiGLU quad transpose) on partial row/column/K tiles and gathered rows,
 //     against a plain double GEMM of (hi + lo) x W.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -142,6 +143,211 @@ void check_ws_plan() {
     check(once, "ws producers: every A chunk and MXFP4 unit of a stage copied once, bm " + std::to_string(bm));
   }
   check(wl::ws_threads(128) == 512 && wl::ws_threads(64) == 384, "ws: two producer warpgroups beside the consumers");
+}
+
+// 7. the warp-specialized tile's protocol (gemm_wgmma_ws_kernel): its producer and consumer loops, step by step as
+// the kernel writes them, under random interleavings, with mbarriers as the PTX ISA defines them (a phase completes
+// at its count-th arrival; try_wait.parity(p) passes once the current phase's parity differs from p, so parity 1
+// passes on a fresh barrier) and cp.async groups that land in any order (wait_group n: all but the newest n have
+// landed). Checked: no deadlock; every wgmma reads its own stage, landed and decoded by every producer thread; no
+// copy or decode writes a slot while a wgmma that reads it is in flight. Bugs the model must catch (so the check
+// can fail): releasing a slot before its wgmma completed, and the first version's step order (issue, then complete)
+// at L = S - 1, which deadlocks.
+struct WsModel {
+  int S, L, nk, P, CW;
+  bool release_early = false, issue_first = false;
+  struct Bar {
+    int count = 0, pending = 0, phase = 0;
+    void arrive() {
+      if (--pending == 0) ++phase, pending = count;
+    }
+    bool passed(int parity) const { return (phase & 1) != parity; }
+  };
+  std::vector<Bar> full, empty;
+  std::vector<std::vector<int>> slot_a, slot_dec;  // [slot][producer]: the stage copied / decoded there (-1 none)
+  std::vector<std::vector<bool>> landed;          // [slot][producer]: that copy has landed
+  std::vector<int> reading;                       // [slot]: wgmma in flight on it
+  struct Group {
+    int slot, stage;  // stage -1: an empty group
+    bool landed;
+  };
+  struct Producer {
+    int kt = 0, sub = 0, slot = 0, done_slot = 0, phase = 0;
+    std::vector<Group> groups;  // committed, oldest first
+    bool finished = false;
+  };
+  struct Consumer {
+    int kt = 0, slot = 0, prev = -1, phase = 0, sub = 0;
+    bool finished = false;
+  };
+  std::vector<Producer> prod;
+  std::vector<Consumer> cons;
+  std::string error;
+
+  WsModel(int s, int l, int n, int p, int cw) : S(s), L(l), nk(n), P(p), CW(cw) {}
+  void fail(const std::string& e) {
+    if (error.empty()) error = e;
+  }
+  void init() {
+    full.assign(size_t(S), Bar{P, P, 0});
+    empty.assign(size_t(S), Bar{CW, CW, 0});
+    slot_a.assign(size_t(S), std::vector<int>(size_t(P), -1));
+    slot_dec = slot_a;
+    landed.assign(size_t(S), std::vector<bool>(size_t(P), false));
+    reading.assign(size_t(S), 0);
+    prod.assign(size_t(P), Producer{});
+    cons.assign(size_t(CW), Consumer{});
+  }
+  // Producer t's next action; false when it waits.
+  bool step_producer(int t) {
+    Producer& q = prod[size_t(t)];
+    if (q.finished) return false;
+    if (q.kt >= nk + L) {
+      q.finished = true;
+      return true;
+    }
+    // the kernel's order: sub 0 completes stage kt - L, sub 1 issues stage kt, sub 2 commits; the first version
+    // issued before completing (sub order 1, 2, 0)
+    const int order[3] = {issue_first ? 1 : 0, issue_first ? 2 : 1, issue_first ? 0 : 2};
+    const int what = order[q.sub];
+    if (what == 0) {
+      if (q.kt >= L) {
+        // cp_async_wait<L - 1> (kernel) counts groups committed before this point; issue-first commits stage kt
+        // first, so wait<L> there (both mean: stage kt - L has landed)
+        const int newest = issue_first ? L : L - 1;
+        for (size_t i = 0; i + size_t(newest) < q.groups.size(); ++i)
+          if (!q.groups[i].landed) return false;
+        const int st = q.kt - L, sl = q.done_slot;
+        if (slot_a[size_t(sl)][size_t(t)] != st || !landed[size_t(sl)][size_t(t)])
+          fail("decode of stage " + std::to_string(st) + " finds slot " + std::to_string(sl) + " not holding it");
+        if (reading[size_t(sl)]) fail("decode into slot " + std::to_string(sl) + " while a wgmma reads it");
+        slot_dec[size_t(sl)][size_t(t)] = st;
+        full[size_t(sl)].arrive();
+        q.done_slot = (q.done_slot + 1) % S;
+      }
+    } else if (what == 1) {
+      if (q.kt < nk) {
+        if (q.kt >= S && !empty[size_t(q.slot)].passed(q.phase ^ 1)) return false;
+        if (reading[size_t(q.slot)]) fail("copy into slot " + std::to_string(q.slot) + " while a wgmma reads it");
+        slot_a[size_t(q.slot)][size_t(t)] = q.kt;
+        landed[size_t(q.slot)][size_t(t)] = false;
+      }
+    } else {
+      q.groups.push_back(Group{q.slot, q.kt < nk ? q.kt : -1, q.kt >= nk});
+      if (q.kt < nk && ++q.slot == S) q.slot = 0, q.phase ^= 1;
+    }
+    if (++q.sub == 3) q.sub = 0, ++q.kt;
+    return true;
+  }
+  void check_read(int sl, int st) {
+    for (int t = 0; t < P; ++t)
+      if (slot_a[size_t(sl)][size_t(t)] != st || !landed[size_t(sl)][size_t(t)] || slot_dec[size_t(sl)][size_t(t)] != st)
+        fail("wgmma of stage " + std::to_string(st) + " reads slot " + std::to_string(sl) + " without it in place");
+  }
+  bool step_consumer(int w) {
+    Consumer& c = cons[size_t(w)];
+    if (c.finished) return false;
+    if (c.kt == nk) {  // wait_group 0: the last stage's wgmma complete
+      if (c.prev >= 0) {
+        check_read(c.prev, nk - 1);
+        --reading[size_t(c.prev)];
+      }
+      c.finished = true;
+      return true;
+    }
+    if (c.sub == 0) {  // wait for the slot, issue its wgmma
+      if (!full[size_t(c.slot)].passed(c.phase)) return false;
+      check_read(c.slot, c.kt);
+      ++reading[size_t(c.slot)];
+      if (release_early) {  // the bug: the slot released at issue
+        empty[size_t(c.slot)].arrive();
+      }
+      c.sub = 1;
+      return true;
+    }
+    // wait_group 1: step kt - 1's wgmma complete; release its slot
+    if (c.prev >= 0) {
+      check_read(c.prev, c.kt - 1);
+      --reading[size_t(c.prev)];
+      if (!release_early) empty[size_t(c.prev)].arrive();
+    }
+    c.prev = c.slot;
+    if (++c.slot == S) c.slot = 0, c.phase ^= 1;
+    c.sub = 0;
+    ++c.kt;
+    return true;
+  }
+  // Runs one random interleaving: "" when it finished cleanly, else what went wrong.
+  std::string run(uint32_t seed) {
+    init();
+    std::mt19937 rng(seed);
+    for (int tick = 0; tick < 1000000; ++tick) {
+      std::vector<int> moves;  // actor a: producer a (< P), consumer a - P (< P + CW), landing of group a - P - CW
+      for (int a = 0; a < P + CW; ++a) moves.push_back(a);
+      std::vector<std::pair<int, size_t>> lands;
+      for (int t = 0; t < P; ++t)
+        for (size_t i = 0; i < prod[size_t(t)].groups.size(); ++i)
+          if (!prod[size_t(t)].groups[i].landed) lands.push_back({t, i});
+      std::shuffle(moves.begin(), moves.end(), rng);
+      bool moved = false;
+      if (!lands.empty() && rng() % 3 == 0) {
+        const auto [t, i] = lands[rng() % lands.size()];
+        Group& gr = prod[size_t(t)].groups[i];
+        gr.landed = true;
+        if (gr.stage >= 0 && slot_a[size_t(gr.slot)][size_t(t)] == gr.stage) landed[size_t(gr.slot)][size_t(t)] = true;
+        moved = true;
+      }
+      for (int a : moves) {
+        if (moved) break;
+        moved = a < P ? step_producer(a) : step_consumer(a - P);
+      }
+      if (!moved && !lands.empty()) {  // only landings can move things on
+        const auto [t, i] = lands[0];
+        Group& gr = prod[size_t(t)].groups[i];
+        gr.landed = true;
+        if (gr.stage >= 0 && slot_a[size_t(gr.slot)][size_t(t)] == gr.stage) landed[size_t(gr.slot)][size_t(t)] = true;
+        moved = true;
+      }
+      if (!error.empty()) return error;
+      bool all = true;
+      for (const Producer& q : prod) all &= q.finished;
+      for (const Consumer& c : cons) all &= c.finished;
+      if (all) return "";
+      if (!moved) return "deadlock";
+    }
+    return "did not finish";
+  }
+};
+
+void check_ws_protocol() {
+  // the kernel's constants, then other rings and lookaheads the static_assert admits (L <= S - 1), K steps from 1
+  std::vector<std::array<int, 2>> rings = {{wl::kWsStages, wl::kLookahead}, {4, 1}, {4, 3}, {3, 2}, {2, 1}, {5, 2}};
+  bool ok = true;
+  std::string first;
+  for (const auto& [S, L] : rings)
+    for (int nk : {1, 2, 3, 5, 9, 45})
+      for (uint32_t seed = 1; seed <= 40; ++seed) {
+        WsModel m(S, L, nk, 3, 2);
+        const std::string e = m.run(seed * 7919u + uint32_t(nk));
+        if (!e.empty() && ok) first = "S " + std::to_string(S) + " L " + std::to_string(L) + " nk " + std::to_string(nk) + ": " + e;
+        ok &= e.empty();
+      }
+  check(ok, "ws protocol: no deadlock, every wgmma reads its stage whole, no write under a read in flight" +
+                (first.empty() ? std::string() : " (" + first + ")"));
+  // the model catches the two bugs
+  int caught = 0;
+  for (uint32_t seed = 1; seed <= 40; ++seed) {
+    WsModel m(4, 2, 45, 3, 2);
+    m.release_early = true;
+    caught += !m.run(seed).empty();
+  }
+  check(caught > 0, "ws protocol model: a slot released at issue is caught (" + std::to_string(caught) + " of 40 runs)");
+  WsModel old(4, 3, 45, 3, 2);
+  old.issue_first = true;
+  check(old.run(1) == "deadlock", "ws protocol model: the first version's step order deadlocks at L = S - 1");
+  WsModel old_ok(4, 2, 45, 3, 2);
+  old_ok.issue_first = true;
+  check(old_ok.run(1).empty(), "ws protocol model: the first version's step order runs at L = S - 2");
 }
 
 // Tags of elements: which operand, row, K index (within the stage).
@@ -508,6 +714,7 @@ int main() {
   check_split_k();
   check_plan();
   check_ws_plan();
+  check_ws_protocol();
   check_stage_reads();
   check_accumulators();
   check_reuse();
