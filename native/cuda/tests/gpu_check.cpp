@@ -125,6 +125,44 @@ void report(const std::string& op, const std::string& shape, const Stats& s, dou
   std::fflush(stdout);
 }
 
+// A yes/no case (a policy's choice on this device, a probe that must have run): passes when `ok`, with the note
+// that says which way it went.
+void report_flag(const std::string& op, const std::string& what, bool ok, const std::string& yes, const std::string& no) {
+  Stats st;
+  st.rel = ok ? 0 : 1;
+  report(op, what, st, 0.0, ok ? yes : no);
+}
+
+// Sets environment variables for its lifetime (the knobs read at each call), then puts back what was there.
+struct ScopedEnv {
+  struct Saved {
+    std::string name;
+    bool set;
+    std::string value;
+  };
+  std::vector<Saved> saved;
+  ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> env) {
+    for (const auto& [name, value] : env) set(name, value);
+  }
+  void set(const char* name, const char* value) {
+    bool known = false;
+    for (const Saved& v : saved) known |= v.name == name;
+    if (!known) {
+      const char* was = std::getenv(name);
+      saved.push_back({name, was != nullptr, was ? was : ""});
+    }
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+      if (it->set) setenv(it->name.c_str(), it->value.c_str(), 1);
+      else unsetenv(it->name.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+};
+
 // ---------------------------------------------------------------------------------------------
 void check_dequant(Rng& r, const Shape& shape) {
   Tensor h = rand_mxfp4(r, shape, 100, 140);
@@ -687,18 +725,10 @@ Stats moe_against_cpu(Rng& r, const MoeSet& m, const Routes& routes,
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, routes.experts, routes.weights, m.cw, sw, want);
   Tensor gx = to_gpu(x), gei = to_gpu(routes.experts), gwt = to_gpu(routes.weights);
-  struct Saved { const char* name; bool set; std::string value; };
-  std::vector<Saved> saved;
-  for (const auto& [name, value] : env) {
-    const char* was = std::getenv(name);
-    saved.push_back({name, was != nullptr, was ? was : ""});
-    setenv(name, value, 1);
-  }
   Tensor got = poisoned(DType::F32, {n, m.H});
-  gpu->moe(gx, gei, gwt, m.gw, sw, got);
-  for (const Saved& v : saved) {
-    if (v.set) setenv(v.name, v.value.c_str(), 1);
-    else unsetenv(v.name);
+  {
+    const ScopedEnv scoped(env);
+    gpu->moe(gx, gei, gwt, m.gw, sw, got);
   }
   return compare(to_host(got), want);
 }
@@ -740,9 +770,8 @@ void check_moe_act_bf16(Rng& r, const MoeSet& m, int n, int k, bool relaid) {
   const Stats st = moe_against_cpu(r, m, routes, {{"GPTOSS_CUDA_MOE_BATCH", "gemm"}, {"GPTOSS_CUDA_MOE_ACT", "bf16"}});
   const std::string shape = moe_shape(n, k, m);
   report("moe", shape, st, 5e-3, std::string("grouped ") + gemm_tc() + ", GPTOSS_CUDA_MOE_ACT=bf16" + (relaid ? ", decode layout" : ""));
-  Stats took;
-  took.rel = st.rel > 2e-4 ? 0 : 1;
-  report("moe act bf16", shape, took, 0.0, "the bf16-only activations ran (rel L2 past the split's ~5e-6)");
+  report_flag("moe act bf16", shape, st.rel > 2e-4, "the bf16-only activations ran (rel L2 past the split's ~5e-6)",
+              "rel L2 within the split's: the bf16-only activations did NOT run");
 }
 void check_moe_stream(Rng& r) {
 #if !defined(GPTOSS_GPU_CHECK_HIP)
@@ -753,10 +782,8 @@ void check_moe_stream(Rng& r) {
 #else
   const bool picked = false;
 #endif
-  Stats sel;
-  sel.rel = picked ? 0 : 1;
-  report("moe stream", "policy", sel, 0.0,
-         picked ? "GPTOSS_CUDA_MOE_BATCH=stream picks moe_stream.cu (20b widths)" : "moe_stream.cu is NOT picked on this device/image");
+  report_flag("moe stream", "policy", picked, "GPTOSS_CUDA_MOE_BATCH=stream picks moe_stream.cu (20b widths)",
+              "moe_stream.cu is NOT picked on this device/image");
   if (!picked) return;
   // odd widths: one MX block pair (K = 64), a partial 128-row tile, an odd block count (17, 10) and partial stages
   MoeSet small = make_moe(r, 5, 64, 96);
@@ -1442,15 +1469,11 @@ void check_gemm_wgmma(Rng& r) {
 #else
   const bool picked = false, per_problem = false;
 #endif
-  Stats sel;
-  sel.rel = picked ? 0 : 1;
-  report("gemm wgmma", "policy", sel, 0.0,
-         picked ? "GPTOSS_CUDA_GEMM=wgmma picks the wgmma tile" : "the wgmma tile is NOT picked on this device/image");
-  Stats dflt;
-  dflt.rel = per_problem ? 0 : 1;
-  report("gemm wgmma", "default policy", dflt, 0.0,
-         per_problem ? "unset: dense >= 64 rows and MoE >= 128 rows an expert on wgmma, the rest mma.sync"
-                     : "the per-problem default does NOT pick wgmma as policy.h says on this device/image");
+  report_flag("gemm wgmma", "policy", picked, "GPTOSS_CUDA_GEMM=wgmma picks the wgmma tile",
+              "the wgmma tile is NOT picked on this device/image");
+  report_flag("gemm wgmma", "default policy", per_problem,
+              "unset: dense >= 64 rows and MoE >= 128 rows an expert on wgmma, the rest mma.sync",
+              "the per-problem default does NOT pick wgmma as policy.h says on this device/image");
   if (picked) {
     // linear (one group): tiny, partial everything; K not a multiple of the 64-wide stage; 64- and 128-row tiles
     check_linear(r, 33, 40, 17, false, true, 1e-4, "gemm wgmma");
@@ -1476,15 +1499,11 @@ void check_gemm_wgmma(Rng& r) {
 #else
     const bool ws_picked = false;
 #endif
-    Stats ws_sel;
-    ws_sel.rel = ws_picked ? 0 : 1;
-    report("gemm wgmma", "ws policy", ws_sel, 0.0,
-           ws_picked ? "GPTOSS_CUDA_GEMM_WS=1: the grouped MXFP4 problems (K 2880) take the warp-specialized kernel"
-                     : "GPTOSS_CUDA_GEMM_WS=1: the warp-specialized kernel is NOT picked for K 2880 on this device");
-    const char* ws_saved = std::getenv("GPTOSS_CUDA_GEMM_WS");
-    const std::string ws_keep = ws_saved ? ws_saved : "";
+    report_flag("gemm wgmma", "ws policy", ws_picked,
+                "GPTOSS_CUDA_GEMM_WS=1: the grouped MXFP4 problems (K 2880) take the warp-specialized kernel",
+                "GPTOSS_CUDA_GEMM_WS=1: the warp-specialized kernel is NOT picked for K 2880 on this device");
     for (const char* ws : {"1", "0"}) {
-      setenv("GPTOSS_CUDA_GEMM_WS", ws, 1);
+      const ScopedEnv scoped({{"GPTOSS_CUDA_GEMM_WS", ws}});
       // grouped MoE (MXFP4): n k > 16 takes the grouped paths; check_moe runs GPTOSS_CUDA_MOE_BATCH=gemm (the tile)
       MoeSet small = make_moe(r, 5, 64, 96);
       check_moe(r, small, 40, 2, 1e-4);
@@ -1509,8 +1528,6 @@ void check_gemm_wgmma(Rng& r) {
       }
       check_moe_act_bf16(r, odd, 50, 3, false);  // partial stages and column tiles, bf16-only activations
     }
-    if (ws_saved) setenv("GPTOSS_CUDA_GEMM_WS", ws_keep.c_str(), 1);
-    else unsetenv("GPTOSS_CUDA_GEMM_WS");
     // bf16 experts through the tile (GPTOSS_CUDA_MOE_BF16=grouped inside check_moe_bf16)
     MoeBf16Set bsmall = make_moe_bf16(r, 5, 64, 96);
     check_moe_bf16(r, bsmall, 40, 2);
