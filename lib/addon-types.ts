@@ -43,7 +43,7 @@ export interface NativeModelSpec {
   files: string[];
   tensors: NativeTensorRecord[];
   device: string;
-  activations?: 'f32' | 'q8';
+  activations?: 'f32' | 'q8' | 'bf16';
   /** The KV cache dtype (absent: the backend's default); checked against the device natively too. */
   kvCache?: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
   /** 'safetensors' (Hugging Face names and dtypes, default) or 'gguf' (llama.cpp names, ggml types). */
@@ -72,7 +72,7 @@ export interface NativeSyntheticSpec {
   /** integer in [0, 2^53): the checkpoint writer's seed */
   seed: number;
   device: string;
-  activations?: 'f32' | 'q8';
+  activations?: 'f32' | 'q8' | 'bf16';
   kvCache?: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
   denseWeights?: 'as-stored' | 'q8';
   /** 'bf16': the generated MXFP4 experts dequantized to bf16 and run as bf16 experts */
@@ -84,7 +84,7 @@ export interface NativeModel {
     backend: string;
     device: string;
     weightBytes: number;
-    activations: 'f32' | 'q8';
+    activations: 'f32' | 'q8' | 'bf16';
     kvCache: 'f16' | 'bf16' | 'f32' | 'f32k-f16v';
     groups: NativeLoadGroup[];
     conversions: string[];

@@ -14,17 +14,25 @@ import type { ExpertActivations } from './ops.js';
 
 /**
  * The activations mode a model loads with: the option, else GPTOSS_CPU_ACTIVATIONS (on the CPU only:
- * a CUDA model ignores the variable), else 'f32' (exact) on every device and ISA: q8 changes results
- * (bench/RESULTS.md, issue 17), so it is only ever asked for. `fn` names the caller in error messages.
+ * a CUDA model ignores the variable), else 'f32' (exact) on every device and ISA: q8 and bf16 change results
+ * (bench/RESULTS.md, issue 17 and the twenty-first session), so they are only ever asked for. q8 is a CPU
+ * mode, bf16 a CUDA one. `fn` names the caller in error messages.
  */
 export function resolveActivations(request: unknown, device: string, fn = 'loadModel'): ExpertActivations {
   const fromEnv = request === undefined;
   const value = fromEnv ? (device === 'cpu' ? process.env.GPTOSS_CPU_ACTIVATIONS || 'f32' : 'f32') : request;
-  if (value !== 'f32' && value !== 'q8')
-    throw new RangeError(`${fn}: ${fromEnv ? 'GPTOSS_CPU_ACTIVATIONS' : "option 'activations'"} must be 'f32' or 'q8', got ${String(value)}`);
+  const allowed: readonly unknown[] = fromEnv ? ['f32', 'q8'] : ['f32', 'q8', 'bf16']; // bf16 is never the default
+  if (!allowed.includes(value))
+    throw new RangeError(
+      `${fn}: ${fromEnv ? "GPTOSS_CPU_ACTIVATIONS must be 'f32' or 'q8'" : "option 'activations' must be 'f32', 'q8' or 'bf16'"}, got ${String(value)}`,
+    );
   if (value === 'q8' && device !== 'cpu')
     throw new RangeError(`${fn}: option 'activations' 'q8' is a CPU mode; device ${device} multiplies f32 activations`);
-  return value;
+  if (value === 'bf16' && !device.startsWith('cuda'))
+    throw new RangeError(
+      `${fn}: option 'activations' 'bf16' is a CUDA mode (the grouped expert GEMMs of prefill on Hopper); device ${device} multiplies ${device === 'cpu' ? "f32 or q8" : 'f32'} activations`,
+    );
+  return value as ExpertActivations;
 }
 
 /**
@@ -109,13 +117,19 @@ export interface LoadOptions {
    */
   experts?: 'mxfp4' | 'bf16';
   /**
-   * CPU only: what the MXFP4 expert kernels and the Q8_0 dense layers (a GGUF's attention and LM head,
+   * CPU: what the MXFP4 expert kernels and the Q8_0 dense layers (a GGUF's attention and LM head,
    * denseWeights 'q8') multiply the weights with. 'f32' (exact: the activations as they are) or 'q8' (each
    * 32-value block rounded to int8 with an f32 scale, as llama.cpp's q8_0: integer dot products, faster
    * where the kernels are compute-bound; bench/RESULTS.md gives its error). bf16 weights take f32 either
    * way. Default: GPTOSS_CPU_ACTIVATIONS when set, else 'f32' on every CPU. On AVX2 CPUs without AVX-512
    * 'q8' is the faster mode (llama.cpp's choice; decode 1.00-1.08x llama.cpp's against 0.80-0.94x exact) at a
-   * cost in fidelity and batch invariance (bench/RESULTS.md, issue 17). On CUDA only 'f32' exists.
+   * cost in fidelity and batch invariance (bench/RESULTS.md, issue 17).
+   * CUDA: 'f32' (default: the activations multiplied as bf16 hi + lo halves, ~f32) or 'bf16': the grouped MXFP4
+   * expert GEMMs of prefill chunks with 128+ routed rows an expert on Hopper's wgmma tile (a 20b prompt of
+   * 1,024+ tokens in one chunk) multiply the activations rounded to bf16, half the tensor-core work (H100: a
+   * 2,048-token prefill 88 -> 73 ms; the MoE op's error 2.8e-3 relative L2 against f32, bench/RESULTS.md,
+   * twenty-first session). Every other kernel, and other GPUs, run as 'f32'; results then depend on how a
+   * prompt is chunked. Its error through a whole model is not yet measured.
    */
   activations?: ExpertActivations;
   /**

@@ -41,7 +41,7 @@ export interface MoeWeightsGguf {
 }
 
 export type MoeWeights = MoeWeightsHf | MoeWeightsGguf;
-export type ExpertActivations = 'f32' | 'q8';
+export type ExpertActivations = 'f32' | 'q8' | 'bf16';
 
 export interface SwigluParams {
   limit?: number; // default 7

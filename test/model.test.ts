@@ -252,12 +252,26 @@ describe('activations option: q8 expert activations on the CPU (tiny-a)', () => 
     }
   });
 
-  it('rejects an unknown mode and q8 off the CPU, naming the option', async () => {
+  it('rejects an unknown mode, q8 off the CPU and bf16 off CUDA, naming the option', async () => {
     await expect(loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'q4' as never })).rejects.toThrow(
-      /option 'activations' must be 'f32' or 'q8', got q4/);
+      /option 'activations' must be 'f32', 'q8' or 'bf16', got q4/);
+    await expect(loadModel(fixtureDir('tiny-a'), { device: 'cpu', activations: 'bf16' })).rejects.toThrow(
+      /loadModel: option 'activations' 'bf16' is a CUDA mode \(the grouped expert GEMMs of prefill on Hopper\); device cpu multiplies f32 or q8 activations/);
     const { resolveActivations } = await import('../lib/model.js');
     expect(() => resolveActivations('q8', 'cuda:0')).toThrow(/'q8' is a CPU mode/);
+    expect(() => resolveActivations('bf16', 'hip:0')).toThrow(/'bf16' is a CUDA mode.*device hip:0 multiplies f32 activations/);
+    expect(resolveActivations('bf16', 'cuda:1')).toBe('bf16');
     expect(resolveActivations(undefined, 'cuda:0')).toBe('f32');
+    // the environment's default is a CPU setting of f32 or q8 only: bf16 is only ever asked for by the option
+    const saved = process.env.GPTOSS_CPU_ACTIVATIONS;
+    process.env.GPTOSS_CPU_ACTIVATIONS = 'bf16';
+    try {
+      expect(() => resolveActivations(undefined, 'cpu')).toThrow(/GPTOSS_CPU_ACTIVATIONS must be 'f32' or 'q8', got bf16/);
+      expect(resolveActivations(undefined, 'cuda:0')).toBe('f32');
+    } finally {
+      if (saved === undefined) delete process.env.GPTOSS_CPU_ACTIVATIONS;
+      else process.env.GPTOSS_CPU_ACTIVATIONS = saved;
+    }
   });
 });
 

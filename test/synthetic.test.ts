@@ -168,6 +168,7 @@ describe('createSyntheticModel', () => {
     await bad('tiny', { device: 'tpu' }, RangeError, /createSyntheticModel: unknown device 'tpu'/);
     await bad('tiny', { onProgress: 5 }, TypeError, /option 'onProgress'/);
     await bad('tiny', { denseWeights: 'q4' }, RangeError, /option 'denseWeights' must be 'as-stored' or 'q8'/);
+    await bad('tiny', { device: 'cpu', activations: 'bf16' }, RangeError, /createSyntheticModel: option 'activations' 'bf16' is a CUDA mode.*device cpu multiplies f32 or q8/);
     await bad('tiny', 5, TypeError, /argument 'options'/);
     await bad({ ...SMALL, hiddenSize: 100 }, {}, RangeError, /shape\.hiddenSize must be a multiple of 32/);
     await bad({ ...SMALL, numKvHeads: 2 }, {}, RangeError, /shape\.numKvHeads 2 must divide shape\.numHeads 3/);
@@ -178,6 +179,26 @@ describe('createSyntheticModel', () => {
 });
 
 describe('synthetic presets', () => {
+  it('the native loader refuses activations \'bf16\' off CUDA too (the model checks what the TypeScript side checks)', async () => {
+    const config = syntheticConfig('tiny');
+    let err: unknown;
+    try {
+      await native.NativeModel.synthetic({ config, seed: 1, device: 'cpu', activations: 'bf16' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RangeError);
+    expect((err as Error).message).toMatch(/activations 'bf16' is a CUDA mode; device cpu multiplies f32 or q8 activations/);
+    err = undefined;
+    try {
+      await native.NativeModel.synthetic({ config, seed: 1, device: 'cpu', activations: 'q4' as never });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(RangeError);
+    expect((err as Error).message).toMatch(/spec\.activations must be 'f32', 'q8' or 'bf16', got 'q4'/);
+  });
+
   it('tiny is test/fixtures/tiny-a\'s config, and the default seeds are the writer\'s (nothing allocated)', () => {
     // SYNTHETIC_PRESETS are the writer's objects; what ties them to the outside world is the fixture
     // transformers made, and the seeds the written checkpoints were made with.

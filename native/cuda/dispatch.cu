@@ -743,6 +743,7 @@ class CudaBackend final : public Backend {
     a.down_bias = w.down_bias.data;
     a.down_bias_bf16 = w.down_bias.dtype == DType::BF16;
     a.decode_layout = w.decode_layout;
+    a.act_bf16 = w.activations == ExpertActivations::Bf16;
     a.limit = swiglu.limit;
     a.alpha = swiglu.alpha;
     a.out = out.ptr<float>();

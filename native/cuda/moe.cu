@@ -754,9 +754,10 @@ void launch_moe_grouped(const MoeArgs& a, void* workspace, cudaStream_t stream) 
 
   GemmProblem g1 = expert_gemm(a, w, w.x_hi, w.x_lo, a.gate_up, a.gate_up_scales, a.gate_up_bias, a.gate_up_bias_bf16,
                                 2 * a.I, a.H);
-  // GPTOSS_CUDA_MOE_ACT=bf16 (probe; policy.h GpuKnobs::moe_act_bf16): on the wgmma tile both GEMMs take A as its
-  // bf16 hi half alone (the gate_up epilogue writes no lo half), half the tensor-core work
-  const bool act_bf16 = kind == GemmTileKind::Wgmma && knobs().moe_act_bf16;
+  // loadModel's activations 'bf16' (MoeArgs::act_bf16), or GPTOSS_CUDA_MOE_ACT=bf16 (probe; policy.h
+  // GpuKnobs::moe_act_bf16): on the wgmma tile both GEMMs take A as its bf16 hi half alone (the gate_up epilogue
+  // writes no lo half), half the tensor-core work
+  const bool act_bf16 = kind == GemmTileKind::Wgmma && (a.act_bf16 || knobs().moe_act_bf16);
   if (act_bf16) g1.a_lo = nullptr;
   g1.a_rows = w.perm_token;
   g1.out = w.act_hi;

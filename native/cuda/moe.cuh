@@ -49,6 +49,7 @@ struct MoeArgs {
   int* counters = nullptr;           // the backend's last-block counters (decode path)
   int slice_blocks = 32;             // decode MMA kernels: MX blocks a warp (set by the launcher)
   bool decode_layout = false;        // gate_up, down re-laid at upload (mxfp4_layout.h; MoeWeights::decode_layout)
+  bool act_bf16 = false;             // loadModel's activations 'bf16' (MoeWeights::activations): the grouped wgmma tile takes A's hi half alone
 };
 
 // Decode path when n*k is at most kMoeDecodeMaxPairs (token, expert) pairs, grouped GEMM above:

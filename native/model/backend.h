@@ -23,10 +23,12 @@ namespace gptoss {
 // head, denseWeights: 'q8') with (a load option, model.info.activations): F32 the activations as they are
 // (exact: the reference's products, summed in another order); Q8 each 32-value block of activations
 // rounded to int8 with an f32 scale (llama.cpp's q8_0), so the products are integer dot products. bf16
-// weights take f32 either way. CUDA multiplies f32 activations whatever this says.
-enum class ExpertActivations { F32, Q8 };
+// weights take f32 either way. Q8 is a CPU mode. Bf16 is a CUDA mode: the grouped MXFP4 expert GEMMs on
+// Hopper's wgmma tile (prefill chunks of 128+ routed rows an expert) multiply the activations rounded to bf16
+// (their high half) instead of as bf16 hi + lo, half the tensor-core work; every other kernel as F32.
+enum class ExpertActivations { F32, Q8, Bf16 };
 const char* expert_activations_name(ExpertActivations a);
-// "f32" | "q8"; throws RangeError naming `what` otherwise.
+// "f32" | "q8" | "bf16"; throws RangeError naming `what` otherwise.
 ExpertActivations parse_expert_activations(const std::string& s, const std::string& what);
 
 // The KV cache type a model runs with (a load option, loadModel's kvCache; model.info.kvCache): the

@@ -11,12 +11,15 @@
 
 namespace gptoss {
 
-const char* expert_activations_name(ExpertActivations a) { return a == ExpertActivations::Q8 ? "q8" : "f32"; }
+const char* expert_activations_name(ExpertActivations a) {
+  return a == ExpertActivations::Q8 ? "q8" : a == ExpertActivations::Bf16 ? "bf16" : "f32";
+}
 
 ExpertActivations parse_expert_activations(const std::string& s, const std::string& what) {
   if (s == "f32") return ExpertActivations::F32;
   if (s == "q8") return ExpertActivations::Q8;
-  throw range_error(what + " must be 'f32' or 'q8', got '" + s + "'");
+  if (s == "bf16") return ExpertActivations::Bf16;
+  throw range_error(what + " must be 'f32', 'q8' or 'bf16', got '" + s + "'");
 }
 
 std::string kv_cache_name(KvCacheType t) {

@@ -581,6 +581,9 @@ void Model::set_expert_activations(ExpertActivations a) {
   if (a == ExpertActivations::Q8 && backend_->device().kind != DeviceKind::CPU)
     throw range_error(std::string("activations 'q8' is a CPU mode; device ") + backend_->device().str() +
                       " multiplies f32 activations");
+  if (a == ExpertActivations::Bf16 && backend_->device().kind != DeviceKind::CUDA)
+    throw range_error(std::string("activations 'bf16' is a CUDA mode; device ") + backend_->device().str() +
+                      " multiplies " + (backend_->device().kind == DeviceKind::CPU ? "f32 or q8" : "f32") + " activations");
   expert_activations_ = a;
   for (LayerWeights& layer : weights_.layers) layer.mlp.experts.activations = a;
 }

@@ -137,11 +137,11 @@ bool choice_arg(const Napi::Object& spec, const char* key, const char* fn, const
   return v == second;
 }
 
-// spec.activations: 'f32' | 'q8' (absent: f32; the TypeScript side applies GPTOSS_CPU_ACTIVATIONS).
+// spec.activations: 'f32' | 'q8' | 'bf16' (absent: f32; the TypeScript side applies GPTOSS_CPU_ACTIVATIONS).
 ExpertActivations activations_arg(const Napi::Object& spec, const char* fn) {
   const Napi::Value v = spec.Get("activations");
   if (v.IsUndefined()) return ExpertActivations::F32;
-  if (!v.IsString()) throw type_error(std::string(fn) + ": spec.activations must be 'f32' or 'q8'");
+  if (!v.IsString()) throw type_error(std::string(fn) + ": spec.activations must be 'f32', 'q8' or 'bf16'");
   return parse_expert_activations(v.ToString().Utf8Value(), std::string(fn) + ": spec.activations");
 }
 

@@ -145,9 +145,11 @@ Napi::Value op_linear(const Napi::CallbackInfo& info, bool ref) {
     const std::string fn = std::string(ref ? "ops.reference" : "ops") + ".linear";
     ExpertActivations act = ExpertActivations::F32;
     if (info.Length() > 4 && !info[4].IsUndefined()) {
-      if (!info[4].IsString()) throw type_error(fn + ": activations must be 'f32' or 'q8'");
+      if (!info[4].IsString()) throw type_error(fn + ": activations must be 'f32', 'q8' or 'bf16'");
       act = parse_expert_activations(info[4].ToString().Utf8Value(), fn + ": activations");
     }
+    if (act == ExpertActivations::Bf16)  // a mode of the CUDA grouped expert GEMMs (loadModel), not of linear
+      throw range_error(fn + ": activations 'bf16' applies to a CUDA model's grouped expert GEMMs (loadModel's activations), not to linear");
     if (ref) {
       cpu::ref::linear(a.t("x"), a.t("weight"), a.optional("bias"), a.t("out"), act);
       return;
@@ -248,7 +250,7 @@ Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
     w.down = tensor_prop(wo, "down", fn);
     w.down_bias = tensor_prop(wo, "downBias", fn);
     if (!wo.Get("activations").IsUndefined()) {
-      if (!wo.Get("activations").IsString()) throw type_error(std::string(fn) + ": weights.activations must be 'f32' or 'q8'");
+      if (!wo.Get("activations").IsString()) throw type_error(std::string(fn) + ": weights.activations must be 'f32', 'q8' or 'bf16'");
       w.activations = parse_expert_activations(wo.Get("activations").ToString().Utf8Value(),
                                                std::string(fn) + ": weights.activations");
     }
@@ -267,6 +269,9 @@ Napi::Value op_moe(const Napi::CallbackInfo& info, bool ref) {
       dc(w.gate, "gate"), dc(w.gate_bias, "gateBias"), dc(w.up, "up"), dc(w.up_bias, "upBias");
     else
       dc(w.gate_up, "gateUp"), dc(w.gate_up_bias, "gateUpBias");
+    if (w.activations == ExpertActivations::Bf16 && (ref || dc.device.kind != DeviceKind::CUDA))
+      throw range_error(std::string(fn) + ": weights.activations 'bf16' is a CUDA mode; " +
+                        (ref ? std::string("the reference") : "device " + dc.device.str()) + " multiplies f32 or q8 activations");
     if (ref) cpu::ref::moe(x, idx, wt, w, sw, out);
     else get_backend(dc.device)->moe(x, idx, wt, w, sw, out);
     return info.Env().Undefined();

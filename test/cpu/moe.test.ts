@@ -87,7 +87,13 @@ describe('router and moe', () => {
     const out = Tensor.empty('f32', [1, 32]);
     const bad = { ...w, activations: 'q4' as unknown as 'q8' };
     expect(() => ops.moe(x, Tensor.fromI32([0], [1, 1]), Tensor.fromF32([1], [1, 1]), bad, undefined, out))
-      .toThrow(/weights\.activations must be 'f32' or 'q8', got 'q4'/);
+      .toThrow(/weights\.activations must be 'f32', 'q8' or 'bf16', got 'q4'/);
+    // bf16 is a mode of the CUDA grouped expert GEMMs: refused on the CPU and by the reference, not ignored
+    const cuda = { ...w, activations: 'bf16' as const };
+    expect(() => ops.moe(x, Tensor.fromI32([0], [1, 1]), Tensor.fromF32([1], [1, 1]), cuda, undefined, out))
+      .toThrow(/ops\.moe: weights\.activations 'bf16' is a CUDA mode; device cpu multiplies f32 or q8 activations/);
+    expect(() => reference.moe(x, Tensor.fromI32([0], [1, 1]), Tensor.fromF32([1], [1, 1]), cuda, undefined, out))
+      .toThrow(/weights\.activations 'bf16' is a CUDA mode; the reference multiplies f32 or q8 activations/);
   });
 
   it('router: top-k ties go to the lower index, weights are a softmax over the k logits', () => {

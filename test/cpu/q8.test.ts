@@ -93,7 +93,8 @@ describe('q8_0 linear (GGUF dense weights, denseWeights q8)', () => {
     ops.linear(x, w, null, a, 'q8');
     reference.linear(x, w, null, b);
     expect(relL2(f32(a), f32(b))).toBeLessThan(1e-6);
-    expect(() => ops.linear(x, w, null, a, 'q4' as never)).toThrow(/ops.linear: activations must be 'f32' or 'q8', got 'q4'/);
+    expect(() => ops.linear(x, w, null, a, 'q4' as never)).toThrow(/ops.linear: activations must be 'f32', 'q8' or 'bf16', got 'q4'/);
+    expect(() => ops.linear(x, w, null, a, 'bf16')).toThrow(/ops.linear: activations 'bf16' applies to a CUDA model's grouped expert GEMMs/);
   });
 
   it('embeds q8_0 rows as d * q', () => {
