@@ -71,6 +71,17 @@ describe('gpt-oss CLI', () => {
     expect(r.stdout).toMatch(/bytes in memory: .*\(\d+ bytes\)/);
     expect(r.stdout).toMatch(/device: cpu/);
     expect(r.stdout).toContain('kv cache: f32');
+    expect(r.stdout).toContain(`activations: ${process.env.GPTOSS_CPU_ACTIVATIONS || 'f32'}`);
+    // --activations: q8 runs on the CPU (info says so); bf16 is a CUDA mode the CPU refuses by name; the flag checks its value
+    const q8 = await run(['info', model, '--device', 'cpu', '--activations', 'q8']);
+    expect(q8.code).toBe(0);
+    expect(q8.stdout).toContain('activations: q8');
+    const act = await run(['info', model, '--device', 'cpu', '--activations', 'bf16']);
+    expect(act.code).toBe(1);
+    expect(act.stderr).toMatch(/option 'activations' 'bf16' is a CUDA mode .*device cpu multiplies f32 or q8 activations/);
+    const badAct = await run(['info', model, '--activations', 'fp8']);
+    expect(badAct.code).not.toBe(0);
+    expect(badAct.stderr).toMatch(/expected f32, q8 or bf16, got 'fp8'/);
     // --kv-cache: a GPU option; the CPU refuses a 16-bit cache by name (one line, exit 1), and the flag checks its value
     const kv = await run(['info', model, '--device', 'cpu', '--kv-cache', 'f16']);
     expect(kv.code).toBe(1);

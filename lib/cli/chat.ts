@@ -20,7 +20,7 @@ export function registerChat(program: Command): void {
     .option('--instructions <text>', 'developer instructions (the "system prompt")')
     .option('--max-context <n>', 'KV-cache size in tokens; when full, the oldest turns are dropped (default min(4096, max_position_embeddings))', parseIntArg(16));
   addSamplingOptions(cmd).action(async (dir: string, flags: ChatFlags) => {
-    const model = await loadWithProgress(dir, flags.device, flags.denseWeights, flags.kvCache, flags.experts);
+    const model = await loadWithProgress(dir, flags);
     const options = { ...generateOptions(flags), ...(flags.effort !== undefined ? { reasoningEffort: flags.effort } : {}) };
     const newChat = (): ChatSession =>
       new ChatSession(model, {

@@ -5,6 +5,7 @@ import { KV_CACHE_DTYPES, loadModel, type DeviceRequest, type GptOssModel, type 
 
 type DenseWeights = NonNullable<LoadOptions['denseWeights']>;
 type Experts = NonNullable<LoadOptions['experts']>;
+type Activations = NonNullable<LoadOptions['activations']>;
 import type { GenerateOptions } from '../generate.js';
 import type { ReasoningEffort } from '../harmony/index.js';
 
@@ -17,19 +18,25 @@ export function formatError(e: unknown): string {
   return `gpt-oss: ${message.trim().replace(/\s*\n\s*/g, ' ')}`;
 }
 
+/** The load options a command takes from its flags (absent: loadModel's defaults). */
+export interface CliLoadOptions {
+  device: DeviceRequest;
+  denseWeights?: DenseWeights;
+  kvCache?: KvCacheDtype;
+  experts?: Experts;
+  activations?: Activations;
+}
+
 /**
  * Loads a checkpoint folder; when stderr is a terminal, a progress bar of what takes the time: the
  * page-in of the files on the CPU, the upload on a GPU (native Model::load counts those bytes).
  */
-export async function loadWithProgress(
-  dir: string,
-  device: DeviceRequest,
-  denseWeights: DenseWeights = 'as-stored',
-  kvCache?: KvCacheDtype,
-  experts: Experts = 'mxfp4',
-): Promise<GptOssModel> {
-  const kv = kvCache !== undefined ? { kvCache } : {};
-  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights, experts, ...kv });
+export async function loadWithProgress(dir: string, options: CliLoadOptions): Promise<GptOssModel> {
+  const { device, denseWeights = 'as-stored', experts = 'mxfp4' } = options;
+  const kv = options.kvCache !== undefined ? { kvCache: options.kvCache } : {};
+  // absent: loadModel's default (GPTOSS_CPU_ACTIVATIONS on the CPU, else f32)
+  const act = options.activations !== undefined ? { activations: options.activations } : {};
+  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights, experts, ...kv, ...act });
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -49,6 +56,7 @@ export async function loadWithProgress(
       denseWeights,
       experts,
       ...kv,
+      ...act,
       onProgress: (done, total) => {
         if (!started) {
           bar.start(total, 0, { done: '0', all: mib(total), rate: '0' });
@@ -104,7 +112,8 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--device <device>', 'auto, cpu, cuda, cuda:N, hip or hip:N', parseDevice, 'auto' as DeviceRequest)
     .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored' as DenseWeights)
     .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
-    .option('--experts <format>', EXPERTS_HELP, parseExperts, 'mxfp4' as Experts);
+    .option('--experts <format>', EXPERTS_HELP, parseExperts, 'mxfp4' as Experts)
+    .option('--activations <mode>', ACTIVATIONS_HELP, parseActivations);
 }
 
 export const EXPERTS_HELP = "a fine-tuned checkpoint's bf16 experts: mxfp4 (quantized at load, default) or bf16 (run as stored)";
@@ -114,7 +123,15 @@ export function parseExperts(v: string): Experts {
   return v;
 }
 
-export const KV_CACHE_HELP = 'KV cache element type on a GPU: bf16 (default), f16, f32, or f32k-f16v (f32 K, f16 V) (the CPU keeps f32)';
+export const KV_CACHE_HELP = 'KV cache element type on a GPU: f32k-f16v (f32 K, f16 V; default), f16, bf16 or f32 (the CPU keeps f32)';
+
+export const ACTIVATIONS_HELP =
+  "what the experts multiply the weights with: f32 (exact; default, or GPTOSS_CPU_ACTIVATIONS on the CPU), q8 (CPU: int8 blocks, faster on AVX2-only CPUs) or bf16 (CUDA: bf16 activations in Hopper's prefill expert GEMMs, faster prefill)";
+
+export function parseActivations(v: string): Activations {
+  if (v !== 'f32' && v !== 'q8' && v !== 'bf16') throw new InvalidArgumentError(`expected f32, q8 or bf16, got '${v}'`);
+  return v;
+}
 
 export function parseKvCache(v: string): KvCacheDtype {
   if (!(KV_CACHE_DTYPES as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected f16, bf16, f32 or f32k-f16v, got '${v}'`);
@@ -129,6 +146,7 @@ export function parseDenseWeights(v: string): DenseWeights {
 export interface SamplingFlags {
   denseWeights?: DenseWeights;
   experts?: Experts;
+  activations?: Activations;
   kvCache?: KvCacheDtype;
   maxTokens?: number;
   temperature?: number;

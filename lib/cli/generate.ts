@@ -85,7 +85,7 @@ export function registerGenerate(program: Command): void {
     }
     if (flags.raw && (flags.effort !== undefined || flags.instructions !== undefined))
       throw new UsageError('generate: --effort and --instructions need the chat format (drop --raw)');
-    const model = await loadWithProgress(dir, flags.device, flags.denseWeights, flags.kvCache, flags.experts);
+    const model = await loadWithProgress(dir, flags);
     const controller = new AbortController();
     const onSigint = (): void => controller.abort();
     process.once('SIGINT', onSigint);

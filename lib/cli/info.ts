@@ -1,7 +1,18 @@
 // gpt-oss info <model>: config, parameter counts, sizes, backend.
 import type { Command } from 'commander';
 import type { ModelConfig } from '../loader/config.js';
-import { EXPERTS_HELP, KV_CACHE_HELP, loadWithProgress, parseDenseWeights, parseDevice, parseExperts, parseKvCache, type SamplingFlags } from './common.js';
+import {
+  ACTIVATIONS_HELP,
+  EXPERTS_HELP,
+  KV_CACHE_HELP,
+  loadWithProgress,
+  parseActivations,
+  parseDenseWeights,
+  parseDevice,
+  parseExperts,
+  parseKvCache,
+  type SamplingFlags,
+} from './common.js';
 
 export interface ParameterCounts {
   embedding: number;
@@ -69,9 +80,10 @@ export function registerInfo(program: Command): void {
     .option('--dense-weights <format>', 'as-stored, or q8: attention and LM head as 8-bit (Q8_0) at load', parseDenseWeights, 'as-stored')
     .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
     .option('--experts <format>', EXPERTS_HELP, parseExperts, 'mxfp4')
+    .option('--activations <mode>', ACTIVATIONS_HELP, parseActivations)
     .option('--json', 'print one JSON object')
-    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights' | 'kvCache' | 'experts'> & { json?: boolean }) => {
-      const model = await loadWithProgress(dir, flags.device, flags.denseWeights, flags.kvCache, flags.experts);
+    .action(async (dir: string, flags: Pick<SamplingFlags, 'device' | 'denseWeights' | 'kvCache' | 'experts' | 'activations'> & { json?: boolean }) => {
+      const model = await loadWithProgress(dir, flags);
       try {
         const params = parameterCounts(model.config);
         if (flags.json) {
@@ -109,6 +121,7 @@ export function registerInfo(program: Command): void {
           `load time: ${model.info.loadSeconds.toFixed(2)} s`,
           `backend: ${model.info.backend}, device: ${model.info.device}${model.info.fallbackReason ? ` (${model.info.fallbackReason})` : ''}`,
           `kv cache: ${model.info.kvCache}`,
+          `activations: ${model.info.activations}`,
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       } finally {

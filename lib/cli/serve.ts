@@ -1,7 +1,7 @@
 // gpt-oss serve <model>: the OpenAI-compatible HTTP server (lib/server) on a continuous-batching engine.
 import { InvalidArgumentError, type Command } from 'commander';
 import { basename, resolve } from 'node:path';
-import { KV_CACHE_HELP, loadWithProgress, parseDevice, parseIntArg, parseKvCache } from './common.js';
+import { ACTIVATIONS_HELP, KV_CACHE_HELP, loadWithProgress, parseActivations, parseDevice, parseIntArg, parseKvCache } from './common.js';
 import { createServer } from '../server/app.js';
 import type { DeviceRequest, KvCacheDtype } from '../model.js';
 
@@ -20,6 +20,7 @@ interface ServeFlags {
   engine?: 'native' | 'session';
   pipelineDecode?: boolean;
   kvCache?: KvCacheDtype;
+  activations?: 'f32' | 'q8' | 'bf16';
 }
 
 export function registerServe(program: Command): void {
@@ -31,6 +32,7 @@ export function registerServe(program: Command): void {
     .option('--port <port>', 'port to listen on (0: any free port)', parseIntArg(0), 8000)
     .option('--device <device>', 'auto, cpu, cuda or cuda:N', parseDevice, 'auto' as DeviceRequest)
     .option('--kv-cache <dtype>', KV_CACHE_HELP, parseKvCache)
+    .option('--activations <mode>', ACTIVATIONS_HELP, parseActivations)
     .option('--model-name <id>', "the id clients send as 'model' (default: the folder's name)")
     .option('--max-sequences <n>', 'sequences decoding at once', parseIntArg(1), 8)
     .option('--max-batch-tokens <n>', 'tokens in one step (decode tokens + prefill chunks)', parseIntArg(1), 512)
@@ -57,7 +59,7 @@ export function registerServe(program: Command): void {
         throw new RangeError(
           `--max-prefill-tokens (${flags.maxPrefillTokens}) must be at least --max-batch-tokens (${maxBatchTokens}${maxBatchTokens > flags.maxBatchTokens ? ', raised to --max-sequences' : ''}): it is the budget of a step with nothing decoding`,
         );
-      const model = await loadWithProgress(dir, flags.device, 'as-stored', flags.kvCache);
+      const model = await loadWithProgress(dir, { device: flags.device, kvCache: flags.kvCache, activations: flags.activations });
       const engine = model.createEngine({
         maxSequences,
         maxBatchTokens,
