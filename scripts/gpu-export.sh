@@ -11,8 +11,18 @@
 # (commit or stash them first). Then, with carry [".gpu"], on the device, from the repository root:
 #   source scripts/gpu-host-setup.sh; OUT=$OUT bash scripts/gpu-all.sh
 # (prebuilt binaries, if any, go in .gpu/bin/*.xz: scripts/gpu-host-setup.sh unpacks them into build-gpu/).
+# --binaries: also build gptoss_gpu_check, gptoss_gpu_bench and gpt_oss_node.node for sm_90a here (build-gpu/,
+# configured on first use; ~4 min from scratch on 2 cores) and pack them into .gpu/bin, so that a device call runs
+# them instead of building. Without it, a .gpu/bin left by an earlier export (another commit's binaries) is removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+binaries=0
+for a in "$@"; do
+  case $a in
+    --binaries) binaries=1 ;;
+    *) echo "gpu-export: unknown argument '$a' (--binaries)" >&2; exit 2 ;;
+  esac
+done
 if ! git diff --quiet HEAD --; then
   echo "gpu-export: tracked files differ from HEAD; the device would build the working tree, not HEAD (commit or stash first)" >&2
   exit 1
@@ -43,6 +53,16 @@ done
 find .gpu/node_modules -mindepth 2 -maxdepth 3 -type d \( -name test -o -name tests -o -name docs -o -name benchmarks -o -name examples \) -prune -exec rm -rf {} +
 find .gpu/node_modules -name '*.d.ts' -delete -o -name '*.md' -delete -o -name '*.map' -delete
 [[ -f .gpu/node.xz ]] || xz -T2 -c "$(command -v node)" > .gpu/node.xz
+rm -rf .gpu/bin
+if [[ $binaries == 1 ]]; then
+  if [[ ! -f build-gpu/build.ninja ]]; then
+    cmake -G Ninja -B build-gpu -DCMAKE_BUILD_TYPE=Release -DGPTOSS_CUDA_ARCHS=90a-real -DGPTOSS_HIP=OFF -DGPTOSS_GPU_TESTS=ON \
+      "-DCMAKE_JS_INC=$PWD/node_modules/node-api-headers/include;$PWD/node_modules/node-addon-api" > /dev/null
+  fi
+  ninja -C build-gpu gptoss_gpu_check gptoss_gpu_bench gpt_oss_node > /dev/null
+  mkdir -p .gpu/bin
+  for b in gptoss_gpu_check gptoss_gpu_bench gpt_oss_node.node; do xz -T2 -c "build-gpu/$b" > ".gpu/bin/$b.xz"; done
+fi
 git rev-parse HEAD > .gpu/COMMIT
 tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 carried=$(du -sb .gpu | cut -f1)
