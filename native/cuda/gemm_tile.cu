@@ -276,13 +276,7 @@ template <WeightFormat WF, Epilogue EPI, int MT>
 void launch_mt(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
   constexpr bool kMx = WF == WeightFormat::MXFP4;
   const int smem = smem_bytes(kMx, 32 * MT, kMx ? p.K / kGemmBK : 0);
-  // The largest size set so far on this device (attributes are per device; idempotent, a benign race).
-  std::atomic<int>& attr_bytes = launcher_slot(gemm_tile_kernel<WF, EPI, MT>);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {  // always opted in: static + dynamic above 48 KB needs it too
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_tile_kernel<WF, EPI, MT>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
+  opt_in_smem(gemm_tile_kernel<WF, EPI, MT>, smem);
   int col_tiles = ceil_div(p.N, kGemmBN);
   for (int i = 1; i < p.num_parts; ++i) col_tiles += ceil_div(p.extra[i - 1].N, kGemmBN);
   dim3 grid(col_tiles, max_tiles);

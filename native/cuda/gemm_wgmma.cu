@@ -558,23 +558,13 @@ template <Epilogue EPI, int WG, bool kLo>
 void launch_ws(const GemmProblem& p, dim3 grid, cudaStream_t stream) {
   constexpr int BM = WG * wl::kWgRows;
   const int smem = wl::ws_smem_bytes(BM, p.K / 32);
-  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_ws_kernel<EPI, WG, kLo>);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_ws_kernel<EPI, WG, kLo>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_ws_kernel<EPI, WG, kLo>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
+  opt_in_smem(gemm_wgmma_ws_kernel<EPI, WG, kLo>, smem);
   launch_k(gemm_wgmma_ws_kernel<EPI, WG, kLo>, grid, wl::ws_threads(BM), size_t(smem), stream, p);
 }
 
 template <WeightFormat WF, Epilogue EPI, int WG, bool kSplit, bool kLo = true>
 void set_smem(int smem) {
-  std::atomic<int>& attr_bytes = launcher_slot(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
+  opt_in_smem(gemm_wgmma_kernel<WF, EPI, WG, kSplit, kLo>, smem);
 }
 
 #if !defined(GPTOSS_HIP)

@@ -5,6 +5,7 @@
 
 #include "arch.cuh"
 #include "core/error.h"
+#include "device.h"  // launcher_slot
 
 namespace gptoss::cuda {
 
@@ -68,5 +69,18 @@ void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cuda
   cfg.numAttrs = t_pdl ? 1 : 0;
   GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
 #endif
+}
+
+// A kernel's dynamic shared memory opt-in (always set: static + dynamic above 48 KB needs it too) and the full
+// carveout, set on the current device for the largest size asked so far (the attributes are per device:
+// launcher_slot; idempotent, a benign race between threads).
+template <typename... KArgs>
+void opt_in_smem(void (*kernel)(KArgs...), int smem) {
+  std::atomic<int>& attr_bytes = launcher_slot(kernel);
+  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    attr_bytes.store(smem, std::memory_order_relaxed);
+  }
 }
 }  // namespace gptoss::cuda

@@ -535,21 +535,10 @@ __global__ void __launch_bounds__(kThreads, moe_stream_ctas_per_sm(S, kTok))
 }
 #endif  // !GPTOSS_HIP
 
-// A kernel's dynamic shared memory opt-in (and the full carveout), set once a device for the largest size asked.
-template <class... KArgs>
-void allow_smem(void (*kernel)(KArgs...), int smem) {
-  std::atomic<int>& attr_bytes = launcher_slot(kernel);
-  if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    attr_bytes.store(smem, std::memory_order_relaxed);
-  }
-}
-
 template <bool kSwiglu, int S, bool kRelaid, int kTok>
 void launch_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const int smem = moe_stream_smem_bytes(S, p.K / 32, kTok);
-  allow_smem(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, smem);
+  opt_in_smem(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
   launch_k(moe_stream_kernel<kSwiglu, S, kRelaid, kTok>, grid, kThreads, size_t(smem), stream, p);
 }
@@ -586,7 +575,7 @@ template <bool kSwiglu, int S, bool kRelaid, int kTok>
 void launch_tma_kernel(const MoeStreamProblem& p, cudaStream_t stream) {
   const CUtensorMap map = weight_tensor_map(p);
   const int smem = moe_stream_tma_smem_bytes(S, p.K / 32, kTok);
-  allow_smem(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, smem);
+  opt_in_smem(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, smem);
   const dim3 grid(unsigned(ceil_div(p.N, kRows)), unsigned(p.max_tiles));
   launch_k(moe_stream_tma_kernel<kSwiglu, S, kRelaid, kTok>, grid, kThreads, size_t(smem), stream, map, p);
 }
