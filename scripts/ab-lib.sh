@@ -34,7 +34,7 @@ const runs = fs.readdirSync(process.argv[1]).filter((f) => f.endsWith(".json"))
 '"$js" "$@"
 }
 
-# A device call's time budget for the one-call A/B scripts (gpu-band-ab.sh, gpu-act-ab.sh), whose later steps are
+# A device call's time budget for the one-call A/B scripts (gpu-band-ab.sh, gpu-act-ab.sh, gpu-ws-ab.sh), whose later steps are
 # skipped when the time left would not cover their timeout:
 #   ab_budget <seconds>  starts the clock;  ab_elapsed / ab_left  seconds since / left;
 #   ab_fits <seconds>    whether a step with that timeout still fits (else says so and returns 1).
@@ -42,3 +42,16 @@ ab_budget() { AB_T0=$(date +%s); AB_BUDGET=$1; }
 ab_elapsed() { echo $(( $(date +%s) - AB_T0 )); }
 ab_left() { echo $(( AB_BUDGET - $(ab_elapsed) )); }
 ab_fits() { [[ $(ab_left) -ge $1 ]] || { echo "skipped (needs $1 s, $(ab_left) s left of $AB_BUDGET)"; return 1; }; }
+
+# ab_prefill_line <e2e log>: its prefill lines on one line ("prefill 2048 tokens: 23161.8 tok/s (88.4 ms); ...").
+ab_prefill_line() { grep -E '^  prefill' "$1" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';'; }
+
+# ab_serve_table <dir>: issue 11's serving table on the synthetic 20b (1 / 64 / 128 streams, TTFT of 2,000 tokens,
+# a 4,000-token prompt's delay over 32 streams) into <dir>/serve, its summary printed; 130 s at most.
+ab_serve_table() {
+  local dir=$1
+  timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
+    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$dir/serve" > "$dir/serve.log" 2>&1
+  echo "serve-load rc $?"
+  grep -vE '^\s|^[{}]' "$dir/serve.log" | tail -12
+}

@@ -36,15 +36,13 @@ for round in 1 2; do
     ab_fits 45 || break 2
     GPTOSS_CUDA_MOE_ACT=$act timeout 45 node bench/e2e.mjs --synthetic 20b --device cuda --prefill 2048,4096 --decode 0 --repeat 5 \
       --label "act-$act-$round" --out "$D/e2e" > "$D/e2e-$act-$round.log" 2>&1
-    echo "e2e $act round $round rc $?: $(grep -E '^  prefill' "$D/e2e-$act-$round.log" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';')"
+    echo "e2e $act round $round rc $?: $(ab_prefill_line "$D/e2e-$act-$round.log")"
   done
 done
 # While BUDGET lasts, what earlier calls could not finish: the serving table on an H200 (issue 11's targets are an
 # H200's; none came in sessions 16-20), the batch check under its twentieth-session rule, racecheck on the stream kernels.
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200 && ab_fits 130; then
-  timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
-    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$D/serve" > "$D/serve.log" 2>&1
-  echo "serve-load (H200) rc $?"; grep -vE '^\s|^[{}]' "$D/serve.log" | tail -8
+  ab_serve_table "$D"
 fi
 if ab_fits 70; then
   timeout 70 node scripts/gpu-batch-check.mjs > "$D/batch-check.log" 2>&1

@@ -47,7 +47,7 @@ for round in 1 2; do
     [[ $v == ws-bf16 ]] && act=bf16
     GPTOSS_CUDA_GEMM_WS=$ws GPTOSS_CUDA_MOE_ACT=$act timeout 45 node bench/e2e.mjs --synthetic 20b --device cuda --prefill 2048,4096 \
       --decode 0 --repeat 5 --label "ws-$v-$round" --out "$D/e2e" > "$D/e2e-$v-$round.log" 2>&1
-    echo "e2e $v round $round rc $?: $(grep -E '^  prefill' "$D/e2e-$v-$round.log" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';')"
+    echo "e2e $v round $round rc $?: $(ab_prefill_line "$D/e2e-$v-$round.log")"
   done
 done
 # loadModel's activations 'bf16' through a whole model (20b x 4 layers, a 2,048-token prompt in one chunk) against the
@@ -58,12 +58,7 @@ if ab_fits 120; then
   grep -E "^PASS|^FAIL|^cpu:|^gpu-act" "$D/act-check.log"
 fi
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
-  if ab_fits 130; then
-    timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
-      --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$D/serve" > "$D/serve.log" 2>&1
-    echo "serve-load (H200) rc $?"
-    grep -vE '^\s|^[{}]' "$D/serve.log" | tail -12
-  fi
+  ab_fits 130 && ab_serve_table "$D"
 elif command -v ncu > /dev/null; then
   for v in ws classic; do
     ab_fits 60 || break
