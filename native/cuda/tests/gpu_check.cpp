@@ -732,7 +732,9 @@ Stats moe_against_cpu(Rng& r, const MoeSet& m, const Routes& routes,
   }
   return compare(to_host(got), want);
 }
-std::string moe_shape(int n, int k, const MoeSet& m) {
+// A MoE case's shape in reports ("n2048 E32 k4 H2880 I2880"), for either set (MoeSet, MoeBf16Set).
+template <class Set>
+std::string moe_shape(int n, int k, const Set& m) {
   return "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" + std::to_string(m.H) +
          " I" + std::to_string(m.I);
 }
@@ -890,8 +892,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
-  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
-                            std::to_string(m.H) + " I" + std::to_string(m.I);
+  const std::string shape = moe_shape(n, k, m);
   Tensor gx = to_gpu(x), gei = to_gpu(ei), gwt = to_gpu(w);
   if (n * k > 16) {
     // Past the decode kernels: the grouped GEMM tile and (NVIDIA) the grouped decode kernels
@@ -980,8 +981,7 @@ void check_moe_bf16(Rng& r, const MoeBf16Set& m, int n, int k) {
   SwigluParams sw;
   Tensor want = host_empty(DType::F32, {n, m.H});
   cpu->moe(x, ei, w, m.cw, sw, want);
-  const std::string shape = "n" + std::to_string(n) + " E" + std::to_string(m.E) + " k" + std::to_string(k) + " H" +
-                            std::to_string(m.H) + " I" + std::to_string(m.I) + " bf16";
+  const std::string shape = moe_shape(n, k, m) + " bf16";
   Tensor gx = to_gpu(x), gei = to_gpu(ei), gwt = to_gpu(w);
   const char* saved = std::getenv("GPTOSS_CUDA_MOE_BF16");
   const std::string keep = saved ? saved : "";
