@@ -10,7 +10,7 @@ import { Engine, type EngineOptions } from './engine/scheduler.js';
 import { generate, type GenerateInput, type GenerateOptions, type GenerationStream } from './generate.js';
 import { DeviceUnavailableError } from './errors.js';
 import { toTokenIds } from './token-ids.js';
-import type { ExpertActivations } from './ops.js';
+import { EXPERT_ACTIVATIONS, type ExpertActivations } from './ops.js';
 
 /**
  * The activations mode a model loads with: the option, else GPTOSS_CPU_ACTIVATIONS (on the CPU only:
@@ -21,7 +21,7 @@ import type { ExpertActivations } from './ops.js';
 export function resolveActivations(request: unknown, device: string, fn = 'loadModel'): ExpertActivations {
   const fromEnv = request === undefined;
   const value = fromEnv ? (device === 'cpu' ? process.env.GPTOSS_CPU_ACTIVATIONS || 'f32' : 'f32') : request;
-  const allowed: readonly unknown[] = fromEnv ? ['f32', 'q8'] : ['f32', 'q8', 'bf16']; // bf16 is never the default
+  const allowed: readonly unknown[] = fromEnv ? ['f32', 'q8'] : EXPERT_ACTIVATIONS; // bf16 is never the default
   if (!allowed.includes(value))
     throw new RangeError(
       `${fn}: ${fromEnv ? "GPTOSS_CPU_ACTIVATIONS must be 'f32' or 'q8'" : "option 'activations' must be 'f32', 'q8' or 'bf16'"}, got ${String(value)}`,

@@ -41,7 +41,9 @@ export interface MoeWeightsGguf {
 }
 
 export type MoeWeights = MoeWeightsHf | MoeWeightsGguf;
-export type ExpertActivations = 'f32' | 'q8' | 'bf16';
+/** The activation modes of the expert kernels (LoadOptions.activations): 'q8' a CPU mode, 'bf16' a CUDA one. */
+export const EXPERT_ACTIVATIONS = ['f32', 'q8', 'bf16'] as const;
+export type ExpertActivations = (typeof EXPERT_ACTIVATIONS)[number];
 
 export interface SwigluParams {
   limit?: number; // default 7

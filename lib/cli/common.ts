@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { KV_CACHE_DTYPES, loadModel, type DeviceRequest, type GptOssModel, type KvCacheDtype, type LoadOptions } from '../model.js';
+import { EXPERT_ACTIVATIONS } from '../ops.js';
 
 type DenseWeights = NonNullable<LoadOptions['denseWeights']>;
 type Experts = NonNullable<LoadOptions['experts']>;
@@ -33,10 +34,15 @@ export interface CliLoadOptions {
  */
 export async function loadWithProgress(dir: string, options: CliLoadOptions): Promise<GptOssModel> {
   const { device, denseWeights = 'as-stored', experts = 'mxfp4' } = options;
-  const kv = options.kvCache !== undefined ? { kvCache: options.kvCache } : {};
-  // absent: loadModel's default (GPTOSS_CPU_ACTIVATIONS on the CPU, else f32)
-  const act = options.activations !== undefined ? { activations: options.activations } : {};
-  if (!process.stderr.isTTY) return loadModel(dir, { device, denseWeights, experts, ...kv, ...act });
+  const load: LoadOptions = {
+    device,
+    denseWeights,
+    experts,
+    ...(options.kvCache !== undefined ? { kvCache: options.kvCache } : {}),
+    // absent: loadModel's default (GPTOSS_CPU_ACTIVATIONS on the CPU, else f32)
+    ...(options.activations !== undefined ? { activations: options.activations } : {}),
+  };
+  if (!process.stderr.isTTY) return loadModel(dir, load);
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -52,11 +58,7 @@ export async function loadWithProgress(dir: string, options: CliLoadOptions): Pr
   const rate = (b: number): string => (b / 2 ** 20 / Math.max(1e-3, (performance.now() - t0) / 1000)).toFixed(0);
   try {
     return await loadModel(dir, {
-      device,
-      denseWeights,
-      experts,
-      ...kv,
-      ...act,
+      ...load,
       onProgress: (done, total) => {
         if (!started) {
           bar.start(total, 0, { done: '0', all: mib(total), rate: '0' });
@@ -129,8 +131,8 @@ export const ACTIVATIONS_HELP =
   "what the experts multiply the weights with: f32 (exact; default, or GPTOSS_CPU_ACTIVATIONS on the CPU), q8 (CPU: int8 blocks, faster on AVX2-only CPUs) or bf16 (CUDA: bf16 activations in Hopper's prefill expert GEMMs, faster prefill)";
 
 export function parseActivations(v: string): Activations {
-  if (v !== 'f32' && v !== 'q8' && v !== 'bf16') throw new InvalidArgumentError(`expected f32, q8 or bf16, got '${v}'`);
-  return v;
+  if (!(EXPERT_ACTIVATIONS as readonly string[]).includes(v)) throw new InvalidArgumentError(`expected f32, q8 or bf16, got '${v}'`);
+  return v as Activations;
 }
 
 export function parseKvCache(v: string): KvCacheDtype {

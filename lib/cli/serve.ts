@@ -4,6 +4,7 @@ import { basename, resolve } from 'node:path';
 import { ACTIVATIONS_HELP, KV_CACHE_HELP, loadWithProgress, parseActivations, parseDevice, parseIntArg, parseKvCache } from './common.js';
 import { createServer } from '../server/app.js';
 import type { DeviceRequest, KvCacheDtype } from '../model.js';
+import type { ExpertActivations } from '../ops.js';
 
 interface ServeFlags {
   host: string;
@@ -20,7 +21,7 @@ interface ServeFlags {
   engine?: 'native' | 'session';
   pipelineDecode?: boolean;
   kvCache?: KvCacheDtype;
-  activations?: 'f32' | 'q8' | 'bf16';
+  activations?: ExpertActivations;
 }
 
 export function registerServe(program: Command): void {
