@@ -189,10 +189,11 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
   await cpuBatch?.dispose();
   await gpu.dispose();
   await host?.dispose();
-  // every draw's rel L2, and the worst draw (the first NaN, else the largest)
+  // every draw's rel L2, and the draws from worst to best (NaN first; a stable sort keeps the earlier of equals)
   const rel = r.all.map((w) => w.relL2);
   const maxRel = maxOf(rel), p99 = pct(rel, 0.99);
-  const worstDraw = r.all.reduce((a, w) => (!a || !(w.relL2 <= a.relL2) ? w : a), null);
+  const ranked = [...r.all].sort((a, b) => (Number.isNaN(a.relL2) ? -1 : Number.isNaN(b.relL2) ? 1 : b.relL2 - a.relL2));
+  const worstDraw = ranked[0];
   const where = (w) => `seq ${w.seq} draw ${w.draw} step ${w.step} (${w.stepTokens} tokens) ${w.relL2.toExponential(2)}`;
   console.log(`${label}: ${plans.length} sequences, prompts ${Math.min(...plans.map((p) => p.prompt.length))}..${Math.max(...plans.map((p) => p.prompt.length))} tokens, ${r.draws} draws; pool full after: ${full}; ids outside the vocabulary: ${r.bad} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   console.log(`  ${device} batch vs ${device} sessions, logits rel L2: p50 ${pct(rel, 0.5).toExponential(2)}, p99 ${p99.toExponential(2)}, max ${maxRel.toExponential(2)}` +
@@ -211,7 +212,7 @@ async function schedule(label, shape, layers, plansOf, { cpu = true } = {}) {
     failed = true;
     console.log(`  FAIL ${label}`);
     // where it went wrong: the worst draws with their step and its size, the worst sequence's draws, the steps' token counts
-    const worst = [...r.all].sort((a, b) => (Number.isNaN(a.relL2) ? -1 : Number.isNaN(b.relL2) ? 1 : b.relL2 - a.relL2)).slice(0, 8);
+    const worst = ranked.slice(0, 8);
     console.log(`  worst draws: ${worst.map(where).join('; ')}`);
     const ws = r.all.filter((w) => w.seq === worst[0]?.seq);
     console.log(`  seq ${worst[0]?.seq}'s draws (step: rel L2): ${ws.map((w) => `${w.step}: ${w.relL2.toExponential(1)}`).join(', ')}`);
