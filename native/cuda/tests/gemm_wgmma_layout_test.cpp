@@ -289,25 +289,20 @@ struct WsModel {
         for (size_t i = 0; i < prod[size_t(t)].groups.size(); ++i)
           if (!prod[size_t(t)].groups[i].landed) lands.push_back({t, i});
       std::shuffle(moves.begin(), moves.end(), rng);
-      bool moved = false;
-      if (!lands.empty() && rng() % 3 == 0) {
-        const auto [t, i] = lands[rng() % lands.size()];
+      // group i of producer t lands: its stage's copy is in its slot, unless a later stage has taken the slot
+      auto land = [&](std::pair<int, size_t> which) {
+        const auto [t, i] = which;
         Group& gr = prod[size_t(t)].groups[i];
         gr.landed = true;
         if (gr.stage >= 0 && slot_a[size_t(gr.slot)][size_t(t)] == gr.stage) landed[size_t(gr.slot)][size_t(t)] = true;
-        moved = true;
-      }
+        return true;
+      };
+      bool moved = !lands.empty() && rng() % 3 == 0 && land(lands[rng() % lands.size()]);
       for (int a : moves) {
         if (moved) break;
         moved = a < P ? step_producer(a) : step_consumer(a - P);
       }
-      if (!moved && !lands.empty()) {  // only landings can move things on
-        const auto [t, i] = lands[0];
-        Group& gr = prod[size_t(t)].groups[i];
-        gr.landed = true;
-        if (gr.stage >= 0 && slot_a[size_t(gr.slot)][size_t(t)] == gr.stage) landed[size_t(gr.slot)][size_t(t)] = true;
-        moved = true;
-      }
+      if (!moved && !lands.empty()) moved = land(lands[0]);  // only landings can move things on
       if (!error.empty()) return error;
       bool all = true;
       for (const Producer& q : prod) all &= q.finished;
