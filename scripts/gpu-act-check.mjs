@@ -9,25 +9,19 @@
 //   node scripts/gpu-act-check.mjs   (uses dist/; env LAYERS, PROMPT, STEPS; DEVICE=cpu: a dry run of the script on the
 //   CPU alone, 'f32' only, which asserts nothing about bf16)
 import { createSyntheticModel } from '../dist/synthetic.js';
+import { argmax, hasNaN, relL2 } from './logits.mjs';
 
 const layers = Number(process.env.LAYERS ?? 4);
 const promptLen = Number(process.env.PROMPT ?? 2048);
 const steps = Number(process.env.STEPS ?? 8);
 const device = process.env.DEVICE ?? 'cuda';
 const modes = device === 'cpu' ? ['f32'] : ['f32', 'bf16'];
-const relL2 = (a, b) => {
-  let n = 0, d = 0;
-  for (let i = 0; i < b.length; i++) { n += (a[i] - b[i]) ** 2; d += b[i] ** 2; }
-  return Math.sqrt(n / d);
-};
-const argmax = (a) => { let b = 0; for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i; return b; };
-const hasNaN = (a) => a.some((x) => Number.isNaN(x));
 
 let seed = 12345;
 const next = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
 const prompt = Array.from({ length: promptLen }, () => next() % 200000);
 
-// rows(model, feed): the prefill's last row, then one row a step; feed(i, logits) picks step i's token (null: argmax)
+// rows(model, feed): the prefill's last row, then one row a step; feed[i] is step i's token (null: the previous row's argmax)
 async function rows(model, feed) {
   const s = model.createSession({ maxContext: promptLen + steps + 8 });
   const out = [Float32Array.from(await s.prefill(prompt))];
@@ -39,7 +33,7 @@ async function rows(model, feed) {
 const t0 = Date.now();
 const cpu = await createSyntheticModel('20b', { device: 'cpu', layers });
 const want = await rows(cpu, null);
-const ids = want.slice(0, steps).map(argmax);
+const ids = want.slice(0, steps).map((r) => argmax(r));
 await cpu.dispose();
 console.log(`cpu: ${layers} layers, ${promptLen}-token prompt + ${steps} steps in ${((Date.now() - t0) / 1e3).toFixed(1)} s`);
 const got = {};

@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { GPU_DEFAULT_KV_CACHE, KV_CACHE_DTYPES, loadModel } from '../dist/model.js';
 import { KV_CHECKPOINTS, cpuLogits, fidelityToExact, kvCheckpoint, kvPrompt, passesExactGate } from './kv-checkpoints.mjs';
+import { argmax, hasNaN, relL2 } from './logits.mjs';
 
 const fixture = new URL('../test/fixtures/tiny-a/', import.meta.url).pathname;
 const json = (f) => JSON.parse(readFileSync(fixture + f, 'utf8'));
@@ -43,13 +44,6 @@ function check(name, ok, detail) {
   else failed++;
   console.log(`${ok ? 'PASS' : 'FAIL'}  ${name}  ${detail}`);
 }
-const relL2 = (a, b) => {
-  let n = 0, d = 0;
-  for (let i = 0; i < b.length; i++) { n += (a[i] - b[i]) ** 2; d += b[i] ** 2; }
-  return Math.sqrt(n / d);
-};
-const argmax = (a, off, n) => { let b = 0; for (let i = 1; i < n; i++) if (a[off + i] > a[off + b]) b = i; return b; };
-const hasNaN = (a) => a.some((x) => Number.isNaN(x));
 
 const device = process.env.GPTOSS_CHECK_DEVICE ?? 'cuda';
 const bf16Experts = process.env.GPTOSS_CHECK_BF16_EXPERTS ?? '0';
