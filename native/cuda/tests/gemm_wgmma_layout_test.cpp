@@ -65,6 +65,20 @@ float e2m1(int code) {
   return code & 8 ? -t[code & 7] : t[code & 7];
 }
 
+// A region of a shared-memory plan: offset from the aligned base, bytes, alignment.
+struct Region {
+  int off, bytes, align;
+};
+// Every region aligned, inside [0, avail) and disjoint from the others.
+bool plan_ok(const std::vector<Region>& rs, int avail) {
+  bool ok = true;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    ok &= rs[i].off % rs[i].align == 0 && rs[i].off >= 0 && rs[i].off + rs[i].bytes <= avail;
+    for (size_t j = 0; j < i; ++j) ok &= rs[i].off + rs[i].bytes <= rs[j].off || rs[j].off + rs[j].bytes <= rs[i].off;
+  }
+  return ok;
+}
+
 // 1. the shared-memory plan
 void check_plan() {
   for (int mx = 0; mx < 2; ++mx)
@@ -72,9 +86,6 @@ void check_plan() {
       for (int kb : {1, 90, 180, wl::kMaxKBlocks}) {
         if (!mx && kb != 1) continue;
         const std::string tag = std::string(mx ? "mxfp4" : "bf16") + " bm" + std::to_string(bm) + " kb" + std::to_string(kb);
-        struct Region {
-          int off, bytes, align;
-        };
         std::vector<Region> rs;
         for (int s = 0; s < wl::kStages; ++s) {
           rs.push_back({wl::a_offset(mx, bm, s, 0), wl::a_bytes(bm), 1024});
@@ -86,12 +97,7 @@ void check_plan() {
           rs.push_back({wl::scales_offset(bm), wl::kBN * kb, 4});
         }
         const int avail = wl::smem_bytes(mx, bm, kb) - wl::kAtomBytes;  // after aligning the base
-        bool ok = true;
-        for (size_t i = 0; i < rs.size(); ++i) {
-          ok &= rs[i].off % rs[i].align == 0 && rs[i].off >= 0 && rs[i].off + rs[i].bytes <= avail;
-          for (size_t j = 0; j < i; ++j) ok &= rs[i].off + rs[i].bytes <= rs[j].off || rs[j].off + rs[j].bytes <= rs[i].off;
-        }
-        check(ok, "plan: aligned, disjoint, inside the request: " + tag);
+        check(plan_ok(rs, avail), "plan: aligned, disjoint, inside the request: " + tag);
         // 232448 bytes: the opt-in shared memory of a block on H100/H200 (cudaDevAttrMaxSharedMemoryPerBlockOptin)
         check(wl::smem_bytes(mx, bm, kb) + wl::static_smem_bytes(bm) <= 232448, "plan: fits an sm_90 block: " + tag);
         check(wl::smem_bytes(mx, bm, kb) + 1024 < (1 << 18), "plan: shared addresses within the descriptor's 18 bits: " + tag);
@@ -105,9 +111,6 @@ void check_ws_plan() {
   for (int bm : {64, 128})
     for (int kb : {1, 90, 139}) {
       const std::string tag = "ws bm" + std::to_string(bm) + " kb" + std::to_string(kb);
-      struct Region {
-        int off, bytes, align;
-      };
       std::vector<Region> rs;
       for (int s = 0; s < wl::kWsStages; ++s) {
         rs.push_back({wl::ws_a_offset(bm, s, 0), wl::a_bytes(bm), 1024});
@@ -117,13 +120,7 @@ void check_ws_plan() {
       }
       for (int i = 0; i < 2 * wl::kWsStages; ++i) rs.push_back({wl::ws_bar_offset(bm, i), 8, 8});
       rs.push_back({wl::ws_scales_offset(bm), wl::kBN * kb, 4});
-      const int avail = wl::ws_smem_bytes(bm, kb) - wl::kAtomBytes;
-      bool ok = true;
-      for (size_t i = 0; i < rs.size(); ++i) {
-        ok &= rs[i].off % rs[i].align == 0 && rs[i].off >= 0 && rs[i].off + rs[i].bytes <= avail;
-        for (size_t j = 0; j < i; ++j) ok &= rs[i].off + rs[i].bytes <= rs[j].off || rs[j].off + rs[j].bytes <= rs[i].off;
-      }
-      check(ok, "plan: aligned, disjoint, inside the request: " + tag);
+      check(plan_ok(rs, wl::ws_smem_bytes(bm, kb) - wl::kAtomBytes), "plan: aligned, disjoint, inside the request: " + tag);
       check(wl::ws_smem_bytes(bm, kb) + wl::static_smem_bytes(bm) <= 232448, "plan: fits an sm_90 block: " + tag);
       check(wl::ws_smem_bytes(bm, kb) + 1024 < (1 << 18), "plan: shared addresses within the descriptor's 18 bits: " + tag);
     }
