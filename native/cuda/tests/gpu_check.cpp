@@ -133,7 +133,8 @@ void report_flag(const std::string& op, const std::string& what, bool ok, const 
   report(op, what, st, 0.0, ok ? yes : no);
 }
 
-// Sets environment variables for its lifetime (the knobs read at each call), then puts back what was there.
+// Sets environment variables for its lifetime (the knobs read at each call; a null value unsets one), then puts
+// back what was there, whatever was set or unset in between.
 struct ScopedEnv {
   struct Saved {
     std::string name;
@@ -141,6 +142,7 @@ struct ScopedEnv {
     std::string value;
   };
   std::vector<Saved> saved;
+  ScopedEnv() = default;
   ScopedEnv(std::initializer_list<std::pair<const char*, const char*>> env) {
     for (const auto& [name, value] : env) set(name, value);
   }
@@ -151,7 +153,8 @@ struct ScopedEnv {
       const char* was = std::getenv(name);
       saved.push_back({name, was != nullptr, was ? was : ""});
     }
-    setenv(name, value, 1);
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
   }
   ~ScopedEnv() {
     for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
@@ -398,9 +401,7 @@ void check_paged_attention(Rng& r, const std::vector<int>& lengths, const std::v
 // f32k-f16v and f16 <= 5e-6 (scores to ~2^-16 of sum |q_i k_i|, P hi + lo in f16 to ~2^-22), bf16
 // as the SIMT kernel's (its inputs are f32 values rounded by the cache: the rounding is in tol).
 void check_attention_decode_mma(Rng& r) {
-  const char* saved = std::getenv("GPTOSS_CUDA_ATTN_DECODE");
-  const std::string keep = saved ? saved : "";
-  setenv("GPTOSS_CUDA_ATTN_DECODE", "mma", 1);
+  const ScopedEnv scoped({{"GPTOSS_CUDA_ATTN_DECODE", "mma"}});
   attn_decode_label = "decode mma";
   const int big = quick ? 600 : 8192;
   for (KvCacheType kv : {kKvF32KF16V, kKvF16}) {
@@ -433,8 +434,6 @@ void check_attention_decode_mma(Rng& r) {
   check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF32KF16V, 1e-4, "decode mma: plan");
   check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 0, 16, kKvBF16, 1e-2, "decode mma");
   attn_decode_label = nullptr;
-  if (saved) setenv("GPTOSS_CUDA_ATTN_DECODE", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_ATTN_DECODE");
 }
 
 // rope_kv_store_slots: RoPE at the positions, the cache write at the slots (pool rows).
@@ -605,12 +604,11 @@ MoeSet relaid_copy(const MoeSet& m) {
   MoeSet c = m;
   c.gw.gate_up = to_gpu(m.cw.gate_up);
   c.gw.down = to_gpu(m.cw.down);
-  const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
-  const std::string keep = saved ? saved : "";
-  setenv("GPTOSS_CUDA_MOE_DECODE", "mma-relaid", 1);
-  const std::string line = gpu->prepare_experts(c.gw);
-  if (saved) setenv("GPTOSS_CUDA_MOE_DECODE", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_MOE_DECODE");
+  std::string line;
+  {
+    const ScopedEnv scoped({{"GPTOSS_CUDA_MOE_DECODE", "mma-relaid"}});
+    line = gpu->prepare_experts(c.gw);
+  }
   int64_t differ = c.gw.decode_layout ? 0 : 1;
   for (int which = 0; which < 2; ++which) {
     const Tensor& host = which ? m.cw.down : m.cw.gate_up;
@@ -808,21 +806,23 @@ void check_moe_stream(Rng& r) {
   check_moe_counts(r, real, cycle_counts(32, {200, 3, 0, 41, 97, 16, 15, 33}), 4, "rows 200/3/0/41/97/16/15/33 (skewed)");
   check_moe_stream_random(r, real, false);
   // the deep ring (5 stages, two CTAs an SM on sm_90) where the policy picks the shallow one
-  setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
-  check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 5 stages");
-  check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 5 stages");
-  check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), 5 stages");
-  check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, 5 stages");
-  unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
+  {
+    const ScopedEnv scoped({{"GPTOSS_CUDA_MOE_STREAM_STAGES", "5"}});
+    check_moe_counts(r, small, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), 5 stages");
+    check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 5 stages");
+    check_moe_counts(r, real, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), 5 stages");
+    check_moe_counts(r, real, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, 5 stages");
+  }
   // the decode layout (mma-relaid): bit-placed operands x 2^(s-1); scales above 128 take the two-multiply path
   {
     const MoeSet small_r = relaid_copy(small), real_r = relaid_copy(real);
     check_moe_counts(r, small_r, {17, 17, 0, 17, 17}, 4, "rows 17 (two passes), decode layout");
     check_moe_counts(r, real_r, cycle_counts(32, {8}), 4, "rows 8 an expert (64 streams), decode layout");
     check_moe_counts(r, real_r, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, decode layout");
-    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "16", 1);  // the narrow kernel over a prefill chunk's rows
-    check_moe_counts(r, real_r, cycle_counts(32, {48, 64, 0, 96}), 4, "rows 48/64/0/96, narrow, decode layout");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
+    {
+      const ScopedEnv scoped({{"GPTOSS_CUDA_MOE_STREAM_TOKENS", "16"}});  // the narrow kernel over a prefill chunk's rows
+      check_moe_counts(r, real_r, cycle_counts(32, {48, 64, 0, 96}), 4, "rows 48/64/0/96, narrow, decode layout");
+    }
     check_moe(r, real_r, 64, 4, 1e-4, true);  // random routes: the tile and the stream on the decode layout
     check_moe_stream_random(r, real_r, true);
     check_moe_counts(r, real_r, cycle_counts(32, {200, 3, 0, 41, 97, 16, 15, 33}), 4, "rows 200/3/0/41/97/16/15/33 (skewed), decode layout");
@@ -835,7 +835,7 @@ void check_moe_stream(Rng& r) {
   // the wide kernel (GPTOSS_CUDA_MOE_STREAM_TOKENS=32: 32 rows a CTA, even n-tile counts) where it runs
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   if (gc::moe_stream_wide_stages(gc::device_caps(0), 2880 / 32) > 0) {
-    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
+    ScopedEnv scoped({{"GPTOSS_CUDA_MOE_STREAM_TOKENS", "32"}});
     const MoeSet small_w = relaid_copy(small), real_w = relaid_copy(real);
     check_moe_counts(r, small, {12, 3, 8, 1, 12}, 3, "rows 12/3/8/1/12, wide");
     check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (two wide passes), wide");
@@ -847,30 +847,26 @@ void check_moe_stream(Rng& r) {
     const MoeSet hot = make_moe(r, 8, 2880, 2880, 124, 131, 122, 131), hot_r = relaid_copy(hot);
     check_moe_counts(r, hot_r, cycle_counts(8, {20}), 4, "scales 122-131 (two multiplies), wide, decode layout");
     // the wide TMA kernel (GPTOSS_CUDA_MOE_STREAM_TMA=1; the policy keeps the wide kernel on cp.async)
-    setenv("GPTOSS_CUDA_MOE_STREAM_TMA", "1", 1);
+    scoped.set("GPTOSS_CUDA_MOE_STREAM_TMA", "1");
     check_moe_counts(r, small, {12, 3, 8, 1, 12}, 3, "rows 12/3/8/1/12, wide, TMA forced");
     check_moe_counts(r, small_w, {33, 32, 17, 34, 20}, 4, "rows 33/32/17/34/20, wide, decode layout, TMA forced");
     check_moe_counts(r, real_w, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, wide, decode layout, TMA forced");
     check_moe_counts(r, hot_r, cycle_counts(8, {20}), 4, "scales 122-131 (two multiplies), wide, decode layout, TMA forced");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
   }
 #endif
   // the cp.async ring where the TMA kernel is the default (GPTOSS_CUDA_MOE_STREAM_TMA=0), both widths of CTA
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   if (gc::moe_stream_uses_tma(gc::device_caps(0), gc::knobs(), 2880 / 32, gc::kMoeStreamTokens, gc::kMoeStreamShallowStages)) {
-    setenv("GPTOSS_CUDA_MOE_STREAM_TMA", "0", 1);
+    ScopedEnv scoped({{"GPTOSS_CUDA_MOE_STREAM_TMA", "0"}});
     const MoeSet real_r = relaid_copy(real);
     check_moe_counts(r, small, {12, 3, 8, 1, 12}, 3, "rows 12/3/8/1/12, cp.async ring");
     check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), cp.async ring");
     check_moe_counts(r, real_r, cycle_counts(32, {1, 3, 8, 17, 32, 0, 0, 5}), 4, "rows 1/3/8/17/32/0/0/5, decode layout, cp.async ring");
-    setenv("GPTOSS_CUDA_MOE_STREAM_STAGES", "5", 1);
+    scoped.set("GPTOSS_CUDA_MOE_STREAM_STAGES", "5");
     check_moe_counts(r, odd, {33, 5, 40, 2, 0, 0}, 2, "rows 33/5/40/2 (three passes), 5 stages, cp.async ring");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_STAGES");
-    setenv("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32", 1);
+    scoped.set("GPTOSS_CUDA_MOE_STREAM_STAGES", nullptr);
+    scoped.set("GPTOSS_CUDA_MOE_STREAM_TOKENS", "32");
     check_moe_counts(r, real_r, cycle_counts(32, {16}), 4, "rows 16 an expert (128 streams), wide, decode layout, cp.async ring");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_TOKENS");
-    unsetenv("GPTOSS_CUDA_MOE_STREAM_TMA");
   }
 #endif
   check_moe(r, real, 64, 4, 1e-4);  // random routes, every batch path (gemm, mma, stream)
@@ -898,13 +894,12 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
     // Past the decode kernels: the grouped GEMM tile and (NVIDIA) the grouped decode kernels
     // (GPTOSS_CUDA_MOE_BATCH, read at each call; the decode layout takes the tile only), both splitting x
     // into bf16 hi + lo: 1e-4.
-    const char* saved = std::getenv("GPTOSS_CUDA_MOE_BATCH");
-    const std::string keep = saved ? saved : "";
+    ScopedEnv scoped;
     for (const char* path : {"gemm", "mma", "stream"}) {
       const bool mma = !std::strcmp(path, "mma"), stream = !std::strcmp(path, "stream");
       if ((mma && relaid) || ((mma || stream) && kHip)) continue;  // the grouped decode kernels: checkpoint layout only
       if (stream && int64_t(n) * k > int64_t(gptoss::cuda::kMoeStreamMaxPerExpert) * m.E) continue;  // the tile's, not a decode batch
-      setenv("GPTOSS_CUDA_MOE_BATCH", path, 1);
+      scoped.set("GPTOSS_CUDA_MOE_BATCH", path);
       Tensor got = poisoned(DType::F32, {n, m.H});
       gpu->moe(gx, gei, gwt, m.gw, sw, got);
       report("moe", shape, compare(to_host(got), want), mma || stream ? std::max(tol, 1e-4) : tol,
@@ -912,8 +907,6 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
                  : stream ? std::string("batch: stream") + (relaid ? ", decode layout" : "") + moe_stream_note(n, k, m.E, m.H, m.I)
                           : std::string("grouped ") + gemm_tc() + (relaid ? ", decode layout" : ""));
     }
-    if (saved) setenv("GPTOSS_CUDA_MOE_BATCH", keep.c_str(), 1);
-    else unsetenv("GPTOSS_CUDA_MOE_BATCH");
     return;
   }
   if (relaid) {  // the layout's one decode kernel (whatever GPTOSS_CUDA_MOE_DECODE says)
@@ -924,20 +917,17 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   }
   // Decode: every kernel variant (GPTOSS_CUDA_MOE_DECODE, read at each call). The tensor-core
   // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
-  const char* saved = std::getenv("GPTOSS_CUDA_MOE_DECODE");
-  const std::string keep = saved ? saved : "";
+  ScopedEnv scoped;
   std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
                                           : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt"};
   if (!kHip) variants.push_back("stream");
   for (const char* variant : variants) {
-    setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
+    scoped.set("GPTOSS_CUDA_MOE_DECODE", variant);
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
     report("moe", shape, compare(to_host(got), want), std::strcmp(variant, "simt") ? std::max(tol, 1e-4) : tol,
            std::string("decode ") + variant + (std::strcmp(variant, "stream") ? "" : moe_stream_note(n, k, m.E, m.H, m.I)));
   }
-  if (saved) setenv("GPTOSS_CUDA_MOE_DECODE", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_MOE_DECODE");
 }
 
 // bf16 experts (loadModel's experts: 'bf16'): the CPU runs transformers' layout [E, in, out], CUDA the
@@ -983,17 +973,14 @@ void check_moe_bf16(Rng& r, const MoeBf16Set& m, int n, int k) {
   cpu->moe(x, ei, w, m.cw, sw, want);
   const std::string shape = moe_shape(n, k, m) + " bf16";
   Tensor gx = to_gpu(x), gei = to_gpu(ei), gwt = to_gpu(w);
-  const char* saved = std::getenv("GPTOSS_CUDA_MOE_BF16");
-  const std::string keep = saved ? saved : "";
+  ScopedEnv scoped;
   for (const char* path : {"gemv", "grouped"}) {
-    setenv("GPTOSS_CUDA_MOE_BF16", path, 1);
+    scoped.set("GPTOSS_CUDA_MOE_BF16", path);
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
     report("moe bf16", shape, compare(to_host(got), want), std::strcmp(path, "gemv") ? 1e-4 : 1e-5,
            std::string(path) + (moe_uses_decode(n, k) == (std::strcmp(path, "gemv") == 0) ? " (the default here)" : ""));
   }
-  if (saved) setenv("GPTOSS_CUDA_MOE_BF16", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_MOE_BF16");
 }
 
 // The layout rule: a GPU rejects transformers' [E, in, out] bf16 experts by shape (H != 2I here, and
@@ -1156,30 +1143,11 @@ struct GemvVariant {
 const GemvVariant kGemvVariants[] = {
     {"default", nullptr, nullptr}, {"warp", "warp", nullptr}, {"ctas1", nullptr, "1"}, {"warp ctas1", "warp", "1"}, {"ctas2", nullptr, "2"}};
 
-struct GemvEnv {  // restores both variables when a check ends
-  std::string gemv, ctas;
-  bool had_gemv, had_ctas;
-  GemvEnv() {
-    const char* g = std::getenv("GPTOSS_CUDA_GEMV");
-    const char* c = std::getenv("GPTOSS_CUDA_GEMV_CTAS");
-    had_gemv = g != nullptr;
-    had_ctas = c != nullptr;
-    gemv = g ? g : "";
-    ctas = c ? c : "";
-  }
-  static void set(const GemvVariant& v) {
-    if (v.gemv) setenv("GPTOSS_CUDA_GEMV", v.gemv, 1);
-    else unsetenv("GPTOSS_CUDA_GEMV");
-    if (v.ctas) setenv("GPTOSS_CUDA_GEMV_CTAS", v.ctas, 1);
-    else unsetenv("GPTOSS_CUDA_GEMV_CTAS");
-  }
-  ~GemvEnv() {
-    if (had_gemv) setenv("GPTOSS_CUDA_GEMV", gemv.c_str(), 1);
-    else unsetenv("GPTOSS_CUDA_GEMV");
-    if (had_ctas) setenv("GPTOSS_CUDA_GEMV_CTAS", ctas.c_str(), 1);
-    else unsetenv("GPTOSS_CUDA_GEMV_CTAS");
-  }
-};
+// A variant's two knobs (null: unset), kept in the check's ScopedEnv until the check ends.
+void set_gemv(ScopedEnv& env, const GemvVariant& v) {
+  env.set("GPTOSS_CUDA_GEMV", v.gemv);
+  env.set("GPTOSS_CUDA_GEMV_CTAS", v.ctas);
+}
 
 const char* gemv_kernel_name(GemvKernel k) {
   return k == GemvKernel::Xs ? "kernel xs" : k == GemvKernel::Row1 ? "kernel row1" : "kernel warp";
@@ -1198,10 +1166,10 @@ void check_gemv_shape(Rng& r, bool q8, int n, int K, int N, bool bias, const cha
   Tensor want = host_empty(DType::F32, {n, N});
   cpu->linear(x, w, bias ? &b : nullptr, want);
   Tensor gx = to_gpu(x), gw = to_gpu(w), gb = to_gpu(b);
-  GemvEnv keep;
+  ScopedEnv keep;
   Tensor first;
   for (const GemvVariant& v : kGemvVariants) {
-    GemvEnv::set(v);
+    set_gemv(keep, v);
     Tensor got = poisoned(DType::F32, {n, N});
     gpu->linear(gx, gw, bias ? &gb : nullptr, got);
     Tensor h = to_host(got);
@@ -1227,9 +1195,9 @@ void check_qkv_q8(Rng& r, int n, int K, int Nq, int Nkv) {
   cpu->qkv(x, wq, bq, wk, bk, wv, bv, q, k, v);
   Tensor gx = to_gpu(x), gwq = to_gpu(wq), gwk = to_gpu(wk), gwv = to_gpu(wv), gbq = to_gpu(bq), gbk = to_gpu(bk),
          gbv = to_gpu(bv);
-  GemvEnv keep;
+  ScopedEnv keep;
   for (const GemvVariant& var : kGemvVariants) {
-    GemvEnv::set(var);
+    set_gemv(keep, var);
     Tensor gq = poisoned(DType::F32, {n, Nq}), gk = poisoned(DType::F32, {n, Nkv}), gv = poisoned(DType::F32, {n, Nkv});
     gpu->qkv(gx, gwq, gbq, gwk, gbk, gwv, gbv, gq, gk, gv);
     report("qkv_q8_0", shape_str({n, K}) + " q" + std::to_string(Nq) + " kv" + std::to_string(Nkv),
@@ -1257,9 +1225,9 @@ void check_gemv_variants(Rng& r) {
   }
   for (int n : {1, 4}) check_qkv_q8(r, n, 2880, 4096, 512);
   check_qkv_q8(r, 3, 96, 40, 24);
-  GemvEnv keep;
+  ScopedEnv keep;
   for (const GemvVariant& v : kGemvVariants) {
-    GemvEnv::set(v);
+    set_gemv(keep, v);
     const std::string tag = std::string("gemv ") + v.name;
     check_qkv(r, 1, 2880, 4096, 512, 1e-5, tag.c_str());
     check_qkv(r, 4, 2880, 4096, 512, 1e-5, tag.c_str());
@@ -1412,9 +1380,7 @@ void check_gemm_splitk(Rng& r) {
   namespace gc = gptoss::cuda;
   const gc::GpuCaps& caps = gc::device_caps(0);
   if (gc::gemm_tile_kind(caps, 64) != gc::GemmTileKind::Wgmma) return;
-  const char* saved = std::getenv("GPTOSS_CUDA_GEMM_SPLITK");
-  const std::string keep = saved ? saved : "";
-  unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
+  ScopedEnv scoped({{"GPTOSS_CUDA_GEMM_SPLITK", nullptr}});
   auto label = [&](const char* what, int rows, int K, int col_tiles) {
     const int bm = gc::gemm_tile_rows(caps, rows, false, K);
     const int splits = gc::wgmma_dense_splits(caps, gc::knobs(), col_tiles * ((rows + bm - 1) / bm), (K + 63) / 64);
@@ -1425,15 +1391,13 @@ void check_gemm_splitk(Rng& r) {
   check_linear(r, 128, 2880, 5120, false, true, 1e-4, label("q/k/v at 128 streams (128-row tile)", 128, 2880, 40).c_str());
   check_linear(r, 100, 4096, 2880, false, false, 1e-4, label("o at 100 rows (partial 128-row tile)", 100, 4096, 23).c_str());
   check_qkv(r, 64, 2880, 4096, 512, 1e-4, label("3 parts at 64 streams", 64, 2880, 40).c_str());
-  setenv("GPTOSS_CUDA_GEMM_SPLITK", "8", 1);
+  scoped.set("GPTOSS_CUDA_GEMM_SPLITK", "8");
   check_linear(r, 70, 200, 136, false, true, 1e-4, label("forced, K % 64 = 8, 4 steps", 70, 200, 2).c_str());
   check_linear(r, 65, 520, 200, false, true, 1e-4, label("forced, 9 steps", 65, 520, 2).c_str());
   check_linear(r, 130, 1000, 264, false, true, 1e-4, label("forced, 128-row tiles, 2 row tiles", 130, 1000, 3).c_str());
   check_qkv(r, 80, 1000, 200, 72, 1e-4, label("forced, 3 parts, partial column tiles", 80, 1000, 4).c_str());
-  setenv("GPTOSS_CUDA_GEMM_SPLITK", "1", 1);
+  scoped.set("GPTOSS_CUDA_GEMM_SPLITK", "1");
   check_linear(r, 64, 2880, 5120, false, true, 1e-4, label("off", 64, 2880, 40).c_str());
-  if (saved) setenv("GPTOSS_CUDA_GEMM_SPLITK", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_GEMM_SPLITK");
 #else
   (void)r;
 #endif
@@ -1451,9 +1415,7 @@ void check_gemm_splitk(Rng& r) {
 // unless the default (knob unset) splits the problems there as policy.h says (dense on wgmma from 64
 // rows, the grouped MoE from 128 routed rows an expert).
 void check_gemm_wgmma(Rng& r) {
-  const char* saved = std::getenv("GPTOSS_CUDA_GEMM");
-  const std::string keep = saved ? saved : "";
-  setenv("GPTOSS_CUDA_GEMM", "wgmma", 1);
+  const ScopedEnv scoped({{"GPTOSS_CUDA_GEMM", "wgmma"}});
 #if !defined(GPTOSS_GPU_CHECK_HIP)
   const gptoss::cuda::GpuCaps& caps = gptoss::cuda::device_caps(0);
   namespace gc = gptoss::cuda;
@@ -1538,8 +1500,6 @@ void check_gemm_wgmma(Rng& r) {
       check_moe_bf16(r, breal, 512, 4);
     }
   }
-  if (saved) setenv("GPTOSS_CUDA_GEMM", keep.c_str(), 1);
-  else unsetenv("GPTOSS_CUDA_GEMM");
 }
 
 int main(int argc, char** argv) {
