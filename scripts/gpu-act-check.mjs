@@ -51,6 +51,8 @@ for (const activations of modes) {
   const ok = !nan && errs.every((e) => e < 1e-2);
   if (!ok) failed++;
   console.log(`${ok ? 'PASS' : 'FAIL'}  activations '${activations}' vs the CPU: rel L2 prefill row ${errs[0].toExponential(3)}, steps max ${Math.max(...errs.slice(1)).toExponential(3)}, argmax ${same}/${errs.length}${nan ? ', NaN' : ''}`);
+  // every row: whether one step's error stands out (a routing flip) or all grow together
+  console.log(`  rows '${activations}': ${got[activations].map((r, i) => `${errs[i].toExponential(2)}${argmax(r) === argmax(want[i]) ? '' : '*'}`).join(' ')}  (* argmax differs)`);
 }
 if (got.bf16) {
   const apart = relL2(got.bf16[0], got.f32[0]);

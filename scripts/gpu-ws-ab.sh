@@ -6,11 +6,12 @@
 #   2. gptoss_gpu_bench --moe-batch at 1,024 / 2,048 / 4,096 tokens: paths gemm (ws), gemm-classic, gemm-bf16act (ws,
 #      A as its bf16 hi half), gemm-classic-bf16act, two rounds;
 #   3. bench/e2e.mjs prefill 2,048 and 4,096 (--repeat 5): ws, classic, ws with bf16 activations, twice;
-#   4. scripts/gpu-act-check.mjs: loadModel's activations 'bf16' against the CPU through 4 layers, beside 'f32';
+#   4. scripts/gpu-act-check.mjs: loadModel's activations 'bf16' against the CPU through 4 layers and 1, beside 'f32';
 #   5. while BUDGET lasts: on an H200 the serving table (issue 11's targets are an H200's); else Nsight Compute
-#      (--set full) on one gate_up launch of each kernel at 2,048 tokens; then the whole gpu_check.
-# Reading it: the landing rule is gpu_check clean and the MoE op at 2,048 tokens faster than classic in both rounds;
-# then policy.h kGemmWsDefault becomes true (and the e2e prefill 2,048 figure is the one to quote).
+#      (--set full) on one gate_up launch of each kernel at 2,048 tokens, with its sampled stall reasons
+#      (scripts/ncu-stalls.py); then the whole gpu_check.
+# Reading it: the landing rule was gpu_check clean and the MoE op at 2,048 tokens faster than classic in both rounds;
+# it held in the twenty-second session and policy.h kGemmWsDefault became true.
 #   env: OUT (./gpu-logs), BUDGET (540 s of command time)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -52,24 +53,32 @@ for round in 1 2; do
 done
 # loadModel's activations 'bf16' through a whole model (20b x 4 layers, a 2,048-token prompt in one chunk) against the
 # CPU, beside 'f32': the accuracy the option's documentation still lacks
-if ab_fits 120; then
-  timeout 120 node scripts/gpu-act-check.mjs > "$D/act-check.log" 2>&1
-  echo "gpu-act-check rc $?"
-  grep -E "^PASS|^FAIL|^cpu:|^gpu-act" "$D/act-check.log"
-fi
+# (1 layer too: how the error grows with depth)
+for layers in 4 1; do
+  ab_fits 120 || break
+  LAYERS=$layers timeout 120 node scripts/gpu-act-check.mjs > "$D/act-check-$layers.log" 2>&1
+  echo "gpu-act-check ($layers layers) rc $?"
+  grep -E "^PASS|^FAIL|^cpu:|^gpu-act|^  rows" "$D/act-check-$layers.log"
+done
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
   ab_fits 130 && ab_serve_table "$D"
 elif command -v ncu > /dev/null; then
   for v in ws classic; do
-    ab_fits 60 || break
-    ws=1
-    [[ $v == classic ]] && ws=0
-    # the eager timing loop's launches: gate_up (SwiGLU epilogue) is the first of each op's two wgmma launches
-    GPTOSS_CUDA_GEMM_WS=$ws GPTOSS_BENCH_MOE_NS=2048 GPTOSS_BENCH_MOE_PATHS=gemm timeout 60 ncu --set full -k "regex:gemm_wgmma" \
-      --launch-skip 4 --launch-count 1 build-gpu/gptoss_gpu_bench --moe-batch > "$D/ncu-$v.txt" 2>&1
+    ab_fits 75 || break
+    # the bench path picks the kernel (gemm: GPTOSS_CUDA_GEMM_WS=1, gemm-classic: =0; it sets the knob itself); the
+    # eager timing loop's launches: gate_up (SwiGLU epilogue) is the first of each op's two wgmma launches
+    path=gemm
+    [[ $v == classic ]] && path=gemm-classic
+    GPTOSS_BENCH_MOE_NS=2048 GPTOSS_BENCH_MOE_PATHS=$path timeout 60 ncu --set full -k "regex:gemm_wgmma" \
+      --launch-skip 4 --launch-count 1 -f -o "$D/ncu-$v" build-gpu/gptoss_gpu_bench --moe-batch > "$D/ncu-$v.log" 2>&1
     echo "ncu $v rc $?"
+    ncu -i "$D/ncu-$v.ncu-rep" --page details --print-details all > "$D/ncu-$v.txt" 2>&1
     grep -E "gemm_wgmma.*Context|^    Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|L1/TEX Cache Throughput|Issue Slots Busy|Eligible Warps Per|No Eligible|Executed Ipc Active" \
       "$D/ncu-$v.txt" | cut -c1-120 | head -14
+    # where the warps wait: the sampled stall reasons over the whole kernel, then the SASS lines with the most samples
+    ncu -i "$D/ncu-$v.ncu-rep" --page raw --csv > "$D/ncu-$v-raw.csv" 2>&1
+    ncu -i "$D/ncu-$v.ncu-rep" --page source --csv --print-source sass > "$D/ncu-$v-sass.csv" 2>&1
+    python3 scripts/ncu-stalls.py "$D/ncu-$v-raw.csv" "$D/ncu-$v-sass.csv" 2>&1 | head -40
   done
 fi
 if ab_fits 70; then
@@ -78,4 +87,4 @@ if ab_fits 70; then
   grep -E "^FAIL" "$D/check-all.log" | cut -c1-220 | head
 fi
 echo "gpu-ws-ab: $(ab_elapsed) s"
-(cd "$OUT" && tar czf ws.tgz ws 2>/dev/null)
+(cd "$OUT" && tar czf ws.tgz --exclude='*.ncu-rep' ws 2>/dev/null && rm -f ws/*.ncu-rep)
