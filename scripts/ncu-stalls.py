@@ -11,7 +11,7 @@ import io
 import sys
 
 
-def read_csv(path):
+def read_csv(path, first=None):
     try:
         text = open(path, encoding="utf-8", errors="replace").read()
     except OSError as e:
@@ -19,7 +19,8 @@ def read_csv(path):
         return []
     # ncu prints notes ("==PROF==") before the table: start at the first line that looks like a CSV header
     lines = text.splitlines()
-    start = next((i for i, l in enumerate(lines) if l.startswith('"')), None)
+    # (the source page starts with a "Kernel Name" line before its header: `first` is the header's first column)
+    start = next((i for i, l in enumerate(lines) if l.startswith(f'"{first}"' if first else '"')), None)
     if start is None:
         print(f"ncu-stalls: {path}: no CSV table ({lines[0][:100] if lines else 'empty'})")
         return []
@@ -62,7 +63,7 @@ def per_line(rows):
     if samp is None or src is None:
         print(f"ncu-stalls: the source page has no sampling or source column ({', '.join(head[:12])})")
         return
-    stall_cols = [h for h in head if h.startswith("stall_") or h.endswith("(Stall)")]
+    stall_cols = [h for h in head if h.startswith("stall_") and not h.endswith("(Not Issued)")]
     data = [r for r in rows[1:] if len(r) == len(head) and num(r[col[samp]])]
     total = sum(num(r[col[samp]]) for r in data)
     print(f"SASS lines by samples ({total:.0f} in all; top 20):")
@@ -76,4 +77,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1:
         whole_kernel(read_csv(sys.argv[1]))
     if len(sys.argv) > 2:
-        per_line(read_csv(sys.argv[2]))
+        per_line(read_csv(sys.argv[2], "Address"))
