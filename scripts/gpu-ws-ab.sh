@@ -10,8 +10,9 @@
 #   5. while BUDGET lasts: on an H200 the serving table (issue 11's targets are an H200's); else Nsight Compute
 #      (--set full) on one gate_up launch of each kernel at 2,048 tokens, with its sampled stall reasons
 #      (scripts/ncu-stalls.py); then the whole gpu_check.
-# Reading it: the landing rule was gpu_check clean and the MoE op at 2,048 tokens faster than classic in both rounds;
-# it held in the twenty-second session and policy.h kGemmWsDefault became true.
+# Reading it: the landing rule is gpu_check clean and the MoE op at 2,048 tokens faster than classic in both rounds;
+# then policy.h kGemmWsDefault becomes true. It held in the twenty-second session (4%) for the kernel whose wgmma ptxas
+# had serialized; the fixed kernel (8186ef2) has to pass it again.
 #   env: OUT (./gpu-logs), BUDGET (540 s of command time)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1

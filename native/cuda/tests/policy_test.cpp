@@ -696,9 +696,9 @@ void test_splitk() {
 }
 
 // The grouped MXFP4 problems on the wgmma tile take its warp-specialized kernel where a block gets the ring of whole
-// stages and the scales (policy.h wgmma_grouped_ws) by default since the 22nd session (measured 4% faster than the
-// kernel with every thread in every role): the 20b/120b (K = 2,880) on the H100 and H200 at both tile rows, not at K
-// past what the 227 KB hold, not where the tile does not run, not under GPTOSS_CUDA_GEMM_WS=0.
+// stages and the scales (policy.h wgmma_grouped_ws) when the knob asks (kGemmWsDefault off until the fixed kernel is
+// measured): the 20b/120b (K = 2,880) on the H100 and H200 at both tile rows, not at K past what the 227 KB hold, not
+// where the tile does not run, not under GPTOSS_CUDA_GEMM_WS=0.
 void test_gemm_ws() {
   GpuKnobs k;
   k.gemm_ws = true;
@@ -720,7 +720,7 @@ void test_gemm_ws() {
   CHECK(knobs().gemm_ws);
   unsetenv("GPTOSS_CUDA_GEMM_WS");
   CHECK(knobs().gemm_ws == kGemmWsDefault && GpuKnobs{}.gemm_ws == kGemmWsDefault);
-  CHECK(kGemmWsDefault && wgmma_grouped_ws(h100, GpuKnobs{}, 128, 2880));  // the default, as measured
+  CHECK(wgmma_grouped_ws(h100, GpuKnobs{}, 128, 2880) == kGemmWsDefault);  // the default follows the constant
 }
 
 int main() {
