@@ -138,16 +138,7 @@ __global__ void __launch_bounds__(kGemmThreads, 2) gemm_tile_kernel(GemmProblem 
   for (int s = 0; s < S - 1; ++s) issue(s);
 
   if (kMx) {
-    // The block's scales, rows n0 .. n0 + 127 (contiguous in memory); rows past N read as 2^0
-    // (their weights are zero-filled).
-    const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
-    const int cnt = min(BN, N - n0) * KB;
-    if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
-      for (int i = tid; i < BN * KB / 4; i += kGemmThreads)
-        reinterpret_cast<uint32_t*>(scales)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
-    } else {
-      for (int i = tid; i < BN * KB; i += kGemmThreads) scales[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
-    }
+    gemm_load_block_scales(p, g, n0, N, KB, scales, tid, kGemmThreads);
     cp_async_wait<S - 2>();
     __syncthreads();
     decode(0);

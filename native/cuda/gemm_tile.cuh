@@ -101,6 +101,20 @@ __device__ __forceinline__ GemmColumns gemm_tile_block_columns(const GemmProblem
   c.n0 = bx * kGemmBN;
   return c;
 }
+// An MXFP4 block's scales, rows n0 .. n0 + kGemmBN - 1 of group g ([kGemmBN][KB], contiguous in memory), into shared
+// memory by threads `first`, `first + stride`, ...; rows past N read as 2^0 (their weights are zero-filled). Plain
+// stores: the caller's next barrier publishes them. (The mma.sync tile, gemm_tile.cu, and both wgmma tiles.)
+__device__ __forceinline__ void gemm_load_block_scales(const GemmProblem& p, int g, int n0, int N, int KB, uint8_t* scales,
+                                                       int first, int stride) {
+  const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
+  const int cnt = min(kGemmBN, N - n0) * KB;
+  if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
+    for (int i = first; i < kGemmBN * KB / 4; i += stride)
+      reinterpret_cast<uint32_t*>(scales)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
+  } else {
+    for (int i = first; i < kGemmBN * KB; i += stride) scales[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
+  }
+}
 // bf16 of v (round to nearest even) as its 16 bits, and the bf16 of what it left over (A's halves).
 __device__ __forceinline__ void split_bf16(float v, uint16_t& hi, uint16_t& lo) {
   const uint32_t h = pack_bf16x2(v, 0.f) & 0xffffu;

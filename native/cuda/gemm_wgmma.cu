@@ -92,22 +92,6 @@ __device__ __forceinline__ void decode_mx_unit(const uint8_t* packed, uint8_t* d
   }
 }
 
-// The block's MXFP4 scales, rows n0 .. n0 + 127 of group g ([128][KB], contiguous in memory), into shared memory by
-// threads `first`, `first + stride`, ...; rows past N read as 2^0 (their weights are zero-filled). Plain stores: the
-// caller's next barrier publishes them.
-__device__ __forceinline__ void load_block_scales(const GemmProblem& p, int g, int n0, int N, int KB, uint8_t* scales, int first,
-                                                  int stride) {
-  constexpr int BN = wl::kBN;
-  const uint8_t* src = p.w_scales + g * p.scale_group_bytes + int64_t(n0) * KB;
-  const int cnt = min(BN, N - n0) * KB;
-  if ((reinterpret_cast<uintptr_t>(src) & 3) == 0 && (cnt & 3) == 0) {
-    for (int i = first; i < BN * KB / 4; i += stride)
-      reinterpret_cast<uint32_t*>(scales)[i] = 4 * i < cnt ? __ldg(reinterpret_cast<const uint32_t*>(src) + i) : 0x7F7F7F7Fu;
-  } else {
-    for (int i = first; i < BN * KB; i += stride) scales[i] = i < cnt ? __ldg(src + i) : uint8_t(127);
-  }
-}
-
 // The tile's epilogue (all but split-K): bias, and for SwiGLU the clamped SwiGLU of interleaved gate/up columns written as
 // bf16 hi (+ lo when kLo) halves; else f32 rows. Thread tid (0 .. 128 WG - 1: the warpgroups that hold accumulators)
 // owns register i at row acc_row(tid, i), column acc_col(tid, i) of the block (layout header); rows past row_end and
@@ -326,7 +310,7 @@ __global__ void __launch_bounds__(WG * wl::kWgThreads, 1) gemm_wgmma_kernel(Gemm
     for (int s = 0; s < L; ++s) issue(kb + s);
   }
 
-  if (kMx) load_block_scales(p, g, n0, N, KB, scales, tid, T);  // the first barrier of the loop publishes them
+  if (kMx) gemm_load_block_scales(p, g, n0, N, KB, scales, tid, T);  // the first barrier of the loop publishes them
 
   const int wg = tid / wl::kWgThreads;
   float acc[wl::kAccRegs];
@@ -497,7 +481,7 @@ __global__ void __launch_bounds__(wl::ws_threads(WG * wl::kWgRows), 1) gemm_wgmm
   const int pt = tid - C;
   // The block's scales: read by the producers alone, published among their threads by named barrier 1.
   uint8_t* scales = smem + wl::ws_scales_offset(BM);
-  load_block_scales(p, g, n0, N, KB, scales, pt, P);
+  gemm_load_block_scales(p, g, n0, N, KB, scales, pt, P);
   asm volatile("bar.sync 1, %0;\n" ::"n"(P) : "memory");
   constexpr int kA = wl::ws_a_copies(BM);
   const int ch = wl::copy_chunk(pt);
