@@ -13,7 +13,8 @@
 # Reading it: the landing rule is gpu_check clean and the MoE op at 2,048 tokens faster than classic in both rounds;
 # then policy.h kGemmWsDefault becomes true. It held in the twenty-second session (4%) for the kernel whose wgmma ptxas
 # had serialized; the fixed kernel (8186ef2) has to pass it again.
-#   env: OUT (./gpu-logs), BUDGET (540 s of command time)
+#   env: OUT (./gpu-logs), BUDGET (540 s of command time), ACT_LAYERS ("4 1"; empty skips step 4), NO_SERVE (set: no
+#   serving table)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -55,7 +56,7 @@ done
 # loadModel's activations 'bf16' through a whole model (20b x 4 layers, a 2,048-token prompt in one chunk) against the
 # CPU, beside 'f32': the accuracy the option's documentation still lacks
 # (1 layer too: how the error grows with depth)
-for layers in 4 1; do
+for layers in ${ACT_LAYERS-4 1}; do  # ACT_LAYERS= skips it
   ab_fits 120 || break
   LAYERS=$layers timeout 120 node scripts/gpu-act-check.mjs > "$D/act-check-$layers.log" 2>&1
   echo "gpu-act-check ($layers layers) rc $?"
@@ -82,7 +83,7 @@ if command -v ncu > /dev/null; then
 fi
 # the serving table (issue 11's targets are an H200's) only when time is left after the stall samples
 if nvidia-smi --query-gpu=name --format=csv,noheader | grep -q H200; then
-  ab_fits 200 && ab_serve_table "$D"
+  [[ -z ${NO_SERVE:-} ]] && ab_fits 200 && ab_serve_table "$D"
 fi
 if ab_fits 70; then
   timeout "$(ab_left)" build-gpu/gptoss_gpu_check > "$D/check-all.log" 2>&1
