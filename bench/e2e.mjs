@@ -26,7 +26,7 @@ import { readBandwidth } from '../dist/ops.js';
 import { decodeBytesPerToken } from './decode-bytes.mjs';
 
 function parseArgs(argv) {
-  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored', experts: undefined, repeat: 1 };
+  const args = { device: 'auto', prefill: [128], decode: 32, context: 512, label: '', out: 'bench/results', synthetic: null, seed: undefined, layers: undefined, perToken: false, activations: undefined, kvCache: undefined, denseWeights: 'as-stored', experts: undefined, repeat: 1, temperature: 0 };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -45,16 +45,21 @@ function parseArgs(argv) {
     else if (a === '--seed') args.seed = Number(argv[++i]);
     else if (a === '--layers') args.layers = Number(argv[++i]);
     else if (a === '--repeat') args.repeat = Number(argv[++i]);
+    else if (a === '--temperature') args.temperature = Number(argv[++i]);
     else rest.push(a);
   }
   const synthetic = args.synthetic !== null;
+  if (!Number.isFinite(args.temperature) || args.temperature < 0) {
+    console.error(`bench/e2e.mjs: --temperature must be a finite number >= 0 (got ${args.temperature})`);
+    process.exit(2);
+  }
   if (!Number.isInteger(args.repeat) || args.repeat < 1) {
     console.error(`bench/e2e.mjs: --repeat must be a positive integer (got ${args.repeat})`);
     process.exit(2);
   }
   if (rest.length !== (synthetic ? 0 : 1) || (!synthetic && (args.seed !== undefined || args.layers !== undefined))) {
     console.error(
-      'usage: node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512] [--per-token] [--label NAME] [--out DIR]\n' +
+      'usage: node bench/e2e.mjs <model-dir> [--device cpu|cuda|auto] [--prefill 128,512] [--decode 32] [--context 512] [--per-token] [--temperature T] [--label NAME] [--out DIR]\n' +
         '       node bench/e2e.mjs --synthetic 20b|120b|tiny [--seed N] [--layers N] [same options]',
     );
     process.exit(2);
@@ -147,27 +152,32 @@ for (const n of args.prefill) {
 if (args.decode > 0) {
   const s = model.createSession({ maxContext: args.context + args.decode + 4 });
   await s.append(tokensFor(args.context, V, 4));
-  let token = await s.sample({ temperature: 0 }, 0.5);
+  // --temperature T: the decode steps draw at T (generate()'s default is 1: no ranking, every logit's
+  // probability summed) instead of the greedy argmax; the uniforms come from a fixed sequence.
+  const params = { temperature: args.temperature };
+  let draw = 1;
+  const u = () => (draw = (draw * 48271) % 2147483647) / 2147483647;  // Park-Miller: (0, 1)
+  let token = await s.sample(params, u());
   // Two warm-up steps (graph capture on CUDA), then the timed steps.
   for (let i = 0; i < 2; i++) {
-    token = await s.stepSample(token, { temperature: 0 }, 0.5);
+    token = await s.stepSample(token, params, u());
   }
   // As generate() decodes: chunks of 16 steps a native call (stepSampleMany: each step queued on the
   // device before the previous id is read back); --per-token: one stepSample call a token.
   const t = performance.now(), cpu0 = process.cpuUsage();
   if (args.perToken) {
-    for (let i = 0; i < args.decode; i++) token = await s.stepSample(token, { temperature: 0 }, 0.5);
+    for (let i = 0; i < args.decode; i++) token = await s.stepSample(token, params, u());
   } else {
     for (let done = 0; done < args.decode; ) {
       const count = Math.min(16, args.decode - done);
-      const ids = await s.stepSampleMany(token, { temperature: 0 }, new Array(count).fill(0.5));
+      const ids = await s.stepSampleMany(token, params, Array.from({ length: count }, u));
       token = ids[ids.length - 1];
       done += ids.length;
     }
   }
   const ms = performance.now() - t, cpu = process.cpuUsage(cpu0);
   result.decode = {
-    context: args.context, tokens: args.decode, ms, tokensPerSecond: (args.decode * 1000) / ms, msPerToken: ms / args.decode,
+    context: args.context, tokens: args.decode, temperature: args.temperature, ms, tokensPerSecond: (args.decode * 1000) / ms, msPerToken: ms / args.decode,
     // the process's CPU time (every thread) a token: what a step costs whatever share of the cores it got
     cpuMsPerToken: (cpu.user + cpu.system) / 1e3 / args.decode,
     calls: args.perToken ? 'stepSample (one a token)' : 'stepSampleMany (16 steps a call)',

@@ -9,7 +9,8 @@
 //   in alternation: scripts/gpu-gemv-ab.sh reads its rows; --attn: copy ceiling + decode attention at 1k / 8k /
 //   32k keys, SIMT and tensor-core kernels: scripts/gpu-attn-ab.sh; --gemm: cuBLAS ceiling + the prefill GEMM tile,
 //   GPTOSS_CUDA_GEMM=mma vs =wgmma, twice in alternation: scripts/gpu-wgmma-ab.sh; --moe-batch: copy ceiling + a
-//   batched decode step's MoE under each GPTOSS_CUDA_MOE_BATCH path: scripts/gpu-moe-batch-ab.sh)
+//   batched decode step's MoE under each GPTOSS_CUDA_MOE_BATCH path: scripts/gpu-moe-batch-ab.sh; --sample: copy
+//   ceiling + one row's draws greedy, at temperature 1 and at top-p 0.9, and 64 rows' draws in one call)
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -600,8 +601,51 @@ int bench_read_probe(double bw) {
   return 0;
 }
 
+// Sampling (--sample): one row of o200k logits drawn greedily, at temperature 1 with no ranking (generate()'s
+// default: sample.cu's split kernels) and at top-p 0.9 (probs, radix sort, one-block draw), eager on the stream
+// with no host sync (sample_into, as stepSampleMany queues them); then 64 rows at temperature 1 in one
+// sample_rows call (the engine's batch draws), host round trip included (wall clock). GB/s: one pass over the
+// row's logits.
+int bench_sample(Rng& r, double bw, int V) {
+  const int rows = 64;
+  Tensor logits = gpu->upload(rand_f32(r, {rows, V}, 4.f));
+  Tensor token = gpu->empty(DType::I32, {1});
+  const double row_bytes = 4.0 * V;
+  struct Case { const char* name; float t; float top_p; };
+  for (const Case& c : {Case{"sample greedy", 0.f, 1.f}, Case{"sample t1 (unranked)", 1.f, 1.f},
+                        Case{"sample t1 top-p 0.9", 1.f, 0.9f}}) {
+    SampleParams sp;
+    sp.temperature = c.t;
+    sp.top_p = c.top_p;
+    const double ms = time_ms([&](int i) {
+      gpu->sample_into(logits.rows(i % rows, 1).reshaped({V}), sp, 0.37f + 0.01f * (i % 50), token);
+    }, 50, 5);
+    add(c.name, "1 x V" + std::to_string(V), ms, row_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+  }
+  std::vector<int32_t> idx(rows);
+  std::vector<SampleParams> params(rows);
+  std::vector<float> us(rows);
+  for (int i = 0; i < rows; ++i) {
+    idx[size_t(i)] = i;
+    params[size_t(i)].temperature = 1.f;
+    us[size_t(i)] = r.uniform();
+  }
+  std::vector<double> ms;
+  for (int rep = 0; rep < 23; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    (void)gpu->sample_rows(logits, idx, params, us);
+    if (rep >= 3) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double m = ms[ms.size() / 2];
+  add("sample_rows t1 (wall, host sync)", std::to_string(rows) + " x V" + std::to_string(V), m,
+      rows * row_bytes / (m * 1e-3) / 1e9, "GB/s", bw);
+  print_table();
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  bool read_probe_only = false, dense_batch_only = false;
+  bool read_probe_only = false, dense_batch_only = false, sample_only = false;
   for (int i = 1; i < argc; ++i) {
     read_probe_only |= !std::strcmp(argv[i], "--read-probe");
     quick |= !std::strcmp(argv[i], "--quick");
@@ -612,6 +656,7 @@ int main(int argc, char** argv) {
     gemm_only |= !std::strcmp(argv[i], "--gemm");
     moe_batch_only |= !std::strcmp(argv[i], "--moe-batch");
     dense_batch_only |= !std::strcmp(argv[i], "--dense-batch");
+    sample_only |= !std::strcmp(argv[i], "--sample");
   }
   std::string reason = cuda_unavailable_reason();
   if (!reason.empty()) {
@@ -626,7 +671,7 @@ int main(int argc, char** argv) {
   const double bw = copy_ceiling_gbs();
   std::printf("ceiling: device-to-device copy %.0f GB/s (read + write)\n", bw);
   if (read_probe_only) return bench_read_probe(bw);
-  double mm = decode_only || bf16_experts_only || gemv_only || attn_only || moe_batch_only || dense_batch_only ? 0 : cublas_ceiling_tflops();
+  double mm = decode_only || bf16_experts_only || gemv_only || attn_only || moe_batch_only || dense_batch_only || sample_only ? 0 : cublas_ceiling_tflops();
   const bool mm_measured = mm > 0;
   if (!mm_measured) mm = 790;  // KINDS.md: 8192^3 bf16 via PyTorch on this kind, 769-798 TFLOP/s
   std::printf("ceiling: bf16 GEMM %.0f TFLOP/s (%s)\n", mm, mm_measured ? "cuBLAS 8192^3, measured now" : "KINDS.md figure, cuBLAS not found");
@@ -638,6 +683,7 @@ int main(int argc, char** argv) {
   if (gemm_only) return bench_gemm(r, mm, H, I, E, K);
   if (moe_batch_only) return bench_moe_batch(r, bw, H, I, E, K);
   if (dense_batch_only) return bench_dense_batch(r, bw, H, V);
+  if (sample_only) return bench_sample(r, bw, V);
   if (attn_only) {
     bench_attention(r, bw, mm);
     print_table();

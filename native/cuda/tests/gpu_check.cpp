@@ -73,6 +73,7 @@ bool only_gemv = false;
 bool only_gemm_wgmma = false;
 bool only_moe_stream = false;
 bool only_splitk = false;
+bool only_sample = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -1029,6 +1030,69 @@ void check_sample(Rng& r, int V) {
          std::to_string(same) + "/" + std::to_string(total) + " identical tokens");
 }
 
+// Unranked draws (top-k and top-p off: the split kernels of sample.cu, generate()'s default settings) on rows
+// shaped to reach every branch: vocabularies of one slice, a slice and a value, and o200k's 99 slices; logits
+// flat and peaked (one slice holding nearly all the mass); temperatures and min-p; uniforms at 0 and just below
+// 1; a row with a NaN, one with +Infinity and one all -Infinity (codes). Session draws (gpu->sample) against
+// the CPU's, and a batch's rows (gpu->sample_rows, all rows in one launch) against the session draws, which
+// run the same kernels: those must be equal.
+void check_unranked_draws(Rng& r, int V) {
+  struct P { float t; float mp; };
+  const P ps[] = {{1, 0}, {0.6f, 0}, {1.3f, 0.02f}, {2.f, 0}, {1, 0.5f}};
+  int total = 0, same_cpu = 0, same_rows = 0, codes_ok = 0, codes = 0;
+  for (int shape = 0; shape < 4; ++shape) {
+    const int v = shape == 0 ? std::min(V, 1000) : shape == 1 ? std::min(V, 2049) : V;
+    Tensor l = rand_f32(r, {v}, shape == 3 ? 8.f : 2.f);
+    if (shape == 3) l.ptr<float>()[v / 2] += 30.f;  // peaked: one token holds nearly all the mass
+    Tensor gl = to_gpu(l);
+    std::vector<int32_t> rows;
+    std::vector<SampleParams> params;
+    std::vector<float> us;
+    std::vector<int32_t> single;
+    for (const P& p : ps) {
+      SampleParams sp;
+      sp.temperature = p.t;
+      sp.min_p = p.mp;
+      for (int i = 0; i < 8; ++i) {
+        const float u = i == 0 ? 0.f : i == 1 ? 0.99999994f : r.uniform();
+        const int32_t a = cpu->sample(l, sp, u), b = gpu->sample(gl, sp, u);
+        ++total;
+        same_cpu += a == b;
+        rows.push_back(0);
+        params.push_back(sp);
+        us.push_back(u);
+        single.push_back(b);
+      }
+    }
+    const std::vector<int32_t> batch = gpu->sample_rows(gl.reshaped({1, v}), rows, params, us);
+    for (size_t i = 0; i < single.size(); ++i) same_rows += batch[i] == single[i];
+  }
+  // rows without a distribution: a NaN, +Infinity, everything -Infinity; each answers its code
+  for (int kind = 0; kind < 3; ++kind) {
+    const int v = std::min(V, 5000);
+    Tensor l = rand_f32(r, {v}, 2.f);
+    float* x = l.ptr<float>();
+    if (kind == 0) x[v - 7] = NAN;
+    if (kind == 1) x[123] = INFINITY;
+    if (kind == 2) for (int i = 0; i < v; ++i) x[i] = -INFINITY;
+    SampleParams sp;
+    sp.temperature = 1.f;
+    const int32_t a = cpu->sample(l, sp, 0.5f), b = gpu->sample(to_gpu(l), sp, 0.5f);
+    ++codes;
+    codes_ok += a == b && b < 0;
+  }
+  Stats s;
+  s.rel = double(total - same_cpu) / total;
+  report("sample_unranked", "V" + std::to_string(V) + " 4 shapes x 5 settings x 8 u", s, 1.0 / 40,
+         std::to_string(same_cpu) + "/" + std::to_string(total) + " identical to the CPU's");
+  report_flag("sample_unranked", "sample_rows == sample", same_rows == total,
+              std::to_string(same_rows) + "/" + std::to_string(total) + " equal",
+              std::to_string(same_rows) + "/" + std::to_string(total) + " equal");
+  report_flag("sample_unranked", "rows without a distribution", codes_ok == codes,
+              std::to_string(codes_ok) + "/" + std::to_string(codes) + " codes as the CPU's",
+              std::to_string(codes_ok) + "/" + std::to_string(codes) + " codes as the CPU's");
+}
+
 // ---- fused ops (backend.h): the CUDA kernel against the CPU backend's default composition; the
 // note also gives the distance to CUDA's own unfused ops (gpu->Backend::op runs the default body).
 std::string vs_unfused(double rel) {
@@ -1514,6 +1578,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--gemm-wgmma")) only_gemm_wgmma = true;  // the wgmma GEMM tile alone (scripts/gpu-wgmma-ab.sh)
     else if (!std::strcmp(argv[i], "--moe-stream")) only_moe_stream = true;  // the streaming batch MoE alone (scripts/gpu-moe-batch-ab.sh)
     else if (!std::strcmp(argv[i], "--gemm-splitk")) only_splitk = true;  // split-K of the dense wgmma GEMMs alone
+    else if (!std::strcmp(argv[i], "--sample")) only_sample = true;  // the draws alone
     else if (kHip && !std::strcmp(argv[i], "--build-info")) {
       // What this program would run on: the ROCm runtime it loaded and the plugin beside it (no device
       // touched; test/hip-check.test.ts reads it on machines without an AMD GPU).
@@ -1524,7 +1589,7 @@ int main(int argc, char** argv) {
       if (!info.error.empty()) std::printf("error %s\n", info.error.c_str());
       return info.plugin_loaded ? 0 : 1;
     } else {
-      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --gemm-wgmma, --moe-stream%s)\n", argv[i],
+      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --gemm-wgmma, --moe-stream, --gemm-splitk, --sample%s)\n", argv[i],
                    kHip ? ", --build-info" : "");
       return 64;
     }
@@ -1541,7 +1606,12 @@ int main(int argc, char** argv) {
   Rng r(seed);
   const auto t0 = std::chrono::steady_clock::now();
   try {
-    if (only_splitk) {
+    if (only_sample) {
+      check_sample(r, 201088);
+      check_unranked_draws(r, 201088);
+      check_unranked_draws(r, 4096);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (only_splitk) {
       check_gemm_splitk(r);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_moe_stream) {
@@ -1724,6 +1794,7 @@ int main(int argc, char** argv) {
     }
     if (!only_moe && !bf16_experts) {
       check_sample(r, quick ? 1024 : 201088);
+      check_unranked_draws(r, quick ? 4096 : 201088);
       check_graph(r);
       // fused ops vs the CPU's default compositions
       check_add_rmsnorm(r, 3, 100);
