@@ -227,7 +227,7 @@ constexpr int kDrawThreads = 256;
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 using DrawScan = cub::BlockScan<double, kDrawThreads>;
 constexpr int kDrawPerThread = 8;    // values a thread: a slice is 2,048 values (99 slices for o200k's 201,088)
-constexpr int kDrawMaxSlices = 256;  // the pick kernel holds a row's slices one a thread
+constexpr int kDrawMaxSlices = kDrawThreads;  // draw_row_best holds a row's slices one a thread
 
 int draw_slices(int v) { return std::max(1, std::min(ceil_div(v, kDrawThreads * kDrawPerThread), kDrawMaxSlices)); }
 
@@ -244,17 +244,21 @@ __device__ __forceinline__ DrawRun draw_run(int v, int S, int s, int t) {
   return {lo, hi, a, b};
 }
 
-// The row's ArgBest from its S slices' (every thread of the block gets it).
+// The row's ArgBest from its S <= kDrawThreads slices' (every thread of the block gets it): a tree in shared
+// memory (ArgBestOp is associative and commutative, so any order gives the same answer; rocPRIM's block reduce
+// of this struct took 16 bytes of scratch a lane on gfx942).
 __device__ ArgBest draw_row_best(const ArgBest* part, int S) {
-  using Reduce = cub::BlockReduce<ArgBest, kDrawThreads>;
-  __shared__ typename Reduce::TempStorage tmp;
-  __shared__ ArgBest result;
-  ArgBest mine{-INFINITY, -1, kNoBad};
-  for (int b = threadIdx.x; b < S; b += kDrawThreads) mine = ArgBestOp()(mine, part[b]);
-  const ArgBest r = Reduce(tmp).Reduce(mine, ArgBestOp());
-  if (threadIdx.x == 0) result = r;
+  __shared__ ArgBest tree[kDrawThreads];
+  const int t = threadIdx.x;
+  tree[t] = t < S ? part[t] : ArgBest{-INFINITY, -1, kNoBad};
   __syncthreads();
-  return result;
+  for (int half = kDrawThreads / 2; half > 0; half /= 2) {
+    if (t < half) tree[t] = ArgBestOp()(tree[t], tree[t + half]);
+    __syncthreads();
+  }
+  const ArgBest r = tree[0];
+  __syncthreads();  // tree may be reused by a later call
+  return r;
 }
 
 __device__ __forceinline__ RowDraw draw_of(const RowDraw* draws, const RowDraw& one, int row) {
