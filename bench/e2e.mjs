@@ -31,7 +31,12 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--device') args.device = argv[++i];
-    else if (a === '--prefill') args.prefill = argv[++i].split(',').filter(Boolean).map(Number);
+    else if (a === '--prefill') {
+      // comma-separated lengths; 0 (or '') times no prefill (the decode-only runs of scripts/gpu-draws-ab.sh)
+      args.prefill = argv[++i].split(',').filter(Boolean).map(Number);
+      if (args.prefill.some((n) => !Number.isInteger(n) || n < 0)) throw new Error(`--prefill: '${argv[i]}' is not a list of token counts`);
+      args.prefill = args.prefill.filter((n) => n > 0);
+    }
     else if (a === '--decode') args.decode = Number(argv[++i]);
     else if (a === '--per-token') args.perToken = true;
     else if (a === '--dense-weights') args.denseWeights = argv[++i];
