@@ -756,7 +756,7 @@ class CudaBackend final : public Backend {
   // sample_rows' and queue_sample_rows' launches, in stream order, all without a host sync: the greedy rows
   // (greedy_rows: their logit rows, g of them) listed at ids[count, count + g) and argmax-ed into
   // ids[count + g, count + 2g); the sampled rows' draws into ids[i]: rows without a ranking to sort (top-k
-  // and top-p off) in one sample_rows launch (a block a row), the others one by one. Pool blocks are
+  // and top-p off) in one sample_rows launch (each row split over the vocabulary), the others one by one. Pool blocks are
   // reused in stream order, so dropping the workspaces when this returns is safe.
   void launch_draws(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<SampleParams>& params,
                     const std::vector<float>& uniforms, const std::vector<int32_t>& greedy_rows, Tensor& ids) {

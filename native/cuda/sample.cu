@@ -8,6 +8,8 @@
 
 #include "sample.cuh"
 
+#include <algorithm>
+
 namespace gptoss::cuda {
 
 namespace {
@@ -94,18 +96,14 @@ __global__ void __launch_bounds__(kThreads) argmax_rows_kernel(const float* logi
 }
 
 // p_i = exp((l_i - max) / T), and the identity index list the sort carries along.
-__device__ __forceinline__ void probs_body(const float* l, int v, float temperature, float* p, int32_t* idx,
-                                           int32_t* code) {
+__global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
+                                                         int32_t* idx, int32_t* code) {
   ArgBest b = block_argmax(l, v);
   if (threadIdx.x == 0) *code = row_code(b);  // draw_kernel returns it in place of an id
   for (int i = threadIdx.x; i < v; i += kThreads) {
     p[i] = expf((l[i] - b.v) / temperature);
     if (idx) idx[i] = i;
   }
-}
-__global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
-                                                         int32_t* idx, int32_t* code) {
-  probs_body(l, v, temperature, p, idx, code);
 }
 
 using Scan = cub::BlockScan<double, kThreads>;
@@ -119,16 +117,17 @@ __device__ double segment_scan(double mine, double* total, typename Scan::TempSt
   return excl;
 }
 
-// Single block: decides the pivot (sorted p / idx given, or min-p only without a sort) and draws.
-__device__ __forceinline__ void draw_body(const float* p, const float* sorted_p, const int32_t* sorted_i, int v,
-                                          int top_k, float top_p, float min_p, bool sorted, float uniform,
-                                          const int32_t* code, int32_t* result) {
+// Single block, a ranked draw (top-k or top-p: p and its (p desc, index asc) ranking sorted_p / sorted_i given):
+// decides the pivot (the last ranked token kept) and draws. Unranked draws: draw_*_kernel below.
+__global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const float* sorted_p, const int32_t* sorted_i,
+                                                        int v, int top_k, float top_p, float min_p, float uniform,
+                                                        const int32_t* code, int32_t* result) {
   __shared__ typename Scan::TempStorage tmp;
   __shared__ float pv_value;
   __shared__ int pv_index;
   __shared__ int found, last_kept;
   const int t = threadIdx.x;
-  if (sorted) {
+  {
     const int K = (top_k > 0 && top_k < v) ? top_k : v;
     int len = K;
     // contiguous segments of the ranked prefix [0, K)
@@ -167,17 +166,12 @@ __device__ __forceinline__ void draw_body(const float* p, const float* sorted_p,
       pv_value = sorted_p[len - 1];
       pv_index = sorted_i[len - 1];
     }
-  } else if (t == 0) {
-    // min-p only (or nothing): kept = p >= min_p (p_max = 1); pivot value just below everything kept
-    pv_value = min_p;
-    pv_index = min_p > 0.f ? -2 : v;  // sentinel: decided by `keep` below
   }
   __syncthreads();
   const float pvv = pv_value;
   const int pvi = pv_index;
   auto keep = [&](int i) {
     const float x = p[i];
-    if (!sorted) return x >= pvv;
     return x > pvv || (x == pvv && i <= pvi);
   };
   // draw in index order
@@ -214,23 +208,223 @@ __device__ __forceinline__ void draw_body(const float* p, const float* sorted_p,
   __syncthreads();
   if (t == 0) *result = *code < 0 ? *code : (found != 0x7fffffff ? found : last_kept);
 }
-__global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const float* sorted_p, const int32_t* sorted_i,
-                                                        int v, int top_k, float top_p, float min_p, bool sorted,
-                                                        float uniform, const int32_t* code, int32_t* result) {
-  draw_body(p, sorted_p, sorted_i, v, top_k, top_p, min_p, sorted, uniform, code, result);
+
+// Draws that need no ranking (top-k and top-p off: temperature, min-p at most), split over the vocabulary:
+// three launches of grid (slices, rows), (slices, rows) and (rows), so that a row's 0.8 MB of logits is read by
+// ~100 SMs instead of one (before, probs_kernel and a draw kernel with one 1024-thread block a row made four passes
+// over the row from one SM; generate() at temperature 1 ran 6.5% under the greedy harness on an H200,
+// bench/RESULTS.md).
+// The definition of cpu/sample.cpp without a ranking: p_i = exp((l_i - max) / T), kept
+// when p_i >= min_p, the first kept i (ascending) with cumsum > u * total, else the last kept one.
+//   1. draw_max_kernel: each slice's ArgBest (max, first index, first bad logit);
+//   2. draw_sum_kernel: the row's ArgBest from the slices' (every block alike), then the slice's kept mass
+//      (f64: per thread a contiguous run of kDrawPerThread values in index order, then the block's scan
+//      aggregate) and its last kept index;
+//   3. draw_pick_kernel: a block a row: the slices' masses in slice order to the total, the first slice whose
+//      running sum passes u * total, then that slice walked as draw_body walks a row (the block's exclusive
+//      scan from the slice's start); a rounding miss at the slice's end takes its last kept index.
+constexpr int kDrawThreads = 256;
+size_t align256(size_t b) { return (b + 255) / 256 * 256; }
+using DrawScan = cub::BlockScan<double, kDrawThreads>;
+constexpr int kDrawPerThread = 8;    // values a thread: a slice is 2,048 values (99 slices for o200k's 201,088)
+constexpr int kDrawMaxSlices = kDrawThreads;  // draw_row_best holds a row's slices one a thread
+
+int draw_slices(int v) { return std::max(1, std::min(ceil_div(v, kDrawThreads * kDrawPerThread), kDrawMaxSlices)); }
+
+// Slice `s` of `S` of a row of v values, and thread t's contiguous run inside it.
+struct DrawRun {
+  int lo, hi;  // the slice
+  int a, b;    // the thread's run
+};
+__device__ __forceinline__ DrawRun draw_run(int v, int S, int s, int t) {
+  const int per_block = (v + S - 1) / S;
+  const int lo = min(v, s * per_block), hi = min(v, lo + per_block);
+  const int per_thread = (per_block + kDrawThreads - 1) / kDrawThreads;
+  const int a = min(hi, lo + t * per_thread), b = min(hi, a + per_thread);
+  return {lo, hi, a, b};
 }
 
-// Many rows that need no ranking (temperature, min-p at most), a block a row: the same two bodies.
-__global__ void __launch_bounds__(kThreads) probs_rows_kernel(const float* logits, int v, const RowDraw* draws,
-                                                              float* p, int32_t* codes) {
-  const RowDraw d = draws[blockIdx.x];
-  probs_body(logits + int64_t(d.row) * v, v, d.temperature, p + int64_t(blockIdx.x) * v, nullptr, codes + blockIdx.x);
+// The row's ArgBest from its S <= kDrawThreads slices' (every thread of the block gets it): a tree in shared
+// memory (ArgBestOp is associative and commutative, so any order gives the same answer; rocPRIM's block reduce
+// of this struct took 16 bytes of scratch a lane on gfx942).
+__device__ ArgBest draw_row_best(const ArgBest* part, int S) {
+  __shared__ ArgBest tree[kDrawThreads];
+  const int t = threadIdx.x;
+  tree[t] = t < S ? part[t] : ArgBest{-INFINITY, -1, kNoBad};
+  __syncthreads();
+  for (int half = kDrawThreads / 2; half > 0; half /= 2) {
+    if (t < half) tree[t] = ArgBestOp()(tree[t], tree[t + half]);
+    __syncthreads();
+  }
+  const ArgBest r = tree[0];
+  __syncthreads();  // tree may be reused by a later call
+  return r;
 }
-__global__ void __launch_bounds__(kThreads) draw_rows_kernel(const float* p, int v, const RowDraw* draws,
-                                                             const int32_t* codes, int32_t* result) {
-  const RowDraw d = draws[blockIdx.x];
-  draw_body(p + int64_t(blockIdx.x) * v, nullptr, nullptr, v, 0, 1.f, d.min_p, false, d.uniform, codes + blockIdx.x,
-            result + d.out);
+
+__device__ __forceinline__ RowDraw draw_of(const RowDraw* draws, const RowDraw& one, int row) {
+  return draws ? draws[row] : one;
+}
+
+__global__ void __launch_bounds__(kDrawThreads) draw_max_kernel(const float* logits, int v, const RowDraw* draws,
+                                                                RowDraw one, ArgBest* best) {
+  using Reduce = cub::BlockReduce<ArgBest, kDrawThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  pdl_wait();  // the logits are the previous kernel's output (launch.cuh)
+  pdl_launch_dependents();
+  const int S = gridDim.x;
+  const RowDraw d = draw_of(draws, one, blockIdx.y);
+  const float* l = logits + int64_t(d.row) * v;
+  const DrawRun r = draw_run(v, S, blockIdx.x, 0);
+  ArgBest b{-INFINITY, -1, kNoBad};
+  for (int i = r.lo + threadIdx.x; i < r.hi; i += kDrawThreads) scan_logit(b, l[i], i);
+  const ArgBest out = Reduce(tmp).Reduce(b, ArgBestOp());
+  if (threadIdx.x == 0) best[int64_t(blockIdx.y) * S + blockIdx.x] = out;
+}
+
+__global__ void __launch_bounds__(kDrawThreads) draw_sum_kernel(const float* logits, int v, const RowDraw* draws,
+                                                                RowDraw one, const ArgBest* best, double* mass,
+                                                                int32_t* last) {
+  using Reduce = cub::BlockReduce<int, kDrawThreads>;
+  __shared__ union {
+    typename DrawScan::TempStorage scan;
+    typename Reduce::TempStorage reduce;
+  } tmp;
+  pdl_wait();
+  pdl_launch_dependents();
+  const int S = gridDim.x, row = blockIdx.y;
+  const RowDraw d = draw_of(draws, one, row);
+  const ArgBest m = draw_row_best(best + int64_t(row) * S, S);
+  const int64_t at = int64_t(row) * S + blockIdx.x;
+  if (row_code(m) < 0) {  // no distribution: the pick kernel returns the code
+    if (threadIdx.x == 0) {
+      mass[at] = 0;
+      last[at] = -1;
+    }
+    return;
+  }
+  const float* l = logits + int64_t(d.row) * v;
+  const DrawRun r = draw_run(v, S, blockIdx.x, threadIdx.x);
+  double mine = 0;
+  int my_last = -1;
+  for (int i = r.a; i < r.b; ++i) {
+    const float p = expf((l[i] - m.v) / d.temperature);
+    if (p >= d.min_p) {
+      mine += double(p);
+      my_last = i;
+    }
+  }
+  double excl, total;
+  DrawScan(tmp.scan).ExclusiveSum(mine, excl, total);
+  __syncthreads();  // tmp is reused
+  const int slice_last = Reduce(tmp.reduce).Reduce(my_last, [](int x, int y) { return x > y ? x : y; });
+  if (threadIdx.x == 0) {
+    mass[at] = total;
+    last[at] = slice_last;
+  }
+}
+
+__global__ void __launch_bounds__(kDrawThreads) draw_pick_kernel(const float* logits, int v, int S, const RowDraw* draws,
+                                                                 RowDraw one, const ArgBest* best, const double* mass,
+                                                                 const int32_t* last, int32_t* result) {
+  __shared__ typename DrawScan::TempStorage tmp;
+  __shared__ int pick_slice, pick_last, found;
+  __shared__ double pick_start, target_sh;
+  pdl_wait();
+  pdl_launch_dependents();
+  const int row = blockIdx.x, t = threadIdx.x;
+  const RowDraw d = draw_of(draws, one, row);
+  const ArgBest m = draw_row_best(best + int64_t(row) * S, S);
+  const int code = row_code(m);
+  if (code < 0) {
+    if (t == 0) result[d.out] = code;
+    return;
+  }
+  const double* ms = mass + int64_t(row) * S;
+  const int32_t* ls = last + int64_t(row) * S;
+  if (t == 0) {  // S <= kDrawMaxSlices sums in slice order: the total, then the slice the draw lands in
+    double total = 0;
+    int last_kept = -1;
+    for (int s = 0; s < S; ++s) {
+      total += ms[s];
+      last_kept = max(last_kept, ls[s]);
+    }
+    const double target = double(d.uniform) * total;
+    double start = 0;
+    int s = 0;
+    for (; s < S && !(start + ms[s] > target); ++s) start += ms[s];
+    pick_slice = s < S ? s : -1;
+    pick_last = s < S ? ls[s] : last_kept;
+    pick_start = start;
+    target_sh = target;
+    found = 0x7fffffff;
+  }
+  __syncthreads();
+  if (pick_slice < 0) {  // u * total at or past the total (rounding): the last kept token
+    if (t == 0) result[d.out] = pick_last;
+    return;
+  }
+  const float* l = logits + int64_t(d.row) * v;
+  const DrawRun r = draw_run(v, S, pick_slice, t);
+  double mine = 0;
+  for (int i = r.a; i < r.b; ++i) {
+    const float p = expf((l[i] - m.v) / d.temperature);
+    if (p >= d.min_p) mine += double(p);
+  }
+  double excl, total;
+  DrawScan(tmp).ExclusiveSum(mine, excl, total);
+  const double target = target_sh;
+  double cum = pick_start + excl;
+  if (cum + mine > target) {
+    for (int i = r.a; i < r.b; ++i) {
+      const float p = expf((l[i] - m.v) / d.temperature);
+      if (p >= d.min_p) {
+        cum += double(p);
+        if (cum > target) {
+          atomicMin(&found, i);
+          break;
+        }
+      }
+    }
+  }
+  __syncthreads();
+  if (t == 0) result[d.out] = found != 0x7fffffff ? found : pick_last;
+}
+
+// The workspace of `rows` split draws: ArgBest, mass and last index a slice.
+struct DrawWs {
+  ArgBest* best;
+  double* mass;
+  int32_t* last;
+};
+size_t draw_ws_bytes(int vocab, int rows) {
+  const size_t n = size_t(draw_slices(vocab)) * size_t(rows);
+  return align256(sizeof(ArgBest) * n) + align256(sizeof(double) * n) + align256(sizeof(int32_t) * n);
+}
+DrawWs draw_ws(int vocab, int rows, void* base) {
+  const size_t n = size_t(draw_slices(vocab)) * size_t(rows);
+  uint8_t* b = static_cast<uint8_t*>(base);
+  DrawWs w;
+  w.best = reinterpret_cast<ArgBest*>(b);
+  b += align256(sizeof(ArgBest) * n);
+  w.mass = reinterpret_cast<double*>(b);
+  b += align256(sizeof(double) * n);
+  w.last = reinterpret_cast<int32_t*>(b);
+  return w;
+}
+// draws (device) a row each, or `one` when draws is null (rows = 1).
+void launch_draw_split(const float* logits, int vocab, const RowDraw* draws, const RowDraw& one, int rows,
+                       void* workspace, int32_t* result, cudaStream_t stream) {
+  const int S = draw_slices(vocab);
+  const DrawWs w = draw_ws(vocab, rows, workspace);
+  launch_k(draw_max_kernel, dim3(S, rows), kDrawThreads, 0, stream, logits, vocab, draws, one, w.best);
+  GPTOSS_CUDA_LAUNCH("draw_max_kernel");
+  launch_k(draw_sum_kernel, dim3(S, rows), kDrawThreads, 0, stream, logits, vocab, draws, one,
+           static_cast<const ArgBest*>(w.best), w.mass, w.last);
+  GPTOSS_CUDA_LAUNCH("draw_sum_kernel");
+  launch_k(draw_pick_kernel, dim3(rows), kDrawThreads, 0, stream, logits, vocab, S, draws, one,
+           static_cast<const ArgBest*>(w.best), static_cast<const double*>(w.mass), static_cast<const int32_t*>(w.last),
+           result);
+  GPTOSS_CUDA_LAUNCH("draw_pick_kernel");
 }
 
 struct SampleWs {
@@ -242,8 +436,6 @@ struct SampleWs {
   void* cub_tmp;
   size_t cub_bytes;
 };
-
-size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
 SampleWs sample_ws(int vocab, void* base, size_t* total) {
   size_t cub_bytes = 0;
@@ -267,8 +459,13 @@ SampleWs sample_ws(int vocab, void* base, size_t* total) {
 
 }  // namespace
 
+static bool ranked(int vocab, const SampleParams& params) {
+  return (params.top_k > 0 && params.top_k < vocab) || params.top_p < 1.f;
+}
+
 size_t sample_workspace_bytes(int vocab, const SampleParams& params) {
   if (params.temperature == 0.f) return sizeof(ArgBest) * size_t(argmax_blocks(vocab));
+  if (!ranked(vocab, params)) return draw_ws_bytes(vocab, 1);
   size_t total = 0;
   sample_ws(vocab, nullptr, &total);
   return total;
@@ -282,18 +479,22 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
     GPTOSS_CUDA_LAUNCH("argmax_split_kernel");
     return;
   }
+  if (!ranked(vocab, params)) {
+    RowDraw one;
+    one.temperature = params.temperature;
+    one.min_p = params.min_p;
+    one.uniform = uniform;
+    launch_draw_split(logits, vocab, nullptr, one, 1, workspace, result, stream);
+    return;
+  }
   SampleWs w = sample_ws(vocab, workspace, nullptr);
   probs_kernel<<<1, kThreads, 0, stream>>>(logits, vocab, params.temperature, w.p, w.idx, w.code);
   GPTOSS_CUDA_LAUNCH("probs_kernel");
-  const bool use_k = params.top_k > 0 && params.top_k < vocab;
-  const bool sorted = use_k || params.top_p < 1.f;
-  if (sorted) {
-    // Stable radix sort: equal p keep ascending index order, i.e. the (p desc, index asc) ranking.
-    GPTOSS_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(w.cub_tmp, w.cub_bytes, w.p, w.sorted_p, w.idx,
-                                                                w.sorted_i, vocab, 0, 32, stream));
-  }
+  // Stable radix sort: equal p keep ascending index order, i.e. the (p desc, index asc) ranking.
+  GPTOSS_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(w.cub_tmp, w.cub_bytes, w.p, w.sorted_p, w.idx,
+                                                              w.sorted_i, vocab, 0, 32, stream));
   draw_kernel<<<1, kThreads, 0, stream>>>(w.p, w.sorted_p, w.sorted_i, vocab, params.top_k, params.top_p,
-                                          params.min_p, sorted, uniform, w.code, result);
+                                          params.min_p, uniform, w.code, result);
   GPTOSS_CUDA_LAUNCH("draw_kernel");
 }
 
@@ -322,19 +523,12 @@ void launch_finish_rows(const int32_t* ids, const int32_t* src, const int32_t* r
   GPTOSS_CUDA_LAUNCH("finish_rows_kernel");
 }
 
-size_t sample_rows_workspace_bytes(int vocab, int count) {
-  return (sizeof(float) * size_t(vocab) + sizeof(int32_t)) * size_t(count) + 256;
-}
+size_t sample_rows_workspace_bytes(int vocab, int count) { return draw_ws_bytes(vocab, std::max(count, 1)); }
 
 void launch_sample_rows(const float* logits, int vocab, const RowDraw* draws, int count, void* workspace,
                         int32_t* result, cudaStream_t stream) {
   if (count <= 0) return;
-  float* p = static_cast<float*>(workspace);
-  int32_t* codes = reinterpret_cast<int32_t*>(p + size_t(vocab) * count);
-  probs_rows_kernel<<<count, kThreads, 0, stream>>>(logits, vocab, draws, p, codes);
-  GPTOSS_CUDA_LAUNCH("probs_rows_kernel");
-  draw_rows_kernel<<<count, kThreads, 0, stream>>>(p, vocab, draws, codes, result);
-  GPTOSS_CUDA_LAUNCH("draw_rows_kernel");
+  launch_draw_split(logits, vocab, draws, RowDraw{}, count, workspace, result, stream);
 }
 
 }  // namespace gptoss::cuda

@@ -18,8 +18,9 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
 void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, int32_t* result,
                         cudaStream_t stream);
 
-// Draws for rows that need no ranking (top-k and top-p off: temperature and min-p), a block a row,
-// as launch_sample does one: result[draws[i].out] = the id drawn from row draws[i].row.
+// Draws for rows that need no ranking (top-k and top-p off: temperature and min-p), each row split over
+// the vocabulary by the same three kernels launch_sample runs for one such row (so a row draws the same id
+// either way): result[draws[i].out] = the id drawn from row draws[i].row (draws: device memory).
 struct RowDraw {
   int row = 0, out = 0;
   float temperature = 1.f, min_p = 0.f, uniform = 0.f;

@@ -1031,11 +1031,11 @@ void check_sample(Rng& r, int V) {
 }
 
 // Unranked draws (top-k and top-p off: generate()'s default settings) on rows shaped to reach every branch of
-// a draw split in 2,048-value slices (branch next/draws): vocabularies of one slice, a slice and a value, and
+// sample.cu's draws split in 2,048-value slices: vocabularies of one slice, a slice and a value, and
 // o200k's 99 slices; logits flat and peaked (one slice holding nearly all the mass); temperatures and min-p;
 // uniforms at 0 and just below 1; a row with a NaN, one with +Infinity and one all -Infinity (codes). Session
 // draws (gpu->sample) against the CPU's, and a batch's rows (gpu->sample_rows, all rows in one launch) against
-// the session draws, which run the same code: those must be equal.
+// the session draws, which run the same kernels: those must be equal.
 void check_unranked_draws(Rng& r, int V) {
   struct P { float t; float mp; };
   const P ps[] = {{1, 0}, {0.6f, 0}, {1.3f, 0.02f}, {2.f, 0}, {1, 0.5f}};
