@@ -768,11 +768,10 @@ class CudaBackend final : public Backend {
       copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
       launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
     }
-    auto ranked = [&](const SampleParams& p) { return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f; };
     std::vector<RowDraw> plain;
     for (int64_t i = 0; i < count; ++i) {
       const SampleParams& p = params[size_t(i)];
-      if (p.temperature == 0.f || ranked(p)) continue;
+      if (p.temperature == 0.f || sample_ranked(vocab, p)) continue;
       RowDraw d;
       d.row = rows[size_t(i)];
       d.out = int(i);
@@ -794,7 +793,7 @@ class CudaBackend final : public Backend {
     size_t ws_bytes = 0;
     for (int64_t i = 0; i < count; ++i) {
       const SampleParams& p = params[size_t(i)];
-      if (p.temperature == 0.f || !ranked(p)) continue;
+      if (p.temperature == 0.f || !sample_ranked(vocab, p)) continue;
       const size_t need = sample_workspace_bytes(vocab, p);
       if (need > ws_bytes) {
         ws = pool_->alloc(need);  // stream-ordered: the previous row's kernels finish before reuse

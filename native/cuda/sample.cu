@@ -459,13 +459,13 @@ SampleWs sample_ws(int vocab, void* base, size_t* total) {
 
 }  // namespace
 
-static bool ranked(int vocab, const SampleParams& params) {
+bool sample_ranked(int vocab, const SampleParams& params) {
   return (params.top_k > 0 && params.top_k < vocab) || params.top_p < 1.f;
 }
 
 size_t sample_workspace_bytes(int vocab, const SampleParams& params) {
   if (params.temperature == 0.f) return sizeof(ArgBest) * size_t(argmax_blocks(vocab));
-  if (!ranked(vocab, params)) return draw_ws_bytes(vocab, 1);
+  if (!sample_ranked(vocab, params)) return draw_ws_bytes(vocab, 1);
   size_t total = 0;
   sample_ws(vocab, nullptr, &total);
   return total;
@@ -479,7 +479,7 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
     GPTOSS_CUDA_LAUNCH("argmax_split_kernel");
     return;
   }
-  if (!ranked(vocab, params)) {
+  if (!sample_ranked(vocab, params)) {
     RowDraw one;
     one.temperature = params.temperature;
     one.min_p = params.min_p;

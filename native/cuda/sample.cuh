@@ -7,6 +7,9 @@
 
 namespace gptoss::cuda {
 
+// Whether a draw needs the (p desc, index asc) ranking: top-k below the vocabulary or top-p below 1 (the sort
+// path); otherwise it is an unranked draw (temperature, min-p at most: the split kernels).
+bool sample_ranked(int vocab, const SampleParams& params);
 size_t sample_workspace_bytes(int vocab, const SampleParams& params);
 // Writes the chosen token id to *result (device). No host sync. `counters`: the backend's
 // last-block counters (common.cuh).
