@@ -15,12 +15,13 @@ int env_int(const char* name, int fallback, int lo, int hi);
 // A flag from the environment: unset or empty -> fallback; "0", "false", "off" -> false; else true.
 bool env_flag(const char* name, bool fallback);
 
-// The warp-specialized grouped MXFP4 kernel (wgmma_grouped_ws below) is opt-in. Its second version (two producer
-// warpgroups) ran the 20b MoE op at 2,048 tokens 4% faster than the kernel with every thread in every role in both
-// rounds (H100: 2.396 / 2.518 ms against 2.496 / 2.621; 22nd session) and was the default at 8b5f78f, but ptxas had
-// serialized its wgmma (C7515). The fix (no zero stores into the accumulators, 8186ef2) is built, not yet run: the
-// default waits for its own measurement (scripts/gpu-ws-ab.sh).
-constexpr bool kGemmWsDefault = false;
+// The warp-specialized grouped MXFP4 kernel (wgmma_grouped_ws below) is the default. Its second version (two
+// producer warpgroups) ran the 20b MoE op at 2,048 tokens 4% faster than the kernel with every thread in every role
+// (H100, 22nd session), while ptxas still serialized its wgmma (C7515). With that fixed (8186ef2), on an H100 on
+// 2026-12-07 (24th session, scripts/gpu-ws-ab.sh): the MoE op at 2,048 tokens 2.392 / 2.514 ms against 2.505 /
+// 2.598, at 1,024 1.509 / 1.510 against 1.579 / 1.580, at 4,096 4.363 / 4.296 against 4.532 / 4.483; e2e prefill
+// of 2,048 tokens 23,935 / 23,824 tok/s against 23,013 / 22,935; gpu_check (340 cases) clean.
+constexpr bool kGemmWsDefault = true;
 
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {

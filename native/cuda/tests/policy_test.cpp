@@ -696,9 +696,9 @@ void test_splitk() {
 }
 
 // The grouped MXFP4 problems on the wgmma tile take its warp-specialized kernel where a block gets the ring of whole
-// stages and the scales (policy.h wgmma_grouped_ws) when the knob asks (kGemmWsDefault off until the fixed kernel is
-// measured): the 20b/120b (K = 2,880) on the H100 and H200 at both tile rows, not at K past what the 227 KB hold, not
-// where the tile does not run, not under GPTOSS_CUDA_GEMM_WS=0.
+// stages and the scales (policy.h wgmma_grouped_ws) when the knob asks (kGemmWsDefault: on since the 24th session's
+// H100 A/B): the 20b/120b (K = 2,880) on the H100 and H200 at both tile rows, not at K past what the 227 KB hold,
+// not where the tile does not run, not under GPTOSS_CUDA_GEMM_WS=0.
 void test_gemm_ws() {
   GpuKnobs k;
   k.gemm_ws = true;
