@@ -1,5 +1,5 @@
 // The Hopper wgmma GEMM tile (native/cuda/gemm_wgmma.cu; issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma,
-// compiled, not yet run on a GPU), checked on the host: its shared-memory plan, the producers'
+// which `auto` picks on sm_90a), checked on the host: its shared-memory plan, the producers'
 // 128-byte swizzled placement, every descriptor read decoded as the PTX ISA defines it, the
 // accumulator fragment map, the ring's slot reuse, and whole blocks emulated against a double GEMM.
 // native/cuda/tests/gemm_wgmma_layout_test.cpp is plain C++ (no GPU): the build makes

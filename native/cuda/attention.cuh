@@ -5,7 +5,7 @@
 //  - decode: split-KV over a fixed number of splits (from ctx and the window, so a captured graph
 //    stays valid), all query heads of one kv head per block; the last block of a (token, kv head)
 //    merges the splits and the sink. GPTOSS_CUDA_ATTN_DECODE=mma (policy.h attention_decode_uses_mma;
-//    compiled, not yet run on a GPU): the same grid on the tensor cores (attention.cu, "decode mma").
+//    measured on H100s, bench/RESULTS.md): the same grid on the tensor cores (attention.cu, "decode mma").
 //  - other D: a plain f32 kernel.
 #pragma once
 #include "common.cuh"

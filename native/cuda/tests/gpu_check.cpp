@@ -1465,8 +1465,8 @@ void check_gemm_splitk(Rng& r) {
 #endif
 }
 
-// ---- the wgmma GEMM tile (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, compiled, not yet run on a GPU
-// when written; scripts/gpu-wgmma-ab.sh) ----
+// ---- the wgmma GEMM tile (issue 12 item 4; GPTOSS_CUDA_GEMM=wgmma, which `auto` picks on sm_90a;
+// scripts/gpu-wgmma-ab.sh was its first A/B) ----
 // Every problem the GEMM tile carries, with the knob set, against the CPU on fresh random data and
 // the same tolerances as the mma.sync tile (1e-4: A as bf16 hi + lo, exact products, f32 sums), outputs
 // poisoned first (unwritten and NaN counted): linear bf16 / MXFP4 / Q8_0 (chunks through the bf16
@@ -1704,7 +1704,7 @@ int main(int argc, char** argv) {
     check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvBF16);
     check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF16);
     check_rope_kv_store_slots(r, 5, 64, 8, 64, 64, kKvF32);
-    // f32k-f16v (f32 K, f16 V: compiled, not yet run on a GPU): the decode kernel, plan + decode + flash,
+    // f32k-f16v (f32 K, f16 V: the default cache): the decode kernel, plan + decode + flash,
     // the plain kernel, and the slot store. Prediction: as f16's tolerances (V holds f16 values exactly).
     check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvF32KF16V, 1e-5, "decode window");
     check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF32KF16V, 1e-4, "mixed: plan");
@@ -1722,7 +1722,7 @@ int main(int argc, char** argv) {
     check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF16, 1e-5);      // window over splits
     check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvF16, 1e-4);
     if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), kKvF16, 1e-4);
-    // f32k-f16v: every path, as f16 above (compiled, not yet run on a GPU)
+    // f32k-f16v: every path, as f16 above (the default cache)
     check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF32KF16V, 1e-4);    // tiny-a prefill (flash)
     check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF32KF16V, 1e-5);                 // tiny-a decode
     check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF32KF16V, 1e-5);    // odd D -> naive
@@ -1755,8 +1755,8 @@ int main(int argc, char** argv) {
       MoeSet odd = make_moe(r, 6, 544, 320);  // 17 and 10 MX blocks a row: partial cp.async stages
       check_moe(r, odd, 2, 3, 1e-5);
       check_moe(r, odd, 1, 6, 1e-5);           // k > 4: a down warp takes two experts
-      // the decode layout (mma-relaid; compiled, not yet run on a GPU). Prediction: the decode cases
-      // equal "decode mma" above bit for bit (same operands, same MMA order), so <= 1e-4; grouped <= 1e-4.
+      // the decode layout (mma-relaid, Hopper's default): the decode cases equal "decode mma" above bit for
+      // bit (same operands, same MMA order), so <= 1e-4; grouped <= 1e-4.
       if (!kHip) {
         const MoeSet small_r = relaid_copy(small), odd_r = relaid_copy(odd);
         check_moe(r, small_r, 3, 2, 1e-5, true);
