@@ -49,9 +49,11 @@ ab_prefill_line() { grep -E '^  prefill' "$1" | sed -E 's/, median of [^)]*//' |
 # ab_serve_table <dir>: issue 11's serving table on the synthetic 20b (1 / 64 / 128 streams, TTFT of 2,000 tokens,
 # a 4,000-token prompt's delay over 32 streams) into <dir>/serve, its summary printed; 130 s at most.
 ab_serve_table() {
-  local dir=$1
+  local dir=$1 gpu
+  # the label names the GPU that ran (h100, h200, ...), not the one the table was first made for
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 | grep -oE '[A-Z]+[0-9]+' | head -1 | tr 'A-Z' 'a-z')
   timeout 130 node bench/serve-load.mjs --synthetic 20b --device cuda --streams 1,64,128 --prompt 64 --tokens 128 \
-    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label 20b-h200 --out "$dir/serve" > "$dir/serve.log" 2>&1
+    --ttft-prompt 2000 --delay-prompt 4000 --delay-streams 32 --label "20b-${gpu:-gpu}" --out "$dir/serve" > "$dir/serve.log" 2>&1
   echo "serve-load rc $?"
   grep -vE '^\s|^[{}]' "$dir/serve.log" | tail -12
 }
