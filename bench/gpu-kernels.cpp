@@ -602,7 +602,7 @@ int bench_read_probe(double bw) {
 }
 
 // Sampling (--sample): one row of o200k logits drawn greedily, at temperature 1 with no ranking (generate()'s
-// default) and at top-p 0.9 (probs, radix sort, one-block draw), eager on the stream
+// default: sample.cu's split kernels) and at top-p 0.9 (probs, radix sort, one-block draw), eager on the stream
 // with no host sync (sample_into, as stepSampleMany queues them); then 64 rows at temperature 1 in one
 // sample_rows call (the engine's batch draws), host round trip included (wall clock). GB/s: one pass over the
 // row's logits.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The unranked draws split over the vocabulary (branch next/draws: sample.cu's draw_max / draw_sum / draw_pick
-# kernels) against main's one-block kernels, in one device call. Prepared locally:
+# The unranked draws split over the vocabulary (sample.cu's draw_max / draw_sum / draw_pick kernels, built on
+# branch next/draws) against main's one-block kernels, in one device call. It landed them in the twenty-fourth session
+# (bench/RESULTS.md); since then main has the split kernels, so "old" is whatever addon .gpu/old holds (any
+# branch's draws against main's). Prepared locally:
 #   git checkout main && bash scripts/gpu-export.sh --binaries && cp .gpu/bin/gpt_oss_node.node.xz /tmp/main-addon.xz
-#   git checkout next/draws && bash scripts/gpu-export.sh --binaries && mkdir -p .gpu/old && cp /tmp/main-addon.xz .gpu/old/gpt_oss_node.node.xz
+#   git checkout <branch> && bash scripts/gpu-export.sh --binaries && mkdir -p .gpu/old && cp /tmp/main-addon.xz .gpu/old/gpt_oss_node.node.xz
 # then, carry [".gpu"]: BUDGET=200 OUT=$OUT bash scripts/gpu-draws-ab.sh
 #   1. gptoss_gpu_check --sample (the branch's kernels): the draws against the CPU's, sample_rows == sample, codes;
 #   2. gptoss_gpu_bench --sample: one row greedy / temperature 1 / top-p 0.9, 64 rows in one sample_rows call;
