@@ -173,7 +173,7 @@ describe.skipIf(!(built && haveLlvm) && !expectHip)('HIP plugin code objects (gf
 
   it('the batched step\'s paged kernels are there (plan, slot stores, gather, row sampling, decode and MFMA flash over block tables)', () => {
     for (const k of ['attention_paged_plan_kernel', 'rope_kv_store_kernel<', 'kv_store_kernel<', 'gather_rows_kernel',
-      'argmax_rows_kernel', 'draw_max_kernel', 'draw_sum_kernel', 'draw_pick_kernel', 'attention_decode_kernel<', 'flash_attention_mfma_kernel<'])
+      'argmax_pick_kernel', 'draw_max_kernel', 'draw_sum_kernel', 'draw_pick_kernel', 'attention_decode_kernel<', 'flash_attention_mfma_kernel<'])
       expect(ours.some((r) => r.kernel.includes(k) && r.instructions > 20 && !r.trap), k).toBe(true);
     // launch_attention_paged launches the plan with 1024 threads
     expect(ours.find((r) => r.kernel.includes('attention_paged_plan_kernel'))?.maxThreads).toBe(1024);

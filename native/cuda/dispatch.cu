@@ -763,10 +763,12 @@ class CudaBackend final : public Backend {
     const int64_t count = int64_t(rows.size()), g = int64_t(greedy_rows.size());
     const int vocab = int(logits.dim(1));
     int32_t* ids_p = ids.ptr<int32_t>();
+    std::shared_ptr<void> greedy_ws;
     if (g) {
       Tensor list = ids.rows(count, g);
       copy_from_host(list, greedy_rows.data(), size_t(g) * sizeof(int32_t));
-      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), ids_p + count + g, stream_);
+      greedy_ws = pool_->alloc(argmax_rows_workspace_bytes(vocab, int(g)));
+      launch_argmax_rows(logits.ptr<float>(), vocab, ids_p + count, int(g), greedy_ws.get(), ids_p + count + g, stream_);
     }
     std::vector<RowDraw> plain;
     for (int64_t i = 0; i < count; ++i) {

@@ -89,12 +89,6 @@ __global__ void __launch_bounds__(kArgmaxSliceThreads) argmax_split_kernel(const
   if (threadIdx.x == 0) *result = row_code(r) < 0 ? row_code(r) : r.i;
 }
 
-__global__ void __launch_bounds__(kThreads) argmax_rows_kernel(const float* logits, int v, const int32_t* rows,
-                                                               int32_t* result) {
-  const ArgBest r = block_argmax(logits + int64_t(rows[blockIdx.x]) * v, v);
-  if (threadIdx.x == 0) result[blockIdx.x] = row_code(r) < 0 ? row_code(r) : r.i;
-}
-
 // p_i = exp((l_i - max) / T), and the identity index list the sort carries along.
 __global__ void __launch_bounds__(kThreads) probs_kernel(const float* l, int v, float temperature, float* p,
                                                          int32_t* idx, int32_t* code) {
@@ -265,15 +259,16 @@ __device__ __forceinline__ RowDraw draw_of(const RowDraw* draws, const RowDraw& 
   return draws ? draws[row] : one;
 }
 
+// rows (greedy rows, argmax_pick_kernel) names the logit row of grid row y; else draw_of(draws, one, y).row.
 __global__ void __launch_bounds__(kDrawThreads) draw_max_kernel(const float* logits, int v, const RowDraw* draws,
-                                                                RowDraw one, ArgBest* best) {
+                                                                RowDraw one, const int32_t* rows, ArgBest* best) {
   using Reduce = cub::BlockReduce<ArgBest, kDrawThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   pdl_wait();  // the logits are the previous kernel's output (launch.cuh)
   pdl_launch_dependents();
   const int S = gridDim.x;
-  const RowDraw d = draw_of(draws, one, blockIdx.y);
-  const float* l = logits + int64_t(d.row) * v;
+  const int row = rows ? rows[blockIdx.y] : draw_of(draws, one, blockIdx.y).row;
+  const float* l = logits + int64_t(row) * v;
   const DrawRun r = draw_run(v, S, blockIdx.x, 0);
   ArgBest b{-INFINITY, -1, kNoBad};
   for (int i = r.lo + threadIdx.x; i < r.hi; i += kDrawThreads) scan_logit(b, l[i], i);
@@ -390,6 +385,16 @@ __global__ void __launch_bounds__(kDrawThreads) draw_pick_kernel(const float* lo
   if (t == 0) result[d.out] = found != 0x7fffffff ? found : pick_last;
 }
 
+// Greedy rows (a batch's temperature-0 draws): the row's ArgBest from draw_max_kernel's slices, a block a row:
+// result[row] = the first index of the row's maximum, or its code (model/backend.h). The session's greedy draw
+// (argmax_split_kernel) gives the same answer: both reduce ascending slices with ArgBestOp.
+__global__ void __launch_bounds__(kDrawThreads) argmax_pick_kernel(const ArgBest* best, int S, int32_t* result) {
+  pdl_wait();
+  pdl_launch_dependents();
+  const ArgBest m = draw_row_best(best + int64_t(blockIdx.x) * S, S);
+  if (threadIdx.x == 0) result[blockIdx.x] = row_code(m) < 0 ? row_code(m) : m.i;
+}
+
 // The workspace of `rows` split draws: ArgBest, mass and last index a slice.
 struct DrawWs {
   ArgBest* best;
@@ -416,7 +421,8 @@ void launch_draw_split(const float* logits, int vocab, const RowDraw* draws, con
                        void* workspace, int32_t* result, cudaStream_t stream) {
   const int S = draw_slices(vocab);
   const DrawWs w = draw_ws(vocab, rows, workspace);
-  launch_k(draw_max_kernel, dim3(S, rows), kDrawThreads, 0, stream, logits, vocab, draws, one, w.best);
+  launch_k(draw_max_kernel, dim3(S, rows), kDrawThreads, 0, stream, logits, vocab, draws, one,
+           static_cast<const int32_t*>(nullptr), w.best);
   GPTOSS_CUDA_LAUNCH("draw_max_kernel");
   launch_k(draw_sum_kernel, dim3(S, rows), kDrawThreads, 0, stream, logits, vocab, draws, one,
            static_cast<const ArgBest*>(w.best), w.mass, w.last);
@@ -498,11 +504,20 @@ void launch_sample(const float* logits, int vocab, const SampleParams& params, f
   GPTOSS_CUDA_LAUNCH("draw_kernel");
 }
 
-void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, int32_t* result,
-                        cudaStream_t stream) {
+size_t argmax_rows_workspace_bytes(int vocab, int count) {
+  return align256(sizeof(ArgBest) * size_t(draw_slices(vocab)) * size_t(std::max(count, 1)));
+}
+
+void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, void* workspace,
+                        int32_t* result, cudaStream_t stream) {
   if (count <= 0) return;
-  argmax_rows_kernel<<<count, kThreads, 0, stream>>>(logits, vocab, rows, result);
-  GPTOSS_CUDA_LAUNCH("argmax_rows_kernel");
+  const int S = draw_slices(vocab);
+  ArgBest* best = static_cast<ArgBest*>(workspace);
+  launch_k(draw_max_kernel, dim3(S, count), kDrawThreads, 0, stream, logits, vocab,
+           static_cast<const RowDraw*>(nullptr), RowDraw{}, rows, best);
+  GPTOSS_CUDA_LAUNCH("draw_max_kernel");
+  launch_k(argmax_pick_kernel, dim3(count), kDrawThreads, 0, stream, static_cast<const ArgBest*>(best), S, result);
+  GPTOSS_CUDA_LAUNCH("argmax_pick_kernel");
 }
 
 namespace {

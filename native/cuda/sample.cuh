@@ -16,10 +16,13 @@ size_t sample_workspace_bytes(int vocab, const SampleParams& params);
 void launch_sample(const float* logits, int vocab, const SampleParams& params, float uniform, void* workspace,
                    int* counters, int32_t* result, cudaStream_t stream);
 
-// Greedy draws for `count` rows of a batch's logits [*, vocab] at once, one block a row:
-// result[i] = argmax of row rows[i] (lowest index on ties), or that row's code (model/backend.h).
-void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, int32_t* result,
-                        cudaStream_t stream);
+// Greedy draws for `count` rows of a batch's logits [*, vocab] at once, each row split over the vocabulary
+// (the split draws' max kernel, then a block a row over its slices): result[i] = argmax of row rows[i] (lowest
+// index on ties), or that row's code (model/backend.h). rows: device memory; workspace:
+// argmax_rows_workspace_bytes(vocab, count).
+size_t argmax_rows_workspace_bytes(int vocab, int count);
+void launch_argmax_rows(const float* logits, int vocab, const int32_t* rows, int count, void* workspace,
+                        int32_t* result, cudaStream_t stream);
 
 // Draws for rows that need no ranking (top-k and top-p off: temperature and min-p), each row split over
 // the vocabulary by the same three kernels launch_sample runs for one such row (so a row draws the same id

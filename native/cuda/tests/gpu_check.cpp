@@ -1091,6 +1091,55 @@ void check_unranked_draws(Rng& r, int V) {
   report_flag("sample_unranked", "rows without a distribution", codes_ok == codes, codes_note, codes_note);
 }
 
+// A batch's greedy rows (sample_rows at temperature 0: the split draws' max kernel and argmax_pick_kernel) against
+// the CPU's and against the session's greedy draw (argmax_split_kernel), which must agree exactly: vocabularies of
+// 1, 2 and 99 slices; random and peaked rows; the maximum tied at two indices (the lower wins) on either side of
+// a slice boundary, at the row's ends and at random places; a NaN, +Infinity and all -Infinity (codes); rows
+// listed out of order, one of them twice.
+void check_greedy_rows(Rng& r, int V) {
+  int total = 0, same_cpu = 0, same_session = 0;
+  for (int shape = 0; shape < 3; ++shape) {
+    const int v = shape == 0 ? std::min(V, 1000) : shape == 1 ? std::min(V, 2049) : V;
+    const int R = 12;
+    Tensor l = rand_f32(r, {R, v}, 2.f);
+    for (int i = 0; i < R; ++i) {
+      float* x = l.ptr<float>() + int64_t(i) * v;
+      const int a = int(r.uniform() * float(v - 1)), b = std::min(v - 1, a + 1 + int(r.uniform() * 3000.f));
+      switch (i) {
+        case 1: x[v / 3] += 30.f; break;                                    // peaked
+        case 2: x[2047 % v] = x[2048 % v] = 50.f; break;                    // a tie across the first slice boundary
+        case 3: x[0] = x[v - 1] = 50.f; break;                              // a tie at the row's ends
+        case 4: x[a] = x[b] = 50.f; break;                                  // a tie at random places
+        case 5: x[v - 7] = NAN; break;                                      // codes
+        case 6: x[std::min(v - 1, 123)] = INFINITY; break;
+        case 7: for (int j = 0; j < v; ++j) x[j] = -INFINITY; break;
+        case 8: for (int j = 0; j < v; ++j) x[j] = j == v - 2 ? 0.f : -INFINITY; break;  // one finite logit
+        case 9: for (int j = 0; j < v; ++j) x[j] = 1.f; break;              // flat: index 0
+        default: break;
+      }
+    }
+    std::vector<int32_t> rows;
+    for (int i = 0; i < R; ++i) rows.push_back((i * 7 + 3) % R);
+    rows.push_back(rows[2]);  // a row drawn twice
+    std::vector<SampleParams> params(rows.size());
+    for (SampleParams& p : params) p.temperature = 0.f;
+    const std::vector<float> us(rows.size(), 0.5f);
+    Tensor gl = to_gpu(l);
+    const std::vector<int32_t> want = cpu->sample_rows(l, rows, params, us);
+    const std::vector<int32_t> got = gpu->sample_rows(gl, rows, params, us);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const int32_t session = gpu->sample(gl.rows(rows[i], 1).reshaped({v}), params[i], 0.5f);
+      ++total;
+      same_cpu += got[i] == want[i];
+      same_session += got[i] == session;
+    }
+  }
+  const std::string note = std::to_string(same_cpu) + "/" + std::to_string(total) + " identical to the CPU's, " +
+                           std::to_string(same_session) + "/" + std::to_string(total) + " to the session's";
+  report_flag("sample_greedy_rows", "V" + std::to_string(V) + " 3 vocabularies x 13 rows", same_cpu == total && same_session == total,
+              note, note);
+}
+
 // ---- fused ops (backend.h): the CUDA kernel against the CPU backend's default composition; the
 // note also gives the distance to CUDA's own unfused ops (gpu->Backend::op runs the default body).
 std::string vs_unfused(double rel) {
@@ -1607,6 +1656,7 @@ int main(int argc, char** argv) {
     if (only_sample) {
       check_sample(r, 201088);
       check_unranked_draws(r, 201088);  // its rows of 1 and 2 slices too
+      check_greedy_rows(r, 201088);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_splitk) {
       check_gemm_splitk(r);
@@ -1792,6 +1842,7 @@ int main(int argc, char** argv) {
     if (!only_moe && !bf16_experts) {
       check_sample(r, quick ? 1024 : 201088);
       check_unranked_draws(r, quick ? 4096 : 201088);
+      check_greedy_rows(r, quick ? 4096 : 201088);
       check_graph(r);
       // fused ops vs the CPU's default compositions
       check_add_rmsnorm(r, 3, 100);
