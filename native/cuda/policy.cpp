@@ -147,7 +147,7 @@ void read_per_call_knobs(GpuKnobs& k) {
 
 GpuKnobs GpuKnobs::from_env() {
   GpuKnobs k;
-  k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceMax, 4, kMoeSliceMax);
+  k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceDefault, 4, kMoeSliceMax);
   k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);

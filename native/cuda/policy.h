@@ -27,7 +27,7 @@ constexpr bool kGemmWsDefault = true;
 struct GpuKnobs {
   enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, Stream };
   MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt|mma-relaid|mfma|stream
-  int moe_slice = kMoeSliceMax;            // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice
+  int moe_slice = kMoeSliceDefault;        // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice at most
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window

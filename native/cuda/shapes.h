@@ -68,15 +68,23 @@ constexpr int kMoeTileCounters = 4096;     // decode MoE down: last-block counte
 // ---- moe_decode_mma.cu: bf16 mma.sync kernels ----
 constexpr int kMoeTileRows = 16;   // rows a CTA (MMA M)
 constexpr int kMoeSliceMax = 32;   // MX blocks a warp issues at once (16 rows x 512 bytes)
+// The default target (GPTOSS_CUDA_MOE_SLICE unset): 24, so the 20b's 90 MX blocks a row are 4 warp slices of 23
+// (same shared memory a CTA as 3 of 30, a shorter MMA chain a warp). H100, 25th session: e2e decode 452.8-453.3
+// tok/s against 447.8-448.8 at 32 over three rounds, batch 1 / 4 streams +1.3% / +0.9%, 8-64 streams unchanged;
+// gpu_check --only-moe 164/0 and the model check 16/0 with it.
+constexpr int kMoeSliceDefault = 24;
 constexpr int kMoeMaxWarps = 8;    // K slices a CTA: rows of at most 256 MX blocks (8192 values)
 constexpr int kMoeMaxSmem = 200 * 1024;
 GPTOSS_HD inline int round16(int b) { return (b + 15) / 16 * 16; }
 struct SliceShape {
   int slices, per;  // warps a CTA, MX blocks a warp (the last may have fewer)
 };
-// target: MX blocks a warp at most (<= kMoeSliceMax; GPTOSS_CUDA_MOE_SLICE).
+// target: MX blocks a warp at most (<= kMoeSliceMax; GPTOSS_CUDA_MOE_SLICE), raised where a row would need more
+// than kMoeMaxWarps slices (up to kMoeSliceMax: rows of up to 256 MX blocks keep the mma kernels at any target).
 GPTOSS_HD inline SliceShape slice_shape(int nch, int target) {
-  const int s = (nch + target - 1) / target;
+  const int need = (nch + kMoeMaxWarps - 1) / kMoeMaxWarps;
+  const int t = need > target ? (need < kMoeSliceMax ? need : kMoeSliceMax) : target;
+  const int s = (nch + t - 1) / t;
   return {s, (nch + s - 1) / s};
 }
 GPTOSS_HD inline int row_stride(int per) { return (per | 1) * 16; }  // odd 16-byte chunks a row
