@@ -723,7 +723,25 @@ void test_gemm_ws() {
   CHECK(wgmma_grouped_ws(h100, GpuKnobs{}, 128, 2880) == kGemmWsDefault);  // the default follows the constant
 }
 
+// The decode MoE's warp slices (shapes.h slice_shape): the default target of 24 MX blocks, raised for long rows.
+void test_moe_slices() {
+  GpuKnobs k;
+  CHECK(k.moe_slice == kMoeSliceDefault && GpuKnobs::from_env().moe_slice == 24);  // GPTOSS_CUDA_MOE_SLICE unset here
+  SliceShape s = slice_shape(90, 24);  // the 20b's rows: 4 warps of 23 (was 3 of 30 at 32)
+  CHECK(s.slices == 4 && s.per == 23);
+  s = slice_shape(90, 32);
+  CHECK(s.slices == 3 && s.per == 30);
+  s = slice_shape(200, 24);  // 200 blocks need 25 a warp within 8 warps
+  CHECK(s.slices == 8 && s.per == 25);
+  s = slice_shape(256, 4);   // any target keeps rows of 256 blocks within 8 warps of 32
+  CHECK(s.slices == 8 && s.per == 32);
+  s = slice_shape(300, 24);  // past 256 blocks: more than 8 warps, so moe_mma_fits refuses
+  CHECK(s.slices == 10 && s.per == 30);
+  CHECK(mma_cta_smem(90, 24) == 36800 && mma_cta_smem(90, 32) == 36768);  // ~the same shared memory a CTA
+}
+
 int main() {
+  test_moe_slices();
   test_splitk();
   test_gemm_ws();
   test_caps();
