@@ -69,9 +69,9 @@ constexpr int kMoeTileCounters = 4096;     // decode MoE down: last-block counte
 constexpr int kMoeTileRows = 16;   // rows a CTA (MMA M)
 constexpr int kMoeSliceMax = 32;   // MX blocks a warp issues at once (16 rows x 512 bytes)
 // The default target (GPTOSS_CUDA_MOE_SLICE unset): 24, so the 20b's 90 MX blocks a row are 4 warp slices of 23
-// (36,800 bytes of shared memory a CTA against 36,768 for 3 of 30; a shorter MMA chain a warp). H100, 25th session: e2e decode 452.8-453.3
-// tok/s against 447.8-448.8 at 32 over three rounds, batch 1 / 4 streams +1.3% / +0.9%, 8-64 streams unchanged;
-// gpu_check --only-moe 164/0 and the model check 16/0 with it.
+// (36,800 bytes of shared memory a CTA against 36,768 for 3 of 30; a shorter MMA chain a warp). H100, 25th
+// session: e2e decode 452.8-453.3 tok/s against 447.8-448.8 at 32 over three rounds, batch 1 / 4 streams +1.3% /
+// +0.9%, 8-64 streams unchanged; gpu_check --only-moe 164/0 and the model check 16/0 with it.
 constexpr int kMoeSliceDefault = 24;
 constexpr int kMoeMaxWarps = 8;    // K slices a CTA: rows of at most 256 MX blocks (8192 values)
 constexpr int kMoeMaxSmem = 200 * 1024;
