@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kThreads) draw_kernel(const float* p, const fl
   __shared__ int pv_index;
   __shared__ int found, last_kept;
   const int t = threadIdx.x;
-  {
+  {  // the pivot: the last ranked token kept (top-k, then top-p, then min-p over the ranking)
     const int K = (top_k > 0 && top_k < v) ? top_k : v;
     int len = K;
     // contiguous segments of the ranked prefix [0, K)
@@ -395,26 +395,33 @@ __global__ void __launch_bounds__(kDrawThreads) argmax_pick_kernel(const ArgBest
   if (threadIdx.x == 0) result[blockIdx.x] = row_code(m) < 0 ? row_code(m) : m.i;
 }
 
-// The workspace of `rows` split draws: ArgBest, mass and last index a slice.
+// The workspace of `rows` split draws: ArgBest, mass and last index a slice. As sample_ws: the layout at base,
+// and its size in *total when total is given (base may then be null).
 struct DrawWs {
   ArgBest* best;
   double* mass;
   int32_t* last;
 };
-size_t draw_ws_bytes(int vocab, int rows) {
-  const size_t n = size_t(draw_slices(vocab)) * size_t(rows);
-  return align256(sizeof(ArgBest) * n) + align256(sizeof(double) * n) + align256(sizeof(int32_t) * n);
-}
-DrawWs draw_ws(int vocab, int rows, void* base) {
+DrawWs draw_ws(int vocab, int rows, void* base, size_t* total = nullptr) {
   const size_t n = size_t(draw_slices(vocab)) * size_t(rows);
   uint8_t* b = static_cast<uint8_t*>(base);
+  size_t off = 0;
+  auto take = [&](size_t bytes) {
+    void* at = b ? b + off : nullptr;
+    off += align256(bytes);
+    return at;
+  };
   DrawWs w;
-  w.best = reinterpret_cast<ArgBest*>(b);
-  b += align256(sizeof(ArgBest) * n);
-  w.mass = reinterpret_cast<double*>(b);
-  b += align256(sizeof(double) * n);
-  w.last = reinterpret_cast<int32_t*>(b);
+  w.best = static_cast<ArgBest*>(take(sizeof(ArgBest) * n));
+  w.mass = static_cast<double*>(take(sizeof(double) * n));
+  w.last = static_cast<int32_t*>(take(sizeof(int32_t) * n));
+  if (total) *total = off;
   return w;
+}
+size_t draw_ws_bytes(int vocab, int rows) {
+  size_t total = 0;
+  draw_ws(vocab, rows, nullptr, &total);
+  return total;
 }
 // draws (device) a row each, or `one` when draws is null (rows = 1).
 void launch_draw_split(const float* logits, int vocab, const RowDraw* draws, const RowDraw& one, int rows,
