@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -477,8 +478,11 @@ void bench_attention(Rng& r, double bw, double mm) {
   // ---- attention: prefill (flash) and decode (split-KV), 64 q heads / 8 kv heads, D 64, bf16 KV ----
   const int Hq = 64, Hkv = 8, D = 64;
   Tensor sinks = gpu->upload(rand_bf16(r, {Hq}));
+  // GPTOSS_BENCH_ATTN_L=8192: that context alone (an ncu run picks its launches by count)
+  const char* only_l = std::getenv("GPTOSS_BENCH_ATTN_L");
   for (int L : {1024, 8192, 32768}) {
     if ((quick && L > 1024) || (decode_only && !attn_only && L > 8192)) break;
+    if (only_l && std::atoi(only_l) != L) continue;
     Tensor kc = gpu->upload(rand_bf16(r, {L, Hkv, D})), vc = gpu->upload(rand_bf16(r, {L, Hkv, D}));
     std::vector<int32_t> pos(L);
     for (int i = 0; i < L; ++i) pos[i] = i;
