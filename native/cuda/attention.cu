@@ -245,18 +245,9 @@ struct DecodeSmem {
   static constexpr int kVChunksRow = kDecodeD * int(sizeof(TV)) / 16;
   TK k[kDecodeTile * kKRow];
   TV v[kDecodeTile * kDecodeD];
-#if defined(GPTOSS_HIP)
-  // AMD: a CU has 64 KB of LDS, and the merge weights (read only after the loop's last barrier) can
-  // take the scores' place: 4 KB less, so two blocks a CU fit with f16, bf16 and f32k-f16v caches
-  // (21.5 and 29.7 KB; f32: 37.9 KB, one). NVIDIA keeps the verified layout (its blocks fit either way).
-  union {
-    float sc[kDecodeMaxG * kDecodeTile];
-    float wts[kDecodeMaxG * kDecodeMaxSplits];
-  };
-#else
+  // The scores of a tile. The merge of the splits (merge_splits) runs in the K tile's memory once the loop is
+  // done (AMD: 4 KB less than a separate merge array, so two blocks a CU fit with f16, bf16 and f32k-f16v caches).
   float sc[kDecodeMaxG * kDecodeTile];
-  float wts[kDecodeMaxG * kDecodeMaxSplits];
-#endif
 };
 // Blocks a multiprocessor the decode kernel is built for (__launch_bounds__). Two everywhere but the
 // f32 cache on gfx90a / gfx942, whose K and V tiles alone (33 KB) exceed half a CU's 64 KB of LDS: one
@@ -306,6 +297,78 @@ __device__ __forceinline__ DecodeRange decode_range(const AttentionArgs& a, int 
   if (!a.block_tables)
     for (int i = 0; i < a.n; ++i) fresh = min(fresh, max(a.positions[i], 0));
   return DecodeRange{seq, begin, end, tiles, fresh};
+}
+
+// The last block of a (token, kv head) merges the splits' partials with the sink (both decode kernels):
+// part [G][splits][D + 2] = (m, l, O[D]) of heads h0 .. h0 + G - 1; for each head, M = max(sink, m_s),
+// L = e(sink - M) + sum_s l_s e(m_s - M), out = sum_s O_s e(m_s - M) / L, e = exp2 (kLog2: m in log2 units,
+// the sink scaled to match) or exp. Every load of a phase is in flight before the first is used: one L2 round
+// trip for the (m, l) pairs, splits / kBatch for O (the loops it replaces walked the splits a few loads at a
+// time, ~30 dependent round trips at 64 splits). scratch: 2 G splits + G floats of shared memory nothing else
+// uses now; kThreads: the block (a multiple of kDecodeLanes; lane groups of 32 as the SIMT kernel's).
+template <int kThreads, bool kLog2>
+__device__ __forceinline__ void merge_splits(const AttentionArgs& a, const float* part, int G, int splits, int h0,
+                                             float* out, float* scratch) {
+  constexpr int D = kDecodeD, W = kDecodeLanes, kGroups = kThreads / W;
+  constexpr int kMl = (kDecodeMaxG * kDecodeMaxSplits + kThreads - 1) / kThreads;  // (m, l) pairs a thread
+  constexpr int kBatch = 16;                                                       // O loads in flight a thread
+  static_assert(kDecodeMaxSplits <= 2 * W, "phase 2 holds two splits a lane");
+  const int tid = threadIdx.x, lane = tid % W, grp = tid / W, n = G * splits;
+  float* ms = scratch;          // [G][splits]: m, then e(m - M)
+  float* ls = scratch + n;      // [G][splits]: l
+  float* inv = scratch + 2 * n; // [G]: 1 / L
+  // 1. every (m, l) pair
+  float2 ml[kMl];
+#pragma unroll
+  for (int j = 0; j < kMl; ++j) {
+    const int i = tid + j * kThreads;
+    if (i < n) ml[j] = __ldcg(reinterpret_cast<const float2*>(part + int64_t(i) * (D + 2)));
+  }
+#pragma unroll
+  for (int j = 0; j < kMl; ++j) {
+    const int i = tid + j * kThreads;
+    if (i < n) ms[i] = ml[j].x, ls[i] = ml[j].y;
+  }
+  __syncthreads();
+  // 2. per head (a lane group each): M, the weights e(m_s - M), 1 / L
+  for (int g = grp; g < G; g += kGroups) {
+    const float sink = kLog2 ? sink_logit(a, h0 + g) * kLog2e : sink_logit(a, h0 + g);
+    float m0 = -INFINITY, m1 = -INFINITY;
+    if (lane < splits) m0 = ms[g * splits + lane];
+    if (lane + W < splits) m1 = ms[g * splits + lane + W];
+    const float M = fmaxf(sink, warp_max<W>(fmaxf(m0, m1)));
+    const float w0 = m0 == -INFINITY ? 0.f : (kLog2 ? exp2f(m0 - M) : expf(m0 - M));
+    const float w1 = m1 == -INFINITY ? 0.f : (kLog2 ? exp2f(m1 - M) : expf(m1 - M));
+    float l = 0.f;
+    if (lane < splits) l += w0 == 0.f ? 0.f : ls[g * splits + lane] * w0;
+    if (lane + W < splits) l += w1 == 0.f ? 0.f : ls[g * splits + lane + W] * w1;
+    l = warp_sum<W>(l) + (kLog2 ? exp2f(sink - M) : expf(sink - M));
+    if (lane < splits) ms[g * splits + lane] = w0;
+    if (lane + W < splits) ms[g * splits + lane + W] = w1;
+    if (lane == 0) inv[g] = 1.f / l;
+  }
+  __syncthreads();
+  // 3. out[g][2j, 2j + 1] = sum_s w_s O_s / L, kBatch splits' loads at a time
+  for (int it = tid; it < G * (D / 2); it += kThreads) {
+    const int g = it / (D / 2), d = 2 * (it % (D / 2));
+    const float* pg = part + int64_t(g) * splits * (D + 2) + 2 + d;
+    const float* wg = ms + g * splits;
+    float o0 = 0.f, o1 = 0.f;
+    for (int s0 = 0; s0 < splits; s0 += kBatch) {
+      float2 v[kBatch];
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b)
+        if (s0 + b < splits) v[b] = __ldcg(reinterpret_cast<const float2*>(pg + int64_t(s0 + b) * (D + 2)));
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b)
+        if (s0 + b < splits) {
+          const float w = wg[s0 + b];
+          o0 = fmaf(w, v[b].x, o0);
+          o1 = fmaf(w, v[b].y, o1);
+        }
+    }
+    *reinterpret_cast<float2*>(out + g * D + d) = make_float2(o0 * inv[g], o1 * inv[g]);
+  }
 }
 
 template <KvType KV>
@@ -497,38 +560,10 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
     pp[2 + 2 * lane + 1] = acc[gi][1];
   }
   if (!last_block_arrives(a.counters + kCountersAttention + z * a.Hkv + kvh, splits)) return;
-  // M = max(m_s, sink), L = sum l_s e^(m_s - M) + e^(sink - M), out = sum acc_s e^(m_s - M) / L
-#pragma unroll
-  for (int gi = 0; gi < 2; ++gi) {
-    const int g = warp + gi * nwarps;
-    if (g >= G) continue;
-    const int h = kvh * G + g;
-    const float* pp = partial + (int64_t(z) * a.Hq + h) * splits * (D + 2);
-    float* w = sm.wts + g * kDecodeMaxSplits;
-    const float sink = sink_logit(a, h);
-    float M = sink;
-    for (int sp = lane; sp < splits; sp += W) M = fmaxf(M, __ldcg(pp + sp * (D + 2)));
-    M = warp_max<W>(M);
-    float L = 0.f;
-    for (int sp = lane; sp < splits; sp += W) {
-      const float m = __ldcg(pp + sp * (D + 2));
-      const float ws = m == -INFINITY ? 0.f : expf(m - M);
-      w[sp] = ws;
-      L += ws == 0.f ? 0.f : __ldcg(pp + sp * (D + 2) + 1) * ws;
-    }
-    L = warp_sum<W>(L) + expf(sink - M);
-    __syncwarp();
-    float o0 = 0.f, o1 = 0.f;
-    const int d = 2 * lane;
-#pragma unroll 8
-    for (int sp = 0; sp < splits; ++sp) {
-      const float ws = w[sp];
-      const float2 v = __ldcg(reinterpret_cast<const float2*>(pp + sp * (D + 2) + 2 + d));
-      o0 = fmaf(ws, v.x, o0);
-      o1 = fmaf(ws, v.y, o1);
-    }
-    *reinterpret_cast<float2*>(a.out + (int64_t(t) * a.Hq + h) * D + d) = make_float2(o0 / L, o1 / L);
-  }
+  // the K tile's shared memory is free after the loop's last barrier
+  static_assert(sizeof(sm.k) >= sizeof(float) * (2 * kDecodeMaxG * kDecodeMaxSplits + kDecodeMaxG), "merge scratch");
+  merge_splits<256, false>(a, partial + (int64_t(z) * a.Hq + kvh * G) * splits * (D + 2), G, splits, kvh * G,
+                           a.out + (int64_t(t) * a.Hq + kvh * G) * D, reinterpret_cast<float*>(sm.k));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -837,24 +872,9 @@ __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionA
     *reinterpret_cast<float2*>(pp + 4 + d4) = make_float2(acc[2], acc[3]);
   }
   if (!last_block_arrives(a.counters + kCountersAttention + z * a.Hkv + kvh, splits)) return;
-  if (!mine) return;
-  const float* pp = partial + (int64_t(z) * a.Hq + h) * splits * (D + 2);
-  const float sink = sink_logit(a, h) * kLog2e;
-  float Mt = sink;
-  for (int sp = 0; sp < splits; ++sp) Mt = fmaxf(Mt, __ldcg(pp + sp * (D + 2)));
-  float Lt = exp2f(sink - Mt), r[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll 4
-  for (int sp = 0; sp < splits; ++sp) {
-    const float* ps = pp + sp * (D + 2);
-    const float m = __ldcg(ps);
-    const float w = m == -INFINITY ? 0.f : exp2f(m - Mt);
-    Lt += w == 0.f ? 0.f : __ldcg(ps + 1) * w;
-    const float2 v0 = __ldcg(reinterpret_cast<const float2*>(ps + 2 + d4));
-    const float2 v1 = __ldcg(reinterpret_cast<const float2*>(ps + 4 + d4));
-    r[0] = fmaf(w, v0.x, r[0]); r[1] = fmaf(w, v0.y, r[1]); r[2] = fmaf(w, v1.x, r[2]); r[3] = fmaf(w, v1.y, r[3]);
-  }
-  const float inv = 1.f / Lt;
-  *reinterpret_cast<float4*>(a.out + (int64_t(t) * a.Hq + h) * D + d4) = make_float4(r[0] * inv, r[1] * inv, r[2] * inv, r[3] * inv);
+  // the stages' shared memory (so, sml) was last read before last_block_arrives' barrier
+  merge_splits<128, true>(a, partial + (int64_t(z) * a.Hq + kvh * G) * splits * (D + 2), G, splits, kvh * G,
+                          a.out + (int64_t(t) * a.Hq + kvh * G) * D, reinterpret_cast<float*>(dsm));
 #else
   (void)splits; (void)partial;
   if (!a.singles) pdl_wait();
@@ -995,7 +1015,7 @@ void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* par
 }  // namespace
 
 int attention_decode_splits(const AttentionArgs& a) {
-  return decode_uses_mma(a) ? attention_decode_mma_splits(a.ctx, a.sliding_window)
+  return decode_uses_mma(a) ? attention_decode_mma_splits(knobs(), a.ctx, a.sliding_window)
                             : attention_decode_splits(knobs(), a.ctx, a.sliding_window);
 }
 

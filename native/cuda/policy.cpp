@@ -151,6 +151,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
+  k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", kDecodeMmaMaxSplits, 1, kDecodeMmaMaxSplits);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   read_per_call_knobs(k);
   return k;
@@ -276,11 +277,11 @@ bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, i
   return Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= kDecodeMmaMaxG && !f32_values;
 }
 
-int attention_decode_mma_splits(int ctx, int sliding_window) {
+int attention_decode_mma_splits(const GpuKnobs& k, int ctx, int sliding_window) {
   const int span = sliding_window > 0 ? std::min(ctx, sliding_window) : ctx;
   const int tiles = ceil_div_i(std::max(span, 1), kDecodeMmaTile);
   if (sliding_window > 0 && tiles <= 4) return 1;
-  return std::min(tiles, kDecodeMmaMaxSplits);
+  return std::min(tiles, k.attn_mma_splits);
 }
 
 int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int pairs, int sms) {

@@ -31,6 +31,7 @@ struct GpuKnobs {
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
+  int attn_mma_splits = kDecodeMmaMaxSplits;  // GPTOSS_CUDA_ATTN_MMA_SPLITS (1..64): the tensor-core decode's splits at most
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
@@ -172,9 +173,10 @@ int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int p
 constexpr int kDecodeMmaAutoMinSeqs = 64;
 bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs = 1);
 // Its splits, fixed by (ctx, window) so a captured graph stays valid: one 64-key tile a split up to
-// kDecodeMmaMaxSplits (8 kv heads x 64 = 512 CTAs: ~4 an SM on 132 SMs, 2 tiles in flight each);
+// k.attn_mma_splits (default kDecodeMmaMaxSplits: 8 kv heads x 64 = 512 CTAs, ~4 an SM on 132 SMs, 2 tiles in
+// flight each);
 // a window of at most 4 tiles is one split (no partials, no merge), as the SIMT kernel's.
-int attention_decode_mma_splits(int ctx, int sliding_window);
+int attention_decode_mma_splits(const GpuKnobs& k, int ctx, int sliding_window);
 
 // ---- router and MoE ----
 bool router_uses_split(const GpuCaps& caps, int n, int E);

@@ -7,6 +7,7 @@
 //   gptoss_gpu_check --bf16-experts [--quick] [--seed N]   (only the bf16 expert cases: loadModel's
 //     experts: 'bf16', compiled and not yet run on a GPU, kept out of the default run until they pass)
 //   gptoss_gpu_check --only-attn-mma [--quick] [--seed N]  (only the tensor-core decode attention cases)
+//   gptoss_gpu_check --only-attn [--quick] [--seed N]  (every attention path: slot store, paged, prefill, both decode kernels)
 //   gptoss_gpu_check --gemv [--quick] [--seed N]   (only the decode GEMVs under each GPTOSS_CUDA_GEMV /
 //     GPTOSS_CUDA_GEMV_CTAS variant: scripts/gpu-gemv-ab.sh; out of the default run until they pass)
 //   gptoss_gpu_check --moe-stream [--quick] [--seed N]   (only the streaming batch MoE, GPTOSS_CUDA_MOE_BATCH=stream:
@@ -67,6 +68,7 @@ std::shared_ptr<Backend> cpu, gpu;
 int failures = 0, cases = 0;
 bool quick = false;
 bool only_attn_mma = false;
+bool only_attn = false;
 bool only_moe = false;
 bool bf16_experts = false;
 bool only_gemv = false;
@@ -1613,6 +1615,49 @@ void check_gemm_wgmma(Rng& r) {
   }
 }
 
+// Every attention path against the CPU: the slot store, paged attention, prefill (flash, naive) and decode (SIMT
+// split-KV, and the tensor-core kernel) over the cache types (`--only-attn` runs these alone).
+void check_attention_paths(Rng& r) {
+  check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF16);
+  check_rope_kv_store_slots(r, 5, 64, 8, 64, 64, kKvF32);
+  // f32k-f16v (f32 K, f16 V: the default cache): the decode kernel, plan + decode + flash,
+  // the plain kernel, and the slot store. Prediction: as f16's tolerances (V holds f16 values exactly).
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvF32KF16V, 1e-5, "decode window");
+  check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF32KF16V, 1e-4, "mixed: plan");
+  check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF32KF16V, 1e-5, "odd D: plain");
+  check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF32KF16V);
+  // attention (cpu cache f32; cuda caches f16, bf16 and f32)
+  // f16 (the default cache): every path, prefill, decode, windows, naive
+  check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF16, 1e-4);     // tiny-a prefill
+  check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF16, 1e-5);                  // tiny-a decode
+  check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, kKvF16, 1e-5);
+  check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF16, 1e-5);     // odd D -> naive
+  check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, kKvF16, 1e-5);
+  check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF16, 1e-5);      // window over splits
+  check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvF16, 1e-4);
+  if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), kKvF16, 1e-4);
+  // f32k-f16v: every path, as f16 above (the default cache)
+  check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF32KF16V, 1e-4);    // tiny-a prefill (flash)
+  check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF32KF16V, 1e-5);                 // tiny-a decode
+  check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF32KF16V, 1e-5);    // odd D -> naive
+  check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, kKvF32KF16V, 1e-5);
+  check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF32KF16V, 1e-5);     // window over splits
+  check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvF32KF16V, 1e-4);
+  check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvBF16, 1.5e-2);   // tiny-a prefill
+  check_attention(r, 48, 8, 2, 64, 48, 0, iota_pos(48, 0), kKvF32, 1e-4);
+  check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF32, 1e-5);                  // tiny-a decode
+  check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, kKvBF16, 1e-2);
+  check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF32, 1e-5);     // odd D -> naive
+  check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, kKvBF16, 1e-2);
+  check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 128, {quick ? 299 : 5000}, kKvF32, 1e-5);
+  check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, kKvBF16, 1e-2);               // empty splits
+  check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF32, 1e-5);      // window over splits
+  check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvBF16, 1.5e-2);
+  if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), kKvBF16, 1.5e-2);
+  if (!quick) check_attention(r, 300, 64, 8, 64, 1024, 0, iota_pos(300, 700), kKvF32, 1e-4);
+  check_attention_decode_mma(r);
+}
+
 int main(int argc, char** argv) {
   uint64_t seed = uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
   for (int i = 1; i < argc; ++i) {
@@ -1622,6 +1667,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--bf16-experts")) bf16_experts = true;
     else if (!std::strcmp(argv[i], "--gemv")) only_gemv = true;  // the GEMV variants alone (scripts/gpu-gemv-ab.sh)
     else if (!std::strcmp(argv[i], "--only-attn-mma")) only_attn_mma = true;  // the decode mma cases alone
+    else if (!std::strcmp(argv[i], "--only-attn")) only_attn = true;  // every attention path alone (sanitizer runs)
     else if (!std::strcmp(argv[i], "--gemm-wgmma")) only_gemm_wgmma = true;  // the wgmma GEMM tile alone (scripts/gpu-wgmma-ab.sh)
     else if (!std::strcmp(argv[i], "--moe-stream")) only_moe_stream = true;  // the streaming batch MoE alone (scripts/gpu-moe-batch-ab.sh)
     else if (!std::strcmp(argv[i], "--gemm-splitk")) only_splitk = true;  // split-K of the dense wgmma GEMMs alone
@@ -1636,7 +1682,7 @@ int main(int argc, char** argv) {
       if (!info.error.empty()) std::printf("error %s\n", info.error.c_str());
       return info.plugin_loaded ? 0 : 1;
     } else {
-      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --gemm-wgmma, --moe-stream, --gemm-splitk, --sample%s)\n", argv[i],
+      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --only-attn, --gemm-wgmma, --moe-stream, --gemm-splitk, --sample%s)\n", argv[i],
                    kHip ? ", --build-info" : "");
       return 64;
     }
@@ -1669,6 +1715,9 @@ int main(int argc, char** argv) {
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_attn_mma) {
       check_attention_decode_mma(r);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (only_attn) {
+      check_attention_paths(r);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_gemv) {
       check_gemv_variants(r);
@@ -1752,46 +1801,9 @@ int main(int argc, char** argv) {
     check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF16, 1e-4, "mixed: plan");
     check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF16, 1e-5, "odd D: plain");
     check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvBF16);
-    check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF16);
-    check_rope_kv_store_slots(r, 5, 64, 8, 64, 64, kKvF32);
-    // f32k-f16v (f32 K, f16 V: the default cache): the decode kernel, plan + decode + flash,
-    // the plain kernel, and the slot store. Prediction: as f16's tolerances (V holds f16 values exactly).
-    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvF32KF16V, 1e-5, "decode window");
-    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF32KF16V, 1e-4, "mixed: plan");
-    check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF32KF16V, 1e-5, "odd D: plain");
-    check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF32KF16V);
     check_batch_draws(r, 24, quick ? 1024 : 201088);
     check_queued_draws(r, 24, quick ? 1024 : 201088);
-    // attention (cpu cache f32; cuda caches f16, bf16 and f32)
-    // f16 (the default cache): every path, prefill, decode, windows, naive
-    check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF16, 1e-4);     // tiny-a prefill
-    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF16, 1e-5);                  // tiny-a decode
-    check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, kKvF16, 1e-5);
-    check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF16, 1e-5);     // odd D -> naive
-    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, kKvF16, 1e-5);
-    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF16, 1e-5);      // window over splits
-    check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvF16, 1e-4);
-    if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), kKvF16, 1e-4);
-    // f32k-f16v: every path, as f16 above (the default cache)
-    check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF32KF16V, 1e-4);    // tiny-a prefill (flash)
-    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF32KF16V, 1e-5);                 // tiny-a decode
-    check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF32KF16V, 1e-5);    // odd D -> naive
-    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, kKvF32KF16V, 1e-5);
-    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF32KF16V, 1e-5);     // window over splits
-    check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvF32KF16V, 1e-4);
-    check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvBF16, 1.5e-2);   // tiny-a prefill
-    check_attention(r, 48, 8, 2, 64, 48, 0, iota_pos(48, 0), kKvF32, 1e-4);
-    check_attention(r, 1, 8, 2, 64, 48, 16, {47}, kKvF32, 1e-5);                  // tiny-a decode
-    check_attention(r, 3, 8, 2, 64, 48, 0, {20, 30, 47}, kKvBF16, 1e-2);
-    check_attention(r, 37, 6, 3, 32, 50, 7, iota_pos(37, 13), kKvF32, 1e-5);     // odd D -> naive
-    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 0, {quick ? 299 : 8191}, kKvBF16, 1e-2);
-    check_attention(r, 1, 64, 8, 64, quick ? 300 : 8192, 128, {quick ? 299 : 5000}, kKvF32, 1e-5);
-    check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, kKvBF16, 1e-2);               // empty splits
-    check_attention(r, 2, 64, 8, 64, 2048, 300, {1500, 1501}, kKvF32, 1e-5);      // window over splits
-    check_attention(r, quick ? 70 : 512, 64, 8, 64, quick ? 70 : 512, 0, iota_pos(quick ? 70 : 512, 0), kKvBF16, 1.5e-2);
-    if (!quick) check_attention(r, 700, 64, 8, 64, 1024, 128, iota_pos(700, 300), kKvBF16, 1.5e-2);
-    if (!quick) check_attention(r, 300, 64, 8, 64, 1024, 0, iota_pos(300, 700), kKvF32, 1e-4);
-    check_attention_decode_mma(r);
+    check_attention_paths(r);
     // router and moe
     check_router(r, 7, 96, 5, 2);
     check_router(r, quick ? 16 : 256, 2880, 32, 4);

@@ -167,13 +167,18 @@ void test_attention() {
   CHECK(!attention_decode_uses_mma(c, km, 64, 8, true));                  // the f32 cache's V is not 16-bit
   CHECK(!attention_decode_uses_mma(c, km, 64, 4, false));                 // 16 heads a kv head: over the MMA's N
   CHECK(attention_decode_uses_mma(c, km, 8, 2, false));                   // tiny-a: G = 4, padded
-  CHECK(attention_decode_mma_splits(8192 + 132, 0) == 64);
-  CHECK(attention_decode_mma_splits(1024, 0) == 16);
-  CHECK(attention_decode_mma_splits(100, 0) == 2);
-  CHECK(attention_decode_mma_splits(1, 0) == 1);
-  CHECK(attention_decode_mma_splits(8192, 128) == 1);   // a 128-key window: one split, no merge
-  CHECK(attention_decode_mma_splits(8192, 300) == 5);
-  CHECK(attention_decode_mma_splits(32768, 0) == kDecodeMmaMaxSplits);
+  CHECK(attention_decode_mma_splits(km, 8192 + 132, 0) == 64);
+  CHECK(attention_decode_mma_splits(km, 1024, 0) == 16);
+  CHECK(attention_decode_mma_splits(km, 100, 0) == 2);
+  CHECK(attention_decode_mma_splits(km, 1, 0) == 1);
+  CHECK(attention_decode_mma_splits(km, 8192, 128) == 1);   // a 128-key window: one split, no merge
+  CHECK(attention_decode_mma_splits(km, 8192, 300) == 5);
+  CHECK(attention_decode_mma_splits(km, 32768, 0) == kDecodeMmaMaxSplits);
+  GpuKnobs km32 = km;
+  km32.attn_mma_splits = 32;  // GPTOSS_CUDA_ATTN_MMA_SPLITS=32
+  CHECK(attention_decode_mma_splits(km32, 8192, 0) == 32);
+  CHECK(attention_decode_mma_splits(km32, 1024, 0) == 16);
+  CHECK(attention_decode_mma_splits(km32, 8192, 128) == 1);
 }
 
 void test_moe() {
