@@ -567,10 +567,10 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tensor-core split-KV decode ("decode mma", GPTOSS_CUDA_ATTN_DECODE=mma; compiled, not yet run on a
-// GPU). grid (splits, Hkv, n) as the SIMT kernel's, block = 4 warps, D = 64, G <= 8 query heads a kv
-// head, a cache whose V is 16-bit. The split's keys go through shared memory 64 a tile (16 a warp) in a
-// two-stage cp.async ring (16-byte copies, the next tile in flight while this one is computed), and
+// Tensor-core split-KV decode ("decode mma", GPTOSS_CUDA_ATTN_DECODE=mma). grid (splits, Hkv, n) as the
+// SIMT kernel's, block = 4 warps, D = 64, G <= 8 query heads a kv head, a cache whose V is 16-bit. The
+// split's keys go through shared memory 64 a tile (16 a warp) in a cp.async ring of S tiles
+// (GPTOSS_CUDA_ATTN_MMA_STAGES; 16-byte copies, the next S - 1 in flight while one is computed), and
 // each K and V byte is read once for all G heads:
 //  - scores S = Q K^T by mma.m16n8k16 bf16: A rows 0..7 = the G heads' q (scaled by softmax_scale
 //    log2 e) rounded to bf16 (hi), rows 8..15 = their remainders (lo = q - hi, bf16), so one MMA gives
@@ -597,9 +597,10 @@ struct DecodeMmaLayout {
   static constexpr int kKChunks = kKRowBytes / 16;
   static constexpr int kVRowBytes = kDecodeD * 2, kVChunks = kVRowBytes / 16;
   static constexpr int kStageBytes = kDecodeMmaTile * (kKRowBytes + kVRowBytes);
-  static constexpr int kSmemBytes = 2 * kStageBytes;
+  // the ring of `stages` tiles (GPTOSS_CUDA_ATTN_MMA_STAGES)
+  static constexpr int smem_bytes(int stages) { return stages * kStageBytes; }
   // the warps' merge after the loop reuses the stages: O [4][8][D] + m, l [4][8] floats
-  static_assert(4 * (4 * kDecodeMmaMaxG * kDecodeD + 2 * 4 * kDecodeMmaMaxG) <= kSmemBytes, "merge scratch");
+  static_assert(4 * (4 * kDecodeMmaMaxG * kDecodeD + 2 * 4 * kDecodeMmaMaxG) <= 2 * kStageBytes, "merge scratch");
 };
 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
@@ -641,9 +642,10 @@ __device__ __forceinline__ void split_pair(float x, float y, uint32_t& hi, uint3
 }
 #endif
 
-template <KvType KV>
+template <KvType KV, int S>
 __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionArgs a, int splits, float* partial) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
+  static_assert(S >= 2 && S <= kDecodeMmaMaxStages, "a ring of 2 .. kDecodeMmaMaxStages tiles");
   using L = DecodeMmaLayout<KV>;
   using KeyE = typename KvTraits<KV>::Key;
   using ValE = typename KvTraits<KV>::Value;
@@ -693,6 +695,12 @@ __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionA
   pdl_launch_dependents();
   if (ntiles > 0 && fresh < begin + TK) load_tile(0, begin, 2);
   cp_async_commit();
+  // tiles 1 .. S - 2 into their stages, a commit group each (empty past the split's tiles)
+#pragma unroll
+  for (int i = 1; i < S - 1; ++i) {
+    if (i < ntiles) load_tile(i, begin + i * TK, 0);
+    cp_async_commit();
+  }
 
   // Q as the A operand of the k-steps: rows gq (hi) and gq + 8 (lo) of head gq (zero past G). The
   // dims of lane tq in k-step ks: the K read's permutation (kdim below), entries e = 0..3 of a0/a1 (e
@@ -727,11 +735,12 @@ __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionA
 
   for (int it = 0; it < ntiles; ++it) {
     const int c0 = begin + it * TK;
-    if (it + 1 < ntiles) load_tile((it + 1) & 1, c0 + TK, 0);
+    // tile it + S - 1 into the stage tile it - 1 used (its readers passed the barrier that ended that iteration)
+    if (it + S - 1 < ntiles) load_tile((it + S - 1) % S, c0 + (S - 1) * TK, 0);
     cp_async_commit();
-    cp_async_wait<1>();
+    cp_async_wait<S - 1>();  // tile it's group is the S-th newest
     __syncthreads();
-    const uint8_t* ks_ = dsm + (it & 1) * L::kStageBytes;
+    const uint8_t* ks_ = dsm + (it % S) * L::kStageBytes;
     const uint8_t* vs_ = ks_ + TK * L::kKRowBytes;
     // S for this warp's 16 keys: two n-tiles of 8
     float sacc[2][4];
@@ -1000,14 +1009,21 @@ void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* par
     if constexpr (K == KvType::F32) {
       throw runtime_error("attention: the decode mma kernel needs a 16-bit V cache (bf16, f16, f32k-f16v), got the f32 cache");
     } else {
-      auto* kernel = attention_decode_mma_kernel<K>;
-      const int smem = DecodeMmaLayout<K>::kSmemBytes;
-      std::atomic<int>& attr_bytes = launcher_slot(kernel);  // per device, idempotent (a benign race)
-      if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-        GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-        attr_bytes.store(smem, std::memory_order_relaxed);
-      }
-      launch_k(kernel, grid, 128, size_t(smem), stream, a, splits, partial);
+      auto go = [&](auto stages) {
+        constexpr int S = decltype(stages)::value;
+        auto* kernel = attention_decode_mma_kernel<K, S>;
+        const int smem = DecodeMmaLayout<K>::smem_bytes(S);
+        std::atomic<int>& attr_bytes = launcher_slot(kernel);  // per device, idempotent (a benign race)
+        if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+          GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+          attr_bytes.store(smem, std::memory_order_relaxed);
+        }
+        launch_k(kernel, grid, 128, size_t(smem), stream, a, splits, partial);
+      };
+      const int stages = knobs().attn_mma_stages;
+      if (stages == 2) go(std::integral_constant<int, 2>{});
+      else if (stages == 3) go(std::integral_constant<int, 3>{});
+      else go(std::integral_constant<int, 4>{});
     }
   });
   GPTOSS_CUDA_LAUNCH("attention_decode_mma_kernel");

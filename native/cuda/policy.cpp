@@ -152,6 +152,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
   k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", kDecodeMmaMaxSplits, 1, kDecodeMmaMaxSplits);
+  k.attn_mma_stages = env_int("GPTOSS_CUDA_ATTN_MMA_STAGES", 2, 2, kDecodeMmaMaxStages);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   read_per_call_knobs(k);
   return k;

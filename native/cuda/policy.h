@@ -32,6 +32,7 @@ struct GpuKnobs {
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
   int attn_mma_splits = kDecodeMmaMaxSplits;  // GPTOSS_CUDA_ATTN_MMA_SPLITS (1..64): the tensor-core decode's splits at most
+  int attn_mma_stages = 2;                 // GPTOSS_CUDA_ATTN_MMA_STAGES (2..4): the tensor-core decode's cp.async ring
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
