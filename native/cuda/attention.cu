@@ -570,7 +570,7 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
 // Tensor-core split-KV decode ("decode mma", GPTOSS_CUDA_ATTN_DECODE=mma). grid (splits, Hkv, n) as the
 // SIMT kernel's, block = 4 warps, D = 64, G <= 8 query heads a kv head, a cache whose V is 16-bit. The
 // split's keys go through shared memory 64 a tile (16 a warp) in a cp.async ring of S tiles
-// (GPTOSS_CUDA_ATTN_MMA_STAGES; 16-byte copies, the next S - 1 in flight while one is computed), and
+// (kDecodeMmaStages; 16-byte copies, the next S - 1 in flight while one is computed), and
 // each K and V byte is read once for all G heads:
 //  - scores S = Q K^T by mma.m16n8k16 bf16: A rows 0..7 = the G heads' q (scaled by softmax_scale
 //    log2 e) rounded to bf16 (hi), rows 8..15 = their remainders (lo = q - hi, bf16), so one MMA gives
@@ -597,7 +597,7 @@ struct DecodeMmaLayout {
   static constexpr int kKChunks = kKRowBytes / 16;
   static constexpr int kVRowBytes = kDecodeD * 2, kVChunks = kVRowBytes / 16;
   static constexpr int kStageBytes = kDecodeMmaTile * (kKRowBytes + kVRowBytes);
-  // the ring of `stages` tiles (GPTOSS_CUDA_ATTN_MMA_STAGES)
+  // the ring of `stages` tiles (kDecodeMmaStages)
   static constexpr int smem_bytes(int stages) { return stages * kStageBytes; }
   // the warps' merge after the loop reuses the stages: O [4][8][D] + m, l [4][8] floats
   static_assert(4 * (4 * kDecodeMmaMaxG * kDecodeD + 2 * 4 * kDecodeMmaMaxG) <= 2 * kStageBytes, "merge scratch");
@@ -645,7 +645,7 @@ __device__ __forceinline__ void split_pair(float x, float y, uint32_t& hi, uint3
 template <KvType KV, int S>
 __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionArgs a, int splits, float* partial) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-  static_assert(S >= 2 && S <= kDecodeMmaMaxStages, "a ring of 2 .. kDecodeMmaMaxStages tiles");
+  static_assert(S >= 2, "a ring of at least 2 tiles");
   using L = DecodeMmaLayout<KV>;
   using KeyE = typename KvTraits<KV>::Key;
   using ValE = typename KvTraits<KV>::Value;
@@ -999,8 +999,10 @@ __global__ void __launch_bounds__(1024) attention_paged_plan_kernel(const int32_
 namespace {
 // The decode call runs the tensor-core kernel (policy.h attention_decode_uses_mma: the knob, the
 // device, G, the cache type and the decoding sequences: one for a session's call, a batch's for the paged one).
-bool decode_uses_mma(const AttentionArgs& a, int seqs = 1) {
-  return attention_decode_uses_mma(current_caps(), knobs(), a.Hq, a.Hkv, a.cache == KvType::F32, seqs);
+// A paged call passes span 0 (its ctx is the pool's rows, not one sequence's).
+bool decode_uses_mma(const AttentionArgs& a, int seqs = 1, bool paged = false) {
+  const int span = paged ? 0 : a.sliding_window > 0 ? std::min(a.ctx, a.sliding_window) : a.ctx;
+  return attention_decode_uses_mma(current_caps(), knobs(), a.Hq, a.Hkv, a.cache == KvType::F32, seqs, span);
 }
 
 void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* partial, cudaStream_t stream) {
@@ -1020,10 +1022,7 @@ void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* par
         }
         launch_k(kernel, grid, 128, size_t(smem), stream, a, splits, partial);
       };
-      const int stages = knobs().attn_mma_stages;
-      if (stages == 2) go(std::integral_constant<int, 2>{});
-      else if (stages == 3) go(std::integral_constant<int, 3>{});
-      else go(std::integral_constant<int, 4>{});
+      go(std::integral_constant<int, kDecodeMmaStages>{});
     }
   });
   GPTOSS_CUDA_LAUNCH("attention_decode_mma_kernel");
@@ -1121,7 +1120,7 @@ void launch_attention_paged(const AttentionArgs& args, int seqs, int sms, void* 
   }
   if (!flash_only) {
     dim3 grid(l.splits, a.Hkv, std::min(a.n, seqs));
-    if (decode_uses_mma(a, std::min(a.n, seqs))) {
+    if (decode_uses_mma(a, std::min(a.n, seqs), true)) {
       launch_decode_mma(a, grid, l.splits, partial, stream);
     } else {
       dispatch_kv(a.cache, [&](auto kv) {

@@ -151,8 +151,7 @@ GpuKnobs GpuKnobs::from_env() {
   k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
-  k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", kDecodeMmaMaxSplits, 1, kDecodeMmaMaxSplits);
-  k.attn_mma_stages = env_int("GPTOSS_CUDA_ATTN_MMA_STAGES", 2, 2, kDecodeMmaMaxStages);
+  k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   read_per_call_knobs(k);
   return k;
@@ -271,10 +270,13 @@ int attention_decode_splits(const GpuKnobs& k, int ctx, int sliding_window) {
   return s < 1 ? 1 : (s > k.attn_splits ? k.attn_splits : s);
 }
 
-bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs) {
+bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs,
+                               int span) {
   using Want = GpuKnobs::AttnDecode;
   if (k.attn_decode == Want::Simt || !caps.mma_sync || caps.tensor_cores == TensorCores::Mfma) return false;
-  if (k.attn_decode == Want::Auto && !(caps.arch == 900 && seqs >= kDecodeMmaAutoMinSeqs)) return false;
+  if (k.attn_decode == Want::Auto &&
+      !(caps.arch == 900 && (seqs >= kDecodeMmaAutoMinSeqs || (seqs == 1 && span >= kDecodeMmaAutoMinSpan))))
+    return false;
   return Hkv > 0 && Hq % Hkv == 0 && Hq / Hkv <= kDecodeMmaMaxG && !f32_values;
 }
 

@@ -31,8 +31,7 @@ struct GpuKnobs {
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
-  int attn_mma_splits = kDecodeMmaMaxSplits;  // GPTOSS_CUDA_ATTN_MMA_SPLITS (1..64): the tensor-core decode's splits at most
-  int attn_mma_stages = 2;                 // GPTOSS_CUDA_ATTN_MMA_STAGES (2..4): the tensor-core decode's cp.async ring
+  int attn_mma_splits = 32;                // GPTOSS_CUDA_ATTN_MMA_SPLITS (1..64): the tensor-core decode's splits at most
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
@@ -169,13 +168,17 @@ int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int p
 // bf16 remainders rows 8..15), and a cache whose V is 16-bit (V is the ldmatrix.trans operand of P V: bf16, f16,
 // f32k-f16v; an f32 cache keeps the SIMT kernel); GPTOSS_CUDA_ATTN_DECODE=mma asks for it, =simt refuses it, and
 // unset it runs on Hopper for a decode batch of at least kDecodeMmaAutoMinSeqs sequences (H100, 15th session: the
-// 24-layer 20b step at 64 / 128 streams 10.0 -> 9.7 ms and 13.3 -> 12.9 ms; one sequence: -1% to +0.3% at
-// contexts 512 to 8192, twelfth session, so the SIMT kernel stays). False: the SIMT split-KV kernel runs.
+// 24-layer 20b step at 64 / 128 streams 10.0 -> 9.7 ms and 13.3 -> 12.9 ms), and for a one-sequence call whose keys
+// `span` (its cache's rows, or its window's if shorter; 0 for a paged call) reach kDecodeMmaAutoMinSpan: the
+// full-attention layers of a long cache (H100, 26th session, with the one-pass merge and 32 splits: 20b decode at
+// context 8192 +3.5-4%; at 2048 and 512 the SIMT kernel is as fast or faster). False: the SIMT split-KV kernel runs.
 constexpr int kDecodeMmaAutoMinSeqs = 64;
-bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs = 1);
+constexpr int kDecodeMmaAutoMinSpan = 4096;
+bool attention_decode_uses_mma(const GpuCaps& caps, const GpuKnobs& k, int Hq, int Hkv, bool f32_values, int seqs = 1,
+                               int span = 0);
 // Its splits, fixed by (ctx, window) so a captured graph stays valid: one 64-key tile a split up to
-// k.attn_mma_splits (default kDecodeMmaMaxSplits: 8 kv heads x 64 = 512 CTAs, ~4 an SM on 132 SMs, 2 tiles in
-// flight each);
+// k.attn_mma_splits (default 32: at 8k keys 8 kv heads x 32 = 256 CTAs of 4 tiles; H100, 26th session, f32k-f16v:
+// 8k keys 21 us at 64 splits, 18 at 32, 20 at 16; 32k 45 / 42 / 62 us);
 // a window of at most 4 tiles is one split (no partials, no merge), as the SIMT kernel's.
 int attention_decode_mma_splits(const GpuKnobs& k, int ctx, int sliding_window);
 

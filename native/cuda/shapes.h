@@ -27,7 +27,7 @@ constexpr int kFlashD = 64, kFlashBQ = 64, kFlashBK = 64;
 constexpr int kDecodeMmaMaxG = 8;         // decode mma: query heads a kv head (the MMA's rows 0..7)
 constexpr int kDecodeMmaTile = 64;        // decode mma: keys a tile (16 a warp, 4 warps)
 constexpr int kDecodeMmaMaxSplits = 64;   // decode mma: splits at most
-constexpr int kDecodeMmaMaxStages = 4;   // decode mma: tiles of the cp.async ring at most
+constexpr int kDecodeMmaStages = 2;      // decode mma: tiles of the cp.async ring (3, 4: no faster, 26th session)
 
 // ---- matmul.cu / gemm_tile.cu ----
 constexpr int kGemvMaxTokens = 8;  // the GEMV reads W once for up to this many tokens

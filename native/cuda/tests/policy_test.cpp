@@ -141,14 +141,23 @@ void test_attention() {
   CHECK(attention_decode_splits(k2, 8192, 0) == 64);
 
   // The tensor-core decode kernel: on request (GPTOSS_CUDA_ATTN_DECODE=mma), or by default for a decode batch of
-  // >= 64 sequences on Hopper; where mma.sync was compiled, G <= 8 and V is 16-bit; its splits fill the GPU (one
-  // tile a split up to 64).
+  // >= 64 sequences or one sequence over >= 4096 keys on Hopper; where mma.sync was compiled, G <= 8 and V is
+  // 16-bit; its splits: one tile a split up to 32 (GPTOSS_CUDA_ATTN_MMA_SPLITS).
   CHECK(!attention_decode_uses_mma(c, k, 64, 8, false));  // one sequence: the SIMT kernel by default
   // a decode batch of >= 64 sequences on Hopper: the tensor-core kernel by default; =simt refuses it
   CHECK(attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 64));
   CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 63));
   CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, true, 128));  // f32 cache
   CHECK(!attention_decode_uses_mma(a100(800, kSm80), k, 64, 8, false, 128));  // measured on Hopper only
+  // one sequence whose keys span a long cache (a full-attention layer): the tensor-core kernel on Hopper
+  CHECK(attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 1, 8192));
+  CHECK(attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 1, kDecodeMmaAutoMinSpan));
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 1, kDecodeMmaAutoMinSpan - 1));
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 1, 128));      // a window layer
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 1, 0));        // paged: no span
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, false, 8, 8192));     // a small batch
+  CHECK(!attention_decode_uses_mma(h200(900, kSm90a), k, 64, 8, true, 1, 8192));      // f32 cache
+  CHECK(!attention_decode_uses_mma(a100(800, kSm80), k, 64, 8, false, 1, 8192));      // measured on Hopper only
   {
     GpuKnobs ks;
     ks.attn_decode = GpuKnobs::AttnDecode::Simt;
@@ -167,18 +176,19 @@ void test_attention() {
   CHECK(!attention_decode_uses_mma(c, km, 64, 8, true));                  // the f32 cache's V is not 16-bit
   CHECK(!attention_decode_uses_mma(c, km, 64, 4, false));                 // 16 heads a kv head: over the MMA's N
   CHECK(attention_decode_uses_mma(c, km, 8, 2, false));                   // tiny-a: G = 4, padded
-  CHECK(attention_decode_mma_splits(km, 8192 + 132, 0) == 64);
+  CHECK(attention_decode_mma_splits(km, 8192 + 132, 0) == 32);
   CHECK(attention_decode_mma_splits(km, 1024, 0) == 16);
   CHECK(attention_decode_mma_splits(km, 100, 0) == 2);
   CHECK(attention_decode_mma_splits(km, 1, 0) == 1);
   CHECK(attention_decode_mma_splits(km, 8192, 128) == 1);   // a 128-key window: one split, no merge
   CHECK(attention_decode_mma_splits(km, 8192, 300) == 5);
-  CHECK(attention_decode_mma_splits(km, 32768, 0) == kDecodeMmaMaxSplits);
-  GpuKnobs km32 = km;
-  km32.attn_mma_splits = 32;  // GPTOSS_CUDA_ATTN_MMA_SPLITS=32
-  CHECK(attention_decode_mma_splits(km32, 8192, 0) == 32);
-  CHECK(attention_decode_mma_splits(km32, 1024, 0) == 16);
-  CHECK(attention_decode_mma_splits(km32, 8192, 128) == 1);
+  CHECK(attention_decode_mma_splits(km, 32768, 0) == 32);
+  GpuKnobs km64 = km;
+  km64.attn_mma_splits = 64;  // GPTOSS_CUDA_ATTN_MMA_SPLITS=64
+  CHECK(attention_decode_mma_splits(km64, 8192, 0) == 64);
+  CHECK(attention_decode_mma_splits(km64, 1024, 0) == 16);
+  CHECK(attention_decode_mma_splits(km64, 8192, 128) == 1);
+  CHECK(attention_decode_mma_splits(km64, 32768, 0) == kDecodeMmaMaxSplits);
 }
 
 void test_moe() {
