@@ -142,6 +142,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.gemv_max_tokens = env_int("GPTOSS_CUDA_GEMV_MAX_TOKENS", 0, 1, kGemvMaxTokens);
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
+  k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
 }
 }  // namespace
 
@@ -151,7 +152,6 @@ GpuKnobs GpuKnobs::from_env() {
   k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);
-  k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
   k.pdl = env_flag("GPTOSS_CUDA_PDL", true);
   read_per_call_knobs(k);
   return k;

@@ -396,7 +396,8 @@ void check_paged_attention(Rng& r, const std::vector<int>& lengths, const std::v
 
 // The tensor-core decode kernel (GPTOSS_CUDA_ATTN_DECODE=mma; issue 12 item 3; compiled, not yet run
 // on a GPU when these cases were written): fresh random data against the CPU backend at key counts
-// that make whole, partial and empty splits (64 splits at most, whole 64-key tiles a split), windows
+// that make whole, partial and empty splits (32 splits at most by default, 64 with GPTOSS_CUDA_ATTN_MMA_SPLITS=64:
+// the merge's second lane of splits; whole 64-key tiles a split), windows
 // whose first key is not tile-aligned, a single key, several tokens of one step (the rows from the
 // step's first position load after the PDL wait), G = 4 (heads padded in the MMA), the paged path, and
 // the f32 cache (no 16-bit V: the SIMT kernel runs, so it must pass as before). Every output is
@@ -409,7 +410,11 @@ void check_attention_decode_mma(Rng& r) {
   const int big = quick ? 600 : 8192;
   for (KvCacheType kv : {kKvF32KF16V, kKvF16}) {
     const double tol = 2e-5;
-    check_attention(r, 1, 64, 8, 64, big, 0, {big - 1}, kv, tol);                 // 64 splits of whole tiles
+    check_attention(r, 1, 64, 8, 64, big, 0, {big - 1}, kv, tol);                 // 32 splits of whole tiles
+    {
+      const ScopedEnv splits({{"GPTOSS_CUDA_ATTN_MMA_SPLITS", "64"}});
+      check_attention(r, 1, 64, 8, 64, big, 0, {big - 1}, kv, tol);               // 64 splits
+    }
     check_attention(r, 1, 64, 8, 64, big, 0, {big - 200}, kv, tol);               // a partial last tile
     check_attention(r, 1, 64, 8, 64, 1000, 0, {517}, kv, tol);                    // empty splits
     check_attention(r, 1, 64, 8, 64, 1000, 0, {0}, kv, tol);                      // one key
