@@ -313,6 +313,7 @@ __device__ __forceinline__ void merge_splits(const AttentionArgs& a, const float
   constexpr int kMl = (kDecodeMaxG * kDecodeMaxSplits + kThreads - 1) / kThreads;  // (m, l) pairs a thread
   constexpr int kBatch = 16;                                                       // O loads in flight a thread
   static_assert(kDecodeMaxSplits <= 2 * W, "phase 2 holds two splits a lane");
+  static_assert(kDecodeMmaMaxSplits <= kDecodeMaxSplits && kDecodeMmaMaxG <= kDecodeMaxG, "the mma kernel's merge fits");
   const int tid = threadIdx.x, lane = tid % W, grp = tid / W, n = G * splits;
   float* ms = scratch;          // [G][splits]: m, then e(m - M)
   float* ls = scratch + n;      // [G][splits]: l
