@@ -598,10 +598,9 @@ struct DecodeMmaLayout {
   static constexpr int kKChunks = kKRowBytes / 16;
   static constexpr int kVRowBytes = kDecodeD * 2, kVChunks = kVRowBytes / 16;
   static constexpr int kStageBytes = kDecodeMmaTile * (kKRowBytes + kVRowBytes);
-  // the ring of `stages` tiles (kDecodeMmaStages)
-  static constexpr int smem_bytes(int stages) { return stages * kStageBytes; }
+  static constexpr int kSmemBytes = kDecodeMmaStages * kStageBytes;  // the ring
   // the warps' merge after the loop reuses the stages: O [4][8][D] + m, l [4][8] floats
-  static_assert(4 * (4 * kDecodeMmaMaxG * kDecodeD + 2 * 4 * kDecodeMmaMaxG) <= 2 * kStageBytes, "merge scratch");
+  static_assert(4 * (4 * kDecodeMmaMaxG * kDecodeD + 2 * 4 * kDecodeMmaMaxG) <= kSmemBytes, "merge scratch");
 };
 
 #if defined(GPTOSS_HAVE_MMA_SYNC)
@@ -643,9 +642,10 @@ __device__ __forceinline__ void split_pair(float x, float y, uint32_t& hi, uint3
 }
 #endif
 
-template <KvType KV, int S>
+template <KvType KV>
 __global__ void __launch_bounds__(128, 4) attention_decode_mma_kernel(AttentionArgs a, int splits, float* partial) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
+  constexpr int S = kDecodeMmaStages;
   static_assert(S >= 2, "a ring of at least 2 tiles");
   using L = DecodeMmaLayout<KV>;
   using KeyE = typename KvTraits<KV>::Key;
@@ -1012,18 +1012,14 @@ void launch_decode_mma(const AttentionArgs& a, dim3 grid, int splits, float* par
     if constexpr (K == KvType::F32) {
       throw runtime_error("attention: the decode mma kernel needs a 16-bit V cache (bf16, f16, f32k-f16v), got the f32 cache");
     } else {
-      auto go = [&](auto stages) {
-        constexpr int S = decltype(stages)::value;
-        auto* kernel = attention_decode_mma_kernel<K, S>;
-        const int smem = DecodeMmaLayout<K>::smem_bytes(S);
-        std::atomic<int>& attr_bytes = launcher_slot(kernel);  // per device, idempotent (a benign race)
-        if (smem > attr_bytes.load(std::memory_order_relaxed)) {
-          GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-          attr_bytes.store(smem, std::memory_order_relaxed);
-        }
-        launch_k(kernel, grid, 128, size_t(smem), stream, a, splits, partial);
-      };
-      go(std::integral_constant<int, kDecodeMmaStages>{});
+      auto* kernel = attention_decode_mma_kernel<K>;
+      const int smem = DecodeMmaLayout<K>::kSmemBytes;
+      std::atomic<int>& attr_bytes = launcher_slot(kernel);  // per device, idempotent (a benign race)
+      if (smem > attr_bytes.load(std::memory_order_relaxed)) {
+        GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+        attr_bytes.store(smem, std::memory_order_relaxed);
+      }
+      launch_k(kernel, grid, 128, size_t(smem), stream, a, splits, partial);
     }
   });
   GPTOSS_CUDA_LAUNCH("attention_decode_mma_kernel");
