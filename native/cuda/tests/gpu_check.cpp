@@ -1623,6 +1623,24 @@ void check_gemm_wgmma(Rng& r) {
 // Every attention path against the CPU: the slot store, paged attention, prefill (flash, naive) and decode (SIMT
 // split-KV, and the tensor-core kernel) over the cache types (`--only-attn` runs these alone).
 void check_attention_paths(Rng& r) {
+  // the batched step's ops: paged attention (decode kernel; plan + decode + flash; flash alone;
+  // plain kernel), rope + KV store to pool slots
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 8, 2, 64, 0, 16, kKvF32, 1e-5, "decode");
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvBF16, 1e-2, "decode window");
+  check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvBF16, 1.5e-2, "mixed: plan");
+  check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 64, 8, 64, 0, 5, kKvF32, 1e-4, "mixed: plan");
+  check_paged_attention(r, {150}, {100}, 8, 2, 64, 16, 16, kKvBF16, 1.5e-2, "flash alone");
+  check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF32, 1e-5, "odd D: plain");
+  {
+    std::vector<int> lens(quick ? 40 : 128), ones(lens.size(), 1);
+    for (size_t i = 0; i < lens.size(); ++i) lens[i] = 1 + int((i * 37) % 900);
+    check_paged_attention(r, lens, ones, 64, 8, 64, 0, 16, kKvBF16, 1e-2, "decode, many");
+    check_paged_attention(r, lens, ones, 64, 8, 64, 128, 16, kKvF32, 1e-5, "decode, many, window");
+  }
+  check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvF16, 1e-5, "decode window");
+  check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF16, 1e-4, "mixed: plan");
+  check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF16, 1e-5, "odd D: plain");
+  check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvBF16);
   check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF16);
   check_rope_kv_store_slots(r, 5, 64, 8, 64, 64, kKvF32);
   // f32k-f16v (f32 K, f16 V: the default cache): the decode kernel, plan + decode + flash,
@@ -1788,24 +1806,7 @@ int main(int argc, char** argv) {
       check_linear(r, 1, 2880, 5760, true, true, 1e-5, "gemv mxfp4 expert");
       check_linear(r, 300, 2880, 5760, true, true, 1e-4, "gemm mxfp4 expert");
     }
-    // the batched step's ops: paged attention (decode kernel; plan + decode + flash; flash alone;
-    // plain kernel), rope + KV store to pool slots, logit rows and draws
-    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 8, 2, 64, 0, 16, kKvF32, 1e-5, "decode");
-    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvBF16, 1e-2, "decode window");
-    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvBF16, 1.5e-2, "mixed: plan");
-    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 64, 8, 64, 0, 5, kKvF32, 1e-4, "mixed: plan");
-    check_paged_attention(r, {150}, {100}, 8, 2, 64, 16, 16, kKvBF16, 1.5e-2, "flash alone");
-    check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF32, 1e-5, "odd D: plain");
-    {
-      std::vector<int> lens(quick ? 40 : 128), ones(lens.size(), 1);
-      for (size_t i = 0; i < lens.size(); ++i) lens[i] = 1 + int((i * 37) % 900);
-      check_paged_attention(r, lens, ones, 64, 8, 64, 0, 16, kKvBF16, 1e-2, "decode, many");
-      check_paged_attention(r, lens, ones, 64, 8, 64, 128, 16, kKvF32, 1e-5, "decode, many, window");
-    }
-    check_paged_attention(r, {1, 17, 64, 130, 300}, {1, 1, 1, 1, 1}, 64, 8, 64, 128, 16, kKvF16, 1e-5, "decode window");
-    check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF16, 1e-4, "mixed: plan");
-    check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF16, 1e-5, "odd D: plain");
-    check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvBF16);
+    // the batched step's logit rows and draws; then every attention path
     check_batch_draws(r, 24, quick ? 1024 : 201088);
     check_queued_draws(r, 24, quick ? 1024 : 201088);
     check_attention_paths(r);
