@@ -1140,10 +1140,12 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       float* partial = static_cast<float*>(workspace);
       if (decode_uses_mma(a)) return launch_decode_mma(a, dim3(splits, a.Hkv, a.n), splits, partial, stream);
       dispatch_kv(a.cache, [&](auto kv) {
+#if !defined(GPTOSS_HIP)  // rope_fits() is false on AMD: the fused instantiation is not built there
         if (a.rope_inv_freq)
-          launch_k(attention_decode_kernel<decltype(kv)::value, true>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a, splits, partial);
-        else
-          launch_k(attention_decode_kernel<decltype(kv)::value>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a, splits, partial);
+          return launch_k(attention_decode_kernel<decltype(kv)::value, true>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a,
+                          splits, partial);
+#endif
+        launch_k(attention_decode_kernel<decltype(kv)::value>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a, splits, partial);
       });
       GPTOSS_CUDA_LAUNCH("attention_decode_kernel");
       return;
