@@ -585,6 +585,7 @@ int bench_dense_batch(Rng& r, double bw, int H, int V) {
 
 namespace gptoss_bench {
 double read_probe_gbs(int pattern, int regions, int rows, int stride, int used, int reps);  // gpu-read-probe.cu
+double moe1_probe_us(int mode, double* bytes_layer);                                         // gpu-read-probe.cu
 }
 // --read-probe: the DRAM read ceiling of the MoE kernels' access patterns (bench/gpu-read-probe.cu): 1,440
 // regions (a 20b layer's 32 experts x 45 gate_up row blocks) of 128 rows at the checkpoint's 1,440-byte row
@@ -601,6 +602,15 @@ int bench_read_probe(double bw) {
         add(std::string("read probe ") + names[pattern] + " r" + std::to_string(round + 1),
             "stride " + std::to_string(stride) + ", 236 MB", ms, gbs, "GB/s", bw);
       }
+  // the one-token decode MoE's grid and reads, no math (gpu-read-probe.cu moe1_probe_kernel); ms: a layer
+  const char* moe1[] = {"cp.async, 36.9 KB smem", "cp.async, 24.6 KB smem", "registers, no smem"};
+  for (int round = 0; round < 2; ++round)
+    for (int mode = 0; mode < 3; ++mode) {
+      double bytes = 0;
+      const double us = gptoss_bench::moe1_probe_us(mode, &bytes);
+      add(std::string("moe1 probe ") + moe1[mode] + " r" + std::to_string(round + 1), "gate_up + down, 20b, k4, x24 graph",
+          us * 1e-3, bytes / (us * 1e-6) / 1e9, "GB/s", bw);
+    }
   print_table();
   return 0;
 }
