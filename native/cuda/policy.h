@@ -33,6 +33,7 @@ struct GpuKnobs {
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
   int attn_mma_splits = 32;                // GPTOSS_CUDA_ATTN_MMA_SPLITS (1..64): the tensor-core decode's splits at most
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
+  int moe_phases = 1;                      // GPTOSS_CUDA_MOE_PHASES=2: the decode MoE's slices in two commit groups (A/B)
   bool rope_attn = true;                   // GPTOSS_CUDA_ROPE_ATTN=0: one token's RoPE and cache write in their own kernel (A/B)
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path

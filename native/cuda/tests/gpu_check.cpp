@@ -1901,6 +1901,10 @@ int main(int argc, char** argv) {
         check_moe(r, small_r, 40, 2, 1e-4, true);
         check_moe(r, odd_r, 2, 3, 1e-5, true);
         check_moe(r, odd_r, 1, 6, 1e-5, true);
+        const ScopedEnv phases({{"GPTOSS_CUDA_MOE_PHASES", "2"}});  // the slices in two commit groups (A/B knob)
+        check_moe(r, small_r, 3, 2, 1e-5, true);
+        check_moe(r, odd_r, 2, 3, 1e-5, true);
+        check_moe(r, odd_r, 1, 6, 1e-5, true);
       }
     }
     if (!bf16_experts && !quick) {
@@ -1918,6 +1922,9 @@ int main(int argc, char** argv) {
         check_moe(r, real_r, 1, 4, 1e-5, true);
         check_moe(r, real_r, 4, 4, 1e-5, true);
         check_moe(r, real_r, 512, 4, 1e-4, true);
+        const ScopedEnv phases({{"GPTOSS_CUDA_MOE_PHASES", "2"}});
+        check_moe(r, real_r, 1, 4, 1e-5, true);
+        check_moe(r, real_r, 4, 4, 1e-5, true);
       }
       check_moe_stream(r);  // the streaming MoE of a decode batch (Hopper's default from 17 to 128 streams of the 20b)
       check_gemm_splitk(r);  // split-K of the decode batch's dense GEMMs (Hopper)
