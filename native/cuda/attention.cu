@@ -405,9 +405,16 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
   // Thread tid takes pair j = tid % (D/2): of q head tid / (D/2) (rotated into rope_q, whence every thread loads its
   // head), and for tid < D of the key (tid < D/2) or the value. rope_k / rope_v: that row in the cache's types,
   // written by threads 0..D-1 after the wait and read back by the same threads when their tile is staged.
-  __shared__ __align__(16) float rope_q[kRope ? kDecodeMaxG * D : 1];
-  __shared__ __align__(16) typename S::TK rope_k[kRope ? D : 1];
-  __shared__ __align__(16) typename S::TV rope_v[kRope ? D : 1];
+  // (Declared in a discarded branch for the plain kernel: its shared memory, and so its code, stay as they were.)
+  float* rope_q = nullptr;
+  typename S::TK* rope_k = nullptr;
+  typename S::TV* rope_v = nullptr;
+  if constexpr (kRope) {
+    __shared__ __align__(16) float rq[kDecodeMaxG * D];
+    __shared__ __align__(16) typename S::TK rk[D];
+    __shared__ __align__(16) typename S::TV rv[D];
+    rope_q = rq, rope_k = rk, rope_v = rv;
+  }
   constexpr bool rope = kRope;
   const int rope_pos = rope ? a.positions[t] : 0;
   const bool own_row = rope && rope_pos >= 0 && rope_pos < a.ctx && begin <= rope_pos && rope_pos < end;
@@ -508,12 +515,12 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
 #pragma unroll
     for (int u = 0; u < kPerThreadK; ++u) {
       const int c = tid + u * 256, key = c / S::kKChunksRow, ch = c % S::kKChunksRow;
-      if (key < cn && key != own_key) reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
+      if (key < cn && (!kRope || key != own_key)) reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
     }
 #pragma unroll
     for (int u = 0; u < kPerThreadV; ++u) {
       const int c = tid + u * 256, key = c / S::kVChunksRow, ch = c % S::kVChunksRow;
-      if (key < cn && key != own_key) reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
+      if (key < cn && (!kRope || key != own_key)) reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
     }
     if (own_key >= 0 && own_key < cn && tid < D) {  // the row written above, as this thread staged it
       const int j = tid % (D / 2);

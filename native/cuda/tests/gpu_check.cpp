@@ -513,7 +513,7 @@ void check_rope_attention(Rng& r, int Hq, int Hkv, int ctx, int window, int pos,
   }
   Tensor got[2], gq[2];
   for (int i = 0; i < 2; ++i) {
-    ScopedEnv env({{"GPTOSS_CUDA_ROPE_ATTN", i == 0 ? nullptr : "0"}});
+    ScopedEnv env({{"GPTOSS_CUDA_ROPE_ATTN", i == 0 ? "1" : "0"}});
     gq[i] = to_gpu(q);
     Tensor gk = to_gpu(k);
     got[i] = poisoned(DType::F32, {1, Hq, D});
