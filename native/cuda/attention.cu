@@ -397,14 +397,12 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
   }
   const DecodeRange range = decode_range<TK>(a, t, split, splits, tid);
   const int seq = range.seq, begin = range.begin, end = range.end, fresh = range.fresh;
-  // Fused RoPE (a.rope_inv_freq; one token, a session's cache): the position's cos / sin table before the wait
-  // (positions and inv_freq are the step's inputs), [cos of pair j | sin of pair j]. own_row: this block's keys
-  // end at the position (a valid one: an out-of-range position writes nothing, as rope_kv_store).
-  // The step's rotated key and its value, [k | v] in the cache's types, written by threads 0..D-1 after the wait and
-  // read back by the same threads when their tile is staged (no barrier between).
-  // Thread tid takes pair j = tid % (D/2): of q head tid / (D/2) (rotated into rope_q, whence every thread loads its
-  // head), and for tid < D of the key (tid < D/2) or the value. rope_k / rope_v: that row in the cache's types,
-  // written by threads 0..D-1 after the wait and read back by the same threads when their tile is staged.
+  // Fused RoPE (kRope; one token, a session's cache). Thread tid takes pair j = tid % (D/2): its cos and sin are
+  // computed before the wait (positions and inv_freq are the step's inputs); after it, the thread rotates that pair
+  // of q head tid / (D/2) into rope_q (whence every thread loads its head) and, for tid < D, of the step's key
+  // (tid < D/2) or takes it of the value. own_row: this block's keys end at the position (a valid one: an
+  // out-of-range position writes nothing, as rope_kv_store). rope_k / rope_v: that row in the cache's types, written
+  // by threads 0..D-1 after the wait and read back by the same threads when their tile is staged (no barrier between).
   // (Declared in a discarded branch for the plain kernel: its shared memory, and so its code, stay as they were.)
   float* rope_q = nullptr;
   typename S::TK* rope_k = nullptr;
@@ -415,11 +413,10 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
     __shared__ __align__(16) typename S::TV rv[D];
     rope_q = rq, rope_k = rk, rope_v = rv;
   }
-  constexpr bool rope = kRope;
-  const int rope_pos = rope ? a.positions[t] : 0;
-  const bool own_row = rope && rope_pos >= 0 && rope_pos < a.ctx && begin <= rope_pos && rope_pos < end;
+  const int rope_pos = kRope ? a.positions[t] : 0;
+  const bool own_row = kRope && rope_pos >= 0 && rope_pos < a.ctx && begin <= rope_pos && rope_pos < end;
   float rc = 0.f, rs = 0.f;
-  if (rope) rope_cos_sin(tid % (D / 2), rope_pos, a.rope_inv_freq, a.rope_scale, rc, rs);
+  if (kRope) rope_cos_sin(tid % (D / 2), rope_pos, a.rope_inv_freq, a.rope_scale, rc, rs);
 
   const int kpp = blockDim.x / G;  // keys scored per pass
   const int my_g = tid % G, my_k = tid / G;
@@ -452,7 +449,7 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
   pdl_wait();
   pdl_launch_dependents();
   // own_row: threads 0..D/2-1 rotate pair j of the step's key, threads D/2..D-1 take pair j of its value; both go
-  // to the cache row (for later steps) and, from these registers, into this block's tile (for this one).
+  // to the cache row (for later steps) and to rope_k / rope_v, whence this block's tile takes them (for this one).
   if (own_row && tid < D) {
     const int j = tid % (D / 2);
     const bool is_k = tid < D / 2;
@@ -472,7 +469,7 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
       ValE::store(rope_v, j + D / 2, x2);
     }
   }
-  if (!rope && begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
+  if (!kRope && begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
     const int cn = min(TK, end - begin);
 #pragma unroll
     for (int u = 0; u < kPerThreadK; ++u) {
@@ -487,7 +484,7 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
         vr[u] = __ldcg(reinterpret_cast<const uint4*>(vc + kv_row(a, seq, begin + key) * row_elems + int64_t(kvh) * D) + ch);
     }
   }
-  if (rope) {  // the G heads' q rotated as rope_kv_store would (one pair a thread), then read as the plain kernel's
+  if (kRope) {  // the G heads' q rotated as rope_kv_store would (one pair a thread), then read as the plain kernel's
     if (tid < G * (D / 2)) {
       const int g = tid / (D / 2), j = tid % (D / 2);
       const float* qp = a.q + (int64_t(t) * a.Hq + kvh * G + g) * D;
@@ -500,11 +497,11 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
   }
   float qreg[D];  // q is the previous kernel's output
   {
-    const float4* qp = rope ? reinterpret_cast<const float4*>(rope_q + my_g * D)
+    const float4* qp = kRope ? reinterpret_cast<const float4*>(rope_q + my_g * D)
                             : reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
 #pragma unroll
     for (int i = 0; i < D / 4; ++i) {
-      float4 v = rope ? qp[i] : __ldg(qp + i);
+      float4 v = kRope ? qp[i] : __ldg(qp + i);
       qreg[4 * i] = v.x * a.softmax_scale; qreg[4 * i + 1] = v.y * a.softmax_scale;
       qreg[4 * i + 2] = v.z * a.softmax_scale; qreg[4 * i + 3] = v.w * a.softmax_scale;
     }

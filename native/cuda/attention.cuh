@@ -43,9 +43,9 @@ struct AttentionArgs {
   const int32_t* counts = nullptr;
   // One token's decode with RoPE and the cache write in the SIMT decode kernel (Backend::rope_attention,
   // attention_rope_fusable): q is the projection before RoPE, k_new / v_new [1, Hkv, D] the step's key (before
-  // RoPE) and value. Each block rotates q from a table of the position's cos and sin (rope_cos_sin), and the
-  // block whose keys end at the position rotates the key, writes key and value to the cache row and scores
-  // them from its registers. Null rope_inv_freq: q is rotated and the row written already.
+  // RoPE) and value. Each block rotates q (rope_cos_sin, rope_apply), and the block whose keys end at the position
+  // rotates the key, writes key and value to the cache row and stages them into its tile from shared memory.
+  // Null rope_inv_freq: q is rotated and the row written already.
   const float* rope_inv_freq = nullptr;  // [D / 2]
   float rope_scale = 1.f;
   const float* k_new = nullptr;

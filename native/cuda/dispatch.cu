@@ -241,7 +241,10 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
     // n <= 4 and D = 64: split-KV decode; D = 64: flash (mma.sync); other head dims: plain f32.
-    const AttentionPath path = choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D);
+    run_attention(choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D), a);
+  }
+  // `path` on a, with its workspace from the pool (attention and rope_attention).
+  void run_attention(AttentionPath path, const AttentionArgs& a) {
     const size_t ws_bytes = attention_workspace_bytes(path, a);
     std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
     launch_attention_path(path, a, ws.get(), stream_);
@@ -448,9 +451,7 @@ class CudaBackend final : public Backend {
     a.rope_scale = scale;
     a.k_new = k.ptr<float>();
     a.v_new = v.ptr<float>();
-    const size_t ws_bytes = attention_workspace_bytes(path, a);
-    std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
-    launch_attention_path(path, a, ws.get(), stream_);
+    run_attention(path, a);
   }
 
   // ---- paged KV cache (a batch's pool of blocks, model/kv_cache.h) ----

@@ -246,18 +246,21 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   }
   const int g = lane >> 2;
   if constexpr (kPhases == 2) {
+    // blocks [first, first + count) of the slice, from their rows, scale groups and fragments
+    auto part_mma = [&](int first, int count, float& p0, float& p1) {
+      const SliceRef rp{nch, rows_total, b0 + first, count, per, lane};
+      const uint8_t* scp = sc + first * kTileRows + g;
+      tile_mma<kSub, true, true, kTileRows>(rp, rows + first * 16, scp, scp + 8, frag + first * 8, p0, p1);
+    };
     cp_async_wait<1>();  // every lane's first group: blocks [0, half)
     __syncwarp();
-    const SliceRef r1{nch, rows_total, b0, half, per, lane};
-    tile_mma<kSub, true, true, kTileRows>(r1, rows, sc + g, sc + g + 8, frag, acc0, acc1);
+    part_mma(0, half, acc0, acc1);
     cp_async_wait<0>();
     __syncwarp();
-    const SliceRef r2{nch, rows_total, b0 + half, nb - half, per, lane};
-    float b0_, b1_;
-    tile_mma<kSub, true, true, kTileRows>(r2, rows + half * 16, sc + half * kTileRows + g, sc + half * kTileRows + g + 8,
-                                          frag + half * 8, b0_, b1_);
-    acc0 += b0_;
-    acc1 += b1_;
+    float h0, h1;
+    part_mma(half, nb - half, h0, h1);
+    acc0 += h0;
+    acc1 += h1;
     return;
   }
   cp_async_wait<0>();

@@ -28,8 +28,7 @@ void launch_kv_store(const float* k, const float* v, const int32_t* positions, i
 
 // The rotation of the pair (row[j], row[j + D/2]) of a head at `position`, in two parts: the pair's cos and
 // sin (times the YaRN scale), and the rotation itself. rope_kernel, rope_kv_store_kernel and the fused decode
-// attention (attention.cu: q and the step's key rotated in the kernel, from a table of these) share them, so
-// their results are the same bits.
+// attention (attention.cu: q and the step's key rotated in the kernel) share them, so their results are the same bits.
 __device__ __forceinline__ void rope_cos_sin(int j, int position, const float* inv_freq, float scale, float& c,
                                              float& s) {
   const float angle = float(position) * inv_freq[j];  // f32 product, as transformers

@@ -307,21 +307,40 @@ double store_tol(KvCacheType kv) {
 // The decode cases' path name while a variant knob is set (check_attention_decode_mma), else null.
 const char* attn_decode_label = nullptr;
 
+// Rows [0, ctx) of random K/V (as round_for_cache leaves them) and the CPU's f32 cache of them (kv_store); gpu_cache
+// stores the same rows into fresh poisoned caches of the GPU's type through its kv_store.
+struct FilledCache {
+  Tensor k, v, positions, kc, vc;
+  void gpu_cache(KvCacheType gpu_kv, Tensor& gkc, Tensor& gvc) const {
+    gkc = poisoned(gpu_kv.key, k.shape);
+    gvc = poisoned(gpu_kv.value, v.shape);
+    gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(positions), gkc, gvc);
+  }
+};
+FilledCache filled_cache(Rng& r, int ctx, int Hkv, int D, KvCacheType gpu_kv) {
+  FilledCache f;
+  f.k = rand_f32(r, {ctx, Hkv, D});
+  f.v = rand_f32(r, {ctx, Hkv, D});
+  round_for_cache(gpu_kv, f.k, f.v);
+  std::vector<int32_t> all(ctx);
+  for (int i = 0; i < ctx; ++i) all[i] = i;
+  f.positions = i32_tensor(all, {ctx});
+  f.kc = cpu->empty(DType::F32, {ctx, Hkv, D});
+  f.vc = cpu->empty(DType::F32, {ctx, Hkv, D});
+  cpu->kv_store(f.k, f.v, f.positions, f.kc, f.vc);
+  return f;
+}
+
 // KV cache filled for rows [0, ctx) with random K/V through each backend's kv_store (cpu f32, cuda
 // gpu_kv), then queries at the given positions. For an f16 cache the random K/V are f16 values to
 // begin with (the CPU reference then holds exactly what the GPU cache holds), so the tolerance
 // measures the kernels, not the cache's rounding; bf16 keeps f32 inputs (its rounding is in tol).
 void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window, const std::vector<int32_t>& pos,
                      KvCacheType gpu_kv, double tol) {
-  Tensor k = rand_f32(r, {ctx, Hkv, D}), v = rand_f32(r, {ctx, Hkv, D});
-  round_for_cache(gpu_kv, k, v);
-  std::vector<int32_t> all(ctx);
-  for (int i = 0; i < ctx; ++i) all[i] = i;
-  Tensor allpos = i32_tensor(all, {ctx});
-  Tensor kc = cpu->empty(DType::F32, {ctx, Hkv, D}), vc = cpu->empty(DType::F32, {ctx, Hkv, D});
-  cpu->kv_store(k, v, allpos, kc, vc);
-  Tensor gkc = poisoned(gpu_kv.key, {ctx, Hkv, D}), gvc = poisoned(gpu_kv.value, {ctx, Hkv, D});
-  gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(allpos), gkc, gvc);
+  const FilledCache f = filled_cache(r, ctx, Hkv, D, gpu_kv);
+  const Tensor &kc = f.kc, &vc = f.vc;
+  Tensor gkc, gvc;
+  f.gpu_cache(gpu_kv, gkc, gvc);
   if (n == ctx) {  // f16: the inputs are f16 values, stored exactly; f32 exactly
     report("kv_store", shape_str({ctx, Hkv, D}) + " " + kv_cache_name(gpu_kv),
            worst({compare(to_host(gkc), kc), compare(to_host(gvc), vc)}), gpu_kv.key == DType::BF16 ? 4e-3 : 0.0);
@@ -483,19 +502,10 @@ void check_rope_kv_store_slots(Rng& r, int n, int Hq, int Hkv, int D, int pool_r
 //  - and that the fused kernel ran: it leaves q as it was, the two kernels rotate it in place (HIP: two kernels).
 void check_rope_attention(Rng& r, int Hq, int Hkv, int ctx, int window, int pos, KvCacheType gpu_kv, double tol) {
   const int D = 64;
-  Tensor k0 = rand_f32(r, {ctx, Hkv, D}), v0 = rand_f32(r, {ctx, Hkv, D});
-  round_for_cache(gpu_kv, k0, v0);
-  std::vector<int32_t> all(ctx);
-  for (int i = 0; i < ctx; ++i) all[i] = i;
-  Tensor allpos = i32_tensor(all, {ctx});
-  Tensor kc = cpu->empty(DType::F32, {ctx, Hkv, D}), vc = cpu->empty(DType::F32, {ctx, Hkv, D});
-  cpu->kv_store(k0, v0, allpos, kc, vc);
+  FilledCache f = filled_cache(r, ctx, Hkv, D, gpu_kv);
+  Tensor &kc = f.kc, &vc = f.vc;  // the CPU's rope_attention writes the step's row here
   Tensor gkc[2], gvc[2];  // [0] fused, [1] two kernels
-  for (int i = 0; i < 2; ++i) {
-    gkc[i] = poisoned(gpu_kv.key, {ctx, Hkv, D});
-    gvc[i] = poisoned(gpu_kv.value, {ctx, Hkv, D});
-    gpu->kv_store(to_gpu(k0), to_gpu(v0), to_gpu(allpos), gkc[i], gvc[i]);
-  }
+  for (int i = 0; i < 2; ++i) f.gpu_cache(gpu_kv, gkc[i], gvc[i]);
   Tensor q = rand_f32(r, {1, Hq, D}), k = rand_f32(r, {1, Hkv, D}), v = rand_f32(r, {1, Hkv, D});
   Tensor sinks = rand_bf16(r, {Hq}), positions = i32_tensor({pos}, {1});
   std::vector<float> invf(D / 2);
