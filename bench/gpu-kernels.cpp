@@ -783,11 +783,6 @@ int main(int argc, char** argv) {
       add("moe decode mma-relaid eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
       add("moe decode mma-relaid graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-      // the slices in two commit groups (GPTOSS_CUDA_MOE_PHASES=2): the first half's MMAs while the second lands
-      setenv("GPTOSS_CUDA_MOE_PHASES", "2", 1);
-      ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
-      add("moe decode mma-relaid phases2 graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
-      unsetenv("GPTOSS_CUDA_MOE_PHASES");
       for (int n : {512, 2048}) {
         if (decode_only) break;
         auto gsets = routing(n, 2, E);

@@ -1,5 +1,4 @@
 #include "attention.cuh"
-#include "norm_rope.cuh"  // rope_cos_sin, rope_apply: the fused RoPE of one token's decode
 
 #include <algorithm>
 #include <atomic>
@@ -373,9 +372,7 @@ __device__ __forceinline__ void merge_splits(const AttentionArgs& a, const float
   }
 }
 
-// kRope: the one token's RoPE and cache write in the kernel (AttentionArgs::rope_inv_freq; its own instantiation, so
-// the plain kernel's registers are not held to the fused one's).
-template <KvType KV, bool kRope = false>
+template <KvType KV>
 __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode_kernel(AttentionArgs a, int splits, float* partial) {
   constexpr int D = kDecodeD, TK = kDecodeTile, W = kDecodeLanes;
   static_assert(TK == 2 * W && D == 2 * W, "a lane holds two keys of a tile and two output dims");
@@ -397,26 +394,6 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
   }
   const DecodeRange range = decode_range<TK>(a, t, split, splits, tid);
   const int seq = range.seq, begin = range.begin, end = range.end, fresh = range.fresh;
-  // Fused RoPE (kRope; one token, a session's cache). Thread tid takes pair j = tid % (D/2): its cos and sin are
-  // computed before the wait (positions and inv_freq are the step's inputs); after it, the thread rotates that pair
-  // of q head tid / (D/2) into rope_q (whence every thread loads its head) and, for tid < D, of the step's key
-  // (tid < D/2) or takes it of the value. own_row: this block's keys end at the position (a valid one: an
-  // out-of-range position writes nothing, as rope_kv_store). rope_k / rope_v: that row in the cache's types, written
-  // by threads 0..D-1 after the wait and read back by the same threads when their tile is staged (no barrier between).
-  // (Declared in a discarded branch for the plain kernel: its shared memory, and so its code, stay as they were.)
-  float* rope_q = nullptr;
-  typename S::TK* rope_k = nullptr;
-  typename S::TV* rope_v = nullptr;
-  if constexpr (kRope) {
-    __shared__ __align__(16) float rq[kDecodeMaxG * D];
-    __shared__ __align__(16) typename S::TK rk[D];
-    __shared__ __align__(16) typename S::TV rv[D];
-    rope_q = rq, rope_k = rk, rope_v = rv;
-  }
-  const int rope_pos = kRope ? a.positions[t] : 0;
-  const bool own_row = kRope && rope_pos >= 0 && rope_pos < a.ctx && begin <= rope_pos && rope_pos < end;
-  float rc = 0.f, rs = 0.f;
-  if (kRope) rope_cos_sin(tid % (D / 2), rope_pos, a.rope_inv_freq, a.rope_scale, rc, rs);
 
   const int kpp = blockDim.x / G;  // keys scored per pass
   const int my_g = tid % G, my_k = tid / G;
@@ -448,28 +425,7 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
   if (begin < end) load_tile(begin);
   pdl_wait();
   pdl_launch_dependents();
-  // own_row: threads 0..D/2-1 rotate pair j of the step's key, threads D/2..D-1 take pair j of its value; both go
-  // to the cache row (for later steps) and to rope_k / rope_v, whence this block's tile takes them (for this one).
-  if (own_row && tid < D) {
-    const int j = tid % (D / 2);
-    const bool is_k = tid < D / 2;
-    const float* src = (is_k ? a.k_new : a.v_new) + int64_t(kvh) * D;
-    float x1 = src[j], x2 = src[j + D / 2];
-    const int64_t dst = (int64_t(rope_pos) * a.Hkv + kvh) * D;
-    if (is_k) {
-      rope_apply(x1, x2, rc, rs);
-      KeyE::store(const_cast<typename S::TK*>(kc), dst + j, x1);
-      KeyE::store(const_cast<typename S::TK*>(kc), dst + j + D / 2, x2);
-      KeyE::store(rope_k, j, x1);
-      KeyE::store(rope_k, j + D / 2, x2);
-    } else {
-      ValE::store(const_cast<typename S::TV*>(vc), dst + j, x1);
-      ValE::store(const_cast<typename S::TV*>(vc), dst + j + D / 2, x2);
-      ValE::store(rope_v, j, x1);
-      ValE::store(rope_v, j + D / 2, x2);
-    }
-  }
-  if (!kRope && begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
+  if (begin < end && fresh < begin + TK) {  // the first tile holds keys of this step: those rows again
     const int cn = min(TK, end - begin);
 #pragma unroll
     for (int u = 0; u < kPerThreadK; ++u) {
@@ -484,50 +440,27 @@ __global__ void __launch_bounds__(256, decode_min_blocks<KV>()) attention_decode
         vr[u] = __ldcg(reinterpret_cast<const uint4*>(vc + kv_row(a, seq, begin + key) * row_elems + int64_t(kvh) * D) + ch);
     }
   }
-  if (kRope) {  // the G heads' q rotated as rope_kv_store would (one pair a thread), then read as the plain kernel's
-    if (tid < G * (D / 2)) {
-      const int g = tid / (D / 2), j = tid % (D / 2);
-      const float* qp = a.q + (int64_t(t) * a.Hq + kvh * G + g) * D;
-      float x1 = qp[j], x2 = qp[j + D / 2];
-      rope_apply(x1, x2, rc, rs);
-      rope_q[g * D + j] = x1;
-      rope_q[g * D + j + D / 2] = x2;
-    }
-    __syncthreads();
-  }
   float qreg[D];  // q is the previous kernel's output
   {
-    const float4* qp = kRope ? reinterpret_cast<const float4*>(rope_q + my_g * D)
-                            : reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
+    const float4* qp = reinterpret_cast<const float4*>(a.q + (int64_t(t) * a.Hq + kvh * G + my_g) * D);
 #pragma unroll
     for (int i = 0; i < D / 4; ++i) {
-      float4 v = kRope ? qp[i] : __ldg(qp + i);
+      float4 v = __ldg(qp + i);
       qreg[4 * i] = v.x * a.softmax_scale; qreg[4 * i + 1] = v.y * a.softmax_scale;
       qreg[4 * i + 2] = v.z * a.softmax_scale; qreg[4 * i + 3] = v.w * a.softmax_scale;
     }
   }
   for (int c0 = begin; c0 < end; c0 += TK) {
     const int cn = min(TK, end - c0);
-    const int own_key = own_row ? rope_pos - c0 : -1;  // the step's row in this tile (fused RoPE), if in [0, cn)
 #pragma unroll
     for (int u = 0; u < kPerThreadK; ++u) {
       const int c = tid + u * 256, key = c / S::kKChunksRow, ch = c % S::kKChunksRow;
-      if (key < cn && (!kRope || key != own_key)) reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
+      if (key < cn) reinterpret_cast<uint4*>(sm.k + key * S::kKRow)[ch] = kr[u];
     }
 #pragma unroll
     for (int u = 0; u < kPerThreadV; ++u) {
       const int c = tid + u * 256, key = c / S::kVChunksRow, ch = c % S::kVChunksRow;
-      if (key < cn && (!kRope || key != own_key)) reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
-    }
-    if (own_key >= 0 && own_key < cn && tid < D) {  // the row written above, as this thread staged it
-      const int j = tid % (D / 2);
-      if (tid < D / 2) {
-        sm.k[own_key * S::kKRow + j] = rope_k[j];
-        sm.k[own_key * S::kKRow + j + D / 2] = rope_k[j + D / 2];
-      } else {
-        sm.v[own_key * D + j] = rope_v[j];
-        sm.v[own_key * D + j + D / 2] = rope_v[j + D / 2];
-      }
+      if (key < cn) reinterpret_cast<uint4*>(sm.v + key * D)[ch] = vr[u];
     }
     __syncthreads();
     if (c0 + TK < end) load_tile(c0 + TK);
@@ -1118,24 +1051,8 @@ void launch_flash(AttentionPath path, const AttentionArgs& a, int blocks, cudaSt
 }
 }  // namespace
 
-namespace {
-bool rope_fits(AttentionPath path, const AttentionArgs& a) {
-#if defined(GPTOSS_HIP)
-  (void)path, (void)a;
-  return false;
-#else
-  return path == AttentionPath::Decode && a.n == 1 && !a.block_tables && !a.singles && a.D == kDecodeD &&
-         !decode_uses_mma(a);
-#endif
-}
-}  // namespace
-
-bool attention_rope_fusable(AttentionPath path, const AttentionArgs& a) { return knobs().rope_attn && rope_fits(path, a); }
-
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream) {
   if (a.n <= 0) return;
-  if (a.rope_inv_freq && !rope_fits(path, a))
-    throw runtime_error("attention: RoPE in the attention kernel is for one token's SIMT decode on a session's cache only");
   switch (path) {
     case AttentionPath::Flash:
     case AttentionPath::FlashMfma: return launch_flash(path, a, ceil_div(a.n, kFlashBQ), stream);
@@ -1144,11 +1061,6 @@ void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* wor
       float* partial = static_cast<float*>(workspace);
       if (decode_uses_mma(a)) return launch_decode_mma(a, dim3(splits, a.Hkv, a.n), splits, partial, stream);
       dispatch_kv(a.cache, [&](auto kv) {
-#if !defined(GPTOSS_HIP)  // rope_fits() is false on AMD: the fused instantiation is not built there
-        if (a.rope_inv_freq)
-          return launch_k(attention_decode_kernel<decltype(kv)::value, true>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a,
-                          splits, partial);
-#endif
         launch_k(attention_decode_kernel<decltype(kv)::value>, dim3(splits, a.Hkv, a.n), 256, 0, stream, a, splits, partial);
       });
       GPTOSS_CUDA_LAUNCH("attention_decode_kernel");

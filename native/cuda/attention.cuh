@@ -41,15 +41,6 @@ struct AttentionArgs {
   const int32_t* singles = nullptr;
   const int32_t* tiles = nullptr;
   const int32_t* counts = nullptr;
-  // One token's decode with RoPE and the cache write in the SIMT decode kernel (Backend::rope_attention,
-  // attention_rope_fusable): q is the projection before RoPE, k_new / v_new [1, Hkv, D] the step's key (before
-  // RoPE) and value. Each block rotates q (rope_cos_sin, rope_apply), and the block whose keys end at the position
-  // rotates the key, writes key and value to the cache row and stages them into its tile from shared memory.
-  // Null rope_inv_freq: q is rotated and the row written already.
-  const float* rope_inv_freq = nullptr;  // [D / 2]
-  float rope_scale = 1.f;
-  const float* k_new = nullptr;
-  const float* v_new = nullptr;
 };
 
 // ---- shared by the kernels (attention.cu; the MFMA flash kernel, native/hip/attention_mfma.hip) ----
@@ -118,10 +109,6 @@ __device__ __forceinline__ void flash_kv_chunk(const AttentionArgs& a, int64_t o
 int attention_decode_splits(const AttentionArgs& a);  // the decode kernel's (SIMT or mma: policy.h), for the knobs and this shape
 size_t attention_workspace_bytes(AttentionPath path, const AttentionArgs& a);
 void launch_attention_path(AttentionPath path, const AttentionArgs& a, void* workspace, cudaStream_t stream);
-// Whether `path` can take a's RoPE and cache write (AttentionArgs::rope_inv_freq): the SIMT decode kernel of one
-// token on a session's cache (not the mma kernel, not paged), on NVIDIA (AMD keeps the two kernels: no GPU here
-// runs that build), unless GPTOSS_CUDA_ROPE_ATTN=0. launch_attention_path refuses fused args on any other path.
-bool attention_rope_fusable(AttentionPath path, const AttentionArgs& a);
 #if defined(GPTOSS_HIP)
 // AttentionPath::FlashMfma: native/hip/attention_mfma.hip (AMD matrix cores; D = 64, 64 queries a
 // block; `blocks` along x: ceil(n / 64), or a paged plan's tile bound).

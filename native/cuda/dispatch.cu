@@ -241,10 +241,7 @@ class CudaBackend final : public Backend {
     OpScope op(this);
     const AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
     // n <= 4 and D = 64: split-KV decode; D = 64: flash (mma.sync); other head dims: plain f32.
-    run_attention(choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D), a);
-  }
-  // `path` on a, with its workspace from the pool (attention and rope_attention).
-  void run_attention(AttentionPath path, const AttentionArgs& a) {
+    const AttentionPath path = choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D);
     const size_t ws_bytes = attention_workspace_bytes(path, a);
     std::shared_ptr<void> ws = ws_bytes ? pool_->alloc(ws_bytes) : nullptr;
     launch_attention_path(path, a, ws.get(), stream_);
@@ -429,29 +426,6 @@ class CudaBackend final : public Backend {
     launch_rope_kv_store(q.ptr<float>(), k.ptr<float>(), v.ptr<float>(), positions.ptr<int32_t>(), nullptr,
                          inv_freq.ptr<float>(), int(q.dim(0)), int(q.dim(1)), int(k.dim(1)), int(k.dim(2)), scale,
                          k_cache.data, v_cache.data, kv_type(k_cache, v_cache), int(k_cache.dim(0)), err_, stream_);
-  }
-
-  // One token's decode: RoPE and the cache write inside the SIMT decode kernel (attention_rope_fusable), one
-  // launch instead of two; anything else, the two ops.
-  void rope_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
-                      float scale, Tensor& k_cache, Tensor& v_cache, const Tensor& sinks, int sliding_window,
-                      float softmax_scale, Tensor& out) override {
-    auto two_ops = [&] {
-      Backend::rope_attention(q, k, v, positions, inv_freq, scale, k_cache, v_cache, sinks, sliding_window, softmax_scale,
-                              out);
-    };
-    if (!fuse_ || q.ndim() != 3 || q.dim(0) != 1) return two_ops();
-    checks::rope_kv_store(q, k, v, positions, inv_freq, k_cache, v_cache, device(), {GPTOSS_CUDA_KV_TYPES});
-    checks::attention(q, k_cache, v_cache, sinks, positions, sliding_window, out, device(), {GPTOSS_CUDA_KV_TYPES});
-    AttentionArgs a = attention_args(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
-    const AttentionPath path = choose_attention(caps_, a.n, a.Hq, a.Hkv, a.D);
-    if (!attention_rope_fusable(path, a)) return two_ops();
-    OpScope op(this);
-    a.rope_inv_freq = inv_freq.ptr<float>();
-    a.rope_scale = scale;
-    a.k_new = k.ptr<float>();
-    a.v_new = v.ptr<float>();
-    run_attention(path, a);
   }
 
   // ---- paged KV cache (a batch's pool of blocks, model/kv_cache.h) ----

@@ -112,9 +112,8 @@ struct SliceRef {
 };
 __device__ __forceinline__ int rows_bytes(int per) { return kTileRows * row_stride(per) + round16(kTileRows * per); }
 
-__device__ __forceinline__ void issue_rows(const SliceRef& r, const uint8_t* w, int row0, uint8_t* rows, int lane_lo = 0,
-                                           int lane_hi = kSliceMax) {
-  if (r.lane < r.nb && r.lane >= lane_lo && r.lane < lane_hi) {
+__device__ __forceinline__ void issue_rows(const SliceRef& r, const uint8_t* w, int row0, uint8_t* rows) {
+  if (r.lane < r.nb) {
 #pragma unroll
     for (int i = 0; i < kTileRows; ++i) {
       const int row = min(row0 + i, r.rows_total - 1);
@@ -209,24 +208,15 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
 // output; the weights are not), then the activation loads. kRelaid: w and s in the decode layout
 // (mxfp4_layout.h; rows_total % 16 == 0): a lane's block of the tile has its 16 scales in one 16-byte
 // group, kept raw in shared memory as [block][16 rows].
-// kPhases 2 (GPTOSS_CUDA_MOE_PHASES=2, A/B; the decode layout only): the slice's first half of blocks is one commit
-// group and the rest another, so the MMAs of the first half run while the second is still landing.
-template <bool kSub, bool kRelaid = false, int kPhases = 1>
+template <bool kSub, bool kRelaid = false>
 __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
                                            int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
                                            int lane, bool wait_mid, float& acc0, float& acc1) {
-  static_assert(kPhases == 1 || (kPhases == 2 && kRelaid), "two phases: the decode layout's kernel");
   const SliceRef r{nch, rows_total, b0, nb, per, lane};
   uint8_t* rows = wsm;
   uint8_t* sc = wsm + kTileRows * r.stride();
   uint4* frag = reinterpret_cast<uint4*>(wsm + rows_bytes(per));
-  const int half = (nb + 1) / 2;
-  if constexpr (kPhases == 2) {
-    issue_rows(r, w, row0, rows, 0, half);
-    issue_rows(r, w, row0, rows, half, kSliceMax);
-  } else {
-    issue_rows(r, w, row0, rows);
-  }
+  issue_rows(r, w, row0, rows);
   uint32_t sv[kTileRows];
   uint4 sg = make_uint4(0, 0, 0, 0);
   if (kRelaid) {
@@ -244,27 +234,9 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   } else {
     store_scales<kSub>(r, sv, sc);
   }
-  const int g = lane >> 2;
-  if constexpr (kPhases == 2) {
-    // blocks [first, first + count) of the slice, from their rows, scale groups and fragments
-    auto part_mma = [&](int first, int count, float& p0, float& p1) {
-      const SliceRef rp{nch, rows_total, b0 + first, count, per, lane};
-      const uint8_t* scp = sc + first * kTileRows + g;
-      tile_mma<kSub, true, true, kTileRows>(rp, rows + first * 16, scp, scp + 8, frag + first * 8, p0, p1);
-    };
-    cp_async_wait<1>();  // every lane's first group: blocks [0, half)
-    __syncwarp();
-    part_mma(0, half, acc0, acc1);
-    cp_async_wait<0>();
-    __syncwarp();
-    float h0, h1;
-    part_mma(half, nb - half, h0, h1);
-    acc0 += h0;
-    acc1 += h1;
-    return;
-  }
   cp_async_wait<0>();
   __syncwarp();
+  const int g = lane >> 2;
   if constexpr (kRelaid) tile_mma<kSub, true, true, kTileRows>(r, rows, sc + g, sc + g + 8, frag, acc0, acc1);
   else tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag, acc0, acc1);
 }
@@ -286,7 +258,7 @@ __device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slice
 }
 
 // Stage 1. grid (ceil(2I / 16), pairs), one warp per K slice of H.
-template <bool kSub, bool kRelaid = false, int kPhases = 1>
+template <bool kSub, bool kRelaid = false>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs a, float* act) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -312,7 +284,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
                          ? param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + rb) : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (nb > 0)
-    slice_gemv<kSub, kRelaid, kPhases>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
+    slice_gemv<kSub, kRelaid>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
                      a.x + int64_t(tok) * a.H, nch, rows_total, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per),
                      lane, false, acc0, acc1);
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
@@ -330,7 +302,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
 // Stage 2. grid (ceil(H / 16), pairs), one warp per K slice of I. Each CTA writes its expert's
 // weighted rows (bias included) to part; the last of the token's k CTAs for this row tile sums
 // them in expert order.
-template <bool kSub, bool kRelaid = false, int kPhases = 1>
+template <bool kSub, bool kRelaid = false>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a, const float* act, float* part) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -350,7 +322,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const float route_w = bias_row ? a.expert_weight[pair] : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (valid && nb > 0) {
-    slice_gemv<kSub, kRelaid, kPhases>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
+    slice_gemv<kSub, kRelaid>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
                      act + int64_t(pair) * a.I, nch, a.H, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per), lane,
                      true, acc0, acc1);
   } else {
@@ -658,16 +630,16 @@ void allow_smem(K kernel, int bytes) {
   }
 }
 
-template <bool kSub, bool kRelaid = false, int kPhases = 1>
+template <bool kSub, bool kRelaid = false>
 void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
-  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid, kPhases>, s1);
-  allow_smem(moe_mma_down_kernel<kSub, kRelaid, kPhases>, s2);
+  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid>, s1);
+  allow_smem(moe_mma_down_kernel<kSub, kRelaid>, s2);
   dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
-  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid, kPhases>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
+  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kTileRows), a.n * a.k);
-  launch_k(moe_mma_down_kernel<kSub, kRelaid, kPhases>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
+  launch_k(moe_mma_down_kernel<kSub, kRelaid>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
@@ -903,8 +875,7 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
   if (kind == MoeDecodeKind::MmaRelaid) {
     if (!a.decode_layout)
       throw type_error("moe: the mma-relaid decode kernel reads experts in the decode layout; these are in the checkpoint's");
-    if (knobs().moe_phases == 2) launch_variant<true, true, 2>(a, act, part, stream);
-    else launch_variant<true, true>(a, act, part, stream);
+    launch_variant<true, true>(a, act, part, stream);
   } else if (a.decode_layout) {
     throw type_error("moe: experts in the decode layout (mxfp4_layout.h) need the mma-relaid decode kernel");
   } else if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);

@@ -123,12 +123,14 @@ void launch_norm(float* x, const float* residual, const void* weight, bool weigh
 // Rotates the pair (j, j + D/2) of one head row in place: rope_kernel and rope_kv_store_kernel.
 __device__ __forceinline__ void rope_pair(float* row, int j, int half, int position, const float* inv_freq,
                                           float scale) {
-  float c, s;
-  rope_cos_sin(j, position, inv_freq, scale, c, s);
-  float x1 = row[j], x2 = row[j + half];
-  rope_apply(x1, x2, c, s);
-  row[j] = x1;
-  row[j + half] = x2;
+  const float angle = float(position) * inv_freq[j];  // f32 product, as transformers
+  float s, c;
+  sincosf(angle, &s, &c);
+  c *= scale;
+  s *= scale;
+  const float x1 = row[j], x2 = row[j + half];
+  row[j] = x1 * c - x2 * s;
+  row[j + half] = x2 * c + x1 * s;
 }
 
 template <class Elem>

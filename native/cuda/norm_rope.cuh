@@ -26,22 +26,6 @@ void launch_add(float* acc, const float* x, int64_t count, cudaStream_t stream);
 void launch_kv_store(const float* k, const float* v, const int32_t* positions, int n, int kv_heads, int D,
                      void* k_cache, void* v_cache, KvType cache, int ctx, int* err, cudaStream_t stream);
 
-// The rotation of the pair (row[j], row[j + D/2]) of a head at `position`, in two parts: the pair's cos and
-// sin (times the YaRN scale), and the rotation itself. rope_kernel, rope_kv_store_kernel and the fused decode
-// attention (attention.cu: q and the step's key rotated in the kernel) share them, so their results are the same bits.
-__device__ __forceinline__ void rope_cos_sin(int j, int position, const float* inv_freq, float scale, float& c,
-                                             float& s) {
-  const float angle = float(position) * inv_freq[j];  // f32 product, as transformers
-  sincosf(angle, &s, &c);
-  c *= scale;
-  s *= scale;
-}
-__device__ __forceinline__ void rope_apply(float& x1, float& x2, float c, float s) {
-  const float a = x1, b = x2;
-  x1 = __fmaf_rn(a, c, -__fmul_rn(b, s));  // rounding spelled out: the same bits wherever it is inlined
-  x2 = __fmaf_rn(b, c, __fmul_rn(a, s));
-}
-
 // rope on q [n, q_heads, D] and k [n, kv_heads, D] in place, then rotated k and v to the caches at
 // positions: one launch, bit-identical to two launch_rope and one launch_kv_store.
 // slots (paged cache, may be null): the cache row of each token, where RoPE still reads positions.

@@ -143,8 +143,6 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
   k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
-  k.rope_attn = env_flag("GPTOSS_CUDA_ROPE_ATTN", kRopeAttnDefault);
-  k.moe_phases = env_choice("GPTOSS_CUDA_MOE_PHASES", 1, {{"1", 1}, {"2", 2}});
 }
 }  // namespace
 

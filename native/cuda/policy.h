@@ -23,8 +23,6 @@ bool env_flag(const char* name, bool fallback);
 // of 2,048 tokens 23,935 / 23,824 tok/s against 23,013 / 22,935; gpu_check (340 cases) clean.
 constexpr bool kGemmWsDefault = true;
 
-constexpr bool kRopeAttnDefault = false;
-
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {
   enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, Stream };
@@ -35,10 +33,6 @@ struct GpuKnobs {
   int attn_window_splits = 1;              // GPTOSS_CUDA_ATTN_WINDOW_SPLITS (1..2): splits of a short window
   int attn_mma_splits = 32;                // GPTOSS_CUDA_ATTN_MMA_SPLITS (1..64): the tensor-core decode's splits at most
   bool pdl = true;                         // GPTOSS_CUDA_PDL=0 turns programmatic dependent launch off
-  int moe_phases = 1;                      // GPTOSS_CUDA_MOE_PHASES=2: the decode MoE's slices in two commit groups (A/B)
-  // GPTOSS_CUDA_ROPE_ATTN=1: one token's RoPE and cache write inside the SIMT decode attention (attention_rope_fusable). Off
-  // by default until it has run on a GPU (27th session: built and checked on the host only; gpu_check asks for it by name).
-  bool rope_attn = kRopeAttnDefault;
   enum class MoeBf16 { Auto, Gemv, Grouped };
   MoeBf16 moe_bf16 = MoeBf16::Auto;        // GPTOSS_CUDA_MOE_BF16=gemv|grouped: bf16 experts' path
   enum class MoeBatch { Auto, GroupedMma, Gemm, Stream };

@@ -209,16 +209,6 @@ class Backend {
     rope(k, positions, inv_freq, scale);
     kv_store(k, v, positions, k_cache, v_cache);
   }
-  // A session's attention block between the projections and o_proj: rope_kv_store() then attention() on its
-  // cache, out [n, Hq, D]. q and k are scratch: afterwards they may hold the rotated values or not (CUDA rotates a
-  // decode step's one token inside the attention kernel, which also writes the cache row, and leaves them as they
-  // were). The results are those of the two calls.
-  virtual void rope_attention(Tensor& q, Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
-                              float scale, Tensor& k_cache, Tensor& v_cache, const Tensor& sinks, int sliding_window,
-                              float softmax_scale, Tensor& out) {
-    rope_kv_store(q, k, v, positions, inv_freq, scale, k_cache, v_cache);
-    attention(q, k_cache, v_cache, sinks, positions, sliding_window, softmax_scale, out);
-  }
 
   // ---- paged KV cache (model/kv_cache.h): a pool of blocks shared by many sequences ----
   // A pool cache is [blocks * block_size, kvHeads, D]; a sequence's logical position p lives in cache row

@@ -953,8 +953,8 @@ void Model::forward(Activations& s, const KvView& kv) {
       be.paged_attention(q3, k_cache, v_cache, L.attn.sinks, s.positions, *kv.seq_of_token, *kv.block_tables,
                          kv.block_size, window, softmax_scale, attn3);
     } else {
-      be.rope_attention(q3, k3, v3, s.positions, rope_inv_freq_, rope_scale_, k_cache, v_cache, L.attn.sinks, window,
-                        softmax_scale, attn3);
+      be.rope_kv_store(q3, k3, v3, s.positions, rope_inv_freq_, rope_scale_, k_cache, v_cache);
+      be.attention(q3, k_cache, v_cache, L.attn.sinks, s.positions, window, softmax_scale, attn3);
     }
     be.linear(s.attn, L.attn.o, &L.attn.o_bias, s.block_out);
     // MoE block: x += sum_k w_k * expert_k(xn), experts chosen by the router's top-k (the router

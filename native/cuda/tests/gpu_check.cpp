@@ -493,59 +493,6 @@ void check_rope_kv_store_slots(Rng& r, int n, int Hq, int Hkv, int D, int pool_r
   report("rope_kv_store_slots", shape + " vCache", compare(to_host(gvc), vc), tol);
 }
 
-// A session's decode step between the projections and o_proj (Backend::rope_attention: CUDA rotates the one token
-// and writes its cache row inside the SIMT decode kernel, attention_rope_fusable) on a cache of ctx random rows:
-//  - against the CPU's rope_kv_store + attention (f32 cache): out, and both whole caches (the step's row rounded
-//    into the cache type, every other row untouched);
-//  - against the GPU's two kernels (GPTOSS_CUDA_ROPE_ATTN=0) on a copy of the same inputs: out and the caches'
-//    bytes equal, bit for bit;
-//  - and that the fused kernel ran: it leaves q as it was, the two kernels rotate it in place (HIP: two kernels).
-void check_rope_attention(Rng& r, int Hq, int Hkv, int ctx, int window, int pos, KvCacheType gpu_kv, double tol) {
-  const int D = 64;
-  FilledCache f = filled_cache(r, ctx, Hkv, D, gpu_kv);
-  Tensor &kc = f.kc, &vc = f.vc;  // the CPU's rope_attention writes the step's row here
-  Tensor gkc[2], gvc[2];  // [0] fused, [1] two kernels
-  for (int i = 0; i < 2; ++i) f.gpu_cache(gpu_kv, gkc[i], gvc[i]);
-  Tensor q = rand_f32(r, {1, Hq, D}), k = rand_f32(r, {1, Hkv, D}), v = rand_f32(r, {1, Hkv, D});
-  Tensor sinks = rand_bf16(r, {Hq}), positions = i32_tensor({pos}, {1});
-  std::vector<float> invf(D / 2);
-  for (int j = 0; j < D / 2; ++j) invf[j] = std::pow(150000.f, -2.f * j / D) / (j % 3 == 0 ? 32.f : 1.f);  // YaRN-like mix
-  Tensor inv = host_empty(DType::F32, {D / 2});
-  std::memcpy(inv.data, invf.data(), invf.size() * 4);
-  const float rope_scale = 1.3466f, scale = 0.125f;
-  Tensor want = host_empty(DType::F32, {1, Hq, D});
-  {
-    Tensor cq = host_empty(DType::F32, {1, Hq, D}), ck = host_empty(DType::F32, {1, Hkv, D});
-    std::memcpy(cq.data, q.data, q.nbytes());
-    std::memcpy(ck.data, k.data, k.nbytes());
-    cpu->rope_kv_store(cq, ck, v, positions, inv, rope_scale, kc, vc);
-    cpu->attention(cq, kc, vc, sinks, positions, window, scale, want);
-  }
-  Tensor got[2], gq[2];
-  for (int i = 0; i < 2; ++i) {
-    ScopedEnv env({{"GPTOSS_CUDA_ROPE_ATTN", i == 0 ? "1" : "0"}});
-    gq[i] = to_gpu(q);
-    Tensor gk = to_gpu(k);
-    got[i] = poisoned(DType::F32, {1, Hq, D});
-    gpu->rope_attention(gq[i], gk, to_gpu(v), to_gpu(positions), to_gpu(inv), rope_scale, gkc[i], gvc[i], to_gpu(sinks),
-                        window, scale, got[i]);
-  }
-  const std::string shape = "Hq" + std::to_string(Hq) + "/" + std::to_string(Hkv) + " ctx" + std::to_string(ctx) + " win" +
-                            std::to_string(window) + " pos" + std::to_string(pos) + " " + kv_cache_name(gpu_kv);
-  const Tensor hk = to_host(gkc[0]), hv = to_host(gvc[0]);
-  report("rope_attention", shape + " out", compare(to_host(got[0]), want), std::max(tol, store_tol(gpu_kv)));
-  report("rope_attention", shape + " kCache", compare(hk, kc), store_tol(gpu_kv));
-  report("rope_attention", shape + " vCache", compare(hv, vc), store_tol(gpu_kv));
-  auto same_bytes = [](const Tensor& a, const Tensor& b) { return a.nbytes() == b.nbytes() && !std::memcmp(a.data, b.data, a.nbytes()); };
-  report_flag("rope_attention", shape + " = two kernels",
-              same_bytes(to_host(got[0]), to_host(got[1])) && same_bytes(hk, to_host(gkc[1])) && same_bytes(hv, to_host(gvc[1])),
-              "out and caches bit-identical", "differs from GPTOSS_CUDA_ROPE_ATTN=0");
-  const bool q_kept = same_bytes(to_host(gq[0]), q), q_rotated = !same_bytes(to_host(gq[1]), q);
-  report_flag("rope_attention", shape + " path", (kHip ? !q_kept : q_kept) && q_rotated,
-              q_kept ? "fused (q left as it was)" : "two kernels (q rotated)",
-              kHip ? "HIP should keep two kernels" : "the fused kernel did not run");
-}
-
 // A batch step's draws for the sampling checks: row i draws into row rows - 1 - i with the i % 8-th of eight
 // settings (greedy, plain, top-k, top-p, all four, min-p, top-k 1, cold top-p) and a fresh uniform.
 struct RowDraws {
@@ -1721,14 +1668,6 @@ void check_attention_paths(Rng& r) {
   check_paged_attention(r, {201, 100, 5, 1, 77}, {1, 70, 5, 1, 1}, 8, 2, 64, 16, 16, kKvF32KF16V, 1e-4, "mixed: plan");
   check_paged_attention(r, {40, 9}, {3, 1}, 6, 3, 32, 7, 4, kKvF32KF16V, 1e-5, "odd D: plain");
   check_rope_kv_store_slots(r, 37, 8, 2, 64, 160, kKvF32KF16V);
-  // a session's decode with RoPE and the cache write in the attention kernel: every cache type, a position in the
-  // first tile, in a later tile, in a window (one split) and over many splits
-  check_rope_attention(r, 8, 2, 48, 16, 47, kKvF32, 1e-5);         // tiny-a shape
-  check_rope_attention(r, 64, 8, 64, 0, 0, kKvF16, 1e-5);          // the first token: the tile loaded before the wait
-  check_rope_attention(r, 64, 8, 300, 0, 299, kKvF16, 1e-5);
-  check_rope_attention(r, 64, 8, 1000, 128, 517, kKvBF16, 1e-2);   // a window: one split
-  check_rope_attention(r, 64, 8, 1000, 0, 130, kKvF32KF16V, 1e-5); // empty splits after the position
-  check_rope_attention(r, 64, 8, 2048, 0, 2000, kKvF32KF16V, 1e-5);
   // attention (cpu cache f32; cuda caches f16, bf16 and f32)
   // f16 (the default cache): every path, prefill, decode, windows, naive
   check_attention(r, 48, 8, 2, 64, 48, 16, iota_pos(48, 0), kKvF16, 1e-4);     // tiny-a prefill
@@ -1911,10 +1850,6 @@ int main(int argc, char** argv) {
         check_moe(r, small_r, 40, 2, 1e-4, true);
         check_moe(r, odd_r, 2, 3, 1e-5, true);
         check_moe(r, odd_r, 1, 6, 1e-5, true);
-        const ScopedEnv phases({{"GPTOSS_CUDA_MOE_PHASES", "2"}});  // the slices in two commit groups (A/B knob)
-        check_moe(r, small_r, 3, 2, 1e-5, true);
-        check_moe(r, odd_r, 2, 3, 1e-5, true);
-        check_moe(r, odd_r, 1, 6, 1e-5, true);
       }
     }
     if (!bf16_experts && !quick) {
@@ -1932,9 +1867,6 @@ int main(int argc, char** argv) {
         check_moe(r, real_r, 1, 4, 1e-5, true);
         check_moe(r, real_r, 4, 4, 1e-5, true);
         check_moe(r, real_r, 512, 4, 1e-4, true);
-        const ScopedEnv phases({{"GPTOSS_CUDA_MOE_PHASES", "2"}});
-        check_moe(r, real_r, 1, 4, 1e-5, true);
-        check_moe(r, real_r, 4, 4, 1e-5, true);
       }
       check_moe_stream(r);  // the streaming MoE of a decode batch (Hopper's default from 17 to 128 streams of the 20b)
       check_gemm_splitk(r);  // split-K of the decode batch's dense GEMMs (Hopper)
