@@ -783,6 +783,39 @@ int main(int argc, char** argv) {
       add("moe decode mma-relaid eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
       add("moe decode mma-relaid graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      // The MoE block's chain as a decode step runs it (o_proj, then add + norm + router, then the MoE), against the same
+      // chain with the routing given (add + norm alone before the MoE): the difference is what the router adds to the
+      // step's critical path (its work after its PDL wait, and the MoE's gate_up waiting on it). Four o and router
+      // weights in turn, so the o rows and the routed experts do not stay in L2.
+      {
+        std::vector<Tensor> ow, rw;
+        for (int l = 0; l < 4; ++l) {
+          ow.push_back(gpu->upload(rand_bf16(r, {H, 4096}, 0.02f)));
+          rw.push_back(gpu->upload(rand_bf16(r, {E, H}, 0.05f)));
+        }
+        Tensor bo = gpu->upload(rand_bf16(r, {H})), rb = gpu->upload(rand_bf16(r, {E})), nw = gpu->upload(rand_bf16(r, {H}));
+        Tensor xo = gpu->upload(rand_f32(r, {1, 4096})), o = gpu->empty(DType::F32, {1, H});
+        Tensor xr = gpu->upload(rand_f32(r, {1, H})), normed = gpu->empty(DType::F32, {1, H});
+        Tensor idx = gpu->empty(DType::I32, {1, K}), wt = gpu->empty(DType::F32, {1, K});
+        const double block_bytes = double(ow[0].nbytes()) + 4 * expert_bytes;
+        double cms = time_graph_ms([&](int i) {
+          gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
+          gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt);
+          gpu->moe(normed, idx, wt, wr, sw, out);
+        });
+        add("moe block chain: o, norm+router, moe", "n1, 20b widths", cms, block_bytes / (cms * 1e-3) / 1e9, "GB/s", bw);
+        double fms = time_graph_ms([&](int i) {
+          gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
+          gpu->add_rmsnorm(xr, o, nw, 1e-5f, normed);
+          auto& s = sets[i % 16];
+          gpu->moe(normed, s.first, s.second, wr, sw, out);
+        });
+        add("moe block chain: o, norm, moe (routing given)", "n1, 20b widths", fms, block_bytes / (fms * 1e-3) / 1e9, "GB/s", bw);
+        double rms = time_graph_ms([&](int i) { gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt); });
+        add("norm+router alone (chained)", "n1, E32 H2880", rms, double(rw[0].nbytes()) / (rms * 1e-3) / 1e9, "GB/s", bw);
+        double nms = time_graph_ms([&](int) { gpu->add_rmsnorm(xr, o, nw, 1e-5f, normed); });
+        add("norm alone (chained)", "n1, H2880", nms, 0, "GB/s", bw);
+      }
       for (int n : {512, 2048}) {
         if (decode_only) break;
         auto gsets = routing(n, 2, E);
