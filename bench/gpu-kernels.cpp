@@ -783,6 +783,15 @@ int main(int argc, char** argv) {
       add("moe decode mma-relaid eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
       add("moe decode mma-relaid graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      // Ablations (wrong results, timing only): the same kernels without their MMA loop, then also without the
+      // activation fragments. Against the moe1 read probe (--read-probe) they say where the kernels' time goes.
+      for (int mode : {1, 2}) {
+        gptoss::cuda::set_moe_decode_ablation(mode);
+        ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
+        add(mode == 1 ? "moe decode relaid ablation: no MMA loop" : "moe decode relaid ablation: no MMA, no B frags",
+            "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      }
+      gptoss::cuda::set_moe_decode_ablation(0);
       // The MoE block's chain as a decode step runs it (o_proj, then add + norm + router, then the MoE), against the same
       // chain with the routing given (add + norm alone before the MoE): the difference is what the router adds to the
       // step's critical path (its work after its PDL wait, and the MoE's gate_up waiting on it). Four o and router

@@ -12,5 +12,9 @@ namespace cuda {
 // device (cudaOccupancyMaxActiveClusters), -1 where it cannot say or the tile is not compiled: a split count
 // whose clusters exceed it runs in more than one wave.
 int wgmma_split_clusters(int bm, int splits);
+// The one-token decode MoE on the decode layout (moe_decode_mma.cu) with parts of its work left out, to time its
+// structure: 1 without the MMA loop, 2 also without the activation fragments; 0 (the default) the real kernels.
+// Modes 1 and 2 give wrong results: the kernel bench's ablation rows only.
+void set_moe_decode_ablation(int mode);
 }  // namespace cuda
 }  // namespace gptoss

@@ -32,6 +32,7 @@
 #include "moe.cuh"
 #include "mxfp4_layout.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -208,7 +209,9 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
 // output; the weights are not), then the activation loads. kRelaid: w and s in the decode layout
 // (mxfp4_layout.h; rows_total % 16 == 0): a lane's block of the tile has its 16 scales in one 16-byte
 // group, kept raw in shared memory as [block][16 rows].
-template <bool kSub, bool kRelaid = false>
+// kAblate (bench only, set_moe_decode_ablation in bench_hooks.h; wrong results): 1 skips the MMA loop, 2 also the
+// activation fragments, so that the kernel bench can time the kernels' structure without their math.
+template <bool kSub, bool kRelaid = false, int kAblate = 0>
 __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
                                            int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
                                            int lane, bool wait_mid, float& acc0, float& acc1) {
@@ -228,7 +231,7 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
     pdl_wait();
     pdl_launch_dependents();
   }
-  build_frags<kSub, kRelaid>(r, x, frag);
+  if constexpr (kAblate < 2) build_frags<kSub, kRelaid>(r, x, frag);
   if (kRelaid) {
     if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = sg;
   } else {
@@ -237,7 +240,10 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   cp_async_wait<0>();
   __syncwarp();
   const int g = lane >> 2;
-  if constexpr (kRelaid) tile_mma<kSub, true, true, kTileRows>(r, rows, sc + g, sc + g + 8, frag, acc0, acc1);
+  if constexpr (kAblate > 0) {
+    acc0 = reinterpret_cast<const float*>(rows)[lane];  // one word of the landed rows, so nothing is dropped
+    acc1 = 0.f;
+  } else if constexpr (kRelaid) tile_mma<kSub, true, true, kTileRows>(r, rows, sc + g, sc + g + 8, frag, acc0, acc1);
   else tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag, acc0, acc1);
 }
 #endif  // GPTOSS_HAVE_MMA_SYNC
@@ -258,7 +264,7 @@ __device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slice
 }
 
 // Stage 1. grid (ceil(2I / 16), pairs), one warp per K slice of H.
-template <bool kSub, bool kRelaid = false>
+template <bool kSub, bool kRelaid = false, int kAblate = 0>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs a, float* act) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -284,7 +290,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
                          ? param_f32(a.gate_up_bias, a.gate_up_bias_bf16, int64_t(e) * rows_total + rb) : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (nb > 0)
-    slice_gemv<kSub, kRelaid>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
+    slice_gemv<kSub, kRelaid, kAblate>(a.gate_up + int64_t(e) * rows_total * nch * 16, a.gate_up_scales + int64_t(e) * rows_total * nch,
                      a.x + int64_t(tok) * a.H, nch, rows_total, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per),
                      lane, false, acc0, acc1);
   const float v = tile_rows_sum(acc0, acc1, sh.slices, red);
@@ -302,7 +308,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
 // Stage 2. grid (ceil(H / 16), pairs), one warp per K slice of I. Each CTA writes its expert's
 // weighted rows (bias included) to part; the last of the token's k CTAs for this row tile sums
 // them in expert order.
-template <bool kSub, bool kRelaid = false>
+template <bool kSub, bool kRelaid = false, int kAblate = 0>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a, const float* act, float* part) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -322,7 +328,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const float route_w = bias_row ? a.expert_weight[pair] : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (valid && nb > 0) {
-    slice_gemv<kSub, kRelaid>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
+    slice_gemv<kSub, kRelaid, kAblate>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
                      act + int64_t(pair) * a.I, nch, a.H, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per), lane,
                      true, acc0, acc1);
   } else {
@@ -630,16 +636,16 @@ void allow_smem(K kernel, int bytes) {
   }
 }
 
-template <bool kSub, bool kRelaid = false>
+template <bool kSub, bool kRelaid = false, int kAblate = 0>
 void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
-  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid>, s1);
-  allow_smem(moe_mma_down_kernel<kSub, kRelaid>, s2);
+  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid, kAblate>, s1);
+  allow_smem(moe_mma_down_kernel<kSub, kRelaid, kAblate>, s2);
   dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
-  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
+  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid, kAblate>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kTileRows), a.n * a.k);
-  launch_k(moe_mma_down_kernel<kSub, kRelaid>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
+  launch_k(moe_mma_down_kernel<kSub, kRelaid, kAblate>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
@@ -867,6 +873,13 @@ void launch_fp8(const MoeArgs& a, float* act, float* part, cudaStream_t stream) 
   GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<down>");
 }
 
+namespace {
+// set_moe_decode_ablation (bench_hooks.h): 0 everywhere but in the kernel bench's ablation rows.
+std::atomic<int> moe_decode_ablation{0};
+}  // namespace
+
+void set_moe_decode_ablation(int mode) { moe_decode_ablation.store(mode, std::memory_order_relaxed); }
+
 void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, cudaStream_t stream) {
   MoeArgs a = args;
   a.slice_blocks = slice_target();
@@ -875,7 +888,10 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
   if (kind == MoeDecodeKind::MmaRelaid) {
     if (!a.decode_layout)
       throw type_error("moe: the mma-relaid decode kernel reads experts in the decode layout; these are in the checkpoint's");
-    launch_variant<true, true>(a, act, part, stream);
+    const int ablate = moe_decode_ablation.load(std::memory_order_relaxed);
+    if (ablate == 1) launch_variant<true, true, 1>(a, act, part, stream);
+    else if (ablate == 2) launch_variant<true, true, 2>(a, act, part, stream);
+    else launch_variant<true, true>(a, act, part, stream);
   } else if (a.decode_layout) {
     throw type_error("moe: experts in the decode layout (mxfp4_layout.h) need the mma-relaid decode kernel");
   } else if (kind == MoeDecodeKind::MmaPrmt) launch_variant<false>(a, act, part, stream);
