@@ -27,8 +27,9 @@
 // (mxfp4_layout.h): each word's bits permuted so the kSub placement comes out with masks and rotations
 // (9 operations a word instead of 15) in natural pairs (2i, 2i + 1; build_frags pairs the activation
 // to match), and each 16-row tile's scales grouped
-// a block at a time (one 16-byte load a lane and a slice instead of 16 one-byte loads, copied to
-// shared memory as they are and turned into 2^(s-65) in the MMA loop).
+// a block at a time (one 16-byte load a lane and a slice instead of 16 one-byte loads, stored to
+// shared memory pre-offset as stored_scale_byte leaves them, four bytes an operation, so that the MMA
+// loop's scale is one shift).
 #include "moe.cuh"
 #include "mxfp4_layout.h"
 
@@ -182,11 +183,12 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
   const uint8_t* arow = rows + (r.lane & 15) * r.stride();  // ldmatrix.x2: lanes 0-15 give rows 0-15
   const uint4* fr = frag + (g & 1) * 4 + t;  // columns 0 (hi) and 1 (lo); other columns repeat them
   float a0 = 0.f, a1 = 0.f;
+  // block blk's operands at arow + 16 blk, fr + 8 blk, sc0 / sc1 + blk kScStride: the pointers step once a block
 #pragma unroll 4
-  for (int blk = 0; blk < r.nb; ++blk) {
+  for (int blk = 0; blk < r.nb; ++blk, arow += 16, fr += 8, sc0 += kScStride, sc1 += kScStride) {
     uint32_t w0, w1;
-    ldsm_x2(w0, w1, arow + blk * 16);
-    const uint4 xf = fr[blk * 8];
+    ldsm_x2(w0, w1, arow);
+    const uint4 xf = *fr;
     uint32_t p0[4], p1[4];
     decode_word<kSub, kRelaid>(w0, p0);
     decode_word<kSub, kRelaid>(w1, p1);
@@ -196,7 +198,7 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
     const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
     const uint32_t bb[2] = {xf.z, xf.w};
     mma_bf16_16816(c, m1, bb);
-    const uint32_t s0 = sc0[blk * kScStride], s1 = sc1[blk * kScStride];
+    const uint32_t s0 = *sc0, s1 = *sc1;
     a0 = fmaf(kRaw ? block_scale<kSub>(s0) : stored_scale<kSub>(s0), c[0] + c[1], a0);
     a1 = fmaf(kRaw ? block_scale<kSub>(s1) : stored_scale<kSub>(s1), c[2] + c[3], a1);
   }
@@ -208,7 +210,7 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
 // weight and scale requests go out first, then pdl_wait() (the activation is the previous kernel's
 // output; the weights are not), then the activation loads. kRelaid: w and s in the decode layout
 // (mxfp4_layout.h; rows_total % 16 == 0): a lane's block of the tile has its 16 scales in one 16-byte
-// group, kept raw in shared memory as [block][16 rows].
+// group, kept in shared memory as [block][16 rows] (pre-offset: stored_scale_byte<true>).
 // kAblate (bench only, set_moe_decode_ablation in bench_hooks.h; wrong results): 1 skips the MMA loop, 2 also the
 // activation fragments, so that the kernel bench can time the kernels' structure without their math.
 template <bool kSub, bool kRelaid = false, int kAblate = 0>
@@ -232,8 +234,9 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
     pdl_launch_dependents();
   }
   if constexpr (kAblate < 2) build_frags<kSub, kRelaid>(r, x, frag);
-  if (kRelaid) {
-    if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = sg;
+  if (kRelaid) {  // the group's 16 bytes as stored_scale_byte<true> leaves them: min(s, 193) + 62, four at a time
+    const auto offset4 = [](uint32_t v) { return __vadd4(__vminu4(v, 0xC1C1C1C1u), 0x3E3E3E3Eu); };
+    if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = make_uint4(offset4(sg.x), offset4(sg.y), offset4(sg.z), offset4(sg.w));
   } else {
     store_scales<kSub>(r, sv, sc);
   }
@@ -243,7 +246,7 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   if constexpr (kAblate > 0) {
     acc0 = reinterpret_cast<const float*>(rows)[lane];  // one word of the landed rows, so nothing is dropped
     acc1 = 0.f;
-  } else if constexpr (kRelaid) tile_mma<kSub, true, true, kTileRows>(r, rows, sc + g, sc + g + 8, frag, acc0, acc1);
+  } else if constexpr (kRelaid) tile_mma<kSub, false, true, kTileRows>(r, rows, sc + g, sc + g + 8, frag, acc0, acc1);
   else tile_mma<kSub, false>(r, rows, sc + g * per, sc + (g + 8) * per, frag, acc0, acc1);
 }
 #endif  // GPTOSS_HAVE_MMA_SYNC
