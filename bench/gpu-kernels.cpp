@@ -824,6 +824,17 @@ int main(int argc, char** argv) {
         add("norm+router alone (chained)", "n1, E32 H2880", rms, double(rw[0].nbytes()) / (rms * 1e-3) / 1e9, "GB/s", bw);
         double nms = time_graph_ms([&](int) { gpu->add_rmsnorm(xr, o, nw, 1e-5f, normed); });
         add("norm alone (chained)", "n1, H2880", nms, 0, "GB/s", bw);
+        // the same with add+norm+router's blocks as one cluster (GPTOSS_CUDA_ROUTER_CLUSTER=1; where it runs)
+        setenv("GPTOSS_CUDA_ROUTER_CLUSTER", "1", 1);
+        cms = time_graph_ms([&](int i) {
+          gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
+          gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt);
+          gpu->moe(normed, idx, wt, wr, sw, out);
+        });
+        add("moe block chain: o, norm+router cluster, moe", "n1, 20b widths", cms, block_bytes / (cms * 1e-3) / 1e9, "GB/s", bw);
+        rms = time_graph_ms([&](int i) { gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt); });
+        add("norm+router cluster alone (chained)", "n1, E32 H2880", rms, double(rw[0].nbytes()) / (rms * 1e-3) / 1e9, "GB/s", bw);
+        unsetenv("GPTOSS_CUDA_ROUTER_CLUSTER");
       }
       for (int n : {512, 2048}) {
         if (decode_only) break;

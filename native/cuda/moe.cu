@@ -3,9 +3,16 @@
 #include "gemm_tile.cuh"
 #include "moe.cuh"
 
+#if !defined(GPTOSS_HIP)
+#include <cooperative_groups.h>  // router_norm_cluster_kernel's cluster (sm_90)
+#endif
+
 namespace gptoss::cuda {
 
 namespace {
+#if !defined(GPTOSS_HIP)
+namespace cg = cooperative_groups;
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Router: logits = x W^T + b (bf16 rows, 16-byte loads, exact f32 dots so the top-k choice matches
@@ -187,21 +194,17 @@ __global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE) router_split_ke
   router_split_select(a, logits_ws, xs, t);
 }
 
-// add_rmsnorm + router for few tokens, one launch (grid and last-block selection as
-// router_split_kernel). Every block forms v = x + residual and the normed row in shared memory with
-// the same arithmetic as rmsnorm_vec_kernel<add> (block_sum_squares, 256 threads), so results are
-// bit-identical to the two ops; the last block of a token, once every block has read x, writes
-// x = v and normed (the MoE's input), then selects.
+// add+norm+router's work up to the logit, in both launch forms below: every block forms v = x + residual (kept in
+// registers) and the normed row (xs, shared memory) with the same arithmetic as rmsnorm_vec_kernel<add>
+// (block_sum_squares, 256 threads), so results are bit-identical to the two ops; then warp w's expert
+// e = blockIdx.x * 8 + w: its logit, valid in lane 0 (0 past E). The norm weight and the warp's router row and bias are
+// read before the PDL wait (constants), x and residual after it.
 template <int kPer>
-__global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
-    router_norm_split_kernel(RouterArgs a, float* x, const float* residual, const void* norm_weight,
-                             bool norm_weight_bf16, float eps, float* normed, float* logits_ws, int* counters) {
-  extern __shared__ __align__(16) float smem[];
-  __shared__ float partial[32];
-  float* xs = smem;           // [H] normed row
-  float* lg = smem + a.H;     // [E] the token's logits (last block)
-  const int t = blockIdx.y, H4 = a.H / 4;
-  float4 v[kPer], w[kPer];
+__device__ __forceinline__ float router_norm_logit(const RouterArgs& a, const float* x, const float* residual,
+                                                   const void* norm_weight, bool norm_weight_bf16, float eps, int t,
+                                                   float* xs, float* partial, float4 (&v)[kPer]) {
+  const int H4 = a.H / 4;
+  float4 w[kPer];
   load_row4<kPer>(norm_weight, norm_weight_bf16, H4, w);  // constant: read before the wait
   // the warp's router row and bias too (H / 8 <= 4 kPer x 32 chunks, as H / 4 <= 256 kPer)
   const int lane = threadIdx.x % WARP_SIZE, e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / WARP_SIZE;
@@ -223,6 +226,23 @@ __global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
   float logit = 0.f;
   if (e < a.E)
     logit = (row_regs ? router_row_dot(wv, xs, a.H, lane) : router_dot(a.weight + int64_t(e) * a.H, xs, a.H, lane)) + bias;
+  return logit;
+}
+
+// add_rmsnorm + router for few tokens, one launch (grid and last-block selection as router_split_kernel):
+// router_norm_logit, then the last block of a token, once every block has read x, writes x = v and normed (the MoE's
+// input), then selects.
+template <int kPer>
+__global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
+    router_norm_split_kernel(RouterArgs a, float* x, const float* residual, const void* norm_weight,
+                             bool norm_weight_bf16, float eps, float* normed, float* logits_ws, int* counters) {
+  extern __shared__ __align__(16) float smem[];
+  __shared__ float partial[32];
+  float* xs = smem;           // [H] normed row
+  float* lg = smem + a.H;     // [E] the token's logits (last block)
+  const int t = blockIdx.y, H4 = a.H / 4;
+  float4 v[kPer];
+  const float logit = router_norm_logit<kPer>(a, x, residual, norm_weight, norm_weight_bf16, eps, t, xs, partial, v);
   if (!router_split_arrive(a, logit, logits_ws, counters, t)) return;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
@@ -233,6 +253,43 @@ __global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
     }
   }
   router_split_select(a, logits_ws, lg, t);
+}
+
+// The same as one thread-block cluster a token (GPTOSS_CUDA_ROUTER_CLUSTER=1, router_uses_cluster; sm_90+): the blocks
+// hand their logits to rank 0's shared memory through distributed shared memory and meet at one cluster barrier,
+// instead of global stores, __threadfence, an atomic and the last block's reload. After the barrier (every block has
+// read x) each block writes its share of x = v and normed, and rank 0 selects from its shared logits: the same values
+// in the same order as the split kernel, so the same bits.
+template <int kPer>
+__global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
+    router_norm_cluster_kernel(RouterArgs a, float* x, const float* residual, const void* norm_weight,
+                               bool norm_weight_bf16, float eps, float* normed) {
+#if defined(GPTOSS_HAVE_PDL) && !defined(GPTOSS_HIP)
+  extern __shared__ __align__(16) float smem[];
+  __shared__ float partial[32];
+  float* xs = smem;        // [H] normed row
+  float* lg = smem + a.H;  // [E] the token's logits (rank 0's, written by every block of the cluster)
+  const int t = blockIdx.y, H4 = a.H / 4;
+  float4 v[kPer];
+  const float logit = router_norm_logit<kPer>(a, x, residual, norm_weight, norm_weight_bf16, eps, t, xs, partial, v);
+  cg::cluster_group cluster = cg::this_cluster();
+  const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / WARP_SIZE;
+  if (e < a.E && threadIdx.x % WARP_SIZE == 0) cluster.map_shared_rank(lg, 0)[e] = logit;
+  cluster.sync();  // release / acquire: rank 0 sees every logit, and no block writes x before all have read it
+  const int blocks = int(cluster.num_blocks()), rank = int(cluster.block_rank());
+  const int i0 = int(int64_t(H4) * rank / blocks), i1 = int(int64_t(H4) * (rank + 1) / blocks);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int i = threadIdx.x + j * blockDim.x;
+    if (i >= i0 && i < i1) {
+      reinterpret_cast<float4*>(x + int64_t(t) * a.H)[i] = v[j];
+      reinterpret_cast<float4*>(normed + int64_t(t) * a.H)[i] = reinterpret_cast<const float4*>(xs)[i];
+    }
+  }
+  if (rank == 0 && threadIdx.x < WARP_SIZE) router_select(a, lg, t);
+#else
+  GPTOSS_NO_DEVICE_CODE("thread-block clusters (sm_90+)");
+#endif
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,6 +616,31 @@ void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* resid
     launch_k(kernel, grid, threads, smem, stream, a, x, residual, norm_weight, norm_weight_bf16, eps, normed,
              static_cast<float*>(workspace), counters + kCountersRouter);
   };
+  if (router_uses_cluster(current_caps(), knobs(), a.n, a.E)) {
+#if !defined(GPTOSS_HIP)
+    // grid.x's blocks of a token as one cluster (router_uses_cluster: at most kRouterClusterMax), PDL as launch_k
+    auto go_cluster = [&](auto kernel) {
+      if (smem > 48 * 1024)
+        GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = grid;
+      cfg.blockDim = dim3(unsigned(threads));
+      cfg.dynamicSmemBytes = smem;
+      cfg.stream = stream;
+      cudaLaunchAttribute attr[2] = {};
+      attr[0].id = cudaLaunchAttributeClusterDimension;
+      attr[0].val.clusterDim.x = grid.x, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+      attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[1].val.programmaticStreamSerializationAllowed = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = t_pdl ? 2 : 1;
+      GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a, x, residual, norm_weight, norm_weight_bf16, eps, normed));
+    };
+    with_row4_per(a.H, [&](auto per) { go_cluster(router_norm_cluster_kernel<decltype(per)::value>); });
+    GPTOSS_CUDA_LAUNCH("router_norm_cluster_kernel");
+    return;
+#endif
+  }
   with_row4_per(a.H, [&](auto per) { go(router_norm_split_kernel<decltype(per)::value>); });
   GPTOSS_CUDA_LAUNCH("router_norm_split_kernel");
 }

@@ -143,6 +143,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
   k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
+  k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", false);
 }
 }  // namespace
 
@@ -295,6 +296,11 @@ int attention_paged_splits(const GpuKnobs& k, int ctx, int sliding_window, int p
 
 bool router_uses_split(const GpuCaps& caps, int n, int E) {
   return n <= kRouterSplitMaxTokens && E > kRow4Threads / caps.warp_size;
+}
+
+bool router_uses_cluster(const GpuCaps& caps, const GpuKnobs& k, int n, int E) {
+  const int blocks = (E + kRow4Threads / caps.warp_size - 1) / (kRow4Threads / caps.warp_size);
+  return k.router_cluster && caps.pdl && !caps.amd && router_uses_split(caps, n, E) && blocks <= kRouterClusterMax;
 }
 
 bool moe_uses_decode(int n, int k) { return int64_t(n) * k <= kMoeDecodeMaxPairs; }

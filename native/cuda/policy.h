@@ -58,12 +58,15 @@ struct GpuKnobs {
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
   bool gemm_ws = kGemmWsDefault;           // GPTOSS_CUDA_GEMM_WS=1|0: the grouped MXFP4 problems on the wgmma tile's warp-specialized kernel or not (A/B)
+  // GPTOSS_CUDA_ROUTER_CLUSTER=1 (A/B; off until it has run on a GPU): add+norm+router's blocks of a token as one thread-block
+  // cluster that hands the logits to rank 0 through distributed shared memory (router_uses_cluster)
+  bool router_cluster = false;
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
 // GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA, GPTOSS_CUDA_MOE_STREAM_MAX, GPTOSS_CUDA_MOE_ACT,
-// GPTOSS_CUDA_GEMV_MAX_TOKENS and GPTOSS_CUDA_GEMM_WS,
+// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS and GPTOSS_CUDA_ROUTER_CLUSTER,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 
@@ -184,6 +187,9 @@ int attention_decode_mma_splits(const GpuKnobs& k, int ctx, int sliding_window);
 
 // ---- router and MoE ----
 bool router_uses_split(const GpuCaps& caps, int n, int E);
+// Whether add+norm+router's split blocks of a token (router_uses_split) run as one cluster (sm_90+: clusters and PDL; at most
+// kRouterClusterMax blocks, the portable cluster size): asked for by GPTOSS_CUDA_ROUTER_CLUSTER=1.
+bool router_uses_cluster(const GpuCaps& caps, const GpuKnobs& k, int n, int E);
 bool moe_uses_decode(int n, int k);
 // The decode MoE kernels: Mma (bit-placed E2M1 bf16 mma.sync, the default where mma.sync is
 // compiled), MmaPrmt (prmt tables), MmaFp8 (e4m3 mma.sync: the default where it is native, sm_89 and

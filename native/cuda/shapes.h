@@ -64,6 +64,7 @@ GPTOSS_HD constexpr int gemm_mfma_smem_bytes(int bm) {
 // ---- moe.cu ----
 constexpr int kMoeDecodeMaxPairs = 16;     // decode path when n * k is at most this many (token, expert) pairs
 constexpr int kRouterSplitMaxTokens = 64;  // router: one warp an expert over many blocks up to this many tokens
+constexpr int kRouterClusterMax = 8;       // router_norm_cluster_kernel: blocks a cluster at most (the portable size)
 constexpr int kMoeTileCounters = 4096;     // decode MoE down: last-block counters, one per (token, 16-row tile)
 
 // ---- moe_decode_mma.cu: bf16 mma.sync kernels ----

@@ -1190,7 +1190,9 @@ void check_add_rmsnorm(Rng& r, int n, int H) {
 
 // add_rmsnorm + router (the fused MoE-block opening): normed, x and the routing against the CPU's
 // composition, and bit-exact against CUDA's own two ops.
-void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k) {
+// path: what the fused op should run here ("" for the default; "cluster" under GPTOSS_CUDA_ROUTER_CLUSTER=1, which says in
+// the report whether this GPU runs the cluster kernel or falls back to the split one).
+void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, const char* path = "") {
   Tensor x = rand_f32(r, {n, H}, 2.f), res = rand_f32(r, {n, H}, 2.f), nw = rand_bf16(r, {H});
   Tensor w = rand_bf16(r, {E, H}, 0.05f), b = rand_bf16(r, {E}, 0.1f);
   Tensor gx = to_gpu(x), gx2 = to_gpu(x), gres = to_gpu(res), gnw = to_gpu(nw), gw = to_gpu(w), gb = to_gpu(b);
@@ -1200,7 +1202,15 @@ void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k) {
   Tensor un = poisoned(DType::F32, {n, H}), ui = poisoned(DType::I32, {n, k}), uw = poisoned(DType::F32, {n, k});
   gpu->add_rmsnorm_router(gx, gres, gnw, 1e-5f, got, gw, gb, k, gi, gwt);
   gpu->Backend::add_rmsnorm_router(gx2, gres, gnw, 1e-5f, un, gw, gb, k, ui, uw);
-  const std::string shape = shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k);
+  std::string shape = shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k);
+  if (*path) {
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+    const bool cluster = gptoss::cuda::router_uses_cluster(gptoss::cuda::device_caps(0), gptoss::cuda::knobs(), n, E);
+#else
+    const bool cluster = false;
+#endif
+    shape += cluster ? " cluster" : " split (no cluster here)";
+  }
   Tensor hgot = to_host(got), hi = to_host(gi), hw = to_host(gwt);
   report("add_rmsnorm_router", shape + " normed", compare(hgot, want), 1e-5, vs_unfused(compare(hgot, to_host(un)).rel));
   report("add_rmsnorm_router", shape + " x += residual", compare(to_host(gx), x), 0.0);
@@ -1889,6 +1899,12 @@ int main(int argc, char** argv) {
       check_add_rmsnorm_router(r, 3, 2880, 128, 4);    // 120b, a few tokens
       check_add_rmsnorm_router(r, 2, 1000, 20, 3);     // H/4 not a multiple of the block
       check_add_rmsnorm_router(r, 100, 2880, 32, 4);   // prefill: the two ops
+      {  // the blocks of a token as one cluster, the logits handed over in distributed shared memory (A/B knob)
+        const ScopedEnv cluster({{"GPTOSS_CUDA_ROUTER_CLUSTER", "1"}});
+        check_add_rmsnorm_router(r, 1, 2880, 32, 4, "cluster");  // 4 blocks
+        check_add_rmsnorm_router(r, 3, 2880, 64, 4, "cluster");  // 8 blocks, 3 clusters
+        check_add_rmsnorm_router(r, 2, 1000, 20, 3, "cluster");  // 3 blocks; H/4 not a multiple of the block or of 3
+      }
       check_qkv(r, 1, 2880, 4096, 512, 1e-5, "one gemv");
       check_qkv(r, 5, 64, 40, 24, 1e-5, "one gemv");
       check_qkv(r, 8, 2880, 4096, 512, 1e-5, "one gemv");

@@ -283,6 +283,16 @@ void test_moe() {
   CHECK(router_uses_split(h200(900, kSm90a), 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), kRouterSplitMaxTokens + 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), 1, 8));  // one block's warps cover 8 experts
+  {  // the cluster hand-off: asked for, sm_90+ (PDL compiled and run), split, at most 8 blocks (64 experts)
+    GpuKnobs kc;
+    CHECK(!router_uses_cluster(h200(900, kSm90a), kc, 1, 32));  // off unless asked for
+    kc.router_cluster = true;
+    CHECK(router_uses_cluster(h200(900, kSm90a), kc, 1, 32));    // the 20b: 4 blocks
+    CHECK(router_uses_cluster(h200(900, kSm90a), kc, 1, 64));    // 8 blocks
+    CHECK(!router_uses_cluster(h200(900, kSm90a), kc, 1, 128));  // the 120b: 16 blocks, past the portable size
+    CHECK(!router_uses_cluster(h200(900, kSm90a), kc, kRouterSplitMaxTokens + 1, 32));
+    CHECK(!router_uses_cluster(h200(800, kSm80), kc, 1, 32));    // no clusters before sm_90
+  }
   const GpuCaps amd = make_caps(0, "MI300X", 940, 940, kFeatMfma, 65536, 304, 64, 0, true);
   CHECK(!router_uses_split(amd, 1, 4) && router_uses_split(amd, 1, 8));  // 4 wave64s a block
 }
