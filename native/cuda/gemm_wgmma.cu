@@ -555,28 +555,7 @@ void set_smem(int smem) {
 }
 
 #if !defined(GPTOSS_HIP)
-// A split-K launch's configuration: grid (col_tiles, row_tiles, splits) of clusters 1 x 1 x splits. The
-// attribute lives in the struct, so the configuration stays valid while it does.
-// pdl: with launch_k's programmatic-serialization attribute (the calling op's t_pdl; launch.cuh).
-struct SplitLaunch {
-  cudaLaunchConfig_t cfg = {};
-  cudaLaunchAttribute attr[2] = {};
-  SplitLaunch(const SplitLaunch&) = delete;  // cfg.attrs points into this object
-  SplitLaunch& operator=(const SplitLaunch&) = delete;
-  SplitLaunch(dim3 grid, int threads, int smem, cudaStream_t stream, int splits, bool pdl = false) {
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(unsigned(threads));
-    cfg.dynamicSmemBytes = size_t(smem);
-    cfg.stream = stream;
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 1, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = unsigned(splits);
-    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[1].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = pdl ? 2 : 1;
-  }
-};
-
+// A split-K launch: grid (col_tiles, row_tiles, splits) of clusters 1 x 1 x splits (launch.cuh's ClusterLaunch).
 // Clusters of `splits` split-K blocks of the WG-warpgroup kernel that can be resident at once on the current
 // device (cudaOccupancyMaxActiveClusters), or -1 where the runtime cannot say (the error is cleared: not sticky).
 template <int WG>
@@ -584,7 +563,8 @@ int split_clusters(int splits) {
   constexpr int BM = WG * wl::kWgRows;
   const int smem = wl::smem_bytes(false, BM, 0);
   set_smem<WeightFormat::BF16, Epilogue::Store, WG, true>(smem);
-  const SplitLaunch l(dim3(1, 1, unsigned(splits)), wl::threads(BM), smem, nullptr, splits);
+  const ClusterLaunch l(dim3(1, 1, unsigned(splits)), dim3(unsigned(wl::threads(BM))), size_t(smem), nullptr,
+                        dim3(1, 1, unsigned(splits)), false);
   int clusters = 0;
   if (cudaOccupancyMaxActiveClusters(&clusters, gemm_wgmma_kernel<WeightFormat::BF16, Epilogue::Store, WG, true>, &l.cfg) !=
       cudaSuccess) {
@@ -625,8 +605,8 @@ void launch_wg(const GemmProblem& p, int max_tiles, cudaStream_t stream) {
     if (splits > 1) {
       set_smem<WF, EPI, WG, true>(smem);
       if (split_resident<WG>(splits) > 0) {  // a cluster of that size runs here at all (else unsplit)
-        const SplitLaunch l(dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits)), wl::threads(BM), smem, stream, splits,
-                            t_pdl);
+        const ClusterLaunch l(dim3(unsigned(col_tiles), unsigned(max_tiles), unsigned(splits)), dim3(unsigned(wl::threads(BM))),
+                              size_t(smem), stream, dim3(1, 1, unsigned(splits)), t_pdl);
         GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&l.cfg, gemm_wgmma_kernel<WF, EPI, WG, true>, p));
         return;
       }

@@ -71,6 +71,30 @@ void launch_k(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cuda
 #endif
 }
 
+#if !defined(GPTOSS_HIP)
+// A thread-block cluster launch's configuration (sm_90+): grid of clusters of `cluster` blocks, with launch_k's
+// programmatic-serialization attribute when pdl (the calling op's t_pdl). The attributes live in the struct, so the
+// configuration stays valid while it does: cudaLaunchKernelEx(&l.cfg, kernel, args...), or an occupancy query on it.
+struct ClusterLaunch {
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr[2] = {};
+  ClusterLaunch(const ClusterLaunch&) = delete;  // cfg.attrs points into this object
+  ClusterLaunch& operator=(const ClusterLaunch&) = delete;
+  ClusterLaunch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream, dim3 cluster, bool pdl) {
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = cluster.x, attr[0].val.clusterDim.y = cluster.y, attr[0].val.clusterDim.z = cluster.z;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = pdl ? 2 : 1;
+  }
+};
+#endif
+
 // A kernel's dynamic shared memory opt-in (always set: static + dynamic above 48 KB needs it too) and the full
 // carveout, set on the current device for the largest size asked so far (the attributes are per device:
 // launcher_slot; idempotent, a benign race between threads).

@@ -610,9 +610,12 @@ void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* resid
   static_assert(kRouterSplitWarps * WARP_SIZE == kRow4Threads, "the norm prologue holds the row as rmsnorm_vec_kernel does");
   const size_t smem = sizeof(float) * (a.H + a.E);
   dim3 grid(ceil_div(a.E, kRouterSplitWarps), a.n);
-  auto go = [&](auto kernel) {
+  auto opt_in = [&](auto kernel) {
     if (smem > 48 * 1024)
       GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  };
+  auto go = [&](auto kernel) {
+    opt_in(kernel);
     launch_k(kernel, grid, threads, smem, stream, a, x, residual, norm_weight, norm_weight_bf16, eps, normed,
              static_cast<float*>(workspace), counters + kCountersRouter);
   };
@@ -620,21 +623,9 @@ void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* resid
 #if !defined(GPTOSS_HIP)
     // grid.x's blocks of a token as one cluster (router_uses_cluster: at most kRouterClusterMax), PDL as launch_k
     auto go_cluster = [&](auto kernel) {
-      if (smem > 48 * 1024)
-        GPTOSS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-      cudaLaunchConfig_t cfg = {};
-      cfg.gridDim = grid;
-      cfg.blockDim = dim3(unsigned(threads));
-      cfg.dynamicSmemBytes = smem;
-      cfg.stream = stream;
-      cudaLaunchAttribute attr[2] = {};
-      attr[0].id = cudaLaunchAttributeClusterDimension;
-      attr[0].val.clusterDim.x = grid.x, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
-      attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attr[1].val.programmaticStreamSerializationAllowed = 1;
-      cfg.attrs = attr;
-      cfg.numAttrs = t_pdl ? 2 : 1;
-      GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, a, x, residual, norm_weight, norm_weight_bf16, eps, normed));
+      opt_in(kernel);
+      const ClusterLaunch l(grid, dim3(unsigned(threads)), smem, stream, dim3(grid.x, 1, 1), t_pdl);
+      GPTOSS_CUDA_CHECK(cudaLaunchKernelEx(&l.cfg, kernel, a, x, residual, norm_weight, norm_weight_bf16, eps, normed));
     };
     with_row4_per(a.H, [&](auto per) { go_cluster(router_norm_cluster_kernel<decltype(per)::value>); });
     GPTOSS_CUDA_LAUNCH("router_norm_cluster_kernel");
