@@ -807,11 +807,19 @@ int main(int argc, char** argv) {
         Tensor xr = gpu->upload(rand_f32(r, {1, H})), normed = gpu->empty(DType::F32, {1, H});
         Tensor idx = gpu->empty(DType::I32, {1, K}), wt = gpu->empty(DType::F32, {1, K});
         const double block_bytes = double(ow[0].nbytes()) + 4 * expert_bytes;
-        double cms = time_graph_ms([&](int i) {
-          gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
-          gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt);
-          gpu->moe(normed, idx, wt, wr, sw, out);
-        });
+        // the chain and add+norm+router alone, timed once with the split router and once with its blocks as one cluster
+        // (GPTOSS_CUDA_ROUTER_CLUSTER=1, where it runs)
+        auto router_chain = [&] {
+          return time_graph_ms([&](int i) {
+            gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
+            gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt);
+            gpu->moe(normed, idx, wt, wr, sw, out);
+          });
+        };
+        auto router_alone = [&] {
+          return time_graph_ms([&](int i) { gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt); });
+        };
+        double cms = router_chain();
         add("moe block chain: o, norm+router, moe", "n1, 20b widths", cms, block_bytes / (cms * 1e-3) / 1e9, "GB/s", bw);
         double fms = time_graph_ms([&](int i) {
           gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
@@ -820,19 +828,14 @@ int main(int argc, char** argv) {
           gpu->moe(normed, s.first, s.second, wr, sw, out);
         });
         add("moe block chain: o, norm, moe (routing given)", "n1, 20b widths", fms, block_bytes / (fms * 1e-3) / 1e9, "GB/s", bw);
-        double rms = time_graph_ms([&](int i) { gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt); });
+        double rms = router_alone();
         add("norm+router alone (chained)", "n1, E32 H2880", rms, double(rw[0].nbytes()) / (rms * 1e-3) / 1e9, "GB/s", bw);
         double nms = time_graph_ms([&](int) { gpu->add_rmsnorm(xr, o, nw, 1e-5f, normed); });
         add("norm alone (chained)", "n1, H2880", nms, 0, "GB/s", bw);
-        // the same with add+norm+router's blocks as one cluster (GPTOSS_CUDA_ROUTER_CLUSTER=1; where it runs)
         setenv("GPTOSS_CUDA_ROUTER_CLUSTER", "1", 1);
-        cms = time_graph_ms([&](int i) {
-          gpu->linear(xo, ow[size_t(i % 4)], &bo, o);
-          gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt);
-          gpu->moe(normed, idx, wt, wr, sw, out);
-        });
+        cms = router_chain();
         add("moe block chain: o, norm+router cluster, moe", "n1, 20b widths", cms, block_bytes / (cms * 1e-3) / 1e9, "GB/s", bw);
-        rms = time_graph_ms([&](int i) { gpu->add_rmsnorm_router(xr, o, nw, 1e-5f, normed, rw[size_t(i % 4)], rb, K, idx, wt); });
+        rms = router_alone();
         add("norm+router cluster alone (chained)", "n1, E32 H2880", rms, double(rw[0].nbytes()) / (rms * 1e-3) / 1e9, "GB/s", bw);
         unsetenv("GPTOSS_CUDA_ROUTER_CLUSTER");
       }
