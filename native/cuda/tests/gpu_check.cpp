@@ -307,40 +307,21 @@ double store_tol(KvCacheType kv) {
 // The decode cases' path name while a variant knob is set (check_attention_decode_mma), else null.
 const char* attn_decode_label = nullptr;
 
-// Rows [0, ctx) of random K/V (as round_for_cache leaves them) and the CPU's f32 cache of them (kv_store); gpu_cache
-// stores the same rows into fresh poisoned caches of the GPU's type through its kv_store.
-struct FilledCache {
-  Tensor k, v, positions, kc, vc;
-  void gpu_cache(KvCacheType gpu_kv, Tensor& gkc, Tensor& gvc) const {
-    gkc = poisoned(gpu_kv.key, k.shape);
-    gvc = poisoned(gpu_kv.value, v.shape);
-    gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(positions), gkc, gvc);
-  }
-};
-FilledCache filled_cache(Rng& r, int ctx, int Hkv, int D, KvCacheType gpu_kv) {
-  FilledCache f;
-  f.k = rand_f32(r, {ctx, Hkv, D});
-  f.v = rand_f32(r, {ctx, Hkv, D});
-  round_for_cache(gpu_kv, f.k, f.v);
-  std::vector<int32_t> all(ctx);
-  for (int i = 0; i < ctx; ++i) all[i] = i;
-  f.positions = i32_tensor(all, {ctx});
-  f.kc = cpu->empty(DType::F32, {ctx, Hkv, D});
-  f.vc = cpu->empty(DType::F32, {ctx, Hkv, D});
-  cpu->kv_store(f.k, f.v, f.positions, f.kc, f.vc);
-  return f;
-}
-
 // KV cache filled for rows [0, ctx) with random K/V through each backend's kv_store (cpu f32, cuda
 // gpu_kv), then queries at the given positions. For an f16 cache the random K/V are f16 values to
 // begin with (the CPU reference then holds exactly what the GPU cache holds), so the tolerance
 // measures the kernels, not the cache's rounding; bf16 keeps f32 inputs (its rounding is in tol).
 void check_attention(Rng& r, int n, int Hq, int Hkv, int D, int ctx, int window, const std::vector<int32_t>& pos,
                      KvCacheType gpu_kv, double tol) {
-  const FilledCache f = filled_cache(r, ctx, Hkv, D, gpu_kv);
-  const Tensor &kc = f.kc, &vc = f.vc;
-  Tensor gkc, gvc;
-  f.gpu_cache(gpu_kv, gkc, gvc);
+  Tensor k = rand_f32(r, {ctx, Hkv, D}), v = rand_f32(r, {ctx, Hkv, D});
+  round_for_cache(gpu_kv, k, v);
+  std::vector<int32_t> all(ctx);
+  for (int i = 0; i < ctx; ++i) all[i] = i;
+  Tensor allpos = i32_tensor(all, {ctx});
+  Tensor kc = cpu->empty(DType::F32, {ctx, Hkv, D}), vc = cpu->empty(DType::F32, {ctx, Hkv, D});
+  cpu->kv_store(k, v, allpos, kc, vc);
+  Tensor gkc = poisoned(gpu_kv.key, {ctx, Hkv, D}), gvc = poisoned(gpu_kv.value, {ctx, Hkv, D});
+  gpu->kv_store(to_gpu(k), to_gpu(v), to_gpu(allpos), gkc, gvc);
   if (n == ctx) {  // f16: the inputs are f16 values, stored exactly; f32 exactly
     report("kv_store", shape_str({ctx, Hkv, D}) + " " + kv_cache_name(gpu_kv),
            worst({compare(to_host(gkc), kc), compare(to_host(gvc), vc)}), gpu_kv.key == DType::BF16 ? 4e-3 : 0.0);
@@ -1190,9 +1171,9 @@ void check_add_rmsnorm(Rng& r, int n, int H) {
 
 // add_rmsnorm + router (the fused MoE-block opening): normed, x and the routing against the CPU's
 // composition, and bit-exact against CUDA's own two ops.
-// path: what the fused op should run here ("" for the default; "cluster" under GPTOSS_CUDA_ROUTER_CLUSTER=1, which says in
-// the report whether this GPU runs the cluster kernel or falls back to the split one).
-void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, const char* path = "") {
+// cluster_asked: run under GPTOSS_CUDA_ROUTER_CLUSTER=1; the report then says whether this GPU runs the cluster kernel
+// or falls back to the split one.
+void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, bool cluster_asked = false) {
   Tensor x = rand_f32(r, {n, H}, 2.f), res = rand_f32(r, {n, H}, 2.f), nw = rand_bf16(r, {H});
   Tensor w = rand_bf16(r, {E, H}, 0.05f), b = rand_bf16(r, {E}, 0.1f);
   Tensor gx = to_gpu(x), gx2 = to_gpu(x), gres = to_gpu(res), gnw = to_gpu(nw), gw = to_gpu(w), gb = to_gpu(b);
@@ -1203,7 +1184,7 @@ void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, const char* pa
   gpu->add_rmsnorm_router(gx, gres, gnw, 1e-5f, got, gw, gb, k, gi, gwt);
   gpu->Backend::add_rmsnorm_router(gx2, gres, gnw, 1e-5f, un, gw, gb, k, ui, uw);
   std::string shape = shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k);
-  if (*path) {
+  if (cluster_asked) {
 #if !defined(GPTOSS_GPU_CHECK_HIP)
     const bool cluster = gptoss::cuda::router_uses_cluster(gptoss::cuda::device_caps(0), gptoss::cuda::knobs(), n, E);
 #else
@@ -1901,9 +1882,9 @@ int main(int argc, char** argv) {
       check_add_rmsnorm_router(r, 100, 2880, 32, 4);   // prefill: the two ops
       {  // the blocks of a token as one cluster, the logits handed over in distributed shared memory (A/B knob)
         const ScopedEnv cluster({{"GPTOSS_CUDA_ROUTER_CLUSTER", "1"}});
-        check_add_rmsnorm_router(r, 1, 2880, 32, 4, "cluster");  // 4 blocks
-        check_add_rmsnorm_router(r, 3, 2880, 64, 4, "cluster");  // 8 blocks, 3 clusters
-        check_add_rmsnorm_router(r, 2, 1000, 20, 3, "cluster");  // 3 blocks; H/4 not a multiple of the block or of 3
+        check_add_rmsnorm_router(r, 1, 2880, 32, 4, true);     // 4 blocks
+        check_add_rmsnorm_router(r, 3, 2880, 64, 4, true);     // 8 blocks, 3 clusters
+        check_add_rmsnorm_router(r, 2, 1000, 20, 3, true);     // 3 blocks; H/4 not a multiple of the block or of 3
       }
       check_qkv(r, 1, 2880, 4096, 512, 1e-5, "one gemv");
       check_qkv(r, 5, 64, 40, 24, 1e-5, "one gemv");
