@@ -87,7 +87,47 @@ __device__ __forceinline__ void stage_row(const float* x, int H, float* xs) {
   }
 }
 
-// Warp 0 of the block: top-k of logits[0, E) (shared memory), ties to the lower expert index,
+// Where E fits one warp (the 20b's 32; E <= 64 on a wavefront of 64): lane e ranks its logit against all E in one
+// pass, with no rounds of shuffles: rank = how many experts come before e in torch.topk's order (larger logit first,
+// equal logits by the lower index; -0 equals +0; NaN after every number, by index, so the ranks are a permutation).
+// Lanes of rank < k are the selection; each takes its own expf, and every output lane sums the k terms in rank
+// order, so the weights are the bits of the serial form below (expf(v_j - v_0) / the sum from 0.f in order j).
+__device__ __forceinline__ uint32_t router_order_key(float v) {  // monotonic in topk's order; NaN lowest
+  const uint32_t u = __float_as_uint(v + 0.f);                    // -0 -> +0
+  return v != v ? 0u : (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+__device__ void router_select_rank(const RouterArgs& a, const float* logits, int t) {
+  __shared__ float sel_val[32], sel_ex[32];
+  __shared__ int sel_idx[32];
+  const int lane = threadIdx.x % WARP_SIZE, E = a.E;
+  const int k = a.k < 32 ? a.k : 32;
+  const float v = lane < E ? logits[lane] : 0.f;
+  const uint32_t key = router_order_key(v);
+  int rank = 0;
+  for (int f = 0; f < E; ++f) {
+    const uint32_t o = __shfl_sync(0xffffffffu, key, f);
+    rank += o > key || (o == key && f < lane);
+  }
+  if (lane < E && rank < k) {
+    sel_val[rank] = v;
+    sel_idx[rank] = lane;
+  }
+  __syncwarp();
+  float ex = 0.f;
+  if (lane < k) {
+    ex = expf(sel_val[lane] - sel_val[0]);
+    sel_ex[lane] = ex;
+  }
+  __syncwarp();
+  if (lane < k) {
+    float denom = 0.f;
+    for (int j = 0; j < k; ++j) denom += sel_ex[j];
+    a.expert_idx[int64_t(t) * a.k + lane] = sel_idx[lane];
+    a.expert_weight[int64_t(t) * a.k + lane] = ex / denom;
+  }
+}
+
+// Warp 0 of the block: top-k of logits[0, E) (shared memory; E past one warp here, the 120b's 128), ties to the lower expert index,
 // selected in descending order (torch.topk), then the softmax over the k -> token t's outputs.
 // The selections so far are indexed by the runtime j: in per-lane arrays that is local memory (a
 // 256-byte stack frame on sm_90a; the form verified on NVIDIA GPUs, kept there), and on AMD clang-19
@@ -96,6 +136,10 @@ __device__ __forceinline__ void stage_row(const float* x, int H, float* xs) {
 // wavefront barrier orders those writes before the next step's reads. Same values, same order, same
 // result; 256 bytes of LDS a block.
 __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
+  if (a.E <= WARP_SIZE) {
+    router_select_rank(a, logits, t);
+    return;
+  }
   const int lane = threadIdx.x % WARP_SIZE;
 #if defined(GPTOSS_HIP)
   __shared__ float sel_val[32];

@@ -576,6 +576,27 @@ void check_router(Rng& r, int n, int H, int E, int k) {
          "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
 }
 
+// Exact ties: zero router rows, so every logit is its bf16 bias (+-0 included), drawn from five values. The selection
+// must be torch.topk's (larger first, equal logits by the lower index, -0 equal to +0) index for index, and the weights
+// the CPU's; E <= 32 runs the one-pass rank select, E 128 the rounds of shuffles.
+void check_router_ties(Rng& r, int n, int H, int E, int k) {
+  Tensor x = rand_f32(r, {n, H}), w = host_empty(DType::BF16, {E, H}), b = host_empty(DType::BF16, {E});
+  std::memset(w.data, 0, w.nbytes());
+  const float vals[5] = {1.f, 0.5f, 0.f, -0.f, -1.f};
+  for (int e = 0; e < E; ++e) b.ptr<uint16_t>()[e] = f32_to_bf16(vals[r.below(5)]);
+  Tensor wi = host_empty(DType::I32, {n, k}), ww = host_empty(DType::F32, {n, k});
+  cpu->router(x, w, b, k, wi, ww);
+  Tensor gi = poisoned(DType::I32, {n, k}), gw = poisoned(DType::F32, {n, k});
+  gpu->router(to_gpu(x), to_gpu(w), to_gpu(b), k, gi, gw);
+  Tensor hi = to_host(gi);
+  int64_t mismatch = 0;
+  for (int64_t i = 0; i < int64_t(n) * k; ++i) mismatch += hi.ptr<int32_t>()[i] != wi.ptr<int32_t>()[i];
+  Stats s = compare(to_host(gw), ww);
+  if (mismatch) s.rel = 1;
+  report("router ties", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k), s, 1e-6,
+         "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
+}
+
 struct MoeSet {
   MoeWeights cw, gw;
   int E, H, I;
@@ -1825,6 +1846,10 @@ int main(int argc, char** argv) {
     check_router(r, quick ? 16 : 256, 2880, 32, 4);
     check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
     check_router(r, 513, 2880, 128, 4);  // the 120b's experts
+    check_router_ties(r, 3, 2880, 32, 4);
+    check_router_ties(r, 2, 96, 20, 3);
+    check_router_ties(r, 2, 96, 7, 7);   // k = E
+    check_router_ties(r, 2, 2880, 128, 4);
     }
     if (!bf16_experts) {
       MoeSet small = make_moe(r, 5, 64, 96);
