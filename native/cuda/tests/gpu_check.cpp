@@ -76,6 +76,7 @@ bool only_gemm_wgmma = false;
 bool only_moe_stream = false;
 bool only_splitk = false;
 bool only_sample = false;
+bool only_router = false;
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -1230,6 +1231,29 @@ void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, bool cluster_a
          "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k) + ", " + vs_unfused(wrel));
 }
 
+// Every router path: the router op (one block a token, split for few tokens), exact ties, and the fused
+// add+norm+router in its split and cluster forms (gpu_check --router runs these alone, for the sanitizers).
+void check_router_paths(Rng& r) {
+  check_router(r, 7, 96, 5, 2);
+  check_router(r, quick ? 16 : 256, 2880, 32, 4);
+  check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
+  check_router(r, 513, 2880, 128, 4);  // the 120b's experts
+  check_router_ties(r, 3, 2880, 32, 4);
+  check_router_ties(r, 2, 96, 20, 3);
+  check_router_ties(r, 2, 96, 7, 7);  // k = E
+  check_router_ties(r, 2, 2880, 128, 4);
+  check_add_rmsnorm_router(r, 1, 2880, 32, 4);    // gpt-oss-20b decode
+  check_add_rmsnorm_router(r, 3, 2880, 128, 4);   // 120b, a few tokens
+  check_add_rmsnorm_router(r, 2, 1000, 20, 3);    // H/4 not a multiple of the block
+  check_add_rmsnorm_router(r, 100, 2880, 32, 4);  // prefill: the two ops
+  {  // the blocks of a token as one cluster, the logits handed over in distributed shared memory (A/B knob)
+    const ScopedEnv cluster({{"GPTOSS_CUDA_ROUTER_CLUSTER", "1"}});
+    check_add_rmsnorm_router(r, 1, 2880, 32, 4, true);  // 4 blocks
+    check_add_rmsnorm_router(r, 3, 2880, 64, 4, true);  // 8 blocks, 3 clusters
+    check_add_rmsnorm_router(r, 2, 1000, 20, 3, true);  // 3 blocks; H/4 not a multiple of the block or of 3
+  }
+}
+
 void check_qkv(Rng& r, int n, int K, int Nq, int Nkv, double tol, const char* path) {
   Tensor x = rand_f32(r, {n, K});
   Tensor wq = rand_bf16(r, {Nq, K}, 0.05f), wk = rand_bf16(r, {Nkv, K}, 0.05f), wv = rand_bf16(r, {Nkv, K}, 0.05f);
@@ -1726,6 +1750,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--moe-stream")) only_moe_stream = true;  // the streaming batch MoE alone (scripts/gpu-moe-batch-ab.sh)
     else if (!std::strcmp(argv[i], "--gemm-splitk")) only_splitk = true;  // split-K of the dense wgmma GEMMs alone
     else if (!std::strcmp(argv[i], "--sample")) only_sample = true;  // the draws alone
+    else if (!std::strcmp(argv[i], "--router")) only_router = true;  // every router path alone (sanitizer runs)
     else if (kHip && !std::strcmp(argv[i], "--build-info")) {
       // What this program would run on: the ROCm runtime it loaded and the plugin beside it (no device
       // touched; test/hip-check.test.ts reads it on machines without an AMD GPU).
@@ -1736,7 +1761,7 @@ int main(int argc, char** argv) {
       if (!info.error.empty()) std::printf("error %s\n", info.error.c_str());
       return info.plugin_loaded ? 0 : 1;
     } else {
-      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --only-attn, --gemm-wgmma, --moe-stream, --gemm-splitk, --sample%s)\n", argv[i],
+      std::fprintf(stderr, "gpu_check: unknown argument '%s' (--quick, --seed N, --only-moe, --bf16-experts, --gemv, --only-attn-mma, --only-attn, --gemm-wgmma, --moe-stream, --gemm-splitk, --sample, --router%s)\n", argv[i],
                    kHip ? ", --build-info" : "");
       return 64;
     }
@@ -1757,6 +1782,9 @@ int main(int argc, char** argv) {
       check_sample(r, 201088);
       check_unranked_draws(r, 201088);  // its rows of 1 and 2 slices too
       check_greedy_rows(r, 201088);
+      only_moe = true, bf16_experts = true;  // nothing else below
+    } else if (only_router) {
+      check_router_paths(r);
       only_moe = true, bf16_experts = true;  // nothing else below
     } else if (only_splitk) {
       check_gemm_splitk(r);
@@ -1842,14 +1870,7 @@ int main(int argc, char** argv) {
     check_queued_draws(r, 24, quick ? 1024 : 201088);
     check_attention_paths(r);
     // router and moe
-    check_router(r, 7, 96, 5, 2);
-    check_router(r, quick ? 16 : 256, 2880, 32, 4);
-    check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
-    check_router(r, 513, 2880, 128, 4);  // the 120b's experts
-    check_router_ties(r, 3, 2880, 32, 4);
-    check_router_ties(r, 2, 96, 20, 3);
-    check_router_ties(r, 2, 96, 7, 7);   // k = E
-    check_router_ties(r, 2, 2880, 128, 4);
+    check_router_paths(r);  // the router and add+norm+router, every launch form
     }
     if (!bf16_experts) {
       MoeSet small = make_moe(r, 5, 64, 96);
@@ -1901,16 +1922,6 @@ int main(int argc, char** argv) {
       check_add_rmsnorm(r, 3, 100);
       check_add_rmsnorm(r, 1, 2880);
       check_add_rmsnorm(r, quick ? 9 : 300, 2880);
-      check_add_rmsnorm_router(r, 1, 2880, 32, 4);     // gpt-oss-20b decode
-      check_add_rmsnorm_router(r, 3, 2880, 128, 4);    // 120b, a few tokens
-      check_add_rmsnorm_router(r, 2, 1000, 20, 3);     // H/4 not a multiple of the block
-      check_add_rmsnorm_router(r, 100, 2880, 32, 4);   // prefill: the two ops
-      {  // the blocks of a token as one cluster, the logits handed over in distributed shared memory (A/B knob)
-        const ScopedEnv cluster({{"GPTOSS_CUDA_ROUTER_CLUSTER", "1"}});
-        check_add_rmsnorm_router(r, 1, 2880, 32, 4, true);     // 4 blocks
-        check_add_rmsnorm_router(r, 3, 2880, 64, 4, true);     // 8 blocks, 3 clusters
-        check_add_rmsnorm_router(r, 2, 1000, 20, 3, true);     // 3 blocks; H/4 not a multiple of the block or of 3
-      }
       check_qkv(r, 1, 2880, 4096, 512, 1e-5, "one gemv");
       check_qkv(r, 5, 64, 40, 24, 1e-5, "one gemv");
       check_qkv(r, 8, 2880, 4096, 512, 1e-5, "one gemv");
