@@ -213,7 +213,10 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
 // group, kept in shared memory as [block][16 rows] (pre-offset: stored_scale_byte<true>).
 // kAblate (bench only, set_moe_decode_ablation in bench_hooks.h; wrong results): 1 skips the MMA loop, 2 also the
 // activation fragments, so that the kernel bench can time the kernels' structure without their math.
-template <bool kSub, bool kRelaid = false, int kAblate = 0>
+// kActFrag (down only, GPTOSS_CUDA_MOE_ACT_FRAGS=1): x already holds the B fragments, written by gate_up's epilogue in
+// build_frags' order ([block][hi quads 0-3, lo quads 0-3] uint4, the f32 row's bytes): copied by cp.async after the
+// wait instead of built, the same bits.
+template <bool kSub, bool kRelaid = false, int kAblate = 0, bool kActFrag = false>
 __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, const float* x, int nch,
                                            int rows_total, int row0, int b0, int nb, int per, uint8_t* wsm,
                                            int lane, bool wait_mid, float& acc0, float& acc1) {
@@ -233,7 +236,13 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
     pdl_wait();
     pdl_launch_dependents();
   }
-  if constexpr (kAblate < 2) build_frags<kSub, kRelaid>(r, x, frag);
+  if constexpr (kActFrag) {
+    const uint4* src = reinterpret_cast<const uint4*>(x) + b0 * 8;
+    for (int c = lane; c < nb * 8; c += WARP_SIZE) cp_async16(frag + c, src + c);
+    cp_async_commit();
+  } else if constexpr (kAblate < 2) {
+    build_frags<kSub, kRelaid>(r, x, frag);
+  }
   if (kRelaid) {  // the group's 16 bytes as stored_scale_byte<true> leaves them: min(s, 193) + 62, four at a time
     const auto offset4 = [](uint32_t v) { return __vadd4(__vminu4(v, 0xC1C1C1C1u), 0x3E3E3E3Eu); };
     if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = make_uint4(offset4(sg.x), offset4(sg.y), offset4(sg.z), offset4(sg.w));
@@ -267,7 +276,9 @@ __device__ __forceinline__ float tile_rows_sum(float acc0, float acc1, int slice
 }
 
 // Stage 1. grid (ceil(2I / 16), pairs), one warp per K slice of H.
-template <bool kSub, bool kRelaid = false, int kAblate = 0>
+// kActFrag: act is written as the down kernel's B fragments (slice_gemv), not as f32: this CTA's 8 values are one quad
+// of one MX block, split into bf16 hi + lo (pre-scaled by 2^64) exactly as build_frags<true, true> would from the f32.
+template <bool kSub, bool kRelaid = false, int kAblate = 0, bool kActFrag = false>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs a, float* act) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -301,8 +312,23 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   __syncthreads();
   // rows 2j (gate) and 2j + 1 (up) are interleaved
   const int j = row0 / 2 + threadIdx.x;
-  if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total)
+  if constexpr (kActFrag) {
+    static_assert(kSub && kRelaid, "the fragments are the decode layout's (natural pairs, 2^64 pre-scale)");
+    __shared__ float actv[kTileRows / 2];
+    if (threadIdx.x < kTileRows / 2)  // 2I is a multiple of 64 here: every tile is whole
+      actv[threadIdx.x] = swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
+    __syncwarp();
+    if (threadIdx.x < 4) {  // pair i = values 2i, 2i + 1 of the quad
+      const int i = threadIdx.x, j0 = row0 / 2, q = (j0 & 31) >> 3;
+      const float va = actv[2 * i] * 0x1p64f, vb = actv[2 * i + 1] * 0x1p64f;
+      const uint32_t hi = pack_bf16x2(va, vb), lo = pack_bf16x2(va - bf16_lo(hi), vb - bf16_hi(hi));
+      uint32_t* fw = reinterpret_cast<uint32_t*>(act + int64_t(pair) * a.I) + (j0 >> 5) * 32;
+      fw[q * 4 + i] = hi;
+      fw[(4 + q) * 4 + i] = lo;
+    }
+  } else if (threadIdx.x < kTileRows / 2 && 2 * j + 1 < rows_total) {
     act[int64_t(pair) * a.I + j] = swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
+  }
 #else
   GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
@@ -311,7 +337,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
 // Stage 2. grid (ceil(H / 16), pairs), one warp per K slice of I. Each CTA writes its expert's
 // weighted rows (bias included) to part; the last of the token's k CTAs for this row tile sums
 // them in expert order.
-template <bool kSub, bool kRelaid = false, int kAblate = 0>
+template <bool kSub, bool kRelaid = false, int kAblate = 0, bool kActFrag = false>
 __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a, const float* act, float* part) {
 #if defined(GPTOSS_HAVE_MMA_SYNC)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -331,7 +357,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
   const float route_w = bias_row ? a.expert_weight[pair] : 0.f;
   float acc0 = 0.f, acc1 = 0.f;
   if (valid && nb > 0) {
-    slice_gemv<kSub, kRelaid, kAblate>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
+    slice_gemv<kSub, kRelaid, kAblate, kActFrag>(a.down + int64_t(e) * a.H * nch * 16, a.down_scales + int64_t(e) * a.H * nch,
                      act + int64_t(pair) * a.I, nch, a.H, row0, b0, nb, sh.per, smem + warp * warp_bytes(sh.per), lane,
                      true, acc0, acc1);
   } else {
@@ -639,16 +665,16 @@ void allow_smem(K kernel, int bytes) {
   }
 }
 
-template <bool kSub, bool kRelaid = false, int kAblate = 0>
+template <bool kSub, bool kRelaid = false, int kAblate = 0, bool kActFrag = false>
 void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
   const int s1 = cta_smem(a.H / 32), s2 = cta_smem(a.I / 32);
-  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid, kAblate>, s1);
-  allow_smem(moe_mma_down_kernel<kSub, kRelaid, kAblate>, s2);
+  allow_smem(moe_mma_gate_up_kernel<kSub, kRelaid, kAblate, kActFrag>, s1);
+  allow_smem(moe_mma_down_kernel<kSub, kRelaid, kAblate, kActFrag>, s2);
   dim3 g1(ceil_div(2 * a.I, kTileRows), a.n * a.k);
-  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid, kAblate>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
+  launch_k(moe_mma_gate_up_kernel<kSub, kRelaid, kAblate, kActFrag>, g1, slice_shape(a.H / 32, a.slice_blocks).slices * 32, s1, stream, a, act);
   GPTOSS_CUDA_LAUNCH("moe_mma_gate_up_kernel");
   dim3 g2(ceil_div(a.H, kTileRows), a.n * a.k);
-  launch_k(moe_mma_down_kernel<kSub, kRelaid, kAblate>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
+  launch_k(moe_mma_down_kernel<kSub, kRelaid, kAblate, kActFrag>, g2, slice_shape(a.I / 32, a.slice_blocks).slices * 32, s2, stream, a, act, part);
   GPTOSS_CUDA_LAUNCH("moe_mma_down_kernel");
 }
 
@@ -894,6 +920,7 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
     const int ablate = moe_decode_ablation.load(std::memory_order_relaxed);
     if (ablate == 1) launch_variant<true, true, 1>(a, act, part, stream);
     else if (ablate == 2) launch_variant<true, true, 2>(a, act, part, stream);
+    else if (knobs().moe_act_frags && a.I % 32 == 0) launch_variant<true, true, 0, true>(a, act, part, stream);
     else launch_variant<true, true>(a, act, part, stream);
   } else if (a.decode_layout) {
     throw type_error("moe: experts in the decode layout (mxfp4_layout.h) need the mma-relaid decode kernel");

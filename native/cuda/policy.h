@@ -61,12 +61,15 @@ struct GpuKnobs {
   // GPTOSS_CUDA_ROUTER_CLUSTER=1 (A/B; off until it has run on a GPU): add+norm+router's blocks of a token as one thread-block
   // cluster that hands the logits to rank 0 through distributed shared memory (router_uses_cluster)
   bool router_cluster = false;
+  // GPTOSS_CUDA_MOE_ACT_FRAGS=1 (A/B): the one-token MoE on the decode layout has gate_up's epilogue write act as the down
+  // kernel's B fragments (bf16 hi + lo, in build_frags' order), which down copies instead of building (same bits)
+  bool moe_act_frags = false;
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
 // GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA, GPTOSS_CUDA_MOE_STREAM_MAX, GPTOSS_CUDA_MOE_ACT,
-// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS and GPTOSS_CUDA_ROUTER_CLUSTER,
+// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS, GPTOSS_CUDA_ROUTER_CLUSTER and GPTOSS_CUDA_MOE_ACT_FRAGS,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 

@@ -943,6 +943,16 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
     report("moe", shape, compare(to_host(got), want), std::max(tol, 1e-4), "decode mma-relaid (decode layout)");
+    {  // gate_up writing down's B fragments (GPTOSS_CUDA_MOE_ACT_FRAGS, A/B): the same bits as the default
+      const ScopedEnv frags({{"GPTOSS_CUDA_MOE_ACT_FRAGS", "1"}});
+      Tensor got2 = poisoned(DType::F32, {n, m.H});
+      gpu->moe(gx, gei, gwt, m.gw, sw, got2);
+      Stats s = compare(to_host(got2), want);
+      const double vs_default = compare(to_host(got2), to_host(got)).rel;
+      if (vs_default != 0) s.rel = 1;
+      report("moe", shape, s, std::max(tol, 1e-4),
+             "decode mma-relaid, act as fragments (against the default: rel " + std::to_string(vs_default) + ")");
+    }
     return;
   }
   // Decode: every kernel variant (GPTOSS_CUDA_MOE_DECODE, read at each call). The tensor-core
