@@ -87,9 +87,10 @@ __device__ __forceinline__ void stage_row(const float* x, int H, float* xs) {
   }
 }
 
-// Where E fits one warp (the 20b's 32; E <= 64 on a wavefront of 64): lane e ranks its logit against all E in one
-// pass, with no rounds of shuffles: rank = how many experts come before e in torch.topk's order (larger logit first,
-// equal logits by the lower index; -0 equals +0; NaN after every number, by index, so the ranks are a permutation).
+// GPTOSS_CUDA_ROUTER_RANK=1 (A/B, off until it has run on a GPU), where E fits one warp (the 20b's 32; E <= 64 on a
+// wavefront of 64): lane e ranks its logit against all E in one pass, with no rounds of shuffles: rank = how many
+// experts come before e in torch.topk's order (larger logit first, equal logits by the lower index; -0 equals +0;
+// NaN after every number, by index, so the ranks are a permutation).
 // Lanes of rank < k are the selection; each takes its own expf, and every output lane sums the k terms in rank
 // order, so the weights are the bits of the serial form below (expf(v_j - v_0) / the sum from 0.f in order j).
 __device__ __forceinline__ uint32_t router_order_key(float v) {  // monotonic in topk's order; NaN lowest
@@ -136,7 +137,7 @@ __device__ void router_select_rank(const RouterArgs& a, const float* logits, int
 // wavefront barrier orders those writes before the next step's reads. Same values, same order, same
 // result; 256 bytes of LDS a block.
 __device__ void router_select(const RouterArgs& a, const float* logits, int t) {
-  if (a.E <= WARP_SIZE) {
+  if (a.rank_select && a.E <= WARP_SIZE) {
     router_select_rank(a, logits, t);
     return;
   }
@@ -647,9 +648,11 @@ bool add_rmsnorm_router_fusable(const RouterArgs& a, const void* x, const void* 
   return router_uses_split(a) && row4_ok(x, residual, normed, norm_weight, norm_weight_bf16, a.H);
 }
 
-void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* residual, const void* norm_weight,
+void launch_add_rmsnorm_router(const RouterArgs& args, float* x, const float* residual, const void* norm_weight,
                                bool norm_weight_bf16, float eps, float* normed, void* workspace, int* counters,
                                cudaStream_t stream) {
+  RouterArgs a = args;
+  a.rank_select = knobs().router_rank;
   const int threads = kRouterSplitWarps * WARP_SIZE;
   static_assert(kRouterSplitWarps * WARP_SIZE == kRow4Threads, "the norm prologue holds the row as rmsnorm_vec_kernel does");
   const size_t smem = sizeof(float) * (a.H + a.E);
@@ -680,8 +683,10 @@ void launch_add_rmsnorm_router(const RouterArgs& a, float* x, const float* resid
   GPTOSS_CUDA_LAUNCH("router_norm_split_kernel");
 }
 
-void launch_router(const RouterArgs& a, void* workspace, int* counters, cudaStream_t stream) {
-  if (a.n <= 0) return;
+void launch_router(const RouterArgs& args, void* workspace, int* counters, cudaStream_t stream) {
+  if (args.n <= 0) return;
+  RouterArgs a = args;
+  a.rank_select = knobs().router_rank;
   if (router_uses_split(a)) {
     const size_t smem = sizeof(float) * std::max(a.H, a.E);
     if (smem > 48 * 1024)

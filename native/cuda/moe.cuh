@@ -14,6 +14,7 @@ struct RouterArgs {
   bool bias_bf16 = true;
   int32_t* expert_idx = nullptr;     // [n, k]
   float* expert_weight = nullptr;    // [n, k]
+  bool rank_select = false;          // E <= a warp: top-k in one pass (router_select_rank; GPTOSS_CUDA_ROUTER_RANK)
 };
 // Few tokens: one warp per expert over many blocks, the last block of a token selects (needs
 // router_workspace_bytes and the backend's counters); many tokens: one block per token.

@@ -64,12 +64,15 @@ struct GpuKnobs {
   // GPTOSS_CUDA_MOE_ACT_FRAGS=1 (A/B): the one-token MoE on the decode layout has gate_up's epilogue write act as the down
   // kernel's B fragments (bf16 hi + lo, in build_frags' order), which down copies instead of building (same bits)
   bool moe_act_frags = false;
+  // GPTOSS_CUDA_ROUTER_RANK=1 (A/B; off until it has run on a GPU): the router's top-k in one pass where E fits a warp
+  // (router_select_rank: every lane ranks its logit against all E) instead of k rounds of shuffles; same results
+  bool router_rank = false;
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
 // GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA, GPTOSS_CUDA_MOE_STREAM_MAX, GPTOSS_CUDA_MOE_ACT,
-// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS, GPTOSS_CUDA_ROUTER_CLUSTER and GPTOSS_CUDA_MOE_ACT_FRAGS,
+// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS, GPTOSS_CUDA_ROUTER_CLUSTER, GPTOSS_CUDA_MOE_ACT_FRAGS and GPTOSS_CUDA_ROUTER_RANK,
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 

@@ -77,6 +77,7 @@ bool only_moe_stream = false;
 bool only_splitk = false;
 bool only_sample = false;
 bool only_router = false;
+std::string router_tag;  // " rank" while check_router_paths runs the one-pass top-k (GPTOSS_CUDA_ROUTER_RANK=1)
 
 Tensor to_gpu(const Tensor& h) { return gpu->upload(h); }
 Tensor to_host(const Tensor& d) {
@@ -573,7 +574,7 @@ void check_router(Rng& r, int n, int H, int E, int k) {
   Stats s = compare(to_host(gw), ww);
   // exact f32 dots in another order: an index may differ only at a true near-tie
   if (mismatch * 200 > n * k) s.rel = 1;
-  report("router", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k), s, 1e-5,
+  report("router", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k) + router_tag, s, 1e-5,
          "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
 }
 
@@ -594,7 +595,7 @@ void check_router_ties(Rng& r, int n, int H, int E, int k) {
   for (int64_t i = 0; i < int64_t(n) * k; ++i) mismatch += hi.ptr<int32_t>()[i] != wi.ptr<int32_t>()[i];
   Stats s = compare(to_host(gw), ww);
   if (mismatch) s.rel = 1;
-  report("router ties", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k), s, 1e-6,
+  report("router ties", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k) + router_tag, s, 1e-6,
          "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
 }
 
@@ -1215,7 +1216,7 @@ void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, bool cluster_a
   Tensor un = poisoned(DType::F32, {n, H}), ui = poisoned(DType::I32, {n, k}), uw = poisoned(DType::F32, {n, k});
   gpu->add_rmsnorm_router(gx, gres, gnw, 1e-5f, got, gw, gb, k, gi, gwt);
   gpu->Backend::add_rmsnorm_router(gx2, gres, gnw, 1e-5f, un, gw, gb, k, ui, uw);
-  std::string shape = shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k);
+  std::string shape = shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k) + router_tag;
   if (cluster_asked) {
 #if !defined(GPTOSS_GPU_CHECK_HIP)
     const bool cluster = gptoss::cuda::router_uses_cluster(gptoss::cuda::device_caps(0), gptoss::cuda::knobs(), n, E);
@@ -1242,26 +1243,32 @@ void check_add_rmsnorm_router(Rng& r, int n, int H, int E, int k, bool cluster_a
 }
 
 // Every router path: the router op (one block a token, split for few tokens), exact ties, and the fused
-// add+norm+router in its split and cluster forms (gpu_check --router runs these alone, for the sanitizers).
+// add+norm+router in its split and cluster forms, each with the top-k in rounds and in one pass
+// (GPTOSS_CUDA_ROUTER_RANK; the label's "rank" says which). gpu_check --router runs these alone, for the sanitizers.
 void check_router_paths(Rng& r) {
-  check_router(r, 7, 96, 5, 2);
-  check_router(r, quick ? 16 : 256, 2880, 32, 4);
-  check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
-  check_router(r, 513, 2880, 128, 4);  // the 120b's experts
-  check_router_ties(r, 3, 2880, 32, 4);
-  check_router_ties(r, 2, 96, 20, 3);
-  check_router_ties(r, 2, 96, 7, 7);  // k = E
-  check_router_ties(r, 2, 2880, 128, 4);
-  check_add_rmsnorm_router(r, 1, 2880, 32, 4);    // gpt-oss-20b decode
-  check_add_rmsnorm_router(r, 3, 2880, 128, 4);   // 120b, a few tokens
-  check_add_rmsnorm_router(r, 2, 1000, 20, 3);    // H/4 not a multiple of the block
-  check_add_rmsnorm_router(r, 100, 2880, 32, 4);  // prefill: the two ops
-  {  // the blocks of a token as one cluster, the logits handed over in distributed shared memory (A/B knob)
-    const ScopedEnv cluster({{"GPTOSS_CUDA_ROUTER_CLUSTER", "1"}});
-    check_add_rmsnorm_router(r, 1, 2880, 32, 4, true);  // 4 blocks
-    check_add_rmsnorm_router(r, 3, 2880, 64, 4, true);  // 8 blocks, 3 clusters
-    check_add_rmsnorm_router(r, 2, 1000, 20, 3, true);  // 3 blocks; H/4 not a multiple of the block or of 3
+  for (const char* rank : {"0", "1"}) {
+    const ScopedEnv select({{"GPTOSS_CUDA_ROUTER_RANK", rank}});
+    router_tag = *rank == '1' ? " rank" : "";
+    check_router(r, 7, 96, 5, 2);
+    check_router(r, quick ? 16 : 256, 2880, 32, 4);
+    check_router(r, 1027, 2880, 32, 4);  // a long prefill (one block a token)
+    check_router(r, 513, 2880, 128, 4);  // the 120b's experts
+    check_router_ties(r, 3, 2880, 32, 4);
+    check_router_ties(r, 2, 96, 20, 3);
+    check_router_ties(r, 2, 96, 7, 7);  // k = E
+    check_router_ties(r, 2, 2880, 128, 4);
+    check_add_rmsnorm_router(r, 1, 2880, 32, 4);    // gpt-oss-20b decode
+    check_add_rmsnorm_router(r, 3, 2880, 128, 4);   // 120b, a few tokens
+    check_add_rmsnorm_router(r, 2, 1000, 20, 3);    // H/4 not a multiple of the block
+    check_add_rmsnorm_router(r, 100, 2880, 32, 4);  // prefill: the two ops
+    {  // the blocks of a token as one cluster, the logits handed over in distributed shared memory (A/B knob)
+      const ScopedEnv cluster({{"GPTOSS_CUDA_ROUTER_CLUSTER", "1"}});
+      check_add_rmsnorm_router(r, 1, 2880, 32, 4, true);  // 4 blocks
+      check_add_rmsnorm_router(r, 3, 2880, 64, 4, true);  // 8 blocks, 3 clusters
+      check_add_rmsnorm_router(r, 2, 1000, 20, 3, true);  // 3 blocks; H/4 not a multiple of the block or of 3
+    }
   }
+  router_tag = "";
 }
 
 void check_qkv(Rng& r, int n, int K, int Nq, int Nkv, double tol, const char* path) {

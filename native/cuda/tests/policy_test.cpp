@@ -435,6 +435,15 @@ void test_moe_bf16() {
     CHECK(!knobs().moe_act_bf16);
     unsetenv("GPTOSS_CUDA_MOE_ACT");
   }
+  {  // the A/B knobs that are off until they have run on a GPU, read at each call
+    CHECK(!knobs().router_rank && !knobs().moe_act_frags && !knobs().router_cluster);
+    setenv("GPTOSS_CUDA_ROUTER_RANK", "1", 1);
+    setenv("GPTOSS_CUDA_MOE_ACT_FRAGS", "1", 1);
+    CHECK(knobs().router_rank && knobs().moe_act_frags);
+    unsetenv("GPTOSS_CUDA_ROUTER_RANK");
+    unsetenv("GPTOSS_CUDA_MOE_ACT_FRAGS");
+    CHECK(!knobs().router_rank && !knobs().moe_act_frags);
+  }
   // the wide kernel by default on Hopper from 14 rows an expert on average (20b: 112 streams x top-4 / 32)
   CHECK(moe_stream_tokens(hopper, k, 64 * 4, 32, H, H) == kMoeStreamTokens);
   CHECK(moe_stream_tokens(hopper, k, 111 * 4, 32, H, H) == kMoeStreamTokens);
