@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The one-token step's A/B knobs that were built without a GPU (28th and 29th sessions; all off by default), in one
+# device call on the binaries of `scripts/gpu-export.sh --binaries` (carry .gpu; nothing is built here):
+#   GPTOSS_CUDA_ROUTER_RANK=1      the router's top-k in one pass where E fits a warp (moe.cu router_select_rank)
+#   GPTOSS_CUDA_ROUTER_CLUSTER=1   add+norm+router's blocks of a token as one cluster (router_norm_cluster_kernel)
+#   GPTOSS_CUDA_MOE_ACT_FRAGS=1    gate_up writes down's B fragments (moe_decode_mma.cu, kActFrag)
+# Steps (later ones are skipped when BUDGET would not cover them):
+#   1. gptoss_gpu_check --gemm-splitk (ClusterLaunch on the split-K launch), --router (every router path with the rounds
+#      and the one pass, exact ties, split and cluster), --only-moe (the act-fragment case bit for bit on every relaid
+#      decode case, the 20b's widths included);
+#   2. bench/e2e.mjs --synthetic 20b, decode 256 at context 512, ROUNDS rounds alternating: base, rank, rank+cluster,
+#      frags; then the medians;
+#   3. gptoss_gpu_bench --decode per variant: the router chain / alone rows and the relaid MoE rows;
+#   4. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --router;
+#   5. the SASS of the default one-token MoE kernels (moe_mma_gate_up / down_kernel<true, true, 0, false>).
+# Landing rule, per knob: its checks pass and its e2e median beats the base in every round; then its default flips
+# (policy.h / policy.cpp) in a commit that says so. Predictions: bench/RESULTS.md, twenty-ninth session.
+#   env: OUT (./gpu-logs), BUDGET (480 s of command time), ROUNDS (3)
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+OUT="${OUT:-$PWD/gpu-logs}"
+D="$OUT/decode-knobs"
+mkdir -p "$D"
+source scripts/gpu-host-setup.sh
+source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed, ab_e2e, ab_report
+for b in gptoss_gpu_check gptoss_gpu_bench gpt_oss_node.node; do
+  if [[ ! -x build-gpu/$b ]]; then
+    echo "gpu-decode-knobs-ab: build-gpu/$b missing: export with 'bash scripts/gpu-export.sh --binaries' and carry .gpu" >&2
+    exit 1
+  fi
+done
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$D/gpu.txt"
+ab_budget "${BUDGET:-480}"
+for a in --gemm-splitk --router --only-moe; do
+  timeout 100 build-gpu/gptoss_gpu_check "$a" > "$D/check$a.log" 2>&1
+  echo "gpu_check $a rc $? $(grep -E '^gpu_check:' "$D/check$a.log")"
+  grep -E '^FAIL' "$D/check$a.log" | cut -c1-220 | head -10
+done
+grep -E 'router.*(rank|cluster)' "$D/check--router.log" | grep -c . | sed 's/^/router cases with the knobs: /'
+grep -c 'act as fragments' "$D/check--only-moe.log" | sed 's/^/act-fragment cases: /'
+# variant name -> its environment
+declare -A ENVS=(
+  [base]=""
+  [rank]="GPTOSS_CUDA_ROUTER_RANK=1"
+  [rank-cluster]="GPTOSS_CUDA_ROUTER_RANK=1 GPTOSS_CUDA_ROUTER_CLUSTER=1"
+  [frags]="GPTOSS_CUDA_MOE_ACT_FRAGS=1"
+)
+VARIANTS=(base rank rank-cluster frags)
+for r in $(seq 1 "${ROUNDS:-3}"); do
+  for v in "${VARIANTS[@]}"; do
+    ab_fits 40 || break 2
+    # shellcheck disable=SC2086 # ENVS values are NAME=value words
+    timeout 40 env ${ENVS[$v]} node bench/e2e.mjs --synthetic 20b --device cuda --prefill 0 --decode 256 --context 512 \
+      --label "$v-r$r" --out "$D" > "$D/e2e-$v-r$r.log" 2>&1
+    echo "$v r$r: $(grep -E '^  decode' "$D/e2e-$v-r$r.log" | tr -s ' ')"
+  done
+done
+ab_report '
+const by = {};  // variant -> round -> tok/s
+for (const j of runs) {
+  const m = /^(.*)-r([0-9]+)$/.exec(j.label || "");
+  if (m) (by[m[1]] ??= {})[m[2]] = j.decode.tokensPerSecond;
+}
+const base = by.base || {};
+for (const [v, rounds] of Object.entries(by)) {
+  const vs = Object.entries(rounds).filter(([r]) => base[r]).map(([r, t]) => ((100 * (t / base[r] - 1)).toFixed(2) + "%"));
+  console.log(`${v}: median ${med(Object.values(rounds)).toFixed(1)} tok/s over ${Object.keys(rounds).length}` +
+              (v === "base" ? "" : `; against base in the same round: ${vs.join(" ")}`));
+}
+' "$D" || true
+for v in "${VARIANTS[@]}"; do
+  ab_fits 60 || break
+  # shellcheck disable=SC2086
+  timeout 60 env ${ENVS[$v]} build-gpu/gptoss_gpu_bench --decode > "$D/bench-$v.log" 2>&1
+  echo "bench --decode ($v) rc $?"
+  grep -iE 'chain|alone|relaid graph' "$D/bench-$v.log" | grep -v ablation | head -8
+done
+for tool in memcheck racecheck; do
+  ab_fits 60 || break
+  timeout 60 compute-sanitizer --tool "$tool" --print-limit 10 build-gpu/gptoss_gpu_check --router > "$D/san-$tool.log" 2>&1
+  echo "$tool rc $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$D/san-$tool.log" | tr '\n' ' ')"
+done
+# 5. the default one-token MoE kernels' SASS (the MMA loop's schedule), for the next change to that loop
+CUOBJ=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)
+if [[ -n "$CUOBJ" ]] && ab_fits 30; then
+  timeout 30 "$CUOBJ" -sass build-gpu/gptoss_gpu_bench 2>/dev/null |
+    awk '/Function : /{p = ($0 ~ /moe_mma_(gate_up|down)_kernelILb1ELb1ELi0ELb0E/)} p' > "$D/sass-moe-decode.txt"
+  echo "SASS of the default decode MoE kernels: $(wc -l < "$D/sass-moe-decode.txt") lines, $(grep -c HMMA "$D/sass-moe-decode.txt") HMMA"
+fi
+echo "gpu-decode-knobs-ab: $(ab_elapsed) s"
