@@ -43,6 +43,18 @@ ab_elapsed() { echo $(( $(date +%s) - AB_T0 )); }
 ab_left() { echo $(( AB_BUDGET - $(ab_elapsed) )); }
 ab_fits() { [[ $(ab_left) -ge $1 ]] || { echo "skipped (needs $1 s, $(ab_left) s left of $AB_BUDGET)"; return 1; }; }
 
+# ab_need_binaries <script name>: exits unless scripts/gpu-export.sh --binaries' programs are in build-gpu (building them on
+# the device would take ~4 of the call's minutes).
+ab_need_binaries() {
+  local b
+  for b in gptoss_gpu_check gptoss_gpu_bench gpt_oss_node.node; do
+    if [[ ! -x build-gpu/$b ]]; then
+      echo "$1: build-gpu/$b missing: export with 'bash scripts/gpu-export.sh --binaries' and carry .gpu" >&2
+      exit 1
+    fi
+  done
+}
+
 # ab_prefill_line <e2e log>: its prefill lines on one line ("prefill 2048 tokens: 23161.8 tok/s (88.4 ms); ...").
 ab_prefill_line() { grep -E '^  prefill' "$1" | sed -E 's/, median of [^)]*//' | tr -s ' ' | tr '\n' ';'; }
 

@@ -22,13 +22,8 @@ OUT="${OUT:-$PWD/gpu-logs}"
 D="$OUT/decode-knobs"
 mkdir -p "$D"
 source scripts/gpu-host-setup.sh
-source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed, ab_e2e, ab_report
-for b in gptoss_gpu_check gptoss_gpu_bench gpt_oss_node.node; do
-  if [[ ! -x build-gpu/$b ]]; then
-    echo "gpu-decode-knobs-ab: build-gpu/$b missing: export with 'bash scripts/gpu-export.sh --binaries' and carry .gpu" >&2
-    exit 1
-  fi
-done
+source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed, ab_report, ab_need_binaries
+ab_need_binaries gpu-decode-knobs-ab
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$D/gpu.txt"
 ab_budget "${BUDGET:-480}"
 for a in --gemm-splitk --router --only-moe; do

@@ -21,13 +21,8 @@ OUT="${OUT:-$PWD/gpu-logs}"
 D="$OUT/ws"
 mkdir -p "$D"
 source scripts/gpu-host-setup.sh
-source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed
-for b in gptoss_gpu_check gptoss_gpu_bench gpt_oss_node.node; do
-  if [[ ! -x build-gpu/$b ]]; then  # building here would take ~4 of the call's minutes
-    echo "gpu-ws-ab: build-gpu/$b missing: export with 'bash scripts/gpu-export.sh --binaries' and carry .gpu" >&2
-    exit 1
-  fi
-done
+source scripts/ab-lib.sh  # ab_budget, ab_fits, ab_left, ab_elapsed, ab_need_binaries
+ab_need_binaries gpu-ws-ab
 if [[ "$(cat .gpu/COMMIT 2>/dev/null)" != "$(git rev-parse HEAD 2>/dev/null || cat .gpu/COMMIT 2>/dev/null)" ]]; then
   echo "gpu-ws-ab: note: the binaries were exported at $(cat .gpu/COMMIT 2>/dev/null), the tree is at $(git rev-parse HEAD 2>/dev/null)"
 fi

@@ -315,7 +315,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_gate_up_kernel(MoeArgs
   if constexpr (kActFrag) {
     static_assert(kSub && kRelaid, "the fragments are the decode layout's (natural pairs, 2^64 pre-scale)");
     __shared__ float actv[kTileRows / 2];
-    if (threadIdx.x < kTileRows / 2)  // 2I is a multiple of 64 here: every tile is whole
+    if (threadIdx.x < kTileRows / 2)  // I % 32 == 0 (checks::moe), so 2I % 64 == 0: every tile is whole
       actv[threadIdx.x] = swiglu(rowv[2 * threadIdx.x], rowv[2 * threadIdx.x + 1], a.limit, a.alpha);
     __syncwarp();
     if (threadIdx.x < 4) {  // pair i = values 2i, 2i + 1 of the quad
@@ -920,7 +920,7 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
     const int ablate = moe_decode_ablation.load(std::memory_order_relaxed);
     if (ablate == 1) launch_variant<true, true, 1>(a, act, part, stream);
     else if (ablate == 2) launch_variant<true, true, 2>(a, act, part, stream);
-    else if (knobs().moe_act_frags && a.I % 32 == 0) launch_variant<true, true, 0, true>(a, act, part, stream);
+    else if (knobs().moe_act_frags) launch_variant<true, true, 0, true>(a, act, part, stream);
     else launch_variant<true, true>(a, act, part, stream);
   } else if (a.decode_layout) {
     throw type_error("moe: experts in the decode layout (mxfp4_layout.h) need the mma-relaid decode kernel");

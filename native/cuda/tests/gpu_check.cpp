@@ -562,8 +562,10 @@ std::vector<int32_t> iota_pos(int n, int start) {
   return p;
 }
 
-void check_router(Rng& r, int n, int H, int E, int k) {
-  Tensor x = rand_f32(r, {n, H}), w = rand_bf16(r, {E, H}, 0.05f), b = rand_bf16(r, {E}, 0.1f);
+// The router op on CUDA against the CPU's on the same x [n, H], weight [E, H] and bias. exact_idx: every index must
+// match; otherwise 1 in 200 may differ (exact f32 dots in another order: an index may differ only at a true near-tie).
+void compare_router(const char* name, const Tensor& x, const Tensor& w, const Tensor& b, int k, bool exact_idx, double tol) {
+  const int64_t n = x.dim(0), H = x.dim(1), E = w.dim(0);
   Tensor wi = host_empty(DType::I32, {n, k}), ww = host_empty(DType::F32, {n, k});
   cpu->router(x, w, b, k, wi, ww);
   Tensor gi = poisoned(DType::I32, {n, k}), gw = poisoned(DType::F32, {n, k});
@@ -572,31 +574,25 @@ void check_router(Rng& r, int n, int H, int E, int k) {
   int64_t mismatch = 0;
   for (int64_t i = 0; i < n * k; ++i) mismatch += hi.ptr<int32_t>()[i] != wi.ptr<int32_t>()[i];
   Stats s = compare(to_host(gw), ww);
-  // exact f32 dots in another order: an index may differ only at a true near-tie
-  if (mismatch * 200 > n * k) s.rel = 1;
-  report("router", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k) + router_tag, s, 1e-5,
+  if (exact_idx ? mismatch != 0 : mismatch * 200 > n * k) s.rel = 1;
+  report(name, shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k) + router_tag, s, tol,
          "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
+}
+
+void check_router(Rng& r, int n, int H, int E, int k) {
+  Tensor x = rand_f32(r, {n, H}), w = rand_bf16(r, {E, H}, 0.05f), b = rand_bf16(r, {E}, 0.1f);
+  compare_router("router", x, w, b, k, false, 1e-5);
 }
 
 // Exact ties: zero router rows, so every logit is its bf16 bias (+-0 included), drawn from five values. The selection
 // must be torch.topk's (larger first, equal logits by the lower index, -0 equal to +0) index for index, and the weights
-// the CPU's; E <= 32 runs the one-pass rank select, E 128 the rounds of shuffles.
+// the CPU's. check_router_paths runs it with the rounds and with the one pass (E <= a warp; E 128 always the rounds).
 void check_router_ties(Rng& r, int n, int H, int E, int k) {
   Tensor x = rand_f32(r, {n, H}), w = host_empty(DType::BF16, {E, H}), b = host_empty(DType::BF16, {E});
   std::memset(w.data, 0, w.nbytes());
   const float vals[5] = {1.f, 0.5f, 0.f, -0.f, -1.f};
   for (int e = 0; e < E; ++e) b.ptr<uint16_t>()[e] = f32_to_bf16(vals[r.below(5)]);
-  Tensor wi = host_empty(DType::I32, {n, k}), ww = host_empty(DType::F32, {n, k});
-  cpu->router(x, w, b, k, wi, ww);
-  Tensor gi = poisoned(DType::I32, {n, k}), gw = poisoned(DType::F32, {n, k});
-  gpu->router(to_gpu(x), to_gpu(w), to_gpu(b), k, gi, gw);
-  Tensor hi = to_host(gi);
-  int64_t mismatch = 0;
-  for (int64_t i = 0; i < int64_t(n) * k; ++i) mismatch += hi.ptr<int32_t>()[i] != wi.ptr<int32_t>()[i];
-  Stats s = compare(to_host(gw), ww);
-  if (mismatch) s.rel = 1;
-  report("router ties", shape_str({n, H}) + " E" + std::to_string(E) + " k" + std::to_string(k) + router_tag, s, 1e-6,
-         "idx mismatches " + std::to_string(mismatch) + "/" + std::to_string(n * k));
+  compare_router("router ties", x, w, b, k, true, 1e-6);
 }
 
 struct MoeSet {
