@@ -783,6 +783,19 @@ int main(int argc, char** argv) {
       add("moe decode mma-relaid eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
       ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
       add("moe decode mma-relaid graph", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      // The staged ring (GPTOSS_CUDA_MOE_STAGED=1|2|3 slots a warp, A/B; moe_decode_mma.cu), and the one-tile kernels at
+      // its slice shape (GPTOSS_CUDA_MOE_SLICE=12: 8 warps of 12 MX blocks) to tell the slicing from the ring.
+      // Prediction (bench/RESULTS.md, thirtieth session; before any run): 2 slots 0.032 -> 0.024-0.027 ms.
+      for (const char* staged : {"0", "1", "2", "3"}) {
+        setenv("GPTOSS_CUDA_MOE_SLICE", "12", 1);
+        setenv("GPTOSS_CUDA_MOE_STAGED", staged, 1);
+        ms = time_graph_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, wr, sw, out); });
+        add(std::strcmp(staged, "0") ? std::string("moe decode mma-relaid staged ") + staged + " graph"
+                                     : std::string("moe decode mma-relaid slice12 graph"),
+            "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);
+      }
+      unsetenv("GPTOSS_CUDA_MOE_SLICE");
+      unsetenv("GPTOSS_CUDA_MOE_STAGED");
       // Ablations (wrong results, timing only): the same kernels without their MMA loop, then also without the
       // activation fragments. Against the moe1 read probe (--read-probe) they say where the kernels' time goes.
       for (int mode : {1, 2}) {

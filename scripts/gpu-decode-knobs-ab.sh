@@ -4,6 +4,7 @@
 #   GPTOSS_CUDA_ROUTER_RANK=1      the router's top-k in one pass where E fits a warp (moe.cu router_select_rank)
 #   GPTOSS_CUDA_ROUTER_CLUSTER=1   add+norm+router's blocks of a token as one cluster (router_norm_cluster_kernel)
 #   GPTOSS_CUDA_MOE_ACT_FRAGS=1    gate_up writes down's B fragments (moe_decode_mma.cu, kActFrag)
+#   GPTOSS_CUDA_MOE_STAGED=2|3     the one-token MoE's staged ring (moe_decode_mma.cu, moe_staged_kernel; 30th session)
 # Steps (later ones are skipped when BUDGET would not cover them):
 #   1. gptoss_gpu_check --gemm-splitk (ClusterLaunch on the split-K launch), --router (every router path with the rounds
 #      and the one pass, exact ties, split and cluster), --only-moe (the act-fragment case bit for bit on every relaid
@@ -33,14 +34,17 @@ for a in --gemm-splitk --router --only-moe; do
 done
 grep -E 'router.*(rank|cluster)' "$D/check--router.log" | grep -c . | sed 's/^/router cases with the knobs: /'
 grep -c 'act as fragments' "$D/check--only-moe.log" | sed 's/^/act-fragment cases: /'
+grep -c 'staged ring' "$D/check--only-moe.log" | sed 's/^/staged-ring cases: /'
 # variant name -> its environment
 declare -A ENVS=(
   [base]=""
   [rank]="GPTOSS_CUDA_ROUTER_RANK=1"
   [rank-cluster]="GPTOSS_CUDA_ROUTER_RANK=1 GPTOSS_CUDA_ROUTER_CLUSTER=1"
   [frags]="GPTOSS_CUDA_MOE_ACT_FRAGS=1"
+  [staged2]="GPTOSS_CUDA_MOE_STAGED=2"
+  [staged3]="GPTOSS_CUDA_MOE_STAGED=3"
 )
-VARIANTS=(base rank rank-cluster frags)
+VARIANTS=(base rank rank-cluster frags staged2 staged3)
 for r in $(seq 1 "${ROUNDS:-3}"); do
   for v in "${VARIANTS[@]}"; do
     ab_fits 40 || break 2
@@ -63,12 +67,12 @@ for (const [v, rounds] of Object.entries(by)) {
               (v === "base" ? "" : `; against base in the same round: ${vs.join(" ")}`));
 }
 ' "$D" || true
-for v in "${VARIANTS[@]}"; do
+for v in base rank rank-cluster frags; do  # base's run has the staged ring's rows (GPTOSS_CUDA_MOE_STAGED set per row)
   ab_fits 60 || break
   # shellcheck disable=SC2086
   timeout 60 env ${ENVS[$v]} build-gpu/gptoss_gpu_bench --decode > "$D/bench-$v.log" 2>&1
   echo "bench --decode ($v) rc $?"
-  grep -iE 'chain|alone|relaid graph' "$D/bench-$v.log" | grep -v ablation | head -8
+  grep -iE 'chain|alone|relaid graph|staged|slice12' "$D/bench-$v.log" | grep -v ablation | head -12
 done
 for tool in memcheck racecheck; do
   ab_fits 60 || break

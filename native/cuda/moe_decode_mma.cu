@@ -92,6 +92,13 @@ __device__ __forceinline__ float stored_scale(uint32_t b) {
   return kSub ? __uint_as_float(b << 23) : block_scale<false>(b);
 }
 
+// A decode-layout scale group (one MX block's 16 rows) as stored_scale_byte<true> leaves each byte: min(s, 193) + 62,
+// four at a time.
+__device__ __forceinline__ uint4 stored_scale_group(uint4 g) {
+  const auto offset4 = [](uint32_t v) { return __vadd4(__vminu4(v, 0xC1C1C1C1u), 0x3E3E3E3Eu); };
+  return make_uint4(offset4(g.x), offset4(g.y), offset4(g.z), offset4(g.w));
+}
+
 template <bool kSub>
 __device__ __forceinline__ float block_scale(uint32_t s) {
   if (kSub) return __uint_as_float(min(s * 0x00800000u + (62u << 23), 0x7F800000u));  // 2^(s-127) * 2^62
@@ -243,9 +250,8 @@ __device__ __forceinline__ void slice_gemv(const uint8_t* w, const uint8_t* s, c
   } else if constexpr (kAblate < 2) {
     build_frags<kSub, kRelaid>(r, x, frag);
   }
-  if (kRelaid) {  // the group's 16 bytes as stored_scale_byte<true> leaves them: min(s, 193) + 62, four at a time
-    const auto offset4 = [](uint32_t v) { return __vadd4(__vminu4(v, 0xC1C1C1C1u), 0x3E3E3E3Eu); };
-    if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = make_uint4(offset4(sg.x), offset4(sg.y), offset4(sg.z), offset4(sg.w));
+  if (kRelaid) {
+    if (lane < nb) reinterpret_cast<uint4*>(sc)[lane] = stored_scale_group(sg);
   } else {
     store_scales<kSub>(r, sv, sc);
   }
@@ -373,6 +379,187 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
     for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + r);
     a.out[int64_t(tok) * a.H + r] = sum;
   }
+#else
+  GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// The staged ring (GPTOSS_CUDA_MOE_STAGED=1|2|3, A/B; decode layout only). The one-tile kernels above keep each CTA's
+// shared memory until its MMAs are done, so an SM's loads stop while its CTAs compute (1.8 waves of gate_up on the
+// 20b: the MMA loop's ~8 us a layer adds to the reads' ~20 us instead of hiding under them; bench/RESULTS.md, 28th
+// session). The 25th session's ring (next/ring) freed a stage only after its MMAs, so it held fewer bytes in flight
+// than the one-tile grid and lost. Here a warp copies a tile's words into registers (ldmatrix, 2 a block) and its
+// scale groups into a small buffer as soon as they land, and refills the slot before its MMAs: every slot of shared
+// memory is a load in flight except for the moment between landing and that copy.
+//  - Persistent CTAs (every CTA that fits, or GPTOSS_CUDA_MOE_STAGED_CTAS) walk contiguous ranges of (pair, 16-row
+//    tile) units; the CTA's warps split K as slice_shape(nch, kMoeStagedPer) (the 20b: 8 warps of 12 MX blocks).
+//  - A warp's slots (1 to 3) each hold one unit's rows and scale groups; its B fragments are built once per token
+//    (gate_up) or pair (down), so a gate_up CTA of one token builds them once.
+//  - The MMAs (tile_mma_staged) are tile_mma's on the decode layout, operation for operation, and the warps' sums
+//    meet in slice order, so the results equal the one-tile kernels' at the same slice shape (GPTOSS_CUDA_MOE_SLICE=12)
+//    bit for bit.
+//  - One __syncthreads a unit (the partial sums double-buffered); warp 0 runs the one-tile kernels' epilogues.
+//  - Two CTAs an SM (128 registers a thread: the 12 blocks' 24 words stay live through the MMAs; held to 80 for three
+//    CTAs, ptxas spills 72-168 bytes). The 20b at 2 slots: 2 x 8 warps x 2 x 3.5 KB = 112 KB in flight an SM.
+// ---------------------------------------------------------------------------------------------
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+// tile_mma<true, false, true, kTileRows> with the slice's words already in registers (w[blk] = ldsm_x2 of block blk).
+template <int kPer>
+__device__ __forceinline__ void tile_mma_staged(const uint32_t (&w)[kPer][2], int nb, const uint8_t* sc0, const uint8_t* sc1,
+                                                const uint4* frag, int lane, float& acc0, float& acc1) {
+  const int g = lane >> 2, t = lane & 3;
+  const uint4* fr = frag + (g & 1) * 4 + t;
+  float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+  for (int blk = 0; blk < kPer; ++blk) {
+    if (blk < nb) {
+      const uint4 xf = fr[blk * 8];
+      uint32_t p0[4], p1[4];
+      decode_word<true, true>(w[blk][0], p0);
+      decode_word<true, true>(w[blk][1], p1);
+      float c[4];
+      const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
+      mma_first(c, m0, xf.x, xf.y);
+      const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
+      const uint32_t bb[2] = {xf.z, xf.w};
+      mma_bf16_16816(c, m1, bb);
+      a0 = fmaf(stored_scale<true>(sc0[blk * kTileRows]), c[0] + c[1], a0);
+      a1 = fmaf(stored_scale<true>(sc1[blk * kTileRows]), c[2] + c[3], a1);
+    }
+  }
+  acc0 = a0;
+  acc1 = a1;
+}
+#endif
+
+template <bool kDown, int kSlots>
+__global__ void __launch_bounds__(kMaxWarps * 32, 2) moe_staged_kernel(MoeArgs a, float* act, float* part) {
+#if defined(GPTOSS_HAVE_MMA_SYNC)
+  extern __shared__ __align__(16) uint8_t smem[];
+  __shared__ float red[2][kMaxWarps][kTileRows];
+  const int rows_total = kDown ? a.H : 2 * a.I, nch = (kDown ? a.I : a.H) / 32;
+  const int tiles = rows_total / kTileRows;  // the decode layout: rows_total % 16 == 0
+  const int units = a.n * a.k * tiles;
+  const int u0 = int(int64_t(units) * blockIdx.x / gridDim.x), u1 = int(int64_t(units) * (blockIdx.x + 1) / gridDim.x);
+  const SliceShape sh = slice_shape(nch, kMoeStagedPer);
+  const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+  const int b0 = warp * sh.per, nb = min(sh.per, nch - b0);
+  const int stride = row_stride(sh.per), stage = staged_stage_bytes(sh.per);
+  uint8_t* wsm = smem + warp * staged_warp_bytes(sh.per, kSlots);
+  uint8_t* cur_sc = wsm + kSlots * stage;  // this unit's scale groups, [block][16 rows], pre-offset
+  uint4* frag = reinterpret_cast<uint4*>(cur_sc + round16(kTileRows * sh.per));
+  const int64_t wexp = int64_t(rows_total) * nch;  // MX blocks (and scale bytes) an expert
+  const uint8_t* wbase = kDown ? a.down : a.gate_up;
+  const uint8_t* sbase = kDown ? a.down_scales : a.gate_up_scales;
+  // The unit issue() loads next, (pair, tile) walked without divisions, into slot islot: one commit group a unit.
+  int ipair = u0 / tiles, itile = u0 - ipair * tiles, islot = 0;
+  auto issue = [&](int u) {
+    if (u < u1) {
+      const int e = a.expert_idx[ipair];
+      if (nb > 0 && e >= 0 && e < a.E && lane < nb) {
+        uint8_t* st = wsm + islot * stage;
+        const int row0 = itile * kTileRows;
+        const uint8_t* w = wbase + (e * wexp + int64_t(row0) * nch + b0 + lane) * 16;  // row row0, this lane's block
+#pragma unroll
+        for (int i = 0; i < kTileRows; ++i) cp_async16(st + i * stride + lane * 16, w + int64_t(i) * nch * 16);
+        cp_async16(st + kTileRows * stride + lane * 16, sbase + e * wexp + mxlayout::scale_index(row0, b0 + lane, nch));
+      }
+      if (++itile == tiles) itile = 0, ++ipair;
+    }
+    cp_async_commit();
+    islot = islot + 1 == kSlots ? 0 : islot + 1;
+  };
+  // gate_up: the expert indices are the previous kernel's (the router's) output. down: they are two launches back, so
+  // its first units load before the wait; act is gate_up's output.
+  if (!kDown) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+#pragma unroll
+  for (int i = 0; i < kSlots; ++i) issue(u0 + i);
+  if (kDown) {
+    pdl_wait();
+    pdl_launch_dependents();
+  }
+  int pair = u0 / tiles, tile = u0 - pair * tiles, slot = 0, frag_key = -1;
+  for (int u = u0; u < u1; ++u) {
+    const int tok = pair / a.k, row0 = tile * kTileRows;
+    const int e = a.expert_idx[pair];
+    const bool valid = e >= 0 && e < a.E, work = valid && nb > 0;
+    // warp 0's epilogue operands, read before the wait
+    const int rr = row0 + lane;
+    const bool erow = warp == 0 && lane < kTileRows && valid;
+    const float bias = erow ? param_f32(kDown ? a.down_bias : a.gate_up_bias, kDown ? a.down_bias_bf16 : a.gate_up_bias_bf16,
+                                        int64_t(e) * rows_total + rr)
+                            : 0.f;
+    const float route_w = kDown && erow ? a.expert_weight[pair] : 0.f;
+    cp_async_wait<kSlots - 1>();  // unit u has landed
+    __syncwarp();
+    uint32_t wr[kMoeStagedPer][2];
+    if (work) {
+      const uint8_t* st = wsm + slot * stage;
+      const uint8_t* arow = st + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
+#pragma unroll
+      for (int blk = 0; blk < kMoeStagedPer; ++blk)
+        if (blk < nb) ldsm_x2(wr[blk][0], wr[blk][1], arow + 16 * blk);
+      if (lane < nb)
+        reinterpret_cast<uint4*>(cur_sc)[lane] = stored_scale_group(reinterpret_cast<const uint4*>(st + kTileRows * stride)[lane]);
+    }
+    __syncwarp();  // the slot is in registers and cur_sc: refill it before the MMAs
+    issue(u + kSlots);
+    float acc0 = 0.f, acc1 = 0.f;
+    if (work) {
+      const int key = kDown ? pair : tok;
+      if (key != frag_key) {
+        const SliceRef r{nch, rows_total, b0, nb, sh.per, lane};
+        build_frags<true, true>(r, kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, frag);
+        frag_key = key;
+      }
+      __syncwarp();
+      const int g = lane >> 2;
+      tile_mma_staged<kMoeStagedPer>(wr, nb, cur_sc + g, cur_sc + g + 8, frag, lane, acc0, acc1);
+    }
+    if ((lane & 3) == 0) {
+      red[u & 1][warp][lane >> 2] = acc0;
+      red[u & 1][warp][(lane >> 2) + 8] = acc1;
+    }
+    const int upair = pair, utile = tile;
+    if (++slot == kSlots) slot = 0;
+    if (++tile == tiles) tile = 0, ++pair;
+    __syncthreads();  // red[u & 1] is rewritten at u + 2, after the next unit's barrier
+    if (warp != 0) continue;
+    float v = 0.f;
+    if (lane < kTileRows)
+      for (int w = 0; w < sh.slices; ++w) v += red[u & 1][w][lane];  // slice order, as tile_rows_sum
+    v += bias;
+    if (!kDown) {
+      // rows 2j (gate) and 2j + 1 (up) are interleaved: lane 2j takes its neighbour's row
+      const float up = __shfl_down_sync(0xffffffffu, v, 1);
+      const int j = row0 / 2 + lane / 2;
+      if (lane < kTileRows && !(lane & 1)) act[int64_t(upair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
+      if (!valid && lane == 0) atomicOr(a.err, kErrExpertRange);
+    } else {
+      if (lane < kTileRows) part[int64_t(upair) * a.H + rr] = valid ? route_w * v : 0.f;
+      __threadfence();
+      __syncwarp();
+      int last = 0;
+      if (lane == 0) {
+        int* cnt = a.counters + kCountersMoe + tok * tiles + utile;
+        last = atomicAdd(cnt, 1) == a.k - 1;
+        if (last) atomicExch(cnt, 0);
+      }
+      if (__shfl_sync(0xffffffffu, last, 0)) {
+        __threadfence();
+        if (lane < kTileRows) {
+          float sum = 0.f;
+          for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rr);
+          a.out[int64_t(tok) * a.H + rr] = sum;
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
 #else
   GPTOSS_NO_DEVICE_CODE("bf16 mma.sync (sm_80+)");
 #endif
@@ -679,6 +866,33 @@ void launch_variant(const MoeArgs& a, float* act, float* part, cudaStream_t stre
 }
 
 
+// The staged ring's grid: GPTOSS_CUDA_MOE_STAGED_CTAS, else every CTA that fits the device at once (persistent).
+template <typename K>
+int staged_grid(K kernel, int threads, int smem, int units) {
+  int ctas = knobs().moe_staged_ctas;
+  if (ctas == 0) {
+    int per_sm = 0;
+    GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+    ctas = std::max(per_sm, 1) * current_caps().sm_count;
+  }
+  return std::max(1, std::min(units, ctas));
+}
+
+template <int kSlots>
+void launch_staged(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
+  const int nh = a.H / 32, ni = a.I / 32, pairs = a.n * a.k;
+  const int t1 = slice_shape(nh, kMoeStagedPer).slices * 32, t2 = slice_shape(ni, kMoeStagedPer).slices * 32;
+  const int s1 = staged_cta_smem(nh, kSlots), s2 = staged_cta_smem(ni, kSlots);
+  allow_smem(moe_staged_kernel<false, kSlots>, s1);
+  allow_smem(moe_staged_kernel<true, kSlots>, s2);
+  const int g1 = staged_grid(moe_staged_kernel<false, kSlots>, t1, s1, pairs * (2 * a.I / kTileRows));
+  launch_k(moe_staged_kernel<false, kSlots>, dim3(g1), t1, s1, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_staged_kernel<gate_up>");
+  const int g2 = staged_grid(moe_staged_kernel<true, kSlots>, t2, s2, pairs * (a.H / kTileRows));
+  launch_k(moe_staged_kernel<true, kSlots>, dim3(g2), t2, s2, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH("moe_staged_kernel<down>");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Grouped decode MoE (a batched step's few tokens an expert: MoeDecodeKind's neighbour MoeGroupedKind
 // GroupedMma, policy.h). The routing is grouped as for the GEMM tile (count, scan, scatter: each
@@ -918,8 +1132,14 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
     if (!a.decode_layout)
       throw type_error("moe: the mma-relaid decode kernel reads experts in the decode layout; these are in the checkpoint's");
     const int ablate = moe_decode_ablation.load(std::memory_order_relaxed);
+    const int staged = knobs().moe_staged;  // GPTOSS_CUDA_MOE_STAGED: slots a warp (0: the one-tile kernels)
     if (ablate == 1) launch_variant<true, true, 1>(a, act, part, stream);
     else if (ablate == 2) launch_variant<true, true, 2>(a, act, part, stream);
+    else if (staged > 0 && moe_staged_fits(a.H / 32) && moe_staged_fits(a.I / 32) && a.H % kTileRows == 0) {
+      if (staged == 3) launch_staged<3>(a, act, part, stream);
+      else if (staged == 2) launch_staged<2>(a, act, part, stream);
+      else launch_staged<1>(a, act, part, stream);
+    }
     else if (knobs().moe_act_frags) launch_variant<true, true, 0, true>(a, act, part, stream);
     else launch_variant<true, true>(a, act, part, stream);
   } else if (a.decode_layout) {

@@ -146,12 +146,14 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", false);
   k.moe_act_frags = env_flag("GPTOSS_CUDA_MOE_ACT_FRAGS", false);
   k.router_rank = env_flag("GPTOSS_CUDA_ROUTER_RANK", false);
+  k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceDefault, 4, kMoeSliceMax);
+  k.moe_staged = env_int("GPTOSS_CUDA_MOE_STAGED", 0, 1, 3);
+  k.moe_staged_ctas = env_int("GPTOSS_CUDA_MOE_STAGED_CTAS", 0, 1, 1 << 16);
 }
 }  // namespace
 
 GpuKnobs GpuKnobs::from_env() {
   GpuKnobs k;
-  k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceDefault, 4, kMoeSliceMax);
   k.moe_fp8_ctas = env_int("GPTOSS_CUDA_MOE_FP8_CTAS", 2, 1, 2);
   k.attn_splits = env_int("GPTOSS_CUDA_ATTN_SPLITS", 32, 1, kDecodeMaxSplits);
   k.attn_window_splits = env_int("GPTOSS_CUDA_ATTN_WINDOW_SPLITS", 1, 1, 2);

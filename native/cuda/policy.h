@@ -67,12 +67,19 @@ struct GpuKnobs {
   // GPTOSS_CUDA_ROUTER_RANK=1 (A/B; off until it has run on a GPU): the router's top-k in one pass where E fits a warp
   // (router_select_rank: every lane ranks its logit against all E) instead of k rounds of shuffles; same results
   bool router_rank = false;
+  // GPTOSS_CUDA_MOE_STAGED=1|2|3 (A/B; off until it has run on a GPU): the one-token MoE on the decode layout through
+  // persistent CTAs whose warps take each tile's words from shared memory into registers as soon as they land and
+  // refill the slot at once (moe_staged_kernel), with this many slots a warp; GPTOSS_CUDA_MOE_STAGED_CTAS caps its
+  // grid (0: every CTA that fits the device; tests use a few, so that each CTA walks many units)
+  int moe_staged = 0;
+  int moe_staged_ctas = 0;
   static GpuKnobs from_env();
 };
 // The process's knobs: from_env() on first use, except GPTOSS_CUDA_MOE_DECODE, GPTOSS_CUDA_MOE_BF16,
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
 // GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA, GPTOSS_CUDA_MOE_STREAM_MAX, GPTOSS_CUDA_MOE_ACT,
-// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS, GPTOSS_CUDA_ROUTER_CLUSTER, GPTOSS_CUDA_MOE_ACT_FRAGS and GPTOSS_CUDA_ROUTER_RANK,
+// GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS, GPTOSS_CUDA_ROUTER_CLUSTER, GPTOSS_CUDA_MOE_ACT_FRAGS, GPTOSS_CUDA_ROUTER_RANK,
+// GPTOSS_CUDA_MOE_SLICE, GPTOSS_CUDA_MOE_STAGED and GPTOSS_CUDA_MOE_STAGED_CTAS
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 

@@ -97,6 +97,20 @@ inline int mma_cta_smem(int nch, int target) {
   const SliceShape sh = slice_shape(nch, target);
   return sh.slices * warp_bytes(sh.per);
 }
+// The staged ring (moe_staged_kernel, GPTOSS_CUDA_MOE_STAGED): a warp holds its slice of a tile in registers, at most
+// kMoeStagedPer MX blocks (slice_shape(nch, kMoeStagedPer): the 20b's 90 as 8 warps of 12, so rows of at most 96
+// blocks). A warp's shared memory: `slots` stages (16 rows + the tile's scale groups, as they land), the current
+// tile's scales (pre-offset), the B fragments.
+constexpr int kMoeStagedPer = 12;
+GPTOSS_HD inline int staged_stage_bytes(int per) { return kMoeTileRows * row_stride(per) + round16(kMoeTileRows * per); }
+GPTOSS_HD inline int staged_warp_bytes(int per, int slots) {
+  return slots * staged_stage_bytes(per) + round16(kMoeTileRows * per) + per * 128;
+}
+inline bool moe_staged_fits(int nch) { return nch > 0 && slice_shape(nch, kMoeStagedPer).per <= kMoeStagedPer; }
+inline int staged_cta_smem(int nch, int slots) {
+  const SliceShape sh = slice_shape(nch, kMoeStagedPer);
+  return sh.slices * staged_warp_bytes(sh.per, slots);
+}
 // The grouped decode kernels (a batched step's tokens grouped by expert): up to 4 tokens of one expert
 // in the MMA's 8 B columns (each token's bf16 hi and lo), 8 with two column sets sharing each decoded
 // weight fragment; B fragments per token.

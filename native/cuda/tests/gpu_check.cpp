@@ -908,6 +908,36 @@ void check_moe_stream(Rng& r) {
   }
 }
 
+// The staged ring (GPTOSS_CUDA_MOE_STAGED, A/B) on the decode layout: against the CPU, and bit for bit against the
+// one-tile kernels at its slice shape (GPTOSS_CUDA_MOE_SLICE=12), at 1, 2 and 3 slots, on the persistent grid and on
+// 3 CTAs (GPTOSS_CUDA_MOE_STAGED_CTAS: every CTA walks many units across pairs and tokens). Rows past its 96 MX blocks
+// take the one-tile kernels (said in the label).
+void check_moe_staged(const MoeSet& m, const Tensor& gx, const Tensor& gei, const Tensor& gwt, const Tensor& want,
+                      const std::string& shape, double tol) {
+  SwigluParams sw;
+  const int n = int(gx.dim(0));
+  ScopedEnv env({{"GPTOSS_CUDA_MOE_SLICE", "12"}});
+  Tensor ref = poisoned(DType::F32, {n, m.H});
+  gpu->moe(gx, gei, gwt, m.gw, sw, ref);
+  const Tensor ref_h = to_host(ref);
+  const bool runs = gptoss::cuda::moe_staged_fits(m.H / 32) && gptoss::cuda::moe_staged_fits(m.I / 32);
+  for (const char* slots : {"1", "2", "3"})
+    for (const char* ctas : {"0", "3"}) {
+      env.set("GPTOSS_CUDA_MOE_STAGED", slots);
+      env.set("GPTOSS_CUDA_MOE_STAGED_CTAS", ctas);
+      Tensor got = poisoned(DType::F32, {n, m.H});
+      gpu->moe(gx, gei, gwt, m.gw, sw, got);
+      const Tensor got_h = to_host(got);
+      Stats s = compare(got_h, want);
+      const double vs_one_tile = compare(got_h, ref_h).rel;
+      if (vs_one_tile != 0) s.rel = 1;
+      report("moe", shape, s, std::max(tol, 1e-4),
+             std::string("decode mma-relaid, staged ring, ") + slots + (std::strcmp(slots, "1") ? " slots" : " slot") +
+                 (std::strcmp(ctas, "0") ? ", 3 CTAs" : "") + (runs ? "" : " (rows past 96 MX blocks: the one-tile kernels)") +
+                 " (against the one-tile kernels at slice 12: rel " + std::to_string(vs_one_tile) + ")");
+    }
+}
+
 void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   Tensor x = rand_f32(r, {n, m.H});
   const Routes routes = draw_routes(r, n, k, m.E);
@@ -950,6 +980,7 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
       report("moe", shape, s, std::max(tol, 1e-4),
              "decode mma-relaid, act as fragments (against the default: rel " + std::to_string(vs_default) + ")");
     }
+    check_moe_staged(m, gx, gei, gwt, want, shape, tol);
     return;
   }
   // Decode: every kernel variant (GPTOSS_CUDA_MOE_DECODE, read at each call). The tensor-core

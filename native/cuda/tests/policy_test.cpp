@@ -443,6 +443,22 @@ void test_moe_bf16() {
     unsetenv("GPTOSS_CUDA_ROUTER_RANK");
     unsetenv("GPTOSS_CUDA_MOE_ACT_FRAGS");
     CHECK(!knobs().router_rank && !knobs().moe_act_frags);
+    // the staged ring (slots a warp, 1..3) and its grid cap; the slice target, now also read at each call
+    CHECK(knobs().moe_staged == 0 && knobs().moe_staged_ctas == 0 && knobs().moe_slice == kMoeSliceDefault);
+    setenv("GPTOSS_CUDA_MOE_STAGED", "3", 1);
+    setenv("GPTOSS_CUDA_MOE_STAGED_CTAS", "3", 1);
+    setenv("GPTOSS_CUDA_MOE_SLICE", "12", 1);
+    CHECK(knobs().moe_staged == 3 && knobs().moe_staged_ctas == 3 && knobs().moe_slice == 12);
+    setenv("GPTOSS_CUDA_MOE_STAGED", "4", 1);  // not a slot count: off
+    CHECK(knobs().moe_staged == 0);
+    unsetenv("GPTOSS_CUDA_MOE_STAGED");
+    unsetenv("GPTOSS_CUDA_MOE_STAGED_CTAS");
+    unsetenv("GPTOSS_CUDA_MOE_SLICE");
+    CHECK(knobs().moe_staged == 0 && knobs().moe_slice == kMoeSliceDefault);
+    // its shapes: the 20b's 90 MX blocks as 8 warps of 12 (2 CTAs of 2 slots: 140 KB), nothing past 96
+    CHECK(slice_shape(90, kMoeStagedPer).slices == 8 && slice_shape(90, kMoeStagedPer).per == 12);
+    CHECK(moe_staged_fits(90) && moe_staged_fits(96) && !moe_staged_fits(97) && moe_staged_fits(2));
+    CHECK(staged_cta_smem(90, 2) == 8 * (2 * (16 * 208 + 192) + 192 + 12 * 128));
   }
   // the wide kernel by default on Hopper from 14 rows an expert on average (20b: 112 streams x top-4 / 32)
   CHECK(moe_stream_tokens(hopper, k, 64 * 4, 32, H, H) == kMoeStreamTokens);
