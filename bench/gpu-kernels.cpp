@@ -745,7 +745,7 @@ int main(int argc, char** argv) {
     auto sets = routing(1, 16, E);
     Tensor x = gpu->upload(rand_f32(r, {1, H})), out = gpu->empty(DType::F32, {1, H});
     // every decode kernel variant (GPTOSS_CUDA_MOE_DECODE is read at each call; the default is mma on sm_90)
-    for (const char* variant : {"simt", "mma-prmt", "mma", "mma-fp8"}) {
+    for (const char* variant : {"simt", "mma-prmt", "mma", "mma-fp8", "mma-mxf8"}) {  // mma-mxf8 emulated before sm_120a
       setenv("GPTOSS_CUDA_MOE_DECODE", variant, 1);
       double ms = time_ms([&](int i) { auto& s = sets[i % 16]; gpu->moe(x, s.first, s.second, w, sw, out); }, 50, 5);
       add(std::string("moe decode ") + variant + " eager", "n1 k4 E32 H2880 I2880", ms, 4 * expert_bytes / (ms * 1e-3) / 1e9, "GB/s", bw);

@@ -26,6 +26,7 @@ enum CompiledFeature : unsigned {
   kFeatTcgen05 = 16u, // sm_100a
   kFeatMfma = 32u,    // AMD CDNA matrix cores
   kFeatBulkAsync = 64u,  // cp.async.bulk(.tensor) + mbarrier expect-tx (sm_90+)
+  kFeatMmaBlockScale = 128u,  // mma.sync kind::mxf8f6f4 / kind::mxf4 block_scale (sm_120a)
 };
 
 struct GpuCaps {
@@ -41,6 +42,11 @@ struct GpuCaps {
   bool fp8_compiled = false;  // e4m3 mma.sync compiled (runs, natively or emulated)
   bool pdl = false;        // griddepcontrol compiled and the device runs it
   bool bulk_async = false; // TMA bulk copies and mbarrier expect-tx compiled and the device runs them (sm_90+)
+  // Block-scaled mma.sync compiled (sm_120a) and the device is a Blackwell RTX part; device.cu then runs
+  // moe_mxf8_selftest (one MX block of the decode MoE's MMA against the host) and clears it on a mismatch,
+  // setting block_scale_selftest_failed: the path choosers fall back to the e4m3 kernels.
+  bool mma_block_scale = false;
+  bool block_scale_selftest_failed = false;
   int smem_optin = 0;      // opt-in shared memory a block (bytes; GPTOSS_CUDA_SMEM_LIMIT may lower it)
   int sm_count = 0;        // SMs (CUs on AMD)
   int warp_size = 32;

@@ -54,6 +54,9 @@ __global__ void caps_probe_kernel(unsigned* out) {
 #if defined(GPTOSS_HAVE_MFMA)
   f |= kFeatMfma;
 #endif
+#if defined(GPTOSS_HAVE_MMA_BLOCK_SCALE)
+  f |= kFeatMmaBlockScale;
+#endif
   out[0] = GPTOSS_COMPILED_ARCH;
   out[1] = f;
 }
@@ -107,14 +110,21 @@ GpuCaps probe(int dev) {
   } else {
     (void)cudaGetLastError();
   }
-  (void)cudaSetDevice(prev);
 #if defined(GPTOSS_HIP)
   const bool amd = true;
 #else
   const bool amd = false;
 #endif
-  return make_caps(dev, prop.name, arch_code(prop.major, prop.minor), int(got[0]), got[1], smem_limit(optin),
-                   prop.multiProcessorCount, prop.warpSize, prop.totalGlobalMem, amd);
+  GpuCaps c = make_caps(dev, prop.name, arch_code(prop.major, prop.minor), int(got[0]), got[1], smem_limit(optin),
+                        prop.multiProcessorCount, prop.warpSize, prop.totalGlobalMem, amd);
+  // The block-scaled MMA has not run on any GPU this project had: its operand and scale layouts are checked
+  // on the device before any kernel relies on them (moe_decode_mma.cu).
+  if (c.mma_block_scale && !moe_mxf8_selftest()) {
+    c.mma_block_scale = false;
+    c.block_scale_selftest_failed = true;
+  }
+  (void)cudaSetDevice(prev);
+  return c;
 }
 
 }  // namespace

@@ -42,5 +42,11 @@ std::atomic<int>& launcher_slot(void (*kernel)(KArgs...), int size = 0) {
 const char* compiled_arch_list();
 // Why device `dev` cannot run this binary's kernels ("" when it can).
 std::string device_unusable_reason(const GpuCaps& caps);
+// MoeDecodeKind::MmaMxf8's block-scaled MMA (sm_120a; moe_decode_mma.cu) on the calling thread's current device: one
+// MX block of 16 rows through the decode kernels' own operand builders and MMA, against the exact dot products on
+// the host. true where it agrees; false where it does not, or where the launch fails. The probe runs it before
+// MmaMxf8 becomes a Blackwell part's default (GpuCaps::mma_block_scale); gpu_check runs it on the emulation. Call it
+// only where e4m3 mma.sync or the block-scaled MMA is compiled (elsewhere its kernel traps).
+bool moe_mxf8_selftest();
 
 }  // namespace gptoss::cuda

@@ -293,7 +293,8 @@ class CudaBackend final : public Backend {
       case MoeDecodeKind::Mma:
       case MoeDecodeKind::MmaRelaid:
       case MoeDecodeKind::MmaPrmt:
-      case MoeDecodeKind::MmaFp8: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
+      case MoeDecodeKind::MmaFp8:
+      case MoeDecodeKind::MmaMxf8: return launch_moe_decode_mma(a, kind, ws.get(), stream_);
       case MoeDecodeKind::Simt: return launch_moe_decode(a, ws.get(), stream_);
       case MoeDecodeKind::Mfma:
 #if defined(GPTOSS_HIP)

@@ -59,7 +59,7 @@ struct MoeArgs {
 size_t moe_workspace_bytes(const MoeArgs& a, bool decode);
 void launch_moe_decode(const MoeArgs& a, void* workspace, cudaStream_t stream);
 // Decode kernels: tensor-core GEMVs (moe_decode_mma.cu; Mma = bit-placed E2M1, MmaPrmt = prmt
-// tables, MmaFp8 = e4m3 mma.sync streaming) or the SIMT LUT kernels above: choose_moe_decode()
+// tables, MmaFp8 = e4m3 mma.sync streaming, MmaMxf8 = the same on Blackwell's block-scaled MMA) or the SIMT LUT kernels above: choose_moe_decode()
 // (policy.h) picks one. Same workspace as launch_moe_decode.
 void launch_moe_decode_mma(const MoeArgs& a, MoeDecodeKind kind, void* workspace, cudaStream_t stream);
 #if defined(GPTOSS_HIP)

@@ -30,10 +30,13 @@
 // a block at a time (one 16-byte load a lane and a slice instead of 16 one-byte loads, stored to
 // shared memory pre-offset as stored_scale_byte leaves them, four bytes an operation, so that the MMA
 // loop's scale is one shift).
+#include "mma_mxf4.cuh"
 #include "moe.cuh"
 #include "mxfp4_layout.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -704,10 +707,82 @@ __device__ __forceinline__ void fp8_tile_mma(const uint8_t* rows, int stride, co
   acc0 = a0;
   acc1 = a1;
 }
+
+// ---- MmaMxf8: the same kernels on Blackwell's block-scaled MMA (mma_mxf8f6f4_e2m1_e4m3; sm_120a, emulated on
+// sm_89 / sm_90 for the checks). The weights go in as stored: a word's codes moved to bits 5..2 of their bytes (two
+// operations a register), the row's E8M0 scale byte as the MMA's A scale. The activation is fp8_build_frags' limbs
+// with one exponent a block instead of one a vector: limb c of block b carries its own scale 2^(e_b - 7 - 4c) as B's
+// column scale, so the MMA returns each limb already weighted and the loop has no scale FMA. ~14 instructions a
+// warp and MX block against the bf16 kernels' ~36 (no decode arithmetic, one MMA instead of two).
+// The warp's B operand over MX blocks [b0, b0 + nb): frag as fp8_build_frags lays it out, each block scaled so that
+// its max lands in [128, 256); fsc[blk * 4 + c] = limb c's E8M0 byte.
+__device__ __forceinline__ void mxf8_build_frags(const float* x, int b0, int nb, uint2* frag, uint32_t* fsc, int lane) {
+  const float4* x4 = reinterpret_cast<const float4*>(x);
+  for (int base = 0; base < nb * 4; base += WARP_SIZE) {  // whole warps, so the block max can shuffle
+    const int it = base + lane, blk = it >> 2, q = it & 3;
+    const bool on = it < nb * 4;  // a block's 4 quads are 4 neighbouring lanes: on or off together
+    float4 v0 = make_float4(0.f, 0.f, 0.f, 0.f), v1 = v0;
+    if (on) {
+      const float4* p = x4 + (b0 + blk) * 8 + 2 * q;
+      v0 = __ldg(p);
+      v1 = __ldg(p + 1);
+    }
+    float m = fmaxf(fmaxf(fmaxf(fabsf(v0.x), fabsf(v0.y)), fmaxf(fabsf(v0.z), fabsf(v0.w))),
+                    fmaxf(fmaxf(fabsf(v1.x), fabsf(v1.y)), fmaxf(fabsf(v1.z), fabsf(v1.w))));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+    if (!on) continue;
+    // floor(log2 max) for a normal max, at most 127; a zero (or subnormal) block takes e = -100
+    const int e = min(max(int((__float_as_uint(m) >> 23) & 0xFF) - 127, -100), 127);
+    const float sc = __uint_as_float(uint32_t(127 + 7 - e) << 23);  // 2^(7-e)
+    float r[8] = {v0.x * sc, v0.y * sc, v0.z * sc, v0.w * sc, v1.x * sc, v1.y * sc, v1.z * sc, v1.w * sc};
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const uint32_t ev = e4m3x4(r[0], r[2], r[4], r[6]), od = e4m3x4(r[1], r[3], r[5], r[7]);
+      frag[blk * 16 + c * 4 + q] = make_uint2(ev, od);
+      float be[4], bo[4];
+      e4m3x4_to_f32(ev, be);
+      e4m3x4_to_f32(od, bo);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        r[2 * j] = (r[2 * j] - be[j]) * 16.f;  // exact: the limb is r rounded
+        r[2 * j + 1] = (r[2 * j + 1] - bo[j]) * 16.f;
+      }
+    }
+    if (q == 0)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) fsc[blk * 4 + c] = uint32_t(127 + e - 7 - 4 * c);  // in [8, 247]
+  }
+}
+
+// sum over the slice's blocks of (W_blk x 2^(s-127)) . x_blk for rows g (acc0) and g + 8 (acc1) in lanes t = 0: the
+// block-scaled MMA accumulates in d; limbs 0, 1 are lane t = 0's columns, 2, 3 lane t = 1's (the caller adds them).
+__device__ __forceinline__ void mxf8_tile_mma(const uint8_t* rows, int stride, const uint8_t* sc0, const uint8_t* sc1,
+                                              const uint2* frag, const uint32_t* fsc, int nb, int lane, float& acc0,
+                                              float& acc1) {
+  const int g = lane >> 2, t = lane & 3;
+  const uint8_t* arow = rows + (lane & 15) * stride;  // ldmatrix.x2: lanes 0-15 give rows 0-15
+  const uint2* fr = frag + (g & 3) * 4 + t;            // column g & 3 (a limb), quad t
+  const uint32_t* fs = fsc + (g & 3);                  // lanes 4n give column n's scale: limb n & 3
+  const uint8_t* sa = t & 1 ? sc1 : sc0;               // lanes 4r give row r's scale, 4r + 1 row r + 8's
+  float d[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 4
+  for (int blk = 0; blk < nb; ++blk) {
+    uint32_t w0, w1;
+    ldsm_x2(w0, w1, arow + blk * 16);
+    const uint2 xf = fr[blk * 16];
+    // low nibbles (values 8t + 2j at k = 4t + j) and high ones (8t + 2j + 1 at k = 16 + 4t + j), as fp8_tile_mma
+    const uint32_t a[4] = {(w0 << 2) & 0x3C3C3C3Cu, (w1 << 2) & 0x3C3C3C3Cu, (w0 >> 2) & 0x3C3C3C3Cu, (w1 >> 2) & 0x3C3C3C3Cu};
+    mma_mxf8f6f4_e2m1_e4m3(d, a, xf.x, xf.y, sa[blk], fs[blk * 4]);
+  }
+  acc0 = d[0] + d[1];
+  acc1 = d[2] + d[3];
+}
 #endif  // GPTOSS_HAVE_FP8_MMA
 
 // kStages: 3, or 2 where 3 do not fit the device's shared memory (sm_86/89/120: 99 KB a block).
-template <bool kDown, int kStages>
+// kMx: MmaMxf8 (block-scaled MMA, per-block activation exponents; mxf8_build_frags / mxf8_tile_mma).
+template <bool kDown, int kStages, bool kMx = false>
 __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeArgs a, float* act, float* part) {
 #if defined(GPTOSS_HAVE_FP8_MMA)
   extern __shared__ __align__(16) uint8_t smem[];
@@ -718,8 +793,9 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
   const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
   const int per = fp8_per(nch), stride = row_stride(per);
   const int b0 = warp * nch / kFp8Warps, nb = (warp + 1) * nch / kFp8Warps - b0;  // balanced; may be 0
-  uint8_t* wsm = smem + warp * fp8_warp_bytes(per, kStages);
+  uint8_t* wsm = smem + warp * (kMx ? mxf8_warp_bytes(per, kStages) : fp8_warp_bytes(per, kStages));
   uint2* frag = reinterpret_cast<uint2*>(wsm + kStages * fp8_stage_bytes(per));
+  uint32_t* fsc = reinterpret_cast<uint32_t*>(frag + per * 16);  // kMx: the limbs' scale bytes [block][limb]
   const int64_t wexp = int64_t(rows_total) * nch;  // MX blocks (and scale bytes) an expert
   const uint8_t* wbase = kDown ? a.down : a.gate_up;
   const uint8_t* sbase = kDown ? a.down_scales : a.gate_up_scales;
@@ -774,7 +850,9 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
     if (valid && nb > 0) {
       const int key = kDown ? pair : tok;
       if (key != frag_key) {
-        xe = fp8_build_frags(kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H, nch, b0, nb, frag, lane);
+        const float* xv = kDown ? act + int64_t(pair) * a.I : a.x + int64_t(tok) * a.H;
+        if constexpr (kMx) mxf8_build_frags(xv, b0, nb, frag, fsc, lane);
+        else xe = fp8_build_frags(xv, nch, b0, nb, frag, lane);
         __syncwarp();
         frag_key = key;
       }
@@ -784,13 +862,19 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
       const int g = lane >> 2, last = rows_total - 1 - row0;
       const uint8_t* sc0 = win + g * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(min(g, last)) * nch) & 15);
       const uint8_t* sc1 = win + (g + 8) * kScaleWin + (reinterpret_cast<uintptr_t>(srow + int64_t(min(g + 8, last)) * nch) & 15);
-      fp8_tile_mma(st, stride, sc0, sc1, frag, nb, lane, acc0, acc1);
-      // limbs 2, 3 (lanes t = 1) meet limbs 0, 1 (t = 0); then undo 2^(7-e) and E2M1's 2^-6
-      acc0 += __shfl_down_sync(0xffffffffu, acc0, 1) * 0x1p-8f;
-      acc1 += __shfl_down_sync(0xffffffffu, acc1, 1) * 0x1p-8f;
-      const float undo = __uint_as_float(uint32_t(127 + min(xe, 127) - 1) << 23);  // 2^(e-1), e >= -100
-      acc0 *= undo;
-      acc1 *= undo;
+      if constexpr (kMx) {
+        mxf8_tile_mma(st, stride, sc0, sc1, frag, fsc, nb, lane, acc0, acc1);
+        acc0 += __shfl_down_sync(0xffffffffu, acc0, 1);  // limbs 2, 3 (lanes t = 1), each weighted by its scale
+        acc1 += __shfl_down_sync(0xffffffffu, acc1, 1);
+      } else {
+        fp8_tile_mma(st, stride, sc0, sc1, frag, nb, lane, acc0, acc1);
+        // limbs 2, 3 (lanes t = 1) meet limbs 0, 1 (t = 0); then undo 2^(7-e) and E2M1's 2^-6
+        acc0 += __shfl_down_sync(0xffffffffu, acc0, 1) * 0x1p-8f;
+        acc1 += __shfl_down_sync(0xffffffffu, acc1, 1) * 0x1p-8f;
+        const float undo = __uint_as_float(uint32_t(127 + min(xe, 127) - 1) << 23);  // 2^(e-1), e >= -100
+        acc0 *= undo;
+        acc1 *= undo;
+      }
     }
     if ((lane & 3) == 0) {
       red[u & 1][warp][lane >> 2] = acc0;
@@ -1103,25 +1187,108 @@ void launch_group(const MoeArgs& a, const MoeGroups& gr, float* act, float* y, c
 
 }  // namespace
 
-template <int kStages>
+template <int kStages, bool kMx = false>
 void launch_fp8(const MoeArgs& a, float* act, float* part, cudaStream_t stream) {
-  const int s1 = fp8_cta_smem(a.H / 32, kStages), s2 = fp8_cta_smem(a.I / 32, kStages), pairs = a.n * a.k;
-  allow_smem(moe_fp8_stream_kernel<false, kStages>, s1);
-  allow_smem(moe_fp8_stream_kernel<true, kStages>, s2);
+  const auto smem = [](int nch) { return kMx ? mxf8_cta_smem(nch, kStages) : fp8_cta_smem(nch, kStages); };
+  const int s1 = smem(a.H / 32), s2 = smem(a.I / 32), pairs = a.n * a.k;
+  allow_smem(moe_fp8_stream_kernel<false, kStages, kMx>, s1);
+  allow_smem(moe_fp8_stream_kernel<true, kStages, kMx>, s2);
   const int ctas = knobs().moe_fp8_ctas * current_caps().sm_count;  // GPTOSS_CUDA_MOE_FP8_CTAS (1 or 2) a SM
   const int units1 = pairs * ceil_div(2 * a.I, kTileRows), units2 = pairs * ceil_div(a.H, kTileRows);
-  launch_k(moe_fp8_stream_kernel<false, kStages>, dim3(std::min(units1, ctas)), kFp8Warps * 32, s1, stream, a, act, part);
-  GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<gate_up>");
-  launch_k(moe_fp8_stream_kernel<true, kStages>, dim3(std::min(units2, ctas)), kFp8Warps * 32, s2, stream, a, act, part);
-  GPTOSS_CUDA_LAUNCH("moe_fp8_stream_kernel<down>");
+  launch_k(moe_fp8_stream_kernel<false, kStages, kMx>, dim3(std::min(units1, ctas)), kFp8Warps * 32, s1, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH(kMx ? "moe_fp8_stream_kernel<gate_up, mxf8>" : "moe_fp8_stream_kernel<gate_up>");
+  launch_k(moe_fp8_stream_kernel<true, kStages, kMx>, dim3(std::min(units2, ctas)), kFp8Warps * 32, s2, stream, a, act, part);
+  GPTOSS_CUDA_LAUNCH(kMx ? "moe_fp8_stream_kernel<down, mxf8>" : "moe_fp8_stream_kernel<down>");
 }
 
 namespace {
+// moe_mxf8_selftest's one warp: rows [16][16 bytes] (packed codes as the checkpoint holds them), scales [16], x [32]
+// -> y [16], through mxf8_build_frags and mxf8_tile_mma as the MmaMxf8 kernels call them.
+__global__ void mxf8_selftest_kernel(const uint8_t* w, const uint8_t* scales, const float* x, float* y) {
+#if defined(GPTOSS_HAVE_FP8_MMA)
+  __shared__ __align__(16) uint8_t rows[kTileRows * 16];
+  __shared__ uint8_t sc[kTileRows];
+  __shared__ __align__(16) uint2 frag[16];
+  __shared__ uint32_t fsc[4];
+  const int lane = int(threadIdx.x);
+  if (lane < kTileRows) {
+    reinterpret_cast<uint4*>(rows)[lane] = reinterpret_cast<const uint4*>(w)[lane];
+    sc[lane] = scales[lane];
+  }
+  __syncwarp();
+  mxf8_build_frags(x, 0, 1, frag, fsc, lane);
+  __syncwarp();
+  const int g = lane >> 2;
+  float acc0 = 0.f, acc1 = 0.f;
+  mxf8_tile_mma(rows, 16, sc + g, sc + g + 8, frag, fsc, 1, lane, acc0, acc1);
+  acc0 += __shfl_down_sync(0xffffffffu, acc0, 1);
+  acc1 += __shfl_down_sync(0xffffffffu, acc1, 1);
+  if ((lane & 3) == 0) {
+    y[g] = acc0;
+    y[g + 8] = acc1;
+  }
+#else
+  GPTOSS_NO_DEVICE_CODE("e4m3 mma.sync (sm_89+)");
+#endif
+}
+
 // set_moe_decode_ablation (bench_hooks.h): 0 everywhere but in the kernel bench's ablation rows.
 std::atomic<int> moe_decode_ablation{0};
 }  // namespace
 
 void set_moe_decode_ablation(int mode) { moe_decode_ablation.store(mode, std::memory_order_relaxed); }
+
+bool moe_mxf8_selftest() {
+  // Every code in every row, rows with their own scales (2^-9 .. 2^3), an activation whose blocks' limbs all matter
+  // (magnitudes over 2^-6 .. 2^5, both signs), so a layout or scale-lane mistake moves a row by far more than 1e-5.
+  uint8_t w[kTileRows * 16], scales[kTileRows];
+  float x[32], want[kTileRows], tol[kTileRows];
+  static const float kE2m1[16] = {0.f, 0.5f, 1.f, 1.5f, 2.f, 3.f, 4.f, 6.f, -0.f, -0.5f, -1.f, -1.5f, -2.f, -3.f, -4.f, -6.f};
+  float xmax = 0.f;
+  for (int k = 0; k < 32; ++k) {
+    x[k] = float((k * 37) % 29 - 14) * 0.173f * std::ldexp(1.f, (k * 7) % 12 - 6);
+    xmax = std::max(xmax, std::fabs(x[k]));
+  }
+  for (int r = 0; r < kTileRows; ++r) {
+    scales[r] = uint8_t(118 + (r * 5) % 13);
+    const double s = std::ldexp(1.0, scales[r] - 127);
+    double sum = 0, abs_sum = 0, w_sum = 0;
+    for (int k = 0; k < 32; ++k) {
+      const int code = (r * 11 + k * 7 + (k >> 3) * r) & 15;
+      uint8_t& byte = w[r * 16 + k / 2];
+      byte = k & 1 ? uint8_t((byte & 0x0F) | (code << 4)) : uint8_t(code);
+      sum += double(kE2m1[code]) * s * double(x[k]);
+      abs_sum += std::fabs(double(kE2m1[code]) * s * double(x[k]));
+      w_sum += std::fabs(double(kE2m1[code])) * s;
+    }
+    want[r] = float(sum);
+    // the four limbs hold x to ~2^-18 of the block's max (2^-15 allowed), plus f32 accumulation; a misplaced operand
+    // or scale moves a row by the order of its terms
+    tol[r] = float(w_sum * xmax * 0x1p-15 + abs_sum * 1e-6);
+  }
+  uint8_t* dw = nullptr;
+  float* dx = nullptr;
+  cudaError_t err = cudaMalloc(&dw, sizeof w + sizeof scales);
+  if (err == cudaSuccess) err = cudaMalloc(&dx, sizeof x + sizeof want);
+  if (err == cudaSuccess) err = cudaMemcpy(dw, w, sizeof w, cudaMemcpyHostToDevice);
+  if (err == cudaSuccess) err = cudaMemcpy(dw + sizeof w, scales, sizeof scales, cudaMemcpyHostToDevice);
+  if (err == cudaSuccess) err = cudaMemcpy(dx, x, sizeof x, cudaMemcpyHostToDevice);
+  float got[kTileRows];
+  if (err == cudaSuccess) {
+    mxf8_selftest_kernel<<<1, WARP_SIZE>>>(dw, dw + sizeof w, dx, dx + 32);
+    err = cudaGetLastError();
+  }
+  if (err == cudaSuccess) err = cudaMemcpy(got, dx + 32, sizeof got, cudaMemcpyDeviceToHost);
+  if (dw) (void)cudaFree(dw);
+  if (dx) (void)cudaFree(dx);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  for (int r = 0; r < kTileRows; ++r)
+    if (!(std::fabs(got[r] - want[r]) <= tol[r])) return false;
+  return true;
+}
 
 void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* workspace, cudaStream_t stream) {
   MoeArgs a = args;
@@ -1151,6 +1318,12 @@ void launch_moe_decode_mma(const MoeArgs& args, MoeDecodeKind kind, void* worksp
     else if (stages == 2) launch_fp8<2>(a, act, part, stream);
     else throw range_error("moe: the FP8 decode kernels do not fit this device's shared memory (H " + std::to_string(a.H) +
                            ", I " + std::to_string(a.I) + ")");
+  } else if (kind == MoeDecodeKind::MmaMxf8) {
+    const int stages = moe_mxf8_stages(current_caps(), a.H, a.I);
+    if (stages == 3) launch_fp8<3, true>(a, act, part, stream);
+    else if (stages == 2) launch_fp8<2, true>(a, act, part, stream);
+    else throw range_error("moe: the block-scaled decode kernels do not fit this device's shared memory (H " +
+                           std::to_string(a.H) + ", I " + std::to_string(a.I) + ")");
   }
   else launch_variant<true>(a, act, part, stream);
 }

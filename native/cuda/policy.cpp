@@ -52,6 +52,7 @@ GpuCaps make_caps(int device, const std::string& name, int arch, int compiled_ar
               ((arch >= GPTOSS_ARCH_ADA && arch < GPTOSS_ARCH_HOPPER) || arch >= GPTOSS_ARCH_BLACKWELL_RTX);
   c.pdl = (c.compiled & kFeatPdl) != 0 && !amd && arch >= GPTOSS_ARCH_HOPPER;
   c.bulk_async = (c.compiled & kFeatBulkAsync) != 0 && !amd && arch >= GPTOSS_ARCH_HOPPER;
+  c.mma_block_scale = (c.compiled & kFeatMmaBlockScale) != 0 && !amd && arch >= GPTOSS_ARCH_BLACKWELL_RTX;
   c.smem_optin = smem_optin;
   c.sm_count = sm_count;
   c.warp_size = warp_size;
@@ -83,11 +84,14 @@ std::string caps_summary(const GpuCaps& c) {
     std::snprintf(buf, sizeof buf, "sm_%d, no image in this binary", c.arch / 10);
     return buf;
   }
-  std::snprintf(buf, sizeof buf, "sm_%d %s, image sm_%d%s (%s%s%s), %d SMs, %d KB smem a block", c.arch / 10,
-                arch_name(c.arch), c.compiled_arch / 10, c.compiled & (kFeatWgmma | kFeatTcgen05) ? "a" : "",
-                tensor_cores_name(c.tensor_cores),
-                c.fp8_mma ? ", fp8" : c.fp8_compiled ? ", fp8 emulated" : "", c.pdl ? ", pdl" : "", c.sm_count,
-                c.smem_optin / 1024);
+  std::snprintf(buf, sizeof buf, "sm_%d %s, image sm_%d%s (%s%s%s%s), %d SMs, %d KB smem a block", c.arch / 10,
+                arch_name(c.arch), c.compiled_arch / 10,
+                c.compiled & (kFeatWgmma | kFeatTcgen05 | kFeatMmaBlockScale) ? "a" : "", tensor_cores_name(c.tensor_cores),
+                c.fp8_mma ? ", fp8" : c.fp8_compiled ? ", fp8 emulated" : "",
+                c.mma_block_scale               ? ", mxf8 block-scale"
+                : c.block_scale_selftest_failed ? ", mxf8 block-scale failed its self-test (not used)"
+                                                : "",
+                c.pdl ? ", pdl" : "", c.sm_count, c.smem_optin / 1024);
   return buf;
 }
 
@@ -123,6 +127,7 @@ void read_per_call_knobs(GpuKnobs& k) {
                             {{"mma", K::MoeDecode::Mma}, {"mma-prmt", K::MoeDecode::MmaPrmt},
                              {"mma-fp8", K::MoeDecode::MmaFp8}, {"simt", K::MoeDecode::Simt},
                              {"mma-relaid", K::MoeDecode::MmaRelaid}, {"mfma", K::MoeDecode::Mfma},
+                             {"mma-mxf8", K::MoeDecode::MmaMxf8},
                              {"stream", K::MoeDecode::Stream}});
   k.moe_bf16 = env_choice("GPTOSS_CUDA_MOE_BF16", K::MoeBf16::Auto,
                           {{"gemv", K::MoeBf16::Gemv}, {"grouped", K::MoeBf16::Grouped}});
@@ -324,6 +329,14 @@ int moe_fp8_stages(const GpuCaps& caps, int H, int I) {
   return 0;
 }
 
+int moe_mxf8_stages(const GpuCaps& caps, int H, int I) {
+  const int nh = H / 32, ni = I / 32;
+  if (fp8_per(nh) > kFp8PerMax || fp8_per(ni) > kFp8PerMax) return 0;
+  for (int st : {3, 2})
+    if (std::max(mxf8_cta_smem(nh, st), mxf8_cta_smem(ni, st)) <= caps.smem_optin) return st;
+  return 0;
+}
+
 namespace {
 bool moe_mma_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
   const int nh = H / 32, ni = I / 32;
@@ -455,6 +468,12 @@ MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, i
   const bool mma_fits = moe_mma_fits(caps, k, H, I);
   if (k.moe_decode == Want::MmaPrmt && mma_fits) return MoeDecodeKind::MmaPrmt;
   if (k.moe_decode == Want::Mma && mma_fits) return MoeDecodeKind::Mma;
+  // The block-scaled MMA (sm_120a): the default where it is compiled, the device runs it and it passed its
+  // self-test (caps.mma_block_scale); on request wherever e4m3 mma.sync is compiled (emulated: the checks).
+  if (k.moe_decode == Want::Auto || k.moe_decode == Want::MmaMxf8) {
+    const bool mxf8_wanted = k.moe_decode == Want::MmaMxf8 ? caps.fp8_compiled || caps.mma_block_scale : caps.mma_block_scale;
+    if (mxf8_wanted && moe_mxf8_stages(caps, H, I) > 0) return MoeDecodeKind::MmaMxf8;
+  }
   const bool fp8_wanted = k.moe_decode == Want::MmaFp8 ? caps.fp8_compiled : caps.fp8_mma;
   if (fp8_wanted && moe_fp8_stages(caps, H, I) > 0) return MoeDecodeKind::MmaFp8;
   return mma_fits ? MoeDecodeKind::Mma : MoeDecodeKind::Simt;

@@ -25,8 +25,8 @@ constexpr bool kGemmWsDefault = true;
 
 // The environment's GPU tuning knobs, read once (options as data; the environment only as defaults).
 struct GpuKnobs {
-  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, Stream };
-  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|simt|mma-relaid|mfma|stream
+  enum class MoeDecode { Auto, Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, Stream, MmaMxf8 };
+  MoeDecode moe_decode = MoeDecode::Auto;  // GPTOSS_CUDA_MOE_DECODE=mma|mma-prmt|mma-fp8|mma-mxf8|simt|mma-relaid|mfma|stream
   int moe_slice = kMoeSliceDefault;        // GPTOSS_CUDA_MOE_SLICE (4..32): MX blocks a warp slice at most
   int moe_fp8_ctas = 2;                    // GPTOSS_CUDA_MOE_FP8_CTAS (1..2): FP8 CTAs a SM
   int attn_splits = 32;                    // GPTOSS_CUDA_ATTN_SPLITS (1..64): decode attention splits at most
@@ -210,8 +210,10 @@ bool moe_uses_decode(int n, int k);
 // native/hip/moe_decode_mfma.hip; the NVIDIA variants are never picked there, nor Mfma on NVIDIA),
 // Simt (LUT kernels: no tensor cores, shapes whose fragments do not fit, too many (token, tile)
 // counters, or GPTOSS_CUDA_MOE_DECODE=simt). MmaRelaid: Mma's kernels on experts in the decode layout
-// (mxfp4_layout.h), the only kernel for such experts (decode_layout).
-enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma };
+// (mxfp4_layout.h), the only kernel for such experts (decode_layout). MmaMxf8: MmaFp8's kernels on the block-scaled
+// MMA (sm_120a; the default where caps.mma_block_scale, which needs its device self-test passed; on request where
+// e4m3 mma.sync is compiled, through an emulation of the instruction).
+enum class MoeDecodeKind { Mma, MmaPrmt, MmaFp8, Simt, MmaRelaid, Mfma, MmaMxf8 };
 MoeDecodeKind choose_moe_decode(const GpuCaps& caps, const GpuKnobs& k, int n, int H, int I, bool decode_layout = false);
 // Whether a layer's experts (hidden H, intermediate I) are re-laid into the decode layout at upload
 // (Backend::prepare_experts): asked for (GPTOSS_CUDA_MOE_DECODE=mma-relaid) or Hopper's default (the knob
@@ -276,6 +278,8 @@ MoeBatchPath choose_moe_batch(const GpuCaps& caps, const GpuKnobs& k, int n, int
 int moe_group_tokens(const GpuCaps& caps, const GpuKnobs& k, int n, int experts_per_token, int E, int H, int I);
 // Ring stages of the FP8 kernels on this device: 3, else 2, else 0 (do not fit).
 int moe_fp8_stages(const GpuCaps& caps, int H, int I);
+// The same for MmaMxf8 (the FP8 kernels on the block-scaled MMA: 16 more bytes a block of shared memory).
+int moe_mxf8_stages(const GpuCaps& caps, int H, int I);
 
 // ---- the GEMM tile (linear prefill, grouped MoE) ----
 // Rows of an M tile for groups of about rows_per_group rows: 128, 64 or 32, the largest whose shared

@@ -194,5 +194,8 @@ GPTOSS_HD inline int fp8_per(int nch) { return (nch + kFp8Warps - 1) / kFp8Warps
 GPTOSS_HD inline int fp8_stage_bytes(int per) { return kMoeTileRows * (row_stride(per) + kScaleWin); }
 GPTOSS_HD inline int fp8_warp_bytes(int per, int stages) { return stages * fp8_stage_bytes(per) + per * 128; }
 inline int fp8_cta_smem(int nch, int stages) { return kFp8Warps * fp8_warp_bytes(fp8_per(nch), stages); }
+// MmaMxf8 (the same kernels on the block-scaled MMA): each block's four limb scales beside its fragments.
+GPTOSS_HD inline int mxf8_warp_bytes(int per, int stages) { return fp8_warp_bytes(per, stages) + per * 16; }
+inline int mxf8_cta_smem(int nch, int stages) { return kFp8Warps * mxf8_warp_bytes(fp8_per(nch), stages); }
 
 }  // namespace gptoss::cuda

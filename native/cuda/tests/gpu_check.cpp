@@ -908,6 +908,32 @@ void check_moe_stream(Rng& r) {
   }
 }
 
+// Which block-scaled MMA a "decode mma-mxf8" case ran: Blackwell's instruction, its emulation on e4m3 mma.sync, or
+// neither (the chooser then takes another kernel: the row proves nothing about MmaMxf8).
+std::string mxf8_note() {
+#if defined(GPTOSS_GPU_CHECK_HIP)
+  return " (not on AMD: another kernel ran)";
+#else
+  const gptoss::cuda::GpuCaps& caps = gptoss::cuda::device_caps(0);
+  return caps.mma_block_scale ? " (block-scaled MMA, native)"
+         : caps.fp8_compiled  ? " (block-scaled MMA emulated on e4m3 mma.sync)"
+                              : " (no e4m3 MMA compiled: another kernel ran)";
+#endif
+}
+
+// moe_mxf8_selftest, the check device.cu runs before MmaMxf8 becomes a Blackwell part's default, here on whatever
+// block-scaled MMA this GPU has (the emulation before sm_120a): it must pass, or the self-test itself is wrong.
+void check_mxf8_selftest() {
+#if !defined(GPTOSS_GPU_CHECK_HIP)
+  const gptoss::cuda::GpuCaps& caps = gptoss::cuda::device_caps(0);
+  if (!caps.fp8_compiled && !caps.mma_block_scale) return;
+  Stats st;
+  st.rel = gptoss::cuda::moe_mxf8_selftest() ? 0.0 : 1.0;
+  report("moe mxf8 self-test", "16 rows x 1 MX block", st, 0.0,
+         std::string("moe_mxf8_selftest") + mxf8_note() + (caps.block_scale_selftest_failed ? "; FAILED at the device probe" : ""));
+#endif
+}
+
 // The staged ring (GPTOSS_CUDA_MOE_STAGED, A/B) on the decode layout: against the CPU, and bit for bit against the
 // one-tile kernels at its slice shape (GPTOSS_CUDA_MOE_SLICE=12), at 1, 2 and 3 slots, on the persistent grid and on
 // 3 CTAs (GPTOSS_CUDA_MOE_STAGED_CTAS: every CTA walks many units across pairs and tokens). Rows past its 96 MX blocks
@@ -987,14 +1013,15 @@ void check_moe(Rng& r, const MoeSet& m, int n, int k, double tol, bool relaid) {
   // variants split the f32 activations into bf16 hi + lo like the grouped GEMM: same 1e-4 gate.
   ScopedEnv scoped;
   std::vector<const char*> variants = kHip ? std::vector<const char*>{"mfma", "simt"}
-                                          : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "simt"};
+                                          : std::vector<const char*>{"mma", "mma-prmt", "mma-fp8", "mma-mxf8", "simt"};
   if (!kHip) variants.push_back("stream");
   for (const char* variant : variants) {
     scoped.set("GPTOSS_CUDA_MOE_DECODE", variant);
     Tensor got = poisoned(DType::F32, {n, m.H});
     gpu->moe(gx, gei, gwt, m.gw, sw, got);
     report("moe", shape, compare(to_host(got), want), std::strcmp(variant, "simt") ? std::max(tol, 1e-4) : tol,
-           std::string("decode ") + variant + (std::strcmp(variant, "stream") ? "" : moe_stream_note(n, k, m.E, m.H, m.I)));
+           std::string("decode ") + variant + (std::strcmp(variant, "stream") ? "" : moe_stream_note(n, k, m.E, m.H, m.I)) +
+               (std::strcmp(variant, "mma-mxf8") ? "" : mxf8_note()));
   }
 }
 
@@ -1917,6 +1944,7 @@ int main(int argc, char** argv) {
     check_router_paths(r);  // the router and add+norm+router, every launch form
     }
     if (!bf16_experts) {
+      check_mxf8_selftest();
       MoeSet small = make_moe(r, 5, 64, 96);
       check_moe(r, small, 3, 2, 1e-5);
       check_moe(r, small, 40, 2, 1e-4);

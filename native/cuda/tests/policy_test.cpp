@@ -60,6 +60,15 @@ void test_caps() {
   CHECK(rtx.fp8_mma && rtx.pdl && rtx.tensor_cores == TensorCores::MmaSync);
   const GpuCaps b200 = make_caps(0, "B200", 1000, 1000, kSm100a, 232448, 148, 32, 0);
   CHECK(b200.tensor_cores == TensorCores::Tcgen05 && !b200.fp8_mma && b200.pdl);
+  // the block-scaled mma.sync: an sm_120a image on an sm_120 part (device.cu may still clear it on a failed self-test)
+  const GpuCaps rtx_a = make_caps(0, "RTX PRO 6000", 1200, 1200, kSm90 | kFeatMmaBlockScale, 101376, 188, 32, 0);
+  CHECK(rtx_a.mma_block_scale && !rtx.mma_block_scale && !native.mma_block_scale);
+  CHECK(caps_summary(rtx_a).find("image sm_120a") != std::string::npos && caps_summary(rtx_a).find("mxf8 block-scale") != std::string::npos);
+  GpuCaps rtx_failed = rtx_a;
+  rtx_failed.mma_block_scale = false;
+  rtx_failed.block_scale_selftest_failed = true;
+  CHECK(caps_summary(rtx_failed).find("failed its self-test") != std::string::npos);
+  CHECK(!make_caps(0, "MI300X", 940, 942, kFeatMfma | kFeatMmaBlockScale, 65536, 304, 64, 0, true).mma_block_scale);
 
   const GpuCaps none = h200(0, kSm90a);  // no image for this device: nothing compiled counts
   CHECK(none.compiled == 0 && !none.mma_sync && !none.pdl && none.tensor_cores == TensorCores::None);
@@ -222,6 +231,30 @@ void test_moe() {
   mfma.moe_decode = GpuKnobs::MoeDecode::Mfma;
   CHECK(choose_moe_decode(h200(900, kSm90a), mfma, 1, H, I) == MoeDecodeKind::Mma);
   CHECK(choose_moe_decode(l40s(890, kSm89), mfma, 1, H, I) == MoeDecodeKind::MmaFp8);
+  // MmaMxf8 (the FP8 kernels on the block-scaled MMA): the default on an sm_120a image whose self-test passed, MmaFp8
+  // where it failed or the image is sm_120 without 'a'; on request wherever e4m3 mma.sync is compiled (emulated)
+  {
+    const GpuCaps rtx_a = make_caps(0, "RTX PRO 6000", 1200, 1200, kSm90 | kFeatMmaBlockScale, 101376, 188, 32, 0);
+    const GpuCaps rtx = make_caps(0, "RTX PRO 6000", 1200, 1200, kSm90, 101376, 188, 32, 0);
+    GpuCaps rtx_failed = rtx_a;
+    rtx_failed.mma_block_scale = false;
+    CHECK(choose_moe_decode(rtx_a, k, 1, H, I) == MoeDecodeKind::MmaMxf8);
+    CHECK(choose_moe_decode(rtx_failed, k, 1, H, I) == MoeDecodeKind::MmaFp8);
+    CHECK(choose_moe_decode(rtx, k, 1, H, I) == MoeDecodeKind::MmaFp8);
+    CHECK(choose_moe_decode(rtx_a, fp8, 1, H, I) == MoeDecodeKind::MmaFp8);  // an explicit choice stands
+    CHECK(choose_moe_decode(rtx_a, k, 1, H, I, true) == MoeDecodeKind::MmaRelaid);
+    CHECK(moe_mxf8_stages(rtx_a, H, I) == 2 && moe_mxf8_stages(h200(900, kSm90a), H, I) == 3);
+    CHECK(mxf8_cta_smem(90, 2) == fp8_cta_smem(90, 2) + 8 * 12 * 16);
+    GpuKnobs mx = k;
+    mx.moe_decode = GpuKnobs::MoeDecode::MmaMxf8;
+    CHECK(choose_moe_decode(h200(900, kSm90a), mx, 1, H, I) == MoeDecodeKind::MmaMxf8);  // emulated: the checks
+    CHECK(choose_moe_decode(l40s(890, kSm89), mx, 1, H, I) == MoeDecodeKind::MmaMxf8);
+    CHECK(choose_moe_decode(h200(800, kSm80), mx, 1, H, I) == MoeDecodeKind::Mma);  // nothing to run it on
+    CHECK(choose_moe_decode(h200(900, kSm90a), k, 1, H, I) == MoeDecodeKind::Mma);  // never a default before sm_120a
+    setenv("GPTOSS_CUDA_MOE_DECODE", "mma-mxf8", 1);
+    CHECK(knobs().moe_decode == GpuKnobs::MoeDecode::MmaMxf8);
+    unsetenv("GPTOSS_CUDA_MOE_DECODE");
+  }
 
   // AMD: the SIMT decode kernels by default; the MFMA ones (not yet run on an AMD GPU) only on request,
   // where MFMA was compiled; never an NVIDIA variant.
