@@ -5,18 +5,21 @@
 #   GPTOSS_CUDA_ROUTER_CLUSTER=1   add+norm+router's blocks of a token as one cluster (router_norm_cluster_kernel)
 #   GPTOSS_CUDA_MOE_ACT_FRAGS=1    gate_up writes down's B fragments (moe_decode_mma.cu, kActFrag)
 #   GPTOSS_CUDA_MOE_STAGED=2|3     the one-token MoE's staged ring (moe_decode_mma.cu, moe_staged_kernel; 30th session)
+# and the checks of GPTOSS_CUDA_MOE_DECODE=mma-mxf8 (sm_120a's block-scaled MMA, emulated here; 30th session).
 # Steps (later ones are skipped when BUDGET would not cover them):
 #   1. gptoss_gpu_check --gemm-splitk (ClusterLaunch on the split-K launch), --router (every router path with the rounds
 #      and the one pass, exact ties, split and cluster), --only-moe (the act-fragment case bit for bit on every relaid
 #      decode case, the 20b's widths included);
 #   2. bench/e2e.mjs --synthetic 20b, decode 256 at context 512, ROUNDS rounds alternating: base, rank, rank+cluster,
-#      frags; then the medians;
+#      frags, staged2, staged3; then the medians;
 #   3. gptoss_gpu_bench --decode per variant: the router chain / alone rows and the relaid MoE rows;
-#   4. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --router;
-#   5. the SASS of the default one-token MoE kernels (moe_mma_gate_up / down_kernel<true, true, 0, false>).
+#   4. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --router, then on --only-moe --quick (the staged
+#      ring's slots, the mma-mxf8 kernels);
+#   5. the SASS of the default one-token MoE kernels (moe_mma_gate_up / down_kernel<true, true, 0, false>);
+#   6. scripts/ptx-blackwell.sh with the host's cuobjdump: the SASS of the sm_120a mma-mxf8 kernels.
 # Landing rule, per knob: its checks pass and its e2e median beats the base in every round; then its default flips
-# (policy.h / policy.cpp) in a commit that says so. Predictions: bench/RESULTS.md, twenty-ninth session.
-#   env: OUT (./gpu-logs), BUDGET (480 s of command time), ROUNDS (3)
+# (policy.h / policy.cpp) in a commit that says so. Predictions: bench/RESULTS.md, twenty-ninth and thirtieth sessions.
+#   env: OUT (./gpu-logs), BUDGET (480 s of command time), ROUNDS (2)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 OUT="${OUT:-$PWD/gpu-logs}"
@@ -45,7 +48,7 @@ declare -A ENVS=(
   [staged3]="GPTOSS_CUDA_MOE_STAGED=3"
 )
 VARIANTS=(base rank rank-cluster frags staged2 staged3)
-for r in $(seq 1 "${ROUNDS:-3}"); do
+for r in $(seq 1 "${ROUNDS:-2}"); do
   for v in "${VARIANTS[@]}"; do
     ab_fits 40 || break 2
     # shellcheck disable=SC2086 # ENVS values are NAME=value words
@@ -79,11 +82,22 @@ for tool in memcheck racecheck; do
   timeout 60 compute-sanitizer --tool "$tool" --print-limit 10 build-gpu/gptoss_gpu_check --router > "$D/san-$tool.log" 2>&1
   echo "$tool rc $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$D/san-$tool.log" | tr '\n' ' ')"
 done
+for tool in memcheck racecheck; do
+  ab_fits 120 || break
+  timeout 120 compute-sanitizer --tool "$tool" --print-limit 10 build-gpu/gptoss_gpu_check --only-moe --quick > "$D/san-moe-$tool.log" 2>&1
+  echo "$tool (--only-moe --quick) rc $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$D/san-moe-$tool.log" | tr '\n' ' ')"
+done
 # 5. the default one-token MoE kernels' SASS (the MMA loop's schedule), for the next change to that loop
 CUOBJ=$(command -v cuobjdump || ls /usr/local/cuda*/bin/cuobjdump 2>/dev/null | head -1)
 if [[ -n "$CUOBJ" ]] && ab_fits 30; then
   timeout 30 "$CUOBJ" -sass build-gpu/gptoss_gpu_bench 2>/dev/null |
     awk '/Function : /{p = ($0 ~ /moe_mma_(gate_up|down)_kernelILb1ELb1ELi0ELb0E/)} p' > "$D/sass-moe-decode.txt"
   echo "SASS of the default decode MoE kernels: $(wc -l < "$D/sass-moe-decode.txt") lines, $(grep -c HMMA "$D/sass-moe-decode.txt") HMMA"
+fi
+# 6. Blackwell's block-scaled MMA in the decode MoE (mma-mxf8, sm_120a): the SASS of its kernels (cuobjdump is here);
+# its emulated cases and self-test ran in step 1 (--only-moe: "decode mma-mxf8", "moe mxf8 self-test")
+grep -E 'mxf8' "$D/check--only-moe.log" | cut -c1-200 | head -4
+if ab_fits 30; then
+  OUT="$D" timeout 60 bash scripts/ptx-blackwell.sh 2>&1 | tail -12
 fi
 echo "gpu-decode-knobs-ab: $(ab_elapsed) s"
