@@ -3,7 +3,7 @@
 import type { GenerationStream } from '../generate.js';
 import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conversation.js';
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
-import { checkModel, functionTools, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
+import { checkModel, functionTools, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
 import { newId, readTurn, type TurnResult } from './turn.js';
 import { ApiError, badParam } from './errors.js';
 
@@ -18,6 +18,10 @@ export interface ChatTurn {
 
 export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, signal: AbortSignal): Promise<ChatTurn> {
   checkModel(ctx, body.model);
+  refuseUnsupported({
+    logprobs: body.logprobs, top_logprobs: body.top_logprobs, response_format: body.response_format,
+    presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty, logit_bias: body.logit_bias,
+  });
   const { instructions, messages } = chatMessages(body.messages);
   const tools = functionTools((body.tools ?? []).map((t) => t.function));
   const choice = body.tool_choice ?? 'auto';

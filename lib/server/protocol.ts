@@ -47,6 +47,14 @@ export interface ChatCompletionRequest {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   n?: number | null;
+  // Accepted only at their neutral values (serving.ts refuseUnsupported): a request that needs them gets a 400 naming
+  // the parameter instead of an answer that silently ignores it.
+  logprobs?: boolean | null;
+  top_logprobs?: number | null;
+  response_format?: { type: string } | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
 }
 
 export interface Usage {
@@ -136,6 +144,12 @@ export const chatCompletionSchema = {
     stream: nullable({ type: 'boolean' }),
     stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
     n: nullable({ type: 'integer', minimum: 1, maximum: 1 }),
+    logprobs: nullable({ type: 'boolean' }),
+    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
+    response_format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }),
+    presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+    frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+    logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number', minimum: -100, maximum: 100 } }),
   },
 } as const;
 
@@ -171,6 +185,10 @@ export interface ResponsesRequest {
   previous_response_id?: string | null;
   metadata?: Record<string, string> | null;
   seed?: number | null;
+  // Accepted only at their neutral values (serving.ts refuseUnsupported), as chat's.
+  text?: { format?: { type: string } | null } | null;
+  top_logprobs?: number | null;
+  include?: string[] | null;
 }
 
 export const responsesSchema = {
@@ -223,5 +241,8 @@ export const responsesSchema = {
     stream: nullable({ type: 'boolean' }),
     previous_response_id: nullable({ type: 'string' }),
     seed: nullable({ type: 'integer' }),
+    text: nullable({ type: 'object', properties: { format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }) } }),
+    top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
+    include: nullable({ type: 'array', items: { type: 'string' } }),
   },
 } as const;

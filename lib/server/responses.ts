@@ -9,7 +9,7 @@ import type { GenerationStream } from '../generate.js';
 import { buildPrompt, effortOf, responseItems, type ToolChoiceSpec } from './conversation.js';
 import { badParam } from './errors.js';
 import type { ResponsesRequest } from './protocol.js';
-import { checkModel, functionTools, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
+import { checkModel, functionTools, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
 import { newId, readTurn, type TurnResult } from './turn.js';
 
 export interface ResponsesTurn {
@@ -24,6 +24,7 @@ export interface ResponsesTurn {
 export async function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): Promise<ResponsesTurn> {
   checkModel(ctx, body.model);
   if (body.previous_response_id) throw badParam('previous_response_id', 'previous_response_id is not supported: this server stores no responses (send the whole input)', 'unsupported_parameter');
+  refuseUnsupported({ 'text.format': body.text?.format, top_logprobs: body.top_logprobs, include: body.include });
   const { instructions, messages } = responseItems(body.input);
   if (body.instructions) instructions.unshift(body.instructions);
   const fnTools = (body.tools ?? []).map((t, i) => {

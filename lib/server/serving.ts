@@ -20,6 +20,36 @@ export function checkModel(ctx: ServeContext, model: string): void {
 }
 
 /**
+ * Parameters this server does not implement, refused unless they are at their neutral value: a client that asks for
+ * log-probabilities, a JSON mode or a penalty gets a 400 naming the parameter (code `unsupported_parameter`), never an
+ * answer that silently ignores it. `values` maps each name as the client sent it to its value; neutral: null or
+ * absent, false, 0, an empty object, `{type: 'text'}`, an `include` without logprobs.
+ */
+export function refuseUnsupported(values: Record<string, unknown>): void {
+  const why: Record<string, string> = {
+    logprobs: 'token log-probabilities are not returned by this server',
+    top_logprobs: 'token log-probabilities are not returned by this server',
+    presence_penalty: 'the sampler has no presence or frequency penalty (temperature, top_p and seed only)',
+    frequency_penalty: 'the sampler has no presence or frequency penalty (temperature, top_p and seed only)',
+    logit_bias: 'the sampler takes no logit bias (temperature, top_p and seed only)',
+    response_format: "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
+    'text.format': "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
+    include: "token log-probabilities are not returned by this server ('message.output_text.logprobs')",
+  };
+  for (const [param, v] of Object.entries(values)) {
+    if (v === null || v === undefined || v === false || v === 0) continue;
+    if (param === 'response_format' || param === 'text.format') {
+      if ((v as { type?: unknown }).type === 'text') continue;
+    } else if (param === 'logit_bias') {
+      if (Object.keys(v as object).length === 0) continue;
+    } else if (param === 'include') {
+      if (!(v as string[]).some((i) => /logprobs/.test(i))) continue;
+    }
+    throw badParam(param, `${param} is not supported: ${why[param] ?? 'not implemented'}`, 'unsupported_parameter');
+  }
+}
+
+/**
  * Completion tokens to allow: the request's, or whatever the context leaves (as vLLM). A prompt
  * that leaves no room, or prompt + max tokens beyond the context, is a 400 stating the limits.
  */

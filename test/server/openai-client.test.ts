@@ -303,6 +303,55 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect((await unknown.json()).error.message).toMatch(/Unknown request URL/);
   });
 
+  it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
+    const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
+      try {
+        await p;
+      } catch (e) {
+        if (e instanceof OpenAI.APIError) return e;
+        throw e;
+      }
+      throw new Error('expected an error');
+    };
+    const chat = (extra: Record<string, unknown>) => client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, ...extra } as never);
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ logprobs: true }, 'logprobs', /log-probabilities/],
+      [{ logprobs: true, top_logprobs: 3 }, 'logprobs', /log-probabilities/],
+      [{ top_logprobs: 2 }, 'top_logprobs', /log-probabilities/],
+      [{ response_format: { type: 'json_object' } }, 'response_format', /JSON mode/],
+      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format', /structured output/],
+      [{ presence_penalty: 0.5 }, 'presence_penalty', /penalty/],
+      [{ frequency_penalty: -1 }, 'frequency_penalty', /penalty/],
+      [{ logit_bias: { '15': 10 } }, 'logit_bias', /logit bias/],
+    ];
+    for (const [extra, param, why] of cases) {
+      const e = await err(chat(extra));
+      expect([e.status, e.param, e.code, e.type], JSON.stringify(extra)).toEqual([400, param, 'unsupported_parameter', 'invalid_request_error']);
+      expect(e.message).toMatch(why);
+      expect(e.message).toMatch(new RegExp(`${param.replace(".", "\\.")} is not supported`));
+    }
+    // out of range is a plain validation error naming the parameter
+    const range = await err(chat({ presence_penalty: 3 }));
+    expect([range.status, range.param]).toEqual([400, 'presence_penalty']);
+    // neutral values are accepted and change nothing: the same tokens as the plain request (greedy)
+    const plain = await chat({ temperature: 0 });
+    const neutral = await chat({ temperature: 0, logprobs: false, top_logprobs: 0, response_format: { type: 'text' }, presence_penalty: 0, frequency_penalty: 0, logit_bias: {} });
+    expect(neutral.choices[0].message.content).toBe(plain.choices[0].message.content);
+    expect(neutral.usage).toEqual(plain.usage);
+    // the Responses API: text.format, top_logprobs, include of logprobs; other includes pass
+    const resp = (extra: Record<string, unknown>) => client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, ...extra } as never);
+    for (const [extra, param] of [
+      [{ text: { format: { type: 'json_object' } } }, 'text.format'],
+      [{ top_logprobs: 5 }, 'top_logprobs'],
+      [{ include: ['message.output_text.logprobs'] }, 'include'],
+    ] as [Record<string, unknown>, string][]) {
+      const e = await err(resp(extra));
+      expect([e.status, e.param, e.code], JSON.stringify(extra)).toEqual([400, param, 'unsupported_parameter']);
+    }
+    const ok = await resp({ text: { format: { type: 'text' } }, include: ['reasoning.encrypted_content'], temperature: 0 });
+    expect(ok.status).toBe('incomplete');  // 2 tokens: cut by max_output_tokens, but served
+  });
+
   it('429 when the queue is full; a client that disconnects frees its sequence and KV blocks', async () => {
     const engine = model.createEngine({ maxSequences: 1, maxBatchTokens: 64, maxContext: 1024, maxQueue: 0 });
     const small = createServer(engine, { modelName: 'tiny' });
