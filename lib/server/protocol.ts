@@ -143,7 +143,7 @@ export const chatCompletionSchema = {
     stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] }),
     stream: nullable({ type: 'boolean' }),
     stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
-    n: nullable({ type: 'integer', minimum: 1, maximum: 1 }),
+    n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
     logprobs: nullable({ type: 'boolean' }),
     top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     response_format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }),

@@ -2,6 +2,7 @@
 // and starting a turn on the engine. Nothing here knows HTTP.
 import type { Engine } from '../engine/scheduler.js';
 import type { GenerationStream } from '../generate.js';
+import type { Seed } from '../sampling.js';
 import type { ToolDefinition } from '../harmony/index.js';
 import { ApiError, badParam, toApiError } from './errors.js';
 import type { HarmonyRequest } from './conversation.js';
@@ -89,7 +90,7 @@ export interface TurnRequest {
   maxTokens: number;
   temperature: number;
   topP: number;
-  seed?: number;
+  seed?: Seed;
   signal: AbortSignal;
 }
 

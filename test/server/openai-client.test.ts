@@ -303,6 +303,57 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect((await unknown.json()).error.message).toMatch(/Unknown request URL/);
   });
 
+  it('n choices: side by side on the engine, each as n = 1 with seed + i would give it, whole and streamed', async () => {
+    const base = { model: 'tiny', messages, max_tokens: 6 } as const;
+    // greedy: every choice the same tokens; the prompt counted once, the completions summed
+    const one = await client.chat.completions.create({ ...base, temperature: 0 });
+    const three = await client.chat.completions.create({ ...base, temperature: 0, n: 3 });
+    expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    for (const c of three.choices) {
+      expect(c.message.content).toBe(one.choices[0].message.content);
+      expect(c.finish_reason).toBe(one.choices[0].finish_reason);
+    }
+    expect(three.usage!.prompt_tokens).toBe(one.usage!.prompt_tokens);
+    expect(three.usage!.completion_tokens).toBe(3 * one.usage!.completion_tokens);
+    expect(three.usage!.total_tokens).toBe(one.usage!.prompt_tokens + 3 * one.usage!.completion_tokens);
+    // sampled with a seed: choice i is n = 1 with seed + i
+    const sampled = { ...base, temperature: 1, max_tokens: 12 };
+    const pair = await client.chat.completions.create({ ...sampled, seed: 7, n: 2 });
+    const s7 = await client.chat.completions.create({ ...sampled, seed: 7 });
+    const s8 = await client.chat.completions.create({ ...sampled, seed: 8 });
+    expect(pair.choices[0].message.reasoning_content ?? pair.choices[0].message.content).toBe(s7.choices[0].message.reasoning_content ?? s7.choices[0].message.content);
+    expect(pair.choices[1].message.reasoning_content ?? pair.choices[1].message.content).toBe(s8.choices[0].message.reasoning_content ?? s8.choices[0].message.content);
+    expect(pair.usage!.completion_tokens).toBe(s7.usage!.completion_tokens + s8.usage!.completion_tokens);
+    // streamed: each index's deltas add up to that choice; a role chunk and a finish chunk each; usage after all
+    const stream = await client.chat.completions.create({ ...sampled, seed: 7, n: 2, stream: true, stream_options: { include_usage: true } });
+    const text = ['', ''], roles = [0, 0], finishes: (string | null)[] = [null, null];
+    let usage: OpenAI.CompletionUsage | undefined;
+    let afterUsage = 0;
+    for await (const c of stream) {
+      if (usage) afterUsage++;
+      if (c.usage) usage = c.usage;
+      for (const ch of c.choices) {
+        const d = ch.delta as { role?: string; content?: string | null; reasoning_content?: string };
+        if (d.role) roles[ch.index]++;
+        text[ch.index] += d.reasoning_content ?? d.content ?? '';
+        if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+      }
+    }
+    const whole = (c: OpenAI.ChatCompletion.Choice) => (c.message as { reasoning_content?: string }).reasoning_content ?? c.message.content ?? '';
+    expect(text).toEqual([whole(pair.choices[0]), whole(pair.choices[1])]);
+    expect(roles).toEqual([1, 1]);
+    expect(finishes).toEqual([pair.choices[0].finish_reason, pair.choices[1].finish_reason]);
+    expect(usage).toEqual(pair.usage);
+    expect(afterUsage).toBe(0);
+    // more than 16 is a 400 naming n
+    const tooMany = await client.chat.completions.create({ ...base, n: 17 }).catch((e: unknown) => e);
+    expect(tooMany).toBeInstanceOf(OpenAI.APIError);
+    expect([(tooMany as InstanceType<typeof OpenAI.APIError>).status, (tooMany as InstanceType<typeof OpenAI.APIError>).param]).toEqual([400, 'n']);
+    // every sequence is back: nothing running or waiting
+    const health = await (await fetch(`${url}/health`)).json();
+    expect([health.running, health.waiting]).toEqual([0, 0]);
+  });
+
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
     const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
       try {
