@@ -221,5 +221,8 @@ describe('gpt-oss CLI', () => {
     const p = await run(['serve', model, '--port', '0', '--max-batch-tokens', '64', '--max-prefill-tokens', '32']);
     expect(p.code).not.toBe(0);
     expect(p.stderr.trimEnd()).toBe('gpt-oss: --max-prefill-tokens (32) must be at least --max-batch-tokens (64): it is the budget of a step with nothing decoding');
+    const k = await run(['serve', model, '--port', '0', '--api-key', '']);
+    expect(k.code).not.toBe(0);
+    expect(k.stderr.trimEnd()).toBe('gpt-oss: --api-key must not be empty (leave it out to serve without a key)');
   });
 });

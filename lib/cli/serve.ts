@@ -22,6 +22,7 @@ interface ServeFlags {
   pipelineDecode?: boolean;
   kvCache?: KvCacheDtype;
   activations?: ExpertActivations;
+  apiKey?: string;
 }
 
 export function registerServe(program: Command): void {
@@ -51,10 +52,12 @@ export function registerServe(program: Command): void {
     })
     .option('--pipeline-decode', "queue each decode step before the last one's ids are back (engine 'native'; the default on CUDA)")
     .option('--no-pipeline-decode', 'one decode step at a time (the default on the CPU and HIP)')
+    .option('--api-key <key>', "require 'Authorization: Bearer <key>' on /v1 requests (default: $GPT_OSS_API_KEY; unset: no key)")
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
       const maxSequences = flags.maxSequences;
       const maxBatchTokens = Math.max(flags.maxBatchTokens, maxSequences);
+      if (flags.apiKey === '') throw new RangeError('--api-key must not be empty (leave it out to serve without a key)');
       // checked before the (long) load; createEngine checks it again
       if (flags.maxPrefillTokens !== undefined && flags.maxPrefillTokens < maxBatchTokens)
         throw new RangeError(
@@ -71,7 +74,8 @@ export function registerServe(program: Command): void {
         ...(flags.maxContext !== undefined ? { maxContext: flags.maxContext } : {}),
         ...(flags.kvBlocks !== undefined ? { kvBlocks: flags.kvBlocks } : {}),
       });
-      const server = createServer(engine, { modelName: flags.modelName ?? basename(resolve(dir)) });
+      const apiKey = flags.apiKey ?? (process.env.GPT_OSS_API_KEY || undefined);
+      const server = createServer(engine, { modelName: flags.modelName ?? basename(resolve(dir)), ...(apiKey !== undefined ? { apiKey } : {}) });
       const { url } = await server.listen(flags.port, flags.host);
       process.stderr.write(
         `gpt-oss: serving '${server.context.modelName}' on ${url}/v1 (${model.device}; ${maxSequences} sequences, context ${engine.maxContext}, ${engine.backend.totalBlocks} KV blocks, steps of ${engine.maxBatchTokens} tokens, ${engine.maxPrefillTokens} with nothing decoding)\n`,

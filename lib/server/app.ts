@@ -2,6 +2,7 @@
 // framing, client disconnects and graceful shutdown. The serving modules (chat-completions.ts,
 // responses.ts) know nothing of HTTP, and the engine knows nothing of either.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyError } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Engine } from '../engine/scheduler.js';
 import { ApiError, toApiError, validationError } from './errors.js';
@@ -17,6 +18,11 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** Fastify's logger option (default false). */
   logger?: boolean | Record<string, unknown>;
+  /**
+   * When set, every /v1 request must carry `Authorization: Bearer <apiKey>` (the openai client's `apiKey`); others
+   * get 401 `invalid_api_key`. /health stays open (load balancers' probes), as vLLM's --api-key leaves it.
+   */
+  apiKey?: string;
 }
 
 export interface OpenAIServer {
@@ -89,8 +95,19 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new ApiError(404, `Unknown request URL: ${request.method} ${request.url}`, 'invalid_request_error', null, 'unknown_url')),
   );
+  if (options.apiKey !== undefined && options.apiKey === '') throw new TypeError('createServer: apiKey must not be empty (leave it out to serve without one)');
+  const expected = options.apiKey === undefined ? null : Buffer.from(`Bearer ${options.apiKey}`);
   app.addHook('onRequest', async (request, reply) => {
     if (draining && request.url !== '/health') return sendError(reply, new ApiError(503, 'The server is shutting down', 'service_unavailable', null, 'shutting_down'));
+    if (expected && request.url.startsWith('/v1')) {
+      const got = Buffer.from(request.headers.authorization ?? '');
+      // compared in constant time: the key's bytes leak nothing through the answer's timing
+      if (got.length !== expected.length || !timingSafeEqual(got, expected))
+        return sendError(
+          reply,
+          new ApiError(401, request.headers.authorization ? 'Incorrect API key provided' : "Missing API key: send 'Authorization: Bearer <key>'", 'invalid_request_error', null, 'invalid_api_key'),
+        );
+    }
   });
 
   app.get('/health', async (_request, reply) => {

@@ -354,6 +354,32 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([health.running, health.waiting]).toEqual([0, 0]);
   });
 
+  it('an API key: /v1 needs the bearer token (401 invalid_api_key otherwise), /health does not', async () => {
+    const keyed = createServer(model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 }), { modelName: 'tiny', apiKey: 'sk-test-123' });
+    try {
+      const base = (await keyed.listen(0)).url;
+      const good = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'sk-test-123', maxRetries: 0 });
+      const r = await good.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, temperature: 0 });
+      expect(r.choices[0].finish_reason).toBe('length');
+      expect((await good.models.list()).data.map((m) => m.id)).toEqual(['tiny']);
+      for (const key of ['sk-test-124', 'sk-test-12', 'sk-test-1234']) {
+        const bad = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
+        const e = await bad.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }).catch((x: unknown) => x);
+        expect(e).toBeInstanceOf(OpenAI.AuthenticationError);
+        expect([(e as InstanceType<typeof OpenAI.APIError>).status, (e as InstanceType<typeof OpenAI.APIError>).code]).toEqual([401, 'invalid_api_key']);
+      }
+      const none = await fetch(`${base}/v1/models`);
+      expect(none.status).toBe(401);
+      expect((await none.json()).error).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
+      expect((await fetch(`${base}/health`)).status).toBe(200);
+      const spare = model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 });
+      expect(() => createServer(spare, { apiKey: '' })).toThrow(/apiKey must not be empty/);
+      await spare.close(0);
+    } finally {
+      await keyed.close(1000);
+    }
+  });
+
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
     const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
       try {
