@@ -8,6 +8,7 @@ import type { Engine } from '../engine/scheduler.js';
 import { ApiError, toApiError, validationError } from './errors.js';
 import { chatCompletionSchema, responsesSchema, type ChatCompletionRequest, type ResponsesRequest } from './protocol.js';
 import { chatCompletion, chatCompletionChunks, startChat } from './chat-completions.js';
+import { ServerMetrics } from './metrics.js';
 import { responseEvents, responseJson, startResponse } from './responses.js';
 import type { ServeContext } from './serving.js';
 
@@ -73,7 +74,7 @@ function openSse(reply: FastifyReply): ServerResponse {
 }
 
 export function createServer(engine: Engine, options: ServerOptions = {}): OpenAIServer {
-  const context: ServeContext = { engine, modelName: options.modelName ?? 'gpt-oss', created: Math.floor(Date.now() / 1000) };
+  const context: ServeContext = { engine, modelName: options.modelName ?? 'gpt-oss', created: Math.floor(Date.now() / 1000), metrics: new ServerMetrics() };
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
@@ -98,7 +99,10 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
   if (options.apiKey !== undefined && options.apiKey === '') throw new TypeError('createServer: apiKey must not be empty (leave it out to serve without one)');
   const expected = options.apiKey === undefined ? null : Buffer.from(`Bearer ${options.apiKey}`);
   app.addHook('onRequest', async (request, reply) => {
-    if (draining && request.url !== '/health') return sendError(reply, new ApiError(503, 'The server is shutting down', 'service_unavailable', null, 'shutting_down'));
+    // every response counted once it is sent, streamed (hijacked) ones included: by route pattern, not URL
+    reply.raw.once('finish', () => context.metrics.http(request.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
+    if (draining && request.url !== '/health' && request.url !== '/metrics')
+      return sendError(reply, new ApiError(503, 'The server is shutting down', 'service_unavailable', null, 'shutting_down'));
     if (expected && request.url.startsWith('/v1')) {
       const got = Buffer.from(request.headers.authorization ?? '');
       // compared in constant time: the key's bytes leak nothing through the answer's timing
@@ -110,6 +114,9 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
     }
   });
 
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(context.metrics.render(context.modelName, engine.stats())),
+  );
   app.get('/health', async (_request, reply) => {
     const s = engine.stats();
     return reply.code(draining ? 503 : 200).send({ status: draining ? 'shutting_down' : 'ok', model: context.modelName, ...s });

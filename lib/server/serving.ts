@@ -6,6 +6,7 @@ import type { Seed } from '../sampling.js';
 import type { ToolDefinition } from '../harmony/index.js';
 import { ApiError, badParam, toApiError } from './errors.js';
 import type { HarmonyRequest } from './conversation.js';
+import type { ServerMetrics } from './metrics.js';
 
 export interface ServeContext {
   engine: Engine;
@@ -13,6 +14,8 @@ export interface ServeContext {
   modelName: string;
   /** Unix seconds when the server started (the model's `created`). */
   created: number;
+  /** GET /metrics' counters (every generation a turn starts is counted when it ends). */
+  metrics: ServerMetrics;
 }
 
 export function checkModel(ctx: ServeContext, model: string): void {
@@ -96,8 +99,9 @@ export interface TurnRequest {
 
 /** Starts the turn on the engine; refusals (queue full, shutting down, context) as ApiErrors. */
 export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string): GenerationStream {
+  let stream: GenerationStream;
   try {
-    return ctx.engine.generate(r.harmony.prompt, {
+    stream = ctx.engine.generate(r.harmony.prompt, {
       parse: true,
       maxTokens: r.maxTokens,
       temperature: r.temperature,
@@ -108,4 +112,6 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
   } catch (e) {
     throw toApiError(e, inputParam);
   }
+  void stream.result.then((res) => ctx.metrics.generation(res));  // never rejects (failures are finishReason 'error')
+  return stream;
 }

@@ -354,6 +354,48 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([health.running, health.waiting]).toEqual([0, 0]);
   });
 
+  it('GET /metrics: Prometheus text with the HTTP responses by route and status, tokens and finish reasons, engine gauges', async () => {
+    const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 32, maxContext: 256 });
+    const own = createServer(engine, { modelName: 'tiny', apiKey: 'k' });  // /metrics, like /health, needs no key
+    try {
+      const base = (await own.listen(0)).url;
+      const c = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'k', maxRetries: 0 });
+      const a = await c.chat.completions.create({ model: 'tiny', messages, max_tokens: 3, temperature: 0 });
+      let streamed: OpenAI.CompletionUsage | undefined;
+      for await (const ch of await c.chat.completions.create({ model: 'tiny', messages, max_tokens: 4, n: 2, stream: true, stream_options: { include_usage: true } }))
+        if (ch.usage) streamed = ch.usage;
+      await c.chat.completions.create({ model: 'tiny', messages, temperature: 9 }).catch(() => undefined);  // 400
+      await fetch(`${base}/v1/nothing`, { headers: { authorization: 'Bearer k' } });  // 404
+      const res = await fetch(`${base}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      const text = await res.text();
+      const value = (sample: string): number => {
+        const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+        expect(line, sample).toBeDefined();
+        return Number(line!.slice(sample.length + 1));
+      };
+      expect(value('gptoss_http_requests_total{route="/v1/chat/completions",status="200"}')).toBe(2);
+      expect(value('gptoss_http_requests_total{route="/v1/chat/completions",status="400"}')).toBe(1);
+      expect(value('gptoss_http_requests_total{route="unmatched",status="404"}')).toBe(1);
+      expect(value('gptoss_generation_tokens_total{model="tiny"}')).toBe(a.usage!.completion_tokens + streamed!.completion_tokens);
+      expect(value('gptoss_prompt_tokens_total{model="tiny"}')).toBe(3 * a.usage!.prompt_tokens);  // one a choice
+      expect(value('gptoss_generations_finished_total{model="tiny",finish_reason="length"}')).toBe(3);
+      expect(value('gptoss_requests_running{model="tiny"}')).toBe(0);
+      expect(value('gptoss_requests_waiting{model="tiny"}')).toBe(0);
+      expect(value('gptoss_kv_blocks_free{model="tiny"}')).toBe(value('gptoss_kv_blocks_total{model="tiny"}'));
+      expect(value('gptoss_engine_steps_total{model="tiny"}')).toBeGreaterThan(0);
+      // every sample has its metric's HELP and TYPE lines before it
+      for (const l of text.trimEnd().split('\n').filter((x) => !x.startsWith('#'))) {
+        const name = l.slice(0, l.indexOf('{'));
+        expect(text.indexOf(`# TYPE ${name} `), name).toBeGreaterThanOrEqual(0);
+        expect(text.indexOf(`# TYPE ${name} `)).toBeLessThan(text.indexOf(l));
+      }
+    } finally {
+      await own.close(1000);
+    }
+  });
+
   it('an API key: /v1 needs the bearer token (401 invalid_api_key otherwise), /health does not', async () => {
     const keyed = createServer(model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 }), { modelName: 'tiny', apiKey: 'sk-test-123' });
     try {
