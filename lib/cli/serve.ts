@@ -23,6 +23,7 @@ interface ServeFlags {
   kvCache?: KvCacheDtype;
   activations?: ExpertActivations;
   apiKey?: string;
+  storedResponses: number;
 }
 
 export function registerServe(program: Command): void {
@@ -52,6 +53,7 @@ export function registerServe(program: Command): void {
     })
     .option('--pipeline-decode', "queue each decode step before the last one's ids are back (engine 'native'; the default on CUDA)")
     .option('--no-pipeline-decode', 'one decode step at a time (the default on the CPU and HIP)')
+    .option('--stored-responses <n>', 'Responses API responses kept in memory for previous_response_id and GET /v1/responses/{id} (0: none)', parseIntArg(0), 1000)
     .option('--api-key <key>', "require 'Authorization: Bearer <key>' on /v1 requests (default: $GPT_OSS_API_KEY; unset: no key)")
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
@@ -75,7 +77,11 @@ export function registerServe(program: Command): void {
         ...(flags.kvBlocks !== undefined ? { kvBlocks: flags.kvBlocks } : {}),
       });
       const apiKey = flags.apiKey ?? (process.env.GPT_OSS_API_KEY || undefined);
-      const server = createServer(engine, { modelName: flags.modelName ?? basename(resolve(dir)), ...(apiKey !== undefined ? { apiKey } : {}) });
+      const server = createServer(engine, {
+        modelName: flags.modelName ?? basename(resolve(dir)),
+        storedResponses: flags.storedResponses,
+        ...(apiKey !== undefined ? { apiKey } : {}),
+      });
       const { url } = await server.listen(flags.port, flags.host);
       process.stderr.write(
         `gpt-oss: serving '${server.context.modelName}' on ${url}/v1 (${model.device}; ${maxSequences} sequences, context ${engine.maxContext}, ${engine.backend.totalBlocks} KV blocks, steps of ${engine.maxBatchTokens} tokens, ${engine.maxPrefillTokens} with nothing decoding)\n`,

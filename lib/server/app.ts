@@ -9,6 +9,7 @@ import { ApiError, toApiError, validationError } from './errors.js';
 import { chatCompletionSchema, responsesSchema, type ChatCompletionRequest, type ResponsesRequest } from './protocol.js';
 import { chatCompletion, chatCompletionChunks, startChat } from './chat-completions.js';
 import { ServerMetrics } from './metrics.js';
+import { ResponseStore } from './response-store.js';
 import { responseEvents, responseJson, startResponse } from './responses.js';
 import type { ServeContext } from './serving.js';
 
@@ -24,6 +25,8 @@ export interface ServerOptions {
    * get 401 `invalid_api_key`. /health stays open (load balancers' probes), as vLLM's --api-key leaves it.
    */
   apiKey?: string;
+  /** Responses kept for previous_response_id and GET /v1/responses/{id}, the most recent first (default 1000; 0: none). */
+  storedResponses?: number;
 }
 
 export interface OpenAIServer {
@@ -74,7 +77,13 @@ function openSse(reply: FastifyReply): ServerResponse {
 }
 
 export function createServer(engine: Engine, options: ServerOptions = {}): OpenAIServer {
-  const context: ServeContext = { engine, modelName: options.modelName ?? 'gpt-oss', created: Math.floor(Date.now() / 1000), metrics: new ServerMetrics() };
+  const context: ServeContext = {
+    engine,
+    modelName: options.modelName ?? 'gpt-oss',
+    created: Math.floor(Date.now() / 1000),
+    metrics: new ServerMetrics(),
+    responses: new ResponseStore(options.storedResponses ?? 1000),
+  };
   const app = Fastify({
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 8 * 1024 * 1024,
@@ -154,6 +163,16 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
       res.end();
     }
   });
+
+  const notFound = (id: string): ApiError =>
+    new ApiError(404, `Response with id '${id}' not found (this server keeps the last ${context.responses.capacity} stored responses, in memory)`, 'invalid_request_error', 'response_id', 'not_found');
+  app.get<{ Params: { id: string } }>('/v1/responses/:id', async (request, reply) => {
+    const stored = context.responses.get(request.params.id);
+    return stored ? stored.response : sendError(reply, notFound(request.params.id));
+  });
+  app.delete<{ Params: { id: string } }>('/v1/responses/:id', async (request, reply) =>
+    context.responses.delete(request.params.id) ? { id: request.params.id, object: 'response', deleted: true } : sendError(reply, notFound(request.params.id)),
+  );
 
   return {
     app,

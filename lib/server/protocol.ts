@@ -185,6 +185,8 @@ export interface ResponsesRequest {
   previous_response_id?: string | null;
   metadata?: Record<string, string> | null;
   seed?: number | null;
+  /** Keep the response for previous_response_id and GET /v1/responses/{id} (default true; in memory). */
+  store?: boolean | null;
   // Accepted only at their neutral values (serving.ts refuseUnsupported), as chat's.
   text?: { format?: { type: string } | null } | null;
   top_logprobs?: number | null;
@@ -241,6 +243,7 @@ export const responsesSchema = {
     stream: nullable({ type: 'boolean' }),
     previous_response_id: nullable({ type: 'string' }),
     seed: nullable({ type: 'integer' }),
+    store: nullable({ type: 'boolean' }),
     text: nullable({ type: 'object', properties: { format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }) } }),
     top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     include: nullable({ type: 'array', items: { type: 'string' } }),

@@ -4,11 +4,14 @@
 // order: response.created, response.in_progress, then per item output_item.added, content_part.added,
 // the deltas, their .done events, content_part.done, output_item.done, and response.completed
 // (response.incomplete when max_output_tokens or the context ran out, response.failed on an error).
-// Nothing is stored: previous_response_id is refused.
+// Stored (`store`, default true) in the server's ResponseStore once it ends: `previous_response_id` continues from a
+// stored response (its inputs and outputs, then the new input; its `instructions` are not carried over, as OpenAI's
+// are not), and GET / DELETE /v1/responses/{id} read and drop one.
 import type { GenerationStream } from '../generate.js';
 import { buildPrompt, effortOf, responseItems, type ToolChoiceSpec } from './conversation.js';
 import { badParam } from './errors.js';
-import type { ResponsesRequest } from './protocol.js';
+import type { ContentPart, ResponseInputItem, ResponsesRequest } from './protocol.js';
+import type { ResponseStore } from './response-store.js';
 import { checkModel, functionTools, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
 import { newId, readTurn, type TurnResult } from './turn.js';
 
@@ -19,13 +22,23 @@ export interface ResponsesTurn {
   body: ResponsesRequest;
   model: string;
   maxTokens: number;
+  /** The conversation as input items: the previous response's, then this request's input. */
+  history: ResponseInputItem[];
+  /** Where the response goes when it ends (null: `store: false`). */
+  store: ResponseStore | null;
 }
 
 export async function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): Promise<ResponsesTurn> {
   checkModel(ctx, body.model);
-  if (body.previous_response_id) throw badParam('previous_response_id', 'previous_response_id is not supported: this server stores no responses (send the whole input)', 'unsupported_parameter');
   refuseUnsupported({ 'text.format': body.text?.format, top_logprobs: body.top_logprobs, include: body.include });
-  const { instructions, messages } = responseItems(body.input);
+  let history: ResponseInputItem[] = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : body.input;
+  if (body.previous_response_id !== null && body.previous_response_id !== undefined) {
+    const previous = ctx.responses.get(body.previous_response_id);
+    if (!previous)
+      throw badParam('previous_response_id', `Previous response with id '${body.previous_response_id}' not found (this server keeps the last ${ctx.responses.capacity} stored responses, in memory)`, 'previous_response_not_found');
+    history = [...previous.items, ...history];
+  }
+  const { instructions, messages } = responseItems(history);
   if (body.instructions) instructions.unshift(body.instructions);
   const fnTools = (body.tools ?? []).map((t, i) => {
     if (t.type !== 'function') throw badParam(`tools[${i}].type`, `tools[${i}]: tool type '${t.type}' is not supported (function tools only)`, 'unsupported_value');
@@ -42,7 +55,15 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
     { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}), signal },
     'input',
   );
-  return { id: newId('resp_'), createdAt: Math.floor(Date.now() / 1000), stream, body, model: ctx.modelName, maxTokens };
+  const store = body.store === false ? null : ctx.responses;
+  return { id: newId('resp_'), createdAt: Math.floor(Date.now() / 1000), stream, body, model: ctx.modelName, maxTokens, history, store };
+}
+
+/** An output item as the input item that continues from it (what a client sends back in `input`). */
+function asInput(item: Item): ResponseInputItem {
+  if (item.type === 'reasoning') return { type: 'reasoning', content: item.content as { type: string; text: string }[] };
+  if (item.type === 'function_call') return { type: 'function_call', call_id: item.call_id as string, name: item.name as string, arguments: item.arguments as string };
+  return { type: 'message', role: 'assistant', content: item.content as ContentPart[] };
 }
 
 type Item = Record<string, unknown> & { type: string; id: string };
@@ -66,7 +87,7 @@ function responseObject(t: ResponsesTurn, status: string, output: Item[], r: Tur
     max_output_tokens: b.max_output_tokens ?? null,
     metadata: b.metadata ?? {},
     parallel_tool_calls: false,
-    previous_response_id: null,
+    previous_response_id: b.previous_response_id ?? null,
     reasoning: { effort: b.reasoning?.effort ?? 'medium', summary: null },
     temperature: b.temperature ?? 1,
     top_p: b.top_p ?? 1,
@@ -74,7 +95,7 @@ function responseObject(t: ResponsesTurn, status: string, output: Item[], r: Tur
     tool_choice: b.tool_choice ?? 'auto',
     tools: b.tools ?? [],
     truncation: 'disabled',
-    store: false,
+    store: t.store !== null,
     usage: r
       ? {
           input_tokens: r.promptTokens,
@@ -150,7 +171,9 @@ export async function* responseEvents(t: ResponsesTurn): AsyncGenerator<Record<s
       const o = current();
       if (o) yield* itemDone(o, status === 'completed' ? 'completed' : 'incomplete');
       const type = status === 'completed' ? 'response.completed' : status === 'incomplete' ? 'response.incomplete' : 'response.failed';
-      yield ev(type, { response: responseObject(t, status, output, r) });
+      const response = responseObject(t, status, output, r);
+      t.store?.put(t.id, { response, items: [...t.history, ...output.map(asInput)] });  // before the client can name it
+      yield ev(type, { response });
       return;
     }
     const d = next.value;

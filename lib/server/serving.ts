@@ -7,6 +7,7 @@ import type { ToolDefinition } from '../harmony/index.js';
 import { ApiError, badParam, toApiError } from './errors.js';
 import type { HarmonyRequest } from './conversation.js';
 import type { ServerMetrics } from './metrics.js';
+import type { ResponseStore } from './response-store.js';
 
 export interface ServeContext {
   engine: Engine;
@@ -16,6 +17,8 @@ export interface ServeContext {
   created: number;
   /** GET /metrics' counters (every generation a turn starts is counted when it ends). */
   metrics: ServerMetrics;
+  /** The Responses API's stored responses (previous_response_id, GET / DELETE /v1/responses/{id}). */
+  responses: ResponseStore;
 }
 
 export function checkModel(ctx: ServeContext, model: string): void {

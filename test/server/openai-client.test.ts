@@ -354,6 +354,45 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([health.running, health.waiting]).toEqual([0, 0]);
   });
 
+  it('stored responses: previous_response_id continues exactly as sending the whole history; GET and DELETE /v1/responses/{id}', async () => {
+    const opts = { model: 'tiny', max_output_tokens: 4, temperature: 0 } as const;
+    const r1 = await client.responses.create({ ...opts, input: 'Hi', instructions: 'Be brief.' });
+    expect(r1.store).toBe(true);
+    expect(r1.previous_response_id).toBeNull();
+    const r2 = await client.responses.create({ ...opts, input: 'And then?', previous_response_id: r1.id });
+    expect(r2.previous_response_id).toBe(r1.id);
+    // the same conversation sent whole (instructions are not carried over, as OpenAI's are not)
+    const whole = await client.responses.create({
+      ...opts,
+      store: false,
+      input: [{ role: 'user', content: 'Hi' }, ...(r1.output as unknown as OpenAI.Responses.ResponseInputItem[]), { role: 'user', content: 'And then?' }],
+    });
+    expect(whole.store).toBe(false);
+    expect(r2.usage!.input_tokens).toBe(whole.usage!.input_tokens);
+    expect(r2.output.map((o) => JSON.stringify({ ...o, id: '' }))).toEqual(whole.output.map((o) => JSON.stringify({ ...o, id: '' })));
+    // a chain of three: r3 continues r2, which continued r1
+    const r3 = await client.responses.create({ ...opts, input: 'Go on.', previous_response_id: r2.id });
+    expect(r3.usage!.input_tokens).toBeGreaterThan(r2.usage!.input_tokens);
+    // retrieve gives what create returned; a streamed response is stored as its final event's
+    expect(await client.responses.retrieve(r1.id)).toEqual(r1);
+    let streamedId = '';
+    for await (const e of await client.responses.create({ ...opts, input: 'Hi', stream: true }))
+      if (e.type === 'response.completed' || e.type === 'response.incomplete') streamedId = e.response.id;
+    expect((await client.responses.retrieve(streamedId)).id).toBe(streamedId);
+    // store: false keeps nothing; DELETE drops one; unknown ids are 404 / 400 naming previous_response_id
+    const isErr = async (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    expect((await isErr(client.responses.retrieve(whole.id)))?.status).toBe(404);
+    expect(await client.responses.delete(r1.id)).toEqual({ id: r1.id, object: 'response', deleted: true });
+    const gone = await isErr(client.responses.retrieve(r1.id));
+    expect([gone?.status, gone?.code]).toEqual([404, 'not_found']);
+    expect((await isErr(client.responses.delete(r1.id)))?.status).toBe(404);
+    const missing = await isErr(client.responses.create({ ...opts, input: 'x', previous_response_id: r1.id }));
+    expect([missing?.status, missing?.param, missing?.code]).toEqual([400, 'previous_response_id', 'previous_response_not_found']);
+    // r2 still continues: each stored response holds its whole conversation
+    const r4 = await client.responses.create({ ...opts, input: 'Again.', previous_response_id: r2.id });
+    expect(r4.usage!.input_tokens).toBeGreaterThan(r2.usage!.input_tokens);
+  });
+
   it('GET /metrics: Prometheus text with the HTTP responses by route and status, tokens and finish reasons, engine gauges', async () => {
     const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 32, maxContext: 256 });
     const own = createServer(engine, { modelName: 'tiny', apiKey: 'k' });  // /metrics, like /health, needs no key
