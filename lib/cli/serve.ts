@@ -24,6 +24,7 @@ interface ServeFlags {
   activations?: ExpertActivations;
   apiKey?: string;
   storedResponses: number;
+  cors?: string[];
 }
 
 export function registerServe(program: Command): void {
@@ -54,6 +55,8 @@ export function registerServe(program: Command): void {
     .option('--pipeline-decode', "queue each decode step before the last one's ids are back (engine 'native'; the default on CUDA)")
     .option('--no-pipeline-decode', 'one decode step at a time (the default on the CPU and HIP)')
     .option('--stored-responses <n>', 'Responses API responses kept in memory for previous_response_id and GET /v1/responses/{id} (0: none)', parseIntArg(0), 1000)
+    .option('--cors <origins>', "browser origins allowed to call the API, comma-separated ('http://localhost:5173,https://app.example'), or '*' (default: none)", (v: string) =>
+      v.split(',').map((o) => o.trim()).filter((o) => o !== ''))
     .option('--api-key <key>', "require 'Authorization: Bearer <key>' on /v1 requests (default: $GPT_OSS_API_KEY; unset: no key)")
     .option('--shutdown-timeout <ms>', 'on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled', parseIntArg(0), 10_000)
     .action(async (dir: string, flags: ServeFlags) => {
@@ -80,6 +83,7 @@ export function registerServe(program: Command): void {
       const server = createServer(engine, {
         modelName: flags.modelName ?? basename(resolve(dir)),
         storedResponses: flags.storedResponses,
+        ...(flags.cors !== undefined ? { corsOrigins: flags.cors } : {}),
         ...(apiKey !== undefined ? { apiKey } : {}),
       });
       const { url } = await server.listen(flags.port, flags.host);

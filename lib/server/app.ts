@@ -27,6 +27,12 @@ export interface ServerOptions {
   apiKey?: string;
   /** Responses kept for previous_response_id and GET /v1/responses/{id}, the most recent first (default 1000; 0: none). */
   storedResponses?: number;
+  /**
+   * Browser origins allowed to call the API (CORS): exact origins ('http://localhost:5173') or '*' for any. Default
+   * none: no CORS headers, so a web page on another origin cannot read the answers. Preflights (OPTIONS) are answered
+   * before the API key is checked, as browsers send them without it.
+   */
+  corsOrigins?: string[];
 }
 
 export interface OpenAIServer {
@@ -71,7 +77,9 @@ async function writeSse(res: ServerResponse, frame: string): Promise<void> {
 function openSse(reply: FastifyReply): ServerResponse {
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  // headers set on the reply before it was hijacked (CORS) go out with the stream's
+  const set = Object.entries(reply.getHeaders()).filter(([, v]) => v !== undefined) as [string, string | string[] | number][];
+  res.writeHead(200, { ...Object.fromEntries(set), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
   res.flushHeaders();
   return res;
 }
@@ -107,9 +115,23 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
   );
   if (options.apiKey !== undefined && options.apiKey === '') throw new TypeError('createServer: apiKey must not be empty (leave it out to serve without one)');
   const expected = options.apiKey === undefined ? null : Buffer.from(`Bearer ${options.apiKey}`);
+  const cors = options.corsOrigins ?? [];
+  for (const o of cors)
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new TypeError(`createServer: corsOrigins entries are '*' or an origin like 'http://localhost:5173' (scheme and host, no path), got '${o}'`);
   app.addHook('onRequest', async (request, reply) => {
     // every response counted once it is sent, streamed (hijacked) ones included: by route pattern, not URL
     reply.raw.once('finish', () => context.metrics.http(request.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
+    const origin = request.headers.origin;
+    if (origin !== undefined && (cors.includes('*') || cors.includes(origin))) {
+      void reply.header('access-control-allow-origin', cors.includes('*') ? '*' : origin);
+      if (!cors.includes('*')) void reply.header('vary', 'Origin');
+      if (request.method === 'OPTIONS') {
+        void reply.header('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
+        void reply.header('access-control-allow-headers', request.headers['access-control-request-headers'] ?? 'authorization, content-type');
+        void reply.header('access-control-max-age', '600');
+        return reply.code(204).send();
+      }
+    }
     if (draining && request.url !== '/health' && request.url !== '/metrics')
       return sendError(reply, new ApiError(503, 'The server is shutting down', 'service_unavailable', null, 'shutting_down'));
     if (expected && request.url.startsWith('/v1')) {

@@ -435,6 +435,48 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     }
   });
 
+  it('CORS: listed origins (or *) get the headers, on preflights before the API key, on JSON and SSE answers; others none', async () => {
+    const own = createServer(model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 }), { modelName: 'tiny', apiKey: 'k', corsOrigins: ['http://localhost:5173'] });
+    const any = createServer(model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 }), { modelName: 'tiny', corsOrigins: ['*'] });
+    try {
+      const base = (await own.listen(0)).url, anyBase = (await any.listen(0)).url;
+      const pre = await fetch(`${base}/v1/chat/completions`, {
+        method: 'OPTIONS',
+        headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, x-stainless-os' },
+      });
+      expect(pre.status).toBe(204);
+      expect(pre.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+      expect(pre.headers.get('access-control-allow-headers')).toBe('authorization, content-type, x-stainless-os');
+      expect(pre.headers.get('access-control-allow-methods')).toMatch(/POST/);
+      const post = (b: string, origin: string, body: Record<string, unknown>) =>
+        fetch(`${b}/v1/chat/completions`, { method: 'POST', headers: { origin, authorization: 'Bearer k', 'content-type': 'application/json' }, body: JSON.stringify({ model: 'tiny', messages, max_tokens: 2, ...body }) });
+      const ok = await post(base, 'http://localhost:5173', {});
+      expect(ok.status).toBe(200);
+      expect([ok.headers.get('access-control-allow-origin'), ok.headers.get('vary')]).toEqual(['http://localhost:5173', 'Origin']);
+      const sse = await post(base, 'http://localhost:5173', { stream: true });
+      expect(sse.headers.get('content-type')).toMatch(/text\/event-stream/);
+      expect(sse.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+      expect(await sse.text()).toMatch(/data: \[DONE\]/);
+      const other = await post(base, 'https://evil.example', {});
+      expect(other.headers.get('access-control-allow-origin')).toBeNull();
+      await other.text();
+      const otherPre = await fetch(`${base}/v1/chat/completions`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+      expect(otherPre.headers.get('access-control-allow-origin')).toBeNull();
+      const star = await post(anyBase, 'https://anywhere.example', {});
+      expect(star.headers.get('access-control-allow-origin')).toBe('*');
+      await star.text();
+      // without the option: no CORS headers at all (the main server of these tests)
+      const none = await fetch(`${url}/health`, { headers: { origin: 'http://localhost:5173' } });
+      expect(none.headers.get('access-control-allow-origin')).toBeNull();
+      const spare = model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 });
+      expect(() => createServer(spare, { corsOrigins: ['localhost:5173/path'] })).toThrow(/corsOrigins/);
+      await spare.close(0);
+    } finally {
+      await own.close(1000);
+      await any.close(1000);
+    }
+  });
+
   it('an API key: /v1 needs the bearer token (401 invalid_api_key otherwise), /health does not', async () => {
     const keyed = createServer(model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 }), { modelName: 'tiny', apiKey: 'sk-test-123' });
     try {
