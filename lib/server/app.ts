@@ -85,6 +85,12 @@ function openSse(reply: FastifyReply): ServerResponse {
 }
 
 export function createServer(engine: Engine, options: ServerOptions = {}): OpenAIServer {
+  // the options' checks first: a bad one throws before anything is built
+  if (options.apiKey !== undefined && options.apiKey === '') throw new TypeError('createServer: apiKey must not be empty (leave it out to serve without one)');
+  const expected = options.apiKey === undefined ? null : Buffer.from(`Bearer ${options.apiKey}`);
+  const cors = options.corsOrigins ?? [];
+  for (const o of cors)
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new TypeError(`createServer: corsOrigins entries are '*' or an origin like 'http://localhost:5173' (scheme and host, no path), got '${o}'`);
   const context: ServeContext = {
     engine,
     modelName: options.modelName ?? 'gpt-oss',
@@ -113,11 +119,6 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
   app.setNotFoundHandler((request, reply) =>
     sendError(reply, new ApiError(404, `Unknown request URL: ${request.method} ${request.url}`, 'invalid_request_error', null, 'unknown_url')),
   );
-  if (options.apiKey !== undefined && options.apiKey === '') throw new TypeError('createServer: apiKey must not be empty (leave it out to serve without one)');
-  const expected = options.apiKey === undefined ? null : Buffer.from(`Bearer ${options.apiKey}`);
-  const cors = options.corsOrigins ?? [];
-  for (const o of cors)
-    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) throw new TypeError(`createServer: corsOrigins entries are '*' or an origin like 'http://localhost:5173' (scheme and host, no path), got '${o}'`);
   app.addHook('onRequest', async (request, reply) => {
     // every response counted once it is sent, streamed (hijacked) ones included: by route pattern, not URL
     reply.raw.once('finish', () => context.metrics.http(request.routeOptions.url ?? 'unmatched', reply.raw.statusCode));
