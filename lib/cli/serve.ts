@@ -30,7 +30,7 @@ interface ServeFlags {
 export function registerServe(program: Command): void {
   program
     .command('serve')
-    .description('serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/responses, /v1/models, /health)')
+    .description('serve the model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/responses, /v1/completions, /v1/models, /health, /metrics)')
     .argument('<model>', 'checkpoint folder (config.json + *.safetensors)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0: any free port)', parseIntArg(0), 8000)

@@ -6,7 +6,8 @@ import { timingSafeEqual } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Engine } from '../engine/scheduler.js';
 import { ApiError, toApiError, validationError } from './errors.js';
-import { chatCompletionSchema, responsesSchema, type ChatCompletionRequest, type ResponsesRequest } from './protocol.js';
+import { chatCompletionSchema, completionSchema, responsesSchema, type ChatCompletionRequest, type CompletionRequest, type ResponsesRequest } from './protocol.js';
+import { completion, completionChunks, startCompletion } from './completions.js';
 import { chatCompletion, chatCompletionChunks, startChat } from './chat-completions.js';
 import { ServerMetrics } from './metrics.js';
 import { ResponseStore } from './response-store.js';
@@ -169,6 +170,19 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
     const res = openSse(reply);
     try {
       for await (const chunk of chatCompletionChunks(turn)) await writeSse(res, `data: ${JSON.stringify(chunk)}\n\n`);
+      await writeSse(res, 'data: [DONE]\n\n');
+    } finally {
+      res.end();
+    }
+  });
+
+  app.post<{ Body: CompletionRequest }>('/v1/completions', { schema: { body: completionSchema } }, async (request: FastifyRequest<{ Body: CompletionRequest }>, reply) => {
+    const controller = disconnectSignal(reply.raw);
+    const turn = await startCompletion(context, request.body, controller.signal);
+    if (!request.body.stream) return reply.send(await completion(turn));
+    const res = openSse(reply);
+    try {
+      for await (const chunk of completionChunks(turn)) await writeSse(res, `data: ${JSON.stringify(chunk)}\n\n`);
       await writeSse(res, 'data: [DONE]\n\n');
     } finally {
       res.end();

@@ -249,3 +249,53 @@ export const responsesSchema = {
     include: nullable({ type: 'array', items: { type: 'string' } }),
   },
 } as const;
+
+// ------------------------------------------------------------------------------------------------
+// Completions (the legacy text API)
+// ------------------------------------------------------------------------------------------------
+
+export interface CompletionRequest {
+  model: string;
+  prompt: string | string[] | number[] | number[][];
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  stream?: boolean | null;
+  stream_options?: { include_usage?: boolean } | null;
+  n?: number | null;
+  echo?: boolean | null;
+  best_of?: number | null;
+  // Accepted only at their neutral values (serving.ts refuseUnsupported).
+  logprobs?: number | null;
+  suffix?: string | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
+}
+
+const tokenIds = { type: 'array', minItems: 1, items: { type: 'integer' } };
+export const completionSchema = {
+  type: 'object',
+  required: ['model', 'prompt'],
+  properties: {
+    model: { type: 'string', minLength: 1 },
+    prompt: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string' } }, tokenIds, { type: 'array', minItems: 1, maxItems: 64, items: tokenIds }] },
+    max_tokens: nullable({ type: 'integer', minimum: 1 }),
+    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+    top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
+    seed: nullable({ type: 'integer' }),
+    stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] }),
+    stream: nullable({ type: 'boolean' }),
+    stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
+    n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+    echo: nullable({ type: 'boolean' }),
+    best_of: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+    logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
+    suffix: nullable({ type: 'string' }),
+    presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+    frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+    logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number', minimum: -100, maximum: 100 } }),
+  },
+} as const;

@@ -42,6 +42,7 @@ export function refuseUnsupported(values: Record<string, unknown>): void {
     response_format: "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
     'text.format': "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
     include: "token log-probabilities are not returned by this server ('message.output_text.logprobs')",
+    suffix: 'there is no fill-in-the-middle: the completion continues the prompt only',
   };
   for (const [param, v] of Object.entries(values)) {
     if (v === null || v === undefined || v === false || v === 0) continue;
@@ -92,7 +93,10 @@ export function functionTools(tools: { name: string; description?: string | null
 }
 
 export interface TurnRequest {
-  harmony: HarmonyRequest;
+  /** The prompt's token ids: a rendered Harmony conversation (parse: true), or a raw prompt (/v1/completions). */
+  harmony: Pick<HarmonyRequest, 'prompt'>;
+  /** Harmony events (the chat and Responses APIs) or raw text (/v1/completions); default true. */
+  parse?: boolean;
   maxTokens: number;
   temperature: number;
   topP: number;
@@ -105,7 +109,7 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
   let stream: GenerationStream;
   try {
     stream = ctx.engine.generate(r.harmony.prompt, {
-      parse: true,
+      parse: r.parse ?? true,
       maxTokens: r.maxTokens,
       temperature: r.temperature,
       topP: r.topP,

@@ -109,3 +109,66 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
     raw,
   };
 }
+
+export interface TextResult {
+  text: string;
+  finishReason: 'stop' | 'length' | 'context' | 'abort' | 'error';
+  error?: Error;
+  promptTokens: number;
+  completionTokens: number;
+  raw: GenerationResult;
+}
+
+/**
+ * Reads a raw (unparsed) generation as text for /v1/completions: yields text as it becomes final and returns the
+ * result. The stop token's text is left out (as result.text leaves it), so each token's text is held back until the
+ * next one shows it was not the last; `stops` as in readTurn.
+ */
+export async function* readText(stream: GenerationStream, stops: string[] = []): AsyncGenerator<string, TextResult> {
+  let text = '';
+  let sent = 0;
+  let held: string | null = null;
+  let stoppedByString = false;
+  const hold = stops.reduce((m, s) => Math.max(m, s.length - 1), 0);
+  const add = function* (piece: string): Generator<string> {
+    text += piece;
+    let cut = -1;
+    for (const s of stops) {
+      const at = text.indexOf(s, Math.max(0, sent - s.length));
+      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+    }
+    if (cut >= 0) {
+      text = text.slice(0, cut);
+      stoppedByString = true;
+      stream.abort();
+    }
+    const upTo = stoppedByString ? text.length : text.length - hold;
+    if (upTo > sent) {
+      yield text.slice(sent, upTo);
+      sent = upTo;
+    }
+  };
+  for await (const e of stream) {
+    if (stoppedByString || e.type !== 'token') continue;
+    if (held !== null) yield* add(held);
+    held = e.text;
+  }
+  const raw = await stream.result;
+  if (!stoppedByString) {
+    // raw.text is every piece but the stop token's, then the decoder's flush: what is left of it after ours
+    yield* add(raw.text.slice(text.length));
+    if (!stoppedByString && text.length > sent) {
+      yield text.slice(sent);
+      sent = text.length;
+    }
+  }
+  const finishReason: TextResult['finishReason'] = stoppedByString ? 'stop' : raw.finishReason === 'tool-call' ? 'stop' : raw.finishReason;
+  return {
+    text,
+    finishReason,
+    ...(raw.error ? { error: raw.error } : {}),
+    promptTokens: raw.usage.promptTokens,
+    completionTokens: raw.usage.completionTokens,
+    raw,
+  };
+}

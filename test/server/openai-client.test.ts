@@ -503,6 +503,74 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     }
   });
 
+  it('legacy /v1/completions: raw text (special tokens as written) or ids, the tokens of generate(), n and several prompts, echo, stop, streamed', async () => {
+    const harmonyText = '<|start|>user<|message|>What is the capital of France?<|end|><|start|>assistant';
+    const ids = tokenizer.encode(harmonyText, { allowSpecial: 'all' });
+    expect(ids.length).toBeLessThan(tokenizer.encode(harmonyText).length);  // the special tokens are one id each
+    const ref = await generate(model, ids, { maxTokens: 10, temperature: 0.8, seed: 5 }).result;
+    const r = await client.completions.create({ model: 'tiny', prompt: harmonyText, max_tokens: 10, temperature: 0.8, seed: 5 });
+    expect(r.object).toBe('text_completion');
+    expect(r.id).toMatch(/^cmpl-/);
+    expect(r.choices[0].text).toBe(ref.text);
+    expect(r.choices[0].finish_reason).toBe(ref.finishReason === 'length' ? 'length' : 'stop');
+    expect(r.usage).toMatchObject({ prompt_tokens: ids.length, completion_tokens: ref.tokens.length, total_tokens: ids.length + ref.tokens.length });
+    // the same prompt as ids gives the same text
+    const byIds = await client.completions.create({ model: 'tiny', prompt: ids, max_tokens: 10, temperature: 0.8, seed: 5 });
+    expect(byIds.choices[0].text).toBe(ref.text);
+    // without max_tokens: OpenAI's 16
+    const dflt = await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', temperature: 0 });
+    expect(dflt.usage!.completion_tokens).toBeLessThanOrEqual(16);
+    // two prompts x n = 2: four choices, prompt-major; each prompt counted once; echo puts the prompt first
+    const two = await client.completions.create({ model: 'tiny', prompt: ['Hello', 'The sky is'], n: 2, max_tokens: 4, temperature: 0, echo: true });
+    expect(two.choices.map((c) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(two.choices[0].text.startsWith('Hello') && two.choices[2].text.startsWith('The sky is')).toBe(true);
+    expect(two.choices[1].text).toBe(two.choices[0].text);  // greedy
+    const lens = ['Hello', 'The sky is'].map((t) => tokenizer.encode(t).length);
+    expect(two.usage!.prompt_tokens).toBe(lens[0] + lens[1]);
+    // a stop string ends the text before it
+    const whole = await client.completions.create({ model: 'tiny', prompt: 'The sky is', max_tokens: 12, temperature: 0 });
+    const text = whole.choices[0].text;
+    if (text.length > 3) {
+      const stop = text.slice(2, 4);
+      const cut = await client.completions.create({ model: 'tiny', prompt: 'The sky is', max_tokens: 12, temperature: 0, stop });
+      expect(cut.choices[0].text).toBe(text.slice(0, text.indexOf(stop)));
+      expect(cut.choices[0].finish_reason).toBe('stop');
+    }
+    // streamed: each index's chunks add up to the whole choice; one finish chunk each; usage last
+    const params = { model: 'tiny', prompt: ['Hello', 'The sky is'], n: 2, max_tokens: 6, temperature: 1, seed: 11, echo: true };
+    const full = await client.completions.create(params);
+    const got = ['', '', '', ''], finishes: (string | null)[] = [null, null, null, null];
+    let u: OpenAI.CompletionUsage | undefined;
+    for await (const c of await client.completions.create({ ...params, stream: true, stream_options: { include_usage: true } })) {
+      if (c.usage) u = c.usage;
+      for (const ch of c.choices) {
+        got[ch.index] += ch.text;
+        if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+      }
+    }
+    expect(got).toEqual(full.choices.map((c) => c.text));
+    expect(finishes).toEqual(full.choices.map((c) => c.finish_reason));
+    expect(u).toEqual(full.usage);
+    // errors naming the parameter
+    const err = async (body: Record<string, unknown>) =>
+      client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 2, ...body } as never).then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    const lp = await err({ logprobs: 2 });
+    expect([lp?.status, lp?.param, lp?.code]).toEqual([400, 'logprobs', 'unsupported_parameter']);
+    const sfx = await err({ suffix: 'end' });
+    expect([sfx?.status, sfx?.param, sfx?.code]).toEqual([400, 'suffix', 'unsupported_parameter']);
+    const best = await err({ best_of: 3 });
+    expect([best?.status, best?.param]).toEqual([400, 'best_of']);
+    const empty = await err({ prompt: [] });
+    expect([empty?.status, empty?.param]).toEqual([400, 'prompt']);
+    const badId = await err({ prompt: [[1, 2], [3, 300000]] });
+    expect([badId?.status, badId?.param]).toEqual([400, 'prompt[1]']);
+    expect(badId?.message).toMatch(/prompt\[1\]\[1\] = 300000 is not a token id/);
+    const many = await err({ prompt: Array.from({ length: 8 }, () => 'x'), n: 16 });
+    expect([many?.status, many?.param]).toEqual([400, 'n']);
+    const health = await (await fetch(`${url}/health`)).json();
+    expect([health.running, health.waiting]).toEqual([0, 0]);
+  });
+
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
     const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
       try {
