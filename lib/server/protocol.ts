@@ -187,6 +187,8 @@ export interface ResponsesRequest {
   seed?: number | null;
   /** Keep the response for previous_response_id and GET /v1/responses/{id} (default true; in memory). */
   store?: boolean | null;
+  /** 'auto': drop the oldest turns when the conversation does not fit the context; 'disabled' (default): a 400. */
+  truncation?: 'auto' | 'disabled' | null;
   // Accepted only at their neutral values (serving.ts refuseUnsupported), as chat's.
   text?: { format?: { type: string } | null } | null;
   top_logprobs?: number | null;
@@ -244,6 +246,7 @@ export const responsesSchema = {
     previous_response_id: nullable({ type: 'string' }),
     seed: nullable({ type: 'integer' }),
     store: nullable({ type: 'boolean' }),
+    truncation: nullable({ enum: ['auto', 'disabled'] }),
     text: nullable({ type: 'object', properties: { format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }) } }),
     top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     include: nullable({ type: 'array', items: { type: 'string' } }),

@@ -38,8 +38,6 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
       throw badParam('previous_response_id', `Previous response with id '${body.previous_response_id}' not found (this server keeps the last ${ctx.responses.capacity} stored responses, in memory)`, 'previous_response_not_found');
     history = [...previous.items, ...history];
   }
-  const { instructions, messages } = responseItems(history);
-  if (body.instructions) instructions.unshift(body.instructions);
   const fnTools = (body.tools ?? []).map((t, i) => {
     if (t.type !== 'function') throw badParam(`tools[${i}].type`, `tools[${i}]: tool type '${t.type}' is not supported (function tools only)`, 'unsupported_value');
     if (typeof t.name !== 'string') throw badParam(`tools[${i}].name`, `tools[${i}]: a function tool needs a name`, 'missing_required_parameter');
@@ -48,7 +46,22 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
   const tools = functionTools(fnTools);
   const choice = body.tool_choice ?? 'auto';
   const spec: ToolChoiceSpec = typeof choice === 'string' ? choice : { name: choice.name };
-  const harmony = await buildPrompt(instructions, tools, messages, effortOf(body.reasoning?.effort), spec, 'tool_choice');
+  const render = (items: ResponseInputItem[]) => {
+    const { instructions, messages } = responseItems(items);
+    if (body.instructions) instructions.unshift(body.instructions);
+    return buildPrompt(instructions, tools, messages, effortOf(body.reasoning?.effort), spec, 'tool_choice');
+  };
+  let harmony = await render(history);
+  if (body.truncation === 'auto') {
+    // OpenAI's 'auto': drop the oldest turns (a user message and what answered it; system and developer messages stay)
+    // until the prompt leaves max_output_tokens, or a quarter of the context, free; the last turn always stays
+    const limit = ctx.engine.maxContext;
+    const reserve = Math.min(body.max_output_tokens ?? Math.floor(limit / 4), limit - 1);
+    for (let shorter = dropOldestTurn(history); harmony.prompt.length + reserve > limit && shorter !== null; shorter = dropOldestTurn(history)) {
+      history = shorter;
+      harmony = await render(history);
+    }
+  }
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, body.max_output_tokens, 'max_output_tokens', 'input');
   const stream = startTurn(
     ctx,
@@ -57,6 +70,21 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
   );
   const store = body.store === false ? null : ctx.responses;
   return { id: newId('resp_'), createdAt: Math.floor(Date.now() / 1000), stream, body, model: ctx.modelName, maxTokens, history, store };
+}
+
+const isUser = (item: ResponseInputItem): boolean => (item.type ?? 'message') === 'message' && (item as { role?: string }).role === 'user';
+const isInstruction = (item: ResponseInputItem): boolean =>
+  (item.type ?? 'message') === 'message' && ['system', 'developer'].includes((item as { role?: string }).role ?? '');
+
+/**
+ * The items without their oldest turn: everything before the second user message goes but system and developer
+ * messages (a function call and its output are in one turn, so no output loses its call). null when one turn is left.
+ */
+function dropOldestTurn(items: ResponseInputItem[]): ResponseInputItem[] | null {
+  const first = items.findIndex(isUser);
+  const second = first < 0 ? -1 : items.findIndex((item, i) => i > first && isUser(item));
+  if (second < 0) return null;
+  return [...items.slice(0, second).filter(isInstruction), ...items.slice(second)];
 }
 
 /** An output item as the input item that continues from it (what a client sends back in `input`). */
@@ -94,7 +122,7 @@ function responseObject(t: ResponsesTurn, status: string, output: Item[], r: Tur
     text: { format: { type: 'text' } },
     tool_choice: b.tool_choice ?? 'auto',
     tools: b.tools ?? [],
-    truncation: 'disabled',
+    truncation: b.truncation ?? 'disabled',
     store: t.store !== null,
     usage: r
       ? {

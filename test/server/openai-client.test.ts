@@ -393,6 +393,39 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(r4.usage!.input_tokens).toBeGreaterThan(r2.usage!.input_tokens);
   });
 
+  it("Responses truncation 'auto': a long chain keeps fitting by dropping its oldest turns; 'disabled' ends in a 400", async () => {
+    const engine = model.createEngine({ maxSequences: 1, maxBatchTokens: 64, maxContext: 256 });
+    const own = createServer(engine, { modelName: 'tiny' });
+    try {
+      const c = new OpenAI({ baseURL: `${(await own.listen(0)).url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const say = (i: number) => `Turn ${i}: ${'tell me more about the weather in Paris today '.repeat(3)}`;
+      const chain = async (truncation: 'auto' | 'disabled') => {
+        const inputs: number[] = [];
+        let prev: string | undefined;
+        for (let i = 0; i < 8; i++) {
+          const r = await c.responses.create({
+            model: 'tiny', input: say(i), max_output_tokens: 8, temperature: 0, truncation, instructions: 'Be brief.',
+            ...(prev ? { previous_response_id: prev } : {}),
+          });
+          expect(r.truncation).toBe(truncation);
+          inputs.push(r.usage!.input_tokens);
+          prev = r.id;
+        }
+        return inputs;
+      };
+      const auto = await chain('auto');
+      for (const n of auto) expect(n + 8).toBeLessThanOrEqual(256);
+      // each turn adds the same tokens until the context is full; then the oldest turns go (untruncated, the last
+      // would be the first plus seven turns)
+      const turn = auto[1] - auto[0];
+      expect(auto[7]).toBeLessThan(auto[0] + 7 * turn);
+      const e = await chain('disabled').then(() => null, (x: unknown) => x as InstanceType<typeof OpenAI.APIError>);
+      expect([e?.status, e?.code]).toEqual([400, 'context_length_exceeded']);
+    } finally {
+      await own.close(1000);
+    }
+  });
+
   it('GET /metrics: Prometheus text with the HTTP responses by route and status, tokens and finish reasons, engine gauges', async () => {
     const engine = model.createEngine({ maxSequences: 2, maxBatchTokens: 32, maxContext: 256 });
     const own = createServer(engine, { modelName: 'tiny', apiKey: 'k' });  // /metrics, like /health, needs no key
