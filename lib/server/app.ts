@@ -11,6 +11,7 @@ import { completion, completionChunks, startCompletion } from './completions.js'
 import { chatCompletion, chatCompletionChunks, startChat } from './chat-completions.js';
 import { ServerMetrics } from './metrics.js';
 import { ResponseStore } from './response-store.js';
+import { detokenize, detokenizeSchema, tokenize, tokenizeSchema, type DetokenizeRequest, type TokenizeRequest } from './tokenize.js';
 import { responseEvents, responseJson, startResponse } from './responses.js';
 import type { ServeContext } from './serving.js';
 
@@ -22,8 +23,8 @@ export interface ServerOptions {
   /** Fastify's logger option (default false). */
   logger?: boolean | Record<string, unknown>;
   /**
-   * When set, every /v1 request must carry `Authorization: Bearer <apiKey>` (the openai client's `apiKey`); others
-   * get 401 `invalid_api_key`. /health stays open (load balancers' probes), as vLLM's --api-key leaves it.
+   * When set, every request but /health and /metrics must carry `Authorization: Bearer <apiKey>` (the openai client's
+   * `apiKey`); others get 401 `invalid_api_key`. /health and /metrics stay open (probes and scrapers).
    */
   apiKey?: string;
   /** Responses kept for previous_response_id and GET /v1/responses/{id}, the most recent first (default 1000; 0: none). */
@@ -74,6 +75,9 @@ async function writeSse(res: ServerResponse, frame: string): Promise<void> {
     res.on('close', done);
   });
 }
+
+/** What answers without the API key: the probes and the scrape (everything else, /tokenize too, needs it). */
+const OPEN_PATHS = new Set(['/health', '/metrics']);
 
 function openSse(reply: FastifyReply): ServerResponse {
   reply.hijack();
@@ -136,7 +140,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
     }
     if (draining && request.url !== '/health' && request.url !== '/metrics')
       return sendError(reply, new ApiError(503, 'The server is shutting down', 'service_unavailable', null, 'shutting_down'));
-    if (expected && request.url.startsWith('/v1')) {
+    if (expected && !OPEN_PATHS.has(request.url.split('?')[0])) {
       const got = Buffer.from(request.headers.authorization ?? '');
       // compared in constant time: the key's bytes leak nothing through the answer's timing
       if (got.length !== expected.length || !timingSafeEqual(got, expected))
@@ -188,6 +192,9 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
       res.end();
     }
   });
+
+  app.post<{ Body: TokenizeRequest }>('/tokenize', { schema: { body: tokenizeSchema } }, async (request) => tokenize(context, request.body));
+  app.post<{ Body: DetokenizeRequest }>('/detokenize', { schema: { body: detokenizeSchema } }, async (request) => detokenize(context, request.body));
 
   app.post<{ Body: ResponsesRequest }>('/v1/responses', { schema: { body: responsesSchema } }, async (request: FastifyRequest<{ Body: ResponsesRequest }>, reply) => {
     const controller = disconnectSignal(reply.raw);

@@ -526,6 +526,10 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       }
       const none = await fetch(`${base}/v1/models`);
       expect(none.status).toBe(401);
+      // every route but /health and /metrics: /tokenize too
+      const tok = await fetch(`${base}/tokenize`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'x' }) });
+      expect(tok.status).toBe(401);
+      expect((await fetch(`${base}/metrics`)).status).toBe(200);
       expect((await none.json()).error).toMatchObject({ code: 'invalid_api_key', type: 'invalid_request_error' });
       expect((await fetch(`${base}/health`)).status).toBe(200);
       const spare = model.createEngine({ maxSequences: 1, maxBatchTokens: 32, maxContext: 256 });
@@ -602,6 +606,35 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([many?.status, many?.param]).toEqual([400, 'n']);
     const health = await (await fetch(`${url}/health`)).json();
     expect([health.running, health.waiting]).toEqual([0, 0]);
+  });
+
+  it("POST /tokenize and /detokenize (vLLM's): a prompt as /v1/completions encodes it, messages as chat renders them", async () => {
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      return { status: r.status, json: await r.json() };
+    };
+    const text = '<|start|>user<|message|>Hi<|end|>';
+    const t = await post('/tokenize', { model: 'tiny', prompt: text });
+    expect(t.status).toBe(200);
+    expect(t.json.tokens).toEqual(tokenizer.encode(text, { allowSpecial: 'all' }));
+    expect([t.json.count, t.json.max_model_len]).toEqual([t.json.tokens.length, 1024]);
+    // messages: exactly the prompt the chat endpoint feeds the model (its usage.prompt_tokens)
+    const m = await post('/tokenize', { messages, reasoning_effort: 'low' });
+    expect(m.json.tokens).toEqual(rendered('low'));
+    const chat = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 1, reasoning_effort: 'low' });
+    expect(m.json.count).toBe(chat.usage!.prompt_tokens);
+    // and back
+    const d = await post('/detokenize', { model: 'tiny', tokens: t.json.tokens });
+    expect([d.status, d.json.prompt]).toEqual([200, text]);
+    // errors naming the parameter
+    const both = await post('/tokenize', { prompt: 'x', messages });
+    expect([both.status, both.json.error.param]).toEqual([400, 'messages']);
+    const neither = await post('/tokenize', {});
+    expect([neither.status, neither.json.error.param]).toEqual([400, 'prompt']);
+    const bad = await post('/detokenize', { tokens: [1, -2] });
+    expect([bad.status, bad.json.error.param]).toEqual([400, 'tokens[1]']);
+    const other = await post('/tokenize', { model: 'gpt-4o', prompt: 'x' });
+    expect([other.status, other.json.error.code]).toEqual([404, 'model_not_found']);
   });
 
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
