@@ -3,9 +3,9 @@
 import type { GenerationStream } from '../generate.js';
 import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conversation.js';
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
-import { checkModel, functionTools, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
-import { newId, readTurn, type TurnDelta, type TurnResult } from './turn.js';
-import { ApiError, badParam } from './errors.js';
+import { checkModel, choiceSeed, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
+import { drain, interleave, newId, readTurn, type TurnResult } from './turn.js';
+import { ApiError } from './errors.js';
 
 export interface ChatTurn {
   id: string;
@@ -31,26 +31,17 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
   const requested = body.max_completion_tokens ?? body.max_tokens;
   const param = body.max_completion_tokens !== undefined && body.max_completion_tokens !== null ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, requested, param, 'messages');
-  const stops = body.stop === null || body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  if (stops.some((s) => s === '')) throw badParam('stop', "'stop' strings must not be empty");
-  // `n` choices: n sequences of the same prompt. With a seed, choice i draws from seed + i (choice 0 is what n = 1
-  // gives); without one, each takes its own random seed. A refusal of any (queue full, shutting down) cancels the
-  // ones already started: nothing is half-admitted.
-  const n = body.n ?? 1;
-  const streams: GenerationStream[] = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const seed = body.seed === null || body.seed === undefined ? undefined : i === 0 ? body.seed : BigInt(body.seed) + BigInt(i);
-      streams.push(startTurn(
-        ctx,
-        { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(seed !== undefined ? { seed } : {}), signal },
-        'messages',
-      ));
-    }
-  } catch (e) {
-    for (const s of streams) s.abort();
-    throw e;
-  }
+  const stops = stopStrings(body.stop);
+  // `n` choices: n sequences of the same prompt, choice i drawing from seed + i (choiceSeed)
+  const turn = { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal };
+  const streams = startTurns(
+    ctx,
+    Array.from({ length: body.n ?? 1 }, (_, i) => {
+      const seed = choiceSeed(body.seed, i);
+      return { ...turn, ...(seed !== undefined ? { seed } : {}) };
+    }),
+    'messages',
+  );
   return { id: newId('chatcmpl-'), created: Math.floor(Date.now() / 1000), model: ctx.modelName, streams, stops, includeUsage: body.stream_options?.include_usage === true };
 }
 
@@ -78,15 +69,8 @@ function failure(r: TurnResult): ApiError | null {
   return new ApiError(500, `generation failed: ${r.error?.message ?? 'unknown error'}`, 'server_error');
 }
 
-async function readToEnd(stream: GenerationStream, stops: string[]): Promise<TurnResult> {
-  const reader = readTurn(stream, stops);
-  let next = await reader.next();
-  while (!next.done) next = await reader.next();
-  return next.value;
-}
-
 export async function chatCompletion(turn: ChatTurn): Promise<Record<string, unknown>> {
-  const rs = await Promise.all(turn.streams.map((s) => readToEnd(s, turn.stops)));
+  const rs = await Promise.all(turn.streams.map((s) => drain(readTurn(s, turn.stops))));
   for (const r of rs) {
     const err = failure(r);
     if (err) throw err;  // the other choices have ended: Promise.all waited for every one
@@ -120,29 +104,21 @@ export async function* chatCompletionChunks(turn: ChatTurn): AsyncGenerator<Reco
     choices: [{ index, delta, logprobs: null, finish_reason: finish }],
   });
   for (let i = 0; i < turn.streams.length; i++) yield chunk(i, { role: 'assistant', content: '' });
-  const readers = turn.streams.map((s) => readTurn(s, turn.stops));
-  type Next = { i: number; next: IteratorResult<TurnDelta, TurnResult> };
-  const pending = new Map<number, Promise<Next>>();
-  const arm = (i: number): void => void pending.set(i, readers[i].next().then((next) => ({ i, next })));
-  readers.forEach((_, i) => arm(i));
   const results: TurnResult[] = [];
-  while (pending.size > 0) {
-    const { i, next } = await Promise.race(pending.values());
-    if (next.done) {
-      pending.delete(i);
-      const r = next.value;
-      const err = failure(r);
+  for await (const e of interleave(turn.streams.map((s) => readTurn(s, turn.stops)))) {
+    const i = e.index;
+    if ('result' in e) {
+      const err = failure(e.result);
       if (err) {
         for (const s of turn.streams) s.abort();
         yield err.body() as unknown as Record<string, unknown>;
         return;
       }
-      results[i] = r;
-      yield chunk(i, {}, finishReason(r));
+      results[i] = e.result;
+      yield chunk(i, {}, finishReason(e.result));
       continue;
     }
-    arm(i);
-    const d = next.value;
+    const d = e.delta;
     if (d.type === 'content') yield chunk(i, { content: d.text });
     else if (d.type === 'reasoning') yield chunk(i, { reasoning_content: d.text, reasoning: d.text });
     else if (d.type === 'tool-call-start')

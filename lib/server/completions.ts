@@ -7,8 +7,8 @@ import type { GenerationStream } from '../generate.js';
 import { tokenizer } from '../tokenizer.js';
 import { ApiError, badParam } from './errors.js';
 import type { CompletionRequest } from './protocol.js';
-import { checkModel, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
-import { newId, readText, type TextResult } from './turn.js';
+import { checkModel, choiceSeed, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext, type TurnRequest } from './serving.js';
+import { drain, interleave, newId, readText, type TextResult } from './turn.js';
 
 export interface CompletionTurn {
   id: string;
@@ -55,30 +55,22 @@ export async function startCompletion(ctx: ServeContext, body: CompletionRequest
       return q;
     }),
   );
-  const stops = body.stop === null || body.stop === undefined ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  if (stops.some((s) => s === '')) throw badParam('stop', "'stop' strings must not be empty");
-  const streams: GenerationStream[] = [];
+  const stops = stopStrings(body.stop);
+  // every choice's request first (a prompt too long for the context is a 400 before anything starts), prompt-major:
+  // choice c = prompt i's j-th draws from seed + c (choiceSeed)
+  const requests: TurnRequest[] = [];
   const echoes: string[] = [];
-  try {
-    ids.forEach((prompt, i) => {
-      // OpenAI's default for this API is 16 tokens
-      const maxTokens = resolveMaxTokens(ctx, prompt.length, body.max_tokens ?? 16, 'max_tokens', typeof p === 'string' ? 'prompt' : `prompt[${i}]`);
-      const text = typeof prompts[i] === 'string' ? (prompts[i] as string) : tokenizer.decode(prompt);
-      for (let j = 0; j < n; j++) {
-        const c = i * n + j;  // with a seed, choice c draws from seed + c
-        const seed = body.seed === null || body.seed === undefined ? undefined : c === 0 ? body.seed : BigInt(body.seed) + BigInt(c);
-        streams.push(startTurn(
-          ctx,
-          { harmony: { prompt }, parse: false, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(seed !== undefined ? { seed } : {}), signal },
-          'prompt',
-        ));
-        echoes.push(body.echo ? text : '');
-      }
-    });
-  } catch (e) {
-    for (const s of streams) s.abort();
-    throw e;
-  }
+  ids.forEach((prompt, i) => {
+    // OpenAI's default for this API is 16 tokens
+    const maxTokens = resolveMaxTokens(ctx, prompt.length, body.max_tokens ?? 16, 'max_tokens', typeof p === 'string' ? 'prompt' : `prompt[${i}]`);
+    const text = typeof prompts[i] === 'string' ? (prompts[i] as string) : tokenizer.decode(prompt);
+    for (let j = 0; j < n; j++) {
+      const seed = choiceSeed(body.seed, i * n + j);
+      requests.push({ harmony: { prompt }, parse: false, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(seed !== undefined ? { seed } : {}), signal });
+      echoes.push(body.echo ? text : '');
+    }
+  });
+  const streams = startTurns(ctx, requests, 'prompt');
   return { id: newId('cmpl-'), created: Math.floor(Date.now() / 1000), model: ctx.modelName, streams, echoes, stops, includeUsage: body.stream_options?.include_usage === true, n };
 }
 
@@ -100,15 +92,8 @@ function usage(turn: CompletionTurn, rs: TextResult[]): Record<string, number> {
   return { prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens };
 }
 
-async function readAll(stream: GenerationStream, stops: string[]): Promise<TextResult> {
-  const reader = readText(stream, stops);
-  let next = await reader.next();
-  while (!next.done) next = await reader.next();
-  return next.value;
-}
-
 export async function completion(turn: CompletionTurn): Promise<Record<string, unknown>> {
-  const rs = await Promise.all(turn.streams.map((s) => readAll(s, turn.stops)));
+  const rs = await Promise.all(turn.streams.map((s) => drain(readText(s, turn.stops))));
   for (const r of rs) {
     const err = failure(r);
     if (err) throw err;
@@ -137,28 +122,20 @@ export async function* completionChunks(turn: CompletionTurn): AsyncGenerator<Re
     choices: [{ index, text, logprobs: null, finish_reason: finish }],
   });
   for (let c = 0; c < turn.streams.length; c++) if (turn.echoes[c] !== '') yield chunk(c, turn.echoes[c]);
-  const readers = turn.streams.map((s) => readText(s, turn.stops));
-  type Next = { c: number; next: IteratorResult<string, TextResult> };
-  const pending = new Map<number, Promise<Next>>();
-  const arm = (c: number): void => void pending.set(c, readers[c].next().then((next) => ({ c, next })));
-  readers.forEach((_, c) => arm(c));
   const results: TextResult[] = [];
-  while (pending.size > 0) {
-    const { c, next } = await Promise.race(pending.values());
-    if (next.done) {
-      pending.delete(c);
-      const err = failure(next.value);
+  for await (const e of interleave(turn.streams.map((s) => readText(s, turn.stops)))) {
+    if ('result' in e) {
+      const err = failure(e.result);
       if (err) {
         for (const s of turn.streams) s.abort();
         yield err.body() as unknown as Record<string, unknown>;
         return;
       }
-      results[c] = next.value;
-      yield chunk(c, '', finishReason(next.value));
-      continue;
+      results[e.index] = e.result;
+      yield chunk(e.index, '', finishReason(e.result));
+    } else if (e.delta !== '') {
+      yield chunk(e.index, e.delta);
     }
-    arm(c);
-    if (next.value !== '') yield chunk(c, next.value);
   }
   if (turn.includeUsage) yield { id: turn.id, object: 'text_completion', created: turn.created, model: turn.model, choices: [], usage: usage(turn, results) };
 }

@@ -104,6 +104,34 @@ export interface TurnRequest {
   signal: AbortSignal;
 }
 
+/** A request's `stop` (a string or up to 4) as a list; an empty string is a 400. */
+export function stopStrings(stop: string | string[] | null | undefined): string[] {
+  const stops = stop === null || stop === undefined ? [] : typeof stop === 'string' ? [stop] : stop;
+  if (stops.some((x) => x === '')) throw badParam('stop', "'stop' strings must not be empty");
+  return stops;
+}
+
+/**
+ * Choice c's seed when a request asks for several (`n`): the request's seed + c, so choice 0 is what one choice
+ * gives; none when the request has none (each choice then draws its own random seed).
+ */
+export function choiceSeed(seed: number | null | undefined, c: number): Seed | undefined {
+  if (seed === null || seed === undefined) return undefined;
+  return c === 0 ? seed : BigInt(seed) + BigInt(c);
+}
+
+/** Starts every turn of a request (its choices); a refusal of any cancels those already started: nothing is half-admitted. */
+export function startTurns(ctx: ServeContext, requests: TurnRequest[], inputParam: string): GenerationStream[] {
+  const streams: GenerationStream[] = [];
+  try {
+    for (const r of requests) streams.push(startTurn(ctx, r, inputParam));
+  } catch (e) {
+    for (const s of streams) s.abort();
+    throw e;
+  }
+  return streams;
+}
+
 /** Starts the turn on the engine; refusals (queue full, shutting down, context) as ApiErrors. */
 export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string): GenerationStream {
   let stream: GenerationStream;

@@ -172,3 +172,32 @@ export async function* readText(stream: GenerationStream, stops: string[] = []):
     raw,
   };
 }
+
+/** Runs a reader (readTurn, readText) to its end; its result. */
+export async function drain<T, R>(reader: AsyncGenerator<T, R>): Promise<R> {
+  let next = await reader.next();
+  while (!next.done) next = await reader.next();
+  return next.value;
+}
+
+/**
+ * Several readers (a request's choices) as one sequence, each item as soon as its reader yields it: `{ index, delta }`
+ * for a reader's items, `{ index, result }` once for its end. The caller may stop early (a failed choice); the other
+ * readers are then left to their streams' abort.
+ */
+export async function* interleave<T, R>(readers: AsyncGenerator<T, R>[]): AsyncGenerator<{ index: number; delta: T } | { index: number; result: R }> {
+  type Next = { index: number; next: IteratorResult<T, R> };
+  const pending = new Map<number, Promise<Next>>();
+  const arm = (index: number): void => void pending.set(index, readers[index].next().then((next) => ({ index, next })));
+  readers.forEach((_, i) => arm(i));
+  while (pending.size > 0) {
+    const { index, next } = await Promise.race(pending.values());
+    if (next.done) {
+      pending.delete(index);
+      yield { index, result: next.value };
+    } else {
+      arm(index);
+      yield { index, delta: next.value };
+    }
+  }
+}
