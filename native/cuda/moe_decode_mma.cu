@@ -186,6 +186,20 @@ __device__ __forceinline__ void build_frags(const SliceRef& r, const float* x, u
 
 // sc0, sc1: the scale bytes of rows g and g + 8 of the slice (MX block blk at [blk * kScStride]); kRaw:
 // E8M0 bytes as in the checkpoint (else as stored_scale_byte wrote them). kRelaid: decode-layout words.
+// One MX block of a 16-row tile: its two ldmatrix words (rows g and g + 8, word t) decoded and multiplied by the
+// block's B fragment xf (columns hi, lo) in two k16 MMAs; c[0] + c[1] is row g's product, c[2] + c[3] row g + 8's.
+template <bool kSub, bool kRelaid>
+__device__ __forceinline__ void block_mma(uint32_t w0, uint32_t w1, uint4 xf, float (&c)[4]) {
+  uint32_t p0[4], p1[4];
+  decode_word<kSub, kRelaid>(w0, p0);
+  decode_word<kSub, kRelaid>(w1, p1);
+  const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
+  mma_first(c, m0, xf.x, xf.y);
+  const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
+  const uint32_t bb[2] = {xf.z, xf.w};
+  mma_bf16_16816(c, m1, bb);
+}
+
 template <bool kSub, bool kRaw, bool kRelaid = false, int kScStride = 1>
 __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows, const uint8_t* sc0, const uint8_t* sc1,
                                          const uint4* frag, float& acc0, float& acc1) {
@@ -198,16 +212,8 @@ __device__ __forceinline__ void tile_mma(const SliceRef& r, const uint8_t* rows,
   for (int blk = 0; blk < r.nb; ++blk, arow += 16, fr += 8, sc0 += kScStride, sc1 += kScStride) {
     uint32_t w0, w1;
     ldsm_x2(w0, w1, arow);
-    const uint4 xf = *fr;
-    uint32_t p0[4], p1[4];
-    decode_word<kSub, kRelaid>(w0, p0);
-    decode_word<kSub, kRelaid>(w1, p1);
     float c[4];
-    const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
-    mma_first(c, m0, xf.x, xf.y);
-    const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
-    const uint32_t bb[2] = {xf.z, xf.w};
-    mma_bf16_16816(c, m1, bb);
+    block_mma<kSub, kRelaid>(w0, w1, *fr, c);
     const uint32_t s0 = *sc0, s1 = *sc1;
     a0 = fmaf(kRaw ? block_scale<kSub>(s0) : stored_scale<kSub>(s0), c[0] + c[1], a0);
     a1 = fmaf(kRaw ? block_scale<kSub>(s1) : stored_scale<kSub>(s1), c[2] + c[3], a1);
@@ -407,7 +413,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32) moe_mma_down_kernel(MoeArgs a,
 //    CTAs, ptxas spills 72-168 bytes). The 20b at 2 slots: 2 x 8 warps x 2 x 3.5 KB = 112 KB in flight an SM.
 // ---------------------------------------------------------------------------------------------
 #if defined(GPTOSS_HAVE_MMA_SYNC)
-// tile_mma<true, false, true, kTileRows> with the slice's words already in registers (w[blk] = ldsm_x2 of block blk).
+// tile_mma<true, false, true, kTileRows> with the slice's words already in registers (w[blk] = ldsm_x2 of block blk):
+// the same block_mma and scale FMA in the same order.
 template <int kPer>
 __device__ __forceinline__ void tile_mma_staged(const uint32_t (&w)[kPer][2], int nb, const uint8_t* sc0, const uint8_t* sc1,
                                                 const uint4* frag, int lane, float& acc0, float& acc1) {
@@ -417,16 +424,8 @@ __device__ __forceinline__ void tile_mma_staged(const uint32_t (&w)[kPer][2], in
 #pragma unroll
   for (int blk = 0; blk < kPer; ++blk) {
     if (blk < nb) {
-      const uint4 xf = fr[blk * 8];
-      uint32_t p0[4], p1[4];
-      decode_word<true, true>(w[blk][0], p0);
-      decode_word<true, true>(w[blk][1], p1);
       float c[4];
-      const uint32_t m0[4] = {p0[0], p1[0], p0[1], p1[1]};
-      mma_first(c, m0, xf.x, xf.y);
-      const uint32_t m1[4] = {p0[2], p1[2], p0[3], p1[3]};
-      const uint32_t bb[2] = {xf.z, xf.w};
-      mma_bf16_16816(c, m1, bb);
+      block_mma<true, true>(w[blk][0], w[blk][1], fr[blk * 8], c);
       a0 = fmaf(stored_scale<true>(sc0[blk * kTileRows]), c[0] + c[1], a0);
       a1 = fmaf(stored_scale<true>(sc1[blk * kTileRows]), c[2] + c[3], a1);
     }
@@ -435,6 +434,42 @@ __device__ __forceinline__ void tile_mma_staged(const uint32_t (&w)[kPer][2], in
   acc1 = a1;
 }
 #endif
+
+// Warp 0's epilogue of one (pair, 16-row tile) unit of the persistent decode kernels (moe_staged_kernel,
+// moe_fp8_stream_kernel) of pair `pair` (token tok), rows [row0, row0 + 16) = tile `tile`; v: lane r's row sum, bias
+// included (lanes < 16). gate_up: the interleaved rows 2j (gate) and
+// 2j + 1 (up) as SwiGLU -> act (lane 2j takes its neighbour's row); down: the weighted row -> part, and the last of
+// the token's k units for this tile sums them in expert order -> out (its counter reset for the next launch).
+template <bool kDown>
+__device__ __forceinline__ void unit_epilogue(const MoeArgs& a, float* act, float* part, float v, float route_w, bool valid,
+                                              int pair, int tok, int row0, int tile, int tiles, int rows_total, int lane) {
+  const int rr = row0 + lane;
+  if (!kDown) {
+    const float up = __shfl_down_sync(0xffffffffu, v, 1);
+    const int j = row0 / 2 + lane / 2;
+    if (lane < kTileRows && !(lane & 1) && 2 * j + 1 < rows_total)
+      act[int64_t(pair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
+    if (!valid && lane == 0) atomicOr(a.err, kErrExpertRange);
+  } else {
+    if (lane < kTileRows && rr < a.H) part[int64_t(pair) * a.H + rr] = valid ? route_w * v : 0.f;
+    __threadfence();
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) {
+      int* cnt = a.counters + kCountersMoe + tok * tiles + tile;
+      last = atomicAdd(cnt, 1) == a.k - 1;
+      if (last) atomicExch(cnt, 0);
+    }
+    if (__shfl_sync(0xffffffffu, last, 0)) {
+      __threadfence();
+      if (lane < kTileRows && rr < a.H) {
+        float sum = 0.f;
+        for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rr);
+        a.out[int64_t(tok) * a.H + rr] = sum;
+      }
+    }
+  }
+}
 
 template <bool kDown, int kSlots>
 __global__ void __launch_bounds__(kMaxWarps * 32, 2) moe_staged_kernel(MoeArgs a, float* act, float* part) {
@@ -536,31 +571,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, 2) moe_staged_kernel(MoeArgs a
     if (lane < kTileRows)
       for (int w = 0; w < sh.slices; ++w) v += red[u & 1][w][lane];  // slice order, as tile_rows_sum
     v += bias;
-    if (!kDown) {
-      // rows 2j (gate) and 2j + 1 (up) are interleaved: lane 2j takes its neighbour's row
-      const float up = __shfl_down_sync(0xffffffffu, v, 1);
-      const int j = row0 / 2 + lane / 2;
-      if (lane < kTileRows && !(lane & 1)) act[int64_t(upair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
-      if (!valid && lane == 0) atomicOr(a.err, kErrExpertRange);
-    } else {
-      if (lane < kTileRows) part[int64_t(upair) * a.H + rr] = valid ? route_w * v : 0.f;
-      __threadfence();
-      __syncwarp();
-      int last = 0;
-      if (lane == 0) {
-        int* cnt = a.counters + kCountersMoe + tok * tiles + utile;
-        last = atomicAdd(cnt, 1) == a.k - 1;
-        if (last) atomicExch(cnt, 0);
-      }
-      if (__shfl_sync(0xffffffffu, last, 0)) {
-        __threadfence();
-        if (lane < kTileRows) {
-          float sum = 0.f;
-          for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rr);
-          a.out[int64_t(tok) * a.H + rr] = sum;
-        }
-      }
-    }
+    unit_epilogue<kDown>(a, act, part, v, route_w, valid, upair, tok, row0, utile, tiles, rows_total, lane);
   }
   cp_async_wait<0>();
 #else
@@ -628,6 +639,24 @@ __device__ __forceinline__ void e4m3x4_to_f32(uint32_t v, float* f) {
   e4m3x2_to_f32(uint16_t(v >> 16), f[2], f[3]);
 }
 
+// One quad's 8 values (r, already scaled) as 4 e4m3 limbs, limb c at out[4 c] = (even values, odd values); each limb
+// is what is left, rounded, times 16^c, so the limbs sum to r within ~2^-18 of its max.
+__device__ __forceinline__ void e4m3_limbs(float (&r)[8], uint2* out) {
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    const uint32_t ev = e4m3x4(r[0], r[2], r[4], r[6]), od = e4m3x4(r[1], r[3], r[5], r[7]);
+    out[c * 4] = make_uint2(ev, od);
+    float be[4], bo[4];
+    e4m3x4_to_f32(ev, be);
+    e4m3x4_to_f32(od, bo);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      r[2 * j] = (r[2 * j] - be[j]) * 16.f;  // exact: the limb is r rounded
+      r[2 * j + 1] = (r[2 * j + 1] - bo[j]) * 16.f;
+    }
+  }
+}
+
 // The warp's B fragments for x (nch x 32 floats) over MX blocks [b0, b0 + nb): frag[blk][limb c][quad
 // q] = (even values of quad q, odd values) as e4m3 limb c. Returns e (x was scaled by 2^(7-e)).
 __device__ __forceinline__ int fp8_build_frags(const float* x, int nch, int b0, int nb, uint2* frag, int lane) {
@@ -647,19 +676,7 @@ __device__ __forceinline__ int fp8_build_frags(const float* x, int nch, int b0, 
     const float4* p = x4 + (b0 + blk) * 8 + 2 * q;
     const float4 v0 = __ldg(p), v1 = __ldg(p + 1);
     float r[8] = {v0.x * sc, v0.y * sc, v0.z * sc, v0.w * sc, v1.x * sc, v1.y * sc, v1.z * sc, v1.w * sc};
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const uint32_t ev = e4m3x4(r[0], r[2], r[4], r[6]), od = e4m3x4(r[1], r[3], r[5], r[7]);
-      frag[blk * 16 + c * 4 + q] = make_uint2(ev, od);
-      float be[4], bo[4];
-      e4m3x4_to_f32(ev, be);
-      e4m3x4_to_f32(od, bo);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        r[2 * j] = (r[2 * j] - be[j]) * 16.f;  // exact: the limb is r rounded
-        r[2 * j + 1] = (r[2 * j + 1] - bo[j]) * 16.f;
-      }
-    }
+    e4m3_limbs(r, frag + blk * 16 + q);
   }
   return e;
 }
@@ -736,19 +753,7 @@ __device__ __forceinline__ void mxf8_build_frags(const float* x, int b0, int nb,
     const int e = min(max(int((__float_as_uint(m) >> 23) & 0xFF) - 127, -100), 127);
     const float sc = __uint_as_float(uint32_t(127 + 7 - e) << 23);  // 2^(7-e)
     float r[8] = {v0.x * sc, v0.y * sc, v0.z * sc, v0.w * sc, v1.x * sc, v1.y * sc, v1.z * sc, v1.w * sc};
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const uint32_t ev = e4m3x4(r[0], r[2], r[4], r[6]), od = e4m3x4(r[1], r[3], r[5], r[7]);
-      frag[blk * 16 + c * 4 + q] = make_uint2(ev, od);
-      float be[4], bo[4];
-      e4m3x4_to_f32(ev, be);
-      e4m3x4_to_f32(od, bo);
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        r[2 * j] = (r[2 * j] - be[j]) * 16.f;  // exact: the limb is r rounded
-        r[2 * j + 1] = (r[2 * j + 1] - bo[j]) * 16.f;
-      }
-    }
+    e4m3_limbs(r, frag + blk * 16 + q);
     if (q == 0)
 #pragma unroll
       for (int c = 0; c < 4; ++c) fsc[blk * 4 + c] = uint32_t(127 + e - 7 - 4 * c);  // in [8, 247]
@@ -887,32 +892,7 @@ __global__ void __launch_bounds__(kFp8Warps * 32, 2) moe_fp8_stream_kernel(MoeAr
     float v = bias;
     if (lane < kTileRows)
       for (int w = 0; w < kFp8Warps; ++w) v += red[u & 1][w][lane];  // warp order: deterministic
-    if (!kDown) {
-      // rows 2j (gate) and 2j + 1 (up) are interleaved: lane 2j takes its neighbour's row
-      const float up = __shfl_down_sync(0xffffffffu, v, 1);
-      const int j = row0 / 2 + lane / 2;
-      if (lane < kTileRows && !(lane & 1) && 2 * j + 1 < rows_total)
-        act[int64_t(upair) * a.I + j] = valid ? swiglu(v, up, a.limit, a.alpha) : 0.f;
-      if (!valid && lane == 0) atomicOr(a.err, kErrExpertRange);
-    } else {
-      if (lane < kTileRows && rr < a.H) part[int64_t(upair) * a.H + rr] = valid ? route_w * v : 0.f;
-      __threadfence();
-      __syncwarp();
-      int last = 0;
-      if (lane == 0) {
-        int* cnt = a.counters + kCountersMoe + tok * tiles + utile;
-        last = atomicAdd(cnt, 1) == a.k - 1;
-        if (last) atomicExch(cnt, 0);
-      }
-      if (__shfl_sync(0xffffffffu, last, 0)) {
-        __threadfence();
-        if (lane < kTileRows && rr < a.H) {
-          float sum = 0.f;
-          for (int j = 0; j < a.k; ++j) sum += __ldcg(part + (int64_t(tok) * a.k + j) * a.H + rr);
-          a.out[int64_t(tok) * a.H + rr] = sum;
-        }
-      }
-    }
+    unit_epilogue<kDown>(a, act, part, v, route_w, valid, upair, tok, row0, utile, tiles, rows_total, lane);
   }
   cp_async_wait<0>();
 #else

@@ -321,21 +321,19 @@ MoeBf16Path choose_moe_bf16(const GpuCaps& caps, const GpuKnobs& k, int n, int e
   return moe_uses_decode(n, experts_per_token) ? MoeBf16Path::Gemv : MoeBf16Path::Grouped;
 }
 
-int moe_fp8_stages(const GpuCaps& caps, int H, int I) {
+namespace {
+// The FP8 streaming kernels' ring depth (3, else 2) for both GEMMs of a layer, given their shared memory a CTA.
+int fp8_stream_stages(const GpuCaps& caps, int H, int I, int (*cta_smem)(int nch, int stages)) {
   const int nh = H / 32, ni = I / 32;
   if (fp8_per(nh) > kFp8PerMax || fp8_per(ni) > kFp8PerMax) return 0;
   for (int st : {3, 2})
-    if (std::max(fp8_cta_smem(nh, st), fp8_cta_smem(ni, st)) <= caps.smem_optin) return st;
+    if (std::max(cta_smem(nh, st), cta_smem(ni, st)) <= caps.smem_optin) return st;
   return 0;
 }
+}  // namespace
 
-int moe_mxf8_stages(const GpuCaps& caps, int H, int I) {
-  const int nh = H / 32, ni = I / 32;
-  if (fp8_per(nh) > kFp8PerMax || fp8_per(ni) > kFp8PerMax) return 0;
-  for (int st : {3, 2})
-    if (std::max(mxf8_cta_smem(nh, st), mxf8_cta_smem(ni, st)) <= caps.smem_optin) return st;
-  return 0;
-}
+int moe_fp8_stages(const GpuCaps& caps, int H, int I) { return fp8_stream_stages(caps, H, I, fp8_cta_smem); }
+int moe_mxf8_stages(const GpuCaps& caps, int H, int I) { return fp8_stream_stages(caps, H, I, mxf8_cta_smem); }
 
 namespace {
 bool moe_mma_fits(const GpuCaps& caps, const GpuKnobs& k, int H, int I) {
