@@ -79,6 +79,27 @@ async function writeSse(res: ServerResponse, frame: string): Promise<void> {
 /** What answers without the API key: the probes and the scrape (everything else, /tokenize too, needs it). */
 const OPEN_PATHS = new Set(['/health', '/metrics']);
 
+/** Streams frames as SSE (each frame a whole `data:` / `event:` block) and ends the response, even on a failure. */
+async function sendSse(reply: FastifyReply, frames: AsyncIterable<string>): Promise<void> {
+  const res = openSse(reply);
+  try {
+    for await (const frame of frames) await writeSse(res, frame);
+  } finally {
+    res.end();
+  }
+}
+
+/** OpenAI's chat and completion chunk streams: `data: <json>` a chunk, then `data: [DONE]`. */
+async function* dataFrames(chunks: AsyncIterable<Record<string, unknown>>): AsyncGenerator<string> {
+  for await (const chunk of chunks) yield `data: ${JSON.stringify(chunk)}\n\n`;
+  yield 'data: [DONE]\n\n';
+}
+
+/** The Responses API's typed stream: `event: <type>` and `data: <json>` an event (no [DONE]). */
+async function* eventFrames(events: AsyncIterable<Record<string, unknown>>): AsyncGenerator<string> {
+  for await (const e of events) yield `event: ${e.type as string}\ndata: ${JSON.stringify(e)}\n\n`;
+}
+
 function openSse(reply: FastifyReply): ServerResponse {
   reply.hijack();
   const res = reply.raw;
@@ -171,26 +192,14 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
     const controller = disconnectSignal(reply.raw);
     const turn = await startChat(context, request.body, controller.signal); // refusals throw before any byte is sent
     if (!request.body.stream) return reply.send(await chatCompletion(turn));
-    const res = openSse(reply);
-    try {
-      for await (const chunk of chatCompletionChunks(turn)) await writeSse(res, `data: ${JSON.stringify(chunk)}\n\n`);
-      await writeSse(res, 'data: [DONE]\n\n');
-    } finally {
-      res.end();
-    }
+    await sendSse(reply, dataFrames(chatCompletionChunks(turn)));
   });
 
   app.post<{ Body: CompletionRequest }>('/v1/completions', { schema: { body: completionSchema } }, async (request: FastifyRequest<{ Body: CompletionRequest }>, reply) => {
     const controller = disconnectSignal(reply.raw);
     const turn = await startCompletion(context, request.body, controller.signal);
     if (!request.body.stream) return reply.send(await completion(turn));
-    const res = openSse(reply);
-    try {
-      for await (const chunk of completionChunks(turn)) await writeSse(res, `data: ${JSON.stringify(chunk)}\n\n`);
-      await writeSse(res, 'data: [DONE]\n\n');
-    } finally {
-      res.end();
-    }
+    await sendSse(reply, dataFrames(completionChunks(turn)));
   });
 
   app.post<{ Body: TokenizeRequest }>('/tokenize', { schema: { body: tokenizeSchema } }, async (request) => tokenize(context, request.body));
@@ -200,12 +209,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
     const controller = disconnectSignal(reply.raw);
     const turn = await startResponse(context, request.body, controller.signal);
     if (!request.body.stream) return reply.send(await responseJson(turn));
-    const res = openSse(reply);
-    try {
-      for await (const e of responseEvents(turn)) await writeSse(res, `event: ${e.type as string}\ndata: ${JSON.stringify(e)}\n\n`);
-    } finally {
-      res.end();
-    }
+    await sendSse(reply, eventFrames(responseEvents(turn)));
   });
 
   const notFound = (id: string): ApiError =>

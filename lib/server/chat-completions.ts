@@ -3,9 +3,8 @@
 import type { GenerationStream } from '../generate.js';
 import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conversation.js';
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
-import { checkModel, choiceSeed, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
+import { checkModel, choiceSeed, failure, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
 import { drain, interleave, newId, readTurn, type TurnResult } from './turn.js';
-import { ApiError } from './errors.js';
 
 export interface ChatTurn {
   id: string;
@@ -62,11 +61,6 @@ function usage(rs: TurnResult[]): Usage {
     prompt_tokens_details: { cached_tokens: rs[0].raw.usage.cachedPromptTokens },
     completion_tokens_details: { reasoning_tokens: rs.reduce((a, r) => a + r.reasoningTokens, 0) },
   };
-}
-
-function failure(r: TurnResult): ApiError | null {
-  if (r.finishReason !== 'error') return null;
-  return new ApiError(500, `generation failed: ${r.error?.message ?? 'unknown error'}`, 'server_error');
 }
 
 export async function chatCompletion(turn: ChatTurn): Promise<Record<string, unknown>> {

@@ -5,9 +5,9 @@
 // Several prompts and `n` give prompts x n choices, choice index = prompt index x n + j (OpenAI's order).
 import type { GenerationStream } from '../generate.js';
 import { tokenizer } from '../tokenizer.js';
-import { ApiError, badParam } from './errors.js';
+import { badParam } from './errors.js';
 import type { CompletionRequest } from './protocol.js';
-import { checkModel, choiceSeed, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext, type TurnRequest } from './serving.js';
+import { checkModel, choiceSeed, failure, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext, type TurnRequest } from './serving.js';
 import { drain, interleave, newId, readText, type TextResult } from './turn.js';
 
 export interface CompletionTurn {
@@ -75,11 +75,6 @@ export async function startCompletion(ctx: ServeContext, body: CompletionRequest
 }
 
 const finishReason = (r: TextResult): 'stop' | 'length' => (r.finishReason === 'length' || r.finishReason === 'context' ? 'length' : 'stop');
-
-function failure(r: TextResult): ApiError | null {
-  if (r.finishReason !== 'error') return null;
-  return new ApiError(500, `generation failed: ${r.error?.message ?? 'unknown error'}`, 'server_error');
-}
 
 /** Usage over the choices: each prompt once (its n choices share it), the completions summed. */
 function usage(turn: CompletionTurn, rs: TextResult[]): Record<string, number> {

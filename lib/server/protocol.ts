@@ -71,6 +71,23 @@ const nullable = (schema: Record<string, unknown>): Record<string, unknown> => (
 const textParts = { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } };
 const content = nullable({ anyOf: [{ type: 'string' }, textParts] });
 
+// The sampling and streaming fields both completion APIs (chat and text) take, and the penalties both refuse
+// (serving.ts refuseUnsupported) unless neutral.
+const samplingProperties = {
+    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
+    top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
+    seed: nullable({ type: 'integer' }),
+    stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] }),
+    stream: nullable({ type: 'boolean' }),
+    stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
+    n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+} as const;
+const penaltyProperties = {
+    presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+    frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
+    logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number', minimum: -100, maximum: 100 } }),
+} as const;
+
 export const chatCompletionSchema = {
   type: 'object',
   required: ['model', 'messages'],
@@ -137,19 +154,11 @@ export const chatCompletionSchema = {
     reasoning_effort: nullable({ enum: ['minimal', 'low', 'medium', 'high'] }),
     max_tokens: nullable({ type: 'integer', minimum: 1 }),
     max_completion_tokens: nullable({ type: 'integer', minimum: 1 }),
-    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
-    top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
-    seed: nullable({ type: 'integer' }),
-    stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] }),
-    stream: nullable({ type: 'boolean' }),
-    stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
-    n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+    ...samplingProperties,
     logprobs: nullable({ type: 'boolean' }),
     top_logprobs: nullable({ type: 'integer', minimum: 0, maximum: 20 }),
     response_format: nullable({ type: 'object', required: ['type'], properties: { type: { type: 'string' } } }),
-    presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-    frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-    logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number', minimum: -100, maximum: 100 } }),
+    ...penaltyProperties,
   },
 } as const;
 
@@ -286,19 +295,11 @@ export const completionSchema = {
     model: { type: 'string', minLength: 1 },
     prompt: { anyOf: [{ type: 'string' }, { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string' } }, tokenIds, { type: 'array', minItems: 1, maxItems: 64, items: tokenIds }] },
     max_tokens: nullable({ type: 'integer', minimum: 1 }),
-    temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
-    top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
-    seed: nullable({ type: 'integer' }),
-    stop: nullable({ anyOf: [{ type: 'string' }, { type: 'array', maxItems: 4, items: { type: 'string', minLength: 1 } }] }),
-    stream: nullable({ type: 'boolean' }),
-    stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
-    n: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
+    ...samplingProperties,
     echo: nullable({ type: 'boolean' }),
     best_of: nullable({ type: 'integer', minimum: 1, maximum: 16 }),
     logprobs: nullable({ type: 'integer', minimum: 0, maximum: 5 }),
     suffix: nullable({ type: 'string' }),
-    presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-    frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-    logit_bias: nullable({ type: 'object', additionalProperties: { type: 'number', minimum: -100, maximum: 100 } }),
+    ...penaltyProperties,
   },
 } as const;

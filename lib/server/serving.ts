@@ -104,6 +104,12 @@ export interface TurnRequest {
   signal: AbortSignal;
 }
 
+/** A generation that ended in an error, as the API's 500 (null when it did not fail). */
+export function failure(r: { finishReason: string; error?: Error }): ApiError | null {
+  if (r.finishReason !== 'error') return null;
+  return new ApiError(500, `generation failed: ${r.error?.message ?? 'unknown error'}`, 'server_error');
+}
+
 /** A request's `stop` (a string or up to 4) as a list; an empty string is a 400. */
 export function stopStrings(stop: string | string[] | null | undefined): string[] {
   const stops = stop === null || stop === undefined ? [] : typeof stop === 'string' ? [stop] : stop;

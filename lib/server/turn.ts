@@ -31,6 +31,19 @@ export interface TurnResult {
 
 export const newId = (prefix: string): string => `${prefix}${randomBytes(12).toString('hex')}`;
 
+/** Characters of text to hold back while a stop string could still begin in them. */
+const stopHold = (stops: string[]): number => stops.reduce((m, s) => Math.max(m, s.length - 1), 0);
+
+/** Where the first stop string starts in text (-1: none), looking only where one could end past `sent`. */
+function firstStop(text: string, stops: string[], sent: number): number {
+  let cut = -1;
+  for (const s of stops) {
+    const at = text.indexOf(s, Math.max(0, sent - s.length));
+    if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+  }
+  return cut;
+}
+
 /**
  * Reads a turn's events; yields deltas and returns the result. `stops`: strings that end the answer
  * (not included); the text that could still begin one is held back until it cannot.
@@ -44,7 +57,7 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
   let inToolCall = -1;
   let stoppedByString = false;
   const calls: TurnToolCall[] = [];
-  const hold = stops.reduce((m, s) => Math.max(m, s.length - 1), 0);
+  const hold = stopHold(stops);
   const flushContent = function* (upTo: number): Generator<TurnDelta> {
     if (upTo > sent) {
       yield { type: 'content', text: content.slice(sent, upTo) };
@@ -77,11 +90,7 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
         yield { type: 'reasoning', text: e.delta };
       } else {
         content += e.delta;
-        let cut = -1;
-        for (const s of stops) {
-          const at = content.indexOf(s, Math.max(0, sent - s.length));
-          if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-        }
+        const cut = firstStop(content, stops, sent);
         if (cut >= 0) {
           content = content.slice(0, cut);
           yield* flushContent(cut);
@@ -129,14 +138,10 @@ export async function* readText(stream: GenerationStream, stops: string[] = []):
   let sent = 0;
   let held: string | null = null;
   let stoppedByString = false;
-  const hold = stops.reduce((m, s) => Math.max(m, s.length - 1), 0);
+  const hold = stopHold(stops);
   const add = function* (piece: string): Generator<string> {
     text += piece;
-    let cut = -1;
-    for (const s of stops) {
-      const at = text.indexOf(s, Math.max(0, sent - s.length));
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
-    }
+    const cut = firstStop(text, stops, sent);
     if (cut >= 0) {
       text = text.slice(0, cut);
       stoppedByString = true;

@@ -31,6 +31,18 @@ async function sse(res: Response): Promise<string[]> {
   return text.split('\n\n').filter((f) => f.trim() !== '');
 }
 
+type ApiError = InstanceType<typeof OpenAI.APIError>;
+/** The API error a client call must end in (anything else, a success included, fails the test). */
+async function apiError(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof OpenAI.APIError) return e;
+    throw e;
+  }
+  throw new Error('expected an error');
+}
+
 describe('OpenAI server (openai client, 127.0.0.1)', () => {
   let model: GptOssModel;
   let server: OpenAIServer;
@@ -268,34 +280,25 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(bad.status).toBe(400);
     expect((await bad.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_json' });
 
-    const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
-      try {
-        await p;
-      } catch (e) {
-        if (e instanceof OpenAI.APIError) return e;
-        throw e;
-      }
-      throw new Error('expected an error');
-    };
-    const t = await err(client.chat.completions.create({ model: 'tiny', messages, temperature: 5 }));
+    const t = await apiError(client.chat.completions.create({ model: 'tiny', messages, temperature: 5 }));
     expect([t.status, t.param, t.type]).toEqual([400, 'temperature', 'invalid_request_error']);
     expect(t.message).toMatch(/temperature/);
-    const m = await err(client.chat.completions.create({ model: 'tiny' } as never));
+    const m = await apiError(client.chat.completions.create({ model: 'tiny' } as never));
     expect([m.status, m.param, m.code]).toEqual([400, 'messages', 'missing_required_parameter']);
-    const role = await err(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'robot', content: 'x' }] } as never));
+    const role = await apiError(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'robot', content: 'x' }] } as never));
     expect([role.status, role.param]).toEqual([400, 'messages[0].role']);
-    const orphan = await err(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 'nope', content: '1' }] }));
+    const orphan = await apiError(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 'nope', content: '1' }] }));
     expect([orphan.status, orphan.param]).toEqual([400, 'messages[1].tool_call_id']);
-    const nf = await err(client.chat.completions.create({ model: 'gpt-4o', messages }));
+    const nf = await apiError(client.chat.completions.create({ model: 'gpt-4o', messages }));
     expect([nf.status, nf.code, nf.param]).toEqual([404, 'model_not_found', 'model']);
     expect(nf).toBeInstanceOf(OpenAI.NotFoundError);
     const big = await post('/v1/chat/completions', JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }));
     expect(big.status).toBe(413);
     expect((await big.json()).error).toMatchObject({ code: 'request_too_large' });
-    const long = await err(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'word '.repeat(1100) }] }));
+    const long = await apiError(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'word '.repeat(1100) }] }));
     expect([long.status, long.code]).toEqual([400, 'context_length_exceeded']);
     expect(long.message).toMatch(/maximum context length is 1024 tokens/);
-    const tooMany = await err(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 5000 }));
+    const tooMany = await apiError(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 5000 }));
     expect([tooMany.status, tooMany.param, tooMany.code]).toEqual([400, 'max_tokens', 'context_length_exceeded']);
     expect(tooMany.message).toMatch(new RegExp(`you requested ${rendered().length + 5000} tokens \\(${rendered().length} in the messages, 5000 in the completion\\)`));
     const unknown = await fetch(`${url}/v1/nothing`);
@@ -346,9 +349,9 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(usage).toEqual(pair.usage);
     expect(afterUsage).toBe(0);
     // more than 16 is a 400 naming n
-    const tooMany = await client.chat.completions.create({ ...base, n: 17 }).catch((e: unknown) => e);
+    const tooMany = await apiError(client.chat.completions.create({ ...base, n: 17 }));
     expect(tooMany).toBeInstanceOf(OpenAI.APIError);
-    expect([(tooMany as InstanceType<typeof OpenAI.APIError>).status, (tooMany as InstanceType<typeof OpenAI.APIError>).param]).toEqual([400, 'n']);
+    expect([tooMany.status, tooMany.param]).toEqual([400, 'n']);
     // every sequence is back: nothing running or waiting
     const health = await (await fetch(`${url}/health`)).json();
     expect([health.running, health.waiting]).toEqual([0, 0]);
@@ -380,14 +383,13 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       if (e.type === 'response.completed' || e.type === 'response.incomplete') streamedId = e.response.id;
     expect((await client.responses.retrieve(streamedId)).id).toBe(streamedId);
     // store: false keeps nothing; DELETE drops one; unknown ids are 404 / 400 naming previous_response_id
-    const isErr = async (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
-    expect((await isErr(client.responses.retrieve(whole.id)))?.status).toBe(404);
+    expect((await apiError(client.responses.retrieve(whole.id))).status).toBe(404);
     expect(await client.responses.delete(r1.id)).toEqual({ id: r1.id, object: 'response', deleted: true });
-    const gone = await isErr(client.responses.retrieve(r1.id));
-    expect([gone?.status, gone?.code]).toEqual([404, 'not_found']);
-    expect((await isErr(client.responses.delete(r1.id)))?.status).toBe(404);
-    const missing = await isErr(client.responses.create({ ...opts, input: 'x', previous_response_id: r1.id }));
-    expect([missing?.status, missing?.param, missing?.code]).toEqual([400, 'previous_response_id', 'previous_response_not_found']);
+    const gone = await apiError(client.responses.retrieve(r1.id));
+    expect([gone.status, gone.code]).toEqual([404, 'not_found']);
+    expect((await apiError(client.responses.delete(r1.id))).status).toBe(404);
+    const missing = await apiError(client.responses.create({ ...opts, input: 'x', previous_response_id: r1.id }));
+    expect([missing.status, missing.param, missing.code]).toEqual([400, 'previous_response_id', 'previous_response_not_found']);
     // r2 still continues: each stored response holds its whole conversation
     const r4 = await client.responses.create({ ...opts, input: 'Again.', previous_response_id: r2.id });
     expect(r4.usage!.input_tokens).toBeGreaterThan(r2.usage!.input_tokens);
@@ -419,8 +421,8 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       // would be the first plus seven turns)
       const turn = auto[1] - auto[0];
       expect(auto[7]).toBeLessThan(auto[0] + 7 * turn);
-      const e = await chain('disabled').then(() => null, (x: unknown) => x as InstanceType<typeof OpenAI.APIError>);
-      expect([e?.status, e?.code]).toEqual([400, 'context_length_exceeded']);
+      const e = await apiError(chain('disabled'));
+      expect([e.status, e.code]).toEqual([400, 'context_length_exceeded']);
     } finally {
       await own.close(1000);
     }
@@ -520,9 +522,9 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       expect((await good.models.list()).data.map((m) => m.id)).toEqual(['tiny']);
       for (const key of ['sk-test-124', 'sk-test-12', 'sk-test-1234']) {
         const bad = new OpenAI({ baseURL: `${base}/v1`, apiKey: key, maxRetries: 0 });
-        const e = await bad.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }).catch((x: unknown) => x);
+        const e = await apiError(bad.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }));
         expect(e).toBeInstanceOf(OpenAI.AuthenticationError);
-        expect([(e as InstanceType<typeof OpenAI.APIError>).status, (e as InstanceType<typeof OpenAI.APIError>).code]).toEqual([401, 'invalid_api_key']);
+        expect([e.status, e.code]).toEqual([401, 'invalid_api_key']);
       }
       const none = await fetch(`${base}/v1/models`);
       expect(none.status).toBe(401);
@@ -589,21 +591,20 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(finishes).toEqual(full.choices.map((c) => c.finish_reason));
     expect(u).toEqual(full.usage);
     // errors naming the parameter
-    const err = async (body: Record<string, unknown>) =>
-      client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 2, ...body } as never).then(() => null, (e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+    const err = (body: Record<string, unknown>) => apiError(client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 2, ...body } as never));
     const lp = await err({ logprobs: 2 });
-    expect([lp?.status, lp?.param, lp?.code]).toEqual([400, 'logprobs', 'unsupported_parameter']);
+    expect([lp.status, lp.param, lp.code]).toEqual([400, 'logprobs', 'unsupported_parameter']);
     const sfx = await err({ suffix: 'end' });
-    expect([sfx?.status, sfx?.param, sfx?.code]).toEqual([400, 'suffix', 'unsupported_parameter']);
+    expect([sfx.status, sfx.param, sfx.code]).toEqual([400, 'suffix', 'unsupported_parameter']);
     const best = await err({ best_of: 3 });
-    expect([best?.status, best?.param]).toEqual([400, 'best_of']);
+    expect([best.status, best.param]).toEqual([400, 'best_of']);
     const empty = await err({ prompt: [] });
-    expect([empty?.status, empty?.param]).toEqual([400, 'prompt']);
+    expect([empty.status, empty.param]).toEqual([400, 'prompt']);
     const badId = await err({ prompt: [[1, 2], [3, 300000]] });
-    expect([badId?.status, badId?.param]).toEqual([400, 'prompt[1]']);
-    expect(badId?.message).toMatch(/prompt\[1\]\[1\] = 300000 is not a token id/);
+    expect([badId.status, badId.param]).toEqual([400, 'prompt[1]']);
+    expect(badId.message).toMatch(/prompt\[1\]\[1\] = 300000 is not a token id/);
     const many = await err({ prompt: Array.from({ length: 8 }, () => 'x'), n: 16 });
-    expect([many?.status, many?.param]).toEqual([400, 'n']);
+    expect([many.status, many.param]).toEqual([400, 'n']);
     const health = await (await fetch(`${url}/health`)).json();
     expect([health.running, health.waiting]).toEqual([0, 0]);
   });
@@ -638,15 +639,6 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
   });
 
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
-    const err = async (p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> => {
-      try {
-        await p;
-      } catch (e) {
-        if (e instanceof OpenAI.APIError) return e;
-        throw e;
-      }
-      throw new Error('expected an error');
-    };
     const chat = (extra: Record<string, unknown>) => client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, ...extra } as never);
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ logprobs: true }, 'logprobs', /log-probabilities/],
@@ -659,13 +651,13 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       [{ logit_bias: { '15': 10 } }, 'logit_bias', /logit bias/],
     ];
     for (const [extra, param, why] of cases) {
-      const e = await err(chat(extra));
+      const e = await apiError(chat(extra));
       expect([e.status, e.param, e.code, e.type], JSON.stringify(extra)).toEqual([400, param, 'unsupported_parameter', 'invalid_request_error']);
       expect(e.message).toMatch(why);
       expect(e.message).toMatch(new RegExp(`${param.replace(".", "\\.")} is not supported`));
     }
     // out of range is a plain validation error naming the parameter
-    const range = await err(chat({ presence_penalty: 3 }));
+    const range = await apiError(chat({ presence_penalty: 3 }));
     expect([range.status, range.param]).toEqual([400, 'presence_penalty']);
     // neutral values are accepted and change nothing: the same tokens as the plain request (greedy)
     const plain = await chat({ temperature: 0 });
@@ -679,7 +671,7 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       [{ top_logprobs: 5 }, 'top_logprobs'],
       [{ include: ['message.output_text.logprobs'] }, 'include'],
     ] as [Record<string, unknown>, string][]) {
-      const e = await err(resp(extra));
+      const e = await apiError(resp(extra));
       expect([e.status, e.param, e.code], JSON.stringify(extra)).toEqual([400, param, 'unsupported_parameter']);
     }
     const ok = await resp({ text: { format: { type: 'text' } }, include: ['reasoning.encrypted_content'], temperature: 0 });
@@ -701,9 +693,9 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     const reader = res.body!.getReader();
     await reader.read(); // the first chunk: it is running
     expect(engine.stats().running).toBe(1);
-    const full = await c.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }).catch((e: unknown) => e);
+    const full = await apiError(c.chat.completions.create({ model: 'tiny', messages, max_tokens: 2 }));
     expect(full).toBeInstanceOf(OpenAI.RateLimitError);
-    expect((full as InstanceType<typeof OpenAI.APIError>).code).toBe('queue_full');
+    expect(full.code).toBe('queue_full');
     hang.abort(); // disconnect mid-stream
     await reader.cancel().catch(() => undefined);
     const t0 = Date.now();
