@@ -116,6 +116,8 @@ export interface NativeSession {
   forward(tokens: Int32Array, mode: 'all' | 'last'): Promise<Float32Array>;
   forward(tokens: Int32Array, mode: 'none'): Promise<undefined>;
   sample(params: NativeSampleParams, uniform: number): Promise<number>;
+  /** model/logprobs.h: the last logits row's log-softmax at id and at its `top` (0..20) most likely ids. */
+  logprobs(id: number, top: number): Promise<NativeTokenLogprobs>;
   step(token: number, params: NativeSampleParams, uniform: number): Promise<number>;
   stepMany(token: number, params: NativeSampleParams, uniforms: Float64Array, stops?: Int32Array): Promise<Int32Array>;
   truncate(length: number): void;
@@ -126,6 +128,13 @@ export interface NativeSessionConstructor {
   new (model: NativeModel, maxContext: number): NativeSession;
 }
 
+/** model/logprobs.h TokenLogprobs: the drawn id's log-probability and the row's most likely ids' (most likely first). */
+export interface NativeTokenLogprobs {
+  logprob: number;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
 /** One sequence's share of a NativeBatch step (options already resolved: sampling.ts). */
 export interface NativeBatchItem {
   seq: number;
@@ -133,6 +142,8 @@ export interface NativeBatchItem {
   sample: { options: NativeSampleParams; uniform: number } | null;
   /** Pipelined decode: the uniform of this sequence's next decode step (model/batch.h StepItem.ahead). */
   next?: number;
+  /** stepLogprobs only, with sample: report the draw's log-probabilities and this many alternatives (0..20). */
+  logprobs?: number;
 }
 
 /** model/batch.h: sequences over a paged KV cache, advanced together one batched forward a step. */
@@ -160,6 +171,8 @@ export interface NativeBatch {
   step(items: NativeBatchItem[]): Promise<Int32Array>;
   /** step(), plus the logits each sampling item drew from ([draws, vocab], in item order). */
   stepLogits(items: NativeBatchItem[]): Promise<{ ids: Int32Array; logits: Float32Array }>;
+  /** step(), plus each item's TokenLogprobs where it sets `logprobs` (null elsewhere). */
+  stepLogprobs(items: NativeBatchItem[]): Promise<{ ids: Int32Array; logprobs: (NativeTokenLogprobs | null)[] }>;
   dispose(): void;
 }
 

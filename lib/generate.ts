@@ -5,7 +5,7 @@
 // the token id crosses to the host. Every native call runs off the main thread, so the event loop
 // stays free while a model generates.
 import type { GptOssModel } from './model.js';
-import type { Session } from './session.js';
+import { checkLogprobsCount, type Session, type TokenLogprobs } from './session.js';
 import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
@@ -54,6 +54,14 @@ export interface GenerateOptions {
   maxContext?: number;
   /** Parse the output as Harmony (default: true for conversation input, false otherwise). */
   parse?: boolean;
+  /**
+   * Report each drawn token's log-probability, and this many most likely alternatives (an integer
+   * in [0, 20]), on its `token` event and in result.logprobs: natural logs of the model's own
+   * distribution (the logits' log-softmax, before temperature, topK, topP and minP; as vLLM reports
+   * them). Default: none. Each token's logits row is then copied to the host (one row of vocabSize
+   * floats), and on a GPU tokens are drawn one native call each instead of several.
+   */
+  logprobs?: number;
 }
 
 /**
@@ -100,6 +108,8 @@ export interface GenerationResult {
     cachedPromptTokens: number;
   };
   timings: { prefillMs: number; decodeMs: number; tokensPerSecond: number };
+  /** With options.logprobs: one entry per token of `tokens`, in order. */
+  logprobs?: TokenLogprobs[];
 }
 
 export type GenerationEvent =
@@ -110,6 +120,8 @@ export type GenerationEvent =
       index: number;
       /** Text this token completed (UTF-8 across tokens is joined; special tokens as text). */
       text: string;
+      /** With options.logprobs: the token's log-probability and the most likely alternatives. */
+      logprobs?: TokenLogprobs;
     }
   | HarmonyEvent;
 
@@ -302,6 +314,8 @@ export interface PreparedGeneration {
   stops: Set<number>;
   seed: Seed;
   rng: Xoshiro128;
+  /** options.logprobs: the alternatives each token reports (undefined: no logprobs). */
+  logprobs: number | undefined;
 }
 
 /** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
@@ -339,7 +353,8 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
       [special.return, special.call, ...model.config.eosTokenIds, ...(parse ? [] : [special.end, special.endoftext])].filter((id) => id < vocab),
   );
   const seed = options.seed ?? randomSeed();
-  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed) };
+  const logprobs = options.logprobs === undefined ? undefined : checkLogprobsCount(options.logprobs, fn, 'options.logprobs');
+  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs };
 }
 
 /**
@@ -348,6 +363,7 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
  */
 export class GenerationOutput {
   readonly tokens: number[] = [];
+  readonly #logprobs: TokenLogprobs[] = [];
   readonly #prepared: PreparedGeneration;
   readonly #emit: (e: GenerationEvent) => void;
   readonly #messages: ParsedMessage[] = [];
@@ -395,13 +411,22 @@ export class GenerationOutput {
     }
   }
 
-  /** Takes a drawn id; true when it was a stop token (generation ends; finishReason set). */
-  accept(id: number): boolean {
+  /**
+   * Takes a drawn id (and its log-probabilities, when the generation asked for them); true when it
+   * was a stop token (generation ends; finishReason set).
+   */
+  accept(id: number, logprobs?: TokenLogprobs | null): boolean {
     this.tokens.push(id);
     const isStop = this.#prepared.stops.has(id);
     const piece = this.#decoder.push(id);
     if (!isStop) this.#text += piece;
-    this.#emit({ type: 'token', id, index: this.tokens.length - 1, text: piece });
+    if (this.#prepared.logprobs !== undefined) {
+      if (!logprobs) throw new Error('GenerationOutput.accept: this generation reports logprobs, but none came with the token');
+      this.#logprobs.push(logprobs);
+      this.#emit({ type: 'token', id, index: this.tokens.length - 1, text: piece, logprobs });
+    } else {
+      this.#emit({ type: 'token', id, index: this.tokens.length - 1, text: piece });
+    }
     if (this.#parser) this.#onHarmony(this.#parser.push(id));
     if (isStop) {
       this.stopToken = id;
@@ -439,6 +464,7 @@ export class GenerationOutput {
       seed: this.#prepared.seed,
       usage,
       timings: { prefillMs: timings.t1 - timings.t0, decodeMs, tokensPerSecond: decodeMs > 0 ? (this.tokens.length * 1000) / decodeMs : 0 },
+      ...(this.#prepared.logprobs !== undefined ? { logprobs: this.#logprobs } : {}),
     };
   }
 }
@@ -467,7 +493,7 @@ export function startGeneration(
   beforeResolve?: (result: GenerationResult) => void,
 ): GenerationStream {
   const prepared = prepareGeneration(model, input, options);
-  const { prompt, sample, maxTokens, stops, rng } = prepared;
+  const { prompt, sample, maxTokens, stops, rng, logprobs } = prepared;
   const own = options.session === undefined;
   if (!own && options.session!.generating) throw new Error('generate: the session is already generating');
   const maxPositions = model.config.maxPositionEmbeddings;
@@ -504,11 +530,14 @@ export function startGeneration(
       // and draws the next, DECODE_CHUNK steps a native call. The last drawn id is never fed back:
       // nothing reads its logits.
       let last: number | null = null;
-      const accept = (id: number): boolean => {
-        if (out.accept(id)) return true;
+      const accept = (id: number, lp?: TokenLogprobs): boolean => {
+        if (out.accept(id, lp)) return true;
         last = id;
         return false;
       };
+      // with logprobs: the log-probabilities of the row `id` was just drawn from
+      const withLogprobs = async (id: number): Promise<TokenLogprobs | undefined> =>
+        logprobs === undefined ? undefined : session.logprobs(id, logprobs);
       const stopIds = [...stops];
       for (;;) {
         if (signal.aborted) {
@@ -521,7 +550,8 @@ export function startGeneration(
             out.finishReason = 'context';
             break;
           }
-          if (accept(await session.sample(sample, rng.nextUniform()))) break;
+          const id = await session.sample(sample, rng.nextUniform());
+          if (accept(id, await withLogprobs(id))) break;
           continue;
         }
         // a step needs the position after it free, as before (length + 1 < maxContext)
@@ -531,8 +561,14 @@ export function startGeneration(
           out.finishReason = 'context';
           break;
         }
-        const count = Math.min(chunk, maxTokens - tokens.length, room);
         const input: number = last;
+        if (logprobs !== undefined) {
+          // one step a call: the logits each id is drawn from are read before the next step overwrites them
+          const id = await session.stepSample(input, sample, rng.nextUniform());
+          if (accept(id, await withLogprobs(id))) break;
+          continue;
+        }
+        const count = Math.min(chunk, maxTokens - tokens.length, room);
         const uniforms = Array.from({ length: count }, () => rng.nextUniform());
         const ids = await session.stepSampleMany(input, sample, uniforms, stopIds);
         let stopped = false;

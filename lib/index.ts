@@ -4,7 +4,8 @@ export type { LoadOptions, ModelInfo, DeviceRequest, SessionOptions, KvCacheDtyp
 export { createSyntheticModel, syntheticConfig, SYNTHETIC_PRESETS, SYNTHETIC_PRESET_SEEDS } from './synthetic.js';
 export type { SyntheticShape, SyntheticPreset, SyntheticOptions } from './synthetic.js';
 export { Session } from './session.js';
-export type { SampleOptions } from './session.js';
+export type { SampleOptions, TokenLogprobs } from './session.js';
+export { MAX_TOP_LOGPROBS } from './session.js';
 export { Tensor, toBf16, fromBf16 } from './tensor.js';
 export type { DType, DeviceName } from './tensor.js';
 export { openCheckpoint, openCheckpointAsync } from './loader/index.js';
@@ -23,7 +24,7 @@ export { generate, GenerationStream } from './generate.js';
 export type { GenerateInput, GenerateOptions, GenerationEvent, GenerationResult, FinishReason, ToolCall } from './generate.js';
 export { Engine } from './engine/scheduler.js';
 export type { EngineOptions, EngineRequestOptions, EngineStats } from './engine/scheduler.js';
-export type { StepBackend, BatchItem } from './engine/backend.js';
+export type { StepBackend, BatchItem, StepLogprobs } from './engine/backend.js';
 export { SessionBackend } from './engine/session-backend.js';
 export type { SessionBackendOptions } from './engine/session-backend.js';
 export { QueueFullError, EngineClosedError, ContextLengthError } from './engine/errors.js';

@@ -1,5 +1,5 @@
 // A sequence decoded incrementally over a KV cache. Each call runs off the main thread.
-import type { NativeSession } from './addon-types.js';
+import type { NativeSession, NativeTokenLogprobs } from './addon-types.js';
 import { resolveSampleOptions } from './sampling.js';
 import { checkTokenId, toTokenIds } from './token-ids.js';
 
@@ -9,6 +9,33 @@ export interface SampleOptions {
   topK?: number;
   topP?: number;
   minP?: number;
+}
+
+/** Most alternatives a TokenLogprobs reports (OpenAI's top_logprobs limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
+/**
+ * The log-probabilities (natural log) of a drawn token under the model's own distribution: the
+ * log-softmax of the logits it was drawn from, before temperature, top-k, top-p and min-p (what vLLM
+ * reports by default), so they do not depend on the sampling options.
+ */
+export interface TokenLogprobs {
+  /** The drawn id's. */
+  logprob: number;
+  /** The row's most likely ids and theirs, most likely first (ties: lower id first), as many as asked. */
+  top: { id: number; logprob: number }[];
+}
+
+/** @internal the native form (model/logprobs.h) as TokenLogprobs. */
+export function toTokenLogprobs(n: NativeTokenLogprobs): TokenLogprobs {
+  return { logprob: n.logprob, top: Array.from(n.topIds, (id, i) => ({ id, logprob: n.topLogprobs[i]! })) };
+}
+
+/** @internal checks a `logprobs` count (the alternatives to report: an integer in [0, 20]). */
+export function checkLogprobsCount(n: unknown, fn: string, name = 'logprobs'): number {
+  if (typeof n !== 'number' || !Number.isInteger(n)) throw new TypeError(`${fn}: ${name} must be an integer in [0, ${MAX_TOP_LOGPROBS}], got ${String(n)}`);
+  if (n < 0 || n > MAX_TOP_LOGPROBS) throw new RangeError(`${fn}: ${name} must be in [0, ${MAX_TOP_LOGPROBS}], got ${n}`);
+  return n;
 }
 
 export class Session {
@@ -111,6 +138,21 @@ export class Session {
   sample(options: SampleOptions, uniform: number): Promise<number> {
     if (this.#disposed) return Promise.reject(new Error('Session.sample: the session was disposed'));
     return this.#serial(async () => this.#native.sample(resolveSampleOptions(options, 'Session.sample'), uniform));
+  }
+
+  /**
+   * The log-probabilities of `id` in the last logits row (the one sample(), stepSample() and a
+   * stepSampleMany() that ran to its end drew from), with the row's `top` (0..20) most likely ids.
+   * One copy of the row to the host; computed off the main thread.
+   */
+  logprobs(id: number, top = 0): Promise<TokenLogprobs> {
+    return this.#guard(() => {
+      const fn = 'Session.logprobs';
+      this.#live(fn);
+      checkTokenId(id, this.vocabSize, fn, "argument 'id'");
+      checkLogprobsCount(top, fn, "argument 'top'");
+      return this.#serial(async () => toTokenLogprobs(await this.#native.logprobs(id, top)));
+    });
   }
 
   /**

@@ -5,7 +5,7 @@
 // run one after another; the reference for equivalence tests) and the native batched step with a
 // paged KV cache (native-backend.ts, written by the serve-native helper). /work/notes/ENGINE.md is
 // where the contract was agreed; change both sides in one commit if it changes.
-import type { SampleOptions } from '../session.js';
+import type { SampleOptions, TokenLogprobs } from '../session.js';
 
 /** One sequence's share of a batched step. */
 export interface BatchItem {
@@ -24,6 +24,17 @@ export interface BatchItem {
    * the same either way). Only with `sample`.
    */
   next?: number;
+  /**
+   * stepLogprobs only, with `sample`: report the draw's log-probability and this many most likely
+   * alternatives (an integer in [0, 20]).
+   */
+  logprobs?: number;
+}
+
+/** stepLogprobs()'s result: step()'s ids, and per item its TokenLogprobs where it set `logprobs` (null elsewhere). */
+export interface StepLogprobs {
+  ids: Int32Array;
+  logprobs: (TokenLogprobs | null)[];
 }
 
 export interface StepBackend {
@@ -51,6 +62,11 @@ export interface StepBackend {
    * (-1 where sample is null). Runs off the main thread.
    */
   step(items: BatchItem[]): Promise<Int32Array>;
+  /**
+   * step(), and the log-probabilities of the draws of the items that set `logprobs` (from the rows
+   * they drew from; the ids are step()'s). step() rejects items that set `logprobs`.
+   */
+  stepLogprobs(items: BatchItem[]): Promise<StepLogprobs>;
   dispose(): Promise<void>;
 }
 

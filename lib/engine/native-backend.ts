@@ -5,9 +5,10 @@
 // sequence over its own blocks) on libuv's thread pool, then draws each sampling item's next id with
 // its own options and uniform. The sequence's state (its tokens, blocks, busy flag) lives in one
 // native object; this class only translates.
-import type { NativeBatch, NativeBatchItem } from '../addon-types.js';
+import type { NativeBatch, NativeBatchItem, NativeTokenLogprobs } from '../addon-types.js';
 import { resolveSampleOptions } from '../sampling.js';
-import type { BatchItem, StepBackend } from './backend.js';
+import { toTokenLogprobs } from '../session.js';
+import type { BatchItem, StepBackend, StepLogprobs } from './backend.js';
 
 export interface BatchBackendOptions {
   /**
@@ -127,17 +128,23 @@ export class NativeBatchBackend implements StepBackend {
    */
   stepWithLogits(items: BatchItem[]): Promise<{ ids: Int32Array; logits: Float32Array }> {
     try {
-      return this.#step<{ ids: Int32Array; logits: Float32Array }>(items, true);
+      return this.#step<{ ids: Int32Array; logits: Float32Array }>(items, 'stepLogits');
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  #step<T extends Int32Array | { ids: Int32Array; logits: Float32Array } = Int32Array>(items: BatchItem[], withLogits = false): Promise<T> {
+  /** step(), and the TokenLogprobs of each item that sets `logprobs` (its row copied back once). */
+  async stepLogprobs(items: BatchItem[]): Promise<StepLogprobs> {
+    const r = await this.#step<{ ids: Int32Array; logprobs: (NativeTokenLogprobs | null)[] }>(items, 'stepLogprobs');
+    return { ids: r.ids, logprobs: r.logprobs.map((l) => (l === null ? null : toTokenLogprobs(l))) };
+  }
+
+  #step<T extends Int32Array | { ids: Int32Array } = Int32Array>(items: BatchItem[], call: 'step' | 'stepLogits' | 'stepLogprobs' = 'step'): Promise<T> {
     const native = this.#get('step');
     if (!Array.isArray(items)) throw new TypeError('NativeBatchBackend.step: items must be an array');
     // Sampling options get their defaults here; the native side checks everything else and names the item.
-    const p = native[withLogits ? 'stepLogits' : 'step'](
+    const p = (native[call] as (items: NativeBatchItem[]) => Promise<unknown>).call(native,
       items.map((item, i) =>
         item !== null && typeof item === 'object' && item.sample !== null && typeof item.sample === 'object'
           ? {

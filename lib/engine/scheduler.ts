@@ -32,7 +32,7 @@ import {
   type GenerationResult,
   type PreparedGeneration,
 } from '../generate.js';
-import { blocksFor, type BatchItem, type StepBackend } from './backend.js';
+import { blocksFor, type BatchItem, type StepBackend, type StepLogprobs } from './backend.js';
 import { SessionBackend } from './session-backend.js';
 import { ContextLengthError, EngineClosedError, QueueFullError } from './errors.js';
 
@@ -418,7 +418,8 @@ export class Engine {
       const at = s.position;
       const final = at + n === s.prepared.prompt.length;
       const sample = final && s.prepared.maxTokens > 0 ? { options: s.prepared.sample, uniform: s.prepared.rng.nextUniform() } : null;
-      out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample } });
+      const lp = sample !== null && s.prepared.logprobs !== undefined ? { logprobs: s.prepared.logprobs } : {};
+      out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample, ...lp } });
       budget -= n;
     }
     return this.#askAhead(out);
@@ -427,7 +428,8 @@ export class Engine {
   #decodeItem(s: Sequence): BatchItem {
     const uniform = s.nextUniform ?? s.prepared.rng.nextUniform();
     s.nextUniform = null;
-    return { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform } };
+    const lp = s.prepared.logprobs !== undefined ? { logprobs: s.prepared.logprobs } : {};
+    return { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform }, ...lp };
   }
 
   /**
@@ -448,8 +450,11 @@ export class Engine {
 
   async #step(work: { s: Sequence; item: BatchItem }[]): Promise<void> {
     let ids: Int32Array;
+    let logprobs: StepLogprobs['logprobs'] | null = null;
     try {
-      ids = await this.backend.step(work.map((w) => w.item));
+      const items = work.map((w) => w.item);
+      if (items.some((item) => item.logprobs !== undefined)) ({ ids, logprobs } = await this.backend.stepLogprobs(items));
+      else ids = await this.backend.step(items);
       this.#steps++;
       // the sequences whose next decode step the backend queued (those that asked, when it queued one)
       if (this.#pipelined && (this.backend.queuedAhead?.() ?? 0) > 0)
@@ -470,7 +475,7 @@ export class Engine {
       }
       if (s.t1 === 0) s.t1 = performance.now();
       const id = ids[i]!;
-      if (s.output.accept(id)) this.#end(s, null);
+      if (s.output.accept(id, logprobs?.[i])) this.#end(s, null);
       else if (s.output.tokens.length >= s.prepared.maxTokens) this.#end(s, 'length');
       else if (s.position + 1 >= s.capacity) this.#end(s, 'context'); // a decode step needs position + 1 < capacity, as generate()
       else {

@@ -4,8 +4,8 @@
 // reference the batched native backend is checked against: the same calls generate() makes
 // (append + sample for a prompt, stepSample for a decode token), so the same seed gives the same ids.
 import type { GptOssModel } from '../model.js';
-import type { Session } from '../session.js';
-import { blocksFor, type BatchItem, type StepBackend } from './backend.js';
+import { checkLogprobsCount, type Session, type TokenLogprobs } from '../session.js';
+import { blocksFor, type BatchItem, type StepBackend, type StepLogprobs } from './backend.js';
 
 export interface SessionBackendOptions {
   /** KV blocks in the pool: the sum over open sequences of ceil(maxTokens / blockSize) is at most this. */
@@ -74,25 +74,42 @@ export class SessionBackend implements StepBackend {
   }
 
   async step(items: BatchItem[]): Promise<Int32Array> {
+    return (await this.#step(items, false)).ids;
+  }
+
+  stepLogprobs(items: BatchItem[]): Promise<StepLogprobs> {
+    return this.#step(items, true);
+  }
+
+  async #step(items: BatchItem[], withLogprobs: boolean): Promise<StepLogprobs> {
+    const fn = withLogprobs ? 'SessionBackend.stepLogprobs' : 'SessionBackend.step';
     const sessions = items.map((item, i) => {
       const s = this.#open.get(item.seq);
-      if (!s) throw new Error(`SessionBackend.step: items[${i}].seq ${item.seq} is not an open sequence`);
-      if (item.tokens.length < 1) throw new RangeError(`SessionBackend.step: items[${i}].tokens is empty`);
+      if (!s) throw new Error(`${fn}: items[${i}].seq ${item.seq} is not an open sequence`);
+      if (item.tokens.length < 1) throw new RangeError(`${fn}: items[${i}].tokens is empty`);
+      if (item.logprobs !== undefined) {
+        if (!withLogprobs) throw new TypeError(`${fn}: items[${i}].logprobs is read by stepLogprobs only`);
+        if (item.sample === null) throw new TypeError(`${fn}: items[${i}].logprobs is set but .sample is null (logprobs are those of the draw)`);
+        checkLogprobsCount(item.logprobs, fn, `items[${i}].logprobs`);
+      }
       return s.session;
     });
-    if (new Set(items.map((it) => it.seq)).size !== items.length) throw new Error('SessionBackend.step: a sequence appears twice in one step');
-    const out = new Int32Array(items.length).fill(-1);
+    if (new Set(items.map((it) => it.seq)).size !== items.length) throw new Error(`${fn}: a sequence appears twice in one step`);
+    const ids = new Int32Array(items.length).fill(-1);
+    const logprobs: (TokenLogprobs | null)[] = items.map(() => null);
     for (let i = 0; i < items.length; i++) {
       const { tokens, sample } = items[i]!;
       const session = sessions[i]!;
       if (sample === null) await session.append(tokens);
-      else if (tokens.length === 1 && session.length > 0) out[i] = await session.stepSample(tokens[0]!, sample.options, sample.uniform);
+      else if (tokens.length === 1 && session.length > 0) ids[i] = await session.stepSample(tokens[0]!, sample.options, sample.uniform);
       else {
         await session.append(tokens);
-        out[i] = await session.sample(sample.options, sample.uniform);
+        ids[i] = await session.sample(sample.options, sample.uniform);
       }
+      const k = items[i]!.logprobs;
+      if (sample !== null && k !== undefined) logprobs[i] = await session.logprobs(ids[i]!, k);
     }
-    return out;
+    return { ids, logprobs };
   }
 
   async dispose(): Promise<void> {

@@ -3,6 +3,8 @@
 import type { GenerationStream } from '../generate.js';
 import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conversation.js';
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
+import { badParam } from './errors.js';
+import { chatLogprob, type LoggedToken } from './logprobs.js';
 import { checkModel, choiceSeed, failure, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
 import { drain, interleave, newId, readTurn, type TurnResult } from './turn.js';
 
@@ -14,14 +16,19 @@ export interface ChatTurn {
   streams: GenerationStream[];
   stops: string[];
   includeUsage: boolean;
+  /** `logprobs: true`: each choice's answer tokens with their log-probabilities. */
+  logprobs: boolean;
 }
 
 export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, signal: AbortSignal): Promise<ChatTurn> {
   checkModel(ctx, body.model);
   refuseUnsupported({
-    logprobs: body.logprobs, top_logprobs: body.top_logprobs, response_format: body.response_format,
-    presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty, logit_bias: body.logit_bias,
+    response_format: body.response_format, presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty,
+    logit_bias: body.logit_bias,
   });
+  const logprobs = body.logprobs === true;
+  if (!logprobs && (body.top_logprobs ?? 0) > 0)
+    throw badParam('top_logprobs', 'top_logprobs needs logprobs: true (the alternatives are reported beside each token\'s log-probability)');
   const { instructions, messages } = chatMessages(body.messages);
   const tools = functionTools((body.tools ?? []).map((t) => t.function));
   const choice = body.tool_choice ?? 'auto';
@@ -32,7 +39,7 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, requested, param, 'messages');
   const stops = stopStrings(body.stop);
   // `n` choices: n sequences of the same prompt, choice i drawing from seed + i (choiceSeed)
-  const turn = { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal };
+  const turn = { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal, ...(logprobs ? { logprobs: body.top_logprobs ?? 0 } : {}) };
   const streams = startTurns(
     ctx,
     Array.from({ length: body.n ?? 1 }, (_, i) => {
@@ -41,8 +48,11 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
     }),
     'messages',
   );
-  return { id: newId('chatcmpl-'), created: Math.floor(Date.now() / 1000), model: ctx.modelName, streams, stops, includeUsage: body.stream_options?.include_usage === true };
+  return { id: newId('chatcmpl-'), created: Math.floor(Date.now() / 1000), model: ctx.modelName, streams, stops, includeUsage: body.stream_options?.include_usage === true, logprobs };
 }
+
+/** A choice's `logprobs`: the answer's tokens (content; not the reasoning, tool calls or Harmony's own tokens). */
+const choiceLogprobs = (tokens: LoggedToken[]): Record<string, unknown> => ({ content: tokens.map(chatLogprob), refusal: null });
 
 function finishReason(r: TurnResult): ChatFinishReason {
   // OpenAI has no finish reason for a full context: 'length', as vLLM reports it
@@ -79,7 +89,7 @@ export async function chatCompletion(turn: ChatTurn): Promise<Record<string, unk
     };
     if (r.toolCalls.length > 0)
       message.tool_calls = r.toolCalls.map((c) => ({ id: c.callId, type: 'function', function: { name: c.name, arguments: c.arguments } }));
-    return { index, message, logprobs: null, finish_reason: finishReason(r) };
+    return { index, message, logprobs: turn.logprobs ? choiceLogprobs(r.contentTokens ?? []) : null, finish_reason: finishReason(r) };
   });
   return { id: turn.id, object: 'chat.completion', created: turn.created, model: turn.model, choices, usage: usage(rs) };
 }
@@ -90,12 +100,12 @@ export async function chatCompletion(turn: ChatTurn): Promise<Record<string, unk
  * choice has finished.
  */
 export async function* chatCompletionChunks(turn: ChatTurn): AsyncGenerator<Record<string, unknown>> {
-  const chunk = (index: number, delta: Record<string, unknown>, finish: ChatFinishReason | null = null): Record<string, unknown> => ({
+  const chunk = (index: number, delta: Record<string, unknown>, finish: ChatFinishReason | null = null, tokens?: LoggedToken[]): Record<string, unknown> => ({
     id: turn.id,
     object: 'chat.completion.chunk',
     created: turn.created,
     model: turn.model,
-    choices: [{ index, delta, logprobs: null, finish_reason: finish }],
+    choices: [{ index, delta, logprobs: turn.logprobs && tokens ? choiceLogprobs(tokens) : null, finish_reason: finish }],
   });
   for (let i = 0; i < turn.streams.length; i++) yield chunk(i, { role: 'assistant', content: '' });
   const results: TurnResult[] = [];
@@ -113,7 +123,7 @@ export async function* chatCompletionChunks(turn: ChatTurn): AsyncGenerator<Reco
       continue;
     }
     const d = e.delta;
-    if (d.type === 'content') yield chunk(i, { content: d.text });
+    if (d.type === 'content') yield chunk(i, { content: d.text }, null, d.tokens ?? []);
     else if (d.type === 'reasoning') yield chunk(i, { reasoning_content: d.text, reasoning: d.text });
     else if (d.type === 'tool-call-start')
       yield chunk(i, { tool_calls: [{ index: d.index, id: d.callId, type: 'function', function: { name: d.name, arguments: '' } }] });

@@ -7,6 +7,7 @@ import type { GenerationStream } from '../generate.js';
 import { tokenizer } from '../tokenizer.js';
 import { badParam } from './errors.js';
 import type { CompletionRequest } from './protocol.js';
+import { completionLogprobs } from './logprobs.js';
 import { checkModel, choiceSeed, failure, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext, type TurnRequest } from './serving.js';
 import { drain, interleave, newId, readText, type TextResult } from './turn.js';
 
@@ -22,6 +23,8 @@ export interface CompletionTurn {
   includeUsage: boolean;
   /** Choices a prompt. */
   n: number;
+  /** `logprobs` (0-5): each token's log-probability and this many alternatives; null: none. */
+  logprobs: number | null;
 }
 
 /** Most choices (prompts x n) one request may start. */
@@ -30,9 +33,12 @@ export const MAX_COMPLETION_CHOICES = 64;
 export async function startCompletion(ctx: ServeContext, body: CompletionRequest, signal: AbortSignal): Promise<CompletionTurn> {
   checkModel(ctx, body.model);
   refuseUnsupported({
-    logprobs: body.logprobs, suffix: body.suffix === '' ? null : body.suffix, presence_penalty: body.presence_penalty,
-    frequency_penalty: body.frequency_penalty, logit_bias: body.logit_bias,
+    suffix: body.suffix === '' ? null : body.suffix, presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty,
+    logit_bias: body.logit_bias,
   });
+  const logprobs = body.logprobs ?? null;
+  if (logprobs !== null && body.echo)
+    throw badParam('echo', 'echo with logprobs is not supported: the prompt tokens\' log-probabilities are not computed (drop echo, or logprobs)', 'unsupported_parameter');
   const n = body.n ?? 1;
   if (body.best_of !== null && body.best_of !== undefined && body.best_of !== n)
     throw badParam('best_of', `best_of is not supported: it must equal n (${n}); this server returns every choice it generates`, 'unsupported_parameter');
@@ -66,12 +72,15 @@ export async function startCompletion(ctx: ServeContext, body: CompletionRequest
     const text = typeof prompts[i] === 'string' ? (prompts[i] as string) : tokenizer.decode(prompt);
     for (let j = 0; j < n; j++) {
       const seed = choiceSeed(body.seed, i * n + j);
-      requests.push({ harmony: { prompt }, parse: false, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(seed !== undefined ? { seed } : {}), signal });
+      requests.push({
+        harmony: { prompt }, parse: false, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1,
+        ...(seed !== undefined ? { seed } : {}), ...(logprobs !== null ? { logprobs } : {}), signal,
+      });
       echoes.push(body.echo ? text : '');
     }
   });
   const streams = startTurns(ctx, requests, 'prompt');
-  return { id: newId('cmpl-'), created: Math.floor(Date.now() / 1000), model: ctx.modelName, streams, echoes, stops, includeUsage: body.stream_options?.include_usage === true, n };
+  return { id: newId('cmpl-'), created: Math.floor(Date.now() / 1000), model: ctx.modelName, streams, echoes, stops, includeUsage: body.stream_options?.include_usage === true, n, logprobs };
 }
 
 const finishReason = (r: TextResult): 'stop' | 'length' => (r.finishReason === 'length' || r.finishReason === 'context' ? 'length' : 'stop');
@@ -98,7 +107,12 @@ export async function completion(turn: CompletionTurn): Promise<Record<string, u
     object: 'text_completion',
     created: turn.created,
     model: turn.model,
-    choices: rs.map((r, index) => ({ index, text: turn.echoes[index] + r.text, logprobs: null, finish_reason: finishReason(r) })),
+    choices: rs.map((r, index) => ({
+      index,
+      text: turn.echoes[index] + r.text,
+      logprobs: turn.logprobs !== null ? completionLogprobs(r.tokens ?? [], 0) : null,
+      finish_reason: finishReason(r),
+    })),
     usage: usage(turn, rs),
   };
 }
@@ -109,12 +123,12 @@ export async function completion(turn: CompletionTurn): Promise<Record<string, u
  * chunk, if asked for, comes after every choice has finished.
  */
 export async function* completionChunks(turn: CompletionTurn): AsyncGenerator<Record<string, unknown>> {
-  const chunk = (index: number, text: string, finish: 'stop' | 'length' | null = null): Record<string, unknown> => ({
+  const chunk = (index: number, text: string, finish: 'stop' | 'length' | null = null, logprobs: Record<string, unknown> | null = null): Record<string, unknown> => ({
     id: turn.id,
     object: 'text_completion',
     created: turn.created,
     model: turn.model,
-    choices: [{ index, text, logprobs: null, finish_reason: finish }],
+    choices: [{ index, text, logprobs, finish_reason: finish }],
   });
   for (let c = 0; c < turn.streams.length; c++) if (turn.echoes[c] !== '') yield chunk(c, turn.echoes[c]);
   const results: TextResult[] = [];
@@ -128,8 +142,8 @@ export async function* completionChunks(turn: CompletionTurn): AsyncGenerator<Re
       }
       results[e.index] = e.result;
       yield chunk(e.index, '', finishReason(e.result));
-    } else if (e.delta !== '') {
-      yield chunk(e.index, e.delta);
+    } else if (e.delta.text !== '') {
+      yield chunk(e.index, e.delta.text, null, turn.logprobs !== null ? completionLogprobs(e.delta.tokens ?? [], 0) : null);
     }
   }
   if (turn.includeUsage) yield { id: turn.id, object: 'text_completion', created: turn.created, model: turn.model, choices: [], usage: usage(turn, results) };

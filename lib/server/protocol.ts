@@ -47,10 +47,11 @@ export interface ChatCompletionRequest {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   n?: number | null;
-  // Accepted only at their neutral values (serving.ts refuseUnsupported): a request that needs them gets a 400 naming
-  // the parameter instead of an answer that silently ignores it.
+  /** The answer tokens' log-probabilities (choices[].logprobs.content), with top_logprobs (0-20) alternatives each. */
   logprobs?: boolean | null;
   top_logprobs?: number | null;
+  // Accepted only at their neutral values (serving.ts refuseUnsupported): a request that needs them gets a 400 naming
+  // the parameter instead of an answer that silently ignores it.
   response_format?: { type: string } | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
@@ -198,9 +199,11 @@ export interface ResponsesRequest {
   store?: boolean | null;
   /** 'auto': drop the oldest turns when the conversation does not fit the context; 'disabled' (default): a 400. */
   truncation?: 'auto' | 'disabled' | null;
-  // Accepted only at their neutral values (serving.ts refuseUnsupported), as chat's.
+  // Accepted only at its neutral value (serving.ts refuseUnsupported), as chat's response_format.
   text?: { format?: { type: string } | null } | null;
+  /** With include 'message.output_text.logprobs': the alternatives reported beside each token (0-20). */
   top_logprobs?: number | null;
+  /** 'message.output_text.logprobs': the answer tokens' log-probabilities (other values are accepted and have no effect). */
   include?: string[] | null;
 }
 
@@ -279,8 +282,9 @@ export interface CompletionRequest {
   n?: number | null;
   echo?: boolean | null;
   best_of?: number | null;
-  // Accepted only at their neutral values (serving.ts refuseUnsupported).
+  /** Each token's log-probability and this many alternatives (0-5); not with echo. */
   logprobs?: number | null;
+  // Accepted only at their neutral values (serving.ts refuseUnsupported).
   suffix?: string | null;
   presence_penalty?: number | null;
   frequency_penalty?: number | null;

@@ -11,6 +11,7 @@ import type { GenerationStream } from '../generate.js';
 import { buildPrompt, effortOf, responseItems, type ToolChoiceSpec } from './conversation.js';
 import { badParam } from './errors.js';
 import type { ContentPart, ResponseInputItem, ResponsesRequest } from './protocol.js';
+import { chatLogprob, type LoggedToken } from './logprobs.js';
 import type { ResponseStore } from './response-store.js';
 import { checkModel, functionTools, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
 import { newId, readTurn, type TurnResult } from './turn.js';
@@ -26,11 +27,16 @@ export interface ResponsesTurn {
   history: ResponseInputItem[];
   /** Where the response goes when it ends (null: `store: false`). */
   store: ResponseStore | null;
+  /** The answer's token log-probabilities are reported (include 'message.output_text.logprobs', or top_logprobs). */
+  logprobs: boolean;
 }
 
 export async function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): Promise<ResponsesTurn> {
   checkModel(ctx, body.model);
-  refuseUnsupported({ 'text.format': body.text?.format, top_logprobs: body.top_logprobs, include: body.include });
+  refuseUnsupported({ 'text.format': body.text?.format });
+  // the answer's log-probabilities: asked for by include (as OpenAI), or by top_logprobs alone (never ignored)
+  const topLogprobs = body.top_logprobs ?? null;
+  const logprobs = (body.include ?? []).includes('message.output_text.logprobs') || topLogprobs !== null;
   let history: ResponseInputItem[] = typeof body.input === 'string' ? [{ role: 'user', content: body.input }] : body.input;
   if (body.previous_response_id !== null && body.previous_response_id !== undefined) {
     const previous = ctx.responses.get(body.previous_response_id);
@@ -65,11 +71,14 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, body.max_output_tokens, 'max_output_tokens', 'input');
   const stream = startTurn(
     ctx,
-    { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}), signal },
+    {
+      harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1,
+      ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}), ...(logprobs ? { logprobs: topLogprobs ?? 0 } : {}), signal,
+    },
     'input',
   );
   const store = body.store === false ? null : ctx.responses;
-  return { id: newId('resp_'), createdAt: Math.floor(Date.now() / 1000), stream, body, model: ctx.modelName, maxTokens, history, store };
+  return { id: newId('resp_'), createdAt: Math.floor(Date.now() / 1000), stream, body, model: ctx.modelName, maxTokens, history, store, logprobs };
 }
 
 const isUser = (item: ResponseInputItem): boolean => (item.type ?? 'message') === 'message' && (item as { role?: string }).role === 'user';
@@ -147,7 +156,9 @@ export async function* responseEvents(t: ResponsesTurn): AsyncGenerator<Record<s
   let seq = 0;
   const ev = (type: string, fields: Record<string, unknown>): Record<string, unknown> => ({ type, sequence_number: seq++, ...fields });
   const output: Item[] = [];
-  type OpenItem = { item: Item; kind: 'reasoning' | 'message' | 'function_call'; text: string };
+  // tokens: a message's answer tokens with their log-probabilities (when asked for)
+  type OpenItem = { item: Item; kind: 'reasoning' | 'message' | 'function_call'; text: string; tokens: LoggedToken[] };
+  const logprobsOf = (tokens: LoggedToken[] | undefined): Record<string, unknown>[] => (t.logprobs ? (tokens ?? []).map(chatLogprob) : []);
   let open = null as OpenItem | null;
   const current = (): OpenItem | null => open;
   const itemDone = (o: OpenItem, itemStatus: string): Record<string, unknown>[] => {
@@ -158,9 +169,10 @@ export async function* responseEvents(t: ResponsesTurn): AsyncGenerator<Record<s
       out.push(ev('response.reasoning_text.done', { item_id: o.item.id, output_index: index, content_index: 0, text: o.text }));
       out.push(ev('response.content_part.done', { item_id: o.item.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: o.text } }));
     } else if (o.kind === 'message') {
-      const part = { type: 'output_text', text: o.text, annotations: [], logprobs: [] };
+      const logprobs = logprobsOf(o.tokens);
+      const part = { type: 'output_text', text: o.text, annotations: [], logprobs };
       o.item.content = [part];
-      out.push(ev('response.output_text.done', { item_id: o.item.id, output_index: index, content_index: 0, text: o.text, logprobs: [] }));
+      out.push(ev('response.output_text.done', { item_id: o.item.id, output_index: index, content_index: 0, text: o.text, logprobs }));
       out.push(ev('response.content_part.done', { item_id: o.item.id, output_index: index, content_index: 0, part }));
     } else {
       o.item.arguments = o.text;
@@ -179,7 +191,7 @@ export async function* responseEvents(t: ResponsesTurn): AsyncGenerator<Record<s
           ? { type: 'message', id: newId('msg_'), role: 'assistant', status: 'in_progress', content: [] }
           : { type: 'function_call', id: newId('fc_'), status: 'in_progress', arguments: '', ...extra };
     output.push(item);
-    open = { item, kind, text: '' };
+    open = { item, kind, text: '', tokens: [] };
     const index = output.length - 1;
     out.push(ev('response.output_item.added', { output_index: index, item: { ...item } }));
     if (kind === 'reasoning') out.push(ev('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part: { type: 'reasoning_text', text: '' } }));
@@ -210,10 +222,11 @@ export async function* responseEvents(t: ResponsesTurn): AsyncGenerator<Record<s
       if (current()?.kind !== kind) yield* openItem(kind);
       const o = current()!;
       o.text += d.text;
+      if (d.type === 'content' && d.tokens) o.tokens.push(...d.tokens);
       const index = output.indexOf(o.item);
       yield kind === 'reasoning'
         ? ev('response.reasoning_text.delta', { item_id: o.item.id, output_index: index, content_index: 0, delta: d.text })
-        : ev('response.output_text.delta', { item_id: o.item.id, output_index: index, content_index: 0, delta: d.text, logprobs: [] });
+        : ev('response.output_text.delta', { item_id: o.item.id, output_index: index, content_index: 0, delta: d.text, logprobs: logprobsOf(d.type === 'content' ? d.tokens : undefined) });
     } else if (d.type === 'tool-call-start') {
       yield* openItem('function_call', { call_id: d.callId, name: d.name });
     } else {

@@ -28,20 +28,17 @@ export function checkModel(ctx: ServeContext, model: string): void {
 
 /**
  * Parameters this server does not implement, refused unless they are at their neutral value: a client that asks for
- * log-probabilities, a JSON mode or a penalty gets a 400 naming the parameter (code `unsupported_parameter`), never an
+ * JSON mode, a penalty or fill-in-the-middle gets a 400 naming the parameter (code `unsupported_parameter`), never an
  * answer that silently ignores it. `values` maps each name as the client sent it to its value; neutral: null or
- * absent, false, 0, an empty object, `{type: 'text'}`, an `include` without logprobs.
+ * absent, false, 0, an empty object, `{type: 'text'}`.
  */
 export function refuseUnsupported(values: Record<string, unknown>): void {
   const why: Record<string, string> = {
-    logprobs: 'token log-probabilities are not returned by this server',
-    top_logprobs: 'token log-probabilities are not returned by this server',
     presence_penalty: 'the sampler has no presence or frequency penalty (temperature, top_p and seed only)',
     frequency_penalty: 'the sampler has no presence or frequency penalty (temperature, top_p and seed only)',
     logit_bias: 'the sampler takes no logit bias (temperature, top_p and seed only)',
     response_format: "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
     'text.format': "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
-    include: "token log-probabilities are not returned by this server ('message.output_text.logprobs')",
     suffix: 'there is no fill-in-the-middle: the completion continues the prompt only',
   };
   for (const [param, v] of Object.entries(values)) {
@@ -50,8 +47,6 @@ export function refuseUnsupported(values: Record<string, unknown>): void {
       if ((v as { type?: unknown }).type === 'text') continue;
     } else if (param === 'logit_bias') {
       if (Object.keys(v as object).length === 0) continue;
-    } else if (param === 'include') {
-      if (!(v as string[]).some((i) => /logprobs/.test(i))) continue;
     }
     throw badParam(param, `${param} is not supported: ${why[param] ?? 'not implemented'}`, 'unsupported_parameter');
   }
@@ -101,6 +96,8 @@ export interface TurnRequest {
   temperature: number;
   topP: number;
   seed?: Seed;
+  /** Report each token's log-probability and this many alternatives (undefined: none). */
+  logprobs?: number;
   signal: AbortSignal;
 }
 
@@ -148,6 +145,7 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
       temperature: r.temperature,
       topP: r.topP,
       ...(r.seed !== undefined ? { seed: r.seed } : {}),
+      ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}),
       signal: r.signal,
     });
   } catch (e) {

@@ -2,11 +2,14 @@
 // answer text and function calls, with `stop` strings applied to the answer. Both the Chat
 // Completions and the Responses serving code read a turn through this.
 import type { GenerationStream, GenerationResult } from '../generate.js';
+import type { TokenLogprobs } from '../session.js';
 import { randomBytes } from 'node:crypto';
+import { TokenLog, type LoggedToken } from './logprobs.js';
 
 export type TurnDelta =
   | { type: 'reasoning'; text: string }
-  | { type: 'content'; text: string }
+  /** `tokens`: with logprobs, the answer's tokens whose text starts in this delta (each once). */
+  | { type: 'content'; text: string; tokens?: LoggedToken[] }
   | { type: 'tool-call-start'; index: number; callId: string; name: string }
   | { type: 'tool-call-delta'; index: number; text: string };
 
@@ -26,6 +29,8 @@ export interface TurnResult {
   promptTokens: number;
   completionTokens: number;
   reasoningTokens: number;
+  /** With logprobs: the tokens of `content` (the answer), in order. */
+  contentTokens?: LoggedToken[];
   raw: GenerationResult;
 }
 
@@ -58,9 +63,14 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
   let stoppedByString = false;
   const calls: TurnToolCall[] = [];
   const hold = stopHold(stops);
+  // With logprobs: the tokens since the last Harmony event (a token's events follow it; a token whose bytes end
+  // mid-character has none of its own), given to the answer when a final-channel text event takes them.
+  const log = new TokenLog();
+  let logged = false;
+  let unplaced: { id: number; logprobs: TokenLogprobs }[] = [];
   const flushContent = function* (upTo: number): Generator<TurnDelta> {
     if (upTo > sent) {
-      yield { type: 'content', text: content.slice(sent, upTo) };
+      yield { type: 'content', text: content.slice(sent, upTo), ...(logged ? { tokens: log.take(upTo) } : {}) };
       sent = upTo;
     }
   };
@@ -68,7 +78,15 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
     if (stoppedByString) continue;
     if (e.type === 'token') {
       if (channel === 'analysis') reasoningTokens++;
-    } else if (e.type === 'message-start') {
+      if (e.logprobs) {
+        logged = true;
+        unplaced.push({ id: e.id, logprobs: e.logprobs });
+      }
+      continue;
+    }
+    const taken = unplaced;
+    unplaced = [];
+    if (e.type === 'message-start') {
       channel = e.channel;
       if (e.recipient?.startsWith('functions.')) {
         inToolCall = calls.length;
@@ -89,6 +107,7 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
         reasoning += e.delta;
         yield { type: 'reasoning', text: e.delta };
       } else {
+        for (const t of taken) log.add(t.id, t.logprobs, content.length);
         content += e.delta;
         const cut = firstStop(content, stops, sent);
         if (cut >= 0) {
@@ -115,12 +134,21 @@ export async function* readTurn(stream: GenerationStream, stops: string[] = []):
     promptTokens: raw.usage.promptTokens,
     completionTokens: raw.usage.completionTokens,
     reasoningTokens,
+    ...(logged ? { contentTokens: log.upTo(content.length) } : {}),
     raw,
   };
 }
 
+/** A piece of /v1/completions text; `tokens`: with logprobs, the tokens whose text starts in it (each once). */
+export interface TextDelta {
+  text: string;
+  tokens?: LoggedToken[];
+}
+
 export interface TextResult {
   text: string;
+  /** With logprobs: the tokens of `text`, in order. */
+  tokens?: LoggedToken[];
   finishReason: 'stop' | 'length' | 'context' | 'abort' | 'error';
   error?: Error;
   promptTokens: number;
@@ -133,13 +161,15 @@ export interface TextResult {
  * result. The stop token's text is left out (as result.text leaves it), so each token's text is held back until the
  * next one shows it was not the last; `stops` as in readTurn.
  */
-export async function* readText(stream: GenerationStream, stops: string[] = []): AsyncGenerator<string, TextResult> {
+export async function* readText(stream: GenerationStream, stops: string[] = []): AsyncGenerator<TextDelta, TextResult> {
   let text = '';
   let sent = 0;
   let held: string | null = null;
   let stoppedByString = false;
   const hold = stopHold(stops);
-  const add = function* (piece: string): Generator<string> {
+  const log = new TokenLog();
+  let logged = false;
+  const add = function* (piece: string): Generator<TextDelta> {
     text += piece;
     const cut = firstStop(text, stops, sent);
     if (cut >= 0) {
@@ -149,13 +179,17 @@ export async function* readText(stream: GenerationStream, stops: string[] = []):
     }
     const upTo = stoppedByString ? text.length : text.length - hold;
     if (upTo > sent) {
-      yield text.slice(sent, upTo);
+      yield { text: text.slice(sent, upTo), ...(logged ? { tokens: log.take(upTo) } : {}) };
       sent = upTo;
     }
   };
   for await (const e of stream) {
     if (stoppedByString || e.type !== 'token') continue;
     if (held !== null) yield* add(held);
+    if (e.logprobs) {
+      logged = true;
+      log.add(e.id, e.logprobs, text.length); // its text follows everything before it (held was just added)
+    }
     held = e.text;
   }
   const raw = await stream.result;
@@ -163,13 +197,14 @@ export async function* readText(stream: GenerationStream, stops: string[] = []):
     // raw.text is every piece but the stop token's, then the decoder's flush: what is left of it after ours
     yield* add(raw.text.slice(text.length));
     if (!stoppedByString && text.length > sent) {
-      yield text.slice(sent);
+      yield { text: text.slice(sent), ...(logged ? { tokens: log.take(text.length) } : {}) };
       sent = text.length;
     }
   }
   const finishReason: TextResult['finishReason'] = stoppedByString ? 'stop' : raw.finishReason === 'tool-call' ? 'stop' : raw.finishReason;
   return {
     text,
+    ...(logged ? { tokens: log.upTo(text.length) } : {}),
     finishReason,
     ...(raw.error ? { error: raw.error } : {}),
     promptTokens: raw.usage.promptTokens,

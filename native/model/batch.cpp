@@ -226,19 +226,31 @@ Batch::~Batch() {
   for (auto& d : decode_steps_) model_->backend().forget_steps(&d.second);
 }
 
-std::vector<int32_t> Batch::run(const std::vector<StepItem>& items, std::vector<float>* logits) {
+std::vector<int32_t> Batch::run(const std::vector<StepItem>& items, std::vector<float>* logits,
+                                std::vector<TokenLogprobs>* logprobs) {
   std::lock_guard<std::mutex> run_lock(model_->run_mutex());
+  Copies c;
+  c.logits = logits;
+  c.logprobs = logprobs != nullptr;
+  std::vector<int32_t> ids;
   try {
+    bool claimed = false;
     if (ahead_.active) {
       std::vector<int> row_of;
-      if (claims(items, row_of)) return run_claimed(items, row_of, logits);
-      drop_ahead();
+      if (claims(items, row_of)) {
+        ids = run_claimed(items, row_of, c);
+        claimed = true;
+      } else {
+        drop_ahead();
+      }
     }
-    // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
-    bool decode = pad_decode_;
-    for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
-    const int bucket = decode ? decode_bucket(int(items.size())) : 0;
-    return bucket ? run_decode(items, bucket, logits) : run_eager(items, logits);
+    if (!claimed) {
+      // A decode step runs padded to its bucket (replayed as that bucket's graph where the backend captures them).
+      bool decode = pad_decode_;
+      for (const StepItem& it : items) decode = decode && it.tokens.size() == 1;
+      const int bucket = decode ? decode_bucket(int(items.size())) : 0;
+      ids = bucket ? run_decode(items, bucket, c) : run_eager(items, c);
+    }
   } catch (...) {
     // a step queued ahead by this call (or before it) counts for nothing now
     if (ahead_.active) stat_dropped_++;
@@ -246,6 +258,13 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items, std::vector<
     ahead_rows_ = 0;
     throw;
   }
+  if (logprobs) {
+    logprobs->assign(items.size(), TokenLogprobs());
+    for (size_t i = 0; i < items.size(); ++i)
+      if (items[i].sample && items[i].logprobs >= 0)
+        (*logprobs)[i] = row_logprobs(c.rows[i].data(), int64_t(c.rows[i].size()), ids[i], items[i].logprobs);
+  }
+  return ids;
 }
 
 void Batch::drop_ahead() {
@@ -283,12 +302,24 @@ bool Batch::claims(const std::vector<StepItem>& items, std::vector<int>& row_of)
   return true;
 }
 
-// The logits of `rows` of `logits` to the host, [rows, vocab] (stepLogits).
-static void copy_logit_rows(Backend& be, const Tensor& logits, const std::vector<int32_t>& rows, std::vector<float>& out) {
+void Batch::copy_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
+                      Copies& c) {
+  Backend& be = model_->backend();
   const int64_t vocab = logits.dim(1);
-  out.resize(rows.size() * size_t(vocab));
-  for (size_t j = 0; j < rows.size(); ++j)
-    be.copy_to_host(logits.rows(rows[j], 1), out.data() + j * size_t(vocab), size_t(vocab) * sizeof(float));
+  if (c.logits) {  // row j: the j-th draw's
+    c.logits->clear();
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (row_of_item[i] < 0) continue;
+      const size_t at = c.logits->size();
+      c.logits->resize(at + size_t(vocab));
+      be.copy_to_host(logits.rows(row_of_item[i], 1), c.logits->data() + at, size_t(vocab) * sizeof(float));
+    }
+  }
+  if (c.logprobs) {
+    c.rows.assign(items.size(), {});
+    for (size_t i = 0; i < items.size(); ++i)
+      if (row_of_item[i] >= 0 && items[i].logprobs >= 0) copy_logit_row(be, logits, row_of_item[i], c.rows[i]);
+  }
 }
 
 bool Batch::queue_ahead(const std::vector<StepItem>& items, const std::vector<int>& row_of, const std::vector<RowState>& rows,
@@ -353,8 +384,7 @@ bool Batch::queue_ahead(const std::vector<StepItem>& items, const std::vector<in
   return true;
 }
 
-std::vector<int32_t> Batch::run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of,
-                                        std::vector<float>* logits_out) {
+std::vector<int32_t> Batch::run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of, Copies& c) {
   model_->check_files();
   Backend& be = model_->backend();
   Ahead cur = std::move(ahead_);
@@ -362,10 +392,8 @@ std::vector<int32_t> Batch::run_claimed(const std::vector<StepItem>& items, cons
   ahead_rows_ = 0;
   stat_claimed_++;
   DecodeStep& d = decode_steps_.at(cur.bucket);
-  if (logits_out) {  // every item samples: row j is item j's (this copy waits for the step)
-    std::vector<int32_t> rows(row_of.begin(), row_of.end());
-    copy_logit_rows(be, d.act.logits, rows, *logits_out);
-  }
+  // every item samples, from its row (these copies wait for the step; the step queued next overwrites the logits)
+  if (c.logits || c.logprobs) copy_rows(items, d.act.logits, std::vector<int32_t>(row_of.begin(), row_of.end()), c);
   // The step after it, for the items that ask (fed its draws, on the device already), before its ids are read.
   std::vector<RowState> rows(size_t(cur.bucket));
   for (size_t r = 0; r < rows.size(); ++r) rows[r] = {cur.position[r], cur.seq[r] >= 0};
@@ -386,30 +414,26 @@ std::vector<int32_t> Batch::run_claimed(const std::vector<StepItem>& items, cons
 
 // Each sampling item's draw from its row of `logits`, with its own parameters and uniform.
 std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows,
-                                 std::vector<float>* logits_out) {
-  std::vector<int32_t> out(items.size(), -1), pick;
+                                 Copies& c) {
+  std::vector<int32_t> out(items.size(), -1), pick, row_of_item(items.size(), -1);
   std::vector<SampleParams> params;
   std::vector<float> uniforms;
   std::vector<size_t> at;
   for (size_t i = 0, r = 0; i < items.size(); ++i)
     if (items[i].sample) {
+      row_of_item[i] = rows[r];
       pick.push_back(rows[r++]);
       params.push_back(items[i].params);
       uniforms.push_back(items[i].uniform);
       at.push_back(i);
     }
-  if (logits_out) {
-    const int64_t vocab = logits.dim(1);
-    logits_out->resize(pick.size() * size_t(vocab));
-    for (size_t j = 0; j < pick.size(); ++j)
-      model_->backend().copy_to_host(logits.rows(pick[j], 1), logits_out->data() + j * size_t(vocab), size_t(vocab) * sizeof(float));
-  }
+  if (c.logits || c.logprobs) copy_rows(items, logits, row_of_item, c);
   const std::vector<int32_t> ids = model_->backend().sample_rows(logits, pick, params, uniforms);
   for (size_t j = 0; j < ids.size(); ++j) out[at[j]] = checks::sampled_token(ids[j], "batch step");
   return out;
 }
 
-std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int bucket, std::vector<float>* logits_out) {
+std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int bucket, Copies& c) {
   // Item i is row i; rows past the items are padding: token 0 at position 0 of the pool's spare block
   // (a table row of its own), their logits never drawn from.
   const int bs = block_size(), n = int(items.size());
@@ -460,7 +484,7 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
   bool pipelined = false;
   for (const StepItem& it : items) pipelined = pipelined || (pipeline_ && it.sample && it.ahead);
   if (!pipelined) {
-    std::vector<int32_t> out = draw(items, d.act.logits, draw_rows, logits_out);
+    std::vector<int32_t> out = draw(items, d.act.logits, draw_rows, c);
     be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
     return out;
   }
@@ -472,7 +496,11 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
     params.push_back(items[size_t(r)].params);
     uniforms.push_back(items[size_t(r)].uniform);
   }
-  if (logits_out) copy_logit_rows(be, d.act.logits, draw_rows, *logits_out);
+  if (c.logits || c.logprobs) {  // item i is row i (before the step queued next overwrites the logits)
+    std::vector<int32_t> row_of_item(items.size(), -1);
+    for (int32_t r : draw_rows) row_of_item[size_t(r)] = r;
+    copy_rows(items, d.act.logits, row_of_item, c);
+  }
   Backend::RowsTicket drawn = be.queue_sample_rows(d.act.logits, draw_rows, params, uniforms, d.act.tokens);
   std::vector<RowState> rows(static_cast<size_t>(bucket));
   std::vector<int> row_of(static_cast<size_t>(n));
@@ -493,7 +521,7 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
   return out;
 }
 
-std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items, std::vector<float>* logits_out) {
+std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items, Copies& c) {
   // The host side of the step: each token's logical position, its cache row (slot), its sequence
   // (the item index), and the block tables; rows that need logits. Sequences are busy, so their
   // lengths and blocks cannot change under us.
@@ -544,7 +572,7 @@ std::vector<int32_t> Batch::run_eager(const std::vector<StepItem>& items, std::v
     model_->forward(act_, kv);
     std::vector<int32_t> rows_drawn(rows, 0);
     for (int r = 0; r < rows; ++r) rows_drawn[size_t(r)] = r;
-    out = draw(items, act_.logits, rows_drawn, logits_out);
+    out = draw(items, act_.logits, rows_drawn, c);
     be.synchronize();  // the pass is done (and its errors known) before the tokens count as cached
   }
   return out;

@@ -14,6 +14,7 @@
 
 #include "gpt_oss.h"
 #include "kv_cache.h"
+#include "logprobs.h"
 
 namespace gptoss {
 
@@ -29,6 +30,9 @@ struct StepItem {
   // read. Only with sample.
   bool ahead = false;
   float next_uniform = 0.f;
+  // Only with sample: the drawn id's log-probability and the `logprobs` most likely ids' (0..20;
+  // -1: none), from the row it drew from (run()'s `logprobs`).
+  int logprobs = -1;
 };
 
 // Everything that is one sequence's state, in one place: its tokens (the cache holds exactly
@@ -92,7 +96,9 @@ class Batch {
   // thread, as the promise settles): when ok, each sequence holds its new tokens (otherwise none
   // does); the sequences are no longer busy, and those closed meanwhile give their blocks back.
   // With `logits`, run() also copies back the logits each sampling item draws from (row j = its j-th
-  // draw, [draws, vocab] f32, before the draw): for checks of the step against other paths.
+  // draw, [draws, vocab] f32, before the draw): for checks of the step against other paths. With
+  // `logprobs` (resized to the items), item i's entry holds its TokenLogprobs where it sets
+  // `logprobs` >= 0 (its row copied back while the step's logits hold it, then read on the host).
   //
   // Pipelined decode (pipeline on): when a padded decode step's sampling items set `ahead`, run()
   // queues the next decode step of those sequences behind it (each fed its id drawn now, at the next
@@ -103,7 +109,8 @@ class Batch {
   // position are rewritten by their next step, and are never part of a shared prefix block). Any
   // other step drops the queued one first and runs as usual. Results are those of the plain steps.
   void reserve(const std::vector<StepItem>& items);
-  std::vector<int32_t> run(const std::vector<StepItem>& items, std::vector<float>* logits = nullptr);
+  std::vector<int32_t> run(const std::vector<StepItem>& items, std::vector<float>* logits = nullptr,
+                           std::vector<TokenLogprobs>* logprobs = nullptr);
   void settle(const std::vector<StepItem>& items, bool ok);
 
  private:
@@ -166,18 +173,27 @@ class Batch {
     int32_t position = 0;
     bool table_live = false;
   };
+  // What a step copies back beside its ids (run()'s optional outputs), taken where its logits are live:
+  // every draw's row (logits), and the rows of the items that ask for logprobs (by item; empty otherwise).
+  struct Copies {
+    std::vector<float>* logits = nullptr;
+    bool logprobs = false;
+    std::vector<std::vector<float>> rows;
+  };
+  // row_of_item[i]: the logits row item i draws from (-1: it does not sample).
+  void copy_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
+                 Copies& c);
   bool claims(const std::vector<StepItem>& items, std::vector<int>& row_of) const;
-  std::vector<int32_t> run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of,
-                                   std::vector<float>* logits_out);
+  std::vector<int32_t> run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of, Copies& c);
   // Queues the decode step after `rows` (the padded step of `bucket` just queued), fed `draws`' ids,
   // for the items that set ahead and have room; false (nothing queued) when none continues.
   bool queue_ahead(const std::vector<StepItem>& items, const std::vector<int>& row_of, const std::vector<RowState>& rows,
                    int bucket, int width);
   void drop_ahead();
-  std::vector<int32_t> run_eager(const std::vector<StepItem>& items, std::vector<float>* logits_out);
-  std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket, std::vector<float>* logits_out);
+  std::vector<int32_t> run_eager(const std::vector<StepItem>& items, Copies& c);
+  std::vector<int32_t> run_decode(const std::vector<StepItem>& items, int bucket, Copies& c);
   std::vector<int32_t> draw(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& rows,
-                            std::vector<float>* logits_out);
+                            Copies& c);
 };
 
 }  // namespace gptoss

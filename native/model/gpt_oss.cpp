@@ -987,4 +987,12 @@ int32_t Session::sample(const SampleParams& params, float uniform) {
   return checks::sampled_token(be.sample(last, params, uniform), "sample");
 }
 
+TokenLogprobs Session::logprobs(int32_t id, int top) {
+  if (!have_logits_) throw runtime_error("session: logprobs() needs a forward pass first");
+  std::lock_guard<std::mutex> lock(model_->run_mutex());
+  std::vector<float> row;
+  copy_logit_row(model_->backend(), scratch_.logits, scratch_.logits_rows - 1, row);
+  return row_logprobs(row.data(), int64_t(row.size()), id, top);
+}
+
 }  // namespace gptoss

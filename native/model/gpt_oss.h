@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "logprobs.h"
 #include "core/mapped_file.h"
 
 namespace gptoss {
@@ -230,6 +231,9 @@ class Session {
   size_t forward(const int32_t* tokens, int n, LogitsMode mode, float* logits);
   // Samples the next token from the last row of the logits of the most recent forward (device side).
   int32_t sample(const SampleParams& params, float uniform);
+  // The log-probabilities (logprobs.h) of `id` and the `top` most likely ids in the last row of the
+  // most recent forward's logits: the row sample() or step() drew from.
+  TokenLogprobs logprobs(int32_t id, int top);
   // Decode step: appends `token` and samples the next one from its logits, without copying logits.
   int32_t step(int32_t token, const SampleParams& params, float uniform);
   // count decode steps as count step() calls (step i appends token i and draws token i + 1 with

@@ -3,6 +3,7 @@
 // marks their sequences busy and runs the forward pass on libuv's thread pool.
 #include <napi.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,7 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
                         InstanceMethod<&BatchObject::free_blocks>("freeBlocks"),
                         InstanceMethod<&BatchObject::length>("length"), InstanceMethod<&BatchObject::step>("step"),
                         InstanceMethod<&BatchObject::step_logits>("stepLogits"),
+                        InstanceMethod<&BatchObject::step_logprobs>("stepLogprobs"),
                         InstanceMethod<&BatchObject::dispose>("dispose"),
                         InstanceAccessor<&BatchObject::block_size>("blockSize"),
                         InstanceAccessor<&BatchObject::total_blocks>("totalBlocks"),
@@ -105,13 +107,18 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
     });
   }
 
-  // step(items: { seq, tokens: Int32Array, sample: { options, uniform } | null }[]) -> Promise<Int32Array>
-  Napi::Value step(const Napi::CallbackInfo& info) { return queue_step(info, false); }
+  enum class Extra { None, Logits, Logprobs };
+  // step(items: { seq, tokens: Int32Array, sample: { options, uniform } | null, next?, logprobs? }[])
+  //   -> Promise<Int32Array>
+  Napi::Value step(const Napi::CallbackInfo& info) { return queue_step(info, Extra::None); }
   // stepLogits(items) -> Promise<{ ids: Int32Array, logits: Float32Array }>: the same step, and the
   // logits each sampling item drew from ([draws, vocab], in item order), copied back.
-  Napi::Value step_logits(const Napi::CallbackInfo& info) { return queue_step(info, true); }
+  Napi::Value step_logits(const Napi::CallbackInfo& info) { return queue_step(info, Extra::Logits); }
+  // stepLogprobs(items) -> Promise<{ ids: Int32Array, logprobs: ({ logprob, topIds, topLogprobs } | null)[] }>:
+  // the same step, and per item that sets `logprobs` (0..20 alternatives) its TokenLogprobs.
+  Napi::Value step_logprobs(const Napi::CallbackInfo& info) { return queue_step(info, Extra::Logprobs); }
 
-  Napi::Value queue_step(const Napi::CallbackInfo& info, bool with_logits) {
+  Napi::Value queue_step(const Napi::CallbackInfo& info, Extra extra) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       std::shared_ptr<Batch> b = batch;
@@ -134,8 +141,20 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
         Napi::Value sv = o.Get("sample");
         Napi::Value nv = o.Get("next");
         const bool has_next = !nv.IsNull() && !nv.IsUndefined();
+        Napi::Value lv = o.Get("logprobs");
+        const bool has_logprobs = !lv.IsNull() && !lv.IsUndefined();
+        if (has_logprobs) {
+          if (extra != Extra::Logprobs) throw type_error(at + ".logprobs is read by stepLogprobs only, not by this call");
+          const double k = lv.IsNumber() ? lv.As<Napi::Number>().DoubleValue() : 0.5;
+          if (!(k == std::floor(k)))  // not a number, or not an integer
+            throw type_error(at + ".logprobs must be an integer in [0, " + std::to_string(kMaxTopLogprobs) + "] (the alternatives to report)");
+          if (!(k >= 0 && k <= kMaxTopLogprobs))
+            throw range_error(at + ".logprobs must be an integer in [0, " + std::to_string(kMaxTopLogprobs) + "], got " + lv.ToString().Utf8Value());
+          it.logprobs = int(k);
+        }
         if (sv.IsNull() || sv.IsUndefined()) {
           if (has_next) throw type_error(at + ".next is set but .sample is null (next is the uniform of the step after this draw)");
+          if (has_logprobs) throw type_error(at + ".logprobs is set but .sample is null (logprobs are those of the draw)");
           continue;
         }
         if (!sv.IsObject()) throw type_error(at + ".sample must be null or { options, uniform }");
@@ -161,18 +180,28 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
       }
       b->reserve(*items);  // throws (nothing reserved) on a bad item
       auto out = std::make_shared<std::vector<int32_t>>();
-      auto logits = with_logits ? std::make_shared<std::vector<float>>() : nullptr;
+      auto logits = extra == Extra::Logits ? std::make_shared<std::vector<float>>() : nullptr;
+      auto logprobs = extra == Extra::Logprobs ? std::make_shared<std::vector<TokenLogprobs>>() : nullptr;
       auto worker = new PromiseWorker(
-          env, "gpt-oss-batch-step", [b, items, out, logits]() { *out = b->run(*items, logits.get()); },
-          [out, logits](Napi::Env env) -> Napi::Value {
+          env, "gpt-oss-batch-step", [b, items, out, logits, logprobs]() { *out = b->run(*items, logits.get(), logprobs.get()); },
+          [items, out, logits, logprobs](Napi::Env env) -> Napi::Value {
             auto r = Napi::Int32Array::New(env, out->size());
             std::copy(out->begin(), out->end(), r.Data());
-            if (!logits) return r;
-            auto l = Napi::Float32Array::New(env, logits->size());
-            std::copy(logits->begin(), logits->end(), l.Data());
+            if (!logits && !logprobs) return r;
             Napi::Object o = Napi::Object::New(env);
             o.Set("ids", r);
-            o.Set("logits", l);
+            if (logits) {
+              auto l = Napi::Float32Array::New(env, logits->size());
+              std::copy(logits->begin(), logits->end(), l.Data());
+              o.Set("logits", l);
+            }
+            if (logprobs) {
+              Napi::Array a = Napi::Array::New(env, items->size());
+              for (size_t i = 0; i < items->size(); ++i)
+                a.Set(uint32_t(i), (*items)[i].logprobs >= 0 && (*items)[i].sample ? Napi::Value(logprobs_to_js(env, (*logprobs)[i]))
+                                                                                   : env.Null());
+              o.Set("logprobs", a);
+            }
             return o;
           });
       // The step's effects (tokens appended, busy cleared, blocks of sequences closed meanwhile

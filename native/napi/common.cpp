@@ -162,4 +162,16 @@ SampleParams sample_params_arg(Napi::Object o, const char* fn) {
   return p;
 }
 
+Napi::Object logprobs_to_js(Napi::Env env, const TokenLogprobs& t) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("logprob", Napi::Number::New(env, t.logprob));
+  auto ids = Napi::Int32Array::New(env, t.top_ids.size());
+  std::copy(t.top_ids.begin(), t.top_ids.end(), ids.Data());
+  auto lps = Napi::Float32Array::New(env, t.top_logprobs.size());
+  std::copy(t.top_logprobs.begin(), t.top_logprobs.end(), lps.Data());
+  o.Set("topIds", ids);
+  o.Set("topLogprobs", lps);
+  return o;
+}
+
 }  // namespace gptoss::napi

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "model/backend.h"
+#include "model/logprobs.h"
 
 namespace gptoss::napi {
 
@@ -44,5 +45,7 @@ int get_int_field(Napi::Object o, const char* key, const std::string& what, int6
 double get_num_field(Napi::Object o, const char* key, const std::string& what);
 // { temperature, topK, topP, minP } as the native sampler takes them, range-checked (fn names the call).
 SampleParams sample_params_arg(Napi::Object o, const char* fn);
+// TokenLogprobs as JS sees them: { logprob: number, topIds: Int32Array, topLogprobs: Float32Array }.
+Napi::Object logprobs_to_js(Napi::Env env, const TokenLogprobs& t);
 
 }  // namespace gptoss::napi

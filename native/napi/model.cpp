@@ -330,6 +330,7 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeSession",
                        {InstanceMethod<&SessionObject::forward>("forward"), InstanceMethod<&SessionObject::sample>("sample"),
+                        InstanceMethod<&SessionObject::logprobs>("logprobs"),
                         InstanceMethod<&SessionObject::step>("step"),
                         InstanceMethod<&SessionObject::step_many>("stepMany"),
                         InstanceMethod<&SessionObject::truncate>("truncate"), InstanceMethod<&SessionObject::dispose>("dispose"),
@@ -443,6 +444,22 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
       float u;
       sample_args(info, 0, "Session.sample", p, u);
       return token_promise(info.Env(), "gpt-oss-sample", [p, u](Session& s) { return s.sample(p, u); });
+    });
+  }
+
+  // logprobs(id, top) -> Promise<{ logprob, topIds, topLogprobs }>: the log-softmax of the last logits
+  // row (the one sample() and step() draw from) at id and at its `top` (0..20) most likely ids.
+  Napi::Value logprobs(const Napi::CallbackInfo& info) {
+    return guarded(info.Env(), [&]() -> Napi::Value {
+      const char* fn = "Session.logprobs";
+      Session& sess = get(fn);
+      not_busy(fn);
+      const int32_t id = int32_t(arg_int(info, 0, fn, "id", 0, sess.model().config().vocab_size - 1));
+      const int top = int(arg_int(info, 1, fn, "top", 0, kMaxTopLogprobs));
+      auto out = std::make_shared<TokenLogprobs>();
+      return run_busy(
+          info.Env(), "gpt-oss-logprobs", [id, top, out](Session& s) { *out = s.logprobs(id, top); },
+          [out](Napi::Env env) -> Napi::Value { return logprobs_to_js(env, *out); });
     });
   }
 

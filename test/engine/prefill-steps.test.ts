@@ -4,7 +4,7 @@
 // around the real native batched step (tiny-a on the CPU); the tokens must not depend on it.
 import { describe, expect, it } from 'vitest';
 import { generate, type GenerationResult } from '../../lib/index.js';
-import type { BatchItem, StepBackend } from '../../lib/engine/backend.js';
+import type { BatchItem, StepBackend, StepLogprobs } from '../../lib/engine/backend.js';
 import type { NativeBatchBackend } from '../../lib/engine/native-backend.js';
 import { DEFAULT_MAX_PREFILL_TOKENS, maxPrefillTokensDefault, type EngineOptions } from '../../lib/engine/scheduler.js';
 import { useCpuModel } from '../helpers/engine.js';
@@ -64,6 +64,9 @@ class RecordingBackend implements StepBackend {
     const ids = await this.#inner.step(items);
     for (const item of items) this.#held.set(item.seq, this.#held.get(item.seq)! + item.tokens.length);
     return ids;
+  }
+  stepLogprobs(): Promise<StepLogprobs> {
+    throw new Error('RecordingBackend: no logprobs in these tests');
   }
   dispose(): Promise<void> {
     return this.#inner.dispose();

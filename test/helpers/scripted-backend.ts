@@ -2,7 +2,8 @@
 // what the sequence holds (the rendered prompt), then hands out the reply's tokens one per step. The
 // server's Harmony plumbing (tool calls, tool results) needs known output; the random test models
 // cannot give it. Block accounting is the real contract's.
-import { blocksFor, type BatchItem, type StepBackend } from '../../lib/engine/backend.js';
+import { blocksFor, type BatchItem, type StepBackend, type StepLogprobs } from '../../lib/engine/backend.js';
+import type { TokenLogprobs } from '../../lib/session.js';
 
 export class ScriptedBackend implements StepBackend {
   readonly blockSize = 16;
@@ -39,6 +40,15 @@ export class ScriptedBackend implements StepBackend {
     this.#open.delete(seq);
   }
 
+  /**
+   * step(), with made-up log-probabilities that depend on the id alone (scriptedLogprobs), so a test can tell
+   * which token's values a client was given.
+   */
+  async stepLogprobs(items: BatchItem[]): Promise<StepLogprobs> {
+    const ids = await this.step(items.map(({ logprobs: _l, ...item }) => item));
+    return { ids, logprobs: items.map((item, i) => (item.logprobs === undefined || item.sample === null ? null : scriptedLogprobs(ids[i]!, item.logprobs))) };
+  }
+
   async step(items: BatchItem[]): Promise<Int32Array> {
     await new Promise((r) => setImmediate(r));
     return Int32Array.from(
@@ -62,4 +72,10 @@ export class ScriptedBackend implements StepBackend {
     this.#open.clear();
     this.#used = 0;
   }
+}
+
+/** The scripted "model"'s log-probabilities of a drawn id with k alternatives: -(id mod 97) / 10, then ids + j, each 1 lower. */
+export function scriptedLogprobs(id: number, k: number): TokenLogprobs {
+  const logprob = -(id % 97) / 10;
+  return { logprob, top: Array.from({ length: k }, (_, j) => ({ id: id + j, logprob: logprob - j })) };
 }

@@ -8,7 +8,7 @@ import { renderConversation, renderMessageTokens, type Message } from '../../lib
 import { tokenizer, SPECIAL_TOKENS as S } from '../../lib/tokenizer.js';
 import { createServer, type OpenAIServer } from '../../lib/server/app.js';
 import { FULL_VOCAB_TINY } from '../helpers/checkpoint.js';
-import { ScriptedBackend } from '../helpers/scripted-backend.js';
+import { ScriptedBackend, scriptedLogprobs } from '../helpers/scripted-backend.js';
 
 const WEATHER = {
   type: 'function' as const,
@@ -592,8 +592,11 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(u).toEqual(full.usage);
     // errors naming the parameter
     const err = (body: Record<string, unknown>) => apiError(client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 2, ...body } as never));
-    const lp = await err({ logprobs: 2 });
-    expect([lp.status, lp.param, lp.code]).toEqual([400, 'logprobs', 'unsupported_parameter']);
+    const lp = await err({ logprobs: 2, echo: true });
+    expect([lp.status, lp.param, lp.code]).toEqual([400, 'echo', 'unsupported_parameter']);
+    expect(lp.message).toMatch(/echo with logprobs is not supported/);
+    const lp6 = await err({ logprobs: 6 });
+    expect([lp6.status, lp6.param]).toEqual([400, 'logprobs']);
     const sfx = await err({ suffix: 'end' });
     expect([sfx.status, sfx.param, sfx.code]).toEqual([400, 'suffix', 'unsupported_parameter']);
     const best = await err({ best_of: 3 });
@@ -638,12 +641,109 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([other.status, other.json.error.code]).toEqual([404, 'model_not_found']);
   });
 
+  it('logprobs: /v1/completions gives the log-probabilities of generate() (real model), whole and streamed', async () => {
+    const prompt = 'The sky is';
+    const ids = tokenizer.encode(prompt);
+    const ref = await generate(model, ids, { maxTokens: 12, temperature: 0.9, seed: 21, logprobs: 3 }).result;
+    const r = await client.completions.create({ model: 'tiny', prompt, max_tokens: 12, temperature: 0.9, seed: 21, logprobs: 3 });
+    const lp = r.choices[0].logprobs!;
+    expect(r.choices[0].text).toBe(ref.text);
+    // every token whose text is in the answer: all of them, but a stop token (its text is left out)
+    const n = ref.finishReason === 'stop' ? ref.tokens.length - 1 : ref.tokens.length;
+    expect(lp.tokens).toEqual(ref.tokens.slice(0, n).map((t) => tokenizer.decode([t])));
+    expect(lp.token_logprobs).toEqual(ref.logprobs!.slice(0, n).map((l) => l.logprob));
+    expect(lp.top_logprobs).toEqual(ref.logprobs!.slice(0, n).map((l) => Object.fromEntries(l.top.map((a) => [tokenizer.decode([a.id]), a.logprob]))));
+    let offset = 0;
+    expect(lp.text_offset).toEqual(ref.tokens.slice(0, n).map((t) => ((offset += tokenizer.decode([t]).length), offset - tokenizer.decode([t]).length)));
+    expect(lp.tokens!.length).toBeGreaterThan(3);
+    // the drawn token is never more likely than the row's most likely one
+    for (const l of ref.logprobs!) expect(l.logprob).toBeLessThanOrEqual(l.top[0]!.logprob);
+    // streamed: the chunks' logprobs add up to the whole
+    const joined = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Record<string, number>[], text_offset: [] as number[] };
+    for await (const c of await client.completions.create({ model: 'tiny', prompt, max_tokens: 12, temperature: 0.9, seed: 21, logprobs: 3, stream: true })) {
+      const l = c.choices[0]?.logprobs;
+      if (!l) continue;
+      joined.tokens.push(...l.tokens!);
+      joined.token_logprobs.push(...l.token_logprobs!);
+      joined.top_logprobs.push(...(l.top_logprobs as Record<string, number>[]));
+      joined.text_offset.push(...l.text_offset!);
+    }
+    expect(joined).toEqual(lp);
+    // logprobs: 0 gives the drawn tokens' and no alternatives; none asked: null
+    const zero = await client.completions.create({ model: 'tiny', prompt, max_tokens: 4, temperature: 0, logprobs: 0 });
+    expect(zero.choices[0].logprobs!.top_logprobs!.every((t) => Object.keys(t as object).length === 0)).toBe(true);
+    expect((await client.completions.create({ model: 'tiny', prompt, max_tokens: 2 })).choices[0].logprobs).toBeNull();
+  });
+
+  it('logprobs: chat and Responses report the answer tokens (not reasoning, tool calls or Harmony tokens), whole and streamed (scripted)', async () => {
+    const answerIds = tokenizer.encode('It is 20 C in Paris.');
+    const want = answerIds.map((id) => {
+      const l = scriptedLogprobs(id, 2);
+      return { token: tokenizer.decode([id]), logprob: l.logprob, bytes: [...tokenizer.tokenBytes(id)], top_logprobs: l.top.map((a) => ({ token: tokenizer.decode([a.id]), logprob: a.logprob, bytes: [...tokenizer.tokenBytes(a.id)] })) };
+    });
+    const tools = [WEATHER];
+    const first = await scriptedClient.chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools, logprobs: true, top_logprobs: 2 });
+    // a tool call and reasoning only: no answer tokens
+    expect(first.choices[0].logprobs).toEqual({ content: [], refusal: null });
+    const call = first.choices[0].message.tool_calls![0]!;
+    const history: OpenAI.ChatCompletionMessageParam[] = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: call.id, content: '{"temperatureC":20}' },
+    ];
+    const second = await scriptedClient.chat.completions.create({ model: 'scripted', messages: history, tools, logprobs: true, top_logprobs: 2 });
+    expect(second.choices[0].message.content).toBe('It is 20 C in Paris.');
+    expect(second.choices[0].logprobs!.content).toEqual(want);
+    // streamed: each content chunk carries the tokens its text starts; together, the whole
+    const streamed: unknown[] = [];
+    let text = '';
+    for await (const c of await scriptedClient.chat.completions.create({ model: 'scripted', messages: history, tools, logprobs: true, top_logprobs: 2, stream: true })) {
+      const ch = c.choices[0];
+      if (!ch) continue;
+      text += ch.delta.content ?? '';
+      if (ch.delta.content) expect(ch.logprobs).not.toBeNull();
+      streamed.push(...(ch.logprobs?.content ?? []));
+    }
+    expect(text).toBe('It is 20 C in Paris.');
+    expect(streamed).toEqual(want);
+    // a stop string: only the tokens whose text starts before it
+    const cut = await scriptedClient.chat.completions.create({ model: 'scripted', messages: history, tools, logprobs: true, stop: ' C in' });
+    expect(cut.choices[0].message.content).toBe('It is 20');
+    let chars = 0;
+    const kept = answerIds.filter((id) => ((chars += tokenizer.decode([id]).length), chars - tokenizer.decode([id]).length < 'It is 20'.length));
+    expect(cut.choices[0].logprobs!.content!.map((e) => e.token)).toEqual(kept.map((id) => tokenizer.decode([id])));
+    expect(cut.choices[0].logprobs!.content!.every((e) => e.top_logprobs.length === 0)).toBe(true);
+    // without logprobs: null
+    expect((await scriptedClient.chat.completions.create({ model: 'scripted', messages: history, tools })).choices[0].logprobs).toBeNull();
+
+    // Responses: include 'message.output_text.logprobs' with top_logprobs; the output_text part and the deltas carry them
+    const tool = { type: 'function' as const, name: 'get_weather', description: 'Weather in a city', parameters: WEATHER.function.parameters, strict: false };
+    const input: OpenAI.Responses.ResponseInput = [
+      { role: 'user', content: 'Weather in Paris?' },
+      { type: 'function_call', call_id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      { type: 'function_call_output', call_id: 'call_1', output: '{"temperatureC":20}' },
+    ];
+    const opts = { model: 'scripted', tools: [tool], input, include: ['message.output_text.logprobs' as const], top_logprobs: 2 };
+    const r = await scriptedClient.responses.create(opts);
+    const part = (r.output.find((o) => o.type === 'message') as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText;
+    expect(part.text).toBe('It is 20 C in Paris.');
+    expect(part.logprobs).toEqual(want);
+    const deltas: unknown[] = [];
+    let done: unknown = null;
+    for await (const e of await scriptedClient.responses.create({ ...opts, stream: true })) {
+      if (e.type === 'response.output_text.delta') deltas.push(...e.logprobs);
+      if (e.type === 'response.output_text.done') done = e.logprobs;
+    }
+    expect(deltas).toEqual(want);
+    expect(done).toEqual(want);
+    // without include: empty lists, as before
+    const plain = await scriptedClient.responses.create({ model: 'scripted', tools: [tool], input });
+    expect(((plain.output.find((o) => o.type === 'message') as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText).logprobs).toEqual([]);
+  });
+
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
     const chat = (extra: Record<string, unknown>) => client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, ...extra } as never);
     const cases: [Record<string, unknown>, string, RegExp][] = [
-      [{ logprobs: true }, 'logprobs', /log-probabilities/],
-      [{ logprobs: true, top_logprobs: 3 }, 'logprobs', /log-probabilities/],
-      [{ top_logprobs: 2 }, 'top_logprobs', /log-probabilities/],
       [{ response_format: { type: 'json_object' } }, 'response_format', /JSON mode/],
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format', /structured output/],
       [{ presence_penalty: 0.5 }, 'presence_penalty', /penalty/],
@@ -659,21 +759,21 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     // out of range is a plain validation error naming the parameter
     const range = await apiError(chat({ presence_penalty: 3 }));
     expect([range.status, range.param]).toEqual([400, 'presence_penalty']);
+    // alternatives without logprobs: true would be dropped, so they are a 400 too
+    const top = await apiError(chat({ top_logprobs: 2 }));
+    expect([top.status, top.param]).toEqual([400, 'top_logprobs']);
+    expect(top.message).toMatch(/top_logprobs needs logprobs: true/);
+    const top21 = await apiError(chat({ logprobs: true, top_logprobs: 21 }));
+    expect([top21.status, top21.param]).toEqual([400, 'top_logprobs']);
     // neutral values are accepted and change nothing: the same tokens as the plain request (greedy)
     const plain = await chat({ temperature: 0 });
     const neutral = await chat({ temperature: 0, logprobs: false, top_logprobs: 0, response_format: { type: 'text' }, presence_penalty: 0, frequency_penalty: 0, logit_bias: {} });
     expect(neutral.choices[0].message.content).toBe(plain.choices[0].message.content);
     expect(neutral.usage).toEqual(plain.usage);
-    // the Responses API: text.format, top_logprobs, include of logprobs; other includes pass
+    // the Responses API: text.format; includes other than logprobs pass
     const resp = (extra: Record<string, unknown>) => client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, ...extra } as never);
-    for (const [extra, param] of [
-      [{ text: { format: { type: 'json_object' } } }, 'text.format'],
-      [{ top_logprobs: 5 }, 'top_logprobs'],
-      [{ include: ['message.output_text.logprobs'] }, 'include'],
-    ] as [Record<string, unknown>, string][]) {
-      const e = await apiError(resp(extra));
-      expect([e.status, e.param, e.code], JSON.stringify(extra)).toEqual([400, param, 'unsupported_parameter']);
-    }
+    const e = await apiError(resp({ text: { format: { type: 'json_object' } } }));
+    expect([e.status, e.param, e.code]).toEqual([400, 'text.format', 'unsupported_parameter']);
     const ok = await resp({ text: { format: { type: 'text' } }, include: ['reasoning.encrypted_content'], temperature: 0 });
     expect(ok.status).toBe('incomplete');  // 2 tokens: cut by max_output_tokens, but served
   });
