@@ -115,10 +115,10 @@ export interface NativeSession {
   readonly maxContext: number;
   forward(tokens: Int32Array, mode: 'all' | 'last'): Promise<Float32Array>;
   forward(tokens: Int32Array, mode: 'none'): Promise<undefined>;
-  sample(params: NativeSampleParams, uniform: number): Promise<number>;
+  sample(params: NativeSampleParams, uniform: number, bias?: NativeLogitBias): Promise<number>;
   /** model/logprobs.h: the last logits row's log-softmax at id and at its `top` (0..20) most likely ids. */
   logprobs(id: number, top: number): Promise<NativeTokenLogprobs>;
-  step(token: number, params: NativeSampleParams, uniform: number): Promise<number>;
+  step(token: number, params: NativeSampleParams, uniform: number, bias?: NativeLogitBias): Promise<number>;
   stepMany(token: number, params: NativeSampleParams, uniforms: Float64Array, stops?: Int32Array): Promise<Int32Array>;
   truncate(length: number): void;
   dispose(): void;
@@ -126,6 +126,12 @@ export interface NativeSession {
 
 export interface NativeSessionConstructor {
   new (model: NativeModel, maxContext: number): NativeSession;
+}
+
+/** model/logit_bias.h LogitBias: deltas[i] added at ids[i] before a draw. */
+export interface NativeLogitBias {
+  ids: Int32Array;
+  deltas: Float32Array;
 }
 
 /** model/logprobs.h TokenLogprobs: the drawn id's log-probability and the row's most likely ids' (most likely first). */
@@ -144,6 +150,8 @@ export interface NativeBatchItem {
   next?: number;
   /** stepLogprobs only, with sample: report the draw's log-probabilities and this many alternatives (0..20). */
   logprobs?: number;
+  /** With sample, not with next: added to the row before the draw. */
+  bias?: NativeLogitBias;
 }
 
 /** model/batch.h: sequences over a paged KV cache, advanced together one batched forward a step. */

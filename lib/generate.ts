@@ -6,6 +6,7 @@
 // stays free while a model generates.
 import type { GptOssModel } from './model.js';
 import { checkLogprobsCount, type Session, type TokenLogprobs } from './session.js';
+import { drawBias, resolveBiasPlan, type BiasPlan } from './penalties.js';
 import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
@@ -62,6 +63,15 @@ export interface GenerateOptions {
    * floats), and on a GPU tokens are drawn one native call each instead of several.
    */
   logprobs?: number;
+  /**
+   * Added to the logits of the listed token ids before every draw (OpenAI's logit_bias: id -> bias in
+   * [-100, 100]; -100 practically bans a token, +100 practically forces it).
+   */
+  logitBias?: Readonly<Record<number | string, number>>;
+  /** Subtracted once from the logits of every token drawn so far in this generation ([-2, 2]; OpenAI's). */
+  presencePenalty?: number;
+  /** Subtracted from each token's logits times the number of times it was drawn so far ([-2, 2]; OpenAI's). */
+  frequencyPenalty?: number;
 }
 
 /**
@@ -316,6 +326,8 @@ export interface PreparedGeneration {
   rng: Xoshiro128;
   /** options.logprobs: the alternatives each token reports (undefined: no logprobs). */
   logprobs: number | undefined;
+  /** options.logitBias and the penalties (null: none); drawBias(bias, tokens) is a draw's. */
+  bias: BiasPlan | null;
 }
 
 /** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
@@ -354,7 +366,8 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
   );
   const seed = options.seed ?? randomSeed();
   const logprobs = options.logprobs === undefined ? undefined : checkLogprobsCount(options.logprobs, fn, 'options.logprobs');
-  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs };
+  const bias = resolveBiasPlan(options, vocab, fn);
+  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs, bias };
 }
 
 /**
@@ -493,7 +506,7 @@ export function startGeneration(
   beforeResolve?: (result: GenerationResult) => void,
 ): GenerationStream {
   const prepared = prepareGeneration(model, input, options);
-  const { prompt, sample, maxTokens, stops, rng, logprobs } = prepared;
+  const { prompt, sample, maxTokens, stops, rng, logprobs, bias } = prepared;
   const own = options.session === undefined;
   if (!own && options.session!.generating) throw new Error('generate: the session is already generating');
   const maxPositions = model.config.maxPositionEmbeddings;
@@ -550,7 +563,7 @@ export function startGeneration(
             out.finishReason = 'context';
             break;
           }
-          const id = await session.sample(sample, rng.nextUniform());
+          const id = await session.sample(sample, rng.nextUniform(), drawBias(bias, tokens));
           if (accept(id, await withLogprobs(id))) break;
           continue;
         }
@@ -562,9 +575,10 @@ export function startGeneration(
           break;
         }
         const input: number = last;
-        if (logprobs !== undefined) {
-          // one step a call: the logits each id is drawn from are read before the next step overwrites them
-          const id = await session.stepSample(input, sample, rng.nextUniform());
+        if (logprobs !== undefined || bias !== null) {
+          // one step a call: the logits each id is drawn from are read, and its bias (which follows the ids
+          // drawn so far) added, before the next step
+          const id = await session.stepSample(input, sample, rng.nextUniform(), drawBias(bias, tokens));
           if (accept(id, await withLogprobs(id))) break;
           continue;
         }

@@ -1,5 +1,6 @@
 // A sequence decoded incrementally over a KV cache. Each call runs off the main thread.
 import type { NativeSession, NativeTokenLogprobs } from './addon-types.js';
+import type { LogitBias } from './penalties.js';
 import { resolveSampleOptions } from './sampling.js';
 import { checkTokenId, toTokenIds } from './token-ids.js';
 
@@ -134,10 +135,13 @@ export class Session {
     });
   }
 
-  /** Draws the next token from the last logits on the model's device. `uniform` in [0, 1). */
-  sample(options: SampleOptions, uniform: number): Promise<number> {
+  /**
+   * Draws the next token from the last logits on the model's device. `uniform` in [0, 1). `bias`
+   * (logit bias, penalties): added to the row first; logprobs() still reads the row as the model gave it.
+   */
+  sample(options: SampleOptions, uniform: number, bias?: LogitBias): Promise<number> {
     if (this.#disposed) return Promise.reject(new Error('Session.sample: the session was disposed'));
-    return this.#serial(async () => this.#native.sample(resolveSampleOptions(options, 'Session.sample'), uniform));
+    return this.#serial(async () => this.#native.sample(resolveSampleOptions(options, 'Session.sample'), uniform, bias));
   }
 
   /**
@@ -159,11 +163,11 @@ export class Session {
    * Decode step: appends `token` and draws the next token from its logits on the device; only the
    * id comes back (one native call a token).
    */
-  stepSample(token: number, options: SampleOptions, uniform: number): Promise<number> {
+  stepSample(token: number, options: SampleOptions, uniform: number, bias?: LogitBias): Promise<number> {
     return this.#guard(() => {
       this.#live('Session.stepSample');
       checkTokenId(token, this.vocabSize, 'Session.stepSample', "argument 'token'");
-      return this.#serial(() => this.#fed([token], this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform)));
+      return this.#serial(() => this.#fed([token], this.#native.step(token, resolveSampleOptions(options, 'Session.stepSample'), uniform, bias)));
     });
   }
 

@@ -6,6 +6,7 @@
 // paged KV cache (native-backend.ts, written by the serve-native helper). /work/notes/ENGINE.md is
 // where the contract was agreed; change both sides in one commit if it changes.
 import type { SampleOptions, TokenLogprobs } from '../session.js';
+import type { LogitBias } from '../penalties.js';
 
 /** One sequence's share of a batched step. */
 export interface BatchItem {
@@ -29,6 +30,11 @@ export interface BatchItem {
    * alternatives (an integer in [0, 20]).
    */
   logprobs?: number;
+  /**
+   * With `sample`, not with `next`: added to the logits row before the draw (logit bias and penalties;
+   * log-probabilities are read before it).
+   */
+  bias?: LogitBias;
 }
 
 /** stepLogprobs()'s result: step()'s ids, and per item its TokenLogprobs where it set `logprobs` (null elsewhere). */

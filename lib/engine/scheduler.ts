@@ -33,6 +33,7 @@ import {
   type PreparedGeneration,
 } from '../generate.js';
 import { blocksFor, type BatchItem, type StepBackend, type StepLogprobs } from './backend.js';
+import { drawBias } from '../penalties.js';
 import { SessionBackend } from './session-backend.js';
 import { ContextLengthError, EngineClosedError, QueueFullError } from './errors.js';
 
@@ -418,8 +419,8 @@ export class Engine {
       const at = s.position;
       const final = at + n === s.prepared.prompt.length;
       const sample = final && s.prepared.maxTokens > 0 ? { options: s.prepared.sample, uniform: s.prepared.rng.nextUniform() } : null;
-      const lp = sample !== null && s.prepared.logprobs !== undefined ? { logprobs: s.prepared.logprobs } : {};
-      out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample, ...lp } });
+      const extra = sample !== null ? this.#drawExtras(s) : {};
+      out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample, ...extra } });
       budget -= n;
     }
     return this.#askAhead(out);
@@ -428,8 +429,13 @@ export class Engine {
   #decodeItem(s: Sequence): BatchItem {
     const uniform = s.nextUniform ?? s.prepared.rng.nextUniform();
     s.nextUniform = null;
-    const lp = s.prepared.logprobs !== undefined ? { logprobs: s.prepared.logprobs } : {};
-    return { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform }, ...lp };
+    return { seq: s.seq, tokens: Int32Array.of(s.last), sample: { options: s.prepared.sample, uniform }, ...this.#drawExtras(s) };
+  }
+
+  /** A draw's logprobs request and bias (logit bias, penalties over the tokens drawn so far). */
+  #drawExtras(s: Sequence): Pick<BatchItem, 'logprobs' | 'bias'> {
+    const bias = drawBias(s.prepared.bias, s.output.tokens);
+    return { ...(s.prepared.logprobs !== undefined ? { logprobs: s.prepared.logprobs } : {}), ...(bias ? { bias } : {}) };
   }
 
   /**
@@ -439,7 +445,10 @@ export class Engine {
    * unchanged), so the backend can queue that step before this one's ids are back.
    */
   #askAhead(out: { s: Sequence; item: BatchItem }[]): { s: Sequence; item: BatchItem }[] {
-    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill')) return out;
+    // A biased draw is never queued ahead (its bias follows the id drawn now), and a step queued ahead runs
+    // alone before any other sequence's: with a biased sequence decoding, nothing is queued ahead, so that it
+    // is never left waiting.
+    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill' || (s.phase === 'decode' && s.prepared.bias !== null))) return out;
     for (const { s, item } of out) {
       if (item.sample === null || s.output.tokens.length + 1 >= s.prepared.maxTokens || s.position + 2 >= s.capacity) continue;
       s.nextUniform = s.prepared.rng.nextUniform();

@@ -87,6 +87,7 @@ export class SessionBackend implements StepBackend {
       const s = this.#open.get(item.seq);
       if (!s) throw new Error(`${fn}: items[${i}].seq ${item.seq} is not an open sequence`);
       if (item.tokens.length < 1) throw new RangeError(`${fn}: items[${i}].tokens is empty`);
+      if (item.bias !== undefined && item.sample === null) throw new TypeError(`${fn}: items[${i}].bias is set but .sample is null (the bias is added for the draw)`);
       if (item.logprobs !== undefined) {
         if (!withLogprobs) throw new TypeError(`${fn}: items[${i}].logprobs is read by stepLogprobs only`);
         if (item.sample === null) throw new TypeError(`${fn}: items[${i}].logprobs is set but .sample is null (logprobs are those of the draw)`);
@@ -101,10 +102,10 @@ export class SessionBackend implements StepBackend {
       const { tokens, sample } = items[i]!;
       const session = sessions[i]!;
       if (sample === null) await session.append(tokens);
-      else if (tokens.length === 1 && session.length > 0) ids[i] = await session.stepSample(tokens[0]!, sample.options, sample.uniform);
+      else if (tokens.length === 1 && session.length > 0) ids[i] = await session.stepSample(tokens[0]!, sample.options, sample.uniform, items[i]!.bias);
       else {
         await session.append(tokens);
-        ids[i] = await session.sample(sample.options, sample.uniform);
+        ids[i] = await session.sample(sample.options, sample.uniform, items[i]!.bias);
       }
       const k = items[i]!.logprobs;
       if (sample !== null && k !== undefined) logprobs[i] = await session.logprobs(ids[i]!, k);

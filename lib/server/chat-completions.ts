@@ -5,7 +5,7 @@ import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conv
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
 import { badParam } from './errors.js';
 import { chatLogprob, type LoggedToken } from './logprobs.js';
-import { checkModel, choiceSeed, failure, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
+import { checkLogitBias, checkModel, choiceSeed, failure, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
 import { drain, interleave, newId, readTurn, type TurnResult } from './turn.js';
 
 export interface ChatTurn {
@@ -22,10 +22,8 @@ export interface ChatTurn {
 
 export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, signal: AbortSignal): Promise<ChatTurn> {
   checkModel(ctx, body.model);
-  refuseUnsupported({
-    response_format: body.response_format, presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty,
-    logit_bias: body.logit_bias,
-  });
+  refuseUnsupported({ response_format: body.response_format });
+  checkLogitBias(ctx, body.logit_bias);
   const logprobs = body.logprobs === true;
   if (!logprobs && (body.top_logprobs ?? 0) > 0)
     throw badParam('top_logprobs', 'top_logprobs needs logprobs: true (the alternatives are reported beside each token\'s log-probability)');
@@ -39,7 +37,10 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
   const maxTokens = resolveMaxTokens(ctx, harmony.prompt.length, requested, param, 'messages');
   const stops = stopStrings(body.stop);
   // `n` choices: n sequences of the same prompt, choice i drawing from seed + i (choiceSeed)
-  const turn = { harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal, ...(logprobs ? { logprobs: body.top_logprobs ?? 0 } : {}) };
+  const turn = {
+    harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal, ...(logprobs ? { logprobs: body.top_logprobs ?? 0 } : {}),
+    logitBias: body.logit_bias, presencePenalty: body.presence_penalty, frequencyPenalty: body.frequency_penalty,
+  };
   const streams = startTurns(
     ctx,
     Array.from({ length: body.n ?? 1 }, (_, i) => {

@@ -8,7 +8,7 @@ import { tokenizer } from '../tokenizer.js';
 import { badParam } from './errors.js';
 import type { CompletionRequest } from './protocol.js';
 import { completionLogprobs } from './logprobs.js';
-import { checkModel, choiceSeed, failure, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext, type TurnRequest } from './serving.js';
+import { checkLogitBias, checkModel, choiceSeed, failure, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext, type TurnRequest } from './serving.js';
 import { drain, interleave, newId, readText, type TextResult } from './turn.js';
 
 export interface CompletionTurn {
@@ -32,10 +32,8 @@ export const MAX_COMPLETION_CHOICES = 64;
 
 export async function startCompletion(ctx: ServeContext, body: CompletionRequest, signal: AbortSignal): Promise<CompletionTurn> {
   checkModel(ctx, body.model);
-  refuseUnsupported({
-    suffix: body.suffix === '' ? null : body.suffix, presence_penalty: body.presence_penalty, frequency_penalty: body.frequency_penalty,
-    logit_bias: body.logit_bias,
-  });
+  refuseUnsupported({ suffix: body.suffix === '' ? null : body.suffix });
+  checkLogitBias(ctx, body.logit_bias);
   const logprobs = body.logprobs ?? null;
   if (logprobs !== null && body.echo)
     throw badParam('echo', 'echo with logprobs is not supported: the prompt tokens\' log-probabilities are not computed (drop echo, or logprobs)', 'unsupported_parameter');
@@ -75,6 +73,7 @@ export async function startCompletion(ctx: ServeContext, body: CompletionRequest
       requests.push({
         harmony: { prompt }, parse: false, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1,
         ...(seed !== undefined ? { seed } : {}), ...(logprobs !== null ? { logprobs } : {}), signal,
+        logitBias: body.logit_bias, presencePenalty: body.presence_penalty, frequencyPenalty: body.frequency_penalty,
       });
       echoes.push(body.echo ? text : '');
     }

@@ -50,9 +50,10 @@ export interface ChatCompletionRequest {
   /** The answer tokens' log-probabilities (choices[].logprobs.content), with top_logprobs (0-20) alternatives each. */
   logprobs?: boolean | null;
   top_logprobs?: number | null;
-  // Accepted only at their neutral values (serving.ts refuseUnsupported): a request that needs them gets a 400 naming
+  // Accepted only at its neutral value (serving.ts refuseUnsupported): a request that needs it gets a 400 naming
   // the parameter instead of an answer that silently ignores it.
   response_format?: { type: string } | null;
+  /** OpenAI's penalties and logit bias (lib/penalties.ts), on the tokens drawn so far. */
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, number> | null;
@@ -284,8 +285,9 @@ export interface CompletionRequest {
   best_of?: number | null;
   /** Each token's log-probability and this many alternatives (0-5); not with echo. */
   logprobs?: number | null;
-  // Accepted only at their neutral values (serving.ts refuseUnsupported).
+  // Accepted only at its neutral value (serving.ts refuseUnsupported).
   suffix?: string | null;
+  /** As chat's. */
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
   logit_bias?: Record<string, number> | null;

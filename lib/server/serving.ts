@@ -28,15 +28,12 @@ export function checkModel(ctx: ServeContext, model: string): void {
 
 /**
  * Parameters this server does not implement, refused unless they are at their neutral value: a client that asks for
- * JSON mode, a penalty or fill-in-the-middle gets a 400 naming the parameter (code `unsupported_parameter`), never an
- * answer that silently ignores it. `values` maps each name as the client sent it to its value; neutral: null or
- * absent, false, 0, an empty object, `{type: 'text'}`.
+ * JSON mode or fill-in-the-middle gets a 400 naming the parameter (code `unsupported_parameter`), never an answer
+ * that silently ignores it. `values` maps each name as the client sent it to its value; neutral: null or absent,
+ * false, 0, `{type: 'text'}`.
  */
 export function refuseUnsupported(values: Record<string, unknown>): void {
   const why: Record<string, string> = {
-    presence_penalty: 'the sampler has no presence or frequency penalty (temperature, top_p and seed only)',
-    frequency_penalty: 'the sampler has no presence or frequency penalty (temperature, top_p and seed only)',
-    logit_bias: 'the sampler takes no logit bias (temperature, top_p and seed only)',
     response_format: "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
     'text.format': "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
     suffix: 'there is no fill-in-the-middle: the completion continues the prompt only',
@@ -45,8 +42,6 @@ export function refuseUnsupported(values: Record<string, unknown>): void {
     if (v === null || v === undefined || v === false || v === 0) continue;
     if (param === 'response_format' || param === 'text.format') {
       if ((v as { type?: unknown }).type === 'text') continue;
-    } else if (param === 'logit_bias') {
-      if (Object.keys(v as object).length === 0) continue;
     }
     throw badParam(param, `${param} is not supported: ${why[param] ?? 'not implemented'}`, 'unsupported_parameter');
   }
@@ -98,7 +93,19 @@ export interface TurnRequest {
   seed?: Seed;
   /** Report each token's log-probability and this many alternatives (undefined: none). */
   logprobs?: number;
+  /** OpenAI's logit_bias ({ "token id": bias }), presence_penalty and frequency_penalty, as the client sent them. */
+  logitBias?: Record<string, number> | null;
+  presencePenalty?: number | null;
+  frequencyPenalty?: number | null;
   signal: AbortSignal;
+}
+
+/** logit_bias's keys as token ids of this model (a 400 naming logit_bias otherwise; the values' range is the schema's). */
+export function checkLogitBias(ctx: ServeContext, bias: Record<string, number> | null | undefined): void {
+  const vocab = ctx.engine.model.config.vocabSize;
+  for (const key of Object.keys(bias ?? {}))
+    if (!/^\d+$/.test(key) || Number(key) >= vocab)
+      throw badParam('logit_bias', `logit_bias key '${key}' is not a token id of this model (0 to ${vocab - 1})`);
 }
 
 /** A generation that ended in an error, as the API's 500 (null when it did not fail). */
@@ -146,6 +153,9 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
       topP: r.topP,
       ...(r.seed !== undefined ? { seed: r.seed } : {}),
       ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}),
+      ...(r.logitBias ? { logitBias: r.logitBias } : {}),
+      ...(r.presencePenalty ? { presencePenalty: r.presencePenalty } : {}),
+      ...(r.frequencyPenalty ? { frequencyPenalty: r.frequencyPenalty } : {}),
       signal: r.signal,
     });
   } catch (e) {

@@ -289,7 +289,7 @@ bool Batch::claims(const std::vector<StepItem>& items, std::vector<int>& row_of)
   std::lock_guard<std::mutex> lock(mutex_);
   for (size_t i = 0; i < items.size(); ++i) {
     const StepItem& it = items[i];
-    if (it.tokens.size() != 1 || !it.sample) return false;
+    if (it.tokens.size() != 1 || !it.sample || !it.bias.empty()) return false;
     const auto at = std::find(a.seq.begin(), a.seq.end(), it.seq);
     if (at == a.seq.end()) return false;
     const size_t r = size_t(at - a.seq.begin());
@@ -320,6 +320,12 @@ void Batch::copy_rows(const std::vector<StepItem>& items, const Tensor& logits, 
     for (size_t i = 0; i < items.size(); ++i)
       if (row_of_item[i] >= 0 && items[i].logprobs >= 0) copy_logit_row(be, logits, row_of_item[i], c.rows[i]);
   }
+}
+
+void Batch::bias_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item) {
+  std::vector<float> raw;
+  for (size_t i = 0; i < items.size(); ++i)
+    if (row_of_item[i] >= 0 && !items[i].bias.empty()) apply_logit_bias(model_->backend(), logits, row_of_item[i], items[i].bias, raw);
 }
 
 bool Batch::queue_ahead(const std::vector<StepItem>& items, const std::vector<int>& row_of, const std::vector<RowState>& rows,
@@ -428,6 +434,7 @@ std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tenso
       at.push_back(i);
     }
   if (c.logits || c.logprobs) copy_rows(items, logits, row_of_item, c);
+  bias_rows(items, logits, row_of_item);
   const std::vector<int32_t> ids = model_->backend().sample_rows(logits, pick, params, uniforms);
   for (size_t j = 0; j < ids.size(); ++j) out[at[j]] = checks::sampled_token(ids[j], "batch step");
   return out;
@@ -496,10 +503,11 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
     params.push_back(items[size_t(r)].params);
     uniforms.push_back(items[size_t(r)].uniform);
   }
-  if (c.logits || c.logprobs) {  // item i is row i (before the step queued next overwrites the logits)
+  {  // item i is row i (copies before the step queued next overwrites the logits, biases before the draws)
     std::vector<int32_t> row_of_item(items.size(), -1);
     for (int32_t r : draw_rows) row_of_item[size_t(r)] = r;
-    copy_rows(items, d.act.logits, row_of_item, c);
+    if (c.logits || c.logprobs) copy_rows(items, d.act.logits, row_of_item, c);
+    bias_rows(items, d.act.logits, row_of_item);
   }
   Backend::RowsTicket drawn = be.queue_sample_rows(d.act.logits, draw_rows, params, uniforms, d.act.tokens);
   std::vector<RowState> rows(static_cast<size_t>(bucket));

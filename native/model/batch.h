@@ -33,6 +33,9 @@ struct StepItem {
   // Only with sample: the drawn id's log-probability and the `logprobs` most likely ids' (0..20;
   // -1: none), from the row it drew from (run()'s `logprobs`).
   int logprobs = -1;
+  // Only with sample: added to the row before the draw (after its logprobs are read). Not with ahead: a
+  // step queued ahead draws before its caller could know the bias (claims() never takes an item with one).
+  LogitBias bias;
 };
 
 // Everything that is one sequence's state, in one place: its tokens (the cache holds exactly
@@ -183,6 +186,8 @@ class Batch {
   // row_of_item[i]: the logits row item i draws from (-1: it does not sample).
   void copy_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
                  Copies& c);
+  // Adds each sampling item's bias to its row (row_of_item as copy_rows'), in place.
+  void bias_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item);
   bool claims(const std::vector<StepItem>& items, std::vector<int>& row_of) const;
   std::vector<int32_t> run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of, Copies& c);
   // Queues the decode step after `rows` (the padded step of `bucket` just queued), fed `draws`' ids,

@@ -816,6 +816,7 @@ Activations& Session::enqueue(const int32_t* tokens, int n, int logits_rows) {
 
   Backend& be = model_->backend();
   have_logits_ = false;
+  raw_valid_ = false;
   Activations& s = scratch(n, logits_rows);
   std::vector<int32_t> positions(n);
   for (int i = 0; i < n; ++i) positions[i] = length_ + i;
@@ -847,12 +848,12 @@ size_t Session::forward(const int32_t* tokens, int n, LogitsMode mode, float* lo
   return count;
 }
 
-int32_t Session::step(int32_t token, const SampleParams& params, float uniform) {
+int32_t Session::step(int32_t token, const SampleParams& params, float uniform, const LogitBias* bias) {
   std::lock_guard<std::mutex> lock(model_->run_mutex());
   model_->check_files();
-  Activations& s = enqueue(&token, 1, 1);
-  // Only the sampled id crosses to the host: one round trip per decoded token.
-  int32_t next = checks::sampled_token(model_->backend().sample(s.logits, params, uniform), "step");
+  enqueue(&token, 1, 1);
+  // Only the sampled id crosses to the host: one round trip per decoded token (and the row, with a bias).
+  int32_t next = draw_from_last(params, uniform, bias, "step");
   length_ += 1;
   have_logits_ = true;
   return next;
@@ -979,17 +980,35 @@ void Model::forward(Activations& s, const KvView& kv) {
   be.linear(s.final_norm, w.lm_head, nullptr, s.logits);
 }
 
-int32_t Session::sample(const SampleParams& params, float uniform) {
+int32_t Session::sample(const SampleParams& params, float uniform, const LogitBias* bias) {
   if (!have_logits_) throw runtime_error("session: sample() needs a forward pass first");
   std::lock_guard<std::mutex> lock(model_->run_mutex());
+  return draw_from_last(params, uniform, bias, "sample");
+}
+
+// The draw from the last logits row (run mutex held). A bias is added to the row in place, and the row
+// as the model gave it is kept (raw_row_) for logprobs() and for any later draw from the same logits,
+// which starts again from it.
+int32_t Session::draw_from_last(const SampleParams& params, float uniform, const LogitBias* bias, const char* fn) {
   Backend& be = model_->backend();
-  Tensor last = scratch_.logits.rows(scratch_.logits_rows - 1, 1);
-  return checks::sampled_token(be.sample(last, params, uniform), "sample");
+  const int64_t row = scratch_.logits_rows - 1;
+  const bool biased = bias && !bias->empty();
+  if (raw_valid_) {
+    std::vector<float> r(raw_row_);
+    if (biased) add_logit_bias(r.data(), int64_t(r.size()), *bias);
+    Tensor dst = scratch_.logits.rows(row, 1);
+    be.copy_from_host(dst, r.data(), r.size() * sizeof(float));
+  } else if (biased) {
+    apply_logit_bias(be, scratch_.logits, row, *bias, raw_row_);
+    raw_valid_ = true;
+  }
+  return checks::sampled_token(be.sample(scratch_.logits.rows(row, 1), params, uniform), fn);
 }
 
 TokenLogprobs Session::logprobs(int32_t id, int top) {
   if (!have_logits_) throw runtime_error("session: logprobs() needs a forward pass first");
   std::lock_guard<std::mutex> lock(model_->run_mutex());
+  if (raw_valid_) return row_logprobs(raw_row_.data(), int64_t(raw_row_.size()), id, top);
   std::vector<float> row;
   copy_logit_row(model_->backend(), scratch_.logits, scratch_.logits_rows - 1, row);
   return row_logprobs(row.data(), int64_t(row.size()), id, top);

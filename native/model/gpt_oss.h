@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "config.h"
+#include "logit_bias.h"
 #include "logprobs.h"
 #include "core/mapped_file.h"
 
@@ -229,13 +230,16 @@ class Session {
   // Runs tokens [n] at positions [length(), length()+n) and writes logits:
   // All -> [n, V], Last -> [1, V], None -> nothing. Returns the number of floats written.
   size_t forward(const int32_t* tokens, int n, LogitsMode mode, float* logits);
-  // Samples the next token from the last row of the logits of the most recent forward (device side).
-  int32_t sample(const SampleParams& params, float uniform);
+  // Samples the next token from the last row of the logits of the most recent forward (device side),
+  // `bias` (logit_bias.h; null or empty: none) added to that row first.
+  int32_t sample(const SampleParams& params, float uniform, const LogitBias* bias = nullptr);
   // The log-probabilities (logprobs.h) of `id` and the `top` most likely ids in the last row of the
-  // most recent forward's logits: the row sample() or step() drew from.
+  // most recent forward's logits: the row sample() or step() drew from, as the model gave it (a bias
+  // added for the draw left out).
   TokenLogprobs logprobs(int32_t id, int top);
-  // Decode step: appends `token` and samples the next one from its logits, without copying logits.
-  int32_t step(int32_t token, const SampleParams& params, float uniform);
+  // Decode step: appends `token` and samples the next one from its logits (with `bias`, as sample()),
+  // without copying logits.
+  int32_t step(int32_t token, const SampleParams& params, float uniform, const LogitBias* bias = nullptr);
   // count decode steps as count step() calls (step i appends token i and draws token i + 1 with
   // uniforms[i]; token 0 is `token`), stopping after a drawn id in stops. Step i + 1 is queued before
   // token i + 1 is read back: the ids stay on the device between steps. Returns the drawn ids (at most
@@ -259,6 +263,10 @@ class Session {
   std::vector<Tensor> k_cache_, v_cache_;  // per layer [max_context, Hkv, D]
   Activations scratch_;
   bool have_logits_ = false;
+  // The last row before a draw's bias was added to it (valid while raw_valid_: until the next forward).
+  std::vector<float> raw_row_;
+  bool raw_valid_ = false;
+  int32_t draw_from_last(const SampleParams& params, float uniform, const LogitBias* bias, const char* fn);
 };
 
 }  // namespace gptoss

@@ -152,10 +152,17 @@ class BatchObject : public Napi::ObjectWrap<BatchObject> {
             throw range_error(at + ".logprobs must be an integer in [0, " + std::to_string(kMaxTopLogprobs) + "], got " + lv.ToString().Utf8Value());
           it.logprobs = int(k);
         }
+        Napi::Value bv = o.Get("bias");
+        const bool has_bias = !bv.IsNull() && !bv.IsUndefined();
         if (sv.IsNull() || sv.IsUndefined()) {
           if (has_next) throw type_error(at + ".next is set but .sample is null (next is the uniform of the step after this draw)");
           if (has_logprobs) throw type_error(at + ".logprobs is set but .sample is null (logprobs are those of the draw)");
+          if (has_bias) throw type_error(at + ".bias is set but .sample is null (the bias is added for the draw)");
           continue;
+        }
+        if (has_bias) {
+          if (has_next) throw type_error(at + ".bias and .next together: a step queued ahead draws before its bias is known");
+          it.bias = logit_bias_arg(bv, at + ".bias", b->model().config().vocab_size);
         }
         if (!sv.IsObject()) throw type_error(at + ".sample must be null or { options, uniform }");
         Napi::Object so = sv.As<Napi::Object>();

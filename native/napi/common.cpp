@@ -162,6 +162,32 @@ SampleParams sample_params_arg(Napi::Object o, const char* fn) {
   return p;
 }
 
+LogitBias logit_bias_arg(Napi::Value v, const std::string& what, int64_t vocab) {
+  LogitBias b;
+  if (v.IsUndefined() || v.IsNull()) return b;
+  if (!v.IsObject()) throw type_error(what + " must be { ids: Int32Array, deltas: Float32Array }");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value iv = o.Get("ids"), dv = o.Get("deltas");
+  if (!iv.IsTypedArray() || iv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw type_error(what + ".ids must be an Int32Array");
+  if (!dv.IsTypedArray() || dv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw type_error(what + ".deltas must be a Float32Array");
+  auto ids = iv.As<Napi::Int32Array>();
+  auto deltas = dv.As<Napi::Float32Array>();
+  if (ids.ElementLength() != deltas.ElementLength())
+    throw range_error(what + ": ids and deltas differ in length (" + std::to_string(ids.ElementLength()) + " and " +
+                      std::to_string(deltas.ElementLength()) + ")");
+  for (size_t j = 0; j < ids.ElementLength(); ++j) {
+    if (ids[j] < 0 || ids[j] >= vocab)
+      throw range_error(what + ".ids[" + std::to_string(j) + "] = " + std::to_string(ids[j]) + " is outside the vocabulary [0, " +
+                        std::to_string(vocab) + ")");
+    if (!std::isfinite(deltas[j])) throw range_error(what + ".deltas[" + std::to_string(j) + "] is not finite");
+  }
+  b.ids.assign(ids.Data(), ids.Data() + ids.ElementLength());
+  b.deltas.assign(deltas.Data(), deltas.Data() + deltas.ElementLength());
+  return b;
+}
+
 Napi::Object logprobs_to_js(Napi::Env env, const TokenLogprobs& t) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("logprob", Napi::Number::New(env, t.logprob));

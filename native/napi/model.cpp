@@ -435,15 +435,16 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
         [token](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *token); });
   }
 
-  // sample({ temperature, topK, topP, minP }, uniform) -> Promise<number>
+  // sample({ temperature, topK, topP, minP }, uniform, bias?: { ids, deltas }) -> Promise<number>
   Napi::Value sample(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
-      get("Session.sample");
+      Session& sess = get("Session.sample");
       not_busy("Session.sample");
       SampleParams p;
       float u;
       sample_args(info, 0, "Session.sample", p, u);
-      return token_promise(info.Env(), "gpt-oss-sample", [p, u](Session& s) { return s.sample(p, u); });
+      auto bias = std::make_shared<LogitBias>(logit_bias_arg(info[2], "Session.sample: argument 'bias'", sess.model().config().vocab_size));
+      return token_promise(info.Env(), "gpt-oss-sample", [p, u, bias](Session& s) { return s.sample(p, u, bias.get()); });
     });
   }
 
@@ -463,16 +464,17 @@ class SessionObject : public Napi::ObjectWrap<SessionObject> {
     });
   }
 
-  // step(token, { temperature, topK, topP, minP }, uniform) -> Promise<number>: append + sample.
+  // step(token, { temperature, topK, topP, minP }, uniform, bias?: { ids, deltas }) -> Promise<number>: append + sample.
   Napi::Value step(const Napi::CallbackInfo& info) {
     return guarded(info.Env(), [&]() -> Napi::Value {
-      get("Session.step");
+      Session& sess = get("Session.step");
       not_busy("Session.step");
       int32_t token = int32_t(arg_int(info, 0, "Session.step", "token", 0, INT32_MAX));
       SampleParams p;
       float u;
       sample_args(info, 1, "Session.step", p, u);
-      return token_promise(info.Env(), "gpt-oss-step", [token, p, u](Session& s) { return s.step(token, p, u); });
+      auto bias = std::make_shared<LogitBias>(logit_bias_arg(info[3], "Session.step: argument 'bias'", sess.model().config().vocab_size));
+      return token_promise(info.Env(), "gpt-oss-step", [token, p, u, bias](Session& s) { return s.step(token, p, u, bias.get()); });
     });
   }
 

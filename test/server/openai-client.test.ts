@@ -741,14 +741,45 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(((plain.output.find((o) => o.type === 'message') as OpenAI.Responses.ResponseOutputMessage).content[0] as OpenAI.Responses.ResponseOutputText).logprobs).toEqual([]);
   });
 
+  it('logit_bias, presence_penalty and frequency_penalty: the tokens generate() draws with them, chat and completions', async () => {
+    const sampling = { temperature: 0.9, seed: 31, presence_penalty: 1.5, frequency_penalty: 0.5, logit_bias: { '1000': 2, '2000': -3 } };
+    const own = { temperature: 0.9, seed: 31, presencePenalty: 1.5, frequencyPenalty: 0.5, logitBias: { 1000: 2, 2000: -3 } };
+    const ids = tokenizer.encode('Once upon a time');
+    const ref = await generate(model, ids, { maxTokens: 12, ...own }).result;
+    const r = await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 12, ...sampling });
+    expect(r.choices[0].text).toBe(ref.text);
+    expect(r.usage!.completion_tokens).toBe(ref.tokens.length);
+    // the penalties change the draws (the same request without them differs)
+    const unpenalised = await generate(model, ids, { maxTokens: 12, temperature: 0.9, seed: 31 }).result;
+    expect(unpenalised.tokens).not.toEqual(ref.tokens);
+    // +100 makes a token every draw's
+    const forced = await client.completions.create({ model: 'tiny', prompt: 'Once upon a time', max_tokens: 5, temperature: 1, logit_bias: { '12345': 100 } });
+    expect(forced.choices[0].text).toBe(tokenizer.decode([12345, 12345, 12345, 12345, 12345]));
+    // chat: the same as generate() on the rendered prompt, streamed too
+    const chatRef = await generate(model, rendered(), { maxTokens: 16, parse: true, ...own }).result;
+    const chat = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 16, ...sampling });
+    expect(chat.usage!.completion_tokens).toBe(chatRef.tokens.length);
+    expect(chat.choices[0].message.content ?? '').toBe(chatRef.channels.final);
+    expect((chat.choices[0].message as unknown as { reasoning_content: string | null }).reasoning_content ?? '').toBe(chatRef.channels.analysis);
+    let reasoning = '';
+    for await (const c of await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 16, ...sampling, stream: true }))
+      reasoning += (c.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? '';
+    expect(reasoning).toBe(chatRef.channels.analysis);
+    // keys that are no token id are a 400 naming logit_bias; values out of range too
+    for (const bias of [{ abc: 1 }, { '201088': 1 }, { '-5': 1 }, { '5': 101 }]) {
+      const e = await apiError(client.completions.create({ model: 'tiny', prompt: 'x', max_tokens: 2, logit_bias: bias } as never));
+      expect(e.status, JSON.stringify(bias)).toBe(400);
+      expect(e.param).toMatch(/^logit_bias/);
+    }
+    const pe = await apiError(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, frequency_penalty: -2.5 }));
+    expect([pe.status, pe.param]).toEqual([400, 'frequency_penalty']);
+  });
+
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
     const chat = (extra: Record<string, unknown>) => client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, ...extra } as never);
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ response_format: { type: 'json_object' } }, 'response_format', /JSON mode/],
       [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format', /structured output/],
-      [{ presence_penalty: 0.5 }, 'presence_penalty', /penalty/],
-      [{ frequency_penalty: -1 }, 'frequency_penalty', /penalty/],
-      [{ logit_bias: { '15': 10 } }, 'logit_bias', /logit bias/],
     ];
     for (const [extra, param, why] of cases) {
       const e = await apiError(chat(extra));
