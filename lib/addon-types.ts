@@ -132,6 +132,7 @@ export interface NativeSessionConstructor {
 export interface NativeLogitBias {
   ids: Int32Array;
   deltas: Float32Array;
+  allow?: Uint32Array;
 }
 
 /** model/logprobs.h TokenLogprobs: the drawn id's log-probability and the row's most likely ids' (most likely first). */

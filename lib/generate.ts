@@ -6,7 +6,8 @@
 // stays free while a model generates.
 import type { GptOssModel } from './model.js';
 import { checkLogprobsCount, type Session, type TokenLogprobs } from './session.js';
-import { drawBias, resolveBiasPlan, type BiasPlan } from './penalties.js';
+import { drawBias, resolveBiasPlan, type BiasPlan, type LogitBias } from './penalties.js';
+import { Constraint, resolveResponseFormat, type ConstraintPlan, type ResponseFormat } from './grammar/constraint.js';
 import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
@@ -72,6 +73,13 @@ export interface GenerateOptions {
   presencePenalty?: number;
   /** Subtracted from each token's logits times the number of times it was drawn so far ([-2, 2]; OpenAI's). */
   frequencyPenalty?: number;
+  /**
+   * Structured output (OpenAI's response_format): `{ type: 'json_object' }` (any JSON object) or
+   * `{ type: 'json_schema', schema }` (lib/grammar/json-schema.ts says which schemas), enforced on every draw:
+   * in Harmony mode on the final channel's message (which then ends with <|return|>; the reasoning before it is
+   * free), otherwise on the whole output (which ends with a stop token). Default `{ type: 'text' }`: free.
+   */
+  responseFormat?: ResponseFormat;
 }
 
 /**
@@ -328,6 +336,8 @@ export interface PreparedGeneration {
   logprobs: number | undefined;
   /** options.logitBias and the penalties (null: none); drawBias(bias, tokens) is a draw's. */
   bias: BiasPlan | null;
+  /** options.responseFormat (null: free text). */
+  constraint: ConstraintPlan | null;
 }
 
 /** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
@@ -367,7 +377,13 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
   const seed = options.seed ?? randomSeed();
   const logprobs = options.logprobs === undefined ? undefined : checkLogprobsCount(options.logprobs, fn, 'options.logprobs');
   const bias = resolveBiasPlan(options, vocab, fn);
-  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs, bias };
+  const constraint = resolveResponseFormat(options.responseFormat, parse, stops, vocab, fn);
+  return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs, bias, constraint };
+}
+
+/** @internal Whether a generation's draws each need something the host works out first (a bias, a mask, logprobs). */
+export function drawsPerCall(p: Pick<PreparedGeneration, 'bias' | 'constraint'>): boolean {
+  return p.bias !== null || p.constraint !== null;
 }
 
 /**
@@ -384,6 +400,7 @@ export class GenerationOutput {
   readonly #channels: GenerationResult['channels'] = { analysis: '', commentary: '', final: '' };
   readonly #parser: ReturnType<typeof createHarmonyParser> | null;
   readonly #decoder = tokenizer.createStreamDecoder();
+  readonly #constraint: Constraint | null;
   #text = '';
   finishReason: FinishReason = 'length';
   stopToken: number | undefined;
@@ -393,6 +410,7 @@ export class GenerationOutput {
   constructor(prepared: PreparedGeneration, emit: (e: GenerationEvent) => void) {
     this.#prepared = prepared;
     this.#emit = emit;
+    this.#constraint = prepared.constraint ? new Constraint(prepared.constraint) : null;
     this.#parser = prepared.parse ? createHarmonyParser() : null;
     if (this.#parser) {
       // Prime the parser with the open message header the prompt ends in (`<|start|>assistant`).
@@ -408,6 +426,10 @@ export class GenerationOutput {
 
   #onHarmony(events: HarmonyEvent[]): void {
     for (const e of events) {
+      if (this.#constraint) {
+        if (e.type === 'message-start' && e.role === 'assistant' && e.channel === 'final' && e.recipient === undefined) this.#constraint.begin();
+        else if (e.type === 'message-end') this.#constraint.end();
+      }
       if (e.type === 'text' && e.role === 'assistant' && e.channel !== undefined && e.recipient === undefined)
         this.#channels[e.channel] = (this.#channels[e.channel] ?? '') + e.delta;
       else if (e.type === 'message-end') {
@@ -430,6 +452,7 @@ export class GenerationOutput {
    */
   accept(id: number, logprobs?: TokenLogprobs | null): boolean {
     this.tokens.push(id);
+    this.#constraint?.accept(id);
     const isStop = this.#prepared.stops.has(id);
     const piece = this.#decoder.push(id);
     if (!isStop) this.#text += piece;
@@ -446,6 +469,17 @@ export class GenerationOutput {
       this.finishReason = id === SPECIAL_TOKENS.call ? 'tool-call' : 'stop';
     }
     return isStop;
+  }
+
+  /**
+   * The next draw's bias: the logit bias and penalties over the tokens drawn so far, and the response format's
+   * mask while the output is constrained (undefined: none).
+   */
+  nextBias(): LogitBias | undefined {
+    const bias = drawBias(this.#prepared.bias, this.tokens);
+    const allow = this.#constraint?.mask();
+    if (allow === undefined) return bias;
+    return { ids: bias?.ids ?? new Int32Array(0), deltas: bias?.deltas ?? new Float32Array(0), allow };
   }
 
   /** Generation failed: finishReason 'error' and an error event. */
@@ -506,7 +540,7 @@ export function startGeneration(
   beforeResolve?: (result: GenerationResult) => void,
 ): GenerationStream {
   const prepared = prepareGeneration(model, input, options);
-  const { prompt, sample, maxTokens, stops, rng, logprobs, bias } = prepared;
+  const { prompt, sample, maxTokens, stops, rng, logprobs } = prepared;
   const own = options.session === undefined;
   if (!own && options.session!.generating) throw new Error('generate: the session is already generating');
   const maxPositions = model.config.maxPositionEmbeddings;
@@ -563,7 +597,7 @@ export function startGeneration(
             out.finishReason = 'context';
             break;
           }
-          const id = await session.sample(sample, rng.nextUniform(), drawBias(bias, tokens));
+          const id = await session.sample(sample, rng.nextUniform(), out.nextBias());
           if (accept(id, await withLogprobs(id))) break;
           continue;
         }
@@ -575,10 +609,10 @@ export function startGeneration(
           break;
         }
         const input: number = last;
-        if (logprobs !== undefined || bias !== null) {
+        if (logprobs !== undefined || drawsPerCall(prepared)) {
           // one step a call: the logits each id is drawn from are read, and its bias (which follows the ids
           // drawn so far) added, before the next step
-          const id = await session.stepSample(input, sample, rng.nextUniform(), drawBias(bias, tokens));
+          const id = await session.stepSample(input, sample, rng.nextUniform(), out.nextBias());
           if (accept(id, await withLogprobs(id))) break;
           continue;
         }

@@ -5,6 +5,8 @@ export { createSyntheticModel, syntheticConfig, SYNTHETIC_PRESETS, SYNTHETIC_PRE
 export type { SyntheticShape, SyntheticPreset, SyntheticOptions } from './synthetic.js';
 export { Session } from './session.js';
 export type { SampleOptions, TokenLogprobs } from './session.js';
+export type { LogitBias } from './penalties.js';
+export { SchemaError, type ResponseFormat } from './grammar/constraint.js';
 export { MAX_TOP_LOGPROBS } from './session.js';
 export { Tensor, toBf16, fromBf16 } from './tensor.js';
 export type { DType, DeviceName } from './tensor.js';

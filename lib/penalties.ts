@@ -4,10 +4,14 @@
 // count). The sum goes to the native draw as one sparse bias a step (model/logit_bias.h: added to the
 // row after its log-probabilities are read, before temperature and the other sampling options).
 
-/** A sparse additive bias on a logits row: deltas[i] is added at ids[i]. */
+/**
+ * A sparse additive bias on a logits row: deltas[i] is added at ids[i]; with `allow` (a bitset of
+ * ceil(vocab / 32) words, structured outputs), every id whose bit is clear is left out of the draw.
+ */
 export interface LogitBias {
   ids: Int32Array;
   deltas: Float32Array;
+  allow?: Uint32Array;
 }
 
 /** OpenAI's limits. */

@@ -26,6 +26,7 @@ import {
   maxPrefillTokensDefault,
   DEFAULT_MAX_PREFILL_TOKENS,
   afterEncoding,
+  drawsPerCall,
   type FinishReason,
   type GenerateInput,
   type GenerateOptions,
@@ -33,7 +34,6 @@ import {
   type PreparedGeneration,
 } from '../generate.js';
 import { blocksFor, type BatchItem, type StepBackend, type StepLogprobs } from './backend.js';
-import { drawBias } from '../penalties.js';
 import { SessionBackend } from './session-backend.js';
 import { ContextLengthError, EngineClosedError, QueueFullError } from './errors.js';
 
@@ -434,7 +434,7 @@ export class Engine {
 
   /** A draw's logprobs request and bias (logit bias, penalties over the tokens drawn so far). */
   #drawExtras(s: Sequence): Pick<BatchItem, 'logprobs' | 'bias'> {
-    const bias = drawBias(s.prepared.bias, s.output.tokens);
+    const bias = s.output.nextBias();
     return { ...(s.prepared.logprobs !== undefined ? { logprobs: s.prepared.logprobs } : {}), ...(bias ? { bias } : {}) };
   }
 
@@ -448,7 +448,7 @@ export class Engine {
     // A biased draw is never queued ahead (its bias follows the id drawn now), and a step queued ahead runs
     // alone before any other sequence's: with a biased sequence decoding, nothing is queued ahead, so that it
     // is never left waiting.
-    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill' || (s.phase === 'decode' && s.prepared.bias !== null))) return out;
+    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill' || (s.phase === 'decode' && drawsPerCall(s.prepared)))) return out;
     for (const { s, item } of out) {
       if (item.sample === null || s.output.tokens.length + 1 >= s.prepared.maxTokens || s.position + 2 >= s.capacity) continue;
       s.nextUniform = s.prepared.rng.nextUniform();

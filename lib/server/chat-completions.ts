@@ -5,7 +5,7 @@ import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conv
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
 import { badParam } from './errors.js';
 import { chatLogprob, type LoggedToken } from './logprobs.js';
-import { checkLogitBias, checkModel, choiceSeed, failure, functionTools, refuseUnsupported, resolveMaxTokens, startTurns, stopStrings, type ServeContext } from './serving.js';
+import { checkLogitBias, checkModel, choiceSeed, failure, functionTools, resolveMaxTokens, responseFormat, startTurns, stopStrings, type ServeContext } from './serving.js';
 import { drain, interleave, newId, readTurn, type TurnResult } from './turn.js';
 
 export interface ChatTurn {
@@ -22,8 +22,8 @@ export interface ChatTurn {
 
 export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, signal: AbortSignal): Promise<ChatTurn> {
   checkModel(ctx, body.model);
-  refuseUnsupported({ response_format: body.response_format });
   checkLogitBias(ctx, body.logit_bias);
+  const format = responseFormat(body.response_format, 'response_format', (f) => f.json_schema?.schema, 'response_format.json_schema.schema');
   const logprobs = body.logprobs === true;
   if (!logprobs && (body.top_logprobs ?? 0) > 0)
     throw badParam('top_logprobs', 'top_logprobs needs logprobs: true (the alternatives are reported beside each token\'s log-probability)');
@@ -40,6 +40,7 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
   const turn = {
     harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal, ...(logprobs ? { logprobs: body.top_logprobs ?? 0 } : {}),
     logitBias: body.logit_bias, presencePenalty: body.presence_penalty, frequencyPenalty: body.frequency_penalty,
+    ...(format ? { format } : {}),
   };
   const streams = startTurns(
     ctx,

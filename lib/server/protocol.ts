@@ -50,9 +50,11 @@ export interface ChatCompletionRequest {
   /** The answer tokens' log-probabilities (choices[].logprobs.content), with top_logprobs (0-20) alternatives each. */
   logprobs?: boolean | null;
   top_logprobs?: number | null;
-  // Accepted only at its neutral value (serving.ts refuseUnsupported): a request that needs it gets a 400 naming
-  // the parameter instead of an answer that silently ignores it.
-  response_format?: { type: string } | null;
+  /**
+   * Structured output: { type: 'text' | 'json_object' } or { type: 'json_schema', json_schema: { name, schema, strict } }
+   * (serving.ts responseFormat; the answer, the final channel, is held to it token by token).
+   */
+  response_format?: { type: string; json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean | null } } | null;
   /** OpenAI's penalties and logit bias (lib/penalties.ts), on the tokens drawn so far. */
   presence_penalty?: number | null;
   frequency_penalty?: number | null;
@@ -200,8 +202,8 @@ export interface ResponsesRequest {
   store?: boolean | null;
   /** 'auto': drop the oldest turns when the conversation does not fit the context; 'disabled' (default): a 400. */
   truncation?: 'auto' | 'disabled' | null;
-  // Accepted only at its neutral value (serving.ts refuseUnsupported), as chat's response_format.
-  text?: { format?: { type: string } | null } | null;
+  /** Structured output, the Responses way: { format: { type: 'json_schema', name, schema, strict } }, or json_object, or text. */
+  text?: { format?: { type: string; name?: string; schema?: Record<string, unknown>; strict?: boolean | null } | null } | null;
   /** With include 'message.output_text.logprobs': the alternatives reported beside each token (0-20). */
   top_logprobs?: number | null;
   /** 'message.output_text.logprobs': the answer tokens' log-probabilities (other values are accepted and have no effect). */

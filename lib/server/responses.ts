@@ -13,7 +13,7 @@ import { badParam } from './errors.js';
 import type { ContentPart, ResponseInputItem, ResponsesRequest } from './protocol.js';
 import { chatLogprob, type LoggedToken } from './logprobs.js';
 import type { ResponseStore } from './response-store.js';
-import { checkModel, functionTools, refuseUnsupported, resolveMaxTokens, startTurn, type ServeContext } from './serving.js';
+import { checkModel, functionTools, resolveMaxTokens, responseFormat, startTurn, type ServeContext } from './serving.js';
 import { newId, readTurn, type TurnResult } from './turn.js';
 
 export interface ResponsesTurn {
@@ -33,7 +33,7 @@ export interface ResponsesTurn {
 
 export async function startResponse(ctx: ServeContext, body: ResponsesRequest, signal: AbortSignal): Promise<ResponsesTurn> {
   checkModel(ctx, body.model);
-  refuseUnsupported({ 'text.format': body.text?.format });
+  const format = responseFormat(body.text?.format, 'text.format', (f) => f.schema, 'text.format.schema');
   // the answer's log-probabilities: asked for by include (as OpenAI), or by top_logprobs alone (never ignored)
   const topLogprobs = body.top_logprobs ?? null;
   const logprobs = (body.include ?? []).includes('message.output_text.logprobs') || topLogprobs !== null;
@@ -74,6 +74,7 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
     {
       harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1,
       ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}), ...(logprobs ? { logprobs: topLogprobs ?? 0 } : {}), signal,
+      ...(format ? { format } : {}),
     },
     'input',
   );
@@ -128,7 +129,7 @@ function responseObject(t: ResponsesTurn, status: string, output: Item[], r: Tur
     reasoning: { effort: b.reasoning?.effort ?? 'medium', summary: null },
     temperature: b.temperature ?? 1,
     top_p: b.top_p ?? 1,
-    text: { format: { type: 'text' } },
+    text: { format: b.text?.format ?? { type: 'text' } },
     tool_choice: b.tool_choice ?? 'auto',
     tools: b.tools ?? [],
     truncation: b.truncation ?? 'disabled',

@@ -5,6 +5,7 @@ import type { GenerationStream } from '../generate.js';
 import type { Seed } from '../sampling.js';
 import type { ToolDefinition } from '../harmony/index.js';
 import { ApiError, badParam, toApiError } from './errors.js';
+import { resolveResponseFormat, SchemaError, type ResponseFormat } from '../grammar/constraint.js';
 import type { HarmonyRequest } from './conversation.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResponseStore } from './response-store.js';
@@ -28,21 +29,15 @@ export function checkModel(ctx: ServeContext, model: string): void {
 
 /**
  * Parameters this server does not implement, refused unless they are at their neutral value: a client that asks for
- * JSON mode or fill-in-the-middle gets a 400 naming the parameter (code `unsupported_parameter`), never an answer
- * that silently ignores it. `values` maps each name as the client sent it to its value; neutral: null or absent,
- * false, 0, `{type: 'text'}`.
+ * fill-in-the-middle gets a 400 naming the parameter (code `unsupported_parameter`), never an answer that silently
+ * ignores it. `values` maps each name as the client sent it to its value; neutral: null or absent, false, 0.
  */
 export function refuseUnsupported(values: Record<string, unknown>): void {
   const why: Record<string, string> = {
-    response_format: "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
-    'text.format': "only {type: 'text'}: there is no JSON mode or structured output (constrained decoding)",
     suffix: 'there is no fill-in-the-middle: the completion continues the prompt only',
   };
   for (const [param, v] of Object.entries(values)) {
     if (v === null || v === undefined || v === false || v === 0) continue;
-    if (param === 'response_format' || param === 'text.format') {
-      if ((v as { type?: unknown }).type === 'text') continue;
-    }
     throw badParam(param, `${param} is not supported: ${why[param] ?? 'not implemented'}`, 'unsupported_parameter');
   }
 }
@@ -93,11 +88,39 @@ export interface TurnRequest {
   seed?: Seed;
   /** Report each token's log-probability and this many alternatives (undefined: none). */
   logprobs?: number;
+  /** Structured output (responseFormat()). */
+  format?: ResponseFormat;
   /** OpenAI's logit_bias ({ "token id": bias }), presence_penalty and frequency_penalty, as the client sent them. */
   logitBias?: Record<string, number> | null;
   presencePenalty?: number | null;
   frequencyPenalty?: number | null;
   signal: AbortSignal;
+}
+
+/**
+ * A request's structured-output format (chat's response_format, the Responses API's text.format) as generate()'s
+ * responseFormat, compiled now so that a schema it cannot enforce is a 400 naming `param` (code invalid_schema), never
+ * free text. undefined: text.
+ */
+export function responseFormat(
+  format: { type: string; json_schema?: { schema?: unknown }; schema?: unknown } | null | undefined,
+  param: string,
+  schemaOf: (f: { json_schema?: { schema?: unknown }; schema?: unknown }) => unknown,
+  schemaParam: string,
+): ResponseFormat | undefined {
+  if (format === null || format === undefined || format.type === 'text') return undefined;
+  if (format.type === 'json_object') return { type: 'json_object' };
+  if (format.type !== 'json_schema') throw badParam(`${param}.type`, `${param}.type must be 'text', 'json_object' or 'json_schema', got '${format.type}'`, 'invalid_value');
+  const schema = schemaOf(format);
+  if (schema === undefined || schema === null) throw badParam(schemaParam, `${schemaParam} is required for type 'json_schema'`, 'missing_required_parameter');
+  try {
+    // compiled once here (and cached): what generate() will use
+    resolveResponseFormat({ type: 'json_schema', schema }, true, new Set(), 1, 'response_format');
+  } catch (e) {
+    if (e instanceof SchemaError) throw badParam(schemaParam, `${schemaParam} cannot be enforced: ${e.message.replace(/^response_format: options\.responseFormat\.schema: /, '')}`, 'invalid_schema');
+    throw e;
+  }
+  return { type: 'json_schema', schema: schema as Record<string, unknown> };
 }
 
 /** logit_bias's keys as token ids of this model (a 400 naming logit_bias otherwise; the values' range is the schema's). */
@@ -154,6 +177,7 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
       ...(r.seed !== undefined ? { seed: r.seed } : {}),
       ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}),
       ...(r.logitBias ? { logitBias: r.logitBias } : {}),
+      ...(r.format ? { responseFormat: r.format } : {}),
       ...(r.presencePenalty ? { presencePenalty: r.presencePenalty } : {}),
       ...(r.frequencyPenalty ? { frequencyPenalty: r.frequencyPenalty } : {}),
       signal: r.signal,

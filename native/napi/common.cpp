@@ -165,8 +165,21 @@ SampleParams sample_params_arg(Napi::Object o, const char* fn) {
 LogitBias logit_bias_arg(Napi::Value v, const std::string& what, int64_t vocab) {
   LogitBias b;
   if (v.IsUndefined() || v.IsNull()) return b;
-  if (!v.IsObject()) throw type_error(what + " must be { ids: Int32Array, deltas: Float32Array }");
+  if (!v.IsObject()) throw type_error(what + " must be { ids: Int32Array, deltas: Float32Array, allow?: Uint32Array }");
   Napi::Object o = v.As<Napi::Object>();
+  Napi::Value av = o.Get("allow");
+  if (!av.IsUndefined() && !av.IsNull()) {
+    if (!av.IsTypedArray() || av.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array)
+      throw type_error(what + ".allow must be a Uint32Array (a bitset of the ids a draw may take)");
+    auto a = av.As<Napi::Uint32Array>();
+    const size_t words = size_t((vocab + 31) / 32);
+    if (a.ElementLength() != words)
+      throw range_error(what + ".allow must have " + std::to_string(words) + " words (one bit an id), got " + std::to_string(a.ElementLength()));
+    bool any = false;
+    for (size_t w = 0; w < words && !any; ++w) any = (w + 1 < words ? a[w] : a[w] & (vocab % 32 ? (1u << (vocab % 32)) - 1 : ~0u)) != 0;
+    if (!any) throw range_error(what + ".allow allows no id: nothing could be drawn");
+    b.allow.assign(a.Data(), a.Data() + words);
+  }
   Napi::Value iv = o.Get("ids"), dv = o.Get("deltas");
   if (!iv.IsTypedArray() || iv.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
     throw type_error(what + ".ids must be an Int32Array");

@@ -47,7 +47,8 @@ double get_num_field(Napi::Object o, const char* key, const std::string& what);
 // { temperature, topK, topP, minP } as the native sampler takes them, range-checked (fn names the call).
 SampleParams sample_params_arg(Napi::Object o, const char* fn);
 // A logit bias as JS passes it: undefined / null (none) or { ids: Int32Array, deltas: Float32Array } of one
-// length, ids in [0, vocab), deltas finite; `what` names it in errors ("step: items[2].bias").
+// length, ids in [0, vocab), deltas finite, and optionally allow: Uint32Array (ceil(vocab / 32) words, some
+// bit set); `what` names it in errors ("step: items[2].bias").
 LogitBias logit_bias_arg(Napi::Value v, const std::string& what, int64_t vocab);
 // TokenLogprobs as JS sees them: { logprob: number, topIds: Int32Array, topLogprobs: Float32Array }.
 Napi::Object logprobs_to_js(Napi::Env env, const TokenLogprobs& t);

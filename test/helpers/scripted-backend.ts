@@ -9,6 +9,8 @@ export class ScriptedBackend implements StepBackend {
   readonly blockSize = 16;
   readonly totalBlocks: number;
   readonly prompts: number[][] = [];
+  /** Draws that came with a mask (BatchItem.bias.allow). */
+  maskedDraws = 0;
   #used = 0;
   #next = 1;
   readonly #open = new Map<number, { blocks: number; history: number[]; reply: number[] | null }>();
@@ -63,6 +65,12 @@ export class ScriptedBackend implements StepBackend {
         }
         const id = s.reply.shift();
         if (id === undefined) throw new Error('ScriptedBackend: the script ran out');
+        // a draw held to a mask (structured output): the scripted token must be one it allows
+        const allow = item.bias?.allow;
+        if (allow) {
+          this.maskedDraws++;
+          if (((allow[id >>> 5]! >>> (id & 31)) & 1) === 0) throw new Error(`ScriptedBackend: the mask forbids the scripted token ${id}`);
+        }
         return id;
       }),
     );

@@ -25,6 +25,7 @@ const THINK = reply({ role: 'assistant', channel: 'analysis', content: 'The user
 const CALL = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' }, S.call);
 const ANSWER = reply({ role: 'assistant', channel: 'final', content: 'It is 20 C in Paris.' }, S.return);
 const ASSISTANT = [S.start, ...tokenizer.encode('assistant')];
+const JSON_ANSWER = reply({ role: 'assistant', channel: 'final', content: '{"city": "Paris", "temperatureC": 20}' }, S.return);
 
 async function sse(res: Response): Promise<string[]> {
   const text = await res.text();
@@ -60,6 +61,7 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     // the scripted "model": a tool call, unless the prompt already holds the tool's answer
     backend = new ScriptedBackend(256, (history) => {
       const text = tokenizer.decode(history);
+      if (text.includes('Reply in JSON')) return [...THINK, ...ASSISTANT, ...JSON_ANSWER];
       return text.includes('<|start|>functions.get_weather') ? ANSWER : [...THINK, ...ASSISTANT, ...CALL];
     });
     scripted = createServer(model.createEngine({ backend, maxSequences: 2, maxBatchTokens: 64 }), { modelName: 'scripted' });
@@ -775,11 +777,42 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([pe.status, pe.param]).toEqual([400, 'frequency_penalty']);
   });
 
+  it('structured outputs: response_format / text.format hold the answer to the schema token by token (scripted); schemas it cannot enforce are 400s', async () => {
+    const schema = { type: 'object', properties: { city: { type: 'string' }, temperatureC: { type: 'integer' } }, required: ['city', 'temperatureC'], additionalProperties: false };
+    const ask: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: 'Weather in Paris? Reply in JSON.' }];
+    const before = backend.maskedDraws;
+    const r = await scriptedClient.chat.completions.create({ model: 'scripted', messages: ask, response_format: { type: 'json_schema', json_schema: { name: 'weather', schema, strict: true } } });
+    expect(JSON.parse(r.choices[0].message.content!)).toEqual({ city: 'Paris', temperatureC: 20 });
+    // only the answer's draws were masked (its tokens and <|return|>), not the reasoning's or the header's
+    const answerTokens = tokenizer.encode('{"city": "Paris", "temperatureC": 20}').length + 1;
+    expect(backend.maskedDraws - before).toBe(answerTokens);
+    // an answer the schema does not allow never gets through: the mask forbids its token (a 500 here, where a model would draw another)
+    const strict = { ...schema, properties: { ...schema.properties, temperatureC: { type: 'string' } } };
+    const bad = await apiError(scriptedClient.chat.completions.create({ model: 'scripted', messages: ask, response_format: { type: 'json_schema', json_schema: { name: 'weather', schema: strict } } }));
+    expect(bad.status).toBe(500);
+    expect(bad.message).toMatch(/the mask forbids the scripted token/);
+    // the Responses API's text.format, and json_object
+    const rr = await scriptedClient.responses.create({ model: 'scripted', input: 'Weather in Paris? Reply in JSON.', text: { format: { type: 'json_schema', name: 'weather', schema, strict: true } } });
+    expect(JSON.parse(rr.output_text)).toEqual({ city: 'Paris', temperatureC: 20 });
+    expect((rr.text as { format: { type: string } }).format.type).toBe('json_schema');
+    const jo = await scriptedClient.chat.completions.create({ model: 'scripted', messages: ask, response_format: { type: 'json_object' } });
+    expect(JSON.parse(jo.choices[0].message.content!)).toEqual({ city: 'Paris', temperatureC: 20 });
+    // 400s naming the parameter: a keyword that cannot be enforced, a missing schema, an unknown type
+    const e1 = await apiError(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: 'a+' } } } }));
+    expect([e1.status, e1.param, e1.code]).toEqual([400, 'response_format.json_schema.schema', 'invalid_schema']);
+    expect(e1.message).toMatch(/the keyword 'pattern' is not supported/);
+    const e2 = await apiError(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, response_format: { type: 'json_schema', json_schema: { name: 'x' } } } as never));
+    expect([e2.status, e2.param]).toEqual([400, 'response_format.json_schema.schema']);
+    const e3 = await apiError(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, response_format: { type: 'yaml' } } as never));
+    expect([e3.status, e3.param]).toEqual([400, 'response_format.type']);
+    const e4 = await apiError(client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object', properties: { a: { type: 'string', maxLength: 3 } } } } } }));
+    expect([e4.status, e4.param, e4.code]).toEqual([400, 'text.format.schema', 'invalid_schema']);
+    expect(e4.message).toMatch(/#\.properties\.a: the keyword 'maxLength'/);
+  });
+
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
     const chat = (extra: Record<string, unknown>) => client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, ...extra } as never);
     const cases: [Record<string, unknown>, string, RegExp][] = [
-      [{ response_format: { type: 'json_object' } }, 'response_format', /JSON mode/],
-      [{ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, 'response_format', /structured output/],
     ];
     for (const [extra, param, why] of cases) {
       const e = await apiError(chat(extra));
@@ -801,10 +834,8 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     const neutral = await chat({ temperature: 0, logprobs: false, top_logprobs: 0, response_format: { type: 'text' }, presence_penalty: 0, frequency_penalty: 0, logit_bias: {} });
     expect(neutral.choices[0].message.content).toBe(plain.choices[0].message.content);
     expect(neutral.usage).toEqual(plain.usage);
-    // the Responses API: text.format; includes other than logprobs pass
+    // the Responses API: includes other than logprobs pass
     const resp = (extra: Record<string, unknown>) => client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, ...extra } as never);
-    const e = await apiError(resp({ text: { format: { type: 'json_object' } } }));
-    expect([e.status, e.param, e.code]).toEqual([400, 'text.format', 'unsupported_parameter']);
     const ok = await resp({ text: { format: { type: 'text' } }, include: ['reasoning.encrypted_content'], temperature: 0 });
     expect(ok.status).toBe('incomplete');  // 2 tokens: cut by max_output_tokens, but served
   });

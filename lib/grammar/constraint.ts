@@ -1,0 +1,104 @@
+// Structured outputs: a generation's response format (generate()'s responseFormat; the server's
+// response_format and text.format) as a mask on each draw. In Harmony mode the answer is constrained:
+// the final channel's message (the reasoning before it is free), which must be one JSON document the
+// schema accepts and then <|return|>. Raw output (parse: false) is constrained from its first token and
+// ends with one of the generation's stop tokens.
+import { SPECIAL_TOKENS, tokenizer } from '../tokenizer.js';
+import { compileSchema, initialState, isComplete, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
+import { MaskCache } from './token-mask.js';
+
+export { SchemaError };
+
+/** generate()'s responseFormat, as OpenAI's response_format: free text, any JSON object, or a JSON schema. */
+export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> | boolean };
+
+export interface ConstraintPlan {
+  /** 'final': the Harmony final channel's message; 'all': the whole (raw) output. */
+  scope: 'final' | 'all';
+  schema: SchemaNode;
+  masks: MaskCache;
+}
+
+// Compiled schemas and their masks, shared by the requests that send the same schema (least recently used out).
+const plans = new Map<string, { schema: SchemaNode; masks: Map<string, MaskCache> }>();
+const MAX_SCHEMAS = 32;
+
+/** Checks and compiles a response format; null for text (no constraint). SchemaError / TypeError name what is wrong. */
+export function resolveResponseFormat(format: unknown, parse: boolean, stops: ReadonlySet<number>, vocab: number, fn: string): ConstraintPlan | null {
+  if (format === undefined) return null;
+  if (format === null || typeof format !== 'object') throw new TypeError(`${fn}: options.responseFormat must be an object { type }`);
+  const f = format as { type?: unknown; schema?: unknown };
+  if (f.type === 'text') return null;
+  let source: unknown;
+  if (f.type === 'json_object') source = { type: 'object' };
+  else if (f.type === 'json_schema') {
+    if (f.schema === undefined) throw new TypeError(`${fn}: options.responseFormat.schema is missing (type 'json_schema')`);
+    source = f.schema;
+  } else throw new TypeError(`${fn}: options.responseFormat.type must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(f.type)}`);
+  const key = JSON.stringify(source);
+  let entry = plans.get(key);
+  if (entry) plans.delete(key);
+  else {
+    try {
+      entry = { schema: compileSchema(source), masks: new Map() };
+    } catch (e) {
+      if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.responseFormat.schema: ${e.message}`);
+      throw e;
+    }
+  }
+  plans.set(key, entry);
+  if (plans.size > MAX_SCHEMAS) plans.delete(plans.keys().next().value!);
+  const scope = parse ? 'final' : 'all';
+  const ends = (parse ? [SPECIAL_TOKENS.return] : [...stops]).filter((id) => id < vocab).sort((a, b) => a - b);
+  const masksKey = `${vocab}:${ends.join(',')}`;
+  let masks = entry.masks.get(masksKey);
+  if (!masks) entry.masks.set(masksKey, (masks = new MaskCache(entry.schema, ends, vocab)));
+  return { scope, schema: entry.schema, masks };
+}
+
+/** One generation's place in its constraint: whether its draws are constrained now, and the matcher's state. */
+export class Constraint {
+  readonly plan: ConstraintPlan;
+  #state: MatchState | null = null;
+  /** The constrained part ended (its end token was drawn): what follows is free. */
+  #done = false;
+
+  constructor(plan: ConstraintPlan) {
+    this.plan = plan;
+    if (plan.scope === 'all') this.#state = initialState(plan.schema);
+  }
+
+  /** Harmony: the final channel's message starts (its content is constrained) / ends. */
+  begin(): void {
+    if (this.plan.scope === 'final' && this.#state === null && !this.#done) this.#state = initialState(this.plan.schema);
+  }
+  end(): void {
+    if (this.#state !== null) this.#done = true;
+    this.#state = null;
+  }
+
+  get active(): boolean {
+    return this.#state !== null;
+  }
+
+  /** Whether what the constrained part holds is a whole document. */
+  get complete(): boolean {
+    return this.#state !== null && isComplete(this.#state);
+  }
+
+  /** A drawn token: an ordinary one goes through the matcher while constrained (a special one ends it, or the message). */
+  accept(id: number): void {
+    if (this.#state === null || tokenizer.isSpecial(id) || id >= this.plan.masks.vocab) return;
+    let s: MatchState | undefined = this.#state;
+    for (const b of tokenizer.tokenBytes(id)) {
+      s = step(s, b);
+      if (s === undefined) throw new Error(`structured output: token ${id} does not continue the response format (its mask was not applied)`);
+    }
+    this.#state = s;
+  }
+
+  /** The mask of the next draw (undefined while unconstrained). */
+  mask(): Uint32Array | undefined {
+    return this.#state === null ? undefined : this.plan.masks.get(this.#state);
+  }
+}

@@ -1,0 +1,450 @@
+// JSON and JSON Schema as a byte-level matcher: structured outputs (OpenAI's response_format json_object /
+// json_schema). A schema is compiled to nodes; the matcher reads the output one byte at a time and says
+// whether what it has read can still be extended to a document the schema accepts, and whether it is
+// one already. Its states are immutable (a transition returns a new state), so the token masks
+// (lib/grammar/token-mask.ts) can walk the vocabulary's bytes from any state and share prefixes.
+//
+// The schema subset (what strict structured outputs use): type (one or a list of distinct kinds),
+// object with properties / required / additionalProperties (false, true or absent, or a schema), array
+// with items / minItems / maxItems, string (any), number, integer, boolean, null, enum and const of any
+// JSON values, anyOf whose branches start differently (distinct kinds: a string or null, ...), $ref to
+// #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description,
+// title, default, examples, $schema, $id, $comment). Anything else is refused (SchemaError naming the
+// keyword and where it is), never ignored. Properties may come in any order, each once (property names
+// are written without escapes); numbers have at most 16 digits before the point, 16 after it and 3 in the
+// exponent, so that output ends. Texts the matcher compares (names, enum values) are kept as their UTF-8
+// bytes, one char a byte.
+
+export class SchemaError extends TypeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SchemaError';
+  }
+}
+
+type Kind = 'object' | 'array' | 'string' | 'number' | 'integer' | 'boolean' | 'null';
+
+/** A compiled schema node. */
+export type SchemaNode =
+  | { t: 'any' }
+  | { t: 'kinds'; kinds: Kind[]; object?: ObjectSpec; array?: ArraySpec }
+  | { t: 'literals'; texts: string[] } // enum / const: the values as JSON texts (compact)
+  | { t: 'ref'; target: () => SchemaNode };
+
+interface ObjectSpec {
+  props: Map<string, SchemaNode>;
+  required: Set<string>;
+  /** Schema of keys not in props; null: none allowed. */
+  extra: SchemaNode | null;
+}
+interface ArraySpec {
+  items: SchemaNode;
+  min: number;
+  max: number;
+}
+
+const ANY: SchemaNode = { t: 'any' };
+const PENDING: SchemaNode = { t: 'any' }; // a definition being compiled
+/** A string's UTF-8 bytes as a string of one char a byte (what the matcher compares). */
+const bytesOf = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
+const ALL_KINDS: Kind[] = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
+const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'strict', 'name']);
+
+/** Compiles a JSON schema (an object; `true` / {} accept anything). Throws SchemaError on what it does not support. */
+export function compileSchema(schema: unknown): SchemaNode {
+  const root = schema;
+  const defs = new Map<string, SchemaNode>();
+  const compile = (s: unknown, at: string): SchemaNode => {
+    if (s === true) return ANY;
+    if (s === false) throw new SchemaError(`${at}: the schema false accepts nothing`);
+    if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new SchemaError(`${at}: a schema must be an object or true`);
+    const o = s as Record<string, unknown>;
+    for (const key of Object.keys(o)) {
+      if (ANNOTATIONS.has(key)) continue;
+      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions'].includes(key))
+        throw new SchemaError(`${at}: the keyword '${key}' is not supported`);
+    }
+    if (o.$ref !== undefined) {
+      if (Object.keys(o).some((k) => !ANNOTATIONS.has(k) && k !== '$ref' && k !== '$defs' && k !== 'definitions'))
+        throw new SchemaError(`${at}: $ref with other keywords beside it is not supported`);
+      const ref = o.$ref;
+      const m = typeof ref === 'string' ? /^#\/(\$defs|definitions)\/(.+)$/.exec(ref) : null;
+      if (!m) throw new SchemaError(`${at}.$ref: only '#/$defs/name' and '#/definitions/name' are supported, got ${JSON.stringify(ref)}`);
+      const name = `${m[1]}/${m[2]}`;
+      const table = (root as Record<string, unknown>)[m[1]!] as Record<string, unknown> | undefined;
+      if (!table || typeof table !== 'object' || !(m[2]! in table)) throw new SchemaError(`${at}.$ref: ${ref} is not defined`);
+      return {
+        t: 'ref',
+        target: () => {
+          let node = defs.get(name);
+          if (!node) {
+            defs.set(name, PENDING); // a cycle back here while it compiles: only an anyOf would look inside (and refuses)
+            node = compile(table[m[2]!], `#/${name}`);
+            defs.set(name, node);
+          }
+          return node;
+        },
+      };
+    }
+    if (o.const !== undefined) return { t: 'literals', texts: [bytesOf(JSON.stringify(o.const))] };
+    if (o.enum !== undefined) {
+      if (!Array.isArray(o.enum) || o.enum.length === 0) throw new SchemaError(`${at}.enum must be a non-empty array`);
+      return { t: 'literals', texts: [...new Set(o.enum.map((v) => bytesOf(JSON.stringify(v))))] };
+    }
+    if (o.anyOf !== undefined) {
+      if (!Array.isArray(o.anyOf) || o.anyOf.length === 0) throw new SchemaError(`${at}.anyOf must be a non-empty array`);
+      if (Object.keys(o).some((k) => !ANNOTATIONS.has(k) && k !== 'anyOf' && k !== '$defs' && k !== 'definitions'))
+        throw new SchemaError(`${at}: anyOf with other keywords beside it is not supported`);
+      const branches = o.anyOf.map((b, i) => compile(b, `${at}.anyOf[${i}]`));
+      return mergeBranches(branches, at);
+    }
+    let kinds: Kind[];
+    if (o.type === undefined) kinds = o.properties !== undefined ? ['object'] : o.items !== undefined ? ['array'] : [...ALL_KINDS];
+    else {
+      const list = Array.isArray(o.type) ? o.type : [o.type];
+      for (const k of list) if (!ALL_KINDS.includes(k as Kind)) throw new SchemaError(`${at}.type: '${String(k)}' is not a JSON schema type`);
+      kinds = [...new Set(list as Kind[])];
+    }
+    const node: SchemaNode & { t: 'kinds' } = { t: 'kinds', kinds };
+    if (kinds.includes('object')) {
+      const props = new Map<string, SchemaNode>();
+      const p = o.properties ?? {};
+      if (p === null || typeof p !== 'object' || Array.isArray(p)) throw new SchemaError(`${at}.properties must be an object`);
+      for (const [name, sub] of Object.entries(p)) {
+        if (/[\u0000-\u001f"\\]/.test(name)) throw new SchemaError(`${at}.properties: the name ${JSON.stringify(name)} needs escapes, which are not supported`);
+        props.set(bytesOf(name), compile(sub, `${at}.properties.${name}`));
+      }
+      const req = o.required ?? [];
+      if (!Array.isArray(req) || req.some((r) => typeof r !== 'string')) throw new SchemaError(`${at}.required must be an array of names`);
+      for (const r of req as string[]) if (!props.has(bytesOf(r))) throw new SchemaError(`${at}.required: '${r}' is not among the properties`);
+      const ap = o.additionalProperties;
+      const extra = ap === false ? null : ap === undefined || ap === true ? ANY : compile(ap, `${at}.additionalProperties`);
+      node.object = { props, required: new Set((req as string[]).map(bytesOf)), extra };
+    }
+    if (kinds.includes('array')) {
+      const min = o.minItems ?? 0;
+      const max = o.maxItems ?? Infinity;
+      if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError(`${at}.minItems must be an integer >= 0`);
+      if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError(`${at}.maxItems must be an integer >= minItems`);
+      node.array = { items: o.items === undefined ? ANY : compile(o.items, `${at}.items`), min: min as number, max: max as number };
+    }
+    return node;
+  };
+  const node = compile(schema, '#');
+  // resolve every $ref once now, so that an undefined or unsupported definition fails here, not mid-generation
+  const seen = new Set<SchemaNode>();
+  const visit = (n: SchemaNode): void => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    if (n.t === 'ref') visit(n.target());
+    else if (n.t === 'kinds') {
+      if (n.object) {
+        for (const v of n.object.props.values()) visit(v);
+        if (n.object.extra) visit(n.object.extra);
+      }
+      if (n.array) visit(n.array.items);
+    }
+  };
+  visit(node);
+  return node;
+}
+
+/** anyOf as one node: branches must start with different bytes (distinct kinds, literals of their own). */
+function mergeBranches(branches: SchemaNode[], at: string): SchemaNode {
+  if (branches.length === 1) return branches[0]!;
+  const merged: SchemaNode & { t: 'kinds' } = { t: 'kinds', kinds: [] };
+  const literals: string[] = [];
+  for (const b0 of branches) {
+    let b = b0;
+    while (b.t === 'ref') b = b.target();
+    if (b === PENDING) throw new SchemaError(`${at}.anyOf: a branch refers back to the definition that holds it; not supported`);
+    if (b.t === 'any') return ANY;
+    if (b.t === 'literals') {
+      literals.push(...b.texts);
+      continue;
+    }
+    for (const k of b.kinds) {
+      if (merged.kinds.includes(k) || (k === 'integer' && merged.kinds.includes('number')) || (k === 'number' && merged.kinds.includes('integer')))
+        throw new SchemaError(`${at}.anyOf: two branches accept ${k === 'integer' ? 'numbers' : `${k}s`}; only branches of different types are supported`);
+      merged.kinds.push(k);
+    }
+    if (b.object) merged.object = b.object;
+    if (b.array) merged.array = b.array;
+  }
+  if (literals.length > 0) {
+    if (merged.kinds.length > 0) throw new SchemaError(`${at}.anyOf: enum or const beside typed branches is not supported`);
+    return { t: 'literals', texts: [...new Set(literals)] };
+  }
+  return merged;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The matcher. A state is a stack of frames (a linked list: frames are never changed, only replaced).
+// ---------------------------------------------------------------------------------------------
+
+type Frame =
+  | { f: 'value'; node: SchemaNode } // a value expected (whitespace before it allowed)
+  // in a string; esc: 0 none, 1 after \\, 2-5 \\u digits left + 1. A property name (key not null: its bytes so far)
+  // has no escapes; names: the names it may still become (null: any)
+  | { f: 'string'; esc: number; key: string | null; names: string[] | null }
+  | { f: 'number'; phase: number; digits: number; integer: boolean }
+  | { f: 'literals'; texts: string[]; pos: number }
+  | { f: 'object'; spec: ObjectSpec; phase: number; seen: string[]; key: string }
+  | { f: 'array'; spec: ArraySpec; phase: number; count: number };
+
+interface Stack {
+  top: Frame;
+  rest: Stack | null;
+}
+
+/**
+ * A matcher state: its stack (null once the document is complete: only end of input, or whitespace, may follow)
+ * and the whitespace bytes just read outside strings (at most MAX_WS in a row, so that output cannot idle).
+ */
+export interface MatchState {
+  stack: Stack | null;
+  ws?: number;
+}
+
+/** Most whitespace bytes in a row between tokens of the document (a newline and an indentation). */
+export const MAX_WS = 24;
+
+const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
+const MAX_INT_DIGITS = 16;
+const MAX_FRAC_DIGITS = 16;
+const MAX_EXP_DIGITS = 3;
+
+export function initialState(node: SchemaNode): MatchState {
+  return { stack: { top: { f: 'value', node }, rest: null } };
+}
+
+const push = (s: Stack | null, top: Frame): Stack => ({ top, rest: s });
+
+/** Number phases: 0 after '-', 1 in the integer part (first digit not 0), 2 after a leading 0, 3 after '.', 4 in the fraction, 5 after e/E, 6 after its sign, 7 in the exponent. */
+const NUMBER_DONE = new Set([1, 2, 4, 7]);
+
+/** The state after one more byte, or undefined when no document the schema accepts goes on with it. */
+export function step(state: MatchState, b: number): MatchState | undefined {
+  if (WS.has(b) && state.stack?.top.f !== 'string') {
+    const ws = (state.ws ?? 0) + 1;
+    if (ws > MAX_WS) return undefined;
+    const next = stepByte(state, b);
+    return next && { stack: next.stack, ws };
+  }
+  return stepByte(state, b);
+}
+
+function stepByte(state: MatchState, b: number): MatchState | undefined {
+  const s = state.stack;
+  if (s === null) return WS.has(b) ? state : undefined;
+  const top = s.top;
+  switch (top.f) {
+    case 'value':
+      return startValue(top.node, s.rest, b);
+    case 'string':
+      return stepString(top, s.rest, b);
+    case 'number': {
+      const next = stepNumber(top, b);
+      if (next) return { stack: push(s.rest, next) };
+      if (!NUMBER_DONE.has(top.phase)) return undefined;
+      return stepByte({ stack: s.rest }, b); // the number ended: the byte is the parent's
+    }
+    case 'literals': {
+      const texts = top.texts.filter((t) => t.length > top.pos && t.charCodeAt(top.pos) === b);
+      if (texts.length > 0) {
+        const pos = top.pos + 1;
+        // a literal that ends here and is a prefix of none other is done (a number literal can go on: "1" vs "12")
+        if (texts.length === 1 && texts[0]!.length === pos) return { stack: s.rest };
+        return { stack: push(s.rest, { f: 'literals', texts, pos }) };
+      }
+      // a literal complete here may end (a number, read as its text, before a delimiter)
+      if (top.texts.some((t) => t.length === top.pos)) return stepByte({ stack: s.rest }, b);
+      return undefined;
+    }
+    case 'object':
+      return stepObject(top, s.rest, b);
+    case 'array':
+      return stepArray(top, s.rest, b);
+  }
+}
+
+function startValue(node: SchemaNode, rest: Stack | null, b: number): MatchState | undefined {
+  if (WS.has(b)) return { stack: push(rest, { f: 'value', node }) };
+  let n = node;
+  while (n.t === 'ref') n = n.target();
+  if (n.t === 'literals') {
+    const texts = n.texts.filter((t) => t.charCodeAt(0) === b);
+    if (texts.length === 0) return undefined;
+    if (texts.length === 1 && texts[0]!.length === 1) return { stack: rest };
+    return { stack: push(rest, { f: 'literals', texts, pos: 1 }) };
+  }
+  const kinds = n.t === 'any' ? ALL_KINDS : n.kinds;
+  const has = (k: Kind): boolean => kinds.includes(k);
+  if (b === 0x7b && has('object')) {
+    const spec = n.t === 'kinds' && n.object ? n.object : { props: new Map(), required: new Set<string>(), extra: ANY };
+    return { stack: push(rest, { f: 'object', spec, phase: 0, seen: [], key: '' }) };
+  }
+  if (b === 0x5b && has('array')) {
+    const spec = n.t === 'kinds' && n.array ? n.array : { items: ANY, min: 0, max: Infinity };
+    return { stack: push(rest, { f: 'array', spec, phase: 0, count: 0 }) };
+  }
+  if (b === 0x22 && has('string')) return { stack: push(rest, { f: 'string', esc: 0, key: null, names: null }) };
+  if ((b === 0x2d || (b >= 0x30 && b <= 0x39)) && (has('number') || has('integer'))) {
+    const integer = !has('number');
+    const phase = b === 0x2d ? 0 : b === 0x30 ? 2 : 1;
+    return { stack: push(rest, { f: 'number', phase, digits: b === 0x2d ? 0 : 1, integer }) };
+  }
+  const words: string[] = [];
+  if (has('boolean')) words.push('true', 'false');
+  if (has('null')) words.push('null');
+  const texts = words.filter((w) => w.charCodeAt(0) === b);
+  if (texts.length > 0) return { stack: push(rest, { f: 'literals', texts, pos: 1 }) };
+  return undefined;
+}
+
+function stepString(top: Frame & { f: 'string' }, rest: Stack | null, b: number): MatchState | undefined {
+  if (top.key !== null) {
+    // a property name: its bytes, no escapes; the object frame below takes it at the closing quote
+    if (b === 0x22) {
+      if (top.names !== null && !top.names.includes(top.key)) return undefined;
+      const obj = rest!.top as Frame & { f: 'object' };
+      if (obj.seen.includes(top.key)) return undefined; // each property once
+      return { stack: push(rest!.rest, { ...obj, phase: 2, key: top.key }) };
+    }
+    if (b === 0x5c || b < 0x20) return undefined;
+    const key = top.key + String.fromCharCode(b);
+    const names = top.names === null ? null : top.names.filter((n) => n.startsWith(key));
+    if (names !== null && names.length === 0) return undefined;
+    return { stack: push(rest, { f: 'string', esc: 0, key, names }) };
+  }
+  if (top.esc === 1) {
+    if (b === 0x75) return { stack: push(rest, { ...top, esc: 5 }) };
+    if (![0x22, 0x5c, 0x2f, 0x62, 0x66, 0x6e, 0x72, 0x74].includes(b)) return undefined;
+    return { stack: push(rest, { ...top, esc: 0 }) };
+  }
+  if (top.esc > 1) {
+    const hex = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+    if (!hex) return undefined;
+    return { stack: push(rest, { ...top, esc: top.esc === 2 ? 0 : top.esc - 1 }) };
+  }
+  if (b === 0x22) return { stack: rest };
+  if (b === 0x5c) return { stack: push(rest, { ...top, esc: 1 }) };
+  if (b < 0x20) return undefined;
+  return state_of(rest, top);
+}
+
+// the same string frame (content bytes leave it unchanged: the state is shared, not copied)
+const state_of = (rest: Stack | null, top: Frame): MatchState => ({ stack: push(rest, top) });
+
+function stepNumber(top: Frame & { f: 'number' }, b: number): (Frame & { f: 'number' }) | undefined {
+  const digit = b >= 0x30 && b <= 0x39;
+  const p = top.phase;
+  const next = (phase: number, digits: number): Frame & { f: 'number' } => ({ f: 'number', phase, digits, integer: top.integer });
+  if (p === 0) return digit ? next(b === 0x30 ? 2 : 1, 1) : undefined;
+  if (p === 1 && digit) return top.digits < MAX_INT_DIGITS ? next(1, top.digits + 1) : undefined;
+  if ((p === 1 || p === 2) && b === 0x2e && !top.integer) return next(3, 0);
+  if ((p === 1 || p === 2 || p === 4) && (b === 0x65 || b === 0x45) && !top.integer) return next(5, 0);
+  if ((p === 3 || p === 4) && digit) return top.digits < MAX_FRAC_DIGITS ? next(4, top.digits + 1) : undefined;
+  if (p === 5 && (b === 0x2b || b === 0x2d)) return next(6, 0);
+  if ((p === 5 || p === 6 || p === 7) && digit) return top.digits < MAX_EXP_DIGITS ? next(7, top.digits + 1) : undefined;
+  return undefined;
+}
+
+/** Object phases: 0 after '{', 1 after ',', 2 after a key, 3 after ':' (value), 4 after a value. */
+function stepObject(top: Frame & { f: 'object' }, rest: Stack | null, b: number): MatchState | undefined {
+  if (WS.has(b) && top.phase !== 3) return { stack: push(rest, top) };
+  const { spec } = top;
+  const remaining = (): string[] => [...spec.props.keys()].filter((k) => !top.seen.includes(k));
+  const canClose = (): boolean => [...spec.required].every((r) => top.seen.includes(r));
+  switch (top.phase) {
+    case 0:
+    case 1: {
+      if (b === 0x7d && top.phase === 0 && canClose()) return { stack: rest };
+      if (b !== 0x22) return undefined;
+      // a property name: declared names not seen yet, or (with extra properties allowed) any name
+      const names = spec.extra === null ? remaining() : null;
+      if (names !== null && names.length === 0) return undefined;
+      return { stack: push(push(rest, { ...top, phase: 2 }), { f: 'string', esc: 0, key: '', names }) };
+    }
+    case 2: {
+      if (b !== 0x3a) return undefined;
+      const node = spec.props.get(top.key) ?? spec.extra ?? ANY;
+      return { stack: push(push(rest, { ...top, phase: 4, seen: [...top.seen, top.key], key: '' }), { f: 'value', node }) };
+    }
+    case 4: {
+      if (b === 0x7d && canClose()) return { stack: rest };
+      if (b === 0x2c && (spec.extra !== null || remaining().length > 0)) return { stack: push(rest, { ...top, phase: 1, key: '' }) };
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Array phases: 0 after '[', 1 after ',', 2 after an item. */
+function stepArray(top: Frame & { f: 'array' }, rest: Stack | null, b: number): MatchState | undefined {
+  if (WS.has(b)) return { stack: push(rest, top) };
+  const { spec } = top;
+  if (top.phase === 0 && b === 0x5d) return spec.min === 0 ? { stack: rest } : undefined;
+  if (top.phase === 2) {
+    if (b === 0x5d) return top.count >= spec.min ? { stack: rest } : undefined;
+    if (b === 0x2c) return top.count < spec.max ? { stack: push(rest, { ...top, phase: 1 }) } : undefined;
+    return undefined;
+  }
+  // an item starts with this byte
+  if (top.count >= spec.max) return undefined;
+  return startValue(spec.items, push(rest, { ...top, phase: 2, count: top.count + 1 }), b);
+}
+
+/** Whether the input read so far is a whole document (a number or literal at the top may still be open). */
+export function isComplete(state: MatchState): boolean {
+  let s = state.stack;
+  while (s !== null) {
+    const top = s.top;
+    if (top.f === 'number' && NUMBER_DONE.has(top.phase)) s = s.rest;
+    else if (top.f === 'literals' && top.texts.some((t) => t.length === top.pos)) s = s.rest;
+    else return false;
+  }
+  return true;
+}
+
+/** A key identifying the state for caching its token mask (equal keys: equal futures). */
+export function stateKey(state: MatchState): string {
+  const parts: string[] = [`w${state.ws ?? 0}`];
+  for (let s = state.stack; s !== null; s = s.rest) {
+    const t = s.top;
+    switch (t.f) {
+      case 'value':
+        parts.push(`v${nodeKey(t.node)}`);
+        break;
+      case 'string':
+        parts.push(t.key === null ? `s${t.esc}` : `k${t.key}\u0000${t.names === null ? '*' : t.names.join('\u0000')}`);
+        break;
+      case 'number':
+        parts.push(`n${t.phase}.${t.digits}.${t.integer ? 1 : 0}`);
+        break;
+      case 'literals':
+        parts.push(`l${t.pos}:${t.texts.join('\u0000')}`);
+        break;
+      case 'object':
+        parts.push(`o${objectId(t.spec)}.${t.phase}.${t.seen.join('\u0000')}.${t.key}`);
+        break;
+      case 'array':
+        parts.push(`a${arrayId(t.spec)}.${t.phase}.${t.count >= t.spec.min && t.spec.max === Infinity ? 'ok' : t.count}`);
+        break;
+    }
+  }
+  return parts.join('|');
+}
+
+// stable ids of compiled nodes for stateKey (a WeakMap: schemas come and go with requests)
+const ids = new WeakMap<object, number>();
+let nextId = 1;
+const objId = (o: object): number => {
+  let i = ids.get(o);
+  if (i === undefined) ids.set(o, (i = nextId++));
+  return i;
+};
+const nodeKey = (n: SchemaNode): number => objId(n);
+const objectId = (o: ObjectSpec): number => objId(o);
+const arrayId = (a: ArraySpec): number => objId(a);

@@ -1,0 +1,173 @@
+// Structured outputs (generate()'s responseFormat; lib/grammar): the JSON-schema matcher byte by byte, the
+// token masks against a brute-force walk of the whole vocabulary, and generation on a random model with the
+// full o200k vocabulary: whatever the weights, the final channel's message is a document the schema
+// accepts, on generate() and on the engine (the same tokens for the same seed).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSyntheticModel, generate, SchemaError, type GptOssModel, type ResponseFormat } from '../lib/index.js';
+import { compileSchema, initialState, isComplete, step, type MatchState } from '../lib/grammar/json-schema.js';
+import { allowedTokens, allows } from '../lib/grammar/token-mask.js';
+import { renderConversation } from '../lib/harmony/index.js';
+import { tokenizer, SPECIAL_TOKENS as S, FIRST_SPECIAL_ID } from '../lib/tokenizer.js';
+import { FULL_VOCAB_TINY } from './helpers/checkpoint.js';
+
+const PERSON = {
+  type: 'object',
+  properties: {
+    name: { enum: ['Ada', 'Grace', 'Édith'] },
+    age: { type: 'integer' },
+    score: { type: ['number', 'null'] },
+    tags: { type: 'array', items: { enum: ['a', 'b'] }, maxItems: 3 },
+    ok: { type: 'boolean' },
+    pet: { anyOf: [{ $ref: '#/$defs/pet' }, { type: 'null' }] },
+  },
+  required: ['name', 'age', 'ok'],
+  additionalProperties: false,
+  $defs: { pet: { type: 'object', properties: { kind: { const: 'cat' }, lives: { type: 'integer' } }, required: ['kind'], additionalProperties: false } },
+};
+
+function feed(schema: unknown, text: string): MatchState | undefined {
+  let s: MatchState | undefined = initialState(compileSchema(schema));
+  for (const b of Buffer.from(text, 'utf8')) if ((s = step(s!, b)) === undefined) return undefined;
+  return s;
+}
+const verdict = (schema: unknown, text: string): 'complete' | 'prefix' | 'invalid' => {
+  const s = feed(schema, text);
+  return s === undefined ? 'invalid' : isComplete(s) ? 'complete' : 'prefix';
+};
+
+/** An independent check that a parsed value is a PERSON. */
+function isPerson(v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  if (!keys.every((k) => ['name', 'age', 'score', 'tags', 'ok', 'pet'].includes(k))) return false;
+  if (!['Ada', 'Grace', 'Édith'].includes(o.name as string) || !Number.isInteger(o.age) || typeof o.ok !== 'boolean') return false;
+  if ('score' in o && o.score !== null && typeof o.score !== 'number') return false;
+  if ('tags' in o && !(Array.isArray(o.tags) && o.tags.length <= 3 && o.tags.every((t) => t === 'a' || t === 'b'))) return false;
+  if ('pet' in o && o.pet !== null) {
+    const p = o.pet as Record<string, unknown>;
+    if (typeof p !== 'object' || p.kind !== 'cat' || Object.keys(p).some((k) => k !== 'kind' && k !== 'lives') || ('lives' in p && !Number.isInteger(p.lives))) return false;
+  }
+  return true;
+}
+
+describe('the JSON-schema matcher', () => {
+  it('reads documents byte by byte: complete, a prefix, or invalid', () => {
+    const cases: [string, ReturnType<typeof verdict>][] = [
+      ['{"name":"Ada","age":36,"ok":true}', 'complete'],
+      ['{ "ok" : false , "age" : -0, "name" : "Édith", "tags": [ "a" , "b" ], "pet": {"kind": "cat", "lives": 9}, "score": 1.5e-3 }', 'complete'],
+      ['{"name":"Ada","age":36,"ok":true,"score":null,"pet":null}', 'complete'],
+      ['{"name":"Ada","age":36', 'prefix'],
+      ['{"na', 'prefix'],
+      ['{"name":"Ada","age":36}', 'invalid'], // ok is required
+      ['{"name":"Bob","age":1,"ok":true}', 'invalid'], // not in the enum
+      ['{"name":"Ada","age":3.5,"ok":true}', 'invalid'], // an integer
+      ['{"name":"Ada","age":01,"ok":true}', 'invalid'], // no leading zeros
+      ['{"name":"Ada","age":1,"ok":true,"extra":1}', 'invalid'], // additionalProperties false
+      ['{"name":"Ada","name":"Ada","age":1,"ok":true}', 'invalid'], // each property once
+      ['{"name":"Ada","age":1,"ok":true,"tags":["a","a","a","a"]}', 'invalid'], // maxItems
+      ['{"name":"Ada","age":1,"ok":true,"pet":{"lives":1}}', 'invalid'], // kind required
+      ['{"name":"Ada","age":1,"ok":tru', 'prefix'],
+      ['[1]', 'invalid'],
+    ];
+    for (const [text, want] of cases) expect(verdict(PERSON, text), text).toBe(want);
+    // free JSON ({type: object} is json_object): strings with escapes and any UTF-8, nested values
+    const obj = { type: 'object' };
+    expect(verdict(obj, '{"a": "x\\"\\u00e9\\n", "c": [1, {"d": null}, true, -2.5E+10], "é": "日本"}')).toBe('complete');
+    expect(verdict(obj, '{"a\\"b": 1}')).toBe('invalid'); // property names are written without escapes
+    expect(verdict(obj, '{"a": "\\x"}')).toBe('invalid');
+    expect(verdict(obj, '{"a": "\u0001"}')).toBe('invalid');
+    expect(verdict(obj, '{"a": 1.}')).toBe('invalid');
+    expect(verdict(obj, '"text"')).toBe('invalid');
+    expect(verdict(true, '"text"')).toBe('complete');
+    expect(verdict({ type: 'integer' }, '12')).toBe('complete'); // a number at the top ends with the input
+    expect(verdict({ type: 'integer' }, '1'.repeat(17))).toBe('invalid'); // at most 16 digits
+    expect(verdict(obj, '{' + ' '.repeat(25) + '}')).toBe('invalid'); // whitespace runs are bounded
+    // recursion through $defs
+    const tree = { $ref: '#/$defs/node', $defs: { node: { type: 'object', properties: { kids: { type: 'array', items: { $ref: '#/$defs/node' } } }, additionalProperties: false } } };
+    expect(verdict(tree, '{"kids":[{"kids":[]},{}]}')).toBe('complete');
+    expect(verdict(tree, '{"kids":[{"x":1}]}')).toBe('invalid');
+  });
+
+  it('refuses what it cannot enforce, naming the keyword and where it is', () => {
+    expect(() => compileSchema({ type: 'string', pattern: '^a' })).toThrow(/#: the keyword 'pattern' is not supported/);
+    expect(() => compileSchema({ type: 'object', properties: { a: { type: 'string', format: 'date' } } })).toThrow(/#\.properties\.a: the keyword 'format'/);
+    expect(() => compileSchema({ anyOf: [{ type: 'string' }, { type: 'string', description: 'x' }] })).toThrow(/two branches accept strings/);
+    expect(() => compileSchema({ $ref: '#/$defs/missing' })).toThrow(/is not defined/);
+    expect(() => compileSchema({ type: 'object', required: ['x'] })).toThrow(/'x' is not among the properties/);
+    expect(() => compileSchema({ type: 'colour' })).toThrow(/'colour' is not a JSON schema type/);
+    expect(() => compileSchema(false)).toThrow(SchemaError);
+  });
+});
+
+describe('token masks', () => {
+  it('allow exactly the tokens whose bytes continue the document (a brute-force walk of the vocabulary), and the end tokens once it is complete', () => {
+    const vocab = tokenizer.vocabSize;
+    for (const text of ['', '{"name":"', '{"name":"Ada","age":3', '{"name":"Ada","age":36,"ok":true', '{"name":"Ada","age":36,"ok":true}']) {
+      const state = feed(PERSON, text)!;
+      const mask = allowedTokens(state, [S.return], vocab);
+      let allowed = 0;
+      for (let id = 0; id < FIRST_SPECIAL_ID; id++) {
+        let s: MatchState | undefined = state;
+        for (const b of tokenizer.tokenBytes(id)) if ((s = step(s!, b)) === undefined) break;
+        expect(allows(mask, id), `${JSON.stringify(text)} + ${JSON.stringify(tokenizer.decode([id]))}`).toBe(s !== undefined);
+        if (s !== undefined) allowed++;
+      }
+      expect(allows(mask, S.return)).toBe(isComplete(state));
+      expect(allows(mask, S.end) || allows(mask, S.call)).toBe(false);
+      expect(allowed + (isComplete(state) ? 1 : 0)).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('generation held to a response format (random full-vocabulary model, CPU)', () => {
+  let model: GptOssModel;
+  beforeAll(async () => {
+    model = await createSyntheticModel(FULL_VOCAB_TINY, { device: 'cpu' });
+  }, 120_000);
+  afterAll(async () => {
+    await model?.dispose();
+  });
+  // a prompt that ends inside the final channel's header: the answer is constrained from its first token
+  const prompt = [...renderConversation({ messages: [{ role: 'user', content: 'Describe someone.' }] }), ...tokenizer.encode('<|channel|>final<|message|>', { allowSpecial: 'all' })];
+
+  it('the final message parses and fits the schema, whatever the weights draw; the engine draws the same', async () => {
+    const format: ResponseFormat = { type: 'json_schema', schema: PERSON };
+    const results = [];
+    for (const seed of [1, 2, 3]) {
+      const r = await generate(model, prompt, { parse: true, maxTokens: 200, temperature: 1, seed, responseFormat: format }).result;
+      expect(r.finishReason, `seed ${seed}`).toBe('stop');
+      expect(r.stopToken).toBe(S.return);
+      const value = JSON.parse(r.channels.final);
+      expect(isPerson(value), r.channels.final).toBe(true);
+      results.push(r);
+    }
+    const engine = model.createEngine({ maxSequences: 3, maxContext: 512, pipelineDecode: true });
+    const got = await Promise.all([1, 2, 3].map((seed) => engine.generate(prompt, { parse: true, maxTokens: 200, temperature: 1, seed, responseFormat: format }).result));
+    await engine.close();
+    got.forEach((r, i) => expect(r.tokens).toEqual(results[i]!.tokens));
+    // the same draws without the format are not JSON
+    const free = await generate(model, prompt, { parse: true, maxTokens: 30, temperature: 1, seed: 1 }).result;
+    expect(() => JSON.parse(free.channels.final)).toThrow();
+  });
+
+  it("json_object: any JSON object; a raw generation (parse: false) is held from its first token and ends with a stop token", async () => {
+    const small = { type: 'json_schema' as const, schema: { type: 'object', properties: { v: { enum: [1, 2, 'x'] }, w: { type: 'boolean' } }, required: ['v', 'w'], additionalProperties: false } };
+    const raw = await generate(model, tokenizer.encode('JSON:'), { maxTokens: 60, temperature: 0.8, seed: 9, responseFormat: small }).result;
+    expect(raw.finishReason).toBe('stop');
+    const v = JSON.parse(raw.text) as { v: unknown; w: unknown };
+    expect([1, 2, 'x']).toContain(v.v);
+    expect(typeof v.w).toBe('boolean');
+    const obj = await generate(model, prompt, { parse: true, maxTokens: 40, temperature: 1, seed: 4, responseFormat: { type: 'json_object' } }).result;
+    const text = obj.channels.final;
+    expect(text.trimStart().startsWith('{')).toBe(true);
+    if (obj.finishReason === 'stop') expect(typeof JSON.parse(text)).toBe('object');
+    else expect(verdict({ type: 'object' }, text)).toBe('prefix');
+  });
+
+  it('bad formats are refused before anything runs', () => {
+    expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'string', minLength: 3 } } })).toThrow(/options.responseFormat.schema: #: the keyword 'minLength' is not supported/);
+    expect(() => generate(model, prompt, { responseFormat: { type: 'yaml' } as never })).toThrow(/responseFormat.type must be 'text', 'json_object' or 'json_schema'/);
+    expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema' } as never })).toThrow(/schema is missing/);
+  });
+});
