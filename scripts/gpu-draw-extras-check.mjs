@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Token log-probabilities on the GPU (options.logprobs: each drawn token's logits row copied back and its
+// What a draw can carry beside its id, on the GPU: token log-probabilities (options.logprobs: each drawn token's logits row copied back and its
 // log-softmax taken on the host; model/logprobs.h): checked against the same device's logits, then priced.
 //
 // Asserted (exit 1 otherwise), on a synthetic model (20b width, 2 layers; the full vocabulary):
@@ -10,9 +10,12 @@
 //   - the engine (NativeBatchBackend, pipelined decode as createEngine sets it on CUDA) with four concurrent requests,
 //     logprobs 0 / 3 / none / 20: the same tokens as generate() for the greedy ones, and logprobs within 2e-3 of
 //     generate()'s wherever the tokens agree.
-// Reported: the decode rate of generate() on the full 20b synthetic with and without logprobs (256 tokens after a
-// 512-token prompt), the cost of a token's logprobs in ms.
-//   node scripts/gpu-logprobs-check.mjs [--device cuda] [--no-bench]   (uses dist/; --device cpu: a dry run)
+//   - the draw-time extras that go through the same host round trip of the row: logitBias +100 forces a token every
+//     draw; greedy draws with frequency / presence penalties equal a host reference (the device's logits, the OpenAI
+//     formula, argmax); a responseFormat json_schema answer parses and fits, on generate() and the engine.
+// Reported: the decode rate of generate() on the full 20b synthetic with and without logprobs, a logit bias and a
+// response format (256 tokens after a 512-token prompt), and their cost a token in ms.
+//   node scripts/gpu-draw-extras-check.mjs [--device cuda] [--no-bench]   (uses dist/; --device cpu: a dry run)
 import { createSyntheticModel } from '../dist/synthetic.js';
 import { generate } from '../dist/index.js';
 
@@ -104,21 +107,83 @@ got.forEach((r, i) => {
 });
 if (!(engineWorst < kTol)) fail(`engine logprobs vs generate(): max |diff| ${engineWorst}`);
 console.log(`engine (pipelined ${engine.backend.pipelinesDecode}; queued ${stats?.queued ?? 0}, claimed ${stats?.claimed ?? 0}) logprobs vs generate(): max |diff| ${engineWorst.toExponential(2)}`);
+
+// logit bias and penalties
+const forced = await generate(model, prompt, { maxTokens: 8, temperature: 0, stopTokens: [], logitBias: { 4242: 100 } }).result;
+if (forced.tokens.some((t) => t !== 4242)) fail(`logitBias +100: drew ${forced.tokens.join(',')}`);
+{
+  const opts = { temperature: 0, frequencyPenalty: 1.5, presencePenalty: 0.5, logitBias: { 17: 2 } };
+  const r = await generate(model, prompt, { maxTokens: 16, stopTokens: [], ...opts }).result;
+  const session = model.createSession({ maxContext: prompt.length + 17 });
+  let logits = await session.prefill(prompt);
+  const want = [];
+  for (let j = 0; j < 16; j++) {
+    const row = Float32Array.from(logits);
+    const counts = new Map();
+    for (const t of want) counts.set(t, (counts.get(t) ?? 0) + 1);
+    row[17] += 2;
+    for (const [t, c] of counts) row[t] -= c * opts.frequencyPenalty + opts.presencePenalty;
+    let best = 0;
+    for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+    want.push(best);
+    if (j < 15) logits = await session.step(best);
+  }
+  await session.dispose();
+  if (r.tokens.join() !== want.join()) fail(`penalties: ${r.tokens.join(',')} vs the host reference ${want.join(',')}`);
+  else console.log('logit bias +100 forces its token; greedy with penalties equals the host reference (16 draws)');
+}
+
+// structured output: the final channel held to a schema
+const { renderConversation } = await import('../dist/harmony/index.js');
+const { tokenizer } = await import('../dist/tokenizer.js');
+const schema = { type: 'object', properties: { name: { enum: ['Ada', 'Grace'] }, age: { type: 'integer' }, tags: { type: 'array', items: { type: 'boolean' }, maxItems: 3 } }, required: ['name', 'age'], additionalProperties: false };
+const header = [...renderConversation({ messages: [{ role: 'user', content: 'x' }] }), ...tokenizer.encode('<|channel|>final<|message|>', { allowSpecial: 'all' })];
+const structured = [];
+for (const seed of [1, 2]) {
+  const r = await generate(model, header, { parse: true, maxTokens: 120, temperature: 1, seed, responseFormat: { type: 'json_schema', schema } }).result;
+  structured.push(r);
+  let v = null;
+  try {
+    v = JSON.parse(r.channels.final);
+  } catch {}
+  if (r.finishReason !== 'stop' || !v || !['Ada', 'Grace'].includes(v.name) || !Number.isInteger(v.age)) fail(`json_schema seed ${seed}: ${r.finishReason} ${JSON.stringify(r.channels.final)}`);
+}
+const sEngine = model.createEngine({ maxSequences: 2, maxContext: 256 });
+const sGot = await Promise.all([1, 2].map((seed) => sEngine.generate(header, { parse: true, maxTokens: 120, temperature: 1, seed, responseFormat: { type: 'json_schema', schema } }).result));
+await sEngine.close();
+sGot.forEach((r, i) => {
+  if (r.tokens.join() !== structured[i].tokens.join()) console.log(`note: json_schema seed ${i + 1}: the engine drew other tokens than generate() (sampled draws; ${r.channels.final})`);
+  try {
+    JSON.parse(r.channels.final);
+  } catch {
+    fail(`engine json_schema ${i}: not JSON: ${JSON.stringify(r.channels.final)}`);
+  }
+});
+console.log(`json_schema answers: ${structured.map((r) => r.channels.final).join(' | ')}`);
 await model.dispose();
 
 if (bench && device !== 'cpu') {
   const big = await createSyntheticModel('20b', { device });
   const p = Array.from({ length: 512 }, (_, i) => (i * 104729 + 7) % 200000);
-  const rate = async (logprobs) => {
-    const r = await generate(big, p, { maxTokens: 256, temperature: 0, stopTokens: [], ...(logprobs !== undefined ? { logprobs } : {}) }).result;
+  const rate = async (extra) => {
+    const r = await generate(big, p, { maxTokens: 256, temperature: 0, stopTokens: [], ...extra }).result;
     return r.timings.tokensPerSecond;
   };
-  await rate(undefined); // warm-up: graphs, buffers
+  await rate({}); // warm-up: graphs, buffers
+  const variants = [
+    ['plain', {}],
+    ['logprobs 0', { logprobs: 0 }],
+    ['logprobs 5', { logprobs: 5 }],
+    ['plain', {}],
+    ['logprobs 20', { logprobs: 20 }],
+    ['logitBias (1 id)', { logitBias: { 17: 1 } }],
+    ['frequencyPenalty 0.5', { frequencyPenalty: 0.5 }],
+  ];
   const rows = [];
-  for (const lp of [undefined, 0, 5, undefined, 20]) rows.push([lp, await rate(lp)]);
+  for (const [name, extra] of variants) rows.push([name, await rate(extra)]);
   const base = (rows[0][1] + rows[3][1]) / 2;
-  for (const [lp, tps] of rows) console.log(`20b decode, context 512, logprobs ${lp ?? 'off'}: ${tps.toFixed(1)} tok/s${lp !== undefined ? ` (+${(1000 / tps - 1000 / base).toFixed(3)} ms a token)` : ''}`);
+  for (const [name, tps] of rows) console.log(`20b decode, context 512, ${name}: ${tps.toFixed(1)} tok/s${name !== 'plain' ? ` (+${(1000 / tps - 1000 / base).toFixed(3)} ms a token)` : ''}`);
   await big.dispose();
 }
-console.log(failed ? `gpu-logprobs-check: ${failed} failure(s)` : 'gpu-logprobs-check: ok');
+console.log(failed ? `gpu-draw-extras-check: ${failed} failure(s)` : 'gpu-draw-extras-check: ok');
 process.exit(failed ? 1 : 0);
