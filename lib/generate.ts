@@ -452,18 +452,23 @@ export class GenerationOutput {
    */
   accept(id: number, logprobs?: TokenLogprobs | null): boolean {
     this.tokens.push(id);
-    this.#constraint?.accept(id);
+    const violation = this.#constraint?.accept(id) ?? null;
     const isStop = this.#prepared.stops.has(id);
     const piece = this.#decoder.push(id);
     if (!isStop) this.#text += piece;
-    if (this.#prepared.logprobs !== undefined) {
-      if (!logprobs) throw new Error('GenerationOutput.accept: this generation reports logprobs, but none came with the token');
+    if (this.#prepared.logprobs !== undefined && logprobs) {
       this.#logprobs.push(logprobs);
       this.#emit({ type: 'token', id, index: this.tokens.length - 1, text: piece, logprobs });
     } else {
       this.#emit({ type: 'token', id, index: this.tokens.length - 1, text: piece });
     }
     if (this.#parser) this.#onHarmony(this.#parser.push(id));
+    // a step backend that dropped what the draw asked for ends the generation with an error, not a silent answer
+    const broken = violation ?? (this.#prepared.logprobs !== undefined && !logprobs ? new Error('the step backend returned no logprobs for a draw that asked for them') : null);
+    if (broken) {
+      this.fail(broken);
+      return true;
+    }
     if (isStop) {
       this.stopToken = id;
       this.finishReason = id === SPECIAL_TOKENS.call ? 'tool-call' : 'stop';

@@ -9,6 +9,7 @@ import { allowedTokens, allows } from '../lib/grammar/token-mask.js';
 import { renderConversation } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S, FIRST_SPECIAL_ID } from '../lib/tokenizer.js';
 import { FULL_VOCAB_TINY } from './helpers/checkpoint.js';
+import type { BatchItem, StepBackend } from '../lib/engine/backend.js';
 
 const PERSON = {
   type: 'object',
@@ -163,6 +164,28 @@ describe('generation held to a response format (random full-vocabulary model, CP
     expect(text.trimStart().startsWith('{')).toBe(true);
     if (obj.finishReason === 'stop') expect(typeof JSON.parse(text)).toBe('object');
     else expect(verdict({ type: 'object' }, text)).toBe('prefix');
+  });
+
+  it('a step backend that drops the masks: the generation ends in an error, never in unconstrained output', async () => {
+    const inner = model.createBatchBackend({ kvBlocks: 64, blockSize: 16, maxSequences: 1 });
+    const strip = (items: BatchItem[]): BatchItem[] => items.map(({ bias: _b, ...item }) => item);
+    const backend: StepBackend = {
+      blockSize: inner.blockSize,
+      totalBlocks: inner.totalBlocks,
+      freeBlocks: () => inner.freeBlocks(),
+      open: (n, p) => inner.open(n, p),
+      length: (seq) => inner.length(seq),
+      close: (seq) => inner.close(seq),
+      step: (items) => inner.step(strip(items)),
+      stepLogprobs: (items) => inner.stepLogprobs(strip(items)),
+      dispose: () => inner.dispose(),
+    };
+    const engine = model.createEngine({ backend, maxSequences: 1, maxContext: 512 });
+    const r = await engine.generate(prompt, { parse: true, maxTokens: 20, temperature: 1, seed: 1, responseFormat: { type: 'json_object' } }).result;
+    await engine.close();
+    expect(r.finishReason).toBe('error');
+    expect(r.error!.message).toMatch(/does not continue the response format; was the draw's mask applied\?/);
+    expect(r.tokens).toHaveLength(1);
   });
 
   it('bad formats are refused before anything runs', () => {

@@ -86,15 +86,24 @@ export class Constraint {
     return this.#state !== null && isComplete(this.#state);
   }
 
-  /** A drawn token: an ordinary one goes through the matcher while constrained (a special one ends it, or the message). */
-  accept(id: number): void {
-    if (this.#state === null || tokenizer.isSpecial(id) || id >= this.plan.masks.vocab) return;
+  /**
+   * A drawn token: an ordinary one goes through the matcher while constrained (a special one ends it, or the
+   * message). An Error when the token does not continue the format (a backend that ignored the draw's mask):
+   * the generation fails then, it does not go on unconstrained.
+   */
+  accept(id: number): Error | null {
+    if (this.#state === null || tokenizer.isSpecial(id) || id >= this.plan.masks.vocab) return null;
     let s: MatchState | undefined = this.#state;
     for (const b of tokenizer.tokenBytes(id)) {
       s = step(s, b);
-      if (s === undefined) throw new Error(`structured output: token ${id} does not continue the response format (its mask was not applied)`);
+      if (s === undefined) {
+        this.#state = null;
+        this.#done = true;
+        return new Error(`structured output: token ${id} (${JSON.stringify(tokenizer.decode([id]))}) does not continue the response format; was the draw's mask applied?`);
+      }
     }
     this.#state = s;
+    return null;
   }
 
   /** The mask of the next draw (undefined while unconstrained). */
