@@ -316,8 +316,13 @@ __global__ void __launch_bounds__(kRouterSplitWarps * WARP_SIZE)
   float* lg = smem + a.H;  // [E] the token's logits (rank 0's, written by every block of the cluster)
   const int t = blockIdx.y, H4 = a.H / 4;
   float4 v[kPer];
-  const float logit = router_norm_logit<kPer>(a, x, residual, norm_weight, norm_weight_bf16, eps, t, xs, partial, v);
   cg::cluster_group cluster = cg::this_cluster();
+  // Distributed shared memory may be written only once its block has started: arrive now, wait before the
+  // remote store (by then the norm and the dot products are done, so the wait costs nothing in practice).
+  // compute-sanitizer racecheck flagged the store without it (432 hazards, 31st session).
+  auto started = cluster.barrier_arrive();
+  const float logit = router_norm_logit<kPer>(a, x, residual, norm_weight, norm_weight_bf16, eps, t, xs, partial, v);
+  cluster.barrier_wait(std::move(started));
   const int e = blockIdx.x * kRouterSplitWarps + int(threadIdx.x) / WARP_SIZE;
   if (e < a.E && threadIdx.x % WARP_SIZE == 0) cluster.map_shared_rank(lg, 0)[e] = logit;
   cluster.sync();  // release / acquire: rank 0 sees every logit, and no block writes x before all have read it

@@ -148,9 +148,9 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
   k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
-  k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", false);
+  k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", true);
   k.moe_act_frags = env_flag("GPTOSS_CUDA_MOE_ACT_FRAGS", false);
-  k.router_rank = env_flag("GPTOSS_CUDA_ROUTER_RANK", false);
+  k.router_rank = env_flag("GPTOSS_CUDA_ROUTER_RANK", true);
   k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceDefault, 4, kMoeSliceMax);
   k.moe_staged = env_int("GPTOSS_CUDA_MOE_STAGED", 0, 1, 3);
   k.moe_staged_ctas = env_int("GPTOSS_CUDA_MOE_STAGED_CTAS", 0, 1, 1 << 16);
