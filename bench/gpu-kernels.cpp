@@ -654,6 +654,38 @@ int bench_sample(Rng& r, double bw, int V) {
   const double m = ms[ms.size() / 2];
   add("sample_rows t1 (wall, host sync)", std::to_string(rows) + " x V" + std::to_string(V), m,
       rows * row_bytes / (m * 1e-3) / 1e9, "GB/s", bw);
+  // Token log-probabilities (logprobs.cu, Backend::logprob_top): one row and 64, top 0 / 5 / 20, host round trip
+  // included (wall clock), against the host path (the row copied back and reduced there, model/logprobs.cpp) for
+  // one row. GB/s: the row read once (the kernel reads it 2 + top times, from L2 after the first).
+  for (int top : {0, 5, 20})
+    for (int n : {1, rows}) {
+      std::vector<int32_t> lr(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) lr[size_t(i)] = i;
+      const std::vector<int> tops(size_t(n), top);
+      std::vector<double> t;
+      for (int rep = 0; rep < 23; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        (void)gpu->logprob_top(logits, lr, tops);
+        if (rep >= 3) t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::sort(t.begin(), t.end());
+      const double lm = t[t.size() / 2];
+      add("logprob_top top " + std::to_string(top) + " (wall, host sync)", std::to_string(n) + " x V" + std::to_string(V), lm,
+          n * row_bytes / (lm * 1e-3) / 1e9, "GB/s", bw);
+    }
+  {
+    std::vector<double> t;
+    std::vector<float> host;
+    for (int rep = 0; rep < 13; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      copy_logit_row(*gpu, logits, 0, host);
+      (void)row_top(host.data(), int64_t(host.size()), 5);
+      if (rep >= 3) t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
+    std::sort(t.begin(), t.end());
+    const double hm = t[t.size() / 2];
+    add("logprob_top top 5 on the host (row copied back)", "1 x V" + std::to_string(V), hm, row_bytes / (hm * 1e-3) / 1e9, "GB/s", bw);
+  }
   print_table();
   return 0;
 }

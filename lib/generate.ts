@@ -381,9 +381,12 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
   return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs, bias, constraint };
 }
 
-/** @internal Whether a generation's draws each need something the host works out first (a bias, a mask, logprobs). */
-export function drawsPerCall(p: Pick<PreparedGeneration, 'bias' | 'constraint'>): boolean {
-  return p.bias !== null || p.constraint !== null;
+/**
+ * @internal Whether a generation draws one token a native call: its draws need something the host works out first
+ * (a bias, a mask) or reads right after (logprobs, from the row before the next step overwrites it).
+ */
+export function drawsPerCall(p: Pick<PreparedGeneration, 'bias' | 'constraint' | 'logprobs'>): boolean {
+  return p.bias !== null || p.constraint !== null || p.logprobs !== undefined;
 }
 
 /**
@@ -614,7 +617,7 @@ export function startGeneration(
           break;
         }
         const input: number = last;
-        if (logprobs !== undefined || drawsPerCall(prepared)) {
+        if (drawsPerCall(prepared)) {
           // one step a call: the logits each id is drawn from are read, and its bias (which follows the ids
           // drawn so far) added, before the next step
           const id = await session.stepSample(input, sample, rng.nextUniform(), out.nextBias());

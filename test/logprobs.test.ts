@@ -139,6 +139,31 @@ describe('logprobs on tiny-a (CPU)', () => {
       expectSame(await run(() => tiny.model.createEngine({ maxSequences: 4, kvBlocks: 32, blockSize: 16, backend: 'session' })), want);
     });
 
+    it('a pipelined batch backend driven by hand: the queued and the claimed steps report what generate() does', async () => {
+      const b = tiny.model.createBatchBackend({ kvBlocks: 8, blockSize: 16, maxSequences: 1, pipelineDecode: true });
+      try {
+        const seq = b.open(64)!;
+        const sample = { options: { temperature: 0 }, uniform: 0.5 };
+        let r = await b.stepLogprobs([{ seq, tokens: Int32Array.from(prompt.slice(0, 20)), sample, logprobs: 3 }]);
+        const ids = [r.ids[0]!];
+        const lps = [r.logprobs[0]!];
+        for (let j = 0; j < 6; j++) {
+          r = await b.stepLogprobs([{ seq, tokens: Int32Array.of(ids.at(-1)!), sample, next: 0.5, logprobs: 3 }]);
+          ids.push(r.ids[0]!);
+          lps.push(r.logprobs[0]!);
+        }
+        expect(b.pipelineStats.claimed).toBeGreaterThan(0);
+        const want = await generate(tiny.model, prompt.slice(0, 20), { temperature: 0, maxTokens: 7, stopTokens: [], logprobs: 3 }).result;
+        expect(ids).toEqual(want.tokens);
+        lps.forEach((l, j) => {
+          expect(Math.abs(l.logprob - want.logprobs![j]!.logprob)).toBeLessThan(1e-4);
+          expect(l.top.map((t) => t.id)).toEqual(want.logprobs![j]!.top.map((t) => t.id));
+        });
+      } finally {
+        await b.dispose();
+      }
+    });
+
     it('stepLogprobs checks its items; step() refuses logprobs', async () => {
       const b = tiny.model.createBatchBackend({ kvBlocks: 8, blockSize: 16, maxSequences: 2 });
       const s = new SessionBackend(tiny.model, { kvBlocks: 8 });

@@ -445,9 +445,10 @@ export class Engine {
    * unchanged), so the backend can queue that step before this one's ids are back.
    */
   #askAhead(out: { s: Sequence; item: BatchItem }[]): { s: Sequence; item: BatchItem }[] {
-    // A biased draw is never queued ahead (its bias follows the id drawn now), and a step queued ahead runs
-    // alone before any other sequence's: with a biased sequence decoding, nothing is queued ahead, so that it
-    // is never left waiting.
+    // A biased or masked draw is never queued ahead (its bias follows the id drawn now), nor one with logprobs (the
+    // device reads them from its row after the draw, which a step queued ahead would overwrite); and a step queued
+    // ahead runs alone before any other sequence's: with such a sequence decoding, nothing is queued ahead, so that
+    // it is never left waiting.
     if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill' || (s.phase === 'decode' && drawsPerCall(s.prepared)))) return out;
     for (const { s, item } of out) {
       if (item.sample === null || s.output.tokens.length + 1 >= s.prepared.maxTokens || s.position + 2 >= s.capacity) continue;

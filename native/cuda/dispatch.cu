@@ -22,6 +22,7 @@
 #include "norm_rope.cuh"
 #include "pool.h"
 #include "q8.cuh"
+#include "logprobs.cuh"
 #include "sample.cuh"
 #include "model/op_checks.h"
 
@@ -508,6 +509,42 @@ class CudaBackend final : public Backend {
     check_device_errors();
     std::vector<int32_t> out(host.begin(), host.begin() + count);
     for (int64_t j = 0; j < g; ++j) out[size_t(greedy_at[size_t(j)])] = host[size_t(count + g + j)];
+    return out;
+  }
+
+  // A block a row (logprobs.cu); only the log-sum-exp and the top entries come back.
+  std::vector<RowTop> logprob_top(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<int>& tops) override {
+    checks::logprob_top(logits, rows, tops, device());
+    const int count = int(rows.size());
+    if (count == 0) return {};
+    OpScope op(this);
+    not_capturing("logprob_top");
+    const int kmax = std::max(1, *std::max_element(tops.begin(), tops.end()));
+    // [rows | tops] in, [lse | ids | logprobs] out, each in one buffer
+    std::vector<int32_t> in(rows);
+    in.insert(in.end(), tops.begin(), tops.end());
+    Tensor in_t = empty(DType::I32, {2 * int64_t(count)});
+    copy_from_host(in_t, in.data(), in.size() * sizeof(int32_t));
+    const int64_t words = int64_t(count) * (1 + 2 * kmax);
+    Tensor out_t = empty(DType::F32, {words});
+    float* lse = out_t.ptr<float>();
+    int32_t* ids = reinterpret_cast<int32_t*>(lse + count);
+    float* lps = lse + count + int64_t(count) * kmax;
+    launch_logprob_top(logits.ptr<float>(), int(logits.dim(1)), in_t.ptr<int32_t>(), in_t.ptr<int32_t>() + count, count, kmax, lse,
+                       ids, lps, stream_);
+    std::vector<float> host(static_cast<size_t>(words));
+    GPTOSS_CUDA_CHECK(cudaMemcpyAsync(host.data(), lse, host.size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    sync_stream();
+    check_device_errors();
+    std::vector<RowTop> out(static_cast<size_t>(count));
+    const int32_t* host_ids = reinterpret_cast<const int32_t*>(host.data() + count);
+    const float* host_lps = host.data() + count + int64_t(count) * kmax;
+    for (int j = 0; j < count; ++j) {
+      RowTop& t = out[size_t(j)];
+      t.lse = host[size_t(j)];
+      t.ids.assign(host_ids + int64_t(j) * kmax, host_ids + int64_t(j) * kmax + tops[size_t(j)]);
+      t.logprobs.assign(host_lps + int64_t(j) * kmax, host_lps + int64_t(j) * kmax + tops[size_t(j)]);
+    }
     return out;
   }
 

@@ -16,6 +16,7 @@
 
 #include "../core/error.h"
 #include "../core/tensor.h"
+#include "logprobs.h"
 
 namespace gptoss {
 
@@ -245,6 +246,13 @@ class Backend {
   // Default: sample() row by row; a device backend draws them all before one copy back.
   virtual std::vector<int32_t> sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
                                            const std::vector<SampleParams>& params, const std::vector<float>& uniforms);
+
+  // For each j: row rows[j] of logits f32 [r, V] as a RowTop (logprobs.h: its log-sum-exp and its tops[j] (0..20)
+  // largest entries as log-probabilities). Default: each row copied to the host; CUDA computes them on the device
+  // (a block a row) and copies back only these.
+  virtual std::vector<RowTop> logprob_top(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<int>& tops);
+  // The logit at (row, id) of logits f32 [r, V]: one float copied back.
+  float logit_at(const Tensor& logits, int64_t row, int32_t id);
 
   // ---- pipelined decode (Session::step_many): the next step is queued before this one's token is read ----
   // As sample(), but the id goes to `token` (I32 [1] on this device), nothing comes back yet.

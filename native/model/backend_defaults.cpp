@@ -67,6 +67,26 @@ std::vector<int32_t> Backend::sample_rows(const Tensor& logits, const std::vecto
   return out;
 }
 
+
+std::vector<RowTop> Backend::logprob_top(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<int>& tops) {
+  checks::logprob_top(logits, rows, tops, device());
+  std::vector<RowTop> out;
+  std::vector<float> host;
+  for (size_t j = 0; j < rows.size(); ++j) {
+    copy_logit_row(*this, logits, rows[j], host);
+    out.push_back(row_top(host.data(), int64_t(host.size()), tops[j]));
+  }
+  return out;
+}
+
+float Backend::logit_at(const Tensor& logits, int64_t row, int32_t id) {
+  if (id < 0 || id >= logits.dim(1)) throw range_error("logitAt: id " + std::to_string(id) + " is outside the vocabulary");
+  const Tensor one = logits.rows(row, 1).reshaped({logits.dim(1), 1}).rows(id, 1);
+  float v = 0.f;
+  copy_to_host(one, &v, sizeof v);
+  return v;
+}
+
 Backend::RowsTicket Backend::queue_sample_rows(const Tensor& logits, const std::vector<int32_t>& rows,
                                                const std::vector<SampleParams>& params, const std::vector<float>& uniforms,
                                                Tensor& tokens) {

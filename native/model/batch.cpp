@@ -260,9 +260,11 @@ std::vector<int32_t> Batch::run(const std::vector<StepItem>& items, std::vector<
   }
   if (logprobs) {
     logprobs->assign(items.size(), TokenLogprobs());
-    for (size_t i = 0; i < items.size(); ++i)
-      if (items[i].sample && items[i].logprobs >= 0)
-        (*logprobs)[i] = row_logprobs(c.rows[i].data(), int64_t(c.rows[i].size()), ids[i], items[i].logprobs);
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!items[i].sample || items[i].logprobs < 0) continue;
+      if (i < c.has_done.size() && c.has_done[i]) (*logprobs)[i] = std::move(c.done[i]);
+      else (*logprobs)[i] = row_logprobs(c.rows[i].data(), int64_t(c.rows[i].size()), ids[i], items[i].logprobs);
+    }
   }
   return ids;
 }
@@ -303,7 +305,7 @@ bool Batch::claims(const std::vector<StepItem>& items, std::vector<int>& row_of)
 }
 
 void Batch::copy_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
-                      Copies& c) {
+                      Copies& c, bool logprob_rows) {
   Backend& be = model_->backend();
   const int64_t vocab = logits.dim(1);
   if (c.logits) {  // row j: the j-th draw's
@@ -315,17 +317,21 @@ void Batch::copy_rows(const std::vector<StepItem>& items, const Tensor& logits, 
       be.copy_to_host(logits.rows(row_of_item[i], 1), c.logits->data() + at, size_t(vocab) * sizeof(float));
     }
   }
-  if (c.logprobs) {
+  if (c.logprobs && logprob_rows) {
     c.rows.assign(items.size(), {});
     for (size_t i = 0; i < items.size(); ++i)
       if (row_of_item[i] >= 0 && items[i].logprobs >= 0) copy_logit_row(be, logits, row_of_item[i], c.rows[i]);
   }
 }
 
-void Batch::bias_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item) {
-  std::vector<float> raw;
+void Batch::bias_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
+                      std::vector<std::vector<float>>* raw) {
+  std::vector<float> row;
   for (size_t i = 0; i < items.size(); ++i)
-    if (row_of_item[i] >= 0 && !items[i].bias.empty()) apply_logit_bias(model_->backend(), logits, row_of_item[i], items[i].bias, raw);
+    if (row_of_item[i] >= 0 && !items[i].bias.empty()) {
+      apply_logit_bias(model_->backend(), logits, row_of_item[i], items[i].bias, row);
+      if (raw) (*raw)[i] = std::move(row);
+    }
 }
 
 bool Batch::queue_ahead(const std::vector<StepItem>& items, const std::vector<int>& row_of, const std::vector<RowState>& rows,
@@ -399,7 +405,7 @@ std::vector<int32_t> Batch::run_claimed(const std::vector<StepItem>& items, cons
   stat_claimed_++;
   DecodeStep& d = decode_steps_.at(cur.bucket);
   // every item samples, from its row (these copies wait for the step; the step queued next overwrites the logits)
-  if (c.logits || c.logprobs) copy_rows(items, d.act.logits, std::vector<int32_t>(row_of.begin(), row_of.end()), c);
+  if (c.logits || c.logprobs) copy_rows(items, d.act.logits, std::vector<int32_t>(row_of.begin(), row_of.end()), c, true);
   // The step after it, for the items that ask (fed its draws, on the device already), before its ids are read.
   std::vector<RowState> rows(size_t(cur.bucket));
   for (size_t r = 0; r < rows.size(); ++r) rows[r] = {cur.position[r], cur.seq[r] >= 0};
@@ -433,10 +439,35 @@ std::vector<int32_t> Batch::draw(const std::vector<StepItem>& items, const Tenso
       uniforms.push_back(items[i].uniform);
       at.push_back(i);
     }
-  if (c.logits || c.logprobs) copy_rows(items, logits, row_of_item, c);
-  bias_rows(items, logits, row_of_item);
-  const std::vector<int32_t> ids = model_->backend().sample_rows(logits, pick, params, uniforms);
+  Backend& be = model_->backend();
+  if (c.logits) copy_rows(items, logits, row_of_item, c, false);
+  // logprobs: the rows' statistics on the device before any bias; the drawn id's logit after the draw
+  std::vector<int32_t> lp_rows;
+  std::vector<int> lp_tops;
+  std::vector<size_t> lp_items;
+  for (size_t i = 0; c.logprobs && i < items.size(); ++i)
+    if (row_of_item[i] >= 0 && items[i].logprobs >= 0) {
+      lp_rows.push_back(row_of_item[i]);
+      lp_tops.push_back(items[i].logprobs);
+      lp_items.push_back(i);
+    }
+  const std::vector<RowTop> tops = lp_rows.empty() ? std::vector<RowTop>() : be.logprob_top(logits, lp_rows, lp_tops);
+  std::vector<std::vector<float>> raw(items.size());
+  bias_rows(items, logits, row_of_item, &raw);
+  const std::vector<int32_t> ids = be.sample_rows(logits, pick, params, uniforms);
   for (size_t j = 0; j < ids.size(); ++j) out[at[j]] = checks::sampled_token(ids[j], "batch step");
+  if (!lp_items.empty()) {
+    c.done.assign(items.size(), TokenLogprobs());
+    c.has_done.assign(items.size(), 0);
+    for (size_t j = 0; j < lp_items.size(); ++j) {
+      const size_t i = lp_items[j];
+      const int32_t id = out[i];
+      // a biased row's raw copy is on the host already; otherwise one float from the (unbiased) row
+      const float logit = raw[i].empty() ? be.logit_at(logits, row_of_item[i], id) : raw[i][size_t(id)];
+      c.done[i] = with_id(tops[j], logit);
+      c.has_done[i] = 1;
+    }
+  }
   return out;
 }
 
@@ -506,7 +537,7 @@ std::vector<int32_t> Batch::run_decode(const std::vector<StepItem>& items, int b
   {  // item i is row i (copies before the step queued next overwrites the logits, biases before the draws)
     std::vector<int32_t> row_of_item(items.size(), -1);
     for (int32_t r : draw_rows) row_of_item[size_t(r)] = r;
-    if (c.logits || c.logprobs) copy_rows(items, d.act.logits, row_of_item, c);
+    if (c.logits || c.logprobs) copy_rows(items, d.act.logits, row_of_item, c, true);
     bias_rows(items, d.act.logits, row_of_item);
   }
   Backend::RowsTicket drawn = be.queue_sample_rows(d.act.logits, draw_rows, params, uniforms, d.act.tokens);

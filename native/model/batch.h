@@ -177,17 +177,24 @@ class Batch {
     bool table_live = false;
   };
   // What a step copies back beside its ids (run()'s optional outputs), taken where its logits are live:
-  // every draw's row (logits), and the rows of the items that ask for logprobs (by item; empty otherwise).
+  // every draw's row (logits); for the items that ask for logprobs, either their TokenLogprobs (done: a plain
+  // draw, from the device's RowTop and the drawn id's logit) or their whole rows (a pipelined draw, whose logits
+  // the step queued next overwrites before its ids are known), by item.
   struct Copies {
     std::vector<float>* logits = nullptr;
     bool logprobs = false;
     std::vector<std::vector<float>> rows;
+    std::vector<TokenLogprobs> done;
+    std::vector<char> has_done;
   };
-  // row_of_item[i]: the logits row item i draws from (-1: it does not sample).
+  // row_of_item[i]: the logits row item i draws from (-1: it does not sample). logprob_rows: also the rows of the
+  // items that ask for logprobs.
   void copy_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
-                 Copies& c);
-  // Adds each sampling item's bias to its row (row_of_item as copy_rows'), in place.
-  void bias_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item);
+                 Copies& c, bool logprob_rows);
+  // Adds each sampling item's bias to its row (row_of_item as copy_rows'), in place; raw[i]: item i's row as it
+  // was, where it has a bias (null: not kept).
+  void bias_rows(const std::vector<StepItem>& items, const Tensor& logits, const std::vector<int32_t>& row_of_item,
+                 std::vector<std::vector<float>>* raw = nullptr);
   bool claims(const std::vector<StepItem>& items, std::vector<int>& row_of) const;
   std::vector<int32_t> run_claimed(const std::vector<StepItem>& items, const std::vector<int>& row_of, Copies& c);
   // Queues the decode step after `rows` (the padded step of `bucket` just queued), fed `draws`' ids,

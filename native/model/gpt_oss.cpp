@@ -1008,10 +1008,12 @@ int32_t Session::draw_from_last(const SampleParams& params, float uniform, const
 TokenLogprobs Session::logprobs(int32_t id, int top) {
   if (!have_logits_) throw runtime_error("session: logprobs() needs a forward pass first");
   std::lock_guard<std::mutex> lock(model_->run_mutex());
-  if (raw_valid_) return row_logprobs(raw_row_.data(), int64_t(raw_row_.size()), id, top);
-  std::vector<float> row;
-  copy_logit_row(model_->backend(), scratch_.logits, scratch_.logits_rows - 1, row);
-  return row_logprobs(row.data(), int64_t(row.size()), id, top);
+  if (raw_valid_) return row_logprobs(raw_row_.data(), int64_t(raw_row_.size()), id, top);  // the row as it was before a bias
+  if (id < 0 || id >= model_->config().vocab_size) throw range_error("logprobs: id " + std::to_string(id) + " is outside the vocabulary");
+  Backend& be = model_->backend();
+  const int32_t row = scratch_.logits_rows - 1;
+  const RowTop t = be.logprob_top(scratch_.logits, {row}, {top}).at(0);
+  return with_id(t, be.logit_at(scratch_.logits, row, id));
 }
 
 }  // namespace gptoss

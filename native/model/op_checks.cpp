@@ -427,4 +427,18 @@ void token_slot(const Tensor& token, const Device& device, const char* what) {
   if (token.numel() < 1) throw range_error(std::string(what) + " must hold at least 1 element, got " + token.describe());
 }
 
+void logprob_top(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<int>& tops, const Device& device) {
+  if (tops.size() != rows.size()) throw range_error("logprobTop: rows and tops must have one entry a row");
+  if (logits.dtype != DType::F32 || logits.ndim() != 2 || logits.device != device)
+    throw type_error("logprobTop: logits must be f32 [rows, vocab] on " + device.str() + ", got " + logits.describe());
+  for (size_t j = 0; j < rows.size(); ++j) {
+    if (rows[j] < 0 || rows[j] >= logits.dim(0))
+      throw range_error("logprobTop: rows[" + std::to_string(j) + "] = " + std::to_string(rows[j]) + " is outside the logits' " +
+                        std::to_string(logits.dim(0)) + " rows");
+    if (tops[j] < 0 || tops[j] > kMaxTopLogprobs)
+      throw range_error("logprobTop: tops[" + std::to_string(j) + "] must be in [0, " + std::to_string(kMaxTopLogprobs) + "], got " +
+                        std::to_string(tops[j]));
+  }
+}
+
 }  // namespace gptoss::checks

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "../core/tensor.h"
 #include "backend.h"
@@ -22,6 +23,8 @@ void on_device(const Tensor& t, const Device& device, const char* what);
 void param(const Tensor& t, int64_t n, const char* what);
 
 void copy_from_host(const Tensor& dst, size_t bytes, const Device& device);
+// logits f32 [r, V] on `device`, rows in [0, r), tops in [0, kMaxTopLogprobs], one a row.
+void logprob_top(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<int>& tops, const Device& device);
 void copy_to_host(const Tensor& src, size_t bytes, const Device& device);
 
 void embedding(const Tensor& tokens, const Tensor& table, const Tensor& out, const Device& device);

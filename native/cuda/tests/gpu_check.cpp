@@ -1124,6 +1124,55 @@ void check_sample(Rng& r, int V) {
          std::to_string(same) + "/" + std::to_string(total) + " identical tokens");
 }
 
+// Token log-probabilities on the device (Backend::logprob_top, logprobs.cu: a block a row) against the CPU backend's
+// (the row on the host, model/logprobs.cpp): several rows of one launch, tops 0..20 (mixed in a launch), o200k's
+// width and small ones, rows with ties (equal logits: the lower id first), -Infinity entries, and a peaked row. The
+// log-sum-exp and the top logprobs as one vector (rel L2), the ids exactly; outputs the kernel must write start as
+// NaN-poisoned host vectors, so a missed one shows.
+void check_logprob_top(Rng& r, int V) {
+  const int widths[] = {V, 1000, 33};
+  for (int w : widths) {
+    const int rows_n = 6;
+    Tensor l = rand_f32(r, {rows_n, w}, 3.f);
+    float* x = l.ptr<float>();
+    for (int i = 0; i < w; i += 7) x[int64_t(1) * w + i] = x[int64_t(1) * w];        // row 1: many ties
+    for (int i = 0; i < w; i += 3) x[int64_t(2) * w + i] = -INFINITY;               // row 2: -inf entries
+    x[int64_t(3) * w + w / 2] += 40.f;                                              // row 3: peaked
+    for (int i = 0; i < w; ++i) x[int64_t(4) * w + i] = float((i * 37) % 11) * 0.5f;  // row 4: few values, ties everywhere
+    Tensor gl = to_gpu(l);
+    const std::vector<int32_t> rows = {0, 1, 2, 3, 4, 5, 2};
+    std::vector<int> tops = {0, 5, 20, 1, 20, 3, 7};
+    for (int& t : tops) t = std::min(t, w);
+    const std::vector<RowTop> want = cpu->logprob_top(l, rows, tops), got = gpu->logprob_top(gl, rows, tops);
+    std::vector<float> a, b;
+    int id_mismatch = 0, count_mismatch = 0;
+    for (size_t j = 0; j < rows.size(); ++j) {
+      a.push_back(got[j].lse);
+      b.push_back(want[j].lse);
+      if (got[j].ids.size() != want[j].ids.size() || got[j].logprobs.size() != want[j].logprobs.size()) {
+        ++count_mismatch;
+        continue;
+      }
+      for (size_t i = 0; i < want[j].ids.size(); ++i) {
+        id_mismatch += got[j].ids[i] != want[j].ids[i];
+        a.push_back(got[j].logprobs[i]);
+        b.push_back(want[j].logprobs[i]);
+      }
+    }
+    Tensor ta = host_empty(DType::F32, {int64_t(a.size())}), tb = host_empty(DType::F32, {int64_t(b.size())});
+    std::copy(a.begin(), a.end(), ta.ptr<float>());
+    std::copy(b.begin(), b.end(), tb.ptr<float>());
+    Stats st = compare(ta, tb);
+    if (id_mismatch || count_mismatch) st.rel = 1;
+    report("logprob_top", "V" + std::to_string(w) + " 7 rows, tops 0..20", st, 1e-6,
+           "ids mismatches " + std::to_string(id_mismatch) + ", counts " + std::to_string(count_mismatch));
+    // the drawn id's logit: one float
+    const int32_t id = w / 3;
+    const float g = gpu->logit_at(gl, 3, id), c = cpu->logit_at(l, 3, id);
+    report_flag("logit_at", "V" + std::to_string(w) + " row 3", g == c, "equal", "differ");
+  }
+}
+
 // Unranked draws (top-k and top-p off: generate()'s default settings) on rows shaped to reach every branch of
 // sample.cu's draws split in 2,048-value slices: vocabularies of one slice, a slice and a value, and
 // o200k's 99 slices; logits flat and peaked (one slice holding nearly all the mass); temperatures and min-p;
@@ -1851,6 +1900,7 @@ int main(int argc, char** argv) {
   try {
     if (only_sample) {
       check_sample(r, 201088);
+      check_logprob_top(r, 201088);
       check_unranked_draws(r, 201088);  // its rows of 1 and 2 slices too
       check_greedy_rows(r, 201088);
       only_moe = true, bf16_experts = true;  // nothing else below
@@ -1987,6 +2037,7 @@ int main(int argc, char** argv) {
     }
     if (!only_moe && !bf16_experts) {
       check_sample(r, quick ? 1024 : 201088);
+      check_logprob_top(r, quick ? 4096 : 201088);
       check_unranked_draws(r, quick ? 4096 : 201088);
       check_greedy_rows(r, quick ? 4096 : 201088);
       check_graph(r);
