@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) logprob_top_kernel(const float* logi
   m = s_max;
   float part = 0.f;
   for (int i = threadIdx.x; i < vocab; i += kThreads) part += expf(l[i] - m);
-  const double sum = SumReduce(tmp.s).Sum(double(part));
+  const double sum = SumReduce(tmp.s).Reduce(double(part), [](double a, double b) { return a + b; });
   if (threadIdx.x == 0) {
     s_lse = float(double(m) + log(sum));
     lse[j] = s_lse;
