@@ -657,6 +657,7 @@ int bench_sample(Rng& r, double bw, int V) {
   // Token log-probabilities (logprobs.cu, Backend::logprob_top): one row and 64, top 0 / 5 / 20, host round trip
   // included (wall clock), against the host path (the row copied back and reduced there, model/logprobs.cpp) for
   // one row. GB/s: the row read once (the kernel reads it 2 + top times, from L2 after the first).
+  setenv("GPTOSS_CUDA_LOGPROBS", "device", 1);  // the kernel's rows (the default reads rows on the host)
   for (int top : {0, 5, 20})
     for (int n : {1, rows}) {
       std::vector<int32_t> lr(static_cast<size_t>(n));
@@ -673,6 +674,7 @@ int bench_sample(Rng& r, double bw, int V) {
       add("logprob_top top " + std::to_string(top) + " (wall, host sync)", std::to_string(n) + " x V" + std::to_string(V), lm,
           n * row_bytes / (lm * 1e-3) / 1e9, "GB/s", bw);
     }
+  unsetenv("GPTOSS_CUDA_LOGPROBS");
   {
     std::vector<double> t;
     std::vector<float> host;

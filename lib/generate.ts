@@ -60,8 +60,8 @@ export interface GenerateOptions {
    * Report each drawn token's log-probability, and this many most likely alternatives (an integer
    * in [0, 20]), on its `token` event and in result.logprobs: natural logs of the model's own
    * distribution (the logits' log-softmax, before temperature, topK, topP and minP; as vLLM reports
-   * them). Default: none. On CUDA the row's log-sum-exp and top entries are taken on the device; tokens are then
-   * drawn one native call each instead of in chunks.
+   * them). Default: none. Each token's logits row is read (on the host; on CUDA with GPTOSS_CUDA_LOGPROBS=device on
+   * the device), and tokens are drawn one native call each instead of in chunks.
    */
   logprobs?: number;
   /**

@@ -512,8 +512,10 @@ class CudaBackend final : public Backend {
     return out;
   }
 
-  // A block a row (logprobs.cu); only the log-sum-exp and the top entries come back.
+  // With GPTOSS_CUDA_LOGPROBS=device, a block a row (logprobs.cu); only the log-sum-exp and the top entries come
+  // back. Otherwise (the default until the kernel has run on a GPU) the rows are read on the host.
   std::vector<RowTop> logprob_top(const Tensor& logits, const std::vector<int32_t>& rows, const std::vector<int>& tops) override {
+    if (!knobs().logprobs_device) return Backend::logprob_top(logits, rows, tops);
     checks::logprob_top(logits, rows, tops, device());
     const int count = int(rows.size());
     if (count == 0) return {};

@@ -151,6 +151,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", true);
   k.moe_act_frags = env_flag("GPTOSS_CUDA_MOE_ACT_FRAGS", false);
   k.router_rank = env_flag("GPTOSS_CUDA_ROUTER_RANK", true);
+  k.logprobs_device = env_choice("GPTOSS_CUDA_LOGPROBS", false, {{"device", true}, {"host", false}});
   k.moe_slice = env_int("GPTOSS_CUDA_MOE_SLICE", kMoeSliceDefault, 4, kMoeSliceMax);
   k.moe_staged = env_int("GPTOSS_CUDA_MOE_STAGED", 0, 1, 3);
   k.moe_staged_ctas = env_int("GPTOSS_CUDA_MOE_STAGED_CTAS", 0, 1, 1 << 16);

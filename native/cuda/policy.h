@@ -65,6 +65,9 @@ struct GpuKnobs {
   // GPTOSS_CUDA_MOE_ACT_FRAGS=1 (A/B): the one-token MoE on the decode layout has gate_up's epilogue write act as the down
   // kernel's B fragments (bf16 hi + lo, in build_frags' order), which down copies instead of building (same bits)
   bool moe_act_frags = false;
+  // GPTOSS_CUDA_LOGPROBS=device (A/B; off until it has run on a GPU): token log-probabilities' row statistics on the
+  // device (logprobs.cu, a block a row) instead of the row copied back and reduced on the host (the default, measured)
+  bool logprobs_device = false;
   // GPTOSS_CUDA_ROUTER_RANK=1|0 (default on since the 31st session: +1.6% e2e, H100): the router's top-k in one pass where
   // E fits a warp (router_select_rank: every lane ranks its logit against all E) instead of k rounds of shuffles; same results
   bool router_rank = true;
@@ -80,7 +83,7 @@ struct GpuKnobs {
 // GPTOSS_CUDA_MOE_BATCH, GPTOSS_CUDA_MOE_GROUP, GPTOSS_CUDA_GEMV, GPTOSS_CUDA_GEMV_CTAS, GPTOSS_CUDA_ATTN_DECODE, GPTOSS_CUDA_GEMM, GPTOSS_CUDA_GEMM_SPLITK and
 // GPTOSS_CUDA_MOE_STREAM_TOKENS, GPTOSS_CUDA_MOE_STREAM_TMA, GPTOSS_CUDA_MOE_STREAM_MAX, GPTOSS_CUDA_MOE_ACT,
 // GPTOSS_CUDA_GEMV_MAX_TOKENS, GPTOSS_CUDA_GEMM_WS, GPTOSS_CUDA_ROUTER_CLUSTER, GPTOSS_CUDA_MOE_ACT_FRAGS, GPTOSS_CUDA_ROUTER_RANK,
-// GPTOSS_CUDA_MOE_SLICE, GPTOSS_CUDA_MOE_STAGED and GPTOSS_CUDA_MOE_STAGED_CTAS
+// GPTOSS_CUDA_MOE_SLICE, GPTOSS_CUDA_MOE_STAGED, GPTOSS_CUDA_MOE_STAGED_CTAS and GPTOSS_CUDA_LOGPROBS
 // read at each call (gpu_check and the kernel bench switch the variant between calls).
 GpuKnobs knobs();
 

@@ -1130,6 +1130,7 @@ void check_sample(Rng& r, int V) {
 // log-sum-exp and the top logprobs as one vector (rel L2), the ids exactly; outputs the kernel must write start as
 // NaN-poisoned host vectors, so a missed one shows.
 void check_logprob_top(Rng& r, int V) {
+  ScopedEnv env{{"GPTOSS_CUDA_LOGPROBS", "device"}};  // the kernel (the default reads rows on the host)
   const int widths[] = {V, 1000, 33};
   for (int w : widths) {
     const int rows_n = 6;

@@ -480,6 +480,13 @@ void test_moe_bf16() {
     unsetenv("GPTOSS_CUDA_ROUTER_CLUSTER");
     unsetenv("GPTOSS_CUDA_MOE_ACT_FRAGS");
     CHECK(knobs().router_rank && knobs().router_cluster && !knobs().moe_act_frags);
+    // logprobs' row statistics: on the host unless GPTOSS_CUDA_LOGPROBS=device
+    CHECK(!knobs().logprobs_device);
+    setenv("GPTOSS_CUDA_LOGPROBS", "device", 1);
+    CHECK(knobs().logprobs_device);
+    setenv("GPTOSS_CUDA_LOGPROBS", "host", 1);
+    CHECK(!knobs().logprobs_device);
+    unsetenv("GPTOSS_CUDA_LOGPROBS");
     // the staged ring (slots a warp, 1..3) and its grid cap; the slice target, now also read at each call
     CHECK(knobs().moe_staged == 0 && knobs().moe_staged_ctas == 0 && knobs().moe_slice == kMoeSliceDefault);
     setenv("GPTOSS_CUDA_MOE_STAGED", "3", 1);
