@@ -148,7 +148,7 @@ void read_per_call_knobs(GpuKnobs& k) {
   k.moe_stream_tma = env_choice("GPTOSS_CUDA_MOE_STREAM_TMA", K::MoeStreamTma::Auto,
                                 {{"0", K::MoeStreamTma::Off}, {"1", K::MoeStreamTma::On}});
   k.attn_mma_splits = env_int("GPTOSS_CUDA_ATTN_MMA_SPLITS", 32, 1, kDecodeMmaMaxSplits);
-  k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", true);
+  k.router_cluster = env_flag("GPTOSS_CUDA_ROUTER_CLUSTER", false);
   k.moe_act_frags = env_flag("GPTOSS_CUDA_MOE_ACT_FRAGS", false);
   k.router_rank = env_flag("GPTOSS_CUDA_ROUTER_RANK", true);
   k.logprobs_device = env_choice("GPTOSS_CUDA_LOGPROBS", false, {{"device", true}, {"host", false}});

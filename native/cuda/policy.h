@@ -58,10 +58,10 @@ struct GpuKnobs {
   MoeStreamTma moe_stream_tma = MoeStreamTma::Auto;  // GPTOSS_CUDA_MOE_STREAM_TMA=0|1: the streaming MoE's TMA kernel off / on where it runs
   int gemm_splitk = 0;                     // GPTOSS_CUDA_GEMM_SPLITK (1..8): K splits of a dense wgmma problem (0: policy; 1: off)
   bool gemm_ws = kGemmWsDefault;           // GPTOSS_CUDA_GEMM_WS=1|0: the grouped MXFP4 problems on the wgmma tile's warp-specialized kernel or not (A/B)
-  // GPTOSS_CUDA_ROUTER_CLUSTER=1|0 (default on since the 31st session: +1.0% e2e over the one-pass top-k alone, H100):
-  // add+norm+router's blocks of a token as one thread-block cluster that hands the logits to rank 0 through distributed
-  // shared memory (router_uses_cluster)
-  bool router_cluster = true;
+  // GPTOSS_CUDA_ROUTER_CLUSTER=1 (A/B, off: +1.0% e2e over the one-pass top-k alone on an H100, but racecheck flagged
+  // its remote store; the fixed kernel has not run on a GPU yet): add+norm+router's blocks of a token as one
+  // thread-block cluster that hands the logits to rank 0 through distributed shared memory (router_uses_cluster)
+  bool router_cluster = false;
   // GPTOSS_CUDA_MOE_ACT_FRAGS=1 (A/B): the one-token MoE on the decode layout has gate_up's epilogue write act as the down
   // kernel's B fragments (bf16 hi + lo, in build_frags' order), which down copies instead of building (same bits)
   bool moe_act_frags = false;

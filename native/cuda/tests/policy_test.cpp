@@ -316,11 +316,9 @@ void test_moe() {
   CHECK(router_uses_split(h200(900, kSm90a), 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), kRouterSplitMaxTokens + 1, 32));
   CHECK(!router_uses_split(h200(900, kSm90a), 1, 8));  // one block's warps cover 8 experts
-  {  // the cluster hand-off: on by default, sm_90+ (PDL compiled and run), split, at most 8 blocks (64 experts)
+  {  // the cluster hand-off: asked for, sm_90+ (PDL compiled and run), split, at most 8 blocks (64 experts)
     GpuKnobs kc;
-    CHECK(router_uses_cluster(h200(900, kSm90a), kc, 1, 32));  // the default
-    kc.router_cluster = false;
-    CHECK(!router_uses_cluster(h200(900, kSm90a), kc, 1, 32));  // GPTOSS_CUDA_ROUTER_CLUSTER=0
+    CHECK(!router_uses_cluster(h200(900, kSm90a), kc, 1, 32));  // off unless asked for
     kc.router_cluster = true;
     CHECK(router_uses_cluster(h200(900, kSm90a), kc, 1, 32));    // the 20b: 4 blocks
     CHECK(router_uses_cluster(h200(900, kSm90a), kc, 1, 64));    // 8 blocks
@@ -470,16 +468,16 @@ void test_moe_bf16() {
     CHECK(!knobs().moe_act_bf16);
     unsetenv("GPTOSS_CUDA_MOE_ACT");
   }
-  {  // the A/B knobs, read at each call: the router's one pass and cluster on by default (31st session), frags off
-    CHECK(knobs().router_rank && !knobs().moe_act_frags && knobs().router_cluster);
+  {  // the A/B knobs, read at each call: the router's one pass on by default (31st session); cluster and frags off
+    CHECK(knobs().router_rank && !knobs().moe_act_frags && !knobs().router_cluster);
     setenv("GPTOSS_CUDA_ROUTER_RANK", "0", 1);
-    setenv("GPTOSS_CUDA_ROUTER_CLUSTER", "0", 1);
+    setenv("GPTOSS_CUDA_ROUTER_CLUSTER", "1", 1);
     setenv("GPTOSS_CUDA_MOE_ACT_FRAGS", "1", 1);
-    CHECK(!knobs().router_rank && !knobs().router_cluster && knobs().moe_act_frags);
+    CHECK(!knobs().router_rank && knobs().router_cluster && knobs().moe_act_frags);
     unsetenv("GPTOSS_CUDA_ROUTER_RANK");
     unsetenv("GPTOSS_CUDA_ROUTER_CLUSTER");
     unsetenv("GPTOSS_CUDA_MOE_ACT_FRAGS");
-    CHECK(knobs().router_rank && knobs().router_cluster && !knobs().moe_act_frags);
+    CHECK(knobs().router_rank && !knobs().router_cluster && !knobs().moe_act_frags);
     // logprobs' row statistics: on the host unless GPTOSS_CUDA_LOGPROBS=device
     CHECK(!knobs().logprobs_device);
     setenv("GPTOSS_CUDA_LOGPROBS", "device", 1);
