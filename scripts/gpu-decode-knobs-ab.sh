@@ -1,24 +1,24 @@
 #!/usr/bin/env bash
-# The one-token step's A/B knobs that were built without a GPU (28th and 29th sessions; all off by default), in one
-# device call on the binaries of `scripts/gpu-export.sh --binaries` (carry .gpu; nothing is built here):
-#   GPTOSS_CUDA_ROUTER_RANK=1      the router's top-k in one pass where E fits a warp (moe.cu router_select_rank)
+# The one-token step's A/B knobs, in one device call on the binaries of `scripts/gpu-export.sh --binaries` (carry
+# .gpu; nothing is built here). First run in the 31st session (bench/RESULTS.md): the one-pass top-k became the
+# default; the cluster router waits for its racecheck fix to run; frags was within noise; the staged ring lost.
+#   GPTOSS_CUDA_ROUTER_RANK=0      the router's top-k in k rounds again (the one pass is the default since the 31st)
 #   GPTOSS_CUDA_ROUTER_CLUSTER=1   add+norm+router's blocks of a token as one cluster (router_norm_cluster_kernel)
 #   GPTOSS_CUDA_MOE_ACT_FRAGS=1    gate_up writes down's B fragments (moe_decode_mma.cu, kActFrag)
-#   GPTOSS_CUDA_MOE_STAGED=2|3     the one-token MoE's staged ring (moe_decode_mma.cu, moe_staged_kernel; 30th session)
 # and the checks of GPTOSS_CUDA_MOE_DECODE=mma-mxf8 (sm_120a's block-scaled MMA, emulated here; 30th session).
 # Steps (later ones are skipped when BUDGET would not cover them):
 #   1. gptoss_gpu_check --gemm-splitk (ClusterLaunch on the split-K launch), --router (every router path with the rounds
 #      and the one pass, exact ties, split and cluster), --only-moe (the act-fragment case bit for bit on every relaid
-#      decode case, the 20b's widths included);
-#   2. bench/e2e.mjs --synthetic 20b, decode 256 at context 512, ROUNDS rounds alternating: base, rank, rank+cluster,
-#      frags, staged2, staged3; then the medians;
-#   3. gptoss_gpu_bench --decode per variant: the router chain / alone rows and the relaid MoE rows;
-#   4. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --router, then on --only-moe --quick (the staged
-#      ring's slots, the mma-mxf8 kernels);
+#      decode case, the 20b's widths included; the staged ring; mma-mxf8);
+#   2. bench/e2e.mjs --synthetic 20b, decode 256 at context 512, ROUNDS rounds alternating: base, no-rank, cluster,
+#      frags; then the medians;
+#   3. gptoss_gpu_bench --decode (base, cluster): the router chain / alone rows and the relaid MoE rows;
+#   4. compute-sanitizer memcheck and racecheck on gptoss_gpu_check --router (the cluster kernel's fix), then on
+#      --only-moe --quick;
 #   5. the SASS of the default one-token MoE kernels (moe_mma_gate_up / down_kernel<true, true, 0, false>);
 #   6. scripts/ptx-blackwell.sh with the host's cuobjdump: the SASS of the sm_120a mma-mxf8 kernels.
-# Landing rule, per knob: its checks pass and its e2e median beats the base in every round; then its default flips
-# (policy.h / policy.cpp) in a commit that says so. Predictions: bench/RESULTS.md, twenty-ninth and thirtieth sessions.
+# Landing rule, per knob: its checks pass (racecheck clean for the cluster) and its e2e median beats the base in every
+# round; then its default flips (policy.h / policy.cpp) in a commit that says so.
 #   env: OUT (./gpu-logs), BUDGET (480 s of command time), ROUNDS (2)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -39,15 +39,14 @@ grep -E 'router.*(rank|cluster)' "$D/check--router.log" | grep -c . | sed 's/^/r
 grep -c 'act as fragments' "$D/check--only-moe.log" | sed 's/^/act-fragment cases: /'
 grep -c 'staged ring' "$D/check--only-moe.log" | sed 's/^/staged-ring cases: /'
 # variant name -> its environment
+# (31st session: the one-pass top-k is the default now; the staged ring lost 5.5-6.8% and left the rounds)
 declare -A ENVS=(
   [base]=""
-  [rank]="GPTOSS_CUDA_ROUTER_RANK=1"
-  [rank-cluster]="GPTOSS_CUDA_ROUTER_RANK=1 GPTOSS_CUDA_ROUTER_CLUSTER=1"
+  [no-rank]="GPTOSS_CUDA_ROUTER_RANK=0"
+  [cluster]="GPTOSS_CUDA_ROUTER_CLUSTER=1"
   [frags]="GPTOSS_CUDA_MOE_ACT_FRAGS=1"
-  [staged2]="GPTOSS_CUDA_MOE_STAGED=2"
-  [staged3]="GPTOSS_CUDA_MOE_STAGED=3"
 )
-VARIANTS=(base rank rank-cluster frags staged2 staged3)
+VARIANTS=(base no-rank cluster frags)
 for r in $(seq 1 "${ROUNDS:-2}"); do
   for v in "${VARIANTS[@]}"; do
     ab_fits 40 || break 2
@@ -70,14 +69,14 @@ for (const [v, rounds] of Object.entries(by)) {
               (v === "base" ? "" : `; against base in the same round: ${vs.join(" ")}`));
 }
 ' "$D" || true
-for v in base rank rank-cluster frags; do  # base's run has the staged ring's rows (GPTOSS_CUDA_MOE_STAGED set per row)
+for v in base cluster; do  # base's run has the staged ring's rows (GPTOSS_CUDA_MOE_STAGED set per row)
   ab_fits 60 || break
   # shellcheck disable=SC2086
   timeout 60 env ${ENVS[$v]} build-gpu/gptoss_gpu_bench --decode > "$D/bench-$v.log" 2>&1
   echo "bench --decode ($v) rc $?"
   grep -iE 'chain|alone|relaid graph|staged|slice12' "$D/bench-$v.log" | grep -v ablation | head -12
 done
-for tool in memcheck racecheck; do
+for tool in memcheck racecheck; do  # --router runs the cluster kernel whatever the knob (its racecheck fix: 848cc59)
   ab_fits 60 || break
   timeout 60 compute-sanitizer --tool "$tool" --print-limit 10 build-gpu/gptoss_gpu_check --router > "$D/san-$tool.log" 2>&1
   echo "$tool rc $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$D/san-$tool.log" | tr '\n' ' ')"
