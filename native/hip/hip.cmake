@@ -148,7 +148,8 @@ endforeach()
 # from the .node. Only gptoss_hip_plugin() is exported.
 add_library(gpt_oss_hip SHARED ${GPTOSS_HIP_OBJECTS}
             ${CMAKE_SOURCE_DIR}/native/core/tensor.cpp ${CMAKE_SOURCE_DIR}/native/model/op_checks.cpp
-            ${CMAKE_SOURCE_DIR}/native/model/backend_defaults.cpp ${CMAKE_SOURCE_DIR}/native/cuda/policy.cpp)
+            ${CMAKE_SOURCE_DIR}/native/model/backend_defaults.cpp ${CMAKE_SOURCE_DIR}/native/model/logprobs.cpp
+            ${CMAKE_SOURCE_DIR}/native/cuda/policy.cpp)
 set_source_files_properties(${GPTOSS_HIP_OBJECTS} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
 set_target_properties(gpt_oss_hip PROPERTIES PREFIX "" SUFFIX ".so" CXX_VISIBILITY_PRESET hidden)
 target_include_directories(gpt_oss_hip PRIVATE ${CMAKE_SOURCE_DIR}/native)
