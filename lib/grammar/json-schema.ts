@@ -223,9 +223,18 @@ const push = (s: Stack | null, top: Frame): Stack => ({ top, rest: s });
 /** Number phases: 0 after '-', 1 in the integer part (first digit not 0), 2 after a leading 0, 3 after '.', 4 in the fraction, 5 after e/E, 6 after its sign, 7 in the exponent. */
 const NUMBER_DONE = new Set([1, 2, 4, 7]);
 
+/** Inside a string's content (not a property name, not in an escape): where content bytes leave the state as it is. */
+export function isPlainString(state: MatchState): boolean {
+  const top = state.stack?.top;
+  return top !== undefined && top.f === 'string' && top.key === null && top.esc === 0;
+}
+
 /** The state after one more byte, or undefined when no document the schema accepts goes on with it. */
 export function step(state: MatchState, b: number): MatchState | undefined {
-  if (WS.has(b) && state.stack?.top.f !== 'string') {
+  const top = state.stack?.top;
+  // a string's content byte leaves the state as it was (the common case of a token mask's walk: no allocation)
+  if (b >= 0x20 && b !== 0x22 && b !== 0x5c && isPlainString(state)) return state;
+  if (WS.has(b) && top?.f !== 'string') {
     const ws = (state.ws ?? 0) + 1;
     if (ws > MAX_WS) return undefined;
     const next = stepByte(state, b);

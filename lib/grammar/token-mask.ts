@@ -4,7 +4,7 @@
 // skips every token under it. Masks are cached by matcher state (inside a string every state is the same
 // one), a few hundred a schema.
 import { FIRST_SPECIAL_ID, tokenizer } from '../tokenizer.js';
-import { isComplete, stateKey, step, type MatchState, type SchemaNode } from './json-schema.js';
+import { isComplete, isPlainString, stateKey, step, type MatchState, type SchemaNode } from './json-schema.js';
 
 /** The ordinary tokens in byte order: their ids, bytes, and each one's common prefix with the one before. */
 interface SortedVocab {
@@ -69,7 +69,13 @@ export function allowedTokens(state: MatchState, endTokens: readonly number[], v
     let k = Math.min(v.lcp[i]!, valid);
     let failed = -1;
     for (; k < len; k++) {
-      const next = step(states[k]!, v.bytes[from + k]!);
+      const b = v.bytes[from + k]!;
+      // inside a string, content bytes keep the state (json-schema.ts step's first case), without the call
+      if (b >= 0x20 && b !== 0x22 && b !== 0x5c && isPlainString(states[k]!)) {
+        states[k + 1] = states[k]!;
+        continue;
+      }
+      const next = step(states[k]!, b);
       if (next === undefined) {
         failed = k;
         break;
