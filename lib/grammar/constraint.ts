@@ -4,7 +4,7 @@
 // schema accepts and then <|return|>. Raw output (parse: false) is constrained from its first token and
 // ends with one of the generation's stop tokens.
 import { SPECIAL_TOKENS, tokenizer } from '../tokenizer.js';
-import { compileSchema, initialState, isComplete, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
+import { compileSchema, initialState, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
 import { MaskCache } from './token-mask.js';
 
 export { SchemaError };
@@ -23,6 +23,20 @@ export interface ConstraintPlan {
 const plans = new Map<string, { schema: SchemaNode; masks: Map<string, MaskCache> }>();
 const MAX_SCHEMAS = 32;
 
+/**
+ * A JSON schema compiled once and cached (with its masks) for the requests that send the same schema. A schema it
+ * cannot enforce is a SchemaError (the server checks a request's schema with it before starting the turn).
+ */
+export function compiledSchema(schema: unknown): { schema: SchemaNode; masks: Map<string, MaskCache> } {
+  const key = JSON.stringify(schema);
+  let entry = plans.get(key);
+  if (entry) plans.delete(key);
+  else entry = { schema: compileSchema(schema), masks: new Map() };
+  plans.set(key, entry);
+  if (plans.size > MAX_SCHEMAS) plans.delete(plans.keys().next().value!);
+  return entry;
+}
+
 /** Checks and compiles a response format; null for text (no constraint). SchemaError / TypeError name what is wrong. */
 export function resolveResponseFormat(format: unknown, parse: boolean, stops: ReadonlySet<number>, vocab: number, fn: string): ConstraintPlan | null {
   if (format === undefined) return null;
@@ -35,24 +49,18 @@ export function resolveResponseFormat(format: unknown, parse: boolean, stops: Re
     if (f.schema === undefined) throw new TypeError(`${fn}: options.responseFormat.schema is missing (type 'json_schema')`);
     source = f.schema;
   } else throw new TypeError(`${fn}: options.responseFormat.type must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(f.type)}`);
-  const key = JSON.stringify(source);
-  let entry = plans.get(key);
-  if (entry) plans.delete(key);
-  else {
-    try {
-      entry = { schema: compileSchema(source), masks: new Map() };
-    } catch (e) {
-      if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.responseFormat.schema: ${e.message}`);
-      throw e;
-    }
+  let entry: ReturnType<typeof compiledSchema>;
+  try {
+    entry = compiledSchema(source);
+  } catch (e) {
+    if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.responseFormat.schema: ${e.message}`);
+    throw e;
   }
-  plans.set(key, entry);
-  if (plans.size > MAX_SCHEMAS) plans.delete(plans.keys().next().value!);
   const scope = parse ? 'final' : 'all';
   const ends = (parse ? [SPECIAL_TOKENS.return] : [...stops]).filter((id) => id < vocab).sort((a, b) => a - b);
   const masksKey = `${vocab}:${ends.join(',')}`;
   let masks = entry.masks.get(masksKey);
-  if (!masks) entry.masks.set(masksKey, (masks = new MaskCache(entry.schema, ends, vocab)));
+  if (!masks) entry.masks.set(masksKey, (masks = new MaskCache(ends, vocab)));
   return { scope, schema: entry.schema, masks };
 }
 
@@ -79,11 +87,6 @@ export class Constraint {
 
   get active(): boolean {
     return this.#state !== null;
-  }
-
-  /** Whether what the constrained part holds is a whole document. */
-  get complete(): boolean {
-    return this.#state !== null && isComplete(this.#state);
   }
 
   /**

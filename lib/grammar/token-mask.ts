@@ -4,7 +4,7 @@
 // skips every token under it. Masks are cached by matcher state (inside a string every state is the same
 // one), a few hundred a schema.
 import { FIRST_SPECIAL_ID, tokenizer } from '../tokenizer.js';
-import { isComplete, isPlainString, stateKey, step, type MatchState, type SchemaNode } from './json-schema.js';
+import { isComplete, isPlainString, stateKey, step, type MatchState } from './json-schema.js';
 
 /** The ordinary tokens in byte order: their ids, bytes, and each one's common prefix with the one before. */
 interface SortedVocab {
@@ -54,7 +54,7 @@ export function warmTokenMasks(): void {
   sortedVocab();
 }
 
-export const maskWords = (vocab: number): number => Math.ceil(vocab / 32);
+const maskWords = (vocab: number): number => Math.ceil(vocab / 32);
 
 /** A bitset over the vocabulary (bit id set: allowed). */
 export function allowedTokens(state: MatchState, endTokens: readonly number[], vocab: number): Uint32Array {
@@ -98,11 +98,10 @@ export function allowedTokens(state: MatchState, endTokens: readonly number[], v
   return mask;
 }
 
-/** allowedTokens with a cache of masks by state, for one compiled schema and its end tokens. */
+/** allowedTokens with a cache of masks by state, for one compiled schema (whose states it is given) and its end tokens. */
 export class MaskCache {
   readonly #masks = new Map<string, Uint32Array>();
   constructor(
-    readonly schema: SchemaNode,
     readonly endTokens: readonly number[],
     readonly vocab: number,
     readonly capacity = 512,

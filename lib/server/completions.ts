@@ -109,7 +109,7 @@ export async function completion(turn: CompletionTurn): Promise<Record<string, u
     choices: rs.map((r, index) => ({
       index,
       text: turn.echoes[index] + r.text,
-      logprobs: turn.logprobs !== null ? completionLogprobs(r.tokens ?? [], 0) : null,
+      logprobs: turn.logprobs !== null ? completionLogprobs(r.tokens ?? []) : null,
       finish_reason: finishReason(r),
     })),
     usage: usage(turn, rs),
@@ -142,7 +142,7 @@ export async function* completionChunks(turn: CompletionTurn): AsyncGenerator<Re
       results[e.index] = e.result;
       yield chunk(e.index, '', finishReason(e.result));
     } else if (e.delta.text !== '') {
-      yield chunk(e.index, e.delta.text, null, turn.logprobs !== null ? completionLogprobs(e.delta.tokens ?? [], 0) : null);
+      yield chunk(e.index, e.delta.text, null, turn.logprobs !== null ? completionLogprobs(e.delta.tokens ?? []) : null);
     }
   }
   if (turn.includeUsage) yield { id: turn.id, object: 'text_completion', created: turn.created, model: turn.model, choices: [], usage: usage(turn, results) };

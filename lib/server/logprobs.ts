@@ -55,13 +55,13 @@ export function chatLogprob(t: LoggedToken): Record<string, unknown> {
 
 /**
  * The legacy completions API's object for a run of tokens: parallel arrays, top_logprobs as { token text: logprob }
- * per token, text_offset counted from `base` (the echoed prompt's length).
+ * per token, text_offset from the start of the choice's text (echo, which would shift it, is refused with logprobs).
  */
-export function completionLogprobs(tokens: LoggedToken[], base: number): Record<string, unknown> {
+export function completionLogprobs(tokens: LoggedToken[]): Record<string, unknown> {
   return {
     tokens: tokens.map((t) => tokenText(t.id)),
     token_logprobs: tokens.map((t) => finite(t.logprobs.logprob)),
     top_logprobs: tokens.map((t) => Object.fromEntries(t.logprobs.top.map((a) => [tokenText(a.id), finite(a.logprob)]))),
-    text_offset: tokens.map((t) => base + t.start),
+    text_offset: tokens.map((t) => t.start),
   };
 }

@@ -32,14 +32,8 @@ export interface FunctionToolParam {
 
 export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
 
-export interface ChatCompletionRequest {
-  model: string;
-  messages: ChatMessageParam[];
-  tools?: FunctionToolParam[];
-  tool_choice?: ToolChoice;
-  reasoning_effort?: 'minimal' | 'low' | 'medium' | 'high' | null;
-  max_tokens?: number | null;
-  max_completion_tokens?: number | null;
+/** The sampling and streaming fields of both completion APIs (chat and text): samplingProperties' types. */
+interface SamplingFields {
   temperature?: number | null;
   top_p?: number | null;
   seed?: number | null;
@@ -47,6 +41,23 @@ export interface ChatCompletionRequest {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean } | null;
   n?: number | null;
+}
+
+/** OpenAI's penalties and logit bias (lib/penalties.ts), on the tokens drawn so far: penaltyProperties' types. */
+interface PenaltyFields {
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
+}
+
+export interface ChatCompletionRequest extends SamplingFields, PenaltyFields {
+  model: string;
+  messages: ChatMessageParam[];
+  tools?: FunctionToolParam[];
+  tool_choice?: ToolChoice;
+  reasoning_effort?: 'minimal' | 'low' | 'medium' | 'high' | null;
+  max_tokens?: number | null;
+  max_completion_tokens?: number | null;
   /** The answer tokens' log-probabilities (choices[].logprobs.content), with top_logprobs (0-20) alternatives each. */
   logprobs?: boolean | null;
   top_logprobs?: number | null;
@@ -55,10 +66,6 @@ export interface ChatCompletionRequest {
    * (serving.ts responseFormat; the answer, the final channel, is held to it token by token).
    */
   response_format?: { type: string; json_schema?: { name?: string; schema?: Record<string, unknown>; strict?: boolean | null } } | null;
-  /** OpenAI's penalties and logit bias (lib/penalties.ts), on the tokens drawn so far. */
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  logit_bias?: Record<string, number> | null;
 }
 
 export interface Usage {
@@ -75,8 +82,8 @@ const nullable = (schema: Record<string, unknown>): Record<string, unknown> => (
 const textParts = { type: 'array', items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string' } } } };
 const content = nullable({ anyOf: [{ type: 'string' }, textParts] });
 
-// The sampling and streaming fields both completion APIs (chat and text) take, and the penalties both refuse
-// (serving.ts refuseUnsupported) unless neutral.
+// The sampling and streaming fields both completion APIs (chat and text) take, and the penalties and logit bias both
+// apply (lib/penalties.ts).
 const samplingProperties = {
     temperature: nullable({ type: 'number', minimum: 0, maximum: 2 }),
     top_p: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 1 }),
@@ -272,27 +279,16 @@ export const responsesSchema = {
 // Completions (the legacy text API)
 // ------------------------------------------------------------------------------------------------
 
-export interface CompletionRequest {
+export interface CompletionRequest extends SamplingFields, PenaltyFields {
   model: string;
   prompt: string | string[] | number[] | number[][];
   max_tokens?: number | null;
-  temperature?: number | null;
-  top_p?: number | null;
-  seed?: number | null;
-  stop?: string | string[] | null;
-  stream?: boolean | null;
-  stream_options?: { include_usage?: boolean } | null;
-  n?: number | null;
   echo?: boolean | null;
   best_of?: number | null;
   /** Each token's log-probability and this many alternatives (0-5); not with echo. */
   logprobs?: number | null;
   // Accepted only at its neutral value (serving.ts refuseUnsupported).
   suffix?: string | null;
-  /** As chat's. */
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
-  logit_bias?: Record<string, number> | null;
 }
 
 const tokenIds = { type: 'array', minItems: 1, items: { type: 'integer' } };

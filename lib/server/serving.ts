@@ -5,7 +5,7 @@ import type { GenerationStream } from '../generate.js';
 import type { Seed } from '../sampling.js';
 import type { ToolDefinition } from '../harmony/index.js';
 import { ApiError, badParam, toApiError } from './errors.js';
-import { resolveResponseFormat, SchemaError, type ResponseFormat } from '../grammar/constraint.js';
+import { compiledSchema, SchemaError, type ResponseFormat } from '../grammar/constraint.js';
 import type { HarmonyRequest } from './conversation.js';
 import type { ServerMetrics } from './metrics.js';
 import type { ResponseStore } from './response-store.js';
@@ -114,10 +114,9 @@ export function responseFormat(
   const schema = schemaOf(format);
   if (schema === undefined || schema === null) throw badParam(schemaParam, `${schemaParam} is required for type 'json_schema'`, 'missing_required_parameter');
   try {
-    // compiled once here (and cached): what generate() will use
-    resolveResponseFormat({ type: 'json_schema', schema }, true, new Set(), 1, 'response_format');
+    compiledSchema(schema); // compiled once here and cached: generate() takes it from the cache
   } catch (e) {
-    if (e instanceof SchemaError) throw badParam(schemaParam, `${schemaParam} cannot be enforced: ${e.message.replace(/^response_format: options\.responseFormat\.schema: /, '')}`, 'invalid_schema');
+    if (e instanceof SchemaError) throw badParam(schemaParam, `${schemaParam} cannot be enforced: ${e.message}`, 'invalid_schema');
     throw e;
   }
   return { type: 'json_schema', schema: schema as Record<string, unknown> };
