@@ -480,6 +480,14 @@ export class GenerationOutput {
   }
 
   /**
+   * null when the next draw's bias is at hand; else a promise to await first: the response format's mask for a
+   * matcher state not seen before, computed on the mask worker (a walk of the vocabulary, too long for the event loop).
+   */
+  maskPending(): Promise<unknown> | null {
+    return this.#constraint?.pending() ?? null;
+  }
+
+  /**
    * The next draw's bias: the logit bias and penalties over the tokens drawn so far, and the response format's
    * mask while the output is constrained (undefined: none).
    */
@@ -576,6 +584,7 @@ export function startGeneration(
       let keep = commonPrefix(session.tokens, prompt);
       if (maxTokens > 0) keep = Math.min(keep, prompt.length - 1);
       cachedPromptTokens = keep;
+      void out.maskPending(); // a raw-output format's first mask: computed on its worker while the prompt prefills
       if (session.length !== keep) await session.truncate(keep);
       const prefillChunk = maxPrefillTokensDefault(model.device);
       for (let at = keep; at < prompt.length && !signal.aborted; at += prefillChunk) await session.append(prompt.slice(at, at + prefillChunk));
@@ -605,6 +614,7 @@ export function startGeneration(
             out.finishReason = 'context';
             break;
           }
+          await out.maskPending();
           const id = await session.sample(sample, rng.nextUniform(), out.nextBias());
           if (accept(id, await withLogprobs(id))) break;
           continue;
@@ -620,6 +630,7 @@ export function startGeneration(
         if (drawsPerCall(prepared)) {
           // one step a call: the logits each id is drawn from are read, and its bias (which follows the ids
           // drawn so far) added, before the next step
+          await out.maskPending();
           const id = await session.stepSample(input, sample, rng.nextUniform(), out.nextBias());
           if (accept(id, await withLogprobs(id))) break;
           continue;

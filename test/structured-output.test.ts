@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyntheticModel, generate, SchemaError, type GptOssModel, type ResponseFormat } from '../lib/index.js';
 import { compileSchema, initialState, isComplete, step, type MatchState } from '../lib/grammar/json-schema.js';
-import { allowedTokens, allows } from '../lib/grammar/token-mask.js';
+import { allowedTokens, allows, MaskCache, maskStats } from '../lib/grammar/token-mask.js';
 import { renderConversation } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S, FIRST_SPECIAL_ID } from '../lib/tokenizer.js';
 import { FULL_VOCAB_TINY } from './helpers/checkpoint.js';
@@ -119,6 +119,28 @@ describe('token masks', () => {
       expect(allowed + (isComplete(state) ? 1 : 0)).toBeGreaterThan(0);
     }
   });
+
+  it("the mask worker's masks (the document's bytes replayed there) equal this thread's, and one state is computed once", async () => {
+    const vocab = tokenizer.vocabSize;
+    const cache = new MaskCache(JSON.stringify(PERSON), [S.return], vocab);
+    const compiled = compileSchema(PERSON); // one compiled schema, as a generation's plan holds (states are keyed by its nodes)
+    const at = (text: string): MatchState => {
+      let s: MatchState | undefined = initialState(compiled);
+      for (const b of Buffer.from(text, 'utf8')) s = step(s!, b);
+      return s!;
+    };
+    const before = { ...maskStats };
+    const texts = ['', '{"name":"Éd', '{"name":"Ada","age":3', '{"name":"Ada","age":36,"ok":true,"tags":[', '{"name":"Ada","age":36,"ok":true}'];
+    const fetched = await Promise.all(texts.flatMap((t) => [t, t]).map((t) => cache.fetch(at(t), Buffer.from(t, 'utf8'))));
+    texts.forEach((t, i) => {
+      const want = allowedTokens(at(t), [S.return], vocab);
+      expect(Buffer.from(fetched[2 * i]!.buffer).equals(Buffer.from(want.buffer)), JSON.stringify(t)).toBe(true);
+      expect(fetched[2 * i + 1]).toBe(fetched[2 * i]); // the second request shared the first's computation
+      expect(cache.cached(at(t))).toBe(fetched[2 * i]);
+    });
+    expect(maskStats.onWorker - before.onWorker).toBe(texts.length);
+    expect(maskStats.inline).toBe(before.inline);
+  });
 });
 
 describe('generation held to a response format (random full-vocabulary model, CPU)', () => {
@@ -150,6 +172,32 @@ describe('generation held to a response format (random full-vocabulary model, CP
     // the same draws without the format are not JSON
     const free = await generate(model, prompt, { parse: true, maxTokens: 30, temperature: 1, seed: 1 }).result;
     expect(() => JSON.parse(free.channels.final)).toThrow();
+  });
+
+  it("a new state's mask is computed on the worker, never on the event loop; on the engine a sequence that waits for one sits out steps and draws the same tokens, beside a plain one", async () => {
+    // a schema no other test sends: every mask it needs is new
+    const schema = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima', 'Nairobi'] }, n: { type: 'integer' }, sea: { type: 'boolean' } }, required: ['city', 'n', 'sea'], additionalProperties: false };
+    const format: ResponseFormat = { type: 'json_schema', schema };
+    const before = { ...maskStats };
+    const alone = await generate(model, prompt, { parse: true, maxTokens: 200, temperature: 1, seed: 5, responseFormat: format }).result;
+    expect(alone.finishReason).toBe('stop');
+    expect(Object.keys(JSON.parse(alone.channels.final) as object).sort()).toEqual(['city', 'n', 'sea']);
+    const plain = await generate(model, prompt, { parse: true, maxTokens: 40, temperature: 1, seed: 6 }).result;
+    const onWorker = maskStats.onWorker - before.onWorker;
+    expect(onWorker).toBeGreaterThan(3);
+    // the engine, with a plain sequence beside a structured one whose masks (of another end token: raw output) are all new
+    const engine = model.createEngine({ maxSequences: 2, maxContext: 512 });
+    const raw = tokenizer.encode('JSON:');
+    const [p, q] = await Promise.all([
+      engine.generate(prompt, { parse: true, maxTokens: 40, temperature: 1, seed: 6 }).result,
+      engine.generate(raw, { maxTokens: 60, temperature: 0.8, seed: 7, responseFormat: format }).result,
+    ]);
+    await engine.close();
+    expect(p.tokens).toEqual(plain.tokens);
+    const q1 = await generate(model, raw, { maxTokens: 60, temperature: 0.8, seed: 7, responseFormat: format }).result;
+    expect(q.tokens).toEqual(q1.tokens);
+    expect(maskStats.onWorker - before.onWorker).toBeGreaterThan(onWorker);
+    expect(maskStats.inline).toBe(before.inline);
   });
 
   it("json_object: any JSON object; a raw generation (parse: false) is held from its first token and ends with a stop token", async () => {

@@ -126,6 +126,8 @@ class Sequence {
   nextUniform: number | null = null;
   /** Prompt tokens the backend's prefix cache held when it joined (not prefilled). */
   cachedPrompt = 0;
+  /** Its next draw's mask is being computed (structured outputs): it sits out the steps until it is back. */
+  maskWait = false;
   t0 = 0;
   t1 = 0;
   readonly output: GenerationOutput;
@@ -200,6 +202,8 @@ export class Engine {
   #looping: Promise<void> | null = null;
   #closed = false;
   #abortEverything = false;
+  /** The last admission found no KV room for the queue's head. */
+  #blocked = false;
   // the pool as close() left it, once the backend is disposed (stats() still answers)
   #freeAtClose: number | null = null;
   #steps = 0;
@@ -351,8 +355,12 @@ export class Engine {
     if (this.#looping) return;
     this.#looping = this.#loop().finally(() => {
       this.#looping = null;
-      if (this.#waiting.length > 0 || this.#running.length > 0) this.#kick();
-      else for (const wake of this.#idleWaiters.splice(0)) wake();
+      if (this.#waiting.length === 0 && this.#running.length === 0) {
+        for (const wake of this.#idleWaiters.splice(0)) wake();
+        return;
+      }
+      // again, unless every running sequence waits for its mask (its arrival kicks) and no request can join
+      if (this.#running.some((s) => !s.maskWait) || (this.#waiting.length > 0 && this.#running.length < this.maxSequences && !this.#blocked)) this.#kick();
     });
   }
 
@@ -374,6 +382,7 @@ export class Engine {
       while (this.#waiting.length > 0 && this.#running.length < this.maxSequences) {
         const s = this.#waiting[0]!;
         const seq = this.backend.open(s.capacity, s.prepared.prompt);
+        this.#blocked = seq === null;
         if (seq === null) break;
         this.#waiting.shift();
         s.seq = seq;
@@ -383,6 +392,7 @@ export class Engine {
         s.cachedPrompt = cached;
         s.phase = 'prefill';
         this.#running.push(s);
+        void s.output.maskPending(); // a raw-output format's first mask: computed while the prompt prefills
       }
       const items = this.#plan();
       if (items.length === 0) return;
@@ -408,7 +418,7 @@ export class Engine {
     }
     let budget = this.maxBatchTokens;
     for (const s of this.#running) {
-      if (s.phase !== 'decode') continue;
+      if (s.phase !== 'decode' || this.#awaitsMask(s)) continue;
       out.push({ s, item: this.#decodeItem(s) });
       budget--;
     }
@@ -418,12 +428,30 @@ export class Engine {
       const n = Math.min(s.pendingPrompt, budget);
       const at = s.position;
       const final = at + n === s.prepared.prompt.length;
+      if (final && s.prepared.maxTokens > 0 && this.#awaitsMask(s)) continue;
       const sample = final && s.prepared.maxTokens > 0 ? { options: s.prepared.sample, uniform: s.prepared.rng.nextUniform() } : null;
       const extra = sample !== null ? this.#drawExtras(s) : {};
       out.push({ s, item: { seq: s.seq, tokens: Int32Array.from(s.prepared.prompt.slice(at, at + n)), sample, ...extra } });
       budget -= n;
     }
     return this.#askAhead(out);
+  }
+
+  /**
+   * Whether the sequence's next draw waits for its mask (a response format's matcher state not seen before,
+   * computed on the mask worker): it sits out this step, and the mask's arrival kicks the loop.
+   */
+  #awaitsMask(s: Sequence): boolean {
+    if (s.maskWait) return true;
+    const pending = s.output.maskPending();
+    if (pending === null) return false;
+    s.maskWait = true;
+    const back = (): void => {
+      s.maskWait = false;
+      this.#kick();
+    };
+    pending.then(back, back);
+    return true;
   }
 
   #decodeItem(s: Sequence): BatchItem {

@@ -5,7 +5,7 @@
 // ends with one of the generation's stop tokens.
 import { SPECIAL_TOKENS, tokenizer } from '../tokenizer.js';
 import { compileSchema, initialState, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
-import { MaskCache } from './token-mask.js';
+import { MaskCache, warmMaskWorker } from './token-mask.js';
 
 export { SchemaError };
 
@@ -19,19 +19,26 @@ export interface ConstraintPlan {
   masks: MaskCache;
 }
 
+/** A schema compiled, its JSON (what the mask worker compiles it from) and its masks by end tokens and vocabulary. */
+interface CompiledSchema {
+  source: string;
+  schema: SchemaNode;
+  masks: Map<string, MaskCache>;
+}
+
 // Compiled schemas and their masks, shared by the requests that send the same schema (least recently used out).
-const plans = new Map<string, { schema: SchemaNode; masks: Map<string, MaskCache> }>();
+const plans = new Map<string, CompiledSchema>();
 const MAX_SCHEMAS = 32;
 
 /**
  * A JSON schema compiled once and cached (with its masks) for the requests that send the same schema. A schema it
  * cannot enforce is a SchemaError (the server checks a request's schema with it before starting the turn).
  */
-export function compiledSchema(schema: unknown): { schema: SchemaNode; masks: Map<string, MaskCache> } {
+export function compiledSchema(schema: unknown): CompiledSchema {
   const key = JSON.stringify(schema);
   let entry = plans.get(key);
   if (entry) plans.delete(key);
-  else entry = { schema: compileSchema(schema), masks: new Map() };
+  else entry = { source: key, schema: compileSchema(schema), masks: new Map() };
   plans.set(key, entry);
   if (plans.size > MAX_SCHEMAS) plans.delete(plans.keys().next().value!);
   return entry;
@@ -60,7 +67,8 @@ export function resolveResponseFormat(format: unknown, parse: boolean, stops: Re
   const ends = (parse ? [SPECIAL_TOKENS.return] : [...stops]).filter((id) => id < vocab).sort((a, b) => a - b);
   const masksKey = `${vocab}:${ends.join(',')}`;
   let masks = entry.masks.get(masksKey);
-  if (!masks) entry.masks.set(masksKey, (masks = new MaskCache(ends, vocab)));
+  if (!masks) entry.masks.set(masksKey, (masks = new MaskCache(entry.source, ends, vocab)));
+  warmMaskWorker();
   return { scope, schema: entry.schema, masks };
 }
 
@@ -68,6 +76,9 @@ export function resolveResponseFormat(format: unknown, parse: boolean, stops: Re
 export class Constraint {
   readonly plan: ConstraintPlan;
   #state: MatchState | null = null;
+  /** The document's bytes read so far (what the mask worker replays to reach #state). */
+  #bytes = new Uint8Array(256);
+  #length = 0;
   /** The constrained part ended (its end token was drawn): what follows is free. */
   #done = false;
 
@@ -78,7 +89,10 @@ export class Constraint {
 
   /** Harmony: the final channel's message starts (its content is constrained) / ends. */
   begin(): void {
-    if (this.plan.scope === 'final' && this.#state === null && !this.#done) this.#state = initialState(this.plan.schema);
+    if (this.plan.scope === 'final' && this.#state === null && !this.#done) {
+      this.#state = initialState(this.plan.schema);
+      this.#length = 0;
+    }
   }
   end(): void {
     if (this.#state !== null) this.#done = true;
@@ -97,7 +111,15 @@ export class Constraint {
   accept(id: number): Error | null {
     if (this.#state === null || tokenizer.isSpecial(id) || id >= this.plan.masks.vocab) return null;
     let s: MatchState | undefined = this.#state;
-    for (const b of tokenizer.tokenBytes(id)) {
+    const bytes = tokenizer.tokenBytes(id);
+    if (this.#length + bytes.length > this.#bytes.length) {
+      const grown = new Uint8Array(Math.max(2 * this.#bytes.length, this.#length + bytes.length));
+      grown.set(this.#bytes.subarray(0, this.#length));
+      this.#bytes = grown;
+    }
+    this.#bytes.set(bytes, this.#length);
+    this.#length += bytes.length;
+    for (const b of bytes) {
       s = step(s, b);
       if (s === undefined) {
         this.#state = null;
@@ -109,7 +131,16 @@ export class Constraint {
     return null;
   }
 
-  /** The mask of the next draw (undefined while unconstrained). */
+  /**
+   * null when the next draw's mask is at hand (or the draw is unconstrained); else the promise of it, computed on
+   * the mask worker: await it before the draw, so that mask() does not compute it on the event loop.
+   */
+  pending(): Promise<unknown> | null {
+    if (this.#state === null || this.plan.masks.cached(this.#state)) return null;
+    return this.plan.masks.fetch(this.#state, this.#bytes.slice(0, this.#length));
+  }
+
+  /** The mask of the next draw (undefined while unconstrained); computed here when pending() was not awaited. */
   mask(): Uint32Array | undefined {
     return this.#state === null ? undefined : this.plan.masks.get(this.#state);
   }

@@ -2,7 +2,10 @@
 // reads without failing, and the given end tokens once the document is complete. The vocabulary is
 // walked in byte order, so tokens that share a prefix share its matcher states, and a prefix that fails
 // skips every token under it. Masks are cached by matcher state (inside a string every state is the same
-// one), a few hundred a schema.
+// one), a few hundred a schema. A new state's mask is computed on a worker thread (mask-worker.ts): the
+// walk takes 14-55 ms, too long to hold the event loop; a draw that needs it waits (MaskCache.fetch).
+import { existsSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { FIRST_SPECIAL_ID, tokenizer } from '../tokenizer.js';
 import { isComplete, isPlainString, stateKey, step, type MatchState } from './json-schema.js';
 
@@ -46,12 +49,20 @@ function sortedVocab(): SortedVocab {
   return sorted;
 }
 
-/**
- * Builds the vocabulary's byte-ordered index now (~0.4 s, once a process) instead of at the first structured
- * request, where it would hold the event loop: the server calls it before it listens.
- */
+/** Builds the vocabulary's byte-ordered index on this thread now (~0.4 s, once a thread). */
 export function warmTokenMasks(): void {
   sortedVocab();
+}
+
+/**
+ * Starts the mask worker and has it build its index now, off the event loop (once a worker): the server calls it
+ * before it listens, and a generation when its response format is resolved, so that its first mask waits less.
+ */
+export function warmMaskWorker(): void {
+  if (worker && warmed === worker) return;
+  const w = maskWorker();
+  w?.postMessage({ id: -1, warm: true });
+  warmed = w ?? undefined;
 }
 
 const maskWords = (vocab: number): number => Math.ceil(vocab / 32);
@@ -98,27 +109,123 @@ export function allowedTokens(state: MatchState, endTokens: readonly number[], v
   return mask;
 }
 
-/** allowedTokens with a cache of masks by state, for one compiled schema (whose states it is given) and its end tokens. */
+// ---------------------------------------------------------------------------------------------
+// The mask worker: one thread (started on first use, unref'd while idle), one request a new state.
+// ---------------------------------------------------------------------------------------------
+let worker: Worker | undefined;
+let warmed: Worker | undefined;
+/** The worker could not start or died: masks are computed inline from then on (slower for the event loop, same masks). */
+let workerBroken = false;
+let nextRequest = 0;
+const waiting = new Map<number, { resolve: (mask: Uint32Array) => void; reject: (e: Error) => void }>();
+
+/** Where the masks of this process were computed (tests and benchmarks read it). */
+export const maskStats = { onWorker: 0, inline: 0 };
+
+function maskWorker(): Worker | null {
+  if (worker) return worker;
+  if (workerBroken) return null;
+  // dist/grammar/mask-worker.js beside this file; from the TypeScript sources (tests), the compiled one
+  const here = new URL('./mask-worker.js', import.meta.url);
+  const file = existsSync(here) ? here : new URL('../../dist/grammar/mask-worker.js', import.meta.url);
+  let w: Worker;
+  try {
+    w = new Worker(file);
+  } catch {
+    workerBroken = true;
+    return null;
+  }
+  w.unref();
+  const failAll = (e: Error): void => {
+    if (worker === w) worker = undefined;
+    workerBroken = true;
+    for (const { reject } of waiting.values()) reject(e);
+    waiting.clear();
+  };
+  w.on('message', (m: { id: number; mask?: Uint32Array; error?: string }) => {
+    const request = waiting.get(m.id);
+    if (!request) return;
+    waiting.delete(m.id);
+    if (waiting.size === 0) w.unref();
+    if (m.mask) request.resolve(m.mask);
+    else request.reject(new Error(`token mask worker: ${m.error}`));
+  });
+  w.on('error', (e) => failAll(e instanceof Error ? e : new Error(String(e))));
+  w.on('exit', (code) => failAll(new Error(`token mask worker exited (code ${code})`)));
+  return (worker = w);
+}
+
+/**
+ * A cache of masks by matcher state for one compiled schema (its JSON `source`, whose states it is given) and
+ * its end tokens. `get` answers from the cache; `fetch` computes a missing mask on the worker thread.
+ */
 export class MaskCache {
   readonly #masks = new Map<string, Uint32Array>();
+  readonly #pending = new Map<string, Promise<Uint32Array>>();
   constructor(
+    readonly source: string,
     readonly endTokens: readonly number[],
     readonly vocab: number,
     readonly capacity = 512,
   ) {}
 
-  get(state: MatchState): Uint32Array {
-    const key = stateKey(state) + (isComplete(state) ? '#' : '');
-    let m = this.#masks.get(key);
-    if (m) {
-      this.#masks.delete(key); // most recently used last
-      this.#masks.set(key, m);
-      return m;
-    }
-    m = allowedTokens(state, this.endTokens, this.vocab);
+  #key(state: MatchState): string {
+    return stateKey(state) + (isComplete(state) ? '#' : '');
+  }
+
+  #store(key: string, m: Uint32Array): Uint32Array {
     this.#masks.set(key, m);
     if (this.#masks.size > this.capacity) this.#masks.delete(this.#masks.keys().next().value!);
     return m;
+  }
+
+  /** The state's mask when cached (undefined: fetch it first). */
+  cached(state: MatchState): Uint32Array | undefined {
+    const key = this.#key(state);
+    const m = this.#masks.get(key);
+    if (m) {
+      this.#masks.delete(key); // most recently used last
+      this.#masks.set(key, m);
+    }
+    return m;
+  }
+
+  /** The state's mask, computed on this thread when not cached (a caller that did not fetch it first). */
+  get(state: MatchState): Uint32Array {
+    const m = this.cached(state);
+    if (m) return m;
+    maskStats.inline++;
+    return this.#store(this.#key(state), allowedTokens(state, this.endTokens, this.vocab));
+  }
+
+  /**
+   * The state's mask, computed on the worker thread (which replays `bytes`, the document read so far, from the
+   * schema's initial state); requests for one state share one computation. Never rejects: when the worker
+   * fails, the mask is computed here.
+   */
+  fetch(state: MatchState, bytes: Uint8Array): Promise<Uint32Array> {
+    const key = this.#key(state);
+    const m = this.#masks.get(key);
+    if (m) return Promise.resolve(m);
+    let p = this.#pending.get(key);
+    if (p) return p;
+    const w = maskWorker();
+    if (!w) return Promise.resolve(this.get(state));
+    const id = nextRequest++;
+    p = new Promise<Uint32Array>((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      if (waiting.size === 1) w.ref();
+      w.postMessage({ id, source: this.source, bytes, ends: [...this.endTokens], vocab: this.vocab });
+    }).then(
+      (mask) => {
+        maskStats.onWorker++;
+        return this.#store(key, mask);
+      },
+      () => this.get(state),
+    );
+    p = p.finally(() => this.#pending.delete(key));
+    this.#pending.set(key, p);
+    return p;
   }
 }
 

@@ -14,7 +14,7 @@ import { ResponseStore } from './response-store.js';
 import { detokenize, detokenizeSchema, tokenize, tokenizeSchema, type DetokenizeRequest, type TokenizeRequest } from './tokenize.js';
 import { responseEvents, responseJson, startResponse } from './responses.js';
 import type { ServeContext } from './serving.js';
-import { warmTokenMasks } from '../grammar/token-mask.js';
+import { warmMaskWorker } from '../grammar/token-mask.js';
 import { tokenizer } from '../tokenizer.js';
 
 export interface ServerOptions {
@@ -228,7 +228,7 @@ export function createServer(engine: Engine, options: ServerOptions = {}): OpenA
     app,
     context,
     async listen(port, host = '127.0.0.1') {
-      if (engine.model.config.vocabSize === tokenizer.vocabSize) warmTokenMasks(); // structured outputs' index, before any request waits on it
+      if (engine.model.config.vocabSize === tokenizer.vocabSize) warmMaskWorker(); // structured outputs: the mask worker builds its index before any request waits on it
       await app.listen({ port, host });
       const addr = app.server.address();
       const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
