@@ -7,7 +7,7 @@
 import type { GptOssModel } from './model.js';
 import { checkLogprobsCount, type Session, type TokenLogprobs } from './session.js';
 import { drawBias, resolveBiasPlan, type BiasPlan, type LogitBias } from './penalties.js';
-import { Constraint, resolveResponseFormat, type ConstraintPlan, type ResponseFormat } from './grammar/constraint.js';
+import { Constraint, resolveResponseFormat, resolveStrictTools, type ConstraintPlans, type ResponseFormat } from './grammar/constraint.js';
 import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
@@ -80,6 +80,13 @@ export interface GenerateOptions {
    * free), otherwise on the whole output (which ends with a stop token). Default `{ type: 'text' }`: free.
    */
   responseFormat?: ResponseFormat;
+  /**
+   * Strict function calling (OpenAI's `strict: true` on a function tool): `{ name: parametersSchema }`. A call to one
+   * of these functions (an assistant message to `functions.NAME`) is held on every draw to one JSON document the
+   * schema accepts (the schemas responseFormat takes; null or undefined: no arguments, `{}`), then `<|call|>`; the
+   * result's toolCalls carry the parsed arguments. Calls to other functions stay free. Needs parse (Harmony).
+   */
+  strictTools?: Readonly<Record<string, Record<string, unknown> | boolean | null | undefined>>;
 }
 
 /**
@@ -336,8 +343,8 @@ export interface PreparedGeneration {
   logprobs: number | undefined;
   /** options.logitBias and the penalties (null: none); drawBias(bias, tokens) is a draw's. */
   bias: BiasPlan | null;
-  /** options.responseFormat (null: free text). */
-  constraint: ConstraintPlan | null;
+  /** options.responseFormat and options.strictTools (null: neither). */
+  constraint: ConstraintPlans | null;
 }
 
 /** @internal Checks input and options (throws on bad ones, naming them) and resolves the defaults. */
@@ -377,7 +384,9 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
   const seed = options.seed ?? randomSeed();
   const logprobs = options.logprobs === undefined ? undefined : checkLogprobsCount(options.logprobs, fn, 'options.logprobs');
   const bias = resolveBiasPlan(options, vocab, fn);
-  const constraint = resolveResponseFormat(options.responseFormat, parse, stops, vocab, fn);
+  const format = resolveResponseFormat(options.responseFormat, parse, stops, vocab, fn);
+  const tools = resolveStrictTools(options.strictTools, parse, vocab, fn);
+  const constraint = format !== null || tools.size > 0 ? { format, tools } : null;
   return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs, bias, constraint };
 }
 
@@ -430,7 +439,7 @@ export class GenerationOutput {
   #onHarmony(events: HarmonyEvent[]): void {
     for (const e of events) {
       if (this.#constraint) {
-        if (e.type === 'message-start' && e.role === 'assistant' && e.channel === 'final' && e.recipient === undefined) this.#constraint.begin();
+        if (e.type === 'message-start' && e.role === 'assistant') this.#constraint.begin(e);
         else if (e.type === 'message-end') this.#constraint.end();
       }
       if (e.type === 'text' && e.role === 'assistant' && e.channel !== undefined && e.recipient === undefined)

@@ -236,7 +236,47 @@ describe('generation held to a response format (random full-vocabulary model, CP
     expect(r.tokens).toHaveLength(1);
   });
 
+  it("strict tools: a call's arguments parse and fit its parameters, then <|call|>; other functions stay free; the engine draws the same", async () => {
+    const weather = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer' } }, required: ['city', 'unit'], additionalProperties: false };
+    const strictTools = { get_weather: weather, ping: null };
+    const conversation = {
+      developer: { tools: [{ name: 'get_weather', parameters: weather }, { name: 'ping' }, { name: 'free_text', parameters: { type: 'object' } }] },
+      messages: [{ role: 'user' as const, content: 'Weather in Oslo?' }],
+    };
+    // the prompt ends inside a call's header (what tool_choice forces): the arguments are constrained from the first token
+    const callTo = (name: string): number[] => [...renderConversation(conversation), ...tokenizer.encode(`<|channel|>commentary to=functions.${name} <|constrain|>json<|message|>`, { allowSpecial: 'all' })];
+    const results = [];
+    for (const seed of [1, 2, 3]) {
+      const r = await generate(model, callTo('get_weather'), { parse: true, maxTokens: 120, temperature: 1, seed, strictTools }).result;
+      expect(r.finishReason, `seed ${seed}`).toBe('tool-call');
+      expect(r.stopToken).toBe(S.call);
+      expect(r.toolCalls).toHaveLength(1);
+      const args = r.toolCalls[0]!.arguments as Record<string, unknown>;
+      expect(r.toolCalls[0]!.name).toBe('get_weather');
+      expect(['Oslo', 'Lima']).toContain(args.city);
+      expect(['c', 'f']).toContain(args.unit);
+      expect(Object.keys(args).every((k) => ['city', 'unit', 'days'].includes(k))).toBe(true);
+      if ('days' in args) expect(Number.isInteger(args.days)).toBe(true);
+      results.push(r);
+    }
+    const ping = await generate(model, callTo('ping'), { parse: true, maxTokens: 40, temperature: 1, seed: 4, strictTools }).result;
+    expect(ping.finishReason).toBe('tool-call');
+    expect(ping.toolCalls[0]!.arguments).toEqual({});
+    const engine = model.createEngine({ maxSequences: 3, maxContext: 512 });
+    const got = await Promise.all([1, 2, 3].map((seed) => engine.generate(callTo('get_weather'), { parse: true, maxTokens: 120, temperature: 1, seed, strictTools }).result));
+    await engine.close();
+    got.forEach((r, i) => expect(r.tokens).toEqual(results[i]!.tokens));
+    // a function that is not strict: its arguments are whatever the weights draw (not JSON here)
+    const free = await generate(model, callTo('free_text'), { parse: true, maxTokens: 30, temperature: 1, seed: 1, strictTools }).result;
+    const call = free.messages.find((m) => m.recipient === 'functions.free_text');
+    expect(call).toBeDefined();
+    expect(() => JSON.parse(call!.content)).toThrow();
+  });
+
   it('bad formats are refused before anything runs', () => {
+    expect(() => generate(model, prompt, { parse: true, strictTools: { f: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } } } })).toThrow(/options.strictTools.f: .*'pattern' is not supported/);
+    expect(() => generate(model, prompt, { parse: false, strictTools: { f: null } })).toThrow(/options.strictTools needs parse: true/);
+    expect(() => generate(model, prompt, { parse: true, strictTools: [] as never })).toThrow(/options.strictTools must be an object/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'string', minLength: 3 } } })).toThrow(/options.responseFormat.schema: #: the keyword 'minLength' is not supported/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'yaml' } as never })).toThrow(/responseFormat.type must be 'text', 'json_object' or 'json_schema'/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema' } as never })).toThrow(/schema is missing/);

@@ -2,7 +2,9 @@
 // response_format and text.format) as a mask on each draw. In Harmony mode the answer is constrained:
 // the final channel's message (the reasoning before it is free), which must be one JSON document the
 // schema accepts and then <|return|>. Raw output (parse: false) is constrained from its first token and
-// ends with one of the generation's stop tokens.
+// ends with one of the generation's stop tokens. Strict tools (generate()'s strictTools; the server's
+// function tools with strict: true): each call's arguments (an assistant message to functions.NAME) are
+// one JSON document the function's parameters schema accepts, and then <|call|>.
 import { SPECIAL_TOKENS, tokenizer } from '../tokenizer.js';
 import { compileSchema, initialState, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
 import { MaskCache, warmMaskWorker } from './token-mask.js';
@@ -13,8 +15,8 @@ export { SchemaError };
 export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> | boolean };
 
 export interface ConstraintPlan {
-  /** 'final': the Harmony final channel's message; 'all': the whole (raw) output. */
-  scope: 'final' | 'all';
+  /** 'final': the Harmony final channel's message; 'all': the whole (raw) output; 'call': a strict tool's arguments. */
+  scope: 'final' | 'all' | 'call';
   schema: SchemaNode;
   masks: MaskCache;
 }
@@ -65,37 +67,93 @@ export function resolveResponseFormat(format: unknown, parse: boolean, stops: Re
   }
   const scope = parse ? 'final' : 'all';
   const ends = (parse ? [SPECIAL_TOKENS.return] : [...stops]).filter((id) => id < vocab).sort((a, b) => a - b);
+  return { scope, schema: entry.schema, masks: masksOf(entry, ends, vocab) };
+}
+
+/** A generation's constraints: its response format's, and its strict tools' by function name. */
+export interface ConstraintPlans {
+  format: ConstraintPlan | null;
+  tools: ReadonlyMap<string, ConstraintPlan>;
+}
+
+/** A function without parameters (rendered `() => any`) takes the empty object. */
+const NO_ARGUMENTS = { type: 'object', properties: {}, additionalProperties: false };
+
+/**
+ * Checks and compiles strict tools ({ name: parameters schema }; a schema of undefined or null: no arguments, `{}`);
+ * an empty map for none. Tool calls are Harmony messages: parse must be on. SchemaError / TypeError name what is wrong.
+ */
+export function resolveStrictTools(tools: unknown, parse: boolean, vocab: number, fn: string): Map<string, ConstraintPlan> {
+  const out = new Map<string, ConstraintPlan>();
+  if (tools === undefined) return out;
+  if (tools === null || typeof tools !== 'object' || Array.isArray(tools))
+    throw new TypeError(`${fn}: options.strictTools must be an object { functionName: parametersSchema }`);
+  const entries = Object.entries(tools as Record<string, unknown>);
+  if (entries.length === 0) return out;
+  if (!parse) throw new TypeError(`${fn}: options.strictTools needs parse: true (a tool call is a Harmony message)`);
+  if (SPECIAL_TOKENS.call >= vocab) throw new TypeError(`${fn}: options.strictTools needs Harmony's <|call|> token, which this model's vocabulary of ${vocab} lacks`);
+  for (const [name, schema] of entries) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new TypeError(`${fn}: options.strictTools: '${name}' is not a function name`);
+    let entry: CompiledSchema;
+    try {
+      entry = compiledSchema(schema ?? NO_ARGUMENTS);
+    } catch (e) {
+      if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.strictTools.${name}: ${e.message}`);
+      throw e;
+    }
+    out.set(name, { scope: 'call', schema: entry.schema, masks: masksOf(entry, [SPECIAL_TOKENS.call], vocab) });
+  }
+  return out;
+}
+
+function masksOf(entry: CompiledSchema, ends: number[], vocab: number): MaskCache {
   const masksKey = `${vocab}:${ends.join(',')}`;
   let masks = entry.masks.get(masksKey);
   if (!masks) entry.masks.set(masksKey, (masks = new MaskCache(entry.source, ends, vocab)));
   warmMaskWorker();
-  return { scope, schema: entry.schema, masks };
+  return masks;
 }
 
-/** One generation's place in its constraint: whether its draws are constrained now, and the matcher's state. */
+/** One generation's place in its constraints: whether its draws are constrained now, and the matcher's state. */
 export class Constraint {
-  readonly plan: ConstraintPlan;
+  readonly plans: ConstraintPlans;
+  /** The plan of the part being constrained now (null: free). */
+  #plan: ConstraintPlan | null = null;
   #state: MatchState | null = null;
   /** The document's bytes read so far (what the mask worker replays to reach #state). */
   #bytes = new Uint8Array(256);
   #length = 0;
-  /** The constrained part ended (its end token was drawn): what follows is free. */
-  #done = false;
+  /** The response format's part ended (its end token was drawn): a later final message is free. */
+  #formatDone = false;
 
-  constructor(plan: ConstraintPlan) {
-    this.plan = plan;
-    if (plan.scope === 'all') this.#state = initialState(plan.schema);
+  constructor(plans: ConstraintPlans) {
+    this.plans = plans;
+    if (plans.format?.scope === 'all') this.#start(plans.format);
   }
 
-  /** Harmony: the final channel's message starts (its content is constrained) / ends. */
-  begin(): void {
-    if (this.plan.scope === 'final' && this.#state === null && !this.#done) {
-      this.#state = initialState(this.plan.schema);
-      this.#length = 0;
-    }
+  #start(plan: ConstraintPlan): void {
+    this.#plan = plan;
+    this.#state = initialState(plan.schema);
+    this.#length = 0;
   }
+
+  /**
+   * Harmony: an assistant message starts. A call to a strict tool (recipient functions.NAME) is held to its
+   * parameters; the final channel's message (no recipient) to the response format, once.
+   */
+  begin(header: { channel?: string; recipient?: string }): void {
+    if (this.#state !== null) return;
+    const r = header.recipient;
+    if (r !== undefined) {
+      const plan = r.startsWith('functions.') ? this.plans.tools.get(r.slice('functions.'.length)) : undefined;
+      if (plan) this.#start(plan);
+    } else if (header.channel === 'final' && this.plans.format?.scope === 'final' && !this.#formatDone) this.#start(this.plans.format);
+  }
+
+  /** Harmony: the message ends. */
   end(): void {
-    if (this.#state !== null) this.#done = true;
+    if (this.#state !== null && this.#plan === this.plans.format) this.#formatDone = true;
+    this.#plan = null;
     this.#state = null;
   }
 
@@ -109,7 +167,7 @@ export class Constraint {
    * the generation fails then, it does not go on unconstrained.
    */
   accept(id: number): Error | null {
-    if (this.#state === null || tokenizer.isSpecial(id) || id >= this.plan.masks.vocab) return null;
+    if (this.#state === null || tokenizer.isSpecial(id) || id >= this.#plan!.masks.vocab) return null;
     let s: MatchState | undefined = this.#state;
     const bytes = tokenizer.tokenBytes(id);
     if (this.#length + bytes.length > this.#bytes.length) {
@@ -122,9 +180,11 @@ export class Constraint {
     for (const b of bytes) {
       s = step(s, b);
       if (s === undefined) {
+        const what = this.#plan!.scope === 'call' ? 'the strict tool call\'s arguments' : 'the response format';
         this.#state = null;
-        this.#done = true;
-        return new Error(`structured output: token ${id} (${JSON.stringify(tokenizer.decode([id]))}) does not continue the response format; was the draw's mask applied?`);
+        this.#plan = null;
+        this.#formatDone = true;
+        return new Error(`structured output: token ${id} (${JSON.stringify(tokenizer.decode([id]))}) does not continue ${what}; was the draw's mask applied?`);
       }
     }
     this.#state = s;
@@ -136,12 +196,12 @@ export class Constraint {
    * the mask worker: await it before the draw, so that mask() does not compute it on the event loop.
    */
   pending(): Promise<unknown> | null {
-    if (this.#state === null || this.plan.masks.cached(this.#state)) return null;
-    return this.plan.masks.fetch(this.#state, this.#bytes.slice(0, this.#length));
+    if (this.#state === null || this.#plan!.masks.cached(this.#state)) return null;
+    return this.#plan!.masks.fetch(this.#state, this.#bytes.slice(0, this.#length));
   }
 
   /** The mask of the next draw (undefined while unconstrained); computed here when pending() was not awaited. */
   mask(): Uint32Array | undefined {
-    return this.#state === null ? undefined : this.plan.masks.get(this.#state);
+    return this.#state === null ? undefined : this.#plan!.masks.get(this.#state);
   }
 }

@@ -5,7 +5,7 @@ import { buildPrompt, chatMessages, effortOf, type ToolChoiceSpec } from './conv
 import type { ChatCompletionRequest, ChatFinishReason, Usage } from './protocol.js';
 import { badParam } from './errors.js';
 import { chatLogprob, type LoggedToken } from './logprobs.js';
-import { checkLogitBias, checkModel, choiceSeed, failure, functionTools, resolveMaxTokens, responseFormat, startTurns, stopStrings, type ServeContext } from './serving.js';
+import { checkLogitBias, checkModel, choiceSeed, failure, functionTools, resolveMaxTokens, responseFormat, startTurns, stopStrings, strictTools, type ServeContext } from './serving.js';
 import { drain, interleave, newId, readTurn, type TurnResult } from './turn.js';
 
 export interface ChatTurn {
@@ -29,6 +29,7 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
     throw badParam('top_logprobs', 'top_logprobs needs logprobs: true (the alternatives are reported beside each token\'s log-probability)');
   const { instructions, messages } = chatMessages(body.messages);
   const tools = functionTools((body.tools ?? []).map((t) => t.function));
+  const strict = strictTools((body.tools ?? []).map((t) => t.function), (i) => `tools[${i}].function.parameters`);
   const choice = body.tool_choice ?? 'auto';
   const spec: ToolChoiceSpec = typeof choice === 'string' ? choice : { name: choice.function.name };
   const harmony = await buildPrompt(instructions, tools, messages, effortOf(body.reasoning_effort), spec, 'tool_choice');
@@ -41,6 +42,7 @@ export async function startChat(ctx: ServeContext, body: ChatCompletionRequest, 
     harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1, signal, ...(logprobs ? { logprobs: body.top_logprobs ?? 0 } : {}),
     logitBias: body.logit_bias, presencePenalty: body.presence_penalty, frequencyPenalty: body.frequency_penalty,
     ...(format ? { format } : {}),
+    ...(strict ? { strictTools: strict } : {}),
   };
   const streams = startTurns(
     ctx,

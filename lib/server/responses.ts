@@ -13,7 +13,7 @@ import { badParam } from './errors.js';
 import type { ContentPart, ResponseInputItem, ResponsesRequest } from './protocol.js';
 import { chatLogprob, type LoggedToken } from './logprobs.js';
 import type { ResponseStore } from './response-store.js';
-import { checkModel, functionTools, resolveMaxTokens, responseFormat, startTurn, type ServeContext } from './serving.js';
+import { checkModel, functionTools, resolveMaxTokens, responseFormat, type ServeContext, startTurn, strictTools } from './serving.js';
 import { newId, readTurn, type TurnResult } from './turn.js';
 
 export interface ResponsesTurn {
@@ -50,6 +50,7 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
     return t;
   });
   const tools = functionTools(fnTools);
+  const strict = strictTools(fnTools, (i) => `tools[${i}].parameters`);
   const choice = body.tool_choice ?? 'auto';
   const spec: ToolChoiceSpec = typeof choice === 'string' ? choice : { name: choice.name };
   const render = (items: ResponseInputItem[]) => {
@@ -75,6 +76,7 @@ export async function startResponse(ctx: ServeContext, body: ResponsesRequest, s
       harmony, maxTokens, temperature: body.temperature ?? 1, topP: body.top_p ?? 1,
       ...(body.seed !== null && body.seed !== undefined ? { seed: body.seed } : {}), ...(logprobs ? { logprobs: topLogprobs ?? 0 } : {}), signal,
       ...(format ? { format } : {}),
+      ...(strict ? { strictTools: strict } : {}),
     },
     'input',
   );

@@ -77,6 +77,27 @@ export function functionTools(tools: { name: string; description?: string | null
   });
 }
 
+/**
+ * The function tools sent with strict: true, as generate()'s strictTools ({ name: parameters }); undefined for none.
+ * A schema it cannot enforce is a 400 invalid_schema naming where it is (`paramOf(i)`), never a silent free call.
+ */
+export function strictTools(tools: readonly { name: string; parameters?: Record<string, unknown> | null; strict?: boolean | null }[], paramOf: (i: number) => string): Record<string, Record<string, unknown> | null> | undefined {
+  const out: Record<string, Record<string, unknown> | null> = {};
+  tools.forEach((t, i) => {
+    if (t.strict !== true) return;
+    if (t.parameters !== undefined && t.parameters !== null) {
+      try {
+        compiledSchema(t.parameters); // compiled once here and cached: generate() takes it from the cache
+      } catch (e) {
+        if (e instanceof SchemaError) throw badParam(paramOf(i), `${paramOf(i)} cannot be enforced (strict: true): ${e.message}`, 'invalid_schema');
+        throw e;
+      }
+    }
+    out[t.name] = t.parameters ?? null;
+  });
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
 export interface TurnRequest {
   /** The prompt's token ids: a rendered Harmony conversation (parse: true), or a raw prompt (/v1/completions). */
   harmony: Pick<HarmonyRequest, 'prompt'>;
@@ -90,6 +111,8 @@ export interface TurnRequest {
   logprobs?: number;
   /** Structured output (responseFormat()). */
   format?: ResponseFormat;
+  /** Strict function tools (strictTools()): their calls' arguments held to their parameters. */
+  strictTools?: Record<string, Record<string, unknown> | null>;
   /** OpenAI's logit_bias ({ "token id": bias }), presence_penalty and frequency_penalty, as the client sent them. */
   logitBias?: Record<string, number> | null;
   presencePenalty?: number | null;
@@ -177,6 +200,7 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
       ...(r.logprobs !== undefined ? { logprobs: r.logprobs } : {}),
       ...(r.logitBias ? { logitBias: r.logitBias } : {}),
       ...(r.format ? { responseFormat: r.format } : {}),
+      ...(r.strictTools ? { strictTools: r.strictTools } : {}),
       ...(r.presencePenalty ? { presencePenalty: r.presencePenalty } : {}),
       ...(r.frequencyPenalty ? { frequencyPenalty: r.frequencyPenalty } : {}),
       signal: r.signal,

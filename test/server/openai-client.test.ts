@@ -223,6 +223,46 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect(header).toContain('<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>');
   });
 
+  it('strict function tools (real model): a forced call\'s arguments parse and fit the parameters, in chat and Responses; schemas it cannot enforce are 400s', async () => {
+    const parameters = { type: 'object', properties: { city: { enum: ['Paris', 'Oslo'] }, days: { type: 'integer' } }, required: ['city', 'days'], additionalProperties: false };
+    const tool = { type: 'function' as const, function: { name: 'get_weather', description: 'Weather in a city', parameters, strict: true } };
+    for (const seed of [1, 2]) {
+      const r = await client.chat.completions.create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Weather?' }],
+        tools: [tool],
+        tool_choice: { type: 'function', function: { name: 'get_weather' } },
+        max_tokens: 80,
+        seed,
+      });
+      expect(r.choices[0]!.finish_reason).toBe('tool_calls');
+      const call = r.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
+      expect(call.function.name).toBe('get_weather');
+      const args = JSON.parse(call.function.arguments) as { city: string; days: number };
+      expect(Object.keys(args).sort()).toEqual(['city', 'days']);
+      expect(['Paris', 'Oslo']).toContain(args.city);
+      expect(Number.isInteger(args.days)).toBe(true);
+    }
+    const resp = await client.responses.create({
+      model: 'tiny',
+      input: 'Weather?',
+      tools: [{ type: 'function', name: 'get_weather', parameters, strict: true }],
+      tool_choice: { type: 'function', name: 'get_weather' },
+      max_output_tokens: 80,
+    });
+    const item = resp.output.find((o) => o.type === 'function_call') as OpenAI.Responses.ResponseFunctionToolCall;
+    expect(['Paris', 'Oslo']).toContain((JSON.parse(item.arguments) as { city: string }).city);
+    const bad = { ...tool, function: { ...tool.function, parameters: { type: 'object', properties: { city: { type: 'string', pattern: '^[A-Z]' } } } } };
+    const e = await apiError(client.chat.completions.create({ model: 'tiny', messages, tools: [bad], max_tokens: 2 }));
+    expect([e.status, e.param, e.code]).toEqual([400, 'tools[0].function.parameters', 'invalid_schema']);
+    expect(e.message).toMatch(/'pattern' is not supported/);
+    // the same schema without strict is declared to the model, not enforced: no error
+    const loose = await client.chat.completions.create({ model: 'tiny', messages, tools: [{ ...bad, function: { ...bad.function, strict: false } }], max_tokens: 2 });
+    expect(loose.choices).toHaveLength(1);
+    const e2 = await apiError(client.responses.create({ model: 'tiny', input: 'x', tools: [{ type: 'function', name: 'f', parameters: { type: 'object', properties: { a: { minimum: 1 } } }, strict: true }], max_output_tokens: 2 }));
+    expect([e2.status, e2.param, e2.code]).toEqual([400, 'tools[0].parameters', 'invalid_schema']);
+  });
+
   it('Responses API streamed (real model): typed events in order, text deltas equal the final text, usage', async () => {
     const stream = await client.responses.create({ model: 'tiny', input: 'Say hello.', instructions: 'Be kind.', max_output_tokens: 12, temperature: 0, stream: true });
     const types: string[] = [];
