@@ -391,8 +391,10 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
 }
 
 /**
- * @internal Whether a generation draws one token a native call: its draws need something the host works out first
- * (a bias, a mask) or reads right after (logprobs, from the row before the next step overwrites it).
+ * @internal Whether a generation draws one token a native call on the engine: its draws need something the host works
+ * out first (a bias, a mask) or reads right after (logprobs, from the row before the next step overwrites it). A
+ * constrained generation counts from its start: a decode step queued ahead of the id drawn now could not take back a
+ * draw made without the mask that id begins. (generate() runs chunks until a constrained part begins.)
  */
 export function drawsPerCall(p: Pick<PreparedGeneration, 'bias' | 'constraint' | 'logprobs'>): boolean {
   return p.bias !== null || p.constraint !== null || p.logprobs !== undefined;
@@ -486,6 +488,11 @@ export class GenerationOutput {
       this.finishReason = id === SPECIAL_TOKENS.call ? 'tool-call' : 'stop';
     }
     return isStop;
+  }
+
+  /** Whether the next draw is held to a response format or a strict tool's parameters (it needs its mask). */
+  get constrained(): boolean {
+    return this.#constraint?.active ?? false;
   }
 
   /**
@@ -612,6 +619,12 @@ export function startGeneration(
       const withLogprobs = async (id: number): Promise<TokenLogprobs | undefined> =>
         logprobs === undefined ? undefined : session.logprobs(id, logprobs);
       const stopIds = [...stops];
+      // A constrained part (a response format's final message, a strict tool's arguments) starts after a header's
+      // <|message|>: chunks stop there, so that its draws go one a call with their masks. The uniforms a chunk drew
+      // and did not use are the next steps', in order (the same stream of uniforms as one step a call, as the engine).
+      const chunkStops = prepared.constraint !== null && prepared.parse ? [...stopIds, SPECIAL_TOKENS.message] : stopIds;
+      const unusedUniforms: number[] = [];
+      const nextUniform = (): number => unusedUniforms.shift() ?? rng.nextUniform();
       for (;;) {
         if (signal.aborted) {
           out.finishReason = 'abort';
@@ -624,7 +637,7 @@ export function startGeneration(
             break;
           }
           await out.maskPending();
-          const id = await session.sample(sample, rng.nextUniform(), out.nextBias());
+          const id = await session.sample(sample, nextUniform(), out.nextBias());
           if (accept(id, await withLogprobs(id))) break;
           continue;
         }
@@ -636,17 +649,18 @@ export function startGeneration(
           break;
         }
         const input: number = last;
-        if (drawsPerCall(prepared)) {
+        if (prepared.bias !== null || prepared.logprobs !== undefined || out.constrained) {
           // one step a call: the logits each id is drawn from are read, and its bias (which follows the ids
-          // drawn so far) added, before the next step
+          // drawn so far) or mask added, before the next step
           await out.maskPending();
-          const id = await session.stepSample(input, sample, rng.nextUniform(), out.nextBias());
+          const id = await session.stepSample(input, sample, nextUniform(), out.nextBias());
           if (accept(id, await withLogprobs(id))) break;
           continue;
         }
         const count = Math.min(chunk, maxTokens - tokens.length, room);
-        const uniforms = Array.from({ length: count }, () => rng.nextUniform());
-        const ids = await session.stepSampleMany(input, sample, uniforms, stopIds);
+        const uniforms = Array.from({ length: count }, nextUniform);
+        const ids = await session.stepSampleMany(input, sample, uniforms, chunkStops);
+        unusedUniforms.unshift(...uniforms.slice(ids.length));
         let stopped = false;
         for (let j = 0; j < ids.length && !stopped; j++) {
           stopped = accept(ids[j]!);

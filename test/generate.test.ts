@@ -238,20 +238,23 @@ class ScriptedSession {
     this.tokens.push(...Array.from(ids));
     this.appended += ids.length;
   }
-  async sample(): Promise<number> {
+  /** Each draw's uniform, whether it came with a mask, and whether a chunk (stepSampleMany) drew it. */
+  readonly draws: { uniform: number; masked: boolean; chunk: boolean }[] = [];
+  async sample(_o?: unknown, uniform = 0, bias?: { allow?: Uint32Array }, chunk = false): Promise<number> {
     const t = this.script.shift();
     if (t === undefined) throw new Error('script exhausted');
+    this.draws.push({ uniform, masked: bias?.allow !== undefined, chunk });
     return t;
   }
-  async stepSample(token: number): Promise<number> {
+  async stepSample(token: number, o?: unknown, uniform = 0, bias?: { allow?: Uint32Array }, chunk = false): Promise<number> {
     await this.append([token]);
-    return this.sample();
+    return this.sample(o, uniform, bias, chunk);
   }
   // As the native call: uniforms.length stepSample()s, stopping after a drawn id in stopIds.
-  async stepSampleMany(token: number, _o: unknown, uniforms: ArrayLike<number>, stopIds: ArrayLike<number> = []): Promise<Int32Array> {
+  async stepSampleMany(token: number, o: unknown, uniforms: ArrayLike<number>, stopIds: ArrayLike<number> = []): Promise<Int32Array> {
     const out: number[] = [];
     for (let i = 0; i < uniforms.length; i++) {
-      const id = await this.stepSample(i === 0 ? token : out[i - 1]);
+      const id = await this.stepSample(i === 0 ? token : out[i - 1], o, uniforms[i], undefined, true);
       out.push(id);
       if (Array.from(stopIds).includes(id)) break;
     }
@@ -292,6 +295,25 @@ const TOOL_CALL = reply({ role: 'assistant', channel: 'commentary', recipient: '
 const AFTER_TOOL = reply({ role: 'assistant', channel: 'final', content: 'It is 20 C.' }, S.return);
 
 describe('decode chunks (scripted model: 16 steps a native call off the CPU)', () => {
+  it('a strict tool call: chunks run until its header\'s <|message|>, then one masked draw a call; each draw keeps its uniform of the stream', async () => {
+    const weather = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
+    const think = reply({ role: 'assistant', channel: 'analysis', content: 'The user wants the weather in Paris, so I call the tool.' });
+    const call = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' }, S.call);
+    const script = [...think, S.start, ...enc('assistant'), ...call];
+    const { model, sessions } = scriptedModel([...script]);
+    const r = await generate(model, enc('Weather?'), { parse: true, maxTokens: 200, seed: 42, strictTools: { get_weather: weather } }).result;
+    expect(r.finishReason).toBe('tool-call');
+    expect(r.tokens).toEqual(script);
+    expect(r.toolCalls[0]).toMatchObject({ name: 'get_weather', arguments: { city: 'Paris' } });
+    const draws = sessions[0]!.draws;
+    expect(draws).toHaveLength(script.length);
+    const rng = createRng(42);
+    draws.forEach((d, k) => expect(d.uniform, `draw ${k}`).toBe(rng.nextUniform()));
+    // the call's arguments (after its <|message|>) are drawn one a call with a mask; everything before, in chunks
+    const open = script.lastIndexOf(S.message) + 1;
+    draws.forEach((d, k) => expect([k, d.masked, d.chunk]).toEqual([k, k >= open, k > 0 && k < open]));
+  });
+
   it('an abort inside a chunk keeps the tokens emitted so far and cuts the session back to them', async () => {
     const script = Array.from({ length: 40 }, (_, i) => 1000 + i);
     const { model, sessions } = scriptedModel([...script]);
