@@ -391,16 +391,6 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
 }
 
 /**
- * @internal Whether a generation draws one token a native call on the engine: its draws need something the host works
- * out first (a bias, a mask) or reads right after (logprobs, from the row before the next step overwrites it). A
- * constrained generation counts from its start: a decode step queued ahead of the id drawn now could not take back a
- * draw made without the mask that id begins. (generate() runs chunks until a constrained part begins.)
- */
-export function drawsPerCall(p: Pick<PreparedGeneration, 'bias' | 'constraint' | 'logprobs'>): boolean {
-  return p.bias !== null || p.constraint !== null || p.logprobs !== undefined;
-}
-
-/**
  * @internal The output side of one generation: takes drawn ids one at a time, emits the token and
  * Harmony events, and builds the result. generate() and the engine feed it the same way.
  */
@@ -493,6 +483,17 @@ export class GenerationOutput {
   /** Whether the next draw is held to a response format or a strict tool's parameters (it needs its mask). */
   get constrained(): boolean {
     return this.#constraint?.active ?? false;
+  }
+
+  /**
+   * Whether the next draw goes one a native call (generate()) / is never queued ahead (the engine): it needs something
+   * the host works out first (a bias, a mask) or reads right after (logprobs, from the row before the next step
+   * overwrites it). A generation with a response format or strict tools draws in chunks / queued ahead until a held
+   * part begins: its <|message|> ends generate()'s chunk, and on the engine the masked item that follows is not the
+   * step queued ahead, which the backend then drops and runs as the plain step.
+   */
+  get drawsOneAStep(): boolean {
+    return this.#prepared.bias !== null || this.#prepared.logprobs !== undefined || this.constrained;
   }
 
   /**
@@ -649,7 +650,7 @@ export function startGeneration(
           break;
         }
         const input: number = last;
-        if (prepared.bias !== null || prepared.logprobs !== undefined || out.constrained) {
+        if (out.drawsOneAStep) {
           // one step a call: the logits each id is drawn from are read, and its bias (which follows the ids
           // drawn so far) or mask added, before the next step
           await out.maskPending();

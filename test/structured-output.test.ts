@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyntheticModel, generate, SchemaError, type GptOssModel, type ResponseFormat } from '../lib/index.js';
 import { compileSchema, initialState, isComplete, step, type MatchState } from '../lib/grammar/json-schema.js';
 import { allowedTokens, allows, MaskCache, maskStats } from '../lib/grammar/token-mask.js';
-import { renderConversation } from '../lib/harmony/index.js';
+import { renderConversation, renderMessageTokens, type Message } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S, FIRST_SPECIAL_ID } from '../lib/tokenizer.js';
 import { FULL_VOCAB_TINY } from './helpers/checkpoint.js';
 import type { BatchItem, StepBackend } from '../lib/engine/backend.js';
+import { ScriptedBackend } from './helpers/scripted-backend.js';
 
 const PERSON = {
   type: 'object',
@@ -271,6 +272,41 @@ describe('generation held to a response format (random full-vocabulary model, CP
     const call = free.messages.find((m) => m.recipient === 'functions.free_text');
     expect(call).toBeDefined();
     expect(() => JSON.parse(call!.content)).toThrow();
+  });
+
+  it('strict tools on a pipelined engine: steps are queued ahead until the call\'s <|message|> is drawn, then its draws come masked, one a step', async () => {
+    // a scripted backend that pipelines (it takes `next`; a masked item after one is a plain step, as the native one's drop)
+    class Piped extends ScriptedBackend {
+      readonly pipelinesDecode = true;
+      queuedAhead(): number {
+        return 0; // nothing is really queued: each step runs as asked
+      }
+      readonly items: { next: boolean; masked: boolean }[] = [];
+      override async step(items: BatchItem[]): Promise<Int32Array> {
+        for (const it of items) if (it.sample) this.items.push({ next: it.next !== undefined, masked: it.bias?.allow !== undefined });
+        return super.step(items);
+      }
+    }
+    const weather = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
+    const reply = (m: Message, stop: number): number[] => {
+      const t = renderMessageTokens(m).slice(1 + tokenizer.encode('assistant').length);
+      t[t.length - 1] = stop;
+      return t;
+    };
+    const think = reply({ role: 'assistant', channel: 'analysis', content: 'I call the weather tool for Paris.' }, S.end);
+    const call = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' }, S.call);
+    const script = [...think, S.start, ...tokenizer.encode('assistant'), ...call];
+    const backend = new Piped(64, () => script);
+    const engine = model.createEngine({ backend, maxSequences: 1, maxContext: 512 });
+    const r = await engine.generate(tokenizer.encode('Weather?'), { parse: true, maxTokens: 200, temperature: 1, seed: 3, strictTools: { get_weather: weather } }).result;
+    await engine.close();
+    expect(r.finishReason).toBe('tool-call');
+    expect(r.toolCalls[0]).toMatchObject({ name: 'get_weather', arguments: { city: 'Paris' } });
+    const open = script.lastIndexOf(S.message) + 1; // the first draw of the arguments
+    expect(backend.items).toHaveLength(script.length);
+    // the decode draws before the arguments (1 .. open - 1, the last of them <|message|>) ask for their next step; the
+    // arguments' draws are masked and never ask
+    backend.items.forEach((it, k) => expect([k, it.masked, it.next]).toEqual([k, k >= open, k >= 1 && k < open]));
   });
 
   it('bad formats are refused before anything runs', () => {

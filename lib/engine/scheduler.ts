@@ -26,7 +26,6 @@ import {
   maxPrefillTokensDefault,
   DEFAULT_MAX_PREFILL_TOKENS,
   afterEncoding,
-  drawsPerCall,
   type FinishReason,
   type GenerateInput,
   type GenerateOptions,
@@ -413,7 +412,7 @@ export class Engine {
     if (this.#ahead.size > 0) {
       const ahead = this.#ahead;
       this.#ahead = new Set();
-      for (const s of this.#running) if (s.phase === 'decode' && ahead.has(s)) out.push({ s, item: this.#decodeItem(s) });
+      for (const s of this.#running) if (s.phase === 'decode' && ahead.has(s) && !this.#awaitsMask(s)) out.push({ s, item: this.#decodeItem(s) });
       if (out.length > 0) return this.#askAhead(out);
     }
     let budget = this.maxBatchTokens;
@@ -476,8 +475,9 @@ export class Engine {
     // A biased or masked draw is never queued ahead (its bias follows the id drawn now), nor one with logprobs (the
     // device reads them from its row after the draw, which a step queued ahead would overwrite); and a step queued
     // ahead runs alone before any other sequence's: with such a sequence decoding, nothing is queued ahead, so that
-    // it is never left waiting.
-    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill' || (s.phase === 'decode' && drawsPerCall(s.prepared)))) return out;
+    // it is never left waiting. A sequence whose held part (response format, strict tool) begins with the id drawn
+    // now gives a masked item next: the backend drops the step queued ahead and runs that one (drawsOneAStep).
+    if (!this.#pipelined || this.#running.some((s) => s.phase === 'prefill' || (s.phase === 'decode' && s.output.drawsOneAStep))) return out;
     for (const { s, item } of out) {
       if (item.sample === null || s.output.tokens.length + 1 >= s.prepared.maxTokens || s.position + 2 >= s.capacity) continue;
       s.nextUniform = s.prepared.rng.nextUniform();

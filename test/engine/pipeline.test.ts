@@ -155,6 +155,45 @@ describe('pipelined decode on tiny-a (CPU)', () => {
     await b.dispose();
   });
 
+  it('a masked item where a step was queued ahead (a held part begins): the queued step is dropped, and every draw equals the plain backend\'s', async () => {
+    const vocab = tiny.model.config.vocabSize;
+    const prompts = [Array.from({ length: 12 }, (_, i) => (i * 53 + 7) % vocab), Array.from({ length: 9 }, (_, i) => (i * 31 + 2) % vocab)];
+    const allow = new Uint32Array(Math.ceil(vocab / 32));
+    for (const id of [17, 400, 901]) allow[id >>> 5]! |= 1 << (id & 31);
+    const run = async (pipelineDecode: boolean): Promise<{ ids: number[][]; stats: { queued: number; claimed: number; dropped: number } }> => {
+      const b = tiny.model.createBatchBackend({ kvBlocks: 16, blockSize: 8, maxSequences: 2, pipelineDecode, padDecodeSteps: true });
+      const seqs = prompts.map((p) => b.open(40, p)!);
+      const rngs = [createRng(11), createRng(12)];
+      const opts: SampleOptions[] = [{ temperature: 1 }, { temperature: 0.8, topP: 0.9 }];
+      let last = Array.from(await b.step(seqs.map((seq, i) => ({ seq, tokens: Int32Array.from(prompts[i]!), sample: { options: opts[i]!, uniform: rngs[i]!.nextUniform() } }))));
+      const ids: number[][] = [last];
+      let uniforms = rngs.map((r) => r.nextUniform());
+      for (let k = 0; k < 8; k++) {
+        const masked = k === 4; // sequence 0's draw at step 4 is held to three tokens (what a response format's mask does)
+        const next = rngs.map((r) => r.nextUniform());
+        const items = seqs.map((seq, i) => ({
+          seq,
+          tokens: Int32Array.of(last[i]!),
+          sample: { options: opts[i]!, uniform: uniforms[i]! },
+          ...(masked && i === 0 ? { bias: { ids: new Int32Array(0), deltas: new Float32Array(0), allow } } : { next: next[i]! }),
+        }));
+        last = Array.from(await b.step(items));
+        ids.push(last);
+        uniforms = next;
+      }
+      seqs.forEach((seq) => b.close(seq));
+      const stats = b.pipelineStats;
+      await b.dispose();
+      return { ids, stats };
+    };
+    const plain = await run(false);
+    const piped = await run(true);
+    expect(piped.ids).toEqual(plain.ids);
+    expect([17, 400, 901]).toContain(plain.ids[5]![0]);
+    expect(piped.stats.dropped).toBeGreaterThanOrEqual(1); // the step queued before the masked one
+    expect(piped.stats.claimed).toBeGreaterThan(3);
+  });
+
   it('checks next and the option', async () => {
     expect(() => tiny.model.createBatchBackend({ kvBlocks: 4, pipelineDecode: true, padDecodeSteps: false })).toThrow(/pipelineDecode needs padded decode steps/);
     expect(() => tiny.model.createBatchBackend({ kvBlocks: 4, pipelineDecode: 1 as unknown as boolean })).toThrow(/pipelineDecode must be a boolean/);
