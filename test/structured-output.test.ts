@@ -99,14 +99,72 @@ describe('the JSON-schema matcher', () => {
     expect(() => compileSchema({ type: 'object', required: ['x'] })).toThrow(/'x' is not among the properties/);
     expect(() => compileSchema({ type: 'colour' })).toThrow(/'colour' is not a JSON schema type/);
     expect(() => compileSchema(false)).toThrow(SchemaError);
+    expect(() => compileSchema({ type: 'integer', minimum: 3, maximum: 2.5 })).toThrow(/#: no integer is within its minimum and maximum/);
+    expect(() => compileSchema({ type: 'number', exclusiveMinimum: true })).toThrow(/exclusiveMinimum must be a number \(the draft-4 boolean form/);
+    expect(() => compileSchema({ type: 'string', minLength: 4, maxLength: 3 })).toThrow(/maxLength must be an integer >= minLength/);
+  });
+
+  it('bounds: a number or integer within minimum / maximum / exclusive ones (no exponent), a string within minLength / maxLength code points', () => {
+    // every text of a grid, against JSON.parse and the bounds; and every prefix of an accepted text is a prefix
+    // (an integer is written without a point: 1.0 is not one here)
+    const cases: { schema: Record<string, unknown>; ok: (v: unknown) => boolean }[] = [
+      { schema: { type: 'integer', minimum: 1, maximum: 100 }, ok: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 100 },
+      { schema: { type: 'integer', exclusiveMinimum: -7.5, exclusiveMaximum: 3 }, ok: (v) => Number.isInteger(v) && (v as number) > -7.5 && (v as number) < 3 },
+      { schema: { type: 'number', exclusiveMinimum: 0, maximum: 2.5 }, ok: (v) => typeof v === 'number' && v > 0 && v <= 2.5 },
+      { schema: { type: 'number', minimum: -0.25 }, ok: (v) => typeof v === 'number' && v >= -0.25 },
+      { schema: { type: ['integer', 'null'], maximum: -5 }, ok: (v) => v === null || (Number.isInteger(v) && (v as number) <= -5) },
+    ];
+    const texts = ['null', '-', '0', '-0', '00', '1e2', '2E0', '-1.', ...Array.from({ length: 241 }, (_, i) => String(i - 120))];
+    for (const whole of ['0', '1', '2', '-0', '-1', '12']) for (const f of ['0', '1', '25', '5', '50', '51', '0001']) texts.push(`${whole}.${f}`);
+    for (const { schema, ok } of cases) {
+      for (const t of texts) {
+        let want: 'complete' | 'invalid' = 'invalid';
+        try {
+          const v = JSON.parse(t) as unknown;
+          const integer = JSON.stringify(schema).includes('integer');
+          if (ok(v) && !/[eE]/.test(t) && !(integer && t.includes('.'))) want = 'complete';
+        } catch {
+          /* not JSON: never complete */
+        }
+        const got = verdict(schema, t);
+        if (want === 'complete') {
+          expect(got, `${JSON.stringify(schema)} ${t}`).toBe('complete');
+          for (let k = 1; k < t.length; k++) expect(verdict(schema, t.slice(0, k)), `${JSON.stringify(schema)} ${t} prefix ${k}`).not.toBe('invalid');
+        } else expect(got, `${JSON.stringify(schema)} ${t}`).not.toBe('complete');
+      }
+    }
+    // a prefix that cannot reach the range is refused at once
+    expect(verdict({ type: 'integer', minimum: 1, maximum: 100 }, '0')).toBe('invalid');
+    expect(verdict({ type: 'integer', minimum: 1, maximum: 100 }, '-')).toBe('invalid');
+    expect(verdict({ type: 'integer', minimum: 1, maximum: 100 }, '101')).toBe('invalid');
+    expect(verdict({ type: 'integer', maximum: -5 }, '-4')).toBe('prefix'); // -40 .. -49 are still ahead
+    const S = { type: 'string', minLength: 2, maxLength: 3 };
+    const strings: [string, boolean][] = [['"a"', false], ['"ab"', true], ['"abc"', true], ['"abcd"', false], ['"é"', false], ['"éé"', true], ['"😀😀😀"', true], ['"😀😀😀😀"', false], ['"\\n\\n"', true], ['"\\u00e9x"', true], ['"\\u00e9xyz"', false]];
+    for (const [t, good] of strings) expect(verdict(S, t), t).toBe(good ? 'complete' : 'invalid');
+    expect(verdict({ type: 'object', properties: { s: S }, required: ['s'] }, '{"s":"abcd')).toBe('invalid');
+    // a bounded string is valid UTF-8 (its count is the decoded string's): a stray continuation byte or a cut character fails
+    const bytes = (schema: unknown, b: number[]): MatchState | undefined => {
+      let st: MatchState | undefined = initialState(compileSchema(schema));
+      for (const x of b) if ((st = step(st!, x)) === undefined) return undefined;
+      return st;
+    };
+    expect(bytes(S, [0x22, 0x80])).toBeUndefined();
+    expect(bytes(S, [0x22, 0xce, 0x22])).toBeUndefined();
+    expect(isComplete(bytes(S, [0x22, 0xce, 0xb2, 0x61, 0x22])!)).toBe(true);
   });
 });
 
 describe('token masks', () => {
   it('allow exactly the tokens whose bytes continue the document (a brute-force walk of the vocabulary), and the end tokens once it is complete', () => {
     const vocab = tokenizer.vocabSize;
-    for (const text of ['', '{"name":"', '{"name":"Ada","age":3', '{"name":"Ada","age":36,"ok":true', '{"name":"Ada","age":36,"ok":true}']) {
-      const state = feed(PERSON, text)!;
+    const BOUNDED = { type: 'object', properties: { s: { type: 'string', minLength: 2, maxLength: 5 }, n: { type: 'integer', minimum: 10, maximum: 420 } }, required: ['s', 'n'], additionalProperties: false };
+    const states: [unknown, string][] = [
+      ...['', '{"name":"', '{"name":"Ada","age":3', '{"name":"Ada","age":36,"ok":true', '{"name":"Ada","age":36,"ok":true}'].map((t): [unknown, string] => [PERSON, t]),
+      [BOUNDED, '{"s":"abcd'],
+      [BOUNDED, '{"s":"ab","n":4'],
+    ];
+    for (const [schema, text] of states) {
+      const state = feed(schema, text)!;
       const mask = allowedTokens(state, [S.return], vocab);
       let allowed = 0;
       for (let id = 0; id < FIRST_SPECIAL_ID; id++) {
@@ -238,7 +296,7 @@ describe('generation held to a response format (random full-vocabulary model, CP
   });
 
   it("strict tools: a call's arguments parse and fit its parameters, then <|call|>; other functions stay free; the engine draws the same", async () => {
-    const weather = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer' } }, required: ['city', 'unit'], additionalProperties: false };
+    const weather = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 14 }, note: { type: 'string', maxLength: 6 } }, required: ['city', 'unit', 'days'], additionalProperties: false };
     const strictTools = { get_weather: weather, ping: null };
     const conversation = {
       developer: { tools: [{ name: 'get_weather', parameters: weather }, { name: 'ping' }, { name: 'free_text', parameters: { type: 'object' } }] },
@@ -256,8 +314,9 @@ describe('generation held to a response format (random full-vocabulary model, CP
       expect(r.toolCalls[0]!.name).toBe('get_weather');
       expect(['Oslo', 'Lima']).toContain(args.city);
       expect(['c', 'f']).toContain(args.unit);
-      expect(Object.keys(args).every((k) => ['city', 'unit', 'days'].includes(k))).toBe(true);
-      if ('days' in args) expect(Number.isInteger(args.days)).toBe(true);
+      expect(Object.keys(args).every((k) => ['city', 'unit', 'days', 'note'].includes(k))).toBe(true);
+      expect(Number.isInteger(args.days) && (args.days as number) >= 1 && (args.days as number) <= 14, JSON.stringify(args)).toBe(true);
+      if ('note' in args) expect([...(args.note as string)].length).toBeLessThanOrEqual(6);
       results.push(r);
     }
     const ping = await generate(model, callTo('ping'), { parse: true, maxTokens: 40, temperature: 1, seed: 4, strictTools }).result;
@@ -313,7 +372,7 @@ describe('generation held to a response format (random full-vocabulary model, CP
     expect(() => generate(model, prompt, { parse: true, strictTools: { f: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } } } })).toThrow(/options.strictTools.f: .*'pattern' is not supported/);
     expect(() => generate(model, prompt, { parse: false, strictTools: { f: null } })).toThrow(/options.strictTools needs parse: true/);
     expect(() => generate(model, prompt, { parse: true, strictTools: [] as never })).toThrow(/options.strictTools must be an object/);
-    expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'string', minLength: 3 } } })).toThrow(/options.responseFormat.schema: #: the keyword 'minLength' is not supported/);
+    expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'string', pattern: '^a' } } })).toThrow(/options.responseFormat.schema: #: the keyword 'pattern' is not supported/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'yaml' } as never })).toThrow(/responseFormat.type must be 'text', 'json_object' or 'json_schema'/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema' } as never })).toThrow(/schema is missing/);
   });

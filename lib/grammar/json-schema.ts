@@ -6,9 +6,10 @@
 //
 // The schema subset (what strict structured outputs use): type (one or a list of distinct kinds),
 // object with properties / required / additionalProperties (false, true or absent, or a schema), array
-// with items / minItems / maxItems, string (any), number, integer, boolean, null, enum and const of any
-// JSON values, anyOf whose branches start differently (distinct kinds: a string or null, ...), $ref to
-// #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description,
+// with items / minItems / maxItems, string with minLength / maxLength (code points), number and integer
+// with minimum / maximum / exclusiveMinimum / exclusiveMaximum (a bounded number is written without an
+// exponent), boolean, null, enum and const of any JSON values, anyOf whose branches start differently
+// (distinct kinds: a string or null, ...), $ref to #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description,
 // title, default, examples, $schema, $id, $comment). Anything else is refused (SchemaError naming the
 // keyword and where it is), never ignored. Properties may come in any order, each once (property names
 // are written without escapes); numbers have at most 16 digits before the point, 16 after it and 3 in the
@@ -27,7 +28,7 @@ type Kind = 'object' | 'array' | 'string' | 'number' | 'integer' | 'boolean' | '
 /** A compiled schema node. */
 export type SchemaNode =
   | { t: 'any' }
-  | { t: 'kinds'; kinds: Kind[]; object?: ObjectSpec; array?: ArraySpec }
+  | { t: 'kinds'; kinds: Kind[]; object?: ObjectSpec; array?: ArraySpec; range?: NumRange; length?: LengthSpec }
   | { t: 'literals'; texts: string[] } // enum / const: the values as JSON texts (compact)
   | { t: 'ref'; target: () => SchemaNode };
 
@@ -36,6 +37,19 @@ interface ObjectSpec {
   required: Set<string>;
   /** Schema of keys not in props; null: none allowed. */
   extra: SchemaNode | null;
+}
+/**
+ * A number's bounds, inclusive, in units of 10^-16 (the finest a number here can be: at most 16 digits after the
+ * point), null: unbounded on that side. Exclusive bounds are one unit inside; an integer's are whole.
+ */
+interface NumRange {
+  lo: bigint | null;
+  hi: bigint | null;
+}
+/** A string's length bounds in code points (an escape counts one). */
+interface LengthSpec {
+  min: number;
+  max: number;
 }
 interface ArraySpec {
   items: SchemaNode;
@@ -61,7 +75,7 @@ export function compileSchema(schema: unknown): SchemaNode {
     const o = s as Record<string, unknown>;
     for (const key of Object.keys(o)) {
       if (ANNOTATIONS.has(key)) continue;
-      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions'].includes(key))
+      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions', ...NUMBER_KEYWORDS, 'minLength', 'maxLength'].includes(key))
         throw new SchemaError(`${at}: the keyword '${key}' is not supported`);
     }
     if (o.$ref !== undefined) {
@@ -128,6 +142,17 @@ export function compileSchema(schema: unknown): SchemaNode {
       if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError(`${at}.maxItems must be an integer >= minItems`);
       node.array = { items: o.items === undefined ? ANY : compile(o.items, `${at}.items`), min: min as number, max: max as number };
     }
+    if ((kinds.includes('number') || kinds.includes('integer')) && NUMBER_KEYWORDS.some((k) => o[k] !== undefined)) {
+      const range = numberRange(o, !kinds.includes('number'), at);
+      if (range) node.range = range;
+    }
+    if (kinds.includes('string') && (o.minLength !== undefined || o.maxLength !== undefined)) {
+      const min = o.minLength ?? 0;
+      const max = o.maxLength ?? Infinity;
+      if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError(`${at}.minLength must be an integer >= 0`);
+      if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError(`${at}.maxLength must be an integer >= minLength`);
+      if (min !== 0 || max !== Infinity) node.length = { min: min as number, max: max as number };
+    }
     return node;
   };
   const node = compile(schema, '#');
@@ -147,6 +172,53 @@ export function compileSchema(schema: unknown): SchemaNode {
   };
   visit(node);
   return node;
+}
+
+const NUMBER_KEYWORDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const;
+/** 10^16: a number's value in units of its finest digit (16 after the point). */
+const UNIT = 10n ** 16n;
+
+/** A JSON number (a JS number's shortest text) in units of 10^-16, rounded up or down when finer. */
+function scaled(x: number, up: boolean): bigint {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?$/.exec(String(x))!;
+  const digits = BigInt(m[2]! + (m[3] ?? ''));
+  const shift = 16 + Number(m[4] ?? 0) - (m[3]?.length ?? 0);
+  let v: bigint;
+  if (shift >= 0) v = digits * 10n ** BigInt(shift);
+  else {
+    const d = 10n ** BigInt(-shift);
+    const neg = m[1] === '-';
+    // |x| = digits / d: toward +infinity when up, toward -infinity otherwise
+    v = digits / d + (digits % d !== 0n && up !== neg ? 1n : 0n);
+  }
+  return m[1] === '-' ? -v : v;
+}
+
+function numberRange(o: Record<string, unknown>, integer: boolean, at: string): NumRange | null {
+  for (const k of NUMBER_KEYWORDS)
+    if (o[k] !== undefined && (typeof o[k] !== 'number' || !Number.isFinite(o[k])))
+      throw new SchemaError(`${at}.${k} must be a number${typeof o[k] === 'boolean' ? ' (the draft-4 boolean form is not supported)' : ''}`);
+  const bound = (incl: unknown, excl: unknown, low: boolean): bigint | null => {
+    const cands: bigint[] = [];
+    if (typeof incl === 'number') cands.push(scaled(incl, low));
+    if (typeof excl === 'number') {
+      const v = scaled(excl, low);
+      // one unit inside, unless rounding already moved it inside (a bound finer than 10^-16)
+      cands.push(low ? (scaled(excl, false) === v ? v + 1n : v) : scaled(excl, true) === v ? v - 1n : v);
+    }
+    if (cands.length === 0) return null;
+    let v = cands.reduce((a, b) => (low ? (a > b ? a : b) : a < b ? a : b));
+    if (integer) {
+      // whole numbers only: the first / last whole number inside
+      const r = ((v % UNIT) + UNIT) % UNIT;
+      if (r !== 0n) v = low ? v - r + UNIT : v - r;
+    }
+    return v;
+  };
+  const lo = bound(o.minimum, o.exclusiveMinimum, true);
+  const hi = bound(o.maximum, o.exclusiveMaximum, false);
+  if (lo !== null && hi !== null && lo > hi) throw new SchemaError(`${at}: no ${integer ? 'integer' : 'number'} is within its minimum and maximum`);
+  return lo === null && hi === null ? null : { lo, hi };
 }
 
 /** anyOf as one node: branches must start with different bytes (distinct kinds, literals of their own). */
@@ -170,6 +242,8 @@ function mergeBranches(branches: SchemaNode[], at: string): SchemaNode {
     }
     if (b.object) merged.object = b.object;
     if (b.array) merged.array = b.array;
+    if (b.range) merged.range = b.range;
+    if (b.length) merged.length = b.length;
   }
   if (literals.length > 0) {
     if (merged.kinds.length > 0) throw new SchemaError(`${at}.anyOf: enum or const beside typed branches is not supported`);
@@ -186,8 +260,12 @@ type Frame =
   | { f: 'value'; node: SchemaNode } // a value expected (whitespace before it allowed)
   // in a string; esc: 0 none, 1 after \\, 2-5 \\u digits left + 1. A property name (key not null: its bytes so far)
   // has no escapes; names: the names it may still become (null: any)
-  | { f: 'string'; esc: number; key: string | null; names: string[] | null }
-  | { f: 'number'; phase: number; digits: number; integer: boolean }
+  // len / limit: code points so far and the bounds (a string with minLength / maxLength only)
+  // (and cont: the UTF-8 continuation bytes its last character still needs: a bounded string is valid UTF-8, so
+  // that its count is the decoded string's)
+  | { f: 'string'; esc: number; key: string | null; names: string[] | null; len?: number; cont?: number; limit?: LengthSpec }
+  // text / range: the number's bytes so far and its bounds (a bounded number only)
+  | { f: 'number'; phase: number; digits: number; integer: boolean; text?: string; range?: NumRange }
   | { f: 'literals'; texts: string[]; pos: number }
   | { f: 'object'; spec: ObjectSpec; phase: number; seen: string[]; key: string }
   | { f: 'array'; spec: ArraySpec; phase: number; count: number };
@@ -226,7 +304,7 @@ const NUMBER_DONE = new Set([1, 2, 4, 7]);
 /** Inside a string's content (not a property name, not in an escape): where content bytes leave the state as it is. */
 export function isPlainString(state: MatchState): boolean {
   const top = state.stack?.top;
-  return top !== undefined && top.f === 'string' && top.key === null && top.esc === 0;
+  return top !== undefined && top.f === 'string' && top.key === null && top.esc === 0 && top.limit === undefined;
 }
 
 /** The state after one more byte, or undefined when no document the schema accepts goes on with it. */
@@ -251,11 +329,11 @@ function stepByte(state: MatchState, b: number): MatchState | undefined {
     case 'value':
       return startValue(top.node, s.rest, b);
     case 'string':
-      return stepString(top, s.rest, b);
+      return top.limit === undefined || top.esc !== 0 ? stepString(top, s.rest, b) : stepBoundedString(s, top, b);
     case 'number': {
       const next = stepNumber(top, b);
       if (next) return { stack: push(s.rest, next) };
-      if (!NUMBER_DONE.has(top.phase)) return undefined;
+      if (!numberDone(top)) return undefined;
       return stepByte({ stack: s.rest }, b); // the number ended: the byte is the parent's
     }
     case 'literals': {
@@ -297,11 +375,17 @@ function startValue(node: SchemaNode, rest: Stack | null, b: number): MatchState
     const spec = n.t === 'kinds' && n.array ? n.array : { items: ANY, min: 0, max: Infinity };
     return { stack: push(rest, { f: 'array', spec, phase: 0, count: 0 }) };
   }
-  if (b === 0x22 && has('string')) return { stack: push(rest, { f: 'string', esc: 0, key: null, names: null }) };
+  if (b === 0x22 && has('string')) {
+    const limit = n.t === 'kinds' ? n.length : undefined;
+    return { stack: push(rest, limit ? { f: 'string', esc: 0, key: null, names: null, len: 0, limit } : { f: 'string', esc: 0, key: null, names: null }) };
+  }
   if ((b === 0x2d || (b >= 0x30 && b <= 0x39)) && (has('number') || has('integer'))) {
     const integer = !has('number');
     const phase = b === 0x2d ? 0 : b === 0x30 ? 2 : 1;
-    return { stack: push(rest, { f: 'number', phase, digits: b === 0x2d ? 0 : 1, integer }) };
+    const range = n.t === 'kinds' ? n.range : undefined;
+    if (!range) return { stack: push(rest, { f: 'number', phase, digits: b === 0x2d ? 0 : 1, integer }) };
+    const frame: Frame & { f: 'number' } = { f: 'number', phase, digits: b === 0x2d ? 0 : 1, integer, text: String.fromCharCode(b), range };
+    return reachable(frame) ? { stack: push(rest, frame) } : undefined;
   }
   const words: string[] = [];
   if (has('boolean')) words.push('true', 'false');
@@ -342,10 +426,82 @@ function stepString(top: Frame & { f: 'string' }, rest: Stack | null, b: number)
   return state_of(rest, top);
 }
 
+// A bounded string's next states by byte class (0 ASCII, 1-3 a lead byte that needs that many continuation bytes, 4 a
+// continuation byte), per stack: a token mask's walk meets the same few states again and again.
+const boundedNext = new WeakMap<Stack, (MatchState | undefined)[]>();
+
+/** A bounded string's content (not in an escape): code points counted, UTF-8 checked. */
+function stepBoundedString(s: Stack, top: Frame & { f: 'string' }, b: number): MatchState | undefined {
+  const len = top.len!;
+  const cont = top.cont ?? 0;
+  if (cont > 0 && (b & 0xc0) !== 0x80) return undefined; // a character cut short
+  if (b === 0x22) return len >= top.limit!.min ? { stack: s.rest } : undefined;
+  if (b === 0x5c) return len < top.limit!.max ? { stack: push(s.rest, { ...top, esc: 1, len: len + 1, cont: 0 }) } : undefined;
+  if (b < 0x20 || b === 0xc0 || b === 0xc1 || b > 0xf4) return undefined; // not in a JSON string / not UTF-8
+  const cls = b < 0x80 ? 0 : b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 4;
+  if (cls === 4 && cont === 0) return undefined; // a continuation byte without its lead
+  if (cls !== 4 && len >= top.limit!.max) return undefined; // no room for another code point
+  let memo = boundedNext.get(s);
+  if (!memo) boundedNext.set(s, (memo = []));
+  return (memo[cls] ??= { stack: push(s.rest, cls === 4 ? { ...top, cont: cont - 1 } : { ...top, len: len + 1, cont: cls }) });
+}
+
 // the same string frame (content bytes leave it unchanged: the state is shared, not copied)
 const state_of = (rest: Stack | null, top: Frame): MatchState => ({ stack: push(rest, top) });
 
 function stepNumber(top: Frame & { f: 'number' }, b: number): (Frame & { f: 'number' }) | undefined {
+  if (top.range === undefined) return stepNumberText(top, b);
+  if (b === 0x65 || b === 0x45) return undefined; // a bounded number has no exponent
+  const next = stepNumberText(top, b);
+  if (next === undefined) return undefined;
+  next.text = top.text + String.fromCharCode(b);
+  next.range = top.range;
+  return reachable(next) ? next : undefined;
+}
+
+/** A bounded number's value so far, in units of 10^-16: its sign, integer digits and fraction digits. */
+function numberParts(frame: Frame & { f: 'number' }): { neg: boolean; int: string; frac: string } {
+  const t = frame.text!;
+  const neg = t.startsWith('-');
+  const body = neg ? t.slice(1) : t;
+  const dot = body.indexOf('.');
+  return { neg, int: dot < 0 ? body : body.slice(0, dot), frac: dot < 0 ? '' : body.slice(dot + 1) };
+}
+
+const inside = (r: NumRange, lo: bigint, hi: bigint): boolean => (r.lo === null || hi >= r.lo) && (r.hi === null || lo <= r.hi);
+
+/** Whether some number this prefix can still become lies within its range (whole numbers for an integer). */
+function reachable(frame: Frame & { f: 'number' }): boolean {
+  const { neg, int, frac } = numberParts(frame);
+  // the magnitudes reachable from here, as [lo, hi] intervals in units of 10^-16
+  const spans: [bigint, bigint][] = [];
+  const fracUnits = (f: string): bigint => (f === '' ? 0n : BigInt(f) * 10n ** BigInt(16 - f.length));
+  const top = frame.integer ? 0n : UNIT - 1n; // how far a fraction can take a whole number up
+  if (int === '') spans.push([0n, 10n ** 16n * UNIT]); // only '-' yet
+  else if (frame.phase === 3 || frame.phase === 4) {
+    const base = BigInt(int) * UNIT + fracUnits(frac);
+    spans.push([base, base + 10n ** BigInt(16 - frac.length) - 1n]);
+  } else if (int === '0') spans.push([0n, top]);
+  else {
+    const v = BigInt(int);
+    for (let j = 0; j <= MAX_INT_DIGITS - int.length; j++) {
+      const p = 10n ** BigInt(j);
+      spans.push([v * p * UNIT, (v + 1n) * p * UNIT - UNIT + top]);
+    }
+  }
+  return spans.some(([lo, hi]) => (neg ? inside(frame.range!, -hi, -lo) : inside(frame.range!, lo, hi)));
+}
+
+/** Whether the number read so far may end here: a complete number within its range. */
+function numberDone(frame: Frame & { f: 'number' }): boolean {
+  if (!NUMBER_DONE.has(frame.phase)) return false;
+  if (frame.range === undefined) return true;
+  const { neg, int, frac } = numberParts(frame);
+  const v = BigInt(int) * UNIT + (frac === '' ? 0n : BigInt(frac) * 10n ** BigInt(16 - frac.length));
+  return inside(frame.range, neg ? -v : v, neg ? -v : v);
+}
+
+function stepNumberText(top: Frame & { f: 'number' }, b: number): (Frame & { f: 'number' }) | undefined {
   const digit = b >= 0x30 && b <= 0x39;
   const p = top.phase;
   const next = (phase: number, digits: number): Frame & { f: 'number' } => ({ f: 'number', phase, digits, integer: top.integer });
@@ -410,14 +566,17 @@ export function isComplete(state: MatchState): boolean {
   let s = state.stack;
   while (s !== null) {
     const top = s.top;
-    if (top.f === 'number' && NUMBER_DONE.has(top.phase)) s = s.rest;
+    if (top.f === 'number' && numberDone(top)) s = s.rest;
     else if (top.f === 'literals' && top.texts.some((t) => t.length === top.pos)) s = s.rest;
     else return false;
   }
   return true;
 }
 
-/** A key identifying the state for caching its token mask (equal keys: equal futures). */
+/**
+ * A key identifying the state for caching its token mask: equal keys, equal masks (the same next tokens allowed; a
+ * bounded string's far-off limits are cut to what one token could reach).
+ */
 export function stateKey(state: MatchState): string {
   const parts: string[] = [`w${state.ws ?? 0}`];
   for (let s = state.stack; s !== null; s = s.rest) {
@@ -427,10 +586,18 @@ export function stateKey(state: MatchState): string {
         parts.push(`v${nodeKey(t.node)}`);
         break;
       case 'string':
-        parts.push(t.key === null ? `s${t.esc}` : `k${t.key}\u0000${t.names === null ? '*' : t.names.join('\u0000')}`);
+        // a bounded string: how many code points it still needs and may take, each capped past what one token holds
+        // (128), so that states whose next token cannot tell them apart share a mask
+        parts.push(
+          t.key !== null
+            ? `k${t.key}\u0000${t.names === null ? '*' : t.names.join('\u0000')}`
+            : t.limit === undefined
+              ? `s${t.esc}`
+              : `s${t.esc}.${t.cont ?? 0}.${Math.min(Math.max(t.limit.min - t.len!, 0), 129)}.${Math.min(t.limit.max - t.len!, 129)}`,
+        );
         break;
       case 'number':
-        parts.push(`n${t.phase}.${t.digits}.${t.integer ? 1 : 0}`);
+        parts.push(`n${t.phase}.${t.digits}.${t.integer ? 1 : 0}${t.range === undefined ? '' : `.${t.text}.${rangeId(t.range)}`}`);
         break;
       case 'literals':
         parts.push(`l${t.pos}:${t.texts.join('\u0000')}`);
@@ -457,3 +624,4 @@ const objId = (o: object): number => {
 const nodeKey = (n: SchemaNode): number => objId(n);
 const objectId = (o: ObjectSpec): number => objId(o);
 const arrayId = (a: ArraySpec): number => objId(a);
+const rangeId = (r: NumRange): number => objId(r);

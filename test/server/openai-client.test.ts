@@ -259,7 +259,7 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     // the same schema without strict is declared to the model, not enforced: no error
     const loose = await client.chat.completions.create({ model: 'tiny', messages, tools: [{ ...bad, function: { ...bad.function, strict: false } }], max_tokens: 2 });
     expect(loose.choices).toHaveLength(1);
-    const e2 = await apiError(client.responses.create({ model: 'tiny', input: 'x', tools: [{ type: 'function', name: 'f', parameters: { type: 'object', properties: { a: { minimum: 1 } } }, strict: true }], max_output_tokens: 2 }));
+    const e2 = await apiError(client.responses.create({ model: 'tiny', input: 'x', tools: [{ type: 'function', name: 'f', parameters: { type: 'object', properties: { a: { type: 'string', format: 'email' } } }, strict: true }], max_output_tokens: 2 }));
     expect([e2.status, e2.param, e2.code]).toEqual([400, 'tools[0].parameters', 'invalid_schema']);
   });
 
@@ -845,9 +845,9 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
     expect([e2.status, e2.param]).toEqual([400, 'response_format.json_schema.schema']);
     const e3 = await apiError(client.chat.completions.create({ model: 'tiny', messages, max_tokens: 2, response_format: { type: 'yaml' } } as never));
     expect([e3.status, e3.param]).toEqual([400, 'response_format.type']);
-    const e4 = await apiError(client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object', properties: { a: { type: 'string', maxLength: 3 } } } } } }));
+    const e4 = await apiError(client.responses.create({ model: 'tiny', input: 'Hi', max_output_tokens: 2, text: { format: { type: 'json_schema', name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^x' } } } } } }));
     expect([e4.status, e4.param, e4.code]).toEqual([400, 'text.format.schema', 'invalid_schema']);
-    expect(e4.message).toMatch(/#\.properties\.a: the keyword 'maxLength'/);
+    expect(e4.message).toMatch(/#\.properties\.a: the keyword 'pattern'/);
   });
 
   it('parameters the server does not implement: a 400 naming each, unless at their neutral value', async () => {
