@@ -93,7 +93,12 @@ describe('the JSON-schema matcher', () => {
 
   it('refuses what it cannot enforce, naming the keyword and where it is', () => {
     expect(() => compileSchema({ type: 'string', pattern: '^a' })).toThrow(/#: the keyword 'pattern' is not supported/);
-    expect(() => compileSchema({ type: 'object', properties: { a: { type: 'string', format: 'date' } } })).toThrow(/#\.properties\.a: the keyword 'format'/);
+    expect(() => compileSchema({ type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } })).toThrow(/#\.properties\.a: the keyword 'not'/);
+    // format is an annotation (JSON Schema 2020-12's default); lenient mode (strict tools) skips what only narrows values
+    expect(verdict({ type: 'string', format: 'date-time' }, '"whenever"')).toBe('complete');
+    expect(() => compileSchema({ type: 'string', pattern: '^a' }, { lenient: true })).not.toThrow();
+    expect(() => compileSchema({ type: 'array', items: { type: 'integer' }, uniqueItems: true }, { lenient: true })).not.toThrow();
+    expect(() => compileSchema({ oneOf: [{ type: 'string' }] }, { lenient: true })).toThrow(/the keyword 'oneOf' is not supported/);
     expect(() => compileSchema({ anyOf: [{ type: 'string' }, { type: 'string', description: 'x' }] })).toThrow(/two branches accept strings/);
     expect(() => compileSchema({ $ref: '#/$defs/missing' })).toThrow(/is not defined/);
     expect(() => compileSchema({ type: 'object', required: ['x'] })).toThrow(/'x' is not among the properties/);
@@ -181,7 +186,7 @@ describe('token masks', () => {
 
   it("the mask worker's masks (the document's bytes replayed there) equal this thread's, and one state is computed once", async () => {
     const vocab = tokenizer.vocabSize;
-    const cache = new MaskCache(JSON.stringify(PERSON), [S.return], vocab);
+    const cache = new MaskCache(`format:${JSON.stringify(PERSON)}`, [S.return], vocab);
     const compiled = compileSchema(PERSON); // one compiled schema, as a generation's plan holds (states are keyed by its nodes)
     const at = (text: string): MatchState => {
       let s: MatchState | undefined = initialState(compiled);
@@ -369,7 +374,7 @@ describe('generation held to a response format (random full-vocabulary model, CP
   });
 
   it('bad formats are refused before anything runs', () => {
-    expect(() => generate(model, prompt, { parse: true, strictTools: { f: { type: 'object', properties: { a: { type: 'string', pattern: 'x' } } } } })).toThrow(/options.strictTools.f: .*'pattern' is not supported/);
+    expect(() => generate(model, prompt, { parse: true, strictTools: { f: { type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } } } })).toThrow(/options.strictTools.f: .*'not' is not supported/);
     expect(() => generate(model, prompt, { parse: false, strictTools: { f: null } })).toThrow(/options.strictTools needs parse: true/);
     expect(() => generate(model, prompt, { parse: true, strictTools: [] as never })).toThrow(/options.strictTools must be an object/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'string', pattern: '^a' } } })).toThrow(/options.responseFormat.schema: #: the keyword 'pattern' is not supported/);

@@ -21,7 +21,19 @@ export interface ConstraintPlan {
   masks: MaskCache;
 }
 
-/** A schema compiled, its JSON (what the mask worker compiles it from) and its masks by end tokens and vocabulary. */
+/**
+ * How a schema is compiled: 'format' (a response format: every keyword it cannot enforce is a SchemaError) or 'tool'
+ * (a strict tool's parameters: lenient, the keywords that only narrow values are skipped).
+ */
+export type SchemaMode = 'format' | 'tool';
+
+/** Its source: `mode:json` (what the mask worker compiles it from, the same way). */
+export function compiledSource(source: string): CompiledSchema {
+  const at = source.indexOf(':');
+  return compiledSchema(JSON.parse(source.slice(at + 1)), source.slice(0, at) as SchemaMode);
+}
+
+/** A schema compiled, its source (`mode:json`, what the mask worker compiles it from) and its masks by end tokens and vocabulary. */
 interface CompiledSchema {
   source: string;
   schema: SchemaNode;
@@ -36,11 +48,11 @@ const MAX_SCHEMAS = 32;
  * A JSON schema compiled once and cached (with its masks) for the requests that send the same schema. A schema it
  * cannot enforce is a SchemaError (the server checks a request's schema with it before starting the turn).
  */
-export function compiledSchema(schema: unknown): CompiledSchema {
-  const key = JSON.stringify(schema);
+export function compiledSchema(schema: unknown, mode: SchemaMode = 'format'): CompiledSchema {
+  const key = `${mode}:${JSON.stringify(schema)}`;
   let entry = plans.get(key);
   if (entry) plans.delete(key);
-  else entry = { source: key, schema: compileSchema(schema), masks: new Map() };
+  else entry = { source: key, schema: compileSchema(schema, { lenient: mode === 'tool' }), masks: new Map() };
   plans.set(key, entry);
   if (plans.size > MAX_SCHEMAS) plans.delete(plans.keys().next().value!);
   return entry;
@@ -96,7 +108,7 @@ export function resolveStrictTools(tools: unknown, parse: boolean, vocab: number
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new TypeError(`${fn}: options.strictTools: '${name}' is not a function name`);
     let entry: CompiledSchema;
     try {
-      entry = compiledSchema(schema ?? NO_ARGUMENTS);
+      entry = compiledSchema(schema ?? NO_ARGUMENTS, 'tool');
     } catch (e) {
       if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.strictTools.${name}: ${e.message}`);
       throw e;

@@ -10,7 +10,9 @@
 // with minimum / maximum / exclusiveMinimum / exclusiveMaximum (a bounded number is written without an
 // exponent), boolean, null, enum and const of any JSON values, anyOf whose branches start differently
 // (distinct kinds: a string or null, ...), $ref to #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description,
-// title, default, examples, $schema, $id, $comment). Anything else is refused (SchemaError naming the
+// title, default, examples, $schema, $id, $comment, and format: an annotation, as JSON Schema 2020-12 has it by
+// default). Lenient mode (strict tools) skips the keywords that only narrow values (pattern, multipleOf,
+// uniqueItems, minProperties, maxProperties). Anything else is refused (SchemaError naming the
 // keyword and where it is), never ignored. Properties may come in any order, each once (property names
 // are written without escapes); numbers have at most 16 digits before the point, 16 after it and 3 in the
 // exponent, so that output ends. Texts the matcher compares (names, enum values) are kept as their UTF-8
@@ -62,11 +64,23 @@ const PENDING: SchemaNode = { t: 'any' }; // a definition being compiled
 /** A string's UTF-8 bytes as a string of one char a byte (what the matcher compares). */
 const bytesOf = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 const ALL_KINDS: Kind[] = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
-const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'strict', 'name']);
+// format is an annotation, as JSON Schema 2020-12 has it by default (date-time, email, uri, ...: not enforced)
+const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'strict', 'name', 'format', 'deprecated', 'readOnly', 'writeOnly']);
+/**
+ * Keywords that only narrow the values a structure accepts, skipped in lenient mode (a strict tool's parameters: the
+ * call is held to the schema's structure and the rest of it, where these would otherwise refuse the whole schema).
+ */
+const NARROWING = new Set(['pattern', 'multipleOf', 'uniqueItems', 'minProperties', 'maxProperties', 'contentEncoding', 'contentMediaType']);
+
+export interface CompileOptions {
+  /** Skip the keywords that only narrow values (pattern, multipleOf, ...) instead of refusing the schema. */
+  lenient?: boolean;
+}
 
 /** Compiles a JSON schema (an object; `true` / {} accept anything). Throws SchemaError on what it does not support. */
-export function compileSchema(schema: unknown): SchemaNode {
+export function compileSchema(schema: unknown, options: CompileOptions = {}): SchemaNode {
   const root = schema;
+  const skip = (key: string): boolean => ANNOTATIONS.has(key) || (options.lenient === true && NARROWING.has(key));
   const defs = new Map<string, SchemaNode>();
   const compile = (s: unknown, at: string): SchemaNode => {
     if (s === true) return ANY;
@@ -74,12 +88,12 @@ export function compileSchema(schema: unknown): SchemaNode {
     if (s === null || typeof s !== 'object' || Array.isArray(s)) throw new SchemaError(`${at}: a schema must be an object or true`);
     const o = s as Record<string, unknown>;
     for (const key of Object.keys(o)) {
-      if (ANNOTATIONS.has(key)) continue;
+      if (skip(key)) continue;
       if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions', ...NUMBER_KEYWORDS, 'minLength', 'maxLength'].includes(key))
         throw new SchemaError(`${at}: the keyword '${key}' is not supported`);
     }
     if (o.$ref !== undefined) {
-      if (Object.keys(o).some((k) => !ANNOTATIONS.has(k) && k !== '$ref' && k !== '$defs' && k !== 'definitions'))
+      if (Object.keys(o).some((k) => !skip(k) && k !== '$ref' && k !== '$defs' && k !== 'definitions'))
         throw new SchemaError(`${at}: $ref with other keywords beside it is not supported`);
       const ref = o.$ref;
       const m = typeof ref === 'string' ? /^#\/(\$defs|definitions)\/(.+)$/.exec(ref) : null;
@@ -107,7 +121,7 @@ export function compileSchema(schema: unknown): SchemaNode {
     }
     if (o.anyOf !== undefined) {
       if (!Array.isArray(o.anyOf) || o.anyOf.length === 0) throw new SchemaError(`${at}.anyOf must be a non-empty array`);
-      if (Object.keys(o).some((k) => !ANNOTATIONS.has(k) && k !== 'anyOf' && k !== '$defs' && k !== 'definitions'))
+      if (Object.keys(o).some((k) => !skip(k) && k !== 'anyOf' && k !== '$defs' && k !== 'definitions'))
         throw new SchemaError(`${at}: anyOf with other keywords beside it is not supported`);
       const branches = o.anyOf.map((b, i) => compile(b, `${at}.anyOf[${i}]`));
       return mergeBranches(branches, at);

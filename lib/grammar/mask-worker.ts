@@ -1,10 +1,10 @@
 // The worker thread behind structured outputs' token masks (token-mask.ts maskOnWorker): a mask walks the
 // whole vocabulary (14-55 ms on a 2-core machine for a new matcher state, and ~0.4 s for the byte-ordered
 // index the first time), so it is computed here and the event loop only receives it (a transferred bitset).
-// A request names its state by the schema's JSON and the bytes read since the document began, replayed here
+// A request names its state by the schema's source (mode and JSON) and the bytes read since the document began, replayed here
 // from the schema's initial state: compiled nodes differ between threads, bytes do not.
 import { parentPort } from 'node:worker_threads';
-import { compiledSchema } from './constraint.js';
+import { compiledSource } from './constraint.js';
 import { initialState, step, type MatchState } from './json-schema.js';
 import { allowedTokens, warmTokenMasks } from './token-mask.js';
 
@@ -24,7 +24,7 @@ parentPort!.on('message', (m: MaskRequest) => {
     return;
   }
   try {
-    const { schema } = compiledSchema(JSON.parse(m.source));
+    const { schema } = compiledSource(m.source);
     let state: MatchState | undefined = initialState(schema);
     for (let i = 0; i < m.bytes.length && state !== undefined; i++) state = step(state, m.bytes[i]!);
     if (state === undefined) throw new Error(`the ${m.bytes.length} bytes sent do not continue the schema`);

@@ -87,7 +87,7 @@ export function strictTools(tools: readonly { name: string; parameters?: Record<
     if (t.strict !== true) return;
     if (t.parameters !== undefined && t.parameters !== null) {
       try {
-        compiledSchema(t.parameters); // compiled once here and cached: generate() takes it from the cache
+        compiledSchema(t.parameters, 'tool'); // compiled once here and cached: generate() takes it from the cache
       } catch (e) {
         if (e instanceof SchemaError) throw badParam(paramOf(i), `${paramOf(i)} cannot be enforced (strict: true): ${e.message}`, 'invalid_schema');
         throw e;
