@@ -7,7 +7,7 @@
 import type { GptOssModel } from './model.js';
 import { checkLogprobsCount, type Session, type TokenLogprobs } from './session.js';
 import { drawBias, resolveBiasPlan, type BiasPlan, type LogitBias } from './penalties.js';
-import { Constraint, resolveResponseFormat, resolveStrictTools, type ConstraintPlans, type ResponseFormat } from './grammar/constraint.js';
+import { Constraint, resolveCallNames, resolveResponseFormat, resolveStrictTools, type ConstraintPlans, type ResponseFormat } from './grammar/constraint.js';
 import { toTokenIds } from './token-ids.js';
 import { createRng, randomSeed, resolveSampleOptions, type Seed, type Xoshiro128 } from './sampling.js';
 import type { SampleOptions } from './session.js';
@@ -87,6 +87,12 @@ export interface GenerateOptions {
    * result's toolCalls carry the parsed arguments. Calls to other functions stay free. Needs parse (Harmony).
    */
   strictTools?: Readonly<Record<string, Record<string, unknown> | boolean | null | undefined>>;
+  /**
+   * For a prompt that ends inside a call's header, after `to=functions.` (OpenAI's tool_choice 'required' with several
+   * tools, as the server renders it): the function name the generation writes is held to one of these, then the
+   * header ends (<|constrain|> or <|message|>). Needs parse (Harmony).
+   */
+  toolChoiceNames?: readonly string[];
 }
 
 /**
@@ -386,7 +392,8 @@ export function resolveGenerationOptions(model: GptOssModel, options: GenerateOp
   const bias = resolveBiasPlan(options, vocab, fn);
   const format = resolveResponseFormat(options.responseFormat, parse, stops, vocab, fn);
   const tools = resolveStrictTools(options.strictTools, parse, vocab, fn);
-  const constraint = format !== null || tools.size > 0 ? { format, tools } : null;
+  const name = resolveCallNames(options.toolChoiceNames, parse, vocab, fn);
+  const constraint = format !== null || tools.size > 0 || name !== null ? { format, tools, name } : null;
   return { sample, maxTokens, parse, stops, seed, rng: createRng(seed), logprobs, bias, constraint };
 }
 

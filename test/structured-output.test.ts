@@ -338,6 +338,37 @@ describe('generation held to a response format (random full-vocabulary model, CP
     expect(() => JSON.parse(call!.content)).toThrow();
   });
 
+  it("tool_choice 'required' with several tools: the name the model writes after to=functions. is one of them, then the strict call's arguments", async () => {
+    const weather = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima'] } }, required: ['city'], additionalProperties: false };
+    const time = { type: 'object', properties: { zone: { enum: ['UTC', 'CET'] } }, required: ['zone'], additionalProperties: false };
+    const names = ['get_weather', 'get_time', 'get'];
+    const strictTools = { get_weather: weather, get_time: time, get: null };
+    const conversation = {
+      developer: { tools: [{ name: 'get_weather', parameters: weather }, { name: 'get_time', parameters: time }, { name: 'get' }] },
+      messages: [{ role: 'user' as const, content: 'Weather and time in Oslo?' }],
+    };
+    const open = [...renderConversation(conversation), ...tokenizer.encode('<|channel|>commentary to=functions.', { allowSpecial: 'all' })];
+    const results = [];
+    for (const seed of [1, 2, 3, 4]) {
+      const r = await generate(model, open, { parse: true, maxTokens: 80, temperature: 1, seed, strictTools, toolChoiceNames: names }).result;
+      expect(r.finishReason, `seed ${seed}`).toBe('tool-call');
+      const call = r.toolCalls[0]!;
+      expect(names, JSON.stringify(call)).toContain(call.name);
+      expect(call.arguments).toEqual(expect.any(Object));
+      if (call.name === 'get') expect(call.arguments).toEqual({});
+      else expect(Object.keys(call.arguments as object)).toEqual([call.name === 'get_weather' ? 'city' : 'zone']);
+      results.push(r);
+    }
+    // without the names the same draws write no declared name
+    const free = await generate(model, open, { parse: true, maxTokens: 12, temperature: 1, seed: 1 }).result;
+    expect(free.messages.some((m) => names.some((n) => m.recipient === `functions.${n}`))).toBe(false);
+    const engine = model.createEngine({ maxSequences: 4, maxContext: 512 });
+    const got = await Promise.all([1, 2, 3, 4].map((seed) => engine.generate(open, { parse: true, maxTokens: 80, temperature: 1, seed, strictTools, toolChoiceNames: names }).result));
+    await engine.close();
+    got.forEach((r, i) => expect(r.tokens).toEqual(results[i]!.tokens));
+    expect(() => generate(model, open, { parse: true, toolChoiceNames: [] })).toThrow(/toolChoiceNames must be a non-empty array/);
+  });
+
   it('strict tools on a pipelined engine: steps are queued ahead until the call\'s <|message|> is drawn, then its draws come masked, one a step', async () => {
     // a scripted backend that pipelines (it takes `next`; a masked item after one is a plain step, as the native one's drop)
     class Piped extends ScriptedBackend {

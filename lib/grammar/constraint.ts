@@ -6,7 +6,7 @@
 // function tools with strict: true): each call's arguments (an assistant message to functions.NAME) are
 // one JSON document the function's parameters schema accepts, and then <|call|>.
 import { SPECIAL_TOKENS, tokenizer } from '../tokenizer.js';
-import { compileSchema, initialState, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
+import { compileSchema, initialState, oneOfTextsState, step, SchemaError, type MatchState, type SchemaNode } from './json-schema.js';
 import { MaskCache, warmMaskWorker } from './token-mask.js';
 
 export { SchemaError };
@@ -15,10 +15,16 @@ export { SchemaError };
 export type ResponseFormat = { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: Record<string, unknown> | boolean };
 
 export interface ConstraintPlan {
-  /** 'final': the Harmony final channel's message; 'all': the whole (raw) output; 'call': a strict tool's arguments. */
-  scope: 'final' | 'all' | 'call';
+  /**
+   * 'final': the Harmony final channel's message; 'all': the whole (raw) output; 'call': a strict tool's arguments;
+   * 'name': the function name that completes a call's header the prompt opened, 'ctype': that header's content type
+   * after its <|constrain|> (json).
+   */
+  scope: 'final' | 'all' | 'call' | 'name' | 'ctype';
   schema: SchemaNode;
   masks: MaskCache;
+  /** Where its matcher starts (the schema's initial state unless given). */
+  start: () => MatchState;
 }
 
 /**
@@ -27,10 +33,14 @@ export interface ConstraintPlan {
  */
 export type SchemaMode = 'format' | 'tool';
 
-/** Its source: `mode:json` (what the mask worker compiles it from, the same way). */
-export function compiledSource(source: string): CompiledSchema {
+/** The plan a source names (`mode:json`; mode 'names' for function names) and where its matcher starts. */
+export function compiledSource(source: string): { schema: SchemaNode; start: () => MatchState } {
   const at = source.indexOf(':');
-  return compiledSchema(JSON.parse(source.slice(at + 1)), source.slice(0, at) as SchemaMode);
+  const mode = source.slice(0, at);
+  const json = JSON.parse(source.slice(at + 1)) as unknown;
+  if (mode === 'names') return { schema: { t: 'any' }, start: () => oneOfTextsState(json as string[]) };
+  const { schema } = compiledSchema(json, mode as SchemaMode);
+  return { schema, start: () => initialState(schema) };
 }
 
 /** A schema compiled, its source (`mode:json`, what the mask worker compiles it from) and its masks by end tokens and vocabulary. */
@@ -79,13 +89,15 @@ export function resolveResponseFormat(format: unknown, parse: boolean, stops: Re
   }
   const scope = parse ? 'final' : 'all';
   const ends = (parse ? [SPECIAL_TOKENS.return] : [...stops]).filter((id) => id < vocab).sort((a, b) => a - b);
-  return { scope, schema: entry.schema, masks: masksOf(entry, ends, vocab) };
+  return { scope, schema: entry.schema, masks: masksOf(entry, ends, vocab), start: () => initialState(entry.schema) };
 }
 
-/** A generation's constraints: its response format's, and its strict tools' by function name. */
+/** A generation's constraints: its response format's, its strict tools' by function name, and its call's name. */
 export interface ConstraintPlans {
   format: ConstraintPlan | null;
   tools: ReadonlyMap<string, ConstraintPlan>;
+  /** The function name a call header the prompt opened must complete with (held from the first draw). */
+  name?: ConstraintPlan | null;
 }
 
 /** A function without parameters (rendered `() => any`) takes the empty object. */
@@ -113,9 +125,40 @@ export function resolveStrictTools(tools: unknown, parse: boolean, vocab: number
       if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.strictTools.${name}: ${e.message}`);
       throw e;
     }
-    out.set(name, { scope: 'call', schema: entry.schema, masks: masksOf(entry, [SPECIAL_TOKENS.call], vocab) });
+    out.set(name, { scope: 'call', schema: entry.schema, masks: masksOf(entry, [SPECIAL_TOKENS.call], vocab), start: () => initialState(entry!.schema) });
   }
   return out;
+}
+
+// the masks of function-name plans, by vocabulary and names (least recently used out, as the schemas)
+const namePlans = new Map<string, MaskCache>();
+
+/**
+ * A prompt that ends inside a call's header, after `to=functions.` (the server's tool_choice 'required' with several
+ * tools): the name the generation writes is held to one of `names`, then the header goes on with <|constrain|> or
+ * <|message|>. null for none.
+ */
+export function resolveCallNames(names: unknown, parse: boolean, vocab: number, fn: string): ConstraintPlan | null {
+  if (names === undefined) return null;
+  if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(n)))
+    throw new TypeError(`${fn}: options.toolChoiceNames must be a non-empty array of function names`);
+  if (!parse) throw new TypeError(`${fn}: options.toolChoiceNames needs parse: true (a tool call is a Harmony message)`);
+  if (SPECIAL_TOKENS.message >= vocab) throw new TypeError(`${fn}: options.toolChoiceNames needs Harmony's tokens, which this model's vocabulary of ${vocab} lacks`);
+  return textsPlan('name', [...new Set(names as string[])].sort(), [SPECIAL_TOKENS.constrain, SPECIAL_TOKENS.message], vocab);
+}
+
+/** A plan that reads one of `texts` (raw text, no JSON) and then one of the end tokens. */
+function textsPlan(scope: 'name' | 'ctype', texts: string[], ends: number[], vocab: number): ConstraintPlan {
+  const source = `names:${JSON.stringify(texts)}`;
+  const sortedEnds = [...ends].sort((a, b) => a - b);
+  const key = `${vocab}:${sortedEnds.join(',')}:${source}`;
+  let masks = namePlans.get(key);
+  if (masks) namePlans.delete(key);
+  else masks = new MaskCache(source, sortedEnds, vocab);
+  namePlans.set(key, masks);
+  if (namePlans.size > MAX_SCHEMAS) namePlans.delete(namePlans.keys().next().value!);
+  warmMaskWorker();
+  return { scope, schema: { t: 'any' }, masks, start: () => oneOfTextsState(texts) };
 }
 
 function masksOf(entry: CompiledSchema, ends: number[], vocab: number): MaskCache {
@@ -140,12 +183,13 @@ export class Constraint {
 
   constructor(plans: ConstraintPlans) {
     this.plans = plans;
-    if (plans.format?.scope === 'all') this.#start(plans.format);
+    if (plans.name) this.#start(plans.name);
+    else if (plans.format?.scope === 'all') this.#start(plans.format);
   }
 
   #start(plan: ConstraintPlan): void {
     this.#plan = plan;
-    this.#state = initialState(plan.schema);
+    this.#state = plan.start();
     this.#length = 0;
   }
 
@@ -179,6 +223,15 @@ export class Constraint {
    * the generation fails then, it does not go on unconstrained.
    */
   accept(id: number): Error | null {
+    if (this.#state !== null && (this.#plan!.scope === 'name' || this.#plan!.scope === 'ctype') && tokenizer.isSpecial(id)) {
+      // the name is whole (the mask let the header go on only then): <|constrain|> opens its content type (json),
+      // <|message|> the message (a strict tool's plan begins with it)
+      const vocab = this.#plan!.masks.vocab;
+      this.#plan = null;
+      this.#state = null;
+      if (id === SPECIAL_TOKENS.constrain) this.#start(textsPlan('ctype', ['json'], [SPECIAL_TOKENS.message], vocab));
+      return null;
+    }
     if (this.#state === null || tokenizer.isSpecial(id) || id >= this.#plan!.masks.vocab) return null;
     let s: MatchState | undefined = this.#state;
     const bytes = tokenizer.tokenBytes(id);
@@ -192,7 +245,8 @@ export class Constraint {
     for (const b of bytes) {
       s = step(s, b);
       if (s === undefined) {
-        const what = this.#plan!.scope === 'call' ? 'the strict tool call\'s arguments' : 'the response format';
+        const scope = this.#plan!.scope;
+        const what = scope === 'call' ? 'the strict tool call\'s arguments' : scope === 'name' ? 'one of the tool names tool_choice allows' : 'the response format';
         this.#state = null;
         this.#plan = null;
         this.#formatDone = true;

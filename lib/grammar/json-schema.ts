@@ -310,6 +310,15 @@ export function initialState(node: SchemaNode): MatchState {
   return { stack: { top: { f: 'value', node }, rest: null } };
 }
 
+/**
+ * A state that reads exactly one of `texts` (raw UTF-8, not JSON: a tool's name in a call's header), with no
+ * whitespace before it; after it only whitespace, as after a document.
+ */
+export function oneOfTextsState(texts: readonly string[]): MatchState {
+  if (texts.length === 0 || texts.some((t) => t === '')) throw new SchemaError('oneOfTextsState: the texts must be non-empty');
+  return { stack: { top: { f: 'literals', texts: [...new Set(texts.map(bytesOf))], pos: 0 }, rest: null } };
+}
+
 const push = (s: Stack | null, top: Frame): Stack => ({ top, rest: s });
 
 /** Number phases: 0 after '-', 1 in the integer part (first digit not 0), 2 after a leading 0, 3 after '.', 4 in the fraction, 5 after e/E, 6 after its sign, 7 in the exponent. */

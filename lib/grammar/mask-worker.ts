@@ -5,7 +5,7 @@
 // from the schema's initial state: compiled nodes differ between threads, bytes do not.
 import { parentPort } from 'node:worker_threads';
 import { compiledSource } from './constraint.js';
-import { initialState, step, type MatchState } from './json-schema.js';
+import { step, type MatchState } from './json-schema.js';
 import { allowedTokens, warmTokenMasks } from './token-mask.js';
 
 interface MaskRequest {
@@ -24,8 +24,7 @@ parentPort!.on('message', (m: MaskRequest) => {
     return;
   }
   try {
-    const { schema } = compiledSource(m.source);
-    let state: MatchState | undefined = initialState(schema);
+    let state: MatchState | undefined = compiledSource(m.source).start();
     for (let i = 0; i < m.bytes.length && state !== undefined; i++) state = step(state, m.bytes[i]!);
     if (state === undefined) throw new Error(`the ${m.bytes.length} bytes sent do not continue the schema`);
     const mask = allowedTokens(state, m.ends, m.vocab);

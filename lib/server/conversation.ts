@@ -17,6 +17,8 @@ export interface HarmonyRequest {
   forced: number[];
   /** The whole prompt: the rendered conversation plus `forced`. */
   prompt: number[];
+  /** tool_choice 'required' with several tools: the names the forced header (ending `to=functions.`) completes with. */
+  callNames?: string[];
 }
 
 export type ToolChoiceSpec = 'none' | 'auto' | 'required' | { name: string };
@@ -42,7 +44,7 @@ export function effortOf(effort: string | null | undefined): ReasoningEffort | u
  * The conversation plus, for tool_choice 'required' or a named function, the start of the assistant
  * message that makes it a call: `<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>`
  * (the model writes the arguments), as the renderer writes a call; for 'required' with several tools
- * the header stops after `to=functions.` and the model names the function.
+ * the header stops after `to=functions.` and the model names the function, held to the declared names (callNames).
  */
 export async function buildPrompt(
   instructions: string[],
@@ -74,6 +76,8 @@ export async function buildPrompt(
     forced = call.slice(afterRole, call.lastIndexOf(SPECIAL_TOKENS.message) + 1);
   } else if (toolChoice === 'required') {
     forced = [SPECIAL_TOKENS.channel, ...tokenizer.encode('commentary to=functions.')];
+    // the model names the function; its draws are held to the declared names (generate()'s toolChoiceNames)
+    return { conversation, forced, prompt: [...rendered, ...forced], callNames: tools.map((t) => t.name) };
   }
   return { conversation, forced, prompt: forced.length > 0 ? [...rendered, ...forced] : rendered };
 }

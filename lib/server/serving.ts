@@ -100,7 +100,7 @@ export function strictTools(tools: readonly { name: string; parameters?: Record<
 
 export interface TurnRequest {
   /** The prompt's token ids: a rendered Harmony conversation (parse: true), or a raw prompt (/v1/completions). */
-  harmony: Pick<HarmonyRequest, 'prompt'>;
+  harmony: Pick<HarmonyRequest, 'prompt' | 'callNames'>;
   /** Harmony events (the chat and Responses APIs) or raw text (/v1/completions); default true. */
   parse?: boolean;
   maxTokens: number;
@@ -201,6 +201,7 @@ export function startTurn(ctx: ServeContext, r: TurnRequest, inputParam: string)
       ...(r.logitBias ? { logitBias: r.logitBias } : {}),
       ...(r.format ? { responseFormat: r.format } : {}),
       ...(r.strictTools ? { strictTools: r.strictTools } : {}),
+      ...(r.harmony.callNames ? { toolChoiceNames: r.harmony.callNames } : {}),
       ...(r.presencePenalty ? { presencePenalty: r.presencePenalty } : {}),
       ...(r.frequencyPenalty ? { frequencyPenalty: r.frequencyPenalty } : {}),
       signal: r.signal,

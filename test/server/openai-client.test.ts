@@ -243,6 +243,15 @@ describe('OpenAI server (openai client, 127.0.0.1)', () => {
       expect(['Paris', 'Oslo']).toContain(args.city);
       expect(Number.isInteger(args.days)).toBe(true);
     }
+    // tool_choice 'required' with two tools: the model picks the name, held to the declared ones
+    const clock = { type: 'function' as const, function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { enum: ['UTC', 'CET'] } }, required: ['zone'], additionalProperties: false }, strict: true } };
+    for (const seed of [1, 2, 3]) {
+      const r = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Weather?' }], tools: [tool, clock], tool_choice: 'required', max_tokens: 80, seed });
+      expect(r.choices[0]!.finish_reason).toBe('tool_calls');
+      const call = r.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
+      expect(['get_weather', 'get_time']).toContain(call.function.name);
+      expect(Object.keys(JSON.parse(call.function.arguments) as object).sort()).toEqual(call.function.name === 'get_time' ? ['zone'] : ['city', 'days']);
+    }
     const resp = await client.responses.create({
       model: 'tiny',
       input: 'Weather?',
