@@ -92,11 +92,15 @@ describe('the JSON-schema matcher', () => {
   });
 
   it('refuses what it cannot enforce, naming the keyword and where it is', () => {
-    expect(() => compileSchema({ type: 'string', pattern: '^a' })).toThrow(/#: the keyword 'pattern' is not supported/);
+    expect(() => compileSchema({ type: 'string', pattern: '^(?=a)' })).toThrow(/#\.pattern: pattern "\^\(\?=a\)": a lookaround or named group at offset 2 is not supported/);
+    expect(() => compileSchema({ type: 'string', pattern: '(a)\\1' })).toThrow(/the backreference \\1/);
+    expect(() => compileSchema({ type: 'string', pattern: 'a', format: 'date' })).toThrow(/pattern and format 'date' together/);
+    expect(() => compileSchema({ type: 'string', pattern: 'a', maxLength: 3 })).toThrow(/minLength \/ maxLength beside pattern/);
     expect(() => compileSchema({ type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } })).toThrow(/#\.properties\.a: the keyword 'not'/);
     // format is an annotation (JSON Schema 2020-12's default); lenient mode (strict tools) skips what only narrows values
-    expect(verdict({ type: 'string', format: 'date-time' }, '"whenever"')).toBe('complete');
-    expect(() => compileSchema({ type: 'string', pattern: '^a' }, { lenient: true })).not.toThrow();
+    expect(verdict({ type: 'string', format: 'date-time' }, '"whenever"')).toBe('invalid');
+    expect(() => compileSchema({ type: 'string', pattern: '^(?!a)' }, { lenient: true })).not.toThrow(); // a pattern it cannot hold: skipped
+    expect(verdict({ type: 'string', format: 'email' }, '"not an address"')).toBe('complete'); // a format it does not hold: an annotation
     expect(() => compileSchema({ type: 'array', items: { type: 'integer' }, uniqueItems: true }, { lenient: true })).not.toThrow();
     expect(() => compileSchema({ oneOf: [{ type: 'string' }] }, { lenient: true })).toThrow(/the keyword 'oneOf' is not supported/);
     expect(() => compileSchema({ anyOf: [{ type: 'string' }, { type: 'string', description: 'x' }] })).toThrow(/two branches accept strings/);
@@ -107,6 +111,45 @@ describe('the JSON-schema matcher', () => {
     expect(() => compileSchema({ type: 'integer', minimum: 3, maximum: 2.5 })).toThrow(/#: no integer is within its minimum and maximum/);
     expect(() => compileSchema({ type: 'number', exclusiveMinimum: true })).toThrow(/exclusiveMinimum must be a number \(the draft-4 boolean form/);
     expect(() => compileSchema({ type: 'string', minLength: 4, maxLength: 3 })).toThrow(/maxLength must be an integer >= minLength/);
+  });
+
+  it('pattern: a string matches exactly when JavaScript\'s RegExp (u) does, escapes decoded; every prefix of a match is viable; formats held exactly', () => {
+    const patterns = ['^[a-z]+$', 'ab', '^\\d{3}-\\d{4}$', '^(foo|bar)+$', 'x*y?z$', '^[^aeiou]{2,4}$', '^.$', '^\\w+@\\w+\\.com$', 'é', '^\\S+$', '^[α-ω]{1,3}$', '^a.c$', '^\\u00e9?x$', '^[\\-+]?\\d+(\\.\\d+)?$', '^(a|ab)(c|bcd)(d*)$', '\\s'];
+    const strings = ['abc', 'ABC', '', 'ab', 'xaby', '555-1234', '55-1234', 'foobarfoo', 'fooba', 'zzz', 'xxyz', 'z', 'bcd', 'aeb', 'bcdfg', 'é', '\n', 'x', 'éx', 'joe@mail.com', 'jo e@mail.com', 'café', 'a"b', 'a\\b', 'tab\there', '😀', 'a😀c', 'αβγ', 'αβγδ', '-12.5', '+3', '1.', 'abcd', 'abcdd', '\u2028', 'a\u0000c'];
+    for (const p of patterns) {
+      const re = new RegExp(p, 'u');
+      for (const t of strings) {
+        const text = JSON.stringify(t);
+        const want = re.test(t);
+        const got = verdict({ type: 'string', pattern: p }, text);
+        expect(got === 'complete', `${p} ${text}`).toBe(want);
+        if (want) for (let k = 1; k < text.length; k++) expect(verdict({ type: 'string', pattern: p }, text.slice(0, k)), `${p} ${text} prefix ${k}`).toBe('prefix');
+        // the same string with every character written as a \u escape (BMP ones)
+        if (want && [...t].every((c) => c.codePointAt(0)! <= 0xffff)) {
+          const escaped = `"${[...t].map((c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`).join('')}"`;
+          expect(verdict({ type: 'string', pattern: p }, escaped), `${p} ${escaped}`).toBe('complete');
+        }
+      }
+    }
+    // a character cut short is refused as soon as no code point it can become fits: 0xCE opens U+0380..U+03BF
+    const bytes = (schema: unknown, b: number[]): MatchState | undefined => {
+      let st: MatchState | undefined = initialState(compileSchema(schema));
+      for (const x of b) if ((st = step(st!, x)) === undefined) return undefined;
+      return st;
+    };
+    expect(bytes({ type: 'string', pattern: '^[a-z]+$' }, [0x22, 0xce])).toBeUndefined();
+    expect(bytes({ type: 'string', pattern: '^[α-ω]+$' }, [0x22, 0xce])).toBeDefined();
+    expect(bytes({ type: 'string', pattern: '^[α-ω]+$' }, [0x22, 0xce, 0x80])).toBeUndefined(); // U+0380 is not in α-ω
+    expect(bytes({ type: 'string', pattern: '^.+$' }, [0x22, 0xc0, 0x80])).toBeUndefined(); // an overlong form
+    expect(bytes({ type: 'string', pattern: '^.+$' }, [0x22, 0xed, 0xa0])).toBeUndefined(); // a surrogate
+    const formats: [string, string, boolean][] = [
+      ['date', '2024-02-29', true], ['date', '2024-13-01', false], ['date', '2024-1-01', false],
+      ['date-time', '2024-02-29T12:30:00Z', true], ['date-time', '2024-02-29T12:30:00.123+05:30', true], ['date-time', '2024-02-29T24:00:00Z', false], ['date-time', '2024-02-29 12:30:00Z', false],
+      ['time', '23:59:60Z', true], ['time', '23:59', false],
+      ['uuid', '123e4567-e89b-12d3-a456-426614174000', true], ['uuid', '123e4567e89b12d3a456426614174000', false],
+      ['ipv4', '192.168.1.255', true], ['ipv4', '256.1.1.1', false], ['ipv4', '01.2.3.4', false],
+    ];
+    for (const [f, t, good] of formats) expect(verdict({ type: 'string', format: f }, JSON.stringify(t)), `${f} ${t}`).toBe(good ? 'complete' : 'invalid');
   });
 
   it('bounds: a number or integer within minimum / maximum / exclusive ones (no exponent), a string within minLength / maxLength code points', () => {
@@ -167,6 +210,7 @@ describe('token masks', () => {
       ...['', '{"name":"', '{"name":"Ada","age":3', '{"name":"Ada","age":36,"ok":true', '{"name":"Ada","age":36,"ok":true}'].map((t): [unknown, string] => [PERSON, t]),
       [BOUNDED, '{"s":"abcd'],
       [BOUNDED, '{"s":"ab","n":4'],
+      [{ type: 'object', properties: { d: { type: 'string', format: 'date' } }, required: ['d'] }, '{"d":"2024-1'],
     ];
     for (const [schema, text] of states) {
       const state = feed(schema, text)!;
@@ -301,7 +345,7 @@ describe('generation held to a response format (random full-vocabulary model, CP
   });
 
   it("strict tools: a call's arguments parse and fit its parameters, then <|call|>; other functions stay free; the engine draws the same", async () => {
-    const weather = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 14 }, note: { type: 'string', maxLength: 6 } }, required: ['city', 'unit', 'days'], additionalProperties: false };
+    const weather = { type: 'object', properties: { city: { enum: ['Oslo', 'Lima'] }, unit: { enum: ['c', 'f'] }, days: { type: 'integer', minimum: 1, maximum: 14 }, note: { type: 'string', maxLength: 6 }, from: { type: 'string', format: 'date' } }, required: ['city', 'unit', 'days', 'from'], additionalProperties: false };
     const strictTools = { get_weather: weather, ping: null };
     const conversation = {
       developer: { tools: [{ name: 'get_weather', parameters: weather }, { name: 'ping' }, { name: 'free_text', parameters: { type: 'object' } }] },
@@ -319,7 +363,8 @@ describe('generation held to a response format (random full-vocabulary model, CP
       expect(r.toolCalls[0]!.name).toBe('get_weather');
       expect(['Oslo', 'Lima']).toContain(args.city);
       expect(['c', 'f']).toContain(args.unit);
-      expect(Object.keys(args).every((k) => ['city', 'unit', 'days', 'note'].includes(k))).toBe(true);
+      expect(Object.keys(args).every((k) => ['city', 'unit', 'days', 'note', 'from'].includes(k))).toBe(true);
+      expect(args.from, JSON.stringify(args)).toMatch(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/);
       expect(Number.isInteger(args.days) && (args.days as number) >= 1 && (args.days as number) <= 14, JSON.stringify(args)).toBe(true);
       if ('note' in args) expect([...(args.note as string)].length).toBeLessThanOrEqual(6);
       results.push(r);
@@ -408,7 +453,7 @@ describe('generation held to a response format (random full-vocabulary model, CP
     expect(() => generate(model, prompt, { parse: true, strictTools: { f: { type: 'object', properties: { a: { type: 'string', not: { const: 'x' } } } } } })).toThrow(/options.strictTools.f: .*'not' is not supported/);
     expect(() => generate(model, prompt, { parse: false, strictTools: { f: null } })).toThrow(/options.strictTools needs parse: true/);
     expect(() => generate(model, prompt, { parse: true, strictTools: [] as never })).toThrow(/options.strictTools must be an object/);
-    expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'string', pattern: '^a' } } })).toThrow(/options.responseFormat.schema: #: the keyword 'pattern' is not supported/);
+    expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema', schema: { type: 'number', multipleOf: 3 } } })).toThrow(/options.responseFormat.schema: #: the keyword 'multipleOf' is not supported/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'yaml' } as never })).toThrow(/responseFormat.type must be 'text', 'json_object' or 'json_schema'/);
     expect(() => generate(model, prompt, { responseFormat: { type: 'json_schema' } as never })).toThrow(/schema is missing/);
   });

@@ -6,17 +6,20 @@
 //
 // The schema subset (what strict structured outputs use): type (one or a list of distinct kinds),
 // object with properties / required / additionalProperties (false, true or absent, or a schema), array
-// with items / minItems / maxItems, string with minLength / maxLength (code points), number and integer
-// with minimum / maximum / exclusiveMinimum / exclusiveMaximum (a bounded number is written without an
-// exponent), boolean, null, enum and const of any JSON values, anyOf whose branches start differently
-// (distinct kinds: a string or null, ...), $ref to #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description,
-// title, default, examples, $schema, $id, $comment, and format: an annotation, as JSON Schema 2020-12 has it by
-// default). Lenient mode (strict tools) skips the keywords that only narrow values (pattern, multipleOf,
-// uniqueItems, minProperties, maxProperties). Anything else is refused (SchemaError naming the
-// keyword and where it is), never ignored. Properties may come in any order, each once (property names
-// are written without escapes); numbers have at most 16 digits before the point, 16 after it and 3 in the
+// with items / minItems / maxItems, string with minLength / maxLength (code points) or pattern (regex.ts's
+// subset) or a format held exactly (date, time, date-time, uuid, ipv4; any other format is an annotation, as
+// JSON Schema 2020-12 has it by default), number and integer with minimum / maximum / exclusiveMinimum /
+// exclusiveMaximum (a bounded number is written without an exponent), boolean, null, enum and const of any
+// JSON values, anyOf whose branches start differently (distinct kinds: a string or null, ...), $ref to
+// #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description, title,
+// default, examples, $schema, $id, $comment). Lenient mode (strict tools) skips the keywords that only narrow
+// values (multipleOf, uniqueItems, minProperties, maxProperties) and a pattern it cannot hold. Anything else
+// is refused (SchemaError naming the keyword and where it is), never ignored. Properties may come in any
+// order, each once (property names are written without escapes); numbers have at most 16 digits before the point, 16 after it and 3 in the
 // exponent, so that output ends. Texts the matcher compares (names, enum values) are kept as their UTF-8
 // bytes, one char a byte.
+
+import { compileRegex, FORMAT_PATTERNS, regexAccepts, regexCanTake, RegexError, regexStep, type Regex } from './regex.js';
 
 export class SchemaError extends TypeError {
   constructor(message: string) {
@@ -30,7 +33,7 @@ type Kind = 'object' | 'array' | 'string' | 'number' | 'integer' | 'boolean' | '
 /** A compiled schema node. */
 export type SchemaNode =
   | { t: 'any' }
-  | { t: 'kinds'; kinds: Kind[]; object?: ObjectSpec; array?: ArraySpec; range?: NumRange; length?: LengthSpec }
+  | { t: 'kinds'; kinds: Kind[]; object?: ObjectSpec; array?: ArraySpec; range?: NumRange; length?: LengthSpec; pattern?: Regex }
   | { t: 'literals'; texts: string[] } // enum / const: the values as JSON texts (compact)
   | { t: 'ref'; target: () => SchemaNode };
 
@@ -65,12 +68,12 @@ const PENDING: SchemaNode = { t: 'any' }; // a definition being compiled
 const bytesOf = (s: string): string => Buffer.from(s, 'utf8').toString('latin1');
 const ALL_KINDS: Kind[] = ['object', 'array', 'string', 'number', 'integer', 'boolean', 'null'];
 // format is an annotation, as JSON Schema 2020-12 has it by default (date-time, email, uri, ...: not enforced)
-const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'strict', 'name', 'format', 'deprecated', 'readOnly', 'writeOnly']);
+const ANNOTATIONS = new Set(['description', 'title', 'default', 'examples', '$schema', '$id', '$comment', 'strict', 'name', 'deprecated', 'readOnly', 'writeOnly']);
 /**
  * Keywords that only narrow the values a structure accepts, skipped in lenient mode (a strict tool's parameters: the
  * call is held to the schema's structure and the rest of it, where these would otherwise refuse the whole schema).
  */
-const NARROWING = new Set(['pattern', 'multipleOf', 'uniqueItems', 'minProperties', 'maxProperties', 'contentEncoding', 'contentMediaType']);
+const NARROWING = new Set(['multipleOf', 'uniqueItems', 'minProperties', 'maxProperties', 'contentEncoding', 'contentMediaType']);
 
 export interface CompileOptions {
   /** Skip the keywords that only narrow values (pattern, multipleOf, ...) instead of refusing the schema. */
@@ -89,7 +92,7 @@ export function compileSchema(schema: unknown, options: CompileOptions = {}): Sc
     const o = s as Record<string, unknown>;
     for (const key of Object.keys(o)) {
       if (skip(key)) continue;
-      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions', ...NUMBER_KEYWORDS, 'minLength', 'maxLength'].includes(key))
+      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions', ...NUMBER_KEYWORDS, 'minLength', 'maxLength', 'pattern', 'format'].includes(key))
         throw new SchemaError(`${at}: the keyword '${key}' is not supported`);
     }
     if (o.$ref !== undefined) {
@@ -166,6 +169,28 @@ export function compileSchema(schema: unknown, options: CompileOptions = {}): Sc
       if (!Number.isSafeInteger(min) || (min as number) < 0) throw new SchemaError(`${at}.minLength must be an integer >= 0`);
       if (max !== Infinity && (!Number.isSafeInteger(max) || (max as number) < (min as number))) throw new SchemaError(`${at}.maxLength must be an integer >= minLength`);
       if (min !== 0 || max !== Infinity) node.length = { min: min as number, max: max as number };
+    }
+    if (kinds.includes('string')) {
+      // pattern, or a format held exactly (FORMAT_PATTERNS; any other format is an annotation, as JSON Schema 2020-12
+      // has it by default). Lenient mode (a strict tool) skips a pattern it cannot hold instead of refusing it.
+      if (o.pattern !== undefined && typeof o.pattern !== 'string') throw new SchemaError(`${at}.pattern must be a string`);
+      const pattern = o.pattern as string | undefined;
+      const format = typeof o.format === 'string' ? FORMAT_PATTERNS[o.format] : undefined;
+      const source = pattern ?? format;
+      const what = pattern !== undefined ? 'pattern' : `format '${String(o.format)}'`;
+      let problem: string | null = null;
+      if (source === undefined) problem = null;
+      else if (pattern !== undefined && format !== undefined) problem = `${at}: pattern and format '${String(o.format)}' together are not supported`;
+      else if (node.length) problem = `${at}: minLength / maxLength beside ${what} are not supported`;
+      else {
+        try {
+          node.pattern = compileRegex(source);
+        } catch (e) {
+          if (!(e instanceof RegexError)) throw e;
+          problem = `${at}.${pattern !== undefined ? 'pattern' : 'format'}: ${e.message}`;
+        }
+      }
+      if (problem !== null && options.lenient !== true) throw new SchemaError(problem);
     }
     return node;
   };
@@ -274,10 +299,22 @@ type Frame =
   | { f: 'value'; node: SchemaNode } // a value expected (whitespace before it allowed)
   // in a string; esc: 0 none, 1 after \\, 2-5 \\u digits left + 1. A property name (key not null: its bytes so far)
   // has no escapes; names: the names it may still become (null: any)
-  // len / limit: code points so far and the bounds (a string with minLength / maxLength only)
-  // (and cont: the UTF-8 continuation bytes its last character still needs: a bounded string is valid UTF-8, so
-  // that its count is the decoded string's)
-  | { f: 'string'; esc: number; key: string | null; names: string[] | null; len?: number; cont?: number; limit?: LengthSpec }
+  // A checked string (minLength / maxLength: limit and len, its code points so far; or a pattern: re and set, the
+  // automaton's states) reads code points, valid UTF-8 and decoded escapes: cont is the UTF-8 continuation bytes its
+  // character still needs (of need in all), acc the bits read of it (or of a \\u escape's hex digits).
+  | {
+      f: 'string';
+      esc: number;
+      key: string | null;
+      names: string[] | null;
+      len?: number;
+      cont?: number;
+      need?: number;
+      acc?: number;
+      limit?: LengthSpec;
+      re?: Regex;
+      set?: readonly number[];
+    }
   // text / range: the number's bytes so far and its bounds (a bounded number only)
   | { f: 'number'; phase: number; digits: number; integer: boolean; text?: string; range?: NumRange }
   | { f: 'literals'; texts: string[]; pos: number }
@@ -327,7 +364,7 @@ const NUMBER_DONE = new Set([1, 2, 4, 7]);
 /** Inside a string's content (not a property name, not in an escape): where content bytes leave the state as it is. */
 export function isPlainString(state: MatchState): boolean {
   const top = state.stack?.top;
-  return top !== undefined && top.f === 'string' && top.key === null && top.esc === 0 && top.limit === undefined;
+  return top !== undefined && top.f === 'string' && top.key === null && top.esc === 0 && top.limit === undefined && top.re === undefined;
 }
 
 /** The state after one more byte, or undefined when no document the schema accepts goes on with it. */
@@ -352,7 +389,7 @@ function stepByte(state: MatchState, b: number): MatchState | undefined {
     case 'value':
       return startValue(top.node, s.rest, b);
     case 'string':
-      return top.limit === undefined || top.esc !== 0 ? stepString(top, s.rest, b) : stepBoundedString(s, top, b);
+      return top.limit === undefined && top.re === undefined ? stepString(top, s.rest, b) : stepCheckedString(s, top, b);
     case 'number': {
       const next = stepNumber(top, b);
       if (next) return { stack: push(s.rest, next) };
@@ -400,7 +437,10 @@ function startValue(node: SchemaNode, rest: Stack | null, b: number): MatchState
   }
   if (b === 0x22 && has('string')) {
     const limit = n.t === 'kinds' ? n.length : undefined;
-    return { stack: push(rest, limit ? { f: 'string', esc: 0, key: null, names: null, len: 0, limit } : { f: 'string', esc: 0, key: null, names: null }) };
+    const re = n.t === 'kinds' ? n.pattern : undefined;
+    if (re) return checkedState(rest, { f: 'string', esc: 0, key: null, names: null, cont: 0, need: 0, acc: 0, re, set: re.initial });
+    if (limit) return checkedState(rest, { f: 'string', esc: 0, key: null, names: null, len: 0, cont: 0, need: 0, acc: 0, limit });
+    return { stack: push(rest, { f: 'string', esc: 0, key: null, names: null }) };
   }
   if ((b === 0x2d || (b >= 0x30 && b <= 0x39)) && (has('number') || has('integer'))) {
     const integer = !has('number');
@@ -449,24 +489,102 @@ function stepString(top: Frame & { f: 'string' }, rest: Stack | null, b: number)
   return state_of(rest, top);
 }
 
-// A bounded string's next states by byte class (0 ASCII, 1-3 a lead byte that needs that many continuation bytes, 4 a
-// continuation byte), per stack: a token mask's walk meets the same few states again and again.
-const boundedNext = new WeakMap<Stack, (MatchState | undefined)[]>();
+// A checked string's next state by byte, per stack: a token mask's walk meets the same few states again and again.
+const checkedNext = new WeakMap<Stack, (MatchState | null | undefined)[]>();
 
-/** A bounded string's content (not in an escape): code points counted, UTF-8 checked. */
-function stepBoundedString(s: Stack, top: Frame & { f: 'string' }, b: number): MatchState | undefined {
-  const len = top.len!;
-  const cont = top.cont ?? 0;
-  if (cont > 0 && (b & 0xc0) !== 0x80) return undefined; // a character cut short
-  if (b === 0x22) return len >= top.limit!.min ? { stack: s.rest } : undefined;
-  if (b === 0x5c) return len < top.limit!.max ? { stack: push(s.rest, { ...top, esc: 1, len: len + 1, cont: 0 }) } : undefined;
-  if (b < 0x20 || b === 0xc0 || b === 0xc1 || b > 0xf4) return undefined; // not in a JSON string / not UTF-8
-  const cls = b < 0x80 ? 0 : b >= 0xf0 ? 3 : b >= 0xe0 ? 2 : b >= 0xc0 ? 1 : 4;
-  if (cls === 4 && cont === 0) return undefined; // a continuation byte without its lead
-  if (cls !== 4 && len >= top.limit!.max) return undefined; // no room for another code point
-  let memo = boundedNext.get(s);
-  if (!memo) boundedNext.set(s, (memo = []));
-  return (memo[cls] ??= { stack: push(s.rest, cls === 4 ? { ...top, cont: cont - 1 } : { ...top, len: len + 1, cont: cls }) });
+/** The code points a UTF-8 sequence of `need` continuation bytes encodes (no overlongs, no surrogates apart). */
+const UTF8_RANGE: readonly [number, number][] = [[0, 0x7f], [0x80, 0x7ff], [0x800, 0xffff], [0x10000, 0x10ffff]];
+const ESCAPED: Readonly<Record<number, number>> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09 };
+const hexValue = (b: number): number => (b >= 0x30 && b <= 0x39 ? b - 0x30 : b >= 0x41 && b <= 0x46 ? b - 0x37 : b >= 0x61 && b <= 0x66 ? b - 0x57 : -1);
+const isSurrogate = (cp: number): boolean => cp >= 0xd800 && cp <= 0xdfff;
+
+/**
+ * Whether some code point in [lo, hi] (a partial character) can be read next: room under maxLength, and a move of
+ * the pattern (its pruned states all lead to a match, so a move is enough). Surrogates are never code points here.
+ */
+function canTake(top: Frame & { f: 'string' }, lo: number, hi: number): boolean {
+  if (lo > hi || (lo >= 0xd800 && hi <= 0xdfff)) return false;
+  if (top.limit !== undefined) return top.len! < top.limit.max;
+  return regexCanTake(top.re!, top.set!, lo, hi);
+}
+
+/** The frame after a whole code point (undefined: it does not fit). */
+function took(top: Frame & { f: 'string' }, cp: number): (Frame & { f: 'string' }) | undefined {
+  if (isSurrogate(cp)) return undefined; // a lone \uD83D...: not a code point of its own (pairs are not supported)
+  if (top.limit !== undefined) return top.len! < top.limit.max ? { ...top, esc: 0, cont: 0, need: 0, acc: 0, len: top.len! + 1 } : undefined;
+  const set = regexStep(top.re!, top.set!, cp);
+  return set.length > 0 ? { ...top, esc: 0, cont: 0, need: 0, acc: 0, set } : undefined;
+}
+
+/** A checked string's byte: code points decoded (UTF-8 checked, escapes read) and counted or matched. */
+function stepCheckedString(s: Stack, top: Frame & { f: 'string' }, b: number): MatchState | undefined {
+  let memo = checkedNext.get(s);
+  if (!memo) checkedNext.set(s, (memo = []));
+  const hit = memo[b];
+  if (hit !== undefined) return hit ?? undefined;
+  const frame = checkedFrame(top, b);
+  const out = frame === null ? { stack: s.rest } : frame === undefined ? undefined : checkedState(s.rest, frame);
+  memo[b] = out ?? null;
+  return out;
+}
+
+// A checked string's states, one object per distinct frame over the same stack below it: prefixes of different
+// tokens that reach the same state share it, and with it the memo of its next states.
+const checkedStates = new WeakMap<object, Map<string, MatchState>>();
+const TOP_LEVEL = {};
+
+function checkedState(rest: Stack | null, f: Frame & { f: 'string' }): MatchState {
+  let table = checkedStates.get(rest ?? TOP_LEVEL);
+  if (!table) checkedStates.set(rest ?? TOP_LEVEL, (table = new Map()));
+  const key = `${f.esc}.${f.cont}.${f.need}.${f.acc}.${f.len ?? ''}.${f.set ? objId(f.set) : ''}`;
+  let st = table.get(key);
+  if (!st) table.set(key, (st = { stack: push(rest, f) }));
+  return st;
+}
+
+/** null: the string closes here. */
+function checkedFrame(top: Frame & { f: 'string' }, b: number): (Frame & { f: 'string' }) | null | undefined {
+  const cont = top.cont!;
+  const acc = top.acc!;
+  if (top.esc === 1) {
+    if (b === 0x75) return canTake(top, 0, 0xffff) ? { ...top, esc: 5, acc: 0 } : undefined;
+    const cp = ESCAPED[b];
+    return cp === undefined ? undefined : took(top, cp);
+  }
+  if (top.esc > 1) {
+    // a \u escape's hex digit: esc - 1 digits were left
+    const h = hexValue(b);
+    if (h < 0) return undefined;
+    const v = acc * 16 + h;
+    const left = top.esc - 2;
+    if (left === 0) return took(top, v);
+    const lo = v * 16 ** left;
+    return canTake(top, lo, lo + 16 ** left - 1) ? { ...top, esc: top.esc - 1, acc: v } : undefined;
+  }
+  if (cont > 0) {
+    if ((b & 0xc0) !== 0x80) return undefined; // a character cut short
+    const v = acc * 64 + (b & 0x3f);
+    if (cont === 1) {
+      const [lo, hi] = UTF8_RANGE[top.need!]!;
+      return v >= lo && v <= hi ? took(top, v) : undefined; // no overlong form
+    }
+    const span = 64 ** (cont - 1);
+    const [lo, hi] = UTF8_RANGE[top.need!]!;
+    return canTake(top, Math.max(lo, v * span), Math.min(hi, v * span + span - 1)) ? { ...top, cont: cont - 1, acc: v } : undefined;
+  }
+  if (b === 0x22) {
+    if (top.limit !== undefined) return top.len! >= top.limit.min ? null : undefined;
+    return regexAccepts(top.re!, top.set!) ? null : undefined;
+  }
+  if (b === 0x5c) return canTake(top, 0, 0xffff) ? { ...top, esc: 1 } : undefined;
+  if (b < 0x20) return undefined;
+  if (b < 0x80) return took(top, b);
+  const need = b >= 0xc2 && b <= 0xdf ? 1 : b >= 0xe0 && b <= 0xef ? 2 : b >= 0xf0 && b <= 0xf4 ? 3 : 0;
+  if (need === 0) return undefined; // a continuation byte without its lead, or no UTF-8 lead byte
+  const v = b & (0x7f >> (need + 1));
+  const span = 64 ** need;
+  const [lo, hi] = UTF8_RANGE[need]!;
+  return canTake(top, Math.max(lo, v * span), Math.min(hi, v * span + span - 1)) ? { ...top, cont: need, need, acc: v } : undefined;
 }
 
 // the same string frame (content bytes leave it unchanged: the state is shared, not copied)
@@ -614,9 +732,9 @@ export function stateKey(state: MatchState): string {
         parts.push(
           t.key !== null
             ? `k${t.key}\u0000${t.names === null ? '*' : t.names.join('\u0000')}`
-            : t.limit === undefined
+            : t.limit === undefined && t.re === undefined
               ? `s${t.esc}`
-              : `s${t.esc}.${t.cont ?? 0}.${Math.min(Math.max(t.limit.min - t.len!, 0), 129)}.${Math.min(t.limit.max - t.len!, 129)}`,
+              : `s${t.esc}.${t.cont}.${t.need}.${t.acc}.${t.limit !== undefined ? `${Math.min(Math.max(t.limit.min - t.len!, 0), 129)}.${Math.min(t.limit.max - t.len!, 129)}` : `r${objId(t.re!)}.${objId(t.set!)}`}`,
         );
         break;
       case 'number':
