@@ -190,6 +190,14 @@ describe('the JSON-schema matcher', () => {
     const strings: [string, boolean][] = [['"a"', false], ['"ab"', true], ['"abc"', true], ['"abcd"', false], ['"é"', false], ['"éé"', true], ['"😀😀😀"', true], ['"😀😀😀😀"', false], ['"\\n\\n"', true], ['"\\u00e9x"', true], ['"\\u00e9xyz"', false]];
     for (const [t, good] of strings) expect(verdict(S, t), t).toBe(good ? 'complete' : 'invalid');
     expect(verdict({ type: 'object', properties: { s: S }, required: ['s'] }, '{"s":"abcd')).toBe('invalid');
+    // two schemas' top-level strings are told apart (their states are shared per stack below them: none here)
+    const [three, five] = [compileSchema({ type: 'string', maxLength: 3 }), compileSchema({ type: 'string', maxLength: 5 })];
+    const read = (node: ReturnType<typeof compileSchema>, t: string): MatchState | undefined => {
+      let st: MatchState | undefined = initialState(node);
+      for (const x of Buffer.from(t, 'utf8')) if ((st = step(st!, x)) === undefined) return undefined;
+      return st;
+    };
+    expect([read(three, '"abcd"'), read(five, '"abcd"') !== undefined, read(three, '"abcd"')]).toEqual([undefined, true, undefined]);
     // a bounded string is valid UTF-8 (its count is the decoded string's): a stray continuation byte or a cut character fails
     const bytes = (schema: unknown, b: number[]): MatchState | undefined => {
       let st: MatchState | undefined = initialState(compileSchema(schema));

@@ -536,7 +536,7 @@ const TOP_LEVEL = {};
 function checkedState(rest: Stack | null, f: Frame & { f: 'string' }): MatchState {
   let table = checkedStates.get(rest ?? TOP_LEVEL);
   if (!table) checkedStates.set(rest ?? TOP_LEVEL, (table = new Map()));
-  const key = `${f.esc}.${f.cont}.${f.need}.${f.acc}.${f.len ?? ''}.${f.set ? objId(f.set) : ''}`;
+  const key = `${f.esc}.${f.cont}.${f.need}.${f.acc}.${f.limit ? `${objId(f.limit)}.${f.len}` : `${objId(f.re!)}.${objId(f.set!)}`}`;
   let st = table.get(key);
   if (!st) table.set(key, (st = { stack: push(rest, f) }));
   return st;
