@@ -417,7 +417,6 @@ function tokenizerWorker(): Worker {
   const here = new URL('./tokenizer-worker.js', import.meta.url);
   const file = existsSync(here) ? here : new URL('../dist/tokenizer-worker.js', import.meta.url);
   const w = new Worker(file);
-  w.unref();
   const failAll = (e: Error): void => {
     if (worker === w) worker = undefined;
     for (const { reject } of waiting.values()) reject(e);
@@ -433,6 +432,7 @@ function tokenizerWorker(): Worker {
   });
   w.on('error', (e) => failAll(e instanceof Error ? e : new Error(String(e))));
   w.on('exit', (code) => failAll(new Error(`tokenizer.encodeAsync: the tokenizer worker exited (code ${code})`)));
+  w.unref(); // after the listeners (a 'message' listener refs a worker again): idle, it never holds the process
   return (worker = w);
 }
 

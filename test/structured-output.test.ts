@@ -2,6 +2,8 @@
 // token masks against a brute-force walk of the whole vocabulary, and generation on a random model with the
 // full o200k vocabulary: whatever the weights, the final channel's message is a document the schema
 // accepts, on generate() and on the engine (the same tokens for the same seed).
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyntheticModel, generate, SchemaError, type GptOssModel, type ResponseFormat } from '../lib/index.js';
 import { compileSchema, initialState, isComplete, step, type MatchState } from '../lib/grammar/json-schema.js';
@@ -257,6 +259,20 @@ describe('token masks', () => {
     expect(maskStats.onWorker - before.onWorker).toBe(texts.length);
     expect(maskStats.inline).toBe(before.inline);
   });
+});
+
+describe('the worker threads never hold the process', () => {
+  it('a process that warmed the mask worker, or encoded a long text on the tokenizer's, exits on its own', () => {
+    const dist = (f: string): string => new URL(`../dist/${f}`, import.meta.url).href;
+    const scripts = [
+      `import(${JSON.stringify(dist('grammar/token-mask.js'))}).then((m) => m.warmMaskWorker())`,
+      `import(${JSON.stringify(dist('index.js'))}).then(async (m) => { await m.tokenizer.encodeAsync('x '.repeat(20000)); })`,
+    ];
+    for (const code of scripts) {
+      const r = spawnSync(process.execPath, ['-e', code], { timeout: 30_000, cwd: fileURLToPath(new URL('..', import.meta.url)) });
+      expect([r.signal, r.status, r.stderr.toString()], code).toEqual([null, 0, '']);
+    }
+  }, 70_000);
 });
 
 describe('generation held to a response format (random full-vocabulary model, CPU)', () => {

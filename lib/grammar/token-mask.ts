@@ -135,7 +135,6 @@ function maskWorker(): Worker | null {
     workerBroken = true;
     return null;
   }
-  w.unref();
   const failAll = (e: Error): void => {
     if (worker === w) worker = undefined;
     workerBroken = true;
@@ -152,6 +151,9 @@ function maskWorker(): Worker | null {
   });
   w.on('error', (e) => failAll(e instanceof Error ? e : new Error(String(e))));
   w.on('exit', (code) => failAll(new Error(`token mask worker exited (code ${code})`)));
+  // after the listeners: a 'message' listener added to a worker refs it again, and an idle worker must not keep the
+  // process alive (one only warmed, never asked, would hold it forever)
+  w.unref();
   return (worker = w);
 }
 
