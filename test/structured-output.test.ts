@@ -104,7 +104,18 @@ describe('the JSON-schema matcher', () => {
     expect(() => compileSchema({ type: 'string', pattern: '^(?!a)' }, { lenient: true })).not.toThrow(); // a pattern it cannot hold: skipped
     expect(verdict({ type: 'string', format: 'email' }, '"not an address"')).toBe('complete'); // a format it does not hold: an annotation
     expect(() => compileSchema({ type: 'array', items: { type: 'integer' }, uniqueItems: true }, { lenient: true })).not.toThrow();
-    expect(() => compileSchema({ oneOf: [{ type: 'string' }] }, { lenient: true })).toThrow(/the keyword 'oneOf' is not supported/);
+    expect(() => compileSchema({ not: { type: 'string' } }, { lenient: true })).toThrow(/the keyword 'not' is not supported/);
+    // oneOf over branches that start differently is anyOf (never two matches); allOf of one schema is that schema
+    expect(verdict({ oneOf: [{ type: 'string' }, { type: 'integer' }, { enum: [true] }].slice(0, 2) }, '12')).toBe('complete');
+    expect(verdict({ oneOf: [{ enum: ['a', 'b'] }, { const: 'c' }] }, '"c"')).toBe('complete');
+    expect(() => compileSchema({ oneOf: [{ enum: ['a', 'b'] }, { const: 'b' }] })).toThrow(/#\.oneOf: the value "b" is in two branches/);
+    expect(() => compileSchema({ oneOf: [{ type: 'string' }, true] })).toThrow(/#\.oneOf: a branch accepts anything/);
+    expect(() => compileSchema({ oneOf: [{ type: 'string' }, {}] })).toThrow(/#\.oneOf: two branches accept strings/);
+    expect(() => compileSchema({ oneOf: [{ type: 'object' }, { type: 'object', properties: { a: true } }] })).toThrow(/#\.oneOf: two branches accept objects/);
+    const withDefs = { $defs: { P: { type: 'object', properties: { x: { type: 'integer' } }, required: ['x'] } }, type: 'object', properties: { p: { allOf: [{ $ref: '#/$defs/P' }], description: 'the point' } }, required: ['p'] };
+    expect(verdict(withDefs, '{"p":{"x":3}}')).toBe('complete');
+    expect(verdict(withDefs, '{"p":{"y":3}}')).not.toBe('complete');
+    expect(() => compileSchema({ allOf: [{ type: 'string' }, { type: 'string' }] })).toThrow(/only an allOf of one schema/);
     expect(() => compileSchema({ anyOf: [{ type: 'string' }, { type: 'string', description: 'x' }] })).toThrow(/two branches accept strings/);
     expect(() => compileSchema({ $ref: '#/$defs/missing' })).toThrow(/is not defined/);
     expect(() => compileSchema({ type: 'object', required: ['x'] })).toThrow(/'x' is not among the properties/);
@@ -262,7 +273,7 @@ describe('token masks', () => {
 });
 
 describe('the worker threads never hold the process', () => {
-  it('a process that warmed the mask worker, or encoded a long text on the tokenizer's, exits on its own', () => {
+  it("a process that warmed the mask worker, or encoded a long text on the tokenizer's, exits on its own", () => {
     const dist = (f: string): string => new URL(`../dist/${f}`, import.meta.url).href;
     const scripts = [
       `import(${JSON.stringify(dist('grammar/token-mask.js'))}).then((m) => m.warmMaskWorker())`,

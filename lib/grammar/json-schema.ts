@@ -10,7 +10,8 @@
 // subset) or a format held exactly (date, time, date-time, uuid, ipv4; any other format is an annotation, as
 // JSON Schema 2020-12 has it by default), number and integer with minimum / maximum / exclusiveMinimum /
 // exclusiveMaximum (a bounded number is written without an exponent), boolean, null, enum and const of any
-// JSON values, anyOf whose branches start differently (distinct kinds: a string or null, ...), $ref to
+// JSON values, anyOf / oneOf whose branches start differently (distinct kinds: a string or null, ...), allOf of
+// one schema, $ref to
 // #/$defs/... or #/definitions/... (recursion allowed), and the annotation keywords (description, title,
 // default, examples, $schema, $id, $comment). Lenient mode (strict tools) skips the keywords that only narrow
 // values (multipleOf, uniqueItems, minProperties, maxProperties) and a pattern it cannot hold. Anything else
@@ -92,7 +93,7 @@ export function compileSchema(schema: unknown, options: CompileOptions = {}): Sc
     const o = s as Record<string, unknown>;
     for (const key of Object.keys(o)) {
       if (skip(key)) continue;
-      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', '$ref', '$defs', 'definitions', ...NUMBER_KEYWORDS, 'minLength', 'maxLength', 'pattern', 'format'].includes(key))
+      if (!['type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions', ...NUMBER_KEYWORDS, 'minLength', 'maxLength', 'pattern', 'format'].includes(key))
         throw new SchemaError(`${at}: the keyword '${key}' is not supported`);
     }
     if (o.$ref !== undefined) {
@@ -122,12 +123,23 @@ export function compileSchema(schema: unknown, options: CompileOptions = {}): Sc
       if (!Array.isArray(o.enum) || o.enum.length === 0) throw new SchemaError(`${at}.enum must be a non-empty array`);
       return { t: 'literals', texts: [...new Set(o.enum.map((v) => bytesOf(JSON.stringify(v))))] };
     }
-    if (o.anyOf !== undefined) {
-      if (!Array.isArray(o.anyOf) || o.anyOf.length === 0) throw new SchemaError(`${at}.anyOf must be a non-empty array`);
-      if (Object.keys(o).some((k) => !skip(k) && k !== 'anyOf' && k !== '$defs' && k !== 'definitions'))
-        throw new SchemaError(`${at}: anyOf with other keywords beside it is not supported`);
-      const branches = o.anyOf.map((b, i) => compile(b, `${at}.anyOf[${i}]`));
-      return mergeBranches(branches, at);
+    if (o.allOf !== undefined) {
+      // one schema (what generators write to put a description beside a $ref): that schema
+      if (!Array.isArray(o.allOf) || o.allOf.length !== 1) throw new SchemaError(`${at}.allOf: only an allOf of one schema is supported`);
+      if (Object.keys(o).some((k) => !skip(k) && k !== 'allOf' && k !== '$defs' && k !== 'definitions'))
+        throw new SchemaError(`${at}: allOf with other keywords beside it is not supported`);
+      return compile(o.allOf[0], `${at}.allOf[0]`);
+    }
+    for (const word of ['anyOf', 'oneOf'] as const) {
+      const list = o[word];
+      if (list === undefined) continue;
+      if (!Array.isArray(list) || list.length === 0) throw new SchemaError(`${at}.${word} must be a non-empty array`);
+      if (Object.keys(o).some((k) => !skip(k) && k !== word && k !== '$defs' && k !== 'definitions'))
+        throw new SchemaError(`${at}: ${word} with other keywords beside it is not supported`);
+      const branches = list.map((b, i) => compile(b, `${at}.${word}[${i}]`));
+      // branches that start differently never both match a document, so oneOf is anyOf here (a value two literal
+      // branches list, or a branch that accepts anything beside others, would match twice: refused)
+      return mergeBranches(branches, at, word);
     }
     let kinds: Kind[];
     if (o.type === undefined) kinds = o.properties !== undefined ? ['object'] : o.items !== undefined ? ['array'] : [...ALL_KINDS];
@@ -261,22 +273,26 @@ function numberRange(o: Record<string, unknown>, integer: boolean, at: string): 
 }
 
 /** anyOf as one node: branches must start with different bytes (distinct kinds, literals of their own). */
-function mergeBranches(branches: SchemaNode[], at: string): SchemaNode {
+function mergeBranches(branches: SchemaNode[], at: string, word: 'anyOf' | 'oneOf' = 'anyOf'): SchemaNode {
   if (branches.length === 1) return branches[0]!;
   const merged: SchemaNode & { t: 'kinds' } = { t: 'kinds', kinds: [] };
   const literals: string[] = [];
   for (const b0 of branches) {
     let b = b0;
     while (b.t === 'ref') b = b.target();
-    if (b === PENDING) throw new SchemaError(`${at}.anyOf: a branch refers back to the definition that holds it; not supported`);
-    if (b.t === 'any') return ANY;
+    if (b === PENDING) throw new SchemaError(`${at}.${word}: a branch refers back to the definition that holds it; not supported`);
+    if (b.t === 'any') {
+      if (word === 'oneOf') throw new SchemaError(`${at}.oneOf: a branch accepts anything, so a value would match it and another`);
+      return ANY;
+    }
     if (b.t === 'literals') {
+      if (word === 'oneOf') for (const t of b.texts) if (literals.includes(t)) throw new SchemaError(`${at}.oneOf: the value ${Buffer.from(t, 'latin1').toString('utf8')} is in two branches (it would match both)`);
       literals.push(...b.texts);
       continue;
     }
     for (const k of b.kinds) {
       if (merged.kinds.includes(k) || (k === 'integer' && merged.kinds.includes('number')) || (k === 'number' && merged.kinds.includes('integer')))
-        throw new SchemaError(`${at}.anyOf: two branches accept ${k === 'integer' ? 'numbers' : `${k}s`}; only branches of different types are supported`);
+        throw new SchemaError(`${at}.${word}: two branches accept ${k === 'integer' ? 'numbers' : `${k}s`}; only branches of different types are supported`);
       merged.kinds.push(k);
     }
     if (b.object) merged.object = b.object;
@@ -285,7 +301,7 @@ function mergeBranches(branches: SchemaNode[], at: string): SchemaNode {
     if (b.length) merged.length = b.length;
   }
   if (literals.length > 0) {
-    if (merged.kinds.length > 0) throw new SchemaError(`${at}.anyOf: enum or const beside typed branches is not supported`);
+    if (merged.kinds.length > 0) throw new SchemaError(`${at}.${word}: enum or const beside typed branches is not supported`);
     return { t: 'literals', texts: [...new Set(literals)] };
   }
   return merged;
