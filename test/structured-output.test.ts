@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyntheticModel, generate, SchemaError, type GptOssModel, type ResponseFormat } from '../lib/index.js';
 import { compileSchema, initialState, isComplete, step, type MatchState } from '../lib/grammar/json-schema.js';
-import { allowedTokens, allows, MaskCache, maskStats } from '../lib/grammar/token-mask.js';
+import { allowedTokens, allows, MaskCache, maskCacheBytes, maskStats } from '../lib/grammar/token-mask.js';
 import { renderConversation, renderMessageTokens, type Message } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S, FIRST_SPECIAL_ID } from '../lib/tokenizer.js';
 import { FULL_VOCAB_TINY } from './helpers/checkpoint.js';
@@ -247,6 +247,32 @@ describe('token masks', () => {
       expect(allows(mask, S.end) || allows(mask, S.call)).toBe(false);
       expect(allowed + (isComplete(state) ? 1 : 0)).toBeGreaterThan(0);
     }
+  });
+
+  it("every cache's masks share one byte budget: the least recently used go first, whichever cache holds them", () => {
+    const vocab = tokenizer.vocabSize;
+    const size = Math.ceil(vocab / 32) * 4;
+    const compiled = compileSchema(PERSON);
+    const at = (text: string): MatchState => {
+      let st: MatchState | undefined = initialState(compiled);
+      for (const x of Buffer.from(text, 'utf8')) st = step(st!, x);
+      return st!;
+    };
+    const a = new MaskCache(`format:${JSON.stringify(PERSON)}`, [S.return], vocab);
+    const b = new MaskCache(`format:${JSON.stringify(PERSON)}`, [], vocab);
+    maskCacheBytes(0); // empty every cache first
+    maskCacheBytes(3 * size);
+    const [t0, t1, t2] = ['{', '{"name":"Ada"', '{"name":"Ada","age":1'];
+    a.get(at(t0));
+    a.get(at(t1));
+    b.get(at(t0));
+    expect(maskCacheBytes()).toBe(3 * size);
+    expect(a.cached(at(t0))).toBeDefined(); // a's first is the most recent now
+    b.get(at(t2)); // over the budget: a's second goes
+    expect(a.cached(at(t1))).toBeUndefined();
+    expect([a.cached(at(t0)), b.cached(at(t0)), b.cached(at(t2))].every((m) => m !== undefined)).toBe(true);
+    expect(maskCacheBytes()).toBe(3 * size);
+    maskCacheBytes(64 * 1024 * 1024); // the default
   });
 
   it("the mask worker's masks (the document's bytes replayed there) equal this thread's, and one state is computed once", async () => {

@@ -157,6 +157,31 @@ function maskWorker(): Worker | null {
   return (worker = w);
 }
 
+// Every cache's masks are also in one least-recently-used list with a byte budget, so that many schemas (a server
+// whose clients send many tools) cannot grow the process: a mask over the full vocabulary is 25 KB.
+let budget = 64 * 1024 * 1024;
+let held = 0;
+const everyMask = new Map<string, { owner: Map<string, Uint32Array>; key: string; bytes: number }>();
+let nextCache = 0;
+
+/** @internal Bytes of masks held now, and (for tests) a new budget for them. */
+export function maskCacheBytes(newBudget?: number): number {
+  if (newBudget !== undefined) {
+    budget = newBudget;
+    evict();
+  }
+  return held;
+}
+
+function evict(): void {
+  for (const [id, e] of everyMask) {
+    if (held <= budget) break;
+    everyMask.delete(id);
+    e.owner.delete(e.key);
+    held -= e.bytes;
+  }
+}
+
 /**
  * A cache of masks by matcher state for one compiled schema (its JSON `source`, whose states it is given) and
  * its end tokens. `get` answers from the cache; `fetch` computes a missing mask on the worker thread.
@@ -164,6 +189,7 @@ function maskWorker(): Worker | null {
 export class MaskCache {
   readonly #masks = new Map<string, Uint32Array>();
   readonly #pending = new Map<string, Promise<Uint32Array>>();
+  readonly #id = nextCache++;
   constructor(
     readonly source: string,
     readonly endTokens: readonly number[],
@@ -176,8 +202,25 @@ export class MaskCache {
   }
 
   #store(key: string, m: Uint32Array): Uint32Array {
+    const id = `${this.#id}|${key}`;
+    const old = everyMask.get(id);
+    if (old) {
+      everyMask.delete(id);
+      held -= old.bytes;
+    }
     this.#masks.set(key, m);
-    if (this.#masks.size > this.capacity) this.#masks.delete(this.#masks.keys().next().value!);
+    everyMask.set(id, { owner: this.#masks, key, bytes: m.byteLength });
+    held += m.byteLength;
+    if (this.#masks.size > this.capacity) {
+      const first = this.#masks.keys().next().value!;
+      this.#masks.delete(first);
+      const e = everyMask.get(`${this.#id}|${first}`);
+      if (e) {
+        everyMask.delete(`${this.#id}|${first}`);
+        held -= e.bytes;
+      }
+    }
+    evict();
     return m;
   }
 
@@ -186,8 +229,14 @@ export class MaskCache {
     const key = this.#key(state);
     const m = this.#masks.get(key);
     if (m) {
-      this.#masks.delete(key); // most recently used last
+      this.#masks.delete(key); // most recently used last, here and in the list of every cache's masks
       this.#masks.set(key, m);
+      const id = `${this.#id}|${key}`;
+      const e = everyMask.get(id);
+      if (e) {
+        everyMask.delete(id);
+        everyMask.set(id, e);
+      }
     }
     return m;
   }
