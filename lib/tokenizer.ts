@@ -10,8 +10,7 @@
 import { encode as gptEncode } from 'gpt-tokenizer/encoding/o200k_harmony';
 import bpeRanks from 'gpt-tokenizer/bpeRanks/o200k_base';
 import { O200K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants';
-import { existsSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { WorkerClient } from './worker-client.js';
 
 /** Number of token ids of the model's embedding / unembedding (0 .. 201087). */
 export const VOCAB_SIZE = 201088;
@@ -407,34 +406,7 @@ function encode(text: string, options: EncodeOptions = {}): number[] {
 export const INLINE_CHARS = 8192;
 const TINY_TEXT = 32; // role names, channel names: never worth a trip to the worker
 
-let worker: Worker | undefined;
-let nextRequest = 0;
-const waiting = new Map<number, { resolve: (ids: number[]) => void; reject: (e: Error) => void }>();
-
-function tokenizerWorker(): Worker {
-  if (worker) return worker;
-  // dist/tokenizer-worker.js beside this file; from the TypeScript sources (tests), the compiled one
-  const here = new URL('./tokenizer-worker.js', import.meta.url);
-  const file = existsSync(here) ? here : new URL('../dist/tokenizer-worker.js', import.meta.url);
-  const w = new Worker(file);
-  const failAll = (e: Error): void => {
-    if (worker === w) worker = undefined;
-    for (const { reject } of waiting.values()) reject(e);
-    waiting.clear();
-  };
-  w.on('message', (m: { id: number; ids?: Int32Array; error?: string }) => {
-    const request = waiting.get(m.id);
-    if (!request) return;
-    waiting.delete(m.id);
-    if (waiting.size === 0) w.unref();
-    if (m.ids) toNumbers(m.ids).then(request.resolve, request.reject);
-    else request.reject(new Error(`tokenizer.encodeAsync: ${m.error}`));
-  });
-  w.on('error', (e) => failAll(e instanceof Error ? e : new Error(String(e))));
-  w.on('exit', (code) => failAll(new Error(`tokenizer.encodeAsync: the tokenizer worker exited (code ${code})`)));
-  w.unref(); // after the listeners (a 'message' listener refs a worker again): idle, it never holds the process
-  return (worker = w);
-}
+const worker = new WorkerClient<{ id: number; error?: string; ids?: Int32Array }>(import.meta.url, './tokenizer-worker.js', '../dist/tokenizer-worker.js', 'tokenizer.encodeAsync', false);
 
 /** Int32Array -> number[] 65,536 at a time (~1 ms), one event-loop turn apart. */
 async function toNumbers(ids: Int32Array): Promise<number[]> {
@@ -467,13 +439,7 @@ async function encodeAsync(text: string, options: EncodeOptions = {}): Promise<n
 function encodeOnWorker(text: string, options: EncodeOptions = {}): Promise<number[]> {
   const allowSpecial = options.allowSpecial ?? false;
   if (Array.isArray(allowSpecial)) for (const name of allowSpecial) if (lookupSpecial(name) === undefined) throw new Error(`Unknown special token: ${name}`);
-  const w = tokenizerWorker();
-  const id = nextRequest++;
-  return new Promise<number[]>((resolve, reject) => {
-    if (waiting.size === 0) w.ref(); // a pending encode keeps the process alive
-    waiting.set(id, { resolve, reject });
-    w.postMessage({ id, text, allowSpecial });
-  });
+  return worker.request(worker.start()!, { text, allowSpecial }).then((m) => toNumbers(m.ids!));
 }
 
 const preEncoded = new Map<string, number[]>();

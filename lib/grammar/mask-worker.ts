@@ -1,4 +1,4 @@
-// The worker thread behind structured outputs' token masks (token-mask.ts maskOnWorker): a mask walks the
+// The worker thread behind structured outputs' token masks (token-mask.ts MaskCache.fetch): a mask walks the
 // whole vocabulary (14-55 ms on a 2-core machine for a new matcher state, and ~0.4 s for the byte-ordered
 // index the first time), so it is computed here and the event loop only receives it (a transferred bitset).
 // A request names its state by the schema's source (mode and JSON) and the bytes read since the document began, replayed here

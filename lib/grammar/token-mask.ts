@@ -4,8 +4,8 @@
 // skips every token under it. Masks are cached by matcher state (inside a string every state is the same
 // one), a few hundred a schema. A new state's mask is computed on a worker thread (mask-worker.ts): the
 // walk takes 14-55 ms, too long to hold the event loop; a draw that needs it waits (MaskCache.fetch).
-import { existsSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { WorkerClient } from '../worker-client.js';
 import { FIRST_SPECIAL_ID, tokenizer } from '../tokenizer.js';
 import { isComplete, isPlainString, stateKey, step, type MatchState } from './json-schema.js';
 
@@ -59,10 +59,10 @@ export function warmTokenMasks(): void {
  * before it listens, and a generation when its response format is resolved, so that its first mask waits less.
  */
 export function warmMaskWorker(): void {
-  if (worker && warmed === worker) return;
-  const w = maskWorker();
-  w?.postMessage({ id: -1, warm: true });
-  warmed = w ?? undefined;
+  const w = worker.start();
+  if (w === null || warmed === w) return;
+  w.postMessage({ id: -1, warm: true });
+  warmed = w;
 }
 
 const maskWords = (vocab: number): number => Math.ceil(vocab / 32);
@@ -112,50 +112,12 @@ export function allowedTokens(state: MatchState, endTokens: readonly number[], v
 // ---------------------------------------------------------------------------------------------
 // The mask worker: one thread (started on first use, unref'd while idle), one request a new state.
 // ---------------------------------------------------------------------------------------------
-let worker: Worker | undefined;
+// (stayBroken: once it could not start or died, masks are computed inline: slower for the event loop, same masks)
+const worker = new WorkerClient<{ id: number; error?: string; mask?: Uint32Array }>(import.meta.url, './mask-worker.js', '../../dist/grammar/mask-worker.js', 'token mask worker', true);
 let warmed: Worker | undefined;
-/** The worker could not start or died: masks are computed inline from then on (slower for the event loop, same masks). */
-let workerBroken = false;
-let nextRequest = 0;
-const waiting = new Map<number, { resolve: (mask: Uint32Array) => void; reject: (e: Error) => void }>();
 
 /** Where the masks of this process were computed (tests and benchmarks read it). */
 export const maskStats = { onWorker: 0, inline: 0 };
-
-function maskWorker(): Worker | null {
-  if (worker) return worker;
-  if (workerBroken) return null;
-  // dist/grammar/mask-worker.js beside this file; from the TypeScript sources (tests), the compiled one
-  const here = new URL('./mask-worker.js', import.meta.url);
-  const file = existsSync(here) ? here : new URL('../../dist/grammar/mask-worker.js', import.meta.url);
-  let w: Worker;
-  try {
-    w = new Worker(file);
-  } catch {
-    workerBroken = true;
-    return null;
-  }
-  const failAll = (e: Error): void => {
-    if (worker === w) worker = undefined;
-    workerBroken = true;
-    for (const { reject } of waiting.values()) reject(e);
-    waiting.clear();
-  };
-  w.on('message', (m: { id: number; mask?: Uint32Array; error?: string }) => {
-    const request = waiting.get(m.id);
-    if (!request) return;
-    waiting.delete(m.id);
-    if (waiting.size === 0) w.unref();
-    if (m.mask) request.resolve(m.mask);
-    else request.reject(new Error(`token mask worker: ${m.error}`));
-  });
-  w.on('error', (e) => failAll(e instanceof Error ? e : new Error(String(e))));
-  w.on('exit', (code) => failAll(new Error(`token mask worker exited (code ${code})`)));
-  // after the listeners: a 'message' listener added to a worker refs it again, and an idle worker must not keep the
-  // process alive (one only warmed, never asked, would hold it forever)
-  w.unref();
-  return (worker = w);
-}
 
 // Every cache's masks are also in one least-recently-used list with a byte budget, so that many schemas (a server
 // whose clients send many tools) cannot grow the process: a mask over the full vocabulary is 25 KB.
@@ -260,17 +222,12 @@ export class MaskCache {
     if (m) return Promise.resolve(m);
     let p = this.#pending.get(key);
     if (p) return p;
-    const w = maskWorker();
+    const w = worker.start();
     if (!w) return Promise.resolve(this.get(state));
-    const id = nextRequest++;
-    p = new Promise<Uint32Array>((resolve, reject) => {
-      waiting.set(id, { resolve, reject });
-      if (waiting.size === 1) w.ref();
-      w.postMessage({ id, source: this.source, bytes, ends: [...this.endTokens], vocab: this.vocab });
-    }).then(
-      (mask) => {
+    p = worker.request(w, { source: this.source, bytes, ends: [...this.endTokens], vocab: this.vocab }).then(
+      (m) => {
         maskStats.onWorker++;
-        return this.#store(key, mask);
+        return this.#store(key, m.mask!);
       },
       () => this.get(state),
     );
