@@ -100,6 +100,9 @@ export interface ConstraintPlans {
   name?: ConstraintPlan | null;
 }
 
+/** What a function name may hold (the server's schema allows less: [A-Za-z0-9_-]{1,64}). */
+const FUNCTION_NAME = /^[A-Za-z0-9_.-]+$/;
+
 /** A function without parameters (rendered `() => any`) takes the empty object. */
 const NO_ARGUMENTS = { type: 'object', properties: {}, additionalProperties: false };
 
@@ -117,7 +120,7 @@ export function resolveStrictTools(tools: unknown, parse: boolean, vocab: number
   if (!parse) throw new TypeError(`${fn}: options.strictTools needs parse: true (a tool call is a Harmony message)`);
   if (SPECIAL_TOKENS.call >= vocab) throw new TypeError(`${fn}: options.strictTools needs Harmony's <|call|> token, which this model's vocabulary of ${vocab} lacks`);
   for (const [name, schema] of entries) {
-    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new TypeError(`${fn}: options.strictTools: '${name}' is not a function name`);
+    if (!FUNCTION_NAME.test(name)) throw new TypeError(`${fn}: options.strictTools: '${name}' is not a function name`);
     let entry: CompiledSchema;
     try {
       entry = compiledSchema(schema ?? NO_ARGUMENTS, 'tool');
@@ -125,7 +128,7 @@ export function resolveStrictTools(tools: unknown, parse: boolean, vocab: number
       if (e instanceof SchemaError) throw new SchemaError(`${fn}: options.strictTools.${name}: ${e.message}`);
       throw e;
     }
-    out.set(name, { scope: 'call', schema: entry.schema, masks: masksOf(entry, [SPECIAL_TOKENS.call], vocab), start: () => initialState(entry!.schema) });
+    out.set(name, { scope: 'call', schema: entry.schema, masks: masksOf(entry, [SPECIAL_TOKENS.call], vocab), start: () => initialState(entry.schema) });
   }
   return out;
 }
@@ -140,7 +143,7 @@ const namePlans = new Map<string, MaskCache>();
  */
 export function resolveCallNames(names: unknown, parse: boolean, vocab: number, fn: string): ConstraintPlan | null {
   if (names === undefined) return null;
-  if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(n)))
+  if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string' || !FUNCTION_NAME.test(n)))
     throw new TypeError(`${fn}: options.toolChoiceNames must be a non-empty array of function names`);
   if (!parse) throw new TypeError(`${fn}: options.toolChoiceNames needs parse: true (a tool call is a Harmony message)`);
   if (SPECIAL_TOKENS.message >= vocab) throw new TypeError(`${fn}: options.toolChoiceNames needs Harmony's tokens, which this model's vocabulary of ${vocab} lacks`);

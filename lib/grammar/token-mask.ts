@@ -135,12 +135,19 @@ export function maskCacheBytes(newBudget?: number): number {
   return held;
 }
 
+/** Takes a mask out of the list (its owner's map is the caller's). */
+function untrack(id: string): void {
+  const e = everyMask.get(id);
+  if (!e) return;
+  everyMask.delete(id);
+  held -= e.bytes;
+}
+
 function evict(): void {
   for (const [id, e] of everyMask) {
     if (held <= budget) break;
-    everyMask.delete(id);
+    untrack(id);
     e.owner.delete(e.key);
-    held -= e.bytes;
   }
 }
 
@@ -165,22 +172,14 @@ export class MaskCache {
 
   #store(key: string, m: Uint32Array): Uint32Array {
     const id = `${this.#id}|${key}`;
-    const old = everyMask.get(id);
-    if (old) {
-      everyMask.delete(id);
-      held -= old.bytes;
-    }
+    untrack(id);
     this.#masks.set(key, m);
     everyMask.set(id, { owner: this.#masks, key, bytes: m.byteLength });
     held += m.byteLength;
     if (this.#masks.size > this.capacity) {
       const first = this.#masks.keys().next().value!;
       this.#masks.delete(first);
-      const e = everyMask.get(`${this.#id}|${first}`);
-      if (e) {
-        everyMask.delete(`${this.#id}|${first}`);
-        held -= e.bytes;
-      }
+      untrack(`${this.#id}|${first}`);
     }
     evict();
     return m;
