@@ -69,3 +69,22 @@ ab_serve_table() {
   echo "serve-load rc $?"
   grep -vE '^\s|^[{}]' "$dir/serve.log" | tail -12
 }
+
+# ab_round_medians <dir>: the e2e runs in <dir> labelled <variant>-r<round> (bench/e2e.mjs --label), each variant's
+# median decode rate, and against the variant "base" of the same round in percent.
+ab_round_medians() {
+  # shellcheck disable=SC2016 # JavaScript: its $ and backquotes are node's
+  ab_report '
+const by = {};  // variant -> round -> tok/s
+for (const j of runs) {
+  const m = /^(.*)-r([0-9]+)$/.exec(j.label || "");
+  if (m) (by[m[1]] ??= {})[m[2]] = j.decode.tokensPerSecond;
+}
+const base = by.base || {};
+for (const [v, rounds] of Object.entries(by)) {
+  const vs = Object.entries(rounds).filter(([r]) => base[r]).map(([r, t]) => ((100 * (t / base[r] - 1)).toFixed(2) + "%"));
+  console.log(`${v}: median ${med(Object.values(rounds)).toFixed(1)} tok/s over ${Object.keys(rounds).length}` +
+              (v === "base" ? "" : `; against base in the same round: ${vs.join(" ")}`));
+}
+' "$1"
+}

@@ -58,17 +58,5 @@ for r in $(seq 1 "${ROUNDS:-2}"); do
     echo "$v r$r: $(grep -E '^  decode' "$D/e2e-$v-r$r.log" | tr -s ' ')"
   done
 done
-ab_report '
-const by = {};
-for (const j of runs) {
-  const m = /^(.*)-r([0-9]+)$/.exec(j.label || "");
-  if (m) (by[m[1]] ??= {})[m[2]] = j.decode.tokensPerSecond;
-}
-const base = by.base || {};
-for (const [v, rounds] of Object.entries(by)) {
-  const vs = Object.entries(rounds).filter(([r]) => base[r]).map(([r, t]) => ((100 * (t / base[r] - 1)).toFixed(2) + "%"));
-  console.log(`${v}: median ${med(Object.values(rounds)).toFixed(1)} tok/s over ${Object.keys(rounds).length}` +
-              (v === "base" ? "" : `; against base in the same round: ${vs.join(" ")}`));
-}
-' "$D" || true
+ab_round_medians "$D" || true
 echo "gpu-draw-knobs: $(ab_elapsed) s"
