@@ -349,7 +349,7 @@ export interface PreparedGeneration {
   logprobs: number | undefined;
   /** options.logitBias and the penalties (null: none); drawBias(bias, tokens) is a draw's. */
   bias: BiasPlan | null;
-  /** options.responseFormat and options.strictTools (null: neither). */
+  /** options.responseFormat, options.strictTools and options.toolChoiceNames (null: none of them). */
   constraint: ConstraintPlans | null;
 }
 

@@ -6,11 +6,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, generate, ChatSession, createRng, sampleFromLogits, type GptOssModel, type GenerationEvent, type Session } from '../lib/index.js';
-import { renderConversation, renderMessageTokens, type Conversation, type Message } from '../lib/harmony/index.js';
+import { renderConversation, type Conversation } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S } from '../lib/tokenizer.js';
 import { fixtureDir, readJson } from './helpers/fixtures.js';
 import { writeCheckpoint, FULL_VOCAB_TINY } from './helpers/checkpoint.js';
 import { useCpuModel } from './helpers/engine.js';
+import { assistantReply } from './helpers/scripted-backend.js';
 
 const prompt = readJson<number[]>('tiny-a', 'tokens.json');
 const greedy = readJson<number[]>('tiny-a', 'greedy.json');
@@ -279,13 +280,7 @@ function scriptedModel(script: number[]): { model: GptOssModel; sessions: Script
 }
 
 const enc = (s: string): number[] => tokenizer.encode(s);
-// What the model emits after `<|start|>assistant`: a rendered message without that prefix, in the
-// renderer's tokenisation (the one the model was trained on).
-const reply = (m: Message, stop?: number): number[] => {
-  const t = renderMessageTokens(m).slice(1 + enc('assistant').length);
-  if (stop !== undefined) t[t.length - 1] = stop;
-  return t;
-};
+const reply = assistantReply;
 const ANSWER = [
   ...reply({ role: 'assistant', channel: 'analysis', content: 'Think.' }),
   S.start, ...enc('assistant'),

@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyntheticModel, generate, SchemaError, type GptOssModel, type ResponseFormat } from '../lib/index.js';
 import { compileSchema, initialState, isComplete, step, type MatchState } from '../lib/grammar/json-schema.js';
 import { allowedTokens, allows, MaskCache, maskCacheBytes, maskStats } from '../lib/grammar/token-mask.js';
-import { renderConversation, renderMessageTokens, type Message } from '../lib/harmony/index.js';
+import { renderConversation } from '../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S, FIRST_SPECIAL_ID } from '../lib/tokenizer.js';
 import { FULL_VOCAB_TINY } from './helpers/checkpoint.js';
 import type { BatchItem, StepBackend } from '../lib/engine/backend.js';
-import { ScriptedBackend } from './helpers/scripted-backend.js';
+import { assistantReply, ScriptedBackend } from './helpers/scripted-backend.js';
 
 const PERSON = {
   type: 'object',
@@ -489,11 +489,7 @@ describe('generation held to a response format (random full-vocabulary model, CP
       }
     }
     const weather = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
-    const reply = (m: Message, stop: number): number[] => {
-      const t = renderMessageTokens(m).slice(1 + tokenizer.encode('assistant').length);
-      t[t.length - 1] = stop;
-      return t;
-    };
+    const reply = assistantReply;
     const think = reply({ role: 'assistant', channel: 'analysis', content: 'I call the weather tool for Paris.' }, S.end);
     const call = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' }, S.call);
     const script = [...think, S.start, ...tokenizer.encode('assistant'), ...call];

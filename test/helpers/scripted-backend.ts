@@ -4,6 +4,18 @@
 // cannot give it. Block accounting is the real contract's.
 import { blocksFor, type BatchItem, type StepBackend, type StepLogprobs } from '../../lib/engine/backend.js';
 import type { TokenLogprobs } from '../../lib/session.js';
+import { renderMessageTokens, type Message } from '../../lib/harmony/index.js';
+import { tokenizer } from '../../lib/tokenizer.js';
+
+/**
+ * What the model writes after `<|start|>assistant`: a rendered message without that prefix, in the renderer's
+ * tokenisation (the one the model was trained on), its last token replaced by `stop` when given.
+ */
+export function assistantReply(m: Message, stop?: number): number[] {
+  const t = renderMessageTokens(m).slice(1 + tokenizer.encode('assistant').length);
+  if (stop !== undefined) t[t.length - 1] = stop;
+  return t;
+}
 
 export class ScriptedBackend implements StepBackend {
   readonly blockSize = 16;

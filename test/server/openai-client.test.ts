@@ -4,23 +4,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { createSyntheticModel, generate, type GptOssModel } from '../../lib/index.js';
-import { renderConversation, renderMessageTokens, type Message } from '../../lib/harmony/index.js';
+import { renderConversation, renderMessageTokens } from '../../lib/harmony/index.js';
 import { tokenizer, SPECIAL_TOKENS as S } from '../../lib/tokenizer.js';
 import { createServer, type OpenAIServer } from '../../lib/server/app.js';
 import { FULL_VOCAB_TINY } from '../helpers/checkpoint.js';
-import { ScriptedBackend, scriptedLogprobs } from '../helpers/scripted-backend.js';
+import { assistantReply, ScriptedBackend, scriptedLogprobs } from '../helpers/scripted-backend.js';
 
 const WEATHER = {
   type: 'function' as const,
   function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
 };
 
-// What the model writes after `<|start|>assistant`, in the renderer's tokens.
-const reply = (m: Message, stop: number): number[] => {
-  const t = renderMessageTokens(m).slice(1 + tokenizer.encode('assistant').length);
-  t[t.length - 1] = stop;
-  return t;
-};
+const reply = assistantReply;
 const THINK = reply({ role: 'assistant', channel: 'analysis', content: 'The user wants weather.' }, S.end);
 const CALL = reply({ role: 'assistant', channel: 'commentary', recipient: 'functions.get_weather', contentType: '<|constrain|>json', content: '{"city":"Paris"}' }, S.call);
 const ANSWER = reply({ role: 'assistant', channel: 'final', content: 'It is 20 C in Paris.' }, S.return);
